@@ -1,0 +1,128 @@
+// Actor: the thread(s) that execute commands for every JS thread sharing one
+// ring. Two backends share this interface:
+//   - UringActor (uring_actor.cc): one native thread owns one io_uring; it
+//     drains the command queue in batches, submits each batch with one
+//     io_uring_enter and reaps every completion.
+//   - ThreadPoolActor (thread_pool_actor.cc): a few native threads doing
+//     pread/pwrite/fdatasync/fallocate, for kernels or sandboxes that refuse
+//     io_uring (started only with `fallback: 'threads'` or `backend`).
+//
+// Lifetime: actors are shared by RingClients (one per JS thread that started
+// or attached). The last client to detach destroys the actor, which stops
+// and joins its thread(s). A client detaches only when none of its commands
+// is in flight, so an actor is never destroyed with work inside it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "command.h"
+#include "latency_histogram.h"
+
+namespace ringstore {
+
+uint64_t MonotonicNowNs();
+
+// Collects completions on an actor thread and hands them to their clients,
+// one signal per client per flush (not one per completion).
+class CompletionBatch {
+ public:
+  void Add(Command* cmd, int32_t result, Stage stage);
+  void Flush();
+  bool empty() const { return items_.empty(); }
+
+ private:
+  struct Item {
+    RingClient* client;
+    Completion completion;
+  };
+  std::vector<Item> items_;
+};
+
+struct ActorOptions {
+  uint32_t entries = 256;      // SQ entries (io_uring) — also the CQ sizing base
+  uint32_t batch_size = 256;   // commands per io_uring_enter at most
+  uint32_t spin_us = 0;        // busy-poll window before sleeping (io_uring)
+  uint32_t thread_count = 4;   // worker threads (thread pool)
+};
+
+// Bounds for ActorOptions, checked by the addon before an actor is built.
+constexpr uint32_t kRingEntriesMin = 2;
+constexpr uint32_t kRingEntriesMax = 4096;  // CQ of 8192: 128 KiB of ring memory
+constexpr uint32_t kSpinUsMax = 10000;      // a 10 ms spin is already a waste of a core
+constexpr uint32_t kThreadCountMax = 64;
+
+struct ActorStats {
+  uint64_t commands_submitted;  // commands handed to the kernel (or a pool thread)
+  uint64_t commands_completed;
+  uint64_t sqes_submitted;
+  uint64_t batches;  // io_uring_enter calls that submitted at least one SQE
+  uint64_t waits;    // times the actor slept waiting for IO or work
+  uint64_t in_flight;
+  LatencyHistogram::Summary queued;  // enqueue -> first submission
+  LatencyHistogram::Summary kernel;  // first submission -> completion
+};
+
+class Actor {
+ public:
+  virtual ~Actor();
+  Actor(const Actor&) = delete;
+  Actor& operator=(const Actor&) = delete;
+
+  // Starts an io_uring actor. On failure returns nullptr and sets `error_errno`
+  // and, when the kernel lacks a feature, `reason`.
+  static std::shared_ptr<Actor> StartUring(const ActorOptions& options, int* error_errno,
+                                           std::string* reason);
+  static std::shared_ptr<Actor> StartThreadPool(const ActorOptions& options);
+
+  // Finds a live actor by id (for worker threads attaching to a ring).
+  static std::shared_ptr<Actor> Find(uint32_t id);
+
+  // Hands a command to the actor. Any thread; never blocks on IO.
+  void Enqueue(Command* cmd);
+
+  uint32_t id() const { return id_; }
+  virtual const char* backend_name() const = 0;
+  ActorStats Stats() const;
+
+ protected:
+  explicit Actor(const ActorOptions& options);
+  // Gives a started actor its id and makes it findable by Find().
+  static void Publish(const std::shared_ptr<Actor>& actor);
+
+  // Called after a command is enqueued: wake the thread(s) if asleep.
+  virtual void Wake() = 0;
+
+  // Takes up to `count_max` queued commands in FIFO order; returns the head
+  // of a linked list (via Command::next) or nullptr.
+  Command* TakeQueued(uint32_t count_max);
+
+  void RecordSubmitted(Command* cmd, uint64_t now_ns);
+  void RecordCompleted(Command* cmd, uint64_t now_ns);
+
+  const ActorOptions options_;
+  uint32_t id_ = 0;
+
+  std::mutex queue_mu_;
+  Command* queue_head_ = nullptr;  // guarded by queue_mu_
+  Command* queue_tail_ = nullptr;  // guarded by queue_mu_
+  // Commands in the queue. Written under queue_mu_; read without it by the
+  // actor to decide whether to sleep (seq_cst: see UringActor's wake-up
+  // protocol).
+  std::atomic<uint32_t> queue_count_{0};
+
+  std::atomic<uint64_t> commands_enqueued_{0};
+  std::atomic<uint64_t> commands_submitted_{0};
+  std::atomic<uint64_t> commands_completed_{0};
+  std::atomic<uint64_t> sqes_submitted_{0};
+  std::atomic<uint64_t> batches_{0};
+  std::atomic<uint64_t> waits_{0};
+  LatencyHistogram queued_us_;
+  LatencyHistogram kernel_us_;
+};
+
+}  // namespace ringstore

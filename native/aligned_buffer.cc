@@ -1,0 +1,89 @@
+#include "aligned_buffer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "napi_errors.h"
+
+namespace ringstore {
+
+namespace {
+
+bool IsPowerOfTwo(uint32_t value) { return value != 0 && (value & (value - 1)) == 0; }
+
+bool ReadAlignment(const Napi::CallbackInfo& info, size_t index, uint32_t* alignment) {
+  double value = info.Length() > index && info[index].IsNumber()
+                     ? info[index].As<Napi::Number>().DoubleValue()
+                     : -1;
+  if (!(value >= 1 && value <= kAlignmentMax) || std::floor(value) != value ||
+      !IsPowerOfTwo(static_cast<uint32_t>(value))) {
+    ThrowCoded(info.Env(), JsErrorKind::kRangeError, "ERR_INVALID_ARG",
+               "alignment must be a power of two from 1 to 1 MiB");
+    return false;
+  }
+  *alignment = static_cast<uint32_t>(value);
+  return true;
+}
+
+}  // namespace
+
+// allocAligned(sizeBytes, alignment) -> zeroed Buffer whose memory address is
+// a multiple of `alignment`.
+Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double size = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  if (!(size >= 0 && size <= kAlignedBufferSizeMax) || std::floor(size) != size) {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG",
+               "sizeBytes must be an integer from 0 to 1 GiB");
+    return env.Undefined();
+  }
+  uint32_t alignment = 0;
+  if (!ReadAlignment(info, 1, &alignment)) return env.Undefined();
+  size_t size_bytes = static_cast<size_t>(size);
+  // posix_memalign needs a multiple of sizeof(void*); a zero-size request
+  // still gets a real (aligned) allocation so the Buffer owns something.
+  size_t alloc_alignment = alignment < sizeof(void*) ? sizeof(void*) : alignment;
+  void* memory = nullptr;
+  if (posix_memalign(&memory, alloc_alignment, size_bytes == 0 ? alloc_alignment : size_bytes) != 0) {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_OUT_OF_MEMORY", "allocAligned: out of memory");
+    return env.Undefined();
+  }
+  memset(memory, 0, size_bytes);
+  int64_t adjusted = 0;
+  napi_adjust_external_memory(env, static_cast<int64_t>(size_bytes), &adjusted);
+  return Napi::Buffer<uint8_t>::New(
+      env, static_cast<uint8_t*>(memory), size_bytes,
+      [](Napi::Env finalize_env, uint8_t* data, size_t* hint_size) {
+        int64_t unused = 0;
+        napi_adjust_external_memory(finalize_env, -static_cast<int64_t>(*hint_size), &unused);
+        delete hint_size;
+        free(data);
+      },
+      new size_t(size_bytes));
+}
+
+// bufferAddressModulo(view, alignment) -> address of the view's first byte
+// modulo `alignment` (0 when aligned).
+Napi::Value BufferAddressModulo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t alignment = 0;
+  if (info.Length() < 1 || !(info[0].IsTypedArray() || info[0].IsDataView())) {
+    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG", "buffer must be a Buffer, TypedArray or DataView");
+    return env.Undefined();
+  }
+  if (!ReadAlignment(info, 1, &alignment)) return env.Undefined();
+  void* data = nullptr;
+  if (info[0].IsTypedArray()) {
+    data = static_cast<uint8_t*>(info[0].As<Napi::TypedArray>().ArrayBuffer().Data()) +
+           info[0].As<Napi::TypedArray>().ByteOffset();
+  } else {
+    data = static_cast<uint8_t*>(info[0].As<Napi::DataView>().ArrayBuffer().Data()) +
+           info[0].As<Napi::DataView>().ByteOffset();
+  }
+  return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(data) % alignment));
+}
+
+}  // namespace ringstore

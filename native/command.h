@@ -1,0 +1,111 @@
+// Command: one IO operation from JS on its way through an actor, and the
+// limits that bound how many exist.
+//
+// A command lives in a slot of its RingClient's fixed slot table, so
+// submitting allocates nothing. JS picks a free slot, the actor fills SQEs
+// from it, continues short transfers, and posts a Completion naming the slot.
+// Once the completion is posted the actor never touches the command again.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace ringstore {
+
+class RingClient;
+
+// Operation kinds. These numbers are the protocol between the TS wrapper and
+// the addon; they are defined here only and exported to JS as
+// `constants.OP_*` (the TS side reads them from the addon, never copies them).
+enum class OpKind : uint8_t {
+  kRead = 0,          // read into iov[0]
+  kWrite = 1,         // write iov[0]
+  kReadv = 2,         // read into iov[0..n)
+  kWritev = 3,        // write iov[0..n)
+  kFsync = 4,         // fsync(fd)
+  kFdatasync = 5,     // fdatasync(fd)
+  kWriteAndSync = 6,  // writev iov[0..n), linked (IOSQE_IO_LINK) to fdatasync
+  kPunchHole = 7,     // fallocate(PUNCH_HOLE | KEEP_SIZE) on a regular file
+  kDiscard = 8,       // discard a range of a block device
+};
+constexpr uint8_t kOpKindCount = 9;
+
+// Which system call of a command produced its result; only kWriteAndSync has
+// two. Exported as `constants.STAGE_*`.
+enum class Stage : uint8_t {
+  kMain = 0,
+  kSync = 1,
+};
+
+// Slots per RingClient: the most operations one JS thread can have inside the
+// addon at once. Further operations wait in the TS wrapper's FIFO (that is the
+// backpressure). 4096 slots cost ~600 KiB per thread that uses a ring and
+// exceed any queue depth a single device profits from.
+constexpr uint32_t kClientSlotCount = 4096;
+
+// The largest transfer one command may move. Linux caps a single read/write at
+// MAX_RW_COUNT (2 GiB - 4 KiB) and a CQE result is an int32; 1 GiB keeps both
+// comfortably true. Exported as `constants.TRANSFER_SIZE_MAX`.
+constexpr uint64_t kTransferSizeMax = uint64_t{1} << 30;
+static_assert(kTransferSizeMax <= 0x7ffff000, "a transfer must fit one CQE result");
+
+// Buffers in one readv/writev/writeAndSync: Linux's IOV_MAX (UIO_MAXIOV).
+constexpr uint32_t kIovCountMax = 1024;
+
+// A completion as handed to JS: three int32 words per completion in the
+// client's shared Int32Array. Exported as `constants.COMPLETION_WORDS`.
+constexpr uint32_t kCompletionWords = 3;
+
+struct Completion {
+  uint32_t slot;
+  int32_t result;  // bytes transferred (>= 0) or -errno
+  Stage stage;     // which system call the result belongs to
+};
+
+struct Command {
+  RingClient* client = nullptr;
+  uint32_t slot = 0;
+  OpKind kind = OpKind::kRead;
+  bool in_use = false;  // set by JS-thread Submit, cleared by JS-thread delivery
+
+  int fd = -1;
+  // Direct-IO alignment of the file, or 0 for buffered IO. A short direct read
+  // that ends off this alignment is end-of-file, not a transfer to continue.
+  uint32_t direct_alignment = 0;
+
+  uint64_t offset = 0;        // current file offset; advances on short transfers
+  uint64_t range_length = 0;  // bytes to punch or discard (trim kinds only)
+  uint64_t total_bytes = 0;   // bytes the whole transfer moves
+  uint64_t done_bytes = 0;    // bytes moved so far
+
+  // Buffers of the transfer. iov_first indexes the first unfinished one; its
+  // base/len are advanced in place after a short transfer. The vector keeps
+  // its capacity across uses of the slot, so steady state allocates nothing.
+  std::vector<struct iovec> iov;
+  uint32_t iov_first = 0;
+
+  // CQEs still expected for the current submission (2 for write+fdatasync).
+  uint8_t cqes_pending = 0;
+  int32_t write_result = 0;  // kWriteAndSync: the write's CQE result
+  int32_t sync_result = 0;   // kWriteAndSync: the fdatasync's CQE result
+
+  uint64_t enqueued_ns = 0;   // when JS handed it over
+  uint64_t submitted_ns = 0;  // when its first SQE went to the kernel
+
+  Command* next = nullptr;  // intrusive link in the actor's queues
+
+  bool IsTransfer() const {
+    return kind == OpKind::kRead || kind == OpKind::kWrite || kind == OpKind::kReadv ||
+           kind == OpKind::kWritev || kind == OpKind::kWriteAndSync;
+  }
+  bool IsRead() const { return kind == OpKind::kRead || kind == OpKind::kReadv; }
+
+  // Moves the iovec cursor past `bytes` just transferred.
+  void AdvanceIov(uint64_t bytes);
+  uint32_t IovRemaining() const { return static_cast<uint32_t>(iov.size()) - iov_first; }
+  struct iovec* IovCursor() { return iov.data() + iov_first; }
+};
+
+}  // namespace ringstore

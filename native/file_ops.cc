@@ -1,0 +1,301 @@
+// File set-up operations that are not IO: open (with size and exclusivity
+// rules), geometry (statx + block-device ioctls), close, and the BLKDISCARD
+// fallback. They run on libuv's thread pool (Napi::AsyncWorker) so neither
+// the JS thread nor the actor blocks on them.
+#include "file_ops.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/stat.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <string>
+
+#include "io_uring_abi.h"
+#include "napi_errors.h"
+
+namespace ringstore {
+
+namespace {
+
+struct FileGeometry {
+  bool is_block_device = false;
+  uint64_t size_bytes = 0;
+  uint32_t logical_block_size = 0;
+  uint32_t physical_block_size = 0;
+  uint32_t dio_mem_align = 0;
+  uint32_t dio_offset_align = 0;
+};
+
+// Reads size and alignment facts. Returns 0 or an errno, naming the failed
+// system call in `syscall`.
+int ReadGeometry(int fd, FileGeometry* out, const char** syscall_name) {
+  struct statx stx;
+  memset(&stx, 0, sizeof(stx));
+  if (syscall(__NR_statx, fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS | STATX_DIOALIGN, &stx) != 0) {
+    *syscall_name = "statx";
+    return errno;
+  }
+  out->is_block_device = S_ISBLK(stx.stx_mode);
+  if ((stx.stx_mask & STATX_DIOALIGN) != 0) {
+    out->dio_mem_align = stx.stx_dio_mem_align;
+    out->dio_offset_align = stx.stx_dio_offset_align;
+  }
+  if (out->is_block_device) {
+    uint64_t size = 0;
+    int logical = 0;
+    unsigned int physical = 0;
+    if (ioctl(fd, BLKGETSIZE64, &size) != 0) {
+      *syscall_name = "ioctl:BLKGETSIZE64";
+      return errno;
+    }
+    if (ioctl(fd, BLKSSZGET, &logical) != 0) {
+      *syscall_name = "ioctl:BLKSSZGET";
+      return errno;
+    }
+    if (ioctl(fd, BLKPBSZGET, &physical) != 0) {
+      *syscall_name = "ioctl:BLKPBSZGET";
+      return errno;
+    }
+    out->size_bytes = size;
+    out->logical_block_size = static_cast<uint32_t>(logical);
+    out->physical_block_size = physical;
+    // Kernels before 6.1 (no STATX_DIOALIGN for block devices): direct IO on
+    // a block device needs logical-block alignment of memory and offsets.
+    if (out->dio_offset_align == 0) out->dio_offset_align = out->logical_block_size;
+    if (out->dio_mem_align == 0) out->dio_mem_align = out->logical_block_size;
+  } else {
+    out->size_bytes = stx.stx_size;
+    // A regular file's smallest addressable unit is its direct-IO offset
+    // alignment where the file system reports one, else 512 (a sector).
+    out->logical_block_size = out->dio_offset_align != 0 ? out->dio_offset_align : 512;
+    out->physical_block_size = stx.stx_blksize;
+  }
+  return 0;
+}
+
+Napi::Object GeometryToJs(Napi::Env env, const FileGeometry& geometry) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("isBlockDevice", Napi::Boolean::New(env, geometry.is_block_device));
+  out.Set("sizeBytes", Napi::Number::New(env, static_cast<double>(geometry.size_bytes)));
+  out.Set("logicalBlockSize", Napi::Number::New(env, geometry.logical_block_size));
+  out.Set("physicalBlockSize", Napi::Number::New(env, geometry.physical_block_size));
+  out.Set("dioMemAlign", Napi::Number::New(env, geometry.dio_mem_align));
+  out.Set("dioOffsetAlign", Napi::Number::New(env, geometry.dio_offset_align));
+  return out;
+}
+
+// Base for the promise-returning workers: runs Work() on the pool, rejects
+// with a system error on failure.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  explicit PromiseWorker(Napi::Env env)
+      : Napi::AsyncWorker(env, "ringstore:file"), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Fail(int error_errno, const char* syscall_name) {
+    error_errno_ = error_errno;
+    syscall_ = syscall_name;
+    SetError(strerror(error_errno));
+  }
+  void OnError(const Napi::Error&) override {
+    Napi::Env env = Env();
+    deferred_.Reject(
+        MakeSystemError(env, error_errno_, syscall_, std::string(strerror(error_errno_)) + ", " + syscall_)
+            .Value());
+  }
+  Napi::Promise::Deferred deferred_;
+  int error_errno_ = 0;
+  const char* syscall_ = "";
+};
+
+class OpenWorker final : public PromiseWorker {
+ public:
+  OpenWorker(Napi::Env env, std::string path, int flags, uint64_t size_bytes)
+      : PromiseWorker(env), path_(std::move(path)), flags_(flags), size_bytes_(size_bytes) {}
+
+  void Execute() override {
+    int flags = flags_ | O_CLOEXEC;
+    // A block device opened for writing is opened exclusively (O_EXCL without
+    // O_CREAT): the kernel refuses it with EBUSY while the device is mounted
+    // or held by another exclusive opener, so two stores never share a disk.
+    struct stat st;
+    if (stat(path_.c_str(), &st) == 0 && S_ISBLK(st.st_mode) && (flags & O_ACCMODE) != O_RDONLY) {
+      flags = (flags & ~O_CREAT) | O_EXCL;
+    }
+    int fd = open(path_.c_str(), flags, 0644);
+    if (fd < 0) return Fail(errno, "open");
+    const char* syscall_name = "";
+    int rc = ReadGeometry(fd, &geometry_, &syscall_name);
+    if (rc != 0) {
+      close(fd);
+      return Fail(rc, syscall_name);
+    }
+    if (!geometry_.is_block_device && size_bytes_ > geometry_.size_bytes &&
+        (flags & O_ACCMODE) != O_RDONLY) {
+      // Reserve the blocks now: writes into preallocated space do not grow
+      // the file, so an fdatasync after them has no size metadata to journal.
+      if (fallocate(fd, 0, 0, static_cast<off_t>(size_bytes_)) != 0) {
+        if (errno != EOPNOTSUPP) {
+          int saved = errno;
+          close(fd);
+          return Fail(saved, "fallocate");
+        }
+        if (ftruncate(fd, static_cast<off_t>(size_bytes_)) != 0) {
+          int saved = errno;
+          close(fd);
+          return Fail(saved, "ftruncate");
+        }
+      }
+      geometry_.size_bytes = size_bytes_;
+    }
+    fd_ = fd;
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Object out = GeometryToJs(env, geometry_);
+    out.Set("fd", Napi::Number::New(env, fd_));
+    deferred_.Resolve(out);
+  }
+
+ private:
+  std::string path_;
+  int flags_;
+  uint64_t size_bytes_;
+  int fd_ = -1;
+  FileGeometry geometry_;
+};
+
+class StatWorker final : public PromiseWorker {
+ public:
+  StatWorker(Napi::Env env, int fd) : PromiseWorker(env), fd_(fd) {}
+  void Execute() override {
+    const char* syscall_name = "";
+    int rc = ReadGeometry(fd_, &geometry_, &syscall_name);
+    if (rc != 0) Fail(rc, syscall_name);
+  }
+  void OnOK() override { deferred_.Resolve(GeometryToJs(Env(), geometry_)); }
+
+ private:
+  int fd_;
+  FileGeometry geometry_;
+};
+
+class CloseWorker final : public PromiseWorker {
+ public:
+  CloseWorker(Napi::Env env, int fd) : PromiseWorker(env), fd_(fd) {}
+  void Execute() override {
+    // Never retry close(): on Linux the descriptor is released even when
+    // close reports EINTR or EIO, and a retry could close a reused number.
+    if (close(fd_) != 0) Fail(errno, "close");
+  }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+
+ private:
+  int fd_;
+};
+
+class DiscardWorker final : public PromiseWorker {
+ public:
+  DiscardWorker(Napi::Env env, int fd, uint64_t offset, uint64_t length)
+      : PromiseWorker(env), fd_(fd), range_{offset, length} {}
+  void Execute() override {
+    if (ioctl(fd_, BLKDISCARD, &range_) != 0) Fail(errno, "ioctl:BLKDISCARD");
+  }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+
+ private:
+  int fd_;
+  uint64_t range_[2];
+};
+
+bool ArgFd(const Napi::CallbackInfo& info, size_t index, int* fd) {
+  if (info.Length() <= index || !info[index].IsNumber()) {
+    ThrowCoded(info.Env(), JsErrorKind::kTypeError, "ERR_INVALID_ARG", "fd must be a number");
+    return false;
+  }
+  double value = info[index].As<Napi::Number>().DoubleValue();
+  if (!(value >= 0 && value <= 0x7fffffff) || std::floor(value) != value) {
+    ThrowCoded(info.Env(), JsErrorKind::kRangeError, "ERR_INVALID_ARG", "fd out of range");
+    return false;
+  }
+  *fd = static_cast<int>(value);
+  return true;
+}
+
+bool ArgUint53(const Napi::CallbackInfo& info, size_t index, const char* name, uint64_t* out) {
+  double value = info.Length() > index && info[index].IsNumber()
+                     ? info[index].As<Napi::Number>().DoubleValue()
+                     : -1;
+  if (!(value >= 0 && value <= 9007199254740991.0) || std::floor(value) != value) {
+    ThrowCoded(info.Env(), JsErrorKind::kRangeError, "ERR_INVALID_ARG",
+               std::string(name) + " must be an integer from 0 to 2^53-1");
+    return false;
+  }
+  *out = static_cast<uint64_t>(value);
+  return true;
+}
+
+}  // namespace
+
+// openFile(path, flags, sizeBytes) -> Promise<{ fd, ...geometry }>
+Napi::Value OpenFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber()) {
+    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG", "openFile(path, flags, sizeBytes)");
+    return env.Undefined();
+  }
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  if (path.empty() || path.find('\0') != std::string::npos) {
+    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG", "path must be a non-empty string without NUL");
+    return env.Undefined();
+  }
+  uint64_t size_bytes = 0;
+  if (!ArgUint53(info, 2, "sizeBytes", &size_bytes)) return env.Undefined();
+  auto* worker = new OpenWorker(env, path, info[1].As<Napi::Number>().Int32Value(), size_bytes);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value StatFile(const Napi::CallbackInfo& info) {
+  int fd = -1;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  auto* worker = new StatWorker(info.Env(), fd);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value CloseFile(const Napi::CallbackInfo& info) {
+  int fd = -1;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  auto* worker = new CloseWorker(info.Env(), fd);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value BlkDiscard(const Napi::CallbackInfo& info) {
+  int fd = -1;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  if (!ArgFd(info, 0, &fd) || !ArgUint53(info, 1, "offset", &offset) ||
+      !ArgUint53(info, 2, "length", &length)) {
+    return info.Env().Undefined();
+  }
+  auto* worker = new DiscardWorker(info.Env(), fd, offset, length);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+}  // namespace ringstore

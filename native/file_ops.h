@@ -1,0 +1,14 @@
+// File set-up operations exported to JS (see file_ops.cc): each returns a
+// Promise and runs on libuv's thread pool.
+#pragma once
+
+#include <napi.h>
+
+namespace ringstore {
+
+Napi::Value OpenFile(const Napi::CallbackInfo& info);    // (path, flags, sizeBytes)
+Napi::Value StatFile(const Napi::CallbackInfo& info);    // (fd)
+Napi::Value CloseFile(const Napi::CallbackInfo& info);   // (fd)
+Napi::Value BlkDiscard(const Napi::CallbackInfo& info);  // (fd, offset, length)
+
+}  // namespace ringstore

@@ -1,0 +1,456 @@
+#include "ring_client.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <cassert>
+#include <cmath>
+#include <string>
+
+#include "napi_errors.h"
+
+namespace ringstore {
+
+// File offsets must be exact in a JS number (2^53) and valid for the kernel.
+constexpr double kOffsetMax = 9007199254740991.0;  // Number.MAX_SAFE_INTEGER
+
+namespace {
+
+constexpr uint32_t KindBit(OpKind kind) { return uint32_t{1} << static_cast<uint32_t>(kind); }
+
+bool ReadOptionUint(Napi::Env env, Napi::Object options, const char* name, uint32_t min,
+                    uint32_t max, uint32_t* out) {
+  Napi::Value value = options.Get(name);
+  if (value.IsUndefined()) return true;
+  if (!value.IsNumber()) {
+    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG",
+               std::string("option '") + name + "' must be a number");
+    return false;
+  }
+  double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= min && number <= max) || std::floor(number) != number) {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG",
+               std::string("option '") + name + "' must be an integer from " + std::to_string(min) +
+                   " to " + std::to_string(max) + ", got " + std::to_string(number));
+    return false;
+  }
+  *out = static_cast<uint32_t>(number);
+  return true;
+}
+
+// Reads an ArrayBufferView's memory. Returns false (after throwing) if the
+// value is not a view, is detached, or is empty.
+bool ViewMemory(Napi::Env env, Napi::Value value, void** data, size_t* length) {
+  napi_value raw = value;
+  bool is_typed_array = false;
+  bool is_data_view = false;
+  napi_is_typedarray(env, raw, &is_typed_array);
+  if (!is_typed_array) napi_is_dataview(env, raw, &is_data_view);
+  if (is_typed_array) {
+    napi_typedarray_type type;
+    size_t element_count = 0;
+    napi_value array_buffer;
+    size_t byte_offset = 0;
+    napi_get_typedarray_info(env, raw, &type, &element_count, data, &array_buffer, &byte_offset);
+    size_t element_size = 1;
+    switch (type) {
+      case napi_int16_array: case napi_uint16_array: element_size = 2; break;
+      case napi_int32_array: case napi_uint32_array: case napi_float32_array: element_size = 4; break;
+      case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: element_size = 8; break;
+      default: element_size = 1; break;
+    }
+    *length = element_count * element_size;
+  } else if (is_data_view) {
+    napi_value array_buffer;
+    size_t byte_offset = 0;
+    napi_get_dataview_info(env, raw, length, data, &array_buffer, &byte_offset);
+  } else {
+    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG",
+               "buffer must be a Buffer, TypedArray or DataView");
+    return false;
+  }
+  if (*data == nullptr || *length == 0) {
+    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG",
+               "buffer is empty or its ArrayBuffer is detached");
+    return false;
+  }
+  if (*length > kTransferSizeMax) {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG",
+               "buffer is larger than the 1 GiB transfer limit");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Napi::Function RingClient::CreateClass(Napi::Env env) {
+  return Napi::ObjectWrap<RingClient>::DefineClass(env, "NativeRingClient",
+                     {
+                         InstanceMethod<&RingClient::Submit>("submit"),
+                         InstanceMethod<&RingClient::SubmitVector>("submitVector"),
+                         InstanceMethod<&RingClient::SubmitRange>("submitRange"),
+                         InstanceMethod<&RingClient::Stats>("stats"),
+                         InstanceMethod<&RingClient::Close>("close"),
+                         InstanceAccessor<&RingClient::GetActorId>("actorId"),
+                         InstanceAccessor<&RingClient::GetBackend>("backend"),
+                     });
+}
+
+RingClient::RingClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingClient>(info) {
+  Napi::Env env = info.Env();
+  env_ = env;
+  if (info.Length() < 3 || !info[1].IsFunction() || !info[2].IsTypedArray() ||
+      info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG",
+               "NativeRingClient(actorSpec, onCompletions, Int32Array)");
+    return;
+  }
+  Napi::Int32Array view = info[2].As<Napi::Int32Array>();
+  if (view.ElementLength() < size_t{kClientSlotCount} * kCompletionWords) {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "completion view too small");
+    return;
+  }
+
+  if (info[0].IsNumber()) {
+    double id = info[0].As<Napi::Number>().DoubleValue();
+    if (!(id >= 1 && id <= 0xffffffff) || std::floor(id) != id) {
+      ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "ring id must be a positive integer");
+      return;
+    }
+    actor_ = Actor::Find(static_cast<uint32_t>(id));
+    if (!actor_) {
+      ThrowCoded(env, JsErrorKind::kError, "ERR_RING_NOT_FOUND",
+                 "no open ring has id " + std::to_string(static_cast<uint32_t>(id)) +
+                     " in this process (it was closed, or the id is from another process)");
+      return;
+    }
+  } else if (info[0].IsObject()) {
+    Napi::Object spec = info[0].As<Napi::Object>();
+    ActorOptions options;
+    if (!ReadOptionUint(env, spec, "entries", kRingEntriesMin, kRingEntriesMax, &options.entries) ||
+        !ReadOptionUint(env, spec, "batchSize", 1, kRingEntriesMax, &options.batch_size) ||
+        !ReadOptionUint(env, spec, "spinUs", 0, kSpinUsMax, &options.spin_us) ||
+        !ReadOptionUint(env, spec, "threadCount", 1, kThreadCountMax, &options.thread_count)) {
+      return;
+    }
+    std::string backend = spec.Get("backend").IsString()
+                              ? spec.Get("backend").As<Napi::String>().Utf8Value()
+                              : std::string("io_uring");
+    if (backend == "threads") {
+      actor_ = Actor::StartThreadPool(options);
+    } else if (backend == "io_uring") {
+      int error_errno = 0;
+      std::string reason;
+      actor_ = Actor::StartUring(options, &error_errno, &reason);
+      if (!actor_) {
+        Napi::Error error = MakeSystemError(env, error_errno, "io_uring_setup",
+                                            reason.empty() ? strerror(error_errno) : reason);
+        error.Set("code", Napi::String::New(env, "ERR_IO_URING_UNAVAILABLE"));
+        error.Set("reason", Napi::String::New(env, reason.empty() ? strerror(error_errno) : reason));
+        error.ThrowAsJavaScriptException();
+        return;
+      }
+    } else {
+      ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG",
+                 "backend must be 'io_uring' or 'threads'");
+      return;
+    }
+  } else {
+    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG",
+               "actorSpec must be a ring id or an options object");
+    return;
+  }
+
+  completions_ref_ = Napi::Persistent(view);
+  completions_view_ = view.Data();
+  slots_.reset(new Command[kClientSlotCount]);
+  for (uint32_t i = 0; i < kClientSlotCount; i++) {
+    slots_[i].client = this;
+    slots_[i].slot = i;
+  }
+  ready_.reserve(kClientSlotCount);
+  delivering_.reserve(kClientSlotCount);
+
+  tsfn_ = Tsfn::New(env, info[1].As<Napi::Function>(), "ringstore:completions", 0, 1, this);
+  tsfn_live_ = true;
+  // Idle until the first command: an idle ring must not keep the process alive.
+  tsfn_.Unref(env);
+  napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
+  cleanup_hook_added_ = true;
+}
+
+RingClient::~RingClient() {
+  // Normally close() ran first. If not (the env is being torn down), make sure
+  // the actor holds nothing of ours before the slots are freed.
+  DetachBlocking();
+  if (cleanup_hook_added_) {
+    napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+    cleanup_hook_added_ = false;
+  }
+}
+
+void RingClient::OnEnvCleanup(void* arg) {
+  RingClient* client = static_cast<RingClient*>(arg);
+  client->cleanup_hook_added_ = false;
+  client->DetachBlocking();
+}
+
+void RingClient::DetachBlocking() {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    closed_ = true;
+    // Bounded: every in-flight command is a kernel IO or a pool-thread system
+    // call that completes on its own.
+    drained_cv_.wait(lock, [this] { return unposted_ == 0; });
+  }
+  if (tsfn_live_) {
+    tsfn_.Release();
+    tsfn_live_ = false;
+  }
+  // Dropping the last reference joins the actor's thread(s).
+  actor_.reset();
+}
+
+Command* RingClient::BeginCommand(const Napi::CallbackInfo& info, uint32_t allowed_kinds) {
+  Napi::Env env = info.Env();
+  if (closed_ || !actor_) {
+    ThrowCoded(env, JsErrorKind::kError, "ERR_RING_CLOSED", "the ring is closed");
+    return nullptr;
+  }
+  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() ||
+      !info[3].IsNumber()) {
+    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG", "(slot, kind, fd, offset) must be numbers");
+    return nullptr;
+  }
+  uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
+  uint32_t kind = info[1].As<Napi::Number>().Uint32Value();
+  int32_t fd = info[2].As<Napi::Number>().Int32Value();
+  double offset = info[3].As<Napi::Number>().DoubleValue();
+  if (slot >= kClientSlotCount || slots_[slot].in_use) {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "command slot out of range or in use");
+    return nullptr;
+  }
+  if (kind >= kOpKindCount || (allowed_kinds & KindBit(static_cast<OpKind>(kind))) == 0) {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "operation kind does not fit this call");
+    return nullptr;
+  }
+  if (fd < 0) {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "fd must be >= 0");
+    return nullptr;
+  }
+  if (!(offset >= 0 && offset <= kOffsetMax) || std::floor(offset) != offset) {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG",
+               "position must be an integer from 0 to 2^53-1");
+    return nullptr;
+  }
+  Command* cmd = &slots_[slot];
+  assert(cmd->client == this && cmd->slot == slot);
+  cmd->kind = static_cast<OpKind>(kind);
+  cmd->fd = fd;
+  cmd->offset = static_cast<uint64_t>(offset);
+  cmd->direct_alignment = 0;
+  cmd->range_length = 0;
+  cmd->total_bytes = 0;
+  cmd->done_bytes = 0;
+  cmd->iov.clear();
+  cmd->iov_first = 0;
+  cmd->cqes_pending = 0;
+  cmd->write_result = 0;
+  cmd->sync_result = 0;
+  cmd->submitted_ns = 0;
+  cmd->next = nullptr;
+  return cmd;
+}
+
+void RingClient::Enqueue(Napi::Env env, Command* cmd) {
+  cmd->in_use = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    unposted_++;
+  }
+  if (in_flight_js_++ == 0 && !tsfn_refed_) {
+    tsfn_.Ref(env);
+    tsfn_refed_ = true;
+  }
+  cmd->enqueued_ns = MonotonicNowNs();
+  actor_->Enqueue(cmd);
+}
+
+// submit(slot, kind, fd, offset, buffer, directAlignment): kRead / kWrite.
+Napi::Value RingClient::Submit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Command* cmd = BeginCommand(info, KindBit(OpKind::kRead) | KindBit(OpKind::kWrite));
+  if (cmd == nullptr) return env.Undefined();
+  void* data = nullptr;
+  size_t length = 0;
+  if (info.Length() < 6 || !ViewMemory(env, info[4], &data, &length)) return env.Undefined();
+  cmd->direct_alignment = info[5].IsNumber() ? info[5].As<Napi::Number>().Uint32Value() : 0;
+  cmd->iov.push_back({data, length});
+  cmd->total_bytes = length;
+  Enqueue(env, cmd);
+  return env.Undefined();
+}
+
+// submitVector(slot, kind, fd, offset, buffers[], directAlignment):
+// kReadv / kWritev / kWriteAndSync.
+Napi::Value RingClient::SubmitVector(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Command* cmd = BeginCommand(info, KindBit(OpKind::kReadv) | KindBit(OpKind::kWritev) |
+                                         KindBit(OpKind::kWriteAndSync));
+  if (cmd == nullptr) return env.Undefined();
+  if (info.Length() < 6 || !info[4].IsArray()) {
+    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG", "buffers must be an array");
+    return env.Undefined();
+  }
+  Napi::Array buffers = info[4].As<Napi::Array>();
+  uint32_t count = buffers.Length();
+  if (count == 0 || count > kIovCountMax) {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "buffers must hold 1 to 1024 buffers");
+    return env.Undefined();
+  }
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    void* data = nullptr;
+    size_t length = 0;
+    if (!ViewMemory(env, buffers.Get(i), &data, &length)) return env.Undefined();
+    cmd->iov.push_back({data, length});
+    total += length;
+  }
+  if (total > kTransferSizeMax) {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "buffers exceed the 1 GiB transfer limit");
+    return env.Undefined();
+  }
+  cmd->direct_alignment = info[5].IsNumber() ? info[5].As<Napi::Number>().Uint32Value() : 0;
+  cmd->total_bytes = total;
+  Enqueue(env, cmd);
+  return env.Undefined();
+}
+
+// submitRange(slot, kind, fd, offset, length): kFsync / kFdatasync (offset and
+// length 0) and kPunchHole / kDiscard.
+Napi::Value RingClient::SubmitRange(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Command* cmd = BeginCommand(info, KindBit(OpKind::kFsync) | KindBit(OpKind::kFdatasync) |
+                                         KindBit(OpKind::kPunchHole) | KindBit(OpKind::kDiscard));
+  if (cmd == nullptr) return env.Undefined();
+  double length = info.Length() >= 5 && info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : -1;
+  if (!(length >= 0 && length <= kOffsetMax) || std::floor(length) != length) {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "length must be an integer >= 0");
+    return env.Undefined();
+  }
+  cmd->range_length = static_cast<uint64_t>(length);
+  Enqueue(env, cmd);
+  return env.Undefined();
+}
+
+void RingClient::Post(const Completion* completions, size_t count) {
+  bool schedule = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    assert(unposted_ >= count);
+    ready_.insert(ready_.end(), completions, completions + count);
+    unposted_ -= static_cast<uint32_t>(count);
+    if (closed_) {
+      // Teardown is waiting for in-flight commands, and JS will not run again:
+      // drop the results and wake the waiter instead of calling into JS.
+      ready_.clear();
+      if (unposted_ == 0) drained_cv_.notify_all();
+      return;
+    }
+    if (!call_scheduled_) {
+      call_scheduled_ = true;
+      schedule = true;
+    }
+  }
+  // One threadsafe-function call per batch; completions posted while it is
+  // pending ride along with it.
+  if (schedule) tsfn_.NonBlockingCall();
+}
+
+void RingClient::CallJs(Napi::Env env, Napi::Function callback, RingClient* client, void*) {
+  if (env == nullptr || client == nullptr) return;  // the function is being torn down
+  client->Deliver(env, callback);
+}
+
+void RingClient::Deliver(Napi::Env env, Napi::Function callback) {
+  delivering_.clear();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    delivering_.swap(ready_);
+    call_scheduled_ = false;
+  }
+  size_t count = delivering_.size();
+  if (count == 0) return;
+  assert(count <= kClientSlotCount);
+  for (size_t i = 0; i < count; i++) {
+    const Completion& completion = delivering_[i];
+    Command& cmd = slots_[completion.slot];
+    assert(cmd.in_use);
+    cmd.in_use = false;
+    cmd.iov.clear();
+    completions_view_[i * kCompletionWords + 0] = static_cast<int32_t>(completion.slot);
+    completions_view_[i * kCompletionWords + 1] = completion.result;
+    completions_view_[i * kCompletionWords + 2] = static_cast<int32_t>(completion.stage);
+  }
+  assert(in_flight_js_ >= count);
+  in_flight_js_ -= static_cast<uint32_t>(count);
+  if (in_flight_js_ == 0 && tsfn_refed_) {
+    tsfn_.Unref(env);
+    tsfn_refed_ = false;
+  }
+  callback.Call({Napi::Number::New(env, static_cast<double>(count))});
+}
+
+Napi::Value RingClient::Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (in_flight_js_ != 0) {
+    ThrowCoded(env, JsErrorKind::kError, "ERR_RING_BUSY", "close() with operations in flight");
+    return env.Undefined();
+  }
+  DetachBlocking();
+  if (cleanup_hook_added_) {
+    napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+    cleanup_hook_added_ = false;
+  }
+  completions_ref_.Reset();
+  return env.Undefined();
+}
+
+Napi::Value RingClient::GetActorId(const Napi::CallbackInfo& info) {
+  return actor_ ? Napi::Number::New(info.Env(), actor_->id()) : info.Env().Undefined();
+}
+
+Napi::Value RingClient::GetBackend(const Napi::CallbackInfo& info) {
+  return actor_ ? Napi::String::New(info.Env(), actor_->backend_name()) : info.Env().Undefined();
+}
+
+Napi::Value RingClient::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!actor_) {
+    ThrowCoded(env, JsErrorKind::kError, "ERR_RING_CLOSED", "the ring is closed");
+    return env.Undefined();
+  }
+  ActorStats stats = actor_->Stats();
+  auto summary = [&](const LatencyHistogram::Summary& s) {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("count", Napi::Number::New(env, static_cast<double>(s.count)));
+    out.Set("p50", Napi::Number::New(env, s.p50_us));
+    out.Set("p99", Napi::Number::New(env, s.p99_us));
+    out.Set("max", Napi::Number::New(env, s.max_us));
+    out.Set("mean", Napi::Number::New(env, s.mean_us));
+    return out;
+  };
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("submitted", Napi::Number::New(env, static_cast<double>(stats.commands_submitted)));
+  out.Set("completed", Napi::Number::New(env, static_cast<double>(stats.commands_completed)));
+  out.Set("sqesSubmitted", Napi::Number::New(env, static_cast<double>(stats.sqes_submitted)));
+  out.Set("batches", Napi::Number::New(env, static_cast<double>(stats.batches)));
+  out.Set("waits", Napi::Number::New(env, static_cast<double>(stats.waits)));
+  out.Set("inFlight", Napi::Number::New(env, static_cast<double>(stats.in_flight)));
+  out.Set("queuedUs", summary(stats.queued));
+  out.Set("kernelUs", summary(stats.kernel));
+  return out;
+}
+
+}  // namespace ringstore

@@ -1,0 +1,91 @@
+// RingClient: one JS thread's connection to an actor (the JS class
+// `NativeRingClient`, wrapped by native/io_uring_actor.ts).
+//
+// It owns the thread's command slots and its completion channel: the actor
+// posts completions here from its own thread, and one threadsafe-function call
+// per batch delivers all of them to JS, which reads them from a shared
+// Int32Array (kCompletionWords int32 per completion).
+//
+// The JS event loop is kept alive (threadsafe function ref'd) only while
+// commands are in flight, so an idle ring never holds the process open.
+//
+// Teardown: close() from JS (after the TS wrapper drained in-flight work), or
+// the env cleanup hook when a worker or the process exits with the client
+// still open. The hook blocks until in-flight commands complete: the kernel
+// may still be writing into this thread's buffers, and they must not be freed
+// before it is done.
+#pragma once
+
+#include <napi.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "actor.h"
+#include "command.h"
+
+namespace ringstore {
+
+class RingClient : public Napi::ObjectWrap<RingClient> {
+ public:
+  static Napi::Function CreateClass(Napi::Env env);
+
+  // new NativeRingClient(actorSpec, onCompletions, completionsView)
+  //   actorSpec: an actor id (number) to attach to, or
+  //              { backend: 'io_uring' | 'threads', entries, batchSize, spinUs, threadCount }
+  explicit RingClient(const Napi::CallbackInfo& info);
+  ~RingClient() override;
+
+  // Actor thread: hands completions to this client. Thread-safe.
+  void Post(const Completion* completions, size_t count);
+
+ private:
+  static void CallJs(Napi::Env env, Napi::Function callback, RingClient* client, void* data);
+  using Tsfn = Napi::TypedThreadSafeFunction<RingClient, void, CallJs>;
+
+  // JS methods.
+  Napi::Value Submit(const Napi::CallbackInfo& info);       // one buffer
+  Napi::Value SubmitVector(const Napi::CallbackInfo& info); // array of buffers
+  Napi::Value SubmitRange(const Napi::CallbackInfo& info);  // sync / trim
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value GetActorId(const Napi::CallbackInfo& info);
+  Napi::Value GetBackend(const Napi::CallbackInfo& info);
+
+  // Validates the common arguments (slot, kind, fd, offset) and returns the
+  // reserved command, or nullptr after throwing a JS exception.
+  // `allowed_kinds` is a bit set of the OpKinds this entry point accepts.
+  Command* BeginCommand(const Napi::CallbackInfo& info, uint32_t allowed_kinds);
+  void Enqueue(Napi::Env env, Command* cmd);
+
+  void Deliver(Napi::Env env, Napi::Function callback);
+  static void OnEnvCleanup(void* arg);
+  // Waits (blocking) for in-flight commands, then drops the actor.
+  void DetachBlocking();
+
+  std::shared_ptr<Actor> actor_;
+  Tsfn tsfn_;
+  bool tsfn_live_ = false;
+  bool tsfn_refed_ = false;
+  bool cleanup_hook_added_ = false;
+  napi_env env_ = nullptr;
+
+  std::unique_ptr<Command[]> slots_;
+  uint32_t in_flight_js_ = 0;  // JS thread only
+
+  Napi::Reference<Napi::Int32Array> completions_ref_;
+  int32_t* completions_view_ = nullptr;  // kClientSlotCount * kCompletionWords
+
+  std::mutex mu_;
+  std::condition_variable drained_cv_;
+  std::vector<Completion> ready_;       // guarded by mu_
+  bool call_scheduled_ = false;         // guarded by mu_
+  bool closed_ = false;                 // guarded by mu_ (writes); JS-thread reads
+  uint32_t unposted_ = 0;               // commands submitted and not yet posted; mu_
+
+  std::vector<Completion> delivering_;  // JS thread only
+};
+
+}  // namespace ringstore

@@ -1,0 +1,444 @@
+// UringActor: one native thread that owns one io_uring and executes every
+// command queued by the JS threads sharing it.
+//
+// The loop, per iteration:
+//   1. take up to `batch_size` queued commands and prepare their SQEs;
+//   2. one io_uring_enter submits them all — and, when there is nothing to
+//      reap and the spin window is over, waits in the same call for at least
+//      one completion;
+//   3. reap every CQE available, continue short transfers, and post finished
+//      commands to their clients (one threadsafe-function call per client).
+//
+// Sleeping and waking: an eventfd read stays armed in the ring, so a single
+// io_uring_enter waits for IO completions and new work alike. Submitters
+// write the eventfd only when the actor has announced it is going to sleep
+// (see Wake), so a busy actor costs them no system call.
+//
+// Spinning: with spin_us > 0 the actor busy-polls the queue and the CQ for
+// that long after its last activity before it sleeps. This trades CPU while
+// busy for latency: a sleeping thread takes 5-20 µs to wake on these VMs,
+// which is most of a 4 KiB read. An idle actor always sleeps, so idle CPU is 0.
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include <cassert>
+#include <future>
+#include <thread>
+
+#include "actor.h"
+#include "ring.h"
+#include "sqe_builders.h"
+
+namespace ringstore {
+
+namespace {
+
+// user_data of the armed eventfd read. Command pointers are 8-byte aligned
+// and never this value.
+constexpr uint64_t kWakeUserData = 1;
+// The low bits of a command's user_data say which of its SQEs completed.
+constexpr uint64_t kUserDataPartMask = 7;
+constexpr uint64_t kPartWrite = 0;
+constexpr uint64_t kPartSync = 1;
+static_assert(alignof(Command) >= 8, "user_data packs the SQE part into pointer low bits");
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+}  // namespace
+
+class UringActor final : public Actor {
+ public:
+  explicit UringActor(const ActorOptions& options) : Actor(options) {}
+
+  ~UringActor() override {
+    if (thread_.joinable()) {
+      stop_requested_.store(true, std::memory_order_seq_cst);
+      WakeAlways();
+      thread_.join();
+    }
+    if (wake_fd_ >= 0) close(wake_fd_);
+  }
+
+  // Creates the eventfd, starts the thread, and waits for the thread to set up
+  // its ring (it must be created on the thread that submits to it).
+  int Start(std::string* reason) {
+    wake_fd_ = eventfd(0, EFD_CLOEXEC);
+    if (wake_fd_ < 0) return errno;
+    std::promise<int> setup_result;
+    std::future<int> setup_future = setup_result.get_future();
+    thread_ = std::thread([this, &setup_result, reason] {
+      pthread_setname_np(pthread_self(), "ringstore-uring");
+      const char* unavailable = nullptr;
+      int rc = ring_.Setup(options_.entries, &unavailable);
+      if (rc == 0 && !ring_.SupportsOp(IORING_OP_URING_CMD)) discard_supported_ = false;
+      if (unavailable != nullptr) *reason = unavailable;
+      setup_result.set_value(rc);
+      if (rc == 0) Run();
+    });
+    int rc = setup_future.get();
+    if (rc != 0) thread_.join();
+    return rc;
+  }
+
+  const char* backend_name() const override { return "io_uring"; }
+
+ protected:
+  // Any thread. The seq_cst pair (queue_count_ increment in Enqueue, then this
+  // load of sleeping_; the actor's store of sleeping_, then its load of
+  // queue_count_) guarantees that either the actor sees the new command
+  // before it sleeps or we see that it sleeps and write the eventfd.
+  void Wake() override {
+    if (sleeping_.load(std::memory_order_seq_cst) &&
+        sleeping_.exchange(false, std::memory_order_seq_cst)) {
+      WakeAlways();
+    }
+  }
+
+ private:
+  void WakeAlways() {
+    uint64_t one = 1;
+    ssize_t written = write(wake_fd_, &one, sizeof(one));
+    // An eventfd write fails only if the counter would overflow, and then a
+    // wake-up is already pending: nothing is lost.
+    (void)written;
+  }
+
+  void ArmWakeRead() {
+    assert(!wake_armed_);
+    struct io_uring_sqe* sqe = ring_.GetSqe();
+    // Run() keeps one SQ slot for this read (see PreparePending).
+    assert(sqe != nullptr);
+    PrepRead(sqe, wake_fd_, &wake_buffer_, sizeof(wake_buffer_), 0);
+    sqe->user_data = kWakeUserData;
+    wake_armed_ = true;
+  }
+
+  void Run() {
+    ArmWakeRead();
+    const uint64_t spin_ns = uint64_t{options_.spin_us} * 1000;
+    uint64_t last_activity_ns = MonotonicNowNs();
+    for (;;) {
+      TakeIntoPending();
+      unsigned prepared = PreparePending();
+
+      bool cqe_ready = ring_.CqReady();
+      bool may_sleep = !cqe_ready && pending_head_ == nullptr &&
+                       (spin_ns == 0 || MonotonicNowNs() - last_activity_ns >= spin_ns);
+      if (may_sleep) {
+        sleeping_.store(true, std::memory_order_seq_cst);
+        if (queue_count_.load(std::memory_order_seq_cst) > 0 ||
+            stop_requested_.load(std::memory_order_seq_cst)) {
+          sleeping_.store(false, std::memory_order_relaxed);
+          may_sleep = false;
+        }
+      }
+      if (may_sleep && stop_requested_.load(std::memory_order_relaxed)) may_sleep = false;
+
+      if (ring_.UnsubmittedCount() > 0 || may_sleep) {
+        unsigned sqes = ring_.UnsubmittedCount();
+        if (may_sleep) waits_.fetch_add(1, std::memory_order_relaxed);
+        int rc = ring_.Submit(may_sleep ? 1 : 0);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ENOMEM) {
+          // io_uring_enter itself failed with an error that only a bug can
+          // cause (EBADF, EFAULT, EINVAL, EEXIST): IO errors arrive in CQEs,
+          // and the transient ones (EINTR, EAGAIN, EBUSY, ENOMEM) are retried
+          // by looping, SQEs the kernel did not take staying in the SQ.
+          fprintf(stderr, "ringstore: io_uring_enter failed: %s\n", strerror(-rc));
+          abort();
+        }
+        if (sqes > 0) {
+          sqes_submitted_.fetch_add(sqes, std::memory_order_relaxed);
+          batches_.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+      if (may_sleep) sleeping_.store(false, std::memory_order_relaxed);
+
+      unsigned reaped = Reap();
+      if (prepared > 0 || reaped > 0) last_activity_ns = MonotonicNowNs();
+
+      if (stop_requested_.load(std::memory_order_seq_cst) && kernel_in_flight_ == 0 &&
+          pending_head_ == nullptr && queue_count_.load(std::memory_order_seq_cst) == 0) {
+        break;
+      }
+      if (!may_sleep && prepared == 0 && reaped == 0) CpuRelax();
+    }
+  }
+
+  void TakeIntoPending() {
+    if (queue_count_.load(std::memory_order_relaxed) == 0) return;
+    Command* head = TakeQueued(options_.batch_size);
+    if (head == nullptr) return;
+    Command* tail = head;
+    while (tail->next != nullptr) tail = tail->next;
+    AppendPending(head, tail);
+  }
+
+  void AppendPending(Command* head, Command* tail) {
+    if (pending_tail_ == nullptr) {
+      pending_head_ = head;
+    } else {
+      pending_tail_->next = head;
+    }
+    pending_tail_ = tail;
+  }
+
+  // Turns pending commands into SQEs while the SQ has room, at most
+  // batch_size commands, and never more outstanding CQEs than the CQ holds.
+  unsigned PreparePending() {
+    unsigned prepared = 0;
+    uint64_t now_ns = 0;
+    while (pending_head_ != nullptr && prepared < options_.batch_size) {
+      Command* cmd = pending_head_;
+      unsigned sqes_needed = cmd->kind == OpKind::kWriteAndSync ? 2 : 1;
+      // One SQ slot and one CQ slot stay reserved for the eventfd read.
+      if (ring_.SqSpace() < sqes_needed + 1) break;
+      if (kernel_in_flight_ + sqes_needed + 1 > ring_.cq_entries()) break;
+      pending_head_ = cmd->next;
+      if (pending_head_ == nullptr) pending_tail_ = nullptr;
+      cmd->next = nullptr;
+      if (now_ns == 0) now_ns = MonotonicNowNs();
+      PrepareSqes(cmd, now_ns);
+      prepared++;
+    }
+    return prepared;
+  }
+
+  void PrepareSqes(Command* cmd, uint64_t now_ns) {
+    uint64_t user_data = reinterpret_cast<uint64_t>(cmd);
+    struct io_uring_sqe* sqe = ring_.GetSqe();
+    assert(sqe != nullptr);
+    switch (cmd->kind) {
+      case OpKind::kRead:
+      case OpKind::kWrite:
+        assert(cmd->IovRemaining() == 1);
+        if (cmd->kind == OpKind::kRead) {
+          PrepRead(sqe, cmd->fd, cmd->IovCursor()->iov_base,
+                   static_cast<uint32_t>(cmd->IovCursor()->iov_len), cmd->offset);
+        } else {
+          PrepWrite(sqe, cmd->fd, cmd->IovCursor()->iov_base,
+                    static_cast<uint32_t>(cmd->IovCursor()->iov_len), cmd->offset);
+        }
+        break;
+      case OpKind::kReadv:
+        PrepReadv(sqe, cmd->fd, cmd->IovCursor(), cmd->IovRemaining(), cmd->offset);
+        break;
+      case OpKind::kWritev:
+        PrepWritev(sqe, cmd->fd, cmd->IovCursor(), cmd->IovRemaining(), cmd->offset);
+        break;
+      case OpKind::kWriteAndSync: {
+        // write -> fdatasync as one link: the kernel starts the fdatasync only
+        // after the write completed in full. A failed or short write cancels
+        // the fdatasync (-ECANCELED), and HandleWriteAndSync continues it.
+        PrepWritev(sqe, cmd->fd, cmd->IovCursor(), cmd->IovRemaining(), cmd->offset);
+        sqe->flags |= IOSQE_IO_LINK;
+        sqe->user_data = user_data | kPartWrite;
+        struct io_uring_sqe* sync_sqe = ring_.GetSqe();
+        assert(sync_sqe != nullptr);
+        PrepFsync(sync_sqe, cmd->fd, /*datasync=*/true);
+        sync_sqe->user_data = user_data | kPartSync;
+        cmd->cqes_pending = 2;
+        kernel_in_flight_ += 2;
+        RecordSubmitted(cmd, now_ns);
+        return;
+      }
+      case OpKind::kFsync:
+      case OpKind::kFdatasync:
+        PrepFsync(sqe, cmd->fd, cmd->kind == OpKind::kFdatasync);
+        break;
+      case OpKind::kPunchHole:
+        PrepPunchHole(sqe, cmd->fd, cmd->offset, cmd->range_length);
+        break;
+      case OpKind::kDiscard:
+        if (discard_supported_) {
+          PrepBlockDiscard(sqe, cmd->fd, cmd->offset, cmd->range_length);
+        } else {
+          // The kernel has no IORING_OP_URING_CMD: answer as a pre-6.12
+          // kernel would, so the TS layer falls back to BLKDISCARD.
+          sqe->opcode = IORING_OP_NOP;
+        }
+        break;
+    }
+    sqe->user_data = user_data;
+    cmd->cqes_pending = 1;
+    kernel_in_flight_ += 1;
+    RecordSubmitted(cmd, now_ns);
+  }
+
+  unsigned Reap() {
+    unsigned reaped = 0;
+    struct io_uring_cqe* cqe;
+    while ((cqe = ring_.PeekCqe()) != nullptr) {
+      uint64_t user_data = cqe->user_data;
+      int32_t result = cqe->res;
+      ring_.AdvanceCq(1);
+      reaped++;
+      HandleCqe(user_data, result);
+    }
+    if (!finished_.empty()) finished_.Flush();
+    return reaped;
+  }
+
+  void HandleCqe(uint64_t user_data, int32_t result) {
+    if (user_data == kWakeUserData) {
+      wake_armed_ = false;
+      ArmWakeRead();
+      return;
+    }
+    Command* cmd = reinterpret_cast<Command*>(user_data & ~kUserDataPartMask);
+    uint64_t part = user_data & kUserDataPartMask;
+    assert(kernel_in_flight_ > 0);
+    kernel_in_flight_--;
+    assert(cmd->cqes_pending > 0);
+    cmd->cqes_pending--;
+
+    switch (cmd->kind) {
+      case OpKind::kRead:
+      case OpKind::kWrite:
+      case OpKind::kReadv:
+      case OpKind::kWritev:
+        HandleTransfer(cmd, result);
+        return;
+      case OpKind::kWriteAndSync:
+        if (part == kPartWrite) {
+          cmd->write_result = result;
+        } else {
+          cmd->sync_result = result;
+        }
+        if (cmd->cqes_pending == 0) HandleWriteAndSync(cmd);
+        return;
+      case OpKind::kDiscard:
+        if (!discard_supported_) result = -EOPNOTSUPP;
+        Finish(cmd, result, Stage::kMain);
+        return;
+      case OpKind::kFsync:
+      case OpKind::kFdatasync:
+      case OpKind::kPunchHole:
+        Finish(cmd, result, Stage::kMain);
+        return;
+    }
+  }
+
+  void HandleTransfer(Command* cmd, int32_t result) {
+    if (result < 0) {
+      Finish(cmd, result, Stage::kMain);
+      return;
+    }
+    uint64_t moved = static_cast<uint64_t>(result);
+    assert(cmd->done_bytes + moved <= cmd->total_bytes);
+    cmd->done_bytes += moved;
+    if (cmd->done_bytes == cmd->total_bytes) {
+      Finish(cmd, static_cast<int32_t>(cmd->done_bytes), Stage::kMain);
+      return;
+    }
+    if (moved == 0) {
+      // A read of 0 bytes is end-of-file. A write of 0 bytes makes no
+      // progress and would loop forever; the kernel gives no errno for it, so
+      // we report the one a full device would give.
+      Finish(cmd, cmd->IsRead() ? static_cast<int32_t>(cmd->done_bytes) : -ENOSPC, Stage::kMain);
+      return;
+    }
+    if (cmd->IsRead() && cmd->direct_alignment != 0 && moved % cmd->direct_alignment != 0) {
+      // A direct read that stops off the alignment hit end-of-file inside the
+      // last block; a continuation would be an unaligned (EINVAL) read.
+      Finish(cmd, static_cast<int32_t>(cmd->done_bytes), Stage::kMain);
+      return;
+    }
+    // A short transfer (a signal, a file-system boundary, a device end):
+    // continue with the rest, ahead of newer commands.
+    Continue(cmd, moved);
+  }
+
+  void HandleWriteAndSync(Command* cmd) {
+    int32_t write_result = cmd->write_result;
+    int32_t sync_result = cmd->sync_result;
+    if (write_result < 0) {
+      Finish(cmd, write_result, Stage::kMain);
+      return;
+    }
+    uint64_t moved = static_cast<uint64_t>(write_result);
+    cmd->done_bytes += moved;
+    assert(cmd->done_bytes <= cmd->total_bytes);
+    if (cmd->done_bytes < cmd->total_bytes) {
+      // Short write: the kernel cancelled the linked fdatasync. Write the
+      // rest and link a new fdatasync to it.
+      if (moved == 0) {
+        Finish(cmd, -ENOSPC, Stage::kMain);
+        return;
+      }
+      Continue(cmd, moved);
+      return;
+    }
+    if (sync_result < 0) {
+      Finish(cmd, sync_result, Stage::kSync);
+      return;
+    }
+    Finish(cmd, static_cast<int32_t>(cmd->done_bytes), Stage::kMain);
+  }
+
+  void Continue(Command* cmd, uint64_t moved) {
+    cmd->offset += moved;
+    cmd->AdvanceIov(moved);
+    assert(cmd->IovRemaining() > 0);
+    if (cmd->kind == OpKind::kRead || cmd->kind == OpKind::kWrite) {
+      assert(cmd->IovRemaining() == 1);
+    }
+    cmd->next = pending_head_;
+    pending_head_ = cmd;
+    if (pending_tail_ == nullptr) pending_tail_ = cmd;
+  }
+
+  void Finish(Command* cmd, int32_t result, Stage stage) {
+    assert(cmd->cqes_pending == 0);
+    RecordCompleted(cmd, MonotonicNowNs());
+    // After Add the command belongs to its client again (once flushed).
+    finished_.Add(cmd, result, stage);
+  }
+
+  Ring ring_;
+  std::thread thread_;
+  int wake_fd_ = -1;
+  uint64_t wake_buffer_ = 0;
+  bool wake_armed_ = false;
+  bool discard_supported_ = true;
+  std::atomic<bool> sleeping_{false};
+  std::atomic<bool> stop_requested_{false};
+
+  // Actor-thread state.
+  Command* pending_head_ = nullptr;  // taken from the queue, not yet in SQEs
+  Command* pending_tail_ = nullptr;
+  uint32_t kernel_in_flight_ = 0;  // CQEs expected, not counting the wake read
+  CompletionBatch finished_;
+};
+
+std::shared_ptr<Actor> Actor::StartUring(const ActorOptions& options, int* error_errno,
+                                         std::string* reason) {
+  // A test hook standing in for a kernel or sandbox that refuses io_uring
+  // (seccomp's EPERM, io_uring_disabled, ENOSYS): the error path must be
+  // testable on a machine where io_uring works.
+  const char* simulated = getenv("RINGSTORE_SIMULATE_IO_URING_ERRNO");
+  if (simulated != nullptr && simulated[0] != '\0') {
+    *error_errno = atoi(simulated);
+    *reason = "io_uring_setup refused (simulated by RINGSTORE_SIMULATE_IO_URING_ERRNO)";
+    return nullptr;
+  }
+  auto actor = std::make_shared<UringActor>(options);
+  int rc = actor->Start(reason);
+  if (rc != 0) {
+    *error_errno = rc;
+    return nullptr;
+  }
+  Publish(actor);
+  return actor;
+}
+
+}  // namespace ringstore

@@ -1,0 +1,102 @@
+// The only module that loads the native addon. Everything else imports the
+// typed surface below, never the .node file, so the addon's shape is stated
+// (and checked by the compiler) in exactly one place.
+import { createRequire } from 'node:module';
+
+export interface NativeGeometry {
+  isBlockDevice: boolean;
+  sizeBytes: number;
+  logicalBlockSize: number;
+  physicalBlockSize: number;
+  dioMemAlign: number;
+  dioOffsetAlign: number;
+}
+
+export interface NativeOpenResult extends NativeGeometry {
+  fd: number;
+}
+
+export interface NativeHistogram {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+export interface NativeActorStats {
+  submitted: number;
+  completed: number;
+  sqesSubmitted: number;
+  batches: number;
+  waits: number;
+  inFlight: number;
+  queuedUs: NativeHistogram;
+  kernelUs: NativeHistogram;
+}
+
+export interface NativeActorSpec {
+  backend: 'io_uring' | 'threads';
+  entries: number;
+  batchSize: number;
+  spinUs: number;
+  threadCount: number;
+}
+
+export interface NativeRingClient {
+  readonly actorId: number;
+  readonly backend: 'io_uring' | 'threads';
+  submit(slot: number, kind: number, fd: number, offset: number, buffer: ArrayBufferView, directAlignment: number): void;
+  submitVector(slot: number, kind: number, fd: number, offset: number, buffers: ArrayBufferView[], directAlignment: number): void;
+  submitRange(slot: number, kind: number, fd: number, offset: number, length: number): void;
+  stats(): NativeActorStats;
+  close(): void;
+}
+
+export interface NativeConstants {
+  OP_READ: number;
+  OP_WRITE: number;
+  OP_READV: number;
+  OP_WRITEV: number;
+  OP_FSYNC: number;
+  OP_FDATASYNC: number;
+  OP_WRITE_AND_SYNC: number;
+  OP_PUNCH_HOLE: number;
+  OP_DISCARD: number;
+  STAGE_MAIN: number;
+  STAGE_SYNC: number;
+  COMPLETION_WORDS: number;
+  CLIENT_SLOT_COUNT: number;
+  IOV_COUNT_MAX: number;
+  TRANSFER_SIZE_MAX: number;
+  RING_ENTRIES_MIN: number;
+  RING_ENTRIES_MAX: number;
+  SPIN_US_MAX: number;
+  THREAD_COUNT_MAX: number;
+  ALIGNMENT_MAX: number;
+  O_RDONLY: number;
+  O_RDWR: number;
+  O_CREAT: number;
+  O_DIRECT: number;
+  O_DSYNC: number;
+}
+
+export interface NativeAddon {
+  NativeRingClient: new (
+    spec: number | NativeActorSpec,
+    onCompletions: (count: number) => void,
+    completions: Int32Array,
+  ) => NativeRingClient;
+  openFile(path: string, flags: number, sizeBytes: number): Promise<NativeOpenResult>;
+  statFile(fd: number): Promise<NativeGeometry>;
+  closeFile(fd: number): Promise<void>;
+  blkDiscard(fd: number, offset: number, length: number): Promise<void>;
+  allocAligned(sizeBytes: number, alignment: number): Buffer;
+  bufferAddressModulo(view: ArrayBufferView, alignment: number): number;
+  constants: NativeConstants;
+}
+
+const require = createRequire(import.meta.url);
+// dist/native/addon.js -> <package>/build/Release/ringstore.node
+export const addon: NativeAddon = require('../../build/Release/ringstore.node') as NativeAddon;
+export const constants: Readonly<NativeConstants> = Object.freeze({ ...addon.constants });

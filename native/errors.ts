@@ -1,0 +1,79 @@
+// Error types of the IO layer. Native code throws or rejects with plain
+// errors carrying `code` (and `errno`/`syscall` for the kernel's); this module
+// owns the classes callers can test with instanceof and the codes they can
+// switch on.
+import { getSystemErrorName } from 'node:util';
+
+/** Stable codes of ringstore's own IO-layer errors. */
+export type RingErrorCode =
+  | 'ERR_RING_CLOSED'
+  | 'ERR_RING_NOT_FOUND'
+  | 'ERR_RING_OVERLOADED'
+  | 'ERR_FILE_CLOSED'
+  | 'ERR_FILE_READ_ONLY'
+  | 'ERR_IO_URING_UNAVAILABLE'
+  | 'ERR_UNALIGNED_DIRECT_IO'
+  | 'ERR_INVALID_ARG';
+
+/** An operating error of the IO layer with a stable `code`. */
+export class RingError extends Error {
+  readonly code: RingErrorCode;
+  constructor(code: RingErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RingError';
+    this.code = code;
+  }
+}
+
+/**
+ * An error the kernel returned for an operation, shaped like Node's own
+ * system errors: `code` ('EIO', 'ENOSPC', …), negative `errno`, `syscall`
+ * ('io_uring:write', 'pwrite', …) and the `path` of the file.
+ */
+export class RingSystemError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string;
+  readonly path: string | undefined;
+  constructor(errno: number, syscall: string, path?: string) {
+    const negative = errno < 0 ? errno : -errno;
+    let code: string;
+    try {
+      code = getSystemErrorName(negative);
+    } catch {
+      code = `E${-negative}`;
+    }
+    super(`${code}: ${syscall} failed${path === undefined ? '' : ` on '${path}'`} (errno ${-negative})`);
+    this.name = 'RingSystemError';
+    this.code = code;
+    this.errno = negative;
+    this.syscall = syscall;
+    this.path = path;
+  }
+}
+
+/** Argument checks: TypeError/RangeError with code ERR_INVALID_ARG. */
+export function invalidType(message: string): TypeError {
+  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG' as const });
+}
+
+export function invalidRange(message: string): RangeError {
+  return Object.assign(new RangeError(message), { code: 'ERR_INVALID_ARG' as const });
+}
+
+export function unalignedDirectIo(message: string): RangeError {
+  return Object.assign(new RangeError(message), { code: 'ERR_UNALIGNED_DIRECT_IO' as const });
+}
+
+/**
+ * Turns an error thrown or rejected by the addon into this module's types:
+ * system errors get their `code` from errno; coded errors keep their code.
+ */
+export function fromNative(error: unknown, path?: string): Error {
+  if (!(error instanceof Error)) return new Error(String(error));
+  const raw = error as Error & { code?: string; errno?: number; syscall?: string };
+  if (raw.code === undefined && typeof raw.errno === 'number' && typeof raw.syscall === 'string') {
+    return new RingSystemError(raw.errno, raw.syscall, path);
+  }
+  return error;
+}

@@ -1,0 +1,36 @@
+// The one place where every state-changing IO of a ring can be watched: each
+// write, linked write+fdatasync, fsync/fdatasync and trim is announced to the
+// attached observer when it is submitted and again when it completes. The
+// durability lab records its write trace here; with no observer attached the
+// cost is one `undefined` check per operation.
+import type { RingFile } from './ring_file.js';
+
+export type IoMutationKind = 'write' | 'writeAndSync' | 'fsync' | 'fdatasync' | 'trim';
+
+export interface IoMutation {
+  /** Submit order among mutations of this ring handle, from 0. */
+  readonly seq: number;
+  readonly kind: IoMutationKind;
+  readonly file: RingFile;
+  /** Byte offset (writes, trim); 0 for fsync/fdatasync. */
+  readonly position: number;
+  /** Bytes written or trimmed; 0 for fsync/fdatasync. */
+  readonly length: number;
+  /**
+   * The data of a write, exactly as submitted. The buffers are the caller's:
+   * an observer that keeps the bytes must copy them in onSubmit.
+   */
+  readonly buffers: readonly Uint8Array[];
+  /**
+   * True when the write is durable on completion without a separate flush:
+   * the file was opened with `dsync`, or the kind is writeAndSync.
+   */
+  readonly durableOnCompletion: boolean;
+}
+
+export interface IoObserver {
+  /** Called synchronously before the operation is handed to the actor. */
+  onSubmit(mutation: IoMutation): void;
+  /** Called when it completes: bytes moved, or the error it failed with. */
+  onComplete(mutation: IoMutation, outcome: number | Error): void;
+}

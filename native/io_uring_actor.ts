@@ -1,0 +1,405 @@
+// IoUringActor: a JS thread's handle on a native io_uring actor (or on the
+// thread-pool fallback). One actor can be shared by the main thread and any
+// number of worker_threads: `IoUringActor.start()` creates it, `ring.id`
+// names it, and `IoUringActor.attach(id)` in a worker joins it. Operations
+// from every handle are micro-batched into the same ring.
+//
+// Each handle owns CLIENT_SLOT_COUNT native command slots. An operation takes
+// a free slot and goes to the actor at once; while all slots are busy,
+// operations wait in a FIFO here (bounded by PENDING_OPS_MAX) — that is the
+// backpressure. Completions arrive in batches through one native callback and
+// are read from a shared Int32Array.
+import { readFileSync } from 'node:fs';
+
+import { addon, constants, type NativeActorStats, type NativeRingClient } from './addon.js';
+import { fromNative, invalidRange, invalidType, RingError, RingSystemError } from './errors.js';
+import type { IoObserver } from './io_observer.js';
+import { kOpSettled, type OpSink, type PendingOp } from './ring_op.js';
+import { RingFile, type RingFileOptions } from './ring_file.js';
+
+export type RingBackend = 'io_uring' | 'threads';
+
+export interface IoUringActorOptions {
+  /** Submission queue entries (the CQ gets twice as many). Default 256. */
+  entries?: number;
+  /** Most commands submitted by one io_uring_enter. Default: `entries`. */
+  batchSize?: number;
+  /**
+   * Microseconds the actor busy-polls for new work and completions after its
+   * last activity before it sleeps. Spinning saves a thread wake-up (5-20 µs
+   * here) per operation at low queue depth, at the cost of CPU while busy; an
+   * idle actor always sleeps. Default DEFAULT_SPIN_US; 0 disables.
+   */
+  spinUs?: number;
+  /** Force a backend. Default 'io_uring'. */
+  backend?: RingBackend;
+  /**
+   * What to do when the kernel refuses io_uring: 'none' (default) throws
+   * ERR_IO_URING_UNAVAILABLE; 'threads' serves the same API from a small pool
+   * of native threads doing blocking system calls.
+   */
+  fallback?: 'none' | 'threads';
+  /** Threads of the thread-pool backend. Default 4. */
+  threadCount?: number;
+}
+
+export interface LatencySummaryUs {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+export interface RingStats {
+  backend: RingBackend;
+  /** Commands handed to the kernel by the actor (all handles sharing it). */
+  submitted: number;
+  completed: number;
+  /** io_uring_enter calls that submitted work (thread pool: one per command). */
+  batches: number;
+  /** SQEs submitted, including the actor's own eventfd reads. */
+  sqesSubmitted: number;
+  /** Mean commands per batch. */
+  meanBatchSize: number;
+  /** Times the actor went to sleep waiting for IO or work. */
+  waits: number;
+  /** Commands inside the actor (all handles). */
+  inFlight: number;
+  /** Operations of this handle waiting for a free slot. */
+  waitingInJs: number;
+  /** Time a command spent queued before the actor submitted it. */
+  queuedUs: LatencySummaryUs;
+  /** Time from submission to completion (the kernel's part). */
+  kernelUs: LatencySummaryUs;
+}
+
+/** Default busy-poll window; see IoUringActorOptions.spinUs. */
+export const DEFAULT_SPIN_US = 50;
+export const DEFAULT_ENTRIES = 256;
+export const DEFAULT_THREAD_COUNT = 4;
+/**
+ * Operations one handle may hold waiting for a slot. Beyond it, operations
+ * are rejected with ERR_RING_OVERLOADED instead of growing memory without
+ * bound; at ~200 bytes an op this is ~200 MiB of queued work.
+ */
+export const PENDING_OPS_MAX = 1 << 20;
+/** Consumed FIFO entries tolerated before the waiting array is compacted. */
+const WAITING_COMPACT_MIN = 4096;
+
+export class IoUringActor implements OpSink {
+  readonly #native: NativeRingClient;
+  readonly #completions: Int32Array;
+  readonly #slots: (PendingOp | undefined)[];
+  readonly #freeSlots: Int32Array;
+  #freeSlotCount: number;
+  #waiting: PendingOp[] = [];
+  #waitingHead = 0;
+  #inFlight = 0;
+  #closed = false;
+  #closePromise: Promise<void> | undefined;
+  #drained: (() => void) | undefined;
+  #observer: IoObserver | undefined;
+  #mutationSeq = 0;
+  readonly #files = new Set<RingFile>();
+  readonly id: number;
+  readonly backend: RingBackend;
+
+  private constructor(spec: number | Parameters<typeof createSpec>[0]) {
+    const slotCount = constants.CLIENT_SLOT_COUNT;
+    this.#completions = new Int32Array(slotCount * constants.COMPLETION_WORDS);
+    this.#slots = new Array<PendingOp | undefined>(slotCount).fill(undefined);
+    this.#freeSlots = new Int32Array(slotCount);
+    for (let i = 0; i < slotCount; i++) this.#freeSlots[i] = slotCount - 1 - i;
+    this.#freeSlotCount = slotCount;
+    const onCompletions = (count: number): void => this.#onCompletions(count);
+    const nativeSpec = typeof spec === 'number' ? spec : createSpec(spec);
+    try {
+      this.#native = new addon.NativeRingClient(nativeSpec, onCompletions, this.#completions);
+    } catch (error) {
+      throw translateStartError(error);
+    }
+    this.id = this.#native.actorId;
+    this.backend = this.#native.backend;
+  }
+
+  /** Starts a new actor (its native thread and ring) and returns its first handle. */
+  static start(options: IoUringActorOptions = {}): IoUringActor {
+    if (options === null || typeof options !== 'object') throw invalidType('options must be an object');
+    const backend = options.backend ?? 'io_uring';
+    if (backend !== 'io_uring' && backend !== 'threads') {
+      throw invalidRange(`backend must be 'io_uring' or 'threads', got ${String(backend)}`);
+    }
+    const fallback = options.fallback ?? 'none';
+    if (fallback !== 'none' && fallback !== 'threads') {
+      throw invalidRange(`fallback must be 'none' or 'threads', got ${String(fallback)}`);
+    }
+    try {
+      return new IoUringActor({ ...options, backend });
+    } catch (error) {
+      if (
+        backend === 'io_uring' &&
+        fallback === 'threads' &&
+        error instanceof RingError &&
+        error.code === 'ERR_IO_URING_UNAVAILABLE'
+      ) {
+        return new IoUringActor({ ...options, backend: 'threads' });
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Joins an actor started elsewhere in this process (typically: the main
+   * thread passes `ring.id` to a worker through workerData).
+   */
+  static attach(id: number): IoUringActor {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > 0xffffffff) {
+      throw invalidType(`ring id must be a positive integer, got ${String(id)}`);
+    }
+    return new IoUringActor(id);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The observer that sees every write, flush and trim of this handle's files. */
+  get observer(): IoObserver | undefined {
+    return this.#observer;
+  }
+
+  set observer(observer: IoObserver | undefined) {
+    if (
+      observer !== undefined &&
+      (typeof observer !== 'object' || typeof observer.onSubmit !== 'function' || typeof observer.onComplete !== 'function')
+    ) {
+      throw invalidType('observer must have onSubmit and onComplete methods');
+    }
+    this.#observer = observer;
+  }
+
+  /** Opens a file or block device for IO through this ring. */
+  async open(path: string, options: RingFileOptions = {}): Promise<RingFile> {
+    if (this.#closed) throw new RingError('ERR_RING_CLOSED', 'the ring is closed');
+    const file = await RingFile.open(this, path, options);
+    if (this.#closed) {
+      await file.close();
+      throw new RingError('ERR_RING_CLOSED', 'the ring was closed while the file was opening');
+    }
+    this.#files.add(file);
+    return file;
+  }
+
+  stats(): RingStats {
+    if (this.#closed) throw new RingError('ERR_RING_CLOSED', 'the ring is closed');
+    const raw: NativeActorStats = this.#native.stats();
+    const commandCount = raw.submitted;
+    return {
+      backend: this.backend,
+      submitted: raw.submitted,
+      completed: raw.completed,
+      batches: raw.batches,
+      sqesSubmitted: raw.sqesSubmitted,
+      meanBatchSize: raw.batches > 0 ? commandCount / raw.batches : 0,
+      waits: raw.waits,
+      inFlight: raw.inFlight,
+      waitingInJs: this.#waiting.length - this.#waitingHead,
+      queuedUs: raw.queuedUs,
+      kernelUs: raw.kernelUs,
+    };
+  }
+
+  /**
+   * Closes this handle: new operations are rejected with ERR_RING_CLOSED,
+   * operations already submitted finish, files opened through this handle are
+   * closed, and the handle leaves the actor. The actor's thread is joined and
+   * its ring freed when its last handle closes. Closing twice is harmless.
+   */
+  close(): Promise<void> {
+    if (this.#closePromise !== undefined) return this.#closePromise;
+    this.#closed = true;
+    this.#closePromise = (async () => {
+      if (this.#inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          this.#drained = resolve;
+        });
+      }
+      for (const file of [...this.#files]) {
+        try {
+          await file.close();
+        } catch {
+          // A close error (EIO from a final writeback) belongs to the file's
+          // owner, who should have closed it; the ring still shuts down.
+        }
+      }
+      this.#native.close();
+    })();
+    return this.#closePromise;
+  }
+
+  // ---- OpSink: used by RingFile only. ----
+
+  nextMutationSeq(): number {
+    return this.#mutationSeq++;
+  }
+
+  forgetFile(file: object): void {
+    this.#files.delete(file as RingFile);
+  }
+
+  enqueue(op: PendingOp): void {
+    if (this.#waiting.length - this.#waitingHead >= PENDING_OPS_MAX) {
+      this.#settle(op, new RingError('ERR_RING_OVERLOADED', `more than ${PENDING_OPS_MAX} operations are waiting`));
+      return;
+    }
+    this.#inFlight++;
+    if (this.#freeSlotCount > 0 && this.#waitingHead === this.#waiting.length) {
+      this.#dispatch(op, this.#freeSlots[--this.#freeSlotCount]);
+    } else {
+      this.#waiting.push(op);
+    }
+  }
+
+  #dispatch(op: PendingOp, slot: number): void {
+    this.#slots[slot] = op;
+    try {
+      if (op.buffer !== undefined) {
+        this.#native.submit(slot, op.kind, op.fd, op.position, op.buffer, op.directAlignment);
+      } else if (op.buffers !== undefined) {
+        this.#native.submitVector(slot, op.kind, op.fd, op.position, op.buffers, op.directAlignment);
+      } else {
+        this.#native.submitRange(slot, op.kind, op.fd, op.position, op.length);
+      }
+    } catch (error) {
+      // The addon re-validates what RingFile validated (it must never trust
+      // JS); landing here means a buffer was detached between the two checks.
+      this.#slots[slot] = undefined;
+      this.#freeSlots[this.#freeSlotCount++] = slot;
+      this.#inFlight--;
+      this.#settle(op, fromNative(error, op.owner.path));
+      this.#checkDrained();
+    }
+  }
+
+  #onCompletions(count: number): void {
+    const view = this.#completions;
+    const words = constants.COMPLETION_WORDS;
+    for (let i = 0; i < count; i++) {
+      const slot = view[i * words];
+      const result = view[i * words + 1];
+      const stage = view[i * words + 2];
+      const op = this.#slots[slot];
+      // A completion for an empty slot would mean the addon and this handle
+      // disagree about which command is where: a bug, never an IO outcome.
+      if (op === undefined) throw new Error(`ringstore: completion for empty slot ${slot}`);
+      this.#slots[slot] = undefined;
+      this.#freeSlots[this.#freeSlotCount++] = slot;
+      this.#inFlight--;
+      this.#settle(op, result >= 0 ? result : this.#systemError(op, result, stage));
+    }
+    // Refill freed slots from the waiting FIFO, oldest first.
+    while (this.#freeSlotCount > 0 && this.#waitingHead < this.#waiting.length) {
+      const op = this.#waiting[this.#waitingHead];
+      this.#waiting[this.#waitingHead++] = undefined as unknown as PendingOp;
+      this.#dispatch(op, this.#freeSlots[--this.#freeSlotCount]);
+    }
+    if (this.#waitingHead === this.#waiting.length && this.#waitingHead > 0) {
+      this.#waiting = [];
+      this.#waitingHead = 0;
+    } else if (this.#waitingHead >= WAITING_COMPACT_MIN && this.#waitingHead * 2 >= this.#waiting.length) {
+      // Drop the consumed prefix so a FIFO that never empties cannot grow.
+      this.#waiting = this.#waiting.slice(this.#waitingHead);
+      this.#waitingHead = 0;
+    }
+    this.#checkDrained();
+  }
+
+  #checkDrained(): void {
+    if (this.#inFlight === 0 && this.#drained !== undefined) {
+      const drained = this.#drained;
+      this.#drained = undefined;
+      drained();
+    }
+  }
+
+  #settle(op: PendingOp, outcome: number | Error): void {
+    op.owner[kOpSettled]();
+    if (op.observer !== undefined && op.mutation !== undefined) op.observer.onComplete(op.mutation, outcome);
+    if (typeof outcome === 'number') op.resolve(outcome);
+    else op.reject(outcome);
+  }
+
+  #systemError(op: PendingOp, result: number, stage: number): RingSystemError {
+    return new RingSystemError(result, syscallName(this.backend, op.kind, stage), op.owner.path);
+  }
+}
+
+function createSpec(options: IoUringActorOptions & { backend: RingBackend }) {
+  const entries = options.entries ?? DEFAULT_ENTRIES;
+  checkInteger('entries', entries, constants.RING_ENTRIES_MIN, constants.RING_ENTRIES_MAX);
+  const batchSize = options.batchSize ?? entries;
+  checkInteger('batchSize', batchSize, 1, constants.RING_ENTRIES_MAX);
+  const spinUs = options.spinUs ?? DEFAULT_SPIN_US;
+  checkInteger('spinUs', spinUs, 0, constants.SPIN_US_MAX);
+  const threadCount = options.threadCount ?? DEFAULT_THREAD_COUNT;
+  checkInteger('threadCount', threadCount, 1, constants.THREAD_COUNT_MAX);
+  return { backend: options.backend, entries, batchSize, spinUs, threadCount };
+}
+
+function checkInteger(name: string, value: unknown, min: number, max: number): void {
+  if (typeof value !== 'number') throw invalidType(`${name} must be a number, got ${typeof value}`);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw invalidRange(`${name} must be an integer from ${min} to ${max}, got ${value}`);
+  }
+}
+
+const IO_URING_SYSCALLS: Record<number, string> = {};
+const THREAD_SYSCALLS: Record<number, string> = {};
+IO_URING_SYSCALLS[constants.OP_READ] = 'io_uring:read';
+IO_URING_SYSCALLS[constants.OP_WRITE] = 'io_uring:write';
+IO_URING_SYSCALLS[constants.OP_READV] = 'io_uring:readv';
+IO_URING_SYSCALLS[constants.OP_WRITEV] = 'io_uring:writev';
+IO_URING_SYSCALLS[constants.OP_FSYNC] = 'io_uring:fsync';
+IO_URING_SYSCALLS[constants.OP_FDATASYNC] = 'io_uring:fdatasync';
+IO_URING_SYSCALLS[constants.OP_WRITE_AND_SYNC] = 'io_uring:writev';
+IO_URING_SYSCALLS[constants.OP_PUNCH_HOLE] = 'io_uring:fallocate';
+IO_URING_SYSCALLS[constants.OP_DISCARD] = 'io_uring:discard';
+THREAD_SYSCALLS[constants.OP_READ] = 'preadv';
+THREAD_SYSCALLS[constants.OP_WRITE] = 'pwritev';
+THREAD_SYSCALLS[constants.OP_READV] = 'preadv';
+THREAD_SYSCALLS[constants.OP_WRITEV] = 'pwritev';
+THREAD_SYSCALLS[constants.OP_FSYNC] = 'fsync';
+THREAD_SYSCALLS[constants.OP_FDATASYNC] = 'fdatasync';
+THREAD_SYSCALLS[constants.OP_WRITE_AND_SYNC] = 'pwritev';
+THREAD_SYSCALLS[constants.OP_PUNCH_HOLE] = 'fallocate';
+THREAD_SYSCALLS[constants.OP_DISCARD] = 'ioctl:BLKDISCARD';
+
+function syscallName(backend: RingBackend, kind: number, stage: number): string {
+  if (stage === constants.STAGE_SYNC) return backend === 'io_uring' ? 'io_uring:fdatasync' : 'fdatasync';
+  return (backend === 'io_uring' ? IO_URING_SYSCALLS : THREAD_SYSCALLS)[kind] ?? 'unknown';
+}
+
+/** Turns the addon's start failure into ERR_IO_URING_UNAVAILABLE with advice. */
+function translateStartError(error: unknown): Error {
+  const raw = error as { code?: string; errno?: number; reason?: string };
+  if (raw?.code !== 'ERR_IO_URING_UNAVAILABLE') return fromNative(error);
+  const errno = typeof raw.errno === 'number' ? raw.errno : 0;
+  let why = raw.reason ?? 'io_uring_setup failed';
+  let disabledSysctl = '';
+  try {
+    disabledSysctl = readFileSync('/proc/sys/kernel/io_uring_disabled', 'utf8').trim();
+  } catch {
+    // Kernels before 6.6 have no such sysctl.
+  }
+  if (disabledSysctl === '2') why += '; kernel.io_uring_disabled is 2 (io_uring is off for everyone)';
+  else if (disabledSysctl === '1') why += '; kernel.io_uring_disabled is 1 (only root or the io_uring_group may use it)';
+  else if (errno === -1) why += '; EPERM usually means a seccomp filter (a container runtime\'s default profile) blocks io_uring';
+  const advice =
+    'Allow io_uring (a seccomp profile that permits io_uring_setup, io_uring_enter and io_uring_register; ' +
+    'sysctl kernel.io_uring_disabled=0), or start the ring with { fallback: \'threads\' }.';
+  const result = new RingError('ERR_IO_URING_UNAVAILABLE', `io_uring is not available: ${why}. ${advice}`, {
+    cause: error,
+  });
+  return Object.assign(result, { errno, syscall: 'io_uring_setup' });
+}

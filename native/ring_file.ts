@@ -1,0 +1,431 @@
+// RingFile: a file or block device opened for IO through an IoUringActor.
+//
+// Every method validates its arguments before anything reaches the addon —
+// types, ranges, closed handles, and for files opened with `direct: true` the
+// alignment of buffer address, position and length — and reports a bad
+// argument as a rejected promise with a TypeError/RangeError carrying a
+// stable `code`. Transfers are full or fail: the actor continues short reads
+// and writes, and a read stops early only at end-of-file.
+import { addon, constants } from './addon.js';
+import { allocAligned, isPowerOfTwo } from './aligned_buffer.js';
+import { fromNative, invalidRange, invalidType, RingError, unalignedDirectIo } from './errors.js';
+import type { IoMutation, IoMutationKind } from './io_observer.js';
+import { kOpSettled, type OpOwner, type OpSink, type PendingOp } from './ring_op.js';
+
+export interface RingFileOptions {
+  /** O_DIRECT: bypass the page cache. Buffers, positions and lengths must then be aligned. */
+  direct?: boolean;
+  /** O_DSYNC: every write is durable when it completes. */
+  dsync?: boolean;
+  /** Create the file if it does not exist (regular files only). */
+  create?: boolean;
+  readOnly?: boolean;
+  /** Grow (preallocate) a regular file to at least this size. Never shrinks. */
+  sizeBytes?: number;
+  /** Unit of readBlock/writeBlock. Default 4096; a power of two, a multiple of the direct-IO alignment. */
+  blockSize?: number;
+}
+
+export interface FileStat {
+  sizeBytes: number;
+  logicalBlockSize: number;
+  physicalBlockSize: number;
+  /** Memory alignment direct IO needs (0 if the file system reports none). */
+  dioMemAlign: number;
+  /** Offset and length alignment direct IO needs (0 if the file system reports none). */
+  dioOffsetAlign: number;
+  isBlockDevice: boolean;
+}
+
+export const DEFAULT_BLOCK_SIZE = 4096;
+/** Largest blockSize: 1 MiB, the size of one large sequential IO. */
+export const BLOCK_SIZE_MAX = 1 << 20;
+
+const MAX_POSITION = Number.MAX_SAFE_INTEGER;
+
+export class RingFile implements OpOwner {
+  readonly path: string;
+  readonly fd: number;
+  readonly direct: boolean;
+  readonly dsync: boolean;
+  readonly readOnly: boolean;
+  readonly blockSize: number;
+  readonly isBlockDevice: boolean;
+  /** For direct files: the memory alignment every buffer must have. 0 for buffered files. */
+  readonly memoryAlignment: number;
+  /** For direct files: the alignment of every position and length. 0 for buffered files. */
+  readonly offsetAlignment: number;
+  /** For block devices: the logical block size discards must be aligned to. */
+  readonly logicalBlockSize: number;
+  readonly #sink: OpSink;
+  #inFlight = 0;
+  #closed = false;
+  #closePromise: Promise<void> | undefined;
+  #idle: (() => void) | undefined;
+  #uringDiscardUnsupported = false;
+
+  private constructor(sink: OpSink, path: string, fd: number, options: RingFileOptions, stat: FileStat, blockSize: number) {
+    this.#sink = sink;
+    this.path = path;
+    this.fd = fd;
+    this.direct = options.direct === true;
+    this.dsync = options.dsync === true;
+    this.readOnly = options.readOnly === true;
+    this.blockSize = blockSize;
+    this.isBlockDevice = stat.isBlockDevice;
+    this.logicalBlockSize = stat.logicalBlockSize;
+    this.memoryAlignment = this.direct ? stat.dioMemAlign || stat.logicalBlockSize : 0;
+    this.offsetAlignment = this.direct ? stat.dioOffsetAlign || stat.logicalBlockSize : 0;
+  }
+
+  /** Use IoUringActor#open. */
+  static async open(sink: OpSink, path: string, options: RingFileOptions): Promise<RingFile> {
+    if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
+      throw invalidType('path must be a non-empty string without NUL characters');
+    }
+    if (options === null || typeof options !== 'object') throw invalidType('options must be an object');
+    for (const name of ['direct', 'dsync', 'create', 'readOnly'] as const) {
+      if (options[name] !== undefined && typeof options[name] !== 'boolean') {
+        throw invalidType(`option '${name}' must be a boolean`);
+      }
+    }
+    const sizeBytes = options.sizeBytes ?? 0;
+    if (typeof sizeBytes !== 'number' || !Number.isInteger(sizeBytes) || sizeBytes < 0 || sizeBytes > MAX_POSITION) {
+      throw invalidRange(`sizeBytes must be an integer from 0 to 2^53-1, got ${String(sizeBytes)}`);
+    }
+    const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    if (typeof blockSize !== 'number' || !isPowerOfTwo(blockSize) || blockSize < 512 || blockSize > BLOCK_SIZE_MAX) {
+      throw invalidRange(`blockSize must be a power of two from 512 to ${BLOCK_SIZE_MAX}, got ${String(blockSize)}`);
+    }
+    if (options.readOnly === true && (options.create === true || sizeBytes > 0)) {
+      throw invalidRange('a readOnly file cannot be created or sized');
+    }
+    let flags = options.readOnly === true ? constants.O_RDONLY : constants.O_RDWR;
+    if (options.create === true) flags |= constants.O_CREAT;
+    if (options.direct === true) flags |= constants.O_DIRECT;
+    if (options.dsync === true) flags |= constants.O_DSYNC;
+
+    let opened;
+    try {
+      opened = await addon.openFile(path, flags, sizeBytes);
+    } catch (error) {
+      throw fromNative(error, path);
+    }
+    const file = new RingFile(sink, path, opened.fd, options, opened, blockSize);
+    if (file.direct && blockSize % file.offsetAlignment !== 0) {
+      await addon.closeFile(opened.fd);
+      throw unalignedDirectIo(
+        `blockSize ${blockSize} is not a multiple of the direct-IO alignment ${file.offsetAlignment} of '${path}'`,
+      );
+    }
+    return file;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Reads into `buffer` from `position`; resolves with bytes read (less only at end-of-file). */
+  read(buffer: ArrayBufferView, position: number): Promise<number> {
+    const error = this.#checkUsable(false) ?? this.#checkBuffer(buffer, 'buffer') ?? this.#checkPosition(position, buffer.byteLength);
+    if (error !== undefined) return Promise.reject(error);
+    if (buffer.byteLength === 0) return Promise.resolve(0);
+    return this.#submit(constants.OP_READ, position, buffer, undefined, 0, undefined);
+  }
+
+  /** Writes all of `buffer` at `position`; resolves with its length, or rejects. */
+  write(buffer: ArrayBufferView, position: number): Promise<number> {
+    const error = this.#checkUsable(true) ?? this.#checkBuffer(buffer, 'buffer') ?? this.#checkPosition(position, buffer.byteLength);
+    if (error !== undefined) return Promise.reject(error);
+    if (buffer.byteLength === 0) return Promise.resolve(0);
+    return this.#submit(constants.OP_WRITE, position, buffer, undefined, 0, 'write');
+  }
+
+  /** Reads into `buffers` in order, from `position`. */
+  readv(buffers: readonly ArrayBufferView[], position: number): Promise<number> {
+    const checked = this.#checkBuffers(buffers);
+    const error = this.#checkUsable(false) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked));
+    if (error !== undefined) return Promise.reject(error);
+    if (checked === 0) return Promise.resolve(0);
+    return this.#submit(constants.OP_READV, position, undefined, [...buffers], 0, undefined);
+  }
+
+  /** Writes `buffers` in order, from `position`, in full. */
+  writev(buffers: readonly ArrayBufferView[], position: number): Promise<number> {
+    const checked = this.#checkBuffers(buffers);
+    const error = this.#checkUsable(true) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked));
+    if (error !== undefined) return Promise.reject(error);
+    if (checked === 0) return Promise.resolve(0);
+    return this.#submit(constants.OP_WRITEV, position, undefined, [...buffers], 0, 'write');
+  }
+
+  /**
+   * Writes `buffers` at `position` and fdatasyncs the file, as one linked
+   * submission (IOSQE_IO_LINK): resolves only when the data is durable.
+   */
+  writeAndSync(buffers: ArrayBufferView | readonly ArrayBufferView[], position: number): Promise<number> {
+    const list = ArrayBuffer.isView(buffers) ? [buffers] : buffers;
+    const checked = this.#checkBuffers(list);
+    const error = this.#checkUsable(true) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked));
+    if (error !== undefined) return Promise.reject(error);
+    if (checked === 0) return this.datasync().then(() => 0);
+    return this.#submit(constants.OP_WRITE_AND_SYNC, position, undefined, [...list], 0, 'writeAndSync');
+  }
+
+  /** fsync(2): data and all metadata durable. */
+  sync(): Promise<void> {
+    const error = this.#checkUsable(false);
+    if (error !== undefined) return Promise.reject(error);
+    return this.#submit(constants.OP_FSYNC, 0, undefined, undefined, 0, 'fsync').then(discard);
+  }
+
+  /** fdatasync(2): data and the metadata needed to read it back durable. */
+  datasync(): Promise<void> {
+    const error = this.#checkUsable(false);
+    if (error !== undefined) return Promise.reject(error);
+    return this.#submit(constants.OP_FDATASYNC, 0, undefined, undefined, 0, 'fdatasync').then(discard);
+  }
+
+  /**
+   * Releases a range: on a regular file a hole is punched (the range reads
+   * back as zeros, the size is kept); on a block device the range is
+   * discarded (io_uring discard on Linux 6.12+, else BLKDISCARD), and must be
+   * aligned to the device's logical block size.
+   */
+  trim(position: number, length: number): Promise<void> {
+    let error = this.#checkUsable(true) ?? this.#checkLength(length) ?? this.#checkPosition(position, length);
+    if (error === undefined && this.isBlockDevice && (position % this.logicalBlockSize !== 0 || length % this.logicalBlockSize !== 0)) {
+      error = invalidRange(
+        `trim of a block device needs position and length in multiples of ${this.logicalBlockSize}, got ${position}+${length}`,
+      );
+    }
+    if (error !== undefined) return Promise.reject(error);
+    if (length === 0) return Promise.resolve();
+    if (!this.isBlockDevice) {
+      return this.#submit(constants.OP_PUNCH_HOLE, position, undefined, undefined, length, 'trim').then(discard);
+    }
+    if (this.#uringDiscardUnsupported || this.#sink.backend !== 'io_uring') {
+      return this.#submit(constants.OP_DISCARD, position, undefined, undefined, length, 'trim').then(discard);
+    }
+    return this.#submit(constants.OP_DISCARD, position, undefined, undefined, length, 'trim').then(discard, (error: unknown) => {
+      if ((error as { code?: string }).code !== 'EOPNOTSUPP') throw error;
+      // Before Linux 6.12 the block layer has no io_uring discard: use the
+      // BLKDISCARD ioctl on libuv's thread pool from now on.
+      this.#uringDiscardUnsupported = true;
+      return this.#discardByIoctl(position, length);
+    });
+  }
+
+  /** Size and alignment facts of the file or device, read now. */
+  async stat(): Promise<FileStat> {
+    const error = this.#checkUsable(false);
+    if (error !== undefined) throw error;
+    try {
+      return await addon.statFile(this.fd);
+    } catch (cause) {
+      throw fromNative(cause, this.path);
+    }
+  }
+
+  /**
+   * Reads block `index` (of `blockSize` bytes) into `buffer`, or into a new
+   * aligned buffer. Bytes past end-of-file read as zeros.
+   */
+  async readBlock<T extends ArrayBufferView = Buffer>(index: number, buffer?: T): Promise<T> {
+    const position = this.#blockPosition(index);
+    const target = (buffer ?? allocAligned(this.blockSize, Math.max(this.memoryAlignment, 4096))) as T;
+    if (!ArrayBuffer.isView(target) || target.byteLength !== this.blockSize) {
+      throw invalidRange(`readBlock needs a buffer of exactly blockSize (${this.blockSize}) bytes`);
+    }
+    const bytesRead = await this.read(target, position);
+    if (bytesRead < this.blockSize) {
+      new Uint8Array(target.buffer, target.byteOffset + bytesRead, this.blockSize - bytesRead).fill(0);
+    }
+    return target;
+  }
+
+  /** Writes block `index`; `buffer` must be exactly `blockSize` bytes. */
+  async writeBlock(index: number, buffer: ArrayBufferView): Promise<void> {
+    const position = this.#blockPosition(index);
+    if (!ArrayBuffer.isView(buffer) || buffer.byteLength !== this.blockSize) {
+      throw invalidRange(`writeBlock needs a buffer of exactly blockSize (${this.blockSize}) bytes`);
+    }
+    await this.write(buffer, position);
+  }
+
+  /**
+   * Closes the file after its in-flight operations finish. Later calls on
+   * the file are rejected with ERR_FILE_CLOSED; closing twice is harmless.
+   */
+  close(): Promise<void> {
+    if (this.#closePromise !== undefined) return this.#closePromise;
+    this.#closed = true;
+    this.#closePromise = (async () => {
+      if (this.#inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          this.#idle = resolve;
+        });
+      }
+      this.#sink.forgetFile(this);
+      try {
+        await addon.closeFile(this.fd);
+      } catch (error) {
+        throw fromNative(error, this.path);
+      }
+    })();
+    return this.#closePromise;
+  }
+
+  [kOpSettled](): void {
+    this.#inFlight--;
+    if (this.#inFlight === 0 && this.#idle !== undefined) {
+      const idle = this.#idle;
+      this.#idle = undefined;
+      idle();
+    }
+  }
+
+  #submit(
+    kind: number,
+    position: number,
+    buffer: ArrayBufferView | undefined,
+    buffers: ArrayBufferView[] | undefined,
+    length: number,
+    mutationKind: IoMutationKind | undefined,
+  ): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      const observer = mutationKind === undefined ? undefined : this.#sink.observer;
+      let mutation: IoMutation | undefined;
+      if (observer !== undefined) {
+        const views = buffer !== undefined ? [buffer] : buffers ?? [];
+        mutation = {
+          seq: this.#sink.nextMutationSeq(),
+          kind: mutationKind!,
+          file: this,
+          position,
+          length: buffer !== undefined || buffers !== undefined ? views.reduce((sum, view) => sum + view.byteLength, 0) : length,
+          buffers: views.map(toBytes),
+          durableOnCompletion: mutationKind === 'writeAndSync' || (this.dsync && mutationKind === 'write'),
+        };
+        observer.onSubmit(mutation);
+      }
+      const op: PendingOp = {
+        kind,
+        fd: this.fd,
+        position,
+        buffer,
+        buffers,
+        length,
+        directAlignment: this.offsetAlignment,
+        owner: this,
+        mutation,
+        observer,
+        resolve,
+        reject,
+      };
+      this.#inFlight++;
+      this.#sink.enqueue(op);
+    });
+  }
+
+  async #discardByIoctl(position: number, length: number): Promise<void> {
+    this.#inFlight++;
+    try {
+      await addon.blkDiscard(this.fd, position, length);
+    } catch (error) {
+      throw fromNative(error, this.path);
+    } finally {
+      this[kOpSettled]();
+    }
+  }
+
+  // ---- Argument checks. Each returns the error to reject with, or undefined. ----
+
+  #checkUsable(mutates: boolean): Error | undefined {
+    if (this.#closed) return new RingError('ERR_FILE_CLOSED', `'${this.path}' is closed`);
+    if (this.#sink.closed) return new RingError('ERR_RING_CLOSED', 'the ring is closed');
+    if (mutates && this.readOnly) return new RingError('ERR_FILE_READ_ONLY', `'${this.path}' was opened readOnly`);
+    return undefined;
+  }
+
+  #checkBuffer(buffer: unknown, name: string): Error | undefined {
+    if (!ArrayBuffer.isView(buffer)) return invalidType(`${name} must be a Buffer, TypedArray or DataView`);
+    if (buffer.byteLength > constants.TRANSFER_SIZE_MAX) {
+      return invalidRange(`${name} is ${buffer.byteLength} bytes; one operation moves at most ${constants.TRANSFER_SIZE_MAX}`);
+    }
+    if (buffer.byteLength === 0 && isDetached(buffer)) return invalidType(`${name}'s ArrayBuffer is detached`);
+    if (this.memoryAlignment !== 0 && buffer.byteLength > 0) {
+      const offBy = addon.bufferAddressModulo(buffer, this.memoryAlignment);
+      if (offBy !== 0) {
+        return unalignedDirectIo(
+          `${name} address is ${offBy} bytes past a multiple of ${this.memoryAlignment}, which direct IO on '${this.path}' requires (use allocAligned)`,
+        );
+      }
+      if (buffer.byteLength % this.offsetAlignment !== 0) {
+        return unalignedDirectIo(
+          `${name} length ${buffer.byteLength} is not a multiple of ${this.offsetAlignment}, which direct IO on '${this.path}' requires`,
+        );
+      }
+    }
+    return undefined;
+  }
+
+  /** Returns the total length, or the error. */
+  #checkBuffers(buffers: unknown): number | Error {
+    if (!Array.isArray(buffers)) return invalidType('buffers must be an array of Buffers, TypedArrays or DataViews');
+    if (buffers.length > constants.IOV_COUNT_MAX) {
+      return invalidRange(`at most ${constants.IOV_COUNT_MAX} buffers per operation, got ${buffers.length}`);
+    }
+    let total = 0;
+    for (let i = 0; i < buffers.length; i++) {
+      const error = this.#checkBuffer(buffers[i], `buffers[${i}]`);
+      if (error !== undefined) return error;
+      if ((buffers[i] as ArrayBufferView).byteLength === 0) return invalidRange(`buffers[${i}] is empty`);
+      total += (buffers[i] as ArrayBufferView).byteLength;
+    }
+    if (total > constants.TRANSFER_SIZE_MAX) {
+      return invalidRange(`buffers total ${total} bytes; one operation moves at most ${constants.TRANSFER_SIZE_MAX}`);
+    }
+    return total;
+  }
+
+  #checkPosition(position: unknown, length: number): Error | undefined {
+    if (typeof position !== 'number') return invalidType(`position must be a number, got ${typeof position}`);
+    if (!Number.isInteger(position) || position < 0 || position + length > MAX_POSITION) {
+      return invalidRange(`position must be an integer from 0 to 2^53-1 (with its length), got ${position}`);
+    }
+    if (this.offsetAlignment !== 0 && position % this.offsetAlignment !== 0) {
+      return unalignedDirectIo(
+        `position ${position} is not a multiple of ${this.offsetAlignment}, which direct IO on '${this.path}' requires`,
+      );
+    }
+    return undefined;
+  }
+
+  #checkLength(length: unknown): Error | undefined {
+    if (typeof length !== 'number') return invalidType(`length must be a number, got ${typeof length}`);
+    if (!Number.isInteger(length) || length < 0 || length > MAX_POSITION) {
+      return invalidRange(`length must be an integer from 0 to 2^53-1, got ${length}`);
+    }
+    return undefined;
+  }
+
+  #blockPosition(index: unknown): number {
+    if (typeof index !== 'number') throw invalidType(`block index must be a number, got ${typeof index}`);
+    if (!Number.isInteger(index) || index < 0 || index * this.blockSize > MAX_POSITION - this.blockSize) {
+      throw invalidRange(`block index must be a non-negative integer within 2^53 bytes, got ${index}`);
+    }
+    return index * this.blockSize;
+  }
+}
+
+function discard(): void {}
+
+function toBytes(view: ArrayBufferView): Uint8Array {
+  return view instanceof Uint8Array ? view : new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+}
+
+function isDetached(view: ArrayBufferView): boolean {
+  // A detached ArrayBuffer reports byteLength 0 on itself and on every view.
+  return view.buffer.byteLength === 0 && (view.buffer as ArrayBuffer & { detached?: boolean }).detached !== false;
+}

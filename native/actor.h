@@ -27,6 +27,16 @@ namespace ringstore {
 
 uint64_t MonotonicNowNs();
 
+// A hint to the CPU inside a busy-wait loop (lets the sibling hyperthread run,
+// saves power).
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
 // Collects completions on an actor thread and hands them to their clients,
 // one signal per client per flush (not one per completion).
 class CompletionBatch {

@@ -86,6 +86,7 @@ export interface NativeAddon {
     spec: number | NativeActorSpec,
     onCompletions: (count: number) => void,
     completions: Int32Array,
+    clientOptions: { completionSpinUs: number },
   ) => NativeRingClient;
   openFile(path: string, flags: number, sizeBytes: number): Promise<NativeOpenResult>;
   statFile(fd: number): Promise<NativeGeometry>;

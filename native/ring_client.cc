@@ -162,6 +162,14 @@ RingClient::RingClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingCl
     return;
   }
 
+  if (info.Length() >= 4 && info[3].IsObject()) {
+    if (!ReadOptionUint(env, info[3].As<Napi::Object>(), "completionSpinUs", 0, kSpinUsMax,
+                        &completion_spin_us_)) {
+      actor_.reset();
+      return;
+    }
+  }
+
   completions_ref_ = Napi::Persistent(view);
   completions_view_ = view.Data();
   slots_.reset(new Command[kClientSlotCount]);
@@ -171,6 +179,23 @@ RingClient::RingClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingCl
   }
   ready_.reserve(kClientSlotCount);
   delivering_.reserve(kClientSlotCount);
+
+  on_completions_ = Napi::Persistent(info[1].As<Napi::Function>());
+  napi_async_init(env, Napi::Object::New(env), Napi::String::New(env, "ringstore:completions"),
+                  &async_context_);
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  prepare_ = new uv_prepare_t;
+  uv_prepare_init(loop, prepare_);
+  prepare_->data = this;
+  uv_prepare_start(prepare_, OnPrepare);
+  idle_ = new uv_idle_t;
+  uv_idle_init(loop, idle_);
+  idle_->data = this;
+  // Neither handle may keep the loop alive: the threadsafe function's ref
+  // does that while commands are in flight.
+  uv_unref(reinterpret_cast<uv_handle_t*>(prepare_));
+  uv_unref(reinterpret_cast<uv_handle_t*>(idle_));
 
   tsfn_ = Tsfn::New(env, info[1].As<Napi::Function>(), "ringstore:completions", 0, 1, this);
   tsfn_live_ = true;
@@ -208,6 +233,24 @@ void RingClient::DetachBlocking() {
     tsfn_.Release();
     tsfn_live_ = false;
   }
+  if (prepare_ != nullptr) {
+    uv_prepare_stop(prepare_);
+    uv_close(reinterpret_cast<uv_handle_t*>(prepare_),
+             [](uv_handle_t* handle) { delete reinterpret_cast<uv_prepare_t*>(handle); });
+    prepare_ = nullptr;
+  }
+  if (idle_ != nullptr) {
+    uv_idle_stop(idle_);
+    idle_active_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(idle_),
+             [](uv_handle_t* handle) { delete reinterpret_cast<uv_idle_t*>(handle); });
+    idle_ = nullptr;
+  }
+  if (async_context_ != nullptr) {
+    napi_async_destroy(env_, async_context_);
+    async_context_ = nullptr;
+  }
+  on_completions_.Reset();
   // Dropping the last reference joins the actor's thread(s).
   actor_.reset();
 }
@@ -275,6 +318,7 @@ void RingClient::Enqueue(Napi::Env env, Command* cmd) {
   }
   cmd->enqueued_ns = MonotonicNowNs();
   actor_->Enqueue(cmd);
+  StartSpinWindow();
 }
 
 // submit(slot, kind, fd, offset, buffer, directAlignment): kRead / kWrite.
@@ -350,15 +394,19 @@ void RingClient::Post(const Completion* completions, size_t count) {
     std::lock_guard<std::mutex> lock(mu_);
     assert(unposted_ >= count);
     ready_.insert(ready_.end(), completions, completions + count);
+    ready_count_.store(static_cast<uint32_t>(ready_.size()), std::memory_order_release);
     unposted_ -= static_cast<uint32_t>(count);
     if (closed_) {
       // Teardown is waiting for in-flight commands, and JS will not run again:
       // drop the results and wake the waiter instead of calling into JS.
       ready_.clear();
+      ready_count_.store(0, std::memory_order_relaxed);
       if (unposted_ == 0) drained_cv_.notify_all();
       return;
     }
-    if (!call_scheduled_) {
+    // While JS spins in PollBeforeSleep it takes the completions itself; the
+    // wake-up would only cost an eventfd write here and an epoll return there.
+    if (!call_scheduled_ && !js_polling_) {
       call_scheduled_ = true;
       schedule = true;
     }
@@ -370,18 +418,23 @@ void RingClient::Post(const Completion* completions, size_t count) {
 
 void RingClient::CallJs(Napi::Env env, Napi::Function callback, RingClient* client, void*) {
   if (env == nullptr || client == nullptr) return;  // the function is being torn down
-  client->Deliver(env, callback);
+  {
+    std::lock_guard<std::mutex> lock(client->mu_);
+    client->call_scheduled_ = false;
+  }
+  size_t count = client->TakeReady(env);
+  if (count > 0) callback.Call({Napi::Number::New(env, static_cast<double>(count))});
 }
 
-void RingClient::Deliver(Napi::Env env, Napi::Function callback) {
+size_t RingClient::TakeReady(Napi::Env env) {
   delivering_.clear();
   {
     std::lock_guard<std::mutex> lock(mu_);
     delivering_.swap(ready_);
-    call_scheduled_ = false;
+    ready_count_.store(0, std::memory_order_relaxed);
   }
   size_t count = delivering_.size();
-  if (count == 0) return;
+  if (count == 0) return 0;
   assert(count <= kClientSlotCount);
   for (size_t i = 0; i < count; i++) {
     const Completion& completion = delivering_[i];
@@ -399,7 +452,61 @@ void RingClient::Deliver(Napi::Env env, Napi::Function callback) {
     tsfn_.Unref(env);
     tsfn_refed_ = false;
   }
-  callback.Call({Napi::Number::New(env, static_cast<double>(count))});
+  return count;
+}
+
+void RingClient::OnPrepare(uv_prepare_t* handle) {
+  static_cast<RingClient*>(handle->data)->PollBeforeSleep();
+}
+
+void RingClient::StartSpinWindow() {
+  if (completion_spin_us_ == 0 || idle_ == nullptr) return;
+  spin_deadline_ns_ = MonotonicNowNs() + uint64_t{completion_spin_us_} * 1000;
+  if (!idle_active_) {
+    // The callback does nothing: an active idle handle only tells the loop
+    // to poll with a zero timeout, so it comes back to PollBeforeSleep.
+    uv_idle_start(idle_, [](uv_idle_t*) {});
+    idle_active_ = true;
+  }
+}
+
+void RingClient::PollBeforeSleep() {
+  if (!idle_active_) return;
+  if (in_flight_js_ == 0 || !tsfn_live_) {
+    uv_idle_stop(idle_);
+    idle_active_ = false;
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    js_polling_ = true;
+  }
+  // Acquire pairs with the release store in Post: the count is only a cheap
+  // signal; TakeReady re-reads the completions under the lock.
+  uint64_t now_ns = MonotonicNowNs();
+  while (ready_count_.load(std::memory_order_acquire) == 0 && now_ns < spin_deadline_ns_) {
+    CpuRelax();
+    now_ns = MonotonicNowNs();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    js_polling_ = false;
+  }
+  Napi::Env env(env_);
+  Napi::HandleScope scope(env);
+  size_t count = TakeReady(env);
+  if (count == 0) {
+    // The window passed with nothing done: sleep in epoll, and let the
+    // threadsafe function wake the loop when the completions come.
+    uv_idle_stop(idle_);
+    idle_active_ = false;
+    return;
+  }
+  spin_deadline_ns_ = now_ns + uint64_t{completion_spin_us_} * 1000;
+  // MakeCallback (not Call): we are in a libuv callback, and the promise
+  // reactions this resolves must run before the loop moves on.
+  on_completions_.MakeCallback(env.Global(), {Napi::Number::New(env, static_cast<double>(count))},
+                               async_context_);
 }
 
 Napi::Value RingClient::Close(const Napi::CallbackInfo& info) {

@@ -46,14 +46,6 @@ constexpr uint64_t kPartWrite = 0;
 constexpr uint64_t kPartSync = 1;
 static_assert(alignof(Command) >= 8, "user_data packs the SQE part into pointer low bits");
 
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
-
 }  // namespace
 
 class UringActor final : public Actor {

@@ -61,7 +61,12 @@ struct ActorOptions {
 };
 
 // Bounds for ActorOptions, checked by the addon before an actor is built.
-constexpr uint32_t kRingEntriesMin = 2;
+// The largest command (write linked to fdatasync) takes 2 SQEs, and one SQ slot
+// stays reserved for the actor's eventfd read: a smaller ring could never
+// submit that command.
+constexpr uint32_t kSqesPerCommandMax = 2;
+constexpr uint32_t kRingEntriesMin = 4;
+static_assert(kRingEntriesMin >= kSqesPerCommandMax + 1, "ring too small for a linked command");
 constexpr uint32_t kRingEntriesMax = 4096;  // CQ of 8192: 128 KiB of ring memory
 constexpr uint32_t kSpinUsMax = 10000;      // a 10 ms spin is already a waste of a core
 constexpr uint32_t kThreadCountMax = 64;

@@ -130,13 +130,35 @@ class OpenWorker final : public PromiseWorker {
     if (stat(path_.c_str(), &st) == 0 && S_ISBLK(st.st_mode) && (flags & O_ACCMODE) != O_RDONLY) {
       flags = (flags & ~O_CREAT) | O_EXCL;
     }
-    int fd = open(path_.c_str(), flags, 0644);
+    // O_NONBLOCK only for the open itself: opening a FIFO read-only would
+    // otherwise block this pool thread until a writer appears. It is cleared
+    // below once the file is known to be a regular file or a block device.
+    int fd = open(path_.c_str(), flags | O_NONBLOCK, 0644);
     if (fd < 0) return Fail(errno, "open");
     const char* syscall_name = "";
     int rc = ReadGeometry(fd, &geometry_, &syscall_name);
     if (rc != 0) {
       close(fd);
       return Fail(rc, syscall_name);
+    }
+    struct stat opened;
+    if (fstat(fd, &opened) != 0) {
+      int saved = errno;
+      close(fd);
+      return Fail(saved, "fstat");
+    }
+    if (!S_ISREG(opened.st_mode) && !S_ISBLK(opened.st_mode)) {
+      // A FIFO, socket or character device can block a read forever, and a
+      // command that never completes would make close() and thread exit
+      // wait forever. Only files and block devices have bounded IO.
+      close(fd);
+      not_storage_ = true;
+      return Fail(EINVAL, "open");
+    }
+    if (fcntl(fd, F_SETFL, flags & ~(O_ACCMODE | O_CREAT | O_EXCL)) != 0) {
+      int saved = errno;
+      close(fd);
+      return Fail(saved, "fcntl");
     }
     if (!geometry_.is_block_device && size_bytes_ > geometry_.size_bytes &&
         (flags & O_ACCMODE) != O_RDONLY) {
@@ -159,6 +181,13 @@ class OpenWorker final : public PromiseWorker {
     fd_ = fd;
   }
 
+  void OnError(const Napi::Error& error) override {
+    if (!not_storage_) return PromiseWorker::OnError(error);
+    deferred_.Reject(MakeCodedError(Env(), JsErrorKind::kTypeError, "ERR_INVALID_ARG",
+                                    "'" + path_ + "' is not a regular file or a block device")
+                         .Value());
+  }
+
   void OnOK() override {
     Napi::Env env = Env();
     Napi::Object out = GeometryToJs(env, geometry_);
@@ -171,6 +200,7 @@ class OpenWorker final : public PromiseWorker {
   int flags_;
   uint64_t size_bytes_;
   int fd_ = -1;
+  bool not_storage_ = false;
   FileGeometry geometry_;
 };
 

@@ -341,7 +341,17 @@ export class IoUringActor implements OpSink {
 
   #settle(op: PendingOp, outcome: number | Error): void {
     op.owner[kOpSettled]();
-    if (op.observer !== undefined && op.mutation !== undefined) op.observer.onComplete(op.mutation, outcome);
+    if (op.observer !== undefined && op.mutation !== undefined) {
+      try {
+        op.observer.onComplete(op.mutation, outcome);
+      } catch (error) {
+        // The observer's bug must not break this handle's bookkeeping (the
+        // rest of the batch still has to settle): raise it on its own.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
     if (typeof outcome === 'number') op.resolve(outcome);
     else op.reject(outcome);
   }

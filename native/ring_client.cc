@@ -7,6 +7,7 @@
 #include <cmath>
 #include <string>
 
+#include "aligned_buffer.h"
 #include "napi_errors.h"
 
 namespace ringstore {
@@ -79,6 +80,21 @@ bool ViewMemory(Napi::Env env, Napi::Value value, void** data, size_t* length) {
                "buffer is larger than the 1 GiB transfer limit");
     return false;
   }
+  return true;
+}
+
+// The direct-IO alignment a transfer must keep when it is continued: 0 for
+// buffered files, else a power of two up to kAlignmentMax.
+bool ReadDirectAlignment(Napi::Env env, Napi::Value value, uint32_t* out) {
+  double number = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : -1;
+  uint32_t alignment = number >= 0 && number <= kAlignmentMax ? static_cast<uint32_t>(number) : 0;
+  if (!(number >= 0 && number <= kAlignmentMax) || static_cast<double>(alignment) != number ||
+      (alignment & (alignment - 1)) != 0) {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG",
+               "directAlignment must be 0 or a power of two up to 1 MiB");
+    return false;
+  }
+  *out = alignment;
   return true;
 }
 
@@ -197,7 +213,11 @@ RingClient::RingClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingCl
   uv_unref(reinterpret_cast<uv_handle_t*>(prepare_));
   uv_unref(reinterpret_cast<uv_handle_t*>(idle_));
 
-  tsfn_ = Tsfn::New(env, info[1].As<Napi::Function>(), "ringstore:completions", 0, 1, this);
+  // The threadsafe function may still run a queued call after close(); keep
+  // this object alive until its finalizer says no call remains.
+  Ref();
+  tsfn_ = Tsfn::New(env, info[1].As<Napi::Function>(), "ringstore:completions", 0, 1, this,
+                    [](Napi::Env, void*, RingClient* client) { client->Unref(); });
   tsfn_live_ = true;
   // Idle until the first command: an idle ring must not keep the process alive.
   tsfn_.Unref(env);
@@ -268,7 +288,7 @@ Command* RingClient::BeginCommand(const Napi::CallbackInfo& info, uint32_t allow
   }
   uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
   uint32_t kind = info[1].As<Napi::Number>().Uint32Value();
-  int32_t fd = info[2].As<Napi::Number>().Int32Value();
+  double fd_number = info[2].As<Napi::Number>().DoubleValue();
   double offset = info[3].As<Napi::Number>().DoubleValue();
   if (slot >= kClientSlotCount || slots_[slot].in_use) {
     ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "command slot out of range or in use");
@@ -278,10 +298,11 @@ Command* RingClient::BeginCommand(const Napi::CallbackInfo& info, uint32_t allow
     ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "operation kind does not fit this call");
     return nullptr;
   }
-  if (fd < 0) {
-    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "fd must be >= 0");
+  if (!(fd_number >= 0 && fd_number <= 0x7fffffff) || std::floor(fd_number) != fd_number) {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "fd must be an integer from 0 to 2^31-1");
     return nullptr;
   }
+  int32_t fd = static_cast<int32_t>(fd_number);
   if (!(offset >= 0 && offset <= kOffsetMax) || std::floor(offset) != offset) {
     ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG",
                "position must be an integer from 0 to 2^53-1");
@@ -328,8 +349,10 @@ Napi::Value RingClient::Submit(const Napi::CallbackInfo& info) {
   if (cmd == nullptr) return env.Undefined();
   void* data = nullptr;
   size_t length = 0;
-  if (info.Length() < 6 || !ViewMemory(env, info[4], &data, &length)) return env.Undefined();
-  cmd->direct_alignment = info[5].IsNumber() ? info[5].As<Napi::Number>().Uint32Value() : 0;
+  if (info.Length() < 6 || !ViewMemory(env, info[4], &data, &length) ||
+      !ReadDirectAlignment(env, info[5], &cmd->direct_alignment)) {
+    return env.Undefined();
+  }
   cmd->iov.push_back({data, length});
   cmd->total_bytes = length;
   Enqueue(env, cmd);
@@ -365,7 +388,7 @@ Napi::Value RingClient::SubmitVector(const Napi::CallbackInfo& info) {
     ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "buffers exceed the 1 GiB transfer limit");
     return env.Undefined();
   }
-  cmd->direct_alignment = info[5].IsNumber() ? info[5].As<Napi::Number>().Uint32Value() : 0;
+  if (!ReadDirectAlignment(env, info[5], &cmd->direct_alignment)) return env.Undefined();
   cmd->total_bytes = total;
   Enqueue(env, cmd);
   return env.Undefined();
@@ -389,31 +412,32 @@ Napi::Value RingClient::SubmitRange(const Napi::CallbackInfo& info) {
 }
 
 void RingClient::Post(const Completion* completions, size_t count) {
-  bool schedule = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    assert(unposted_ >= count);
-    ready_.insert(ready_.end(), completions, completions + count);
-    ready_count_.store(static_cast<uint32_t>(ready_.size()), std::memory_order_release);
-    unposted_ -= static_cast<uint32_t>(count);
-    if (closed_) {
-      // Teardown is waiting for in-flight commands, and JS will not run again:
-      // drop the results and wake the waiter instead of calling into JS.
-      ready_.clear();
-      ready_count_.store(0, std::memory_order_relaxed);
-      if (unposted_ == 0) drained_cv_.notify_all();
-      return;
-    }
-    // While JS spins in PollBeforeSleep it takes the completions itself; the
-    // wake-up would only cost an eventfd write here and an epoll return there.
-    if (!call_scheduled_ && !js_polling_) {
-      call_scheduled_ = true;
-      schedule = true;
-    }
+  std::lock_guard<std::mutex> lock(mu_);
+  assert(unposted_ >= count);
+  ready_.insert(ready_.end(), completions, completions + count);
+  ready_count_.store(static_cast<uint32_t>(ready_.size()), std::memory_order_release);
+  unposted_ -= static_cast<uint32_t>(count);
+  if (closed_) {
+    // Teardown is waiting for in-flight commands, and JS will not run again:
+    // drop the results and wake the waiter instead of calling into JS.
+    ready_.clear();
+    ready_count_.store(0, std::memory_order_relaxed);
+    if (unposted_ == 0) drained_cv_.notify_all();
+    return;
   }
   // One threadsafe-function call per batch; completions posted while it is
-  // pending ride along with it.
-  if (schedule) tsfn_.NonBlockingCall();
+  // pending ride along with it. While JS spins in PollBeforeSleep it takes
+  // the completions itself, and the wake-up would only cost an eventfd write
+  // here and an epoll return there.
+  //
+  // The call happens under mu_ on purpose: once unposted_ may read 0, a
+  // teardown can release the threadsafe function and free this client, so
+  // nothing of ours may be touched after the lock is released.
+  // NonBlockingCall never blocks and takes no lock of ours.
+  if (!call_scheduled_ && !js_polling_) {
+    call_scheduled_ = true;
+    tsfn_.NonBlockingCall();
+  }
 }
 
 void RingClient::CallJs(Napi::Env env, Napi::Function callback, RingClient* client, void*) {
@@ -421,6 +445,10 @@ void RingClient::CallJs(Napi::Env env, Napi::Function callback, RingClient* clie
   {
     std::lock_guard<std::mutex> lock(client->mu_);
     client->call_scheduled_ = false;
+    // A call queued before close() can run after it (PollBeforeSleep took
+    // its completions). The client is still alive — the threadsafe
+    // function's finalizer holds the last reference — but has nothing to say.
+    if (client->closed_) return;
   }
   size_t count = client->TakeReady(env);
   if (count > 0) callback.Call({Napi::Number::New(env, static_cast<double>(count))});

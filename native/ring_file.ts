@@ -42,6 +42,8 @@ export const DEFAULT_BLOCK_SIZE = 4096;
 export const BLOCK_SIZE_MAX = 1 << 20;
 
 const MAX_POSITION = Number.MAX_SAFE_INTEGER;
+/** -EOPNOTSUPP on Linux (Node names it ENOTSUP: the two share the number). */
+const ERRNO_EOPNOTSUPP = -95;
 
 export class RingFile implements OpOwner {
   readonly path: string;
@@ -204,16 +206,35 @@ export class RingFile implements OpOwner {
     if (!this.isBlockDevice) {
       return this.#submit(constants.OP_PUNCH_HOLE, position, undefined, undefined, length, 'trim').then(discard);
     }
-    if (this.#uringDiscardUnsupported || this.#sink.backend !== 'io_uring') {
-      return this.#submit(constants.OP_DISCARD, position, undefined, undefined, length, 'trim').then(discard);
+    return this.#discard(position, length);
+  }
+
+  async #discard(position: number, length: number): Promise<void> {
+    // Hold the file open across the whole trim, fallback included: close()
+    // must not close the descriptor between the failed io_uring discard and
+    // the ioctl (which would then discard through a closed or reused fd).
+    this.#inFlight++;
+    try {
+      if (this.#uringDiscardUnsupported || this.#sink.backend !== 'io_uring') {
+        await this.#submit(constants.OP_DISCARD, position, undefined, undefined, length, 'trim');
+        return;
+      }
+      try {
+        await this.#submit(constants.OP_DISCARD, position, undefined, undefined, length, 'trim');
+      } catch (error) {
+        if ((error as { errno?: number }).errno !== ERRNO_EOPNOTSUPP) throw error;
+        // Before Linux 6.12 the block layer has no io_uring discard: use the
+        // BLKDISCARD ioctl on libuv's thread pool from now on.
+        this.#uringDiscardUnsupported = true;
+        try {
+          await addon.blkDiscard(this.fd, position, length);
+        } catch (cause) {
+          throw fromNative(cause, this.path);
+        }
+      }
+    } finally {
+      this[kOpSettled]();
     }
-    return this.#submit(constants.OP_DISCARD, position, undefined, undefined, length, 'trim').then(discard, (error: unknown) => {
-      if ((error as { code?: string }).code !== 'EOPNOTSUPP') throw error;
-      // Before Linux 6.12 the block layer has no io_uring discard: use the
-      // BLKDISCARD ioctl on libuv's thread pool from now on.
-      this.#uringDiscardUnsupported = true;
-      return this.#discardByIoctl(position, length);
-    });
   }
 
   /** Size and alignment facts of the file or device, read now. */
@@ -328,17 +349,6 @@ export class RingFile implements OpOwner {
     });
   }
 
-  async #discardByIoctl(position: number, length: number): Promise<void> {
-    this.#inFlight++;
-    try {
-      await addon.blkDiscard(this.fd, position, length);
-    } catch (error) {
-      throw fromNative(error, this.path);
-    } finally {
-      this[kOpSettled]();
-    }
-  }
-
   // ---- Argument checks. Each returns the error to reject with, or undefined. ----
 
   #checkUsable(mutates: boolean): Error | undefined {
@@ -426,6 +436,16 @@ function toBytes(view: ArrayBufferView): Uint8Array {
 }
 
 function isDetached(view: ArrayBufferView): boolean {
-  // A detached ArrayBuffer reports byteLength 0 on itself and on every view.
-  return view.buffer.byteLength === 0 && (view.buffer as ArrayBuffer & { detached?: boolean }).detached !== false;
+  // A detached ArrayBuffer reports byteLength 0 on itself and on every view,
+  // like a genuinely empty one. Node 20 has no ArrayBuffer#detached, but
+  // cloning a detached buffer throws; this runs only for empty views.
+  if (view.buffer.byteLength !== 0) return false;
+  const detached = (view.buffer as ArrayBuffer & { detached?: boolean }).detached;
+  if (typeof detached === 'boolean') return detached;
+  try {
+    structuredClone(view.buffer);
+    return false;
+  } catch {
+    return true;
+  }
 }

@@ -123,7 +123,12 @@ class ThreadPoolActor final : public Actor {
       }
       if (moved == 0) return is_read ? static_cast<int32_t>(cmd->done_bytes) : -ENOSPC;
       cmd->done_bytes += static_cast<uint64_t>(moved);
-      if (is_read && cmd->direct_alignment != 0 && moved % cmd->direct_alignment != 0) break;
+      if (cmd->direct_alignment != 0 && moved % cmd->direct_alignment != 0) {
+        // Same rule as the io_uring actor: end-of-file for a direct read; a
+        // direct write cannot continue off the alignment.
+        if (is_read) break;
+        return -EIO;
+      }
       cmd->offset += static_cast<uint64_t>(moved);
       cmd->AdvanceIov(static_cast<uint64_t>(moved));
     }

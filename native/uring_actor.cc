@@ -40,6 +40,8 @@ namespace {
 // user_data of the armed eventfd read. Command pointers are 8-byte aligned
 // and never this value.
 constexpr uint64_t kWakeUserData = 1;
+// user_data of the ASYNC_CANCEL that retires the eventfd read at shutdown.
+constexpr uint64_t kCancelUserData = 2;
 // The low bits of a command's user_data say which of its SQEs completed.
 constexpr uint64_t kUserDataPartMask = 7;
 constexpr uint64_t kPartWrite = 0;
@@ -122,19 +124,27 @@ class UringActor final : public Actor {
     for (;;) {
       TakeIntoPending();
       unsigned prepared = PreparePending();
+      bool stopping = stop_requested_.load(std::memory_order_seq_cst);
+      if (stopping && kernel_in_flight_ == 0 && pending_head_ == nullptr &&
+          queue_count_.load(std::memory_order_seq_cst) == 0) {
+        break;
+      }
 
-      bool cqe_ready = ring_.CqReady();
-      bool may_sleep = !cqe_ready && pending_head_ == nullptr &&
-                       (spin_ns == 0 || MonotonicNowNs() - last_activity_ns >= spin_ns);
+      // Sleep (wait in io_uring_enter for a CQE) when nothing is ready to
+      // reap and nothing can be submitted: the pending list is empty, or its
+      // head is blocked on SQ/CQ room that only a completion can free.
+      bool pending_blocked = pending_head_ != nullptr && prepared == 0 && kernel_in_flight_ > 0;
+      bool may_sleep = !ring_.CqReady() && (pending_head_ == nullptr || pending_blocked) &&
+                       (spin_ns == 0 || pending_blocked ||
+                        MonotonicNowNs() - last_activity_ns >= spin_ns);
+      if (may_sleep && stopping && kernel_in_flight_ == 0) may_sleep = false;
       if (may_sleep) {
         sleeping_.store(true, std::memory_order_seq_cst);
-        if (queue_count_.load(std::memory_order_seq_cst) > 0 ||
-            stop_requested_.load(std::memory_order_seq_cst)) {
+        if (queue_count_.load(std::memory_order_seq_cst) > 0 && !pending_blocked) {
           sleeping_.store(false, std::memory_order_relaxed);
           may_sleep = false;
         }
       }
-      if (may_sleep && stop_requested_.load(std::memory_order_relaxed)) may_sleep = false;
 
       if (ring_.UnsubmittedCount() > 0 || may_sleep) {
         unsigned sqes = ring_.UnsubmittedCount();
@@ -148,21 +158,39 @@ class UringActor final : public Actor {
           fprintf(stderr, "ringstore: io_uring_enter failed: %s\n", strerror(-rc));
           abort();
         }
-        if (sqes > 0) {
-          sqes_submitted_.fetch_add(sqes, std::memory_order_relaxed);
+        if (rc > 0) {
+          sqes_submitted_.fetch_add(static_cast<uint64_t>(rc), std::memory_order_relaxed);
           batches_.fetch_add(1, std::memory_order_relaxed);
         }
+        (void)sqes;
       }
       if (may_sleep) sleeping_.store(false, std::memory_order_relaxed);
 
       unsigned reaped = Reap();
       if (prepared > 0 || reaped > 0) last_activity_ns = MonotonicNowNs();
-
-      if (stop_requested_.load(std::memory_order_seq_cst) && kernel_in_flight_ == 0 &&
-          pending_head_ == nullptr && queue_count_.load(std::memory_order_seq_cst) == 0) {
-        break;
-      }
       if (!may_sleep && prepared == 0 && reaped == 0) CpuRelax();
+    }
+    CancelWakeRead();
+  }
+
+  // Takes the armed eventfd read out of the kernel before the thread exits,
+  // so the kernel never completes it into wake_buffer_ after the actor is
+  // freed (on kernels that punt eventfd reads to io-wq workers).
+  void CancelWakeRead() {
+    stopping_wake_ = true;
+    if (!wake_armed_) return;
+    struct io_uring_sqe* sqe = ring_.GetSqe();
+    if (sqe != nullptr) {
+      sqe->opcode = IORING_OP_ASYNC_CANCEL;
+      sqe->addr = kWakeUserData;
+      sqe->user_data = kCancelUserData;
+    }
+    // Bounded: the read completes (the destructor wrote the eventfd) or is
+    // cancelled; either way its CQE arrives.
+    while (wake_armed_) {
+      int rc = ring_.Submit(1);
+      if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ENOMEM) break;
+      Reap();
     }
   }
 
@@ -283,9 +311,10 @@ class UringActor final : public Actor {
   void HandleCqe(uint64_t user_data, int32_t result) {
     if (user_data == kWakeUserData) {
       wake_armed_ = false;
-      ArmWakeRead();
+      if (!stopping_wake_) ArmWakeRead();
       return;
     }
+    if (user_data == kCancelUserData) return;
     Command* cmd = reinterpret_cast<Command*>(user_data & ~kUserDataPartMask);
     uint64_t part = user_data & kUserDataPartMask;
     assert(kernel_in_flight_ > 0);
@@ -339,10 +368,12 @@ class UringActor final : public Actor {
       Finish(cmd, cmd->IsRead() ? static_cast<int32_t>(cmd->done_bytes) : -ENOSPC, Stage::kMain);
       return;
     }
-    if (cmd->IsRead() && cmd->direct_alignment != 0 && moved % cmd->direct_alignment != 0) {
+    if (cmd->direct_alignment != 0 && moved % cmd->direct_alignment != 0) {
       // A direct read that stops off the alignment hit end-of-file inside the
-      // last block; a continuation would be an unaligned (EINVAL) read.
-      Finish(cmd, static_cast<int32_t>(cmd->done_bytes), Stage::kMain);
+      // last block. A direct write cannot continue off the alignment either
+      // (the kernel would answer EINVAL, hiding the real cause); the kernel
+      // gave no errno for the short write, so report the device's generic one.
+      Finish(cmd, cmd->IsRead() ? static_cast<int32_t>(cmd->done_bytes) : -EIO, Stage::kMain);
       return;
     }
     // A short transfer (a signal, a file-system boundary, a device end):
@@ -365,6 +396,10 @@ class UringActor final : public Actor {
       // rest and link a new fdatasync to it.
       if (moved == 0) {
         Finish(cmd, -ENOSPC, Stage::kMain);
+        return;
+      }
+      if (cmd->direct_alignment != 0 && moved % cmd->direct_alignment != 0) {
+        Finish(cmd, -EIO, Stage::kMain);  // see HandleTransfer
         return;
       }
       Continue(cmd, moved);
@@ -401,6 +436,7 @@ class UringActor final : public Actor {
   int wake_fd_ = -1;
   uint64_t wake_buffer_ = 0;
   bool wake_armed_ = false;
+  bool stopping_wake_ = false;  // shutting down: do not re-arm the eventfd read
   bool discard_supported_ = true;
   std::atomic<bool> sleeping_{false};
   std::atomic<bool> stop_requested_{false};

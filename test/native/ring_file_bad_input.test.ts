@@ -1,0 +1,360 @@
+// Bad input never crashes: every misuse of the API is refused before it
+// reaches the addon, with a TypeError/RangeError (code ERR_INVALID_ARG) or a
+// RingError, as a rejected promise for the asynchronous methods. Nothing is
+// submitted, and the ring keeps working afterwards.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+
+import { allocAligned, IoUringActor, RingError, type RingFile } from '../../index.js';
+import { constants } from '../../native/addon.js';
+import { makeTempDir, pattern, rejectsWith, removeTempDir } from './helpers.js';
+
+const BLOCK_SIZE = 4096;
+
+/** Values of the wrong type for a buffer argument. */
+const NOT_BUFFERS: [string, unknown][] = [
+  ['a string', 'abcd'],
+  ['null', null],
+  ['undefined', undefined],
+  ['a plain object', { byteLength: 16, buffer: new ArrayBuffer(16) }],
+  ['an array of numbers', [1, 2, 3]],
+  ['an ArrayBuffer (not a view)', new ArrayBuffer(16)],
+  ['a number', 16],
+];
+
+/** Values of the wrong type for a position, length or index. */
+const NOT_NUMBERS: [string, unknown][] = [
+  ['a string', '0'],
+  ['null', null],
+  ['undefined', undefined],
+  ['an object', { valueOf: () => 0 }],
+  ['a bigint', 0n],
+];
+
+/** Numbers that are not valid positions. */
+const BAD_POSITIONS: [string, number][] = [
+  ['-1', -1],
+  ['1.5', 1.5],
+  ['NaN', Number.NaN],
+  ['Infinity', Number.POSITIVE_INFINITY],
+  ['-0.5', -0.5],
+  ['2^53', 2 ** 53],
+];
+
+/** A detached view: its ArrayBuffer was transferred away. */
+function detachedView(): Uint8Array {
+  const view = new Uint8Array(BLOCK_SIZE);
+  structuredClone(view.buffer, { transfer: [view.buffer] });
+  assert.equal(view.byteLength, 0, 'the view is detached');
+  return view;
+}
+
+describe('RingFile bad input', () => {
+  let dir: string | undefined;
+  let ring: IoUringActor | undefined;
+  let file: RingFile;
+  let submittedBefore = 0;
+  /** Tests after which the actor had more submissions than they account for. */
+  const submittingTests: string[] = [];
+
+  before(async () => {
+    dir = makeTempDir();
+    ring = IoUringActor.start();
+    file = await ring.open(`${dir}/file`, { create: true, sizeBytes: 4 * BLOCK_SIZE });
+  });
+
+  beforeEach(() => {
+    submittedBefore = ring!.stats().submitted;
+  });
+
+  afterEach(function () {
+    // Recorded, not asserted: a failing hook would skip the remaining tests.
+    const submitted = ring!.stats().submitted;
+    if (submitted !== submittedBefore) {
+      submittingTests.push(`${this.currentTest?.fullTitle()}: ${submitted - submittedBefore} submitted`);
+    }
+  });
+
+  after(async () => {
+    await ring?.close();
+    removeTempDir(dir);
+  });
+
+  describe('buffers of the wrong type', () => {
+    for (const [name, value] of NOT_BUFFERS) {
+      it(`rejects ${name} as a buffer with TypeError ERR_INVALID_ARG`, async () => {
+        const buffer = value as Buffer;
+        await rejectsWith(() => file.read(buffer, 0), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.write(buffer, 0), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.readv([buffer], 0), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.writev([Buffer.alloc(4), buffer], 0), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.writeAndSync([buffer], 0), TypeError, 'ERR_INVALID_ARG');
+      });
+    }
+
+    // (An array is a list; the elements of one are checked above.)
+    for (const [name, value] of NOT_BUFFERS.filter(([, candidate]) => !Array.isArray(candidate))) {
+      it(`rejects ${name} as the buffer list of readv(), writev() and writeAndSync() with TypeError ERR_INVALID_ARG`, async () => {
+        const list = value as Buffer[];
+        await rejectsWith(() => file.readv(list, 0), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.writev(list, 0), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.writeAndSync(list, 0), TypeError, 'ERR_INVALID_ARG');
+      });
+    }
+
+    it('rejects a non-buffer as the buffer of readBlock() and writeBlock() with TypeError ERR_INVALID_ARG', async () => {
+      // Like read() and write() do for the same values. (readBlock(index)
+      // without a buffer allocates one, so undefined is not misuse there.)
+      for (const [name, value] of NOT_BUFFERS) {
+        if (value !== undefined) {
+          const readError = await file.readBlock(0, value as Buffer).catch((error: Error) => error);
+          assert.ok(readError instanceof TypeError, `readBlock(0, ${name}) gave ${String(readError)}`);
+        }
+        const writeError = await file.writeBlock(0, value as Buffer).catch((error: Error) => error);
+        assert.ok(writeError instanceof TypeError, `writeBlock(0, ${name}) gave ${String(writeError)}`);
+        assert.equal((writeError as { code?: string }).code, 'ERR_INVALID_ARG');
+      }
+    });
+  });
+
+  describe('detached buffers', () => {
+    it('rejects a detached buffer with TypeError ERR_INVALID_ARG', async () => {
+      await rejectsWith(() => file.read(detachedView(), 0), TypeError, 'ERR_INVALID_ARG');
+      await rejectsWith(() => file.write(detachedView(), 0), TypeError, 'ERR_INVALID_ARG');
+      await rejectsWith(() => file.readv([Buffer.alloc(8), detachedView()], 0), TypeError, 'ERR_INVALID_ARG');
+      await rejectsWith(() => file.writev([detachedView()], 0), TypeError, 'ERR_INVALID_ARG');
+      await rejectsWith(() => file.writeAndSync(detachedView(), 0), TypeError, 'ERR_INVALID_ARG');
+    });
+
+    it('rejects an operation whose buffer was detached while it waited for a slot', async () => {
+      // Fill every native slot so the next operation waits in the JS FIFO,
+      // then detach its buffer before it is dispatched.
+      const slotCount = constants.CLIENT_SLOT_COUNT;
+      const target = Buffer.alloc(16);
+      const fillers: Promise<number>[] = [];
+      for (let i = 0; i < slotCount; i++) fillers.push(file.read(target, (i % 4) * BLOCK_SIZE));
+      const buffer = new Uint8Array(BLOCK_SIZE);
+      const waiting = file.write(buffer, 0);
+      assert.equal(ring!.stats().waitingInJs, 1);
+      structuredClone(buffer.buffer, { transfer: [buffer.buffer] });
+      const error = await rejectsWith(() => waiting, TypeError, 'ERR_INVALID_ARG');
+      assert.match(error.message, /detached/);
+      assert.ok((await Promise.all(fillers)).every((bytes) => bytes === 16));
+      submittedBefore += slotCount; // the fillers were real operations
+    });
+  });
+
+  describe('positions', () => {
+    for (const [name, value] of NOT_NUMBERS) {
+      it(`rejects ${name} as a position with TypeError ERR_INVALID_ARG`, async () => {
+        const position = value as number;
+        const buffer = Buffer.alloc(16);
+        await rejectsWith(() => file.read(buffer, position), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.write(buffer, position), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.readv([buffer], position), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.writev([buffer], position), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.writeAndSync(buffer, position), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.trim(position, 16), TypeError, 'ERR_INVALID_ARG');
+      });
+    }
+
+    for (const [name, position] of BAD_POSITIONS) {
+      it(`rejects ${name} as a position with RangeError ERR_INVALID_ARG`, async () => {
+        const buffer = Buffer.alloc(16);
+        await rejectsWith(() => file.read(buffer, position), RangeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.write(buffer, position), RangeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.readv([buffer], position), RangeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.writev([buffer], position), RangeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.writeAndSync(buffer, position), RangeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.trim(position, 16), RangeError, 'ERR_INVALID_ARG');
+      });
+    }
+
+    it('rejects a position whose end passes 2^53-1 with RangeError ERR_INVALID_ARG', async () => {
+      const position = Number.MAX_SAFE_INTEGER - 8;
+      await rejectsWith(() => file.read(Buffer.alloc(16), position), RangeError, 'ERR_INVALID_ARG');
+      await rejectsWith(() => file.trim(position, 16), RangeError, 'ERR_INVALID_ARG');
+    });
+  });
+
+  describe('lengths and block indexes', () => {
+    for (const [name, value] of NOT_NUMBERS) {
+      it(`rejects ${name} as a trim length with TypeError ERR_INVALID_ARG`, async () => {
+        await rejectsWith(() => file.trim(0, value as number), TypeError, 'ERR_INVALID_ARG');
+      });
+
+      it(`rejects ${name} as a block index with TypeError ERR_INVALID_ARG`, async () => {
+        await rejectsWith(() => file.readBlock(value as number), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.writeBlock(value as number, allocAligned(BLOCK_SIZE)), TypeError, 'ERR_INVALID_ARG');
+      });
+    }
+
+    for (const [name, value] of BAD_POSITIONS) {
+      it(`rejects ${name} as a trim length with RangeError ERR_INVALID_ARG`, async () => {
+        await rejectsWith(() => file.trim(0, value), RangeError, 'ERR_INVALID_ARG');
+      });
+
+      it(`rejects ${name} as a block index with RangeError ERR_INVALID_ARG`, async () => {
+        await rejectsWith(() => file.readBlock(value), RangeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.writeBlock(value, allocAligned(BLOCK_SIZE)), RangeError, 'ERR_INVALID_ARG');
+      });
+    }
+
+    it('rejects a block buffer that is not blockSize bytes with RangeError ERR_INVALID_ARG', async () => {
+      for (const size of [0, 1, BLOCK_SIZE - 1, BLOCK_SIZE + 1, 2 * BLOCK_SIZE]) {
+        await rejectsWith(() => file.readBlock(0, Buffer.alloc(size)), RangeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => file.writeBlock(0, Buffer.alloc(size)), RangeError, 'ERR_INVALID_ARG');
+      }
+    });
+  });
+
+  describe('buffer lists', () => {
+    it('rejects an empty buffer inside a list with RangeError ERR_INVALID_ARG', async () => {
+      const list = [Buffer.alloc(8), Buffer.alloc(16).subarray(0, 0)];
+      await rejectsWith(() => file.readv(list, 0), RangeError, 'ERR_INVALID_ARG');
+      await rejectsWith(() => file.writev(list, 0), RangeError, 'ERR_INVALID_ARG');
+      await rejectsWith(() => file.writeAndSync(list, 0), RangeError, 'ERR_INVALID_ARG');
+    });
+
+    it(`rejects more than IOV_COUNT_MAX (${constants.IOV_COUNT_MAX}) buffers with RangeError ERR_INVALID_ARG`, async () => {
+      const list = Array.from({ length: constants.IOV_COUNT_MAX + 1 }, () => Buffer.alloc(1));
+      await rejectsWith(() => file.readv(list, 0), RangeError, 'ERR_INVALID_ARG');
+      await rejectsWith(() => file.writev(list, 0), RangeError, 'ERR_INVALID_ARG');
+      await rejectsWith(() => file.writeAndSync(list, 0), RangeError, 'ERR_INVALID_ARG');
+    });
+
+    it(`accepts exactly IOV_COUNT_MAX (${constants.IOV_COUNT_MAX}) buffers`, async () => {
+      const list = Array.from({ length: constants.IOV_COUNT_MAX }, (_, index) => Buffer.alloc(1, index));
+      assert.equal(await file.writev(list, 0), constants.IOV_COUNT_MAX);
+      submittedBefore += 1;
+    });
+  });
+
+  describe('transfer size', () => {
+    it('rejects a transfer over TRANSFER_SIZE_MAX (1 GiB) with RangeError ERR_INVALID_ARG', async () => {
+      assert.equal(constants.TRANSFER_SIZE_MAX, 2 ** 30);
+      // Zero-filled and untouched: the kernel maps the pages lazily, so this
+      // costs address space, not memory.
+      const tooBig = new Uint8Array(constants.TRANSFER_SIZE_MAX + 1);
+      await rejectsWith(() => file.read(tooBig, 0), RangeError, 'ERR_INVALID_ARG');
+      await rejectsWith(() => file.write(tooBig, 0), RangeError, 'ERR_INVALID_ARG');
+      const half = new Uint8Array(constants.TRANSFER_SIZE_MAX / 2 + 1);
+      await rejectsWith(() => file.readv([half, half], 0), RangeError, 'ERR_INVALID_ARG');
+      await rejectsWith(() => file.writev([half, half], 0), RangeError, 'ERR_INVALID_ARG');
+      await rejectsWith(() => file.writeAndSync([half, half], 0), RangeError, 'ERR_INVALID_ARG');
+    });
+  });
+
+  describe('a readOnly file', () => {
+    let readOnly: RingFile;
+
+    before(async () => {
+      const path = `${dir}/read-only`;
+      writeFileSync(path, pattern(2 * BLOCK_SIZE, 1));
+      readOnly = await ring!.open(path, { readOnly: true });
+    });
+
+    after(async () => {
+      await readOnly.close();
+    });
+
+    it('rejects every mutation with ERR_FILE_READ_ONLY', async () => {
+      const block = allocAligned(BLOCK_SIZE);
+      for (const start of [
+        () => readOnly.write(block, 0),
+        () => readOnly.writev([block], 0),
+        () => readOnly.writeAndSync(block, 0),
+        () => readOnly.writeAndSync([], 0),
+        () => readOnly.trim(0, BLOCK_SIZE),
+        () => readOnly.writeBlock(0, block),
+      ]) {
+        const error = await rejectsWith(start, RingError, 'ERR_FILE_READ_ONLY');
+        assert.match(error.message, /readOnly/);
+      }
+    });
+
+    it('still reads', async () => {
+      assert.ok((await readOnly.readBlock(1)).equals(pattern(2 * BLOCK_SIZE, 1).subarray(BLOCK_SIZE)));
+      submittedBefore += 1;
+    });
+  });
+
+  describe('IoUringActor#open() options', () => {
+    it('rejects a path that is not a non-empty string without NUL with TypeError ERR_INVALID_ARG', async () => {
+      for (const path of [undefined, null, 42, '', 'a\0b', { toString: () => `${dir}/x` }]) {
+        await rejectsWith(() => ring!.open(path as string), TypeError, 'ERR_INVALID_ARG');
+      }
+    });
+
+    it('rejects options that are not an object with TypeError ERR_INVALID_ARG', async () => {
+      for (const options of [null, 'direct', 42]) {
+        await rejectsWith(() => ring!.open(`${dir}/x`, options as unknown as object), TypeError, 'ERR_INVALID_ARG');
+      }
+    });
+
+    it('rejects boolean options of another type with TypeError ERR_INVALID_ARG', async () => {
+      for (const name of ['direct', 'dsync', 'create', 'readOnly']) {
+        for (const value of [1, 'true', null]) {
+          await rejectsWith(() => ring!.open(`${dir}/x`, { [name]: value }), TypeError, 'ERR_INVALID_ARG');
+        }
+      }
+    });
+
+    it('rejects a sizeBytes that is not a non-negative integer with RangeError ERR_INVALID_ARG', async () => {
+      for (const sizeBytes of [-1, 1.5, Number.NaN, 2 ** 53]) {
+        await rejectsWith(() => ring!.open(`${dir}/x`, { create: true, sizeBytes }), RangeError, 'ERR_INVALID_ARG');
+      }
+    });
+
+    it('rejects a blockSize that is not a power of two from 512 to BLOCK_SIZE_MAX with RangeError ERR_INVALID_ARG', async () => {
+      for (const blockSize of [0, 256, 1000, 4097, 2 << 20, -4096, 4096.5]) {
+        await rejectsWith(() => ring!.open(`${dir}/x`, { create: true, blockSize }), RangeError, 'ERR_INVALID_ARG');
+      }
+    });
+
+    it('rejects a sizeBytes or blockSize that is not a number with TypeError ERR_INVALID_ARG', async () => {
+      // Like the boolean options, and like IoUringActor.start({ entries: '256' }).
+      for (const options of [{ sizeBytes: '4096' }, { blockSize: '4096' }, { sizeBytes: {} }, { blockSize: true }]) {
+        const error = await ring!.open(`${dir}/x`, { create: true, ...(options as object) }).catch((error: Error) => error);
+        assert.ok(error instanceof TypeError, `open(path, ${JSON.stringify(options)}) gave ${String(error)}`);
+        assert.equal((error as { code?: string }).code, 'ERR_INVALID_ARG');
+      }
+    });
+
+    it('rejects a path that is neither a regular file nor a block device with ERR_INVALID_ARG, without blocking', async () => {
+      // A FIFO opened for reading would block until a writer came; a
+      // character device or a directory has no bounded IO to offer.
+      const fifo = `${dir}/fifo`;
+      execFileSync('mkfifo', [fifo]);
+      for (const [path, options] of [
+        ['/dev/null', {}],
+        ['/dev/zero', { readOnly: true }],
+        [fifo, { readOnly: true }],
+        [dir!, { readOnly: true }],
+      ] as const) {
+        const error = await rejectsWith(() => ring!.open(path, options), Error, 'ERR_INVALID_ARG');
+        assert.match(error.message, /regular file or a block device/, path);
+      }
+    });
+
+    it('rejects readOnly together with create or sizeBytes with RangeError ERR_INVALID_ARG', async () => {
+      await rejectsWith(() => ring!.open(`${dir}/x`, { readOnly: true, create: true }), RangeError, 'ERR_INVALID_ARG');
+      await rejectsWith(() => ring!.open(`${dir}/x`, { readOnly: true, sizeBytes: 4096 }), RangeError, 'ERR_INVALID_ARG');
+    });
+  });
+
+  // Mocha runs a suite's own tests before its nested suites: these go last.
+  describe('afterwards', () => {
+    it('submitted nothing to the actor for any of the bad input above', () => {
+      assert.deepEqual(submittingTests, []);
+    });
+
+    it('leaves the ring working after all of the above', async () => {
+      const data = pattern(BLOCK_SIZE, 2);
+      assert.equal(await file.write(data, 0), BLOCK_SIZE);
+      assert.ok((await file.readBlock(0)).equals(data));
+      submittedBefore += 2;
+    });
+  });
+});

@@ -75,5 +75,18 @@ export function fromNative(error: unknown, path?: string): Error {
   if (raw.code === undefined && typeof raw.errno === 'number' && typeof raw.syscall === 'string') {
     return new RingSystemError(raw.errno, raw.syscall, path);
   }
+  // Operating errors the addon raises with one of our codes become RingErrors;
+  // argument errors stay the TypeError/RangeError they are.
+  if (raw.code !== undefined && RING_OPERATING_CODES.has(raw.code) && !(error instanceof TypeError) && !(error instanceof RangeError)) {
+    return new RingError(raw.code as RingErrorCode, raw.message, { cause: error });
+  }
   return error;
 }
+
+const RING_OPERATING_CODES: ReadonlySet<string> = new Set<RingErrorCode>([
+  'ERR_RING_CLOSED',
+  'ERR_RING_NOT_FOUND',
+  'ERR_RING_OVERLOADED',
+  'ERR_FILE_CLOSED',
+  'ERR_FILE_READ_ONLY',
+]);

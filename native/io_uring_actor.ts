@@ -188,7 +188,10 @@ export class IoUringActor implements OpSink {
   set observer(observer: IoObserver | undefined) {
     if (
       observer !== undefined &&
-      (typeof observer !== 'object' || typeof observer.onSubmit !== 'function' || typeof observer.onComplete !== 'function')
+      (typeof observer !== 'object' ||
+        observer === null ||
+        typeof observer.onSubmit !== 'function' ||
+        typeof observer.onComplete !== 'function')
     ) {
       throw invalidType('observer must have onSubmit and onComplete methods');
     }

@@ -451,7 +451,14 @@ void RingClient::CallJs(Napi::Env env, Napi::Function callback, RingClient* clie
     if (client->closed_) return;
   }
   size_t count = client->TakeReady(env);
-  if (count > 0) callback.Call({Napi::Number::New(env, static_cast<double>(count))});
+  if (count == 0) return;
+  // The raw call, not Napi::Function::Call: while a worker is terminating
+  // the call fails with napi_cannot_run_js, and node-addon-api would turn
+  // that into a fatal error. A callback that throws leaves its exception
+  // pending, and Node reports it as uncaught when this returns.
+  napi_value argument = Napi::Number::New(env, static_cast<double>(count));
+  napi_value result;
+  napi_call_function(env, env.Undefined(), callback, 1, &argument, &result);
 }
 
 size_t RingClient::TakeReady(Napi::Env env) {
@@ -532,9 +539,11 @@ void RingClient::PollBeforeSleep() {
   }
   spin_deadline_ns_ = now_ns + uint64_t{completion_spin_us_} * 1000;
   // MakeCallback (not Call): we are in a libuv callback, and the promise
-  // reactions this resolves must run before the loop moves on.
-  on_completions_.MakeCallback(env.Global(), {Napi::Number::New(env, static_cast<double>(count))},
-                               async_context_);
+  // reactions this resolves must run before the loop moves on. Raw, for the
+  // same reason as in CallJs.
+  napi_value argument = Napi::Number::New(env, static_cast<double>(count));
+  napi_value result;
+  napi_make_callback(env, async_context_, env.Global(), on_completions_.Value(), 1, &argument, &result);
 }
 
 Napi::Value RingClient::Close(const Napi::CallbackInfo& info) {

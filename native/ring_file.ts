@@ -92,11 +92,13 @@ export class RingFile implements OpOwner {
       }
     }
     const sizeBytes = options.sizeBytes ?? 0;
-    if (typeof sizeBytes !== 'number' || !Number.isInteger(sizeBytes) || sizeBytes < 0 || sizeBytes > MAX_POSITION) {
+    if (typeof sizeBytes !== 'number') throw invalidType(`sizeBytes must be a number, got ${typeof sizeBytes}`);
+    if (!Number.isInteger(sizeBytes) || sizeBytes < 0 || sizeBytes > MAX_POSITION) {
       throw invalidRange(`sizeBytes must be an integer from 0 to 2^53-1, got ${String(sizeBytes)}`);
     }
     const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
-    if (typeof blockSize !== 'number' || !isPowerOfTwo(blockSize) || blockSize < 512 || blockSize > BLOCK_SIZE_MAX) {
+    if (typeof blockSize !== 'number') throw invalidType(`blockSize must be a number, got ${typeof blockSize}`);
+    if (!isPowerOfTwo(blockSize) || blockSize < 512 || blockSize > BLOCK_SIZE_MAX) {
       throw invalidRange(`blockSize must be a power of two from 512 to ${BLOCK_SIZE_MAX}, got ${String(blockSize)}`);
     }
     if (options.readOnly === true && (options.create === true || sizeBytes > 0)) {
@@ -254,8 +256,9 @@ export class RingFile implements OpOwner {
    */
   async readBlock<T extends ArrayBufferView = Buffer>(index: number, buffer?: T): Promise<T> {
     const position = this.#blockPosition(index);
-    const target = (buffer ?? allocAligned(this.blockSize, Math.max(this.memoryAlignment, 4096))) as T;
-    if (!ArrayBuffer.isView(target) || target.byteLength !== this.blockSize) {
+    const target = (buffer === undefined ? allocAligned(this.blockSize, Math.max(this.memoryAlignment, 4096)) : buffer) as T;
+    if (!ArrayBuffer.isView(target)) throw invalidType('readBlock buffer must be a Buffer, TypedArray or DataView');
+    if (target.byteLength !== this.blockSize) {
       throw invalidRange(`readBlock needs a buffer of exactly blockSize (${this.blockSize}) bytes`);
     }
     const bytesRead = await this.read(target, position);
@@ -268,7 +271,8 @@ export class RingFile implements OpOwner {
   /** Writes block `index`; `buffer` must be exactly `blockSize` bytes. */
   async writeBlock(index: number, buffer: ArrayBufferView): Promise<void> {
     const position = this.#blockPosition(index);
-    if (!ArrayBuffer.isView(buffer) || buffer.byteLength !== this.blockSize) {
+    if (!ArrayBuffer.isView(buffer)) throw invalidType('writeBlock buffer must be a Buffer, TypedArray or DataView');
+    if (buffer.byteLength !== this.blockSize) {
       throw invalidRange(`writeBlock needs a buffer of exactly blockSize (${this.blockSize}) bytes`);
     }
     await this.write(buffer, position);

@@ -1,0 +1,66 @@
+// The benchmark's data file: created once, fully written (never sparse), and
+// reused by later runs while it has the right size.
+//
+// A sparse or merely fallocated file would make the read tests lie: ext4
+// answers reads of holes and unwritten extents with zeros without touching
+// the disk. So the file is written sequentially with random bytes (random,
+// not zeros, in case the virtual disk skips zero writes too).
+import assert from 'node:assert/strict';
+import { randomFillSync } from 'node:crypto';
+import { constants as fsConstants, promises as fsPromises } from 'node:fs';
+import { dirname } from 'node:path';
+
+import { allocAligned } from '../../index.js';
+import type { BenchFile } from './io_workloads.js';
+
+/** Size of each write while filling the file: 1 MiB, one large direct IO. */
+const FILL_CHUNK_SIZE = 1 << 20;
+/** st_blocks counts 512-byte units whatever the file system's block size. */
+const STAT_BLOCK_SIZE = 512;
+
+export type PrepareOutcome = 'reused' | 'created';
+
+/**
+ * Makes `benchFile` a fully written regular file of exactly its size.
+ * REQUIRES: sizeBytes is a positive multiple of FILL_CHUNK_SIZE.
+ * Refuses anything that exists and is not a regular file (a block device
+ * passed by mistake would be overwritten).
+ */
+export async function prepareBenchFile(benchFile: BenchFile, log: (line: string) => void): Promise<PrepareOutcome> {
+  assert.ok(benchFile.sizeBytes > 0 && benchFile.sizeBytes % FILL_CHUNK_SIZE === 0);
+  const existing = await fsPromises.stat(benchFile.path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (existing !== undefined) {
+    if (!existing.isFile()) throw new Error(`${benchFile.path} exists and is not a regular file; refusing to overwrite it`);
+    if (existing.size === benchFile.sizeBytes && existing.blocks * STAT_BLOCK_SIZE >= benchFile.sizeBytes) return 'reused';
+    log(
+      `${benchFile.path}: size ${existing.size} B with ${existing.blocks * STAT_BLOCK_SIZE} B allocated, ` +
+        `want ${benchFile.sizeBytes} B fully written; rewriting it`,
+    );
+  }
+
+  await fsPromises.mkdir(dirname(benchFile.path), { recursive: true });
+  log(`writing ${benchFile.sizeBytes / FILL_CHUNK_SIZE} MiB of random data to ${benchFile.path} (once; later runs reuse it)`);
+  const handle = await fsPromises.open(
+    benchFile.path,
+    fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_DIRECT,
+    0o644,
+  );
+  try {
+    const chunk = allocAligned(FILL_CHUNK_SIZE);
+    for (let offset = 0; offset < benchFile.sizeBytes; offset += FILL_CHUNK_SIZE) {
+      randomFillSync(chunk);
+      const { bytesWritten } = await handle.write(chunk, 0, FILL_CHUNK_SIZE, offset);
+      // A short direct write means a full disk or a quota: an operating error.
+      if (bytesWritten !== FILL_CHUNK_SIZE) throw new Error(`short write at offset ${offset}: ${bytesWritten} of ${FILL_CHUNK_SIZE} B`);
+    }
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  const written = await fsPromises.stat(benchFile.path);
+  assert.equal(written.size, benchFile.sizeBytes);
+  return 'created';
+}

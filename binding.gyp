@@ -7,6 +7,7 @@
         "native/actor.cc",
         "native/aligned_buffer.cc",
         "native/command.cc",
+        "native/crc32c.cc",
         "native/file_ops.cc",
         "native/ring.cc",
         "native/ring_client.cc",

@@ -7,6 +7,7 @@
 #include "actor.h"
 #include "aligned_buffer.h"
 #include "command.h"
+#include "crc32c.h"
 #include "file_ops.h"
 #include "ring_client.h"
 
@@ -54,6 +55,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("blkDiscard", Napi::Function::New<BlkDiscard>(env, "blkDiscard"));
   exports.Set("allocAligned", Napi::Function::New<AllocAligned>(env, "allocAligned"));
   exports.Set("bufferAddressModulo", Napi::Function::New<BufferAddressModulo>(env, "bufferAddressModulo"));
+  exports.Set("crc32c", Napi::Function::New<Crc32cJs>(env, "crc32c"));
   exports.Set("constants", Constants(env));
   return exports;
 }

@@ -94,6 +94,7 @@ export interface NativeAddon {
   blkDiscard(fd: number, offset: number, length: number): Promise<void>;
   allocAligned(sizeBytes: number, alignment: number): Buffer;
   bufferAddressModulo(view: ArrayBufferView, alignment: number): number;
+  crc32c(view: Uint8Array, seed: number): number;
   constants: NativeConstants;
 }
 

@@ -1,0 +1,156 @@
+// Records: the entries of WAL commits and checkpoints (docs/format.md § Records).
+//
+//   PUT_INLINE   u8 type=1 | u8 keyFlags | u16 keyLength | u32 valueLength | key | value
+//   PUT_EXTENTS  u8 type=2 | u8 keyFlags | u16 keyLength | u64 valueLength | u32 valueCrc
+//                | u32 extentCount | key | extentCount × (u64 startBlock | u32 blockCount)
+//   DELETE       u8 type=3 | u8 keyFlags | u16 keyLength | key
+import { readU64, view } from './bytes.js';
+import type { ByteWriter } from './byte_writer.js';
+import {
+  KEY_FLAG_STRING,
+  KEY_SIZE_MAX,
+  RECORD_DELETE,
+  RECORD_PUT_EXTENTS,
+  RECORD_PUT_INLINE,
+  VALUE_EXTENTS_MAX,
+} from './constants.js';
+import type { Extent } from './extent.js';
+import { FormatError, type StructureName } from './format_error.js';
+
+export interface InlineValue {
+  readonly kind: 'inline';
+  readonly bytes: Uint8Array;
+}
+
+export interface ExtentValue {
+  readonly kind: 'extents';
+  readonly length: number;
+  /** CRC32C of the value's bytes (not of the padding). */
+  readonly crc: number;
+  readonly extents: readonly Extent[];
+}
+
+export type StoredValue = InlineValue | ExtentValue;
+
+export function writePut(writer: ByteWriter, key: Uint8Array, keyIsString: boolean, value: StoredValue): void {
+  checkKey(key);
+  const flags = keyIsString ? KEY_FLAG_STRING : 0;
+  if (value.kind === 'inline') {
+    writer.u8(RECORD_PUT_INLINE);
+    writer.u8(flags);
+    writer.u16(key.length);
+    writer.u32(value.bytes.length);
+    writer.raw(key);
+    writer.raw(value.bytes);
+    return;
+  }
+  if (value.extents.length === 0 || value.extents.length > VALUE_EXTENTS_MAX) {
+    throw new RangeError(`an extent value has 1 to ${VALUE_EXTENTS_MAX} extents, got ${value.extents.length}`);
+  }
+  writer.u8(RECORD_PUT_EXTENTS);
+  writer.u8(flags);
+  writer.u16(key.length);
+  writer.u64(value.length);
+  writer.u32(value.crc);
+  writer.u32(value.extents.length);
+  writer.raw(key);
+  for (const extent of value.extents) {
+    writer.u64(extent.startBlock);
+    writer.u32(extent.blockCount);
+  }
+}
+
+export function writeDelete(writer: ByteWriter, key: Uint8Array, keyIsString: boolean): void {
+  checkKey(key);
+  writer.u8(RECORD_DELETE);
+  writer.u8(keyIsString ? KEY_FLAG_STRING : 0);
+  writer.u16(key.length);
+  writer.raw(key);
+}
+
+function checkKey(key: Uint8Array): void {
+  if (key.length === 0 || key.length > KEY_SIZE_MAX) throw new RangeError(`key of ${key.length} bytes (1 to ${KEY_SIZE_MAX})`);
+}
+
+/** What a record visitor receives. Key and inline value bytes are views into the payload. */
+export interface RecordVisitor {
+  put(key: Uint8Array, keyIsString: boolean, value: StoredValue): void;
+  delete(key: Uint8Array, keyIsString: boolean): void;
+}
+
+/**
+ * Decodes `count` records from `payload` starting at `offset`, calling the
+ * visitor for each; returns the offset after the last. A truncated or
+ * malformed record throws FormatError naming `structure` and `blockIndex`.
+ */
+export function readRecords(
+  payload: Uint8Array,
+  offset: number,
+  count: number,
+  visitor: RecordVisitor,
+  structure: StructureName,
+  blockIndex?: number,
+  blockSize?: number,
+): number {
+  const data = view(payload);
+  const fail = (reason: string): never => {
+    throw new FormatError(structure, `record ${reason}`, blockIndex);
+  };
+  const need = (bytes: number): void => {
+    if (offset + bytes > payload.length) fail(`truncated at byte ${offset} of ${payload.length}`);
+  };
+  for (let i = 0; i < count; i++) {
+    need(4);
+    const type = payload[offset];
+    const flags = payload[offset + 1];
+    const keyLength = data.getUint16(offset + 2, true);
+    if ((flags & ~KEY_FLAG_STRING) !== 0) fail(`${i} has unknown key flags ${flags}`);
+    if (keyLength === 0 || keyLength > KEY_SIZE_MAX) fail(`${i} has a key of ${keyLength} bytes`);
+    const keyIsString = (flags & KEY_FLAG_STRING) !== 0;
+    if (type === RECORD_PUT_INLINE) {
+      need(8);
+      const valueLength = data.getUint32(offset + 4, true);
+      offset += 8;
+      need(keyLength + valueLength);
+      const key = payload.subarray(offset, offset + keyLength);
+      offset += keyLength;
+      const bytes = payload.subarray(offset, offset + valueLength);
+      offset += valueLength;
+      visitor.put(key, keyIsString, { kind: 'inline', bytes });
+    } else if (type === RECORD_PUT_EXTENTS) {
+      need(24);
+      const length = readU64(data, offset + 4);
+      const crc = data.getUint32(offset + 12, true);
+      const extentCount = data.getUint32(offset + 16, true);
+      if (length < 0) fail(`${i} has a value length beyond 2^53`);
+      if (extentCount === 0 || extentCount > VALUE_EXTENTS_MAX) fail(`${i} has ${extentCount} extents`);
+      offset += 20;
+      need(keyLength + extentCount * 12);
+      const key = payload.subarray(offset, offset + keyLength);
+      offset += keyLength;
+      const extents: Extent[] = new Array(extentCount);
+      let blocks = 0;
+      for (let e = 0; e < extentCount; e++) {
+        const startBlock = readU64(data, offset);
+        const blockCount = data.getUint32(offset + 8, true);
+        if (startBlock < 0 || blockCount === 0) fail(`${i} has a bad extent ${e}`);
+        extents[e] = { startBlock, blockCount };
+        blocks += blockCount;
+        offset += 12;
+      }
+      if (blockSize !== undefined && (blocks * blockSize < length || (blocks - 1) * blockSize >= Math.max(length, 1))) {
+        fail(`${i}: ${blocks} blocks do not fit a value of ${length} bytes`);
+      }
+      visitor.put(key, keyIsString, { kind: 'extents', length, crc, extents });
+    } else if (type === RECORD_DELETE) {
+      offset += 4;
+      need(keyLength);
+      const key = payload.subarray(offset, offset + keyLength);
+      offset += keyLength;
+      visitor.delete(key, keyIsString);
+    } else {
+      fail(`${i} has unknown type ${type}`);
+    }
+  }
+  return offset;
+}

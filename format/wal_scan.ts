@@ -1,0 +1,139 @@
+// WAL scan: finds the chain of intact commits in a WAL region, given as
+// bytes, from the replay position a superblock names. Pure: the engine's
+// recovery and tools/fsck both run it over a region they read themselves.
+//
+// The writer's rules this relies on (engine/wal_writer.ts):
+//  - commits have consecutive sequence numbers;
+//  - a commit starts at the block after the previous one, or at block 0 of
+//    the region when it does not fit before the region's end;
+//  - commit N+1 is written only after commit N is durable, so at a crash at
+//    most the last commit can be incomplete.
+// Hence: an invalid commit with no later commit behind it is a torn tail
+// (a crash during its write) and ends the log; an invalid commit followed by
+// any intact block of a later commit is damage in the middle of the log and
+// is refused.
+import { FormatError } from './format_error.js';
+import { decodeFrameBlock, frameBlockPayload, type FrameBlockHeader } from './frame.js';
+
+export interface ScannedCommit {
+  sequence: number;
+  /** WAL-relative first block. */
+  startBlock: number;
+  blockCount: number;
+  payload: Uint8Array;
+}
+
+export interface WalScan {
+  commits: ScannedCommit[];
+  /** WAL-relative block where the next commit goes. */
+  nextBlock: number;
+  nextSequence: number;
+  /** Why the scan stopped: 'end' (no commit there) or 'torn' (an incomplete last commit). */
+  stop: 'end' | 'torn';
+  /** For 'torn': what was wrong, naming the block. */
+  tornReason: string | undefined;
+}
+
+export interface WalRegion {
+  /** The whole WAL region: walBlockCount × blockSize bytes. */
+  bytes: Uint8Array;
+  blockSize: number;
+  /** Absolute block index of the region's first block (for error messages). */
+  startBlock: number;
+  storeTag: number;
+}
+
+export function scanWal(region: WalRegion, replayBlock: number, firstSequence: number): WalScan {
+  const walBlockCount = region.bytes.length / region.blockSize;
+  const commits: ScannedCommit[] = [];
+  let position = replayBlock;
+  let sequence = firstSequence;
+  for (;;) {
+    let attempt = readCommitAt(region, position, sequence, walBlockCount);
+    if (!attempt.ok && position !== 0) {
+      const wrapped = readCommitAt(region, 0, sequence, walBlockCount);
+      if (wrapped.ok) attempt = wrapped;
+    }
+    if (!attempt.ok) {
+      const later = findLaterBlock(region, sequence, walBlockCount);
+      if (later !== undefined) {
+        throw new FormatError(
+          'wal',
+          `commit ${sequence} is damaged (${attempt.reason}) but block ${region.startBlock + later.block} holds commit ${later.sequence}: damage in the middle of the log`,
+          region.startBlock + attempt.block,
+        );
+      }
+      return {
+        commits,
+        nextBlock: position,
+        nextSequence: sequence,
+        stop: attempt.reason === 'no commit' ? 'end' : 'torn',
+        tornReason: attempt.reason === 'no commit' ? undefined : `block ${region.startBlock + attempt.block}: ${attempt.reason}`,
+      };
+    }
+    commits.push(attempt.commit);
+    position = attempt.commit.startBlock + attempt.commit.blockCount;
+    if (position === walBlockCount) position = 0;
+    sequence++;
+  }
+}
+
+type Attempt = { ok: true; commit: ScannedCommit } | { ok: false; reason: string; block: number };
+
+function readCommitAt(region: WalRegion, position: number, sequence: number, walBlockCount: number): Attempt {
+  const first = decodeAt(region, position);
+  if (first instanceof FormatError) return { ok: false, reason: first.reason, block: position };
+  if (first.sequence !== sequence || first.storeTag !== region.storeTag || first.blockIndex !== 0) {
+    return { ok: false, reason: 'no commit', block: position };
+  }
+  if (position + first.blockCount > walBlockCount) {
+    return { ok: false, reason: `commit of ${first.blockCount} blocks runs past the WAL end`, block: position };
+  }
+  const parts: Uint8Array[] = [frameBlockPayload(blockAt(region, position), first)];
+  let length = first.payloadBytes;
+  for (let index = 1; index < first.blockCount; index++) {
+    const header = decodeAt(region, position + index);
+    if (header instanceof FormatError) return { ok: false, reason: header.reason, block: position + index };
+    if (
+      header.sequence !== sequence ||
+      header.storeTag !== region.storeTag ||
+      header.blockIndex !== index ||
+      header.blockCount !== first.blockCount
+    ) {
+      return { ok: false, reason: `block ${index} of commit ${sequence} is missing (stale or foreign block)`, block: position + index };
+    }
+    parts.push(frameBlockPayload(blockAt(region, position + index), header));
+    length += header.payloadBytes;
+  }
+  const payload = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    payload.set(part, offset);
+    offset += part.length;
+  }
+  return { ok: true, commit: { sequence, startBlock: position, blockCount: first.blockCount, payload } };
+}
+
+function blockAt(region: WalRegion, block: number): Uint8Array {
+  return region.bytes.subarray(block * region.blockSize, (block + 1) * region.blockSize);
+}
+
+function decodeAt(region: WalRegion, block: number): FrameBlockHeader | FormatError {
+  try {
+    return decodeFrameBlock('wal', blockAt(region, block), region.startBlock + block);
+  } catch (error) {
+    if (error instanceof FormatError) return error;
+    throw error;
+  }
+}
+
+/** Any intact block of this store with a sequence above `sequence`. */
+function findLaterBlock(region: WalRegion, sequence: number, walBlockCount: number): { block: number; sequence: number } | undefined {
+  for (let block = 0; block < walBlockCount; block++) {
+    const header = decodeAt(region, block);
+    if (!(header instanceof FormatError) && header.storeTag === region.storeTag && header.sequence > sequence) {
+      return { block, sequence: header.sequence };
+    }
+  }
+  return undefined;
+}

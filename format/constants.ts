@@ -35,5 +35,5 @@ export const BLOCK_SIZE_MAX = 65536;
 
 /** Checkpoint payload header: format u32, reserved u32, entryCount u64. */
 export const CHECKPOINT_HEADER_SIZE = 16;
-/** WAL commit payload header: recordCount u32, reserved u32. */
-export const COMMIT_HEADER_SIZE = 8;
+/** WAL commit payload header: recordCount u32, reserved u32, durableSequence u64. */
+export const COMMIT_HEADER_SIZE = 16;

@@ -8,10 +8,14 @@
 //    the region when it does not fit before the region's end;
 //  - commit N+1 is written only after commit N is durable, so at a crash at
 //    most the last commit can be incomplete.
-// Hence: an invalid commit with no later commit behind it is a torn tail
-// (a crash during its write) and ends the log; an invalid commit followed by
-// any intact block of a later commit is damage in the middle of the log and
-// is refused.
+//  - every commit records the highest sequence known durable when it was
+//    written (durableSequence; sequence - 1 when each commit is flushed
+//    before the next, less with deferred flushes).
+// Hence: an invalid commit N is a torn tail — a crash during its write — and
+// ends the log, unless a later commit's first block says N was already
+// durable when that commit was written: then N was damaged after the fact,
+// in the middle of the log, and the scan refuses it.
+import { commitDurableSequence } from './commit.js';
 import { FormatError } from './format_error.js';
 import { decodeFrameBlock, frameBlockPayload, type FrameBlockHeader } from './frame.js';
 
@@ -55,11 +59,11 @@ export function scanWal(region: WalRegion, replayBlock: number, firstSequence: n
       if (wrapped.ok) attempt = wrapped;
     }
     if (!attempt.ok) {
-      const later = findLaterBlock(region, sequence, walBlockCount);
+      const later = findLaterWitness(region, sequence, walBlockCount);
       if (later !== undefined) {
         throw new FormatError(
           'wal',
-          `commit ${sequence} is damaged (${attempt.reason}) but block ${region.startBlock + later.block} holds commit ${later.sequence}: damage in the middle of the log`,
+          `commit ${sequence} is damaged (${attempt.reason}) but commit ${later.sequence} at block ${region.startBlock + later.block} was written after it was durable: damage in the middle of the log`,
           region.startBlock + attempt.block,
         );
       }
@@ -127,11 +131,16 @@ function decodeAt(region: WalRegion, block: number): FrameBlockHeader | FormatEr
   }
 }
 
-/** Any intact block of this store with a sequence above `sequence`. */
-function findLaterBlock(region: WalRegion, sequence: number, walBlockCount: number): { block: number; sequence: number } | undefined {
+/**
+ * An intact first block of a later commit of this store whose durableSequence
+ * covers `sequence`: proof that commit `sequence` had been durable.
+ */
+function findLaterWitness(region: WalRegion, sequence: number, walBlockCount: number): { block: number; sequence: number } | undefined {
   for (let block = 0; block < walBlockCount; block++) {
     const header = decodeAt(region, block);
-    if (!(header instanceof FormatError) && header.storeTag === region.storeTag && header.sequence > sequence) {
+    if (header instanceof FormatError || header.storeTag !== region.storeTag) continue;
+    if (header.sequence <= sequence || header.blockIndex !== 0) continue;
+    if (commitDurableSequence(frameBlockPayload(blockAt(region, block), header)) >= sequence) {
       return { block, sequence: header.sequence };
     }
   }

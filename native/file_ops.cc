@@ -9,6 +9,7 @@
 #include <linux/fs.h>
 #include <linux/stat.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -312,6 +313,17 @@ Napi::Value CloseFile(const Napi::CallbackInfo& info) {
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
+}
+
+// lockExclusive(fd) -> 0, or the errno (EWOULDBLOCK when another open file
+// description holds the lock). Synchronous: LOCK_NB never waits.
+Napi::Value LockExclusive(const Napi::CallbackInfo& info) {
+  int fd = -1;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  // flock locks belong to the open file description, so a second open of the
+  // same file — by another process or by this one — conflicts.
+  int rc = flock(fd, LOCK_EX | LOCK_NB);
+  return Napi::Number::New(info.Env(), rc == 0 ? 0 : errno);
 }
 
 Napi::Value BlkDiscard(const Napi::CallbackInfo& info) {

@@ -10,5 +10,6 @@ Napi::Value OpenFile(const Napi::CallbackInfo& info);    // (path, flags, sizeBy
 Napi::Value StatFile(const Napi::CallbackInfo& info);    // (fd)
 Napi::Value CloseFile(const Napi::CallbackInfo& info);   // (fd)
 Napi::Value BlkDiscard(const Napi::CallbackInfo& info);  // (fd, offset, length)
+Napi::Value LockExclusive(const Napi::CallbackInfo& info);  // (fd) -> 0 or errno, synchronous
 
 }  // namespace ringstore

@@ -8,7 +8,7 @@
 // and writes, and a read stops early only at end-of-file.
 import { addon, constants } from './addon.js';
 import { allocAligned, isPowerOfTwo } from './aligned_buffer.js';
-import { fromNative, invalidRange, invalidType, RingError, unalignedDirectIo } from './errors.js';
+import { fromNative, invalidRange, invalidType, RingError, RingSystemError, unalignedDirectIo } from './errors.js';
 import type { IoMutation, IoMutationKind } from './io_observer.js';
 import { kOpSettled, type OpOwner, type OpSink, type PendingOp } from './ring_op.js';
 
@@ -44,6 +44,8 @@ export const BLOCK_SIZE_MAX = 1 << 20;
 const MAX_POSITION = Number.MAX_SAFE_INTEGER;
 /** -EOPNOTSUPP on Linux (Node names it ENOTSUP: the two share the number). */
 const ERRNO_EOPNOTSUPP = -95;
+/** EWOULDBLOCK (= EAGAIN) on Linux, as flock returns it. */
+const ERRNO_EWOULDBLOCK = 11;
 
 export class RingFile implements OpOwner {
   readonly path: string;
@@ -237,6 +239,20 @@ export class RingFile implements OpOwner {
     } finally {
       this[kOpSettled]();
     }
+  }
+
+  /**
+   * Takes an exclusive advisory lock (flock LOCK_EX | LOCK_NB) on the file:
+   * true if taken, false if another open of the file — in this process or
+   * another — holds it. Released when the file is closed.
+   */
+  tryLockExclusive(): boolean {
+    const error = this.#checkUsable(false);
+    if (error !== undefined) throw error;
+    const errno = addon.lockExclusive(this.fd);
+    if (errno === 0) return true;
+    if (errno === ERRNO_EWOULDBLOCK) return false;
+    throw new RingSystemError(errno, 'flock', this.path);
   }
 
   /** Size and alignment facts of the file or device, read now. */

@@ -1,0 +1,26 @@
+// BlockDevice: what the store needs from storage, in bytes at aligned
+// positions. Two implementations: RingBlockDevice (a file or block device
+// through the io_uring actor, direct IO) and SimulatedDevice (memory, with a
+// durability model, for crash tests).
+//
+// Every method is all-or-error: a read returns all bytes asked for, a write
+// writes all of them; anything else rejects.
+
+export interface BlockDevice {
+  readonly sizeBytes: number;
+  /** Buffers, positions and lengths of IO must be multiples of this. */
+  readonly ioAlignment: number;
+  /** Discards on this device must be multiples of this (its logical block size). */
+  readonly trimAlignment: number;
+  read(position: number, buffer: Uint8Array): Promise<void>;
+  /** Reads consecutive bytes into several buffers. */
+  readv(position: number, buffers: Uint8Array[]): Promise<void>;
+  write(position: number, buffers: Uint8Array[]): Promise<void>;
+  /** Writes and then flushes (fdatasync) in one submission; durable on resolve. */
+  writeAndSync(position: number, buffers: Uint8Array[]): Promise<void>;
+  /** fdatasync: every completed write is durable on resolve. */
+  sync(): Promise<void>;
+  /** Releases a range; later reads of it return zeros or old data, never other data. */
+  trim(position: number, length: number): Promise<void>;
+  close(): Promise<void>;
+}

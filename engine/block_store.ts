@@ -1,0 +1,1040 @@
+// BlockStore: the embedded key/value store.
+//
+// Writes: every put/delete/batch becomes records in the next WAL commit.
+// Group commit: when a commit starts it takes every record waiting; while it
+// is in flight new records wait for the next one. A commit writes the data
+// blocks of its extent values first, then its WAL blocks linked to an
+// fdatasync, through the io_uring actor. Only then is it applied to the
+// in-memory index and acknowledged, so readers only ever see durable data.
+//
+// Space: extents freed by a commit (values overwritten or deleted) are
+// trimmed only after that commit is durable and after every read that
+// started before it has finished, and return to the allocator only after the
+// trim completed — so a trim never zeroes reused blocks and a reader never
+// sees a block reused under it.
+//
+// Failure: any IO error of a commit, trim or checkpoint moves the store to
+// ERR_STORE_FAILED: the failing and all later writes are rejected (no retry
+// that could pretend an fdatasync succeeded); reads of durable data still
+// work; reopening recovers the durable prefix.
+import { randomInt } from 'node:crypto';
+import { Readable, Writable } from 'node:stream';
+
+import { ByteWriter } from '../format/byte_writer.js';
+import { beginCheckpointPayload, finishCheckpointPayload } from '../format/checkpoint.js';
+import { beginCommitPayload, finishCommitPayload } from '../format/commit.js';
+import { CHECKPOINT_EXTENTS_MAX, FORMAT_VERSION, KEY_SIZE_MAX, SUPERBLOCK_SIZE, VALUE_EXTENTS_MAX } from '../format/constants.js';
+import { crc32c } from '../format/crc32c.js';
+import type { Extent } from '../format/extent.js';
+import { encodeFrame, frameBlockCount } from '../format/frame.js';
+import { writeDelete, writePut, type StoredValue } from '../format/records.js';
+import { encodeSuperblock, type Superblock } from '../format/superblock.js';
+import { allocAligned } from '../native/aligned_buffer.js';
+import { IoUringActor } from '../native/io_uring_actor.js';
+import type { BlockDevice } from './block_device.js';
+import { BlockCache } from './block_cache.js';
+import { BufferPool } from './buffer_pool.js';
+import { ExtentAllocator } from './extent_allocator.js';
+import { keyStringToBytes, keyStringToKey, toKeyString, type Key } from './key_codec.js';
+import { extentsOf, probeSuperblocks, readLarge, recoverStore } from './recovery.js';
+import { RingBlockDevice } from './ring_block_device.js';
+import { invalidArgument, StoreCorruptError, StoreError } from './store_error.js';
+import { isExtentValue, type IndexEntry, type StoreIndex } from './store_index.js';
+import { valueCodec, type ValueCodec, type ValueEncoding } from './value_codec.js';
+import { WalSpace } from './wal_space.js';
+
+export interface BlockStoreOptions {
+  /** Create the store (and the file) if there is none. Default false. */
+  create?: boolean;
+  /** Size of a new store file. Default DEFAULT_STORE_SIZE_BYTES; block devices use their size. */
+  sizeBytes?: number;
+  /** Block size of a new store: a power of two from 512 to 65536, a multiple of the device's alignment. Default 4096. */
+  blockSize?: number;
+  /** Bytes of data blocks kept in memory. Default DEFAULT_CACHE_SIZE_BYTES. */
+  cacheSizeBytes?: number;
+  /** WAL region of a new store. Default: an eighth of the store, at most DEFAULT_WAL_SIZE_BYTES. */
+  walSizeBytes?: number;
+  /** How values are turned into bytes. Default 'msgpack'. */
+  encoding?: ValueEncoding;
+  /**
+   * true (default): a write resolves once durable. false: once written; the
+   * fdatasync follows within SYNC_DEFER_MS, and a crash may lose (never tear)
+   * the writes of that window.
+   */
+  sync?: boolean;
+  /** Run IO on this actor instead of starting one for the store. */
+  ring?: IoUringActor;
+  /** Use this device instead of opening `path` (the simulated device of crash tests). */
+  device?: BlockDevice;
+}
+
+export type BatchOperation = { type: 'put'; key: Key; value: unknown } | { type: 'del'; key: Key };
+
+export interface RangeOptions {
+  gt?: Key;
+  gte?: Key;
+  lt?: Key;
+  lte?: Key;
+  reverse?: boolean;
+  limit?: number;
+  /** Decode and return values (default true); false yields [key, undefined]. */
+  values?: boolean;
+}
+
+export interface BlockStoreStats {
+  keys: number;
+  blocksTotal: number;
+  blocksUsed: number;
+  blocksFree: number;
+  cacheHits: number;
+  cacheMisses: number;
+  cacheBytes: number;
+  commits: number;
+  meanRecordsPerCommit: number;
+  walFill: number;
+  trimsIssued: number;
+  pendingTrims: number;
+  checkpoints: number;
+}
+
+export const DEFAULT_STORE_SIZE_BYTES = 1 << 30;
+export const DEFAULT_CACHE_SIZE_BYTES = 64 << 20;
+export const DEFAULT_WAL_SIZE_BYTES = 64 << 20;
+export const DEFAULT_BLOCK_SIZE = 4096;
+/** The longest a commit's fdatasync waits with sync: false. */
+export const SYNC_DEFER_MS = 100;
+/** A checkpoint starts when the WAL is this full. */
+export const CHECKPOINT_WAL_FILL = 0.5;
+/** One commit takes at most this share of the WAL, so a checkpoint always makes room for it. */
+const COMMIT_WAL_SHARE_MAX = 0.25;
+/** Extents one value may be split into when free space is fragmented. */
+const VALUE_EXTENTS_PER_PUT_MAX = 64;
+/** Largest value one put may store (streams have no limit): one transfer. */
+export const VALUE_SIZE_MAX = 1 << 30;
+/** Bytes a write stream buffers before it writes them to its extents. */
+const STREAM_CHUNK_BYTES = 1 << 20;
+/** Extents trimmed in one batch. */
+const TRIM_BATCH_MAX = 256;
+
+interface PendingWrite {
+  operations: { keyString: string; isString: boolean; value: StoredValue | undefined }[];
+  /** Data writes of extent values that must complete before the commit's WAL write. */
+  dataWrites: Promise<void>[];
+  /** Pool buffers holding extent data, handed to the cache once durable. */
+  dataBlocks: { blockIndex: number; buffer: Buffer }[];
+  payloadBytes: number;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+interface FreedExtent {
+  extent: Extent;
+  /** Reads that began at or before this epoch may still use the extent. */
+  epoch: number;
+}
+
+export class BlockStore {
+  readonly path: string;
+  readonly #device: BlockDevice;
+  readonly #ownedRing: IoUringActor | undefined;
+  readonly #codec: ValueCodec;
+  readonly #sync: boolean;
+  readonly #blockSize: number;
+  readonly #inlineValueMax: number;
+  readonly #commitPayloadMax: number;
+  #superblock: Superblock;
+  readonly #index: StoreIndex;
+  readonly #allocator: ExtentAllocator;
+  readonly #walSpace: WalSpace;
+  readonly #pool: BufferPool;
+  readonly #cache: BlockCache;
+  readonly #commitWriter = new ByteWriter(1 << 16);
+
+  #nextSequence: number;
+  /** Highest sequence known durable (fdatasync completed). */
+  #durableSequence: number;
+  /** Highest sequence written and applied (== durable with sync: true). */
+  #appliedSequence: number;
+  #pending: PendingWrite[] = [];
+  #commitLoop: Promise<void> | undefined;
+  /** WAL start block of the commit being written, once placed. */
+  #walWaiters: (() => void)[] = [];
+  #deferredSync: NodeJS.Timeout | undefined;
+  #deferredSyncPromise: Promise<void> | undefined;
+  /** Extents freed by commits that are written but not yet durable (sync: false). */
+  #freesAwaitingDurability: { sequence: number; extents: Extent[] }[] = [];
+
+  #readEpoch = 0;
+  readonly #activeReads = new Map<number, number>();
+  #freed: FreedExtent[] = [];
+  #trimLoop: Promise<void> | undefined;
+  #trimsIssued = 0;
+  #checkpointing: Promise<void> | undefined;
+  #checkpoints = 0;
+  #commits = 0;
+  #committedRecords = 0;
+
+  #failure: StoreError | undefined;
+  #closing: Promise<void> | undefined;
+  #closed = false;
+
+  private constructor(
+    path: string,
+    device: BlockDevice,
+    ownedRing: IoUringActor | undefined,
+    options: Required<Pick<BlockStoreOptions, 'encoding' | 'sync' | 'cacheSizeBytes'>>,
+    superblock: Superblock,
+    index: StoreIndex,
+    liveCommits: { sequence: number; startBlock: number; blockCount: number }[],
+    walHeadBlock: number,
+    nextSequence: number,
+  ) {
+    this.path = path;
+    this.#device = device;
+    this.#ownedRing = ownedRing;
+    this.#codec = valueCodec(options.encoding);
+    this.#sync = options.sync;
+    this.#superblock = superblock;
+    this.#blockSize = superblock.blockSize;
+    this.#inlineValueMax = superblock.blockSize / 2;
+    this.#index = index;
+    this.#nextSequence = nextSequence;
+    this.#durableSequence = nextSequence - 1;
+    this.#appliedSequence = nextSequence - 1;
+    const used: { extent: Extent; owner: string }[] = superblock.checkpointExtents.map((extent) => ({ extent, owner: 'the checkpoint' }));
+    index.forEachPair((key, entry) => {
+      if (isExtentValue(entry.value)) for (const extent of entry.value.extents) used.push({ extent, owner: `key ${JSON.stringify(key.slice(0, 64))}` });
+    });
+    this.#allocator = new ExtentAllocator(superblock.dataStartBlock, superblock.blockCount, used);
+    this.#walSpace = new WalSpace(superblock.walBlockCount, liveCommits.length > 0 ? liveCommits[0].startBlock : walHeadBlock);
+    for (const commit of liveCommits) this.#walSpace.append(commit.sequence, commit.startBlock, commit.blockCount);
+    if (this.#walSpace.headBlock !== walHeadBlock) {
+      // Recovery ended the log at a dropped commit: that is where writing resumes.
+      throw new Error(`ringstore: WAL head ${this.#walSpace.headBlock} disagrees with recovery's ${walHeadBlock}`);
+    }
+    const walPayloadPerBlock = superblock.blockSize - 32;
+    this.#commitPayloadMax = Math.floor(superblock.walBlockCount * COMMIT_WAL_SHARE_MAX) * walPayloadPerBlock;
+    const cacheBlocks = Math.floor(options.cacheSizeBytes / superblock.blockSize);
+    this.#pool = new BufferPool(superblock.blockSize, device.ioAlignment, cacheBlocks + 1024);
+    this.#cache = new BlockCache(this.#pool, options.cacheSizeBytes);
+  }
+
+  /**
+   * Opens (or, with `create`, makes) the store at `path`: a regular file or
+   * a raw block device. Recovers from a crash: newest valid superblock,
+   * checkpoint, WAL replay up to the first incomplete commit.
+   */
+  static async open(path: string, options: BlockStoreOptions = {}): Promise<BlockStore> {
+    if (typeof path !== 'string' || path.length === 0) throw invalidArgument('path must be a non-empty string');
+    if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object');
+    const create = checkBoolean(options.create, 'create', false);
+    const sync = checkBoolean(options.sync, 'sync', true);
+    const encoding = options.encoding ?? 'msgpack';
+    valueCodec(encoding); // validates
+    const cacheSizeBytes = checkSize(options.cacheSizeBytes, 'cacheSizeBytes', DEFAULT_CACHE_SIZE_BYTES, 0);
+    const blockSize = checkSize(options.blockSize, 'blockSize', DEFAULT_BLOCK_SIZE, 512);
+    if ((blockSize & (blockSize - 1)) !== 0 || blockSize > 65536) throw invalidArgument(`blockSize must be a power of two from 512 to 65536, got ${blockSize}`, 'range');
+    const sizeBytes = checkSize(options.sizeBytes, 'sizeBytes', DEFAULT_STORE_SIZE_BYTES, 0);
+    if (options.walSizeBytes !== undefined) checkSize(options.walSizeBytes, 'walSizeBytes', 0, 0);
+    if (options.ring !== undefined && !(options.ring instanceof IoUringActor)) throw invalidArgument('ring must be an IoUringActor');
+
+    let ownedRing: IoUringActor | undefined;
+    let device = options.device;
+    try {
+      if (device === undefined) {
+        const ring = options.ring ?? (ownedRing = IoUringActor.start({ fallback: 'threads' }));
+        device = await RingBlockDevice.open(ring, path, { create, sizeBytes });
+      }
+      let probe = await probeSuperblocks(device);
+      if (probe.kind === 'empty') {
+        if (!create) throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' holds no ringstore (open with create: true to make one)`);
+        const superblock = await formatStore(device, blockSize, options.walSizeBytes);
+        probe = { kind: 'found', superblock, slotsToRepair: [] };
+      }
+      if (probe.superblock.blockSize % Math.max(device.ioAlignment, 1) !== 0) {
+        throw new StoreError('ERR_INVALID_ARG', `the store's block size ${probe.superblock.blockSize} is not a multiple of the device's direct-IO alignment ${device.ioAlignment}`);
+      }
+      const recovered = await recoverStore(device, probe.superblock, probe.slotsToRepair);
+      const store = new BlockStore(
+        path,
+        device,
+        ownedRing,
+        { encoding, sync, cacheSizeBytes },
+        recovered.superblock,
+        recovered.index,
+        recovered.liveCommits,
+        recovered.walHeadBlock,
+        recovered.nextSequence,
+      );
+      for (const slot of recovered.slotsToRepair) await store.#writeSuperblockSlot(recovered.superblock, slot);
+      return store;
+    } catch (error) {
+      await device?.close().catch(() => undefined);
+      await ownedRing?.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  // ---- Reads ----
+
+  /** The value of `key`, or undefined. Sees every acknowledged write. */
+  async get(key: Key): Promise<unknown> {
+    this.#checkOpen();
+    const entry = this.#index.get(toKeyString(key));
+    if (entry === undefined) return undefined;
+    return this.#codec.decode(await this.#readValue(entry));
+  }
+
+  async has(key: Key): Promise<boolean> {
+    this.#checkOpen();
+    return this.#index.has(toKeyString(key));
+  }
+
+  /**
+   * Entries in key order (bytewise), over a snapshot taken when iteration
+   * starts: writes made meanwhile are not seen.
+   */
+  async *range(options: RangeOptions = {}): AsyncGenerator<[Key, unknown]> {
+    this.#checkOpen();
+    if (options === null || typeof options !== 'object') throw invalidArgument('range options must be an object');
+    const low = options.gte !== undefined ? toKeyString(options.gte) : options.gt !== undefined ? toKeyString(options.gt) : undefined;
+    const lowInclusive = options.gt === undefined;
+    const high = options.lte !== undefined ? toKeyString(options.lte) : options.lt !== undefined ? toKeyString(options.lt) : undefined;
+    const highInclusive = options.lt === undefined;
+    const limit = options.limit ?? Infinity;
+    if (typeof limit !== 'number' || !(limit >= 0)) throw invalidArgument('limit must be a number >= 0', 'range');
+    const withValues = options.values !== false;
+    const snapshot = this.#index.clone();
+    let yielded = 0;
+    if (yielded >= limit) return;
+    const entries = options.reverse === true ? snapshot.entriesReversed(high, undefined, !highInclusive) : snapshot.entries(low);
+    for (const [keyString, entry] of entries) {
+      if (options.reverse === true) {
+        if (low !== undefined && (keyString < low || (!lowInclusive && keyString === low))) break;
+      } else {
+        if (!lowInclusive && keyString === low) continue;
+        if (high !== undefined && (keyString > high || (!highInclusive && keyString === high))) break;
+      }
+      const key = keyStringToKey(keyString, entry.isString);
+      if (withValues) {
+        const bytes = entry.value instanceof Uint8Array ? entry.value : await this.#readValue(entry);
+        yield [key, this.#codec.decode(bytes)];
+      } else {
+        yield [key, undefined];
+      }
+      if (++yielded >= limit) return;
+    }
+  }
+
+  // ---- Writes ----
+
+  /** Stores `value` under `key`; resolves once durable (sync: true). */
+  put(key: Key, value: unknown): Promise<void> {
+    return this.#write([{ type: 'put', key, value }]);
+  }
+
+  /** Removes `key`; resolves to whether it existed, once durable. */
+  async delete(key: Key): Promise<boolean> {
+    const keyString = toKeyString(key);
+    await this.#write([{ type: 'del', key }]);
+    return this.#lastDeleteExisted.get(keyString) ?? false;
+  }
+
+  readonly #lastDeleteExisted = new Map<string, boolean>();
+
+  /** Applies all operations atomically: after a crash, all or none of them. */
+  batch(operations: BatchOperation[]): Promise<void> {
+    if (!Array.isArray(operations)) return Promise.reject(invalidArgument('batch takes an array of operations'));
+    return this.#write(operations);
+  }
+
+  /**
+   * A writable stream storing a value of any size under `key` without
+   * holding it in memory; the put commits (durably) when the stream finishes.
+   * The bytes are stored as they are (no value encoding).
+   */
+  createWriteStream(key: Key): Writable {
+    this.#checkWritable();
+    const keyString = toKeyString(key);
+    const isString = typeof key === 'string';
+    const blockSize = this.#blockSize;
+    const extents: Extent[] = [];
+    let crc = 0;
+    let length = 0;
+    let chunks: Buffer[] = [];
+    let chunkBytes = 0;
+    const writes: Promise<void>[] = [];
+    const dataBlocks: { blockIndex: number; buffer: Buffer }[] = [];
+    const flushChunk = (final: boolean): void => {
+      const whole = final ? chunkBytes : Math.floor(chunkBytes / blockSize) * blockSize;
+      if (whole === 0) return;
+      const bytes = Buffer.concat(chunks, chunkBytes);
+      const head = bytes.subarray(0, whole);
+      crc = crc32c(head, crc);
+      length += whole;
+      const allocated = this.#allocate(Math.ceil(whole / blockSize), VALUE_EXTENTS_PER_PUT_MAX);
+      extents.push(...allocated);
+      if (extents.length > VALUE_EXTENTS_MAX) throw new StoreError('ERR_STORE_FULL', 'free space is too fragmented for this stream');
+      writes.push(...this.#writeExtentData(head, allocated, dataBlocks));
+      const rest = bytes.subarray(whole);
+      chunks = rest.length > 0 ? [Buffer.from(rest)] : [];
+      chunkBytes = rest.length;
+    };
+    const releaseAll = (): void => {
+      for (const { buffer } of dataBlocks) this.#pool.give(buffer);
+      // Never referenced by a durable record: free at once, no trim needed.
+      void Promise.allSettled(writes).then(() => {
+        for (const extent of extents) this.#allocator.free(extent);
+      });
+    };
+    return new Writable({
+      highWaterMark: STREAM_CHUNK_BYTES,
+      write: (chunk: Buffer, _encoding, callback) => {
+        try {
+          this.#checkWritable();
+          chunks.push(chunk);
+          chunkBytes += chunk.length;
+          if (chunkBytes >= STREAM_CHUNK_BYTES) flushChunk(false);
+          callback();
+        } catch (error) {
+          callback(error as Error);
+        }
+      },
+      final: (callback) => {
+        try {
+          flushChunk(true);
+        } catch (error) {
+          releaseAll();
+          callback(error as Error);
+          return;
+        }
+        const value: StoredValue =
+          length === 0 ? { kind: 'inline', bytes: new Uint8Array(0) } : { kind: 'extents', length, crc, extents: [...extents] };
+        this.#enqueue({
+          operations: [{ keyString, isString, value }],
+          dataWrites: writes,
+          dataBlocks,
+          payloadBytes: 64 + keyString.length + extents.length * 12,
+        }).then(
+          () => callback(),
+          (error: Error) => callback(error),
+        );
+      },
+      destroy: (error, callback) => {
+        if (error !== null) releaseAll();
+        callback(error);
+      },
+    });
+  }
+
+  /** A readable stream of the stored bytes of `key` (as written, no decoding); errors if the key is missing. */
+  createReadStream(key: Key): Readable {
+    this.#checkOpen();
+    const entry = this.#index.get(toKeyString(key));
+    if (entry === undefined) {
+      const stream = new Readable({ read() {} });
+      process.nextTick(() => stream.destroy(new StoreError('ERR_INVALID_ARG', `no value under ${JSON.stringify(String(key))}`)));
+      return stream;
+    }
+    if (entry.value instanceof Uint8Array) return Readable.from([Buffer.from(entry.value)], { objectMode: false });
+    const value = entry.value;
+    const chunkBlocks = Math.max(1, Math.floor(STREAM_CHUNK_BYTES / this.#blockSize));
+    const readBlocks = (start: number, count: number): Promise<Uint8Array> => this.#readBlocks(start, count);
+    const epoch = this.#beginRead();
+    const endRead = (): void => this.#endRead(epoch);
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      try {
+        let remaining = value.length;
+        let crc = 0;
+        for (const extent of value.extents) {
+          for (let offset = 0; offset < extent.blockCount; offset += chunkBlocks) {
+            const bytes = await readBlocks(extent.startBlock + offset, Math.min(chunkBlocks, extent.blockCount - offset));
+            const used = bytes.subarray(0, Math.min(remaining, bytes.length));
+            remaining -= used.length;
+            crc = crc32c(used, crc);
+            // The last chunk is held back until the whole value checked out,
+            // so a consumer never reaches 'end' on wrong data.
+            if (remaining === 0 && crc !== value.crc) {
+              throw new StoreCorruptError(
+                'data',
+                `value of ${value.length} bytes has checksum 0x${crc.toString(16)}, its record says 0x${value.crc.toString(16)}`,
+                value.extents[0].startBlock,
+              );
+            }
+            yield used;
+          }
+        }
+      } finally {
+        endRead();
+      }
+    }
+    return Readable.from(chunks(), { objectMode: false });
+  }
+
+  // ---- Maintenance ----
+
+  /** Writes a checkpoint now and frees the WAL space it covers. */
+  async checkpoint(): Promise<void> {
+    this.#checkWritable();
+    await this.#flushCommits();
+    await this.#runCheckpoint();
+  }
+
+  /** Resolves when every write accepted so far is durable (sync: false makes this useful). */
+  async flush(): Promise<void> {
+    this.#checkOpen();
+    await this.#flushCommits();
+    if (!this.#sync) await this.#syncNow();
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /**
+   * Finishes pending writes, writes a checkpoint, and releases the device
+   * (and the ring, if the store started it). Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    this.#closing = (async () => {
+      try {
+        await this.#flushCommits().catch(() => undefined);
+        if (this.#failure === undefined) {
+          if (!this.#sync) await this.#syncNow().catch(() => undefined);
+          await this.#runCheckpoint().catch(() => undefined);
+          await this.#trimLoop?.catch(() => undefined);
+        }
+      } finally {
+        this.#closed = true;
+        if (this.#deferredSync !== undefined) clearTimeout(this.#deferredSync);
+        await this.#device.close().catch(() => undefined);
+        await this.#ownedRing?.close();
+      }
+    })();
+    return this.#closing;
+  }
+
+  stats(): BlockStoreStats {
+    this.#checkOpen();
+    const blocksTotal = this.#superblock.blockCount;
+    const dataBlocks = blocksTotal - this.#superblock.dataStartBlock;
+    const pendingTrims = this.#freed.reduce((sum, freed) => sum + freed.extent.blockCount, 0);
+    return {
+      keys: this.#index.size,
+      blocksTotal,
+      blocksUsed: dataBlocks - this.#allocator.freeBlockCount,
+      blocksFree: this.#allocator.freeBlockCount,
+      cacheHits: this.#cache.hits,
+      cacheMisses: this.#cache.misses,
+      cacheBytes: this.#cache.sizeBytes,
+      commits: this.#commits,
+      meanRecordsPerCommit: this.#commits > 0 ? this.#committedRecords / this.#commits : 0,
+      walFill: this.#walSpace.fill,
+      trimsIssued: this.#trimsIssued,
+      pendingTrims,
+      checkpoints: this.#checkpoints,
+    };
+  }
+
+  // ---- The write path ----
+
+  #write(operations: BatchOperation[]): Promise<void> {
+    try {
+      this.#checkWritable();
+      const write: Omit<PendingWrite, 'resolve' | 'reject'> = { operations: [], dataWrites: [], dataBlocks: [], payloadBytes: 16 };
+      for (const operation of operations) {
+        if (operation === null || typeof operation !== 'object') throw invalidArgument('batch operations must be objects');
+        const keyString = toKeyString(operation.key);
+        const isString = typeof operation.key === 'string';
+        if (operation.type === 'del') {
+          write.operations.push({ keyString, isString, value: undefined });
+          write.payloadBytes += 4 + keyString.length;
+        } else if (operation.type === 'put') {
+          const bytes = this.#codec.encode(operation.value);
+          if (bytes.length > VALUE_SIZE_MAX) throw new StoreError('ERR_VALUE_TOO_LARGE', `value of ${bytes.length} bytes; a put stores at most ${VALUE_SIZE_MAX} (use createWriteStream)`);
+          if (bytes.length <= this.#inlineValueMax) {
+            // Copied: the caller may reuse its buffer once put() returns.
+            write.operations.push({ keyString, isString, value: { kind: 'inline', bytes: Uint8Array.prototype.slice.call(bytes) } });
+            write.payloadBytes += 8 + keyString.length + bytes.length;
+          } else {
+            const extents = this.#allocate(Math.ceil(bytes.length / this.#blockSize), VALUE_EXTENTS_PER_PUT_MAX);
+            write.dataWrites.push(...this.#writeExtentData(bytes, extents, write.dataBlocks));
+            write.operations.push({ keyString, isString, value: { kind: 'extents', length: bytes.length, crc: crc32c(bytes), extents } });
+            write.payloadBytes += 24 + keyString.length + extents.length * 12;
+          }
+        } else {
+          throw invalidArgument(`batch operation type must be 'put' or 'del', got ${String((operation as { type?: unknown }).type)}`, 'range');
+        }
+      }
+      if (write.payloadBytes > this.#commitPayloadMax) {
+        throw new StoreError('ERR_VALUE_TOO_LARGE', `this write needs ${write.payloadBytes} bytes of WAL; one commit holds at most ${this.#commitPayloadMax} (use a larger walSizeBytes or smaller batches)`);
+      }
+      return this.#enqueue(write);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #enqueue(write: Omit<PendingWrite, 'resolve' | 'reject'>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.#failure !== undefined) {
+        reject(this.#failure);
+        return;
+      }
+      this.#pending.push({ ...write, resolve, reject });
+      this.#startCommits();
+    });
+  }
+
+  #startCommits(): void {
+    if (this.#commitLoop !== undefined) return;
+    this.#commitLoop = this.#runCommits().finally(() => {
+      this.#commitLoop = undefined;
+      // Writes queued after the loop's last check (in the microtasks between
+      // its end and this callback) start the next loop.
+      if (this.#pending.length > 0) this.#startCommits();
+    });
+  }
+
+  async #flushCommits(): Promise<void> {
+    while (this.#commitLoop !== undefined) await this.#commitLoop.catch(() => undefined);
+  }
+
+  /** Commits waiting writes, one commit at a time, until none wait. */
+  async #runCommits(): Promise<void> {
+    while (this.#pending.length > 0 && this.#failure === undefined) {
+      // Take every waiting write that fits one commit.
+      let payloadBytes = 0;
+      let take = 0;
+      while (take < this.#pending.length && (take === 0 || payloadBytes + this.#pending[take].payloadBytes <= this.#commitPayloadMax)) {
+        payloadBytes += this.#pending[take].payloadBytes;
+        take++;
+      }
+      const writes = this.#pending.splice(0, take);
+      try {
+        await this.#commit(writes);
+        for (const write of writes) write.resolve();
+      } catch (error) {
+        const failure = this.#fail(error);
+        for (const write of writes) write.reject(failure);
+      }
+    }
+    if (this.#failure !== undefined) {
+      const pending = this.#pending.splice(0);
+      for (const write of pending) write.reject(this.#failure);
+    }
+  }
+
+  async #commit(writes: PendingWrite[]): Promise<void> {
+    const sequence = this.#nextSequence;
+    const writer = this.#commitWriter;
+    writer.reset();
+    beginCommitPayload(writer, this.#durableSequence);
+    let recordCount = 0;
+    for (const write of writes) {
+      for (const { keyString, isString, value } of write.operations) {
+        const keyBytes = keyStringToBytes(keyString);
+        if (value === undefined) writeDelete(writer, keyBytes, isString);
+        else writePut(writer, keyBytes, isString, value);
+        recordCount++;
+      }
+    }
+    const payload = finishCommitPayload(writer, recordCount);
+    const blockCount = frameBlockCount(payload.length, this.#blockSize);
+    const frame = allocAligned(blockCount * this.#blockSize, Math.max(this.#device.ioAlignment, 4096));
+    encodeFrame('wal', sequence, this.#superblock.storeTag, payload, frame, this.#blockSize);
+
+    let startBlock = this.#walSpace.place(blockCount);
+    while (startBlock === undefined) {
+      // The WAL is full of commits no checkpoint covers yet: make one.
+      await this.#runCheckpoint();
+      startBlock = this.#walSpace.place(blockCount);
+      if (startBlock === undefined && this.#walSpace.usedBlockCount === 0) {
+        throw new Error(`ringstore: a ${blockCount}-block commit does not fit an empty ${this.#walSpace.walBlockCount}-block WAL`);
+      }
+    }
+    // Extent data first: the fdatasync linked to the WAL write must find it
+    // complete, so both are durable when the commit is.
+    for (const write of writes) await Promise.all(write.dataWrites);
+    const position = (this.#superblock.walStartBlock + startBlock) * this.#blockSize;
+    if (this.#sync) await this.#device.writeAndSync(position, [frame]);
+    else await this.#device.write(position, [frame]);
+    this.#walSpace.append(sequence, startBlock, blockCount);
+    this.#nextSequence = sequence + 1;
+    this.#appliedSequence = sequence;
+    if (this.#sync) this.#durableSequence = sequence;
+
+    // Apply to the index in record order; collect what the commit unlinked.
+    const unlinked: Extent[] = [];
+    for (const write of writes) {
+      for (const { keyString, isString, value } of write.operations) {
+        const previous = this.#index.get(keyString);
+        if (previous !== undefined && isExtentValue(previous.value)) unlinked.push(...previous.value.extents);
+        if (value === undefined) {
+          this.#lastDeleteExisted.set(keyString, previous !== undefined);
+          this.#index.delete(keyString);
+        } else {
+          this.#index.set(keyString, { isString, value: value.kind === 'inline' ? value.bytes : value } satisfies IndexEntry, true);
+        }
+      }
+      for (const { blockIndex, buffer } of write.dataBlocks) this.#cache.put(blockIndex, buffer);
+    }
+    this.#commits++;
+    this.#committedRecords += recordCount;
+    if (unlinked.length > 0) {
+      if (this.#sync) this.#release(unlinked);
+      else this.#freesAwaitingDurability.push({ sequence, extents: unlinked });
+    }
+    if (!this.#sync) this.#scheduleDeferredSync();
+    if (this.#walSpace.fill >= CHECKPOINT_WAL_FILL && this.#checkpointing === undefined) {
+      void this.#runCheckpoint().catch(() => undefined);
+    }
+    // Forget delete results nobody will read (delete() reads it right after).
+    if (this.#lastDeleteExisted.size > 4096) queueMicrotask(() => this.#lastDeleteExisted.clear());
+  }
+
+  /** Copies `bytes` into pool blocks and writes them to `extents`; returns the write promises. */
+  #writeExtentData(bytes: Uint8Array, extents: Extent[], dataBlocks: { blockIndex: number; buffer: Buffer }[]): Promise<void>[] {
+    const blockSize = this.#blockSize;
+    const writes: Promise<void>[] = [];
+    let offset = 0;
+    for (const extent of extents) {
+      const buffers: Buffer[] = [];
+      for (let i = 0; i < extent.blockCount; i++) {
+        const buffer = this.#pool.take();
+        const end = Math.min(bytes.length, offset + blockSize);
+        buffer.set(bytes.subarray(offset, end));
+        if (end - offset < blockSize) buffer.fill(0, end - offset);
+        offset += blockSize;
+        buffers.push(buffer);
+        dataBlocks.push({ blockIndex: extent.startBlock + i, buffer });
+      }
+      // Vector writes of at most 1024 buffers (IOV_MAX).
+      for (let i = 0; i < buffers.length; i += 1024) {
+        writes.push(this.#device.write((extent.startBlock + i) * blockSize, buffers.slice(i, i + 1024)));
+      }
+    }
+    // Rejections surface when the commit awaits them; keep them from being unhandled meanwhile.
+    for (const write of writes) write.catch(() => undefined);
+    return writes;
+  }
+
+  #allocate(blockCount: number, extentsMax: number): Extent[] {
+    const extents = this.#allocator.allocate(blockCount, extentsMax);
+    if (extents === undefined) {
+      throw new StoreError(
+        'ERR_STORE_FULL',
+        `no room for ${blockCount} blocks (${this.#allocator.freeBlockCount} free in ${this.#allocator.freeExtentCount} pieces${this.#freed.length > 0 ? `, ${this.#freed.length} extents waiting for trim` : ''})`,
+      );
+    }
+    return extents;
+  }
+
+  #scheduleDeferredSync(): void {
+    if (this.#deferredSync !== undefined) return;
+    this.#deferredSync = setTimeout(() => {
+      this.#deferredSync = undefined;
+      void this.#syncNow().catch(() => undefined);
+    }, SYNC_DEFER_MS);
+  }
+
+  /** fdatasync now; then everything written so far is durable. */
+  async #syncNow(): Promise<void> {
+    if (this.#deferredSyncPromise !== undefined) {
+      await this.#deferredSyncPromise;
+      if (this.#appliedSequence === this.#durableSequence) return;
+    }
+    const through = this.#appliedSequence;
+    this.#deferredSyncPromise = (async () => {
+      try {
+        await this.#device.sync();
+      } catch (error) {
+        throw this.#fail(error);
+      }
+      this.#durableSequence = Math.max(this.#durableSequence, through);
+      const ready = this.#freesAwaitingDurability.filter((free) => free.sequence <= through);
+      this.#freesAwaitingDurability = this.#freesAwaitingDurability.filter((free) => free.sequence > through);
+      for (const free of ready) this.#release(free.extents);
+    })();
+    try {
+      await this.#deferredSyncPromise;
+    } finally {
+      this.#deferredSyncPromise = undefined;
+    }
+  }
+
+  // ---- Reading values ----
+
+  async #readValue(entry: IndexEntry): Promise<Uint8Array> {
+    if (entry.value instanceof Uint8Array) return entry.value;
+    const value = entry.value;
+    const epoch = this.#beginRead();
+    try {
+      const out = Buffer.allocUnsafe(value.length);
+      let offset = 0;
+      for (const extent of value.extents) {
+        const bytes = await this.#readBlocks(extent.startBlock, extent.blockCount);
+        const used = Math.min(value.length - offset, bytes.length);
+        out.set(bytes.subarray(0, used), offset);
+        offset += used;
+      }
+      const crc = crc32c(out);
+      if (crc !== value.crc) {
+        throw new StoreCorruptError('data', `value of ${value.length} bytes has checksum 0x${crc.toString(16)}, its record says 0x${value.crc.toString(16)} (torn, lost or misdirected write)`, value.extents[0].startBlock);
+      }
+      return out;
+    } finally {
+      this.#endRead(epoch);
+    }
+  }
+
+  /** The bytes of blocks [start, start + count), from the cache or the device. */
+  async #readBlocks(startBlock: number, blockCount: number): Promise<Uint8Array> {
+    const blockSize = this.#blockSize;
+    const out = Buffer.allocUnsafe(blockCount * blockSize);
+    let runStart = -1;
+    const runs: Promise<void>[] = [];
+    const readRun = (from: number, to: number): void => {
+      const buffers: Buffer[] = [];
+      for (let block = from; block < to; block++) buffers.push(this.#pool.take());
+      runs.push(
+        (async () => {
+          for (let i = 0; i < buffers.length; i += 1024) {
+            await this.#device.readv((from + i) * blockSize, buffers.slice(i, i + 1024));
+          }
+          buffers.forEach((buffer, i) => {
+            out.set(buffer, (from + i - startBlock) * blockSize);
+            this.#cache.put(from + i, buffer);
+          });
+        })(),
+      );
+    };
+    for (let block = startBlock; block < startBlock + blockCount; block++) {
+      const cached = this.#cache.get(block);
+      if (cached !== undefined) {
+        if (runStart >= 0) readRun(runStart, block);
+        runStart = -1;
+        out.set(cached, (block - startBlock) * blockSize);
+      } else if (runStart < 0) {
+        runStart = block;
+      }
+    }
+    if (runStart >= 0) readRun(runStart, startBlock + blockCount);
+    await Promise.all(runs);
+    return out;
+  }
+
+  #beginRead(): number {
+    const epoch = this.#readEpoch;
+    this.#activeReads.set(epoch, (this.#activeReads.get(epoch) ?? 0) + 1);
+    return epoch;
+  }
+
+  #endRead(epoch: number): void {
+    const count = this.#activeReads.get(epoch)! - 1;
+    if (count === 0) this.#activeReads.delete(epoch);
+    else this.#activeReads.set(epoch, count);
+    if (this.#freed.length > 0) this.#startTrims();
+  }
+
+  // ---- Freeing space ----
+
+  /** Extents no durable record references any more: trim, then free. */
+  #release(extents: Extent[]): void {
+    // Reads that started before now may still be reading these blocks.
+    const epoch = this.#readEpoch++;
+    for (const extent of extents) {
+      this.#cache.forget(extent.startBlock, extent.blockCount);
+      this.#freed.push({ extent, epoch });
+    }
+    this.#startTrims();
+  }
+
+  #startTrims(): void {
+    if (this.#trimLoop !== undefined || this.#failure !== undefined) return;
+    this.#trimLoop = this.#runTrims()
+      .catch((error: unknown) => {
+        this.#fail(error);
+      })
+      .finally(() => {
+        this.#trimLoop = undefined;
+      });
+  }
+
+  async #runTrims(): Promise<void> {
+    for (;;) {
+      const oldestRead = this.#activeReads.size > 0 ? Math.min(...this.#activeReads.keys()) : Infinity;
+      const ready: Extent[] = [];
+      const waiting: FreedExtent[] = [];
+      for (const freed of this.#freed) {
+        if (freed.epoch < oldestRead && ready.length < TRIM_BATCH_MAX) ready.push(freed.extent);
+        else waiting.push(freed);
+      }
+      if (ready.length === 0) return;
+      this.#freed = waiting;
+      ready.sort((a, b) => a.startBlock - b.startBlock);
+      const merged = mergeExtents(ready);
+      await Promise.all(merged.map((extent) => this.#device.trim(extent.startBlock * this.#blockSize, extent.blockCount * this.#blockSize)));
+      this.#trimsIssued += merged.length;
+      for (const extent of ready) this.#allocator.free(extent);
+    }
+  }
+
+  // ---- Checkpoints ----
+
+  #runCheckpoint(): Promise<void> {
+    this.#checkpointing ??= this.#checkpoint()
+      .catch((error: unknown) => {
+        throw this.#fail(error);
+      })
+      .finally(() => {
+        this.#checkpointing = undefined;
+      });
+    return this.#checkpointing;
+  }
+
+  async #checkpoint(): Promise<void> {
+    if (!this.#sync) await this.#syncNow();
+    // The index now holds exactly the commits up to #appliedSequence, all
+    // durable (synced above); the clone keeps that state while writes go on.
+    const sequence = this.#appliedSequence;
+    if (sequence === this.#superblock.checkpointSeq) return;
+    const snapshot = this.#index.clone();
+    const replayBlock = this.#walSpace.replayBlockAfter(sequence);
+    const writer = new ByteWriter(1 << 20);
+    beginCheckpointPayload(writer);
+    snapshot.forEachPair((keyString, entry) => {
+      writePut(writer, keyStringToBytes(keyString), entry.isString, entry.value instanceof Uint8Array ? { kind: 'inline', bytes: entry.value } : entry.value);
+    });
+    const payload = finishCheckpointPayload(writer, snapshot.size);
+    const blockCount = frameBlockCount(payload.length, this.#blockSize);
+    const extents = this.#allocate(blockCount, CHECKPOINT_EXTENTS_MAX);
+    const frame = allocAligned(blockCount * this.#blockSize, Math.max(this.#device.ioAlignment, 4096));
+    encodeFrame('checkpoint', sequence, this.#superblock.storeTag, payload, frame, this.#blockSize);
+    try {
+      let offset = 0;
+      const writes: Promise<void>[] = [];
+      for (const extent of extents) {
+        const bytes = frame.subarray(offset, offset + extent.blockCount * this.#blockSize);
+        for (let piece = 0; piece < bytes.length; piece += 64 << 20) {
+          writes.push(this.#device.write(extent.startBlock * this.#blockSize + piece, [bytes.subarray(piece, Math.min(bytes.length, piece + (64 << 20)))]));
+        }
+        offset += bytes.length;
+      }
+      await Promise.all(writes);
+      await this.#device.sync();
+    } catch (error) {
+      // Not referenced by any superblock: free again (the store fails anyway).
+      throw error;
+    }
+    const previous = this.#superblock;
+    const next: Superblock = {
+      ...previous,
+      generation: previous.generation + 1,
+      checkpointSeq: sequence,
+      walReplayBlock: replayBlock,
+      checkpointByteLength: payload.length,
+      checkpointBlockCount: blockCount,
+      checkpointExtents: extents,
+    };
+    await this.#writeSuperblockSlot(next, next.generation % 2);
+    this.#superblock = next;
+    this.#checkpoints++;
+    this.#walSpace.releaseThrough(sequence);
+    // The old checkpoint is unreferenced once the new superblock is durable.
+    if (previous.checkpointExtents.length > 0) this.#release(previous.checkpointExtents);
+    const waiters = this.#walWaiters.splice(0);
+    for (const wake of waiters) wake();
+  }
+
+  async #writeSuperblockSlot(superblock: Superblock, slot: number): Promise<void> {
+    const block = allocAligned(this.#blockSize, Math.max(this.#device.ioAlignment, 4096));
+    encodeSuperblock(superblock, block);
+    await this.#device.writeAndSync(slot * this.#blockSize, [block]);
+  }
+
+  // ---- State ----
+
+  #fail(error: unknown): StoreError {
+    if (this.#failure === undefined) {
+      const cause = error instanceof Error ? error : new Error(String(error));
+      this.#failure =
+        error instanceof StoreError && error.code === 'ERR_STORE_FAILED'
+          ? error
+          : new StoreError('ERR_STORE_FAILED', `the store stopped accepting writes after an IO error: ${cause.message} (reopen to recover)`, { cause });
+    }
+    return this.#failure;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed || this.#closing !== undefined) throw new StoreError('ERR_STORE_CLOSED', 'the store is closed');
+  }
+
+  #checkWritable(): void {
+    this.#checkOpen();
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+}
+
+/** Writes a new store's superblocks (both slots). */
+async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes: number | undefined): Promise<Superblock> {
+  if (blockSize % Math.max(device.ioAlignment, 1) !== 0) {
+    throw invalidArgument(`blockSize ${blockSize} is not a multiple of the device's direct-IO alignment ${device.ioAlignment}`, 'range');
+  }
+  const blockCount = Math.floor(device.sizeBytes / blockSize);
+  const walBlockCount = Math.floor(
+    Math.min(walSizeBytes ?? Math.min(DEFAULT_WAL_SIZE_BYTES, (blockCount * blockSize) / 8), 1 << 30) / blockSize,
+  );
+  const minimumBlocks = 2 + 16 + 16;
+  if (walBlockCount < 16 || blockCount < minimumBlocks || 2 + walBlockCount >= blockCount - 16) {
+    throw new StoreError('ERR_STORE_FULL', `a store needs a WAL of at least 16 blocks and room for data: ${device.sizeBytes} bytes with ${blockSize}-byte blocks is too small`);
+  }
+  const superblock: Superblock = {
+    formatVersion: FORMAT_VERSION,
+    blockSize,
+    blockCount,
+    walStartBlock: 2,
+    walBlockCount,
+    dataStartBlock: 2 + walBlockCount,
+    generation: 1,
+    storeTag: randomInt(1, 0xffffffff),
+    checkpointSeq: 0,
+    walReplayBlock: 0,
+    checkpointByteLength: 0,
+    checkpointBlockCount: 0,
+    checkpointExtents: [],
+  };
+  const blocks = allocAligned(2 * blockSize, Math.max(device.ioAlignment, 4096));
+  encodeSuperblock(superblock, blocks.subarray(0, SUPERBLOCK_SIZE));
+  blocks.copyWithin(blockSize, 0, SUPERBLOCK_SIZE);
+  // The first WAL block is zeroed so a new store never replays a stale
+  // commit of an earlier store that had (improbably) the same tag.
+  const walHead = allocAligned(blockSize, Math.max(device.ioAlignment, 4096));
+  await device.write(2 * blockSize, [walHead]);
+  await device.writeAndSync(0, [blocks]);
+  return superblock;
+}
+
+function mergeExtents(sorted: Extent[]): Extent[] {
+  const out: Extent[] = [];
+  for (const extent of sorted) {
+    const last = out[out.length - 1];
+    if (last !== undefined && last.startBlock + last.blockCount === extent.startBlock) last.blockCount += extent.blockCount;
+    else out.push({ ...extent });
+  }
+  return out;
+}
+
+function checkBoolean(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidArgument(`option '${name}' must be a boolean`);
+  return value;
+}
+
+function checkSize(value: unknown, name: string, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number') throw invalidArgument(`option '${name}' must be a number`);
+  if (!Number.isSafeInteger(value) || value < min) throw invalidArgument(`option '${name}' must be an integer >= ${min}, got ${value}`, 'range');
+  return value;
+}
+
+export { KEY_SIZE_MAX };
+export { readLarge, extentsOf };

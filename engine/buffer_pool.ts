@@ -1,0 +1,36 @@
+// BufferPool: aligned, block-sized buffers for direct IO, carved from larger
+// aligned slabs and recycled, so the data path does not allocate per block.
+import { allocAligned } from '../native/aligned_buffer.js';
+
+/** Blocks carved from one slab allocation: 64 × 4 KiB = 256 KiB per allocAligned call. */
+const SLAB_BLOCK_COUNT = 64;
+
+export class BufferPool {
+  readonly blockSize: number;
+  readonly alignment: number;
+  /** Most buffers kept for reuse; returned buffers beyond it are left to the GC. */
+  readonly retainedMax: number;
+  readonly #free: Buffer[] = [];
+
+  constructor(blockSize: number, alignment: number, retainedMax: number) {
+    this.blockSize = blockSize;
+    this.alignment = Math.max(alignment, 512);
+    this.retainedMax = retainedMax;
+  }
+
+  /** A block buffer; its contents are unspecified. */
+  take(): Buffer {
+    const buffer = this.#free.pop();
+    if (buffer !== undefined) return buffer;
+    const slab = allocAligned(this.blockSize * SLAB_BLOCK_COUNT, Math.max(this.alignment, 4096));
+    for (let i = 1; i < SLAB_BLOCK_COUNT; i++) {
+      this.#free.push(slab.subarray(i * this.blockSize, (i + 1) * this.blockSize));
+    }
+    return slab.subarray(0, this.blockSize);
+  }
+
+  give(buffer: Buffer): void {
+    if (buffer.length !== this.blockSize) throw new Error('ringstore: a foreign buffer was returned to the pool');
+    if (this.#free.length < this.retainedMax) this.#free.push(buffer);
+  }
+}

@@ -1,0 +1,172 @@
+// ExtentAllocator: the free space of the data region as a set of free
+// extents ordered by start block. Allocation prefers one contiguous run
+// (next-fit from a roving cursor, so consecutive blobs land next to each
+// other and free space is reused round-robin); when none is long enough it
+// combines the largest runs, up to a caller's extent limit.
+//
+// The allocator is rebuilt at open from the blocks the index and the
+// checkpoint reference; it holds no state on disk.
+import { BTree } from './btree.js';
+
+import type { Extent } from '../format/extent.js';
+import { StoreCorruptError } from './store_error.js';
+
+export class ExtentAllocator {
+  /** start block -> block count, for every free extent; no two touch. */
+  readonly #free = new BTree<number, number>();
+  readonly dataStartBlock: number;
+  readonly blockCount: number;
+  #freeBlocks = 0;
+  #cursor: number;
+
+  /**
+   * Builds the free set of [dataStartBlock, blockCount) minus `used`.
+   * Throws StoreCorruptError if two used extents overlap or one lies outside.
+   */
+  constructor(dataStartBlock: number, blockCount: number, used: Iterable<{ extent: Extent; owner: string }>) {
+    this.dataStartBlock = dataStartBlock;
+    this.blockCount = blockCount;
+    this.#cursor = dataStartBlock;
+    const sorted = [...used].sort((a, b) => a.extent.startBlock - b.extent.startBlock);
+    let next = dataStartBlock;
+    let previousOwner = '';
+    for (const { extent, owner } of sorted) {
+      const end = extent.startBlock + extent.blockCount;
+      if (extent.startBlock < dataStartBlock || end > blockCount || extent.blockCount <= 0) {
+        throw new StoreCorruptError('data', `${owner} references blocks ${extent.startBlock}..${end - 1} outside the data region`, extent.startBlock);
+      }
+      if (extent.startBlock < next) {
+        throw new StoreCorruptError('data', `blocks ${extent.startBlock}..${Math.min(next, end) - 1} are referenced by both ${previousOwner} and ${owner}`, extent.startBlock);
+      }
+      if (extent.startBlock > next) this.#insertFree(next, extent.startBlock - next);
+      next = end;
+      previousOwner = owner;
+    }
+    if (next < blockCount) this.#insertFree(next, blockCount - next);
+  }
+
+  get freeBlockCount(): number {
+    return this.#freeBlocks;
+  }
+
+  get freeExtentCount(): number {
+    return this.#free.size;
+  }
+
+  /**
+   * Allocates `blockCount` blocks in at most `extentsMax` extents, or returns
+   * undefined when the free space cannot provide them.
+   */
+  allocate(blockCount: number, extentsMax: number): Extent[] | undefined {
+    if (!(blockCount > 0) || !Number.isInteger(blockCount)) throw new RangeError(`allocate(${blockCount})`);
+    if (blockCount > this.#freeBlocks) return undefined;
+    const single = this.#findRun(blockCount);
+    if (single !== undefined) {
+      this.#take(single, blockCount);
+      this.#cursor = single + blockCount;
+      return [{ startBlock: single, blockCount }];
+    }
+    // Fragmented: largest runs first, so the value has as few pieces as possible.
+    const runs: Extent[] = [];
+    this.#free.forEachPair((startBlock, count) => {
+      runs.push({ startBlock, blockCount: count });
+    });
+    runs.sort((a, b) => b.blockCount - a.blockCount);
+    const chosen: Extent[] = [];
+    let remaining = blockCount;
+    for (const run of runs) {
+      if (remaining === 0 || chosen.length === extentsMax) break;
+      const take = Math.min(run.blockCount, remaining);
+      chosen.push({ startBlock: run.startBlock, blockCount: take });
+      remaining -= take;
+    }
+    if (remaining > 0) return undefined;
+    for (const extent of chosen) this.#take(extent.startBlock, extent.blockCount);
+    chosen.sort((a, b) => a.startBlock - b.startBlock);
+    return chosen;
+  }
+
+  /** Returns an extent to the free set, merging it with free neighbours. */
+  free(extent: Extent): void {
+    let start = extent.startBlock;
+    let count = extent.blockCount;
+    const end = start + count;
+    if (start < this.dataStartBlock || end > this.blockCount || count <= 0) {
+      throw new Error(`ringstore: freeing ${start}+${count} outside the data region`);
+    }
+    const before = this.#free.nextLowerPair(start + 1);
+    if (before !== undefined && before[0] + before[1] > start) {
+      throw new Error(`ringstore: double free of block ${start} (free run ${before[0]}+${before[1]})`);
+    }
+    const after = this.#free.nextHigherPair(start);
+    if (after !== undefined && after[0] < end) {
+      throw new Error(`ringstore: double free of block ${after[0]} (freeing ${start}+${count})`);
+    }
+    if (before !== undefined && before[0] + before[1] === start) {
+      this.#free.delete(before[0]);
+      this.#freeBlocks -= before[1];
+      start = before[0];
+      count += before[1];
+    }
+    if (after !== undefined && after[0] === end) {
+      this.#free.delete(after[0]);
+      this.#freeBlocks -= after[1];
+      count += after[1];
+    }
+    this.#insertFree(start, count);
+  }
+
+  /** True if every block of `extent` is free (for assertions and fsck-style checks). */
+  isFree(extent: Extent): boolean {
+    const run = this.#free.nextLowerPair(extent.startBlock + 1);
+    return run !== undefined && run[0] <= extent.startBlock && run[0] + run[1] >= extent.startBlock + extent.blockCount;
+  }
+
+  /** The free extents, in block order (a copy). */
+  freeExtents(): Extent[] {
+    const out: Extent[] = [];
+    this.#free.forEachPair((startBlock, blockCount) => {
+      out.push({ startBlock, blockCount });
+    });
+    return out;
+  }
+
+  /** Start of a free run of at least `blockCount` blocks, searching from the cursor, wrapping once. */
+  #findRun(blockCount: number): number | undefined {
+    let found: number | undefined;
+    const visit = (startBlock: number, count: number): { break: boolean } | undefined => {
+      if (count >= blockCount) {
+        found = startBlock;
+        return { break: true };
+      }
+      return undefined;
+    };
+    // A run that contains the cursor counts from the cursor on.
+    const containing = this.#free.nextLowerPair(this.#cursor + 1);
+    if (containing !== undefined && containing[0] < this.#cursor && containing[0] + containing[1] - this.#cursor >= blockCount) {
+      return this.#cursor;
+    }
+    this.#free.forRange(this.#cursor, this.blockCount, true, visit);
+    if (found === undefined) this.#free.forRange(this.dataStartBlock, this.#cursor, false, visit);
+    return found;
+  }
+
+  /** Removes [start, start + count) from the free run that contains it. */
+  #take(start: number, count: number): void {
+    const run = this.#free.nextLowerPair(start + 1);
+    if (run === undefined || run[0] > start || run[0] + run[1] < start + count) {
+      throw new Error(`ringstore: allocating ${start}+${count}, which is not free`);
+    }
+    const [runStart, runCount] = run;
+    this.#free.delete(runStart);
+    this.#freeBlocks -= runCount;
+    if (start > runStart) this.#insertFree(runStart, start - runStart);
+    const runEnd = runStart + runCount;
+    if (start + count < runEnd) this.#insertFree(start + count, runEnd - start - count);
+  }
+
+  #insertFree(start: number, count: number): void {
+    this.#free.set(start, count);
+    this.#freeBlocks += count;
+  }
+}

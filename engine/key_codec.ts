@@ -1,0 +1,50 @@
+// Keys: a key is its bytes. String keys are stored as UTF-8 and remember
+// that they were strings, so iteration gives them back as strings. In memory
+// the index orders keys by a "key string": the key's bytes as a latin1
+// string (one char per byte), so JavaScript's string comparison is the
+// bytewise order of the keys, for string and binary keys alike. An ASCII
+// string is its own key string, the common and cheap case.
+import { KEY_SIZE_MAX } from '../format/constants.js';
+import { StoreError, invalidArgument } from './store_error.js';
+
+export type Key = string | Uint8Array;
+
+// eslint-disable-next-line no-control-regex
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** The index's key string for `key`; validates type and size. */
+export function toKeyString(key: unknown): string {
+  if (typeof key === 'string') {
+    if (key.length === 0) throw invalidArgument('key must not be empty', 'range');
+    if (key.length <= KEY_SIZE_MAX && ASCII.test(key)) return key;
+    const bytes = Buffer.from(key, 'utf8');
+    checkSize(bytes.length);
+    return bytes.toString('latin1');
+  }
+  if (key instanceof Uint8Array) {
+    if (key.length === 0) throw invalidArgument('key must not be empty', 'range');
+    checkSize(key.length);
+    return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+  }
+  throw invalidArgument(`key must be a string or a Uint8Array, got ${key === null ? 'null' : typeof key}`);
+}
+
+function checkSize(bytes: number): void {
+  if (bytes > KEY_SIZE_MAX) throw new StoreError('ERR_KEY_TOO_LARGE', `key of ${bytes} bytes; the limit is ${KEY_SIZE_MAX}`);
+}
+
+/** The key's bytes, for records. */
+export function keyStringToBytes(keyString: string): Buffer {
+  return Buffer.from(keyString, 'latin1');
+}
+
+/** The key as the caller gave it: a string (from its UTF-8 bytes) or a Buffer. */
+export function keyStringToKey(keyString: string, isString: boolean): Key {
+  if (!isString) return Buffer.from(keyString, 'latin1');
+  return ASCII.test(keyString) ? keyString : Buffer.from(keyString, 'latin1').toString('utf8');
+}
+
+/** Key string of bytes read from disk. */
+export function bytesToKeyString(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}

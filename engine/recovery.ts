@@ -1,0 +1,289 @@
+// Opening a store: find the newest valid superblock, load the checkpoint,
+// replay the WAL after it, and drop a torn tail. Every decoding step goes
+// through format/; damage becomes StoreCorruptError naming structure and
+// block. Lenient paths name the crash they tolerate.
+import { readCheckpointPayload } from '../format/checkpoint.js';
+import { readCommitPayload } from '../format/commit.js';
+import { BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, SUPERBLOCK_SIZE } from '../format/constants.js';
+import { crc32c } from '../format/crc32c.js';
+import type { Extent } from '../format/extent.js';
+import { FormatError } from '../format/format_error.js';
+import { decodeFrameBlock, frameBlockPayload } from '../format/frame.js';
+import type { ExtentValue, RecordVisitor, StoredValue } from '../format/records.js';
+import { decodeSuperblock, hasSuperblockMagic, type Superblock } from '../format/superblock.js';
+import { scanWal, type ScannedCommit } from '../format/wal_scan.js';
+import { allocAligned } from '../native/aligned_buffer.js';
+import type { BlockDevice } from './block_device.js';
+import { bytesToKeyString } from './key_codec.js';
+import { StoreCorruptError, StoreError } from './store_error.js';
+import { newIndex, type IndexEntry, type StoreIndex } from './store_index.js';
+
+export interface RecoveredStore {
+  superblock: Superblock;
+  /** Superblock slots that held no valid copy and must be rewritten before writes. */
+  slotsToRepair: number[];
+  index: StoreIndex;
+  /** Commits replayed from the WAL, kept live until a checkpoint covers them. */
+  liveCommits: { sequence: number; startBlock: number; blockCount: number }[];
+  /** WAL block for the next commit and its sequence number. */
+  walHeadBlock: number;
+  nextSequence: number;
+  /** Why the log ended early, if it did (a torn tail). */
+  tornTail: string | undefined;
+}
+
+/** Result of reading the superblock slots: 'empty' when neither slot holds a ringstore. */
+export type SuperblockProbe = { kind: 'empty' } | { kind: 'found'; superblock: Superblock; slotsToRepair: number[] };
+
+export async function probeSuperblocks(device: BlockDevice): Promise<SuperblockProbe> {
+  const headSize = Math.max(4096, device.ioAlignment);
+  const head = allocAligned(Math.min(headSize, device.sizeBytes), Math.max(device.ioAlignment, 4096));
+  await device.read(0, head);
+  const candidates: { slot: number; superblock?: Superblock; error?: FormatError; magic: boolean }[] = [];
+  const slot0 = tryDecode(head.subarray(0, SUPERBLOCK_SIZE), 0);
+  candidates.push({ slot: 0, ...slot0, magic: hasSuperblockMagic(head) });
+  // Slot 1 sits at one block size from the start; that size is in slot 0,
+  // or, if slot 0 is damaged, found by trying every legal block size.
+  const sizes = slot0.superblock !== undefined ? [slot0.superblock.blockSize] : legalBlockSizes();
+  let slot1: { superblock?: Superblock; error?: FormatError; magic: boolean } = { magic: false };
+  for (const blockSize of sizes) {
+    if (blockSize + SUPERBLOCK_SIZE > device.sizeBytes) break;
+    const bytes = await readAt(device, blockSize, head, headSize);
+    const decoded = tryDecode(bytes, 1);
+    if (decoded.superblock !== undefined && decoded.superblock.blockSize !== blockSize) {
+      decoded.error = new FormatError('superblock', `says block size ${decoded.superblock.blockSize} but sits at offset ${blockSize}`, 1);
+      decoded.superblock = undefined;
+    }
+    slot1 = { ...decoded, magic: hasSuperblockMagic(bytes) };
+    if (decoded.superblock !== undefined || slot0.superblock !== undefined) break;
+  }
+  candidates.push({ slot: 1, ...slot1 });
+  const valid = candidates.filter((candidate) => candidate.superblock !== undefined);
+  if (valid.length === 0) {
+    if (!candidates.some((candidate) => candidate.magic)) return { kind: 'empty' };
+    const first = candidates.find((candidate) => candidate.error !== undefined)?.error;
+    throw new StoreCorruptError('superblock', `no valid copy: ${candidates.map((c) => `slot ${c.slot}: ${c.error?.reason ?? 'missing'}`).join('; ')}`, first?.blockIndex);
+  }
+  valid.sort((a, b) => b.superblock!.generation - a.superblock!.generation);
+  const newest = valid[0].superblock!;
+  // A damaged or missing copy is what a torn superblock write leaves (or bit
+  // rot): the other copy is authoritative and the damaged slot is rewritten.
+  const slotsToRepair = candidates.filter((candidate) => candidate.superblock === undefined).map((candidate) => candidate.slot);
+  for (const other of valid.slice(1)) {
+    if (other.superblock!.storeTag !== newest.storeTag || other.superblock!.blockSize !== newest.blockSize) {
+      throw new StoreCorruptError('superblock', `the two copies describe different stores (tags ${newest.storeTag} and ${other.superblock!.storeTag})`, other.slot * newest.blockSize);
+    }
+  }
+  if (newest.blockCount * newest.blockSize > device.sizeBytes) {
+    throw new StoreCorruptError('superblock', `store of ${newest.blockCount} blocks does not fit the device (${device.sizeBytes} bytes)`, 0);
+  }
+  return { kind: 'found', superblock: newest, slotsToRepair };
+}
+
+function legalBlockSizes(): number[] {
+  const sizes: number[] = [];
+  for (let size = BLOCK_SIZE_MIN; size <= BLOCK_SIZE_MAX; size *= 2) sizes.push(size);
+  return sizes;
+}
+
+async function readAt(device: BlockDevice, offset: number, head: Uint8Array, headSize: number): Promise<Uint8Array> {
+  if (offset + SUPERBLOCK_SIZE <= headSize) return head.subarray(offset, offset + SUPERBLOCK_SIZE);
+  const alignment = Math.max(device.ioAlignment, 512);
+  const buffer = allocAligned(Math.max(SUPERBLOCK_SIZE, alignment), Math.max(alignment, 4096));
+  await device.read(offset, buffer);
+  return buffer.subarray(0, SUPERBLOCK_SIZE);
+}
+
+function tryDecode(bytes: Uint8Array, slot: number): { superblock?: Superblock; error?: FormatError } {
+  try {
+    return { superblock: decodeSuperblock(bytes, slot) };
+  } catch (error) {
+    if (error instanceof FormatError) return { error };
+    throw error;
+  }
+}
+
+/** Loads checkpoint and WAL of a store whose superblock was found. */
+export async function recoverStore(device: BlockDevice, superblock: Superblock, slotsToRepair: number[]): Promise<RecoveredStore> {
+  const blockSize = superblock.blockSize;
+  const index = newIndex();
+  try {
+    if (superblock.checkpointExtents.length > 0) await loadCheckpoint(device, superblock, index);
+
+    const walBytes = superblock.walBlockCount * blockSize;
+    const region = allocAligned(walBytes, Math.max(device.ioAlignment, 4096));
+    await readLarge(device, superblock.walStartBlock * blockSize, region);
+    const scan = scanWal(
+      { bytes: region, blockSize, startBlock: superblock.walStartBlock, storeTag: superblock.storeTag },
+      superblock.walReplayBlock,
+      superblock.checkpointSeq + 1,
+    );
+
+    // Commits after the last one known durable may have reached the disk
+    // only in part (their WAL blocks but not their extent data, if the crash
+    // came before the commit's fdatasync). Verify their extent data; the
+    // first commit with missing data ends the log like a torn commit.
+    const commits = scan.commits;
+    const parsed = commits.map((commit) => parseCommit(commit, blockSize));
+    const durableSequence = parsed.length > 0 ? parsed[parsed.length - 1].durableSequence : superblock.checkpointSeq;
+    let keep = parsed.length;
+    let tornTail = scan.tornReason;
+    for (let i = 0; i < parsed.length; i++) {
+      if (commits[i].sequence <= durableSequence) continue;
+      const missing = await firstUnwrittenExtentValue(device, parsed[i].operations, blockSize);
+      if (missing !== undefined) {
+        keep = i;
+        tornTail = `commit ${commits[i].sequence} (block ${superblock.walStartBlock + commits[i].startBlock}): ${missing}`;
+        break;
+      }
+    }
+    for (let i = 0; i < keep; i++) applyOperations(index, parsed[i].operations);
+    const kept = commits.slice(0, keep);
+    const walHeadBlock = keep < commits.length ? commits[keep].startBlock : scan.nextBlock;
+    const nextSequence = keep < commits.length ? commits[keep].sequence : scan.nextSequence;
+    return {
+      superblock,
+      slotsToRepair,
+      index,
+      liveCommits: kept.map(({ sequence, startBlock, blockCount }) => ({ sequence, startBlock, blockCount })),
+      walHeadBlock,
+      nextSequence,
+      tornTail,
+    };
+  } catch (error) {
+    if (error instanceof FormatError) throw StoreCorruptError.from(error);
+    throw error;
+  }
+}
+
+async function loadCheckpoint(device: BlockDevice, superblock: Superblock, index: StoreIndex): Promise<void> {
+  const blockSize = superblock.blockSize;
+  const bytes = allocAligned(superblock.checkpointBlockCount * blockSize, Math.max(device.ioAlignment, 4096));
+  let offset = 0;
+  const reads: Promise<void>[] = [];
+  const blockNumbers: number[] = [];
+  for (const extent of superblock.checkpointExtents) {
+    reads.push(readLarge(device, extent.startBlock * blockSize, bytes.subarray(offset, offset + extent.blockCount * blockSize)));
+    for (let i = 0; i < extent.blockCount; i++) blockNumbers.push(extent.startBlock + i);
+    offset += extent.blockCount * blockSize;
+  }
+  await Promise.all(reads);
+  const payload = new Uint8Array(superblock.checkpointByteLength);
+  let payloadOffset = 0;
+  for (let i = 0; i < blockNumbers.length; i++) {
+    const block = bytes.subarray(i * blockSize, (i + 1) * blockSize);
+    const header = decodeFrameBlock('checkpoint', block, blockNumbers[i]);
+    if (
+      header.sequence !== superblock.checkpointSeq ||
+      header.storeTag !== superblock.storeTag ||
+      header.blockIndex !== i ||
+      header.blockCount !== blockNumbers.length
+    ) {
+      // A checkpoint block that is intact but not this checkpoint's: a lost
+      // or misdirected write.
+      throw new FormatError(
+        'checkpoint',
+        `holds block ${header.blockIndex}/${header.blockCount} of checkpoint ${header.sequence}, expected ${i}/${blockNumbers.length} of ${superblock.checkpointSeq}`,
+        blockNumbers[i],
+      );
+    }
+    const part = frameBlockPayload(block, header);
+    if (payloadOffset + part.length > payload.length) throw new FormatError('checkpoint', 'longer than the superblock says', blockNumbers[i]);
+    payload.set(part, payloadOffset);
+    payloadOffset += part.length;
+  }
+  if (payloadOffset !== payload.length) {
+    throw new FormatError('checkpoint', `${payloadOffset} payload bytes, the superblock says ${payload.length}`, blockNumbers[0]);
+  }
+  const visitor: RecordVisitor = {
+    put(key, isString, value) {
+      index.set(bytesToKeyString(key), toEntry(isString, value), true);
+    },
+    delete() {
+      // readCheckpointPayload refuses delete records.
+    },
+  };
+  readCheckpointPayload(payload, visitor, blockNumbers[0], blockSize);
+}
+
+type Operation = { key: string; entry: IndexEntry | undefined };
+
+function parseCommit(commit: ScannedCommit, blockSize: number): { operations: Operation[]; durableSequence: number } {
+  const operations: Operation[] = [];
+  const summary = readCommitPayload(
+    commit.payload,
+    {
+      put(key, isString, value) {
+        operations.push({ key: bytesToKeyString(key), entry: toEntry(isString, value) });
+      },
+      delete(key) {
+        operations.push({ key: bytesToKeyString(key), entry: undefined });
+      },
+    },
+    commit.startBlock,
+    blockSize,
+  );
+  return { operations, durableSequence: summary.durableSequence };
+}
+
+function applyOperations(index: StoreIndex, operations: Operation[]): void {
+  for (const { key, entry } of operations) {
+    if (entry === undefined) index.delete(key);
+    else index.set(key, entry, true);
+  }
+}
+
+function toEntry(isString: boolean, value: StoredValue): IndexEntry {
+  // Inline bytes are views into a payload buffer; copy them so the index
+  // does not pin whole commit payloads in memory.
+  return { isString, value: value.kind === 'inline' ? Uint8Array.prototype.slice.call(value.bytes) : value };
+}
+
+/** Reads each extent value of the operations; returns why the first one's data is not what its record says. */
+async function firstUnwrittenExtentValue(device: BlockDevice, operations: Operation[], blockSize: number): Promise<string | undefined> {
+  for (const { key, entry } of operations) {
+    if (entry === undefined || entry.value instanceof Uint8Array) continue;
+    const value = entry.value as ExtentValue;
+    const crc = await extentValueCrc(device, value, blockSize);
+    if (crc !== value.crc) return `value of key ${JSON.stringify(key.slice(0, 64))} has checksum 0x${crc.toString(16)}, its record says 0x${value.crc.toString(16)}`;
+  }
+  return undefined;
+}
+
+export async function extentValueCrc(device: BlockDevice, value: ExtentValue, blockSize: number): Promise<number> {
+  let crc = 0;
+  let remaining = value.length;
+  for (const extent of value.extents) {
+    const bytes = allocAligned(extent.blockCount * blockSize, Math.max(device.ioAlignment, 4096));
+    await readLarge(device, extent.startBlock * blockSize, bytes);
+    const used = Math.min(remaining, bytes.length);
+    crc = crc32c(bytes.subarray(0, used), crc);
+    remaining -= used;
+  }
+  return crc;
+}
+
+/** Transfers are at most 1 GiB; larger reads go in pieces. */
+const READ_PIECE_BYTES = 64 << 20;
+
+export async function readLarge(device: BlockDevice, position: number, target: Uint8Array): Promise<void> {
+  const reads: Promise<void>[] = [];
+  for (let offset = 0; offset < target.length; offset += READ_PIECE_BYTES) {
+    reads.push(device.read(position + offset, target.subarray(offset, Math.min(target.length, offset + READ_PIECE_BYTES))));
+  }
+  await Promise.all(reads);
+}
+
+export function extentsOf(index: StoreIndex): Extent[] {
+  const out: Extent[] = [];
+  index.forEachPair((_key, entry) => {
+    if (!(entry.value instanceof Uint8Array)) out.push(...entry.value.extents);
+  });
+  return out;
+}
+
+export function storeErrorFor(error: unknown): Error {
+  if (error instanceof FormatError) return StoreCorruptError.from(error);
+  if (error instanceof StoreError) return error;
+  return error instanceof Error ? error : new Error(String(error));
+}

@@ -1,0 +1,98 @@
+// RingBlockDevice: a BlockDevice over a file or raw block device, opened with
+// direct IO through an IoUringActor.
+import { RingSystemError } from '../native/errors.js';
+import type { IoUringActor } from '../native/io_uring_actor.js';
+import type { RingFile } from '../native/ring_file.js';
+import type { BlockDevice } from './block_device.js';
+import { StoreError } from './store_error.js';
+
+export class RingBlockDevice implements BlockDevice {
+  readonly #file: RingFile;
+  readonly sizeBytes: number;
+  readonly ioAlignment: number;
+  readonly trimAlignment: number;
+
+  private constructor(file: RingFile, sizeBytes: number) {
+    this.#file = file;
+    this.sizeBytes = sizeBytes;
+    this.ioAlignment = Math.max(file.memoryAlignment, file.offsetAlignment);
+    this.trimAlignment = file.isBlockDevice ? file.logicalBlockSize : 1;
+  }
+
+  /**
+   * Opens `path` for exclusive use: a regular file is created (when `create`)
+   * and grown to `sizeBytes`, then flock'ed; a block device is opened with
+   * O_EXCL by the IO layer. Either way a second opener gets ERR_STORE_LOCKED.
+   */
+  static async open(ring: IoUringActor, path: string, options: { create: boolean; sizeBytes: number }): Promise<RingBlockDevice> {
+    let file: RingFile;
+    try {
+      file = await ring.open(path, {
+        direct: true,
+        create: options.create,
+        sizeBytes: options.create ? options.sizeBytes : 0,
+      });
+    } catch (error) {
+      if (error instanceof RingSystemError && error.code === 'EBUSY') {
+        throw new StoreError('ERR_STORE_LOCKED', `'${path}' is in use (mounted, or opened by another store)`, { cause: error });
+      }
+      if (error instanceof RingSystemError && error.code === 'ENOENT') {
+        throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' does not exist (open with create: true to make a store)`, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+    try {
+      if (!file.isBlockDevice && !file.tryLockExclusive()) {
+        throw new StoreError('ERR_STORE_LOCKED', `'${path}' is open by another store (in this process or another)`);
+      }
+      const stat = await file.stat();
+      return new RingBlockDevice(file, stat.sizeBytes);
+    } catch (error) {
+      await file.close();
+      throw error;
+    }
+  }
+
+  get isBlockDevice(): boolean {
+    return this.#file.isBlockDevice;
+  }
+
+  async read(position: number, buffer: Uint8Array): Promise<void> {
+    const bytes = await this.#file.read(buffer, position);
+    if (bytes !== buffer.length) throw shortRead(position, buffer.length, bytes);
+  }
+
+  async readv(position: number, buffers: Uint8Array[]): Promise<void> {
+    const bytes = await this.#file.readv(buffers, position);
+    const wanted = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
+    if (bytes !== wanted) throw shortRead(position, wanted, bytes);
+  }
+
+  async write(position: number, buffers: Uint8Array[]): Promise<void> {
+    await this.#file.writev(buffers, position);
+  }
+
+  async writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
+    await this.#file.writeAndSync(buffers, position);
+  }
+
+  sync(): Promise<void> {
+    return this.#file.datasync();
+  }
+
+  trim(position: number, length: number): Promise<void> {
+    return this.#file.trim(position, length);
+  }
+
+  close(): Promise<void> {
+    return this.#file.close();
+  }
+}
+
+function shortRead(position: number, wanted: number, got: number): Error {
+  // The store never reads past its own size, so a short read means the file
+  // shrank underneath it.
+  return new StoreError('ERR_STORE_CORRUPT', `read of ${wanted} bytes at ${position} returned ${got}: the file is shorter than the store`);
+}

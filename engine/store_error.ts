@@ -1,0 +1,51 @@
+// Errors of the store. Operating errors carry a stable `code`; corruption
+// names the structure, the block and why; a failed store keeps the IO error
+// that failed it as `cause`.
+import { FormatError, type StructureName } from '../format/format_error.js';
+
+export type StoreErrorCode =
+  | 'ERR_STORE_LOCKED'
+  | 'ERR_STORE_CORRUPT'
+  | 'ERR_STORE_FULL'
+  | 'ERR_STORE_CLOSED'
+  | 'ERR_STORE_FAILED'
+  | 'ERR_STORE_NOT_FOUND'
+  | 'ERR_KEY_TOO_LARGE'
+  | 'ERR_VALUE_TOO_LARGE'
+  | 'ERR_INVALID_ARG';
+
+export class StoreError extends Error {
+  readonly code: StoreErrorCode;
+  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreError';
+    this.code = code;
+  }
+}
+
+/** ERR_STORE_CORRUPT: which structure, which block, and why. */
+export class StoreCorruptError extends StoreError {
+  readonly structure: StructureName;
+  readonly blockIndex: number | undefined;
+  readonly reason: string;
+  constructor(structure: StructureName, reason: string, blockIndex?: number, options?: { cause?: unknown }) {
+    super(
+      'ERR_STORE_CORRUPT',
+      `store is corrupt: ${structure}${blockIndex === undefined ? '' : ` block ${blockIndex}`}: ${reason}`,
+      options,
+    );
+    this.name = 'StoreCorruptError';
+    this.structure = structure;
+    this.blockIndex = blockIndex;
+    this.reason = reason;
+  }
+
+  static from(error: FormatError): StoreCorruptError {
+    return new StoreCorruptError(error.structure, error.reason, error.blockIndex, { cause: error });
+  }
+}
+
+export function invalidArgument(message: string, kind: 'type' | 'range' = 'type'): TypeError | RangeError {
+  const error = kind === 'type' ? new TypeError(message) : new RangeError(message);
+  return Object.assign(error, { code: 'ERR_INVALID_ARG' as const });
+}

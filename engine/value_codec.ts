@@ -1,0 +1,61 @@
+// Value encodings, as in lmdb-js: 'msgpack' (msgpackr; any structured value,
+// the default), 'json', 'string' (UTF-8) and 'binary' (Uint8Array as is).
+import { Packr } from 'msgpackr';
+
+import { invalidArgument } from './store_error.js';
+
+export type ValueEncoding = 'msgpack' | 'json' | 'string' | 'binary';
+
+export interface ValueCodec {
+  readonly name: ValueEncoding;
+  encode(value: unknown): Uint8Array;
+  decode(bytes: Uint8Array): unknown;
+}
+
+export function valueCodec(encoding: ValueEncoding): ValueCodec {
+  switch (encoding) {
+    case 'msgpack': {
+      // useRecords: false keeps every value self-contained: no shared record
+      // structures that would have to be stored beside the data.
+      const packr = new Packr({ useRecords: false, moreTypes: true });
+      return {
+        name: encoding,
+        encode: (value) => {
+          if (value === undefined) throw invalidArgument('value must not be undefined (use delete)');
+          return packr.pack(value);
+        },
+        decode: (bytes) => packr.unpack(bytes),
+      };
+    }
+    case 'json':
+      return {
+        name: encoding,
+        encode: (value) => {
+          const text = JSON.stringify(value);
+          if (text === undefined) throw invalidArgument('value is not representable as JSON');
+          return Buffer.from(text, 'utf8');
+        },
+        decode: (bytes) => JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')),
+      };
+    case 'string':
+      return {
+        name: encoding,
+        encode: (value) => {
+          if (typeof value !== 'string') throw invalidArgument(`encoding 'string' stores strings, got ${typeof value}`);
+          return Buffer.from(value, 'utf8');
+        },
+        decode: (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'),
+      };
+    case 'binary':
+      return {
+        name: encoding,
+        encode: (value) => {
+          if (!(value instanceof Uint8Array)) throw invalidArgument(`encoding 'binary' stores Uint8Arrays, got ${typeof value}`);
+          return value;
+        },
+        decode: (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      };
+    default:
+      throw invalidArgument(`encoding must be 'msgpack', 'json', 'string' or 'binary', got ${String(encoding)}`, 'range');
+  }
+}

@@ -7,3 +7,12 @@ export type { IoObserver, IoMutation, IoMutationKind } from './native/io_observe
 export { allocAligned, isAligned, DEFAULT_ALIGNMENT } from './native/aligned_buffer.js';
 export { RingError, RingSystemError } from './native/errors.js';
 export type { RingErrorCode } from './native/errors.js';
+export { BlockStore, DEFAULT_STORE_SIZE_BYTES, DEFAULT_CACHE_SIZE_BYTES, DEFAULT_WAL_SIZE_BYTES, SYNC_DEFER_MS, VALUE_SIZE_MAX } from './engine/block_store.js';
+export type { BlockStoreOptions, BatchOperation, RangeOptions, BlockStoreStats } from './engine/block_store.js';
+export type { Key } from './engine/key_codec.js';
+export type { ValueEncoding } from './engine/value_codec.js';
+export { StoreError, StoreCorruptError } from './engine/store_error.js';
+export type { StoreErrorCode } from './engine/store_error.js';
+export type { BlockDevice } from './engine/block_device.js';
+export { SimulatedDevice, SimulatedDeviceCrash, SECTOR_SIZE } from './engine/simulated_device.js';
+export type { SimulatedDeviceOptions, CrashOptions } from './engine/simulated_device.js';

@@ -167,6 +167,8 @@ export class BlockStore {
   #readEpoch = 0;
   readonly #activeReads = new Map<number, number>();
   #freed: FreedExtent[] = [];
+  /** Extents whose trim is in progress: neither referenced nor free yet. */
+  #trimming: Extent[] = [];
   #trimLoop: Promise<void> | undefined;
   #trimsIssued = 0;
   #checkpointing: Promise<void> | undefined;
@@ -512,11 +514,60 @@ export class BlockStore {
     return this.#closing;
   }
 
+  /**
+   * Checks the store while no write is in flight: every block of the data
+   * region is exactly one of free, referenced (by a value or the checkpoint)
+   * or waiting for its trim — no leak, no block both free and referenced, no
+   * block referenced twice — and every extent value matches its checksum.
+   * Rejects with ERR_STORE_CORRUPT naming what is wrong.
+   */
+  async verifyIntegrity(): Promise<{ keys: number; extentValues: number; referencedBlocks: number; freeBlocks: number; trimPendingBlocks: number }> {
+    this.#checkOpen();
+    await this.#flushCommits();
+    const references: { extent: Extent; owner: string }[] = this.#superblock.checkpointExtents.map((extent) => ({ extent, owner: 'the checkpoint' }));
+    const values: { key: string; entry: IndexEntry }[] = [];
+    this.#index.forEachPair((key, entry) => {
+      if (!isExtentValue(entry.value)) return;
+      values.push({ key, entry });
+      for (const extent of entry.value.extents) references.push({ extent, owner: `key ${JSON.stringify(key.slice(0, 64))}` });
+    });
+    const pending = [
+      ...this.#freed.map((freed) => freed.extent),
+      ...this.#trimming,
+      ...this.#freesAwaitingDurability.flatMap((free) => free.extents),
+    ];
+    // The allocator's constructor refuses overlaps and out-of-range extents.
+    const rebuilt = new ExtentAllocator(this.#superblock.dataStartBlock, this.#superblock.blockCount, [
+      ...references,
+      ...pending.map((extent) => ({ extent, owner: 'a trim in progress' })),
+    ]);
+    for (const { extent, owner } of references) {
+      if (!this.#allocator.isFree({ startBlock: extent.startBlock, blockCount: 1 })) continue;
+      throw new StoreCorruptError('data', `block ${extent.startBlock} is referenced by ${owner} and also free`, extent.startBlock);
+    }
+    if (rebuilt.freeBlockCount !== this.#allocator.freeBlockCount) {
+      throw new StoreCorruptError(
+        'data',
+        `${this.#allocator.freeBlockCount} blocks are free but ${rebuilt.freeBlockCount} are unreferenced: ${rebuilt.freeBlockCount - this.#allocator.freeBlockCount} blocks leaked`,
+      );
+    }
+    for (const { entry } of values) await this.#readValue(entry);
+    const sum = (extents: Extent[]): number => extents.reduce((total, extent) => total + extent.blockCount, 0);
+    return {
+      keys: this.#index.size,
+      extentValues: values.length,
+      referencedBlocks: sum(references.map((reference) => reference.extent)),
+      freeBlocks: this.#allocator.freeBlockCount,
+      trimPendingBlocks: sum(pending),
+    };
+  }
+
   stats(): BlockStoreStats {
     this.#checkOpen();
     const blocksTotal = this.#superblock.blockCount;
     const dataBlocks = blocksTotal - this.#superblock.dataStartBlock;
-    const pendingTrims = this.#freed.reduce((sum, freed) => sum + freed.extent.blockCount, 0);
+    const pendingTrims =
+      this.#freed.reduce((sum, freed) => sum + freed.extent.blockCount, 0) + this.#trimming.reduce((sum, extent) => sum + extent.blockCount, 0);
     return {
       keys: this.#index.size,
       blocksTotal,
@@ -870,11 +921,13 @@ export class BlockStore {
       }
       if (ready.length === 0) return;
       this.#freed = waiting;
+      this.#trimming = ready;
       ready.sort((a, b) => a.startBlock - b.startBlock);
       const merged = mergeExtents(ready);
       await Promise.all(merged.map((extent) => this.#device.trim(extent.startBlock * this.#blockSize, extent.blockCount * this.#blockSize)));
       this.#trimsIssued += merged.length;
       for (const extent of ready) this.#allocator.free(extent);
+      this.#trimming = [];
     }
   }
 

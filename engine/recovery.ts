@@ -120,22 +120,38 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
     );
 
     // Commits after the last one known durable may have reached the disk
-    // only in part (their WAL blocks but not their extent data, if the crash
-    // came before the commit's fdatasync). Verify their extent data; the
-    // first commit with missing data ends the log like a torn commit.
+    // only in part: their WAL blocks but not their extent data, if the crash
+    // came before the commit's fdatasync. Check the extent values those
+    // commits leave live (a value they superseded may already be trimmed,
+    // legitimately); the commit that wrote a value whose data is missing, and
+    // everything after it, is dropped like a torn commit.
     const commits = scan.commits;
     const parsed = commits.map((commit) => parseCommit(commit, blockSize));
     const durableSequence = parsed.length > 0 ? parsed[parsed.length - 1].durableSequence : superblock.checkpointSeq;
     let keep = parsed.length;
     let tornTail = scan.tornReason;
-    for (let i = 0; i < parsed.length; i++) {
-      if (commits[i].sequence <= durableSequence) continue;
-      const missing = await firstUnwrittenExtentValue(device, parsed[i].operations, blockSize);
-      if (missing !== undefined) {
-        keep = i;
-        tornTail = `commit ${commits[i].sequence} (block ${superblock.walStartBlock + commits[i].startBlock}): ${missing}`;
-        break;
+    const verified = new Set<ExtentValue>();
+    for (;;) {
+      const live = new Map<string, { value: ExtentValue | undefined; commit: number }>();
+      for (let i = 0; i < keep; i++) {
+        if (commits[i].sequence <= durableSequence) continue;
+        for (const { key, entry } of parsed[i].operations) {
+          live.set(key, { value: entry !== undefined && !(entry.value instanceof Uint8Array) ? entry.value : undefined, commit: i });
+        }
       }
+      let firstBad: { commit: number; reason: string } | undefined;
+      for (const [key, { value, commit }] of live) {
+        if (value === undefined || verified.has(value) || (firstBad !== undefined && commit >= firstBad.commit)) continue;
+        const crc = await extentValueCrc(device, value, blockSize);
+        if (crc === value.crc) {
+          verified.add(value);
+          continue;
+        }
+        firstBad = { commit, reason: `value of key ${JSON.stringify(key.slice(0, 64))} has checksum 0x${crc.toString(16)}, its record says 0x${value.crc.toString(16)}` };
+      }
+      if (firstBad === undefined) break;
+      keep = firstBad.commit;
+      tornTail = `commit ${commits[keep].sequence} (block ${superblock.walStartBlock + commits[keep].startBlock}): ${firstBad.reason}`;
     }
     for (let i = 0; i < keep; i++) applyOperations(index, parsed[i].operations);
     const kept = commits.slice(0, keep);
@@ -237,17 +253,6 @@ function toEntry(isString: boolean, value: StoredValue): IndexEntry {
   // Inline bytes are views into a payload buffer; copy them so the index
   // does not pin whole commit payloads in memory.
   return { isString, value: value.kind === 'inline' ? Uint8Array.prototype.slice.call(value.bytes) : value };
-}
-
-/** Reads each extent value of the operations; returns why the first one's data is not what its record says. */
-async function firstUnwrittenExtentValue(device: BlockDevice, operations: Operation[], blockSize: number): Promise<string | undefined> {
-  for (const { key, entry } of operations) {
-    if (entry === undefined || entry.value instanceof Uint8Array) continue;
-    const value = entry.value as ExtentValue;
-    const crc = await extentValueCrc(device, value, blockSize);
-    if (crc !== value.crc) return `value of key ${JSON.stringify(key.slice(0, 64))} has checksum 0x${crc.toString(16)}, its record says 0x${value.crc.toString(16)}`;
-  }
-  return undefined;
 }
 
 export async function extentValueCrc(device: BlockDevice, value: ExtentValue, blockSize: number): Promise<number> {

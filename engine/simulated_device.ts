@@ -1,0 +1,217 @@
+// SimulatedDevice: a memory-backed BlockDevice that knows which writes are
+// durable, for crash tests — ringstore's own and its users'.
+//
+// The durability model is a volatile write cache with flushes, like a disk
+// without FUA: a completed write is visible to reads at once but durable only
+// once a flush (sync, or the flush half of writeAndSync) that started after
+// it completes. crash() builds the device as power loss could leave it:
+// everything durable, plus any subset of the writes and trims since the last
+// flush — each kept whole, dropped, or (optionally) torn at 512-byte sectors,
+// since nothing larger is written atomically.
+//
+// IO completes asynchronously (after a macrotask), so concurrent operations
+// of the store interleave as they would on a real device. `crashAfterOps`
+// stops the device after that many operations: later ones reject with
+// ERR_SIMULATED_CRASH, and crash() then gives the image to reopen.
+import type { BlockDevice } from './block_device.js';
+
+/** Power loss writes nothing larger than a sector atomically. */
+export const SECTOR_SIZE = 512;
+
+export interface SimulatedDeviceOptions {
+  sizeBytes: number;
+  /** Alignment required of IO (like a direct-IO file). Default 512. */
+  ioAlignment?: number;
+  /** Stop after this many operations (reads, writes, syncs, trims); see crash(). */
+  crashAfterOps?: number;
+}
+
+export interface CrashOptions {
+  /** Source of randomness in [0, 1): which pending writes survive, and how torn. Default Math.random. */
+  random?: () => number;
+  /** Tear surviving pending writes at sector boundaries. Default true. */
+  tornWrites?: boolean;
+  /** Probability that a pending write survives (whole or torn). Default 0.5. */
+  keepProbability?: number;
+}
+
+interface PendingWrite {
+  position: number;
+  /** Data written, or undefined for a trim (which may read back as zeros or as the old data). */
+  data: Uint8Array | undefined;
+  length: number;
+}
+
+export class SimulatedDeviceCrash extends Error {
+  readonly code = 'ERR_SIMULATED_CRASH';
+  constructor() {
+    super('the simulated device has crashed');
+    this.name = 'SimulatedDeviceCrash';
+  }
+}
+
+export class SimulatedDevice implements BlockDevice {
+  readonly sizeBytes: number;
+  readonly ioAlignment: number;
+  readonly trimAlignment: number;
+  /** What reads see now. */
+  readonly #visible: Uint8Array;
+  /** What survives power loss for sure. */
+  readonly #durable: Uint8Array;
+  /** Completed writes and trims not yet covered by a flush, in completion order. */
+  #pending: PendingWrite[] = [];
+  #opCount = 0;
+  #crashAfterOps: number;
+  #crashed = false;
+  #closed = false;
+  /** Counters, for tests that want to know what the store did. */
+  readonly counts = { reads: 0, writes: 0, syncs: 0, trims: 0 };
+
+  constructor(options: SimulatedDeviceOptions, image?: Uint8Array) {
+    if (!Number.isSafeInteger(options.sizeBytes) || options.sizeBytes <= 0) throw new RangeError('sizeBytes must be a positive integer');
+    this.sizeBytes = options.sizeBytes;
+    this.ioAlignment = options.ioAlignment ?? SECTOR_SIZE;
+    this.trimAlignment = this.ioAlignment;
+    this.#crashAfterOps = options.crashAfterOps ?? Infinity;
+    this.#visible = new Uint8Array(options.sizeBytes);
+    if (image !== undefined) {
+      if (image.length !== options.sizeBytes) throw new RangeError('image size differs from sizeBytes');
+      this.#visible.set(image);
+    }
+    this.#durable = Uint8Array.prototype.slice.call(this.#visible);
+  }
+
+  get crashed(): boolean {
+    return this.#crashed;
+  }
+
+  /** Operations since creation (a crash point for crashAfterOps). */
+  get opCount(): number {
+    return this.#opCount;
+  }
+
+  /** Writes and trims that a crash now could keep or lose. */
+  get pendingWriteCount(): number {
+    return this.#pending.length;
+  }
+
+  /** Stops the device after `count` more operations. */
+  crashAfter(count: number): void {
+    this.#crashAfterOps = this.#opCount + count;
+  }
+
+  /** The bytes reads would see now (a copy). */
+  snapshot(): Uint8Array {
+    return Uint8Array.prototype.slice.call(this.#visible);
+  }
+
+  /**
+   * Power loss: returns a new device holding what survived. This device stops
+   * (later operations reject with ERR_SIMULATED_CRASH).
+   */
+  crash(options: CrashOptions = {}): SimulatedDevice {
+    this.#crashed = true;
+    const random = options.random ?? Math.random;
+    const torn = options.tornWrites ?? true;
+    const keep = options.keepProbability ?? 0.5;
+    const image = Uint8Array.prototype.slice.call(this.#durable);
+    for (const write of this.#pending) {
+      if (random() >= keep) continue;
+      const sectorCount = Math.ceil(write.length / SECTOR_SIZE);
+      const tearThis = torn && sectorCount > 1 && random() < 0.5;
+      for (let sector = 0; sector < sectorCount; sector++) {
+        if (tearThis && random() < 0.5) continue;
+        const start = sector * SECTOR_SIZE;
+        const end = Math.min(write.length, start + SECTOR_SIZE);
+        if (write.data === undefined) image.fill(0, write.position + start, write.position + end);
+        else image.set(write.data.subarray(start, end), write.position + start);
+      }
+    }
+    return new SimulatedDevice({ sizeBytes: this.sizeBytes, ioAlignment: this.ioAlignment }, image);
+  }
+
+  async read(position: number, buffer: Uint8Array): Promise<void> {
+    await this.#begin('read', position, buffer.length, buffer);
+    this.counts.reads++;
+    buffer.set(this.#visible.subarray(position, position + buffer.length));
+  }
+
+  async readv(position: number, buffers: Uint8Array[]): Promise<void> {
+    const length = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
+    await this.#begin('read', position, length, buffers[0]);
+    this.counts.reads++;
+    let offset = position;
+    for (const buffer of buffers) {
+      buffer.set(this.#visible.subarray(offset, offset + buffer.length));
+      offset += buffer.length;
+    }
+  }
+
+  async write(position: number, buffers: Uint8Array[]): Promise<void> {
+    const data = concat(buffers);
+    await this.#begin('write', position, data.length, buffers[0]);
+    this.counts.writes++;
+    this.#visible.set(data, position);
+    this.#pending.push({ position, data, length: data.length });
+  }
+
+  async writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
+    await this.write(position, buffers);
+    await this.sync();
+  }
+
+  async sync(): Promise<void> {
+    // Only writes completed before the flush starts are covered by it.
+    const covered = this.#pending.length;
+    await this.#begin('sync', 0, 0, undefined);
+    this.counts.syncs++;
+    for (const write of this.#pending.slice(0, covered)) {
+      if (write.data === undefined) this.#durable.fill(0, write.position, write.position + write.length);
+      else this.#durable.set(write.data, write.position);
+    }
+    this.#pending = this.#pending.slice(covered);
+  }
+
+  async trim(position: number, length: number): Promise<void> {
+    await this.#begin('trim', position, length, undefined);
+    this.counts.trims++;
+    this.#visible.fill(0, position, position + length);
+    this.#pending.push({ position, data: undefined, length });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  async #begin(kind: string, position: number, length: number, buffer: Uint8Array | undefined): Promise<void> {
+    if (this.#closed) throw new Error(`simulated device: ${kind} after close`);
+    if (kind !== 'sync') {
+      if (!Number.isSafeInteger(position) || position < 0 || position + length > this.sizeBytes) {
+        throw new RangeError(`simulated device: ${kind} of ${length} bytes at ${position} outside ${this.sizeBytes}`);
+      }
+      if (kind !== 'trim' && (position % this.ioAlignment !== 0 || length % this.ioAlignment !== 0)) {
+        throw new RangeError(`simulated device: unaligned ${kind} of ${length} bytes at ${position}`);
+      }
+      if (buffer !== undefined && buffer.byteOffset % 1 !== 0) throw new RangeError('simulated device: bad buffer');
+    }
+    // Complete on a later turn of the event loop, as real IO does.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (this.#crashed || this.#opCount >= this.#crashAfterOps) {
+      this.#crashed = true;
+      throw new SimulatedDeviceCrash();
+    }
+    this.#opCount++;
+  }
+}
+
+function concat(buffers: Uint8Array[]): Uint8Array {
+  if (buffers.length === 1) return Uint8Array.prototype.slice.call(buffers[0]);
+  const total = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const buffer of buffers) {
+    out.set(buffer, offset);
+    offset += buffer.length;
+  }
+  return out;
+}

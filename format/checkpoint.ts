@@ -38,7 +38,7 @@ export function readCheckpointPayload(payload: Uint8Array, visitor: RecordVisito
   if (entryCount < 0) fail('entry count beyond 2^53');
   let deletes = 0;
   const counting: RecordVisitor = {
-    put: visitor.put,
+    put: (key, keyIsString, value) => visitor.put(key, keyIsString, value),
     delete: () => {
       deletes++;
     },

@@ -47,6 +47,11 @@ export function writePut(writer: ByteWriter, key: Uint8Array, keyIsString: boole
   if (value.extents.length === 0 || value.extents.length > VALUE_EXTENTS_MAX) {
     throw new RangeError(`an extent value has 1 to ${VALUE_EXTENTS_MAX} extents, got ${value.extents.length}`);
   }
+  for (const extent of value.extents) {
+    if (!Number.isSafeInteger(extent.startBlock) || extent.startBlock < 0 || !Number.isInteger(extent.blockCount) || extent.blockCount < 1 || extent.blockCount > 0xffffffff) {
+      throw new RangeError(`extent ${extent.startBlock}+${extent.blockCount} cannot be stored (1 to 2^32-1 blocks)`);
+    }
+  }
   writer.u8(RECORD_PUT_EXTENTS);
   writer.u8(flags);
   writer.u16(key.length);

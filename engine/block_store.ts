@@ -269,6 +269,7 @@ export class BlockStore {
         recovered.nextSequence,
       );
       for (const slot of recovered.slotsToRepair) await store.#writeSuperblockSlot(recovered.superblock, slot);
+      if (recovered.droppedCommitBlock !== undefined) await store.#eraseWalBlock(recovered.droppedCommitBlock);
       return store;
     } catch (error) {
       await device?.close().catch(() => undefined);
@@ -690,7 +691,7 @@ export class BlockStore {
     }
     const payload = finishCommitPayload(writer, recordCount);
     const blockCount = frameBlockCount(payload.length, this.#blockSize);
-    const frame = allocAligned(blockCount * this.#blockSize, Math.max(this.#device.ioAlignment, 4096));
+    const frame = this.#commitFrame(blockCount * this.#blockSize);
     encodeFrame('wal', sequence, this.#superblock.storeTag, payload, frame, this.#blockSize);
 
     let startBlock = this.#walSpace.place(blockCount);
@@ -741,6 +742,21 @@ export class BlockStore {
     // Forget delete results nobody will read (delete() reads it right after).
     if (this.#lastDeleteExisted.size > 4096) queueMicrotask(() => this.#lastDeleteExisted.clear());
   }
+
+  /**
+   * The aligned buffer a commit's frame is encoded into: one, reused and
+   * grown, since only one commit is in flight at a time.
+   */
+  #commitFrame(sizeBytes: number): Buffer {
+    if (this.#commitFrameBuffer === undefined || this.#commitFrameBuffer.length < sizeBytes) {
+      let capacity = Math.max(this.#blockSize * 16, this.#commitFrameBuffer?.length ?? 0);
+      while (capacity < sizeBytes) capacity *= 2;
+      this.#commitFrameBuffer = allocAligned(capacity, Math.max(this.#device.ioAlignment, 4096));
+    }
+    return this.#commitFrameBuffer.subarray(0, sizeBytes);
+  }
+
+  #commitFrameBuffer: Buffer | undefined;
 
   /** Copies `bytes` into pool blocks and writes them to `extents`; returns the write promises. */
   #writeExtentData(bytes: Uint8Array, extents: Extent[], dataBlocks: { blockIndex: number; buffer: Buffer }[]): Promise<void>[] {
@@ -952,7 +968,9 @@ export class BlockStore {
     if (sequence === this.#superblock.checkpointSeq) return;
     const snapshot = this.#index.clone();
     const replayBlock = this.#walSpace.replayBlockAfter(sequence);
-    const writer = new ByteWriter(1 << 20);
+    // Sized for the whole index up front (key + value + record header per
+    // entry, from the last checkpoint's size) so it does not grow by copying.
+    const writer = new ByteWriter(Math.max(1 << 20, Math.ceil(this.#superblock.checkpointByteLength * 1.25)));
     beginCheckpointPayload(writer);
     snapshot.forEachPair((keyString, entry) => {
       writePut(writer, keyStringToBytes(keyString), entry.isString, entry.value instanceof Uint8Array ? { kind: 'inline', bytes: entry.value } : entry.value);
@@ -996,6 +1014,12 @@ export class BlockStore {
     if (previous.checkpointExtents.length > 0) this.#release(previous.checkpointExtents);
     const waiters = this.#walWaiters.splice(0);
     for (const wake of waiters) wake();
+  }
+
+  /** Zeroes one WAL block, durably: the commit that started there is gone for good. */
+  async #eraseWalBlock(walBlock: number): Promise<void> {
+    const block = allocAligned(this.#blockSize, Math.max(this.#device.ioAlignment, 4096));
+    await this.#device.writeAndSync((this.#superblock.walStartBlock + walBlock) * this.#blockSize, [block]);
   }
 
   async #writeSuperblockSlot(superblock: Superblock, slot: number): Promise<void> {

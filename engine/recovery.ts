@@ -30,6 +30,8 @@ export interface RecoveredStore {
   nextSequence: number;
   /** Why the log ended early, if it did (a torn tail). */
   tornTail: string | undefined;
+  /** WAL-relative first block of an intact commit recovery dropped (its data never reached the disk). */
+  droppedCommitBlock: number | undefined;
 }
 
 /** Result of reading the superblock slots: 'empty' when neither slot holds a ringstore. */
@@ -126,7 +128,7 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
     // legitimately); the commit that wrote a value whose data is missing, and
     // everything after it, is dropped like a torn commit.
     const commits = scan.commits;
-    const parsed = commits.map((commit) => parseCommit(commit, blockSize));
+    const parsed = commits.map((commit) => parseCommit(commit, superblock.walStartBlock + commit.startBlock, blockSize));
     const durableSequence = parsed.length > 0 ? parsed[parsed.length - 1].durableSequence : superblock.checkpointSeq;
     let keep = parsed.length;
     let tornTail = scan.tornReason;
@@ -142,6 +144,11 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
       let firstBad: { commit: number; reason: string } | undefined;
       for (const [key, { value, commit }] of live) {
         if (value === undefined || verified.has(value) || (firstBad !== undefined && commit >= firstBad.commit)) continue;
+        for (const extent of value.extents) {
+          if (extent.startBlock < superblock.dataStartBlock || extent.startBlock + extent.blockCount > superblock.blockCount) {
+            throw new StoreCorruptError('wal', `commit ${commits[commit].sequence}: value of key ${JSON.stringify(key.slice(0, 64))} references blocks ${extent.startBlock}+${extent.blockCount} outside the data region`, superblock.walStartBlock + commits[commit].startBlock);
+          }
+        }
         const crc = await extentValueCrc(device, value, blockSize);
         if (crc === value.crc) {
           verified.add(value);
@@ -155,8 +162,16 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
     }
     for (let i = 0; i < keep; i++) applyOperations(index, parsed[i].operations);
     const kept = commits.slice(0, keep);
-    const walHeadBlock = keep < commits.length ? commits[keep].startBlock : scan.nextBlock;
+    // Writing resumes where the scan expects the next commit: after the last
+    // kept one. A dropped commit's frame is intact, so the store must erase
+    // its first block before reusing its sequence number (droppedCommitBlock),
+    // or the next scan would find it again instead of its successor.
+    let walHeadBlock = scan.nextBlock;
+    if (keep < commits.length) {
+      walHeadBlock = keep > 0 ? (kept[keep - 1].startBlock + kept[keep - 1].blockCount) % superblock.walBlockCount : superblock.walReplayBlock;
+    }
     const nextSequence = keep < commits.length ? commits[keep].sequence : scan.nextSequence;
+    const droppedCommitBlock = keep < commits.length ? commits[keep].startBlock : undefined;
     return {
       superblock,
       slotsToRepair,
@@ -165,6 +180,7 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
       walHeadBlock,
       nextSequence,
       tornTail,
+      droppedCommitBlock,
     };
   } catch (error) {
     if (error instanceof FormatError) throw StoreCorruptError.from(error);
@@ -224,7 +240,7 @@ async function loadCheckpoint(device: BlockDevice, superblock: Superblock, index
 
 type Operation = { key: string; entry: IndexEntry | undefined };
 
-function parseCommit(commit: ScannedCommit, blockSize: number): { operations: Operation[]; durableSequence: number } {
+function parseCommit(commit: ScannedCommit, firstBlock: number, blockSize: number): { operations: Operation[]; durableSequence: number } {
   const operations: Operation[] = [];
   const summary = readCommitPayload(
     commit.payload,
@@ -236,7 +252,7 @@ function parseCommit(commit: ScannedCommit, blockSize: number): { operations: Op
         operations.push({ key: bytesToKeyString(key), entry: undefined });
       },
     },
-    commit.startBlock,
+    firstBlock,
     blockSize,
   );
   return { operations, durableSequence: summary.durableSequence };
@@ -250,9 +266,12 @@ function applyOperations(index: StoreIndex, operations: Operation[]): void {
 }
 
 function toEntry(isString: boolean, value: StoredValue): IndexEntry {
-  // Inline bytes are views into a payload buffer; copy them so the index
-  // does not pin whole commit payloads in memory.
-  return { isString, value: value.kind === 'inline' ? Uint8Array.prototype.slice.call(value.bytes) : value };
+  // Inline bytes stay views into the checkpoint or commit payload: copying
+  // a million small values costs a million ArrayBuffers (seconds of
+  // allocation and GC at open). The payload is then kept alive while any of
+  // its values is, so the memory they pin is at most the checkpoint's size
+  // until the next checkpoint and reopen.
+  return { isString, value: value.kind === 'inline' ? value.bytes : value };
 }
 
 export async function extentValueCrc(device: BlockDevice, value: ExtentValue, blockSize: number): Promise<number> {

@@ -15,7 +15,7 @@ import { FormatError } from './format_error.js';
 import { readRecords, type RecordVisitor } from './records.js';
 
 /** Starts a commit payload in `writer` (which must be empty). */
-export function beginCommitPayload(writer: ByteWriter, durableSequence = 0): void {
+export function beginCommitPayload(writer: ByteWriter, durableSequence: number): void {
   if (writer.length !== 0) throw new RangeError('commit payload must start an empty writer');
   writer.u32(0);
   writer.u32(0);

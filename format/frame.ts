@@ -105,7 +105,7 @@ export function decodeFrameBlock(kind: FrameKind, block: Uint8Array, absoluteBlo
     fail(`block ${header.blockIndex} of a ${header.blockCount}-block frame`);
   }
   const isLast = header.blockIndex === header.blockCount - 1;
-  if (header.payloadBytes > perBlock || (!isLast && header.payloadBytes !== perBlock)) {
+  if (header.payloadBytes > perBlock || (!isLast && header.payloadBytes !== perBlock) || (isLast && header.blockCount > 1 && header.payloadBytes === 0)) {
     fail(`${header.payloadBytes} payload bytes in block ${header.blockIndex} of ${header.blockCount}`);
   }
   for (let i = FRAME_HEADER_SIZE + header.payloadBytes; i < block.length; i++) {

@@ -123,7 +123,7 @@ export function readRecords(
       offset += valueLength;
       visitor.put(key, keyIsString, { kind: 'inline', bytes });
     } else if (type === RECORD_PUT_EXTENTS) {
-      need(24);
+      need(20);
       const length = readU64(data, offset + 4);
       const crc = data.getUint32(offset + 12, true);
       const extentCount = data.getUint32(offset + 16, true);

@@ -9,6 +9,7 @@ import {
   BLOCK_SIZE_MIN,
   CHECKPOINT_EXTENTS_MAX,
   FORMAT_VERSION,
+  FRAME_HEADER_SIZE,
   SUPERBLOCK_MAGIC,
   SUPERBLOCK_SIZE,
 } from './constants.js';
@@ -164,6 +165,18 @@ export function decodeSuperblock(bytes: Uint8Array, blockIndex: number): Superbl
   }
   if ((superblock.checkpointByteLength === 0) !== (superblock.checkpointExtents.length === 0)) {
     fail('checkpoint length and extents disagree about whether a checkpoint exists');
+  }
+  if (superblock.checkpointBlockCount > 0) {
+    // A frame of n blocks carries more than (n-1) and at most n blocks' payload.
+    const perBlock = superblock.blockSize - FRAME_HEADER_SIZE;
+    const blocks = superblock.checkpointBlockCount;
+    if (superblock.checkpointByteLength > blocks * perBlock || (blocks > 1 && superblock.checkpointByteLength <= (blocks - 1) * perBlock)) {
+      fail(`a checkpoint of ${superblock.checkpointByteLength} bytes does not take ${blocks} blocks`);
+    }
+  }
+  const sorted = [...superblock.checkpointExtents].sort((a, b) => a.startBlock - b.startBlock);
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i].startBlock < sorted[i - 1].startBlock + sorted[i - 1].blockCount) fail(`checkpoint extents overlap at block ${sorted[i].startBlock}`);
   }
   return superblock;
 }

@@ -6,8 +6,9 @@
 //  - commits have consecutive sequence numbers;
 //  - a commit starts at the block after the previous one, or at block 0 of
 //    the region when it does not fit before the region's end;
-//  - commit N+1 is written only after commit N is durable, so at a crash at
-//    most the last commit can be incomplete.
+//  - with sync: true, commit N+1 is written only after commit N is durable,
+//    so at a crash at most the last commit can be incomplete; with deferred
+//    flushes (sync: false) every commit after the last flush can be;
 //  - every commit records the highest sequence known durable when it was
 //    written (durableSequence; sequence - 1 when each commit is flushed
 //    before the next, less with deferred flushes).
@@ -17,7 +18,7 @@
 // in the middle of the log, and the scan refuses it.
 import { commitDurableSequence } from './commit.js';
 import { FormatError } from './format_error.js';
-import { decodeFrameBlock, frameBlockPayload, type FrameBlockHeader } from './frame.js';
+import { decodeFrameBlock, frameBlockPayload, frameMagic, type FrameBlockHeader } from './frame.js';
 
 export interface ScannedCommit {
   sequence: number;
@@ -55,8 +56,11 @@ export function scanWal(region: WalRegion, replayBlock: number, firstSequence: n
   for (;;) {
     let attempt = readCommitAt(region, position, sequence, walBlockCount);
     if (!attempt.ok && position !== 0) {
+      // The writer puts a commit at block 0 only when it does not fit
+      // between `position` and the region's end; a commit at 0 that would
+      // have fitted is not the next one (a stale or misdirected copy).
       const wrapped = readCommitAt(region, 0, sequence, walBlockCount);
-      if (wrapped.ok) attempt = wrapped;
+      if (wrapped.ok && wrapped.commit.blockCount > walBlockCount - position) attempt = wrapped;
     }
     if (!attempt.ok) {
       const later = findLaterWitness(region, sequence, walBlockCount);
@@ -85,6 +89,11 @@ export function scanWal(region: WalRegion, replayBlock: number, firstSequence: n
 type Attempt = { ok: true; commit: ScannedCommit } | { ok: false; reason: string; block: number };
 
 function readCommitAt(region: WalRegion, position: number, sequence: number, walBlockCount: number): Attempt {
+  // A block without the WAL magic (never written, zeroed or trimmed) holds
+  // no commit: the log simply ends there.
+  if (new DataView(region.bytes.buffer, region.bytes.byteOffset).getUint32(position * region.blockSize, true) !== frameMagic('wal')) {
+    return { ok: false, reason: 'no commit', block: position };
+  }
   const first = decodeAt(region, position);
   if (first instanceof FormatError) return { ok: false, reason: first.reason, block: position };
   if (first.sequence !== sequence || first.storeTag !== region.storeTag || first.blockIndex !== 0) {
@@ -136,7 +145,12 @@ function decodeAt(region: WalRegion, block: number): FrameBlockHeader | FormatEr
  * covers `sequence`: proof that commit `sequence` had been durable.
  */
 function findLaterWitness(region: WalRegion, sequence: number, walBlockCount: number): { block: number; sequence: number } | undefined {
+  const magic = frameMagic('wal');
+  const words = new DataView(region.bytes.buffer, region.bytes.byteOffset, region.bytes.byteLength);
   for (let block = 0; block < walBlockCount; block++) {
+    // Most blocks of a region are stale or empty: skip those without the
+    // magic before paying for a decode (and an exception).
+    if (words.getUint32(block * region.blockSize, true) !== magic) continue;
     const header = decodeAt(region, block);
     if (header instanceof FormatError || header.storeTag !== region.storeTag) continue;
     if (header.sequence <= sequence || header.blockIndex !== 0) continue;

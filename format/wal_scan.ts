@@ -61,6 +61,9 @@ export function scanWal(region: WalRegion, replayBlock: number, firstSequence: n
       // have fitted is not the next one (a stale or misdirected copy).
       const wrapped = readCommitAt(region, 0, sequence, walBlockCount);
       if (wrapped.ok && wrapped.commit.blockCount > walBlockCount - position) attempt = wrapped;
+      // Nothing at `position` but a broken commit of this sequence at 0: the
+      // damage (or the tear) is there, so that is the block to name.
+      else if (!wrapped.ok && wrapped.reason !== 'no commit' && !attempt.ok && attempt.reason === 'no commit') attempt = wrapped;
     }
     if (!attempt.ok) {
       const later = findLaterWitness(region, sequence, walBlockCount);

@@ -16,6 +16,7 @@
 // ends the log, unless a later commit's first block says N was already
 // durable when that commit was written: then N was damaged after the fact,
 // in the middle of the log, and the scan refuses it.
+import { isAllZero } from './bytes.js';
 import { commitDurableSequence } from './commit.js';
 import { FormatError } from './format_error.js';
 import { decodeFrameBlock, frameBlockPayload, frameMagic, type FrameBlockHeader } from './frame.js';
@@ -68,6 +69,19 @@ export function scanWal(region: WalRegion, replayBlock: number, firstSequence: n
     if (!attempt.ok) {
       const later = findLaterWitness(region, sequence, walBlockCount);
       if (later !== undefined) {
+        // Name the block most likely damaged: if the expected position holds
+        // an intact block of another commit (stale) while block 0 holds a
+        // broken one, the commit wrapped and its first block at 0 is the
+        // damaged one.
+        if (
+          attempt.block === position &&
+          position !== 0 &&
+          !(decodeAt(region, position) instanceof FormatError) &&
+          decodeAt(region, 0) instanceof FormatError &&
+          !isAllZero(blockAt(region, 0), 0, region.blockSize)
+        ) {
+          attempt = { ok: false, reason: describeBlock(region, 0), block: 0 };
+        }
         throw new FormatError(
           'wal',
           `commit ${sequence} is damaged (${attempt.reason}) but commit ${later.sequence} at block ${region.startBlock + later.block} was written after it was durable: damage in the middle of the log`,
@@ -128,6 +142,11 @@ function readCommitAt(region: WalRegion, position: number, sequence: number, wal
     offset += part.length;
   }
   return { ok: true, commit: { sequence, startBlock: position, blockCount: first.blockCount, payload } };
+}
+
+function describeBlock(region: WalRegion, block: number): string {
+  const header = decodeAt(region, block);
+  return header instanceof FormatError ? header.reason : `holds commit ${header.sequence}, block ${header.blockIndex}`;
 }
 
 function blockAt(region: WalRegion, block: number): Uint8Array {

@@ -1,0 +1,76 @@
+// BlockStore on a raw block device (a loop device over a 64 MiB file): the
+// store takes the device's size, keeps its data across a reopen, issues
+// trims (discards) for freed extents, and holds the device exclusively
+// (O_EXCL). Needs root for losetup; skipped with a message otherwise.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { truncateSync, writeFileSync } from 'node:fs';
+
+import { BlockStore } from '../../engine/block_store.js';
+import { isRoot, makeStoreDir, pattern, rejectsWithCode, removeStoreDir, skipBecause, waitForTrims } from './helpers.js';
+
+const BACKING_BYTES = 64 << 20;
+
+describe('BlockStore on a loop device', function () {
+  let dir: string | undefined;
+  let loopDevice: string | undefined;
+
+  before(function () {
+    if (!isRoot()) skipBecause(this, 'attaching a loop device needs root');
+    dir = makeStoreDir();
+    const backing = `${dir}/backing`;
+    writeFileSync(backing, Buffer.alloc(0));
+    truncateSync(backing, BACKING_BYTES);
+    try {
+      loopDevice = execFileSync('losetup', ['--find', '--show', backing], { encoding: 'utf8' }).trim();
+    } catch (error) {
+      skipBecause(this, `losetup failed: ${(error as Error).message.split('\n')[0]}`);
+    }
+  });
+
+  after(() => {
+    if (loopDevice !== undefined) execFileSync('losetup', ['--detach', loopDevice]);
+    removeStoreDir(dir);
+  });
+
+  it('creates a store the size of the device, and keeps its values across a reopen', async () => {
+    const store = await BlockStore.open(loopDevice!, { create: true, encoding: 'binary' });
+    try {
+      assert.equal(store.stats().blocksTotal * 4096, BACKING_BYTES, 'the store spans the device');
+      for (let i = 0; i < 20; i++) await store.put(`k${i}`, pattern(i % 2 === 0 ? 50_000 : 100, i));
+      for (let i = 0; i < 20; i++) assert.ok(((await store.get(`k${i}`)) as Buffer).equals(pattern(i % 2 === 0 ? 50_000 : 100, i)), `k${i}`);
+    } finally {
+      await store.close();
+    }
+    const reopened = await BlockStore.open(loopDevice!, { encoding: 'binary', cacheSizeBytes: 0 });
+    try {
+      for (let i = 0; i < 20; i++) assert.ok(((await reopened.get(`k${i}`)) as Buffer).equals(pattern(i % 2 === 0 ? 50_000 : 100, i)), `k${i}`);
+      await reopened.verifyIntegrity();
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('issues trims for the blocks of overwritten extent values', async () => {
+    const store = await BlockStore.open(loopDevice!, { encoding: 'binary' });
+    try {
+      const before = store.stats().trimsIssued;
+      for (let i = 0; i < 10; i++) await store.put('k0', pattern(50_000, 100 + i));
+      await waitForTrims(store);
+      assert.ok(store.stats().trimsIssued > before, `trimsIssued ${store.stats().trimsIssued}`);
+      assert.ok(((await store.get('k0')) as Buffer).equals(pattern(50_000, 109)));
+      await store.verifyIntegrity();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses a second open of the device with ERR_STORE_LOCKED', async () => {
+    const store = await BlockStore.open(loopDevice!);
+    try {
+      await rejectsWithCode(() => BlockStore.open(loopDevice!), 'ERR_STORE_LOCKED');
+    } finally {
+      await store.close();
+    }
+  });
+});

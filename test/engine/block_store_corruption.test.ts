@@ -1,0 +1,173 @@
+// Damage to a real store file, made while the store is closed: a flipped
+// byte in an extent value's data is ERR_STORE_CORRUPT naming 'data' and the
+// value's block when the value is read (and never served as data); a damaged
+// superblock copy is survived by using the other copy and rewriting the
+// damaged one; damage to both copies is ERR_STORE_CORRUPT naming the
+// superblock.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+
+import { BlockStore } from '../../engine/block_store.js';
+import { SUPERBLOCK_SIZE } from '../../format/constants.js';
+import { fsckImage, memoryImage, type FsckReport } from '../../tools/fsck.js';
+import { collect, flipByteInFile, makeStoreDir, openSmallStore, pattern, rejectsCorrupt, removeStoreDir } from './helpers.js';
+
+const BLOCK_SIZE = 4096;
+const VALUE_BLOCKS = 3;
+
+function fsckFile(path: string): FsckReport {
+  return fsckImage(memoryImage(readFileSync(path)));
+}
+
+/** A closed store holding 'victim' (a recognisable 3-block value) and a few others. */
+async function makeStore(path: string): Promise<{ victim: Buffer }> {
+  const victim = pattern(VALUE_BLOCKS * BLOCK_SIZE, 0x5eed);
+  const store = await openSmallStore(path, { encoding: 'binary', blockSize: BLOCK_SIZE });
+  await store.put('before', pattern(5000, 1));
+  await store.put('victim', victim);
+  await store.put('after', pattern(100, 2));
+  await store.close();
+  return { victim };
+}
+
+describe('BlockStore with a damaged extent value', () => {
+  let dir: string | undefined;
+  const path = (): string => `${dir}/store`;
+  let victimBlock = -1;
+
+  before(async () => {
+    dir = makeStoreDir();
+    const { victim } = await makeStore(path());
+    const offset = readFileSync(path()).indexOf(victim);
+    assert.ok(offset > 0 && offset % BLOCK_SIZE === 0, `the value's data should start a block, found at ${offset}`);
+    victimBlock = offset / BLOCK_SIZE;
+    assert.deepEqual(fsckFile(path()).errors, [], 'fsck finds the store intact before the damage');
+    flipByteInFile(path(), offset + BLOCK_SIZE + 100); // in the value's second block
+  });
+
+  after(() => {
+    removeStoreDir(dir);
+  });
+
+  it('opens (values are checked when read) and fsck reports the damaged value', async () => {
+    const report = fsckFile(path());
+    assert.equal(report.errors.length, 1, report.errors.join('; '));
+    assert.match(report.errors[0], /victim/);
+    const store = await BlockStore.open(path(), { encoding: 'binary' });
+    await store.close();
+  });
+
+  it('rejects get() with ERR_STORE_CORRUPT naming the data and the value block', async () => {
+    const store = await BlockStore.open(path(), { encoding: 'binary' });
+    try {
+      const error = await rejectsCorrupt(() => store.get('victim'), 'data');
+      assert.ok(
+        error.blockIndex !== undefined && error.blockIndex >= victimBlock && error.blockIndex < victimBlock + VALUE_BLOCKS,
+        `blockIndex ${error.blockIndex} should be within the value's blocks ${victimBlock}..${victimBlock + VALUE_BLOCKS - 1}`,
+      );
+      assert.match(error.message, /checksum/);
+      // The undamaged values are unaffected.
+      assert.ok(((await store.get('before')) as Buffer).equals(pattern(5000, 1)));
+      assert.ok(((await store.get('after')) as Buffer).equals(pattern(100, 2)));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('rejects the damaged value in range(), createReadStream() and verifyIntegrity() too', async () => {
+    const store = await BlockStore.open(path(), { encoding: 'binary' });
+    try {
+      await rejectsCorrupt(() => collect(store.range()), 'data');
+      await rejectsCorrupt(() => collect(store.createReadStream('victim')), 'data');
+      await rejectsCorrupt(() => store.verifyIntegrity(), 'data');
+      assert.deepEqual(
+        (await collect(store.range({ values: false }))).map(([key]) => key),
+        ['after', 'before', 'victim'],
+        'keys alone are still listed',
+      );
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('BlockStore with a damaged superblock copy', () => {
+  let dir: string | undefined;
+
+  beforeEach(() => {
+    dir = makeStoreDir();
+  });
+
+  afterEach(() => {
+    removeStoreDir(dir);
+  });
+
+  for (const slot of [0, 1]) {
+    it(`opens with the other copy when slot ${slot} is damaged, keeps every value, and rewrites the slot`, async () => {
+      const path = `${dir}/store`;
+      const { victim } = await makeStore(path);
+      flipByteInFile(path, slot * BLOCK_SIZE + 100);
+      const damaged = fsckFile(path);
+      assert.ok(
+        damaged.warnings.some((warning) => warning.startsWith(`superblock slot ${slot}`)),
+        `fsck should warn about slot ${slot}: ${damaged.warnings.join('; ')}`,
+      );
+
+      const store = await BlockStore.open(path, { encoding: 'binary' });
+      try {
+        assert.ok(((await store.get('victim')) as Buffer).equals(victim));
+        assert.ok(((await store.get('before')) as Buffer).equals(pattern(5000, 1)));
+        assert.ok(((await store.get('after')) as Buffer).equals(pattern(100, 2)));
+        const repaired = fsckFile(path);
+        assert.deepEqual(repaired.warnings, [], 'both slots decode once the store is open');
+        assert.deepEqual(repaired.errors, []);
+        await store.put('later', pattern(10, 3));
+      } finally {
+        await store.close();
+      }
+      const reopened = await BlockStore.open(path, { encoding: 'binary' });
+      try {
+        assert.ok(((await reopened.get('later')) as Buffer).equals(pattern(10, 3)));
+        assert.ok(((await reopened.get('victim')) as Buffer).equals(victim));
+      } finally {
+        await reopened.close();
+      }
+    });
+  }
+
+  it('after many checkpoints, refuses a damaged newest copy or recovers every value — never older data', async () => {
+    const path = `${dir}/store`;
+    const store = await openSmallStore(path, { encoding: 'binary', walSizeBytes: 64 << 10 });
+    for (let i = 0; i < 200; i++) await store.put(`k${i % 20}`, pattern(i % 2 === 0 ? 5000 : 50, i));
+    await store.close();
+    const before = fsckFile(path);
+    assert.deepEqual(before.errors, []);
+    const newestSlot = before.superblock!.generation % 2;
+    flipByteInFile(path, newestSlot * BLOCK_SIZE + 100);
+    let reopened: BlockStore | undefined;
+    try {
+      reopened = await BlockStore.open(path, { encoding: 'binary' });
+    } catch (error) {
+      assert.equal((error as { code?: string }).code, 'ERR_STORE_CORRUPT', String(error));
+      return;
+    }
+    try {
+      for (let i = 180; i < 200; i++) {
+        assert.ok(((await reopened.get(`k${i % 20}`)) as Buffer).equals(pattern(i % 2 === 0 ? 5000 : 50, i)), `k${i % 20} is not its newest value`);
+      }
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('refuses to open with ERR_STORE_CORRUPT naming the superblock when both copies are damaged', async () => {
+    const path = `${dir}/store`;
+    await makeStore(path);
+    flipByteInFile(path, 100);
+    flipByteInFile(path, BLOCK_SIZE + SUPERBLOCK_SIZE - 10);
+    const error = await rejectsCorrupt(() => BlockStore.open(path), 'superblock');
+    assert.match(error.message, /slot 0/);
+    assert.match(error.message, /slot 1/);
+    assert.deepEqual(fsckFile(path).errors, ['no valid superblock']);
+  });
+});

@@ -1,0 +1,167 @@
+// ERR_STORE_FAILED: when the device fails a write or a flush, the store
+// stops accepting writes — the failing write and every later one reject with
+// ERR_STORE_FAILED carrying the device error as `cause` (no retry that could
+// pretend an fdatasync succeeded) — while reads of acknowledged data go on;
+// after power loss the device holds every acknowledged write.
+import assert from 'node:assert/strict';
+
+import type { BlockDevice } from '../../engine/block_device.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { SimulatedDevice } from '../../engine/simulated_device.js';
+import { StoreError } from '../../engine/store_error.js';
+import { pattern, rejectsWithCode } from './helpers.js';
+
+const DEVICE_BYTES = 8 << 20;
+
+type FailingOperation = 'write' | 'writeAndSync' | 'sync';
+
+/** An EIO as the IO layer reports one: errno, code and syscall. */
+function eio(syscall: string): Error {
+  return Object.assign(new Error(`EIO: i/o error, ${syscall}`), { errno: -5, code: 'EIO', syscall });
+}
+
+/**
+ * A BlockDevice over a SimulatedDevice that fails one chosen operation once,
+ * when armed, without passing it to the simulated device (the write never
+ * happened; a failed flush made nothing durable).
+ */
+class FailingDevice implements BlockDevice {
+  readonly inner: SimulatedDevice;
+  #armed: FailingOperation | undefined;
+  readonly injected: Error[] = [];
+
+  constructor(inner: SimulatedDevice) {
+    this.inner = inner;
+  }
+
+  get sizeBytes(): number {
+    return this.inner.sizeBytes;
+  }
+  get ioAlignment(): number {
+    return this.inner.ioAlignment;
+  }
+  get trimAlignment(): number {
+    return this.inner.trimAlignment;
+  }
+
+  /** The next `operation` rejects with EIO; later ones succeed again. */
+  failNext(operation: FailingOperation): void {
+    this.#armed = operation;
+  }
+
+  #maybeFail(operation: FailingOperation): Promise<void> | undefined {
+    if (this.#armed !== operation) return undefined;
+    this.#armed = undefined;
+    const error = eio(operation === 'write' ? 'pwritev' : 'fdatasync');
+    this.injected.push(error);
+    return Promise.reject(error);
+  }
+
+  read(position: number, buffer: Uint8Array): Promise<void> {
+    return this.inner.read(position, buffer);
+  }
+  readv(position: number, buffers: Uint8Array[]): Promise<void> {
+    return this.inner.readv(position, buffers);
+  }
+  write(position: number, buffers: Uint8Array[]): Promise<void> {
+    return this.#maybeFail('write') ?? this.inner.write(position, buffers);
+  }
+  writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
+    return this.#maybeFail('writeAndSync') ?? this.inner.writeAndSync(position, buffers);
+  }
+  sync(): Promise<void> {
+    return this.#maybeFail('sync') ?? this.inner.sync();
+  }
+  trim(position: number, length: number): Promise<void> {
+    return this.inner.trim(position, length);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+function openOn(device: BlockDevice, options: { create: boolean; sync?: boolean }): Promise<BlockStore> {
+  return BlockStore.open('failing', { device, encoding: 'binary', ...options });
+}
+
+/** Asserts `error` is ERR_STORE_FAILED caused by `cause`. */
+function assertFailedBy(error: StoreError, cause: Error | undefined): void {
+  assert.ok(cause !== undefined, 'the device error was injected');
+  assert.equal(error.cause, cause, 'the device error is the cause');
+  assert.match(error.message, /EIO/);
+}
+
+describe('BlockStore after a device error', () => {
+  const acknowledged = new Map<string, Buffer>([
+    ['inline', pattern(100, 1)],
+    ['extent', pattern(20_000, 2)],
+  ]);
+
+  for (const [what, operation, value] of [
+    ['the WAL write and flush of a commit', 'writeAndSync', pattern(50, 3)],
+    ['the data write of an extent value', 'write', pattern(9000, 4)],
+  ] as const) {
+    it(`fails the put whose ${what} failed, and every later write, with ERR_STORE_FAILED`, async () => {
+      const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+      const device = new FailingDevice(simulated);
+      const store = await openOn(device, { create: true });
+      for (const [key, stored] of acknowledged) await store.put(key, stored);
+
+      device.failNext(operation);
+      const failed = await rejectsWithCode(() => store.put('failing', value), 'ERR_STORE_FAILED');
+      assertFailedBy(failed, device.injected[0]);
+
+      const later = await rejectsWithCode(() => store.put('later', pattern(10, 5)), 'ERR_STORE_FAILED');
+      assert.equal(later.cause, device.injected[0]);
+      await rejectsWithCode(() => store.delete('inline'), 'ERR_STORE_FAILED');
+      await rejectsWithCode(() => store.batch([{ type: 'put', key: 'batched', value: pattern(10, 6) }]), 'ERR_STORE_FAILED');
+      await rejectsWithCode(() => store.checkpoint(), 'ERR_STORE_FAILED');
+      await rejectsWithCode(() => store.flush(), 'ERR_STORE_FAILED');
+      assert.throws(() => store.createWriteStream('streamed'), (error: unknown) => error instanceof StoreError && error.code === 'ERR_STORE_FAILED');
+
+      // Reads of acknowledged data still work; the failed writes are not visible.
+      for (const [key, stored] of acknowledged) assert.ok(((await store.get(key)) as Buffer).equals(stored), key);
+      assert.equal(await store.has('failing'), false);
+      assert.equal(await store.has('later'), false);
+      assert.equal(device.injected.length, 1, 'no retry of the failed operation reached the device as a second failure');
+      await store.close();
+
+      for (const keepProbability of [0, 1]) {
+        const image = simulated.crash({ keepProbability, tornWrites: false });
+        const reopened = await openOn(image, { create: false });
+        try {
+          for (const [key, stored] of acknowledged) assert.ok(((await reopened.get(key)) as Buffer).equals(stored), `${key} (keep ${keepProbability})`);
+          assert.equal(await reopened.has('later'), false);
+          await reopened.put('after-reopen', pattern(10, 7));
+          assert.ok(((await reopened.get('after-reopen')) as Buffer).equals(pattern(10, 7)));
+          await reopened.verifyIntegrity();
+        } finally {
+          await reopened.close();
+        }
+      }
+    });
+  }
+
+  it('fails flush() and later writes with ERR_STORE_FAILED when the deferred flush of sync: false fails', async () => {
+    const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    const device = new FailingDevice(simulated);
+    const store = await openOn(device, { create: true, sync: false });
+    await store.put('flushed', pattern(100, 8));
+    await store.flush();
+    device.failNext('sync');
+    await store.put('unflushed', pattern(100, 9)); // resolves once written (sync: false)
+    const failed = await rejectsWithCode(() => store.flush(), 'ERR_STORE_FAILED');
+    assertFailedBy(failed, device.injected[0]);
+    await rejectsWithCode(() => store.put('later', pattern(10, 10)), 'ERR_STORE_FAILED');
+    assert.ok(((await store.get('flushed')) as Buffer).equals(pattern(100, 8)));
+    await store.close();
+
+    const reopened = await openOn(simulated.crash({ keepProbability: 0 }), { create: false });
+    try {
+      assert.ok(((await reopened.get('flushed')) as Buffer).equals(pattern(100, 8)));
+      assert.equal(await reopened.has('later'), false);
+    } finally {
+      await reopened.close();
+    }
+  });
+});

@@ -1,0 +1,140 @@
+// BlockStore#range() on a real file: entries in bytewise key order within
+// gt/gte/lt/lte bounds, forwards or reversed, at most `limit`, with or
+// without values — over a snapshot taken when iteration starts, so writes
+// made while iterating are not seen, even when they replace extent values
+// whose blocks are then trimmed and reused.
+import assert from 'node:assert/strict';
+
+import type { BlockStore, RangeOptions } from '../../engine/block_store.js';
+import { collect, makeStoreDir, openSmallStore, pattern, rejectsWith, removeStoreDir, waitForTrims } from './helpers.js';
+
+const KEYS = ['a', 'b', 'c', 'd', 'e'];
+
+describe('BlockStore#range()', () => {
+  let dir: string | undefined;
+  let store: BlockStore | undefined;
+
+  before(async () => {
+    dir = makeStoreDir();
+    store = await openSmallStore(`${dir}/store`, { encoding: 'string' });
+    for (const key of KEYS) await store.put(key, `value of ${key}`);
+  });
+
+  after(async () => {
+    await store?.close();
+    removeStoreDir(dir);
+  });
+
+  async function keysOf(options: RangeOptions): Promise<string[]> {
+    return (await collect(store!.range(options))).map(([key]) => key as string);
+  }
+
+  it('yields every entry in key order with its value', async () => {
+    assert.deepEqual(
+      await collect(store!.range()),
+      KEYS.map((key) => [key, `value of ${key}`]),
+    );
+  });
+
+  it('honours gt, gte, lt and lte, alone and together', async () => {
+    assert.deepEqual(await keysOf({ gt: 'b' }), ['c', 'd', 'e']);
+    assert.deepEqual(await keysOf({ gte: 'b' }), ['b', 'c', 'd', 'e']);
+    assert.deepEqual(await keysOf({ lt: 'd' }), ['a', 'b', 'c']);
+    assert.deepEqual(await keysOf({ lte: 'd' }), ['a', 'b', 'c', 'd']);
+    assert.deepEqual(await keysOf({ gt: 'a', lt: 'e' }), ['b', 'c', 'd']);
+    assert.deepEqual(await keysOf({ gte: 'b', lte: 'b' }), ['b']);
+    assert.deepEqual(await keysOf({ gt: 'b', lt: 'c' }), []);
+  });
+
+  it('accepts bounds that are not keys of the store', async () => {
+    assert.deepEqual(await keysOf({ gt: 'bb', lt: 'dd' }), ['c', 'd']);
+    assert.deepEqual(await keysOf({ gte: 'f' }), []);
+    assert.deepEqual(await keysOf({ lte: '0' }), []);
+  });
+
+  it('yields entries in descending order with reverse, within the same bounds', async () => {
+    assert.deepEqual(await keysOf({ reverse: true }), ['e', 'd', 'c', 'b', 'a']);
+    assert.deepEqual(await keysOf({ reverse: true, gt: 'b' }), ['e', 'd', 'c']);
+    assert.deepEqual(await keysOf({ reverse: true, gte: 'b' }), ['e', 'd', 'c', 'b']);
+    assert.deepEqual(await keysOf({ reverse: true, lt: 'd' }), ['c', 'b', 'a']);
+    assert.deepEqual(await keysOf({ reverse: true, lte: 'd' }), ['d', 'c', 'b', 'a']);
+    assert.deepEqual(await keysOf({ reverse: true, gt: 'a', lt: 'e' }), ['d', 'c', 'b']);
+    assert.deepEqual(await keysOf({ reverse: true, lt: 'dd', gt: 'bb' }), ['d', 'c']);
+  });
+
+  it('stops after limit entries, in either direction', async () => {
+    assert.deepEqual(await keysOf({ limit: 2 }), ['a', 'b']);
+    assert.deepEqual(await keysOf({ limit: 2, reverse: true }), ['e', 'd']);
+    assert.deepEqual(await keysOf({ limit: 2, gt: 'c' }), ['d', 'e']);
+    assert.deepEqual(await keysOf({ limit: 0 }), []);
+    assert.deepEqual(await keysOf({ limit: 100 }), KEYS);
+  });
+
+  it('yields [key, undefined] with values: false', async () => {
+    assert.deepEqual(
+      await collect(store!.range({ values: false, gte: 'd' })),
+      [
+        ['d', undefined],
+        ['e', undefined],
+      ],
+    );
+  });
+
+  it('refuses a negative or non-numeric limit with ERR_INVALID_ARG', async () => {
+    await rejectsWith(() => collect(store!.range({ limit: -1 })), RangeError, 'ERR_INVALID_ARG');
+    await rejectsWith(() => collect(store!.range({ limit: 'ten' as unknown as number })), RangeError, 'ERR_INVALID_ARG');
+  });
+
+  it('does not see puts, overwrites or deletes made while it iterates', async () => {
+    const seen: [string, unknown][] = [];
+    for await (const [key, value] of store!.range()) {
+      seen.push([key as string, value]);
+      if (key === 'a') {
+        await store!.put('b', 'changed');
+        await store!.delete('c');
+        await store!.put('cc', 'inserted');
+        await store!.put('zz', 'appended');
+      }
+    }
+    assert.deepEqual(
+      seen,
+      KEYS.map((key) => [key, `value of ${key}`]),
+    );
+    assert.deepEqual(await keysOf({}), ['a', 'b', 'cc', 'd', 'e', 'zz']);
+    assert.equal(await store!.get('b'), 'changed');
+  });
+});
+
+describe('BlockStore#range() over extent values', () => {
+  let dir: string | undefined;
+  let store: BlockStore | undefined;
+
+  before(async () => {
+    dir = makeStoreDir();
+    store = await openSmallStore(`${dir}/store`, { encoding: 'binary', cacheSizeBytes: 0 });
+  });
+
+  after(async () => {
+    await store?.close();
+    removeStoreDir(dir);
+  });
+
+  it('gives the snapshot values even when they are replaced, trimmed and their blocks reused mid-iteration', async () => {
+    const keys = ['k1', 'k2', 'k3', 'k4'];
+    for (const [i, key] of keys.entries()) await store!.put(key, pattern(16_384, i));
+    const seen: string[] = [];
+    for await (const [key, value] of store!.range()) {
+      assert.ok((value as Buffer).equals(pattern(16_384, keys.indexOf(key as string))), `${String(key)} changed under the iterator`);
+      seen.push(key as string);
+      if (key === 'k1') {
+        // Replace the values not yet read, let their blocks be trimmed, and
+        // fill the freed space with other data.
+        for (const [i, other] of keys.entries()) if (other !== 'k1') await store!.put(other, pattern(16_384, 100 + i));
+        await store!.delete('k4');
+        await waitForTrims(store!);
+        for (let i = 0; i < 8; i++) await store!.put(`filler-${i}`, pattern(16_384, 200 + i));
+      }
+    }
+    assert.deepEqual(seen, keys);
+  });
+});

@@ -1,0 +1,137 @@
+// BlockStore#createWriteStream() and #createReadStream() on a real file: a
+// multi-MiB blob written from chunks of uneven sizes reads back byte for
+// byte, also after a reopen; a write stream that is destroyed stores nothing
+// and gives back every block it took.
+import assert from 'node:assert/strict';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+import { BlockStore } from '../../engine/block_store.js';
+import { StoreError } from '../../engine/store_error.js';
+import { makeStoreDir, openSmallStore, pattern, removeStoreDir, waitForTrims } from './helpers.js';
+
+const BLOB_BYTES = 5 << 20;
+
+/** The blob cut into chunks of 1 byte to 300 KiB (sizes from a fixed xorshift sequence). */
+function chunksOf(blob: Buffer, seed: number): Buffer[] {
+  const chunks: Buffer[] = [];
+  let state = seed;
+  for (let offset = 0; offset < blob.length; ) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    const size = 1 + ((state >>> 0) % (300 << 10));
+    chunks.push(blob.subarray(offset, offset + size));
+    offset += size;
+  }
+  return chunks;
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of stream) parts.push(Buffer.from(part as Uint8Array));
+  return Buffer.concat(parts);
+}
+
+/** Resolves once the stream has been destroyed (its destroy callback has run). */
+function closed(stream: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.closed) resolve();
+    else stream.once('close', () => resolve());
+  });
+}
+
+describe('BlockStore#createWriteStream() and #createReadStream()', () => {
+  let dir: string | undefined;
+  let store: BlockStore | undefined;
+  const path = (): string => `${dir}/store`;
+  const blob = pattern(BLOB_BYTES, 1);
+
+  before(async () => {
+    dir = makeStoreDir();
+    store = await openSmallStore(path(), { encoding: 'binary' });
+  });
+
+  after(async () => {
+    await store?.close();
+    removeStoreDir(dir);
+  });
+
+  it('stores a 5 MiB blob piped from uneven chunks, and streams it back unchanged', async () => {
+    await pipeline(Readable.from(chunksOf(blob, 7)), store!.createWriteStream('blob'));
+    assert.equal(await store!.has('blob'), true);
+    const back = await readAll(store!.createReadStream('blob'));
+    assert.equal(back.length, BLOB_BYTES);
+    assert.ok(back.equals(blob), 'the streamed-back bytes differ');
+    assert.ok(((await store!.get('blob')) as Buffer).equals(blob), 'get() of a streamed value (binary encoding) gives the bytes');
+    await store!.verifyIntegrity();
+  });
+
+  it('gives the blob back after a reopen, read from the disk', async () => {
+    await store!.close();
+    store = await BlockStore.open(path(), { encoding: 'binary', cacheSizeBytes: 0 });
+    const back = await readAll(store.createReadStream('blob'));
+    assert.ok(back.equals(blob));
+  });
+
+  it('stores a value that is not a multiple of the block size, and an empty stream as an empty value', async () => {
+    const odd = pattern(3 * 4096 + 123, 2);
+    await pipeline(Readable.from([odd.subarray(0, 5000), odd.subarray(5000)]), store!.createWriteStream('odd'));
+    assert.ok((await readAll(store!.createReadStream('odd'))).equals(odd));
+    await pipeline(Readable.from([]), store!.createWriteStream('empty'));
+    assert.equal(await store!.has('empty'), true);
+    assert.equal((await readAll(store!.createReadStream('empty'))).length, 0);
+  });
+
+  it('replaces an existing value and frees its blocks', async () => {
+    const before = store!.stats().blocksUsed;
+    const smaller = pattern(1 << 20, 3);
+    await pipeline(Readable.from(chunksOf(smaller, 9)), store!.createWriteStream('blob'));
+    await waitForTrims(store!);
+    assert.equal(store!.stats().blocksUsed, before - (BLOB_BYTES - (1 << 20)) / 4096);
+    assert.ok((await readAll(store!.createReadStream('blob'))).equals(smaller));
+    await store!.verifyIntegrity();
+  });
+
+  it('stores nothing and leaks no block when the write stream is destroyed with an error', async () => {
+    const usedBefore = store!.stats().blocksUsed;
+    const stream = store!.createWriteStream('aborted');
+    const failing = Readable.from(
+      (async function* () {
+        yield blob.subarray(0, 3 << 20); // more than one 1 MiB stream chunk: blocks are allocated and written
+        throw new Error('the source failed');
+      })(),
+    );
+    await assert.rejects(pipeline(failing, stream), /the source failed/);
+    await closed(stream);
+    assert.equal(await store!.has('aborted'), false);
+    await waitForBlocksUsed(store!, usedBefore);
+    await store!.verifyIntegrity();
+  });
+
+  it('stores nothing and leaks no block when the write stream is destroyed without an error', async () => {
+    const usedBefore = store!.stats().blocksUsed;
+    const stream = store!.createWriteStream('abandoned');
+    await new Promise<void>((resolve, reject) => stream.write(blob.subarray(0, 3 << 20), (error) => (error ? reject(error) : resolve())));
+    stream.destroy();
+    await closed(stream);
+    assert.equal(await store!.has('abandoned'), false);
+    await waitForBlocksUsed(store!, usedBefore);
+    await store!.verifyIntegrity();
+  });
+
+  it('errors a read stream of a key that does not exist', async () => {
+    await assert.rejects(readAll(store!.createReadStream('missing')), (error: unknown) => error instanceof StoreError && error.code === 'ERR_INVALID_ARG');
+  });
+});
+
+/**
+ * Waits (bounded) until the store uses `blocks` blocks again: a destroyed
+ * stream returns its blocks once its in-flight writes have settled.
+ */
+async function waitForBlocksUsed(store: BlockStore, blocks: number): Promise<void> {
+  for (let attempt = 0; attempt < 500 && store.stats().blocksUsed !== blocks; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  assert.equal(store.stats().blocksUsed, blocks, 'the destroyed stream kept blocks');
+}

@@ -1,0 +1,89 @@
+// Shared helpers for the engine's tests on real files: temporary store
+// directories, small stores, error assertions, waiting for background trims,
+// and byte surgery on a closed store file. Not a test file itself (mocha
+// runs only *.test.js).
+import assert from 'node:assert/strict';
+import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+
+import { BlockStore, type BlockStoreOptions } from '../../engine/block_store.js';
+import { StoreCorruptError, StoreError, type StoreErrorCode } from '../../engine/store_error.js';
+import { rejectsWith } from '../native/helpers.js';
+
+export {
+  assertError,
+  describeChild,
+  isRoot,
+  pattern,
+  PACKAGE_ENTRY_URL,
+  rejectsWith,
+  runNodeModule,
+  skipBecause,
+} from '../native/helpers.js';
+
+/** Small enough to create in milliseconds, large enough for multi-MiB values. */
+export const SMALL_STORE_BYTES = 32 << 20;
+
+/** The longest a test waits for background trims before it reports them stuck. */
+const TRIM_WAIT_MS_MAX = 10_000;
+const TRIM_POLL_MS = 2;
+
+/** A fresh directory under os.tmpdir() (ext4 here, so direct IO works). */
+export function makeStoreDir(): string {
+  return mkdtempSync(`${tmpdir()}/ringstore-engine-`);
+}
+
+export function removeStoreDir(dir: string | undefined): void {
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Opens (creating if needed) a SMALL_STORE_BYTES store at `path`. */
+export function openSmallStore(path: string, options: BlockStoreOptions = {}): Promise<BlockStore> {
+  return BlockStore.open(path, { create: true, sizeBytes: SMALL_STORE_BYTES, ...options });
+}
+
+/** Every item of an async iterable, in order. */
+export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
+
+/** Asserts that `start()` rejects with a StoreError carrying `code`; returns it. */
+export function rejectsWithCode(start: () => Promise<unknown>, code: StoreErrorCode): Promise<StoreError & { code: string }> {
+  return rejectsWith(start, StoreError, code);
+}
+
+/** Asserts that `start()` rejects with ERR_STORE_CORRUPT naming `structure`; returns the error. */
+export async function rejectsCorrupt(start: () => Promise<unknown>, structure: StoreCorruptError['structure']): Promise<StoreCorruptError> {
+  const error = await rejectsWith(start, StoreCorruptError, 'ERR_STORE_CORRUPT');
+  assert.equal(error.structure, structure, `expected damage to be blamed on the ${structure}: ${error.message}`);
+  return error;
+}
+
+/**
+ * Resolves once no freed extent waits for its trim. Trims run in the
+ * background after the commit that freed the extents resolved; a test that
+ * needs the space back waits here (bounded, so a stuck trim fails the test).
+ */
+export async function waitForTrims(store: BlockStore): Promise<void> {
+  const deadline = Date.now() + TRIM_WAIT_MS_MAX;
+  while (store.stats().pendingTrims > 0) {
+    if (Date.now() > deadline) assert.fail(`trims still pending after ${TRIM_WAIT_MS_MAX} ms: ${JSON.stringify(store.stats())}`);
+    await new Promise((resolve) => setTimeout(resolve, TRIM_POLL_MS));
+  }
+}
+
+/** Inverts every bit of the byte at `position` of a (closed) file, durably. */
+export function flipByteInFile(path: string, position: number): void {
+  const fd = openSync(path, 'r+');
+  try {
+    const byte = Buffer.alloc(1);
+    assert.equal(readSync(fd, byte, 0, 1, position), 1, `no byte at ${position} of ${path}`);
+    byte[0] ^= 0xff;
+    writeSync(fd, byte, 0, 1, position);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

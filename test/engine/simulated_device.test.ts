@@ -1,0 +1,191 @@
+// SimulatedDevice: a memory device with a volatile write cache. A completed
+// write is visible at once but survives crash() only if a flush that started
+// after it completed; writeAndSync is durable on resolve; pending writes
+// survive whole, not at all, or torn at 512-byte sectors — never finer.
+import assert from 'node:assert/strict';
+
+import { SECTOR_SIZE, SimulatedDevice, SimulatedDeviceCrash } from '../../engine/simulated_device.js';
+import { pattern } from './helpers.js';
+
+const DEVICE_BYTES = 64 << 10;
+const KEEP_NONE = { keepProbability: 0 };
+const KEEP_ALL_WHOLE = { keepProbability: 1, tornWrites: false };
+
+async function readBack(device: SimulatedDevice, position: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.alloc(length);
+  await device.read(position, buffer);
+  return buffer;
+}
+
+/** xorshift32 in [0, 1): crash choices that reproduce from `seed`. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 0x1_0000_0000;
+  };
+}
+
+describe('SimulatedDevice reads and writes', () => {
+  it('shows a completed write to reads at once, before any flush', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    const data = pattern(1024, 1);
+    await device.write(2048, [data.subarray(0, 512), data.subarray(512)]);
+    assert.ok((await readBack(device, 2048, 1024)).equals(data));
+    const parts = [Buffer.alloc(512), Buffer.alloc(512)];
+    await device.readv(2048, parts);
+    assert.ok(Buffer.concat(parts).equals(data));
+    assert.equal(device.pendingWriteCount, 1);
+    assert.deepEqual(device.counts, { reads: 2, writes: 1, syncs: 0, trims: 0 });
+  });
+
+  it('starts from a given image, and snapshot() is a copy', async () => {
+    const image = pattern(DEVICE_BYTES, 2);
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, image);
+    assert.ok((await readBack(device, 0, 512)).equals(image.subarray(0, 512)));
+    const snapshot = device.snapshot();
+    snapshot[0] ^= 0xff;
+    assert.equal((await readBack(device, 0, 512))[0], image[0]);
+    assert.throws(() => new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, new Uint8Array(512)), RangeError);
+  });
+
+  it('refuses unaligned and out-of-range IO with RangeError', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    await assert.rejects(device.write(100, [Buffer.alloc(512)]), RangeError);
+    await assert.rejects(device.write(0, [Buffer.alloc(100)]), RangeError);
+    await assert.rejects(device.read(DEVICE_BYTES, Buffer.alloc(512)), RangeError);
+    await assert.rejects(device.write(DEVICE_BYTES - 512, [Buffer.alloc(1024)]), RangeError);
+  });
+
+  it('refuses IO after close()', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    await device.close();
+    await assert.rejects(device.read(0, Buffer.alloc(512)), /after close/);
+  });
+});
+
+describe('SimulatedDevice#crash()', () => {
+  it('loses a write that no flush covered (keepProbability 0)', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    await device.write(0, [pattern(4096, 3)]);
+    const after = device.crash(KEEP_NONE);
+    assert.ok((await readBack(after, 0, 4096)).equals(Buffer.alloc(4096)));
+  });
+
+  it('keeps every pending write whole with keepProbability 1 and no tearing', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    const first = pattern(4096, 4);
+    const second = pattern(2048, 5);
+    await device.write(0, [first]);
+    await device.write(8192, [second]);
+    const after = device.crash(KEEP_ALL_WHOLE);
+    assert.ok((await readBack(after, 0, 4096)).equals(first));
+    assert.ok((await readBack(after, 8192, 2048)).equals(second));
+  });
+
+  it('keeps a write that a completed sync() covered', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    const data = pattern(4096, 6);
+    await device.write(4096, [data]);
+    await device.sync();
+    assert.equal(device.pendingWriteCount, 0);
+    const after = device.crash(KEEP_NONE);
+    assert.ok((await readBack(after, 4096, 4096)).equals(data));
+  });
+
+  it('makes writeAndSync() durable on resolve', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    const data = pattern(1024, 7);
+    await device.writeAndSync(512, [data]);
+    const after = device.crash(KEEP_NONE);
+    assert.ok((await readBack(after, 512, 1024)).equals(data));
+  });
+
+  it('does not count a write that completed after the flush started as flushed', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    const early = pattern(512, 8);
+    const late = pattern(512, 9);
+    await device.write(0, [early]);
+    const flush = device.sync(); // covers what has completed now: `early` only
+    const write = device.write(512, [late]);
+    await Promise.all([flush, write]);
+    assert.equal(device.pendingWriteCount, 1);
+    const after = device.crash(KEEP_NONE);
+    assert.ok((await readBack(after, 0, 512)).equals(early));
+    assert.ok((await readBack(after, 512, 512)).equals(Buffer.alloc(512)));
+  });
+
+  it('lets an unflushed trim be lost (old data back) or kept (zeros)', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    const data = pattern(4096, 10);
+    await device.writeAndSync(0, [data]);
+    await device.trim(0, 4096);
+    assert.ok((await readBack(device, 0, 4096)).equals(Buffer.alloc(4096)), 'reads see the trim at once');
+    const lost = device.crash(KEEP_NONE);
+    assert.ok((await readBack(lost, 0, 4096)).equals(data));
+
+    const again = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    await again.writeAndSync(0, [data]);
+    await again.trim(0, 4096);
+    const trimmed = again.crash(KEEP_ALL_WHOLE);
+    assert.ok((await readBack(trimmed, 0, 4096)).equals(Buffer.alloc(4096)));
+  });
+
+  it('tears pending writes only at 512-byte sector boundaries', async () => {
+    const sectorCount = 16;
+    const oldData = pattern(sectorCount * SECTOR_SIZE, 11);
+    const newData = pattern(sectorCount * SECTOR_SIZE, 12);
+    let tornCount = 0;
+    for (let seed = 1; seed <= 200; seed++) {
+      const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+      await device.writeAndSync(0, [oldData]);
+      await device.write(0, [newData]);
+      const after = device.crash({ keepProbability: 1, tornWrites: true, random: seededRandom(seed) });
+      const bytes = await readBack(after, 0, sectorCount * SECTOR_SIZE);
+      let newSectors = 0;
+      for (let sector = 0; sector < sectorCount; sector++) {
+        const range = [sector * SECTOR_SIZE, (sector + 1) * SECTOR_SIZE] as const;
+        const got = bytes.subarray(...range);
+        const isNew = got.equals(newData.subarray(...range));
+        assert.ok(isNew || got.equals(oldData.subarray(...range)), `seed ${seed}: sector ${sector} mixes old and new bytes`);
+        if (isNew) newSectors++;
+      }
+      if (newSectors > 0 && newSectors < sectorCount) tornCount++;
+    }
+    assert.ok(tornCount > 0, 'some of 200 crashes should tear the write');
+  });
+
+  it('gives a device that holds only the survivors and stops the crashed one', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    await device.writeAndSync(0, [pattern(512, 13)]);
+    const after = device.crash(KEEP_NONE);
+    assert.equal(device.crashed, true);
+    assert.equal(after.crashed, false);
+    assert.equal(after.pendingWriteCount, 0);
+    await assert.rejects(device.read(0, Buffer.alloc(512)), (error: unknown) => error instanceof SimulatedDeviceCrash && error.code === 'ERR_SIMULATED_CRASH');
+  });
+});
+
+describe('SimulatedDevice crashAfterOps', () => {
+  it('completes that many operations, then rejects every later one with ERR_SIMULATED_CRASH', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES, crashAfterOps: 2 });
+    await device.write(0, [pattern(512, 14)]);
+    await device.sync();
+    await assert.rejects(device.write(512, [pattern(512, 15)]), SimulatedDeviceCrash);
+    assert.equal(device.crashed, true);
+    assert.equal(device.opCount, 2);
+    await assert.rejects(device.sync(), SimulatedDeviceCrash);
+    const after = device.crash(KEEP_NONE);
+    assert.ok((await readBack(after, 0, 512)).equals(pattern(512, 14)));
+  });
+
+  it('crashAfter() counts from the operations done so far', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    await device.write(0, [Buffer.alloc(512)]);
+    device.crashAfter(1);
+    await device.read(0, Buffer.alloc(512));
+    await assert.rejects(device.read(0, Buffer.alloc(512)), SimulatedDeviceCrash);
+  });
+});

@@ -86,6 +86,6 @@ export function formatTargets(checks: readonly TargetCheck[], labelOf: (contende
   return ['== Targets (medians) ==', formatTable(['target', 'contender', 'actual', 'needed', 'met'], rows)].join('\n');
 }
 
-function formatCount(value: number): string {
+export function formatCount(value: number): string {
   return Math.round(value).toLocaleString('en-US');
 }

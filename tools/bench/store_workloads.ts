@@ -1,0 +1,371 @@
+// The workloads of bench:store, written once against StoreAdapter so that
+// ringstore and every peer run exactly the same operations on the same keys
+// and values.
+//
+// Every workload checks what it reads (pair check: the bytes a get or a scan
+// returns are the bytes that were put), so a store returning wrong data fails
+// the run instead of winning it. Latencies are process.hrtime.bigint()
+// around each operation, end to end in JS.
+import assert from 'node:assert/strict';
+import { randomFillSync } from 'node:crypto';
+import { runInNewContext } from 'node:vm';
+import { setFlagsFromString } from 'node:v8';
+
+import { LatencyRecorder, type LatencyPercentilesUs } from './latency_recorder.js';
+import { RandomOffsets } from './random_offsets.js';
+import { formatCount } from './report.js';
+import type { StoreAdapter, StoreContender } from './store_adapter.js';
+
+const MiB = 1024 * 1024;
+
+export type StoreWorkloadId = 'one-writer' | 'writers-64' | 'bulk-load' | 'random-get' | 'blobs' | 'scan' | 'reopen';
+
+/** In run order. random-get, scan and reopen work on the keys bulk-load stored. */
+export const STORE_WORKLOAD_IDS: readonly StoreWorkloadId[] = ['one-writer', 'writers-64', 'bulk-load', 'random-get', 'scan', 'blobs', 'reopen'];
+/** Workloads that need the bulk-loaded data set (and load it, untimed, if bulk-load itself is not selected). */
+export const DATASET_WORKLOAD_IDS: readonly StoreWorkloadId[] = ['bulk-load', 'random-get', 'scan', 'reopen'];
+
+/** One table of the report: a workload may produce several (blobs: write and read). */
+export type PhaseId = 'one-writer' | 'writers-64' | 'bulk-load' | 'random-get' | 'scan' | 'blob-write' | 'blob-read' | 'close' | 'reopen';
+
+export interface PhaseSpec {
+  id: PhaseId;
+  title: string;
+  /** What the phase is judged by: a rate of operations, a bandwidth, or a duration (lower is better). */
+  headline: 'rate' | 'bandwidth' | 'duration';
+  /** The unit of the rate: puts/s, gets/s, keys/s. */
+  rateUnit: string;
+}
+
+export interface StoreMeasurement {
+  opCount: number;
+  elapsedSeconds: number;
+  opsPerSecond: number;
+  /** Payload bytes moved per second, for the blob phases. */
+  bandwidthMiBps: number | undefined;
+  /** Per operation, when an operation is more than a few µs of JS. */
+  latencyUs: LatencyPercentilesUs | undefined;
+  /** Process CPU over the phase (all threads, the peers' workers too); 100 is one core. */
+  cpuPercent: number;
+  /** The store's own counters after the phase, if it has any. */
+  note: string | undefined;
+}
+
+/** How much each workload does; --scale multiplies the counts. */
+export interface WorkloadCounts {
+  valueSizeBytes: number;
+  onePutCount: number;
+  writerCount: number;
+  putsPerWriterCount: number;
+  bulkKeyCount: number;
+  bulkBatchEntryCount: number;
+  getCount: number;
+  blobCount: number;
+  blobSizeBytes: number;
+}
+
+/** Counts at --scale 1: the workloads of FIGURES.md. */
+export const FULL_COUNTS: WorkloadCounts = {
+  valueSizeBytes: 100,
+  onePutCount: 5_000,
+  writerCount: 64,
+  putsPerWriterCount: 500,
+  bulkKeyCount: 1_000_000,
+  bulkBatchEntryCount: 1_000,
+  getCount: 1_000_000,
+  blobCount: 256,
+  blobSizeBytes: 1 * MiB,
+};
+/** Durable puts before the one-writer and 64-writer measurements: threads, files and caches awake. */
+export const WARMUP_PUT_COUNT = 200;
+
+export function countsFor(scale: number): WorkloadCounts {
+  assert.ok(scale > 0 && scale <= 1);
+  const scaled = (count: number, minimum: number): number => Math.max(minimum, Math.round(count * scale));
+  return {
+    ...FULL_COUNTS,
+    onePutCount: scaled(FULL_COUNTS.onePutCount, 100),
+    putsPerWriterCount: scaled(FULL_COUNTS.putsPerWriterCount, 10),
+    bulkKeyCount: scaled(FULL_COUNTS.bulkKeyCount, FULL_COUNTS.bulkBatchEntryCount),
+    getCount: scaled(FULL_COUNTS.getCount, 1_000),
+    blobCount: scaled(FULL_COUNTS.blobCount, 8),
+  };
+}
+
+export function phaseSpecs(counts: WorkloadCounts): Record<PhaseId, PhaseSpec> {
+  const values = `${counts.valueSizeBytes} B values`;
+  const bulk = `${formatCount(counts.bulkKeyCount)} keys`;
+  const blobs = `${counts.blobCount} × ${counts.blobSizeBytes / MiB} MiB`;
+  return {
+    'one-writer': { id: 'one-writer', title: `1 writer, durable puts awaited in turn (${formatCount(counts.onePutCount)} × ${values})`, headline: 'rate', rateUnit: 'puts/s' },
+    'writers-64': {
+      id: 'writers-64',
+      title: `${counts.writerCount} concurrent writers, durable puts (${counts.writerCount} × ${formatCount(counts.putsPerWriterCount)} × ${values})`,
+      headline: 'rate',
+      rateUnit: 'puts/s',
+    },
+    'bulk-load': {
+      id: 'bulk-load',
+      title: `bulk load of ${bulk} × ${values}, ascending, durable batches of ${formatCount(counts.bulkBatchEntryCount)} awaited in turn`,
+      headline: 'rate',
+      rateUnit: 'puts/s',
+    },
+    'random-get': { id: 'random-get', title: `${formatCount(counts.getCount)} uniform random gets over ${bulk} (hot), one at a time`, headline: 'rate', rateUnit: 'gets/s' },
+    scan: { id: 'scan', title: `full ordered scan of ${bulk} with values`, headline: 'rate', rateUnit: 'keys/s' },
+    'blob-write': { id: 'blob-write', title: `${blobs} blobs, durable puts awaited in turn`, headline: 'bandwidth', rateUnit: 'puts/s' },
+    'blob-read': { id: 'blob-read', title: `${blobs} blobs read back (just written), one at a time`, headline: 'bandwidth', rateUnit: 'gets/s' },
+    close: { id: 'close', title: `close with ${bulk} (ringstore: writes a checkpoint)`, headline: 'duration', rateUnit: '' },
+    reopen: { id: 'reopen', title: `open of ${bulk} after a clean close (ringstore: BlockStore.open)`, headline: 'duration', rateUnit: '' },
+  };
+}
+
+// ---- Keys and values ----
+
+/** Key `index` of the bulk data set: fixed width, so string order is index order. */
+export function bulkKey(index: number): string {
+  return `k${index.toString().padStart(9, '0')}`;
+}
+
+/**
+ * Values cut from one pool of random bytes (random, not zeros, so that no
+ * store or device can compress them away): value `index` starts at a
+ * different offset for every index within the pool.
+ */
+export class ValueSource {
+  readonly #pool: Buffer;
+  readonly #valueSizeBytes: number;
+
+  constructor(valueSizeBytes: number, poolSizeBytes: number) {
+    assert.ok(poolSizeBytes > valueSizeBytes);
+    this.#pool = Buffer.allocUnsafe(poolSizeBytes);
+    randomFillSync(this.#pool);
+    this.#valueSizeBytes = valueSizeBytes;
+  }
+
+  /** A view into the pool: stores must copy it (they all do before their put returns). */
+  valueOf(index: number): Buffer {
+    // 4099 is prime, so consecutive indexes start at well spread offsets.
+    const offset = (index * 4099) % (this.#pool.length - this.#valueSizeBytes);
+    return this.#pool.subarray(offset, offset + this.#valueSizeBytes);
+  }
+
+  /** Throws unless `bytes` is value `index`. */
+  check(index: number, bytes: Uint8Array | undefined, what: string): void {
+    if (bytes === undefined) throw new Error(`${what}: value ${index} is missing`);
+    if (bytes.length !== this.#valueSizeBytes || !this.valueOf(index).equals(bytes)) {
+      throw new Error(`${what}: value ${index} came back wrong (${bytes.length} bytes, expected ${this.#valueSizeBytes} bytes of its pattern)`);
+    }
+  }
+}
+
+// ---- Measurement helpers ----
+
+/** V8's gc(), run between phases so that one store's garbage is not collected during the next one's timing. */
+const collectGarbage: () => void = (() => {
+  setFlagsFromString('--expose_gc');
+  return runInNewContext('gc') as () => void;
+})();
+
+class PhaseTimer {
+  readonly #startedNs: bigint;
+  readonly #cpuBefore: NodeJS.CpuUsage;
+
+  constructor(store: StoreAdapter) {
+    collectGarbage();
+    store.markPhaseStart();
+    this.#cpuBefore = process.cpuUsage();
+    this.#startedNs = process.hrtime.bigint();
+  }
+
+  finish(opCount: number, store: StoreAdapter, extra: { bytes?: number; recorder?: LatencyRecorder } = {}): StoreMeasurement {
+    const elapsedSeconds = Number(process.hrtime.bigint() - this.#startedNs) / 1e9;
+    const cpu = process.cpuUsage(this.#cpuBefore);
+    assert.ok(opCount > 0 && elapsedSeconds > 0);
+    return {
+      opCount,
+      elapsedSeconds,
+      opsPerSecond: opCount / elapsedSeconds,
+      bandwidthMiBps: extra.bytes === undefined ? undefined : extra.bytes / MiB / elapsedSeconds,
+      latencyUs: extra.recorder?.percentilesUs(),
+      cpuPercent: ((cpu.user + cpu.system) / 1e6 / elapsedSeconds) * 100,
+      note: store.describe(),
+    };
+  }
+}
+
+/** Runs `operation` and records how long it took. */
+async function timed(recorder: LatencyRecorder, operation: Promise<unknown>, startedNs: bigint): Promise<void> {
+  await operation;
+  recorder.record(Number(process.hrtime.bigint() - startedNs));
+}
+
+// ---- The workloads ----
+
+/** One writer: each durable put awaited before the next. */
+export async function runOneWriter(store: StoreAdapter, counts: WorkloadCounts, values: ValueSource): Promise<StoreMeasurement> {
+  for (let i = 0; i < WARMUP_PUT_COUNT; i++) await store.put(`warm${i}`, values.valueOf(i));
+  const recorder = new LatencyRecorder();
+  const timer = new PhaseTimer(store);
+  for (let i = 0; i < counts.onePutCount; i++) {
+    const startedNs = process.hrtime.bigint();
+    await timed(recorder, store.put(`one${i}`, values.valueOf(i)), startedNs);
+  }
+  const measurement = timer.finish(counts.onePutCount, store, { recorder });
+  await checkSample(store, values, counts.onePutCount, (i) => `one${i}`, 'one-writer');
+  return measurement;
+}
+
+/** `writerCount` async loops, each awaiting its durable put before its next: what group commit is for. */
+export async function runConcurrentWriters(store: StoreAdapter, counts: WorkloadCounts, values: ValueSource): Promise<StoreMeasurement> {
+  const warmUpPutsPerWriter = Math.ceil(WARMUP_PUT_COUNT / counts.writerCount);
+  await Promise.all(
+    Array.from({ length: counts.writerCount }, async (_, w) => {
+      for (let i = 0; i < warmUpPutsPerWriter; i++) await store.put(`warm${w}-${i}`, values.valueOf(w + i));
+    }),
+  );
+  const recorder = new LatencyRecorder();
+  const timer = new PhaseTimer(store);
+  const writer = async (writerIndex: number): Promise<void> => {
+    for (let i = 0; i < counts.putsPerWriterCount; i++) {
+      const index = writerIndex * counts.putsPerWriterCount + i;
+      const startedNs = process.hrtime.bigint();
+      await timed(recorder, store.put(`con${index}`, values.valueOf(index)), startedNs);
+    }
+  };
+  await Promise.all(Array.from({ length: counts.writerCount }, (_, writerIndex) => writer(writerIndex)));
+  const total = counts.writerCount * counts.putsPerWriterCount;
+  const measurement = timer.finish(total, store, { recorder });
+  await checkSample(store, values, total, (i) => `con${i}`, 'writers-64');
+  return measurement;
+}
+
+/** Loads bulkKeyCount keys in ascending order, in durable batches awaited in turn. */
+export async function runBulkLoad(store: StoreAdapter, counts: WorkloadCounts, values: ValueSource): Promise<StoreMeasurement> {
+  const recorder = new LatencyRecorder();
+  const timer = new PhaseTimer(store);
+  for (let start = 0; start < counts.bulkKeyCount; start += counts.bulkBatchEntryCount) {
+    const end = Math.min(counts.bulkKeyCount, start + counts.bulkBatchEntryCount);
+    const entries = [];
+    for (let i = start; i < end; i++) entries.push([bulkKey(i), values.valueOf(i)] as const);
+    const startedNs = process.hrtime.bigint();
+    await timed(recorder, store.batch(entries), startedNs);
+  }
+  const measurement = timer.finish(counts.bulkKeyCount, store, { recorder });
+  await checkSample(store, values, counts.bulkKeyCount, bulkKey, 'bulk-load');
+  return measurement;
+}
+
+/** Base of the get workload's xorshift seed. */
+const GET_SEED = 0x2545f491;
+
+/** Uniform random gets of loaded keys, one at a time: the store's sync get where it has one. */
+export async function runRandomGets(store: StoreAdapter, counts: WorkloadCounts, values: ValueSource): Promise<StoreMeasurement> {
+  const keys = Array.from({ length: counts.bulkKeyCount }, (_, i) => bulkKey(i));
+  const random = new RandomOffsets(GET_SEED, counts.bulkKeyCount, 1);
+  const recorder = new LatencyRecorder();
+  const getSync = store.getSync;
+  const timer = new PhaseTimer(store);
+  if (getSync !== undefined) {
+    for (let i = 0; i < counts.getCount; i++) {
+      const index = random.next();
+      const startedNs = process.hrtime.bigint();
+      const value = getSync(keys[index]);
+      recorder.record(Number(process.hrtime.bigint() - startedNs));
+      values.check(index, value, 'random-get');
+    }
+  } else {
+    for (let i = 0; i < counts.getCount; i++) {
+      const index = random.next();
+      const startedNs = process.hrtime.bigint();
+      const value = await store.get(keys[index]);
+      recorder.record(Number(process.hrtime.bigint() - startedNs));
+      values.check(index, value, 'random-get');
+    }
+  }
+  return timer.finish(counts.getCount, store, { recorder });
+}
+
+/** Every entry in key order; checks the order, the count and every value. */
+export async function runScan(store: StoreAdapter, counts: WorkloadCounts, values: ValueSource): Promise<StoreMeasurement> {
+  let index = 0;
+  const timer = new PhaseTimer(store);
+  await store.scan((key, value) => {
+    if (key !== bulkKey(index)) throw new Error(`scan: entry ${index} has key ${JSON.stringify(key)}, expected ${bulkKey(index)} (order or contents wrong)`);
+    values.check(index, value, 'scan');
+    index++;
+  });
+  if (index !== counts.bulkKeyCount) throw new Error(`scan: saw ${index} entries, stored ${counts.bulkKeyCount}`);
+  return timer.finish(index, store);
+}
+
+/** blobCount blobs written durably one after another, then read back and compared. */
+export async function runBlobs(store: StoreAdapter, counts: WorkloadCounts, blobs: ValueSource): Promise<{ write: StoreMeasurement; read: StoreMeasurement }> {
+  const totalBytes = counts.blobCount * counts.blobSizeBytes;
+  const writeRecorder = new LatencyRecorder();
+  const writeTimer = new PhaseTimer(store);
+  for (let i = 0; i < counts.blobCount; i++) {
+    const startedNs = process.hrtime.bigint();
+    await timed(writeRecorder, store.put(blobKey(i), blobs.valueOf(i)), startedNs);
+  }
+  const write = writeTimer.finish(counts.blobCount, store, { bytes: totalBytes, recorder: writeRecorder });
+
+  const readRecorder = new LatencyRecorder();
+  const getSync = store.getSync;
+  const readTimer = new PhaseTimer(store);
+  for (let i = 0; i < counts.blobCount; i++) {
+    const startedNs = process.hrtime.bigint();
+    const value = getSync !== undefined ? getSync(blobKey(i)) : await store.get(blobKey(i));
+    readRecorder.record(Number(process.hrtime.bigint() - startedNs));
+    blobs.check(i, value, 'blob-read');
+  }
+  const read = readTimer.finish(counts.blobCount, store, { bytes: totalBytes, recorder: readRecorder });
+  return { write, read };
+}
+
+function blobKey(index: number): string {
+  return `blob${index.toString().padStart(6, '0')}`;
+}
+
+/**
+ * Closes `store` and opens `directory` again with `contender`, timing both;
+ * checks the reopened store still holds the data set. Returns the reopened
+ * store, which the caller closes.
+ */
+export async function runReopen(
+  contender: StoreContender,
+  directory: string,
+  store: StoreAdapter,
+  counts: WorkloadCounts,
+  values: ValueSource,
+): Promise<{ close: StoreMeasurement; reopen: StoreMeasurement; store: StoreAdapter }> {
+  collectGarbage();
+  const closeStartedNs = process.hrtime.bigint();
+  await store.close();
+  const closeSeconds = Number(process.hrtime.bigint() - closeStartedNs) / 1e9;
+  const openStartedNs = process.hrtime.bigint();
+  const reopened = await contender.open(directory);
+  const openSeconds = Number(process.hrtime.bigint() - openStartedNs) / 1e9;
+  await checkSample(reopened, values, counts.bulkKeyCount, bulkKey, 'reopen');
+  const once = (seconds: number, noteAfter: string | undefined): StoreMeasurement => ({
+    opCount: 1,
+    elapsedSeconds: seconds,
+    opsPerSecond: 1 / seconds,
+    bandwidthMiBps: undefined,
+    latencyUs: undefined,
+    cpuPercent: Number.NaN,
+    note: noteAfter,
+  });
+  return { close: once(closeSeconds, undefined), reopen: once(openSeconds, reopened.describe()), store: reopened };
+}
+
+/** Keys read back after a write phase: a pair check, not timed. */
+const CHECK_SAMPLE_COUNT = 1_000;
+
+/** Reads back a spread sample of keys 0..count-1 (always the first and last) and compares them. */
+async function checkSample(store: StoreAdapter, values: ValueSource, count: number, keyOf: (index: number) => string, what: string): Promise<void> {
+  const step = Math.max(1, Math.floor(count / CHECK_SAMPLE_COUNT));
+  const indexes = [];
+  for (let i = 0; i < count; i += step) indexes.push(i);
+  indexes.push(count - 1);
+  for (const index of indexes) values.check(index, await store.get(keyOf(index)), `${what} read-back of ${keyOf(index)}`);
+}

@@ -1,0 +1,393 @@
+// bench:store — ringstore as a key/value store beside lmdb-js, classic-level
+// and better-sqlite3, each at its most durable setting, plus fio's numbers
+// for the disk, in one run.
+//
+//   npm run bench
+//   npm run bench -- --scale 0.2 --only one-writer,writers-64
+//   npm run -s bench -- --json > result.json   # -s: without npm's banner on stdout
+//
+// The peers are not dependencies of ringstore: they are installed on first
+// use into their own prefix (bench-data/peers). Every store works in a fresh
+// directory under bench-data/store, removed afterwards. Progress goes to
+// stderr; stdout carries only the report (text, or with --json one object).
+import { spawnSync } from 'node:child_process';
+import { rmSync, mkdirSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import { prepareBenchFile } from './bench/bench_file.js';
+import { ensureFio, runFio } from './bench/fio_runner.js';
+import type { Measurement } from './bench/measurement.js';
+import { betterSqlite3Contender, classicLevelContender, lmdbContender, loadPeers } from './bench/peers.js';
+import { formatTable } from './bench/report.js';
+import { RINGSTORE_DEFAULT, RINGSTORE_FILE_SIZE_BYTES, ringstoreContender, withAppBatcher, type StoreAdapter, type StoreContender } from './bench/store_adapter.js';
+import { formatPhase, formatStoreTargets, type PhaseRow } from './bench/store_report.js';
+import { checkStoreTargets, type FioReference } from './bench/store_targets.js';
+import {
+  countsFor,
+  DATASET_WORKLOAD_IDS,
+  FULL_COUNTS,
+  phaseSpecs,
+  runBlobs,
+  runBulkLoad,
+  runConcurrentWriters,
+  runOneWriter,
+  runRandomGets,
+  runReopen,
+  runScan,
+  STORE_WORKLOAD_IDS,
+  ValueSource,
+  type PhaseId,
+  type StoreMeasurement,
+  type StoreWorkloadId,
+  type WorkloadCounts,
+} from './bench/store_workloads.js';
+import { WORKLOADS, type WorkloadSpec } from './bench/workload_spec.js';
+
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const BENCH_DATA_DIRECTORY = join(REPO_ROOT, 'bench-data');
+const PEERS_PREFIX = join(BENCH_DATA_DIRECTORY, 'peers');
+const STORES_DIRECTORY = join(BENCH_DATA_DIRECTORY, 'store');
+/** fio's file: the one bench:io uses (1 GiB, fully written, reused). */
+const FIO_FILE = { path: join(BENCH_DATA_DIRECTORY, 'io.bin'), sizeBytes: 1024 ** 3 };
+const FIO_MEASURE_SECONDS = 5;
+const FIO_MEASURE_SECONDS_MIN = 2;
+const FIO_WARMUP_SECONDS = 1;
+const FIO_WORKLOAD_IDS = ['write-fdatasync-qd1', 'seqwrite-1m-qd8'] as const;
+/** Values of the small-value workloads are cut from this much random data. */
+const VALUE_POOL_SIZE_BYTES = 1 << 20;
+/** Blobs are cut from this much random data (4 MiB: each 1 MiB blob starts elsewhere). */
+const BLOB_POOL_SIZE_BYTES = 4 << 20;
+/**
+ * One store's run of one workload that takes longer than this counts as
+ * hung: the run reports it and goes on (the hung store is abandoned).
+ */
+const STORE_RUN_TIMEOUT_MS = 15 * 60 * 1000;
+
+type SelectableId = StoreWorkloadId | 'fio';
+const SELECTABLE_IDS: readonly SelectableId[] = [...STORE_WORKLOAD_IDS, 'fio'];
+
+interface Options {
+  scale: number;
+  only: ReadonlySet<SelectableId>;
+  json: boolean;
+  keep: boolean;
+}
+
+function usage(): string {
+  return [
+    'usage: npm run bench -- [options]',
+    '',
+    '  --scale X     multiply the operation counts by X, 0 < X <= 1 (default 1: 1 M keys, 256 × 1 MiB blobs)',
+    `  --only IDS    comma-separated subset of: ${SELECTABLE_IDS.join(', ')}`,
+    '                (random-get, scan and reopen load the data set first, untimed unless bulk-load is selected)',
+    '  --keep        keep the stores under bench-data/store after the run',
+    '  --json        print one JSON object on stdout instead of tables (use npm run -s)',
+    '',
+    `Peers are installed on first use: npm install --prefix ${PEERS_PREFIX} --no-save lmdb classic-level better-sqlite3@12.`,
+    'fio is installed with apt-get if missing.',
+  ].join('\n');
+}
+
+function parseOptions(argv: string[]): Options | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      scale: { type: 'string' },
+      only: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) return undefined;
+  const scale = values.scale === undefined ? 1 : Number(values.scale);
+  if (!Number.isFinite(scale) || scale <= 0 || scale > 1) throw new RangeError(`--scale must be a number above 0 and at most 1, got ${values.scale}`);
+  let only = new Set<SelectableId>(SELECTABLE_IDS);
+  if (values.only !== undefined) {
+    const ids = values.only.split(',').map((id) => id.trim());
+    const unknown = ids.filter((id) => !SELECTABLE_IDS.includes(id as SelectableId));
+    if (unknown.length > 0) throw new RangeError(`--only: unknown workload(s) ${unknown.join(', ')}`);
+    only = new Set(ids as SelectableId[]);
+  }
+  return { scale, only, json: values.json, keep: values.keep };
+}
+
+function log(line: string): void {
+  process.stderr.write(`bench: ${line}\n`);
+}
+
+/** Results by phase, in the order the phases first ran. */
+class Results {
+  readonly #rows = new Map<PhaseId, PhaseRow[]>();
+  failureCount = 0;
+
+  add(phaseId: PhaseId, contender: StoreContender, measurement: StoreMeasurement): void {
+    this.#rowsOf(phaseId).push({ contenderId: contender.id, label: contender.label, measurement, error: undefined });
+    const headline =
+      measurement.bandwidthMiBps !== undefined
+        ? `${measurement.bandwidthMiBps.toFixed(1)} MiB/s`
+        : measurement.opCount === 1
+          ? `${(measurement.elapsedSeconds * 1000).toFixed(1)} ms`
+          : `${Math.round(measurement.opsPerSecond)} ops/s`;
+    const latency = measurement.latencyUs === undefined ? '' : `, p50 ${measurement.latencyUs.p50.toFixed(1)} µs, p99 ${measurement.latencyUs.p99.toFixed(1)} µs`;
+    log(`${phaseId} ${contender.label}: ${headline}${latency}`);
+  }
+
+  fail(phaseIds: readonly PhaseId[], contender: StoreContender, error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    this.failureCount++;
+    log(`${phaseIds.join('+')} ${contender.label} FAILED: ${error instanceof Error ? (error.stack ?? message) : message}`);
+    for (const phaseId of phaseIds) {
+      if (!this.#rowsOf(phaseId).some((row) => row.contenderId === contender.id)) {
+        this.#rowsOf(phaseId).push({ contenderId: contender.id, label: contender.label, measurement: undefined, error: message });
+      }
+    }
+  }
+
+  get(phaseId: PhaseId, contenderId: string): StoreMeasurement | undefined {
+    return this.#rows.get(phaseId)?.find((row) => row.contenderId === contenderId)?.measurement;
+  }
+
+  entries(): [PhaseId, PhaseRow[]][] {
+    return [...this.#rows.entries()];
+  }
+
+  #rowsOf(phaseId: PhaseId): PhaseRow[] {
+    let rows = this.#rows.get(phaseId);
+    if (rows === undefined) this.#rows.set(phaseId, (rows = []));
+    return rows;
+  }
+}
+
+/** A store's run took longer than STORE_RUN_TIMEOUT_MS: the store is abandoned, not closed. */
+class StoreRunTimeout extends Error {}
+
+/** Runs `body` on a fresh store of `contender` in its own directory, closing and (unless --keep) removing it after. */
+async function withFreshStore(
+  contender: StoreContender,
+  workloadId: string,
+  options: Options,
+  body: (store: StoreAdapter, directory: string) => Promise<StoreAdapter | void>,
+): Promise<void> {
+  const directory = join(STORES_DIRECTORY, `${workloadId}-${contender.id}`);
+  rmSync(directory, { recursive: true, force: true });
+  mkdirSync(directory, { recursive: true });
+  let store: StoreAdapter | undefined = await contender.open(directory);
+  try {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreRunTimeout(`no result after ${STORE_RUN_TIMEOUT_MS / 60000} min: hung?`)), STORE_RUN_TIMEOUT_MS);
+    });
+    try {
+      const replaced = await Promise.race([body(store, directory), timeout]);
+      if (replaced !== undefined) store = replaced;
+    } catch (error) {
+      if (error instanceof StoreRunTimeout) store = undefined;
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  } finally {
+    await store?.close();
+    if (!options.keep && store !== undefined) rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+function gitDescription(): string {
+  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' });
+  const dirty = spawnSync('git', ['status', '--porcelain', '--', 'engine', 'native', 'format'], { cwd: REPO_ROOT, encoding: 'utf8' });
+  if (head.status !== 0) return 'unknown';
+  return `${head.stdout.trim()}${dirty.stdout.trim().length > 0 ? ' (engine/native/format modified)' : ''}`;
+}
+
+async function runFioReferences(options: Options): Promise<{ version: string; results: { spec: WorkloadSpec; measurement: Measurement }[] }> {
+  const version = ensureFio(log);
+  const outcome = await prepareBenchFile(FIO_FILE, log);
+  log(`fio: ${outcome === 'reused' ? 'reusing' : 'created'} ${FIO_FILE.path}`);
+  const measureSeconds = Math.max(FIO_MEASURE_SECONDS_MIN, FIO_MEASURE_SECONDS * options.scale);
+  const results = [];
+  for (const id of FIO_WORKLOAD_IDS) {
+    const spec = WORKLOADS.find((workload) => workload.id === id)!;
+    const measurement = await runFio(spec, FIO_FILE, { warmupSeconds: FIO_WARMUP_SECONDS, measureSeconds });
+    log(`fio ${spec.title}: ${Math.round(measurement.iops)} IOPS, ${measurement.bandwidthMiBps.toFixed(1)} MiB/s, p50 ${measurement.latencyUs.p50.toFixed(1)} µs`);
+    results.push({ spec, measurement });
+  }
+  return { version, results };
+}
+
+function fioReference(fio: { results: { spec: WorkloadSpec; measurement: Measurement }[] } | undefined): FioReference {
+  const writeSync = fio?.results.find((result) => result.spec.id === 'write-fdatasync-qd1')?.measurement;
+  const seqWrite = fio?.results.find((result) => result.spec.id === 'seqwrite-1m-qd8')?.measurement;
+  return {
+    writeSyncP50Us: writeSync?.fio?.syncLatencyUs !== undefined ? writeSync.latencyUs.p50 + writeSync.fio.syncLatencyUs.p50 : undefined,
+    seqWriteMiBps: seqWrite?.bandwidthMiBps,
+  };
+}
+
+function formatFio(fio: { version: string; results: { spec: WorkloadSpec; measurement: Measurement }[] }): string {
+  const rows = fio.results.map(({ spec, measurement }) => [
+    spec.title,
+    Math.round(measurement.iops).toLocaleString('en-US'),
+    measurement.bandwidthMiBps.toFixed(1),
+    measurement.latencyUs.p50.toFixed(1),
+    measurement.fio?.syncLatencyUs?.p50.toFixed(1) ?? '',
+    measurement.fio?.syncLatencyUs !== undefined ? (measurement.latencyUs.p50 + measurement.fio.syncLatencyUs.p50).toFixed(1) : '',
+  ]);
+  return [
+    `== fio (${fio.version}, io_uring, direct, ${FIO_FILE.path}) ==`,
+    formatTable(['workload', 'IOPS', 'MiB/s', 'write p50 µs', 'sync p50 µs', 'write+sync p50 µs'], rows),
+    'write p50 is fio\'s lat_ns (submission + completion); fio times the fdatasync separately (sync p50).',
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  let options: Options | undefined;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${usage()}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  if (options === undefined) {
+    process.stdout.write(`${usage()}\n`);
+    return;
+  }
+  const counts: WorkloadCounts = countsFor(options.scale);
+  const phases = phaseSpecs(counts);
+  const startedAt = new Date().toISOString();
+  const peers = loadPeers(PEERS_PREFIX, log);
+  const ringstore = ringstoreContender();
+  const ringstoreByStream = ringstoreContender({ ...RINGSTORE_DEFAULT, id: 'ringstore-stream', label: 'ringstore (createWriteStream)', putByStream: true });
+  // A diagnostic row: without the actor's busy-poll and the JS thread's
+  // completion busy-wait, which on a 2-core machine compete with the kernel
+  // worker running the fdatasync.
+  const ringstoreNoSpin = ringstoreContender({
+    ...RINGSTORE_DEFAULT,
+    id: 'ringstore-nospin',
+    label: 'ringstore spinUs=0 completionSpinUs=0',
+    actor: { spinUs: 0, completionSpinUs: 0 },
+  });
+  const lmdb = lmdbContender(peers);
+  const classicLevel = classicLevelContender(peers);
+  const betterSqlite3 = betterSqlite3Contender(peers);
+  const datasetContenders = [ringstore, lmdb, classicLevel, betterSqlite3];
+  const classicLevelBatched = withAppBatcher(classicLevel);
+  const betterSqlite3Batched = withAppBatcher(betterSqlite3);
+  const allContenders = [ringstore, ringstoreNoSpin, ringstoreByStream, lmdb, classicLevel, betterSqlite3, classicLevelBatched, betterSqlite3Batched];
+  const labelOf = (id: string): string => allContenders.find((contender) => contender.id === id)?.label ?? id;
+
+  const fio = options.only.has('fio') ? await runFioReferences(options) : undefined;
+  const results = new Results();
+  const values = new ValueSource(counts.valueSizeBytes, VALUE_POOL_SIZE_BYTES);
+
+  if (options.only.has('one-writer')) {
+    for (const contender of [ringstore, ringstoreNoSpin, lmdb, classicLevel, betterSqlite3]) {
+      await withFreshStore(contender, 'one-writer', options, async (store) => {
+        results.add('one-writer', contender, await runOneWriter(store, counts, values));
+      }).catch((error: unknown) => results.fail(['one-writer'], contender, error));
+    }
+  }
+  if (options.only.has('writers-64')) {
+    for (const contender of [ringstore, ringstoreNoSpin, lmdb, classicLevel, betterSqlite3, classicLevelBatched, betterSqlite3Batched]) {
+      await withFreshStore(contender, 'writers-64', options, async (store) => {
+        results.add('writers-64', contender, await runConcurrentWriters(store, counts, values));
+      }).catch((error: unknown) => results.fail(['writers-64'], contender, error));
+    }
+  }
+  if (DATASET_WORKLOAD_IDS.some((id) => options.only.has(id))) {
+    const datasetPhases: PhaseId[] = [];
+    if (options.only.has('bulk-load')) datasetPhases.push('bulk-load');
+    if (options.only.has('random-get')) datasetPhases.push('random-get');
+    if (options.only.has('scan')) datasetPhases.push('scan');
+    if (options.only.has('reopen')) datasetPhases.push('close', 'reopen');
+    for (const contender of datasetContenders) {
+      await withFreshStore(contender, 'dataset', options, async (store, directory) => {
+        const load = await runBulkLoad(store, counts, values);
+        if (options.only.has('bulk-load')) results.add('bulk-load', contender, load);
+        else log(`bulk-load ${contender.label} (untimed for the report): ${Math.round(load.opsPerSecond)} puts/s`);
+        if (options.only.has('random-get')) results.add('random-get', contender, await runRandomGets(store, counts, values));
+        if (options.only.has('scan')) results.add('scan', contender, await runScan(store, counts, values));
+        if (options.only.has('reopen')) {
+          const reopened = await runReopen(contender, directory, store, counts, values);
+          results.add('close', contender, reopened.close);
+          results.add('reopen', contender, reopened.reopen);
+          return reopened.store;
+        }
+      }).catch((error: unknown) => results.fail(datasetPhases, contender, error));
+    }
+  }
+  if (options.only.has('blobs')) {
+    const blobs = new ValueSource(counts.blobSizeBytes, BLOB_POOL_SIZE_BYTES);
+    for (const contender of [ringstore, ringstoreNoSpin, ringstoreByStream, lmdb, classicLevel, betterSqlite3]) {
+      await withFreshStore(contender, 'blobs', options, async (store) => {
+        const { write, read } = await runBlobs(store, counts, blobs);
+        results.add('blob-write', contender, write);
+        results.add('blob-read', contender, read);
+      }).catch((error: unknown) => results.fail(['blob-write', 'blob-read'], contender, error));
+    }
+  }
+
+  const targets = checkStoreTargets((phaseId, id) => results.get(phaseId, id), fioReference(fio), labelOf);
+  const environment = {
+    node: process.version,
+    kernel: release(),
+    cpuCount: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    ringstore: gitDescription(),
+    peers: peers.versions,
+    fio: fio?.version,
+  };
+  const durability = Object.fromEntries(allContenders.map((contender) => [contender.id, contender.durability]));
+
+  if (options.json) {
+    const report = {
+      benchmark: 'ringstore bench:store',
+      startedAt,
+      environment,
+      config: { scale: options.scale, counts, fullCounts: FULL_COUNTS, ringstoreFileSizeBytes: RINGSTORE_FILE_SIZE_BYTES, latency: 'process.hrtime.bigint() around each operation' },
+      durability,
+      fio: fio?.results.map(({ spec, measurement }) => ({ workload: spec.id, measurement })),
+      phases: results.entries().map(([phaseId, rows]) => ({
+        ...phases[phaseId],
+        results: rows.map(({ contenderId, measurement, error }) => ({ contenderId, measurement, error })),
+      })),
+      targets,
+    };
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  } else {
+    const out: string[] = [
+      `ringstore bench:store — ${startedAt}`,
+      `node ${environment.node}, Linux ${environment.kernel}, ${environment.cpuCount} × ${environment.cpuModel}; ringstore ${environment.ringstore}`,
+      `peers: ${Object.entries(peers.versions).map(([name, version]) => `${name} ${version}`).join(', ')} (from ${PEERS_PREFIX})`,
+      `scale ${options.scale}${options.scale < 1 ? ' (counts shrunk: compare ratios, not the 1 M-key targets)' : ''}; one run; every store in a fresh directory under ${STORES_DIRECTORY}`,
+      'latency: process.hrtime.bigint() around each operation (a put: until it is durable). CPU %: the whole process, 100 = one core.',
+      'durability:',
+      ...allContenders.map((contender) => `  ${contender.label}: ${contender.durability}`),
+      '',
+    ];
+    if (fio !== undefined) out.push(formatFio(fio), '');
+    for (const [phaseId, rows] of results.entries()) out.push(formatPhase(phases[phaseId], rows), '');
+    out.push(formatStoreTargets(targets));
+    if (options.scale < 1 && targets.some((check) => check.unit === 'ms')) out.push(`(reopen at scale ${options.scale}: ${counts.bulkKeyCount} keys, not 1 M)`);
+    process.stdout.write(`${out.join('\n')}\n`);
+  }
+  if (results.failureCount > 0) {
+    log(`${results.failureCount} store run(s) failed; see above`);
+    process.exitCode = 1;
+  }
+}
+
+main().then(
+  // A store abandoned as hung may hold the event loop open.
+  () => process.exit(),
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -27,7 +27,7 @@ import { CHECKPOINT_EXTENTS_MAX, FORMAT_VERSION, KEY_SIZE_MAX, SUPERBLOCK_SIZE, 
 import { crc32c } from '../format/crc32c.js';
 import type { Extent } from '../format/extent.js';
 import { encodeFrame, frameBlockCount } from '../format/frame.js';
-import { writeDelete, writePut, type StoredValue } from '../format/records.js';
+import { writeDelete, writePut, type ExtentValue, type StoredValue } from '../format/records.js';
 import { encodeSuperblock, type Superblock } from '../format/superblock.js';
 import { allocAligned } from '../native/aligned_buffer.js';
 import { IoUringActor } from '../native/io_uring_actor.js';
@@ -115,15 +115,28 @@ export const VALUE_SIZE_MAX = 1 << 30;
 const STREAM_CHUNK_BYTES = 1 << 20;
 /** Extents trimmed in one batch. */
 const TRIM_BATCH_MAX = 256;
+/** Room kept for the next checkpoint, relative to the index's current record bytes. */
+const CHECKPOINT_RESERVE_MARGIN = 1.25;
+const CHECKPOINT_RESERVE_SLACK_BLOCKS = 8;
+const CHECKPOINT_HEADER_BYTES = 16;
+
+interface PendingOperation {
+  keyString: string;
+  isString: boolean;
+  /** The value to store, or undefined for a delete. */
+  value: StoredValue | undefined;
+  /** Set when the commit is applied: whether the key had a value before this operation. */
+  existed: boolean;
+}
 
 interface PendingWrite {
-  operations: { keyString: string; isString: boolean; value: StoredValue | undefined }[];
+  operations: PendingOperation[];
   /** Data writes of extent values that must complete before the commit's WAL write. */
   dataWrites: Promise<void>[];
   /** Pool buffers holding extent data, handed to the cache once durable. */
   dataBlocks: { blockIndex: number; buffer: Buffer }[];
   payloadBytes: number;
-  resolve: () => void;
+  resolve: (write: PendingWrite) => void;
   reject: (error: Error) => void;
 }
 
@@ -208,6 +221,9 @@ export class BlockStore {
       if (isExtentValue(entry.value)) for (const extent of entry.value.extents) used.push({ extent, owner: `key ${JSON.stringify(key.slice(0, 64))}` });
     });
     this.#allocator = new ExtentAllocator(superblock.dataStartBlock, superblock.blockCount, used);
+    index.forEachPair((key, entry) => {
+      this.#indexRecordBytes += recordBytes(key, entry.value);
+    });
     this.#walSpace = new WalSpace(superblock.walBlockCount, liveCommits.length > 0 ? liveCommits[0].startBlock : walHeadBlock);
     for (const commit of liveCommits) this.#walSpace.append(commit.sequence, commit.startBlock, commit.blockCount);
     if (this.#walSpace.headBlock !== walHeadBlock) {
@@ -248,6 +264,9 @@ export class BlockStore {
         device = await RingBlockDevice.open(ring, path, { create, sizeBytes });
       }
       let probe = await probeSuperblocks(device);
+      if (probe.kind === 'foreign') {
+        throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' holds data that is not a ringstore; it is left untouched (a new store needs an empty file or device)`);
+      }
       if (probe.kind === 'empty') {
         if (!create) throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' holds no ringstore (open with create: true to make one)`);
         const superblock = await formatStore(device, blockSize, options.walSizeBytes);
@@ -308,47 +327,53 @@ export class BlockStore {
     if (typeof limit !== 'number' || !(limit >= 0)) throw invalidArgument('limit must be a number >= 0', 'range');
     const withValues = options.values !== false;
     const snapshot = this.#index.clone();
-    let yielded = 0;
-    if (yielded >= limit) return;
-    const entries = options.reverse === true ? snapshot.entriesReversed(high, undefined, !highInclusive) : snapshot.entries(low);
-    for (const [keyString, entry] of entries) {
-      if (options.reverse === true) {
-        if (low !== undefined && (keyString < low || (!lowInclusive && keyString === low))) break;
-      } else {
-        if (!lowInclusive && keyString === low) continue;
-        if (high !== undefined && (keyString > high || (!highInclusive && keyString === high))) break;
+    // The snapshot's extent values must stay readable for the whole
+    // iteration: pin them (no trim, no reuse) until it ends. An iterator that
+    // is never finished nor returned keeps the pin — break out of loops with
+    // `break`/`return` (which ends the generator) rather than abandoning them.
+    const epoch = this.#beginRead();
+    try {
+      let yielded = 0;
+      if (yielded >= limit) return;
+      const entries = options.reverse === true ? snapshot.entriesReversed(high, undefined, !highInclusive) : snapshot.entries(low);
+      for (const [keyString, entry] of entries) {
+        if (options.reverse === true) {
+          if (low !== undefined && (keyString < low || (!lowInclusive && keyString === low))) break;
+        } else {
+          if (!lowInclusive && keyString === low) continue;
+          if (high !== undefined && (keyString > high || (!highInclusive && keyString === high))) break;
+        }
+        const key = keyStringToKey(keyString, entry.isString);
+        if (withValues) {
+          const bytes = entry.value instanceof Uint8Array ? entry.value : await this.#readValue(entry);
+          yield [key, this.#codec.decode(bytes)];
+        } else {
+          yield [key, undefined];
+        }
+        if (++yielded >= limit) return;
       }
-      const key = keyStringToKey(keyString, entry.isString);
-      if (withValues) {
-        const bytes = entry.value instanceof Uint8Array ? entry.value : await this.#readValue(entry);
-        yield [key, this.#codec.decode(bytes)];
-      } else {
-        yield [key, undefined];
-      }
-      if (++yielded >= limit) return;
+    } finally {
+      this.#endRead(epoch);
     }
   }
 
   // ---- Writes ----
 
   /** Stores `value` under `key`; resolves once durable (sync: true). */
-  put(key: Key, value: unknown): Promise<void> {
-    return this.#write([{ type: 'put', key, value }]);
+  async put(key: Key, value: unknown): Promise<void> {
+    await this.#write([{ type: 'put', key, value }]);
   }
 
   /** Removes `key`; resolves to whether it existed, once durable. */
   async delete(key: Key): Promise<boolean> {
-    const keyString = toKeyString(key);
-    await this.#write([{ type: 'del', key }]);
-    return this.#lastDeleteExisted.get(keyString) ?? false;
+    const write = await this.#write([{ type: 'del', key }]);
+    return write.operations[0].existed;
   }
 
-  readonly #lastDeleteExisted = new Map<string, boolean>();
-
   /** Applies all operations atomically: after a crash, all or none of them. */
-  batch(operations: BatchOperation[]): Promise<void> {
-    if (!Array.isArray(operations)) return Promise.reject(invalidArgument('batch takes an array of operations'));
-    return this.#write(operations);
+  async batch(operations: BatchOperation[]): Promise<void> {
+    if (!Array.isArray(operations)) throw invalidArgument('batch takes an array of operations');
+    await this.#write(operations);
   }
 
   /**
@@ -383,12 +408,12 @@ export class BlockStore {
       chunks = rest.length > 0 ? [Buffer.from(rest)] : [];
       chunkBytes = rest.length;
     };
+    let handedOver = false;
     const releaseAll = (): void => {
-      for (const { buffer } of dataBlocks) this.#pool.give(buffer);
-      // Never referenced by a durable record: free at once, no trim needed.
-      void Promise.allSettled(writes).then(() => {
-        for (const extent of extents) this.#allocator.free(extent);
-      });
+      if (handedOver) return;
+      handedOver = true;
+      const value: StoredValue = { kind: 'extents', length: Math.max(length, 1), crc, extents: [...extents] };
+      void this.#abandon({ operations: extents.length > 0 ? [{ keyString, isString, value, existed: false }] : [], dataWrites: writes, dataBlocks, payloadBytes: 0 });
     };
     return new Writable({
       highWaterMark: STREAM_CHUNK_BYTES,
@@ -413,8 +438,10 @@ export class BlockStore {
         }
         const value: StoredValue =
           length === 0 ? { kind: 'inline', bytes: new Uint8Array(0) } : { kind: 'extents', length, crc, extents: [...extents] };
+        // From here the commit path owns the extents (and abandons them itself if it fails).
+        handedOver = true;
         this.#enqueue({
-          operations: [{ keyString, isString, value }],
+          operations: [{ keyString, isString, value, existed: false }],
           dataWrites: writes,
           dataBlocks,
           payloadBytes: 64 + keyString.length + extents.length * 12,
@@ -424,7 +451,9 @@ export class BlockStore {
         );
       },
       destroy: (error, callback) => {
-        if (error !== null) releaseAll();
+        // Destroyed before its put was handed to a commit (with or without an
+        // error): the blocks written so far belong to nobody.
+        releaseAll();
         callback(error);
       },
     });
@@ -524,7 +553,12 @@ export class BlockStore {
    */
   async verifyIntegrity(): Promise<{ keys: number; extentValues: number; referencedBlocks: number; freeBlocks: number; trimPendingBlocks: number }> {
     this.#checkOpen();
-    await this.#flushCommits();
+    // Quiesce: commits, then a checkpoint the WAL may have started (its
+    // blocks are allocated but not yet named by a superblock), until neither runs.
+    while (this.#commitLoop !== undefined || this.#checkpointing !== undefined) {
+      await this.#flushCommits();
+      await this.#checkpointing?.catch(() => undefined);
+    }
     const references: { extent: Extent; owner: string }[] = this.#superblock.checkpointExtents.map((extent) => ({ extent, owner: 'the checkpoint' }));
     const values: { key: string; entry: IndexEntry }[] = [];
     this.#index.forEachPair((key, entry) => {
@@ -588,47 +622,82 @@ export class BlockStore {
 
   // ---- The write path ----
 
-  #write(operations: BatchOperation[]): Promise<void> {
+  #write(operations: BatchOperation[]): Promise<PendingWrite> {
+    const write: Omit<PendingWrite, 'resolve' | 'reject'> = { operations: [], dataWrites: [], dataBlocks: [], payloadBytes: 16 };
     try {
       this.#checkWritable();
-      const write: Omit<PendingWrite, 'resolve' | 'reject'> = { operations: [], dataWrites: [], dataBlocks: [], payloadBytes: 16 };
+      // Validate and encode everything first, so a bad operation refuses the
+      // batch before any block is allocated.
+      const encoded: { keyString: string; isString: boolean; bytes: Uint8Array | undefined }[] = [];
+      let inlineBytes = 0;
       for (const operation of operations) {
         if (operation === null || typeof operation !== 'object') throw invalidArgument('batch operations must be objects');
         const keyString = toKeyString(operation.key);
         const isString = typeof operation.key === 'string';
         if (operation.type === 'del') {
-          write.operations.push({ keyString, isString, value: undefined });
+          encoded.push({ keyString, isString, bytes: undefined });
           write.payloadBytes += 4 + keyString.length;
         } else if (operation.type === 'put') {
           const bytes = this.#codec.encode(operation.value);
           if (bytes.length > VALUE_SIZE_MAX) throw new StoreError('ERR_VALUE_TOO_LARGE', `value of ${bytes.length} bytes; a put stores at most ${VALUE_SIZE_MAX} (use createWriteStream)`);
+          encoded.push({ keyString, isString, bytes });
           if (bytes.length <= this.#inlineValueMax) {
-            // Copied: the caller may reuse its buffer once put() returns.
-            write.operations.push({ keyString, isString, value: { kind: 'inline', bytes: Uint8Array.prototype.slice.call(bytes) } });
+            inlineBytes += bytes.length;
             write.payloadBytes += 8 + keyString.length + bytes.length;
           } else {
-            const extents = this.#allocate(Math.ceil(bytes.length / this.#blockSize), VALUE_EXTENTS_PER_PUT_MAX);
-            write.dataWrites.push(...this.#writeExtentData(bytes, extents, write.dataBlocks));
-            write.operations.push({ keyString, isString, value: { kind: 'extents', length: bytes.length, crc: crc32c(bytes), extents } });
-            write.payloadBytes += 24 + keyString.length + extents.length * 12;
+            write.payloadBytes += 24 + keyString.length + VALUE_EXTENTS_PER_PUT_MAX * 12;
           }
         } else {
           throw invalidArgument(`batch operation type must be 'put' or 'del', got ${String((operation as { type?: unknown }).type)}`, 'range');
         }
       }
       if (write.payloadBytes > this.#commitPayloadMax) {
-        throw new StoreError('ERR_VALUE_TOO_LARGE', `this write needs ${write.payloadBytes} bytes of WAL; one commit holds at most ${this.#commitPayloadMax} (use a larger walSizeBytes or smaller batches)`);
+        throw new StoreError('ERR_VALUE_TOO_LARGE', `this write needs up to ${write.payloadBytes} bytes of WAL; one commit holds at most ${this.#commitPayloadMax} (use a larger walSizeBytes or smaller batches)`);
       }
-      return this.#enqueue(write);
+      // Inline values are copied (the caller may reuse its buffers once the
+      // call returns) into one buffer per write: one allocation, not one per value.
+      const inline = new Uint8Array(inlineBytes);
+      let inlineOffset = 0;
+      for (const { keyString, isString, bytes } of encoded) {
+        if (bytes === undefined) {
+          write.operations.push({ keyString, isString, value: undefined, existed: false });
+        } else if (bytes.length <= this.#inlineValueMax) {
+          inline.set(bytes, inlineOffset);
+          const copy = inline.subarray(inlineOffset, inlineOffset + bytes.length);
+          inlineOffset += bytes.length;
+          write.operations.push({ keyString, isString, value: { kind: 'inline', bytes: copy }, existed: false });
+        } else {
+          const extents = this.#allocate(Math.ceil(bytes.length / this.#blockSize), VALUE_EXTENTS_PER_PUT_MAX);
+          write.payloadBytes -= (VALUE_EXTENTS_PER_PUT_MAX - extents.length) * 12;
+          write.dataWrites.push(...this.#writeExtentData(bytes, extents, write.dataBlocks));
+          write.operations.push({ keyString, isString, value: { kind: 'extents', length: bytes.length, crc: crc32c(bytes), extents }, existed: false });
+        }
+      }
     } catch (error) {
-      return Promise.reject(error);
+      // The caller learns of the refusal once the space is back.
+      return this.#abandon(write).then(() => Promise.reject(error));
     }
+    return this.#enqueue(write);
   }
 
-  #enqueue(write: Omit<PendingWrite, 'resolve' | 'reject'>): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  /**
+   * Gives back what a write that will never commit took: its extents (once
+   * its data writes have settled, so no late write lands on reused blocks)
+   * and its pool buffers. No durable record references them: no trim needed.
+   */
+  async #abandon(write: Omit<PendingWrite, 'resolve' | 'reject'>): Promise<void> {
+    const extents = write.operations.flatMap((operation) => (operation.value?.kind === 'extents' ? operation.value.extents : []));
+    const blocks = write.dataBlocks.splice(0);
+    await Promise.allSettled(write.dataWrites);
+    for (const { buffer } of blocks) this.#pool.give(buffer);
+    for (const extent of extents) this.#allocator.free(extent);
+  }
+
+  #enqueue(write: Omit<PendingWrite, 'resolve' | 'reject'>): Promise<PendingWrite> {
+    return new Promise<PendingWrite>((resolve, reject) => {
       if (this.#failure !== undefined) {
-        reject(this.#failure);
+        const failure = this.#failure;
+        void this.#abandon(write).then(() => reject(failure));
         return;
       }
       this.#pending.push({ ...write, resolve, reject });
@@ -663,8 +732,14 @@ export class BlockStore {
       const writes = this.#pending.splice(0, take);
       try {
         await this.#commit(writes);
-        for (const write of writes) write.resolve();
+        for (const write of writes) write.resolve(write);
       } catch (error) {
+        if (error instanceof StoreError && error.code === 'ERR_STORE_FULL') {
+          // The WAL is full and no checkpoint fits: refuse these writes, keep the store.
+          await Promise.all(writes.map((write) => this.#abandon(write)));
+          for (const write of writes) write.reject(error);
+          continue;
+        }
         const failure = this.#fail(error);
         for (const write of writes) write.reject(failure);
       }
@@ -717,11 +792,14 @@ export class BlockStore {
     // Apply to the index in record order; collect what the commit unlinked.
     const unlinked: Extent[] = [];
     for (const write of writes) {
-      for (const { keyString, isString, value } of write.operations) {
+      for (const operation of write.operations) {
+        const { keyString, isString, value } = operation;
         const previous = this.#index.get(keyString);
+        operation.existed = previous !== undefined;
+        if (previous !== undefined) this.#indexRecordBytes -= recordBytes(keyString, previous.value);
+        if (value !== undefined) this.#indexRecordBytes += recordBytes(keyString, value.kind === 'inline' ? value.bytes : value);
         if (previous !== undefined && isExtentValue(previous.value)) unlinked.push(...previous.value.extents);
         if (value === undefined) {
-          this.#lastDeleteExisted.set(keyString, previous !== undefined);
           this.#index.delete(keyString);
         } else {
           this.#index.set(keyString, { isString, value: value.kind === 'inline' ? value.bytes : value } satisfies IndexEntry, true);
@@ -739,8 +817,6 @@ export class BlockStore {
     if (this.#walSpace.fill >= CHECKPOINT_WAL_FILL && this.#checkpointing === undefined) {
       void this.#runCheckpoint().catch(() => undefined);
     }
-    // Forget delete results nobody will read (delete() reads it right after).
-    if (this.#lastDeleteExisted.size > 4096) queueMicrotask(() => this.#lastDeleteExisted.clear());
   }
 
   /**
@@ -784,16 +860,33 @@ export class BlockStore {
     return writes;
   }
 
+  /**
+   * Allocates blocks for a value, keeping back room for the next checkpoint:
+   * without it a full store could not checkpoint, so its WAL could not be
+   * reclaimed and not even a delete could commit.
+   */
   #allocate(blockCount: number, extentsMax: number): Extent[] {
-    const extents = this.#allocator.allocate(blockCount, extentsMax);
+    const reserve = this.#checkpointReserveBlocks();
+    const extents = this.#allocator.freeBlockCount - blockCount >= reserve ? this.#allocator.allocate(blockCount, extentsMax) : undefined;
     if (extents === undefined) {
       throw new StoreError(
         'ERR_STORE_FULL',
-        `no room for ${blockCount} blocks (${this.#allocator.freeBlockCount} free in ${this.#allocator.freeExtentCount} pieces${this.#freed.length > 0 ? `, ${this.#freed.length} extents waiting for trim` : ''})`,
+        `no room for ${blockCount} blocks (${this.#allocator.freeBlockCount} free in ${this.#allocator.freeExtentCount} pieces, ${reserve} kept for the next checkpoint${this.#freed.length > 0 ? `, ${this.#freed.length} extents waiting for trim` : ''})`,
       );
     }
     return extents;
   }
+
+  /** Blocks the next checkpoint may need: the index's records and those of waiting writes, with a margin. */
+  #checkpointReserveBlocks(): number {
+    let pendingBytes = 0;
+    for (const write of this.#pending) pendingBytes += write.payloadBytes;
+    const bytes = (this.#indexRecordBytes + pendingBytes) * CHECKPOINT_RESERVE_MARGIN + CHECKPOINT_HEADER_BYTES;
+    return frameBlockCount(bytes, this.#blockSize) + CHECKPOINT_RESERVE_SLACK_BLOCKS;
+  }
+
+  /** Bytes the index's entries take as checkpoint records; kept current as commits apply. */
+  #indexRecordBytes = 0;
 
   #scheduleDeferredSync(): void {
     if (this.#deferredSync !== undefined) return;
@@ -952,6 +1045,9 @@ export class BlockStore {
   #runCheckpoint(): Promise<void> {
     this.#checkpointing ??= this.#checkpoint()
       .catch((error: unknown) => {
+        // No room is an answer, not a failure: nothing was written that a
+        // superblock names. IO errors stop the store.
+        if (error instanceof StoreError && error.code === 'ERR_STORE_FULL') throw error;
         throw this.#fail(error);
       })
       .finally(() => {
@@ -977,7 +1073,10 @@ export class BlockStore {
     });
     const payload = finishCheckpointPayload(writer, snapshot.size);
     const blockCount = frameBlockCount(payload.length, this.#blockSize);
-    const extents = this.#allocate(blockCount, CHECKPOINT_EXTENTS_MAX);
+    const extents = this.#allocator.allocate(blockCount, CHECKPOINT_EXTENTS_MAX);
+    if (extents === undefined) {
+      throw new StoreError('ERR_STORE_FULL', `no room for a checkpoint of ${blockCount} blocks in at most ${CHECKPOINT_EXTENTS_MAX} pieces (${this.#allocator.freeBlockCount} blocks free in ${this.#allocator.freeExtentCount} pieces)`);
+    }
     const frame = allocAligned(blockCount * this.#blockSize, Math.max(this.#device.ioAlignment, 4096));
     encodeFrame('checkpoint', sequence, this.#superblock.storeTag, payload, frame, this.#blockSize);
     try {
@@ -1088,6 +1187,11 @@ async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes:
   await device.write(2 * blockSize, [walHead]);
   await device.writeAndSync(0, [blocks]);
   return superblock;
+}
+
+/** Bytes of the checkpoint record of one entry (format/records.ts). */
+function recordBytes(keyString: string, value: Uint8Array | ExtentValue): number {
+  return value instanceof Uint8Array ? 8 + keyString.length + value.length : 20 + keyString.length + value.extents.length * 12;
 }
 
 function mergeExtents(sorted: Extent[]): Extent[] {

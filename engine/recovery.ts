@@ -4,6 +4,7 @@
 // block. Lenient paths name the crash they tolerate.
 import { readCheckpointPayload } from '../format/checkpoint.js';
 import { readCommitPayload } from '../format/commit.js';
+import { isAllZero } from '../format/bytes.js';
 import { BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, SUPERBLOCK_SIZE } from '../format/constants.js';
 import { crc32c } from '../format/crc32c.js';
 import type { Extent } from '../format/extent.js';
@@ -34,8 +35,11 @@ export interface RecoveredStore {
   droppedCommitBlock: number | undefined;
 }
 
-/** Result of reading the superblock slots: 'empty' when neither slot holds a ringstore. */
-export type SuperblockProbe = { kind: 'empty' } | { kind: 'found'; superblock: Superblock; slotsToRepair: number[] };
+/**
+ * Result of reading the superblock slots: 'empty' when the head of the
+ * device is zeros (a new file), 'foreign' when it holds something else.
+ */
+export type SuperblockProbe = { kind: 'empty' } | { kind: 'foreign' } | { kind: 'found'; superblock: Superblock; slotsToRepair: number[] };
 
 export async function probeSuperblocks(device: BlockDevice): Promise<SuperblockProbe> {
   const headSize = Math.max(4096, device.ioAlignment);
@@ -62,7 +66,12 @@ export async function probeSuperblocks(device: BlockDevice): Promise<SuperblockP
   candidates.push({ slot: 1, ...slot1 });
   const valid = candidates.filter((candidate) => candidate.superblock !== undefined);
   if (valid.length === 0) {
-    if (!candidates.some((candidate) => candidate.magic)) return { kind: 'empty' };
+    if (!candidates.some((candidate) => candidate.magic)) {
+      // Never format over data: only a head of zeros (a new or empty file)
+      // is free to become a store.
+      if (isAllZero(head, 0, head.length)) return { kind: 'empty' };
+      return { kind: 'foreign' };
+    }
     const first = candidates.find((candidate) => candidate.error !== undefined)?.error;
     throw new StoreCorruptError('superblock', `no valid copy: ${candidates.map((c) => `slot ${c.slot}: ${c.error?.reason ?? 'missing'}`).join('; ')}`, first?.blockIndex);
   }

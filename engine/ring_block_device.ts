@@ -27,11 +27,8 @@ export class RingBlockDevice implements BlockDevice {
   static async open(ring: IoUringActor, path: string, options: { create: boolean; sizeBytes: number }): Promise<RingBlockDevice> {
     let file: RingFile;
     try {
-      file = await ring.open(path, {
-        direct: true,
-        create: options.create,
-        sizeBytes: options.create ? options.sizeBytes : 0,
-      });
+      // Not sized yet: a store that turns out to be locked must be left as it was.
+      file = await ring.open(path, { direct: true, create: options.create });
     } catch (error) {
       if (error instanceof RingSystemError && error.code === 'EBUSY') {
         throw new StoreError('ERR_STORE_LOCKED', `'${path}' is in use (mounted, or opened by another store)`, { cause: error });
@@ -47,7 +44,14 @@ export class RingBlockDevice implements BlockDevice {
       if (!file.isBlockDevice && !file.tryLockExclusive()) {
         throw new StoreError('ERR_STORE_LOCKED', `'${path}' is open by another store (in this process or another)`);
       }
-      const stat = await file.stat();
+      let stat = await file.stat();
+      if (options.create && !file.isBlockDevice && stat.sizeBytes < options.sizeBytes) {
+        // Grow (preallocate) through a second descriptor, now that the lock is
+        // ours; it takes no lock of its own and closes at once.
+        const sizer = await ring.open(path, { sizeBytes: options.sizeBytes });
+        await sizer.close();
+        stat = await file.stat();
+      }
       return new RingBlockDevice(file, stat.sizeBytes);
     } catch (error) {
       await file.close();

@@ -15,9 +15,11 @@ export interface ValueCodec {
 export function valueCodec(encoding: ValueEncoding): ValueCodec {
   switch (encoding) {
     case 'msgpack': {
-      // useRecords: false keeps every value self-contained: no shared record
-      // structures that would have to be stored beside the data.
-      const packr = new Packr({ useRecords: false, moreTypes: true });
+      // Records with inline structure definitions (maxSharedStructures: 0):
+      // every value is self-contained — no shared structures to store beside
+      // the data — and maps stay Maps (with useRecords: false msgpackr turns
+      // every map into a plain object, losing non-string keys).
+      const packr = new Packr({ useRecords: true, maxSharedStructures: 0, mapsAsObjects: false, moreTypes: true });
       return {
         name: encoding,
         encode: (value) => {

@@ -18,6 +18,11 @@ export interface BlockDevice {
   write(position: number, buffers: Uint8Array[]): Promise<void>;
   /** Writes and then flushes (fdatasync) in one submission; durable on resolve. */
   writeAndSync(position: number, buffers: Uint8Array[]): Promise<void>;
+  /**
+   * Writes with RWF_DSYNC: durable on resolve, but only these bytes — not
+   * earlier completed writes (a device with FUA may persist just this one).
+   */
+  writeDsync(position: number, buffers: Uint8Array[]): Promise<void>;
   /** fdatasync: every completed write is durable on resolve. */
   sync(): Promise<void>;
   /** Releases a range; later reads of it return zeros or old data, never other data. */

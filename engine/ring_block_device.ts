@@ -82,6 +82,10 @@ export class RingBlockDevice implements BlockDevice {
     await this.#file.writeAndSync(buffers, position);
   }
 
+  async writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
+    await this.#file.writeDsync(buffers, position);
+  }
+
   sync(): Promise<void> {
     return this.#file.datasync();
   }

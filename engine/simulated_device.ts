@@ -160,6 +160,33 @@ export class SimulatedDevice implements BlockDevice {
     await this.sync();
   }
 
+  async writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
+    await this.write(position, buffers);
+    // Durable now, and only this write: earlier unflushed writes stay
+    // pending. The bytes it replaced in earlier pending writes are gone from
+    // the cache (a device keeps the newest data of a sector), so those
+    // writes lose the overlapping part.
+    const written = this.#pending.pop()!;
+    this.#durable.set(written.data!, written.position);
+    this.#supersede(written.position, written.length);
+    this.counts.syncs++;
+  }
+
+  #supersede(position: number, length: number): void {
+    const end = position + length;
+    const kept: PendingWrite[] = [];
+    for (const write of this.#pending) {
+      const writeEnd = write.position + write.length;
+      if (writeEnd <= position || write.position >= end) {
+        kept.push(write);
+        continue;
+      }
+      if (write.position < position) kept.push(slice(write, write.position, position));
+      if (writeEnd > end) kept.push(slice(write, end, writeEnd));
+    }
+    this.#pending = kept;
+  }
+
   async sync(): Promise<void> {
     // Only writes completed before the flush starts are covered by it.
     const covered = this.#pending.length;
@@ -202,6 +229,14 @@ export class SimulatedDevice implements BlockDevice {
     }
     this.#opCount++;
   }
+}
+
+function slice(write: PendingWrite, from: number, to: number): PendingWrite {
+  return {
+    position: from,
+    length: to - from,
+    data: write.data === undefined ? undefined : write.data.subarray(from - write.position, to - write.position),
+  };
 }
 
 function concat(buffers: Uint8Array[]): Uint8Array {

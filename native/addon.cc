@@ -26,6 +26,7 @@ Napi::Object Constants(Napi::Env env) {
   set("OP_WRITE_AND_SYNC", static_cast<double>(OpKind::kWriteAndSync));
   set("OP_PUNCH_HOLE", static_cast<double>(OpKind::kPunchHole));
   set("OP_DISCARD", static_cast<double>(OpKind::kDiscard));
+  set("OP_WRITEV_DSYNC", static_cast<double>(OpKind::kWritevDsync));
   set("STAGE_MAIN", static_cast<double>(Stage::kMain));
   set("STAGE_SYNC", static_cast<double>(Stage::kSync));
   set("COMPLETION_WORDS", kCompletionWords);

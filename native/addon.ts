@@ -63,6 +63,7 @@ export interface NativeConstants {
   OP_WRITE_AND_SYNC: number;
   OP_PUNCH_HOLE: number;
   OP_DISCARD: number;
+  OP_WRITEV_DSYNC: number;
   STAGE_MAIN: number;
   STAGE_SYNC: number;
   COMPLETION_WORDS: number;

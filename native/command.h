@@ -29,8 +29,9 @@ enum class OpKind : uint8_t {
   kWriteAndSync = 6,  // writev iov[0..n), linked (IOSQE_IO_LINK) to fdatasync
   kPunchHole = 7,     // fallocate(PUNCH_HOLE | KEEP_SIZE) on a regular file
   kDiscard = 8,       // discard a range of a block device
+  kWritevDsync = 9,   // writev iov[0..n) with RWF_DSYNC: durable on completion
 };
-constexpr uint8_t kOpKindCount = 9;
+constexpr uint8_t kOpKindCount = 10;
 
 // Which system call of a command produced its result; only kWriteAndSync has
 // two. Exported as `constants.STAGE_*`.
@@ -98,9 +99,18 @@ struct Command {
 
   bool IsTransfer() const {
     return kind == OpKind::kRead || kind == OpKind::kWrite || kind == OpKind::kReadv ||
-           kind == OpKind::kWritev || kind == OpKind::kWriteAndSync;
+           kind == OpKind::kWritev || kind == OpKind::kWriteAndSync || kind == OpKind::kWritevDsync;
   }
   bool IsRead() const { return kind == OpKind::kRead || kind == OpKind::kReadv; }
+
+  // Flushes and space management: their latency (~100 µs to ms) dwarfs a
+  // thread wake-up, so busy-polling for them only takes a core from the
+  // kernel work that completes them. The actor and the JS thread spin only
+  // while a fast command (a read or a plain write) is in flight.
+  bool IsSlow() const {
+    return kind == OpKind::kFsync || kind == OpKind::kFdatasync || kind == OpKind::kWriteAndSync ||
+           kind == OpKind::kPunchHole || kind == OpKind::kDiscard || kind == OpKind::kWritevDsync;
+  }
 
   // Moves the iovec cursor past `bytes` just transferred.
   void AdvanceIov(uint64_t bytes);

@@ -5,7 +5,7 @@
 // cost is one `undefined` check per operation.
 import type { RingFile } from './ring_file.js';
 
-export type IoMutationKind = 'write' | 'writeAndSync' | 'fsync' | 'fdatasync' | 'trim';
+export type IoMutationKind = 'write' | 'writeAndSync' | 'writeDsync' | 'fsync' | 'fdatasync' | 'trim';
 
 export interface IoMutation {
   /** Submit order among mutations of this ring handle, from 0. */
@@ -23,7 +23,9 @@ export interface IoMutation {
   readonly buffers: readonly Uint8Array[];
   /**
    * True when the write is durable on completion without a separate flush:
-   * the file was opened with `dsync`, or the kind is writeAndSync.
+   * the file was opened with `dsync`, or the kind is writeAndSync (which also
+   * flushes every earlier completed write) or writeDsync (which covers only
+   * its own bytes).
    */
   readonly durableOnCompletion: boolean;
 }

@@ -394,6 +394,7 @@ IO_URING_SYSCALLS[constants.OP_FDATASYNC] = 'io_uring:fdatasync';
 IO_URING_SYSCALLS[constants.OP_WRITE_AND_SYNC] = 'io_uring:writev';
 IO_URING_SYSCALLS[constants.OP_PUNCH_HOLE] = 'io_uring:fallocate';
 IO_URING_SYSCALLS[constants.OP_DISCARD] = 'io_uring:discard';
+IO_URING_SYSCALLS[constants.OP_WRITEV_DSYNC] = 'io_uring:writev';
 THREAD_SYSCALLS[constants.OP_READ] = 'preadv';
 THREAD_SYSCALLS[constants.OP_WRITE] = 'pwritev';
 THREAD_SYSCALLS[constants.OP_READV] = 'preadv';
@@ -403,6 +404,7 @@ THREAD_SYSCALLS[constants.OP_FDATASYNC] = 'fdatasync';
 THREAD_SYSCALLS[constants.OP_WRITE_AND_SYNC] = 'pwritev';
 THREAD_SYSCALLS[constants.OP_PUNCH_HOLE] = 'fallocate';
 THREAD_SYSCALLS[constants.OP_DISCARD] = 'ioctl:BLKDISCARD';
+THREAD_SYSCALLS[constants.OP_WRITEV_DSYNC] = 'pwritev2';
 
 function syscallName(backend: RingBackend, kind: number, stage: number): string {
   if (stage === constants.STAGE_SYNC) return backend === 'io_uring' ? 'io_uring:fdatasync' : 'fdatasync';

@@ -333,6 +333,7 @@ void RingClient::Enqueue(Napi::Env env, Command* cmd) {
     std::lock_guard<std::mutex> lock(mu_);
     unposted_++;
   }
+  if (cmd->IsSlow()) slow_in_flight_js_++;
   if (in_flight_js_++ == 0 && !tsfn_refed_) {
     tsfn_.Ref(env);
     tsfn_refed_ = true;
@@ -360,11 +361,11 @@ Napi::Value RingClient::Submit(const Napi::CallbackInfo& info) {
 }
 
 // submitVector(slot, kind, fd, offset, buffers[], directAlignment):
-// kReadv / kWritev / kWriteAndSync.
+// kReadv / kWritev / kWriteAndSync / kWritevDsync.
 Napi::Value RingClient::SubmitVector(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Command* cmd = BeginCommand(info, KindBit(OpKind::kReadv) | KindBit(OpKind::kWritev) |
-                                         KindBit(OpKind::kWriteAndSync));
+                                         KindBit(OpKind::kWriteAndSync) | KindBit(OpKind::kWritevDsync));
   if (cmd == nullptr) return env.Undefined();
   if (info.Length() < 6 || !info[4].IsArray()) {
     ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG", "buffers must be an array");
@@ -477,6 +478,10 @@ size_t RingClient::TakeReady(Napi::Env env) {
     assert(cmd.in_use);
     cmd.in_use = false;
     cmd.iov.clear();
+    if (cmd.IsSlow()) {
+      assert(slow_in_flight_js_ > 0);
+      slow_in_flight_js_--;
+    }
     completions_view_[i * kCompletionWords + 0] = static_cast<int32_t>(completion.slot);
     completions_view_[i * kCompletionWords + 1] = completion.result;
     completions_view_[i * kCompletionWords + 2] = static_cast<int32_t>(completion.stage);
@@ -496,6 +501,8 @@ void RingClient::OnPrepare(uv_prepare_t* handle) {
 
 void RingClient::StartSpinWindow() {
   if (completion_spin_us_ == 0 || idle_ == nullptr) return;
+  // Only fast commands are worth a busy-wait (Command::IsSlow).
+  if (in_flight_js_ == slow_in_flight_js_) return;
   spin_deadline_ns_ = MonotonicNowNs() + uint64_t{completion_spin_us_} * 1000;
   if (!idle_active_) {
     // The callback does nothing: an active idle handle only tells the loop
@@ -507,7 +514,7 @@ void RingClient::StartSpinWindow() {
 
 void RingClient::PollBeforeSleep() {
   if (!idle_active_) return;
-  if (in_flight_js_ == 0 || !tsfn_live_) {
+  if (in_flight_js_ == slow_in_flight_js_ || !tsfn_live_) {
     uv_idle_stop(idle_);
     idle_active_ = false;
     return;

@@ -96,7 +96,8 @@ class RingClient : public Napi::ObjectWrap<RingClient> {
   napi_env env_ = nullptr;
 
   std::unique_ptr<Command[]> slots_;
-  uint32_t in_flight_js_ = 0;  // JS thread only
+  uint32_t in_flight_js_ = 0;       // JS thread only
+  uint32_t slow_in_flight_js_ = 0;  // JS thread only: in_flight_js_ that are Command::IsSlow()
 
   Napi::Reference<Napi::Int32Array> completions_ref_;
   int32_t* completions_view_ = nullptr;  // kClientSlotCount * kCompletionWords

@@ -50,6 +50,16 @@ inline void PrepWritev(struct io_uring_sqe* sqe, int fd, const struct iovec* iov
   sqe->off = offset;
 }
 
+// pwritev2(..., RWF_DSYNC): the write completes once its data (and the
+// metadata needed to read it) is durable. It makes only its own bytes durable
+// — on a device with FUA the kernel may persist just this write — so it is
+// no substitute for a flush that must cover earlier writes.
+inline void PrepWritevDsync(struct io_uring_sqe* sqe, int fd, const struct iovec* iov,
+                            uint32_t iov_count, uint64_t offset) {
+  PrepWritev(sqe, fd, iov, iov_count, offset);
+  sqe->rw_flags = RWF_DSYNC;
+}
+
 // fsync(2) or, with `datasync`, fdatasync(2) of the whole file (off = len = 0).
 inline void PrepFsync(struct io_uring_sqe* sqe, int fd, bool datasync) {
   sqe->opcode = IORING_OP_FSYNC;

@@ -82,6 +82,7 @@ class ThreadPoolActor final : public Actor {
       case OpKind::kReadv:
       case OpKind::kWrite:
       case OpKind::kWritev:
+      case OpKind::kWritevDsync:
         return Transfer(cmd);
       case OpKind::kWriteAndSync: {
         int32_t written = Transfer(cmd);
@@ -113,10 +114,11 @@ class ThreadPoolActor final : public Actor {
   static int32_t Transfer(Command* cmd) {
     bool is_read = cmd->IsRead();
     while (cmd->done_bytes < cmd->total_bytes) {
+      int write_flags = cmd->kind == OpKind::kWritevDsync ? RWF_DSYNC : 0;
       ssize_t moved = is_read ? preadv(cmd->fd, cmd->IovCursor(), static_cast<int>(cmd->IovRemaining()),
                                        static_cast<off_t>(cmd->offset))
-                              : pwritev(cmd->fd, cmd->IovCursor(), static_cast<int>(cmd->IovRemaining()),
-                                        static_cast<off_t>(cmd->offset));
+                              : pwritev2(cmd->fd, cmd->IovCursor(), static_cast<int>(cmd->IovRemaining()),
+                                         static_cast<off_t>(cmd->offset), write_flags);
       if (moved < 0) {
         if (errno == EINTR) continue;
         return -errno;

@@ -134,8 +134,11 @@ class UringActor final : public Actor {
       // reap and nothing can be submitted: the pending list is empty, or its
       // head is blocked on SQ/CQ room that only a completion can free.
       bool pending_blocked = pending_head_ != nullptr && prepared == 0 && kernel_in_flight_ > 0;
+      // Spinning pays only for fast commands, or to pick up new work quickly
+      // when nothing is in flight (see Command::IsSlow).
+      bool spin_useful = kernel_in_flight_ == 0 || fast_in_flight_ > 0;
       bool may_sleep = !ring_.CqReady() && (pending_head_ == nullptr || pending_blocked) &&
-                       (spin_ns == 0 || pending_blocked ||
+                       (spin_ns == 0 || pending_blocked || !spin_useful ||
                         MonotonicNowNs() - last_activity_ns >= spin_ns);
       if (may_sleep && stopping && kernel_in_flight_ == 0) may_sleep = false;
       if (may_sleep) {
@@ -235,6 +238,8 @@ class UringActor final : public Actor {
 
   void PrepareSqes(Command* cmd, uint64_t now_ns) {
     uint64_t user_data = reinterpret_cast<uint64_t>(cmd);
+    // Counted once per command (a continuation is already counted).
+    if (cmd->submitted_ns == 0 && !cmd->IsSlow()) fast_in_flight_++;
     struct io_uring_sqe* sqe = ring_.GetSqe();
     assert(sqe != nullptr);
     switch (cmd->kind) {
@@ -254,6 +259,9 @@ class UringActor final : public Actor {
         break;
       case OpKind::kWritev:
         PrepWritev(sqe, cmd->fd, cmd->IovCursor(), cmd->IovRemaining(), cmd->offset);
+        break;
+      case OpKind::kWritevDsync:
+        PrepWritevDsync(sqe, cmd->fd, cmd->IovCursor(), cmd->IovRemaining(), cmd->offset);
         break;
       case OpKind::kWriteAndSync: {
         // write -> fdatasync as one link: the kernel starts the fdatasync only
@@ -327,6 +335,7 @@ class UringActor final : public Actor {
       case OpKind::kWrite:
       case OpKind::kReadv:
       case OpKind::kWritev:
+      case OpKind::kWritevDsync:
         HandleTransfer(cmd, result);
         return;
       case OpKind::kWriteAndSync:
@@ -426,6 +435,10 @@ class UringActor final : public Actor {
 
   void Finish(Command* cmd, int32_t result, Stage stage) {
     assert(cmd->cqes_pending == 0);
+    if (!cmd->IsSlow()) {
+      assert(fast_in_flight_ > 0);
+      fast_in_flight_--;
+    }
     RecordCompleted(cmd, MonotonicNowNs());
     // After Add the command belongs to its client again (once flushed).
     finished_.Add(cmd, result, stage);
@@ -445,6 +458,7 @@ class UringActor final : public Actor {
   Command* pending_head_ = nullptr;  // taken from the queue, not yet in SQEs
   Command* pending_tail_ = nullptr;
   uint32_t kernel_in_flight_ = 0;  // CQEs expected, not counting the wake read
+  uint32_t fast_in_flight_ = 0;    // submitted commands that are not IsSlow()
   CompletionBatch finished_;
 };
 

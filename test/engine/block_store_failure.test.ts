@@ -13,7 +13,7 @@ import { pattern, rejectsWithCode } from './helpers.js';
 
 const DEVICE_BYTES = 8 << 20;
 
-type FailingOperation = 'write' | 'writeAndSync' | 'sync';
+type FailingOperation = 'write' | 'writeAndSync' | 'writeDsync' | 'sync';
 
 /** An EIO as the IO layer reports one: errno, code and syscall. */
 function eio(syscall: string): Error {
@@ -52,7 +52,7 @@ class FailingDevice implements BlockDevice {
   #maybeFail(operation: FailingOperation): Promise<void> | undefined {
     if (this.#armed !== operation) return undefined;
     this.#armed = undefined;
-    const error = eio(operation === 'write' ? 'pwritev' : 'fdatasync');
+    const error = eio(operation === 'write' || operation === 'writeDsync' ? 'pwritev' : 'fdatasync');
     this.injected.push(error);
     return Promise.reject(error);
   }
@@ -68,6 +68,9 @@ class FailingDevice implements BlockDevice {
   }
   writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
     return this.#maybeFail('writeAndSync') ?? this.inner.writeAndSync(position, buffers);
+  }
+  writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
+    return this.#maybeFail('writeDsync') ?? this.inner.writeDsync(position, buffers);
   }
   sync(): Promise<void> {
     return this.#maybeFail('sync') ?? this.inner.sync();
@@ -98,7 +101,8 @@ describe('BlockStore after a device error', () => {
   ]);
 
   for (const [what, operation, value] of [
-    ['the WAL write and flush of a commit', 'writeAndSync', pattern(50, 3)],
+    ['the RWF_DSYNC WAL write of a commit of inline values', 'writeDsync', pattern(50, 3)],
+    ['the WAL write and flush of a commit with extent data', 'writeAndSync', pattern(20_000, 3)],
     ['the data write of an extent value', 'write', pattern(9000, 4)],
   ] as const) {
     it(`fails the put whose ${what} failed, and every later write, with ERR_STORE_FAILED`, async () => {

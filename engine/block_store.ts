@@ -702,7 +702,11 @@ export class BlockStore {
         void this.#abandon(write).then(() => reject(failure));
         return;
       }
-      this.#pending.push({ ...write, resolve, reject });
+      // Completed in place (no copy): one object per write on the hot path.
+      const pending = write as PendingWrite;
+      pending.resolve = resolve;
+      pending.reject = reject;
+      this.#pending.push(pending);
       this.#startCommits();
     });
   }
@@ -735,6 +739,14 @@ export class BlockStore {
       try {
         await this.#commit(writes);
         for (const write of writes) write.resolve(write);
+        if (writes.length > 1) {
+          // Concurrent writers: let the ones just acknowledged run up to their
+          // next write before the next commit takes what is waiting (a
+          // macrotask: every promise reaction runs first, however deep the
+          // caller's chain). Without this, writers split into two groups that
+          // take turns, each commit carrying half of them.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
       } catch (error) {
         if (error instanceof StoreError && error.code === 'ERR_STORE_FULL') {
           // The WAL is full and no checkpoint fits: refuse these writes, keep the store.

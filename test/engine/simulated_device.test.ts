@@ -189,3 +189,27 @@ describe('SimulatedDevice crashAfterOps', () => {
     await assert.rejects(device.read(0, Buffer.alloc(512)), SimulatedDeviceCrash);
   });
 });
+
+describe('SimulatedDevice#writeDsync()', () => {
+  it('makes that write durable and leaves earlier unflushed writes to chance', async () => {
+    const device = new SimulatedDevice({ sizeBytes: 8192 });
+    await device.write(0, [new Uint8Array(512).fill(1)]);
+    await device.writeDsync(4096, [new Uint8Array(512).fill(2)]);
+    const lost = device.crash({ keepProbability: 0 });
+    const image = new Uint8Array(8192);
+    await lost.read(0, image);
+    assert.equal(image[0], 0, 'the earlier write was made durable by an RWF_DSYNC write of other bytes');
+    assert.equal(image[4096], 2, 'the RWF_DSYNC write did not survive');
+  });
+
+  it('supersedes the bytes an earlier unflushed write had put in the same sectors', async () => {
+    const device = new SimulatedDevice({ sizeBytes: 4096 });
+    await device.write(0, [new Uint8Array(1024).fill(1)]);
+    await device.writeDsync(512, [new Uint8Array(512).fill(2)]);
+    const kept = device.crash({ keepProbability: 1, tornWrites: false });
+    const image = new Uint8Array(4096);
+    await kept.read(0, image);
+    assert.equal(image[0], 1);
+    assert.equal(image[512], 2, 'an older write overwrote newer durable bytes in the crash image');
+  });
+});

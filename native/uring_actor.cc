@@ -134,9 +134,13 @@ class UringActor final : public Actor {
       // reap and nothing can be submitted: the pending list is empty, or its
       // head is blocked on SQ/CQ room that only a completion can free.
       bool pending_blocked = pending_head_ != nullptr && prepared == 0 && kernel_in_flight_ > 0;
-      // Spinning pays only for fast commands, or to pick up new work quickly
-      // when nothing is in flight (see Command::IsSlow).
-      bool spin_useful = kernel_in_flight_ == 0 || fast_in_flight_ > 0;
+      // Spinning pays only for fast commands (see Command::IsSlow): while
+      // one is in flight, or — when nothing is — if the last command was
+      // fast, since a caller doing fast IO in a loop submits again within
+      // microseconds. After a slow command the next one rarely follows that
+      // soon, and a spinning actor only takes a core from the kernel work
+      // and the JS thread (measured: 64 durable writers ran 40% slower).
+      bool spin_useful = fast_in_flight_ > 0 || (kernel_in_flight_ == 0 && last_finished_fast_);
       bool may_sleep = !ring_.CqReady() && (pending_head_ == nullptr || pending_blocked) &&
                        (spin_ns == 0 || pending_blocked || !spin_useful ||
                         MonotonicNowNs() - last_activity_ns >= spin_ns);
@@ -435,7 +439,8 @@ class UringActor final : public Actor {
 
   void Finish(Command* cmd, int32_t result, Stage stage) {
     assert(cmd->cqes_pending == 0);
-    if (!cmd->IsSlow()) {
+    last_finished_fast_ = !cmd->IsSlow();
+    if (last_finished_fast_) {
       assert(fast_in_flight_ > 0);
       fast_in_flight_--;
     }
@@ -459,6 +464,7 @@ class UringActor final : public Actor {
   Command* pending_tail_ = nullptr;
   uint32_t kernel_in_flight_ = 0;  // CQEs expected, not counting the wake read
   uint32_t fast_in_flight_ = 0;    // submitted commands that are not IsSlow()
+  bool last_finished_fast_ = true; // the most recently finished command was not IsSlow()
   CompletionBatch finished_;
 };
 

@@ -93,6 +93,8 @@ export interface BlockStoreStats {
   meanRecordsPerCommit: number;
   walFill: number;
   trimsIssued: number;
+  /** Trims the device refused; their blocks were freed anyway (a trim is advisory). */
+  trimErrors: number;
   pendingTrims: number;
   checkpoints: number;
 }
@@ -185,8 +187,6 @@ export class BlockStore {
   #appliedSequence: number;
   #pending: PendingWrite[] = [];
   #commitLoop: Promise<void> | undefined;
-  /** WAL start block of the commit being written, once placed. */
-  #walWaiters: (() => void)[] = [];
   #deferredSync: NodeJS.Timeout | undefined;
   #deferredSyncPromise: Promise<void> | undefined;
   /** Extents freed by commits that are written but not yet durable (sync: false). */
@@ -199,6 +199,7 @@ export class BlockStore {
   #trimming: Extent[] = [];
   #trimLoop: Promise<void> | undefined;
   #trimsIssued = 0;
+  #trimErrors = 0;
   #checkpointing: Promise<void> | undefined;
   #checkpoints = 0;
   #commits = 0;
@@ -302,7 +303,7 @@ export class BlockStore {
         recovered.nextSequence,
       );
       for (const slot of recovered.slotsToRepair) await store.#writeSuperblockSlot(recovered.superblock, slot);
-      if (recovered.droppedCommitBlock !== undefined) await store.#eraseWalBlock(recovered.droppedCommitBlock);
+      if (recovered.staleBlocks.length > 0) await store.#eraseWalBlocks(recovered.staleBlocks);
       return store;
     } catch (error) {
       await device?.close().catch(() => undefined);
@@ -321,8 +322,8 @@ export class BlockStore {
       this.#checkOpen();
       const entry = this.#lookup.get(toKeyString(key));
       if (entry === undefined) return Promise.resolve(undefined);
-      if (entry.value instanceof Uint8Array) return Promise.resolve(this.#codec.decode(entry.value));
-      return this.#readValue(entry).then((bytes) => this.#codec.decode(bytes));
+      if (entry.value instanceof Uint8Array) return Promise.resolve(this.#codec.decode(entry.value, false));
+      return this.#readValue(entry).then((bytes) => this.#codec.decode(bytes, true));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -370,8 +371,8 @@ export class BlockStore {
         }
         const key = keyStringToKey(keyString, entry.isString);
         if (withValues) {
-          const bytes = entry.value instanceof Uint8Array ? entry.value : await this.#readValue(entry);
-          yield [key, this.#codec.decode(bytes)];
+          const value = entry.value instanceof Uint8Array ? this.#codec.decode(entry.value, false) : this.#codec.decode(await this.#readValue(entry), true);
+          yield [key, value];
         } else {
           yield [key, undefined];
         }
@@ -463,13 +464,19 @@ export class BlockStore {
         }
         const value: StoredValue =
           length === 0 ? { kind: 'inline', bytes: new Uint8Array(0) } : { kind: 'extents', length, crc, extents: [...extents] };
+        const payloadBytes = 64 + keyString.length + extents.length * 12;
+        if (payloadBytes > this.#commitPayloadMax) {
+          releaseAll();
+          callback(new StoreError('ERR_VALUE_TOO_LARGE', `the stream's ${extents.length} extents need ${payloadBytes} bytes of WAL; one commit holds at most ${this.#commitPayloadMax}`));
+          return;
+        }
         // From here the commit path owns the extents (and abandons them itself if it fails).
         handedOver = true;
         this.#enqueue({
           operations: [{ keyString, isString, value, existed: false }],
           dataWrites: writes,
           dataBlocks,
-          payloadBytes: 64 + keyString.length + extents.length * 12,
+          payloadBytes,
         }).then(
           () => callback(),
           (error: Error) => callback(error),
@@ -498,7 +505,12 @@ export class BlockStore {
     const chunkBlocks = Math.max(1, Math.floor(STREAM_CHUNK_BYTES / this.#blockSize));
     const readBlocks = (start: number, count: number): Promise<Uint8Array> => this.#readBlocks(start, count);
     const epoch = this.#beginRead();
-    const endRead = (): void => this.#endRead(epoch);
+    let pinned = true;
+    const endRead = (): void => {
+      if (!pinned) return;
+      pinned = false;
+      this.#endRead(epoch);
+    };
     async function* chunks(): AsyncGenerator<Uint8Array> {
       try {
         let remaining = value.length;
@@ -525,7 +537,11 @@ export class BlockStore {
         endRead();
       }
     }
-    return Readable.from(chunks(), { objectMode: false });
+    const stream = Readable.from(chunks(), { objectMode: false });
+    // A stream destroyed before its first read never runs the generator, so
+    // its finally never releases the pin: 'close' always comes.
+    stream.once('close', endRead);
+    return stream;
   }
 
   // ---- Maintenance ----
@@ -578,12 +594,8 @@ export class BlockStore {
    */
   async verifyIntegrity(): Promise<{ keys: number; extentValues: number; referencedBlocks: number; freeBlocks: number; trimPendingBlocks: number }> {
     this.#checkOpen();
-    // Quiesce: commits, then a checkpoint the WAL may have started (its
-    // blocks are allocated but not yet named by a superblock), until neither runs.
-    while (this.#commitLoop !== undefined || this.#checkpointing !== undefined) {
-      await this.#flushCommits();
-      await this.#checkpointing?.catch(() => undefined);
-    }
+    // One synchronous snapshot of the bookkeeping (writes may go on): blocks
+    // allocated to writes or a checkpoint not yet committed count as in use.
     const references: { extent: Extent; owner: string }[] = this.#superblock.checkpointExtents.map((extent) => ({ extent, owner: 'the checkpoint' }));
     const values: { key: string; entry: IndexEntry }[] = [];
     this.#index.forEachPair((key, entry) => {
@@ -600,6 +612,7 @@ export class BlockStore {
     const rebuilt = new ExtentAllocator(this.#superblock.dataStartBlock, this.#superblock.blockCount, [
       ...references,
       ...pending.map((extent) => ({ extent, owner: 'a trim in progress' })),
+      ...[...this.#uncommitted].map((extent) => ({ extent, owner: 'a write in progress' })),
     ]);
     for (const { extent, owner } of references) {
       if (!this.#allocator.isFree({ startBlock: extent.startBlock, blockCount: 1 })) continue;
@@ -611,7 +624,11 @@ export class BlockStore {
         `${this.#allocator.freeBlockCount} blocks are free but ${rebuilt.freeBlockCount} are unreferenced: ${rebuilt.freeBlockCount - this.#allocator.freeBlockCount} blocks leaked`,
       );
     }
-    for (const { entry } of values) await this.#readValue(entry);
+    for (const { key, entry } of values) {
+      // Still referenced? A value overwritten since the snapshot may be
+      // trimmed and reused: its check would be a false alarm.
+      if (this.#lookup.get(key) === entry) await this.#readValue(entry);
+    }
     const sum = (extents: Extent[]): number => extents.reduce((total, extent) => total + extent.blockCount, 0);
     return {
       keys: this.#index.size,
@@ -640,6 +657,7 @@ export class BlockStore {
       meanRecordsPerCommit: this.#commits > 0 ? this.#committedRecords / this.#commits : 0,
       walFill: this.#walSpace.fill,
       trimsIssued: this.#trimsIssued,
+      trimErrors: this.#trimErrors,
       pendingTrims,
       checkpoints: this.#checkpoints,
     };
@@ -715,11 +733,24 @@ export class BlockStore {
     const blocks = write.dataBlocks.splice(0);
     await Promise.allSettled(write.dataWrites);
     for (const { buffer } of blocks) this.#pool.give(buffer);
-    for (const extent of extents) this.#allocator.free(extent);
+    this.#freeExtents(extents);
+  }
+
+  /**
+   * Returns extents to the allocator. Their cached blocks are forgotten now,
+   * not when they were released: a read that started before the release may
+   * have put them back in the cache since.
+   */
+  #freeExtents(extents: Extent[]): void {
+    for (const extent of extents) {
+      this.#uncommitted.delete(extent);
+      this.#cache.forget(extent.startBlock, extent.blockCount);
+      this.#allocator.free(extent);
+    }
   }
 
   #enqueue(write: Omit<PendingWrite, 'resolve' | 'reject'>): Promise<PendingWrite> {
-    return new Promise<PendingWrite>((resolve, reject) => {
+    const promise = new Promise<PendingWrite>((resolve, reject) => {
       if (this.#failure !== undefined) {
         const failure = this.#failure;
         void this.#abandon(write).then(() => reject(failure));
@@ -732,6 +763,8 @@ export class BlockStore {
       this.#pending.push(pending);
       this.#startCommits();
     });
+    this.#lastQueued = promise.catch(() => undefined);
+    return promise;
   }
 
   #startCommits(): void {
@@ -744,9 +777,17 @@ export class BlockStore {
     });
   }
 
+  /**
+   * Resolves when every write queued before the call has committed (or
+   * failed). Commits run in queue order, so waiting for the last one is
+   * enough — and later writes cannot keep this waiting.
+   */
   async #flushCommits(): Promise<void> {
-    while (this.#commitLoop !== undefined) await this.#commitLoop.catch(() => undefined);
+    await this.#lastQueued;
   }
+
+  /** The last queued write's outcome, errors swallowed (see #flushCommits). */
+  #lastQueued: Promise<unknown> = Promise.resolve();
 
   /** Commits waiting writes, one commit at a time, until none wait. */
   async #runCommits(): Promise<void> {
@@ -854,6 +895,7 @@ export class BlockStore {
           this.#index.delete(keyString);
           this.#lookup.delete(keyString);
         } else {
+          if (value.kind === 'extents') for (const extent of value.extents) this.#uncommitted.delete(extent);
           const entry: IndexEntry = { isString, value: value.kind === 'inline' ? value.bytes : value };
           this.#index.set(keyString, entry, true);
           this.#lookup.set(keyString, entry);
@@ -936,7 +978,15 @@ export class BlockStore {
    */
   #allocate(blockCount: number, extentsMax: number): Extent[] {
     const reserve = this.#checkpointReserveBlocks();
-    const extents = this.#allocator.freeBlockCount - blockCount >= reserve ? this.#allocator.allocate(blockCount, extentsMax) : undefined;
+    // The checkpoint must fit in CHECKPOINT_EXTENTS_MAX runs, so count only
+    // what the largest runs hold (conservatively: as if this allocation came
+    // out of them).
+    const room = this.#allocator.largestRunsBlockCount(CHECKPOINT_EXTENTS_MAX);
+    const extents =
+      this.#allocator.freeBlockCount - blockCount >= reserve && room - blockCount >= reserve
+        ? this.#allocator.allocate(blockCount, extentsMax)
+        : undefined;
+    if (extents !== undefined) for (const extent of extents) this.#uncommitted.add(extent);
     if (extents === undefined) {
       throw new StoreError(
         'ERR_STORE_FULL',
@@ -953,6 +1003,9 @@ export class BlockStore {
     const bytes = (this.#indexRecordBytes + pendingBytes) * CHECKPOINT_RESERVE_MARGIN + CHECKPOINT_HEADER_BYTES;
     return frameBlockCount(bytes, this.#blockSize) + CHECKPOINT_RESERVE_SLACK_BLOCKS;
   }
+
+  /** Extents allocated to writes or a checkpoint that no durable record names yet. */
+  readonly #uncommitted = new Set<Extent>();
 
   /** Bytes the index's entries take as checkpoint records; kept current as commits apply. */
   #indexRecordBytes = 0;
@@ -1092,22 +1145,18 @@ export class BlockStore {
   #release(extents: Extent[]): void {
     // Reads that started before now may still be reading these blocks.
     const epoch = this.#readEpoch++;
-    for (const extent of extents) {
-      this.#cache.forget(extent.startBlock, extent.blockCount);
-      this.#freed.push({ extent, epoch });
-    }
+    for (const extent of extents) this.#freed.push({ extent, epoch });
     this.#startTrims();
   }
 
   #startTrims(): void {
+    // After a failure nothing more is sent to the device; a reopen frees
+    // whatever was waiting.
     if (this.#trimLoop !== undefined || this.#failure !== undefined) return;
-    this.#trimLoop = this.#runTrims()
-      .catch((error: unknown) => {
-        this.#fail(error);
-      })
-      .finally(() => {
-        this.#trimLoop = undefined;
-      });
+    // Errors other than a trim's (handled in #runTrims) are bugs: not caught.
+    this.#trimLoop = this.#runTrims().finally(() => {
+      this.#trimLoop = undefined;
+    });
   }
 
   async #runTrims(): Promise<void> {
@@ -1124,9 +1173,15 @@ export class BlockStore {
       this.#trimming = ready;
       ready.sort((a, b) => a.startBlock - b.startBlock);
       const merged = mergeExtents(ready);
-      await Promise.all(merged.map((extent) => this.#device.trim(extent.startBlock * this.#blockSize, extent.blockCount * this.#blockSize)));
+      const outcomes = await Promise.allSettled(
+        merged.map((extent) => this.#device.trim(extent.startBlock * this.#blockSize, extent.blockCount * this.#blockSize)),
+      );
       this.#trimsIssued += merged.length;
-      for (const extent of ready) this.#allocator.free(extent);
+      // A trim is advisory: if the device refuses it (EOPNOTSUPP without
+      // discard support, or an IO error), the blocks keep old data that no
+      // record references — still safe to reuse.
+      this.#trimErrors += outcomes.filter((outcome) => outcome.status === 'rejected').length;
+      this.#freeExtents(ready);
       this.#trimming = [];
     }
   }
@@ -1168,22 +1223,26 @@ export class BlockStore {
     if (extents === undefined) {
       throw new StoreError('ERR_STORE_FULL', `no room for a checkpoint of ${blockCount} blocks in at most ${CHECKPOINT_EXTENTS_MAX} pieces (${this.#allocator.freeBlockCount} blocks free in ${this.#allocator.freeExtentCount} pieces)`);
     }
+    for (const extent of extents) this.#uncommitted.add(extent);
     const frame = allocAligned(blockCount * this.#blockSize, Math.max(this.#device.ioAlignment, 4096));
     encodeFrame('checkpoint', sequence, this.#superblock.storeTag, payload, frame, this.#blockSize);
-    try {
-      let offset = 0;
-      const writes: Promise<void>[] = [];
-      for (const extent of extents) {
-        const bytes = frame.subarray(offset, offset + extent.blockCount * this.#blockSize);
-        for (let piece = 0; piece < bytes.length; piece += 64 << 20) {
-          writes.push(this.#device.write(extent.startBlock * this.#blockSize + piece, [bytes.subarray(piece, Math.min(bytes.length, piece + (64 << 20)))]));
-        }
-        offset += bytes.length;
+    let offset = 0;
+    const writes: Promise<void>[] = [];
+    for (const extent of extents) {
+      const bytes = frame.subarray(offset, offset + extent.blockCount * this.#blockSize);
+      for (let piece = 0; piece < bytes.length; piece += 64 << 20) {
+        writes.push(this.#device.write(extent.startBlock * this.#blockSize + piece, [bytes.subarray(piece, Math.min(bytes.length, piece + (64 << 20)))]));
       }
+      offset += bytes.length;
+    }
+    try {
       await Promise.all(writes);
       await this.#device.sync();
     } catch (error) {
-      // Not referenced by any superblock: free again (the store fails anyway).
+      // No superblock names these blocks: they are free again once every
+      // write to them has settled (the store fails anyway).
+      await Promise.allSettled(writes);
+      this.#freeExtents(extents);
       throw error;
     }
     const previous = this.#superblock;
@@ -1198,18 +1257,18 @@ export class BlockStore {
     };
     await this.#writeSuperblockSlot(next, next.generation % 2);
     this.#superblock = next;
+    for (const extent of extents) this.#uncommitted.delete(extent);
     this.#checkpoints++;
     this.#walSpace.releaseThrough(sequence);
     // The old checkpoint is unreferenced once the new superblock is durable.
     if (previous.checkpointExtents.length > 0) this.#release(previous.checkpointExtents);
-    const waiters = this.#walWaiters.splice(0);
-    for (const wake of waiters) wake();
   }
 
-  /** Zeroes one WAL block, durably: the commit that started there is gone for good. */
-  async #eraseWalBlock(walBlock: number): Promise<void> {
-    const block = allocAligned(this.#blockSize, Math.max(this.#device.ioAlignment, 4096));
-    await this.#device.writeAndSync((this.#superblock.walStartBlock + walBlock) * this.#blockSize, [block]);
+  /** Zeroes WAL blocks, durably: the commits they belonged to are gone for good. */
+  async #eraseWalBlocks(walBlocks: number[]): Promise<void> {
+    const zero = allocAligned(this.#blockSize, Math.max(this.#device.ioAlignment, 4096));
+    await Promise.all(walBlocks.map((walBlock) => this.#device.write((this.#superblock.walStartBlock + walBlock) * this.#blockSize, [zero])));
+    await this.#device.sync();
   }
 
   async #writeSuperblockSlot(superblock: Superblock, slot: number): Promise<void> {

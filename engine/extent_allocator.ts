@@ -116,6 +116,20 @@ export class ExtentAllocator {
     this.#insertFree(start, count);
   }
 
+  /** Blocks in the `count` largest free runs: what an allocation limited to `count` extents can get. */
+  largestRunsBlockCount(count: number): number {
+    if (this.#free.size <= count) return this.#freeBlocks;
+    const largest: number[] = []; // ascending, at most `count`
+    this.#free.forEachPair((_start, runBlocks) => {
+      if (largest.length === count && runBlocks <= largest[0]) return;
+      let index = largest.findIndex((blocks) => blocks > runBlocks);
+      if (index < 0) index = largest.length;
+      largest.splice(index, 0, runBlocks);
+      if (largest.length > count) largest.shift();
+    });
+    return largest.reduce((sum, blocks) => sum + blocks, 0);
+  }
+
   /** True if every block of `extent` is free (for assertions and fsck-style checks). */
   isFree(extent: Extent): boolean {
     const run = this.#free.nextLowerPair(extent.startBlock + 1);

@@ -9,7 +9,7 @@ import { BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, SUPERBLOCK_SIZE } from '../format/const
 import { crc32c } from '../format/crc32c.js';
 import type { Extent } from '../format/extent.js';
 import { FormatError } from '../format/format_error.js';
-import { decodeFrameBlock, frameBlockPayload } from '../format/frame.js';
+import { decodeFrameBlock, frameBlockPayload, frameMagic } from '../format/frame.js';
 import type { ExtentValue, RecordVisitor, StoredValue } from '../format/records.js';
 import { decodeSuperblock, hasSuperblockMagic, type Superblock } from '../format/superblock.js';
 import { scanWal, type ScannedCommit } from '../format/wal_scan.js';
@@ -31,8 +31,14 @@ export interface RecoveredStore {
   nextSequence: number;
   /** Why the log ended early, if it did (a torn tail). */
   tornTail: string | undefined;
-  /** WAL-relative first block of an intact commit recovery dropped (its data never reached the disk). */
-  droppedCommitBlock: number | undefined;
+  /**
+   * WAL-relative blocks that hold an intact frame block of this store with a
+   * sequence number the store will write again (≥ nextSequence): leftovers of
+   * torn or dropped commits. The store erases them before accepting writes,
+   * or a later scan could join one of them with a block of the new commit of
+   * the same sequence, or replay a dropped commit after its successor.
+   */
+  staleBlocks: number[];
 }
 
 /**
@@ -172,15 +178,14 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
     for (let i = 0; i < keep; i++) applyOperations(index, parsed[i].operations);
     const kept = commits.slice(0, keep);
     // Writing resumes where the scan expects the next commit: after the last
-    // kept one. A dropped commit's frame is intact, so the store must erase
-    // its first block before reusing its sequence number (droppedCommitBlock),
-    // or the next scan would find it again instead of its successor.
+    // kept one. Frames of dropped or torn commits may still be intact; the
+    // store erases them (staleBlocks) before reusing their sequence numbers.
     let walHeadBlock = scan.nextBlock;
     if (keep < commits.length) {
       walHeadBlock = keep > 0 ? (kept[keep - 1].startBlock + kept[keep - 1].blockCount) % superblock.walBlockCount : superblock.walReplayBlock;
     }
     const nextSequence = keep < commits.length ? commits[keep].sequence : scan.nextSequence;
-    const droppedCommitBlock = keep < commits.length ? commits[keep].startBlock : undefined;
+    const staleBlocks = findStaleBlocks(region, superblock, nextSequence);
     return {
       superblock,
       slotsToRepair,
@@ -189,12 +194,31 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
       walHeadBlock,
       nextSequence,
       tornTail,
-      droppedCommitBlock,
+      staleBlocks,
     };
   } catch (error) {
     if (error instanceof FormatError) throw StoreCorruptError.from(error);
     throw error;
   }
+}
+
+/** Intact WAL blocks of this store whose sequence will be written again. */
+function findStaleBlocks(region: Uint8Array, superblock: Superblock, nextSequence: number): number[] {
+  const blockSize = superblock.blockSize;
+  const magic = frameMagic('wal');
+  const words = new DataView(region.buffer, region.byteOffset, region.byteLength);
+  const stale: number[] = [];
+  for (let block = 0; block < superblock.walBlockCount; block++) {
+    if (words.getUint32(block * blockSize, true) !== magic) continue;
+    try {
+      const header = decodeFrameBlock('wal', region.subarray(block * blockSize, (block + 1) * blockSize), superblock.walStartBlock + block);
+      if (header.storeTag === superblock.storeTag && header.sequence >= nextSequence) stale.push(block);
+    } catch (error) {
+      if (!(error instanceof FormatError)) throw error;
+      // A damaged block can never complete a frame: nothing to erase.
+    }
+  }
+  return stale;
 }
 
 async function loadCheckpoint(device: BlockDevice, superblock: Superblock, index: StoreIndex): Promise<void> {

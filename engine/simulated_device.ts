@@ -40,6 +40,8 @@ interface PendingWrite {
   /** Data written, or undefined for a trim (which may read back as zeros or as the old data). */
   data: Uint8Array | undefined;
   length: number;
+  /** Completed (acknowledged); until then it is in flight — a crash may still keep or tear it. */
+  completed: boolean;
 }
 
 export class SimulatedDeviceCrash extends Error {
@@ -148,11 +150,24 @@ export class SimulatedDevice implements BlockDevice {
   }
 
   async write(position: number, buffers: Uint8Array[]): Promise<void> {
+    await this.#write(position, buffers);
+  }
+
+  /**
+   * A write is pending from its submission: power can fail while it is in
+   * flight and leave any of its sectors on the media. It becomes visible to
+   * reads when it completes.
+   */
+  async #write(position: number, buffers: Uint8Array[]): Promise<PendingWrite> {
     const data = concat(buffers);
+    this.#check('write', position, data.length);
+    const entry: PendingWrite = { position, data, length: data.length, completed: false };
+    if (!this.#crashed) this.#pending.push(entry);
     await this.#begin('write', position, data.length, buffers[0]);
     this.counts.writes++;
     this.#visible.set(data, position);
-    this.#pending.push({ position, data, length: data.length });
+    entry.completed = true;
+    return entry;
   }
 
   async writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
@@ -161,12 +176,12 @@ export class SimulatedDevice implements BlockDevice {
   }
 
   async writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
-    await this.write(position, buffers);
+    const written = await this.#write(position, buffers);
     // Durable now, and only this write: earlier unflushed writes stay
     // pending. The bytes it replaced in earlier pending writes are gone from
     // the cache (a device keeps the newest data of a sector), so those
     // writes lose the overlapping part.
-    const written = this.#pending.pop()!;
+    this.#pending = this.#pending.filter((write) => write !== written);
     this.#durable.set(written.data!, written.position);
     this.#supersede(written.position, written.length);
     this.counts.syncs++;
@@ -177,7 +192,9 @@ export class SimulatedDevice implements BlockDevice {
     const kept: PendingWrite[] = [];
     for (const write of this.#pending) {
       const writeEnd = write.position + write.length;
-      if (writeEnd <= position || write.position >= end) {
+      // Completed writes are older than the one just made durable; a write
+      // still in flight may yet land after it, so it keeps all its sectors.
+      if (!write.completed || writeEnd <= position || write.position >= end) {
         kept.push(write);
         continue;
       }
@@ -189,25 +206,35 @@ export class SimulatedDevice implements BlockDevice {
 
   async sync(): Promise<void> {
     // Only writes completed before the flush starts are covered by it.
-    const covered = this.#pending.length;
+    const covered = new Set(this.#pending.filter((write) => write.completed));
     await this.#begin('sync', 0, 0, undefined);
     this.counts.syncs++;
-    for (const write of this.#pending.slice(0, covered)) {
+    for (const write of this.#pending) {
+      if (!covered.has(write)) continue;
       if (write.data === undefined) this.#durable.fill(0, write.position, write.position + write.length);
       else this.#durable.set(write.data, write.position);
     }
-    this.#pending = this.#pending.slice(covered);
+    this.#pending = this.#pending.filter((write) => !covered.has(write));
   }
 
   async trim(position: number, length: number): Promise<void> {
+    this.#check('trim', position, length);
+    const entry: PendingWrite = { position, data: undefined, length, completed: false };
+    if (!this.#crashed) this.#pending.push(entry);
     await this.#begin('trim', position, length, undefined);
     this.counts.trims++;
     this.#visible.fill(0, position, position + length);
-    this.#pending.push({ position, data: undefined, length });
+    entry.completed = true;
   }
 
   async close(): Promise<void> {
     this.#closed = true;
+  }
+
+  #check(kind: string, position: number, length: number): void {
+    if (!Number.isSafeInteger(position) || position < 0 || position + length > this.sizeBytes) {
+      throw new RangeError(`simulated device: ${kind} of ${length} bytes at ${position} outside ${this.sizeBytes}`);
+    }
   }
 
   async #begin(kind: string, position: number, length: number, buffer: Uint8Array | undefined): Promise<void> {
@@ -236,6 +263,7 @@ function slice(write: PendingWrite, from: number, to: number): PendingWrite {
     position: from,
     length: to - from,
     data: write.data === undefined ? undefined : write.data.subarray(from - write.position, to - write.position),
+    completed: write.completed,
   };
 }
 

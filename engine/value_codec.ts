@@ -9,7 +9,12 @@ export type ValueEncoding = 'msgpack' | 'json' | 'string' | 'binary';
 export interface ValueCodec {
   readonly name: ValueEncoding;
   encode(value: unknown): Uint8Array;
-  decode(bytes: Uint8Array): unknown;
+  /**
+   * `fresh`: the bytes belong to nobody else (read just now), so the result
+   * may share their memory. Otherwise (inline bytes held by the index) the
+   * result must not, or a caller modifying it would change the store.
+   */
+  decode(bytes: Uint8Array, fresh?: boolean): unknown;
 }
 
 export function valueCodec(encoding: ValueEncoding): ValueCodec {
@@ -19,7 +24,9 @@ export function valueCodec(encoding: ValueEncoding): ValueCodec {
       // every value is self-contained — no shared structures to store beside
       // the data — and maps stay Maps (with useRecords: false msgpackr turns
       // every map into a plain object, losing non-string keys).
-      const packr = new Packr({ useRecords: true, maxSharedStructures: 0, mapsAsObjects: false, moreTypes: true });
+      // copyBuffers: a decoded Buffer must not share memory with the stored
+      // value, or a caller modifying it would change the store.
+      const packr = new Packr({ useRecords: true, maxSharedStructures: 0, mapsAsObjects: false, moreTypes: true, copyBuffers: true });
       return {
         name: encoding,
         encode: (value) => {
@@ -55,7 +62,7 @@ export function valueCodec(encoding: ValueEncoding): ValueCodec {
           if (!(value instanceof Uint8Array)) throw invalidArgument(`encoding 'binary' stores Uint8Arrays, got ${typeof value}`);
           return value;
         },
-        decode: (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+        decode: (bytes, fresh) => (fresh ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : Buffer.from(bytes)),
       };
     default:
       throw invalidArgument(`encoding must be 'msgpack', 'json', 'string' or 'binary', got ${String(encoding)}`, 'range');

@@ -1,0 +1,141 @@
+// Corruption explorer: damage at rest. Takes images of the traced workload
+// (at crash points where everything submitted so far reached the media) and
+// damages one block at a time — a flipped bit, a garbage sector, a zeroed
+// sector — in every structure: superblock copies, WAL, checkpoint, data.
+// Then opens the store and reads every acknowledged value. The rule: a read
+// returns the right bytes or fails with ERR_STORE_CORRUPT (opening may fail
+// with it too); never wrong data, never another error, never a crash.
+//
+// Losses are counted apart from wrong reads: damage to the last commit of
+// the log is indistinguishable from a torn write and drops it (docs/durability.md).
+import { BlockStore } from '../../engine/block_store.js';
+import { SimulatedDevice } from '../../engine/simulated_device.js';
+import { buildImage, crashPointAt, SECTOR_SIZE, type CrashPoint } from './crash_states.js';
+import type { WorkloadOperation } from './crash_explorer.js';
+import type { WriteTrace } from './write_trace.js';
+
+export type Damage = 'bitflip' | 'garbage-sector' | 'zero-sector';
+
+export interface CorruptionReport {
+  trials: number;
+  byDamage: Record<Damage, number>;
+  /** Trials where opening the store was refused with ERR_STORE_CORRUPT. */
+  refusedOpens: number;
+  /** Reads that failed with ERR_STORE_CORRUPT. */
+  detectedReads: number;
+  /** Reads that returned bytes other than written: must stay 0. */
+  wrongReads: number;
+  /** Acknowledged values missing with no error (the documented last-commit limit). */
+  silentLosses: number;
+  /** Any other failure (an unexpected error): must stay 0. */
+  failures: string[];
+  durationMs: number;
+}
+
+export async function exploreCorruption(
+  trace: WriteTrace,
+  base: Uint8Array,
+  operations: readonly WorkloadOperation[],
+  options: { trials: number; seed: number; blockSize: number },
+): Promise<CorruptionReport> {
+  const started = performance.now();
+  let state = options.seed >>> 0 || 1;
+  const random = (): number => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 0x1_0000_0000;
+  };
+  // Images where nothing is pending: every acknowledged write is on the media.
+  const settled: { point: CrashPoint; image: Uint8Array; written: Set<number> }[] = [];
+  for (let count = 1; count <= trace.events.length; count++) {
+    const event = trace.events[count - 1];
+    if (event.type !== 'ack') continue;
+    const point = crashPointAt(trace, count);
+    if (point.pending.some((operation) => operation.completedAt === undefined)) continue;
+    const image = buildImage(base, point, new Map(point.pending.map((operation) => [operation, 'all'])));
+    // Blocks that hold something: damage to never-written space proves nothing.
+    const written = new Set<number>();
+    for (const operation of [...point.durable, ...point.pending]) {
+      if (operation.kind === 'trim') continue;
+      for (let block = Math.floor(operation.position / options.blockSize); block * options.blockSize < operation.position + operation.length; block++) written.add(block);
+    }
+    settled.push({ point, image, written });
+  }
+  const picks = settled.filter((_, i) => i % Math.max(1, Math.floor(settled.length / 16)) === 0);
+  const report: CorruptionReport = {
+    trials: 0,
+    byDamage: { bitflip: 0, 'garbage-sector': 0, 'zero-sector': 0 },
+    refusedOpens: 0,
+    detectedReads: 0,
+    wrongReads: 0,
+    silentLosses: 0,
+    failures: [],
+    durationMs: 0,
+  };
+  for (let trial = 0; trial < options.trials && picks.length > 0; trial++) {
+    const { point, image, written } = picks[trial % picks.length];
+    const blocks = [...written];
+    const block = blocks[Math.floor(random() * blocks.length)];
+    const damaged = Uint8Array.prototype.slice.call(image);
+    const damage: Damage = (['bitflip', 'garbage-sector', 'zero-sector'] as const)[Math.floor(random() * 3)];
+    const sectorsPerBlock = options.blockSize / SECTOR_SIZE;
+    const sectorStart = block * options.blockSize + Math.floor(random() * sectorsPerBlock) * SECTOR_SIZE;
+    if (damage === 'bitflip') {
+      const byte = block * options.blockSize + Math.floor(random() * options.blockSize);
+      damaged[byte] ^= 1 << Math.floor(random() * 8);
+    } else if (damage === 'garbage-sector') {
+      for (let i = 0; i < SECTOR_SIZE; i++) damaged[sectorStart + i] = Math.floor(random() * 256);
+    } else {
+      damaged.fill(0, sectorStart, sectorStart + SECTOR_SIZE);
+    }
+    report.trials++;
+    report.byDamage[damage]++;
+    const acknowledged = new Set<string>();
+    for (let index = 0; index < point.eventCount; index++) {
+      const event = trace.events[index];
+      if (event.type === 'ack') acknowledged.add(event.label);
+    }
+    await checkDamaged(damaged, operations, acknowledged, report, `${damage} in block ${block} at event ${point.eventCount}`);
+  }
+  report.durationMs = performance.now() - started;
+  return report;
+}
+
+async function checkDamaged(
+  image: Uint8Array,
+  operations: readonly WorkloadOperation[],
+  acknowledged: Set<string>,
+  report: CorruptionReport,
+  what: string,
+): Promise<void> {
+  let store: BlockStore;
+  try {
+    store = await BlockStore.open('damaged', { device: new SimulatedDevice({ sizeBytes: image.length }, image), encoding: 'string' });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ERR_STORE_CORRUPT') report.refusedOpens++;
+    else report.failures.push(`${what}: open failed with ${String(error)}`);
+    return;
+  }
+  try {
+    for (const operation of operations) {
+      if (!acknowledged.has(operation.label)) continue;
+      for (const [key, value] of operation.entries) {
+        try {
+          const actual = await store.get(key);
+          if (actual === undefined) report.silentLosses++;
+          else if (actual !== value) {
+            report.wrongReads++;
+            report.failures.push(`${what}: ${key} read back wrong data`);
+          }
+        } catch (error) {
+          if ((error as { code?: string }).code === 'ERR_STORE_CORRUPT') report.detectedReads++;
+          else report.failures.push(`${what}: get(${key}) failed with ${String(error)}`);
+        }
+      }
+    }
+  } finally {
+    await store.close().catch(() => undefined);
+  }
+}

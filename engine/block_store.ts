@@ -121,6 +121,8 @@ const STREAM_CHUNK_BYTES = 1 << 20;
  * small hot blocks for one read that is usually sequential anyway.
  */
 const LARGE_VALUE_BYTES = 64 << 10;
+/** Keys put into the lookup map per event-loop turn while it is filled after open. */
+const LOOKUP_FILL_SLICE = 100_000;
 /** Zeroes written per IO when a new store's WAL region is initialised. */
 const WAL_ZERO_CHUNK_BYTES = 8 << 20;
 /** Extents trimmed in one batch. */
@@ -174,6 +176,13 @@ export class BlockStore {
    * checkpoints; both are updated together when a commit applies.
    */
   readonly #lookup = new Map<string, IndexEntry>();
+  /**
+   * While the map is being filled after open (in the background, so a large
+   * store opens without waiting for it): the keys a commit touched since, so
+   * the filler does not put back their old entries. Undefined once complete;
+   * until then lookups use the B-tree.
+   */
+  #lookupFilling: Set<string> | undefined = new Set();
   readonly #allocator: ExtentAllocator;
   readonly #walSpace: WalSpace;
   readonly #pool: BufferPool;
@@ -236,9 +245,9 @@ export class BlockStore {
     index.forEachPair((key, entry) => {
       if (isExtentValue(entry.value)) for (const extent of entry.value.extents) used.push({ extent, owner: `key ${JSON.stringify(key.slice(0, 64))}` });
       this.#indexRecordBytes += recordBytes(key, entry.value);
-      this.#lookup.set(key, entry);
     });
     this.#allocator = new ExtentAllocator(superblock.dataStartBlock, superblock.blockCount, used);
+    void this.#fillLookup(index.clone());
     this.#walSpace = new WalSpace(superblock.walBlockCount, liveCommits.length > 0 ? liveCommits[0].startBlock : walHeadBlock);
     for (const commit of liveCommits) this.#walSpace.append(commit.sequence, commit.startBlock, commit.blockCount);
     if (this.#walSpace.headBlock !== walHeadBlock) {
@@ -320,7 +329,7 @@ export class BlockStore {
     // without the extra promise and await an async body costs per call.
     try {
       this.#checkOpen();
-      const entry = this.#lookup.get(toKeyString(key));
+      const entry = this.#entry(toKeyString(key));
       if (entry === undefined) return Promise.resolve(undefined);
       if (entry.value instanceof Uint8Array) return Promise.resolve(this.#codec.decode(entry.value, false));
       return this.#readValue(entry).then((bytes) => this.#codec.decode(bytes, true));
@@ -332,7 +341,7 @@ export class BlockStore {
   has(key: Key): Promise<boolean> {
     try {
       this.#checkOpen();
-      return Promise.resolve(this.#lookup.has(toKeyString(key)));
+      return Promise.resolve(this.#entry(toKeyString(key)) !== undefined);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -494,7 +503,7 @@ export class BlockStore {
   /** A readable stream of the stored bytes of `key` (as written, no decoding); errors if the key is missing. */
   createReadStream(key: Key): Readable {
     this.#checkOpen();
-    const entry = this.#lookup.get(toKeyString(key));
+    const entry = this.#entry(toKeyString(key));
     if (entry === undefined) {
       const stream = new Readable({ read() {} });
       process.nextTick(() => stream.destroy(new StoreError('ERR_INVALID_ARG', `no value under ${JSON.stringify(String(key))}`)));
@@ -627,7 +636,7 @@ export class BlockStore {
     for (const { key, entry } of values) {
       // Still referenced? A value overwritten since the snapshot may be
       // trimmed and reused: its check would be a false alarm.
-      if (this.#lookup.get(key) === entry) await this.#readValue(entry);
+      if (this.#entry(key) === entry) await this.#readValue(entry);
     }
     const sum = (extents: Extent[]): number => extents.reduce((total, extent) => total + extent.blockCount, 0);
     return {
@@ -886,7 +895,8 @@ export class BlockStore {
     for (const write of writes) {
       for (const operation of write.operations) {
         const { keyString, isString, value } = operation;
-        const previous = this.#lookup.get(keyString);
+        const previous = this.#entry(keyString);
+        this.#lookupFilling?.add(keyString);
         operation.existed = previous !== undefined;
         if (previous !== undefined) this.#indexRecordBytes -= recordBytes(keyString, previous.value);
         if (value !== undefined) this.#indexRecordBytes += recordBytes(keyString, value.kind === 'inline' ? value.bytes : value);
@@ -1002,6 +1012,30 @@ export class BlockStore {
     for (const write of this.#pending) pendingBytes += write.payloadBytes;
     const bytes = (this.#indexRecordBytes + pendingBytes) * CHECKPOINT_RESERVE_MARGIN + CHECKPOINT_HEADER_BYTES;
     return frameBlockCount(bytes, this.#blockSize) + CHECKPOINT_RESERVE_SLACK_BLOCKS;
+  }
+
+  /** The entry of a key: from the map once it is complete, else from the B-tree. */
+  #entry(keyString: string): IndexEntry | undefined {
+    return this.#lookupFilling === undefined ? this.#lookup.get(keyString) : this.#index.get(keyString);
+  }
+
+  /**
+   * Fills the lookup map from a snapshot of the index taken at open, in
+   * slices between other work (~50 ms a slice for LOOKUP_FILL_SLICE keys),
+   * skipping keys commits have touched since (those are in the map already,
+   * or deleted).
+   */
+  async #fillLookup(snapshot: StoreIndex): Promise<void> {
+    const filling = this.#lookupFilling!;
+    let done = 0;
+    for (const [key, entry] of snapshot.entries()) {
+      if (!filling.has(key)) this.#lookup.set(key, entry);
+      if (++done % LOOKUP_FILL_SLICE === 0) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.#closed || this.#closing !== undefined) return;
+      }
+    }
+    this.#lookupFilling = undefined;
   }
 
   /** Extents allocated to writes or a checkpoint that no durable record names yet. */

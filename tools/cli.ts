@@ -15,15 +15,17 @@ import { tmpdir } from 'node:os';
 import { fsckImage, type FsckReport, type ImageReader } from './fsck.js';
 import { exploreCorruption } from './lab/corruption_explorer.js';
 import { exploreCrashStates } from './lab/crash_explorer.js';
+import { exploreIoFaults } from './lab/fault_explorer.js';
 import { runBuiltinWorkload, WORKLOAD_BLOCK_SIZE } from './lab/builtin_workload.js';
 
 const USAGE = `usage:
   ringstore inspect PATH   print the store's superblock, geometry, checkpoint and WAL state
   ringstore fsck PATH      check a store independently of the engine (exit 1 if damaged)
-  ringstore crash-test [--states N] [--seed N] [--scale X] [--corruption N]
+  ringstore crash-test [--states N] [--seed N] [--scale X] [--corruption N] [--faults N]
                            trace the built-in workload on the real IO path, check N crash
-                           states (default 20000) and N damaged images (default 0);
-                           exit 1 on any violation
+                           states (default 20000), N damaged images (default 0), and IO
+                           faults at each of the first N operations of every kind
+                           (default 0); exit 1 on any violation
   ringstore help`;
 
 /** Bytes one positional read may ask for; larger reads are split. */
@@ -107,6 +109,7 @@ async function crashTest(argv: string[]): Promise<number> {
   const seed = flag(argv, '--seed', Date.now() % 0x7fffffff);
   const scale = flag(argv, '--scale', 4);
   const corruption = flag(argv, '--corruption', 0);
+  const faults = flag(argv, '--faults', 0);
   const dir = mkdtempSync(`${tmpdir()}/ringstore-crash-test-`);
   try {
     process.stderr.write(`tracing the built-in workload (scale ${scale})...\n`);
@@ -139,6 +142,12 @@ async function crashTest(argv: string[]): Promise<number> {
       console.log(`  refused opens ${damage.refusedOpens}, detected reads ${damage.detectedReads}, silent losses ${damage.silentLosses} (documented limits), wrong reads ${damage.wrongReads}, other failures ${damage.failures.length}`);
       for (const failure of damage.failures.slice(0, 10)) console.log(`  - ${failure}`);
       failed ||= damage.wrongReads > 0 || damage.failures.length > 0;
+    }
+    if (faults > 0) {
+      const faultReport = await exploreIoFaults(faults, seed);
+      console.log(`IO faults: ${faultReport.runs} runs (${faultReport.injected} hit the fault), violations ${faultReport.violations.length}`);
+      for (const violation of faultReport.violations.slice(0, 10)) console.log(`  - ${violation}`);
+      failed ||= faultReport.violations.length > 0;
     }
     console.log(failed ? 'crash-test: FAILED' : 'crash-test: ok');
     return failed ? 1 : 0;

@@ -264,14 +264,13 @@ async function main(): Promise<void> {
   const peers = loadPeers(PEERS_PREFIX, log);
   const ringstore = ringstoreContender();
   const ringstoreByStream = ringstoreContender({ ...RINGSTORE_DEFAULT, id: 'ringstore-stream', label: 'ringstore (createWriteStream)', putByStream: true });
-  // A diagnostic row: without the actor's busy-poll and the JS thread's
-  // completion busy-wait, which on a 2-core machine compete with the kernel
-  // worker running the fdatasync.
-  const ringstoreNoSpin = ringstoreContender({
+  // A diagnostic row: the store on an actor with the IO layer's default
+  // busy-polling (the store's own actor does not spin; see STORE_RING_OPTIONS).
+  const ringstoreSpin = ringstoreContender({
     ...RINGSTORE_DEFAULT,
-    id: 'ringstore-nospin',
-    label: 'ringstore spinUs=0 completionSpinUs=0',
-    actor: { spinUs: 0, completionSpinUs: 0 },
+    id: 'ringstore-spin',
+    label: 'ringstore spinUs=50 completionSpinUs=50',
+    actor: { fallback: 'threads', spinUs: 50, completionSpinUs: 50 },
   });
   const lmdb = lmdbContender(peers);
   const classicLevel = classicLevelContender(peers);
@@ -279,7 +278,7 @@ async function main(): Promise<void> {
   const datasetContenders = [ringstore, lmdb, classicLevel, betterSqlite3];
   const classicLevelBatched = withAppBatcher(classicLevel);
   const betterSqlite3Batched = withAppBatcher(betterSqlite3);
-  const allContenders = [ringstore, ringstoreNoSpin, ringstoreByStream, lmdb, classicLevel, betterSqlite3, classicLevelBatched, betterSqlite3Batched];
+  const allContenders = [ringstore, ringstoreSpin, ringstoreByStream, lmdb, classicLevel, betterSqlite3, classicLevelBatched, betterSqlite3Batched];
   const labelOf = (id: string): string => allContenders.find((contender) => contender.id === id)?.label ?? id;
 
   const fio = options.only.has('fio') ? await runFioReferences(options) : undefined;
@@ -287,14 +286,14 @@ async function main(): Promise<void> {
   const values = new ValueSource(counts.valueSizeBytes, VALUE_POOL_SIZE_BYTES);
 
   if (options.only.has('one-writer')) {
-    for (const contender of [ringstore, ringstoreNoSpin, lmdb, classicLevel, betterSqlite3]) {
+    for (const contender of [ringstore, ringstoreSpin, lmdb, classicLevel, betterSqlite3]) {
       await withFreshStore(contender, 'one-writer', options, async (store) => {
         results.add('one-writer', contender, await runOneWriter(store, counts, values));
       }).catch((error: unknown) => results.fail(['one-writer'], contender, error));
     }
   }
   if (options.only.has('writers-64')) {
-    for (const contender of [ringstore, ringstoreNoSpin, lmdb, classicLevel, betterSqlite3, classicLevelBatched, betterSqlite3Batched]) {
+    for (const contender of [ringstore, ringstoreSpin, lmdb, classicLevel, betterSqlite3, classicLevelBatched, betterSqlite3Batched]) {
       await withFreshStore(contender, 'writers-64', options, async (store) => {
         results.add('writers-64', contender, await runConcurrentWriters(store, counts, values));
       }).catch((error: unknown) => results.fail(['writers-64'], contender, error));
@@ -324,7 +323,7 @@ async function main(): Promise<void> {
   }
   if (options.only.has('blobs')) {
     const blobs = new ValueSource(counts.blobSizeBytes, BLOB_POOL_SIZE_BYTES);
-    for (const contender of [ringstore, ringstoreNoSpin, ringstoreByStream, lmdb, classicLevel, betterSqlite3]) {
+    for (const contender of [ringstore, ringstoreSpin, ringstoreByStream, lmdb, classicLevel, betterSqlite3]) {
       await withFreshStore(contender, 'blobs', options, async (store) => {
         const { write, read } = await runBlobs(store, counts, blobs);
         results.add('blob-write', contender, write);

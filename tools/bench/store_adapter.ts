@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 
-import { BlockStore, IoUringActor, type IoUringActorOptions, type RingStats } from '../../index.js';
+import { BlockStore, IoUringActor, STORE_RING_OPTIONS, type IoUringActorOptions, type RingStats } from '../../index.js';
 
 export type KeyValue = readonly [key: string, value: Uint8Array];
 
@@ -60,11 +60,11 @@ export interface RingstoreVariant {
   label: string;
   /** Store values through createWriteStream instead of put. */
   putByStream: boolean;
-  /** Options of the actor the store runs on; {} is the store's own default. */
+  /** Options of the actor the store runs on; STORE_RING_OPTIONS is the store's own default. */
   actor: IoUringActorOptions;
 }
 
-export const RINGSTORE_DEFAULT: RingstoreVariant = { id: 'ringstore', label: 'ringstore', putByStream: false, actor: {} };
+export const RINGSTORE_DEFAULT: RingstoreVariant = { id: 'ringstore', label: 'ringstore', putByStream: false, actor: { ...STORE_RING_OPTIONS } };
 
 /**
  * ringstore with sync: true (the default): a write resolves after the

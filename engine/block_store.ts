@@ -23,7 +23,7 @@ import { Readable, Writable } from 'node:stream';
 import { ByteWriter } from '../format/byte_writer.js';
 import { beginCheckpointPayload, finishCheckpointPayload } from '../format/checkpoint.js';
 import { beginCommitPayload, finishCommitPayload } from '../format/commit.js';
-import { CHECKPOINT_EXTENTS_MAX, FORMAT_VERSION, KEY_SIZE_MAX, SUPERBLOCK_SIZE, VALUE_EXTENTS_MAX } from '../format/constants.js';
+import { CHECKPOINT_EXTENTS_MAX, FORMAT_VERSION, SUPERBLOCK_SIZE, VALUE_EXTENTS_MAX } from '../format/constants.js';
 import { crc32c } from '../format/crc32c.js';
 import type { Extent } from '../format/extent.js';
 import { encodeFrame, frameBlockCount } from '../format/frame.js';
@@ -36,7 +36,7 @@ import { BlockCache } from './block_cache.js';
 import { BufferPool } from './buffer_pool.js';
 import { ExtentAllocator } from './extent_allocator.js';
 import { keyStringToBytes, keyStringToKey, toKeyString, type Key } from './key_codec.js';
-import { extentsOf, probeSuperblocks, readLarge, recoverStore } from './recovery.js';
+import { probeSuperblocks, readLarge, recoverStore } from './recovery.js';
 import { RingBlockDevice } from './ring_block_device.js';
 import { invalidArgument, StoreCorruptError, StoreError } from './store_error.js';
 import { isExtentValue, type IndexEntry, type StoreIndex } from './store_index.js';
@@ -1416,6 +1416,3 @@ function checkSize(value: unknown, name: string, fallback: number, min: number):
   if (!Number.isSafeInteger(value) || value < min) throw invalidArgument(`option '${name}' must be an integer >= ${min}, got ${value}`, 'range');
   return value;
 }
-
-export { KEY_SIZE_MAX };
-export { readLarge, extentsOf };

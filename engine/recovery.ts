@@ -7,7 +7,6 @@ import { readCommitPayload } from '../format/commit.js';
 import { isAllZero } from '../format/bytes.js';
 import { BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, SUPERBLOCK_SIZE } from '../format/constants.js';
 import { crc32c } from '../format/crc32c.js';
-import type { Extent } from '../format/extent.js';
 import { FormatError } from '../format/format_error.js';
 import { decodeFrameBlock, frameBlockPayload, frameMagic } from '../format/frame.js';
 import type { ExtentValue, RecordVisitor, StoredValue } from '../format/records.js';
@@ -16,7 +15,7 @@ import { scanWal, type ScannedCommit } from '../format/wal_scan.js';
 import { allocAligned } from '../native/aligned_buffer.js';
 import type { BlockDevice } from './block_device.js';
 import { bytesToKeyString } from './key_codec.js';
-import { StoreCorruptError, StoreError } from './store_error.js';
+import { StoreCorruptError } from './store_error.js';
 import { newIndex, type IndexEntry, type StoreIndex } from './store_index.js';
 
 export interface RecoveredStore {
@@ -329,18 +328,4 @@ export async function readLarge(device: BlockDevice, position: number, target: U
     reads.push(device.read(position + offset, target.subarray(offset, Math.min(target.length, offset + READ_PIECE_BYTES))));
   }
   await Promise.all(reads);
-}
-
-export function extentsOf(index: StoreIndex): Extent[] {
-  const out: Extent[] = [];
-  index.forEachPair((_key, entry) => {
-    if (!(entry.value instanceof Uint8Array)) out.push(...entry.value.extents);
-  });
-  return out;
-}
-
-export function storeErrorFor(error: unknown): Error {
-  if (error instanceof FormatError) return StoreCorruptError.from(error);
-  if (error instanceof StoreError) return error;
-  return error instanceof Error ? error : new Error(String(error));
 }

@@ -4,7 +4,8 @@
 // and the KEY_SIZE_MAX limit.
 import assert from 'node:assert/strict';
 
-import { BlockStore, KEY_SIZE_MAX } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { KEY_SIZE_MAX } from '../../format/constants.js';
 import { collect, makeStoreDir, openSmallStore, rejectsWith, rejectsWithCode, removeStoreDir } from './helpers.js';
 
 describe('BlockStore keys', () => {

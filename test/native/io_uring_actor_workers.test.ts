@@ -36,7 +36,8 @@ for (const backend of BACKENDS) {
 
     before(() => {
       dir = makeTempDir();
-      ring = IoUringActor.start({ backend });
+      // Large batches, so a burst from several threads can go in one io_uring_enter.
+      ring = IoUringActor.start({ backend, batchSize: 256 });
     });
 
     after(async () => {

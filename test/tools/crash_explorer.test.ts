@@ -33,7 +33,7 @@ describe('crash explorer on the built-in workload', function () {
     );
     assert.deepEqual(report.violations.slice(0, 5), []);
     assert.ok(report.states >= Math.min(STATES, 2000), `only ${report.states} states explored`);
-    for (const strategy of ['boundary', 'alice', 'torn', 'subsets'] as const) {
+    for (const strategy of ['boundary', 'alice', 'torn', 'subsets', 'recovery'] as const) {
       assert.ok(report.byStrategy[strategy] > 0, `strategy ${strategy} explored nothing`);
     }
   });

@@ -9,7 +9,10 @@
 //   torn     — with at most TORN_PENDING_MAX pending: each write torn at each
 //              sector boundary (prefix and suffix), the others lost or kept;
 //   subsets  — with at most SUBSET_PENDING_MAX pending: every subset;
-//   random   — seeded random choices (whole, lost or torn per write).
+//   random   — seeded random choices (whole, lost or torn per write);
+//   recovery — power fails again during the recovery of a state, after its
+//              Nth IO (repairing a superblock, erasing stale WAL frames):
+//              the second recovery must still find everything.
 // Duplicate states (same point, same choice) are skipped.
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
@@ -19,8 +22,10 @@ import type { TraceOperation, WriteTrace } from './write_trace.js';
 
 export const TORN_PENDING_MAX = 6;
 export const SUBSET_PENDING_MAX = 10;
+/** A recovery does a few dozen IOs (reads of superblocks, checkpoint, WAL; a repair; erases). */
+export const RECOVERY_CRASH_OPS_MAX = 40;
 
-export type Strategy = 'boundary' | 'alice' | 'torn' | 'subsets' | 'random';
+export type Strategy = 'boundary' | 'alice' | 'torn' | 'subsets' | 'random' | 'recovery';
 
 /** One unit of work the workload did: the keys it wrote, all or nothing. */
 export interface WorkloadOperation {
@@ -57,6 +62,8 @@ interface CrashState {
   point: CrashPoint;
   choice: PendingChoice;
   key: string;
+  /** For 'recovery': crash the first recovery after this many IOs, choosing with this seed. */
+  recoveryCrash?: { afterOps: number; seed: number };
 }
 
 export async function exploreCrashStates(
@@ -70,7 +77,7 @@ export async function exploreCrashStates(
   const states = planStates(points, options.states, options.seed);
   const report: ExplorationReport = {
     states: 0,
-    byStrategy: { boundary: 0, alice: 0, torn: 0, subsets: 0, random: 0 },
+    byStrategy: { boundary: 0, alice: 0, torn: 0, subsets: 0, random: 0, recovery: 0 },
     crashPoints: points.length,
     violations: [],
     durationMs: 0,
@@ -158,7 +165,6 @@ function planStates(points: CrashPoint[], budget: number, seed: number): CrashSt
       }
     }
   }
-  limit = budget;
   let state = seed >>> 0 || 1;
   const random = (): number => {
     state ^= state << 13;
@@ -166,6 +172,17 @@ function planStates(points: CrashPoint[], budget: number, seed: number): CrashSt
     state ^= state << 5;
     return (state >>> 0) / 0x1_0000_0000;
   };
+  limit = share(0.25);
+  for (let attempts = 0; planned.length < limit && attempts < budget && points.length > 0; attempts++) {
+    const point = points[Math.floor(random() * points.length)];
+    const choice: PendingChoice = new Map(point.pending.map((operation) => [operation, random() < 0.5 ? 'all' : 'none']));
+    const afterOps = 1 + Math.floor(random() * RECOVERY_CRASH_OPS_MAX);
+    const key = `${point.eventCount}:${describeChoice(point, choice)}:recovery-${afterOps}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    planned.push({ strategy: 'recovery', point, choice, key, recoveryCrash: { afterOps, seed: 1 + Math.floor(random() * 0x7fffffff) } });
+  }
+  limit = budget;
   const withPending = points.filter((point) => point.pending.length > 0);
   for (let attempts = 0; planned.length < budget && attempts < budget * 4 && withPending.length > 0; attempts++) {
     const point = withPending[Math.floor(random() * withPending.length)];
@@ -196,7 +213,23 @@ async function checkState(
   operations: readonly WorkloadOperation[],
   state: CrashState,
 ): Promise<string | undefined> {
-  const image = buildImage(base, state.point, state.choice);
+  let image = buildImage(base, state.point, state.choice);
+  if (state.recoveryCrash !== undefined) {
+    // Power fails again while the first recovery runs; the image is what
+    // that second crash leaves.
+    const interrupted = new SimulatedDevice({ sizeBytes: image.length, crashAfterOps: state.recoveryCrash.afterOps }, image);
+    const opened = await BlockStore.open('crash-state', { device: interrupted, encoding: 'string' }).catch(() => undefined);
+    await opened?.close().catch(() => undefined);
+    let seed = state.recoveryCrash.seed;
+    image = interrupted.crash({
+      random: () => {
+        seed ^= seed << 13;
+        seed ^= seed >>> 17;
+        seed ^= seed << 5;
+        return (seed >>> 0) / 0x1_0000_0000;
+      },
+    }).snapshot();
+  }
   const acknowledged = new Set<string>();
   for (let index = 0; index < state.point.eventCount; index++) {
     const event = trace.events[index];

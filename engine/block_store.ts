@@ -153,6 +153,8 @@ interface PendingOperation {
 
 interface PendingWrite {
   operations: PendingOperation[];
+  /** An empty commit that records durability after a sync: false flush; written with RWF_DSYNC. */
+  durableMarker?: boolean;
   /** Data writes of extent values that must complete before the commit's WAL write. */
   dataWrites: Promise<void>[];
   /** Pool buffers holding extent data, handed to the cache once durable. */
@@ -202,6 +204,8 @@ export class BlockStore {
   #nextSequence: number;
   /** Highest sequence known durable (fdatasync completed). */
   #durableSequence: number;
+  /** Highest durableSequence a written commit records. */
+  #recordedDurableSequence = 0;
   /** Highest sequence written and applied (== durable with sync: true). */
   #appliedSequence: number;
   #pending: PendingWrite[] = [];
@@ -576,7 +580,15 @@ export class BlockStore {
   async flush(): Promise<void> {
     this.#checkOpen();
     await this.#flushCommits();
-    if (!this.#sync) await this.#syncNow();
+    if (!this.#sync) {
+      await this.#syncNow();
+      if (this.#failure === undefined && this.#durableSequence > this.#recordedDurableSequence) {
+        // Nothing on disk says the commits just flushed are durable until a
+        // later commit records it; until then damage to one of them would
+        // pass for a torn tail. A durable empty commit records it now.
+        await this.#enqueue({ operations: [], dataWrites: [], dataBlocks: [], payloadBytes: 16, durableMarker: true });
+      }
+    }
     if (this.#failure !== undefined) throw this.#failure;
   }
 
@@ -852,6 +864,8 @@ export class BlockStore {
     const writer = this.#commitWriter;
     writer.reset();
     beginCommitPayload(writer, this.#durableSequence);
+    const recordsDurable = this.#durableSequence;
+    const marker = writes.some((write) => write.durableMarker === true);
     let recordCount = 0;
     for (const write of writes) {
       for (const { keyString, isString, value } of write.operations) {
@@ -884,7 +898,7 @@ export class BlockStore {
       await Promise.all(write.dataWrites);
     }
     const position = (this.#superblock.walStartBlock + startBlock) * this.#blockSize;
-    if (!this.#sync) {
+    if (!this.#sync && !marker) {
       await this.#device.write(position, [frame]);
     } else if (hasData) {
       await this.#device.writeAndSync(position, [frame]);
@@ -898,6 +912,10 @@ export class BlockStore {
     this.#walSpace.append(sequence, startBlock, blockCount);
     this.#nextSequence = sequence + 1;
     this.#appliedSequence = sequence;
+    this.#recordedDurableSequence = Math.max(this.#recordedDurableSequence, recordsDurable);
+    // A durable marker commit (sync: false flush) was written with RWF_DSYNC
+    // after an fdatasync of everything before it: all of it is durable now.
+    if (marker && !hasData) this.#durableSequence = Math.max(this.#durableSequence, this.#flushedBeforeMarker(sequence));
     if (this.#sync) this.#durableSequence = sequence;
 
     // Apply to the index in record order; collect what the commit unlinked.
@@ -1046,6 +1064,14 @@ export class BlockStore {
       }
     }
     this.#lookupFilling = undefined;
+  }
+
+  /**
+   * What a marker commit makes durable: itself, and everything before it if
+   * nothing but the marker was written since the flush that preceded it.
+   */
+  #flushedBeforeMarker(markerSequence: number): number {
+    return this.#durableSequence === markerSequence - 1 ? markerSequence : this.#durableSequence;
   }
 
   /** Extents allocated to writes or a checkpoint that no durable record names yet. */

@@ -72,6 +72,17 @@ export async function probeSuperblocks(device: BlockDevice): Promise<SuperblockP
   const valid = candidates.filter((candidate) => candidate.superblock !== undefined);
   if (valid.length === 0) {
     if (!candidates.some((candidate) => candidate.magic)) {
+      // Both superblock copies gone (zeroed, lost writes) but WAL blocks of a
+      // ringstore right behind them: a damaged store — never "empty", or
+      // create: true would format over it. (Read far enough for the largest
+      // block size: this path runs only when no superblock was found.)
+      const wideSize = Math.min(device.sizeBytes, 2 * BLOCK_SIZE_MAX + 4096);
+      const wide = allocAligned(wideSize - (wideSize % Math.max(device.ioAlignment, 512)), Math.max(device.ioAlignment, 4096));
+      await device.read(0, wide);
+      const walAt = findWalMagic(wide);
+      if (walAt !== undefined) {
+        throw new StoreCorruptError('superblock', `both copies are missing, but a WAL block of a ringstore follows at byte ${walAt}`, 0);
+      }
       // Never format over data: only a head of zeros (a new or empty file)
       // is free to become a store.
       if (isAllZero(head, 0, head.length)) return { kind: 'empty' };
@@ -94,6 +105,15 @@ export async function probeSuperblocks(device: BlockDevice): Promise<SuperblockP
     throw new StoreCorruptError('superblock', `store of ${newest.blockCount} blocks does not fit the device (${device.sizeBytes} bytes)`, 0);
   }
   return { kind: 'found', superblock: newest, slotsToRepair };
+}
+
+/** Offset of a WAL block's magic where block 2 would start for some block size, if any. */
+function findWalMagic(head: Uint8Array): number | undefined {
+  const words = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  for (let blockSize = BLOCK_SIZE_MIN; 2 * blockSize + 4 <= head.length; blockSize *= 2) {
+    if (words.getUint32(2 * blockSize, true) === frameMagic('wal')) return 2 * blockSize;
+  }
+  return undefined;
 }
 
 function legalBlockSizes(): number[] {

@@ -1,7 +1,9 @@
 // Corruption explorer: damage at rest. Takes images of the traced workload
 // (at crash points where everything submitted so far reached the media) and
-// damages one block at a time — a flipped bit, a garbage sector, a zeroed
-// sector — in every structure: superblock copies, WAL, checkpoint, data.
+// damages it — a flipped bit, a garbage sector, a zeroed sector, a write the
+// device acknowledged but lost (one whole write of the trace missing), a
+// write that landed on the wrong blocks (misdirected) — in every structure:
+// superblock copies, WAL, checkpoint, data.
 // Then opens the store and reads every acknowledged value. The rule: a read
 // returns the right bytes or fails with ERR_STORE_CORRUPT (opening may fail
 // with it too); never wrong data, never another error, never a crash.
@@ -14,7 +16,8 @@ import { buildImage, crashPointAt, SECTOR_SIZE, type CrashPoint } from './crash_
 import type { WorkloadOperation } from './crash_explorer.js';
 import type { WriteTrace } from './write_trace.js';
 
-export type Damage = 'bitflip' | 'garbage-sector' | 'zero-sector';
+export type Damage = 'bitflip' | 'garbage-sector' | 'zero-sector' | 'lost-write' | 'misdirected-write';
+const DAMAGES: readonly Damage[] = ['bitflip', 'garbage-sector', 'zero-sector', 'lost-write', 'misdirected-write'];
 
 export interface CorruptionReport {
   trials: number;
@@ -65,7 +68,7 @@ export async function exploreCorruption(
   const picks = settled.filter((_, i) => i % Math.max(1, Math.floor(settled.length / 16)) === 0);
   const report: CorruptionReport = {
     trials: 0,
-    byDamage: { bitflip: 0, 'garbage-sector': 0, 'zero-sector': 0 },
+    byDamage: { bitflip: 0, 'garbage-sector': 0, 'zero-sector': 0, 'lost-write': 0, 'misdirected-write': 0 },
     refusedOpens: 0,
     detectedReads: 0,
     wrongReads: 0,
@@ -76,17 +79,30 @@ export async function exploreCorruption(
   for (let trial = 0; trial < options.trials && picks.length > 0; trial++) {
     const { point, image, written } = picks[trial % picks.length];
     const blocks = [...written];
-    const block = blocks[Math.floor(random() * blocks.length)];
-    const damaged = Uint8Array.prototype.slice.call(image);
-    const damage: Damage = (['bitflip', 'garbage-sector', 'zero-sector'] as const)[Math.floor(random() * 3)];
+    let block = blocks[Math.floor(random() * blocks.length)];
+    let damaged: Uint8Array = Uint8Array.prototype.slice.call(image);
+    const damage: Damage = DAMAGES[Math.floor(random() * DAMAGES.length)];
     const sectorsPerBlock = options.blockSize / SECTOR_SIZE;
     const sectorStart = block * options.blockSize + Math.floor(random() * sectorsPerBlock) * SECTOR_SIZE;
-    if (damage === 'bitflip') {
+    const writes = point.durable.filter((operation) => operation.kind !== 'trim' && operation.data !== undefined);
+    if ((damage === 'lost-write' || damage === 'misdirected-write') && writes.length > 0) {
+      // The device acknowledged (and flushed) this write but it never
+      // reached its blocks: they keep what the image had without it.
+      const victim = writes[Math.floor(random() * writes.length)];
+      block = Math.floor(victim.position / options.blockSize);
+      damaged = buildImage(base, { ...point, durable: point.durable.filter((operation) => operation !== victim) }, new Map(point.pending.map((operation) => [operation, 'all'])));
+      if (damage === 'misdirected-write') {
+        // ... and landed on other blocks instead, block-aligned.
+        const blockCount = Math.ceil(victim.length / options.blockSize);
+        const target = blocks[Math.floor(random() * blocks.length)];
+        if (target !== block && (target + blockCount) * options.blockSize <= damaged.length) damaged.set(victim.data!, target * options.blockSize);
+      }
+    } else if (damage === 'bitflip') {
       const byte = block * options.blockSize + Math.floor(random() * options.blockSize);
       damaged[byte] ^= 1 << Math.floor(random() * 8);
     } else if (damage === 'garbage-sector') {
       for (let i = 0; i < SECTOR_SIZE; i++) damaged[sectorStart + i] = Math.floor(random() * 256);
-    } else {
+    } else if (damage === 'zero-sector') {
       damaged.fill(0, sectorStart, sectorStart + SECTOR_SIZE);
     }
     report.trials++;

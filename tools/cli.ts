@@ -139,7 +139,7 @@ async function crashTest(argv: string[]): Promise<number> {
       console.log(
         `damaged images: ${damage.trials} (${Object.entries(damage.byDamage).map(([name, count]) => `${name} ${count}`).join(', ')}) in ${(damage.durationMs / 1000).toFixed(1)} s`,
       );
-      console.log(`  refused opens ${damage.refusedOpens}, detected reads ${damage.detectedReads}, silent losses ${damage.silentLosses} (documented limits), wrong reads ${damage.wrongReads}, other failures ${damage.failures.length}`);
+      console.log(`  refused opens ${damage.refusedOpens}, unrecognised ${damage.unrecognised}, detected reads ${damage.detectedReads}, silent losses ${damage.silentLosses} (documented limits), wrong reads ${damage.wrongReads}, other failures ${damage.failures.length}`);
       for (const failure of damage.failures.slice(0, 10)) console.log(`  - ${failure}`);
       failed ||= damage.wrongReads > 0 || damage.failures.length > 0;
     }

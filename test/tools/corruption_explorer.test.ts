@@ -30,7 +30,7 @@ describe('corruption explorer on the built-in workload', function () {
       blockSize: WORKLOAD_BLOCK_SIZE,
     });
     console.log(
-      `      ${report.trials} trials in ${(report.durationMs / 1000).toFixed(1)} s: ${JSON.stringify(report.byDamage)}; refused opens ${report.refusedOpens}, detected reads ${report.detectedReads}, silent losses ${report.silentLosses}, wrong reads ${report.wrongReads}`,
+      `      ${report.trials} trials in ${(report.durationMs / 1000).toFixed(1)} s: ${JSON.stringify(report.byDamage)}; refused opens ${report.refusedOpens}, unrecognised ${report.unrecognised}, detected reads ${report.detectedReads}, silent losses ${report.silentLosses}, wrong reads ${report.wrongReads}`,
     );
     assert.deepEqual(report.failures.slice(0, 5), []);
     assert.equal(report.wrongReads, 0);

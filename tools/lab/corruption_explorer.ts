@@ -11,7 +11,6 @@
 // Losses are counted apart from wrong reads: damage to the last commit of
 // the log is indistinguishable from a torn write and drops it (docs/durability.md).
 import { BlockStore } from '../../engine/block_store.js';
-import { isAllZero } from '../../format/bytes.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { buildImage, crashPointAt, SECTOR_SIZE, type CrashPoint } from './crash_states.js';
 import type { WorkloadOperation } from './crash_explorer.js';
@@ -26,10 +25,11 @@ export interface CorruptionReport {
   /** Trials where opening the store was refused with ERR_STORE_CORRUPT. */
   refusedOpens: number;
   /**
-   * Trials where the damage erased every sign of a store (both superblocks
-   * and the WAL head zeroed, e.g. a misdirected write of zeros over the
-   * start): open says ERR_STORE_NOT_FOUND. No wrong data, but nothing
-   * detects it either (docs/durability.md, limits).
+   * Trials where the damage destroyed every sign of a store (both superblock
+   * copies and the WAL head zeroed or overwritten, e.g. a lost superblock
+   * write plus a write misdirected over the start): open says
+   * ERR_STORE_NOT_FOUND. No wrong data, but not detected as damage either
+   * (docs/durability.md, limits).
    */
   unrecognised: number;
   /** Reads that failed with ERR_STORE_CORRUPT. */
@@ -140,7 +140,7 @@ async function checkDamaged(
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (code === 'ERR_STORE_CORRUPT') report.refusedOpens++;
-    else if (code === 'ERR_STORE_NOT_FOUND' && isAllZero(image, 0, Math.min(image.length, 3 * 512))) report.unrecognised++;
+    else if (code === 'ERR_STORE_NOT_FOUND') report.unrecognised++;
     else report.failures.push(`${what}: open failed with ${String(error)}`);
     return;
   }

@@ -96,6 +96,22 @@ void Actor::RecordCompleted(Command* cmd, uint64_t now_ns) {
   commands_completed_.fetch_add(1, std::memory_order_relaxed);
 }
 
+uint64_t Actor::InjectShortTransfer(const Command& cmd, uint64_t moved) {
+  assert(options_.short_transfer_every != 0);
+  assert(moved > 0);
+  // Relaxed: a test counter. The thread pool's threads share it, and which
+  // of two concurrent completions becomes the Nth does not matter.
+  uint64_t count = injection_transfer_count_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (count % options_.short_transfer_every != 0) return moved;
+  uint64_t unit = cmd.direct_alignment != 0 ? cmd.direct_alignment : 1;
+  uint64_t shortened = moved / 2 / unit * unit;
+  if (shortened == 0) shortened = unit;
+  if (shortened >= moved) return moved;
+  // A continuation of a direct transfer must start on the alignment.
+  assert(shortened % unit == 0);
+  return shortened;
+}
+
 ActorStats Actor::Stats() const {
   ActorStats stats;
   stats.commands_submitted = commands_submitted_.load(std::memory_order_relaxed);
@@ -103,6 +119,7 @@ ActorStats Actor::Stats() const {
   stats.sqes_submitted = sqes_submitted_.load(std::memory_order_relaxed);
   stats.batches = batches_.load(std::memory_order_relaxed);
   stats.waits = waits_.load(std::memory_order_relaxed);
+  stats.continuations = continuations_.load(std::memory_order_relaxed);
   uint64_t enqueued = commands_enqueued_.load(std::memory_order_relaxed);
   stats.in_flight = enqueued >= stats.commands_completed ? enqueued - stats.commands_completed : 0;
   stats.queued = queued_us_.Summarize();

@@ -58,6 +58,9 @@ struct ActorOptions {
   uint32_t batch_size = 256;   // commands per io_uring_enter at most
   uint32_t spin_us = 0;        // busy-poll window before sleeping (io_uring)
   uint32_t thread_count = 4;   // worker threads (thread pool)
+  // Test only: every Nth transfer completion is treated as short (see
+  // Actor::InjectShortTransfer). 0, the default, turns it off.
+  uint32_t short_transfer_every = 0;
 };
 
 // Bounds for ActorOptions, checked by the addon before an actor is built.
@@ -70,6 +73,8 @@ static_assert(kRingEntriesMin >= kSqesPerCommandMax + 1, "ring too small for a l
 constexpr uint32_t kRingEntriesMax = 4096;  // CQ of 8192: 128 KiB of ring memory
 constexpr uint32_t kSpinUsMax = 10000;      // a 10 ms spin is already a waste of a core
 constexpr uint32_t kThreadCountMax = 64;
+// A period no test reaches: larger values would be the same as off.
+constexpr uint32_t kShortTransferEveryMax = uint32_t{1} << 30;
 
 struct ActorStats {
   uint64_t commands_submitted;  // commands handed to the kernel (or a pool thread)
@@ -78,6 +83,7 @@ struct ActorStats {
   uint64_t batches;  // io_uring_enter calls that submitted at least one SQE
   uint64_t waits;    // times the actor slept waiting for IO or work
   uint64_t in_flight;
+  uint64_t continuations;  // submissions of the rest of a short transfer
   LatencyHistogram::Summary queued;  // enqueue -> first submission
   LatencyHistogram::Summary kernel;  // first submission -> completion
 };
@@ -119,6 +125,17 @@ class Actor {
   void RecordSubmitted(Command* cmd, uint64_t now_ns);
   void RecordCompleted(Command* cmd, uint64_t now_ns);
 
+  // Test-only fault injection, called only when
+  // options_.short_transfer_every != 0, with the bytes a read or write (or
+  // the write half of a write+fdatasync) just moved, `moved` > 0. Every Nth
+  // call returns fewer: half, rounded down to the command's direct-IO
+  // alignment, at least one alignment unit; a transfer of one unit or less
+  // is left whole, so continuing always ends. The kernel really moved all
+  // `moved` bytes, so the continuation re-reads or re-writes the same bytes
+  // at the same offsets: the result is unchanged, and the short-transfer
+  // path — otherwise nearly impossible to provoke — runs.
+  uint64_t InjectShortTransfer(const Command& cmd, uint64_t moved);
+
   const ActorOptions options_;
   uint32_t id_ = 0;
 
@@ -136,6 +153,9 @@ class Actor {
   std::atomic<uint64_t> sqes_submitted_{0};
   std::atomic<uint64_t> batches_{0};
   std::atomic<uint64_t> waits_{0};
+  std::atomic<uint64_t> continuations_{0};
+  // Transfer completions seen by InjectShortTransfer (fault injection only).
+  std::atomic<uint64_t> injection_transfer_count_{0};
   LatencyHistogram queued_us_;
   LatencyHistogram kernel_us_;
 };

@@ -37,6 +37,7 @@ Napi::Object Constants(Napi::Env env) {
   set("RING_ENTRIES_MAX", kRingEntriesMax);
   set("SPIN_US_MAX", kSpinUsMax);
   set("THREAD_COUNT_MAX", kThreadCountMax);
+  set("SHORT_TRANSFER_EVERY_MAX", kShortTransferEveryMax);
   set("ALIGNMENT_MAX", kAlignmentMax);
   set("O_RDONLY", O_RDONLY);
   set("O_RDWR", O_RDWR);

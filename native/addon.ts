@@ -31,6 +31,7 @@ export interface NativeActorStats {
   batches: number;
   waits: number;
   inFlight: number;
+  continuations: number;
   queuedUs: NativeHistogram;
   kernelUs: NativeHistogram;
 }
@@ -41,6 +42,8 @@ export interface NativeActorSpec {
   batchSize: number;
   spinUs: number;
   threadCount: number;
+  /** Test-only fault injection; 0 = off. */
+  shortTransferEvery: number;
 }
 
 export interface NativeRingClient {
@@ -74,6 +77,7 @@ export interface NativeConstants {
   RING_ENTRIES_MAX: number;
   SPIN_US_MAX: number;
   THREAD_COUNT_MAX: number;
+  SHORT_TRANSFER_EVERY_MAX: number;
   ALIGNMENT_MAX: number;
   O_RDONLY: number;
   O_RDWR: number;

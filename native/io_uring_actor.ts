@@ -56,7 +56,32 @@ export interface IoUringActorOptions {
   fallback?: 'none' | 'threads';
   /** Threads of the thread-pool backend. Default 4. */
   threadCount?: number;
+  /**
+   * For tests only: faults the actor injects into its own IO, to reach
+   * recovery paths a healthy kernel never takes. Off by default; never set it
+   * in production (it slows every affected transfer down).
+   */
+  faultInjection?: IoUringFaultInjection;
 }
+
+/** Test-only faults of an actor; see IoUringActorOptions.faultInjection. */
+export interface IoUringFaultInjection {
+  /**
+   * Treats every Nth read or write completion of the actor (the write half
+   * of writeAndSync included; counted over all handles) as if the kernel had
+   * moved only part of the bytes: half, rounded down to the file's direct-IO
+   * alignment, at least one alignment unit; a transfer of one unit (one byte
+   * when buffered) or less is left whole. The kernel really moved every byte,
+   * so the actor's continuation re-reads or re-writes the same bytes at the
+   * same offsets: results are unchanged, and the short-transfer path — which
+   * a healthy kernel almost never takes — runs (see RingStats.continuations).
+   * An integer from 1 to SHORT_TRANSFER_EVERY_MAX; 1 shortens every completion.
+   */
+  shortTransferEvery?: number;
+}
+
+/** Keys IoUringFaultInjection accepts: a misspelt one would silently test nothing. */
+const FAULT_INJECTION_KEYS: ReadonlySet<string> = new Set(['shortTransferEvery']);
 
 export interface LatencySummaryUs {
   count: number;
@@ -81,6 +106,12 @@ export interface RingStats {
   waits: number;
   /** Commands inside the actor (all handles). */
   inFlight: number;
+  /**
+   * Short reads and writes the actor continued (each submission of the rest
+   * of a transfer counts once). A healthy kernel almost never transfers
+   * short; see IoUringFaultInjection.shortTransferEvery.
+   */
+  continuations: number;
   /** Operations of this handle waiting for a free slot. */
   waitingInJs: number;
   /** Time a command spent queued before the actor submitted it. */
@@ -230,6 +261,7 @@ export class IoUringActor implements OpSink {
       meanBatchSize: raw.batches > 0 ? commandCount / raw.batches : 0,
       waits: raw.waits,
       inFlight: raw.inFlight,
+      continuations: raw.continuations,
       waitingInJs: this.#waiting.length - this.#waitingHead,
       queuedUs: raw.queuedUs,
       kernelUs: raw.kernelUs,
@@ -380,7 +412,23 @@ function createSpec(options: IoUringActorOptions & { backend: RingBackend }) {
   checkInteger('spinUs', spinUs, 0, constants.SPIN_US_MAX);
   const threadCount = options.threadCount ?? DEFAULT_THREAD_COUNT;
   checkInteger('threadCount', threadCount, 1, constants.THREAD_COUNT_MAX);
-  return { backend: options.backend, entries, batchSize, spinUs, threadCount };
+  const shortTransferEvery = checkFaultInjection(options.faultInjection);
+  return { backend: options.backend, entries, batchSize, spinUs, threadCount, shortTransferEvery };
+}
+
+/** Validates IoUringActorOptions.faultInjection; returns the native period (0 = off). */
+function checkFaultInjection(faultInjection: unknown): number {
+  if (faultInjection === undefined) return 0;
+  if (faultInjection === null || typeof faultInjection !== 'object') {
+    throw invalidType(`faultInjection must be an object, got ${faultInjection === null ? 'null' : typeof faultInjection}`);
+  }
+  for (const key of Object.keys(faultInjection)) {
+    if (!FAULT_INJECTION_KEYS.has(key)) throw invalidRange(`faultInjection has no option '${key}'`);
+  }
+  const { shortTransferEvery } = faultInjection as IoUringFaultInjection;
+  if (shortTransferEvery === undefined) return 0;
+  checkInteger('faultInjection.shortTransferEvery', shortTransferEvery, 1, constants.SHORT_TRANSFER_EVERY_MAX);
+  return shortTransferEvery;
 }
 
 function checkInteger(name: string, value: unknown, min: number, max: number): void {

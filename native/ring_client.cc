@@ -147,7 +147,9 @@ RingClient::RingClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingCl
     if (!ReadOptionUint(env, spec, "entries", kRingEntriesMin, kRingEntriesMax, &options.entries) ||
         !ReadOptionUint(env, spec, "batchSize", 1, kRingEntriesMax, &options.batch_size) ||
         !ReadOptionUint(env, spec, "spinUs", 0, kSpinUsMax, &options.spin_us) ||
-        !ReadOptionUint(env, spec, "threadCount", 1, kThreadCountMax, &options.thread_count)) {
+        !ReadOptionUint(env, spec, "threadCount", 1, kThreadCountMax, &options.thread_count) ||
+        !ReadOptionUint(env, spec, "shortTransferEvery", 0, kShortTransferEveryMax,
+                        &options.short_transfer_every)) {
       return;
     }
     std::string backend = spec.Get("backend").IsString()
@@ -599,6 +601,7 @@ Napi::Value RingClient::Stats(const Napi::CallbackInfo& info) {
   out.Set("batches", Napi::Number::New(env, static_cast<double>(stats.batches)));
   out.Set("waits", Napi::Number::New(env, static_cast<double>(stats.waits)));
   out.Set("inFlight", Napi::Number::New(env, static_cast<double>(stats.in_flight)));
+  out.Set("continuations", Napi::Number::New(env, static_cast<double>(stats.continuations)));
   out.Set("queuedUs", summary(stats.queued));
   out.Set("kernelUs", summary(stats.kernel));
   return out;

@@ -46,7 +46,8 @@ class RingClient : public Napi::ObjectWrap<RingClient> {
 
   // new NativeRingClient(actorSpec, onCompletions, completionsView)
   //   actorSpec: an actor id (number) to attach to, or
-  //              { backend: 'io_uring' | 'threads', entries, batchSize, spinUs, threadCount }
+  //              { backend: 'io_uring' | 'threads', entries, batchSize, spinUs, threadCount,
+  //                shortTransferEvery (test only; 0 = off) }
   explicit RingClient(const Napi::CallbackInfo& info);
   ~RingClient() override;
 

@@ -76,7 +76,7 @@ class ThreadPoolActor final : public Actor {
   }
 
   // Runs one command to completion; returns bytes or -errno.
-  static int32_t Execute(Command* cmd, Stage* stage) {
+  int32_t Execute(Command* cmd, Stage* stage) {
     switch (cmd->kind) {
       case OpKind::kRead:
       case OpKind::kReadv:
@@ -111,7 +111,7 @@ class ThreadPoolActor final : public Actor {
   }
 
   // preadv/pwritev until the whole transfer is done, end-of-file, or an error.
-  static int32_t Transfer(Command* cmd) {
+  int32_t Transfer(Command* cmd) {
     bool is_read = cmd->IsRead();
     while (cmd->done_bytes < cmd->total_bytes) {
       int write_flags = cmd->kind == OpKind::kWritevDsync ? RWF_DSYNC : 0;
@@ -124,15 +124,19 @@ class ThreadPoolActor final : public Actor {
         return -errno;
       }
       if (moved == 0) return is_read ? static_cast<int32_t>(cmd->done_bytes) : -ENOSPC;
-      cmd->done_bytes += static_cast<uint64_t>(moved);
-      if (cmd->direct_alignment != 0 && moved % cmd->direct_alignment != 0) {
+      uint64_t moved_bytes = static_cast<uint64_t>(moved);
+      // Off in production: one branch on a constant option.
+      if (options_.short_transfer_every != 0) moved_bytes = InjectShortTransfer(*cmd, moved_bytes);
+      cmd->done_bytes += moved_bytes;
+      if (cmd->direct_alignment != 0 && moved_bytes % cmd->direct_alignment != 0) {
         // Same rule as the io_uring actor: end-of-file for a direct read; a
         // direct write cannot continue off the alignment.
         if (is_read) break;
         return -EIO;
       }
-      cmd->offset += static_cast<uint64_t>(moved);
-      cmd->AdvanceIov(static_cast<uint64_t>(moved));
+      if (cmd->done_bytes < cmd->total_bytes) continuations_.fetch_add(1, std::memory_order_relaxed);
+      cmd->offset += moved_bytes;
+      cmd->AdvanceIov(moved_bytes);
     }
     return static_cast<int32_t>(cmd->done_bytes);
   }

@@ -13,6 +13,7 @@ const STATS_KEYS = [
   'meanBatchSize',
   'waits',
   'inFlight',
+  'continuations',
   'waitingInJs',
   'queuedUs',
   'kernelUs',
@@ -38,7 +39,7 @@ function assertSummary(summary: LatencySummaryUs, name: string): void {
 function assertShape(stats: RingStats, backend: string): void {
   assert.deepEqual(Object.keys(stats).sort(), STATS_KEYS);
   assert.equal(stats.backend, backend);
-  for (const key of ['submitted', 'completed', 'batches', 'sqesSubmitted', 'waits', 'inFlight', 'waitingInJs'] as const) {
+  for (const key of ['submitted', 'completed', 'batches', 'sqesSubmitted', 'waits', 'inFlight', 'continuations', 'waitingInJs'] as const) {
     assert.ok(Number.isInteger(stats[key]) && stats[key] >= 0, `${key} is ${stats[key]}`);
   }
   assert.ok(stats.completed <= stats.submitted);

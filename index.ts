@@ -28,5 +28,5 @@ export { runBuiltinWorkload } from './tools/lab/builtin_workload.js';
 export type { TracedWorkload } from './tools/lab/builtin_workload.js';
 export { fsckImage, memoryImage } from './tools/fsck.js';
 export type { FsckReport, ImageReader } from './tools/fsck.js';
-export { exploreIoFaults, runFaultPlan, FAULT_KINDS } from './tools/lab/fault_explorer.js';
-export type { FaultPlan, FaultReport, FaultKind } from './tools/lab/fault_explorer.js';
+export { exploreIoFaults, runFaultPlan, FAULT_KINDS, FAULT_TYPES } from './tools/lab/fault_explorer.js';
+export type { FaultPlan, FaultReport, FaultKind, FaultType, FaultTypeCounts } from './tools/lab/fault_explorer.js';

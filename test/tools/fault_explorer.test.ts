@@ -1,4 +1,5 @@
-// IO faults at the Nth operation of every kind (EIO, ENOSPC; once or from
+// IO faults at the Nth operation of every kind (EIO, ENOSPC, and short
+// transfers — a prefix of a write's sectors lands, then EIO; once or from
 // then on): never an acknowledged write that failed, fail-stop after a
 // failed write or flush, and a clean recovery with every acknowledged batch.
 import assert from 'node:assert/strict';
@@ -12,8 +13,15 @@ describe('IO fault explorer', function () {
 
   it(`handles a fault at each of the first ${NTH_MAX} operations of every kind`, async () => {
     const report = await exploreIoFaults(NTH_MAX, 99);
-    console.log(`      ${report.runs} runs, ${report.injected} with the fault hit, ${report.violations.length} violations`);
+    const byFault = Object.entries(report.byFault).map(([fault, counts]) => `${fault} ${counts.injected}/${counts.runs}`).join(', ');
+    console.log(
+      `      ${report.runs} runs, ${report.injected} with the fault hit (${byFault}; ${report.shortCuts} short runs cut a transfer inside), ${report.violations.length} violations`,
+    );
     assert.deepEqual(report.violations.slice(0, 5), []);
-    assert.ok(report.injected > report.runs / 2, `faults were hit in only ${report.injected} of ${report.runs} runs`);
+    for (const [fault, counts] of Object.entries(report.byFault)) {
+      assert.ok(counts.injected > counts.runs / 2, `${fault} was hit in only ${counts.injected} of ${counts.runs} runs`);
+    }
+    // Else the short fault would only repeat EIO on one-sector writes.
+    assert.ok(report.shortCuts > report.byFault.short.runs / 2, `short faults cut a transfer in only ${report.shortCuts} runs`);
   });
 });

@@ -1,31 +1,81 @@
 // IO fault explorer: runs a workload on a simulated device that fails the Nth
-// operation of one kind — EIO or ENOSPC, once (transient) or from then on
-// (persistent) — for every N the workload reaches. Checks: a write whose IO
-// failed is never acknowledged; after a failed write or flush the store
-// refuses writes with ERR_STORE_FAILED (no retry-and-pretend); a failed trim
-// or read does not stop it; and after a power loss at that point, reopening
-// gives every acknowledged write, whole batches, and a clean integrity check.
+// operation of one kind, once (transient) or from then on (persistent), for
+// every N the workload reaches. Three faults:
+//   - EIO or ENOSPC: the operation fails (a failed write+fdatasync or
+//     RWF_DSYNC write may still land its bytes, without their durability);
+//   - short: a write lands only a prefix of its 512-byte sectors (at least
+//     one, fewer than all, chosen from the seed), not durably, and then fails
+//     with EIO — what the IO layer reports when the kernel stops a write
+//     short and it cannot be continued; a short read delivers a prefix and
+//     fails with ERR_STORE_CORRUPT, as RingBlockDevice reports one.
+// Checks: a write whose IO failed is never acknowledged; after a failed
+// write or flush the store refuses writes with ERR_STORE_FAILED (no
+// retry-and-pretend); a failed trim or read does not stop it; and after a
+// power loss at that point, reopening gives every acknowledged write, whole
+// batches, and a clean integrity check.
+import assert from 'node:assert/strict';
+
 import type { BlockDevice } from '../../engine/block_device.js';
 import { BlockStore } from '../../engine/block_store.js';
-import { SimulatedDevice } from '../../engine/simulated_device.js';
+import { SECTOR_SIZE, SimulatedDevice } from '../../engine/simulated_device.js';
+import { StoreError } from '../../engine/store_error.js';
 
 export type FaultKind = 'write' | 'writeAndSync' | 'writeDsync' | 'sync' | 'trim' | 'read';
 export const FAULT_KINDS: readonly FaultKind[] = ['write', 'writeAndSync', 'writeDsync', 'sync', 'trim', 'read'];
+
+/** What happens to the faulted operation; see the file comment. */
+export type FaultType = 'EIO' | 'ENOSPC' | 'short';
+export const FAULT_TYPES: readonly FaultType[] = ['EIO', 'ENOSPC', 'short'];
+
+/**
+ * The kinds a short transfer applies to: the writes, and reads. A flush and
+ * a trim move no bytes, so they cannot be cut; those combinations are
+ * skipped.
+ */
+const SHORT_FAULT_KINDS: ReadonlySet<FaultKind> = new Set<FaultKind>(['write', 'writeAndSync', 'writeDsync', 'read']);
 
 export interface FaultPlan {
   kind: FaultKind;
   /** Fail the Nth operation of `kind` (1-based). */
   nth: number;
-  errno: 'EIO' | 'ENOSPC';
+  fault: FaultType;
   persistent: boolean;
+}
+
+export interface FaultTypeCounts {
+  runs: number;
+  /** Runs in which the fault was actually hit. */
+  injected: number;
 }
 
 export interface FaultReport {
   runs: number;
   /** Runs in which the fault was actually hit. */
   injected: number;
+  /** The same counts for each fault type. */
+  byFault: Record<FaultType, FaultTypeCounts>;
+  /**
+   * Runs of the short fault in which it cut a transfer inside (a proper
+   * prefix landed). A one-sector transfer cannot be cut: it moves nothing
+   * and fails like EIO.
+   */
+  shortCuts: number;
   violations: string[];
 }
+
+/** A deterministic source of numbers in [0, 1) (xorshift32) for `seed`. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return (): number => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 0x1_0000_0000;
+  };
+}
+
+/** Mixed into the run's seed for the short-fault prefixes, so they do not follow the crash's choices. */
+const PREFIX_SEED_SALT = 0x9e3779b9;
 
 const DEVICE_BYTES = 4 << 20;
 
@@ -33,11 +83,16 @@ class FaultyDevice implements BlockDevice {
   readonly inner: SimulatedDevice;
   readonly #plan: FaultPlan;
   readonly #counts = new Map<FaultKind, number>();
+  /** Chooses how many sectors a short fault lets land. */
+  readonly #random: () => number;
   injected = false;
+  /** Short faults that landed a proper prefix. */
+  cuts = 0;
 
-  constructor(inner: SimulatedDevice, plan: FaultPlan) {
+  constructor(inner: SimulatedDevice, plan: FaultPlan, random: () => number) {
     this.inner = inner;
     this.#plan = plan;
+    this.#random = random;
   }
 
   get sizeBytes(): number {
@@ -50,60 +105,141 @@ class FaultyDevice implements BlockDevice {
     return this.inner.trimAlignment;
   }
 
-  #fault(kind: FaultKind): Error | undefined {
+  /** Counts an operation of `kind`; true if the plan faults it. */
+  #hit(kind: FaultKind): boolean {
     const count = (this.#counts.get(kind) ?? 0) + 1;
     this.#counts.set(kind, count);
-    if (kind !== this.#plan.kind) return undefined;
+    if (kind !== this.#plan.kind) return false;
     if (count === this.#plan.nth || (this.#plan.persistent && count > this.#plan.nth)) {
       this.injected = true;
-      const errno = this.#plan.errno === 'EIO' ? -5 : -28;
-      return Object.assign(new Error(`${this.#plan.errno}: injected fault on ${kind} #${count}`), { code: this.#plan.errno, errno, syscall: kind });
+      return true;
     }
-    return undefined;
+    return false;
+  }
+
+  /** The kernel-style error of a fault on `kind`: EIO for a short write, as the IO layer reports one. */
+  #error(kind: FaultKind): Error {
+    const code = this.#plan.fault === 'ENOSPC' ? 'ENOSPC' : 'EIO';
+    const errno = code === 'EIO' ? -5 : -28;
+    const what = this.#plan.fault === 'short' ? 'short write' : 'fault';
+    return Object.assign(new Error(`${code}: injected ${what} on ${kind} #${this.#counts.get(kind)}`), { code, errno, syscall: kind });
+  }
+
+  /**
+   * The first sectors of `buffers` that a short transfer moves: at least
+   * one, fewer than all; none when there is only one sector.
+   */
+  #prefix(buffers: Uint8Array[]): Uint8Array[] {
+    const totalBytes = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
+    // The store moves whole blocks, multiples of ioAlignment (>= a sector).
+    assert.equal(totalBytes % SECTOR_SIZE, 0, `a ${totalBytes}-byte transfer is not whole sectors`);
+    const sectorCount = totalBytes / SECTOR_SIZE;
+    if (sectorCount < 2) return [];
+    this.cuts++;
+    let remaining = (1 + Math.floor(this.#random() * (sectorCount - 1))) * SECTOR_SIZE;
+    const prefix: Uint8Array[] = [];
+    for (const buffer of buffers) {
+      if (remaining === 0) break;
+      const part = buffer.subarray(0, Math.min(buffer.length, remaining));
+      prefix.push(part);
+      remaining -= part.length;
+    }
+    return prefix;
+  }
+
+  /**
+   * A faulted write. EIO/ENOSPC on a plain write lands nothing; on a
+   * write+fdatasync or RWF_DSYNC write the bytes may land without their
+   * durability. A short write lands a prefix (not durable: the fdatasync
+   * linked behind it was cancelled) and fails.
+   */
+  async #faultedWrite(kind: FaultKind, position: number, buffers: Uint8Array[]): Promise<never> {
+    const error = this.#error(kind);
+    if (this.#plan.fault === 'short') {
+      const prefix = this.#prefix(buffers);
+      if (prefix.length > 0) await this.inner.write(position, prefix);
+    } else if (kind !== 'write') {
+      await this.inner.write(position, buffers);
+    }
+    throw error;
+  }
+
+  /**
+   * A faulted read. EIO/ENOSPC: nothing read. Short: the prefix arrives in
+   * the buffers, and the read fails as RingBlockDevice fails a short read
+   * (the store never reads past its end, so the file must have shrunk).
+   */
+  async #faultedRead(position: number, buffers: Uint8Array[]): Promise<never> {
+    if (this.#plan.fault !== 'short') throw this.#error('read');
+    const prefix = this.#prefix(buffers);
+    if (prefix.length > 0) await this.inner.readv(position, prefix);
+    const wanted = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
+    const got = prefix.reduce((sum, buffer) => sum + buffer.length, 0);
+    throw new StoreError('ERR_STORE_CORRUPT', `read of ${wanted} bytes at ${position} returned ${got} (injected short read): the file is shorter than the store`);
   }
 
   read(position: number, buffer: Uint8Array): Promise<void> {
-    const error = this.#fault('read');
-    return error ? Promise.reject(error) : this.inner.read(position, buffer);
+    return this.#hit('read') ? this.#faultedRead(position, [buffer]) : this.inner.read(position, buffer);
   }
   readv(position: number, buffers: Uint8Array[]): Promise<void> {
-    const error = this.#fault('read');
-    return error ? Promise.reject(error) : this.inner.readv(position, buffers);
+    return this.#hit('read') ? this.#faultedRead(position, buffers) : this.inner.readv(position, buffers);
   }
   write(position: number, buffers: Uint8Array[]): Promise<void> {
-    const error = this.#fault('write');
-    return error ? Promise.reject(error) : this.inner.write(position, buffers);
+    return this.#hit('write') ? this.#faultedWrite('write', position, buffers) : this.inner.write(position, buffers);
   }
   writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
-    const error = this.#fault('writeAndSync');
-    // A failed write+fdatasync may have written: the bytes land, durability does not.
-    return error ? this.inner.write(position, buffers).then(() => Promise.reject(error)) : this.inner.writeAndSync(position, buffers);
+    return this.#hit('writeAndSync') ? this.#faultedWrite('writeAndSync', position, buffers) : this.inner.writeAndSync(position, buffers);
   }
   writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
-    const error = this.#fault('writeDsync');
-    return error ? this.inner.write(position, buffers).then(() => Promise.reject(error)) : this.inner.writeDsync(position, buffers);
+    return this.#hit('writeDsync') ? this.#faultedWrite('writeDsync', position, buffers) : this.inner.writeDsync(position, buffers);
   }
   sync(): Promise<void> {
-    const error = this.#fault('sync');
-    return error ? Promise.reject(error) : this.inner.sync();
+    return this.#hit('sync') ? Promise.reject(this.#error('sync')) : this.inner.sync();
   }
   trim(position: number, length: number): Promise<void> {
-    const error = this.#fault('trim');
-    return error ? Promise.reject(error) : this.inner.trim(position, length);
+    return this.#hit('trim') ? Promise.reject(this.#error('trim')) : this.inner.trim(position, length);
   }
   close(): Promise<void> {
     return this.inner.close();
   }
 }
 
+/**
+ * Value sizes of each batch shape, on 512-byte blocks (values up to 256 bytes
+ * are inline in the WAL, larger ones get extents): a one-block commit with
+ * extent data (WAL write+fdatasync); an inline-only commit of several blocks
+ * (one RWF_DSYNC write); and a several-block commit with extent data. The
+ * several-block WAL writes are what a short fault can cut inside.
+ */
+const BATCH_VALUE_SIZES: readonly (readonly number[])[] = [
+  [50, 700],
+  [200, 200, 200, 200],
+  [50, 700, 200, 200],
+];
+
 function entriesOf(batch: number): [string, string][] {
-  return [0, 1].map((i): [string, string] => [`b${batch}/${i}`, `${batch}/${i}:`.padEnd(i === 1 ? 700 : 50, 'x')]);
+  const sizes = BATCH_VALUE_SIZES[batch % BATCH_VALUE_SIZES.length];
+  return sizes.map((size, i): [string, string] => [`b${batch}/${i}`, `${batch}/${i}:`.padEnd(size, 'x')]);
 }
 
-/** Runs the workload under one fault plan; returns what went wrong, if anything. */
-export async function runFaultPlan(plan: FaultPlan, seed: number): Promise<{ injected: boolean; problem: string | undefined }> {
+/**
+ * Runs the workload under one fault plan. Returns whether the fault was hit,
+ * how many transfers a short fault cut inside, and what went wrong, if
+ * anything.
+ */
+export async function runFaultPlan(
+  plan: FaultPlan,
+  seed: number,
+): Promise<{ injected: boolean; cuts: number; problem: string | undefined }> {
+  if (plan.fault === 'short' && !SHORT_FAULT_KINDS.has(plan.kind)) throw new RangeError(`a ${plan.kind} cannot be short`);
   const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
-  const device = new FaultyDevice(simulated, plan);
+  const device = new FaultyDevice(simulated, plan, seededRandom(seed ^ PREFIX_SEED_SALT));
+  const result = await runWorkload(simulated, device, plan, seed);
+  return { injected: device.injected, cuts: device.cuts, problem: result };
+}
+
+/** The workload, the power loss and the checks of one plan; returns the problem found, if any. */
+async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, plan: FaultPlan, seed: number): Promise<string | undefined> {
   const acknowledged = new Set<number>();
   const attempted: number[] = [];
   let store: BlockStore;
@@ -111,7 +247,7 @@ export async function runFaultPlan(plan: FaultPlan, seed: number): Promise<{ inj
     store = await BlockStore.open('faults', { device, create: true, blockSize: 512, walSizeBytes: 16 << 10, cacheSizeBytes: 16 << 10, encoding: 'string' });
   } catch {
     // A fault while formatting: nothing was acknowledged, nothing to check.
-    return { injected: device.injected, problem: undefined };
+    return undefined;
   }
   let failedWith: string | undefined;
   for (let batch = 0; batch < 60; batch++) {
@@ -119,13 +255,13 @@ export async function runFaultPlan(plan: FaultPlan, seed: number): Promise<{ inj
     try {
       await store.batch(entriesOf(batch).map(([key, value]) => ({ type: 'put' as const, key, value })));
       acknowledged.add(batch);
-      if (failedWith !== undefined) return { injected: device.injected, problem: `batch ${batch} was acknowledged after the store failed (${failedWith})` };
+      if (failedWith !== undefined) return `batch ${batch} was acknowledged after the store failed (${failedWith})`;
       if (batch % 7 === 3) await store.batch(entriesOf(batch - 2).map(([key, value]) => ({ type: 'put' as const, key, value })));
       if (batch % 11 === 5) await store.get(`b${batch - 3}/1`).catch(() => undefined);
     } catch (error) {
       const code = (error as { code?: string }).code;
       if (code === 'ERR_STORE_FAILED') failedWith ??= String((error as { cause?: unknown }).cause);
-      else if (code !== 'ERR_STORE_FULL') return { injected: device.injected, problem: `batch ${batch} failed with ${String(error)}` };
+      else if (code !== 'ERR_STORE_FULL') return `batch ${batch} failed with ${String(error)}`;
     }
   }
   const writeKinds: FaultKind[] = ['write', 'writeAndSync', 'writeDsync', 'sync'];
@@ -139,23 +275,22 @@ export async function runFaultPlan(plan: FaultPlan, seed: number): Promise<{ inj
     } catch (error) {
       if ((error as { code?: string }).code === 'ERR_STORE_FAILED') failedWith = 'later';
     }
+    if (failedWith === undefined) return `the store went on after a failed ${plan.kind}`;
+  }
+  // A trim is advisory and a failed read is the reader's error: neither may
+  // stop the store.
+  if (device.injected && !writeKinds.includes(plan.kind) && failedWith !== undefined) {
+    return `a failed ${plan.kind} stopped the store (${failedWith})`;
   }
   await store.close().catch(() => undefined);
   // Power loss now; then recovery must give every acknowledged batch whole.
-  let state = seed >>> 0 || 1;
-  const random = (): number => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 0x1_0000_0000;
-  };
-  const image = simulated.crash({ random });
+  const image = simulated.crash({ random: seededRandom(seed) });
   let reopened: BlockStore;
   try {
     reopened = await BlockStore.open('faults', { device: image, encoding: 'string' });
   } catch (error) {
-    if ((error as { code?: string }).code === 'ERR_STORE_NOT_FOUND' && acknowledged.size === 0) return { injected: device.injected, problem: undefined };
-    return { injected: device.injected, problem: `reopen failed: ${String(error)}` };
+    if ((error as { code?: string }).code === 'ERR_STORE_NOT_FOUND' && acknowledged.size === 0) return undefined;
+    return `reopen failed: ${String(error)}`;
   }
   try {
     for (const batch of attempted) {
@@ -164,30 +299,42 @@ export async function runFaultPlan(plan: FaultPlan, seed: number): Promise<{ inj
         if (actual !== undefined && actual !== value) throw new Error(`${key} has wrong data`);
         return actual !== undefined;
       }));
-      if (acknowledged.has(batch) && !present.every(Boolean)) return { injected: device.injected, problem: `acknowledged batch ${batch} lost` };
-      if (!present.every(Boolean) && present.some(Boolean)) return { injected: device.injected, problem: `batch ${batch} partly there` };
+      if (acknowledged.has(batch) && !present.every(Boolean)) return `acknowledged batch ${batch} lost`;
+      if (!present.every(Boolean) && present.some(Boolean)) return `batch ${batch} partly there`;
     }
     await reopened.verifyIntegrity();
-    return { injected: device.injected, problem: undefined };
+    return undefined;
   } catch (error) {
-    return { injected: device.injected, problem: `check failed: ${String(error)}` };
+    return `check failed: ${String(error)}`;
   } finally {
     await reopened.close().catch(() => undefined);
   }
 }
 
-/** Every kind × N up to `nthMax` × EIO/ENOSPC × transient/persistent. */
+/**
+ * Every kind × N up to `nthMax` × fault (EIO, ENOSPC, and short where it
+ * applies) × transient/persistent. Run i uses seed `seed + i`; a violation
+ * names its plan and seed, so runFaultPlan(plan, seed) reproduces it.
+ */
 export async function exploreIoFaults(nthMax: number, seed: number): Promise<FaultReport> {
-  const report: FaultReport = { runs: 0, injected: 0, violations: [] };
+  const byFault = Object.fromEntries(FAULT_TYPES.map((fault) => [fault, { runs: 0, injected: 0 }])) as Record<FaultType, FaultTypeCounts>;
+  const report: FaultReport = { runs: 0, injected: 0, byFault, shortCuts: 0, violations: [] };
   for (const kind of FAULT_KINDS) {
     for (let nth = 1; nth <= nthMax; nth++) {
-      for (const errno of ['EIO', 'ENOSPC'] as const) {
+      for (const fault of FAULT_TYPES) {
+        if (fault === 'short' && !SHORT_FAULT_KINDS.has(kind)) continue;
         for (const persistent of [false, true]) {
-          const plan = { kind, nth, errno, persistent };
-          const outcome = await runFaultPlan(plan, seed + report.runs);
+          const plan: FaultPlan = { kind, nth, fault, persistent };
+          const runSeed = seed + report.runs;
+          const outcome = await runFaultPlan(plan, runSeed);
           report.runs++;
-          if (outcome.injected) report.injected++;
-          if (outcome.problem !== undefined) report.violations.push(`${JSON.stringify(plan)}: ${outcome.problem}`);
+          byFault[fault].runs++;
+          if (outcome.injected) {
+            report.injected++;
+            byFault[fault].injected++;
+          }
+          if (outcome.cuts > 0) report.shortCuts++;
+          if (outcome.problem !== undefined) report.violations.push(`${JSON.stringify(plan)} seed ${runSeed}: ${outcome.problem}`);
         }
       }
     }

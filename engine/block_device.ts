@@ -6,6 +6,14 @@
 // Every method is all-or-error: a read returns all bytes asked for, a write
 // writes all of them; anything else rejects.
 
+/**
+ * What a store's IO is for, as marked in a write trace: extent data of a
+ * commit, its WAL frame, a checkpoint's frame, a superblock, trims of freed
+ * extents, flushes, recovery's erasing of stale WAL frames, and a new
+ * store's formatting.
+ */
+export type IoPhase = 'data' | 'wal' | 'checkpoint' | 'superblock' | 'trim' | 'flush' | 'erase' | 'format';
+
 export interface BlockDevice {
   readonly sizeBytes: number;
   /** Buffers, positions and lengths of IO must be multiples of this. */
@@ -28,4 +36,9 @@ export interface BlockDevice {
   /** Releases a range; later reads of it return zeros or old data, never other data. */
   trim(position: number, length: number): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Notes what the IO submitted next is for (`id`: the commit sequence or
+   * checkpoint generation), for a write trace. Optional; never does IO.
+   */
+  mark?(phase: IoPhase, id?: number): void;
 }

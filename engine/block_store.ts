@@ -898,6 +898,7 @@ export class BlockStore {
       await Promise.all(write.dataWrites);
     }
     const position = (this.#superblock.walStartBlock + startBlock) * this.#blockSize;
+    this.#device.mark?.('wal', sequence);
     if (!this.#sync && !marker) {
       await this.#device.write(position, [frame]);
     } else if (hasData) {
@@ -972,6 +973,8 @@ export class BlockStore {
   #writeExtentData(bytes: Uint8Array, extents: Extent[], dataBlocks: { blockIndex: number; buffer: Buffer }[]): Promise<void>[] {
     const blockSize = this.#blockSize;
     const writes: Promise<void>[] = [];
+    // The commit these blocks join is not numbered yet.
+    this.#device.mark?.('data');
     if (bytes.length >= LARGE_VALUE_BYTES) {
       // A large value bypasses the block cache (it would only evict what is
       // hot): one aligned copy, one write per extent.
@@ -1097,6 +1100,7 @@ export class BlockStore {
     const through = this.#appliedSequence;
     this.#deferredSyncPromise = (async () => {
       try {
+        this.#device.mark?.('flush', through);
         await this.#device.sync();
       } catch (error) {
         throw this.#fail(error);
@@ -1243,6 +1247,7 @@ export class BlockStore {
       this.#trimming = ready;
       ready.sort((a, b) => a.startBlock - b.startBlock);
       const merged = mergeExtents(ready);
+      this.#device.mark?.('trim');
       const outcomes = await Promise.allSettled(
         merged.map((extent) => this.#device.trim(extent.startBlock * this.#blockSize, extent.blockCount * this.#blockSize)),
       );
@@ -1298,6 +1303,7 @@ export class BlockStore {
     encodeFrame('checkpoint', sequence, this.#superblock.storeTag, payload, frame, this.#blockSize);
     let offset = 0;
     const writes: Promise<void>[] = [];
+    this.#device.mark?.('checkpoint', sequence);
     for (const extent of extents) {
       const bytes = frame.subarray(offset, offset + extent.blockCount * this.#blockSize);
       for (let piece = 0; piece < bytes.length; piece += 64 << 20) {
@@ -1307,6 +1313,7 @@ export class BlockStore {
     }
     try {
       await Promise.all(writes);
+      this.#device.mark?.('flush', sequence);
       await this.#device.sync();
     } catch (error) {
       // No superblock names these blocks: they are free again once every
@@ -1337,13 +1344,16 @@ export class BlockStore {
   /** Zeroes WAL blocks, durably: the commits they belonged to are gone for good. */
   async #eraseWalBlocks(walBlocks: number[]): Promise<void> {
     const zero = allocAligned(this.#blockSize, Math.max(this.#device.ioAlignment, 4096));
+    this.#device.mark?.('erase');
     await Promise.all(walBlocks.map((walBlock) => this.#device.write((this.#superblock.walStartBlock + walBlock) * this.#blockSize, [zero])));
+    this.#device.mark?.('flush');
     await this.#device.sync();
   }
 
   async #writeSuperblockSlot(superblock: Superblock, slot: number): Promise<void> {
     const block = allocAligned(this.#blockSize, Math.max(this.#device.ioAlignment, 4096));
     encodeSuperblock(superblock, block);
+    this.#device.mark?.('superblock', superblock.generation);
     await this.#device.writeAndSync(slot * this.#blockSize, [block]);
   }
 
@@ -1407,10 +1417,12 @@ async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes:
   // ~2× the latency of a durable put until the WAL has wrapped once). It also
   // means a new store never replays a stale commit of an earlier one.
   const zeros = allocAligned(Math.min(walBlockCount * blockSize, WAL_ZERO_CHUNK_BYTES), Math.max(device.ioAlignment, 4096));
+  device.mark?.('format');
   for (let offset = 0; offset < walBlockCount * blockSize; offset += zeros.length) {
     const length = Math.min(zeros.length, walBlockCount * blockSize - offset);
     await device.write(2 * blockSize + offset, [zeros.subarray(0, length)]);
   }
+  device.mark?.('superblock', superblock.generation);
   await device.writeAndSync(0, [blocks]);
   return superblock;
 }

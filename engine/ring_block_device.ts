@@ -3,7 +3,7 @@
 import { RingSystemError } from '../native/errors.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
 import type { RingFile } from '../native/ring_file.js';
-import type { BlockDevice } from './block_device.js';
+import type { BlockDevice, IoPhase } from './block_device.js';
 import { StoreError } from './store_error.js';
 
 export class RingBlockDevice implements BlockDevice {
@@ -96,6 +96,10 @@ export class RingBlockDevice implements BlockDevice {
 
   close(): Promise<void> {
     return this.#file.close();
+  }
+
+  mark(phase: IoPhase, id?: number): void {
+    this.#file.mark(phase, id);
   }
 }
 

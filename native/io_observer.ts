@@ -30,9 +30,22 @@ export interface IoMutation {
   readonly durableOnCompletion: boolean;
 }
 
+/**
+ * A note from the layer above about the mutations it submits next: what they
+ * are for (`phase`, e.g. a store's 'wal' or 'superblock') and which unit of
+ * work (`id`, e.g. a commit's sequence). The IO layer does not interpret it.
+ */
+export interface IoMark {
+  readonly file: RingFile;
+  readonly phase: string;
+  readonly id: number | undefined;
+}
+
 export interface IoObserver {
   /** Called synchronously before the operation is handed to the actor. */
   onSubmit(mutation: IoMutation): void;
   /** Called when it completes: bytes moved, or the error it failed with. */
   onComplete(mutation: IoMutation, outcome: number | Error): void;
+  /** Called for RingFile#mark: the mutations submitted after it (until the next mark) belong to it. */
+  onMark?(mark: IoMark): void;
 }

@@ -229,9 +229,10 @@ export class IoUringActor implements OpSink {
       (typeof observer !== 'object' ||
         observer === null ||
         typeof observer.onSubmit !== 'function' ||
-        typeof observer.onComplete !== 'function')
+        typeof observer.onComplete !== 'function' ||
+        (observer.onMark !== undefined && typeof observer.onMark !== 'function'))
     ) {
-      throw invalidType('observer must have onSubmit and onComplete methods');
+      throw invalidType('observer must have onSubmit and onComplete methods (and onMark, if any, a method)');
     }
     this.#observer = observer;
   }

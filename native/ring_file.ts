@@ -344,6 +344,17 @@ export class RingFile implements OpOwner {
     }
   }
 
+  /**
+   * Tells the ring's observer (if any) what the mutations submitted next on
+   * this file are for: a `phase` name and an optional `id` (a commit). Costs
+   * one check when no observer is attached; never reaches the kernel.
+   */
+  mark(phase: string, id?: number): void {
+    const observer = this.#sink.observer;
+    if (observer?.onMark === undefined) return;
+    observer.onMark({ file: this, phase, id });
+  }
+
   #submit(
     kind: number,
     position: number,

@@ -3,29 +3,20 @@
 //
 //   ringstore inspect PATH   superblocks, geometry, checkpoint, WAL, key count
 //   ringstore fsck PATH      independent check (format/ only); exit 1 on damage
+//   ringstore crash-test     the durability lab (crash_test_command.ts)
 //   ringstore help
 //
 // Both read the store image with plain positional reads (node:fs), never
 // through the engine, so they work on a store the engine refuses to open.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-
+import { CRASH_TEST_USAGE, crashTestCommand } from './crash_test_command.js';
 import { fsckImage, type FsckReport, type ImageReader } from './fsck.js';
-import { exploreCorruption } from './lab/corruption_explorer.js';
-import { exploreCrashStates } from './lab/crash_explorer.js';
-import { exploreIoFaults } from './lab/fault_explorer.js';
-import { runBuiltinWorkload, WORKLOAD_BLOCK_SIZE } from './lab/builtin_workload.js';
 
 const USAGE = `usage:
   ringstore inspect PATH   print the store's superblock, geometry, checkpoint and WAL state
   ringstore fsck PATH      check a store independently of the engine (exit 1 if damaged)
-  ringstore crash-test [--states N] [--seed N] [--scale X] [--corruption N] [--faults N]
-                           trace the built-in workload on the real IO path, check N crash
-                           states (default 20000), N damaged images (default 0), and IO
-                           faults at each of the first N operations of every kind
-                           (default 0); exit 1 on any violation
+${CRASH_TEST_USAGE}
   ringstore help`;
 
 /** Bytes one positional read may ask for; larger reads are split. */
@@ -96,69 +87,9 @@ function printReport(report: FsckReport, verbose: boolean): void {
   for (const error of report.errors) console.log(`error: ${error}`);
 }
 
-function flag(argv: string[], name: string, fallback: number): number {
-  const index = argv.indexOf(name);
-  if (index < 0) return fallback;
-  const value = Number(argv[index + 1]);
-  if (!Number.isFinite(value) || value < 0) throw new RangeError(`${name} needs a number >= 0`);
-  return value;
-}
-
-async function crashTest(argv: string[]): Promise<number> {
-  const states = flag(argv, '--states', 20000);
-  const seed = flag(argv, '--seed', Date.now() % 0x7fffffff);
-  const scale = flag(argv, '--scale', 4);
-  const corruption = flag(argv, '--corruption', 0);
-  const faults = flag(argv, '--faults', 0);
-  const dir = mkdtempSync(`${tmpdir()}/ringstore-crash-test-`);
-  try {
-    process.stderr.write(`tracing the built-in workload (scale ${scale})...\n`);
-    const workload = await runBuiltinWorkload(dir, scale);
-    process.stderr.write(`${workload.trace.operations.length} IOs traced; exploring ${states} crash states (seed ${seed})\n`);
-    let lastPercent = -1;
-    const report = await exploreCrashStates(workload.trace, workload.base, workload.operations, {
-      states,
-      seed,
-      onProgress: (done, total) => {
-        const percent = Math.floor((done / total) * 100);
-        if (percent !== lastPercent && process.stderr.isTTY) process.stderr.write(`\r${'#'.repeat(percent / 4).padEnd(25, '.')} ${percent}%`);
-        lastPercent = percent;
-      },
-    });
-    if (process.stderr.isTTY) process.stderr.write('\n');
-    const perMinute = report.states / (report.durationMs / 60000);
-    console.log(`crash states: ${report.states} at ${report.crashPoints} crash points in ${(report.durationMs / 1000).toFixed(1)} s (${perMinute.toFixed(0)}/min)`);
-    console.log(`  by strategy: ${Object.entries(report.byStrategy).map(([name, count]) => `${name} ${count}`).join(', ')}`);
-    console.log(`  violations: ${report.violations.length}`);
-    for (const violation of report.violations.slice(0, 10)) {
-      console.log(`  - ${violation.strategy} at event ${violation.eventCount}, choice ${violation.choice}: ${violation.problem}`);
-    }
-    let failed = report.violations.length > 0;
-    if (corruption > 0) {
-      const damage = await exploreCorruption(workload.trace, workload.base, workload.operations, { trials: corruption, seed, blockSize: WORKLOAD_BLOCK_SIZE });
-      console.log(
-        `damaged images: ${damage.trials} (${Object.entries(damage.byDamage).map(([name, count]) => `${name} ${count}`).join(', ')}) in ${(damage.durationMs / 1000).toFixed(1)} s`,
-      );
-      console.log(`  refused opens ${damage.refusedOpens}, unrecognised ${damage.unrecognised}, detected reads ${damage.detectedReads}, silent losses ${damage.silentLosses} (documented limits), wrong reads ${damage.wrongReads}, other failures ${damage.failures.length}`);
-      for (const failure of damage.failures.slice(0, 10)) console.log(`  - ${failure}`);
-      failed ||= damage.wrongReads > 0 || damage.failures.length > 0;
-    }
-    if (faults > 0) {
-      const faultReport = await exploreIoFaults(faults, seed);
-      console.log(`IO faults: ${faultReport.runs} runs (${faultReport.injected} hit the fault), violations ${faultReport.violations.length}`);
-      for (const violation of faultReport.violations.slice(0, 10)) console.log(`  - ${violation}`);
-      failed ||= faultReport.violations.length > 0;
-    }
-    console.log(failed ? 'crash-test: FAILED' : 'crash-test: ok');
-    return failed ? 1 : 0;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 function main(argv: string[]): number | Promise<number> {
   const [command, path] = argv;
-  if (command === 'crash-test') return crashTest(argv.slice(1));
+  if (command === 'crash-test') return crashTestCommand(argv.slice(1));
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
     console.log(USAGE);
     return command === undefined ? 2 : 0;

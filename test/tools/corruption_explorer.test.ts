@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
 import { exploreCorruption } from '../../tools/lab/corruption_explorer.js';
-import { runBuiltinWorkload, WORKLOAD_BLOCK_SIZE } from '../../tools/lab/builtin_workload.js';
+import { runBuiltinWorkload } from '../../tools/lab/builtin_workload.js';
 
 const TRIALS = Number(process.env.RINGSTORE_CORRUPTION_TRIALS ?? 2000);
 const SEED = Number(process.env.RINGSTORE_CORRUPTION_SEED ?? 7);
@@ -24,11 +24,8 @@ describe('corruption explorer on the built-in workload', function () {
 
   it(`never returns wrong data in ${TRIALS} damaged images (seed ${SEED})`, async () => {
     const workload = await runBuiltinWorkload(dir);
-    const report = await exploreCorruption(workload.trace, workload.base, workload.operations, {
-      trials: TRIALS,
-      seed: SEED,
-      blockSize: WORKLOAD_BLOCK_SIZE,
-    });
+    const report = await exploreCorruption(workload, { trials: TRIALS, seed: SEED });
+    workload.trace.close();
     console.log(
       `      ${report.trials} trials in ${(report.durationMs / 1000).toFixed(1)} s: ${JSON.stringify(report.byDamage)}; refused opens ${report.refusedOpens}, unrecognised ${report.unrecognised}, detected reads ${report.detectedReads}, silent losses ${report.silentLosses}, wrong reads ${report.wrongReads}`,
     );

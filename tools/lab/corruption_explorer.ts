@@ -13,8 +13,8 @@
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { buildImage, crashPointAt, SECTOR_SIZE, type CrashPoint } from './crash_states.js';
-import type { WorkloadOperation } from './crash_explorer.js';
-import type { WriteTrace } from './write_trace.js';
+import { keyId, sameValue, type WorkloadOperation } from './oracle.js';
+import type { TracedWorkload } from './workload.js';
 
 export type Damage = 'bitflip' | 'garbage-sector' | 'zero-sector' | 'lost-write' | 'misdirected-write';
 const DAMAGES: readonly Damage[] = ['bitflip', 'garbage-sector', 'zero-sector', 'lost-write', 'misdirected-write'];
@@ -43,13 +43,10 @@ export interface CorruptionReport {
   durationMs: number;
 }
 
-export async function exploreCorruption(
-  trace: WriteTrace,
-  base: Uint8Array,
-  operations: readonly WorkloadOperation[],
-  options: { trials: number; seed: number; blockSize: number },
-): Promise<CorruptionReport> {
+export async function exploreCorruption(workload: TracedWorkload, options: { trials: number; seed: number }): Promise<CorruptionReport> {
   const started = performance.now();
+  const { trace, base, operations } = workload;
+  const blockSize = workload.store.blockSize;
   let state = options.seed >>> 0 || 1;
   const random = (): number => {
     state ^= state << 13;
@@ -64,12 +61,12 @@ export async function exploreCorruption(
     if (event.type !== 'ack') continue;
     const point = crashPointAt(trace, count);
     if (point.pending.some((operation) => operation.completedAt === undefined)) continue;
-    const image = buildImage(base, point, new Map(point.pending.map((operation) => [operation, 'all'])));
+    const image = buildImage(trace, base, point, new Map(point.pending.map((operation) => [operation, 'all'])));
     // Blocks that hold something: damage to never-written space proves nothing.
     const written = new Set<number>();
     for (const operation of [...point.durable, ...point.pending]) {
       if (operation.kind === 'trim') continue;
-      for (let block = Math.floor(operation.position / options.blockSize); block * options.blockSize < operation.position + operation.length; block++) written.add(block);
+      for (let block = Math.floor(operation.position / blockSize); block * blockSize < operation.position + operation.length; block++) written.add(block);
     }
     settled.push({ point, image, written });
   }
@@ -91,23 +88,23 @@ export async function exploreCorruption(
     let block = blocks[Math.floor(random() * blocks.length)];
     let damaged: Uint8Array = Uint8Array.prototype.slice.call(image);
     const damage: Damage = DAMAGES[Math.floor(random() * DAMAGES.length)];
-    const sectorsPerBlock = options.blockSize / SECTOR_SIZE;
-    const sectorStart = block * options.blockSize + Math.floor(random() * sectorsPerBlock) * SECTOR_SIZE;
-    const writes = point.durable.filter((operation) => operation.kind !== 'trim' && operation.data !== undefined);
+    const sectorsPerBlock = blockSize / SECTOR_SIZE;
+    const sectorStart = block * blockSize + Math.floor(random() * sectorsPerBlock) * SECTOR_SIZE;
+    const writes = point.durable.filter((operation) => operation.kind !== 'trim' && operation.dataOffset >= 0);
     if ((damage === 'lost-write' || damage === 'misdirected-write') && writes.length > 0) {
       // The device acknowledged (and flushed) this write but it never
       // reached its blocks: they keep what the image had without it.
       const victim = writes[Math.floor(random() * writes.length)];
-      block = Math.floor(victim.position / options.blockSize);
-      damaged = buildImage(base, { ...point, durable: point.durable.filter((operation) => operation !== victim) }, new Map(point.pending.map((operation) => [operation, 'all'])));
+      block = Math.floor(victim.position / blockSize);
+      damaged = buildImage(trace, base, { ...point, durable: point.durable.filter((operation) => operation !== victim) }, new Map(point.pending.map((operation) => [operation, 'all'])));
       if (damage === 'misdirected-write') {
         // ... and landed on other blocks instead, block-aligned.
-        const blockCount = Math.ceil(victim.length / options.blockSize);
+        const blockCount = Math.ceil(victim.length / blockSize);
         const target = blocks[Math.floor(random() * blocks.length)];
-        if (target !== block && (target + blockCount) * options.blockSize <= damaged.length) damaged.set(victim.data!, target * options.blockSize);
+        if (target !== block && (target + blockCount) * blockSize <= damaged.length) damaged.set(trace.dataOf(victim), target * blockSize);
       }
     } else if (damage === 'bitflip') {
-      const byte = block * options.blockSize + Math.floor(random() * options.blockSize);
+      const byte = block * blockSize + Math.floor(random() * blockSize);
       damaged[byte] ^= 1 << Math.floor(random() * 8);
     } else if (damage === 'garbage-sector') {
       for (let i = 0; i < SECTOR_SIZE; i++) damaged[sectorStart + i] = Math.floor(random() * 256);
@@ -116,27 +113,62 @@ export async function exploreCorruption(
     }
     report.trials++;
     report.byDamage[damage]++;
-    const acknowledged = new Set<string>();
+    let shortest = 0;
     for (let index = 0; index < point.eventCount; index++) {
       const event = trace.events[index];
-      if (event.type === 'ack') acknowledged.add(event.label);
+      if (event.type === 'ack') shortest = Math.max(shortest, event.operation + 1);
     }
-    await checkDamaged(damaged, operations, acknowledged, report, `${damage} in block ${block} at event ${point.eventCount}`);
+    await checkDamaged(damaged, workload, expectations(operations, shortest), report, `${damage} in block ${block} at event ${point.eventCount}`);
   }
   report.durationMs = performance.now() - started;
   return report;
 }
 
+/**
+ * What a read of each key may return on an undamaged image: the value after
+ * the shortest prefix of commit order holding every acknowledged operation
+ * (`shortest`), or a value a later operation wrote (it may have committed
+ * too). `earlier` are values the key held before: reading one of those is a
+ * loss (a rollback), not wrong data.
+ */
+interface KeyExpectation {
+  key: WorkloadOperation['writes'][number][0];
+  admissible: unknown[];
+  earlier: unknown[];
+}
+
+function expectations(operations: readonly WorkloadOperation[], shortest: number): Map<string, KeyExpectation> {
+  const byKey = new Map<string, KeyExpectation>();
+  for (let index = 0; index < operations.length; index++) {
+    if (operations[index].refused) continue;
+    for (const [key, value] of operations[index].writes) {
+      const id = keyId(key);
+      let expectation = byKey.get(id);
+      if (expectation === undefined) {
+        expectation = { key, admissible: [undefined], earlier: [] };
+        byKey.set(id, expectation);
+      }
+      if (index < shortest) {
+        expectation.earlier.push(...expectation.admissible);
+        expectation.admissible = [value];
+      } else {
+        expectation.admissible.push(value);
+      }
+    }
+  }
+  return byKey;
+}
+
 async function checkDamaged(
   image: Uint8Array,
-  operations: readonly WorkloadOperation[],
-  acknowledged: Set<string>,
+  workload: TracedWorkload,
+  expected: Map<string, KeyExpectation>,
   report: CorruptionReport,
   what: string,
 ): Promise<void> {
   let store: BlockStore;
   try {
-    store = await BlockStore.open('damaged', { device: new SimulatedDevice({ sizeBytes: image.length }, image), encoding: 'string' });
+    store = await BlockStore.open('damaged', { device: new SimulatedDevice({ sizeBytes: image.length }, image), encoding: workload.store.encoding });
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (code === 'ERR_STORE_CORRUPT') report.refusedOpens++;
@@ -145,20 +177,18 @@ async function checkDamaged(
     return;
   }
   try {
-    for (const operation of operations) {
-      if (!acknowledged.has(operation.label)) continue;
-      for (const [key, value] of operation.entries) {
-        try {
-          const actual = await store.get(key);
-          if (actual === undefined) report.silentLosses++;
-          else if (actual !== value) {
-            report.wrongReads++;
-            report.failures.push(`${what}: ${key} read back wrong data`);
-          }
-        } catch (error) {
-          if ((error as { code?: string }).code === 'ERR_STORE_CORRUPT') report.detectedReads++;
-          else report.failures.push(`${what}: get(${key}) failed with ${String(error)}`);
+    for (const [id, { key, admissible, earlier }] of expected) {
+      try {
+        const actual = await store.get(key);
+        if (admissible.some((value) => sameValue(value, actual))) continue;
+        if (actual === undefined || earlier.some((value) => sameValue(value, actual))) report.silentLosses++;
+        else {
+          report.wrongReads++;
+          report.failures.push(`${what}: ${id.slice(1)} read back data that was never written to it`);
         }
+      } catch (error) {
+        if ((error as { code?: string }).code === 'ERR_STORE_CORRUPT') report.detectedReads++;
+        else report.failures.push(`${what}: get(${id.slice(1)}) failed with ${String(error)}`);
       }
     }
   } finally {

@@ -1,12 +1,25 @@
 // WriteTrace: a record of every state-changing IO a store made through its
-// ring — writes (with their data), RWF_DSYNC writes, linked write+fdatasync,
-// fsync/fdatasync and trims — in submit and completion order, plus the
-// workload's acknowledgements (the oracle). It is an IoObserver: attach it
-// with `ring.observer = trace` before opening the store; it costs nothing
-// when not attached.
-import type { IoMutation, IoObserver } from '../../native/io_observer.js';
+// ring — writes, RWF_DSYNC writes, linked write+fdatasync, fsync/fdatasync
+// and trims — in submit and completion order, with the store's marks (what
+// each IO was for: phase and commit) and the workload's acknowledgements
+// (the oracle log). It is an IoObserver: attach it with `ring.observer =
+// trace` before opening the store; nothing is recorded when it is not
+// attached, and the IO layer then pays one `undefined` check per operation.
+//
+// The bytes written go to a side file (`<directory>/trace.data`), not the
+// heap, so a long workload's trace costs memory only for its metadata. A
+// trace is saved next to it as `trace.json` and loaded back for replay.
+import { closeSync, existsSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+import type { IoMark, IoMutation, IoObserver } from '../../native/io_observer.js';
 
 export type TraceOperationKind = 'write' | 'writeAndSync' | 'writeDsync' | 'flush' | 'trim';
+
+/** Trace files: version of trace.json, and the names of the two files. */
+export const TRACE_FORMAT_VERSION = 1;
+export const TRACE_META_FILE = 'trace.json';
+export const TRACE_DATA_FILE = 'trace.data';
 
 export interface TraceOperation {
   /** Submit order, from 0. */
@@ -15,10 +28,13 @@ export interface TraceOperation {
   /** Byte offset and length (0 for a flush). */
   readonly position: number;
   readonly length: number;
-  /** Bytes written (a copy), for write kinds. */
-  readonly data: Uint8Array | undefined;
+  /** Offset of the written bytes in the side file (write kinds), else -1. */
+  readonly dataOffset: number;
   /** Durable on completion by itself (dsync file or writeDsync); a writeAndSync flushes too. */
   readonly durableOnCompletion: boolean;
+  /** The store's mark in force when it was submitted: phase ('wal', 'superblock', …) and commit/generation. */
+  readonly phase: string;
+  readonly markId: number | undefined;
   /** Index in `events` of its completion, or undefined while in flight. */
   completedAt: number | undefined;
   failed: boolean;
@@ -27,32 +43,61 @@ export interface TraceOperation {
 export type TraceEvent =
   | { readonly type: 'submit'; readonly operation: TraceOperation }
   | { readonly type: 'complete'; readonly operation: TraceOperation }
-  | { readonly type: 'ack'; readonly label: string; readonly payload: unknown };
+  | { readonly type: 'mark'; readonly phase: string; readonly id: number | undefined }
+  /** The workload saw its operation number `operation` acknowledged (durable). */
+  | { readonly type: 'ack'; readonly operation: number };
+
+/** Phase of IO submitted before the store marked any. */
+export const UNMARKED_PHASE = 'unmarked';
 
 export class WriteTrace implements IoObserver {
   readonly events: TraceEvent[] = [];
   readonly operations: TraceOperation[] = [];
-  readonly #byMutation = new Map<IoMutation, TraceOperation>();
   /** Only IO on this file path is recorded (the store's device). */
   readonly path: string;
+  /** Where trace.data (and, once saved, trace.json) live. */
+  readonly directory: string;
+  readonly #byMutation = new Map<IoMutation, TraceOperation>();
+  #dataFd: number;
+  #dataBytes = 0;
+  #phase = UNMARKED_PHASE;
+  #markId: number | undefined;
 
-  constructor(path: string) {
+  /**
+   * A new, empty trace of IO on `path`; its side file (`dataFileName`) is
+   * created, or truncated, in `directory` — or, with `existing` (for
+   * WriteTrace.load), opened read-only as it is.
+   */
+  constructor(path: string, directory: string, dataFileName = TRACE_DATA_FILE, existing = false) {
     this.path = path;
+    this.directory = directory;
+    this.#dataFd = openSync(join(directory, dataFileName), existing ? 'r' : 'w+');
   }
 
   onSubmit(mutation: IoMutation): void {
     if (mutation.file.path !== this.path) return;
     const kind: TraceOperationKind =
       mutation.kind === 'fsync' || mutation.kind === 'fdatasync' ? 'flush' : mutation.kind === 'trim' ? 'trim' : mutation.kind;
-    const data =
-      kind === 'flush' || kind === 'trim' ? undefined : concat(mutation.buffers, mutation.length);
+    let dataOffset = -1;
+    if (kind !== 'flush' && kind !== 'trim') {
+      dataOffset = this.#dataBytes;
+      for (const buffer of mutation.buffers) {
+        // The buffers are the store's and are reused once the write is done:
+        // copy them out now (to the side file).
+        writeSync(this.#dataFd, buffer, 0, buffer.length, this.#dataBytes);
+        this.#dataBytes += buffer.length;
+      }
+      if (this.#dataBytes - dataOffset !== mutation.length) throw new Error('write trace: buffers and length disagree');
+    }
     const operation: TraceOperation = {
       id: this.operations.length,
       kind,
       position: mutation.position,
       length: mutation.length,
-      data,
+      dataOffset,
       durableOnCompletion: mutation.durableOnCompletion,
+      phase: this.#phase,
+      markId: this.#markId,
       completedAt: undefined,
       failed: false,
     };
@@ -70,18 +115,104 @@ export class WriteTrace implements IoObserver {
     this.events.push({ type: 'complete', operation });
   }
 
-  /** Records that the workload saw `label` acknowledged (its payload is what the checks expect). */
-  acknowledge(label: string, payload: unknown): void {
-    this.events.push({ type: 'ack', label, payload });
+  onMark(mark: IoMark): void {
+    if (mark.file.path !== this.path) return;
+    this.#phase = mark.phase;
+    this.#markId = mark.id;
+    this.events.push({ type: 'mark', phase: mark.phase, id: mark.id });
   }
-}
 
-function concat(buffers: readonly Uint8Array[], length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const buffer of buffers) {
-    out.set(buffer, offset);
-    offset += buffer.length;
+  /** Records that the workload saw its operation number `operation` acknowledged. */
+  acknowledge(operation: number): void {
+    this.events.push({ type: 'ack', operation });
   }
-  return out;
+
+  /** The bytes a write operation wrote (read back from the side file). */
+  dataOf(operation: TraceOperation): Uint8Array {
+    if (operation.dataOffset < 0) throw new Error(`trace operation ${operation.id} (${operation.kind}) wrote no data`);
+    const bytes = new Uint8Array(operation.length);
+    let done = 0;
+    while (done < bytes.length) {
+      const read = readSync(this.#dataFd, bytes, done, bytes.length - done, operation.dataOffset + done);
+      if (read === 0) throw new Error(`trace data file ends before operation ${operation.id}'s bytes`);
+      done += read;
+    }
+    return bytes;
+  }
+
+  /** Writes trace.json next to trace.data, so `WriteTrace.load(directory)` gives this trace back. */
+  save(): void {
+    const events = this.events.map((event) => {
+      switch (event.type) {
+        case 'submit':
+          return ['s', event.operation.id];
+        case 'complete':
+          return ['c', event.operation.id];
+        case 'mark':
+          return ['m', event.phase, event.id ?? null];
+        case 'ack':
+          return ['a', event.operation];
+      }
+    });
+    const operations = this.operations.map((operation) => [
+      operation.kind,
+      operation.position,
+      operation.length,
+      operation.dataOffset,
+      operation.durableOnCompletion ? 1 : 0,
+      operation.phase,
+      operation.markId ?? null,
+      operation.failed ? 1 : 0,
+    ]);
+    const meta = { version: TRACE_FORMAT_VERSION, path: this.path, dataBytes: this.#dataBytes, operations, events };
+    writeFileSync(join(this.directory, TRACE_META_FILE), JSON.stringify(meta));
+  }
+
+  /** A trace saved in `directory` (trace.json + trace.data); its side file is opened read-only. */
+  static load(directory: string): WriteTrace {
+    const metaPath = join(directory, TRACE_META_FILE);
+    if (!existsSync(metaPath)) throw new Error(`no write trace in ${directory} (${TRACE_META_FILE} is missing)`);
+    const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as {
+      version: number;
+      path: string;
+      dataBytes: number;
+      operations: [TraceOperationKind, number, number, number, number, string, number | null, number][];
+      events: (['s' | 'c' | 'a', number] | ['m', string, number | null])[];
+    };
+    if (meta.version !== TRACE_FORMAT_VERSION) throw new Error(`${metaPath} is trace format ${meta.version}; this build reads ${TRACE_FORMAT_VERSION}`);
+    const trace = new WriteTrace(meta.path, directory, TRACE_DATA_FILE, true);
+    const fields = trace as { events: TraceEvent[]; operations: TraceOperation[] };
+    trace.#dataBytes = meta.dataBytes;
+    for (const [kind, position, length, dataOffset, durable, phase, markId, failed] of meta.operations) {
+      fields.operations.push({
+        id: fields.operations.length,
+        kind,
+        position,
+        length,
+        dataOffset,
+        durableOnCompletion: durable === 1,
+        phase,
+        markId: markId ?? undefined,
+        completedAt: undefined,
+        failed: failed === 1,
+      });
+    }
+    for (const event of meta.events) {
+      if (event[0] === 'm') fields.events.push({ type: 'mark', phase: event[1], id: event[2] ?? undefined });
+      else if (event[0] === 'a') fields.events.push({ type: 'ack', operation: event[1] });
+      else {
+        const operation = fields.operations[event[1]];
+        if (event[0] === 'c') operation.completedAt = fields.events.length;
+        fields.events.push({ type: event[0] === 's' ? 'submit' : 'complete', operation });
+      }
+    }
+    return trace;
+  }
+
+  /** Closes the side file; the trace can no longer give data. */
+  close(): void {
+    if (this.#dataFd < 0) return;
+    closeSync(this.#dataFd);
+    this.#dataFd = -1;
+  }
 }

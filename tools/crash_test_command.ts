@@ -1,0 +1,151 @@
+// `ringstore crash-test`: the durability lab from the command line.
+//
+// Traces a workload — the built-in one, or a user's module — on the real IO
+// path, explores its crash states (and optionally damaged images and IO
+// faults), prints a summary, and saves a reproducer for each violation;
+// `--replay DIR` checks a saved reproducer again.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { resolve } from 'node:path';
+
+import { runBuiltinWorkload } from './lab/builtin_workload.js';
+import { exploreCorruption } from './lab/corruption_explorer.js';
+import { exploreCrashStates, type ExplorationReport } from './lab/crash_explorer.js';
+import { exploreIoFaults } from './lab/fault_explorer.js';
+import { replayReproducer } from './lab/reproducer.js';
+import { loadWorkloadModule, runWorkload, type TracedWorkload } from './lab/workload.js';
+
+export const CRASH_TEST_USAGE = `  ringstore crash-test [--states N] [--minutes M] [--seed N] [--module FILE] [--scale X]
+                       [--corruption N] [--faults N] [--reproducers DIR]
+                           trace a workload on the real IO path and check N crash states
+                           (default 20000), for at most M minutes if given. The workload is
+                           the built-in one (--scale X: its size, default 4), or FILE's
+                           default export: async (store) => { ... } on a LabStore (put,
+                           delete, batch, get, range, flush, checkpoint, reopen); FILE may
+                           also export storeOptions ({ sizeBytes, blockSize, walSizeBytes,
+                           encoding, sync }). --corruption N: N damaged images; --faults N:
+                           IO faults at each of the first N operations of every kind.
+                           Violations are saved as reproducers under DIR (default
+                           ./crash-test-reproducers). Exit 1 on any violation.
+  ringstore crash-test --replay DIR
+                           build a saved reproducer's crash state again and check it`;
+
+/** Crash states a minute on this kind of machine, to size a --minutes run's plan. */
+const STATES_PER_MINUTE_ESTIMATE = 15_000;
+/** Most states one run plans (each planned state holds its choice in memory). */
+const PLANNED_STATES_MAX = 300_000;
+
+function numberFlag(argv: string[], name: string, fallback: number): number {
+  const index = argv.indexOf(name);
+  if (index < 0) return fallback;
+  const value = Number(argv[index + 1]);
+  if (!Number.isFinite(value) || value < 0) throw new RangeError(`${name} needs a number >= 0`);
+  return value;
+}
+
+function stringFlag(argv: string[], name: string): string | undefined {
+  const index = argv.indexOf(name);
+  if (index < 0) return undefined;
+  const value = argv[index + 1];
+  if (value === undefined || value.startsWith('--')) throw new RangeError(`${name} needs a value`);
+  return value;
+}
+
+/** A progress line on stderr: a bar on a terminal, a line per tenth otherwise. */
+function progressReporter(startedMs: number): (done: number, total: number) => void {
+  let lastShown = -1;
+  return (done, total) => {
+    const tty = process.stderr.isTTY;
+    const percent = Math.floor((done / total) * 100);
+    const step = tty ? percent : Math.floor(percent / 10) * 10;
+    if (step === lastShown && done !== total) return;
+    lastShown = step;
+    const minutes = (performance.now() - startedMs) / 60_000;
+    const rate = minutes > 0 ? Math.round(done / minutes) : 0;
+    const line = `${'#'.repeat(Math.floor(percent / 4)).padEnd(25, '.')} ${percent}% ${done}/${total} states, ${rate}/min`;
+    if (tty) process.stderr.write(`\r${line}${done === total ? '\n' : ''}`);
+    else process.stderr.write(`${line}\n`);
+  };
+}
+
+function printCrashReport(report: ExplorationReport): void {
+  const perMinute = report.states / (report.durationMs / 60_000);
+  console.log(`crash states: ${report.states} at ${report.crashPoints} crash points in ${(report.durationMs / 1000).toFixed(1)} s (${perMinute.toFixed(0)}/min)${report.skipped > 0 ? `; ${report.skipped} more planned, left for the time limit` : ''}`);
+  console.log(`  by strategy: ${Object.entries(report.byStrategy).map(([name, count]) => `${name} ${count}`).join(', ')}`);
+  console.log(`  by phase of the surviving pending writes: ${Object.entries(report.byPhase).map(([name, count]) => `${name} ${count}`).join(', ')}`);
+  const torn = report.tornBoundaries;
+  console.log(`  structure x sector boundary torn: ${torn.covered} of ${torn.total}${torn.missing.length > 0 ? ` (missing: ${torn.missing.slice(0, 8).join(', ')}${torn.missing.length > 8 ? ', ...' : ''})` : ''}`);
+  console.log(`  violations: ${report.violations.length}`);
+  for (const violation of report.violations.slice(0, 10)) {
+    console.log(`  - ${violation.strategy} at event ${violation.eventCount}: ${violation.problem}`);
+    if (violation.minimal !== undefined) console.log(`    minimal: ${violation.minimal}`);
+    if (violation.reproducer !== undefined) console.log(`    replay: ringstore crash-test --replay ${violation.reproducer}`);
+  }
+}
+
+async function replay(directory: string): Promise<number> {
+  const result = await replayReproducer(directory);
+  console.log(`state: ${result.description}`);
+  console.log(`recorded: ${result.recorded}`);
+  console.log(result.problem === undefined ? 'now: passes every check' : `now: ${result.problem}`);
+  return result.problem === undefined ? 0 : 1;
+}
+
+export async function crashTestCommand(argv: string[]): Promise<number> {
+  const replayDirectory = stringFlag(argv, '--replay');
+  if (replayDirectory !== undefined) return replay(replayDirectory);
+  const minutes = numberFlag(argv, '--minutes', 0);
+  const states = numberFlag(argv, '--states', minutes > 0 ? Math.min(PLANNED_STATES_MAX, Math.ceil(minutes * STATES_PER_MINUTE_ESTIMATE)) : 20_000);
+  const seed = numberFlag(argv, '--seed', Date.now() % 0x7fffffff);
+  const scale = numberFlag(argv, '--scale', 4);
+  const corruption = numberFlag(argv, '--corruption', 0);
+  const faults = numberFlag(argv, '--faults', 0);
+  const modulePath = stringFlag(argv, '--module');
+  const reproducers = resolve(stringFlag(argv, '--reproducers') ?? 'crash-test-reproducers');
+  const dir = mkdtempSync(`${tmpdir()}/ringstore-crash-test-`);
+  let workload: TracedWorkload | undefined;
+  try {
+    if (modulePath !== undefined) {
+      const loaded = await loadWorkloadModule(modulePath);
+      process.stderr.write(`tracing ${modulePath}...\n`);
+      workload = await runWorkload(dir, loaded.workload, loaded.storeOptions);
+    } else {
+      process.stderr.write(`tracing the built-in workload (scale ${scale})...\n`);
+      workload = await runBuiltinWorkload(dir, scale);
+    }
+    const acknowledged = workload.trace.events.filter((event) => event.type === 'ack').length;
+    process.stderr.write(
+      `${workload.trace.operations.length} IOs traced, ${workload.operations.length} operations (${acknowledged} acknowledged); exploring ${states} crash states (seed ${seed}${minutes > 0 ? `, at most ${minutes} min` : ''})\n`,
+    );
+    const started = performance.now();
+    const report = await exploreCrashStates(workload, {
+      states,
+      seed,
+      timeLimitMs: minutes > 0 ? minutes * 60_000 : undefined,
+      reproducerDirectory: reproducers,
+      onProgress: progressReporter(started),
+    });
+    printCrashReport(report);
+    let failed = report.violations.length > 0;
+    if (corruption > 0) {
+      const damage = await exploreCorruption(workload, { trials: corruption, seed });
+      console.log(
+        `damaged images: ${damage.trials} (${Object.entries(damage.byDamage).map(([name, count]) => `${name} ${count}`).join(', ')}) in ${(damage.durationMs / 1000).toFixed(1)} s`,
+      );
+      console.log(`  refused opens ${damage.refusedOpens}, unrecognised ${damage.unrecognised}, detected reads ${damage.detectedReads}, silent losses ${damage.silentLosses} (documented limits), wrong reads ${damage.wrongReads}, other failures ${damage.failures.length}`);
+      for (const failure of damage.failures.slice(0, 10)) console.log(`  - ${failure}`);
+      failed ||= damage.wrongReads > 0 || damage.failures.length > 0;
+    }
+    if (faults > 0) {
+      const faultReport = await exploreIoFaults(faults, seed);
+      console.log(`IO faults: ${faultReport.runs} runs (${faultReport.injected} hit the fault), violations ${faultReport.violations.length}`);
+      for (const violation of faultReport.violations.slice(0, 10)) console.log(`  - ${violation}`);
+      failed ||= faultReport.violations.length > 0;
+    }
+    console.log(failed ? 'crash-test: FAILED' : 'crash-test: ok');
+    return failed ? 1 : 0;
+  } finally {
+    workload?.trace.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

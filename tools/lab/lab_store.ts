@@ -1,0 +1,135 @@
+// LabStore: the store a crash-test workload (built in, or a user's module)
+// works on. It forwards to a BlockStore on a traced ring and keeps the
+// oracle's books: every put, delete and batch in call order (the store's
+// commit order), and, in the write trace, the moment each one was
+// acknowledged as durable — when it resolved (sync: true), or when a later
+// flush() or close() resolved (sync: false).
+import { BlockStore, type BatchOperation, type BlockStoreOptions, type RangeOptions } from '../../engine/block_store.js';
+import type { Key } from '../../engine/key_codec.js';
+import type { IoUringActor } from '../../native/io_uring_actor.js';
+import type { WorkloadOperation } from './oracle.js';
+import type { WriteTrace } from './write_trace.js';
+
+/** Options a workload may reopen its store with. */
+export interface LabReopenOptions {
+  sync?: boolean;
+  cacheSizeBytes?: number;
+}
+
+export class LabStore {
+  readonly operations: WorkloadOperation[] = [];
+  readonly #trace: WriteTrace;
+  readonly #path: string;
+  readonly #ring: IoUringActor;
+  readonly #encoding: BlockStoreOptions['encoding'];
+  #store: BlockStore;
+  #sync: boolean;
+  /** Operations that resolved but are not yet known durable (sync: false). */
+  #written: number[] = [];
+
+  /** Wraps an open store; `options` are those it was opened with. */
+  constructor(store: BlockStore, trace: WriteTrace, path: string, ring: IoUringActor, options: BlockStoreOptions) {
+    this.#store = store;
+    this.#trace = trace;
+    this.#path = path;
+    this.#ring = ring;
+    this.#encoding = options.encoding;
+    this.#sync = options.sync ?? true;
+  }
+
+  /** The store underneath, for reads and stats. Writes made on it directly are not in the oracle. */
+  get store(): BlockStore {
+    return this.#store;
+  }
+
+  put(key: Key, value: unknown): Promise<void> {
+    return this.#record(`put ${describeKey(key)}`, [[key, value]], () => this.#store.put(key, value));
+  }
+
+  delete(key: Key): Promise<boolean> {
+    let existed = false;
+    return this.#record(`delete ${describeKey(key)}`, [[key, undefined]], async () => {
+      existed = await this.#store.delete(key);
+    }).then(() => existed);
+  }
+
+  batch(operations: BatchOperation[]): Promise<void> {
+    const writes = operations.map((operation) => [operation.key, operation.type === 'put' ? operation.value : undefined] as const);
+    return this.#record(`batch of ${operations.length} from ${describeKey(operations[0]?.key ?? '')}`, writes, () => this.#store.batch(operations));
+  }
+
+  get(key: Key): Promise<unknown> {
+    return this.#store.get(key);
+  }
+
+  range(options?: RangeOptions): AsyncIterable<[Key, unknown]> {
+    return this.#store.range(options) as AsyncIterable<[Key, unknown]>;
+  }
+
+  checkpoint(): Promise<void> {
+    return this.#store.checkpoint();
+  }
+
+  /** Makes every write that resolved before this call durable, and acknowledges them. */
+  async flush(): Promise<void> {
+    const covered = this.#written;
+    this.#written = [];
+    await this.#store.flush();
+    for (const index of covered) this.#trace.acknowledge(index);
+  }
+
+  /** Closes the store (durably) and opens it again, optionally with other options. */
+  async reopen(options: LabReopenOptions = {}): Promise<void> {
+    const covered = this.#written;
+    this.#written = [];
+    await this.#store.close();
+    for (const index of covered) this.#trace.acknowledge(index);
+    this.#sync = options.sync ?? true;
+    this.#store = await BlockStore.open(this.#path, { ring: this.#ring, encoding: this.#encoding, sync: this.#sync, cacheSizeBytes: options.cacheSizeBytes });
+  }
+
+  /** Closes the store; writes that resolved before are acknowledged (close makes them durable). */
+  async close(): Promise<void> {
+    const covered = this.#written;
+    this.#written = [];
+    await this.#store.close();
+    for (const index of covered) this.#trace.acknowledge(index);
+  }
+
+  async #record(label: string, writes: WorkloadOperation['writes'], call: () => Promise<void>): Promise<void> {
+    const index = this.operations.length;
+    const operation: WorkloadOperation = { label: `#${index} ${label}`, writes: writes.map(([key, value]) => [copyKey(key), copyValue(value)]) };
+    this.operations.push(operation);
+    try {
+      await call();
+    } catch (error) {
+      // Refused before it could commit (bad input, a full store): never part
+      // of the store. A store that failed (ERR_STORE_FAILED) may or may not
+      // have made it durable: that stays open, as for a crash.
+      if ((error as { code?: string }).code !== 'ERR_STORE_FAILED') operation.refused = true;
+      throw error;
+    }
+    if (this.#sync) this.#trace.acknowledge(index);
+    else this.#written.push(index);
+  }
+}
+
+function copyKey(key: Key): Key {
+  return typeof key === 'string' ? key : Uint8Array.prototype.slice.call(key);
+}
+
+/** The oracle keeps its own copy: the workload may reuse its buffers and objects. */
+function copyValue(value: unknown): unknown {
+  if (value instanceof Uint8Array) return Uint8Array.prototype.slice.call(value);
+  if (value === null || typeof value !== 'object') return value;
+  try {
+    return structuredClone(value);
+  } catch {
+    return value;
+  }
+}
+
+function describeKey(key: Key): string {
+  const text = typeof key === 'string' ? JSON.stringify(key) : `0x${Buffer.from(key).toString('hex')}`;
+  return text.length > 32 ? `${text.slice(0, 29)}…` : text;
+}

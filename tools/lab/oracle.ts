@@ -1,0 +1,128 @@
+// The oracle: what a recovered store may hold, given what the workload did.
+//
+// The store commits writes in the order they were called (each call is
+// queued synchronously; group commit keeps the queue's order), so after a
+// crash the store must hold exactly the state after some prefix of that
+// order — a prefix that contains every acknowledged operation. That one rule
+// covers "every acknowledged write is there byte for byte", "every batch is
+// all or nothing" and "what survived is a prefix of commit order".
+import { isDeepStrictEqual } from 'node:util';
+
+import type { BlockStore } from '../../engine/block_store.js';
+import type { Key } from '../../engine/key_codec.js';
+
+/** One key written by an operation: a value, or undefined for a delete. */
+export type WorkloadWrite = readonly [key: Key, value: unknown];
+
+/** One call the workload made (put, delete or batch): its writes, all or nothing. */
+export interface WorkloadOperation {
+  readonly label: string;
+  readonly writes: readonly WorkloadWrite[];
+  /** The store refused it (it never committed): it is not part of any prefix. */
+  refused?: boolean;
+}
+
+/** A key as a Map key: strings and bytes never collide. */
+export function keyId(key: Key): string {
+  return typeof key === 'string' ? `s${key}` : `b${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex')}`;
+}
+
+/** Every key the workload touched, by keyId. */
+export function touchedKeys(operations: readonly WorkloadOperation[]): Map<string, Key> {
+  const keys = new Map<string, Key>();
+  for (const operation of operations) for (const [key] of operation.writes) keys.set(keyId(key), key);
+  return keys;
+}
+
+/** Reads every touched key from a recovered store. */
+export async function readTouched(store: BlockStore, keys: Map<string, Key>): Promise<Map<string, unknown>> {
+  const observed = new Map<string, unknown>();
+  for (const [id, key] of keys) observed.set(id, await store.get(key));
+  return observed;
+}
+
+export function sameValue(expected: unknown, actual: unknown): boolean {
+  if (expected === actual) return true;
+  if (expected === undefined || actual === undefined) return false;
+  if (typeof expected === 'string' || typeof actual === 'string') return false;
+  if (expected instanceof Uint8Array && actual instanceof Uint8Array) return Buffer.compare(expected, actual) === 0;
+  // A value round-trips through the store's codec: compare structure, not
+  // prototypes (a Buffer may come back as another Uint8Array view).
+  try {
+    return isDeepStrictEqual(structuredClone(expected), structuredClone(actual));
+  } catch {
+    return isDeepStrictEqual(expected, actual);
+  }
+}
+
+/**
+ * Checks a recovered store's contents (`observed`: every touched key) against
+ * the workload: returns undefined when they equal the state after some
+ * prefix of `operations` that holds every acknowledged one, or a description
+ * of the closest miss.
+ */
+export function judgeRecovered(
+  operations: readonly WorkloadOperation[],
+  acknowledged: ReadonlySet<number>,
+  observed: ReadonlyMap<string, unknown>,
+): string | undefined {
+  let shortest = 0;
+  for (const index of acknowledged) shortest = Math.max(shortest, index + 1);
+  const model = new Map<string, unknown>();
+  for (const id of observed.keys()) model.set(id, undefined);
+  // Keys where the model and the store differ, kept current as operations
+  // apply: O(operations + keys), not O(operations × keys).
+  let mismatches = 0;
+  for (const value of observed.values()) if (value !== undefined) mismatches++;
+  let best = { prefix: -1, mismatches: Infinity };
+  for (let prefix = 0; ; prefix++) {
+    if (prefix >= shortest) {
+      if (mismatches === 0) return undefined;
+      if (mismatches < best.mismatches) best = { prefix, mismatches };
+    }
+    if (prefix === operations.length) break;
+    const operation = operations[prefix];
+    if (operation.refused) continue;
+    for (const [key, value] of operation.writes) {
+      const id = keyId(key);
+      const actual = observed.get(id);
+      if (!sameValue(model.get(id), actual)) mismatches--;
+      model.set(id, value);
+      if (!sameValue(value, actual)) mismatches++;
+    }
+  }
+  return describeMiss(operations, acknowledged, observed, best.prefix);
+}
+
+function describeMiss(
+  operations: readonly WorkloadOperation[],
+  acknowledged: ReadonlySet<number>,
+  observed: ReadonlyMap<string, unknown>,
+  prefix: number,
+): string {
+  const lastWriter = new Map<string, number>();
+  const model = new Map<string, unknown>();
+  for (let index = 0; index < prefix; index++) {
+    if (operations[index].refused) continue;
+    for (const [key, value] of operations[index].writes) {
+      model.set(keyId(key), value);
+      lastWriter.set(keyId(key), index);
+    }
+  }
+  const misses: string[] = [];
+  for (const [id, actual] of observed) {
+    const expected = model.get(id);
+    if (sameValue(expected, actual)) continue;
+    const writer = lastWriter.get(id);
+    const by = writer === undefined ? 'never written' : `${operations[writer].label}${acknowledged.has(writer) ? ' (acknowledged)' : ''}`;
+    misses.push(`${id.slice(1)}: expected ${show(expected)} from ${by}, found ${show(actual)}`);
+    if (misses.length === 3) break;
+  }
+  return `the store matches no prefix of commit order that holds all ${acknowledged.size} acknowledged operations; closest is the first ${prefix}, off at ${misses.join('; ')}`;
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = typeof value === 'string' ? JSON.stringify(value) : value instanceof Uint8Array ? `<${value.length} bytes>` : JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 37)}…` : text;
+}

@@ -1,0 +1,97 @@
+// Reproducers: a violation of the crash explorer, saved so that one command
+// (`ringstore crash-test --replay <dir>`) builds the same crash state and
+// checks it again — on another machine, after a fix, under a debugger.
+//
+// A reproducer directory holds:
+//   trace.json, trace.data — the workload's write trace (WriteTrace.save);
+//   oracle.msgpack         — the workload's operations and store options;
+//   state.json             — the crash point, the fate of each pending
+//                            write, the recovery crash if any, the problem
+//                            seen, and the exploration's seed.
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { pack, unpack } from 'msgpackr';
+
+import { StateChecker, describeSurvivors, type CrashState, type Strategy } from './crash_explorer.js';
+import { crashPointAt, type PendingChoice, type PendingPart } from './crash_states.js';
+import type { WorkloadOperation } from './oracle.js';
+import type { TracedWorkload, WorkloadStoreOptions } from './workload.js';
+import { TRACE_DATA_FILE, TRACE_META_FILE, WriteTrace } from './write_trace.js';
+
+export const REPRODUCER_STATE_FILE = 'state.json';
+export const REPRODUCER_ORACLE_FILE = 'oracle.msgpack';
+
+interface SavedState {
+  strategy: Strategy;
+  eventCount: number;
+  /** [trace operation id, fate] for each pending write that left something. */
+  survivors: [number, PendingPart][];
+  recoveryCrash: CrashState['recoveryCrash'] | null;
+  problem: string;
+  seed: number;
+  description: string;
+}
+
+let saved = 0;
+
+/** Saves `state` of `workload` under `directory`; returns the reproducer's own directory. */
+export function saveReproducer(directory: string, workload: TracedWorkload, state: CrashState, problem: string, seed: number): string {
+  const target = join(directory, `violation-${process.pid}-${++saved}`);
+  mkdirSync(target, { recursive: true });
+  workload.trace.save();
+  copyFileSync(join(workload.trace.directory, TRACE_META_FILE), join(target, TRACE_META_FILE));
+  copyFileSync(join(workload.trace.directory, TRACE_DATA_FILE), join(target, TRACE_DATA_FILE));
+  writeFileSync(join(target, REPRODUCER_ORACLE_FILE), pack({ operations: workload.operations, store: workload.store }));
+  const survivors: [number, PendingPart][] = [];
+  for (const operation of state.point.pending) {
+    const part = state.choice.get(operation) ?? 'none';
+    if (part !== 'none') survivors.push([operation.id, part]);
+  }
+  const record: SavedState = {
+    strategy: state.strategy,
+    eventCount: state.point.eventCount,
+    survivors,
+    recoveryCrash: state.recoveryCrash ?? null,
+    problem,
+    seed,
+    description: describeSurvivors(state),
+  };
+  writeFileSync(join(target, REPRODUCER_STATE_FILE), `${JSON.stringify(record, null, 1)}\n`);
+  return target;
+}
+
+export interface ReplayResult {
+  /** What the state is: crash point and surviving writes. */
+  description: string;
+  /** The problem recorded when it was saved. */
+  recorded: string;
+  /** The problem now, or undefined if the state now passes every check. */
+  problem: string | undefined;
+}
+
+/** Builds a saved state again and checks it. */
+export async function replayReproducer(directory: string): Promise<ReplayResult> {
+  const record = JSON.parse(readFileSync(join(directory, REPRODUCER_STATE_FILE), 'utf8')) as SavedState;
+  const oracle = unpack(readFileSync(join(directory, REPRODUCER_ORACLE_FILE))) as { operations: WorkloadOperation[]; store: WorkloadStoreOptions };
+  const trace = WriteTrace.load(directory);
+  try {
+    const workload: TracedWorkload = { trace, base: new Uint8Array(oracle.store.sizeBytes), operations: oracle.operations, store: oracle.store };
+    const point = crashPointAt(trace, record.eventCount);
+    const choice: PendingChoice = new Map(point.pending.map((operation) => [operation, 'none']));
+    for (const [id, part] of record.survivors) {
+      const operation = trace.operations[id];
+      if (!choice.has(operation)) throw new Error(`reproducer names write #${id}, which is not pending at event ${record.eventCount}`);
+      choice.set(operation, part);
+    }
+    const state: CrashState = { strategy: record.strategy, point, choice, key: 'replay', recoveryCrash: record.recoveryCrash ?? undefined };
+    const checker = new StateChecker(workload);
+    try {
+      return { description: describeSurvivors(state), recorded: record.problem, problem: await checker.check(state) };
+    } finally {
+      await checker.close();
+    }
+  } finally {
+    trace.close();
+  }
+}

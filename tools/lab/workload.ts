@@ -1,0 +1,103 @@
+// Running a crash-test workload: a new store on a real file through the
+// io_uring actor (the real IO path), traced from its first write, handed to
+// the workload as a LabStore; what comes back is the trace, the device
+// before it began, and the oracle's list of operations.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { BlockStore } from '../../engine/block_store.js';
+import type { ValueEncoding } from '../../engine/value_codec.js';
+import { IoUringActor } from '../../native/io_uring_actor.js';
+import { LabStore } from './lab_store.js';
+import type { WorkloadOperation } from './oracle.js';
+import { WriteTrace } from './write_trace.js';
+
+/** A workload: does its work on the store it is given, and returns when done. */
+export type Workload = (store: LabStore) => Promise<void>;
+
+/** The store a workload runs on. Small on purpose: every crash image is a copy of it. */
+export interface WorkloadStoreOptions {
+  sizeBytes: number;
+  blockSize: number;
+  walSizeBytes: number;
+  encoding: ValueEncoding;
+  /** Start with sync: false (writes acknowledged by flush()). */
+  sync: boolean;
+}
+
+export const DEFAULT_WORKLOAD_STORE: WorkloadStoreOptions = {
+  sizeBytes: 2 << 20,
+  blockSize: 512,
+  walSizeBytes: 16 << 10,
+  encoding: 'msgpack',
+  sync: true,
+};
+
+/** Crash images are whole-device copies and undo logs: keep them small. */
+export const WORKLOAD_STORE_BYTES_MAX = 256 << 20;
+
+export interface TracedWorkload {
+  trace: WriteTrace;
+  /** The device before the trace began (a new file: zeros). */
+  base: Uint8Array;
+  operations: WorkloadOperation[];
+  store: WorkloadStoreOptions;
+}
+
+/**
+ * Runs `workload` on a new store in `directory` (the store file and the
+ * trace's side file go there) and returns its trace.
+ */
+export async function runWorkload(directory: string, workload: Workload, options: Partial<WorkloadStoreOptions> = {}): Promise<TracedWorkload> {
+  const store: WorkloadStoreOptions = { ...DEFAULT_WORKLOAD_STORE, ...options };
+  if (!Number.isSafeInteger(store.sizeBytes) || store.sizeBytes <= 0 || store.sizeBytes > WORKLOAD_STORE_BYTES_MAX) {
+    throw new RangeError(`workload store size must be at most ${WORKLOAD_STORE_BYTES_MAX} bytes, got ${store.sizeBytes}`);
+  }
+  mkdirSync(directory, { recursive: true });
+  const path = join(directory, 'crash-lab.ringstore');
+  const ring = IoUringActor.start({ fallback: 'threads' });
+  const trace = new WriteTrace(path, directory);
+  ring.observer = trace;
+  let lab: LabStore | undefined;
+  try {
+    const openOptions = {
+      create: true,
+      sizeBytes: store.sizeBytes,
+      blockSize: store.blockSize,
+      walSizeBytes: store.walSizeBytes,
+      cacheSizeBytes: 64 << 10,
+      encoding: store.encoding,
+      sync: store.sync,
+      ring,
+    };
+    const opened = await BlockStore.open(path, openOptions);
+    lab = new LabStore(opened, trace, path, ring, openOptions);
+    await workload(lab);
+    await lab.close().catch((error: unknown) => {
+      // A workload that closed the store itself is done.
+      if ((error as { code?: string }).code !== 'ERR_STORE_CLOSED') throw error;
+    });
+  } finally {
+    ring.observer = undefined;
+    await ring.close();
+  }
+  return { trace, base: new Uint8Array(store.sizeBytes), operations: lab.operations, store };
+}
+
+/**
+ * Loads a user's workload module: its default export (or an export named
+ * `workload`) must be a function that takes a LabStore and returns a
+ * promise; an optional `storeOptions` export sizes the store it runs on.
+ */
+export async function loadWorkloadModule(modulePath: string): Promise<{ workload: Workload; storeOptions: Partial<WorkloadStoreOptions> }> {
+  const loaded = (await import(pathToFileURL(resolve(modulePath)).href)) as { default?: unknown; workload?: unknown; storeOptions?: unknown };
+  const workload = typeof loaded.default === 'function' ? loaded.default : loaded.workload;
+  if (typeof workload !== 'function') {
+    throw new TypeError(`${modulePath} must export a workload function (export default async function (store) { ... })`);
+  }
+  const storeOptions = loaded.storeOptions ?? {};
+  if (typeof storeOptions !== 'object' || storeOptions === null) throw new TypeError(`${modulePath}: storeOptions must be an object`);
+  return { workload: workload as Workload, storeOptions: storeOptions as Partial<WorkloadStoreOptions> };
+}

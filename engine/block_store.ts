@@ -139,6 +139,12 @@ const WAL_ZERO_CHUNK_BYTES = 8 << 20;
 const TRIM_BATCH_MAX = 256;
 /** Room kept for the next checkpoint, relative to the index's current record bytes. */
 const CHECKPOINT_RESERVE_MARGIN = 1.25;
+/**
+ * First size of a checkpoint's encoding buffer when the last checkpoint was
+ * small (it grows by doubling): a small store's close should not allocate
+ * a megabyte it does not fill.
+ */
+const CHECKPOINT_WRITER_INITIAL_BYTES = 64 << 10;
 const CHECKPOINT_RESERVE_SLACK_BLOCKS = 8;
 const CHECKPOINT_HEADER_BYTES = 16;
 
@@ -1287,7 +1293,7 @@ export class BlockStore {
     const replayBlock = this.#walSpace.replayBlockAfter(sequence);
     // Sized for the whole index up front (key + value + record header per
     // entry, from the last checkpoint's size) so it does not grow by copying.
-    const writer = new ByteWriter(Math.max(1 << 20, Math.ceil(this.#superblock.checkpointByteLength * 1.25)));
+    const writer = new ByteWriter(Math.max(CHECKPOINT_WRITER_INITIAL_BYTES, Math.ceil(this.#superblock.checkpointByteLength * 1.25)));
     beginCheckpointPayload(writer);
     snapshot.forEachPair((keyString, entry) => {
       writePut(writer, keyStringToBytes(keyString), entry.isString, entry.value instanceof Uint8Array ? { kind: 'inline', bytes: entry.value } : entry.value);

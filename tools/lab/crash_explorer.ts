@@ -29,7 +29,7 @@
 // A violation is shrunk to a minimal set of surviving pending writes and
 // saved as a reproducer directory that `ringstore crash-test --replay <dir>`
 // checks again.
-import { BlockStore } from '../../engine/block_store.js';
+import { BlockStore, STORE_RING_OPTIONS } from '../../engine/block_store.js';
 import { IoUringActor } from '../../native/io_uring_actor.js';
 import type { IoMark, IoMutation, IoObserver } from '../../native/io_observer.js';
 import { fsckImage } from '../fsck.js';
@@ -416,7 +416,7 @@ export class StateChecker {
   constructor(workload: TracedWorkload) {
     this.#workload = workload;
     this.#image = new CrashImage(workload.trace, workload.base);
-    this.#ring = IoUringActor.start({ fallback: 'threads' });
+    this.#ring = IoUringActor.start(STORE_RING_OPTIONS);
     this.#observer = new ObserverFanout(this.#image);
     this.#ring.observer = this.#observer;
     this.#keys = touchedKeys(workload.operations);

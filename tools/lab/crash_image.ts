@@ -156,7 +156,10 @@ export class CrashImage implements IoObserver {
     const { position, length, id } = write.operation;
     const overlapping = (other: AppliedWrite): boolean =>
       other.operation.id > id && other.operation.position < position + length && position < other.operation.position + other.operation.length;
-    const newer = [...this.#durable.values(), ...this.#layered].filter(overlapping).sort((a, b) => a.operation.id - b.operation.id);
+    const newer: AppliedWrite[] = [];
+    for (const other of this.#durable.values()) if (overlapping(other)) newer.push(other);
+    for (const other of this.#layered) if (overlapping(other)) newer.push(other);
+    newer.sort((a, b) => a.operation.id - b.operation.id);
     for (const other of newer) this.#writeOperation(other, layered);
     if (layered) this.#layered.push(write);
     else this.#durable.set(write.operation.id, write);

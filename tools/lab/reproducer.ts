@@ -8,7 +8,7 @@
 //   state.json             — the crash point, the fate of each pending
 //                            write, the recovery crash if any, the problem
 //                            seen, and the exploration's seed.
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { pack, unpack } from 'msgpackr';
@@ -72,6 +72,7 @@ export interface ReplayResult {
 
 /** Builds a saved state again and checks it. */
 export async function replayReproducer(directory: string): Promise<ReplayResult> {
+  if (!existsSync(join(directory, REPRODUCER_STATE_FILE))) throw new Error(`no reproducer in ${directory} (${REPRODUCER_STATE_FILE} is missing)`);
   const record = JSON.parse(readFileSync(join(directory, REPRODUCER_STATE_FILE), 'utf8')) as SavedState;
   const oracle = unpack(readFileSync(join(directory, REPRODUCER_ORACLE_FILE))) as { operations: WorkloadOperation[]; store: WorkloadStoreOptions };
   const trace = WriteTrace.load(directory);

@@ -138,7 +138,8 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
     }
     if (faults > 0) {
       const faultReport = await exploreIoFaults(faults, seed);
-      console.log(`IO faults: ${faultReport.runs} runs (${faultReport.injected} hit the fault), violations ${faultReport.violations.length}`);
+      const byFault = Object.entries(faultReport.byFault).map(([name, counts]) => `${name} ${counts.injected}/${counts.runs}`).join(', ');
+      console.log(`IO faults: ${faultReport.runs} runs, ${faultReport.injected} hit the fault (${byFault}; ${faultReport.shortCuts} short writes cut inside), violations ${faultReport.violations.length}`);
       for (const violation of faultReport.violations.slice(0, 10)) console.log(`  - ${violation}`);
       failed ||= faultReport.violations.length > 0;
     }

@@ -16,10 +16,11 @@ import { replayReproducer } from './lab/reproducer.js';
 import { loadWorkloadModule, runWorkload, type TracedWorkload } from './lab/workload.js';
 
 export const CRASH_TEST_USAGE = `  ringstore crash-test [--states N] [--minutes M] [--seed N] [--module FILE] [--scale X]
-                       [--corruption N] [--faults N] [--reproducers DIR]
+                       [--block-size B] [--corruption N] [--faults N] [--reproducers DIR]
                            trace a workload on the real IO path and check N crash states
                            (default 20000), for at most M minutes if given. The workload is
-                           the built-in one (--scale X: its size, default 4), or FILE's
+                           the built-in one (--scale X: its size, default 4; --block-size B:
+                           its store's block size, default 512), or FILE's
                            default export: async (store) => { ... } on a LabStore (put,
                            delete, batch, get, range, flush, checkpoint, reopen); FILE may
                            also export storeOptions ({ sizeBytes, blockSize, walSizeBytes,
@@ -98,6 +99,7 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
   const states = numberFlag(argv, '--states', minutes > 0 ? Math.min(PLANNED_STATES_MAX, Math.ceil(minutes * STATES_PER_MINUTE_ESTIMATE)) : 20_000);
   const seed = numberFlag(argv, '--seed', Date.now() % 0x7fffffff);
   const scale = numberFlag(argv, '--scale', 4);
+  const blockSize = numberFlag(argv, '--block-size', 512);
   const corruption = numberFlag(argv, '--corruption', 0);
   const faults = numberFlag(argv, '--faults', 0);
   const modulePath = stringFlag(argv, '--module');
@@ -110,8 +112,8 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
       process.stderr.write(`tracing ${modulePath}...\n`);
       workload = await runWorkload(dir, loaded.workload, loaded.storeOptions);
     } else {
-      process.stderr.write(`tracing the built-in workload (scale ${scale})...\n`);
-      workload = await runBuiltinWorkload(dir, scale);
+      process.stderr.write(`tracing the built-in workload (scale ${scale}, ${blockSize}-byte blocks)...\n`);
+      workload = await runBuiltinWorkload(dir, scale, blockSize);
     }
     const acknowledged = workload.trace.events.filter((event) => event.type === 'ack').length;
     process.stderr.write(

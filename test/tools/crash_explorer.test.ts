@@ -16,6 +16,8 @@ const STATES = Number(process.env.RINGSTORE_CRASH_STATES ?? 2000);
 const SEED = Number(process.env.RINGSTORE_CRASH_SEED ?? 20261127);
 /** Workload size: 1 for npm test; npm run test:crash uses more. */
 const SCALE = Number(process.env.RINGSTORE_CRASH_SCALE ?? 1);
+/** States on a store of 4096-byte blocks, where superblocks and one-block frames tear inside too. */
+const LARGE_BLOCK_STATES = Number(process.env.RINGSTORE_CRASH_LARGE_BLOCK_STATES ?? 1000);
 
 describe('crash explorer on the built-in workload', function () {
   this.timeout(600_000);
@@ -85,6 +87,25 @@ describe('crash explorer on the built-in workload', function () {
       }
     } finally {
       events.splice(0, events.length, ...original);
+    }
+  });
+
+  it(`finds no violation in ${LARGE_BLOCK_STATES} crash states on 4096-byte blocks, tearing every structure inside`, async () => {
+    const largeDir = mkdtempSync(`${tmpdir()}/ringstore-crash-4k-`);
+    const large = await runBuiltinWorkload(largeDir, SCALE, 4096);
+    try {
+      const report = await exploreCrashStates(large, { states: LARGE_BLOCK_STATES, seed: SEED });
+      console.log(
+        `      ${report.states} states in ${(report.durationMs / 1000).toFixed(1)} s; torn boundaries ${report.tornBoundaries.covered}/${report.tornBoundaries.total}: ${JSON.stringify(report.byStrategy)}`,
+      );
+      assert.deepEqual(report.violations.slice(0, 3), []);
+      for (const boundary of ['superblock@1', 'superblock@7', 'wal@7', 'checkpoint@7', 'data@7']) {
+        assert.ok(report.tornBoundaries.offered.includes(boundary), `no pending write tears at ${boundary}`);
+      }
+      assert.deepEqual(report.tornBoundaries.missing, []);
+    } finally {
+      large.trace.close();
+      rmSync(largeDir, { recursive: true, force: true });
     }
   });
 });

@@ -4,41 +4,61 @@
 // commit), overwrites and deletes (freed extents, trims), checkpoints, a
 // clean reopen, then deferred flushes (sync: false) acknowledged by flush().
 import type { LabStore } from './lab_store.js';
-import { runWorkload, type TracedWorkload } from './workload.js';
+import { runWorkload, type TracedWorkload, type WorkloadStoreOptions } from './workload.js';
 
-/** 2 MiB of 512-byte blocks: each crash image is a copy of it. */
-export const BUILTIN_STORE = { sizeBytes: 2 << 20, blockSize: 512, walSizeBytes: 16 << 10, encoding: 'string' as const };
+/**
+ * The built-in workload's store: 4096 blocks with a 32-block WAL (so it laps
+ * and checkpoints often) — 2 MiB at the default 512-byte blocks, where every
+ * block is one sector; larger blocks make every structure tearable inside.
+ */
+export const BUILTIN_BLOCK_COUNT = 4096;
+export const BUILTIN_WAL_BLOCK_COUNT = 32;
+
+export function builtinStore(blockSize = 512): WorkloadStoreOptions {
+  return {
+    sizeBytes: BUILTIN_BLOCK_COUNT * blockSize,
+    blockSize,
+    walSizeBytes: BUILTIN_WAL_BLOCK_COUNT * blockSize,
+    encoding: 'string',
+    sync: true,
+  };
+}
 
 function valueFor(label: string, index: number, sizeBytes: number): string {
   return `${label}/${index}:`.padEnd(sizeBytes, String.fromCharCode(97 + ((label.length + index) % 26)));
 }
 
-/** The workload itself; `scale` multiplies its rounds (1 = six). */
-export function builtinWorkload(scale = 1): (store: LabStore) => Promise<void> {
+/**
+ * The workload itself; `scale` multiplies its rounds (1 = six). Value sizes
+ * follow the block size: values up to half a block are stored inline in the
+ * WAL, larger ones in extents of one to three blocks.
+ */
+export function builtinWorkload(scale = 1, blockSize = 512): (store: LabStore) => Promise<void> {
+  const size = (bytesAt512: number): number => Math.round((bytesAt512 * blockSize) / 512);
   return async (store) => {
     const rounds = Math.max(1, Math.round(6 * scale));
     for (let round = 0; round < rounds; round++) {
       // One writer: inline and extent values (blockSize/2 = 256 B is the line).
       for (let i = 0; i < 3; i++) {
         const key = `put-${round}-${i}`;
-        await store.put(key, valueFor(key, 0, i === 1 ? 1500 : 90));
+        await store.put(key, valueFor(key, 0, size(i === 1 ? 1500 : 90)));
       }
       // A batch mixing both kinds.
       const batch = `batch-${round}`;
-      await store.batch([0, 1, 2].map((i) => ({ type: 'put' as const, key: `${batch}/${i}`, value: valueFor(batch, i, i === 2 ? 700 : 60) })));
+      await store.batch([0, 1, 2].map((i) => ({ type: 'put' as const, key: `${batch}/${i}`, value: valueFor(batch, i, size(i === 2 ? 700 : 60)) })));
       // Concurrent writers sharing commits.
       await Promise.all(
         [0, 1, 2].map(async (writer) => {
           for (let i = 0; i < 2; i++) {
             const key = `writer-${round}-${writer}-${i}`;
-            await store.put(key, valueFor(key, 0, writer === 0 ? 800 : 120));
+            await store.put(key, valueFor(key, 0, size(writer === 0 ? 800 : 120)));
           }
         }),
       );
       if (round > 0) {
         // Overwrite an extent value with an inline one, and delete another:
         // their extents are freed, trimmed and later reused.
-        await store.put(`put-${round - 1}-1`, valueFor(`again-${round}`, 0, 40));
+        await store.put(`put-${round - 1}-1`, valueFor(`again-${round}`, 0, size(40)));
         await store.delete(`writer-${round - 1}-0-1`);
       }
       if (round % 3 === 2) await store.checkpoint();
@@ -50,7 +70,7 @@ export function builtinWorkload(scale = 1): (store: LabStore) => Promise<void> {
     for (let round = 0; round < rounds; round++) {
       for (let i = 0; i < 4; i++) {
         const key = `deferred-${round}-${i}`;
-        await store.batch([0, 1].map((part) => ({ type: 'put' as const, key: `${key}/${part}`, value: valueFor(key, part, i === 3 ? 900 : 70) })));
+        await store.batch([0, 1].map((part) => ({ type: 'put' as const, key: `${key}/${part}`, value: valueFor(key, part, size(i === 3 ? 900 : 70)) })));
       }
       if (round > 0) await store.delete(`deferred-${round - 1}-3/1`);
       await store.flush();
@@ -58,6 +78,6 @@ export function builtinWorkload(scale = 1): (store: LabStore) => Promise<void> {
   };
 }
 
-export function runBuiltinWorkload(directory: string, scale = 1): Promise<TracedWorkload> {
-  return runWorkload(directory, builtinWorkload(scale), BUILTIN_STORE);
+export function runBuiltinWorkload(directory: string, scale = 1, blockSize = 512): Promise<TracedWorkload> {
+  return runWorkload(directory, builtinWorkload(scale, blockSize), builtinStore(blockSize));
 }

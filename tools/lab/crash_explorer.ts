@@ -91,7 +91,7 @@ export interface ExplorationReport {
   byPhase: Record<string, number>;
   crashPoints: number;
   /** Structure × sector boundary pairs the trace offers, and those torn in a checked state. */
-  tornBoundaries: { total: number; covered: number; missing: string[] };
+  tornBoundaries: { total: number; covered: number; offered: string[]; missing: string[] };
   violations: Violation[];
   durationMs: number;
 }
@@ -108,7 +108,7 @@ export async function exploreCrashStates(workload: TracedWorkload, options: Expl
     byStrategy: Object.fromEntries(STRATEGIES.map((strategy) => [strategy, 0])) as Record<Strategy, number>,
     byPhase: {},
     crashPoints: points.length,
-    tornBoundaries: { total: offered.size, covered: 0, missing: [] },
+    tornBoundaries: { total: offered.size, covered: 0, offered: [...offered].sort(), missing: [] },
     violations: [],
     durationMs: 0,
   };
@@ -227,8 +227,10 @@ function planStates(points: CrashPoint[], budget: number, seed: number): CrashSt
   };
 
   // Coverage first: each structure × boundary at the first point that offers
-  // it, torn as prefix and as suffix, the other pending writes kept.
-  limit = share(0.2);
+  // it, torn as a prefix (then, budget allowing, as a suffix), the other
+  // pending writes kept. Up to half the budget: a store of large blocks
+  // offers hundreds of pairs (a checkpoint frame of 64 KiB has 127).
+  limit = share(0.5);
   const offeredAt = new Map<string, { point: CrashPoint; operation: TraceOperation; boundary: number }>();
   for (const point of points) {
     for (const operation of point.pending) {
@@ -239,8 +241,8 @@ function planStates(points: CrashPoint[], budget: number, seed: number): CrashSt
       }
     }
   }
-  for (const { point, operation, boundary } of offeredAt.values()) {
-    for (const prefix of [true, false]) {
+  for (const prefix of [true, false]) {
+    for (const { point, operation, boundary } of offeredAt.values()) {
       const choice = uniform(point, 'all');
       choice.set(operation, tear(operation, boundary, prefix));
       add('coverage', point, choice);

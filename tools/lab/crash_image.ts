@@ -160,18 +160,24 @@ export class CrashImage implements IoObserver {
     for (const other of this.#durable.values()) if (overlapping(other)) newer.push(other);
     for (const other of this.#layered) if (overlapping(other)) newer.push(other);
     newer.sort((a, b) => a.operation.id - b.operation.id);
-    for (const other of newer) this.#writeOperation(other, layered);
+    // Only where they overlap this write: elsewhere a newer write may itself
+    // lie under an even newer one that this write does not touch.
+    for (const other of newer) this.#writeOperation(other, layered, position, position + length);
     if (layered) this.#layered.push(write);
     else this.#durable.set(write.operation.id, write);
   }
 
-  #writeOperation(write: AppliedWrite, layered: boolean): void {
+  /** Writes what `write` leaves on the media, within device bytes [clipStart, clipEnd). */
+  #writeOperation(write: AppliedWrite, layered: boolean, clipStart = 0, clipEnd = Infinity): void {
     const { operation, part } = write;
     const data = operation.kind === 'trim' ? undefined : this.#trace.dataOf(operation);
     forEachSector(operation, part, (start, end, fate: SectorFate) => {
-      const bytes = sectorBytes(operation, data, start, end, fate);
-      if (layered) this.#saveUndo(operation.position + start, bytes.length);
-      this.#writeAt(operation.position + start, bytes);
+      const from = Math.max(start, clipStart - operation.position);
+      const to = Math.min(end, clipEnd - operation.position);
+      if (from >= to) return;
+      const bytes = sectorBytes(operation, data, start, end, fate).subarray(from - start, to - start);
+      if (layered) this.#saveUndo(operation.position + from, bytes.length);
+      this.#writeAt(operation.position + from, bytes);
     });
   }
 

@@ -10,9 +10,10 @@
  * What a store's IO is for, as marked in a write trace: extent data of a
  * commit, its WAL frame, a checkpoint's frame, a superblock, trims of freed
  * extents, flushes, recovery's erasing of stale WAL frames, and a new
- * store's formatting.
+ * store's formatting. 'free' marks extents becoming unreferenced (after the
+ * commit or superblock that unlinked them is durable); no IO carries it.
  */
-export type IoPhase = 'data' | 'wal' | 'checkpoint' | 'superblock' | 'trim' | 'flush' | 'erase' | 'format';
+export type IoPhase = 'data' | 'wal' | 'checkpoint' | 'superblock' | 'trim' | 'flush' | 'erase' | 'format' | 'free';
 
 export interface BlockDevice {
   readonly sizeBytes: number;

@@ -1223,6 +1223,9 @@ export class BlockStore {
 
   /** Extents no durable record references any more: trim, then free. */
   #release(extents: Extent[]): void {
+    // A trace notes the moment extents stop being referenced (no IO follows
+    // this mark; their trims carry their own).
+    this.#device.mark?.('free', this.#appliedSequence);
     // Reads that started before now may still be reading these blocks.
     const epoch = this.#readEpoch++;
     for (const extent of extents) this.#freed.push({ extent, epoch });

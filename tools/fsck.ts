@@ -28,6 +28,8 @@ export interface FsckReport {
   keys: number;
   extentValues: number;
   referencedBlocks: number;
+  /** Every referenced extent (checkpoint blocks and extent values), with who references it. */
+  references: { owner: string; startBlock: number; blockCount: number }[];
   walCommits: number;
   tornTail: string | undefined;
 }
@@ -45,6 +47,7 @@ export function fsckImage(image: ImageReader): FsckReport {
     keys: 0,
     extentValues: 0,
     referencedBlocks: 0,
+    references: [],
     walCommits: 0,
     tornTail: undefined,
   };
@@ -189,6 +192,7 @@ export function fsckImage(image: ImageReader): FsckReport {
       report.errors.push(`${owner} and ${endOwner} both reference block ${extent.startBlock}`);
     }
     report.referencedBlocks += extent.blockCount;
+    report.references.push({ owner, startBlock: extent.startBlock, blockCount: extent.blockCount });
     if (extent.startBlock + extent.blockCount > end) {
       end = extent.startBlock + extent.blockCount;
       endOwner = owner;

@@ -231,7 +231,7 @@ describe('WriteTrace on a real ring', function () {
     assert.deepEqual(trace.operations, []);
   });
 
-  it('marks an operation the kernel failed as failed, and the next one not', async function () {
+  it('marks an operation the kernel failed as failed with its code, and the next one not, with its bytes', async function () {
     if (statfsSync(dir).type !== EXT_SUPER_MAGIC) {
       this.skip(); // Only ext2/3/4 refuse these offsets; elsewhere the writes succeed (sparse files).
     }
@@ -241,13 +241,13 @@ describe('WriteTrace on a real ring', function () {
     await assert.rejects(file.trim(BEYOND_EXT4_MAX_FILE_BYTES, 4096), { code: 'EFBIG' });
     await file.write(pattern(512, 64), 0);
     assert.deepEqual(
-      trace.operations.map((operation) => [operation.kind, operation.failed, operation.completedAt !== undefined]),
+      trace.operations.map((operation) => [operation.kind, operation.failed, operation.completedAt !== undefined, operation.result]),
       [
-        ['write', true, true],
-        ['writeAndSync', true, true],
-        ['writeDsync', true, true],
-        ['trim', true, true],
-        ['write', false, true],
+        ['write', true, true, 'EFBIG'],
+        ['writeAndSync', true, true, 'EFBIG'],
+        ['writeDsync', true, true, 'EFBIG'],
+        ['trim', true, true, 'EFBIG'],
+        ['write', false, true, 512],
       ],
     );
     // A failed write's bytes are kept: it may have landed some of them.
@@ -293,6 +293,7 @@ describe('WriteTrace on a real ring', function () {
       assert.equal(loaded.directory, traceDir);
       const saved = trace.operations.map((operation) => ({ ...operation }));
       saved[saved.length - 1].completedAt = undefined;
+      saved[saved.length - 1].result = undefined;
       assert.deepEqual(
         loaded.operations.map((operation) => ({ ...operation })),
         saved,

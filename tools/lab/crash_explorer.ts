@@ -32,7 +32,7 @@
 import { BlockStore, STORE_RING_OPTIONS } from '../../engine/block_store.js';
 import { IoUringActor } from '../../native/io_uring_actor.js';
 import type { IoMark, IoMutation, IoObserver } from '../../native/io_observer.js';
-import { fsckImage } from '../fsck.js';
+import { fsckImage, type FsckReport } from '../fsck.js';
 import { CrashImage } from './crash_image.js';
 import { crashPointAt, forEachSector, sectorBytes, sectorCount, SectorFate, type CrashPoint, type PendingChoice, type PendingPart } from './crash_states.js';
 import { judgeRecovered, readTouched, sameValue, touchedKeys, type WorkloadOperation } from './oracle.js';
@@ -384,6 +384,12 @@ async function shrink(checker: StateChecker, state: CrashState): Promise<{ state
   return { state: current, problem };
 }
 
+/** Bytes of the device a crashed recovery left written. */
+interface WrittenRange {
+  position: number;
+  length: number;
+}
+
 /** Fans the ring's IO notifications out to the image's undo log and, during a recovery that will crash, a trace of it. */
 class ObserverFanout implements IoObserver {
   readonly image: CrashImage;
@@ -428,8 +434,8 @@ export class StateChecker {
   async check(state: CrashState): Promise<string | undefined> {
     this.#image.moveTo(state.point, state.choice);
     try {
-      if (state.recoveryCrash !== undefined) await this.#crashDuringRecovery(state.recoveryCrash);
-      return await this.#checkImage(state);
+      const recoveryWrites = state.recoveryCrash === undefined ? [] : await this.#crashDuringRecovery(state.recoveryCrash);
+      return await this.#checkImage(state, recoveryWrites);
     } finally {
       this.#image.rollback();
     }
@@ -448,9 +454,10 @@ export class StateChecker {
   /**
    * Runs a first recovery (open and close) on the state, traced; then takes
    * back its writes and puts back only what a power failure after its
-   * writeIndex-th completed write would have left.
+   * writeIndex-th completed write would have left. Returns the ranges that
+   * crash left written.
    */
-  async #crashDuringRecovery(crash: { writeIndex: number; seed: number }): Promise<void> {
+  async #crashDuringRecovery(crash: { writeIndex: number; seed: number }): Promise<WrittenRange[]> {
     const before = this.#image.undoMark();
     const trace = new WriteTrace(this.#image.path, this.#workload.trace.directory, 'recovery.data');
     this.#observer.recovery = trace;
@@ -460,6 +467,7 @@ export class StateChecker {
     } finally {
       this.#observer.recovery = undefined;
     }
+    const written: WrittenRange[] = [];
     const completions = trace.events.flatMap((event, index) => (event.type === 'complete' && event.operation.kind !== 'flush' ? [index + 1] : []));
     this.#image.rollbackTo(before);
     if (completions.length > 0) {
@@ -476,13 +484,17 @@ export class StateChecker {
       survivors.sort((a, b) => a.operation.id - b.operation.id);
       for (const { operation, part } of survivors) {
         const data = operation.kind === 'trim' ? undefined : trace.dataOf(operation);
-        forEachSector(operation, part, (start, end, fate) => this.#image.writeLayered(operation.position + start, sectorBytes(operation, data, start, end, fate)));
+        forEachSector(operation, part, (start, end, fate) => {
+          this.#image.writeLayered(operation.position + start, sectorBytes(operation, data, start, end, fate));
+          if (operation.kind !== 'trim') written.push({ position: operation.position + start, length: end - start });
+        });
       }
     }
     trace.close();
+    return written;
   }
 
-  async #checkImage(state: CrashState): Promise<string | undefined> {
+  async #checkImage(state: CrashState, recoveryWrites: readonly WrittenRange[]): Promise<string | undefined> {
     const acknowledged = new Set<number>();
     for (let index = 0; index < state.point.eventCount; index++) {
       const event = this.#workload.trace.events[index];
@@ -503,14 +515,21 @@ export class StateChecker {
       observed = await readTouched(store, this.#keys);
       const problem = judgeRecovered(this.#workload.operations, acknowledged, observed);
       if (problem !== undefined) return problem;
+      // The recovered state as the media holds it (recovery's repairs and
+      // erases included, nothing the store wrote since).
+      const recovered = fsckImage(this.#image.reader());
+      if (!recovered.ok) return `fsck after recovery: ${recovered.errors.join('; ')}`;
+      const trimmed = trimmedReference(state, recoveryWrites, recovered.references, this.#workload.store.blockSize);
+      if (trimmed !== undefined) return trimmed;
       await store.verifyIntegrity();
     } catch (error) {
       return `check failed: ${String(error)}`;
     } finally {
       await store.close().catch(() => undefined);
     }
-    const report = fsckImage(this.#image.reader());
-    if (!report.ok) return `fsck: ${report.errors.join('; ')}`;
+    // And as the clean close left it (a new checkpoint).
+    const closed = fsckImage(this.#image.reader());
+    if (!closed.ok) return `fsck after close: ${closed.errors.join('; ')}`;
     // Recovering again must change nothing, and the store takes writes again.
     let again: BlockStore;
     try {
@@ -533,6 +552,43 @@ export class StateChecker {
       await again.close().catch(() => undefined);
     }
   }
+}
+
+/**
+ * A block the recovered store references that the state trimmed and nothing
+ * wrote again: a trim may leave zeros or the old bytes, so even when the
+ * checksums pass such a reference is a bug (space reused or trimmed early).
+ */
+function trimmedReference(
+  state: CrashState,
+  recoveryWrites: readonly WrittenRange[],
+  references: FsckReport['references'],
+  blockSize: number,
+): string | undefined {
+  const onMedia: TraceOperation[] = [...state.point.durable];
+  for (const operation of state.point.pending) if ((state.choice.get(operation) ?? 'none') !== 'none') onMedia.push(operation);
+  onMedia.sort((a, b) => a.id - b.id);
+  const trimmedBy = new Map<number, TraceOperation>();
+  for (const operation of onMedia) {
+    const first = Math.floor(operation.position / blockSize);
+    const end = Math.ceil((operation.position + operation.length) / blockSize);
+    for (let block = first; block < end; block++) {
+      if (operation.kind === 'trim') trimmedBy.set(block, operation);
+      else trimmedBy.delete(block);
+    }
+  }
+  // A recovery that crashed (the 'recovery' strategy) wrote after all of them.
+  for (const { position, length } of recoveryWrites) {
+    for (let block = Math.floor(position / blockSize); block < Math.ceil((position + length) / blockSize); block++) trimmedBy.delete(block);
+  }
+  if (trimmedBy.size === 0) return undefined;
+  for (const reference of references) {
+    for (let block = reference.startBlock; block < reference.startBlock + reference.blockCount; block++) {
+      const trim = trimmedBy.get(block);
+      if (trim !== undefined) return `${reference.owner} references block ${block}, trimmed by #${trim.id} and not written since`;
+    }
+  }
+  return undefined;
 }
 
 export type { WorkloadOperation };

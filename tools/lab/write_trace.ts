@@ -38,6 +38,8 @@ export interface TraceOperation {
   /** Index in `events` of its completion, or undefined while in flight. */
   completedAt: number | undefined;
   failed: boolean;
+  /** Bytes moved, or the failure's code (e.g. 'EIO'); undefined while in flight. */
+  result: number | string | undefined;
 }
 
 export type TraceEvent =
@@ -100,6 +102,7 @@ export class WriteTrace implements IoObserver {
       markId: this.#markId,
       completedAt: undefined,
       failed: false,
+      result: undefined,
     };
     this.operations.push(operation);
     this.#byMutation.set(mutation, operation);
@@ -112,6 +115,7 @@ export class WriteTrace implements IoObserver {
     this.#byMutation.delete(mutation);
     operation.completedAt = this.events.length;
     operation.failed = outcome instanceof Error;
+    operation.result = outcome instanceof Error ? String((outcome as { code?: unknown }).code ?? outcome.message) : outcome;
     this.events.push({ type: 'complete', operation });
   }
 
@@ -163,6 +167,7 @@ export class WriteTrace implements IoObserver {
       operation.phase,
       operation.markId ?? null,
       operation.failed ? 1 : 0,
+      operation.result ?? null,
     ]);
     const meta = { version: TRACE_FORMAT_VERSION, path: this.path, dataBytes: this.#dataBytes, operations, events };
     writeFileSync(join(this.directory, TRACE_META_FILE), JSON.stringify(meta));
@@ -176,14 +181,14 @@ export class WriteTrace implements IoObserver {
       version: number;
       path: string;
       dataBytes: number;
-      operations: [TraceOperationKind, number, number, number, number, string, number | null, number][];
+      operations: [TraceOperationKind, number, number, number, number, string, number | null, number, number | string | null][];
       events: (['s' | 'c' | 'a', number] | ['m', string, number | null])[];
     };
     if (meta.version !== TRACE_FORMAT_VERSION) throw new Error(`${metaPath} is trace format ${meta.version}; this build reads ${TRACE_FORMAT_VERSION}`);
     const trace = new WriteTrace(meta.path, directory, TRACE_DATA_FILE, true);
     const fields = trace as { events: TraceEvent[]; operations: TraceOperation[] };
     trace.#dataBytes = meta.dataBytes;
-    for (const [kind, position, length, dataOffset, durable, phase, markId, failed] of meta.operations) {
+    for (const [kind, position, length, dataOffset, durable, phase, markId, failed, result] of meta.operations) {
       fields.operations.push({
         id: fields.operations.length,
         kind,
@@ -195,6 +200,7 @@ export class WriteTrace implements IoObserver {
         markId: markId ?? undefined,
         completedAt: undefined,
         failed: failed === 1,
+        result: result ?? undefined,
       });
     }
     for (const event of meta.events) {

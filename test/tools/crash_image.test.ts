@@ -15,7 +15,7 @@ import fc from 'fast-check';
 
 import type { IoMutation, IoMutationKind } from '../../native/io_observer.js';
 import { runBuiltinWorkload } from '../../tools/lab/builtin_workload.js';
-import { crashPoints } from '../../tools/lab/crash_explorer.js';
+import { crashPoints } from '../../tools/lab/crash_plan.js';
 import { CrashImage } from '../../tools/lab/crash_image.js';
 import { buildImage, sectorCount, SectorFate, type CrashPoint, type PendingChoice, type PendingPart } from '../../tools/lab/crash_states.js';
 import type { TracedWorkload } from '../../tools/lab/workload.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import fc from 'fast-check';
 
 import type { IoMutation, IoMutationKind } from '../../native/io_observer.js';
-import { crashPoints } from '../../tools/lab/crash_explorer.js';
+import { crashPoints } from '../../tools/lab/crash_plan.js';
 import { CrashImage } from '../../tools/lab/crash_image.js';
 import { buildImage, sectorCount, SectorFate, type CrashPoint, type PendingChoice, type PendingPart } from '../../tools/lab/crash_states.js';
 import { WriteTrace, type TraceOperation } from '../../tools/lab/write_trace.js';

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 
 import { pack, unpack } from 'msgpackr';
 
-import { StateChecker, describeSurvivors, type CrashState, type Strategy } from './crash_explorer.js';
+import { describeSurvivors, type CrashState, type Strategy } from './crash_plan.js';
+import { StateChecker } from './state_checker.js';
 import { crashPointAt, type PendingChoice, type PendingPart } from './crash_states.js';
 import type { WorkloadOperation } from './oracle.js';
 import type { TracedWorkload, WorkloadStoreOptions } from './workload.js';

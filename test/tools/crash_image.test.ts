@@ -15,11 +15,12 @@ import fc from 'fast-check';
 
 import type { IoMutation, IoMutationKind } from '../../native/io_observer.js';
 import { runBuiltinWorkload } from '../../tools/lab/builtin_workload.js';
-import { crashPoints } from '../../tools/lab/crash_plan.js';
 import { CrashImage } from '../../tools/lab/crash_image.js';
+import { crashPoints } from '../../tools/lab/crash_plan.js';
 import { buildImage, sectorCount, SectorFate, type CrashPoint, type PendingChoice, type PendingPart } from '../../tools/lab/crash_states.js';
 import type { TracedWorkload } from '../../tools/lab/workload.js';
-import { WriteTrace, type TraceOperation } from '../../tools/lab/write_trace.js';
+import { WriteTrace } from '../../tools/lab/write_trace.js';
+import { assertSameImage, firstDifference, partArb } from './crash_image_helpers.js';
 
 /** Fixed so a failure reproduces; fast-check prints it (and the path) on failure. */
 const SEED = Number(process.env.RINGSTORE_CRASH_IMAGE_SEED ?? 20261127);
@@ -27,32 +28,6 @@ const RUNS = Number(process.env.RINGSTORE_CRASH_IMAGE_RUNS ?? 200);
 /** Crash states visited by one image in one run. */
 const STEPS_MAX = 8;
 
-/** Undefined when equal, else where and how the two images first differ. */
-function firstDifference(expected: Uint8Array, actual: Uint8Array): string | undefined {
-  if (expected.length !== actual.length) return `length ${actual.length}, expected ${expected.length}`;
-  if (Buffer.compare(expected, actual) === 0) return undefined;
-  let offset = 0;
-  while (expected[offset] === actual[offset]) offset++;
-  let end = offset;
-  while (end < expected.length && expected[end] !== actual[end]) end++;
-  return `bytes ${offset}..${end} differ (sector ${Math.floor(offset / 512)}): expected ${expected[offset]}, found ${actual[offset]}`;
-}
-
-function assertSameImage(expected: Uint8Array, actual: Uint8Array, what: string): void {
-  const difference = firstDifference(expected, actual);
-  assert.equal(difference, undefined, `${what}: ${difference}`);
-}
-
-/** What a pending operation may leave on the media; garbage sectors only for writes (a trim reads as zeros or as before). */
-function partArb(operation: TraceOperation): fc.Arbitrary<PendingPart> {
-  const fates = operation.kind === 'trim' ? [SectorFate.Old, SectorFate.New] : [SectorFate.Old, SectorFate.New, SectorFate.Garbage];
-  const sectors = sectorCount(operation);
-  return fc.oneof(
-    fc.constant<PendingPart>('all'),
-    fc.constant<PendingPart>('none'),
-    fc.array(fc.constantFrom(...fates), { minLength: sectors, maxLength: sectors }),
-  );
-}
 
 function describeStep(point: CrashPoint, choice: PendingChoice): string {
   const parts = [...choice].map(([operation, part]) => `${operation.id}:${Array.isArray(part) ? part.join('') : part}`);

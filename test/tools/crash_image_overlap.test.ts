@@ -12,34 +12,15 @@ import fc from 'fast-check';
 import type { IoMutation, IoMutationKind } from '../../native/io_observer.js';
 import { crashPoints } from '../../tools/lab/crash_plan.js';
 import { CrashImage } from '../../tools/lab/crash_image.js';
-import { buildImage, sectorCount, SectorFate, type CrashPoint, type PendingChoice, type PendingPart } from '../../tools/lab/crash_states.js';
-import { WriteTrace, type TraceOperation } from '../../tools/lab/write_trace.js';
+import { buildImage, type CrashPoint, type PendingChoice } from '../../tools/lab/crash_states.js';
+import { WriteTrace } from '../../tools/lab/write_trace.js';
+import { assertSameImage, partArb } from './crash_image_helpers.js';
 
 const SEED = Number(process.env.RINGSTORE_CRASH_IMAGE_SEED ?? 20261127);
 const RUNS = Number(process.env.RINGSTORE_CRASH_IMAGE_RUNS ?? 300);
 const STEPS_MAX = 8;
 const SYNTHETIC_DEVICE_BYTES = 8 * 512;
 
-function firstDifference(expected: Uint8Array, actual: Uint8Array): string | undefined {
-  if (expected.length !== actual.length) return `length ${actual.length}, expected ${expected.length}`;
-  if (Buffer.compare(expected, actual) === 0) return undefined;
-  let offset = 0;
-  while (expected[offset] === actual[offset]) offset++;
-  let end = offset;
-  while (end < expected.length && expected[end] !== actual[end]) end++;
-  return `bytes ${offset}..${end} differ (sector ${Math.floor(offset / 512)}): expected ${expected[offset]}, found ${actual[offset]}`;
-}
-
-function assertSameImage(expected: Uint8Array, actual: Uint8Array, what: string): void {
-  const difference = firstDifference(expected, actual);
-  assert.equal(difference, undefined, `${what}: ${difference}`);
-}
-
-function partArb(operation: TraceOperation): fc.Arbitrary<PendingPart> {
-  const fates = operation.kind === 'trim' ? [SectorFate.Old, SectorFate.New] : [SectorFate.Old, SectorFate.New, SectorFate.Garbage];
-  const sectors = sectorCount(operation);
-  return fc.oneof(fc.constant<PendingPart>('all'), fc.constant<PendingPart>('none'), fc.array(fc.constantFrom(...fates), { minLength: sectors, maxLength: sectors }));
-}
 
 function describeStep(point: CrashPoint, choice: PendingChoice): string {
   const parts = [...choice].map(([operation, part]) => `${operation.id}:${Array.isArray(part) ? part.join('') : part}`);

@@ -14,6 +14,7 @@ import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { buildImage, crashPointAt, SECTOR_SIZE, type CrashPoint } from './crash_states.js';
 import { keyId, sameValue, type WorkloadOperation } from './oracle.js';
+import { seededRandom } from './seeded_random.js';
 import type { TracedWorkload } from './workload.js';
 
 export type Damage = 'bitflip' | 'garbage-sector' | 'zero-sector' | 'lost-write' | 'misdirected-write';
@@ -47,13 +48,7 @@ export async function exploreCorruption(workload: TracedWorkload, options: { tri
   const started = performance.now();
   const { trace, base, operations } = workload;
   const blockSize = workload.store.blockSize;
-  let state = options.seed >>> 0 || 1;
-  const random = (): number => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 0x1_0000_0000;
-  };
+  const random = seededRandom(options.seed);
   // Images where nothing is pending: every acknowledged write is on the media.
   const settled: { point: CrashPoint; image: Uint8Array; written: Set<number> }[] = [];
   for (let count = 1; count <= trace.events.length; count++) {

@@ -18,6 +18,7 @@
 //              torn, or with a garbage sector), the others lost, kept or torn.
 // Duplicate states (same point, same choice) are skipped.
 import { crashPointAt, sectorCount, SectorFate, type CrashPoint, type PendingChoice, type PendingPart } from './crash_states.js';
+import { seededRandom } from './seeded_random.js';
 import type { TraceOperation, WriteTrace } from './write_trace.js';
 
 export const TORN_PENDING_MAX = 6;
@@ -105,13 +106,7 @@ export function planStates(points: CrashPoint[], budget: number, seed: number): 
   };
   const uniform = (point: CrashPoint, part: 'all' | 'none'): PendingChoice => new Map(point.pending.map((operation) => [operation, part]));
   const share = (fraction: number): number => Math.min(budget, planned.length + Math.ceil((budget - planned.length) * fraction));
-  let state = seed >>> 0 || 1;
-  const random = (): number => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 0x1_0000_0000;
-  };
+  const random = seededRandom(seed);
 
   // Coverage first: each structure × boundary at the first point that offers
   // it, torn as a prefix (then, budget allowing, as a suffix), the other

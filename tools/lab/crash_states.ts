@@ -13,6 +13,7 @@
 //             at 512-byte sectors — each sector old, new, or garbage (a
 //             sector the power cut in mid-write); a trimmed range reads as
 //             zeros or as before.
+import { seededRandom } from './seeded_random.js';
 import type { TraceOperation, WriteTrace } from './write_trace.js';
 
 export const SECTOR_SIZE = 512;
@@ -106,13 +107,8 @@ export function forEachSector(operation: TraceOperation, part: PendingPart, visi
 export function sectorBytes(operation: TraceOperation, data: Uint8Array | undefined, start: number, end: number, fate: SectorFate): Uint8Array {
   if (fate === SectorFate.Garbage) {
     const garbage = new Uint8Array(end - start);
-    let state = (operation.id * 0x9e3779b1 + start + 1) >>> 0 || 1;
-    for (let i = 0; i < garbage.length; i++) {
-      state ^= state << 13;
-      state ^= state >>> 17;
-      state ^= state << 5;
-      garbage[i] = state & 0xff;
-    }
+    const random = seededRandom(operation.id * 0x9e3779b1 + start + 1);
+    for (let i = 0; i < garbage.length; i++) garbage[i] = Math.floor(random() * 256);
     return garbage;
   }
   return data === undefined ? new Uint8Array(end - start) : data.subarray(start, end);

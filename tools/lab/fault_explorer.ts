@@ -19,6 +19,7 @@ import type { BlockDevice } from '../../engine/block_device.js';
 import { BlockStore } from '../../engine/block_store.js';
 import { SECTOR_SIZE, SimulatedDevice } from '../../engine/simulated_device.js';
 import { StoreError } from '../../engine/store_error.js';
+import { seededRandom } from './seeded_random.js';
 
 export type FaultKind = 'write' | 'writeAndSync' | 'writeDsync' | 'sync' | 'trim' | 'read';
 export const FAULT_KINDS: readonly FaultKind[] = ['write', 'writeAndSync', 'writeDsync', 'sync', 'trim', 'read'];
@@ -61,17 +62,6 @@ export interface FaultReport {
    */
   shortCuts: number;
   violations: string[];
-}
-
-/** A deterministic source of numbers in [0, 1) (xorshift32) for `seed`. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return (): number => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 0x1_0000_0000;
-  };
 }
 
 /** Mixed into the run's seed for the short-fault prefixes, so they do not follow the crash's choices. */

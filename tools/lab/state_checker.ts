@@ -15,6 +15,7 @@ import { CrashImage } from './crash_image.js';
 import { randomPart, type CrashState } from './crash_plan.js';
 import { crashPointAt, forEachSector, sectorBytes, type PendingPart } from './crash_states.js';
 import { judgeRecovered, readTouched, sameValue, touchedKeys } from './oracle.js';
+import { seededRandom } from './seeded_random.js';
 import type { TracedWorkload } from './workload.js';
 import { WriteTrace, type TraceOperation } from './write_trace.js';
 
@@ -106,13 +107,7 @@ export class StateChecker {
     this.#image.rollbackTo(before);
     if (completions.length > 0) {
       const point = crashPointAt(trace, completions[Math.min(crash.writeIndex, completions.length) - 1]);
-      let seed = crash.seed;
-      const random = (): number => {
-        seed ^= seed << 13;
-        seed ^= seed >>> 17;
-        seed ^= seed << 5;
-        return (seed >>> 0) / 0x1_0000_0000;
-      };
+      const random = seededRandom(crash.seed);
       const survivors = [...point.durable.map((operation) => ({ operation, part: 'all' as PendingPart }))];
       for (const operation of point.pending) survivors.push({ operation, part: randomPart(operation, random, true) });
       survivors.sort((a, b) => a.operation.id - b.operation.id);

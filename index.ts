@@ -18,11 +18,11 @@ export { SimulatedDevice, SimulatedDeviceCrash, SECTOR_SIZE } from './engine/sim
 export type { SimulatedDeviceOptions, CrashOptions } from './engine/simulated_device.js';
 export { WriteTrace } from './tools/lab/write_trace.js';
 export type { TraceOperation, TraceEvent, TraceOperationKind } from './tools/lab/write_trace.js';
-export { crashPointAt, buildImage, SectorFate } from './tools/lab/crash_states.js';
+export { crashPointAt, crashPoints, buildImage, SectorFate } from './tools/lab/crash_states.js';
 export type { CrashPoint, PendingChoice, PendingPart } from './tools/lab/crash_states.js';
 export { exploreCrashStates } from './tools/lab/crash_explorer.js';
 export type { ExplorationOptions, ExplorationReport, Violation } from './tools/lab/crash_explorer.js';
-export { crashPoints, planStates, STRATEGIES } from './tools/lab/crash_plan.js';
+export { planStates, STRATEGIES } from './tools/lab/crash_plan.js';
 export type { Strategy, CrashState } from './tools/lab/crash_plan.js';
 export { StateChecker } from './tools/lab/state_checker.js';
 export { judgeRecovered, keyId, sameValue } from './tools/lab/oracle.js';

@@ -10,9 +10,8 @@ import { tmpdir } from 'node:os';
 import fc from 'fast-check';
 
 import type { IoMutation, IoMutationKind } from '../../native/io_observer.js';
-import { crashPoints } from '../../tools/lab/crash_plan.js';
 import { CrashImage } from '../../tools/lab/crash_image.js';
-import { buildImage, type CrashPoint, type PendingChoice } from '../../tools/lab/crash_states.js';
+import { buildImage, crashPoints, type CrashPoint, type PendingChoice } from '../../tools/lab/crash_states.js';
 import { WriteTrace } from '../../tools/lab/write_trace.js';
 import { assertSameImage, partArb } from './crash_image_helpers.js';
 

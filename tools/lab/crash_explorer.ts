@@ -6,8 +6,8 @@
 // grows. A violation is shrunk to a minimal set of surviving pending writes
 // and saved as a reproducer directory that `ringstore crash-test --replay
 // <dir>` checks again.
-import { crashPoints, describeChoice, describeSurvivors, planStates, STRATEGIES, tornBoundaries, tornBoundariesOffered, touchedPhases, type CrashState, type Strategy } from './crash_plan.js';
-import type { PendingPart } from './crash_states.js';
+import { describeChoice, describeSurvivors, planStates, STRATEGIES, tornBoundaries, tornBoundariesOffered, touchedPhases, type CrashState, type Strategy } from './crash_plan.js';
+import { crashPoints, type PendingPart } from './crash_states.js';
 import { saveReproducer } from './reproducer.js';
 import { StateChecker } from './state_checker.js';
 import type { TracedWorkload } from './workload.js';
@@ -88,10 +88,14 @@ export async function exploreCrashStates(workload: TracedWorkload, options: Expl
         const violation: Violation = { strategy: state.strategy, eventCount: state.point.eventCount, choice: state.key, problem };
         if (report.violations.length < REPRODUCERS_MAX) {
           const minimal = await shrink(checker, state);
-          violation.minimal = describeSurvivors(minimal.state);
-          violation.problem = minimal.problem;
-          if (options.reproducerDirectory !== undefined) {
-            violation.reproducer = saveReproducer(options.reproducerDirectory, workload, minimal.state, minimal.problem, options.seed);
+          if (minimal === undefined) {
+            violation.minimal = 'not reproducible: the state passed when checked again';
+          } else {
+            violation.minimal = describeSurvivors(minimal.state);
+            violation.problem = minimal.problem;
+            if (options.reproducerDirectory !== undefined) {
+              violation.reproducer = saveReproducer(options.reproducerDirectory, workload, minimal.state, minimal.problem, options.seed);
+            }
           }
         }
         report.violations.push(violation);
@@ -108,13 +112,25 @@ export async function exploreCrashStates(workload: TracedWorkload, options: Expl
 }
 
 /**
- * Shrinks a violating state: drops surviving pending writes one at a time
- * (and turns torn ones whole or lost) while the problem remains, until a
- * pass changes nothing.
+ * What a problem is, without its particulars (numbers, keys): shrinking
+ * keeps only states that show the same kind, so it cannot drift from "lost
+ * an acknowledged write" to some other failure.
  */
-async function shrink(checker: StateChecker, state: CrashState): Promise<{ state: CrashState; problem: string }> {
+export function problemKind(problem: string): string {
+  return problem.split(/[:;]/)[0].replace(/\d+/g, 'N');
+}
+
+/**
+ * Shrinks a violating state: drops surviving pending writes one at a time
+ * (and turns torn ones whole or lost) while the same kind of problem
+ * remains, until a pass changes nothing. Undefined when the state passes
+ * when checked again (the problem was not deterministic).
+ */
+async function shrink(checker: StateChecker, state: CrashState): Promise<{ state: CrashState; problem: string } | undefined> {
   let current = state;
-  let problem = (await checker.check(current)) ?? 'the problem did not come back when checked again (not deterministic)';
+  let problem = await checker.check(current);
+  if (problem === undefined) return undefined;
+  const kind = problemKind(problem);
   for (let pass = 0; pass < SHRINK_PASSES_MAX; pass++) {
     let changed = false;
     for (const operation of current.point.pending) {
@@ -126,7 +142,7 @@ async function shrink(checker: StateChecker, state: CrashState): Promise<{ state
         choice.set(operation, candidatePart);
         const candidate: CrashState = { ...current, choice, key: `${current.point.eventCount}:${describeChoice(current.point, choice)}` };
         const candidateProblem = await checker.check(candidate);
-        if (candidateProblem !== undefined) {
+        if (candidateProblem !== undefined && problemKind(candidateProblem) === kind) {
           current = candidate;
           problem = candidateProblem;
           changed = true;
@@ -138,4 +154,3 @@ async function shrink(checker: StateChecker, state: CrashState): Promise<{ state
   }
   return { state: current, problem };
 }
-

@@ -78,7 +78,7 @@ export class CrashImage implements IoObserver {
     }
     // A write durable at an earlier point stays durable at every later one:
     // the layer only grows while states go forward.
-    if (this.#durable.size !== point.durable.length) this.#rebuild(point);
+    if (this.#durable.size !== point.durableCount) this.#rebuild(point);
     this.#durableEventCount = point.eventCount;
     const pending = point.pending.filter((operation) => (choice.get(operation) ?? 'none') !== 'none').sort((a, b) => a.id - b.id);
     for (const operation of pending) this.#apply({ operation, part: choice.get(operation)! }, true);

@@ -17,9 +17,9 @@
 //              pending, and gives that write a random fate (whole, lost,
 //              torn, or with a garbage sector), the others lost, kept or torn.
 // Duplicate states (same point, same choice) are skipped.
-import { crashPointAt, sectorCount, SectorFate, type CrashPoint, type PendingChoice, type PendingPart } from './crash_states.js';
+import { sectorCount, SectorFate, type CrashPoint, type PendingChoice, type PendingPart } from './crash_states.js';
 import { seededRandom } from './seeded_random.js';
-import type { TraceOperation, WriteTrace } from './write_trace.js';
+import type { TraceOperation } from './write_trace.js';
 
 export const TORN_PENDING_MAX = 6;
 export const SUBSET_PENDING_MAX = 10;
@@ -35,16 +35,6 @@ export interface CrashState {
   key: string;
   /** For 'recovery': the first recovery crashes after its writeIndex-th write completed; its pending writes choose with this seed. */
   recoveryCrash?: { writeIndex: number; seed: number };
-}
-
-/** Crash points: after every completion (and the very end), where durability changes. */
-export function crashPoints(trace: WriteTrace): CrashPoint[] {
-  const points: CrashPoint[] = [];
-  for (let count = 1; count <= trace.events.length; count++) {
-    const last = trace.events[count - 1];
-    if (last.type === 'complete' || count === trace.events.length) points.push(crashPointAt(trace, count));
-  }
-  return points;
 }
 
 /** A tear of `operation` at sector `boundary`: its first sectors new and the rest old, or the reverse. */
@@ -172,7 +162,7 @@ export function planStates(points: CrashPoint[], budget: number, seed: number): 
     }
   }
   limit = share(0.25);
-  const withWrites = points.filter((point) => point.pending.some((operation) => operation.kind !== 'trim') || point.durable.length > 0);
+  const withWrites = points.filter((point) => point.pending.some((operation) => operation.kind !== 'trim') || point.durableCount > 0);
   for (let attempts = 0; planned.length < limit && attempts < budget && withWrites.length > 0; attempts++) {
     const point = withWrites[Math.floor(random() * withWrites.length)];
     const choice: PendingChoice = new Map(point.pending.map((operation) => [operation, random() < 0.5 ? 'all' : 'none']));
@@ -231,5 +221,5 @@ export function describeSurvivors(state: CrashState): string {
     const mark = operation.markId === undefined ? '' : `(${operation.markId})`;
     parts.push(`#${operation.id} ${operation.kind} ${operation.phase}${mark} at ${operation.position}+${operation.length} ${part === 'all' ? 'whole' : `sectors [${part.join('')}]`}`);
   }
-  return `crash after event ${state.point.eventCount}, ${state.point.durable.length} durable writes, pending kept: ${parts.length === 0 ? 'none' : parts.join(', ')}${state.recoveryCrash === undefined ? '' : `; recovery crashed after its write ${state.recoveryCrash.writeIndex}`}`;
+  return `crash after event ${state.point.eventCount}, ${state.point.durableCount} durable writes, pending kept: ${parts.length === 0 ? 'none' : parts.join(', ')}${state.recoveryCrash === undefined ? '' : `; recovery crashed after its write ${state.recoveryCrash.writeIndex}`}`;
 }

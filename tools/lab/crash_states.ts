@@ -5,24 +5,33 @@
 //             submitted (a flush covers what completed before it started); a
 //             write+fdatasync likewise covers what completed before it was
 //             submitted, itself included; an RWF_DSYNC write (or a write to
-//             an O_DSYNC file) covers only itself. Conservative on purpose:
-//             never more durable than the kernel promises.
+//             an O_DSYNC file) covers only itself. After a flush fails,
+//             what it was to cover (and everything else completed) never
+//             becomes durable: a later fdatasync may succeed without those
+//             pages. Conservative on purpose: never more durable than the
+//             kernel promises. A durable trim reads as zeros (the check that
+//             nothing references a trimmed block covers a store that would
+//             rely on the old bytes).
 //  pending  — every other write or trim submitted before p, completed or
 //             still in flight (a failed write too: it may have written some
 //             sectors). Each may be on the media whole, not at all, or torn
 //             at 512-byte sectors — each sector old, new, or garbage (a
 //             sector the power cut in mid-write); a trimmed range reads as
 //             zeros or as before.
+import { SECTOR_SIZE } from '../../engine/simulated_device.js';
 import { seededRandom } from './seeded_random.js';
 import type { TraceOperation, WriteTrace } from './write_trace.js';
 
-export const SECTOR_SIZE = 512;
+export { SECTOR_SIZE };
 
 export interface CrashPoint {
   /** Trace events that happened before the power failed. */
-  eventCount: number;
-  durable: TraceOperation[];
-  pending: TraceOperation[];
+  readonly eventCount: number;
+  /** Writes and trims surely on the media, by id (a fresh array each time it is read). */
+  readonly durable: TraceOperation[];
+  readonly durableCount: number;
+  /** Writes and trims submitted and not durable, by id. */
+  readonly pending: TraceOperation[];
 }
 
 /** What one sector of a torn write holds after the crash. */
@@ -37,32 +46,112 @@ export const enum SectorFate {
 export type PendingPart = 'all' | 'none' | SectorFate[];
 export type PendingChoice = Map<TraceOperation, PendingPart>;
 
-export function crashPointAt(trace: WriteTrace, eventCount: number): CrashPoint {
-  const durable = new Set<TraceOperation>();
-  const completed = new Set<TraceOperation>();
-  const coverAtSubmit = new Map<TraceOperation, TraceOperation[]>();
-  const submitted: TraceOperation[] = [];
-  for (let index = 0; index < eventCount; index++) {
-    const event = trace.events[index];
-    if (event.type !== 'submit' && event.type !== 'complete') continue;
-    const operation = event.operation;
-    if (event.type === 'submit') {
-      submitted.push(operation);
-      if (operation.kind === 'flush' || operation.kind === 'writeAndSync') {
-        coverAtSubmit.set(operation, [...completed].filter((done) => !durable.has(done)));
-      }
-      continue;
-    }
-    if (operation.failed) continue; // may have written anything: stays pending
-    if (operation.kind === 'flush' || operation.kind === 'writeAndSync') {
-      for (const covered of coverAtSubmit.get(operation) ?? []) durable.add(covered);
-    }
-    if (operation.kind === 'flush') continue;
-    completed.add(operation);
-    if (operation.kind === 'writeAndSync' || operation.kind === 'writeDsync' || operation.durableOnCompletion) durable.add(operation);
+/**
+ * Follows a trace event by event and says, after each, what is durable and
+ * what pending (the rules at the top of this file). Durability only grows,
+ * so the durable writes are kept once, in the order they became durable,
+ * and each crash point holds a count into that list.
+ */
+class DurabilityTracker {
+  readonly #trace: WriteTrace;
+  /** Every write that became durable, in that order (shared by every point). */
+  readonly #durableOrder: TraceOperation[] = [];
+  readonly #durable = new Set<TraceOperation>();
+  /** Completed, not yet durable, and still able to become so. */
+  readonly #completed = new Set<TraceOperation>();
+  /**
+   * Writes that completed before a flush failed: after a failed fdatasync
+   * the kernel may have dropped their pages and a later fdatasync can report
+   * success without them (the "fsyncgate" semantics), so no later flush
+   * makes them durable.
+   */
+  readonly #orphaned = new Set<TraceOperation>();
+  readonly #coverAtSubmit = new Map<TraceOperation, TraceOperation[]>();
+  /** Submitted writes and trims that are not durable. */
+  readonly #pending = new Set<TraceOperation>();
+  eventCount = 0;
+
+  constructor(trace: WriteTrace) {
+    this.#trace = trace;
   }
-  const pending = submitted.filter((operation) => operation.kind !== 'flush' && !durable.has(operation));
-  return { eventCount, durable: [...durable].sort((a, b) => a.id - b.id), pending };
+
+  /** Takes the next event of the trace into account. */
+  step(): void {
+    const event = this.#trace.events[this.eventCount++];
+    if (event.type !== 'submit' && event.type !== 'complete') return;
+    const operation = event.operation;
+    const flushes = operation.kind === 'flush' || operation.kind === 'writeAndSync';
+    if (event.type === 'submit') {
+      if (operation.kind !== 'flush') this.#pending.add(operation);
+      // A flush covers what completed before it was submitted.
+      if (flushes) this.#coverAtSubmit.set(operation, [...this.#completed]);
+      return;
+    }
+    const covered = this.#coverAtSubmit.get(operation) ?? [];
+    this.#coverAtSubmit.delete(operation);
+    if (operation.failed) {
+      // A failed write may have written anything: it stays pending. A failed
+      // flush orphans everything it was to cover, and all else completed.
+      if (flushes) {
+        for (const orphan of [...covered, ...this.#completed]) {
+          this.#completed.delete(orphan);
+          if (!this.#durable.has(orphan)) this.#orphaned.add(orphan);
+        }
+      }
+      return;
+    }
+    if (flushes) for (const done of covered) if (!this.#orphaned.has(done)) this.#makeDurable(done);
+    if (operation.kind === 'flush') return;
+    if (operation.kind === 'writeAndSync' || operation.kind === 'writeDsync' || operation.durableOnCompletion) this.#makeDurable(operation);
+    else this.#completed.add(operation);
+  }
+
+  /** The crash point after the events taken so far. */
+  point(): CrashPoint {
+    const durableOrder = this.#durableOrder;
+    const durableCount = durableOrder.length;
+    return {
+      eventCount: this.eventCount,
+      // Computed when asked for: a trace has thousands of points, each with
+      // hundreds of durable writes.
+      get durable(): TraceOperation[] {
+        return durableOrder.slice(0, durableCount).sort((a, b) => a.id - b.id);
+      },
+      durableCount,
+      pending: [...this.#pending].sort((a, b) => a.id - b.id),
+    };
+  }
+
+  #makeDurable(operation: TraceOperation): void {
+    if (this.#durable.has(operation)) return;
+    this.#durable.add(operation);
+    this.#durableOrder.push(operation);
+    this.#completed.delete(operation);
+    this.#pending.delete(operation);
+  }
+}
+
+/** The crash point after the first `eventCount` events of `trace`. */
+export function crashPointAt(trace: WriteTrace, eventCount: number): CrashPoint {
+  const tracker = new DurabilityTracker(trace);
+  while (tracker.eventCount < eventCount) tracker.step();
+  return tracker.point();
+}
+
+/**
+ * Every crash point of a trace where something changes: after each submit
+ * (a write now in flight), each completion (durability moved) and each
+ * acknowledgement (more must survive), and at the end.
+ */
+export function crashPoints(trace: WriteTrace): CrashPoint[] {
+  const tracker = new DurabilityTracker(trace);
+  const points: CrashPoint[] = [];
+  while (tracker.eventCount < trace.events.length) {
+    tracker.step();
+    const last = trace.events[tracker.eventCount - 1];
+    if (last.type !== 'mark' || tracker.eventCount === trace.events.length) points.push(tracker.point());
+  }
+  return points;
 }
 
 /**

@@ -76,6 +76,11 @@ export class StateChecker {
     }
   }
 
+  /** An error as a problem's text: the image's temporary path left out, so a replay reads the same. */
+  #describe(error: unknown): string {
+    return String(error).replaceAll(this.#image.path, '<image>');
+  }
+
   async close(): Promise<void> {
     this.#ring.observer = undefined;
     await this.#ring.close();
@@ -137,7 +142,7 @@ export class StateChecker {
       // yet: an empty device must simply have nothing acknowledged to lose.
       const code = (error as { code?: string }).code;
       if (code === 'ERR_STORE_NOT_FOUND' && acknowledged.size === 0) return undefined;
-      return `open failed: ${String(error)}`;
+      return `open failed: ${this.#describe(error)}`;
     }
     let observed: Map<string, unknown>;
     try {
@@ -152,7 +157,7 @@ export class StateChecker {
       if (trimmed !== undefined) return trimmed;
       await store.verifyIntegrity();
     } catch (error) {
-      return `check failed: ${String(error)}`;
+      return `check failed: ${this.#describe(error)}`;
     } finally {
       await store.close().catch(() => undefined);
     }
@@ -164,7 +169,7 @@ export class StateChecker {
     try {
       again = await this.#open();
     } catch (error) {
-      return `a second open failed: ${String(error)}`;
+      return `a second open failed: ${this.#describe(error)}`;
     }
     try {
       const observedAgain = await readTouched(again, this.#keys);
@@ -176,7 +181,7 @@ export class StateChecker {
       if (!sameValue(probe, await again.get('\u0000probe'))) return 'the recovered store does not keep a new write';
       return undefined;
     } catch (error) {
-      return `check after a second open failed: ${String(error)}`;
+      return `check after a second open failed: ${this.#describe(error)}`;
     } finally {
       await again.close().catch(() => undefined);
     }

@@ -2,8 +2,9 @@
 // works on. It forwards to a BlockStore on a traced ring and keeps the
 // oracle's books: every put, delete and batch in call order (the store's
 // commit order), and, in the write trace, the moment each one was
-// acknowledged as durable — when it resolved (sync: true), or when a later
-// flush() or close() resolved (sync: false).
+// acknowledged as durable — when it resolved (sync: true), or when a
+// flush(), reopen() or close() called after it resolved (the store promises
+// every write accepted before the call), whichever comes first.
 import { BlockStore, type BatchOperation, type BlockStoreOptions, type RangeOptions } from '../../engine/block_store.js';
 import type { Key } from '../../engine/key_codec.js';
 import type { IoUringActor } from '../../native/io_uring_actor.js';
@@ -18,19 +19,20 @@ export interface LabReopenOptions {
 
 export class LabStore {
   readonly operations: WorkloadOperation[] = [];
-  readonly #trace: WriteTrace;
+  /** The trace of the store's IO, which also holds the acknowledgements. */
+  readonly trace: WriteTrace;
   readonly #path: string;
   readonly #ring: IoUringActor;
   readonly #encoding: BlockStoreOptions['encoding'];
   #store: BlockStore;
   #sync: boolean;
-  /** Operations that resolved but are not yet known durable (sync: false). */
-  #written: number[] = [];
+  /** Operations called and not yet acknowledged, by index. */
+  readonly #unacknowledged = new Set<number>();
 
   /** Wraps an open store; `options` are those it was opened with. */
   constructor(store: BlockStore, trace: WriteTrace, path: string, ring: IoUringActor, options: BlockStoreOptions) {
     this.#store = store;
-    this.#trace = trace;
+    this.trace = trace;
     this.#path = path;
     this.#ring = ring;
     this.#encoding = options.encoding;
@@ -70,36 +72,46 @@ export class LabStore {
     return this.#store.checkpoint();
   }
 
-  /** Makes every write that resolved before this call durable, and acknowledges them. */
+  /** Makes every write called before it durable, and acknowledges them. */
   async flush(): Promise<void> {
-    const covered = this.#written;
-    this.#written = [];
-    await this.#store.flush();
-    for (const index of covered) this.#trace.acknowledge(index);
+    await this.#covering(() => this.#store.flush());
   }
 
   /** Closes the store (durably) and opens it again, optionally with other options. */
   async reopen(options: LabReopenOptions = {}): Promise<void> {
-    const covered = this.#written;
-    this.#written = [];
-    await this.#store.close();
-    for (const index of covered) this.#trace.acknowledge(index);
+    await this.#covering(() => this.#store.close());
     this.#sync = options.sync ?? true;
     this.#store = await BlockStore.open(this.#path, { ring: this.#ring, encoding: this.#encoding, sync: this.#sync, cacheSizeBytes: options.cacheSizeBytes });
   }
 
-  /** Closes the store; writes that resolved before are acknowledged (close makes them durable). */
+  /** Closes the store; every write called before is acknowledged (close makes them durable). */
   async close(): Promise<void> {
-    const covered = this.#written;
-    this.#written = [];
-    await this.#store.close();
-    for (const index of covered) this.#trace.acknowledge(index);
+    await this.#covering(() => this.#store.close());
+  }
+
+  /**
+   * Runs a call that makes every write accepted before it durable (flush,
+   * close), then acknowledges those writes — all that were called before it,
+   * resolved or not, except those the store refused.
+   */
+  async #covering(call: () => Promise<void>): Promise<void> {
+    const covered = [...this.#unacknowledged];
+    await call();
+    // A write refused after this point (its rejection still settling) is
+    // acknowledged here, but refused operations never count in the oracle.
+    for (const index of covered) this.#acknowledge(index);
+  }
+
+  #acknowledge(index: number): void {
+    if (!this.#unacknowledged.delete(index) || this.operations[index].refused) return;
+    this.trace.acknowledge(index);
   }
 
   async #record(label: string, writes: WorkloadOperation['writes'], call: () => Promise<void>): Promise<void> {
     const index = this.operations.length;
     const operation: WorkloadOperation = { label: `#${index} ${label}`, writes: writes.map(([key, value]) => [copyKey(key), copyValue(value)]) };
     this.operations.push(operation);
+    this.#unacknowledged.add(index);
     try {
       await call();
     } catch (error) {
@@ -109,8 +121,7 @@ export class LabStore {
       if ((error as { code?: string }).code !== 'ERR_STORE_FAILED') operation.refused = true;
       throw error;
     }
-    if (this.#sync) this.#trace.acknowledge(index);
-    else this.#written.push(index);
+    if (this.#sync) this.#acknowledge(index);
   }
 }
 

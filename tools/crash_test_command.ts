@@ -105,6 +105,13 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
   const modulePath = stringFlag(argv, '--module');
   const reproducers = resolve(stringFlag(argv, '--reproducers') ?? 'crash-test-reproducers');
   const dir = mkdtempSync(`${tmpdir()}/ringstore-crash-test-`);
+  // Ctrl-C: remove the trace and the store file, and (through the exit
+  // hooks) the crash image in /dev/shm.
+  const interrupted = (): void => {
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
   let workload: TracedWorkload | undefined;
   try {
     if (modulePath !== undefined) {
@@ -148,6 +155,7 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
     console.log(failed ? 'crash-test: FAILED' : 'crash-test: ok');
     return failed ? 1 : 0;
   } finally {
+    process.removeListener('SIGINT', interrupted);
     workload?.trace.close();
     rmSync(dir, { recursive: true, force: true });
   }

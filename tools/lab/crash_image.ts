@@ -37,8 +37,23 @@ interface AppliedWrite {
 
 /** Where the image lives: memory-backed when the machine has /dev/shm. */
 function imageDirectory(): string {
-  return mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'ringstore-crash-'));
+  const directory = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'ringstore-crash-'));
+  liveDirectories.add(directory);
+  if (liveDirectories.size === 1 && !exitHookInstalled) {
+    exitHookInstalled = true;
+    // An image can be hundreds of MiB of memory: never leave one behind,
+    // even when the process exits without closing it (an error, Ctrl-C
+    // handled by process.exit).
+    process.on('exit', () => {
+      for (const live of liveDirectories) rmSync(live, { recursive: true, force: true });
+    });
+  }
+  return directory;
 }
+
+/** Image directories not yet closed, removed at exit. */
+const liveDirectories = new Set<string>();
+let exitHookInstalled = false;
 
 export class CrashImage implements IoObserver {
   /** The image file: open it with a store to check a state. */
@@ -46,7 +61,8 @@ export class CrashImage implements IoObserver {
   readonly sizeBytes: number;
   readonly #trace: WriteTrace;
   readonly #base: Uint8Array;
-  readonly #directory: string;
+  /** The image's own directory (memory-backed), removed by close(): scratch space for its user. */
+  readonly directory: string;
   readonly #fd: number;
   /** The durable layer: trace writes applied permanently, by id. */
   #durable = new Map<number, AppliedWrite>();
@@ -61,8 +77,8 @@ export class CrashImage implements IoObserver {
     this.#trace = trace;
     this.#base = base;
     this.sizeBytes = base.length;
-    this.#directory = imageDirectory();
-    this.path = join(this.#directory, 'image.ringstore');
+    this.directory = imageDirectory();
+    this.path = join(this.directory, 'image.ringstore');
     this.#fd = openSync(this.path, 'w+');
     ftruncateSync(this.#fd, base.length);
     this.#writeAt(0, base);
@@ -147,7 +163,8 @@ export class CrashImage implements IoObserver {
 
   close(): void {
     closeSync(this.#fd);
-    rmSync(this.#directory, { recursive: true, force: true });
+    rmSync(this.directory, { recursive: true, force: true });
+    liveDirectories.delete(this.directory);
   }
 
   #apply(write: AppliedWrite, layered: boolean): void {

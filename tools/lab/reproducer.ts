@@ -4,14 +4,19 @@
 //
 // A reproducer directory holds:
 //   trace.json, trace.data — the workload's write trace (WriteTrace.save);
-//   oracle.msgpack         — the workload's operations and store options;
+//   oracle.v8              — the workload's operations and store options, in
+//                            Node's structured-clone serialization (v8), which
+//                            keeps Maps, typed arrays and undefined as they are;
 //   state.json             — the crash point, the fate of each pending
 //                            write, the recovery crash if any, the problem
-//                            seen, and the exploration's seed.
+//                            seen, the exploration's seed, and the version of
+//                            this layout (a reproducer from another version is
+//                            refused: garbage sectors, say, may be drawn
+//                            differently).
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { pack, unpack } from 'msgpackr';
+import { deserialize, serialize } from 'node:v8';
 
 import { describeSurvivors, type CrashState, type Strategy } from './crash_plan.js';
 import { StateChecker } from './state_checker.js';
@@ -21,9 +26,12 @@ import type { TracedWorkload, WorkloadStoreOptions } from './workload.js';
 import { TRACE_DATA_FILE, TRACE_META_FILE, WriteTrace } from './write_trace.js';
 
 export const REPRODUCER_STATE_FILE = 'state.json';
-export const REPRODUCER_ORACLE_FILE = 'oracle.msgpack';
+export const REPRODUCER_ORACLE_FILE = 'oracle.v8';
+/** Bumped whenever a saved state would rebuild differently (layout, sector fates, garbage bytes). */
+export const REPRODUCER_FORMAT_VERSION = 1;
 
 interface SavedState {
+  version: number;
   strategy: Strategy;
   eventCount: number;
   /** [trace operation id, fate] for each pending write that left something. */
@@ -43,13 +51,14 @@ export function saveReproducer(directory: string, workload: TracedWorkload, stat
   workload.trace.save();
   copyFileSync(join(workload.trace.directory, TRACE_META_FILE), join(target, TRACE_META_FILE));
   copyFileSync(join(workload.trace.directory, TRACE_DATA_FILE), join(target, TRACE_DATA_FILE));
-  writeFileSync(join(target, REPRODUCER_ORACLE_FILE), pack({ operations: workload.operations, store: workload.store }));
+  writeFileSync(join(target, REPRODUCER_ORACLE_FILE), serialize({ operations: workload.operations, store: workload.store }));
   const survivors: [number, PendingPart][] = [];
   for (const operation of state.point.pending) {
     const part = state.choice.get(operation) ?? 'none';
     if (part !== 'none') survivors.push([operation.id, part]);
   }
   const record: SavedState = {
+    version: REPRODUCER_FORMAT_VERSION,
     strategy: state.strategy,
     eventCount: state.point.eventCount,
     survivors,
@@ -75,7 +84,10 @@ export interface ReplayResult {
 export async function replayReproducer(directory: string): Promise<ReplayResult> {
   if (!existsSync(join(directory, REPRODUCER_STATE_FILE))) throw new Error(`no reproducer in ${directory} (${REPRODUCER_STATE_FILE} is missing)`);
   const record = JSON.parse(readFileSync(join(directory, REPRODUCER_STATE_FILE), 'utf8')) as SavedState;
-  const oracle = unpack(readFileSync(join(directory, REPRODUCER_ORACLE_FILE))) as { operations: WorkloadOperation[]; store: WorkloadStoreOptions };
+  if (record.version !== REPRODUCER_FORMAT_VERSION) {
+    throw new Error(`${directory} is a reproducer of version ${String(record.version)}; this build replays version ${REPRODUCER_FORMAT_VERSION}`);
+  }
+  const oracle = deserialize(readFileSync(join(directory, REPRODUCER_ORACLE_FILE))) as { operations: WorkloadOperation[]; store: WorkloadStoreOptions };
   const trace = WriteTrace.load(directory);
   try {
     const workload: TracedWorkload = { trace, base: new Uint8Array(oracle.store.sizeBytes), operations: oracle.operations, store: oracle.store };

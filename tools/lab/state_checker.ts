@@ -83,8 +83,11 @@ export class StateChecker {
 
   async close(): Promise<void> {
     this.#ring.observer = undefined;
-    await this.#ring.close();
-    this.#image.close();
+    try {
+      await this.#ring.close();
+    } finally {
+      this.#image.close();
+    }
   }
 
   #open(): Promise<BlockStore> {
@@ -99,7 +102,7 @@ export class StateChecker {
    */
   async #crashDuringRecovery(crash: { writeIndex: number; seed: number }): Promise<WrittenRange[]> {
     const before = this.#image.undoMark();
-    const trace = new WriteTrace(this.#image.path, this.#workload.trace.directory, 'recovery.data');
+    const trace = new WriteTrace(this.#image.path, this.#image.directory, 'recovery.data');
     this.#observer.recovery = trace;
     try {
       const store = await this.#open().catch(() => undefined);

@@ -2,7 +2,7 @@
 // io_uring actor (the real IO path), traced from its first write, handed to
 // the workload as a LabStore; what comes back is the trace, the device
 // before it began, and the oracle's list of operations.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -56,11 +56,15 @@ export async function runWorkload(directory: string, workload: Workload, options
     throw new RangeError(`workload store size must be at most ${WORKLOAD_STORE_BYTES_MAX} bytes, got ${store.sizeBytes}`);
   }
   mkdirSync(directory, { recursive: true });
+  // A new store: the images are built on an all-zero base, so a store file
+  // left here by an earlier run must not be reopened.
   const path = join(directory, 'crash-lab.ringstore');
+  rmSync(path, { force: true });
   const ring = IoUringActor.start({ fallback: 'threads' });
   const trace = new WriteTrace(path, directory);
   ring.observer = trace;
   let lab: LabStore | undefined;
+  let finished = false;
   try {
     const openOptions = {
       create: true,
@@ -79,9 +83,11 @@ export async function runWorkload(directory: string, workload: Workload, options
       // A workload that closed the store itself is done.
       if ((error as { code?: string }).code !== 'ERR_STORE_CLOSED') throw error;
     });
+    finished = true;
   } finally {
     ring.observer = undefined;
     await ring.close();
+    if (!finished) trace.close();
   }
   return { trace, base: new Uint8Array(store.sizeBytes), operations: lab.operations, store };
 }

@@ -90,6 +90,8 @@ export interface BlockStoreStats {
   cacheMisses: number;
   cacheBytes: number;
   commits: number;
+  /** Sequence number of the newest commit applied (written; durable unless sync: false); 0 before any. */
+  lastCommitSequence: number;
   meanRecordsPerCommit: number;
   walFill: number;
   trimsIssued: number;
@@ -691,6 +693,7 @@ export class BlockStore {
       cacheMisses: this.#cache.misses,
       cacheBytes: this.#cache.sizeBytes,
       commits: this.#commits,
+      lastCommitSequence: this.#appliedSequence,
       meanRecordsPerCommit: this.#commits > 0 ? this.#committedRecords / this.#commits : 0,
       walFill: this.#walSpace.fill,
       trimsIssued: this.#trimsIssued,

@@ -4,18 +4,21 @@
 // device acknowledged but lost (one whole write of the trace missing), a
 // write that landed on the wrong blocks (misdirected) — in every structure:
 // superblock copies, WAL, checkpoint, data.
-// Then opens the store and reads every acknowledged value. The rule: a read
-// returns the right bytes or fails with ERR_STORE_CORRUPT (opening may fail
-// with it too); never wrong data, never another error, never a crash.
-//
-// Losses are counted apart from wrong reads: damage to the last commit of
-// the log is indistinguishable from a torn write and drops it (docs/durability.md).
+// Then opens the store and reads every key the workload wrote. The rule: a
+// read fails with ERR_STORE_CORRUPT (opening may fail with it too), or what
+// the store holds is the state after a prefix of commit order with every
+// acknowledged operation; never wrong data, never another error, never a
+// crash. One exception, counted apart: damage to the last commit of the log
+// is indistinguishable from a torn write and drops it (docs/durability.md);
+// losing anything older fails.
 import { BlockStore } from '../../engine/block_store.js';
+import { SUPERBLOCK_SLOT_COUNT } from '../../format/constants.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { buildImage, crashPointAt, SECTOR_SIZE, type CrashPoint } from './crash_states.js';
-import { keyId, sameValue, type WorkloadOperation } from './oracle.js';
+import { judgeRecovered, keyId, sameValue, touchedKeys } from './oracle.js';
 import { seededRandom } from './seeded_random.js';
 import type { TracedWorkload } from './workload.js';
+import type { TraceOperation } from './write_trace.js';
 
 export type Damage = 'bitflip' | 'garbage-sector' | 'zero-sector' | 'lost-write' | 'misdirected-write';
 const DAMAGES: readonly Damage[] = ['bitflip', 'garbage-sector', 'zero-sector', 'lost-write', 'misdirected-write'];
@@ -37,7 +40,11 @@ export interface CorruptionReport {
   detectedReads: number;
   /** Reads that returned bytes other than written: must stay 0. */
   wrongReads: number;
-  /** Acknowledged values missing with no error (the documented last-commit limit). */
+  /**
+   * Damaged images that read as a prefix of commit order without some
+   * acknowledged operation of the last commit, with no error: the documented
+   * last-commit limit. A loss of anything older is a failure.
+   */
   silentLosses: number;
   /** Any other failure (an unexpected error): must stay 0. */
   failures: string[];
@@ -46,7 +53,7 @@ export interface CorruptionReport {
 
 export async function exploreCorruption(workload: TracedWorkload, options: { trials: number; seed: number }): Promise<CorruptionReport> {
   const started = performance.now();
-  const { trace, base, operations } = workload;
+  const { trace, base } = workload;
   const blockSize = workload.store.blockSize;
   const random = seededRandom(options.seed);
   // Images where nothing is pending: every acknowledged write is on the media.
@@ -82,21 +89,33 @@ export async function exploreCorruption(workload: TracedWorkload, options: { tri
     const blocks = [...written];
     let block = blocks[Math.floor(random() * blocks.length)];
     let damaged: Uint8Array = Uint8Array.prototype.slice.call(image);
-    const damage: Damage = DAMAGES[Math.floor(random() * DAMAGES.length)];
+    let damage: Damage = DAMAGES[Math.floor(random() * DAMAGES.length)];
     const sectorsPerBlock = blockSize / SECTOR_SIZE;
     const sectorStart = block * blockSize + Math.floor(random() * sectorsPerBlock) * SECTOR_SIZE;
     const writes = point.durable.filter((operation) => operation.kind !== 'trim' && operation.dataOffset >= 0);
-    if ((damage === 'lost-write' || damage === 'misdirected-write') && writes.length > 0) {
+    // Without a durable write to lose, a bit flip instead: every trial damages something.
+    if ((damage === 'lost-write' || damage === 'misdirected-write') && writes.length === 0) damage = 'bitflip';
+    let what = `${damage} in block ${block}`;
+    /** Blocks whose content the damage changed. */
+    const hit = new Set<number>([block]);
+    if (damage === 'lost-write' || damage === 'misdirected-write') {
       // The device acknowledged (and flushed) this write but it never
       // reached its blocks: they keep what the image had without it.
       const victim = writes[Math.floor(random() * writes.length)];
+      what = `${damage} of #${victim.id} (${victim.phase}${victim.markId === undefined ? '' : ` ${victim.markId}`}, block ${Math.floor(victim.position / blockSize)}+${Math.ceil(victim.length / blockSize)})`;
       block = Math.floor(victim.position / blockSize);
+      hit.clear();
+      for (let lost = block; lost * blockSize < victim.position + victim.length; lost++) hit.add(lost);
       damaged = buildImage(trace, base, { ...point, durable: point.durable.filter((operation) => operation !== victim) }, new Map(point.pending.map((operation) => [operation, 'all'])));
       if (damage === 'misdirected-write') {
         // ... and landed on other blocks instead, block-aligned.
         const blockCount = Math.ceil(victim.length / blockSize);
         const target = blocks[Math.floor(random() * blocks.length)];
-        if (target !== block && (target + blockCount) * blockSize <= damaged.length) damaged.set(trace.dataOf(victim), target * blockSize);
+        if (target !== block && (target + blockCount) * blockSize <= damaged.length) {
+          damaged.set(trace.dataOf(victim), target * blockSize);
+          what += ` onto block ${target}`;
+          for (let landed = target; landed < target + blockCount; landed++) hit.add(landed);
+        }
       }
     } else if (damage === 'bitflip') {
       const byte = block * blockSize + Math.floor(random() * blockSize);
@@ -108,56 +127,85 @@ export async function exploreCorruption(workload: TracedWorkload, options: { tri
     }
     report.trials++;
     report.byDamage[damage]++;
-    let shortest = 0;
-    for (let index = 0; index < point.eventCount; index++) {
-      const event = trace.events[index];
-      if (event.type === 'ack') shortest = Math.max(shortest, event.operation + 1);
-    }
-    await checkDamaged(damaged, workload, expectations(operations, shortest), report, `${damage} in block ${block} at event ${point.eventCount}`);
+    await checkDamaged(damaged, workload, point, hit, report, `${what} at event ${point.eventCount}`);
   }
   report.durationMs = performance.now() - started;
   return report;
 }
 
 /**
- * What a read of each key may return on an undamaged image: the value after
- * the shortest prefix of commit order holding every acknowledged operation
- * (`shortest`), or a value a later operation wrote (it may have committed
- * too). `earlier` are values the key held before: reading one of those is a
- * loss (a rollback), not wrong data.
+ * The operations a damaged image must still hold: all acknowledged ones
+ * (`acknowledged`) — or, where the damage can pass for the end of the log,
+ * all but those of the commits it can take with it (`outsideLostTail`).
+ * The log's end is not recorded anywhere but in the commits themselves
+ * (docs/durability.md, limits), so a scan cannot tell from a torn tail:
+ *  - damage to the last commit (its WAL blocks, or its extent data, which
+ *    recovery checks for the commits no later one vouches for);
+ *  - damage that covers every commit from some commit on (a misdirected
+ *    write of several blocks over the log's last commits): no witness is
+ *    left; and if the same damage also hit data blocks (a write lost in the
+ *    WAL and landed on extents), the commit before them, now the last, may
+ *    read as torn too.
+ * The commits are the newest WAL writes on the image (a settled image: every
+ * write is on it).
  */
-interface KeyExpectation {
-  key: WorkloadOperation['writes'][number][0];
-  admissible: unknown[];
-  earlier: unknown[];
-}
-
-function expectations(operations: readonly WorkloadOperation[], shortest: number): Map<string, KeyExpectation> {
-  const byKey = new Map<string, KeyExpectation>();
-  for (let index = 0; index < operations.length; index++) {
-    if (operations[index].refused) continue;
-    for (const [key, value] of operations[index].writes) {
-      const id = keyId(key);
-      let expectation = byKey.get(id);
-      if (expectation === undefined) {
-        expectation = { key, admissible: [undefined], earlier: [] };
-        byKey.set(id, expectation);
-      }
-      if (index < shortest) {
-        expectation.earlier.push(...expectation.admissible);
-        expectation.admissible = [value];
-      } else {
-        expectation.admissible.push(value);
-      }
-    }
+function mustHold(
+  workload: TracedWorkload,
+  point: CrashPoint,
+  hit: ReadonlySet<number>,
+): { acknowledged: Set<number>; outsideLostTail: Set<number> } {
+  const blockSize = workload.store.blockSize;
+  const blocksOf = (operation: TraceOperation): number[] => {
+    const blocks: number[] = [];
+    for (let block = Math.floor(operation.position / blockSize); block * blockSize < operation.position + operation.length; block++) blocks.push(block);
+    return blocks;
+  };
+  // The live commits: WAL writes still the newest at their first block.
+  const newestAt = new Map<number, TraceOperation>();
+  for (const operation of [...point.durable, ...point.pending].sort((a, b) => a.id - b.id)) {
+    for (const block of blocksOf(operation)) newestAt.set(block, operation);
   }
-  return byKey;
+  const commits = [...new Set(newestAt.values())]
+    .filter((operation) => operation.phase === 'wal' && operation.markId !== undefined && newestAt.get(blocksOf(operation)[0]) === operation)
+    .sort((a, b) => b.markId! - a.markId!);
+  // The lost tail starts at the last commit, or earlier while every commit
+  // from there on was hit — and one further if data blocks were hit too.
+  let lostFrom = commits.length > 0 ? commits[0].markId! : Infinity;
+  let hitCommits = 0;
+  for (const commit of commits) {
+    if (!blocksOf(commit).some((block) => hit.has(block))) break;
+    lostFrom = commit.markId!;
+    hitCommits++;
+  }
+  // The engine lays the WAL right after the superblock copies (docs/format.md).
+  const walEndBlock = SUPERBLOCK_SLOT_COUNT + workload.store.walSizeBytes / blockSize;
+  const hitData = [...hit].some((block) => block >= walEndBlock);
+  if (hitCommits > 0 && hitData && hitCommits < commits.length) lostFrom = commits[hitCommits].markId!;
+  const acknowledged = new Set<number>();
+  const outsideLostTail = new Set<number>();
+  for (let index = 0; index < point.eventCount; index++) {
+    const event = workload.trace.events[index];
+    if (event.type !== 'ack') continue;
+    acknowledged.add(event.operation);
+    const sequence = workload.operations[event.operation].commitSequence;
+    if (sequence === undefined || sequence < lostFrom) outsideLostTail.add(event.operation);
+  }
+  return { acknowledged, outsideLostTail };
 }
 
+/**
+ * Opens a damaged image and reads every key the workload touched. A read
+ * that fails with ERR_STORE_CORRUPT is detected damage; the rest must be the
+ * state after a prefix of commit order holding every acknowledged operation,
+ * or — the documented limit — every operation acknowledged before the last
+ * commit (a silent loss, counted). Anything else is a wrong read (a value
+ * never written to the key) or a loss beyond the last commit: failures.
+ */
 async function checkDamaged(
   image: Uint8Array,
   workload: TracedWorkload,
-  expected: Map<string, KeyExpectation>,
+  point: CrashPoint,
+  hit: ReadonlySet<number>,
   report: CorruptionReport,
   what: string,
 ): Promise<void> {
@@ -171,16 +219,11 @@ async function checkDamaged(
     else report.failures.push(`${what}: open failed with ${String(error)}`);
     return;
   }
+  const observed = new Map<string, unknown>();
   try {
-    for (const [id, { key, admissible, earlier }] of expected) {
+    for (const [id, key] of touchedKeys(workload.operations)) {
       try {
-        const actual = await store.get(key);
-        if (admissible.some((value) => sameValue(value, actual))) continue;
-        if (actual === undefined || earlier.some((value) => sameValue(value, actual))) report.silentLosses++;
-        else {
-          report.wrongReads++;
-          report.failures.push(`${what}: ${id.slice(1)} read back data that was never written to it`);
-        }
+        observed.set(id, await store.get(key));
       } catch (error) {
         if ((error as { code?: string }).code === 'ERR_STORE_CORRUPT') report.detectedReads++;
         else report.failures.push(`${what}: get(${id.slice(1)}) failed with ${String(error)}`);
@@ -189,4 +232,23 @@ async function checkDamaged(
   } finally {
     await store.close().catch(() => undefined);
   }
+  const { acknowledged, outsideLostTail } = mustHold(workload, point, hit);
+  if (judgeRecovered(workload.operations, acknowledged, observed) === undefined) return;
+  const beyondLastCommit = judgeRecovered(workload.operations, outsideLostTail, observed);
+  if (beyondLastCommit === undefined) {
+    report.silentLosses++;
+    return;
+  }
+  const written = new Map<string, unknown[]>();
+  for (const operation of workload.operations) {
+    for (const [key, value] of operation.writes) written.set(keyId(key), [...(written.get(keyId(key)) ?? []), value]);
+  }
+  for (const [id, actual] of observed) {
+    if (actual !== undefined && !(written.get(id) ?? []).some((value) => sameValue(value, actual))) {
+      report.wrongReads++;
+      report.failures.push(`${what}: ${id.slice(1)} read back a value never written to it`);
+      return;
+    }
+  }
+  report.failures.push(`${what}: lost more than the commits the damage can pass for the log's end of: ${beyondLastCommit}`);
 }

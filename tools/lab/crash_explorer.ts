@@ -2,8 +2,8 @@
 // and checks that the store recovers from each one (state_checker.ts);
 // docs/crash-lab.md tells the whole story.
 //
-// States are checked in trace order, so the image's durable layer only
-// grows. A violation is shrunk to a minimal set of surviving pending writes
+// States are checked in rounds, each a spread of the whole plan in trace
+// order (the image's durable layer then only grows within a round). A violation is shrunk to a minimal set of surviving pending writes
 // and saved as a reproducer directory that `ringstore crash-test --replay
 // <dir>` checks again.
 import { describeChoice, describeSurvivors, planStates, STRATEGIES, tornBoundaries, tornBoundariesOffered, touchedPhases, type CrashState, type Strategy } from './crash_plan.js';
@@ -12,6 +12,13 @@ import { saveReproducer } from './reproducer.js';
 import { StateChecker } from './state_checker.js';
 import type { TracedWorkload } from './workload.js';
 
+/**
+ * Rounds the planned states are checked in. Each round takes every Nth
+ * state of the plan (so every strategy and the whole trace) and goes
+ * forward through the trace, where the image's durable layer only grows;
+ * a run cut short by its time limit has still seen the whole trace.
+ */
+export const EXPLORATION_ROUNDS = 8;
 /** Most shrinking passes over a violation's surviving writes. */
 export const SHRINK_PASSES_MAX = 4;
 /** Violations shrunk and saved as reproducers (the rest are only listed). */
@@ -72,8 +79,7 @@ export async function exploreCrashStates(workload: TracedWorkload, options: Expl
   };
   const checker = new StateChecker(workload);
   try {
-    // Forward through the trace: the image's durable layer then only grows.
-    const ordered = [...states].sort((a, b) => a.point.eventCount - b.point.eventCount);
+    const ordered = inRounds(states);
     for (const state of ordered) {
       if (options.timeLimitMs !== undefined && performance.now() - started > options.timeLimitMs) {
         report.skipped = ordered.length - report.states;
@@ -109,6 +115,16 @@ export async function exploreCrashStates(workload: TracedWorkload, options: Expl
   report.tornBoundaries.missing = [...offered].filter((boundary) => !covered.has(boundary));
   report.durationMs = performance.now() - started;
   return report;
+}
+
+/** The plan in EXPLORATION_ROUNDS rounds, each in trace order. */
+function inRounds(states: readonly CrashState[]): CrashState[] {
+  const ordered: CrashState[] = [];
+  for (let round = 0; round < EXPLORATION_ROUNDS; round++) {
+    const members = states.filter((_, index) => index % EXPLORATION_ROUNDS === round);
+    ordered.push(...members.sort((a, b) => a.point.eventCount - b.point.eventCount));
+  }
+  return ordered;
 }
 
 /**

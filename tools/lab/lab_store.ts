@@ -121,6 +121,9 @@ export class LabStore {
       if ((error as { code?: string }).code !== 'ERR_STORE_FAILED') operation.refused = true;
       throw error;
     }
+    // A write resolves in the microtasks right after its commit is applied,
+    // before any later commit can be: the newest commit is its own.
+    operation.commitSequence = this.#store.stats().lastCommitSequence;
     if (this.#sync) this.#acknowledge(index);
   }
 }

@@ -20,6 +20,8 @@ export interface WorkloadOperation {
   readonly writes: readonly WorkloadWrite[];
   /** The store refused it (it never committed): it is not part of any prefix. */
   refused?: boolean;
+  /** The WAL commit that carried it (its sequence number), once it resolved. */
+  commitSequence?: number;
 }
 
 /** A key as a Map key: strings and bytes never collide. */
@@ -41,6 +43,24 @@ export async function readTouched(store: BlockStore, keys: Map<string, Key>): Pr
   return observed;
 }
 
+/**
+ * Scans the whole store in order and checks it against what get() gave
+ * (`observed`): the same keys with the same values, and no key that no
+ * operation wrote. Returns the first difference, if any.
+ */
+export async function checkScan(store: BlockStore, observed: ReadonlyMap<string, unknown>): Promise<string | undefined> {
+  let scanned = 0;
+  for await (const [key, value] of store.range()) {
+    const id = keyId(key as Key);
+    if (!observed.has(id)) return `a range scan finds ${id.slice(1, 41)}, which no operation wrote`;
+    if (!sameValue(observed.get(id), value)) return `a range scan and get() disagree on ${id.slice(1, 41)}`;
+    scanned++;
+  }
+  let present = 0;
+  for (const value of observed.values()) if (value !== undefined) present++;
+  return scanned === present ? undefined : `a range scan finds ${scanned} keys, get() ${present}`;
+}
+
 export function sameValue(expected: unknown, actual: unknown): boolean {
   if (expected === actual) return true;
   if (expected === undefined || actual === undefined) return false;
@@ -56,10 +76,11 @@ export function sameValue(expected: unknown, actual: unknown): boolean {
 }
 
 /**
- * Checks a recovered store's contents (`observed`: every touched key) against
- * the workload: returns undefined when they equal the state after some
- * prefix of `operations` that holds every acknowledged one, or a description
- * of the closest miss.
+ * Checks a recovered store's contents (`observed`: the touched keys, all of
+ * them or those that could be read) against the workload: returns undefined
+ * when they equal the state after some prefix of `operations` that holds
+ * every acknowledged one, or a description of the closest miss. Keys missing
+ * from `observed` are not judged.
  */
 export function judgeRecovered(
   operations: readonly WorkloadOperation[],
@@ -85,6 +106,7 @@ export function judgeRecovered(
     if (operation.refused) continue;
     for (const [key, value] of operation.writes) {
       const id = keyId(key);
+      if (!observed.has(id)) continue;
       const actual = observed.get(id);
       if (!sameValue(model.get(id), actual)) mismatches--;
       model.set(id, value);

@@ -14,7 +14,7 @@ import { fsckImage, type FsckReport } from '../fsck.js';
 import { CrashImage } from './crash_image.js';
 import { randomPart, type CrashState } from './crash_plan.js';
 import { crashPointAt, forEachSector, sectorBytes, type PendingPart } from './crash_states.js';
-import { judgeRecovered, readTouched, sameValue, touchedKeys } from './oracle.js';
+import { checkScan, judgeRecovered, readTouched, sameValue, touchedKeys } from './oracle.js';
 import { seededRandom } from './seeded_random.js';
 import type { TracedWorkload } from './workload.js';
 import { WriteTrace, type TraceOperation } from './write_trace.js';
@@ -150,7 +150,7 @@ export class StateChecker {
     let observed: Map<string, unknown>;
     try {
       observed = await readTouched(store, this.#keys);
-      const problem = judgeRecovered(this.#workload.operations, acknowledged, observed);
+      const problem = judgeRecovered(this.#workload.operations, acknowledged, observed) ?? (await checkScan(store, observed));
       if (problem !== undefined) return problem;
       // The recovered state as the media holds it (recovery's repairs and
       // erases included, nothing the store wrote since).

@@ -23,6 +23,17 @@ import type { TraceOperation } from './write_trace.js';
 
 export const TORN_PENDING_MAX = 6;
 export const SUBSET_PENDING_MAX = 10;
+/**
+ * A crashed recovery stops after one of its first this many writes. A
+ * recovery writes little: a superblock repair, erased WAL blocks, and at
+ * close a checkpoint and its superblock — about a handful.
+ */
+export const RECOVERY_CRASH_WRITES_MAX = 8;
+/** Chance that a random state tears its focus write, and any other pending write. */
+export const TEAR_CHANCE_FOCUS = 0.6;
+export const TEAR_CHANCE_OTHER = 0.2;
+/** Chance that a torn write also has one garbage sector. */
+export const GARBAGE_SECTOR_CHANCE = 0.3;
 
 export type Strategy = 'coverage' | 'boundary' | 'alice' | 'subsets' | 'torn' | 'recovery' | 'random';
 export const STRATEGIES: readonly Strategy[] = ['coverage', 'boundary', 'alice', 'subsets', 'torn', 'recovery', 'random'];
@@ -72,7 +83,7 @@ export function tornBoundaries(state: CrashState): string[] {
   return names;
 }
 
-/** Phases of the writes a state leaves partly applied (torn), or, failing that, of every surviving pending write. */
+/** Phases of the pending writes a state leaves (whole or in part) on the media. */
 export function touchedPhases(state: CrashState): Set<string> {
   const phases = new Set<string>();
   for (const [operation, part] of state.choice) if (part !== 'none') phases.add(operation.phase);
@@ -166,7 +177,7 @@ export function planStates(points: CrashPoint[], budget: number, seed: number): 
   for (let attempts = 0; planned.length < limit && attempts < budget && withWrites.length > 0; attempts++) {
     const point = withWrites[Math.floor(random() * withWrites.length)];
     const choice: PendingChoice = new Map(point.pending.map((operation) => [operation, random() < 0.5 ? 'all' : 'none']));
-    add('recovery', point, choice, { writeIndex: 1 + Math.floor(random() * 8), seed: 1 + Math.floor(random() * 0x7fffffff) });
+    add('recovery', point, choice, { writeIndex: 1 + Math.floor(random() * RECOVERY_CRASH_WRITES_MAX), seed: 1 + Math.floor(random() * 0x7fffffff) });
   }
   // Random, stratified by phase: pick the phase first, so the few
   // superblock and checkpoint windows get as many states as the many WAL ones.
@@ -193,11 +204,11 @@ export function planStates(points: CrashPoint[], budget: number, seed: number): 
 /** A random fate for a pending write: lost, whole, or per sector (new, old, now and then garbage). */
 export function randomPart(operation: TraceOperation, random: () => number, focus: boolean): PendingPart {
   const roll = random();
-  const tornShare = focus ? 0.6 : 0.2;
+  const tornShare = focus ? TEAR_CHANCE_FOCUS : TEAR_CHANCE_OTHER;
   if (operation.kind === 'trim' || sectorCount(operation) < 2 || roll >= tornShare) {
     return random() < 0.5 ? 'all' : 'none';
   }
-  const garbage = random() < 0.3 ? Math.floor(random() * sectorCount(operation)) : -1;
+  const garbage = random() < GARBAGE_SECTOR_CHANCE ? Math.floor(random() * sectorCount(operation)) : -1;
   return Array.from({ length: sectorCount(operation) }, (_, sector) =>
     sector === garbage ? SectorFate.Garbage : random() < 0.5 ? SectorFate.New : SectorFate.Old,
   );

@@ -5,7 +5,8 @@
 // prefix of commit order holding every acknowledged operation (oracle.ts);
 // the independent fsck (format/ only) is clean right after recovery and
 // after the clean close; nothing it references was trimmed and not written
-// since; verifyIntegrity passes; opening again changes nothing; it takes a
+// since; a range scan agrees with get(); verifyIntegrity passes; it closes
+// cleanly; opened again (after that close) it holds the same; it takes a
 // new write.
 import { BlockStore, STORE_RING_OPTIONS } from '../../engine/block_store.js';
 import { IoUringActor } from '../../native/io_uring_actor.js';
@@ -16,13 +17,14 @@ import { randomPart, type CrashState } from './crash_plan.js';
 import { crashPointAt, forEachSector, sectorBytes, type PendingPart } from './crash_states.js';
 import { checkScan, judgeRecovered, readTouched, sameValue, touchedKeys } from './oracle.js';
 import { seededRandom } from './seeded_random.js';
-import type { TracedWorkload } from './workload.js';
+import { LAB_CACHE_SIZE_BYTES, type TracedWorkload } from './workload.js';
 import { WriteTrace, type TraceOperation } from './write_trace.js';
 
-/** Bytes of the device a crashed recovery left written. */
+/** A range of the device a crashed recovery left written (or trimmed), in bytes. */
 interface WrittenRange {
   position: number;
   length: number;
+  trim: boolean;
 }
 
 /** Fans the ring's IO notifications out to the image's undo log and, during a recovery that will crash, a trace of it. */
@@ -91,7 +93,7 @@ export class StateChecker {
   }
 
   #open(): Promise<BlockStore> {
-    return BlockStore.open(this.#image.path, { ring: this.#ring, encoding: this.#workload.store.encoding, cacheSizeBytes: 64 << 10 });
+    return BlockStore.open(this.#image.path, { ring: this.#ring, encoding: this.#workload.store.encoding, cacheSizeBytes: LAB_CACHE_SIZE_BYTES });
   }
 
   /**
@@ -123,7 +125,7 @@ export class StateChecker {
         const data = operation.kind === 'trim' ? undefined : trace.dataOf(operation);
         forEachSector(operation, part, (start, end, fate) => {
           this.#image.writeLayered(operation.position + start, sectorBytes(operation, data, start, end, fate));
-          if (operation.kind !== 'trim') written.push({ position: operation.position + start, length: end - start });
+          written.push({ position: operation.position + start, length: end - start, trim: operation.kind === 'trim' });
         });
       }
     }
@@ -148,6 +150,7 @@ export class StateChecker {
       return `open failed: ${this.#describe(error)}`;
     }
     let observed: Map<string, unknown>;
+    let closing: Promise<void> | undefined;
     try {
       observed = await readTouched(store, this.#keys);
       const problem = judgeRecovered(this.#workload.operations, acknowledged, observed) ?? (await checkScan(store, observed));
@@ -159,10 +162,13 @@ export class StateChecker {
       const trimmed = trimmedReference(state, recoveryWrites, recovered.references, this.#workload.store.blockSize);
       if (trimmed !== undefined) return trimmed;
       await store.verifyIntegrity();
+      // A recovered store must close cleanly too (a checkpoint, trims).
+      closing = store.close();
+      await closing;
     } catch (error) {
-      return `check failed: ${this.#describe(error)}`;
+      return `${closing === undefined ? 'check' : 'close'} failed: ${this.#describe(error)}`;
     } finally {
-      await store.close().catch(() => undefined);
+      if (closing === undefined) await store.close().catch(() => undefined);
     }
     // And as the clean close left it (a new checkpoint).
     const closed = fsckImage(this.#image.reader());
@@ -174,6 +180,7 @@ export class StateChecker {
     } catch (error) {
       return `a second open failed: ${this.#describe(error)}`;
     }
+    closing = undefined;
     try {
       const observedAgain = await readTouched(again, this.#keys);
       for (const [id, value] of observed) {
@@ -182,11 +189,13 @@ export class StateChecker {
       const probe = this.#workload.store.encoding === 'binary' ? Buffer.from('after the crash') : 'after the crash';
       await again.put('\u0000probe', probe);
       if (!sameValue(probe, await again.get('\u0000probe'))) return 'the recovered store does not keep a new write';
+      closing = again.close();
+      await closing;
       return undefined;
     } catch (error) {
-      return `check after a second open failed: ${this.#describe(error)}`;
+      return `${closing === undefined ? 'check after a second open' : 'second close'} failed: ${this.#describe(error)}`;
     } finally {
-      await again.close().catch(() => undefined);
+      if (closing === undefined) await again.close().catch(() => undefined);
     }
   }
 }
@@ -205,24 +214,28 @@ function trimmedReference(
   const onMedia: TraceOperation[] = [...state.point.durable];
   for (const operation of state.point.pending) if ((state.choice.get(operation) ?? 'none') !== 'none') onMedia.push(operation);
   onMedia.sort((a, b) => a.id - b.id);
-  const trimmedBy = new Map<number, TraceOperation>();
+  /** Block → what trimmed it. */
+  const trimmedBy = new Map<number, string>();
   for (const operation of onMedia) {
     const first = Math.floor(operation.position / blockSize);
     const end = Math.ceil((operation.position + operation.length) / blockSize);
     for (let block = first; block < end; block++) {
-      if (operation.kind === 'trim') trimmedBy.set(block, operation);
+      if (operation.kind === 'trim') trimmedBy.set(block, `#${operation.id}`);
       else trimmedBy.delete(block);
     }
   }
-  // A recovery that crashed (the 'recovery' strategy) wrote after all of them.
-  for (const { position, length } of recoveryWrites) {
-    for (let block = Math.floor(position / blockSize); block < Math.ceil((position + length) / blockSize); block++) trimmedBy.delete(block);
+  // A recovery that crashed (the 'recovery' strategy) wrote and trimmed after all of them.
+  for (const { position, length, trim } of recoveryWrites) {
+    for (let block = Math.floor(position / blockSize); block < Math.ceil((position + length) / blockSize); block++) {
+      if (trim) trimmedBy.set(block, 'the crashed recovery');
+      else trimmedBy.delete(block);
+    }
   }
   if (trimmedBy.size === 0) return undefined;
   for (const reference of references) {
     for (let block = reference.startBlock; block < reference.startBlock + reference.blockCount; block++) {
       const trim = trimmedBy.get(block);
-      if (trim !== undefined) return `${reference.owner} references block ${block}, trimmed by #${trim.id} and not written since`;
+      if (trim !== undefined) return `${reference.owner} references block ${block}, trimmed by ${trim} and not written since`;
     }
   }
   return undefined;

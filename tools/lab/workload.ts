@@ -35,6 +35,12 @@ export const DEFAULT_WORKLOAD_STORE: WorkloadStoreOptions = {
   sync: true,
 };
 
+/**
+ * Block cache of the workload's store and of every store the checks open:
+ * small, so reads go to the device (the image) rather than memory.
+ */
+export const LAB_CACHE_SIZE_BYTES = 64 << 10;
+
 /** Crash images are whole-device copies and undo logs: keep them small. */
 export const WORKLOAD_STORE_BYTES_MAX = 256 << 20;
 
@@ -71,7 +77,7 @@ export async function runWorkload(directory: string, workload: Workload, options
       sizeBytes: store.sizeBytes,
       blockSize: store.blockSize,
       walSizeBytes: store.walSizeBytes,
-      cacheSizeBytes: 64 << 10,
+      cacheSizeBytes: LAB_CACHE_SIZE_BYTES,
       encoding: store.encoding,
       sync: store.sync,
       ring,

@@ -12,7 +12,9 @@
 // is indistinguishable from a torn write and drops it (docs/durability.md);
 // losing anything older fails.
 import { BlockStore } from '../../engine/block_store.js';
+import { commitDurableSequence } from '../../format/commit.js';
 import { SUPERBLOCK_SLOT_COUNT } from '../../format/constants.js';
+import { decodeFrameBlock, frameBlockPayload } from '../../format/frame.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { buildImage, crashPointAt, SECTOR_SIZE, type CrashPoint } from './crash_states.js';
 import { judgeRecovered, keyId, sameValue, touchedKeys } from './oracle.js';
@@ -137,15 +139,19 @@ export async function exploreCorruption(workload: TracedWorkload, options: { tri
  * The operations a damaged image must still hold: all acknowledged ones
  * (`acknowledged`) — or, where the damage can pass for the end of the log,
  * all but those of the commits it can take with it (`outsideLostTail`).
- * The log's end is not recorded anywhere but in the commits themselves
- * (docs/durability.md, limits), so a scan cannot tell from a torn tail:
+ * The log's end is recorded nowhere but in the commits themselves: a later
+ * commit proves an earlier one durable by its durableSequence (format/
+ * commit.ts), and nothing else does (docs/durability.md, limits). So a scan
+ * cannot tell a torn tail from:
  *  - damage to the last commit (its WAL blocks, or its extent data, which
  *    recovery checks for the commits no later one vouches for);
- *  - damage that covers every commit from some commit on (a misdirected
- *    write of several blocks over the log's last commits): no witness is
- *    left; and if the same damage also hit data blocks (a write lost in the
- *    WAL and landed on extents), the commit before them, now the last, may
- *    read as torn too.
+ *  - damage to a commit whose every witness (a later commit vouching for
+ *    it) the same damage destroyed too — a misdirected write over the log's
+ *    last commits, or one lost from a commit and landed on the flush marker
+ *    that vouched for it. The log then ends before that commit, and the
+ *    intact commits after it, vouched for by nothing, go with it;
+ *  - and if that damage also hit extent blocks, the commit before, now the
+ *    last one, may fail its data check like a torn commit.
  * The commits are the newest WAL writes on the image (a settled image: every
  * write is on it).
  */
@@ -167,20 +173,27 @@ function mustHold(
   }
   const commits = [...new Set(newestAt.values())]
     .filter((operation) => operation.phase === 'wal' && operation.markId !== undefined && newestAt.get(blocksOf(operation)[0]) === operation)
-    .sort((a, b) => b.markId! - a.markId!);
-  // The lost tail starts at the last commit, or earlier while every commit
-  // from there on was hit — and one further if data blocks were hit too.
-  let lostFrom = commits.length > 0 ? commits[0].markId! : Infinity;
-  let hitCommits = 0;
+    .map((operation) => ({
+      sequence: operation.markId!,
+      hit: blocksOf(operation).some((block) => hit.has(block)),
+      vouchesFor: recordedDurableSequence(workload, operation),
+    }))
+    .sort((a, b) => a.sequence - b.sequence);
+  let lostFrom = commits.length > 0 ? commits[commits.length - 1].sequence : Infinity;
+  let witnessLost = false;
   for (const commit of commits) {
-    if (!blocksOf(commit).some((block) => hit.has(block))) break;
-    lostFrom = commit.markId!;
-    hitCommits++;
+    if (!commit.hit || commit.sequence >= lostFrom) continue;
+    const witnessed = commits.some((later) => later.sequence > commit.sequence && !later.hit && later.vouchesFor >= commit.sequence);
+    if (!witnessed) {
+      lostFrom = commit.sequence;
+      witnessLost = true;
+    }
   }
+  const lastHit = commits.length > 0 && commits[commits.length - 1].hit;
   // The engine lays the WAL right after the superblock copies (docs/format.md).
   const walEndBlock = SUPERBLOCK_SLOT_COUNT + workload.store.walSizeBytes / blockSize;
   const hitData = [...hit].some((block) => block >= walEndBlock);
-  if (hitCommits > 0 && hitData && hitCommits < commits.length) lostFrom = commits[hitCommits].markId!;
+  if ((witnessLost || lastHit) && hitData) lostFrom -= 1;
   const acknowledged = new Set<number>();
   const outsideLostTail = new Set<number>();
   for (let index = 0; index < point.eventCount; index++) {
@@ -191,6 +204,14 @@ function mustHold(
     if (sequence === undefined || sequence < lostFrom) outsideLostTail.add(event.operation);
   }
   return { acknowledged, outsideLostTail };
+}
+
+/** The durableSequence a traced WAL write recorded (its first block's commit header). */
+function recordedDurableSequence(workload: TracedWorkload, operation: TraceOperation): number {
+  const blockSize = workload.store.blockSize;
+  const first = workload.trace.dataOf(operation).subarray(0, blockSize);
+  const header = decodeFrameBlock('wal', first, Math.floor(operation.position / blockSize));
+  return commitDurableSequence(frameBlockPayload(first, header));
 }
 
 /**

@@ -150,8 +150,11 @@ export async function exploreCorruption(workload: TracedWorkload, options: { tri
  *    last commits, or one lost from a commit and landed on the flush marker
  *    that vouched for it. The log then ends before that commit, and the
  *    intact commits after it, vouched for by nothing, go with it;
- *  - and if that damage also hit extent blocks, the commit before, now the
- *    last one, may fail its data check like a torn commit.
+ *  - and if the damage also hit extent blocks, the commits left that no
+ *    surviving commit vouches for (the last one; with sync: false, all
+ *    since the last surviving flush marker) have their data checked at
+ *    recovery, and the first with a damaged value ends the log like a
+ *    torn commit.
  * The commits are the newest WAL writes on the image (a settled image: every
  * write is on it).
  */
@@ -180,20 +183,21 @@ function mustHold(
     }))
     .sort((a, b) => a.sequence - b.sequence);
   let lostFrom = commits.length > 0 ? commits[commits.length - 1].sequence : Infinity;
-  let witnessLost = false;
   for (const commit of commits) {
     if (!commit.hit || commit.sequence >= lostFrom) continue;
     const witnessed = commits.some((later) => later.sequence > commit.sequence && !later.hit && later.vouchesFor >= commit.sequence);
-    if (!witnessed) {
-      lostFrom = commit.sequence;
-      witnessLost = true;
-    }
+    if (!witnessed) lostFrom = commit.sequence;
   }
-  const lastHit = commits.length > 0 && commits[commits.length - 1].hit;
+  // The commits left after the lost ones that none vouches for are a tail
+  // whose extent data recovery checks: damage to data blocks may drop it
+  // from its first commit on (which commit owns a block is not traced).
   // The engine lays the WAL right after the superblock copies (docs/format.md).
   const walEndBlock = SUPERBLOCK_SLOT_COUNT + workload.store.walSizeBytes / blockSize;
-  const hitData = [...hit].some((block) => block >= walEndBlock);
-  if ((witnessLost || lastHit) && hitData) lostFrom -= 1;
+  if ([...hit].some((block) => block >= walEndBlock)) {
+    let vouched = 0;
+    for (const commit of commits) if (commit.sequence < lostFrom && !commit.hit) vouched = Math.max(vouched, commit.vouchesFor);
+    lostFrom = Math.min(lostFrom, vouched + 1);
+  }
   const acknowledged = new Set<number>();
   const outsideLostTail = new Set<number>();
   for (let index = 0; index < point.eventCount; index++) {

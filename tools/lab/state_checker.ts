@@ -107,6 +107,9 @@ export class StateChecker {
     const trace = new WriteTrace(this.#image.path, this.#image.directory, 'recovery.data');
     this.#observer.recovery = trace;
     try {
+      // A failure here is the main check's to report: whatever this
+      // recovery wrote is taken back below, and the check opens the state
+      // (plus what a crash would have kept of those writes) again.
       const store = await this.#open().catch(() => undefined);
       await store?.close().catch(() => undefined);
     } finally {

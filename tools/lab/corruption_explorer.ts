@@ -12,11 +12,12 @@
 // is indistinguishable from a torn write and drops it (docs/durability.md);
 // losing anything older fails.
 import { BlockStore } from '../../engine/block_store.js';
+import type { Key } from '../../engine/key_codec.js';
 import { commitDurableSequence } from '../../format/commit.js';
 import { SUPERBLOCK_SLOT_COUNT } from '../../format/constants.js';
 import { decodeFrameBlock, frameBlockPayload } from '../../format/frame.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
-import { buildImage, crashPointAt, SECTOR_SIZE, type CrashPoint } from './crash_states.js';
+import { buildImage, crashPoints, SECTOR_SIZE, type CrashPoint } from './crash_states.js';
 import { judgeRecovered, keyId, sameValue, touchedKeys } from './oracle.js';
 import { seededRandom } from './seeded_random.js';
 import type { TracedWorkload } from './workload.js';
@@ -58,12 +59,12 @@ export async function exploreCorruption(workload: TracedWorkload, options: { tri
   const { trace, base } = workload;
   const blockSize = workload.store.blockSize;
   const random = seededRandom(options.seed);
+  const keys = touchedKeys(workload.operations);
   // Images where nothing is pending: every acknowledged write is on the media.
   const settled: { point: CrashPoint; image: Uint8Array; written: Set<number> }[] = [];
-  for (let count = 1; count <= trace.events.length; count++) {
-    const event = trace.events[count - 1];
-    if (event.type !== 'ack') continue;
-    const point = crashPointAt(trace, count);
+  // The points right after an acknowledgement (one pass over the trace).
+  for (const point of crashPoints(trace)) {
+    if (trace.events[point.eventCount - 1].type !== 'ack') continue;
     if (point.pending.some((operation) => operation.completedAt === undefined)) continue;
     const image = buildImage(trace, base, point, new Map(point.pending.map((operation) => [operation, 'all'])));
     // Blocks that hold something: damage to never-written space proves nothing.
@@ -129,7 +130,7 @@ export async function exploreCorruption(workload: TracedWorkload, options: { tri
     }
     report.trials++;
     report.byDamage[damage]++;
-    await checkDamaged(damaged, workload, point, hit, report, `${what} at event ${point.eventCount}`);
+    await checkDamaged(damaged, workload, keys, point, hit, report, `${what} at event ${point.eventCount}`);
   }
   report.durationMs = performance.now() - started;
   return report;
@@ -222,13 +223,15 @@ function recordedDurableSequence(workload: TracedWorkload, operation: TraceOpera
  * Opens a damaged image and reads every key the workload touched. A read
  * that fails with ERR_STORE_CORRUPT is detected damage; the rest must be the
  * state after a prefix of commit order holding every acknowledged operation,
- * or — the documented limit — every operation acknowledged before the last
- * commit (a silent loss, counted). Anything else is a wrong read (a value
- * never written to the key) or a loss beyond the last commit: failures.
+ * or — the documented limit — every operation outside the commits the damage
+ * can pass for the log's end of (mustHold; a silent loss, counted). Anything
+ * else is a wrong read (a value never written to the key) or a loss beyond
+ * those commits: failures.
  */
 async function checkDamaged(
   image: Uint8Array,
   workload: TracedWorkload,
+  keys: ReadonlyMap<string, Key>,
   point: CrashPoint,
   hit: ReadonlySet<number>,
   report: CorruptionReport,
@@ -246,7 +249,7 @@ async function checkDamaged(
   }
   const observed = new Map<string, unknown>();
   try {
-    for (const [id, key] of touchedKeys(workload.operations)) {
+    for (const [id, key] of keys) {
       try {
         observed.set(id, await store.get(key));
       } catch (error) {

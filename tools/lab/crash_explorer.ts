@@ -65,7 +65,7 @@ export async function exploreCrashStates(workload: TracedWorkload, options: Expl
   const started = performance.now();
   const points = crashPoints(workload.trace);
   const states = planStates(points, options.states, options.seed);
-  const offered = tornBoundariesOffered(points);
+  const offered = new Set(tornBoundariesOffered(points).keys());
   const covered = new Set<string>();
   const report: ExplorationReport = {
     states: 0,

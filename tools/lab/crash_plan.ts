@@ -57,13 +57,26 @@ function boundaryName(operation: TraceOperation, boundary: number): string {
   return `${operation.phase}@${boundary}`;
 }
 
-/** Every structure × sector boundary that some pending write of the trace could be torn at. */
-export function tornBoundariesOffered(points: CrashPoint[]): Set<string> {
-  const offered = new Set<string>();
+/** A place to tear a structure at a sector boundary: a pending write and the boundary. */
+export interface TornBoundaryOffer {
+  point: CrashPoint;
+  operation: TraceOperation;
+  boundary: number;
+}
+
+/**
+ * Every structure × sector boundary that some pending write of the trace
+ * could be torn at (keyed "phase@boundary"), with the first point offering it.
+ */
+export function tornBoundariesOffered(points: CrashPoint[]): Map<string, TornBoundaryOffer> {
+  const offered = new Map<string, TornBoundaryOffer>();
   for (const point of points) {
     for (const operation of point.pending) {
       if (operation.kind === 'trim') continue;
-      for (let boundary = 1; boundary < sectorCount(operation); boundary++) offered.add(boundaryName(operation, boundary));
+      for (let boundary = 1; boundary < sectorCount(operation); boundary++) {
+        const name = boundaryName(operation, boundary);
+        if (!offered.has(name)) offered.set(name, { point, operation, boundary });
+      }
     }
   }
   return offered;
@@ -114,16 +127,7 @@ export function planStates(points: CrashPoint[], budget: number, seed: number): 
   // pending writes kept. Up to half the budget: a store of large blocks
   // offers hundreds of pairs (a checkpoint frame of 64 KiB has 127).
   limit = share(0.5);
-  const offeredAt = new Map<string, { point: CrashPoint; operation: TraceOperation; boundary: number }>();
-  for (const point of points) {
-    for (const operation of point.pending) {
-      if (operation.kind === 'trim') continue;
-      for (let boundary = 1; boundary < sectorCount(operation); boundary++) {
-        const name = boundaryName(operation, boundary);
-        if (!offeredAt.has(name)) offeredAt.set(name, { point, operation, boundary });
-      }
-    }
-  }
+  const offeredAt = tornBoundariesOffered(points);
   for (const prefix of [true, false]) {
     for (const { point, operation, boundary } of offeredAt.values()) {
       const choice = uniform(point, 'all');

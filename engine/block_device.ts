@@ -21,6 +21,12 @@ export interface BlockDevice {
   readonly ioAlignment: number;
   /** Discards on this device must be multiples of this (its logical block size). */
   readonly trimAlignment: number;
+  /**
+   * True only while the device has never held anything (a new simulated
+   * device not yet written to): open with create: true formats only a blank
+   * device. Absent means false.
+   */
+  readonly blank?: boolean;
   read(position: number, buffer: Uint8Array): Promise<void>;
   /** Reads consecutive bytes into several buffers. */
   readv(position: number, buffers: Uint8Array[]): Promise<void>;

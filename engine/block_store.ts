@@ -36,9 +36,10 @@ import { BlockCache } from './block_cache.js';
 import { BufferPool } from './buffer_pool.js';
 import { ExtentAllocator } from './extent_allocator.js';
 import { keyStringToBytes, keyStringToKey, toKeyString, type Key } from './key_codec.js';
-import { probeSuperblocks, readLarge, recoverStore } from './recovery.js';
+import { probeSuperblocks, readLarge, recoverStore, type SuperblockProbe } from './recovery.js';
 import { RingBlockDevice } from './ring_block_device.js';
 import { invalidArgument, StoreCorruptError, StoreError } from './store_error.js';
+import { openStoreFile, type OpenedStoreFile } from './store_file.js';
 import { isExtentValue, type IndexEntry, type StoreIndex } from './store_index.js';
 import { valueCodec, type ValueCodec, type ValueEncoding } from './value_codec.js';
 import { WalSpace } from './wal_space.js';
@@ -296,27 +297,43 @@ export class BlockStore {
     const encoding = options.encoding ?? 'msgpack';
     valueCodec(encoding); // validates
     const cacheSizeBytes = checkSize(options.cacheSizeBytes, 'cacheSizeBytes', DEFAULT_CACHE_SIZE_BYTES, 0);
-    const blockSize = checkSize(options.blockSize, 'blockSize', DEFAULT_BLOCK_SIZE, 512);
-    if ((blockSize & (blockSize - 1)) !== 0 || blockSize > 65536) throw invalidArgument(`blockSize must be a power of two from 512 to 65536, got ${blockSize}`, 'range');
+    const blockSize = checkBlockSize(options.blockSize);
     const sizeBytes = checkSize(options.sizeBytes, 'sizeBytes', DEFAULT_STORE_SIZE_BYTES, 0);
     if (options.walSizeBytes !== undefined) checkSize(options.walSizeBytes, 'walSizeBytes', 0, 0);
     if (options.ring !== undefined && !(options.ring instanceof IoUringActor)) throw invalidArgument('ring must be an IoUringActor');
+    if (create && options.device === undefined) {
+      const layout = storeLayout(sizeBytes, blockSize, options.walSizeBytes);
+      if (typeof layout === 'string') throw invalidArgument(`option 'sizeBytes': ${layout}`, 'range');
+    }
 
     let ownedRing: IoUringActor | undefined;
     let device = options.device;
+    let storeFile: OpenedStoreFile | undefined;
+    let formatted = false;
     try {
       if (device === undefined) {
         const ring = options.ring ?? (ownedRing = IoUringActor.start(STORE_RING_OPTIONS));
-        device = await RingBlockDevice.open(ring, path, { create, sizeBytes });
+        storeFile = await openStoreFile(ring, path, { create, sizeBytes });
+        device = storeFile.device;
       }
-      let probe = await probeSuperblocks(device);
-      if (probe.kind === 'foreign') {
-        throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' holds data that is not a ringstore; it is left untouched (a new store needs an empty file or device)`);
-      }
-      if (probe.kind === 'empty') {
+      // Only a blank device (a new or empty file) is ever formatted here;
+      // see store_file.ts for why nothing else is, zeros included.
+      const blank = storeFile !== undefined ? storeFile.blank : device.blank === true;
+      let probe: SuperblockProbe;
+      if (blank) {
         if (!create) throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' holds no ringstore (open with create: true to make one)`);
         const superblock = await formatStore(device, blockSize, options.walSizeBytes);
+        await storeFile?.publish();
+        formatted = true;
         probe = { kind: 'found', superblock, slotsToRepair: [] };
+      } else {
+        probe = await probeSuperblocks(device);
+        if (probe.kind !== 'found') {
+          throw new StoreError(
+            'ERR_STORE_NOT_FOUND',
+            `'${path}' holds ${probe.kind === 'empty' ? 'zeros' : 'data'} but no ringstore; it is left untouched (create: true makes a store only in a new or empty file; BlockStore.format() formats over anything)`,
+          );
+        }
       }
       if (probe.superblock.blockSize % Math.max(device.ioAlignment, 1) !== 0) {
         throw new StoreError('ERR_INVALID_ARG', `the store's block size ${probe.superblock.blockSize} is not a multiple of the device's direct-IO alignment ${device.ioAlignment}`);
@@ -337,9 +354,57 @@ export class BlockStore {
       if (recovered.staleBlocks.length > 0) await store.#eraseWalBlocks(recovered.staleBlocks);
       return store;
     } catch (error) {
-      await device?.close().catch(() => undefined);
+      if (storeFile !== undefined && !formatted) await storeFile.abandon();
+      else await device?.close().catch(() => undefined);
       await ownedRing?.close().catch(() => undefined);
       throw error;
+    }
+  }
+
+  /**
+   * Makes a new, empty store at `path`, destroying whatever the file or block
+   * device holds (a store included): the explicit step that open's
+   * `create: true` never takes over existing data. A missing file is created
+   * as open would; an existing file keeps its length, or grows to
+   * `sizeBytes` when that is larger. Refused with ERR_STORE_LOCKED while a
+   * store has it open. Resolves once the new store is durable.
+   */
+  static async format(path: string, options: Pick<BlockStoreOptions, 'sizeBytes' | 'blockSize' | 'walSizeBytes' | 'ring'> = {}): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0) throw invalidArgument('path must be a non-empty string');
+    if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object');
+    const blockSize = checkBlockSize(options.blockSize);
+    const sizeBytes = checkSize(options.sizeBytes, 'sizeBytes', 0, 0);
+    if (options.walSizeBytes !== undefined) checkSize(options.walSizeBytes, 'walSizeBytes', 0, 0);
+    if (options.ring !== undefined && !(options.ring instanceof IoUringActor)) throw invalidArgument('ring must be an IoUringActor');
+    const ownedRing = options.ring === undefined ? IoUringActor.start(STORE_RING_OPTIONS) : undefined;
+    const ring = options.ring ?? ownedRing!;
+    try {
+      let device: RingBlockDevice;
+      try {
+        device = await RingBlockDevice.open(ring, path);
+      } catch (error) {
+        if (!(error instanceof StoreError && error.code === 'ERR_STORE_NOT_FOUND')) throw error;
+        const created = await openStoreFile(ring, path, { create: true, sizeBytes: sizeBytes || DEFAULT_STORE_SIZE_BYTES });
+        let published = false;
+        try {
+          await formatStore(created.device, blockSize, options.walSizeBytes);
+          await created.publish();
+          published = true;
+        } finally {
+          if (published) await created.device.close();
+          else await created.abandon();
+        }
+        return;
+      }
+      try {
+        const targetBytes = sizeBytes > 0 || device.fileLengthBytes > 0 ? sizeBytes : DEFAULT_STORE_SIZE_BYTES;
+        if (!device.isBlockDevice && targetBytes > device.fileLengthBytes) await device.grow(ring, targetBytes);
+        await formatStore(device, blockSize, options.walSizeBytes);
+      } finally {
+        await device.close();
+      }
+    } finally {
+      await ownedRing?.close();
     }
   }
 
@@ -1392,26 +1457,44 @@ export class BlockStore {
   }
 }
 
+/** Blocks of the WAL, and of the superblocks in front of it. */
+const WAL_BLOCKS_MIN = 16;
+const SUPERBLOCK_SLOTS = 2;
+/** Data blocks a store needs beyond its WAL to be of any use. */
+const DATA_BLOCKS_MIN = 16;
+
+/**
+ * How a store of `sizeBytes` is laid out in `blockSize` blocks, or why it
+ * cannot be: a WAL of at least WAL_BLOCKS_MIN blocks (an eighth of the store
+ * by default, at most DEFAULT_WAL_SIZE_BYTES) and room for data behind it.
+ */
+export function storeLayout(sizeBytes: number, blockSize: number, walSizeBytes: number | undefined): { blockCount: number; walBlockCount: number } | string {
+  const blockCount = Math.floor(sizeBytes / blockSize);
+  const walBlockCount = Math.floor(Math.min(walSizeBytes ?? Math.min(DEFAULT_WAL_SIZE_BYTES, (blockCount * blockSize) / 8), 1 << 30) / blockSize);
+  if (walBlockCount < WAL_BLOCKS_MIN) {
+    return `${sizeBytes} bytes in ${blockSize}-byte blocks leave a WAL of ${walBlockCount} blocks; it needs at least ${WAL_BLOCKS_MIN} (${WAL_BLOCKS_MIN * blockSize} bytes${walSizeBytes === undefined ? `, so a store of at least ${8 * WAL_BLOCKS_MIN * blockSize} bytes` : ''})`;
+  }
+  if (SUPERBLOCK_SLOTS + walBlockCount + DATA_BLOCKS_MIN > blockCount) {
+    return `${sizeBytes} bytes in ${blockSize}-byte blocks hold ${blockCount} blocks; a WAL of ${walBlockCount} needs at least ${SUPERBLOCK_SLOTS + walBlockCount + DATA_BLOCKS_MIN}`;
+  }
+  return { blockCount, walBlockCount };
+}
+
 /** Writes a new store's superblocks (both slots). */
 async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes: number | undefined): Promise<Superblock> {
   if (blockSize % Math.max(device.ioAlignment, 1) !== 0) {
     throw invalidArgument(`blockSize ${blockSize} is not a multiple of the device's direct-IO alignment ${device.ioAlignment}`, 'range');
   }
-  const blockCount = Math.floor(device.sizeBytes / blockSize);
-  const walBlockCount = Math.floor(
-    Math.min(walSizeBytes ?? Math.min(DEFAULT_WAL_SIZE_BYTES, (blockCount * blockSize) / 8), 1 << 30) / blockSize,
-  );
-  const minimumBlocks = 2 + 16 + 16;
-  if (walBlockCount < 16 || blockCount < minimumBlocks || 2 + walBlockCount >= blockCount - 16) {
-    throw new StoreError('ERR_STORE_FULL', `a store needs a WAL of at least 16 blocks and room for data: ${device.sizeBytes} bytes with ${blockSize}-byte blocks is too small`);
-  }
+  const layout = storeLayout(device.sizeBytes, blockSize, walSizeBytes);
+  if (typeof layout === 'string') throw new StoreError('ERR_STORE_NO_SPACE', `the device is too small for a store: ${layout}`);
+  const { blockCount, walBlockCount } = layout;
   const superblock: Superblock = {
     formatVersion: FORMAT_VERSION,
     blockSize,
     blockCount,
-    walStartBlock: 2,
+    walStartBlock: SUPERBLOCK_SLOTS,
     walBlockCount,
-    dataStartBlock: 2 + walBlockCount,
+    dataStartBlock: SUPERBLOCK_SLOTS + walBlockCount,
     generation: 1,
     storeTag: randomInt(1, 0xffffffff),
     checkpointSeq: 0,
@@ -1458,6 +1541,12 @@ function checkBoolean(value: unknown, name: string, fallback: boolean): boolean 
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') throw invalidArgument(`option '${name}' must be a boolean`);
   return value;
+}
+
+function checkBlockSize(value: unknown): number {
+  const blockSize = checkSize(value, 'blockSize', DEFAULT_BLOCK_SIZE, 512);
+  if ((blockSize & (blockSize - 1)) !== 0 || blockSize > 65536) throw invalidArgument(`blockSize must be a power of two from 512 to 65536, got ${blockSize}`, 'range');
+  return blockSize;
 }
 
 function checkSize(value: unknown, name: string, fallback: number, min: number): number {

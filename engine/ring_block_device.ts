@@ -1,62 +1,84 @@
 // RingBlockDevice: a BlockDevice over a file or raw block device, opened with
 // direct IO through an IoUringActor.
+import { readFile, stat as fsStat } from 'node:fs/promises';
+
 import { RingSystemError } from '../native/errors.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
 import type { RingFile } from '../native/ring_file.js';
 import type { BlockDevice, IoPhase } from './block_device.js';
-import { StoreError } from './store_error.js';
+import { pathError, StoreError } from './store_error.js';
 
 export class RingBlockDevice implements BlockDevice {
   readonly #file: RingFile;
-  readonly sizeBytes: number;
+  /** For a loop device: its backing file, held locked while the store is open. */
+  readonly #backingFile: RingFile | undefined;
+  #fileLengthBytes: number;
   readonly ioAlignment: number;
   readonly trimAlignment: number;
 
-  private constructor(file: RingFile, sizeBytes: number) {
+  private constructor(file: RingFile, fileLengthBytes: number, backingFile: RingFile | undefined) {
     this.#file = file;
-    this.sizeBytes = sizeBytes;
+    this.#backingFile = backingFile;
+    this.#fileLengthBytes = fileLengthBytes;
     this.ioAlignment = Math.max(file.memoryAlignment, file.offsetAlignment);
     this.trimAlignment = file.isBlockDevice ? file.logicalBlockSize : 1;
   }
 
   /**
-   * Opens `path` for exclusive use: a regular file is created (when `create`)
-   * and grown to `sizeBytes`, then flock'ed; a block device is opened with
-   * O_EXCL by the IO layer. Either way a second opener gets ERR_STORE_LOCKED.
+   * Opens an existing file or block device for exclusive use, changing
+   * nothing in it: a regular file is flock'ed; a block device is opened
+   * O_EXCL by the IO layer, and a loop device's backing file is flock'ed too,
+   * so a store cannot be open through both names at once. A second opener
+   * gets ERR_STORE_LOCKED.
    */
-  static async open(ring: IoUringActor, path: string, options: { create: boolean; sizeBytes: number }): Promise<RingBlockDevice> {
+  static async open(ring: IoUringActor, path: string): Promise<RingBlockDevice> {
     let file: RingFile;
     try {
-      // Not sized yet: a store that turns out to be locked must be left as it was.
-      file = await ring.open(path, { direct: true, create: options.create });
+      file = await ring.open(path, { direct: true });
     } catch (error) {
-      if (error instanceof RingSystemError && error.code === 'EBUSY') {
-        throw new StoreError('ERR_STORE_LOCKED', `'${path}' is in use (mounted, or opened by another store)`, { cause: error });
-      }
-      if (error instanceof RingSystemError && error.code === 'ENOENT') {
-        throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' does not exist (open with create: true to make a store)`, {
-          cause: error,
-        });
-      }
-      throw error;
+      throw openError(path, error);
     }
+    let backingFile: RingFile | undefined;
     try {
       if (!file.isBlockDevice && !file.tryLockExclusive()) {
         throw new StoreError('ERR_STORE_LOCKED', `'${path}' is open by another store (in this process or another)`);
       }
-      let stat = await file.stat();
-      if (options.create && !file.isBlockDevice && stat.sizeBytes < options.sizeBytes) {
-        // Grow (preallocate) through a second descriptor, now that the lock is
-        // ours; it takes no lock of its own and closes at once.
-        const sizer = await ring.open(path, { sizeBytes: options.sizeBytes });
-        await sizer.close();
-        stat = await file.stat();
-      }
-      return new RingBlockDevice(file, stat.sizeBytes);
+      if (file.isBlockDevice) backingFile = await lockLoopBackingFile(ring, path);
+      const stat = await file.stat();
+      return new RingBlockDevice(file, stat.sizeBytes, backingFile);
     } catch (error) {
+      await backingFile?.close();
       await file.close();
       throw error;
     }
+  }
+
+  /**
+   * The store's extent on this device: the file's length rounded down to the
+   * direct-IO alignment (no store has a partial sector; see store_file.ts).
+   */
+  get sizeBytes(): number {
+    return this.#fileLengthBytes - (this.#fileLengthBytes % Math.max(this.ioAlignment, 1));
+  }
+
+  /** The length of the file (or device) in bytes, as it is. */
+  get fileLengthBytes(): number {
+    return this.#fileLengthBytes;
+  }
+
+  /** Grows (preallocates) a regular file to `sizeBytes`; never shrinks it. */
+  async grow(ring: IoUringActor, sizeBytes: number): Promise<void> {
+    if (this.isBlockDevice) throw new Error('ringstore: a block device cannot grow');
+    if (sizeBytes <= this.#fileLengthBytes) return;
+    try {
+      // Through a second descriptor that takes no lock and closes at once:
+      // the lock on this one is what keeps other openers out meanwhile.
+      const sizer = await ring.open(this.#file.path, { sizeBytes });
+      await sizer.close();
+    } catch (error) {
+      throw pathError(this.#file.path, error, `cannot grow the file to ${sizeBytes} bytes`);
+    }
+    this.#fileLengthBytes = (await this.#file.stat()).sizeBytes;
   }
 
   get isBlockDevice(): boolean {
@@ -94,13 +116,83 @@ export class RingBlockDevice implements BlockDevice {
     return this.#file.trim(position, length);
   }
 
-  close(): Promise<void> {
-    return this.#file.close();
+  async close(): Promise<void> {
+    try {
+      await this.#file.close();
+    } finally {
+      await this.#backingFile?.close();
+    }
   }
 
   mark(phase: IoPhase, id?: number): void {
     this.#file.mark(phase, id);
   }
+}
+
+/** Errors of opening an existing `path` as StoreErrors with documented codes. */
+function openError(path: string, error: unknown): Error {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (code === 'EBUSY') return new StoreError('ERR_STORE_LOCKED', `'${path}' is in use (mounted, or opened by another store)`, { cause: error });
+  if (code === 'ENOENT') {
+    return new StoreError('ERR_STORE_NOT_FOUND', `'${path}' does not exist (open with create: true to make a store)`, { cause: error });
+  }
+  if (error instanceof RingSystemError && error.code === 'EINVAL' && error.syscall === 'open') {
+    // open(2) refuses O_DIRECT with EINVAL on file systems without it (ramfs,
+    // some FUSE and network file systems).
+    return new StoreError('ERR_STORE_UNSUPPORTED', `'${path}': the file system does not support direct IO (O_DIRECT), which the store needs; use ext4, xfs, btrfs or tmpfs (Linux 6.6+)`, {
+      cause: error,
+    });
+  }
+  if (code === 'ERR_INVALID_ARG') {
+    return new StoreError('ERR_STORE_PATH', `'${path}' is not a regular file or a block device`, { cause: error });
+  }
+  return pathError(path, error, 'cannot open');
+}
+
+/**
+ * The major number of loop devices (Documentation/admin-guide/devices.txt);
+ * their partitions have the extended major 259 and are found through sysfs.
+ */
+const LOOP_MAJOR = 7;
+
+/**
+ * For a loop device (or a partition of one): opens and flocks its backing
+ * file, as a store opened on that file would, so the two names of the same
+ * bytes exclude each other. Undefined for other block devices, or a loop
+ * device whose backing file is gone.
+ */
+async function lockLoopBackingFile(ring: IoUringActor, path: string): Promise<RingFile | undefined> {
+  const rdev = (await fsStat(path)).rdev;
+  // Linux's dev_t encoding (new_decode_dev in include/linux/kdev_t.h).
+  const major = ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
+  const minor = (rdev & 0xff) | ((rdev >> 12) & ~0xff & 0xfffff);
+  const sysfs = `/sys/dev/block/${major}:${minor}`;
+  const candidates = [`${sysfs}/loop/backing_file`, `${sysfs}/../loop/backing_file`];
+  let backingPath: string | undefined;
+  for (const candidate of candidates) {
+    backingPath = await readFile(candidate, 'utf8').then((text) => text.trim(), () => undefined);
+    if (backingPath !== undefined) break;
+  }
+  if (backingPath === undefined || backingPath.endsWith(' (deleted)')) return undefined;
+  if (major !== LOOP_MAJOR && !(await isPartition(sysfs))) return undefined;
+  let backing: RingFile;
+  try {
+    backing = await ring.open(backingPath, { readOnly: true });
+  } catch {
+    return undefined; // moved or not reachable from this mount namespace
+  }
+  if (!backing.tryLockExclusive()) {
+    await backing.close();
+    throw new StoreError('ERR_STORE_LOCKED', `'${path}' is a loop device over '${backingPath}', which is open by another store`);
+  }
+  return backing;
+}
+
+async function isPartition(sysfs: string): Promise<boolean> {
+  return readFile(`${sysfs}/partition`, 'utf8').then(
+    () => true,
+    () => false,
+  );
 }
 
 function shortRead(position: number, wanted: number, got: number): Error {

@@ -66,6 +66,7 @@ export class SimulatedDevice implements BlockDevice {
   #crashAfterOps: number;
   #crashed = false;
   #closed = false;
+  #blank: boolean;
   /** Counters, for tests that want to know what the store did. */
   readonly counts = { reads: 0, writes: 0, syncs: 0, trims: 0 };
 
@@ -76,11 +77,17 @@ export class SimulatedDevice implements BlockDevice {
     this.trimAlignment = this.ioAlignment;
     this.#crashAfterOps = options.crashAfterOps ?? Infinity;
     this.#visible = new Uint8Array(options.sizeBytes);
+    this.#blank = image === undefined;
     if (image !== undefined) {
       if (image.length !== options.sizeBytes) throw new RangeError('image size differs from sizeBytes');
       this.#visible.set(image);
     }
     this.#durable = Uint8Array.prototype.slice.call(this.#visible);
+  }
+
+  /** Made without an image and not written or trimmed since: a new device (see BlockDevice.blank). */
+  get blank(): boolean {
+    return this.#blank;
   }
 
   get crashed(): boolean {
@@ -161,6 +168,7 @@ export class SimulatedDevice implements BlockDevice {
   async #write(position: number, buffers: Uint8Array[]): Promise<PendingWrite> {
     const data = concat(buffers);
     this.#check('write', position, data.length);
+    this.#blank = false;
     const entry: PendingWrite = { position, data, length: data.length, completed: false };
     if (!this.#crashed) this.#pending.push(entry);
     await this.#begin('write', position, data.length, buffers[0]);
@@ -219,6 +227,7 @@ export class SimulatedDevice implements BlockDevice {
 
   async trim(position: number, length: number): Promise<void> {
     this.#check('trim', position, length);
+    this.#blank = false;
     const entry: PendingWrite = { position, data: undefined, length, completed: false };
     if (!this.#crashed) this.#pending.push(entry);
     await this.#begin('trim', position, length, undefined);

@@ -10,6 +10,9 @@ export type StoreErrorCode =
   | 'ERR_STORE_CLOSED'
   | 'ERR_STORE_FAILED'
   | 'ERR_STORE_NOT_FOUND'
+  | 'ERR_STORE_PATH'
+  | 'ERR_STORE_NO_SPACE'
+  | 'ERR_STORE_UNSUPPORTED'
   | 'ERR_KEY_TOO_LARGE'
   | 'ERR_VALUE_TOO_LARGE'
   | 'ERR_INVALID_ARG';
@@ -48,4 +51,29 @@ export class StoreCorruptError extends StoreError {
 export function invalidArgument(message: string, kind: 'type' | 'range' = 'type'): TypeError | RangeError {
   const error = kind === 'type' ? new TypeError(message) : new RangeError(message);
   return Object.assign(error, { code: 'ERR_INVALID_ARG' as const });
+}
+
+/** A system error of opening or creating `path` as a StoreError with a documented code. */
+export function pathError(path: string, error: unknown, doing: string): Error {
+  if (!(error instanceof Error)) return new Error(String(error));
+  const code = (error as Error & { code?: unknown }).code;
+  switch (code) {
+    case 'ENOENT':
+      return new StoreError('ERR_STORE_PATH', `'${path}': ${doing}: its directory does not exist`, { cause: error });
+    case 'ENOTDIR':
+    case 'EISDIR':
+    case 'ELOOP':
+    case 'ENAMETOOLONG':
+      return new StoreError('ERR_STORE_PATH', `'${path}': ${doing}: ${code} (the path cannot name a store file)`, { cause: error });
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new StoreError('ERR_STORE_PATH', `'${path}': ${doing}: ${code} (no permission to write there)`, { cause: error });
+    case 'ENOSPC':
+    case 'EDQUOT':
+    case 'EFBIG':
+      return new StoreError('ERR_STORE_NO_SPACE', `'${path}': ${doing}: ${code} (the file system cannot hold a store of that size)`, { cause: error });
+    default:
+      return error;
+  }
 }

@@ -4,7 +4,7 @@
 // (O_EXCL). Needs root for losetup; skipped with a message otherwise.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { truncateSync, writeFileSync } from 'node:fs';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { isRoot, makeStoreDir, pattern, rejectsWithCode, removeStoreDir, skipBecause, waitForTrims } from './helpers.js';
@@ -33,8 +33,15 @@ describe('BlockStore on a loop device', function () {
     removeStoreDir(dir);
   });
 
+  it('refuses to make a store on a device with create: true, leaving it untouched, and formats it with BlockStore.format()', async () => {
+    const before = readFileSync(loopDevice!);
+    await rejectsWithCode(() => BlockStore.open(loopDevice!, { create: true, encoding: 'binary' }), 'ERR_STORE_NOT_FOUND');
+    assert.ok(readFileSync(loopDevice!).equals(before), 'the device is unchanged');
+    await BlockStore.format(loopDevice!);
+  });
+
   it('creates a store the size of the device, and keeps its values across a reopen', async () => {
-    const store = await BlockStore.open(loopDevice!, { create: true, encoding: 'binary' });
+    const store = await BlockStore.open(loopDevice!, { encoding: 'binary' });
     try {
       assert.equal(store.stats().blocksTotal * 4096, BACKING_BYTES, 'the store spans the device');
       for (let i = 0; i < 20; i++) await store.put(`k${i}`, pattern(i % 2 === 0 ? 50_000 : 100, i));
@@ -71,6 +78,23 @@ describe('BlockStore on a loop device', function () {
       await rejectsWithCode(() => BlockStore.open(loopDevice!), 'ERR_STORE_LOCKED');
     } finally {
       await store.close();
+    }
+  });
+
+  it("refuses the loop device's backing file while a store is open on the device, and the device while one is open on the file", async () => {
+    const onDevice = await BlockStore.open(loopDevice!);
+    try {
+      const error = await rejectsWithCode(() => BlockStore.open(`${dir}/backing`), 'ERR_STORE_LOCKED');
+      assert.match(error.message, /open by another store/);
+    } finally {
+      await onDevice.close();
+    }
+    const onFile = await BlockStore.open(`${dir}/backing`);
+    try {
+      const error = await rejectsWithCode(() => BlockStore.open(loopDevice!), 'ERR_STORE_LOCKED');
+      assert.match(error.message, /loop device over/);
+    } finally {
+      await onFile.close();
     }
   });
 });

@@ -44,6 +44,10 @@ class FailingDevice implements BlockDevice {
     return this.inner.trimAlignment;
   }
 
+  get blank(): boolean {
+    return this.inner.blank;
+  }
+
   /** The next `operation` rejects with EIO; later ones succeed again. */
   failNext(operation: FailingOperation): void {
     this.#armed = operation;

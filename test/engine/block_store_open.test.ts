@@ -2,8 +2,9 @@
 // ringstore is ERR_STORE_NOT_FOUND without `create`; a file whose first block
 // carries the superblock magic but no valid copy is ERR_STORE_CORRUPT
 // (engine/recovery.ts probeSuperblocks: no magic in either slot means
-// "empty", a magic means "a damaged store"); options are checked before any
-// IO; and a new store must have room for its WAL and some data.
+// "not a store", a magic means "a damaged store"); options are checked
+// before any IO; and a new store must have room for its WAL and some data.
+// What create: true may and may not touch is block_store_create_rules.test.ts.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
@@ -27,8 +28,10 @@ describe('BlockStore.open()', () => {
     assert.equal(existsSync(`${dir}/missing`), false);
   });
 
-  it('refuses a missing directory even with create, with ERR_STORE_NOT_FOUND', async () => {
-    await rejectsWithCode(() => BlockStore.open(`${dir}/no-such-dir/store`, { create: true, sizeBytes: 32 << 20 }), 'ERR_STORE_NOT_FOUND');
+  it('refuses a missing directory even with create, with ERR_STORE_PATH and the system error as cause', async () => {
+    const error = await rejectsWithCode(() => BlockStore.open(`${dir}/no-such-dir/store`, { create: true, sizeBytes: 32 << 20 }), 'ERR_STORE_PATH');
+    assert.equal((error.cause as { code?: string }).code, 'ENOENT');
+    assert.match(error.message, /directory does not exist/);
   });
 
   it('creates a store with create, and opens it again without', async () => {
@@ -74,12 +77,19 @@ describe('BlockStore.open()', () => {
     assert.ok(readFileSync(path).equals(garbage), 'a damaged store is never reformatted');
   });
 
-  it('refuses a path that is a directory', async () => {
-    await assert.rejects(BlockStore.open(dir!), (error: unknown) => error instanceof Error && error.message.length > 0);
+  it('refuses a path that is a directory with ERR_STORE_PATH, with or without create', async () => {
+    for (const create of [false, true]) {
+      const error = await rejectsWithCode(() => BlockStore.open(dir!, { create }), 'ERR_STORE_PATH');
+      assert.equal((error.cause as { code?: string }).code, 'EISDIR');
+    }
   });
 
-  it('refuses a store too small for a WAL and data with ERR_STORE_FULL', async () => {
-    await rejectsWithCode(() => BlockStore.open(`${dir}/tiny`, { create: true, sizeBytes: 64 << 10 }), 'ERR_STORE_FULL');
+  it('refuses a new store too small for a WAL and data as an argument error, creating nothing', async () => {
+    const error = await rejectsWith(() => BlockStore.open(`${dir}/tiny`, { create: true, sizeBytes: 64 << 10 }), RangeError, 'ERR_INVALID_ARG');
+    assert.match(error.message, /at least 524288 bytes/);
+    await rejectsWith(() => BlockStore.open(`${dir}/tiny`, { create: true, sizeBytes: 4096 }), RangeError, 'ERR_INVALID_ARG');
+    await rejectsWith(() => BlockStore.open(`${dir}/tiny`, { create: true, sizeBytes: 1 << 20, walSizeBytes: 1 << 20 }), RangeError, 'ERR_INVALID_ARG');
+    assert.equal(existsSync(`${dir}/tiny`), false);
   });
 
   it('checks its arguments before any IO: ERR_INVALID_ARG as TypeError or RangeError', async () => {

@@ -95,6 +95,10 @@ class FaultyDevice implements BlockDevice {
     return this.inner.trimAlignment;
   }
 
+  get blank(): boolean {
+    return this.inner.blank;
+  }
+
   /** Counts an operation of `kind`; true if the plan faults it. */
   #hit(kind: FaultKind): boolean {
     const count = (this.#counts.get(kind) ?? 0) + 1;

@@ -2,7 +2,7 @@
 // io_uring actor (the real IO path), traced from its first write, handed to
 // the workload as a LabStore; what comes back is the trace, the device
 // before it began, and the oracle's list of operations.
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -63,9 +63,12 @@ export async function runWorkload(directory: string, workload: Workload, options
   }
   mkdirSync(directory, { recursive: true });
   // A new store: the images are built on an all-zero base, so a store file
-  // left here by an earlier run must not be reopened.
+  // left here by an earlier run must not be reopened. An empty file, not a
+  // missing one, so that the store is formatted in place, under the traced
+  // path (a missing file is formatted under a temporary name and linked).
   const path = join(directory, 'crash-lab.ringstore');
   rmSync(path, { force: true });
+  writeFileSync(path, new Uint8Array(0));
   const ring = IoUringActor.start({ fallback: 'threads' });
   const trace = new WriteTrace(path, directory);
   ring.observer = trace;

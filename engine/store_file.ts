@@ -1,0 +1,212 @@
+// The file or block device a store lives in, and the rule for when a new
+// store may be made in it.
+//
+// The rule: `create: true` formats only what holds nothing yet — a regular
+// file this call creates, or an existing regular file of size 0. Anything
+// else that is not a healthy store (a file of any size, zeros included, or a
+// block device) is left byte for byte as it was: the store refuses it before
+// writing or resizing anything. Formatting such a thing takes the explicit
+// BlockStore.format(). The adversarial run that led here found create: true
+// growing a truncated store back with zeros (every acknowledged write lost),
+// preallocating a foreign text file to 1 GiB, and formatting over data whose
+// first sectors happened to be zero (btrfs and ISO 9660 keep their first
+// superblock 64 KiB and 32 KiB in): the head of a file cannot tell "never
+// used" from "used, first sectors empty", only its size can.
+//
+// A new file is made under a temporary name in the same directory, sized,
+// locked, formatted and flushed there, and only then linked to its real name
+// (link(2) fails if the name exists, so two creators never both win). A
+// crash during formatting therefore leaves no half-made store at the path —
+// which the rule above would refuse forever — only a temporary file named
+// `.NAME.ringstore-new-PID-N` beside it.
+import { link, open as openFile, readFile, rename, truncate, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+import { SUPERBLOCK_SIZE } from '../format/constants.js';
+import { hasSuperblockMagic } from '../format/superblock.js';
+import type { IoUringActor } from '../native/io_uring_actor.js';
+import { RingBlockDevice } from './ring_block_device.js';
+import { pathError, StoreCorruptError, StoreError } from './store_error.js';
+
+/** A sector: no healthy store file has a length that is not a multiple of it. */
+const STORE_FILE_LENGTH_UNIT = 512;
+
+export interface OpenedStoreFile {
+  readonly device: RingBlockDevice;
+  /**
+   * Holds nothing yet (a new file, or a file of size 0 grown to the requested
+   * size): the caller formats it and then calls publish(). Only ever true
+   * with `create`.
+   */
+  readonly blank: boolean;
+  /** Makes a newly formatted store visible at its path (and durable there). Once. */
+  publish(): Promise<void>;
+  /**
+   * Gives up before publish(): closes the device and removes what opening
+   * made — the new file, or the growth of an empty one (back to size 0).
+   */
+  abandon(): Promise<void>;
+}
+
+let temporaryNameCounter = 0;
+
+/**
+ * Opens `path` for exclusive use. With `create`, a missing file is made (as
+ * a blank device of `sizeBytes`) and an empty one grown; nothing else is
+ * ever resized or written here.
+ */
+export async function openStoreFile(ring: IoUringActor, path: string, options: { create: boolean; sizeBytes: number }): Promise<OpenedStoreFile> {
+  let device: RingBlockDevice;
+  try {
+    device = await RingBlockDevice.open(ring, path);
+  } catch (error) {
+    if (!(options.create && error instanceof StoreError && error.code === 'ERR_STORE_NOT_FOUND')) throw error;
+    const created = await createStoreFile(ring, path, options.sizeBytes);
+    if (created !== undefined) return created;
+    // Another creator linked its store to the name first: open that one.
+    device = await RingBlockDevice.open(ring, path);
+  }
+  try {
+    if (device.isBlockDevice) return opened(device, false);
+    const lengthBytes = device.fileLengthBytes;
+    if (lengthBytes === 0) {
+      if (!options.create) {
+        throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' is an empty file (open with create: true to make a store in it)`);
+      }
+      await device.grow(ring, options.sizeBytes);
+      return {
+        device,
+        blank: true,
+        publish: async () => undefined,
+        abandon: async () => {
+          // The lock is still ours: nobody else wrote into the file since.
+          await truncate(path, 0).catch(() => undefined);
+          await device.close().catch(() => undefined);
+        },
+      };
+    }
+    if (lengthBytes % STORE_FILE_LENGTH_UNIT !== 0) await refuseOddLength(path, lengthBytes);
+    return opened(device, false);
+  } catch (error) {
+    await device.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+function opened(device: RingBlockDevice, blank: boolean): OpenedStoreFile {
+  return {
+    device,
+    blank,
+    publish: async () => undefined,
+    abandon: () => device.close().catch(() => undefined),
+  };
+}
+
+/**
+ * Makes a blank, locked store file to be published at `path`; undefined when
+ * `path` came to exist meanwhile (another creator won).
+ */
+async function createStoreFile(ring: IoUringActor, path: string, sizeBytes: number): Promise<OpenedStoreFile | undefined> {
+  const directory = dirname(path);
+  const temporaryPath = join(directory, `.${basename(path)}.ringstore-new-${process.pid}-${temporaryNameCounter++}`);
+  try {
+    // 'wx': O_CREAT | O_EXCL, so the temporary name is ours alone.
+    await (await openFile(temporaryPath, 'wx')).close();
+  } catch (error) {
+    throw pathError(path, error, 'cannot create a file in its directory');
+  }
+  let device: RingBlockDevice | undefined;
+  try {
+    device = await RingBlockDevice.open(ring, temporaryPath);
+    await device.grow(ring, sizeBytes);
+  } catch (error) {
+    await device?.close().catch(() => undefined);
+    await unlink(temporaryPath).catch(() => undefined);
+    throw renameInMessage(error, temporaryPath, path);
+  }
+  const newDevice = device;
+  let published = false;
+  return {
+    device: newDevice,
+    blank: true,
+    publish: async () => {
+      try {
+        await link(temporaryPath, path);
+        published = true;
+        await unlink(temporaryPath);
+      } catch (error) {
+        if (isCode(error, 'EEXIST')) throw lostCreateRace(path, error);
+        if (!HARD_LINKS_UNSUPPORTED.has((error as Error & { code?: string }).code ?? '')) {
+          throw pathError(path, error, 'cannot link the new store file to its name');
+        }
+        await publishByRename(ring, temporaryPath, path);
+        published = true;
+      }
+      // The new name must survive a crash like the store's own writes do.
+      const handle = await openFile(directory, 'r');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    },
+    abandon: async () => {
+      await newDevice.close().catch(() => undefined);
+      if (!published) await unlink(temporaryPath).catch(() => undefined);
+    },
+  };
+}
+
+/** link(2) errors of file systems without hard links (vfat, some FUSE). */
+const HARD_LINKS_UNSUPPORTED: ReadonlySet<string> = new Set(['EPERM', 'EOPNOTSUPP', 'ENOTSUP', 'ENOSYS']);
+
+function lostCreateRace(path: string, cause: unknown): StoreError {
+  return new StoreError('ERR_STORE_LOCKED', `'${path}' was created by another opener while this one formatted a store for it`, { cause });
+}
+
+/**
+ * publish() without hard links: claim the name with an empty file of our own
+ * (O_EXCL) and lock it, so that another creator that opens that empty file
+ * before the rename cannot lock it and format it; then rename over it.
+ */
+async function publishByRename(ring: IoUringActor, temporaryPath: string, path: string): Promise<void> {
+  try {
+    await (await openFile(path, 'wx')).close();
+  } catch (error) {
+    if (isCode(error, 'EEXIST')) throw lostCreateRace(path, error);
+    throw pathError(path, error, 'cannot create the new store file');
+  }
+  let claim: RingBlockDevice;
+  try {
+    claim = await RingBlockDevice.open(ring, path);
+  } catch (error) {
+    // Locked: another creator holds the empty file, and will format it.
+    throw error instanceof StoreError && error.code === 'ERR_STORE_LOCKED' ? lostCreateRace(path, error) : error;
+  }
+  try {
+    await rename(temporaryPath, path);
+  } finally {
+    await claim.close();
+  }
+}
+
+/**
+ * A non-empty file whose length no store has: a store cut short (its
+ * superblock magic at the start) is corrupt; anything else is not a store.
+ */
+async function refuseOddLength(path: string, lengthBytes: number): Promise<never> {
+  const head = (await readFile(path)).subarray(0, SUPERBLOCK_SIZE);
+  if (head.length >= 8 && hasSuperblockMagic(head)) {
+    throw new StoreCorruptError('superblock', `the file is ${lengthBytes} bytes, not a multiple of ${STORE_FILE_LENGTH_UNIT}: the store was cut short`, 0);
+  }
+  throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' holds ${lengthBytes} bytes that are not a ringstore; it is left untouched (BlockStore.format() makes a store over it)`);
+}
+
+function isCode(error: unknown, code: string): boolean {
+  return error instanceof Error && (error as Error & { code?: unknown }).code === code;
+}
+
+function renameInMessage(error: unknown, temporaryPath: string, path: string): unknown {
+  if (error instanceof Error && error.message.includes(temporaryPath)) error.message = error.message.split(temporaryPath).join(path);
+  return error;
+}

@@ -87,3 +87,24 @@ export function flipByteInFile(path: string, position: number): void {
     closeSync(fd);
   }
 }
+
+/** How long openWhenReleased waits for a killed process's lock to go. */
+const KILLED_LOCK_WAIT_MS_MAX = 2_000;
+const KILLED_LOCK_POLL_MS = 10;
+
+/**
+ * Opens a store a killed process had open. Its lock lasts until the kernel
+ * has torn down the process's io_uring, whose in-flight requests hold the
+ * file: a few milliseconds after the exit. Retries ERR_STORE_LOCKED briefly.
+ */
+export async function openWhenReleased(path: string, options: BlockStoreOptions = {}): Promise<BlockStore> {
+  const deadline = Date.now() + KILLED_LOCK_WAIT_MS_MAX;
+  for (;;) {
+    try {
+      return await BlockStore.open(path, options);
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ERR_STORE_LOCKED' || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, KILLED_LOCK_POLL_MS));
+    }
+  }
+}

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
-import { BlockStore } from '../../engine/block_store.js';
+import { openWhenReleased } from '../engine/helpers.js';
 import { killBatchEntries } from '../../tools/lab/kill_child.js';
 import { fsckImage, memoryImage } from '../../tools/fsck.js';
 
@@ -41,22 +41,6 @@ function runAndKill(path: string, first: number, afterMs: number): Promise<numbe
   });
 }
 
-/**
- * The killed process's lock lasts until the kernel has torn down its
- * io_uring, whose in-flight requests hold the file: a few milliseconds after
- * the exit. Retry ERR_STORE_LOCKED briefly.
- */
-async function openWhenReleased(path: string): Promise<BlockStore> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await BlockStore.open(path, { encoding: 'string' });
-    } catch (error) {
-      if ((error as { code?: string }).code !== 'ERR_STORE_LOCKED' || attempt >= 200) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
-}
-
 describe('kill -9 during writes', function () {
   this.timeout(300_000);
   let dir: string;
@@ -76,7 +60,7 @@ describe('kill -9 during writes', function () {
     for (let round = 0; round < ROUNDS; round++) {
       const acks = await runAndKill(path, first, 50 + ((round * 73) % 250));
       acknowledged.push(...acks);
-      const store = await openWhenReleased(path);
+      const store = await openWhenReleased(path, { encoding: 'string' });
       try {
         for (const batch of acknowledged) {
           for (const [key, value] of killBatchEntries(batch)) assert.equal(await store.get(key), value, `acknowledged ${key} after kill ${round}`);

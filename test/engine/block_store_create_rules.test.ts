@@ -1,0 +1,282 @@
+// What open() may and may not touch (docs/store.md, "Creating a store"):
+// create: true formats only a regular file that is new or empty (size 0).
+// Anything else that is not a healthy store — a store cut short at any
+// length, foreign bytes, zeros, zeros in front of data, damaged superblocks,
+// a directory — is refused with a code, with or without create, and left
+// exactly as it was: same bytes, same size, nothing new in its directory.
+// Damage is always ERR_STORE_CORRUPT.
+//
+// The matrix is generated: a store with acknowledged writes that were never
+// checkpointed (copied while open, as a kill -9 would leave it) cut at every
+// block boundary and at seeded odd lengths, and seeded foreign contents.
+// RINGSTORE_CREATE_RULES_RUNS raises the number of generated odd lengths and
+// foreign files (default CREATE_RULES_RUNS_DEFAULT).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+
+import fc from 'fast-check';
+
+import { BlockStore } from '../../engine/block_store.js';
+import { StoreError } from '../../engine/store_error.js';
+import { IoUringActor } from '../../native/io_uring_actor.js';
+import { seededRandom } from '../../tools/lab/seeded_random.js';
+import { describeChild, isRoot, makeStoreDir, openWhenReleased, PACKAGE_ENTRY_URL, pattern, rejectsWith, rejectsWithCode, removeStoreDir, runNodeModule, skipBecause } from './helpers.js';
+
+const CREATE_RULES_RUNS_DEFAULT = 40;
+const RUNS = Number(process.env.RINGSTORE_CREATE_RULES_RUNS ?? CREATE_RULES_RUNS_DEFAULT);
+const SEED = 20261202;
+
+const BLOCK_SIZE = 4096;
+const STORE_BYTES = 1 << 20;
+/** Room for every put's commit without a checkpoint (one starts at half full). */
+const WAL_BYTES = 512 << 10;
+const KEY_COUNT = 30;
+/** The superblock magic is 8 bytes: a file cut shorter cannot be told from foreign bytes. */
+const MAGIC_BYTES = 8;
+/**
+ * Kills of a process creating a store, at moments from before its open to
+ * after its close (measured here: the import ends ~400 ms after the process
+ * starts, the open ~400 ms later).
+ */
+const KILL_ROUNDS = 10;
+const KILL_AFTER_MS_MIN = 150;
+const KILL_AFTER_MS_MAX = 1400;
+/** Large enough that zeroing its WAL (32 MiB) takes a while to be killed in. */
+const KILL_STORE_BYTES = 256 << 20;
+
+type Outcome = { opened: true } | { opened: false; code: string };
+
+describe('BlockStore.open() and what create: true may touch', function () {
+  let dir = '';
+  let ring: IoUringActor;
+  /** A store with KEY_COUNT acknowledged puts, none checkpointed: its bytes as a crash would leave them. */
+  let crashedStore: Buffer;
+
+  before(async () => {
+    dir = makeStoreDir();
+    ring = IoUringActor.start({ fallback: 'threads' });
+    const path = `${dir}/source`;
+    const store = await BlockStore.open(path, { create: true, sizeBytes: STORE_BYTES, blockSize: BLOCK_SIZE, walSizeBytes: WAL_BYTES, encoding: 'string', ring });
+    for (let i = 0; i < KEY_COUNT; i++) await store.put(`key${i}`, `value ${i}`);
+    assert.equal(store.stats().checkpoints, 0, 'the puts are only in the WAL');
+    crashedStore = readFileSync(path);
+    await store.close();
+  });
+
+  after(async () => {
+    await ring?.close();
+    removeStoreDir(dir);
+  });
+
+  let caseIndex = 0;
+  /** Writes `contents` to a file of its own directory, opens it, and checks nothing changed unless it opened. */
+  async function openOn(contents: Buffer, create: boolean): Promise<Outcome> {
+    const caseDir = `${dir}/case-${caseIndex++}`;
+    mkdirSync(caseDir);
+    const path = `${caseDir}/store`;
+    writeFileSync(path, contents);
+    let outcome: Outcome;
+    try {
+      const store = await BlockStore.open(path, { create, sizeBytes: STORE_BYTES, encoding: 'string', ring });
+      outcome = { opened: true };
+      try {
+        for (let i = 0; i < KEY_COUNT; i++) assert.equal(await store.get(`key${i}`), `value ${i}`, `key${i} after opening ${contents.length} bytes`);
+      } finally {
+        await store.close();
+      }
+    } catch (error) {
+      if (!(error instanceof StoreError)) throw error;
+      outcome = { opened: false, code: error.code };
+      assert.equal(statSync(path).size, contents.length, `refused (${error.code}), and the size is unchanged`);
+      assert.ok(readFileSync(path).equals(contents), `refused (${error.code}), and the bytes are unchanged`);
+      assert.deepEqual(readdirSync(caseDir), ['store'], 'nothing left beside it');
+    }
+    return outcome;
+  }
+
+  it('opens the whole store with and without create, every acknowledged write there', async () => {
+    for (const create of [false, true]) assert.deepEqual(await openOn(crashedStore, create), { opened: true });
+  });
+
+  it('refuses a store cut at every block boundary with ERR_STORE_CORRUPT, with or without create, changing nothing', async () => {
+    for (let length = BLOCK_SIZE; length < crashedStore.length; length += BLOCK_SIZE) {
+      for (const create of [false, true]) {
+        assert.deepEqual(await openOn(crashedStore.subarray(0, length), create), { opened: false, code: 'ERR_STORE_CORRUPT' }, `cut at ${length}, create ${create}`);
+      }
+    }
+  });
+
+  it('refuses a store cut at odd lengths with ERR_STORE_CORRUPT (or, under the 8-byte magic, ERR_STORE_NOT_FOUND), changing nothing', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: crashedStore.length - 1 }), fc.boolean(), async (length, create) => {
+        const outcome = await openOn(crashedStore.subarray(0, length), create);
+        const expected = length < MAGIC_BYTES ? 'ERR_STORE_NOT_FOUND' : 'ERR_STORE_CORRUPT';
+        assert.deepEqual(outcome, { opened: false, code: expected }, `cut at ${length}, create ${create}`);
+      }),
+      { seed: SEED, numRuns: RUNS },
+    );
+  });
+
+  it('refuses a store whose superblocks are damaged or gone with ERR_STORE_CORRUPT, with create, changing nothing', async () => {
+    const flippedBoth = Buffer.from(crashedStore);
+    flippedBoth[100] ^= 1;
+    flippedBoth[BLOCK_SIZE + 100] ^= 1;
+    const zeroedBoth = Buffer.from(crashedStore);
+    zeroedBoth.fill(0, 0, 2 * BLOCK_SIZE);
+    for (const damaged of [flippedBoth, zeroedBoth]) {
+      assert.deepEqual(await openOn(damaged, true), { opened: false, code: 'ERR_STORE_CORRUPT' });
+    }
+  });
+
+  it('refuses foreign bytes of any length with ERR_STORE_NOT_FOUND, with or without create, changing nothing', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 4 << 20 }), fc.integer(), fc.boolean(), async (length, seed, create) => {
+        assert.deepEqual(await openOn(pattern(length, seed), create), { opened: false, code: 'ERR_STORE_NOT_FOUND' });
+      }),
+      { seed: SEED, numRuns: RUNS },
+    );
+  });
+
+  it('refuses zeros, and foreign data behind a head of zeros, with ERR_STORE_NOT_FOUND, changing nothing', async () => {
+    const zeroHeadBytes = [512, 4 << 10, 8 << 10, 32 << 10, 64 << 10, 512 << 10];
+    for (const headBytes of zeroHeadBytes) {
+      const contents = pattern(4 << 20, headBytes);
+      contents.fill(0, 0, headBytes);
+      assert.deepEqual(await openOn(contents, true), { opened: false, code: 'ERR_STORE_NOT_FOUND' }, `${headBytes} zero bytes in front`);
+    }
+    const deep = Buffer.alloc(16 << 20);
+    deep.write('IMPORTANT DATA', 8 << 20);
+    assert.deepEqual(await openOn(deep, true), { opened: false, code: 'ERR_STORE_NOT_FOUND' });
+    assert.deepEqual(await openOn(Buffer.alloc(STORE_BYTES), true), { opened: false, code: 'ERR_STORE_NOT_FOUND' });
+  });
+
+  it('makes a store in an empty file with create, and refuses it without', async () => {
+    assert.deepEqual(await openOn(Buffer.alloc(0), false), { opened: false, code: 'ERR_STORE_NOT_FOUND' });
+    const path = `${dir}/empty`;
+    writeFileSync(path, Buffer.alloc(0));
+    const store = await BlockStore.open(path, { create: true, sizeBytes: STORE_BYTES, ring });
+    await store.put('k', 'v');
+    await store.close();
+    assert.equal(statSync(path).size, STORE_BYTES);
+  });
+
+  it('makes a missing file with create, leaving no temporary file; without create creates nothing', async () => {
+    const storeDir = `${dir}/missing`;
+    mkdirSync(storeDir);
+    await rejectsWithCode(() => BlockStore.open(`${storeDir}/store`, { ring }), 'ERR_STORE_NOT_FOUND');
+    assert.deepEqual(readdirSync(storeDir), []);
+    const store = await BlockStore.open(`${storeDir}/store`, { create: true, sizeBytes: STORE_BYTES, ring });
+    await store.close();
+    assert.deepEqual(readdirSync(storeDir), ['store']);
+  });
+
+  it('lets one of two concurrent creators of the same file win; the other gets ERR_STORE_LOCKED', async () => {
+    const storeDir = `${dir}/race`;
+    mkdirSync(storeDir);
+    const results = await Promise.allSettled([0, 1].map(() => BlockStore.open(`${storeDir}/store`, { create: true, sizeBytes: STORE_BYTES, ring })));
+    const winners = results.filter((result) => result.status === 'fulfilled');
+    assert.equal(winners.length, 1, JSON.stringify(results.map((result) => result.status)));
+    const loser = results.find((result) => result.status === 'rejected') as PromiseRejectedResult;
+    assert.equal((loser.reason as StoreError).code, 'ERR_STORE_LOCKED', String(loser.reason));
+    await (winners[0] as PromiseFulfilledResult<BlockStore>).value.close();
+    assert.deepEqual(readdirSync(storeDir), ['store']);
+  });
+
+  it('refuses a size the file system cannot hold with ERR_STORE_NO_SPACE (EFBIG), leaving nothing behind', async () => {
+    const storeDir = `${dir}/huge`;
+    mkdirSync(storeDir);
+    const error = await rejectsWithCode(() => BlockStore.open(`${storeDir}/store`, { create: true, sizeBytes: 1e15, ring }), 'ERR_STORE_NO_SPACE');
+    assert.ok(['EFBIG', 'ENOSPC'].includes((error.cause as { code?: string }).code ?? ''), String(error.cause));
+    assert.deepEqual(readdirSync(storeDir), []);
+  });
+
+  it('refuses a size in an empty file the file system cannot hold, truncating the file back to 0', async () => {
+    const path = `${dir}/empty-huge`;
+    writeFileSync(path, Buffer.alloc(0));
+    await rejectsWithCode(() => BlockStore.open(path, { create: true, sizeBytes: 1e15, ring }), 'ERR_STORE_NO_SPACE');
+    assert.equal(statSync(path).size, 0);
+  });
+
+  it('never formats with create a file on which format() is the explicit step, and format() makes an empty store there', async () => {
+    const path = `${dir}/formatted`;
+    const foreign = pattern(STORE_BYTES, 7);
+    writeFileSync(path, foreign);
+    await rejectsWithCode(() => BlockStore.open(path, { create: true, ring }), 'ERR_STORE_NOT_FOUND');
+    await BlockStore.format(path, { ring });
+    const store = await BlockStore.open(path, { ring });
+    try {
+      assert.equal(store.stats().keys, 0);
+      assert.equal(statSync(path).size, STORE_BYTES, 'format keeps the length of an existing file');
+    } finally {
+      await store.close();
+    }
+    const open = await BlockStore.open(path, { ring });
+    try {
+      await rejectsWithCode(() => BlockStore.format(path, { ring }), 'ERR_STORE_LOCKED');
+    } finally {
+      await open.close();
+    }
+    await rejectsWith(() => BlockStore.format(path, { blockSize: 1000 }), RangeError, 'ERR_INVALID_ARG');
+  });
+
+  it('leaves either no file or a whole store at the path when killed while creating it (kill -9 at seeded moments)', async function () {
+    this.timeout(120_000);
+    const random = seededRandom(SEED);
+    const storeDir = `${dir}/killed`;
+    mkdirSync(storeDir);
+    const path = `${storeDir}/store`;
+    const outcomes = { absent: 0, whole: 0, temporary: 0 };
+    for (let round = 0; round < KILL_ROUNDS; round++) {
+      const killAfterMs = KILL_AFTER_MS_MIN + Math.floor(random() * (KILL_AFTER_MS_MAX - KILL_AFTER_MS_MIN));
+      const child = await runNodeModule(
+        `const { BlockStore } = await import(${JSON.stringify(PACKAGE_ENTRY_URL)});
+         const store = await BlockStore.open(${JSON.stringify(path)}, { create: true, sizeBytes: ${KILL_STORE_BYTES} });
+         await store.close();`,
+        { timeoutMs: killAfterMs },
+      );
+      if (!child.timedOut) assert.equal(child.exitCode, 0, describeChild(child));
+      if (existsSync(path)) outcomes.whole++;
+      else outcomes.absent++;
+      const leftovers = readdirSync(storeDir).filter((name) => name !== 'store');
+      outcomes.temporary += leftovers.length;
+      for (const name of leftovers) rmSync(`${storeDir}/${name}`);
+      const store = await openWhenReleased(path, { create: true, sizeBytes: KILL_STORE_BYTES, ring });
+      await store.close();
+      rmSync(path);
+    }
+    process.stdout.write(`      (${KILL_ROUNDS} kills while creating: ${outcomes.absent} left no store file, ${outcomes.whole} a whole store, ${outcomes.temporary} a temporary file)\n`);
+  });
+
+  describe('on file systems of their own (root)', () => {
+    let mountPoint = '';
+
+    beforeEach(function () {
+      if (!isRoot()) skipBecause(this, 'mounting a tmpfs or ramfs needs root');
+      mountPoint = `${dir}/mount-${caseIndex++}`;
+      mkdirSync(mountPoint);
+    });
+
+    afterEach(() => {
+      if (mountPoint !== '' && existsSync(mountPoint)) execFileSync('umount', [mountPoint], { stdio: 'ignore' });
+    });
+
+    it('refuses a store larger than the free space with ERR_STORE_NO_SPACE (ENOSPC), leaving nothing behind', async () => {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mountPoint]);
+      const error = await rejectsWithCode(() => BlockStore.open(`${mountPoint}/store`, { create: true, sizeBytes: 64 << 20, ring }), 'ERR_STORE_NO_SPACE');
+      assert.equal((error.cause as { code?: string }).code, 'ENOSPC');
+      assert.deepEqual(readdirSync(mountPoint), []);
+    });
+
+    it('refuses a file system without direct IO with ERR_STORE_UNSUPPORTED, leaving nothing behind', async function () {
+      try {
+        execFileSync('mount', ['-t', 'ramfs', 'ramfs', mountPoint], { stdio: 'ignore' });
+      } catch {
+        skipBecause(this, 'ramfs cannot be mounted here');
+      }
+      const error = await rejectsWithCode(() => BlockStore.open(`${mountPoint}/store`, { create: true, sizeBytes: STORE_BYTES, ring }), 'ERR_STORE_UNSUPPORTED');
+      assert.match(error.message, /O_DIRECT/);
+      assert.deepEqual(readdirSync(mountPoint), []);
+    });
+  });
+});

@@ -3,12 +3,16 @@
 //
 //   ringstore inspect PATH   superblocks, geometry, checkpoint, WAL, key count
 //   ringstore fsck PATH      independent check (format/ only); exit 1 on damage
+//   ringstore format PATH    make a new, empty store, destroying what PATH holds
 //   ringstore crash-test     the durability lab (crash_test_command.ts)
 //   ringstore help
 //
-// Both read the store image with plain positional reads (node:fs), never
+// inspect and fsck read the store image with plain positional reads (node:fs), never
 // through the engine, so they work on a store the engine refuses to open.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+import { BlockStore } from '../engine/block_store.js';
 
 import { CRASH_TEST_USAGE, crashTestCommand } from './crash_test_command.js';
 import { fsckImage, type FsckReport, type ImageReader } from './fsck.js';
@@ -16,6 +20,9 @@ import { fsckImage, type FsckReport, type ImageReader } from './fsck.js';
 const USAGE = `usage:
   ringstore inspect PATH   print the store's superblock, geometry, checkpoint and WAL state
   ringstore fsck PATH      check a store independently of the engine (exit 1 if damaged)
+  ringstore format PATH [--size BYTES] [--block-size BYTES] [--wal-size BYTES]
+                           make a new, empty store at PATH (a file or block device),
+                           destroying whatever it holds; open's create: true never does
 ${CRASH_TEST_USAGE}
   ringstore help`;
 
@@ -90,6 +97,7 @@ function printReport(report: FsckReport, verbose: boolean): void {
 function main(argv: string[]): number | Promise<number> {
   const [command, path] = argv;
   if (command === 'crash-test') return crashTestCommand(argv.slice(1));
+  if (command === 'format') return formatCommand(argv.slice(1));
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
     console.log(USAGE);
     return command === undefined ? 2 : 0;
@@ -109,6 +117,22 @@ function main(argv: string[]): number | Promise<number> {
   return 2;
 }
 
+async function formatCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { size: { type: 'string' }, 'block-size': { type: 'string' }, 'wal-size': { type: 'string' } },
+    allowPositionals: true,
+  });
+  if (positionals.length !== 1) {
+    console.error(USAGE);
+    return 2;
+  }
+  const bytes = (text: string | undefined): number | undefined => (text === undefined ? undefined : Number(text));
+  await BlockStore.format(positionals[0], { sizeBytes: bytes(values.size), blockSize: bytes(values['block-size']), walSizeBytes: bytes(values['wal-size']) });
+  console.log(`formatted ${positionals[0]}`);
+  return 0;
+}
+
 void Promise.resolve()
   .then(() => main(process.argv.slice(2)))
   .then(
@@ -116,7 +140,10 @@ void Promise.resolve()
       process.exitCode = code;
     },
     (error: unknown) => {
-      console.error(error);
+      const code = (error as { code?: unknown }).code;
+      // Operating and argument errors as one line; anything else is a bug, with its stack.
+      if (typeof code === 'string' && error instanceof Error) console.error(`ringstore: ${code}: ${error.message}`);
+      else console.error(error);
       process.exitCode = 2;
     },
   );

@@ -19,7 +19,7 @@
 // crash during formatting therefore leaves no half-made store at the path —
 // which the rule above would refuse forever — only a temporary file named
 // `.NAME.ringstore-new-PID-N` beside it.
-import { link, open as openFile, readFile, rename, truncate, unlink } from 'node:fs/promises';
+import { link, lstat, open as openFile, readFile, rename, truncate, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { SUPERBLOCK_SIZE } from '../format/constants.js';
@@ -107,6 +107,10 @@ function opened(device: RingBlockDevice, blank: boolean): OpenedStoreFile {
  * `path` came to exist meanwhile (another creator won).
  */
 async function createStoreFile(ring: IoUringActor, path: string, sizeBytes: number): Promise<OpenedStoreFile | undefined> {
+  if ((await lstat(path).catch(() => undefined))?.isSymbolicLink() === true) {
+    // open() followed it to nothing; link(2) would not follow it at all.
+    throw new StoreError('ERR_STORE_PATH', `'${path}' is a symbolic link to a missing file: create the store at the link's target`);
+  }
   const directory = dirname(path);
   const temporaryPath = join(directory, `.${basename(path)}.ringstore-new-${process.pid}-${temporaryNameCounter++}`);
   try {

@@ -13,7 +13,7 @@
 // foreign files (default CREATE_RULES_RUNS_DEFAULT).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 
 import fc from 'fast-check';
 
@@ -168,6 +168,14 @@ describe('BlockStore.open() and what create: true may touch', function () {
     assert.deepEqual(readdirSync(storeDir), []);
     const store = await BlockStore.open(`${storeDir}/store`, { create: true, sizeBytes: STORE_BYTES, ring });
     await store.close();
+    assert.deepEqual(readdirSync(storeDir), ['store']);
+  });
+
+  it('refuses a symbolic link to a missing file with ERR_STORE_PATH, creating nothing', async () => {
+    const storeDir = `${dir}/dangling`;
+    mkdirSync(storeDir);
+    symlinkSync(`${storeDir}/target`, `${storeDir}/store`);
+    await rejectsWithCode(() => BlockStore.open(`${storeDir}/store`, { create: true, sizeBytes: STORE_BYTES, ring }), 'ERR_STORE_PATH');
     assert.deepEqual(readdirSync(storeDir), ['store']);
   });
 

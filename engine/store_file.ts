@@ -61,13 +61,10 @@ export async function openStoreFile(ring: IoUringActor, path: string, options: {
     device = await RingBlockDevice.open(ring, path);
   } catch (error) {
     if (!(options.create && error instanceof StoreError && error.code === 'ERR_STORE_NOT_FOUND')) throw error;
-    const created = await createStoreFile(ring, path, options.sizeBytes);
-    if (created !== undefined) return created;
-    // Another creator linked its store to the name first: open that one.
-    device = await RingBlockDevice.open(ring, path);
+    return createStoreFile(ring, path, options.sizeBytes);
   }
   try {
-    if (device.isBlockDevice) return opened(device, false);
+    if (device.isBlockDevice) return existing(device);
     const lengthBytes = device.fileLengthBytes;
     if (lengthBytes === 0) {
       if (!options.create) {
@@ -86,27 +83,28 @@ export async function openStoreFile(ring: IoUringActor, path: string, options: {
       };
     }
     if (lengthBytes % STORE_FILE_LENGTH_UNIT !== 0) await refuseOddLength(path, lengthBytes);
-    return opened(device, false);
+    return existing(device);
   } catch (error) {
     await device.close().catch(() => undefined);
     throw error;
   }
 }
 
-function opened(device: RingBlockDevice, blank: boolean): OpenedStoreFile {
+function existing(device: RingBlockDevice): OpenedStoreFile {
   return {
     device,
-    blank,
+    blank: false,
     publish: async () => undefined,
     abandon: () => device.close().catch(() => undefined),
   };
 }
 
 /**
- * Makes a blank, locked store file to be published at `path`; undefined when
- * `path` came to exist meanwhile (another creator won).
+ * Makes a blank, locked store file to be published at `path`. If another
+ * creator publishes first, publish() fails with ERR_STORE_LOCKED: that
+ * creator holds its store open.
  */
-async function createStoreFile(ring: IoUringActor, path: string, sizeBytes: number): Promise<OpenedStoreFile | undefined> {
+async function createStoreFile(ring: IoUringActor, path: string, sizeBytes: number): Promise<OpenedStoreFile> {
   if ((await lstat(path).catch(() => undefined))?.isSymbolicLink() === true) {
     // open() followed it to nothing; link(2) would not follow it at all.
     throw new StoreError('ERR_STORE_PATH', `'${path}' is a symbolic link to a missing file: create the store at the link's target`);

@@ -26,7 +26,8 @@ import {
 } from './bench/io_workloads.js';
 import { SAMPLE_COUNT_MAX } from './bench/latency_recorder.js';
 import { medianMeasurement, type Measurement } from './bench/measurement.js';
-import { formatTargets, formatWorkload } from './bench/report.js';
+import { writeChartSvg } from './bench/chart.js';
+import { formatTargets, formatWorkload, workloadCharts } from './bench/report.js';
 import { headlineOf, type Contender, type ContenderResult, type WorkloadResult } from './bench/results.js';
 import { checkTargets } from './bench/targets.js';
 import { BLOCK_SIZE_MAX, WORKLOADS, type WorkloadSpec } from './bench/workload_spec.js';
@@ -80,6 +81,8 @@ interface Options {
   repeatCount: number;
   workloads: readonly WorkloadSpec[];
   json: boolean;
+  /** Also draw the results as an SVG at this path. */
+  chart: string | undefined;
 }
 
 function usage(): string {
@@ -95,6 +98,8 @@ function usage(): string {
     `  --workloads IDS  comma-separated subset of: ${WORKLOADS.map((workload) => workload.id).join(', ')}`,
     '  --json           print one JSON object on stdout instead of tables (use npm run -s: npm',
     '                   itself prints a banner on stdout)',
+    '  --chart FILE     also draw the results as an SVG bar chart at FILE (per workload: IOPS or',
+    '                   MiB/s, and p50 latency at queue depth 1)',
     '',
     'Installs fio with apt-get if it is not on PATH. fs.promises runs on libuv\'s thread pool:',
     'UV_THREADPOOL_SIZE and UV_USE_IO_URING change what it measures.',
@@ -112,6 +117,7 @@ function parseOptions(argv: string[]): Options | undefined {
       repeat: { type: 'string' },
       workloads: { type: 'string' },
       json: { type: 'boolean', default: false },
+      chart: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -143,6 +149,7 @@ function parseOptions(argv: string[]): Options | undefined {
     repeatCount,
     workloads,
     json: values.json,
+    chart: values.chart,
   };
 }
 
@@ -232,6 +239,14 @@ async function main(): Promise<void> {
     workloadResults.push({ workload, results });
   }
   const targetChecks = checkTargets(workloadResults, CONTENDERS);
+  if (options.chart !== undefined) {
+    const heading = [
+      `ringstore bench:io, ${startedAt} (${options.repeatCount} repeat(s), medians)`,
+      `node ${environment.node}, Linux ${environment.kernel}, ${environment.cpuCount} × ${environment.cpuModel}, ${fioVersion}`,
+    ];
+    await writeChartSvg(options.chart, heading, workloadResults.flatMap(workloadCharts));
+    log(`chart: ${options.chart}`);
+  }
 
   if (options.json) {
     const report = {

@@ -23,7 +23,8 @@ import type { Measurement } from './bench/measurement.js';
 import { betterSqlite3Contender, classicLevelContender, lmdbContender, loadPeers } from './bench/peers.js';
 import { formatTable } from './bench/report.js';
 import { RINGSTORE_DEFAULT, RINGSTORE_FILE_SIZE_BYTES, ringstoreContender, withAppBatcher, type StoreAdapter, type StoreContender } from './bench/store_adapter.js';
-import { formatPhase, formatStoreTargets, type PhaseRow } from './bench/store_report.js';
+import { writeChartSvg } from './bench/chart.js';
+import { formatPhase, formatStoreTargets, phaseChart, type PhaseRow } from './bench/store_report.js';
 import { checkStoreTargets, type FioReference } from './bench/store_targets.js';
 import {
   countsFor,
@@ -74,6 +75,8 @@ interface Options {
   only: ReadonlySet<SelectableId>;
   json: boolean;
   keep: boolean;
+  /** Also draw the result tables as an SVG at this path. */
+  chart: string | undefined;
 }
 
 function usage(): string {
@@ -85,6 +88,7 @@ function usage(): string {
     '                (random-get, scan and reopen load the data set first, untimed unless bulk-load is selected)',
     '  --keep        keep the stores under bench-data/store after the run',
     '  --json        print one JSON object on stdout instead of tables (use npm run -s)',
+    '  --chart FILE  also draw the results as an SVG bar chart at FILE (one chart per phase)',
     '',
     `Peers are installed on first use: npm install --prefix ${PEERS_PREFIX} --no-save lmdb classic-level better-sqlite3@12.`,
     'fio is installed with apt-get if missing.',
@@ -99,6 +103,7 @@ function parseOptions(argv: string[]): Options | undefined {
       only: { type: 'string' },
       json: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
+      chart: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -114,7 +119,7 @@ function parseOptions(argv: string[]): Options | undefined {
     if (unknown.length > 0) throw new RangeError(`--only: unknown workload(s) ${unknown.join(', ')}`);
     only = new Set(ids as SelectableId[]);
   }
-  return { scale, only, json: values.json, keep: values.keep };
+  return { scale, only, json: values.json, keep: values.keep, chart: values.chart };
 }
 
 function log(line: string): void {
@@ -375,6 +380,14 @@ async function main(): Promise<void> {
     out.push(formatStoreTargets(targets));
     if (options.scale < 1 && targets.some((check) => check.unit === 'ms')) out.push(`(reopen at scale ${options.scale}: ${counts.bulkKeyCount} keys, not 1 M)`);
     process.stdout.write(`${out.join('\n')}\n`);
+  }
+  if (options.chart !== undefined) {
+    const heading = [
+      `ringstore bench:store, ${startedAt} (scale ${options.scale}, one run)`,
+      `node ${environment.node}, Linux ${environment.kernel}, ${environment.cpuCount} × ${environment.cpuModel}; ringstore ${environment.ringstore}`,
+    ];
+    await writeChartSvg(options.chart, heading, results.entries().map(([phaseId, rows]) => phaseChart(phases[phaseId], rows)));
+    log(`chart: ${options.chart}`);
   }
   if (results.failureCount > 0) {
     log(`${results.failureCount} store run(s) failed; see above`);

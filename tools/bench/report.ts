@@ -1,4 +1,5 @@
 // The human-readable report: one table per workload, then the targets.
+import type { ChartPanel } from './chart.js';
 import { headlineOf, type ContenderResult, type WorkloadResult } from './results.js';
 import type { TargetCheck } from './targets.js';
 
@@ -73,6 +74,22 @@ export function formatWorkload(workloadResult: WorkloadResult, repeatCount: numb
     lines.push(note);
   }
   return lines.join('\n');
+}
+
+/**
+ * One workload as chart panels: the headline (IOPS or MiB/s) per contender,
+ * and at queue depth 1, where latency is the point, p50 latency too.
+ */
+export function workloadCharts({ workload, results }: WorkloadResult): ChartPanel[] {
+  const bars = (value: (result: ContenderResult) => number): ChartPanel['bars'] =>
+    results.map((result) => ({ label: result.contender.label, value: value(result), isRingstore: result.contender.kind === 'ringstore' }));
+  const panels: ChartPanel[] = [
+    { title: workload.title, unit: workload.headline === 'iops' ? 'IOPS' : 'MiB/s', lowerIsBetter: false, bars: bars((result) => headlineOf(workload, result.median)) },
+  ];
+  if (workload.queueDepth === 1) {
+    panels.push({ title: `${workload.title}: p50 latency`, unit: 'µs', lowerIsBetter: true, bars: bars((result) => result.median.latencyUs.p50) });
+  }
+  return panels;
 }
 
 export function formatTargets(checks: readonly TargetCheck[], labelOf: (contenderId: string) => string): string {

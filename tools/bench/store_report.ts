@@ -1,5 +1,6 @@
 // The human-readable report of bench:store: one table per phase, the
 // stores' own counters under it, then the targets.
+import type { ChartPanel } from './chart.js';
 import { formatCount, formatTable } from './report.js';
 import type { StoreTargetCheck } from './store_targets.js';
 import type { PhaseSpec, StoreMeasurement } from './store_workloads.js';
@@ -69,6 +70,21 @@ export function formatPhase(phase: PhaseSpec, rows: readonly PhaseRow[]): string
     if (measurement?.note !== undefined) lines.push(`${label}: ${measurement.note}`);
   }
   return lines.join('\n');
+}
+
+/** One phase's table as a chart panel: the headline column, a bar per store (failed runs left out). */
+export function phaseChart(phase: PhaseSpec, rows: readonly PhaseRow[]): ChartPanel {
+  const unit = phase.headline === 'duration' ? 'ms' : phase.headline === 'bandwidth' ? 'MiB/s' : phase.rateUnit;
+  return {
+    title: phase.title,
+    unit,
+    lowerIsBetter: phase.headline === 'duration',
+    bars: rows.map(({ contenderId, label, measurement }) => ({
+      label,
+      value: measurement === undefined ? Number.NaN : headlineOf(phase, measurement),
+      isRingstore: contenderId.startsWith(RINGSTORE_ID),
+    })),
+  };
 }
 
 export function formatStoreTargets(checks: readonly StoreTargetCheck[]): string {

@@ -16,26 +16,6 @@ export type { StoreErrorCode } from './engine/store_error.js';
 export type { BlockDevice, IoPhase } from './engine/block_device.js';
 export { SimulatedDevice, SimulatedDeviceCrash, SECTOR_SIZE } from './engine/simulated_device.js';
 export type { SimulatedDeviceOptions, CrashOptions } from './engine/simulated_device.js';
-export { WriteTrace } from './tools/lab/write_trace.js';
-export type { TraceOperation, TraceEvent, TraceOperationKind } from './tools/lab/write_trace.js';
-export { crashPointAt, crashPoints, buildImage, SectorFate } from './tools/lab/crash_states.js';
-export type { CrashPoint, PendingChoice, PendingPart } from './tools/lab/crash_states.js';
-export { exploreCrashStates } from './tools/lab/crash_explorer.js';
-export type { ExplorationOptions, ExplorationReport, Violation } from './tools/lab/crash_explorer.js';
-export { planStates, STRATEGIES } from './tools/lab/crash_plan.js';
-export type { Strategy, CrashState } from './tools/lab/crash_plan.js';
-export { StateChecker } from './tools/lab/state_checker.js';
-export { judgeRecovered, keyId, sameValue } from './tools/lab/oracle.js';
-export type { WorkloadOperation, WorkloadWrite } from './tools/lab/oracle.js';
-export { LabStore } from './tools/lab/lab_store.js';
-export { runWorkload, loadWorkloadModule, DEFAULT_WORKLOAD_STORE } from './tools/lab/workload.js';
-export type { Workload, WorkloadStoreOptions, TracedWorkload } from './tools/lab/workload.js';
-export { saveReproducer, replayReproducer } from './tools/lab/reproducer.js';
-export type { ReplayResult } from './tools/lab/reproducer.js';
-export { exploreCorruption } from './tools/lab/corruption_explorer.js';
-export type { CorruptionReport } from './tools/lab/corruption_explorer.js';
-export { runBuiltinWorkload, builtinWorkload } from './tools/lab/builtin_workload.js';
-export { fsckImage, memoryImage } from './tools/fsck.js';
-export type { FsckReport, ImageReader } from './tools/fsck.js';
-export { exploreIoFaults, runFaultPlan, FAULT_KINDS, FAULT_TYPES } from './tools/lab/fault_explorer.js';
-export type { FaultPlan, FaultReport, FaultKind, FaultType, FaultTypeCounts } from './tools/lab/fault_explorer.js';
+// The crash lab (write traces, crash and corruption explorers, fsck) is the
+// 'ringstore/lab' entry point (lab.ts): an application that only stores data
+// does not load it.

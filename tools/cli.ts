@@ -4,6 +4,7 @@
 //   ringstore inspect PATH   superblocks, geometry, checkpoint, WAL, key count
 //   ringstore fsck PATH      independent check (format/ only); exit 1 on damage
 //   ringstore format PATH    make a new, empty store, destroying what PATH holds
+//   ringstore get|put|del|scan|stats PATH …   a store's contents (cli/store_commands.ts)
 //   ringstore crash-test     the durability lab (crash_test_command.ts)
 //   ringstore help
 //
@@ -14,6 +15,7 @@ import { parseArgs } from 'node:util';
 
 import { BlockStore } from '../engine/block_store.js';
 
+import { isStoreCommand, STORE_COMMANDS_USAGE, storeCommand } from './cli/store_commands.js';
 import { CRASH_TEST_USAGE, crashTestCommand } from './crash_test_command.js';
 import { fsckImage, type FsckReport, type ImageReader } from './fsck.js';
 
@@ -23,6 +25,7 @@ const USAGE = `usage:
   ringstore format PATH [--size BYTES] [--block-size BYTES] [--wal-size BYTES]
                            make a new, empty store at PATH (a file or block device),
                            destroying whatever it holds; open's create: true never does
+${STORE_COMMANDS_USAGE}
 ${CRASH_TEST_USAGE}
   ringstore help`;
 
@@ -98,6 +101,7 @@ function main(argv: string[]): number | Promise<number> {
   const [command, path] = argv;
   if (command === 'crash-test') return crashTestCommand(argv.slice(1));
   if (command === 'format') return formatCommand(argv.slice(1));
+  if (command !== undefined && isStoreCommand(command)) return storeCommand(command, argv.slice(1));
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
     console.log(USAGE);
     return command === undefined ? 2 : 0;

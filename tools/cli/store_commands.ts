@@ -1,0 +1,190 @@
+// The CLI's commands on a store's contents, through the public BlockStore
+// API: get, put, del, scan, stats. Each opens the store (taking its lock, so
+// a store another process has open is ERR_STORE_LOCKED) and closes it.
+//
+// Values print as JSON. JSON has no bytes, so a Uint8Array prints as
+// {"base64": "..."} (with --raw, get writes the bytes themselves); a bigint
+// prints as its decimal string; undefined inside objects is left out, as
+// JSON.stringify does.
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+import { BlockStore, type RangeOptions } from '../../engine/block_store.js';
+import type { ValueEncoding } from '../../engine/value_codec.js';
+
+/** Exit status of a command that ran, but found nothing (get of a missing key). */
+export const EXIT_NOT_FOUND = 1;
+/** Exit status of a usage error (wrong arguments). */
+export const EXIT_USAGE = 2;
+
+export const STORE_COMMANDS_USAGE = `  ringstore get PATH KEY [--raw]
+                           print KEY's value as JSON (--raw: its bytes); exit 1 if missing
+  ringstore put PATH KEY VALUE [--json] | ringstore put PATH KEY --file F
+                           store VALUE as a string (--json: parsed as JSON), or F's bytes
+  ringstore del PATH KEY   delete KEY; prints "deleted" or "absent"
+  ringstore scan PATH [--gte K] [--gt K] [--lte K] [--lt K] [--limit N] [--reverse]
+                      [--keys-only] [--json]
+                           keys in order (with values); --json: one {"key","value"} per line
+  ringstore stats PATH [--json]
+                           key count, space, WAL and cache figures
+  Each takes --encoding E: the store's value encoding (msgpack, json, string, binary;
+  default msgpack).`;
+
+const ENCODING_OPTION = { encoding: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const satisfies ParseArgsConfig['options'];
+
+interface StoreCommand {
+  usage: string;
+  options: ParseArgsConfig['options'];
+  /** Positional arguments after PATH: their names, the last optional if it ends with '?'. */
+  positionals: string[];
+  run(store: BlockStore, positionals: string[], values: Record<string, string | boolean | undefined>): Promise<number>;
+}
+
+const COMMANDS: Record<string, StoreCommand> = {
+  get: {
+    usage: 'ringstore get PATH KEY [--raw] [--encoding E]',
+    options: { ...ENCODING_OPTION, raw: { type: 'boolean' } },
+    positionals: ['KEY'],
+    async run(store, [key], values) {
+      if (!(await store.has(key))) {
+        process.stderr.write(`ringstore: no key ${JSON.stringify(key)}\n`);
+        return EXIT_NOT_FOUND;
+      }
+      const value = await store.get(key);
+      if (values.raw === true) {
+        if (!(value instanceof Uint8Array) && typeof value !== 'string') throw usageError('--raw needs a value stored as bytes or a string');
+        process.stdout.write(value);
+      } else {
+        process.stdout.write(`${toJson(value)}\n`);
+      }
+      return 0;
+    },
+  },
+  put: {
+    usage: 'ringstore put PATH KEY VALUE [--json] [--encoding E] | ringstore put PATH KEY --file F',
+    options: { ...ENCODING_OPTION, json: { type: 'boolean' }, file: { type: 'string' } },
+    positionals: ['KEY', 'VALUE?'],
+    async run(store, [key, text], values) {
+      let value: unknown;
+      if (typeof values.file === 'string') {
+        if (text !== undefined) throw usageError('give VALUE or --file, not both');
+        value = readFileSync(values.file);
+      } else {
+        if (text === undefined) throw usageError('put needs VALUE (or --file F)');
+        value = values.json === true ? parseJson(text) : text;
+      }
+      await store.put(key, value);
+      return 0;
+    },
+  },
+  del: {
+    usage: 'ringstore del PATH KEY [--encoding E]',
+    options: ENCODING_OPTION,
+    positionals: ['KEY'],
+    async run(store, [key]) {
+      process.stdout.write((await store.delete(key)) ? 'deleted\n' : 'absent\n');
+      return 0;
+    },
+  },
+  scan: {
+    usage: 'ringstore scan PATH [--gte K] [--gt K] [--lte K] [--lt K] [--limit N] [--reverse] [--keys-only] [--json] [--encoding E]',
+    options: {
+      ...ENCODING_OPTION,
+      gte: { type: 'string' },
+      gt: { type: 'string' },
+      lte: { type: 'string' },
+      lt: { type: 'string' },
+      limit: { type: 'string' },
+      reverse: { type: 'boolean' },
+      'keys-only': { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    positionals: [],
+    async run(store, _positionals, values) {
+      const range: RangeOptions = { reverse: values.reverse === true, values: values['keys-only'] !== true };
+      for (const bound of ['gte', 'gt', 'lte', 'lt'] as const) {
+        if (typeof values[bound] === 'string') range[bound] = values[bound] as string;
+      }
+      if (values.limit !== undefined) range.limit = Number(values.limit);
+      for await (const [key, value] of store.range(range)) {
+        if (values.json === true) {
+          const line = values['keys-only'] === true ? { key: key } : { key: key, value };
+          process.stdout.write(`${toJson(line)}\n`);
+        } else {
+          process.stdout.write(values['keys-only'] === true ? `${toJson(key)}\n` : `${toJson(key)}\t${toJson(value)}\n`);
+        }
+      }
+      return 0;
+    },
+  },
+  stats: {
+    usage: 'ringstore stats PATH [--json] [--encoding E]',
+    options: { ...ENCODING_OPTION, json: { type: 'boolean' } },
+    positionals: [],
+    async run(store, _positionals, values) {
+      const stats = store.stats();
+      if (values.json === true) process.stdout.write(`${JSON.stringify(stats)}\n`);
+      else for (const [name, value] of Object.entries(stats)) process.stdout.write(`${name}: ${value}\n`);
+      return 0;
+    },
+  },
+};
+
+export function isStoreCommand(name: string): boolean {
+  return Object.hasOwn(COMMANDS, name);
+}
+
+/** Runs `ringstore NAME ARGS…`; resolves to the exit status. */
+export async function storeCommand(name: string, args: string[]): Promise<number> {
+  const command = COMMANDS[name];
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args, options: command.options, allowPositionals: true, strict: true });
+  } catch (error) {
+    process.stderr.write(`ringstore: ${(error as Error).message}\nusage: ${command.usage}\n`);
+    return EXIT_USAGE;
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true) {
+    process.stdout.write(`usage: ${command.usage}\n`);
+    return 0;
+  }
+  const required = command.positionals.filter((name) => !name.endsWith('?')).length;
+  if (positionals.length < 1 + required || positionals.length > 1 + command.positionals.length) {
+    process.stderr.write(`usage: ${command.usage}\n`);
+    return EXIT_USAGE;
+  }
+  const encoding = (values.encoding ?? 'msgpack') as ValueEncoding;
+  const store = await BlockStore.open(positionals[0], { encoding });
+  try {
+    return await command.run(store, positionals.slice(1), values as Record<string, string | boolean | undefined>);
+  } finally {
+    await store.close();
+  }
+}
+
+function usageError(message: string): Error {
+  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG' });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw Object.assign(new TypeError(`VALUE is not JSON: ${(error as Error).message}`), { code: 'ERR_INVALID_ARG' });
+  }
+}
+
+/** JSON of a stored value: bytes as {"base64": …}, bigints as decimal strings. */
+export function toJson(value: unknown): string {
+  return (
+    JSON.stringify(value, function (this: unknown, name: string, item: unknown) {
+      // JSON.stringify hands a Buffer to the replacer already turned into
+      // {type: 'Buffer', data}: look at the holder's own property instead.
+      const original = name === '' ? value : (this as Record<string, unknown>)[name];
+      if (original instanceof Uint8Array) return { base64: Buffer.from(original.buffer, original.byteOffset, original.byteLength).toString('base64') };
+      if (typeof original === 'bigint') return original.toString();
+      return item;
+    }) ?? 'null'
+  );
+}

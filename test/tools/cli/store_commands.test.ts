@@ -1,25 +1,11 @@
 // `ringstore get|put|del|scan|stats`: a store's contents from the command
 // line, values as JSON (bytes as {"base64"}), documented exit statuses.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { promisify } from 'node:util';
 
 import { BlockStore } from '../../../engine/block_store.js';
-
-const CLI = new URL('../../../tools/cli.js', import.meta.url).pathname;
-const run = promisify(execFile);
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+import { runCli } from './run_cli.js';
 
 describe('ringstore get, put, del, scan, stats', function () {
   this.timeout(60_000);
@@ -39,31 +25,31 @@ describe('ringstore get, put, del, scan, stats', function () {
   });
 
   it('get prints a value as JSON with bytes as base64, and exits 1 for a missing key', async () => {
-    const found = await cli('get', path, 'user:1');
+    const found = await runCli(['get', path, 'user:1']);
     assert.deepEqual([found.code, found.stdout], [0, '{"name":"Ada","avatar":{"base64":"cG5n"}}\n']);
-    const missing = await cli('get', path, 'user:9');
+    const missing = await runCli(['get', path, 'user:9']);
     assert.equal(missing.code, 1);
     assert.equal(missing.stdout, '');
   });
 
   it('put stores a string, parsed JSON with --json, and a file with --file; get reads them back', async () => {
-    assert.equal((await cli('put', path, 'greeting', 'hello')).code, 0);
-    assert.equal((await cli('put', path, 'config', '{"retries":3}', '--json')).code, 0);
+    assert.equal((await runCli(['put', path, 'greeting', 'hello'])).code, 0);
+    assert.equal((await runCli(['put', path, 'config', '{"retries":3}', '--json'])).code, 0);
     const file = `${dir}/blob.bin`;
     writeFileSync(file, Buffer.from([0, 1, 2, 255]));
-    assert.equal((await cli('put', path, 'blob', '--file', file)).code, 0);
-    assert.equal((await cli('get', path, 'greeting')).stdout, '"hello"\n');
-    assert.equal((await cli('get', path, 'config')).stdout, '{"retries":3}\n');
-    assert.equal((await cli('get', path, 'blob')).stdout, '{"base64":"AAEC/w=="}\n');
-    const bad = await cli('put', path, 'x', '{not json', '--json');
+    assert.equal((await runCli(['put', path, 'blob', '--file', file])).code, 0);
+    assert.equal((await runCli(['get', path, 'greeting'])).stdout, '"hello"\n');
+    assert.equal((await runCli(['get', path, 'config'])).stdout, '{"retries":3}\n');
+    assert.equal((await runCli(['get', path, 'blob'])).stdout, '{"base64":"AAEC/w=="}\n');
+    const bad = await runCli(['put', path, 'x', '{not json', '--json']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /^ringstore: ERR_INVALID_ARG: VALUE is not JSON/);
   });
 
   it('scan lists keys in order within bounds; --json gives one object per line; --keys-only skips values', async () => {
-    const all = await cli('scan', path, '--keys-only');
+    const all = await runCli(['scan', path, '--keys-only']);
     assert.equal(all.stdout, ['"blob"', '"config"', '"greeting"', '"user:1"', ''].join('\n'));
-    const bounded = await cli('scan', path, '--gt', 'blob', '--lt', 'user:', '--json');
+    const bounded = await runCli(['scan', path, '--gt', 'blob', '--lt', 'user:', '--json']);
     assert.deepEqual(
       bounded.stdout.trim().split('\n').map((line) => JSON.parse(line) as unknown),
       [
@@ -71,32 +57,32 @@ describe('ringstore get, put, del, scan, stats', function () {
         { key: 'greeting', value: 'hello' },
       ],
     );
-    const last = await cli('scan', path, '--reverse', '--limit', '1', '--keys-only');
+    const last = await runCli(['scan', path, '--reverse', '--limit', '1', '--keys-only']);
     assert.equal(last.stdout, '"user:1"\n');
   });
 
   it('del says whether the key was there; stats --json gives the key count', async () => {
-    assert.equal((await cli('del', path, 'greeting')).stdout, 'deleted\n');
-    assert.equal((await cli('del', path, 'greeting')).stdout, 'absent\n');
-    const stats = JSON.parse((await cli('stats', path, '--json')).stdout) as { keys: number };
+    assert.equal((await runCli(['del', path, 'greeting'])).stdout, 'deleted\n');
+    assert.equal((await runCli(['del', path, 'greeting'])).stdout, 'absent\n');
+    const stats = JSON.parse((await runCli(['stats', path, '--json'])).stdout) as { keys: number };
     assert.equal(stats.keys, 3);
   });
 
   it('answers --help on every command, and wrong arguments with its usage and exit 2', async () => {
     for (const command of ['get', 'put', 'del', 'scan', 'stats']) {
-      const help = await cli(command, '--help');
+      const help = await runCli([command, '--help']);
       assert.equal(help.code, 0);
       assert.match(help.stdout, new RegExp(`^usage: ringstore ${command} PATH`));
     }
-    const wrong = await cli('get', path);
+    const wrong = await runCli(['get', path]);
     assert.equal(wrong.code, 2);
     assert.match(wrong.stderr, /^usage: ringstore get PATH KEY/);
-    const unknown = await cli('scan', path, '--bogus');
+    const unknown = await runCli(['scan', path, '--bogus']);
     assert.equal(unknown.code, 2);
   });
 
   it('reports a missing store in one line with its code, exit 2', async () => {
-    const result = await cli('get', `${dir}/none`, 'k');
+    const result = await runCli(['get', `${dir}/none`, 'k']);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /^ringstore: ERR_STORE_NOT_FOUND: /);
     assert.equal(result.stderr.trim().split('\n').length, 1);

@@ -1,26 +1,12 @@
 // `ringstore format PATH`: the explicit step that makes a store over what a
 // file holds (open's create: true never does), and its one-line errors.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { promisify } from 'node:util';
 
-import { BlockStore } from '../../engine/block_store.js';
-import { pattern } from '../native/helpers.js';
-
-const CLI = new URL('../../tools/cli.js', import.meta.url).pathname;
-const run = promisify(execFile);
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+import { BlockStore } from '../../../engine/block_store.js';
+import { pattern } from '../../native/helpers.js';
+import { runCli } from './run_cli.js';
 
 describe('ringstore format', function () {
   this.timeout(60_000);
@@ -37,7 +23,7 @@ describe('ringstore format', function () {
   it('makes an empty store over a file of foreign bytes, which open then accepts', async () => {
     const path = `${dir}/foreign`;
     writeFileSync(path, pattern(2 << 20, 5));
-    const result = await cli(['format', path]);
+    const result = await runCli(['format', path]);
     assert.equal(result.code, 0, result.stdout + result.stderr);
     assert.equal(statSync(path).size, 2 << 20);
     const store = await BlockStore.open(path);
@@ -50,7 +36,7 @@ describe('ringstore format', function () {
 
   it('creates a missing file of --size bytes', async () => {
     const path = `${dir}/new`;
-    const result = await cli(['format', path, '--size', String(4 << 20), '--block-size', '8192']);
+    const result = await runCli(['format', path, '--size', String(4 << 20), '--block-size', '8192']);
     assert.equal(result.code, 0, result.stdout + result.stderr);
     assert.equal(statSync(path).size, 4 << 20);
   });
@@ -59,12 +45,12 @@ describe('ringstore format', function () {
     const path = `${dir}/small`;
     const before = pattern(64 << 10, 6);
     writeFileSync(path, before);
-    const result = await cli(['format', path]);
+    const result = await runCli(['format', path]);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /^ringstore: ERR_STORE_NO_SPACE: the device is too small for a store/);
     assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
     assert.ok(readFileSync(path).equals(before));
-    const bad = await cli(['format', path, '--block-size', '1000']);
+    const bad = await runCli(['format', path, '--block-size', '1000']);
     assert.match(bad.stderr, /^ringstore: ERR_INVALID_ARG: blockSize must be a power of two/);
   });
 });

@@ -1,4 +1,10 @@
 {
+  # ringstore_asan=1 (node-gyp rebuild --ringstore_asan=1, as test/native/asan.sh
+  # does in its own build directory) compiles the addon with AddressSanitizer.
+  # The default build, and so `npm install`, never sets it.
+  "variables": {
+    "ringstore_asan%": 0
+  },
   "targets": [
     {
       "target_name": "ringstore",
@@ -20,7 +26,11 @@
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++20", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers", "-O2"],
       "conditions": [
-        ["OS!='linux'", { "sources": [], "type": "none" }]
+        ["OS!='linux'", { "sources": [], "type": "none" }],
+        ["ringstore_asan==1", {
+          "cflags_cc": ["-fsanitize=address", "-fno-omit-frame-pointer", "-g", "-O1"],
+          "ldflags": ["-fsanitize=address"]
+        }]
       ]
     }
   ]

@@ -15,6 +15,7 @@
         "native/command.cc",
         "native/crc32c.cc",
         "native/file_ops.cc",
+        "native/file_table.cc",
         "native/ring.cc",
         "native/ring_client.cc",
         "native/thread_pool_actor.cc",

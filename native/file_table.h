@@ -42,8 +42,6 @@ class FileTable {
   // the close), false if it is not a descriptor this environment has open.
   bool Take(int fd);
 
-  size_t open_count() const { return fds_.size(); }
-
  private:
   static void OnEnvTeardown(void* arg);
   void CloseAll();

@@ -1,4 +1,10 @@
 {
+  # ringstore_asan=1 (node-gyp rebuild --ringstore_asan=1, as test/native/asan.sh
+  # does in its own build directory) compiles the addon with AddressSanitizer.
+  # The default build, and so `npm install`, never sets it.
+  "variables": {
+    "ringstore_asan%": 0
+  },
   "targets": [
     {
       "target_name": "ringstore",
@@ -9,6 +15,7 @@
         "native/command.cc",
         "native/crc32c.cc",
         "native/file_ops.cc",
+        "native/file_table.cc",
         "native/ring.cc",
         "native/ring_client.cc",
         "native/thread_pool_actor.cc",
@@ -20,7 +27,11 @@
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++20", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers", "-O2"],
       "conditions": [
-        ["OS!='linux'", { "sources": [], "type": "none" }]
+        ["OS!='linux'", { "sources": [], "type": "none" }],
+        ["ringstore_asan==1", {
+          "cflags_cc": ["-fsanitize=address", "-fno-omit-frame-pointer", "-g", "-O1"],
+          "ldflags": ["-fsanitize=address"]
+        }]
       ]
     }
   ]

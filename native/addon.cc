@@ -9,6 +9,7 @@
 #include "command.h"
 #include "crc32c.h"
 #include "file_ops.h"
+#include "file_table.h"
 #include "ring_client.h"
 
 namespace ringstore {
@@ -50,6 +51,12 @@ Napi::Object Constants(Napi::Env env) {
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // First: the file table's teardown hook must be older than every
+  // RingClient's (see file_table.h).
+  if (!FileTable::Install(env)) {
+    Napi::Error::New(env, "ringstore: could not set up the per-thread file table").ThrowAsJavaScriptException();
+    return exports;
+  }
   exports.Set("NativeRingClient", RingClient::CreateClass(env));
   exports.Set("openFile", Napi::Function::New<OpenFile>(env, "openFile"));
   exports.Set("statFile", Napi::Function::New<StatFile>(env, "statFile"));

@@ -105,6 +105,9 @@ export interface NativeAddon {
 }
 
 const require = createRequire(import.meta.url);
-// dist/native/addon.js -> <package>/build/Release/ringstore.node
-export const addon: NativeAddon = require('../../build/Release/ringstore.node') as NativeAddon;
+// dist/native/addon.js -> <package>/build/Release/ringstore.node. Tests only:
+// RINGSTORE_ADDON_PATH (absolute) loads another build of the same sources —
+// `npm run test:asan` points it at its AddressSanitizer build (build/asan/).
+const addonPath = process.env.RINGSTORE_ADDON_PATH || '../../build/Release/ringstore.node';
+export const addon: NativeAddon = require(addonPath) as NativeAddon;
 export const constants: Readonly<NativeConstants> = Object.freeze({ ...addon.constants });

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cassert>
 #include <cmath>
 #include <cstdint>
 
@@ -11,6 +12,10 @@
 namespace ringstore {
 
 namespace {
+
+// Marks ArrayBuffers whose napi wrap is an AlignedBlock, so a wrap another
+// addon put on an ArrayBuffer is never taken for one. A random 128-bit value.
+constexpr napi_type_tag kAlignedBlockTag = {0x8f3c1d27a4b65e90ull, 0x2d7e9b41c05f63a8ull};
 
 bool IsPowerOfTwo(uint32_t value) { return value != 0 && (value & (value - 1)) == 0; }
 
@@ -54,15 +59,64 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
   memset(memory, 0, size_bytes);
   int64_t adjusted = 0;
   napi_adjust_external_memory(env, static_cast<int64_t>(size_bytes), &adjusted);
-  return Napi::Buffer<uint8_t>::New(
+  auto* block = new AlignedBlock(memory, size_bytes);
+  Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
       env, static_cast<uint8_t*>(memory), size_bytes,
-      [](Napi::Env finalize_env, uint8_t* data, size_t* hint_size) {
+      [](Napi::Env finalize_env, uint8_t*, AlignedBlock* finalized) {
+        // JS lets go of the memory here (GC, or the environment's teardown);
+        // the bytes stay until no command in flight uses them.
         int64_t unused = 0;
-        napi_adjust_external_memory(finalize_env, -static_cast<int64_t>(*hint_size), &unused);
-        delete hint_size;
-        free(data);
+        napi_adjust_external_memory(finalize_env, -static_cast<int64_t>(finalized->size_bytes()), &unused);
+        finalized->Release();
       },
-      new size_t(size_bytes));
+      block);
+  if (buffer.IsEmpty()) {
+    // napi threw (its finalizer will never run): nothing holds the block.
+    napi_adjust_external_memory(env, -static_cast<int64_t>(size_bytes), &adjusted);
+    block->Release();
+    return env.Undefined();
+  }
+  // Unattached, the block is never pinned: IO on it is then as safe as on
+  // any external buffer (not across a teardown), no worse.
+  block->Attach(env, buffer.ArrayBuffer());
+  return buffer;
+}
+
+bool AlignedBlock::Attach(napi_env env, napi_value array_buffer) {
+  return napi_type_tag_object(env, array_buffer, &kAlignedBlockTag) == napi_ok &&
+         napi_wrap(env, array_buffer, this, nullptr, nullptr, nullptr) == napi_ok;
+}
+
+AlignedBlock* AlignedBlock::Of(napi_env env, napi_value array_buffer) {
+  bool tagged = false;
+  if (napi_check_object_type_tag(env, array_buffer, &kAlignedBlockTag, &tagged) != napi_ok || !tagged) {
+    return nullptr;
+  }
+  void* native = nullptr;
+  if (napi_unwrap(env, array_buffer, &native) != napi_ok) return nullptr;
+  return static_cast<AlignedBlock*>(native);
+}
+
+void AlignedBlock::Pin() {
+  assert(!released_);  // a finalized Buffer can no longer be passed to an operation
+  pin_count_++;
+}
+
+void AlignedBlock::Unpin() {
+  assert(pin_count_ > 0);
+  pin_count_--;
+  if (pin_count_ == 0 && released_) delete this;
+}
+
+void AlignedBlock::Release() {
+  assert(!released_);
+  released_ = true;
+  if (pin_count_ == 0) delete this;
+}
+
+AlignedBlock::~AlignedBlock() {
+  assert(released_ && pin_count_ == 0);
+  free(memory_);
 }
 
 // bufferAddressModulo(view, alignment) -> address of the view's first byte

@@ -14,6 +14,7 @@
 
 namespace ringstore {
 
+class AlignedBlock;
 class RingClient;
 
 // Operation kinds. These numbers are the protocol between the TS wrapper and
@@ -86,6 +87,11 @@ struct Command {
   // its capacity across uses of the slot, so steady state allocates nothing.
   std::vector<struct iovec> iov;
   uint32_t iov_first = 0;
+
+  // The allocAligned blocks under iov, pinned by the JS thread at submission
+  // and unpinned by it once the actor is done with the command (see
+  // AlignedBlock). The actor never touches this.
+  std::vector<AlignedBlock*> pinned_blocks;
 
   // CQEs still expected for the current submission (2 for write+fdatasync).
   uint8_t cqes_pending = 0;

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <string>
 
+#include "file_table.h"
 #include "io_uring_abi.h"
 #include "napi_errors.h"
 
@@ -191,6 +192,9 @@ class OpenWorker final : public PromiseWorker {
 
   void OnOK() override {
     Napi::Env env = Env();
+    // First, before anything that can fail: from here the environment owns
+    // the descriptor, and its teardown closes it if JS never does.
+    FileTable::Of(env)->Add(fd_);
     Napi::Object out = GeometryToJs(env, geometry_);
     out.Set("fd", Napi::Number::New(env, fd_));
     deferred_.Resolve(out);
@@ -309,7 +313,18 @@ Napi::Value StatFile(const Napi::CallbackInfo& info) {
 Napi::Value CloseFile(const Napi::CallbackInfo& info) {
   int fd = -1;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
-  auto* worker = new CloseWorker(info.Env(), fd);
+  Napi::Env env = info.Env();
+  if (!FileTable::Of(env)->Take(fd)) {
+    // Closed already, or never opened by this environment: closing the
+    // number could close a file that another thread has since opened under it.
+    Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
+    deferred.Reject(MakeSystemError(env, EBADF, "close",
+                                    "EBADF, close: fd " + std::to_string(fd) +
+                                        " is not open in this thread (closed already?)")
+                        .Value());
+    return deferred.Promise();
+  }
+  auto* worker = new CloseWorker(env, fd);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

@@ -39,9 +39,9 @@ bool ReadOptionUint(Napi::Env env, Napi::Object options, const char* name, uint3
   return true;
 }
 
-// Reads an ArrayBufferView's memory. Returns false (after throwing) if the
-// value is not a view, is detached, or is empty.
-bool ViewMemory(Napi::Env env, Napi::Value value, void** data, size_t* length) {
+// Reads an ArrayBufferView's memory and its ArrayBuffer. Returns false (after
+// throwing) if the value is not a view, is detached, or is empty.
+bool ViewMemory(Napi::Env env, Napi::Value value, void** data, size_t* length, napi_value* array_buffer) {
   napi_value raw = value;
   bool is_typed_array = false;
   bool is_data_view = false;
@@ -50,9 +50,8 @@ bool ViewMemory(Napi::Env env, Napi::Value value, void** data, size_t* length) {
   if (is_typed_array) {
     napi_typedarray_type type;
     size_t element_count = 0;
-    napi_value array_buffer;
     size_t byte_offset = 0;
-    napi_get_typedarray_info(env, raw, &type, &element_count, data, &array_buffer, &byte_offset);
+    napi_get_typedarray_info(env, raw, &type, &element_count, data, array_buffer, &byte_offset);
     size_t element_size = 1;
     switch (type) {
       case napi_int16_array: case napi_uint16_array: element_size = 2; break;
@@ -62,9 +61,8 @@ bool ViewMemory(Napi::Env env, Napi::Value value, void** data, size_t* length) {
     }
     *length = element_count * element_size;
   } else if (is_data_view) {
-    napi_value array_buffer;
     size_t byte_offset = 0;
-    napi_get_dataview_info(env, raw, length, data, &array_buffer, &byte_offset);
+    napi_get_dataview_info(env, raw, length, data, array_buffer, &byte_offset);
   } else {
     ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG",
                "buffer must be a Buffer, TypedArray or DataView");
@@ -250,7 +248,22 @@ void RingClient::DetachBlocking() {
     // Bounded: every in-flight command is a kernel IO or a pool-thread system
     // call that completes on its own.
     drained_cv_.wait(lock, [this] { return unposted_ == 0; });
+    // Posted but never delivered: JS will not run again for them.
+    ready_.clear();
+    ready_count_.store(0, std::memory_order_relaxed);
   }
+  // The actor is done with every command; those JS never heard of still
+  // pin their buffers' memory (a teardown frees it only now, see
+  // AlignedBlock). A slot table that was never built has nothing in use.
+  for (uint32_t i = 0; slots_ && i < kClientSlotCount; i++) {
+    Command& cmd = slots_[i];
+    if (!cmd.in_use) continue;
+    cmd.in_use = false;
+    cmd.iov.clear();
+    UnpinBuffers(&cmd);
+  }
+  in_flight_js_ = 0;
+  slow_in_flight_js_ = 0;
   if (tsfn_live_) {
     tsfn_.Release();
     tsfn_live_ = false;
@@ -326,7 +339,20 @@ Command* RingClient::BeginCommand(const Napi::CallbackInfo& info, uint32_t allow
   cmd->sync_result = 0;
   cmd->submitted_ns = 0;
   cmd->next = nullptr;
+  assert(cmd->pinned_blocks.empty());
   return cmd;
+}
+
+void RingClient::PinBuffer(Napi::Env env, Command* cmd, napi_value array_buffer) {
+  AlignedBlock* block = AlignedBlock::Of(env, array_buffer);
+  if (block == nullptr) return;
+  block->Pin();
+  cmd->pinned_blocks.push_back(block);
+}
+
+void RingClient::UnpinBuffers(Command* cmd) {
+  for (AlignedBlock* block : cmd->pinned_blocks) block->Unpin();
+  cmd->pinned_blocks.clear();
 }
 
 void RingClient::Enqueue(Napi::Env env, Command* cmd) {
@@ -352,10 +378,12 @@ Napi::Value RingClient::Submit(const Napi::CallbackInfo& info) {
   if (cmd == nullptr) return env.Undefined();
   void* data = nullptr;
   size_t length = 0;
-  if (info.Length() < 6 || !ViewMemory(env, info[4], &data, &length) ||
+  napi_value array_buffer = nullptr;
+  if (info.Length() < 6 || !ViewMemory(env, info[4], &data, &length, &array_buffer) ||
       !ReadDirectAlignment(env, info[5], &cmd->direct_alignment)) {
     return env.Undefined();
   }
+  PinBuffer(env, cmd, array_buffer);
   cmd->iov.push_back({data, length});
   cmd->total_bytes = length;
   Enqueue(env, cmd);
@@ -379,19 +407,25 @@ Napi::Value RingClient::SubmitVector(const Napi::CallbackInfo& info) {
     ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "buffers must hold 1 to 1024 buffers");
     return env.Undefined();
   }
+  if (!ReadDirectAlignment(env, info[5], &cmd->direct_alignment)) return env.Undefined();
   uint64_t total = 0;
   for (uint32_t i = 0; i < count; i++) {
     void* data = nullptr;
     size_t length = 0;
-    if (!ViewMemory(env, buffers.Get(i), &data, &length)) return env.Undefined();
+    napi_value array_buffer = nullptr;
+    if (!ViewMemory(env, buffers.Get(i), &data, &length, &array_buffer)) {
+      UnpinBuffers(cmd);
+      return env.Undefined();
+    }
+    PinBuffer(env, cmd, array_buffer);
     cmd->iov.push_back({data, length});
     total += length;
   }
   if (total > kTransferSizeMax) {
+    UnpinBuffers(cmd);
     ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "buffers exceed the 1 GiB transfer limit");
     return env.Undefined();
   }
-  if (!ReadDirectAlignment(env, info[5], &cmd->direct_alignment)) return env.Undefined();
   cmd->total_bytes = total;
   Enqueue(env, cmd);
   return env.Undefined();
@@ -480,6 +514,7 @@ size_t RingClient::TakeReady(Napi::Env env) {
     assert(cmd.in_use);
     cmd.in_use = false;
     cmd.iov.clear();
+    UnpinBuffers(&cmd);
     if (cmd.IsSlow()) {
       assert(slow_in_flight_js_ > 0);
       slow_in_flight_js_--;

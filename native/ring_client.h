@@ -24,7 +24,12 @@
 // the env cleanup hook when a worker or the process exits with the client
 // still open. The hook blocks until in-flight commands complete: the kernel
 // may still be writing into this thread's buffers, and they must not be freed
-// before it is done.
+// before it is done. Blocking is not enough for memory Node frees in a
+// teardown step of its own that runs before this hook (allocAligned's
+// external buffers): commands pin that memory (AlignedBlock), and the hook
+// unpins it once the actor has posted them. The hook also runs before the
+// addon's file table closes this environment's descriptors (file_table.h),
+// so no command is in flight on a descriptor when it is closed.
 #pragma once
 
 #include <napi.h>
@@ -71,6 +76,10 @@ class RingClient : public Napi::ObjectWrap<RingClient> {
   // reserved command, or nullptr after throwing a JS exception.
   // `allowed_kinds` is a bit set of the OpKinds this entry point accepts.
   Command* BeginCommand(const Napi::CallbackInfo& info, uint32_t allowed_kinds);
+  // Pins the allocAligned memory behind a buffer of `cmd` (if it is such
+  // memory) until UnpinBuffers: see AlignedBlock. JS thread only.
+  void PinBuffer(Napi::Env env, Command* cmd, napi_value array_buffer);
+  void UnpinBuffers(Command* cmd);
   void Enqueue(Napi::Env env, Command* cmd);
 
   // Moves ready completions into the shared view; returns how many.

@@ -155,7 +155,6 @@ export class RingFile implements OpOwner {
     const checked = this.#checkBuffers(buffers);
     const error = this.#checkUsable(false) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked));
     if (error !== undefined) return Promise.reject(error);
-    if (checked === 0) return Promise.resolve(0);
     return this.#submit(constants.OP_READV, position, undefined, [...buffers], 0, undefined);
   }
 
@@ -164,7 +163,6 @@ export class RingFile implements OpOwner {
     const checked = this.#checkBuffers(buffers);
     const error = this.#checkUsable(true) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked));
     if (error !== undefined) return Promise.reject(error);
-    if (checked === 0) return Promise.resolve(0);
     return this.#submit(this.dsync ? constants.OP_WRITEV_DSYNC : constants.OP_WRITEV, position, undefined, [...buffers], 0, 'write');
   }
 
@@ -177,7 +175,6 @@ export class RingFile implements OpOwner {
     const checked = this.#checkBuffers(list);
     const error = this.#checkUsable(true) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked));
     if (error !== undefined) return Promise.reject(error);
-    if (checked === 0) return this.datasync().then(() => 0);
     return this.#submit(constants.OP_WRITE_AND_SYNC, position, undefined, [...list], 0, 'writeAndSync');
   }
 
@@ -192,7 +189,6 @@ export class RingFile implements OpOwner {
     const checked = this.#checkBuffers(list);
     const error = this.#checkUsable(true) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked));
     if (error !== undefined) return Promise.reject(error);
-    if (checked === 0) return Promise.resolve(0);
     return this.#submit(constants.OP_WRITEV_DSYNC, position, undefined, [...list], 0, 'writeDsync');
   }
 
@@ -429,11 +425,17 @@ export class RingFile implements OpOwner {
     return undefined;
   }
 
-  /** Returns the total length, or the error. */
+  /**
+   * Returns the total length (> 0: the list holds 1 to IOV_COUNT_MAX buffers,
+   * none empty), or the error.
+   */
   #checkBuffers(buffers: unknown): number | Error {
     if (!Array.isArray(buffers)) return invalidType('buffers must be an array of Buffers, TypedArrays or DataViews');
-    if (buffers.length > constants.IOV_COUNT_MAX) {
-      return invalidRange(`at most ${constants.IOV_COUNT_MAX} buffers per operation, got ${buffers.length}`);
+    // An empty list is misuse, like an empty buffer: an operation that moves
+    // nothing has no meaning the kernel could give it (and an empty
+    // writeAndSync would silently become a bare fdatasync).
+    if (buffers.length === 0 || buffers.length > constants.IOV_COUNT_MAX) {
+      return invalidRange(`buffers must hold 1 to ${constants.IOV_COUNT_MAX} buffers, got ${buffers.length}`);
     }
     let total = 0;
     for (let i = 0; i < buffers.length; i++) {

@@ -210,6 +210,30 @@ describe('RingFile bad input', () => {
   });
 
   describe('buffer lists', () => {
+    it('rejects an empty list with RangeError ERR_INVALID_ARG in readv(), writev(), writeAndSync() and writeDsync()', async () => {
+      // docs/io.md: 1–1024 buffers. Nothing is submitted (checked after each
+      // test): an empty writeAndSync is not a bare fdatasync.
+      for (const [name, start] of [
+        ['readv', () => file.readv([], 0)],
+        ['writev', () => file.writev([], 0)],
+        ['writeAndSync', () => file.writeAndSync([], 0)],
+        ['writeDsync', () => file.writeDsync([], 0)],
+      ] as const) {
+        const error = await rejectsWith(start, RangeError, 'ERR_INVALID_ARG');
+        assert.match(error.message, /1 to 1024 buffers, got 0/, name);
+      }
+    });
+
+    it('rejects an empty list on a direct file too, before any alignment check', async () => {
+      const direct = await ring!.open(`${dir}/file`, { direct: true });
+      try {
+        await rejectsWith(() => direct.readv([], 0), RangeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => direct.writeAndSync([], 4096), RangeError, 'ERR_INVALID_ARG');
+      } finally {
+        await direct.close();
+      }
+    });
+
     it('rejects an empty buffer inside a list with RangeError ERR_INVALID_ARG', async () => {
       const list = [Buffer.alloc(8), Buffer.alloc(16).subarray(0, 0)];
       await rejectsWith(() => file.readv(list, 0), RangeError, 'ERR_INVALID_ARG');

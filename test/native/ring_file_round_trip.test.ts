@@ -283,11 +283,10 @@ describe('RingFile empty transfers', () => {
     removeTempDir(dir);
   });
 
-  it('resolve empty vectors and zero-length trims with 0 without submitting anything', async () => {
+  it('resolve zero-length trims without submitting anything', async () => {
+    // (Empty buffer lists are misuse: see ring_file_bad_input.test.ts.)
     for (const file of files) {
       const before = ring!.stats().submitted;
-      assert.equal(await file.readv([], 0), 0);
-      assert.equal(await file.writev([], 0), 0);
       await file.trim(0, 0);
       assert.equal(ring!.stats().submitted, before, file.path);
     }

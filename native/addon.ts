@@ -2,6 +2,7 @@
 // typed surface below, never the .node file, so the addon's shape is stated
 // (and checked by the compiler) in exactly one place.
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 export interface NativeGeometry {
   isBlockDevice: boolean;
@@ -105,9 +106,13 @@ export interface NativeAddon {
 }
 
 const require = createRequire(import.meta.url);
-// dist/native/addon.js -> <package>/build/Release/ringstore.node. Tests only:
+// The addon of this platform: node-gyp-build takes the package's own build
+// (build/Release/, made by `npm install` from a clone or where no prebuilt
+// binary fits) or else the prebuilt binary shipped in the npm package
+// (prebuilds/linux-x64, linux-arm64; tools/build_prebuilds.sh). Tests only:
 // RINGSTORE_ADDON_PATH (absolute) loads another build of the same sources —
 // `npm run test:asan` points it at its AddressSanitizer build (build/asan/).
-const addonPath = process.env.RINGSTORE_ADDON_PATH || '../../build/Release/ringstore.node';
-export const addon: NativeAddon = require(addonPath) as NativeAddon;
+const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const loadBinding = require('node-gyp-build') as (root: string) => unknown;
+export const addon: NativeAddon = (process.env.RINGSTORE_ADDON_PATH ? require(process.env.RINGSTORE_ADDON_PATH) : loadBinding(PACKAGE_ROOT)) as NativeAddon;
 export const constants: Readonly<NativeConstants> = Object.freeze({ ...addon.constants });

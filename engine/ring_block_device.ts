@@ -4,16 +4,21 @@ import { RingSystemError } from '../native/errors.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
 import type { RingFile } from '../native/ring_file.js';
 import type { BlockDevice, IoPhase } from './block_device.js';
+import { fileIdentity, noteLockClosed, noteLockHeld, waitForLockRelease, type FileIdentity } from './lock_release.js';
 import { StoreError } from './store_error.js';
 
 export class RingBlockDevice implements BlockDevice {
   readonly #file: RingFile;
+  /** The locked file's identity (regular files; undefined for block devices or when it could not be stat'ed). */
+  readonly #lockIdentity: FileIdentity | undefined;
+  #closePromise: Promise<void> | undefined;
   readonly sizeBytes: number;
   readonly ioAlignment: number;
   readonly trimAlignment: number;
 
-  private constructor(file: RingFile, sizeBytes: number) {
+  private constructor(file: RingFile, sizeBytes: number, lockIdentity: FileIdentity | undefined) {
     this.#file = file;
+    this.#lockIdentity = lockIdentity;
     this.sizeBytes = sizeBytes;
     this.ioAlignment = Math.max(file.memoryAlignment, file.offsetAlignment);
     this.trimAlignment = file.isBlockDevice ? file.logicalBlockSize : 1;
@@ -40,10 +45,14 @@ export class RingBlockDevice implements BlockDevice {
       }
       throw error;
     }
+    let lockIdentity: FileIdentity | undefined;
     try {
       if (!file.isBlockDevice && !file.tryLockExclusive()) {
         throw new StoreError('ERR_STORE_LOCKED', `'${path}' is open by another store (in this process or another)`);
       }
+      // Stat'ed by path after the lock is ours: the file cannot be another store's now.
+      lockIdentity = file.isBlockDevice ? undefined : fileIdentity(path);
+      if (lockIdentity !== undefined) noteLockHeld(lockIdentity);
       let stat = await file.stat();
       if (options.create && !file.isBlockDevice && stat.sizeBytes < options.sizeBytes) {
         // Grow (preallocate) through a second descriptor, now that the lock is
@@ -52,9 +61,9 @@ export class RingBlockDevice implements BlockDevice {
         await sizer.close();
         stat = await file.stat();
       }
-      return new RingBlockDevice(file, stat.sizeBytes);
+      return new RingBlockDevice(file, stat.sizeBytes, lockIdentity);
     } catch (error) {
-      await file.close();
+      await closeAndRelease(file, lockIdentity);
       throw error;
     }
   }
@@ -94,12 +103,31 @@ export class RingBlockDevice implements BlockDevice {
     return this.#file.trim(position, length);
   }
 
+  /**
+   * Closes the file once its operations are done, and resolves only when
+   * its lock is released: the next open of the file, in this process or
+   * another, does not see ERR_STORE_LOCKED (see lock_release.ts for what
+   * keeps a lock after close(2), and the bound of the wait). Idempotent.
+   */
   close(): Promise<void> {
-    return this.#file.close();
+    this.#closePromise ??= closeAndRelease(this.#file, this.#lockIdentity);
+    return this.#closePromise;
   }
 
   mark(phase: IoPhase, id?: number): void {
     this.#file.mark(phase, id);
+  }
+}
+
+/** Closes `file`, then waits until the lock it held (if any) is really released. */
+async function closeAndRelease(file: RingFile, lockIdentity: FileIdentity | undefined): Promise<void> {
+  try {
+    await file.close();
+  } finally {
+    if (lockIdentity !== undefined) {
+      noteLockClosed(lockIdentity);
+      await waitForLockRelease(lockIdentity);
+    }
   }
 }
 

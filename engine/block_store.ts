@@ -218,7 +218,8 @@ export class BlockStore {
   #appliedSequence: number;
   #pending: PendingWrite[] = [];
   #commitLoop: Promise<void> | undefined;
-  #deferredSync: NodeJS.Timeout | undefined;
+  /** Cancels the scheduled deferred fdatasync (sync: false), if one is scheduled. */
+  #deferredSync: (() => void) | undefined;
   #deferredSyncPromise: Promise<void> | undefined;
   /** Extents freed by commits that are written but not yet durable (sync: false). */
   #freesAwaitingDurability: { sequence: number; extents: Extent[] }[] = [];
@@ -616,7 +617,8 @@ export class BlockStore {
         }
       } finally {
         this.#closed = true;
-        if (this.#deferredSync !== undefined) clearTimeout(this.#deferredSync);
+        this.#deferredSync?.();
+        this.#deferredSync = undefined;
         await this.#device.close().catch(() => undefined);
         await this.#ownedRing?.close();
       }
@@ -1142,10 +1144,18 @@ export class BlockStore {
 
   #scheduleDeferredSync(): void {
     if (this.#deferredSync !== undefined) return;
-    this.#deferredSync = setTimeout(() => {
+    const task = (): void => {
       this.#deferredSync = undefined;
       void this.#syncNow().catch(() => undefined);
-    }, SYNC_DEFER_MS);
+    };
+    // The crash lab's device picks the moment itself, so that a traced
+    // workload does the same IO in the same order on every run.
+    if (this.#device.deferTask !== undefined) {
+      this.#deferredSync = this.#device.deferTask(task, SYNC_DEFER_MS);
+      return;
+    }
+    const timer = setTimeout(task, SYNC_DEFER_MS);
+    this.#deferredSync = () => clearTimeout(timer);
   }
 
   /** fdatasync now; then everything written so far is durable. */
@@ -1461,7 +1471,7 @@ async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes:
     walBlockCount,
     dataStartBlock: 2 + walBlockCount,
     generation: 1,
-    storeTag: randomInt(1, 0xffffffff),
+    storeTag: device.newStoreTag?.() ?? randomInt(1, 0xffffffff),
     checkpointSeq: 0,
     walReplayBlock: 0,
     checkpointByteLength: 0,

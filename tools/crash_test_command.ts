@@ -123,6 +123,8 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
       workload = await runBuiltinWorkload(dir, scale, blockSize);
     }
     const acknowledged = workload.trace.events.filter((event) => event.type === 'ack').length;
+    // On stdout, for comparing runs: the same seed must give the same trace.
+    console.log(`trace: ${workload.trace.operations.length} IOs, ${workload.trace.events.length} events, digest ${workload.trace.digest()}`);
     process.stderr.write(
       `${workload.trace.operations.length} IOs traced, ${workload.operations.length} operations (${acknowledged} acknowledged); exploring ${states} crash states (seed ${seed}${minutes > 0 ? `, at most ${minutes} min` : ''})\n`,
     );

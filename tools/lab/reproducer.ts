@@ -13,7 +13,7 @@
 //                            this layout (a reproducer from another version is
 //                            refused: garbage sectors, say, may be drawn
 //                            differently).
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { deserialize, serialize } from 'node:v8';
@@ -50,7 +50,13 @@ export function saveReproducer(directory: string, workload: TracedWorkload, stat
   mkdirSync(target, { recursive: true });
   workload.trace.save();
   copyFileSync(join(workload.trace.directory, TRACE_META_FILE), join(target, TRACE_META_FILE));
-  copyFileSync(join(workload.trace.directory, TRACE_DATA_FILE), join(target, TRACE_DATA_FILE));
+  // The bytes are written once and never changed: a hard link is a copy
+  // that costs nothing (a copy where links cannot cross file systems).
+  try {
+    linkSync(join(workload.trace.directory, TRACE_DATA_FILE), join(target, TRACE_DATA_FILE));
+  } catch {
+    copyFileSync(join(workload.trace.directory, TRACE_DATA_FILE), join(target, TRACE_DATA_FILE));
+  }
   writeFileSync(join(target, REPRODUCER_ORACLE_FILE), serialize({ operations: workload.operations, store: workload.store }));
   const survivors: [number, PendingPart][] = [];
   for (const operation of state.point.pending) {

@@ -94,8 +94,14 @@ export class StateChecker {
     }
   }
 
-  #open(): Promise<BlockStore> {
-    return BlockStore.open(this.#image.path, { ring: this.#ring, encoding: this.#workload.store.encoding, cacheSizeBytes: LAB_CACHE_SIZE_BYTES });
+  /**
+   * Opens the store on the image through a LabDevice, so a check runs the
+   * same IO in the same order every time (the same seed, the same verdict).
+   * Errors are the open's (RingBlockDevice's or the store's).
+   */
+  async #open(observer?: WriteTrace): Promise<BlockStore> {
+    const device = await RingBlockDevice.open(this.#ring, this.#image.path, { create: false, sizeBytes: 0 });
+    return BlockStore.open(this.#image.path, { device: new LabDevice(device, observer), encoding: this.#workload.store.encoding, cacheSizeBytes: LAB_CACHE_SIZE_BYTES });
   }
 
   /**
@@ -112,13 +118,9 @@ export class StateChecker {
       // A failure here is the main check's to report: whatever this
       // recovery wrote is taken back below, and the check opens the state
       // (plus what a crash would have kept of those writes) again.
-      // Through a LabDevice: the crash point is picked by completion
-      // index, so the recovery's IO must come in the same order every time.
-      const store = await RingBlockDevice.open(this.#ring, this.#image.path, { create: false, sizeBytes: 0 })
-        .then((device) =>
-          BlockStore.open(this.#image.path, { device: new LabDevice(device, trace), encoding: this.#workload.store.encoding, cacheSizeBytes: LAB_CACHE_SIZE_BYTES }),
-        )
-        .catch(() => undefined);
+      // The crash point is picked by completion index: the recovery's IO
+      // must come in the same order every time (#open's LabDevice).
+      const store = await this.#open(trace).catch(() => undefined);
       await store?.close().catch(() => undefined);
     } finally {
       this.#observer.recovery = undefined;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 
 import { runBuiltinWorkload } from './lab/builtin_workload.js';
-import { exploreCorruption } from './lab/corruption_explorer.js';
+import { exploreCorruption, isDamageReproducer, replayDamageReproducer } from './lab/corruption_explorer.js';
 import { exploreCrashStates, type ExplorationReport } from './lab/crash_explorer.js';
 import { exploreIoFaults } from './lab/fault_explorer.js';
 import { replayReproducer } from './lab/reproducer.js';
@@ -85,7 +85,7 @@ function printCrashReport(report: ExplorationReport): void {
 }
 
 async function replay(directory: string): Promise<number> {
-  const result = await replayReproducer(directory);
+  const result = isDamageReproducer(directory) ? await replayDamageReproducer(directory) : await replayReproducer(directory);
   console.log(`state: ${result.description}`);
   console.log(`recorded: ${result.recorded}`);
   console.log(result.problem === undefined ? 'now: passes every check' : `now: ${result.problem}`);
@@ -139,12 +139,16 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
     printCrashReport(report);
     let failed = report.violations.length > 0;
     if (corruption > 0) {
-      const damage = await exploreCorruption(workload, { trials: corruption, seed });
+      const damage = await exploreCorruption(workload, { trials: corruption, seed, reproducerDirectory: reproducers });
       console.log(
         `damaged images: ${damage.trials} (${Object.entries(damage.byDamage).map(([name, count]) => `${name} ${count}`).join(', ')}) in ${(damage.durationMs / 1000).toFixed(1)} s`,
       );
       console.log(`  refused opens ${damage.refusedOpens}, unrecognised ${damage.unrecognised}, detected reads ${damage.detectedReads}, silent losses ${damage.silentLosses} (documented limits), wrong reads ${damage.wrongReads}, other failures ${damage.failures.length}`);
-      for (const failure of damage.failures.slice(0, 10)) console.log(`  - ${failure}`);
+      damage.failures.slice(0, 10).forEach((failure, index) => {
+        console.log(`  - ${failure}`);
+        const reproducer = damage.reproducers[index];
+        if (reproducer !== undefined) console.log(`    replay: ringstore crash-test --replay ${reproducer}`);
+      });
       failed ||= damage.wrongReads > 0 || damage.failures.length > 0;
     }
     if (faults > 0) {

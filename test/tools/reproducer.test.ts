@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { exploreCorruption, isDamageReproducer, replayDamageReproducer } from '../../tools/lab/corruption_explorer.js';
 import type { CrashState } from '../../tools/lab/crash_plan.js';
 import { crashPoints, SectorFate } from '../../tools/lab/crash_states.js';
 import { replayReproducer, REPRODUCER_STATE_FILE, saveReproducer } from '../../tools/lab/reproducer.js';
@@ -43,6 +44,25 @@ describe('reproducers', function () {
     assert.equal(replayed.recorded, 'planted for the test');
     assert.equal(replayed.problem, undefined, 'a valid crash state of a correct store passes on replay');
     assert.match(replayed.description, new RegExp(`crash after event ${point.eventCount},.*#${torn.id} .* sectors \\[12`));
+  });
+
+  it('saves a reproducer of every damaged image the corruption explorer fails, which replays with the same problem', async () => {
+    // A planted lie in the oracle: the first put says it wrote something
+    // else, so the images taken right after it (the first the explorer
+    // damages) read "wrong".
+    const index = workload.operations.findIndex((operation) => operation.writes.some(([, value]) => value !== undefined) && operation.refused !== true);
+    const operations = workload.operations.map((operation, i) =>
+      i === index ? { ...operation, writes: operation.writes.map(([key]) => [key, 'never written'] as [typeof key, unknown]) } : operation,
+    );
+    const lying: TracedWorkload = { ...workload, operations };
+    const report = await exploreCorruption(lying, { trials: 4, seed: 5, reproducerDirectory: join(dir, 'damage') });
+    assert.ok(report.failures.length > 0, 'the planted lie was not caught');
+    assert.equal(report.reproducers.length, report.failures.length);
+    const saved = report.reproducers[0]!;
+    assert.ok(isDamageReproducer(saved));
+    const replayed = await replayDamageReproducer(saved);
+    assert.equal(replayed.recorded, report.failures[0]);
+    assert.equal(replayed.problem, report.failures[0]);
   });
 
   it('refuses a reproducer of another version', async () => {

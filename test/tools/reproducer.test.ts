@@ -2,12 +2,13 @@
 // same state with the same oracle — structured values (Maps, typed arrays,
 // deletes) included — and a reproducer of another layout version is refused.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { exploreCorruption, isDamageReproducer, replayDamageReproducer } from '../../tools/lab/corruption_explorer.js';
 import type { CrashState } from '../../tools/lab/crash_plan.js';
+import { FAULT_FORMAT_VERSION, FAULT_STATE_FILE, isFaultReproducer, replayFaultReproducer } from '../../tools/lab/fault_explorer.js';
 import { crashPoints, SectorFate } from '../../tools/lab/crash_states.js';
 import { replayReproducer, REPRODUCER_STATE_FILE, saveReproducer } from '../../tools/lab/reproducer.js';
 import { loadWorkloadModule, runWorkload, type TracedWorkload } from '../../tools/lab/workload.js';
@@ -63,6 +64,18 @@ describe('reproducers', function () {
     const replayed = await replayDamageReproducer(saved);
     assert.equal(replayed.recorded, report.failures[0]);
     assert.equal(replayed.problem, report.failures[0]);
+  });
+
+  it('replays a saved IO fault plan with its seed (passing, on a correct store)', async () => {
+    const saved = join(dir, 'fault');
+    mkdirSync(saved, { recursive: true });
+    const plan = { kind: 'writeAndSync', nth: 2, fault: 'EIO', persistent: false };
+    writeFileSync(join(saved, FAULT_STATE_FILE), JSON.stringify({ version: FAULT_FORMAT_VERSION, plan, seed: 9, problem: 'planted for the test' }));
+    assert.ok(isFaultReproducer(saved));
+    const replayed = await replayFaultReproducer(saved);
+    assert.equal(replayed.recorded, 'planted for the test');
+    assert.equal(replayed.problem, undefined);
+    assert.equal(replayed.description, `${JSON.stringify(plan)} seed 9`);
   });
 
   it('refuses a reproducer of another version', async () => {

@@ -102,13 +102,30 @@ describe('BlockStore concurrent puts', function () {
     removeStoreDir(dir);
   });
 
-  for (const [kind, valueBytes] of [
-    ['extent', EXTENT_VALUE_BYTES],
-    ['inline', INLINE_VALUE_BYTES],
+  /** The better of `runs` timings (per put, each measure on its own): a GC pause or a slow fdatasync spoils one run, not both. */
+  async function best(runs: number, puts: number, valueBytes: number): Promise<Timing> {
+    let result = await timePuts(dir, name(), puts, valueBytes);
+    for (let run = 1; run < runs; run++) {
+      const again = await timePuts(dir, name(), puts, valueBytes);
+      result = {
+        puts,
+        issueUsPerPut: Math.min(result.issueUsPerPut, again.issueUsPerPut),
+        issueUsPerPutMin: Math.min(result.issueUsPerPutMin, again.issueUsPerPutMin),
+        totalUsPerPut: Math.min(result.totalUsPerPut, again.totalUsPerPut),
+      };
+    }
+    return result;
+  }
+
+  // Inline puts take a few milliseconds in all, where one slow fdatasync
+  // shows: twice each. Extent puts take seconds: once.
+  for (const [kind, valueBytes, runs] of [
+    ['extent', EXTENT_VALUE_BYTES, 1],
+    ['inline', INLINE_VALUE_BYTES, 2],
   ] as const) {
     it(`costs each ${kind} put about the same at ${SCALE_FACTOR}× as many concurrent puts`, async () => {
-      const small = await timePuts(dir, name(), PUTS_SMALL, valueBytes);
-      const large = await timePuts(dir, name(), PUTS_SMALL * SCALE_FACTOR, valueBytes);
+      const small = await best(runs, PUTS_SMALL, valueBytes);
+      const large = await best(runs, PUTS_SMALL * SCALE_FACTOR, valueBytes);
       const issueRatio = large.issueUsPerPut / small.issueUsPerPut;
       const totalRatio = large.totalUsPerPut / small.totalUsPerPut;
       console.log(`${row(`${small.puts} × ${valueBytes} B`, small)}\n${row(`${large.puts} × ${valueBytes} B`, large)}`);

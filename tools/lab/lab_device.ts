@@ -128,26 +128,32 @@ export class LabDevice implements BlockDevice {
   #startPump(): void {
     if (this.#pumping) return;
     this.#pumping = true;
-    void this.#pump().finally(() => {
-      this.#pumping = false;
-    });
+    // A failure here is a bug (the store's or an observer's): not caught.
+    void this.#pump();
   }
 
   /** Rounds until nothing is queued and no deferred task waits. */
   async #pump(): Promise<void> {
-    for (;;) {
-      await settle();
-      if (!this.#queue.some((request) => request.kind === 'io')) {
-        const tasks = this.#deferred.splice(0).filter((entry) => !entry.cancelled);
-        if (tasks.length === 0) {
-          // Marks queued behind IO have gone out with it; any left have none after them.
-          for (const request of this.#queue.splice(0)) if (request.kind === 'mark') this.#inner.mark?.(request.phase, request.id);
-          return;
+    try {
+      for (;;) {
+        await settle();
+        if (!this.#queue.some((request) => request.kind === 'io')) {
+          const tasks = this.#deferred.splice(0).filter((entry) => !entry.cancelled);
+          if (tasks.length === 0) {
+            // Marks queued behind IO have gone out with it; any left have none after them.
+            for (const request of this.#queue.splice(0)) if (request.kind === 'mark') this.#inner.mark?.(request.phase, request.id);
+            return;
+          }
+          for (const { task } of tasks) task();
+          continue;
         }
-        for (const { task } of tasks) task();
-        continue;
+        await this.#round(this.#queue.splice(0));
       }
-      await this.#round(this.#queue.splice(0));
+    } finally {
+      // Synchronously with the last check of the queue: a request made
+      // right after it starts a new pump (a .finally() would leave a gap of
+      // microtasks in which a request found the pump still "running").
+      this.#pumping = false;
     }
   }
 

@@ -48,4 +48,19 @@ export interface BlockDevice {
    * checkpoint generation), for a write trace. Optional; never does IO.
    */
   mark?(phase: IoPhase, id?: number): void;
+  /**
+   * For a device whose IO must be reproducible (the crash lab's): the tag
+   * of a store formatted on it. Without it the tag is random, as it should
+   * be (it tells this store's frames from an earlier store's on the device).
+   */
+  newStoreTag?(): number;
+  /**
+   * For a device whose IO must be reproducible: runs `task` — a store's
+   * timer-driven work, the deferred fdatasync of sync: false — at a point of
+   * the device's choosing instead of after `delayMs` of wall time (which
+   * would put the task's IO anywhere among the store's, by timing alone).
+   * Returns a function that cancels the task if it has not run. Without it
+   * the store uses a timer.
+   */
+  deferTask?(task: () => void, delayMs: number): () => void;
 }

@@ -14,6 +14,15 @@ import { StoreCorruptError } from './store_error.js';
 export class ExtentAllocator {
   /** start block -> block count, for every free extent; no two touch. */
   readonly #free = new BTree<number, number>();
+  /**
+   * The same runs by size: [block count, start block], ascending by count
+   * and, among equal counts, descending by start — so a reverse walk gives
+   * the largest runs first, lowest start first among equals. Every extent
+   * put asks for the largest runs (largestRunsBlockCount, for the
+   * checkpoint reserve): a walk over all runs there cost O(runs) a put on a
+   * fragmented store; this makes it O(CHECKPOINT_EXTENTS_MAX · log runs).
+   */
+  readonly #bySize = new BTree<[number, number], undefined>(undefined, (a: [number, number], b: [number, number]) => a[0] - b[0] || b[1] - a[1]);
   readonly dataStartBlock: number;
   readonly blockCount: number;
   #freeBlocks = 0;
@@ -67,17 +76,12 @@ export class ExtentAllocator {
       return [{ startBlock: single, blockCount }];
     }
     // Fragmented: largest runs first, so the value has as few pieces as possible.
-    const runs: Extent[] = [];
-    this.#free.forEachPair((startBlock, count) => {
-      runs.push({ startBlock, blockCount: count });
-    });
-    runs.sort((a, b) => b.blockCount - a.blockCount);
     const chosen: Extent[] = [];
     let remaining = blockCount;
-    for (const run of runs) {
+    for (const [[runBlocks, runStart]] of this.#bySize.entriesReversed()) {
       if (remaining === 0 || chosen.length === extentsMax) break;
-      const take = Math.min(run.blockCount, remaining);
-      chosen.push({ startBlock: run.startBlock, blockCount: take });
+      const take = Math.min(runBlocks, remaining);
+      chosen.push({ startBlock: runStart, blockCount: take });
       remaining -= take;
     }
     if (remaining > 0) return undefined;
@@ -103,14 +107,12 @@ export class ExtentAllocator {
       throw new Error(`ringstore: double free of block ${after[0]} (freeing ${start}+${count})`);
     }
     if (before !== undefined && before[0] + before[1] === start) {
-      this.#free.delete(before[0]);
-      this.#freeBlocks -= before[1];
+      this.#deleteFree(before[0], before[1]);
       start = before[0];
       count += before[1];
     }
     if (after !== undefined && after[0] === end) {
-      this.#free.delete(after[0]);
-      this.#freeBlocks -= after[1];
+      this.#deleteFree(after[0], after[1]);
       count += after[1];
     }
     this.#insertFree(start, count);
@@ -119,15 +121,14 @@ export class ExtentAllocator {
   /** Blocks in the `count` largest free runs: what an allocation limited to `count` extents can get. */
   largestRunsBlockCount(count: number): number {
     if (this.#free.size <= count) return this.#freeBlocks;
-    const largest: number[] = []; // ascending, at most `count`
-    this.#free.forEachPair((_start, runBlocks) => {
-      if (largest.length === count && runBlocks <= largest[0]) return;
-      let index = largest.findIndex((blocks) => blocks > runBlocks);
-      if (index < 0) index = largest.length;
-      largest.splice(index, 0, runBlocks);
-      if (largest.length > count) largest.shift();
-    });
-    return largest.reduce((sum, blocks) => sum + blocks, 0);
+    let sum = 0;
+    let taken = 0;
+    for (const [[runBlocks]] of this.#bySize.entriesReversed()) {
+      if (taken === count) break;
+      sum += runBlocks;
+      taken++;
+    }
+    return sum;
   }
 
   /** True if every block of `extent` is free (for assertions and fsck-style checks). */
@@ -172,8 +173,7 @@ export class ExtentAllocator {
       throw new Error(`ringstore: allocating ${start}+${count}, which is not free`);
     }
     const [runStart, runCount] = run;
-    this.#free.delete(runStart);
-    this.#freeBlocks -= runCount;
+    this.#deleteFree(runStart, runCount);
     if (start > runStart) this.#insertFree(runStart, start - runStart);
     const runEnd = runStart + runCount;
     if (start + count < runEnd) this.#insertFree(start + count, runEnd - start - count);
@@ -181,6 +181,13 @@ export class ExtentAllocator {
 
   #insertFree(start: number, count: number): void {
     this.#free.set(start, count);
+    this.#bySize.set([count, start], undefined);
     this.#freeBlocks += count;
+  }
+
+  #deleteFree(start: number, count: number): void {
+    this.#free.delete(start);
+    if (!this.#bySize.delete([count, start])) throw new Error(`ringstore: free run ${start}+${count} missing from the by-size index`);
+    this.#freeBlocks -= count;
   }
 }

@@ -13,6 +13,7 @@ export class RingBlockDevice implements BlockDevice {
   /** For a loop device: its backing file, held locked while the store is open. */
   readonly #backingFile: RingFile | undefined;
   #fileLengthBytes: number;
+  #closing: Promise<void> | undefined;
   readonly ioAlignment: number;
   readonly trimAlignment: number;
 
@@ -116,12 +117,21 @@ export class RingBlockDevice implements BlockDevice {
     return this.#file.trim(position, length);
   }
 
-  async close(): Promise<void> {
-    try {
-      await this.#file.close();
-    } finally {
-      await this.#backingFile?.close();
-    }
+  /**
+   * Closes the file (and a loop device's backing file) once its operations
+   * are done; the native close releases the flock before close(2), so the
+   * next open does not find the file locked (see CloseReleasingLock).
+   * Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      try {
+        await this.#file.close();
+      } finally {
+        await this.#backingFile?.close();
+      }
+    })();
+    return this.#closing;
   }
 
   mark(phase: IoPhase, id?: number): void {

@@ -230,7 +230,7 @@ class CloseWorker final : public PromiseWorker {
   void Execute() override {
     // Never retry close(): on Linux the descriptor is released even when
     // close reports EINTR or EIO, and a retry could close a reused number.
-    if (close(fd_) != 0) Fail(errno, "close");
+    if (CloseReleasingLock(fd_) != 0) Fail(errno, "close");
   }
   void OnOK() override { deferred_.Resolve(Env().Undefined()); }
 

@@ -1,5 +1,6 @@
 #include "file_table.h"
 
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cassert>
@@ -26,13 +27,20 @@ FileTable* FileTable::Of(napi_env env) {
   return static_cast<FileTable*>(data);
 }
 
+int CloseReleasingLock(int fd) {
+  // LOCK_UN on a descriptor without a lock is a no-op that succeeds; its
+  // failure (EBADF, EINTR) leaves close(2) to report or to release the lock.
+  (void)flock(fd, LOCK_UN);
+  return close(fd);
+}
+
 void FileTable::Add(int fd) {
   assert(fd >= 0);
   if (torn_down_) {
     // An open that the environment's teardown waited for (libuv's pool work
     // finishes before the cleanup hooks) cannot get here after CloseAll; if
     // some Node version ordered it otherwise, no one could ever close it.
-    close(fd);
+    CloseReleasingLock(fd);
     return;
   }
   bool inserted = fds_.insert(fd).second;
@@ -51,7 +59,7 @@ void FileTable::CloseAll() {
   for (int fd : fds_) {
     // Never retried (see CloseWorker): the descriptor is gone even when
     // close reports EINTR or EIO, and there is no one left to tell.
-    close(fd);
+    CloseReleasingLock(fd);
   }
   fds_.clear();
 }

@@ -27,6 +27,15 @@
 
 namespace ringstore {
 
+// Closes `fd` after releasing any flock it holds. A flock belongs to the open
+// file description, which close(2) frees only with its last reference — and
+// a child forked while the file was open (child_process.spawn, from any
+// thread) holds one until its exec, as may an io_uring request the kernel
+// has completed but not yet freed. Unlocking first releases the lock for all
+// of them at once, so the next opener does not find the file locked by a
+// store that has closed. Returns close(2)'s result; never retried.
+int CloseReleasingLock(int fd);
+
 class FileTable {
  public:
   // Creates the table of `env` (the addon's instance data) and its teardown

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 
 import { runBuiltinWorkload } from './lab/builtin_workload.js';
-import { exploreCorruption } from './lab/corruption_explorer.js';
+import { exploreCorruption, isDamageReproducer, replayDamageReproducer } from './lab/corruption_explorer.js';
 import { exploreCrashStates, type ExplorationReport } from './lab/crash_explorer.js';
-import { exploreIoFaults } from './lab/fault_explorer.js';
+import { exploreIoFaults, isFaultReproducer, replayFaultReproducer } from './lab/fault_explorer.js';
 import { replayReproducer } from './lab/reproducer.js';
 import { loadWorkloadModule, runWorkload, type TracedWorkload } from './lab/workload.js';
 
@@ -29,7 +29,8 @@ export const CRASH_TEST_USAGE = `  ringstore crash-test [--states N] [--minutes 
                            Violations are saved as reproducers under DIR (default
                            ./crash-test-reproducers). Exit 1 on any violation.
   ringstore crash-test --replay DIR
-                           build a saved reproducer's crash state again and check it`;
+                           build a saved reproducer's crash state (or damaged image, or IO
+                           fault plan) again and check it`;
 
 /** Crash states a minute on this kind of machine, to size a --minutes run's plan. */
 const STATES_PER_MINUTE_ESTIMATE = 15_000;
@@ -85,7 +86,11 @@ function printCrashReport(report: ExplorationReport): void {
 }
 
 async function replay(directory: string): Promise<number> {
-  const result = await replayReproducer(directory);
+  const result = isDamageReproducer(directory)
+    ? await replayDamageReproducer(directory)
+    : isFaultReproducer(directory)
+      ? await replayFaultReproducer(directory)
+      : await replayReproducer(directory);
   console.log(`state: ${result.description}`);
   console.log(`recorded: ${result.recorded}`);
   console.log(result.problem === undefined ? 'now: passes every check' : `now: ${result.problem}`);
@@ -123,6 +128,8 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
       workload = await runBuiltinWorkload(dir, scale, blockSize);
     }
     const acknowledged = workload.trace.events.filter((event) => event.type === 'ack').length;
+    // On stdout, for comparing runs: the same seed must give the same trace.
+    console.log(`trace: ${workload.trace.operations.length} IOs, ${workload.trace.events.length} events, digest ${workload.trace.digest()}`);
     process.stderr.write(
       `${workload.trace.operations.length} IOs traced, ${workload.operations.length} operations (${acknowledged} acknowledged); exploring ${states} crash states (seed ${seed}${minutes > 0 ? `, at most ${minutes} min` : ''})\n`,
     );
@@ -137,19 +144,27 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
     printCrashReport(report);
     let failed = report.violations.length > 0;
     if (corruption > 0) {
-      const damage = await exploreCorruption(workload, { trials: corruption, seed });
+      const damage = await exploreCorruption(workload, { trials: corruption, seed, reproducerDirectory: reproducers });
       console.log(
         `damaged images: ${damage.trials} (${Object.entries(damage.byDamage).map(([name, count]) => `${name} ${count}`).join(', ')}) in ${(damage.durationMs / 1000).toFixed(1)} s`,
       );
       console.log(`  refused opens ${damage.refusedOpens}, unrecognised ${damage.unrecognised}, detected reads ${damage.detectedReads}, silent losses ${damage.silentLosses} (documented limits), wrong reads ${damage.wrongReads}, other failures ${damage.failures.length}`);
-      for (const failure of damage.failures.slice(0, 10)) console.log(`  - ${failure}`);
+      damage.failures.slice(0, 10).forEach((failure, index) => {
+        console.log(`  - ${failure}`);
+        const reproducer = damage.reproducers[index];
+        if (reproducer !== undefined) console.log(`    replay: ringstore crash-test --replay ${reproducer}`);
+      });
       failed ||= damage.wrongReads > 0 || damage.failures.length > 0;
     }
     if (faults > 0) {
-      const faultReport = await exploreIoFaults(faults, seed);
+      const faultReport = await exploreIoFaults(faults, seed, { reproducerDirectory: reproducers });
       const byFault = Object.entries(faultReport.byFault).map(([name, counts]) => `${name} ${counts.injected}/${counts.runs}`).join(', ');
       console.log(`IO faults: ${faultReport.runs} runs, ${faultReport.injected} hit the fault (${byFault}; ${faultReport.shortCuts} short writes cut inside), violations ${faultReport.violations.length}`);
-      for (const violation of faultReport.violations.slice(0, 10)) console.log(`  - ${violation}`);
+      faultReport.violations.slice(0, 10).forEach((violation, index) => {
+        console.log(`  - ${violation}`);
+        const reproducer = faultReport.reproducers[index];
+        if (reproducer !== undefined) console.log(`    replay: ringstore crash-test --replay ${reproducer}`);
+      });
       failed ||= faultReport.violations.length > 0;
     }
     console.log(failed ? 'crash-test: FAILED' : 'crash-test: ok');

@@ -226,6 +226,11 @@ describe('ExtentAllocator under random allocate/free sequences (fast-check)', ()
           for (let i = 1; i < free.length; i++) {
             assert.ok(free[i - 1].startBlock + free[i - 1].blockCount < free[i].startBlock, 'free runs must neither touch nor overlap');
           }
+          // The by-size index against a sort of the runs.
+          const sizes = free.map((run) => run.blockCount).sort((a, b) => b - a);
+          for (const count of [1, 2, 4, 16]) {
+            assert.equal(allocator.largestRunsBlockCount(count), blocks(sizes.slice(0, count).map((blockCount) => ({ startBlock: 0, blockCount }))));
+          }
         }
       }),
       { seed: PROPERTY_SEED, numRuns: 200 },

@@ -11,14 +11,18 @@
 // crash. One exception, counted apart: damage to the last commit of the log
 // is indistinguishable from a torn write and drops it (docs/durability.md);
 // losing anything older fails.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { BlockStore } from '../../engine/block_store.js';
 import type { Key } from '../../engine/key_codec.js';
 import { commitDurableSequence } from '../../format/commit.js';
 import { SUPERBLOCK_SLOT_COUNT } from '../../format/constants.js';
 import { decodeFrameBlock, frameBlockPayload } from '../../format/frame.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
-import { buildImage, crashPoints, SECTOR_SIZE, type CrashPoint } from './crash_states.js';
+import { buildImage, crashPointAt, crashPoints, SECTOR_SIZE, type CrashPoint } from './crash_states.js';
 import { judgeRecovered, keyId, sameValue, touchedKeys } from './oracle.js';
+import { loadReproducerWorkload, newReproducerDirectory } from './reproducer.js';
 import { seededRandom } from './seeded_random.js';
 import type { TracedWorkload } from './workload.js';
 import type { TraceOperation } from './write_trace.js';
@@ -51,10 +55,38 @@ export interface CorruptionReport {
   silentLosses: number;
   /** Any other failure (an unexpected error): must stay 0. */
   failures: string[];
+  /**
+   * The reproducer directory of each failure (with reproducerDirectory;
+   * undefined past DAMAGE_REPRODUCERS_MAX saved): parallel to `failures`.
+   * Replay with `crash-test --replay`.
+   */
+  reproducers: (string | undefined)[];
   durationMs: number;
 }
 
-export async function exploreCorruption(workload: TracedWorkload, options: { trials: number; seed: number }): Promise<CorruptionReport> {
+/** A damage reproducer's description file (beside the trace, the oracle and the damaged image). */
+export const DAMAGE_STATE_FILE = 'damage.json';
+const DAMAGE_IMAGE_FILE = 'image.bin';
+/** Bumped whenever a saved damage would check differently. */
+export const DAMAGE_FORMAT_VERSION = 1;
+/** Damaged images saved as reproducers (each holds a copy of the image: up to WORKLOAD_STORE_BYTES_MAX). */
+export const DAMAGE_REPRODUCERS_MAX = 10;
+
+interface SavedDamage {
+  version: number;
+  /** The settled crash point the damage was applied to. */
+  eventCount: number;
+  /** Blocks whose content the damage changed. */
+  hit: number[];
+  description: string;
+  problem: string;
+  seed: number;
+}
+
+export async function exploreCorruption(
+  workload: TracedWorkload,
+  options: { trials: number; seed: number; /** Save a reproducer of each failure here (a directory per failure). */ reproducerDirectory?: string },
+): Promise<CorruptionReport> {
   const started = performance.now();
   const { trace, base } = workload;
   const blockSize = workload.store.blockSize;
@@ -85,8 +117,10 @@ export async function exploreCorruption(workload: TracedWorkload, options: { tri
     wrongReads: 0,
     silentLosses: 0,
     failures: [],
+    reproducers: [],
     durationMs: 0,
   };
+  let savedImages = 0;
   for (let trial = 0; trial < options.trials && picks.length > 0; trial++) {
     const { point, image, written } = picks[trial % picks.length];
     const blocks = [...written];
@@ -130,10 +164,58 @@ export async function exploreCorruption(workload: TracedWorkload, options: { tri
     }
     report.trials++;
     report.byDamage[damage]++;
-    await checkDamaged(damaged, workload, keys, point, hit, report, `${what} at event ${point.eventCount}`);
+    const failuresBefore = report.failures.length;
+    const description = `${what} at event ${point.eventCount}`;
+    await checkDamaged(damaged, workload, keys, point, hit, report, description);
+    if (report.failures.length > failuresBefore) {
+      let target: string | undefined;
+      if (options.reproducerDirectory !== undefined && savedImages < DAMAGE_REPRODUCERS_MAX) {
+        savedImages++;
+        const record: SavedDamage = { version: DAMAGE_FORMAT_VERSION, eventCount: point.eventCount, hit: [...hit], description, problem: report.failures[failuresBefore], seed: options.seed };
+        target = newReproducerDirectory(options.reproducerDirectory, 'damage', workload);
+        writeFileSync(join(target, DAMAGE_IMAGE_FILE), damaged);
+        writeFileSync(join(target, DAMAGE_STATE_FILE), `${JSON.stringify(record, null, 1)}\n`);
+      }
+      // One image, however many of its reads failed.
+      while (report.reproducers.length < report.failures.length) report.reproducers.push(target);
+    }
   }
   report.durationMs = performance.now() - started;
   return report;
+}
+
+/** True if `directory` holds a damage reproducer (rather than a crash state's). */
+export function isDamageReproducer(directory: string): boolean {
+  return existsSync(join(directory, DAMAGE_STATE_FILE));
+}
+
+/** Checks a saved damaged image again; the problem now, or undefined if it passes. */
+export async function replayDamageReproducer(directory: string): Promise<{ description: string; recorded: string; problem: string | undefined }> {
+  const record = JSON.parse(readFileSync(join(directory, DAMAGE_STATE_FILE), 'utf8')) as SavedDamage;
+  if (record.version !== DAMAGE_FORMAT_VERSION) {
+    throw new Error(`${directory} is a damage reproducer of version ${String(record.version)}; this build replays version ${DAMAGE_FORMAT_VERSION}`);
+  }
+  const workload = loadReproducerWorkload(directory);
+  try {
+    const image = new Uint8Array(readFileSync(join(directory, DAMAGE_IMAGE_FILE)));
+    const point = crashPointAt(workload.trace, record.eventCount);
+    const report: CorruptionReport = {
+      trials: 1,
+      byDamage: { bitflip: 0, 'garbage-sector': 0, 'zero-sector': 0, 'lost-write': 0, 'misdirected-write': 0 },
+      refusedOpens: 0,
+      unrecognised: 0,
+      detectedReads: 0,
+      wrongReads: 0,
+      silentLosses: 0,
+      failures: [],
+      reproducers: [],
+      durationMs: 0,
+    };
+    await checkDamaged(image, workload, touchedKeys(workload.operations), point, new Set(record.hit), report, record.description);
+    return { description: record.description, recorded: record.problem, problem: report.failures[0] };
+  } finally {
+    workload.trace.close();
+  }
 }
 
 /**

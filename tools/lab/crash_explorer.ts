@@ -21,8 +21,15 @@ import type { TracedWorkload } from './workload.js';
 export const EXPLORATION_ROUNDS = 8;
 /** Most shrinking passes over a violation's surviving writes. */
 export const SHRINK_PASSES_MAX = 4;
-/** Violations shrunk and saved as reproducers (the rest are only listed). */
+/** Violations shrunk before they are saved (each shrink re-checks the state dozens of times). */
 export const REPRODUCERS_MAX = 3;
+/**
+ * Violations saved as reproducers at all (the first REPRODUCERS_MAX
+ * shrunk, the rest as found). Each holds the trace's metadata (the bytes
+ * are hard-linked where the file system allows): a bug that fails every
+ * state would otherwise fill the disk.
+ */
+export const REPRODUCERS_SAVED_MAX = 100;
 
 export interface ExplorationOptions {
   /** Most crash states to check. */
@@ -92,17 +99,22 @@ export async function exploreCrashStates(workload: TracedWorkload, options: Expl
       for (const boundary of tornBoundaries(state)) covered.add(boundary);
       if (problem !== undefined) {
         const violation: Violation = { strategy: state.strategy, eventCount: state.point.eventCount, choice: state.key, problem };
+        // Every violation reported is saved, shrunk or not: one that did
+        // not show again is the one most in need of a replay.
+        let saved: { state: CrashState; problem: string } | undefined = { state, problem };
         if (report.violations.length < REPRODUCERS_MAX) {
           const minimal = await shrink(checker, state);
           if (minimal === undefined) {
             violation.minimal = 'not reproducible: the state passed when checked again';
+            saved = { state, problem: `${problem} (not reproducible: the state passed when checked again)` };
           } else {
             violation.minimal = describeSurvivors(minimal.state);
             violation.problem = minimal.problem;
-            if (options.reproducerDirectory !== undefined) {
-              violation.reproducer = saveReproducer(options.reproducerDirectory, workload, minimal.state, minimal.problem, options.seed);
-            }
+            saved = minimal;
           }
+        }
+        if (options.reproducerDirectory !== undefined && report.violations.length < REPRODUCERS_SAVED_MAX) {
+          violation.reproducer = saveReproducer(options.reproducerDirectory, workload, saved.state, saved.problem, options.seed);
         }
         report.violations.push(violation);
       }

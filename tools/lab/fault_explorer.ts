@@ -14,6 +14,8 @@
 // power loss at that point, reopening gives every acknowledged write, whole
 // batches, and a clean integrity check.
 import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 import type { BlockDevice } from '../../engine/block_device.js';
 import { BlockStore } from '../../engine/block_store.js';
@@ -62,6 +64,8 @@ export interface FaultReport {
    */
   shortCuts: number;
   violations: string[];
+  /** The reproducer directory of each violation (with reproducerDirectory), parallel to `violations`; replay with `crash-test --replay`. */
+  reproducers: (string | undefined)[];
 }
 
 /** Mixed into the run's seed for the short-fault prefixes, so they do not follow the crash's choices. */
@@ -305,14 +309,41 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
   }
 }
 
+/** A fault reproducer's file: the plan, its seed and the problem (the run needs nothing else). */
+export const FAULT_STATE_FILE = 'fault.json';
+export const FAULT_FORMAT_VERSION = 1;
+let savedFaults = 0;
+
+function saveFaultReproducer(directory: string, plan: FaultPlan, seed: number, problem: string): string {
+  const target = join(directory, `fault-${process.pid}-${++savedFaults}`);
+  mkdirSync(target, { recursive: true });
+  writeFileSync(join(target, FAULT_STATE_FILE), `${JSON.stringify({ version: FAULT_FORMAT_VERSION, plan, seed, problem }, null, 1)}\n`);
+  return target;
+}
+
+/** True if `directory` holds a fault reproducer. */
+export function isFaultReproducer(directory: string): boolean {
+  return existsSync(join(directory, FAULT_STATE_FILE));
+}
+
+/** Runs a saved fault plan again; the problem now, or undefined if it passes. */
+export async function replayFaultReproducer(directory: string): Promise<{ description: string; recorded: string; problem: string | undefined }> {
+  const record = JSON.parse(readFileSync(join(directory, FAULT_STATE_FILE), 'utf8')) as { version: number; plan: FaultPlan; seed: number; problem: string };
+  if (record.version !== FAULT_FORMAT_VERSION) {
+    throw new Error(`${directory} is a fault reproducer of version ${String(record.version)}; this build replays version ${FAULT_FORMAT_VERSION}`);
+  }
+  const outcome = await runFaultPlan(record.plan, record.seed);
+  return { description: `${JSON.stringify(record.plan)} seed ${record.seed}`, recorded: record.problem, problem: outcome.problem };
+}
+
 /**
  * Every kind × N up to `nthMax` × fault (EIO, ENOSPC, and short where it
  * applies) × transient/persistent. Run i uses seed `seed + i`; a violation
  * names its plan and seed, so runFaultPlan(plan, seed) reproduces it.
  */
-export async function exploreIoFaults(nthMax: number, seed: number): Promise<FaultReport> {
+export async function exploreIoFaults(nthMax: number, seed: number, options: { /** Save a reproducer of each violation here. */ reproducerDirectory?: string } = {}): Promise<FaultReport> {
   const byFault = Object.fromEntries(FAULT_TYPES.map((fault) => [fault, { runs: 0, injected: 0 }])) as Record<FaultType, FaultTypeCounts>;
-  const report: FaultReport = { runs: 0, injected: 0, byFault, shortCuts: 0, violations: [] };
+  const report: FaultReport = { runs: 0, injected: 0, byFault, shortCuts: 0, violations: [], reproducers: [] };
   for (const kind of FAULT_KINDS) {
     for (let nth = 1; nth <= nthMax; nth++) {
       for (const fault of FAULT_TYPES) {
@@ -328,7 +359,10 @@ export async function exploreIoFaults(nthMax: number, seed: number): Promise<Fau
             byFault[fault].injected++;
           }
           if (outcome.cuts > 0) report.shortCuts++;
-          if (outcome.problem !== undefined) report.violations.push(`${JSON.stringify(plan)} seed ${runSeed}: ${outcome.problem}`);
+          if (outcome.problem !== undefined) {
+            report.violations.push(`${JSON.stringify(plan)} seed ${runSeed}: ${outcome.problem}`);
+            report.reproducers.push(options.reproducerDirectory === undefined ? undefined : saveFaultReproducer(options.reproducerDirectory, plan, runSeed, outcome.problem));
+          }
         }
       }
     }

@@ -5,6 +5,7 @@
 // acknowledged as durable — when it resolved (sync: true), or when a
 // flush(), reopen() or close() called after it resolved (the store promises
 // every write accepted before the call), whichever comes first.
+import type { BlockDevice } from '../../engine/block_device.js';
 import { BlockStore, type BatchOperation, type BlockStoreOptions, type RangeOptions } from '../../engine/block_store.js';
 import type { Key } from '../../engine/key_codec.js';
 import type { IoUringActor } from '../../native/io_uring_actor.js';
@@ -24,14 +25,20 @@ export class LabStore {
   readonly #path: string;
   readonly #ring: IoUringActor;
   readonly #encoding: BlockStoreOptions['encoding'];
+  readonly #openDevice: (() => Promise<BlockDevice>) | undefined;
   #store: BlockStore;
   #sync: boolean;
   /** Operations called and not yet acknowledged, by index. */
   readonly #unacknowledged = new Set<number>();
 
-  /** Wraps an open store; `options` are those it was opened with. */
-  constructor(store: BlockStore, trace: WriteTrace, path: string, ring: IoUringActor, options: BlockStoreOptions) {
+  /**
+   * Wraps an open store; `options` are those it was opened with. With
+   * `openDevice`, reopen() opens the store on the device it gives (the
+   * crash lab's LabDevice), else on `path` through `ring`.
+   */
+  constructor(store: BlockStore, trace: WriteTrace, path: string, ring: IoUringActor, options: BlockStoreOptions, openDevice?: () => Promise<BlockDevice>) {
     this.#store = store;
+    this.#openDevice = openDevice;
     this.trace = trace;
     this.#path = path;
     this.#ring = ring;
@@ -81,7 +88,8 @@ export class LabStore {
   async reopen(options: LabReopenOptions = {}): Promise<void> {
     await this.#covering(() => this.#store.close());
     this.#sync = options.sync ?? true;
-    this.#store = await BlockStore.open(this.#path, { ring: this.#ring, encoding: this.#encoding, sync: this.#sync, cacheSizeBytes: options.cacheSizeBytes });
+    const device = await this.#openDevice?.();
+    this.#store = await BlockStore.open(this.#path, { ring: this.#ring, device, encoding: this.#encoding, sync: this.#sync, cacheSizeBytes: options.cacheSizeBytes });
   }
 
   /** Closes the store; every write called before is acknowledged (close makes them durable). */

@@ -13,7 +13,7 @@
 //                            this layout (a reproducer from another version is
 //                            refused: garbage sectors, say, may be drawn
 //                            differently).
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { deserialize, serialize } from 'node:v8';
@@ -44,14 +44,36 @@ interface SavedState {
 
 let saved = 0;
 
-/** Saves `state` of `workload` under `directory`; returns the reproducer's own directory. */
-export function saveReproducer(directory: string, workload: TracedWorkload, state: CrashState, problem: string, seed: number): string {
-  const target = join(directory, `violation-${process.pid}-${++saved}`);
+/**
+ * A new reproducer directory `<prefix>-<pid>-<n>` under `directory`, holding
+ * the workload's trace and oracle (what every kind of reproducer needs).
+ */
+export function newReproducerDirectory(directory: string, prefix: string, workload: TracedWorkload): string {
+  const target = join(directory, `${prefix}-${process.pid}-${++saved}`);
   mkdirSync(target, { recursive: true });
   workload.trace.save();
   copyFileSync(join(workload.trace.directory, TRACE_META_FILE), join(target, TRACE_META_FILE));
-  copyFileSync(join(workload.trace.directory, TRACE_DATA_FILE), join(target, TRACE_DATA_FILE));
+  // The bytes are written once and never changed: a hard link is a copy
+  // that costs nothing (a copy where links cannot cross file systems).
+  try {
+    linkSync(join(workload.trace.directory, TRACE_DATA_FILE), join(target, TRACE_DATA_FILE));
+  } catch {
+    copyFileSync(join(workload.trace.directory, TRACE_DATA_FILE), join(target, TRACE_DATA_FILE));
+  }
   writeFileSync(join(target, REPRODUCER_ORACLE_FILE), serialize({ operations: workload.operations, store: workload.store }));
+  return target;
+}
+
+/** The trace and oracle of a reproducer directory, as a workload (its trace open until the caller closes it). */
+export function loadReproducerWorkload(directory: string): TracedWorkload {
+  const oracle = deserialize(readFileSync(join(directory, REPRODUCER_ORACLE_FILE))) as { operations: WorkloadOperation[]; store: WorkloadStoreOptions };
+  const trace = WriteTrace.load(directory);
+  return { trace, base: new Uint8Array(oracle.store.sizeBytes), operations: oracle.operations, store: oracle.store };
+}
+
+/** Saves `state` of `workload` under `directory`; returns the reproducer's own directory. */
+export function saveReproducer(directory: string, workload: TracedWorkload, state: CrashState, problem: string, seed: number): string {
+  const target = newReproducerDirectory(directory, 'violation', workload);
   const survivors: [number, PendingPart][] = [];
   for (const operation of state.point.pending) {
     const part = state.choice.get(operation) ?? 'none';
@@ -87,10 +109,9 @@ export async function replayReproducer(directory: string): Promise<ReplayResult>
   if (record.version !== REPRODUCER_FORMAT_VERSION) {
     throw new Error(`${directory} is a reproducer of version ${String(record.version)}; this build replays version ${REPRODUCER_FORMAT_VERSION}`);
   }
-  const oracle = deserialize(readFileSync(join(directory, REPRODUCER_ORACLE_FILE))) as { operations: WorkloadOperation[]; store: WorkloadStoreOptions };
-  const trace = WriteTrace.load(directory);
+  const workload = loadReproducerWorkload(directory);
+  const trace = workload.trace;
   try {
-    const workload: TracedWorkload = { trace, base: new Uint8Array(oracle.store.sizeBytes), operations: oracle.operations, store: oracle.store };
     const point = crashPointAt(trace, record.eventCount);
     const choice: PendingChoice = new Map(point.pending.map((operation) => [operation, 'none']));
     for (const [id, part] of record.survivors) {

@@ -9,10 +9,12 @@
 // cleanly; opened again (after that close) it holds the same; it takes a
 // new write.
 import { BlockStore, STORE_RING_OPTIONS } from '../../engine/block_store.js';
+import { RingBlockDevice } from '../../engine/ring_block_device.js';
 import { IoUringActor } from '../../native/io_uring_actor.js';
 import type { IoMark, IoMutation, IoObserver } from '../../native/io_observer.js';
 import { fsckImage, type FsckReport } from '../fsck.js';
 import { CrashImage } from './crash_image.js';
+import { LabDevice } from './lab_device.js';
 import { randomPart, type CrashState } from './crash_plan.js';
 import { crashPointAt, forEachSector, sectorBytes, type PendingPart } from './crash_states.js';
 import { checkScan, judgeRecovered, readTouched, sameValue, touchedKeys } from './oracle.js';
@@ -92,8 +94,14 @@ export class StateChecker {
     }
   }
 
-  #open(): Promise<BlockStore> {
-    return BlockStore.open(this.#image.path, { ring: this.#ring, encoding: this.#workload.store.encoding, cacheSizeBytes: LAB_CACHE_SIZE_BYTES });
+  /**
+   * Opens the store on the image through a LabDevice, so a check runs the
+   * same IO in the same order every time (the same seed, the same verdict).
+   * Errors are the open's (RingBlockDevice's or the store's).
+   */
+  async #open(observer?: WriteTrace): Promise<BlockStore> {
+    const device = await RingBlockDevice.open(this.#ring, this.#image.path);
+    return BlockStore.open(this.#image.path, { device: new LabDevice(device, observer), encoding: this.#workload.store.encoding, cacheSizeBytes: LAB_CACHE_SIZE_BYTES });
   }
 
   /**
@@ -110,7 +118,9 @@ export class StateChecker {
       // A failure here is the main check's to report: whatever this
       // recovery wrote is taken back below, and the check opens the state
       // (plus what a crash would have kept of those writes) again.
-      const store = await this.#open().catch(() => undefined);
+      // The crash point is picked by completion index: the recovery's IO
+      // must come in the same order every time (#open's LabDevice).
+      const store = await this.#open(trace).catch(() => undefined);
       await store?.close().catch(() => undefined);
     } finally {
       this.#observer.recovery = undefined;

@@ -7,9 +7,12 @@ import { join } from 'node:path';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
+import type { BlockDevice } from '../../engine/block_device.js';
 import { BlockStore } from '../../engine/block_store.js';
+import { openStoreFile } from '../../engine/store_file.js';
 import type { ValueEncoding } from '../../engine/value_codec.js';
 import { IoUringActor } from '../../native/io_uring_actor.js';
+import { LabDevice } from './lab_device.js';
 import { LabStore } from './lab_store.js';
 import type { WorkloadOperation } from './oracle.js';
 import { WriteTrace } from './write_trace.js';
@@ -85,8 +88,16 @@ export async function runWorkload(directory: string, workload: Workload, options
       sync: store.sync,
       ring,
     };
-    const opened = await BlockStore.open(path, openOptions);
-    lab = new LabStore(opened, trace, path, ring, openOptions);
+    // Every open of the store goes through a LabDevice: the same workload
+    // then makes the same trace on every run (lab_device.ts).
+    // The file exists (empty, above), so a create grows and formats it in
+    // place: nothing to publish under a temporary name (store_file.ts).
+    const openDevice = async (create: boolean): Promise<BlockDevice> => {
+      const file = await openStoreFile(ring, path, { create, sizeBytes: store.sizeBytes });
+      return new LabDevice(file.device, trace, { blank: file.blank });
+    };
+    const opened = await BlockStore.open(path, { ...openOptions, device: await openDevice(true) });
+    lab = new LabStore(opened, trace, path, ring, openOptions, () => openDevice(false));
     await workload(lab);
     await lab.close().catch((error: unknown) => {
       // A workload that closed the store itself is done.

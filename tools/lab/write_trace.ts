@@ -9,6 +9,7 @@
 // The bytes written go to a side file (`<directory>/trace.data`), not the
 // heap, so a long workload's trace costs memory only for its metadata. A
 // trace is saved next to it as `trace.json` and loaded back for replay.
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -64,6 +65,8 @@ export class WriteTrace implements IoObserver {
   #dataBytes = 0;
   #phase = UNMARKED_PHASE;
   #markId: number | undefined;
+  /** Completions of the round in progress (LabDevice), recorded in submit order when it ends; undefined outside rounds. */
+  #roundCompletions: TraceOperation[] | undefined;
 
   /**
    * A new, empty trace of IO on `path`; its side file (`dataFileName`) is
@@ -113,10 +116,38 @@ export class WriteTrace implements IoObserver {
     const operation = this.#byMutation.get(mutation);
     if (operation === undefined) return;
     this.#byMutation.delete(mutation);
-    operation.completedAt = this.events.length;
     operation.failed = outcome instanceof Error;
     operation.result = outcome instanceof Error ? String((outcome as { code?: unknown }).code ?? outcome.message) : outcome;
+    if (this.#roundCompletions !== undefined) this.#roundCompletions.push(operation);
+    else this.#recordCompletion(operation);
+  }
+
+  #recordCompletion(operation: TraceOperation): void {
+    operation.completedAt = this.events.length;
     this.events.push({ type: 'complete', operation });
+  }
+
+  /**
+   * A round of IO begins (LabDevice): every operation submitted in it is in
+   * flight together, and none of their results is seen before it ends.
+   */
+  beginRound(): void {
+    if (this.#roundCompletions !== undefined) throw new Error('write trace: a round began inside another');
+    this.#roundCompletions = [];
+  }
+
+  /**
+   * The round's operations have all completed: their completions are
+   * recorded now, in submit order — one order the kernel could have
+   * completed them in, and the same on every run (the order they really
+   * arrived in is timing).
+   */
+  endRound(): void {
+    const completions = this.#roundCompletions;
+    if (completions === undefined) throw new Error('write trace: a round ended that never began');
+    this.#roundCompletions = undefined;
+    completions.sort((a, b) => a.id - b.id);
+    for (const operation of completions) this.#recordCompletion(operation);
   }
 
   onMark(mark: IoMark): void {
@@ -144,8 +175,37 @@ export class WriteTrace implements IoObserver {
     return bytes;
   }
 
+  /**
+   * SHA-256 (hex) of the whole trace: every event in order, every
+   * operation's fields, and the bytes written. Two runs of a workload gave
+   * the same trace exactly when their digests agree (crash-test prints it).
+   */
+  digest(): string {
+    const hash = createHash('sha256');
+    // Not the store file's path: it is in a new temporary directory each run.
+    const { path: _path, ...meta } = this.#serialize();
+    hash.update(JSON.stringify(meta));
+    const chunk = new Uint8Array(1 << 20);
+    for (let offset = 0; offset < this.#dataBytes; offset += chunk.length) {
+      const length = Math.min(chunk.length, this.#dataBytes - offset);
+      let done = 0;
+      while (done < length) {
+        const read = readSync(this.#dataFd, chunk, done, length - done, offset + done);
+        if (read === 0) throw new Error('write trace: the data file ends early');
+        done += read;
+      }
+      hash.update(chunk.subarray(0, length));
+    }
+    return hash.digest('hex');
+  }
+
   /** Writes trace.json next to trace.data, so `WriteTrace.load(directory)` gives this trace back. */
   save(): void {
+    writeFileSync(join(this.directory, TRACE_META_FILE), JSON.stringify(this.#serialize()));
+  }
+
+  /** trace.json's content. */
+  #serialize(): { version: number; path: string; dataBytes: number; operations: unknown[]; events: unknown[] } {
     const events = this.events.map((event) => {
       switch (event.type) {
         case 'submit':
@@ -169,8 +229,7 @@ export class WriteTrace implements IoObserver {
       operation.failed ? 1 : 0,
       operation.result ?? null,
     ]);
-    const meta = { version: TRACE_FORMAT_VERSION, path: this.path, dataBytes: this.#dataBytes, operations, events };
-    writeFileSync(join(this.directory, TRACE_META_FILE), JSON.stringify(meta));
+    return { version: TRACE_FORMAT_VERSION, path: this.path, dataBytes: this.#dataBytes, operations, events };
   }
 
   /** A trace saved in `directory` (trace.json + trace.data); its side file is opened read-only. */

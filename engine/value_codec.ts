@@ -78,7 +78,11 @@ export function valueCodec(encoding: ValueEncoding): ValueCodec {
           if (mayHoldLoneSurrogate(asBuffer(bytes))) encodeWith(encoding, () => refuseLoneSurrogates(value));
           return bytes;
         },
-        decode: (bytes) => packr.unpack(bytes),
+        // Through a Buffer view: msgpackr copies binary data with the
+        // source's species, so bytes held as a plain Uint8Array (inline
+        // values of this process) gave Uint8Arrays where bytes read from
+        // the device gave Buffers. Binary data is always a Buffer now.
+        decode: (bytes) => packr.unpack(asBuffer(bytes)),
       };
     }
     case 'json':

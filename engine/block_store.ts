@@ -379,7 +379,13 @@ export class BlockStore {
   async *range(options: RangeOptions = {}): AsyncGenerator<[Key, unknown]> {
     this.#checkOpen();
     if (options === null || typeof options !== 'object') throw invalidArgument('range options must be an object');
-    const { gt, gte, lt, lte, reverse, limit = Infinity, values } = options;
+    // Each option read once: a getter cannot hand validation one bound and the iteration another.
+    let gt: unknown, gte: unknown, lt: unknown, lte: unknown, reverse: unknown, limit: unknown, values: unknown;
+    try {
+      ({ gt, gte, lt, lte, reverse, limit = Infinity, values } = options);
+    } catch (error) {
+      throw unreadableArgument('range options', error);
+    }
     const bounds = { gt: rangeBound(gt, 'gt'), gte: rangeBound(gte, 'gte'), lt: rangeBound(lt, 'lt'), lte: rangeBound(lte, 'lte') };
     const low = bounds.gte ?? bounds.gt;
     const lowInclusive = bounds.gte !== undefined;
@@ -753,7 +759,12 @@ export class BlockStore {
       for (const operation of operations) {
         if (operation === null || typeof operation !== 'object') throw invalidArgument('batch operations must be objects');
         // Each field read once: a getter cannot hand validation one key and the record another.
-        const { type, key, value } = operation as { type: unknown; key: unknown; value?: unknown };
+        let type: unknown, key: unknown, value: unknown;
+        try {
+          ({ type, key, value } = operation as { type: unknown; key: unknown; value?: unknown });
+        } catch (error) {
+          throw unreadableArgument('a batch operation', error);
+        }
         const keyString = toKeyString(key);
         const isString = typeof key === 'string';
         if (type === 'del') {
@@ -1528,6 +1539,15 @@ function mergeExtents(sorted: Extent[]): Extent[] {
     else out.push({ ...extent });
   }
   return out;
+}
+
+/**
+ * An options or operation object whose getter or Proxy trap threw while its
+ * fields were read: the caller's argument is unreadable, ERR_INVALID_ARG with
+ * that error as cause.
+ */
+function unreadableArgument(what: string, error: unknown): TypeError | RangeError {
+  return Object.assign(invalidArgument(`${what} could not be read: ${error instanceof Error ? error.message : describeArgument(error)}`), { cause: error });
 }
 
 /** A range bound, validated like a key; undefined if absent. */

@@ -144,6 +144,31 @@ describe('BlockStore argument errors (issue 8)', () => {
       }
     });
 
+    it('refuses a batch operation or range options whose getters throw, with ERR_INVALID_ARG and the getter’s error as cause', async () => {
+      const store = await memoryStore();
+      try {
+        const failure = new Error('the getter throws');
+        const throwing = (name: string): object =>
+          Object.defineProperty({ type: 'put', key: 'k', value: 1 }, name, {
+            enumerable: true,
+            get() {
+              throw failure;
+            },
+          });
+        for (const name of ['type', 'key', 'value']) {
+          const error = await rejectsInvalid(() => store.batch([throwing(name) as never]), `a batch operation whose ${name} getter throws`);
+          assert.equal(error.cause, failure);
+        }
+        for (const name of ['gt', 'gte', 'lt', 'lte', 'reverse', 'limit', 'values']) {
+          const error = await rejectsInvalid(() => collect(store.range(throwing(name) as RangeOptions)), `range options whose ${name} getter throws`);
+          assert.equal(error.cause, failure);
+        }
+        assert.equal(await store.has('k'), false);
+      } finally {
+        await store.close();
+      }
+    });
+
     it('refuses a batch operation whose type cannot even be printed, with ERR_INVALID_ARG', async () => {
       const store = await memoryStore();
       try {

@@ -6,9 +6,10 @@
 // (a function stored as nothing, a lone surrogate stored as U+FFFD, NaN
 // stored by JSON as null). What it changes in ways its users know — a class
 // instance comes back as a plain object, -0 as 0, JSON's Dates as strings —
-// is documented in docs/store.md § Values, not refused. An encoder's own
-// failure (a circular structure, a detached buffer) is the caller's argument
-// error too: ERR_INVALID_ARG with the encoder's error as `cause`.
+// is documented in docs/store.md (§ What each encoding stores), not refused.
+// An encoder's own failure (a circular structure, a detached buffer) is the
+// caller's argument error too: ERR_INVALID_ARG with the encoder's error as
+// `cause`.
 import { Packr } from 'msgpackr';
 
 import { isUint8Array, isWellFormed } from './key_codec.js';

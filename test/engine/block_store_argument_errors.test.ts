@@ -218,7 +218,11 @@ describe('BlockStore argument errors (issue 8)', () => {
     // Needs one line in open() (`checkBlockDevice(options.device)` when it is
     // not undefined), which belongs to the engineer changing open(): until
     // then open({ device: {} }) rejects with an uncoded TypeError.
-    it("BlockStore.open() refuses { device: {} } and { device: null } with ERR_INVALID_ARG (pending: open() does not call checkBlockDevice yet)");
+    it.skip("BlockStore.open() refuses { device: {} } and { device: null } with ERR_INVALID_ARG (skipped: open() does not call checkBlockDevice yet)", async () => {
+      for (const device of [{}, null, { sizeBytes: 1 << 20 }]) {
+        await rejectsInvalid(() => BlockStore.open('device', { device: device as never, create: true }), `device ${JSON.stringify(device)}`);
+      }
+    });
   });
 
   describe('after close()', () => {

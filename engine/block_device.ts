@@ -5,6 +5,7 @@
 //
 // Every method is all-or-error: a read returns all bytes asked for, a write
 // writes all of them; anything else rejects.
+import { invalidArgument } from './store_error.js';
 
 /**
  * What a store's IO is for, as marked in a write trace: extent data of a
@@ -63,4 +64,28 @@ export interface BlockDevice {
    * the store uses a timer.
    */
   deferTask?(task: () => void, delayMs: number): () => void;
+}
+
+/** The methods a BlockDevice must have (`mark` is optional). */
+const BLOCK_DEVICE_METHODS = ['read', 'readv', 'write', 'writeAndSync', 'writeDsync', 'sync', 'trim', 'close'] as const;
+
+/**
+ * Checks that the `device` option of BlockStore.open is shaped like a
+ * BlockDevice before the store calls it, so a wrong one is ERR_INVALID_ARG
+ * rather than a TypeError from deep inside recovery. Shape only: whether
+ * its IO works shows when it is used.
+ */
+export function checkBlockDevice(device: unknown): asserts device is BlockDevice {
+  if (device === null || typeof device !== 'object') throw invalidArgument(`option 'device' must be a BlockDevice object, got ${device === null ? 'null' : typeof device}`);
+  const candidate = device as Record<string, unknown>;
+  for (const name of ['sizeBytes', 'ioAlignment', 'trimAlignment'] as const) {
+    const value = candidate[name];
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < (name === 'sizeBytes' ? 0 : 1)) {
+      throw invalidArgument(`option 'device': ${name} must be a ${name === 'sizeBytes' ? 'non-negative' : 'positive'} integer`, typeof value === 'number' ? 'range' : 'type');
+    }
+  }
+  for (const name of BLOCK_DEVICE_METHODS) {
+    if (typeof candidate[name] !== 'function') throw invalidArgument(`option 'device': ${name} must be a function`);
+  }
+  if (candidate.mark !== undefined && typeof candidate.mark !== 'function') throw invalidArgument("option 'device': mark must be a function if present");
 }

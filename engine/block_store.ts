@@ -31,7 +31,7 @@ import { writeDelete, writePut, type ExtentValue, type StoredValue } from '../fo
 import { encodeSuperblock, type Superblock } from '../format/superblock.js';
 import { allocAligned } from '../native/aligned_buffer.js';
 import { IoUringActor } from '../native/io_uring_actor.js';
-import type { BlockDevice } from './block_device.js';
+import { checkBlockDevice, type BlockDevice } from './block_device.js';
 import { BlockCache } from './block_cache.js';
 import { BufferPool } from './buffer_pool.js';
 import { ExtentAllocator } from './extent_allocator.js';
@@ -302,6 +302,7 @@ export class BlockStore {
     const sizeBytes = checkSize(options.sizeBytes, 'sizeBytes', DEFAULT_STORE_SIZE_BYTES, 0);
     if (options.walSizeBytes !== undefined) checkSize(options.walSizeBytes, 'walSizeBytes', 0, 0);
     if (options.ring !== undefined && !(options.ring instanceof IoUringActor)) throw invalidArgument('ring must be an IoUringActor');
+    if (options.device !== undefined) checkBlockDevice(options.device);
     if (create && options.device === undefined) {
       const layout = storeLayout(sizeBytes, blockSize, options.walSizeBytes);
       if (typeof layout === 'string') throw invalidArgument(`option 'sizeBytes': ${layout}`, 'range');
@@ -417,10 +418,11 @@ export class BlockStore {
     // without the extra promise and await an async body costs per call.
     try {
       this.#checkOpen();
-      const entry = this.#entry(toKeyString(key));
+      const keyString = toKeyString(key);
+      const entry = this.#entry(keyString);
       if (entry === undefined) return Promise.resolve(undefined);
-      if (entry.value instanceof Uint8Array) return Promise.resolve(this.#codec.decode(entry.value, false));
-      return this.#readValue(entry).then((bytes) => this.#codec.decode(bytes, true));
+      if (entry.value instanceof Uint8Array) return Promise.resolve(this.#decodeValue(keyString, entry, entry.value, false));
+      return this.#readValue(entry).then((bytes) => this.#decodeValue(keyString, entry, bytes, true));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -437,18 +439,31 @@ export class BlockStore {
 
   /**
    * Entries in key order (bytewise), over a snapshot taken when iteration
-   * starts: writes made meanwhile are not seen.
+   * starts: writes made meanwhile are not seen. Bounds as in abstract-level:
+   * `gte` takes precedence over `gt` and `lte` over `lt`; every bound given
+   * is validated, the one that yields too.
    */
   async *range(options: RangeOptions = {}): AsyncGenerator<[Key, unknown]> {
     this.#checkOpen();
     if (options === null || typeof options !== 'object') throw invalidArgument('range options must be an object');
-    const low = options.gte !== undefined ? toKeyString(options.gte) : options.gt !== undefined ? toKeyString(options.gt) : undefined;
-    const lowInclusive = options.gt === undefined;
-    const high = options.lte !== undefined ? toKeyString(options.lte) : options.lt !== undefined ? toKeyString(options.lt) : undefined;
-    const highInclusive = options.lt === undefined;
-    const limit = options.limit ?? Infinity;
-    if (typeof limit !== 'number' || !(limit >= 0)) throw invalidArgument('limit must be a number >= 0', 'range');
-    const withValues = options.values !== false;
+    // Each option read once: a getter cannot hand validation one bound and the iteration another.
+    let gt: unknown, gte: unknown, lt: unknown, lte: unknown, reverse: unknown, limit: unknown, values: unknown;
+    try {
+      ({ gt, gte, lt, lte, reverse, limit = Infinity, values } = options);
+    } catch (error) {
+      throw unreadableArgument('range options', error);
+    }
+    const bounds = { gt: rangeBound(gt, 'gt'), gte: rangeBound(gte, 'gte'), lt: rangeBound(lt, 'lt'), lte: rangeBound(lte, 'lte') };
+    const low = bounds.gte ?? bounds.gt;
+    const lowInclusive = bounds.gte !== undefined;
+    const high = bounds.lte ?? bounds.lt;
+    const highInclusive = bounds.lte !== undefined;
+    if (typeof limit !== 'number' || !(limit >= 0) || !(Number.isInteger(limit) || limit === Infinity)) {
+      throw invalidArgument(`range option 'limit' must be an integer >= 0 or Infinity, got ${describeArgument(limit)}`, 'range');
+    }
+    if (reverse !== undefined && typeof reverse !== 'boolean') throw invalidArgument(`range option 'reverse' must be a boolean, got ${describeArgument(reverse)}`);
+    if (values !== undefined && typeof values !== 'boolean') throw invalidArgument(`range option 'values' must be a boolean, got ${describeArgument(values)}`);
+    const withValues = values !== false;
     const snapshot = this.#index.clone();
     // The snapshot's extent values must stay readable for the whole
     // iteration: pin them (no trim, no reuse) until it ends. An iterator that
@@ -458,9 +473,12 @@ export class BlockStore {
     try {
       let yielded = 0;
       if (yielded >= limit) return;
-      const entries = options.reverse === true ? snapshot.entriesReversed(high, undefined, !highInclusive) : snapshot.entries(low);
+      const entries = reverse === true ? snapshot.entriesReversed(high, undefined, !highInclusive) : snapshot.entries(low);
       for (const [keyString, entry] of entries) {
-        if (options.reverse === true) {
+        // A caller may go on iterating after close(): that is a call after
+        // close, answered as one (the device is gone).
+        this.#checkOpen();
+        if (reverse === true) {
           if (low !== undefined && (keyString < low || (!lowInclusive && keyString === low))) break;
         } else {
           if (!lowInclusive && keyString === low) continue;
@@ -468,7 +486,10 @@ export class BlockStore {
         }
         const key = keyStringToKey(keyString, entry.isString);
         if (withValues) {
-          const value = entry.value instanceof Uint8Array ? this.#codec.decode(entry.value, false) : this.#codec.decode(await this.#readValue(entry), true);
+          const value =
+            entry.value instanceof Uint8Array
+              ? this.#decodeValue(keyString, entry, entry.value, false)
+              : this.#decodeValue(keyString, entry, await this.#readValue(entry), true);
           yield [key, value];
         } else {
           yield [key, undefined];
@@ -502,7 +523,9 @@ export class BlockStore {
   /**
    * A writable stream storing a value of any size under `key` without
    * holding it in memory; the put commits (durably) when the stream finishes.
-   * The bytes are stored as they are (no value encoding).
+   * The bytes are stored as they are (no value encoding) and marked raw
+   * (VALUE_FLAG_RAW), so get() and range() give them back as a Buffer
+   * whatever the store's encoding.
    */
   createWriteStream(key: Key): Writable {
     this.#checkWritable();
@@ -535,7 +558,7 @@ export class BlockStore {
     const releaseAll = (): void => {
       if (handedOver) return;
       handedOver = true;
-      const value: StoredValue = { kind: 'extents', length: Math.max(length, 1), crc, extents: [...extents] };
+      const value: StoredValue = { kind: 'extents', length: Math.max(length, 1), crc, extents: [...extents], raw: true };
       void this.#abandon({ operations: extents.length > 0 ? [{ keyString, isString, value, existed: false }] : [], dataWrites: writes, dataBlocks, payloadBytes: 0 });
     };
     return new Writable({
@@ -553,14 +576,21 @@ export class BlockStore {
       },
       final: (callback) => {
         try {
+          this.#checkWritable();
           flushChunk(true);
+          if (length === 0) {
+            // An empty stream still takes one (zeroed) block: only an extent
+            // value can carry the raw flag, and it has at least one block.
+            const allocated = this.#allocate(1, 1);
+            extents.push(...allocated);
+            writes.push(...this.#writeExtentData(new Uint8Array(0), allocated, dataBlocks));
+          }
         } catch (error) {
           releaseAll();
           callback(error as Error);
           return;
         }
-        const value: StoredValue =
-          length === 0 ? { kind: 'inline', bytes: new Uint8Array(0) } : { kind: 'extents', length, crc, extents: [...extents] };
+        const value: StoredValue = { kind: 'extents', length, crc, extents: [...extents], raw: true };
         const payloadBytes = 64 + keyString.length + extents.length * 12;
         if (payloadBytes > this.#commitPayloadMax) {
           releaseAll();
@@ -588,19 +618,33 @@ export class BlockStore {
     });
   }
 
-  /** A readable stream of the stored bytes of `key` (as written, no decoding); errors if the key is missing. */
+  /**
+   * A readable stream of the stored bytes of `key` (as written, no
+   * decoding); a missing key errors the stream with ERR_KEY_NOT_FOUND.
+   */
   createReadStream(key: Key): Readable {
     this.#checkOpen();
-    const entry = this.#entry(toKeyString(key));
+    const keyString = toKeyString(key);
+    const entry = this.#entry(keyString);
     if (entry === undefined) {
       const stream = new Readable({ read() {} });
-      process.nextTick(() => stream.destroy(new StoreError('ERR_INVALID_ARG', `no value under ${JSON.stringify(String(key))}`)));
+      const missing = new StoreError('ERR_KEY_NOT_FOUND', `no value under key ${describeKey(keyStringToKey(keyString, typeof key === 'string'))}`);
+      process.nextTick(() => stream.destroy(missing));
       return stream;
     }
     if (entry.value instanceof Uint8Array) return Readable.from([Buffer.from(entry.value)], { objectMode: false });
     const value = entry.value;
     const chunkBlocks = Math.max(1, Math.floor(STREAM_CHUNK_BYTES / this.#blockSize));
-    const readBlocks = (start: number, count: number): Promise<Uint8Array> => this.#readBlocks(start, count);
+    // Each chunk is a call on the store: after close() it is refused, and a
+    // read that close() cut short says so (not the device's ERR_FILE_CLOSED).
+    const readBlocks = async (start: number, count: number): Promise<Uint8Array> => {
+      this.#checkOpen();
+      try {
+        return await this.#readBlocks(start, count);
+      } catch (error) {
+        throw this.#closedOr(error);
+      }
+    };
     const epoch = this.#beginRead();
     let pinned = true;
     const endRead = (): void => {
@@ -783,13 +827,20 @@ export class BlockStore {
       let inlineBytes = 0;
       for (const operation of operations) {
         if (operation === null || typeof operation !== 'object') throw invalidArgument('batch operations must be objects');
-        const keyString = toKeyString(operation.key);
-        const isString = typeof operation.key === 'string';
-        if (operation.type === 'del') {
+        // Each field read once: a getter cannot hand validation one key and the record another.
+        let type: unknown, key: unknown, value: unknown;
+        try {
+          ({ type, key, value } = operation as { type: unknown; key: unknown; value?: unknown });
+        } catch (error) {
+          throw unreadableArgument('a batch operation', error);
+        }
+        const keyString = toKeyString(key);
+        const isString = typeof key === 'string';
+        if (type === 'del') {
           encoded.push({ keyString, isString, bytes: undefined });
           write.payloadBytes += 4 + keyString.length;
-        } else if (operation.type === 'put') {
-          const bytes = this.#codec.encode(operation.value);
+        } else if (type === 'put') {
+          const bytes = this.#codec.encode(value);
           if (bytes.length > VALUE_SIZE_MAX) throw new StoreError('ERR_VALUE_TOO_LARGE', `value of ${bytes.length} bytes; a put stores at most ${VALUE_SIZE_MAX} (use createWriteStream)`);
           encoded.push({ keyString, isString, bytes });
           if (bytes.length <= this.#inlineValueMax) {
@@ -799,7 +850,7 @@ export class BlockStore {
             write.payloadBytes += 24 + keyString.length + VALUE_EXTENTS_PER_PUT_MAX * 12;
           }
         } else {
-          throw invalidArgument(`batch operation type must be 'put' or 'del', got ${String((operation as { type?: unknown }).type)}`, 'range');
+          throw invalidArgument(`batch operation type must be 'put' or 'del', got ${describeArgument(type)}`, 'range');
         }
       }
       if (write.payloadBytes > this.#commitPayloadMax) {
@@ -1251,7 +1302,44 @@ export class BlockStore {
 
   // ---- Reading values ----
 
+  /**
+   * The value a caller gets for stored bytes: a raw (stream-written) value
+   * as a Buffer, whatever the encoding; anything else through the encoding.
+   * Bytes the encoding cannot decode passed their checksum, so they were
+   * written so (another encoding, a bug) or damaged in memory: the store is
+   * corrupt at this key, not the caller's call wrong.
+   */
+  #decodeValue(keyString: string, entry: IndexEntry, bytes: Uint8Array, fresh: boolean): unknown {
+    const value = entry.value;
+    if (isExtentValue(value) && value.raw === true) return fresh ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : Buffer.from(bytes);
+    try {
+      return this.#codec.decode(bytes, fresh);
+    } catch (error) {
+      const key = describeKey(keyStringToKey(keyString, entry.isString));
+      const reason = `the value of key ${key} (${bytes.length} bytes) does not decode as ${this.#codec.name} (written with another encoding?): ${error instanceof Error ? error.message : String(error)}`;
+      throw isExtentValue(value)
+        ? new StoreCorruptError('data', reason, value.extents[0].startBlock, { cause: error })
+        : new StoreCorruptError('record', reason, undefined, { cause: error });
+    }
+  }
+
+  /** Reads an extent value; a read the store's close cut short is ERR_STORE_CLOSED. */
   async #readValue(entry: IndexEntry): Promise<Uint8Array> {
+    try {
+      return await this.#readValueBytes(entry);
+    } catch (error) {
+      throw this.#closedOr(error);
+    }
+  }
+
+  /** `error`, or ERR_STORE_CLOSED (caused by it) if the store closed meanwhile. */
+  #closedOr(error: unknown): unknown {
+    if (!this.#closed && this.#closing === undefined) return error;
+    if (error instanceof StoreError && error.code === 'ERR_STORE_CLOSED') return error;
+    return new StoreError('ERR_STORE_CLOSED', 'the store was closed during the read', { cause: error });
+  }
+
+  async #readValueBytes(entry: IndexEntry): Promise<Uint8Array> {
     if (entry.value instanceof Uint8Array) return entry.value;
     const value = entry.value;
     const epoch = this.#beginRead();
@@ -1593,6 +1681,39 @@ function mergeExtents(sorted: Extent[]): Extent[] {
     else out.push({ ...extent });
   }
   return out;
+}
+
+/**
+ * An options or operation object whose getter or Proxy trap threw while its
+ * fields were read: the caller's argument is unreadable, ERR_INVALID_ARG with
+ * that error as cause.
+ */
+function unreadableArgument(what: string, error: unknown): TypeError | RangeError {
+  return Object.assign(invalidArgument(`${what} could not be read: ${error instanceof Error ? error.message : describeArgument(error)}`), { cause: error });
+}
+
+/** A range bound, validated like a key; undefined if absent. */
+function rangeBound(bound: unknown, name: string): string | undefined {
+  if (bound === undefined) return undefined;
+  try {
+    return toKeyString(bound);
+  } catch (error) {
+    if (error instanceof Error) error.message = `range option '${name}': ${error.message}`;
+    throw error;
+  }
+}
+
+/** A key for messages, short. */
+function describeKey(key: Key): string {
+  return typeof key === 'string' ? JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key) : `0x${Buffer.from(key.subarray(0, 32)).toString('hex')}${key.length > 32 ? '…' : ''}`;
+}
+
+/** An argument for messages: never throws, whatever it is. */
+function describeArgument(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' || value === undefined) return String(value);
+  if (value === null) return 'null';
+  return `a ${typeof value}`;
 }
 
 function checkBoolean(value: unknown, name: string, fallback: boolean): boolean {

@@ -17,16 +17,33 @@ export function toKeyString(key: unknown): string {
   if (typeof key === 'string') {
     if (key.length === 0) throw invalidArgument('key must not be empty', 'range');
     if (key.length <= KEY_SIZE_MAX && ASCII.test(key)) return key;
+    // UTF-8 has no bytes for a lone surrogate: Buffer.from would write
+    // U+FFFD, making '\uD800' and '\uFFFD' the same key.
+    if (!isWellFormed(key)) throw invalidArgument('a string key must not contain lone surrogates (it has no UTF-8 bytes)');
     const bytes = Buffer.from(key, 'utf8');
     checkSize(bytes.length);
     return bytes.toString('latin1');
   }
-  if (key instanceof Uint8Array) {
+  if (isUint8Array(key)) {
     if (key.length === 0) throw invalidArgument('key must not be empty', 'range');
     checkSize(key.length);
     return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
   }
   throw invalidArgument(`key must be a string or a Uint8Array, got ${key === null ? 'null' : typeof key}`);
+}
+
+/**
+ * A genuine Uint8Array (or Buffer). `instanceof` alone also accepts a Proxy
+ * of one, whose `length` getter then throws "incompatible receiver";
+ * ArrayBuffer.isView looks at the object itself, not through the proxy.
+ */
+export function isUint8Array(value: unknown): value is Uint8Array {
+  return ArrayBuffer.isView(value) && value instanceof Uint8Array;
+}
+
+/** String.prototype.isWellFormed (Node 20+; not in the ES2022 lib the project compiles against). */
+export function isWellFormed(text: string): boolean {
+  return (text as string & { isWellFormed(): boolean }).isWellFormed();
 }
 
 function checkSize(bytes: number): void {

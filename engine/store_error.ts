@@ -3,19 +3,27 @@
 // that failed it as `cause`.
 import { FormatError, type StructureName } from '../format/format_error.js';
 
-export type StoreErrorCode =
-  | 'ERR_STORE_LOCKED'
-  | 'ERR_STORE_CORRUPT'
-  | 'ERR_STORE_FULL'
-  | 'ERR_STORE_CLOSED'
-  | 'ERR_STORE_FAILED'
-  | 'ERR_STORE_NOT_FOUND'
-  | 'ERR_STORE_PATH'
-  | 'ERR_STORE_NO_SPACE'
-  | 'ERR_STORE_UNSUPPORTED'
-  | 'ERR_KEY_TOO_LARGE'
-  | 'ERR_VALUE_TOO_LARGE'
-  | 'ERR_INVALID_ARG';
+/**
+ * Every code a public method's rejection carries: the errors table of
+ * docs/store.md lists exactly these (a test holds the two together).
+ */
+export const STORE_ERROR_CODES = [
+  'ERR_INVALID_ARG',
+  'ERR_KEY_TOO_LARGE',
+  'ERR_VALUE_TOO_LARGE',
+  'ERR_KEY_NOT_FOUND',
+  'ERR_STORE_NOT_FOUND',
+  'ERR_STORE_PATH',
+  'ERR_STORE_NO_SPACE',
+  'ERR_STORE_UNSUPPORTED',
+  'ERR_STORE_LOCKED',
+  'ERR_STORE_FULL',
+  'ERR_STORE_CORRUPT',
+  'ERR_STORE_FAILED',
+  'ERR_STORE_CLOSED',
+] as const;
+
+export type StoreErrorCode = (typeof STORE_ERROR_CODES)[number];
 
 export class StoreError extends Error {
   readonly code: StoreErrorCode;

@@ -24,6 +24,12 @@ export const RECORD_DELETE = 3;
 
 /** Key flag bit: the key was given as a string (its bytes are UTF-8). */
 export const KEY_FLAG_STRING = 1;
+/**
+ * Bit 1 of the same `keyFlags` byte, PUT_EXTENTS records only: the value's
+ * bytes were stored raw (a write stream), not by the store's value encoding,
+ * so they are read back as bytes whatever the encoding.
+ */
+export const VALUE_FLAG_RAW = 2;
 
 /** Largest key, in bytes (lmdb-js allows 1978; 1 KiB keeps index memory sane). */
 export const KEY_SIZE_MAX = 1024;

@@ -3,12 +3,14 @@
 //   PUT_INLINE   u8 type=1 | u8 keyFlags | u16 keyLength | u32 valueLength | key | value
 //   PUT_EXTENTS  u8 type=2 | u8 keyFlags | u16 keyLength | u64 valueLength | u32 valueCrc
 //                | u32 extentCount | key | extentCount × (u64 startBlock | u32 blockCount)
+//                (keyFlags bit 1, VALUE_FLAG_RAW: the value's bytes are raw, not encoded)
 //   DELETE       u8 type=3 | u8 keyFlags | u16 keyLength | key
 import { readU64, view } from './bytes.js';
 import type { ByteWriter } from './byte_writer.js';
 import {
   KEY_FLAG_STRING,
   KEY_SIZE_MAX,
+  VALUE_FLAG_RAW,
   RECORD_DELETE,
   RECORD_PUT_EXTENTS,
   RECORD_PUT_INLINE,
@@ -28,6 +30,11 @@ export interface ExtentValue {
   /** CRC32C of the value's bytes (not of the padding). */
   readonly crc: number;
   readonly extents: readonly Extent[];
+  /**
+   * The bytes were stored as they came (a write stream), not by the store's
+   * value encoding: read back as bytes. Absent (not false) when unset.
+   */
+  readonly raw?: true;
 }
 
 export type StoredValue = InlineValue | ExtentValue;
@@ -53,7 +60,7 @@ export function writePut(writer: ByteWriter, key: Uint8Array, keyIsString: boole
     }
   }
   writer.u8(RECORD_PUT_EXTENTS);
-  writer.u8(flags);
+  writer.u8(value.raw === true ? flags | VALUE_FLAG_RAW : flags);
   writer.u16(key.length);
   writer.u64(value.length);
   writer.u32(value.crc);
@@ -109,7 +116,10 @@ export function readRecords(
     const type = payload[offset];
     const flags = payload[offset + 1];
     const keyLength = data.getUint16(offset + 2, true);
-    if ((flags & ~KEY_FLAG_STRING) !== 0) fail(`${i} has unknown key flags ${flags}`);
+    // VALUE_FLAG_RAW belongs to extent values only: the engine keeps no
+    // flag for inline values (a raw value is never inline).
+    const knownFlags = type === RECORD_PUT_EXTENTS ? KEY_FLAG_STRING | VALUE_FLAG_RAW : KEY_FLAG_STRING;
+    if ((flags & ~knownFlags) !== 0) fail(`${i} has unknown key flags ${flags}`);
     if (keyLength === 0 || keyLength > KEY_SIZE_MAX) fail(`${i} has a key of ${keyLength} bytes`);
     const keyIsString = (flags & KEY_FLAG_STRING) !== 0;
     if (type === RECORD_PUT_INLINE) {
@@ -146,7 +156,8 @@ export function readRecords(
       if (blockSize !== undefined && (blocks * blockSize < length || (blocks - 1) * blockSize >= Math.max(length, 1))) {
         fail(`${i}: ${blocks} blocks do not fit a value of ${length} bytes`);
       }
-      visitor.put(key, keyIsString, { kind: 'extents', length, crc, extents });
+      const value: ExtentValue = (flags & VALUE_FLAG_RAW) !== 0 ? { kind: 'extents', length, crc, extents, raw: true } : { kind: 'extents', length, crc, extents };
+      visitor.put(key, keyIsString, value);
     } else if (type === RECORD_DELETE) {
       offset += 4;
       need(keyLength);

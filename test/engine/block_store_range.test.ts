@@ -80,6 +80,38 @@ describe('BlockStore#range()', () => {
     );
   });
 
+  it('lets gte take precedence over gt and lte over lt when both are given (abstract-level), in either direction', async () => {
+    // Issue 8: { gte: 'b', gt: 'a' } yielded c, d (gt's exclusivity applied to gte's key).
+    assert.deepEqual(await keysOf({ gte: 'b', gt: 'a' }), ['b', 'c', 'd', 'e']);
+    assert.deepEqual(await keysOf({ gte: 'b', gt: 'c' }), ['b', 'c', 'd', 'e'], 'even when gt is the tighter bound');
+    assert.deepEqual(await keysOf({ lte: 'c', lt: 'z' }), ['a', 'b', 'c']);
+    assert.deepEqual(await keysOf({ lte: 'c', lt: 'b' }), ['a', 'b', 'c'], 'even when lt is the tighter bound');
+    assert.deepEqual(await keysOf({ gte: 'b', gt: 'a', lte: 'd', lt: 'c' }), ['b', 'c', 'd']);
+    assert.deepEqual(await keysOf({ reverse: true, gte: 'b', gt: 'a' }), ['e', 'd', 'c', 'b']);
+    assert.deepEqual(await keysOf({ reverse: true, lte: 'c', lt: 'z' }), ['c', 'b', 'a']);
+    assert.deepEqual(await keysOf({ reverse: true, gte: 'b', gt: 'c', lte: 'd', lt: 'b' }), ['d', 'c', 'b']);
+  });
+
+  it('validates every bound given, also one that another takes precedence over', async () => {
+    for (const name of ['gt', 'gte', 'lt', 'lte'] as const) {
+      const bads: [string, unknown][] = [['a symbol', Symbol('bound')], ['a number', 42], ['null', null], ['an object', {}], ['an empty string', ''], ['a lone surrogate', '\uD800'], ['a Proxy of a Buffer', new Proxy(Buffer.from('b'), {})]];
+      for (const [what, bad] of bads) {
+        const options = { gt: 'a', gte: 'a', lt: 'z', lte: 'z', [name]: bad } as unknown as RangeOptions;
+        const error = await rejectsWith(() => collect(store!.range(options)), Error, 'ERR_INVALID_ARG');
+        assert.ok(error instanceof TypeError || error instanceof RangeError, `${name}: ${what} gave ${error.name}`);
+        assert.match(error.message, new RegExp(`'${name}'`), 'the message names the option');
+      }
+    }
+  });
+
+  it('refuses a non-boolean reverse or values, and a fractional limit, with ERR_INVALID_ARG', async () => {
+    await rejectsWith(() => collect(store!.range({ reverse: 'yes' as unknown as boolean })), TypeError, 'ERR_INVALID_ARG');
+    await rejectsWith(() => collect(store!.range({ values: 0 as unknown as boolean })), TypeError, 'ERR_INVALID_ARG');
+    await rejectsWith(() => collect(store!.range({ limit: 1.5 })), RangeError, 'ERR_INVALID_ARG');
+    await rejectsWith(() => collect(store!.range({ limit: NaN })), RangeError, 'ERR_INVALID_ARG');
+    assert.deepEqual(await keysOf({ limit: Infinity }), KEYS, 'Infinity means no limit');
+  });
+
   it('refuses a negative or non-numeric limit with ERR_INVALID_ARG', async () => {
     await rejectsWith(() => collect(store!.range({ limit: -1 })), RangeError, 'ERR_INVALID_ARG');
     await rejectsWith(() => collect(store!.range({ limit: 'ten' as unknown as number })), RangeError, 'ERR_INVALID_ARG');

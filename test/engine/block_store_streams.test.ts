@@ -120,8 +120,8 @@ describe('BlockStore#createWriteStream() and #createReadStream()', () => {
     await store!.verifyIntegrity();
   });
 
-  it('errors a read stream of a key that does not exist', async () => {
-    await assert.rejects(readAll(store!.createReadStream('missing')), (error: unknown) => error instanceof StoreError && error.code === 'ERR_INVALID_ARG');
+  it('errors a read stream of a key that does not exist with ERR_KEY_NOT_FOUND', async () => {
+    await assert.rejects(readAll(store!.createReadStream('missing')), (error: unknown) => error instanceof StoreError && error.code === 'ERR_KEY_NOT_FOUND');
   });
 });
 

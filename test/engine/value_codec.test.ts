@@ -139,3 +139,172 @@ describe('valueCodec()', () => {
     assertInvalid(() => valueCodec('cbor' as ValueEncoding), RangeError);
   });
 });
+
+/** A Uint8Array whose buffer was transferred away (detached): length 0, unreadable. */
+function detachedBytes(): Uint8Array {
+  const bytes = Uint8Array.from([1, 2, 3]);
+  structuredClone(bytes.buffer, { transfer: [bytes.buffer] });
+  return bytes;
+}
+
+function circularObject(): object {
+  const value: Record<string, unknown> = { a: 1 };
+  value.self = { back: value };
+  return value;
+}
+
+/** Asserts ERR_INVALID_ARG whose message names the encoding and, for an encoder's own failure, keeps it as cause. */
+function assertRefused(codec: ReturnType<typeof valueCodec>, value: unknown, what: string, pattern?: RegExp): void {
+  assert.throws(
+    () => codec.encode(value),
+    (error: unknown) => {
+      assertError(error, TypeError, 'ERR_INVALID_ARG');
+      if (pattern !== undefined) assert.match(error.message, pattern, what);
+      return true;
+    },
+    what,
+  );
+}
+
+describe('valueCodec(): values an encoding cannot give back are refused (issue 8)', () => {
+  describe("'msgpack'", () => {
+    const codec = valueCodec('msgpack');
+
+    it('refuses a function wherever it is — msgpackr would store undefined', () => {
+      assertRefused(codec, () => 1, 'a function', /function/);
+      assertRefused(codec, { handler: { run() {} } }, 'a nested method', /function/);
+      assertRefused(codec, [1, () => 2], 'a function in an array', /function/);
+      assertRefused(codec, new Map([['k', () => 3]]), 'a function in a Map', /function/);
+      assertRefused(codec, class Thing {}, 'a class');
+    });
+
+    it('refuses symbols, circular structures, detached and proxied typed arrays, keeping the encoder error as cause', () => {
+      for (const [what, value] of [
+        ['a symbol', Symbol('s')],
+        ['a nested symbol', { s: Symbol('s') }],
+        ['a circular object', circularObject()],
+        ['a detached Uint8Array inside an object', { bytes: detachedBytes() }],
+        ['a detached Uint8Array', detachedBytes()],
+        ['a Proxy of a Uint8Array', new Proxy(Uint8Array.from([1]), {})],
+      ] as [string, unknown][]) {
+        assertRefused(codec, value, what);
+        try {
+          codec.encode(value);
+        } catch (error) {
+          assert.ok((error as Error).cause instanceof Error, `${what}: the encoder's error is the cause`);
+        }
+      }
+    });
+
+    it('refuses strings with lone surrogates, short or long, as values, object keys or Map keys — msgpack would store U+FFFD', () => {
+      for (const [what, value] of [
+        ['a lone high surrogate', '\uD800'],
+        ['a lone low surrogate in text', 'abc\uDC00def'],
+        ['a long string with one', `${'x'.repeat(5000)}\uD83D`],
+        ['a nested one', { list: ['ok', { deep: 'a\uDFFF' }] }],
+        ['an object key', { ['\uD800key']: 1 }],
+        ['a Map key', new Map([['\uDBFF', 1]])],
+        ['in a Set', new Set(['\uD800'])],
+      ] as [string, unknown][]) {
+        assertRefused(codec, value, what, /lone surrogate/);
+      }
+    });
+
+    it('accepts what looks like a lone surrogate in bytes but is not one: U+FFFD itself, surrogate pairs, binary data', () => {
+      for (const value of ['\uFFFD', { k: 'a\uFFFDb' }, '😀', { ['😀']: '😀' }, Buffer.from([0xef, 0xbf, 0xbd, 0xed, 0xa0, 0x80]), { b: Uint8Array.from([0xed, 0xbf]) }]) {
+        assert.deepEqual(codec.decode(codec.encode(value)), value);
+      }
+    });
+
+    it('keeps undefined inside objects and arrays, and sparse holes as undefined', () => {
+      assert.deepEqual(codec.decode(codec.encode({ a: undefined, b: [1, undefined] })), { a: undefined, b: [1, undefined] });
+      // eslint-disable-next-line no-sparse-arrays
+      assert.deepEqual(codec.decode(codec.encode([1, , 3])), [1, undefined, 3]);
+    });
+
+    it('documented changes: a class instance comes back as a plain object of its own enumerable properties, -0 as 0', () => {
+      class Point {
+        constructor(readonly x: number, readonly y: number) {}
+        get length(): number {
+          return Math.hypot(this.x, this.y);
+        }
+      }
+      const back = codec.decode(codec.encode(new Point(3, 4)));
+      assert.equal(Object.getPrototypeOf(back), Object.prototype);
+      assert.deepEqual(back, { x: 3, y: 4 });
+      assert.ok(Object.is(codec.decode(codec.encode(-0)), 0));
+    });
+
+    it('encodes normally after refusing a value (no state left behind by the aborted encoding)', () => {
+      const records = Array.from({ length: 3 }, (_, i) => ({ id: i, name: `n${i}`, tags: ['a'] }));
+      assertRefused(codec, { id: 9, name: 'x', tags: [() => 0] }, 'a record with a function');
+      assertRefused(codec, circularObject(), 'circular');
+      for (const record of records) assert.deepEqual(codec.decode(codec.encode(record)), record);
+    });
+  });
+
+  describe("'json'", () => {
+    const codec = valueCodec('json');
+
+    it('refuses what JSON would drop or turn into null: functions, symbols, non-finite numbers, undefined array elements', () => {
+      for (const [what, value] of [
+        ['a nested function', { f() {} }],
+        ['a function in an array', [() => 1]],
+        ['a nested symbol', { s: Symbol('s') }],
+        ['NaN', NaN],
+        ['Infinity in an object', { n: Infinity }],
+        ['-Infinity in an array', [-Infinity]],
+        ['undefined in an array', [1, undefined]],
+      ] as [string, unknown][]) {
+        assertRefused(codec, value, what);
+      }
+    });
+
+    it('refuses bigints and circular structures, keeping JSON.stringify’s error as cause where it threw', () => {
+      assertRefused(codec, 5n, 'a bigint', /bigint/);
+      assertRefused(codec, { n: 2n ** 64n }, 'a nested bigint', /bigint/);
+      assertRefused(codec, circularObject(), 'a circular object', /circular/);
+    });
+
+    it('refuses built-ins whose contents JSON loses: Map, Set, typed arrays (also proxied), RegExp, Error', () => {
+      for (const [what, value] of [
+        ['a Map', new Map([[1, 2]])],
+        ['a Set', new Set([1])],
+        ['a Uint8Array', Uint8Array.from([1])],
+        ['a Float64Array in an object', { f: Float64Array.from([1.5]) }],
+        ['a Proxy of a Uint8Array', new Proxy(Uint8Array.from([1]), {})],
+        ['a RegExp', /x/],
+        ['an Error', new Error('e')],
+      ] as [string, unknown][]) {
+        assertRefused(codec, value, what, /JSON would store/);
+      }
+    });
+
+    it('documented: an undefined property is omitted (it reads back as undefined), toJSON is honoured, lone surrogates round-trip as JSON escapes', () => {
+      assert.deepEqual(codec.decode(codec.encode({ a: 1, b: undefined })), { a: 1 });
+      assert.deepEqual(codec.decode(codec.encode({ b: Buffer.from('x') })), { b: { type: 'Buffer', data: [0x78] } });
+      assert.deepEqual(codec.decode(codec.encode({ ['\uD800']: 'x\uDC00' })), { ['\uD800']: 'x\uDC00' });
+    });
+  });
+
+  describe("'string' and 'binary'", () => {
+    it("'string' refuses a string with a lone surrogate — its UTF-8 would be U+FFFD", () => {
+      assertRefused(valueCodec('string'), 'a\uD800', 'a lone surrogate', /lone surrogate/);
+      assert.equal(valueCodec('string').decode(valueCodec('string').encode('\uFFFD😀')), '\uFFFD😀');
+    });
+
+    it("'binary' refuses detached and proxied Uint8Arrays and other views, and accepts an empty one", () => {
+      const codec = valueCodec('binary');
+      for (const [what, value] of [
+        ['a detached Uint8Array', detachedBytes()],
+        ['a Proxy of a Uint8Array', new Proxy(Uint8Array.from([1]), {})],
+        ['a DataView', new DataView(new ArrayBuffer(1))],
+        ['a Uint8ClampedArray', new Uint8ClampedArray(1)],
+        ['an object posing as one', Object.create(Uint8Array.prototype)],
+      ] as [string, unknown][]) {
+        assertRefused(codec, value, what);
+      }
+      assert.equal(codec.encode(new Uint8Array(0)).length, 0);
+    });
+  });
+});

@@ -19,6 +19,7 @@ import {
   SUPERBLOCK_MAGIC,
   SUPERBLOCK_SIZE,
   VALUE_EXTENTS_MAX,
+  VALUE_FLAG_RAW,
   WAL_BLOCK_MAGIC,
 } from '../../format/constants.js';
 
@@ -62,5 +63,6 @@ describe('format constants', () => {
     assert.equal(new Set([RECORD_PUT_INLINE, RECORD_PUT_EXTENTS, RECORD_DELETE]).size, 3);
     assert.ok([RECORD_PUT_INLINE, RECORD_PUT_EXTENTS, RECORD_DELETE].every((type) => type > 0 && type <= 0xff));
     assert.ok(isPowerOfTwo(KEY_FLAG_STRING) && KEY_FLAG_STRING <= 0x80, 'one bit of the u8 key flags');
+    assert.ok(isPowerOfTwo(VALUE_FLAG_RAW) && VALUE_FLAG_RAW <= 0x80 && (VALUE_FLAG_RAW & KEY_FLAG_STRING) === 0, 'another bit of the same byte');
   });
 });

@@ -51,8 +51,8 @@ const extentArbitrary: fc.Arbitrary<Extent> = fc.record(
 export const valueArbitrary: fc.Arbitrary<StoredValue> = fc.oneof(
   fc.uint8Array({ maxLength: 3000, size: 'max' }).map((bytes): StoredValue => ({ kind: 'inline', bytes })),
   fc
-    .record({ length: fc.maxSafeNat(), crc: fc.nat({ max: 0xffff_ffff }), extents: fc.array(extentArbitrary, { minLength: 1, maxLength: 40 }) })
-    .map((value): StoredValue => ({ kind: 'extents', ...value })),
+    .record({ length: fc.maxSafeNat(), crc: fc.nat({ max: 0xffff_ffff }), extents: fc.array(extentArbitrary, { minLength: 1, maxLength: 40 }), raw: fc.boolean() })
+    .map(({ raw, ...value }): StoredValue => (raw ? { kind: 'extents', ...value, raw: true } : { kind: 'extents', ...value })),
 );
 
 export const entryArbitrary: fc.Arbitrary<Entry> = fc.oneof(

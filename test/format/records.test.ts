@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 
 import { ByteWriter } from '../../format/byte_writer.js';
-import { KEY_SIZE_MAX, RECORD_DELETE, RECORD_PUT_EXTENTS, RECORD_PUT_INLINE, VALUE_EXTENTS_MAX } from '../../format/constants.js';
+import { KEY_FLAG_STRING, KEY_SIZE_MAX, RECORD_DELETE, RECORD_PUT_EXTENTS, RECORD_PUT_INLINE, VALUE_EXTENTS_MAX, VALUE_FLAG_RAW } from '../../format/constants.js';
 import { FormatError } from '../../format/format_error.js';
 import { readRecords, writeDelete, writePut, type StoredValue } from '../../format/records.js';
 import { patternBytes, PROPERTY_SEED, throwsFormatError, utf8 } from './helpers.js';
@@ -69,6 +69,15 @@ describe('writePut() / writeDelete()', () => {
       [RECORD_PUT_EXTENTS, 0, 1, 0, ...u64(513n), 1, 2, 3, 4, ...u32(1), 5, ...u64(0x0102n), ...u32(2)],
     );
     assert.deepEqual([...written([{ op: 'delete', key: utf8('ab'), keyIsString: true }])], [RECORD_DELETE, 1, 2, 0, 0x61, 0x62]);
+  });
+
+  it('mark a raw extent value with VALUE_FLAG_RAW (bit 1 of keyFlags), beside the string-key bit', () => {
+    const raw: StoredValue = { kind: 'extents', length: 0, crc: 0, extents: [{ startBlock: 9, blockCount: 1 }], raw: true };
+    assert.deepEqual(
+      [...written([{ op: 'put', key: utf8('s'), keyIsString: true, value: raw }])],
+      [RECORD_PUT_EXTENTS, KEY_FLAG_STRING | VALUE_FLAG_RAW, 1, 0, ...u64(0n), ...u32(0), ...u32(1), 0x73, ...u64(9n), ...u32(1)],
+    );
+    assert.equal(written([{ op: 'put', key: utf8('s'), keyIsString: false, value: raw }])[1], VALUE_FLAG_RAW);
   });
 
   it('refuse an empty key and a key longer than KEY_SIZE_MAX, accept exactly KEY_SIZE_MAX', () => {
@@ -184,10 +193,20 @@ describe('readRecords()', () => {
     }
   });
 
-  it('rejects unknown key flags', () => {
+  it('rejects unknown key flags, and VALUE_FLAG_RAW on any record but PUT_EXTENTS', () => {
     for (const flags of [2, 3, 0x80, 0xff]) {
-      refused(Uint8Array.from([...header(RECORD_DELETE, flags, 1), 0x6b]), 1, /unknown key flags/, `flags ${flags}`);
+      refused(Uint8Array.from([...header(RECORD_DELETE, flags, 1), 0x6b]), 1, /unknown key flags/, `delete, flags ${flags}`);
+      refused(Uint8Array.from([...header(RECORD_PUT_INLINE, flags, 1), 0, 0, 0, 0, 0x6b]), 1, /unknown key flags/, `inline put, flags ${flags}`);
     }
+    const extentsPut = (flags: number): Uint8Array => Uint8Array.from([...header(RECORD_PUT_EXTENTS, flags, 1), ...u64(1n), ...u32(0), ...u32(1), 0x6b, ...u64(5n), ...u32(1)]);
+    for (const flags of [4, 0x80, 0xff]) refused(extentsPut(flags), 1, /unknown key flags/, `extents put, flags ${flags}`);
+    for (const flags of [VALUE_FLAG_RAW, KEY_FLAG_STRING | VALUE_FLAG_RAW]) {
+      const [entry] = readAll(extentsPut(flags), 1).entries;
+      assert.ok(entry.op === 'put' && entry.value.kind === 'extents' && entry.value.raw === true, `flags ${flags} read as a raw value`);
+      assert.equal(entry.keyIsString, (flags & KEY_FLAG_STRING) !== 0);
+    }
+    const [plain] = readAll(extentsPut(0), 1).entries;
+    assert.ok(plain.op === 'put' && !('raw' in plain.value), 'an encoded value has no raw property at all');
   });
 
   it('rejects a key of 0 bytes or more than KEY_SIZE_MAX, in every record type', () => {

@@ -45,6 +45,8 @@ const SKIPPED_ON_ROOT = new Map<string, string>([
 
 const started = Date.now();
 const directory = mkdtempSync(join(tmpdir(), 'ringstore-level-suite-'));
+// Removed also when the run dies before onFinish (an uncaught error).
+process.on('exit', () => rmSync(directory, { recursive: true, force: true }));
 const ring = IoUringActor.start(STORE_RING_OPTIONS);
 const databases: RingLevel[] = [];
 let storeCount = 0;

@@ -19,6 +19,7 @@
 // RingLevel owns its BlockStore and the store is exclusive (flock).
 import type { BlockStore, RangeOptions } from '../engine/block_store.js';
 import { compareKeys, toBytes, type Encoded } from './formats.js';
+import type { WriteClock } from './write_clock.js';
 
 /** Encoded range options as abstract-level passes them to the private API. */
 export interface EncodedRange {
@@ -27,14 +28,6 @@ export interface EncodedRange {
   lt?: Encoded;
   lte?: Encoded;
   reverse: boolean;
-}
-
-/** What the cursor needs to know about writes to tell case 1 from 2 and 3. */
-export interface WriteClock {
-  /** A token for "the store as it is now", or undefined while writes are in flight. */
-  snapshotToken(): number | undefined;
-  /** Whether the store is still as it was when `token` was taken. */
-  unchangedSince(token: number | undefined): boolean;
 }
 
 /** Bounds in the store's terms; undefined when the range is empty whatever the store holds. */

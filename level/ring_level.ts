@@ -14,9 +14,9 @@ import type { Key } from '../engine/key_codec.js';
 import { StoreError } from '../engine/store_error.js';
 import { fromStore, isEmptyKey, valueToStore, type Encoded } from './formats.js';
 import { emptyKeyError, RingLevelError, toLevelError } from './level_error.js';
-import type { WriteClock } from './range_cursor.js';
 import { RangeCursor } from './range_cursor.js';
 import { RingLevelIterator, RingLevelKeyIterator, RingLevelValueIterator, type PrivateIteratorOptions } from './ring_level_iterator.js';
+import { WriteClock } from './write_clock.js';
 
 /**
  * Most keys one clear() deletes in one batch. A batch is one WAL commit and
@@ -78,14 +78,13 @@ const MANIFEST = {
 type PrivateOptions = { keyEncoding: string; valueEncoding?: string; [name: string]: unknown };
 type PrivateOperation = { type: 'put' | 'del'; key: Encoded; value?: Encoded; keyEncoding: string; valueEncoding?: string };
 
-export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K, V> implements WriteClock {
+export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K, V> {
   /** The store file (or block device) this database opens. */
   readonly location: string;
   readonly #storeOptions: RingLevelStoreOptions;
   #store: BlockStore | undefined;
-  /** Incremented when a write is submitted: a snapshot taken at one version equals any other taken at it. */
-  #writeVersion = 0;
-  #writesInFlight = 0;
+  /** Every write goes through it, for iterators' seek(). */
+  readonly #clock = new WriteClock();
 
   constructor(location: string, options: RingLevelOptions<K, V> = {}) {
     if (typeof location !== 'string' || location.length === 0) throw new TypeError('ringstore/level: location must be a non-empty string');
@@ -99,16 +98,6 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
   get store(): BlockStore {
     if (this.#store === undefined) throw new StoreError('ERR_STORE_CLOSED', 'ringstore/level: the database is not open');
     return this.#store;
-  }
-
-  // ---- WriteClock, for iterators' seek() ----
-
-  snapshotToken(): number | undefined {
-    return this.#writesInFlight === 0 ? this.#writeVersion : undefined;
-  }
-
-  unchangedSince(token: number | undefined): boolean {
-    return token !== undefined && token === this.#writeVersion;
   }
 
   // ---- Open and close ----
@@ -161,15 +150,15 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
   }
 
   _iterator(options: PrivateIteratorOptions): RingLevelIterator {
-    return new RingLevelIterator(this, this.store, this, options);
+    return new RingLevelIterator(this, this.store, this.#clock, options);
   }
 
   _keys(options: PrivateIteratorOptions): RingLevelKeyIterator {
-    return new RingLevelKeyIterator(this, this.store, this, options);
+    return new RingLevelKeyIterator(this, this.store, this.#clock, options);
   }
 
   _values(options: PrivateIteratorOptions): RingLevelValueIterator {
-    return new RingLevelValueIterator(this, this.store, this, options);
+    return new RingLevelValueIterator(this, this.store, this.#clock, options);
   }
 
   // ---- Writes ----
@@ -208,7 +197,7 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
    */
   async _clear(options: PrivateIteratorOptions): Promise<void> {
     const store = this.store;
-    const cursor = new RangeCursor(store, this, { gt: options.gt, gte: options.gte, lt: options.lt, lte: options.lte, reverse: options.reverse }, false);
+    const cursor = new RangeCursor(store, this.#clock, { gt: options.gt, gte: options.gte, lt: options.lt, lte: options.lte, reverse: options.reverse }, false);
     const limit = options.limit >= 0 ? options.limit : Infinity;
     let deleted = 0;
     try {
@@ -256,16 +245,12 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
     );
   }
 
-  /** Counts a write for the WriteClock while it is in flight; maps its error. */
+  /** Counts a write just submitted to the store on the clock; maps its error. */
   async #write(written: Promise<unknown>): Promise<void> {
-    this.#writeVersion++;
-    this.#writesInFlight++;
     try {
-      await written;
+      await this.#clock.track(written);
     } catch (error) {
       throw toLevelError(error);
-    } finally {
-      this.#writesInFlight--;
     }
   }
 

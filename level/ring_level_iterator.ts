@@ -7,7 +7,8 @@ import { AbstractIterator, AbstractKeyIterator, AbstractValueIterator } from 'ab
 import type { BlockStore } from '../engine/block_store.js';
 import { fromStore, type Encoded } from './formats.js';
 import { toLevelError } from './level_error.js';
-import { RangeCursor, type EncodedRange, type WriteClock } from './range_cursor.js';
+import { RangeCursor, type EncodedRange } from './range_cursor.js';
+import type { WriteClock } from './write_clock.js';
 
 /** The options abstract-level passes to _iterator(), _keys() and _values(). */
 export interface PrivateIteratorOptions extends Partial<Omit<EncodedRange, 'reverse'>> {

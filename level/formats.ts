@@ -10,7 +10,11 @@ export type LevelFormat = 'utf8' | 'buffer' | 'view';
 /** An encoded key or value as abstract-level passes it to the private API. */
 export type Encoded = string | Uint8Array;
 
-/** The store's key type for an encoded key. Strings pass as they are: the store takes their UTF-8 bytes. */
+/**
+ * Whether an encoded key is the empty key, which the store cannot hold. An
+ * encoded key otherwise goes to the store as it is: it takes a string as
+ * its UTF-8 bytes, so a string is empty exactly when its bytes are.
+ */
 export function isEmptyKey(key: Encoded): boolean {
   return key.length === 0;
 }

@@ -74,7 +74,6 @@ const MANIFEST = {
 } as const;
 
 // abstract-level's private API is untyped; options arrive as plain objects.
-/* eslint-disable @typescript-eslint/no-explicit-any */
 type PrivateOptions = { keyEncoding: string; valueEncoding?: string; [name: string]: unknown };
 type PrivateOperation = { type: 'put' | 'del'; key: Encoded; value?: Encoded; keyEncoding: string; valueEncoding?: string };
 
@@ -271,4 +270,3 @@ async function pathExists(path: string): Promise<boolean> {
   }
 }
 
-/* eslint-enable @typescript-eslint/no-explicit-any */

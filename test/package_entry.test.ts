@@ -16,16 +16,17 @@ async function evaluate(source: string, inputType: 'commonjs' | 'module'): Promi
   return stdout.trim();
 }
 
-describe('package entry points', function () {
+describe('package entry points (ringstore, ringstore/lab, ringstore/level)', function () {
   this.timeout(30_000);
 
   it("require('ringstore') and import('ringstore') give the same classes", async () => {
     const out = await evaluate(
       `const cjs = require('ringstore');
-       import('ringstore').then((esm) => console.log(typeof cjs.BlockStore, cjs.BlockStore === esm.BlockStore, cjs.IoUringActor === esm.IoUringActor));`,
+       const level = require('ringstore/level');
+       import('ringstore').then((esm) => console.log(typeof cjs.BlockStore, cjs.BlockStore === esm.BlockStore, cjs.IoUringActor === esm.IoUringActor, typeof level.RingLevel));`,
       'commonjs',
     );
-    assert.equal(out, 'function true true');
+    assert.equal(out, 'function true true function');
   });
 
   it("keeps the crash lab out of the root: 'ringstore/lab' has it, for import and require", async () => {

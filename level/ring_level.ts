@@ -1,0 +1,272 @@
+// RingLevel: an abstract-level 3 database over a BlockStore, so the Level
+// ecosystem (sublevels, encodings, level-read-stream, …) runs on ringstore.
+// abstract-level does the public API, deferred open, encodings, sublevels,
+// chained batches, hooks and events; this class maps its private API onto
+// the store's methods. The store is opened with the 'binary' value encoding
+// and abstract-level's transcoder turns keys and values into bytes or UTF-8
+// strings first.
+import { stat } from 'node:fs/promises';
+
+import { AbstractLevel, type AbstractDatabaseOptions, type AbstractOpenOptions } from 'abstract-level';
+
+import { BlockStore, type BatchOperation, type BlockStoreOptions } from '../engine/block_store.js';
+import type { Key } from '../engine/key_codec.js';
+import { StoreError } from '../engine/store_error.js';
+import { fromStore, isEmptyKey, valueToStore, type Encoded } from './formats.js';
+import { emptyKeyError, RingLevelError, toLevelError } from './level_error.js';
+import { RangeCursor } from './range_cursor.js';
+import { RingLevelIterator, RingLevelKeyIterator, RingLevelValueIterator, type PrivateIteratorOptions } from './ring_level_iterator.js';
+import { WriteClock } from './write_clock.js';
+
+/**
+ * Most keys one clear() deletes in one batch. A batch is one WAL commit and
+ * must stay under a quarter of the WAL; 1024 small keys are ~30 KiB of
+ * records, and a batch the store still finds too large is split in halves.
+ */
+export const CLEAR_BATCH_KEYS_MAX = 1024;
+/** Most key bytes one clear() batch holds, for the same reason. */
+export const CLEAR_BATCH_KEY_BYTES_MAX = 16 << 10;
+
+/** The store options a RingLevel passes through to BlockStore.open(). */
+export type RingLevelStoreOptions = Pick<BlockStoreOptions, 'sizeBytes' | 'blockSize' | 'cacheSizeBytes' | 'walSizeBytes' | 'sync' | 'ring' | 'device'>;
+
+/**
+ * Options of `new RingLevel(location, options)`: abstract-level's and the
+ * store's. The store's `create` is abstract-level's `createIfMissing` and its
+ * `encoding` is always 'binary', so neither is accepted here.
+ */
+export interface RingLevelOptions<K = string, V = string> extends AbstractDatabaseOptions<K, V> {
+  /** Size of a new store file, in bytes. Default 1 GiB (BlockStore's DEFAULT_STORE_SIZE_BYTES). */
+  sizeBytes?: number;
+  /** Block size of a new store: a power of two from 512 to 65536. Default 4096. */
+  blockSize?: number;
+  /** Bytes of data blocks kept in memory. Default 64 MiB. */
+  cacheSizeBytes?: number;
+  /** WAL region of a new store, in bytes. Default an eighth of the store, at most 64 MiB. */
+  walSizeBytes?: number;
+  /** true (default): writes resolve once durable; false: within SYNC_DEFER_MS, a crash may lose (never tear) them. */
+  sync?: boolean;
+  /** Run IO on this IoUringActor (shared with other stores) instead of one the store starts. */
+  ring?: BlockStoreOptions['ring'];
+  /** Use this BlockDevice instead of opening `location` (e.g. a SimulatedDevice in tests). */
+  device?: BlockStoreOptions['device'];
+}
+
+/** What the suite and users may rely on; see docs/level.md for each line. */
+const MANIFEST = {
+  // Keys and values reach the store as strings or bytes without copying.
+  encodings: { buffer: true, view: true, utf8: true },
+  // Iterators, get() and getMany() read a snapshot taken synchronously when
+  // they are called (an iterator's seek() backwards after writes is the
+  // documented exception, see range_cursor.ts).
+  implicitSnapshots: true,
+  // The store's public API cannot hold a snapshot apart from a running range.
+  explicitSnapshots: false,
+  has: true,
+  permanence: true,
+  seek: true,
+  createIfMissing: true,
+  errorIfExists: true,
+  deferredOpen: true,
+  // getSync cannot read a value stored in data extents without IO.
+  getSync: false,
+  signals: { iterators: false },
+} as const;
+
+// abstract-level's private API is untyped; options arrive as plain objects.
+type PrivateOptions = { keyEncoding: string; valueEncoding?: string; [name: string]: unknown };
+type PrivateOperation = { type: 'put' | 'del'; key: Encoded; value?: Encoded; keyEncoding: string; valueEncoding?: string };
+
+export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K, V> {
+  /** The store file (or block device) this database opens. */
+  readonly location: string;
+  readonly #storeOptions: RingLevelStoreOptions;
+  #store: BlockStore | undefined;
+  /** Every write goes through it, for iterators' seek(). */
+  readonly #clock = new WriteClock();
+
+  constructor(location: string, options: RingLevelOptions<K, V> = {}) {
+    if (typeof location !== 'string' || location.length === 0) throw new TypeError('ringstore/level: location must be a non-empty string');
+    const { sizeBytes, blockSize, cacheSizeBytes, walSizeBytes, sync, ring, device, ...levelOptions } = options;
+    super(MANIFEST, levelOptions);
+    this.location = location;
+    this.#storeOptions = { sizeBytes, blockSize, cacheSizeBytes, walSizeBytes, sync, ring, device };
+  }
+
+  /** The open store, for what abstract-level does not cover (stats, checkpoint, flush). Throws when not open. */
+  get store(): BlockStore {
+    if (this.#store === undefined) throw new StoreError('ERR_STORE_CLOSED', 'ringstore/level: the database is not open');
+    return this.#store;
+  }
+
+  // ---- Open and close ----
+
+  async _open(options: AbstractOpenOptions & Record<string, unknown>): Promise<void> {
+    const createIfMissing = options.createIfMissing !== false;
+    if (options.errorIfExists === true || !createIfMissing) {
+      // Asked before opening: the store cannot say "created just now". A
+      // racing creator between the stat and the open is not detected.
+      const exists = this.#storeOptions.device !== undefined || (await pathExists(this.location));
+      if (exists && options.errorIfExists === true) {
+        throw new RingLevelError('ERR_LEVEL_EXISTS', `'${this.location}' already exists (errorIfExists: true)`);
+      }
+      if (!exists && !createIfMissing) {
+        throw new StoreError('ERR_STORE_NOT_FOUND', `'${this.location}' does not exist (createIfMissing: false)`);
+      }
+    }
+    try {
+      this.#store = await BlockStore.open(this.location, { ...this.#definedStoreOptions(), create: createIfMissing, encoding: 'binary' });
+    } catch (error) {
+      throw toLevelError(error);
+    }
+  }
+
+  async _close(): Promise<void> {
+    const store = this.#store;
+    this.#store = undefined;
+    await store?.close();
+  }
+
+  // ---- Reads: each looks the key up synchronously, the snapshot abstract-level asks for ----
+
+  _get(key: Encoded, options: PrivateOptions): Promise<Encoded | undefined> {
+    return this.#getFrom(this.store, key, options.valueEncoding ?? 'utf8');
+  }
+
+  _getMany(keys: Encoded[], options: PrivateOptions): Promise<(Encoded | undefined)[]> {
+    const store = this.store;
+    return Promise.all(keys.map((key) => this.#getFrom(store, key, options.valueEncoding ?? 'utf8')));
+  }
+
+  _has(key: Encoded): Promise<boolean> {
+    if (isEmptyKey(key)) return Promise.resolve(false);
+    return this.store.has(key).catch((error) => Promise.reject(toLevelError(error)));
+  }
+
+  _hasMany(keys: Encoded[]): Promise<boolean[]> {
+    const store = this.store;
+    return Promise.all(keys.map((key) => (isEmptyKey(key) ? false : store.has(key)))).catch((error) => Promise.reject(toLevelError(error)));
+  }
+
+  _iterator(options: PrivateIteratorOptions): RingLevelIterator {
+    return new RingLevelIterator(this, this.store, this.#clock, options);
+  }
+
+  _keys(options: PrivateIteratorOptions): RingLevelKeyIterator {
+    return new RingLevelKeyIterator(this, this.store, this.#clock, options);
+  }
+
+  _values(options: PrivateIteratorOptions): RingLevelValueIterator {
+    return new RingLevelValueIterator(this, this.store, this.#clock, options);
+  }
+
+  // ---- Writes ----
+
+  async _put(key: Encoded, value: Encoded): Promise<void> {
+    if (isEmptyKey(key)) throw emptyKeyError();
+    await this.#write(this.store.put(key, valueToStore(value)));
+  }
+
+  async _del(key: Encoded): Promise<void> {
+    // No value can be stored under the empty key, so there is nothing to delete.
+    if (isEmptyKey(key)) return;
+    await this.#write(this.store.delete(key));
+  }
+
+  async _batch(operations: PrivateOperation[]): Promise<void> {
+    const storeOperations: BatchOperation[] = [];
+    for (const operation of operations) {
+      if (operation.type === 'put') {
+        if (isEmptyKey(operation.key)) throw emptyKeyError();
+        storeOperations.push({ type: 'put', key: operation.key, value: valueToStore(operation.value ?? '') });
+      } else if (!isEmptyKey(operation.key)) {
+        storeOperations.push({ type: 'del', key: operation.key });
+      }
+    }
+    if (storeOperations.length === 0) return;
+    await this.#write(this.store.batch(storeOperations));
+  }
+
+  /**
+   * Deletes the range in batches of at most CLEAR_BATCH_KEYS_MAX keys, read
+   * from one snapshot taken when clear() is called: writes made meanwhile
+   * are not deleted unless they were in the snapshot's range and already
+   * there. Not atomic (abstract-level does not ask it to be): a crash may
+   * leave a prefix of the range deleted.
+   */
+  async _clear(options: PrivateIteratorOptions): Promise<void> {
+    const store = this.store;
+    const cursor = new RangeCursor(store, this.#clock, { gt: options.gt, gte: options.gte, lt: options.lt, lte: options.lte, reverse: options.reverse }, false);
+    const limit = options.limit >= 0 ? options.limit : Infinity;
+    let deleted = 0;
+    try {
+      let chunk: Key[] = [];
+      let chunkBytes = 0;
+      while (deleted + chunk.length < limit) {
+        const entry = await cursor.next();
+        if (entry === undefined) break;
+        const key = entry[0] as Key;
+        chunk.push(key);
+        chunkBytes += key.length;
+        if (chunk.length >= CLEAR_BATCH_KEYS_MAX || chunkBytes >= CLEAR_BATCH_KEY_BYTES_MAX) {
+          await this.#deleteKeys(store, chunk);
+          deleted += chunk.length;
+          chunk = [];
+          chunkBytes = 0;
+        }
+      }
+      if (chunk.length > 0) await this.#deleteKeys(store, chunk);
+    } finally {
+      await cursor.close();
+    }
+  }
+
+  /** One batch of deletes, split in halves while the store finds it too large for one commit. */
+  async #deleteKeys(store: BlockStore, keys: Key[]): Promise<void> {
+    try {
+      await this.#write(store.batch(keys.map((key) => ({ type: 'del' as const, key }))));
+    } catch (error) {
+      if (!(error instanceof RingLevelError && error.storeCode === 'ERR_VALUE_TOO_LARGE' && keys.length > 1)) throw error;
+      const half = Math.ceil(keys.length / 2);
+      await this.#deleteKeys(store, keys.slice(0, half));
+      await this.#deleteKeys(store, keys.slice(half));
+    }
+  }
+
+  // ---- Helpers ----
+
+  /** Not async: the store looks the key up before this returns, which is the snapshot. */
+  #getFrom(store: BlockStore, key: Encoded, format: string): Promise<Encoded | undefined> {
+    if (isEmptyKey(key)) return Promise.resolve(undefined);
+    return store.get(key).then(
+      (value) => (value === undefined ? undefined : fromStore(value, format)),
+      (error) => Promise.reject(toLevelError(error)),
+    );
+  }
+
+  /** Counts a write just submitted to the store on the clock; maps its error. */
+  async #write(written: Promise<unknown>): Promise<void> {
+    try {
+      await this.#clock.track(written);
+    } catch (error) {
+      throw toLevelError(error);
+    }
+  }
+
+  #definedStoreOptions(): BlockStoreOptions {
+    const defined: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(this.#storeOptions)) if (value !== undefined) defined[name] = value;
+    return defined as BlockStoreOptions;
+  }
+}
+
+async function pathExists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+}
+

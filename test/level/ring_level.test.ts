@@ -1,0 +1,240 @@
+// RingLevel's own behaviour, beside abstract-level's suite: how its options
+// reach the store, what opening does with createIfMissing and errorIfExists,
+// what survives a reopen, empty keys, when iterators take their snapshot,
+// seek() after writes, clear() in chunks, and how store errors are mapped.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { BlockStore } from '../../engine/block_store.js';
+import { CLEAR_BATCH_KEYS_MAX, RingLevel, type RingLevelOptions } from '../../level/index.js';
+
+/** Small stores: creating one writes its whole WAL. */
+const TEST_STORE_SIZE_BYTES = 4 << 20;
+const TEST_WAL_SIZE_BYTES = 256 << 10;
+
+function errorCode(error: unknown): unknown {
+  return (error as { code?: unknown }).code;
+}
+
+function causeCode(error: unknown): unknown {
+  return errorCode((error as { cause?: unknown }).cause);
+}
+
+describe('RingLevel', () => {
+  let dir: string;
+  let count = 0;
+  const opened: RingLevel<any, any>[] = []; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const location = (): string => join(dir, `db-${count++}.ringstore`);
+  function level<K = string, V = string>(path: string, options: RingLevelOptions<K, V> = {}): RingLevel<K, V> {
+    const db = new RingLevel<K, V>(path, { sizeBytes: TEST_STORE_SIZE_BYTES, walSizeBytes: TEST_WAL_SIZE_BYTES, ...options });
+    opened.push(db);
+    return db;
+  }
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ringstore-level-'));
+  });
+
+  after(async () => {
+    await Promise.all(opened.map((db) => db.close().catch(() => undefined)));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("is exported as 'ringstore/level'", async () => {
+    // Through the package's exports map (a self-reference); a variable keeps
+    // tsc from resolving it before dist/ exists.
+    const specifier = 'ringstore/level';
+    const exported = (await import(specifier)) as { RingLevel: unknown };
+    assert.equal(exported.RingLevel, RingLevel);
+  });
+
+  describe('options', () => {
+    it('passes store options through to BlockStore.open()', async () => {
+      const path = location();
+      const db = level(path, { sizeBytes: 2 << 20, blockSize: 8192, walSizeBytes: 128 << 10, sync: false });
+      await db.open();
+      assert.equal(statSync(path).size, 2 << 20);
+      assert.equal(db.store.stats().blocksTotal, (2 << 20) / 8192);
+      await db.put('k', 'v');
+      await db.close();
+    });
+
+    it('opens the store with the binary value encoding, so the raw store sees the transcoded bytes', async () => {
+      const path = location();
+      const db = level<string, unknown>(path, { valueEncoding: 'json' });
+      await db.put('user:1', { name: 'Ada' });
+      await db.close();
+      const store = await BlockStore.open(path, { encoding: 'binary' });
+      try {
+        assert.deepEqual(await store.get('user:1'), Buffer.from('{"name":"Ada"}'));
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  describe('open()', () => {
+    it('with createIfMissing: false on a missing location fails with ERR_STORE_NOT_FOUND and creates nothing', async () => {
+      const path = location();
+      const db = level(path, { createIfMissing: false });
+      await assert.rejects(db.open(), (error) => {
+        assert.equal(errorCode(error), 'LEVEL_DATABASE_NOT_OPEN');
+        assert.equal(causeCode(error), 'ERR_STORE_NOT_FOUND');
+        return true;
+      });
+      assert.equal(existsSync(path), false);
+    });
+
+    it('with errorIfExists: true on an existing store fails with ERR_LEVEL_EXISTS and leaves it as it was', async () => {
+      const path = location();
+      const first = level(path);
+      await first.put('kept', 'yes');
+      await first.close();
+      const second = level(path);
+      await assert.rejects(second.open({ errorIfExists: true }), (error) => {
+        assert.equal(errorCode(error), 'LEVEL_DATABASE_NOT_OPEN');
+        assert.equal(causeCode(error), 'ERR_LEVEL_EXISTS');
+        return true;
+      });
+      await second.open();
+      assert.equal(await second.get('kept'), 'yes');
+      await second.close();
+    });
+
+    it('of a store open elsewhere fails with LEVEL_LOCKED', async () => {
+      const path = location();
+      const first = level(path);
+      await first.open();
+      const second = level(path);
+      await assert.rejects(second.open(), (error) => {
+        assert.equal(errorCode(error), 'LEVEL_DATABASE_NOT_OPEN');
+        assert.equal(causeCode(error), 'LEVEL_LOCKED');
+        return true;
+      });
+      await first.close();
+    });
+  });
+
+  it('keeps data across close and reopen, sublevels included', async () => {
+    const path = location();
+    const db = level(path);
+    await db.batch([
+      { type: 'put', key: 'a', value: '1' },
+      { type: 'put', key: 'b', value: '2' },
+    ]);
+    await db.sublevel('sub').put('c', '3');
+    await db.del('b');
+    await db.close();
+    const reopened = level(path, { createIfMissing: false });
+    assert.deepEqual(await reopened.iterator().all(), [
+      ['!sub!c', '3'],
+      ['a', '1'],
+    ]);
+    assert.equal(await reopened.sublevel('sub').get('c'), '3');
+    await reopened.close();
+  });
+
+  describe('empty keys', () => {
+    it('refuses to put an empty key on the root database with LEVEL_INVALID_KEY', async () => {
+      const db = level(location());
+      await assert.rejects(db.put('', 'x'), (error) => errorCode(error) === 'LEVEL_INVALID_KEY');
+      await assert.rejects(db.batch([{ type: 'put', key: 'a', value: 'x' }, { type: 'put', key: '', value: 'y' }]), (error) => errorCode(error) === 'LEVEL_INVALID_KEY');
+      assert.equal(await db.get('a'), undefined, 'the refused batch wrote nothing');
+    });
+
+    it('reads the empty key as absent and deletes it as a no-op', async () => {
+      const db = level(location());
+      assert.equal(await db.get(''), undefined);
+      assert.equal(await db.has(''), false);
+      assert.deepEqual(await db.getMany(['', 'x']), [undefined, undefined]);
+      await db.del('');
+      assert.deepEqual(await db.iterator({ lte: '' }).all(), []);
+    });
+
+    it('stores an empty key in a sublevel, whose prefix makes it non-empty', async () => {
+      const db = level(location());
+      const sub = db.sublevel('s');
+      await sub.put('', 'empty');
+      assert.equal(await sub.get(''), 'empty');
+      assert.deepEqual(await sub.iterator().all(), [['', 'empty']]);
+    });
+  });
+
+  describe('iterators', () => {
+    it('take their snapshot when created, not at the first next()', async () => {
+      const db = level(location());
+      await db.put('a', '1');
+      const iterator = db.iterator();
+      await db.put('b', '2');
+      await db.del('a');
+      assert.deepEqual(await iterator.all(), [['a', '1']]);
+    });
+
+    it('keep their snapshot when seeking ahead after writes', async () => {
+      const db = level(location());
+      await db.batch(['a', 'c', 'e'].map((key) => ({ type: 'put' as const, key, value: key })));
+      const iterator = db.iterator();
+      await db.put('d', 'd');
+      iterator.seek('b');
+      assert.deepEqual(await iterator.all(), [
+        ['c', 'c'],
+        ['e', 'e'],
+      ]);
+    });
+
+    it('restart over a new snapshot when seeking back after writes (the documented exception)', async () => {
+      const db = level(location());
+      await db.batch(['a', 'c'].map((key) => ({ type: 'put' as const, key, value: key })));
+      const iterator = db.iterator();
+      assert.deepEqual(await iterator.next(), ['a', 'a']);
+      assert.deepEqual(await iterator.next(), ['c', 'c']);
+      await db.put('b', 'b');
+      iterator.seek('a');
+      assert.deepEqual(await iterator.all(), [
+        ['a', 'a'],
+        ['b', 'b'],
+        ['c', 'c'],
+      ]);
+    });
+
+    it('seek within their range only, in reverse too', async () => {
+      const db = level(location());
+      await db.batch(['a', 'b', 'c', 'd', 'e'].map((key) => ({ type: 'put' as const, key, value: key })));
+      const iterator = db.keys({ gt: 'a', lt: 'e', reverse: true });
+      iterator.seek('z');
+      assert.deepEqual(await iterator.all(), ['d', 'c', 'b']);
+      const forward = db.keys({ gte: 'b', lte: 'd' });
+      forward.seek('a');
+      assert.deepEqual(await forward.all(), ['b', 'c', 'd']);
+    });
+  });
+
+  it('clears a range larger than one batch, splitting a batch the WAL cannot take in one commit', async () => {
+    // The smallest WAL (16 blocks) takes a commit of 4 blocks: fewer deletes
+    // of these keys than CLEAR_BATCH_KEYS_MAX, so clear() has to split.
+    const db = level(location(), { walSizeBytes: 64 << 10 });
+    const keyCount = CLEAR_BATCH_KEYS_MAX * 2 + 100;
+    const key = (index: number): string => `clear-key-${String(index).padStart(6, '0')}`;
+    const fullChunk = Array.from({ length: CLEAR_BATCH_KEYS_MAX }, (_, index) => ({ type: 'del' as const, key: key(index) }));
+    await assert.rejects(db.open().then(() => db.store.batch(fullChunk)), (error) => errorCode(error) === 'ERR_VALUE_TOO_LARGE');
+    for (let start = 0; start < keyCount; start += 200) {
+      const end = Math.min(start + 200, keyCount);
+      await db.batch(Array.from({ length: end - start }, (_, offset) => ({ type: 'put' as const, key: key(start + offset), value: 'v' })));
+    }
+    await db.clear({ gt: key(0), lt: key(keyCount - 1) });
+    assert.deepEqual(await db.keys().all(), [key(0), key(keyCount - 1)]);
+    await db.clear();
+    assert.deepEqual(await db.keys().all(), []);
+  });
+
+  it('maps a key over 1024 bytes to LEVEL_INVALID_KEY, keeping the store code', async () => {
+    const db = level(location());
+    await assert.rejects(db.put('x'.repeat(1025), 'v'), (error) => {
+      assert.equal(errorCode(error), 'LEVEL_INVALID_KEY');
+      assert.equal((error as { storeCode?: unknown }).storeCode, 'ERR_KEY_TOO_LARGE');
+      return true;
+    });
+  });
+});

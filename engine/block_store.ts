@@ -23,7 +23,7 @@ import { Readable, Writable } from 'node:stream';
 import { ByteWriter } from '../format/byte_writer.js';
 import { beginCheckpointPayload, finishCheckpointPayload } from '../format/checkpoint.js';
 import { beginCommitPayload, finishCommitPayload } from '../format/commit.js';
-import { CHECKPOINT_EXTENTS_MAX, FORMAT_VERSION, SUPERBLOCK_SIZE, VALUE_EXTENTS_MAX } from '../format/constants.js';
+import { BLOCK_SIZE_MAX, CHECKPOINT_EXTENTS_MAX, FORMAT_VERSION, SUPERBLOCK_SIZE, VALUE_EXTENTS_MAX } from '../format/constants.js';
 import { crc32c } from '../format/crc32c.js';
 import type { Extent } from '../format/extent.js';
 import { encodeFrame, frameBlockCount } from '../format/frame.js';
@@ -399,8 +399,21 @@ export class BlockStore {
         return;
       }
       try {
-        const targetBytes = sizeBytes > 0 || device.fileLengthBytes > 0 ? sizeBytes : DEFAULT_STORE_SIZE_BYTES;
-        if (!device.isBlockDevice && targetBytes > device.fileLengthBytes) await device.grow(ring, targetBytes);
+        let targetBytes = device.fileLengthBytes;
+        if (!device.isBlockDevice) {
+          // A regular file grows to sizeBytes (an empty one to the default),
+          // and to whole sectors: open() refuses a file of another length.
+          const unitBytes = Math.max(device.ioAlignment, 512);
+          targetBytes = Math.max(sizeBytes, device.fileLengthBytes === 0 ? DEFAULT_STORE_SIZE_BYTES : 0, device.fileLengthBytes);
+          targetBytes = Math.ceil(targetBytes / unitBytes) * unitBytes;
+        }
+        // Refused before anything is changed.
+        const layout = storeLayout(targetBytes - (targetBytes % Math.max(device.ioAlignment, 1)), blockSize, options.walSizeBytes);
+        if (typeof layout === 'string') throw new StoreError('ERR_STORE_NO_SPACE', `'${path}' is too small for a store: ${layout}`);
+        if (targetBytes > device.fileLengthBytes) await device.grow(ring, targetBytes);
+        // The old superblocks go first: a crash while the WAL is zeroed must
+        // not leave an older store that opens without the commits it loses.
+        await eraseSuperblocks(device);
         await formatStore(device, blockSize, options.walSizeBytes);
       } finally {
         await device.close();
@@ -1624,6 +1637,18 @@ export function storeLayout(sizeBytes: number, blockSize: number, walSizeBytes: 
     return `${sizeBytes} bytes in ${blockSize}-byte blocks hold ${blockCount} blocks; a WAL of ${walBlockCount} needs at least ${SUPERBLOCK_SLOTS + walBlockCount + DATA_BLOCKS_MIN}`;
   }
   return { blockCount, walBlockCount };
+}
+
+/**
+ * Zeroes where any store's superblock copies could be (slot 1 sits one block
+ * in, and blocks are up to BLOCK_SIZE_MAX), durably: what format() does to
+ * an old store before it zeroes that store's WAL.
+ */
+async function eraseSuperblocks(device: BlockDevice): Promise<void> {
+  const alignment = Math.max(device.ioAlignment, 512);
+  const lengthBytes = Math.min(2 * BLOCK_SIZE_MAX, device.sizeBytes - (device.sizeBytes % alignment));
+  device.mark?.('erase');
+  await device.writeAndSync(0, [allocAligned(lengthBytes, Math.max(alignment, 4096))]);
 }
 
 /** Writes a new store's superblocks (both slots). */

@@ -18,11 +18,13 @@
 // (link(2) fails if the name exists, so two creators never both win). A
 // crash during formatting therefore leaves no half-made store at the path —
 // which the rule above would refuse forever — only a temporary file named
-// `.NAME.ringstore-new-PID-N` beside it.
-import { link, lstat, open as openFile, readFile, rename, truncate, unlink } from 'node:fs/promises';
+// `.NAME.ringstore-new-RANDOM` beside it.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { link, lstat, open as openFile, rename, truncate, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
-import { SUPERBLOCK_SIZE } from '../format/constants.js';
+import { SUPERBLOCK_MAGIC, SUPERBLOCK_SIZE } from '../format/constants.js';
 import { hasSuperblockMagic } from '../format/superblock.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
 import { RingBlockDevice } from './ring_block_device.js';
@@ -48,7 +50,16 @@ export interface OpenedStoreFile {
   abandon(): Promise<void>;
 }
 
-let temporaryNameCounter = 0;
+/**
+ * Characters of the store file's name kept in its temporary name: the rest
+ * (the dot, the suffix, TEMPORARY_NAME_RANDOM_BYTES in hex) must fit NAME_MAX
+ * (255) beside them.
+ */
+const TEMPORARY_NAME_BASENAME_MAX = 128;
+/** Random bytes in a temporary name: unique across threads, processes and a PID reused after a crash. */
+const TEMPORARY_NAME_RANDOM_BYTES = 8;
+/** Names tried before a create gives up (each collides with probability ~2^-64). */
+const TEMPORARY_NAME_ATTEMPTS_MAX = 4;
 
 /**
  * Opens `path` for exclusive use. With `create`, a missing file is made (as
@@ -70,14 +81,23 @@ export async function openStoreFile(ring: IoUringActor, path: string, options: {
       if (!options.create) {
         throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' is an empty file (open with create: true to make a store in it)`);
       }
-      await device.grow(ring, options.sizeBytes);
+      // Truncated by path: the lock on the descriptor we hold keeps other
+      // stores out, so the name still means this file.
+      const restoreEmpty = (): Promise<void> => truncate(path, 0).catch(() => undefined);
+      try {
+        await device.grow(ring, options.sizeBytes);
+      } catch (error) {
+        // A failed fallocate (ENOSPC) may keep what it allocated so far
+        // (ext4 does): the file must be left empty, as it was.
+        await restoreEmpty();
+        throw error;
+      }
       return {
         device,
         blank: true,
         publish: async () => undefined,
         abandon: async () => {
-          // The lock is still ours: nobody else wrote into the file since.
-          await truncate(path, 0).catch(() => undefined);
+          await restoreEmpty();
           await device.close().catch(() => undefined);
         },
       };
@@ -110,12 +130,18 @@ async function createStoreFile(ring: IoUringActor, path: string, sizeBytes: numb
     throw new StoreError('ERR_STORE_PATH', `'${path}' is a symbolic link to a missing file: create the store at the link's target`);
   }
   const directory = dirname(path);
-  const temporaryPath = join(directory, `.${basename(path)}.ringstore-new-${process.pid}-${temporaryNameCounter++}`);
-  try {
-    // 'wx': O_CREAT | O_EXCL, so the temporary name is ours alone.
-    await (await openFile(temporaryPath, 'wx')).close();
-  } catch (error) {
-    throw pathError(path, error, 'cannot create a file in its directory');
+  let temporaryPath = '';
+  for (let attempt = 1; ; attempt++) {
+    const name = `.${basename(path).slice(0, TEMPORARY_NAME_BASENAME_MAX)}.ringstore-new-${randomBytes(TEMPORARY_NAME_RANDOM_BYTES).toString('hex')}`;
+    temporaryPath = join(directory, name);
+    try {
+      // 'wx': O_CREAT | O_EXCL, so the temporary name is ours alone.
+      await (await openFile(temporaryPath, 'wx')).close();
+      break;
+    } catch (error) {
+      if (isCode(error, 'EEXIST') && attempt < TEMPORARY_NAME_ATTEMPTS_MAX) continue;
+      throw pathError(path, error, 'cannot create a file in its directory');
+    }
   }
   let device: RingBlockDevice | undefined;
   try {
@@ -135,7 +161,6 @@ async function createStoreFile(ring: IoUringActor, path: string, sizeBytes: numb
       try {
         await link(temporaryPath, path);
         published = true;
-        await unlink(temporaryPath);
       } catch (error) {
         if (isCode(error, 'EEXIST')) throw lostCreateRace(path, error);
         if (!HARD_LINKS_UNSUPPORTED.has((error as Error & { code?: string }).code ?? '')) {
@@ -144,6 +169,9 @@ async function createStoreFile(ring: IoUringActor, path: string, sizeBytes: numb
         await publishByRename(ring, temporaryPath, path);
         published = true;
       }
+      // A second name of the live store from here until unlink: a crash in
+      // between leaves it behind (see docs/store.md).
+      if (existsSync(temporaryPath)) await unlink(temporaryPath);
       // The new name must survive a crash like the store's own writes do.
       const handle = await openFile(directory, 'r');
       try {
@@ -197,8 +225,16 @@ async function publishByRename(ring: IoUringActor, temporaryPath: string, path: 
  * superblock magic at the start) is corrupt; anything else is not a store.
  */
 async function refuseOddLength(path: string, lengthBytes: number): Promise<never> {
-  const head = (await readFile(path)).subarray(0, SUPERBLOCK_SIZE);
-  if (head.length >= 8 && hasSuperblockMagic(head)) {
+  const head = Buffer.alloc(SUPERBLOCK_SIZE);
+  const handle = await openFile(path, 'r');
+  let headBytes: number;
+  try {
+    headBytes = (await handle.read(head, 0, SUPERBLOCK_SIZE, 0)).bytesRead;
+  } finally {
+    await handle.close();
+  }
+  head.fill(0, headBytes);
+  if (headBytes >= SUPERBLOCK_MAGIC.length && hasSuperblockMagic(head)) {
     throw new StoreCorruptError('superblock', `the file is ${lengthBytes} bytes, not a multiple of ${STORE_FILE_LENGTH_UNIT}: the store was cut short`, 0);
   }
   throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' holds ${lengthBytes} bytes that are not a ringstore; it is left untouched (BlockStore.format() makes a store over it)`);

@@ -10,7 +10,7 @@
 //
 // inspect and fsck read the store image with plain positional reads (node:fs), never
 // through the engine, so they work on a store the engine refuses to open.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { BlockStore } from '../engine/block_store.js';
@@ -22,9 +22,10 @@ import { fsckImage, type FsckReport, type ImageReader } from './fsck.js';
 const USAGE = `usage:
   ringstore inspect PATH   print the store's superblock, geometry, checkpoint and WAL state
   ringstore fsck PATH      check a store independently of the engine (exit 1 if damaged)
-  ringstore format PATH [--size BYTES] [--block-size BYTES] [--wal-size BYTES]
-                           make a new, empty store at PATH (a file or block device),
-                           destroying whatever it holds; open's create: true never does
+  ringstore format PATH [--size BYTES] [--block-size BYTES] [--wal-size BYTES] [--force]
+                           make a new, empty store at PATH (a file or block device);
+                           --force to destroy what PATH holds (a device, a non-empty
+                           file); open's create: true never does
 ${STORE_COMMANDS_USAGE}
 ${CRASH_TEST_USAGE}
   ringstore help`;
@@ -124,12 +125,17 @@ function main(argv: string[]): number | Promise<number> {
 async function formatCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
-    options: { size: { type: 'string' }, 'block-size': { type: 'string' }, 'wal-size': { type: 'string' } },
+    options: { size: { type: 'string' }, 'block-size': { type: 'string' }, 'wal-size': { type: 'string' }, force: { type: 'boolean' } },
     allowPositionals: true,
   });
   if (positionals.length !== 1) {
     console.error(USAGE);
     return 2;
+  }
+  const target = statSync(positionals[0], { throwIfNoEntry: false });
+  if (target !== undefined && (target.isBlockDevice() || target.size > 0) && values.force !== true) {
+    const what = target.isBlockDevice() ? 'is a block device' : `holds ${target.size} bytes`;
+    throw Object.assign(new RangeError(`'${positionals[0]}' ${what}: format destroys what it holds; add --force to do so`), { code: 'ERR_INVALID_ARG' });
   }
   const bytes = (text: string | undefined): number | undefined => (text === undefined ? undefined : Number(text));
   await BlockStore.format(positionals[0], { sizeBytes: bytes(values.size), blockSize: bytes(values['block-size']), walSizeBytes: bytes(values['wal-size']) });

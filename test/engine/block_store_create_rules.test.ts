@@ -13,7 +13,8 @@
 // foreign files (default CREATE_RULES_RUNS_DEFAULT).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 
 import fc from 'fast-check';
 
@@ -199,11 +200,68 @@ describe('BlockStore.open() and what create: true may touch', function () {
     assert.deepEqual(readdirSync(storeDir), []);
   });
 
-  it('refuses a size in an empty file the file system cannot hold, truncating the file back to 0', async () => {
+  it('refuses a size in an empty file the file system refuses outright (EFBIG), leaving the file empty', async () => {
     const path = `${dir}/empty-huge`;
     writeFileSync(path, Buffer.alloc(0));
     await rejectsWithCode(() => BlockStore.open(path, { create: true, sizeBytes: 1e15, ring }), 'ERR_STORE_NO_SPACE');
     assert.equal(statSync(path).size, 0);
+  });
+
+  it('creates a store beside leftover temporary files of crashed creates', async () => {
+    const storeDir = `${dir}/leftovers`;
+    mkdirSync(storeDir);
+    const leftovers = ['.store.ringstore-new-0000000000000000', `.store.ringstore-new-${process.pid}-0`];
+    for (const name of leftovers) writeFileSync(`${storeDir}/${name}`, Buffer.alloc(4096));
+    const store = await BlockStore.open(`${storeDir}/store`, { create: true, sizeBytes: STORE_BYTES, ring });
+    await store.close();
+    assert.deepEqual(readdirSync(storeDir).sort(), [...leftovers, 'store'].sort());
+  });
+
+  it('lets one of two worker threads creating the same file win; the other gets ERR_STORE_LOCKED', async () => {
+    const storeDir = `${dir}/race-workers`;
+    mkdirSync(storeDir);
+    const source = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      import(workerData.entry).then(async ({ BlockStore }) => {
+        try {
+          const store = await BlockStore.open(workerData.path, { create: true, sizeBytes: workerData.sizeBytes });
+          await store.close();
+          parentPort.postMessage('created');
+        } catch (error) {
+          parentPort.postMessage(String(error.code));
+        }
+      });`;
+    const outcomes = await Promise.all(
+      [0, 1].map(
+        () =>
+          new Promise<string>((resolve, reject) => {
+            const worker = new Worker(source, { eval: true, workerData: { entry: PACKAGE_ENTRY_URL, path: `${storeDir}/store`, sizeBytes: STORE_BYTES } });
+            worker.once('message', (message: string) => resolve(message));
+            worker.once('error', reject);
+          }),
+      ),
+    );
+    // The loser may also come second, after the winner closed: then it opens the store.
+    assert.ok(outcomes.includes('created'), outcomes.join());
+    for (const outcome of outcomes) assert.ok(['created', 'ERR_STORE_LOCKED'].includes(outcome), outcomes.join());
+    assert.deepEqual(readdirSync(storeDir), ['store']);
+  });
+
+  it('formats a file whose length is not whole sectors into one open() accepts (grown to whole sectors)', async () => {
+    const path = `${dir}/odd-length`;
+    writeFileSync(path, pattern(STORE_BYTES + 1001, 9));
+    await BlockStore.format(path, { ring });
+    assert.equal(statSync(path).size, STORE_BYTES + 1024);
+    const store = await BlockStore.open(path, { ring });
+    await store.close();
+  });
+
+  it('refuses to format a file too small for the layout asked for, changing nothing', async () => {
+    const path = `${dir}/format-too-small`;
+    const contents = pattern(STORE_BYTES, 10);
+    writeFileSync(path, contents);
+    await rejectsWithCode(() => BlockStore.format(path, { ring, walSizeBytes: 8 << 20 }), 'ERR_STORE_NO_SPACE');
+    assert.ok(readFileSync(path).equals(contents));
   });
 
   it('never formats with create a file on which format() is the explicit step, and format() makes an empty store there', async () => {
@@ -267,6 +325,25 @@ describe('BlockStore.open() and what create: true may touch', function () {
 
     afterEach(() => {
       if (mountPoint !== '' && existsSync(mountPoint)) execFileSync('umount', [mountPoint], { stdio: 'ignore' });
+    });
+
+    it('refuses to grow an empty file past the free space (ENOSPC on ext4, which keeps a partial fallocate), leaving it empty', async function () {
+      const image = `${dir}/ext4-${caseIndex++}.img`;
+      writeFileSync(image, Buffer.alloc(0));
+      truncateSync(image, 16 << 20);
+      try {
+        execFileSync('mkfs.ext4', ['-q', '-F', image], { stdio: 'ignore' });
+        execFileSync('mount', ['-o', 'loop', image, mountPoint], { stdio: 'ignore' });
+      } catch {
+        skipBecause(this, 'mkfs.ext4 or a loop mount is not available here');
+      }
+      const path = `${mountPoint}/store`;
+      writeFileSync(path, Buffer.alloc(0));
+      const error = await rejectsWithCode(() => BlockStore.open(path, { create: true, sizeBytes: 64 << 20, ring }), 'ERR_STORE_NO_SPACE');
+      assert.equal((error.cause as { code?: string }).code, 'ENOSPC');
+      assert.equal(statSync(path).size, 0, 'the empty file is empty again');
+      const store = await BlockStore.open(path, { create: true, sizeBytes: 4 << 20, ring });
+      await store.close();
     });
 
     it('refuses a store larger than the free space with ERR_STORE_NO_SPACE (ENOSPC), leaving nothing behind', async () => {

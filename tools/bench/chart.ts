@@ -22,6 +22,8 @@ export interface ChartPanel {
 
 /** Width of one panel's plot area in pixels; the labels take room of their own. */
 const PANEL_WIDTH_PX = 420;
+/** Room for the contenders' labels, the same in every panel so that the plots line up. */
+const LABEL_WIDTH_PX = 300;
 /** Height of one bar's band in pixels. */
 const BAR_BAND_PX = 18;
 const RINGSTORE_COLOUR = '#d9480f';
@@ -43,7 +45,7 @@ export function chartSpec(heading: string[], panels: readonly ChartPanel[]): Rec
         {
           mark: 'bar',
           encoding: {
-            y: { field: 'label', type: 'nominal', sort: null, title: null, axis: { labelLimit: 260 } },
+            y: { field: 'label', type: 'nominal', sort: null, title: null, axis: { labelLimit: LABEL_WIDTH_PX, minExtent: LABEL_WIDTH_PX } },
             x: { field: 'value', type: 'quantitative', title: `${panel.unit}${panel.lowerIsBetter ? ' (lower is better)' : ''}` },
             color: {
               field: 'isRingstore',

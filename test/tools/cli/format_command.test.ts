@@ -20,10 +20,13 @@ describe('ringstore format', function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('makes an empty store over a file of foreign bytes, which open then accepts', async () => {
+  it('makes an empty store over a file of foreign bytes with --force (only), which open then accepts', async () => {
     const path = `${dir}/foreign`;
     writeFileSync(path, pattern(2 << 20, 5));
-    const result = await runCli(['format', path]);
+    const refused = await runCli(['format', path]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /^ringstore: ERR_INVALID_ARG: .* holds 2097152 bytes: format destroys what it holds; add --force/);
+    const result = await runCli(['format', path, '--force']);
     assert.equal(result.code, 0, result.stdout + result.stderr);
     assert.equal(statSync(path).size, 2 << 20);
     const store = await BlockStore.open(path);
@@ -45,12 +48,12 @@ describe('ringstore format', function () {
     const path = `${dir}/small`;
     const before = pattern(64 << 10, 6);
     writeFileSync(path, before);
-    const result = await runCli(['format', path]);
+    const result = await runCli(['format', path, '--force']);
     assert.equal(result.code, 2);
-    assert.match(result.stderr, /^ringstore: ERR_STORE_NO_SPACE: the device is too small for a store/);
+    assert.match(result.stderr, /^ringstore: ERR_STORE_NO_SPACE: .* is too small for a store/);
     assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
     assert.ok(readFileSync(path).equals(before));
-    const bad = await runCli(['format', path, '--block-size', '1000']);
+    const bad = await runCli(['format', path, '--force', '--block-size', '1000']);
     assert.match(bad.stderr, /^ringstore: ERR_INVALID_ARG: blockSize must be a power of two/);
   });
 });

@@ -184,6 +184,9 @@ function refuseLoneSurrogates(value: unknown): void {
  * reads back as undefined); an `undefined` array element would become null.
  */
 function checkJsonValue(this: unknown, key: string, value: unknown): unknown {
+  // `value` is after toJSON: an invalid Date has already become null.
+  const original = (this as Record<string, unknown>)[key];
+  if (original instanceof Date && Number.isNaN(original.getTime())) throw new UnstorableValue(`an invalid Date at ${describeKey(key)} (JSON would store null)`);
   switch (typeof value) {
     case 'string':
     case 'boolean':

@@ -61,7 +61,7 @@ export class RangeCursor {
   #generator: AsyncGenerator<Entry> | undefined;
   /** The first next() of the generator, called at its start to take the snapshot. */
   #primed: Promise<IteratorResult<Entry>> | undefined;
-  #snapshotToken: number | undefined;
+  #snapshotToken: string | undefined;
   /** The last key returned, as bytes: where the cursor is. */
   #lastKey: Buffer | undefined;
   /** Set by a seek of case 2: entries before it (in the cursor's direction) are skipped. */

@@ -83,7 +83,7 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
   readonly #storeOptions: RingLevelStoreOptions;
   #store: BlockStore | undefined;
   /** Every write goes through it, for iterators' seek(). */
-  readonly #clock = new WriteClock();
+  readonly #clock = new WriteClock(() => this.#store);
 
   constructor(location: string, options: RingLevelOptions<K, V> = {}) {
     if (typeof location !== 'string' || location.length === 0) throw new TypeError('ringstore/level: location must be a non-empty string');

@@ -1,23 +1,42 @@
 // Counts the writes a RingLevel makes to its store, so an iterator can tell
 // whether a new range() would read the same snapshot as its old one (see
-// range_cursor.ts). Exact only because the database is its store's only
-// writer: the store is exclusive (flock) and RingLevel owns it.
+// range_cursor.ts). The token also carries the store's newest applied commit
+// (stats().lastCommitSequence), so a write that reached the store another
+// way (through `db.store`) and has applied is seen too; one still in flight
+// through that way is not — the reason docs/level.md says not to write
+// through `db.store` while iterating.
+import type { BlockStore } from '../engine/block_store.js';
+
 export class WriteClock {
+  /** The database's store while it is open (a database can be closed and opened again). */
+  readonly #store: () => BlockStore | undefined;
+
   /** Incremented when a write is submitted, before the store can apply it. */
   #version = 0;
   #inFlight = 0;
 
+  constructor(store: () => BlockStore | undefined) {
+    this.#store = store;
+  }
+
   /** A token for "the store as it is now", or undefined while writes are in flight (they may apply at any moment). */
-  snapshotToken(): number | undefined {
-    return this.#inFlight === 0 ? this.#version : undefined;
+  snapshotToken(): string | undefined {
+    if (this.#inFlight !== 0) return undefined;
+    let applied: number | undefined;
+    try {
+      applied = this.#store()?.stats().lastCommitSequence;
+    } catch {
+      return undefined; // the store is closing: no snapshot can be reused
+    }
+    return `${this.#version}:${applied}`;
   }
 
   /**
    * Whether the store is still as it was when `token` was taken: nothing was
    * in flight then and nothing has been submitted since.
    */
-  unchangedSince(token: number | undefined): boolean {
-    return token !== undefined && token === this.#version;
+  unchangedSince(token: string | undefined): boolean {
+    return token !== undefined && token === this.snapshotToken();
   }
 
   /**

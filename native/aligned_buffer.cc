@@ -76,9 +76,13 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
     block->Release();
     return env.Undefined();
   }
-  // Unattached, the block is never pinned: IO on it is then as safe as on
-  // any external buffer (not across a teardown), no worse.
-  block->Attach(env, buffer.ArrayBuffer());
+  // Unattached, the block could never be pinned, and IO in flight on it at a
+  // thread's teardown would write into freed memory again: refuse the buffer
+  // instead (its finalizer frees the block when it is collected).
+  if (!block->Attach(env, buffer.ArrayBuffer())) {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_OUT_OF_MEMORY", "allocAligned: could not tag the buffer's memory for pinning");
+    return env.Undefined();
+  }
   return buffer;
 }
 

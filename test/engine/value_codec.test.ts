@@ -89,6 +89,11 @@ describe("valueCodec('json')", () => {
     assert.equal(codec.decode(codec.encode(date)), date.toISOString());
   });
 
+  it('refuses an invalid Date, which JSON would store as null, at the top or nested', () => {
+    assertInvalid(() => codec.encode(new Date(Number.NaN)));
+    assertInvalid(() => codec.encode({ when: new Date(Number.NaN) }));
+  });
+
   it('refuses a value JSON cannot represent at all', () => {
     assertInvalid(() => codec.encode(() => 1));
     assertInvalid(() => codec.encode(Symbol('s')));

@@ -184,6 +184,27 @@ describe('RingLevel', () => {
       ]);
     });
 
+    it('keep their snapshot when seeking ahead after a write made through db.store', async () => {
+      const db = level(location());
+      await db.batch(['a', 'c', 'e'].map((key) => ({ type: 'put' as const, key, value: key })));
+      const iterator = db.iterator();
+      await db.store.put(Buffer.from('d'), Buffer.from('d'));
+      iterator.seek('b');
+      assert.deepEqual(await iterator.all(), [
+        ['c', 'c'],
+        ['e', 'e'],
+      ]);
+    });
+
+    it('sort keys bytewise on the root database (abstract-level\'s own test of this writes an empty key)', async () => {
+      const db = level(location());
+      const keys = ['\u00ff', 'a', 'B', 'ab', '\u0100', '1', 'a\u0000', 'Z'];
+      await db.batch(keys.map((key) => ({ type: 'put' as const, key, value: 'v' })));
+      const expected = [...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+      assert.deepEqual(await db.keys().all(), expected);
+      assert.deepEqual(await db.keys({ reverse: true }).all(), [...expected].reverse());
+    });
+
     it('restart over a new snapshot when seeking back after writes (the documented exception)', async () => {
       const db = level(location());
       await db.batch(['a', 'c'].map((key) => ({ type: 'put' as const, key, value: key })));

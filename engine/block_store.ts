@@ -744,6 +744,10 @@ export class BlockStore {
         await this.#device.close().catch(() => undefined);
         await this.#ownedRing?.close();
       }
+      // With sync: false, writes resolved before they were durable and close
+      // is the promise that they are: if a flush failed (now, or earlier in
+      // the background, with no write since to report it), say so.
+      if (!this.#sync && this.#failure !== undefined) throw this.#failure;
     })();
     return this.#closing;
   }

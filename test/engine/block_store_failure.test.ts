@@ -150,7 +150,18 @@ describe('BlockStore after a device error', () => {
     });
   }
 
-  it('fails flush() and later writes with ERR_STORE_FAILED when the deferred flush of sync: false fails', async () => {
+  it('rejects close() with ERR_STORE_FAILED when the deferred flush of sync: false failed with no write after it to say so', async () => {
+    const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    const device = new FailingDevice(simulated);
+    const store = await openOn(device, { create: true, sync: false });
+    device.failNext('sync');
+    await store.put('unflushed', pattern(100, 11)); // resolves once written; its flush fails in the background
+    const failed = await rejectsWithCode(() => store.close(), 'ERR_STORE_FAILED');
+    assertFailedBy(failed, device.injected[0]);
+    assert.equal(device.injected.length, 1);
+  });
+
+  it('fails flush(), later writes and close() with ERR_STORE_FAILED when the deferred flush of sync: false fails', async () => {
     const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
     const device = new FailingDevice(simulated);
     const store = await openOn(device, { create: true, sync: false });
@@ -162,7 +173,7 @@ describe('BlockStore after a device error', () => {
     assertFailedBy(failed, device.injected[0]);
     await rejectsWithCode(() => store.put('later', pattern(10, 10)), 'ERR_STORE_FAILED');
     assert.ok(((await store.get('flushed')) as Buffer).equals(pattern(100, 8)));
-    await store.close();
+    assertFailedBy(await rejectsWithCode(() => store.close(), 'ERR_STORE_FAILED'), device.injected[0]);
 
     const reopened = await openOn(simulated.crash({ keepProbability: 0 }), { create: false });
     try {

@@ -807,6 +807,16 @@ export class BlockStore {
     };
   }
 
+  /**
+   * stats().lastCommitSequence without the rest of stats(): what an
+   * iterator's snapshot of the store was taken at (ringstore/level compares
+   * it on every seek).
+   */
+  get lastCommitSequence(): number {
+    this.#checkOpen();
+    return this.#appliedSequence;
+  }
+
   stats(): BlockStoreStats {
     this.#checkOpen();
     const blocksTotal = this.#superblock.blockCount;

@@ -1,7 +1,7 @@
 // Counts the writes a RingLevel makes to its store, so an iterator can tell
 // whether a new range() would read the same snapshot as its old one (see
 // range_cursor.ts). The token also carries the store's newest applied commit
-// (stats().lastCommitSequence), so a write that reached the store another
+// (lastCommitSequence), so a write that reached the store another
 // way (through `db.store`) and has applied is seen too; one still in flight
 // through that way is not — the reason docs/level.md says not to write
 // through `db.store` while iterating.
@@ -24,7 +24,7 @@ export class WriteClock {
     if (this.#inFlight !== 0) return undefined;
     let applied: number | undefined;
     try {
-      applied = this.#store()?.stats().lastCommitSequence;
+      applied = this.#store()?.lastCommitSequence;
     } catch {
       return undefined; // the store is closing: no snapshot can be reused
     }

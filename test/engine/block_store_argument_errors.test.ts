@@ -13,16 +13,10 @@ import { checkBlockDevice } from '../../engine/block_device.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { StoreCorruptError } from '../../engine/store_error.js';
 import type { ValueEncoding } from '../../engine/value_codec.js';
-import { collect, makeStoreDir, openSmallStore, rejectsCorrupt, rejectsWith, rejectsWithCode, removeStoreDir } from './helpers.js';
+import { collect, detachedBytes, makeStoreDir, openSmallStore, rejectsCorrupt, rejectsWith, rejectsWithCode, removeStoreDir } from './helpers.js';
 
 async function memoryStore(encoding: ValueEncoding = 'msgpack'): Promise<BlockStore> {
   return BlockStore.open('memory', { device: new SimulatedDevice({ sizeBytes: 8 << 20 }), create: true, encoding, blockSize: 512 });
-}
-
-function detachedBytes(): Uint8Array {
-  const bytes = Uint8Array.from([1, 2, 3]);
-  structuredClone(bytes.buffer, { transfer: [bytes.buffer] });
-  return bytes;
 }
 
 function circularObject(): object {

@@ -108,3 +108,10 @@ export async function openWhenReleased(path: string, options: BlockStoreOptions 
     }
   }
 }
+
+/** A Uint8Array whose buffer was transferred away (detached): length 0, unreadable. */
+export function detachedBytes(): Uint8Array {
+  const bytes = Uint8Array.from([1, 2, 3]);
+  structuredClone(bytes.buffer, { transfer: [bytes.buffer] });
+  return bytes;
+}

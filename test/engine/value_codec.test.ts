@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 
 import { valueCodec, type ValueEncoding } from '../../engine/value_codec.js';
-import { assertError } from './helpers.js';
+import { assertError, detachedBytes } from './helpers.js';
 
 const ENCODINGS: ValueEncoding[] = ['msgpack', 'json', 'string', 'binary'];
 
@@ -144,13 +144,6 @@ describe('valueCodec()', () => {
     assertInvalid(() => valueCodec('cbor' as ValueEncoding), RangeError);
   });
 });
-
-/** A Uint8Array whose buffer was transferred away (detached): length 0, unreadable. */
-function detachedBytes(): Uint8Array {
-  const bytes = Uint8Array.from([1, 2, 3]);
-  structuredClone(bytes.buffer, { transfer: [bytes.buffer] });
-  return bytes;
-}
 
 function circularObject(): object {
   const value: Record<string, unknown> = { a: 1 };

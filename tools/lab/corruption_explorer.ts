@@ -108,18 +108,7 @@ export async function exploreCorruption(
     settled.push({ point, image, written });
   }
   const picks = settled.filter((_, i) => i % Math.max(1, Math.floor(settled.length / 16)) === 0);
-  const report: CorruptionReport = {
-    trials: 0,
-    byDamage: { bitflip: 0, 'garbage-sector': 0, 'zero-sector': 0, 'lost-write': 0, 'misdirected-write': 0 },
-    refusedOpens: 0,
-    unrecognised: 0,
-    detectedReads: 0,
-    wrongReads: 0,
-    silentLosses: 0,
-    failures: [],
-    reproducers: [],
-    durationMs: 0,
-  };
+  const report = emptyCorruptionReport(0);
   let savedImages = 0;
   for (let trial = 0; trial < options.trials && picks.length > 0; trial++) {
     const { point, image, written } = picks[trial % picks.length];
@@ -199,18 +188,7 @@ export async function replayDamageReproducer(directory: string): Promise<{ descr
   try {
     const image = new Uint8Array(readFileSync(join(directory, DAMAGE_IMAGE_FILE)));
     const point = crashPointAt(workload.trace, record.eventCount);
-    const report: CorruptionReport = {
-      trials: 1,
-      byDamage: { bitflip: 0, 'garbage-sector': 0, 'zero-sector': 0, 'lost-write': 0, 'misdirected-write': 0 },
-      refusedOpens: 0,
-      unrecognised: 0,
-      detectedReads: 0,
-      wrongReads: 0,
-      silentLosses: 0,
-      failures: [],
-      reproducers: [],
-      durationMs: 0,
-    };
+    const report = emptyCorruptionReport(1);
     await checkDamaged(image, workload, touchedKeys(workload.operations), point, new Set(record.hit), report, record.description);
     return { description: record.description, recorded: record.problem, problem: report.failures[0] };
   } finally {
@@ -361,4 +339,20 @@ async function checkDamaged(
     }
   }
   report.failures.push(`${what}: lost more than the commits the damage can pass for the log's end of: ${beyondLastCommit}`);
+}
+
+/** A report with nothing counted yet, for `trials` trials. */
+function emptyCorruptionReport(trials: number): CorruptionReport {
+  return {
+    trials,
+    byDamage: { bitflip: 0, 'garbage-sector': 0, 'zero-sector': 0, 'lost-write': 0, 'misdirected-write': 0 },
+    refusedOpens: 0,
+    unrecognised: 0,
+    detectedReads: 0,
+    wrongReads: 0,
+    silentLosses: 0,
+    failures: [],
+    reproducers: [],
+    durationMs: 0,
+  };
 }

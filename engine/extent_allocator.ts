@@ -4,8 +4,8 @@
 // other and free space is reused round-robin); when none is long enough it
 // combines the largest runs, up to a caller's extent limit.
 //
-// The allocator is rebuilt at open from the blocks the index and the
-// checkpoint reference; it holds no state on disk.
+// At open the allocator starts from the free set the checkpoint recorded
+// (format/free_set.ts); every checkpoint records it again.
 import { BTree } from './btree.js';
 
 import type { Extent } from '../format/extent.js';
@@ -52,6 +52,16 @@ export class ExtentAllocator {
       previousOwner = owner;
     }
     if (next < blockCount) this.#insertFree(next, blockCount - next);
+  }
+
+  /**
+   * The allocator whose free runs are exactly `free` (sorted, disjoint, in
+   * the data region: a decoded free set is). O(runs · log runs).
+   */
+  static fromFreeExtents(dataStartBlock: number, blockCount: number, free: readonly Extent[]): ExtentAllocator {
+    const allocator = new ExtentAllocator(dataStartBlock, blockCount, [{ extent: { startBlock: dataStartBlock, blockCount: blockCount - dataStartBlock }, owner: 'the free set' }]);
+    for (const extent of free) allocator.free(extent);
+    return allocator;
   }
 
   get freeBlockCount(): number {
@@ -116,6 +126,35 @@ export class ExtentAllocator {
       count += after[1];
     }
     this.#insertFree(start, count);
+  }
+
+  /**
+   * Marks `extent` in use if every block of it is free (recovery replaying
+   * a commit that wrote a value there); false, changing nothing, otherwise.
+   */
+  takeIfFree(extent: Extent): boolean {
+    if (extent.startBlock < this.dataStartBlock || extent.startBlock + extent.blockCount > this.blockCount || !this.isFree(extent)) return false;
+    this.#take(extent.startBlock, extent.blockCount);
+    return true;
+  }
+
+  /**
+   * Frees `extent` if no block of it is free (recovery replaying a commit
+   * that unlinked a value); false, changing nothing, otherwise.
+   */
+  freeIfUsed(extent: Extent): boolean {
+    if (extent.startBlock < this.dataStartBlock || extent.startBlock + extent.blockCount > this.blockCount || !this.isUsed(extent)) return false;
+    this.free(extent);
+    return true;
+  }
+
+  /** True if no block of `extent` is free. */
+  isUsed(extent: Extent): boolean {
+    const end = extent.startBlock + extent.blockCount;
+    const before = this.#free.nextLowerPair(extent.startBlock + 1);
+    if (before !== undefined && before[0] + before[1] > extent.startBlock) return false;
+    const after = this.#free.nextHigherPair(extent.startBlock);
+    return after === undefined || after[0] >= end;
   }
 
   /** Blocks in the `count` largest free runs: what an allocation limited to `count` extents can get. */

@@ -1,28 +1,34 @@
-// Opening a store: find the newest valid superblock, load the checkpoint,
-// replay the WAL after it, and drop a torn tail. Every decoding step goes
-// through format/; damage becomes StoreCorruptError naming structure and
-// block. Lenient paths name the crash they tolerate.
-import { readCheckpointPayload } from '../format/checkpoint.js';
+// Opening a store: find the newest valid superblock among its four copies,
+// load the checkpoint's free set, open its page tree at the root, replay the
+// WAL after it, and drop a torn tail. Open reads O(WAL tail + free set),
+// never the whole tree. Every decoding step goes through format/; damage
+// becomes StoreCorruptError naming structure and block. Lenient paths name
+// the crash they tolerate.
 import { readCommitPayload } from '../format/commit.js';
 import { isAllZero } from '../format/bytes.js';
-import { BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, SUPERBLOCK_SIZE } from '../format/constants.js';
+import { BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, SUPERBLOCK_SIZE, SUPERBLOCK_SLOT_COUNT } from '../format/constants.js';
 import { crc32c } from '../format/crc32c.js';
-import { FormatError } from '../format/format_error.js';
+import type { Extent } from '../format/extent.js';
+import { decodeFreeSetPayload } from '../format/free_set.js';
+import { FormatError, FormatVersionError } from '../format/format_error.js';
 import { decodeFrameBlock, frameBlockPayload, frameMagic } from '../format/frame.js';
-import type { ExtentValue, RecordVisitor, StoredValue } from '../format/records.js';
-import { decodeSuperblock, hasSuperblockMagic, type Superblock } from '../format/superblock.js';
+import type { ExtentValue, StoredValue } from '../format/records.js';
+import { decodeSuperblock, hasSuperblockMagic, superblockSlotBlock, type Superblock } from '../format/superblock.js';
 import { scanWal, type ScannedCommit } from '../format/wal_scan.js';
 import { allocAligned } from '../native/aligned_buffer.js';
 import type { BlockDevice } from './block_device.js';
+import { ExtentAllocator } from './extent_allocator.js';
 import { bytesToKeyString } from './key_codec.js';
-import { StoreCorruptError } from './store_error.js';
-import { newIndex, type IndexEntry, type StoreIndex } from './store_index.js';
+import type { PageTree } from './page_tree.js';
+import { StoreCorruptError, StoreError } from './store_error.js';
+import type { IndexEntry } from './store_index.js';
 
 export interface RecoveredStore {
   superblock: Superblock;
-  /** Superblock slots that held no valid copy and must be rewritten before writes. */
+  /** Superblock slots that held no valid copy of the newest generation's store and must be rewritten before writes. */
   slotsToRepair: number[];
-  index: StoreIndex;
+  /** The data region's free space: the checkpoint's free set, replayed. */
+  allocator: ExtentAllocator;
   /** Commits replayed from the WAL, kept live until a checkpoint covers them. */
   liveCommits: { sequence: number; startBlock: number; blockCount: number }[];
   /** WAL block for the next commit and its sequence number. */
@@ -46,33 +52,61 @@ export interface RecoveredStore {
  */
 export type SuperblockProbe = { kind: 'empty' } | { kind: 'foreign' } | { kind: 'found'; superblock: Superblock; slotsToRepair: number[] };
 
+interface SlotCandidate {
+  slot: number;
+  superblock?: Superblock;
+  error?: FormatError;
+  magic: boolean;
+}
+
+/** The largest WAL a store has (storeLayout caps it): how far the backup superblocks can be. */
+const WAL_SIZE_BYTES_MAX = 1 << 30;
+/** Bytes read per IO while searching for the backup superblocks of a store whose head is gone. */
+const BACKUP_SEARCH_CHUNK_BYTES = 8 << 20;
+
 export async function probeSuperblocks(device: BlockDevice): Promise<SuperblockProbe> {
   const headSize = Math.max(4096, device.ioAlignment);
   const head = allocAligned(Math.min(headSize, device.sizeBytes), Math.max(device.ioAlignment, 4096));
   await device.read(0, head);
-  const candidates: { slot: number; superblock?: Superblock; error?: FormatError; magic: boolean }[] = [];
+  const candidates: SlotCandidate[] = [];
   const slot0 = tryDecode(head.subarray(0, SUPERBLOCK_SIZE), 0);
   candidates.push({ slot: 0, ...slot0, magic: hasSuperblockMagic(head) });
   // Slot 1 sits at one block size from the start; that size is in slot 0,
   // or, if slot 0 is damaged, found by trying every legal block size.
   const sizes = slot0.superblock !== undefined ? [slot0.superblock.blockSize] : legalBlockSizes();
-  let slot1: { superblock?: Superblock; error?: FormatError; magic: boolean } = { magic: false };
+  let slot1: Omit<SlotCandidate, 'slot'> = { magic: false };
   for (const blockSize of sizes) {
     if (blockSize + SUPERBLOCK_SIZE > device.sizeBytes) break;
     const bytes = await readAt(device, blockSize, head, headSize);
-    const decoded = tryDecode(bytes, 1);
-    if (decoded.superblock !== undefined && decoded.superblock.blockSize !== blockSize) {
-      decoded.error = new FormatError('superblock', `says block size ${decoded.superblock.blockSize} but sits at offset ${blockSize}`, 1);
-      decoded.superblock = undefined;
-    }
+    const decoded = placedAt(tryDecode(bytes, 1), 1, blockSize);
     slot1 = { ...decoded, magic: hasSuperblockMagic(bytes) };
     if (decoded.superblock !== undefined || slot0.superblock !== undefined) break;
   }
   candidates.push({ slot: 1, ...slot1 });
+  const headValid = candidates.filter((candidate) => candidate.superblock !== undefined);
+  const headVersionError = candidates.find((candidate) => candidate.error instanceof FormatVersionError)?.error;
+  if (headValid.length === 0 && headVersionError !== undefined) throw versionRefusal(headVersionError as FormatVersionError);
+  // The backup pair follows the WAL, whose size a head copy gives; with no
+  // head copy left it is searched for (only then: it reads up to the
+  // largest WAL).
+  const layout = headValid.length > 0 ? newestOf(headValid) : await searchBackupSuperblock(device);
+  if (layout !== undefined) {
+    for (let slot = 2; slot < SUPERBLOCK_SLOT_COUNT; slot++) {
+      const offset = superblockSlotBlock(slot, layout.walStartBlock, layout.walBlockCount) * layout.blockSize;
+      if (offset + layout.blockSize > device.sizeBytes) {
+        candidates.push({ slot, magic: false, error: new FormatError('superblock', 'lies past the end of the device', offset / layout.blockSize) });
+        continue;
+      }
+      const bytes = await readAt(device, offset, head, headSize);
+      candidates.push({ slot, ...placedAt(tryDecode(bytes, offset / layout.blockSize), slot, layout.blockSize, layout), magic: hasSuperblockMagic(bytes) });
+    }
+  }
   const valid = candidates.filter((candidate) => candidate.superblock !== undefined);
   if (valid.length === 0) {
+    const versionError = candidates.find((candidate) => candidate.error instanceof FormatVersionError)?.error;
+    if (versionError !== undefined) throw versionRefusal(versionError as FormatVersionError);
     if (!candidates.some((candidate) => candidate.magic)) {
-      // Both superblock copies gone (zeroed, lost writes) but WAL blocks of a
+      // Every superblock copy gone (zeroed, lost writes) but WAL blocks of a
       // ringstore right behind them: a damaged store — never "empty", or
       // create: true would format over it. (Read far enough for the largest
       // block size: this path runs only when no superblock was found.)
@@ -81,7 +115,7 @@ export async function probeSuperblocks(device: BlockDevice): Promise<SuperblockP
       await device.read(0, wide);
       const walAt = findWalMagic(wide);
       if (walAt !== undefined) {
-        throw new StoreCorruptError('superblock', `both copies are missing, but a WAL block of a ringstore follows at byte ${walAt}`, 0);
+        throw new StoreCorruptError('superblock', `every copy is missing, but a WAL block of a ringstore follows at byte ${walAt}`, 0);
       }
       // Never format over data: only a head of zeros (a new or empty file)
       // is free to become a store.
@@ -91,20 +125,68 @@ export async function probeSuperblocks(device: BlockDevice): Promise<SuperblockP
     const first = candidates.find((candidate) => candidate.error !== undefined)?.error;
     throw new StoreCorruptError('superblock', `no valid copy: ${candidates.map((c) => `slot ${c.slot}: ${c.error?.reason ?? 'missing'}`).join('; ')}`, first?.blockIndex);
   }
-  valid.sort((a, b) => b.superblock!.generation - a.superblock!.generation);
-  const newest = valid[0].superblock!;
+  const newest = newestOf(valid);
   // A damaged or missing copy is what a torn superblock write leaves (or bit
-  // rot): the other copy is authoritative and the damaged slot is rewritten.
+  // rot, or a wiped head): the newest copy is authoritative and the damaged
+  // slots are rewritten.
   const slotsToRepair = candidates.filter((candidate) => candidate.superblock === undefined).map((candidate) => candidate.slot);
-  for (const other of valid.slice(1)) {
-    if (other.superblock!.storeTag !== newest.storeTag || other.superblock!.blockSize !== newest.blockSize) {
-      throw new StoreCorruptError('superblock', `the two copies describe different stores (tags ${newest.storeTag} and ${other.superblock!.storeTag})`, other.slot * newest.blockSize);
+  for (const other of valid) {
+    const copy = other.superblock!;
+    if (copy.storeTag !== newest.storeTag || copy.blockSize !== newest.blockSize || copy.walBlockCount !== newest.walBlockCount) {
+      throw new StoreCorruptError('superblock', `copies describe different stores (tags ${newest.storeTag} and ${copy.storeTag})`, superblockSlotBlock(other.slot, newest.walStartBlock, newest.walBlockCount));
     }
   }
   if (newest.blockCount * newest.blockSize > device.sizeBytes) {
     throw new StoreCorruptError('superblock', `store of ${newest.blockCount} blocks does not fit the device (${device.sizeBytes} bytes)`, 0);
   }
   return { kind: 'found', superblock: newest, slotsToRepair };
+}
+
+/** An intact superblock of another format: refused, never read further. */
+function versionRefusal(error: FormatVersionError): StoreError {
+  return new StoreError('ERR_STORE_VERSION', `the store is of ${error.reason}; it is left untouched (dump it with the version that wrote it, and load the dump into a new store)`, { cause: error });
+}
+
+function newestOf(candidates: SlotCandidate[]): Superblock {
+  return candidates.reduce((best, candidate) => (candidate.superblock!.generation > best.superblock!.generation ? candidate : best)).superblock!;
+}
+
+/** A decoded copy is valid only where its own geometry puts that slot (a misdirected copy is not). */
+function placedAt(decoded: { superblock?: Superblock; error?: FormatError }, slot: number, blockSize: number, layout?: Superblock): { superblock?: Superblock; error?: FormatError } {
+  const copy = decoded.superblock;
+  if (copy === undefined) return decoded;
+  const expectedBlockSize = layout?.blockSize ?? blockSize;
+  const where = superblockSlotBlock(slot, copy.walStartBlock, copy.walBlockCount);
+  if (copy.blockSize !== expectedBlockSize || (layout !== undefined && copy.walBlockCount !== layout.walBlockCount)) {
+    return { error: new FormatError('superblock', `says block size ${copy.blockSize} and a WAL of ${copy.walBlockCount} blocks, which do not put slot ${slot} here`, where) };
+  }
+  return decoded;
+}
+
+/**
+ * A backup superblock (slot 2 or 3) of a store whose head copies are all
+ * gone: searched for at every sector boundary within the largest WAL, and
+ * accepted only where its own geometry puts it.
+ */
+async function searchBackupSuperblock(device: BlockDevice): Promise<Superblock | undefined> {
+  const alignment = Math.max(device.ioAlignment, BLOCK_SIZE_MIN);
+  const limit = Math.min(device.sizeBytes - (device.sizeBytes % alignment), 4 * BLOCK_SIZE_MAX + WAL_SIZE_BYTES_MAX);
+  const chunk = allocAligned(Math.min(BACKUP_SEARCH_CHUNK_BYTES, limit), Math.max(alignment, 4096));
+  let best: Superblock | undefined;
+  for (let position = 0; position < limit; position += chunk.length) {
+    const length = Math.min(chunk.length, limit - position);
+    const bytes = chunk.subarray(0, length);
+    await device.read(position, bytes);
+    for (let offset = 0; offset + SUPERBLOCK_SIZE <= length; offset += BLOCK_SIZE_MIN) {
+      if (!hasSuperblockMagic(bytes.subarray(offset))) continue;
+      const decoded = tryDecode(bytes.subarray(offset, offset + SUPERBLOCK_SIZE), (position + offset) / BLOCK_SIZE_MIN).superblock;
+      if (decoded === undefined) continue;
+      const block = (position + offset) / decoded.blockSize;
+      const isBackup = [2, 3].some((slot) => superblockSlotBlock(slot, decoded.walStartBlock, decoded.walBlockCount) === block);
+      if (isBackup && (best === undefined || decoded.generation > best.generation)) best = decoded;
+    }
+  }
+  return best;
 }
 
 /** Offset of a WAL block's magic where block 2 would start for some block size, if any. */
@@ -139,12 +221,14 @@ function tryDecode(bytes: Uint8Array, slot: number): { superblock?: Superblock; 
   }
 }
 
-/** Loads checkpoint and WAL of a store whose superblock was found. */
-export async function recoverStore(device: BlockDevice, superblock: Superblock, slotsToRepair: number[]): Promise<RecoveredStore> {
+/**
+ * Loads the free set and replays the WAL of a store whose superblock was
+ * found, into `tree` (opened at the superblock's root by the caller).
+ */
+export async function recoverStore(device: BlockDevice, superblock: Superblock, slotsToRepair: number[], tree: PageTree): Promise<RecoveredStore> {
   const blockSize = superblock.blockSize;
-  const index = newIndex();
   try {
-    if (superblock.checkpointExtents.length > 0) await loadCheckpoint(device, superblock, index);
+    const allocator = await loadFreeSet(device, superblock);
 
     const walBytes = superblock.walBlockCount * blockSize;
     const region = allocAligned(walBytes, Math.max(device.ioAlignment, 4096));
@@ -178,11 +262,7 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
       let firstBad: { commit: number; reason: string } | undefined;
       for (const [key, { value, commit }] of live) {
         if (value === undefined || verified.has(value) || (firstBad !== undefined && commit >= firstBad.commit)) continue;
-        for (const extent of value.extents) {
-          if (extent.startBlock < superblock.dataStartBlock || extent.startBlock + extent.blockCount > superblock.blockCount) {
-            throw new StoreCorruptError('wal', `commit ${commits[commit].sequence}: value of key ${JSON.stringify(key.slice(0, 64))} references blocks ${extent.startBlock}+${extent.blockCount} outside the data region`, superblock.walStartBlock + commits[commit].startBlock);
-          }
-        }
+        checkExtentsInDataRegion(superblock, value, `commit ${commits[commit].sequence}: value of key ${JSON.stringify(key.slice(0, 64))}`, superblock.walStartBlock + commits[commit].startBlock);
         const crc = await extentValueCrc(device, value, blockSize);
         if (crc === value.crc) {
           verified.add(value);
@@ -194,7 +274,9 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
       keep = firstBad.commit;
       tornTail = `commit ${commits[keep].sequence} (block ${superblock.walStartBlock + commits[keep].startBlock}): ${firstBad.reason}`;
     }
-    for (let i = 0; i < keep; i++) applyOperations(index, parsed[i].operations);
+    for (let i = 0; i < keep; i++) {
+      await replayCommit(tree, allocator, superblock, parsed[i].operations, commits[i].sequence, superblock.walStartBlock + commits[i].startBlock);
+    }
     const kept = commits.slice(0, keep);
     // Writing resumes where the scan expects the next commit: after the last
     // kept one. Frames of dropped or torn commits may still be intact; the
@@ -208,7 +290,7 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
     return {
       superblock,
       slotsToRepair,
-      index,
+      allocator,
       liveCommits: kept.map(({ sequence, startBlock, blockCount }) => ({ sequence, startBlock, blockCount })),
       walHeadBlock,
       nextSequence,
@@ -218,6 +300,45 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
   } catch (error) {
     if (error instanceof FormatError) throw StoreCorruptError.from(error);
     throw error;
+  }
+}
+
+/**
+ * Applies one replayed commit to the tree and to the free space: a value it
+ * overwrites or deletes gives its extents back, a value it writes takes
+ * them. The checkpoint's free set describes exactly its tree, so in replay
+ * order every extent a commit writes must be free and every extent it
+ * unlinks must be in use — anything else is damage (or a bug), never
+ * repaired silently.
+ */
+async function replayCommit(tree: PageTree, allocator: ExtentAllocator, superblock: Superblock, operations: Operation[], sequence: number, walBlock: number): Promise<void> {
+  const prepared = await tree.prepare(operations.map((operation) => operation.key));
+  try {
+    for (const { key, entry } of operations) {
+      const previous = entry === undefined ? tree.delete(key) : tree.set(key, entry);
+      const where = `commit ${sequence}, key ${JSON.stringify(key.slice(0, 64))}`;
+      if (previous !== undefined && !(previous.value instanceof Uint8Array)) {
+        for (const extent of previous.value.extents) {
+          if (!allocator.freeIfUsed(extent)) throw new StoreCorruptError('free set', `${where}: the value it replaces has blocks ${extent.startBlock}+${extent.blockCount} that the free set says are free`, extent.startBlock);
+        }
+      }
+      if (entry !== undefined && !(entry.value instanceof Uint8Array)) {
+        checkExtentsInDataRegion(superblock, entry.value, where, walBlock);
+        for (const extent of entry.value.extents) {
+          if (!allocator.takeIfFree(extent)) throw new StoreCorruptError('free set', `${where}: its value's blocks ${extent.startBlock}+${extent.blockCount} are in use by something else`, extent.startBlock);
+        }
+      }
+    }
+  } finally {
+    tree.release(prepared);
+  }
+}
+
+function checkExtentsInDataRegion(superblock: Superblock, value: ExtentValue, what: string, walBlock: number): void {
+  for (const extent of value.extents) {
+    if (extent.startBlock < superblock.dataStartBlock || extent.startBlock + extent.blockCount > superblock.blockCount) {
+      throw new StoreCorruptError('wal', `${what} references blocks ${extent.startBlock}+${extent.blockCount} outside the data region`, walBlock);
+    }
   }
 }
 
@@ -240,54 +361,71 @@ function findStaleBlocks(region: Uint8Array, superblock: Superblock, nextSequenc
   return stale;
 }
 
-async function loadCheckpoint(device: BlockDevice, superblock: Superblock, index: StoreIndex): Promise<void> {
+/**
+ * The free space the checkpoint recorded. A store without a checkpoint yet
+ * (checkpointSeq 0) has an empty tree: every data block is free.
+ */
+async function loadFreeSet(device: BlockDevice, superblock: Superblock): Promise<ExtentAllocator> {
+  const dataBlockCount = superblock.blockCount - superblock.dataStartBlock;
+  if (superblock.freeSetExtents.length === 0) {
+    return ExtentAllocator.fromFreeExtents(superblock.dataStartBlock, superblock.blockCount, [{ startBlock: superblock.dataStartBlock, blockCount: dataBlockCount }]);
+  }
+  const payload = await readFrame(device, superblock, 'free set', superblock.freeSetExtents, superblock.freeSetByteLength);
+  const free = decodeFreeSetPayload(payload.bytes, superblock.dataStartBlock, dataBlockCount, payload.firstBlock);
+  const allocator = ExtentAllocator.fromFreeExtents(superblock.dataStartBlock, superblock.blockCount, free);
+  // The free set's own blocks and the root page are in use in the free set
+  // that names them; a free set that says otherwise is damaged.
+  for (const extent of superblock.freeSetExtents) {
+    if (!allocator.isUsed(extent)) throw new FormatError('free set', `its own blocks ${extent.startBlock}+${extent.blockCount} are marked free`, payload.firstBlock);
+  }
+  if (superblock.treeRoot !== undefined && !allocator.isUsed({ startBlock: superblock.treeRoot.block, blockCount: 1 })) {
+    throw new FormatError('free set', `the root page's block ${superblock.treeRoot.block} is marked free`, payload.firstBlock);
+  }
+  return allocator;
+}
+
+/** Reads and checks a frame the superblock names in `extents`; returns its payload. */
+async function readFrame(device: BlockDevice, superblock: Superblock, kind: 'free set', extents: Extent[], byteLength: number): Promise<{ bytes: Uint8Array; firstBlock: number }> {
   const blockSize = superblock.blockSize;
-  const bytes = allocAligned(superblock.checkpointBlockCount * blockSize, Math.max(device.ioAlignment, 4096));
+  const blockCount = extents.reduce((sum, extent) => sum + extent.blockCount, 0);
+  const bytes = allocAligned(blockCount * blockSize, Math.max(device.ioAlignment, 4096));
   let offset = 0;
   const reads: Promise<void>[] = [];
   const blockNumbers: number[] = [];
-  for (const extent of superblock.checkpointExtents) {
+  for (const extent of extents) {
     reads.push(readLarge(device, extent.startBlock * blockSize, bytes.subarray(offset, offset + extent.blockCount * blockSize)));
     for (let i = 0; i < extent.blockCount; i++) blockNumbers.push(extent.startBlock + i);
     offset += extent.blockCount * blockSize;
   }
   await Promise.all(reads);
-  const payload = new Uint8Array(superblock.checkpointByteLength);
+  const payload = new Uint8Array(byteLength);
   let payloadOffset = 0;
   for (let i = 0; i < blockNumbers.length; i++) {
     const block = bytes.subarray(i * blockSize, (i + 1) * blockSize);
-    const header = decodeFrameBlock('checkpoint', block, blockNumbers[i]);
+    const header = decodeFrameBlock(kind, block, blockNumbers[i]);
     if (
       header.sequence !== superblock.checkpointSeq ||
       header.storeTag !== superblock.storeTag ||
       header.blockIndex !== i ||
       header.blockCount !== blockNumbers.length
     ) {
-      // A checkpoint block that is intact but not this checkpoint's: a lost
-      // or misdirected write.
+      // A frame block that is intact but not this checkpoint's: a lost or
+      // misdirected write.
       throw new FormatError(
-        'checkpoint',
+        kind,
         `holds block ${header.blockIndex}/${header.blockCount} of checkpoint ${header.sequence}, expected ${i}/${blockNumbers.length} of ${superblock.checkpointSeq}`,
         blockNumbers[i],
       );
     }
     const part = frameBlockPayload(block, header);
-    if (payloadOffset + part.length > payload.length) throw new FormatError('checkpoint', 'longer than the superblock says', blockNumbers[i]);
+    if (payloadOffset + part.length > payload.length) throw new FormatError(kind, 'longer than the superblock says', blockNumbers[i]);
     payload.set(part, payloadOffset);
     payloadOffset += part.length;
   }
   if (payloadOffset !== payload.length) {
-    throw new FormatError('checkpoint', `${payloadOffset} payload bytes, the superblock says ${payload.length}`, blockNumbers[0]);
+    throw new FormatError(kind, `${payloadOffset} payload bytes, the superblock says ${payload.length}`, blockNumbers[0]);
   }
-  const visitor: RecordVisitor = {
-    put(key, isString, value) {
-      index.set(bytesToKeyString(key), toEntry(isString, value), true);
-    },
-    delete() {
-      // readCheckpointPayload refuses delete records.
-    },
-  };
-  readCheckpointPayload(payload, visitor, blockNumbers[0], blockSize);
+  return { bytes: payload, firstBlock: blockNumbers[0] };
 }
 
 type Operation = { key: string; entry: IndexEntry | undefined };
@@ -310,19 +448,9 @@ function parseCommit(commit: ScannedCommit, firstBlock: number, blockSize: numbe
   return { operations, durableSequence: summary.durableSequence };
 }
 
-function applyOperations(index: StoreIndex, operations: Operation[]): void {
-  for (const { key, entry } of operations) {
-    if (entry === undefined) index.delete(key);
-    else index.set(key, entry, true);
-  }
-}
-
 function toEntry(isString: boolean, value: StoredValue): IndexEntry {
-  // Inline bytes stay views into the checkpoint or commit payload: copying
-  // a million small values costs a million ArrayBuffers (seconds of
-  // allocation and GC at open). The payload is then kept alive while any of
-  // its values is, so the memory they pin is at most the checkpoint's size
-  // until the next checkpoint and reopen.
+  // Inline bytes stay views into the commit payload, which is kept alive
+  // while any of its values is in a dirty page (until the next checkpoint).
   return { isString, value: value.kind === 'inline' ? value.bytes : value };
 }
 

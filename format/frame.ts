@@ -1,5 +1,6 @@
 // Frames: a payload split over whole blocks, each block self-describing and
-// checksummed. WAL commits and checkpoints are frames (docs/format.md § Frames).
+// checksummed. WAL commits and the checkpoint's free set are frames
+// (docs/format.md § Frames).
 //
 // Every block carries the frame's sequence number, the store's tag, its index
 // in the frame and the frame's block count, so a reader can tell a block of
@@ -7,10 +8,10 @@
 // store that used the same device, and from a misdirected write.
 import { crc32c } from './crc32c.js';
 import { readU64, view, writeU64 } from './bytes.js';
-import { CHECKPOINT_BLOCK_MAGIC, FRAME_HEADER_SIZE, WAL_BLOCK_MAGIC } from './constants.js';
+import { FREE_SET_BLOCK_MAGIC, FRAME_HEADER_SIZE, WAL_BLOCK_MAGIC } from './constants.js';
 import { FormatError, type StructureName } from './format_error.js';
 
-export type FrameKind = 'wal' | 'checkpoint';
+export type FrameKind = 'wal' | 'free set';
 
 export interface FrameBlockHeader {
   sequence: number;
@@ -29,7 +30,7 @@ const OFFSET_BLOCK_COUNT = 24;
 const OFFSET_PAYLOAD_BYTES = 28;
 
 export function frameMagic(kind: FrameKind): number {
-  return kind === 'wal' ? WAL_BLOCK_MAGIC : CHECKPOINT_BLOCK_MAGIC;
+  return kind === 'wal' ? WAL_BLOCK_MAGIC : FREE_SET_BLOCK_MAGIC;
 }
 
 export function framePayloadPerBlock(blockSize: number): number {

@@ -1,20 +1,39 @@
-// Superblock: the root of the store. Two copies, in blocks 0 and 1; a store
-// writes generation g into slot g % 2, so the previous generation survives a
-// torn write of the next. Open picks the valid copy with the highest
-// generation. Layout: docs/format.md § Superblock.
+// Superblock: the root of the store. Four copies (SUPERBLOCK_SLOT_COUNT):
+// slots 0 and 1 in blocks 0 and 1, slots 2 and 3 in the two blocks right
+// after the WAL. Generation g is written to slots g % 2 and 2 + g % 2, so a
+// torn write of g + 1 leaves both copies of g, and a head destroyed by a
+// wipe or a misdirected write leaves the backup pair. Open picks the valid
+// copy with the highest generation. Layout: docs/format.md § Superblock.
 import { crc32c } from './crc32c.js';
 import { isAllZero, readU64, view, writeU64 } from './bytes.js';
 import {
   BLOCK_SIZE_MAX,
   BLOCK_SIZE_MIN,
-  CHECKPOINT_EXTENTS_MAX,
   FORMAT_VERSION,
-  FRAME_HEADER_SIZE,
+  FORMAT_VERSION_V1,
+  FREE_SET_EXTENTS_MAX,
+  FREE_SET_HEADER_SIZE,
+  PAGE_SIZE_MIN,
+  SUPERBLOCK_HEAD_SLOT_COUNT,
   SUPERBLOCK_MAGIC,
   SUPERBLOCK_SIZE,
+  SUPERBLOCK_SLOT_COUNT,
+  TREE_LEVELS_MAX,
+  VALUE_ENCODING_IDS,
 } from './constants.js';
-import { FormatError } from './format_error.js';
+import { FormatError, FormatVersionError } from './format_error.js';
 import type { Extent } from './extent.js';
+import { frameBlockCount } from './frame.js';
+
+/** Where the page tree's root is: the parent-less child reference. */
+export interface TreeRoot {
+  /** Absolute block of the root page's first block. */
+  block: number;
+  /** The root page's CRC32C (its header's crc field). */
+  crc: number;
+  /** 0 when the root is a leaf. */
+  level: number;
+}
 
 export interface Superblock {
   formatVersion: number;
@@ -23,20 +42,27 @@ export interface Superblock {
   blockCount: number;
   walStartBlock: number;
   walBlockCount: number;
+  /** walStartBlock + walBlockCount + the backup superblock pair. */
   dataStartBlock: number;
   /** Strictly increasing with every superblock write; >= 1. */
   generation: number;
-  /** Random tag of this store, stamped into every framed block. */
+  /** Random tag of this store, stamped into every framed block and page. */
   storeTag: number;
-  /** Highest commit sequence contained in the checkpoint (0: none yet). */
+  /** Highest commit sequence the checkpoint contains (0: none yet). */
   checkpointSeq: number;
   /** WAL-relative block where commit checkpointSeq + 1 starts. */
   walReplayBlock: number;
-  /** Payload bytes of the checkpoint (0: no checkpoint, the index is empty). */
-  checkpointByteLength: number;
-  /** Blocks of the checkpoint, the sum of its extents. */
-  checkpointBlockCount: number;
-  checkpointExtents: Extent[];
+  /** Payload bytes of the free-set frame (0: no checkpoint yet, every data block is free). */
+  freeSetByteLength: number;
+  /** Blocks of the free-set frame, the sum of its extents. */
+  freeSetBlockCount: number;
+  freeSetExtents: Extent[];
+  /** The page tree of the checkpoint; undefined when it holds no key. */
+  treeRoot: TreeRoot | undefined;
+  /** Keys in the checkpoint's tree. */
+  keyCount: number;
+  /** VALUE_ENCODING_IDS of the encoding the store was created with. */
+  valueEncodingId: number;
 }
 
 const OFFSET_MAGIC = 0;
@@ -51,19 +77,44 @@ const OFFSET_STORE_TAG = 56;
 const OFFSET_FLAGS = 60;
 const OFFSET_CHECKPOINT_SEQ = 64;
 const OFFSET_WAL_REPLAY = 72;
-const OFFSET_CHECKPOINT_LENGTH = 80;
-const OFFSET_CHECKPOINT_BLOCKS = 88;
-const OFFSET_CHECKPOINT_EXTENT_COUNT = 92;
-const OFFSET_CHECKPOINT_EXTENTS = 96;
+const OFFSET_FREE_SET_LENGTH = 80;
+const OFFSET_FREE_SET_BLOCKS = 88;
+const OFFSET_FREE_SET_EXTENT_COUNT = 92;
+const OFFSET_FREE_SET_EXTENTS = 96;
 const EXTENT_ENTRY_SIZE = 16;
-const OFFSET_RESERVED = OFFSET_CHECKPOINT_EXTENTS + CHECKPOINT_EXTENTS_MAX * EXTENT_ENTRY_SIZE; // 352
+const OFFSET_ROOT_BLOCK = OFFSET_FREE_SET_EXTENTS + FREE_SET_EXTENTS_MAX * EXTENT_ENTRY_SIZE; // 224
+const OFFSET_ROOT_CRC = 232;
+const OFFSET_ROOT_LEVEL = 236;
+const OFFSET_VALUE_ENCODING = 237;
+const OFFSET_RESERVED_SHORT = 238;
+const OFFSET_KEY_COUNT = 240;
+const OFFSET_RESERVED = 248;
 const OFFSET_CRC = SUPERBLOCK_SIZE - 4; // 508
+
+if (OFFSET_ROOT_BLOCK !== 224) throw new Error('ringstore: superblock layout drifted from docs/format.md');
+
+/** The absolute block of superblock slot `slot` in a store whose WAL has `walBlockCount` blocks. */
+export function superblockSlotBlock(slot: number, walStartBlock: number, walBlockCount: number): number {
+  if (!Number.isInteger(slot) || slot < 0 || slot >= SUPERBLOCK_SLOT_COUNT) throw new RangeError(`superblock slot ${slot}`);
+  return slot < SUPERBLOCK_HEAD_SLOT_COUNT ? slot : walStartBlock + walBlockCount + slot - SUPERBLOCK_HEAD_SLOT_COUNT;
+}
+
+/** The two slots generation `generation` is written to: one at the head, one after the WAL. */
+export function superblockSlotsFor(generation: number): [number, number] {
+  const parity = generation % 2;
+  return [parity, SUPERBLOCK_HEAD_SLOT_COUNT + parity];
+}
+
+/** Exact payload bytes of the free-set frame of a store with `dataBlockCount` data blocks. */
+export function freeSetPayloadBytes(dataBlockCount: number): number {
+  return FREE_SET_HEADER_SIZE + Math.ceil(dataBlockCount / 8);
+}
 
 /** Encodes into the first SUPERBLOCK_SIZE bytes of `target` (which must be zeroed beyond). */
 export function encodeSuperblock(superblock: Superblock, target: Uint8Array): void {
   if (target.length < SUPERBLOCK_SIZE) throw new RangeError('superblock target too small');
-  if (superblock.checkpointExtents.length > CHECKPOINT_EXTENTS_MAX) {
-    throw new RangeError(`a superblock names at most ${CHECKPOINT_EXTENTS_MAX} checkpoint extents`);
+  if (superblock.freeSetExtents.length > FREE_SET_EXTENTS_MAX) {
+    throw new RangeError(`a superblock names at most ${FREE_SET_EXTENTS_MAX} free-set extents`);
   }
   target.fill(0, 0, SUPERBLOCK_SIZE);
   const data = view(target);
@@ -79,13 +130,20 @@ export function encodeSuperblock(superblock: Superblock, target: Uint8Array): vo
   data.setUint32(OFFSET_FLAGS, 0, true);
   writeU64(data, OFFSET_CHECKPOINT_SEQ, superblock.checkpointSeq);
   writeU64(data, OFFSET_WAL_REPLAY, superblock.walReplayBlock);
-  writeU64(data, OFFSET_CHECKPOINT_LENGTH, superblock.checkpointByteLength);
-  data.setUint32(OFFSET_CHECKPOINT_BLOCKS, superblock.checkpointBlockCount, true);
-  data.setUint32(OFFSET_CHECKPOINT_EXTENT_COUNT, superblock.checkpointExtents.length, true);
-  superblock.checkpointExtents.forEach((extent, i) => {
-    writeU64(data, OFFSET_CHECKPOINT_EXTENTS + i * EXTENT_ENTRY_SIZE, extent.startBlock);
-    writeU64(data, OFFSET_CHECKPOINT_EXTENTS + i * EXTENT_ENTRY_SIZE + 8, extent.blockCount);
+  writeU64(data, OFFSET_FREE_SET_LENGTH, superblock.freeSetByteLength);
+  data.setUint32(OFFSET_FREE_SET_BLOCKS, superblock.freeSetBlockCount, true);
+  data.setUint32(OFFSET_FREE_SET_EXTENT_COUNT, superblock.freeSetExtents.length, true);
+  superblock.freeSetExtents.forEach((extent, i) => {
+    writeU64(data, OFFSET_FREE_SET_EXTENTS + i * EXTENT_ENTRY_SIZE, extent.startBlock);
+    writeU64(data, OFFSET_FREE_SET_EXTENTS + i * EXTENT_ENTRY_SIZE + 8, extent.blockCount);
   });
+  if (superblock.treeRoot !== undefined) {
+    writeU64(data, OFFSET_ROOT_BLOCK, superblock.treeRoot.block);
+    data.setUint32(OFFSET_ROOT_CRC, superblock.treeRoot.crc >>> 0, true);
+    data.setUint8(OFFSET_ROOT_LEVEL, superblock.treeRoot.level);
+  }
+  data.setUint8(OFFSET_VALUE_ENCODING, superblock.valueEncodingId);
+  writeU64(data, OFFSET_KEY_COUNT, superblock.keyCount);
   data.setUint32(OFFSET_CRC, crc32c(target.subarray(0, OFFSET_CRC)), true);
 }
 
@@ -97,7 +155,8 @@ export function hasSuperblockMagic(bytes: Uint8Array): boolean {
 
 /**
  * Decodes and validates one superblock copy read from block `blockIndex`.
- * Throws FormatError saying what is wrong; never returns a partly valid value.
+ * Throws FormatError saying what is wrong — FormatVersionError for an intact
+ * superblock of another format version — and never returns a partly valid value.
  */
 export function decodeSuperblock(bytes: Uint8Array, blockIndex: number): Superblock {
   const fail = (reason: string): never => {
@@ -111,10 +170,20 @@ export function decodeSuperblock(bytes: Uint8Array, blockIndex: number): Superbl
   if (storedCrc !== computedCrc) {
     fail(`checksum mismatch (stored 0x${storedCrc.toString(16)}, computed 0x${computedCrc.toString(16)})`);
   }
+  // The version is read before anything else it governs: format 1 (0.1)
+  // kept its checkpoint where format 2 keeps the free set and the root.
   const formatVersion = data.getUint32(OFFSET_VERSION, true);
-  if (formatVersion !== FORMAT_VERSION) fail(`format version ${formatVersion} is not ${FORMAT_VERSION}`);
+  if (formatVersion !== FORMAT_VERSION) {
+    throw new FormatVersionError(
+      formatVersion,
+      formatVersion === FORMAT_VERSION_V1
+        ? `format version 1 (written by ringstore 0.1); this version reads format ${FORMAT_VERSION}`
+        : `format version ${formatVersion}; this version reads format ${FORMAT_VERSION}`,
+      blockIndex,
+    );
+  }
   if (data.getUint32(OFFSET_FLAGS, true) !== 0) fail('unknown flags set');
-  if (!isAllZero(bytes, OFFSET_RESERVED, OFFSET_CRC)) fail('reserved bytes are not zero');
+  if (data.getUint16(OFFSET_RESERVED_SHORT, true) !== 0 || !isAllZero(bytes, OFFSET_RESERVED, OFFSET_CRC)) fail('reserved bytes are not zero');
   const blockSize = data.getUint32(OFFSET_BLOCK_SIZE, true);
   if (blockSize < BLOCK_SIZE_MIN || blockSize > BLOCK_SIZE_MAX || (blockSize & (blockSize - 1)) !== 0) {
     fail(`block size ${blockSize} is not a power of two from ${BLOCK_SIZE_MIN} to ${BLOCK_SIZE_MAX}`);
@@ -124,6 +193,9 @@ export function decodeSuperblock(bytes: Uint8Array, blockIndex: number): Superbl
     if (value < 0) fail(`${name} exceeds 2^53`);
     return value;
   };
+  const rootBlock = u64(OFFSET_ROOT_BLOCK, 'root block');
+  const rootCrc = data.getUint32(OFFSET_ROOT_CRC, true);
+  const rootLevel = data.getUint8(OFFSET_ROOT_LEVEL);
   const superblock: Superblock = {
     formatVersion,
     blockSize,
@@ -135,59 +207,73 @@ export function decodeSuperblock(bytes: Uint8Array, blockIndex: number): Superbl
     storeTag: data.getUint32(OFFSET_STORE_TAG, true),
     checkpointSeq: u64(OFFSET_CHECKPOINT_SEQ, 'checkpointSeq'),
     walReplayBlock: u64(OFFSET_WAL_REPLAY, 'walReplayBlock'),
-    checkpointByteLength: u64(OFFSET_CHECKPOINT_LENGTH, 'checkpointByteLength'),
-    checkpointBlockCount: data.getUint32(OFFSET_CHECKPOINT_BLOCKS, true),
-    checkpointExtents: [],
+    freeSetByteLength: u64(OFFSET_FREE_SET_LENGTH, 'freeSetByteLength'),
+    freeSetBlockCount: data.getUint32(OFFSET_FREE_SET_BLOCKS, true),
+    freeSetExtents: [],
+    treeRoot: rootBlock === 0 ? undefined : { block: rootBlock, crc: rootCrc, level: rootLevel },
+    keyCount: u64(OFFSET_KEY_COUNT, 'keyCount'),
+    valueEncodingId: data.getUint8(OFFSET_VALUE_ENCODING),
   };
-  const extentCount = data.getUint32(OFFSET_CHECKPOINT_EXTENT_COUNT, true);
-  if (extentCount > CHECKPOINT_EXTENTS_MAX) fail(`${extentCount} checkpoint extents (at most ${CHECKPOINT_EXTENTS_MAX})`);
+  if (rootBlock === 0 && (rootCrc !== 0 || rootLevel !== 0)) fail('no root block but a root checksum or level');
+  if (!Object.values(VALUE_ENCODING_IDS).includes(superblock.valueEncodingId as never)) fail(`unknown value encoding ${superblock.valueEncodingId}`);
+  const extentCount = data.getUint32(OFFSET_FREE_SET_EXTENT_COUNT, true);
+  if (extentCount > FREE_SET_EXTENTS_MAX) fail(`${extentCount} free-set extents (at most ${FREE_SET_EXTENTS_MAX})`);
   let extentBlocks = 0;
-  for (let i = 0; i < CHECKPOINT_EXTENTS_MAX; i++) {
-    const offset = OFFSET_CHECKPOINT_EXTENTS + i * EXTENT_ENTRY_SIZE;
+  for (let i = 0; i < FREE_SET_EXTENTS_MAX; i++) {
+    const offset = OFFSET_FREE_SET_EXTENTS + i * EXTENT_ENTRY_SIZE;
     if (i >= extentCount) {
-      if (!isAllZero(bytes, offset, offset + EXTENT_ENTRY_SIZE)) fail(`unused checkpoint extent ${i} is not zero`);
+      if (!isAllZero(bytes, offset, offset + EXTENT_ENTRY_SIZE)) fail(`unused free-set extent ${i} is not zero`);
       continue;
     }
-    const startBlock = u64(offset, `checkpoint extent ${i} start`);
-    const blockCount = u64(offset + 8, `checkpoint extent ${i} length`);
-    if (blockCount === 0) fail(`checkpoint extent ${i} is empty`);
-    superblock.checkpointExtents.push({ startBlock, blockCount });
+    const startBlock = u64(offset, `free-set extent ${i} start`);
+    const blockCount = u64(offset + 8, `free-set extent ${i} length`);
+    if (blockCount === 0) fail(`free-set extent ${i} is empty`);
+    superblock.freeSetExtents.push({ startBlock, blockCount });
     extentBlocks += blockCount;
   }
   checkGeometry(superblock, fail);
-  if (extentBlocks !== superblock.checkpointBlockCount) {
-    fail(`checkpoint extents hold ${extentBlocks} blocks, the header says ${superblock.checkpointBlockCount}`);
-  }
-  for (const extent of superblock.checkpointExtents) {
-    if (extent.startBlock < superblock.dataStartBlock || extent.startBlock + extent.blockCount > superblock.blockCount) {
-      fail(`checkpoint extent ${extent.startBlock}+${extent.blockCount} lies outside the data region`);
-    }
-  }
-  if ((superblock.checkpointByteLength === 0) !== (superblock.checkpointExtents.length === 0)) {
-    fail('checkpoint length and extents disagree about whether a checkpoint exists');
-  }
-  if (superblock.checkpointBlockCount > 0) {
-    // A frame of n blocks carries more than (n-1) and at most n blocks' payload.
-    const perBlock = superblock.blockSize - FRAME_HEADER_SIZE;
-    const blocks = superblock.checkpointBlockCount;
-    if (superblock.checkpointByteLength > blocks * perBlock || (blocks > 1 && superblock.checkpointByteLength <= (blocks - 1) * perBlock)) {
-      fail(`a checkpoint of ${superblock.checkpointByteLength} bytes does not take ${blocks} blocks`);
-    }
-  }
-  const sorted = [...superblock.checkpointExtents].sort((a, b) => a.startBlock - b.startBlock);
-  for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i].startBlock < sorted[i - 1].startBlock + sorted[i - 1].blockCount) fail(`checkpoint extents overlap at block ${sorted[i].startBlock}`);
-  }
+  checkCheckpoint(superblock, extentBlocks, fail);
   return superblock;
 }
 
 function checkGeometry(superblock: Superblock, fail: (reason: string) => never): void {
   if (superblock.generation < 1) fail('generation 0');
-  if (superblock.walStartBlock !== 2) fail(`WAL starts at block ${superblock.walStartBlock}, not 2`);
+  if (superblock.walStartBlock !== SUPERBLOCK_HEAD_SLOT_COUNT) fail(`WAL starts at block ${superblock.walStartBlock}, not ${SUPERBLOCK_HEAD_SLOT_COUNT}`);
   if (superblock.walBlockCount < 2) fail(`WAL of ${superblock.walBlockCount} blocks`);
-  if (superblock.dataStartBlock !== superblock.walStartBlock + superblock.walBlockCount) {
-    fail('data region does not start right after the WAL');
+  if (superblock.dataStartBlock !== superblock.walStartBlock + superblock.walBlockCount + SUPERBLOCK_SLOT_COUNT - SUPERBLOCK_HEAD_SLOT_COUNT) {
+    fail('data region does not start right after the WAL and the backup superblocks');
   }
   if (superblock.dataStartBlock >= superblock.blockCount) fail('no room for a data region');
   if (superblock.walReplayBlock >= superblock.walBlockCount) fail(`WAL replay block ${superblock.walReplayBlock} outside the WAL`);
+}
+
+function checkCheckpoint(superblock: Superblock, extentBlocks: number, fail: (reason: string) => never): void {
+  const hasCheckpoint = superblock.checkpointSeq > 0;
+  if (hasCheckpoint !== superblock.freeSetExtents.length > 0) fail('checkpoint sequence and free-set extents disagree about whether a checkpoint exists');
+  if (!hasCheckpoint) {
+    if (superblock.freeSetByteLength !== 0 || superblock.freeSetBlockCount !== 0) fail('a free-set length without a checkpoint');
+    if (superblock.treeRoot !== undefined || superblock.keyCount !== 0) fail('a tree without a checkpoint');
+    return;
+  }
+  const expectedBytes = freeSetPayloadBytes(superblock.blockCount - superblock.dataStartBlock);
+  if (superblock.freeSetByteLength !== expectedBytes) fail(`a free set of ${superblock.freeSetByteLength} bytes; ${superblock.blockCount - superblock.dataStartBlock} data blocks take ${expectedBytes}`);
+  if (extentBlocks !== superblock.freeSetBlockCount) fail(`free-set extents hold ${extentBlocks} blocks, the header says ${superblock.freeSetBlockCount}`);
+  if (superblock.freeSetBlockCount !== frameBlockCount(expectedBytes, superblock.blockSize)) {
+    fail(`a free set of ${expectedBytes} bytes does not take ${superblock.freeSetBlockCount} blocks`);
+  }
+  const sorted = [...superblock.freeSetExtents].sort((a, b) => a.startBlock - b.startBlock);
+  for (let i = 0; i < sorted.length; i++) {
+    const extent = sorted[i];
+    if (extent.startBlock < superblock.dataStartBlock || extent.startBlock + extent.blockCount > superblock.blockCount) {
+      fail(`free-set extent ${extent.startBlock}+${extent.blockCount} lies outside the data region`);
+    }
+    if (i > 0 && extent.startBlock < sorted[i - 1].startBlock + sorted[i - 1].blockCount) fail(`free-set extents overlap at block ${extent.startBlock}`);
+  }
+  const root = superblock.treeRoot;
+  if ((root === undefined) !== (superblock.keyCount === 0)) fail(`${superblock.keyCount} keys ${root === undefined ? 'without' : 'with'} a root page`);
+  if (root !== undefined) {
+    const pageBlocks = Math.max(superblock.blockSize, PAGE_SIZE_MIN) / superblock.blockSize;
+    if (root.block < superblock.dataStartBlock || root.block + pageBlocks > superblock.blockCount) fail(`root page at block ${root.block} lies outside the data region`);
+    if (root.level >= TREE_LEVELS_MAX) fail(`root level ${root.level} (at most ${TREE_LEVELS_MAX - 1})`);
+  }
 }

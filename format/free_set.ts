@@ -1,0 +1,96 @@
+// The free set: which data blocks the checkpoint's tree, its values and the
+// free set itself use, as a bitmap written whole with every checkpoint
+// (docs/format.md § Free set), so that open never walks the tree.
+//
+//   free-set payload := u32 format (1) | u32 reserved (0) | u64 dataBlockCount
+//                       | ceil(dataBlockCount / 8) bytes of bitmap
+//
+// Bit i (byte i >> 3, bit i & 7, least significant first) is set when data
+// block dataStartBlock + i is in use. Bits past dataBlockCount are zero.
+// One bit a block: 32 KiB per GiB of 4 KiB blocks — the one part of a
+// checkpoint whose size follows the store's size rather than its changes.
+import { readU64, view } from './bytes.js';
+import { FREE_SET_HEADER_SIZE } from './constants.js';
+import type { Extent } from './extent.js';
+import { FormatError } from './format_error.js';
+
+const FREE_SET_PAYLOAD_FORMAT = 1;
+
+/** The payload of a free set in which exactly `freeExtents` (absolute, sorted, disjoint) are free. */
+export function encodeFreeSetPayload(dataStartBlock: number, dataBlockCount: number, freeExtents: readonly Extent[]): Uint8Array {
+  const payload = new Uint8Array(FREE_SET_HEADER_SIZE + Math.ceil(dataBlockCount / 8));
+  const data = view(payload);
+  data.setUint32(0, FREE_SET_PAYLOAD_FORMAT, true);
+  data.setUint32(4, 0, true);
+  data.setUint32(8, dataBlockCount % 0x1_0000_0000, true);
+  data.setUint32(12, Math.floor(dataBlockCount / 0x1_0000_0000), true);
+  const bitmap = payload.subarray(FREE_SET_HEADER_SIZE);
+  setBits(bitmap, 0, dataBlockCount, true);
+  let previousEnd = dataStartBlock;
+  for (const extent of freeExtents) {
+    const first = extent.startBlock - dataStartBlock;
+    if (extent.startBlock < previousEnd || extent.blockCount < 1 || first + extent.blockCount > dataBlockCount) {
+      throw new RangeError(`free extent ${extent.startBlock}+${extent.blockCount} is out of order or outside the data region`);
+    }
+    setBits(bitmap, first, first + extent.blockCount, false);
+    previousEnd = extent.startBlock + extent.blockCount;
+  }
+  return payload;
+}
+
+/**
+ * The free extents (absolute, sorted, maximal runs) of a free-set payload.
+ * Throws FormatError naming `firstBlock` if the payload is malformed or
+ * describes another geometry.
+ */
+export function decodeFreeSetPayload(payload: Uint8Array, dataStartBlock: number, dataBlockCount: number, firstBlock: number): Extent[] {
+  const fail = (reason: string): never => {
+    throw new FormatError('free set', reason, firstBlock);
+  };
+  if (payload.length < FREE_SET_HEADER_SIZE) fail('payload shorter than its header');
+  const data = view(payload);
+  if (data.getUint32(0, true) !== FREE_SET_PAYLOAD_FORMAT) fail(`payload format ${data.getUint32(0, true)}`);
+  if (data.getUint32(4, true) !== 0) fail('header reserved bytes are not zero');
+  const storedCount = readU64(data, 8);
+  if (storedCount !== dataBlockCount) fail(`describes ${storedCount} data blocks, the superblock ${dataBlockCount}`);
+  const bitmap = payload.subarray(FREE_SET_HEADER_SIZE);
+  if (bitmap.length !== Math.ceil(dataBlockCount / 8)) fail(`a bitmap of ${bitmap.length} bytes for ${dataBlockCount} blocks`);
+  const tailBits = dataBlockCount % 8;
+  if (tailBits !== 0 && (bitmap[bitmap.length - 1] >> tailBits) !== 0) fail('bits past the data region are set');
+  const free: Extent[] = [];
+  let runStart = -1;
+  for (let byteIndex = 0; byteIndex < bitmap.length; byteIndex++) {
+    const byte = bitmap[byteIndex];
+    // Whole bytes of one kind are the common case: skip them without bit work.
+    if (byte === 0xff && runStart < 0) continue;
+    if (byte === 0 && runStart >= 0) continue;
+    const bitsHere = Math.min(8, dataBlockCount - byteIndex * 8);
+    for (let bit = 0; bit < bitsHere; bit++) {
+      const used = (byte >> bit) & 1;
+      const block = byteIndex * 8 + bit;
+      if (used === 0 && runStart < 0) runStart = block;
+      else if (used === 1 && runStart >= 0) {
+        free.push({ startBlock: dataStartBlock + runStart, blockCount: block - runStart });
+        runStart = -1;
+      }
+    }
+  }
+  if (runStart >= 0) free.push({ startBlock: dataStartBlock + runStart, blockCount: dataBlockCount - runStart });
+  return free;
+}
+
+/** Sets or clears bits [from, to) of `bitmap`. */
+function setBits(bitmap: Uint8Array, from: number, to: number, value: boolean): void {
+  let bit = from;
+  while (bit < to && (bit & 7) !== 0) {
+    bitmap[bit >> 3] = value ? bitmap[bit >> 3] | (1 << (bit & 7)) : bitmap[bit >> 3] & ~(1 << (bit & 7));
+    bit++;
+  }
+  const wholeEnd = to - ((to - bit) & 7);
+  if (wholeEnd > bit) bitmap.fill(value ? 0xff : 0, bit >> 3, wholeEnd >> 3);
+  bit = Math.max(bit, wholeEnd);
+  while (bit < to) {
+    bitmap[bit >> 3] = value ? bitmap[bit >> 3] | (1 << (bit & 7)) : bitmap[bit >> 3] & ~(1 << (bit & 7));
+    bit++;
+  }
+}

@@ -1,19 +1,21 @@
 // fsck: an independent check of a store image. It decodes through format/
 // only — never engine code — so it checks the engine rather than agreeing
-// with it: superblocks, checkpoint, WAL chain, every record, every extent
-// (inside the data region, no block referenced twice) and every extent
-// value's checksum.
-import { readCheckpointPayload } from '../format/checkpoint.js';
+// with it: the superblock copies, the free set, every page of the tree
+// (checksums in parents, levels, key order, separators that bound their
+// subtrees), the WAL chain and every record, every extent (inside the data
+// region, no block referenced twice, none the free set calls free, none in
+// use that nothing references) and every extent value's checksum.
 import { commitDurableSequence, readCommitPayload } from '../format/commit.js';
-import { BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, SUPERBLOCK_SIZE } from '../format/constants.js';
+import { BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, SUPERBLOCK_SIZE, SUPERBLOCK_SLOT_COUNT } from '../format/constants.js';
 import { crc32c } from '../format/crc32c.js';
 import type { Extent } from '../format/extent.js';
 import { FormatError } from '../format/format_error.js';
+import { decodeFreeSetPayload } from '../format/free_set.js';
 import { decodeFrameBlock, frameBlockPayload } from '../format/frame.js';
-import type { ExtentValue, RecordVisitor, StoredValue } from '../format/records.js';
-import { decodeSuperblock, type Superblock } from '../format/superblock.js';
+import { decodePage, pageSizeFor } from '../format/page.js';
+import type { ExtentValue, StoredValue } from '../format/records.js';
+import { decodeSuperblock, hasSuperblockMagic, superblockSlotBlock, type Superblock } from '../format/superblock.js';
 import { scanWal } from '../format/wal_scan.js';
-
 /** Synchronous random access to the image (a file, a device, or memory). */
 export interface ImageReader {
   readonly sizeBytes: number;
@@ -27,8 +29,10 @@ export interface FsckReport {
   superblock: Superblock | undefined;
   keys: number;
   extentValues: number;
+  /** Tree pages decoded. */
+  pages: number;
   referencedBlocks: number;
-  /** Every referenced extent (checkpoint blocks and extent values), with who references it. */
+  /** Every referenced extent (free-set blocks, tree pages and extent values), with who references it. */
   references: { owner: string; startBlock: number; blockCount: number }[];
   walCommits: number;
   tornTail: string | undefined;
@@ -46,6 +50,7 @@ export function fsckImage(image: ImageReader): FsckReport {
     superblock: undefined,
     keys: 0,
     extentValues: 0,
+    pages: 0,
     referencedBlocks: 0,
     references: [],
     walCommits: 0,
@@ -53,72 +58,58 @@ export function fsckImage(image: ImageReader): FsckReport {
   };
   const describe = (error: unknown): string => (error instanceof FormatError ? error.message : String(error));
 
-  // Superblocks: slot 0 at 0; slot 1 one block in (block size from slot 0, or tried).
-  const copies: { slot: number; superblock?: Superblock; error?: string }[] = [];
-  try {
-    copies.push({ slot: 0, superblock: decodeSuperblock(image.read(0, SUPERBLOCK_SIZE), 0) });
-  } catch (error) {
-    copies.push({ slot: 0, error: describe(error) });
-  }
-  const sizes = copies[0].superblock ? [copies[0].superblock.blockSize] : blockSizes();
-  let slot1: { slot: number; superblock?: Superblock; error?: string } = { slot: 1, error: 'not found' };
-  for (const size of sizes) {
-    if (size + SUPERBLOCK_SIZE > image.sizeBytes) break;
-    try {
-      const superblock = decodeSuperblock(image.read(size, SUPERBLOCK_SIZE), 1);
-      if (superblock.blockSize === size) {
-        slot1 = { slot: 1, superblock };
-        break;
-      }
-    } catch (error) {
-      slot1 = { slot: 1, error: describe(error) };
-    }
-  }
-  copies.push(slot1);
-  const valid = copies.filter((copy) => copy.superblock !== undefined).sort((a, b) => b.superblock!.generation - a.superblock!.generation);
-  for (const copy of copies) if (copy.error !== undefined) report.warnings.push(`superblock slot ${copy.slot}: ${copy.error}`);
-  if (valid.length === 0) {
-    report.errors.push('no valid superblock');
-    return report;
-  }
-  const superblock = valid[0].superblock!;
+  const superblock = findSuperblock(image, report, describe);
+  if (superblock === undefined) return report;
   report.superblock = superblock;
   const blockSize = superblock.blockSize;
-  if (superblock.blockCount * blockSize > image.sizeBytes) {
-    report.errors.push(`superblock: ${superblock.blockCount} blocks do not fit an image of ${image.sizeBytes} bytes`);
-    return report;
-  }
+  const pageSize = pageSizeFor(blockSize);
+  const dataBlockCount = superblock.blockCount - superblock.dataStartBlock;
 
-  // Index: checkpoint, then WAL replay.
+  // Everything the checkpoint references: the free set's frame, the tree's
+  // pages, the extent values of its leaves.
+  const references: { extent: Extent; owner: string }[] = superblock.freeSetExtents.map((extent) => ({ extent, owner: 'the free set' }));
   const index = new Map<string, StoredValue>();
-  const visitor: RecordVisitor = {
-    put: (key, _isString, value) => {
-      index.set(Buffer.from(key).toString('latin1'), value.kind === 'inline' ? { kind: 'inline', bytes: Uint8Array.prototype.slice.call(value.bytes) } : value);
-    },
-    delete: (key) => {
-      index.delete(Buffer.from(key).toString('latin1'));
-    },
-  };
+  /** Data block (relative) -> in use, per the free set; all free before the first checkpoint. */
+  const inUse = new Uint8Array(dataBlockCount);
   try {
-    if (superblock.checkpointExtents.length > 0) {
+    if (superblock.freeSetExtents.length > 0) {
       const blocks: number[] = [];
-      for (const extent of superblock.checkpointExtents) for (let i = 0; i < extent.blockCount; i++) blocks.push(extent.startBlock + i);
-      const payload = new Uint8Array(superblock.checkpointByteLength);
+      for (const extent of superblock.freeSetExtents) for (let i = 0; i < extent.blockCount; i++) blocks.push(extent.startBlock + i);
+      const payload = new Uint8Array(superblock.freeSetByteLength);
       let offset = 0;
       blocks.forEach((block, i) => {
         const bytes = image.read(block * blockSize, blockSize);
-        const header = decodeFrameBlock('checkpoint', bytes, block);
+        const header = decodeFrameBlock('free set', bytes, block);
         if (header.sequence !== superblock.checkpointSeq || header.storeTag !== superblock.storeTag || header.blockIndex !== i || header.blockCount !== blocks.length) {
-          throw new FormatError('checkpoint', `block holds ${header.blockIndex}/${header.blockCount} of checkpoint ${header.sequence}`, block);
+          throw new FormatError('free set', `block holds ${header.blockIndex}/${header.blockCount} of checkpoint ${header.sequence}`, block);
         }
         const part = frameBlockPayload(bytes, header);
-        if (offset + part.length > payload.length) throw new FormatError('checkpoint', 'longer than the superblock says', block);
+        if (offset + part.length > payload.length) throw new FormatError('free set', 'longer than the superblock says', block);
         payload.set(part, offset);
         offset += part.length;
       });
-      if (offset !== payload.length) throw new FormatError('checkpoint', `${offset} bytes, superblock says ${payload.length}`, blocks[0]);
-      readCheckpointPayload(payload, visitor, blocks[0], blockSize);
+      if (offset !== payload.length) throw new FormatError('free set', `${offset} bytes, superblock says ${payload.length}`, blocks[0]);
+      inUse.fill(1);
+      for (const extent of decodeFreeSetPayload(payload, superblock.dataStartBlock, dataBlockCount, blocks[0])) {
+        inUse.fill(0, extent.startBlock - superblock.dataStartBlock, extent.startBlock - superblock.dataStartBlock + extent.blockCount);
+      }
     }
+    if (superblock.treeRoot !== undefined) {
+      walkTree(image, superblock, pageSize, { ref: superblock.treeRoot, level: superblock.treeRoot.level, low: undefined, high: undefined, owner: 'the root' }, index, references, report);
+    }
+    if (index.size !== superblock.keyCount) report.errors.push(`superblock: says ${superblock.keyCount} keys, the tree holds ${index.size}`);
+  } catch (error) {
+    report.errors.push(describe(error));
+    return report;
+  }
+  for (const [key, value] of index) {
+    if (value.kind === 'extents') for (const extent of value.extents) references.push({ extent, owner: `key ${JSON.stringify(key.slice(0, 40))}` });
+  }
+  checkAgainstFreeSet(superblock, references, inUse, report);
+
+  // WAL replay over the checkpoint's index, the free set followed along: a
+  // value a commit writes takes free blocks, a value it replaces gives them back.
+  try {
     const region = image.read(superblock.walStartBlock * blockSize, superblock.walBlockCount * blockSize);
     const scan = scanWal(
       { bytes: Uint8Array.prototype.slice.call(region), blockSize, startBlock: superblock.walStartBlock, storeTag: superblock.storeTag },
@@ -126,11 +117,11 @@ export function fsckImage(image: ImageReader): FsckReport {
       superblock.checkpointSeq + 1,
     );
     report.tornTail = scan.tornReason;
-    // Replay. Commits written after the last one known durable may lack
-    // their extent data (the crash came before their fdatasync): a commit
-    // whose live extent value fails its checksum ends the log, as in
-    // recovery. Values such a commit superseded are not checked: their
-    // blocks may already be trimmed.
+    // Commits written after the last one known durable may lack their
+    // extent data (the crash came before their fdatasync): a commit whose
+    // live extent value fails its checksum ends the log, as in recovery.
+    // Values such a commit superseded are not checked: their blocks may
+    // already be trimmed.
     const commits = scan.commits;
     const decoded = commits.map((commit) => {
       const operations: { key: string; value: StoredValue | undefined }[] = [];
@@ -164,8 +155,16 @@ export function fsckImage(image: ImageReader): FsckReport {
     }
     for (let i = 0; i < keep; i++) {
       for (const { key, value } of decoded[i]) {
+        const owner = `commit ${commits[i].sequence}, key ${JSON.stringify(key.slice(0, 40))}`;
+        const previous = index.get(key);
+        if (previous?.kind === 'extents') {
+          for (const extent of previous.extents) markBlocks(superblock, inUse, extent, 0, owner, report);
+        }
         if (value === undefined) index.delete(key);
         else index.set(key, value.kind === 'inline' ? { kind: 'inline', bytes: Uint8Array.prototype.slice.call(value.bytes) } : value);
+        if (value?.kind === 'extents') {
+          for (const extent of value.extents) markBlocks(superblock, inUse, extent, 1, owner, report);
+        }
       }
       report.walCommits++;
     }
@@ -174,18 +173,19 @@ export function fsckImage(image: ImageReader): FsckReport {
     return report;
   }
 
-  // References: in the data region, and no block twice.
-  const references: { extent: Extent; owner: string }[] = superblock.checkpointExtents.map((extent) => ({ extent, owner: 'checkpoint' }));
+  // The live values after replay, and every reference once more: the
+  // checkpoint's pages and free set, and the values the index holds now.
+  const live: { extent: Extent; owner: string }[] = references.filter((reference) => !reference.owner.startsWith('key '));
   for (const [key, value] of index) {
     if (value.kind !== 'extents') continue;
     report.extentValues++;
-    for (const extent of value.extents) references.push({ extent, owner: `key ${JSON.stringify(key.slice(0, 40))}` });
+    for (const extent of value.extents) live.push({ extent, owner: `key ${JSON.stringify(key.slice(0, 40))}` });
     if (!extentValueIntact(image, value, blockSize)) report.errors.push(`data: value of key ${JSON.stringify(key.slice(0, 40))} (block ${value.extents[0].startBlock}) fails its checksum`);
   }
-  references.sort((a, b) => a.extent.startBlock - b.extent.startBlock);
+  live.sort((a, b) => a.extent.startBlock - b.extent.startBlock);
   let end = superblock.dataStartBlock;
   let endOwner = 'the WAL';
-  for (const { extent, owner } of references) {
+  for (const { extent, owner } of live) {
     if (extent.startBlock < superblock.dataStartBlock || extent.startBlock + extent.blockCount > superblock.blockCount) {
       report.errors.push(`${owner}: extent ${extent.startBlock}+${extent.blockCount} lies outside the data region`);
     } else if (extent.startBlock < end) {
@@ -201,6 +201,179 @@ export function fsckImage(image: ImageReader): FsckReport {
   report.keys = index.size;
   report.ok = report.errors.length === 0;
   return report;
+}
+
+/** The newest valid superblock copy, head or backup; warnings for the others. */
+function findSuperblock(image: ImageReader, report: FsckReport, describe: (error: unknown) => string): Superblock | undefined {
+  const copies: { slot: number; superblock?: Superblock; error?: string }[] = [];
+  const decodeAt = (slot: number, position: number, blockIndex: number): { slot: number; superblock?: Superblock; error?: string } => {
+    if (position + SUPERBLOCK_SIZE > image.sizeBytes) return { slot, error: 'past the end of the image' };
+    try {
+      return { slot, superblock: decodeSuperblock(image.read(position, SUPERBLOCK_SIZE), blockIndex) };
+    } catch (error) {
+      return { slot, error: describe(error) };
+    }
+  };
+  copies.push(decodeAt(0, 0, 0));
+  const sizes = copies[0].superblock ? [copies[0].superblock.blockSize] : blockSizes();
+  let slot1: { slot: number; superblock?: Superblock; error?: string } = { slot: 1, error: 'not found' };
+  for (const size of sizes) {
+    const candidate = decodeAt(1, size, 1);
+    if (candidate.superblock !== undefined && candidate.superblock.blockSize !== size) continue;
+    slot1 = candidate;
+    if (candidate.superblock !== undefined) break;
+  }
+  copies.push(slot1);
+  let layout = copies.find((copy) => copy.superblock !== undefined)?.superblock;
+  if (layout === undefined) {
+    // No head copy: search the backup pair at sector boundaries within the largest WAL.
+    const limit = Math.min(image.sizeBytes, 4 * BLOCK_SIZE_MAX + (1 << 30));
+    for (let position = 0; position + SUPERBLOCK_SIZE <= limit && layout === undefined; position += BLOCK_SIZE_MIN) {
+      const bytes = image.read(position, SUPERBLOCK_SIZE);
+      if (!hasSuperblockMagic(bytes)) continue;
+      const found = decodeAt(2, position, position / BLOCK_SIZE_MIN).superblock;
+      if (found !== undefined && [2, 3].some((slot) => superblockSlotBlock(slot, found.walStartBlock, found.walBlockCount) * found.blockSize === position)) layout = found;
+    }
+  }
+  if (layout !== undefined) {
+    for (let slot = 2; slot < SUPERBLOCK_SLOT_COUNT; slot++) {
+      const block = superblockSlotBlock(slot, layout.walStartBlock, layout.walBlockCount);
+      const copy = decodeAt(slot, block * layout.blockSize, block);
+      if (copy.superblock !== undefined && (copy.superblock.blockSize !== layout.blockSize || copy.superblock.walBlockCount !== layout.walBlockCount)) {
+        copies.push({ slot, error: 'describes another geometry than the copy that locates it' });
+      } else {
+        copies.push(copy);
+      }
+    }
+  }
+  const valid = copies.filter((copy) => copy.superblock !== undefined).sort((a, b) => b.superblock!.generation - a.superblock!.generation);
+  for (const copy of copies) if (copy.error !== undefined) report.warnings.push(`superblock slot ${copy.slot}: ${copy.error}`);
+  if (valid.length === 0) {
+    report.errors.push('no valid superblock');
+    return undefined;
+  }
+  const superblock = valid[0].superblock!;
+  for (const copy of valid) {
+    if (copy.superblock!.storeTag !== superblock.storeTag) report.errors.push(`superblock slot ${copy.slot}: belongs to another store (tag ${copy.superblock!.storeTag})`);
+  }
+  if (superblock.blockCount * superblock.blockSize > image.sizeBytes) {
+    report.errors.push(`superblock: ${superblock.blockCount} blocks do not fit an image of ${image.sizeBytes} bytes`);
+    return undefined;
+  }
+  return superblock;
+}
+
+interface PageVisit {
+  ref: { block: number; crc: number };
+  level: number;
+  /** Every key under this page is >= low (when defined) and < high (when defined). */
+  low: string | undefined;
+  high: string | undefined;
+  owner: string;
+}
+
+/** Decodes every page under `start`, collecting entries and page references; throws on the first damaged page. */
+function walkTree(
+  image: ImageReader,
+  superblock: Superblock,
+  pageSize: number,
+  start: PageVisit,
+  index: Map<string, StoredValue>,
+  references: { extent: Extent; owner: string }[],
+  report: FsckReport,
+): void {
+  const blockSize = superblock.blockSize;
+  const stack: PageVisit[] = [start];
+  while (stack.length > 0) {
+    const visit = stack.pop()!;
+    const { ref, level } = visit;
+    if (ref.block < superblock.dataStartBlock || (ref.block * blockSize) + pageSize > superblock.blockCount * blockSize) {
+      throw new FormatError('page', `${visit.owner} points at block ${ref.block}, outside the data region`, ref.block);
+    }
+    const page = decodePage(image.read(ref.block * blockSize, pageSize), {
+      address: ref.block,
+      storeTag: superblock.storeTag,
+      crc: ref.crc,
+      level,
+      dataStartBlock: superblock.dataStartBlock,
+      blockCount: superblock.blockCount,
+      blockSize,
+    });
+    report.pages++;
+    references.push({ extent: { startBlock: ref.block, blockCount: pageSize / blockSize }, owner: `page at level ${level} (${visit.owner})` });
+    const inBounds = (key: string): boolean => (visit.low === undefined || key >= visit.low) && (visit.high === undefined || key < visit.high);
+    if (page.kind === 'leaf') {
+      for (const entry of page.entries) {
+        const key = Buffer.from(entry.key).toString('latin1');
+        if (!inBounds(key)) throw new FormatError('page', `key ${JSON.stringify(key.slice(0, 40))} lies outside the separators that lead to its leaf`, ref.block);
+        if (index.has(key)) throw new FormatError('page', `key ${JSON.stringify(key.slice(0, 40))} appears in two leaves`, ref.block);
+        index.set(key, entry.value.kind === 'inline' ? { kind: 'inline', bytes: Uint8Array.prototype.slice.call(entry.value.bytes) } : entry.value);
+      }
+      continue;
+    }
+    const separators = page.children.map((child) => (child.separator === undefined ? undefined : Buffer.from(child.separator).toString('latin1')));
+    for (const separator of separators) {
+      if (separator !== undefined && !inBounds(separator)) throw new FormatError('page', `separator ${JSON.stringify(separator.slice(0, 40))} lies outside its page's bounds`, ref.block);
+    }
+    for (let i = page.children.length - 1; i >= 0; i--) {
+      const child = page.children[i];
+      stack.push({
+        ref: { block: child.block, crc: child.crc },
+        level: level - 1,
+        low: i === 0 ? visit.low : separators[i],
+        high: i + 1 < page.children.length ? separators[i + 1] : visit.high,
+        owner: `child ${i} of the page at block ${ref.block}`,
+      });
+    }
+  }
+}
+
+/**
+ * The checkpoint's references against its free set: each referenced block
+ * marked in use and referenced once; each block marked in use referenced
+ * (else it leaked).
+ */
+function checkAgainstFreeSet(superblock: Superblock, references: { extent: Extent; owner: string }[], inUse: Uint8Array, report: FsckReport): void {
+  if (superblock.freeSetExtents.length === 0) {
+    if (references.length > 0) report.errors.push('free set: none recorded, but the checkpoint references blocks');
+    return;
+  }
+  const owners = new Map<number, string>();
+  for (const { extent, owner } of references) {
+    for (let block = extent.startBlock; block < extent.startBlock + extent.blockCount; block++) {
+      const relative = block - superblock.dataStartBlock;
+      if (relative < 0 || relative >= inUse.length) continue; // reported as outside the data region later
+      const other = owners.get(block);
+      if (other !== undefined) {
+        report.errors.push(`${owner} and ${other} both reference block ${block}`);
+        return;
+      }
+      owners.set(block, owner);
+      if (inUse[relative] !== 1) {
+        report.errors.push(`free set: block ${block} of ${owner} is marked free`);
+        return;
+      }
+    }
+  }
+  for (let relative = 0; relative < inUse.length; relative++) {
+    if (inUse[relative] === 1 && !owners.has(superblock.dataStartBlock + relative)) {
+      report.errors.push(`free set: block ${superblock.dataStartBlock + relative} is marked in use but nothing references it (leaked)`);
+      return;
+    }
+  }
+}
+
+/** WAL replay's step on the free set: `to` 1 takes a free extent, 0 gives back one in use. */
+function markBlocks(superblock: Superblock, inUse: Uint8Array, extent: Extent, to: 0 | 1, owner: string, report: FsckReport): void {
+  for (let block = extent.startBlock; block < extent.startBlock + extent.blockCount; block++) {
+    const relative = block - superblock.dataStartBlock;
+    if (relative < 0 || relative >= inUse.length) return; // reported as outside the data region later
+    if (inUse[relative] === to) {
+      report.errors.push(`free set: ${owner} ${to === 1 ? 'writes block' : 'replaces a value in block'} ${block}, which is already ${to === 1 ? 'in use' : 'free'}`);
+      return;
+    }
+    inUse[relative] = to;
+  }
 }
 
 function extentValueIntact(image: ImageReader, value: ExtentValue, blockSize: number): boolean {

@@ -21,14 +21,15 @@ import { randomInt } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 
 import { ByteWriter } from '../format/byte_writer.js';
-import { beginCheckpointPayload, finishCheckpointPayload } from '../format/checkpoint.js';
 import { beginCommitPayload, finishCommitPayload } from '../format/commit.js';
-import { BLOCK_SIZE_MAX, CHECKPOINT_EXTENTS_MAX, FORMAT_VERSION, SUPERBLOCK_SIZE, VALUE_EXTENTS_MAX } from '../format/constants.js';
+import { BLOCK_SIZE_MAX, FORMAT_VERSION, FREE_SET_EXTENTS_MAX, SUPERBLOCK_HEAD_SLOT_COUNT, SUPERBLOCK_SIZE, SUPERBLOCK_SLOT_COUNT, VALUE_ENCODING_IDS, VALUE_EXTENTS_MAX } from '../format/constants.js';
 import { crc32c } from '../format/crc32c.js';
 import type { Extent } from '../format/extent.js';
 import { encodeFrame, frameBlockCount } from '../format/frame.js';
+import { encodeFreeSetPayload } from '../format/free_set.js';
+import { branchChildBytes, leafEntryBytes, pageCapacityBytes, pageSizeFor } from '../format/page.js';
 import { writeDelete, writePut, type ExtentValue, type StoredValue } from '../format/records.js';
-import { encodeSuperblock, type Superblock } from '../format/superblock.js';
+import { encodeSuperblock, freeSetPayloadBytes, superblockSlotBlock, superblockSlotsFor, type Superblock } from '../format/superblock.js';
 import { allocAligned } from '../native/aligned_buffer.js';
 import { IoUringActor } from '../native/io_uring_actor.js';
 import { checkBlockDevice, type BlockDevice } from './block_device.js';
@@ -36,11 +37,14 @@ import { BlockCache } from './block_cache.js';
 import { BufferPool } from './buffer_pool.js';
 import { ExtentAllocator } from './extent_allocator.js';
 import { keyStringToBytes, keyStringToKey, toKeyString, type Key } from './key_codec.js';
+import { NOT_CACHED, PageTree } from './page_tree.js';
+import type { PageRef } from './tree_node.js';
 import { probeSuperblocks, readLarge, recoverStore, type SuperblockProbe } from './recovery.js';
 import { RingBlockDevice } from './ring_block_device.js';
 import { invalidArgument, StoreCorruptError, StoreError } from './store_error.js';
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
-import { isExtentValue, type IndexEntry, type StoreIndex } from './store_index.js';
+import { isExtentValue, type IndexEntry } from './store_index.js';
+import { TreePages } from './tree_pages.js';
 import { valueCodec, type ValueCodec, type ValueEncoding } from './value_codec.js';
 import { WalSpace } from './wal_space.js';
 
@@ -134,22 +138,47 @@ const STREAM_CHUNK_BYTES = 1 << 20;
  * small hot blocks for one read that is usually sequential anyway.
  */
 const LARGE_VALUE_BYTES = 64 << 10;
-/** Keys put into the lookup map per event-loop turn while it is filled after open. */
-const LOOKUP_FILL_SLICE = 100_000;
 /** Zeroes written per IO when a new store's WAL region is initialised. */
 const WAL_ZERO_CHUNK_BYTES = 8 << 20;
 /** Extents trimmed in one batch. */
 const TRIM_BATCH_MAX = 256;
 /** Room kept for the next checkpoint, relative to the index's current record bytes. */
-const CHECKPOINT_RESERVE_MARGIN = 1.25;
-/**
- * First size of a checkpoint's encoding buffer when the last checkpoint was
- * small (it grows by doubling): a small store's close should not allocate
- * a megabyte it does not fill.
- */
-const CHECKPOINT_WRITER_INITIAL_BYTES = 64 << 10;
 const CHECKPOINT_RESERVE_SLACK_BLOCKS = 8;
-const CHECKPOINT_HEADER_BYTES = 16;
+/**
+ * Pages kept free beyond what queued writes may need, so that a store full
+ * of puts still takes deletes: their checkpoint rewrites a few paths
+ * (~4 pages each) before it frees anything.
+ */
+const DELETE_RESERVE_PAGES = 64;
+/** The share of cacheSizeBytes that holds tree pages; the rest caches extent-value blocks. */
+const PAGE_CACHE_SHARE = 0.75;
+/**
+ * Dirty pages (pinned in memory until a checkpoint writes them) may take up
+ * to this share of cacheSizeBytes before a checkpoint starts on its own.
+ */
+const DIRTY_CACHE_SHARE = 0.5;
+/** Pages a checkpoint encodes between yields to the event loop (~2 ms of work), so commits go on meanwhile. */
+const CHECKPOINT_ENCODE_SLICE_PAGES = 64;
+/** Page writes a checkpoint keeps in flight. */
+const CHECKPOINT_WRITES_IN_FLIGHT_MAX = 256;
+/** The value encoding of a new store when open() is given none. */
+const DEFAULT_ENCODING: ValueEncoding = 'msgpack';
+
+/** The store's geometry as the tree's page reads check it (blockCount may grow). */
+interface TreeGeometryState {
+  blockSize: number;
+  pageSize: number;
+  storeTag: number;
+  dataStartBlock: number;
+  blockCount: number;
+}
+
+/** The encoding a superblock names (decodeSuperblock accepts only known ids). */
+function encodingOfId(id: number): ValueEncoding {
+  const found = (Object.keys(VALUE_ENCODING_IDS) as ValueEncoding[]).find((name) => VALUE_ENCODING_IDS[name] === id);
+  if (found === undefined) throw new Error(`ringstore: no value encoding has id ${id}`);
+  return found;
+}
 
 interface PendingOperation {
   keyString: string;
@@ -189,22 +218,14 @@ export class BlockStore {
   readonly #inlineValueMax: number;
   readonly #commitPayloadMax: number;
   #superblock: Superblock;
-  readonly #index: StoreIndex;
-  /**
-   * The same entries by key, for point lookups: a hash lookup is ~10× faster
-   * than the B-tree's (measured 0.12 µs against 1.1 µs with 1 M keys) for
-   * ~45 B per key. The B-tree stays the ordered truth for ranges and
-   * checkpoints; both are updated together when a commit applies.
-   */
-  readonly #lookup = new Map<string, IndexEntry>();
-  /**
-   * While the map is being filled after open (in the background, so a large
-   * store opens without waiting for it): the keys a commit touched since, so
-   * the filler does not put back their old entries. Undefined once complete;
-   * until then lookups use the B-tree.
-   */
-  #lookupFilling: Set<string> | undefined = new Set();
-  readonly #allocator: ExtentAllocator;
+  /** The page tree: the checkpoint's pages on disk, the commits since in dirty pages. */
+  readonly #tree: PageTree;
+  readonly #treePages: TreePages;
+  /** Blocks of one tree page (a page is max(blockSize, 4096) bytes). */
+  readonly #pageBlocks: number;
+  /** Dirty pages' memory at which a checkpoint starts on its own. */
+  readonly #dirtyBytesMax: number;
+  #allocator: ExtentAllocator;
   readonly #walSpace: WalSpace;
   readonly #pool: BufferPool;
   readonly #cache: BlockCache;
@@ -248,7 +269,9 @@ export class BlockStore {
     ownedRing: IoUringActor | undefined,
     options: Required<Pick<BlockStoreOptions, 'encoding' | 'sync' | 'cacheSizeBytes'>>,
     superblock: Superblock,
-    index: StoreIndex,
+    tree: PageTree,
+    treePages: TreePages,
+    allocator: ExtentAllocator,
     liveCommits: { sequence: number; startBlock: number; blockCount: number }[],
     walHeadBlock: number,
     nextSequence: number,
@@ -261,17 +284,14 @@ export class BlockStore {
     this.#superblock = superblock;
     this.#blockSize = superblock.blockSize;
     this.#inlineValueMax = superblock.blockSize / 2;
-    this.#index = index;
+    this.#tree = tree;
+    this.#treePages = treePages;
+    this.#pageBlocks = pageSizeFor(superblock.blockSize) / superblock.blockSize;
+    this.#dirtyBytesMax = Math.max(pageSizeFor(superblock.blockSize) * 64, Math.floor(options.cacheSizeBytes * DIRTY_CACHE_SHARE));
     this.#nextSequence = nextSequence;
     this.#durableSequence = nextSequence - 1;
     this.#appliedSequence = nextSequence - 1;
-    const used: { extent: Extent; owner: string }[] = superblock.checkpointExtents.map((extent) => ({ extent, owner: 'the checkpoint' }));
-    index.forEachPair((key, entry) => {
-      if (isExtentValue(entry.value)) for (const extent of entry.value.extents) used.push({ extent, owner: `key ${JSON.stringify(key.slice(0, 64))}` });
-      this.#indexRecordBytes += recordBytes(key, entry.value);
-    });
-    this.#allocator = new ExtentAllocator(superblock.dataStartBlock, superblock.blockCount, used);
-    void this.#fillLookup(index.clone());
+    this.#allocator = allocator;
     this.#walSpace = new WalSpace(superblock.walBlockCount, liveCommits.length > 0 ? liveCommits[0].startBlock : walHeadBlock);
     for (const commit of liveCommits) this.#walSpace.append(commit.sequence, commit.startBlock, commit.blockCount);
     if (this.#walSpace.headBlock !== walHeadBlock) {
@@ -280,9 +300,10 @@ export class BlockStore {
     }
     const walPayloadPerBlock = superblock.blockSize - 32;
     this.#commitPayloadMax = Math.floor(superblock.walBlockCount * COMMIT_WAL_SHARE_MAX) * walPayloadPerBlock;
-    const cacheBlocks = Math.floor(options.cacheSizeBytes / superblock.blockSize);
+    const dataCacheBytes = Math.floor(options.cacheSizeBytes * (1 - PAGE_CACHE_SHARE));
+    const cacheBlocks = Math.floor(dataCacheBytes / superblock.blockSize);
     this.#pool = new BufferPool(superblock.blockSize, device.ioAlignment, cacheBlocks + 1024);
-    this.#cache = new BlockCache(this.#pool, options.cacheSizeBytes);
+    this.#cache = new BlockCache(this.#pool, dataCacheBytes);
   }
 
   /**
@@ -295,8 +316,7 @@ export class BlockStore {
     if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object');
     const create = checkBoolean(options.create, 'create', false);
     const sync = checkBoolean(options.sync, 'sync', true);
-    const encoding = options.encoding ?? 'msgpack';
-    valueCodec(encoding); // validates
+    if (options.encoding !== undefined) valueCodec(options.encoding); // validates
     const cacheSizeBytes = checkSize(options.cacheSizeBytes, 'cacheSizeBytes', DEFAULT_CACHE_SIZE_BYTES, 0);
     const blockSize = checkBlockSize(options.blockSize);
     const sizeBytes = checkSize(options.sizeBytes, 'sizeBytes', DEFAULT_STORE_SIZE_BYTES, 0);
@@ -324,7 +344,7 @@ export class BlockStore {
       let probe: SuperblockProbe;
       if (blank) {
         if (!create) throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' holds no ringstore (open with create: true to make one)`);
-        const superblock = await formatStore(device, blockSize, options.walSizeBytes);
+        const superblock = await formatStore(device, blockSize, options.walSizeBytes, options.encoding ?? DEFAULT_ENCODING);
         await storeFile?.publish();
         formatted = true;
         probe = { kind: 'found', superblock, slotsToRepair: [] };
@@ -340,19 +360,45 @@ export class BlockStore {
       if (probe.superblock.blockSize % Math.max(device.ioAlignment, 1) !== 0) {
         throw new StoreError('ERR_INVALID_ARG', `the store's block size ${probe.superblock.blockSize} is not a multiple of the device's direct-IO alignment ${device.ioAlignment}`);
       }
-      const recovered = await recoverStore(device, probe.superblock, probe.slotsToRepair);
+      const superblock = probe.superblock;
+      // Without an encoding option the store decodes values the way it was
+      // created to; an explicit one overrides it (to read raw bytes, say).
+      const encoding = options.encoding ?? encodingOfId(superblock.valueEncodingId);
+      const geometryOf = (): TreeGeometryState => geometry;
+      const geometry: TreeGeometryState = {
+        blockSize: superblock.blockSize,
+        pageSize: pageSizeFor(superblock.blockSize),
+        storeTag: superblock.storeTag,
+        dataStartBlock: superblock.dataStartBlock,
+        blockCount: superblock.blockCount,
+      };
+      const treePages = new TreePages(device, geometryOf);
+      const tree = new PageTree(
+        {
+          io: treePages,
+          capacityBytes: pageCapacityBytes(geometry.pageSize),
+          entryBytes: (key, entry) => leafEntryBytes(key.length, entry.value instanceof Uint8Array ? { kind: 'inline', bytes: entry.value } : entry.value),
+          childBytes: (separator) => branchChildBytes(separator.length),
+          cacheBytesMax: Math.floor(cacheSizeBytes * PAGE_CACHE_SHARE),
+        },
+        superblock.treeRoot === undefined ? undefined : { ref: { block: superblock.treeRoot.block, crc: superblock.treeRoot.crc }, level: superblock.treeRoot.level },
+        superblock.keyCount,
+      );
+      const recovered = await recoverStore(device, superblock, probe.slotsToRepair, tree);
       const store = new BlockStore(
         path,
         device,
         ownedRing,
         { encoding, sync, cacheSizeBytes },
         recovered.superblock,
-        recovered.index,
+        tree,
+        treePages,
+        recovered.allocator,
         recovered.liveCommits,
         recovered.walHeadBlock,
         recovered.nextSequence,
       );
-      for (const slot of recovered.slotsToRepair) await store.#writeSuperblockSlot(recovered.superblock, slot);
+      if (recovered.slotsToRepair.length > 0) await store.#writeSuperblockSlots(recovered.superblock, recovered.slotsToRepair);
       if (recovered.staleBlocks.length > 0) await store.#eraseWalBlocks(recovered.staleBlocks);
       return store;
     } catch (error) {
@@ -371,11 +417,13 @@ export class BlockStore {
    * `sizeBytes` when that is larger. Refused with ERR_STORE_LOCKED while a
    * store has it open. Resolves once the new store is durable.
    */
-  static async format(path: string, options: Pick<BlockStoreOptions, 'sizeBytes' | 'blockSize' | 'walSizeBytes' | 'ring'> = {}): Promise<void> {
+  static async format(path: string, options: Pick<BlockStoreOptions, 'sizeBytes' | 'blockSize' | 'walSizeBytes' | 'ring' | 'encoding'> = {}): Promise<void> {
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('path must be a non-empty string');
     if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object');
     const blockSize = checkBlockSize(options.blockSize);
     const sizeBytes = checkSize(options.sizeBytes, 'sizeBytes', 0, 0);
+    const encoding = options.encoding ?? DEFAULT_ENCODING;
+    valueCodec(encoding); // validates
     if (options.walSizeBytes !== undefined) checkSize(options.walSizeBytes, 'walSizeBytes', 0, 0);
     if (options.ring !== undefined && !(options.ring instanceof IoUringActor)) throw invalidArgument('ring must be an IoUringActor');
     const ownedRing = options.ring === undefined ? IoUringActor.start(STORE_RING_OPTIONS) : undefined;
@@ -389,7 +437,7 @@ export class BlockStore {
         const created = await openStoreFile(ring, path, { create: true, sizeBytes: sizeBytes || DEFAULT_STORE_SIZE_BYTES });
         let published = false;
         try {
-          await formatStore(created.device, blockSize, options.walSizeBytes);
+          await formatStore(created.device, blockSize, options.walSizeBytes, encoding);
           await created.publish();
           published = true;
         } finally {
@@ -414,7 +462,7 @@ export class BlockStore {
         // The old superblocks go first: a crash while the WAL is zeroed must
         // not leave an older store that opens without the commits it loses.
         await eraseSuperblocks(device);
-        await formatStore(device, blockSize, options.walSizeBytes);
+        await formatStore(device, blockSize, options.walSizeBytes, encoding);
       } finally {
         await device.close();
       }
@@ -432,7 +480,8 @@ export class BlockStore {
     try {
       this.#checkOpen();
       const keyString = toKeyString(key);
-      const entry = this.#entry(keyString);
+      const entry = this.#tree.getCached(keyString);
+      if (entry === NOT_CACHED) return this.#getUncached(keyString);
       if (entry === undefined) return Promise.resolve(undefined);
       if (entry.value instanceof Uint8Array) return Promise.resolve(this.#decodeValue(keyString, entry, entry.value, false));
       return this.#readValue(entry).then((bytes) => this.#decodeValue(keyString, entry, bytes, true));
@@ -444,9 +493,41 @@ export class BlockStore {
   has(key: Key): Promise<boolean> {
     try {
       this.#checkOpen();
-      return Promise.resolve(this.#entry(toKeyString(key)) !== undefined);
+      const keyString = toKeyString(key);
+      const entry = this.#tree.getCached(keyString);
+      if (entry !== NOT_CACHED) return Promise.resolve(entry !== undefined);
+      return this.#lookUp(keyString, async (found) => found !== undefined);
     } catch (error) {
       return Promise.reject(error);
+    }
+  }
+
+  /** get() when the key's leaf is not in memory: the lookup and the value's read under one read epoch. */
+  #getUncached(keyString: string): Promise<unknown> {
+    return this.#lookUp(keyString, async (entry) => {
+      if (entry === undefined) return undefined;
+      if (entry.value instanceof Uint8Array) return this.#decodeValue(keyString, entry, entry.value, false);
+      return this.#decodeValue(keyString, entry, await this.#readValue(entry), true);
+    });
+  }
+
+  /**
+   * Looks `keyString` up through the page cache and the device, then runs
+   * `use` on its entry, all under one read epoch: neither the pages read
+   * nor the value's extents can be freed and reused in between.
+   */
+  async #lookUp<T>(keyString: string, use: (entry: IndexEntry | undefined) => Promise<T>): Promise<T> {
+    const epoch = this.#beginRead();
+    try {
+      let entry: IndexEntry | undefined;
+      try {
+        entry = await this.#tree.get(keyString);
+      } catch (error) {
+        throw this.#closedOr(error);
+      }
+      return await use(entry);
+    } finally {
+      this.#endRead(epoch);
     }
   }
 
@@ -477,8 +558,8 @@ export class BlockStore {
     if (reverse !== undefined && typeof reverse !== 'boolean') throw invalidArgument(`range option 'reverse' must be a boolean, got ${describeArgument(reverse)}`);
     if (values !== undefined && typeof values !== 'boolean') throw invalidArgument(`range option 'values' must be a boolean, got ${describeArgument(values)}`);
     const withValues = values !== false;
-    const snapshot = this.#index.clone();
-    // The snapshot's extent values must stay readable for the whole
+    const snapshot = this.#tree.snapshot();
+    // The snapshot's pages and extent values must stay readable for the whole
     // iteration: pin them (no trim, no reuse) until it ends. An iterator that
     // is never finished nor returned keeps the pin — break out of loops with
     // `break`/`return` (which ends the generator) rather than abandoning them.
@@ -486,8 +567,8 @@ export class BlockStore {
     try {
       let yielded = 0;
       if (yielded >= limit) return;
-      const entries = reverse === true ? snapshot.entriesReversed(high, undefined, !highInclusive) : snapshot.entries(low);
-      for (const [keyString, entry] of entries) {
+      const entries = this.#tree.entries(snapshot, { low, lowInclusive, high, highInclusive, reverse: reverse === true });
+      for await (const [keyString, entry] of entries) {
         // A caller may go on iterating after close(): that is a call after
         // close, answered as one (the device is gone).
         this.#checkOpen();
@@ -638,15 +719,7 @@ export class BlockStore {
   createReadStream(key: Key): Readable {
     this.#checkOpen();
     const keyString = toKeyString(key);
-    const entry = this.#entry(keyString);
-    if (entry === undefined) {
-      const stream = new Readable({ read() {} });
-      const missing = new StoreError('ERR_KEY_NOT_FOUND', `no value under key ${describeKey(keyStringToKey(keyString, typeof key === 'string'))}`);
-      process.nextTick(() => stream.destroy(missing));
-      return stream;
-    }
-    if (entry.value instanceof Uint8Array) return Readable.from([Buffer.from(entry.value)], { objectMode: false });
-    const value = entry.value;
+    const isStringKey = typeof key === 'string';
     const chunkBlocks = Math.max(1, Math.floor(STREAM_CHUNK_BYTES / this.#blockSize));
     // Each chunk is a call on the store: after close() it is refused, and a
     // read that close() cut short says so (not the device's ERR_FILE_CLOSED).
@@ -658,6 +731,17 @@ export class BlockStore {
         throw this.#closedOr(error);
       }
     };
+    const lookUp = async (): Promise<IndexEntry | undefined> => {
+      const cached = this.#tree.getCached(keyString);
+      if (cached !== NOT_CACHED) return cached;
+      try {
+        return await this.#tree.get(keyString);
+      } catch (error) {
+        throw this.#closedOr(error);
+      }
+    };
+    // The pin starts with the stream: the entry is looked up under it, so
+    // its extents cannot be freed between the lookup and the reads.
     const epoch = this.#beginRead();
     let pinned = true;
     const endRead = (): void => {
@@ -667,6 +751,13 @@ export class BlockStore {
     };
     async function* chunks(): AsyncGenerator<Uint8Array> {
       try {
+        const entry = await lookUp();
+        if (entry === undefined) throw new StoreError('ERR_KEY_NOT_FOUND', `no value under key ${describeKey(keyStringToKey(keyString, isStringKey))}`);
+        if (entry.value instanceof Uint8Array) {
+          yield Buffer.from(entry.value);
+          return;
+        }
+        const value = entry.value;
         let remaining = value.length;
         let crc = 0;
         for (const extent of value.extents) {
@@ -759,52 +850,71 @@ export class BlockStore {
    * block referenced twice — and every extent value matches its checksum.
    * Rejects with ERR_STORE_CORRUPT naming what is wrong.
    */
-  async verifyIntegrity(): Promise<{ keys: number; extentValues: number; referencedBlocks: number; freeBlocks: number; trimPendingBlocks: number }> {
+  async verifyIntegrity(): Promise<{ keys: number; extentValues: number; referencedBlocks: number; freeBlocks: number; trimPendingBlocks: number; pages: number }> {
     this.#checkOpen();
     this.#checkReserveAccounting();
-    // One synchronous snapshot of the bookkeeping (writes may go on): blocks
-    // allocated to writes or a checkpoint not yet committed count as in use.
-    const references: { extent: Extent; owner: string }[] = this.#superblock.checkpointExtents.map((extent) => ({ extent, owner: 'the checkpoint' }));
-    const values: { key: string; entry: IndexEntry }[] = [];
-    this.#index.forEachPair((key, entry) => {
-      if (!isExtentValue(entry.value)) return;
-      values.push({ key, entry });
-      for (const extent of entry.value.extents) references.push({ extent, owner: `key ${JSON.stringify(key.slice(0, 64))}` });
-    });
-    const pending = [
-      ...this.#freed.map((freed) => freed.extent),
-      ...this.#trimming,
-      ...this.#freesAwaitingDurability.flatMap((free) => free.extents),
-    ];
-    // The allocator's constructor refuses overlaps and out-of-range extents.
-    const rebuilt = new ExtentAllocator(this.#superblock.dataStartBlock, this.#superblock.blockCount, [
-      ...references,
-      ...pending.map((extent) => ({ extent, owner: 'a trim in progress' })),
-      ...[...this.#uncommitted].map((extent) => ({ extent, owner: 'a write in progress' })),
-    ]);
-    for (const { extent, owner } of references) {
-      if (!this.#allocator.isFree({ startBlock: extent.startBlock, blockCount: 1 })) continue;
-      throw new StoreCorruptError('data', `block ${extent.startBlock} is referenced by ${owner} and also free`, extent.startBlock);
+    // A checkpoint in flight holds blocks that are in neither state yet.
+    await this.#checkpointing?.catch(() => undefined);
+    // One synchronous snapshot of the bookkeeping and of the tree (writes may
+    // go on): blocks allocated to writes not yet committed count as in use,
+    // and so do the pages the next checkpoint will replace.
+    const snapshot = this.#tree.snapshot();
+    const epoch = this.#beginRead();
+    try {
+      const freeExtents = this.#allocator.freeExtents();
+      const freeBlockCount = this.#allocator.freeBlockCount;
+      const held: { extent: Extent; owner: string }[] = [
+        ...this.#superblock.freeSetExtents.map((extent) => ({ extent, owner: 'the free set' })),
+        ...this.#tree.pendingGarbageBlocks().map((block) => ({ extent: { startBlock: block, blockCount: this.#pageBlocks }, owner: 'a replaced page awaiting the next checkpoint' })),
+        ...[...this.#freed.map((freed) => freed.extent), ...this.#trimming, ...this.#freesAwaitingDurability.flatMap((free) => free.extents)].map((extent) => ({ extent, owner: 'a trim in progress' })),
+        ...[...this.#uncommitted].map((extent) => ({ extent, owner: 'a write in progress' })),
+      ];
+      const trimPendingBlocks = held.filter((reference) => reference.owner === 'a trim in progress').reduce((sum, reference) => sum + reference.extent.blockCount, 0);
+      const references: { extent: Extent; owner: string }[] = [];
+      const values: { key: string; value: ExtentValue }[] = [];
+      let keys = 0;
+      let pages = 0;
+      await this.#tree.walk(snapshot, (page, ref) => {
+        if (ref !== undefined) {
+          pages++;
+          references.push({ extent: { startBlock: ref.block, blockCount: this.#pageBlocks }, owner: `the page at block ${ref.block}` });
+        }
+        if (page.kind !== 'leaf') return;
+        keys += page.keys.length;
+        page.entries.forEach((entry, i) => {
+          if (!isExtentValue(entry.value)) return;
+          values.push({ key: page.keys[i], value: entry.value });
+          for (const extent of entry.value.extents) references.push({ extent, owner: `key ${JSON.stringify(page.keys[i].slice(0, 64))}` });
+        });
+      });
+      // The allocator's constructor refuses overlaps and out-of-range extents.
+      const rebuilt = new ExtentAllocator(this.#superblock.dataStartBlock, this.#superblock.blockCount, [...references, ...held]);
+      const freeSnapshot = ExtentAllocator.fromFreeExtents(this.#superblock.dataStartBlock, this.#superblock.blockCount, freeExtents);
+      for (const { extent, owner } of references) {
+        if (freeSnapshot.isUsed(extent)) continue;
+        throw new StoreCorruptError('data', `blocks ${extent.startBlock}+${extent.blockCount} are referenced by ${owner} and also free`, extent.startBlock);
+      }
+      if (rebuilt.freeBlockCount !== freeBlockCount) {
+        throw new StoreCorruptError(
+          'data',
+          `${freeBlockCount} blocks are free but ${rebuilt.freeBlockCount} are unreferenced: ${rebuilt.freeBlockCount - freeBlockCount} blocks leaked`,
+        );
+      }
+      if (keys !== snapshot.keyCount) throw new StoreCorruptError('page', `the tree holds ${keys} keys but counts ${snapshot.keyCount}`);
+      // The read epoch keeps every value of the snapshot from being reused meanwhile.
+      for (const { value } of values) await this.#readValueBytes({ isString: false, value });
+      const sum = (extents: Extent[]): number => extents.reduce((total, extent) => total + extent.blockCount, 0);
+      return {
+        keys,
+        extentValues: values.length,
+        referencedBlocks: sum(references.map((reference) => reference.extent)),
+        freeBlocks: freeBlockCount,
+        trimPendingBlocks,
+        pages,
+      };
+    } finally {
+      this.#endRead(epoch);
     }
-    if (rebuilt.freeBlockCount !== this.#allocator.freeBlockCount) {
-      throw new StoreCorruptError(
-        'data',
-        `${this.#allocator.freeBlockCount} blocks are free but ${rebuilt.freeBlockCount} are unreferenced: ${rebuilt.freeBlockCount - this.#allocator.freeBlockCount} blocks leaked`,
-      );
-    }
-    for (const { key, entry } of values) {
-      // Still referenced? A value overwritten since the snapshot may be
-      // trimmed and reused: its check would be a false alarm.
-      if (this.#entry(key) === entry) await this.#readValue(entry);
-    }
-    const sum = (extents: Extent[]): number => extents.reduce((total, extent) => total + extent.blockCount, 0);
-    return {
-      keys: this.#index.size,
-      extentValues: values.length,
-      referencedBlocks: sum(references.map((reference) => reference.extent)),
-      freeBlocks: this.#allocator.freeBlockCount,
-      trimPendingBlocks: sum(pending),
-    };
   }
 
   /**
@@ -824,7 +934,7 @@ export class BlockStore {
     const pendingTrims =
       this.#freed.reduce((sum, freed) => sum + freed.extent.blockCount, 0) + this.#trimming.reduce((sum, extent) => sum + extent.blockCount, 0);
     return {
-      keys: this.#index.size,
+      keys: this.#tree.size,
       blocksTotal,
       blocksUsed: dataBlocks - this.#allocator.freeBlockCount,
       blocksFree: this.#allocator.freeBlockCount,
@@ -883,6 +993,8 @@ export class BlockStore {
       if (write.payloadBytes > this.#commitPayloadMax) {
         throw new StoreError('ERR_VALUE_TOO_LARGE', `this write needs up to ${write.payloadBytes} bytes of WAL; one commit holds at most ${this.#commitPayloadMax} (use a larger walSizeBytes or smaller batches)`);
       }
+      const putCount = encoded.reduce((count, operation) => count + (operation.bytes === undefined ? 0 : 1), 0);
+      if (putCount > 0) this.#checkRoomForPuts(putCount);
       // Inline values are copied (the caller may reuse its buffers once the
       // call returns) into one buffer per write: one allocation, not one per value.
       const inline = new Uint8Array(inlineBytes);
@@ -947,7 +1059,7 @@ export class BlockStore {
       pending.resolve = resolve;
       pending.reject = reject;
       this.#pending.push(pending);
-      this.#queuedPayloadBytes += pending.payloadBytes;
+      this.#queuedOperationCount += pending.operations.length;
       this.#startCommits();
     });
     this.#lastQueued = promise.catch(() => undefined);
@@ -987,8 +1099,9 @@ export class BlockStore {
         take++;
       }
       const writes = this.#pending.splice(0, take);
-      this.#queuedPayloadBytes -= payloadBytes;
-      this.#committingPayloadBytes = payloadBytes;
+      const operationCount = writes.reduce((sum, write) => sum + write.operations.length, 0);
+      this.#queuedOperationCount -= operationCount;
+      this.#committingOperationCount = operationCount;
       this.#committing = writes;
       try {
         await this.#commit(writes);
@@ -1004,7 +1117,7 @@ export class BlockStore {
       } catch (error) {
         // Refused or failed: these records will never be applied (a no-op
         // if the commit got as far as applying them).
-        this.#committingPayloadBytes = 0;
+        this.#committingOperationCount = 0;
         this.#committing = [];
         if (error instanceof StoreError && error.code === 'ERR_STORE_FULL') {
           // The WAL is full and no checkpoint fits: refuse these writes, keep the store.
@@ -1018,13 +1131,13 @@ export class BlockStore {
     }
     if (this.#failure !== undefined) {
       const pending = this.#pending.splice(0);
-      this.#queuedPayloadBytes = 0;
+      this.#queuedOperationCount = 0;
       for (const write of pending) write.reject(this.#failure);
     }
     // The running totals against the one recomputation that costs nothing
     // here: an empty queue holds no bytes (verifyIntegrity checks the sums).
-    if (this.#pending.length === 0 && this.#queuedPayloadBytes !== 0) {
-      throw new Error(`ringstore: the write queue is empty but its running total says ${this.#queuedPayloadBytes} bytes`);
+    if (this.#pending.length === 0 && this.#queuedOperationCount !== 0) {
+      throw new Error(`ringstore: the write queue is empty but its running total says ${this.#queuedOperationCount} operations`);
     }
   }
 
@@ -1049,6 +1162,18 @@ export class BlockStore {
     const frame = this.#commitFrame(blockCount * this.#blockSize);
     encodeFrame('wal', sequence, this.#superblock.storeTag, payload, frame, this.#blockSize);
 
+    // The pages the commit's keys lead to are read (while its extent data is
+    // being written) before its WAL frame is: a commit must never become
+    // durable and then fail to apply for want of a page.
+    const prepared = await this.#tree.prepare(writes.flatMap((write) => write.operations.map((operation) => operation.keyString)));
+    try {
+      await this.#commitPrepared(writes, sequence, frame, blockCount, recordCount, recordsDurable, marker);
+    } finally {
+      this.#tree.release(prepared);
+    }
+  }
+
+  async #commitPrepared(writes: PendingWrite[], sequence: number, frame: Buffer, blockCount: number, recordCount: number, recordsDurable: number, marker: boolean): Promise<void> {
     let startBlock = this.#walSpace.place(blockCount);
     while (startBlock === undefined) {
       // The WAL is full of commits no checkpoint covers yet: make one.
@@ -1088,31 +1213,25 @@ export class BlockStore {
     if (marker && !hasData) this.#durableSequence = Math.max(this.#durableSequence, this.#flushedBeforeMarker(sequence));
     if (this.#sync) this.#durableSequence = sequence;
 
-    // Apply to the index in record order; collect what the commit unlinked.
+    // Apply to the tree in record order, synchronously (readers see all of
+    // the commit or none); collect what the commit unlinked.
     const unlinked: Extent[] = [];
     for (const write of writes) {
       for (const operation of write.operations) {
         const { keyString, isString, value } = operation;
-        const previous = this.#entry(keyString);
-        this.#lookupFilling?.add(keyString);
-        operation.existed = previous !== undefined;
-        if (previous !== undefined) this.#indexRecordBytes -= recordBytes(keyString, previous.value);
-        if (value !== undefined) this.#indexRecordBytes += recordBytes(keyString, value.kind === 'inline' ? value.bytes : value);
-        if (previous !== undefined && isExtentValue(previous.value)) unlinked.push(...previous.value.extents);
+        let previous: IndexEntry | undefined;
         if (value === undefined) {
-          this.#index.delete(keyString);
-          this.#lookup.delete(keyString);
+          previous = this.#tree.delete(keyString);
         } else {
           if (value.kind === 'extents') for (const extent of value.extents) this.#uncommitted.delete(extent);
-          const entry: IndexEntry = { isString, value: value.kind === 'inline' ? value.bytes : value };
-          this.#index.set(keyString, entry, true);
-          this.#lookup.set(keyString, entry);
+          previous = this.#tree.set(keyString, { isString, value: value.kind === 'inline' ? value.bytes : value });
         }
+        operation.existed = previous !== undefined;
+        if (previous !== undefined && isExtentValue(previous.value)) unlinked.push(...previous.value.extents);
       }
       for (const { blockIndex, buffer } of write.dataBlocks) this.#cache.put(blockIndex, buffer);
     }
-    // The records are in the index now, counted by #indexRecordBytes.
-    this.#committingPayloadBytes = 0;
+    this.#committingOperationCount = 0;
     this.#committing = [];
     this.#commits++;
     this.#committedRecords += recordCount;
@@ -1121,7 +1240,7 @@ export class BlockStore {
       else this.#freesAwaitingDurability.push({ sequence, extents: unlinked });
     }
     if (!this.#sync) this.#scheduleDeferredSync();
-    if (this.#walSpace.fill >= CHECKPOINT_WAL_FILL && this.#checkpointing === undefined) {
+    if (this.#checkpointing === undefined && this.#checkpointDue()) {
       void this.#runCheckpoint().catch(() => undefined);
     }
   }
@@ -1190,13 +1309,13 @@ export class BlockStore {
    * reclaimed and not even a delete could commit.
    */
   #allocate(blockCount: number, extentsMax: number): Extent[] {
-    const reserve = this.#checkpointReserveBlocks();
-    // The checkpoint must fit in CHECKPOINT_EXTENTS_MAX runs, so count only
-    // what the largest runs hold (conservatively: as if this allocation came
-    // out of them).
-    const room = this.#allocator.largestRunsBlockCount(CHECKPOINT_EXTENTS_MAX);
+    const reserve = this.#checkpointReserveBlocks(1);
+    // The free-set frame must fit in FREE_SET_EXTENTS_MAX runs and every
+    // page in one run of its own; count only what the largest runs hold
+    // (conservatively: as if this allocation came out of them).
+    const room = this.#allocator.largestRunsBlockCount(FREE_SET_EXTENTS_MAX);
     const extents =
-      this.#allocator.freeBlockCount - blockCount >= reserve && room - blockCount >= reserve
+      this.#allocator.freeBlockCount - blockCount >= reserve && room - blockCount >= this.#freeSetFrameBlocks()
         ? this.#allocator.allocate(blockCount, extentsMax)
         : undefined;
     if (extents !== undefined) for (const extent of extents) this.#uncommitted.add(extent);
@@ -1210,65 +1329,68 @@ export class BlockStore {
   }
 
   /**
-   * Blocks the next checkpoint may need: the index's records and those of
-   * writes queued or in the commit in flight, with a margin. O(1): it runs
-   * for every extent put, and a walk over the queue here made N concurrent
-   * puts cost O(N²) (100 000 concurrent 3 KiB puts took 182 s).
+   * Refuses a write of `operationCount` more puts when the free space would
+   * no longer hold the next checkpoint: a put is refused early and clearly,
+   * while deletes (which free space once checkpointed) are always taken.
    */
-  #checkpointReserveBlocks(): number {
-    const bytes = (this.#indexRecordBytes + this.#queuedPayloadBytes + this.#committingPayloadBytes) * CHECKPOINT_RESERVE_MARGIN + CHECKPOINT_HEADER_BYTES;
-    return frameBlockCount(bytes, this.#blockSize) + CHECKPOINT_RESERVE_SLACK_BLOCKS;
+  #checkRoomForPuts(operationCount: number): void {
+    const reserve = this.#checkpointReserveBlocks(operationCount);
+    if (this.#allocator.freeBlockCount >= reserve) return;
+    throw new StoreError(
+      'ERR_STORE_FULL',
+      `the store is full: ${this.#allocator.freeBlockCount} blocks free, the next checkpoint may need ${reserve} (delete keys to make room)`,
+    );
   }
 
   /**
-   * Running totals of the WAL payload bytes (PendingWrite.payloadBytes, an
-   * upper bound of their checkpoint records) of the writes in #pending, and
-   * of those the commit in flight took and has not applied yet. Updated when
-   * a write is queued, taken by a commit, applied, refused or failed;
-   * checked against a recomputation in verifyIntegrity and when the queue
-   * empties.
+   * Blocks the next checkpoint may need: a page for every dirty node, for
+   * every node the queued and committing operations (plus `extraOperations`)
+   * may dirty — each dirties at most its path and splits it once — the
+   * free-set frame, and room kept for deletes. O(1): it runs for every put.
    */
-  #queuedPayloadBytes = 0;
-  #committingPayloadBytes = 0;
+  #checkpointReserveBlocks(extraOperations: number): number {
+    const operations = this.#queuedOperationCount + this.#committingOperationCount + extraOperations;
+    const pagesPerOperation = 2 * (this.#tree.height + 1) + 1;
+    const pages = this.#tree.dirtyNodeCount + operations * pagesPerOperation + DELETE_RESERVE_PAGES;
+    return pages * this.#pageBlocks + this.#freeSetFrameBlocks() + CHECKPOINT_RESERVE_SLACK_BLOCKS;
+  }
+
+  /** Blocks of the free-set frame of this store's size. */
+  #freeSetFrameBlocks(): number {
+    return frameBlockCount(freeSetPayloadBytes(this.#superblock.blockCount - this.#superblock.dataStartBlock), this.#blockSize);
+  }
+
+  /**
+   * When a checkpoint should start on its own: the WAL half full, the dirty
+   * pages past their share of the cache (memory stays bounded), or past
+   * half the free space (so the checkpoint that writes them always fits).
+   */
+  #checkpointDue(): boolean {
+    if (this.#walSpace.fill >= CHECKPOINT_WAL_FILL) return true;
+    if (this.#tree.dirtyBytes >= this.#dirtyBytesMax) return true;
+    return this.#tree.dirtyNodeCount * this.#pageBlocks * 2 >= this.#allocator.freeBlockCount;
+  }
+
+  /**
+   * Running totals of the operations of the writes in #pending and of those
+   * the commit in flight took and has not applied yet (for the reserve).
+   * Updated when a write is queued, taken by a commit, applied, refused or
+   * failed; checked against a recomputation in verifyIntegrity and when the
+   * queue empties.
+   */
+  #queuedOperationCount = 0;
+  #committingOperationCount = 0;
   /** The writes of the commit in flight, until it is applied or refused (for verifyIntegrity's recomputation). */
   #committing: PendingWrite[] = [];
 
-  /** Asserts the reserve's running totals against a recomputation: O(keys + queued writes), for verifyIntegrity. */
+  /** Asserts the reserve's running totals against a recomputation: O(queued writes), for verifyIntegrity. */
   #checkReserveAccounting(): void {
-    const sum = (writes: PendingWrite[]): number => writes.reduce((total, write) => total + write.payloadBytes, 0);
-    let indexRecordBytes = 0;
-    this.#index.forEachPair((keyString, entry) => {
-      indexRecordBytes += recordBytes(keyString, entry.value);
-    });
-    const recomputed = { index: indexRecordBytes, queued: sum(this.#pending), committing: sum(this.#committing) };
-    const running = { index: this.#indexRecordBytes, queued: this.#queuedPayloadBytes, committing: this.#committingPayloadBytes };
-    if (recomputed.index !== running.index || recomputed.queued !== running.queued || recomputed.committing !== running.committing) {
+    const sum = (writes: PendingWrite[]): number => writes.reduce((total, write) => total + write.operations.length, 0);
+    const recomputed = { queued: sum(this.#pending), committing: sum(this.#committing) };
+    const running = { queued: this.#queuedOperationCount, committing: this.#committingOperationCount };
+    if (recomputed.queued !== running.queued || recomputed.committing !== running.committing) {
       throw new Error(`ringstore: checkpoint reserve accounting ${JSON.stringify(running)} disagrees with a recomputation ${JSON.stringify(recomputed)}`);
     }
-  }
-
-  /** The entry of a key: from the map once it is complete, else from the B-tree. */
-  #entry(keyString: string): IndexEntry | undefined {
-    return this.#lookupFilling === undefined ? this.#lookup.get(keyString) : this.#index.get(keyString);
-  }
-
-  /**
-   * Fills the lookup map from a snapshot of the index taken at open, in
-   * slices between other work (~50 ms a slice for LOOKUP_FILL_SLICE keys),
-   * skipping keys commits have touched since (those are in the map already,
-   * or deleted).
-   */
-  async #fillLookup(snapshot: StoreIndex): Promise<void> {
-    const filling = this.#lookupFilling!;
-    let done = 0;
-    for (const [key, entry] of snapshot.entries()) {
-      if (!filling.has(key)) this.#lookup.set(key, entry);
-      if (++done % LOOKUP_FILL_SLICE === 0) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        if (this.#closed || this.#closing !== undefined) return;
-      }
-    }
-    this.#lookupFilling = undefined;
   }
 
   /**
@@ -1279,11 +1401,8 @@ export class BlockStore {
     return this.#durableSequence === markerSequence - 1 ? markerSequence : this.#durableSequence;
   }
 
-  /** Extents allocated to writes or a checkpoint that no durable record names yet. */
+  /** Extents allocated to writes that no durable record names yet. */
   readonly #uncommitted = new Set<Extent>();
-
-  /** Bytes the index's entries take as checkpoint records; kept current as commits apply. */
-  #indexRecordBytes = 0;
 
   #scheduleDeferredSync(): void {
     if (this.#deferredSync !== undefined) return;
@@ -1527,68 +1646,146 @@ export class BlockStore {
     return this.#checkpointing;
   }
 
+  /**
+   * An incremental checkpoint: writes the pages dirtied since the last one
+   * (children before parents, each to a fresh block: a page on disk is never
+   * overwritten) and the free set, flushes, then writes the superblock that
+   * names the new root. Its cost follows the pages dirtied, not the store.
+   * Commits go on meanwhile against the live tree, which copies any page
+   * this checkpoint froze before changing it.
+   */
   async #checkpoint(): Promise<void> {
     if (!this.#sync) await this.#syncNow();
-    // The index now holds exactly the commits up to #appliedSequence, all
-    // durable (synced above); the clone keeps that state while writes go on.
     const sequence = this.#appliedSequence;
+    // No commit since the last checkpoint: no dirty page, nothing replaced.
     if (sequence === this.#superblock.checkpointSeq) return;
-    const snapshot = this.#index.clone();
+
+    // ---- Synchronously: freeze the tree at `sequence`, allocate every
+    // block the checkpoint writes, and take the free set. No commit can
+    // apply in between, so the free set describes exactly the frozen tree
+    // (docs/architecture.md § Checkpoints explains each term).
+    const previous = this.#superblock;
+    const blockSize = this.#blockSize;
+    const dataBlockCount = previous.blockCount - previous.dataStartBlock;
     const replayBlock = this.#walSpace.replayBlockAfter(sequence);
-    // Sized for the whole index up front (key + value + record header per
-    // entry, from the last checkpoint's size) so it does not grow by copying.
-    const writer = new ByteWriter(Math.max(CHECKPOINT_WRITER_INITIAL_BYTES, Math.ceil(this.#superblock.checkpointByteLength * 1.25)));
-    beginCheckpointPayload(writer);
-    snapshot.forEachPair((keyString, entry) => {
-      writePut(writer, keyStringToBytes(keyString), entry.isString, entry.value instanceof Uint8Array ? { kind: 'inline', bytes: entry.value } : entry.value);
-    });
-    const payload = finishCheckpointPayload(writer, snapshot.size);
-    const blockCount = frameBlockCount(payload.length, this.#blockSize);
-    const extents = this.#allocator.allocate(blockCount, CHECKPOINT_EXTENTS_MAX);
-    if (extents === undefined) {
-      throw new StoreError('ERR_STORE_FULL', `no room for a checkpoint of ${blockCount} blocks in at most ${CHECKPOINT_EXTENTS_MAX} pieces (${this.#allocator.freeBlockCount} blocks free in ${this.#allocator.freeExtentCount} pieces)`);
-    }
-    for (const extent of extents) this.#uncommitted.add(extent);
-    const frame = allocAligned(blockCount * this.#blockSize, Math.max(this.#device.ioAlignment, 4096));
-    encodeFrame('checkpoint', sequence, this.#superblock.storeTag, payload, frame, this.#blockSize);
-    let offset = 0;
-    const writes: Promise<void>[] = [];
-    this.#device.mark?.('checkpoint', sequence);
-    for (const extent of extents) {
-      const bytes = frame.subarray(offset, offset + extent.blockCount * this.#blockSize);
-      for (let piece = 0; piece < bytes.length; piece += 64 << 20) {
-        writes.push(this.#device.write(extent.startBlock * this.#blockSize + piece, [bytes.subarray(piece, Math.min(bytes.length, piece + (64 << 20)))]));
-      }
-      offset += bytes.length;
-    }
+    const plan = this.#tree.beginCheckpoint();
+    const pageExtents: Extent[] = [];
+    let frameExtents: Extent[] | undefined;
+    const frameBytes = freeSetPayloadBytes(dataBlockCount);
+    const frameBlocks = frameBlockCount(frameBytes, blockSize);
     try {
-      await Promise.all(writes);
+      for (let i = 0; i < plan.nodes.length; i++) {
+        const extents = this.#allocator.allocate(this.#pageBlocks, 1);
+        if (extents === undefined) break;
+        pageExtents.push(extents[0]);
+      }
+      if (pageExtents.length === plan.nodes.length) frameExtents = this.#allocator.allocate(frameBlocks, FREE_SET_EXTENTS_MAX);
+      if (frameExtents === undefined) {
+        throw new StoreError(
+          'ERR_STORE_FULL',
+          `no room for a checkpoint of ${plan.nodes.length} pages and a ${frameBlocks}-block free set (${this.#allocator.freeBlockCount} blocks free in ${this.#allocator.freeExtentCount} pieces)`,
+        );
+      }
+    } catch (error) {
+      for (const extent of pageExtents) this.#allocator.free(extent);
+      plan.abort();
+      throw error;
+    }
+    const garbage: Extent[] = plan.garbageBlocks.map((block) => ({ startBlock: block, blockCount: this.#pageBlocks }));
+    const releasedWithIt = [...garbage, ...previous.freeSetExtents];
+    // Free in the new checkpoint: what the allocator holds free, and every
+    // block no record up to `sequence` nor the frozen tree references —
+    // writes not yet committed, extents waiting for their trim or for the
+    // flush of a sync: false commit, the pages this checkpoint replaces and
+    // the previous free set. These sets are disjoint; the encoder refuses an
+    // overlap (a bug).
+    const awaitingDurability = this.#freesAwaitingDurability.filter((free) => free.sequence <= sequence).flatMap((free) => free.extents);
+    const free = [
+      ...this.#allocator.freeExtents(),
+      ...this.#uncommitted,
+      ...this.#freed.map((freed) => freed.extent),
+      ...this.#trimming,
+      ...awaitingDurability,
+      ...releasedWithIt,
+    ].sort((a, b) => a.startBlock - b.startBlock);
+    const payload = encodeFreeSetPayload(previous.dataStartBlock, dataBlockCount, free);
+    const rootLevel = plan.rootLevel;
+
+    // ---- Then: encode and write the pages, the free set, flush, superblock.
+    const assigned = new Map<object, PageRef>();
+    let writes: Promise<void>[] = [];
+    const allWrites: Promise<void>[] = [];
+    try {
+      this.#device.mark?.('checkpoint', sequence);
+      for (let i = 0; i < plan.nodes.length; i++) {
+        const node = plan.nodes[i];
+        const block = pageExtents[i].startBlock;
+        const encoded = this.#treePages.encode(plan.content(node, (child) => assigned.get(child)!), block, sequence);
+        assigned.set(node, { block, crc: encoded.crc });
+        const write = this.#device.write(block * blockSize, [encoded.bytes]);
+        writes.push(write);
+        allWrites.push(write);
+        if (writes.length >= CHECKPOINT_WRITES_IN_FLIGHT_MAX) {
+          await Promise.all(writes);
+          writes = [];
+        } else if ((i + 1) % CHECKPOINT_ENCODE_SLICE_PAGES === 0) {
+          // Encoding is CPU work: let commits and reads run between slices.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+      }
+      const frame = allocAligned(frameBlocks * blockSize, Math.max(this.#device.ioAlignment, 4096));
+      encodeFrame('free set', sequence, previous.storeTag, payload, frame, blockSize);
+      let offset = 0;
+      for (const extent of frameExtents) {
+        const bytes = frame.subarray(offset, offset + extent.blockCount * blockSize);
+        allWrites.push(this.#device.write(extent.startBlock * blockSize, [bytes]));
+        offset += bytes.length;
+      }
+      await Promise.all(allWrites);
       this.#device.mark?.('flush', sequence);
       await this.#device.sync();
     } catch (error) {
       // No superblock names these blocks: they are free again once every
       // write to them has settled (the store fails anyway).
-      await Promise.allSettled(writes);
-      this.#freeExtents(extents);
+      await Promise.allSettled(allWrites);
+      for (const extent of [...pageExtents, ...frameExtents]) this.#allocator.free(extent);
+      plan.abort();
       throw error;
     }
-    const previous = this.#superblock;
+    const root = plan.root === undefined ? undefined : isPageRef(plan.root) ? plan.root : assigned.get(plan.root)!;
     const next: Superblock = {
       ...previous,
       generation: previous.generation + 1,
       checkpointSeq: sequence,
       walReplayBlock: replayBlock,
-      checkpointByteLength: payload.length,
-      checkpointBlockCount: blockCount,
-      checkpointExtents: extents,
+      freeSetByteLength: payload.length,
+      freeSetBlockCount: frameBlocks,
+      freeSetExtents: frameExtents,
+      treeRoot: root === undefined ? undefined : { block: root.block, crc: root.crc, level: rootLevel },
+      keyCount: plan.keyCount,
     };
-    await this.#writeSuperblockSlot(next, next.generation % 2);
+    try {
+      await this.#writeSuperblockSlots(next, superblockSlotsFor(next.generation));
+    } catch (error) {
+      // Which superblock is durable is unknown: the store fails, and the
+      // blocks stay allocated (reopening decides).
+      plan.abort();
+      throw error;
+    }
     this.#superblock = next;
-    for (const extent of extents) this.#uncommitted.delete(extent);
+    plan.complete(assigned);
     this.#checkpoints++;
     this.#walSpace.releaseThrough(sequence);
-    // The old checkpoint is unreferenced once the new superblock is durable.
-    if (previous.checkpointExtents.length > 0) this.#release(previous.checkpointExtents);
+    // The checkpoint's flush made every commit up to `sequence` durable.
+    if (!this.#sync && this.#durableSequence < sequence) {
+      this.#durableSequence = sequence;
+      const ready = this.#freesAwaitingDurability.filter((entry) => entry.sequence <= sequence);
+      this.#freesAwaitingDurability = this.#freesAwaitingDurability.filter((entry) => entry.sequence > sequence);
+      for (const entry of ready) this.#release(entry.extents);
+    }
+    // Unreferenced once the new superblock is durable: the replaced pages
+    // and the previous free set (readers of older snapshots hold them until done).
+    if (releasedWithIt.length > 0) this.#release(releasedWithIt);
   }
 
   /** Zeroes WAL blocks, durably: the commits they belonged to are gone for good. */
@@ -1600,11 +1797,13 @@ export class BlockStore {
     await this.#device.sync();
   }
 
-  async #writeSuperblockSlot(superblock: Superblock, slot: number): Promise<void> {
+  /** Writes `superblock` into `slots` and flushes once: durable on return. */
+  async #writeSuperblockSlots(superblock: Superblock, slots: readonly number[]): Promise<void> {
     const block = allocAligned(this.#blockSize, Math.max(this.#device.ioAlignment, 4096));
     encodeSuperblock(superblock, block);
     this.#device.mark?.('superblock', superblock.generation);
-    await this.#device.writeAndSync(slot * this.#blockSize, [block]);
+    await Promise.all(slots.map((slot) => this.#device.write(superblockSlotBlock(slot, superblock.walStartBlock, superblock.walBlockCount) * this.#blockSize, [block])));
+    await this.#device.sync();
   }
 
   // ---- State ----
@@ -1630,11 +1829,10 @@ export class BlockStore {
   }
 }
 
-/** Blocks of the WAL, and of the superblocks in front of it. */
+/** Blocks of the WAL at least. */
 const WAL_BLOCKS_MIN = 16;
-const SUPERBLOCK_SLOTS = 2;
-/** Data blocks a store needs beyond its WAL to be of any use. */
-const DATA_BLOCKS_MIN = 16;
+/** Data blocks a store needs beyond its WAL to be of any use, in pages (a 64 KiB data region at 4 KiB pages). */
+const DATA_PAGES_MIN = 16;
 
 /**
  * How a store of `sizeBytes` is laid out in `blockSize` blocks, or why it
@@ -1643,30 +1841,48 @@ const DATA_BLOCKS_MIN = 16;
  */
 export function storeLayout(sizeBytes: number, blockSize: number, walSizeBytes: number | undefined): { blockCount: number; walBlockCount: number } | string {
   const blockCount = Math.floor(sizeBytes / blockSize);
+  const dataBlocksMin = DATA_PAGES_MIN * (pageSizeFor(blockSize) / blockSize);
   const walBlockCount = Math.floor(Math.min(walSizeBytes ?? Math.min(DEFAULT_WAL_SIZE_BYTES, (blockCount * blockSize) / 8), 1 << 30) / blockSize);
   if (walBlockCount < WAL_BLOCKS_MIN) {
     return `${sizeBytes} bytes in ${blockSize}-byte blocks leave a WAL of ${walBlockCount} blocks; it needs at least ${WAL_BLOCKS_MIN} (${WAL_BLOCKS_MIN * blockSize} bytes${walSizeBytes === undefined ? `, so a store of at least ${8 * WAL_BLOCKS_MIN * blockSize} bytes` : ''})`;
   }
-  if (SUPERBLOCK_SLOTS + walBlockCount + DATA_BLOCKS_MIN > blockCount) {
-    return `${sizeBytes} bytes in ${blockSize}-byte blocks hold ${blockCount} blocks; a WAL of ${walBlockCount} needs at least ${SUPERBLOCK_SLOTS + walBlockCount + DATA_BLOCKS_MIN}`;
+  if (SUPERBLOCK_SLOT_COUNT + walBlockCount + dataBlocksMin > blockCount) {
+    return `${sizeBytes} bytes in ${blockSize}-byte blocks hold ${blockCount} blocks; a WAL of ${walBlockCount} needs at least ${SUPERBLOCK_SLOT_COUNT + walBlockCount + dataBlocksMin}`;
   }
   return { blockCount, walBlockCount };
 }
 
 /**
- * Zeroes where any store's superblock copies could be (slot 1 sits one block
- * in, and blocks are up to BLOCK_SIZE_MAX), durably: what format() does to
- * an old store before it zeroes that store's WAL.
+ * Zeroes, durably, where any store's head superblock copies could be (slot
+ * 1 sits one block in, and blocks are up to BLOCK_SIZE_MAX) and the backup
+ * copies of the store the device holds, if any: what format() does to an
+ * old store before it zeroes that store's WAL. A backup copy left behind
+ * would let a later open that finds the head gone resurrect the old store.
  */
 async function eraseSuperblocks(device: BlockDevice): Promise<void> {
+  let old: Superblock | undefined;
+  try {
+    const probe = await probeSuperblocks(device);
+    if (probe.kind === 'found') old = probe.superblock;
+  } catch {
+    // Damaged or of another version: no valid backup copy to find.
+  }
   const alignment = Math.max(device.ioAlignment, 512);
   const lengthBytes = Math.min(2 * BLOCK_SIZE_MAX, device.sizeBytes - (device.sizeBytes % alignment));
   device.mark?.('erase');
-  await device.writeAndSync(0, [allocAligned(lengthBytes, Math.max(alignment, 4096))]);
+  await device.write(0, [allocAligned(lengthBytes, Math.max(alignment, 4096))]);
+  if (old !== undefined) {
+    const zero = allocAligned(old.blockSize, Math.max(alignment, 4096));
+    for (let slot = SUPERBLOCK_HEAD_SLOT_COUNT; slot < SUPERBLOCK_SLOT_COUNT; slot++) {
+      const position = superblockSlotBlock(slot, old.walStartBlock, old.walBlockCount) * old.blockSize;
+      if (position + old.blockSize <= device.sizeBytes) await device.write(position, [zero]);
+    }
+  }
+  await device.sync();
 }
 
-/** Writes a new store's superblocks (both slots). */
-async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes: number | undefined): Promise<Superblock> {
+/** Writes a new store's superblocks (all four slots). */
+async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes: number | undefined, encoding: ValueEncoding): Promise<Superblock> {
   if (blockSize % Math.max(device.ioAlignment, 1) !== 0) {
     throw invalidArgument(`blockSize ${blockSize} is not a multiple of the device's direct-IO alignment ${device.ioAlignment}`, 'range');
   }
@@ -1677,20 +1893,22 @@ async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes:
     formatVersion: FORMAT_VERSION,
     blockSize,
     blockCount,
-    walStartBlock: SUPERBLOCK_SLOTS,
+    walStartBlock: SUPERBLOCK_HEAD_SLOT_COUNT,
     walBlockCount,
-    dataStartBlock: SUPERBLOCK_SLOTS + walBlockCount,
+    dataStartBlock: SUPERBLOCK_SLOT_COUNT + walBlockCount,
     generation: 1,
     storeTag: device.newStoreTag?.() ?? randomInt(1, 0xffffffff),
     checkpointSeq: 0,
     walReplayBlock: 0,
-    checkpointByteLength: 0,
-    checkpointBlockCount: 0,
-    checkpointExtents: [],
+    freeSetByteLength: 0,
+    freeSetBlockCount: 0,
+    freeSetExtents: [],
+    treeRoot: undefined,
+    keyCount: 0,
+    valueEncodingId: VALUE_ENCODING_IDS[encoding],
   };
-  const blocks = allocAligned(2 * blockSize, Math.max(device.ioAlignment, 4096));
-  encodeSuperblock(superblock, blocks.subarray(0, SUPERBLOCK_SIZE));
-  blocks.copyWithin(blockSize, 0, SUPERBLOCK_SIZE);
+  const block = allocAligned(blockSize, Math.max(device.ioAlignment, 4096));
+  encodeSuperblock(superblock, block.subarray(0, SUPERBLOCK_SIZE));
   // The whole WAL region is written with zeros once. On a preallocated file
   // its blocks are otherwise "unwritten" extents, and the first write to each
   // makes the commit's fdatasync journal an extent conversion too (measured:
@@ -1702,14 +1920,21 @@ async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes:
     const length = Math.min(zeros.length, walBlockCount * blockSize - offset);
     await device.write(2 * blockSize + offset, [zeros.subarray(0, length)]);
   }
+  // The backup pair first, then the head: a store is found by its head, so
+  // until the head is durable no open takes this device for a store.
   device.mark?.('superblock', superblock.generation);
-  await device.writeAndSync(0, [blocks]);
+  for (const slot of [2, 3]) await device.write(superblockSlotBlock(slot, superblock.walStartBlock, walBlockCount) * blockSize, [block]);
+  await device.sync();
+  const head = allocAligned(2 * blockSize, Math.max(device.ioAlignment, 4096));
+  head.set(block, 0);
+  head.set(block, blockSize);
+  await device.writeAndSync(0, [head]);
   return superblock;
 }
 
-/** Bytes of the checkpoint record of one entry (format/records.ts). */
-function recordBytes(keyString: string, value: Uint8Array | ExtentValue): number {
-  return value instanceof Uint8Array ? 8 + keyString.length + value.length : 20 + keyString.length + value.extents.length * 12;
+/** A tree root that is already on disk (not a node a checkpoint writes). */
+function isPageRef(root: object): root is PageRef {
+  return 'block' in root && 'crc' in root && !('kind' in root);
 }
 
 function mergeExtents(sorted: Extent[]): Extent[] {

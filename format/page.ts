@@ -334,7 +334,8 @@ export function decodePage(bytes: Uint8Array, expected: PageExpectation): Decode
   const capacity = pageSize - PAGE_HEADER_SIZE;
   if (usedBytes > capacity) fail(`usedBytes ${usedBytes} exceeds the page's ${capacity} bytes of entries`);
   const end = PAGE_HEADER_SIZE + usedBytes;
-  if (!isZero(bytes, end, pageSize)) fail('bytes after the entries are not zero');
+  // The entries are read before the tail is checked for zeros, so that a
+  // usedBytes that cuts the last entry short says so instead of "not zero".
   const outside = (start: number, count: number): boolean => start < dataStartBlock || start + count > blockCount;
 
   if (kind === PAGE_KIND_LEAF) {
@@ -362,11 +363,12 @@ export function decodePage(bytes: Uint8Array, expected: PageExpectation): Decode
     };
     // Records past usedBytes are truncated: readRecords sees only the used bytes.
     const after = readRecords(bytes.subarray(0, end), PAGE_HEADER_SIZE, entryCount, visitor, 'page', address, expected.blockSize);
-    if (after !== end) fail(`${end - after} bytes after the ${entryCount} entries (usedBytes ${usedBytes})`);
+    if (after !== end) fail(`${plural(end - after, 'byte')} after the ${entryCount} entries (usedBytes ${usedBytes})`);
+    if (!isZero(bytes, end, pageSize)) fail('bytes after the entries are not zero');
     return { kind: 'leaf', checkpointSequence, entries };
   }
 
-  if (entryCount < 2) fail(`too few entries: a branch of ${entryCount} children (at least 2)`);
+  if (entryCount < 2) fail(`too few entries: a branch of ${plural(entryCount, 'child', 'children')} (at least 2)`);
   const children: BranchChild[] = new Array(entryCount);
   let offset = PAGE_HEADER_SIZE;
   let previous: Uint8Array | undefined;
@@ -376,7 +378,7 @@ export function decodePage(bytes: Uint8Array, expected: PageExpectation): Decode
     const crc = data.getUint32(offset + 8, true);
     const separatorLength = data.getUint16(offset + 12, true);
     offset += BRANCH_CHILD_HEADER_SIZE;
-    if (i === 0 && separatorLength !== 0) fail(`child 0 has a separator of ${separatorLength} bytes (it has none)`);
+    if (i === 0 && separatorLength !== 0) fail(`child 0 has a separator of ${plural(separatorLength, 'byte')} (it has none)`);
     if (i > 0 && separatorLength > KEY_SIZE_MAX) fail(`child ${i} has a separator of ${separatorLength} bytes (1 to ${KEY_SIZE_MAX})`);
     if (i > 0 && separatorLength === 0) fail(`child ${i} has no separator`);
     if (offset + separatorLength > end) fail(`child ${i} truncated at byte ${offset} of ${end} (usedBytes ${usedBytes})`);
@@ -392,8 +394,13 @@ export function decodePage(bytes: Uint8Array, expected: PageExpectation): Decode
     }
     children[i] = { block, crc, separator };
   }
-  if (offset !== end) fail(`${end - offset} bytes after the ${entryCount} entries (usedBytes ${usedBytes})`);
+  if (offset !== end) fail(`${plural(end - offset, 'byte')} after the ${entryCount} entries (usedBytes ${usedBytes})`);
+  if (!isZero(bytes, end, pageSize)) fail('bytes after the entries are not zero');
   return { kind: 'branch', level, checkpointSequence, children };
+}
+
+function plural(count: number, noun: string, nouns = `${noun}s`): string {
+  return `${count} ${count === 1 ? noun : nouns}`;
 }
 
 function hex(value: number): string {

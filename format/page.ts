@@ -111,9 +111,10 @@ const VALUE_EXTENT_SIZE = 12;
 assert.equal(OFFSET_RESERVED + 12, PAGE_HEADER_SIZE);
 assert.ok(isPowerOfTwo(PAGE_SIZE_MIN) && PAGE_SIZE_MIN >= BLOCK_SIZE_MIN && PAGE_SIZE_MIN <= PAGE_SIZE_MAX);
 assert.ok(Math.floor((PAGE_SIZE_MAX - PAGE_HEADER_SIZE) / LEAF_ENTRY_SIZE_MIN) <= PAGE_ENTRY_COUNT_MAX, 'entryCount (u16) counts a full leaf of the smallest records');
-// The smallest page holds child 0 and at least 2 children with separators of
-// the largest key, so a branch can always be split into two valid branches.
-assert.ok(PAGE_HEADER_SIZE + BRANCH_CHILD_HEADER_SIZE + 2 * (BRANCH_CHILD_HEADER_SIZE + KEY_SIZE_MAX) <= PAGE_SIZE_MIN);
+// The smallest page holds a branch of 4 children with separators of the
+// largest key, so the tree can always split an overfull branch (5 children)
+// into two branches of at least 2 children each.
+assert.ok(PAGE_HEADER_SIZE + BRANCH_CHILD_HEADER_SIZE + 3 * (BRANCH_CHILD_HEADER_SIZE + KEY_SIZE_MAX) <= PAGE_SIZE_MIN);
 assert.ok(TREE_LEVELS_MAX >= 2 && TREE_LEVELS_MAX <= 0x100, 'level is a u8');
 
 function isPowerOfTwo(value: number): boolean {

@@ -2,7 +2,7 @@
 // Decoders never throw anything else for bad input; the engine turns these
 // into ERR_STORE_CORRUPT, naming the structure, the block and the reason.
 
-export type StructureName = 'superblock' | 'wal' | 'checkpoint' | 'record' | 'data';
+export type StructureName = 'superblock' | 'wal' | 'checkpoint' | 'record' | 'data' | 'page';
 
 export class FormatError extends Error {
   readonly structure: StructureName;

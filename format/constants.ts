@@ -60,10 +60,31 @@ export const VALUE_ENCODING_IDS = { msgpack: 1, json: 2, string: 3, binary: 4 } 
 /** WAL commit payload header: recordCount u32, reserved u32, durableSequence u64. */
 export const COMMIT_HEADER_SIZE = 16;
 
+// Format 2: copy-on-write B+tree pages (docs/format.md § Tree pages).
+
+/** Tree page magic, "RPAG" read as little-endian u32. */
+export const PAGE_MAGIC = 0x47415052;
 /**
- * Tree pages are max(blockSize, PAGE_SIZE_MIN) bytes: a page must hold at
- * least three branch children with 1 KiB separators.
+ * Bytes of a tree page's header: magic, crc, address, checkpointSequence,
+ * storeTag, kind, level, entryCount, usedBytes and 12 reserved bytes. About
+ * 1% of a 4 KiB page.
+ */
+export const PAGE_HEADER_SIZE = 48;
+/**
+ * Smallest tree page, in bytes: a page is one block, or 4096 / B blocks when
+ * blocks are smaller (8 blocks of 512 B). A branch child with a 1 KiB
+ * separator takes 1038 bytes, so a 512-byte page could not hold even one;
+ * 4 KiB holds child 0 and 3 of them: 4 children.
  */
 export const PAGE_SIZE_MIN = 4096;
-/** Deepest page tree decoded: 32 levels of fan-out >= 2 far exceed any store's key count. */
+/** Tree page kinds (the header's `kind` byte). */
+export const PAGE_KIND_LEAF = 1;
+export const PAGE_KIND_BRANCH = 2;
+/**
+ * Levels a tree may have (leaves are level 0, so the root is at most level
+ * TREE_LEVELS_MAX - 1). Even at the 2 children a branch must have, 32 levels
+ * reach 2^31 leaves, and a 4 KiB branch has room for 4 children with 1 KiB
+ * separators (hundreds with short keys): a deeper tree is damage or a bug,
+ * and the bound keeps every descent finite.
+ */
 export const TREE_LEVELS_MAX = 32;

@@ -13,7 +13,6 @@ import {
   FORMAT_VERSION_V1,
   FREE_SET_EXTENTS_MAX,
   FREE_SET_HEADER_SIZE,
-  PAGE_SIZE_MIN,
   SUPERBLOCK_HEAD_SLOT_COUNT,
   SUPERBLOCK_MAGIC,
   SUPERBLOCK_SIZE,
@@ -24,6 +23,7 @@ import {
 import { FormatError, FormatVersionError } from './format_error.js';
 import type { Extent } from './extent.js';
 import { frameBlockCount } from './frame.js';
+import { pageSizeFor } from './page.js';
 
 /** Where the page tree's root is: the parent-less child reference. */
 export interface TreeRoot {
@@ -272,7 +272,7 @@ function checkCheckpoint(superblock: Superblock, extentBlocks: number, fail: (re
   const root = superblock.treeRoot;
   if ((root === undefined) !== (superblock.keyCount === 0)) fail(`${superblock.keyCount} keys ${root === undefined ? 'without' : 'with'} a root page`);
   if (root !== undefined) {
-    const pageBlocks = Math.max(superblock.blockSize, PAGE_SIZE_MIN) / superblock.blockSize;
+    const pageBlocks = pageSizeFor(superblock.blockSize) / superblock.blockSize;
     if (root.block < superblock.dataStartBlock || root.block + pageBlocks > superblock.blockCount) fail(`root page at block ${root.block} lies outside the data region`);
     if (root.level >= TREE_LEVELS_MAX) fail(`root level ${root.level} (at most ${TREE_LEVELS_MAX - 1})`);
   }

@@ -5,6 +5,7 @@
 //   npm run bench
 //   npm run bench -- --scale 0.2 --only one-writer,writers-64
 //   npm run -s bench -- --json > result.json   # -s: without npm's banner on stdout
+//   npm run bench -- --only scale --scale-keys 100000,10000000
 //
 // The peers are not dependencies of ringstore: they are installed on first
 // use into their own prefix (bench-data/peers). Every store works in a fresh
@@ -24,6 +25,11 @@ import { betterSqlite3Contender, classicLevelContender, lmdbContender, loadPeers
 import { formatTable } from './bench/report.js';
 import { RINGSTORE_DEFAULT, RINGSTORE_FILE_SIZE_BYTES, ringstoreContender, withAppBatcher, type StoreAdapter, type StoreContender } from './bench/store_adapter.js';
 import { writeChartSvg } from './bench/chart.js';
+import { formatOpenGrowth, formatScaleTable, scaleCharts, type ScaleRun } from './bench/scale_report.js';
+import { parseScaleKeyCounts, runScaleSection, SCALE_KEY_COUNTS_DEFAULT } from './bench/scale_runner.js';
+import { checkScaleTargets } from './bench/scale_targets.js';
+import { SCALE_KEY_SIZE_BYTES } from './bench/scale_keys.js';
+import { RINGSTORE_SCALE_SIZING_NOTE, ringstoreScaleSizing, SCALE_BATCH_ENTRY_COUNT, SCALE_GET_COUNT_MAX, SCALE_VALUE_SIZE_BYTES } from './bench/scale_workloads.js';
 import { formatPhase, formatStoreTargets, phaseChart, type PhaseRow } from './bench/store_report.js';
 import { checkStoreTargets, type FioReference } from './bench/store_targets.js';
 import {
@@ -67,8 +73,8 @@ const BLOB_POOL_SIZE_BYTES = 4 << 20;
  */
 const STORE_RUN_TIMEOUT_MS = 15 * 60 * 1000;
 
-type SelectableId = StoreWorkloadId | 'fio';
-const SELECTABLE_IDS: readonly SelectableId[] = [...STORE_WORKLOAD_IDS, 'fio'];
+type SelectableId = StoreWorkloadId | 'fio' | 'scale';
+const SELECTABLE_IDS: readonly SelectableId[] = [...STORE_WORKLOAD_IDS, 'fio', 'scale'];
 
 interface Options {
   scale: number;
@@ -77,6 +83,8 @@ interface Options {
   keep: boolean;
   /** Also draw the result tables as an SVG at this path. */
   chart: string | undefined;
+  /** The key counts of the scale section, ascending. */
+  scaleKeyCounts: readonly number[];
 }
 
 function usage(): string {
@@ -89,6 +97,9 @@ function usage(): string {
     '  --keep        keep the stores under bench-data/store after the run',
     '  --json        print one JSON object on stdout instead of tables (use npm run -s)',
     '  --chart FILE  also draw the results as an SVG bar chart at FILE (one chart per phase)',
+    `  --scale-keys N,N,...  key counts of the scale section (default ${SCALE_KEY_COUNTS_DEFAULT.join(',')}; --scale does not shrink them)`,
+    '                the scale section: per N, ringstore and lmdb-js loaded in random order, closed, reopened, read, scanned,',
+    '                killed (SIGKILL) and reopened, then loaded in sorted order; each in child processes of its own',
     '',
     `Peers are installed on first use: npm install --prefix ${PEERS_PREFIX} --no-save lmdb classic-level better-sqlite3@12.`,
     'fio is installed with apt-get if missing.',
@@ -104,6 +115,7 @@ function parseOptions(argv: string[]): Options | undefined {
       json: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
       chart: { type: 'string' },
+      'scale-keys': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -119,7 +131,8 @@ function parseOptions(argv: string[]): Options | undefined {
     if (unknown.length > 0) throw new RangeError(`--only: unknown workload(s) ${unknown.join(', ')}`);
     only = new Set(ids as SelectableId[]);
   }
-  return { scale, only, json: values.json, keep: values.keep, chart: values.chart };
+  const scaleKeyCounts = values['scale-keys'] === undefined ? SCALE_KEY_COUNTS_DEFAULT : parseScaleKeyCounts(values['scale-keys']);
+  return { scale, only, json: values.json, keep: values.keep, chart: values.chart, scaleKeyCounts };
 }
 
 function log(line: string): void {
@@ -337,6 +350,13 @@ async function main(): Promise<void> {
     }
   }
 
+  let scaleRuns: ScaleRun[] = [];
+  if (options.only.has('scale')) {
+    scaleRuns = await runScaleSection({ keyCounts: options.scaleKeyCounts, storesDirectory: STORES_DIRECTORY, peersPrefix: PEERS_PREFIX, keep: options.keep, log });
+    for (const run of scaleRuns) results.failureCount += run.errors.length;
+  }
+  const scaleTargets = checkScaleTargets(scaleRuns);
+
   const targets = checkStoreTargets((phaseId, id) => results.get(phaseId, id), fioReference(fio), labelOf);
   const environment = {
     node: process.version,
@@ -362,6 +382,18 @@ async function main(): Promise<void> {
         results: rows.map(({ contenderId, measurement, error }) => ({ contenderId, measurement, error })),
       })),
       targets,
+      scale: options.only.has('scale')
+        ? {
+            keyCounts: options.scaleKeyCounts,
+            keySizeBytes: SCALE_KEY_SIZE_BYTES,
+            valueSizeBytes: SCALE_VALUE_SIZE_BYTES,
+            batchEntryCount: SCALE_BATCH_ENTRY_COUNT,
+            getCountMax: SCALE_GET_COUNT_MAX,
+            ringstoreSizing: Object.fromEntries(options.scaleKeyCounts.map((keyCount) => [keyCount, ringstoreScaleSizing(keyCount)])),
+            runs: scaleRuns,
+            targets: scaleTargets,
+          }
+        : undefined,
     };
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   } else {
@@ -377,8 +409,21 @@ async function main(): Promise<void> {
     ];
     if (fio !== undefined) out.push(formatFio(fio), '');
     for (const [phaseId, rows] of results.entries()) out.push(formatPhase(phases[phaseId], rows), '');
-    out.push(formatStoreTargets(targets));
-    if (options.scale < 1 && targets.some((check) => check.unit === 'ms')) out.push(`(reopen at scale ${options.scale}: ${counts.bulkKeyCount} keys, not 1 M)`);
+    if (results.entries().length > 0 || fio !== undefined) {
+      out.push(formatStoreTargets(targets));
+      if (options.scale < 1 && targets.some((check) => check.unit === 'ms')) out.push(`(reopen at scale ${options.scale}: ${counts.bulkKeyCount} keys, not 1 M)`);
+    }
+    if (options.only.has('scale')) {
+      if (out[out.length - 1] !== '') out.push('');
+      out.push(
+        `scale: ${RINGSTORE_SCALE_SIZING_NOTE}; open after SIGKILL: the WAL first filled by overwrites;`,
+        '  heap and RSS after reopen + gets, gc() first; every (store, N) in child processes of its own; lmdb-js as above (durable)',
+      );
+      for (const keyCount of options.scaleKeyCounts) out.push('', formatScaleTable(keyCount, scaleRuns));
+      const growth = formatOpenGrowth(scaleRuns);
+      if (growth !== undefined) out.push('', growth);
+      out.push('', formatStoreTargets(scaleTargets, 'Scale targets (engine v2)'));
+    }
     process.stdout.write(`${out.join('\n')}\n`);
   }
   if (options.chart !== undefined) {
@@ -386,7 +431,7 @@ async function main(): Promise<void> {
       `ringstore bench:store, ${startedAt} (scale ${options.scale}, one run)`,
       `node ${environment.node}, Linux ${environment.kernel}, ${environment.cpuCount} × ${environment.cpuModel}; ringstore ${environment.ringstore}`,
     ];
-    await writeChartSvg(options.chart, heading, results.entries().map(([phaseId, rows]) => phaseChart(phases[phaseId], rows)));
+    await writeChartSvg(options.chart, heading, [...results.entries().map(([phaseId, rows]) => phaseChart(phases[phaseId], rows)), ...scaleCharts(scaleRuns)]);
     log(`chart: ${options.chart}`);
   }
   if (results.failureCount > 0) {

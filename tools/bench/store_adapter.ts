@@ -32,6 +32,8 @@ export interface StoreAdapter {
   markPhaseStart(): void;
   /** The store's own counters since markPhaseStart(), if it has any, for printing beside the numbers. */
   describe(): string | undefined;
+  /** The share of its WAL in use (0..1), for stores with a WAL of fixed size (ringstore); the scale section fills it before a kill. */
+  walFill?: () => number;
 }
 
 export interface StoreContender {
@@ -55,6 +57,14 @@ export interface StoreContender {
 export const RINGSTORE_FILE_SIZE_BYTES = 2 * 1024 ** 3;
 const RINGSTORE_FILE_NAME = 'ringstore.db';
 
+/** Size of a new ringstore file and of its WAL (undefined: the store's default). */
+export interface RingstoreSizing {
+  sizeBytes: number;
+  walSizeBytes: number | undefined;
+}
+
+export const RINGSTORE_DEFAULT_SIZING: RingstoreSizing = { sizeBytes: RINGSTORE_FILE_SIZE_BYTES, walSizeBytes: undefined };
+
 export interface RingstoreVariant {
   id: string;
   label: string;
@@ -72,7 +82,7 @@ export const RINGSTORE_DEFAULT: RingstoreVariant = { id: 'ringstore', label: 'ri
  * so the actor's statistics can be printed (with the default options the
  * store would start an identical one itself).
  */
-export function ringstoreContender(variant: RingstoreVariant = RINGSTORE_DEFAULT): StoreContender {
+export function ringstoreContender(variant: RingstoreVariant = RINGSTORE_DEFAULT, sizing: RingstoreSizing = RINGSTORE_DEFAULT_SIZING): StoreContender {
   const actorOptions = Object.entries(variant.actor).map(([name, value]) => `${name}: ${String(value)}`);
   return {
     id: variant.id,
@@ -81,16 +91,16 @@ export function ringstoreContender(variant: RingstoreVariant = RINGSTORE_DEFAULT
       "sync: true (default): each write resolves after its commit's WAL write + fdatasync; encoding 'binary'" +
       (variant.putByStream ? '; puts through createWriteStream' : '') +
       (actorOptions.length > 0 ? `; actor ${actorOptions.join(', ')}` : ''),
-    open: async (directory) => openRingstore(join(directory, RINGSTORE_FILE_NAME), variant),
+    open: async (directory) => openRingstore(join(directory, RINGSTORE_FILE_NAME), variant, sizing),
   };
 }
 
-export async function openRingstore(path: string, variant: RingstoreVariant): Promise<StoreAdapter> {
+export async function openRingstore(path: string, variant: RingstoreVariant, sizing: RingstoreSizing = RINGSTORE_DEFAULT_SIZING): Promise<StoreAdapter> {
   const ring = IoUringActor.start(variant.actor);
   let store: BlockStore;
   try {
     if (ring.backend !== 'io_uring') throw new Error(`ringstore's actor runs on the ${ring.backend} backend, not io_uring: the numbers would not be ringstore's`);
-    store = await BlockStore.open(path, { create: true, sizeBytes: RINGSTORE_FILE_SIZE_BYTES, encoding: 'binary', sync: true, ring });
+    store = await BlockStore.open(path, { create: true, sizeBytes: sizing.sizeBytes, walSizeBytes: sizing.walSizeBytes, encoding: 'binary', sync: true, ring });
   } catch (error) {
     await ring.close();
     throw error;
@@ -118,6 +128,7 @@ export async function openRingstore(path: string, variant: RingstoreVariant): Pr
       mark = countersOf(store, ring.stats());
     },
     describe: () => describeRingstore(mark, countersOf(store, ring.stats()), ring.stats()),
+    walFill: () => store.stats().walFill,
   };
   let mark = countersOf(store, ring.stats());
   return adapter;

@@ -87,14 +87,14 @@ export function phaseChart(phase: PhaseSpec, rows: readonly PhaseRow[]): ChartPa
   };
 }
 
-export function formatStoreTargets(checks: readonly StoreTargetCheck[]): string {
-  const number = (value: number, unit: string): string => (unit === 'µs' || unit === 'ms' || unit === 'MiB/s' ? value.toFixed(1) : formatCount(value));
+export function formatStoreTargets(checks: readonly StoreTargetCheck[], title = 'Targets'): string {
+  const number = (value: number, unit: string): string => (unit === 'µs' || unit === 'ms' || unit === 'MiB/s' || unit === 'MiB' ? value.toFixed(1) : unit === '×' ? value.toFixed(2) : formatCount(value));
   const rows = checks.map((check) => [
     check.target,
     check.reference,
     `${number(check.actual, check.unit)} ${check.unit}`,
-    `${check.kind === 'min' ? '≥' : check.unit === 'ms' ? '<' : '≤'} ${number(check.bound, check.unit)} ${check.unit}`,
+    `${check.kind === 'min' ? '≥' : check.strict === true ? '<' : '≤'} ${number(check.bound, check.unit)} ${check.unit}`,
     check.met ? 'yes' : 'NO',
   ]);
-  return ['== Targets ==', formatTable(['target', 'reference', 'ringstore', 'needed', 'met'], rows)].join('\n');
+  return [`== ${title} ==`, formatTable(['target', 'reference', 'ringstore', 'needed', 'met'], rows)].join('\n');
 }

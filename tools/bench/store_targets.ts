@@ -39,8 +39,10 @@ export interface StoreTargetCheck {
   actual: number;
   bound: number;
   unit: string;
-  /** 'min': actual must be ≥ bound; 'max': actual must be ≤ (or < for reopen) bound. */
+  /** 'min': actual must be ≥ bound; 'max': actual must be ≤ bound, or < when `strict`. */
   kind: 'min' | 'max';
+  /** For 'max' only: the bound itself fails (reopen). */
+  strict?: boolean;
   met: boolean;
 }
 
@@ -123,7 +125,7 @@ export function checkStoreTargets(lookup: Lookup, fio: FioReference, labelOf: (c
   const reopen = ringstore('reopen');
   if (reopen !== undefined) {
     const actual = reopen.elapsedSeconds * 1000;
-    checks.push({ target: `reopen of 1 M keys < ${REOPEN_MS_MAX} ms`, reference: 'absolute', actual, bound: REOPEN_MS_MAX, unit: 'ms', kind: 'max', met: actual < REOPEN_MS_MAX });
+    checks.push({ target: `reopen of 1 M keys < ${REOPEN_MS_MAX} ms`, reference: 'absolute', actual, bound: REOPEN_MS_MAX, unit: 'ms', kind: 'max', strict: true, met: actual < REOPEN_MS_MAX });
   }
   return checks;
 }

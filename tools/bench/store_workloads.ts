@@ -135,10 +135,20 @@ export class ValueSource {
   readonly #pool: Buffer;
   readonly #valueSizeBytes: number;
 
-  constructor(valueSizeBytes: number, poolSizeBytes: number) {
+  /**
+   * `seed`: fill the pool from xorshift32 with this non-zero seed instead of
+   * crypto randomness, so that separate processes cut the same values (the
+   * scale section checks in one child what another wrote).
+   */
+  constructor(valueSizeBytes: number, poolSizeBytes: number, seed?: number) {
     assert.ok(poolSizeBytes > valueSizeBytes);
     this.#pool = Buffer.allocUnsafe(poolSizeBytes);
-    randomFillSync(this.#pool);
+    if (seed === undefined) {
+      randomFillSync(this.#pool);
+    } else {
+      const random = new RandomOffsets(seed, 2 ** 32, 1);
+      for (let i = 0; i < poolSizeBytes; i++) this.#pool[i] = random.next() & 0xff;
+    }
     this.#valueSizeBytes = valueSizeBytes;
   }
 

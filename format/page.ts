@@ -1,0 +1,409 @@
+// Tree pages: the nodes of format 2's copy-on-write B+tree (docs/format.md
+// § Tree pages). Being built: the engine does not write these pages yet.
+//
+//   page   := u32 magic "RPAG" | u32 crc32c | u64 address | u64 checkpointSequence
+//           | u32 storeTag | u8 kind | u8 level | u16 entryCount | u32 usedBytes
+//           | 12 × u8 reserved (0) | usedBytes × u8 entries | (pageSize − 48 − usedBytes) × u8 (0)
+//   leaf   entries := entryCount × one of { PUT_INLINE, PUT_EXTENTS }, keys strictly ascending
+//   branch entries := entryCount × (u64 childBlock | u32 childCrc | u16 keyLength | keyLength × u8 separator)
+//
+// A page is pageSizeFor(B) bytes: one block, or several small blocks. The
+// header names the block the page was written to, the checkpoint that wrote
+// it and the store, and its parent holds its CRC: together they tell bit rot
+// and torn writes (the page's own CRC), misdirected writes (the address),
+// another store's page (the tag) and lost writes (an intact older page whose
+// CRC is not the one the parent expects) apart.
+//
+// Pure: bytes in, values out. The codec checks each page on its own; that
+// separators bound the keys of their subtrees, and that no two pages or
+// values share blocks, is the tree's and the allocator's business.
+import assert from 'node:assert/strict';
+import { Buffer } from 'node:buffer';
+
+import { ByteWriter } from './byte_writer.js';
+import { readU64, view, writeU64 } from './bytes.js';
+import {
+  BLOCK_SIZE_MAX,
+  BLOCK_SIZE_MIN,
+  KEY_SIZE_MAX,
+  PAGE_HEADER_SIZE,
+  PAGE_KIND_BRANCH,
+  PAGE_KIND_LEAF,
+  PAGE_MAGIC,
+  PAGE_SIZE_MIN,
+  TREE_LEVELS_MAX,
+} from './constants.js';
+import { crc32c } from './crc32c.js';
+import { FormatError } from './format_error.js';
+import { readRecords, writePut, type RecordVisitor, type StoredValue } from './records.js';
+
+export interface LeafEntry {
+  key: Uint8Array;
+  keyIsString: boolean;
+  value: StoredValue;
+}
+
+export interface BranchChild {
+  /** Absolute block index of the child page's first block. */
+  block: number;
+  /** The child page's CRC (its header's `crc` field), checked when the child is read. */
+  crc: number;
+  /** undefined for child 0 */
+  separator: Uint8Array | undefined;
+}
+
+/** What the header says about where and by whom a page was written. */
+export interface PageStamp {
+  /** Absolute block index of the page's first block. */
+  address: number;
+  /** Commit sequence of the checkpoint that writes the page. */
+  checkpointSequence: number;
+  /** The store's random tag (as in frames and the superblock). */
+  storeTag: number;
+}
+
+/** What the reader knows about a page before reading it: from its parent (or the superblock) and the store. */
+export interface PageExpectation {
+  /** The absolute block the page was read from. */
+  address: number;
+  storeTag: number;
+  /** The CRC the parent holds for this page. */
+  crc: number;
+  /** The level the parent's level implies (the parent's level − 1; for the root, the tree's height − 1). */
+  level: number;
+  /** child blocks and extents must lie in [dataStartBlock, blockCount) */
+  dataStartBlock: number;
+  blockCount: number;
+  blockSize: number;
+}
+
+export type DecodedPage =
+  | { kind: 'leaf'; checkpointSequence: number; entries: LeafEntry[] }
+  | { kind: 'branch'; level: number; checkpointSequence: number; children: BranchChild[] };
+
+const OFFSET_MAGIC = 0;
+const OFFSET_CRC = 4;
+/** The CRC covers everything after itself: [8, pageSize). */
+const OFFSET_CRC_START = 8;
+const OFFSET_ADDRESS = 8;
+const OFFSET_CHECKPOINT_SEQUENCE = 16;
+const OFFSET_STORE_TAG = 24;
+const OFFSET_KIND = 28;
+const OFFSET_LEVEL = 29;
+const OFFSET_ENTRY_COUNT = 30;
+const OFFSET_USED_BYTES = 32;
+const OFFSET_RESERVED = 36;
+
+/** Largest page: one block of the largest block size. */
+const PAGE_SIZE_MAX = Math.max(BLOCK_SIZE_MAX, PAGE_SIZE_MIN);
+/** entryCount is a u16. */
+const PAGE_ENTRY_COUNT_MAX = 0xffff;
+/** A branch child without its separator: u64 childBlock | u32 childCrc | u16 keyLength. */
+const BRANCH_CHILD_HEADER_SIZE = 14;
+/** The smallest leaf record: PUT_INLINE of a 1-byte key and an empty value. */
+const LEAF_ENTRY_SIZE_MIN = 8 + 1;
+/** Record header sizes (docs/format.md § Records). */
+const PUT_INLINE_HEADER_SIZE = 8;
+const PUT_EXTENTS_HEADER_SIZE = 20;
+const VALUE_EXTENT_SIZE = 12;
+
+// The header's fields hold every page this codec can write.
+assert.equal(OFFSET_RESERVED + 12, PAGE_HEADER_SIZE);
+assert.ok(isPowerOfTwo(PAGE_SIZE_MIN) && PAGE_SIZE_MIN >= BLOCK_SIZE_MIN && PAGE_SIZE_MIN <= PAGE_SIZE_MAX);
+assert.ok(Math.floor((PAGE_SIZE_MAX - PAGE_HEADER_SIZE) / LEAF_ENTRY_SIZE_MIN) <= PAGE_ENTRY_COUNT_MAX, 'entryCount (u16) counts a full leaf of the smallest records');
+// The smallest page holds a branch of 4 children with separators of the
+// largest key, so the tree can always split an overfull branch (5 children)
+// into two branches of at least 2 children each.
+assert.ok(PAGE_HEADER_SIZE + BRANCH_CHILD_HEADER_SIZE + 3 * (BRANCH_CHILD_HEADER_SIZE + KEY_SIZE_MAX) <= PAGE_SIZE_MIN);
+assert.ok(TREE_LEVELS_MAX >= 2 && TREE_LEVELS_MAX <= 0x100, 'level is a u8');
+
+function isPowerOfTwo(value: number): boolean {
+  return Number.isInteger(value) && value > 0 && (value & (value - 1)) === 0;
+}
+
+/** Bytes of a tree page in a store of `blockSize`-byte blocks: one block, and at least PAGE_SIZE_MIN. */
+export function pageSizeFor(blockSize: number): number {
+  if (!isPowerOfTwo(blockSize) || blockSize < BLOCK_SIZE_MIN || blockSize > BLOCK_SIZE_MAX) {
+    throw new RangeError(`block size ${blockSize} is not a power of two from ${BLOCK_SIZE_MIN} to ${BLOCK_SIZE_MAX}`);
+  }
+  return Math.max(blockSize, PAGE_SIZE_MIN);
+}
+
+/** Bytes of entries a page of `pageSize` bytes can hold. */
+export function pageCapacityBytes(pageSize: number): number {
+  checkPageSize(pageSize);
+  return pageSize - PAGE_HEADER_SIZE;
+}
+
+/** Exact encoded size of one leaf record (a PUT_INLINE or PUT_EXTENTS record). */
+export function leafEntryBytes(keyLength: number, value: StoredValue): number {
+  return value.kind === 'inline'
+    ? PUT_INLINE_HEADER_SIZE + keyLength + value.bytes.length
+    : PUT_EXTENTS_HEADER_SIZE + keyLength + VALUE_EXTENT_SIZE * value.extents.length;
+}
+
+/** Exact encoded size of one branch child (0 for child 0's absent separator). */
+export function branchChildBytes(separatorLength: number): number {
+  return BRANCH_CHILD_HEADER_SIZE + separatorLength;
+}
+
+function checkPageSize(pageSize: number): void {
+  if (!isPowerOfTwo(pageSize) || pageSize < PAGE_SIZE_MIN || pageSize > PAGE_SIZE_MAX) {
+    throw new RangeError(`page size ${pageSize} is not a power of two from ${PAGE_SIZE_MIN} to ${PAGE_SIZE_MAX}`);
+  }
+}
+
+function checkStamp(stamp: PageStamp): void {
+  if (!Number.isSafeInteger(stamp.address) || stamp.address < 0) throw new RangeError(`page address ${stamp.address}`);
+  if (!Number.isSafeInteger(stamp.checkpointSequence) || stamp.checkpointSequence < 0) {
+    throw new RangeError(`page checkpointSequence ${stamp.checkpointSequence}`);
+  }
+  if (!isU32(stamp.storeTag)) throw new RangeError(`page storeTag ${stamp.storeTag} is not a u32`);
+}
+
+function isU32(value: number): boolean {
+  return Number.isInteger(value) && value >= 0 && value <= 0xffff_ffff;
+}
+
+/** memcmp order: bytewise, a proper prefix first. */
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(a, b);
+}
+
+/** Zeroes to compare tails and reserved bytes against (one memcmp instead of a loop per byte). */
+const ZEROS = new Uint8Array(PAGE_SIZE_MAX);
+
+function isZero(bytes: Uint8Array, start: number, end: number): boolean {
+  return Buffer.compare(bytes.subarray(start, end), ZEROS.subarray(0, end - start)) === 0;
+}
+
+/** Writes the header fields (all but the crc) into a zeroed `target`. */
+function writeHeader(target: Uint8Array, stamp: PageStamp, kind: number, level: number, entryCount: number, usedBytes: number): DataView {
+  const data = view(target);
+  data.setUint32(OFFSET_MAGIC, PAGE_MAGIC, true);
+  writeU64(data, OFFSET_ADDRESS, stamp.address);
+  writeU64(data, OFFSET_CHECKPOINT_SEQUENCE, stamp.checkpointSequence);
+  data.setUint32(OFFSET_STORE_TAG, stamp.storeTag, true);
+  data.setUint8(OFFSET_KIND, kind);
+  data.setUint8(OFFSET_LEVEL, level);
+  data.setUint16(OFFSET_ENTRY_COUNT, entryCount, true);
+  data.setUint32(OFFSET_USED_BYTES, usedBytes, true);
+  return data;
+}
+
+function seal(target: Uint8Array, data: DataView): number {
+  const crc = crc32c(target.subarray(OFFSET_CRC_START));
+  data.setUint32(OFFSET_CRC, crc, true);
+  return crc;
+}
+
+/**
+ * Records are laid out by writePut into this writer, then copied into the
+ * page: one writer for the process (encoding is synchronous), grown once to
+ * the largest page and reused, so encoding allocates nothing per page.
+ */
+const leafWriter = new ByteWriter(PAGE_SIZE_MIN);
+
+/**
+ * Encodes into `target` (exactly pageSize bytes, filled by the encoder); returns the page's crc.
+ * RangeError if the entries do not fit or break the rules (a caller bug): then `target` is untouched.
+ */
+export function encodeLeafPage(target: Uint8Array, stamp: PageStamp, entries: readonly LeafEntry[]): number {
+  checkPageSize(target.length);
+  checkStamp(stamp);
+  if (entries.length < 1 || entries.length > PAGE_ENTRY_COUNT_MAX) {
+    throw new RangeError(`a leaf holds 1 to ${PAGE_ENTRY_COUNT_MAX} records, got ${entries.length}`);
+  }
+  let usedBytes = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const { key, value } = entries[i];
+    if (i > 0 && compareBytes(entries[i - 1].key, key) >= 0) throw new RangeError(`leaf keys are not strictly ascending at record ${i}`);
+    usedBytes += leafEntryBytes(key.length, value);
+  }
+  const capacity = target.length - PAGE_HEADER_SIZE;
+  if (usedBytes > capacity) throw new RangeError(`${entries.length} records take ${usedBytes} bytes, a page holds ${capacity}`);
+  // writePut checks keys and extents (RangeError) before the page is touched.
+  leafWriter.reset();
+  for (const entry of entries) writePut(leafWriter, entry.key, entry.keyIsString, entry.value);
+  assert.equal(leafWriter.length, usedBytes, 'leafEntryBytes agrees with writePut');
+  target.fill(0);
+  const data = writeHeader(target, stamp, PAGE_KIND_LEAF, 0, entries.length, usedBytes);
+  target.set(leafWriter.bytes(), PAGE_HEADER_SIZE);
+  return seal(target, data);
+}
+
+/**
+ * Encodes a branch of `level` (1 .. TREE_LEVELS_MAX − 1) into `target` (exactly pageSize bytes, filled
+ * by the encoder); returns the page's crc. RangeError if the children do not fit or break the rules
+ * (a caller bug): then `target` is untouched.
+ */
+export function encodeBranchPage(target: Uint8Array, stamp: PageStamp, level: number, children: readonly BranchChild[]): number {
+  checkPageSize(target.length);
+  checkStamp(stamp);
+  if (!Number.isInteger(level) || level < 1 || level >= TREE_LEVELS_MAX) {
+    throw new RangeError(`a branch is at level 1 to ${TREE_LEVELS_MAX - 1}, got ${level}`);
+  }
+  if (children.length < 2 || children.length > PAGE_ENTRY_COUNT_MAX) {
+    throw new RangeError(`a branch has 2 to ${PAGE_ENTRY_COUNT_MAX} children, got ${children.length}`);
+  }
+  let usedBytes = 0;
+  for (let i = 0; i < children.length; i++) {
+    const { block, crc, separator } = children[i];
+    if (!Number.isSafeInteger(block) || block < 0) throw new RangeError(`child ${i} block ${block}`);
+    if (!isU32(crc)) throw new RangeError(`child ${i} crc ${crc} is not a u32`);
+    if (i === 0) {
+      if (separator !== undefined) throw new RangeError('child 0 has no separator');
+    } else {
+      if (separator === undefined || separator.length < 1 || separator.length > KEY_SIZE_MAX) {
+        throw new RangeError(`child ${i} needs a separator of 1 to ${KEY_SIZE_MAX} bytes, got ${separator?.length}`);
+      }
+      const previous = children[i - 1].separator;
+      if (previous !== undefined && compareBytes(previous, separator) >= 0) throw new RangeError(`separators are not strictly ascending at child ${i}`);
+    }
+    usedBytes += branchChildBytes(separator === undefined ? 0 : separator.length);
+  }
+  const capacity = target.length - PAGE_HEADER_SIZE;
+  if (usedBytes > capacity) throw new RangeError(`${children.length} children take ${usedBytes} bytes, a page holds ${capacity}`);
+  target.fill(0);
+  const data = writeHeader(target, stamp, PAGE_KIND_BRANCH, level, children.length, usedBytes);
+  let offset = PAGE_HEADER_SIZE;
+  for (const { block, crc, separator } of children) {
+    writeU64(data, offset, block);
+    data.setUint32(offset + 8, crc, true);
+    const separatorLength = separator === undefined ? 0 : separator.length;
+    data.setUint16(offset + 12, separatorLength, true);
+    if (separator !== undefined) target.set(separator, offset + BRANCH_CHILD_HEADER_SIZE);
+    offset += branchChildBytes(separatorLength);
+  }
+  assert.equal(offset, PAGE_HEADER_SIZE + usedBytes, 'branchChildBytes agrees with the layout');
+  return seal(target, data);
+}
+
+/**
+ * Validates everything; throws FormatError('page', reason, address) on any damage. Key and inline
+ * value bytes are views into `bytes`.
+ *
+ * REQUIRES (asserted: a wrong expectation is a bug of the caller, not damage): `bytes` is exactly
+ * pageSizeFor(blockSize) bytes; the page's blocks lie in [dataStartBlock, blockCount); level is below
+ * TREE_LEVELS_MAX; crc and storeTag are u32s.
+ */
+export function decodePage(bytes: Uint8Array, expected: PageExpectation): DecodedPage {
+  const pageSize = pageSizeFor(expected.blockSize);
+  const pageBlocks = pageSize / expected.blockSize;
+  const { address, dataStartBlock, blockCount } = expected;
+  assert.equal(bytes.length, pageSize, 'a page is read whole');
+  assert.ok(Number.isSafeInteger(dataStartBlock) && dataStartBlock >= 0 && Number.isSafeInteger(blockCount), 'data region');
+  assert.ok(Number.isSafeInteger(address) && address >= dataStartBlock && address + pageBlocks <= blockCount, `page address ${address} in the data region`);
+  assert.ok(Number.isInteger(expected.level) && expected.level >= 0 && expected.level < TREE_LEVELS_MAX, `expected level ${expected.level}`);
+  assert.ok(isU32(expected.crc) && isU32(expected.storeTag), 'expected crc and storeTag are u32s');
+
+  const fail = (reason: string): never => {
+    throw new FormatError('page', reason, address);
+  };
+  const data = view(bytes);
+  if (data.getUint32(OFFSET_MAGIC, true) !== PAGE_MAGIC) fail('bad magic (not a tree page)');
+  // The CRC first: nothing else in a damaged page means anything.
+  const storedCrc = data.getUint32(OFFSET_CRC, true);
+  const computedCrc = crc32c(bytes.subarray(OFFSET_CRC_START));
+  if (storedCrc !== computedCrc) fail(`checksum mismatch (stored 0x${hex(storedCrc)}, computed 0x${hex(computedCrc)})`);
+  // An intact page, but maybe not the one the parent meant. The address and
+  // tag go before the parent's CRC: a misdirected write or another store's
+  // page also has an unexpected CRC, and these say more about what happened.
+  const storedAddress = readU64(data, OFFSET_ADDRESS);
+  if (storedAddress !== address) {
+    fail(`page of block ${storedAddress < 0 ? '2^53 or more' : storedAddress} read from block ${address} (a misdirected write)`);
+  }
+  const storeTag = data.getUint32(OFFSET_STORE_TAG, true);
+  if (storeTag !== expected.storeTag) fail(`store tag 0x${hex(storeTag)} is not this store's 0x${hex(expected.storeTag)} (a page of another store)`);
+  if (storedCrc !== expected.crc) {
+    fail(`crc 0x${hex(storedCrc)} is not the 0x${hex(expected.crc)} its parent expects (a lost write left an older page, or the parent is wrong)`);
+  }
+  // From here on the page is the one its parent wrote down: what fails is
+  // the writer's bug or damage behind a matching CRC, and the reasons say which rule broke.
+  const checkpointSequence = readU64(data, OFFSET_CHECKPOINT_SEQUENCE);
+  if (checkpointSequence < 0) fail('checkpointSequence exceeds 2^53');
+  if (!isZero(bytes, OFFSET_RESERVED, PAGE_HEADER_SIZE)) fail('reserved header bytes are not zero');
+  const kind = bytes[OFFSET_KIND];
+  const level = bytes[OFFSET_LEVEL];
+  if (kind !== PAGE_KIND_LEAF && kind !== PAGE_KIND_BRANCH) fail(`unknown kind ${kind}`);
+  if (kind === PAGE_KIND_LEAF && level !== 0) fail(`a leaf at level ${level} (kind and level disagree)`);
+  if (kind === PAGE_KIND_BRANCH && level === 0) fail('a branch at level 0 (kind and level disagree)');
+  if (level >= TREE_LEVELS_MAX) fail(`level ${level} is deeper than any tree (${TREE_LEVELS_MAX} levels)`);
+  if (level !== expected.level) fail(`level ${level}, expected ${expected.level}`);
+  const entryCount = data.getUint16(OFFSET_ENTRY_COUNT, true);
+  const usedBytes = data.getUint32(OFFSET_USED_BYTES, true);
+  const capacity = pageSize - PAGE_HEADER_SIZE;
+  if (usedBytes > capacity) fail(`usedBytes ${usedBytes} exceeds the page's ${capacity} bytes of entries`);
+  const end = PAGE_HEADER_SIZE + usedBytes;
+  // The entries are read before the tail is checked for zeros, so that a
+  // usedBytes that cuts the last entry short says so instead of "not zero".
+  const outside = (start: number, count: number): boolean => start < dataStartBlock || start + count > blockCount;
+
+  if (kind === PAGE_KIND_LEAF) {
+    if (entryCount < 1) fail('too few entries: an empty leaf (an empty tree has no root page)');
+    const entries: LeafEntry[] = [];
+    let previous: Uint8Array | undefined;
+    const visitor: RecordVisitor = {
+      put(key, keyIsString, value) {
+        const i = entries.length;
+        if (previous !== undefined && compareBytes(previous, key) >= 0) fail(`keys not strictly ascending at record ${i}`);
+        if (value.kind === 'extents') {
+          for (let e = 0; e < value.extents.length; e++) {
+            const extent = value.extents[e];
+            if (outside(extent.startBlock, extent.blockCount)) {
+              fail(`record ${i} extent ${e} (${extent.startBlock}+${extent.blockCount}) lies outside the data region [${dataStartBlock}, ${blockCount})`);
+            }
+          }
+        }
+        previous = key;
+        entries.push({ key, keyIsString, value });
+      },
+      delete() {
+        fail(`record ${entries.length} is a DELETE (a leaf holds only entries)`);
+      },
+    };
+    // Records past usedBytes are truncated: readRecords sees only the used bytes.
+    const after = readRecords(bytes.subarray(0, end), PAGE_HEADER_SIZE, entryCount, visitor, 'page', address, expected.blockSize);
+    if (after !== end) fail(`${plural(end - after, 'byte')} after the ${entryCount} entries (usedBytes ${usedBytes})`);
+    if (!isZero(bytes, end, pageSize)) fail('bytes after the entries are not zero');
+    return { kind: 'leaf', checkpointSequence, entries };
+  }
+
+  if (entryCount < 2) fail(`too few entries: a branch of ${plural(entryCount, 'child', 'children')} (at least 2)`);
+  const children: BranchChild[] = new Array(entryCount);
+  let offset = PAGE_HEADER_SIZE;
+  let previous: Uint8Array | undefined;
+  for (let i = 0; i < entryCount; i++) {
+    if (offset + BRANCH_CHILD_HEADER_SIZE > end) fail(`child ${i} truncated at byte ${offset} of ${end} (usedBytes ${usedBytes})`);
+    const block = readU64(data, offset);
+    const crc = data.getUint32(offset + 8, true);
+    const separatorLength = data.getUint16(offset + 12, true);
+    offset += BRANCH_CHILD_HEADER_SIZE;
+    if (i === 0 && separatorLength !== 0) fail(`child 0 has a separator of ${plural(separatorLength, 'byte')} (it has none)`);
+    if (i > 0 && separatorLength > KEY_SIZE_MAX) fail(`child ${i} has a separator of ${separatorLength} bytes (1 to ${KEY_SIZE_MAX})`);
+    if (i > 0 && separatorLength === 0) fail(`child ${i} has no separator`);
+    if (offset + separatorLength > end) fail(`child ${i} truncated at byte ${offset} of ${end} (usedBytes ${usedBytes})`);
+    if (block < 0 || outside(block, pageBlocks)) {
+      fail(`child ${i} at block ${block < 0 ? '2^53 or more' : block} (${pageBlocks} blocks) lies outside the data region [${dataStartBlock}, ${blockCount})`);
+    }
+    let separator: Uint8Array | undefined;
+    if (i > 0) {
+      separator = bytes.subarray(offset, offset + separatorLength);
+      if (previous !== undefined && compareBytes(previous, separator) >= 0) fail(`separators not strictly ascending at child ${i}`);
+      previous = separator;
+      offset += separatorLength;
+    }
+    children[i] = { block, crc, separator };
+  }
+  if (offset !== end) fail(`${plural(end - offset, 'byte')} after the ${entryCount} entries (usedBytes ${usedBytes})`);
+  if (!isZero(bytes, end, pageSize)) fail('bytes after the entries are not zero');
+  return { kind: 'branch', level, checkpointSequence, children };
+}
+
+function plural(count: number, noun: string, nouns = `${noun}s`): string {
+  return `${count} ${count === 1 ? noun : nouns}`;
+}
+
+function hex(value: number): string {
+  return value.toString(16);
+}

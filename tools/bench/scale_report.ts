@@ -1,0 +1,181 @@
+// The scale section's results and their report: per key count, one table of
+// ringstore beside lmdb-js with the ratio of the two, oriented so that > 1
+// always means ringstore is better; then how open time grows with the key
+// count, and the same numbers as chart panels.
+import type { ChartPanel } from './chart.js';
+import { formatCount, formatTable } from './report.js';
+
+const MiB = 1024 * 1024;
+
+export const SCALE_RINGSTORE_ID = 'ringstore';
+export const SCALE_LMDB_ID = 'lmdb';
+
+/** What the child processes of one (store, key count) measured; every field is set by one phase. */
+export interface ScaleMeasurement {
+  /** Random-order durable load of all keys in batches awaited in turn. */
+  loadKeysPerSecond: number;
+  loadBatchLatencyMsP50: number;
+  loadBatchLatencyMsP99: number;
+  loadBatchLatencyMsMax: number;
+  /** close() right after the load. */
+  closeMs: number;
+  /** open after that clean close. */
+  openMs: number;
+  /** open after the process was killed (SIGKILL) following its last acknowledged batch. */
+  crashOpenMs: number;
+  /** The store's WAL fill (0..1) at the kill, for stores that report one. */
+  crashWalFill: number;
+  /** Random gets of existing keys after the reopen: min(N, the get count). */
+  getCount: number;
+  getsPerSecond: number;
+  /** process.memoryUsage() heapUsed + arrayBuffers after reopen + gets and a gc(). */
+  heapAndArrayBuffersBytes: number;
+  /** process.memoryUsage().rss at the same moment (lmdb-js: includes the pages of its map that were touched). */
+  rssBytes: number;
+  scanKeysPerSecond: number;
+  /** Ascending durable load of N keys into a fresh store, in batches awaited in turn. */
+  sortedLoadKeysPerSecond: number;
+}
+
+/** One store at one key count: what was measured, and why anything is missing. */
+export interface ScaleRun {
+  storeId: string;
+  label: string;
+  keyCount: number;
+  measurement: Partial<ScaleMeasurement>;
+  /** One line per child process that failed. */
+  errors: string[];
+}
+
+export interface ScaleMetric {
+  field: keyof ScaleMeasurement;
+  title: string;
+  unit: 'keys/s' | 'gets/s' | 'ms' | 'MiB';
+  /** Rates: higher is better (ratio ring ÷ lmdb); times and memory: lower is better (ratio lmdb ÷ ring). */
+  better: 'higher' | 'lower';
+}
+
+/** The rows of a scale table, in order. */
+export const SCALE_METRICS: readonly ScaleMetric[] = [
+  { field: 'loadKeysPerSecond', title: 'random-order load, durable batches of 1,000', unit: 'keys/s', better: 'higher' },
+  { field: 'loadBatchLatencyMsP50', title: '  batch latency p50', unit: 'ms', better: 'lower' },
+  { field: 'loadBatchLatencyMsP99', title: '  batch latency p99', unit: 'ms', better: 'lower' },
+  { field: 'loadBatchLatencyMsMax', title: '  batch latency max (stalls)', unit: 'ms', better: 'lower' },
+  { field: 'closeMs', title: 'close after the load', unit: 'ms', better: 'lower' },
+  { field: 'openMs', title: 'open after a clean close', unit: 'ms', better: 'lower' },
+  { field: 'crashOpenMs', title: 'open after SIGKILL (full WAL)', unit: 'ms', better: 'lower' },
+  { field: 'getsPerSecond', title: 'random gets after reopen', unit: 'gets/s', better: 'higher' },
+  { field: 'heapAndArrayBuffersBytes', title: 'heapUsed + arrayBuffers after gets', unit: 'MiB', better: 'lower' },
+  { field: 'rssBytes', title: 'RSS after gets', unit: 'MiB', better: 'lower' },
+  { field: 'scanKeysPerSecond', title: 'ordered scan of all keys', unit: 'keys/s', better: 'higher' },
+  { field: 'sortedLoadKeysPerSecond', title: 'sorted load, fresh store, batches of 1,000', unit: 'keys/s', better: 'higher' },
+];
+
+/** A metric's value in its display unit (bytes become MiB). */
+export function metricValue(metric: ScaleMetric, measurement: Partial<ScaleMeasurement>): number | undefined {
+  const value = measurement[metric.field];
+  if (value === undefined) return undefined;
+  return metric.unit === 'MiB' ? value / MiB : value;
+}
+
+/**
+ * ringstore against lmdb-js on one metric, oriented so that > 1 means
+ * ringstore is better: ring ÷ lmdb for rates, lmdb ÷ ring for times and
+ * memory. undefined when either is missing or the divisor is zero.
+ */
+export function scaleRatio(better: ScaleMetric['better'], ringstore: number | undefined, lmdb: number | undefined): number | undefined {
+  if (ringstore === undefined || lmdb === undefined) return undefined;
+  const [numerator, denominator] = better === 'higher' ? [ringstore, lmdb] : [lmdb, ringstore];
+  return denominator > 0 ? numerator / denominator : undefined;
+}
+
+function formatValue(unit: ScaleMetric['unit'], value: number | undefined): string {
+  if (value === undefined) return '';
+  return unit === 'ms' || unit === 'MiB' ? value.toFixed(1) : formatCount(value);
+}
+
+/** The table of one key count: a row per metric, a column per store, and the ratio. */
+export function formatScaleTable(keyCount: number, runs: readonly ScaleRun[]): string {
+  const ringstore = runs.find((run) => run.storeId === SCALE_RINGSTORE_ID && run.keyCount === keyCount);
+  const lmdb = runs.find((run) => run.storeId === SCALE_LMDB_ID && run.keyCount === keyCount);
+  const getCount = ringstore?.measurement.getCount ?? lmdb?.measurement.getCount;
+  const rows = SCALE_METRICS.map((metric) => {
+    const ours = ringstore === undefined ? undefined : metricValue(metric, ringstore.measurement);
+    const theirs = lmdb === undefined ? undefined : metricValue(metric, lmdb.measurement);
+    const ratio = scaleRatio(metric.better, ours, theirs);
+    const title = metric.field === 'getsPerSecond' && getCount !== undefined ? `${formatCount(getCount)} ${metric.title}` : metric.title;
+    return [title, metric.unit, formatValue(metric.unit, ours), formatValue(metric.unit, theirs), ratio === undefined ? '' : ratio.toFixed(2)];
+  });
+  const lines = [
+    `== scale: ${formatCount(keyCount)} keys (16 B keys, 100 B values) ==`,
+    formatTable(['', 'unit', ringstore?.label ?? 'ringstore', lmdb?.label ?? 'lmdb-js', 'ratio'], rows),
+    'ratio > 1: ringstore is better (rates: ringstore ÷ lmdb-js; times and memory: lmdb-js ÷ ringstore).',
+  ];
+  for (const run of [ringstore, lmdb]) {
+    if (run === undefined) continue;
+    if (run.measurement.crashWalFill !== undefined) lines.push(`${run.label}: WAL ${(run.measurement.crashWalFill * 100).toFixed(0)}% full at the kill.`);
+    for (const error of run.errors) lines.push(`${run.label}: FAILED: ${error}`);
+  }
+  return lines.join('\n');
+}
+
+export interface OpenGrowth {
+  keyCountMin: number;
+  keyCountMax: number;
+  /** open(keyCountMax) ÷ open(keyCountMin), both after a clean close. */
+  ratio: number;
+}
+
+/** How `storeId`'s open after a clean close grows from the smallest to the largest key count; undefined with fewer than two. */
+export function openGrowth(runs: readonly ScaleRun[], storeId: string): OpenGrowth | undefined {
+  const opened = runs.filter((run) => run.storeId === storeId && run.measurement.openMs !== undefined).sort((a, b) => a.keyCount - b.keyCount);
+  if (opened.length < 2) return undefined;
+  const smallest = opened[0];
+  const largest = opened[opened.length - 1];
+  if (smallest.keyCount === largest.keyCount || smallest.measurement.openMs! <= 0) return undefined;
+  return { keyCountMin: smallest.keyCount, keyCountMax: largest.keyCount, ratio: largest.measurement.openMs! / smallest.measurement.openMs! };
+}
+
+export function formatOpenGrowth(runs: readonly ScaleRun[]): string | undefined {
+  const parts: string[] = [];
+  let counts: OpenGrowth | undefined;
+  for (const storeId of [SCALE_RINGSTORE_ID, SCALE_LMDB_ID]) {
+    const growth = openGrowth(runs, storeId);
+    if (growth === undefined) continue;
+    counts = growth;
+    parts.push(`${runs.find((run) => run.storeId === storeId)!.label} ${growth.ratio.toFixed(2)}`);
+  }
+  if (counts === undefined) return undefined;
+  return `open(${formatCount(counts.keyCountMax)})/open(${formatCount(counts.keyCountMin)}) after a clean close: ${parts.join(', ')}`;
+}
+
+/** The metrics drawn in the chart: the headline of each phase. */
+const CHARTED_FIELDS: readonly (keyof ScaleMeasurement)[] = [
+  'loadKeysPerSecond',
+  'loadBatchLatencyMsMax',
+  'closeMs',
+  'openMs',
+  'crashOpenMs',
+  'getsPerSecond',
+  'heapAndArrayBuffersBytes',
+  'scanKeysPerSecond',
+  'sortedLoadKeysPerSecond',
+];
+
+/** A chart panel per headline metric, a bar per (store, key count); missing values are left out. */
+export function scaleCharts(runs: readonly ScaleRun[]): ChartPanel[] {
+  const ordered = [...runs].sort((a, b) => a.keyCount - b.keyCount);
+  return CHARTED_FIELDS.map((field) => {
+    const metric = SCALE_METRICS.find((candidate) => candidate.field === field)!;
+    return {
+      title: `scale: ${metric.title.trim()}`,
+      unit: metric.unit,
+      lowerIsBetter: metric.better === 'lower',
+      bars: ordered.map((run) => ({
+        label: `${run.label}, ${formatCount(run.keyCount)} keys`,
+        value: metricValue(metric, run.measurement) ?? Number.NaN,
+        isRingstore: run.storeId === SCALE_RINGSTORE_ID,
+      })),
+    };
+  });
+}

@@ -1,0 +1,143 @@
+// The scale section of bench:store: for each key count N, ringstore and
+// lmdb-js each loaded with N keys in random order, closed, reopened, read,
+// scanned, killed with SIGKILL and reopened again, then loaded in sorted
+// order into a fresh store.
+//
+// Every (store, N) runs in child processes of its own (scale_child.ts), so
+// that one store's memory is not counted against the next: one child for
+// the load and everything after it up to the kill, one for the open after
+// the kill, one for the sorted load.
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { formatCount } from './report.js';
+import type { ScaleChildMode, ScaleChildRequest } from './scale_child.js';
+import { SCALE_LMDB_ID, SCALE_RINGSTORE_ID, type ScaleMeasurement, type ScaleRun } from './scale_report.js';
+
+const SCALE_CHILD_PATH = fileURLToPath(new URL('./scale_child.js', import.meta.url));
+/**
+ * One child that takes longer than this counts as hung: it is killed and
+ * the run goes on. lmdb-js's random-order load of 10 M keys, durable batch by
+ * batch, is the longest expected (~10 k batches of ~1000 random pages each).
+ */
+const SCALE_CHILD_TIMEOUT_MS = 90 * 60 * 1000;
+/** Key counts when --scale-keys is not given: a few minutes on v1. */
+export const SCALE_KEY_COUNTS_DEFAULT: readonly number[] = [100_000, 1_000_000];
+/** Largest key count --scale-keys accepts: 100 M keys are ~40 GB of ringstore file. */
+export const SCALE_KEY_COUNT_MAX = 100_000_000;
+
+const SCALE_STORES: readonly { storeId: ScaleChildRequest['storeId']; label: string }[] = [
+  { storeId: SCALE_RINGSTORE_ID, label: 'ringstore' },
+  { storeId: SCALE_LMDB_ID, label: 'lmdb-js' },
+];
+
+/** Parses --scale-keys: comma-separated positive integers (100000 or 100_000), returned ascending without repeats. */
+export function parseScaleKeyCounts(text: string): number[] {
+  const counts = text.split(',').map((part) => Number(part.trim().replace(/_/g, '')));
+  const invalid = counts.filter((count) => !Number.isInteger(count) || count < 1 || count > SCALE_KEY_COUNT_MAX);
+  if (counts.length === 0 || invalid.length > 0) {
+    throw new RangeError(`--scale-keys must be comma-separated key counts from 1 to ${SCALE_KEY_COUNT_MAX}, got ${text}`);
+  }
+  return [...new Set(counts)].sort((a, b) => a - b);
+}
+
+export interface ScaleSectionOptions {
+  keyCounts: readonly number[];
+  /** Where the stores go: one directory per (store, N), removed afterwards unless `keep`. */
+  storesDirectory: string;
+  peersPrefix: string;
+  keep: boolean;
+  log: (line: string) => void;
+}
+
+/** Runs every (store, N), N ascending, and returns what each measured; a failed child is recorded in its run's errors. */
+export async function runScaleSection(options: ScaleSectionOptions): Promise<ScaleRun[]> {
+  const runs: ScaleRun[] = [];
+  for (const keyCount of options.keyCounts) {
+    for (const { storeId, label } of SCALE_STORES) {
+      const run: ScaleRun = { storeId, label, keyCount, measurement: {}, errors: [] };
+      runs.push(run);
+      options.log(`scale ${label} ${formatCount(keyCount)} keys: starting`);
+      const request = (mode: ScaleChildMode, directory: string, overwrittenCount: number): ScaleChildRequest => ({
+        mode,
+        storeId,
+        keyCount,
+        directory,
+        peersPrefix: options.peersPrefix,
+        overwrittenCount,
+      });
+      const directory = freshDirectory(join(options.storesDirectory, `scale-${keyCount}-${storeId}`));
+      const killed = await runChild(request('load', directory, 0), run);
+      if (killed !== undefined) await runChild(request('crash-open', directory, killed.overwrittenCount), run);
+      if (!options.keep) rmSync(directory, { recursive: true, force: true });
+      const sortedDirectory = freshDirectory(join(options.storesDirectory, `scale-${keyCount}-${storeId}-sorted`));
+      await runChild(request('sorted-load', sortedDirectory, 0), run);
+      if (!options.keep) rmSync(sortedDirectory, { recursive: true, force: true });
+    }
+  }
+  return runs;
+}
+
+function freshDirectory(directory: string): string {
+  rmSync(directory, { recursive: true, force: true });
+  mkdirSync(directory, { recursive: true });
+  return directory;
+}
+
+/**
+ * Runs one child, merging its results into `run`. For mode 'load', kills it
+ * with SIGKILL when it says it is killable and returns what it said then;
+ * otherwise (or when it fails) returns undefined.
+ */
+function runChild(request: ScaleChildRequest, run: ScaleRun): Promise<{ overwrittenCount: number } | undefined> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--expose-gc', SCALE_CHILD_PATH, JSON.stringify(request)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let killable: { overwrittenCount: number } | undefined;
+    let errorMessage: string | undefined;
+    let timedOut = false;
+    let pending = '';
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, SCALE_CHILD_TIMEOUT_MS);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      pending += chunk;
+      let newline: number;
+      while ((newline = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, newline);
+        pending = pending.slice(newline + 1);
+        const space = line.indexOf(' ');
+        const kind = space < 0 ? line : line.slice(0, space);
+        const payload = space < 0 ? '' : line.slice(space + 1);
+        if (kind === 'result') Object.assign(run.measurement, JSON.parse(payload) as Partial<ScaleMeasurement>);
+        else if (kind === 'error') errorMessage = payload;
+        else if (kind === 'killable' && request.mode === 'load' && killable === undefined) {
+          killable = JSON.parse(payload) as { overwrittenCount: number };
+          child.kill('SIGKILL');
+        }
+      }
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (killable !== undefined && signal === 'SIGKILL' && !timedOut) {
+        resolve(killable);
+        return;
+      }
+      if (code === 0 && request.mode !== 'load') {
+        resolve(undefined);
+        return;
+      }
+      const why = timedOut ? `no result after ${SCALE_CHILD_TIMEOUT_MS / 60000} min: hung? (killed)` : (errorMessage ?? `exited with ${code ?? signal}`);
+      run.errors.push(`${request.mode}: ${why}`);
+      resolve(undefined);
+    });
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      run.errors.push(`${request.mode}: could not start the child: ${error.message}`);
+      resolve(undefined);
+    });
+  });
+}

@@ -1,0 +1,196 @@
+// The phases of the scale section, run inside a child process (scale_child.ts)
+// against StoreAdapter, so that ringstore and lmdb-js do the same operations
+// on the same keys and values.
+//
+// Keys come from scale_keys.ts (computed from their index, never held in a
+// list); values from ValueSource. Every phase checks what it reads: a get or
+// a scan returning wrong bytes fails the run instead of winning it.
+import assert from 'node:assert/strict';
+
+import { LatencyRecorder } from './latency_recorder.js';
+import { RandomOffsets } from './random_offsets.js';
+import { indexOfRandomScaleKey, randomScaleKey } from './scale_keys.js';
+import type { KeyValue, RingstoreSizing, StoreAdapter } from './store_adapter.js';
+import type { ValueSource } from './store_workloads.js';
+
+const MiB = 1024 * 1024;
+
+/**
+ * v1 stores have a fixed size, so the scale section sizes ringstore's file
+ * from N: room for two live checkpoints of N keys, N values and the WAL, with
+ * slack. This is the one place it is done: the v2 engine grows its files on
+ * its own, and then this goes (ringstoreContender's default sizing stays).
+ */
+const RINGSTORE_SCALE_BYTES_PER_KEY = 400;
+const RINGSTORE_SCALE_SLACK_BYTES = 256 * MiB;
+const RINGSTORE_SCALE_WAL_SIZE_BYTES = 64 * MiB;
+
+export const RINGSTORE_SCALE_SIZING_NOTE =
+  `ringstore's file sized by N (v1 does not grow it): N × ${RINGSTORE_SCALE_BYTES_PER_KEY} B + ${RINGSTORE_SCALE_SLACK_BYTES / MiB} MiB, WAL ${RINGSTORE_SCALE_WAL_SIZE_BYTES / MiB} MiB`;
+
+export function ringstoreScaleSizing(keyCount: number): RingstoreSizing {
+  const sizeBytes = Math.ceil((keyCount * RINGSTORE_SCALE_BYTES_PER_KEY + RINGSTORE_SCALE_SLACK_BYTES) / MiB) * MiB;
+  return { sizeBytes, walSizeBytes: RINGSTORE_SCALE_WAL_SIZE_BYTES };
+}
+
+/** Bytes of every value (keys: SCALE_KEY_SIZE_BYTES). */
+export const SCALE_VALUE_SIZE_BYTES = 100;
+/** Puts per durable batch, in both loads and the WAL top-up. */
+export const SCALE_BATCH_ENTRY_COUNT = 1_000;
+/** Random gets after the reopen: this many, or N when N is smaller. */
+export const SCALE_GET_COUNT_MAX = 1_000_000;
+/**
+ * How full the WAL is made before the kill: just under v1's checkpoint
+ * threshold (CHECKPOINT_WAL_FILL = 0.5 in engine/block_store.ts), the most
+ * WAL a crash can leave without a checkpoint having started.
+ */
+export const CRASH_WAL_FILL_TARGET = 0.45;
+/** Most batches the top-up writes: ends it if the engine never reports the target fill (a different checkpoint policy). */
+export const CRASH_TOP_UP_BATCH_COUNT_MAX = 2_000;
+/** Overwrites in the top-up store value `index + OVERWRITE_VALUE_SHIFT`, so a reopen can tell them from the load's. */
+export const OVERWRITE_VALUE_SHIFT = 1;
+/** Keys read back to check a store after a load or a reopen, spread over the key range. */
+const CHECK_SAMPLE_COUNT = 1_000;
+/** Seed of the gets' xorshift (any non-zero 32-bit integer). */
+const SCALE_GET_SEED = 0x5ca1e5;
+
+/** V8's gc(): the children run with --expose-gc. */
+export function collectGarbage(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  assert.ok(gc !== undefined, 'the scale child runs with --expose-gc');
+  gc();
+}
+
+export interface LoadResult {
+  keysPerSecond: number;
+  batchLatencyMsP50: number;
+  batchLatencyMsP99: number;
+  batchLatencyMsMax: number;
+}
+
+/**
+ * Puts keys 0..keyCount-1 (`keyOf` each), valued valueOf(index), in durable
+ * batches of SCALE_BATCH_ENTRY_COUNT awaited in turn; times each batch.
+ */
+export async function runScaleLoad(store: StoreAdapter, keyCount: number, values: ValueSource, keyOf: (index: number) => string): Promise<LoadResult> {
+  const recorder = new LatencyRecorder();
+  collectGarbage();
+  const startedNs = process.hrtime.bigint();
+  for (let start = 0; start < keyCount; start += SCALE_BATCH_ENTRY_COUNT) {
+    const end = Math.min(keyCount, start + SCALE_BATCH_ENTRY_COUNT);
+    const entries: KeyValue[] = [];
+    for (let i = start; i < end; i++) entries.push([keyOf(i), values.valueOf(i)]);
+    const batchStartedNs = process.hrtime.bigint();
+    await store.batch(entries);
+    recorder.record(Number(process.hrtime.bigint() - batchStartedNs));
+  }
+  const elapsedSeconds = Number(process.hrtime.bigint() - startedNs) / 1e9;
+  const latency = recorder.percentilesUs();
+  await checkScaleSample(store, keyCount, values, keyOf, (index) => index, 'load');
+  return {
+    keysPerSecond: keyCount / elapsedSeconds,
+    batchLatencyMsP50: latency.p50 / 1000,
+    batchLatencyMsP99: latency.p99 / 1000,
+    batchLatencyMsMax: latency.max / 1000,
+  };
+}
+
+/** Runs `operation` after a gc() and returns how long it took, in ms. */
+export async function timedMs(operation: () => Promise<unknown>): Promise<number> {
+  collectGarbage();
+  const startedNs = process.hrtime.bigint();
+  await operation();
+  return Number(process.hrtime.bigint() - startedNs) / 1e6;
+}
+
+/** `getCount` uniform random gets of loaded keys, one at a time: the store's sync get where it has one. */
+export async function runScaleGets(store: StoreAdapter, keyCount: number, getCount: number, values: ValueSource): Promise<number> {
+  const random = new RandomOffsets(SCALE_GET_SEED, keyCount, 1);
+  const getSync = store.getSync;
+  collectGarbage();
+  const startedNs = process.hrtime.bigint();
+  for (let i = 0; i < getCount; i++) {
+    const index = random.next();
+    const key = randomScaleKey(index);
+    const value = getSync !== undefined ? getSync(key) : await store.get(key);
+    values.check(index, value, 'scale random get');
+  }
+  return getCount / (Number(process.hrtime.bigint() - startedNs) / 1e9);
+}
+
+/** heapUsed + arrayBuffers and RSS after a gc(), in bytes. */
+export function memoryAfterGc(): { heapAndArrayBuffersBytes: number; rssBytes: number } {
+  collectGarbage();
+  const usage = process.memoryUsage();
+  return { heapAndArrayBuffersBytes: usage.heapUsed + usage.arrayBuffers, rssBytes: usage.rss };
+}
+
+/** Every entry in key order: checks that keys ascend, that each is a loaded key with its value, and the count. */
+export async function runScaleScan(store: StoreAdapter, keyCount: number, values: ValueSource): Promise<number> {
+  let count = 0;
+  let previous = '';
+  collectGarbage();
+  const startedNs = process.hrtime.bigint();
+  await store.scan((key, value) => {
+    if (key <= previous) throw new Error(`scale scan: key ${JSON.stringify(key)} after ${JSON.stringify(previous)} (order wrong)`);
+    const index = indexOfRandomScaleKey(key);
+    if (index === undefined || index >= keyCount) throw new Error(`scale scan: key ${JSON.stringify(key)} was never put`);
+    values.check(index, value, 'scale scan');
+    previous = key;
+    count++;
+  });
+  const elapsedSeconds = Number(process.hrtime.bigint() - startedNs) / 1e9;
+  if (count !== keyCount) throw new Error(`scale scan: saw ${count} entries, stored ${keyCount}`);
+  return count / elapsedSeconds;
+}
+
+/**
+ * Overwrites loaded keys (index 0 up, value index + OVERWRITE_VALUE_SHIFT)
+ * in durable batches until the store's WAL is CRASH_WAL_FILL_TARGET full,
+ * for the kill that follows. Returns how many batches it wrote and the fill
+ * it reached; a store without a WAL to fill writes nothing.
+ */
+export async function fillWalForCrash(store: StoreAdapter, keyCount: number, values: ValueSource): Promise<{ batchCount: number; walFill: number | undefined }> {
+  const walFill = store.walFill;
+  if (walFill === undefined) return { batchCount: 0, walFill: undefined };
+  let batchCount = 0;
+  while (walFill() < CRASH_WAL_FILL_TARGET && batchCount < CRASH_TOP_UP_BATCH_COUNT_MAX) {
+    const entries: KeyValue[] = [];
+    for (let j = 0; j < SCALE_BATCH_ENTRY_COUNT; j++) {
+      // Wraps around the key range: a small N is overwritten several times.
+      const index = (batchCount * SCALE_BATCH_ENTRY_COUNT + j) % keyCount;
+      entries.push([randomScaleKey(index), values.valueOf(index + OVERWRITE_VALUE_SHIFT)]);
+    }
+    await store.batch(entries);
+    batchCount++;
+  }
+  return { batchCount, walFill: walFill() };
+}
+
+/** The value index key `index` holds after `overwrittenCount` top-up puts (fillWalForCrash's order). */
+export function valueIndexAfterTopUp(index: number, overwrittenCount: number): number {
+  return index < overwrittenCount ? index + OVERWRITE_VALUE_SHIFT : index;
+}
+
+/**
+ * Reads back a spread sample of keys 0..keyCount-1 (always the first and
+ * the last) and compares each with value `valueIndexOf(index)`.
+ */
+export async function checkScaleSample(
+  store: StoreAdapter,
+  keyCount: number,
+  values: ValueSource,
+  keyOf: (index: number) => string,
+  valueIndexOf: (index: number) => number,
+  what: string,
+): Promise<void> {
+  const step = Math.max(1, Math.floor(keyCount / CHECK_SAMPLE_COUNT));
+  const indexes: number[] = [];
+  for (let i = 0; i < keyCount; i += step) indexes.push(i);
+  indexes.push(keyCount - 1);
+  for (const index of indexes) {
+    const key = keyOf(index);
+    const value = store.getSync !== undefined ? store.getSync(key) : await store.get(key);
+    values.check(valueIndexOf(index), value, `${what} read-back of ${key}`);
+  }
+}

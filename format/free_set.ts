@@ -52,7 +52,7 @@ export function decodeFreeSetPayload(payload: Uint8Array, dataStartBlock: number
   if (data.getUint32(0, true) !== FREE_SET_PAYLOAD_FORMAT) fail(`payload format ${data.getUint32(0, true)}`);
   if (data.getUint32(4, true) !== 0) fail('header reserved bytes are not zero');
   const storedCount = readU64(data, 8);
-  if (storedCount !== dataBlockCount) fail(`describes ${storedCount} data blocks, the superblock ${dataBlockCount}`);
+  if (storedCount !== dataBlockCount) fail(`describes ${storedCount < 0 ? '2^53 or more' : storedCount} data blocks, the superblock ${dataBlockCount}`);
   const bitmap = payload.subarray(FREE_SET_HEADER_SIZE);
   if (bitmap.length !== Math.ceil(dataBlockCount / 8)) fail(`a bitmap of ${bitmap.length} bytes for ${dataBlockCount} blocks`);
   const tailBits = dataBlockCount % 8;

@@ -101,6 +101,7 @@ export function superblockSlotBlock(slot: number, walStartBlock: number, walBloc
 
 /** The two slots generation `generation` is written to: one at the head, one after the WAL. */
 export function superblockSlotsFor(generation: number): [number, number] {
+  if (!Number.isSafeInteger(generation) || generation < 1) throw new RangeError(`superblock generation ${generation}`);
   const parity = generation % 2;
   return [parity, SUPERBLOCK_HEAD_SLOT_COUNT + parity];
 }
@@ -115,6 +116,17 @@ export function encodeSuperblock(superblock: Superblock, target: Uint8Array): vo
   if (target.length < SUPERBLOCK_SIZE) throw new RangeError('superblock target too small');
   if (superblock.freeSetExtents.length > FREE_SET_EXTENTS_MAX) {
     throw new RangeError(`a superblock names at most ${FREE_SET_EXTENTS_MAX} free-set extents`);
+  }
+  // DataView truncates what does not fit a u8 or u32 field: a level of 257
+  // would be written as 1 and read back as a valid, different superblock.
+  checkFieldWidth(superblock.formatVersion, 0xffff_ffff, 'formatVersion');
+  checkFieldWidth(superblock.blockSize, 0xffff_ffff, 'blockSize');
+  checkFieldWidth(superblock.freeSetBlockCount, 0xffff_ffff, 'freeSetBlockCount');
+  checkFieldWidth(superblock.valueEncodingId, 0xff, 'valueEncodingId');
+  if (superblock.treeRoot !== undefined) {
+    // Root block 0 is how "no root" is written; block 0 is a superblock slot anyway.
+    if (superblock.treeRoot.block === 0) throw new RangeError('superblock treeRoot.block 0 (0 means no root)');
+    checkFieldWidth(superblock.treeRoot.level, 0xff, 'treeRoot.level');
   }
   target.fill(0, 0, SUPERBLOCK_SIZE);
   const data = view(target);
@@ -145,6 +157,10 @@ export function encodeSuperblock(superblock: Superblock, target: Uint8Array): vo
   data.setUint8(OFFSET_VALUE_ENCODING, superblock.valueEncodingId);
   writeU64(data, OFFSET_KEY_COUNT, superblock.keyCount);
   data.setUint32(OFFSET_CRC, crc32c(target.subarray(0, OFFSET_CRC)), true);
+}
+
+function checkFieldWidth(value: number, max: number, name: string): void {
+  if (!Number.isInteger(value) || value < 0 || value > max) throw new RangeError(`superblock ${name} ${value} does not fit its field (0..${max})`);
 }
 
 /** True if the bytes start with the superblock magic (a ringstore, maybe damaged). */

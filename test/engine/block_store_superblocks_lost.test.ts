@@ -1,21 +1,50 @@
-// Both superblock copies lost (zeroed: lost writes, a wiped head) in front of
-// a store's WAL: a damaged store, reported as ERR_STORE_CORRUPT — not "no
-// store here", which would invite formatting over the data.
+// Superblock copies lost (zeroed: lost writes, a wiped head). The head pair
+// gone, the store opens from the backup pair after its WAL and rewrites the
+// head; every copy gone in front of a store's WAL, it is a damaged store,
+// reported as ERR_STORE_CORRUPT — not "no store here", which would invite
+// formatting over the data.
 import assert from 'node:assert/strict';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { StoreCorruptError } from '../../engine/store_error.js';
+import { decodeSuperblock, superblockSlotBlock } from '../../format/superblock.js';
 
-describe('BlockStore.open() with both superblock copies lost', () => {
+const WAL_SIZE_BYTES = 1 << 20;
+
+describe('BlockStore.open() with superblock copies lost', () => {
   for (const blockSize of [512, 4096, 65536]) {
-    it(`refuses with ERR_STORE_CORRUPT naming the superblock (block size ${blockSize})`, async () => {
+    it(`opens from the backup pair when the head is wiped, and rewrites the head (block size ${blockSize})`, async () => {
       const device = new SimulatedDevice({ sizeBytes: 16 << 20 });
-      const store = await BlockStore.open('lost', { device, create: true, blockSize, encoding: 'string' });
+      const store = await BlockStore.open('lost', { device, create: true, blockSize, walSizeBytes: WAL_SIZE_BYTES, encoding: 'string' });
+      await store.put('a', 'checkpointed');
+      await store.checkpoint();
+      await store.put('b', 'kept in the WAL');
+      const image = device.snapshot();
+      await store.close().catch(() => undefined);
+      // A wipe of the first 64 KiB, whatever the block size: both head copies and the WAL's first blocks.
+      image.fill(0, 0, Math.max(64 << 10, 2 * blockSize));
+      const damaged = new SimulatedDevice({ sizeBytes: image.length }, image);
+      const reopened = await BlockStore.open('lost', { device: damaged });
+      assert.equal(await reopened.get('a'), 'checkpointed');
+      await reopened.close();
+      const head = damaged.snapshot();
+      assert.doesNotThrow(() => decodeSuperblock(head.subarray(0, 512), 0), 'slot 0 was rewritten');
+      assert.doesNotThrow(() => decodeSuperblock(head.subarray(blockSize, blockSize + 512), 1), 'slot 1 was rewritten');
+    });
+
+    it(`refuses with ERR_STORE_CORRUPT naming the superblock when all four copies are lost (block size ${blockSize})`, async () => {
+      const device = new SimulatedDevice({ sizeBytes: 16 << 20 });
+      const store = await BlockStore.open('lost', { device, create: true, blockSize, walSizeBytes: WAL_SIZE_BYTES, encoding: 'string' });
       await store.put('a', 'kept in the WAL');
       const image = device.snapshot();
-      image.fill(0, 0, 2 * blockSize);
       await store.close().catch(() => undefined);
+      const walBlockCount = WAL_SIZE_BYTES / blockSize;
+      image.fill(0, 0, 2 * blockSize);
+      for (const slot of [2, 3]) {
+        const block = superblockSlotBlock(slot, 2, walBlockCount);
+        image.fill(0, block * blockSize, (block + 1) * blockSize);
+      }
       await assert.rejects(
         () => BlockStore.open('lost', { device: new SimulatedDevice({ sizeBytes: image.length }, image), encoding: 'string' }),
         (error: unknown) => error instanceof StoreCorruptError && error.structure === 'superblock',

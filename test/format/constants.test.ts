@@ -5,19 +5,25 @@ import assert from 'node:assert/strict';
 import {
   BLOCK_SIZE_MAX,
   BLOCK_SIZE_MIN,
-  CHECKPOINT_BLOCK_MAGIC,
-  CHECKPOINT_EXTENTS_MAX,
-  CHECKPOINT_HEADER_SIZE,
   COMMIT_HEADER_SIZE,
   FORMAT_VERSION,
+  FORMAT_VERSION_V1,
   FRAME_HEADER_SIZE,
+  FREE_SET_BLOCK_MAGIC,
+  FREE_SET_EXTENTS_MAX,
+  FREE_SET_HEADER_SIZE,
   KEY_FLAG_STRING,
   KEY_SIZE_MAX,
   RECORD_DELETE,
   RECORD_PUT_EXTENTS,
   RECORD_PUT_INLINE,
+  PAGE_SIZE_MIN,
+  SUPERBLOCK_HEAD_SLOT_COUNT,
   SUPERBLOCK_MAGIC,
   SUPERBLOCK_SIZE,
+  SUPERBLOCK_SLOT_COUNT,
+  TREE_LEVELS_MAX,
+  VALUE_ENCODING_IDS,
   VALUE_EXTENTS_MAX,
   VALUE_FLAG_RAW,
   WAL_BLOCK_MAGIC,
@@ -35,14 +41,45 @@ describe('format constants', () => {
   it('spell the documented magics', () => {
     assert.equal(new TextDecoder().decode(SUPERBLOCK_MAGIC), 'RINGSTOR');
     assert.equal(asciiOfU32LE(WAL_BLOCK_MAGIC), 'RWAL');
-    assert.equal(asciiOfU32LE(CHECKPOINT_BLOCK_MAGIC), 'RCKP');
-    assert.equal(FORMAT_VERSION, 1);
+    assert.equal(asciiOfU32LE(FREE_SET_BLOCK_MAGIC), 'RFRE');
+    assert.notEqual(FREE_SET_BLOCK_MAGIC, WAL_BLOCK_MAGIC);
   });
 
-  it('fit the superblock, with its extent slots, into the smallest block', () => {
+  it('are format 2, and know format 1 only to refuse it', () => {
+    assert.equal(FORMAT_VERSION, 2);
+    assert.equal(FORMAT_VERSION_V1, 1);
+  });
+
+  it('fit the superblock, with its free-set extent slots before the root fields, into the smallest block', () => {
     assert.ok(SUPERBLOCK_SIZE <= BLOCK_SIZE_MIN);
-    // 96 bytes of fields, the extent slots, reserved bytes, the CRC.
-    assert.ok(96 + CHECKPOINT_EXTENTS_MAX * 16 + 4 <= SUPERBLOCK_SIZE);
+    // 96 bytes of fields, then the extent slots, which must end where the
+    // root fields begin (rootBlock at 224), then 24 bytes of root, value
+    // encoding and key count, reserved bytes, the CRC at 508.
+    assert.equal(96 + FREE_SET_EXTENTS_MAX * 16, 224);
+    assert.ok(224 + 24 + 4 <= SUPERBLOCK_SIZE);
+  });
+
+  it('place two of the four superblock slots at the head, in blocks 0 and 1, and the rest after the WAL', () => {
+    assert.equal(SUPERBLOCK_SLOT_COUNT, 4);
+    assert.equal(SUPERBLOCK_HEAD_SLOT_COUNT, 2);
+    // Generation g goes to slots g % 2 and 2 + g % 2: one of each pair.
+    assert.equal(SUPERBLOCK_SLOT_COUNT, 2 * SUPERBLOCK_HEAD_SLOT_COUNT);
+  });
+
+  it('number the value encodings with distinct non-zero ids that fit the u8 field', () => {
+    const ids = Object.values(VALUE_ENCODING_IDS);
+    assert.deepEqual(Object.keys(VALUE_ENCODING_IDS), ['msgpack', 'json', 'string', 'binary']);
+    assert.equal(new Set(ids).size, ids.length);
+    assert.ok(ids.every((id) => id >= 1 && id <= 0xff), '0 stays invalid: a zeroed field is never an encoding');
+  });
+
+  it('make a page of the smallest block size whole blocks, and bound the tree depth by the u8 level field', () => {
+    assert.ok(isPowerOfTwo(PAGE_SIZE_MIN) && PAGE_SIZE_MIN >= BLOCK_SIZE_MIN && PAGE_SIZE_MIN <= BLOCK_SIZE_MAX);
+    // Pages are max(B, PAGE_SIZE_MIN) bytes: a whole number of blocks for every legal B.
+    for (let blockSize = BLOCK_SIZE_MIN; blockSize <= BLOCK_SIZE_MAX; blockSize *= 2) {
+      assert.equal(Math.max(blockSize, PAGE_SIZE_MIN) % blockSize, 0);
+    }
+    assert.ok(TREE_LEVELS_MAX >= 1 && TREE_LEVELS_MAX - 1 <= 0xff, 'rootLevel is a u8');
   });
 
   it('bound block sizes by powers of two', () => {
@@ -50,11 +87,11 @@ describe('format constants', () => {
     assert.ok(BLOCK_SIZE_MIN <= BLOCK_SIZE_MAX);
   });
 
-  it('leave room in the first frame block for a whole commit or checkpoint header', () => {
+  it('leave room in the first frame block for a whole commit or free-set header', () => {
     // The WAL scan reads a commit's durableSequence from its first block alone.
     assert.ok(FRAME_HEADER_SIZE < BLOCK_SIZE_MIN);
     assert.ok(COMMIT_HEADER_SIZE <= BLOCK_SIZE_MIN - FRAME_HEADER_SIZE);
-    assert.ok(CHECKPOINT_HEADER_SIZE <= BLOCK_SIZE_MIN - FRAME_HEADER_SIZE);
+    assert.ok(FREE_SET_HEADER_SIZE <= BLOCK_SIZE_MIN - FRAME_HEADER_SIZE);
   });
 
   it('keep record limits within their on-disk field widths', () => {

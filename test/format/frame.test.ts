@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 
-import { CHECKPOINT_BLOCK_MAGIC, FRAME_HEADER_SIZE, WAL_BLOCK_MAGIC } from '../../format/constants.js';
+import { FRAME_HEADER_SIZE, FREE_SET_BLOCK_MAGIC, WAL_BLOCK_MAGIC } from '../../format/constants.js';
 import { crc32c } from '../../format/crc32c.js';
 import { FormatError } from '../../format/format_error.js';
 import {
@@ -22,7 +22,7 @@ import { concatBytes, patternBytes, PROPERTY_SEED, resealFrameBlock, throwsForma
 
 const BLOCK_SIZE = 512;
 const PER_BLOCK = BLOCK_SIZE - FRAME_HEADER_SIZE; // 480
-const KINDS: readonly FrameKind[] = ['wal', 'checkpoint'];
+const KINDS: readonly FrameKind[] = ['wal', 'free set'];
 
 // Header layout (docs/format.md § Frames), independent of format/frame.ts.
 const AT = { magic: 0, crc: 4, sequence: 8, storeTag: 16, blockIndex: 20, blockCount: 24, payloadBytes: 28 } as const;
@@ -95,9 +95,9 @@ describe('encodeFrame()', () => {
       assert.equal(data.getUint32(AT.blockCount, true), 2);
       assert.equal(data.getUint32(AT.payloadBytes, true), index === 0 ? PER_BLOCK : 3);
     }
-    assert.deepEqual([...encode('checkpoint', new Uint8Array(1)).subarray(0, 4)], [...new TextEncoder().encode('RCKP')]);
+    assert.deepEqual([...encode('free set', new Uint8Array(1)).subarray(0, 4)], [...new TextEncoder().encode('RFRE')]);
     assert.equal(frameMagic('wal'), WAL_BLOCK_MAGIC);
-    assert.equal(frameMagic('checkpoint'), CHECKPOINT_BLOCK_MAGIC);
+    assert.equal(frameMagic('free set'), FREE_SET_BLOCK_MAGIC);
   });
 
   it('zeroes stale bytes of the target after the payload', () => {
@@ -146,7 +146,7 @@ describe('decodeFrameBlock()', () => {
   it('round-trips random payloads, sequences, tags and block sizes (property)', () => {
     fc.assert(
       fc.property(
-        fc.constantFrom<FrameKind>('wal', 'checkpoint'),
+        fc.constantFrom<FrameKind>('wal', 'free set'),
         fc.constantFrom(512, 1024, 4096),
         fc.uint8Array({ maxLength: 3 * 4064 + 100, size: 'max' }),
         fc.maxSafeNat(),
@@ -179,11 +179,11 @@ describe('decodeFrameBlock()', () => {
     }
   });
 
-  it('rejects a block of the other kind: a WAL block read as a checkpoint and back', () => {
+  it('rejects a block of the other kind: a WAL block read as a free-set block and back', () => {
     const wal = blockOf(encode('wal', patternBytes(10, 1)), 0);
-    const checkpoint = blockOf(encode('checkpoint', patternBytes(10, 1)), 0);
-    refused('checkpoint', wal, /bad magic \(not a checkpoint block\)/);
-    refused('wal', checkpoint, /bad magic \(not a wal block\)/);
+    const freeSet = blockOf(encode('free set', patternBytes(10, 1)), 0);
+    refused('free set', wal, /bad magic \(not a free set block\)/);
+    refused('wal', freeSet, /bad magic \(not a wal block\)/);
   });
 
   it('rejects blocks that are not frames at all: zeros, random bytes, a superblock-like block', () => {
@@ -265,8 +265,8 @@ describe('decodeFrameBlock()', () => {
 describe('frameBlockPayload()', () => {
   it('returns a view of exactly the block\'s payload bytes', () => {
     const payload = patternBytes(123, 8);
-    const block = encode('checkpoint', payload);
-    const header = decodeFrameBlock('checkpoint', block, 0);
+    const block = encode('free set', payload);
+    const header = decodeFrameBlock('free set', block, 0);
     const view = frameBlockPayload(block, header);
     assert.deepEqual(view, payload);
     assert.equal(view.buffer, block.buffer, 'a view, not a copy');

@@ -1,6 +1,6 @@
 // Records as plain data for the format tests: what a writer wrote and a
 // visitor saw, fast-check arbitraries for them, and a collecting visitor.
-// Shared by the records, commit, checkpoint and WAL-scan tests.
+// Shared by the records, commit and WAL-scan tests.
 import fc from 'fast-check';
 
 import type { ByteWriter } from '../../format/byte_writer.js';

@@ -1,5 +1,5 @@
-// Records: PUT_INLINE, PUT_EXTENTS and DELETE entries of WAL commits and
-// checkpoints. Anything writePut/writeDelete write reads back exactly; a
+// Records: PUT_INLINE, PUT_EXTENTS and DELETE entries of WAL commits.
+// Anything writePut/writeDelete write reads back exactly; a
 // truncated or malformed record is refused with a FormatError naming the
 // structure and block the caller gave, never another exception and never a
 // hang, whatever the bytes.
@@ -42,7 +42,7 @@ function readAll(payload: Uint8Array, count: number, blockSize?: number): { entr
 }
 
 function refused(payload: Uint8Array, count: number, reason: RegExp, what?: string, blockSize?: number): FormatError {
-  return throwsFormatError(() => readRecords(payload, 0, count, collector([]), 'checkpoint', 345, blockSize), { structure: 'checkpoint', blockIndex: 345, reason }, what);
+  return throwsFormatError(() => readRecords(payload, 0, count, collector([]), 'page', 345, blockSize), { structure: 'page', blockIndex: 345, reason }, what);
 }
 
 /** A record header, for hand-made bad records. */
@@ -283,7 +283,7 @@ describe('readRecords()', () => {
           const payload = written(entries);
           for (const [position, xor] of edits) payload[position % payload.length] ^= xor;
           try {
-            readRecords(payload, 0, entries.length, collector([]), 'checkpoint', 8, 4096);
+            readRecords(payload, 0, entries.length, collector([]), 'page', 8, 4096);
           } catch (error) {
             assert.ok(error instanceof FormatError, `expected a FormatError, got ${String(error)}`);
           }

@@ -12,6 +12,7 @@ import type { Extent } from '../format/extent.js';
 import { decodeFreeSetPayload } from '../format/free_set.js';
 import { FormatError, FormatVersionError } from '../format/format_error.js';
 import { decodeFrameBlock, frameBlockPayload, frameMagic } from '../format/frame.js';
+import { pageSizeFor } from '../format/page.js';
 import type { ExtentValue, StoredValue } from '../format/records.js';
 import { decodeSuperblock, hasSuperblockMagic, superblockSlotBlock, type Superblock } from '../format/superblock.js';
 import { scanWal, type ScannedCommit } from '../format/wal_scan.js';
@@ -378,8 +379,9 @@ async function loadFreeSet(device: BlockDevice, superblock: Superblock): Promise
   for (const extent of superblock.freeSetExtents) {
     if (!allocator.isUsed(extent)) throw new FormatError('free set', `its own blocks ${extent.startBlock}+${extent.blockCount} are marked free`, payload.firstBlock);
   }
-  if (superblock.treeRoot !== undefined && !allocator.isUsed({ startBlock: superblock.treeRoot.block, blockCount: 1 })) {
-    throw new FormatError('free set', `the root page's block ${superblock.treeRoot.block} is marked free`, payload.firstBlock);
+  const pageBlocks = pageSizeFor(superblock.blockSize) / superblock.blockSize;
+  if (superblock.treeRoot !== undefined && !allocator.isUsed({ startBlock: superblock.treeRoot.block, blockCount: pageBlocks })) {
+    throw new FormatError('free set', `the root page's blocks ${superblock.treeRoot.block}+${pageBlocks} are marked free`, payload.firstBlock);
   }
   return allocator;
 }

@@ -1,0 +1,92 @@
+// The store's place on the device: how a store of a given size is laid out
+// in blocks (docs/format.md § Device layout), formatting a new store and
+// erasing an old one's superblocks. The BlockStore façade and the CLI's
+// format go through these; nothing here knows about a running store.
+import { randomInt } from 'node:crypto';
+
+import { BLOCK_SIZE_MAX, FORMAT_VERSION, SUPERBLOCK_SIZE } from '../format/constants.js';
+import { encodeSuperblock, type Superblock } from '../format/superblock.js';
+import { allocAligned } from '../native/aligned_buffer.js';
+import type { BlockDevice } from './block_device.js';
+import { invalidArgument, StoreError } from './store_error.js';
+
+export const DEFAULT_WAL_SIZE_BYTES = 64 << 20;
+export const DEFAULT_BLOCK_SIZE = 4096;
+/** Zeroes written per IO when a new store's WAL region is initialised. */
+const WAL_ZERO_CHUNK_BYTES = 8 << 20;
+/** Blocks of the WAL, and of the superblocks in front of it. */
+const WAL_BLOCKS_MIN = 16;
+const SUPERBLOCK_SLOTS = 2;
+/** Data blocks a store needs beyond its WAL to be of any use. */
+const DATA_BLOCKS_MIN = 16;
+
+/**
+ * How a store of `sizeBytes` is laid out in `blockSize` blocks, or why it
+ * cannot be: a WAL of at least WAL_BLOCKS_MIN blocks (an eighth of the store
+ * by default, at most DEFAULT_WAL_SIZE_BYTES) and room for data behind it.
+ */
+export function storeLayout(sizeBytes: number, blockSize: number, walSizeBytes: number | undefined): { blockCount: number; walBlockCount: number } | string {
+  const blockCount = Math.floor(sizeBytes / blockSize);
+  const walBlockCount = Math.floor(Math.min(walSizeBytes ?? Math.min(DEFAULT_WAL_SIZE_BYTES, (blockCount * blockSize) / 8), 1 << 30) / blockSize);
+  if (walBlockCount < WAL_BLOCKS_MIN) {
+    return `${sizeBytes} bytes in ${blockSize}-byte blocks leave a WAL of ${walBlockCount} blocks; it needs at least ${WAL_BLOCKS_MIN} (${WAL_BLOCKS_MIN * blockSize} bytes${walSizeBytes === undefined ? `, so a store of at least ${8 * WAL_BLOCKS_MIN * blockSize} bytes` : ''})`;
+  }
+  if (SUPERBLOCK_SLOTS + walBlockCount + DATA_BLOCKS_MIN > blockCount) {
+    return `${sizeBytes} bytes in ${blockSize}-byte blocks hold ${blockCount} blocks; a WAL of ${walBlockCount} needs at least ${SUPERBLOCK_SLOTS + walBlockCount + DATA_BLOCKS_MIN}`;
+  }
+  return { blockCount, walBlockCount };
+}
+
+/**
+ * Zeroes where any store's superblock copies could be (slot 1 sits one block
+ * in, and blocks are up to BLOCK_SIZE_MAX), durably: what format() does to
+ * an old store before it zeroes that store's WAL.
+ */
+export async function eraseSuperblocks(device: BlockDevice): Promise<void> {
+  const alignment = Math.max(device.ioAlignment, 512);
+  const lengthBytes = Math.min(2 * BLOCK_SIZE_MAX, device.sizeBytes - (device.sizeBytes % alignment));
+  device.mark?.('erase');
+  await device.writeAndSync(0, [allocAligned(lengthBytes, Math.max(alignment, 4096))]);
+}
+
+/** Writes a new store's superblocks (both slots). */
+export async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes: number | undefined): Promise<Superblock> {
+  if (blockSize % Math.max(device.ioAlignment, 1) !== 0) {
+    throw invalidArgument(`blockSize ${blockSize} is not a multiple of the device's direct-IO alignment ${device.ioAlignment}`, 'range');
+  }
+  const layout = storeLayout(device.sizeBytes, blockSize, walSizeBytes);
+  if (typeof layout === 'string') throw new StoreError('ERR_STORE_NO_SPACE', `the device is too small for a store: ${layout}`);
+  const { blockCount, walBlockCount } = layout;
+  const superblock: Superblock = {
+    formatVersion: FORMAT_VERSION,
+    blockSize,
+    blockCount,
+    walStartBlock: SUPERBLOCK_SLOTS,
+    walBlockCount,
+    dataStartBlock: SUPERBLOCK_SLOTS + walBlockCount,
+    generation: 1,
+    storeTag: device.newStoreTag?.() ?? randomInt(1, 0xffffffff),
+    checkpointSeq: 0,
+    walReplayBlock: 0,
+    checkpointByteLength: 0,
+    checkpointBlockCount: 0,
+    checkpointExtents: [],
+  };
+  const blocks = allocAligned(2 * blockSize, Math.max(device.ioAlignment, 4096));
+  encodeSuperblock(superblock, blocks.subarray(0, SUPERBLOCK_SIZE));
+  blocks.copyWithin(blockSize, 0, SUPERBLOCK_SIZE);
+  // The whole WAL region is written with zeros once. On a preallocated file
+  // its blocks are otherwise "unwritten" extents, and the first write to each
+  // makes the commit's fdatasync journal an extent conversion too (measured:
+  // ~2× the latency of a durable put until the WAL has wrapped once). It also
+  // means a new store never replays a stale commit of an earlier one.
+  const zeros = allocAligned(Math.min(walBlockCount * blockSize, WAL_ZERO_CHUNK_BYTES), Math.max(device.ioAlignment, 4096));
+  device.mark?.('format');
+  for (let offset = 0; offset < walBlockCount * blockSize; offset += zeros.length) {
+    const length = Math.min(zeros.length, walBlockCount * blockSize - offset);
+    await device.write(2 * blockSize + offset, [zeros.subarray(0, length)]);
+  }
+  device.mark?.('superblock', superblock.generation);
+  await device.writeAndSync(0, [blocks]);
+  return superblock;
+}

@@ -1,0 +1,63 @@
+// StoreState: whether a store is open, closing or closed, and whether it has
+// failed. The BlockStore façade creates it and drives open and close; the
+// parts read it, and any of them may fail the store.
+//
+// Failure: any IO error of a commit, trim or checkpoint moves the store to
+// ERR_STORE_FAILED: the failing and all later writes are rejected (no retry
+// that could pretend an fdatasync succeeded); reads of durable data still
+// work; reopening recovers the durable prefix.
+import { StoreError } from './store_error.js';
+
+export class StoreState {
+  #failure: StoreError | undefined;
+  /** close() has been called; set before it does anything. */
+  #closing = false;
+  /** close() has released (or is releasing) the device. */
+  #closed = false;
+
+  /** The error that stopped the store, or undefined while it works. */
+  get failure(): StoreError | undefined {
+    return this.#failure;
+  }
+
+  /** Whether close() has been called (it may still be running). */
+  get closing(): boolean {
+    return this.#closed || this.#closing;
+  }
+
+  beginClose(): void {
+    this.#closing = true;
+  }
+
+  markClosed(): void {
+    this.#closed = true;
+  }
+
+  /** Stops the store for `error` (the first failure wins); returns the store's failure. */
+  fail(error: unknown): StoreError {
+    if (this.#failure === undefined) {
+      const cause = error instanceof Error ? error : new Error(String(error));
+      this.#failure =
+        error instanceof StoreError && error.code === 'ERR_STORE_FAILED'
+          ? error
+          : new StoreError('ERR_STORE_FAILED', `the store stopped accepting writes after an IO error: ${cause.message} (reopen to recover)`, { cause });
+    }
+    return this.#failure;
+  }
+
+  checkOpen(): void {
+    if (this.#closed || this.#closing) throw new StoreError('ERR_STORE_CLOSED', 'the store is closed');
+  }
+
+  checkWritable(): void {
+    this.checkOpen();
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /** `error`, or ERR_STORE_CLOSED (caused by it) if the store closed meanwhile. */
+  closedOr(error: unknown): unknown {
+    if (!this.#closed && !this.#closing) return error;
+    if (error instanceof StoreError && error.code === 'ERR_STORE_CLOSED') return error;
+    return new StoreError('ERR_STORE_CLOSED', 'the store was closed during the read', { cause: error });
+  }
+}

@@ -1,0 +1,198 @@
+// Value streams: storing and reading one value of any size without holding
+// it in memory. A write stream writes its bytes to extents as they arrive and
+// commits one put through the journal when it finishes; a read stream reads
+// the extents chunk by chunk and checks the value's checksum before its end.
+import { Readable, Writable } from 'node:stream';
+
+import { crc32c } from '../format/crc32c.js';
+import { VALUE_EXTENTS_MAX } from '../format/constants.js';
+import type { Extent } from '../format/extent.js';
+import type { StoredValue } from '../format/records.js';
+import type { DataBlock, Grid } from './grid.js';
+import type { Journal } from './journal.js';
+import { keyStringToKey, toKeyString, type Key } from './key_codec.js';
+import type { KeyIndex } from './key_index.js';
+import { VALUE_EXTENTS_PER_PUT_MAX, type Space } from './space.js';
+import { describeKey } from './store_arguments.js';
+import { StoreCorruptError, StoreError } from './store_error.js';
+import type { StoreState } from './store_state.js';
+
+/** Bytes a write stream buffers before it writes them to its extents. */
+const STREAM_CHUNK_BYTES = 1 << 20;
+
+/** The parts of a store its streams use. */
+export interface StreamParts {
+  blockSize: number;
+  state: StoreState;
+  index: KeyIndex;
+  space: Space;
+  grid: Grid;
+  journal: Journal;
+}
+
+/**
+ * A writable stream storing a value of any size under `key`; the put
+ * commits (durably) when the stream finishes. The bytes are stored as they
+ * are and marked raw (VALUE_FLAG_RAW).
+ */
+export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
+  const { state, space, grid, journal } = parts;
+  state.checkWritable();
+  const keyString = toKeyString(key);
+  const isString = typeof key === 'string';
+  const blockSize = parts.blockSize;
+  const extents: Extent[] = [];
+  let crc = 0;
+  let length = 0;
+  let chunks: Buffer[] = [];
+  let chunkBytes = 0;
+  const writes: Promise<void>[] = [];
+  const dataBlocks: DataBlock[] = [];
+  const flushChunk = (final: boolean): void => {
+    const whole = final ? chunkBytes : Math.floor(chunkBytes / blockSize) * blockSize;
+    if (whole === 0) return;
+    const bytes = Buffer.concat(chunks, chunkBytes);
+    const head = bytes.subarray(0, whole);
+    crc = crc32c(head, crc);
+    length += whole;
+    const allocated = space.allocate(Math.ceil(whole / blockSize), VALUE_EXTENTS_PER_PUT_MAX);
+    extents.push(...allocated);
+    if (extents.length > VALUE_EXTENTS_MAX) throw new StoreError('ERR_STORE_FULL', 'free space is too fragmented for this stream');
+    writes.push(...grid.writeExtentData(head, allocated, dataBlocks));
+    const rest = bytes.subarray(whole);
+    chunks = rest.length > 0 ? [Buffer.from(rest)] : [];
+    chunkBytes = rest.length;
+  };
+  let handedOver = false;
+  const releaseAll = (): void => {
+    if (handedOver) return;
+    handedOver = true;
+    const value: StoredValue = { kind: 'extents', length: Math.max(length, 1), crc, extents: [...extents], raw: true };
+    void journal.abandon({ operations: extents.length > 0 ? [{ keyString, isString, value, existed: false }] : [], dataWrites: writes, dataBlocks, payloadBytes: 0 });
+  };
+  return new Writable({
+    highWaterMark: STREAM_CHUNK_BYTES,
+    write: (chunk: Buffer, _encoding, callback) => {
+      try {
+        state.checkWritable();
+        chunks.push(chunk);
+        chunkBytes += chunk.length;
+        if (chunkBytes >= STREAM_CHUNK_BYTES) flushChunk(false);
+        callback();
+      } catch (error) {
+        callback(error as Error);
+      }
+    },
+    final: (callback) => {
+      try {
+        state.checkWritable();
+        flushChunk(true);
+        if (length === 0) {
+          // An empty stream still takes one (zeroed) block: only an extent
+          // value can carry the raw flag, and it has at least one block.
+          const allocated = space.allocate(1, 1);
+          extents.push(...allocated);
+          writes.push(...grid.writeExtentData(new Uint8Array(0), allocated, dataBlocks));
+        }
+      } catch (error) {
+        releaseAll();
+        callback(error as Error);
+        return;
+      }
+      const value: StoredValue = { kind: 'extents', length, crc, extents: [...extents], raw: true };
+      const payloadBytes = 64 + keyString.length + extents.length * 12;
+      if (payloadBytes > journal.commitPayloadMax) {
+        releaseAll();
+        callback(new StoreError('ERR_VALUE_TOO_LARGE', `the stream's ${extents.length} extents need ${payloadBytes} bytes of WAL; one commit holds at most ${journal.commitPayloadMax}`));
+        return;
+      }
+      // From here the commit path owns the extents (and abandons them itself if it fails).
+      handedOver = true;
+      journal
+        .enqueue({
+          operations: [{ keyString, isString, value, existed: false }],
+          dataWrites: writes,
+          dataBlocks,
+          payloadBytes,
+        })
+        .then(
+          () => callback(),
+          (error: Error) => callback(error),
+        );
+    },
+    destroy: (error, callback) => {
+      // Destroyed before its put was handed to a commit (with or without an
+      // error): the blocks written so far belong to nobody.
+      releaseAll();
+      callback(error);
+    },
+  });
+}
+
+/**
+ * A readable stream of the stored bytes of `key` (as written, no
+ * decoding); a missing key errors the stream with ERR_KEY_NOT_FOUND.
+ */
+export function createValueReadStream(parts: StreamParts, key: Key): Readable {
+  const { state, space, grid } = parts;
+  state.checkOpen();
+  const keyString = toKeyString(key);
+  const entry = parts.index.get(keyString);
+  if (entry === undefined) {
+    const stream = new Readable({ read() {} });
+    const missing = new StoreError('ERR_KEY_NOT_FOUND', `no value under key ${describeKey(keyStringToKey(keyString, typeof key === 'string'))}`);
+    process.nextTick(() => stream.destroy(missing));
+    return stream;
+  }
+  if (entry.value instanceof Uint8Array) return Readable.from([Buffer.from(entry.value)], { objectMode: false });
+  const value = entry.value;
+  const chunkBlocks = Math.max(1, Math.floor(STREAM_CHUNK_BYTES / parts.blockSize));
+  // Each chunk is a call on the store: after close() it is refused, and a
+  // read that close() cut short says so (not the device's ERR_FILE_CLOSED).
+  const readBlocks = async (start: number, count: number): Promise<Uint8Array> => {
+    state.checkOpen();
+    try {
+      return await grid.readBlocks(start, count);
+    } catch (error) {
+      throw state.closedOr(error);
+    }
+  };
+  const epoch = space.beginRead();
+  let pinned = true;
+  const endRead = (): void => {
+    if (!pinned) return;
+    pinned = false;
+    space.endRead(epoch);
+  };
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    try {
+      let remaining = value.length;
+      let crc = 0;
+      for (const extent of value.extents) {
+        for (let offset = 0; offset < extent.blockCount; offset += chunkBlocks) {
+          const bytes = await readBlocks(extent.startBlock + offset, Math.min(chunkBlocks, extent.blockCount - offset));
+          const used = bytes.subarray(0, Math.min(remaining, bytes.length));
+          remaining -= used.length;
+          crc = crc32c(used, crc);
+          // The last chunk is held back until the whole value checked out,
+          // so a consumer never reaches 'end' on wrong data.
+          if (remaining === 0 && crc !== value.crc) {
+            throw new StoreCorruptError(
+              'data',
+              `value of ${value.length} bytes has checksum 0x${crc.toString(16)}, its record says 0x${value.crc.toString(16)}`,
+              value.extents[0].startBlock,
+            );
+          }
+          yield used;
+        }
+      }
+    } finally {
+      endRead();
+    }
+  }
+  const stream = Readable.from(chunks(), { objectMode: false });
+  // A stream destroyed before its first read never runs the generator, so
+  // its finally never releases the pin: 'close' always comes.
+  stream.once('close', endRead);
+  return stream;
+}

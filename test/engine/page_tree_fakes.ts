@@ -162,6 +162,22 @@ export class FakeCheckpointer {
     for (const ref of assigned.values()) this.#free.push(ref.block);
   }
 
+  /**
+   * With no snapshot live and nothing written since the last checkpoint
+   * completed, every block ever handed out is reachable from the durable
+   * root or free, never both: no page leaked, none freed while in use.
+   */
+  checkNoLeaks(): void {
+    assert.equal(this.live.size, 0);
+    assert.equal(this.#deferred.length, 0);
+    const reachable = this.store.reachable(this.durable.root?.ref);
+    const free = new Set(this.#free);
+    assert.equal(free.size, this.#free.length, 'a block is twice in the free list');
+    for (let block = 1; block < this.#nextBlock; block++) {
+      assert.ok(reachable.has(block) !== free.has(block), `block ${block} is ${reachable.has(block) ? 'reachable and free' : 'neither reachable nor free (leaked)'}`);
+    }
+  }
+
   async run(plan: CheckpointPlan): Promise<void> {
     this.complete(plan, await this.write(plan));
   }

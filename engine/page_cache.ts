@@ -61,6 +61,14 @@ export class PageCache {
     this.evict();
   }
 
+  /** Forgets the node of `ref` (a page the tree replaced: only older snapshots may read it again). */
+  drop(ref: PageRef): void {
+    const node = this.#nodes.get(ref.block);
+    if (node === undefined || node.ref!.crc !== ref.crc) return;
+    this.#nodes.delete(ref.block);
+    this.#bytes -= node.memoryBytes;
+  }
+
   /** Evicts least recently used unpinned nodes while over budget. */
   evict(): void {
     if (this.#bytes <= this.#bytesMax) return;

@@ -417,9 +417,12 @@ export class PageTree {
 
   /** A page leaves the current tree: into G if it has (or will get, from the running plan) a block. */
   #retire(child: Child): void {
-    if (!isNode(child)) this.#garbage.push(child);
-    else if (child.ref !== undefined) this.#garbage.push(child.ref);
-    else if (child.planned) this.#garbage.push(child);
+    const ref = isNode(child) ? child.ref : child;
+    if (ref !== undefined) {
+      this.#garbage.push(ref);
+      // The current tree no longer reads it; a snapshot that does reads it again.
+      this.#cache.drop(ref);
+    } else if ((child as TreeNode).planned) this.#garbage.push(child);
     // Otherwise a dirty node no checkpoint writes: it frees nothing.
   }
 

@@ -276,15 +276,21 @@ export class PageTree {
   // ---- Writes ----
 
   /**
-   * Loads every page on the paths of `keys` and the siblings of those pages
-   * (which a merge after a delete may touch), and pins them so the cache
-   * keeps them until release(). Then set()/delete() of those keys need no IO.
-   * REQUIRES: no other writes between this and the writes of `keys` (the
+   * Loads every page on the paths of `setKeys` and `deleteKeys`, and the
+   * siblings of the pages on the paths of `deleteKeys` (which the merges and
+   * borrows after a delete touch), and pins them so the cache keeps them
+   * until release(). Then set() of `setKeys` and delete() of `deleteKeys`
+   * need no IO. Sets never merge, so they cost no sibling reads.
+   * Why siblings suffice for a whole batch of deletes: a node loses entries
+   * only through deletes under it, so a node that needs a merge or a borrow
+   * is on a prepared path (or a merge of such with a sibling), and its
+   * siblings are siblings of prepared nodes: pinned.
+   * REQUIRES: no other writes between this and the writes of these keys (the
    * commit loop applies one batch at a time); a checkpoint may complete in
    * between (pinned nodes it makes clean stay cached).
    */
-  async prepare(keys: Iterable<string>): Promise<PreparedPaths> {
-    const keyList = [...keys];
+  async prepare(setKeys: Iterable<string>, deleteKeys: Iterable<string> = []): Promise<PreparedPaths> {
+    const keyList = [...[...setKeys].map((key) => ({ key, siblings: false })), ...[...deleteKeys].map((key) => ({ key, siblings: true }))];
     const pinned = new Set<TreeNode>();
     const pin = (node: TreeNode): void => {
       if (pinned.has(node)) return;
@@ -306,7 +312,7 @@ export class PageTree {
           else missing.set(child.block, { ref: child, level, low, high });
           return node;
         };
-        for (const key of keyList) {
+        for (const { key, siblings } of keyList) {
           if (this.#root === undefined) break;
           let node = resolve(this.#root, this.#level, undefined, undefined);
           let low: string | undefined;
@@ -315,8 +321,8 @@ export class PageTree {
             const branch: BranchNode = node;
             const index = childIndexFor(branch, key);
             const boundsOf = (at: number): [string | undefined, string | undefined] => [at === 0 ? low : branch.separators[at - 1], at === branch.separators.length ? high : branch.separators[at]];
-            if (index > 0) resolve(node.children[index - 1]!, node.level - 1, ...boundsOf(index - 1));
-            if (index + 1 < node.children.length) resolve(node.children[index + 1]!, node.level - 1, ...boundsOf(index + 1));
+            if (siblings && index > 0) resolve(node.children[index - 1]!, node.level - 1, ...boundsOf(index - 1));
+            if (siblings && index + 1 < node.children.length) resolve(node.children[index + 1]!, node.level - 1, ...boundsOf(index + 1));
             [low, high] = boundsOf(index);
             node = resolve(node.children[index]!, node.level - 1, low, high);
           }
@@ -636,7 +642,8 @@ export class PageTree {
    */
   #borrow(parent: BranchNode, index: number): void {
     const node = parent.children[index] as BranchNode;
-    if (index > 0) {
+    // The left one if it is in memory (see prepare() for why one is).
+    if (index > 0 && (index + 1 === parent.children.length || this.#peek(parent.children[index - 1]!) !== undefined)) {
       const left = this.#writable(parent.children[index - 1]!, parent.separators[index - 1]!) as BranchNode;
       parent.children[index - 1] = left;
       node.children.unshift(left.children.pop()!);

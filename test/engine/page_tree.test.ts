@@ -112,12 +112,26 @@ describe('PageTree', () => {
       const reopened = reopen(store, checkpointer, { cacheBytesMax: 0 });
       assert.throws(() => reopened.set(keyOf(5), inlineEntry(1, 1)), /not in memory; prepare\(\) the keys/);
       assert.throws(() => reopened.delete(keyOf(5)), /not in memory/);
-      const prepared = await reopened.prepare([keyOf(5), keyOf(1500)]);
+      const prepared = await reopened.prepare([keyOf(5)], [keyOf(1500)]);
       assert.equal(describeEntry(reopened.set(keyOf(5), inlineEntry(1, 1))), 'inline 40:5');
       assert.equal(describeEntry(reopened.delete(keyOf(1500))), `inline 40:${1500 & 0xff}`);
       reopened.release(prepared);
       reopened.checkInvariants();
       assert.throws(() => reopened.release(prepared), /released twice/);
+    });
+  });
+
+  describe('#prepare()', () => {
+    it('reads only the path for a set, and the path and its siblings for a delete', async () => {
+      const { tree, store, checkpointer } = await filledTree(5000);
+      await checkpointer.run(tree.beginCheckpoint());
+      const cold = reopen(store, checkpointer, { cacheBytesMax: 0 });
+      let reads = store.reads;
+      cold.release(await cold.prepare([keyOf(2500)]));
+      assert.equal(store.reads - reads, cold.height, 'one read per level');
+      reads = store.reads;
+      cold.release(await cold.prepare([], [keyOf(2500)]));
+      assert.ok(store.reads - reads > cold.height && store.reads - reads <= 3 * cold.height - 2, `${store.reads - reads} reads for height ${cold.height}`);
     });
   });
 
@@ -167,7 +181,7 @@ describe('PageTree', () => {
       await checkpointer.run(tree.beginCheckpoint());
       // Dirty again along one path, then prepared; a checkpoint makes those nodes clean.
       await applyBatch(tree, [{ key: keyOf(700), entry: inlineEntry(3, 3) }]);
-      const prepared = await tree.prepare([keyOf(700), keyOf(10)]);
+      const prepared = await tree.prepare([keyOf(700)], [keyOf(10)]);
       await checkpointer.run(tree.beginCheckpoint());
       assert.ok(tree.stats().cachedNodeCount > 0, 'pinned nodes stay over the budget');
       tree.set(keyOf(700), inlineEntry(4, 4));

@@ -217,7 +217,10 @@ export function describePairs(pairs: [string, IndexEntry][]): string[] {
 
 /** Sets or deletes keys the way the store applies a batch: prepare, apply synchronously, release. */
 export async function applyBatch(tree: PageTree, operations: readonly { key: string; entry: IndexEntry | undefined }[]): Promise<(IndexEntry | undefined)[]> {
-  const prepared = await tree.prepare(operations.map(({ key }) => key));
+  const prepared = await tree.prepare(
+    operations.filter(({ entry }) => entry !== undefined).map(({ key }) => key),
+    operations.filter(({ entry }) => entry === undefined).map(({ key }) => key),
+  );
   try {
     return operations.map(({ key, entry }) => (entry === undefined ? tree.delete(key) : tree.set(key, entry)));
   } finally {

@@ -212,3 +212,21 @@ describe('PageTree under load', function () {
     assert.equal(clean.height, dirty.height);
   });
 });
+
+describe('PageTree batches of many deletes', function () {
+  this.timeout(300_000);
+  it('deletes long runs of contiguous keys in single batches on a cold tree (merges cascade across siblings)', async () => {
+    for (const [start, count] of [[0, 3000], [2000, 4000], [6000, 3990], [100, 9000]] as const) {
+      const load = newLoad(1 << 20);
+      const keys = Array.from({ length: 10_000 }, (_, index) => `d${String(index).padStart(5, '0')}`);
+      await applyAll(load, keys.map((key) => ({ key, entry: inlineEntry(20, 1) })));
+      await load.checkpointer.run(load.tree.beginCheckpoint());
+      const cold = new PageTree(treeOptions(load.store, { cacheBytesMax: 0 }), load.checkpointer.durable.root, load.checkpointer.durable.keyCount);
+      const deleted = keys.slice(start, start + count);
+      await applyBatch(cold, deleted.map((key) => ({ key, entry: undefined })));
+      cold.checkInvariants();
+      for (const key of deleted) load.model.delete(key);
+      assert.deepEqual(describePairs(await collect(cold, cold.snapshot())), describePairs(modelRange(load.model)));
+    }
+  });
+});

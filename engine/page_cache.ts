@@ -42,6 +42,12 @@ export class PageCache {
     return node;
   }
 
+  /** The node of `ref` if cached, changing neither recency nor counters (for checks). */
+  peek(ref: PageRef): TreeNode | undefined {
+    const node = this.#nodes.get(ref.block);
+    return node !== undefined && node.ref!.crc === ref.crc ? node : undefined;
+  }
+
   /** Whether `node` is the cached node of its block. */
   holds(node: TreeNode): boolean {
     return node.ref !== undefined && this.#nodes.get(node.ref.block) === node;

@@ -38,6 +38,7 @@ import { KEY_SIZE_MAX } from '../format/constants.js';
 import { PageCache } from './page_cache.js';
 import { StoreCorruptError } from './store_error.js';
 import type { IndexEntry } from './store_index.js';
+import { CheckpointPlan } from './tree_checkpoint.js';
 import { rangeEntries, type NodeSource, type RangeOptions } from './tree_cursor.js';
 import {
   branchBytes,
@@ -63,19 +64,25 @@ import {
 
 export type { DecodedTreePage, PageMeasure, PageRef, TreeNode, TreePageIo } from './tree_node.js';
 export type { RangeOptions } from './tree_cursor.js';
+export { CheckpointPlan } from './tree_checkpoint.js';
 
 /** getCached()'s answer when a page on the key's path is not in memory. */
 export const NOT_CACHED: unique symbol = Symbol('ringstore.NOT_CACHED');
 export type NotCached = typeof NOT_CACHED;
 
 /**
- * A node below this share of capacityBytes merges into a sibling when the
- * two fit in one page: a quarter keeps pages at least ~1/4 full on average
- * after deletes without merging on every delete of a half-full page.
+ * After a delete, a node under capacityBytes / MERGE_FILL_DIVISOR merges
+ * into a sibling when the two fit one page. Merging only well below half
+ * full keeps inserts and deletes that alternate near a page boundary from
+ * merging and splitting the same pages again and again.
  */
 export const MERGE_FILL_DIVISOR = 4;
 
-/** Rounds of prepare() before it gives up: each loads one level, so the height plus writes racing it (a bug). */
+/**
+ * Rounds of prepare() before it gives up: each reads the next level of every
+ * path, so it takes height + 1 (a tree of 4 KiB pages is under 8 levels
+ * high up to billions of keys); more means writes raced it, a bug.
+ */
 const PREPARE_ROUNDS_MAX = 64;
 
 export interface PageTreeOptions extends PageMeasure {
@@ -106,7 +113,7 @@ export class PreparedPaths {
   constructor(nodes: TreeNode[]) {
     this.#nodes = nodes;
   }
-  /** Takes the pinned nodes (once). */
+  /** Takes the pinned nodes, once (for PageTree.release()). */
   take(): TreeNode[] {
     const nodes = this.#nodes;
     if (nodes === undefined) throw new Error('ringstore: PreparedPaths released twice');
@@ -119,7 +126,11 @@ export interface PageTreeStats {
   readonly keyCount: number;
   /** Levels: 0 for an empty tree, 1 for a single leaf. */
   readonly height: number;
-  /** Dirty nodes reachable from the current root (what the next checkpoint writes, less pages a running one writes). */
+  /**
+   * Dirty nodes reachable from the current root: what the next checkpoint
+   * would write now (while one runs, this includes its nodes that no write
+   * replaced since). Counted by a walk of the dirty nodes: O(their number).
+   */
   readonly dirtyNodeCount: number;
   /** Their page bytes by PageMeasure. */
   readonly dirtyPageBytes: number;
@@ -129,7 +140,7 @@ export interface PageTreeStats {
   readonly cachedMemoryBytes: number;
   readonly cacheHits: number;
   readonly cacheMisses: number;
-  /** Refs in the garbage list being gathered (freed after the next checkpoint after this one). */
+  /** Pages in G: the next checkpoint to begin takes them, to free once durable. */
   readonly garbageCount: number;
 }
 
@@ -835,7 +846,7 @@ export class PageTree {
     let complete = true;
     const check = (child: Child, level: number, low: string | undefined, high: string | undefined): void => {
       if (isNode(child) && child.ref !== undefined) fail('the current tree holds a clean node in a slot (complete() should have made it a ref)');
-      const node = isNode(child) ? child : this.#cache.get(child);
+      const node = isNode(child) ? child : this.#cache.peek(child);
       if (node === undefined) {
         complete = false;
         return;
@@ -891,93 +902,5 @@ function cleanSlots(branch: BranchNode, deep = false): void {
     if (!isNode(child)) continue;
     if (child.ref !== undefined) branch.children[index] = child.ref;
     else if (deep && child.kind === 'branch') cleanSlots(child, true);
-  }
-}
-
-/**
- * A checkpoint in progress: what beginCheckpoint() froze. The caller
- * encodes and writes `dirtyNodes` in order (children before parents, so a
- * branch's children have refs when it is encoded), then its superblock, then
- * calls complete() — or abort() if anything failed.
- */
-export class CheckpointPlan {
-  #state: 'running' | 'complete' | 'aborted' = 'running';
-  readonly #onComplete: (plan: CheckpointPlan, assigned: ReadonlyMap<TreeNode, PageRef>) => void;
-  readonly #onAbort: (plan: CheckpointPlan) => void;
-
-  constructor(
-    /** The frozen root: a dirty node (in dirtyNodes), a clean page's ref, or undefined for an empty tree. */
-    readonly root: Child | undefined,
-    readonly level: number,
-    readonly keyCount: number,
-    /** Every dirty node of the frozen tree, in post-order (children before parents; the root last). */
-    readonly dirtyNodes: readonly TreeNode[],
-    /** G: pages replaced before beginCheckpoint(); see garbageBlocks(). */
-    readonly garbage: readonly PageRef[],
-    onComplete: (plan: CheckpointPlan, assigned: ReadonlyMap<TreeNode, PageRef>) => void,
-    onAbort: (plan: CheckpointPlan) => void,
-  ) {
-    this.#onComplete = onComplete;
-    this.#onAbort = onAbort;
-  }
-
-  get state(): 'running' | 'complete' | 'aborted' {
-    return this.#state;
-  }
-
-  /**
-   * What to encode for a node of the plan. A branch's dirty children are
-   * resolved by `refOf` (the refs this plan assigned to nodes before it).
-   * The arrays of a leaf are the node's own: read them, do not change them.
-   */
-  content(node: TreeNode, refOf: (child: TreeNode) => PageRef | undefined): DecodedTreePage {
-    if (this.#state !== 'running' || !node.planned) throw new Error('ringstore: content() of a node that is not in a running plan');
-    if (node.kind === 'leaf') return { kind: 'leaf', keys: node.keys, entries: node.entries };
-    const children = node.children.map((child) => {
-      if (!isNode(child)) return child;
-      const ref = child.ref ?? refOf(child);
-      if (ref === undefined) throw new Error('ringstore: content() of a branch before its dirty child has a ref (encode in dirtyNodes order)');
-      return ref;
-    });
-    return { kind: 'branch', level: node.level, separators: node.separators, children };
-  }
-
-  /** The root's ref for the superblock, given the refs assigned so far (undefined: an empty tree). */
-  rootRef(refOf: (node: TreeNode) => PageRef | undefined): PageRef | undefined {
-    if (this.root === undefined) return undefined;
-    if (!isNode(this.root)) return this.root;
-    const ref = this.root.ref ?? refOf(this.root);
-    if (ref === undefined) throw new Error('ringstore: rootRef() before the root has a ref');
-    return ref;
-  }
-
-  /**
-   * The checkpoint is durable (its superblock written): its nodes become
-   * clean, with `assigned` the ref of each of dirtyNodes. Their parents,
-   * frozen or current, now hold the refs; the nodes go into the page cache.
-   */
-  complete(assigned: ReadonlyMap<TreeNode, PageRef>): void {
-    if (this.#state !== 'running') throw new Error(`ringstore: complete() of a ${this.#state} plan`);
-    this.#onComplete(this, assigned);
-    this.#state = 'complete';
-  }
-
-  /** The checkpoint failed: everything stays dirty, and G goes back into the tree's (for the next plan). */
-  abort(): void {
-    if (this.#state !== 'running') throw new Error(`ringstore: abort() of a ${this.#state} plan`);
-    this.#onAbort(this);
-    this.#state = 'aborted';
-  }
-
-  /**
-   * The blocks to free now that this checkpoint is durable: pages replaced
-   * before its beginCheckpoint(), unreachable from its root (see the file
-   * header). Snapshots and reads (get, entries, walk) begun before that
-   * beginCheckpoint() may still read them: free them only once those ended
-   * (the store's read epochs), else a reused block could be read as a page.
-   */
-  garbageBlocks(): number[] {
-    if (this.#state !== 'complete') throw new Error(`ringstore: garbageBlocks() of a ${this.#state} plan (only once complete)`);
-    return this.garbage.map((ref) => ref.block);
   }
 }

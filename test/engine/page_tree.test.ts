@@ -293,6 +293,31 @@ describe('PageTree', () => {
     });
   });
 
+  describe('read errors', () => {
+    it('a failed read rejects prepare() and get() and leaves nothing pinned; the next read tries again', async () => {
+      const { tree, store, checkpointer, model } = await filledTree(3000);
+      await checkpointer.run(tree.beginCheckpoint());
+      let failures = 1;
+      const io = {
+        read: async (...args: Parameters<FakePageStore['read']>) => {
+          if (failures > 0) {
+            failures--;
+            throw Object.assign(new Error('EIO (injected)'), { code: 'EIO' });
+          }
+          return store.read(...args);
+        },
+      };
+      const cold = reopen(store, checkpointer, { io, cacheBytesMax: 0 });
+      await assert.rejects(cold.prepare([keyOf(3)]), /EIO/);
+      failures = 1;
+      await assert.rejects(cold.get(keyOf(3)), /EIO/);
+      assert.equal(describeEntry(await cold.get(keyOf(3))), describeEntry(model.get(keyOf(3))));
+      cold.release(await cold.prepare([keyOf(3)]));
+      cold.checkInvariants();
+      assert.equal(cold.stats().cachedNodeCount, 0, 'nothing stays pinned');
+    });
+  });
+
   describe('shortestSeparator()', () => {
     it('is the shortest prefix of the right key above the left key', () => {
       assert.equal(shortestSeparator('abc', 'abd'), 'abd');

@@ -786,10 +786,17 @@ export class PageTree {
       if (root.ref !== undefined) this.#root = root.ref;
       else if (root.kind === 'branch') cleanSlots(root, true);
     }
-    // G gathered during the plan: its nodes have blocks now.
-    this.#garbage = this.#garbage.map((page) => (isNode(page) ? page.ref! : page));
+    // G gathered during the plan: its nodes have blocks now. The current
+    // tree no longer reads them, so they do not go into the cache.
+    const replaced = new Set<TreeNode>();
+    this.#garbage = this.#garbage.map((page) => {
+      if (!isNode(page)) return page;
+      replaced.add(page);
+      return page.ref!;
+    });
     this.#plan = undefined;
     for (const node of plan.dirtyNodes) {
+      if (replaced.has(node)) continue;
       node.memoryBytes = nodeMemoryBytes(node);
       this.#cache.insert(node);
     }

@@ -1,0 +1,93 @@
+// PageCache: the clean nodes of the page tree in memory, an LRU keyed by
+// block and bounded by an estimate of their memory. A node that prepare()
+// pinned is never evicted (the cache then goes over its budget until the
+// pins are released). Dirty nodes are never here: their parents hold them.
+import { EPOCH_NEVER, type PageRef, type TreeNode } from './tree_node.js';
+
+export class PageCache {
+  /** Insertion order is recency order: the first entry is the least recently used. */
+  readonly #nodes = new Map<number, TreeNode>();
+  readonly #bytesMax: number;
+  #bytes = 0;
+  hits = 0;
+  misses = 0;
+
+  constructor(bytesMax: number) {
+    if (!(Number.isSafeInteger(bytesMax) && bytesMax >= 0)) throw new RangeError(`cacheBytesMax must be an integer >= 0, got ${bytesMax}`);
+    this.#bytesMax = bytesMax;
+  }
+
+  get nodeCount(): number {
+    return this.#nodes.size;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * The node of `ref` if cached (and marks it recently used). A cached node
+   * of the same block with another CRC is an older page of a reused block:
+   * a miss (the next insert of the block replaces it).
+   */
+  get(ref: PageRef): TreeNode | undefined {
+    const node = this.#nodes.get(ref.block);
+    if (node === undefined || node.ref!.crc !== ref.crc) {
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
+    this.#nodes.delete(ref.block);
+    this.#nodes.set(ref.block, node);
+    return node;
+  }
+
+  /** The node of `ref` if cached, changing neither recency nor counters (for checks). */
+  peek(ref: PageRef): TreeNode | undefined {
+    const node = this.#nodes.get(ref.block);
+    return node !== undefined && node.ref!.crc === ref.crc ? node : undefined;
+  }
+
+  /** Whether `node` is the cached node of its block. */
+  holds(node: TreeNode): boolean {
+    return node.ref !== undefined && this.#nodes.get(node.ref.block) === node;
+  }
+
+  /** Adds a clean node as the most recently used, replacing its block's previous node, then evicts down to the budget. */
+  insert(node: TreeNode): void {
+    const ref = node.ref;
+    if (ref === undefined || node.epoch !== EPOCH_NEVER) throw new Error('ringstore: only clean nodes go into the page cache');
+    const previous = this.#nodes.get(ref.block);
+    if (previous !== undefined) {
+      this.#bytes -= previous.memoryBytes;
+      this.#nodes.delete(ref.block);
+    }
+    this.#nodes.set(ref.block, node);
+    this.#bytes += node.memoryBytes;
+    this.evict();
+  }
+
+  /** Forgets the node of `ref` (a page the tree replaced: only older snapshots may read it again). */
+  drop(ref: PageRef): void {
+    const node = this.#nodes.get(ref.block);
+    if (node === undefined || node.ref!.crc !== ref.crc) return;
+    this.#nodes.delete(ref.block);
+    this.#bytes -= node.memoryBytes;
+  }
+
+  /** Evicts least recently used unpinned nodes while over budget. */
+  evict(): void {
+    if (this.#bytes <= this.#bytesMax) return;
+    for (const [block, node] of this.#nodes) {
+      if (this.#bytes <= this.#bytesMax) break;
+      if (node.pins > 0) continue;
+      this.#nodes.delete(block);
+      this.#bytes -= node.memoryBytes;
+    }
+  }
+
+  /** Every cached node, least recently used first (for invariant checks). */
+  nodes(): IterableIterator<TreeNode> {
+    return this.#nodes.values();
+  }
+}

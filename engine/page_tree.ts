@@ -1,0 +1,913 @@
+// PageTree: the store's index as a copy-on-write B+tree of pages, in memory
+// over pages on disk, with incremental checkpoints (engine v2).
+//
+// Nodes are described in engine/tree_node.ts. Clean nodes (on disk) live in
+// a bounded LRU (engine/page_cache.ts); dirty nodes (not yet written) are
+// held by their parents until a checkpoint writes them. IO and encoding come
+// through the injected TreePageIo and PageMeasure.
+//
+// Copy-on-write: the tree has a write epoch. A node is mutable only if it was
+// created in the current epoch (nodes read from disk or frozen by a
+// checkpoint never are). snapshot() and beginCheckpoint() bump the epoch, so
+// the writes after them copy every node they touch, along the path from the
+// root, and the state they captured stays as it was: O(1) snapshots.
+//
+// Writes are synchronous so a batch applies atomically; prepare() first
+// loads (and pins) the pages they need. Reads of uncached pages are async.
+//
+// Garbage. When a write replaces (copies, merges away, removes) a node that
+// has a block, or a dirty node that the running checkpoint will give one,
+// that page is garbage: its PageRef (or, until the checkpoint completes, the
+// node) goes into the list G. beginCheckpoint() takes G and starts a new one;
+// the caller frees G's blocks once that checkpoint is durable. Why each such
+// block is unreachable from the new checkpoint's root:
+//   1. A replaced node is, right after the write, unreachable from the
+//      current root: the write copied (or mutated in place, when mutable)
+//      every node on the path from the root to it, and the new path points
+//      at the replacement, not at it.
+//   2. Writes never link a node that is unreachable from the current root:
+//      they link new nodes, or move children between nodes that are both
+//      reachable (splits, merges, borrowing), and snapshots only read.
+//      So once unreachable from the current root, a node stays so.
+//   3. A checkpoint's root is the current root at its beginCheckpoint(), so
+//      its pages are all reachable from it; by 1 and 2, nothing that was
+//      in G before that moment is.
+// Snapshots and reads that began before the replacing write may still reach
+// these blocks: see CheckpointPlan.garbageBlocks().
+import { KEY_SIZE_MAX } from '../format/constants.js';
+import { PageCache } from './page_cache.js';
+import { StoreCorruptError } from './store_error.js';
+import type { IndexEntry } from './store_index.js';
+import { CheckpointPlan } from './tree_checkpoint.js';
+import { rangeEntries, type NodeSource, type RangeOptions } from './tree_cursor.js';
+import {
+  branchBytes,
+  childIndexFor,
+  copyNode,
+  EPOCH_NEVER,
+  isNode,
+  leafBytes,
+  lowerBound,
+  newBranch,
+  newLeaf,
+  nodeMemoryBytes,
+  shortestSeparator,
+  type BranchNode,
+  type Child,
+  type DecodedTreePage,
+  type LeafNode,
+  type PageMeasure,
+  type PageRef,
+  type TreeNode,
+  type TreePageIo,
+} from './tree_node.js';
+
+export type { DecodedTreePage, PageMeasure, PageRef, TreeNode, TreePageIo } from './tree_node.js';
+export type { RangeOptions } from './tree_cursor.js';
+export { CheckpointPlan } from './tree_checkpoint.js';
+
+/** getCached()'s answer when a page on the key's path is not in memory. */
+export const NOT_CACHED: unique symbol = Symbol('ringstore.NOT_CACHED');
+export type NotCached = typeof NOT_CACHED;
+
+/**
+ * After a delete, a node under capacityBytes / MERGE_FILL_DIVISOR merges
+ * into a sibling when the two fit one page. Merging only well below half
+ * full keeps inserts and deletes that alternate near a page boundary from
+ * merging and splitting the same pages again and again.
+ */
+export const MERGE_FILL_DIVISOR = 4;
+
+/**
+ * Rounds of prepare() before it gives up: each reads the next level of every
+ * path, so it takes height + 1 (a tree of 4 KiB pages is under 8 levels
+ * high up to billions of keys); more means writes raced it, a bug.
+ */
+const PREPARE_ROUNDS_MAX = 64;
+
+export interface PageTreeOptions extends PageMeasure {
+  readonly io: TreePageIo;
+  /**
+   * Memory budget of the clean pages in the cache (by nodeMemoryBytes's
+   * estimate). Pinned pages (prepare()) stay even over it; dirty pages are
+   * not counted here (stats().dirtyMemoryBytes).
+   */
+  readonly cacheBytesMax: number;
+  /** Longest key (and so separator) in chars; default KEY_SIZE_MAX. Three separators of this length must fit in a branch. */
+  readonly keySizeMax?: number;
+}
+
+/** An O(1) frozen state of the tree, for entries() and walk(). */
+export interface TreeSnapshot {
+  readonly root: Child | undefined;
+  /** Level of the root (0: a leaf). */
+  readonly level: number;
+  readonly keyCount: number;
+  /** The write epoch it froze; later writes are in higher epochs. */
+  readonly epoch: number;
+}
+
+/** The pages prepare() pinned; give them back with release(). */
+export class PreparedPaths {
+  #nodes: TreeNode[] | undefined;
+  constructor(nodes: TreeNode[]) {
+    this.#nodes = nodes;
+  }
+  /** Takes the pinned nodes, once (for PageTree.release()). */
+  take(): TreeNode[] {
+    const nodes = this.#nodes;
+    if (nodes === undefined) throw new Error('ringstore: PreparedPaths released twice');
+    this.#nodes = undefined;
+    return nodes;
+  }
+}
+
+export interface PageTreeStats {
+  readonly keyCount: number;
+  /** Levels: 0 for an empty tree, 1 for a single leaf. */
+  readonly height: number;
+  /**
+   * Dirty nodes reachable from the current root: what the next checkpoint
+   * would write now (while one runs, this includes its nodes that no write
+   * replaced since). Counted by a walk of the dirty nodes: O(their number).
+   */
+  readonly dirtyNodeCount: number;
+  /** Their page bytes by PageMeasure. */
+  readonly dirtyPageBytes: number;
+  /** Their estimated memory. */
+  readonly dirtyMemoryBytes: number;
+  readonly cachedNodeCount: number;
+  readonly cachedMemoryBytes: number;
+  readonly cacheHits: number;
+  readonly cacheMisses: number;
+  /** Pages in G: the next checkpoint to begin takes them, to free once durable. */
+  readonly garbageCount: number;
+}
+
+export class PageTree {
+  readonly #io: TreePageIo;
+  readonly #measure: PageMeasure;
+  readonly #capacityBytes: number;
+  readonly #keySizeMax: number;
+  readonly #cache: PageCache;
+  #epoch = 0;
+  #root: Child | undefined;
+  #level: number;
+  #keyCount: number;
+  /**
+   * G: replaced pages. Outside a running checkpoint only PageRefs; while one
+   * runs also the nodes of its plan that writes replaced (they get their
+   * blocks when it completes, and are then turned into their PageRefs).
+   */
+  #garbage: (PageRef | TreeNode)[] = [];
+  #plan: CheckpointPlan | undefined;
+  /** Reads in flight by block, so concurrent loads of a page read it once. */
+  readonly #loading = new Map<number, { crc: number; promise: Promise<TreeNode> }>();
+  readonly #source: NodeSource;
+
+  /**
+   * `root` is the last checkpoint's root page and its level (undefined for
+   * an empty tree); `keyCount` the keys under it (the superblock records it).
+   */
+  constructor(options: PageTreeOptions, root: { ref: PageRef; level: number } | undefined, keyCount: number) {
+    const { io, capacityBytes, entryBytes, childBytes, cacheBytesMax } = options;
+    this.#keySizeMax = options.keySizeMax ?? KEY_SIZE_MAX;
+    if (!Number.isSafeInteger(capacityBytes) || capacityBytes <= 0) throw new RangeError(`capacityBytes must be a positive integer, got ${capacityBytes}`);
+    // A branch split packs children greedily; with every child at most a
+    // third of a page each piece gets at least two (see #chunkStarts).
+    const longest = '\xff'.repeat(this.#keySizeMax);
+    if (3 * childBytes(longest) > capacityBytes) {
+      throw new RangeError(`capacityBytes ${capacityBytes} cannot hold 3 children with separators of ${this.#keySizeMax} bytes (${childBytes(longest)} bytes each)`);
+    }
+    if (!Number.isSafeInteger(keyCount) || keyCount < 0 || (root === undefined) !== (keyCount === 0)) {
+      throw new RangeError(`keyCount ${keyCount} does not match a ${root === undefined ? 'missing' : 'present'} root`);
+    }
+    this.#io = io;
+    this.#measure = { entryBytes, childBytes, capacityBytes };
+    this.#capacityBytes = capacityBytes;
+    this.#cache = new PageCache(cacheBytesMax);
+    this.#root = root?.ref;
+    this.#level = root?.level ?? 0;
+    this.#keyCount = keyCount;
+    this.#source = {
+      cached: (ref) => this.#cache.get(ref),
+      load: (ref, level, low, high) => this.#load(ref, level, low, high),
+    };
+  }
+
+  get size(): number {
+    return this.#keyCount;
+  }
+
+  get height(): number {
+    return this.#root === undefined ? 0 : this.#level + 1;
+  }
+
+  // ---- Reads ----
+
+  /** The entry of `key` if every page on its path is in memory; NOT_CACHED otherwise. Never does IO. */
+  getCached(key: string): IndexEntry | undefined | NotCached {
+    let child: Child | undefined = this.#root;
+    if (child === undefined) return undefined;
+    for (;;) {
+      const node: TreeNode | undefined = isNode(child) ? child : this.#cache.get(child);
+      if (node === undefined) return NOT_CACHED;
+      if (node.kind === 'leaf') {
+        const index = lowerBound(node.keys, key);
+        return node.keys[index] === key ? node.entries[index] : undefined;
+      }
+      child = node.children[childIndexFor(node, key)]!;
+    }
+  }
+
+  /** The entry of `key` in the tree as it is now, reading pages that are not cached. */
+  async get(key: string): Promise<IndexEntry | undefined> {
+    const cached = this.getCached(key);
+    if (cached !== NOT_CACHED) return cached;
+    let child: Child | undefined = this.#root;
+    if (child === undefined) return undefined;
+    let level = this.#level;
+    let low: string | undefined;
+    let high: string | undefined;
+    for (;;) {
+      // The nodes are taken from the tree as it was at the call: a write
+      // during a read replaces nodes, it does not change those taken.
+      const node: TreeNode = isNode(child) ? child : (this.#cache.get(child) ?? (await this.#load(child, level, low, high)));
+      if (node.kind === 'leaf') {
+        const index = lowerBound(node.keys, key);
+        return node.keys[index] === key ? node.entries[index] : undefined;
+      }
+      const index = childIndexFor(node, key);
+      if (index > 0) low = node.separators[index - 1];
+      if (index < node.separators.length) high = node.separators[index];
+      child = node.children[index]!;
+      level--;
+    }
+  }
+
+  /** Freezes the current state: O(1); later writes copy what they touch. */
+  snapshot(): TreeSnapshot {
+    const snapshot = { root: this.#root, level: this.#level, keyCount: this.#keyCount, epoch: this.#epoch };
+    this.#epoch++;
+    return snapshot;
+  }
+
+  /** The snapshot's entries in the range, in bytewise key order (or reversed), reading pages with read-ahead. */
+  entries(snapshot: TreeSnapshot, range: RangeOptions = {}): AsyncIterable<[string, IndexEntry]> {
+    return rangeEntries(snapshot.root, snapshot.level, this.#source, range);
+  }
+
+  /**
+   * Visits every page of the snapshot, parents before children, with its
+   * ref (undefined for a dirty node), reading pages as it goes (and checking
+   * each read page's structure and key bounds: StoreCorruptError).
+   */
+  async walk(snapshot: TreeSnapshot, visit: (node: Readonly<TreeNode>, ref: PageRef | undefined) => void): Promise<void> {
+    const root = snapshot.root;
+    if (root === undefined) return;
+    const visitNode = async (node: TreeNode, ref: PageRef | undefined, low: string | undefined, high: string | undefined): Promise<void> => {
+      visit(node, ref);
+      if (node.kind === 'leaf') return;
+      const branch: BranchNode = node;
+      const boundsOf = (index: number): [string | undefined, string | undefined] => [
+        index === 0 ? low : branch.separators[index - 1],
+        index === branch.separators.length ? high : branch.separators[index],
+      ];
+      // The children of one branch are read together (a few hundred reads
+      // at most), then visited in order.
+      const loaded = await Promise.all(branch.children.map((child, index) => (isNode(child) ? child : this.#load(child, branch.level - 1, ...boundsOf(index)))));
+      for (let index = 0; index < loaded.length; index++) {
+        const child = branch.children[index]!;
+        await visitNode(loaded[index]!, isNode(child) ? child.ref : child, ...boundsOf(index));
+      }
+    };
+    await visitNode(isNode(root) ? root : await this.#load(root, snapshot.level, undefined, undefined), isNode(root) ? root.ref : root, undefined, undefined);
+  }
+
+  // ---- Writes ----
+
+  /**
+   * Loads every page on the paths of `setKeys` and `deleteKeys`, and the
+   * siblings of the pages on the paths of `deleteKeys` (which the merges and
+   * borrows after a delete touch), and pins them so the cache keeps them
+   * until release(). Then set() of `setKeys` and delete() of `deleteKeys`
+   * need no IO. Sets never merge, so they cost no sibling reads.
+   * Why siblings suffice for a whole batch of deletes: a node loses entries
+   * only through deletes under it, so a node that needs a merge or a borrow
+   * is on a prepared path (or a merge of such with a sibling), and its
+   * siblings are siblings of prepared nodes: pinned.
+   * REQUIRES: no other writes between this and the writes of these keys (the
+   * commit loop applies one batch at a time); a checkpoint may complete in
+   * between (pinned nodes it makes clean stay cached).
+   */
+  async prepare(setKeys: Iterable<string>, deleteKeys: Iterable<string> = []): Promise<PreparedPaths> {
+    const keyList = [...[...setKeys].map((key) => ({ key, siblings: false })), ...[...deleteKeys].map((key) => ({ key, siblings: true }))];
+    const pinned = new Set<TreeNode>();
+    const pin = (node: TreeNode): void => {
+      if (pinned.has(node)) return;
+      pinned.add(node);
+      node.pins++;
+      // Loaded but evicted before it was pinned (a tiny cache): put it back.
+      if (node.ref !== undefined && !this.#cache.holds(node)) this.#cache.insert(node);
+    };
+    try {
+      for (let round = 0; round < PREPARE_ROUNDS_MAX; round++) {
+        const missing = new Map<number, { ref: PageRef; level: number; low: string | undefined; high: string | undefined }>();
+        const resolve = (child: Child, level: number, low: string | undefined, high: string | undefined): TreeNode | undefined => {
+          if (isNode(child)) {
+            pin(child);
+            return child;
+          }
+          const node = this.#cache.get(child);
+          if (node !== undefined) pin(node);
+          else missing.set(child.block, { ref: child, level, low, high });
+          return node;
+        };
+        for (const { key, siblings } of keyList) {
+          if (this.#root === undefined) break;
+          let node = resolve(this.#root, this.#level, undefined, undefined);
+          let low: string | undefined;
+          let high: string | undefined;
+          while (node !== undefined && node.kind === 'branch') {
+            const branch: BranchNode = node;
+            const index = childIndexFor(branch, key);
+            const boundsOf = (at: number): [string | undefined, string | undefined] => [at === 0 ? low : branch.separators[at - 1], at === branch.separators.length ? high : branch.separators[at]];
+            if (siblings && index > 0) resolve(node.children[index - 1]!, node.level - 1, ...boundsOf(index - 1));
+            if (siblings && index + 1 < node.children.length) resolve(node.children[index + 1]!, node.level - 1, ...boundsOf(index + 1));
+            [low, high] = boundsOf(index);
+            node = resolve(node.children[index]!, node.level - 1, low, high);
+          }
+        }
+        if (missing.size === 0) return new PreparedPaths([...pinned]);
+        const loaded = await Promise.all([...missing.values()].map(({ ref, level, low, high }) => this.#load(ref, level, low, high)));
+        for (const node of loaded) pin(node);
+      }
+    } catch (error) {
+      this.release(new PreparedPaths([...pinned]));
+      throw error;
+    }
+    throw new Error(`ringstore: prepare() did not converge in ${PREPARE_ROUNDS_MAX} rounds (writes raced it)`);
+  }
+
+  /** Unpins what prepare() pinned. */
+  release(prepared: PreparedPaths): void {
+    for (const node of prepared.take()) {
+      if (node.pins <= 0) throw new Error('ringstore: page tree pin count underflow');
+      node.pins--;
+    }
+    this.#cache.evict();
+  }
+
+  /**
+   * Sets `key` to `entry`; returns the previous entry. Throws an Error (a
+   * bug) if a page on the path is not in memory: prepare() the keys first.
+   */
+  set(key: string, entry: IndexEntry): IndexEntry | undefined {
+    this.#checkKey(key);
+    const bytes = this.#measure.entryBytes(key, entry);
+    if (!(bytes <= this.#capacityBytes)) throw new RangeError(`an entry of ${bytes} bytes does not fit a page of ${this.#capacityBytes}`);
+    if (this.#root === undefined) {
+      this.#root = newLeaf(this.#epoch, [key], [entry], bytes);
+      this.#level = 0;
+      this.#keyCount = 1;
+      return undefined;
+    }
+    const path = this.#writablePath(key);
+    const leaf = path.leaf;
+    const index = lowerBound(leaf.keys, key);
+    let previous: IndexEntry | undefined;
+    if (leaf.keys[index] === key) {
+      previous = leaf.entries[index]!;
+      leaf.bytes += bytes - this.#measure.entryBytes(key, previous);
+      leaf.entries[index] = entry;
+    } else {
+      leaf.keys.splice(index, 0, key);
+      leaf.entries.splice(index, 0, entry);
+      leaf.bytes += bytes;
+      this.#keyCount++;
+    }
+    if (leaf.bytes > this.#capacityBytes) this.#split(path.branches, leaf, index === leaf.keys.length - 1);
+    return previous;
+  }
+
+  /** Deletes `key`; returns the entry it had. Throws an Error (a bug) if a page it needs is not in memory. */
+  delete(key: string): IndexEntry | undefined {
+    this.#checkKey(key);
+    const existing = this.getCached(key);
+    if (existing === NOT_CACHED) throw this.#notInMemory(key);
+    if (existing === undefined) return undefined;
+    const path = this.#writablePath(key);
+    const leaf = path.leaf;
+    const index = lowerBound(leaf.keys, key);
+    const previous = leaf.entries[index]!;
+    leaf.bytes -= this.#measure.entryBytes(key, previous);
+    leaf.keys.splice(index, 1);
+    leaf.entries.splice(index, 1);
+    this.#keyCount--;
+    this.#rebalance(path.branches, leaf);
+    return previous;
+  }
+
+  #checkKey(key: string): void {
+    if (typeof key !== 'string' || key.length === 0 || key.length > this.#keySizeMax) {
+      throw new RangeError(`a key is a string of 1 to ${this.#keySizeMax} chars, got ${typeof key === 'string' ? `${key.length} chars` : typeof key}`);
+    }
+  }
+
+  #notInMemory(what: string): Error {
+    return new Error(`ringstore: page tree: a page on the path of ${JSON.stringify(what.slice(0, 40))} is not in memory; prepare() the keys before writing`);
+  }
+
+  /** The node of a slot, in memory or cached, or undefined (no IO). */
+  #peek(child: Child): TreeNode | undefined {
+    return isNode(child) ? child : this.#cache.get(child);
+  }
+
+  /** A mutable node for a slot: the node itself if mutable, else a copy (retiring the slot's page). */
+  #writable(child: Child, what: string): TreeNode {
+    const node = this.#peek(child);
+    if (node === undefined) throw this.#notInMemory(what);
+    if (node.epoch === this.#epoch) return node;
+    this.#retire(child);
+    return copyNode(node, this.#epoch);
+  }
+
+  /** A page leaves the current tree: into G if it has (or will get, from the running plan) a block. */
+  #retire(child: Child): void {
+    const ref = isNode(child) ? child.ref : child;
+    if (ref !== undefined) {
+      this.#garbage.push(ref);
+      // The current tree no longer reads it; a snapshot that does reads it again.
+      this.#cache.drop(ref);
+    } else if ((child as TreeNode).planned) this.#garbage.push(child);
+    // Otherwise a dirty node no checkpoint writes: it frees nothing.
+  }
+
+  /** Makes the path of `key` mutable from the root down, linking copies into their parents. */
+  #writablePath(key: string): { branches: { branch: BranchNode; index: number }[]; leaf: LeafNode } {
+    let node = this.#writable(this.#root!, key);
+    this.#root = node;
+    const branches: { branch: BranchNode; index: number }[] = [];
+    while (node.kind === 'branch') {
+      const index = childIndexFor(node, key);
+      const child = this.#writable(node.children[index]!, key);
+      node.children[index] = child;
+      branches.push({ branch: node, index });
+      node = child;
+    }
+    return { branches, leaf: node };
+  }
+
+  /**
+   * Splits an over-full mutable node into as many nodes as it takes, then
+   * its parent if that is now over-full, and so on up; a split root gets a
+   * new root above it. `appending`: the growth was at the node's right end
+   * (sequential inserts), so pack pieces full from the left.
+   */
+  #split(path: { branch: BranchNode; index: number }[], start: TreeNode, appending: boolean): void {
+    let node = start;
+    for (;;) {
+      if (node.epoch !== this.#epoch) throw new Error('ringstore: split of an immutable node');
+      const { pieces, separators } = this.#splitPieces(node, appending);
+      const parent = path.pop();
+      if (parent === undefined) {
+        const root = newBranch(this.#epoch, node.level + 1, separators, pieces, branchBytes(this.#measure, separators));
+        this.#root = root;
+        this.#level = root.level;
+        node = root;
+      } else {
+        appending = parent.index === parent.branch.children.length - 1;
+        parent.branch.children.splice(parent.index, 1, ...pieces);
+        parent.branch.separators.splice(parent.index, 0, ...separators);
+        parent.branch.bytes = branchBytes(this.#measure, parent.branch.separators);
+        node = parent.branch;
+      }
+      if (node.bytes <= this.#capacityBytes) return;
+    }
+  }
+
+  #splitPieces(node: TreeNode, appending: boolean): { pieces: TreeNode[]; separators: string[] } {
+    const measure = this.#measure;
+    const pieces: TreeNode[] = [];
+    const separators: string[] = [];
+    if (node.kind === 'leaf') {
+      const sizes = node.keys.map((key, index) => measure.entryBytes(key, node.entries[index]!));
+      const starts = this.#chunkStarts(sizes, sizes, 1, appending);
+      for (let piece = 0; piece < starts.length; piece++) {
+        const begin = starts[piece]!;
+        const end = starts[piece + 1] ?? sizes.length;
+        if (piece > 0) separators.push(shortestSeparator(node.keys[begin - 1]!, node.keys[begin]!));
+        const keys = node.keys.slice(begin, end);
+        const entries = node.entries.slice(begin, end);
+        pieces.push(newLeaf(this.#epoch, keys, entries, leafBytes(measure, keys, entries)));
+      }
+    } else {
+      const first = measure.childBytes('');
+      const asFirst = node.children.map(() => first);
+      const asOther = node.children.map((_, index) => (index === 0 ? first : measure.childBytes(node.separators[index - 1]!)));
+      const starts = this.#chunkStarts(asFirst, asOther, 2, appending);
+      for (let piece = 0; piece < starts.length; piece++) {
+        const begin = starts[piece]!;
+        const end = starts[piece + 1] ?? node.children.length;
+        if (piece > 0) separators.push(node.separators[begin - 1]!);
+        const pieceSeparators = node.separators.slice(begin, end - 1);
+        pieces.push(newBranch(this.#epoch, node.level, pieceSeparators, node.children.slice(begin, end), branchBytes(measure, pieceSeparators)));
+      }
+    }
+    for (const piece of pieces) {
+      if (piece.bytes > this.#capacityBytes) throw new Error(`ringstore: split made a piece of ${piece.bytes} bytes > ${this.#capacityBytes}`);
+    }
+    return { pieces, separators };
+  }
+
+  /**
+   * Where pieces start when items of these sizes (`asFirst[i]` when item i
+   * starts a piece, `asOther[i]` otherwise) are cut into pieces of at most
+   * capacityBytes with at least `itemsMin` items. Greedy from the left gives
+   * the fewest pieces k; unless appending, the cut points are then moved to
+   * make k pieces of about equal bytes (falling back to greedy if that
+   * breaks a limit), so random inserts do not leave a full page beside a
+   * nearly empty one. With itemsMin 2 a valid greedy cut needs every item
+   * <= capacity/3 (asserted at construction): each piece but the last then
+   * holds > 2/3 capacity, so >= 3 items, and can give one to a short last piece.
+   */
+  #chunkStarts(asFirst: number[], asOther: number[], itemsMin: number, appending: boolean): number[] {
+    const capacity = this.#capacityBytes;
+    const count = asFirst.length;
+    const greedy = [0];
+    let sum = asFirst[0]!;
+    for (let index = 1; index < count; index++) {
+      if (sum + asOther[index]! > capacity) {
+        greedy.push(index);
+        sum = asFirst[index]!;
+      } else sum += asOther[index]!;
+    }
+    const lastStart = greedy[greedy.length - 1]!;
+    if (greedy.length > 1 && count - lastStart < itemsMin) greedy[greedy.length - 1] = count - itemsMin;
+    const valid = (starts: number[]): boolean => {
+      for (let piece = 0; piece < starts.length; piece++) {
+        const begin = starts[piece]!;
+        const end = starts[piece + 1] ?? count;
+        if (end - begin < itemsMin) return false;
+        let bytes = asFirst[begin]!;
+        for (let index = begin + 1; index < end; index++) bytes += asOther[index]!;
+        if (bytes > capacity) return false;
+      }
+      return true;
+    };
+    if (!valid(greedy)) throw new Error(`ringstore: no valid split of ${count} items (sizes ${asOther.join(',')}) into pages of ${capacity}`);
+    if (appending || greedy.length < 2) return greedy;
+    let total = 0;
+    for (let index = 0; index < count; index++) total += asOther[index]!;
+    const balanced = [0];
+    let before = 0;
+    for (let index = 0; index < count; index++) {
+      // Cut before the item whose middle passes the next even share.
+      if (index > 0 && balanced.length < greedy.length && before + asOther[index]! / 2 > (total * balanced.length) / greedy.length) balanced.push(index);
+      before += asOther[index]!;
+    }
+    return balanced.length === greedy.length && valid(balanced) ? balanced : greedy;
+  }
+
+  /**
+   * After a delete from `start` (a mutable leaf): removes it if empty,
+   * gives a one-child branch a sibling's child or merges it, merges an
+   * under-full node into a sibling that is in memory when the two fit,
+   * and so on up; then collapses a root branch with one child.
+   */
+  #rebalance(path: { branch: BranchNode; index: number }[], start: TreeNode): void {
+    let node = start;
+    while (path.length > 0) {
+      const { branch: parent, index } = path.pop()!;
+      const empty = node.kind === 'leaf' && node.keys.length === 0;
+      const oneChild = node.kind === 'branch' && node.children.length === 1;
+      if (empty) {
+        // A mutable node (made so by the delete): no block, not planned.
+        parent.children.splice(index, 1);
+        parent.separators.splice(index === 0 ? 0 : index - 1, 1);
+      } else if (oneChild || node.bytes < this.#capacityBytes / MERGE_FILL_DIVISOR) {
+        const merged = (index > 0 && this.#tryMerge(parent, index - 1)) || (index + 1 < parent.children.length && this.#tryMerge(parent, index));
+        if (!merged && oneChild) {
+          this.#borrow(parent, index);
+          if (parent.bytes > this.#capacityBytes) {
+            // The separator that moved up is longer than the one it replaced.
+            this.#split(path, parent, false);
+            break;
+          }
+        }
+        if (!merged && !oneChild) return;
+      } else {
+        return;
+      }
+      parent.bytes = branchBytes(this.#measure, parent.separators);
+      node = parent;
+    }
+    // The root: collapse branches with one child; an empty leaf goes.
+    for (;;) {
+      const root = this.#root!;
+      if (isNode(root) && root.kind === 'branch' && root.children.length === 1) {
+        this.#retire(root);
+        this.#root = root.children[0]!;
+        this.#level--;
+        continue;
+      }
+      if (isNode(root) && root.kind === 'leaf' && root.keys.length === 0) {
+        this.#retire(root);
+        this.#root = undefined;
+        this.#level = 0;
+      }
+      return;
+    }
+  }
+
+  /** Merges children `left` and `left + 1` of a mutable parent if both are in memory and fit one page. */
+  #tryMerge(parent: BranchNode, left: number): boolean {
+    const leftNode = this.#peek(parent.children[left]!);
+    const rightNode = this.#peek(parent.children[left + 1]!);
+    if (leftNode === undefined || rightNode === undefined) return false;
+    const separator = parent.separators[left]!;
+    const bytes =
+      leftNode.kind === 'leaf' ? leftNode.bytes + rightNode.bytes : leftNode.bytes + rightNode.bytes - this.#measure.childBytes('') + this.#measure.childBytes(separator);
+    if (bytes > this.#capacityBytes) return false;
+    const merged = this.#writable(parent.children[left]!, separator);
+    if (merged.kind === 'leaf' && rightNode.kind === 'leaf') {
+      merged.keys.push(...rightNode.keys);
+      merged.entries.push(...rightNode.entries);
+    } else if (merged.kind === 'branch' && rightNode.kind === 'branch') {
+      merged.separators.push(separator, ...rightNode.separators);
+      merged.children.push(...rightNode.children);
+    } else {
+      throw new Error('ringstore: merge of siblings at different levels');
+    }
+    merged.bytes = bytes;
+    this.#retire(parent.children[left + 1]!);
+    parent.children[left] = merged;
+    parent.children.splice(left + 1, 1);
+    parent.separators.splice(left, 1);
+    return true;
+  }
+
+  /**
+   * Gives the one-child branch at `index` a child of a sibling that could
+   * not merge with it (so the sibling has >= 3 children, see #chunkStarts).
+   */
+  #borrow(parent: BranchNode, index: number): void {
+    const node = parent.children[index] as BranchNode;
+    // The left one if it is in memory (see prepare() for why one is).
+    if (index > 0 && (index + 1 === parent.children.length || this.#peek(parent.children[index - 1]!) !== undefined)) {
+      const left = this.#writable(parent.children[index - 1]!, parent.separators[index - 1]!) as BranchNode;
+      parent.children[index - 1] = left;
+      node.children.unshift(left.children.pop()!);
+      node.separators.unshift(parent.separators[index - 1]!);
+      parent.separators[index - 1] = left.separators.pop()!;
+      left.bytes = branchBytes(this.#measure, left.separators);
+    } else {
+      const right = this.#writable(parent.children[index + 1]!, parent.separators[index]!) as BranchNode;
+      parent.children[index + 1] = right;
+      node.children.push(right.children.shift()!);
+      node.separators.push(parent.separators[index]!);
+      parent.separators[index] = right.separators.shift()!;
+      right.bytes = branchBytes(this.#measure, right.separators);
+    }
+    node.bytes = branchBytes(this.#measure, node.separators);
+    parent.bytes = branchBytes(this.#measure, parent.separators);
+  }
+
+  // ---- Loading ----
+
+  async #load(ref: PageRef, level: number, low: string | undefined, high: string | undefined): Promise<TreeNode> {
+    const cached = this.#cache.get(ref);
+    if (cached !== undefined) {
+      if (cached.level !== level) throw this.#corrupt(ref, level, `page of level ${cached.level} where level ${level} was expected`);
+      return cached;
+    }
+    const loading = this.#loading.get(ref.block);
+    if (loading !== undefined && loading.crc === ref.crc) return loading.promise;
+    const promise = this.#io.read(ref, level).then((page) => {
+      const node = this.#decoded(ref, level, page, low, high);
+      this.#cache.insert(node);
+      return node;
+    });
+    this.#loading.set(ref.block, { crc: ref.crc, promise });
+    try {
+      return await promise;
+    } finally {
+      if (this.#loading.get(ref.block)?.promise === promise) this.#loading.delete(ref.block);
+    }
+  }
+
+  /** Checks a decoded page against the tree's rules (the codec checked its bytes) and makes it a clean node. */
+  #decoded(ref: PageRef, level: number, page: DecodedTreePage, low: string | undefined, high: string | undefined): TreeNode {
+    const bad = (reason: string): StoreCorruptError => this.#corrupt(ref, level, reason);
+    let node: TreeNode;
+    let keys: readonly string[];
+    if (page.kind === 'leaf') {
+      if (level !== 0) throw bad('a leaf where a branch was expected');
+      if (page.keys.length === 0) throw bad('an empty leaf');
+      if (page.keys.length !== page.entries.length) throw bad(`${page.keys.length} keys but ${page.entries.length} entries`);
+      keys = page.keys;
+      node = newLeaf(EPOCH_NEVER, page.keys.slice(), page.entries.slice(), leafBytes(this.#measure, page.keys, page.entries));
+    } else {
+      if (page.level !== level || level < 1) throw bad(`a page of level ${page.level}`);
+      if (page.children.length < 2) throw bad(`a branch with ${page.children.length} children`);
+      if (page.separators.length !== page.children.length - 1) throw bad(`${page.separators.length} separators for ${page.children.length} children`);
+      keys = page.separators;
+      node = newBranch(EPOCH_NEVER, level, page.separators.slice(), page.children.slice(), branchBytes(this.#measure, page.separators));
+    }
+    for (let index = 0; index < keys.length; index++) {
+      const key = keys[index]!;
+      if (typeof key !== 'string' || key.length === 0 || key.length > this.#keySizeMax) throw bad(`key ${index} is not a key`);
+      if (index > 0 && !(keys[index - 1]! < key)) throw bad(`key ${index} is not above key ${index - 1}`);
+    }
+    if (low !== undefined && keys[0]! < low) throw bad('a key below the bound its parent gives');
+    if (high !== undefined && !(keys[keys.length - 1]! < high)) throw bad('a key at or above the bound its parent gives');
+    if (node.bytes > this.#capacityBytes) throw bad(`${node.bytes} bytes, over the page capacity ${this.#capacityBytes}`);
+    node.ref = ref;
+    node.memoryBytes = nodeMemoryBytes(node);
+    return node;
+  }
+
+  #corrupt(ref: PageRef, level: number, reason: string): StoreCorruptError {
+    // StructureName has no 'page' yet (format/ is another change): tree pages are the checkpoint.
+    return new StoreCorruptError('checkpoint', `tree page (level ${level}): ${reason}`, ref.block);
+  }
+
+  // ---- Checkpoints ----
+
+  /**
+   * Freezes the tree and returns what to write: its dirty nodes in post-order.
+   * Writes may go on meanwhile (they copy what the plan holds). One plan at
+   * a time: complete() or abort() it before the next.
+   */
+  beginCheckpoint(): CheckpointPlan {
+    if (this.#plan !== undefined) throw new Error('ringstore: beginCheckpoint() while a checkpoint is running');
+    this.#epoch++;
+    const dirty: TreeNode[] = [];
+    const collect = (node: TreeNode): void => {
+      if (node.kind === 'branch') {
+        for (const child of node.children) if (isNode(child) && child.ref === undefined) collect(child);
+      }
+      node.planned = true;
+      dirty.push(node);
+    };
+    if (this.#root !== undefined && isNode(this.#root) && this.#root.ref === undefined) collect(this.#root);
+    // Outside a running plan G holds only PageRefs (see #garbage).
+    const garbage = this.#garbage as PageRef[];
+    this.#garbage = [];
+    this.#plan = new CheckpointPlan(
+      this.#root,
+      this.#level,
+      this.#keyCount,
+      dirty,
+      garbage,
+      (plan, assigned) => this.#complete(plan, assigned),
+      (plan) => this.#abort(plan),
+    );
+    return this.#plan;
+  }
+
+  #complete(plan: CheckpointPlan, assigned: ReadonlyMap<TreeNode, PageRef>): void {
+    if (this.#plan !== plan) throw new Error('ringstore: complete() of a plan that is not running');
+    for (const node of plan.dirtyNodes) {
+      const ref = assigned.get(node);
+      if (ref === undefined) throw new Error('ringstore: complete() without a PageRef for a node of the plan');
+      node.ref = ref;
+      node.epoch = EPOCH_NEVER;
+      node.planned = false;
+    }
+    // Parents point at refs now: the frozen ones of the plan and the
+    // current tree's (writes since beginCheckpoint copied some nodes of the
+    // plan but share their clean... and dirty children).
+    for (const node of plan.dirtyNodes) {
+      if (node.kind === 'branch') cleanSlots(node);
+    }
+    const root = this.#root;
+    if (root !== undefined && isNode(root)) {
+      if (root.ref !== undefined) this.#root = root.ref;
+      else if (root.kind === 'branch') cleanSlots(root, true);
+    }
+    // G gathered during the plan: its nodes have blocks now. The current
+    // tree no longer reads them, so they do not go into the cache.
+    const replaced = new Set<TreeNode>();
+    this.#garbage = this.#garbage.map((page) => {
+      if (!isNode(page)) return page;
+      replaced.add(page);
+      return page.ref!;
+    });
+    this.#plan = undefined;
+    for (const node of plan.dirtyNodes) {
+      if (replaced.has(node)) continue;
+      node.memoryBytes = nodeMemoryBytes(node);
+      this.#cache.insert(node);
+    }
+  }
+
+  #abort(plan: CheckpointPlan): void {
+    if (this.#plan !== plan) throw new Error('ringstore: abort() of a plan that is not running');
+    for (const node of plan.dirtyNodes) node.planned = false;
+    // Nodes of the plan that writes replaced will never get a block now.
+    this.#garbage = [...plan.garbage, ...this.#garbage.filter((page): page is PageRef => !isNode(page))];
+    this.#plan = undefined;
+  }
+
+  // ---- Stats and checks ----
+
+  stats(): PageTreeStats {
+    let dirtyNodeCount = 0;
+    let dirtyPageBytes = 0;
+    let dirtyMemoryBytes = 0;
+    const count = (node: TreeNode): void => {
+      dirtyNodeCount++;
+      dirtyPageBytes += node.bytes;
+      dirtyMemoryBytes += nodeMemoryBytes(node);
+      if (node.kind === 'branch') for (const child of node.children) if (isNode(child) && child.ref === undefined) count(child);
+    };
+    if (this.#root !== undefined && isNode(this.#root) && this.#root.ref === undefined) count(this.#root);
+    return {
+      keyCount: this.#keyCount,
+      height: this.height,
+      dirtyNodeCount,
+      dirtyPageBytes,
+      dirtyMemoryBytes,
+      cachedNodeCount: this.#cache.nodeCount,
+      cachedMemoryBytes: this.#cache.bytes,
+      cacheHits: this.#cache.hits,
+      cacheMisses: this.#cache.misses,
+      garbageCount: this.#garbage.length,
+    };
+  }
+
+  /**
+   * Asserts the tree's invariants over the pages in memory (pages not cached
+   * are skipped: this does no IO): order, separators bounding their
+   * subtrees, levels, sizes within capacity and as recorded, no empty
+   * non-root node, branches with >= 2 children, mutable nodes neither on
+   * disk nor planned, the current tree's slots holding only dirty nodes,
+   * the key count when every page is in memory, and the cache's accounting.
+   */
+  checkInvariants(): void {
+    const fail = (message: string): never => {
+      throw new Error(`ringstore: page tree invariant: ${message}`);
+    };
+    let keys = 0;
+    let complete = true;
+    const check = (child: Child, level: number, low: string | undefined, high: string | undefined): void => {
+      if (isNode(child) && child.ref !== undefined) fail('the current tree holds a clean node in a slot (complete() should have made it a ref)');
+      const node = isNode(child) ? child : this.#cache.peek(child);
+      if (node === undefined) {
+        complete = false;
+        return;
+      }
+      if (node.level !== level) fail(`a node of level ${node.level} at level ${level}`);
+      if (node.epoch === this.#epoch && (node.ref !== undefined || node.planned)) fail('a mutable node is on disk or planned');
+      if (node.bytes > this.#capacityBytes) fail(`a node of ${node.bytes} bytes > capacity ${this.#capacityBytes}`);
+      const ordered = node.kind === 'leaf' ? node.keys : node.separators;
+      for (let index = 1; index < ordered.length; index++) if (!(ordered[index - 1]! < ordered[index]!)) fail(`keys out of order at level ${level}`);
+      if (ordered.length > 0) {
+        if (low !== undefined && ordered[0]! < low) fail(`key ${JSON.stringify(ordered[0])} below its bound ${JSON.stringify(low)}`);
+        if (high !== undefined && !(ordered[ordered.length - 1]! < high)) fail(`key ${JSON.stringify(ordered[ordered.length - 1])} not below its bound ${JSON.stringify(high)}`);
+      }
+      if (node.kind === 'leaf') {
+        if (node.keys.length === 0) fail('an empty leaf');
+        if (node.keys.length !== node.entries.length) fail('keys and entries differ in count');
+        if (node.bytes !== leafBytes(this.#measure, node.keys, node.entries)) fail('a leaf whose recorded bytes are wrong');
+        keys += node.keys.length;
+        return;
+      }
+      if (node.children.length < 2) fail(`a branch with ${node.children.length} children`);
+      if (node.separators.length !== node.children.length - 1) fail('separators and children do not match');
+      if (node.bytes !== branchBytes(this.#measure, node.separators)) fail('a branch whose recorded bytes are wrong');
+      for (let index = 0; index < node.children.length; index++) {
+        check(node.children[index]!, level - 1, index === 0 ? low : node.separators[index - 1], index === node.separators.length ? high : node.separators[index]);
+      }
+    };
+    if (this.#root === undefined) {
+      if (this.#keyCount !== 0 || this.#level !== 0) fail(`no root but ${this.#keyCount} keys, level ${this.#level}`);
+    } else {
+      check(this.#root, this.#level, undefined, undefined);
+      if (complete && keys !== this.#keyCount) fail(`${keys} keys in the tree, ${this.#keyCount} counted`);
+    }
+    let cachedBytes = 0;
+    for (const node of this.#cache.nodes()) {
+      if (node.ref === undefined || node.epoch !== EPOCH_NEVER || node.planned) fail('a dirty node in the page cache');
+      cachedBytes += node.memoryBytes;
+    }
+    if (cachedBytes !== this.#cache.bytes) fail(`the cache counts ${this.#cache.bytes} bytes, its nodes ${cachedBytes}`);
+    for (const page of this.#garbage) {
+      if (isNode(page) && !page.planned) fail('G holds a node no checkpoint will write');
+    }
+  }
+}
+
+/**
+ * Replaces, in a branch, the slots of children that are clean now by their
+ * PageRefs; with `deep`, goes on into dirty children (the current tree).
+ */
+function cleanSlots(branch: BranchNode, deep = false): void {
+  for (let index = 0; index < branch.children.length; index++) {
+    const child = branch.children[index]!;
+    if (!isNode(child)) continue;
+    if (child.ref !== undefined) branch.children[index] = child.ref;
+    else if (deep && child.kind === 'branch') cleanSlots(child, true);
+  }
+}

@@ -1,0 +1,310 @@
+// Model-based test of PageTree against a sorted Map: random batches of sets
+// and deletes, gets (cached and not), ranges (bounds, inclusive or not,
+// reversed), snapshots checked against the model as of the snapshot even
+// when iterated across later writes and checkpoints, checkpoints begun,
+// written, completed or aborted at random points with writes in between,
+// reopening from the last completed checkpoint, and caches small enough
+// that pages are evicted and read again. Keys up to the size limit and
+// entries up to 76 % of a page force multi-way splits, merges and borrows.
+import assert from 'node:assert/strict';
+
+import fc from 'fast-check';
+
+import { NOT_CACHED, PageTree, type CheckpointPlan, type PageRef, type TreeNode, type TreeSnapshot } from '../../engine/page_tree.js';
+import type { IndexEntry } from '../../engine/store_index.js';
+import type { RangeOptions } from '../../engine/tree_cursor.js';
+import {
+  applyBatch,
+  collect,
+  describeEntry,
+  describePairs,
+  entryBytes,
+  extentEntry,
+  FakeCheckpointer,
+  FakePageStore,
+  inlineEntry,
+  modelRange,
+  treeOptions,
+} from './page_tree_fakes.js';
+
+/** Fixed so a failure reproduces; fast-check prints it (and the shrunk path) on failure. */
+const SEED = Number(process.env.RINGSTORE_PAGE_TREE_SEED ?? 0x70616765);
+const RUNS = Number(process.env.RINGSTORE_PAGE_TREE_RUNS ?? 40);
+const OPS_MAX = 200;
+/** The largest entry is this share of a page (a PUT_EXTENTS record of a long key is ~76 % of 4 KiB). */
+const ENTRY_SHARE_MAX = 0.76;
+
+interface Config {
+  readonly capacityBytes: number;
+  readonly keySizeMax: number;
+  readonly cacheBytesMax: number;
+}
+
+/** Entries are built when run, from a share of the largest entry that fits next to their key. */
+interface EntrySpec {
+  readonly permille: number;
+  readonly tag: number;
+  readonly extents: boolean;
+}
+
+type Write = { readonly key: string; readonly entry: EntrySpec | undefined };
+
+type Op =
+  | { readonly type: 'batch'; readonly writes: readonly Write[] }
+  | { readonly type: 'get'; readonly key: string }
+  | { readonly type: 'range'; readonly snapshot: number | undefined; readonly range: RangeOptions }
+  | { readonly type: 'snapshot' }
+  | { readonly type: 'drop'; readonly snapshot: number }
+  | { readonly type: 'interleaved'; readonly snapshot: number; readonly range: RangeOptions; readonly writes: readonly Write[]; readonly checkpoint: boolean }
+  | { readonly type: 'begin'; readonly writeNow: boolean }
+  | { readonly type: 'complete' }
+  | { readonly type: 'abort' }
+  | { readonly type: 'reopen' };
+
+const CONFIGS: readonly Config[] = [
+  { capacityBytes: 4096, keySizeMax: 1024, cacheBytesMax: 1 << 20 },
+  { capacityBytes: 4096, keySizeMax: 1024, cacheBytesMax: 0 },
+  { capacityBytes: 256, keySizeMax: 40, cacheBytesMax: 3000 },
+  { capacityBytes: 256, keySizeMax: 40, cacheBytesMax: 0 },
+];
+
+function keyArbitrary(config: Config): fc.Arbitrary<string> {
+  const short = fc.string({ unit: fc.constantFrom('a', 'b', 'c', 'm', '\x00', '\xff'), minLength: 1, maxLength: 4 });
+  // Long keys share long prefixes, so separators are long too (deep trees of small branches).
+  const long = fc
+    .tuple(fc.constantFrom('a', 'b', 'm'), fc.integer({ min: 1, max: config.keySizeMax }), fc.string({ unit: fc.constantFrom('a', 'b', 'z'), maxLength: 3 }))
+    .map(([head, length, tail]) => (head.repeat(length) + tail).slice(0, config.keySizeMax));
+  return fc.oneof({ arbitrary: short, weight: 3 }, { arbitrary: long, weight: 1 });
+}
+
+function opArbitrary(config: Config): fc.Arbitrary<Op> {
+  const key = keyArbitrary(config);
+  const entry: fc.Arbitrary<EntrySpec> = fc.record({
+    permille: fc.oneof(fc.integer({ min: 0, max: 50 }), fc.integer({ min: 0, max: 1000 })),
+    tag: fc.integer({ min: 0, max: 255 }),
+    extents: fc.boolean(),
+  });
+  const write: fc.Arbitrary<Write> = fc.record({ key, entry: fc.option(entry, { freq: 4, nil: undefined }) });
+  const writes = fc.array(write, { minLength: 1, maxLength: 16, size: 'max' });
+  const bound = fc.option(key, { nil: undefined });
+  const range: fc.Arbitrary<RangeOptions> = fc.record({ low: bound, lowInclusive: fc.boolean(), high: bound, highInclusive: fc.boolean(), reverse: fc.boolean() });
+  const index = fc.nat({ max: 7 });
+  return fc.oneof(
+    { arbitrary: writes.map((w): Op => ({ type: 'batch', writes: w })), weight: 12 },
+    { arbitrary: key.map((k): Op => ({ type: 'get', key: k })), weight: 3 },
+    { arbitrary: fc.record({ snapshot: fc.option(index, { nil: undefined }), range }).map((r): Op => ({ type: 'range', ...r })), weight: 2 },
+    { arbitrary: fc.constant<Op>({ type: 'snapshot' }), weight: 1 },
+    { arbitrary: index.map((i): Op => ({ type: 'drop', snapshot: i })), weight: 1 },
+    { arbitrary: fc.record({ snapshot: index, range, writes, checkpoint: fc.boolean() }).map((r): Op => ({ type: 'interleaved', ...r })), weight: 2 },
+    { arbitrary: fc.boolean().map((writeNow): Op => ({ type: 'begin', writeNow })), weight: 2 },
+    { arbitrary: fc.constant<Op>({ type: 'complete' }), weight: 2 },
+    { arbitrary: fc.constant<Op>({ type: 'abort' }), weight: 1 },
+    { arbitrary: fc.constant<Op>({ type: 'reopen' }), weight: 1 },
+  );
+}
+
+function entryOf(config: Config, key: string, spec: EntrySpec): IndexEntry {
+  const largest = Math.floor(config.capacityBytes * ENTRY_SHARE_MAX);
+  const room = largest - entryBytes(key, inlineEntry(0, 0));
+  if (spec.extents && room >= 28) return extentEntry(1 + (spec.permille % 50), spec.tag);
+  const entry = inlineEntry(Math.max(0, Math.floor((room * spec.permille) / 1000)), spec.tag);
+  assert.ok(entryBytes(key, entry) <= config.capacityBytes);
+  return entry;
+}
+
+interface Running {
+  readonly plan: CheckpointPlan;
+  assigned: Map<TreeNode, PageRef> | undefined;
+  readonly model: Map<string, IndexEntry>;
+}
+
+/** What the runs exercised, printed after each property so a vacuous run shows. */
+const coverage = { ops: 0, heightMax: 0, keysMax: 0, completed: 0, freed: 0, reused: 0, reads: 0 };
+
+class Harness {
+  readonly store = new FakePageStore();
+  tree: PageTree;
+  readonly checkpointer: FakeCheckpointer;
+  readonly model = new Map<string, IndexEntry>();
+  durableModel = new Map<string, IndexEntry>();
+  readonly snapshots: { snapshot: TreeSnapshot; model: Map<string, IndexEntry> }[] = [];
+  running: Running | undefined;
+
+  constructor(readonly config: Config) {
+    this.tree = new PageTree(treeOptions(this.store, config), undefined, 0);
+    this.checkpointer = new FakeCheckpointer(this.store, () => this.tree);
+  }
+
+  async write(writes: readonly Write[]): Promise<void> {
+    const operations = writes.map(({ key, entry }) => ({ key, entry: entry === undefined ? undefined : entryOf(this.config, key, entry) }));
+    const previous = await applyBatch(this.tree, operations);
+    for (let index = 0; index < operations.length; index++) {
+      const { key, entry } = operations[index]!;
+      assert.equal(describeEntry(previous[index]), describeEntry(this.model.get(key)), `previous entry of ${JSON.stringify(key.slice(0, 20))}`);
+      if (entry === undefined) this.model.delete(key);
+      else this.model.set(key, entry);
+    }
+    assert.equal(this.tree.size, this.model.size);
+  }
+
+  async compare(snapshot: TreeSnapshot, model: Map<string, IndexEntry>, range: RangeOptions, what: string): Promise<void> {
+    assert.deepEqual(describePairs(await collect(this.tree, snapshot, range)), describePairs(modelRange(model, range)), `${what} ${JSON.stringify(range)}`);
+  }
+
+  async checkpointNow(): Promise<void> {
+    if (this.running !== undefined) return;
+    const model = new Map(this.model);
+    await this.checkpointer.run(this.tree.beginCheckpoint());
+    this.durableModel = model;
+  }
+
+  async run(op: Op): Promise<void> {
+    coverage.ops++;
+    coverage.heightMax = Math.max(coverage.heightMax, this.tree.height);
+    coverage.keysMax = Math.max(coverage.keysMax, this.tree.size);
+    switch (op.type) {
+      case 'batch':
+        await this.write(op.writes);
+        break;
+      case 'get': {
+        const expected = describeEntry(this.model.get(op.key));
+        const cached = this.tree.getCached(op.key);
+        if (cached !== NOT_CACHED) assert.equal(describeEntry(cached), expected, 'getCached');
+        assert.equal(describeEntry(await this.tree.get(op.key)), expected, 'get');
+        break;
+      }
+      case 'range': {
+        const held = op.snapshot === undefined || this.snapshots.length === 0 ? undefined : this.snapshots[op.snapshot % this.snapshots.length]!;
+        if (held !== undefined) await this.compare(held.snapshot, held.model, op.range, 'snapshot range');
+        else {
+          const snapshot = this.checkpointer.hold(this.tree.snapshot());
+          await this.compare(snapshot, this.model, op.range, 'range');
+          this.checkpointer.drop(snapshot);
+        }
+        break;
+      }
+      case 'snapshot':
+        if (this.snapshots.length < 8) this.snapshots.push({ snapshot: this.checkpointer.hold(this.tree.snapshot()), model: new Map(this.model) });
+        break;
+      case 'drop':
+        if (this.snapshots.length > 0) this.checkpointer.drop(this.snapshots.splice(op.snapshot % this.snapshots.length, 1)[0]!.snapshot);
+        break;
+      case 'interleaved': {
+        if (this.snapshots.length === 0) break;
+        const held = this.snapshots[op.snapshot % this.snapshots.length]!;
+        const expected = describePairs(modelRange(held.model, op.range));
+        const iterator = this.tree.entries(held.snapshot, op.range)[Symbol.asyncIterator]();
+        const seen: [string, IndexEntry][] = [];
+        for (let step = 0; step < expected.length / 2; step++) {
+          const next = await iterator.next();
+          assert.ok(next.done !== true);
+          seen.push(next.value);
+        }
+        await this.write(op.writes);
+        if (op.checkpoint) await this.checkpointNow();
+        for (;;) {
+          const next = await iterator.next();
+          if (next.done === true) break;
+          seen.push(next.value);
+        }
+        assert.deepEqual(describePairs(seen), expected, 'a snapshot iterated across writes');
+        break;
+      }
+      case 'begin':
+        if (this.running !== undefined) break;
+        this.running = { plan: this.tree.beginCheckpoint(), assigned: undefined, model: new Map(this.model) };
+        if (op.writeNow) this.running.assigned = await this.checkpointer.write(this.running.plan);
+        break;
+      case 'complete':
+        if (this.running === undefined) break;
+        this.running.assigned ??= await this.checkpointer.write(this.running.plan);
+        this.checkpointer.complete(this.running.plan, this.running.assigned);
+        coverage.completed++;
+        this.durableModel = this.running.model;
+        this.running = undefined;
+        break;
+      case 'abort':
+        if (this.running === undefined) break;
+        this.checkpointer.abort(this.running.plan, this.running.assigned ?? new Map());
+        this.running = undefined;
+        break;
+      case 'reopen':
+        await this.checkReopen();
+        break;
+    }
+    this.tree.checkInvariants();
+  }
+
+  /** A fresh tree over the last completed checkpoint holds exactly the model as of it. */
+  async checkReopen(): Promise<void> {
+    const { root, keyCount } = this.checkpointer.durable;
+    const reopened = new PageTree(treeOptions(this.store, this.config), root, keyCount);
+    assert.equal(reopened.size, this.durableModel.size);
+    assert.deepEqual(describePairs(await collect(reopened, reopened.snapshot())), describePairs(modelRange(this.durableModel)), 'reopened');
+    for (const key of [...this.durableModel.keys()].slice(0, 5)) assert.equal(describeEntry(await reopened.get(key)), describeEntry(this.durableModel.get(key)));
+  }
+
+  async finish(): Promise<void> {
+    if (this.running !== undefined) await this.run({ type: 'complete' });
+    for (const { snapshot, model } of this.snapshots) await this.compare(snapshot, model, {}, 'snapshot at the end');
+    await this.compare(this.tree.snapshot(), this.model, {}, 'tree at the end');
+    await this.checkpointNow();
+    await this.checkReopen();
+    for (const { snapshot } of this.snapshots.splice(0)) this.checkpointer.drop(snapshot);
+    // Pages replaced while the last plan ran are in the G of the next one.
+    await this.checkpointNow();
+    this.checkpointer.checkNoLeaks();
+    coverage.freed += this.checkpointer.freedCount;
+    coverage.reused += this.checkpointer.reusedCount;
+    coverage.reads += this.store.reads;
+  }
+}
+
+function describeOp(op: Op): string {
+  const short = (key: string | undefined): string => (key === undefined ? '-' : key.length > 8 ? `${JSON.stringify(key.slice(0, 4))}…${key.length}` : JSON.stringify(key));
+  const writes = (list: readonly Write[]): string => list.map((w) => `${w.entry === undefined ? 'del' : 'set'} ${short(w.key)}`).join(', ');
+  switch (op.type) {
+    case 'batch':
+      return `batch(${writes(op.writes)})`;
+    case 'interleaved':
+      return `interleaved(#${op.snapshot}, ${writes(op.writes)}${op.checkpoint ? ', checkpoint' : ''})`;
+    case 'get':
+      return `get(${short(op.key)})`;
+    case 'range':
+      return `range(${op.snapshot ?? 'now'}, ${short(op.range.low)}..${short(op.range.high)}${op.range.reverse === true ? ' reverse' : ''})`;
+    default:
+      return JSON.stringify(op);
+  }
+}
+
+describe('PageTree model', function () {
+  this.timeout(600_000);
+
+  for (const config of CONFIGS) {
+    it(`matches a sorted Map through writes, snapshots, ranges, checkpoints and reopens (page ${config.capacityBytes} B, keys <= ${config.keySizeMax}, cache ${config.cacheBytesMax} B; seed ${SEED})`, async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(opArbitrary(config), { minLength: 1, maxLength: OPS_MAX, size: 'max' }), async (ops) => {
+          const harness = new Harness(config);
+          for (const op of ops) await harness.run(op);
+          await harness.finish();
+        }),
+        {
+          seed: SEED,
+          numRuns: RUNS,
+          verbose: 1,
+          examples: [],
+          reporter: (details) => {
+            if (details.failed) {
+              const ops = details.counterexample?.[0] as Op[] | undefined;
+              throw new Error(
+                `seed ${SEED}, path ${details.counterexamplePath}: ${details.errorInstance instanceof Error ? details.errorInstance.stack : String(details.errorInstance)}\n${ops?.map(describeOp).join('\n') ?? ''}`,
+              );
+            }
+          },
+        },
+      );
+      console.log(`      exercised: ${JSON.stringify(coverage)}`);
+      for (const name of Object.keys(coverage) as (keyof typeof coverage)[]) coverage[name] = 0;
+    });
+  }
+});

@@ -1,36 +1,42 @@
-// Checkpointer: writes checkpoints and superblocks. A checkpoint is a full
-// rewrite of the index as of the newest applied (and durable) commit S, into
-// extents of the data region; the next superblock generation, written to the
-// other slot, names it, S and the WAL block where commit S+1 starts. Only
-// then are the old checkpoint's extents and the WAL space of commits up to S
-// released. Commits go on while a checkpoint is written.
+// Checkpointer: incremental checkpoints and superblock writes.
+//
+// A checkpoint writes the pages the tree dirtied since the last one — each
+// to a fresh block, children before parents, never over a page of the
+// durable tree — and the free set, flushes, then writes the next superblock
+// generation (two of the four slots, one flush) naming the new root, the
+// free set, the newest applied commit S and the WAL block where commit S+1
+// starts. Only then are the replaced pages, the previous free set and the
+// WAL space of commits up to S released. Its cost follows the pages
+// dirtied, not the size of the store (the free set aside: one bit a block).
+//
+// Commits go on while a checkpoint is written: the tree copies a page the
+// checkpoint froze before changing it.
 //
 // It owns the current superblock; the journal starts checkpoints (when the
-// WAL fills up) and the façade asks for them (checkpoint(), close()).
-import { ByteWriter } from '../format/byte_writer.js';
-import { beginCheckpointPayload, finishCheckpointPayload } from '../format/checkpoint.js';
+// WAL fills up, or dirty pages grow) and the façade asks for them
+// (checkpoint(), close()).
+import { FREE_SET_EXTENTS_MAX } from '../format/constants.js';
+import type { Extent } from '../format/extent.js';
 import { encodeFrame, frameBlockCount } from '../format/frame.js';
-import { writePut } from '../format/records.js';
-import { encodeSuperblock, type Superblock } from '../format/superblock.js';
+import { encodeFreeSetPayload } from '../format/free_set.js';
+import { encodeSuperblock, freeSetPayloadBytes, superblockSlotBlock, superblockSlotsFor, type Superblock } from '../format/superblock.js';
 import { allocAligned } from '../native/aligned_buffer.js';
 import type { BlockDevice } from './block_device.js';
-import { keyStringToBytes } from './key_codec.js';
-import type { KeyIndex } from './key_index.js';
+import type { PageRef, PageTree, TreeNode } from './page_tree.js';
 import type { Space } from './space.js';
 import { StoreError } from './store_error.js';
 import type { StoreState } from './store_state.js';
+import type { TreePages } from './tree_pages.js';
 import type { WalSpace } from './wal_space.js';
 
-/**
- * First size of a checkpoint's encoding buffer when the last checkpoint was
- * small (it grows by doubling): a small store's close should not allocate
- * a megabyte it does not fill.
- */
-const CHECKPOINT_WRITER_INITIAL_BYTES = 64 << 10;
+/** Pages a checkpoint encodes between yields to the event loop (a few ms of work), so commits go on meanwhile. */
+const CHECKPOINT_ENCODE_SLICE_PAGES = 64;
+/** Page writes a checkpoint keeps in flight (256 × 4 KiB = 1 MiB of buffers). */
+const CHECKPOINT_WRITES_IN_FLIGHT_MAX = 256;
 
 /** What a checkpoint needs of the journal: the newest applied commit, and a way to make it durable. */
 export interface AppliedCommits {
-  /** Highest sequence written and applied to the index. */
+  /** Highest sequence written and applied to the tree. */
   readonly appliedSequence: number;
   /** fdatasync now; then everything applied so far is durable. */
   syncNow(): Promise<void>;
@@ -42,7 +48,10 @@ export interface CheckpointerParts {
   superblock: Superblock;
   /** Whether every applied commit is durable already (sync: true). */
   sync: boolean;
-  index: KeyIndex;
+  tree: PageTree;
+  pages: TreePages;
+  /** Blocks of a tree page. */
+  pageBlocks: number;
   walSpace: WalSpace;
   space: Space;
   state: StoreState;
@@ -52,20 +61,25 @@ export class Checkpointer {
   readonly #device: BlockDevice;
   readonly #blockSize: number;
   readonly #sync: boolean;
-  readonly #index: KeyIndex;
+  readonly #tree: PageTree;
+  readonly #pages: TreePages;
+  readonly #pageBlocks: number;
   readonly #walSpace: WalSpace;
   readonly #space: Space;
   readonly #state: StoreState;
   #superblock: Superblock;
   #checkpointing: Promise<void> | undefined;
   #checkpoints = 0;
+  #pagesWritten = 0;
 
   constructor(parts: CheckpointerParts) {
     this.#device = parts.device;
     this.#superblock = parts.superblock;
     this.#blockSize = parts.superblock.blockSize;
     this.#sync = parts.sync;
-    this.#index = parts.index;
+    this.#tree = parts.tree;
+    this.#pages = parts.pages;
+    this.#pageBlocks = parts.pageBlocks;
     this.#walSpace = parts.walSpace;
     this.#space = parts.space;
     this.#state = parts.state;
@@ -81,15 +95,30 @@ export class Checkpointer {
     return this.#checkpoints;
   }
 
+  /** Tree pages written by checkpoints since open. */
+  get pagesWritten(): number {
+    return this.#pagesWritten;
+  }
+
   /** Whether a checkpoint is being written. */
   get running(): boolean {
     return this.#checkpointing !== undefined;
   }
 
+  /** Settles when the checkpoint being written has (never rejects); undefined if none is. */
+  settled(): Promise<void> | undefined {
+    return this.#checkpointing?.catch(() => undefined);
+  }
+
+  /** Blocks of the free-set frame of a store of this size. */
+  get freeSetFrameBlocks(): number {
+    return frameBlockCount(freeSetPayloadBytes(this.#superblock.blockCount - this.#superblock.dataStartBlock), this.#blockSize);
+  }
+
   /**
-   * Writes a checkpoint of the index at `journal`'s newest applied commit,
-   * or joins the one being written. Rejects with ERR_STORE_FULL if there is
-   * no room for it (the store goes on), or with the store's failure.
+   * Writes a checkpoint at `journal`'s newest applied commit, or joins the
+   * one being written. Rejects with ERR_STORE_FULL if there is no room for
+   * it (the store goes on), or with the store's failure.
    */
   run(journal: AppliedCommits): Promise<void> {
     this.#checkpointing ??= this.#checkpoint(journal)
@@ -107,35 +136,69 @@ export class Checkpointer {
 
   async #checkpoint(journal: AppliedCommits): Promise<void> {
     if (!this.#sync) await journal.syncNow();
-    // The index now holds exactly the commits up to appliedSequence, all
-    // durable (synced above); the snapshot keeps that state while writes go on.
     const sequence = journal.appliedSequence;
+    // No commit since the last checkpoint: no dirty page, nothing replaced.
     if (sequence === this.#superblock.checkpointSeq) return;
-    const snapshot = this.#index.snapshot();
+
+    // ---- One synchronous step: freeze the tree at `sequence`, allocate
+    // every block the checkpoint writes, and take the free set. No commit
+    // applies in between, so the free set is exactly the complement of what
+    // the frozen tree (and this checkpoint's own blocks) reference.
+    const previous = this.#superblock;
+    const blockSize = this.#blockSize;
+    const dataBlockCount = previous.blockCount - previous.dataStartBlock;
     const replayBlock = this.#walSpace.replayBlockAfter(sequence);
-    // Sized for the whole index up front (key + value + record header per
-    // entry, from the last checkpoint's size) so it does not grow by copying.
-    const writer = new ByteWriter(Math.max(CHECKPOINT_WRITER_INITIAL_BYTES, Math.ceil(this.#superblock.checkpointByteLength * 1.25)));
-    beginCheckpointPayload(writer);
-    snapshot.forEach((keyString, entry) => {
-      writePut(writer, keyStringToBytes(keyString), entry.isString, entry.value instanceof Uint8Array ? { kind: 'inline', bytes: entry.value } : entry.value);
-    });
-    const payload = finishCheckpointPayload(writer, snapshot.size);
-    const blockCount = frameBlockCount(payload.length, this.#blockSize);
-    const extents = this.#space.allocateCheckpoint(blockCount);
-    const frame = allocAligned(blockCount * this.#blockSize, Math.max(this.#device.ioAlignment, 4096));
-    encodeFrame('checkpoint', sequence, this.#superblock.storeTag, payload, frame, this.#blockSize);
-    let offset = 0;
-    const writes: Promise<void>[] = [];
-    this.#device.mark?.('checkpoint', sequence);
-    for (const extent of extents) {
-      const bytes = frame.subarray(offset, offset + extent.blockCount * this.#blockSize);
-      for (let piece = 0; piece < bytes.length; piece += 64 << 20) {
-        writes.push(this.#device.write(extent.startBlock * this.#blockSize + piece, [bytes.subarray(piece, Math.min(bytes.length, piece + (64 << 20)))]));
-      }
-      offset += bytes.length;
+    const plan = this.#tree.beginCheckpoint();
+    const frameBytes = freeSetPayloadBytes(dataBlockCount);
+    const frameBlocks = frameBlockCount(frameBytes, blockSize);
+    const blocks = this.#space.allocateCheckpoint(plan.dirtyNodes.length, frameBlocks);
+    if (blocks === undefined) {
+      plan.abort();
+      throw new StoreError(
+        'ERR_STORE_FULL',
+        `no room for a checkpoint of ${plan.dirtyNodes.length} pages and a ${frameBlocks}-block free set in at most ${FREE_SET_EXTENTS_MAX} pieces (${this.#space.freeBlockCount} blocks free in ${this.#space.freeExtentCount} pieces)`,
+      );
     }
+    // Released once the new superblock is durable: the pages this
+    // checkpoint replaces (no longer in its tree) and the previous free set.
+    const releasedWithIt: Extent[] = [...plan.garbage.map((ref) => ({ startBlock: ref.block, blockCount: this.#pageBlocks })), ...previous.freeSetExtents];
+    const free = [...this.#space.checkpointFreeExtents(), ...releasedWithIt].sort((a, b) => a.startBlock - b.startBlock);
+    const payload = encodeFreeSetPayload(previous.dataStartBlock, dataBlockCount, free);
+
+    // ---- Then: encode and write the pages, the free set; flush; superblock.
+    const assigned = new Map<TreeNode, PageRef>();
+    const writes: Promise<void>[] = [];
+    let inFlight: Promise<void>[] = [];
     try {
+      this.#device.mark?.('checkpoint', sequence);
+      for (let i = 0; i < plan.dirtyNodes.length; i++) {
+        const node = plan.dirtyNodes[i];
+        const block = blocks.pages[i].startBlock;
+        const encoded = this.#pages.encode(
+          plan.content(node, (child) => assigned.get(child)),
+          block,
+          sequence,
+        );
+        assigned.set(node, { block, crc: encoded.crc });
+        const write = this.#device.write(block * blockSize, [encoded.bytes]);
+        writes.push(write);
+        inFlight.push(write);
+        if (inFlight.length >= CHECKPOINT_WRITES_IN_FLIGHT_MAX) {
+          await Promise.all(inFlight);
+          inFlight = [];
+        } else if ((i + 1) % CHECKPOINT_ENCODE_SLICE_PAGES === 0) {
+          // Encoding is CPU work: let commits and reads run between slices.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+      }
+      const frame = allocAligned(frameBlocks * blockSize, Math.max(this.#device.ioAlignment, 4096));
+      encodeFrame('free set', sequence, previous.storeTag, payload, frame, blockSize);
+      let offset = 0;
+      for (const extent of blocks.frame) {
+        const bytes = frame.subarray(offset, offset + extent.blockCount * blockSize);
+        writes.push(this.#device.write(extent.startBlock * blockSize, [bytes]));
+        offset += bytes.length;
+      }
       await Promise.all(writes);
       this.#device.mark?.('flush', sequence);
       await this.#device.sync();
@@ -143,26 +206,38 @@ export class Checkpointer {
       // No superblock names these blocks: they are free again once every
       // write to them has settled (the store fails anyway).
       await Promise.allSettled(writes);
-      this.#space.free(extents);
+      this.#space.freeCheckpoint([...blocks.pages, ...blocks.frame]);
+      plan.abort();
       throw error;
     }
-    const previous = this.#superblock;
+    const root = plan.rootRef((node) => assigned.get(node));
     const next: Superblock = {
       ...previous,
       generation: previous.generation + 1,
       checkpointSeq: sequence,
       walReplayBlock: replayBlock,
-      checkpointByteLength: payload.length,
-      checkpointBlockCount: blockCount,
-      checkpointExtents: extents,
+      freeSetByteLength: payload.length,
+      freeSetBlockCount: frameBlocks,
+      freeSetExtents: blocks.frame,
+      treeRoot: root === undefined ? undefined : { block: root.block, crc: root.crc, level: plan.level },
+      keyCount: plan.keyCount,
     };
-    await this.writeSuperblockSlot(next, next.generation % 2);
+    try {
+      await this.writeSuperblockSlots(next, superblockSlotsFor(next.generation));
+    } catch (error) {
+      // Which superblock is durable is unknown: the store fails and keeps
+      // the blocks (reopening decides).
+      plan.abort();
+      throw error;
+    }
     this.#superblock = next;
-    this.#space.committed(extents);
+    plan.complete(assigned);
     this.#checkpoints++;
+    this.#pagesWritten += plan.dirtyNodes.length;
     this.#walSpace.releaseThrough(sequence);
-    // The old checkpoint is unreferenced once the new superblock is durable.
-    if (previous.checkpointExtents.length > 0) this.#space.release(previous.checkpointExtents, journal.appliedSequence);
+    // Readers of older snapshots may still read them: the space frees them
+    // once those reads end (read epochs).
+    if (releasedWithIt.length > 0) this.#space.release(releasedWithIt, journal.appliedSequence);
   }
 
   /** Zeroes WAL blocks, durably: the commits they belonged to are gone for good. */
@@ -174,11 +249,12 @@ export class Checkpointer {
     await this.#device.sync();
   }
 
-  /** Writes `superblock` to `slot` (0 or 1) with a linked fdatasync. */
-  async writeSuperblockSlot(superblock: Superblock, slot: number): Promise<void> {
+  /** Writes `superblock` into `slots` (of the four) and flushes once: durable on return. */
+  async writeSuperblockSlots(superblock: Superblock, slots: readonly number[]): Promise<void> {
     const block = allocAligned(this.#blockSize, Math.max(this.#device.ioAlignment, 4096));
     encodeSuperblock(superblock, block);
     this.#device.mark?.('superblock', superblock.generation);
-    await this.#device.writeAndSync(slot * this.#blockSize, [block]);
+    await Promise.all(slots.map((slot) => this.#device.write(superblockSlotBlock(slot, superblock.walStartBlock, superblock.walBlockCount) * this.#blockSize, [block])));
+    await this.#device.sync();
   }
 }

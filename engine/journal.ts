@@ -3,15 +3,15 @@
 // waiting (up to a quarter of the WAL); while it is in flight new records
 // wait for the next one. A commit writes the data blocks of its extent values
 // first, then its WAL blocks linked to an fdatasync, through the io_uring
-// actor. Only then is it applied to the index and acknowledged, so readers
-// only ever see durable data.
+// actor. Only then is it applied to the page tree and acknowledged, so
+// readers only ever see durable data.
 //
 // With sync: false a commit is acknowledged once written; the fdatasync
 // follows within SYNC_DEFER_MS, and flush() ends with a durable empty commit
 // (a durable marker) that records it.
 //
 // A write flows one way: the façade queues it here; the journal places it in
-// the WAL (WalSpace), applies it to the index, hands its blocks to the grid
+// the WAL (WalSpace), applies it to the tree, hands its blocks to the grid
 // and its unlinked extents to the space, and starts checkpoints.
 import { ByteWriter } from '../format/byte_writer.js';
 import { beginCommitPayload, finishCommitPayload } from '../format/commit.js';
@@ -23,7 +23,7 @@ import type { BlockDevice } from './block_device.js';
 import type { Checkpointer } from './checkpointer.js';
 import type { DataBlock, Grid } from './grid.js';
 import { keyStringToBytes } from './key_codec.js';
-import type { KeyIndex } from './key_index.js';
+import type { PageTree } from './page_tree.js';
 import type { Space } from './space.js';
 import { StoreError } from './store_error.js';
 import { isExtentValue, type IndexEntry } from './store_index.js';
@@ -34,6 +34,11 @@ import { WalSpace } from './wal_space.js';
 export const SYNC_DEFER_MS = 100;
 /** A checkpoint starts when the WAL is this full. */
 export const CHECKPOINT_WAL_FILL = 0.5;
+/**
+ * A checkpoint starts when the tree's dirty pages would take this share of
+ * the free space: the checkpoint that writes them must always fit.
+ */
+const CHECKPOINT_FREE_SPACE_SHARE = 0.5;
 /** One commit takes at most this share of the WAL, so a checkpoint always makes room for it. */
 const COMMIT_WAL_SHARE_MAX = 0.25;
 
@@ -86,7 +91,14 @@ export interface JournalParts {
   /** Sequence number of the next commit; every one before it is durable. */
   nextSequence: number;
   walSpace: WalSpace;
-  index: KeyIndex;
+  tree: PageTree;
+  /** Blocks of a tree page. */
+  pageBlocks: number;
+  /**
+   * Dirty pages (pinned in memory until a checkpoint writes them) at which a
+   * checkpoint starts on its own: memory stays bounded.
+   */
+  dirtyPagesMax: number;
   space: Space;
   grid: Grid;
   checkpointer: Checkpointer;
@@ -100,7 +112,9 @@ export class Journal {
   readonly #walStartBlock: number;
   readonly #sync: boolean;
   readonly #walSpace: WalSpace;
-  readonly #index: KeyIndex;
+  readonly #tree: PageTree;
+  readonly #pageBlocks: number;
+  readonly #dirtyPagesMax: number;
   readonly #space: Space;
   readonly #grid: Grid;
   readonly #checkpointer: Checkpointer;
@@ -133,7 +147,9 @@ export class Journal {
     this.#walStartBlock = parts.walStartBlock;
     this.#sync = parts.sync;
     this.#walSpace = parts.walSpace;
-    this.#index = parts.index;
+    this.#tree = parts.tree;
+    this.#pageBlocks = parts.pageBlocks;
+    this.#dirtyPagesMax = parts.dirtyPagesMax;
     this.#space = parts.space;
     this.#grid = parts.grid;
     this.#checkpointer = parts.checkpointer;
@@ -190,7 +206,7 @@ export class Journal {
       pending.resolve = resolve;
       pending.reject = reject;
       this.#pending.push(pending);
-      this.#space.writeQueued(pending.payloadBytes);
+      this.#space.writeQueued(pending.operations.length);
       this.#startCommits();
     });
     this.#lastQueued = promise.catch(() => undefined);
@@ -235,10 +251,10 @@ export class Journal {
     this.#deferredSync = undefined;
   }
 
-  /** Asserts the checkpoint reserve's running totals against a recomputation: O(keys + queued writes), for verifyIntegrity. */
+  /** Asserts the checkpoint reserve's running totals against a recomputation: O(queued writes), for verifyIntegrity. */
   checkReserveAccounting(): void {
-    const sum = (writes: PendingWrite[]): number => writes.reduce((total, write) => total + write.payloadBytes, 0);
-    this.#space.checkReserveAccounting(this.#index, sum(this.#pending), sum(this.#committing));
+    const sum = (writes: PendingWrite[]): number => writes.reduce((total, write) => total + write.operations.length, 0);
+    this.#space.checkReserveAccounting(sum(this.#pending), sum(this.#committing));
   }
 
   #startCommits(): void {
@@ -262,7 +278,7 @@ export class Journal {
         take++;
       }
       const writes = this.#pending.splice(0, take);
-      this.#space.writesTaken(payloadBytes);
+      this.#space.writesTaken(writes.reduce((sum, write) => sum + write.operations.length, 0));
       this.#committing = writes;
       try {
         await this.#commit(writes);
@@ -297,9 +313,9 @@ export class Journal {
       for (const write of pending) write.reject(failure);
     }
     // The running totals against the one recomputation that costs nothing
-    // here: an empty queue holds no bytes (verifyIntegrity checks the sums).
-    if (this.#pending.length === 0 && this.#space.queuedPayloadBytes !== 0) {
-      throw new Error(`ringstore: the write queue is empty but its running total says ${this.#space.queuedPayloadBytes} bytes`);
+    // here: an empty queue holds no operations (verifyIntegrity checks the sums).
+    if (this.#pending.length === 0 && this.#space.queuedOperationCount !== 0) {
+      throw new Error(`ringstore: the write queue is empty but its running total says ${this.#space.queuedOperationCount} operations`);
     }
   }
 
@@ -324,6 +340,19 @@ export class Journal {
     const frame = this.#commitFrame(blockCount * this.#blockSize);
     encodeFrame('wal', sequence, this.#storeTag, payload, frame, this.#blockSize);
 
+    // The pages the commit's keys lead to are read (while its extent data is
+    // being written) before its WAL frame is: a commit must never become
+    // durable and then fail to apply for want of a page.
+    const prepared = await this.#tree.prepare(writes.flatMap((write) => write.operations.map((operation) => operation.keyString)));
+    try {
+      await this.#writeAndApply(writes, sequence, frame, blockCount, recordCount, recordsDurable, marker);
+    } finally {
+      this.#tree.release(prepared);
+    }
+  }
+
+  /** The rest of a commit, with the pages of its keys in memory: WAL write, then apply. */
+  async #writeAndApply(writes: PendingWrite[], sequence: number, frame: Buffer, blockCount: number, recordCount: number, recordsDurable: number, marker: boolean): Promise<void> {
     let startBlock = this.#walSpace.place(blockCount);
     while (startBlock === undefined) {
       // The WAL is full of commits no checkpoint covers yet: make one.
@@ -363,26 +392,25 @@ export class Journal {
     if (marker && !hasData) this.#durableSequence = Math.max(this.#durableSequence, this.#flushedBeforeMarker(sequence));
     if (this.#sync) this.#durableSequence = sequence;
 
-    // Apply to the index in record order; collect what the commit unlinked.
+    // Apply to the tree in record order, synchronously (a reader sees all of
+    // the commit or none of it); collect what the commit unlinked.
     const unlinked: Extent[] = [];
     for (const write of writes) {
       for (const operation of write.operations) {
         const { keyString, isString, value } = operation;
-        const previous = this.#index.get(keyString);
-        operation.existed = previous !== undefined;
-        const entry: IndexEntry | undefined = value === undefined ? undefined : { isString, value: value.kind === 'inline' ? value.bytes : value };
-        this.#space.recordReplaced(keyString, previous?.value, entry?.value);
-        if (previous !== undefined && isExtentValue(previous.value)) unlinked.push(...previous.value.extents);
-        if (value === undefined || entry === undefined) {
-          this.#index.delete(keyString);
+        let previous: IndexEntry | undefined;
+        if (value === undefined) {
+          previous = this.#tree.delete(keyString);
         } else {
           if (value.kind === 'extents') this.#space.committed(value.extents);
-          this.#index.set(keyString, entry);
+          previous = this.#tree.set(keyString, { isString, value: value.kind === 'inline' ? value.bytes : value });
         }
+        operation.existed = previous !== undefined;
+        if (previous !== undefined && isExtentValue(previous.value)) unlinked.push(...previous.value.extents);
       }
       this.#grid.cacheWritten(write.dataBlocks);
     }
-    // The records are in the index now, counted by the space's reserve.
+    // The records are in the tree now: its dirty pages count in the reserve.
     this.#space.commitSettled();
     this.#committing = [];
     this.#commits++;
@@ -392,9 +420,21 @@ export class Journal {
       else this.#space.releaseWhenDurable(sequence, unlinked);
     }
     if (!this.#sync) this.#scheduleDeferredSync();
-    if (this.#walSpace.fill >= CHECKPOINT_WAL_FILL && !this.#checkpointer.running) {
+    if (!this.#checkpointer.running && this.#checkpointDue()) {
       void this.checkpoint().catch(() => undefined);
     }
+  }
+
+  /**
+   * When a checkpoint starts on its own: the WAL half full, the dirty pages
+   * past their memory budget, or past a share of the free space (so the
+   * checkpoint that writes them always fits).
+   */
+  #checkpointDue(): boolean {
+    if (this.#walSpace.fill >= CHECKPOINT_WAL_FILL) return true;
+    const dirty = this.#tree.dirtyNodeCountMax;
+    if (dirty >= this.#dirtyPagesMax) return true;
+    return dirty * this.#pageBlocks >= this.#space.freeBlockCount * CHECKPOINT_FREE_SPACE_SHARE;
   }
 
   /**

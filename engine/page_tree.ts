@@ -161,6 +161,13 @@ export class PageTree {
    */
   #garbage: (PageRef | TreeNode)[] = [];
   #plan: CheckpointPlan | undefined;
+  /**
+   * Nodes made mutable since the last beginCheckpoint() (copies, new roots,
+   * split pieces): with the running plan's nodes, an upper bound of the
+   * dirty nodes, kept in O(1) for the store's space reserve (stats() counts
+   * them exactly, by a walk).
+   */
+  #dirtyCreated = 0;
   /** Reads in flight by block, so concurrent loads of a page read it once. */
   readonly #loading = new Map<number, { crc: number; promise: Promise<TreeNode> }>();
   readonly #source: NodeSource;
@@ -197,6 +204,11 @@ export class PageTree {
 
   get size(): number {
     return this.#keyCount;
+  }
+
+  /** At least the dirty nodes (what the next checkpoint writes, with the running one's); O(1). */
+  get dirtyNodeCountMax(): number {
+    return this.#dirtyCreated + (this.#plan?.dirtyNodes.length ?? 0);
   }
 
   get height(): number {
@@ -368,6 +380,7 @@ export class PageTree {
     if (!(bytes <= this.#capacityBytes)) throw new RangeError(`an entry of ${bytes} bytes does not fit a page of ${this.#capacityBytes}`);
     if (this.#root === undefined) {
       this.#root = newLeaf(this.#epoch, [key], [entry], bytes);
+      this.#dirtyCreated++;
       this.#level = 0;
       this.#keyCount = 1;
       return undefined;
@@ -429,6 +442,7 @@ export class PageTree {
     if (node === undefined) throw this.#notInMemory(what);
     if (node.epoch === this.#epoch) return node;
     this.#retire(child);
+    this.#dirtyCreated++;
     return copyNode(node, this.#epoch);
   }
 
@@ -472,6 +486,7 @@ export class PageTree {
       const parent = path.pop();
       if (parent === undefined) {
         const root = newBranch(this.#epoch, node.level + 1, separators, pieces, branchBytes(this.#measure, separators));
+        this.#dirtyCreated++;
         this.#root = root;
         this.#level = root.level;
         node = root;
@@ -514,6 +529,7 @@ export class PageTree {
         pieces.push(newBranch(this.#epoch, node.level, pieceSeparators, node.children.slice(begin, end), branchBytes(measure, pieceSeparators)));
       }
     }
+    this.#dirtyCreated += pieces.length;
     for (const piece of pieces) {
       if (piece.bytes > this.#capacityBytes) throw new Error(`ringstore: split made a piece of ${piece.bytes} bytes > ${this.#capacityBytes}`);
     }
@@ -741,6 +757,7 @@ export class PageTree {
    */
   beginCheckpoint(): CheckpointPlan {
     if (this.#plan !== undefined) throw new Error('ringstore: beginCheckpoint() while a checkpoint is running');
+    this.#dirtyCreated = 0;
     this.#epoch++;
     const dirty: TreeNode[] = [];
     const collect = (node: TreeNode): void => {
@@ -805,6 +822,8 @@ export class PageTree {
   #abort(plan: CheckpointPlan): void {
     if (this.#plan !== plan) throw new Error('ringstore: abort() of a plan that is not running');
     for (const node of plan.dirtyNodes) node.planned = false;
+    // They stay dirty: counted again until the next plan takes them.
+    this.#dirtyCreated += plan.dirtyNodes.length;
     // Nodes of the plan that writes replaced will never get a block now.
     this.#garbage = [...plan.garbage, ...this.#garbage.filter((page): page is PageRef => !isNode(page))];
     this.#plan = undefined;

@@ -7,29 +7,39 @@
 // block reused under it. Extents allocated to a write or a checkpoint that no
 // durable record names yet are "uncommitted": neither free nor referenced.
 //
-// Every allocation for a value keeps back room for the next checkpoint (the
-// checkpoint reserve), sized from running totals of the records the index
-// holds and of those queued or in the commit in flight.
-import { CHECKPOINT_EXTENTS_MAX } from '../format/constants.js';
+// Every put keeps back room for the next checkpoint (the checkpoint
+// reserve): a page for every node the tree has dirty and every node the
+// queued operations may dirty, the free-set frame, and room for deletes.
+// The free space itself comes from the checkpoint's free set at open
+// (recovery.ts) and is recorded again by every checkpoint
+// (checkpointFreeExtents).
+import { FREE_SET_EXTENTS_MAX } from '../format/constants.js';
 import type { Extent } from '../format/extent.js';
-import { frameBlockCount } from '../format/frame.js';
-import type { ExtentValue } from '../format/records.js';
 import type { BlockCache } from './block_cache.js';
 import type { BlockDevice } from './block_device.js';
 import { ExtentAllocator } from './extent_allocator.js';
-import type { KeyIndex } from './key_index.js';
 import { StoreCorruptError, StoreError } from './store_error.js';
-import { isExtentValue } from './store_index.js';
 import type { StoreState } from './store_state.js';
 
 /** Extents one value may be split into when free space is fragmented. */
 export const VALUE_EXTENTS_PER_PUT_MAX = 64;
 /** Extents trimmed in one batch. */
 const TRIM_BATCH_MAX = 256;
-/** Room kept for the next checkpoint, relative to the index's current record bytes. */
-const CHECKPOINT_RESERVE_MARGIN = 1.25;
 const CHECKPOINT_RESERVE_SLACK_BLOCKS = 8;
-const CHECKPOINT_HEADER_BYTES = 16;
+/**
+ * Pages kept free beyond what queued writes may need, so that a store full
+ * of puts still takes deletes: their checkpoint rewrites a few paths (a
+ * handful of pages each) before it frees anything.
+ */
+const DELETE_RESERVE_PAGES = 64;
+
+/** What the reserve needs to know of the page tree. */
+export interface DirtyPages {
+  /** At least the nodes the next checkpoint writes. */
+  readonly dirtyNodeCountMax: number;
+  /** Levels of the tree (0 when empty). */
+  readonly height: number;
+}
 
 interface FreedExtent {
   extent: Extent;
@@ -43,11 +53,13 @@ export interface SpaceParts {
   /** Forgets the blocks of extents as they are freed. */
   cache: BlockCache;
   state: StoreState;
-  dataStartBlock: number;
-  blockCount: number;
-  /** The durable checkpoint's extents: in use, like every extent value of `index`. */
-  checkpointExtents: readonly Extent[];
-  index: KeyIndex;
+  /** The free space recovery found: the checkpoint's free set, replayed. */
+  allocator: ExtentAllocator;
+  /** Blocks of a tree page. */
+  pageBlocks: number;
+  /** Blocks of the free-set frame a checkpoint writes. */
+  freeSetFrameBlocks: number;
+  tree: DirtyPages;
 }
 
 export class Space {
@@ -56,7 +68,10 @@ export class Space {
   readonly #cache: BlockCache;
   readonly #state: StoreState;
   readonly #allocator: ExtentAllocator;
-  /** Extents allocated to writes or a checkpoint that no durable record names yet. */
+  readonly #pageBlocks: number;
+  readonly #freeSetFrameBlocks: number;
+  readonly #tree: DirtyPages;
+  /** Extents allocated to writes that no durable record names yet. */
   readonly #uncommitted = new Set<Extent>();
 
   #readEpoch = 0;
@@ -70,31 +85,25 @@ export class Space {
   /** Extents freed by commits that are written but not yet durable (sync: false). */
   #freesAwaitingDurability: { sequence: number; extents: Extent[] }[] = [];
 
-  /** Bytes the index's entries take as checkpoint records; kept current as commits apply. */
-  #indexRecordBytes = 0;
   /**
-   * Running totals of the WAL payload bytes (PendingWrite.payloadBytes, an
-   * upper bound of their checkpoint records) of the writes in the journal's
-   * queue, and of those the commit in flight took and has not applied yet.
-   * Updated when a write is queued, taken by a commit, applied, refused or
-   * failed; checked against a recomputation in verifyIntegrity and when the
-   * queue empties.
+   * Running totals of the operations of the writes in the journal's queue,
+   * and of those the commit in flight took and has not applied yet (what the
+   * reserve counts). Updated when a write is queued, taken by a commit,
+   * applied, refused or failed; checked against a recomputation in
+   * verifyIntegrity and when the queue empties.
    */
-  #queuedPayloadBytes = 0;
-  #committingPayloadBytes = 0;
+  #queuedOperationCount = 0;
+  #committingOperationCount = 0;
 
-  /** Rebuilds the free space from what the checkpoint and the index reference. */
   constructor(parts: SpaceParts) {
     this.#device = parts.device;
     this.#blockSize = parts.blockSize;
     this.#cache = parts.cache;
     this.#state = parts.state;
-    const used: { extent: Extent; owner: string }[] = parts.checkpointExtents.map((extent) => ({ extent, owner: 'the checkpoint' }));
-    parts.index.forEach((key, entry) => {
-      if (isExtentValue(entry.value)) for (const extent of entry.value.extents) used.push({ extent, owner: `key ${JSON.stringify(key.slice(0, 64))}` });
-      this.#indexRecordBytes += recordBytes(key, entry.value);
-    });
-    this.#allocator = new ExtentAllocator(parts.dataStartBlock, parts.blockCount, used);
+    this.#allocator = parts.allocator;
+    this.#pageBlocks = parts.pageBlocks;
+    this.#freeSetFrameBlocks = parts.freeSetFrameBlocks;
+    this.#tree = parts.tree;
   }
 
   get freeBlockCount(): number {
@@ -122,13 +131,13 @@ export class Space {
    * reclaimed and not even a delete could commit.
    */
   allocate(blockCount: number, extentsMax: number): Extent[] {
-    const reserve = this.#checkpointReserveBlocks();
-    // The checkpoint must fit in CHECKPOINT_EXTENTS_MAX runs, so count only
-    // what the largest runs hold (conservatively: as if this allocation came
-    // out of them).
-    const room = this.#allocator.largestRunsBlockCount(CHECKPOINT_EXTENTS_MAX);
+    const reserve = this.#checkpointReserveBlocks(1);
+    // The free-set frame must fit in FREE_SET_EXTENTS_MAX runs: count only
+    // what the largest runs hold (conservatively: as if this allocation
+    // came out of them).
+    const room = this.#allocator.largestRunsBlockCount(FREE_SET_EXTENTS_MAX);
     const extents =
-      this.#allocator.freeBlockCount - blockCount >= reserve && room - blockCount >= reserve
+      this.#allocator.freeBlockCount - blockCount >= reserve && room - blockCount >= this.#freeSetFrameBlocks
         ? this.#allocator.allocate(blockCount, extentsMax)
         : undefined;
     if (extents !== undefined) for (const extent of extents) this.#uncommitted.add(extent);
@@ -141,14 +150,69 @@ export class Space {
     return extents;
   }
 
-  /** Allocates a checkpoint's blocks: from the reserve, in at most CHECKPOINT_EXTENTS_MAX extents. */
-  allocateCheckpoint(blockCount: number): Extent[] {
-    const extents = this.#allocator.allocate(blockCount, CHECKPOINT_EXTENTS_MAX);
-    if (extents === undefined) {
-      throw new StoreError('ERR_STORE_FULL', `no room for a checkpoint of ${blockCount} blocks in at most ${CHECKPOINT_EXTENTS_MAX} pieces (${this.#allocator.freeBlockCount} blocks free in ${this.#allocator.freeExtentCount} pieces)`);
+  /**
+   * Refuses a write of `putCount` more puts when the free space would no
+   * longer hold the next checkpoint: a put is refused early and clearly,
+   * while deletes (which free space once checkpointed) are always taken.
+   */
+  checkRoomForPuts(putCount: number): void {
+    const reserve = this.#checkpointReserveBlocks(putCount);
+    if (this.#allocator.freeBlockCount >= reserve) return;
+    throw new StoreError(
+      'ERR_STORE_FULL',
+      `the store is full: ${this.#allocator.freeBlockCount} blocks free, the next checkpoint may need ${reserve} (delete keys to make room)`,
+    );
+  }
+
+  /**
+   * A checkpoint's blocks, allocated all at once when it freezes the tree:
+   * one run per page and the free-set frame in at most FREE_SET_EXTENTS_MAX
+   * runs. Undefined, allocating nothing, if they do not fit.
+   */
+  allocateCheckpoint(pageCount: number, frameBlocks: number): { pages: Extent[]; frame: Extent[] } | undefined {
+    const pages: Extent[] = [];
+    for (let i = 0; i < pageCount; i++) {
+      const extents = this.#allocator.allocate(this.#pageBlocks, 1);
+      if (extents === undefined) break;
+      pages.push(extents[0]);
     }
-    for (const extent of extents) this.#uncommitted.add(extent);
-    return extents;
+    const frame = pages.length === pageCount ? this.#allocator.allocate(frameBlocks, FREE_SET_EXTENTS_MAX) : undefined;
+    if (frame === undefined) {
+      for (const extent of pages) this.#allocator.free(extent);
+      return undefined;
+    }
+    return { pages, frame };
+  }
+
+  /** Gives back a checkpoint's blocks that no superblock names (it failed). */
+  freeCheckpoint(extents: readonly Extent[]): void {
+    for (const extent of extents) {
+      this.#cache.forget(extent.startBlock, extent.blockCount);
+      this.#allocator.free(extent);
+    }
+  }
+
+  /**
+   * The free set of a checkpoint freezing now, without the blocks it
+   * releases once durable (the caller adds those): what the allocator holds
+   * free, and every block no applied commit references — writes not yet
+   * committed, extents waiting for their trim or for a sync: false commit's
+   * flush. Unsorted; the sets are disjoint (the encoder refuses an overlap).
+   * Must be called in the same synchronous step as the tree's
+   * beginCheckpoint() and the checkpoint's allocation.
+   */
+  checkpointFreeExtents(): Extent[] {
+    return [
+      ...this.#allocator.freeExtents(),
+      ...this.#uncommitted,
+      ...this.#freed.map((freed) => freed.extent),
+      ...this.#trimming,
+      ...this.#freesAwaitingDurability.flatMap((free) => free.extents),
+    ];
+  }
+
+  get freeExtentCount(): number {
+    return this.#allocator.freeExtentCount;
   }
 
   /** A durable record (a commit applied, a superblock written) now references these allocated extents. */
@@ -172,92 +236,70 @@ export class Space {
   // ---- The checkpoint reserve ----
 
   /**
-   * Blocks the next checkpoint may need: the index's records and those of
-   * writes queued or in the commit in flight, with a margin. O(1): it runs
-   * for every extent put, and a walk over the queue here made N concurrent
-   * puts cost O(N²) (100 000 concurrent 3 KiB puts took 182 s).
+   * Blocks the next checkpoint may need: a page for every dirty node and
+   * for every node the queued and committing operations (plus
+   * `extraOperations`) may dirty — each dirties at most its path, and a
+   * split adds a node a level — the free-set frame, and room kept for
+   * deletes. O(1): it runs for every put (a walk over the queue here once
+   * made N concurrent puts cost O(N²)).
    */
-  #checkpointReserveBlocks(): number {
-    const bytes = (this.#indexRecordBytes + this.#queuedPayloadBytes + this.#committingPayloadBytes) * CHECKPOINT_RESERVE_MARGIN + CHECKPOINT_HEADER_BYTES;
-    return frameBlockCount(bytes, this.#blockSize) + CHECKPOINT_RESERVE_SLACK_BLOCKS;
+  #checkpointReserveBlocks(extraOperations: number): number {
+    const operations = this.#queuedOperationCount + this.#committingOperationCount + extraOperations;
+    const pagesPerOperation = 2 * (this.#tree.height + 1) + 1;
+    const pages = this.#tree.dirtyNodeCountMax + operations * pagesPerOperation + DELETE_RESERVE_PAGES;
+    return pages * this.#pageBlocks + this.#freeSetFrameBlocks + CHECKPOINT_RESERVE_SLACK_BLOCKS;
   }
 
-  /** The running total of the journal's queue: what its queued writes' payloads add up to. */
-  get queuedPayloadBytes(): number {
-    return this.#queuedPayloadBytes;
+  /** The running total of the journal's queue: the operations of its queued writes. */
+  get queuedOperationCount(): number {
+    return this.#queuedOperationCount;
   }
 
-  /** A write of `payloadBytes` joined the journal's queue. */
-  writeQueued(payloadBytes: number): void {
-    this.#queuedPayloadBytes += payloadBytes;
+  /** A write of `operationCount` operations joined the journal's queue. */
+  writeQueued(operationCount: number): void {
+    this.#queuedOperationCount += operationCount;
   }
 
-  /** A commit took writes of `payloadBytes` from the queue. */
-  writesTaken(payloadBytes: number): void {
-    this.#queuedPayloadBytes -= payloadBytes;
-    this.#committingPayloadBytes = payloadBytes;
+  /** A commit took writes of `operationCount` operations from the queue. */
+  writesTaken(operationCount: number): void {
+    this.#queuedOperationCount -= operationCount;
+    this.#committingOperationCount = operationCount;
   }
 
-  /** The commit in flight was applied (its records are counted by recordReplaced now), refused or failed. */
+  /** The commit in flight was applied (its pages are counted as dirty now), refused or failed. */
   commitSettled(): void {
-    this.#committingPayloadBytes = 0;
+    this.#committingOperationCount = 0;
   }
 
   /** The store failed: every queued write was rejected. */
   queueDropped(): void {
-    this.#queuedPayloadBytes = 0;
+    this.#queuedOperationCount = 0;
   }
 
-  /** A commit replaced the index's entry of `keyString` (undefined: none before, or deleted). */
-  recordReplaced(keyString: string, previous: Uint8Array | ExtentValue | undefined, next: Uint8Array | ExtentValue | undefined): void {
-    if (previous !== undefined) this.#indexRecordBytes -= recordBytes(keyString, previous);
-    if (next !== undefined) this.#indexRecordBytes += recordBytes(keyString, next);
-  }
-
-  /** Asserts the reserve's running totals against a recomputation: O(keys), for verifyIntegrity. */
-  checkReserveAccounting(index: KeyIndex, queuedPayloadBytes: number, committingPayloadBytes: number): void {
-    let indexRecordBytes = 0;
-    index.forEach((keyString, entry) => {
-      indexRecordBytes += recordBytes(keyString, entry.value);
-    });
-    const recomputed = { index: indexRecordBytes, queued: queuedPayloadBytes, committing: committingPayloadBytes };
-    const running = { index: this.#indexRecordBytes, queued: this.#queuedPayloadBytes, committing: this.#committingPayloadBytes };
-    if (recomputed.index !== running.index || recomputed.queued !== running.queued || recomputed.committing !== running.committing) {
+  /** Asserts the reserve's running totals against a recomputation, for verifyIntegrity. */
+  checkReserveAccounting(queuedOperationCount: number, committingOperationCount: number): void {
+    const recomputed = { queued: queuedOperationCount, committing: committingOperationCount };
+    const running = { queued: this.#queuedOperationCount, committing: this.#committingOperationCount };
+    if (recomputed.queued !== running.queued || recomputed.committing !== running.committing) {
       throw new Error(`ringstore: checkpoint reserve accounting ${JSON.stringify(running)} disagrees with a recomputation ${JSON.stringify(recomputed)}`);
     }
   }
 
   /**
-   * Checks the free set against `references` (every extent a value or the
-   * checkpoint references), from one synchronous snapshot of the bookkeeping:
-   * every block of the data region is exactly one of free, referenced,
-   * uncommitted (allocated to a write or a checkpoint in progress) or waiting
-   * for its trim. Throws StoreCorruptError naming what is wrong; returns the
-   * blocks waiting for their trim.
+   * One synchronous snapshot of the bookkeeping, for checkReferences: the
+   * free runs, and the extents that are neither free nor referenced by a
+   * value or page (waiting for their trim, or allocated to a write not yet
+   * committed).
    */
-  checkReferences(references: readonly { extent: Extent; owner: string }[]): number {
-    const pending = [
-      ...this.#freed.map((freed) => freed.extent),
-      ...this.#trimming,
-      ...this.#freesAwaitingDurability.flatMap((free) => free.extents),
-    ];
-    // The allocator's constructor refuses overlaps and out-of-range extents.
-    const rebuilt = new ExtentAllocator(this.#allocator.dataStartBlock, this.#allocator.blockCount, [
-      ...references,
-      ...pending.map((extent) => ({ extent, owner: 'a trim in progress' })),
-      ...[...this.#uncommitted].map((extent) => ({ extent, owner: 'a write in progress' })),
-    ]);
-    for (const { extent, owner } of references) {
-      if (!this.#allocator.isFree({ startBlock: extent.startBlock, blockCount: 1 })) continue;
-      throw new StoreCorruptError('data', `block ${extent.startBlock} is referenced by ${owner} and also free`, extent.startBlock);
-    }
-    if (rebuilt.freeBlockCount !== this.#allocator.freeBlockCount) {
-      throw new StoreCorruptError(
-        'data',
-        `${this.#allocator.freeBlockCount} blocks are free but ${rebuilt.freeBlockCount} are unreferenced: ${rebuilt.freeBlockCount - this.#allocator.freeBlockCount} blocks leaked`,
-      );
-    }
-    return pending.reduce((total, extent) => total + extent.blockCount, 0);
+  bookkeeping(): SpaceBookkeeping {
+    return {
+      dataStartBlock: this.#allocator.dataStartBlock,
+      blockCount: this.#allocator.blockCount,
+      freeExtents: this.#allocator.freeExtents(),
+      freeBlockCount: this.#allocator.freeBlockCount,
+      trimPending: [...this.#freed.map((freed) => freed.extent), ...this.#trimming, ...this.#freesAwaitingDurability.flatMap((free) => free.extents)],
+      uncommitted: [...this.#uncommitted],
+    };
   }
 
   // ---- Read epochs ----
@@ -348,9 +390,43 @@ export class Space {
   }
 }
 
-/** Bytes of the checkpoint record of one entry (format/records.ts). */
-function recordBytes(keyString: string, value: Uint8Array | ExtentValue): number {
-  return value instanceof Uint8Array ? 8 + keyString.length + value.length : 20 + keyString.length + value.extents.length * 12;
+/** The bookkeeping of a moment, as Space.bookkeeping() took it. */
+export interface SpaceBookkeeping {
+  dataStartBlock: number;
+  blockCount: number;
+  freeExtents: Extent[];
+  freeBlockCount: number;
+  trimPending: Extent[];
+  uncommitted: Extent[];
+}
+
+/**
+ * Checks the free space of `bookkeeping` against `references` (every extent
+ * a page, a value or the free set references, and the pages the next
+ * checkpoint frees, taken at the same moment): every block of the data
+ * region is exactly one of free, referenced, uncommitted (allocated to a
+ * write in progress) or waiting for its trim. Throws StoreCorruptError
+ * naming what is wrong; returns the blocks waiting for their trim.
+ */
+export function checkReferences(bookkeeping: SpaceBookkeeping, references: readonly { extent: Extent; owner: string }[]): number {
+  // The allocator's constructor refuses overlaps and out-of-range extents.
+  const rebuilt = new ExtentAllocator(bookkeeping.dataStartBlock, bookkeeping.blockCount, [
+    ...references,
+    ...bookkeeping.trimPending.map((extent) => ({ extent, owner: 'a trim in progress' })),
+    ...bookkeeping.uncommitted.map((extent) => ({ extent, owner: 'a write in progress' })),
+  ]);
+  const free = ExtentAllocator.fromFreeExtents(bookkeeping.dataStartBlock, bookkeeping.blockCount, bookkeeping.freeExtents);
+  for (const { extent, owner } of references) {
+    if (free.isUsed(extent)) continue;
+    throw new StoreCorruptError('data', `blocks ${extent.startBlock}+${extent.blockCount} are referenced by ${owner} and also free`, extent.startBlock);
+  }
+  if (rebuilt.freeBlockCount !== bookkeeping.freeBlockCount) {
+    throw new StoreCorruptError(
+      'data',
+      `${bookkeeping.freeBlockCount} blocks are free but ${rebuilt.freeBlockCount} are unreferenced: ${rebuilt.freeBlockCount - bookkeeping.freeBlockCount} blocks leaked`,
+    );
+  }
+  return bookkeeping.trimPending.reduce((total, extent) => total + extent.blockCount, 0);
 }
 
 function mergeExtents(sorted: Extent[]): Extent[] {

@@ -4,21 +4,23 @@
 // format go through these; nothing here knows about a running store.
 import { randomInt } from 'node:crypto';
 
-import { BLOCK_SIZE_MAX, FORMAT_VERSION, SUPERBLOCK_SIZE } from '../format/constants.js';
-import { encodeSuperblock, type Superblock } from '../format/superblock.js';
+import { BLOCK_SIZE_MAX, FORMAT_VERSION, SUPERBLOCK_HEAD_SLOT_COUNT, SUPERBLOCK_SIZE, SUPERBLOCK_SLOT_COUNT, VALUE_ENCODING_IDS } from '../format/constants.js';
+import { pageSizeFor } from '../format/page.js';
+import { encodeSuperblock, superblockSlotBlock, type Superblock } from '../format/superblock.js';
 import { allocAligned } from '../native/aligned_buffer.js';
 import type { BlockDevice } from './block_device.js';
+import { probeSuperblocks } from './recovery.js';
 import { invalidArgument, StoreError } from './store_error.js';
+import type { ValueEncoding } from './value_codec.js';
 
 export const DEFAULT_WAL_SIZE_BYTES = 64 << 20;
 export const DEFAULT_BLOCK_SIZE = 4096;
 /** Zeroes written per IO when a new store's WAL region is initialised. */
 const WAL_ZERO_CHUNK_BYTES = 8 << 20;
-/** Blocks of the WAL, and of the superblocks in front of it. */
+/** Blocks of the WAL at least. */
 const WAL_BLOCKS_MIN = 16;
-const SUPERBLOCK_SLOTS = 2;
-/** Data blocks a store needs beyond its WAL to be of any use. */
-const DATA_BLOCKS_MIN = 16;
+/** Data a store needs beyond its WAL to be of any use, in pages (64 KiB at 4 KiB pages). */
+const DATA_PAGES_MIN = 16;
 
 /**
  * How a store of `sizeBytes` is laid out in `blockSize` blocks, or why it
@@ -27,30 +29,48 @@ const DATA_BLOCKS_MIN = 16;
  */
 export function storeLayout(sizeBytes: number, blockSize: number, walSizeBytes: number | undefined): { blockCount: number; walBlockCount: number } | string {
   const blockCount = Math.floor(sizeBytes / blockSize);
+  const dataBlocksMin = DATA_PAGES_MIN * (pageSizeFor(blockSize) / blockSize);
   const walBlockCount = Math.floor(Math.min(walSizeBytes ?? Math.min(DEFAULT_WAL_SIZE_BYTES, (blockCount * blockSize) / 8), 1 << 30) / blockSize);
   if (walBlockCount < WAL_BLOCKS_MIN) {
     return `${sizeBytes} bytes in ${blockSize}-byte blocks leave a WAL of ${walBlockCount} blocks; it needs at least ${WAL_BLOCKS_MIN} (${WAL_BLOCKS_MIN * blockSize} bytes${walSizeBytes === undefined ? `, so a store of at least ${8 * WAL_BLOCKS_MIN * blockSize} bytes` : ''})`;
   }
-  if (SUPERBLOCK_SLOTS + walBlockCount + DATA_BLOCKS_MIN > blockCount) {
-    return `${sizeBytes} bytes in ${blockSize}-byte blocks hold ${blockCount} blocks; a WAL of ${walBlockCount} needs at least ${SUPERBLOCK_SLOTS + walBlockCount + DATA_BLOCKS_MIN}`;
+  if (SUPERBLOCK_SLOT_COUNT + walBlockCount + dataBlocksMin > blockCount) {
+    return `${sizeBytes} bytes in ${blockSize}-byte blocks hold ${blockCount} blocks; a WAL of ${walBlockCount} needs at least ${SUPERBLOCK_SLOT_COUNT + walBlockCount + dataBlocksMin}`;
   }
   return { blockCount, walBlockCount };
 }
 
 /**
- * Zeroes where any store's superblock copies could be (slot 1 sits one block
- * in, and blocks are up to BLOCK_SIZE_MAX), durably: what format() does to
- * an old store before it zeroes that store's WAL.
+ * Zeroes, durably, where any store's head superblock copies could be (slot
+ * 1 sits one block in, and blocks are up to BLOCK_SIZE_MAX) and the backup
+ * copies of the store the device holds, if any: what format() does to an
+ * old store before it zeroes that store's WAL. A backup copy left behind
+ * would let a later open that finds the head gone resurrect the old store.
  */
 export async function eraseSuperblocks(device: BlockDevice): Promise<void> {
+  let old: Superblock | undefined;
+  try {
+    const probe = await probeSuperblocks(device);
+    if (probe.kind === 'found') old = probe.superblock;
+  } catch {
+    // Damaged or of another version: no valid backup copy to find.
+  }
   const alignment = Math.max(device.ioAlignment, 512);
   const lengthBytes = Math.min(2 * BLOCK_SIZE_MAX, device.sizeBytes - (device.sizeBytes % alignment));
   device.mark?.('erase');
-  await device.writeAndSync(0, [allocAligned(lengthBytes, Math.max(alignment, 4096))]);
+  await device.write(0, [allocAligned(lengthBytes, Math.max(alignment, 4096))]);
+  if (old !== undefined) {
+    const zero = allocAligned(old.blockSize, Math.max(alignment, 4096));
+    for (let slot = SUPERBLOCK_HEAD_SLOT_COUNT; slot < SUPERBLOCK_SLOT_COUNT; slot++) {
+      const position = superblockSlotBlock(slot, old.walStartBlock, old.walBlockCount) * old.blockSize;
+      if (position + old.blockSize <= device.sizeBytes) await device.write(position, [zero]);
+    }
+  }
+  await device.sync();
 }
 
-/** Writes a new store's superblocks (both slots). */
-export async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes: number | undefined): Promise<Superblock> {
+/** Writes a new store's superblocks (all four slots). */
+export async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes: number | undefined, encoding: ValueEncoding): Promise<Superblock> {
   if (blockSize % Math.max(device.ioAlignment, 1) !== 0) {
     throw invalidArgument(`blockSize ${blockSize} is not a multiple of the device's direct-IO alignment ${device.ioAlignment}`, 'range');
   }
@@ -61,20 +81,22 @@ export async function formatStore(device: BlockDevice, blockSize: number, walSiz
     formatVersion: FORMAT_VERSION,
     blockSize,
     blockCount,
-    walStartBlock: SUPERBLOCK_SLOTS,
+    walStartBlock: SUPERBLOCK_HEAD_SLOT_COUNT,
     walBlockCount,
-    dataStartBlock: SUPERBLOCK_SLOTS + walBlockCount,
+    dataStartBlock: SUPERBLOCK_SLOT_COUNT + walBlockCount,
     generation: 1,
     storeTag: device.newStoreTag?.() ?? randomInt(1, 0xffffffff),
     checkpointSeq: 0,
     walReplayBlock: 0,
-    checkpointByteLength: 0,
-    checkpointBlockCount: 0,
-    checkpointExtents: [],
+    freeSetByteLength: 0,
+    freeSetBlockCount: 0,
+    freeSetExtents: [],
+    treeRoot: undefined,
+    keyCount: 0,
+    valueEncodingId: VALUE_ENCODING_IDS[encoding],
   };
-  const blocks = allocAligned(2 * blockSize, Math.max(device.ioAlignment, 4096));
-  encodeSuperblock(superblock, blocks.subarray(0, SUPERBLOCK_SIZE));
-  blocks.copyWithin(blockSize, 0, SUPERBLOCK_SIZE);
+  const block = allocAligned(blockSize, Math.max(device.ioAlignment, 4096));
+  encodeSuperblock(superblock, block.subarray(0, SUPERBLOCK_SIZE));
   // The whole WAL region is written with zeros once. On a preallocated file
   // its blocks are otherwise "unwritten" extents, and the first write to each
   // makes the commit's fdatasync journal an extent conversion too (measured:
@@ -86,7 +108,15 @@ export async function formatStore(device: BlockDevice, blockSize: number, walSiz
     const length = Math.min(zeros.length, walBlockCount * blockSize - offset);
     await device.write(2 * blockSize + offset, [zeros.subarray(0, length)]);
   }
+  // The backup pair first, then the head: a store is found by its head, so
+  // until the head is durable no open takes this device for a store.
   device.mark?.('superblock', superblock.generation);
-  await device.writeAndSync(0, [blocks]);
+  for (const slot of [2, 3]) await device.write(superblockSlotBlock(slot, superblock.walStartBlock, walBlockCount) * blockSize, [block]);
+  await device.sync();
+  const head = allocAligned(2 * blockSize, Math.max(device.ioAlignment, 4096));
+  head.set(block, 0);
+  head.set(block, blockSize);
+  await device.writeAndSync(0, [head]);
   return superblock;
 }
+

@@ -103,10 +103,11 @@ export function copyNode(node: TreeNode, epoch: number): TreeNode {
     : newBranch(epoch, node.level, node.separators.slice(), node.children.slice(), node.bytes);
 }
 
-// Estimates of a decoded node's memory in V8 (measured roughly on Node 20
-// with --expose-gc: an object ~64 B, an array slot 8 B, a one-byte string
-// 16 B + its length, an IndexEntry with an inline Uint8Array ~160 B + the
-// bytes). Only the cache budget depends on them; they need not be exact.
+// Estimates of a decoded node's memory in V8, from the usual sizes of its
+// parts (an object header and a few fields ~64 B, an array slot 8 B, a
+// one-byte string ~16 B + its length, an IndexEntry with its Uint8Array
+// ~160 B + the bytes). Not measured yet: only the cache budget depends on
+// them, and they need not be exact.
 const NODE_MEMORY_BYTES = 160;
 const KEY_MEMORY_BYTES = 24;
 const ENTRY_MEMORY_BYTES = 160;

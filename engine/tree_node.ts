@@ -65,6 +65,8 @@ interface NodeCommon {
   planned: boolean;
   /** Estimated memory of the decoded node, for the page cache's budget (clean nodes only). */
   memoryBytes: number;
+  /** The page cache's second-chance bit: read since the cache last passed it looking for a page to evict. */
+  cacheReferenced: boolean;
 }
 
 export interface LeafNode extends NodeCommon {
@@ -89,11 +91,11 @@ export function isNode(child: Child): child is TreeNode {
 }
 
 export function newLeaf(epoch: number, keys: string[], entries: IndexEntry[], bytes: number): LeafNode {
-  return { kind: 'leaf', level: 0, keys, entries, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0 };
+  return { kind: 'leaf', level: 0, keys, entries, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false };
 }
 
 export function newBranch(epoch: number, level: number, separators: string[], children: Child[], bytes: number): BranchNode {
-  return { kind: 'branch', level, separators, children, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0 };
+  return { kind: 'branch', level, separators, children, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false };
 }
 
 /** A mutable copy for epoch `epoch` (arrays copied; children shared). */

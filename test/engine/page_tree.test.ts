@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { NOT_CACHED, PageTree } from '../../engine/page_tree.js';
 import { StoreCorruptError } from '../../engine/store_error.js';
 import type { IndexEntry } from '../../engine/store_index.js';
-import { shortestSeparator } from '../../engine/tree_node.js';
+import { PageCache } from '../../engine/page_cache.js';
+import { EPOCH_NEVER, newLeaf, shortestSeparator, type TreeNode } from '../../engine/tree_node.js';
 import {
   applyBatch,
   childBytes,
@@ -189,6 +190,34 @@ describe('PageTree', () => {
       tree.release(prepared);
       tree.checkInvariants();
       assert.equal(tree.stats().cachedNodeCount, 0, 'released: evicted');
+    });
+  });
+
+  describe('PageCache', () => {
+    function cleanNode(block: number): TreeNode {
+      const node = newLeaf(EPOCH_NEVER, ['k'], [inlineEntry(1, 1)], 10);
+      node.ref = { block, crc: block };
+      node.memoryBytes = 100;
+      return node;
+    }
+
+    it('evicts a page not read since it was cached before one that was (second chance), and never a pinned one', () => {
+      const cache = new PageCache(300);
+      const [a, b, c, d, e] = [1, 2, 3, 4, 5].map(cleanNode) as [TreeNode, TreeNode, TreeNode, TreeNode, TreeNode];
+      cache.insert(a);
+      cache.insert(b);
+      cache.insert(c);
+      assert.equal(cache.get(a.ref!), a);
+      cache.insert(d);
+      assert.equal(cache.get(a.ref!), a, 'a was read: it gets a second chance');
+      assert.equal(cache.get(b.ref!), undefined, 'b, the oldest unread, went');
+      b.pins = 1;
+      cache.insert(b);
+      cache.insert(e);
+      assert.equal(cache.get(b.ref!), b, 'pinned');
+      assert.equal(cache.nodeCount, 3);
+      assert.equal(cache.bytes, 300);
+      assert.equal(cache.get({ block: 5, crc: 99 }), undefined, 'another CRC: an older page of a reused block');
     });
   });
 

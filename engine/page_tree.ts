@@ -62,7 +62,7 @@ import {
   type TreePageIo,
 } from './tree_node.js';
 
-export type { DecodedTreePage, PageMeasure, PageRef, TreeNode, TreePageIo } from './tree_node.js';
+export type { BranchNode, Child, DecodedTreePage, LeafNode, PageMeasure, PageRef, TreeNode, TreePageIo } from './tree_node.js';
 export type { RangeOptions } from './tree_cursor.js';
 export { CheckpointPlan } from './tree_checkpoint.js';
 

@@ -65,6 +65,8 @@ interface NodeCommon {
   planned: boolean;
   /** Estimated memory of the decoded node, for the page cache's budget (clean nodes only). */
   memoryBytes: number;
+  /** The page cache's second-chance bit: read since the cache last passed it looking for a page to evict. */
+  cacheReferenced: boolean;
 }
 
 export interface LeafNode extends NodeCommon {
@@ -89,11 +91,11 @@ export function isNode(child: Child): child is TreeNode {
 }
 
 export function newLeaf(epoch: number, keys: string[], entries: IndexEntry[], bytes: number): LeafNode {
-  return { kind: 'leaf', level: 0, keys, entries, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0 };
+  return { kind: 'leaf', level: 0, keys, entries, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false };
 }
 
 export function newBranch(epoch: number, level: number, separators: string[], children: Child[], bytes: number): BranchNode {
-  return { kind: 'branch', level, separators, children, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0 };
+  return { kind: 'branch', level, separators, children, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false };
 }
 
 /** A mutable copy for epoch `epoch` (arrays copied; children shared). */
@@ -103,10 +105,11 @@ export function copyNode(node: TreeNode, epoch: number): TreeNode {
     : newBranch(epoch, node.level, node.separators.slice(), node.children.slice(), node.bytes);
 }
 
-// Estimates of a decoded node's memory in V8 (measured roughly on Node 20
-// with --expose-gc: an object ~64 B, an array slot 8 B, a one-byte string
-// 16 B + its length, an IndexEntry with an inline Uint8Array ~160 B + the
-// bytes). Only the cache budget depends on them; they need not be exact.
+// Estimates of a decoded node's memory in V8, from the usual sizes of its
+// parts (an object header and a few fields ~64 B, an array slot 8 B, a
+// one-byte string ~16 B + its length, an IndexEntry with its Uint8Array
+// ~160 B + the bytes). Not measured yet: only the cache budget depends on
+// them, and they need not be exact.
 const NODE_MEMORY_BYTES = 160;
 const KEY_MEMORY_BYTES = 24;
 const ENTRY_MEMORY_BYTES = 160;

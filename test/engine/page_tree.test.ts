@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { NOT_CACHED, PageTree } from '../../engine/page_tree.js';
 import { StoreCorruptError } from '../../engine/store_error.js';
 import type { IndexEntry } from '../../engine/store_index.js';
-import { shortestSeparator } from '../../engine/tree_node.js';
+import { PageCache } from '../../engine/page_cache.js';
+import { EPOCH_NEVER, newLeaf, shortestSeparator, type TreeNode } from '../../engine/tree_node.js';
 import {
   applyBatch,
   childBytes,
@@ -192,6 +193,34 @@ describe('PageTree', () => {
     });
   });
 
+  describe('PageCache', () => {
+    function cleanNode(block: number): TreeNode {
+      const node = newLeaf(EPOCH_NEVER, ['k'], [inlineEntry(1, 1)], 10);
+      node.ref = { block, crc: block };
+      node.memoryBytes = 100;
+      return node;
+    }
+
+    it('evicts a page not read since it was cached before one that was (second chance), and never a pinned one', () => {
+      const cache = new PageCache(300);
+      const [a, b, c, d, e] = [1, 2, 3, 4, 5].map(cleanNode) as [TreeNode, TreeNode, TreeNode, TreeNode, TreeNode];
+      cache.insert(a);
+      cache.insert(b);
+      cache.insert(c);
+      assert.equal(cache.get(a.ref!), a);
+      cache.insert(d);
+      assert.equal(cache.get(a.ref!), a, 'a was read: it gets a second chance');
+      assert.equal(cache.get(b.ref!), undefined, 'b, the oldest unread, went');
+      b.pins = 1;
+      cache.insert(b);
+      cache.insert(e);
+      assert.equal(cache.get(b.ref!), b, 'pinned');
+      assert.equal(cache.nodeCount, 3);
+      assert.equal(cache.bytes, 300);
+      assert.equal(cache.get({ block: 5, crc: 99 }), undefined, 'another CRC: an older page of a reused block');
+    });
+  });
+
   describe('#snapshot()', () => {
     it('keeps seeing its state while writes and checkpoints go on', async () => {
       const { tree, checkpointer, model } = await filledTree(2000);
@@ -279,6 +308,47 @@ describe('PageTree', () => {
       const ref = store.write(7, { kind: 'leaf', keys: ['b', 'a'], entries: [inlineEntry(1, 1), inlineEntry(1, 2)] });
       const tree = new PageTree(treeOptions(store), { ref, level: 0 }, 2);
       await assert.rejects(tree.get('a'), (error: unknown) => error instanceof StoreCorruptError && error.blockIndex === 7 && /not above/.test(error.message));
+    });
+
+    const leafA = { kind: 'leaf', keys: ['a'], entries: [inlineEntry(1, 1)] } as const;
+    const damaged: { name: string; root: (store: FakePageStore) => { ref: { block: number; crc: number }; level: number }; reason: RegExp }[] = [
+      { name: 'an empty leaf', root: (store) => ({ ref: store.write(5, { kind: 'leaf', keys: [], entries: [] }), level: 0 }), reason: /an empty leaf/ },
+      { name: 'keys without entries', root: (store) => ({ ref: store.write(5, { kind: 'leaf', keys: ['a', 'b'], entries: [inlineEntry(1, 1)] }), level: 0 }), reason: /2 keys but 1 entries/ },
+      { name: 'a repeated key', root: (store) => ({ ref: store.write(5, { kind: 'leaf', keys: ['a', 'a'], entries: [inlineEntry(1, 1), inlineEntry(1, 1)] }), level: 0 }), reason: /not above/ },
+      { name: 'an empty key', root: (store) => ({ ref: store.write(5, { kind: 'leaf', keys: [''], entries: [inlineEntry(1, 1)] }), level: 0 }), reason: /is not a key/ },
+      { name: 'a leaf over capacity', root: (store) => ({ ref: store.write(5, { kind: 'leaf', keys: ['a', 'b'], entries: [inlineEntry(2040, 1), inlineEntry(2040, 1)] }), level: 0 }), reason: /over the page capacity/ },
+      { name: 'a branch with one child', root: (store) => ({ ref: store.write(5, { kind: 'branch', level: 1, separators: [], children: [store.write(1, leafA)] }), level: 1 }), reason: /a branch with 1 children/ },
+      {
+        name: 'a branch with too many separators',
+        root: (store) => ({ ref: store.write(5, { kind: 'branch', level: 1, separators: ['b', 'c'], children: [store.write(1, leafA), store.write(2, leafA)] }), level: 1 }),
+        reason: /2 separators for 2 children/,
+      },
+      { name: 'a branch of another level than its parent says', root: (store) => ({ ref: store.write(5, { kind: 'branch', level: 1, separators: ['b'], children: [store.write(1, leafA), store.write(2, leafA)] }), level: 2 }), reason: /a page of level 1/ },
+      {
+        name: 'a child whose keys are at or above the separator after it',
+        root: (store) => ({ ref: store.write(5, { kind: 'branch', level: 1, separators: ['a'], children: [store.write(1, leafA), store.write(2, { kind: 'leaf', keys: ['b'], entries: [inlineEntry(1, 1)] })] }), level: 1 }),
+        reason: /at or above the bound/,
+      },
+    ];
+    for (const { name, root, reason } of damaged) {
+      it(`rejects ${name} with StoreCorruptError naming the block`, async () => {
+        const store = new FakePageStore();
+        const tree = new PageTree(treeOptions(store), root(store), 1);
+        await assert.rejects(
+          (async () => {
+            await tree.walk(tree.snapshot(), () => {});
+          })(),
+          (error: unknown) => error instanceof StoreCorruptError && error.structure === 'checkpoint' && (error.blockIndex === 5 || error.blockIndex === 1) && reason.test(error.message),
+        );
+      });
+    }
+
+    it('reads a valid two-level tree beside those damaged ones', async () => {
+      const store = new FakePageStore();
+      const root = store.write(5, { kind: 'branch', level: 1, separators: ['b'], children: [store.write(1, leafA), store.write(2, { kind: 'leaf', keys: ['b'], entries: [inlineEntry(1, 2)] })] });
+      const tree = new PageTree(treeOptions(store), { ref: root, level: 1 }, 2);
+      assert.deepEqual(describePairs(await collect(tree, tree.snapshot())), ['"a"=inline 1:1', '"b"=inline 1:2']);
+      tree.checkInvariants();
     });
 
     it('rejects a child whose keys lie outside the bounds its parent gives, and a page at the wrong level', async () => {

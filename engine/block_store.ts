@@ -6,14 +6,15 @@
 // store):
 //
 //   journal.ts       the write queue and group commit, WAL placement, sync
-//   key_index.ts     keys and their entries (B-tree + lookup map)
+//   page_tree.ts     keys and their entries: the copy-on-write B+tree of pages
+//   tree_pages.ts    the tree's pages on the device (read, checked, encoded)
 //   space.ts         free space: allocation, checkpoint reserve, read epochs, trims
 //   grid.ts          block IO of extent values: cache, buffer pool, verified reads
-//   checkpointer.ts  checkpoints and superblock writes
+//   checkpointer.ts  incremental checkpoints and superblock writes
 //   value_streams.ts createWriteStream / createReadStream
 //   store_layout.ts  the layout of a store; formatting a device
 //
-// A write flows one way: façade → journal → index, space and grid. The
+// A write flows one way: façade → journal → tree, space and grid. The
 // parts never import the façade; it passes each its collaborators.
 //
 // Failure: any IO error of a commit, trim or checkpoint moves the store to
@@ -24,7 +25,11 @@ import type { Readable, Writable } from 'node:stream';
 
 import { crc32c } from '../format/crc32c.js';
 import type { Extent } from '../format/extent.js';
-import type { Superblock } from '../format/superblock.js';
+import { VALUE_ENCODING_IDS } from '../format/constants.js';
+import { branchChildBytes, leafEntryBytes, pageCapacityBytes, pageSizeFor } from '../format/page.js';
+import type { ExtentValue } from '../format/records.js';
+import { frameBlockCount } from '../format/frame.js';
+import { freeSetPayloadBytes, type Superblock } from '../format/superblock.js';
 import { IoUringActor } from '../native/io_uring_actor.js';
 import { BlockCache } from './block_cache.js';
 import { checkBlockDevice, type BlockDevice } from './block_device.js';
@@ -33,16 +38,18 @@ import { Checkpointer } from './checkpointer.js';
 import { Grid } from './grid.js';
 import { Journal, recoveredWalSpace, type PendingWrite, type QueuedWrite } from './journal.js';
 import { keyStringToKey, toKeyString, type Key } from './key_codec.js';
-import { KeyIndex } from './key_index.js';
+import type { ExtentAllocator } from './extent_allocator.js';
+import { NOT_CACHED, PageTree } from './page_tree.js';
 import { probeSuperblocks, recoverStore, type SuperblockProbe } from './recovery.js';
 import { RingBlockDevice } from './ring_block_device.js';
-import { Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
+import { checkReferences, Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
 import { checkBlockSize, checkBoolean, checkSize, describeArgument, describeKey, rangeBound, unreadableArgument } from './store_arguments.js';
 import { invalidArgument, StoreCorruptError, StoreError } from './store_error.js';
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
-import { isExtentValue, type IndexEntry, type StoreIndex } from './store_index.js';
+import { isExtentValue, type IndexEntry } from './store_index.js';
 import { eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
 import { StoreState } from './store_state.js';
+import { TreePages, type TreeGeometry } from './tree_pages.js';
 import { createValueReadStream, createValueWriteStream, type StreamParts } from './value_streams.js';
 import { valueCodec, type ValueCodec, type ValueEncoding } from './value_codec.js';
 
@@ -56,11 +63,19 @@ export interface BlockStoreOptions {
   sizeBytes?: number;
   /** Block size of a new store: a power of two from 512 to 65536, a multiple of the device's alignment. Default 4096. */
   blockSize?: number;
-  /** Bytes of data blocks kept in memory. Default DEFAULT_CACHE_SIZE_BYTES. */
+  /**
+   * Bytes of tree pages and data blocks kept in memory (three quarters for
+   * pages, the rest for blocks of extent values). Default
+   * DEFAULT_CACHE_SIZE_BYTES.
+   */
   cacheSizeBytes?: number;
   /** WAL region of a new store. Default: an eighth of the store, at most DEFAULT_WAL_SIZE_BYTES. */
   walSizeBytes?: number;
-  /** How values are turned into bytes. Default 'msgpack'. */
+  /**
+   * How values are turned into bytes. A new store records it (default
+   * 'msgpack'); opening without it uses the recorded one, and an explicit
+   * one overrides it (to read the bytes as 'binary', say).
+   */
   encoding?: ValueEncoding;
   /**
    * true (default): a write resolves once durable. false: once written; the
@@ -119,6 +134,22 @@ export const STORE_RING_OPTIONS = { fallback: 'threads', spinUs: 0, completionSp
 
 export const DEFAULT_STORE_SIZE_BYTES = 1 << 30;
 export const DEFAULT_CACHE_SIZE_BYTES = 64 << 20;
+/** The share of cacheSizeBytes that holds tree pages; the rest caches blocks of extent values. */
+const PAGE_CACHE_SHARE = 0.75;
+/**
+ * Dirty pages (pinned in memory until a checkpoint writes them) may take up
+ * this share of cacheSizeBytes before a checkpoint starts on its own; at
+ * least DIRTY_PAGES_MIN pages.
+ */
+const DIRTY_CACHE_SHARE = 0.5;
+const DIRTY_PAGES_MIN = 256;
+/**
+ * Memory of a decoded dirty page, for the budget above: its page bytes and
+ * about as much again in JS objects (key strings, entry objects, arrays).
+ */
+const DIRTY_PAGE_MEMORY_FACTOR = 2;
+/** The value encoding of a new store when open() is given none. */
+const DEFAULT_ENCODING: ValueEncoding = 'msgpack';
 /** Largest value one put may store (streams have no limit): one transfer. */
 export const VALUE_SIZE_MAX = 1 << 30;
 
@@ -131,7 +162,9 @@ export class BlockStore {
   readonly #blockSize: number;
   readonly #inlineValueMax: number;
   readonly #state = new StoreState();
-  readonly #index: KeyIndex;
+  readonly #tree: PageTree;
+  /** Blocks of one tree page (a page is max(blockSize, 4096) bytes). */
+  readonly #pageBlocks: number;
   readonly #space: Space;
   readonly #grid: Grid;
   readonly #checkpointer: Checkpointer;
@@ -146,7 +179,9 @@ export class BlockStore {
     ownedRing: IoUringActor | undefined,
     options: Required<Pick<BlockStoreOptions, 'encoding' | 'sync' | 'cacheSizeBytes'>>,
     superblock: Superblock,
-    index: StoreIndex,
+    tree: PageTree,
+    treePages: TreePages,
+    allocator: ExtentAllocator,
     liveCommits: { sequence: number; startBlock: number; blockCount: number }[],
     walHeadBlock: number,
     nextSequence: number,
@@ -160,26 +195,18 @@ export class BlockStore {
     this.#inlineValueMax = superblock.blockSize / 2;
     const blockSize = superblock.blockSize;
     const state = this.#state;
-    const cacheBlocks = Math.floor(options.cacheSizeBytes / blockSize);
+    const dataCacheBytes = Math.floor(options.cacheSizeBytes * (1 - PAGE_CACHE_SHARE));
+    const cacheBlocks = Math.floor(dataCacheBytes / blockSize);
     const pool = new BufferPool(blockSize, device.ioAlignment, cacheBlocks + 1024);
-    const cache = new BlockCache(pool, options.cacheSizeBytes);
-    this.#index = new KeyIndex(index);
-    // Throws StoreCorruptError if the index and the checkpoint reference
-    // overlapping or out-of-range extents.
-    this.#space = new Space({
-      device,
-      blockSize,
-      cache,
-      state,
-      dataStartBlock: superblock.dataStartBlock,
-      blockCount: superblock.blockCount,
-      checkpointExtents: superblock.checkpointExtents,
-      index: this.#index,
-    });
-    this.#index.startLookupFill();
+    const cache = new BlockCache(pool, dataCacheBytes);
+    const pageSize = pageSizeFor(blockSize);
+    this.#tree = tree;
+    this.#pageBlocks = pageSize / blockSize;
     const walSpace = recoveredWalSpace(superblock.walBlockCount, liveCommits, walHeadBlock);
+    const freeSetFrameBlocks = frameBlockCount(freeSetPayloadBytes(superblock.blockCount - superblock.dataStartBlock), blockSize);
+    this.#space = new Space({ device, blockSize, cache, state, allocator, pageBlocks: this.#pageBlocks, freeSetFrameBlocks, tree });
+    this.#checkpointer = new Checkpointer({ device, superblock, sync: options.sync, tree, pages: treePages, pageBlocks: this.#pageBlocks, walSpace, space: this.#space, state });
     this.#grid = new Grid({ device, blockSize, pool, cache, space: this.#space });
-    this.#checkpointer = new Checkpointer({ device, superblock, sync: options.sync, index: this.#index, walSpace, space: this.#space, state });
     this.#journal = new Journal({
       device,
       blockSize,
@@ -189,27 +216,30 @@ export class BlockStore {
       sync: options.sync,
       nextSequence,
       walSpace,
-      index: this.#index,
+      tree,
+      pageBlocks: this.#pageBlocks,
+      dirtyPagesMax: Math.max(DIRTY_PAGES_MIN, Math.floor((options.cacheSizeBytes * DIRTY_CACHE_SHARE) / (pageSize * DIRTY_PAGE_MEMORY_FACTOR))),
       space: this.#space,
       grid: this.#grid,
       checkpointer: this.#checkpointer,
       state,
     });
-    this.#streamParts = { blockSize, state, index: this.#index, space: this.#space, grid: this.#grid, journal: this.#journal };
+    this.#streamParts = { blockSize, state, tree, space: this.#space, grid: this.#grid, journal: this.#journal };
   }
 
   /**
    * Opens (or, with `create`, makes) the store at `path`: a regular file or
    * a raw block device. Recovers from a crash: newest valid superblock,
-   * checkpoint, WAL replay up to the first incomplete commit.
+   * the checkpoint's free set and tree root, WAL replay up to the first
+   * incomplete commit. Reads no page it does not need: the time it takes
+   * follows the WAL tail, not the keys.
    */
   static async open(path: string, options: BlockStoreOptions = {}): Promise<BlockStore> {
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('path must be a non-empty string');
     if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object');
     const create = checkBoolean(options.create, 'create', false);
     const sync = checkBoolean(options.sync, 'sync', true);
-    const encoding = options.encoding ?? 'msgpack';
-    valueCodec(encoding); // validates
+    if (options.encoding !== undefined) valueCodec(options.encoding); // validates
     const cacheSizeBytes = checkSize(options.cacheSizeBytes, 'cacheSizeBytes', DEFAULT_CACHE_SIZE_BYTES, 0);
     const blockSize = checkBlockSize(options.blockSize);
     const sizeBytes = checkSize(options.sizeBytes, 'sizeBytes', DEFAULT_STORE_SIZE_BYTES, 0);
@@ -237,7 +267,7 @@ export class BlockStore {
       let probe: SuperblockProbe;
       if (blank) {
         if (!create) throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' holds no ringstore (open with create: true to make one)`);
-        const superblock = await formatStore(device, blockSize, options.walSizeBytes);
+        const superblock = await formatStore(device, blockSize, options.walSizeBytes, options.encoding ?? DEFAULT_ENCODING);
         await storeFile?.publish();
         formatted = true;
         probe = { kind: 'found', superblock, slotsToRepair: [] };
@@ -253,19 +283,45 @@ export class BlockStore {
       if (probe.superblock.blockSize % Math.max(device.ioAlignment, 1) !== 0) {
         throw new StoreError('ERR_INVALID_ARG', `the store's block size ${probe.superblock.blockSize} is not a multiple of the device's direct-IO alignment ${device.ioAlignment}`);
       }
-      const recovered = await recoverStore(device, probe.superblock, probe.slotsToRepair);
+      const superblock = probe.superblock;
+      // Without an encoding option the store decodes values the way it was
+      // created to; an explicit one overrides it.
+      const encoding = options.encoding ?? encodingOfId(superblock.valueEncodingId);
+      const pageSize = pageSizeFor(superblock.blockSize);
+      const geometry: TreeGeometry = {
+        blockSize: superblock.blockSize,
+        pageSize,
+        storeTag: superblock.storeTag,
+        dataStartBlock: superblock.dataStartBlock,
+        blockCount: superblock.blockCount,
+      };
+      const treePages = new TreePages(device, () => geometry);
+      const tree = new PageTree(
+        {
+          io: treePages,
+          capacityBytes: pageCapacityBytes(pageSize),
+          entryBytes: (key, entry) => leafEntryBytes(key.length, entry.value instanceof Uint8Array ? { kind: 'inline', bytes: entry.value } : entry.value),
+          childBytes: (separator) => branchChildBytes(separator.length),
+          cacheBytesMax: Math.floor(cacheSizeBytes * PAGE_CACHE_SHARE),
+        },
+        superblock.treeRoot === undefined ? undefined : { ref: { block: superblock.treeRoot.block, crc: superblock.treeRoot.crc }, level: superblock.treeRoot.level },
+        superblock.keyCount,
+      );
+      const recovered = await recoverStore(device, superblock, probe.slotsToRepair, tree);
       const store = new BlockStore(
         path,
         device,
         ownedRing,
         { encoding, sync, cacheSizeBytes },
         recovered.superblock,
-        recovered.index,
+        tree,
+        treePages,
+        recovered.allocator,
         recovered.liveCommits,
         recovered.walHeadBlock,
         recovered.nextSequence,
       );
-      for (const slot of recovered.slotsToRepair) await store.#checkpointer.writeSuperblockSlot(recovered.superblock, slot);
+      if (recovered.slotsToRepair.length > 0) await store.#checkpointer.writeSuperblockSlots(recovered.superblock, recovered.slotsToRepair);
       if (recovered.staleBlocks.length > 0) await store.#checkpointer.eraseWalBlocks(recovered.staleBlocks);
       return store;
     } catch (error) {
@@ -284,13 +340,15 @@ export class BlockStore {
    * `sizeBytes` when that is larger. Refused with ERR_STORE_LOCKED while a
    * store has it open. Resolves once the new store is durable.
    */
-  static async format(path: string, options: Pick<BlockStoreOptions, 'sizeBytes' | 'blockSize' | 'walSizeBytes' | 'ring'> = {}): Promise<void> {
+  static async format(path: string, options: Pick<BlockStoreOptions, 'sizeBytes' | 'blockSize' | 'walSizeBytes' | 'ring' | 'encoding'> = {}): Promise<void> {
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('path must be a non-empty string');
     if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object');
     const blockSize = checkBlockSize(options.blockSize);
     const sizeBytes = checkSize(options.sizeBytes, 'sizeBytes', 0, 0);
     if (options.walSizeBytes !== undefined) checkSize(options.walSizeBytes, 'walSizeBytes', 0, 0);
     if (options.ring !== undefined && !(options.ring instanceof IoUringActor)) throw invalidArgument('ring must be an IoUringActor');
+    const encoding = options.encoding ?? DEFAULT_ENCODING;
+    valueCodec(encoding); // validates
     const ownedRing = options.ring === undefined ? IoUringActor.start(STORE_RING_OPTIONS) : undefined;
     const ring = options.ring ?? ownedRing!;
     try {
@@ -302,7 +360,7 @@ export class BlockStore {
         const created = await openStoreFile(ring, path, { create: true, sizeBytes: sizeBytes || DEFAULT_STORE_SIZE_BYTES });
         let published = false;
         try {
-          await formatStore(created.device, blockSize, options.walSizeBytes);
+          await formatStore(created.device, blockSize, options.walSizeBytes, encoding);
           await created.publish();
           published = true;
         } finally {
@@ -327,7 +385,7 @@ export class BlockStore {
         // The old superblocks go first: a crash while the WAL is zeroed must
         // not leave an older store that opens without the commits it loses.
         await eraseSuperblocks(device);
-        await formatStore(device, blockSize, options.walSizeBytes);
+        await formatStore(device, blockSize, options.walSizeBytes, encoding);
       } finally {
         await device.close();
       }
@@ -345,7 +403,8 @@ export class BlockStore {
     try {
       this.#state.checkOpen();
       const keyString = toKeyString(key);
-      const entry = this.#index.get(keyString);
+      const entry = this.#tree.getCached(keyString);
+      if (entry === NOT_CACHED) return this.#getUncached(keyString);
       if (entry === undefined) return Promise.resolve(undefined);
       if (entry.value instanceof Uint8Array) return Promise.resolve(this.#decodeValue(keyString, entry, entry.value, false));
       return this.#readValue(entry).then((bytes) => this.#decodeValue(keyString, entry, bytes, true));
@@ -357,9 +416,41 @@ export class BlockStore {
   has(key: Key): Promise<boolean> {
     try {
       this.#state.checkOpen();
-      return Promise.resolve(this.#index.get(toKeyString(key)) !== undefined);
+      const keyString = toKeyString(key);
+      const entry = this.#tree.getCached(keyString);
+      if (entry !== NOT_CACHED) return Promise.resolve(entry !== undefined);
+      return this.#lookUp(keyString, async (found) => found !== undefined);
     } catch (error) {
       return Promise.reject(error);
+    }
+  }
+
+  /** get() when a page on the key's path is not in memory. */
+  #getUncached(keyString: string): Promise<unknown> {
+    return this.#lookUp(keyString, async (entry) => {
+      if (entry === undefined) return undefined;
+      if (entry.value instanceof Uint8Array) return this.#decodeValue(keyString, entry, entry.value, false);
+      return this.#decodeValue(keyString, entry, await this.#readValue(entry), true);
+    });
+  }
+
+  /**
+   * Looks `keyString` up through the page cache and the device, then runs
+   * `use` on its entry, under one read epoch: neither the pages read nor
+   * the value's extents can be freed and reused in between.
+   */
+  async #lookUp<T>(keyString: string, use: (entry: IndexEntry | undefined) => Promise<T>): Promise<T> {
+    const epoch = this.#space.beginRead();
+    try {
+      let entry: IndexEntry | undefined;
+      try {
+        entry = await this.#tree.get(keyString);
+      } catch (error) {
+        throw this.#state.closedOr(error);
+      }
+      return await use(entry);
+    } finally {
+      this.#space.endRead(epoch);
     }
   }
 
@@ -390,8 +481,8 @@ export class BlockStore {
     if (reverse !== undefined && typeof reverse !== 'boolean') throw invalidArgument(`range option 'reverse' must be a boolean, got ${describeArgument(reverse)}`);
     if (values !== undefined && typeof values !== 'boolean') throw invalidArgument(`range option 'values' must be a boolean, got ${describeArgument(values)}`);
     const withValues = values !== false;
-    const snapshot = this.#index.snapshot();
-    // The snapshot's extent values must stay readable for the whole
+    const snapshot = this.#tree.snapshot();
+    // The snapshot's pages and extent values must stay readable for the whole
     // iteration: pin them (no trim, no reuse) until it ends. An iterator that
     // is never finished nor returned keeps the pin — break out of loops with
     // `break`/`return` (which ends the generator) rather than abandoning them.
@@ -399,8 +490,8 @@ export class BlockStore {
     try {
       let yielded = 0;
       if (yielded >= limit) return;
-      const entries = reverse === true ? snapshot.iterateReversed(high, !highInclusive) : snapshot.iterate(low);
-      for (const [keyString, entry] of entries) {
+      const entries = this.#tree.entries(snapshot, { low, lowInclusive, high, highInclusive, reverse: reverse === true });
+      for await (const [keyString, entry] of entries) {
         // A caller may go on iterating after close(): that is a call after
         // close, answered as one (the device is gone).
         this.#state.checkOpen();
@@ -492,7 +583,6 @@ export class BlockStore {
   close(): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
     this.#state.beginClose();
-    this.#index.close();
     this.#closing = (async () => {
       try {
         await this.#journal.flushCommits().catch(() => undefined);
@@ -516,38 +606,68 @@ export class BlockStore {
   }
 
   /**
-   * Checks the store while no write is in flight: every block of the data
-   * region is exactly one of free, referenced (by a value or the checkpoint)
-   * or waiting for its trim — no leak, no block both free and referenced, no
-   * block referenced twice — and every extent value matches its checksum.
-   * Rejects with ERR_STORE_CORRUPT naming what is wrong.
+   * Checks the store: every page of the tree (through its checksums in the
+   * parents), every block of the data region exactly one of free,
+   * referenced (by a page, a value or the free set), replaced and waiting
+   * for the next checkpoint, waiting for its trim, or allocated to a write
+   * in progress — no leak, no block both free and referenced, none
+   * referenced twice — and every extent value against its checksum.
+   * Writes may go on meanwhile: it checks the state of the moment it
+   * starts. Rejects with ERR_STORE_CORRUPT naming what is wrong.
    */
-  async verifyIntegrity(): Promise<{ keys: number; extentValues: number; referencedBlocks: number; freeBlocks: number; trimPendingBlocks: number }> {
+  async verifyIntegrity(): Promise<{ keys: number; pages: number; extentValues: number; referencedBlocks: number; freeBlocks: number; trimPendingBlocks: number }> {
     this.#state.checkOpen();
     this.#journal.checkReserveAccounting();
-    // One synchronous snapshot of the bookkeeping (writes may go on): blocks
-    // allocated to writes or a checkpoint not yet committed count as in use.
-    const references: { extent: Extent; owner: string }[] = this.#checkpointer.superblock.checkpointExtents.map((extent) => ({ extent, owner: 'the checkpoint' }));
-    const values: { key: string; entry: IndexEntry }[] = [];
-    this.#index.forEach((key, entry) => {
-      if (!isExtentValue(entry.value)) return;
-      values.push({ key, entry });
-      for (const extent of entry.value.extents) references.push({ extent, owner: `key ${JSON.stringify(key.slice(0, 64))}` });
-    });
-    const trimPendingBlocks = this.#space.checkReferences(references);
-    for (const { key, entry } of values) {
-      // Still referenced? A value overwritten since the snapshot may be
-      // trimmed and reused: its check would be a false alarm.
-      if (this.#index.get(key) === entry) await this.#readValue(entry);
+    // A checkpoint being written holds blocks that are in no state yet.
+    await this.#checkpointer.settled();
+    // One synchronous snapshot of the tree and the bookkeeping; the read
+    // epoch keeps every page and value of the snapshot from reuse while the
+    // walk and the value reads go on.
+    const snapshot = this.#tree.snapshot();
+    const bookkeeping = this.#space.bookkeeping();
+    const superblock = this.#checkpointer.superblock;
+    const replaced = this.#tree.replacedPages();
+    const epoch = this.#space.beginRead();
+    try {
+      const references: { extent: Extent; owner: string }[] = [
+        ...superblock.freeSetExtents.map((extent) => ({ extent, owner: 'the free set' })),
+        ...replaced.map((ref) => ({ extent: { startBlock: ref.block, blockCount: this.#pageBlocks }, owner: `the replaced page at block ${ref.block} (freed by the next checkpoint)` })),
+      ];
+      const values: { key: string; value: ExtentValue }[] = [];
+      let keys = 0;
+      let pages = 0;
+      try {
+        await this.#tree.walk(snapshot, (node, ref) => {
+          if (ref !== undefined) {
+            pages++;
+            references.push({ extent: { startBlock: ref.block, blockCount: this.#pageBlocks }, owner: `the page at block ${ref.block}` });
+          }
+          if (node.kind !== 'leaf') return;
+          keys += node.keys.length;
+          node.entries.forEach((entry, i) => {
+            if (!isExtentValue(entry.value)) return;
+            values.push({ key: node.keys[i], value: entry.value });
+            for (const extent of entry.value.extents) references.push({ extent, owner: `key ${JSON.stringify(node.keys[i].slice(0, 64))}` });
+          });
+        });
+      } catch (error) {
+        throw this.#state.closedOr(error);
+      }
+      if (keys !== snapshot.keyCount) throw new StoreCorruptError('page', `the tree holds ${keys} keys but counts ${snapshot.keyCount}`);
+      const trimPendingBlocks = checkReferences(bookkeeping, references);
+      for (const { value } of values) await this.#readValue({ isString: false, value });
+      const sum = (extents: Extent[]): number => extents.reduce((total, extent) => total + extent.blockCount, 0);
+      return {
+        keys,
+        pages,
+        extentValues: values.length,
+        referencedBlocks: sum(references.map((reference) => reference.extent)),
+        freeBlocks: bookkeeping.freeBlockCount,
+        trimPendingBlocks,
+      };
+    } finally {
+      this.#space.endRead(epoch);
     }
-    const sum = (extents: Extent[]): number => extents.reduce((total, extent) => total + extent.blockCount, 0);
-    return {
-      keys: this.#index.size,
-      extentValues: values.length,
-      referencedBlocks: sum(references.map((reference) => reference.extent)),
-      freeBlocks: this.#space.freeBlockCount,
-      trimPendingBlocks,
-    };
   }
 
   /**
@@ -567,7 +687,7 @@ export class BlockStore {
     const dataBlocks = blocksTotal - superblock.dataStartBlock;
     const commits = this.#journal.commitCount;
     return {
-      keys: this.#index.size,
+      keys: this.#tree.size,
       blocksTotal,
       blocksUsed: dataBlocks - this.#space.freeBlockCount,
       blocksFree: this.#space.freeBlockCount,
@@ -626,6 +746,8 @@ export class BlockStore {
       if (write.payloadBytes > this.#journal.commitPayloadMax) {
         throw new StoreError('ERR_VALUE_TOO_LARGE', `this write needs up to ${write.payloadBytes} bytes of WAL; one commit holds at most ${this.#journal.commitPayloadMax} (use a larger walSizeBytes or smaller batches)`);
       }
+      const putCount = encoded.reduce((count, operation) => count + (operation.bytes === undefined ? 0 : 1), 0);
+      if (putCount > 0) this.#space.checkRoomForPuts(putCount);
       // Inline values are copied (the caller may reuse its buffers once the
       // call returns) into one buffer per write: one allocation, not one per value.
       const inline = new Uint8Array(inlineBytes);
@@ -683,4 +805,11 @@ export class BlockStore {
       throw this.#state.closedOr(error);
     }
   }
+}
+
+/** The encoding a superblock names (decodeSuperblock accepts only known ids). */
+function encodingOfId(id: number): ValueEncoding {
+  const found = (Object.keys(VALUE_ENCODING_IDS) as ValueEncoding[]).find((name) => VALUE_ENCODING_IDS[name] === id);
+  if (found === undefined) throw new Error(`ringstore: no value encoding has id ${id}`);
+  return found;
 }

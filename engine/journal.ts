@@ -343,7 +343,12 @@ export class Journal {
     // The pages the commit's keys lead to are read (while its extent data is
     // being written) before its WAL frame is: a commit must never become
     // durable and then fail to apply for want of a page.
-    const prepared = await this.#tree.prepare(writes.flatMap((write) => write.operations.map((operation) => operation.keyString)));
+    const operations = writes.flatMap((write) => write.operations);
+    const prepared = await this.#tree.prepare(
+      operations.filter((operation) => operation.value !== undefined).map((operation) => operation.keyString),
+      // A delete may merge its leaf with a sibling: those pages too.
+      operations.filter((operation) => operation.value === undefined).map((operation) => operation.keyString),
+    );
     try {
       await this.#writeAndApply(writes, sequence, frame, blockCount, recordCount, recordsDurable, marker);
     } finally {

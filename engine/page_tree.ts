@@ -206,6 +206,16 @@ export class PageTree {
     return this.#keyCount;
   }
 
+  /**
+   * The pages replaced since the last beginCheckpoint(): still on disk and
+   * in use until the next checkpoint is durable (verifyIntegrity counts
+   * them). Only between checkpoints (a running plan's nodes have no block yet).
+   */
+  replacedPages(): PageRef[] {
+    if (this.#plan !== undefined) throw new Error('ringstore: replacedPages() while a checkpoint is running');
+    return [...(this.#garbage as PageRef[])];
+  }
+
   /** At least the dirty nodes (what the next checkpoint writes, with the running one's); O(1). */
   get dirtyNodeCountMax(): number {
     return this.#dirtyCreated + (this.#plan?.dirtyNodes.length ?? 0);
@@ -745,7 +755,7 @@ export class PageTree {
 
   #corrupt(ref: PageRef, level: number, reason: string): StoreCorruptError {
     // StructureName has no 'page' yet (format/ is another change): tree pages are the checkpoint.
-    return new StoreCorruptError('checkpoint', `tree page (level ${level}): ${reason}`, ref.block);
+    return new StoreCorruptError('page', `level ${level}: ${reason}`, ref.block);
   }
 
   // ---- Checkpoints ----

@@ -313,7 +313,10 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
  * repaired silently.
  */
 async function replayCommit(tree: PageTree, allocator: ExtentAllocator, superblock: Superblock, operations: Operation[], sequence: number, walBlock: number): Promise<void> {
-  const prepared = await tree.prepare(operations.map((operation) => operation.key));
+  const prepared = await tree.prepare(
+    operations.filter((operation) => operation.entry !== undefined).map((operation) => operation.key),
+    operations.filter((operation) => operation.entry === undefined).map((operation) => operation.key),
+  );
   try {
     for (const { key, entry } of operations) {
       const previous = entry === undefined ? tree.delete(key) : tree.set(key, entry);

@@ -11,7 +11,8 @@ import type { StoredValue } from '../format/records.js';
 import type { DataBlock, Grid } from './grid.js';
 import type { Journal } from './journal.js';
 import { keyStringToKey, toKeyString, type Key } from './key_codec.js';
-import type { KeyIndex } from './key_index.js';
+import { NOT_CACHED, type PageTree } from './page_tree.js';
+import type { IndexEntry } from './store_index.js';
 import { VALUE_EXTENTS_PER_PUT_MAX, type Space } from './space.js';
 import { describeKey } from './store_arguments.js';
 import { StoreCorruptError, StoreError } from './store_error.js';
@@ -24,7 +25,7 @@ const STREAM_CHUNK_BYTES = 1 << 20;
 export interface StreamParts {
   blockSize: number;
   state: StoreState;
-  index: KeyIndex;
+  tree: PageTree;
   space: Space;
   grid: Grid;
   journal: Journal;
@@ -137,15 +138,16 @@ export function createValueReadStream(parts: StreamParts, key: Key): Readable {
   const { state, space, grid } = parts;
   state.checkOpen();
   const keyString = toKeyString(key);
-  const entry = parts.index.get(keyString);
-  if (entry === undefined) {
-    const stream = new Readable({ read() {} });
-    const missing = new StoreError('ERR_KEY_NOT_FOUND', `no value under key ${describeKey(keyStringToKey(keyString, typeof key === 'string'))}`);
-    process.nextTick(() => stream.destroy(missing));
-    return stream;
-  }
-  if (entry.value instanceof Uint8Array) return Readable.from([Buffer.from(entry.value)], { objectMode: false });
-  const value = entry.value;
+  const isStringKey = typeof key === 'string';
+  const lookUp = async (): Promise<IndexEntry | undefined> => {
+    const cached = parts.tree.getCached(keyString);
+    if (cached !== NOT_CACHED) return cached;
+    try {
+      return await parts.tree.get(keyString);
+    } catch (error) {
+      throw state.closedOr(error);
+    }
+  };
   const chunkBlocks = Math.max(1, Math.floor(STREAM_CHUNK_BYTES / parts.blockSize));
   // Each chunk is a call on the store: after close() it is refused, and a
   // read that close() cut short says so (not the device's ERR_FILE_CLOSED).
@@ -157,6 +159,8 @@ export function createValueReadStream(parts: StreamParts, key: Key): Readable {
       throw state.closedOr(error);
     }
   };
+  // The pin starts with the stream: the entry is looked up under it, so its
+  // extents cannot be freed and reused between the lookup and the reads.
   const epoch = space.beginRead();
   let pinned = true;
   const endRead = (): void => {
@@ -166,6 +170,13 @@ export function createValueReadStream(parts: StreamParts, key: Key): Readable {
   };
   async function* chunks(): AsyncGenerator<Uint8Array> {
     try {
+      const entry = await lookUp();
+      if (entry === undefined) throw new StoreError('ERR_KEY_NOT_FOUND', `no value under key ${describeKey(keyStringToKey(keyString, isStringKey))}`);
+      if (entry.value instanceof Uint8Array) {
+        yield Buffer.from(entry.value);
+        return;
+      }
+      const value = entry.value;
       let remaining = value.length;
       let crc = 0;
       for (const extent of value.extents) {

@@ -87,9 +87,9 @@ function printReport(report: FsckReport, verbose: boolean): void {
     console.log(`blocks: ${superblock.blockCount} (${mib(superblock.blockCount)} MiB); WAL blocks ${superblock.walStartBlock}..${superblock.walStartBlock + superblock.walBlockCount - 1} (${mib(superblock.walBlockCount)} MiB); data from block ${superblock.dataStartBlock}`);
     console.log(`superblock generation ${superblock.generation}`);
     console.log(
-      superblock.checkpointExtents.length === 0
+      superblock.checkpointSeq === 0
         ? 'checkpoint: none yet'
-        : `checkpoint: through commit ${superblock.checkpointSeq}, ${superblock.checkpointByteLength} bytes in ${superblock.checkpointBlockCount} blocks (${superblock.checkpointExtents.map((e) => `${e.startBlock}+${e.blockCount}`).join(', ')})`,
+        : `checkpoint: through commit ${superblock.checkpointSeq}; tree of ${superblock.keyCount} keys, ${report.pages} pages${superblock.treeRoot === undefined ? '' : `, root at block ${superblock.treeRoot.block} (level ${superblock.treeRoot.level})`}; free set in ${superblock.freeSetBlockCount} blocks (${superblock.freeSetExtents.map((e) => `${e.startBlock}+${e.blockCount}`).join(', ')})`,
     );
     console.log(`WAL: replay from WAL block ${superblock.walReplayBlock}, ${report.walCommits} commits after the checkpoint${report.tornTail === undefined ? '' : `; ends at a torn commit: ${report.tornTail}`}`);
   }

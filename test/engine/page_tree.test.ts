@@ -338,7 +338,7 @@ describe('PageTree', () => {
           (async () => {
             await tree.walk(tree.snapshot(), () => {});
           })(),
-          (error: unknown) => error instanceof StoreCorruptError && error.structure === 'checkpoint' && (error.blockIndex === 5 || error.blockIndex === 1) && reason.test(error.message),
+          (error: unknown) => error instanceof StoreCorruptError && error.structure === 'page' && (error.blockIndex === 5 || error.blockIndex === 1) && reason.test(error.message),
         );
       });
     }

@@ -49,9 +49,9 @@ export class FakePageStore implements TreePageIo {
     this.reads++;
     if (this.delayed) await new Promise((resolve) => setImmediate(resolve));
     const stored = this.pages.get(ref.block);
-    if (stored === undefined) throw new StoreCorruptError('checkpoint', 'no page there (the fake store has none)', ref.block);
-    if (stored.crc !== ref.crc) throw new StoreCorruptError('checkpoint', `CRC ${ref.crc} expected, the page has ${stored.crc}`, ref.block);
-    if ((stored.page.kind === 'leaf') !== (level === 0)) throw new StoreCorruptError('checkpoint', 'page kind does not match its level', ref.block);
+    if (stored === undefined) throw new StoreCorruptError('page', 'no page there (the fake store has none)', ref.block);
+    if (stored.crc !== ref.crc) throw new StoreCorruptError('page', `CRC ${ref.crc} expected, the page has ${stored.crc}`, ref.block);
+    if ((stored.page.kind === 'leaf') !== (level === 0)) throw new StoreCorruptError('page', 'page kind does not match its level', ref.block);
     return structuredClone(stored.page);
   }
 

@@ -204,7 +204,7 @@ export class BlockStore {
     this.#pageBlocks = pageSize / blockSize;
     const walSpace = recoveredWalSpace(superblock.walBlockCount, liveCommits, walHeadBlock);
     const freeSetFrameBlocks = frameBlockCount(freeSetPayloadBytes(superblock.blockCount - superblock.dataStartBlock), blockSize);
-    this.#space = new Space({ device, blockSize, cache, state, allocator, pageBlocks: this.#pageBlocks, freeSetFrameBlocks, tree });
+    this.#space = new Space({ device, blockSize, cache, state, allocator, pageBlocks: this.#pageBlocks, pageCapacityBytes: pageCapacityBytes(pageSize), freeSetFrameBlocks, tree });
     this.#checkpointer = new Checkpointer({ device, superblock, sync: options.sync, tree, pages: treePages, pageBlocks: this.#pageBlocks, walSpace, space: this.#space, state });
     this.#grid = new Grid({ device, blockSize, pool, cache, space: this.#space });
     this.#journal = new Journal({

@@ -206,7 +206,7 @@ export class Journal {
       pending.resolve = resolve;
       pending.reject = reject;
       this.#pending.push(pending);
-      this.#space.writeQueued(pending.operations.length);
+      this.#space.writeQueued(pending.operations.length, pending.payloadBytes);
       this.#startCommits();
     });
     this.#lastQueued = promise.catch(() => undefined);
@@ -253,7 +253,10 @@ export class Journal {
 
   /** Asserts the checkpoint reserve's running totals against a recomputation: O(queued writes), for verifyIntegrity. */
   checkReserveAccounting(): void {
-    const sum = (writes: PendingWrite[]): number => writes.reduce((total, write) => total + write.operations.length, 0);
+    const sum = (writes: PendingWrite[]): { operations: number; payloadBytes: number } => ({
+      operations: writes.reduce((total, write) => total + write.operations.length, 0),
+      payloadBytes: writes.reduce((total, write) => total + write.payloadBytes, 0),
+    });
     this.#space.checkReserveAccounting(sum(this.#pending), sum(this.#committing));
   }
 
@@ -278,7 +281,10 @@ export class Journal {
         take++;
       }
       const writes = this.#pending.splice(0, take);
-      this.#space.writesTaken(writes.reduce((sum, write) => sum + write.operations.length, 0));
+      this.#space.writesTaken(
+        writes.reduce((sum, write) => sum + write.operations.length, 0),
+        payloadBytes,
+      );
       this.#committing = writes;
       try {
         await this.#commit(writes);

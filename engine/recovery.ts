@@ -124,7 +124,8 @@ export async function probeSuperblocks(device: BlockDevice): Promise<SuperblockP
       return { kind: 'foreign' };
     }
     const first = candidates.find((candidate) => candidate.error !== undefined)?.error;
-    throw new StoreCorruptError('superblock', `no valid copy: ${candidates.map((c) => `slot ${c.slot}: ${c.error?.reason ?? 'missing'}`).join('; ')}`, first?.blockIndex);
+    const backups = layout === undefined ? '; no valid backup copy found after the WAL' : '';
+    throw new StoreCorruptError('superblock', `no valid copy: ${candidates.map((c) => `slot ${c.slot}: ${c.error?.reason ?? 'missing'}`).join('; ')}${backups}`, first?.blockIndex);
   }
   const newest = newestOf(valid);
   // A damaged or missing copy is what a torn superblock write leaves (or bit

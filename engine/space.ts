@@ -27,11 +27,11 @@ export const VALUE_EXTENTS_PER_PUT_MAX = 64;
 const TRIM_BATCH_MAX = 256;
 const CHECKPOINT_RESERVE_SLACK_BLOCKS = 8;
 /**
- * Pages kept free beyond what queued writes may need, so that a store full
- * of puts still takes deletes: their checkpoint rewrites a few paths (a
- * handful of pages each) before it frees anything.
+ * Paths kept free beyond what queued writes may need, so that a store full
+ * of puts still takes deletes: their checkpoint rewrites their paths before
+ * it frees anything.
  */
-const DELETE_RESERVE_PAGES = 64;
+const DELETE_RESERVE_PATHS = 4;
 
 /** What the reserve needs to know of the page tree. */
 export interface DirtyPages {
@@ -57,6 +57,8 @@ export interface SpaceParts {
   allocator: ExtentAllocator;
   /** Blocks of a tree page. */
   pageBlocks: number;
+  /** Bytes of entries a tree page holds. */
+  pageCapacityBytes: number;
   /** Blocks of the free-set frame a checkpoint writes. */
   freeSetFrameBlocks: number;
   tree: DirtyPages;
@@ -69,6 +71,7 @@ export class Space {
   readonly #state: StoreState;
   readonly #allocator: ExtentAllocator;
   readonly #pageBlocks: number;
+  readonly #pageCapacityBytes: number;
   readonly #freeSetFrameBlocks: number;
   readonly #tree: DirtyPages;
   /** Extents allocated to writes that no durable record names yet. */
@@ -94,6 +97,9 @@ export class Space {
    */
   #queuedOperationCount = 0;
   #committingOperationCount = 0;
+  /** The same writes' WAL payload bytes: at least the page bytes their entries take. */
+  #queuedPayloadBytes = 0;
+  #committingPayloadBytes = 0;
 
   constructor(parts: SpaceParts) {
     this.#device = parts.device;
@@ -102,6 +108,7 @@ export class Space {
     this.#state = parts.state;
     this.#allocator = parts.allocator;
     this.#pageBlocks = parts.pageBlocks;
+    this.#pageCapacityBytes = parts.pageCapacityBytes;
     this.#freeSetFrameBlocks = parts.freeSetFrameBlocks;
     this.#tree = parts.tree;
   }
@@ -238,15 +245,24 @@ export class Space {
   /**
    * Blocks the next checkpoint may need: a page for every dirty node and
    * for every node the queued and committing operations (plus
-   * `extraOperations`) may dirty — each dirties at most its path, and a
-   * split adds a node a level — the free-set frame, and room kept for
+   * `extraOperations`) may dirty, the free-set frame, and room kept for
    * deletes. O(1): it runs for every put (a walk over the queue here once
    * made N concurrent puts cost O(N²)).
    */
   #checkpointReserveBlocks(extraOperations: number): number {
     const operations = this.#queuedOperationCount + this.#committingOperationCount + extraOperations;
-    const pagesPerOperation = 2 * (this.#tree.height + 1) + 1;
-    const pages = this.#tree.dirtyNodeCountMax + operations * pagesPerOperation + DELETE_RESERVE_PAGES;
+    const height = this.#tree.height;
+    const dirtyNow = this.#tree.dirtyNodeCountMax;
+    // Each operation dirties at most its path and splits it once...
+    const byPath = operations * (2 * (height + 1) + 1);
+    // ...but no page of the tree is dirtied twice: the tree has at most as
+    // many pages as the data region has used blocks, plus what splits add —
+    // pieces at least a quarter full, so at most 4 pages per page of new
+    // entries, with a split a level and a new root.
+    const usedBlocks = this.#allocator.blockCount - this.#allocator.dataStartBlock - this.#allocator.freeBlockCount;
+    const payloadBytes = this.#queuedPayloadBytes + this.#committingPayloadBytes + extraOperations * this.#pageCapacityBytes;
+    const byTree = Math.ceil(usedBlocks / this.#pageBlocks) + dirtyNow + Math.ceil((4 * payloadBytes) / this.#pageCapacityBytes) + 2 * (height + 1);
+    const pages = dirtyNow + Math.min(byPath, byTree) + DELETE_RESERVE_PATHS * (height + 2);
     return pages * this.#pageBlocks + this.#freeSetFrameBlocks + CHECKPOINT_RESERVE_SLACK_BLOCKS;
   }
 
@@ -255,32 +271,40 @@ export class Space {
     return this.#queuedOperationCount;
   }
 
-  /** A write of `operationCount` operations joined the journal's queue. */
-  writeQueued(operationCount: number): void {
+  /** A write of `operationCount` operations and `payloadBytes` of WAL payload joined the journal's queue. */
+  writeQueued(operationCount: number, payloadBytes: number): void {
     this.#queuedOperationCount += operationCount;
+    this.#queuedPayloadBytes += payloadBytes;
   }
 
-  /** A commit took writes of `operationCount` operations from the queue. */
-  writesTaken(operationCount: number): void {
+  /** A commit took writes of `operationCount` operations and `payloadBytes` from the queue. */
+  writesTaken(operationCount: number, payloadBytes: number): void {
     this.#queuedOperationCount -= operationCount;
     this.#committingOperationCount = operationCount;
+    this.#queuedPayloadBytes -= payloadBytes;
+    this.#committingPayloadBytes = payloadBytes;
   }
 
   /** The commit in flight was applied (its pages are counted as dirty now), refused or failed. */
   commitSettled(): void {
     this.#committingOperationCount = 0;
+    this.#committingPayloadBytes = 0;
   }
 
   /** The store failed: every queued write was rejected. */
   queueDropped(): void {
     this.#queuedOperationCount = 0;
+    this.#queuedPayloadBytes = 0;
   }
 
   /** Asserts the reserve's running totals against a recomputation, for verifyIntegrity. */
-  checkReserveAccounting(queuedOperationCount: number, committingOperationCount: number): void {
-    const recomputed = { queued: queuedOperationCount, committing: committingOperationCount };
-    const running = { queued: this.#queuedOperationCount, committing: this.#committingOperationCount };
-    if (recomputed.queued !== running.queued || recomputed.committing !== running.committing) {
+  checkReserveAccounting(queued: { operations: number; payloadBytes: number }, committing: { operations: number; payloadBytes: number }): void {
+    const recomputed = { queued, committing };
+    const running = {
+      queued: { operations: this.#queuedOperationCount, payloadBytes: this.#queuedPayloadBytes },
+      committing: { operations: this.#committingOperationCount, payloadBytes: this.#committingPayloadBytes },
+    };
+    if (JSON.stringify(recomputed) !== JSON.stringify(running)) {
       throw new Error(`ringstore: checkpoint reserve accounting ${JSON.stringify(running)} disagrees with a recomputation ${JSON.stringify(recomputed)}`);
     }
   }

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { SUPERBLOCK_SIZE } from '../../format/constants.js';
+import { superblockSlotBlock } from '../../format/superblock.js';
 import { fsckImage, memoryImage, type FsckReport } from '../../tools/fsck.js';
 import { collect, flipByteInFile, makeStoreDir, openSmallStore, pattern, rejectsCorrupt, removeStoreDir } from './helpers.js';
 
@@ -160,14 +161,27 @@ describe('BlockStore with a damaged superblock copy', () => {
     }
   });
 
-  it('refuses to open with ERR_STORE_CORRUPT naming the superblock when both copies are damaged', async () => {
+  it('opens from the backup pair when both head copies are damaged, and rewrites them', async () => {
     const path = `${dir}/store`;
-    await makeStore(path);
+    const { victim } = await makeStore(path);
     flipByteInFile(path, 100);
     flipByteInFile(path, BLOCK_SIZE + SUPERBLOCK_SIZE - 10);
+    const store = await BlockStore.open(path, { encoding: 'binary' });
+    try {
+      assert.ok(((await store.get('victim')) as Buffer).equals(victim));
+    } finally {
+      await store.close();
+    }
+    assert.deepEqual(fsckFile(path).warnings, [], 'every copy decodes after the repair');
+  });
+
+  it('refuses to open with ERR_STORE_CORRUPT naming the superblock when all four copies are damaged', async () => {
+    const path = `${dir}/store`;
+    await makeStore(path);
+    const layout = fsckFile(path).superblock!;
+    for (const slot of [0, 1, 2, 3]) flipByteInFile(path, superblockSlotBlock(slot, layout.walStartBlock, layout.walBlockCount) * BLOCK_SIZE + 100);
     const error = await rejectsCorrupt(() => BlockStore.open(path), 'superblock');
-    assert.match(error.message, /slot 0/);
-    assert.match(error.message, /slot 1/);
+    assert.match(error.message, /slot 0.*slot 1.*no valid backup copy/);
     assert.deepEqual(fsckFile(path).errors, ['no valid superblock']);
   });
 });

@@ -20,6 +20,8 @@ import fc from 'fast-check';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { StoreError } from '../../engine/store_error.js';
+import { SUPERBLOCK_SIZE } from '../../format/constants.js';
+import { decodeSuperblock, superblockSlotBlock } from '../../format/superblock.js';
 import { IoUringActor } from '../../native/io_uring_actor.js';
 import { seededRandom } from '../../tools/lab/seeded_random.js';
 import { describeChild, isRoot, makeStoreDir, openWhenReleased, PACKAGE_ENTRY_URL, pattern, rejectsWith, rejectsWithCode, removeStoreDir, runNodeModule, skipBecause } from './helpers.js';
@@ -47,6 +49,12 @@ const KILL_AFTER_MS_MAX = 1400;
 const KILL_STORE_BYTES = 256 << 20;
 
 type Outcome = { opened: true } | { opened: false; code: string };
+
+/** Byte offsets of the four superblock copies of a store image (its slot 0 gives the layout). */
+function superblockOffsets(image: Uint8Array): number[] {
+  const superblock = decodeSuperblock(image.subarray(0, SUPERBLOCK_SIZE), 0);
+  return [0, 1, 2, 3].map((slot) => superblockSlotBlock(slot, superblock.walStartBlock, superblock.walBlockCount) * superblock.blockSize);
+}
 
 describe('BlockStore.open() and what create: true may touch', function () {
   let dir = '';
@@ -119,15 +127,21 @@ describe('BlockStore.open() and what create: true may touch', function () {
     );
   });
 
-  it('refuses a store whose superblocks are damaged or gone with ERR_STORE_CORRUPT, with create, changing nothing', async () => {
-    const flippedBoth = Buffer.from(crashedStore);
-    flippedBoth[100] ^= 1;
-    flippedBoth[BLOCK_SIZE + 100] ^= 1;
-    const zeroedBoth = Buffer.from(crashedStore);
-    zeroedBoth.fill(0, 0, 2 * BLOCK_SIZE);
-    for (const damaged of [flippedBoth, zeroedBoth]) {
+  it('refuses a store whose four superblock copies are damaged or gone with ERR_STORE_CORRUPT, with create, changing nothing', async () => {
+    const slots = superblockOffsets(crashedStore);
+    const flippedAll = Buffer.from(crashedStore);
+    for (const offset of slots) flippedAll[offset + 100] ^= 1;
+    const zeroedAll = Buffer.from(crashedStore);
+    for (const offset of slots) zeroedAll.fill(0, offset, offset + BLOCK_SIZE);
+    for (const damaged of [flippedAll, zeroedAll]) {
       assert.deepEqual(await openOn(damaged, true), { opened: false, code: 'ERR_STORE_CORRUPT' });
     }
+  });
+
+  it('opens a store whose head copies are gone from its backup pair, with or without create', async () => {
+    const zeroedHead = Buffer.from(crashedStore);
+    zeroedHead.fill(0, 0, 2 * BLOCK_SIZE);
+    for (const create of [false, true]) assert.deepEqual(await openOn(Buffer.from(zeroedHead), create), { opened: true });
   });
 
   it('refuses foreign bytes of any length with ERR_STORE_NOT_FOUND, with or without create, changing nothing', async () => {

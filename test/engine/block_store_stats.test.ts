@@ -3,6 +3,7 @@
 // checkpoints, and trims issued once overwritten extent values are freed.
 import assert from 'node:assert/strict';
 
+import { SUPERBLOCK_SLOT_COUNT } from '../../format/constants.js';
 import type { BlockStore } from '../../engine/block_store.js';
 import { makeStoreDir, openSmallStore, pattern, removeStoreDir, SMALL_STORE_BYTES, waitForTrims } from './helpers.js';
 
@@ -30,7 +31,7 @@ describe('BlockStore#stats()', () => {
     assert.equal(stats.keys, 0);
     assert.equal(stats.blocksTotal, SMALL_STORE_BYTES / BLOCK_SIZE);
     assert.equal(stats.blocksUsed, 0);
-    assert.equal(stats.blocksFree, stats.blocksTotal - 2 - WAL_BLOCKS, 'all but the superblocks and the WAL');
+    assert.equal(stats.blocksFree, stats.blocksTotal - SUPERBLOCK_SLOT_COUNT - WAL_BLOCKS, 'all but the four superblock copies and the WAL');
     assert.equal(stats.commits, 0);
     assert.equal(stats.meanRecordsPerCommit, 0);
     assert.equal(stats.walFill, 0);
@@ -52,7 +53,7 @@ describe('BlockStore#stats()', () => {
     assert.equal(stats.commits, 3);
     assert.equal(stats.meanRecordsPerCommit, 5 / 3);
     assert.equal(stats.blocksUsed, 3);
-    assert.equal(stats.blocksUsed + stats.blocksFree, stats.blocksTotal - 2 - WAL_BLOCKS);
+    assert.equal(stats.blocksUsed + stats.blocksFree, stats.blocksTotal - SUPERBLOCK_SLOT_COUNT - WAL_BLOCKS);
     assert.ok(stats.walFill > 0 && stats.walFill <= 1, `walFill ${stats.walFill}`);
   });
 

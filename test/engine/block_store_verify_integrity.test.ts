@@ -5,6 +5,7 @@
 // checksum (block_store_corruption.test.ts damages the file itself).
 import assert from 'node:assert/strict';
 
+import { SUPERBLOCK_SLOT_COUNT } from '../../format/constants.js';
 import type { BlockStore } from '../../engine/block_store.js';
 import { makeStoreDir, openSmallStore, pattern, removeStoreDir, SMALL_STORE_BYTES } from './helpers.js';
 
@@ -33,7 +34,7 @@ describe('BlockStore#verifyIntegrity()', () => {
     assert.equal(result.keys, 3);
     assert.equal(result.extentValues, 2);
     assert.equal(result.referencedBlocks, 4);
-    const dataBlocks = SMALL_STORE_BYTES / BLOCK_SIZE - 2 - SMALL_WAL_BYTES / BLOCK_SIZE;
+    const dataBlocks = SMALL_STORE_BYTES / BLOCK_SIZE - SUPERBLOCK_SLOT_COUNT - SMALL_WAL_BYTES / BLOCK_SIZE;
     assert.equal(result.referencedBlocks + result.freeBlocks + result.trimPendingBlocks, dataBlocks);
   });
 
@@ -42,7 +43,7 @@ describe('BlockStore#verifyIntegrity()', () => {
     const overwrite = store!.put('value', pattern(BLOCK_SIZE, 5));
     await overwrite;
     const result = await store!.verifyIntegrity(); // the trim of the old 8 blocks may still run
-    assert.equal(result.referencedBlocks + result.freeBlocks + result.trimPendingBlocks, SMALL_STORE_BYTES / BLOCK_SIZE - 2 - 16);
+    assert.equal(result.referencedBlocks + result.freeBlocks + result.trimPendingBlocks, SMALL_STORE_BYTES / BLOCK_SIZE - SUPERBLOCK_SLOT_COUNT - 16);
   });
 
   it('passes while a checkpoint the WAL started is still being written', async () => {

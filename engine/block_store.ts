@@ -747,7 +747,7 @@ export class BlockStore {
         throw new StoreError('ERR_VALUE_TOO_LARGE', `this write needs up to ${write.payloadBytes} bytes of WAL; one commit holds at most ${this.#journal.commitPayloadMax} (use a larger walSizeBytes or smaller batches)`);
       }
       const putCount = encoded.reduce((count, operation) => count + (operation.bytes === undefined ? 0 : 1), 0);
-      if (putCount > 0) this.#space.checkRoomForPuts(putCount);
+      if (putCount > 0) this.#space.checkRoomForPuts(putCount, write.payloadBytes);
       // Inline values are copied (the caller may reuse its buffers once the
       // call returns) into one buffer per write: one allocation, not one per value.
       const inline = new Uint8Array(inlineBytes);

@@ -23,7 +23,7 @@ import type { BlockDevice } from './block_device.js';
 import type { Checkpointer } from './checkpointer.js';
 import type { DataBlock, Grid } from './grid.js';
 import { keyStringToBytes } from './key_codec.js';
-import type { PageTree } from './page_tree.js';
+import type { PageTree, PreparedPaths } from './page_tree.js';
 import type { Space } from './space.js';
 import { StoreError } from './store_error.js';
 import { isExtentValue, type IndexEntry } from './store_index.js';
@@ -62,6 +62,13 @@ export interface PendingWrite {
   payloadBytes: number;
   resolve: (write: PendingWrite) => void;
   reject: (error: Error) => void;
+}
+
+/** A commit refused before anything of it was written (its `cause` says why): the store goes on. */
+class CommitRefused extends Error {
+  constructor(cause: unknown) {
+    super('the commit was refused before it was written', { cause });
+  }
 }
 
 /** A write as the façade or a stream hands it to the journal. */
@@ -308,6 +315,12 @@ export class Journal {
           for (const write of writes) write.reject(error);
           continue;
         }
+        if (error instanceof CommitRefused) {
+          await Promise.all(writes.map((write) => this.abandon(write)));
+          const reason = error.cause instanceof Error ? error.cause : new Error(String(error.cause));
+          for (const write of writes) write.reject(reason);
+          continue;
+        }
         const failure = this.#state.fail(error);
         for (const write of writes) write.reject(failure);
       }
@@ -350,11 +363,18 @@ export class Journal {
     // being written) before its WAL frame is: a commit must never become
     // durable and then fail to apply for want of a page.
     const operations = writes.flatMap((write) => write.operations);
-    const prepared = await this.#tree.prepare(
-      operations.filter((operation) => operation.value !== undefined).map((operation) => operation.keyString),
-      // A delete may merge its leaf with a sibling: those pages too.
-      operations.filter((operation) => operation.value === undefined).map((operation) => operation.keyString),
-    );
+    let prepared: PreparedPaths;
+    try {
+      prepared = await this.#tree.prepare(
+        operations.filter((operation) => operation.value !== undefined).map((operation) => operation.keyString),
+        // A delete may merge its leaf with a sibling: those pages too.
+        operations.filter((operation) => operation.value === undefined).map((operation) => operation.keyString),
+      );
+    } catch (error) {
+      // Nothing is written yet: a page that cannot be read (an IO error, a
+      // damaged page) refuses these writes, and the store goes on.
+      throw new CommitRefused(error);
+    }
     try {
       await this.#writeAndApply(writes, sequence, frame, blockCount, recordCount, recordsDurable, marker);
     } finally {

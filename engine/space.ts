@@ -138,7 +138,7 @@ export class Space {
    * reclaimed and not even a delete could commit.
    */
   allocate(blockCount: number, extentsMax: number): Extent[] {
-    const reserve = this.#checkpointReserveBlocks(1);
+    const reserve = this.#checkpointReserveBlocks(1, 0);
     // The free-set frame must fit in FREE_SET_EXTENTS_MAX runs: count only
     // what the largest runs hold (conservatively: as if this allocation
     // came out of them).
@@ -158,12 +158,13 @@ export class Space {
   }
 
   /**
-   * Refuses a write of `putCount` more puts when the free space would no
-   * longer hold the next checkpoint: a put is refused early and clearly,
-   * while deletes (which free space once checkpointed) are always taken.
+   * Refuses a write of `putCount` more puts (`payloadBytes` of WAL payload)
+   * when the free space would no longer hold the next checkpoint: a put is
+   * refused early and clearly, while deletes (which free space once
+   * checkpointed) are always taken.
    */
-  checkRoomForPuts(putCount: number): void {
-    const reserve = this.#checkpointReserveBlocks(putCount);
+  checkRoomForPuts(putCount: number, payloadBytes: number): void {
+    const reserve = this.#checkpointReserveBlocks(putCount, payloadBytes);
     if (this.#allocator.freeBlockCount >= reserve) return;
     throw new StoreError(
       'ERR_STORE_FULL',
@@ -245,11 +246,11 @@ export class Space {
   /**
    * Blocks the next checkpoint may need: a page for every dirty node and
    * for every node the queued and committing operations (plus
-   * `extraOperations`) may dirty, the free-set frame, and room kept for
+   * `extraOperations` of `extraPayloadBytes`) may dirty, the free-set frame, and room kept for
    * deletes. O(1): it runs for every put (a walk over the queue here once
    * made N concurrent puts cost O(N²)).
    */
-  #checkpointReserveBlocks(extraOperations: number): number {
+  #checkpointReserveBlocks(extraOperations: number, extraPayloadBytes: number): number {
     const operations = this.#queuedOperationCount + this.#committingOperationCount + extraOperations;
     const height = this.#tree.height;
     const dirtyNow = this.#tree.dirtyNodeCountMax;
@@ -260,7 +261,7 @@ export class Space {
     // pieces at least a quarter full, so at most 4 pages per page of new
     // entries, with a split a level and a new root.
     const usedBlocks = this.#allocator.blockCount - this.#allocator.dataStartBlock - this.#allocator.freeBlockCount;
-    const payloadBytes = this.#queuedPayloadBytes + this.#committingPayloadBytes + extraOperations * this.#pageCapacityBytes;
+    const payloadBytes = this.#queuedPayloadBytes + this.#committingPayloadBytes + extraPayloadBytes;
     const byTree = Math.ceil(usedBlocks / this.#pageBlocks) + dirtyNow + Math.ceil((4 * payloadBytes) / this.#pageCapacityBytes) + 2 * (height + 1);
     const pages = dirtyNow + Math.min(byPath, byTree) + DELETE_RESERVE_PATHS * (height + 2);
     return pages * this.#pageBlocks + this.#freeSetFrameBlocks + CHECKPOINT_RESERVE_SLACK_BLOCKS;

@@ -1,20 +1,14 @@
-// The in-memory index: key string -> entry, ordered (sorted-btree), so range
-// scans are ordered and an iterator can run over an O(1) copy-on-write clone
-// while writes go on.
+// What the index holds for a key: its entry — the value's bytes when inline,
+// where its extents are otherwise — and whether the key was a string. The
+// index itself is the page tree (page_tree.ts); this is the unit its leaves
+// hold and every part of the engine passes around.
 import type { ExtentValue } from '../format/records.js';
-import { BTree } from './btree.js';
 
 export interface IndexEntry {
   /** The key was given as a string (iteration returns it as one). */
   readonly isString: boolean;
   /** Inline value bytes, or where an extent value lives. */
   readonly value: Uint8Array | ExtentValue;
-}
-
-export type StoreIndex = BTree<string, IndexEntry>;
-
-export function newIndex(): StoreIndex {
-  return new BTree<string, IndexEntry>(undefined, compareKeyStrings);
 }
 
 /** Bytewise order: key strings hold one byte per char (engine/key_codec.ts). */

@@ -590,6 +590,8 @@ export class BlockStore {
           if (!this.#sync) await this.#journal.syncNow().catch(() => undefined);
           await this.#journal.checkpoint().catch(() => undefined);
           await this.#space.trimsSettled();
+          // Every commit is in the checkpoint now: the next open reads no WAL.
+          if (this.#state.failure === undefined) await this.#checkpointer.markClean(this.#journal.appliedSequence).catch((error: unknown) => this.#state.fail(error));
         }
       } finally {
         this.#state.markClosed();

@@ -31,8 +31,10 @@ import type { WalSpace } from './wal_space.js';
 
 /** Pages a checkpoint encodes between yields to the event loop (a few ms of work), so commits go on meanwhile. */
 const CHECKPOINT_ENCODE_SLICE_PAGES = 64;
-/** Page writes a checkpoint keeps in flight (256 × 4 KiB = 1 MiB of buffers). */
+/** Pages a checkpoint encodes and writes at a time (256 × 4 KiB = 1 MiB of buffers). */
 const CHECKPOINT_WRITES_IN_FLIGHT_MAX = 256;
+/** Buffers of one vector write (IOV_MAX). */
+const WRITE_BUFFERS_MAX = 1024;
 
 /** What a checkpoint needs of the journal: the newest applied commit, and a way to make it durable. */
 export interface AppliedCommits {
@@ -116,11 +118,22 @@ export class Checkpointer {
   }
 
   /**
-   * Writes a checkpoint at `journal`'s newest applied commit, or joins the
-   * one being written. Rejects with ERR_STORE_FULL if there is no room for
-   * it (the store goes on), or with the store's failure.
+   * Writes a checkpoint that covers `journal`'s newest applied commit (at
+   * it or later), after the one being written if that one does not.
+   * Rejects with ERR_STORE_FULL if there is no room for it (the store goes
+   * on), or with the store's failure.
    */
   run(journal: AppliedCommits): Promise<void> {
+    const target = journal.appliedSequence;
+    const running = this.#checkpointing;
+    if (running === undefined) return this.#start(journal);
+    // One is being written, frozen at some earlier commit maybe: wait for it,
+    // then write another if it does not cover `target` (close() must leave
+    // no commit outside the checkpoint).
+    return running.then(() => (this.#superblock.checkpointSeq >= target ? undefined : this.run(journal)));
+  }
+
+  #start(journal: AppliedCommits): Promise<void> {
     this.#checkpointing ??= this.#checkpoint(journal)
       .catch((error: unknown) => {
         // No room is an answer, not a failure: nothing was written that a
@@ -168,27 +181,28 @@ export class Checkpointer {
     // ---- Then: encode and write the pages, the free set; flush; superblock.
     const assigned = new Map<TreeNode, PageRef>();
     const writes: Promise<void>[] = [];
-    let inFlight: Promise<void>[] = [];
     try {
       this.#device.mark?.('checkpoint', sequence);
-      for (let i = 0; i < plan.dirtyNodes.length; i++) {
-        const node = plan.dirtyNodes[i];
-        const block = blocks.pages[i].startBlock;
-        const encoded = this.#pages.encode(
-          plan.content(node, (child) => assigned.get(child)),
-          block,
-          sequence,
-        );
-        assigned.set(node, { block, crc: encoded.crc });
-        const write = this.#device.write(block * blockSize, [encoded.bytes]);
-        writes.push(write);
-        inFlight.push(write);
-        if (inFlight.length >= CHECKPOINT_WRITES_IN_FLIGHT_MAX) {
-          await Promise.all(inFlight);
-          inFlight = [];
-        } else if ((i + 1) % CHECKPOINT_ENCODE_SLICE_PAGES === 0) {
+      for (let first = 0; first < plan.dirtyNodes.length; first += CHECKPOINT_WRITES_IN_FLIGHT_MAX) {
+        const last = Math.min(plan.dirtyNodes.length, first + CHECKPOINT_WRITES_IN_FLIGHT_MAX);
+        const batch: { block: number; buffer: Buffer }[] = [];
+        for (let i = first; i < last; i++) {
+          const node = plan.dirtyNodes[i];
+          const block = blocks.pages[i].startBlock;
+          const buffer = this.#pages.pool.take();
+          const crc = this.#pages.encode(plan.content(node, (child) => assigned.get(child)), block, sequence, buffer);
+          assigned.set(node, { block, crc });
+          batch.push({ block, buffer });
           // Encoding is CPU work: let commits and reads run between slices.
-          await new Promise<void>((resolve) => setImmediate(resolve));
+          if ((i + 1) % CHECKPOINT_ENCODE_SLICE_PAGES === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+        const batchWrites = this.#writePages(batch);
+        writes.push(...batchWrites);
+        try {
+          await Promise.all(batchWrites);
+        } finally {
+          await Promise.allSettled(batchWrites);
+          for (const { buffer } of batch) this.#pages.pool.give(buffer);
         }
       }
       const frame = allocAligned(frameBlocks * blockSize, Math.max(this.#device.ioAlignment, 4096));
@@ -221,6 +235,7 @@ export class Checkpointer {
       freeSetExtents: blocks.frame,
       treeRoot: root === undefined ? undefined : { block: root.block, crc: root.crc, level: plan.level },
       keyCount: plan.keyCount,
+      clean: false,
     };
     try {
       await this.writeSuperblockSlots(next, superblockSlotsFor(next.generation));
@@ -236,8 +251,59 @@ export class Checkpointer {
     this.#pagesWritten += plan.dirtyNodes.length;
     this.#walSpace.releaseThrough(sequence);
     // Readers of older snapshots may still read them: the space frees them
-    // once those reads end (read epochs).
-    if (releasedWithIt.length > 0) this.#space.release(releasedWithIt, journal.appliedSequence);
+    // once those reads end (read epochs), without trims (see Space.release).
+    if (releasedWithIt.length > 0) this.#space.release(releasedWithIt, journal.appliedSequence, false);
+  }
+
+  /**
+   * Writes pages, one write per run of consecutive blocks (a checkpoint's
+   * pages come from the allocator in order, so mostly a few long runs).
+   */
+  #writePages(pages: { block: number; buffer: Buffer }[]): Promise<void>[] {
+    const sorted = [...pages].sort((a, b) => a.block - b.block);
+    const writes: Promise<void>[] = [];
+    let run: { block: number; buffer: Buffer }[] = [];
+    const flush = (): void => {
+      if (run.length === 0) return;
+      writes.push(this.#device.write(run[0].block * this.#blockSize, run.map((page) => page.buffer)));
+      run = [];
+    };
+    for (const page of sorted) {
+      const previous = run[run.length - 1];
+      if (previous !== undefined && (previous.block + this.#pageBlocks !== page.block || run.length === WRITE_BUFFERS_MAX)) flush();
+      run.push(page);
+    }
+    flush();
+    return writes;
+  }
+
+  /**
+   * Records a clean close: the checkpoint covers `appliedSequence` and no
+   * commit will be written after it, so the next open need not read the WAL
+   * (recovery.ts). Does nothing if a commit is outside the checkpoint.
+   */
+  async markClean(appliedSequence: number): Promise<void> {
+    if (this.#superblock.clean || this.#superblock.checkpointSeq !== appliedSequence) return;
+    await this.#rewriteSuperblock(true);
+  }
+
+  /**
+   * Clears the clean mark, durably, before the first commit after an open
+   * that found it: otherwise a crash after that commit would leave a
+   * superblock telling recovery to skip the WAL that holds it.
+   */
+  async clearClean(): Promise<void> {
+    if (!this.#superblock.clean) return;
+    await this.#rewriteSuperblock(false);
+  }
+
+  async #rewriteSuperblock(clean: boolean): Promise<void> {
+    // Never beside a checkpoint's superblock write: one that starts with no
+    // commit since the last one writes nothing, and commits wait for this.
+    await this.#checkpointing?.catch(() => undefined);
+    const next: Superblock = { ...this.#superblock, generation: this.#superblock.generation + 1, clean };
+    await this.writeSuperblockSlots(next, superblockSlotsFor(next.generation));
+    this.#superblock = next;
   }
 
   /** Zeroes WAL blocks, durably: the commits they belonged to are gone for good. */

@@ -401,6 +401,8 @@ export class Journal {
       hasData = true;
       await Promise.all(write.dataWrites);
     }
+    // The first commit after an open that found a clean close: the mark goes first.
+    if (this.#checkpointer.superblock.clean) await this.#checkpointer.clearClean();
     const position = (this.#walStartBlock + startBlock) * this.#blockSize;
     this.#device.mark?.('wal', sequence);
     if (!this.#sync && !marker) {

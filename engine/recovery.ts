@@ -231,6 +231,21 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
   const blockSize = superblock.blockSize;
   try {
     const allocator = await loadFreeSet(device, superblock);
+    if (superblock.clean) {
+      // Closed cleanly: no commit after the checkpoint was written, and the
+      // open that wrote one would have cleared the flag first. The WAL holds
+      // only commits the checkpoint covers: nothing to read.
+      return {
+        superblock,
+        slotsToRepair,
+        allocator,
+        liveCommits: [],
+        walHeadBlock: superblock.walReplayBlock,
+        nextSequence: superblock.checkpointSeq + 1,
+        tornTail: undefined,
+        staleBlocks: [],
+      };
+    }
 
     const walBytes = superblock.walBlockCount * blockSize;
     const region = allocAligned(walBytes, Math.max(device.ioAlignment, 4096));

@@ -94,6 +94,8 @@ export async function formatStore(device: BlockDevice, blockSize: number, walSiz
     treeRoot: undefined,
     keyCount: 0,
     valueEncodingId: VALUE_ENCODING_IDS[encoding],
+    // Nothing written after it: the first open need not read the WAL.
+    clean: true,
   };
   const block = allocAligned(blockSize, Math.max(device.ioAlignment, 4096));
   encodeSuperblock(superblock, block.subarray(0, SUPERBLOCK_SIZE));

@@ -5,8 +5,8 @@
 import { FormatError } from '../format/format_error.js';
 import { decodePage, encodeBranchPage, encodeLeafPage, type BranchChild, type LeafEntry } from '../format/page.js';
 import type { StoredValue } from '../format/records.js';
-import { allocAligned } from '../native/aligned_buffer.js';
 import type { BlockDevice } from './block_device.js';
+import { BufferPool } from './buffer_pool.js';
 import { bytesToKeyString, keyStringToBytes } from './key_codec.js';
 import type { DecodedTreePage, PageRef, TreePageIo } from './page_tree.js';
 import { StoreCorruptError } from './store_error.js';
@@ -21,25 +21,38 @@ export interface TreeGeometry {
   readonly blockCount: number;
 }
 
+/** Aligned page buffers kept for reads and checkpoint writes (64 × 4 KiB). */
+const PAGE_BUFFERS_RETAINED = 64;
+
 export class TreePages implements TreePageIo {
   readonly #device: BlockDevice;
   readonly #geometry: () => TreeGeometry;
+  /** Aligned buffers for direct IO of whole pages, reused. */
+  readonly pool: BufferPool;
   /** Pages read from the device (cache misses of the tree). */
   reads = 0;
 
   constructor(device: BlockDevice, geometry: () => TreeGeometry) {
     this.#device = device;
     this.#geometry = geometry;
+    this.pool = new BufferPool(geometry().pageSize, device.ioAlignment, PAGE_BUFFERS_RETAINED);
   }
 
   async read(ref: PageRef, level: number): Promise<DecodedTreePage> {
     const geometry = this.#geometry();
-    // A buffer of its own for every page, never pooled: the decoded entries'
-    // inline values are views into it, and an iterator may still hold one
-    // after the page left the cache.
-    const bytes = allocAligned(geometry.pageSize, Math.max(this.#device.ioAlignment, 4096));
+    // The direct read goes into a pooled aligned buffer; the page is kept in
+    // a copy of its own, never pooled: the decoded entries' inline values
+    // are views into it, and an iterator may still hold one after the page
+    // left the cache.
+    const aligned = this.pool.take();
+    const bytes = Buffer.allocUnsafe(geometry.pageSize);
     this.reads++;
-    await this.#device.read(ref.block * geometry.blockSize, bytes);
+    try {
+      await this.#device.read(ref.block * geometry.blockSize, aligned);
+      bytes.set(aligned);
+    } finally {
+      this.pool.give(aligned);
+    }
     let decoded;
     try {
       decoded = decodePage(bytes, {
@@ -73,17 +86,24 @@ export class TreePages implements TreePageIo {
     return { kind: 'branch', level: decoded.level, separators, children };
   }
 
-  /** Encodes `content` as the page at `block`, written by the checkpoint of `checkpointSequence`; returns the aligned page and its checksum. */
-  encode(content: DecodedTreePage, block: number, checkpointSequence: number): { bytes: Buffer; crc: number } {
+  /** Encodes `content` into `bytes` (a page) as the page at `block`, written by the checkpoint of `checkpointSequence`; returns its checksum. */
+  encode(content: DecodedTreePage, block: number, checkpointSequence: number, bytes: Uint8Array): number {
     const geometry = this.#geometry();
-    const bytes = allocAligned(geometry.pageSize, Math.max(this.#device.ioAlignment, 4096));
     const stamp = { address: block, checkpointSequence, storeTag: geometry.storeTag };
     if (content.kind === 'leaf') {
-      const entries: LeafEntry[] = content.keys.map((key, i) => ({ key: keyStringToBytes(key), keyIsString: content.entries[i].isString, value: storedValue(content.entries[i]) }));
-      return { bytes, crc: encodeLeafPage(bytes, stamp, entries) };
+      // One conversion for all keys of the page, not one allocation a key.
+      const keyBytes = Buffer.from(content.keys.join(''), 'latin1');
+      let offset = 0;
+      const entries: LeafEntry[] = new Array(content.keys.length);
+      for (let i = 0; i < content.keys.length; i++) {
+        const length = content.keys[i].length;
+        entries[i] = { key: keyBytes.subarray(offset, offset + length), keyIsString: content.entries[i].isString, value: storedValue(content.entries[i]) };
+        offset += length;
+      }
+      return encodeLeafPage(bytes, stamp, entries);
     }
     const children: BranchChild[] = content.children.map((child, i) => ({ block: child.block, crc: child.crc, separator: i === 0 ? undefined : keyStringToBytes(content.separators[i - 1]) }));
-    return { bytes, crc: encodeBranchPage(bytes, stamp, content.level, children) };
+    return encodeBranchPage(bytes, stamp, content.level, children);
   }
 }
 

@@ -63,7 +63,17 @@ export interface Superblock {
   keyCount: number;
   /** VALUE_ENCODING_IDS of the encoding the store was created with. */
   valueEncodingId: number;
+  /**
+   * The store was closed cleanly at this superblock: no commit after
+   * checkpointSeq was written, so recovery need not read the WAL. Cleared
+   * (durably) before the first commit after open.
+   */
+  clean: boolean;
 }
+
+/** Superblock flag bit 0: see Superblock.clean. */
+export const SUPERBLOCK_FLAG_CLEAN = 1;
+const SUPERBLOCK_FLAGS_KNOWN = SUPERBLOCK_FLAG_CLEAN;
 
 const OFFSET_MAGIC = 0;
 const OFFSET_VERSION = 8;
@@ -139,7 +149,7 @@ export function encodeSuperblock(superblock: Superblock, target: Uint8Array): vo
   writeU64(data, OFFSET_DATA_START, superblock.dataStartBlock);
   writeU64(data, OFFSET_GENERATION, superblock.generation);
   data.setUint32(OFFSET_STORE_TAG, superblock.storeTag >>> 0, true);
-  data.setUint32(OFFSET_FLAGS, 0, true);
+  data.setUint32(OFFSET_FLAGS, superblock.clean ? SUPERBLOCK_FLAG_CLEAN : 0, true);
   writeU64(data, OFFSET_CHECKPOINT_SEQ, superblock.checkpointSeq);
   writeU64(data, OFFSET_WAL_REPLAY, superblock.walReplayBlock);
   writeU64(data, OFFSET_FREE_SET_LENGTH, superblock.freeSetByteLength);
@@ -198,7 +208,8 @@ export function decodeSuperblock(bytes: Uint8Array, blockIndex: number): Superbl
       blockIndex,
     );
   }
-  if (data.getUint32(OFFSET_FLAGS, true) !== 0) fail('unknown flags set');
+  const flags = data.getUint32(OFFSET_FLAGS, true);
+  if ((flags & ~SUPERBLOCK_FLAGS_KNOWN) !== 0) fail(`unknown flags set (0x${flags.toString(16)})`);
   if (data.getUint16(OFFSET_RESERVED_SHORT, true) !== 0 || !isAllZero(bytes, OFFSET_RESERVED, OFFSET_CRC)) fail('reserved bytes are not zero');
   const blockSize = data.getUint32(OFFSET_BLOCK_SIZE, true);
   if (blockSize < BLOCK_SIZE_MIN || blockSize > BLOCK_SIZE_MAX || (blockSize & (blockSize - 1)) !== 0) {
@@ -229,6 +240,7 @@ export function decodeSuperblock(bytes: Uint8Array, blockIndex: number): Superbl
     treeRoot: rootBlock === 0 ? undefined : { block: rootBlock, crc: rootCrc, level: rootLevel },
     keyCount: u64(OFFSET_KEY_COUNT, 'keyCount'),
     valueEncodingId: data.getUint8(OFFSET_VALUE_ENCODING),
+    clean: (flags & SUPERBLOCK_FLAG_CLEAN) !== 0,
   };
   if (rootBlock === 0 && (rootCrc !== 0 || rootLevel !== 0)) fail('no root block but a root checksum or level');
   if (!Object.values(VALUE_ENCODING_IDS).includes(superblock.valueEncodingId as never)) fail(`unknown value encoding ${superblock.valueEncodingId}`);

@@ -97,6 +97,7 @@ function sampleSuperblock(): Superblock {
     treeRoot: { block: 1000, crc: 0xdeadbeef, level: 2 },
     keyCount: 12_345,
     valueEncodingId: VALUE_ENCODING_IDS.json,
+    clean: false,
   };
 }
 
@@ -207,6 +208,7 @@ const validSuperblock: fc.Arbitrary<Superblock> = fc
     rootCrc: fc.nat({ max: 0xffff_ffff }),
     rootLevel: fc.integer({ min: 0, max: 31 }),
     valueEncodingId: fc.constantFrom(...Object.values(VALUE_ENCODING_IDS)),
+    clean: fc.boolean(),
   })
   .map((r): Superblock => {
     const blockSize = 2 ** r.blockSizeLog2;
@@ -229,6 +231,7 @@ const validSuperblock: fc.Arbitrary<Superblock> = fc
       treeRoot: undefined,
       keyCount: 0,
       valueEncodingId: r.valueEncodingId,
+      clean: r.clean,
     };
     if (r.checkpointSeq === 0) return base;
     const freeSetByteLength = freeSetPayloadBytes(r.dataRegionBlocks);
@@ -534,8 +537,17 @@ describe('decodeSuperblock()', () => {
     }
   });
 
+  it('reads flag bit 0 as a clean close, and round-trips it', () => {
+    const clean = decodeSuperblock(tampered((data) => data.setUint32(AT.flags, 1, true)), SLOT);
+    assert.equal(clean.clean, true);
+    const bytes = new Uint8Array(SUPERBLOCK_SIZE);
+    encodeSuperblock(clean, bytes);
+    assert.equal(new DataView(bytes.buffer).getUint32(AT.flags, true), 1);
+    assert.equal(decodeSuperblock(encoded(), SLOT).clean, false);
+  });
+
   it('rejects unknown flags', () => {
-    for (let bit = 0; bit < 32; bit++) {
+    for (let bit = 1; bit < 32; bit++) {
       refused(tampered((data) => data.setUint32(AT.flags, 2 ** bit, true)), /flags/, `flag bit ${bit}`);
     }
   });

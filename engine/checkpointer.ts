@@ -196,6 +196,8 @@ export class Checkpointer {
           // Encoding is CPU work: let commits and reads run between slices.
           if ((i + 1) % CHECKPOINT_ENCODE_SLICE_PAGES === 0) await new Promise<void>((resolve) => setImmediate(resolve));
         }
+        // Commits run between batches: mark this IO as the checkpoint's again.
+        this.#device.mark?.('checkpoint', sequence);
         const batchWrites = this.#writePages(batch);
         writes.push(...batchWrites);
         try {
@@ -207,6 +209,7 @@ export class Checkpointer {
       }
       const frame = allocAligned(frameBlocks * blockSize, Math.max(this.#device.ioAlignment, 4096));
       encodeFrame('free set', sequence, previous.storeTag, payload, frame, blockSize);
+      this.#device.mark?.('checkpoint', sequence);
       let offset = 0;
       for (const extent of blocks.frame) {
         const bytes = frame.subarray(offset, offset + extent.blockCount * blockSize);

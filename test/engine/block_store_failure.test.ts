@@ -154,6 +154,10 @@ describe('BlockStore after a device error', () => {
     const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
     const device = new FailingDevice(simulated);
     const store = await openOn(device, { create: true, sync: false });
+    // The first commit after an open clears the clean-close mark with a
+    // superblock write and a flush of its own: the fault is for the one after.
+    await store.put('first', pattern(10, 10));
+    await store.flush();
     device.failNext('sync');
     await store.put('unflushed', pattern(100, 11)); // resolves once written; its flush fails in the background
     const failed = await rejectsWithCode(() => store.close(), 'ERR_STORE_FAILED');

@@ -120,6 +120,17 @@ export interface BlockStoreStats {
   trimErrors: number;
   pendingTrims: number;
   checkpoints: number;
+  /** Tree pages written by checkpoints since open. */
+  pagesWritten: number;
+  /** Levels of the page tree (0 when empty). */
+  treeHeight: number;
+  /** Tree pages in the page cache, and what the cache estimates they take in memory. */
+  pagesCached: number;
+  pageCacheBytes: number;
+  pageCacheHits: number;
+  pageCacheMisses: number;
+  /** At least the tree pages the next checkpoint writes. */
+  dirtyPages: number;
 }
 
 /**
@@ -704,6 +715,10 @@ export class BlockStore {
       trimErrors: this.#space.trimErrors,
       pendingTrims: this.#space.trimPendingBlockCount,
       checkpoints: this.#checkpointer.checkpointCount,
+      pagesWritten: this.#checkpointer.pagesWritten,
+      treeHeight: this.#tree.height,
+      ...this.#tree.cacheStats(),
+      dirtyPages: this.#tree.dirtyNodeCountMax,
     };
   }
 

@@ -216,6 +216,11 @@ export class PageTree {
     return [...(this.#garbage as PageRef[])];
   }
 
+  /** The page cache's counters, O(1) (stats() walks the dirty nodes). */
+  cacheStats(): { pagesCached: number; pageCacheBytes: number; pageCacheHits: number; pageCacheMisses: number } {
+    return { pagesCached: this.#cache.nodeCount, pageCacheBytes: this.#cache.bytes, pageCacheHits: this.#cache.hits, pageCacheMisses: this.#cache.misses };
+  }
+
   /** At least the dirty nodes (what the next checkpoint writes, with the running one's); O(1). */
   get dirtyNodeCountMax(): number {
     return this.#dirtyCreated + (this.#plan?.dirtyNodes.length ?? 0);

@@ -21,8 +21,8 @@ export interface TreeGeometry {
   readonly blockCount: number;
 }
 
-/** Aligned page buffers kept for reads and checkpoint writes (64 × 4 KiB). */
-const PAGE_BUFFERS_RETAINED = 64;
+/** Aligned page buffers kept for reads and checkpoint writes (1024 × 4 KiB = 4 MiB): a commit prepares up to thousands of pages at once. */
+const PAGE_BUFFERS_RETAINED = 1024;
 
 export class TreePages implements TreePageIo {
   readonly #device: BlockDevice;

@@ -68,6 +68,18 @@ export class ByteWriter {
     this.#length += length;
   }
 
+  /**
+   * Appends `length` bytes for the caller to fill in place (a record laid
+   * out by writePutAt): the array, a view over it and where they start.
+   * Valid until the next write.
+   */
+  claim(length: number): { bytes: Uint8Array; data: DataView; offset: number } {
+    this.#reserve(length);
+    const offset = this.#length;
+    this.#length += length;
+    return { bytes: this.#bytes, data: this.#data, offset };
+  }
+
   /** Overwrites a u32 written earlier (for counts known only at the end). */
   patchU32(offset: number, value: number): void {
     this.#data.setUint32(offset, value >>> 0, true);

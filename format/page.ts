@@ -20,7 +20,6 @@
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 
-import { ByteWriter } from './byte_writer.js';
 import { readU64, view, writeU64 } from './bytes.js';
 import {
   BLOCK_SIZE_MAX,
@@ -35,7 +34,7 @@ import {
 } from './constants.js';
 import { crc32c } from './crc32c.js';
 import { FormatError } from './format_error.js';
-import { readRecords, writePut, type RecordVisitor, type StoredValue } from './records.js';
+import { checkPut, readRecords, writePutAt, type RecordVisitor, type StoredValue } from './records.js';
 
 export interface LeafEntry {
   key: Uint8Array;
@@ -198,13 +197,6 @@ function seal(target: Uint8Array, data: DataView): number {
 }
 
 /**
- * Records are laid out by writePut into this writer, then copied into the
- * page: one writer for the process (encoding is synchronous), grown once to
- * the largest page and reused, so encoding allocates nothing per page.
- */
-const leafWriter = new ByteWriter(PAGE_SIZE_MIN);
-
-/**
  * Encodes into `target` (exactly pageSize bytes, filled by the encoder); returns the page's crc.
  * RangeError if the entries do not fit or break the rules (a caller bug): then `target` is untouched.
  */
@@ -222,13 +214,16 @@ export function encodeLeafPage(target: Uint8Array, stamp: PageStamp, entries: re
   }
   const capacity = target.length - PAGE_HEADER_SIZE;
   if (usedBytes > capacity) throw new RangeError(`${entries.length} records take ${usedBytes} bytes, a page holds ${capacity}`);
-  // writePut checks keys and extents (RangeError) before the page is touched.
-  leafWriter.reset();
-  for (const entry of entries) writePut(leafWriter, entry.key, entry.keyIsString, entry.value);
-  assert.equal(leafWriter.length, usedBytes, 'leafEntryBytes agrees with writePut');
-  target.fill(0);
+  // Every record is checked (RangeError) before the page is touched.
+  for (const entry of entries) checkPut(entry.key, entry.value);
+  // Records are laid out straight into the page; only the header and the
+  // tail after them need zeroing.
+  target.fill(0, 0, PAGE_HEADER_SIZE);
+  target.fill(0, PAGE_HEADER_SIZE + usedBytes);
   const data = writeHeader(target, stamp, PAGE_KIND_LEAF, 0, entries.length, usedBytes);
-  target.set(leafWriter.bytes(), PAGE_HEADER_SIZE);
+  let offset = PAGE_HEADER_SIZE;
+  for (const entry of entries) offset = writePutAt(target, data, offset, entry.key, entry.keyIsString, entry.value);
+  assert.equal(offset, PAGE_HEADER_SIZE + usedBytes, 'leafEntryBytes agrees with writePutAt');
   return seal(target, data);
 }
 

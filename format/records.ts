@@ -5,7 +5,7 @@
 //                | u32 extentCount | key | extentCount × (u64 startBlock | u32 blockCount)
 //                (keyFlags bit 1, VALUE_FLAG_RAW: the value's bytes are raw, not encoded)
 //   DELETE       u8 type=3 | u8 keyFlags | u16 keyLength | key
-import { readU64, view } from './bytes.js';
+import { readU64, view, writeU64 } from './bytes.js';
 import type { ByteWriter } from './byte_writer.js';
 import {
   KEY_FLAG_STRING,
@@ -40,17 +40,24 @@ export interface ExtentValue {
 export type StoredValue = InlineValue | ExtentValue;
 
 export function writePut(writer: ByteWriter, key: Uint8Array, keyIsString: boolean, value: StoredValue): void {
+  checkPut(key, value);
+  const { bytes, data, offset } = writer.claim(putRecordBytes(key.length, value));
+  writePutAt(bytes, data, offset, key, keyIsString, value);
+}
+
+/** Exact bytes of the PUT_INLINE or PUT_EXTENTS record of a key of `keyLength` bytes and `value`. */
+export function putRecordBytes(keyLength: number, value: StoredValue): number {
+  return value.kind === 'inline' ? 8 + keyLength + value.bytes.length : 20 + keyLength + value.extents.length * 12;
+}
+
+/**
+ * Refuses (RangeError, a caller bug) a put record that cannot be stored:
+ * a key of 0 or over KEY_SIZE_MAX bytes, an extent value without extents,
+ * with too many, or with an extent a record cannot hold.
+ */
+export function checkPut(key: Uint8Array, value: StoredValue): void {
   checkKey(key);
-  const flags = keyIsString ? KEY_FLAG_STRING : 0;
-  if (value.kind === 'inline') {
-    writer.u8(RECORD_PUT_INLINE);
-    writer.u8(flags);
-    writer.u16(key.length);
-    writer.u32(value.bytes.length);
-    writer.raw(key);
-    writer.raw(value.bytes);
-    return;
-  }
+  if (value.kind === 'inline') return;
   if (value.extents.length === 0 || value.extents.length > VALUE_EXTENTS_MAX) {
     throw new RangeError(`an extent value has 1 to ${VALUE_EXTENTS_MAX} extents, got ${value.extents.length}`);
   }
@@ -59,17 +66,47 @@ export function writePut(writer: ByteWriter, key: Uint8Array, keyIsString: boole
       throw new RangeError(`extent ${extent.startBlock}+${extent.blockCount} cannot be stored (1 to 2^32-1 blocks)`);
     }
   }
-  writer.u8(RECORD_PUT_EXTENTS);
-  writer.u8(value.raw === true ? flags | VALUE_FLAG_RAW : flags);
-  writer.u16(key.length);
-  writer.u64(value.length);
-  writer.u32(value.crc);
-  writer.u32(value.extents.length);
-  writer.raw(key);
-  for (const extent of value.extents) {
-    writer.u64(extent.startBlock);
-    writer.u32(extent.blockCount);
+}
+
+/**
+ * Lays out a checked put record (checkPut) at `offset` of `target` (with
+ * `data` a view over all of it); returns the offset after it. The one
+ * definition of the record layout: WAL commits and tree leaves use it.
+ */
+export function writePutAt(target: Uint8Array, data: DataView, offset: number, key: Uint8Array, keyIsString: boolean, value: StoredValue): number {
+  const flags = keyIsString ? KEY_FLAG_STRING : 0;
+  if (value.kind === 'inline') {
+    data.setUint8(offset, RECORD_PUT_INLINE);
+    data.setUint8(offset + 1, flags);
+    data.setUint16(offset + 2, key.length, true);
+    data.setUint32(offset + 4, value.bytes.length, true);
+    offset = copyBytes(target, offset + 8, key);
+    return copyBytes(target, offset, value.bytes);
   }
+  data.setUint8(offset, RECORD_PUT_EXTENTS);
+  data.setUint8(offset + 1, value.raw === true ? flags | VALUE_FLAG_RAW : flags);
+  data.setUint16(offset + 2, key.length, true);
+  writeU64(data, offset + 4, value.length);
+  data.setUint32(offset + 12, value.crc >>> 0, true);
+  data.setUint32(offset + 16, value.extents.length, true);
+  offset = copyBytes(target, offset + 20, key);
+  for (const extent of value.extents) {
+    writeU64(data, offset, extent.startBlock);
+    data.setUint32(offset + 8, extent.blockCount, true);
+    offset += 12;
+  }
+  return offset;
+}
+
+/** Copies `bytes` to `offset` of `target`; returns the offset after them. Short ones by a loop (cheaper than TypedArray.set for keys and small values). */
+function copyBytes(target: Uint8Array, offset: number, bytes: Uint8Array): number {
+  const length = bytes.length;
+  if (length <= 64) {
+    for (let i = 0; i < length; i++) target[offset + i] = bytes[i];
+  } else {
+    target.set(bytes, offset);
+  }
+  return offset + length;
 }
 
 export function writeDelete(writer: ByteWriter, key: Uint8Array, keyIsString: boolean): void {

@@ -1,6 +1,6 @@
 // BlockCache: an LRU (lru-cache, sized in bytes) of data blocks, keyed by
-// absolute block index. Writes of extent values put their blocks here once
-// durable; reads of cached blocks do no IO. Evicted buffers go back to the
+// absolute block index. Writes of extent values put their blocks here when
+// their commit applies (durable, unless sync: false); reads of cached blocks do no IO. Evicted buffers go back to the
 // pool for reuse.
 import { LRUCache } from 'lru-cache';
 

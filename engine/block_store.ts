@@ -631,8 +631,9 @@ export class BlockStore {
   async verifyIntegrity(): Promise<{ keys: number; pages: number; extentValues: number; referencedBlocks: number; freeBlocks: number; trimPendingBlocks: number }> {
     this.#state.checkOpen();
     this.#journal.checkReserveAccounting();
-    // A checkpoint being written holds blocks that are in no state yet.
-    await this.#checkpointer.settled();
+    // A checkpoint being written holds blocks that are in no state yet; a
+    // commit applying meanwhile may start the next one.
+    while (this.#checkpointer.running) await this.#checkpointer.settled();
     // One synchronous snapshot of the tree and the bookkeeping; the read
     // epoch keeps every page and value of the snapshot from reuse while the
     // walk and the value reads go on.
@@ -763,8 +764,8 @@ export class BlockStore {
       if (write.payloadBytes > this.#journal.commitPayloadMax) {
         throw new StoreError('ERR_VALUE_TOO_LARGE', `this write needs up to ${write.payloadBytes} bytes of WAL; one commit holds at most ${this.#journal.commitPayloadMax} (use a larger walSizeBytes or smaller batches)`);
       }
-      const putCount = encoded.reduce((count, operation) => count + (operation.bytes === undefined ? 0 : 1), 0);
-      if (putCount > 0) this.#space.checkRoomForPuts(putCount, write.payloadBytes);
+      // A batch with a put counts all its operations: its deletes dirty pages too.
+      if (encoded.some((operation) => operation.bytes !== undefined)) this.#space.checkRoomForPuts(encoded.length, write.payloadBytes);
       // Inline values are copied (the caller may reuse its buffers once the
       // call returns) into one buffer per write: one allocation, not one per value.
       const inline = new Uint8Array(inlineBytes);

@@ -20,7 +20,7 @@ export class ExtentAllocator {
    * the largest runs first, lowest start first among equals. Every extent
    * put asks for the largest runs (largestRunsBlockCount, for the
    * checkpoint reserve): a walk over all runs there cost O(runs) a put on a
-   * fragmented store; this makes it O(CHECKPOINT_EXTENTS_MAX · log runs).
+   * fragmented store; this makes it O(FREE_SET_EXTENTS_MAX · log runs).
    */
   readonly #bySize = new BTree<[number, number], undefined>(undefined, (a: [number, number], b: [number, number]) => a[0] - b[0] || b[1] - a[1]);
   readonly dataStartBlock: number;

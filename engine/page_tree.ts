@@ -2,7 +2,7 @@
 // over pages on disk, with incremental checkpoints (engine v2).
 //
 // Nodes are described in engine/tree_node.ts. Clean nodes (on disk) live in
-// a bounded LRU (engine/page_cache.ts); dirty nodes (not yet written) are
+// a bounded CLOCK cache (engine/page_cache.ts); dirty nodes (not yet written) are
 // held by their parents until a checkpoint writes them. IO and encoding come
 // through the injected TreePageIo and PageMeasure.
 //
@@ -759,7 +759,6 @@ export class PageTree {
   }
 
   #corrupt(ref: PageRef, level: number, reason: string): StoreCorruptError {
-    // StructureName has no 'page' yet (format/ is another change): tree pages are the checkpoint.
     return new StoreCorruptError('page', `level ${level}: ${reason}`, ref.block);
   }
 

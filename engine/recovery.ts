@@ -231,7 +231,7 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
   const blockSize = superblock.blockSize;
   try {
     const allocator = await loadFreeSet(device, superblock);
-    if (superblock.clean) {
+    if (superblock.clean && !(await commitFollowsCleanClose(device, superblock))) {
       // Closed cleanly: no commit after the checkpoint was written, and the
       // open that wrote one would have cleared the flag first. The WAL holds
       // only commits the checkpoint covers: nothing to read.
@@ -318,6 +318,31 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
     if (error instanceof FormatError) throw StoreCorruptError.from(error);
     throw error;
   }
+}
+
+/**
+ * Whether a commit after the checkpoint of a clean superblock is on the
+ * device after all: an intact WAL frame of this store with a later sequence
+ * where the first commit after the close would have gone (the replay block,
+ * or block 0 if it did not fit before the region's end). The clean mark is
+ * cleared before that commit is written, so this means the clearing
+ * superblock write was lost or damaged: recovery then scans the WAL as if
+ * the mark were not there, instead of skipping the commits it holds.
+ */
+async function commitFollowsCleanClose(device: BlockDevice, superblock: Superblock): Promise<boolean> {
+  const blockSize = superblock.blockSize;
+  const block = allocAligned(blockSize, Math.max(device.ioAlignment, 4096));
+  for (const walBlock of new Set([superblock.walReplayBlock, 0])) {
+    const absolute = superblock.walStartBlock + walBlock;
+    await device.read(absolute * blockSize, block);
+    try {
+      const header = decodeFrameBlock('wal', block, absolute);
+      if (header.storeTag === superblock.storeTag && header.sequence > superblock.checkpointSeq) return true;
+    } catch (error) {
+      if (!(error instanceof FormatError)) throw error;
+    }
+  }
+  return false;
 }
 
 /**
@@ -454,7 +479,7 @@ type Operation = { key: string; entry: IndexEntry | undefined };
 function parseCommit(commit: ScannedCommit, firstBlock: number, blockSize: number): { operations: Operation[]; durableSequence: number } {
   const operations: Operation[] = [];
   const summary = readCommitPayload(
-    commit.payload,
+    Uint8Array.prototype.slice.call(commit.payload),
     {
       put(key, isString, value) {
         operations.push({ key: bytesToKeyString(key), entry: toEntry(isString, value) });
@@ -470,8 +495,9 @@ function parseCommit(commit: ScannedCommit, firstBlock: number, blockSize: numbe
 }
 
 function toEntry(isString: boolean, value: StoredValue): IndexEntry {
-  // Inline bytes stay views into the commit payload, which is kept alive
-  // while any of its values is in a dirty page (until the next checkpoint).
+  // Inline bytes stay views into their commit's payload (parseCommit gives
+  // each commit a copy of its own, not a view into the whole WAL region),
+  // kept alive while a page holds one of its values.
   return { isString, value: value.kind === 'inline' ? value.bytes : value };
 }
 

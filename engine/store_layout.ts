@@ -110,8 +110,10 @@ export async function formatStore(device: BlockDevice, blockSize: number, walSiz
     const length = Math.min(zeros.length, walBlockCount * blockSize - offset);
     await device.write(2 * blockSize + offset, [zeros.subarray(0, length)]);
   }
-  // The backup pair first, then the head: a store is found by its head, so
-  // until the head is durable no open takes this device for a store.
+  // The backup pair first, then the head. A crash in between leaves the new
+  // backup pair and an old or zeroed head: an open then finds the new, empty
+  // store through the backup search and rewrites its head — the format's
+  // outcome, not the old store.
   device.mark?.('superblock', superblock.generation);
   for (const slot of [2, 3]) await device.write(superblockSlotBlock(slot, superblock.walStartBlock, walBlockCount) * blockSize, [block]);
   await device.sync();

@@ -1,5 +1,5 @@
-// Tree pages: the nodes of format 2's copy-on-write B+tree (docs/format.md
-// § Tree pages). Being built: the engine does not write these pages yet.
+// Tree pages: the nodes of the store's copy-on-write B+tree (docs/format.md
+// § Tree pages). A checkpoint writes them; recovery and reads decode them.
 //
 //   page   := u32 magic "RPAG" | u32 crc32c | u64 address | u64 checkpointSequence
 //           | u32 storeTag | u8 kind | u8 level | u16 entryCount | u32 usedBytes

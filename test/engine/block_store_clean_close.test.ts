@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { SUPERBLOCK_SIZE } from '../../format/constants.js';
-import { decodeSuperblock } from '../../format/superblock.js';
+import { decodeSuperblock, superblockSlotBlock, superblockSlotsFor } from '../../format/superblock.js';
 
 const DEVICE_BYTES = 16 << 20;
 
@@ -53,6 +53,31 @@ describe('BlockStore clean close', () => {
       } finally {
         await recovered.close();
       }
+    }
+  });
+
+  it('scans the WAL anyway when the write that cleared the mark was lost, and keeps the commit after it', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    const store = await BlockStore.open('clean', { device, create: true, encoding: 'string' });
+    await store.put('before', 'checkpointed');
+    await store.close();
+    const clean = newestSuperblock(device, 4096);
+    const image = device.crash({ keepProbability: 1 });
+    const reopened = await BlockStore.open('clean', { device: image });
+    await reopened.put('after', 'acknowledged');
+    const bytes = image.snapshot();
+    await reopened.close().catch(() => undefined);
+    // Both copies of the generation that cleared the mark lost: the clean
+    // generation is the newest valid one again.
+    for (const slot of superblockSlotsFor(clean.generation + 1)) {
+      const block = superblockSlotBlock(slot, clean.walStartBlock, clean.walBlockCount);
+      bytes.fill(0, block * 4096, (block + 1) * 4096);
+    }
+    const recovered = await BlockStore.open('clean', { device: new SimulatedDevice({ sizeBytes: bytes.length }, bytes) });
+    try {
+      assert.equal(await recovered.get('after'), 'acknowledged');
+    } finally {
+      await recovered.close();
     }
   });
 });

@@ -269,7 +269,9 @@ export class BlockStore {
     try {
       if (device === undefined) {
         const ring = options.ring ?? (ownedRing = IoUringActor.start(STORE_RING_OPTIONS));
-        storeFile = await openStoreFile(ring, path, { create, sizeBytes });
+        // A new file is whole blocks long: open refuses a file whose length
+        // is not a multiple of the sector size (a store cut short).
+        storeFile = await openStoreFile(ring, path, { create, sizeBytes: sizeBytes - (sizeBytes % blockSize) });
         device = storeFile.device;
       }
       // Only a blank device (a new or empty file) is ever formatted here;

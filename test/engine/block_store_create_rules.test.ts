@@ -166,6 +166,20 @@ describe('BlockStore.open() and what create: true may touch', function () {
     assert.deepEqual(await openOn(Buffer.alloc(STORE_BYTES), true), { opened: false, code: 'ERR_STORE_NOT_FOUND' });
   });
 
+  it('makes a new file whole blocks long when sizeBytes is not, so that it opens again', async () => {
+    const path = `${dir}/odd-size`;
+    const store = await BlockStore.open(path, { create: true, sizeBytes: STORE_BYTES + 1000, ring });
+    await store.put('k', 'v');
+    await store.close();
+    assert.equal(statSync(path).size, STORE_BYTES);
+    const reopened = await BlockStore.open(path, { ring });
+    try {
+      assert.equal(await reopened.get('k'), 'v');
+    } finally {
+      await reopened.close();
+    }
+  });
+
   it('makes a store in an empty file with create, and refuses it without', async () => {
     assert.deepEqual(await openOn(Buffer.alloc(0), false), { opened: false, code: 'ERR_STORE_NOT_FOUND' });
     const path = `${dir}/empty`;

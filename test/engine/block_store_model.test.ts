@@ -2,6 +2,10 @@
 // put / delete / batch / get / range / checkpoint / crash+reopen, checked
 // against a Map. A crash happens with writes in flight: every acknowledged
 // write must survive, every unacknowledged batch must be all or nothing.
+// Two configurations: a few keys (one leaf: every path of the commit and
+// crash logic), and hundreds of keys in bulk batches with a page cache of a
+// few pages (a tree of many pages, most of them read back from the device,
+// split and merged across checkpoints and crashes).
 import assert from 'node:assert/strict';
 
 import fc from 'fast-check';
@@ -15,7 +19,29 @@ const SEED = Number(process.env.RINGSTORE_MODEL_SEED ?? 20261127);
 const RUNS = Number(process.env.RINGSTORE_MODEL_RUNS ?? 25);
 const DEVICE_BYTES = 4 << 20;
 const WAL_BYTES = 96 << 10; // small: checkpoints and WAL wrap-around happen often
-const KEYS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+interface ModelConfig {
+  name: string;
+  keys: string[];
+  cacheSizeBytes: number;
+  runs: number;
+  /** Batches that put or delete up to this many keys at once (0: none). */
+  bulkKeysMax: number;
+}
+
+const CONFIGS: ModelConfig[] = [
+  { name: 'a few keys', keys: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'], cacheSizeBytes: 64 << 10, runs: RUNS, bulkKeysMax: 0 },
+  {
+    name: 'many more keys than the page cache holds',
+    keys: Array.from({ length: 600 }, (_, i) => `key-${String((i * 7919) % 600).padStart(4, '0')}`),
+    // 3/4 of it for pages: 12 KiB, three 4 KiB pages of a tree of dozens.
+    cacheSizeBytes: 16 << 10,
+    runs: RUNS,
+    bulkKeysMax: 150,
+  },
+];
+
+/** The configuration the property being run uses. */
+let config: ModelConfig = CONFIGS[0];
 
 type Model = { entries: Map<string, string>; crashes: number };
 
@@ -30,7 +56,7 @@ function valueOf(tag: string, size: number): string {
 }
 
 async function openStore(device: SimulatedDevice, create: boolean): Promise<BlockStore> {
-  return BlockStore.open('model', { device, create, walSizeBytes: WAL_BYTES, blockSize: 512, cacheSizeBytes: 64 << 10, encoding: 'string' });
+  return BlockStore.open('model', { device, create, walSizeBytes: WAL_BYTES, blockSize: 512, cacheSizeBytes: config.cacheSizeBytes, encoding: 'string' });
 }
 
 class PutCommand implements fc.AsyncCommand<Model, Real> {
@@ -75,7 +101,7 @@ class BatchCommand implements fc.AsyncCommand<Model, Real> {
 class GetAllCommand implements fc.AsyncCommand<Model, Real> {
   check = (): boolean => true;
   async run(model: Model, real: Real): Promise<void> {
-    for (const key of new Set([...KEYS, ...model.entries.keys()])) {
+    for (const key of new Set([...config.keys, ...model.entries.keys()])) {
       assert.equal(await real.store.get(key), model.entries.get(key), `get(${key})`);
     }
   }
@@ -144,7 +170,7 @@ class CrashCommand implements fc.AsyncCommand<Model, Real> {
     for (const [key, value] of model.entries) {
       assert.equal(await real.store.get(key), value, `acknowledged ${key} lost or changed by the crash`);
     }
-    for (const key of KEYS) {
+    for (const key of config.keys) {
       if (!model.entries.has(key)) assert.equal(await real.store.get(key), undefined, `deleted ${key} came back`);
     }
     for (let b = 0; b < batches.length; b++) {
@@ -170,12 +196,13 @@ class CrashCommand implements fc.AsyncCommand<Model, Real> {
     `crash(batches=${JSON.stringify(this.batches)}, after ${this.opsBeforeCrash} ops, seed ${this.crashSeed}, torn=${this.tornWrites})`;
 }
 
-const keyArb = fc.constantFrom(...KEYS);
+function commandArbsFor(modelConfig: ModelConfig): fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] {
+const keyArb = fc.constantFrom(...modelConfig.keys);
 // Inline (< 256 B with 512-byte blocks) and extent values (up to 6 KiB).
 const sizeArb = fc.oneof(fc.integer({ min: 1, max: 200 }), fc.integer({ min: 300, max: 6000 }));
 const tagArb = fc.string({ minLength: 1, maxLength: 4, unit: fc.constantFrom('p', 'q', 'r', 's', 't') });
 
-const commandArbs = [
+const arbs: fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] = [
   fc.tuple(keyArb, sizeArb, tagArb).map(([key, size, tag]) => new PutCommand(key, size, tag)),
   keyArb.map((key) => new DeleteCommand(key)),
   fc
@@ -195,23 +222,42 @@ const commandArbs = [
     )
     .map(([batches, ops, seed, torn]) => new CrashCommand(batches, ops, seed, torn)),
 ];
+if (modelConfig.bulkKeysMax > 0) {
+  arbs.push(
+    fc
+      .array(fc.record({ key: keyArb, size: fc.option(fc.integer({ min: 1, max: 120 }), { nil: undefined, freq: 5 }), tag: tagArb }), { minLength: 20, maxLength: modelConfig.bulkKeysMax })
+      .map((operations) => new BatchCommand(operations)),
+  );
+}
+return arbs;
+}
 
 describe('BlockStore against a model (fast-check, simulated device)', function () {
   this.timeout(300_000);
 
-  it(`keeps every acknowledged write and never shows part of a batch across crashes (seed ${SEED}, ${RUNS} runs)`, async () => {
+  for (const modelConfig of CONFIGS) {
+  it(`keeps every acknowledged write and never shows part of a batch across crashes, ${modelConfig.name} (seed ${SEED}, ${modelConfig.runs} runs)`, async () => {
+    config = modelConfig;
+    const coverage = { height: 0, pageMisses: 0 };
     await fc.assert(
-      fc.asyncProperty(fc.commands(commandArbs, { maxCommands: 40 }), async (commands) => {
+      fc.asyncProperty(fc.commands(commandArbsFor(modelConfig), { maxCommands: 40 }), async (commands) => {
         const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
         const real: Real = { device, store: await openStore(device, true) };
         try {
           await fc.asyncModelRun(() => ({ model: { entries: new Map(), crashes: 0 }, real }), commands);
+          const stats = real.store.stats();
+          coverage.height = Math.max(coverage.height, stats.treeHeight);
+          coverage.pageMisses += stats.pageCacheMisses;
           await checkStoreImage(real.store, real.device);
         } finally {
           await real.store.close().catch(() => undefined);
         }
       }),
-      { seed: SEED, numRuns: RUNS, verbose: 1 },
+      { seed: SEED, numRuns: modelConfig.runs, verbose: 1 },
     );
+    console.log(`      tree height up to ${coverage.height}, ${coverage.pageMisses} page cache misses`);
+    // The large configuration is there to exercise a tree the cache cannot hold.
+    if (modelConfig.bulkKeysMax > 0) assert.ok(coverage.height >= 2 && coverage.pageMisses > 0, `the runs built no tree the cache cannot hold: ${JSON.stringify(coverage)}`);
   });
+  }
 });

@@ -221,6 +221,15 @@ export class PageTree {
     return { pagesCached: this.#cache.nodeCount, pageCacheBytes: this.#cache.bytes, pageCacheHits: this.#cache.hits, pageCacheMisses: this.#cache.misses };
   }
 
+  /**
+   * At least the nodes made dirty since the running (or last) checkpoint
+   * froze the tree: what the next checkpoint writes beyond the running
+   * one, whose blocks are allocated already. O(1).
+   */
+  get dirtyNodeCountSinceFreeze(): number {
+    return this.#dirtyCreated;
+  }
+
   /** At least the dirty nodes (what the next checkpoint writes, with the running one's); O(1). */
   get dirtyNodeCountMax(): number {
     return this.#dirtyCreated + (this.#plan?.dirtyNodes.length ?? 0);

@@ -35,8 +35,8 @@ const DELETE_RESERVE_PATHS = 4;
 
 /** What the reserve needs to know of the page tree. */
 export interface DirtyPages {
-  /** At least the nodes the next checkpoint writes. */
-  readonly dirtyNodeCountMax: number;
+  /** At least the nodes the next checkpoint writes (a running one's blocks are allocated already). */
+  readonly dirtyNodeCountSinceFreeze: number;
   /** Levels of the tree (0 when empty). */
   readonly height: number;
 }
@@ -255,7 +255,7 @@ export class Space {
   #checkpointReserveBlocks(extraOperations: number, extraPayloadBytes: number): number {
     const operations = this.#queuedOperationCount + this.#committingOperationCount + extraOperations;
     const height = this.#tree.height;
-    const dirtyNow = this.#tree.dirtyNodeCountMax;
+    const dirtyNow = this.#tree.dirtyNodeCountSinceFreeze;
     // Each operation dirties at most its path and splits it once...
     const byPath = operations * (2 * (height + 1) + 1);
     // ...but no page of the tree is dirtied twice: besides the dirty ones,

@@ -166,15 +166,17 @@ function placedAt(decoded: { superblock?: Superblock; error?: FormatError }, slo
 }
 
 /**
- * A backup superblock (slot 2 or 3) of a store whose head copies are all
- * gone: searched for at every sector boundary within the largest WAL, and
- * accepted only where its own geometry puts it.
+ * Every intact superblock copy on the device that sits where its own
+ * geometry puts a backup slot (2 or 3), at any sector boundary within the
+ * largest WAL: what a store whose head copies are all gone is found by, and
+ * what format() erases.
  */
-async function searchBackupSuperblock(device: BlockDevice): Promise<Superblock | undefined> {
+export async function findBackupSuperblocks(device: BlockDevice): Promise<{ superblock: Superblock; position: number }[]> {
   const alignment = Math.max(device.ioAlignment, BLOCK_SIZE_MIN);
   const limit = Math.min(device.sizeBytes - (device.sizeBytes % alignment), 4 * BLOCK_SIZE_MAX + WAL_SIZE_BYTES_MAX);
+  if (limit <= 0) return [];
   const chunk = allocAligned(Math.min(BACKUP_SEARCH_CHUNK_BYTES, limit), Math.max(alignment, 4096));
-  let best: Superblock | undefined;
+  const found: { superblock: Superblock; position: number }[] = [];
   for (let position = 0; position < limit; position += chunk.length) {
     const length = Math.min(chunk.length, limit - position);
     const bytes = chunk.subarray(0, length);
@@ -184,11 +186,32 @@ async function searchBackupSuperblock(device: BlockDevice): Promise<Superblock |
       const decoded = tryDecode(bytes.subarray(offset, offset + SUPERBLOCK_SIZE), (position + offset) / BLOCK_SIZE_MIN).superblock;
       if (decoded === undefined) continue;
       const block = (position + offset) / decoded.blockSize;
-      const isBackup = [2, 3].some((slot) => superblockSlotBlock(slot, decoded.walStartBlock, decoded.walBlockCount) === block);
-      if (isBackup && (best === undefined || decoded.generation > best.generation)) best = decoded;
+      if ([2, 3].some((slot) => superblockSlotBlock(slot, decoded.walStartBlock, decoded.walBlockCount) === block)) found.push({ superblock: decoded, position: position + offset });
     }
   }
-  return best;
+  return found;
+}
+
+/**
+ * The backup superblock to open a store whose head copies are all gone
+ * from: the newest copy found, if every copy found belongs to one store.
+ * Copies of different stores (an old store's backups left behind, or a
+ * stored value that holds a superblock image at a place its own geometry
+ * makes a backup slot) are refused: open cannot tell which store the
+ * device holds, and must not guess and rewrite the head.
+ */
+async function searchBackupSuperblock(device: BlockDevice): Promise<Superblock | undefined> {
+  const found = await findBackupSuperblocks(device);
+  if (found.length === 0) return undefined;
+  const tags = [...new Set(found.map(({ superblock }) => superblock.storeTag))];
+  if (tags.length > 1) {
+    throw new StoreCorruptError(
+      'superblock',
+      `no head copy is valid, and backup copies of ${tags.length} different stores were found (tags ${tags.map((tag) => `0x${tag.toString(16)}`).join(', ')} at bytes ${found.map(({ position }) => position).join(', ')}): which store this is cannot be told`,
+      0,
+    );
+  }
+  return found.reduce((best, { superblock }) => (superblock.generation > best.generation ? superblock : best), found[0].superblock);
 }
 
 /** Offset of a WAL block's magic where block 2 would start for some block size, if any. */

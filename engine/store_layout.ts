@@ -9,7 +9,7 @@ import { pageSizeFor } from '../format/page.js';
 import { encodeSuperblock, superblockSlotBlock, type Superblock } from '../format/superblock.js';
 import { allocAligned } from '../native/aligned_buffer.js';
 import type { BlockDevice } from './block_device.js';
-import { probeSuperblocks } from './recovery.js';
+import { findBackupSuperblocks } from './recovery.js';
 import { invalidArgument, StoreError } from './store_error.js';
 import type { ValueEncoding } from './value_codec.js';
 
@@ -48,23 +48,17 @@ export function storeLayout(sizeBytes: number, blockSize: number, walSizeBytes: 
  * would let a later open that finds the head gone resurrect the old store.
  */
 export async function eraseSuperblocks(device: BlockDevice): Promise<void> {
-  let old: Superblock | undefined;
-  try {
-    const probe = await probeSuperblocks(device);
-    if (probe.kind === 'found') old = probe.superblock;
-  } catch {
-    // Damaged or of another version: no valid backup copy to find.
-  }
+  // Every backup copy there is, whatever store it belongs to — also when the
+  // old store is too damaged to open, the usual reason to format.
+  const backups = await findBackupSuperblocks(device);
   const alignment = Math.max(device.ioAlignment, 512);
   const lengthBytes = Math.min(2 * BLOCK_SIZE_MAX, device.sizeBytes - (device.sizeBytes % alignment));
   device.mark?.('erase');
   await device.write(0, [allocAligned(lengthBytes, Math.max(alignment, 4096))]);
-  if (old !== undefined) {
-    const zero = allocAligned(old.blockSize, Math.max(alignment, 4096));
-    for (let slot = SUPERBLOCK_HEAD_SLOT_COUNT; slot < SUPERBLOCK_SLOT_COUNT; slot++) {
-      const position = superblockSlotBlock(slot, old.walStartBlock, old.walBlockCount) * old.blockSize;
-      if (position + old.blockSize <= device.sizeBytes) await device.write(position, [zero]);
-    }
+  const zero = allocAligned(alignment, Math.max(alignment, 4096));
+  for (const { position } of backups) {
+    const sector = position - (position % alignment);
+    if (sector + alignment <= device.sizeBytes) await device.write(sector, [zero]);
   }
   await device.sync();
 }

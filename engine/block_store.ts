@@ -229,6 +229,7 @@ export class BlockStore {
       walSpace,
       tree,
       pageBlocks: this.#pageBlocks,
+      pageCapacityBytes: pageCapacityBytes(pageSize),
       dirtyPagesMax: Math.max(DIRTY_PAGES_MIN, Math.floor((options.cacheSizeBytes * DIRTY_CACHE_SHARE) / (pageSize * DIRTY_PAGE_MEMORY_FACTOR))),
       space: this.#space,
       grid: this.#grid,

@@ -101,6 +101,8 @@ export interface JournalParts {
   tree: PageTree;
   /** Blocks of a tree page. */
   pageBlocks: number;
+  /** Bytes of entries a tree page holds. */
+  pageCapacityBytes: number;
   /**
    * Dirty pages (pinned in memory until a checkpoint writes them) at which a
    * checkpoint starts on its own: memory stays bounded.
@@ -121,6 +123,7 @@ export class Journal {
   readonly #walSpace: WalSpace;
   readonly #tree: PageTree;
   readonly #pageBlocks: number;
+  readonly #pageCapacityBytes: number;
   readonly #dirtyPagesMax: number;
   readonly #space: Space;
   readonly #grid: Grid;
@@ -156,6 +159,7 @@ export class Journal {
     this.#walSpace = parts.walSpace;
     this.#tree = parts.tree;
     this.#pageBlocks = parts.pageBlocks;
+    this.#pageCapacityBytes = parts.pageCapacityBytes;
     this.#dirtyPagesMax = parts.dirtyPagesMax;
     this.#space = parts.space;
     this.#grid = parts.grid;
@@ -280,11 +284,18 @@ export class Journal {
   /** Commits waiting writes, one commit at a time, until none wait. */
   async #runCommits(): Promise<void> {
     while (this.#pending.length > 0 && this.#state.failure === undefined) {
-      // Take every waiting write that fits one commit.
+      // Take every waiting write that fits one commit — and whose
+      // checkpoint is sure to fit the free space (Space.operationsThatFit).
       let payloadBytes = 0;
+      let operationCount = 0;
       let take = 0;
-      while (take < this.#pending.length && (take === 0 || payloadBytes + this.#pending[take].payloadBytes <= this.commitPayloadMax)) {
+      const operationsMax = this.#space.operationsThatFit();
+      while (
+        take < this.#pending.length &&
+        (take === 0 || (payloadBytes + this.#pending[take].payloadBytes <= this.commitPayloadMax && operationCount + this.#pending[take].operations.length <= operationsMax))
+      ) {
         payloadBytes += this.#pending[take].payloadBytes;
+        operationCount += this.#pending[take].operations.length;
         take++;
       }
       const writes = this.#pending.splice(0, take);
@@ -363,17 +374,36 @@ export class Journal {
     // being written) before its WAL frame is: a commit must never become
     // durable and then fail to apply for want of a page.
     const operations = writes.flatMap((write) => write.operations);
-    let prepared: PreparedPaths;
-    try {
-      prepared = await this.#tree.prepare(
-        operations.filter((operation) => operation.value !== undefined).map((operation) => operation.keyString),
-        // A delete may merge its leaf with a sibling: those pages too.
-        operations.filter((operation) => operation.value === undefined).map((operation) => operation.keyString),
-      );
-    } catch (error) {
-      // Nothing is written yet: a page that cannot be read (an IO error, a
-      // damaged page) refuses these writes, and the store goes on.
-      throw new CommitRefused(error);
+    let prepared: PreparedPaths | undefined;
+    for (let attempt = 0; prepared === undefined; attempt++) {
+      let paths: PreparedPaths;
+      try {
+        paths = await this.#tree.prepare(
+          operations.filter((operation) => operation.value !== undefined).map((operation) => operation.keyString),
+          // A delete may merge its leaf with a sibling: those pages too.
+          operations.filter((operation) => operation.value === undefined).map((operation) => operation.keyString),
+        );
+      } catch (error) {
+        // Nothing is written yet: a page that cannot be read (an IO error, a
+        // damaged page) refuses these writes, and the store goes on.
+        throw new CommitRefused(error);
+      }
+      // No commit is written whose checkpoint could not be: the pages it
+      // copies, and the pieces its new entries may split into.
+      const newPages = this.#tree.nodesToCopy(paths) + Math.ceil((2 * payload.length) / this.#pageCapacityBytes) + this.#tree.height + 1;
+      if (this.#space.checkpointFits(newPages)) {
+        prepared = paths;
+        break;
+      }
+      this.#tree.release(paths);
+      if (attempt > 0) {
+        throw new StoreError(
+          'ERR_STORE_FULL',
+          `the store is full: this write's checkpoint may need ${newPages} more pages than the ${this.#space.freeBlockCount} free blocks hold (write fewer keys at a time, or delete keys in smaller batches)`,
+        );
+      }
+      // A checkpoint writes what is dirty and frees the pages it replaced: then try once more.
+      await this.checkpoint();
     }
     try {
       await this.#writeAndApply(writes, sequence, frame, blockCount, recordCount, recordsDurable, marker);

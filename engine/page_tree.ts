@@ -113,6 +113,12 @@ export class PreparedPaths {
   constructor(nodes: TreeNode[]) {
     this.#nodes = nodes;
   }
+  /** The pinned nodes, without taking them. */
+  get nodes(): readonly TreeNode[] {
+    if (this.#nodes === undefined) throw new Error('ringstore: PreparedPaths used after release');
+    return this.#nodes;
+  }
+
   /** Takes the pinned nodes, once (for PageTree.release()). */
   take(): TreeNode[] {
     const nodes = this.#nodes;
@@ -386,6 +392,17 @@ export class PageTree {
   }
 
   /** Unpins what prepare() pinned. */
+  /**
+   * At most how many nodes writing the prepared keys makes dirty, not
+   * counting splits: every pinned node on their paths (and the siblings a
+   * delete may merge with) that is not mutable now will be copied.
+   */
+  nodesToCopy(prepared: PreparedPaths): number {
+    let count = 0;
+    for (const node of prepared.nodes) if (node.epoch !== this.#epoch || node.ref !== undefined || node.planned) count++;
+    return count;
+  }
+
   release(prepared: PreparedPaths): void {
     for (const node of prepared.take()) {
       if (node.pins <= 0) throw new Error('ringstore: page tree pin count underflow');

@@ -175,6 +175,31 @@ export class Space {
   }
 
   /**
+   * Whether the next checkpoint still fits after a commit that makes
+   * `newPages` more tree pages dirty: what every commit is checked against
+   * before it is written, so that no commit becomes durable whose
+   * checkpoint could not be written (a store that cannot checkpoint cannot
+   * reclaim its WAL, and would refuse even deletes from then on).
+   */
+  checkpointFits(newPages: number): boolean {
+    const pages = this.#tree.dirtyNodeCountSinceFreeze + newPages;
+    return pages * this.#pageBlocks + this.#freeSetFrameBlocks + CHECKPOINT_RESERVE_SLACK_BLOCKS <= this.#allocator.freeBlockCount;
+  }
+
+  /**
+   * How many operations one commit may take while the next checkpoint is
+   * sure to fit (each dirtying at most its path and a split a level, like
+   * the reserve): group commit takes no more when space is short, so that
+   * concurrent deletes on a full store commit in small groups, each with a
+   * checkpoint that fits, rather than in one that does not.
+   */
+  operationsThatFit(): number {
+    const pagesPerOperation = 2 * (this.#tree.height + 1) + 1;
+    const spareBlocks = this.#allocator.freeBlockCount - this.#tree.dirtyNodeCountSinceFreeze * this.#pageBlocks - this.#freeSetFrameBlocks - CHECKPOINT_RESERVE_SLACK_BLOCKS;
+    return Math.floor(Math.max(0, spareBlocks) / (pagesPerOperation * this.#pageBlocks));
+  }
+
+  /**
    * A checkpoint's blocks, allocated all at once when it freezes the tree:
    * one run per page and the free-set frame in at most FREE_SET_EXTENTS_MAX
    * runs. Undefined, allocating nothing, if they do not fit.

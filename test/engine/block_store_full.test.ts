@@ -182,4 +182,46 @@ describe('BlockStore when full', () => {
       await store.close();
     }
   });
+
+  it('keeps taking deletes after a large batch of them on a store full of inline values, also after a reopen', async () => {
+    // Deletes of inline values free nothing until a checkpoint rewrites the
+    // leaves they touched: a commit whose checkpoint would not fit must be
+    // refused (or split) before it is written, or the store could never
+    // checkpoint again, its WAL would fill, and every write would be refused.
+    const path = `${dir}/inline-deletes`;
+    const key = (i: number): string => `k${String(i).padStart(6, '0')}`;
+    let store = await openTiny(path, true);
+    let stored = 0;
+    for (;;) {
+      try {
+        await store.put(key(stored), pattern(200, stored));
+        stored++;
+      } catch (error) {
+        assert.equal((error as { code?: string }).code, 'ERR_STORE_FULL');
+        break;
+      }
+    }
+    assert.ok(stored > 1000, `stored ${stored} inline values`);
+    await store.checkpoint();
+    const victims = Array.from({ length: Math.floor(stored / 15) }, (_, i) => i * 15);
+    // Taken whole, or refused as full (then in smaller batches): never a commit that wedges the store.
+    await store.batch(victims.map((i) => ({ type: 'del' as const, key: key(i) }))).catch(async (error: unknown) => {
+      assert.equal((error as { code?: string }).code, 'ERR_STORE_FULL');
+      for (let first = 0; first < victims.length; first += 10) {
+        await store.batch(victims.slice(first, first + 10).map((i) => ({ type: 'del' as const, key: key(i) })));
+      }
+    });
+    await store.checkpoint();
+    for (let i = 1; i < stored; i += 15) assert.equal(await store.delete(key(i)), true, `delete of ${key(i)}`);
+    await store.close();
+    store = await openTiny(path, false);
+    try {
+      for (let i = 2; i < stored; i += 15) assert.equal(await store.delete(key(i)), true, `delete of ${key(i)} after reopening`);
+      assert.equal(await store.has(key(0)), false);
+      assert.equal(await store.has(key(3)), true);
+    } finally {
+      await store.close();
+    }
+    assert.equal(await closeAndVerify(await openTiny(path, false)), stored - victims.length - [...Array(stored).keys()].filter((i) => i % 15 === 1 || i % 15 === 2).length);
+  });
 });

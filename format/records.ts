@@ -5,7 +5,7 @@
 //                | u32 extentCount | key | extentCount × (u64 startBlock | u32 blockCount)
 //                (keyFlags bit 1, VALUE_FLAG_RAW: the value's bytes are raw, not encoded)
 //   DELETE       u8 type=3 | u8 keyFlags | u16 keyLength | key
-import { readU64, view, writeU64 } from './bytes.js';
+import { copyBytes, readU64, view, writeU64 } from './bytes.js';
 import type { ByteWriter } from './byte_writer.js';
 import {
   KEY_FLAG_STRING,
@@ -96,17 +96,6 @@ export function writePutAt(target: Uint8Array, data: DataView, offset: number, k
     offset += 12;
   }
   return offset;
-}
-
-/** Copies `bytes` to `offset` of `target`; returns the offset after them. Short ones by a loop (cheaper than TypedArray.set for keys and small values). */
-function copyBytes(target: Uint8Array, offset: number, bytes: Uint8Array): number {
-  const length = bytes.length;
-  if (length <= 64) {
-    for (let i = 0; i < length; i++) target[offset + i] = bytes[i];
-  } else {
-    target.set(bytes, offset);
-  }
-  return offset + length;
 }
 
 export function writeDelete(writer: ByteWriter, key: Uint8Array, keyIsString: boolean): void {

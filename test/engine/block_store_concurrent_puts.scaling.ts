@@ -3,6 +3,11 @@
 // half a block once walked every waiting write to size the checkpoint
 // reserve, so N concurrent puts cost O(N²) (100 000 of 3 KiB took 182 s).
 //
+// These are timed, so they are not part of `npm test` (a shared CI machine
+// failed the behind-the-queue bound at 2.33× on linear code): run them with
+// `npm run test:scaling`. The default suite checks the same paths without a
+// clock (block_store_queued_puts.test.ts).
+//
 // Timings on a loaded machine are noisy (GC, aligned allocations, other
 // processes), so puts are timed in chunks and a chunk statistic is compared,
 // never a single measurement; the bounds fail for quadratic work by a wide

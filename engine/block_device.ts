@@ -43,6 +43,21 @@ export interface BlockDevice {
   sync(): Promise<void>;
   /** Releases a range; later reads of it return zeros or old data, never other data. */
   trim(position: number, length: number): Promise<void>;
+  /**
+   * The largest `sizeBytes` grow() can reach. Absent (or equal to
+   * sizeBytes) for a device that cannot grow — a block device, whose size
+   * is its own.
+   */
+  readonly sizeBytesMax?: number;
+  /**
+   * Makes the device `sizeBytes` long (never shorter), the new bytes
+   * reading as zeros: a regular file is extended and preallocated. The new
+   * size is durable once a sync() that starts after this resolves. Rejects
+   * with ERR_STORE_NO_SPACE when the file system has no room (nothing of
+   * the store changes then). Used only while sizeBytesMax says the device
+   * can grow.
+   */
+  grow?(sizeBytes: number): Promise<void>;
   close(): Promise<void>;
   /**
    * Notes what the IO submitted next is for (`id`: the commit sequence or
@@ -88,4 +103,10 @@ export function checkBlockDevice(device: unknown): asserts device is BlockDevice
     if (typeof candidate[name] !== 'function') throw invalidArgument(`option 'device': ${name} must be a function`);
   }
   if (candidate.mark !== undefined && typeof candidate.mark !== 'function') throw invalidArgument("option 'device': mark must be a function if present");
+  if (candidate.sizeBytesMax !== undefined && candidate.grow === undefined) throw invalidArgument("option 'device': a sizeBytesMax without grow");
+  if (candidate.grow !== undefined && typeof candidate.grow !== 'function') throw invalidArgument("option 'device': grow must be a function if present");
+  const sizeBytesMax = candidate.sizeBytesMax;
+  if (sizeBytesMax !== undefined && (typeof sizeBytesMax !== 'number' || !Number.isSafeInteger(sizeBytesMax) || sizeBytesMax < (candidate.sizeBytes as number))) {
+    throw invalidArgument("option 'device': sizeBytesMax must be an integer of at least sizeBytes", 'range');
+  }
 }

@@ -48,6 +48,7 @@ import { invalidArgument, StoreCorruptError, StoreError } from './store_error.js
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
 import { isExtentValue, type IndexEntry } from './store_index.js';
 import { eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
+import { GROWTH_ATTEMPTS_MAX, StoreGrowth } from './store_growth.js';
 import { StoreState } from './store_state.js';
 import { TreePages, type TreeGeometry } from './tree_pages.js';
 import { createValueReadStream, createValueWriteStream, type StreamParts } from './value_streams.js';
@@ -59,8 +60,20 @@ export { DEFAULT_BLOCK_SIZE, DEFAULT_WAL_SIZE_BYTES, storeLayout } from './store
 export interface BlockStoreOptions {
   /** Create the store (and the file) if there is none. Default false. */
   create?: boolean;
-  /** Size of a new store file. Default DEFAULT_STORE_SIZE_BYTES; block devices use their size. */
+  /**
+   * Size of a new store file (rounded down to whole blocks); the file grows
+   * from there as the store fills (see maxSizeBytes). Default
+   * DEFAULT_STORE_SIZE_BYTES. A block device has its own size and never
+   * grows.
+   */
   sizeBytes?: number;
+  /**
+   * The most a store on a regular file may grow to; past it writes that need
+   * room are refused with ERR_STORE_FULL (deletes are still taken). Default:
+   * no limit but the file system's. Not recorded in the store: each open
+   * sets its own. A store already larger stays as it is.
+   */
+  maxSizeBytes?: number;
   /** Block size of a new store: a power of two from 512 to 65536, a multiple of the device's alignment. Default 4096. */
   blockSize?: number;
   /**
@@ -69,7 +82,12 @@ export interface BlockStoreOptions {
    * DEFAULT_CACHE_SIZE_BYTES.
    */
   cacheSizeBytes?: number;
-  /** WAL region of a new store. Default: an eighth of the store, at most DEFAULT_WAL_SIZE_BYTES. */
+  /**
+   * WAL region of a new store; it keeps this size as the store grows.
+   * Default: DEFAULT_NEW_FILE_WAL_SIZE_BYTES for a file made without
+   * sizeBytes, otherwise an eighth of the store, at most
+   * DEFAULT_WAL_SIZE_BYTES.
+   */
   walSizeBytes?: number;
   /**
    * How values are turned into bytes. A new store records it (default
@@ -131,6 +149,8 @@ export interface BlockStoreStats {
   pageCacheMisses: number;
   /** At least the tree pages the next checkpoint writes. */
   dirtyPages: number;
+  /** Times the store file grew since open (store_growth.ts). */
+  growths: number;
 }
 
 /**
@@ -143,7 +163,21 @@ export interface BlockStoreStats {
  */
 export const STORE_RING_OPTIONS = { fallback: 'threads', spinUs: 0, completionSpinUs: 0 } as const;
 
-export const DEFAULT_STORE_SIZE_BYTES = 1 << 30;
+/**
+ * The first size of a store file made without `sizeBytes`: small, since the
+ * file grows as the store fills (a test suite making hundreds of stores
+ * needs 16 MiB a store, not a preallocated GiB).
+ */
+export const DEFAULT_STORE_SIZE_BYTES = 16 << 20;
+/**
+ * The WAL of a store file made without `sizeBytes` or `walSizeBytes`: half
+ * of its first size rather than the eighth a store of a given size gets,
+ * since the WAL cannot grow with the file and bounds one commit (a quarter
+ * of it: 2 MiB of records) and the work between checkpoints. Stores
+ * expected to take GiBs of writes do better with a larger one
+ * (walSizeBytes, up to DEFAULT_WAL_SIZE_BYTES and more).
+ */
+export const DEFAULT_NEW_FILE_WAL_SIZE_BYTES = 8 << 20;
 export const DEFAULT_CACHE_SIZE_BYTES = 64 << 20;
 /** The share of cacheSizeBytes that holds tree pages; the rest caches blocks of extent values. */
 const PAGE_CACHE_SHARE = 0.75;
@@ -180,6 +214,7 @@ export class BlockStore {
   readonly #grid: Grid;
   readonly #checkpointer: Checkpointer;
   readonly #journal: Journal;
+  readonly #growth: StoreGrowth;
   /** What createWriteStream and createReadStream work with. */
   readonly #streamParts: StreamParts;
   #closing: Promise<void> | undefined;
@@ -188,7 +223,7 @@ export class BlockStore {
     path: string,
     device: BlockDevice,
     ownedRing: IoUringActor | undefined,
-    options: Required<Pick<BlockStoreOptions, 'encoding' | 'sync' | 'cacheSizeBytes'>>,
+    options: Required<Pick<BlockStoreOptions, 'encoding' | 'sync' | 'cacheSizeBytes'>> & { maxSizeBytes: number | undefined },
     superblock: Superblock,
     tree: PageTree,
     treePages: TreePages,
@@ -218,6 +253,7 @@ export class BlockStore {
     this.#space = new Space({ device, blockSize, cache, state, allocator, pageBlocks: this.#pageBlocks, pageCapacityBytes: pageCapacityBytes(pageSize), freeSetFrameBlocks, tree });
     this.#checkpointer = new Checkpointer({ device, superblock, sync: options.sync, tree, pages: treePages, pageBlocks: this.#pageBlocks, walSpace, space: this.#space, state });
     this.#grid = new Grid({ device, blockSize, pool, cache, space: this.#space });
+    this.#growth = new StoreGrowth({ device, checkpointer: this.#checkpointer, space: this.#space, blockSize, maxSizeBytes: options.maxSizeBytes });
     this.#journal = new Journal({
       device,
       blockSize,
@@ -234,9 +270,10 @@ export class BlockStore {
       space: this.#space,
       grid: this.#grid,
       checkpointer: this.#checkpointer,
+      growth: this.#growth,
       state,
     });
-    this.#streamParts = { blockSize, state, tree, space: this.#space, grid: this.#grid, journal: this.#journal };
+    this.#streamParts = { blockSize, state, tree, space: this.#space, grid: this.#grid, journal: this.#journal, growth: this.#growth };
   }
 
   /**
@@ -254,12 +291,19 @@ export class BlockStore {
     if (options.encoding !== undefined) valueCodec(options.encoding); // validates
     const cacheSizeBytes = checkSize(options.cacheSizeBytes, 'cacheSizeBytes', DEFAULT_CACHE_SIZE_BYTES, 0);
     const blockSize = checkBlockSize(options.blockSize);
-    const sizeBytes = checkSize(options.sizeBytes, 'sizeBytes', DEFAULT_STORE_SIZE_BYTES, 0);
+    const maxSizeBytes = options.maxSizeBytes === undefined ? undefined : checkSize(options.maxSizeBytes, 'maxSizeBytes', 0, 0);
+    // Without sizeBytes a new file starts small (DEFAULT_STORE_SIZE_BYTES, or
+    // the cap if lower) with a WAL of half of it, and grows.
+    const sizeBytes = checkSize(options.sizeBytes, 'sizeBytes', Math.min(DEFAULT_STORE_SIZE_BYTES, maxSizeBytes ?? Infinity), 0);
+    if (options.sizeBytes !== undefined && maxSizeBytes !== undefined && maxSizeBytes < sizeBytes) {
+      throw invalidArgument(`option 'maxSizeBytes' (${maxSizeBytes}) is less than 'sizeBytes' (${sizeBytes})`, 'range');
+    }
     if (options.walSizeBytes !== undefined) checkSize(options.walSizeBytes, 'walSizeBytes', 0, 0);
     if (options.ring !== undefined && !(options.ring instanceof IoUringActor)) throw invalidArgument('ring must be an IoUringActor');
     if (options.device !== undefined) checkBlockDevice(options.device);
+    const walSizeBytes = options.walSizeBytes ?? (options.sizeBytes === undefined && options.device === undefined ? Math.min(DEFAULT_NEW_FILE_WAL_SIZE_BYTES, sizeBytes / 2) : undefined);
     if (create && options.device === undefined) {
-      const layout = storeLayout(sizeBytes, blockSize, options.walSizeBytes);
+      const layout = storeLayout(sizeBytes, blockSize, walSizeBytes);
       if (typeof layout === 'string') throw invalidArgument(`option 'sizeBytes': ${layout}`, 'range');
     }
 
@@ -281,7 +325,7 @@ export class BlockStore {
       let probe: SuperblockProbe;
       if (blank) {
         if (!create) throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' holds no ringstore (open with create: true to make one)`);
-        const superblock = await formatStore(device, blockSize, options.walSizeBytes, options.encoding ?? DEFAULT_ENCODING);
+        const superblock = await formatStore(device, blockSize, walSizeBytes, options.encoding ?? DEFAULT_ENCODING);
         await storeFile?.publish();
         formatted = true;
         probe = { kind: 'found', superblock, slotsToRepair: [] };
@@ -302,12 +346,16 @@ export class BlockStore {
       // created to; an explicit one overrides it.
       const encoding = options.encoding ?? encodingOfId(superblock.valueEncodingId);
       const pageSize = pageSizeFor(superblock.blockSize);
+      // The block count follows the store's growth (the allocator's).
+      let allocator: ExtentAllocator | undefined;
       const geometry: TreeGeometry = {
         blockSize: superblock.blockSize,
         pageSize,
         storeTag: superblock.storeTag,
         dataStartBlock: superblock.dataStartBlock,
-        blockCount: superblock.blockCount,
+        get blockCount() {
+          return allocator?.blockCount ?? superblock.blockCount;
+        },
       };
       const treePages = new TreePages(device, () => geometry);
       const tree = new PageTree(
@@ -322,11 +370,12 @@ export class BlockStore {
         superblock.keyCount,
       );
       const recovered = await recoverStore(device, superblock, probe.slotsToRepair, tree);
+      allocator = recovered.allocator;
       const store = new BlockStore(
         path,
         device,
         ownedRing,
-        { encoding, sync, cacheSizeBytes },
+        { encoding, sync, cacheSizeBytes, maxSizeBytes },
         recovered.superblock,
         tree,
         treePages,
@@ -361,6 +410,8 @@ export class BlockStore {
     const sizeBytes = checkSize(options.sizeBytes, 'sizeBytes', 0, 0);
     if (options.walSizeBytes !== undefined) checkSize(options.walSizeBytes, 'walSizeBytes', 0, 0);
     if (options.ring !== undefined && !(options.ring instanceof IoUringActor)) throw invalidArgument('ring must be an IoUringActor');
+    /** The WAL of a store whose size is chosen here (a new or empty file without sizeBytes): as open's. */
+    const walOfDefaultSize = options.walSizeBytes ?? DEFAULT_NEW_FILE_WAL_SIZE_BYTES;
     const encoding = options.encoding ?? DEFAULT_ENCODING;
     valueCodec(encoding); // validates
     const ownedRing = options.ring === undefined ? IoUringActor.start(STORE_RING_OPTIONS) : undefined;
@@ -374,7 +425,7 @@ export class BlockStore {
         const created = await openStoreFile(ring, path, { create: true, sizeBytes: sizeBytes || DEFAULT_STORE_SIZE_BYTES });
         let published = false;
         try {
-          await formatStore(created.device, blockSize, options.walSizeBytes, encoding);
+          await formatStore(created.device, blockSize, sizeBytes === 0 ? walOfDefaultSize : options.walSizeBytes, encoding);
           await created.publish();
           published = true;
         } finally {
@@ -393,13 +444,14 @@ export class BlockStore {
           targetBytes = Math.ceil(targetBytes / unitBytes) * unitBytes;
         }
         // Refused before anything is changed.
-        const layout = storeLayout(targetBytes - (targetBytes % Math.max(device.ioAlignment, 1)), blockSize, options.walSizeBytes);
+        const walSizeBytes = sizeBytes === 0 && !device.isBlockDevice && device.fileLengthBytes === 0 ? walOfDefaultSize : options.walSizeBytes;
+        const layout = storeLayout(targetBytes - (targetBytes % Math.max(device.ioAlignment, 1)), blockSize, walSizeBytes);
         if (typeof layout === 'string') throw new StoreError('ERR_STORE_NO_SPACE', `'${path}' is too small for a store: ${layout}`);
-        if (targetBytes > device.fileLengthBytes) await device.grow(ring, targetBytes);
+        if (targetBytes > device.fileLengthBytes) await device.grow(targetBytes);
         // The old superblocks go first: a crash while the WAL is zeroed must
         // not leave an older store that opens without the commits it loses.
         await eraseSuperblocks(device);
-        await formatStore(device, blockSize, options.walSizeBytes, encoding);
+        await formatStore(device, blockSize, walSizeBytes, encoding);
       } finally {
         await device.close();
       }
@@ -600,6 +652,8 @@ export class BlockStore {
     this.#closing = (async () => {
       try {
         await this.#journal.flushCommits().catch(() => undefined);
+        // A growth under way ends before the device closes under it.
+        await this.#growth.settled();
         if (this.#state.failure === undefined) {
           if (!this.#sync) await this.#journal.syncNow().catch(() => undefined);
           await this.#journal.checkpoint().catch(() => undefined);
@@ -723,13 +777,21 @@ export class BlockStore {
       treeHeight: this.#tree.height,
       ...this.#tree.cacheStats(),
       dirtyPages: this.#tree.dirtyNodeCountMax,
+      growths: this.#growth.growthCount,
     };
   }
 
   // ---- The write path ----
 
-  #write(operations: BatchOperation[]): Promise<PendingWrite> {
+  /**
+   * Validates, encodes and queues a write. Refused for want of room
+   * (ERR_STORE_FULL), it waits for the store to grow and is tried again
+   * (store_growth.ts), up to GROWTH_ATTEMPTS_MAX times.
+   */
+  #write(operations: BatchOperation[], attempt = 0): Promise<PendingWrite> {
     const write: QueuedWrite = { operations: [], dataWrites: [], dataBlocks: [], payloadBytes: 16 };
+    /** Blocks the write's extent values take. */
+    let valueBlocks = 0;
     try {
       this.#state.checkWritable();
       // Validate and encode everything first, so a bad operation refuses the
@@ -759,6 +821,7 @@ export class BlockStore {
             write.payloadBytes += 8 + keyString.length + bytes.length;
           } else {
             write.payloadBytes += 24 + keyString.length + VALUE_EXTENTS_PER_PUT_MAX * 12;
+            valueBlocks += Math.ceil(bytes.length / this.#blockSize);
           }
         } else {
           throw invalidArgument(`batch operation type must be 'put' or 'del', got ${describeArgument(type)}`, 'range');
@@ -790,9 +853,17 @@ export class BlockStore {
       }
     } catch (error) {
       // The caller learns of the refusal once the space is back.
-      return this.#journal.abandon(write).then(() => Promise.reject(error));
+      const abandoned = this.#journal.abandon(write);
+      if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) return abandoned.then(() => Promise.reject(error));
+      if (attempt >= GROWTH_ATTEMPTS_MAX || !this.#growth.canGrow) return abandoned.then(() => Promise.reject(this.#growth.refusal(error)));
+      const wanted = this.#space.shortfallForPuts(operations.length, write.payloadBytes, valueBlocks);
+      return abandoned
+        .then(() => this.#growth.grow(wanted))
+        .then((grew) => (grew ? this.#write(operations, attempt + 1) : Promise.reject(this.#growth.refusal(error))));
     }
-    return this.#journal.enqueue(write);
+    const queued = this.#journal.enqueue(write);
+    this.#growth.growAheadIfLow();
+    return queued;
   }
 
   // ---- Reading values ----

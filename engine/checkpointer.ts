@@ -300,13 +300,57 @@ export class Checkpointer {
     await this.#rewriteSuperblock(false);
   }
 
-  async #rewriteSuperblock(clean: boolean): Promise<void> {
-    // Never beside a checkpoint's superblock write: one that starts with no
-    // commit since the last one writes nothing, and commits wait for this.
-    await this.#checkpointing?.catch(() => undefined);
-    const next: Superblock = { ...this.#superblock, generation: this.#superblock.generation + 1, clean };
-    await this.writeSuperblockSlots(next, superblockSlotsFor(next.generation));
-    this.#superblock = next;
+  #rewriteSuperblock(clean: boolean): Promise<void> {
+    return this.#exclusively(async () => {
+      if (this.#superblock.clean === clean) return;
+      const next: Superblock = { ...this.#superblock, generation: this.#superblock.generation + 1, clean };
+      await this.writeSuperblockSlots(next, superblockSlotsFor(next.generation));
+      this.#superblock = next;
+    });
+  }
+
+  /**
+   * Makes a larger data region durable, after the device has grown to hold
+   * it: a flush (the file's new length is metadata fdatasync persists),
+   * then the next superblock generation naming `blockCount` blocks with the
+   * same checkpoint. That checkpoint's free set describes the smaller
+   * region, and the blocks past it read as free (format/free_set.ts); the
+   * caller frees them in the allocator once this resolves, so nothing is
+   * ever written to them before a superblock that includes them is
+   * durable. A crash before that superblock leaves the old store in a
+   * longer file, which opens as it was.
+   */
+  grow(blockCount: number): Promise<void> {
+    return this.#exclusively(async () => {
+      const previous = this.#superblock;
+      if (blockCount <= previous.blockCount) return;
+      if (blockCount * previous.blockSize > this.#device.sizeBytes) throw new Error(`ringstore: growing the store to ${blockCount} blocks on a device of ${this.#device.sizeBytes} bytes`);
+      this.#device.mark?.('flush');
+      await this.#device.sync();
+      const next: Superblock = { ...previous, generation: previous.generation + 1, blockCount };
+      await this.writeSuperblockSlots(next, superblockSlotsFor(next.generation));
+      this.#superblock = next;
+    });
+  }
+
+  /**
+   * Runs `task` — a superblock write outside a checkpoint — where a
+   * checkpoint would run, once none runs: two writers of the next
+   * generation would both write it. A failure fails the store (which
+   * superblock is durable is unknown).
+   */
+  #exclusively(task: () => Promise<void>): Promise<void> {
+    const settled = this.#checkpointing;
+    if (settled !== undefined) return settled.catch(() => undefined).then(() => this.#exclusively(task));
+    const running = task()
+      .catch((error: unknown) => {
+        throw this.#state.fail(error);
+      })
+      .finally(() => {
+        this.#checkpointing = undefined;
+      });
+    this.#checkpointing = running;
+    return running;
   }
 
   /** Zeroes WAL blocks, durably: the commits they belonged to are gone for good. */

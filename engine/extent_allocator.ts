@@ -24,7 +24,7 @@ export class ExtentAllocator {
    */
   readonly #bySize = new BTree<[number, number], undefined>(undefined, (a: [number, number], b: [number, number]) => a[0] - b[0] || b[1] - a[1]);
   readonly dataStartBlock: number;
-  readonly blockCount: number;
+  #blockCount: number;
   #freeBlocks = 0;
   #cursor: number;
 
@@ -34,7 +34,7 @@ export class ExtentAllocator {
    */
   constructor(dataStartBlock: number, blockCount: number, used: Iterable<{ extent: Extent; owner: string }>) {
     this.dataStartBlock = dataStartBlock;
-    this.blockCount = blockCount;
+    this.#blockCount = blockCount;
     this.#cursor = dataStartBlock;
     const sorted = [...used].sort((a, b) => a.extent.startBlock - b.extent.startBlock);
     let next = dataStartBlock;
@@ -64,8 +64,25 @@ export class ExtentAllocator {
     return allocator;
   }
 
+  /** End of the data region (exclusive): the store's block count. */
+  get blockCount(): number {
+    return this.#blockCount;
+  }
+
   get freeBlockCount(): number {
     return this.#freeBlocks;
+  }
+
+  /**
+   * Extends the data region to `blockCount` blocks, all of the new ones
+   * free (the store grew: its superblock names the new size, durably).
+   */
+  grow(blockCount: number): void {
+    if (!Number.isSafeInteger(blockCount) || blockCount < this.#blockCount) throw new Error(`ringstore: growing the data region from ${this.#blockCount} to ${blockCount} blocks`);
+    if (blockCount === this.#blockCount) return;
+    const start = this.#blockCount;
+    this.#blockCount = blockCount;
+    this.free({ startBlock: start, blockCount: blockCount - start });
   }
 
   get freeExtentCount(): number {

@@ -26,6 +26,7 @@ import { keyStringToBytes } from './key_codec.js';
 import type { PageTree, PreparedPaths } from './page_tree.js';
 import type { Space } from './space.js';
 import { StoreError } from './store_error.js';
+import { GROWTH_ATTEMPTS_MAX, type StoreGrowth } from './store_growth.js';
 import { isExtentValue, type IndexEntry } from './store_index.js';
 import type { StoreState } from './store_state.js';
 import { WalSpace } from './wal_space.js';
@@ -111,6 +112,8 @@ export interface JournalParts {
   space: Space;
   grid: Grid;
   checkpointer: Checkpointer;
+  /** Grows the store when a commit or checkpoint finds no room. */
+  growth: StoreGrowth;
   state: StoreState;
 }
 
@@ -128,6 +131,7 @@ export class Journal {
   readonly #space: Space;
   readonly #grid: Grid;
   readonly #checkpointer: Checkpointer;
+  readonly #growth: StoreGrowth;
   readonly #state: StoreState;
   /** WAL payload bytes one commit may hold: COMMIT_WAL_SHARE_MAX of the WAL. */
   readonly commitPayloadMax: number;
@@ -164,6 +168,7 @@ export class Journal {
     this.#space = parts.space;
     this.#grid = parts.grid;
     this.#checkpointer = parts.checkpointer;
+    this.#growth = parts.growth;
     this.#state = parts.state;
     this.#nextSequence = parts.nextSequence;
     this.#durableSequence = parts.nextSequence - 1;
@@ -251,9 +256,21 @@ export class Journal {
     if (this.#state.failure !== undefined) throw this.#state.failure;
   }
 
-  /** Writes a checkpoint now (or joins the one being written). */
-  checkpoint(): Promise<void> {
-    return this.#checkpointer.run(this);
+  /**
+   * Writes a checkpoint now (or joins the one being written). With no room
+   * for it, the store grows first if it can (store_growth.ts); otherwise
+   * ERR_STORE_FULL.
+   */
+  async checkpoint(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#checkpointer.run(this);
+        return;
+      } catch (error) {
+        if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;
+        if (attempt >= GROWTH_ATTEMPTS_MAX || !(await this.#growth.grow(this.#space.checkpointShortfallBlocks(0)))) throw this.#growth.refusal(error);
+      }
+    }
   }
 
   /** Cancels the deferred fdatasync (the store is closing). */
@@ -397,9 +414,13 @@ export class Journal {
       }
       this.#tree.release(paths);
       if (attempt > 0) {
-        throw new StoreError(
-          'ERR_STORE_FULL',
-          `the store is full: this write's checkpoint may need ${newPages} more pages than the ${this.#space.freeBlockCount} free blocks hold (write fewer keys at a time, or delete keys in smaller batches)`,
+        // Growing the store makes room, where it can grow.
+        if (attempt <= GROWTH_ATTEMPTS_MAX && (await this.#growth.grow(this.#space.checkpointShortfallBlocks(newPages)))) continue;
+        throw this.#growth.refusal(
+          new StoreError(
+            'ERR_STORE_FULL',
+            `the store is full: this write's checkpoint may need ${newPages} more pages than the ${this.#space.freeBlockCount} free blocks hold (write fewer keys at a time, or delete keys in smaller batches)`,
+          ),
         );
       }
       // A checkpoint writes what is dirty and frees the pages it replaced: then try once more.

@@ -1,5 +1,6 @@
 // RingBlockDevice: a BlockDevice over a file or raw block device, opened with
 // direct IO through an IoUringActor.
+import { existsSync } from 'node:fs';
 import { readFile, stat as fsStat } from 'node:fs/promises';
 
 import { RingSystemError } from '../native/errors.js';
@@ -8,7 +9,11 @@ import type { RingFile } from '../native/ring_file.js';
 import type { BlockDevice, IoPhase } from './block_device.js';
 import { pathError, StoreError } from './store_error.js';
 
+/** Where Linux names this process's open descriptors (absent without procfs). */
+const PROC_SELF_FD = '/proc/self/fd';
+
 export class RingBlockDevice implements BlockDevice {
+  readonly #ring: IoUringActor;
   readonly #file: RingFile;
   /** For a loop device: its backing file, held locked while the store is open. */
   readonly #backingFile: RingFile | undefined;
@@ -17,7 +22,8 @@ export class RingBlockDevice implements BlockDevice {
   readonly ioAlignment: number;
   readonly trimAlignment: number;
 
-  private constructor(file: RingFile, fileLengthBytes: number, backingFile: RingFile | undefined) {
+  private constructor(ring: IoUringActor, file: RingFile, fileLengthBytes: number, backingFile: RingFile | undefined) {
+    this.#ring = ring;
     this.#file = file;
     this.#backingFile = backingFile;
     this.#fileLengthBytes = fileLengthBytes;
@@ -46,7 +52,7 @@ export class RingBlockDevice implements BlockDevice {
       }
       if (file.isBlockDevice) backingFile = await lockLoopBackingFile(ring, path);
       const stat = await file.stat();
-      return new RingBlockDevice(file, stat.sizeBytes, backingFile);
+      return new RingBlockDevice(ring, file, stat.sizeBytes, backingFile);
     } catch (error) {
       await backingFile?.close();
       await file.close();
@@ -67,19 +73,32 @@ export class RingBlockDevice implements BlockDevice {
     return this.#fileLengthBytes;
   }
 
+  /**
+   * How large a regular file may grow: as large as the file system lets it
+   * (it answers ENOSPC or EFBIG first). A block device cannot grow.
+   */
+  get sizeBytesMax(): number | undefined {
+    return this.isBlockDevice ? undefined : Number.MAX_SAFE_INTEGER;
+  }
+
   /** Grows (preallocates) a regular file to `sizeBytes`; never shrinks it. */
-  async grow(ring: IoUringActor, sizeBytes: number): Promise<void> {
+  async grow(sizeBytes: number): Promise<void> {
     if (this.isBlockDevice) throw new Error('ringstore: a block device cannot grow');
     if (sizeBytes <= this.#fileLengthBytes) return;
     try {
       // Through a second descriptor that takes no lock and closes at once:
-      // the lock on this one is what keeps other openers out meanwhile.
-      const sizer = await ring.open(this.#file.path, { sizeBytes });
+      // the lock on this one is what keeps other openers out meanwhile. It is
+      // opened through /proc/self/fd, so it is this file even after a rename
+      // (a new store is made under a temporary name and linked to its own).
+      const sizer = await this.#ring.open(existsSync(PROC_SELF_FD) ? `${PROC_SELF_FD}/${this.#file.fd}` : this.#file.path, { sizeBytes });
       await sizer.close();
     } catch (error) {
       throw pathError(this.#file.path, error, `cannot grow the file to ${sizeBytes} bytes`);
+    } finally {
+      // A failed fallocate may still have extended the file (ext4 keeps what
+      // it allocated): the length is whatever the file now has.
+      this.#fileLengthBytes = (await this.#file.stat()).sizeBytes;
     }
-    this.#fileLengthBytes = (await this.#file.stat()).sizeBytes;
   }
 
   get isBlockDevice(): boolean {

@@ -14,6 +14,7 @@
 // stops the device after that many operations: later ones reject with
 // ERR_SIMULATED_CRASH, and crash() then gives the image to reopen.
 import type { BlockDevice } from './block_device.js';
+import { StoreError } from './store_error.js';
 
 /** Power loss writes nothing larger than a sector atomically. */
 export const SECTOR_SIZE = 512;
@@ -24,6 +25,13 @@ export interface SimulatedDeviceOptions {
   ioAlignment?: number;
   /** Stop after this many operations (reads, writes, syncs, trims); see crash(). */
   crashAfterOps?: number;
+  /**
+   * Lets the device grow (BlockDevice#grow) up to this size, like a
+   * regular file. A growth is durable once a later sync completes: a crash
+   * before that gives back the device at its earlier size. Default: the
+   * device cannot grow.
+   */
+  sizeBytesMax?: number;
 }
 
 export interface CrashOptions {
@@ -53,7 +61,10 @@ export class SimulatedDeviceCrash extends Error {
 }
 
 export class SimulatedDevice implements BlockDevice {
-  readonly sizeBytes: number;
+  #sizeBytes: number;
+  /** The size a crash keeps: as of the last completed sync. */
+  #durableSizeBytes: number;
+  readonly sizeBytesMax: number | undefined;
   readonly ioAlignment: number;
   readonly trimAlignment: number;
   /** What reads see now. */
@@ -72,17 +83,26 @@ export class SimulatedDevice implements BlockDevice {
 
   constructor(options: SimulatedDeviceOptions, image?: Uint8Array) {
     if (!Number.isSafeInteger(options.sizeBytes) || options.sizeBytes <= 0) throw new RangeError('sizeBytes must be a positive integer');
-    this.sizeBytes = options.sizeBytes;
+    const sizeBytesMax = options.sizeBytesMax;
+    if (sizeBytesMax !== undefined && (!Number.isSafeInteger(sizeBytesMax) || sizeBytesMax < options.sizeBytes)) throw new RangeError('sizeBytesMax must be an integer of at least sizeBytes');
+    this.#sizeBytes = options.sizeBytes;
+    this.#durableSizeBytes = options.sizeBytes;
+    this.sizeBytesMax = sizeBytesMax;
     this.ioAlignment = options.ioAlignment ?? SECTOR_SIZE;
     this.trimAlignment = this.ioAlignment;
     this.#crashAfterOps = options.crashAfterOps ?? Infinity;
-    this.#visible = new Uint8Array(options.sizeBytes);
+    // Room for the largest the device may grow to: growing only moves the end.
+    this.#visible = new Uint8Array(sizeBytesMax ?? options.sizeBytes);
     this.#blank = image === undefined;
     if (image !== undefined) {
       if (image.length !== options.sizeBytes) throw new RangeError('image size differs from sizeBytes');
       this.#visible.set(image);
     }
     this.#durable = Uint8Array.prototype.slice.call(this.#visible);
+  }
+
+  get sizeBytes(): number {
+    return this.#sizeBytes;
   }
 
   /** Made without an image and not written or trimmed since: a new device (see BlockDevice.blank). */
@@ -111,7 +131,7 @@ export class SimulatedDevice implements BlockDevice {
 
   /** The bytes reads would see now (a copy). */
   snapshot(): Uint8Array {
-    return Uint8Array.prototype.slice.call(this.#visible);
+    return Uint8Array.prototype.slice.call(this.#visible, 0, this.#sizeBytes);
   }
 
   /**
@@ -136,7 +156,12 @@ export class SimulatedDevice implements BlockDevice {
         else image.set(write.data.subarray(start, end), write.position + start);
       }
     }
-    return new SimulatedDevice({ sizeBytes: this.sizeBytes, ioAlignment: this.ioAlignment }, image);
+    // A growth not yet covered by a sync is lost with the power (the size is
+    // file system metadata, durable with the next fdatasync).
+    const sizeBytes = this.#durableSizeBytes;
+    const sizeBytesMax = this.sizeBytesMax;
+    const kept = image.subarray(0, sizeBytes);
+    return new SimulatedDevice({ sizeBytes, ioAlignment: this.ioAlignment, ...(sizeBytesMax === undefined ? {} : { sizeBytesMax }) }, kept);
   }
 
   async read(position: number, buffer: Uint8Array): Promise<void> {
@@ -215,14 +240,26 @@ export class SimulatedDevice implements BlockDevice {
   async sync(): Promise<void> {
     // Only writes completed before the flush starts are covered by it.
     const covered = new Set(this.#pending.filter((write) => write.completed));
+    const sizeBytes = this.#sizeBytes;
     await this.#begin('sync', 0, 0, undefined);
     this.counts.syncs++;
+    this.#durableSizeBytes = Math.max(this.#durableSizeBytes, sizeBytes);
     for (const write of this.#pending) {
       if (!covered.has(write)) continue;
       if (write.data === undefined) this.#durable.fill(0, write.position, write.position + write.length);
       else this.#durable.set(write.data, write.position);
     }
     this.#pending = this.#pending.filter((write) => !covered.has(write));
+  }
+
+  /** Grows the device to `sizeBytes` (up to sizeBytesMax), new bytes zero; durable with the next sync. */
+  async grow(sizeBytes: number): Promise<void> {
+    if (this.sizeBytesMax === undefined) throw new Error('simulated device: made without sizeBytesMax, it cannot grow');
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes > this.sizeBytesMax) {
+      throw new StoreError('ERR_STORE_NO_SPACE', `simulated device: no room to grow to ${sizeBytes} bytes (at most ${this.sizeBytesMax})`);
+    }
+    await this.#begin('sync', 0, 0, undefined);
+    this.#sizeBytes = Math.max(this.#sizeBytes, sizeBytes);
   }
 
   async trim(position: number, length: number): Promise<void> {

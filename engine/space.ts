@@ -74,7 +74,7 @@ export class Space {
   readonly #allocator: ExtentAllocator;
   readonly #pageBlocks: number;
   readonly #pageCapacityBytes: number;
-  readonly #freeSetFrameBlocks: number;
+  #freeSetFrameBlocks: number;
   readonly #tree: DirtyPages;
   /** Extents allocated to writes that no durable record names yet. */
   readonly #uncommitted = new Set<Extent>();
@@ -117,6 +117,42 @@ export class Space {
 
   get freeBlockCount(): number {
     return this.#allocator.freeBlockCount;
+  }
+
+  /** Blocks of the store, superblocks and WAL included (the data region's end). */
+  get blockCount(): number {
+    return this.#allocator.blockCount;
+  }
+
+  /**
+   * Blocks a write of `putCount` puts (`payloadBytes` of WAL payload) needs
+   * free beyond what is free now, with its checkpoint: what growing the
+   * store must add for it (0 if it fits).
+   */
+  shortfallForPuts(putCount: number, payloadBytes: number, valueBlocks: number): number {
+    const needed = this.#checkpointReserveBlocks(Math.max(putCount, 1), payloadBytes) + valueBlocks;
+    return Math.max(0, needed - this.#allocator.freeBlockCount);
+  }
+
+  /**
+   * Blocks the next checkpoint needs free beyond what is free now, after a
+   * commit that makes `newPages` more pages dirty: what growing the store
+   * must add for it (0 if it fits).
+   */
+  checkpointShortfallBlocks(newPages: number): number {
+    const pages = this.#tree.dirtyNodeCountSinceFreeze + newPages;
+    const needed = pages * this.#pageBlocks + this.#freeSetFrameBlocks + CHECKPOINT_RESERVE_SLACK_BLOCKS;
+    return Math.max(0, needed - this.#allocator.freeBlockCount);
+  }
+
+  /**
+   * The data region now ends at `blockCount` (a superblock naming it is
+   * durable): the new blocks are free, and the free-set frame, one bit a
+   * block, is larger.
+   */
+  grow(blockCount: number, freeSetFrameBlocks: number): void {
+    this.#allocator.grow(blockCount);
+    this.#freeSetFrameBlocks = freeSetFrameBlocks;
   }
 
   get trimsIssued(): number {

@@ -85,7 +85,7 @@ export async function openStoreFile(ring: IoUringActor, path: string, options: {
       // stores out, so the name still means this file.
       const restoreEmpty = (): Promise<void> => truncate(path, 0).catch(() => undefined);
       try {
-        await device.grow(ring, options.sizeBytes);
+        await device.grow(options.sizeBytes);
       } catch (error) {
         // A failed fallocate (ENOSPC) may keep what it allocated so far
         // (ext4 does): the file must be left empty, as it was.
@@ -146,7 +146,7 @@ async function createStoreFile(ring: IoUringActor, path: string, sizeBytes: numb
   let device: RingBlockDevice | undefined;
   try {
     device = await RingBlockDevice.open(ring, temporaryPath);
-    await device.grow(ring, sizeBytes);
+    await device.grow(sizeBytes);
   } catch (error) {
     await device?.close().catch(() => undefined);
     await unlink(temporaryPath).catch(() => undefined);

@@ -16,6 +16,7 @@ import type { IndexEntry } from './store_index.js';
 import { VALUE_EXTENTS_PER_PUT_MAX, type Space } from './space.js';
 import { describeKey } from './store_arguments.js';
 import { StoreCorruptError, StoreError } from './store_error.js';
+import { GROWTH_ATTEMPTS_MAX, type StoreGrowth } from './store_growth.js';
 import type { StoreState } from './store_state.js';
 
 /** Bytes a write stream buffers before it writes them to its extents. */
@@ -29,6 +30,7 @@ export interface StreamParts {
   space: Space;
   grid: Grid;
   journal: Journal;
+  growth: StoreGrowth;
 }
 
 /**
@@ -37,7 +39,7 @@ export interface StreamParts {
  * are and marked raw (VALUE_FLAG_RAW).
  */
 export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
-  const { state, space, grid, journal } = parts;
+  const { state, space, grid, journal, growth } = parts;
   state.checkWritable();
   const keyString = toKeyString(key);
   const isString = typeof key === 'string';
@@ -49,14 +51,26 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
   let chunkBytes = 0;
   const writes: Promise<void>[] = [];
   const dataBlocks: DataBlock[] = [];
-  const flushChunk = (final: boolean): void => {
+  /** Blocks for the stream's data; with no room, the store grows first where it can. */
+  const allocate = async (blockCount: number, extentsMax: number): Promise<Extent[]> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return space.allocate(blockCount, extentsMax);
+      } catch (error) {
+        if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;
+        if (attempt >= GROWTH_ATTEMPTS_MAX || !(await growth.grow(space.shortfallForPuts(1, 0, blockCount)))) throw growth.refusal(error);
+        state.checkWritable();
+      }
+    }
+  };
+  const flushChunk = async (final: boolean): Promise<void> => {
     const whole = final ? chunkBytes : Math.floor(chunkBytes / blockSize) * blockSize;
     if (whole === 0) return;
+    const allocated = await allocate(Math.ceil(whole / blockSize), VALUE_EXTENTS_PER_PUT_MAX);
     const bytes = Buffer.concat(chunks, chunkBytes);
     const head = bytes.subarray(0, whole);
     crc = crc32c(head, crc);
     length += whole;
-    const allocated = space.allocate(Math.ceil(whole / blockSize), VALUE_EXTENTS_PER_PUT_MAX);
     extents.push(...allocated);
     if (extents.length > VALUE_EXTENTS_MAX) throw new StoreError('ERR_STORE_FULL', 'free space is too fragmented for this stream');
     writes.push(...grid.writeExtentData(head, allocated, dataBlocks));
@@ -71,6 +85,37 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
     const value: StoredValue = { kind: 'extents', length: Math.max(length, 1), crc, extents: [...extents], raw: true };
     void journal.abandon({ operations: extents.length > 0 ? [{ keyString, isString, value, existed: false }] : [], dataWrites: writes, dataBlocks, payloadBytes: 0 });
   };
+  /** The stream's end: its last bytes written, then its put committed. */
+  const finish = async (): Promise<void> => {
+    try {
+      state.checkWritable();
+      await flushChunk(true);
+      if (length === 0) {
+        // An empty stream still takes one (zeroed) block: only an extent
+        // value can carry the raw flag, and it has at least one block.
+        const allocated = await allocate(1, 1);
+        extents.push(...allocated);
+        writes.push(...grid.writeExtentData(new Uint8Array(0), allocated, dataBlocks));
+      }
+    } catch (error) {
+      releaseAll();
+      throw error;
+    }
+    const value: StoredValue = { kind: 'extents', length, crc, extents: [...extents], raw: true };
+    const payloadBytes = 64 + keyString.length + extents.length * 12;
+    if (payloadBytes > journal.commitPayloadMax) {
+      releaseAll();
+      throw new StoreError('ERR_VALUE_TOO_LARGE', `the stream's ${extents.length} extents need ${payloadBytes} bytes of WAL; one commit holds at most ${journal.commitPayloadMax}`);
+    }
+    // From here the commit path owns the extents (and abandons them itself if it fails).
+    handedOver = true;
+    await journal.enqueue({
+      operations: [{ keyString, isString, value, existed: false }],
+      dataWrites: writes,
+      dataBlocks,
+      payloadBytes,
+    });
+  };
   return new Writable({
     highWaterMark: STREAM_CHUNK_BYTES,
     write: (chunk: Buffer, _encoding, callback) => {
@@ -78,48 +123,24 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
         state.checkWritable();
         chunks.push(chunk);
         chunkBytes += chunk.length;
-        if (chunkBytes >= STREAM_CHUNK_BYTES) flushChunk(false);
-        callback();
+        if (chunkBytes < STREAM_CHUNK_BYTES) {
+          callback();
+          return;
+        }
+        // Writable calls write() once at a time: the chunk is flushed before the next one comes.
+        flushChunk(false).then(
+          () => callback(),
+          (error: Error) => callback(error),
+        );
       } catch (error) {
         callback(error as Error);
       }
     },
     final: (callback) => {
-      try {
-        state.checkWritable();
-        flushChunk(true);
-        if (length === 0) {
-          // An empty stream still takes one (zeroed) block: only an extent
-          // value can carry the raw flag, and it has at least one block.
-          const allocated = space.allocate(1, 1);
-          extents.push(...allocated);
-          writes.push(...grid.writeExtentData(new Uint8Array(0), allocated, dataBlocks));
-        }
-      } catch (error) {
-        releaseAll();
-        callback(error as Error);
-        return;
-      }
-      const value: StoredValue = { kind: 'extents', length, crc, extents: [...extents], raw: true };
-      const payloadBytes = 64 + keyString.length + extents.length * 12;
-      if (payloadBytes > journal.commitPayloadMax) {
-        releaseAll();
-        callback(new StoreError('ERR_VALUE_TOO_LARGE', `the stream's ${extents.length} extents need ${payloadBytes} bytes of WAL; one commit holds at most ${journal.commitPayloadMax}`));
-        return;
-      }
-      // From here the commit path owns the extents (and abandons them itself if it fails).
-      handedOver = true;
-      journal
-        .enqueue({
-          operations: [{ keyString, isString, value, existed: false }],
-          dataWrites: writes,
-          dataBlocks,
-          payloadBytes,
-        })
-        .then(
-          () => callback(),
-          (error: Error) => callback(error),
-        );
+      void finish().then(
+        () => callback(),
+        (error: Error) => callback(error),
+      );
     },
     destroy: (error, callback) => {
       // Destroyed before its put was handed to a commit (with or without an

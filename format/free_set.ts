@@ -7,6 +7,12 @@
 //
 // Bit i (byte i >> 3, bit i & 7, least significant first) is set when data
 // block dataStartBlock + i is in use. Bits past dataBlockCount are zero.
+//
+// A free set may describe fewer blocks than the superblock's data region: a
+// store on a regular file grows by writing a superblock with a larger
+// blockCount and the same checkpoint (engine/store_growth.ts), so the free
+// set of that checkpoint covers the data region as it was; the blocks past
+// it were added by the growth and are free. Never more blocks.
 // One bit a block: 32 KiB per GiB of 4 KiB blocks — the one part of a
 // checkpoint whose size follows the store's size rather than its changes.
 import { readU64, view } from './bytes.js';
@@ -39,11 +45,27 @@ export function encodeFreeSetPayload(dataStartBlock: number, dataBlockCount: num
 }
 
 /**
- * The free extents (absolute, sorted, maximal runs) of a free-set payload.
- * Throws FormatError naming `firstBlock` if the payload is malformed or
- * describes another geometry.
+ * The free extents (absolute, sorted, maximal runs) of a free-set payload,
+ * in a data region of `dataBlockCount` blocks (the superblock's): blocks
+ * past those the payload describes (the store grew since) are free. Throws
+ * FormatError naming `firstBlock` if the payload is malformed or describes
+ * more blocks than the region has.
  */
 export function decodeFreeSetPayload(payload: Uint8Array, dataStartBlock: number, dataBlockCount: number, firstBlock: number): Extent[] {
+  const free = decodeDescribedBlocks(payload, dataStartBlock, dataBlockCount, firstBlock);
+  const describedBlockCount = readU64(view(payload), 8);
+  if (describedBlockCount < dataBlockCount) {
+    const grownStart = dataStartBlock + describedBlockCount;
+    const last = free[free.length - 1];
+    // A free run at the end of the described blocks continues into the growth.
+    if (last !== undefined && last.startBlock + last.blockCount === grownStart) last.blockCount += dataBlockCount - describedBlockCount;
+    else free.push({ startBlock: grownStart, blockCount: dataBlockCount - describedBlockCount });
+  }
+  return free;
+}
+
+/** The free extents of the blocks the payload describes (at most `dataBlockCount`). */
+function decodeDescribedBlocks(payload: Uint8Array, dataStartBlock: number, regionBlockCount: number, firstBlock: number): Extent[] {
   const fail = (reason: string): never => {
     throw new FormatError('free set', reason, firstBlock);
   };
@@ -52,7 +74,9 @@ export function decodeFreeSetPayload(payload: Uint8Array, dataStartBlock: number
   if (data.getUint32(0, true) !== FREE_SET_PAYLOAD_FORMAT) fail(`payload format ${data.getUint32(0, true)}`);
   if (data.getUint32(4, true) !== 0) fail('header reserved bytes are not zero');
   const storedCount = readU64(data, 8);
-  if (storedCount !== dataBlockCount) fail(`describes ${storedCount < 0 ? '2^53 or more' : storedCount} data blocks, the superblock ${dataBlockCount}`);
+  if (storedCount < 0 || storedCount > regionBlockCount) fail(`describes ${storedCount < 0 ? '2^53 or more' : storedCount} data blocks, the superblock ${regionBlockCount}`);
+  if (storedCount === 0) fail('describes no data blocks');
+  const dataBlockCount = storedCount;
   const bitmap = payload.subarray(FREE_SET_HEADER_SIZE);
   if (bitmap.length !== Math.ceil(dataBlockCount / 8)) fail(`a bitmap of ${bitmap.length} bytes for ${dataBlockCount} blocks`);
   const tailBits = dataBlockCount % 8;

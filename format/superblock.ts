@@ -283,11 +283,16 @@ function checkCheckpoint(superblock: Superblock, extentBlocks: number, fail: (re
     if (superblock.treeRoot !== undefined || superblock.keyCount !== 0) fail('a tree without a checkpoint');
     return;
   }
-  const expectedBytes = freeSetPayloadBytes(superblock.blockCount - superblock.dataStartBlock);
-  if (superblock.freeSetByteLength !== expectedBytes) fail(`a free set of ${superblock.freeSetByteLength} bytes; ${superblock.blockCount - superblock.dataStartBlock} data blocks take ${expectedBytes}`);
+  // The checkpoint's free set describes the data region as it was then: the
+  // whole of it, or less if the store has grown since (format/free_set.ts).
+  const expectedBytesMax = freeSetPayloadBytes(superblock.blockCount - superblock.dataStartBlock);
+  const freeSetBytes = superblock.freeSetByteLength;
+  if (freeSetBytes > expectedBytesMax || freeSetBytes < freeSetPayloadBytes(1)) {
+    fail(`a free set of ${freeSetBytes} bytes; ${superblock.blockCount - superblock.dataStartBlock} data blocks take ${expectedBytesMax}`);
+  }
   if (extentBlocks !== superblock.freeSetBlockCount) fail(`free-set extents hold ${extentBlocks} blocks, the header says ${superblock.freeSetBlockCount}`);
-  if (superblock.freeSetBlockCount !== frameBlockCount(expectedBytes, superblock.blockSize)) {
-    fail(`a free set of ${expectedBytes} bytes does not take ${superblock.freeSetBlockCount} blocks`);
+  if (superblock.freeSetBlockCount !== frameBlockCount(freeSetBytes, superblock.blockSize)) {
+    fail(`a free set of ${freeSetBytes} bytes does not take ${superblock.freeSetBlockCount} blocks`);
   }
   const sorted = [...superblock.freeSetExtents].sort((a, b) => a.startBlock - b.startBlock);
   for (let i = 0; i < sorted.length; i++) {

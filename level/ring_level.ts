@@ -28,7 +28,7 @@ export const CLEAR_BATCH_KEYS_MAX = 1024;
 export const CLEAR_BATCH_KEY_BYTES_MAX = 16 << 10;
 
 /** The store options a RingLevel passes through to BlockStore.open(). */
-export type RingLevelStoreOptions = Pick<BlockStoreOptions, 'sizeBytes' | 'blockSize' | 'cacheSizeBytes' | 'walSizeBytes' | 'sync' | 'ring' | 'device'>;
+export type RingLevelStoreOptions = Pick<BlockStoreOptions, 'sizeBytes' | 'maxSizeBytes' | 'blockSize' | 'cacheSizeBytes' | 'walSizeBytes' | 'sync' | 'ring' | 'device'>;
 
 /**
  * Options of `new RingLevel(location, options)`: abstract-level's and the
@@ -36,13 +36,15 @@ export type RingLevelStoreOptions = Pick<BlockStoreOptions, 'sizeBytes' | 'block
  * `encoding` is always 'binary', so neither is accepted here.
  */
 export interface RingLevelOptions<K = string, V = string> extends AbstractDatabaseOptions<K, V> {
-  /** Size of a new store file, in bytes. Default 1 GiB (BlockStore's DEFAULT_STORE_SIZE_BYTES). */
+  /** First size of a new store file, in bytes; it grows as it fills. Default 16 MiB (BlockStore's DEFAULT_STORE_SIZE_BYTES). */
   sizeBytes?: number;
+  /** The most the store file may grow to; past it, puts fail with ERR_STORE_FULL. Default: no limit but the file system's. */
+  maxSizeBytes?: number;
   /** Block size of a new store: a power of two from 512 to 65536. Default 4096. */
   blockSize?: number;
   /** Bytes of data blocks kept in memory. Default 64 MiB. */
   cacheSizeBytes?: number;
-  /** WAL region of a new store, in bytes. Default an eighth of the store, at most 64 MiB. */
+  /** WAL region of a new store, in bytes. Default: 8 MiB without sizeBytes, else an eighth of the store, at most 64 MiB. */
   walSizeBytes?: number;
   /** true (default): writes resolve once durable; false: within SYNC_DEFER_MS, a crash may lose (never tear) them. */
   sync?: boolean;
@@ -87,10 +89,10 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
 
   constructor(location: string, options: RingLevelOptions<K, V> = {}) {
     if (typeof location !== 'string' || location.length === 0) throw new TypeError('ringstore/level: location must be a non-empty string');
-    const { sizeBytes, blockSize, cacheSizeBytes, walSizeBytes, sync, ring, device, ...levelOptions } = options;
+    const { sizeBytes, maxSizeBytes, blockSize, cacheSizeBytes, walSizeBytes, sync, ring, device, ...levelOptions } = options;
     super(MANIFEST, levelOptions);
     this.location = location;
-    this.#storeOptions = { sizeBytes, blockSize, cacheSizeBytes, walSizeBytes, sync, ring, device };
+    this.#storeOptions = { sizeBytes, maxSizeBytes, blockSize, cacheSizeBytes, walSizeBytes, sync, ring, device };
   }
 
   /** The open store, for what abstract-level does not cover (stats, checkpoint, flush). Throws when not open. */

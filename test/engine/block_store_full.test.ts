@@ -1,4 +1,5 @@
-// ERR_STORE_FULL on a real file: a put that finds no room is refused with
+// ERR_STORE_FULL on a real file held at its size by maxSizeBytes (as a block
+// device is by its own size): a put that finds no room is refused with
 // ERR_STORE_FULL and changes nothing; the store keeps working — reads, and
 // writes again once deletes have freed space (after their trims complete).
 //
@@ -27,7 +28,8 @@ describe('BlockStore when full', () => {
   });
 
   async function openTiny(path: string, create: boolean): Promise<BlockStore> {
-    return BlockStore.open(path, { create, sizeBytes: TINY_STORE_BYTES, blockSize: BLOCK_SIZE, encoding: 'binary' });
+    // Capped at its first size: a store file otherwise grows as it fills (block_store_growth.test.ts).
+    return BlockStore.open(path, { create, sizeBytes: TINY_STORE_BYTES, maxSizeBytes: TINY_STORE_BYTES, blockSize: BLOCK_SIZE, encoding: 'binary' });
   }
 
   /** Closes `store`, reopens its file, and checks that no block leaked; returns the key count. */

@@ -235,9 +235,9 @@ describe('decodeFreeSetPayload()', () => {
     }
   });
 
-  it('rejects a data block count other than the superblock\'s', () => {
+  it('rejects a data block count larger than the superblock\'s', () => {
     const payload = encode(20, []);
-    for (const expected of [0, 19, 21, 160]) refused(payload, expected, new RegExp(`describes 20 data blocks, the superblock ${expected}$`), `expected ${expected}`);
+    for (const expected of [0, 1, 19]) refused(payload, expected, new RegExp(`describes 20 data blocks, the superblock ${expected}$`), `expected ${expected}`);
     const huge = encode(20, []);
     new DataView(huge.buffer).setBigUint64(AT.dataBlockCount, 2n ** 64n - 1n, true);
     refused(huge, 20, /describes 2\^53 or more data blocks, the superblock 20$/, 'a count of 2^64 - 1');
@@ -245,6 +245,24 @@ describe('decodeFreeSetPayload()', () => {
     const highWord = encode(20, []);
     new DataView(highWord.buffer).setUint32(AT.dataBlockCount + 4, 1, true);
     refused(highWord, 20, /describes 4294967316 data blocks, the superblock 20$/, 'high word 1');
+  });
+
+  it('takes the blocks past a smaller described count as free (the store grew after that checkpoint)', () => {
+    // Used: 2..4 and the last described block (19): the growth starts a new run.
+    const payload = encode(20, [{ startBlock: DATA_START, blockCount: 2 }, { startBlock: DATA_START + 5, blockCount: 14 }]);
+    assert.deepEqual(decode(payload, 20), [{ startBlock: DATA_START, blockCount: 2 }, { startBlock: DATA_START + 5, blockCount: 14 }]);
+    assert.deepEqual(decode(payload, 160), [
+      { startBlock: DATA_START, blockCount: 2 },
+      { startBlock: DATA_START + 5, blockCount: 14 },
+      { startBlock: DATA_START + 20, blockCount: 140 },
+    ]);
+    // A free run at the end of the described blocks continues into the growth.
+    const tailFree = encode(20, [{ startBlock: DATA_START + 10, blockCount: 10 }]);
+    assert.deepEqual(decode(tailFree, 21), [{ startBlock: DATA_START + 10, blockCount: 11 }]);
+    // A count of zero describes nothing a checkpoint could have written.
+    const none = encode(20, []);
+    new DataView(none.buffer).setUint32(AT.dataBlockCount, 0, true);
+    refused(none, 20, /describes no data blocks$/, 'a count of 0');
   });
 
   it('rejects a bitmap of the wrong length for its data block count', () => {

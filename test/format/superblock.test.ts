@@ -656,12 +656,21 @@ describe('decodeSuperblock()', () => {
     refused(tampered((data) => setU64(data, AT.keyCount, 1), fresh), /a tree without a checkpoint/, 'keys');
   });
 
-  it('rejects a free-set length that is not the data region\'s bitmap', () => {
-    for (const length of [1, 1265, 1267, 16, 480 * 3]) {
+  it('rejects a free-set length longer than the data region\'s bitmap, or shorter than one block\'s', () => {
+    for (const length of [1, 16, 1267, 480 * 3]) {
       refused(tampered((data) => setU64(data, AT.freeSetLength, length)), new RegExp(`a free set of ${length} bytes; 10000 data blocks take 1266`), `length ${length}`);
     }
-    // The store grew by 8 blocks (one more bitmap byte) but the length was not updated.
-    refused(tampered((data) => setU64(data, AT.blockCount, 10_076)), /a free set of 1266 bytes; 10008 data blocks take 1267/, 'a grown store');
+    // A store that shrank below what its free set describes.
+    refused(tampered((data) => setU64(data, AT.blockCount, 10_060)), /a free set of 1266 bytes; 9992 data blocks take 1265/, 'a shrunk store');
+  });
+
+  it('takes a free set shorter than the data region\'s bitmap: the store grew after that checkpoint', () => {
+    // Grown by 8 blocks (one more bitmap byte) with the same checkpoint.
+    const grown = decodeSuperblock(tampered((data) => setU64(data, AT.blockCount, 10_076)), SLOT);
+    assert.equal(grown.blockCount, 10_076);
+    assert.equal(grown.freeSetByteLength, 1266);
+    // Or by much more: the free set still takes its three blocks.
+    assert.equal(decodeSuperblock(tampered((data) => setU64(data, AT.blockCount, 1_000_000)), SLOT).blockCount, 1_000_000);
   });
 
   it('rejects extents whose blocks are not the header\'s free-set block count, or not the frame\'s', () => {

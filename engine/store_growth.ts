@@ -1,0 +1,166 @@
+// StoreGrowth: a store on a regular file grows as it fills, from the size it
+// was made with (`sizeBytes`) up to an optional cap (`maxSizeBytes`) or what
+// the file system holds. A block device keeps its size.
+//
+// Growing is three steps, in this order (docs/durability.md § Growth):
+//
+//   1. the file is extended and preallocated (fallocate through a second
+//      descriptor; ENOSPC or EFBIG means the store cannot grow, and the
+//      write that needed the room is refused with ERR_STORE_FULL — nothing
+//      of the store changed);
+//   2. the checkpointer flushes (the new length is metadata fdatasync
+//      persists) and writes the next superblock generation naming the
+//      larger block count with the same checkpoint;
+//   3. only then does the allocator hand out the new blocks.
+//
+// So nothing is ever written past the end a durable superblock names, and a
+// crash at any point leaves either the old store (in a file that may be
+// longer) or the grown one. The checkpoint's free set, written for the
+// smaller region, leaves the added blocks free (format/free_set.ts); the
+// next checkpoint writes one for the whole region.
+//
+// When: on demand, when a write finds no room (the write waits for the
+// growth and is tried again), and ahead of demand, in the background, when
+// the free blocks fall under GROW_AHEAD_FREE_SHARE of the store, so that a
+// store filling steadily rarely makes a write wait. Each growth adds at
+// least GROWTH_SHARE of the store's size: a store reaching size S has grown
+// O(log S) times, and no more than a quarter of it is unused room it took.
+import type { BlockDevice } from './block_device.js';
+import type { Checkpointer } from './checkpointer.js';
+import type { Space } from './space.js';
+import { StoreError } from './store_error.js';
+
+/** The least a growth adds (fewer, larger fallocates and superblock writes for small stores). */
+export const GROWTH_STEP_BYTES_MIN = 8 << 20;
+/** Each growth adds at least this share of the store's size. */
+export const GROWTH_SHARE = 0.25;
+/** Growth starts in the background once the free blocks are under this share of the store. */
+export const GROW_AHEAD_FREE_SHARE = 0.125;
+/** Growths one write may wait for before it is refused: each adds what it asked for, so more means a bug or a race it keeps losing. */
+export const GROWTH_ATTEMPTS_MAX = 3;
+
+export interface StoreGrowthParts {
+  device: BlockDevice;
+  checkpointer: Checkpointer;
+  space: Space;
+  blockSize: number;
+  /** The cap the opener set (maxSizeBytes); undefined for none. */
+  maxSizeBytes: number | undefined;
+}
+
+export class StoreGrowth {
+  readonly #device: BlockDevice;
+  readonly #checkpointer: Checkpointer;
+  readonly #space: Space;
+  readonly #blockSize: number;
+  /** The most blocks the store may have: the device's and the opener's limits. */
+  readonly #blockCountMax: number;
+  #growing: Promise<boolean> | undefined;
+  /** Why the last growth could not happen (the file system's answer), for the refusal's message. */
+  #lastRefusal: Error | undefined;
+  #growths = 0;
+
+  constructor(parts: StoreGrowthParts) {
+    this.#device = parts.device;
+    this.#checkpointer = parts.checkpointer;
+    this.#space = parts.space;
+    this.#blockSize = parts.blockSize;
+    const deviceMax = parts.device.grow === undefined ? parts.device.sizeBytes : (parts.device.sizeBytesMax ?? parts.device.sizeBytes);
+    this.#blockCountMax = Math.floor(Math.min(deviceMax, parts.maxSizeBytes ?? Number.MAX_SAFE_INTEGER) / this.#blockSize);
+  }
+
+  /** Growths since open. */
+  get growthCount(): number {
+    return this.#growths;
+  }
+
+  /** Whether the store could still grow (it is a regular file under its cap). */
+  get canGrow(): boolean {
+    return this.#device.grow !== undefined && this.#space.blockCount < this.#blockCountMax;
+  }
+
+  /** Settles when the growth under way has (never rejects). */
+  settled(): Promise<void> {
+    return (this.#growing ?? Promise.resolve(false)).then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  /**
+   * Grows the store by at least `blocksWanted` free blocks, if it can.
+   * Resolves to whether it grew (then the caller tries again); false when
+   * the cap or the file system leaves no room, or the file could not be
+   * extended. Rejects only with the store's failure (an IO error of the
+   * flush or superblock write after the extension).
+   */
+  grow(blocksWanted: number): Promise<boolean> {
+    if (!this.canGrow) return Promise.resolve(false);
+    // One growth at a time; the caller asks again if that one was not enough.
+    if (this.#growing !== undefined) return this.#growing.then((grew) => grew || this.grow(blocksWanted));
+    const growing = this.#grow(blocksWanted).finally(() => {
+      this.#growing = undefined;
+    });
+    this.#growing = growing;
+    return growing;
+  }
+
+  /** Starts a growth in the background if free space runs low (after a write took some). */
+  growAheadIfLow(): void {
+    if (this.#growing !== undefined || !this.canGrow || this.#lastRefusal !== undefined) return;
+    const storeBlocks = this.#space.blockCount;
+    if (this.#space.freeBlockCount >= storeBlocks * GROW_AHEAD_FREE_SHARE) return;
+    // A failure fails the store (the next write reports it); a refusal is remembered.
+    this.grow(0).catch(() => undefined);
+  }
+
+  /** The ERR_STORE_FULL for a write that did not fit: `error`, with why the store did not grow. */
+  refusal(error: StoreError): StoreError {
+    if (this.#device.grow === undefined) return error;
+    const why =
+      this.#space.blockCount >= this.#blockCountMax
+        ? `the store is at its size limit of ${this.#blockCountMax * this.#blockSize} bytes (maxSizeBytes)`
+        : this.#lastRefusal !== undefined
+          ? `the file could not grow: ${this.#lastRefusal.message}`
+          : undefined;
+    return why === undefined ? error : new StoreError('ERR_STORE_FULL', `${error.message}; ${why}`, { cause: this.#lastRefusal ?? error });
+  }
+
+  async #grow(blocksWanted: number): Promise<boolean> {
+    const current = this.#space.blockCount;
+    const step = Math.max(blocksWanted, Math.ceil(current * GROWTH_SHARE), Math.ceil(GROWTH_STEP_BYTES_MIN / this.#blockSize));
+    // What the wanted blocks need at least, should the full step not fit.
+    const least = Math.min(this.#blockCountMax, current + Math.max(blocksWanted, 1));
+    let target = Math.min(this.#blockCountMax, current + step);
+    if (target <= current) return false;
+    // A failed extension changes nothing of the store (no superblock names
+    // the new length yet), so any error of it is a refusal, not a failure.
+    try {
+      await this.#device.grow!(target * this.#blockSize);
+    } catch (error) {
+      // The file system has less room than a step: take what the write needs.
+      if (!isNoRoom(error) || least >= target) return this.#refused(error);
+      try {
+        await this.#device.grow!(least * this.#blockSize);
+        target = least;
+      } catch (retryError) {
+        return this.#refused(retryError);
+      }
+    }
+    await this.#checkpointer.grow(target);
+    this.#space.grow(target, this.#checkpointer.freeSetFrameBlocks);
+    this.#lastRefusal = undefined;
+    this.#growths++;
+    return true;
+  }
+
+  #refused(error: unknown): false {
+    this.#lastRefusal = error instanceof Error ? error : new Error(String(error));
+    return false;
+  }
+}
+
+/** The file system has no room (ERR_STORE_NO_SPACE, from ENOSPC, EDQUOT or EFBIG): the store cannot grow. */
+function isNoRoom(error: unknown): boolean {
+  return error instanceof StoreError && error.code === 'ERR_STORE_NO_SPACE';
+}

@@ -11,7 +11,7 @@
       "sources": [
         "native/addon.cc",
         "native/actor.cc",
-        "native/actor_spec.cc",
+        "native/actor_join.cc",
         "native/aligned_buffer.cc",
         "native/command.cc",
         "native/crc32c.cc",

@@ -4,7 +4,7 @@
 
 #include <cassert>
 
-#include "actor_spec.h"
+#include "actor_join.h"
 #include "js_args.h"
 #include "napi_errors.h"
 
@@ -38,8 +38,8 @@ RingClient::RingClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingCl
     return;
   }
 
-  actor_ = ActorFromSpec(env, info[0]);
-  if (!actor_) return;  // ActorFromSpec threw
+  actor_ = JoinActor(env, info[0]);
+  if (!actor_) return;  // JoinActor threw
 
   if (info.Length() >= 4 && info[3].IsObject()) {
     if (!ReadOptionUint(env, info[3].As<Napi::Object>(), "completionSpinUs", 0, kSpinUsMax,

@@ -14,7 +14,7 @@
 // touches says so.
 //
 //   ring_client.cc           the JS class and a client's construction: the
-//                            actor it joins (actor_spec.h), its slots, its
+//                            actor it joins (actor_join.h), its slots, its
 //                            completion view, its uv handles and threadsafe
 //                            function, its env cleanup hook; the accessors.
 //   ring_client_commands.cc  marshalling: the JS entry points submit,
@@ -78,13 +78,13 @@ class RingClient : public Napi::ObjectWrap<RingClient> {
   static Napi::Function CreateClass(Napi::Env env);
 
   // new NativeRingClient(actorSpec, onCompletions, completionsView, clientOptions?)
-  //   actorSpec: see actor_spec.h.
+  //   actorSpec: see actor_join.h.
   //   onCompletions(count): called with the number of completions just
   //     written to completionsView.
   //   completionsView: an Int32Array of at least kClientSlotCount *
   //     kCompletionWords elements, (slot, result, stage) per completion.
   //   clientOptions: { completionSpinUs } (0 to kSpinUsMax).
-  // Throws (coded, see actor_spec.h and js_args.h) on any bad argument.
+  // Throws (coded, see actor_join.h and js_args.h) on any bad argument.
   explicit RingClient(const Napi::CallbackInfo& info);
   ~RingClient() override;
 

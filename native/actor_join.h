@@ -1,5 +1,6 @@
-// The actorSpec argument of `new NativeRingClient(actorSpec, ...)`: which
-// actor a new client joins.
+// Joining an actor: the actorSpec argument of `new NativeRingClient(actorSpec,
+// ...)` names the actor a new client joins — one already running, or one
+// started for it.
 //
 //   actorSpec: an actor id (number) to attach to, or
 //              { backend: 'io_uring' | 'threads', entries, batchSize, spinUs, threadCount,
@@ -24,6 +25,6 @@ namespace ringstore {
 // ERR_INVALID_ARG, ERR_RING_NOT_FOUND, or ERR_IO_URING_UNAVAILABLE (with
 // errno, syscall 'io_uring_setup' and `reason`). JS thread only; may block
 // while a new actor's ring is set up.
-std::shared_ptr<Actor> ActorFromSpec(Napi::Env env, Napi::Value spec);
+std::shared_ptr<Actor> JoinActor(Napi::Env env, Napi::Value spec);
 
 }  // namespace ringstore

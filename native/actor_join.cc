@@ -1,4 +1,4 @@
-#include "actor_spec.h"
+#include "actor_join.h"
 
 #include <string.h>
 
@@ -10,7 +10,7 @@
 
 namespace ringstore {
 
-std::shared_ptr<Actor> ActorFromSpec(Napi::Env env, Napi::Value spec_value) {
+std::shared_ptr<Actor> JoinActor(Napi::Env env, Napi::Value spec_value) {
   if (spec_value.IsNumber()) {
     double id = spec_value.As<Napi::Number>().DoubleValue();
     if (!(id >= 1 && id <= 0xffffffff) || std::floor(id) != id) {

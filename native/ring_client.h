@@ -73,7 +73,7 @@
 
 namespace ringstore {
 
-class RingClient : public Napi::ObjectWrap<RingClient> {
+class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionSink {
  public:
   static Napi::Function CreateClass(Napi::Env env);
 
@@ -88,10 +88,9 @@ class RingClient : public Napi::ObjectWrap<RingClient> {
   explicit RingClient(const Napi::CallbackInfo& info);
   ~RingClient() override;
 
-  // Actor thread: hands completions to this client. Thread-safe.
-  // REQUIRES: each completion names a slot of this client whose command was
-  // enqueued and not yet posted; the actor never touches it afterwards.
-  void Post(const Completion* completions, size_t count);
+  // CompletionSink (ring_client_delivery.cc). Actor thread: hands
+  // completions to this client. Thread-safe.
+  void Post(const Completion* completions, size_t count) override;
 
  private:
   static void CallJs(Napi::Env env, Napi::Function callback, RingClient* client, void* data);

@@ -93,6 +93,8 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
   void Post(const Completion* completions, size_t count) override;
 
  private:
+  // The threadsafe function's call on the JS thread (ring_client_delivery.cc):
+  // delivers what Post made ready, unless the client was closed meanwhile.
   static void CallJs(Napi::Env env, Napi::Function callback, RingClient* client, void* data);
   using Tsfn = Napi::TypedThreadSafeFunction<RingClient, void, CallJs>;
 
@@ -132,6 +134,8 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
   void StartSpinWindow();
 
   // ---- ring_client_teardown.cc ----
+  // close(): throws ERR_RING_BUSY while commands are in flight (the TS
+  // wrapper drains them first); otherwise detaches. Idempotent.
   Napi::Value Close(const Napi::CallbackInfo& info);
   static void OnEnvCleanup(void* arg);
   // Waits (blocking) for in-flight commands, then drops the actor.

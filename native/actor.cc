@@ -5,8 +5,6 @@
 #include <cassert>
 #include <unordered_map>
 
-#include "ring_client.h"
-
 namespace ringstore {
 
 uint64_t MonotonicNowNs() {
@@ -137,7 +135,7 @@ void CompletionBatch::Flush() {
   size_t begin = 0;
   Completion run[64];
   while (begin < items_.size()) {
-    RingClient* client = items_[begin].client;
+    CompletionSink* client = items_[begin].client;
     size_t count = 0;
     size_t i = begin;
     while (i < items_.size() && items_[i].client == client && count < 64) {

@@ -47,7 +47,7 @@ class CompletionBatch {
 
  private:
   struct Item {
-    RingClient* client;
+    CompletionSink* client;
     Completion completion;
   };
   std::vector<Item> items_;

@@ -9,13 +9,13 @@
 
 #include <sys/uio.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
 namespace ringstore {
 
 class AlignedBlock;
-class RingClient;
 
 // Operation kinds. These numbers are the protocol between the TS wrapper and
 // the addon; they are defined here only and exported to JS as
@@ -66,8 +66,23 @@ struct Completion {
   Stage stage;     // which system call the result belongs to
 };
 
+// Where an actor posts the completions of a command: the RingClient (one JS
+// thread's handle) that owns the command's slot. An interface so that the
+// actor, below the client, does not depend on it.
+class CompletionSink {
+ public:
+  // Actor thread: hands `count` completions to the owner of their slots.
+  // Thread-safe. REQUIRES: each completion names a slot of this sink whose
+  // command was enqueued and not yet posted; the actor never touches that
+  // command again.
+  virtual void Post(const Completion* completions, size_t count) = 0;
+
+ protected:
+  ~CompletionSink() = default;  // a sink is never deleted through this interface
+};
+
 struct Command {
-  RingClient* client = nullptr;
+  CompletionSink* client = nullptr;  // the RingClient whose slot this is
   uint32_t slot = 0;
   OpKind kind = OpKind::kRead;
   bool in_use = false;  // set by JS-thread Submit, cleared by JS-thread delivery

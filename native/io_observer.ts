@@ -3,7 +3,30 @@
 // attached observer when it is submitted and again when it completes. The
 // durability lab records its write trace here; with no observer attached the
 // cost is one `undefined` check per operation.
-import type { RingFile } from './ring_file.js';
+//
+// This module imports nothing of the IO layer: ring_file.ts and ring_op.ts
+// build on these types, and a file is described to an observer by the
+// ObservedFile interface that RingFile implements (the object passed is the
+// RingFile itself).
+
+/**
+ * The file a mutation or mark belongs to, as an observer sees it: the
+ * RingFile the operation was called on (compare it with `===`), typed by its
+ * descriptive properties only. An observer runs inside the submit path and
+ * must not start IO of its own from there.
+ */
+export interface ObservedFile {
+  readonly path: string;
+  readonly fd: number;
+  readonly direct: boolean;
+  readonly dsync: boolean;
+  readonly readOnly: boolean;
+  readonly blockSize: number;
+  readonly isBlockDevice: boolean;
+  readonly logicalBlockSize: number;
+  readonly memoryAlignment: number;
+  readonly offsetAlignment: number;
+}
 
 export type IoMutationKind = 'write' | 'writeAndSync' | 'writeDsync' | 'fsync' | 'fdatasync' | 'trim';
 
@@ -11,7 +34,7 @@ export interface IoMutation {
   /** Submit order among mutations of this ring handle, from 0. */
   readonly seq: number;
   readonly kind: IoMutationKind;
-  readonly file: RingFile;
+  readonly file: ObservedFile;
   /** Byte offset (writes, trim); 0 for fsync/fdatasync. */
   readonly position: number;
   /** Bytes written or trimmed; 0 for fsync/fdatasync. */
@@ -36,7 +59,7 @@ export interface IoMutation {
  * work (`id`, e.g. a commit's sequence). The IO layer does not interpret it.
  */
 export interface IoMark {
-  readonly file: RingFile;
+  readonly file: ObservedFile;
   readonly phase: string;
   readonly id: number | undefined;
 }

@@ -9,6 +9,29 @@
 // The JS event loop is kept alive (threadsafe function ref'd) only while
 // commands are in flight, so an idle ring never holds the process open.
 //
+// One class, one concept per file. Each part below names its file; the
+// members each part owns are grouped with it, and a member another part
+// touches says so.
+//
+//   ring_client.cc           the JS class and a client's construction: the
+//                            actor it joins (actor_join.h), its slots, its
+//                            completion view, its uv handles and threadsafe
+//                            function, its env cleanup hook; the accessors.
+//   ring_client_commands.cc  marshalling: the JS entry points submit,
+//                            submitVector and submitRange check every argument
+//                            (js_args.h) and fill a slot's Command.
+//   ring_client_submit.cc    submission: pinning a command's buffers and
+//                            handing it to the actor (in-flight counts, the
+//                            keep-alive ref, the spin window).
+//   ring_client_delivery.cc  completion delivery: the actor's Post, the
+//                            threadsafe-function call, and moving completions
+//                            into the shared view (freeing their slots).
+//   ring_client_spin.cc      the uv-side completion spin (below).
+//   ring_client_teardown.cc  close(), the env cleanup hook and the destructor:
+//                            waiting for in-flight commands, then releasing
+//                            everything the constructor set up.
+//   ring_client_stats.cc     stats(): the actor's counters as a JS object.
+//
 // Completion spin: waking a sleeping event loop costs 15-25 µs on these VMs,
 // as much as the 4 KiB read it reports. So while commands are in flight, a
 // uv_prepare handle (run just before the loop would block in epoll) busy-waits
@@ -30,11 +53,16 @@
 // unpins it once the actor has posted them. The hook also runs before the
 // addon's file table closes this environment's descriptors (file_table.h),
 // so no command is in flight on a descriptor when it is closed.
+//
+// Threads: every member function runs on the client's JS thread except Post,
+// which runs on an actor thread. What the two share is guarded by mu_ (or is
+// the atomic ready_count_); everything marked "JS thread only" is not.
 #pragma once
 
 #include <napi.h>
 #include <uv.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -45,66 +73,100 @@
 
 namespace ringstore {
 
-class RingClient : public Napi::ObjectWrap<RingClient> {
+class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionSink {
  public:
   static Napi::Function CreateClass(Napi::Env env);
 
-  // new NativeRingClient(actorSpec, onCompletions, completionsView)
-  //   actorSpec: an actor id (number) to attach to, or
-  //              { backend: 'io_uring' | 'threads', entries, batchSize, spinUs, threadCount,
-  //                shortTransferEvery (test only; 0 = off) }
+  // new NativeRingClient(actorSpec, onCompletions, completionsView, clientOptions?)
+  //   actorSpec: see actor_join.h.
+  //   onCompletions(count): called with the number of completions just
+  //     written to completionsView.
+  //   completionsView: an Int32Array of at least kClientSlotCount *
+  //     kCompletionWords elements, (slot, result, stage) per completion.
+  //   clientOptions: { completionSpinUs } (0 to kSpinUsMax).
+  // Throws (coded, see actor_join.h and js_args.h) on any bad argument.
   explicit RingClient(const Napi::CallbackInfo& info);
   ~RingClient() override;
 
-  // Actor thread: hands completions to this client. Thread-safe.
-  void Post(const Completion* completions, size_t count);
+  // CompletionSink (ring_client_delivery.cc). Actor thread: hands
+  // completions to this client. Thread-safe.
+  void Post(const Completion* completions, size_t count) override;
 
  private:
+  // The threadsafe function's call on the JS thread (ring_client_delivery.cc):
+  // delivers what Post made ready, unless the client was closed meanwhile.
   static void CallJs(Napi::Env env, Napi::Function callback, RingClient* client, void* data);
   using Tsfn = Napi::TypedThreadSafeFunction<RingClient, void, CallJs>;
 
-  // JS methods.
-  Napi::Value Submit(const Napi::CallbackInfo& info);       // one buffer
-  Napi::Value SubmitVector(const Napi::CallbackInfo& info); // array of buffers
-  Napi::Value SubmitRange(const Napi::CallbackInfo& info);  // sync / trim
-  Napi::Value Stats(const Napi::CallbackInfo& info);
-  Napi::Value Close(const Napi::CallbackInfo& info);
+  // ---- ring_client.cc: accessors. ----
   Napi::Value GetActorId(const Napi::CallbackInfo& info);
   Napi::Value GetBackend(const Napi::CallbackInfo& info);
 
+  // ---- ring_client_commands.cc: marshalling JS arguments into a Command. ----
+  // Each validates all of its arguments, then hands the command to Enqueue;
+  // on a bad argument it throws (ERR_INVALID_ARG, or ERR_RING_CLOSED) and
+  // leaves the slot free and nothing pinned.
+  Napi::Value Submit(const Napi::CallbackInfo& info);       // one buffer
+  Napi::Value SubmitVector(const Napi::CallbackInfo& info); // array of buffers
+  Napi::Value SubmitRange(const Napi::CallbackInfo& info);  // sync / trim
   // Validates the common arguments (slot, kind, fd, offset) and returns the
   // reserved command, or nullptr after throwing a JS exception.
-  // `allowed_kinds` is a bit set of the OpKinds this entry point accepts.
+  // `allowed_kinds` is a bit set (KindBit) of the OpKinds this entry point accepts.
   Command* BeginCommand(const Napi::CallbackInfo& info, uint32_t allowed_kinds);
+
+  // ---- ring_client_submit.cc: handing a command to the actor. ----
   // Pins the allocAligned memory behind a buffer of `cmd` (if it is such
   // memory) until UnpinBuffers: see AlignedBlock. JS thread only.
   void PinBuffer(Napi::Env env, Command* cmd, napi_value array_buffer);
   void UnpinBuffers(Command* cmd);
+  // REQUIRES: `cmd` is a fully marshalled command of a free slot.
   void Enqueue(Napi::Env env, Command* cmd);
 
-  // Moves ready completions into the shared view; returns how many.
+  // ---- ring_client_delivery.cc: completions to JS. ----
+  // Moves ready completions into the shared view and frees their slots;
+  // returns how many. JS thread only.
   size_t TakeReady(Napi::Env env);
+
+  // ---- ring_client_spin.cc: the uv-side completion spin. ----
   static void OnPrepare(uv_prepare_t* handle);
   void PollBeforeSleep();
+  // Opens (or extends) the spin window after a submission. JS thread only.
   void StartSpinWindow();
+
+  // ---- ring_client_teardown.cc ----
+  // close(): throws ERR_RING_BUSY while commands are in flight (the TS
+  // wrapper drains them first); otherwise detaches. Idempotent.
+  Napi::Value Close(const Napi::CallbackInfo& info);
   static void OnEnvCleanup(void* arg);
   // Waits (blocking) for in-flight commands, then drops the actor.
+  // Idempotent; afterwards no other thread refers to this client.
   void DetachBlocking();
 
-  std::shared_ptr<Actor> actor_;
+  // ---- ring_client_stats.cc ----
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+
+  // ---- State. ----
+  std::shared_ptr<Actor> actor_;     // null once detached (teardown)
+
+  // The spin (ring_client_spin.cc); the handles are made by the constructor
+  // and closed by teardown.
   uint32_t completion_spin_us_ = 0;
   uv_prepare_t* prepare_ = nullptr;  // freed by its close callback
   uv_idle_t* idle_ = nullptr;        // freed by its close callback
   bool idle_active_ = false;
   uint64_t spin_deadline_ns_ = 0;    // JS thread: end of the current spin window
+
+  // Delivery to JS (ring_client_delivery.cc, ring_client_spin.cc).
   Napi::FunctionReference on_completions_;
   napi_async_context async_context_ = nullptr;
   Tsfn tsfn_;
-  bool tsfn_live_ = false;
-  bool tsfn_refed_ = false;
-  bool cleanup_hook_added_ = false;
+  bool tsfn_live_ = false;   // until teardown releases it
+  bool tsfn_refed_ = false;  // JS thread only: ref'd while in_flight_js_ > 0 (submission, delivery)
+  bool cleanup_hook_added_ = false;  // construction, teardown
   napi_env env_ = nullptr;
 
+  // Slots (marshalling fills them, submission hands them over, delivery and
+  // teardown free them).
   std::unique_ptr<Command[]> slots_;
   uint32_t in_flight_js_ = 0;       // JS thread only
   uint32_t slow_in_flight_js_ = 0;  // JS thread only: in_flight_js_ that are Command::IsSlow()
@@ -112,12 +174,15 @@ class RingClient : public Napi::ObjectWrap<RingClient> {
   Napi::Reference<Napi::Int32Array> completions_ref_;
   int32_t* completions_view_ = nullptr;  // kClientSlotCount * kCompletionWords
 
+  // Shared with the actor thread (Post).
   std::mutex mu_;
-  std::condition_variable drained_cv_;
+  std::condition_variable drained_cv_;  // teardown waits on it for unposted_ == 0
   std::vector<Completion> ready_;       // guarded by mu_
   bool call_scheduled_ = false;         // guarded by mu_
   bool js_polling_ = false;             // guarded by mu_: JS spins in PollBeforeSleep
-  std::atomic<uint32_t> ready_count_{0};  // ready_.size(), for the lock-free spin check
+  // ready_.size(), for the lock-free spin check: Post's release store pairs
+  // with PollBeforeSleep's acquire load.
+  std::atomic<uint32_t> ready_count_{0};
   bool closed_ = false;                 // guarded by mu_ (writes); JS-thread reads
   uint32_t unposted_ = 0;               // commands submitted and not yet posted; mu_
 

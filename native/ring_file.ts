@@ -9,7 +9,7 @@
 import { addon, constants } from './addon.js';
 import { allocAligned, isPowerOfTwo } from './aligned_buffer.js';
 import { fromNative, invalidRange, invalidType, RingError, RingSystemError, unalignedDirectIo } from './errors.js';
-import type { IoMutation, IoMutationKind } from './io_observer.js';
+import type { IoMutation, IoMutationKind, ObservedFile } from './io_observer.js';
 import { kOpSettled, type OpOwner, type OpSink, type PendingOp } from './ring_op.js';
 
 export interface RingFileOptions {
@@ -47,7 +47,7 @@ const ERRNO_EOPNOTSUPP = -95;
 /** EWOULDBLOCK (= EAGAIN) on Linux, as flock returns it. */
 const ERRNO_EWOULDBLOCK = 11;
 
-export class RingFile implements OpOwner {
+export class RingFile implements OpOwner, ObservedFile {
   readonly path: string;
   readonly fd: number;
   readonly direct: boolean;

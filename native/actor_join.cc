@@ -1,0 +1,67 @@
+#include "actor_join.h"
+
+#include <string.h>
+
+#include <cmath>
+#include <string>
+
+#include "js_args.h"
+#include "napi_errors.h"
+
+namespace ringstore {
+
+std::shared_ptr<Actor> JoinActor(Napi::Env env, Napi::Value spec_value) {
+  if (spec_value.IsNumber()) {
+    double id = spec_value.As<Napi::Number>().DoubleValue();
+    if (!(id >= 1 && id <= 0xffffffff) || std::floor(id) != id) {
+      ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "ring id must be a positive integer");
+      return nullptr;
+    }
+    std::shared_ptr<Actor> actor = Actor::Find(static_cast<uint32_t>(id));
+    if (!actor) {
+      ThrowCoded(env, JsErrorKind::kError, "ERR_RING_NOT_FOUND",
+                 "no open ring has id " + std::to_string(static_cast<uint32_t>(id)) +
+                     " in this process (it was closed, or the id is from another process)");
+      return nullptr;
+    }
+    return actor;
+  }
+  if (!spec_value.IsObject()) {
+    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG",
+               "actorSpec must be a ring id or an options object");
+    return nullptr;
+  }
+  Napi::Object spec = spec_value.As<Napi::Object>();
+  ActorOptions options;
+  if (!ReadOptionUint(env, spec, "entries", kRingEntriesMin, kRingEntriesMax, &options.entries) ||
+      !ReadOptionUint(env, spec, "batchSize", 1, kRingEntriesMax, &options.batch_size) ||
+      !ReadOptionUint(env, spec, "spinUs", 0, kSpinUsMax, &options.spin_us) ||
+      !ReadOptionUint(env, spec, "threadCount", 1, kThreadCountMax, &options.thread_count) ||
+      !ReadOptionUint(env, spec, "shortTransferEvery", 0, kShortTransferEveryMax,
+                      &options.short_transfer_every)) {
+    return nullptr;
+  }
+  std::string backend = spec.Get("backend").IsString()
+                            ? spec.Get("backend").As<Napi::String>().Utf8Value()
+                            : std::string("io_uring");
+  if (backend == "threads") return Actor::StartThreadPool(options);
+  if (backend != "io_uring") {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG",
+               "backend must be 'io_uring' or 'threads'");
+    return nullptr;
+  }
+  int error_errno = 0;
+  std::string reason;
+  std::shared_ptr<Actor> actor = Actor::StartUring(options, &error_errno, &reason);
+  if (!actor) {
+    Napi::Error error = MakeSystemError(env, error_errno, "io_uring_setup",
+                                        reason.empty() ? strerror(error_errno) : reason);
+    error.Set("code", Napi::String::New(env, "ERR_IO_URING_UNAVAILABLE"));
+    error.Set("reason", Napi::String::New(env, reason.empty() ? strerror(error_errno) : reason));
+    error.ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  return actor;
+}
+
+}  // namespace ringstore

@@ -1,0 +1,96 @@
+// RingClient, completion delivery: the actor thread posts completions
+// (Post); the JS thread moves them into the Int32Array it shares with
+// native/io_uring_actor.ts (TakeReady) and calls onCompletions(count) —
+// from the threadsafe function (CallJs), or straight from the completion
+// spin (ring_client_spin.cc) when it was polling.
+#include <cassert>
+
+#include "ring_client.h"
+
+namespace ringstore {
+
+void RingClient::Post(const Completion* completions, size_t count) {
+  std::lock_guard<std::mutex> lock(mu_);
+  assert(unposted_ >= count);
+  ready_.insert(ready_.end(), completions, completions + count);
+  ready_count_.store(static_cast<uint32_t>(ready_.size()), std::memory_order_release);
+  unposted_ -= static_cast<uint32_t>(count);
+  if (closed_) {
+    // Teardown is waiting for in-flight commands, and JS will not run again:
+    // drop the results and wake the waiter instead of calling into JS.
+    ready_.clear();
+    ready_count_.store(0, std::memory_order_relaxed);
+    if (unposted_ == 0) drained_cv_.notify_all();
+    return;
+  }
+  // One threadsafe-function call per batch; completions posted while it is
+  // pending ride along with it. While JS spins in PollBeforeSleep it takes
+  // the completions itself, and the wake-up would only cost an eventfd write
+  // here and an epoll return there.
+  //
+  // The call happens under mu_ on purpose: once unposted_ may read 0, a
+  // teardown can release the threadsafe function and free this client, so
+  // nothing of ours may be touched after the lock is released.
+  // NonBlockingCall never blocks and takes no lock of ours.
+  if (!call_scheduled_ && !js_polling_) {
+    call_scheduled_ = true;
+    tsfn_.NonBlockingCall();
+  }
+}
+
+void RingClient::CallJs(Napi::Env env, Napi::Function callback, RingClient* client, void*) {
+  if (env == nullptr || client == nullptr) return;  // the function is being torn down
+  {
+    std::lock_guard<std::mutex> lock(client->mu_);
+    client->call_scheduled_ = false;
+    // A call queued before close() can run after it (PollBeforeSleep took
+    // its completions). The client is still alive — the threadsafe
+    // function's finalizer holds the last reference — but has nothing to say.
+    if (client->closed_) return;
+  }
+  size_t count = client->TakeReady(env);
+  if (count == 0) return;
+  // The raw call, not Napi::Function::Call: while a worker is terminating
+  // the call fails with napi_cannot_run_js, and node-addon-api would turn
+  // that into a fatal error. A callback that throws leaves its exception
+  // pending, and Node reports it as uncaught when this returns.
+  napi_value argument = Napi::Number::New(env, static_cast<double>(count));
+  napi_value result;
+  napi_call_function(env, env.Undefined(), callback, 1, &argument, &result);
+}
+
+size_t RingClient::TakeReady(Napi::Env env) {
+  delivering_.clear();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    delivering_.swap(ready_);
+    ready_count_.store(0, std::memory_order_relaxed);
+  }
+  size_t count = delivering_.size();
+  if (count == 0) return 0;
+  assert(count <= kClientSlotCount);
+  for (size_t i = 0; i < count; i++) {
+    const Completion& completion = delivering_[i];
+    Command& cmd = slots_[completion.slot];
+    assert(cmd.in_use);
+    cmd.in_use = false;
+    cmd.iov.clear();
+    UnpinBuffers(&cmd);
+    if (cmd.IsSlow()) {
+      assert(slow_in_flight_js_ > 0);
+      slow_in_flight_js_--;
+    }
+    completions_view_[i * kCompletionWords + 0] = static_cast<int32_t>(completion.slot);
+    completions_view_[i * kCompletionWords + 1] = completion.result;
+    completions_view_[i * kCompletionWords + 2] = static_cast<int32_t>(completion.stage);
+  }
+  assert(in_flight_js_ >= count);
+  in_flight_js_ -= static_cast<uint32_t>(count);
+  if (in_flight_js_ == 0 && tsfn_refed_) {
+    tsfn_.Unref(env);
+    tsfn_refed_ = false;
+  }
+  return count;
+}
+
+}  // namespace ringstore

@@ -1,0 +1,38 @@
+// RingClient, stats(): the actor's counters and latency summaries (all
+// clients of the actor together) as the JS object native/addon.ts types as
+// NativeActorStats.
+#include "napi_errors.h"
+#include "ring_client.h"
+
+namespace ringstore {
+
+Napi::Value RingClient::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!actor_) {
+    ThrowCoded(env, JsErrorKind::kError, "ERR_RING_CLOSED", "the ring is closed");
+    return env.Undefined();
+  }
+  ActorStats stats = actor_->Stats();
+  auto summary = [&](const LatencyHistogram::Summary& s) {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("count", Napi::Number::New(env, static_cast<double>(s.count)));
+    out.Set("p50", Napi::Number::New(env, s.p50_us));
+    out.Set("p99", Napi::Number::New(env, s.p99_us));
+    out.Set("max", Napi::Number::New(env, s.max_us));
+    out.Set("mean", Napi::Number::New(env, s.mean_us));
+    return out;
+  };
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("submitted", Napi::Number::New(env, static_cast<double>(stats.commands_submitted)));
+  out.Set("completed", Napi::Number::New(env, static_cast<double>(stats.commands_completed)));
+  out.Set("sqesSubmitted", Napi::Number::New(env, static_cast<double>(stats.sqes_submitted)));
+  out.Set("batches", Napi::Number::New(env, static_cast<double>(stats.batches)));
+  out.Set("waits", Napi::Number::New(env, static_cast<double>(stats.waits)));
+  out.Set("inFlight", Napi::Number::New(env, static_cast<double>(stats.in_flight)));
+  out.Set("continuations", Napi::Number::New(env, static_cast<double>(stats.continuations)));
+  out.Set("queuedUs", summary(stats.queued));
+  out.Set("kernelUs", summary(stats.kernel));
+  return out;
+}
+
+}  // namespace ringstore

@@ -93,6 +93,7 @@ export function saveReproducer(directory: string, workload: TracedWorkload, stat
   return target;
 }
 
+/** What a replayed reproducer found. */
 export interface ReplayResult {
   /** What the state is: crash point and surviving writes. */
   description: string;

@@ -22,14 +22,19 @@ export type Workload = (store: LabStore) => Promise<void>;
 
 /** The store a workload runs on. Small on purpose: every crash image is a copy of it. */
 export interface WorkloadStoreOptions {
+  /** Size of the store file, bytes; at most 256 MiB (crash images copy it whole). */
   sizeBytes: number;
+  /** Block size of the store, bytes. */
   blockSize: number;
+  /** WAL region of the store, bytes: a small one makes the store lap it and checkpoint often. */
   walSizeBytes: number;
+  /** The store's value encoding. */
   encoding: ValueEncoding;
   /** Start with sync: false (writes acknowledged by flush()). */
   sync: boolean;
 }
 
+/** A workload's store unless its options say otherwise: 2 MiB of 512-byte blocks, a 16 KiB WAL, msgpack values, sync: true. */
 export const DEFAULT_WORKLOAD_STORE: WorkloadStoreOptions = {
   sizeBytes: 2 << 20,
   blockSize: 512,
@@ -47,11 +52,15 @@ export const LAB_CACHE_SIZE_BYTES = 64 << 10;
 /** Crash images are whole-device copies and undo logs: keep them small. */
 export const WORKLOAD_STORE_BYTES_MAX = 256 << 20;
 
+/** A workload that ran: its IO trace and its oracle, what the explorers take. Close `trace` when done. */
 export interface TracedWorkload {
+  /** The store's IO and the acknowledgements. */
   trace: WriteTrace;
   /** The device before the trace began (a new file: zeros). */
   base: Uint8Array;
+  /** The workload's write calls, in call order. */
   operations: WorkloadOperation[];
+  /** The options its store was made with. */
   store: WorkloadStoreOptions;
 }
 
@@ -117,7 +126,12 @@ export async function runWorkload(directory: string, workload: Workload, options
  * `workload`) must be a function that takes a LabStore and returns a
  * promise; an optional `storeOptions` export sizes the store it runs on.
  */
-export async function loadWorkloadModule(modulePath: string): Promise<{ workload: Workload; storeOptions: Partial<WorkloadStoreOptions> }> {
+export async function loadWorkloadModule(modulePath: string): Promise<{
+  /** The module's workload function. */
+  workload: Workload;
+  /** Its `storeOptions` export, or `{}`. */
+  storeOptions: Partial<WorkloadStoreOptions>;
+}> {
   const loaded = (await import(pathToFileURL(resolve(modulePath)).href)) as { default?: unknown; workload?: unknown; storeOptions?: unknown };
   const workload = typeof loaded.default === 'function' ? loaded.default : loaded.workload;
   if (typeof workload !== 'function') {

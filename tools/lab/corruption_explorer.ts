@@ -194,7 +194,9 @@ export function isDamageReproducer(directory: string): boolean {
 export async function replayDamageReproducer(directory: string): Promise<{ description: string; recorded: string; problem: string | undefined }> {
   const record = JSON.parse(readFileSync(join(directory, DAMAGE_STATE_FILE), 'utf8')) as SavedDamage;
   if (record.version !== DAMAGE_FORMAT_VERSION) {
-    throw new Error(`${directory} is a damage reproducer of version ${String(record.version)}; this build replays version ${DAMAGE_FORMAT_VERSION}`);
+    throw Object.assign(new Error(`${directory} is a damage reproducer of version ${String(record.version)}; this build replays version ${DAMAGE_FORMAT_VERSION}`), {
+      code: 'ERR_REPRODUCER_VERSION',
+    });
   }
   const workload = loadReproducerWorkload(directory);
   try {

@@ -351,7 +351,9 @@ export function isFaultReproducer(directory: string): boolean {
 export async function replayFaultReproducer(directory: string): Promise<{ description: string; recorded: string; problem: string | undefined }> {
   const record = JSON.parse(readFileSync(join(directory, FAULT_STATE_FILE), 'utf8')) as { version: number; plan: FaultPlan; seed: number; problem: string };
   if (record.version !== FAULT_FORMAT_VERSION) {
-    throw new Error(`${directory} is a fault reproducer of version ${String(record.version)}; this build replays version ${FAULT_FORMAT_VERSION}`);
+    throw Object.assign(new Error(`${directory} is a fault reproducer of version ${String(record.version)}; this build replays version ${FAULT_FORMAT_VERSION}`), {
+      code: 'ERR_REPRODUCER_VERSION',
+    });
   }
   const outcome = await runFaultPlan(record.plan, record.seed);
   return { description: `${JSON.stringify(record.plan)} seed ${record.seed}`, recorded: record.problem, problem: outcome.problem };

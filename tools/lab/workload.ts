@@ -71,7 +71,7 @@ export interface TracedWorkload {
 export async function runWorkload(directory: string, workload: Workload, options: Partial<WorkloadStoreOptions> = {}): Promise<TracedWorkload> {
   const store: WorkloadStoreOptions = { ...DEFAULT_WORKLOAD_STORE, ...options };
   if (!Number.isSafeInteger(store.sizeBytes) || store.sizeBytes <= 0 || store.sizeBytes > WORKLOAD_STORE_BYTES_MAX) {
-    throw new RangeError(`workload store size must be at most ${WORKLOAD_STORE_BYTES_MAX} bytes, got ${store.sizeBytes}`);
+    throw Object.assign(new RangeError(`workload store size must be at most ${WORKLOAD_STORE_BYTES_MAX} bytes, got ${store.sizeBytes}`), { code: 'ERR_INVALID_ARG' });
   }
   mkdirSync(directory, { recursive: true });
   // A new store: the images are built on an all-zero base, so a store file
@@ -135,9 +135,11 @@ export async function loadWorkloadModule(modulePath: string): Promise<{
   const loaded = (await import(pathToFileURL(resolve(modulePath)).href)) as { default?: unknown; workload?: unknown; storeOptions?: unknown };
   const workload = typeof loaded.default === 'function' ? loaded.default : loaded.workload;
   if (typeof workload !== 'function') {
-    throw new TypeError(`${modulePath} must export a workload function (export default async function (store) { ... })`);
+    throw Object.assign(new TypeError(`${modulePath} must export a workload function (export default async function (store) { ... })`), { code: 'ERR_INVALID_ARG' });
   }
   const storeOptions = loaded.storeOptions ?? {};
-  if (typeof storeOptions !== 'object' || storeOptions === null) throw new TypeError(`${modulePath}: storeOptions must be an object`);
+  if (typeof storeOptions !== 'object' || storeOptions === null) {
+    throw Object.assign(new TypeError(`${modulePath}: storeOptions must be an object`), { code: 'ERR_INVALID_ARG' });
+  }
   return { workload: workload as Workload, storeOptions: storeOptions as Partial<WorkloadStoreOptions> };
 }

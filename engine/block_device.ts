@@ -16,7 +16,14 @@ import { invalidArgument } from './store_error.js';
  */
 export type IoPhase = 'data' | 'wal' | 'checkpoint' | 'superblock' | 'trim' | 'flush' | 'erase' | 'format' | 'free';
 
+/**
+ * What a store needs from storage (BlockStoreOptions.device): bytes at aligned
+ * positions, each call all or error. The store opens a file or block device
+ * through the io_uring actor itself; pass a BlockDevice to run it on
+ * something else, such as a {@link SimulatedDevice} in crash tests.
+ */
 export interface BlockDevice {
+  /** Usable size of the device in bytes. */
   readonly sizeBytes: number;
   /** Buffers, positions and lengths of IO must be multiples of this. */
   readonly ioAlignment: number;
@@ -28,9 +35,11 @@ export interface BlockDevice {
    * device. Absent means false.
    */
   readonly blank?: boolean;
+  /** Fills `buffer` from `position`; rejects unless every byte was read. */
   read(position: number, buffer: Uint8Array): Promise<void>;
   /** Reads consecutive bytes into several buffers. */
   readv(position: number, buffers: Uint8Array[]): Promise<void>;
+  /** Writes `buffers` in order from `position`, in full or not at all; durable only after a sync. */
   write(position: number, buffers: Uint8Array[]): Promise<void>;
   /** Writes and then flushes (fdatasync) in one submission; durable on resolve. */
   writeAndSync(position: number, buffers: Uint8Array[]): Promise<void>;
@@ -58,6 +67,7 @@ export interface BlockDevice {
    * can grow.
    */
   grow?(sizeBytes: number): Promise<void>;
+  /** Releases the device; no call follows. */
   close(): Promise<void>;
   /**
    * Notes what the IO submitted next is for (`id`: the commit sequence or

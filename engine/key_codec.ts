@@ -7,6 +7,10 @@
 import { KEY_SIZE_MAX } from '../format/constants.js';
 import { StoreError, invalidArgument } from './store_error.js';
 
+/**
+ * A key: a string (stored as its UTF-8 bytes) or bytes, 1 to 1024 bytes long.
+ * A key is its bytes: `'a'` and `Uint8Array.of(0x61)` are the same key.
+ */
 export type Key = string | Uint8Array;
 
 // eslint-disable-next-line no-control-regex

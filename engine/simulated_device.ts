@@ -19,7 +19,9 @@ import { StoreError } from './store_error.js';
 /** Power loss writes nothing larger than a sector atomically. */
 export const SECTOR_SIZE = 512;
 
+/** Options of a new {@link SimulatedDevice}. */
 export interface SimulatedDeviceOptions {
+  /** Size of the device in bytes. */
   sizeBytes: number;
   /** Alignment required of IO (like a direct-IO file). Default 512. */
   ioAlignment?: number;
@@ -34,6 +36,7 @@ export interface SimulatedDeviceOptions {
   sizeBytesMax?: number;
 }
 
+/** How {@link SimulatedDevice.crash} decides the fate of the writes not yet flushed. */
 export interface CrashOptions {
   /** Source of randomness in [0, 1): which pending writes survive, and how torn. Default Math.random. */
   random?: () => number;
@@ -52,7 +55,9 @@ interface PendingWrite {
   completed: boolean;
 }
 
+/** The rejection of every operation on a {@link SimulatedDevice} after its crash point. */
 export class SimulatedDeviceCrash extends Error {
+  /** Always 'ERR_SIMULATED_CRASH'. */
   readonly code = 'ERR_SIMULATED_CRASH';
   constructor() {
     super('the simulated device has crashed');
@@ -60,12 +65,24 @@ export class SimulatedDeviceCrash extends Error {
   }
 }
 
+/**
+ * A {@link BlockDevice} in memory with a durability model, for crash tests:
+ * writes become durable only when a flush covers them, {@link SimulatedDevice.crashAfter}
+ * stops it after a number of operations, and {@link SimulatedDevice.crash}
+ * returns the device a power loss would leave — every flushed write, and any
+ * subset of the others, whole or torn at 512-byte sectors. See docs/store.md,
+ * "Crash-testing your own code".
+ */
 export class SimulatedDevice implements BlockDevice {
+  /** Size in bytes (grows up to sizeBytesMax, see grow()). */
   #sizeBytes: number;
   /** The size a crash keeps: as of the last completed sync. */
   #durableSizeBytes: number;
+  /** The most the device may grow to; undefined: it cannot grow. */
   readonly sizeBytesMax: number | undefined;
+  /** Alignment required of every IO's position and length (SimulatedDeviceOptions.ioAlignment). */
   readonly ioAlignment: number;
+  /** Alignment of trims: the same as ioAlignment. */
   readonly trimAlignment: number;
   /** What reads see now. */
   readonly #visible: Uint8Array;
@@ -79,7 +96,16 @@ export class SimulatedDevice implements BlockDevice {
   #closed = false;
   #blank: boolean;
   /** Counters, for tests that want to know what the store did. */
-  readonly counts = { reads: 0, writes: 0, syncs: 0, trims: 0 };
+  readonly counts: {
+    /** Read calls, readv included (one each). */
+    reads: number;
+    /** Writes of every kind. */
+    writes: number;
+    /** Flushes, including the flush half of writeAndSync and each writeDsync. */
+    syncs: number;
+    /** Trims. */
+    trims: number;
+  } = { reads: 0, writes: 0, syncs: 0, trims: 0 };
 
   constructor(options: SimulatedDeviceOptions, image?: Uint8Array) {
     if (!Number.isSafeInteger(options.sizeBytes) || options.sizeBytes <= 0) throw new RangeError('sizeBytes must be a positive integer');
@@ -110,6 +136,7 @@ export class SimulatedDevice implements BlockDevice {
     return this.#blank;
   }
 
+  /** True once the device has reached its crash point (or crash() was called). */
   get crashed(): boolean {
     return this.#crashed;
   }

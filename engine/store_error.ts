@@ -24,9 +24,16 @@ export const STORE_ERROR_CODES = [
   'ERR_STORE_CLOSED',
 ] as const;
 
+/** A code a store method's rejection carries (the errors table of docs/store.md). */
 export type StoreErrorCode = (typeof STORE_ERROR_CODES)[number];
 
+/**
+ * An operating error of the store, with a stable `code`. Argument errors
+ * (ERR_INVALID_ARG) are TypeErrors or RangeErrors instead; corruption is the
+ * subclass {@link StoreCorruptError}.
+ */
 export class StoreError extends Error {
+  /** Which error it is; stable across versions. */
   readonly code: StoreErrorCode;
   constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -37,8 +44,11 @@ export class StoreError extends Error {
 
 /** ERR_STORE_CORRUPT: which structure, which block, and why. */
 export class StoreCorruptError extends StoreError {
+  /** The damaged structure: 'superblock', 'wal', 'free set', 'page', 'record' or 'data'. */
   readonly structure: StructureName;
+  /** Absolute index of the damaged block, when one block is to blame. */
   readonly blockIndex: number | undefined;
+  /** Why the structure was refused, e.g. a checksum mismatch. */
   readonly reason: string;
   constructor(structure: StructureName, reason: string, blockIndex?: number, options?: { cause?: unknown }) {
     super(
@@ -52,6 +62,10 @@ export class StoreCorruptError extends StoreError {
     this.reason = reason;
   }
 
+  /**
+   * The store's error for a decoder's FormatError, which becomes its `cause`.
+   * @internal
+   */
   static from(error: FormatError): StoreCorruptError {
     return new StoreCorruptError(error.structure, error.reason, error.blockIndex, { cause: error });
   }

@@ -13,6 +13,7 @@ import { findBackupSuperblocks } from './recovery.js';
 import { invalidArgument, StoreError } from './store_error.js';
 import type { ValueEncoding } from './value_codec.js';
 
+/** Largest default WAL region of a new store (64 MiB); the default is 1/8 of the store, at most this. */
 export const DEFAULT_WAL_SIZE_BYTES = 64 << 20;
 export const DEFAULT_BLOCK_SIZE = 4096;
 /** Zeroes written per IO when a new store's WAL region is initialised. */

@@ -15,6 +15,11 @@ import { Packr } from 'msgpackr';
 import { isUint8Array, isWellFormed } from './key_codec.js';
 import { invalidArgument } from './store_error.js';
 
+/**
+ * How a store turns values into bytes: `'msgpack'` (structured values,
+ * msgpackr), `'json'`, `'string'` (strings only) or `'binary'` (Uint8Arrays as
+ * they are). docs/store.md lists what each refuses and what it changes.
+ */
 export type ValueEncoding = 'msgpack' | 'json' | 'string' | 'binary';
 
 export interface ValueCodec {

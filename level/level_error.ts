@@ -6,6 +6,7 @@
 // passes through unchanged, with its documented ERR_ code.
 import { StoreError, type StoreErrorCode } from '../engine/store_error.js';
 
+/** Codes of a {@link RingLevelError}: abstract-level's, for store errors that have one, and the adapter's own. */
 export type RingLevelErrorCode =
   | 'LEVEL_INVALID_KEY'
   | 'LEVEL_INVALID_VALUE'
@@ -15,7 +16,13 @@ export type RingLevelErrorCode =
   /** errorIfExists: true and something already exists at the location. */
   | 'ERR_LEVEL_EXISTS';
 
+/**
+ * A store error restated with abstract-level's code (LEVEL_LOCKED,
+ * LEVEL_CORRUPTION, …): the store's error is its `cause`, the store's code its
+ * `storeCode`. See the table in docs/level.md.
+ */
 export class RingLevelError extends Error {
+  /** abstract-level's code (or ERR_LEVEL_EXISTS, the adapter's own). */
   readonly code: RingLevelErrorCode;
   /** The store's code when this error restates a StoreError. */
   readonly storeCode: StoreErrorCode | undefined;

@@ -79,6 +79,12 @@ const MANIFEST = {
 type PrivateOptions = { keyEncoding: string; valueEncoding?: string; [name: string]: unknown };
 type PrivateOperation = { type: 'put' | 'del'; key: Encoded; value?: Encoded; keyEncoding: string; valueEncoding?: string };
 
+/**
+ * An abstract-level 3 database over a {@link BlockStore}: the Level
+ * ecosystem's API (get, put, del, batch, iterators, sublevels, encodings,
+ * events) on a ringstore file. abstract-level provides the public API; this
+ * class maps its private API onto the store. See docs/level.md.
+ */
 export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K, V> {
   /** The store file (or block device) this database opens. */
   readonly location: string;
@@ -103,6 +109,7 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
 
   // ---- Open and close ----
 
+  /** abstract-level's private API. @internal */
   async _open(options: AbstractOpenOptions & Record<string, unknown>): Promise<void> {
     const createIfMissing = options.createIfMissing !== false;
     if (options.errorIfExists === true || !createIfMissing) {
@@ -123,6 +130,7 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
     }
   }
 
+  /** abstract-level's private API. @internal */
   async _close(): Promise<void> {
     const store = this.#store;
     this.#store = undefined;
@@ -131,50 +139,60 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
 
   // ---- Reads: each looks the key up synchronously, the snapshot abstract-level asks for ----
 
+  /** abstract-level's private API. @internal */
   _get(key: Encoded, options: PrivateOptions): Promise<Encoded | undefined> {
     return this.#getFrom(this.store, key, options.valueEncoding ?? 'utf8');
   }
 
+  /** abstract-level's private API. @internal */
   _getMany(keys: Encoded[], options: PrivateOptions): Promise<(Encoded | undefined)[]> {
     const store = this.store;
     return Promise.all(keys.map((key) => this.#getFrom(store, key, options.valueEncoding ?? 'utf8')));
   }
 
+  /** abstract-level's private API. @internal */
   _has(key: Encoded): Promise<boolean> {
     if (isEmptyKey(key)) return Promise.resolve(false);
     return this.store.has(key).catch((error) => Promise.reject(toLevelError(error)));
   }
 
+  /** abstract-level's private API. @internal */
   _hasMany(keys: Encoded[]): Promise<boolean[]> {
     const store = this.store;
     return Promise.all(keys.map((key) => (isEmptyKey(key) ? false : store.has(key)))).catch((error) => Promise.reject(toLevelError(error)));
   }
 
+  /** abstract-level's private API. @internal */
   _iterator(options: PrivateIteratorOptions): RingLevelIterator {
     return new RingLevelIterator(this, this.store, this.#clock, options);
   }
 
+  /** abstract-level's private API. @internal */
   _keys(options: PrivateIteratorOptions): RingLevelKeyIterator {
     return new RingLevelKeyIterator(this, this.store, this.#clock, options);
   }
 
+  /** abstract-level's private API. @internal */
   _values(options: PrivateIteratorOptions): RingLevelValueIterator {
     return new RingLevelValueIterator(this, this.store, this.#clock, options);
   }
 
   // ---- Writes ----
 
+  /** abstract-level's private API. @internal */
   async _put(key: Encoded, value: Encoded): Promise<void> {
     if (isEmptyKey(key)) throw emptyKeyError();
     await this.#write(this.store.put(key, valueToStore(value)));
   }
 
+  /** abstract-level's private API. @internal */
   async _del(key: Encoded): Promise<void> {
     // No value can be stored under the empty key, so there is nothing to delete.
     if (isEmptyKey(key)) return;
     await this.#write(this.store.delete(key));
   }
 
+  /** abstract-level's private API. @internal */
   async _batch(operations: PrivateOperation[]): Promise<void> {
     const storeOperations: BatchOperation[] = [];
     for (const operation of operations) {
@@ -195,6 +213,7 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
    * are not deleted unless they were in the snapshot's range and already
    * there. Not atomic (abstract-level does not ask it to be): a crash may
    * leave a prefix of the range deleted.
+   * @internal
    */
   async _clear(options: PrivateIteratorOptions): Promise<void> {
     const store = this.store;

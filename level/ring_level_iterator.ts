@@ -43,6 +43,10 @@ async function collect<T>(next: () => Promise<T | undefined>, size: number): Pro
 // (_next, _seek, …) is untyped, so these classes type it themselves.
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
+/**
+ * The iterator of {@link RingLevel.iterator}: entries over a snapshot taken
+ * when it is created (seek() after writes is the exception, docs/level.md).
+ */
 export class RingLevelIterator extends AbstractIterator<any, Encoded, Encoded> {
   readonly #cursor: RangeCursor;
   readonly #keys: boolean;
@@ -50,6 +54,7 @@ export class RingLevelIterator extends AbstractIterator<any, Encoded, Encoded> {
   readonly #keyFormat: string;
   readonly #valueFormat: string;
 
+  /** Made by RingLevel's iterator(), keys() and values(). @internal */
   constructor(db: any, store: BlockStore, clock: WriteClock, options: PrivateIteratorOptions) {
     super(db, options as any);
     this.#keys = options.keys !== false;
@@ -59,6 +64,7 @@ export class RingLevelIterator extends AbstractIterator<any, Encoded, Encoded> {
     this.#cursor = new RangeCursor(store, clock, rangeOf(options), this.#values);
   }
 
+  /** abstract-level's private API. @internal */
   async _next(): Promise<[Encoded | undefined, Encoded | undefined] | undefined> {
     let entry;
     try {
@@ -70,33 +76,40 @@ export class RingLevelIterator extends AbstractIterator<any, Encoded, Encoded> {
     return [this.#keys ? fromStore(entry[0], this.#keyFormat) : undefined, this.#values ? fromStore(entry[1], this.#valueFormat) : undefined];
   }
 
+  /** abstract-level's private API. @internal */
   async _nextv(size: number): Promise<[Encoded | undefined, Encoded | undefined][]> {
     return collect(() => this._next(), size);
   }
 
+  /** abstract-level's private API. @internal */
   async _all(): Promise<[Encoded | undefined, Encoded | undefined][]> {
     return collect(() => this._next(), this.limit - this.count);
   }
 
+  /** abstract-level's private API. @internal */
   _seek(target: Encoded): void {
     this.#cursor.seek(target);
   }
 
+  /** abstract-level's private API. @internal */
   async _close(): Promise<void> {
     await this.#cursor.close();
   }
 }
 
+/** The iterator of {@link RingLevel.keys}: keys only, no values read; snapshot as for RingLevelIterator. */
 export class RingLevelKeyIterator extends AbstractKeyIterator<any, Encoded> {
   readonly #cursor: RangeCursor;
   readonly #keyFormat: string;
 
+  /** Made by RingLevel's iterator(), keys() and values(). @internal */
   constructor(db: any, store: BlockStore, clock: WriteClock, options: PrivateIteratorOptions) {
     super(db, options as any);
     this.#keyFormat = options.keyEncoding;
     this.#cursor = new RangeCursor(store, clock, rangeOf(options), false);
   }
 
+  /** abstract-level's private API. @internal */
   async _next(): Promise<Encoded | undefined> {
     let entry;
     try {
@@ -107,33 +120,40 @@ export class RingLevelKeyIterator extends AbstractKeyIterator<any, Encoded> {
     return entry === undefined ? undefined : fromStore(entry[0], this.#keyFormat);
   }
 
+  /** abstract-level's private API. @internal */
   async _nextv(size: number): Promise<Encoded[]> {
     return collect(() => this._next(), size);
   }
 
+  /** abstract-level's private API. @internal */
   async _all(): Promise<Encoded[]> {
     return collect(() => this._next(), this.limit - this.count);
   }
 
+  /** abstract-level's private API. @internal */
   _seek(target: Encoded): void {
     this.#cursor.seek(target);
   }
 
+  /** abstract-level's private API. @internal */
   async _close(): Promise<void> {
     await this.#cursor.close();
   }
 }
 
+/** The iterator of {@link RingLevel.values}: values only; snapshot as for RingLevelIterator. */
 export class RingLevelValueIterator extends AbstractValueIterator<any, Encoded, Encoded> {
   readonly #cursor: RangeCursor;
   readonly #valueFormat: string;
 
+  /** Made by RingLevel's iterator(), keys() and values(). @internal */
   constructor(db: any, store: BlockStore, clock: WriteClock, options: PrivateIteratorOptions) {
     super(db, options as any);
     this.#valueFormat = options.valueEncoding ?? 'utf8';
     this.#cursor = new RangeCursor(store, clock, rangeOf(options), true);
   }
 
+  /** abstract-level's private API. @internal */
   async _next(): Promise<Encoded | undefined> {
     let entry;
     try {
@@ -144,18 +164,22 @@ export class RingLevelValueIterator extends AbstractValueIterator<any, Encoded, 
     return entry === undefined ? undefined : fromStore(entry[1], this.#valueFormat);
   }
 
+  /** abstract-level's private API. @internal */
   async _nextv(size: number): Promise<Encoded[]> {
     return collect(() => this._next(), size);
   }
 
+  /** abstract-level's private API. @internal */
   async _all(): Promise<Encoded[]> {
     return collect(() => this._next(), this.limit - this.count);
   }
 
+  /** abstract-level's private API. @internal */
   _seek(target: Encoded): void {
     this.#cursor.seek(target);
   }
 
+  /** abstract-level's private API. @internal */
   async _close(): Promise<void> {
     await this.#cursor.close();
   }

@@ -17,6 +17,7 @@ export type RingErrorCode =
 
 /** An operating error of the IO layer with a stable `code`. */
 export class RingError extends Error {
+  /** Which error it is; stable across versions. */
   readonly code: RingErrorCode;
   constructor(code: RingErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -31,9 +32,13 @@ export class RingError extends Error {
  * ('io_uring:write', 'pwrite', …) and the `path` of the file.
  */
 export class RingSystemError extends Error {
+  /** The errno's name ('EIO', 'ENOSPC', …), or `E` and its number if Node knows no name. */
   readonly code: string;
+  /** The negative errno, as the kernel returned it. */
   readonly errno: number;
+  /** The call that failed: 'io_uring:write', 'io_uring:fdatasync', 'pwritev', 'open', … */
   readonly syscall: string;
+  /** The file's path, when the operation had one. */
   readonly path: string | undefined;
   constructor(errno: number, syscall: string, path?: string) {
     const negative = errno < 0 ? errno : -errno;

@@ -28,12 +28,16 @@ export interface ObservedFile {
   readonly offsetAlignment: number;
 }
 
+/** What a mutation does: a plain write, a write linked to fdatasync, an RWF_DSYNC write, a flush or a trim. */
 export type IoMutationKind = 'write' | 'writeAndSync' | 'writeDsync' | 'fsync' | 'fdatasync' | 'trim';
 
+/** One state-changing IO of a ring, as an {@link IoObserver} sees it. */
 export interface IoMutation {
   /** Submit order among mutations of this ring handle, from 0. */
   readonly seq: number;
+  /** What the operation does. */
   readonly kind: IoMutationKind;
+  /** The file it acts on. */
   readonly file: ObservedFile;
   /** Byte offset (writes, trim); 0 for fsync/fdatasync. */
   readonly position: number;
@@ -59,11 +63,19 @@ export interface IoMutation {
  * work (`id`, e.g. a commit's sequence). The IO layer does not interpret it.
  */
 export interface IoMark {
+  /** The file the marked mutations go to. */
   readonly file: ObservedFile;
+  /** What they are for, e.g. 'wal', 'checkpoint' or 'superblock'. */
   readonly phase: string;
+  /** The unit of work they belong to (a commit sequence, a superblock generation), if any. */
   readonly id: number | undefined;
 }
 
+/**
+ * Watches every state-changing IO of a ring handle's files (set it with
+ * {@link IoUringActor.observer}); reads are not reported. The durability lab's
+ * write trace is one.
+ */
 export interface IoObserver {
   /** Called synchronously before the operation is handed to the actor. */
   onSubmit(mutation: IoMutation): void;

@@ -17,8 +17,10 @@ import type { IoObserver } from './io_observer.js';
 import { kOpSettled, type OpSink, type PendingOp } from './ring_op.js';
 import { RingFile, type RingFileOptions } from './ring_file.js';
 
+/** How an actor performs IO: an io_uring ring, or a pool of threads making plain syscalls. */
 export type RingBackend = 'io_uring' | 'threads';
 
+/** Options of {@link IoUringActor.start}; every field is optional (docs/io.md). */
 export interface IoUringActorOptions {
   /** Submission queue entries (the CQ gets twice as many). Default 256. */
   entries?: number;
@@ -83,18 +85,27 @@ export interface IoUringFaultInjection {
 /** Keys IoUringFaultInjection accepts: a misspelt one would silently test nothing. */
 const FAULT_INJECTION_KEYS: ReadonlySet<string> = new Set(['shortTransferEvery']);
 
+/** A latency distribution in microseconds, over the actor's recent commands. */
 export interface LatencySummaryUs {
+  /** Commands measured. */
   count: number;
+  /** Median, µs. */
   p50: number;
+  /** 99th percentile, µs. */
   p99: number;
+  /** Largest, µs. */
   max: number;
+  /** Arithmetic mean, µs. */
   mean: number;
 }
 
+/** Counters of an actor, from {@link IoUringActor.stats}; they cover every handle of the actor unless said otherwise. */
 export interface RingStats {
+  /** The backend the actor runs. */
   backend: RingBackend;
   /** Commands handed to the kernel by the actor (all handles sharing it). */
   submitted: number;
+  /** Commands completed (all handles). */
   completed: number;
   /** io_uring_enter calls that submitted work (thread pool: one per command). */
   batches: number;
@@ -124,7 +135,9 @@ export interface RingStats {
 export const DEFAULT_SPIN_US = 50;
 /** Default busy-wait of a JS thread for completions; see IoUringActorOptions.completionSpinUs. */
 export const DEFAULT_COMPLETION_SPIN_US = 50;
+/** Default submission-queue entries of a new actor; see IoUringActorOptions.entries. */
 export const DEFAULT_ENTRIES = 256;
+/** Default most commands per io_uring_enter; see IoUringActorOptions.batchSize. */
 export const DEFAULT_BATCH_SIZE = 4;
 export const DEFAULT_THREAD_COUNT = 4;
 /**
@@ -136,6 +149,13 @@ export const PENDING_OPS_MAX = 1 << 20;
 /** Consumed FIFO entries tolerated before the waiting array is compacted. */
 const WAITING_COMPACT_MIN = 4096;
 
+/**
+ * A JS thread's handle on an io_uring actor: one native thread owning one ring
+ * (or the thread-pool fallback), shared by the main thread and any worker
+ * threads. Make one with {@link IoUringActor.start}, join it from a worker with
+ * {@link IoUringActor.attach}, and open files with {@link IoUringActor.open}.
+ * See docs/io.md.
+ */
 export class IoUringActor implements OpSink {
   readonly #native: NativeRingClient;
   readonly #completions: Int32Array;
@@ -151,7 +171,9 @@ export class IoUringActor implements OpSink {
   #observer: IoObserver | undefined;
   #mutationSeq = 0;
   readonly #files = new Set<RingFile>();
+  /** The actor's id, for {@link IoUringActor.attach} in another thread of this process. */
   readonly id: number;
+  /** The backend the actor runs: `'io_uring'`, or `'threads'` when forced or fallen back to. */
   readonly backend: RingBackend;
 
   private constructor(spec: number | Parameters<typeof createSpec>[0], completionSpinUs: number) {
@@ -214,6 +236,7 @@ export class IoUringActor implements OpSink {
     return new IoUringActor(id, completionSpinUs);
   }
 
+  /** True once {@link IoUringActor.close} was called on this handle. */
   get closed(): boolean {
     return this.#closed;
   }
@@ -223,6 +246,7 @@ export class IoUringActor implements OpSink {
     return this.#observer;
   }
 
+  /** Sets (or, with `undefined`, removes) the observer; throws ERR_INVALID_ARG if it lacks onSubmit or onComplete. */
   set observer(observer: IoObserver | undefined) {
     if (
       observer !== undefined &&
@@ -249,6 +273,7 @@ export class IoUringActor implements OpSink {
     return file;
   }
 
+  /** The actor's counters and latency summaries; throws ERR_RING_CLOSED on a closed handle. */
   stats(): RingStats {
     if (this.#closed) throw new RingError('ERR_RING_CLOSED', 'the ring is closed');
     const raw: NativeActorStats = this.#native.stats();
@@ -299,14 +324,17 @@ export class IoUringActor implements OpSink {
 
   // ---- OpSink: used by RingFile only. ----
 
+  /** @internal */
   nextMutationSeq(): number {
     return this.#mutationSeq++;
   }
 
+  /** @internal */
   forgetFile(file: object): void {
     this.#files.delete(file as RingFile);
   }
 
+  /** @internal */
   enqueue(op: PendingOp): void {
     if (this.#waiting.length - this.#waitingHead >= PENDING_OPS_MAX) {
       this.#settle(op, new RingError('ERR_RING_OVERLOADED', `more than ${PENDING_OPS_MAX} operations are waiting`));

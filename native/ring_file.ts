@@ -12,6 +12,7 @@ import { fromNative, invalidRange, invalidType, RingError, RingSystemError, unal
 import type { IoMutation, IoMutationKind, ObservedFile } from './io_observer.js';
 import { kOpSettled, type OpOwner, type OpSink, type PendingOp } from './ring_op.js';
 
+/** Options of {@link IoUringActor.open}; every field is optional (docs/io.md). */
 export interface RingFileOptions {
   /** O_DIRECT: bypass the page cache. Buffers, positions and lengths must then be aligned. */
   direct?: boolean;
@@ -19,6 +20,7 @@ export interface RingFileOptions {
   dsync?: boolean;
   /** Create the file if it does not exist (regular files only). */
   create?: boolean;
+  /** Open read-only: writes and trims are refused with ERR_FILE_READ_ONLY. */
   readOnly?: boolean;
   /** Grow (preallocate) a regular file to at least this size. Never shrinks. */
   sizeBytes?: number;
@@ -26,17 +28,23 @@ export interface RingFileOptions {
   blockSize?: number;
 }
 
+/** Size and alignment facts of a file or block device, from {@link RingFile.stat}. */
 export interface FileStat {
+  /** Size in bytes (a block device's whole size). */
   sizeBytes: number;
+  /** Smallest unit the device addresses (BLKSSZGET; a file's file-system block size otherwise). */
   logicalBlockSize: number;
+  /** The device's physical sector size (BLKPBSZGET), the unit it writes atomically at best. */
   physicalBlockSize: number;
   /** Memory alignment direct IO needs (0 if the file system reports none). */
   dioMemAlign: number;
   /** Offset and length alignment direct IO needs (0 if the file system reports none). */
   dioOffsetAlign: number;
+  /** True for a block device, false for a regular file. */
   isBlockDevice: boolean;
 }
 
+/** Default RingFileOptions.blockSize: 4096 bytes. */
 export const DEFAULT_BLOCK_SIZE = 4096;
 /** Largest blockSize: 1 MiB, the size of one large sequential IO. */
 export const BLOCK_SIZE_MAX = 1 << 20;
@@ -47,13 +55,26 @@ const ERRNO_EOPNOTSUPP = -95;
 /** EWOULDBLOCK (= EAGAIN) on Linux, as flock returns it. */
 const ERRNO_EWOULDBLOCK = 11;
 
+/**
+ * A file or block device opened through an {@link IoUringActor} (make one with
+ * {@link IoUringActor.open}): positional reads and writes, vectored IO,
+ * write+fdatasync in one submission, trims and whole-block IO. Every
+ * argument is checked before anything reaches the kernel. See docs/io.md.
+ */
 export class RingFile implements OpOwner, ObservedFile {
+  /** The path it was opened with. */
   readonly path: string;
+  /** The file descriptor (closed by {@link RingFile.close}, not by the caller). */
   readonly fd: number;
+  /** Opened with O_DIRECT: buffers, positions and lengths must be aligned. */
   readonly direct: boolean;
+  /** Opened with O_DSYNC: every write is durable when it completes. */
   readonly dsync: boolean;
+  /** Opened read-only: writes and trims are refused. */
   readonly readOnly: boolean;
+  /** Unit of {@link RingFile.readBlock} and {@link RingFile.writeBlock}, bytes. */
   readonly blockSize: number;
+  /** True for a block device, false for a regular file. */
   readonly isBlockDevice: boolean;
   /** For direct files: the memory alignment every buffer must have. 0 for buffered files. */
   readonly memoryAlignment: number;
@@ -82,7 +103,10 @@ export class RingFile implements OpOwner, ObservedFile {
     this.offsetAlignment = this.direct ? stat.dioOffsetAlign || stat.logicalBlockSize : 0;
   }
 
-  /** Use IoUringActor#open. */
+  /**
+   * Use IoUringActor#open.
+   * @internal
+   */
   static async open(sink: OpSink, path: string, options: RingFileOptions): Promise<RingFile> {
     if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
       throw invalidType('path must be a non-empty string without NUL characters');
@@ -127,6 +151,7 @@ export class RingFile implements OpOwner, ObservedFile {
     return file;
   }
 
+  /** True once {@link RingFile.close} was called. */
   get closed(): boolean {
     return this.#closed;
   }
@@ -331,6 +356,7 @@ export class RingFile implements OpOwner, ObservedFile {
     return this.#closePromise;
   }
 
+  /** @internal */
   [kOpSettled](): void {
     this.#inFlight--;
     if (this.#inFlight === 0 && this.#idle !== undefined) {

@@ -99,7 +99,7 @@ function printReport(report: FsckReport, verbose: boolean): void {
 }
 
 function main(argv: string[]): number | Promise<number> {
-  const [command, path] = argv;
+  const [command] = argv;
   if (command === 'crash-test') return crashTestCommand(argv.slice(1));
   if (command === 'format') return formatCommand(argv.slice(1));
   if (command !== undefined && isStoreCommand(command)) return storeCommand(command, argv.slice(1));
@@ -107,27 +107,45 @@ function main(argv: string[]): number | Promise<number> {
     console.log(USAGE);
     return command === undefined ? 2 : 0;
   }
-  if ((command === 'inspect' || command === 'fsck') && path !== undefined) {
-    const { image, close } = openImage(path);
-    try {
-      const report = fsckImage(image);
-      printReport(report, command === 'inspect');
-      if (command === 'fsck') console.log(report.ok ? 'fsck: ok' : `fsck: ${report.errors.length} problem(s)`);
-      return report.ok ? 0 : 1;
-    } finally {
-      close();
-    }
-  }
+  if (command === 'inspect' || command === 'fsck') return imageCommand(command, argv.slice(1));
+  console.error(`ringstore: ERR_INVALID_ARG: unknown command '${command}'`);
   console.error(USAGE);
   return 2;
+}
+
+/** `inspect PATH` / `fsck PATH`: strict flags, so `--help` is help and an unknown flag is not taken for PATH. */
+function imageCommand(command: 'inspect' | 'fsck', args: string[]): number {
+  const { values, positionals } = parseArgs({ args, options: { help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  if (values.help === true) {
+    console.log(`usage: ringstore ${command} PATH`);
+    return 0;
+  }
+  const [path] = positionals;
+  if (positionals.length !== 1) {
+    console.error(`usage: ringstore ${command} PATH`);
+    return 2;
+  }
+  const { image, close } = openImage(path);
+  try {
+    const report = fsckImage(image);
+    printReport(report, command === 'inspect');
+    if (command === 'fsck') console.log(report.ok ? 'fsck: ok' : `fsck: ${report.errors.length} problem(s)`);
+    return report.ok ? 0 : 1;
+  } finally {
+    close();
+  }
 }
 
 async function formatCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
-    options: { size: { type: 'string' }, 'block-size': { type: 'string' }, 'wal-size': { type: 'string' }, force: { type: 'boolean' } },
+    options: { size: { type: 'string' }, 'block-size': { type: 'string' }, 'wal-size': { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     allowPositionals: true,
   });
+  if (values.help === true) {
+    console.log('usage: ringstore format PATH [--size BYTES] [--block-size BYTES] [--wal-size BYTES] [--force]');
+    return 0;
+  }
   if (positionals.length !== 1) {
     console.error(USAGE);
     return 2;
@@ -152,7 +170,8 @@ void Promise.resolve()
     (error: unknown) => {
       const code = (error as { code?: unknown }).code;
       // Operating and argument errors as one line; anything else is a bug, with its stack.
-      if (typeof code === 'string' && error instanceof Error) console.error(`ringstore: ${code}: ${error.message}`);
+      // Node's fs errors already start with their code ("ENOENT: no such file…"): not twice.
+      if (typeof code === 'string' && error instanceof Error) console.error(`ringstore: ${code}: ${error.message.startsWith(`${code}: `) ? error.message.slice(code.length + 2) : error.message}`);
       else console.error(error);
       process.exitCode = 2;
     },

@@ -18,30 +18,56 @@ import { decodeSuperblock, hasSuperblockMagic, superblockSlotBlock, type Superbl
 import { scanWal } from '../format/wal_scan.js';
 /** Synchronous random access to the image (a file, a device, or memory). */
 export interface ImageReader {
+  /** Size of the image in bytes. */
   readonly sizeBytes: number;
+  /** `length` bytes from `position`; fewer (or zeros) past the end. */
   read(position: number, length: number): Uint8Array;
 }
 
+/** What {@link fsckImage} found. */
 export interface FsckReport {
+  /** True when no error was found (warnings allowed). */
   ok: boolean;
+  /** Damage and inconsistencies, one sentence each. */
   errors: string[];
+  /** What a healthy store may show too, such as one bad superblock copy beside a good one. */
   warnings: string[];
+  /** The superblock in force, or undefined if no valid copy was found. */
   superblock: Superblock | undefined;
+  /** Keys the store holds (checkpoint plus WAL). */
   keys: number;
+  /** Values stored in data extents rather than inline. */
   extentValues: number;
   /** Tree pages decoded. */
   pages: number;
+  /** Data blocks referenced by the free set, the tree and extent values. */
   referencedBlocks: number;
   /** Every referenced extent (free-set blocks, tree pages and extent values), with who references it. */
-  references: { owner: string; startBlock: number; blockCount: number }[];
+  references: {
+    /** Who references it: 'the free set', a page, or a key. */
+    owner: string;
+    /** First block, absolute. */
+    startBlock: number;
+    /** Blocks in the extent. */
+    blockCount: number;
+  }[];
+  /** Commits in the WAL after the checkpoint. */
   walCommits: number;
+  /** Why the WAL ends where it does, when it ends at a torn commit (a crash mid-commit), else undefined. */
   tornTail: string | undefined;
 }
 
+/** An {@link ImageReader} over bytes in memory. */
 export function memoryImage(bytes: Uint8Array): ImageReader {
   return { sizeBytes: bytes.length, read: (position, length) => bytes.subarray(position, position + length) };
 }
 
+/**
+ * Checks a store image independently of the engine, decoding through the
+ * format module only: superblock copies, the free set, every tree page, the
+ * WAL chain and its records, every extent (no block referenced twice or
+ * both free and used, no leak) and every extent value's checksum.
+ */
 export function fsckImage(image: ImageReader): FsckReport {
   const report: FsckReport = {
     ok: false,

@@ -141,7 +141,7 @@ export async function storeCommand(name: string, args: string[]): Promise<number
   try {
     parsed = parseArgs({ args, options: command.options, allowPositionals: true, strict: true });
   } catch (error) {
-    process.stderr.write(`ringstore: ${(error as Error).message}\nusage: ${command.usage}\n`);
+    process.stderr.write(`ringstore: ${String((error as { code?: unknown }).code)}: ${(error as Error).message}\nusage: ${command.usage}\n`);
     return EXIT_USAGE;
   }
   const { values, positionals } = parsed;

@@ -78,6 +78,11 @@ export function builtinWorkload(scale = 1, blockSize = 512): (store: LabStore) =
   };
 }
 
+/**
+ * Runs the built-in workload ({@link builtinWorkload}) traced, in `directory`,
+ * on a store of `blockSize`-byte blocks: what `ringstore crash-test` checks
+ * without --module.
+ */
 export function runBuiltinWorkload(directory: string, scale = 1, blockSize = 512): Promise<TracedWorkload> {
   return runWorkload(directory, builtinWorkload(scale, blockSize), builtinStore(blockSize));
 }

@@ -27,11 +27,15 @@ import { seededRandom } from './seeded_random.js';
 import type { TracedWorkload } from './workload.js';
 import type { TraceOperation } from './write_trace.js';
 
+/** A kind of damage at rest the corruption explorer applies to a settled image. */
 export type Damage = 'bitflip' | 'garbage-sector' | 'zero-sector' | 'lost-write' | 'misdirected-write';
 const DAMAGES: readonly Damage[] = ['bitflip', 'garbage-sector', 'zero-sector', 'lost-write', 'misdirected-write'];
 
+/** What {@link exploreCorruption} checked and found. */
 export interface CorruptionReport {
+  /** Damaged images checked. */
   trials: number;
+  /** Trials by kind of damage. */
   byDamage: Record<Damage, number>;
   /** Trials where opening the store was refused with ERR_STORE_CORRUPT. */
   refusedOpens: number;
@@ -61,6 +65,7 @@ export interface CorruptionReport {
    * Replay with `crash-test --replay`.
    */
   reproducers: (string | undefined)[];
+  /** Wall time of the exploration, ms. */
   durationMs: number;
 }
 
@@ -83,6 +88,13 @@ interface SavedDamage {
   seed: number;
 }
 
+/**
+ * Damages settled images of a traced workload (`trials` of them, drawn from
+ * `seed`: bit flips, garbage and zeroed sectors, lost and misdirected
+ * writes) and checks that every read is right or ERR_STORE_CORRUPT and that
+ * the store holds a prefix of commit order with every acknowledged
+ * operation, apart from the documented last-commit limit.
+ */
 export async function exploreCorruption(
   workload: TracedWorkload,
   options: { trials: number; seed: number; /** Save a reproducer of each failure here (a directory per failure). */ reproducerDirectory?: string },
@@ -182,7 +194,9 @@ export function isDamageReproducer(directory: string): boolean {
 export async function replayDamageReproducer(directory: string): Promise<{ description: string; recorded: string; problem: string | undefined }> {
   const record = JSON.parse(readFileSync(join(directory, DAMAGE_STATE_FILE), 'utf8')) as SavedDamage;
   if (record.version !== DAMAGE_FORMAT_VERSION) {
-    throw new Error(`${directory} is a damage reproducer of version ${String(record.version)}; this build replays version ${DAMAGE_FORMAT_VERSION}`);
+    throw Object.assign(new Error(`${directory} is a damage reproducer of version ${String(record.version)}; this build replays version ${DAMAGE_FORMAT_VERSION}`), {
+      code: 'ERR_REPRODUCER_VERSION',
+    });
   }
   const workload = loadReproducerWorkload(directory);
   try {

@@ -31,22 +31,30 @@ export const REPRODUCERS_MAX = 3;
  */
 export const REPRODUCERS_SAVED_MAX = 100;
 
+/** Options of {@link exploreCrashStates}. */
 export interface ExplorationOptions {
   /** Most crash states to check. */
   states: number;
+  /** Seed of the random strategies: the same seed and trace give the same states. */
   seed: number;
   /** Stop checking once this much time has passed (states planned but unchecked are reported). */
   timeLimitMs?: number;
   /** Save reproducers of violations here (a directory per violation). */
   reproducerDirectory?: string;
+  /** Called as states are checked: how many so far, of how many planned. */
   onProgress?: (done: number, total: number) => void;
 }
 
 
+/** A crash state that failed a check. */
 export interface Violation {
+  /** The strategy that planned the state. */
   strategy: Strategy;
+  /** The crash point: trace events that happened before the power failed. */
   eventCount: number;
+  /** The fate of each pending write, described. */
   choice: string;
+  /** What check failed, and how. */
   problem: string;
   /** The shrunk state: the pending writes that must survive for the problem to show. */
   minimal?: string;
@@ -54,20 +62,42 @@ export interface Violation {
   reproducer?: string;
 }
 
+/** What {@link exploreCrashStates} checked and found. */
 export interface ExplorationReport {
+  /** Crash states checked. */
   states: number;
   /** States planned but not checked because the time limit ran out. */
   skipped: number;
+  /** States checked, by the strategy that planned them. */
   byStrategy: Record<Strategy, number>;
   /** States by the phases of the writes they left torn or partly on the media. */
   byPhase: Record<string, number>;
+  /** Crash points of the trace. */
   crashPoints: number;
   /** Structure × sector boundary pairs the trace offers, and those torn in a checked state. */
-  tornBoundaries: { total: number; covered: number; offered: string[]; missing: string[] };
+  tornBoundaries: {
+    /** Pairs offered. */
+    total: number;
+    /** Pairs torn in at least one checked state. */
+    covered: number;
+    /** Every pair offered, sorted. */
+    offered: string[];
+    /** Pairs offered and not torn in any checked state. */
+    missing: string[];
+  };
+  /** Every violation found (the first ones shrunk). */
   violations: Violation[];
+  /** Wall time of the exploration, ms. */
   durationMs: number;
 }
 
+/**
+ * Plans crash states over a traced workload's crash points (every strategy,
+ * docs/crash-lab.md), builds each one's image, and checks it on the real IO
+ * path: the store opens, holds a prefix of commit order with every
+ * acknowledged operation, passes verifyIntegrity and the independent fsck,
+ * and takes a new write. Violations are shrunk and saved as reproducers.
+ */
 export async function exploreCrashStates(workload: TracedWorkload, options: ExplorationOptions): Promise<ExplorationReport> {
   const started = performance.now();
   const points = crashPoints(workload.trace);

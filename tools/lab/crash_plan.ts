@@ -35,17 +35,28 @@ export const TEAR_CHANCE_OTHER = 0.2;
 /** Chance that a torn write also has one garbage sector. */
 export const GARBAGE_SECTOR_CHANCE = 0.3;
 
+/** How a crash state was chosen; docs/crash-lab.md describes each. */
 export type Strategy = 'coverage' | 'boundary' | 'alice' | 'subsets' | 'torn' | 'recovery' | 'random';
+/** Every strategy, in the order the state budget is spent on them. */
 export const STRATEGIES: readonly Strategy[] = ['coverage', 'boundary', 'alice', 'subsets', 'torn', 'recovery', 'random'];
 
 /** A crash state: a point in the trace and what its pending writes left. */
 export interface CrashState {
+  /** The strategy that planned it. */
   strategy: Strategy;
+  /** Where the power fails. */
   point: CrashPoint;
+  /** What each pending write left on the media. */
   choice: PendingChoice;
+  /** The state described (crash point, fates, recovery crash): equal keys are the same state. */
   key: string;
   /** For 'recovery': the first recovery crashes after its writeIndex-th write completed; its pending writes choose with this seed. */
-  recoveryCrash?: { writeIndex: number; seed: number };
+  recoveryCrash?: {
+    /** The recovery's writes that completed before the second power failure. */
+    writeIndex: number;
+    /** Seed of the fates of the recovery's pending writes. */
+    seed: number;
+  };
 }
 
 /** A tear of `operation` at sector `boundary`: its first sectors new and the rest old, or the reverse. */
@@ -103,6 +114,11 @@ export function touchedPhases(state: CrashState): Set<string> {
   return phases;
 }
 
+/**
+ * Plans at most `budget` distinct crash states over `points`: each strategy
+ * in {@link STRATEGIES} order gets a share of what is left, duplicates are
+ * skipped, and the random ones draw from `seed`.
+ */
 export function planStates(points: CrashPoint[], budget: number, seed: number): CrashState[] {
   const planned: CrashState[] = [];
   const seen = new Set<string>();

@@ -24,11 +24,13 @@ import type { TraceOperation, WriteTrace } from './write_trace.js';
 
 export { SECTOR_SIZE };
 
+/** A point of a write trace where the power fails, and what is durable and pending there. */
 export interface CrashPoint {
   /** Trace events that happened before the power failed. */
   readonly eventCount: number;
   /** Writes and trims surely on the media, by id (a fresh array each time it is read). */
   readonly durable: TraceOperation[];
+  /** How many writes and trims are durable (the length of `durable`, without building it). */
   readonly durableCount: number;
   /** Writes and trims submitted and not durable, by id. */
   readonly pending: TraceOperation[];
@@ -36,7 +38,9 @@ export interface CrashPoint {
 
 /** What one sector of a torn write holds after the crash. */
 export const enum SectorFate {
+  /** The bytes it held before the write. */
   Old = 0,
+  /** The write's bytes. */
   New = 1,
   /** Neither: the device was writing it when the power went. */
   Garbage = 2,
@@ -44,6 +48,7 @@ export const enum SectorFate {
 
 /** A choice of what the pending operations left: whole, nothing, or per sector. */
 export type PendingPart = 'all' | 'none' | SectorFate[];
+/** What each pending operation of a crash point left on the media; an operation not in the map left nothing. */
 export type PendingChoice = Map<TraceOperation, PendingPart>;
 
 /**

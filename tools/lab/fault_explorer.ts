@@ -25,11 +25,14 @@ import { SECTOR_SIZE, SimulatedDevice } from '../../engine/simulated_device.js';
 import { StoreError } from '../../engine/store_error.js';
 import { seededRandom } from './seeded_random.js';
 
+/** The kind of device operation a fault plan fails. */
 export type FaultKind = 'write' | 'writeAndSync' | 'writeDsync' | 'sync' | 'trim' | 'read';
+/** Every fault kind, in the order {@link exploreIoFaults} runs them. */
 export const FAULT_KINDS: readonly FaultKind[] = ['write', 'writeAndSync', 'writeDsync', 'sync', 'trim', 'read'];
 
 /** What happens to the faulted operation; see the file comment. */
 export type FaultType = 'EIO' | 'ENOSPC' | 'short';
+/** Every fault type, in the order {@link exploreIoFaults} runs them. */
 export const FAULT_TYPES: readonly FaultType[] = ['EIO', 'ENOSPC', 'short'];
 
 /**
@@ -39,21 +42,29 @@ export const FAULT_TYPES: readonly FaultType[] = ['EIO', 'ENOSPC', 'short'];
  */
 const SHORT_FAULT_KINDS: ReadonlySet<FaultKind> = new Set<FaultKind>(['write', 'writeAndSync', 'writeDsync', 'read']);
 
+/** One fault to inject: which operation fails, and how. */
 export interface FaultPlan {
+  /** The kind of operation that fails. */
   kind: FaultKind;
   /** Fail the Nth operation of `kind` (1-based). */
   nth: number;
+  /** How it fails. */
   fault: FaultType;
+  /** True: every later operation of `kind` fails too; false: only the Nth. */
   persistent: boolean;
 }
 
+/** Runs of one fault type, and how many hit the fault. */
 export interface FaultTypeCounts {
+  /** Runs with this fault type. */
   runs: number;
   /** Runs in which the fault was actually hit. */
   injected: number;
 }
 
+/** What {@link exploreIoFaults} ran and found. */
 export interface FaultReport {
+  /** Fault plans run. */
   runs: number;
   /** Runs in which the fault was actually hit. */
   injected: number;
@@ -65,6 +76,7 @@ export interface FaultReport {
    * and fails like EIO.
    */
   shortCuts: number;
+  /** Each violation: the plan, its seed and the problem. */
   violations: string[];
   /** The reproducer directory of each violation (with reproducerDirectory), parallel to `violations`; replay with `crash-test --replay`. */
   reproducers: (string | undefined)[];
@@ -230,7 +242,14 @@ function entriesOf(batch: number): [string, string][] {
 export async function runFaultPlan(
   plan: FaultPlan,
   seed: number,
-): Promise<{ injected: boolean; cuts: number; problem: string | undefined }> {
+): Promise<{
+  /** The workload reached the planned operation. */
+  injected: boolean;
+  /** Transfers a short fault cut inside (a proper prefix landed). */
+  cuts: number;
+  /** What went wrong, or undefined if every check passed. */
+  problem: string | undefined;
+}> {
   if (plan.fault === 'short' && !SHORT_FAULT_KINDS.has(plan.kind)) throw new RangeError(`a ${plan.kind} cannot be short`);
   const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
   const device = new FaultyDevice(simulated, plan, seededRandom(seed ^ PREFIX_SEED_SALT));
@@ -332,7 +351,9 @@ export function isFaultReproducer(directory: string): boolean {
 export async function replayFaultReproducer(directory: string): Promise<{ description: string; recorded: string; problem: string | undefined }> {
   const record = JSON.parse(readFileSync(join(directory, FAULT_STATE_FILE), 'utf8')) as { version: number; plan: FaultPlan; seed: number; problem: string };
   if (record.version !== FAULT_FORMAT_VERSION) {
-    throw new Error(`${directory} is a fault reproducer of version ${String(record.version)}; this build replays version ${FAULT_FORMAT_VERSION}`);
+    throw Object.assign(new Error(`${directory} is a fault reproducer of version ${String(record.version)}; this build replays version ${FAULT_FORMAT_VERSION}`), {
+      code: 'ERR_REPRODUCER_VERSION',
+    });
   }
   const outcome = await runFaultPlan(record.plan, record.seed);
   return { description: `${JSON.stringify(record.plan)} seed ${record.seed}`, recorded: record.problem, problem: outcome.problem };

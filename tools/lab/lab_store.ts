@@ -14,11 +14,20 @@ import type { WriteTrace } from './write_trace.js';
 
 /** Options a workload may reopen its store with. */
 export interface LabReopenOptions {
+  /** The store's `sync` option after the reopen. Default true. */
   sync?: boolean;
+  /** The store's `cacheSizeBytes` after the reopen. Default the store's default. */
   cacheSizeBytes?: number;
 }
 
+/**
+ * The store a crash-lab workload writes to: a {@link BlockStore} whose write
+ * calls are recorded, in call order, with the commit that carried each and
+ * when it was acknowledged — the oracle the crash states are judged
+ * against. Write through this, not through `store` (docs/crash-lab.md).
+ */
 export class LabStore {
+  /** Every write call made, in call order: the oracle log. */
   readonly operations: WorkloadOperation[] = [];
   /** The trace of the store's IO, which also holds the acknowledgements. */
   readonly trace: WriteTrace;
@@ -51,10 +60,12 @@ export class LabStore {
     return this.#store;
   }
 
+  /** The store's put, recorded. */
   put(key: Key, value: unknown): Promise<void> {
     return this.#record(`put ${describeKey(key)}`, [[key, value]], () => this.#store.put(key, value));
   }
 
+  /** The store's delete, recorded; resolves to whether the key existed. */
   delete(key: Key): Promise<boolean> {
     let existed = false;
     return this.#record(`delete ${describeKey(key)}`, [[key, undefined]], async () => {
@@ -62,19 +73,23 @@ export class LabStore {
     }).then(() => existed);
   }
 
+  /** The store's batch, recorded as one all-or-nothing operation. */
   batch(operations: BatchOperation[]): Promise<void> {
     const writes = operations.map((operation) => [operation.key, operation.type === 'put' ? operation.value : undefined] as const);
     return this.#record(`batch of ${operations.length} from ${describeKey(operations[0]?.key ?? '')}`, writes, () => this.#store.batch(operations));
   }
 
+  /** The store's get (not recorded: reads change nothing). */
   get(key: Key): Promise<unknown> {
     return this.#store.get(key);
   }
 
+  /** The store's range (not recorded). */
   range(options?: RangeOptions): AsyncIterable<[Key, unknown]> {
     return this.#store.range(options) as AsyncIterable<[Key, unknown]>;
   }
 
+  /** Writes a checkpoint now (no operation is recorded: the contents do not change). */
   checkpoint(): Promise<void> {
     return this.#store.checkpoint();
   }

@@ -16,7 +16,9 @@ export type WorkloadWrite = readonly [key: Key, value: unknown];
 
 /** One call the workload made (put, delete or batch): its writes, all or nothing. */
 export interface WorkloadOperation {
+  /** What the call was, for messages (e.g. `put user:1`). */
   readonly label: string;
+  /** The keys it wrote, in order; a later write of a key wins. */
   readonly writes: readonly WorkloadWrite[];
   /** The store refused it (it never committed): it is not part of any prefix. */
   refused?: boolean;
@@ -61,6 +63,11 @@ export async function checkScan(store: BlockStore, observed: ReadonlyMap<string,
   return scanned === present ? undefined : `a range scan finds ${scanned} keys, get() ${present}`;
 }
 
+/**
+ * Whether a value read back equals the one written, by structure (as the
+ * store's codec round-trips it: a Buffer may come back as another
+ * Uint8Array view); `undefined` only equals `undefined`.
+ */
 export function sameValue(expected: unknown, actual: unknown): boolean {
   if (expected === actual) return true;
   if (expected === undefined || actual === undefined) return false;

@@ -93,6 +93,7 @@ export function saveReproducer(directory: string, workload: TracedWorkload, stat
   return target;
 }
 
+/** What a replayed reproducer found. */
 export interface ReplayResult {
   /** What the state is: crash point and surviving writes. */
   description: string;
@@ -104,10 +105,16 @@ export interface ReplayResult {
 
 /** Builds a saved state again and checks it. */
 export async function replayReproducer(directory: string): Promise<ReplayResult> {
-  if (!existsSync(join(directory, REPRODUCER_STATE_FILE))) throw new Error(`no reproducer in ${directory} (${REPRODUCER_STATE_FILE} is missing)`);
+  // Operating errors (a wrong directory, another build's reproducer) carry a
+  // code, so `ringstore crash-test --replay` prints them as one line.
+  if (!existsSync(join(directory, REPRODUCER_STATE_FILE))) {
+    throw Object.assign(new Error(`no reproducer in ${directory} (${REPRODUCER_STATE_FILE} is missing)`), { code: 'ERR_REPRODUCER_NOT_FOUND' });
+  }
   const record = JSON.parse(readFileSync(join(directory, REPRODUCER_STATE_FILE), 'utf8')) as SavedState;
   if (record.version !== REPRODUCER_FORMAT_VERSION) {
-    throw new Error(`${directory} is a reproducer of version ${String(record.version)}; this build replays version ${REPRODUCER_FORMAT_VERSION}`);
+    throw Object.assign(new Error(`${directory} is a reproducer of version ${String(record.version)}; this build replays version ${REPRODUCER_FORMAT_VERSION}`), {
+      code: 'ERR_REPRODUCER_VERSION',
+    });
   }
   const workload = loadReproducerWorkload(directory);
   const trace = workload.trace;

@@ -85,6 +85,7 @@ export class StateChecker {
     return String(error).replaceAll(this.#image.path, '<image>');
   }
 
+  /** Closes the checker's ring and its crash image. */
   async close(): Promise<void> {
     this.#ring.observer = undefined;
     try {

@@ -22,14 +22,19 @@ export type Workload = (store: LabStore) => Promise<void>;
 
 /** The store a workload runs on. Small on purpose: every crash image is a copy of it. */
 export interface WorkloadStoreOptions {
+  /** Size of the store file, bytes; at most 256 MiB (crash images copy it whole). */
   sizeBytes: number;
+  /** Block size of the store, bytes. */
   blockSize: number;
+  /** WAL region of the store, bytes: a small one makes the store lap it and checkpoint often. */
   walSizeBytes: number;
+  /** The store's value encoding. */
   encoding: ValueEncoding;
   /** Start with sync: false (writes acknowledged by flush()). */
   sync: boolean;
 }
 
+/** A workload's store unless its options say otherwise: 2 MiB of 512-byte blocks, a 16 KiB WAL, msgpack values, sync: true. */
 export const DEFAULT_WORKLOAD_STORE: WorkloadStoreOptions = {
   sizeBytes: 2 << 20,
   blockSize: 512,
@@ -47,11 +52,15 @@ export const LAB_CACHE_SIZE_BYTES = 64 << 10;
 /** Crash images are whole-device copies and undo logs: keep them small. */
 export const WORKLOAD_STORE_BYTES_MAX = 256 << 20;
 
+/** A workload that ran: its IO trace and its oracle, what the explorers take. Close `trace` when done. */
 export interface TracedWorkload {
+  /** The store's IO and the acknowledgements. */
   trace: WriteTrace;
   /** The device before the trace began (a new file: zeros). */
   base: Uint8Array;
+  /** The workload's write calls, in call order. */
   operations: WorkloadOperation[];
+  /** The options its store was made with. */
   store: WorkloadStoreOptions;
 }
 
@@ -62,7 +71,7 @@ export interface TracedWorkload {
 export async function runWorkload(directory: string, workload: Workload, options: Partial<WorkloadStoreOptions> = {}): Promise<TracedWorkload> {
   const store: WorkloadStoreOptions = { ...DEFAULT_WORKLOAD_STORE, ...options };
   if (!Number.isSafeInteger(store.sizeBytes) || store.sizeBytes <= 0 || store.sizeBytes > WORKLOAD_STORE_BYTES_MAX) {
-    throw new RangeError(`workload store size must be at most ${WORKLOAD_STORE_BYTES_MAX} bytes, got ${store.sizeBytes}`);
+    throw Object.assign(new RangeError(`workload store size must be at most ${WORKLOAD_STORE_BYTES_MAX} bytes, got ${store.sizeBytes}`), { code: 'ERR_INVALID_ARG' });
   }
   mkdirSync(directory, { recursive: true });
   // A new store: the images are built on an all-zero base, so a store file
@@ -117,13 +126,20 @@ export async function runWorkload(directory: string, workload: Workload, options
  * `workload`) must be a function that takes a LabStore and returns a
  * promise; an optional `storeOptions` export sizes the store it runs on.
  */
-export async function loadWorkloadModule(modulePath: string): Promise<{ workload: Workload; storeOptions: Partial<WorkloadStoreOptions> }> {
+export async function loadWorkloadModule(modulePath: string): Promise<{
+  /** The module's workload function. */
+  workload: Workload;
+  /** Its `storeOptions` export, or `{}`. */
+  storeOptions: Partial<WorkloadStoreOptions>;
+}> {
   const loaded = (await import(pathToFileURL(resolve(modulePath)).href)) as { default?: unknown; workload?: unknown; storeOptions?: unknown };
   const workload = typeof loaded.default === 'function' ? loaded.default : loaded.workload;
   if (typeof workload !== 'function') {
-    throw new TypeError(`${modulePath} must export a workload function (export default async function (store) { ... })`);
+    throw Object.assign(new TypeError(`${modulePath} must export a workload function (export default async function (store) { ... })`), { code: 'ERR_INVALID_ARG' });
   }
   const storeOptions = loaded.storeOptions ?? {};
-  if (typeof storeOptions !== 'object' || storeOptions === null) throw new TypeError(`${modulePath}: storeOptions must be an object`);
+  if (typeof storeOptions !== 'object' || storeOptions === null) {
+    throw Object.assign(new TypeError(`${modulePath}: storeOptions must be an object`), { code: 'ERR_INVALID_ARG' });
+  }
   return { workload: workload as Workload, storeOptions: storeOptions as Partial<WorkloadStoreOptions> };
 }

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 
 import type { IoMark, IoMutation, IoObserver } from '../../native/io_observer.js';
 
+/** What a traced IO did: a write, a write linked to fdatasync, an RWF_DSYNC write, a flush (fsync or fdatasync) or a trim. */
 export type TraceOperationKind = 'write' | 'writeAndSync' | 'writeDsync' | 'flush' | 'trim';
 
 /** Trace files: version of trace.json, and the names of the two files. */
@@ -22,12 +23,15 @@ export const TRACE_FORMAT_VERSION = 1;
 export const TRACE_META_FILE = 'trace.json';
 export const TRACE_DATA_FILE = 'trace.data';
 
+/** One state-changing IO in a {@link WriteTrace}. */
 export interface TraceOperation {
   /** Submit order, from 0. */
   readonly id: number;
+  /** What it did. */
   readonly kind: TraceOperationKind;
   /** Byte offset and length (0 for a flush). */
   readonly position: number;
+  /** Bytes written or trimmed (0 for a flush). */
   readonly length: number;
   /** Offset of the written bytes in the side file (write kinds), else -1. */
   readonly dataOffset: number;
@@ -35,26 +39,59 @@ export interface TraceOperation {
   readonly durableOnCompletion: boolean;
   /** The store's mark in force when it was submitted: phase ('wal', 'superblock', …) and commit/generation. */
   readonly phase: string;
+  /** The id of that mark (commit sequence or superblock generation), if it had one. */
   readonly markId: number | undefined;
   /** Index in `events` of its completion, or undefined while in flight. */
   completedAt: number | undefined;
+  /** True if it completed with an error. */
   failed: boolean;
   /** Bytes moved, or the failure's code (e.g. 'EIO'); undefined while in flight. */
   result: number | string | undefined;
 }
 
+/** One entry of a trace's event list, in the order things happened. */
 export type TraceEvent =
-  | { readonly type: 'submit'; readonly operation: TraceOperation }
-  | { readonly type: 'complete'; readonly operation: TraceOperation }
-  | { readonly type: 'mark'; readonly phase: string; readonly id: number | undefined }
-  /** The workload saw its operation number `operation` acknowledged (durable). */
-  | { readonly type: 'ack'; readonly operation: number };
+  | {
+      /** An IO was submitted. */
+      readonly type: 'submit';
+      /** The IO. */
+      readonly operation: TraceOperation;
+    }
+  | {
+      /** An IO completed (durability may have moved). */
+      readonly type: 'complete';
+      /** The IO. */
+      readonly operation: TraceOperation;
+    }
+  | {
+      /** The store marked what the IO submitted next is for. */
+      readonly type: 'mark';
+      /** The phase ('wal', 'checkpoint', 'superblock', …). */
+      readonly phase: string;
+      /** The commit sequence or superblock generation, if any. */
+      readonly id: number | undefined;
+    }
+  | {
+      /** The workload saw its operation number `operation` acknowledged (durable). */
+      readonly type: 'ack';
+      /** Its index in the workload's operation list. */
+      readonly operation: number;
+    };
 
 /** Phase of IO submitted before the store marked any. */
 export const UNMARKED_PHASE = 'unmarked';
 
+/**
+ * A record of every state-changing IO a store made through its ring, in
+ * submit and completion order, with the store's marks and the workload's
+ * acknowledgements; the written bytes go to a side file (`trace.data`). It is
+ * an {@link IoObserver}: attach it with `ring.observer = trace`. The crash
+ * explorers build their states from it (docs/crash-lab.md).
+ */
 export class WriteTrace implements IoObserver {
+  /** Submits, completions, marks and acknowledgements, in the order they happened. */
   readonly events: TraceEvent[] = [];
+  /** Every traced IO, by submit order (`id`). */
   readonly operations: TraceOperation[] = [];
   /** Only IO on this file path is recorded (the store's device). */
   readonly path: string;

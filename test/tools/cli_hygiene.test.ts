@@ -1,0 +1,149 @@
+// The `ringstore` command line's manners, checked on every command as a user
+// meets them: `--help` prints help and exits 0; an unknown flag is refused
+// with exit 2 before any work starts (a `crash-test --bogus` that ran the
+// default 20 000 states would take minutes); a path that holds no store, a
+// directory or a foreign file is an error of one line `ringstore: CODE:
+// message` (or, for inspect/fsck, a report), never a stack trace.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
+
+import type { CliResult } from './cli/run_cli.js';
+
+const CLI = new URL('../../tools/cli.js', import.meta.url).pathname;
+const execFileAsync = promisify(execFile);
+/**
+ * Longest any of these calls may take. Each only parses its arguments or
+ * fails to open a path (well under a second); a command that ignored a flag
+ * and started real work is killed here and fails the test, instead of
+ * running for minutes.
+ */
+const CALL_TIMEOUT_MS = 20_000;
+
+/** Runs `node dist/tools/cli.js ARGS…` in `cwd`; a run killed by the timeout has code -1. */
+async function runCli(args: string[], options: { cwd: string }): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, ...args], { cwd: options.cwd, encoding: 'utf8', timeout: CALL_TIMEOUT_MS, killSignal: 'SIGKILL' });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number | string | null; stdout: string; stderr: string };
+    return { code: typeof failed.code === 'number' ? failed.code : -1, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+/** Every command the CLI has, with the arguments it needs after PATH. */
+const COMMANDS: { name: string; argsAfterPath: string[] }[] = [
+  { name: 'inspect', argsAfterPath: [] },
+  { name: 'fsck', argsAfterPath: [] },
+  { name: 'format', argsAfterPath: [] },
+  { name: 'get', argsAfterPath: ['key'] },
+  { name: 'put', argsAfterPath: ['key', 'value'] },
+  { name: 'del', argsAfterPath: ['key'] },
+  { name: 'scan', argsAfterPath: [] },
+  { name: 'stats', argsAfterPath: [] },
+];
+
+/** A line of a JavaScript stack trace ("    at main (file:///…)"). */
+const STACK_LINE = /^\s+at /m;
+/** The one-line error form: `ringstore: CODE: message`. */
+const ERROR_LINE = /^ringstore: [A-Z][A-Z0-9_]+: \S/;
+
+function assertNoStack(result: CliResult, what: string): void {
+  assert.doesNotMatch(result.stderr, STACK_LINE, `${what}: stack trace in stderr:\n${result.stderr}`);
+  assert.doesNotMatch(result.stdout, STACK_LINE, `${what}: stack trace in stdout:\n${result.stdout}`);
+}
+
+/** Exit 2 with an error whose first stderr line is `ringstore: CODE: message`. */
+function assertOneLineError(result: CliResult, what: string, code?: string): void {
+  assert.equal(result.code, 2, `${what}: exit ${result.code}, stderr:\n${result.stderr}`);
+  const [first] = result.stderr.split('\n');
+  assert.match(first, ERROR_LINE, `${what}: first stderr line is not 'ringstore: CODE: message':\n${result.stderr}`);
+  if (code !== undefined) assert.ok(first.startsWith(`ringstore: ${code}: `), `${what}: expected ${code}, got: ${first}`);
+  assertNoStack(result, what);
+}
+
+describe('ringstore command line hygiene', function () {
+  this.timeout(120_000);
+  let dir = '';
+  let missing = '';
+
+  before(() => {
+    dir = mkdtempSync(`${tmpdir()}/ringstore-cli-hygiene-`);
+    missing = `${dir}/no-such-store`;
+    mkdirSync(`${dir}/a-directory`);
+    writeFileSync(`${dir}/foreign.bin`, Buffer.alloc(64 << 10, 0x5a));
+    writeFileSync(`${dir}/empty.bin`, new Uint8Array(0));
+  });
+
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('every command prints its usage for --help and exits 0', async () => {
+    for (const { name } of [...COMMANDS, { name: 'crash-test' }]) {
+      const result = await runCli([name, '--help'], { cwd: dir });
+      assert.equal(result.code, 0, `${name} --help: exit ${result.code}, stderr:\n${result.stderr}`);
+      assert.match(result.stdout, /^usage:/, `${name} --help printed no usage`);
+      assert.ok(result.stdout.includes(`ringstore ${name}`), `${name} --help does not show the command's usage`);
+      assertNoStack(result, `${name} --help`);
+    }
+  });
+
+  it('every command refuses an unknown flag with exit 2 before doing anything', async () => {
+    for (const { name, argsAfterPath } of [...COMMANDS, { name: 'crash-test', argsAfterPath: [] }]) {
+      const args = name === 'crash-test' ? [name, '--bogus'] : [name, missing, ...argsAfterPath, '--bogus'];
+      const result = await runCli(args, { cwd: dir });
+      assertOneLineError(result, `${name} --bogus`, 'ERR_PARSE_ARGS_UNKNOWN_OPTION');
+      assert.equal(result.stdout, '', `${name} --bogus wrote to stdout:\n${result.stdout}`);
+    }
+  });
+
+  it('crash-test refuses a stray argument and a flag without its value, without tracing anything', async () => {
+    for (const args of [['crash-test', 'extra'], ['crash-test', '--states'], ['crash-test', '--states', 'many'], ['crash-test', '--module']]) {
+      const result = await runCli(args, { cwd: dir });
+      assertOneLineError(result, args.join(' '));
+      assert.doesNotMatch(result.stderr, /tracing/, `${args.join(' ')} started a run`);
+    }
+  });
+
+  it('every command reports a missing path in one line with its code, exit 2', async () => {
+    for (const { name, argsAfterPath } of COMMANDS) {
+      // format makes a store at a missing path: give it one in a missing directory.
+      const path = name === 'format' ? `${missing}/store` : missing;
+      const result = await runCli([name, path, ...argsAfterPath], { cwd: dir });
+      assertOneLineError(result, `${name} of a missing path`);
+      assert.equal(result.stderr.trim().split('\n').length, 1, `${name}: more than one line:\n${result.stderr}`);
+    }
+    const replay = await runCli(['crash-test', '--replay', missing], { cwd: dir });
+    assertOneLineError(replay, 'crash-test --replay of a missing directory', 'ERR_REPRODUCER_NOT_FOUND');
+    const module = await runCli(['crash-test', '--module', `${missing}.js`], { cwd: dir });
+    assertOneLineError(module, 'crash-test --module of a missing file');
+  });
+
+  it('inspect and fsck report a directory as one line, and a foreign or empty file as damage (exit 1), never with a stack', async () => {
+    for (const name of ['inspect', 'fsck']) {
+      assertOneLineError(await runCli([name, `${dir}/a-directory`], { cwd: dir }), `${name} of a directory`, 'EISDIR');
+      for (const file of ['foreign.bin', 'empty.bin']) {
+        const result = await runCli([name, `${dir}/${file}`], { cwd: dir });
+        assert.equal(result.code, 1, `${name} ${file}: exit ${result.code}, stderr:\n${result.stderr}`);
+        assert.match(result.stdout, /^error: no valid superblock$/m);
+        assertNoStack(result, `${name} ${file}`);
+      }
+    }
+  });
+
+  it('the store commands refuse a directory and a foreign file in one line, exit 2', async () => {
+    for (const { name, argsAfterPath } of COMMANDS.filter((command) => !['inspect', 'fsck', 'format'].includes(command.name))) {
+      assertOneLineError(await runCli([name, `${dir}/a-directory`, ...argsAfterPath], { cwd: dir }), `${name} of a directory`, 'ERR_STORE_PATH');
+      assertOneLineError(await runCli([name, `${dir}/foreign.bin`, ...argsAfterPath], { cwd: dir }), `${name} of a foreign file`, 'ERR_STORE_NOT_FOUND');
+    }
+  });
+
+  it('an unknown command is refused in one line, followed by the usage, exit 2', async () => {
+    const result = await runCli(['frobnicate'], { cwd: dir });
+    assertOneLineError(result, 'an unknown command', 'ERR_INVALID_ARG');
+    assert.match(result.stderr, /^usage:$/m);
+  });
+});

@@ -40,7 +40,7 @@ import { Journal, recoveredWalSpace, type PendingWrite, type QueuedWrite } from 
 import { keyStringToKey, toKeyString, type Key } from './key_codec.js';
 import type { ExtentAllocator } from './extent_allocator.js';
 import { NOT_CACHED, PageTree } from './page_tree.js';
-import { probeSuperblocks, recoverStore, type SuperblockProbe } from './recovery.js';
+import { probeSuperblocks, recoverStore, replayWalCommit, type PendingCommit, type SuperblockProbe } from './recovery.js';
 import { RingBlockDevice } from './ring_block_device.js';
 import { checkReferences, Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
 import { checkBlockSize, checkBoolean, checkSize, describeArgument, describeKey, rangeBound, unreadableArgument } from './store_arguments.js';
@@ -369,7 +369,7 @@ export class BlockStore {
         superblock.treeRoot === undefined ? undefined : { ref: { block: superblock.treeRoot.block, crc: superblock.treeRoot.crc }, level: superblock.treeRoot.level },
         superblock.keyCount,
       );
-      const recovered = await recoverStore(device, superblock, probe.slotsToRepair, tree);
+      const recovered = await recoverStore(device, superblock, probe.slotsToRepair);
       allocator = recovered.allocator;
       const store = new BlockStore(
         path,
@@ -386,6 +386,7 @@ export class BlockStore {
       );
       if (recovered.slotsToRepair.length > 0) await store.#checkpointer.writeSuperblockSlots(recovered.superblock, recovered.slotsToRepair);
       if (recovered.staleBlocks.length > 0) await store.#checkpointer.eraseWalBlocks(recovered.staleBlocks);
+      await store.#replayWal(recovered.superblock, recovered.allocator, recovered.pendingCommits);
       return store;
     } catch (error) {
       if (storeFile !== undefined && !formatted) await storeFile.abandon();
@@ -781,6 +782,38 @@ export class BlockStore {
     };
   }
 
+  // ---- Recovery ----
+
+  /**
+   * Replays the WAL commits recovery found, in order. When the pages they
+   * dirty pass their memory budget (or a share of the free space), a
+   * checkpoint of the commits replayed so far is written before the next
+   * one, as during normal operation: replaying a long tail of random keys
+   * then holds at most about a budget of dirty pages, not every page it
+   * touches. While it is written, the blocks of the values the remaining
+   * commits will take are held out of allocation (they are free in its free
+   * set: those commits come back from the WAL after a crash). With no room
+   * for such a checkpoint, the replay goes on without one.
+   */
+  async #replayWal(superblock: Superblock, allocator: ExtentAllocator, commits: readonly PendingCommit[]): Promise<void> {
+    let checkpointsFit = true;
+    for (let i = 0; i < commits.length; i++) {
+      await replayWalCommit(this.#tree, allocator, superblock, commits[i]);
+      if (!checkpointsFit || i + 1 === commits.length || !this.#journal.replayCheckpointDue()) continue;
+      const rest = commits.slice(i + 1);
+      const held = this.#space.holdForReplay(futureValueExtents(rest));
+      try {
+        // Replayed commits are durable already, or made so by the checkpoint's own flush.
+        await this.#checkpointer.run({ appliedSequence: commits[i].sequence, syncNow: async () => undefined });
+      } catch (error) {
+        if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;
+        checkpointsFit = false;
+      } finally {
+        this.#space.releaseReplayHold(held);
+      }
+    }
+  }
+
   // ---- The write path ----
 
   /**
@@ -895,6 +928,15 @@ export class BlockStore {
       return await this.#grid.readValue(entry);
     } catch (error) {
       throw this.#state.closedOr(error);
+    }
+  }
+}
+
+/** The extents of every extent value the commits write. */
+function* futureValueExtents(commits: readonly PendingCommit[]): Generator<Extent> {
+  for (const commit of commits) {
+    for (const { entry } of commit.operations) {
+      if (entry !== undefined && isExtentValue(entry.value)) yield* entry.value.extents;
     }
   }
 }

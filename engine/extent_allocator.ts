@@ -165,6 +165,27 @@ export class ExtentAllocator {
     return true;
   }
 
+  /**
+   * Takes (marks in use) every free block of `extent` and returns them as
+   * maximal runs in block order; blocks of it already in use stay as they
+   * are. O(runs it meets · log runs).
+   */
+  takeFreeParts(extent: Extent): Extent[] {
+    const start = Math.max(extent.startBlock, this.dataStartBlock);
+    const end = Math.min(extent.startBlock + extent.blockCount, this.#blockCount);
+    const parts: Extent[] = [];
+    const overlap = (runStart: number, runCount: number): void => {
+      const partStart = Math.max(runStart, start);
+      const partEnd = Math.min(runStart + runCount, end);
+      if (partEnd > partStart) parts.push({ startBlock: partStart, blockCount: partEnd - partStart });
+    };
+    const containing = this.#free.nextLowerPair(start);
+    if (containing !== undefined) overlap(containing[0], containing[1]);
+    this.#free.forRange(start, end, false, (runStart, runCount) => overlap(runStart, runCount));
+    for (const part of parts) this.#take(part.startBlock, part.blockCount);
+    return parts;
+  }
+
   /** True if no block of `extent` is free. */
   isUsed(extent: Extent): boolean {
     const end = extent.startBlock + extent.blockCount;

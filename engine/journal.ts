@@ -510,6 +510,17 @@ export class Journal {
   }
 
   /**
+   * Whether recovery, replaying the WAL, should write a checkpoint before
+   * the next commit: the dirty pages past their memory budget, or past a
+   * share of the free space (the WAL fill does not matter: replay adds
+   * nothing to it).
+   */
+  replayCheckpointDue(): boolean {
+    const dirty = this.#tree.dirtyNodeCountMax;
+    return dirty >= this.#dirtyPagesMax || dirty * this.#pageBlocks >= this.#space.freeBlockCount * CHECKPOINT_FREE_SPACE_SHARE;
+  }
+
+  /**
    * When a checkpoint starts on its own: the WAL half full, the dirty pages
    * past their memory budget, or past a share of the free space (so the
    * checkpoint that writes them always fits).

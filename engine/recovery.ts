@@ -24,14 +24,28 @@ import type { PageTree } from './page_tree.js';
 import { StoreCorruptError, StoreError } from './store_error.js';
 import type { IndexEntry } from './store_index.js';
 
+/** A WAL commit recovery found and checked, to be replayed. */
+export interface PendingCommit {
+  readonly sequence: number;
+  /** Absolute block of its first WAL block (for error messages). */
+  readonly walBlock: number;
+  readonly operations: Operation[];
+}
+
 export interface RecoveredStore {
   superblock: Superblock;
   /** Superblock slots that held no valid copy of the newest generation's store and must be rewritten before writes. */
   slotsToRepair: number[];
   /** The data region's free space: the checkpoint's free set, replayed. */
   allocator: ExtentAllocator;
-  /** Commits replayed from the WAL, kept live until a checkpoint covers them. */
+  /** Commits to replay from the WAL, kept live until a checkpoint covers them. */
   liveCommits: { sequence: number; startBlock: number; blockCount: number }[];
+  /**
+   * Their records, in order, for the store to replay (replayWalCommit)
+   * once its parts exist: it may write checkpoints between them, so that
+   * the pages a long tail dirties need not all stay in memory.
+   */
+  pendingCommits: PendingCommit[];
   /** WAL block for the next commit and its sequence number. */
   walHeadBlock: number;
   nextSequence: number;
@@ -247,10 +261,12 @@ function tryDecode(bytes: Uint8Array, slot: number): { superblock?: Superblock; 
 }
 
 /**
- * Loads the free set and replays the WAL of a store whose superblock was
- * found, into `tree` (opened at the superblock's root by the caller).
+ * Loads the free set and reads and checks the WAL of a store whose
+ * superblock was found; the caller replays the commits it returns
+ * (pendingCommits, replayWalCommit) into the tree opened at the
+ * superblock's root.
  */
-export async function recoverStore(device: BlockDevice, superblock: Superblock, slotsToRepair: number[], tree: PageTree): Promise<RecoveredStore> {
+export async function recoverStore(device: BlockDevice, superblock: Superblock, slotsToRepair: number[]): Promise<RecoveredStore> {
   const blockSize = superblock.blockSize;
   try {
     const allocator = await loadFreeSet(device, superblock);
@@ -263,6 +279,7 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
         slotsToRepair,
         allocator,
         liveCommits: [],
+        pendingCommits: [],
         walHeadBlock: superblock.walReplayBlock,
         nextSequence: superblock.checkpointSeq + 1,
         tornTail: undefined,
@@ -313,8 +330,9 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
       keep = firstBad.commit;
       tornTail = `commit ${commits[keep].sequence} (block ${superblock.walStartBlock + commits[keep].startBlock}): ${firstBad.reason}`;
     }
+    const pendingCommits: PendingCommit[] = [];
     for (let i = 0; i < keep; i++) {
-      await replayCommit(tree, allocator, superblock, parsed[i].operations, commits[i].sequence, superblock.walStartBlock + commits[i].startBlock);
+      pendingCommits.push({ sequence: commits[i].sequence, walBlock: superblock.walStartBlock + commits[i].startBlock, operations: parsed[i].operations });
     }
     const kept = commits.slice(0, keep);
     // Writing resumes where the scan expects the next commit: after the last
@@ -331,6 +349,7 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
       slotsToRepair,
       allocator,
       liveCommits: kept.map(({ sequence, startBlock, blockCount }) => ({ sequence, startBlock, blockCount })),
+      pendingCommits,
       walHeadBlock,
       nextSequence,
       tornTail,
@@ -375,7 +394,8 @@ async function commitFollowsCleanClose(device: BlockDevice, superblock: Superblo
  * unlinks must be in use — anything else is damage (or a bug), never
  * repaired silently.
  */
-async function replayCommit(tree: PageTree, allocator: ExtentAllocator, superblock: Superblock, operations: Operation[], sequence: number, walBlock: number): Promise<void> {
+export async function replayWalCommit(tree: PageTree, allocator: ExtentAllocator, superblock: Superblock, commit: PendingCommit): Promise<void> {
+  const { operations, sequence, walBlock } = commit;
   const prepared = await tree.prepare(
     operations.filter((operation) => operation.entry !== undefined).map((operation) => operation.key),
     operations.filter((operation) => operation.entry === undefined).map((operation) => operation.key),
@@ -496,7 +516,8 @@ async function readFrame(device: BlockDevice, superblock: Superblock, kind: 'fre
   return { bytes: payload, firstBlock: blockNumbers[0] };
 }
 
-type Operation = { key: string; entry: IndexEntry | undefined };
+/** One record of a replayed commit: a put (entry) or a delete (undefined). */
+export type Operation = { key: string; entry: IndexEntry | undefined };
 
 function parseCommit(commit: ScannedCommit, firstBlock: number, blockSize: number): { operations: Operation[]; durableSequence: number } {
   const operations: Operation[] = [];

@@ -286,6 +286,32 @@ export class Space {
     return this.#allocator.freeExtentCount;
   }
 
+  /**
+   * Keeps the free blocks of `extents` from allocation, while they still
+   * count as free in a checkpoint's free set (as the blocks of a write in
+   * progress do): the values of WAL commits recovery has yet to replay,
+   * while it writes a checkpoint of those it has. Returns what it held,
+   * for releaseReplayHold().
+   */
+  holdForReplay(extents: Iterable<Extent>): Extent[] {
+    const held: Extent[] = [];
+    for (const extent of extents) {
+      for (const part of this.#allocator.takeFreeParts(extent)) {
+        this.#uncommitted.add(part);
+        held.push(part);
+      }
+    }
+    return held;
+  }
+
+  /** Gives back what holdForReplay() held: free again, for the replay to take. */
+  releaseReplayHold(held: readonly Extent[]): void {
+    for (const extent of held) {
+      this.#uncommitted.delete(extent);
+      this.#allocator.free(extent);
+    }
+  }
+
   /** A durable record (a commit applied, a superblock written) now references these allocated extents. */
   committed(extents: readonly Extent[]): void {
     for (const extent of extents) this.#uncommitted.delete(extent);

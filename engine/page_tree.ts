@@ -266,9 +266,19 @@ export class PageTree {
   async get(key: string): Promise<IndexEntry | undefined> {
     const cached = this.getCached(key);
     if (cached !== NOT_CACHED) return cached;
-    let child: Child | undefined = this.#root;
+    return this.#getFrom(this.#root, this.#level, key);
+  }
+
+  /** The entry of `key` in `snapshot`, reading pages that are not cached. */
+  async getIn(snapshot: TreeSnapshot, key: string): Promise<IndexEntry | undefined> {
+    return this.#getFrom(snapshot.root, snapshot.level, key);
+  }
+
+  /** The entry of `key` under `root` (at `level`), reading pages that are not cached. */
+  async #getFrom(root: Child | undefined, rootLevel: number, key: string): Promise<IndexEntry | undefined> {
+    let child: Child | undefined = root;
     if (child === undefined) return undefined;
-    let level = this.#level;
+    let level = rootLevel;
     let low: string | undefined;
     let high: string | undefined;
     for (;;) {

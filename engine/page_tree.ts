@@ -752,6 +752,13 @@ export class PageTree {
     if (loading !== undefined && loading.crc === ref.crc) return loading.promise;
     const promise = this.#io.read(ref, level).then((page) => {
       const node = this.#decoded(ref, level, page, low, high);
+      // Another node of this page may have come into the cache while the
+      // read was in flight: prepare() puts back a node it loaded that was
+      // evicted before it pinned it. That one stays — replacing it would
+      // leave a pinned node outside the cache, and the write it was pinned
+      // for would find its path not in memory — and is the one returned.
+      const present = this.#cache.peek(ref);
+      if (present !== undefined) return present;
       this.#cache.insert(node);
       return node;
     });

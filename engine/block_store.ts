@@ -591,7 +591,7 @@ export class BlockStore<V = unknown> {
     const snapshot = entries.includes(NOT_CACHED) ? this.#tree.snapshot() : undefined;
     const epoch = this.#space.beginRead();
     try {
-      const values = new Array<V | undefined>(keyStrings.length);
+      const values = new Array<V | undefined>(keyStrings.length).fill(undefined);
       let next = 0;
       let failed = false;
       const worker = async (): Promise<void> => {

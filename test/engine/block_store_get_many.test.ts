@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 
 import { BlockStore, GET_MANY_READS_IN_FLIGHT_MAX } from '../../engine/block_store.js';
+import type { BlockDevice } from '../../engine/block_device.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { makeStoreDir, openSmallStore, pattern, rejectsWith, removeStoreDir } from './helpers.js';
 
@@ -12,6 +13,8 @@ const DEVICE_BYTES = 8 << 20;
 /** A page cache of three 4 KiB pages: most lookups read pages from the device. */
 const CACHE_BYTES = 16 << 10;
 const KEY_COUNT = 400;
+/** A tree page with 512-byte blocks: max(blockSize, 4096). */
+const PAGE_BYTES = 4096;
 
 function key(index: number): string {
   return `key-${String(index).padStart(5, '0')}`;
@@ -30,6 +33,62 @@ async function coldStore(): Promise<{ device: SimulatedDevice; store: BlockStore
   await writer.close();
   const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, first.snapshot());
   return { device, store: await BlockStore.open<string>('get-many', { device, cacheSizeBytes: CACHE_BYTES }) };
+}
+
+/** A BlockDevice over a simulated one that holds back reads not of a tree page (4096 bytes) while `holding`. */
+class HoldingDevice implements BlockDevice {
+  holding = false;
+  readonly #device: SimulatedDevice;
+  #held: (() => void)[] = [];
+  readonly sizeBytes: number;
+  readonly ioAlignment: number;
+  readonly trimAlignment: number;
+
+  constructor(device: SimulatedDevice) {
+    this.#device = device;
+    this.sizeBytes = device.sizeBytes;
+    this.ioAlignment = device.ioAlignment;
+    this.trimAlignment = device.trimAlignment;
+  }
+
+  get heldCount(): number {
+    return this.#held.length;
+  }
+
+  release(): void {
+    for (const resume of this.#held.splice(0)) resume();
+  }
+
+  async #gate(length: number): Promise<void> {
+    if (this.holding && length !== PAGE_BYTES) await new Promise<void>((resolve) => this.#held.push(resolve));
+  }
+
+  async read(position: number, buffer: Uint8Array): Promise<void> {
+    await this.#gate(buffer.length);
+    return this.#device.read(position, buffer);
+  }
+  async readv(position: number, buffers: Uint8Array[]): Promise<void> {
+    await this.#gate(buffers.reduce((sum, buffer) => sum + buffer.length, 0));
+    return this.#device.readv(position, buffers);
+  }
+  write(position: number, buffers: Uint8Array[]): Promise<void> {
+    return this.#device.write(position, buffers);
+  }
+  writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
+    return this.#device.writeAndSync(position, buffers);
+  }
+  writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
+    return this.#device.writeDsync(position, buffers);
+  }
+  sync(): Promise<void> {
+    return this.#device.sync();
+  }
+  trim(position: number, length: number): Promise<void> {
+    return this.#device.trim(position, length);
+  }
+  close(): Promise<void> {
+    return this.#device.close();
+  }
 }
 
 describe('BlockStore#getMany()', () => {
@@ -55,17 +114,30 @@ describe('BlockStore#getMany()', () => {
     }
   });
 
-  it('gives every value of the moment of the call while a batch replaces them all', async () => {
-    const { store } = await coldStore();
+  it('gives every value of the moment of the call, though a batch replaces them all before its value reads complete', async () => {
+    // Every value an extent (1000 bytes: two 512-byte blocks); the device
+    // holds back reads of other than a page's 4096 bytes while `holding`:
+    // the value reads getMany issues wait until the batch has applied.
+    const first = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    const writer = await BlockStore.open<string>('moment', { device: first, create: true, blockSize: 512, encoding: 'string' });
+    const asked = Array.from({ length: 3 * GET_MANY_READS_IN_FLIGHT_MAX }, (_, index) => key(index));
+    const extentValue = (index: number, generation: number): string => `${generation}:${index}:`.padEnd(1000, String(generation));
+    await writer.batch(asked.map((asKey, index) => ({ type: 'put' as const, key: asKey, value: extentValue(index, 1) })));
+    await writer.close();
+    const device = new HoldingDevice(new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, first.snapshot()));
+    const store = await BlockStore.open<string>('moment', { device, cacheSizeBytes: CACHE_BYTES });
     try {
-      const asked = Array.from({ length: KEY_COUNT }, (_, index) => key(index));
+      device.holding = true;
       const reading = store.getMany(asked);
-      // Submitted right after the call: applied while most of its page and value reads are still to come.
-      const writing = store.batch(asked.map((asKey, index) => ({ type: 'put' as const, key: asKey, value: value(index, 2) })));
-      const [values] = await Promise.all([reading, writing]);
-      assert.deepEqual(values, asked.map((_, index) => value(index, 1)));
-      assert.deepEqual(await store.getMany([key(0), key(1)]), [value(0, 2), value(1, 2)], 'the batch applied');
+      // Page reads pass: the lookups proceed until every worker waits on a value read.
+      while (device.heldCount < GET_MANY_READS_IN_FLIGHT_MAX) await new Promise((resolve) => setImmediate(resolve));
+      device.holding = false;
+      await store.batch(asked.map((asKey, index) => ({ type: 'put' as const, key: asKey, value: extentValue(index, 2) })));
+      device.release();
+      assert.deepEqual(await reading, asked.map((_, index) => extentValue(index, 1)));
+      assert.deepEqual(await store.getMany([key(0), key(1)]), [extentValue(0, 2), extentValue(1, 2)], 'the batch applied');
     } finally {
+      device.release();
       await store.close();
     }
   });

@@ -100,7 +100,9 @@ export interface BlockStoreOptions {
 
 /**
  * One operation of BlockStore.batch(): a put of `value` under `key`, or a
- * delete of `key`. `V` is the store's value type (BlockStore<V>).
+ * delete of `key`.
+ *
+ * @typeParam V - The store's value type (BlockStore<V>).
  */
 export type BatchOperation<V = unknown> = { type: 'put'; key: Key; value: V } | { type: 'del'; key: Key };
 
@@ -239,6 +241,8 @@ export const GET_MANY_READS_IN_FLIGHT_MAX = 64;
  * stores: get() and range() claim to return it, without checking (a value
  * written with createWriteStream comes back as a Buffer whatever `V` is).
  * Open one with BlockStore.open(); see docs/store.md.
+ *
+ * @typeParam V - The type of the store's values (default unknown).
  */
 export class BlockStore<V = unknown> {
   /** The path the store was opened with. */
@@ -328,7 +332,8 @@ export class BlockStore<V = unknown> {
    * follows the WAL tail, not the keys. With `readOnly`, it writes nothing:
    * the replayed commits stay in memory, and the superblock repairs and
    * WAL erasures a writer would make first are left to the next writer.
-   * `V` is the type of the store's values (see BlockStore).
+   *
+   * @typeParam V - The type of the store's values (see BlockStore).
    */
   static async open<V = unknown>(path: string, options: BlockStoreOptions = {}): Promise<BlockStore<V>> {
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('path must be a non-empty string');

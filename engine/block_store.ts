@@ -690,8 +690,7 @@ export class BlockStore<V = unknown> {
     const snapshot = this.#tree.snapshot();
     const epoch = this.#space.beginRead();
     try {
-      for await (const entry of this.#tree.entries(snapshot, range)) {
-        void entry;
+      for await (const _entry of this.#tree.entries(snapshot, range)) {
         this.#state.checkOpen();
         if (++counted >= range.limit) break;
       }
@@ -794,6 +793,7 @@ export class BlockStore<V = unknown> {
     while (deleted < range.limit) {
       this.#state.checkWritable();
       const batch: BatchOperation<V>[] = [];
+      let lastKeyString = '';
       let payloadBytes = commitHeaderBytes;
       // The next keys in the tree as it is now; the pin ends before the
       // deletes are written, so their blocks can be freed and reused.
@@ -806,6 +806,7 @@ export class BlockStore<V = unknown> {
           if (batch.length > 0 && payloadBytes + deleteRecordBytes + keyString.length > this.#journal.commitPayloadMax) break;
           payloadBytes += deleteRecordBytes + keyString.length;
           batch.push({ type: 'del', key: keyStringToKey(keyString, entry.isString) });
+          lastKeyString = keyString;
         }
       } catch (error) {
         throw this.#state.closedOr(error);
@@ -824,12 +825,11 @@ export class BlockStore<V = unknown> {
       }
       deleted += batch.length;
       // The range goes on past the last key deleted.
-      const last = toKeyString(batch[batch.length - 1].key);
       if (range.reverse) {
-        high = last;
+        high = lastKeyString;
         highInclusive = false;
       } else {
-        low = last;
+        low = lastKeyString;
         lowInclusive = false;
       }
     }

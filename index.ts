@@ -3,12 +3,14 @@ export { IoUringActor, DEFAULT_SPIN_US, DEFAULT_COMPLETION_SPIN_US, DEFAULT_ENTR
 export type { IoUringActorOptions, IoUringFaultInjection, RingBackend, RingStats, LatencySummaryUs } from './native/io_uring_actor.js';
 export { RingFile, DEFAULT_BLOCK_SIZE, BLOCK_SIZE_MAX } from './native/ring_file.js';
 export type { RingFileOptions, FileStat } from './native/ring_file.js';
-export type { IoObserver, IoMutation, IoMutationKind, IoMark } from './native/io_observer.js';
+export type { IoObserver, IoMutation, IoMutationKind, IoMark, ObservedFile } from './native/io_observer.js';
 export { allocAligned, isAligned, DEFAULT_ALIGNMENT } from './native/aligned_buffer.js';
 export { RingError, RingSystemError } from './native/errors.js';
 export type { RingErrorCode } from './native/errors.js';
 export { BlockStore, STORE_RING_OPTIONS, DEFAULT_STORE_SIZE_BYTES, DEFAULT_NEW_FILE_WAL_SIZE_BYTES, DEFAULT_CACHE_SIZE_BYTES, DEFAULT_WAL_SIZE_BYTES, SYNC_DEFER_MS, VALUE_SIZE_MAX } from './engine/block_store.js';
+export { CLEAR_BATCH_KEYS_MAX, GET_MANY_READS_IN_FLIGHT_MAX } from './engine/block_store.js';
 export type { BlockStoreOptions, BatchOperation, RangeOptions, BlockStoreStats } from './engine/block_store.js';
+export type { IntegrityReport, KeyRangeOptions } from './engine/block_store.js';
 export type { Key } from './engine/key_codec.js';
 export type { ValueEncoding } from './engine/value_codec.js';
 export { StoreError, StoreCorruptError } from './engine/store_error.js';

@@ -43,7 +43,7 @@ import { NOT_CACHED, PageTree } from './page_tree.js';
 import { probeSuperblocks, recoverStore, replayWalCommit, type PendingCommit, type SuperblockProbe } from './recovery.js';
 import { RingBlockDevice } from './ring_block_device.js';
 import { checkReferences, Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
-import { checkBlockSize, checkBoolean, checkSize, describeArgument, describeKey, rangeBound, unreadableArgument } from './store_arguments.js';
+import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, describeKey, unreadableArgument, type CheckedRange, type KeyRange } from './store_arguments.js';
 import { invalidArgument, StoreCorruptError, StoreError } from './store_error.js';
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
 import { isExtentValue, type IndexEntry } from './store_index.js';
@@ -57,6 +57,7 @@ import { valueCodec, type ValueCodec, type ValueEncoding } from './value_codec.j
 export { CHECKPOINT_WAL_FILL, SYNC_DEFER_MS } from './journal.js';
 export { DEFAULT_BLOCK_SIZE, DEFAULT_WAL_SIZE_BYTES, storeLayout } from './store_layout.js';
 
+/** The options of BlockStore.open(). Every field is optional. */
 export interface BlockStoreOptions {
   /** Create the store (and the file) if there is none. Default false. */
   create?: boolean;
@@ -105,47 +106,131 @@ export interface BlockStoreOptions {
   ring?: IoUringActor;
   /** Use this device instead of opening `path` (the simulated device of crash tests). */
   device?: BlockDevice;
+  /**
+   * Open without writing anything to the store, ever (default false): the
+   * file is opened O_RDONLY and locked shared, so read-only opens coexist
+   * while a writer and they exclude each other (ERR_STORE_LOCKED); recovery
+   * replays the WAL's tail into memory only; every write rejects with
+   * ERR_STORE_READ_ONLY; close() writes nothing. Not with `create`.
+   */
+  readOnly?: boolean;
 }
 
-export type BatchOperation = { type: 'put'; key: Key; value: unknown } | { type: 'del'; key: Key };
+/**
+ * One operation of BlockStore.batch(): a put of `value` under `key`, or a
+ * delete of `key`.
+ *
+ * @typeParam V - The store's value type (BlockStore<V>).
+ */
+export type BatchOperation<V = unknown> =
+  | {
+      /** Stores `value` under `key`. */
+      type: 'put';
+      /** The key to write. */
+      key: Key;
+      /** The value, encoded with the store's encoding. */
+      value: V;
+    }
+  | {
+      /** Removes `key` (nothing if it is missing). */
+      type: 'del';
+      /** The key to remove. */
+      key: Key;
+    };
 
-export interface RangeOptions {
+/** What verifyIntegrity() found: counts of what it checked, all consistent. */
+export interface IntegrityReport {
+  /** Keys in the tree. */
+  keys: number;
+  /** Tree pages read and checked. */
+  pages: number;
+  /** Extent values read and checked against their CRC32C. */
+  extentValues: number;
+  /** Data blocks referenced by pages, values and the free set. */
+  referencedBlocks: number;
+  /** Data blocks free. */
+  freeBlocks: number;
+  /** Data blocks released and waiting for (or in) their trim. */
+  trimPendingBlocks: number;
+}
+
+/**
+ * Which keys a range call (range, keys, values, count, clear) covers, in
+ * which order and how many. Bounds and prefix are keys, compared bytewise
+ * (a string as its UTF-8 bytes); every one given is validated, one that
+ * loses to another too.
+ */
+export interface KeyRangeOptions {
+  /** Keys above this one. `gte` takes precedence when both are given. */
   gt?: Key;
+  /** Keys at or above this one. */
   gte?: Key;
+  /** Keys below this one. `lte` takes precedence when both are given. */
   lt?: Key;
+  /** Keys at or below this one. */
   lte?: Key;
+  /**
+   * Keys that start with these bytes (a string: its UTF-8 bytes, so for
+   * string keys the same as starting with the string). May be empty (every
+   * key). Combines with the bounds: a key is in the range if it starts with
+   * the prefix and meets every bound.
+   */
+  prefix?: Key;
+  /** From the highest key down (default false); `limit` then counts from the top. */
   reverse?: boolean;
+  /** At most this many keys: an integer >= 0, or Infinity (the default). */
   limit?: number;
+}
+
+/** The options of BlockStore.range(): the range, and whether to read values. */
+export interface RangeOptions extends KeyRangeOptions {
   /** Decode and return values (default true); false yields [key, undefined]. */
   values?: boolean;
 }
 
+/** What BlockStore.stats() reports: counts of keys, blocks, caches, commits and checkpoints. */
 export interface BlockStoreStats {
+  /** Keys in the store. */
   keys: number;
+  /** Blocks of the whole store: superblocks, WAL and data region. */
   blocksTotal: number;
+  /** Blocks of the data region not free: pages, values, the free set, and those waiting for a trim or a checkpoint. */
   blocksUsed: number;
+  /** Blocks of the data region free for allocation. */
   blocksFree: number;
+  /** Reads of extent-value blocks found in the block cache, since open. */
   cacheHits: number;
+  /** Reads of extent-value blocks that went to the device, since open. */
   cacheMisses: number;
+  /** Bytes of extent-value blocks in the block cache. */
   cacheBytes: number;
+  /** Commits written since open. */
   commits: number;
   /** Sequence number of the newest commit applied (written; durable unless sync: false); 0 before any. */
   lastCommitSequence: number;
+  /** Records (puts and deletes) per commit, on average since open: how much group commit shares. */
   meanRecordsPerCommit: number;
+  /** The share of the WAL that commits not yet covered by a checkpoint take, from 0 to 1. */
   walFill: number;
+  /** Trims issued since open. */
   trimsIssued: number;
   /** Trims the device refused; their blocks were freed anyway (a trim is advisory). */
   trimErrors: number;
+  /** Blocks released but not free yet: waiting for their trim, or being trimmed. */
   pendingTrims: number;
+  /** Checkpoints written since open. */
   checkpoints: number;
   /** Tree pages written by checkpoints since open. */
   pagesWritten: number;
   /** Levels of the page tree (0 when empty). */
   treeHeight: number;
-  /** Tree pages in the page cache, and what the cache estimates they take in memory. */
+  /** Tree pages in the page cache. */
   pagesCached: number;
+  /** What the page cache estimates its pages take in memory. */
   pageCacheBytes: number;
+  /** Page lookups the page cache answered, since open. */
   pageCacheHits: number;
+  /** Page lookups that read the page from the device, since open. */
   pageCacheMisses: number;
   /** At least the tree pages the next checkpoint writes. */
   dirtyPages: number;
@@ -161,7 +246,14 @@ export interface BlockStoreStats {
  * the same within noise here (npm run bench, both orders), so its own actor
  * does not spend the CPU.
  */
-export const STORE_RING_OPTIONS = { fallback: 'threads', spinUs: 0, completionSpinUs: 0 } as const;
+export const STORE_RING_OPTIONS = {
+  /** Fall back to a thread pool where io_uring is unavailable. */
+  fallback: 'threads',
+  /** No busy-polling by the actor thread. */
+  spinUs: 0,
+  /** No busy-polling for completions on the JS thread. */
+  completionSpinUs: 0,
+} as const;
 
 /**
  * The first size of a store file made without `sizeBytes`: small, since the
@@ -178,6 +270,7 @@ export const DEFAULT_STORE_SIZE_BYTES = 16 << 20;
  * (walSizeBytes, up to DEFAULT_WAL_SIZE_BYTES and more).
  */
 export const DEFAULT_NEW_FILE_WAL_SIZE_BYTES = 8 << 20;
+/** Memory for caching when open() is given no cacheSizeBytes: 64 MiB (see BlockStoreOptions.cacheSizeBytes). */
 export const DEFAULT_CACHE_SIZE_BYTES = 64 << 20;
 /** The share of cacheSizeBytes that holds tree pages; the rest caches blocks of extent values. */
 const PAGE_CACHE_SHARE = 0.75;
@@ -197,8 +290,32 @@ const DIRTY_PAGE_MEMORY_FACTOR = 2;
 const DEFAULT_ENCODING: ValueEncoding = 'msgpack';
 /** Largest value one put may store (streams have no limit): one transfer. */
 export const VALUE_SIZE_MAX = 1 << 30;
+/**
+ * Keys BlockStore.clear() deletes per commit, at most: each batch is one
+ * atomic, durable commit of deletes. 1024 deletes of keys up to 1 KiB are
+ * at most ~1 MiB of WAL, and the batch's keys are all clear() holds in
+ * memory. A smaller WAL bounds a batch further (a commit's share of it).
+ */
+export const CLEAR_BATCH_KEYS_MAX = 1024;
+/**
+ * Reads getMany() has in flight at once (page lookups and extent-value
+ * reads): enough to keep a device's queue busy, few enough that a call with
+ * a million keys does not queue a million reads at once.
+ */
+export const GET_MANY_READS_IN_FLIGHT_MAX = 64;
 
-export class BlockStore {
+/**
+ * The embedded key/value store over one file or block device: keys are
+ * strings or bytes in bytewise order, values are encoded with the store's
+ * encoding (msgpack by default). `V` is the type of the values the caller
+ * stores: get() and range() claim to return it, without checking (a value
+ * written with createWriteStream comes back as a Buffer whatever `V` is).
+ * Open one with BlockStore.open(); see docs/store.md.
+ *
+ * @typeParam V - The type of the store's values (default unknown).
+ */
+export class BlockStore<V = unknown> {
+  /** The path the store was opened with. */
   readonly path: string;
   readonly #device: BlockDevice;
   readonly #ownedRing: IoUringActor | undefined;
@@ -218,12 +335,14 @@ export class BlockStore {
   /** What createWriteStream and createReadStream work with. */
   readonly #streamParts: StreamParts;
   #closing: Promise<void> | undefined;
+  /** Opened with readOnly (the state refuses writes; close writes nothing). */
+  readonly #readOnly: boolean;
 
   private constructor(
     path: string,
     device: BlockDevice,
     ownedRing: IoUringActor | undefined,
-    options: Required<Pick<BlockStoreOptions, 'encoding' | 'sync' | 'cacheSizeBytes'>> & { maxSizeBytes: number | undefined },
+    options: Required<Pick<BlockStoreOptions, 'encoding' | 'sync' | 'cacheSizeBytes' | 'readOnly'>> & { maxSizeBytes: number | undefined },
     superblock: Superblock,
     tree: PageTree,
     treePages: TreePages,
@@ -237,6 +356,8 @@ export class BlockStore {
     this.#ownedRing = ownedRing;
     this.#codec = valueCodec(options.encoding);
     this.#sync = options.sync;
+    this.#readOnly = options.readOnly;
+    if (options.readOnly) this.#state.markReadOnly();
     this.#blockSize = superblock.blockSize;
     this.#inlineValueMax = superblock.blockSize / 2;
     const blockSize = superblock.blockSize;
@@ -281,12 +402,18 @@ export class BlockStore {
    * a raw block device. Recovers from a crash: newest valid superblock,
    * the checkpoint's free set and tree root, WAL replay up to the first
    * incomplete commit. Reads no page it does not need: the time it takes
-   * follows the WAL tail, not the keys.
+   * follows the WAL tail, not the keys. With `readOnly`, it writes nothing:
+   * the replayed commits stay in memory, and the superblock repairs and
+   * WAL erasures a writer would make first are left to the next writer.
+   *
+   * @typeParam V - The type of the store's values (see BlockStore).
    */
-  static async open(path: string, options: BlockStoreOptions = {}): Promise<BlockStore> {
+  static async open<V = unknown>(path: string, options: BlockStoreOptions = {}): Promise<BlockStore<V>> {
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('path must be a non-empty string');
     if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object');
     const create = checkBoolean(options.create, 'create', false);
+    const readOnly = checkBoolean(options.readOnly, 'readOnly', false);
+    if (readOnly && create) throw invalidArgument("options 'readOnly' and 'create' exclude each other: a read-only open writes nothing");
     const sync = checkBoolean(options.sync, 'sync', true);
     if (options.encoding !== undefined) valueCodec(options.encoding); // validates
     const cacheSizeBytes = checkSize(options.cacheSizeBytes, 'cacheSizeBytes', DEFAULT_CACHE_SIZE_BYTES, 0);
@@ -316,7 +443,7 @@ export class BlockStore {
         const ring = options.ring ?? (ownedRing = IoUringActor.start(STORE_RING_OPTIONS));
         // A new file is whole blocks long: open refuses a file whose length
         // is not a multiple of the sector size (a store cut short).
-        storeFile = await openStoreFile(ring, path, { create, sizeBytes: sizeBytes - (sizeBytes % blockSize) });
+        storeFile = await openStoreFile(ring, path, { create, sizeBytes: sizeBytes - (sizeBytes % blockSize), readOnly });
         device = storeFile.device;
       }
       // Only a blank device (a new or empty file) is ever formatted here;
@@ -371,11 +498,11 @@ export class BlockStore {
       );
       const recovered = await recoverStore(device, superblock, probe.slotsToRepair);
       allocator = recovered.allocator;
-      const store = new BlockStore(
+      const store = new BlockStore<V>(
         path,
         device,
         ownedRing,
-        { encoding, sync, cacheSizeBytes, maxSizeBytes },
+        { encoding, sync, cacheSizeBytes, readOnly, maxSizeBytes },
         recovered.superblock,
         tree,
         treePages,
@@ -384,8 +511,10 @@ export class BlockStore {
         recovered.walHeadBlock,
         recovered.nextSequence,
       );
-      if (recovered.slotsToRepair.length > 0) await store.#checkpointer.writeSuperblockSlots(recovered.superblock, recovered.slotsToRepair);
-      if (recovered.staleBlocks.length > 0) await store.#checkpointer.eraseWalBlocks(recovered.staleBlocks);
+      // A read-only store never writes, so never reuses the stale blocks'
+      // sequence numbers: they only matter to the next writer, which erases them.
+      if (!readOnly && recovered.slotsToRepair.length > 0) await store.#checkpointer.writeSuperblockSlots(recovered.superblock, recovered.slotsToRepair);
+      if (!readOnly && recovered.staleBlocks.length > 0) await store.#checkpointer.eraseWalBlocks(recovered.staleBlocks);
       await store.#replayWal(recovered.superblock, recovered.allocator, recovered.pendingCommits);
       return store;
     } catch (error) {
@@ -464,22 +593,23 @@ export class BlockStore {
   // ---- Reads ----
 
   /** The value of `key`, or undefined. Sees every acknowledged write. */
-  get(key: Key): Promise<unknown> {
+  get(key: Key): Promise<V | undefined> {
     // Not an async function: an inline value (the common case) resolves
     // without the extra promise and await an async body costs per call.
     try {
       this.#state.checkOpen();
       const keyString = toKeyString(key);
       const entry = this.#tree.getCached(keyString);
-      if (entry === NOT_CACHED) return this.#getUncached(keyString);
+      if (entry === NOT_CACHED) return this.#getUncached(keyString) as Promise<V | undefined>;
       if (entry === undefined) return Promise.resolve(undefined);
-      if (entry.value instanceof Uint8Array) return Promise.resolve(this.#decodeValue(keyString, entry, entry.value, false));
-      return this.#readValue(entry).then((bytes) => this.#decodeValue(keyString, entry, bytes, true));
+      if (entry.value instanceof Uint8Array) return Promise.resolve(this.#decodeValue(keyString, entry, entry.value, false) as V);
+      return this.#readValue(entry).then((bytes) => this.#decodeValue(keyString, entry, bytes, true) as V);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
+  /** Whether `key` has a value. Sees every acknowledged write; reads no value. */
   has(key: Key): Promise<boolean> {
     try {
       this.#state.checkOpen();
@@ -522,32 +652,151 @@ export class BlockStore {
   }
 
   /**
+   * The values of `keys`, in the same order: undefined where a key has none
+   * (a key given twice gets its value twice). Every key is validated before
+   * anything is read. One consistent state: all values are those of one
+   * moment of the call, every write acknowledged before it and none started
+   * after it (the pages in memory are looked up at once, the rest through a
+   * snapshot of that moment). Page and value reads run in parallel, at most
+   * GET_MANY_READS_IN_FLIGHT_MAX at a time.
+   */
+  async getMany(keys: readonly Key[]): Promise<(V | undefined)[]> {
+    this.#state.checkOpen();
+    if (!Array.isArray(keys)) throw invalidArgument(`getMany takes an array of keys, got ${describeArgument(keys)}`);
+    const keyStrings: string[] = [];
+    for (let index = 0; index < keys.length; index++) {
+      // Each key read once: a getter cannot hand validation one key and the lookup another.
+      let key: unknown;
+      try {
+        key = keys[index];
+      } catch (error) {
+        throw unreadableArgument('the keys of getMany', error);
+      }
+      try {
+        keyStrings.push(toKeyString(key));
+      } catch (error) {
+        if (error instanceof Error) error.message = `getMany key ${index}: ${error.message}`;
+        throw error;
+      }
+    }
+    // One synchronous step: the entries of cached paths, the snapshot for
+    // the others and the read epoch are all of the same moment.
+    const entries: (IndexEntry | undefined | typeof NOT_CACHED)[] = keyStrings.map((keyString) => this.#tree.getCached(keyString));
+    const snapshot = entries.includes(NOT_CACHED) ? this.#tree.snapshot() : undefined;
+    const epoch = this.#space.beginRead();
+    try {
+      const values = new Array<V | undefined>(keyStrings.length).fill(undefined);
+      let next = 0;
+      let failed = false;
+      const worker = async (): Promise<void> => {
+        while (next < keyStrings.length && !failed) {
+          const index = next++;
+          const keyString = keyStrings[index];
+          let entry = entries[index];
+          if (entry === NOT_CACHED) {
+            try {
+              entry = await this.#tree.getIn(snapshot!, keyString);
+            } catch (error) {
+              throw this.#state.closedOr(error);
+            }
+          }
+          if (entry === undefined) continue;
+          const bytes = entry.value instanceof Uint8Array ? entry.value : await this.#readValue(entry);
+          values[index] = this.#decodeValue(keyString, entry, bytes, !(entry.value instanceof Uint8Array)) as V;
+        }
+      };
+      const workers: Promise<void>[] = [];
+      for (let count = 0; count < Math.min(GET_MANY_READS_IN_FLIGHT_MAX, keyStrings.length); count++) {
+        workers.push(
+          worker().catch((error: unknown) => {
+            // The others stop at their next key: the call has failed.
+            failed = true;
+            throw error;
+          }),
+        );
+      }
+      // Every worker settles before the epoch ends, a failed one included:
+      // none may still read a block the epoch no longer pins.
+      const settled = await Promise.allSettled(workers);
+      const rejected = settled.find((result) => result.status === 'rejected');
+      if (rejected !== undefined) throw rejected.reason;
+      return values;
+    } finally {
+      this.#space.endRead(epoch);
+    }
+  }
+
+  /**
    * Entries in key order (bytewise), over a snapshot taken when iteration
    * starts: writes made meanwhile are not seen. Bounds as in abstract-level:
    * `gte` takes precedence over `gt` and `lte` over `lt`; every bound given
-   * is validated, the one that yields too.
+   * is validated, the one that yields too. `prefix` narrows the range to
+   * keys starting with it (KeyRangeOptions.prefix). With `values: false`
+   * the values are not read and each entry is [key, undefined].
    */
-  async *range(options: RangeOptions = {}): AsyncGenerator<[Key, unknown]> {
+  range(options: RangeOptions & { values: false }): AsyncGenerator<[Key, undefined]>;
+  range(options?: RangeOptions & { values?: true }): AsyncGenerator<[Key, V]>;
+  range(options?: RangeOptions): AsyncGenerator<[Key, V | undefined]>;
+  async *range(options: RangeOptions = {}): AsyncGenerator<[Key, V | undefined]> {
     this.#state.checkOpen();
-    if (options === null || typeof options !== 'object') throw invalidArgument('range options must be an object');
-    // Each option read once: a getter cannot hand validation one bound and the iteration another.
-    let gt: unknown, gte: unknown, lt: unknown, lte: unknown, reverse: unknown, limit: unknown, values: unknown;
-    try {
-      ({ gt, gte, lt, lte, reverse, limit = Infinity, values } = options);
-    } catch (error) {
-      throw unreadableArgument('range options', error);
-    }
-    const bounds = { gt: rangeBound(gt, 'gt'), gte: rangeBound(gte, 'gte'), lt: rangeBound(lt, 'lt'), lte: rangeBound(lte, 'lte') };
-    const low = bounds.gte ?? bounds.gt;
-    const lowInclusive = bounds.gte !== undefined;
-    const high = bounds.lte ?? bounds.lt;
-    const highInclusive = bounds.lte !== undefined;
-    if (typeof limit !== 'number' || !(limit >= 0) || !(Number.isInteger(limit) || limit === Infinity)) {
-      throw invalidArgument(`range option 'limit' must be an integer >= 0 or Infinity, got ${describeArgument(limit)}`, 'range');
-    }
-    if (reverse !== undefined && typeof reverse !== 'boolean') throw invalidArgument(`range option 'reverse' must be a boolean, got ${describeArgument(reverse)}`);
+    const range = checkRangeOptions(options);
+    const values = range.values;
     if (values !== undefined && typeof values !== 'boolean') throw invalidArgument(`range option 'values' must be a boolean, got ${describeArgument(values)}`);
-    const withValues = values !== false;
+    yield* this.#entries(range, values !== false);
+  }
+
+  /**
+   * The keys of a range, in key order (or reversed), over a snapshot taken
+   * when iteration starts; reads no value. Options as for range().
+   */
+  async *keys(options: KeyRangeOptions = {}): AsyncGenerator<Key> {
+    this.#state.checkOpen();
+    const range = checkRangeOptions(options);
+    for await (const [key] of this.#entries(range, false)) yield key;
+  }
+
+  /**
+   * The values of a range, in key order (or reversed), over a snapshot
+   * taken when iteration starts. Options as for range().
+   */
+  async *values(options: KeyRangeOptions = {}): AsyncGenerator<V> {
+    this.#state.checkOpen();
+    const range = checkRangeOptions(options);
+    for await (const [, value] of this.#entries(range, true)) yield value as V;
+  }
+
+  /**
+   * How many keys a range holds (at most `limit`), in one snapshot; reads
+   * no value. The whole store without a limit is O(1) (the tree counts its
+   * keys); a range walks its leaves.
+   */
+  async count(options: KeyRangeOptions = {}): Promise<number> {
+    this.#state.checkOpen();
+    const range = checkRangeOptions(options);
+    if (range.low === undefined && range.high === undefined) return Math.min(this.#tree.size, range.limit);
+    let counted = 0;
+    if (counted >= range.limit) return counted;
+    const snapshot = this.#tree.snapshot();
+    const epoch = this.#space.beginRead();
+    try {
+      for await (const _entry of this.#tree.entries(snapshot, range)) {
+        this.#state.checkOpen();
+        if (++counted >= range.limit) break;
+      }
+    } catch (error) {
+      throw this.#state.closedOr(error);
+    } finally {
+      this.#space.endRead(epoch);
+    }
+    return counted;
+  }
+
+  /**
+   * The entries of `range` over a snapshot taken when iteration starts,
+   * with decoded values or (`withValues` false) undefined in their place.
+   */
+  async *#entries(range: CheckedRange, withValues: boolean): AsyncGenerator<[Key, V | undefined]> {
+    const { low, lowInclusive, high, highInclusive, reverse, limit } = range;
     const snapshot = this.#tree.snapshot();
     // The snapshot's pages and extent values must stay readable for the whole
     // iteration: pin them (no trim, no reuse) until it ends. An iterator that
@@ -557,12 +806,12 @@ export class BlockStore {
     try {
       let yielded = 0;
       if (yielded >= limit) return;
-      const entries = this.#tree.entries(snapshot, { low, lowInclusive, high, highInclusive, reverse: reverse === true });
+      const entries = this.#tree.entries(snapshot, { low, lowInclusive, high, highInclusive, reverse });
       for await (const [keyString, entry] of entries) {
         // A caller may go on iterating after close(): that is a call after
         // close, answered as one (the device is gone).
         this.#state.checkOpen();
-        if (reverse === true) {
+        if (reverse) {
           if (low !== undefined && (keyString < low || (!lowInclusive && keyString === low))) break;
         } else {
           if (!lowInclusive && keyString === low) continue;
@@ -574,7 +823,7 @@ export class BlockStore {
             entry.value instanceof Uint8Array
               ? this.#decodeValue(keyString, entry, entry.value, false)
               : this.#decodeValue(keyString, entry, await this.#readValue(entry), true);
-          yield [key, value];
+          yield [key, value as V];
         } else {
           yield [key, undefined];
         }
@@ -588,7 +837,7 @@ export class BlockStore {
   // ---- Writes ----
 
   /** Stores `value` under `key`; resolves once durable (sync: true). */
-  async put(key: Key, value: unknown): Promise<void> {
+  async put(key: Key, value: V): Promise<void> {
     await this.#write([{ type: 'put', key, value }]);
   }
 
@@ -599,9 +848,81 @@ export class BlockStore {
   }
 
   /** Applies all operations atomically: after a crash, all or none of them. */
-  async batch(operations: BatchOperation[]): Promise<void> {
+  async batch(operations: BatchOperation<V>[]): Promise<void> {
     if (!Array.isArray(operations)) throw invalidArgument('batch takes an array of operations');
     await this.#write(operations);
+  }
+
+  /**
+   * Deletes the keys of a range (options as for range(), `limit` and
+   * `reverse` choosing which keys when the range holds more); resolves to
+   * how many it deleted, once they are durable (as a batch of deletes).
+   *
+   * Not atomic: it deletes in batches of at most CLEAR_BATCH_KEYS_MAX keys
+   * (fewer when a commit's share of the WAL holds fewer), each an atomic
+   * commit of its own, so it never holds more than one batch of keys in
+   * memory nor needs one unbounded commit. Each batch takes the next keys of
+   * the range from the store as it is then (from the range's start, or its
+   * end with `reverse`). A crash part way leaves the batches committed before
+   * it deleted and the rest of the range as it was; a write into the range
+   * made during the call may or may not be deleted (it is kept if it lands
+   * after the batch that covers its key). On a full store a batch that
+   * ERR_STORE_FULL refuses is retried at half the size, down to one key.
+   */
+  async clear(options: KeyRangeOptions = {}): Promise<number> {
+    this.#state.checkWritable();
+    const range = checkRangeOptions(options);
+    let { low, lowInclusive, high, highInclusive } = range as KeyRange;
+    // A commit's header, and a delete record's bytes beside its key
+    // (QueuedWrite.payloadBytes, as #write counts them).
+    const commitHeaderBytes = 16;
+    const deleteRecordBytes = 4;
+    let batchKeysMax = CLEAR_BATCH_KEYS_MAX;
+    let deleted = 0;
+    while (deleted < range.limit) {
+      this.#state.checkWritable();
+      const batch: BatchOperation<V>[] = [];
+      let lastKeyString = '';
+      let payloadBytes = commitHeaderBytes;
+      // The next keys in the tree as it is now; the pin ends before the
+      // deletes are written, so their blocks can be freed and reused.
+      const snapshot = this.#tree.snapshot();
+      const epoch = this.#space.beginRead();
+      try {
+        for await (const [keyString, entry] of this.#tree.entries(snapshot, { low, lowInclusive, high, highInclusive, reverse: range.reverse })) {
+          this.#state.checkOpen();
+          if (batch.length >= batchKeysMax || deleted + batch.length >= range.limit) break;
+          if (batch.length > 0 && payloadBytes + deleteRecordBytes + keyString.length > this.#journal.commitPayloadMax) break;
+          payloadBytes += deleteRecordBytes + keyString.length;
+          batch.push({ type: 'del', key: keyStringToKey(keyString, entry.isString) });
+          lastKeyString = keyString;
+        }
+      } catch (error) {
+        throw this.#state.closedOr(error);
+      } finally {
+        this.#space.endRead(epoch);
+      }
+      if (batch.length === 0) break;
+      try {
+        await this.#write(batch);
+      } catch (error) {
+        if (error instanceof StoreError && error.code === 'ERR_STORE_FULL' && batch.length > 1) {
+          batchKeysMax = Math.ceil(batch.length / 2);
+          continue;
+        }
+        throw error;
+      }
+      deleted += batch.length;
+      // The range goes on past the last key deleted.
+      if (range.reverse) {
+        high = lastKeyString;
+        highInclusive = false;
+      } else {
+        low = lastKeyString;
+        lowInclusive = false;
+      }
+    }
+    return deleted;
   }
 
   /**
@@ -640,12 +961,16 @@ export class BlockStore {
     } catch (error) {
       return Promise.reject(error);
     }
+    // A read-only store has written nothing to make durable (and the durable
+    // marker commit of a sync: false flush would be a write).
+    if (this.#readOnly) return Promise.resolve();
     return this.#journal.flush();
   }
 
   /**
    * Finishes pending writes, writes a checkpoint, and releases the device
-   * (and the ring, if the store started it). Idempotent.
+   * (and the ring, if the store started it). Idempotent. A read-only store
+   * writes nothing: it only releases the device.
    */
   close(): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
@@ -655,7 +980,7 @@ export class BlockStore {
         await this.#journal.flushCommits().catch(() => undefined);
         // A growth under way ends before the device closes under it.
         await this.#growth.settled();
-        if (this.#state.failure === undefined) {
+        if (this.#state.failure === undefined && !this.#readOnly) {
           if (!this.#sync) await this.#journal.syncNow().catch(() => undefined);
           await this.#journal.checkpoint().catch(() => undefined);
           await this.#space.trimsSettled();
@@ -686,7 +1011,7 @@ export class BlockStore {
    * Writes may go on meanwhile: it checks the state of the moment it
    * starts. Rejects with ERR_STORE_CORRUPT naming what is wrong.
    */
-  async verifyIntegrity(): Promise<{ keys: number; pages: number; extentValues: number; referencedBlocks: number; freeBlocks: number; trimPendingBlocks: number }> {
+  async verifyIntegrity(): Promise<IntegrityReport> {
     this.#state.checkOpen();
     this.#journal.checkReserveAccounting();
     // A checkpoint being written holds blocks that are in no state yet; a
@@ -752,6 +1077,12 @@ export class BlockStore {
     return this.#journal.appliedSequence;
   }
 
+  /** Whether the store was opened with readOnly: true (every write is refused with ERR_STORE_READ_ONLY). */
+  get readOnly(): boolean {
+    return this.#readOnly;
+  }
+
+  /** Counts of keys, blocks, caches, commits and checkpoints, as they are now (BlockStoreStats). */
   stats(): BlockStoreStats {
     this.#state.checkOpen();
     const superblock = this.#checkpointer.superblock;
@@ -799,7 +1130,8 @@ export class BlockStore {
     let checkpointsFit = true;
     for (let i = 0; i < commits.length; i++) {
       await replayWalCommit(this.#tree, allocator, superblock, commits[i]);
-      if (!checkpointsFit || i + 1 === commits.length || !this.#journal.replayCheckpointDue()) continue;
+      // A read-only store writes nothing: its replay stays in memory.
+      if (this.#readOnly || !checkpointsFit || i + 1 === commits.length || !this.#journal.replayCheckpointDue()) continue;
       const rest = commits.slice(i + 1);
       const held = this.#space.holdForReplay(futureValueExtents(rest));
       try {

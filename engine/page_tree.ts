@@ -266,9 +266,19 @@ export class PageTree {
   async get(key: string): Promise<IndexEntry | undefined> {
     const cached = this.getCached(key);
     if (cached !== NOT_CACHED) return cached;
-    let child: Child | undefined = this.#root;
+    return this.#getFrom(this.#root, this.#level, key);
+  }
+
+  /** The entry of `key` in `snapshot`, reading pages that are not cached. */
+  async getIn(snapshot: TreeSnapshot, key: string): Promise<IndexEntry | undefined> {
+    return this.#getFrom(snapshot.root, snapshot.level, key);
+  }
+
+  /** The entry of `key` under `root` (at `level`), reading pages that are not cached. */
+  async #getFrom(root: Child | undefined, rootLevel: number, key: string): Promise<IndexEntry | undefined> {
+    let child: Child | undefined = root;
     if (child === undefined) return undefined;
-    let level = this.#level;
+    let level = rootLevel;
     let low: string | undefined;
     let high: string | undefined;
     for (;;) {
@@ -742,6 +752,13 @@ export class PageTree {
     if (loading !== undefined && loading.crc === ref.crc) return loading.promise;
     const promise = this.#io.read(ref, level).then((page) => {
       const node = this.#decoded(ref, level, page, low, high);
+      // Another node of this page may have come into the cache while the
+      // read was in flight: prepare() puts back a node it loaded that was
+      // evicted before it pinned it. That one stays — replacing it would
+      // leave a pinned node outside the cache, and the write it was pinned
+      // for would find its path not in memory — and is the one returned.
+      const present = this.#cache.peek(ref);
+      if (present !== undefined) return present;
       this.#cache.insert(node);
       return node;
     });

@@ -37,20 +37,33 @@ export class RingBlockDevice implements BlockDevice {
    * O_EXCL by the IO layer, and a loop device's backing file is flock'ed too,
    * so a store cannot be open through both names at once. A second opener
    * gets ERR_STORE_LOCKED.
+   *
+   * With `readOnly`, the file is opened O_RDONLY (a file without write
+   * permission opens) and locked shared (flock LOCK_SH): read-only openers
+   * coexist, in this process or others, while a writer's exclusive lock and
+   * theirs exclude each other. A block device opened read-only gets no
+   * O_EXCL claim (the IO layer claims a device only for writing, and the
+   * claim would shut out other readers too): only a loop device's backing
+   * file is locked, shared, so a writer on any other block device is not
+   * detected (docs/store.md § Read-only opens).
    */
-  static async open(ring: IoUringActor, path: string): Promise<RingBlockDevice> {
+  static async open(ring: IoUringActor, path: string, options: { readOnly?: boolean } = {}): Promise<RingBlockDevice> {
+    const readOnly = options.readOnly === true;
     let file: RingFile;
     try {
-      file = await ring.open(path, { direct: true });
+      file = await ring.open(path, { direct: true, readOnly });
     } catch (error) {
       throw openError(path, error);
     }
     let backingFile: RingFile | undefined;
     try {
-      if (!file.isBlockDevice && !file.tryLockExclusive()) {
-        throw new StoreError('ERR_STORE_LOCKED', `'${path}' is open by another store (in this process or another)`);
+      if (!file.isBlockDevice && !(readOnly ? file.tryLockShared() : file.tryLockExclusive())) {
+        throw new StoreError(
+          'ERR_STORE_LOCKED',
+          readOnly ? `'${path}' is open for writing by another store (in this process or another)` : `'${path}' is open by another store (in this process or another)`,
+        );
       }
-      if (file.isBlockDevice) backingFile = await lockLoopBackingFile(ring, path);
+      if (file.isBlockDevice) backingFile = await lockLoopBackingFile(ring, path, readOnly);
       const stat = await file.stat();
       return new RingBlockDevice(ring, file, stat.sizeBytes, backingFile);
     } catch (error) {
@@ -186,11 +199,11 @@ const LOOP_MAJOR = 7;
 
 /**
  * For a loop device (or a partition of one): opens and flocks its backing
- * file, as a store opened on that file would, so the two names of the same
- * bytes exclude each other. Undefined for other block devices, or a loop
+ * file (`shared`: LOCK_SH, for a read-only store), as a store opened on that
+ * file would, so the two names of the same bytes exclude each other. Undefined for other block devices, or a loop
  * device whose backing file is gone.
  */
-async function lockLoopBackingFile(ring: IoUringActor, path: string): Promise<RingFile | undefined> {
+async function lockLoopBackingFile(ring: IoUringActor, path: string, shared: boolean): Promise<RingFile | undefined> {
   const rdev = (await fsStat(path)).rdev;
   // Linux's dev_t encoding (new_decode_dev in include/linux/kdev_t.h).
   const major = ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
@@ -210,7 +223,7 @@ async function lockLoopBackingFile(ring: IoUringActor, path: string): Promise<Ri
   } catch {
     return undefined; // moved or not reachable from this mount namespace
   }
-  if (!backing.tryLockExclusive()) {
+  if (!(shared ? backing.tryLockShared() : backing.tryLockExclusive())) {
     await backing.close();
     throw new StoreError('ERR_STORE_LOCKED', `'${path}' is a loop device over '${backingPath}', which is open by another store`);
   }

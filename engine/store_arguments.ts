@@ -1,7 +1,7 @@
 // Argument checks at the store's boundary: options, range bounds, and how an
 // argument is described in the TypeError or RangeError that refuses it.
 // API misuse is refused here, before anything reaches the kernel.
-import { toKeyString, type Key } from './key_codec.js';
+import { isUint8Array, toKeyString, type Key } from './key_codec.js';
 import { DEFAULT_BLOCK_SIZE } from './store_layout.js';
 import { invalidArgument } from './store_error.js';
 
@@ -55,4 +55,99 @@ export function checkSize(value: unknown, name: string, fallback: number, min: n
   if (typeof value !== 'number') throw invalidArgument(`option '${name}' must be a number`);
   if (!Number.isSafeInteger(value) || value < min) throw invalidArgument(`option '${name}' must be an integer >= ${min}, got ${value}`, 'range');
   return value;
+}
+
+/**
+ * The keys a range call covers, in the index's terms: key strings (see
+ * key_codec.ts), each bound inclusive or not; an undefined bound is open.
+ */
+export interface KeyRange {
+  readonly low: string | undefined;
+  readonly lowInclusive: boolean;
+  readonly high: string | undefined;
+  readonly highInclusive: boolean;
+}
+
+/** Range options read and validated: the keys, the direction and how many. */
+export interface CheckedRange extends KeyRange {
+  readonly reverse: boolean;
+  /** An integer >= 0, or Infinity. */
+  readonly limit: number;
+  /** The `values` option as given (only range() takes it, and checks it). */
+  readonly values: unknown;
+}
+
+/**
+ * Reads the options every range call takes — `gt`, `gte`, `lt`, `lte`,
+ * `prefix`, `reverse`, `limit` (and `values`, for range()) — each once, and
+ * validates them: bounds and prefix as keys (the prefix may be empty),
+ * `limit` an integer >= 0 or Infinity, `reverse` a boolean. `gte` takes
+ * precedence over `gt` and `lte` over `lt`, as in abstract-level. A prefix
+ * combines with the bounds: a key is in the range if it starts with the
+ * prefix (bytewise: its bytes begin with the prefix's bytes) and meets every
+ * bound.
+ */
+export function checkRangeOptions(options: unknown): CheckedRange {
+  if (options === null || typeof options !== 'object') throw invalidArgument('range options must be an object');
+  // Each option read once: a getter cannot hand validation one bound and the iteration another.
+  let gt: unknown, gte: unknown, lt: unknown, lte: unknown, prefix: unknown, reverse: unknown, limit: unknown, values: unknown;
+  try {
+    ({ gt, gte, lt, lte, prefix, reverse, limit = Infinity, values } = options as Record<string, unknown>);
+  } catch (error) {
+    throw unreadableArgument('range options', error);
+  }
+  const bounds = { gt: rangeBound(gt, 'gt'), gte: rangeBound(gte, 'gte'), lt: rangeBound(lt, 'lt'), lte: rangeBound(lte, 'lte') };
+  const prefixString = prefixBound(prefix);
+  if (typeof limit !== 'number' || !(limit >= 0) || !(Number.isInteger(limit) || limit === Infinity)) {
+    throw invalidArgument(`range option 'limit' must be an integer >= 0 or Infinity, got ${describeArgument(limit)}`, 'range');
+  }
+  if (reverse !== undefined && typeof reverse !== 'boolean') throw invalidArgument(`range option 'reverse' must be a boolean, got ${describeArgument(reverse)}`);
+  let low = bounds.gte ?? bounds.gt;
+  let lowInclusive = bounds.gte !== undefined;
+  let high = bounds.lte ?? bounds.lt;
+  let highInclusive = bounds.lte !== undefined;
+  if (prefixString !== undefined && prefixString.length > 0) {
+    // The keys starting with the prefix are [prefix, prefixEnd(prefix)).
+    if (low === undefined || prefixString > low) {
+      low = prefixString;
+      lowInclusive = true;
+    }
+    // prefixString === low: the bound's own inclusiveness already decides.
+    const end = prefixEnd(prefixString);
+    if (end !== undefined) {
+      if (high === undefined || end < high) {
+        high = end;
+        highInclusive = false;
+      } else if (end === high) {
+        highInclusive = false;
+      }
+    }
+  }
+  return { low, lowInclusive, high, highInclusive, reverse: reverse === true, limit: limit as number, values };
+}
+
+/**
+ * The range option `prefix` as a key string; undefined if absent. Validated
+ * like a key, except that it may be empty (every key starts with nothing).
+ */
+export function prefixBound(prefix: unknown): string | undefined {
+  if (prefix === undefined) return undefined;
+  if ((typeof prefix === 'string' || isUint8Array(prefix)) && prefix.length === 0) return '';
+  return rangeBound(prefix, 'prefix');
+}
+
+/**
+ * The least key string above every key string that starts with `prefix`
+ * (non-empty): the prefix with its last byte below 0xff incremented and the
+ * bytes after it dropped. Undefined when every byte is 0xff: then no key
+ * string above the prefix's keys exists, the range is open above.
+ */
+export function prefixEnd(prefix: string): string | undefined {
+  for (let index = prefix.length - 1; index >= 0; index--) {
+    const byte = prefix.charCodeAt(index);
+    // Key strings hold one byte per char (latin1): a bug otherwise.
+    if (byte > 0xff) throw new Error(`ringstore: key string char ${byte} at ${index} is not a byte`);
+    if (byte < 0xff) return prefix.slice(0, index) + String.fromCharCode(byte + 1);
+  }
+  return undefined;
 }

@@ -13,8 +13,9 @@ import { findBackupSuperblocks } from './recovery.js';
 import { invalidArgument, StoreError } from './store_error.js';
 import type { ValueEncoding } from './value_codec.js';
 
-/** Largest default WAL region of a new store (64 MiB); the default is 1/8 of the store, at most this. */
+/** Largest WAL region a new store gets by default (an eighth of the store, at most this): 64 MiB. */
 export const DEFAULT_WAL_SIZE_BYTES = 64 << 20;
+/** Block size of a new store when open() or format() is given none. */
 export const DEFAULT_BLOCK_SIZE = 4096;
 /** Zeroes written per IO when a new store's WAL region is initialised. */
 const WAL_ZERO_CHUNK_BYTES = 8 << 20;

@@ -9,6 +9,8 @@
 import { StoreError } from './store_error.js';
 
 export class StoreState {
+  /** Opened with readOnly: every write is refused with ERR_STORE_READ_ONLY. */
+  #readOnly = false;
   #failure: StoreError | undefined;
   /** close() has been called; set before it does anything. */
   #closing = false;
@@ -23,6 +25,16 @@ export class StoreState {
   /** Whether close() has been called (it may still be running). */
   get closing(): boolean {
     return this.#closed || this.#closing;
+  }
+
+  /** Whether the store was opened with readOnly. */
+  get readOnly(): boolean {
+    return this.#readOnly;
+  }
+
+  /** Makes the store read-only, for good: set once, at open. */
+  markReadOnly(): void {
+    this.#readOnly = true;
   }
 
   beginClose(): void {
@@ -51,6 +63,7 @@ export class StoreState {
 
   checkWritable(): void {
     this.checkOpen();
+    if (this.#readOnly) throw new StoreError('ERR_STORE_READ_ONLY', 'the store was opened with readOnly: true; writes are refused');
     if (this.#failure !== undefined) throw this.#failure;
   }
 

@@ -144,10 +144,25 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
     return this.#getFrom(this.store, key, options.valueEncoding ?? 'utf8');
   }
 
-  /** abstract-level's private API. @internal */
+  /**
+   * One BlockStore.getMany() of the non-empty keys (the empty key has no
+   * value): all values of the moment of the call, read in parallel.
+   * abstract-level's private API. @internal
+   */
   _getMany(keys: Encoded[], options: PrivateOptions): Promise<(Encoded | undefined)[]> {
-    const store = this.store;
-    return Promise.all(keys.map((key) => this.#getFrom(store, key, options.valueEncoding ?? 'utf8')));
+    const format = options.valueEncoding ?? 'utf8';
+    const present = keys.filter((key) => !isEmptyKey(key));
+    return this.store.getMany(present).then(
+      (values) => {
+        let next = 0;
+        return keys.map((key) => {
+          if (isEmptyKey(key)) return undefined;
+          const value = values[next++];
+          return value === undefined ? undefined : fromStore(value, format);
+        });
+      },
+      (error) => Promise.reject(toLevelError(error)),
+    );
   }
 
   /** abstract-level's private API. @internal */

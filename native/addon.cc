@@ -63,6 +63,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("closeFile", Napi::Function::New<CloseFile>(env, "closeFile"));
   exports.Set("blkDiscard", Napi::Function::New<BlkDiscard>(env, "blkDiscard"));
   exports.Set("lockExclusive", Napi::Function::New<LockExclusive>(env, "lockExclusive"));
+  exports.Set("lockShared", Napi::Function::New<LockShared>(env, "lockShared"));
   exports.Set("allocAligned", Napi::Function::New<AllocAligned>(env, "allocAligned"));
   exports.Set("bufferAddressModulo", Napi::Function::New<BufferAddressModulo>(env, "bufferAddressModulo"));
   exports.Set("crc32c", Napi::Function::New<Crc32cJs>(env, "crc32c"));

@@ -99,6 +99,7 @@ export interface NativeAddon {
   closeFile(fd: number): Promise<void>;
   blkDiscard(fd: number, offset: number, length: number): Promise<void>;
   lockExclusive(fd: number): number;
+  lockShared(fd: number): number;
   allocAligned(sizeBytes: number, alignment: number): Buffer;
   bufferAddressModulo(view: ArrayBufferView, alignment: number): number;
   crc32c(view: Uint8Array, seed: number): number;

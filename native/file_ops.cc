@@ -341,6 +341,18 @@ Napi::Value LockExclusive(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), rc == 0 ? 0 : errno);
 }
 
+// lockShared(fd) -> 0, or the errno (EWOULDBLOCK when another open file
+// description holds the lock exclusively). Synchronous: LOCK_NB never waits.
+// Shared locks of separate open file descriptions coexist — in this process
+// (main thread and workers alike) or another — and exclude LOCK_EX, as
+// LOCK_EX excludes them.
+Napi::Value LockShared(const Napi::CallbackInfo& info) {
+  int fd = -1;
+  if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
+  int rc = flock(fd, LOCK_SH | LOCK_NB);
+  return Napi::Number::New(info.Env(), rc == 0 ? 0 : errno);
+}
+
 Napi::Value BlkDiscard(const Napi::CallbackInfo& info) {
   int fd = -1;
   uint64_t offset = 0;

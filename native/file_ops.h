@@ -11,5 +11,6 @@ Napi::Value StatFile(const Napi::CallbackInfo& info);    // (fd)
 Napi::Value CloseFile(const Napi::CallbackInfo& info);   // (fd)
 Napi::Value BlkDiscard(const Napi::CallbackInfo& info);  // (fd, offset, length)
 Napi::Value LockExclusive(const Napi::CallbackInfo& info);  // (fd) -> 0 or errno, synchronous
+Napi::Value LockShared(const Napi::CallbackInfo& info);     // (fd) -> 0 or errno, synchronous
 
 }  // namespace ringstore

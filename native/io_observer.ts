@@ -16,15 +16,25 @@
  * must not start IO of its own from there.
  */
 export interface ObservedFile {
+  /** The path it was opened with. */
   readonly path: string;
+  /** Its file descriptor. */
   readonly fd: number;
+  /** Opened with O_DIRECT. */
   readonly direct: boolean;
+  /** Opened with O_DSYNC. */
   readonly dsync: boolean;
+  /** Opened without write access. */
   readonly readOnly: boolean;
+  /** Unit of its readBlock/writeBlock. */
   readonly blockSize: number;
+  /** A block device rather than a regular file. */
   readonly isBlockDevice: boolean;
+  /** The device's logical block size (its trim unit). */
   readonly logicalBlockSize: number;
+  /** Memory alignment direct IO needs (0 for buffered files). */
   readonly memoryAlignment: number;
+  /** Position and length alignment direct IO needs (0 for buffered files). */
   readonly offsetAlignment: number;
 }
 

@@ -294,6 +294,21 @@ export class RingFile implements OpOwner, ObservedFile {
     throw new RingSystemError(errno, 'flock', this.path);
   }
 
+  /**
+   * Takes a shared advisory lock (flock LOCK_SH | LOCK_NB) on the file: true
+   * if taken, false if another open of the file — in this process or
+   * another — holds it exclusively. Shared locks of separate opens coexist.
+   * Released when the file is closed.
+   */
+  tryLockShared(): boolean {
+    const error = this.#checkUsable(false);
+    if (error !== undefined) throw error;
+    const errno = addon.lockShared(this.fd);
+    if (errno === 0) return true;
+    if (errno === ERRNO_EWOULDBLOCK) return false;
+    throw new RingSystemError(errno, 'flock', this.path);
+  }
+
   /** Size and alignment facts of the file or device, read now. */
   async stat(): Promise<FileStat> {
     const error = this.#checkUsable(false);

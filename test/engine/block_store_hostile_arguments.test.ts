@@ -1,4 +1,5 @@
-// Every public method of BlockStore, every argument position, against
+// Every public method of BlockStore (getMany, count, keys and clear, and
+// range's prefix, included), every argument position, against
 // hostile arguments (fast-check): wrong types, Symbols, Proxies, detached
 // buffers, circular objects, bigints, functions, lone surrogates, huge,
 // negative and NaN numbers, null and undefined, nested garbage — beside
@@ -23,7 +24,7 @@ import { pipeline } from 'node:stream/promises';
 
 import fc from 'fast-check';
 
-import { BlockStore, type RangeOptions } from '../../engine/block_store.js';
+import { BlockStore, type KeyRangeOptions, type RangeOptions } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { STORE_ERROR_CODES, StoreError } from '../../engine/store_error.js';
 import { valueCodec, type ValueEncoding } from '../../engine/value_codec.js';
@@ -215,7 +216,8 @@ type Command =
   | { call: 'get' | 'has' | 'delete' | 'createReadStream'; key: Recipe }
   | { call: 'put'; key: Recipe; value: Recipe }
   | { call: 'batch'; operations: Recipe | { type: Recipe; key: Recipe; value: Recipe | undefined }[] }
-  | { call: 'range'; options: Recipe | Record<string, { set: false } | { set: true; recipe: unknown }> }
+  | { call: 'range' | 'count' | 'keys' | 'clear'; options: Recipe | Record<string, { set: false } | { set: true; recipe: unknown }> }
+  | { call: 'getMany'; keys: Recipe | Recipe[] }
   | { call: 'createWriteStream'; key: Recipe; chunks: number[][] }
   | { call: 'checkpoint' | 'flush' | 'stats' | 'verifyIntegrity' | 'close' | 'iterate across close' };
 
@@ -228,6 +230,11 @@ function commandArbitrary(encoding: ValueEncoding): fc.Arbitrary<Command> {
   const value = anyValue(encoding);
   const limit = fc.oneof(fc.constantFrom(0, 1, 2, 100), fc.constant(Infinity)).map((n): Recipe => ({ kind: 'number', value: n }));
   const flag = fc.boolean().map((b): Recipe => ({ kind: 'boolean', value: b }));
+  // A prefix may be empty (every key); the multi-byte keys' first bytes select them and their neighbours.
+  const prefix = fc.oneof(
+    validKey,
+    fc.constantFrom<Recipe>({ kind: 'string', text: '' }, { kind: 'bytes', bytes: [] }, { kind: 'bytes', bytes: [0xc3] }, { kind: 'bytes', bytes: [0xf0] }, { kind: 'bytes', bytes: [0x00] }),
+  );
   return fc.oneof(
     { weight: 8, arbitrary: fc.record({ call: fc.constantFrom('get' as const, 'has' as const, 'delete' as const, 'createReadStream' as const), key: anyKey }) },
     { weight: 12, arbitrary: fc.record({ call: fc.constant('put' as const), key: anyKey, value }) },
@@ -243,9 +250,26 @@ function commandArbitrary(encoding: ValueEncoding): fc.Arbitrary<Command> {
       arbitrary: fc.record({
         call: fc.constant('range' as const),
         options: fc.oneof(
-          { weight: 5, arbitrary: fc.record({ gt: optional(validKey), gte: optional(validKey), lt: optional(validKey), lte: optional(validKey), reverse: optional(flag), limit: optional(limit), values: optional(flag) }) },
+          { weight: 5, arbitrary: fc.record({ gt: optional(validKey), gte: optional(validKey), lt: optional(validKey), lte: optional(validKey), prefix: optional(prefix), reverse: optional(flag), limit: optional(limit), values: optional(flag) }) },
           { weight: 1, arbitrary: hostile },
         ),
+      }),
+    },
+    {
+      weight: 6,
+      arbitrary: fc.record({
+        call: fc.constantFrom('count' as const, 'keys' as const, 'clear' as const),
+        options: fc.oneof(
+          { weight: 5, arbitrary: fc.record({ gt: optional(validKey), gte: optional(validKey), lt: optional(validKey), lte: optional(validKey), prefix: optional(prefix), reverse: optional(flag), limit: optional(limit) }) },
+          { weight: 1, arbitrary: hostile },
+        ),
+      }),
+    },
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        call: fc.constant('getMany' as const),
+        keys: fc.oneof({ weight: 4, arbitrary: fc.array(anyKey, { maxLength: 5 }) }, { weight: 1, arbitrary: hostile }),
       }),
     },
     { weight: 4, arbitrary: fc.record({ call: fc.constant('createWriteStream' as const), key: anyKey, chunks: fc.array(fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 700 }), { maxLength: 3 }) }) },
@@ -426,6 +450,41 @@ class Run {
         assert.deepStrictEqual(outcome.result, this.expectedRange((options ?? {}) as RangeOptions), `${what}: range(${describeOptions(options)})`);
         return;
       }
+      case 'count':
+      case 'keys':
+      case 'clear': {
+        const call = command.call;
+        const options = isRecipe(command.options)
+          ? build(command.options)
+          : Object.fromEntries(Object.entries(command.options).flatMap(([name, slot]) => (slot.set ? [[name, build(slot.recipe as Recipe)]] : [])));
+        const outcome = await attempt(what, async () => {
+          if (call === 'count') return store.count(options as KeyRangeOptions);
+          if (call === 'clear') return store.clear(options as KeyRangeOptions);
+          const out: unknown[] = [];
+          for await (const key of store.keys(options as KeyRangeOptions)) out.push(key);
+          return out;
+        });
+        if (!outcome.ok) {
+          this.expectRefusal(outcome.error, what);
+          return;
+        }
+        const expected = this.expectedRange((options ?? {}) as RangeOptions);
+        if (call === 'keys') assert.deepStrictEqual(outcome.result, expected.map(([key]) => key), `${what}: keys(${describeOptions(options)})`);
+        else assert.equal(outcome.result, expected.length, `${what}: ${call}(${describeOptions(options)})`);
+        if (call === 'clear') for (const [key] of expected) this.model.delete(modelKey(key));
+        return;
+      }
+      case 'getMany': {
+        const keys = Array.isArray(command.keys) ? command.keys.map(build) : build(command.keys);
+        const valid = Array.isArray(keys) && keys.every(isValidKey);
+        const outcome = await attempt(what, () => store.getMany(keys as string[]));
+        this.expectOutcome(outcome, what, valid);
+        if (outcome.ok) {
+          assert.ok(valid, `${what}: getMany took keys that are not all valid`);
+          assert.deepStrictEqual(outcome.result, (keys as unknown[]).map((key) => this.model.get(modelKey(key))?.value), what);
+        }
+        return;
+      }
       case 'createReadStream': {
         const key = build(command.key);
         const outcome = await attempt(what, async () => {
@@ -499,7 +558,9 @@ class Run {
     const lowInclusive = options.gte !== undefined;
     const high = bound(options.lte) ?? bound(options.lt);
     const highInclusive = options.lte !== undefined;
+    const prefix = bound(options.prefix);
     let entries = [...this.model.entries()]
+      .filter(([key]) => prefix === undefined || key.startsWith(prefix))
       .filter(([key]) => low === undefined || key > low || (lowInclusive && key === low))
       .filter(([key]) => high === undefined || key < high || (highInclusive && key === high))
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -581,6 +642,7 @@ const openOptionsArbitrary: fc.Arbitrary<{ path: Recipe; options: Recipe | OpenS
     { weight: 5, arbitrary: fc.record({
       create: optional(fc.boolean().map((value): Recipe => ({ kind: 'boolean', value })), openHostile),
       sync: optional(fc.boolean().map((value): Recipe => ({ kind: 'boolean', value })), openHostile),
+      readOnly: optional(fc.boolean().map((value): Recipe => ({ kind: 'boolean', value })), openHostile),
       encoding: optional(fc.constantFrom(...ENCODINGS).map((text): Recipe => ({ kind: 'string', text })), openHostile),
       blockSize: optional(fc.constantFrom(512, 1024, 4096).map((value): Recipe => ({ kind: 'number', value })), openHostile),
       sizeBytes: optional(fc.constantFrom(DEVICE_BYTES).map((value): Recipe => ({ kind: 'number', value })), openHostile),

@@ -7,25 +7,12 @@ import assert from 'node:assert/strict';
 
 import { BlockStore, CLEAR_BATCH_KEYS_MAX } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
-import { collect } from './helpers.js';
+import { collect, seededRandom } from './helpers.js';
 
 const DEVICE_BYTES = 16 << 20;
 const SEED = 20261202;
 /** Keys in the range to clear: three batches and a bit. */
 const RANGE_KEY_COUNT = 3 * CLEAR_BATCH_KEYS_MAX + 100;
-
-/** xorshift32 in [0, 1): the crash's choices of surviving writes, reproducible from the seed. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    return state / 2 ** 32;
-  };
-}
 
 const inRange = (index: number): string => `r-${String(index).padStart(6, '0')}`;
 const OUTSIDE = ['a-first', 'q-before', 's-after', 'z-last'];

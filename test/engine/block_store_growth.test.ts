@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import { BlockStore, DEFAULT_NEW_FILE_WAL_SIZE_BYTES, DEFAULT_STORE_SIZE_BYTES } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { GROWTH_SHARE } from '../../engine/store_growth.js';
-import { isRoot, makeStoreDir, pattern, rejectsWithCode, removeStoreDir, skipBecause } from './helpers.js';
+import { isRoot, makeStoreDir, pattern, rejectsWithCode, removeStoreDir, seededRandom, skipBecause } from './helpers.js';
 
 const BLOCK_SIZE = 4096;
 /** Values of 16 blocks: extent values, so each put takes data blocks. */
@@ -22,6 +22,18 @@ const VALUE_BYTES = 16 * BLOCK_SIZE;
 const CRASH_POINTS = 50;
 const PUTS = 80;
 const CONCURRENT_PUTS = 4;
+
+/** Puts `value-0`, `value-1`, … of VALUE_BYTES until one is refused (or `countMax`); how many were stored, and the refusal. */
+async function putUntilRefused(store: BlockStore, countMax: number): Promise<{ stored: number; refusal: unknown }> {
+  for (let stored = 0; stored < countMax; stored++) {
+    try {
+      await store.put(`value-${stored}`, pattern(VALUE_BYTES, stored));
+    } catch (refusal) {
+      return { stored, refusal };
+    }
+  }
+  return { stored: countMax, refusal: undefined };
+}
 
 describe('BlockStore growth', function () {
   this.timeout(120_000);
@@ -89,14 +101,7 @@ describe('BlockStore growth', function () {
     let stored = 0;
     try {
       let refusal: unknown;
-      for (; stored < 400; stored++) {
-        try {
-          await store.put(`value-${stored}`, pattern(VALUE_BYTES, stored));
-        } catch (error) {
-          refusal = error;
-          break;
-        }
-      }
+      ({ stored, refusal } = await putUntilRefused(store, 400));
       const error = await rejectsWithCode(() => Promise.reject(refusal), 'ERR_STORE_FULL');
       assert.match(error.message, new RegExp(`size limit of ${capBytes} bytes \\(maxSizeBytes\\)`));
       assert.equal(statSync(path).size, capBytes);
@@ -177,7 +182,7 @@ describe('BlockStore growth', function () {
       const { device, created, acknowledged } = await run(crashAfter);
       // A crash while the store was being made may leave none (nothing was acknowledged).
       if (!created) continue;
-      const survivor = device.crash({ random: seeded(crashAfter) });
+      const survivor = device.crash({ random: seededRandom(crashAfter) });
       survivorSizes[survivor.sizeBytes > firstBytes ? 'grown' : 'first']++;
       const store = await BlockStore.open('recovered', { device: survivor, encoding: 'binary' });
       try {
@@ -213,14 +218,7 @@ describe('BlockStore growth', function () {
       let stored = 0;
       try {
         let refusal: unknown;
-        for (; stored < 1000; stored++) {
-          try {
-            await store.put(`value-${stored}`, pattern(VALUE_BYTES, stored));
-          } catch (error) {
-            refusal = error;
-            break;
-          }
-        }
+        ({ stored, refusal } = await putUntilRefused(store, 1000));
         const error = await rejectsWithCode(() => Promise.reject(refusal), 'ERR_STORE_FULL');
         assert.match(error.message, /the file could not grow/);
         assert.ok(stored * VALUE_BYTES > 12 << 20, `only ${stored} values fit a 24 MiB file system`);
@@ -244,13 +242,3 @@ describe('BlockStore growth', function () {
   });
 });
 
-/** A small deterministic generator in [0, 1) for crash(): which pending writes survive. */
-function seeded(seed: number): () => number {
-  let state = (seed * 2654435761) >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}

@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
-import { collect, describeChild, isRoot, makeStoreDir, openSmallStore, PACKAGE_ENTRY_URL, rejectsWith, rejectsWithCode, removeStoreDir, runNodeModule } from './helpers.js';
+import { collect, describeChild, isRoot, makeStoreDir, openSmallStore, PACKAGE_ENTRY_URL, rejectsWith, rejectsWithCode, removeStoreDir, runNodeModule, seededRandom } from './helpers.js';
 
 /** Bytes of the store images made on the simulated device: small, whole 4096-byte blocks. */
 const IMAGE_BYTES = 8 << 20;
@@ -38,19 +38,6 @@ function accessModesOf(path: string): number[] {
     modes.push(parseInt(flags[1], 8) & 3);
   }
   return modes;
-}
-
-/** xorshift32 in [0, 1), for the crash's choices. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    return state / 2 ** 32;
-  };
 }
 
 /**

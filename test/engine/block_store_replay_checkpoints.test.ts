@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
-import { pattern } from './helpers.js';
+import { pattern, seededRandom } from './helpers.js';
 
 const DEVICE_BYTES = 48 << 20;
 const WAL_BYTES = 16 << 20;
@@ -114,7 +114,7 @@ describe('BlockStore recovery with checkpoints during replay', function () {
         (store) => store.close(),
         () => undefined, // the crash
       );
-      const survivor = device.crash({ random: seeded(point) });
+      const survivor = device.crash({ random: seededRandom(point) });
       const store = await BlockStore.open('again', { device: survivor, cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' });
       try {
         await checkAll(store, expected, `crash after ${crashAfter} of the replay's ${openOps} operations`);
@@ -125,13 +125,3 @@ describe('BlockStore recovery with checkpoints during replay', function () {
   });
 });
 
-/** A small deterministic generator in [0, 1) for crash(): which pending writes survive. */
-function seeded(seed: number): () => number {
-  let state = (seed * 2654435761) >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}

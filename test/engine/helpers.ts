@@ -115,3 +115,18 @@ export function detachedBytes(): Uint8Array {
   structuredClone(bytes.buffer, { transfer: [bytes.buffer] });
   return bytes;
 }
+
+/**
+ * xorshift32 in [0, 1): a small seeded generator, for the choices of a
+ * simulated crash (which pending writes survive) and other test data that
+ * must reproduce from a seed.
+ */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 0x1_0000_0000;
+  };
+}

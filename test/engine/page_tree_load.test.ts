@@ -8,25 +8,13 @@ import { PageTree } from '../../engine/page_tree.js';
 import type { IndexEntry } from '../../engine/store_index.js';
 import { READ_AHEAD_PAGES } from '../../engine/tree_cursor.js';
 import { applyBatch, collect, describePairs, FakeCheckpointer, FakePageStore, inlineEntry, modelRange, treeOptions } from './page_tree_fakes.js';
+import { seededRandom } from './helpers.js';
 
 /** Fixed so a failure reproduces; printed on failure. */
 const SEED = Number(process.env.RINGSTORE_PAGE_TREE_LOAD_SEED ?? 0x6c6f6164);
 const KEY_COUNT = 12_000;
 const BATCH_KEYS = 100;
 const CHECKPOINT_EVERY_BATCHES = 15;
-
-/** xorshift32: a small seeded generator. */
-function random(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    return state / 0x1_0000_0000;
-  };
-}
 
 function shuffle<T>(items: T[], next: () => number): T[] {
   for (let index = items.length - 1; index > 0; index--) {
@@ -109,7 +97,7 @@ describe('PageTree under load', function () {
 
   for (const order of ['sorted', 'random'] as const) {
     it(`holds ${KEY_COUNT} keys inserted in ${order} order, then deletes them all down to no root (seed ${SEED})`, async () => {
-      const next = random(SEED);
+      const next = seededRandom(SEED);
       const load = newLoad(64 << 10);
       const keys = Array.from({ length: KEY_COUNT }, (_, index) => `user:${String(index * 7919 % 1_000_003).padStart(7, '0')}`);
       if (order === 'sorted') keys.sort();
@@ -141,7 +129,7 @@ describe('PageTree under load', function () {
   }
 
   it(`handles 3000 long keys with entries up to 76 % of a page, in random order (seed ${SEED})`, async () => {
-    const next = random(SEED + 1);
+    const next = seededRandom(SEED + 1);
     const load = newLoad(256 << 10);
     const keys = Array.from({ length: 3000 }, (_, index) => {
       const length = 1 + Math.floor(next() * 1024);

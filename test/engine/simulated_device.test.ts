@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 
 import { SECTOR_SIZE, SimulatedDevice, SimulatedDeviceCrash } from '../../engine/simulated_device.js';
-import { pattern } from './helpers.js';
+import { pattern, seededRandom } from './helpers.js';
 
 const DEVICE_BYTES = 64 << 10;
 const KEEP_NONE = { keepProbability: 0 };
@@ -15,17 +15,6 @@ async function readBack(device: SimulatedDevice, position: number, length: numbe
   const buffer = Buffer.alloc(length);
   await device.read(position, buffer);
   return buffer;
-}
-
-/** xorshift32 in [0, 1): crash choices that reproduce from `seed`. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 0x1_0000_0000;
-  };
 }
 
 describe('SimulatedDevice reads and writes', () => {

@@ -55,6 +55,10 @@ export class StoreGrowth {
   readonly #blockSize: number;
   /** The most blocks the store may have: the device's and the opener's limits. */
   readonly #blockCountMax: number;
+  /** Whether the device can grow at all (a regular file; a simulated device made to). */
+  readonly #deviceGrows: boolean;
+  /** Whether #blockCountMax is the opener's maxSizeBytes (else the device's own limit). */
+  readonly #capped: boolean;
   #growing: Promise<boolean> | undefined;
   /** Why the last growth could not happen (the file system's answer), for the refusal's message. */
   #lastRefusal: Error | undefined;
@@ -65,7 +69,9 @@ export class StoreGrowth {
     this.#checkpointer = parts.checkpointer;
     this.#space = parts.space;
     this.#blockSize = parts.blockSize;
-    const deviceMax = parts.device.grow === undefined ? parts.device.sizeBytes : (parts.device.sizeBytesMax ?? parts.device.sizeBytes);
+    this.#deviceGrows = parts.device.grow !== undefined && parts.device.sizeBytesMax !== undefined;
+    const deviceMax = this.#deviceGrows ? parts.device.sizeBytesMax! : parts.device.sizeBytes;
+    this.#capped = parts.maxSizeBytes !== undefined && parts.maxSizeBytes < deviceMax;
     this.#blockCountMax = Math.floor(Math.min(deviceMax, parts.maxSizeBytes ?? Number.MAX_SAFE_INTEGER) / this.#blockSize);
   }
 
@@ -76,7 +82,7 @@ export class StoreGrowth {
 
   /** Whether the store could still grow (it is a regular file under its cap). */
   get canGrow(): boolean {
-    return this.#device.grow !== undefined && this.#space.blockCount < this.#blockCountMax;
+    return this.#deviceGrows && this.#space.blockCount < this.#blockCountMax;
   }
 
   /** Settles when the growth under way has (never rejects). */
@@ -116,10 +122,10 @@ export class StoreGrowth {
 
   /** The ERR_STORE_FULL for a write that did not fit: `error`, with why the store did not grow. */
   refusal(error: StoreError): StoreError {
-    if (this.#device.grow === undefined) return error;
+    if (!this.#deviceGrows) return error;
     const why =
       this.#space.blockCount >= this.#blockCountMax
-        ? `the store is at its size limit of ${this.#blockCountMax * this.#blockSize} bytes (maxSizeBytes)`
+        ? `the store is at its size limit of ${this.#blockCountMax * this.#blockSize} bytes (${this.#capped ? 'maxSizeBytes' : "the device's"})`
         : this.#lastRefusal !== undefined
           ? `the file could not grow: ${this.#lastRefusal.message}`
           : undefined;

@@ -22,6 +22,7 @@ import { prepareBenchFile } from './bench/bench_file.js';
 import { ensureFio, runFio } from './bench/fio_runner.js';
 import type { Measurement } from './bench/measurement.js';
 import { betterSqlite3Contender, classicLevelContender, lmdbContender, loadPeers } from './bench/peers.js';
+import { ringLevelContender } from './bench/ring_level_adapter.js';
 import { formatTable } from './bench/report.js';
 import { RINGSTORE_DEFAULT, RINGSTORE_FILE_SIZE_BYTES, ringstoreContender, withAppBatcher, type StoreAdapter, type StoreContender } from './bench/store_adapter.js';
 import { writeChartSvg } from './bench/chart.js';
@@ -290,13 +291,14 @@ async function main(): Promise<void> {
     label: 'ringstore spinUs=50 completionSpinUs=50',
     actor: { fallback: 'threads', spinUs: 50, completionSpinUs: 50 },
   });
+  const ringLevel = ringLevelContender();
   const lmdb = lmdbContender(peers);
   const classicLevel = classicLevelContender(peers);
   const betterSqlite3 = betterSqlite3Contender(peers);
-  const datasetContenders = [ringstore, lmdb, classicLevel, betterSqlite3];
+  const datasetContenders = [ringstore, ringLevel, lmdb, classicLevel, betterSqlite3];
   const classicLevelBatched = withAppBatcher(classicLevel);
   const betterSqlite3Batched = withAppBatcher(betterSqlite3);
-  const allContenders = [ringstore, ringstoreSpin, ringstoreByStream, lmdb, classicLevel, betterSqlite3, classicLevelBatched, betterSqlite3Batched];
+  const allContenders = [ringstore, ringstoreSpin, ringstoreByStream, ringLevel, lmdb, classicLevel, betterSqlite3, classicLevelBatched, betterSqlite3Batched];
   const labelOf = (id: string): string => allContenders.find((contender) => contender.id === id)?.label ?? id;
 
   const fio = options.only.has('fio') ? await runFioReferences(options) : undefined;
@@ -304,14 +306,14 @@ async function main(): Promise<void> {
   const values = new ValueSource(counts.valueSizeBytes, VALUE_POOL_SIZE_BYTES);
 
   if (options.only.has('one-writer')) {
-    for (const contender of [ringstore, ringstoreSpin, lmdb, classicLevel, betterSqlite3]) {
+    for (const contender of [ringstore, ringstoreSpin, ringLevel, lmdb, classicLevel, betterSqlite3]) {
       await withFreshStore(contender, 'one-writer', options, async (store) => {
         results.add('one-writer', contender, await runOneWriter(store, counts, values));
       }).catch((error: unknown) => results.fail(['one-writer'], contender, error));
     }
   }
   if (options.only.has('writers-64')) {
-    for (const contender of [ringstore, ringstoreSpin, lmdb, classicLevel, betterSqlite3, classicLevelBatched, betterSqlite3Batched]) {
+    for (const contender of [ringstore, ringstoreSpin, ringLevel, lmdb, classicLevel, betterSqlite3, classicLevelBatched, betterSqlite3Batched]) {
       await withFreshStore(contender, 'writers-64', options, async (store) => {
         results.add('writers-64', contender, await runConcurrentWriters(store, counts, values));
       }).catch((error: unknown) => results.fail(['writers-64'], contender, error));

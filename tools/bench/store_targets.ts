@@ -16,12 +16,15 @@ export const BLOB_WRITE_VS_LMDB_MIN = 3;
 export const BLOB_WRITE_VS_FIO_MIN = 0.7;
 /** Random gets, ordered scan and bulk load: at least lmdb-js's rate. */
 export const READ_AND_LOAD_VS_LMDB_MIN = 1;
+/** ringstore/level's RingLevel: puts and gets at least this fraction of the BlockStore API's in the same run (issue 11). */
+export const LEVEL_VS_BLOCK_STORE_MIN = 0.8;
 /** Opening a store of 1 M keys after a clean close. */
 export const REOPEN_MS_MAX = 2_000;
 
 export const OWN_PATH_PEER_IDS = ['lmdb', 'classic-level', 'better-sqlite3'] as const;
 export const BATCHED_PEER_IDS = ['classic-level+batcher', 'better-sqlite3+batcher'] as const;
 const RINGSTORE_ID = 'ringstore';
+const RING_LEVEL_ID = 'ringstore-level';
 const LMDB_ID = 'lmdb';
 
 /** fio's numbers the targets use. */
@@ -121,6 +124,18 @@ export function checkStoreTargets(lookup: Lookup, fio: FioReference, labelOf: (c
     const ours = ringstore(phaseId);
     const theirs = lookup(phaseId, LMDB_ID);
     if (ours !== undefined && theirs !== undefined) minimum(target, labelOf(LMDB_ID), ours.opsPerSecond, READ_AND_LOAD_VS_LMDB_MIN * theirs.opsPerSecond, unit);
+  }
+  const throughLevel: [PhaseId, string, string][] = [
+    ['one-writer', 'one durable writer', 'puts/s'],
+    ['writers-64', '64 durable writers', 'puts/s'],
+    ['random-get', 'random gets', 'gets/s'],
+  ];
+  for (const [phaseId, what, unit] of throughLevel) {
+    const direct = ringstore(phaseId);
+    const level = lookup(phaseId, RING_LEVEL_ID);
+    if (direct !== undefined && level !== undefined) {
+      minimum(`${what} through ringstore/level ≥ ${LEVEL_VS_BLOCK_STORE_MIN} × BlockStore`, labelOf(RINGSTORE_ID), level.opsPerSecond, LEVEL_VS_BLOCK_STORE_MIN * direct.opsPerSecond, unit);
+    }
   }
   const reopen = ringstore('reopen');
   if (reopen !== undefined) {

@@ -584,6 +584,11 @@ export class BlockStore {
     return storedEntries(this.#streamParts);
   }
 
+  /** Bytes of one block of this store. */
+  get blockSize(): number {
+    return this.#blockSize;
+  }
+
   /** The value encoding recorded in the superblock when the store was made (an `encoding` option overrides it for this handle only). */
   get recordedEncoding(): ValueEncoding {
     this.#state.checkOpen();

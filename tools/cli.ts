@@ -5,19 +5,22 @@
 //   ringstore fsck PATH      independent check (format/ only); exit 1 on damage
 //   ringstore format PATH    make a new, empty store, destroying what PATH holds
 //   ringstore get|put|del|scan|stats PATH …   a store's contents (cli/store_commands.ts)
+//   ringstore dump|load      a store's entries as a dump stream and back (cli/dump_command.ts)
 //   ringstore crash-test     the durability lab (crash_test_command.ts)
 //   ringstore help
 //
 // inspect and fsck read the store image with plain positional reads (node:fs), never
 // through the engine, so they work on a store the engine refuses to open.
-import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { BlockStore } from '../engine/block_store.js';
 
+import { DUMP_COMMANDS_USAGE, dumpCommand, loadCommand } from './cli/dump_command.js';
 import { isStoreCommand, STORE_COMMANDS_USAGE, storeCommand } from './cli/store_commands.js';
 import { CRASH_TEST_USAGE, crashTestCommand } from './crash_test_command.js';
-import { fsckImage, type FsckReport, type ImageReader } from './fsck.js';
+import { openImage } from './cli/image_file.js';
+import { fsckImage, type FsckReport } from './fsck.js';
 
 const USAGE = `usage:
   ringstore inspect PATH   print the store's superblock, geometry, checkpoint and WAL state
@@ -27,57 +30,9 @@ const USAGE = `usage:
                            --force to destroy what PATH holds (a device, a non-empty
                            file); open's create: true never does
 ${STORE_COMMANDS_USAGE}
+${DUMP_COMMANDS_USAGE}
 ${CRASH_TEST_USAGE}
   ringstore help`;
-
-/** Bytes one positional read may ask for; larger reads are split. */
-const READ_PIECE_BYTES = 64 << 20;
-
-function openImage(path: string): { image: ImageReader; close: () => void } {
-  const fd = openSync(path, 'r');
-  const stat = fstatSync(fd);
-  let sizeBytes = stat.size;
-  if (stat.isBlockDevice()) {
-    // fstat reports 0 for a block device: find its end by reading.
-    sizeBytes = blockDeviceSize(fd);
-  }
-  return {
-    image: {
-      sizeBytes,
-      read(position: number, length: number): Uint8Array {
-        const out = Buffer.alloc(length);
-        let done = 0;
-        while (done < length) {
-          const bytes = readSync(fd, out, done, Math.min(READ_PIECE_BYTES, length - done), position + done);
-          if (bytes === 0) break;
-          done += bytes;
-        }
-        return out;
-      },
-    },
-    close: () => closeSync(fd),
-  };
-}
-
-function blockDeviceSize(fd: number): number {
-  // Node has no lseek(SEEK_END) or BLKGETSIZE64: find the last readable byte
-  // by doubling, then bisecting. `readable` is always a readable offset and
-  // `unreadable` never is.
-  const probe = Buffer.alloc(1);
-  const canRead = (offset: number): boolean => readSync(fd, probe, 0, 1, offset) === 1;
-  let readable = 0;
-  let unreadable = 2 ** 20;
-  while (canRead(unreadable)) {
-    readable = unreadable;
-    unreadable *= 2;
-  }
-  while (readable + 1 < unreadable) {
-    const middle = Math.floor((readable + unreadable) / 2);
-    if (canRead(middle)) readable = middle;
-    else unreadable = middle;
-  }
-  return readable + 1;
-}
 
 function printReport(report: FsckReport, verbose: boolean): void {
   const superblock = report.superblock;
@@ -102,6 +57,8 @@ function main(argv: string[]): number | Promise<number> {
   const [command, path] = argv;
   if (command === 'crash-test') return crashTestCommand(argv.slice(1));
   if (command === 'format') return formatCommand(argv.slice(1));
+  if (command === 'dump') return dumpCommand(argv.slice(1));
+  if (command === 'load') return loadCommand(argv.slice(1));
   if (command !== undefined && isStoreCommand(command)) return storeCommand(command, argv.slice(1));
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
     console.log(USAGE);

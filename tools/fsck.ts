@@ -203,8 +203,8 @@ export function fsckImage(image: ImageReader): FsckReport {
   return report;
 }
 
-/** The newest valid superblock copy, head or backup; warnings for the others. */
-function findSuperblock(image: ImageReader, report: FsckReport, describe: (error: unknown) => string): Superblock | undefined {
+/** The newest valid superblock copy, head or backup; warnings for the others (also used by tools/salvage.ts). */
+export function findSuperblock(image: ImageReader, report: Pick<FsckReport, 'errors' | 'warnings'>, describe: (error: unknown) => string): Superblock | undefined {
   const copies: { slot: number; superblock?: Superblock; error?: string }[] = [];
   const decodeAt = (slot: number, position: number, blockIndex: number): { slot: number; superblock?: Superblock; error?: string } => {
     if (position + SUPERBLOCK_SIZE > image.sizeBytes) return { slot, error: 'past the end of the image' };

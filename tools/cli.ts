@@ -20,6 +20,7 @@ import { DUMP_COMMANDS_USAGE, dumpCommand, loadCommand } from './cli/dump_comman
 import { isStoreCommand, STORE_COMMANDS_USAGE, storeCommand } from './cli/store_commands.js';
 import { CRASH_TEST_USAGE, crashTestCommand } from './crash_test_command.js';
 import { openImage } from './cli/image_file.js';
+import { startProgress, type Progress } from './cli/progress.js';
 import { fsckImage, type FsckReport } from './fsck.js';
 
 const USAGE = `usage:
@@ -54,7 +55,7 @@ function printReport(report: FsckReport, verbose: boolean): void {
 }
 
 function main(argv: string[]): number | Promise<number> {
-  const [command, path] = argv;
+  const [command] = argv;
   if (command === 'crash-test') return crashTestCommand(argv.slice(1));
   if (command === 'format') return formatCommand(argv.slice(1));
   if (command === 'dump') return dumpCommand(argv.slice(1));
@@ -64,29 +65,69 @@ function main(argv: string[]): number | Promise<number> {
     console.log(USAGE);
     return command === undefined ? 2 : 0;
   }
-  if ((command === 'inspect' || command === 'fsck') && path !== undefined) {
-    const { image, close } = openImage(path);
-    try {
-      const report = fsckImage(image);
-      printReport(report, command === 'inspect');
-      if (command === 'fsck') console.log(report.ok ? 'fsck: ok' : `fsck: ${report.errors.length} problem(s)`);
-      return report.ok ? 0 : 1;
-    } finally {
-      close();
-    }
-  }
+  if (command === 'inspect' || command === 'fsck') return checkCommand(command, argv.slice(1));
   console.error(USAGE);
   return 2;
 }
 
+/** `ringstore inspect PATH` and `ringstore fsck PATH`: the image read through format/ only (fsck.ts). */
+function checkCommand(command: 'inspect' | 'fsck', args: string[]): number {
+  const usage = `ringstore ${command} PATH`;
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (error) {
+    console.error(`ringstore: ${(error as Error).message}\nusage: ${usage}`);
+    return 2;
+  }
+  if (parsed.values.help === true) {
+    console.log(`usage: ${usage}`);
+    return 0;
+  }
+  if (parsed.positionals.length !== 1) {
+    console.error(`usage: ${usage}`);
+    return 2;
+  }
+  const { image, close } = openImage(parsed.positionals[0]);
+  const bars: Partial<Record<'tree' | 'values', Progress>> = {};
+  try {
+    const report = fsckImage(image, (phase, done, total) => {
+      if (phase === 'values') bars.tree?.stop();
+      (bars[phase] ??= startProgress(phase === 'tree' ? `${command}: keys` : `${command}: values`, total, 'count')).update(done);
+    });
+    bars.tree?.stop();
+    bars.values?.stop();
+    printReport(report, command === 'inspect');
+    if (command === 'fsck') console.log(report.ok ? 'fsck: ok' : `fsck: ${report.errors.length} problem(s)`);
+    return report.ok ? 0 : 1;
+  } finally {
+    bars.tree?.stop();
+    bars.values?.stop();
+    close();
+  }
+}
+
 async function formatCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { size: { type: 'string' }, 'block-size': { type: 'string' }, 'wal-size': { type: 'string' }, force: { type: 'boolean' } },
-    allowPositionals: true,
-  });
+  const usage = 'ringstore format PATH [--size BYTES] [--block-size BYTES] [--wal-size BYTES] [--force]';
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: { size: { type: 'string' }, 'block-size': { type: 'string' }, 'wal-size': { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    console.error(`ringstore: ${(error as Error).message}\nusage: ${usage}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true) {
+    console.log(`usage: ${usage}`);
+    return 0;
+  }
   if (positionals.length !== 1) {
-    console.error(USAGE);
+    console.error(`usage: ${usage}`);
     return 2;
   }
   const target = statSync(positionals[0], { throwIfNoEntry: false });

@@ -7,11 +7,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { runBuiltinWorkload } from './lab/builtin_workload.js';
 import { exploreCorruption, isDamageReproducer, replayDamageReproducer } from './lab/corruption_explorer.js';
 import { exploreCrashStates, type ExplorationReport } from './lab/crash_explorer.js';
 import { exploreIoFaults, isFaultReproducer, replayFaultReproducer } from './lab/fault_explorer.js';
+import { startProgress, type Progress } from './cli/progress.js';
 import { replayReproducer } from './lab/reproducer.js';
 import { loadWorkloadModule, runWorkload, type TracedWorkload } from './lab/workload.js';
 
@@ -37,36 +39,59 @@ const STATES_PER_MINUTE_ESTIMATE = 15_000;
 /** Most states one run plans (each planned state holds its choice in memory). */
 const PLANNED_STATES_MAX = 300_000;
 
-function numberFlag(argv: string[], name: string, fallback: number): number {
-  const index = argv.indexOf(name);
-  if (index < 0) return fallback;
-  const value = Number(argv[index + 1]);
-  if (!Number.isFinite(value) || value < 0) throw new RangeError(`${name} needs a number >= 0`);
+/** The flags crash-test takes; any other is refused (exit 2). */
+const CRASH_TEST_OPTIONS = {
+  states: { type: 'string' },
+  minutes: { type: 'string' },
+  seed: { type: 'string' },
+  module: { type: 'string' },
+  scale: { type: 'string' },
+  'block-size': { type: 'string' },
+  corruption: { type: 'string' },
+  faults: { type: 'string' },
+  reproducers: { type: 'string' },
+  replay: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+type CrashTestFlags = Partial<Record<Exclude<keyof typeof CRASH_TEST_OPTIONS, 'help'>, string>>;
+
+function numberFlag(flags: CrashTestFlags, name: keyof CrashTestFlags, fallback: number): number {
+  const text = flags[name];
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value < 0) throw Object.assign(new RangeError(`--${name} needs a number >= 0, got ${JSON.stringify(text)}`), { code: 'ERR_INVALID_ARG' });
   return value;
 }
 
-function stringFlag(argv: string[], name: string): string | undefined {
-  const index = argv.indexOf(name);
-  if (index < 0) return undefined;
-  const value = argv[index + 1];
-  if (value === undefined || value.startsWith('--')) throw new RangeError(`${name} needs a value`);
-  return value;
-}
-
-/** A progress line on stderr: a bar on a terminal, a line per tenth otherwise. */
-function progressReporter(startedMs: number): (done: number, total: number) => void {
+/**
+ * Progress on stderr: a bar (cli-progress) on a terminal; otherwise a line
+ * per tenth, so that a log of a long run (CI) shows how far it got.
+ */
+function progressReporter(startedMs: number): { report: (done: number, total: number) => void; stop: () => void } {
+  if (process.stderr.isTTY === true) {
+    let bar: Progress | undefined;
+    return {
+      report: (done, total) => {
+        bar ??= startProgress('crash states', total, 'count');
+        bar.setTotal(total);
+        bar.update(done);
+      },
+      stop: () => bar?.stop(),
+    };
+  }
   let lastShown = -1;
-  return (done, total) => {
-    const tty = process.stderr.isTTY;
-    const percent = Math.floor((done / total) * 100);
-    const step = tty ? percent : Math.floor(percent / 10) * 10;
-    if (step === lastShown && done !== total) return;
-    lastShown = step;
-    const minutes = (performance.now() - startedMs) / 60_000;
-    const rate = minutes > 0 ? Math.round(done / minutes) : 0;
-    const line = `${'#'.repeat(Math.floor(percent / 4)).padEnd(25, '.')} ${percent}% ${done}/${total} states, ${rate}/min`;
-    if (tty) process.stderr.write(`\r${line}${done === total ? '\n' : ''}`);
-    else process.stderr.write(`${line}\n`);
+  return {
+    report: (done, total) => {
+      const percent = Math.floor((done / total) * 100);
+      const step = Math.floor(percent / 10) * 10;
+      if (step === lastShown && done !== total) return;
+      lastShown = step;
+      const minutes = (performance.now() - startedMs) / 60_000;
+      const rate = minutes > 0 ? Math.round(done / minutes) : 0;
+      process.stderr.write(`${'#'.repeat(Math.floor(percent / 4)).padEnd(25, '.')} ${percent}% ${done}/${total} states, ${rate}/min\n`);
+    },
+    stop: () => undefined,
   };
 }
 
@@ -98,17 +123,29 @@ async function replay(directory: string): Promise<number> {
 }
 
 export async function crashTestCommand(argv: string[]): Promise<number> {
-  const replayDirectory = stringFlag(argv, '--replay');
+  let flags: CrashTestFlags & { help?: boolean };
+  try {
+    const parsed = parseArgs({ args: argv, options: CRASH_TEST_OPTIONS, allowPositionals: false, strict: true });
+    flags = parsed.values;
+  } catch (error) {
+    process.stderr.write(`ringstore: ${(error as Error).message}\nusage:\n${CRASH_TEST_USAGE}\n`);
+    return 2;
+  }
+  if (flags.help === true) {
+    process.stdout.write(`usage:\n${CRASH_TEST_USAGE}\n`);
+    return 0;
+  }
+  const replayDirectory = flags.replay;
   if (replayDirectory !== undefined) return replay(replayDirectory);
-  const minutes = numberFlag(argv, '--minutes', 0);
-  const states = numberFlag(argv, '--states', minutes > 0 ? Math.min(PLANNED_STATES_MAX, Math.ceil(minutes * STATES_PER_MINUTE_ESTIMATE)) : 20_000);
-  const seed = numberFlag(argv, '--seed', Date.now() % 0x7fffffff);
-  const scale = numberFlag(argv, '--scale', 4);
-  const blockSize = numberFlag(argv, '--block-size', 512);
-  const corruption = numberFlag(argv, '--corruption', 0);
-  const faults = numberFlag(argv, '--faults', 0);
-  const modulePath = stringFlag(argv, '--module');
-  const reproducers = resolve(stringFlag(argv, '--reproducers') ?? 'crash-test-reproducers');
+  const minutes = numberFlag(flags, 'minutes', 0);
+  const states = numberFlag(flags, 'states', minutes > 0 ? Math.min(PLANNED_STATES_MAX, Math.ceil(minutes * STATES_PER_MINUTE_ESTIMATE)) : 20_000);
+  const seed = numberFlag(flags, 'seed', Date.now() % 0x7fffffff);
+  const scale = numberFlag(flags, 'scale', 4);
+  const blockSize = numberFlag(flags, 'block-size', 512);
+  const corruption = numberFlag(flags, 'corruption', 0);
+  const faults = numberFlag(flags, 'faults', 0);
+  const modulePath = flags.module;
+  const reproducers = resolve(flags.reproducers ?? 'crash-test-reproducers');
   const dir = mkdtempSync(`${tmpdir()}/ringstore-crash-test-`);
   // Ctrl-C: remove the trace and the store file, and (through the exit
   // hooks) the crash image in /dev/shm.
@@ -133,14 +170,19 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
     process.stderr.write(
       `${workload.trace.operations.length} IOs traced, ${workload.operations.length} operations (${acknowledged} acknowledged); exploring ${states} crash states (seed ${seed}${minutes > 0 ? `, at most ${minutes} min` : ''})\n`,
     );
-    const started = performance.now();
-    const report = await exploreCrashStates(workload, {
-      states,
-      seed,
-      timeLimitMs: minutes > 0 ? minutes * 60_000 : undefined,
-      reproducerDirectory: reproducers,
-      onProgress: progressReporter(started),
-    });
+    const progress = progressReporter(performance.now());
+    let report: ExplorationReport;
+    try {
+      report = await exploreCrashStates(workload, {
+        states,
+        seed,
+        timeLimitMs: minutes > 0 ? minutes * 60_000 : undefined,
+        reproducerDirectory: reproducers,
+        onProgress: progress.report,
+      });
+    } finally {
+      progress.stop();
+    }
     printCrashReport(report);
     let failed = report.violations.length > 0;
     if (corruption > 0) {

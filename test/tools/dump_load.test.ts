@@ -193,6 +193,17 @@ describe('ringstore dump and load', function () {
       assert.deepEqual((await storedContents(other)).entries.map((entry) => entry.key), ['s:a']);
     });
 
+    it('into a new store too small for it fails with the store error and removes the store it made', async () => {
+      const dump = `${dir}/too-big.dump`;
+      assert.equal((await runCli(['dump', source, dump])).code, 0);
+      const target = `${dir}/too-small`;
+      const failed = await runCli(['load', target, dump, '--create', '--size', String(2 << 20)]);
+      assert.equal(failed.code, 2);
+      assert.match(failed.stderr, /^ringstore: ERR_STORE_(FULL|NO_SPACE): /);
+      assert.equal(failed.stderr.trim().split('\n').length, 1);
+      assert.equal(existsSync(target), false);
+    });
+
     it('round-trips random key/value sets (property, seed RINGSTORE_DUMP_TEST_SEED)', async () => {
       const key = fc.oneof(fc.string({ minLength: 1, maxLength: 20 }).filter(isWellFormed), fc.uint8Array({ minLength: 1, maxLength: 20 }));
       const value = fc.oneof(fc.jsonValue(), fc.uint8Array({ maxLength: 5000 }));
@@ -392,6 +403,30 @@ describe('ringstore dump and load', function () {
       assert.ok((report.entriesFromScan as number) > 0);
       assertNoWrongValue(contents);
       assert.equal(contents.size, model.size, 'every entry is found: the leaves are intact');
+    });
+
+    it('does not use leaves outside the tree when the free set that tells old copies apart is damaged too', async () => {
+      const branch = pages.find((page) => page.owner.startsWith('page at level 1'))!;
+      const freeSet = fsckImage(memoryImage(readFileSync(source))).references.find((reference) => reference.owner === 'the free set')!;
+      const image = copy('branch-and-free-set');
+      flipByte(image, branch.startBlock * BLOCK_SIZE + 60);
+      flipByte(image, freeSet.startBlock * BLOCK_SIZE + 40);
+      const { code, report, contents } = await salvageAndLoad(image);
+      assert.equal(code, 1);
+      assert.equal(report.entriesFromScan, 0);
+      assert.ok((report.warnings as string[]).some((warning) => /free set does not verify/.test(warning)));
+      assertNoWrongValue(contents);
+      assert.ok(contents.size < model.size);
+    });
+
+    it('is what a plain dump of a store the engine finds corrupt points to', async () => {
+      const leaf = pages.find((page) => page.owner.startsWith('page at level 0'))!;
+      const image = copy('plain');
+      flipByte(image, leaf.startBlock * BLOCK_SIZE + 100);
+      const refused = await runCli(['dump', image, `${image}.dump`]);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /^ringstore: ERR_STORE_CORRUPT: .*\(ringstore dump --salvage copies out what still verifies\)\n$/);
+      assert.equal(existsSync(`${image}.dump`), false, 'the dump cut short is removed');
     });
 
     it('of a store with both head superblocks destroyed uses a backup copy', async () => {

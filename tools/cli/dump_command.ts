@@ -13,6 +13,7 @@ import { createReadStream, mkdtempSync, rmSync, statSync, unlinkSync } from 'nod
 import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
@@ -107,9 +108,18 @@ class Output {
   #pieceBytes = 0;
   bytesWritten = 0;
 
+  /** An error stdout reported (EPIPE: the reader went away), thrown by the next write. */
+  #stdoutError: Error | undefined;
+
   private constructor(handle: FileHandle | undefined, path: string | undefined) {
     this.#handle = handle;
     this.#path = path;
+    if (handle === undefined) {
+      process.stdout.on('error', (error: Error) => {
+        this.#stdoutError ??= error;
+        process.stdout.emit('drain'); // wakes a write waiting for room
+      });
+    }
   }
 
   static async open(path: string | undefined): Promise<Output> {
@@ -135,16 +145,11 @@ class Output {
     this.bytesWritten += bytes.length;
     if (this.#handle !== undefined) {
       await this.#handle.write(bytes);
-    } else if (!process.stdout.write(bytes)) {
-      await new Promise<void>((resolve, reject) => {
-        const onError = (error: Error): void => reject(error);
-        process.stdout.once('error', onError);
-        process.stdout.once('drain', () => {
-          process.stdout.off('error', onError);
-          resolve();
-        });
-      });
+      return;
     }
+    if (this.#stdoutError !== undefined) throw this.#stdoutError;
+    if (!process.stdout.write(bytes)) await new Promise<void>((resolve) => process.stdout.once('drain', resolve));
+    if (this.#stdoutError !== undefined) throw this.#stdoutError;
   }
 
   /** Everything written and durable (a file is fsynced: a backup that a crash can lose is none). */
@@ -176,7 +181,9 @@ export async function dumpCommand(args: string[]): Promise<number> {
   const [path, file] = parsed.positionals;
   const json = parsed.values.json === true;
   if (parsed.values.salvage === true) return salvageCommand(path, file, json);
-  const store = await BlockStore.open(path);
+  const store = await BlockStore.open(path).catch((error: unknown) => {
+    throw withSalvageHint(error);
+  });
   let output: Output | undefined;
   try {
     output = await Output.open(file);
@@ -204,10 +211,16 @@ export async function dumpCommand(args: string[]): Promise<number> {
     return 0;
   } catch (error) {
     await output?.abandon();
-    throw error;
+    throw withSalvageHint(error);
   } finally {
     await store.close();
   }
+}
+
+/** A store the engine finds corrupt: say what can still be done. */
+function withSalvageHint(error: unknown): unknown {
+  if (error instanceof Error && (error as { code?: unknown }).code === 'ERR_STORE_CORRUPT') error.message += ' (ringstore dump --salvage copies out what still verifies)';
+  return error;
 }
 
 async function salvageCommand(path: string, file: string | undefined, json: boolean): Promise<number> {
@@ -424,6 +437,22 @@ async function verifyDump(file: string | undefined, spool: string | undefined): 
   return { header, entryCount, sizeBytes };
 }
 
+/** Resolves when `stream` takes writes again; rejects if it fails first (a full store). */
+function roomIn(stream: Writable): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (error: Error): void => {
+      stream.off('drain', onDrain);
+      reject(error);
+    };
+    const onDrain = (): void => {
+      stream.off('error', onError);
+      resolve();
+    };
+    stream.once('error', onError);
+    stream.once('drain', onDrain);
+  });
+}
+
 /** Writes the verified stream in `file` into `store`; resolves to the entries written. */
 async function writeDump(store: BlockStore, file: string, verified: VerifiedDump): Promise<number> {
   const decoder = new DumpStreamDecoder();
@@ -436,7 +465,7 @@ async function writeDump(store: BlockStore, file: string, verified: VerifiedDump
   let loaded = 0;
   let entry: { key: string | Buffer; raw: boolean; valueLength: number } | undefined;
   let chunks: Uint8Array[] = [];
-  let stream: ReturnType<BlockStore['createWriteStream']> | undefined;
+  let stream: Writable | undefined;
   const finishEntry = async (): Promise<void> => {
     const { key, raw } = entry!;
     if (raw) {
@@ -444,7 +473,11 @@ async function writeDump(store: BlockStore, file: string, verified: VerifiedDump
       await finished(stream!);
       stream = undefined;
     } else {
-      inFlight.push(store.put(key, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
+      const put = store.put(key, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+      // Handled here so that a put failing while the loop awaits something
+      // else is not an unhandled rejection; settle() still throws its error.
+      put.catch(() => undefined);
+      inFlight.push(put);
       chunks = [];
       if (inFlight.length >= LOAD_PUTS_IN_FLIGHT_MAX) await settle();
     }
@@ -467,7 +500,7 @@ async function writeDump(store: BlockStore, file: string, verified: VerifiedDump
           if (event.valueLength === 0) await finishEntry();
         } else if (event.kind === 'chunk') {
           if (entry!.raw) {
-            if (!stream!.write(event.bytes)) await new Promise((resolve) => stream!.once('drain', resolve));
+            if (!stream!.write(event.bytes)) await roomIn(stream!);
           } else {
             chunks.push(event.bytes);
           }

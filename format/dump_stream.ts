@@ -66,7 +66,7 @@ export interface DumpHeader {
 /** What one decoded piece of the stream holds. Byte arrays are the decoder's own copies. */
 export type DumpEvent =
   | { kind: 'header'; header: DumpHeader }
-  | { kind: 'entry'; index: number; key: Uint8Array; keyIsString: boolean; raw: boolean; valueLength: number }
+  | { kind: 'entry'; index: number; /** Stream offset of the entry. */ offset: number; key: Uint8Array; keyIsString: boolean; raw: boolean; valueLength: number }
   /** The next bytes of the current entry's value; `last` on the value's final chunk (an empty value has none). */
   | { kind: 'chunk'; bytes: Uint8Array; last: boolean }
   | { kind: 'end'; entryCount: number };
@@ -364,6 +364,7 @@ export class DumpStreamDecoder {
     return {
       kind: 'entry',
       index,
+      offset: at,
       key: head.subarray(DUMP_ENTRY_HEAD_SIZE),
       keyIsString: (flags & KEY_FLAG_STRING) !== 0,
       raw: (flags & VALUE_FLAG_RAW) !== 0,

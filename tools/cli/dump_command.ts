@@ -9,7 +9,7 @@
 // (stdin is spooled to a temporary file while verified), then writes, with
 // `encoding: 'binary'` for encoded values (put stores the bytes as given) and
 // a write stream for raw ones.
-import { createReadStream, mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync, statSync, truncateSync, unlinkSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -290,7 +290,7 @@ function printSalvageReport(report: SalvageReport, emitted: number, fromSource: 
   for (const warning of report.warnings) lines.push(`warning: ${warning}`);
   for (const page of report.pagesSkipped) lines.push(`skipped: page at block ${page.block} (level ${page.level}) and its subtree: ${page.reason}`);
   if (report.scannedLeaves > 0 || report.lostRanges.length > 0) {
-    lines.push(`scan: ${report.scannedLeaves} intact leaf pages outside the tree; ${report.entriesFromScan} entries of lost ranges taken from them (the newest copy of each; may be older values)`);
+    lines.push(`scan: ${report.scannedLeaves} intact leaf pages outside the tree; ${report.entriesFromScan} entries of lost ranges taken from them`);
   }
   if (report.walProblem !== undefined) lines.push(`skipped: ${report.walProblem}`);
   for (const value of report.valuesSkipped) lines.push(`skipped: key ${value.key}: ${value.reason}`);
@@ -326,6 +326,8 @@ export async function loadCommand(args: string[]): Promise<number> {
   const blockSize = byteCount(values['block-size'], '--block-size');
   if (values.create !== true && (sizeBytes !== undefined || blockSize !== undefined)) throw usageError('--size and --block-size describe the store --create makes');
 
+  if (file === undefined && process.stdin.isTTY === true) throw usageError('stdin is a terminal: give FILE, or pipe a dump in');
+
   // The input as a file that can be read twice: FILE itself, or stdin
   // spooled to a temporary file while the first pass verifies it.
   let spoolDirectory: string | undefined;
@@ -345,7 +347,13 @@ export async function loadCommand(args: string[]): Promise<number> {
     // Only now is the target touched.
     const existing = statSync(path, { throwIfNoEntry: false });
     const createsStore = existing === undefined || (existing.isFile() && existing.size === 0);
+    // On failure, a store load made goes, and the target is as before: no file, or the empty file it was.
+    const undoCreate = (): void => {
+      if (existing === undefined) rmSync(path, { force: true });
+      else truncateSync(path, 0);
+    };
     if (createsStore && values.create !== true) throw commandError('ERR_STORE_NOT_FOUND', `'${path}' holds no store; add --create to make one`);
+    if (!createsStore && (sizeBytes !== undefined || blockSize !== undefined)) throw usageError(`'${path}' exists: --size and --block-size describe a store load makes`);
     let store: BlockStore;
     if (createsStore) {
       await BlockStore.format(path, {
@@ -357,7 +365,7 @@ export async function loadCommand(args: string[]): Promise<number> {
     try {
       store = await BlockStore.open(path, { encoding: 'binary', sync: false });
     } catch (error) {
-      if (createsStore) rmSync(path, { force: true });
+      if (createsStore) undoCreate();
       throw error;
     }
     let loaded = 0;
@@ -370,15 +378,15 @@ export async function loadCommand(args: string[]): Promise<number> {
     } catch (error) {
       await store.close().catch(() => undefined);
       if (createsStore) {
-        // A store load made and could not finish is removed: the target is as before.
-        rmSync(path, { force: true });
+        undoCreate();
       } else if (error instanceof Error) {
         error.message += ` (the store at '${path}' keeps what was loaded before this)`;
       }
       throw error;
     }
     const result = { entries: loaded, encoding, created: createsStore, salvagedDump: verified.header.salvaged };
-    process.stdout.write(values.json === true ? `${JSON.stringify(result)}\n` : `loaded ${loaded} entries into ${path}${createsStore ? ` (a new ${encoding} store)` : ''}\n`);
+    const notes = [createsStore ? `a new ${encoding} store` : '', verified.header.salvaged ? 'from a salvaged dump: entries of the damaged store may be missing' : ''].filter(Boolean);
+    process.stdout.write(values.json === true ? `${JSON.stringify(result)}\n` : `loaded ${loaded} entries into ${path}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}\n`);
     return 0;
   } finally {
     if (spoolDirectory !== undefined) rmSync(spoolDirectory, { recursive: true, force: true });
@@ -412,15 +420,14 @@ async function verifyDump(file: string | undefined, spool: string | undefined): 
   try {
     const source = file === undefined ? process.stdin : createReadStream(file, { highWaterMark: INPUT_PIECE_BYTES });
     for await (const piece of source as AsyncIterable<Buffer>) {
-      const at = decoder.offset;
       for (const event of decoder.push(piece)) {
         if (event.kind === 'header') header = event.header;
         else if (event.kind === 'entry') {
           if (event.keyIsString && !Buffer.from(Buffer.from(event.key).toString('utf8'), 'utf8').equals(event.key)) {
-            throw new DumpCorruptError('a string key whose bytes are not UTF-8 (it cannot be stored as the same string)', at, event.index);
+            throw new DumpCorruptError('a string key whose bytes are not UTF-8 (it cannot be stored as the same string)', event.offset, event.index);
           }
           if (!event.raw && event.valueLength > VALUE_SIZE_MAX) {
-            throw new DumpCorruptError(`an encoded value of ${event.valueLength} bytes (a put stores at most ${VALUE_SIZE_MAX})`, at, event.index);
+            throw new DumpCorruptError(`an encoded value of ${event.valueLength} bytes (a put stores at most ${VALUE_SIZE_MAX})`, event.offset, event.index);
           }
         } else if (event.kind === 'end') entryCount = event.entryCount;
       }

@@ -157,6 +157,7 @@ export function salvageImage(image: ImageReader, progress?: (doneBytes: number, 
   if (inUse instanceof Uint8Array) {
     const inLostRange = (key: string): boolean => report.lostRanges.some(({ low, high }) => (low === undefined || key >= low) && (high === undefined || key < high));
     const newest = new Map<string, { entry: SalvagedEntry; sequence: number }>();
+    const skipped = new Set(report.pagesSkipped.map((page) => page.block));
     const startBlock = superblock.dataStartBlock;
     const endBlock = superblock.blockCount - pageBlocks + 1;
     const totalBytes = (endBlock - startBlock) * blockSize;
@@ -168,7 +169,10 @@ export function salvageImage(image: ImageReader, progress?: (doneBytes: number, 
       for (let i = 0; i < count; i++) {
         const at = i * blockSize;
         const block = pieceStart + i;
-        if (data.getUint32(at, true) !== PAGE_MAGIC || reached.has(block)) continue;
+        // A block the tree pointed at whose page did not verify holds no
+        // usable page: an intact one there is not the page its parent wrote
+        // down (a lost write left an older page, or the parent is wrong).
+        if (data.getUint32(at, true) !== PAGE_MAGIC || reached.has(block) || skipped.has(block)) continue;
         if (inUse.subarray(block - startBlock, block - startBlock + pageBlocks).includes(0)) continue;
         // Kind and level from the header itself: the CRC check that follows
         // tells whether they, and all else, are what was written.

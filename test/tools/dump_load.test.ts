@@ -15,7 +15,8 @@ import fc from 'fast-check';
 
 import { BlockStore, type StoredEntry } from '../../engine/block_store.js';
 import { isWellFormed } from '../../engine/key_codec.js';
-import type { ValueEncoding } from '../../engine/value_codec.js';
+import { valueCodec, type ValueEncoding } from '../../engine/value_codec.js';
+import { decodePage, encodeLeafPage } from '../../format/page.js';
 import { fsckImage, memoryImage } from '../../tools/fsck.js';
 import { runCli } from './cli/run_cli.js';
 
@@ -403,6 +404,40 @@ describe('ringstore dump and load', function () {
       assert.ok((report.entriesFromScan as number) > 0);
       assertNoWrongValue(contents);
       assert.equal(contents.size, model.size, 'every entry is found: the leaves are intact');
+    });
+
+    it('of a store whose leaf lost its last write (an older page of the same address) does not serve the older page', async () => {
+      const leaf = pages.find((page) => page.owner.startsWith('page at level 0'))!;
+      const image = copy('lost-write');
+      const superblock = fsckImage(memoryImage(readFileSync(image))).superblock!;
+      const bytes = readFileSync(image);
+      const pageBytes = bytes.subarray(leaf.startBlock * BLOCK_SIZE, (leaf.startBlock + 1) * BLOCK_SIZE);
+      const page = decodePage(Uint8Array.from(pageBytes), {
+        address: leaf.startBlock,
+        storeTag: superblock.storeTag,
+        crc: pageBytes.readUInt32LE(4),
+        level: 0,
+        dataStartBlock: superblock.dataStartBlock,
+        blockCount: superblock.blockCount,
+        blockSize: BLOCK_SIZE,
+      });
+      assert.equal(page.kind, 'leaf');
+      // The same page as an older checkpoint wrote it: the round-1 values.
+      const codec = valueCodec('msgpack');
+      const older = page.entries.map((entry) => {
+        const value = codec.decode(entry.value.kind === 'inline' ? entry.value.bytes : new Uint8Array(0)) as { round: number };
+        return { ...entry, value: { kind: 'inline' as const, bytes: codec.encode({ ...value, round: 1 }) } };
+      });
+      const stale = new Uint8Array(BLOCK_SIZE);
+      encodeLeafPage(stale, { address: leaf.startBlock, checkpointSequence: page.checkpointSequence - 1, storeTag: superblock.storeTag }, older);
+      const fd = openSync(image, 'r+');
+      writeSync(fd, stale, 0, BLOCK_SIZE, leaf.startBlock * BLOCK_SIZE);
+      closeSync(fd);
+      const { code, report, contents } = await salvageAndLoad(image);
+      assert.equal(code, 1);
+      assert.match((report.pagesSkipped as { reason: string }[])[0].reason, /its parent expects/);
+      assertNoWrongValue(contents);
+      assert.equal(contents.size, model.size - page.entries.length);
     });
 
     it('does not use leaves outside the tree when the free set that tells old copies apart is damaged too', async () => {

@@ -21,7 +21,9 @@
 //
 // Pure: bytes in, values out. The encoder hands back the bytes to write; the
 // decoder takes the bytes as they arrive, in pieces of any size, and hands
-// back what they hold.
+// back what they hold. Its verdict on bad bytes is DumpCorruptError
+// (ERR_DUMP_CORRUPT), not FormatError: a dump is no structure of a store,
+// has no block to name, and is refused with a code of its own.
 import assert from 'node:assert/strict';
 
 import { isAllZero, readU64, view, writeU64 } from './bytes.js';

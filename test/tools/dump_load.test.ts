@@ -299,9 +299,24 @@ describe('ringstore dump and load', function () {
       const missing = await runCli(['dump', `${dir}/no-such-store`, `${dir}/out.dump`]);
       assert.equal(missing.code, 2);
       assert.match(missing.stderr, /^ringstore: ERR_STORE_NOT_FOUND: /);
-      const noCreate = await runCli(['load', `${dir}/no-such-store`, `${dir}/damage.dump`]);
+      const self = `${dir}/self`;
+      const store = await BlockStore.open(self, { create: true, sizeBytes: 8 << 20 });
+      await store.put('a', 1);
+      await store.close();
+      for (const args of [['dump', self, self], ['dump', '--salvage', self, self]]) {
+        const refused = await runCli(args);
+        assert.equal(refused.code, 2);
+        assert.match(refused.stderr, /^ringstore: ERR_INVALID_ARG: FILE .* is the store being dumped/);
+        assert.equal(statSync(self).size, 8 << 20, 'the store is untouched');
+      }
+      assert.equal((await runCli(['dump', self, `${dir}/self.dump`])).code, 0);
+      const noCreate = await runCli(['load', `${dir}/no-such-store`, `${dir}/self.dump`]);
       assert.equal(noCreate.code, 2);
       assert.match(noCreate.stderr, /^ringstore: ERR_STORE_NOT_FOUND: .*--create/);
+      assert.equal(existsSync(`${dir}/no-such-store`), false);
+      const noFile = await runCli(['load', `${dir}/no-such-store`, `${dir}/no-such.dump`, '--create']);
+      assert.equal(noFile.code, 2);
+      assert.match(noFile.stderr, /^ringstore: ERR_INVALID_ARG: FILE .*no-such\.dump' does not exist\n$/);
       assert.equal(existsSync(`${dir}/no-such-store`), false);
     });
   });

@@ -122,7 +122,15 @@ class Output {
     }
   }
 
-  static async open(path: string | undefined): Promise<Output> {
+  /** Opens FILE (truncating it), or stdout; refuses FILE naming the store being dumped, which 'w' would destroy. */
+  static async open(path: string | undefined, storePath: string): Promise<Output> {
+    if (path !== undefined) {
+      const target = statSync(path, { throwIfNoEntry: false });
+      const store = statSync(storePath, { throwIfNoEntry: false });
+      if (target !== undefined && store !== undefined && target.dev === store.dev && target.ino === store.ino) {
+        throw usageError(`FILE '${path}' is the store being dumped: writing the dump there would destroy it`);
+      }
+    }
     if (path === undefined) {
       // A dump is binary: on a terminal it would be noise, and a lost backup.
       if (process.stdout.isTTY === true) throw usageError('stdout is a terminal: give FILE, or redirect stdout to a file');
@@ -186,7 +194,7 @@ export async function dumpCommand(args: string[]): Promise<number> {
   });
   let output: Output | undefined;
   try {
-    output = await Output.open(file);
+    output = await Output.open(file, path);
     const stats = store.stats();
     const encoder = new DumpStreamEncoder();
     const progress = startProgress('dump', stats.keys, 'count');
@@ -238,7 +246,7 @@ async function salvageCommand(path: string, file: string | undefined, json: bool
       scanProgress.stop();
     }
     const { superblock, entries, report } = found;
-    output = await Output.open(file);
+    output = await Output.open(file, path);
     const encoder = new DumpStreamEncoder();
     await output.write(encoder.header({ valueEncodingId: superblock.valueEncodingId, blockSize: superblock.blockSize, salvaged: true }));
     const keyStrings = [...entries.keys()].sort();
@@ -327,6 +335,7 @@ export async function loadCommand(args: string[]): Promise<number> {
   if (values.create !== true && (sizeBytes !== undefined || blockSize !== undefined)) throw usageError('--size and --block-size describe the store --create makes');
 
   if (file === undefined && process.stdin.isTTY === true) throw usageError('stdin is a terminal: give FILE, or pipe a dump in');
+  if (file !== undefined && statSync(file, { throwIfNoEntry: false }) === undefined) throw usageError(`FILE '${file}' does not exist`);
 
   // The input as a file that can be read twice: FILE itself, or stdin
   // spooled to a temporary file while the first pass verifies it.

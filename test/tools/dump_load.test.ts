@@ -383,6 +383,17 @@ describe('ringstore dump and load', function () {
       }
     }
 
+    it('of a file that holds no store, or of no file, says so in one coded line', async () => {
+      writeFileSync(`${dir}/junk`, pattern(100_000, 5));
+      const junk = await runCli(['dump', '--salvage', `${dir}/junk`, `${dir}/junk.dump`]);
+      assert.equal(junk.code, 2);
+      assert.match(junk.stderr, /^ringstore: ERR_STORE_CORRUPT: nothing to salvage: superblock: no usable superblock copy .*\n$/);
+      assert.equal(existsSync(`${dir}/junk.dump`), false);
+      const none = await runCli(['dump', '--salvage', `${dir}/none`, `${dir}/none.dump`]);
+      assert.equal(none.code, 2);
+      assert.match(none.stderr, /^ringstore: ERR_STORE_NOT_FOUND: /);
+    });
+
     it('of an intact store emits every entry and exits 0', async () => {
       const { code, report, contents } = await salvageAndLoad(copy('intact'));
       assert.equal(code, 0);

@@ -20,6 +20,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BlockStore, DEFAULT_STORE_SIZE_BYTES, VALUE_SIZE_MAX } from '../../engine/block_store.js';
 import type { ValueEncoding } from '../../engine/value_codec.js';
 import { VALUE_ENCODING_IDS } from '../../format/constants.js';
+import { FormatError } from '../../format/format_error.js';
 import { DumpCorruptError, DumpStreamDecoder, DumpStreamEncoder, type DumpEvent, type DumpHeader } from '../../format/dump_stream.js';
 import { extentValueIntact, extentValuePieces, salvageImage, type SalvageReport } from '../salvage.js';
 import { openImage } from './image_file.js';
@@ -232,6 +233,7 @@ function withSalvageHint(error: unknown): unknown {
 }
 
 async function salvageCommand(path: string, file: string | undefined, json: boolean): Promise<number> {
+  if (statSync(path, { throwIfNoEntry: false }) === undefined) throw commandError('ERR_STORE_NOT_FOUND', `'${path}' does not exist`);
   const { image, close } = openImage(path);
   let output: Output | undefined;
   try {
@@ -242,6 +244,10 @@ async function salvageCommand(path: string, file: string | undefined, json: bool
         scanProgress.setTotal(total);
         scanProgress.update(done);
       });
+    } catch (error) {
+      // No superblock copy verifies: nothing says where anything is.
+      if (error instanceof FormatError) throw commandError('ERR_STORE_CORRUPT', `nothing to salvage: ${error.message}`);
+      throw error;
     } finally {
       scanProgress.stop();
     }

@@ -63,6 +63,11 @@ export interface SalvageReport {
   /** WAL commits replayed after the checkpoint, and why replay stopped early (if it did). */
   walCommits: number;
   walProblem: string | undefined;
+  /**
+   * The WAL ends at an incomplete commit: a crash during its write, or
+   * damage to the last commit (the two look alike, as for recovery).
+   */
+  walTornTail: string | undefined;
   /** Entries dropped because their value does not verify. */
   valuesSkipped: { key: string; reason: string }[];
 }
@@ -82,6 +87,7 @@ export function salvageImage(image: ImageReader, progress?: (doneBytes: number, 
     entriesFromScan: 0,
     walCommits: 0,
     walProblem: undefined,
+    walTornTail: undefined,
     valuesSkipped: [],
   };
   const describe = (error: unknown): string => (error instanceof FormatError ? error.message : String(error));
@@ -273,6 +279,7 @@ function replayWal(image: ImageReader, superblock: Superblock, entries: Map<stri
     report.walProblem = `the WAL after checkpoint ${superblock.checkpointSeq} is damaged, its commits are not replayed (values may be older than the last writes): ${error.message}`;
     return;
   }
+  report.walTornTail = scan.tornReason;
   const commits = scan.commits;
   const durable = commits.length > 0 ? commitDurableSequence(commits[commits.length - 1].payload) : superblock.checkpointSeq;
   for (const commit of commits) {

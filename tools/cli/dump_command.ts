@@ -306,6 +306,7 @@ function printSalvageReport(report: SalvageReport, emitted: number, fromSource: 
   if (report.scannedLeaves > 0 || report.lostRanges.length > 0) {
     lines.push(`scan: ${report.scannedLeaves} intact leaf pages outside the tree; ${report.entriesFromScan} entries of lost ranges taken from them`);
   }
+  if (report.walTornTail !== undefined) lines.push(`note: the WAL ends at an incomplete commit (a crash during its write, or damage to the last commit): ${report.walTornTail}`);
   if (report.walProblem !== undefined) lines.push(`skipped: ${report.walProblem}`);
   for (const value of report.valuesSkipped) lines.push(`skipped: key ${value.key}: ${value.reason}`);
   lines.push(

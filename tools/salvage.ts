@@ -32,7 +32,7 @@ import { decodeFrameBlock, frameBlockPayload } from '../format/frame.js';
 import { decodePage, pageSizeFor } from '../format/page.js';
 import type { ExtentValue, StoredValue } from '../format/records.js';
 import type { Superblock } from '../format/superblock.js';
-import { scanWal } from '../format/wal_scan.js';
+import { scanWal, type WalRegion } from '../format/wal_scan.js';
 import { findSuperblock, type ImageReader } from './fsck.js';
 
 /** Bytes of the data region the scan reads at a time, looking for page magics. */
@@ -266,18 +266,39 @@ function readFreeSet(image: ImageReader, superblock: Superblock): Uint8Array | s
  */
 function replayWal(image: ImageReader, superblock: Superblock, entries: Map<string, SalvagedEntry>, report: SalvageReport): void {
   const blockSize = superblock.blockSize;
+  const replayBlock = superblock.walReplayBlock;
+  const firstSequence = superblock.checkpointSeq + 1;
+  const region: WalRegion = {
+    bytes: Uint8Array.prototype.slice.call(image.read(superblock.walStartBlock * blockSize, superblock.walBlockCount * blockSize)),
+    blockSize,
+    startBlock: superblock.walStartBlock,
+    storeTag: superblock.storeTag,
+  };
   let scan;
   try {
-    const region = image.read(superblock.walStartBlock * blockSize, superblock.walBlockCount * blockSize);
-    scan = scanWal(
-      { bytes: Uint8Array.prototype.slice.call(region), blockSize, startBlock: superblock.walStartBlock, storeTag: superblock.storeTag },
-      superblock.walReplayBlock,
-      superblock.checkpointSeq + 1,
-    );
+    scan = scanWal(region, replayBlock, firstSequence);
   } catch (error) {
     if (!(error instanceof FormatError)) throw error;
-    report.walProblem = `the WAL after checkpoint ${superblock.checkpointSeq} is damaged, its commits are not replayed (values may be older than the last writes): ${error.message}`;
-    return;
+    // Damage in the middle of the log: the commits before it are intact and
+    // replayed; which keys the damaged commit wrote cannot be known, so the
+    // keys of it and of every later commit may hold older values.
+    report.walProblem = `the WAL after checkpoint ${superblock.checkpointSeq} is damaged in the middle: its commits are replayed up to the damage only, so keys written at or after it may hold older values: ${error.message}`;
+    if (error.blockIndex === undefined) return;
+    const damaged = error.blockIndex - superblock.walStartBlock;
+    // Scanned again with every block outside the chain from the replay
+    // position to the damage zeroed: a later commit would vouch for the
+    // damaged one again and refuse the whole log.
+    const prefix = region.bytes.slice();
+    for (let block = 0; block < superblock.walBlockCount; block++) {
+      const inChain = damaged >= replayBlock ? block >= replayBlock && block < damaged : block >= replayBlock || block < damaged;
+      if (!inChain) prefix.fill(0, block * blockSize, (block + 1) * blockSize);
+    }
+    try {
+      scan = scanWal({ ...region, bytes: prefix }, replayBlock, firstSequence);
+    } catch (again) {
+      if (!(again instanceof FormatError)) throw again;
+      return;
+    }
   }
   report.walTornTail = scan.tornReason;
   const commits = scan.commits;

@@ -14,6 +14,7 @@ import fc from 'fast-check';
 import { BlockStore } from '../../engine/block_store.js';
 import { valueCodec } from '../../engine/value_codec.js';
 import { FormatError } from '../../format/format_error.js';
+import { scanWal } from '../../format/wal_scan.js';
 import { fsckImage, memoryImage } from '../../tools/fsck.js';
 import { extentValueIntact, extentValuePieces, salvageImage } from '../../tools/salvage.js';
 
@@ -83,6 +84,20 @@ describe('tools/salvage on damaged images', function () {
     assert.equal(report.walCommits, walBatches.length);
     assert.deepEqual(stateAfter(walBatches.length), model);
     assert.deepEqual([...entries.keys()].sort(), [...model.keys()].sort());
+  });
+
+  it('replays the commits before a commit damaged in the middle of the WAL, and says the later ones are lost', () => {
+    const superblock = fsckImage(memoryImage(image)).superblock!;
+    const region = image.slice(superblock.walStartBlock * BLOCK_SIZE, (superblock.walStartBlock + superblock.walBlockCount) * BLOCK_SIZE);
+    const commits = scanWal({ bytes: region, blockSize: BLOCK_SIZE, startBlock: superblock.walStartBlock, storeTag: superblock.storeTag }, superblock.walReplayBlock, superblock.checkpointSeq + 1).commits;
+    assert.equal(commits.length, walBatches.length);
+    const damaged = image.slice();
+    damaged[(superblock.walStartBlock + commits[2].startBlock) * BLOCK_SIZE + 100] ^= 1; // commit 3 of 4: commit 4 vouches for it
+    const { entries, report } = salvageImage(memoryImage(damaged));
+    assert.equal(report.walCommits, 2);
+    assert.match(report.walProblem ?? '', /damaged in the middle: its commits are replayed up to the damage only/);
+    const expected = stateAfter(2);
+    assert.deepEqual([...entries.keys()].sort(), [...expected.keys()].sort());
   });
 
   it('never gives a key a value that is not its last one, whatever blocks are damaged (property)', () => {

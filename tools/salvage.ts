@@ -15,14 +15,19 @@
 //     the newest checkpoint sequence is kept. Only lost ranges are filled
 //     this way: elsewhere the tree is authoritative. Leaves in free blocks
 //     are older copies a checkpoint replaced, and are never used.
+//     Nor is a page in a block the tree pointed at and found wrong: an
+//     intact page there is an older one a lost write left behind.
 //  3. The WAL after the checkpoint, replayed as recovery does (puts and
-//     deletes, checksummed commits; a torn tail ends it).
+//     deletes, checksummed commits; a torn tail ends it; damage in the
+//     middle ends it too, where recovery would refuse the store).
 // An extent value is emitted only if its bytes match its CRC32C.
 //
 // What it cannot do: the entries of a damaged leaf are lost (its older
 // copies hold older values, and are not used); if the free set is damaged
-// too, so are the entries under a damaged branch. The report lists the
-// skipped pages and the key ranges under them.
+// too, so are the entries under a damaged branch; after damage in the
+// middle of the WAL, the keys of the lost commits keep older values (which
+// keys they were cannot be known). The report lists the skipped pages and
+// the key ranges under them, and the WAL's state.
 import { commitDurableSequence, readCommitPayload } from '../format/commit.js';
 import { PAGE_KIND_LEAF, PAGE_MAGIC, TREE_LEVELS_MAX } from '../format/constants.js';
 import { crc32c } from '../format/crc32c.js';

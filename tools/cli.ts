@@ -9,18 +9,19 @@
 //   ringstore crash-test     the durability lab (crash_test_command.ts)
 //   ringstore help
 //
-// inspect and fsck read the store image with plain positional reads (node:fs), never
-// through the engine, so they work on a store the engine refuses to open.
+// inspect, fsck and dump --salvage read the store image with plain positional reads
+// (node:fs, cli/image_file.ts), never through the engine, so they work on a store the
+// engine refuses to open.
 import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { BlockStore } from '../engine/block_store.js';
 
 import { DUMP_COMMANDS_USAGE, dumpCommand, loadCommand } from './cli/dump_command.js';
-import { isStoreCommand, STORE_COMMANDS_USAGE, storeCommand } from './cli/store_commands.js';
-import { CRASH_TEST_USAGE, crashTestCommand } from './crash_test_command.js';
 import { openImage } from './cli/image_file.js';
 import { startProgress, type Progress } from './cli/progress.js';
+import { isStoreCommand, STORE_COMMANDS_USAGE, storeCommand } from './cli/store_commands.js';
+import { CRASH_TEST_USAGE, crashTestCommand } from './crash_test_command.js';
 import { fsckImage, type FsckReport } from './fsck.js';
 
 const USAGE = `usage:

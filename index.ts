@@ -8,7 +8,7 @@ export { allocAligned, isAligned, DEFAULT_ALIGNMENT } from './native/aligned_buf
 export { RingError, RingSystemError } from './native/errors.js';
 export type { RingErrorCode } from './native/errors.js';
 export { BlockStore, STORE_RING_OPTIONS, DEFAULT_STORE_SIZE_BYTES, DEFAULT_CACHE_SIZE_BYTES, DEFAULT_WAL_SIZE_BYTES, SYNC_DEFER_MS, VALUE_SIZE_MAX } from './engine/block_store.js';
-export type { BlockStoreOptions, BatchOperation, RangeOptions, BlockStoreStats } from './engine/block_store.js';
+export type { BlockStoreOptions, BatchOperation, RangeOptions, BlockStoreStats, StoredEntry } from './engine/block_store.js';
 export type { Key } from './engine/key_codec.js';
 export type { ValueEncoding } from './engine/value_codec.js';
 export { StoreError, StoreCorruptError } from './engine/store_error.js';

@@ -58,10 +58,12 @@ const INPUT_PIECE_BYTES = 1 << 20;
 /**
  * Puts load keeps in flight: enough for the journal to group them into
  * commits (each resolves once written; the store is opened with sync: false
- * and close makes everything durable), few enough to bound their memory
- * (each holds at most one value of up to VALUE_SIZE_MAX, in practice small).
+ * and close makes everything durable), and their values' bytes at most:
+ * what load holds beside one value (an encoded value is put whole, up to
+ * VALUE_SIZE_MAX; a raw one is streamed).
  */
 const LOAD_PUTS_IN_FLIGHT_MAX = 64;
+const LOAD_PUT_BYTES_IN_FLIGHT_MAX = 64 << 20;
 /** A store load makes is at least this many times the dump's size (values, pages, WAL and free space), and at least the default size. */
 const LOAD_STORE_SIZE_FACTOR = 2;
 
@@ -481,9 +483,11 @@ async function writeDump(store: BlockStore, file: string, verified: VerifiedDump
   const decoder = new DumpStreamDecoder();
   const progress = startProgress('load', verified.entryCount, 'count');
   const inFlight: Promise<void>[] = [];
+  let inFlightBytes = 0;
   const settle = async (): Promise<void> => {
     await Promise.all(inFlight);
     inFlight.length = 0;
+    inFlightBytes = 0;
   };
   let loaded = 0;
   let entry: { key: string | Buffer; raw: boolean; valueLength: number } | undefined;
@@ -501,8 +505,9 @@ async function writeDump(store: BlockStore, file: string, verified: VerifiedDump
       // else is not an unhandled rejection; settle() still throws its error.
       put.catch(() => undefined);
       inFlight.push(put);
+      inFlightBytes += entry!.valueLength;
       chunks = [];
-      if (inFlight.length >= LOAD_PUTS_IN_FLIGHT_MAX) await settle();
+      if (inFlight.length >= LOAD_PUTS_IN_FLIGHT_MAX || inFlightBytes >= LOAD_PUT_BYTES_IN_FLIGHT_MAX) await settle();
     }
     entry = undefined;
     progress.update(++loaded);

@@ -24,7 +24,7 @@ import { FormatError } from '../../format/format_error.js';
 import { DumpCorruptError, DumpStreamDecoder, DumpStreamEncoder, type DumpEvent, type DumpHeader } from '../../format/dump_stream.js';
 import { extentValueIntact, extentValuePieces, salvageImage, type SalvageReport } from '../salvage.js';
 import { openImage } from './image_file.js';
-import { startProgress } from './progress.js';
+import { startProgress, type Progress } from './progress.js';
 
 export const DUMP_COMMANDS_USAGE = `  ringstore dump PATH [FILE] [--salvage] [--json]
                            write every key and stored value to FILE (default stdout) as a
@@ -239,11 +239,12 @@ async function salvageCommand(path: string, file: string | undefined, json: bool
   const { image, close } = openImage(path);
   let output: Output | undefined;
   try {
-    const scanProgress = startProgress('salvage: scan', 0, 'bytes');
+    // Drawn only if the scan runs (a tree with damaged pages).
+    let scanProgress: Progress | undefined;
     let found;
     try {
       found = salvageImage(image, (done, total) => {
-        scanProgress.setTotal(total);
+        scanProgress ??= startProgress('salvage: scan', total, 'bytes');
         scanProgress.update(done);
       });
     } catch (error) {
@@ -251,7 +252,7 @@ async function salvageCommand(path: string, file: string | undefined, json: bool
       if (error instanceof FormatError) throw commandError('ERR_STORE_CORRUPT', `nothing to salvage: ${error.message}`);
       throw error;
     } finally {
-      scanProgress.stop();
+      scanProgress?.stop();
     }
     const { superblock, entries, report } = found;
     output = await Output.open(file, path);

@@ -89,6 +89,9 @@ function checkCommand(command: 'inspect' | 'fsck', args: string[]): number {
     console.error(`usage: ${usage}`);
     return 2;
   }
+  if (statSync(parsed.positionals[0], { throwIfNoEntry: false }) === undefined) {
+    throw Object.assign(new Error(`'${parsed.positionals[0]}' does not exist`), { code: 'ERR_STORE_NOT_FOUND' });
+  }
   const { image, close } = openImage(parsed.positionals[0]);
   const bars: Partial<Record<'tree' | 'values', Progress>> = {};
   try {

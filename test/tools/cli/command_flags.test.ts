@@ -31,4 +31,12 @@ describe('ringstore COMMAND --help and unknown flags', function () {
       assert.equal(existsSync(path), false);
     });
   }
+
+  it('inspect and fsck of a path that does not exist say so in one coded line', async () => {
+    for (const command of ['inspect', 'fsck']) {
+      const missing = await runCli([command, `${dir}/nothing`]);
+      assert.equal(missing.code, 2);
+      assert.equal(missing.stderr, `ringstore: ERR_STORE_NOT_FOUND: '${dir}/nothing' does not exist\n`);
+    }
+  });
 });

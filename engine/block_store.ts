@@ -51,10 +51,11 @@ import { eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
 import { GROWTH_ATTEMPTS_MAX, StoreGrowth } from './store_growth.js';
 import { StoreState } from './store_state.js';
 import { TreePages, type TreeGeometry } from './tree_pages.js';
-import { createValueReadStream, createValueWriteStream, type StreamParts } from './value_streams.js';
+import { createValueReadStream, createValueWriteStream, storedEntries, type StoredEntry, type StreamParts } from './value_streams.js';
 import { valueCodec, type ValueCodec, type ValueEncoding } from './value_codec.js';
 
 export { CHECKPOINT_WAL_FILL, SYNC_DEFER_MS } from './journal.js';
+export type { StoredEntry } from './value_streams.js';
 export { DEFAULT_BLOCK_SIZE, DEFAULT_WAL_SIZE_BYTES, storeLayout } from './store_layout.js';
 
 /** The options of BlockStore.open(). Every field is optional. */
@@ -942,6 +943,30 @@ export class BlockStore<V = unknown> {
    */
   createReadStream(key: Key): Readable {
     return createValueReadStream(this.#streamParts, key);
+  }
+
+  // ---- Stored form: what `ringstore dump` reads (tools/dump_command.ts) ----
+
+  /**
+   * Every entry in its stored form — the value's bytes as stored, not
+   * decoded, and whether they are raw (createWriteStream) or made by the
+   * value encoding — in key order, over a snapshot taken when iteration
+   * starts. With `encoding: 'binary'` (put stores bytes as given) and
+   * createWriteStream (raw bytes) it is the lossless copy path of dump/load.
+   */
+  storedEntries(): AsyncGenerator<StoredEntry> {
+    return storedEntries(this.#streamParts);
+  }
+
+  /** Bytes of one block of this store. */
+  get blockSize(): number {
+    return this.#blockSize;
+  }
+
+  /** The value encoding recorded in the superblock when the store was made (an `encoding` option overrides it for this handle only). */
+  get recordedEncoding(): ValueEncoding {
+    this.#state.checkOpen();
+    return encodingOfId(this.#checkpointer.superblock.valueEncodingId);
   }
 
   // ---- Maintenance ----

@@ -7,7 +7,7 @@ import { Readable, Writable } from 'node:stream';
 import { crc32c } from '../format/crc32c.js';
 import { VALUE_EXTENTS_MAX } from '../format/constants.js';
 import type { Extent } from '../format/extent.js';
-import type { StoredValue } from '../format/records.js';
+import type { ExtentValue, StoredValue } from '../format/records.js';
 import type { DataBlock, Grid } from './grid.js';
 import type { Journal } from './journal.js';
 import { keyStringToKey, toKeyString, type Key } from './key_codec.js';
@@ -156,7 +156,7 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
  * decoding); a missing key errors the stream with ERR_KEY_NOT_FOUND.
  */
 export function createValueReadStream(parts: StreamParts, key: Key): Readable {
-  const { state, space, grid } = parts;
+  const { state, space } = parts;
   state.checkOpen();
   const keyString = toKeyString(key);
   const isStringKey = typeof key === 'string';
@@ -165,17 +165,6 @@ export function createValueReadStream(parts: StreamParts, key: Key): Readable {
     if (cached !== NOT_CACHED) return cached;
     try {
       return await parts.tree.get(keyString);
-    } catch (error) {
-      throw state.closedOr(error);
-    }
-  };
-  const chunkBlocks = Math.max(1, Math.floor(STREAM_CHUNK_BYTES / parts.blockSize));
-  // Each chunk is a call on the store: after close() it is refused, and a
-  // read that close() cut short says so (not the device's ERR_FILE_CLOSED).
-  const readBlocks = async (start: number, count: number): Promise<Uint8Array> => {
-    state.checkOpen();
-    try {
-      return await grid.readBlocks(start, count);
     } catch (error) {
       throw state.closedOr(error);
     }
@@ -197,27 +186,7 @@ export function createValueReadStream(parts: StreamParts, key: Key): Readable {
         yield Buffer.from(entry.value);
         return;
       }
-      const value = entry.value;
-      let remaining = value.length;
-      let crc = 0;
-      for (const extent of value.extents) {
-        for (let offset = 0; offset < extent.blockCount; offset += chunkBlocks) {
-          const bytes = await readBlocks(extent.startBlock + offset, Math.min(chunkBlocks, extent.blockCount - offset));
-          const used = bytes.subarray(0, Math.min(remaining, bytes.length));
-          remaining -= used.length;
-          crc = crc32c(used, crc);
-          // The last chunk is held back until the whole value checked out,
-          // so a consumer never reaches 'end' on wrong data.
-          if (remaining === 0 && crc !== value.crc) {
-            throw new StoreCorruptError(
-              'data',
-              `value of ${value.length} bytes has checksum 0x${crc.toString(16)}, its record says 0x${value.crc.toString(16)}`,
-              value.extents[0].startBlock,
-            );
-          }
-          yield used;
-        }
-      }
+      yield* extentValueChunks(parts, entry.value);
     } finally {
       endRead();
     }
@@ -227,4 +196,84 @@ export function createValueReadStream(parts: StreamParts, key: Key): Readable {
   // its finally never releases the pin: 'close' always comes.
   stream.once('close', endRead);
   return stream;
+}
+
+/**
+ * The stored bytes of an extent value, chunk by chunk (about
+ * STREAM_CHUNK_BYTES each). The last chunk is held back until the whole
+ * value checked out against its CRC, so a consumer never reaches the end on
+ * wrong data. REQUIRES: the caller holds a read epoch covering the value.
+ */
+async function* extentValueChunks(parts: StreamParts, value: ExtentValue): AsyncGenerator<Uint8Array> {
+  const { state, grid } = parts;
+  const chunkBlocks = Math.max(1, Math.floor(STREAM_CHUNK_BYTES / parts.blockSize));
+  // Each chunk is a call on the store: after close() it is refused, and a
+  // read that close() cut short says so (not the device's ERR_FILE_CLOSED).
+  const readBlocks = async (start: number, count: number): Promise<Uint8Array> => {
+    state.checkOpen();
+    try {
+      return await grid.readBlocks(start, count);
+    } catch (error) {
+      throw state.closedOr(error);
+    }
+  };
+  let remaining = value.length;
+  let crc = 0;
+  for (const extent of value.extents) {
+    for (let offset = 0; offset < extent.blockCount; offset += chunkBlocks) {
+      const bytes = await readBlocks(extent.startBlock + offset, Math.min(chunkBlocks, extent.blockCount - offset));
+      const used = bytes.subarray(0, Math.min(remaining, bytes.length));
+      remaining -= used.length;
+      crc = crc32c(used, crc);
+      if (remaining === 0 && crc !== value.crc) {
+        throw new StoreCorruptError(
+          'data',
+          `value of ${value.length} bytes has checksum 0x${crc.toString(16)}, its record says 0x${value.crc.toString(16)}`,
+          value.extents[0].startBlock,
+        );
+      }
+      // An empty value (one zeroed block) yields nothing.
+      if (used.length > 0) yield used;
+    }
+  }
+}
+
+/** One entry in its stored form (BlockStore.storedEntries). */
+export interface StoredEntry {
+  key: Key;
+  /** Stored raw by a write stream (VALUE_FLAG_RAW), not by the value encoding. */
+  raw: boolean;
+  /** Bytes of the stored value. */
+  sizeBytes: number;
+  /**
+   * The stored bytes, not decoded: an inline value at once, an extent value
+   * in chunks checked against its CRC (ERR_STORE_CORRUPT before the last
+   * chunk if it fails). Valid until the iteration moves on.
+   */
+  chunks(): AsyncIterable<Uint8Array>;
+}
+
+/** Every entry of the store in its stored form, in key order, over a snapshot taken when iteration starts. */
+export async function* storedEntries(parts: StreamParts): AsyncGenerator<StoredEntry> {
+  const { state, space, tree } = parts;
+  state.checkOpen();
+  const snapshot = tree.snapshot();
+  // The snapshot's pages and values stay readable (no trim, no reuse) until the iteration ends.
+  const epoch = space.beginRead();
+  try {
+    for await (const [keyString, entry] of tree.entries(snapshot)) {
+      state.checkOpen();
+      const key = keyStringToKey(keyString, entry.isString);
+      const value = entry.value;
+      if (value instanceof Uint8Array) {
+        yield { key, raw: false, sizeBytes: value.length, chunks: async function* () { yield Buffer.from(value); } };
+      } else {
+        yield { key, raw: value.raw === true, sizeBytes: value.length, chunks: () => extentValueChunks(parts, value) };
+      }
+    }
+  } catch (error) {
+    throw state.closedOr(error);
+  } finally {
+    space.endRead(epoch);
+  }
 }

@@ -5,19 +5,24 @@
 //   ringstore fsck PATH      independent check (format/ only); exit 1 on damage
 //   ringstore format PATH    make a new, empty store, destroying what PATH holds
 //   ringstore get|put|del|scan|stats PATH …   a store's contents (cli/store_commands.ts)
+//   ringstore dump|load      a store's entries as a dump stream and back (cli/dump_command.ts)
 //   ringstore crash-test     the durability lab (crash_test_command.ts)
 //   ringstore help
 //
-// inspect and fsck read the store image with plain positional reads (node:fs), never
-// through the engine, so they work on a store the engine refuses to open.
-import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+// inspect, fsck and dump --salvage read the store image with plain positional reads
+// (node:fs, cli/image_file.ts), never through the engine, so they work on a store the
+// engine refuses to open.
+import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { BlockStore } from '../engine/block_store.js';
 
+import { DUMP_COMMANDS_USAGE, dumpCommand, loadCommand } from './cli/dump_command.js';
+import { openImage } from './cli/image_file.js';
+import { startProgress, type Progress } from './cli/progress.js';
 import { isStoreCommand, STORE_COMMANDS_USAGE, storeCommand } from './cli/store_commands.js';
 import { CRASH_TEST_USAGE, crashTestCommand } from './crash_test_command.js';
-import { fsckImage, type FsckReport, type ImageReader } from './fsck.js';
+import { fsckImage, type FsckReport } from './fsck.js';
 
 const USAGE = `usage:
   ringstore inspect PATH   print the store's superblock, geometry, checkpoint and WAL state
@@ -27,57 +32,9 @@ const USAGE = `usage:
                            --force to destroy what PATH holds (a device, a non-empty
                            file); open's create: true never does
 ${STORE_COMMANDS_USAGE}
+${DUMP_COMMANDS_USAGE}
 ${CRASH_TEST_USAGE}
   ringstore help`;
-
-/** Bytes one positional read may ask for; larger reads are split. */
-const READ_PIECE_BYTES = 64 << 20;
-
-function openImage(path: string): { image: ImageReader; close: () => void } {
-  const fd = openSync(path, 'r');
-  const stat = fstatSync(fd);
-  let sizeBytes = stat.size;
-  if (stat.isBlockDevice()) {
-    // fstat reports 0 for a block device: find its end by reading.
-    sizeBytes = blockDeviceSize(fd);
-  }
-  return {
-    image: {
-      sizeBytes,
-      read(position: number, length: number): Uint8Array {
-        const out = Buffer.alloc(length);
-        let done = 0;
-        while (done < length) {
-          const bytes = readSync(fd, out, done, Math.min(READ_PIECE_BYTES, length - done), position + done);
-          if (bytes === 0) break;
-          done += bytes;
-        }
-        return out;
-      },
-    },
-    close: () => closeSync(fd),
-  };
-}
-
-function blockDeviceSize(fd: number): number {
-  // Node has no lseek(SEEK_END) or BLKGETSIZE64: find the last readable byte
-  // by doubling, then bisecting. `readable` is always a readable offset and
-  // `unreadable` never is.
-  const probe = Buffer.alloc(1);
-  const canRead = (offset: number): boolean => readSync(fd, probe, 0, 1, offset) === 1;
-  let readable = 0;
-  let unreadable = 2 ** 20;
-  while (canRead(unreadable)) {
-    readable = unreadable;
-    unreadable *= 2;
-  }
-  while (readable + 1 < unreadable) {
-    const middle = Math.floor((readable + unreadable) / 2);
-    if (canRead(middle)) readable = middle;
-    else unreadable = middle;
-  }
-  return readable + 1;
-}
 
 function printReport(report: FsckReport, verbose: boolean): void {
   const superblock = report.superblock;
@@ -102,52 +59,80 @@ function main(argv: string[]): number | Promise<number> {
   const [command] = argv;
   if (command === 'crash-test') return crashTestCommand(argv.slice(1));
   if (command === 'format') return formatCommand(argv.slice(1));
+  if (command === 'dump') return dumpCommand(argv.slice(1));
+  if (command === 'load') return loadCommand(argv.slice(1));
   if (command !== undefined && isStoreCommand(command)) return storeCommand(command, argv.slice(1));
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
     console.log(USAGE);
     return command === undefined ? 2 : 0;
   }
-  if (command === 'inspect' || command === 'fsck') return imageCommand(command, argv.slice(1));
+  if (command === 'inspect' || command === 'fsck') return checkCommand(command, argv.slice(1));
   console.error(`ringstore: ERR_INVALID_ARG: unknown command '${command}'`);
   console.error(USAGE);
   return 2;
 }
 
-/** `inspect PATH` / `fsck PATH`: strict flags, so `--help` is help and an unknown flag is not taken for PATH. */
-function imageCommand(command: 'inspect' | 'fsck', args: string[]): number {
-  const { values, positionals } = parseArgs({ args, options: { help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
-  if (values.help === true) {
-    console.log(`usage: ringstore ${command} PATH`);
-    return 0;
-  }
-  const [path] = positionals;
-  if (positionals.length !== 1) {
-    console.error(`usage: ringstore ${command} PATH`);
+/** `ringstore inspect PATH` and `ringstore fsck PATH`: the image read through format/ only (fsck.ts). */
+function checkCommand(command: 'inspect' | 'fsck', args: string[]): number {
+  const usage = `ringstore ${command} PATH`;
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (error) {
+    console.error(`ringstore: ${(error as Error).message}\nusage: ${usage}`);
     return 2;
   }
-  const { image, close } = openImage(path);
+  if (parsed.values.help === true) {
+    console.log(`usage: ${usage}`);
+    return 0;
+  }
+  if (parsed.positionals.length !== 1) {
+    console.error(`usage: ${usage}`);
+    return 2;
+  }
+  if (statSync(parsed.positionals[0], { throwIfNoEntry: false }) === undefined) {
+    throw Object.assign(new Error(`'${parsed.positionals[0]}' does not exist`), { code: 'ERR_STORE_NOT_FOUND' });
+  }
+  const { image, close } = openImage(parsed.positionals[0]);
+  const bars: Partial<Record<'tree' | 'values', Progress>> = {};
   try {
-    const report = fsckImage(image);
+    const report = fsckImage(image, (phase, done, total) => {
+      if (phase === 'values') bars.tree?.stop();
+      (bars[phase] ??= startProgress(phase === 'tree' ? `${command}: keys` : `${command}: values`, total, 'count')).update(done);
+    });
+    bars.tree?.stop();
+    bars.values?.stop();
     printReport(report, command === 'inspect');
     if (command === 'fsck') console.log(report.ok ? 'fsck: ok' : `fsck: ${report.errors.length} problem(s)`);
     return report.ok ? 0 : 1;
   } finally {
+    bars.tree?.stop();
+    bars.values?.stop();
     close();
   }
 }
 
 async function formatCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { size: { type: 'string' }, 'block-size': { type: 'string' }, 'wal-size': { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    allowPositionals: true,
-  });
+  const usage = 'ringstore format PATH [--size BYTES] [--block-size BYTES] [--wal-size BYTES] [--force]';
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: { size: { type: 'string' }, 'block-size': { type: 'string' }, 'wal-size': { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    console.error(`ringstore: ${(error as Error).message}\nusage: ${usage}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
   if (values.help === true) {
-    console.log('usage: ringstore format PATH [--size BYTES] [--block-size BYTES] [--wal-size BYTES] [--force]');
+    console.log(`usage: ${usage}`);
     return 0;
   }
   if (positionals.length !== 1) {
-    console.error(USAGE);
+    console.error(`usage: ${usage}`);
     return 2;
   }
   const target = statSync(positionals[0], { throwIfNoEntry: false });

@@ -7,12 +7,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { runBuiltinWorkload } from './lab/builtin_workload.js';
 import { exploreCorruption, isDamageReproducer, replayDamageReproducer } from './lab/corruption_explorer.js';
 import { exploreCrashStates, type ExplorationReport } from './lab/crash_explorer.js';
 import { exploreIoFaults, isFaultReproducer, replayFaultReproducer } from './lab/fault_explorer.js';
+import { startProgress, type Progress } from './cli/progress.js';
 import { replayReproducer } from './lab/reproducer.js';
 import { loadWorkloadModule, runWorkload, type TracedWorkload } from './lab/workload.js';
 
@@ -33,16 +34,12 @@ export const CRASH_TEST_USAGE = `  ringstore crash-test [--states N] [--minutes 
                            build a saved reproducer's crash state (or damaged image, or IO
                            fault plan) again and check it`;
 
-/**
- * Crash states a minute a --minutes run plans for. Deliberately more than a
- * machine checks (about 4 300 a minute measured on a shared 2-core machine,
- * docs/crash-lab.md): the time limit ends the run, not the plan running out.
- */
+/** Crash states a minute on this kind of machine, to size a --minutes run's plan. */
 const STATES_PER_MINUTE_ESTIMATE = 15_000;
 /** Most states one run plans (each planned state holds its choice in memory). */
 const PLANNED_STATES_MAX = 300_000;
 
-/** The flags crash-test takes; anything else is refused (exit 2) before any work starts. */
+/** The flags crash-test takes; any other is refused (exit 2). */
 const CRASH_TEST_OPTIONS = {
   states: { type: 'string' },
   minutes: { type: 'string' },
@@ -55,33 +52,46 @@ const CRASH_TEST_OPTIONS = {
   reproducers: { type: 'string' },
   replay: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
-} as const;
+} as const satisfies ParseArgsConfig['options'];
 
-function usageError(message: string): RangeError {
-  return Object.assign(new RangeError(message), { code: 'ERR_INVALID_ARG' as const });
+type CrashTestFlags = Partial<Record<Exclude<keyof typeof CRASH_TEST_OPTIONS, 'help'>, string>>;
+
+function numberFlag(flags: CrashTestFlags, name: keyof CrashTestFlags, fallback: number): number {
+  const text = flags[name];
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value < 0) throw Object.assign(new RangeError(`--${name} needs a number >= 0, got ${JSON.stringify(text)}`), { code: 'ERR_INVALID_ARG' });
+  return value;
 }
 
-function numberFlag(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const number = value.trim() === '' ? NaN : Number(value);
-  if (!Number.isFinite(number) || number < 0) throw usageError(`--${name} needs a number >= 0, got '${value}'`);
-  return number;
-}
-
-/** A progress line on stderr: a bar on a terminal, a line per tenth otherwise. */
-function progressReporter(startedMs: number): (done: number, total: number) => void {
+/**
+ * Progress on stderr: a bar (cli-progress) on a terminal; otherwise a line
+ * per tenth, so that a log of a long run (CI) shows how far it got.
+ */
+function progressReporter(startedMs: number): { report: (done: number, total: number) => void; stop: () => void } {
+  if (process.stderr.isTTY === true) {
+    let bar: Progress | undefined;
+    return {
+      report: (done, total) => {
+        bar ??= startProgress('crash states', total, 'count');
+        bar.setTotal(total);
+        bar.update(done);
+      },
+      stop: () => bar?.stop(),
+    };
+  }
   let lastShown = -1;
-  return (done, total) => {
-    const tty = process.stderr.isTTY;
-    const percent = Math.floor((done / total) * 100);
-    const step = tty ? percent : Math.floor(percent / 10) * 10;
-    if (step === lastShown && done !== total) return;
-    lastShown = step;
-    const minutes = (performance.now() - startedMs) / 60_000;
-    const rate = minutes > 0 ? Math.round(done / minutes) : 0;
-    const line = `${'#'.repeat(Math.floor(percent / 4)).padEnd(25, '.')} ${percent}% ${done}/${total} states, ${rate}/min`;
-    if (tty) process.stderr.write(`\r${line}${done === total ? '\n' : ''}`);
-    else process.stderr.write(`${line}\n`);
+  return {
+    report: (done, total) => {
+      const percent = Math.floor((done / total) * 100);
+      const step = Math.floor(percent / 10) * 10;
+      if (step === lastShown && done !== total) return;
+      lastShown = step;
+      const minutes = (performance.now() - startedMs) / 60_000;
+      const rate = minutes > 0 ? Math.round(done / minutes) : 0;
+      process.stderr.write(`${'#'.repeat(Math.floor(percent / 4)).padEnd(25, '.')} ${percent}% ${done}/${total} states, ${rate}/min\n`);
+    },
+    stop: () => undefined,
   };
 }
 
@@ -113,21 +123,27 @@ async function replay(directory: string): Promise<number> {
 }
 
 export async function crashTestCommand(argv: string[]): Promise<number> {
-  // Strict: an unknown flag or a stray argument is ERR_PARSE_ARGS_* (exit 2)
-  // rather than ignored, which would start a default run of 20 000 states.
-  const { values: flags } = parseArgs({ args: argv, options: CRASH_TEST_OPTIONS, allowPositionals: false, strict: true });
+  let flags: CrashTestFlags & { help?: boolean };
+  try {
+    const parsed = parseArgs({ args: argv, options: CRASH_TEST_OPTIONS, allowPositionals: false, strict: true });
+    flags = parsed.values;
+  } catch (error) {
+    process.stderr.write(`ringstore: ${(error as Error).message}\nusage:\n${CRASH_TEST_USAGE}\n`);
+    return 2;
+  }
   if (flags.help === true) {
-    console.log(`usage:\n${CRASH_TEST_USAGE}`);
+    process.stdout.write(`usage:\n${CRASH_TEST_USAGE}\n`);
     return 0;
   }
-  if (flags.replay !== undefined) return replay(flags.replay);
-  const minutes = numberFlag(flags.minutes, 'minutes', 0);
-  const states = numberFlag(flags.states, 'states', minutes > 0 ? Math.min(PLANNED_STATES_MAX, Math.ceil(minutes * STATES_PER_MINUTE_ESTIMATE)) : 20_000);
-  const seed = numberFlag(flags.seed, 'seed', Date.now() % 0x7fffffff);
-  const scale = numberFlag(flags.scale, 'scale', 4);
-  const blockSize = numberFlag(flags['block-size'], 'block-size', 512);
-  const corruption = numberFlag(flags.corruption, 'corruption', 0);
-  const faults = numberFlag(flags.faults, 'faults', 0);
+  const replayDirectory = flags.replay;
+  if (replayDirectory !== undefined) return replay(replayDirectory);
+  const minutes = numberFlag(flags, 'minutes', 0);
+  const states = numberFlag(flags, 'states', minutes > 0 ? Math.min(PLANNED_STATES_MAX, Math.ceil(minutes * STATES_PER_MINUTE_ESTIMATE)) : 20_000);
+  const seed = numberFlag(flags, 'seed', Date.now() % 0x7fffffff);
+  const scale = numberFlag(flags, 'scale', 4);
+  const blockSize = numberFlag(flags, 'block-size', 512);
+  const corruption = numberFlag(flags, 'corruption', 0);
+  const faults = numberFlag(flags, 'faults', 0);
   const modulePath = flags.module;
   const reproducers = resolve(flags.reproducers ?? 'crash-test-reproducers');
   const dir = mkdtempSync(`${tmpdir()}/ringstore-crash-test-`);
@@ -154,14 +170,19 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
     process.stderr.write(
       `${workload.trace.operations.length} IOs traced, ${workload.operations.length} operations (${acknowledged} acknowledged); exploring ${states} crash states (seed ${seed}${minutes > 0 ? `, at most ${minutes} min` : ''})\n`,
     );
-    const started = performance.now();
-    const report = await exploreCrashStates(workload, {
-      states,
-      seed,
-      timeLimitMs: minutes > 0 ? minutes * 60_000 : undefined,
-      reproducerDirectory: reproducers,
-      onProgress: progressReporter(started),
-    });
+    const progress = progressReporter(performance.now());
+    let report: ExplorationReport;
+    try {
+      report = await exploreCrashStates(workload, {
+        states,
+        seed,
+        timeLimitMs: minutes > 0 ? minutes * 60_000 : undefined,
+        reproducerDirectory: reproducers,
+        onProgress: progress.report,
+      });
+    } finally {
+      progress.stop();
+    }
     printCrashReport(report);
     let failed = report.violations.length > 0;
     if (corruption > 0) {

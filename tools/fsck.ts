@@ -62,13 +62,17 @@ export function memoryImage(bytes: Uint8Array): ImageReader {
   return { sizeBytes: bytes.length, read: (position, length) => bytes.subarray(position, position + length) };
 }
 
+/** Told how far fsck got: keys read from the tree, then extent values checked against their CRC. */
+export type FsckProgress = (phase: 'tree' | 'values', done: number, total: number) => void;
+
 /**
  * Checks a store image independently of the engine, decoding through the
  * format module only: superblock copies, the free set, every tree page, the
  * WAL chain and its records, every extent (no block referenced twice or
  * both free and used, no leak) and every extent value's checksum.
+ * `progress`, if given, is told how far it got.
  */
-export function fsckImage(image: ImageReader): FsckReport {
+export function fsckImage(image: ImageReader, progress?: FsckProgress): FsckReport {
   const report: FsckReport = {
     ok: false,
     errors: [],
@@ -121,7 +125,8 @@ export function fsckImage(image: ImageReader): FsckReport {
       }
     }
     if (superblock.treeRoot !== undefined) {
-      walkTree(image, superblock, pageSize, { ref: superblock.treeRoot, level: superblock.treeRoot.level, low: undefined, high: undefined, owner: 'the root' }, index, references, report);
+      const onLeaf = progress === undefined ? undefined : (): void => progress('tree', index.size, superblock.keyCount);
+      walkTree(image, superblock, pageSize, { ref: superblock.treeRoot, level: superblock.treeRoot.level, low: undefined, high: undefined, owner: 'the root' }, index, references, report, onLeaf);
     }
     if (index.size !== superblock.keyCount) report.errors.push(`superblock: says ${superblock.keyCount} keys, the tree holds ${index.size}`);
   } catch (error) {
@@ -202,9 +207,12 @@ export function fsckImage(image: ImageReader): FsckReport {
   // The live values after replay, and every reference once more: the
   // checkpoint's pages and free set, and the values the index holds now.
   const live: { extent: Extent; owner: string }[] = references.filter((reference) => !reference.owner.startsWith('key '));
+  let extentValueCount = 0;
+  if (progress !== undefined) for (const value of index.values()) if (value.kind === 'extents') extentValueCount++;
   for (const [key, value] of index) {
     if (value.kind !== 'extents') continue;
     report.extentValues++;
+    progress?.('values', report.extentValues, extentValueCount);
     for (const extent of value.extents) live.push({ extent, owner: `key ${JSON.stringify(key.slice(0, 40))}` });
     if (!extentValueIntact(image, value, blockSize)) report.errors.push(`data: value of key ${JSON.stringify(key.slice(0, 40))} (block ${value.extents[0].startBlock}) fails its checksum`);
   }
@@ -229,8 +237,8 @@ export function fsckImage(image: ImageReader): FsckReport {
   return report;
 }
 
-/** The newest valid superblock copy, head or backup; warnings for the others. */
-function findSuperblock(image: ImageReader, report: FsckReport, describe: (error: unknown) => string): Superblock | undefined {
+/** The newest valid superblock copy, head or backup; warnings for the others (also used by tools/salvage.ts). */
+export function findSuperblock(image: ImageReader, report: Pick<FsckReport, 'errors' | 'warnings'>, describe: (error: unknown) => string): Superblock | undefined {
   const copies: { slot: number; superblock?: Superblock; error?: string }[] = [];
   const decodeAt = (slot: number, position: number, blockIndex: number): { slot: number; superblock?: Superblock; error?: string } => {
     if (position + SUPERBLOCK_SIZE > image.sizeBytes) return { slot, error: 'past the end of the image' };
@@ -307,6 +315,7 @@ function walkTree(
   index: Map<string, StoredValue>,
   references: { extent: Extent; owner: string }[],
   report: FsckReport,
+  onLeaf?: () => void,
 ): void {
   const blockSize = superblock.blockSize;
   const stack: PageVisit[] = [start];
@@ -335,6 +344,7 @@ function walkTree(
         if (index.has(key)) throw new FormatError('page', `key ${JSON.stringify(key.slice(0, 40))} appears in two leaves`, ref.block);
         index.set(key, entry.value.kind === 'inline' ? { kind: 'inline', bytes: Uint8Array.prototype.slice.call(entry.value.bytes) } : entry.value);
       }
+      onLeaf?.();
       continue;
     }
     const separators = page.children.map((child) => (child.separator === undefined ? undefined : Buffer.from(child.separator).toString('latin1')));

@@ -1,0 +1,543 @@
+// `ringstore dump` / `ringstore load` through the command line, as a user
+// runs them: a dump loaded into a new store gives back every key with the
+// same stored bytes and raw flag, and the store records the dump's value
+// encoding; a damaged dump is refused before anything is written;
+// `dump --salvage` copies out of a damaged store every entry that still
+// verifies, says what it skipped, and never emits a value that was not the
+// key's last one.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
+
+import fc from 'fast-check';
+
+import { BlockStore, type StoredEntry } from '../../engine/block_store.js';
+import { isWellFormed } from '../../engine/key_codec.js';
+import { valueCodec, type ValueEncoding } from '../../engine/value_codec.js';
+import { decodePage, encodeLeafPage } from '../../format/page.js';
+import { fsckImage, memoryImage } from '../../tools/fsck.js';
+import { runCli } from './cli/run_cli.js';
+
+const CLI = new URL('../../tools/cli.js', import.meta.url).pathname;
+/** Seed of the property test; RINGSTORE_DUMP_TEST_SEED explores others. */
+const PROPERTY_SEED = process.env.RINGSTORE_DUMP_TEST_SEED === undefined ? 0x44554d50 : Number(process.env.RINGSTORE_DUMP_TEST_SEED);
+
+interface StoredCopy {
+  key: string;
+  raw: boolean;
+  bytes: Buffer;
+}
+
+/** Every entry of the store at `path` in stored form, keys as "s:<string>" or "b:<hex>". */
+async function storedContents(path: string): Promise<{ entries: StoredCopy[]; encoding: ValueEncoding }> {
+  const store = await BlockStore.open(path);
+  try {
+    const entries: StoredCopy[] = [];
+    for await (const entry of store.storedEntries()) entries.push({ key: keyName(entry), raw: entry.raw, bytes: await collectChunks(entry) });
+    return { entries, encoding: store.recordedEncoding };
+  } finally {
+    await store.close();
+  }
+}
+
+function keyName(entry: { key: string | Uint8Array }): string {
+  return typeof entry.key === 'string' ? `s:${entry.key}` : `b:${Buffer.from(entry.key).toString('hex')}`;
+}
+
+async function collectChunks(entry: StoredEntry): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of entry.chunks()) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+async function writeStream(store: BlockStore, key: string, bytes: Buffer): Promise<void> {
+  const stream = store.createWriteStream(key);
+  await new Promise<void>((resolve, reject) => {
+    stream.on('error', reject);
+    stream.end(bytes, () => resolve());
+  });
+}
+
+function pattern(length: number, seed: number): Buffer {
+  const bytes = Buffer.alloc(length);
+  let x = seed * 2654435761 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    bytes[i] = x & 0xff;
+  }
+  return bytes;
+}
+
+function flipByte(path: string, offset: number): void {
+  const fd = openSync(path, 'r+');
+  try {
+    const byte = Buffer.alloc(1);
+    readSync(fd, byte, 0, 1, offset);
+    byte[0] ^= 0x40;
+    writeSync(fd, byte, 0, 1, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function sh(command: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)('sh', ['-c', command], { encoding: 'utf8' });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+describe('ringstore dump and load', function () {
+  this.timeout(120_000);
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(`${tmpdir()}/ringstore-dump-`);
+  });
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('a round trip', () => {
+    let source = '';
+    before(async () => {
+      source = `${dir}/source`;
+      const store = await BlockStore.open(source, { create: true, sizeBytes: 64 << 20, blockSize: 512 });
+      await store.put('user:1', { name: 'Ada', tags: ['x'], born: 1815 });
+      await store.put('ünïcode-kéy', 'a string value');
+      await store.put(Buffer.from([0, 1, 255]), [1, 2, 3]);
+      await store.put('encoded-large', pattern(700_000, 1)); // a msgpack extent value, three chunks
+      await writeStream(store, 'raw-small', Buffer.from('raw bytes'));
+      await writeStream(store, 'raw-large', pattern(3_000_000, 2));
+      await writeStream(store, 'raw-empty', Buffer.alloc(0));
+      await store.put('empty-string', '');
+      await store.close();
+    });
+
+    it('gives a new store every key with identical stored bytes and raw flags, and the dumped value encoding', async () => {
+      const dump = `${dir}/round.dump`;
+      const dumped = await runCli(['dump', source, dump]);
+      assert.equal(dumped.code, 0, dumped.stderr);
+      assert.match(dumped.stderr, /dumped 8 entries/);
+      const target = `${dir}/round-target`;
+      const loaded = await runCli(['load', target, dump, '--create']);
+      assert.equal(loaded.code, 0, loaded.stderr);
+      assert.match(loaded.stdout, /loaded 8 entries/);
+      const before = await storedContents(source);
+      const after = await storedContents(target);
+      assert.equal(after.encoding, 'msgpack');
+      assert.deepEqual(after.entries, before.entries);
+      assert.deepEqual(
+        before.entries.filter((entry) => entry.raw).map((entry) => entry.key),
+        ['s:raw-empty', 's:raw-large', 's:raw-small'],
+        'the raw values are still raw',
+      );
+      // The new store's block size is the dumped store's.
+      const store = await BlockStore.open(target);
+      try {
+        assert.equal(store.blockSize, 512);
+        assert.deepEqual(await store.get('user:1'), { name: 'Ada', tags: ['x'], born: 1815 });
+        assert.deepEqual(await store.get('raw-large'), pattern(3_000_000, 2));
+      } finally {
+        await store.close();
+      }
+      // Dumping the copy gives the same bytes: the stream depends on the entries only.
+      const again = await runCli(['dump', target, `${dir}/round-again.dump`]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(readFileSync(`${dir}/round-again.dump`), readFileSync(dump));
+    });
+
+    it('goes through a pipe: dump to stdout, load from stdin', async () => {
+      const target = `${dir}/piped`;
+      const piped = await sh(`node ${CLI} dump ${source} | node ${CLI} load ${target} --create --json`);
+      assert.equal(piped.code, 0, piped.stderr);
+      assert.deepEqual(JSON.parse(piped.stdout), { entries: 8, encoding: 'msgpack', created: true, salvagedDump: false });
+      assert.deepEqual((await storedContents(target)).entries, (await storedContents(source)).entries);
+    });
+
+    it('records a json store as json, and an empty store round-trips to an empty store', async () => {
+      const json = `${dir}/json-source`;
+      const store = await BlockStore.open(json, { create: true, sizeBytes: 8 << 20, encoding: 'json' });
+      await store.close();
+      assert.equal((await runCli(['dump', json, `${dir}/empty.dump`])).code, 0);
+      const loaded = await runCli(['load', `${dir}/json-target`, `${dir}/empty.dump`, '--create', '--size', String(8 << 20)]);
+      assert.equal(loaded.code, 0, loaded.stderr);
+      assert.deepEqual(await storedContents(`${dir}/json-target`), { entries: [], encoding: 'json' });
+      assert.equal(statSync(`${dir}/json-target`).size, 8 << 20, '--size sets the new store size');
+    });
+
+    it('loads into an existing store of the same encoding, and refuses one of another encoding untouched', async () => {
+      const dump = `${dir}/existing.dump`;
+      assert.equal((await runCli(['dump', source, dump])).code, 0);
+      const existing = `${dir}/existing`;
+      const store = await BlockStore.open(existing, { create: true, sizeBytes: 64 << 20 });
+      await store.put('kept', 'old');
+      await store.put('user:1', 'replaced');
+      await store.close();
+      assert.equal((await runCli(['load', existing, dump])).code, 0);
+      const contents = await storedContents(existing);
+      assert.deepEqual(contents.entries.map((entry) => entry.key).sort(), [...(await storedContents(source)).entries.map((entry) => entry.key), 's:kept'].sort());
+
+      const other = `${dir}/other-encoding`;
+      const json = await BlockStore.open(other, { create: true, sizeBytes: 8 << 20, encoding: 'json' });
+      await json.put('a', 1);
+      await json.close();
+      const refused = await runCli(['load', other, dump]);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /^ringstore: ERR_DUMP_ENCODING: .*msgpack.*json/);
+      assert.deepEqual((await storedContents(other)).entries.map((entry) => entry.key), ['s:a']);
+    });
+
+    it('into a new store too small for it fails with the store error and removes the store it made', async () => {
+      const dump = `${dir}/too-big.dump`;
+      assert.equal((await runCli(['dump', source, dump])).code, 0);
+      const target = `${dir}/too-small`;
+      const failed = await runCli(['load', target, dump, '--create', '--size', String(2 << 20)]);
+      assert.equal(failed.code, 2);
+      assert.match(failed.stderr, /^ringstore: ERR_STORE_(FULL|NO_SPACE): /);
+      assert.equal(failed.stderr.trim().split('\n').length, 1);
+      assert.equal(existsSync(target), false);
+    });
+
+    it('round-trips random key/value sets (property, seed RINGSTORE_DUMP_TEST_SEED)', async () => {
+      const key = fc.oneof(fc.string({ minLength: 1, maxLength: 20 }).filter(isWellFormed), fc.uint8Array({ minLength: 1, maxLength: 20 }));
+      const value = fc.oneof(fc.jsonValue(), fc.uint8Array({ maxLength: 5000 }));
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.tuple(key, value, fc.boolean()), { maxLength: 25 }), async (entries) => {
+          const path = `${dir}/prop-${run}`;
+          const target = `${dir}/prop-${run++}-target`;
+          const store = await BlockStore.open(path, { create: true, sizeBytes: 16 << 20, blockSize: 512 });
+          for (const [k, v, raw] of entries) {
+            if (raw && typeof k === 'string') await writeStream(store, k, Buffer.from(JSON.stringify(v ?? null)));
+            else await store.put(k, v ?? null);
+          }
+          await store.close();
+          const piped = await sh(`node ${CLI} dump ${path} | node ${CLI} load ${target} --create --size ${16 << 20}`);
+          assert.equal(piped.code, 0, piped.stderr);
+          assert.deepEqual(await storedContents(target), await storedContents(path));
+          rmSync(path);
+          rmSync(target);
+        }),
+        { seed: PROPERTY_SEED, numRuns: 8 },
+      );
+    });
+  });
+
+  describe('a damaged dump', () => {
+    let dump = '';
+    let sourceEntries: StoredCopy[] = [];
+    before(async () => {
+      const source = `${dir}/damage-source`;
+      const store = await BlockStore.open(source, { create: true, sizeBytes: 16 << 20 });
+      for (let i = 0; i < 50; i++) await store.put(`key:${String(i).padStart(3, '0')}`, { i, text: 'x'.repeat(i * 10) });
+      await store.close();
+      dump = `${dir}/damage.dump`;
+      assert.equal((await runCli(['dump', source, dump])).code, 0);
+      sourceEntries = (await storedContents(source)).entries;
+    });
+
+    it('is refused with ERR_DUMP_CORRUPT naming the entry and offset, and no store is made', async () => {
+      const bytes = readFileSync(dump);
+      const damaged = Buffer.from(bytes);
+      const offset = Math.floor(bytes.length / 2);
+      damaged[offset] ^= 1;
+      writeFileSync(`${dir}/flipped.dump`, damaged);
+      const target = `${dir}/never-made`;
+      const refused = await runCli(['load', target, `${dir}/flipped.dump`, '--create']);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /^ringstore: ERR_DUMP_CORRUPT: dump stream entry \d+ at byte \d+: .*checksum mismatch/);
+      assert.equal(refused.stderr.split('\n').filter(Boolean).length, 1, 'one line, no stack');
+      assert.equal(existsSync(target), false, 'no store is left behind');
+    });
+
+    it('cut short anywhere, is refused and leaves an existing store as it was', async () => {
+      const existing = `${dir}/untouched`;
+      const store = await BlockStore.open(existing, { create: true, sizeBytes: 16 << 20 });
+      await store.put('only', 'me');
+      await store.close();
+      const bytes = readFileSync(dump);
+      for (const cut of [10, 100, Math.floor(bytes.length / 2), bytes.length - 20, bytes.length - 1]) {
+        writeFileSync(`${dir}/cut.dump`, bytes.subarray(0, cut));
+        const refused = await runCli(['load', existing, `${dir}/cut.dump`]);
+        assert.equal(refused.code, 2, `cut at ${cut}`);
+        assert.match(refused.stderr, /^ringstore: ERR_DUMP_CORRUPT: .*truncated/, `cut at ${cut}`);
+      }
+      // Also through stdin.
+      const piped = await sh(`head -c ${bytes.length - 30} ${dump} | node ${CLI} load ${existing}`);
+      assert.equal(piped.code, 2);
+      assert.match(piped.stderr, /ERR_DUMP_CORRUPT/);
+      assert.deepEqual((await storedContents(existing)).entries, [{ key: 's:only', raw: false, bytes: Buffer.from([0xa2, 0x6d, 0x65]) }]);
+      assert.equal(sourceEntries.length, 50);
+    });
+
+    it('is not a dump at all: refused as bad magic', async () => {
+      writeFileSync(`${dir}/text.dump`, 'hello, world\n');
+      const refused = await runCli(['load', `${dir}/from-text`, `${dir}/text.dump`, '--create']);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /^ringstore: ERR_DUMP_CORRUPT: dump stream at byte 0: bad magic/);
+    });
+  });
+
+  describe('arguments', () => {
+    it('--help prints usage and exits 0; unknown flags and missing arguments exit 2; errors are one coded line', async () => {
+      for (const command of ['dump', 'load']) {
+        const help = await runCli([command, '--help']);
+        assert.equal(help.code, 0);
+        assert.match(help.stdout, new RegExp(`^usage: ringstore ${command} PATH`));
+        const unknown = await runCli([command, `${dir}/x`, '--bogus']);
+        assert.equal(unknown.code, 2);
+        assert.match(unknown.stderr, /Unknown option '--bogus'/);
+        assert.equal((await runCli([command])).code, 2);
+      }
+      const missing = await runCli(['dump', `${dir}/no-such-store`, `${dir}/out.dump`]);
+      assert.equal(missing.code, 2);
+      assert.match(missing.stderr, /^ringstore: ERR_STORE_NOT_FOUND: /);
+      const self = `${dir}/self`;
+      const store = await BlockStore.open(self, { create: true, sizeBytes: 8 << 20 });
+      await store.put('a', 1);
+      await store.close();
+      for (const args of [['dump', self, self], ['dump', '--salvage', self, self]]) {
+        const refused = await runCli(args);
+        assert.equal(refused.code, 2);
+        assert.match(refused.stderr, /^ringstore: ERR_INVALID_ARG: FILE .* is the store being dumped/);
+        assert.equal(statSync(self).size, 8 << 20, 'the store is untouched');
+      }
+      assert.equal((await runCli(['dump', self, `${dir}/self.dump`])).code, 0);
+      const noCreate = await runCli(['load', `${dir}/no-such-store`, `${dir}/self.dump`]);
+      assert.equal(noCreate.code, 2);
+      assert.match(noCreate.stderr, /^ringstore: ERR_STORE_NOT_FOUND: .*--create/);
+      assert.equal(existsSync(`${dir}/no-such-store`), false);
+      const noFile = await runCli(['load', `${dir}/no-such-store`, `${dir}/no-such.dump`, '--create']);
+      assert.equal(noFile.code, 2);
+      assert.match(noFile.stderr, /^ringstore: ERR_INVALID_ARG: FILE .*no-such\.dump' does not exist\n$/);
+      assert.equal(existsSync(`${dir}/no-such-store`), false);
+    });
+  });
+
+  describe('dump --salvage', () => {
+    const KEY_COUNT = 3000;
+    /** The model: each key's last value (as msgpack decodes it). */
+    const model = new Map<string, unknown>();
+    let source = '';
+    let pages: { owner: string; startBlock: number }[] = [];
+    const BLOCK_SIZE = 4096;
+
+    before(async () => {
+      source = `${dir}/salvage-source`;
+      const store = await BlockStore.open(source, { create: true, sizeBytes: 64 << 20, blockSize: BLOCK_SIZE });
+      // Two rounds with a checkpoint between: old pages hold first values, so
+      // a salvage that served an old page would be caught.
+      for (const round of [1, 2]) {
+        const batch = [];
+        for (let i = 0; i < KEY_COUNT; i++) {
+          const key = `key:${String(i).padStart(5, '0')}`;
+          const value = { round, i, pad: 'p'.repeat(i % 50) };
+          batch.push({ type: 'put' as const, key, value });
+          model.set(key, value);
+          if (batch.length === 200) await store.batch(batch.splice(0));
+        }
+        await store.batch(batch);
+        await store.checkpoint();
+      }
+      await writeStream(store, 'zz-raw', pattern(50_000, 7));
+      model.set('zz-raw', pattern(50_000, 7));
+      await store.put('zz-extent', pattern(20_000, 8));
+      model.set('zz-extent', pattern(20_000, 8));
+      await store.close();
+      const report = fsckImage(memoryImage(readFileSync(source)));
+      assert.deepEqual(report.errors, []);
+      pages = report.references.filter((reference) => reference.owner.startsWith('page at level'));
+    });
+
+    /** Salvages `image` with the CLI, loads the result; returns the loaded contents (decoded) and the salvage's run. */
+    async function salvageAndLoad(image: string): Promise<{ code: number; stderr: string; report: Record<string, unknown>; contents: Map<string, unknown> }> {
+      const dump = `${image}.dump`;
+      const salvaged = await runCli(['dump', '--salvage', image, dump, '--json']);
+      assert.ok(salvaged.code === 0 || salvaged.code === 1, salvaged.stderr);
+      const report = JSON.parse(salvaged.stderr.trim().split('\n').pop()!) as Record<string, unknown>;
+      const target = `${image}.loaded`;
+      const loaded = await runCli(['load', target, dump, '--create']);
+      assert.equal(loaded.code, 0, loaded.stderr);
+      const contents = new Map<string, unknown>();
+      const store = await BlockStore.open(target);
+      try {
+        for await (const [key, value] of store.range()) contents.set(key as string, value);
+      } finally {
+        await store.close();
+      }
+      return { code: salvaged.code, stderr: salvaged.stderr, report, contents };
+    }
+
+    /** Every salvaged key holds its model value. */
+    function assertNoWrongValue(contents: Map<string, unknown>): void {
+      for (const [key, value] of contents) {
+        assert.ok(model.has(key), `salvage invented key ${key}`);
+        assert.deepEqual(value, model.get(key), `salvage gave ${key} a value that is not its last one`);
+      }
+    }
+
+    it('of a file that holds no store, or of no file, says so in one coded line', async () => {
+      writeFileSync(`${dir}/junk`, pattern(100_000, 5));
+      const junk = await runCli(['dump', '--salvage', `${dir}/junk`, `${dir}/junk.dump`]);
+      assert.equal(junk.code, 2);
+      assert.match(junk.stderr, /^ringstore: ERR_STORE_CORRUPT: nothing to salvage: superblock: no usable superblock copy .*\n$/);
+      assert.equal(existsSync(`${dir}/junk.dump`), false);
+      const none = await runCli(['dump', '--salvage', `${dir}/none`, `${dir}/none.dump`]);
+      assert.equal(none.code, 2);
+      assert.match(none.stderr, /^ringstore: ERR_STORE_NOT_FOUND: /);
+    });
+
+    it('of an intact store emits every entry and exits 0', async () => {
+      const { code, report, contents } = await salvageAndLoad(copy('intact'));
+      assert.equal(code, 0);
+      assert.equal(report.entriesEmitted, model.size);
+      assert.deepEqual([...contents.keys()].sort(), [...model.keys()].sort());
+      assertNoWrongValue(contents);
+    });
+
+    it('of a store with a damaged leaf page emits every other entry, reports the page, exits 1', async () => {
+      const leaf = pages.find((page) => page.owner.startsWith('page at level 0'))!;
+      const image = copy('leaf');
+      flipByte(image, leaf.startBlock * BLOCK_SIZE + 100);
+      const opened = await runCli(['scan', image, '--keys-only']);
+      assert.equal(opened.code, 2, 'the engine refuses to read the damaged leaf');
+      const { code, report, contents } = await salvageAndLoad(image);
+      assert.equal(code, 1);
+      const skipped = report.pagesSkipped as { block: number; reason: string }[];
+      assert.deepEqual(skipped.map((page) => page.block), [leaf.startBlock]);
+      assert.match(skipped[0].reason, /checksum mismatch/);
+      assertNoWrongValue(contents);
+      const lost = model.size - contents.size;
+      assert.ok(lost > 0 && lost < 200, `the entries of one leaf are lost, not ${lost}`);
+      assert.equal(report.entriesEmitted, contents.size);
+    });
+
+    it('of a store with a damaged branch page finds the leaves under it by the scan', async () => {
+      const branch = pages.find((page) => page.owner.startsWith('page at level 1'));
+      assert.ok(branch !== undefined, 'the tree has branches');
+      const image = copy('branch');
+      flipByte(image, branch.startBlock * BLOCK_SIZE + 60);
+      const { code, report, contents } = await salvageAndLoad(image);
+      assert.equal(code, 1);
+      assert.deepEqual((report.pagesSkipped as { block: number }[]).map((page) => page.block), [branch.startBlock]);
+      assert.ok((report.entriesFromScan as number) > 0);
+      assertNoWrongValue(contents);
+      assert.equal(contents.size, model.size, 'every entry is found: the leaves are intact');
+    });
+
+    it('of a store whose leaf lost its last write (an older page of the same address) does not serve the older page', async () => {
+      const leaf = pages.find((page) => page.owner.startsWith('page at level 0'))!;
+      const image = copy('lost-write');
+      const superblock = fsckImage(memoryImage(readFileSync(image))).superblock!;
+      const bytes = readFileSync(image);
+      const pageBytes = bytes.subarray(leaf.startBlock * BLOCK_SIZE, (leaf.startBlock + 1) * BLOCK_SIZE);
+      const page = decodePage(Uint8Array.from(pageBytes), {
+        address: leaf.startBlock,
+        storeTag: superblock.storeTag,
+        crc: pageBytes.readUInt32LE(4),
+        level: 0,
+        dataStartBlock: superblock.dataStartBlock,
+        blockCount: superblock.blockCount,
+        blockSize: BLOCK_SIZE,
+      });
+      assert.equal(page.kind, 'leaf');
+      // The same page as an older checkpoint wrote it: the round-1 values.
+      const codec = valueCodec('msgpack');
+      const older = page.entries.map((entry) => {
+        const value = codec.decode(entry.value.kind === 'inline' ? entry.value.bytes : new Uint8Array(0)) as { round: number };
+        return { ...entry, value: { kind: 'inline' as const, bytes: codec.encode({ ...value, round: 1 }) } };
+      });
+      const stale = new Uint8Array(BLOCK_SIZE);
+      encodeLeafPage(stale, { address: leaf.startBlock, checkpointSequence: page.checkpointSequence - 1, storeTag: superblock.storeTag }, older);
+      const fd = openSync(image, 'r+');
+      writeSync(fd, stale, 0, BLOCK_SIZE, leaf.startBlock * BLOCK_SIZE);
+      closeSync(fd);
+      const { code, report, contents } = await salvageAndLoad(image);
+      assert.equal(code, 1);
+      assert.match((report.pagesSkipped as { reason: string }[])[0].reason, /its parent expects/);
+      assertNoWrongValue(contents);
+      assert.equal(contents.size, model.size - page.entries.length);
+    });
+
+    it('does not use leaves outside the tree when the free set that tells old copies apart is damaged too', async () => {
+      const branch = pages.find((page) => page.owner.startsWith('page at level 1'))!;
+      const freeSet = fsckImage(memoryImage(readFileSync(source))).references.find((reference) => reference.owner === 'the free set')!;
+      const image = copy('branch-and-free-set');
+      flipByte(image, branch.startBlock * BLOCK_SIZE + 60);
+      flipByte(image, freeSet.startBlock * BLOCK_SIZE + 40);
+      const { code, report, contents } = await salvageAndLoad(image);
+      assert.equal(code, 1);
+      assert.equal(report.entriesFromScan, 0);
+      assert.ok((report.warnings as string[]).some((warning) => /free set does not verify/.test(warning)));
+      assertNoWrongValue(contents);
+      assert.ok(contents.size < model.size);
+    });
+
+    it('is what a plain dump of a store the engine finds corrupt points to', async () => {
+      const leaf = pages.find((page) => page.owner.startsWith('page at level 0'))!;
+      const image = copy('plain');
+      flipByte(image, leaf.startBlock * BLOCK_SIZE + 100);
+      const refused = await runCli(['dump', image, `${image}.dump`]);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /^ringstore: ERR_STORE_CORRUPT: .*\(ringstore dump --salvage copies out what still verifies\)\n$/);
+      assert.equal(existsSync(`${image}.dump`), false, 'the dump cut short is removed');
+    });
+
+    it('of a store with both head superblocks destroyed uses a backup copy', async () => {
+      const image = copy('head');
+      const fd = openSync(image, 'r+');
+      writeSync(fd, Buffer.alloc(2 * BLOCK_SIZE), 0, 2 * BLOCK_SIZE, 0);
+      closeSync(fd);
+      const { code, report, contents } = await salvageAndLoad(image);
+      assert.equal(code, 0, 'no entry is lost');
+      assert.ok((report.warnings as string[]).some((warning) => /slot 0/.test(warning)));
+      assert.equal(contents.size, model.size);
+      assertNoWrongValue(contents);
+    });
+
+    it('of a store with a damaged extent value skips that value and says so', async () => {
+      const image = copy('value');
+      const offset = readFileSync(image).indexOf(pattern(50_000, 7));
+      assert.ok(offset > 0);
+      flipByte(image, offset + 30_000);
+      const { code, report, contents } = await salvageAndLoad(image);
+      assert.equal(code, 1);
+      assert.deepEqual((report.valuesSkipped as { key: string }[]).map((value) => value.key), ['"zz-raw"']);
+      assert.equal(contents.has('zz-raw'), false);
+      assert.equal(contents.size, model.size - 1);
+      assertNoWrongValue(contents);
+    });
+
+    it('replays the WAL of a store that was not closed', async () => {
+      const live = `${dir}/salvage-live`;
+      const store = await BlockStore.open(live, { create: true, sizeBytes: 16 << 20 });
+      const written = new Map<string, unknown>();
+      await store.put('a', 1);
+      await store.checkpoint();
+      await store.put('b', { two: 2 });
+      await store.delete('a');
+      await store.put('c', pattern(10_000, 3));
+      written.set('b', { two: 2 }).set('c', pattern(10_000, 3));
+      // A copy taken while the store is open: what a power loss would leave.
+      copyFileSync(live, `${live}-copy`);
+      await store.close();
+      const { code, report, contents } = await salvageAndLoad(`${live}-copy`);
+      assert.equal(code, 0);
+      assert.equal(report.walCommits, 3);
+      assert.deepEqual(contents, written);
+    });
+
+    function copy(name: string): string {
+      const path = `${dir}/salvage-${name}`;
+      copyFileSync(source, path);
+      return path;
+    }
+  });
+});

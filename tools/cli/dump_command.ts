@@ -1,0 +1,551 @@
+// `ringstore dump` and `ringstore load`: a store's entries as a dump stream
+// (format/dump_stream.ts, docs/format.md § Dump streams) and back — the
+// backup, migration and repair path.
+//
+// dump reads the stored bytes through the engine (BlockStore.storedEntries:
+// no decoding, raw values stay raw); dump --salvage reads a damaged image
+// through format/ only (tools/salvage.ts). load never writes a store from a
+// stream it has not checked to the end: it verifies the whole stream first
+// (stdin is spooled to a temporary file while verified), then writes, with
+// `encoding: 'binary'` for encoded values (put stores the bytes as given) and
+// a write stream for raw ones.
+import { createReadStream, mkdtempSync, rmSync, statSync, truncateSync, unlinkSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+import { BlockStore, DEFAULT_STORE_SIZE_BYTES, VALUE_SIZE_MAX } from '../../engine/block_store.js';
+import type { ValueEncoding } from '../../engine/value_codec.js';
+import { VALUE_ENCODING_IDS } from '../../format/constants.js';
+import { FormatError } from '../../format/format_error.js';
+import { DumpCorruptError, DumpStreamDecoder, DumpStreamEncoder, type DumpEvent, type DumpHeader } from '../../format/dump_stream.js';
+import { extentValueIntact, extentValuePieces, salvageImage, type SalvageReport } from '../salvage.js';
+import { openImage } from './image_file.js';
+import { startProgress, type Progress } from './progress.js';
+
+export const DUMP_COMMANDS_USAGE = `  ringstore dump PATH [FILE] [--salvage] [--json]
+                           write every key and stored value to FILE (default stdout) as a
+                           checksummed dump stream; --salvage: from a damaged store, through
+                           the format only, every entry that still verifies (skips on stderr;
+                           exit 1 if any); --json: the report as one JSON line on stderr
+  ringstore load PATH [FILE] [--create] [--size BYTES] [--block-size BYTES] [--json]
+                           load a dump stream from FILE (default stdin) into the store at PATH;
+                           the whole stream is verified before anything is written;
+                           --create: make the store (with the dump's value encoding)`;
+
+const DUMP_USAGE = 'ringstore dump PATH [FILE] [--salvage] [--json]';
+const LOAD_USAGE = 'ringstore load PATH [FILE] [--create] [--size BYTES] [--block-size BYTES] [--json]';
+
+const DUMP_OPTIONS = { salvage: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const satisfies ParseArgsConfig['options'];
+const LOAD_OPTIONS = {
+  create: { type: 'boolean' },
+  size: { type: 'string' },
+  'block-size': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+/** Exit status of a salvage that skipped something (damage found), as fsck's. */
+const EXIT_DAMAGE = 1;
+const EXIT_USAGE = 2;
+/** Output bytes gathered before one write: entry heads are small, a write per entry would cost more than the entry. */
+const OUTPUT_BATCH_BYTES = 1 << 20;
+/** Bytes read from a dump file at a time. */
+const INPUT_PIECE_BYTES = 1 << 20;
+/**
+ * Puts load keeps in flight: enough for the journal to group them into
+ * commits (each resolves once written; the store is opened with sync: false
+ * and close makes everything durable), and their values' bytes at most:
+ * what load holds beside one value (an encoded value is put whole, up to
+ * VALUE_SIZE_MAX; a raw one is streamed).
+ */
+const LOAD_PUTS_IN_FLIGHT_MAX = 64;
+const LOAD_PUT_BYTES_IN_FLIGHT_MAX = 64 << 20;
+/** A store load makes is at least this many times the dump's size (values, pages, WAL and free space), and at least the default size. */
+const LOAD_STORE_SIZE_FACTOR = 2;
+
+function commandError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+function usageError(message: string): Error {
+  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG' });
+}
+
+function parse<O extends ParseArgsConfig['options']>(args: string[], options: O, usage: string): { values: Record<string, string | boolean | undefined>; positionals: string[] } | number {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    process.stderr.write(`ringstore: ${(error as Error).message}\nusage: ${usage}\n`);
+    return EXIT_USAGE;
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  if (values.help === true) {
+    process.stdout.write(`usage: ${usage}\n`);
+    return 0;
+  }
+  if (parsed.positionals.length < 1 || parsed.positionals.length > 2) {
+    process.stderr.write(`usage: ${usage}\n`);
+    return EXIT_USAGE;
+  }
+  return { values, positionals: parsed.positionals };
+}
+
+function encodingOfId(id: number): ValueEncoding {
+  const found = (Object.keys(VALUE_ENCODING_IDS) as ValueEncoding[]).find((name) => VALUE_ENCODING_IDS[name] === id);
+  if (found === undefined) throw new Error(`ringstore: no value encoding has id ${id}`); // the decoder accepts known ids only
+  return found;
+}
+
+// ---- Output ----
+
+/** Where dump writes: a file (written whole, fsynced, removed on failure) or stdout. */
+class Output {
+  readonly #handle: FileHandle | undefined;
+  readonly #path: string | undefined;
+  #pieces: Uint8Array[] = [];
+  #pieceBytes = 0;
+  bytesWritten = 0;
+
+  /** An error stdout reported (EPIPE: the reader went away), thrown by the next write. */
+  #stdoutError: Error | undefined;
+
+  private constructor(handle: FileHandle | undefined, path: string | undefined) {
+    this.#handle = handle;
+    this.#path = path;
+    if (handle === undefined) {
+      process.stdout.on('error', (error: Error) => {
+        this.#stdoutError ??= error;
+        process.stdout.emit('drain'); // wakes a write waiting for room
+      });
+    }
+  }
+
+  /** Opens FILE (truncating it), or stdout; refuses FILE naming the store being dumped, which 'w' would destroy. */
+  static async open(path: string | undefined, storePath: string): Promise<Output> {
+    if (path !== undefined) {
+      const target = statSync(path, { throwIfNoEntry: false });
+      const store = statSync(storePath, { throwIfNoEntry: false });
+      if (target !== undefined && store !== undefined && target.dev === store.dev && target.ino === store.ino) {
+        throw usageError(`FILE '${path}' is the store being dumped: writing the dump there would destroy it`);
+      }
+    }
+    if (path === undefined) {
+      // A dump is binary: on a terminal it would be noise, and a lost backup.
+      if (process.stdout.isTTY === true) throw usageError('stdout is a terminal: give FILE, or redirect stdout to a file');
+      return new Output(undefined, undefined);
+    }
+    return new Output(await open(path, 'w'), path);
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    this.#pieces.push(bytes);
+    this.#pieceBytes += bytes.length;
+    if (this.#pieceBytes >= OUTPUT_BATCH_BYTES) await this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#pieceBytes === 0) return;
+    const bytes = Buffer.concat(this.#pieces, this.#pieceBytes);
+    this.#pieces = [];
+    this.#pieceBytes = 0;
+    this.bytesWritten += bytes.length;
+    if (this.#handle !== undefined) {
+      await this.#handle.write(bytes);
+      return;
+    }
+    if (this.#stdoutError !== undefined) throw this.#stdoutError;
+    if (!process.stdout.write(bytes)) await new Promise<void>((resolve) => process.stdout.once('drain', resolve));
+    if (this.#stdoutError !== undefined) throw this.#stdoutError;
+  }
+
+  /** Everything written and durable (a file is fsynced: a backup that a crash can lose is none). */
+  async close(): Promise<void> {
+    await this.#flush();
+    if (this.#handle !== undefined) {
+      await this.#handle.sync();
+      await this.#handle.close();
+    }
+  }
+
+  /** After a failure: a dump file cut short is removed rather than left to look like a backup. */
+  async abandon(): Promise<void> {
+    if (this.#handle === undefined) return;
+    await this.#handle.close().catch(() => undefined);
+    try {
+      unlinkSync(this.#path!);
+    } catch {
+      // already gone, or not removable (a device or a fifo): load refuses it anyway
+    }
+  }
+}
+
+// ---- dump ----
+
+export async function dumpCommand(args: string[]): Promise<number> {
+  const parsed = parse(args, DUMP_OPTIONS, DUMP_USAGE);
+  if (typeof parsed === 'number') return parsed;
+  const [path, file] = parsed.positionals;
+  const json = parsed.values.json === true;
+  if (parsed.values.salvage === true) return salvageCommand(path, file, json);
+  const store = await BlockStore.open(path).catch((error: unknown) => {
+    throw withSalvageHint(error);
+  });
+  let output: Output | undefined;
+  try {
+    output = await Output.open(file, path);
+    const stats = store.stats();
+    const encoder = new DumpStreamEncoder();
+    const progress = startProgress('dump', stats.keys, 'count');
+    try {
+      // The stored form of the encoding recorded in the store, whatever this handle decodes with.
+      await output.write(encoder.header({ valueEncodingId: VALUE_ENCODING_IDS[store.recordedEncoding], blockSize: store.blockSize, salvaged: false }));
+      let done = 0;
+      for await (const entry of store.storedEntries()) {
+        const keyIsString = typeof entry.key === 'string';
+        const key = keyIsString ? Buffer.from(entry.key as string, 'utf8') : (entry.key as Uint8Array);
+        await output.write(encoder.entry(key, keyIsString, entry.raw, entry.sizeBytes));
+        for await (const chunk of entry.chunks()) for (const piece of encoder.value(chunk)) await output.write(piece);
+        progress.update(++done);
+      }
+      await output.write(encoder.end());
+      await output.close();
+    } finally {
+      progress.stop();
+    }
+    const result = { entries: encoder.entryCount, bytes: output.bytesWritten, encoding: store.recordedEncoding };
+    process.stderr.write(json ? `${JSON.stringify(result)}\n` : `dumped ${result.entries} entries (${result.bytes} bytes, encoding ${result.encoding})\n`);
+    return 0;
+  } catch (error) {
+    await output?.abandon();
+    throw withSalvageHint(error);
+  } finally {
+    await store.close();
+  }
+}
+
+/** A store the engine finds corrupt: say what can still be done. */
+function withSalvageHint(error: unknown): unknown {
+  if (error instanceof Error && (error as { code?: unknown }).code === 'ERR_STORE_CORRUPT') error.message += ' (ringstore dump --salvage copies out what still verifies)';
+  return error;
+}
+
+async function salvageCommand(path: string, file: string | undefined, json: boolean): Promise<number> {
+  if (statSync(path, { throwIfNoEntry: false }) === undefined) throw commandError('ERR_STORE_NOT_FOUND', `'${path}' does not exist`);
+  const { image, close } = openImage(path);
+  let output: Output | undefined;
+  try {
+    // Drawn only if the scan runs (a tree with damaged pages).
+    let scanProgress: Progress | undefined;
+    let found;
+    try {
+      found = salvageImage(image, (done, total) => {
+        scanProgress ??= startProgress('salvage: scan', total, 'bytes');
+        scanProgress.update(done);
+      });
+    } catch (error) {
+      // No superblock copy verifies: nothing says where anything is.
+      if (error instanceof FormatError) throw commandError('ERR_STORE_CORRUPT', `nothing to salvage: ${error.message}`);
+      throw error;
+    } finally {
+      scanProgress?.stop();
+    }
+    const { superblock, entries, report } = found;
+    output = await Output.open(file, path);
+    const encoder = new DumpStreamEncoder();
+    await output.write(encoder.header({ valueEncodingId: superblock.valueEncodingId, blockSize: superblock.blockSize, salvaged: true }));
+    const keyStrings = [...entries.keys()].sort();
+    const progress = startProgress('salvage: copy', keyStrings.length, 'count');
+    const fromSource = { tree: 0, scan: 0, wal: 0 };
+    try {
+      let done = 0;
+      for (const keyString of keyStrings) {
+        const { key, keyIsString, value, source } = entries.get(keyString)!;
+        progress.update(++done);
+        if (value.kind === 'inline') {
+          await output.write(encoder.entry(key, keyIsString, false, value.bytes.length));
+          if (value.bytes.length > 0) for (const piece of encoder.value(value.bytes)) await output.write(piece);
+        } else {
+          // Checked in full before the entry is written: a stream cannot take back an entry it announced.
+          if (!extentValueIntact(image, value, superblock.blockSize)) {
+            report.valuesSkipped.push({ key: describeKey(key, keyIsString), reason: `its value (${value.length} bytes from block ${value.extents[0].startBlock}) fails its checksum` });
+            continue;
+          }
+          await output.write(encoder.entry(key, keyIsString, value.raw === true, value.length));
+          for (const bytes of extentValuePieces(image, value, superblock.blockSize)) for (const piece of encoder.value(bytes)) await output.write(piece);
+        }
+        fromSource[source]++;
+      }
+      await output.write(encoder.end());
+      await output.close();
+    } finally {
+      progress.stop();
+    }
+    printSalvageReport(report, encoder.entryCount, fromSource, json);
+    const damaged = report.pagesSkipped.length > 0 || report.valuesSkipped.length > 0 || report.walProblem !== undefined;
+    return damaged ? EXIT_DAMAGE : 0;
+  } catch (error) {
+    await output?.abandon();
+    throw error;
+  } finally {
+    close();
+  }
+}
+
+function printSalvageReport(report: SalvageReport, emitted: number, fromSource: Record<'tree' | 'scan' | 'wal', number>, json: boolean): void {
+  if (json) {
+    const { lostRanges, ...rest } = report;
+    const ranges = lostRanges.map(({ low, high }) => ({ low: low === undefined ? null : describeKeyString(low), high: high === undefined ? null : describeKeyString(high) }));
+    process.stderr.write(`${JSON.stringify({ entriesEmitted: emitted, entriesBySource: fromSource, ...rest, lostRanges: ranges })}\n`);
+    return;
+  }
+  const lines: string[] = [];
+  for (const warning of report.warnings) lines.push(`warning: ${warning}`);
+  for (const page of report.pagesSkipped) lines.push(`skipped: page at block ${page.block} (level ${page.level}) and its subtree: ${page.reason}`);
+  if (report.scannedLeaves > 0 || report.lostRanges.length > 0) {
+    lines.push(`scan: ${report.scannedLeaves} intact leaf pages outside the tree; ${report.entriesFromScan} entries of lost ranges taken from them`);
+  }
+  if (report.walTornTail !== undefined) lines.push(`note: the WAL ends at an incomplete commit (a crash during its write, or damage to the last commit): ${report.walTornTail}`);
+  if (report.walProblem !== undefined) lines.push(`skipped: ${report.walProblem}`);
+  for (const value of report.valuesSkipped) lines.push(`skipped: key ${value.key}: ${value.reason}`);
+  lines.push(
+    `salvage: ${emitted} entries written (${fromSource.tree} from the tree, ${fromSource.scan} from the scan, ${fromSource.wal} from ${report.walCommits} WAL commits); ${report.pagesSkipped.length} pages and ${report.valuesSkipped.length} values skipped`,
+  );
+  process.stderr.write(`${lines.join('\n')}\n`);
+}
+
+function describeKey(key: Uint8Array, keyIsString: boolean): string {
+  return keyIsString ? JSON.stringify(Buffer.from(key).toString('utf8')) : `0x${Buffer.from(key).toString('hex')}`;
+}
+
+function describeKeyString(keyString: string): string {
+  return `0x${Buffer.from(keyString, 'latin1').toString('hex')}`;
+}
+
+// ---- load ----
+
+/** What the verifying pass learned of a stream. */
+interface VerifiedDump {
+  header: DumpHeader;
+  entryCount: number;
+  sizeBytes: number;
+}
+
+export async function loadCommand(args: string[]): Promise<number> {
+  const parsed = parse(args, LOAD_OPTIONS, LOAD_USAGE);
+  if (typeof parsed === 'number') return parsed;
+  const [path, file] = parsed.positionals;
+  const { values } = parsed;
+  const sizeBytes = byteCount(values.size, '--size');
+  const blockSize = byteCount(values['block-size'], '--block-size');
+  if (values.create !== true && (sizeBytes !== undefined || blockSize !== undefined)) throw usageError('--size and --block-size describe the store --create makes');
+
+  if (file === undefined && process.stdin.isTTY === true) throw usageError('stdin is a terminal: give FILE, or pipe a dump in');
+  if (file !== undefined && statSync(file, { throwIfNoEntry: false }) === undefined) throw usageError(`FILE '${file}' does not exist`);
+
+  // The input as a file that can be read twice: FILE itself, or stdin
+  // spooled to a temporary file while the first pass verifies it.
+  let spoolDirectory: string | undefined;
+  let input = file;
+  try {
+    let verified: VerifiedDump;
+    if (input === undefined || !statSync(input).isFile()) {
+      spoolDirectory = mkdtempSync(join(tmpdir(), 'ringstore-load-'));
+      const spool = join(spoolDirectory, 'dump');
+      verified = await verifyDump(input, spool);
+      input = spool;
+    } else {
+      verified = await verifyDump(input, undefined);
+    }
+    const encoding = encodingOfId(verified.header.valueEncodingId);
+
+    // Only now is the target touched.
+    const existing = statSync(path, { throwIfNoEntry: false });
+    const createsStore = existing === undefined || (existing.isFile() && existing.size === 0);
+    // On failure, a store load made goes, and the target is as before: no file, or the empty file it was.
+    const undoCreate = (): void => {
+      if (existing === undefined) rmSync(path, { force: true });
+      else truncateSync(path, 0);
+    };
+    if (createsStore && values.create !== true) throw commandError('ERR_STORE_NOT_FOUND', `'${path}' holds no store; add --create to make one`);
+    if (!createsStore && (sizeBytes !== undefined || blockSize !== undefined)) throw usageError(`'${path}' exists: --size and --block-size describe a store load makes`);
+    let store: BlockStore;
+    if (createsStore) {
+      await BlockStore.format(path, {
+        sizeBytes: sizeBytes ?? Math.max(DEFAULT_STORE_SIZE_BYTES, roundUpToMiB(verified.sizeBytes * LOAD_STORE_SIZE_FACTOR)),
+        blockSize: blockSize ?? (verified.header.blockSize > 0 ? verified.header.blockSize : undefined),
+        encoding,
+      });
+    }
+    try {
+      store = await BlockStore.open(path, { encoding: 'binary', sync: false });
+    } catch (error) {
+      if (createsStore) undoCreate();
+      throw error;
+    }
+    let loaded = 0;
+    try {
+      if (store.recordedEncoding !== encoding) {
+        throw commandError('ERR_DUMP_ENCODING', `the dump's values are encoded as ${encoding}, the store at '${path}' records ${store.recordedEncoding}: load into a new store (--create)`);
+      }
+      loaded = await writeDump(store, input, verified);
+      await store.close();
+    } catch (error) {
+      await store.close().catch(() => undefined);
+      if (createsStore) {
+        undoCreate();
+      } else if (error instanceof Error) {
+        error.message += ` (the store at '${path}' keeps what was loaded before this)`;
+      }
+      throw error;
+    }
+    const result = { entries: loaded, encoding, created: createsStore, salvagedDump: verified.header.salvaged };
+    const notes = [createsStore ? `a new ${encoding} store` : '', verified.header.salvaged ? 'from a salvaged dump: entries of the damaged store may be missing' : ''].filter(Boolean);
+    process.stdout.write(values.json === true ? `${JSON.stringify(result)}\n` : `loaded ${loaded} entries into ${path}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}\n`);
+    return 0;
+  } finally {
+    if (spoolDirectory !== undefined) rmSync(spoolDirectory, { recursive: true, force: true });
+  }
+}
+
+function byteCount(text: string | boolean | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (typeof text !== 'string' || !Number.isSafeInteger(value) || value <= 0) throw usageError(`${flag} needs a number of bytes, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+function roundUpToMiB(bytes: number): number {
+  return Math.ceil(bytes / 2 ** 20) * 2 ** 20;
+}
+
+/**
+ * Reads the whole stream (from `file`, or stdin) through the decoder; copies
+ * it to `spool` if given. Refuses (ERR_DUMP_CORRUPT) a stream that does not
+ * verify to its trailer, and entries load could not store as they are.
+ */
+async function verifyDump(file: string | undefined, spool: string | undefined): Promise<VerifiedDump> {
+  const decoder = new DumpStreamDecoder();
+  const spoolHandle = spool === undefined ? undefined : await open(spool, 'wx');
+  const totalBytes = file === undefined ? 0 : statSync(file).size;
+  const progress = startProgress('load: verify', totalBytes, 'bytes');
+  let header: DumpHeader | undefined;
+  let entryCount = -1;
+  let sizeBytes = 0;
+  try {
+    const source = file === undefined ? process.stdin : createReadStream(file, { highWaterMark: INPUT_PIECE_BYTES });
+    for await (const piece of source as AsyncIterable<Buffer>) {
+      for (const event of decoder.push(piece)) {
+        if (event.kind === 'header') header = event.header;
+        else if (event.kind === 'entry') {
+          if (event.keyIsString && !Buffer.from(Buffer.from(event.key).toString('utf8'), 'utf8').equals(event.key)) {
+            throw new DumpCorruptError('a string key whose bytes are not UTF-8 (it cannot be stored as the same string)', event.offset, event.index);
+          }
+          if (!event.raw && event.valueLength > VALUE_SIZE_MAX) {
+            throw new DumpCorruptError(`an encoded value of ${event.valueLength} bytes (a put stores at most ${VALUE_SIZE_MAX})`, event.offset, event.index);
+          }
+        } else if (event.kind === 'end') entryCount = event.entryCount;
+      }
+      sizeBytes += piece.length;
+      if (spoolHandle !== undefined) await spoolHandle.write(piece);
+      progress.update(sizeBytes);
+    }
+    decoder.finish();
+  } finally {
+    progress.stop();
+    await spoolHandle?.close();
+  }
+  if (header === undefined) throw new Error('ringstore: a finished dump stream has a header'); // finish() refuses one without
+  return { header, entryCount, sizeBytes };
+}
+
+/** Resolves when `stream` takes writes again; rejects if it fails first (a full store). */
+function roomIn(stream: Writable): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (error: Error): void => {
+      stream.off('drain', onDrain);
+      reject(error);
+    };
+    const onDrain = (): void => {
+      stream.off('error', onError);
+      resolve();
+    };
+    stream.once('error', onError);
+    stream.once('drain', onDrain);
+  });
+}
+
+/** Writes the verified stream in `file` into `store`; resolves to the entries written. */
+async function writeDump(store: BlockStore, file: string, verified: VerifiedDump): Promise<number> {
+  const decoder = new DumpStreamDecoder();
+  const progress = startProgress('load', verified.entryCount, 'count');
+  const inFlight: Promise<void>[] = [];
+  let inFlightBytes = 0;
+  const settle = async (): Promise<void> => {
+    await Promise.all(inFlight);
+    inFlight.length = 0;
+    inFlightBytes = 0;
+  };
+  let loaded = 0;
+  let entry: { key: string | Buffer; raw: boolean; valueLength: number } | undefined;
+  let chunks: Uint8Array[] = [];
+  let stream: Writable | undefined;
+  const finishEntry = async (): Promise<void> => {
+    const { key, raw } = entry!;
+    if (raw) {
+      stream!.end();
+      await finished(stream!);
+      stream = undefined;
+    } else {
+      const put = store.put(key, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+      // Handled here so that a put failing while the loop awaits something
+      // else is not an unhandled rejection; settle() still throws its error.
+      put.catch(() => undefined);
+      inFlight.push(put);
+      inFlightBytes += entry!.valueLength;
+      chunks = [];
+      if (inFlight.length >= LOAD_PUTS_IN_FLIGHT_MAX || inFlightBytes >= LOAD_PUT_BYTES_IN_FLIGHT_MAX) await settle();
+    }
+    entry = undefined;
+    progress.update(++loaded);
+  };
+  try {
+    for await (const piece of createReadStream(file, { highWaterMark: INPUT_PIECE_BYTES }) as AsyncIterable<Buffer>) {
+      // The same checks again: the file was verified, but may have changed since.
+      const events: DumpEvent[] = decoder.push(piece);
+      for (const event of events) {
+        if (event.kind === 'entry') {
+          const key = event.keyIsString ? Buffer.from(event.key).toString('utf8') : Buffer.from(event.key);
+          entry = { key, raw: event.raw, valueLength: event.valueLength };
+          if (event.raw) {
+            // Puts before it first: the stream's commit must follow them, as in the dump.
+            await settle();
+            stream = store.createWriteStream(key);
+          }
+          if (event.valueLength === 0) await finishEntry();
+        } else if (event.kind === 'chunk') {
+          if (entry!.raw) {
+            if (!stream!.write(event.bytes)) await roomIn(stream!);
+          } else {
+            chunks.push(event.bytes);
+          }
+          if (event.last) await finishEntry();
+        }
+      }
+    }
+    decoder.finish();
+    await settle();
+  } catch (error) {
+    stream?.destroy();
+    await Promise.allSettled(inFlight);
+    throw error;
+  } finally {
+    progress.stop();
+  }
+  if (loaded !== verified.entryCount) throw new DumpCorruptError(`the file changed since it was verified: ${loaded} entries, ${verified.entryCount} verified`, decoder.offset);
+  return loaded;
+}

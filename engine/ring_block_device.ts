@@ -1,6 +1,6 @@
 // RingBlockDevice: a BlockDevice over a file or raw block device, opened with
 // direct IO through an IoUringActor.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { readFile, stat as fsStat } from 'node:fs/promises';
 
 import { RingSystemError } from '../native/errors.js';
@@ -177,6 +177,10 @@ function openError(path: string, error: unknown): Error {
   if (code === 'EBUSY') return new StoreError('ERR_STORE_LOCKED', `'${path}' is in use (mounted, or opened by another store)`, { cause: error });
   if (code === 'ENOENT') {
     return new StoreError('ERR_STORE_NOT_FOUND', `'${path}' does not exist (open with create: true to make a store)`, { cause: error });
+  }
+  if (error instanceof RingSystemError && error.code === 'EINVAL' && error.syscall === 'open' && statSync(path, { throwIfNoEntry: false })?.isDirectory() === true) {
+    // A directory opened without write access and with O_DIRECT is EINVAL, not EISDIR.
+    return new StoreError('ERR_STORE_PATH', `'${path}' is a directory, not a store file`, { cause: error });
   }
   if (error instanceof RingSystemError && error.code === 'EINVAL' && error.syscall === 'open') {
     // open(2) refuses O_DIRECT with EINVAL on file systems without it (ramfs,

@@ -23,6 +23,7 @@ import { startProgress, type Progress } from './cli/progress.js';
 import { isStoreCommand, STORE_COMMANDS_USAGE, storeCommand } from './cli/store_commands.js';
 import { CRASH_TEST_USAGE, crashTestCommand } from './crash_test_command.js';
 import { fsckImage, type FsckReport } from './fsck.js';
+import { usageCode } from './cli/command_line.js';
 
 const USAGE = `usage:
   ringstore inspect PATH   print the store's superblock, geometry, checkpoint and WAL state
@@ -79,7 +80,7 @@ function checkCommand(command: 'inspect' | 'fsck', args: string[]): number {
   try {
     parsed = parseArgs({ args, options: { help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
   } catch (error) {
-    console.error(`ringstore: ${(error as Error).message}\nusage: ${usage}`);
+    console.error(`ringstore: ${usageCode(error)}: ${(error as Error).message}\nusage: ${usage}`);
     return 2;
   }
   if (parsed.values.help === true) {
@@ -123,7 +124,7 @@ async function formatCommand(args: string[]): Promise<number> {
       strict: true,
     });
   } catch (error) {
-    console.error(`ringstore: ${(error as Error).message}\nusage: ${usage}`);
+    console.error(`ringstore: ${usageCode(error)}: ${(error as Error).message}\nusage: ${usage}`);
     return 2;
   }
   const { values, positionals } = parsed;

@@ -16,6 +16,7 @@ import { exploreIoFaults, isFaultReproducer, replayFaultReproducer } from './lab
 import { startProgress, type Progress } from './cli/progress.js';
 import { replayReproducer } from './lab/reproducer.js';
 import { loadWorkloadModule, runWorkload, type TracedWorkload } from './lab/workload.js';
+import { usageCode } from './cli/command_line.js';
 
 export const CRASH_TEST_USAGE = `  ringstore crash-test [--states N] [--minutes M] [--seed N] [--module FILE] [--scale X]
                        [--block-size B] [--corruption N] [--faults N] [--reproducers DIR]
@@ -128,7 +129,7 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
     const parsed = parseArgs({ args: argv, options: CRASH_TEST_OPTIONS, allowPositionals: false, strict: true });
     flags = parsed.values;
   } catch (error) {
-    process.stderr.write(`ringstore: ${(error as Error).message}\nusage:\n${CRASH_TEST_USAGE}\n`);
+    process.stderr.write(`ringstore: ${usageCode(error)}: ${(error as Error).message}\nusage:\n${CRASH_TEST_USAGE}\n`);
     return 2;
   }
   if (flags.help === true) {

@@ -194,12 +194,13 @@ describe('ringstore dump and load', function () {
       assert.deepEqual((await storedContents(other)).entries.map((entry) => entry.key), ['s:a']);
     });
 
-    it('into a new store too small for it fails with the store error and removes the store it made', async () => {
+    it('into a new store held too small for it (--max-size) fails with the store error and removes the store it made', async () => {
       const dump = `${dir}/too-big.dump`;
       assert.equal((await runCli(['dump', source, dump])).code, 0);
       const target = `${dir}/too-small`;
-      const failed = await runCli(['load', target, dump, '--create', '--size', String(2 << 20)]);
-      assert.equal(failed.code, 2);
+      // Without --max-size the new store file would grow to hold the dump.
+      const failed = await runCli(['load', target, dump, '--create', '--size', String(2 << 20), '--max-size', String(2 << 20)]);
+      assert.equal(failed.code, 2, failed.stderr);
       assert.match(failed.stderr, /^ringstore: ERR_STORE_(FULL|NO_SPACE): /);
       assert.equal(failed.stderr.trim().split('\n').length, 1);
       assert.equal(existsSync(target), false);

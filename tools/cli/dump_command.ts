@@ -25,25 +25,28 @@ import { DumpCorruptError, DumpStreamDecoder, DumpStreamEncoder, type DumpEvent,
 import { extentValueIntact, extentValuePieces, salvageImage, type SalvageReport } from '../salvage.js';
 import { openImage } from './image_file.js';
 import { startProgress, type Progress } from './progress.js';
+import { usageCode } from './command_line.js';
 
 export const DUMP_COMMANDS_USAGE = `  ringstore dump PATH [FILE] [--salvage] [--json]
                            write every key and stored value to FILE (default stdout) as a
                            checksummed dump stream; --salvage: from a damaged store, through
                            the format only, every entry that still verifies (skips on stderr;
                            exit 1 if any); --json: the report as one JSON line on stderr
-  ringstore load PATH [FILE] [--create] [--size BYTES] [--block-size BYTES] [--json]
+  ringstore load PATH [FILE] [--create] [--size BYTES] [--block-size BYTES] [--max-size BYTES] [--json]
                            load a dump stream from FILE (default stdin) into the store at PATH;
                            the whole stream is verified before anything is written;
-                           --create: make the store (with the dump's value encoding)`;
+                           --create: make the store (with the dump's value encoding);
+                           --max-size: the most the store file may grow to while loading`;
 
 const DUMP_USAGE = 'ringstore dump PATH [FILE] [--salvage] [--json]';
-const LOAD_USAGE = 'ringstore load PATH [FILE] [--create] [--size BYTES] [--block-size BYTES] [--json]';
+const LOAD_USAGE = 'ringstore load PATH [FILE] [--create] [--size BYTES] [--block-size BYTES] [--max-size BYTES] [--json]';
 
 const DUMP_OPTIONS = { salvage: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const satisfies ParseArgsConfig['options'];
 const LOAD_OPTIONS = {
   create: { type: 'boolean' },
   size: { type: 'string' },
   'block-size': { type: 'string' },
+  'max-size': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
@@ -80,7 +83,7 @@ function parse<O extends ParseArgsConfig['options']>(args: string[], options: O,
   try {
     parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
-    process.stderr.write(`ringstore: ${(error as Error).message}\nusage: ${usage}\n`);
+    process.stderr.write(`ringstore: ${usageCode(error)}: ${(error as Error).message}\nusage: ${usage}\n`);
     return EXIT_USAGE;
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
@@ -192,7 +195,9 @@ export async function dumpCommand(args: string[]): Promise<number> {
   const [path, file] = parsed.positionals;
   const json = parsed.values.json === true;
   if (parsed.values.salvage === true) return salvageCommand(path, file, json);
-  const store = await BlockStore.open(path).catch((error: unknown) => {
+  // Read-only: a dump changes nothing in the store (no checkpoint or clean
+  // flag at close), and may run beside other readers.
+  const store = await BlockStore.open(path, { readOnly: true }).catch((error: unknown) => {
     throw withSalvageHint(error);
   });
   let output: Output | undefined;
@@ -342,6 +347,7 @@ export async function loadCommand(args: string[]): Promise<number> {
   const { values } = parsed;
   const sizeBytes = byteCount(values.size, '--size');
   const blockSize = byteCount(values['block-size'], '--block-size');
+  const maxSizeBytes = byteCount(values['max-size'], '--max-size');
   if (values.create !== true && (sizeBytes !== undefined || blockSize !== undefined)) throw usageError('--size and --block-size describe the store --create makes');
 
   if (file === undefined && process.stdin.isTTY === true) throw usageError('stdin is a terminal: give FILE, or pipe a dump in');
@@ -382,7 +388,7 @@ export async function loadCommand(args: string[]): Promise<number> {
       });
     }
     try {
-      store = await BlockStore.open(path, { encoding: 'binary', sync: false });
+      store = await BlockStore.open(path, { encoding: 'binary', sync: false, ...(maxSizeBytes === undefined ? {} : { maxSizeBytes }) });
     } catch (error) {
       if (createsStore) undoCreate();
       throw error;
@@ -466,6 +472,11 @@ async function verifyDump(file: string | undefined, spool: string | undefined): 
 /** Resolves when `stream` takes writes again; rejects if it fails first (a full store). */
 function roomIn(stream: Writable): Promise<void> {
   return new Promise<void>((resolve, reject) => {
+    // Failed already (its error went to the listener load keeps on it): no drain will come.
+    if (stream.errored !== null) {
+      reject(stream.errored);
+      return;
+    }
     const onError = (error: Error): void => {
       stream.off('drain', onDrain);
       reject(error);
@@ -525,6 +536,11 @@ async function writeDump(store: BlockStore, file: string, verified: VerifiedDump
             // Puts before it first: the stream's commit must follow them, as in the dump.
             await settle();
             stream = store.createWriteStream(key);
+            // The stream may fail between two writes (its data is written
+            // asynchronously): a listener for its whole life, so that the
+            // error is never an unhandled 'error' event; roomIn() and
+            // finished() then report it.
+            stream.on('error', () => undefined);
           }
           if (event.valueLength === 0) await finishEntry();
         } else if (event.kind === 'chunk') {
@@ -549,3 +565,4 @@ async function writeDump(store: BlockStore, file: string, verified: VerifiedDump
   if (loaded !== verified.entryCount) throw new DumpCorruptError(`the file changed since it was verified: ${loaded} entries, ${verified.entryCount} verified`, decoder.offset);
   return loaded;
 }
+

@@ -11,6 +11,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { BlockStore, type RangeOptions } from '../../engine/block_store.js';
 import type { ValueEncoding } from '../../engine/value_codec.js';
+import { usageCode } from './command_line.js';
 
 /** Exit status of a command that ran, but found nothing (get of a missing key). */
 export const EXIT_NOT_FOUND = 1;
@@ -27,8 +28,8 @@ export const STORE_COMMANDS_USAGE = `  ringstore get PATH KEY [--raw]
                            keys in order (with values); --json: one {"key","value"} per line
   ringstore stats PATH [--json]
                            key count, space, WAL and cache figures
-  Each takes --encoding E: the store's value encoding (msgpack, json, string, binary;
-  default msgpack).`;
+  Each takes --encoding E: how to read and write values (msgpack, json, string, binary;
+  default: the encoding the store records). get, scan and stats open the store read-only.`;
 
 const ENCODING_OPTION = { encoding: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const satisfies ParseArgsConfig['options'];
 
@@ -37,11 +38,14 @@ interface StoreCommand {
   options: ParseArgsConfig['options'];
   /** Positional arguments after PATH: their names, the last optional if it ends with '?'. */
   positionals: string[];
+  /** Opens the store with readOnly: it changes nothing (no checkpoint or clean flag at close) and runs beside other readers. */
+  readOnly: boolean;
   run(store: BlockStore, positionals: string[], values: Record<string, string | boolean | undefined>): Promise<number>;
 }
 
 const COMMANDS: Record<string, StoreCommand> = {
   get: {
+    readOnly: true,
     usage: 'ringstore get PATH KEY [--raw] [--encoding E]',
     options: { ...ENCODING_OPTION, raw: { type: 'boolean' } },
     positionals: ['KEY'],
@@ -61,6 +65,7 @@ const COMMANDS: Record<string, StoreCommand> = {
     },
   },
   put: {
+    readOnly: false,
     usage: 'ringstore put PATH KEY VALUE [--json] [--encoding E] | ringstore put PATH KEY --file F',
     options: { ...ENCODING_OPTION, json: { type: 'boolean' }, file: { type: 'string' } },
     positionals: ['KEY', 'VALUE?'],
@@ -78,6 +83,7 @@ const COMMANDS: Record<string, StoreCommand> = {
     },
   },
   del: {
+    readOnly: false,
     usage: 'ringstore del PATH KEY [--encoding E]',
     options: ENCODING_OPTION,
     positionals: ['KEY'],
@@ -87,6 +93,7 @@ const COMMANDS: Record<string, StoreCommand> = {
     },
   },
   scan: {
+    readOnly: true,
     usage: 'ringstore scan PATH [--gte K] [--gt K] [--lte K] [--lt K] [--limit N] [--reverse] [--keys-only] [--json] [--encoding E]',
     options: {
       ...ENCODING_OPTION,
@@ -118,6 +125,7 @@ const COMMANDS: Record<string, StoreCommand> = {
     },
   },
   stats: {
+    readOnly: true,
     usage: 'ringstore stats PATH [--json] [--encoding E]',
     options: { ...ENCODING_OPTION, json: { type: 'boolean' } },
     positionals: [],
@@ -141,7 +149,7 @@ export async function storeCommand(name: string, args: string[]): Promise<number
   try {
     parsed = parseArgs({ args, options: command.options, allowPositionals: true, strict: true });
   } catch (error) {
-    process.stderr.write(`ringstore: ${String((error as { code?: unknown }).code)}: ${(error as Error).message}\nusage: ${command.usage}\n`);
+    process.stderr.write(`ringstore: ${usageCode(error)}: ${(error as Error).message}\nusage: ${command.usage}\n`);
     return EXIT_USAGE;
   }
   const { values, positionals } = parsed;
@@ -154,8 +162,9 @@ export async function storeCommand(name: string, args: string[]): Promise<number
     process.stderr.write(`usage: ${command.usage}\n`);
     return EXIT_USAGE;
   }
-  const encoding = (values.encoding ?? 'msgpack') as ValueEncoding;
-  const store = await BlockStore.open(positionals[0], { encoding });
+  // Without --encoding, the store's recorded one.
+  const encoding = values.encoding as ValueEncoding | undefined;
+  const store = await BlockStore.open(positionals[0], { encoding, readOnly: command.readOnly });
   try {
     return await command.run(store, positionals.slice(1), values as Record<string, string | boolean | undefined>);
   } finally {

@@ -1,0 +1,9 @@
+// What every ringstore command prints when its command line is refused: one
+// line `ringstore: CODE: message` (then the usage), the code being
+// parseArgs's (ERR_PARSE_ARGS_UNKNOWN_OPTION, …) or ERR_INVALID_ARG.
+
+/** The code of a refused command line, for the one-line error. */
+export function usageCode(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : 'ERR_INVALID_ARG';
+}

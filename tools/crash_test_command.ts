@@ -66,33 +66,20 @@ function numberFlag(flags: CrashTestFlags, name: keyof CrashTestFlags, fallback:
 }
 
 /**
- * Progress on stderr: a bar (cli-progress) on a terminal; otherwise a line
- * per tenth, so that a log of a long run (CI) shows how far it got.
+ * Progress on stderr: a bar (cli-progress) on a terminal; nothing otherwise
+ * (a log or a pipe gets the summary on stdout at the end, as every command's
+ * progress is silent off a terminal).
  */
-function progressReporter(startedMs: number): { report: (done: number, total: number) => void; stop: () => void } {
-  if (process.stderr.isTTY === true) {
-    let bar: Progress | undefined;
-    return {
-      report: (done, total) => {
-        bar ??= startProgress('crash states', total, 'count');
-        bar.setTotal(total);
-        bar.update(done);
-      },
-      stop: () => bar?.stop(),
-    };
-  }
-  let lastShown = -1;
+function progressReporter(): { report: (done: number, total: number) => void; stop: () => void } {
+  if (process.stderr.isTTY !== true) return { report: () => undefined, stop: () => undefined };
+  let bar: Progress | undefined;
   return {
     report: (done, total) => {
-      const percent = Math.floor((done / total) * 100);
-      const step = Math.floor(percent / 10) * 10;
-      if (step === lastShown && done !== total) return;
-      lastShown = step;
-      const minutes = (performance.now() - startedMs) / 60_000;
-      const rate = minutes > 0 ? Math.round(done / minutes) : 0;
-      process.stderr.write(`${'#'.repeat(Math.floor(percent / 4)).padEnd(25, '.')} ${percent}% ${done}/${total} states, ${rate}/min\n`);
+      bar ??= startProgress('crash states', total, 'count');
+      bar.setTotal(total);
+      bar.update(done);
     },
-    stop: () => undefined,
+    stop: () => bar?.stop(),
   };
 }
 
@@ -171,7 +158,7 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
     process.stderr.write(
       `${workload.trace.operations.length} IOs traced, ${workload.operations.length} operations (${acknowledged} acknowledged); exploring ${states} crash states (seed ${seed}${minutes > 0 ? `, at most ${minutes} min` : ''})\n`,
     );
-    const progress = progressReporter(performance.now());
+    const progress = progressReporter();
     let report: ExplorationReport;
     try {
       report = await exploreCrashStates(workload, {

@@ -237,6 +237,12 @@ export interface BlockStoreStats {
   dirtyPages: number;
   /** Times the store file grew since open (store_growth.ts). */
   growths: number;
+  /**
+   * Times commits waited for a checkpoint to end since open: they had
+   * dirtied a budget's worth of pages (half of cacheSizeBytes) while it was
+   * written (backpressure that keeps memory bounded).
+   */
+  checkpointWaits: number;
 }
 
 /**
@@ -1135,6 +1141,7 @@ export class BlockStore<V = unknown> {
       ...this.#tree.cacheStats(),
       dirtyPages: this.#tree.dirtyNodeCountMax,
       growths: this.#growth.growthCount,
+      checkpointWaits: this.#journal.checkpointWaitCount,
     };
   }
 

@@ -22,6 +22,6 @@ export { exploreCorruption } from './tools/lab/corruption_explorer.js';
 export type { CorruptionReport, Damage } from './tools/lab/corruption_explorer.js';
 export { runBuiltinWorkload, builtinWorkload } from './tools/lab/builtin_workload.js';
 export { fsckImage, memoryImage } from './tools/fsck.js';
-export type { FsckReport, ImageReader } from './tools/fsck.js';
+export type { FsckProgress, FsckReport, ImageReader } from './tools/fsck.js';
 export { exploreIoFaults, runFaultPlan, FAULT_KINDS, FAULT_TYPES } from './tools/lab/fault_explorer.js';
 export type { FaultPlan, FaultReport, FaultKind, FaultType, FaultTypeCounts } from './tools/lab/fault_explorer.js';

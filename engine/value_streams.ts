@@ -240,6 +240,7 @@ async function* extentValueChunks(parts: StreamParts, value: ExtentValue): Async
 
 /** One entry in its stored form (BlockStore.storedEntries). */
 export interface StoredEntry {
+  /** The key, as stored (a string key as a string). */
   key: Key;
   /** Stored raw by a write stream (VALUE_FLAG_RAW), not by the value encoding. */
   raw: boolean;

@@ -100,30 +100,9 @@ export function fsckImage(image: ImageReader, progress?: FsckProgress): FsckRepo
   const references: { extent: Extent; owner: string }[] = superblock.freeSetExtents.map((extent) => ({ extent, owner: 'the free set' }));
   const index = new Map<string, StoredValue>();
   /** Data block (relative) -> in use, per the free set; all free before the first checkpoint. */
-  const inUse = new Uint8Array(dataBlockCount);
+  let inUse: Uint8Array = new Uint8Array(dataBlockCount);
   try {
-    if (superblock.freeSetExtents.length > 0) {
-      const blocks: number[] = [];
-      for (const extent of superblock.freeSetExtents) for (let i = 0; i < extent.blockCount; i++) blocks.push(extent.startBlock + i);
-      const payload = new Uint8Array(superblock.freeSetByteLength);
-      let offset = 0;
-      blocks.forEach((block, i) => {
-        const bytes = image.read(block * blockSize, blockSize);
-        const header = decodeFrameBlock('free set', bytes, block);
-        if (header.sequence !== superblock.checkpointSeq || header.storeTag !== superblock.storeTag || header.blockIndex !== i || header.blockCount !== blocks.length) {
-          throw new FormatError('free set', `block holds ${header.blockIndex}/${header.blockCount} of checkpoint ${header.sequence}`, block);
-        }
-        const part = frameBlockPayload(bytes, header);
-        if (offset + part.length > payload.length) throw new FormatError('free set', 'longer than the superblock says', block);
-        payload.set(part, offset);
-        offset += part.length;
-      });
-      if (offset !== payload.length) throw new FormatError('free set', `${offset} bytes, superblock says ${payload.length}`, blocks[0]);
-      inUse.fill(1);
-      for (const extent of decodeFreeSetPayload(payload, superblock.dataStartBlock, dataBlockCount, blocks[0])) {
-        inUse.fill(0, extent.startBlock - superblock.dataStartBlock, extent.startBlock - superblock.dataStartBlock + extent.blockCount);
-      }
-    }
+    inUse = readFreeSetInUse(image, superblock);
     if (superblock.treeRoot !== undefined) {
       const onLeaf = progress === undefined ? undefined : (): void => progress('tree', index.size, superblock.keyCount);
       walkTree(image, superblock, pageSize, { ref: superblock.treeRoot, level: superblock.treeRoot.level, low: undefined, high: undefined, owner: 'the root' }, index, references, report, onLeaf);
@@ -429,4 +408,37 @@ function blockSizes(): number[] {
   const sizes: number[] = [];
   for (let size = BLOCK_SIZE_MIN; size <= BLOCK_SIZE_MAX; size *= 2) sizes.push(size);
   return sizes;
+}
+
+/**
+ * The checkpoint's free set as one byte per data block (1: in use; all 0
+ * before the first checkpoint), every frame block checked against the
+ * superblock. Throws FormatError naming the block that is wrong.
+ */
+export function readFreeSetInUse(image: ImageReader, superblock: Superblock): Uint8Array {
+  const dataBlockCount = superblock.blockCount - superblock.dataStartBlock;
+  const inUse = new Uint8Array(dataBlockCount);
+  if (superblock.freeSetExtents.length === 0) return inUse;
+  const blockSize = superblock.blockSize;
+  const blocks: number[] = [];
+  for (const extent of superblock.freeSetExtents) for (let i = 0; i < extent.blockCount; i++) blocks.push(extent.startBlock + i);
+  const payload = new Uint8Array(superblock.freeSetByteLength);
+  let offset = 0;
+  blocks.forEach((block, i) => {
+    const bytes = image.read(block * blockSize, blockSize);
+    const header = decodeFrameBlock('free set', bytes, block);
+    if (header.sequence !== superblock.checkpointSeq || header.storeTag !== superblock.storeTag || header.blockIndex !== i || header.blockCount !== blocks.length) {
+      throw new FormatError('free set', `block holds ${header.blockIndex}/${header.blockCount} of checkpoint ${header.sequence}`, block);
+    }
+    const part = frameBlockPayload(bytes, header);
+    if (offset + part.length > payload.length) throw new FormatError('free set', 'longer than the superblock says', block);
+    payload.set(part, offset);
+    offset += part.length;
+  });
+  if (offset !== payload.length) throw new FormatError('free set', `${offset} bytes, superblock says ${payload.length}`, blocks[0]);
+  inUse.fill(1);
+  for (const extent of decodeFreeSetPayload(payload, superblock.dataStartBlock, dataBlockCount, blocks[0])) {
+    inUse.fill(0, extent.startBlock - superblock.dataStartBlock, extent.startBlock - superblock.dataStartBlock + extent.blockCount);
+  }
+  return inUse;
 }

@@ -32,13 +32,11 @@ import { commitDurableSequence, readCommitPayload } from '../format/commit.js';
 import { PAGE_KIND_LEAF, PAGE_MAGIC, TREE_LEVELS_MAX } from '../format/constants.js';
 import { crc32c } from '../format/crc32c.js';
 import { FormatError } from '../format/format_error.js';
-import { decodeFreeSetPayload } from '../format/free_set.js';
-import { decodeFrameBlock, frameBlockPayload } from '../format/frame.js';
 import { decodePage, pageSizeFor } from '../format/page.js';
 import type { ExtentValue, StoredValue } from '../format/records.js';
 import type { Superblock } from '../format/superblock.js';
 import { scanWal, type WalRegion } from '../format/wal_scan.js';
-import { findSuperblock, type ImageReader } from './fsck.js';
+import { findSuperblock, readFreeSetInUse, type ImageReader } from './fsck.js';
 
 /** Bytes of the data region the scan reads at a time, looking for page magics. */
 const SCAN_PIECE_BYTES = 4 << 20;
@@ -231,31 +229,8 @@ export function salvageImage(image: ImageReader, progress?: (doneBytes: number, 
  * against the superblock.
  */
 function readFreeSet(image: ImageReader, superblock: Superblock): Uint8Array | string {
-  const dataBlockCount = superblock.blockCount - superblock.dataStartBlock;
-  const inUse = new Uint8Array(dataBlockCount);
-  if (superblock.freeSetExtents.length === 0) return inUse; // no checkpoint: nothing is in use
   try {
-    const blocks: number[] = [];
-    for (const extent of superblock.freeSetExtents) for (let i = 0; i < extent.blockCount; i++) blocks.push(extent.startBlock + i);
-    const payload = new Uint8Array(superblock.freeSetByteLength);
-    let offset = 0;
-    blocks.forEach((block, i) => {
-      const bytes = image.read(block * superblock.blockSize, superblock.blockSize);
-      const header = decodeFrameBlock('free set', bytes, block);
-      if (header.sequence !== superblock.checkpointSeq || header.storeTag !== superblock.storeTag || header.blockIndex !== i || header.blockCount !== blocks.length) {
-        throw new FormatError('free set', `block holds ${header.blockIndex}/${header.blockCount} of checkpoint ${header.sequence}`, block);
-      }
-      const part = frameBlockPayload(bytes, header);
-      if (offset + part.length > payload.length) throw new FormatError('free set', 'longer than the superblock says', block);
-      payload.set(part, offset);
-      offset += part.length;
-    });
-    if (offset !== payload.length) throw new FormatError('free set', `${offset} bytes, superblock says ${payload.length}`, blocks[0]);
-    inUse.fill(1);
-    for (const extent of decodeFreeSetPayload(payload, superblock.dataStartBlock, dataBlockCount, blocks[0])) {
-      inUse.fill(0, extent.startBlock - superblock.dataStartBlock, extent.startBlock - superblock.dataStartBlock + extent.blockCount);
-    }
-    return inUse;
+    return readFreeSetInUse(image, superblock);
   } catch (error) {
     if (!(error instanceof FormatError)) throw error;
     return error.message;

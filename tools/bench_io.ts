@@ -31,6 +31,7 @@ import { formatTargets, formatWorkload, workloadCharts } from './bench/report.js
 import { headlineOf, type Contender, type ContenderResult, type WorkloadResult } from './bench/results.js';
 import { checkTargets } from './bench/targets.js';
 import { BLOCK_SIZE_MAX, WORKLOADS, type WorkloadSpec } from './bench/workload_spec.js';
+import { usageCode } from './cli/command_line.js';
 
 const GiB = 1024 * 1024 * 1024;
 /** The bench file: 1 GiB, large enough that random reads are not served by a small device cache. */
@@ -193,7 +194,7 @@ async function main(): Promise<void> {
   try {
     options = parseOptions(process.argv.slice(2));
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${usage()}\n`);
+    process.stderr.write(`ringstore: ${usageCode(error)}: ${(error as Error).message}\n\n${usage()}\n`);
     process.exitCode = 2;
     return;
   }

@@ -53,6 +53,7 @@ import {
   type WorkloadCounts,
 } from './bench/store_workloads.js';
 import { WORKLOADS, type WorkloadSpec } from './bench/workload_spec.js';
+import { usageCode } from './cli/command_line.js';
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BENCH_DATA_DIRECTORY = join(REPO_ROOT, 'bench-data');
@@ -269,7 +270,7 @@ async function main(): Promise<void> {
   try {
     options = parseOptions(process.argv.slice(2));
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${usage()}\n`);
+    process.stderr.write(`ringstore: ${usageCode(error)}: ${(error as Error).message}\n\n${usage()}\n`);
     process.exitCode = 2;
     return;
   }

@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 
 import { BlockStore } from '../engine/block_store.js';
 
+import { BENCH_USAGE, benchCommand } from './cli/bench_command.js';
 import { DUMP_COMMANDS_USAGE, dumpCommand, loadCommand } from './cli/dump_command.js';
 import { openImage } from './cli/image_file.js';
 import { startProgress, type Progress } from './cli/progress.js';
@@ -35,6 +36,7 @@ const USAGE = `usage:
 ${STORE_COMMANDS_USAGE}
 ${DUMP_COMMANDS_USAGE}
 ${CRASH_TEST_USAGE}
+${BENCH_USAGE}
   ringstore help`;
 
 function printReport(report: FsckReport, verbose: boolean): void {
@@ -59,6 +61,7 @@ function printReport(report: FsckReport, verbose: boolean): void {
 function main(argv: string[]): number | Promise<number> {
   const [command] = argv;
   if (command === 'crash-test') return crashTestCommand(argv.slice(1));
+  if (command === 'bench') return benchCommand(argv.slice(1));
   if (command === 'format') return formatCommand(argv.slice(1));
   if (command === 'dump') return dumpCommand(argv.slice(1));
   if (command === 'load') return loadCommand(argv.slice(1));

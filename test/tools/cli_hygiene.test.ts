@@ -146,4 +146,17 @@ describe('ringstore command line hygiene', function () {
     assertOneLineError(result, 'an unknown command', 'ERR_INVALID_ARG');
     assert.match(result.stderr, /^usage:$/m);
   });
+
+  it('bench: --help, an unknown benchmark and an unknown flag, each without running anything', async () => {
+    const help = await runCli(['bench', '--help'], { cwd: dir });
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /ringstore bench store\|io/);
+    assertOneLineError(await runCli(['bench', 'nope'], { cwd: dir }), 'bench nope', 'ERR_INVALID_ARG');
+    for (const which of ['store', 'io']) {
+      const storeHelp = await runCli(['bench', which, '--help'], { cwd: dir });
+      assert.equal(storeHelp.code, 0, storeHelp.stderr);
+      assert.match(storeHelp.stdout, /usage: npm run bench/);
+      assertOneLineError(await runCli(['bench', which, '--bogus'], { cwd: dir }), `bench ${which} --bogus`);
+    }
+  });
 });

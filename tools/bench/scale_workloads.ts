@@ -26,7 +26,7 @@ const RINGSTORE_SCALE_SLACK_BYTES = 256 * MiB;
 const RINGSTORE_SCALE_WAL_SIZE_BYTES = 64 * MiB;
 
 export const RINGSTORE_SCALE_SIZING_NOTE =
-  `ringstore's file sized by N (v1 does not grow it): N × ${RINGSTORE_SCALE_BYTES_PER_KEY} B + ${RINGSTORE_SCALE_SLACK_BYTES / MiB} MiB, WAL ${RINGSTORE_SCALE_WAL_SIZE_BYTES / MiB} MiB`;
+  `ringstore's file made at N × ${RINGSTORE_SCALE_BYTES_PER_KEY} B + ${RINGSTORE_SCALE_SLACK_BYTES / MiB} MiB (it grows past that if it must), WAL ${RINGSTORE_SCALE_WAL_SIZE_BYTES / MiB} MiB`;
 
 export function ringstoreScaleSizing(keyCount: number): RingstoreSizing {
   const sizeBytes = Math.ceil((keyCount * RINGSTORE_SCALE_BYTES_PER_KEY + RINGSTORE_SCALE_SLACK_BYTES) / MiB) * MiB;

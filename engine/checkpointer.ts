@@ -315,9 +315,8 @@ export class Checkpointer {
    * then the next superblock generation naming `blockCount` blocks with the
    * same checkpoint. That checkpoint's free set describes the smaller
    * region, and the blocks past it read as free (format/free_set.ts); the
-   * caller frees them in the allocator once this resolves, so nothing is
-   * ever written to them before a superblock that includes them is
-   * durable. A crash before that superblock leaves the old store in a
+   * allocator gets them once that superblock is durable, so nothing is
+   * ever written to them before. A crash before that superblock leaves the old store in a
    * longer file, which opens as it was.
    */
   grow(blockCount: number): Promise<void> {
@@ -329,7 +328,12 @@ export class Checkpointer {
       await this.#device.sync();
       const next: Superblock = { ...previous, generation: previous.generation + 1, blockCount };
       await this.writeSuperblockSlots(next, superblockSlotsFor(next.generation));
+      // In the same step as the superblock becomes current, before the next
+      // checkpoint can start: a checkpoint that took the larger superblock
+      // with the allocator still at the old size would record the added
+      // blocks as in use, leaking them for good.
       this.#superblock = next;
+      this.#space.grow(blockCount, this.freeSetFrameBlocks);
     });
   }
 

@@ -36,8 +36,14 @@ export const GROWTH_STEP_BYTES_MIN = 8 << 20;
 export const GROWTH_SHARE = 0.25;
 /** Growth starts in the background once the free blocks are under this share of the store. */
 export const GROW_AHEAD_FREE_SHARE = 0.125;
-/** Growths one write may wait for before it is refused: each adds what it asked for, so more means a bug or a race it keeps losing. */
-export const GROWTH_ATTEMPTS_MAX = 3;
+/**
+ * Growths one write may wait for before it is refused. Concurrent writers
+ * share growths, so a write may find the room of one taken by others and
+ * ask again; each growth adds at least GROWTH_SHARE of the store, so 64 of
+ * them multiply it by 1.25^64 ≈ 10^6 — the bound only keeps a bug from
+ * looping forever (the cap or the file system refuses long before).
+ */
+export const GROWTH_ATTEMPTS_MAX = 64;
 
 export interface StoreGrowthParts {
   device: BlockDevice;
@@ -60,6 +66,8 @@ export class StoreGrowth {
   /** Whether #blockCountMax is the opener's maxSizeBytes (else the device's own limit). */
   readonly #capped: boolean;
   #growing: Promise<boolean> | undefined;
+  /** Blocks asked for by writers that joined the growth under way: the next growth adds at least that many. */
+  #demandBlocks = 0;
   /** Why the last growth could not happen (the file system's answer), for the refusal's message. */
   #lastRefusal: Error | undefined;
   #growths = 0;
@@ -102,8 +110,12 @@ export class StoreGrowth {
    */
   grow(blocksWanted: number): Promise<boolean> {
     if (!this.canGrow) return Promise.resolve(false);
-    // One growth at a time; the caller asks again if that one was not enough.
-    if (this.#growing !== undefined) return this.#growing.then((grew) => grew || this.grow(blocksWanted));
+    // One growth at a time. A writer that joins it counts toward the next
+    // one, and asks again if this one's room went to others.
+    if (this.#growing !== undefined) {
+      this.#demandBlocks += blocksWanted;
+      return this.#growing.then((grew) => grew || this.grow(blocksWanted));
+    }
     const growing = this.#grow(blocksWanted).finally(() => {
       this.#growing = undefined;
     });
@@ -132,7 +144,9 @@ export class StoreGrowth {
     return why === undefined ? error : new StoreError('ERR_STORE_FULL', `${error.message}; ${why}`, { cause: this.#lastRefusal ?? error });
   }
 
-  async #grow(blocksWanted: number): Promise<boolean> {
+  async #grow(blocksAsked: number): Promise<boolean> {
+    const blocksWanted = Math.max(blocksAsked, this.#demandBlocks);
+    this.#demandBlocks = 0;
     const current = this.#space.blockCount;
     const step = Math.max(blocksWanted, Math.ceil(current * GROWTH_SHARE), Math.ceil(GROWTH_STEP_BYTES_MIN / this.#blockSize));
     // What the wanted blocks need at least, should the full step not fit.
@@ -153,8 +167,9 @@ export class StoreGrowth {
         return this.#refused(retryError);
       }
     }
+    // Also hands the new blocks to the allocator, in the step that makes the
+    // larger superblock current.
     await this.#checkpointer.grow(target);
-    this.#space.grow(target, this.#checkpointer.freeSetFrameBlocks);
     this.#lastRefusal = undefined;
     this.#growths++;
     return true;

@@ -3,7 +3,6 @@
 // truncation at every entry boundary, a wrong magic or version, entries left
 // out or swapped, bytes after the trailer — is refused with ERR_DUMP_CORRUPT.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 
 import fc from 'fast-check';
 
@@ -17,7 +16,7 @@ import {
   type DumpEvent,
   type DumpHeader,
 } from '../../format/dump_stream.js';
-import { concatBytes, patternBytes, PROPERTY_SEED, utf8, withBitFlipped } from './helpers.js';
+import { concatBytes, hexdumpInDocs, patternBytes, PROPERTY_SEED, utf8, withBitFlipped } from './helpers.js';
 
 interface Entry {
   key: Uint8Array;
@@ -144,7 +143,7 @@ describe('format/dump_stream', () => {
 
     it('matches the annotated hexdump in docs/format.md', () => {
       const { stream } = encode(DOCS_EXAMPLE);
-      assert.deepEqual(stream, hexdumpInDocs('Example: a dump stream'));
+      assert.deepEqual(stream, hexdumpInDocs('Example: a dump stream', { annotated: true }));
     });
   });
 
@@ -213,19 +212,3 @@ const DOCS_EXAMPLE: Entry[] = [
   { key: utf8('log'), keyIsString: true, raw: true, value: utf8('abc') },
 ];
 
-/** The bytes of the first hexdump block after `### heading` in docs/format.md. */
-function hexdumpInDocs(heading: string): Uint8Array {
-  const text = readFileSync(new URL('../../../docs/format.md', import.meta.url), 'utf8');
-  const start = text.indexOf(`### ${heading}`);
-  assert.ok(start >= 0, `docs/format.md has a section '${heading}'`);
-  const open = text.indexOf('```\n', start) + 4;
-  const lines = text.slice(open, text.indexOf('```', open)).trimEnd().split('\n');
-  const bytes: number[] = [];
-  for (const line of lines) {
-    const match = /^([0-9a-f]{8})((?:\s+[0-9a-f]{2})*)/.exec(line);
-    if (match === null) continue; // an annotation line
-    assert.equal(bytes.length, parseInt(match[1], 16), `hexdump offset ${match[1]}`);
-    bytes.push(...match[2].trim().split(/\s+/).map((byte) => parseInt(byte, 16)));
-  }
-  return Uint8Array.from(bytes);
-}

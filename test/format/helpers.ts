@@ -4,6 +4,7 @@
 // decoder test makes: bad input is refused with a FormatError, never with
 // another exception. Not a test file itself (mocha runs only *.test.js).
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 
 import { crc32c } from '../../format/crc32c.js';
 import { FormatError, type StructureName } from '../../format/format_error.js';
@@ -100,4 +101,37 @@ function safeString(value: unknown): string {
   } catch {
     return String(value);
   }
+}
+
+/**
+ * The bytes of the first `hexdump -C` block after the heading `### heading`
+ * in docs/format.md: a `*` line repeats the line before it up to the next
+ * offset. With `annotated`, lines that are not hexdump lines (the block's
+ * annotations) are skipped; otherwise every line must be one.
+ */
+export function hexdumpInDocs(heading: string, options: { annotated?: boolean } = {}): Uint8Array {
+  const text = readFileSync(new URL('../../../docs/format.md', import.meta.url), 'utf8');
+  const start = text.indexOf(`### ${heading}`);
+  assert.ok(start >= 0, `docs/format.md has a section '${heading}'`);
+  const open = text.indexOf('```\n', start) + 4;
+  const lines = text.slice(open, text.indexOf('```', open)).trimEnd().split('\n');
+  const bytes: number[] = [];
+  let previous: number[] = [];
+  let repeating = false;
+  for (const line of lines) {
+    if (line.trim() === '*') {
+      repeating = true;
+      continue;
+    }
+    const match = /^([0-9a-f]{8})((?:\s+[0-9a-f]{2})*)/.exec(line);
+    if (match === null && options.annotated === true) continue;
+    assert.ok(match, `a hexdump line: '${line}'`);
+    const offset = parseInt(match[1], 16);
+    while (repeating && bytes.length < offset) bytes.push(...previous);
+    repeating = false;
+    assert.equal(bytes.length, offset, `hexdump offset ${match[1]}`);
+    previous = match[2].trim() === '' ? [] : match[2].trim().split(/\s+/).map((byte) => parseInt(byte, 16));
+    bytes.push(...previous);
+  }
+  return Uint8Array.from(bytes);
 }

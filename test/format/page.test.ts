@@ -5,7 +5,6 @@
 // the page's block and a reason that tells the kinds apart.
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
-import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 
 import { ByteWriter } from '../../format/byte_writer.js';
@@ -37,7 +36,7 @@ import {
   type PageStamp,
 } from '../../format/page.js';
 import { writeDelete, writePut, type StoredValue } from '../../format/records.js';
-import { patternBytes, PROPERTY_SEED, throwsFormatError, utf8 } from './helpers.js';
+import { hexdumpInDocs, patternBytes, PROPERTY_SEED, throwsFormatError, utf8 } from './helpers.js';
 import { keyArbitrary } from './record_entries.js';
 
 // Header layout (docs/format.md § Tree pages), independent of format/page.ts.
@@ -733,32 +732,3 @@ function exampleLeaf(): { page: Uint8Array; crc: number } {
   return { page, crc };
 }
 
-/**
- * The bytes of the first `hexdump -C` block after the heading `heading` in
- * docs/format.md (a `*` line repeats the line before it up to the next offset).
- */
-function hexdumpInDocs(heading: string): Uint8Array {
-  const text = readFileSync(new URL('../../../docs/format.md', import.meta.url), 'utf8');
-  const start = text.indexOf(`### ${heading}`);
-  assert.ok(start >= 0, `docs/format.md has a section '${heading}'`);
-  const open = text.indexOf('```\n', start) + 4;
-  const lines = text.slice(open, text.indexOf('```', open)).trimEnd().split('\n');
-  const bytes: number[] = [];
-  let previous: number[] = [];
-  let repeating = false;
-  for (const line of lines) {
-    if (line.trim() === '*') {
-      repeating = true;
-      continue;
-    }
-    const match = /^([0-9a-f]{8})((?:\s+[0-9a-f]{2})*)/.exec(line);
-    assert.ok(match, `a hexdump line: '${line}'`);
-    const offset = parseInt(match[1], 16);
-    while (repeating && bytes.length < offset) bytes.push(...previous);
-    repeating = false;
-    assert.equal(bytes.length, offset, `hexdump offset ${match[1]}`);
-    previous = match[2].trim() === '' ? [] : match[2].trim().split(/\s+/).map((byte) => parseInt(byte, 16));
-    bytes.push(...previous);
-  }
-  return Uint8Array.from(bytes);
-}

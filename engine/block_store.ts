@@ -13,6 +13,9 @@
 //   checkpointer.ts  incremental checkpoints and superblock writes
 //   value_streams.ts createWriteStream / createReadStream
 //   store_layout.ts  the layout of a store; formatting a device
+//   store_growth.ts  growing a store file as it fills
+//   wal_replay.ts    replaying the WAL tail at open, with checkpoints
+//   integrity_check.ts verifyIntegrity
 //
 // A write flows one way: façade → journal → tree, space and grid. The
 // parts never import the façade; it passes each its collaborators.
@@ -24,10 +27,8 @@
 import type { Readable, Writable } from 'node:stream';
 
 import { crc32c } from '../format/crc32c.js';
-import type { Extent } from '../format/extent.js';
 import { VALUE_ENCODING_IDS } from '../format/constants.js';
 import { branchChildBytes, leafEntryBytes, pageCapacityBytes, pageSizeFor } from '../format/page.js';
-import type { ExtentValue } from '../format/records.js';
 import { frameBlockCount } from '../format/frame.js';
 import { freeSetPayloadBytes, type Superblock } from '../format/superblock.js';
 import { IoUringActor } from '../native/io_uring_actor.js';
@@ -40,9 +41,9 @@ import { Journal, recoveredWalSpace, type PendingWrite, type QueuedWrite } from 
 import { keyStringToKey, toKeyString, type Key } from './key_codec.js';
 import type { ExtentAllocator } from './extent_allocator.js';
 import { NOT_CACHED, PageTree } from './page_tree.js';
-import { probeSuperblocks, recoverStore, replayWalCommit, type PendingCommit, type SuperblockProbe } from './recovery.js';
+import { probeSuperblocks, recoverStore, type SuperblockProbe } from './recovery.js';
 import { RingBlockDevice } from './ring_block_device.js';
-import { checkReferences, Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
+import { Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
 import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, describeKey, unreadableArgument, type CheckedRange, type KeyRange } from './store_arguments.js';
 import { invalidArgument, StoreCorruptError, StoreError } from './store_error.js';
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
@@ -50,11 +51,14 @@ import { isExtentValue, type IndexEntry } from './store_index.js';
 import { eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
 import { GROWTH_ATTEMPTS_MAX, StoreGrowth } from './store_growth.js';
 import { StoreState } from './store_state.js';
+import { checkIntegrity, type IntegrityReport } from './integrity_check.js';
 import { TreePages, type TreeGeometry } from './tree_pages.js';
+import { replayWal } from './wal_replay.js';
 import { createValueReadStream, createValueWriteStream, storedEntries, type StoredEntry, type StreamParts } from './value_streams.js';
 import { valueCodec, type ValueCodec, type ValueEncoding } from './value_codec.js';
 
 export { CHECKPOINT_WAL_FILL, SYNC_DEFER_MS } from './journal.js';
+export type { IntegrityReport } from './integrity_check.js';
 export type { StoredEntry } from './value_streams.js';
 export { DEFAULT_BLOCK_SIZE, DEFAULT_WAL_SIZE_BYTES, storeLayout } from './store_layout.js';
 
@@ -138,22 +142,6 @@ export type BatchOperation<V = unknown> =
       /** The key to remove. */
       key: Key;
     };
-
-/** What verifyIntegrity() found: counts of what it checked, all consistent. */
-export interface IntegrityReport {
-  /** Keys in the tree. */
-  keys: number;
-  /** Tree pages read and checked. */
-  pages: number;
-  /** Extent values read and checked against their CRC32C. */
-  extentValues: number;
-  /** Data blocks referenced by pages, values and the free set. */
-  referencedBlocks: number;
-  /** Data blocks free. */
-  freeBlocks: number;
-  /** Data blocks released and waiting for (or in) their trim. */
-  trimPendingBlocks: number;
-}
 
 /**
  * Which keys a range call (range, keys, values, count, clear) covers, in
@@ -522,7 +510,11 @@ export class BlockStore<V = unknown> {
       // sequence numbers: they only matter to the next writer, which erases them.
       if (!readOnly && recovered.slotsToRepair.length > 0) await store.#checkpointer.writeSuperblockSlots(recovered.superblock, recovered.slotsToRepair);
       if (!readOnly && recovered.staleBlocks.length > 0) await store.#checkpointer.eraseWalBlocks(recovered.staleBlocks);
-      await store.#replayWal(recovered.superblock, recovered.allocator, recovered.pendingCommits);
+      await replayWal(
+        { tree, allocator: recovered.allocator, space: store.#space, journal: store.#journal, checkpointer: store.#checkpointer, readOnly },
+        recovered.superblock,
+        recovered.pendingCommits,
+      );
       return store;
     } catch (error) {
       if (storeFile !== undefined && !formatted) await storeFile.abandon();
@@ -1042,61 +1034,23 @@ export class BlockStore<V = unknown> {
    * Writes may go on meanwhile: it checks the state of the moment it
    * starts. Rejects with ERR_STORE_CORRUPT naming what is wrong.
    */
-  async verifyIntegrity(): Promise<IntegrityReport> {
-    this.#state.checkOpen();
-    this.#journal.checkReserveAccounting();
-    // A checkpoint being written holds blocks that are in no state yet; a
-    // commit applying meanwhile may start the next one.
-    while (this.#checkpointer.running) await this.#checkpointer.settled();
-    // One synchronous snapshot of the tree and the bookkeeping; the read
-    // epoch keeps every page and value of the snapshot from reuse while the
-    // walk and the value reads go on.
-    const snapshot = this.#tree.snapshot();
-    const bookkeeping = this.#space.bookkeeping();
-    const superblock = this.#checkpointer.superblock;
-    const replaced = this.#tree.replacedPages();
-    const epoch = this.#space.beginRead();
+  verifyIntegrity(): Promise<IntegrityReport> {
     try {
-      const references: { extent: Extent; owner: string }[] = [
-        ...superblock.freeSetExtents.map((extent) => ({ extent, owner: 'the free set' })),
-        ...replaced.map((ref) => ({ extent: { startBlock: ref.block, blockCount: this.#pageBlocks }, owner: `the replaced page at block ${ref.block} (freed by the next checkpoint)` })),
-      ];
-      const values: { key: string; value: ExtentValue }[] = [];
-      let keys = 0;
-      let pages = 0;
-      try {
-        await this.#tree.walk(snapshot, (node, ref) => {
-          if (ref !== undefined) {
-            pages++;
-            references.push({ extent: { startBlock: ref.block, blockCount: this.#pageBlocks }, owner: `the page at block ${ref.block}` });
-          }
-          if (node.kind !== 'leaf') return;
-          keys += node.keys.length;
-          node.entries.forEach((entry, i) => {
-            if (!isExtentValue(entry.value)) return;
-            values.push({ key: node.keys[i], value: entry.value });
-            for (const extent of entry.value.extents) references.push({ extent, owner: `key ${JSON.stringify(node.keys[i].slice(0, 64))}` });
-          });
-        });
-      } catch (error) {
-        throw this.#state.closedOr(error);
-      }
-      if (keys !== snapshot.keyCount) throw new StoreCorruptError('page', `the tree holds ${keys} keys but counts ${snapshot.keyCount}`);
-      const trimPendingBlocks = checkReferences(bookkeeping, references);
-      for (const { value } of values) await this.#readValue({ isString: false, value });
-      const sum = (extents: Extent[]): number => extents.reduce((total, extent) => total + extent.blockCount, 0);
-      return {
-        keys,
-        pages,
-        extentValues: values.length,
-        referencedBlocks: sum(references.map((reference) => reference.extent)),
-        freeBlocks: bookkeeping.freeBlockCount,
-        trimPendingBlocks,
-      };
-    } finally {
-      this.#space.endRead(epoch);
+      this.#state.checkOpen();
+    } catch (error) {
+      return Promise.reject(error);
     }
+    return checkIntegrity({
+      state: this.#state,
+      journal: this.#journal,
+      checkpointer: this.#checkpointer,
+      tree: this.#tree,
+      space: this.#space,
+      pageBlocks: this.#pageBlocks,
+      readValue: (entry) => this.#readValue(entry),
+    });
   }
+
 
   /**
    * stats().lastCommitSequence without the rest of stats(): what an
@@ -1143,39 +1097,6 @@ export class BlockStore<V = unknown> {
       growths: this.#growth.growthCount,
       checkpointWaits: this.#journal.checkpointWaitCount,
     };
-  }
-
-  // ---- Recovery ----
-
-  /**
-   * Replays the WAL commits recovery found, in order. When the pages they
-   * dirty pass their memory budget (or a share of the free space), a
-   * checkpoint of the commits replayed so far is written before the next
-   * one, as during normal operation: replaying a long tail of random keys
-   * then holds at most about a budget of dirty pages, not every page it
-   * touches. While it is written, the blocks of the values the remaining
-   * commits will take are held out of allocation (they are free in its free
-   * set: those commits come back from the WAL after a crash). With no room
-   * for such a checkpoint, the replay goes on without one.
-   */
-  async #replayWal(superblock: Superblock, allocator: ExtentAllocator, commits: readonly PendingCommit[]): Promise<void> {
-    let checkpointsFit = true;
-    for (let i = 0; i < commits.length; i++) {
-      await replayWalCommit(this.#tree, allocator, superblock, commits[i]);
-      // A read-only store writes nothing: its replay stays in memory.
-      if (this.#readOnly || !checkpointsFit || i + 1 === commits.length || !this.#journal.replayCheckpointDue()) continue;
-      const rest = commits.slice(i + 1);
-      const held = this.#space.holdForReplay(futureValueExtents(rest));
-      try {
-        // Replayed commits are durable already, or made so by the checkpoint's own flush.
-        await this.#checkpointer.run({ appliedSequence: commits[i].sequence, syncNow: async () => undefined });
-      } catch (error) {
-        if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;
-        checkpointsFit = false;
-      } finally {
-        this.#space.releaseReplayHold(held);
-      }
-    }
   }
 
   // ---- The write path ----
@@ -1292,15 +1213,6 @@ export class BlockStore<V = unknown> {
       return await this.#grid.readValue(entry);
     } catch (error) {
       throw this.#state.closedOr(error);
-    }
-  }
-}
-
-/** The extents of every extent value the commits write. */
-function* futureValueExtents(commits: readonly PendingCommit[]): Generator<Extent> {
-  for (const commit of commits) {
-    for (const { entry } of commit.operations) {
-      if (entry !== undefined && isExtentValue(entry.value)) yield* entry.value.extents;
     }
   }
 }

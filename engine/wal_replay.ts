@@ -1,0 +1,63 @@
+// Replaying the WAL tail recovery found, once the store's parts exist: the
+// commits go through the tree in order, and when the pages they dirty pass
+// their replay budget (Journal.replayCheckpointDue) a checkpoint of the
+// commits replayed so far is written before the next one, as in normal
+// operation. Replaying a long tail of random keys then holds about a budget
+// of dirty pages, not every page it touches.
+//
+// While such a checkpoint is written, the blocks of the values the
+// remaining commits will take are held out of allocation (Space.holdForReplay):
+// they are free in its free set — those commits come back from the WAL
+// after a crash — and their data must still be there when they do.
+import type { Extent } from '../format/extent.js';
+import type { Superblock } from '../format/superblock.js';
+import type { Checkpointer } from './checkpointer.js';
+import type { ExtentAllocator } from './extent_allocator.js';
+import type { Journal } from './journal.js';
+import type { PageTree } from './page_tree.js';
+import { replayWalCommit, type PendingCommit } from './recovery.js';
+import type { Space } from './space.js';
+import { StoreError } from './store_error.js';
+import { isExtentValue } from './store_index.js';
+
+export interface WalReplayParts {
+  tree: PageTree;
+  allocator: ExtentAllocator;
+  space: Space;
+  journal: Journal;
+  checkpointer: Checkpointer;
+  /** A read-only store replays in memory and writes no checkpoint. */
+  readOnly: boolean;
+}
+
+/**
+ * Replays `commits` (recovery's pendingCommits, in order). With no room for
+ * a checkpoint in the middle, the replay goes on without one.
+ */
+export async function replayWal(parts: WalReplayParts, superblock: Superblock, commits: readonly PendingCommit[]): Promise<void> {
+  const { tree, allocator, space, journal, checkpointer } = parts;
+  let checkpointsFit = !parts.readOnly;
+  for (let i = 0; i < commits.length; i++) {
+    await replayWalCommit(tree, allocator, superblock, commits[i]);
+    if (!checkpointsFit || i + 1 === commits.length || !journal.replayCheckpointDue()) continue;
+    const held = space.holdForReplay(valueExtentsOf(commits.slice(i + 1)));
+    try {
+      // Replayed commits are durable already, or made so by the checkpoint's own flush.
+      await checkpointer.run({ appliedSequence: commits[i].sequence, syncNow: async () => undefined });
+    } catch (error) {
+      if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;
+      checkpointsFit = false;
+    } finally {
+      space.releaseReplayHold(held);
+    }
+  }
+}
+
+/** The extents of every extent value the commits write. */
+function* valueExtentsOf(commits: readonly PendingCommit[]): Generator<Extent> {
+  for (const commit of commits) {
+    for (const { entry } of commit.operations) {
+      if (entry !== undefined && isExtentValue(entry.value)) yield* entry.value.extents;
+    }
+  }
+}

@@ -1,10 +1,14 @@
 // Journal: the write queue and group commit. Every put/delete/batch becomes
 // records in the next WAL commit: when a commit starts it takes every record
-// waiting (up to a quarter of the WAL); while it is in flight new records
-// wait for the next one. A commit writes the data blocks of its extent values
-// first, then its WAL blocks linked to an fdatasync, through the io_uring
-// actor. Only then is it applied to the page tree and acknowledged, so
-// readers only ever see durable data.
+// waiting (up to a quarter of the WAL); records arriving meanwhile wait for
+// the next one. Up to COMMIT_PIPELINE_DEPTH commits are in flight: the next
+// one is prepared and its WAL write submitted while the previous one is
+// still being flushed. A commit's WAL blocks go out with RWF_DSYNC (inline
+// records only), linked to an fdatasync (extent data already written), or
+// beside its extent data still in flight with one fdatasync after both. It
+// is applied to the page tree and acknowledged only once it is durable and
+// every commit before it is applied, so readers only ever see durable data
+// and acknowledgements keep commit order.
 //
 // With sync: false a commit is acknowledged once written; the fdatasync
 // follows within SYNC_DEFER_MS, and flush() ends with a durable empty commit
@@ -91,9 +95,41 @@ export interface PendingWrite {
   dataWrites: Promise<void>[];
   /** Pool buffers holding extent data, handed to the cache once durable. */
   dataBlocks: DataBlock[];
+  /** Set once every one of dataWrites has completed (the commit's WAL write and flush may then go in one submission). */
+  dataWritten?: boolean;
   payloadBytes: number;
   resolve: (write: PendingWrite) => void;
   reject: (error: Error) => void;
+}
+
+/**
+ * Commits in flight at once (COMMIT_PIPELINE_DEPTH): see docs/architecture.md.
+ */
+const COMMIT_PIPELINE_DEPTH = 2;
+
+/** A commit whose WAL write is submitted, until it is applied (or fails). */
+interface InFlightCommit {
+  readonly sequence: number;
+  readonly writes: PendingWrite[];
+  readonly operationCount: number;
+  readonly payloadBytes: number;
+  readonly recordCount: number;
+  /** The durableSequence its frame records. */
+  readonly recordsDurable: number;
+  readonly marker: boolean;
+  readonly hasData: boolean;
+  /** Tree pages its checkpoint may add: room later commits' checks keep for it until it applies. */
+  readonly newPages: number;
+  /** What prepare() pinned for it (prepared again before it applies if commits applied meanwhile). */
+  prepared: PreparedPaths;
+  /** The applied sequence when its pages were prepared. */
+  readonly appliedWhenPrepared: number;
+  /** The aligned buffer its frame is in, under IO until `io` settles. */
+  readonly frameBuffer: Buffer;
+  /** Settles when its IO has: durable (sync: true, or a durable marker) or written (sync: false). */
+  readonly io: Promise<void>;
+  /** Settles (never rejects) once it is applied and acknowledged, or has failed. */
+  done: Promise<void>;
 }
 
 /** A commit refused before anything of it was written (its `cause` says why): the store goes on. */
@@ -179,8 +215,12 @@ export class Journal {
   #appliedSequence: number;
   #pending: PendingWrite[] = [];
   #commitLoop: Promise<void> | undefined;
-  /** The writes of the commit in flight, until it is applied or refused (for verifyIntegrity's recomputation). */
-  #committing: PendingWrite[] = [];
+  /** The writes of the commit being begun (taken from the queue, not yet in flight), for verifyIntegrity's recomputation. */
+  #beginning: PendingWrite[] = [];
+  /** Commits whose WAL writes are submitted, oldest first; each leaves once applied or failed. */
+  readonly #inFlight: InFlightCommit[] = [];
+  /** Wakes a commit loop that waits, with commits in flight, for new writes. */
+  #wakeCommitLoop: (() => void) | undefined;
   /** Cancels the scheduled deferred fdatasync (sync: false), if one is scheduled. */
   #deferredSync: (() => void) | undefined;
   #deferredSyncPromise: Promise<void> | undefined;
@@ -259,6 +299,12 @@ export class Journal {
       const pending = write as PendingWrite;
       pending.resolve = resolve;
       pending.reject = reject;
+      if (pending.dataWrites.length > 0) {
+        Promise.all(pending.dataWrites).then(
+          () => (pending.dataWritten = true),
+          () => undefined,
+        );
+      }
       this.#pending.push(pending);
       this.#space.writeQueued(pending.operations.length, pending.payloadBytes);
       this.#startCommits();
@@ -323,10 +369,16 @@ export class Journal {
       operations: writes.reduce((total, write) => total + write.operations.length, 0),
       payloadBytes: writes.reduce((total, write) => total + write.payloadBytes, 0),
     });
-    this.#space.checkReserveAccounting(sum(this.#pending), sum(this.#committing));
+    this.#space.checkReserveAccounting(sum(this.#pending), sum([...this.#beginning, ...this.#inFlight.flatMap((commit) => commit.writes)]));
   }
 
   #startCommits(): void {
+    // A loop waiting for new writes (its commits in flight) takes them now.
+    if (this.#wakeCommitLoop !== undefined) {
+      const wake = this.#wakeCommitLoop;
+      this.#wakeCommitLoop = undefined;
+      wake();
+    }
     if (this.#commitLoop !== undefined) return;
     this.#commitLoop = this.#runCommits().finally(() => {
       this.#commitLoop = undefined;
@@ -336,15 +388,33 @@ export class Journal {
     });
   }
 
-  /** Commits waiting writes, one commit at a time, until none wait. */
+  /**
+   * Commits waiting writes until none wait and none are in flight. Up to
+   * COMMIT_PIPELINE_DEPTH commits are in flight at once: the next one is
+   * prepared and its WAL write submitted while earlier ones are still being
+   * written and flushed; they are applied and acknowledged in order (#finish).
+   */
   async #runCommits(): Promise<void> {
-    while (this.#pending.length > 0 && this.#state.failure === undefined) {
+    while (this.#state.failure === undefined && (this.#pending.length > 0 || this.#inFlight.length > 0)) {
+      if (this.#pending.length === 0) {
+        // Nothing to take: wait for a new write or for the oldest commit in
+        // flight to settle, whichever comes first.
+        await Promise.race([this.#inFlight[0]!.done, new Promise<void>((resolve) => (this.#wakeCommitLoop = resolve))]);
+        this.#wakeCommitLoop = undefined;
+        continue;
+      }
+      // A full pipeline: the oldest commit settles first.
+      if (this.#inFlight.length >= COMMIT_PIPELINE_DEPTH) {
+        await this.#inFlight[0]!.done;
+        continue;
+      }
       // Backpressure: commits go on while a checkpoint is written, dirtying
       // pages it does not write; past BACKPRESSURE_DIRTY_FACTOR budgets'
       // worth, they wait for it to end.
-      while (this.#checkpointer.running && this.#tree.dirtyNodeCountSinceFreeze >= BACKPRESSURE_DIRTY_FACTOR * this.#dirtyPagesMax) {
+      if (this.#checkpointer.running && this.#tree.dirtyNodeCountSinceFreeze >= BACKPRESSURE_DIRTY_FACTOR * this.#dirtyPagesMax) {
         await this.#checkpointer.settled();
         this.#checkpointsWaitedFor++;
+        continue;
       }
       // Take every waiting write that fits one commit — and whose
       // checkpoint is sure to fit the free space (Space.operationsThatFit).
@@ -361,43 +431,36 @@ export class Journal {
         take++;
       }
       const writes = this.#pending.splice(0, take);
-      this.#space.writesTaken(
-        writes.reduce((sum, write) => sum + write.operations.length, 0),
-        payloadBytes,
-      );
-      this.#committing = writes;
+      this.#space.writesTaken(operationCount, payloadBytes);
+      let commit: InFlightCommit;
+      this.#beginning = writes;
       try {
-        await this.#commit(writes);
-        for (const write of writes) write.resolve(write);
-        if (writes.length > 1) {
-          // Concurrent writers: let the ones just acknowledged run up to their
-          // next write before the next commit takes what is waiting (a
-          // macrotask: every promise reaction runs first, however deep the
-          // caller's chain). Without this, writers split into two groups that
-          // take turns, each commit carrying half of them.
-          await new Promise<void>((resolve) => setImmediate(resolve));
-        }
+        commit = await this.#begin(writes, operationCount, payloadBytes);
       } catch (error) {
-        // Refused or failed: these records will never be applied (a no-op
-        // if the commit got as far as applying them).
-        this.#space.commitSettled();
-        this.#committing = [];
-        if (error instanceof StoreError && error.code === 'ERR_STORE_FULL') {
-          // The WAL is full and no checkpoint fits: refuse these writes, keep the store.
+        this.#beginning = [];
+        // Refused or failed before its WAL write was submitted: these
+        // records will never be applied.
+        this.#space.commitSettled(operationCount, payloadBytes);
+        if ((error instanceof StoreError && error.code === 'ERR_STORE_FULL') || error instanceof CommitRefused) {
+          // The WAL or the free space is full and no checkpoint or growth
+          // makes room, or a page could not be read: refuse these writes,
+          // keep the store.
           await Promise.all(writes.map((write) => this.abandon(write)));
-          for (const write of writes) write.reject(error);
-          continue;
-        }
-        if (error instanceof CommitRefused) {
-          await Promise.all(writes.map((write) => this.abandon(write)));
-          const reason = error.cause instanceof Error ? error.cause : new Error(String(error.cause));
+          const reason = error instanceof CommitRefused ? (error.cause instanceof Error ? error.cause : new Error(String(error.cause))) : error;
           for (const write of writes) write.reject(reason);
           continue;
         }
         const failure = this.#state.fail(error);
         for (const write of writes) write.reject(failure);
+        continue;
       }
+      const previous = this.#inFlight.length > 0 ? this.#inFlight[this.#inFlight.length - 1]!.done : undefined;
+      this.#beginning = [];
+      this.#inFlight.push(commit);
+      commit.done = this.#finish(commit, previous);
     }
+    // Failed: every commit in flight settles (rejecting its writes) before the queue is dropped.
+    while (this.#inFlight.length > 0) await this.#inFlight[0]!.done;
     const failure = this.#state.failure;
     if (failure !== undefined) {
       const pending = this.#pending.splice(0);
@@ -411,12 +474,17 @@ export class Journal {
     }
   }
 
-  async #commit(writes: PendingWrite[]): Promise<void> {
-    const sequence = this.#nextSequence;
+  /**
+   * The first half of a commit, in sequence order: encodes its WAL frame,
+   * reads and pins the pages its keys lead to, checks that its checkpoint
+   * fits, places it in the WAL and submits its writes. Throws
+   * CommitRefused or ERR_STORE_FULL (nothing written) or an IO error.
+   */
+  async #begin(writes: PendingWrite[], operationCount: number, payloadBytes: number): Promise<InFlightCommit> {
     const writer = this.#commitWriter;
     writer.reset();
-    beginCommitPayload(writer, this.#durableSequence);
     const recordsDurable = this.#durableSequence;
+    beginCommitPayload(writer, recordsDurable);
     const marker = writes.some((write) => write.durableMarker === true);
     let recordCount = 0;
     for (const write of writes) {
@@ -429,38 +497,101 @@ export class Journal {
     }
     const payload = finishCommitPayload(writer, recordCount);
     const blockCount = frameBlockCount(payload.length, this.#blockSize);
-    const frame = this.#commitFrame(blockCount * this.#blockSize);
-    encodeFrame('wal', sequence, this.#storeTag, payload, frame, this.#blockSize);
 
     // The pages the commit's keys lead to are read (while its extent data is
     // being written) before its WAL frame is: a commit must never become
     // durable and then fail to apply for want of a page.
+    const { prepared, newPages, appliedWhenPrepared } = await this.#prepareWithRoom(writes, payload.length);
+    const frameBuffer = this.#takeFrameBuffer(blockCount * this.#blockSize);
+    const frame = frameBuffer.subarray(0, blockCount * this.#blockSize);
+    try {
+      let startBlock = this.#walSpace.place(blockCount);
+      while (startBlock === undefined) {
+        // The WAL is full of commits no checkpoint covers yet: let those in
+        // flight apply (a checkpoint covers only applied commits), then make one.
+        await this.#drainInFlight();
+        await this.checkpoint();
+        startBlock = this.#walSpace.place(blockCount);
+        if (startBlock === undefined && this.#walSpace.usedBlockCount === 0) {
+          throw new Error(`ringstore: a ${blockCount}-block commit does not fit an empty ${this.#walSpace.walBlockCount}-block WAL`);
+        }
+      }
+      // The first commit after an open that found a clean close: the mark goes first.
+      if (this.#checkpointer.superblock.clean) await this.#checkpointer.clearClean();
+      if (this.#state.failure !== undefined) throw this.#state.failure;
+      const sequence = this.#nextSequence;
+      encodeFrame('wal', sequence, this.#storeTag, payload, frame, this.#blockSize);
+      // The WAL blocks are taken before the write is submitted: a checkpoint
+      // written meanwhile replays from this commit if it is not applied yet.
+      this.#walSpace.append(sequence, startBlock, blockCount);
+      this.#nextSequence = sequence + 1;
+      const hasData = writes.some((write) => write.dataWrites.length > 0);
+      const io = this.#submit(writes, sequence, (this.#walStartBlock + startBlock) * this.#blockSize, frame, hasData, marker);
+      // Rejections surface in #finish; keep them from being unhandled until then.
+      io.catch(() => undefined);
+      return {
+        sequence,
+        writes,
+        operationCount,
+        payloadBytes,
+        recordCount,
+        recordsDurable,
+        marker,
+        hasData,
+        newPages,
+        prepared,
+        appliedWhenPrepared,
+        frameBuffer,
+        io,
+        done: Promise.resolve(),
+      };
+    } catch (error) {
+      this.#tree.release(prepared);
+      this.#giveFrameBuffer(frameBuffer);
+      throw error;
+    }
+  }
+
+  /**
+   * Reads and pins the pages of the commit's keys, and checks that the next
+   * checkpoint fits with them (and with the commits in flight); with no
+   * room, drains the pipeline and checkpoints, then grows the store if it
+   * can. Throws CommitRefused (a page could not be read) or ERR_STORE_FULL.
+   */
+  async #prepareWithRoom(writes: PendingWrite[], payloadLength: number): Promise<{ prepared: PreparedPaths; newPages: number; appliedWhenPrepared: number }> {
     const operations = writes.flatMap((write) => write.operations);
-    let prepared: PreparedPaths | undefined;
-    for (let attempt = 0; prepared === undefined; attempt++) {
+    // Attempts after a checkpoint or a growth (waiting for the commits in flight is not one).
+    let attempt = 0;
+    for (;;) {
       let paths: PreparedPaths;
+      const appliedWhenPrepared = this.#appliedSequence;
       try {
-        paths = await this.#tree.prepare(
-          operations.filter((operation) => operation.value !== undefined).map((operation) => operation.keyString),
-          // A delete may merge its leaf with a sibling: those pages too.
-          operations.filter((operation) => operation.value === undefined).map((operation) => operation.keyString),
-        );
+        paths = await this.#preparePaths(operations);
       } catch (error) {
         // Nothing is written yet: a page that cannot be read (an IO error, a
         // damaged page) refuses these writes, and the store goes on.
         throw new CommitRefused(error);
       }
       // No commit is written whose checkpoint could not be: the pages it
-      // copies, and the pieces its new entries may split into.
-      const newPages = this.#tree.nodesToCopy(paths) + Math.ceil((2 * payload.length) / this.#pageCapacityBytes) + this.#tree.height + 1;
-      if (this.#space.checkpointFits(newPages)) {
-        prepared = paths;
-        break;
-      }
+      // copies, and the pieces its new entries may split into. With commits
+      // in flight the tree will have changed by the time this one applies
+      // (their splits, a checkpoint freezing their pages), so every page on
+      // its paths counts as a copy, and a level more for a new root.
+      const pipelined = this.#inFlight.length > 0;
+      const copies = pipelined ? paths.nodes.length + this.#tree.height + 2 : this.#tree.nodesToCopy(paths);
+      const newPages = copies + Math.ceil((2 * payloadLength) / this.#pageCapacityBytes) + this.#tree.height + 1;
+      const inFlightPages = this.#inFlight.reduce((sum, commit) => sum + commit.newPages, 0);
+      if (this.#space.checkpointFits(inFlightPages + newPages)) return { prepared: paths, newPages, appliedWhenPrepared };
       this.#tree.release(paths);
-      if (attempt > 0) {
+      if (this.#inFlight.length > 0) {
+        // The commits in flight hold room until they apply: try again after.
+        await this.#drainInFlight();
+        continue;
+      }
+      attempt++;
+      if (attempt > 1) {
         // Growing the store makes room, where it can grow.
-        if (attempt <= GROWTH_ATTEMPTS_MAX && (await this.#growth.grow(this.#space.checkpointShortfallBlocks(newPages)))) continue;
+        if (attempt <= GROWTH_ATTEMPTS_MAX + 1 && (await this.#growth.grow(this.#space.checkpointShortfallBlocks(newPages)))) continue;
         throw this.#growth.refusal(
           new StoreError(
             'ERR_STORE_FULL',
@@ -471,58 +602,110 @@ export class Journal {
       // A checkpoint writes what is dirty and frees the pages it replaced: then try once more.
       await this.checkpoint();
     }
+  }
+
+  /** prepare() of the keys `operations` set and delete (a delete may merge its leaf with a sibling: those pages too). */
+  #preparePaths(operations: PendingOperation[]): Promise<PreparedPaths> {
+    return this.#tree.prepare(
+      operations.filter((operation) => operation.value !== undefined).map((operation) => operation.keyString),
+      operations.filter((operation) => operation.value === undefined).map((operation) => operation.keyString),
+    );
+  }
+
+  /**
+   * Submits a commit's WAL write, and its flush; resolves when the commit is
+   * durable (sync: true, or a durable marker) or written (sync: false).
+   */
+  async #submit(writes: PendingWrite[], sequence: number, position: number, frame: Buffer, hasData: boolean, marker: boolean): Promise<void> {
+    this.#device.mark?.('wal', sequence);
+    if (!this.#sync && !marker) {
+      // Durable with the next fdatasync, which must find the extent data complete too.
+      await Promise.all([this.#device.write(position, [frame]), ...writes.flatMap((write) => write.dataWrites)]);
+      return;
+    }
+    if (!hasData) {
+      // A commit of inline records needs only its own WAL blocks durable
+      // (earlier commits are made durable by their own writes, and it is
+      // acknowledged after them): one RWF_DSYNC write, faster than write +
+      // fdatasync. Not for commits with extent data: on a device with FUA it
+      // would make the WAL blocks durable without the data.
+      await this.#device.writeDsync(position, [frame]);
+      return;
+    }
+    const dataWrites = writes.flatMap((write) => write.dataWrites);
+    if (writes.every((write) => write.dataWritten === true)) {
+      // The extent data is written already: the WAL write and the flush go
+      // in one linked submission.
+      await this.#device.writeAndSync(position, [frame]);
+      return;
+    }
+    // Extent data still in flight: the WAL write goes beside it (recovery
+    // drops a commit after the last durable one whose data does not match
+    // its checksum, so the WAL blocks may reach the disk first), and one
+    // fdatasync after both makes the commit durable.
+    await Promise.all([this.#device.write(position, [frame]), ...dataWrites]);
+    this.#device.mark?.('flush', sequence);
+    await this.#device.sync();
+  }
+
+  /**
+   * The second half of a commit, in sequence order: waits for its IO and
+   * for the commit before it, then applies it to the tree and acknowledges
+   * its writes. Never rejects: a failure fails the store and rejects the
+   * writes of this commit (and, through the store's failure, of every later
+   * one).
+   */
+  async #finish(commit: InFlightCommit, previous: Promise<void> | undefined): Promise<void> {
+    let ioError: unknown;
     try {
-      await this.#writeAndApply(writes, sequence, frame, blockCount, recordCount, recordsDurable, marker);
+      await commit.io;
+    } catch (error) {
+      ioError = error ?? new Error('a commit write failed');
+    }
+    if (previous !== undefined) await previous;
+    let settled = false;
+    try {
+      if (ioError !== undefined) throw ioError;
+      // An earlier commit failed: this one is not acknowledged (it may be
+      // durable; recovery replays it then).
+      if (this.#state.failure !== undefined) throw this.#state.failure;
+      if (commit.appliedWhenPrepared !== this.#appliedSequence) {
+        // Commits applied since this one's pages were prepared may have
+        // split, merged or copied them: prepare again on the tree as it is
+        // now (no IO unless a checkpoint let a new page go). A failure here
+        // comes after the commit may be durable: it fails the store.
+        const again = await this.#preparePaths(commit.writes.flatMap((write) => write.operations));
+        this.#tree.release(commit.prepared);
+        commit.prepared = again;
+        if (this.#state.failure !== undefined) throw this.#state.failure;
+      }
+      this.#apply(commit);
+      settled = true;
+      for (const write of commit.writes) write.resolve(write);
+    } catch (error) {
+      const failure = this.#state.fail(error);
+      for (const write of commit.writes) write.reject(failure);
     } finally {
-      this.#tree.release(prepared);
+      if (!settled) this.#space.commitSettled(commit.operationCount, commit.payloadBytes);
+      this.#tree.release(commit.prepared);
+      this.#giveFrameBuffer(commit.frameBuffer);
+      if (this.#inFlight[0] !== commit) throw new Error(`ringstore: commit ${commit.sequence} settled out of order`);
+      this.#inFlight.shift();
     }
   }
 
-  /** The rest of a commit, with the pages of its keys in memory: WAL write, then apply. */
-  async #writeAndApply(writes: PendingWrite[], sequence: number, frame: Buffer, blockCount: number, recordCount: number, recordsDurable: number, marker: boolean): Promise<void> {
-    let startBlock = this.#walSpace.place(blockCount);
-    while (startBlock === undefined) {
-      // The WAL is full of commits no checkpoint covers yet: make one.
-      await this.checkpoint();
-      startBlock = this.#walSpace.place(blockCount);
-      if (startBlock === undefined && this.#walSpace.usedBlockCount === 0) {
-        throw new Error(`ringstore: a ${blockCount}-block commit does not fit an empty ${this.#walSpace.walBlockCount}-block WAL`);
-      }
-    }
-    // Extent data first: the fdatasync linked to the WAL write must find it
-    // complete, so both are durable when the commit is.
-    let hasData = false;
-    for (const write of writes) {
-      if (write.dataWrites.length === 0) continue;
-      hasData = true;
-      await Promise.all(write.dataWrites);
-    }
-    // The first commit after an open that found a clean close: the mark goes first.
-    if (this.#checkpointer.superblock.clean) await this.#checkpointer.clearClean();
-    const position = (this.#walStartBlock + startBlock) * this.#blockSize;
-    this.#device.mark?.('wal', sequence);
-    if (!this.#sync && !marker) {
-      await this.#device.write(position, [frame]);
-    } else if (hasData) {
-      await this.#device.writeAndSync(position, [frame]);
-    } else {
-      // A commit of inline records needs only its own WAL blocks durable
-      // (every earlier commit already is): one RWF_DSYNC write, faster than
-      // write + fdatasync. Not for commits with extent data: on a device with
-      // FUA it would make the WAL blocks durable without the data.
-      await this.#device.writeDsync(position, [frame]);
-    }
-    this.#walSpace.append(sequence, startBlock, blockCount);
-    this.#nextSequence = sequence + 1;
+  /** Applies a durable (or, with sync: false, written) commit to the tree, synchronously: a reader sees all of it or none. */
+  #apply(commit: InFlightCommit): void {
+    const { sequence, writes } = commit;
+    if (sequence !== this.#appliedSequence + 1) throw new Error(`ringstore: commit ${sequence} applied after ${this.#appliedSequence}`);
     this.#appliedSequence = sequence;
-    this.#recordedDurableSequence = Math.max(this.#recordedDurableSequence, recordsDurable);
+    this.#recordedDurableSequence = Math.max(this.#recordedDurableSequence, commit.recordsDurable);
     // A durable marker commit (sync: false flush) was written with RWF_DSYNC
     // after an fdatasync of everything before it: all of it is durable now.
-    if (marker && !hasData) this.#durableSequence = Math.max(this.#durableSequence, this.#flushedBeforeMarker(sequence));
+    if (commit.marker && !commit.hasData) this.#durableSequence = Math.max(this.#durableSequence, this.#flushedBeforeMarker(sequence));
     if (this.#sync) this.#durableSequence = sequence;
 
-    // Apply to the tree in record order, synchronously (a reader sees all of
-    // the commit or none of it); collect what the commit unlinked.
+    // Apply in record order; collect what the commit unlinked.
     const unlinked: Extent[] = [];
     for (const write of writes) {
       for (const operation of write.operations) {
@@ -540,10 +723,9 @@ export class Journal {
       this.#grid.cacheWritten(write.dataBlocks);
     }
     // The records are in the tree now: its dirty pages count in the reserve.
-    this.#space.commitSettled();
-    this.#committing = [];
+    this.#space.commitSettled(commit.operationCount, commit.payloadBytes);
     this.#commits++;
-    this.#committedRecords += recordCount;
+    this.#committedRecords += commit.recordCount;
     if (unlinked.length > 0) {
       if (this.#sync) this.#space.release(unlinked, this.#appliedSequence);
       else this.#space.releaseWhenDurable(sequence, unlinked);
@@ -552,6 +734,12 @@ export class Journal {
     if (!this.#checkpointer.running && this.#checkpointDue()) {
       void this.checkpoint().catch(() => undefined);
     }
+  }
+
+  /** Resolves when every commit in flight now has settled. */
+  async #drainInFlight(): Promise<void> {
+    const last = this.#inFlight[this.#inFlight.length - 1];
+    if (last !== undefined) await last.done;
   }
 
   /**
@@ -578,19 +766,24 @@ export class Journal {
   }
 
   /**
-   * The aligned buffer a commit's frame is encoded into: one, reused and
-   * grown, since only one commit is in flight at a time.
+   * An aligned buffer of at least `sizeBytes` for a commit's frame: one per
+   * commit in flight, reused (the free list holds at most
+   * COMMIT_PIPELINE_DEPTH) and grown by doubling.
    */
-  #commitFrame(sizeBytes: number): Buffer {
-    if (this.#commitFrameBuffer === undefined || this.#commitFrameBuffer.length < sizeBytes) {
-      let capacity = Math.max(this.#blockSize * 16, this.#commitFrameBuffer?.length ?? 0);
-      while (capacity < sizeBytes) capacity *= 2;
-      this.#commitFrameBuffer = allocAligned(capacity, Math.max(this.#device.ioAlignment, 4096));
-    }
-    return this.#commitFrameBuffer.subarray(0, sizeBytes);
+  #takeFrameBuffer(sizeBytes: number): Buffer {
+    const free = this.#freeFrameBuffers.pop();
+    if (free !== undefined && free.length >= sizeBytes) return free;
+    let capacity = Math.max(this.#blockSize * 16, free?.length ?? 0);
+    while (capacity < sizeBytes) capacity *= 2;
+    return allocAligned(capacity, Math.max(this.#device.ioAlignment, 4096));
   }
 
-  #commitFrameBuffer: Buffer | undefined;
+  /** A commit's frame buffer, no longer under IO. */
+  #giveFrameBuffer(buffer: Buffer): void {
+    if (this.#freeFrameBuffers.length < COMMIT_PIPELINE_DEPTH) this.#freeFrameBuffers.push(buffer);
+  }
+
+  readonly #freeFrameBuffers: Buffer[] = [];
 
   /**
    * What a marker commit makes durable: itself, and everything before it if

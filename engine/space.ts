@@ -368,18 +368,25 @@ export class Space {
     this.#queuedPayloadBytes += payloadBytes;
   }
 
-  /** A commit took writes of `operationCount` operations and `payloadBytes` from the queue. */
+  /**
+   * A commit took writes of `operationCount` operations and `payloadBytes`
+   * from the queue; they count as committing (several commits may be in
+   * flight) until commitSettled() gives the same figures back.
+   */
   writesTaken(operationCount: number, payloadBytes: number): void {
     this.#queuedOperationCount -= operationCount;
-    this.#committingOperationCount = operationCount;
+    this.#committingOperationCount += operationCount;
     this.#queuedPayloadBytes -= payloadBytes;
-    this.#committingPayloadBytes = payloadBytes;
+    this.#committingPayloadBytes += payloadBytes;
   }
 
-  /** The commit in flight was applied (its pages are counted as dirty now), refused or failed. */
-  commitSettled(): void {
-    this.#committingOperationCount = 0;
-    this.#committingPayloadBytes = 0;
+  /** A commit taken with writesTaken() was applied (its pages are counted as dirty now), refused or failed. */
+  commitSettled(operationCount: number, payloadBytes: number): void {
+    this.#committingOperationCount -= operationCount;
+    this.#committingPayloadBytes -= payloadBytes;
+    if (this.#committingOperationCount < 0 || this.#committingPayloadBytes < 0) {
+      throw new Error(`ringstore: committing totals went negative (${this.#committingOperationCount} operations, ${this.#committingPayloadBytes} bytes)`);
+    }
   }
 
   /** The store failed: every queued write was rejected. */

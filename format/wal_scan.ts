@@ -6,12 +6,13 @@
 //  - commits have consecutive sequence numbers;
 //  - a commit starts at the block after the previous one, or at block 0 of
 //    the region when it does not fit before the region's end;
-//  - with sync: true, commit N+1 is written only after commit N is durable,
-//    so at a crash at most the last commit can be incomplete; with deferred
-//    flushes (sync: false) every commit after the last flush can be;
+//  - with sync: true, commit N+2 is written only after commit N is durable
+//    (two commits are in flight at most), so at a crash the last two
+//    commits can be incomplete, in either order; with deferred flushes
+//    (sync: false) every commit after the last flush can be;
 //  - every commit records the highest sequence known durable when it was
-//    written (durableSequence; sequence - 1 when each commit is flushed
-//    before the next, less with deferred flushes).
+//    written (durableSequence; sequence - 1 or - 2 with sync: true, less
+//    with deferred flushes).
 // Hence: an invalid commit N is a torn tail — a crash during its write — and
 // ends the log, unless a later commit's first block says N was already
 // durable when that commit was written: then N was damaged after the fact,

@@ -21,7 +21,10 @@ describe('IO fault explorer', function () {
     for (const [fault, counts] of Object.entries(report.byFault)) {
       assert.ok(counts.injected > counts.runs / 2, `${fault} was hit in only ${counts.injected} of ${counts.runs} runs`);
     }
-    // Else the short fault would only repeat EIO on one-sector writes.
-    assert.ok(report.shortCuts > report.byFault.short.runs / 2, `short faults cut a transfer in only ${report.shortCuts} runs`);
+    // Else the short fault would only repeat EIO on one-sector writes. Of
+    // the runs it hit: a kind the workload does rarely (a linked WAL write +
+    // fdatasync, used only when a commit's extent data is written before its
+    // WAL write goes out) is not hit at a high Nth at all.
+    assert.ok(report.shortCuts > report.byFault.short.injected / 2, `short faults cut a transfer in only ${report.shortCuts} of the ${report.byFault.short.injected} runs they hit`);
   });
 });

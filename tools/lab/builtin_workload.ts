@@ -1,8 +1,9 @@
 // The built-in crash-test workload: what a store does, on a small store (a
 // 16 KiB WAL, so it laps and checkpoints often) — single puts of inline and
 // extent values, batches, concurrent writers sharing commits (group
-// commit), overwrites and deletes (freed extents, trims), checkpoints, a
-// clean reopen, then deferred flushes (sync: false) acknowledged by flush().
+// commit), writers whose commits are pipelined, overwrites and deletes
+// (freed extents, trims), checkpoints, a clean reopen, then deferred
+// flushes (sync: false) acknowledged by flush().
 import type { LabStore } from './lab_store.js';
 import { runWorkload, type TracedWorkload, type WorkloadStoreOptions } from './workload.js';
 
@@ -52,6 +53,18 @@ export function builtinWorkload(scale = 1, blockSize = 512): (store: LabStore) =
           for (let i = 0; i < 2; i++) {
             const key = `writer-${round}-${writer}-${i}`;
             await store.put(key, valueFor(key, 0, size(writer === 0 ? 800 : 120)));
+          }
+        }),
+      );
+      // Writers arriving while a commit is in flight (one and two event-loop
+      // turns late): their commits are submitted beside it (pipelined), so a
+      // crash can keep a later commit without an earlier one.
+      await Promise.all(
+        [0, 1, 2].map(async (writer) => {
+          for (let turn = 0; turn < writer; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+          for (let i = 0; i < 2; i++) {
+            const key = `pipelined-${round}-${writer}-${i}`;
+            await store.put(key, valueFor(key, 0, size(writer === 1 ? 600 : 100)));
           }
         }),
       );

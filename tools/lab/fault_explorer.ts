@@ -257,6 +257,9 @@ export async function runFaultPlan(
   return { injected: device.injected, cuts: device.cuts, problem: result };
 }
 
+/** Batches the fault workload writes (in turn, and every fourth with the next one pipelined behind it). */
+const WORKLOAD_BATCH_COUNT = 60;
+
 /** The workload, the power loss and the checks of one plan; returns the problem found, if any. */
 async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, plan: FaultPlan, seed: number): Promise<string | undefined> {
   const acknowledged = new Set<number>();
@@ -269,19 +272,45 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
     return undefined;
   }
   let failedWith: string | undefined;
-  for (let batch = 0; batch < 60; batch++) {
-    attempted.push(batch);
-    try {
-      await store.batch(entriesOf(batch).map(([key, value]) => ({ type: 'put' as const, key, value })));
-      acknowledged.add(batch);
-      if (failedWith !== undefined) return `batch ${batch} was acknowledged after the store failed (${failedWith})`;
-      if (batch % 7 === 3) await store.batch(entriesOf(batch - 2).map(([key, value]) => ({ type: 'put' as const, key, value })));
-      if (batch % 11 === 5) await store.get(`b${batch - 3}/1`).catch(() => undefined);
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code === 'ERR_STORE_FAILED') failedWith ??= String((error as { cause?: unknown }).cause);
-      else if (code !== 'ERR_STORE_FULL' && !(plan.kind === 'read' && /injected/.test(String(error)))) return `batch ${batch} failed with ${String(error)}`;
+  /** Notes a write's failure; returns the problem if it is not one the plan allows. */
+  const failed = (batch: number, error: unknown): string | undefined => {
+    const code = (error as { code?: string }).code;
+    if (code === 'ERR_STORE_FAILED') failedWith ??= String((error as { cause?: unknown }).cause);
+    else if (code !== 'ERR_STORE_FULL' && !(plan.kind === 'read' && /injected/.test(String(error)))) return `batch ${batch} failed with ${String(error)}`;
+    return undefined;
+  };
+  for (let batch = 0; batch < WORKLOAD_BATCH_COUNT; ) {
+    // Every fourth batch goes with the next one, which starts an event-loop
+    // turn later: its commit is submitted while the first one's is in
+    // flight (pipelined), so a fault can hit a commit with a later one
+    // written behind it. The later one is in the same commit or a later
+    // one: if the first fails, it must fail too.
+    const group = batch % 4 === 1 && batch + 1 < WORKLOAD_BATCH_COUNT ? [batch, batch + 1] : [batch];
+    attempted.push(...group);
+    const outcomes = await Promise.allSettled(
+      group.map(async (member, index) => {
+        if (index > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        await store.batch(entriesOf(member).map(([key, value]) => ({ type: 'put' as const, key, value })));
+      }),
+    );
+    for (const [index, outcome] of outcomes.entries()) {
+      const member = group[index]!;
+      if (outcome.status === 'rejected') {
+        const problem = failed(member, outcome.reason);
+        if (problem !== undefined) return problem;
+        continue;
+      }
+      acknowledged.add(member);
+      if (failedWith !== undefined) return `batch ${member} was acknowledged after the store failed (${failedWith})`;
+      try {
+        if (member % 7 === 3) await store.batch(entriesOf(member - 2).map(([key, value]) => ({ type: 'put' as const, key, value })));
+        if (member % 11 === 5) await store.get(`b${member - 3}/1`).catch(() => undefined);
+      } catch (error) {
+        const problem = failed(member, error);
+        if (problem !== undefined) return problem;
+      }
     }
+    batch += group.length;
   }
   const writeKinds: FaultKind[] = ['write', 'writeAndSync', 'writeDsync', 'sync'];
   if (device.injected && writeKinds.includes(plan.kind) && failedWith === undefined) {

@@ -132,6 +132,16 @@ interface InFlightCommit {
   done: Promise<void>;
 }
 
+/**
+ * Waits for every one of `promises` to settle, then rejects with the first
+ * rejection if any: a buffer under IO is not given back while any write of
+ * it is still running.
+ */
+async function settledAll(promises: Promise<void>[]): Promise<void> {
+  const outcomes = await Promise.allSettled(promises);
+  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+}
+
 /** A commit refused before anything of it was written (its `cause` says why): the store goes on. */
 class CommitRefused extends Error {
   constructor(cause: unknown) {
@@ -439,8 +449,13 @@ export class Journal {
       } catch (error) {
         this.#beginning = [];
         // Refused or failed before its WAL write was submitted: these
-        // records will never be applied.
+        // records will never be applied. Their writes settle after the
+        // commits in flight ahead of them, so that writes still settle in
+        // queue order (flushCommits() waits for the last one queued; a
+        // refusal settling first would let flush() or close() return
+        // before an earlier write is durable).
         this.#space.commitSettled(operationCount, payloadBytes);
+        await this.#drainInFlight();
         if ((error instanceof StoreError && error.code === 'ERR_STORE_FULL') || error instanceof CommitRefused) {
           // The WAL or the free space is full and no checkpoint or growth
           // makes room, or a page could not be read: refuse these writes,
@@ -620,7 +635,7 @@ export class Journal {
     this.#device.mark?.('wal', sequence);
     if (!this.#sync && !marker) {
       // Durable with the next fdatasync, which must find the extent data complete too.
-      await Promise.all([this.#device.write(position, [frame]), ...writes.flatMap((write) => write.dataWrites)]);
+      await settledAll([this.#device.write(position, [frame]), ...writes.flatMap((write) => write.dataWrites)]);
       return;
     }
     if (!hasData) {
@@ -633,7 +648,7 @@ export class Journal {
       return;
     }
     const dataWrites = writes.flatMap((write) => write.dataWrites);
-    if (writes.every((write) => write.dataWritten === true)) {
+    if (writes.every((write) => write.dataWrites.length === 0 || write.dataWritten === true)) {
       // The extent data is written already: the WAL write and the flush go
       // in one linked submission.
       await this.#device.writeAndSync(position, [frame]);
@@ -643,7 +658,7 @@ export class Journal {
     // drops a commit after the last durable one whose data does not match
     // its checksum, so the WAL blocks may reach the disk first), and one
     // fdatasync after both makes the commit durable.
-    await Promise.all([this.#device.write(position, [frame]), ...dataWrites]);
+    await settledAll([this.#device.write(position, [frame]), ...dataWrites]);
     this.#device.mark?.('flush', sequence);
     await this.#device.sync();
   }
@@ -672,15 +687,17 @@ export class Journal {
       if (commit.appliedWhenPrepared !== this.#appliedSequence) {
         // Commits applied since this one's pages were prepared may have
         // split, merged or copied them: prepare again on the tree as it is
-        // now (no IO unless a checkpoint let a new page go). A failure here
-        // comes after the commit may be durable: it fails the store.
+        // now (usually no IO: its pages are pinned or dirty; a page can
+        // still be missing if a checkpoint let one go, or if a merge or
+        // borrow gave a page on a delete's path a sibling never loaded). A
+        // failure here comes after the commit may be durable: it fails the
+        // store.
         const again = await this.#preparePaths(commit.writes.flatMap((write) => write.operations));
         this.#tree.release(commit.prepared);
         commit.prepared = again;
         if (this.#state.failure !== undefined) throw this.#state.failure;
       }
-      this.#apply(commit);
-      settled = true;
+      this.#apply(commit, () => (settled = true));
       for (const write of commit.writes) write.resolve(write);
     } catch (error) {
       const failure = this.#state.fail(error);
@@ -695,7 +712,7 @@ export class Journal {
   }
 
   /** Applies a durable (or, with sync: false, written) commit to the tree, synchronously: a reader sees all of it or none. */
-  #apply(commit: InFlightCommit): void {
+  #apply(commit: InFlightCommit, onSettled: () => void): void {
     const { sequence, writes } = commit;
     if (sequence !== this.#appliedSequence + 1) throw new Error(`ringstore: commit ${sequence} applied after ${this.#appliedSequence}`);
     this.#appliedSequence = sequence;
@@ -724,6 +741,7 @@ export class Journal {
     }
     // The records are in the tree now: its dirty pages count in the reserve.
     this.#space.commitSettled(commit.operationCount, commit.payloadBytes);
+    onSettled();
     this.#commits++;
     this.#committedRecords += commit.recordCount;
     if (unlinked.length > 0) {

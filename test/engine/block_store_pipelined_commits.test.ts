@@ -6,7 +6,11 @@
 // extent data still being written has its WAL write submitted beside the
 // data; recovery drops it if the data did not reach the disk.
 // Writes are held on a simulated device to make each ordering happen on
-// every run.
+// every run. A review found the cases of the last three blocks: a commit
+// refused (a page it needs cannot be read) behind one in flight settled its
+// writes first, so flush() and close() returned before the earlier write
+// was durable; and a commit with an inline write beside an extent one never
+// took the linked WAL write + fdatasync.
 import assert from 'node:assert/strict';
 
 import { BlockStore } from '../../engine/block_store.js';
@@ -188,4 +192,217 @@ describe('BlockStore pipelined commits', () => {
     assert.deepEqual(await store.get('before'), pattern(100, 1), 'reads of acknowledged data go on');
     await store.close().catch(() => undefined);
   });
+});
+
+const REFUSAL_DEVICE_BYTES = 16 << 20;
+
+/** Holds the next WAL write (mark 'wal'); fails the next read when armed. */
+class RefusingDevice extends SimulatedDevice {
+  #phase = '';
+  #walHold: { reached: () => void; released: Promise<void> } | undefined;
+  failNextRead = false;
+
+  holdWal(): { reached: Promise<void>; release: () => void } {
+    let reached!: () => void;
+    const reachedPromise = new Promise<void>((resolve) => (reached = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    this.#walHold = { reached, released };
+    return { reached: reachedPromise, release };
+  }
+
+  mark(phase: string): void {
+    this.#phase = phase;
+  }
+
+  async #gate(): Promise<void> {
+    const hold = this.#walHold;
+    if (hold === undefined || this.#phase !== 'wal') return;
+    this.#walHold = undefined;
+    hold.reached();
+    await hold.released;
+  }
+
+  override async read(position: number, buffer: Uint8Array): Promise<void> {
+    if (this.failNextRead) {
+      this.failNextRead = false;
+      throw Object.assign(new Error('EIO: i/o error, read'), { errno: -5, code: 'EIO', syscall: 'read' });
+    }
+    return super.read(position, buffer);
+  }
+
+  override async readv(position: number, buffers: Uint8Array[]): Promise<void> {
+    if (this.failNextRead) {
+      this.failNextRead = false;
+      throw Object.assign(new Error('EIO: i/o error, read'), { errno: -5, code: 'EIO', syscall: 'read' });
+    }
+    return super.readv(position, buffers);
+  }
+
+  override async writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
+    await this.#gate();
+    return super.writeDsync(position, buffers);
+  }
+
+  override async writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
+    await this.#gate();
+    return super.writeAndSync(position, buffers);
+  }
+}
+
+const key = (i: number): string => `key-${String(i).padStart(5, '0')}`;
+
+describe('BlockStore pipelined commits: a refused commit behind one in flight (found by a review)', () => {
+  it('flush() does not resolve while an earlier write is not durable, when a later commit is refused', async () => {
+    const seed = new SimulatedDevice({ sizeBytes: REFUSAL_DEVICE_BYTES });
+    const seeded = await BlockStore.open('review', { device: seed, create: true, encoding: 'binary' });
+    for (let i = 0; i < 3000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => seeded.put(key(i + j), pattern(100, 1))));
+    await seeded.close();
+    // Reopened: only the pages on the paths of the keys read since are in memory.
+    const device = new RefusingDevice({ sizeBytes: REFUSAL_DEVICE_BYTES }, seed.snapshot());
+    const store = await BlockStore.open('review', { device, create: false, encoding: 'binary' });
+    const order: string[] = [];
+    const held = device.holdWal();
+    const first = store.put(key(0), pattern(100, 2)).then(
+      () => order.push('first acknowledged'),
+      () => order.push('first rejected'),
+    );
+    await held.reached;
+    device.failNextRead = true; // the later commit's prepare cannot read its leaf: CommitRefused
+    const second = store.put(key(2999), pattern(100, 3)).then(
+      () => order.push('second acknowledged'),
+      () => order.push('second rejected'),
+    );
+    const flushed = store.flush().then(() => order.push('flush resolved'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const beforeRelease = [...order];
+    held.release();
+    await Promise.all([first, second, flushed]);
+    assert.deepEqual(beforeRelease, [], `settled while the first commit's WAL write was still held: ${beforeRelease.join(', ')}`);
+    await store.close();
+  });
+
+  it('close() does not finish (nor mark the store clean) while an earlier commit is in flight, when a later commit is refused', async () => {
+    const seed = new SimulatedDevice({ sizeBytes: REFUSAL_DEVICE_BYTES });
+    const seeded = await BlockStore.open('review', { device: seed, create: true, encoding: 'binary' });
+    for (let i = 0; i < 3000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => seeded.put(key(i + j), pattern(100, 1))));
+    await seeded.close();
+    const device = new RefusingDevice({ sizeBytes: REFUSAL_DEVICE_BYTES }, seed.snapshot());
+    const store = await BlockStore.open('review', { device, create: false, encoding: 'binary' });
+    const order: string[] = [];
+    const held = device.holdWal();
+    const first = store.put(key(0), pattern(100, 2)).then(
+      () => order.push('first acknowledged'),
+      (error: Error) => order.push(`first rejected: ${error.message}`),
+    );
+    await held.reached;
+    device.failNextRead = true;
+    const second = store.put(key(2999), pattern(100, 3)).catch(() => undefined);
+    const closed = store.close().then(
+      () => order.push('close resolved'),
+      (error: Error) => order.push(`close rejected: ${error.message}`),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const beforeRelease = [...order];
+    held.release();
+    await Promise.all([first, second, closed]);
+    assert.deepEqual(beforeRelease, [], `while the first commit's WAL write was held: ${beforeRelease.join(', ')}; then: ${order.slice(beforeRelease.length).join(', ')}`);
+  });
+});
+
+class GateDevice extends SimulatedDevice {
+  phase = '';
+  holding = false;
+  readonly held: (() => void)[] = [];
+  checkpointWrites = 0;
+  mark(phase: string): void {
+    this.phase = phase;
+  }
+  override write(position: number, buffers: Uint8Array[]): Promise<void> {
+    if (this.phase === 'checkpoint') this.checkpointWrites++;
+    return super.write(position, buffers);
+  }
+  async #gate(): Promise<void> {
+    if (!this.holding) return;
+    await new Promise<void>((resolve) => this.held.push(resolve));
+  }
+  override async writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
+    await this.#gate();
+    return super.writeDsync(position, buffers);
+  }
+}
+
+
+describe('BlockStore pipelined commits: a checkpoint written while a commit is in flight (from a review)', () => {
+  it('replays the in-flight commit after a crash following a checkpoint taken while it was in flight', async () => {
+    const device = new GateDevice({ sizeBytes: 8 << 20 });
+    const store = await BlockStore.open('gate', { device, create: true, encoding: 'binary', walSizeBytes: 64 << 10 });
+    for (let i = 0; i < 6; i++) await store.put(`pre-${i}`, pattern(100, i));
+    await settle();
+    const checkpointWritesBefore = device.checkpointWrites;
+    device.holding = true;
+    const a = store.put('a', pattern(100, 50));
+    await settle();
+    const b = store.put('b', pattern(100, 51));
+    await settle();
+    assert.equal(device.held.length, 2, 'both WAL writes held (pipelined)');
+    device.holding = false;
+    device.held.shift()!();
+    await a;
+    await settle();
+    assert.ok(device.checkpointWrites > checkpointWritesBefore, 'a checkpoint ran while b was in flight');
+    device.held.shift()!();
+    await b;
+    const image = device.crash({ keepProbability: 0 });
+    const reopened = await BlockStore.open('gate', { device: image, create: false, encoding: 'binary' });
+    assert.deepEqual(await reopened.get('a'), pattern(100, 50));
+    assert.deepEqual(await reopened.get('b'), pattern(100, 51));
+    await reopened.verifyIntegrity();
+    await reopened.close();
+  });
+});
+
+class CountingDevice extends SimulatedDevice {
+  holding = false;
+  readonly held: (() => void)[] = [];
+  writeAndSyncs = 0;
+  syncs = 0;
+  override async writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
+    if (this.holding) await new Promise<void>((resolve) => this.held.push(resolve));
+    return super.writeDsync(position, buffers);
+  }
+  override writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
+    this.writeAndSyncs++;
+    return super.writeAndSync(position, buffers);
+  }
+  override sync(): Promise<void> {
+    this.syncs++;
+    return super.sync();
+  }
+}
+
+
+describe('BlockStore pipelined commits: a commit whose extent data is written already (found by a review)', () => {
+  for (const withInline of [false, true]) {
+    it(`goes out as one linked WAL write + fdatasync when the extent data is written already${withInline ? ', with an inline write in the same commit' : ''}`, async () => {
+      const device = new CountingDevice({ sizeBytes: 8 << 20 });
+      const store = await BlockStore.open('count', { device, create: true, encoding: 'binary' });
+      await store.put('pre', pattern(100, 1));
+      device.holding = true;
+      const blocker = store.put('blocker', pattern(100, 2));
+      await settle();
+      device.holding = false;
+      const blocker2 = store.put('blocker2', pattern(100, 2)); // fills the second pipeline slot
+      await settle();
+      const writes = [store.put('extent', pattern(20_000, 3))];
+      if (withInline) writes.push(store.put('inline', pattern(100, 4)));
+      await settle(); // the extent data is written now
+      const before = { writeAndSyncs: device.writeAndSyncs, syncs: device.syncs };
+      device.held.shift()!();
+      await Promise.all([blocker, blocker2, ...writes]);
+      // (SimulatedDevice.writeAndSync calls sync() itself: one sync either way.)
+      assert.deepEqual({ writeAndSyncs: device.writeAndSyncs - before.writeAndSyncs, syncs: device.syncs - before.syncs }, { writeAndSyncs: 1, syncs: 1 });
+      await store.close();
+    });
+  }
 });

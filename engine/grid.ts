@@ -17,8 +17,8 @@ import type { IndexEntry } from './store_index.js';
 
 /**
  * Values at least this large bypass the block cache in both directions
- * (written from and read into one aligned buffer): caching a blob evicts many
- * small hot blocks for one read that is usually sequential anyway.
+ * (moved through the grid's chunk buffers): caching a blob evicts many small
+ * hot blocks for one read that is usually sequential anyway.
  */
 export const LARGE_VALUE_BYTES = 64 << 10;
 
@@ -31,8 +31,8 @@ export const LARGE_VALUE_BYTES = 64 << 10;
  * 488/584, 256 KiB 477/664, 512 KiB 514/613, 1 MiB (one IO) 464/662 —
  * within this machine's noise: its disk does not reward splitting, and
  * fio agrees (1 MiB direct reads QD1 1259-1974 MiB/s, 4 × 256 KiB QD4
- * 946-1802). 256 KiB keeps 4 requests in flight per MiB at a cost of 4
- * SQEs instead of 1 (~1 µs each).
+ * 946-1802). 256 KiB keeps 4 requests in flight per MiB, for the cost of 4
+ * commands instead of 1 (a few µs of JS and actor work each).
  */
 export const LARGE_IO_CHUNK_BYTES = 256 << 10;
 

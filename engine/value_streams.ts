@@ -137,13 +137,13 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
       throw new StoreError('ERR_STORE_FULL', 'free space is too fragmented for this stream');
     }
     const chunkBytes = grid.chunkBytes;
-    for (let i = 0; i < chunks.length; i++) {
-      const used = Math.min(chunkBytes, usedBytes - i * chunkBytes);
-      crc = crc32c(chunks[i].subarray(0, used), crc);
-      if (i === chunks.length - 1) chunks[i].fill(0, used, writtenBytes - i * chunkBytes);
-    }
-    length += usedBytes;
+    const lastIndex = chunks.length - 1;
+    chunks[lastIndex].fill(0, usedBytes - lastIndex * chunkBytes, writtenBytes - lastIndex * chunkBytes);
+    // Submitted first, checksummed while the device writes (reading a
+    // buffer a write is using is safe): the CRC is off the IO's path.
     const chunkWrites = grid.writeChunks(chunks, writtenBytes, allocated);
+    for (let i = 0; i < chunks.length; i++) crc = crc32c(chunks[i].subarray(0, Math.min(chunkBytes, usedBytes - i * chunkBytes)), crc);
+    length += usedBytes;
     writes.push(...chunkWrites);
     inFlightBytes += writtenBytes;
     const settled: Promise<void> = allSettledOrThrow(chunkWrites)

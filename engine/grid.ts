@@ -3,24 +3,51 @@
 // commit is durable); values of LARGE_VALUE_BYTES or more bypass it in both
 // directions. Every value read is verified against the checksum its record
 // holds: a torn, lost or misdirected write is ERR_STORE_CORRUPT, never data.
+import assert from 'node:assert/strict';
+
 import { crc32c } from '../format/crc32c.js';
 import type { Extent } from '../format/extent.js';
 import type { ExtentValue } from '../format/records.js';
-import { allocAligned } from '../native/aligned_buffer.js';
 import type { BlockCache } from './block_cache.js';
 import type { BlockDevice } from './block_device.js';
-import type { BufferPool } from './buffer_pool.js';
-import { readLarge } from './recovery.js';
+import { BufferPool } from './buffer_pool.js';
 import type { Space } from './space.js';
 import { StoreCorruptError } from './store_error.js';
 import type { IndexEntry } from './store_index.js';
 
 /**
  * Values at least this large bypass the block cache in both directions
- * (written from and read into one aligned buffer): caching a blob evicts many
- * small hot blocks for one read that is usually sequential anyway.
+ * (moved through the grid's chunk buffers): caching a blob evicts many small
+ * hot blocks for one read that is usually sequential anyway.
  */
-const LARGE_VALUE_BYTES = 64 << 10;
+export const LARGE_VALUE_BYTES = 64 << 10;
+
+/**
+ * A large value moves in IOs of at most this many bytes, all submitted at
+ * once, so one awaited 1 MiB put or get keeps several requests in flight
+ * and a device with parallelism (NVMe, striped volumes) serves them
+ * together. Measured here (shared 2-core VM, virtio disk, 7 runs of 128
+ * awaited 1 MiB puts + gets each, medians): 64 KiB 495/583 MiB/s, 128 KiB
+ * 488/584, 256 KiB 477/664, 512 KiB 514/613, 1 MiB (one IO) 464/662 —
+ * within this machine's noise: its disk does not reward splitting, and
+ * fio agrees (1 MiB direct reads QD1 1259-1974 MiB/s, 4 × 256 KiB QD4
+ * 946-1802). 256 KiB keeps 4 requests in flight per MiB, for the cost of 4
+ * commands instead of 1 (a few µs of JS and actor work each).
+ */
+export const LARGE_IO_CHUNK_BYTES = 256 << 10;
+
+/**
+ * Chunk buffers of large IO the grid keeps for reuse: 64 × 256 KiB = 16 MiB
+ * at most, enough for 16 concurrent 1 MiB puts or gets without allocating.
+ * More in use at once are allocated (and left to the GC when given back).
+ */
+const LARGE_IO_CHUNKS_RETAINED_MAX = 64;
+
+/** Chunk buffers carved from one allocation: 4 × 256 KiB = one 1 MiB value. */
+const LARGE_IO_CHUNKS_PER_SLAB = 4;
+
+/** Buffers one readv or writev takes at most (Linux's IOV_MAX). */
+const IOV_MAX = 1024;
 
 /** A pool buffer written to `blockIndex`: handed to the cache once its commit is durable. */
 export interface DataBlock {
@@ -43,6 +70,10 @@ export class Grid {
   readonly #pool: BufferPool;
   readonly #cache: BlockCache;
   readonly #space: Space;
+  /** LARGE_IO_CHUNK_BYTES rounded down to whole blocks (at least one). */
+  readonly #chunkBytes: number;
+  /** Aligned buffers of #chunkBytes for the IO of large values. */
+  readonly #chunks: BufferPool;
 
   constructor(parts: GridParts) {
     this.#device = parts.device;
@@ -50,6 +81,23 @@ export class Grid {
     this.#pool = parts.pool;
     this.#cache = parts.cache;
     this.#space = parts.space;
+    this.#chunkBytes = Math.max(1, Math.floor(LARGE_IO_CHUNK_BYTES / parts.blockSize)) * parts.blockSize;
+    this.#chunks = new BufferPool(this.#chunkBytes, this.alignment, LARGE_IO_CHUNKS_RETAINED_MAX, LARGE_IO_CHUNKS_PER_SLAB);
+  }
+
+  /** Bytes of each IO of a large value (and of each chunk buffer). */
+  get chunkBytes(): number {
+    return this.#chunkBytes;
+  }
+
+  /** An aligned chunk buffer (chunkBytes, contents unspecified), for writeChunks. */
+  takeChunk(): Buffer {
+    return this.#chunks.take();
+  }
+
+  /** A chunk buffer no IO uses any more goes back for reuse. */
+  giveChunk(buffer: Buffer): void {
+    this.#chunks.give(buffer);
   }
 
   get cacheHits(): number {
@@ -74,18 +122,17 @@ export class Grid {
     this.#device.mark?.('data');
     if (bytes.length >= LARGE_VALUE_BYTES) {
       // A large value bypasses the block cache (it would only evict what is
-      // hot): one aligned copy, one write per extent.
+      // hot): copied into chunk buffers, written in chunks all at once.
       const totalBytes = extents.reduce((sum, extent) => sum + extent.blockCount, 0) * blockSize;
-      const aligned = allocAligned(totalBytes, Math.max(this.#device.ioAlignment, 4096));
-      aligned.set(bytes);
-      let offset = 0;
-      for (const extent of extents) {
-        const length = extent.blockCount * blockSize;
-        writes.push(this.#device.write(extent.startBlock * blockSize, [aligned.subarray(offset, offset + length)]));
-        offset += length;
+      const chunks: Buffer[] = [];
+      for (let offset = 0; offset < totalBytes; offset += this.#chunkBytes) {
+        const chunk = this.#chunks.take();
+        const used = Math.max(0, Math.min(this.#chunkBytes, bytes.length - offset));
+        if (used > 0) chunk.set(bytes.subarray(offset, offset + used));
+        chunk.fill(0, used, Math.min(this.#chunkBytes, totalBytes - offset));
+        chunks.push(chunk);
       }
-      for (const write of writes) write.catch(() => undefined);
-      return writes;
+      return this.writeChunks(chunks, totalBytes, extents);
     }
     let offset = 0;
     for (const extent of extents) {
@@ -99,14 +146,99 @@ export class Grid {
         buffers.push(buffer);
         dataBlocks.push({ blockIndex: extent.startBlock + i, buffer });
       }
-      // Vector writes of at most 1024 buffers (IOV_MAX).
-      for (let i = 0; i < buffers.length; i += 1024) {
-        writes.push(this.#device.write((extent.startBlock + i) * blockSize, buffers.slice(i, i + 1024)));
+      // Vector writes of at most IOV_MAX buffers.
+      for (let i = 0; i < buffers.length; i += IOV_MAX) {
+        writes.push(this.#device.write((extent.startBlock + i) * blockSize, buffers.slice(i, i + IOV_MAX)));
       }
     }
     // Rejections surface when the commit awaits them; keep them from being unhandled meanwhile.
     for (const write of writes) write.catch(() => undefined);
     return writes;
+  }
+
+  /**
+   * Writes the first `totalBytes` of `chunks` (chunk buffers from
+   * takeChunk, each full but the last; `totalBytes` exactly the extents'
+   * blocks) to `extents`, one IO per chunk (two where a chunk spans an
+   * extent's end), all submitted at once. Each chunk goes back to the pool
+   * when its writes have settled. Returns the write promises (their
+   * rejections are handled here too, so none is unhandled while the commit
+   * has not awaited it yet).
+   */
+  writeChunks(chunks: readonly Buffer[], totalBytes: number, extents: readonly Extent[]): Promise<void>[] {
+    const writes: Promise<void>[] = [];
+    this.#device.mark?.('data');
+    this.#forEachPiece(chunks.length, totalBytes, extents, (chunkIndex, position, from, to) => {
+      writes.push(this.#device.write(position, [chunks[chunkIndex].subarray(from, to)]));
+    });
+    this.#giveBackWhenSettled(chunks, writes);
+    return writes;
+  }
+
+  /**
+   * Reads the value of `extents` into `out` (its first out.length bytes; the
+   * rest of the last block is dropped) straight from the device, bypassing
+   * the cache, through chunk buffers: one IO per chunk, all submitted at
+   * once. Resolves once every read has settled; rejects with the first
+   * failure. REQUIRES: the caller pins the extents (Space.beginRead).
+   */
+  async readInto(extents: readonly Extent[], out: Uint8Array): Promise<void> {
+    const totalBytes = extents.reduce((sum, extent) => sum + extent.blockCount, 0) * this.#blockSize;
+    assert.ok(out.length <= totalBytes, 'readInto: more bytes asked for than the extents hold');
+    const chunkCount = Math.ceil(totalBytes / this.#chunkBytes);
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < chunkCount; i++) chunks.push(this.#chunks.take());
+    const reads: Promise<void>[] = [];
+    this.#forEachPiece(chunkCount, totalBytes, extents, (chunkIndex, position, from, to) => {
+      const chunk = chunks[chunkIndex];
+      const outOffset = chunkIndex * this.#chunkBytes;
+      reads.push(
+        this.#device.read(position, chunk.subarray(from, to)).then(() => {
+          if (outOffset + from < out.length) out.set(chunk.subarray(from, Math.min(to, out.length - outOffset)), outOffset + from);
+        }),
+      );
+    });
+    this.#giveBackWhenSettled(chunks, reads);
+    await allSettledOrThrow(reads);
+  }
+
+  /**
+   * Calls `visit` for each piece of a transfer of `totalBytes` in chunks of
+   * #chunkBytes to `extents`: the chunk, the device position, and the
+   * piece's byte range in the chunk. A piece ends at a chunk's end or an
+   * extent's end, whichever comes first.
+   */
+  #forEachPiece(chunkCount: number, totalBytes: number, extents: readonly Extent[], visit: (chunkIndex: number, position: number, from: number, to: number) => void): void {
+    const blockSize = this.#blockSize;
+    const chunkBytes = this.#chunkBytes;
+    let offset = 0;
+    for (const extent of extents) {
+      const extentEnd = offset + extent.blockCount * blockSize;
+      const extentPosition = extent.startBlock * blockSize;
+      const extentOffset = offset;
+      while (offset < extentEnd) {
+        const chunkIndex = Math.floor(offset / chunkBytes);
+        const from = offset - chunkIndex * chunkBytes;
+        const to = Math.min(chunkBytes, extentEnd - chunkIndex * chunkBytes);
+        visit(chunkIndex, extentPosition + (offset - extentOffset), from, to);
+        offset += to - from;
+      }
+    }
+    assert.equal(offset, totalBytes, 'the transfer is not exactly the extents');
+    assert.equal(Math.ceil(totalBytes / chunkBytes), chunkCount, 'the chunks do not hold the transfer');
+  }
+
+  /** Gives `chunks` back to the pool once all of `operations` have settled (the kernel is done with them). */
+  #giveBackWhenSettled(chunks: readonly Buffer[], operations: readonly Promise<void>[]): void {
+    for (const operation of operations) operation.catch(() => undefined);
+    void Promise.allSettled(operations).then(() => {
+      for (const chunk of chunks) this.#chunks.give(chunk);
+    });
+  }
+
+  /** Alignment of the buffers of large IO: the device's, and at least a page. */
+  get alignment(): number {
+    return Math.max(this.#device.ioAlignment, 4096);
   }
 
   /** The commit that wrote `dataBlocks` is applied: the cache takes their buffers. */
@@ -146,20 +278,10 @@ export class Grid {
     }
   }
 
-  /** A large value read straight into one aligned buffer, bypassing the cache; verified. */
+  /** A large value read straight from the device in chunks, bypassing the cache; verified. */
   async #readLargeValue(value: ExtentValue): Promise<Uint8Array> {
-    const blockSize = this.#blockSize;
-    const totalBytes = value.extents.reduce((sum, extent) => sum + extent.blockCount, 0) * blockSize;
-    const aligned = allocAligned(totalBytes, Math.max(this.#device.ioAlignment, 4096));
-    let offset = 0;
-    const reads: Promise<void>[] = [];
-    for (const extent of value.extents) {
-      const length = extent.blockCount * blockSize;
-      reads.push(readLarge(this.#device, extent.startBlock * blockSize, aligned.subarray(offset, offset + length)));
-      offset += length;
-    }
-    await Promise.all(reads);
-    const out = aligned.subarray(0, value.length);
+    const out = Buffer.allocUnsafe(value.length);
+    await this.readInto(value.extents, out);
     const crc = crc32c(out);
     if (crc !== value.crc) {
       throw new StoreCorruptError('data', `value of ${value.length} bytes has checksum 0x${crc.toString(16)}, its record says 0x${value.crc.toString(16)} (torn, lost or misdirected write)`, value.extents[0].startBlock);
@@ -174,21 +296,25 @@ export class Grid {
   async readBlocks(startBlock: number, blockCount: number): Promise<Uint8Array> {
     const blockSize = this.#blockSize;
     const out = Buffer.allocUnsafe(blockCount * blockSize);
+    const chunkBlocks = Math.min(IOV_MAX, Math.max(1, Math.floor(this.#chunkBytes / blockSize)));
     let runStart = -1;
     const runs: Promise<void>[] = [];
     const readRun = (from: number, to: number): void => {
       const buffers: Buffer[] = [];
       for (let block = from; block < to; block++) buffers.push(this.#pool.take());
+      // One readv per chunk of at most LARGE_IO_CHUNK_BYTES (and IOV_MAX
+      // buffers), all in flight at once.
+      const reads: Promise<void>[] = [];
+      for (let i = 0; i < buffers.length; i += chunkBlocks) {
+        reads.push(this.#device.readv((from + i) * blockSize, buffers.slice(i, i + chunkBlocks)));
+      }
       runs.push(
-        (async () => {
-          for (let i = 0; i < buffers.length; i += 1024) {
-            await this.#device.readv((from + i) * blockSize, buffers.slice(i, i + 1024));
-          }
+        allSettledOrThrow(reads).then(() => {
           buffers.forEach((buffer, i) => {
             out.set(buffer, (from + i - startBlock) * blockSize);
             this.#cache.put(from + i, buffer);
           });
-        })(),
+        }),
       );
     };
     for (let block = startBlock; block < startBlock + blockCount; block++) {
@@ -202,7 +328,17 @@ export class Grid {
       }
     }
     if (runStart >= 0) readRun(runStart, startBlock + blockCount);
-    await Promise.all(runs);
+    await allSettledOrThrow(runs);
     return out;
   }
+}
+
+/**
+ * Waits for every IO of `operations` and then rejects with the first
+ * failure, if any: a caller that ends its read epoch on return must not do
+ * so while other chunks of its read are still in flight.
+ */
+export async function allSettledOrThrow(operations: readonly Promise<void>[]): Promise<void> {
+  const outcomes = await Promise.allSettled(operations);
+  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
 }

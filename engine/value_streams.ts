@@ -2,13 +2,14 @@
 // it in memory. A write stream writes its bytes to extents as they arrive and
 // commits one put through the journal when it finishes; a read stream reads
 // the extents chunk by chunk and checks the value's checksum before its end.
+import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
 
 import { crc32c } from '../format/crc32c.js';
 import { VALUE_EXTENTS_MAX } from '../format/constants.js';
 import type { Extent } from '../format/extent.js';
 import type { ExtentValue, StoredValue } from '../format/records.js';
-import type { DataBlock, Grid } from './grid.js';
+import { allSettledOrThrow, LARGE_VALUE_BYTES, type Grid } from './grid.js';
 import type { Journal } from './journal.js';
 import { keyStringToKey, toKeyString, type Key } from './key_codec.js';
 import { NOT_CACHED, type PageTree } from './page_tree.js';
@@ -19,8 +20,26 @@ import { StoreCorruptError, StoreError } from './store_error.js';
 import { GROWTH_ATTEMPTS_MAX, type StoreGrowth } from './store_growth.js';
 import type { StoreState } from './store_state.js';
 
-/** Bytes a write stream buffers before it writes them to its extents. */
+/**
+ * Bytes a write stream gathers before it writes them to its extents, and
+ * bytes of each read of a read stream: one allocation of blocks each (a 1 MiB chunk of 4 KiB blocks is one extent
+ * record of 12 WAL bytes when free space is not fragmented).
+ */
 const STREAM_CHUNK_BYTES = 1 << 20;
+
+/**
+ * Bytes a stream has in flight at most: a write stream's chunks written but
+ * not yet completed (its Writable callback waits below this — backpressure),
+ * a read stream's chunks read ahead of its consumer. With the chunk being
+ * gathered or consumed, a stream holds at most this plus STREAM_CHUNK_BYTES
+ * of aligned memory: 5 MiB, so 64 concurrent streams take 320 MiB. Four
+ * chunks (16 device requests of LARGE_IO_CHUNK_BYTES) keep a disk busy
+ * while the JS thread copies and checksums the next chunk.
+ */
+export const STREAM_IN_FLIGHT_BYTES_MAX = 4 << 20;
+
+assert.ok(STREAM_IN_FLIGHT_BYTES_MAX >= STREAM_CHUNK_BYTES, 'a stream must have room for one chunk in flight');
+assert.ok(STREAM_CHUNK_BYTES >= LARGE_VALUE_BYTES, 'a read stream reads a large value in chunks no smaller than the large-value threshold');
 
 /** The parts of a store its streams use. */
 export interface StreamParts {
@@ -37,6 +56,15 @@ export interface StreamParts {
  * A writable stream storing a value of any size under `key`; the put
  * commits (durably) when the stream finishes. The bytes are stored as they
  * are and marked raw (VALUE_FLAG_RAW).
+ *
+ * The bytes are gathered in chunks of STREAM_CHUNK_BYTES (in the grid's
+ * aligned chunk buffers); each full chunk gets its blocks and is written at
+ * once (as several device requests, Grid.writeChunks), and the stream takes
+ * more bytes while less than
+ * STREAM_IN_FLIGHT_BYTES_MAX are in flight. A failed chunk write fails the
+ * store (as a failed data write of a put does) and the stream with it; a
+ * stream that fails or is destroyed before its put is handed to a commit
+ * gives back every block it took once its writes have settled.
  */
 export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
   const { state, space, grid, journal, growth } = parts;
@@ -44,13 +72,21 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
   const keyString = toKeyString(key);
   const isString = typeof key === 'string';
   const blockSize = parts.blockSize;
+  assert.equal(STREAM_CHUNK_BYTES % blockSize, 0, 'a stream chunk is whole blocks');
   const extents: Extent[] = [];
   let crc = 0;
   let length = 0;
-  let chunks: Buffer[] = [];
-  let chunkBytes = 0;
+  /** The chunk being gathered: grid chunk buffers (each full but the last), STREAM_CHUNK_BYTES at most. */
+  let staged: Buffer[] = [];
+  let stagedBytes = 0;
+  /** Every data write of the stream: the commit (or an abandon) waits for all of them. */
   const writes: Promise<void>[] = [];
-  const dataBlocks: DataBlock[] = [];
+  /** One promise per chunk in flight, settled (never rejected) when all its writes have. */
+  const inFlight = new Set<Promise<void>>();
+  let inFlightBytes = 0;
+  /** The first failed chunk write. */
+  let writeFailure: unknown;
+  let handedOver = false;
   /** Blocks for the stream's data; with no room, the store grows first where it can. */
   const allocate = async (blockCount: number, extentsMax: number): Promise<Extent[]> => {
     for (let attempt = 0; ; attempt++) {
@@ -63,40 +99,99 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
       }
     }
   };
-  const flushChunk = async (final: boolean): Promise<void> => {
-    const whole = final ? chunkBytes : Math.floor(chunkBytes / blockSize) * blockSize;
-    if (whole === 0) return;
-    const allocated = await allocate(Math.ceil(whole / blockSize), VALUE_EXTENTS_PER_PUT_MAX);
-    const bytes = Buffer.concat(chunks, chunkBytes);
-    const head = bytes.subarray(0, whole);
-    crc = crc32c(head, crc);
-    length += whole;
-    extents.push(...allocated);
-    if (extents.length > VALUE_EXTENTS_MAX) throw new StoreError('ERR_STORE_FULL', 'free space is too fragmented for this stream');
-    writes.push(...grid.writeExtentData(head, allocated, dataBlocks));
-    const rest = bytes.subarray(whole);
-    chunks = rest.length > 0 ? [Buffer.from(rest)] : [];
-    chunkBytes = rest.length;
+  /** The error a failed chunk write gives the stream: the store's failure (or ERR_STORE_CLOSED if it closed meanwhile). */
+  const failureOf = (error: unknown): unknown => {
+    const closed = state.closedOr(error);
+    return closed !== error ? closed : state.fail(error);
   };
-  let handedOver = false;
+  /**
+   * Writes the staged chunk (zero-padded to whole blocks; at least one
+   * block) and waits while too much is in flight.
+   */
+  const flushStaged = async (): Promise<void> => {
+    if (staged.length === 0) staged.push(grid.takeChunk());
+    const chunks = staged;
+    const usedBytes = stagedBytes;
+    staged = [];
+    stagedBytes = 0;
+    const blockCount = Math.max(1, Math.ceil(usedBytes / blockSize));
+    const writtenBytes = blockCount * blockSize;
+    let allocated: Extent[];
+    try {
+      allocated = await allocate(blockCount, VALUE_EXTENTS_PER_PUT_MAX);
+    } catch (error) {
+      for (const chunk of chunks) grid.giveChunk(chunk);
+      throw error;
+    }
+    if (handedOver) {
+      // Destroyed while the blocks were being found (releaseAll has run):
+      // nobody will write them, and nobody sees this stream's callbacks.
+      space.free(allocated);
+      for (const chunk of chunks) grid.giveChunk(chunk);
+      return;
+    }
+    // Recorded at once, so that whoever releases the stream frees them too.
+    extents.push(...allocated);
+    if (extents.length > VALUE_EXTENTS_MAX) {
+      for (const chunk of chunks) grid.giveChunk(chunk);
+      throw new StoreError('ERR_STORE_FULL', 'free space is too fragmented for this stream');
+    }
+    const chunkBytes = grid.chunkBytes;
+    const lastIndex = chunks.length - 1;
+    chunks[lastIndex].fill(0, usedBytes - lastIndex * chunkBytes, writtenBytes - lastIndex * chunkBytes);
+    // Submitted first, checksummed while the device writes (reading a
+    // buffer a write is using is safe): the CRC is off the IO's path.
+    const chunkWrites = grid.writeChunks(chunks, writtenBytes, allocated);
+    for (let i = 0; i < chunks.length; i++) crc = crc32c(chunks[i].subarray(0, Math.min(chunkBytes, usedBytes - i * chunkBytes)), crc);
+    length += usedBytes;
+    writes.push(...chunkWrites);
+    inFlightBytes += writtenBytes;
+    const settled: Promise<void> = allSettledOrThrow(chunkWrites)
+      .catch((error: unknown) => {
+        writeFailure ??= error;
+      })
+      .finally(() => {
+        inFlightBytes -= writtenBytes;
+        inFlight.delete(settled);
+      });
+    inFlight.add(settled);
+    // Backpressure: room for the next chunk before the stream takes more.
+    while (inFlightBytes + STREAM_CHUNK_BYTES > STREAM_IN_FLIGHT_BYTES_MAX && inFlight.size > 0) await Promise.race(inFlight);
+    if (writeFailure !== undefined) throw failureOf(writeFailure);
+  };
+  /** Copies `chunk` into the staged chunk, writing each one that fills up. */
+  const accept = async (chunk: Uint8Array): Promise<void> => {
+    const chunkBytes = grid.chunkBytes;
+    for (let offset = 0; offset < chunk.length && !handedOver; ) {
+      let targetFill = stagedBytes - (staged.length - 1) * chunkBytes;
+      if (staged.length === 0 || targetFill === chunkBytes) {
+        staged.push(grid.takeChunk());
+        targetFill = 0;
+      }
+      const target = staged[staged.length - 1];
+      const count = Math.min(chunk.length - offset, chunkBytes - targetFill, STREAM_CHUNK_BYTES - stagedBytes);
+      target.set(chunk.subarray(offset, offset + count), targetFill);
+      stagedBytes += count;
+      offset += count;
+      if (stagedBytes === STREAM_CHUNK_BYTES) await flushStaged();
+    }
+  };
   const releaseAll = (): void => {
     if (handedOver) return;
     handedOver = true;
+    for (const chunk of staged.splice(0)) grid.giveChunk(chunk);
+    stagedBytes = 0;
     const value: StoredValue = { kind: 'extents', length: Math.max(length, 1), crc, extents: [...extents], raw: true };
-    void journal.abandon({ operations: extents.length > 0 ? [{ keyString, isString, value, existed: false }] : [], dataWrites: writes, dataBlocks, payloadBytes: 0 });
+    void journal.abandon({ operations: extents.length > 0 ? [{ keyString, isString, value, existed: false }] : [], dataWrites: writes, dataBlocks: [], payloadBytes: 0 });
   };
   /** The stream's end: its last bytes written, then its put committed. */
   const finish = async (): Promise<void> => {
     try {
       state.checkWritable();
-      await flushChunk(true);
-      if (length === 0) {
-        // An empty stream still takes one (zeroed) block: only an extent
-        // value can carry the raw flag, and it has at least one block.
-        const allocated = await allocate(1, 1);
-        extents.push(...allocated);
-        writes.push(...grid.writeExtentData(new Uint8Array(0), allocated, dataBlocks));
-      }
+      // An empty stream still takes one (zeroed) block: only an extent
+      // value can carry the raw flag, and it has at least one block.
+      if (stagedBytes > 0 || length === 0) await flushStaged();
+      if (writeFailure !== undefined) throw failureOf(writeFailure);
     } catch (error) {
       releaseAll();
       throw error;
@@ -107,12 +202,13 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
       releaseAll();
       throw new StoreError('ERR_VALUE_TOO_LARGE', `the stream's ${extents.length} extents need ${payloadBytes} bytes of WAL; one commit holds at most ${journal.commitPayloadMax}`);
     }
-    // From here the commit path owns the extents (and abandons them itself if it fails).
+    // From here the commit path owns the extents (and abandons them itself
+    // if it fails); it commits only once every data write has completed.
     handedOver = true;
     await journal.enqueue({
       operations: [{ keyString, isString, value, existed: false }],
       dataWrites: writes,
-      dataBlocks,
+      dataBlocks: [],
       payloadBytes,
     });
   };
@@ -121,20 +217,16 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
     write: (chunk: Buffer, _encoding, callback) => {
       try {
         state.checkWritable();
-        chunks.push(chunk);
-        chunkBytes += chunk.length;
-        if (chunkBytes < STREAM_CHUNK_BYTES) {
-          callback();
-          return;
-        }
-        // Writable calls write() once at a time: the chunk is flushed before the next one comes.
-        flushChunk(false).then(
-          () => callback(),
-          (error: Error) => callback(error),
-        );
       } catch (error) {
         callback(error as Error);
+        return;
       }
+      // Writable calls write() once at a time: the chunk is taken (and any
+      // full staged chunk submitted) before the next one comes.
+      accept(chunk).then(
+        () => callback(),
+        (error: Error) => callback(error),
+      );
     },
     final: (callback) => {
       void finish().then(
@@ -198,43 +290,101 @@ export function createValueReadStream(parts: StreamParts, key: Key): Readable {
   return stream;
 }
 
+/** One chunk of a read stream: its bytes and the read filling them. */
+interface ChunkRead {
+  /** The bytes read (a large value's: only those of the value, not the rest of its last block). */
+  bytes: Uint8Array;
+  /** Bytes of the blocks read. */
+  sizeBytes: number;
+  read: Promise<void>;
+}
+
 /**
  * The stored bytes of an extent value, chunk by chunk (about
- * STREAM_CHUNK_BYTES each). The last chunk is held back until the whole
+ * STREAM_CHUNK_BYTES each). A large value (LARGE_VALUE_BYTES or more) is
+ * read straight from the device, bypassing the block cache, with up to
+ * STREAM_IN_FLIGHT_BYTES_MAX read ahead of the consumer; a smaller one is
+ * one read through the cache. The last chunk is held back until the whole
  * value checked out against its CRC, so a consumer never reaches the end on
- * wrong data. REQUIRES: the caller holds a read epoch covering the value.
+ * wrong data. Reads in flight when the consumer stops are waited for before
+ * the generator returns, so the caller's read epoch outlives them.
+ * REQUIRES: the caller holds a read epoch covering the value.
  */
 async function* extentValueChunks(parts: StreamParts, value: ExtentValue): AsyncGenerator<Uint8Array> {
   const { state, grid } = parts;
-  const chunkBlocks = Math.max(1, Math.floor(STREAM_CHUNK_BYTES / parts.blockSize));
+  const blockSize = parts.blockSize;
+  const chunkBlocks = Math.max(1, Math.floor(STREAM_CHUNK_BYTES / blockSize));
   // Each chunk is a call on the store: after close() it is refused, and a
   // read that close() cut short says so (not the device's ERR_FILE_CLOSED).
-  const readBlocks = async (start: number, count: number): Promise<Uint8Array> => {
-    state.checkOpen();
+  const closedOr = async <T>(read: Promise<T>): Promise<T> => {
     try {
-      return await grid.readBlocks(start, count);
+      return await read;
     } catch (error) {
       throw state.closedOr(error);
     }
   };
-  let remaining = value.length;
-  let crc = 0;
+  // The chunks: pieces of at most chunkBlocks of one extent each.
+  const pieces: Extent[] = [];
   for (const extent of value.extents) {
     for (let offset = 0; offset < extent.blockCount; offset += chunkBlocks) {
-      const bytes = await readBlocks(extent.startBlock + offset, Math.min(chunkBlocks, extent.blockCount - offset));
-      const used = bytes.subarray(0, Math.min(remaining, bytes.length));
+      pieces.push({ startBlock: extent.startBlock + offset, blockCount: Math.min(chunkBlocks, extent.blockCount - offset) });
+    }
+  }
+  const large = value.length >= LARGE_VALUE_BYTES;
+  const ahead: ChunkRead[] = [];
+  let aheadBytes = 0;
+  let nextPiece = 0;
+  /** Offset in the value of the next piece. */
+  let pieceOffset = 0;
+  /** Starts reads of the next pieces while they fit in the read-ahead (always at least one). */
+  const readAhead = (): void => {
+    while (nextPiece < pieces.length && (ahead.length === 0 || aheadBytes + pieces[nextPiece].blockCount * blockSize <= STREAM_IN_FLIGHT_BYTES_MAX)) {
+      const piece = pieces[nextPiece++];
+      state.checkOpen();
+      let chunk: ChunkRead;
+      if (large) {
+        const bytes = Buffer.allocUnsafe(Math.min(piece.blockCount * blockSize, value.length - pieceOffset));
+        chunk = { bytes, sizeBytes: piece.blockCount * blockSize, read: grid.readInto([piece], bytes) };
+      } else {
+        const read = grid.readBlocks(piece.startBlock, piece.blockCount);
+        chunk = { bytes: new Uint8Array(0), sizeBytes: piece.blockCount * blockSize, read: read.then((bytes) => void (chunk.bytes = bytes)) };
+      }
+      pieceOffset += piece.blockCount * blockSize;
+      chunk.read.catch(() => undefined);
+      ahead.push(chunk);
+      aheadBytes += chunk.sizeBytes;
+    }
+  };
+  let remaining = value.length;
+  let crc = 0;
+  try {
+    while (ahead.length > 0 || nextPiece < pieces.length) {
+      readAhead();
+      const chunk = ahead[0];
+      await closedOr(chunk.read);
+      // A chunk read ahead is still refused after close(): the consumer asks for it now.
+      state.checkOpen();
+      ahead.shift();
+      aheadBytes -= chunk.sizeBytes;
+      // The next reads go out before this chunk is checksummed and consumed.
+      if (remaining > chunk.bytes.length) readAhead();
+      const used = chunk.bytes.subarray(0, Math.min(remaining, chunk.bytes.length));
       remaining -= used.length;
       crc = crc32c(used, crc);
       if (remaining === 0 && crc !== value.crc) {
         throw new StoreCorruptError(
           'data',
-          `value of ${value.length} bytes has checksum 0x${crc.toString(16)}, its record says 0x${value.crc.toString(16)}`,
+          `value of ${value.length} bytes has checksum 0x${crc.toString(16)}, its record says 0x${value.crc.toString(16)} (torn, lost or misdirected write)`,
           value.extents[0].startBlock,
         );
       }
       // An empty value (one zeroed block) yields nothing.
       if (used.length > 0) yield used;
     }
+  } finally {
+    // Stopped early (consumer gone, or an error): the reads still in flight
+    // end before the caller's read epoch does.
+    await Promise.allSettled(ahead.map((chunk) => chunk.read));
   }
 }
 

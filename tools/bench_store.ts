@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { prepareBenchFile } from './bench/bench_file.js';
-import { ensureFio, runFio } from './bench/fio_runner.js';
+import { ensureFio, runFio, runFioJob, type FioJobSpec } from './bench/fio_runner.js';
 import type { Measurement } from './bench/measurement.js';
 import { betterSqlite3Contender, classicLevelContender, lmdbContender, loadPeers } from './bench/peers.js';
 import { ringLevelContender } from './bench/ring_level_adapter.js';
@@ -40,6 +40,7 @@ import {
   phaseSpecs,
   runBlobs,
   runBulkLoad,
+  runConcurrentBlobWriters,
   runConcurrentWriters,
   runOneWriter,
   runRandomGets,
@@ -52,7 +53,7 @@ import {
   type StoreWorkloadId,
   type WorkloadCounts,
 } from './bench/store_workloads.js';
-import { WORKLOADS, type WorkloadSpec } from './bench/workload_spec.js';
+import { WORKLOADS } from './bench/workload_spec.js';
 import { usageCode } from './cli/command_line.js';
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -65,6 +66,27 @@ const FIO_MEASURE_SECONDS = 5;
 const FIO_MEASURE_SECONDS_MIN = 2;
 const FIO_WARMUP_SECONDS = 1;
 const FIO_WORKLOAD_IDS = ['write-fdatasync-qd1', 'seqwrite-1m-qd8'] as const;
+/** fio's references for the blob targets, beside the IO bench's WORKLOADS. */
+const BLOB_FIO_JOBS: readonly FioJobSpec[] = [
+  {
+    id: 'writesync-1m-qd1',
+    title: '1 MiB sequential direct write + fdatasync, QD1',
+    pattern: 'sequential',
+    operation: 'writeAndSync',
+    blockSize: 1 << 20,
+    queueDepth: 1,
+    headline: 'bandwidth',
+  },
+  {
+    id: 'seqread-1m-qd8',
+    title: '1 MiB sequential direct read, QD8',
+    pattern: 'sequential',
+    operation: 'read',
+    blockSize: 1 << 20,
+    queueDepth: 8,
+    headline: 'bandwidth',
+  },
+];
 /** Values of the small-value workloads are cut from this much random data. */
 const VALUE_POOL_SIZE_BYTES = 1 << 20;
 /** Blobs are cut from this much random data (4 MiB: each 1 MiB blob starts elsewhere). */
@@ -225,31 +247,37 @@ function gitDescription(): string {
   return `${head.stdout.trim()}${dirty.stdout.trim().length > 0 ? ' (engine/native/format modified)' : ''}`;
 }
 
-async function runFioReferences(options: Options): Promise<{ version: string; results: { spec: WorkloadSpec; measurement: Measurement }[] }> {
+async function runFioReferences(options: Options): Promise<{ version: string; results: { spec: FioJobSpec; measurement: Measurement }[] }> {
   const version = ensureFio(log);
   const outcome = await prepareBenchFile(FIO_FILE, log);
   log(`fio: ${outcome === 'reused' ? 'reusing' : 'created'} ${FIO_FILE.path}`);
   const measureSeconds = Math.max(FIO_MEASURE_SECONDS_MIN, FIO_MEASURE_SECONDS * options.scale);
-  const results = [];
-  for (const id of FIO_WORKLOAD_IDS) {
-    const spec = WORKLOADS.find((workload) => workload.id === id)!;
-    const measurement = await runFio(spec, FIO_FILE, { warmupSeconds: FIO_WARMUP_SECONDS, measureSeconds });
+  const results: { spec: FioJobSpec; measurement: Measurement }[] = [];
+  const report = (spec: FioJobSpec, measurement: Measurement): void => {
     log(`fio ${spec.title}: ${Math.round(measurement.iops)} IOPS, ${measurement.bandwidthMiBps.toFixed(1)} MiB/s, p50 ${measurement.latencyUs.p50.toFixed(1)} µs`);
     results.push({ spec, measurement });
+  };
+  const timing = { warmupSeconds: FIO_WARMUP_SECONDS, measureSeconds };
+  for (const id of FIO_WORKLOAD_IDS) {
+    const spec = WORKLOADS.find((workload) => workload.id === id)!;
+    report(spec, await runFio(spec, FIO_FILE, timing));
   }
+  for (const spec of BLOB_FIO_JOBS) report(spec, await runFioJob(spec, FIO_FILE, timing));
   return { version, results };
 }
 
-function fioReference(fio: { results: { spec: WorkloadSpec; measurement: Measurement }[] } | undefined): FioReference {
-  const writeSync = fio?.results.find((result) => result.spec.id === 'write-fdatasync-qd1')?.measurement;
-  const seqWrite = fio?.results.find((result) => result.spec.id === 'seqwrite-1m-qd8')?.measurement;
+function fioReference(fio: { results: { spec: FioJobSpec; measurement: Measurement }[] } | undefined): FioReference {
+  const measured = (id: string): Measurement | undefined => fio?.results.find((result) => result.spec.id === id)?.measurement;
+  const writeSync = measured('write-fdatasync-qd1');
   return {
     writeSyncP50Us: writeSync?.fio?.syncLatencyUs !== undefined ? writeSync.latencyUs.p50 + writeSync.fio.syncLatencyUs.p50 : undefined,
-    seqWriteMiBps: seqWrite?.bandwidthMiBps,
+    seqWriteMiBps: measured('seqwrite-1m-qd8')?.bandwidthMiBps,
+    writeSync1MiBMiBps: measured('writesync-1m-qd1')?.bandwidthMiBps,
+    seqReadMiBps: measured('seqread-1m-qd8')?.bandwidthMiBps,
   };
 }
 
-function formatFio(fio: { version: string; results: { spec: WorkloadSpec; measurement: Measurement }[] }): string {
+function formatFio(fio: { version: string; results: { spec: FioJobSpec; measurement: Measurement }[] }): string {
   const rows = fio.results.map(({ spec, measurement }) => [
     spec.title,
     Math.round(measurement.iops).toLocaleString('en-US'),
@@ -261,7 +289,7 @@ function formatFio(fio: { version: string; results: { spec: WorkloadSpec; measur
   return [
     `== fio (${fio.version}, io_uring, direct, ${FIO_FILE.path}) ==`,
     formatTable(['workload', 'IOPS', 'MiB/s', 'write p50 µs', 'sync p50 µs', 'write+sync p50 µs'], rows),
-    'write p50 is fio\'s lat_ns (submission + completion); fio times the fdatasync separately (sync p50).',
+    'write p50 is fio\'s lat_ns (submission + completion); fio times the fdatasync separately (sync p50); MiB/s of a write + fdatasync job counts the fdatasyncs\' time.',
   ].join('\n');
 }
 
@@ -349,7 +377,8 @@ async function main(): Promise<void> {
         const { write, read } = await runBlobs(store, counts, blobs);
         results.add('blob-write', contender, write);
         results.add('blob-read', contender, read);
-      }).catch((error: unknown) => results.fail(['blob-write', 'blob-read'], contender, error));
+        if (contender !== ringstoreByStream) results.add('blob-writers-8', contender, await runConcurrentBlobWriters(store, counts, blobs));
+      }).catch((error: unknown) => results.fail(contender === ringstoreByStream ? ['blob-write', 'blob-read'] : ['blob-write', 'blob-read', 'blob-writers-8'], contender, error));
     }
   }
 

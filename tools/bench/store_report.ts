@@ -94,7 +94,7 @@ export function formatStoreTargets(checks: readonly StoreTargetCheck[], title = 
     check.reference,
     `${number(check.actual, check.unit)} ${check.unit}`,
     `${check.kind === 'min' ? '≥' : check.strict === true ? '<' : '≤'} ${number(check.bound, check.unit)} ${check.unit}`,
-    check.met ? 'yes' : 'NO',
+    check.informational === true ? (check.met ? '(yes)' : '(no)') : check.met ? 'yes' : 'NO',
   ]);
   return [`== ${title} ==`, formatTable(['target', 'reference', 'ringstore', 'needed', 'met'], rows)].join('\n');
 }

@@ -26,7 +26,7 @@ export const STORE_WORKLOAD_IDS: readonly StoreWorkloadId[] = ['one-writer', 'wr
 export const DATASET_WORKLOAD_IDS: readonly StoreWorkloadId[] = ['bulk-load', 'random-get', 'scan', 'reopen'];
 
 /** One table of the report: a workload may produce several (blobs: write and read). */
-export type PhaseId = 'one-writer' | 'writers-64' | 'bulk-load' | 'random-get' | 'scan' | 'blob-write' | 'blob-read' | 'close' | 'reopen';
+export type PhaseId = 'one-writer' | 'writers-64' | 'bulk-load' | 'random-get' | 'scan' | 'blob-write' | 'blob-writers-8' | 'blob-read' | 'close' | 'reopen';
 
 export interface PhaseSpec {
   id: PhaseId;
@@ -76,6 +76,10 @@ export const FULL_COUNTS: WorkloadCounts = {
   blobCount: 256,
   blobSizeBytes: 1 * MiB,
 };
+/** The fewest blobs a blob phase moves, whatever the scale. */
+const BLOB_COUNT_MIN = 32;
+/** Durable blob puts before the blob phases, untimed: the first writes to a new store file cost extra (allocation, first fdatasyncs). */
+const BLOB_WARMUP_COUNT = 4;
 /** Durable puts before the one-writer and 64-writer measurements: threads, files and caches awake. */
 export const WARMUP_PUT_COUNT = 200;
 
@@ -88,7 +92,8 @@ export function countsFor(scale: number): WorkloadCounts {
     putsPerWriterCount: scaled(FULL_COUNTS.putsPerWriterCount, 10),
     bulkKeyCount: scaled(FULL_COUNTS.bulkKeyCount, FULL_COUNTS.bulkBatchEntryCount),
     getCount: scaled(FULL_COUNTS.getCount, 1_000),
-    blobCount: scaled(FULL_COUNTS.blobCount, 8),
+    // 32 at least: with 13 (scale 0.05) one slow fdatasync decided the row.
+    blobCount: scaled(FULL_COUNTS.blobCount, BLOB_COUNT_MIN),
   };
 }
 
@@ -113,6 +118,12 @@ export function phaseSpecs(counts: WorkloadCounts): Record<PhaseId, PhaseSpec> {
     'random-get': { id: 'random-get', title: `${formatCount(counts.getCount)} uniform random gets over ${bulk} (hot), one at a time`, headline: 'rate', rateUnit: 'gets/s' },
     scan: { id: 'scan', title: `full ordered scan of ${bulk} with values`, headline: 'rate', rateUnit: 'keys/s' },
     'blob-write': { id: 'blob-write', title: `${blobs} blobs, durable puts awaited in turn`, headline: 'bandwidth', rateUnit: 'puts/s' },
+    'blob-writers-8': {
+      id: 'blob-writers-8',
+      title: `${BLOB_WRITER_COUNT} concurrent writers of ${concurrentBlobCount(counts)} × ${counts.blobSizeBytes / MiB} MiB blobs, durable puts`,
+      headline: 'bandwidth',
+      rateUnit: 'puts/s',
+    },
     'blob-read': { id: 'blob-read', title: `${blobs} blobs read back (just written), one at a time`, headline: 'bandwidth', rateUnit: 'gets/s' },
     close: { id: 'close', title: `close with ${bulk} (ringstore: writes a checkpoint)`, headline: 'duration', rateUnit: '' },
     reopen: { id: 'reopen', title: `open of ${bulk} after a clean close (ringstore: BlockStore.open)`, headline: 'duration', rateUnit: '' },
@@ -311,6 +322,7 @@ export async function runScan(store: StoreAdapter, counts: WorkloadCounts, value
 /** blobCount blobs written durably one after another, then read back and compared. */
 export async function runBlobs(store: StoreAdapter, counts: WorkloadCounts, blobs: ValueSource): Promise<{ write: StoreMeasurement; read: StoreMeasurement }> {
   const totalBytes = counts.blobCount * counts.blobSizeBytes;
+  for (let i = 0; i < BLOB_WARMUP_COUNT; i++) await store.put(`warm${blobKey(i)}`, blobs.valueOf(i));
   const writeRecorder = new LatencyRecorder();
   const writeTimer = new PhaseTimer(store);
   for (let i = 0; i < counts.blobCount; i++) {
@@ -330,6 +342,36 @@ export async function runBlobs(store: StoreAdapter, counts: WorkloadCounts, blob
   }
   const read = readTimer.finish(counts.blobCount, store, { bytes: totalBytes, recorder: readRecorder });
   return { write, read };
+}
+
+/** Writers of the concurrent blob phase: what fio's 1 MiB sequential write QD8 keeps in flight. */
+export const BLOB_WRITER_COUNT = 8;
+
+/** Blobs of the concurrent phase: blobCount, but at least 4 per writer (a smaller scale would time little more than one commit). */
+export function concurrentBlobCount(counts: WorkloadCounts): number {
+  return Math.max(counts.blobCount, 4 * BLOB_WRITER_COUNT);
+}
+
+/** BLOB_WRITER_COUNT writers putting blobs durably, each awaiting its own puts; checked afterwards, untimed. */
+export async function runConcurrentBlobWriters(store: StoreAdapter, counts: WorkloadCounts, blobs: ValueSource): Promise<StoreMeasurement> {
+  const blobCount = concurrentBlobCount(counts);
+  const recorder = new LatencyRecorder();
+  const timer = new PhaseTimer(store);
+  await Promise.all(
+    Array.from({ length: BLOB_WRITER_COUNT }, async (_, writer) => {
+      for (let i = writer; i < blobCount; i += BLOB_WRITER_COUNT) {
+        const startedNs = process.hrtime.bigint();
+        await timed(recorder, store.put(concurrentBlobKey(i), blobs.valueOf(i)), startedNs);
+      }
+    }),
+  );
+  const measurement = timer.finish(blobCount, store, { bytes: blobCount * counts.blobSizeBytes, recorder });
+  await checkSample(store, blobs, blobCount, concurrentBlobKey, 'blob-writers-8');
+  return measurement;
+}
+
+function concurrentBlobKey(index: number): string {
+  return `cblob${index.toString().padStart(6, '0')}`;
 }
 
 function blobKey(index: number): string {

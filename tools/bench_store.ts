@@ -271,6 +271,7 @@ function fioReference(fio: { results: { spec: FioJobSpec; measurement: Measureme
   const writeSync = measured('write-fdatasync-qd1');
   return {
     writeSyncP50Us: writeSync?.fio?.syncLatencyUs !== undefined ? writeSync.latencyUs.p50 + writeSync.fio.syncLatencyUs.p50 : undefined,
+    writeSyncIops: writeSync?.iops,
     seqWriteMiBps: measured('seqwrite-1m-qd8')?.bandwidthMiBps,
     writeSync1MiBMiBps: measured('writesync-1m-qd1')?.bandwidthMiBps,
     seqReadMiBps: measured('seqread-1m-qd8')?.bandwidthMiBps,

@@ -10,6 +10,8 @@ export const WRITERS_VS_BEST_PEER_MIN = 3;
 export const WRITERS_VS_BEST_BATCHED_PEER_MIN = 2;
 /** One durable writer: p50 at most this multiple of fio's 4 KiB write p50 + fdatasync p50. */
 export const ONE_WRITER_P50_VS_FIO_MAX = 1.5;
+/** One durable writer: puts/s at least this fraction of fio's 4 KiB write + fdatasync QD1 IOPS (issue 10). */
+export const ONE_WRITER_VS_FIO_IOPS_MIN = 0.8;
 /**
  * 1 MiB durable blobs awaited in turn: at least this fraction of fio's
  * 1 MiB direct write + fdatasync QD1 (the same IO, one at a time; a put
@@ -42,6 +44,8 @@ const LMDB_ID = 'lmdb';
 export interface FioReference {
   /** 4 KiB direct write + fdatasync, QD1: write p50 + sync p50 (fio times them separately). */
   writeSyncP50Us: number | undefined;
+  /** 4 KiB direct write + fdatasync, QD1: IOPS (a write and its fdatasync each). */
+  writeSyncIops: number | undefined;
   /** 1 MiB sequential direct write, QD8. */
   seqWriteMiBps: number | undefined;
   /** 1 MiB sequential direct write + fdatasync after each, QD1 (the bandwidth counts the fdatasyncs' time). */
@@ -122,6 +126,15 @@ export function checkStoreTargets(lookup: Lookup, fio: FioReference, labelOf: (c
       kind: 'max',
       met: oneWriter.latencyUs.p50 <= bound,
     });
+  }
+  if (oneWriter !== undefined && fio.writeSyncIops !== undefined) {
+    minimum(
+      `1 durable writer puts/s ≥ ${ONE_WRITER_VS_FIO_IOPS_MIN} × fio 4 KiB write+fdatasync QD1 IOPS`,
+      `fio ${fio.writeSyncIops.toFixed(0)} IOPS`,
+      oneWriter.opsPerSecond,
+      ONE_WRITER_VS_FIO_IOPS_MIN * fio.writeSyncIops,
+      'puts/s',
+    );
   }
   const blobWrite = ringstore('blob-write');
   if (blobWrite?.bandwidthMiBps !== undefined && fio.writeSync1MiBMiBps !== undefined) {

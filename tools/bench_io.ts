@@ -47,6 +47,8 @@ const DEFAULT_REPEAT_COUNT = 1;
 const REPEAT_COUNT_MAX = 50;
 /** A busy-wait window turned off. */
 const SPIN_US_OFF = 0;
+/** The fixed busy-wait window compared with 'auto': the default of both before 'auto'. */
+const FIXED_SPIN_US = 50;
 /** Blocks read through both ringstore and fs.promises before timing, to check they agree. */
 const VERIFY_BLOCK_SIZE = 4096;
 /**
@@ -61,13 +63,17 @@ const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 const END_TO_END = 'end to end in JS: process.hrtime.bigint() around each await';
 const FIO_TOTAL = 'fio lat_ns: submission + completion';
-// ringstore runs three ways: as shipped; without the actor's busy-poll
+// ringstore runs four ways: as shipped (both busy-waits 'auto': each spins
+// only while it measures that spinning pays); with both fixed at
+// FIXED_SPIN_US (the defaults before 'auto'); without the actor's busy-poll
 // (spinUs=0: every command wakes a sleeping actor); and without any busy-wait
 // (also completionSpinUs=0: every completion wakes a sleeping event loop).
+// 'auto' should come within a few percent of the best fixed setting.
 const CONTENDERS: readonly Contender[] = [
   { id: 'fio', kind: 'fio', label: 'fio io_uring', spin: undefined, latencyKind: FIO_TOTAL },
   ringstoreContender('ringstore', { spinUs: DEFAULT_SPIN_US, completionSpinUs: DEFAULT_COMPLETION_SPIN_US }),
-  ringstoreContender('ringstore-spin0', { spinUs: SPIN_US_OFF, completionSpinUs: DEFAULT_COMPLETION_SPIN_US }),
+  ringstoreContender('ringstore-spin50', { spinUs: FIXED_SPIN_US, completionSpinUs: FIXED_SPIN_US }),
+  ringstoreContender('ringstore-spin0', { spinUs: SPIN_US_OFF, completionSpinUs: FIXED_SPIN_US }),
   ringstoreContender('ringstore-nospin', { spinUs: SPIN_US_OFF, completionSpinUs: SPIN_US_OFF }),
   { id: 'fs.promises', kind: 'fs.promises', label: 'fs.promises O_DIRECT', spin: undefined, latencyKind: END_TO_END },
 ];

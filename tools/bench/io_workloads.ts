@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { randomFillSync } from 'node:crypto';
 import { constants as fsConstants, promises as fsPromises } from 'node:fs';
 
-import { allocAligned, IoUringActor } from '../../index.js';
+import { allocAligned, IoUringActor, type SpinSetting } from '../../index.js';
 import { LatencyRecorder } from './latency_recorder.js';
 import type { Measurement } from './measurement.js';
 import { RandomOffsets } from './random_offsets.js';
@@ -43,9 +43,9 @@ type IssueOp = (loopIndex: number, offset: number) => Promise<unknown>;
 /** The two busy-wait windows of a ringstore handle; everything else is the default. */
 export interface RingSpinOptions {
   /** The actor thread's busy-poll window (IoUringActorOptions.spinUs). */
-  spinUs: number;
+  spinUs: SpinSetting;
   /** This JS thread's busy-wait for completions (IoUringActorOptions.completionSpinUs). */
-  completionSpinUs: number;
+  completionSpinUs: SpinSetting;
 }
 
 /**
@@ -73,6 +73,11 @@ export async function runRingstore(spec: WorkloadSpec, benchFile: BenchFile, tim
     }
     const measurement = await warmUpAndMeasure(spec, benchFile, timing, issue);
     const stats = ring.stats();
+    if (stats.actorSpin.adaptive || stats.completionSpin.adaptive) {
+      const describe = (name: string, spin: typeof stats.actorSpin): string =>
+        `${name} ${spin.spinning ? 'spinning' : 'sleeping'} (spin won ${spin.spinWinCount} of ${spin.probeCount} probes)`;
+      process.stderr.write(`bench:io: ${spec.id} 'auto' at the end: ${describe('actor', stats.actorSpin)}, ${describe('JS', stats.completionSpin)}\n`);
+    }
     await file.close();
     return {
       ...measurement,

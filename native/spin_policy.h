@@ -15,18 +15,17 @@
 // with at least one fast command in flight: at queue depth 1 that is the
 // latency, at high queue depth the inverse of throughput, and idle gaps
 // between bursts (an open-loop caller) do not count, so they neither favour
-// nor penalise a choice. Each observation (one reap or delivery batch)
-// gives one such ratio, and an epoch's value is their median, not their
-// mean: on a shared host a few stalls of milliseconds would otherwise
-// decide (a mean-based policy here chose sleeping at QD1 while spinning had
-// the lower median latency). The schedule is an explore/exploit loop over "epochs" (at least
+// nor penalise a choice. Each epoch gives one such rate (its completions
+// over its busy time: the same quantity at any batch size — spinning reaps
+// more often in smaller batches, and a statistic over batches would favour
+// it). Against the stalls of a shared host, which can halve one epoch's
+// rate, each choice is judged by the median of its last three probes.
+// The schedule is an explore/exploit loop over "epochs" (at least
 // epoch_completions_min completions and epoch_busy_ns_min busy time each):
 //
 //   probe:   one epoch sleeping and one spinning (their order alternates
-//            between probes, so a drift of the machine favours neither);
-//            each arm's rate is smoothed over probes (mean of the old value
-//            and the new one).
-//   decide:  spin only if its smoothed rate beats sleeping's by at least
+//            between probes, so a drift of the machine favours neither).
+//   decide:  spin only if its median rate beats sleeping's by at least
 //            gain_ppm (spinning costs CPU, so a tie goes to sleeping).
 //   exploit: keep the winner for exploit_epochs epochs; the count doubles
 //            (up to exploit_epochs_max) each time a probe confirms the same
@@ -56,15 +55,16 @@ struct SpinPolicyConfig {
   uint32_t gain_ppm;
 };
 
-// The actor thread's policy. An epoch of 128 completions is ~10 ms of QD1
-// reads here (~3 ms at QD32): long enough to average out batching, short
-// enough that a probe pair ends within a benchmark's warm-up.
-constexpr SpinPolicyConfig kActorSpinPolicy = {128, 2'000'000, 2, 64, 20'000};
+// The actor thread's policy. An epoch (at least 128 completions and 8 ms
+// busy) is ~10 ms of QD1 reads or QD32 reads here: with 2 ms epochs the
+// QD32 probes were coin flips (noise of batching and of the host), with
+// 8 ms they settle; a probe pair still ends within a benchmark's warm-up.
+constexpr SpinPolicyConfig kActorSpinPolicy = {128, 8'000'000, 2, 64, 20'000};
 // A JS thread's policy: the same, with epochs of a different length so its
 // probes drift against the actor's instead of always coinciding with them
 // (two policies probing in lockstep would only ever compare "both spin"
 // with "neither spins").
-constexpr SpinPolicyConfig kClientSpinPolicy = {96, 2'000'000, 2, 64, 20'000};
+constexpr SpinPolicyConfig kClientSpinPolicy = {96, 6'000'000, 2, 64, 20'000};
 
 class SpinPolicy {
  public:
@@ -81,29 +81,16 @@ class SpinPolicy {
   uint64_t spin_win_count() const { return spin_win_count_; }
 
   // `completions` fast commands finished during the last `busy_ns` of busy
-  // time, under the current decision. Busy time reported with no
-  // completion is carried into the next observation.
+  // time, under the current decision.
   void Record(uint64_t completions, uint64_t busy_ns) {
-    epoch_busy_ns_ += busy_ns;
-    unrecorded_busy_ns_ += busy_ns;
-    if (completions == 0) return;
     epoch_completions_ += completions;
-    if (sample_count_ < kEpochSampleCountMax) {
-      samples_[sample_count_++] = static_cast<double>(unrecorded_busy_ns_) / static_cast<double>(completions);
-    }
-    unrecorded_busy_ns_ = 0;
+    epoch_busy_ns_ += busy_ns;
     if (epoch_completions_ < config_.epoch_completions_min || epoch_busy_ns_ < config_.epoch_busy_ns_min) {
       return;
     }
-    assert(sample_count_ > 0);
-    double* middle = samples_.data() + sample_count_ / 2;
-    std::nth_element(samples_.data(), middle, samples_.data() + sample_count_);
-    // Completions per busy ns: higher is better. A median of 0 (no busy
-    // time measured at all) counts as the best rate there is.
-    double rate = *middle > 0 ? 1 / *middle : 1e9;
+    double rate = static_cast<double>(epoch_completions_) / static_cast<double>(epoch_busy_ns_);
     epoch_completions_ = 0;
     epoch_busy_ns_ = 0;
-    sample_count_ = 0;
     EndEpoch(rate);
   }
 
@@ -120,7 +107,7 @@ class SpinPolicy {
       case Phase::kProbeSecond: {
         Smooth(spinning_, rate);
         probe_count_++;
-        bool spin_wins = rate_spin_ * 1e6 >= rate_sleep_ * (1e6 + config_.gain_ppm);
+        bool spin_wins = spin_history_.Median() * 1e6 >= sleep_history_.Median() * (1e6 + config_.gain_ppm);
         if (spin_wins) spin_win_count_++;
         if (probe_count_ > 1 && spin_wins == spinning_won_last_) {
           exploit_epochs_ = exploit_epochs_ * 2 > config_.exploit_epochs_max ? config_.exploit_epochs_max
@@ -145,14 +132,26 @@ class SpinPolicy {
     }
   }
 
-  void Smooth(bool spin_arm, double rate) {
-    double& smoothed = spin_arm ? rate_spin_ : rate_sleep_;
-    smoothed = smoothed == 0 ? rate : (smoothed + rate) / 2;
-  }
+  void Smooth(bool spin_arm, double rate) { (spin_arm ? spin_history_ : sleep_history_).Add(rate); }
 
-  // Ratios kept per epoch: an epoch with more observations takes the median
-  // of its first ones (2 KiB of doubles per policy).
-  static constexpr uint32_t kEpochSampleCountMax = 256;
+  // Probes remembered per choice: the median of three survives one epoch
+  // hit by a stall of the host.
+  static constexpr uint32_t kProbeHistoryCount = 3;
+
+  struct History {
+    std::array<double, kProbeHistoryCount> rates{};
+    uint32_t count = 0;  // rates recorded so far (the newest at (count - 1) % kProbeHistoryCount)
+
+    void Add(double rate) { rates[count++ % kProbeHistoryCount] = rate; }
+    // The median of the recorded rates (of two: their mean).
+    double Median() const {
+      assert(count > 0);
+      uint32_t n = count < kProbeHistoryCount ? count : kProbeHistoryCount;
+      std::array<double, kProbeHistoryCount> sorted = rates;
+      std::sort(sorted.begin(), sorted.begin() + n);
+      return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
+  };
 
   const SpinPolicyConfig config_;
   // The first probe measures sleeping first: before any measurement, the
@@ -165,11 +164,8 @@ class SpinPolicy {
   uint32_t epochs_left_ = 0;
   uint64_t epoch_completions_ = 0;
   uint64_t epoch_busy_ns_ = 0;
-  uint64_t unrecorded_busy_ns_ = 0;  // busy time not yet in a sample
-  std::array<double, kEpochSampleCountMax> samples_{};  // busy ns per completion
-  uint32_t sample_count_ = 0;
-  double rate_spin_ = 0;   // completions per busy ns, smoothed over probes
-  double rate_sleep_ = 0;
+  History spin_history_;   // completions per busy ns of the latest probes
+  History sleep_history_;
   uint64_t probe_count_ = 0;
   uint64_t spin_win_count_ = 0;
 };

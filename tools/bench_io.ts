@@ -37,7 +37,7 @@ const GiB = 1024 * 1024 * 1024;
 /** The bench file: 1 GiB, large enough that random reads are not served by a small device cache. */
 const DEFAULT_FILE_SIZE_BYTES = 1 * GiB;
 const DEFAULT_FILE_PATH_IN_REPO = join('bench-data', 'io.bin');
-/** Measured seconds per contender and workload: 4 workloads × 5 contenders × (5 + warm-up) s = 2 minutes a repeat. */
+/** Measured seconds per contender and workload: 7 workloads × 6 contenders × (5 + warm-up) s ≈ 4 minutes a repeat. */
 const DEFAULT_MEASURE_SECONDS = 5;
 /** Bounded so that a QD32 run at ~150 k IOPS stays within the latency recorder's SAMPLE_COUNT_MAX. */
 const MEASURE_SECONDS_MAX = 100;
@@ -292,7 +292,8 @@ async function main(): Promise<void> {
     `fs.promises: UV_THREADPOOL_SIZE=${environment.uvThreadpoolSize}, UV_USE_IO_URING=${environment.uvUseIoUring}`,
     'latency: fio = lat_ns (submission + completion, fio\'s total); ringstore and fs.promises = end to end in JS',
     '(process.hrtime.bigint() around each await). ringstore: spin = the actor thread\'s busy-poll window (spinUs),',
-    'cSpin = the JS thread\'s busy-wait for completions (completionSpinUs), both µs; other options default.',
+    'cSpin = the JS thread\'s busy-wait for completions (completionSpinUs), both µs or \'auto\' (the default:',
+    'spin only while it is measured to pay); other options default. Targets judge the default row.',
     'queued/kernel p50: ring.stats() of that run\'s actor (warm-up included): time waiting for the actor\'s',
     'io_uring_enter, and from there to the CQE. batch: commands per io_uring_enter. CPU %: 100 = one core.',
     '',

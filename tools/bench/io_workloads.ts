@@ -70,6 +70,9 @@ export async function runRingstore(spec: WorkloadSpec, benchFile: BenchFile, tim
       case 'writeAndSync':
         issue = (loopIndex, offset) => file.writeAndSync(buffers[loopIndex], offset);
         break;
+      case 'writeDsync':
+        issue = (loopIndex, offset) => file.writeDsync(buffers[loopIndex], offset);
+        break;
     }
     const measurement = await warmUpAndMeasure(spec, benchFile, timing, issue);
     const stats = ring.stats();
@@ -99,7 +102,9 @@ export async function runRingstore(spec: WorkloadSpec, benchFile: BenchFile, tim
  * default 4), so at most that many are in the kernel at once.
  */
 export async function runFsPromises(spec: WorkloadSpec, benchFile: BenchFile, timing: RunTiming): Promise<Measurement> {
-  const handle = await fsPromises.open(benchFile.path, fsConstants.O_RDWR | fsConstants.O_DIRECT);
+  // fs.promises has no per-write RWF_DSYNC: the durable-write workload opens the file O_DSYNC.
+  const dsyncFlag = spec.operation === 'writeDsync' ? fsConstants.O_DSYNC : 0;
+  const handle = await fsPromises.open(benchFile.path, fsConstants.O_RDWR | fsConstants.O_DIRECT | dsyncFlag);
   try {
     const buffers = loopBuffers(spec);
     const length = spec.blockSize;
@@ -109,6 +114,7 @@ export async function runFsPromises(spec: WorkloadSpec, benchFile: BenchFile, ti
         issue = (loopIndex, offset) => handle.read(buffers[loopIndex], 0, length, offset);
         break;
       case 'write':
+      case 'writeDsync':
         issue = (loopIndex, offset) => handle.write(buffers[loopIndex], 0, length, offset);
         break;
       case 'writeAndSync':

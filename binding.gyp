@@ -26,6 +26,7 @@
         "native/ring_client_stats.cc",
         "native/ring_client_submit.cc",
         "native/ring_client_teardown.cc",
+        "native/spin_policy.cc",
         "native/thread_pool_actor.cc",
         "native/uring_actor.cc"
       ],

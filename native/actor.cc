@@ -118,6 +118,10 @@ ActorStats Actor::Stats() const {
   stats.batches = batches_.load(std::memory_order_relaxed);
   stats.waits = waits_.load(std::memory_order_relaxed);
   stats.continuations = continuations_.load(std::memory_order_relaxed);
+  stats.spin_adaptive = options_.spin_adaptive;
+  stats.spinning = spinning_now_.load(std::memory_order_relaxed);
+  stats.spin_probe_count = spin_probe_count_.load(std::memory_order_relaxed);
+  stats.spin_win_count = spin_win_count_.load(std::memory_order_relaxed);
   uint64_t enqueued = commands_enqueued_.load(std::memory_order_relaxed);
   stats.in_flight = enqueued >= stats.commands_completed ? enqueued - stats.commands_completed : 0;
   stats.queued = queued_us_.Summarize();

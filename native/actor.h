@@ -57,6 +57,9 @@ struct ActorOptions {
   uint32_t entries = 256;      // SQ entries (io_uring) — also the CQ sizing base
   uint32_t batch_size = 256;   // commands per io_uring_enter at most
   uint32_t spin_us = 0;        // busy-poll window before sleeping (io_uring)
+  // io_uring: busy-poll (for spin_us) only while SpinPolicy finds it pays
+  // (spin_policy.h); false: always, when spin_us > 0.
+  bool spin_adaptive = false;
   uint32_t thread_count = 4;   // worker threads (thread pool)
   // Test only: every Nth transfer completion is treated as short (see
   // Actor::InjectShortTransfer). 0, the default, turns it off.
@@ -72,6 +75,14 @@ constexpr uint32_t kRingEntriesMin = 4;
 static_assert(kRingEntriesMin >= kSqesPerCommandMax + 1, "ring too small for a linked command");
 constexpr uint32_t kRingEntriesMax = 4096;  // CQ of 8192: 128 KiB of ring memory
 constexpr uint32_t kSpinUsMax = 10000;      // a 10 ms spin is already a waste of a core
+// The busy-poll window of 'auto' mode (actor and JS thread), used while the
+// SpinPolicy finds spinning pays. Long enough to cover a 4 KiB read of a
+// virtio or NVMe disk (40-80 µs here), so a spin at queue depth 1 usually
+// ends in the completion rather than in a sleep; a window that ends before
+// the IO does buys nothing. At most this much CPU is burnt per miss, and
+// misses make the policy stop spinning.
+constexpr uint32_t kAutoSpinWindowUs = 100;
+static_assert(kAutoSpinWindowUs <= kSpinUsMax);
 constexpr uint32_t kThreadCountMax = 64;
 // A period no test reaches: larger values would be the same as off.
 constexpr uint32_t kShortTransferEveryMax = uint32_t{1} << 30;
@@ -84,6 +95,11 @@ struct ActorStats {
   uint64_t waits;    // times the actor slept waiting for IO or work
   uint64_t in_flight;
   uint64_t continuations;  // submissions of the rest of a short transfer
+  // The adaptive spin (spin_policy.h); all zero/false when it is off.
+  bool spin_adaptive;
+  bool spinning;               // the actor busy-polls now (fixed: spin_us > 0 on io_uring)
+  uint64_t spin_probe_count;   // probes of the policy so far
+  uint64_t spin_win_count;     // probes that spinning won
   LatencyHistogram::Summary queued;  // enqueue -> first submission
   LatencyHistogram::Summary kernel;  // first submission -> completion
 };
@@ -154,6 +170,10 @@ class Actor {
   std::atomic<uint64_t> batches_{0};
   std::atomic<uint64_t> waits_{0};
   std::atomic<uint64_t> continuations_{0};
+  // The adaptive spin's state, published by the actor thread for Stats.
+  std::atomic<bool> spinning_now_{false};
+  std::atomic<uint64_t> spin_probe_count_{0};
+  std::atomic<uint64_t> spin_win_count_{0};
   // Transfer completions seen by InjectShortTransfer (fault injection only).
   std::atomic<uint64_t> injection_transfer_count_{0};
   LatencyHistogram queued_us_;

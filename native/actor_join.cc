@@ -33,14 +33,17 @@ std::shared_ptr<Actor> JoinActor(Napi::Env env, Napi::Value spec_value) {
   }
   Napi::Object spec = spec_value.As<Napi::Object>();
   ActorOptions options;
+  uint32_t spin_adaptive = 0;
   if (!ReadOptionUint(env, spec, "entries", kRingEntriesMin, kRingEntriesMax, &options.entries) ||
       !ReadOptionUint(env, spec, "batchSize", 1, kRingEntriesMax, &options.batch_size) ||
       !ReadOptionUint(env, spec, "spinUs", 0, kSpinUsMax, &options.spin_us) ||
+      !ReadOptionUint(env, spec, "spinAdaptive", 0, 1, &spin_adaptive) ||
       !ReadOptionUint(env, spec, "threadCount", 1, kThreadCountMax, &options.thread_count) ||
       !ReadOptionUint(env, spec, "shortTransferEvery", 0, kShortTransferEveryMax,
                       &options.short_transfer_every)) {
     return nullptr;
   }
+  options.spin_adaptive = spin_adaptive != 0;
   std::string backend = spec.Get("backend").IsString()
                             ? spec.Get("backend").As<Napi::String>().Utf8Value()
                             : std::string("io_uring");

@@ -13,6 +13,10 @@
 #include "ring_client.h"
 
 namespace ringstore {
+
+// Tests only: the adaptive spin's decision logic as a pure function (spin_policy.cc).
+Napi::Value SpinPolicyRun(const Napi::CallbackInfo& info);
+
 namespace {
 
 Napi::Object Constants(Napi::Env env) {
@@ -37,6 +41,7 @@ Napi::Object Constants(Napi::Env env) {
   set("RING_ENTRIES_MIN", kRingEntriesMin);
   set("RING_ENTRIES_MAX", kRingEntriesMax);
   set("SPIN_US_MAX", kSpinUsMax);
+  set("AUTO_SPIN_WINDOW_US", kAutoSpinWindowUs);
   set("THREAD_COUNT_MAX", kThreadCountMax);
   set("SHORT_TRANSFER_EVERY_MAX", kShortTransferEveryMax);
   set("ALIGNMENT_MAX", kAlignmentMax);
@@ -67,6 +72,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("allocAligned", Napi::Function::New<AllocAligned>(env, "allocAligned"));
   exports.Set("bufferAddressModulo", Napi::Function::New<BufferAddressModulo>(env, "bufferAddressModulo"));
   exports.Set("crc32c", Napi::Function::New<Crc32cJs>(env, "crc32c"));
+  exports.Set("spinPolicyRun", Napi::Function::New<SpinPolicyRun>(env, "spinPolicyRun"));
   exports.Set("constants", Constants(env));
   return exports;
 }

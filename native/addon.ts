@@ -35,6 +35,15 @@ export interface NativeActorStats {
   continuations: number;
   queuedUs: NativeHistogram;
   kernelUs: NativeHistogram;
+  actorSpin: NativeSpinState;
+  completionSpin: NativeSpinState;
+}
+
+export interface NativeSpinState {
+  adaptive: boolean;
+  spinning: boolean;
+  probeCount: number;
+  spinWinCount: number;
 }
 
 export interface NativeActorSpec {
@@ -42,6 +51,8 @@ export interface NativeActorSpec {
   entries: number;
   batchSize: number;
   spinUs: number;
+  /** 1: spin (spinUs) only while the actor's SpinPolicy finds it pays; 0 or absent: always. */
+  spinAdaptive?: number;
   threadCount: number;
   /** Test-only fault injection; 0 = off. */
   shortTransferEvery: number;
@@ -77,6 +88,7 @@ export interface NativeConstants {
   RING_ENTRIES_MIN: number;
   RING_ENTRIES_MAX: number;
   SPIN_US_MAX: number;
+  AUTO_SPIN_WINDOW_US: number;
   THREAD_COUNT_MAX: number;
   SHORT_TRANSFER_EVERY_MAX: number;
   ALIGNMENT_MAX: number;
@@ -92,7 +104,7 @@ export interface NativeAddon {
     spec: number | NativeActorSpec,
     onCompletions: (count: number) => void,
     completions: Int32Array,
-    clientOptions: { completionSpinUs: number },
+    clientOptions: { completionSpinUs: number; completionSpinAdaptive?: number },
   ) => NativeRingClient;
   openFile(path: string, flags: number, sizeBytes: number): Promise<NativeOpenResult>;
   statFile(fd: number): Promise<NativeGeometry>;
@@ -103,6 +115,15 @@ export interface NativeAddon {
   allocAligned(sizeBytes: number, alignment: number): Buffer;
   bufferAddressModulo(view: ArrayBufferView, alignment: number): number;
   crc32c(view: Uint8Array, seed: number): number;
+  /**
+   * Tests only: runs the adaptive spin's policy for stepCount steps against a
+   * model; returns the decision each step ran under.
+   */
+  spinPolicyRun(
+    kind: 'actor' | 'client',
+    stepCount: number,
+    observe: (spinning: boolean, stepIndex: number) => [completions: number, busyNs: number],
+  ): boolean[];
   constants: NativeConstants;
 }
 

@@ -20,6 +20,13 @@ import { RingFile, type RingFileOptions } from './ring_file.js';
 /** How an actor performs IO: an io_uring ring, or a pool of threads making plain syscalls. */
 export type RingBackend = 'io_uring' | 'threads';
 
+/**
+ * A busy-wait setting: a fixed window in microseconds (0 = never spin), or
+ * `'auto'`: spin for AUTO_SPIN_WINDOW_US only while spinning is measured to
+ * pay on this machine (docs/io.md, *Spinning*).
+ */
+export type SpinSetting = number | 'auto';
+
 /** Options of {@link IoUringActor.start}; every field is optional (docs/io.md). */
 export interface IoUringActorOptions {
   /** Submission queue entries (the CQ gets twice as many). Default 256. */
@@ -36,18 +43,25 @@ export interface IoUringActorOptions {
    * Microseconds the actor busy-polls for new work and completions after its
    * last activity before it sleeps. Spinning saves a thread wake-up (5-20 µs
    * here) per operation at low queue depth, at the cost of CPU while busy; an
-   * idle actor always sleeps. Default DEFAULT_SPIN_US; 0 disables.
+   * idle actor always sleeps. Whether that pays depends on the host: on one
+   * VM it halved QD1 latency, on another it made it 40 % worse. Default
+   * `'auto'` (DEFAULT_SPIN_US): the actor measures, as it runs, fast
+   * completions per busy second with and without spinning and keeps the
+   * better (window AUTO_SPIN_WINDOW_US). A number is a fixed window, never
+   * adapted; 0 disables spinning.
    */
-  spinUs?: number;
+  spinUs?: SpinSetting;
   /**
    * Microseconds this JS thread busy-waits for completions, while it has
    * operations in flight, before its event loop goes to sleep. Waking a
    * sleeping loop costs 15-25 µs here — as much as a 4 KiB read — so this
-   * halves latency at low queue depth; it delays other events of this thread
-   * by at most this much, and costs nothing with no IO in flight.
-   * Default DEFAULT_COMPLETION_SPIN_US; 0 disables. Per handle (attach takes it too).
+   * can halve latency at low queue depth; it delays other events of this
+   * thread by at most this much, and costs nothing with no IO in flight.
+   * Default `'auto'` (DEFAULT_COMPLETION_SPIN_US): spin only while it is
+   * measured to pay, as for spinUs; a number is a fixed window, 0 disables.
+   * Per handle (attach takes it too).
    */
-  completionSpinUs?: number;
+  completionSpinUs?: SpinSetting;
   /** Force a backend. Default 'io_uring'. */
   backend?: RingBackend;
   /**
@@ -129,12 +143,30 @@ export interface RingStats {
   queuedUs: LatencySummaryUs;
   /** Time from submission to completion (the kernel's part). */
   kernelUs: LatencySummaryUs;
+  /** The actor thread's busy-poll (spinUs). */
+  actorSpin: SpinState;
+  /** This handle's busy-wait for completions (completionSpinUs). */
+  completionSpin: SpinState;
 }
 
-/** Default busy-poll window of the actor thread; see IoUringActorOptions.spinUs. */
-export const DEFAULT_SPIN_US = 50;
-/** Default busy-wait of a JS thread for completions; see IoUringActorOptions.completionSpinUs. */
-export const DEFAULT_COMPLETION_SPIN_US = 50;
+/** What a busy-wait setting is doing now; see IoUringActorOptions.spinUs. */
+export interface SpinState {
+  /** True for `'auto'`: the decision below is remeasured as the actor runs. */
+  adaptive: boolean;
+  /** Whether it busy-waits now (fixed: the window is not 0; the thread-pool backend's actor never spins). */
+  spinning: boolean;
+  /** Measurements of both choices so far (`'auto'` only). */
+  probeCount: number;
+  /** Measurements that spinning won. */
+  spinWinCount: number;
+}
+
+/** Default busy-poll of the actor thread: adaptive; see IoUringActorOptions.spinUs. */
+export const DEFAULT_SPIN_US: SpinSetting = 'auto';
+/** Default busy-wait of a JS thread for completions: adaptive; see IoUringActorOptions.completionSpinUs. */
+export const DEFAULT_COMPLETION_SPIN_US: SpinSetting = 'auto';
+/** The busy-wait window of `'auto'` while spinning pays, µs (the addon's constant). */
+export const AUTO_SPIN_WINDOW_US: number = constants.AUTO_SPIN_WINDOW_US;
 /** Default submission-queue entries of a new actor; see IoUringActorOptions.entries. */
 export const DEFAULT_ENTRIES = 256;
 /** Default most commands per io_uring_enter; see IoUringActorOptions.batchSize. */
@@ -176,7 +208,7 @@ export class IoUringActor implements OpSink {
   /** The backend the actor runs: `'io_uring'`, or `'threads'` when forced or fallen back to. */
   readonly backend: RingBackend;
 
-  private constructor(spec: number | Parameters<typeof createSpec>[0], completionSpinUs: number) {
+  private constructor(spec: number | Parameters<typeof createSpec>[0], completionSpinUs: SpinSetting) {
     const slotCount = constants.CLIENT_SLOT_COUNT;
     this.#completions = new Int32Array(slotCount * constants.COMPLETION_WORDS);
     this.#slots = new Array<PendingOp | undefined>(slotCount).fill(undefined);
@@ -186,7 +218,7 @@ export class IoUringActor implements OpSink {
     const onCompletions = (count: number): void => this.#onCompletions(count);
     const nativeSpec = typeof spec === 'number' ? spec : createSpec(spec);
     try {
-      this.#native = new addon.NativeRingClient(nativeSpec, onCompletions, this.#completions, { completionSpinUs });
+      this.#native = new addon.NativeRingClient(nativeSpec, onCompletions, this.#completions, nativeCompletionSpin(completionSpinUs));
     } catch (error) {
       throw translateStartError(error);
     }
@@ -206,7 +238,7 @@ export class IoUringActor implements OpSink {
       throw invalidRange(`fallback must be 'none' or 'threads', got ${String(fallback)}`);
     }
     const completionSpinUs = options.completionSpinUs ?? DEFAULT_COMPLETION_SPIN_US;
-    checkInteger('completionSpinUs', completionSpinUs, 0, constants.SPIN_US_MAX);
+    checkSpinSetting('completionSpinUs', completionSpinUs);
     try {
       return new IoUringActor({ ...options, backend }, completionSpinUs);
     } catch (error) {
@@ -232,7 +264,7 @@ export class IoUringActor implements OpSink {
     }
     if (options === null || typeof options !== 'object') throw invalidType('options must be an object');
     const completionSpinUs = options.completionSpinUs ?? DEFAULT_COMPLETION_SPIN_US;
-    checkInteger('completionSpinUs', completionSpinUs, 0, constants.SPIN_US_MAX);
+    checkSpinSetting('completionSpinUs', completionSpinUs);
     return new IoUringActor(id, completionSpinUs);
   }
 
@@ -291,6 +323,8 @@ export class IoUringActor implements OpSink {
       waitingInJs: this.#waiting.length - this.#waitingHead,
       queuedUs: raw.queuedUs,
       kernelUs: raw.kernelUs,
+      actorSpin: { ...raw.actorSpin },
+      completionSpin: { ...raw.completionSpin },
     };
   }
 
@@ -438,11 +472,33 @@ function createSpec(options: IoUringActorOptions & { backend: RingBackend }) {
   const batchSize = options.batchSize ?? Math.min(entries, DEFAULT_BATCH_SIZE);
   checkInteger('batchSize', batchSize, 1, constants.RING_ENTRIES_MAX);
   const spinUs = options.spinUs ?? DEFAULT_SPIN_US;
-  checkInteger('spinUs', spinUs, 0, constants.SPIN_US_MAX);
+  checkSpinSetting('spinUs', spinUs);
   const threadCount = options.threadCount ?? DEFAULT_THREAD_COUNT;
   checkInteger('threadCount', threadCount, 1, constants.THREAD_COUNT_MAX);
   const shortTransferEvery = checkFaultInjection(options.faultInjection);
-  return { backend: options.backend, entries, batchSize, spinUs, threadCount, shortTransferEvery };
+  return {
+    backend: options.backend,
+    entries,
+    batchSize,
+    spinUs: spinUs === 'auto' ? AUTO_SPIN_WINDOW_US : spinUs,
+    spinAdaptive: spinUs === 'auto' ? 1 : 0,
+    threadCount,
+    shortTransferEvery,
+  };
+}
+
+/** The addon's form of a checked completionSpinUs. */
+function nativeCompletionSpin(setting: SpinSetting): { completionSpinUs: number; completionSpinAdaptive: number } {
+  return setting === 'auto'
+    ? { completionSpinUs: AUTO_SPIN_WINDOW_US, completionSpinAdaptive: 1 }
+    : { completionSpinUs: setting, completionSpinAdaptive: 0 };
+}
+
+/** A SpinSetting: 'auto', or an integer number of µs from 0 to SPIN_US_MAX. */
+function checkSpinSetting(name: string, value: unknown): void {
+  if (value === 'auto') return;
+  if (typeof value === 'string') throw invalidType(`${name} must be 'auto' or a number of µs, got '${value}'`);
+  checkInteger(name, value, 0, constants.SPIN_US_MAX);
 }
 
 /** Validates IoUringActorOptions.faultInjection; returns the native period (0 = off). */

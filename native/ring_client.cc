@@ -42,11 +42,14 @@ RingClient::RingClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingCl
   if (!actor_) return;  // JoinActor threw
 
   if (info.Length() >= 4 && info[3].IsObject()) {
+    uint32_t adaptive = 0;
     if (!ReadOptionUint(env, info[3].As<Napi::Object>(), "completionSpinUs", 0, kSpinUsMax,
-                        &completion_spin_us_)) {
+                        &completion_spin_us_) ||
+        !ReadOptionUint(env, info[3].As<Napi::Object>(), "completionSpinAdaptive", 0, 1, &adaptive)) {
       actor_.reset();
       return;
     }
+    completion_spin_adaptive_ = adaptive != 0;
   }
 
   completions_ref_ = Napi::Persistent(view);

@@ -41,7 +41,10 @@
 // IO of the thread still run between deliveries. The spin lasts at most
 // `completionSpinUs` after the last submission or delivery; then the idle
 // handle stops and the loop sleeps until the threadsafe function wakes it.
-// With nothing in flight neither handle costs anything.
+// With nothing in flight neither handle costs anything. With
+// completionSpinAdaptive (completionSpinUs 'auto', the default) the window
+// is kAutoSpinWindowUs and is used only while this client's SpinPolicy
+// (spin_policy.h) measures that it pays; TakeReady feeds the policy.
 //
 // Teardown: close() from JS (after the TS wrapper drained in-flight work), or
 // the env cleanup hook when a worker or the process exits with the client
@@ -70,6 +73,7 @@
 
 #include "actor.h"
 #include "command.h"
+#include "spin_policy.h"
 
 namespace ringstore {
 
@@ -83,7 +87,8 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
   //     written to completionsView.
   //   completionsView: an Int32Array of at least kClientSlotCount *
   //     kCompletionWords elements, (slot, result, stage) per completion.
-  //   clientOptions: { completionSpinUs } (0 to kSpinUsMax).
+  //   clientOptions: { completionSpinUs (0 to kSpinUsMax),
+  //     completionSpinAdaptive (0 or 1) }.
   // Throws (coded, see actor_join.h and js_args.h) on any bad argument.
   explicit RingClient(const Napi::CallbackInfo& info);
   ~RingClient() override;
@@ -132,6 +137,13 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
   void PollBeforeSleep();
   // Opens (or extends) the spin window after a submission. JS thread only.
   void StartSpinWindow();
+  // The window in force now: completion_spin_us_, or 0 while the adaptive
+  // policy finds spinning does not pay. JS thread only.
+  uint32_t SpinWindowUs() const {
+    return completion_spin_adaptive_ && !completion_spin_policy_.spinning() ? 0 : completion_spin_us_;
+  }
+  // Feeds `fast_completions` just delivered to the adaptive policy. JS thread only.
+  void RecordSpinObservation(uint32_t fast_completions);
 
   // ---- ring_client_teardown.cc ----
   // close(): throws ERR_RING_BUSY while commands are in flight (the TS
@@ -151,6 +163,10 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
   // The spin (ring_client_spin.cc); the handles are made by the constructor
   // and closed by teardown.
   uint32_t completion_spin_us_ = 0;
+  bool completion_spin_adaptive_ = false;
+  SpinPolicy completion_spin_policy_{kClientSpinPolicy};  // JS thread only
+  // Start of the not yet recorded busy time (fast commands in flight). JS thread only.
+  uint64_t busy_mark_ns_ = 0;
   uv_prepare_t* prepare_ = nullptr;  // freed by its close callback
   uv_idle_t* idle_ = nullptr;        // freed by its close callback
   bool idle_active_ = false;

@@ -69,6 +69,8 @@ size_t RingClient::TakeReady(Napi::Env env) {
   size_t count = delivering_.size();
   if (count == 0) return 0;
   assert(count <= kClientSlotCount);
+  uint32_t fast_in_flight_before = in_flight_js_ - slow_in_flight_js_;
+  uint32_t slow_count = 0;
   for (size_t i = 0; i < count; i++) {
     const Completion& completion = delivering_[i];
     Command& cmd = slots_[completion.slot];
@@ -79,6 +81,7 @@ size_t RingClient::TakeReady(Napi::Env env) {
     if (cmd.IsSlow()) {
       assert(slow_in_flight_js_ > 0);
       slow_in_flight_js_--;
+      slow_count++;
     }
     completions_view_[i * kCompletionWords + 0] = static_cast<int32_t>(completion.slot);
     completions_view_[i * kCompletionWords + 1] = completion.result;
@@ -86,6 +89,12 @@ size_t RingClient::TakeReady(Napi::Env env) {
   }
   assert(in_flight_js_ >= count);
   in_flight_js_ -= static_cast<uint32_t>(count);
+  uint32_t fast_count = static_cast<uint32_t>(count) - slow_count;
+  if (completion_spin_adaptive_ && fast_count > 0) {
+    assert(fast_in_flight_before >= fast_count);
+    (void)fast_in_flight_before;
+    RecordSpinObservation(fast_count);
+  }
   if (in_flight_js_ == 0 && tsfn_refed_) {
     tsfn_.Unref(env);
     tsfn_refed_ = false;

@@ -11,10 +11,11 @@ void RingClient::OnPrepare(uv_prepare_t* handle) {
 }
 
 void RingClient::StartSpinWindow() {
-  if (completion_spin_us_ == 0 || idle_ == nullptr) return;
+  uint32_t window_us = SpinWindowUs();
+  if (window_us == 0 || idle_ == nullptr) return;
   // Only fast commands are worth a busy-wait (Command::IsSlow).
   if (in_flight_js_ == slow_in_flight_js_) return;
-  spin_deadline_ns_ = MonotonicNowNs() + uint64_t{completion_spin_us_} * 1000;
+  spin_deadline_ns_ = MonotonicNowNs() + uint64_t{window_us} * 1000;
   if (!idle_active_) {
     // The callback does nothing: an active idle handle only tells the loop
     // to poll with a zero timeout, so it comes back to PollBeforeSleep.
@@ -55,13 +56,22 @@ void RingClient::PollBeforeSleep() {
     idle_active_ = false;
     return;
   }
-  spin_deadline_ns_ = now_ns + uint64_t{completion_spin_us_} * 1000;
+  // The delivery may have ended the policy's spinning epoch: the window
+  // is re-read, and a 0 lets the next PollBeforeSleep sleep at once.
+  spin_deadline_ns_ = now_ns + uint64_t{SpinWindowUs()} * 1000;
   // MakeCallback (not Call): we are in a libuv callback, and the promise
   // reactions this resolves must run before the loop moves on. Raw, for the
   // same reason as in CallJs.
   napi_value argument = Napi::Number::New(env, static_cast<double>(count));
   napi_value result;
   napi_make_callback(env, async_context_, env.Global(), on_completions_.Value(), 1, &argument, &result);
+}
+
+void RingClient::RecordSpinObservation(uint32_t fast_completions) {
+  uint64_t now_ns = MonotonicNowNs();
+  uint64_t busy_ns = now_ns > busy_mark_ns_ ? now_ns - busy_mark_ns_ : 0;
+  busy_mark_ns_ = now_ns;
+  completion_spin_policy_.Record(fast_completions, busy_ns);
 }
 
 }  // namespace ringstore

@@ -32,6 +32,18 @@ Napi::Value RingClient::Stats(const Napi::CallbackInfo& info) {
   out.Set("continuations", Napi::Number::New(env, static_cast<double>(stats.continuations)));
   out.Set("queuedUs", summary(stats.queued));
   out.Set("kernelUs", summary(stats.kernel));
+  auto spin = [&](bool adaptive, bool spinning, uint64_t probes, uint64_t wins) {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("adaptive", Napi::Boolean::New(env, adaptive));
+    out.Set("spinning", Napi::Boolean::New(env, spinning));
+    out.Set("probeCount", Napi::Number::New(env, static_cast<double>(probes)));
+    out.Set("spinWinCount", Napi::Number::New(env, static_cast<double>(wins)));
+    return out;
+  };
+  out.Set("actorSpin", spin(stats.spin_adaptive, stats.spinning,
+                            stats.spin_probe_count, stats.spin_win_count));
+  out.Set("completionSpin", spin(completion_spin_adaptive_, SpinWindowUs() > 0, completion_spin_policy_.probe_count(),
+                                 completion_spin_policy_.spin_win_count()));
   return out;
 }
 

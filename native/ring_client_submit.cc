@@ -28,12 +28,15 @@ void RingClient::Enqueue(Napi::Env env, Command* cmd) {
     std::lock_guard<std::mutex> lock(mu_);
     unposted_++;
   }
+  cmd->enqueued_ns = MonotonicNowNs();
+  // The first fast command in flight starts a busy period of the adaptive
+  // completion spin (ring_client_spin.cc).
+  if (!cmd->IsSlow() && in_flight_js_ == slow_in_flight_js_) busy_mark_ns_ = cmd->enqueued_ns;
   if (cmd->IsSlow()) slow_in_flight_js_++;
   if (in_flight_js_++ == 0 && !tsfn_refed_) {
     tsfn_.Ref(env);
     tsfn_refed_ = true;
   }
-  cmd->enqueued_ns = MonotonicNowNs();
   actor_->Enqueue(cmd);
   StartSpinWindow();
 }

@@ -37,7 +37,7 @@ const GiB = 1024 * 1024 * 1024;
 /** The bench file: 1 GiB, large enough that random reads are not served by a small device cache. */
 const DEFAULT_FILE_SIZE_BYTES = 1 * GiB;
 const DEFAULT_FILE_PATH_IN_REPO = join('bench-data', 'io.bin');
-/** Measured seconds per contender and workload: 4 workloads × 5 contenders × (5 + warm-up) s = 2 minutes a repeat. */
+/** Measured seconds per contender and workload: 7 workloads × 6 contenders × (5 + warm-up) s ≈ 4 minutes a repeat. */
 const DEFAULT_MEASURE_SECONDS = 5;
 /** Bounded so that a QD32 run at ~150 k IOPS stays within the latency recorder's SAMPLE_COUNT_MAX. */
 const MEASURE_SECONDS_MAX = 100;
@@ -47,6 +47,8 @@ const DEFAULT_REPEAT_COUNT = 1;
 const REPEAT_COUNT_MAX = 50;
 /** A busy-wait window turned off. */
 const SPIN_US_OFF = 0;
+/** The fixed busy-wait window compared with 'auto': the default of both before 'auto'. */
+const FIXED_SPIN_US = 50;
 /** Blocks read through both ringstore and fs.promises before timing, to check they agree. */
 const VERIFY_BLOCK_SIZE = 4096;
 /**
@@ -61,13 +63,17 @@ const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 const END_TO_END = 'end to end in JS: process.hrtime.bigint() around each await';
 const FIO_TOTAL = 'fio lat_ns: submission + completion';
-// ringstore runs three ways: as shipped; without the actor's busy-poll
+// ringstore runs four ways: as shipped (both busy-waits 'auto': each spins
+// only while it measures that spinning pays); with both fixed at
+// FIXED_SPIN_US (the defaults before 'auto'); without the actor's busy-poll
 // (spinUs=0: every command wakes a sleeping actor); and without any busy-wait
 // (also completionSpinUs=0: every completion wakes a sleeping event loop).
+// 'auto' should come within a few percent of the best fixed setting.
 const CONTENDERS: readonly Contender[] = [
   { id: 'fio', kind: 'fio', label: 'fio io_uring', spin: undefined, latencyKind: FIO_TOTAL },
   ringstoreContender('ringstore', { spinUs: DEFAULT_SPIN_US, completionSpinUs: DEFAULT_COMPLETION_SPIN_US }),
-  ringstoreContender('ringstore-spin0', { spinUs: SPIN_US_OFF, completionSpinUs: DEFAULT_COMPLETION_SPIN_US }),
+  ringstoreContender('ringstore-spin50', { spinUs: FIXED_SPIN_US, completionSpinUs: FIXED_SPIN_US }),
+  ringstoreContender('ringstore-spin0', { spinUs: SPIN_US_OFF, completionSpinUs: FIXED_SPIN_US }),
   ringstoreContender('ringstore-nospin', { spinUs: SPIN_US_OFF, completionSpinUs: SPIN_US_OFF }),
   { id: 'fs.promises', kind: 'fs.promises', label: 'fs.promises O_DIRECT', spin: undefined, latencyKind: END_TO_END },
 ];
@@ -286,7 +292,8 @@ async function main(): Promise<void> {
     `fs.promises: UV_THREADPOOL_SIZE=${environment.uvThreadpoolSize}, UV_USE_IO_URING=${environment.uvUseIoUring}`,
     'latency: fio = lat_ns (submission + completion, fio\'s total); ringstore and fs.promises = end to end in JS',
     '(process.hrtime.bigint() around each await). ringstore: spin = the actor thread\'s busy-poll window (spinUs),',
-    'cSpin = the JS thread\'s busy-wait for completions (completionSpinUs), both µs; other options default.',
+    'cSpin = the JS thread\'s busy-wait for completions (completionSpinUs), both µs or \'auto\' (the default:',
+    'spin only while it is measured to pay); other options default. Targets judge the default row.',
     'queued/kernel p50: ring.stats() of that run\'s actor (warm-up included): time waiting for the actor\'s',
     'io_uring_enter, and from there to the CQE. batch: commands per io_uring_enter. CPU %: 100 = one core.',
     '',

@@ -2,7 +2,7 @@
 // created, and every configuration the checks admit actually works.
 import assert from 'node:assert/strict';
 
-import { DEFAULT_ENTRIES, DEFAULT_SPIN_US, IoUringActor, type IoUringActorOptions } from '../../index.js';
+import { AUTO_SPIN_WINDOW_US, DEFAULT_COMPLETION_SPIN_US, DEFAULT_ENTRIES, DEFAULT_SPIN_US, IoUringActor, type IoUringActorOptions } from '../../index.js';
 import { constants } from '../../native/addon.js';
 import { CHILD_DIR_SOURCE, describeChild, PACKAGE_ENTRY_URL, runNodeModule, throwsWith } from './helpers.js';
 
@@ -29,7 +29,47 @@ describe('IoUringActor.start()', () => {
 
   it('documents sane defaults', () => {
     assert.ok(DEFAULT_ENTRIES >= constants.RING_ENTRIES_MIN && DEFAULT_ENTRIES <= constants.RING_ENTRIES_MAX);
-    assert.ok(DEFAULT_SPIN_US >= 0 && DEFAULT_SPIN_US <= constants.SPIN_US_MAX);
+    assert.equal(DEFAULT_SPIN_US, 'auto');
+    assert.equal(DEFAULT_COMPLETION_SPIN_US, 'auto');
+    assert.ok(AUTO_SPIN_WINDOW_US > 0 && AUTO_SPIN_WINDOW_US <= constants.SPIN_US_MAX);
+  });
+
+  it('adapts the spins by default and keeps a fixed window fixed', async () => {
+    const byDefault = IoUringActor.start();
+    const fixed = IoUringActor.start({ spinUs: 20, completionSpinUs: 0 });
+    const explicitAuto = IoUringActor.start({ spinUs: 'auto', completionSpinUs: 'auto' });
+    try {
+      for (const ring of [byDefault, explicitAuto]) {
+        const { actorSpin, completionSpin } = ring.stats();
+        assert.equal(actorSpin.adaptive, true);
+        assert.equal(completionSpin.adaptive, true);
+        // Before any measurement 'auto' does not spin: the choice that costs no CPU.
+        assert.equal(actorSpin.spinning, false);
+        assert.equal(completionSpin.spinning, false);
+      }
+      const { actorSpin, completionSpin } = fixed.stats();
+      assert.deepEqual(actorSpin, { adaptive: false, spinning: true, probeCount: 0, spinWinCount: 0 });
+      assert.deepEqual(completionSpin, { adaptive: false, spinning: false, probeCount: 0, spinWinCount: 0 });
+    } finally {
+      await Promise.all([byDefault.close(), fixed.close(), explicitAuto.close()]);
+    }
+  });
+
+  it('rejects a spin setting that is neither a number nor \'auto\' with TypeError ERR_INVALID_ARG', async () => {
+    for (const name of ['spinUs', 'completionSpinUs']) {
+      for (const value of ['AUTO', 'adaptive', '']) {
+        throwsWith(() => IoUringActor.start({ [name]: value } as unknown as IoUringActorOptions), TypeError, 'ERR_INVALID_ARG');
+      }
+    }
+    const ring = IoUringActor.start();
+    try {
+      throwsWith(() => IoUringActor.attach(ring.id, { completionSpinUs: 'Auto' as unknown as number }), TypeError, 'ERR_INVALID_ARG');
+      const attached = IoUringActor.attach(ring.id, { completionSpinUs: 'auto' });
+      assert.equal(attached.stats().completionSpin.adaptive, true);
+      await attached.close();
+    } finally {
+      await ring.close();
+    }
   });
 
   it('rejects options that are not an object with TypeError ERR_INVALID_ARG', () => {
@@ -83,6 +123,8 @@ describe('IoUringActor.start()', () => {
     ['the largest ring (entries: RING_ENTRIES_MAX)', { entries: constants.RING_ENTRIES_MAX }],
     ['batches of one (batchSize: 1)', { batchSize: 1 }],
     ['no spinning (spinUs: 0, completionSpinUs: 0)', { spinUs: 0, completionSpinUs: 0 }],
+    ['adaptive spinning (spinUs and completionSpinUs: \'auto\')', { spinUs: 'auto', completionSpinUs: 'auto' }],
+    ['the thread pool with adaptive completion spin', { backend: 'threads', spinUs: 'auto', completionSpinUs: 'auto' }],
     [
       'the longest spins (spinUs and completionSpinUs: SPIN_US_MAX)',
       { spinUs: constants.SPIN_US_MAX, completionSpinUs: constants.SPIN_US_MAX },

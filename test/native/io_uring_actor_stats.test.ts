@@ -17,7 +17,10 @@ const STATS_KEYS = [
   'waitingInJs',
   'queuedUs',
   'kernelUs',
+  'actorSpin',
+  'completionSpin',
 ].sort();
+const SPIN_KEYS = ['adaptive', 'spinning', 'probeCount', 'spinWinCount'].sort();
 const SUMMARY_KEYS = ['count', 'p50', 'p99', 'max', 'mean'].sort();
 
 function assertSummary(summary: LatencySummaryUs, name: string): void {
@@ -46,6 +49,14 @@ function assertShape(stats: RingStats, backend: string): void {
   assert.equal(stats.meanBatchSize, stats.batches > 0 ? stats.submitted / stats.batches : 0);
   assertSummary(stats.queuedUs, 'queuedUs');
   assertSummary(stats.kernelUs, 'kernelUs');
+  for (const name of ['actorSpin', 'completionSpin'] as const) {
+    const spin = stats[name];
+    assert.deepEqual(Object.keys(spin).sort(), SPIN_KEYS, name);
+    assert.ok(typeof spin.adaptive === 'boolean' && typeof spin.spinning === 'boolean', name);
+    assert.ok(Number.isInteger(spin.probeCount) && spin.spinWinCount >= 0 && spin.spinWinCount <= spin.probeCount, name);
+  }
+  // The thread pool never busy-polls on the actor's side.
+  if (backend === 'threads') assert.equal(stats.actorSpin.spinning, false);
 }
 
 for (const backend of BACKENDS) {

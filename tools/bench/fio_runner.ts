@@ -69,6 +69,7 @@ export function fioArguments(spec: WorkloadSpec, benchFile: BenchFile, timing: R
       break;
     case 'write':
     case 'writeAndSync':
+    case 'writeDsync':
       rw = spec.pattern === 'random' ? 'randwrite' : 'write';
       break;
   }
@@ -95,6 +96,9 @@ export function fioArguments(spec: WorkloadSpec, benchFile: BenchFile, timing: R
     '--output-format=json',
   ];
   if (spec.operation === 'writeAndSync') args.push('--fdatasync=1');
+  // O_DSYNC on the file: every write is durable when it completes, as
+  // ringstore's RWF_DSYNC writes are (the same flag, per write instead of per file).
+  if (spec.operation === 'writeDsync') args.push('--sync=dsync');
   return args;
 }
 

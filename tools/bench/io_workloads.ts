@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { randomFillSync } from 'node:crypto';
 import { constants as fsConstants, promises as fsPromises } from 'node:fs';
 
-import { allocAligned, IoUringActor } from '../../index.js';
+import { allocAligned, IoUringActor, type SpinSetting } from '../../index.js';
 import { LatencyRecorder } from './latency_recorder.js';
 import type { Measurement } from './measurement.js';
 import { RandomOffsets } from './random_offsets.js';
@@ -43,9 +43,9 @@ type IssueOp = (loopIndex: number, offset: number) => Promise<unknown>;
 /** The two busy-wait windows of a ringstore handle; everything else is the default. */
 export interface RingSpinOptions {
   /** The actor thread's busy-poll window (IoUringActorOptions.spinUs). */
-  spinUs: number;
+  spinUs: SpinSetting;
   /** This JS thread's busy-wait for completions (IoUringActorOptions.completionSpinUs). */
-  completionSpinUs: number;
+  completionSpinUs: SpinSetting;
 }
 
 /**
@@ -70,9 +70,17 @@ export async function runRingstore(spec: WorkloadSpec, benchFile: BenchFile, tim
       case 'writeAndSync':
         issue = (loopIndex, offset) => file.writeAndSync(buffers[loopIndex], offset);
         break;
+      case 'writeDsync':
+        issue = (loopIndex, offset) => file.writeDsync(buffers[loopIndex], offset);
+        break;
     }
     const measurement = await warmUpAndMeasure(spec, benchFile, timing, issue);
     const stats = ring.stats();
+    if (stats.actorSpin.adaptive || stats.completionSpin.adaptive) {
+      const describe = (name: string, spin: typeof stats.actorSpin): string =>
+        `${name} ${spin.spinning ? 'spinning' : 'sleeping'} (spin won ${spin.spinWinCount} of ${spin.probeCount} probes)`;
+      process.stderr.write(`bench:io: ${spec.id} 'auto' at the end: ${describe('actor', stats.actorSpin)}, ${describe('JS', stats.completionSpin)}\n`);
+    }
     await file.close();
     return {
       ...measurement,
@@ -94,7 +102,9 @@ export async function runRingstore(spec: WorkloadSpec, benchFile: BenchFile, tim
  * default 4), so at most that many are in the kernel at once.
  */
 export async function runFsPromises(spec: WorkloadSpec, benchFile: BenchFile, timing: RunTiming): Promise<Measurement> {
-  const handle = await fsPromises.open(benchFile.path, fsConstants.O_RDWR | fsConstants.O_DIRECT);
+  // fs.promises has no per-write RWF_DSYNC: the durable-write workload opens the file O_DSYNC.
+  const dsyncFlag = spec.operation === 'writeDsync' ? fsConstants.O_DSYNC : 0;
+  const handle = await fsPromises.open(benchFile.path, fsConstants.O_RDWR | fsConstants.O_DIRECT | dsyncFlag);
   try {
     const buffers = loopBuffers(spec);
     const length = spec.blockSize;
@@ -104,6 +114,7 @@ export async function runFsPromises(spec: WorkloadSpec, benchFile: BenchFile, ti
         issue = (loopIndex, offset) => handle.read(buffers[loopIndex], 0, length, offset);
         break;
       case 'write':
+      case 'writeDsync':
         issue = (loopIndex, offset) => handle.write(buffers[loopIndex], 0, length, offset);
         break;
       case 'writeAndSync':

@@ -1,16 +1,27 @@
-// The four IO workloads of the benchmark, described once so that fio's job,
+// The IO workloads of the benchmark, described once so that fio's job,
 // ringstore's loops and fs.promises' loops all run the same thing.
 import assert from 'node:assert/strict';
 
-export type WorkloadId = 'randread-qd1' | 'randread-qd32' | 'write-fdatasync-qd1' | 'seqwrite-1m-qd8';
+export type WorkloadId =
+  | 'randread-qd1'
+  | 'randread-qd32'
+  | 'write-fdatasync-qd1'
+  | 'write-dsync-qd1'
+  | 'seqwrite-1m-qd8'
+  | 'write-fdatasync-1m-qd1'
+  | 'seqread-1m-qd8';
 
 export interface WorkloadSpec {
   id: WorkloadId;
   title: string;
   /** 'random': block-aligned uniform offsets; 'sequential': ascending, wrapping at the end of the file. */
   pattern: 'random' | 'sequential';
-  /** 'writeAndSync': each operation is a write followed by fdatasync, complete when both are. */
-  operation: 'read' | 'write' | 'writeAndSync';
+  /**
+   * 'writeAndSync': each operation is a write followed by fdatasync, complete
+   * when both are. 'writeDsync': each write is durable when it completes
+   * (ringstore: RWF_DSYNC, writeDsync; fio: O_DSYNC, --sync=dsync).
+   */
+  operation: 'read' | 'write' | 'writeAndSync' | 'writeDsync';
   blockSize: number;
   /** Operations in flight at once: one async loop each (fio: iodepth). */
   queueDepth: number;
@@ -50,10 +61,37 @@ export const WORKLOADS: readonly WorkloadSpec[] = [
     headline: 'iops',
   },
   {
+    id: 'write-dsync-qd1',
+    title: '4 KiB random direct write, durable (O_DSYNC / RWF_DSYNC), QD1',
+    pattern: 'random',
+    operation: 'writeDsync',
+    blockSize: 4 * KiB,
+    queueDepth: 1,
+    headline: 'iops',
+  },
+  {
     id: 'seqwrite-1m-qd8',
     title: '1 MiB sequential direct write, QD8',
     pattern: 'sequential',
     operation: 'write',
+    blockSize: 1 * MiB,
+    queueDepth: 8,
+    headline: 'bandwidth',
+  },
+  {
+    id: 'write-fdatasync-1m-qd1',
+    title: '1 MiB sequential direct write + fdatasync, QD1',
+    pattern: 'sequential',
+    operation: 'writeAndSync',
+    blockSize: 1 * MiB,
+    queueDepth: 1,
+    headline: 'bandwidth',
+  },
+  {
+    id: 'seqread-1m-qd8',
+    title: '1 MiB sequential direct read, QD8',
+    pattern: 'sequential',
+    operation: 'read',
     blockSize: 1 * MiB,
     queueDepth: 8,
     headline: 'bandwidth',

@@ -252,15 +252,19 @@ class RefusingDevice extends SimulatedDevice {
 
 const key = (i: number): string => `key-${String(i).padStart(5, '0')}`;
 
+/** A store of 3000 keys, reopened: only the pages on the paths of the keys read since are in memory. */
+async function reopenedWithColdPages(): Promise<{ device: RefusingDevice; store: BlockStore }> {
+  const seed = new SimulatedDevice({ sizeBytes: REFUSAL_DEVICE_BYTES });
+  const seeded = await BlockStore.open('review', { device: seed, create: true, encoding: 'binary' });
+  for (let i = 0; i < 3000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => seeded.put(key(i + j), pattern(100, 1))));
+  await seeded.close();
+  const device = new RefusingDevice({ sizeBytes: REFUSAL_DEVICE_BYTES }, seed.snapshot());
+  return { device, store: await BlockStore.open('review', { device, create: false, encoding: 'binary' }) };
+}
+
 describe('BlockStore pipelined commits: a refused commit behind one in flight (found by a review)', () => {
   it('flush() does not resolve while an earlier write is not durable, when a later commit is refused', async () => {
-    const seed = new SimulatedDevice({ sizeBytes: REFUSAL_DEVICE_BYTES });
-    const seeded = await BlockStore.open('review', { device: seed, create: true, encoding: 'binary' });
-    for (let i = 0; i < 3000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => seeded.put(key(i + j), pattern(100, 1))));
-    await seeded.close();
-    // Reopened: only the pages on the paths of the keys read since are in memory.
-    const device = new RefusingDevice({ sizeBytes: REFUSAL_DEVICE_BYTES }, seed.snapshot());
-    const store = await BlockStore.open('review', { device, create: false, encoding: 'binary' });
+    const { device, store } = await reopenedWithColdPages();
     const order: string[] = [];
     const held = device.holdWal();
     const first = store.put(key(0), pattern(100, 2)).then(
@@ -283,12 +287,7 @@ describe('BlockStore pipelined commits: a refused commit behind one in flight (f
   });
 
   it('close() does not finish (nor mark the store clean) while an earlier commit is in flight, when a later commit is refused', async () => {
-    const seed = new SimulatedDevice({ sizeBytes: REFUSAL_DEVICE_BYTES });
-    const seeded = await BlockStore.open('review', { device: seed, create: true, encoding: 'binary' });
-    for (let i = 0; i < 3000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => seeded.put(key(i + j), pattern(100, 1))));
-    await seeded.close();
-    const device = new RefusingDevice({ sizeBytes: REFUSAL_DEVICE_BYTES }, seed.snapshot());
-    const store = await BlockStore.open('review', { device, create: false, encoding: 'binary' });
+    const { device, store } = await reopenedWithColdPages();
     const order: string[] = [];
     const held = device.holdWal();
     const first = store.put(key(0), pattern(100, 2)).then(

@@ -9,6 +9,25 @@
 // (clean: its decoded node, when loaded, lives in the page cache).
 import type { IndexEntry } from './store_index.js';
 
+/**
+ * A leaf's records as its page holds them: bytes [PAGE_HEADER_SIZE,
+ * PAGE_HEADER_SIZE + usedBytes) of the page, and where each record begins
+ * in them (recordStarts[keys.length] = records.length). Kept with a leaf
+ * read from disk (a view of the page its values view anyway) or written by
+ * a checkpoint (a copy), so that the next version of the leaf is encoded by
+ * difference (format/page.ts, LeafBasis).
+ */
+export interface LeafImage {
+  readonly records: Uint8Array;
+  readonly recordStarts: Uint32Array;
+  /**
+   * The records are a copy of their own (a written leaf), memory the cache
+   * counts; not a view of the page buffer that the leaf's inline values
+   * view anyway (a read leaf).
+   */
+  readonly copied: boolean;
+}
+
 /** Where a page is on disk, and the CRC32C the codec checks it against. */
 export interface PageRef {
   readonly block: number;
@@ -17,7 +36,7 @@ export interface PageRef {
 
 /** A page as the codec decodes it (and as a checkpoint gives it to encode). */
 export type DecodedTreePage =
-  | { readonly kind: 'leaf'; readonly keys: readonly string[]; readonly entries: readonly IndexEntry[] }
+  | { readonly kind: 'leaf'; readonly keys: readonly string[]; readonly entries: readonly IndexEntry[]; readonly image?: LeafImage }
   | { readonly kind: 'branch'; readonly level: number; readonly separators: readonly string[]; readonly children: readonly PageRef[] };
 
 export interface TreePageIo {
@@ -74,6 +93,17 @@ export interface LeafNode extends NodeCommon {
   readonly level: 0;
   keys: string[];
   entries: IndexEntry[];
+  /**
+   * The records of this leaf as encoded, once it is immutable and was read
+   * or encoded (an immutable node's records never change).
+   */
+  image: LeafImage | undefined;
+  /**
+   * The leaf this mutable one was copied from, if that one has (or, being
+   * planned, will get) an image: the basis of its encoding. Dropped once
+   * this one has its own image, so that chains of copies stay short.
+   */
+  origin: LeafNode | undefined;
 }
 
 export interface BranchNode extends NodeCommon {
@@ -91,7 +121,7 @@ export function isNode(child: Child): child is TreeNode {
 }
 
 export function newLeaf(epoch: number, keys: string[], entries: IndexEntry[], bytes: number): LeafNode {
-  return { kind: 'leaf', level: 0, keys, entries, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false };
+  return { kind: 'leaf', level: 0, keys, entries, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, image: undefined, origin: undefined };
 }
 
 export function newBranch(epoch: number, level: number, separators: string[], children: Child[], bytes: number): BranchNode {
@@ -100,9 +130,19 @@ export function newBranch(epoch: number, level: number, separators: string[], ch
 
 /** A mutable copy for epoch `epoch` (arrays copied; children shared). */
 export function copyNode(node: TreeNode, epoch: number): TreeNode {
-  return node.kind === 'leaf'
-    ? newLeaf(epoch, node.keys.slice(), node.entries.slice(), node.bytes)
-    : newBranch(epoch, node.level, node.separators.slice(), node.children.slice(), node.bytes);
+  if (node.kind === 'branch') return newBranch(epoch, node.level, node.separators.slice(), node.children.slice(), node.bytes);
+  const copy = newLeaf(epoch, node.keys.slice(), node.entries.slice(), node.bytes);
+  copy.origin = node.image !== undefined || node.planned ? node : node.origin;
+  return copy;
+}
+
+/** The leaf whose image `leaf` can be encoded against (by difference), if any. */
+export function encodingBasisOf(leaf: LeafNode): LeafNode | undefined {
+  const origin = leaf.origin;
+  if (origin === undefined) return undefined;
+  if (origin.image !== undefined) return origin;
+  // A planned origin that was not written (its plan aborted, or not yet).
+  return origin.origin?.image !== undefined ? origin.origin : undefined;
 }
 
 // Estimates of a decoded node's memory in V8, from the usual sizes of its
@@ -113,17 +153,19 @@ export function copyNode(node: TreeNode, epoch: number): TreeNode {
 const NODE_MEMORY_BYTES = 160;
 const KEY_MEMORY_BYTES = 24;
 const ENTRY_MEMORY_BYTES = 160;
-const EXTENT_MEMORY_BYTES = 48;
 const CHILD_MEMORY_BYTES = 64;
 
 export function nodeMemoryBytes(node: TreeNode): number {
   let bytes = NODE_MEMORY_BYTES;
   if (node.kind === 'leaf') {
-    for (let index = 0; index < node.keys.length; index++) {
-      const value = node.entries[index]!.value;
-      bytes += KEY_MEMORY_BYTES + node.keys[index]!.length + ENTRY_MEMORY_BYTES;
-      bytes += value instanceof Uint8Array ? value.byteLength : value.extents.length * EXTENT_MEMORY_BYTES;
-    }
+    // From the page bytes of its records (node.bytes: keys, values and
+    // record headers), not a walk of its entries: that walk read every
+    // entry and value from all over the heap, for every leaf a checkpoint
+    // wrote. Extent values count at their record size (12 bytes an
+    // extent), under their memory: an estimate for the cache budget.
+    bytes += node.keys.length * (KEY_MEMORY_BYTES + ENTRY_MEMORY_BYTES) + node.bytes;
+    const image = node.image;
+    if (image !== undefined) bytes += (image.copied ? image.records.byteLength : 0) + image.recordStarts.byteLength;
   } else {
     for (const separator of node.separators) bytes += KEY_MEMORY_BYTES + separator.length;
     bytes += node.children.length * CHILD_MEMORY_BYTES;

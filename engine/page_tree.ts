@@ -853,6 +853,8 @@ export class PageTree {
       node.ref = ref;
       node.epoch = EPOCH_NEVER;
       node.planned = false;
+      // Copies made since hold the origin themselves; this one needs it no more.
+      if (node.kind === 'leaf') node.origin = undefined;
     }
     // Parents point at refs now: the frozen ones of the plan and the
     // current tree's (writes since beginCheckpoint copied some nodes of the

@@ -84,7 +84,7 @@ export class TreePages implements TreePageIo {
       }
       recordStarts[count] = offset;
       // The records stay where they are: the inline values view this page anyway.
-      const image: LeafImage = { records: bytes.subarray(PAGE_HEADER_SIZE, PAGE_HEADER_SIZE + offset), recordStarts, copied: false };
+      const image: LeafImage = { records: bytes.subarray(PAGE_HEADER_SIZE, PAGE_HEADER_SIZE + offset), recordStarts };
       return { kind: 'leaf', keys, entries, image };
     }
     const separators: string[] = [];
@@ -109,38 +109,25 @@ export class TreePages implements TreePageIo {
   }
 
   /**
-   * encode() of an immutable leaf (of a running checkpoint plan): by
-   * difference from the image of the leaf it was copied from, when that
-   * one has one, copying the records they share; then keeps the leaf's own
-   * image (a copy of its records), for the next version of it.
+   * encode() of a leaf of a running checkpoint plan: by difference from the
+   * image of the page it was copied from, when that was read from disk,
+   * copying the records they share.
    */
   encodeLeaf(leaf: LeafNode, block: number, checkpointSequence: number, bytes: Uint8Array): number {
     const stamp = { address: block, checkpointSequence, storeTag: this.#geometry().storeTag };
     const basisLeaf = encodingBasisOf(leaf);
     const basis: LeafBasis | undefined =
       basisLeaf === undefined ? undefined : { keyStrings: basisLeaf.keys, slots: basisLeaf.entries, records: basisLeaf.image!.records, recordStarts: basisLeaf.image!.recordStarts };
-    const recordStarts = recordStartsFor(leaf.keys.length);
-    const crc = encodeLeafPageOfKeyStrings(bytes, stamp, leaf.keys, leaf.entries, basis, recordStarts);
-    if (leaf.image === undefined) {
-      // A copy (`bytes` goes back to the pool), from Node's shared buffer
-      // pool: records under 4 KiB cost no allocation of their own (a
-      // Uint8Array of its own was ~10 % of the encode).
-      const records = Buffer.allocUnsafe(recordStarts[leaf.keys.length]!);
-      records.set(bytes.subarray(PAGE_HEADER_SIZE, PAGE_HEADER_SIZE + records.length));
-      leaf.image = { records, recordStarts, copied: true };
-    }
-    leaf.origin = undefined;
-    return crc;
+    return encodeLeafPageOfKeyStrings(bytes, stamp, leaf.keys, leaf.entries, basis);
   }
 }
 
 /**
- * The record starts of a leaf of `count` records, in Node's shared buffer
- * pool (8-byte aligned) like the records: a typed array of its own is an
- * ArrayBuffer of its own, which costs an allocation outside the heap and
- * work for the collector, for every leaf read or written.
+ * The record starts of a leaf of `count` records: a small-integer array in
+ * the heap. A typed array of its own is an ArrayBuffer of its own (an
+ * allocation outside the heap per leaf read); one from Node's
+ * shared pool keeps the pool's 8 KiB slab alive as long as its leaf lives.
  */
-function recordStartsFor(count: number): Uint32Array {
-  const bytes = Buffer.allocUnsafe((count + 1) * Uint32Array.BYTES_PER_ELEMENT);
-  return new Uint32Array(bytes.buffer, bytes.byteOffset, count + 1);
+function recordStartsFor(count: number): number[] {
+  return new Array<number>(count + 1).fill(0);
 }

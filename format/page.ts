@@ -339,7 +339,7 @@ export interface LeafBasis {
   readonly slots: readonly LeafSlot[];
   readonly records: Uint8Array;
   /** Where record j begins in `records`, for j in [0, count]; recordStarts[count] is records.length. */
-  readonly recordStarts: Uint32Array;
+  readonly recordStarts: ArrayLike<number>;
 }
 
 /**
@@ -364,8 +364,7 @@ function basisIndexOf(basis: LeafBasis, keyString: string, slot: LeafSlot, from:
  * encodeLeafPage of the entries whose keys are `keyStrings` (key bytes as
  * latin1 strings) and whose flags and values are `slots`: the same page,
  * byte for byte, copying the records it shares with `basis` (if given)
- * from it. Fills recordStartsOut[0..count] (if given) with where each
- * record begins after the header, and the end. RangeError on what
+ * from it. RangeError on what
  * encodeLeafPage refuses, or a key string with a char above 0xff: then
  * `target` is untouched.
  */
@@ -375,14 +374,12 @@ export function encodeLeafPageOfKeyStrings(
   keyStrings: readonly string[],
   slots: readonly LeafSlot[],
   basis?: LeafBasis,
-  recordStartsOut?: Uint32Array,
 ): number {
   checkPageSize(target.length);
   checkStamp(stamp);
   const count = keyStrings.length;
   if (slots.length !== count) throw new RangeError(`${count} keys but ${slots.length} entries`);
   if (count < 1 || count > PAGE_ENTRY_COUNT_MAX) throw new RangeError(`a leaf holds 1 to ${PAGE_ENTRY_COUNT_MAX} records, got ${count}`);
-  if (recordStartsOut !== undefined && recordStartsOut.length < count + 1) throw new RangeError(`recordStartsOut holds ${recordStartsOut.length} offsets, ${count + 1} needed`);
   if (basisIndexScratch.length < count) basisIndexScratch = new Int32Array(Math.max(count, 2 * basisIndexScratch.length));
   const basisIndex = basisIndexScratch;
   let usedBytes = 0;
@@ -424,14 +421,12 @@ export function encodeLeafPageOfKeyStrings(
       while (last < count && basisIndex[last] === j + (last - i)) last++;
       const starts = basis!.recordStarts;
       const from = starts[j];
-      if (recordStartsOut !== undefined) for (let r = i; r < last; r++) recordStartsOut[r] = offset - PAGE_HEADER_SIZE + (starts[j + r - i] - from);
       const run = basis!.records.subarray(from, starts[j + last - i]);
       target.set(run, offset);
       offset += run.length;
       i = last;
       continue;
     }
-    if (recordStartsOut !== undefined) recordStartsOut[i] = offset - PAGE_HEADER_SIZE;
     const slot = slots[i];
     const value = slot.value;
     let stored: StoredValue;
@@ -446,7 +441,6 @@ export function encodeLeafPageOfKeyStrings(
   }
   inlineScratch.bytes = keyScratch;
   assert.equal(offset, PAGE_HEADER_SIZE + usedBytes, 'the sizes agree with writePutAt and the basis');
-  if (recordStartsOut !== undefined) recordStartsOut[count] = usedBytes;
   return seal(target, data);
 }
 

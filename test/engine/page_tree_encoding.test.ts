@@ -1,6 +1,6 @@
 // PageTree over the real page codec (TreePages on an in-memory device): a
-// checkpoint encodes a leaf by difference from the version of it read or
-// last written (TreePages.encodeLeaf), and every such page must be the page
+// checkpoint encodes a leaf by difference from the page it was read from
+// (TreePages.encodeLeaf), and every such page must be the page
 // a full encode of the leaf gives, byte for byte, whatever the writes did to
 // the leaf in between: copies, splits, merges, snapshots, aborted plans,
 // pages evicted and read back.
@@ -159,7 +159,8 @@ describe('PageTree checkpoints through TreePages: leaves encoded by difference',
     await checkpoint(false);
     tree.checkInvariants();
     assert.ok(leavesWritten > 200, `${leavesWritten} leaves written`);
-    assert.ok(leavesWithBasis > leavesWritten / 2, `${leavesWithBasis} of ${leavesWritten} leaves encoded by difference (seed ${SEED})`);
+    // Only leaves copied from a page read from disk have a basis: the small cache makes it about half.
+    assert.ok(leavesWithBasis > leavesWritten / 4, `${leavesWithBasis} of ${leavesWritten} leaves encoded by difference (seed ${SEED})`);
 
     // What the checkpoints wrote reads back as the model, through a tree that caches nothing.
     const reopened = treeOver(new TreePages(memoryDevice(blocks), () => GEOMETRY), durable.root, durable.keyCount, 0);

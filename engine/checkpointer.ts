@@ -174,7 +174,7 @@ export class Checkpointer {
     }
     // Released once the new superblock is durable: the pages this
     // checkpoint replaces (no longer in its tree) and the previous free set.
-    const releasedWithIt: Extent[] = [...plan.garbage.map((ref) => ({ startBlock: ref.block, blockCount: this.#pageBlocks })), ...previous.freeSetExtents];
+    const releasedWithIt: Extent[] = [...pageRuns(plan.garbage, this.#pageBlocks), ...previous.freeSetExtents];
     const free = [...this.#space.checkpointFreeExtents(), ...releasedWithIt].sort((a, b) => a.startBlock - b.startBlock);
     const payload = encodeFreeSetPayload(previous.dataStartBlock, dataBlockCount, free);
 
@@ -190,7 +190,9 @@ export class Checkpointer {
           const node = plan.dirtyNodes[i];
           const block = blocks.pages[i].startBlock;
           const buffer = this.#pages.pool.take();
-          const crc = this.#pages.encode(plan.content(node, (child) => assigned.get(child)), block, sequence, buffer);
+          const content = plan.content(node, (child) => assigned.get(child));
+          // A leaf by difference from the version of it on disk (TreePages.encodeLeaf).
+          const crc = node.kind === 'leaf' ? this.#pages.encodeLeaf(node, block, sequence, buffer) : this.#pages.encode(content, block, sequence, buffer);
           assigned.set(node, { block, crc });
           batch.push({ block, buffer });
           // Encoding is CPU work: let commits and reads run between slices.
@@ -374,4 +376,24 @@ export class Checkpointer {
     await Promise.all(slots.map((slot) => this.#device.write(superblockSlotBlock(slot, superblock.walStartBlock, superblock.walBlockCount) * this.#blockSize, [block])));
     await this.#device.sync();
   }
+}
+
+/**
+ * The blocks of `pages` as runs of adjacent pages, in block order. The
+ * pages a checkpoint replaces were mostly written side by side by the one
+ * before, and the space frees each extent it is given through the
+ * allocator's tree and the block cache: freeing them page by page was
+ * ~7-10 µs a page written in the probe's profiles, a fifth to a third of a
+ * checkpoint's CPU.
+ */
+function pageRuns(pages: readonly PageRef[], pageBlocks: number): Extent[] {
+  const blocks = pages.map((ref) => ref.block).sort((a, b) => a - b);
+  const runs: Extent[] = [];
+  for (const block of blocks) {
+    const last = runs[runs.length - 1];
+    // A block given twice stays two extents: the allocator reports the double free.
+    if (last !== undefined && last.startBlock + last.blockCount === block) last.blockCount += pageBlocks;
+    else runs.push({ startBlock: block, blockCount: pageBlocks });
+  }
+  return runs;
 }

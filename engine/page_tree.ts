@@ -565,7 +565,10 @@ export class PageTree {
         if (piece > 0) separators.push(shortestSeparator(node.keys[begin - 1]!, node.keys[begin]!));
         const keys = node.keys.slice(begin, end);
         const entries = node.entries.slice(begin, end);
-        pieces.push(newLeaf(this.#epoch, keys, entries, leafBytes(measure, keys, entries)));
+        const leaf = newLeaf(this.#epoch, keys, entries, leafBytes(measure, keys, entries));
+        // Its entries are the split leaf's: encoded by difference from the same basis.
+        leaf.origin = node.origin;
+        pieces.push(leaf);
       }
     } else {
       const first = measure.childBytes('');
@@ -780,7 +783,9 @@ export class PageTree {
       if (page.keys.length === 0) throw bad('an empty leaf');
       if (page.keys.length !== page.entries.length) throw bad(`${page.keys.length} keys but ${page.entries.length} entries`);
       keys = page.keys;
-      node = newLeaf(EPOCH_NEVER, page.keys.slice(), page.entries.slice(), leafBytes(this.#measure, page.keys, page.entries));
+      const leaf = newLeaf(EPOCH_NEVER, page.keys.slice(), page.entries.slice(), leafBytes(this.#measure, page.keys, page.entries));
+      leaf.image = page.image;
+      node = leaf;
     } else {
       if (page.level !== level || level < 1) throw bad(`a page of level ${page.level}`);
       if (page.children.length < 2) throw bad(`a branch with ${page.children.length} children`);
@@ -848,6 +853,8 @@ export class PageTree {
       node.ref = ref;
       node.epoch = EPOCH_NEVER;
       node.planned = false;
+      // Copies made since hold the origin themselves; this one needs it no more.
+      if (node.kind === 'leaf') node.origin = undefined;
     }
     // Parents point at refs now: the frozen ones of the plan and the
     // current tree's (writes since beginCheckpoint copied some nodes of the

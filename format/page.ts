@@ -34,7 +34,7 @@ import {
 } from './constants.js';
 import { crc32c } from './crc32c.js';
 import { FormatError } from './format_error.js';
-import { checkPut, readRecords, writePutAt, type RecordVisitor, type StoredValue } from './records.js';
+import { checkPut, readRecords, writePutAt, type ExtentValue, type RecordVisitor, type StoredValue } from './records.js';
 
 export interface LeafEntry {
   key: Uint8Array;
@@ -269,6 +269,222 @@ export function encodeBranchPage(target: Uint8Array, stamp: PageStamp, level: nu
     data.setUint16(offset + 12, separatorLength, true);
     if (separator !== undefined) target.set(separator, offset + BRANCH_CHILD_HEADER_SIZE);
     offset += branchChildBytes(separatorLength);
+  }
+  assert.equal(offset, PAGE_HEADER_SIZE + usedBytes, 'branchChildBytes agrees with the layout');
+  return seal(target, data);
+}
+
+// ---- Encoding from key strings ----
+//
+// The engine holds keys as key strings: a key's bytes as a latin1 string,
+// one char (0..255) per byte, so that string order is bytewise order
+// (engine/key_codec.ts). A checkpoint encoded its pages through
+// encodeLeafPage after turning every key into a Uint8Array and every entry
+// into a LeafEntry, and that conversion was most of a checkpoint's CPU
+// (~33 of ~45 µs a 4 KiB page of 16-byte keys, 100-byte values). These two
+// encoders take the engine's columns as they are and write the same bytes
+// (a test checks them against encodeLeafPage/encodeBranchPage on random
+// pages); the record layout stays writePutAt's.
+
+/** A leaf entry as the engine holds it: an inline value is its bytes. */
+export interface LeafSlot {
+  readonly isString: boolean;
+  readonly value: Uint8Array | ExtentValue;
+}
+
+/** A branch child as the engine holds it. */
+export interface ChildRef {
+  readonly block: number;
+  readonly crc: number;
+}
+
+/**
+ * One key's bytes at a time, for writePutAt: views of every length over
+ * one buffer, made once each, so a record costs no allocation.
+ */
+const keyScratch = new Uint8Array(KEY_SIZE_MAX);
+const keyScratchViews: Uint8Array[] = [];
+/** The inline value handed to writePutAt, reused for every record. */
+const inlineScratch: { kind: 'inline'; bytes: Uint8Array } = { kind: 'inline', bytes: keyScratch };
+
+function keyScratchOf(keyString: string): Uint8Array {
+  const length = keyString.length;
+  for (let i = 0; i < length; i++) keyScratch[i] = keyString.charCodeAt(i);
+  return (keyScratchViews[length] ??= keyScratch.subarray(0, length));
+}
+
+/** Whether `keyString` is a key string of 1 to KEY_SIZE_MAX bytes (every char a byte). */
+function isKeyString(keyString: string): boolean {
+  const length = keyString.length;
+  if (length < 1 || length > KEY_SIZE_MAX) return false;
+  for (let i = 0; i < length; i++) if (keyString.charCodeAt(i) > 0xff) return false;
+  return true;
+}
+
+/**
+ * The records of a leaf page already encoded, to encode a later version of
+ * that leaf by difference: a record of the new leaf whose key string and
+ * slot are the very objects (===) of basis record j is basis record j's
+ * bytes again, copied instead of encoded. A checkpoint writes leaves that
+ * changed in a few entries since they were read or last written, and
+ * encoding every entry anew read each one's key, entry, value view and
+ * value bytes from all over the heap: ~20 µs a 4 KiB page of 16-byte keys
+ * and 100-byte values, nearly all of it waiting for memory.
+ * REQUIRES: `records` holds exactly the records of keyStrings and slots, in
+ * order (bytes [PAGE_HEADER_SIZE, PAGE_HEADER_SIZE + usedBytes) of a valid
+ * page of them), and nothing changes them.
+ */
+export interface LeafBasis {
+  readonly keyStrings: readonly string[];
+  readonly slots: readonly LeafSlot[];
+  readonly records: Uint8Array;
+  /** Where record j begins in `records`, for j in [0, count]; recordStarts[count] is records.length. */
+  readonly recordStarts: ArrayLike<number>;
+}
+
+/**
+ * How far past the expected record a difference encoding looks for the
+ * basis record of an entry (entries deleted since the basis): a few
+ * pointer compares per entry; a longer gap only costs re-encoding.
+ */
+const BASIS_LOOKAHEAD_RECORDS = 8;
+
+/** Per record of the page being encoded: its basis record, or -1 (encode it). Grows to the largest leaf seen. */
+let basisIndexScratch = new Int32Array(256);
+
+function basisIndexOf(basis: LeafBasis, keyString: string, slot: LeafSlot, from: number, everywhere: boolean): number {
+  const slots = basis.slots;
+  const end = everywhere ? slots.length : Math.min(slots.length, from + BASIS_LOOKAHEAD_RECORDS);
+  // The slot first: a pointer compare, where a key string compare may read the string.
+  for (let j = from; j < end; j++) if (slots[j] === slot && basis.keyStrings[j] === keyString) return j;
+  return -1;
+}
+
+/**
+ * encodeLeafPage of the entries whose keys are `keyStrings` (key bytes as
+ * latin1 strings) and whose flags and values are `slots`: the same page,
+ * byte for byte, copying the records it shares with `basis` (if given)
+ * from it. RangeError on what
+ * encodeLeafPage refuses, or a key string with a char above 0xff: then
+ * `target` is untouched.
+ */
+export function encodeLeafPageOfKeyStrings(
+  target: Uint8Array,
+  stamp: PageStamp,
+  keyStrings: readonly string[],
+  slots: readonly LeafSlot[],
+  basis?: LeafBasis,
+): number {
+  checkPageSize(target.length);
+  checkStamp(stamp);
+  const count = keyStrings.length;
+  if (slots.length !== count) throw new RangeError(`${count} keys but ${slots.length} entries`);
+  if (count < 1 || count > PAGE_ENTRY_COUNT_MAX) throw new RangeError(`a leaf holds 1 to ${PAGE_ENTRY_COUNT_MAX} records, got ${count}`);
+  if (basisIndexScratch.length < count) basisIndexScratch = new Int32Array(Math.max(count, 2 * basisIndexScratch.length));
+  const basisIndex = basisIndexScratch;
+  let usedBytes = 0;
+  let next = 0;
+  for (let i = 0; i < count; i++) {
+    const keyString = keyStrings[i];
+    const slot = slots[i];
+    const j = basis === undefined ? -1 : basisIndexOf(basis, keyString, slot, next, i === 0);
+    basisIndex[i] = j;
+    if (j >= 0) {
+      next = j + 1;
+      usedBytes += basis!.recordStarts[j + 1] - basis!.recordStarts[j];
+      // Records in a row of the basis are in order and valid already.
+      if (i > 0 && basisIndex[i - 1] === j - 1) continue;
+    } else {
+      if (!isKeyString(keyString)) throw new RangeError(`record ${i}: a key string of 1 to ${KEY_SIZE_MAX} bytes, one char each, got ${keyString.length} chars`);
+      const value = slot.value;
+      if (value instanceof Uint8Array) {
+        usedBytes += PUT_INLINE_HEADER_SIZE + keyString.length + value.length;
+      } else {
+        checkPut(keyScratchOf(keyString), value);
+        usedBytes += leafEntryBytes(keyString.length, value);
+      }
+    }
+    // One char a byte: string order is bytewise order.
+    if (i > 0 && !(keyStrings[i - 1] < keyString)) throw new RangeError(`leaf keys are not strictly ascending at record ${i}`);
+  }
+  const capacity = target.length - PAGE_HEADER_SIZE;
+  if (usedBytes > capacity) throw new RangeError(`${count} records take ${usedBytes} bytes, a page holds ${capacity}`);
+  target.fill(0, 0, PAGE_HEADER_SIZE);
+  target.fill(0, PAGE_HEADER_SIZE + usedBytes);
+  const data = writeHeader(target, stamp, PAGE_KIND_LEAF, 0, count, usedBytes);
+  let offset = PAGE_HEADER_SIZE;
+  for (let i = 0; i < count; ) {
+    const j = basisIndex[i];
+    if (j >= 0) {
+      // A run of records in a row of the basis: one copy.
+      let last = i + 1;
+      while (last < count && basisIndex[last] === j + (last - i)) last++;
+      const starts = basis!.recordStarts;
+      const from = starts[j];
+      const run = basis!.records.subarray(from, starts[j + last - i]);
+      target.set(run, offset);
+      offset += run.length;
+      i = last;
+      continue;
+    }
+    const slot = slots[i];
+    const value = slot.value;
+    let stored: StoredValue;
+    if (value instanceof Uint8Array) {
+      inlineScratch.bytes = value;
+      stored = inlineScratch;
+    } else {
+      stored = value;
+    }
+    offset = writePutAt(target, data, offset, keyScratchOf(keyStrings[i]), slot.isString, stored);
+    i++;
+  }
+  inlineScratch.bytes = keyScratch;
+  assert.equal(offset, PAGE_HEADER_SIZE + usedBytes, 'the sizes agree with writePutAt and the basis');
+  return seal(target, data);
+}
+
+/**
+ * encodeBranchPage of `children` with `separatorStrings` (separator bytes
+ * as latin1 strings; separatorStrings[i] is child i + 1's): the same page,
+ * byte for byte. RangeError on what encodeBranchPage refuses, or a
+ * separator with a char above 0xff: then `target` is untouched.
+ */
+export function encodeBranchPageOfKeyStrings(target: Uint8Array, stamp: PageStamp, level: number, separatorStrings: readonly string[], children: readonly ChildRef[]): number {
+  checkPageSize(target.length);
+  checkStamp(stamp);
+  if (!Number.isInteger(level) || level < 1 || level >= TREE_LEVELS_MAX) {
+    throw new RangeError(`a branch is at level 1 to ${TREE_LEVELS_MAX - 1}, got ${level}`);
+  }
+  const count = children.length;
+  if (count < 2 || count > PAGE_ENTRY_COUNT_MAX) throw new RangeError(`a branch has 2 to ${PAGE_ENTRY_COUNT_MAX} children, got ${count}`);
+  if (separatorStrings.length !== count - 1) throw new RangeError(`${count} children need ${count - 1} separators, got ${separatorStrings.length}`);
+  let usedBytes = branchChildBytes(0);
+  for (let i = 0; i < count; i++) {
+    const { block, crc } = children[i];
+    if (!Number.isSafeInteger(block) || block < 0) throw new RangeError(`child ${i} block ${block}`);
+    if (!isU32(crc)) throw new RangeError(`child ${i} crc ${crc} is not a u32`);
+    if (i === 0) continue;
+    const separator = separatorStrings[i - 1];
+    if (!isKeyString(separator)) throw new RangeError(`child ${i} needs a separator of 1 to ${KEY_SIZE_MAX} bytes, one char each, got ${separator.length} chars`);
+    if (i > 1 && !(separatorStrings[i - 2] < separator)) throw new RangeError(`separators are not strictly ascending at child ${i}`);
+    usedBytes += branchChildBytes(separator.length);
+  }
+  const capacity = target.length - PAGE_HEADER_SIZE;
+  if (usedBytes > capacity) throw new RangeError(`${count} children take ${usedBytes} bytes, a page holds ${capacity}`);
+  target.fill(0, 0, PAGE_HEADER_SIZE);
+  target.fill(0, PAGE_HEADER_SIZE + usedBytes);
+  const data = writeHeader(target, stamp, PAGE_KIND_BRANCH, level, count, usedBytes);
+  let offset = PAGE_HEADER_SIZE;
+  for (let i = 0; i < count; i++) {
+    const child = children[i];
+    const separator = i === 0 ? '' : separatorStrings[i - 1];
+    writeU64(data, offset, child.block);
+    data.setUint32(offset + 8, child.crc, true);
+    data.setUint16(offset + 12, separator.length, true);
+    offset += BRANCH_CHILD_HEADER_SIZE;
+    for (let c = 0; c < separator.length; c++) target[offset + c] = separator.charCodeAt(c);
+    offset += separator.length;
   }
   assert.equal(offset, PAGE_HEADER_SIZE + usedBytes, 'branchChildBytes agrees with the layout');
   return seal(target, data);

@@ -25,13 +25,17 @@ import {
   branchChildBytes,
   decodePage,
   encodeBranchPage,
+  encodeBranchPageOfKeyStrings,
   encodeLeafPage,
+  encodeLeafPageOfKeyStrings,
   leafEntryBytes,
   pageCapacityBytes,
   pageSizeFor,
   type BranchChild,
   type DecodedPage,
+  type LeafBasis,
   type LeafEntry,
+  type LeafSlot,
   type PageExpectation,
   type PageStamp,
 } from '../../format/page.js';
@@ -732,3 +736,165 @@ function exampleLeaf(): { page: Uint8Array; crc: number } {
   return { page, crc };
 }
 
+
+// --- Encoding from key strings (the engine's leaves and branches) ------------------------------
+
+/** A key's bytes as the engine's key string: one latin1 char per byte. */
+function keyStringOf(key: Uint8Array): string {
+  return Buffer.from(key).toString('latin1');
+}
+
+/** The engine's form of a leaf entry: an inline value is its bytes. */
+function slotOf(e: LeafEntry): LeafSlot {
+  return { isString: e.keyIsString, value: e.value.kind === 'inline' ? e.value.bytes : e.value };
+}
+
+/** What encodeLeafPageOfKeyStrings needs of a leaf: its keys as strings and its slots, in one list (so edits keep them paired). */
+interface EngineEntry {
+  keyString: string;
+  slot: LeafSlot;
+  entry: LeafEntry;
+}
+
+function engineEntries(entries: readonly LeafEntry[]): EngineEntry[] {
+  return entries.map((entry) => ({ keyString: keyStringOf(entry.key), slot: slotOf(entry), entry }));
+}
+
+/** Encodes `entries` the engine's way (with `basis`), checks the bytes and crc against encodeLeafPage's, and returns the basis they make. */
+function encodesLikeTheReference(blockSize: number, entries: readonly EngineEntry[], basis?: LeafBasis): LeafBasis {
+  const reference = new Uint8Array(pageSizeFor(blockSize)).fill(0xa5);
+  const referenceCrc = encodeLeafPage(reference, stamp(), entries.map((e) => e.entry));
+  const page = new Uint8Array(pageSizeFor(blockSize)).fill(0x5a);
+  const keyStrings = entries.map((e) => e.keyString);
+  const slots = entries.map((e) => e.slot);
+  const crc = encodeLeafPageOfKeyStrings(page, stamp(), keyStrings, slots, basis);
+  assert.equal(crc, referenceCrc, 'the same crc');
+  assert.ok(Buffer.from(page).equals(reference), 'the same page, byte for byte');
+  const recordStarts = [0];
+  for (const e of entries) recordStarts.push(recordStarts[recordStarts.length - 1]! + leafEntryBytes(e.entry.key.length, e.entry.value));
+  const offset = recordStarts[entries.length]!;
+  return { keyStrings, slots, records: page.slice(PAGE_HEADER_SIZE, PAGE_HEADER_SIZE + offset), recordStarts };
+}
+
+describe('encodeLeafPageOfKeyStrings()', () => {
+  it("writes encodeLeafPage's page and crc for random leaves at block sizes 512, 4096 and 65536 (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...BLOCK_SIZES).chain((blockSize) => fc.tuple(fc.constant(blockSize), leafArbitrary(blockSize))),
+        ([blockSize, entries]) => {
+          encodesLikeTheReference(blockSize, engineEntries(entries));
+        },
+      ),
+      { seed: PROPERTY_SEED, numRuns: 300 },
+    );
+  });
+
+  it('encodes by difference from a basis to the same page: records kept, given new values, inserted and deleted, and a piece of the basis (property)', () => {
+    const seen = new Set<string>();
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...BLOCK_SIZES).chain((blockSize) =>
+          fc.tuple(
+            fc.constant(blockSize),
+            leafArbitrary(blockSize),
+            leafArbitrary(blockSize),
+            fc.array(fc.constantFrom('keep', 'keep', 'keep', 'delete', 'new slot', 'new value'), { minLength: 60, maxLength: 60 }),
+            fc.nat(),
+            fc.nat(),
+          ),
+        ),
+        ([blockSize, basisEntries, inserted, edits, pieceStart, pieceLength]) => {
+          const before = engineEntries(basisEntries);
+          const basis = encodesLikeTheReference(blockSize, before);
+          // Edit the basis leaf as the tree would: entries kept are the same objects.
+          let after: EngineEntry[] = [];
+          before.forEach((e, i) => {
+            const edit = edits[i]!;
+            seen.add(edit);
+            if (edit === 'keep') after.push(e);
+            // The same bytes in another slot object: encoded afresh, to the same record.
+            else if (edit === 'new slot') after.push({ ...e, slot: { ...e.slot } });
+            else if (edit === 'new value') {
+              const entry: LeafEntry = { ...e.entry, value: { kind: 'inline', bytes: Uint8Array.of(i, 1, 2) } };
+              after.push({ keyString: e.keyString, slot: slotOf(entry), entry });
+            }
+          });
+          const keys = new Set(after.map((e) => e.keyString));
+          for (const e of engineEntries(inserted)) if (!keys.has(e.keyString) && !before.some((b) => b.keyString === e.keyString)) after.push(e);
+          after.sort((a, b) => (a.keyString < b.keyString ? -1 : a.keyString > b.keyString ? 1 : 0));
+          // A piece of it, as a split makes.
+          if (pieceStart % 3 === 0 && after.length > 1) {
+            seen.add('piece');
+            const start = pieceStart % after.length;
+            after = after.slice(start, start + 1 + (pieceLength % (after.length - start)));
+          }
+          const capacity = pageCapacityBytes(pageSizeFor(blockSize));
+          let used = 0;
+          after = after.filter((e) => (used += leafEntryBytes(e.entry.key.length, e.entry.value)) <= capacity);
+          fc.pre(after.length >= 1);
+          encodesLikeTheReference(blockSize, after, basis);
+        },
+      ),
+      { seed: PROPERTY_SEED, numRuns: 300 },
+    );
+    assert.deepEqual([...seen].sort(), ['delete', 'keep', 'new slot', 'new value', 'piece'], 'the runs covered every kind of edit');
+  });
+
+  it('refuses what encodeLeafPage refuses, and a key string with a char above 0xff, leaving the target untouched', () => {
+    const target = new Uint8Array(4096).fill(0xee);
+    const slot: LeafSlot = { isString: true, value: utf8('v') };
+    const cases: [string, string[], LeafSlot[]][] = [
+      ['no records', [], []],
+      ['keys and slots differ in count', ['a', 'b'], [slot]],
+      ['keys not ascending', ['b', 'a'], [slot, slot]],
+      ['a repeated key', ['a', 'a'], [slot, slot]],
+      ['an empty key', [''], [slot]],
+      ['a key over KEY_SIZE_MAX', ['k'.repeat(KEY_SIZE_MAX + 1)], [slot]],
+      ['a char above 0xff', ['a\u0100'], [slot]],
+      ['more than a page', ['a', 'b'], [{ isString: false, value: new Uint8Array(2100) }, { isString: false, value: new Uint8Array(2100) }]],
+      ['an extent value without extents', ['a'], [{ isString: false, value: { kind: 'extents', length: 0, crc: 0, extents: [] } }]],
+    ];
+    for (const [what, keyStrings, slots] of cases) assert.throws(() => encodeLeafPageOfKeyStrings(target, stamp(), keyStrings, slots), RangeError, what);
+    assert.ok(target.every((byte) => byte === 0xee), 'the target is untouched');
+  });
+});
+
+describe('encodeBranchPageOfKeyStrings()', () => {
+  it("writes encodeBranchPage's page and crc for random branches at block sizes 512, 4096 and 65536 (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...BLOCK_SIZES).chain((blockSize) => fc.tuple(fc.constant(blockSize), branchArbitrary(blockSize))),
+        ([blockSize, { level, children }]) => {
+          const reference = new Uint8Array(pageSizeFor(blockSize)).fill(0xa5);
+          const referenceCrc = encodeBranchPage(reference, stamp(), level, children);
+          const page = new Uint8Array(pageSizeFor(blockSize)).fill(0x5a);
+          const separators = children.slice(1).map((c) => keyStringOf(c.separator!));
+          const crc = encodeBranchPageOfKeyStrings(page, stamp(), level, separators, children.map(({ block, crc }) => ({ block, crc })));
+          assert.equal(crc, referenceCrc);
+          assert.ok(Buffer.from(page).equals(reference), 'the same page, byte for byte');
+        },
+      ),
+      { seed: PROPERTY_SEED, numRuns: 300 },
+    );
+  });
+
+  it('refuses what encodeBranchPage refuses, and a separator with a char above 0xff, leaving the target untouched', () => {
+    const target = new Uint8Array(4096).fill(0xee);
+    const two = [
+      { block: 200, crc: 1 },
+      { block: 208, crc: 2 },
+    ];
+    const cases: [string, number, string[], { block: number; crc: number }[]][] = [
+      ['level 0', 0, ['m'], two],
+      ['one child', 1, [], two.slice(0, 1)],
+      ['separators and children differ in count', 1, ['m', 'n'], two],
+      ['an empty separator', 1, [''], two],
+      ['a char above 0xff', 1, ['\u0100'], two],
+      ['separators not ascending', 1, ['n', 'm'], [...two, { block: 216, crc: 3 }]],
+      ['a crc that is not a u32', 1, ['m'], [two[0]!, { block: 208, crc: 2 ** 32 }]],
+      ['a negative block', 1, ['m'], [two[0]!, { block: -1, crc: 2 }]],
+    ];
+    for (const [what, level, separators, children] of cases) assert.throws(() => encodeBranchPageOfKeyStrings(target, stamp(), level, separators, children), RangeError, what);
+    assert.ok(target.every((byte) => byte === 0xee), 'the target is untouched');
+  });
+});

@@ -19,8 +19,16 @@ const SCALE = Number(process.env.RINGSTORE_CRASH_SCALE ?? 1);
 /** States on a store of 4096-byte blocks, where superblocks and one-block frames tear inside too. */
 const LARGE_BLOCK_STATES = Number(process.env.RINGSTORE_CRASH_LARGE_BLOCK_STATES ?? 1000);
 
+/**
+ * A state takes ~25 ms on this kind of host alone and ~36 ms beside other
+ * work (20 000 states: 491 s and 722 s); the bound allows 60 ms a state so
+ * that a loaded host does not end a long run (npm run test:crash) before
+ * its verdict, and at least 10 minutes.
+ */
+const TIMEOUT_MS = Math.max(600_000, 60 * (STATES + LARGE_BLOCK_STATES));
+
 describe('crash explorer on the built-in workload', function () {
-  this.timeout(600_000);
+  this.timeout(TIMEOUT_MS);
   let dir: string;
   let workload: TracedWorkload;
 

@@ -330,8 +330,10 @@ export class Journal {
 
   /**
    * Resolves when every write queued before the call has committed (or
-   * failed). Commits run in queue order, so waiting for the last one is
-   * enough — and later writes cannot keep this waiting.
+   * failed). Writes settle in queue order — commits are acknowledged in
+   * order, and a commit refused before its write settles after the commits
+   * in flight ahead of it — so waiting for the last one is enough, and
+   * later writes cannot keep this waiting.
    */
   async flushCommits(): Promise<void> {
     await this.#lastQueued;

@@ -480,15 +480,28 @@ export class Space {
   #startTrims(): void {
     // After a failure nothing more is sent to the device; a reopen frees
     // whatever was waiting.
-    if (this.#trimLoop !== undefined || this.#state.failure !== undefined) return;
+    if (this.#state.failure !== undefined) return;
+    if (this.#trimLoop !== undefined) {
+      // The running loop looks again before it ends — unless it has looked
+      // for the last time already and is only letting go of its place: then
+      // it starts a new one (else these extents would wait for the next
+      // release or read, for good if none comes).
+      this.#trimAgain = true;
+      return;
+    }
     // Errors other than a trim's (handled in #runTrims) are bugs: not caught.
     this.#trimLoop = this.#runTrims().finally(() => {
       this.#trimLoop = undefined;
+      if (this.#trimAgain) this.#startTrims();
     });
   }
 
+  /** Extents were released or a read ended while the trim loop ran: it must look again. */
+  #trimAgain = false;
+
   async #runTrims(): Promise<void> {
     for (;;) {
+      this.#trimAgain = false;
       const oldestRead = this.#activeReads.size > 0 ? Math.min(...this.#activeReads.keys()) : Infinity;
       const ready: Extent[] = [];
       const toTrim: Extent[] = [];

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { prepareBenchFile } from './bench/bench_file.js';
-import { ensureFio, runFio, runFioJob, type FioJobSpec } from './bench/fio_runner.js';
+import { ensureFio, runFio, type FioJobSpec } from './bench/fio_runner.js';
 import type { Measurement } from './bench/measurement.js';
 import { betterSqlite3Contender, classicLevelContender, lmdbContender, loadPeers } from './bench/peers.js';
 import { ringLevelContender } from './bench/ring_level_adapter.js';
@@ -65,28 +65,12 @@ const FIO_FILE = { path: join(BENCH_DATA_DIRECTORY, 'io.bin'), sizeBytes: 1024 *
 const FIO_MEASURE_SECONDS = 5;
 const FIO_MEASURE_SECONDS_MIN = 2;
 const FIO_WARMUP_SECONDS = 1;
-const FIO_WORKLOAD_IDS = ['write-fdatasync-qd1', 'seqwrite-1m-qd8'] as const;
-/** fio's references for the blob targets, beside the IO bench's WORKLOADS. */
-const BLOB_FIO_JOBS: readonly FioJobSpec[] = [
-  {
-    id: 'writesync-1m-qd1',
-    title: '1 MiB sequential direct write + fdatasync, QD1',
-    pattern: 'sequential',
-    operation: 'writeAndSync',
-    blockSize: 1 << 20,
-    queueDepth: 1,
-    headline: 'bandwidth',
-  },
-  {
-    id: 'seqread-1m-qd8',
-    title: '1 MiB sequential direct read, QD8',
-    pattern: 'sequential',
-    operation: 'read',
-    blockSize: 1 << 20,
-    queueDepth: 8,
-    headline: 'bandwidth',
-  },
-];
+/**
+ * fio's references for the store targets, from the IO bench's WORKLOADS:
+ * small durable writes, and for the blob targets 1 MiB writes (QD8, and
+ * QD1 each with an fdatasync) and 1 MiB reads (QD8).
+ */
+const FIO_WORKLOAD_IDS = ['write-fdatasync-qd1', 'seqwrite-1m-qd8', 'write-fdatasync-1m-qd1', 'seqread-1m-qd8'] as const;
 /** Values of the small-value workloads are cut from this much random data. */
 const VALUE_POOL_SIZE_BYTES = 1 << 20;
 /** Blobs are cut from this much random data (4 MiB: each 1 MiB blob starts elsewhere). */
@@ -262,7 +246,6 @@ async function runFioReferences(options: Options): Promise<{ version: string; re
     const spec = WORKLOADS.find((workload) => workload.id === id)!;
     report(spec, await runFio(spec, FIO_FILE, timing));
   }
-  for (const spec of BLOB_FIO_JOBS) report(spec, await runFioJob(spec, FIO_FILE, timing));
   return { version, results };
 }
 
@@ -273,7 +256,7 @@ function fioReference(fio: { results: { spec: FioJobSpec; measurement: Measureme
     writeSyncP50Us: writeSync?.fio?.syncLatencyUs !== undefined ? writeSync.latencyUs.p50 + writeSync.fio.syncLatencyUs.p50 : undefined,
     writeSyncIops: writeSync?.iops,
     seqWriteMiBps: measured('seqwrite-1m-qd8')?.bandwidthMiBps,
-    writeSync1MiBMiBps: measured('writesync-1m-qd1')?.bandwidthMiBps,
+    writeSync1MiBMiBps: measured('write-fdatasync-1m-qd1')?.bandwidthMiBps,
     seqReadMiBps: measured('seqread-1m-qd8')?.bandwidthMiBps,
   };
 }

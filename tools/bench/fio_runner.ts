@@ -192,14 +192,7 @@ function percentilesUs(section: FioLatencySection, name: string): PercentilesUs 
  * A fio job outside the IO bench's fixed WORKLOADS (bench:store's 1 MiB
  * references): the same description under an id of its own.
  */
+/** A fio job as a report lists it: a WorkloadSpec, its id any name. */
 export interface FioJobSpec extends Omit<WorkloadSpec, 'id'> {
   id: string;
-}
-
-/**
- * Runs `spec` under fio, like runFio. fioArguments and parseFioReport use
- * the id only as the job's name, so any id will do.
- */
-export function runFioJob(spec: FioJobSpec, benchFile: BenchFile, timing: RunTiming): Promise<Measurement> {
-  return runFio(spec as unknown as WorkloadSpec, benchFile, timing);
 }

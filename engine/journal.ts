@@ -25,7 +25,7 @@ import { writeDelete, writePut, type StoredValue } from '../format/records.js';
 import { allocAligned } from '../native/aligned_buffer.js';
 import type { BlockDevice } from './block_device.js';
 import type { Checkpointer } from './checkpointer.js';
-import type { DataBlock, Grid } from './grid.js';
+import { allSettledOrThrow, type DataBlock, type Grid } from './grid.js';
 import { keyStringToBytes } from './key_codec.js';
 import type { PageTree, PreparedPaths } from './page_tree.js';
 import type { Space } from './space.js';
@@ -135,16 +135,6 @@ interface InFlightCommit {
   readonly io: Promise<void>;
   /** Settles (never rejects) once it is applied and acknowledged, or has failed. */
   done: Promise<void>;
-}
-
-/**
- * Waits for every one of `promises` to settle, then rejects with the first
- * rejection if any: a buffer under IO is not given back while any write of
- * it is still running.
- */
-async function settledAll(promises: Promise<void>[]): Promise<void> {
-  const outcomes = await Promise.allSettled(promises);
-  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
 }
 
 /** A commit refused before anything of it was written (its `cause` says why): the store goes on. */
@@ -642,7 +632,7 @@ export class Journal {
     this.#device.mark?.('wal', sequence);
     if (!this.#sync && !marker) {
       // Durable with the next fdatasync, which must find the extent data complete too.
-      await settledAll([this.#device.write(position, [frame]), ...writes.flatMap((write) => write.dataWrites)]);
+      await allSettledOrThrow([this.#device.write(position, [frame]), ...writes.flatMap((write) => write.dataWrites)]);
       return;
     }
     if (!hasData) {
@@ -665,7 +655,7 @@ export class Journal {
     // drops a commit after the last durable one whose data does not match
     // its checksum, so the WAL blocks may reach the disk first), and one
     // fdatasync after both makes the commit durable.
-    await settledAll([this.#device.write(position, [frame]), ...dataWrites]);
+    await allSettledOrThrow([this.#device.write(position, [frame]), ...dataWrites]);
     this.#device.mark?.('flush', sequence);
     await this.#device.sync();
   }

@@ -31,7 +31,7 @@ import type { WalSpace } from './wal_space.js';
 
 /** Pages a checkpoint encodes between yields to the event loop (a few ms of work), so commits go on meanwhile. */
 const CHECKPOINT_ENCODE_SLICE_PAGES = 64;
-/** Pages a checkpoint encodes and writes at a time (256 × 4 KiB = 1 MiB of buffers). */
+/** Pages a checkpoint encodes and writes at a time (256 × 4 KiB = 1 MiB of buffers; two batches are out at once: one written, one encoded). */
 const CHECKPOINT_WRITES_IN_FLIGHT_MAX = 256;
 /** Buffers of one vector write (IOV_MAX). */
 const WRITE_BUFFERS_MAX = 1024;
@@ -181,6 +181,19 @@ export class Checkpointer {
     // ---- Then: encode and write the pages, the free set; flush; superblock.
     const assigned = new Map<TreeNode, PageRef>();
     const writes: Promise<void>[] = [];
+    // The batch written while the next one is encoded: the device works
+    // while the CPU does (at most two batches of buffers out at once).
+    // Its writes are watched from the start (allSettled): one that fails
+    // while the next batch is encoded is no unhandled rejection.
+    let writing: { batch: { block: number; buffer: Buffer }[]; settled: Promise<PromiseSettledResult<void>[]> } | undefined;
+    const finishWriting = async (): Promise<void> => {
+      const done = writing;
+      if (done === undefined) return;
+      writing = undefined;
+      const outcomes = await done.settled;
+      for (const { buffer } of done.batch) this.#pages.pool.give(buffer);
+      for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+    };
     try {
       this.#device.mark?.('checkpoint', sequence);
       for (let first = 0; first < plan.dirtyNodes.length; first += CHECKPOINT_WRITES_IN_FLIGHT_MAX) {
@@ -198,17 +211,14 @@ export class Checkpointer {
           // Encoding is CPU work: let commits and reads run between slices.
           if ((i + 1) % CHECKPOINT_ENCODE_SLICE_PAGES === 0) await new Promise<void>((resolve) => setImmediate(resolve));
         }
+        await finishWriting();
         // Commits run between batches: mark this IO as the checkpoint's again.
         this.#device.mark?.('checkpoint', sequence);
         const batchWrites = this.#writePages(batch);
         writes.push(...batchWrites);
-        try {
-          await Promise.all(batchWrites);
-        } finally {
-          await Promise.allSettled(batchWrites);
-          for (const { buffer } of batch) this.#pages.pool.give(buffer);
-        }
+        writing = { batch, settled: Promise.allSettled(batchWrites) };
       }
+      await finishWriting();
       const frame = allocAligned(frameBlocks * blockSize, Math.max(this.#device.ioAlignment, 4096));
       encodeFrame('free set', sequence, previous.storeTag, payload, frame, blockSize);
       this.#device.mark?.('checkpoint', sequence);

@@ -152,6 +152,50 @@ describe('BlockStore after a device error', () => {
     });
   }
 
+  it('fails the store when a checkpoint page write fails while its next batch of pages is being encoded', async () => {
+    // A checkpoint encodes one batch of pages while the one before is being
+    // written: the failed write must fail the checkpoint and the store, and
+    // must never go unwatched (an unhandled rejection ends the process).
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const simulated = new SimulatedDevice({ sizeBytes: 32 << 20 });
+      const device = new FailingDevice(simulated);
+      const store = await BlockStore.open('failing', { device, encoding: 'binary', create: true, walSizeBytes: 16 << 20 });
+      const written = new Map<string, Buffer>();
+      // ~3 values of 1000 bytes a 4 KiB leaf: ~700 dirty leaves, several batches of writes.
+      const entries = Array.from({ length: 2_000 }, (_, index) => ({ type: 'put' as const, key: `key-${String(index).padStart(5, '0')}`, value: pattern(1_000, index) }));
+      for (let first = 0; first < entries.length; first += 250) {
+        const batch = entries.slice(first, first + 250);
+        await store.batch(batch);
+        for (const { key, value } of batch) written.set(key, value);
+      }
+      assert.ok(store.stats().dirtyPages > 600, `${store.stats().dirtyPages} dirty pages: more than two batches of checkpoint writes`);
+
+      device.failNext('write');
+      const failed = await rejectsWithCode(() => store.checkpoint(), 'ERR_STORE_FAILED');
+      assertFailedBy(failed, device.injected[0]);
+      await rejectsWithCode(() => store.put('later', pattern(10, 5)), 'ERR_STORE_FAILED');
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(unhandled, []);
+      await store.close(); // the failure was reported already
+
+      const reopened = await BlockStore.open('failing', { device: simulated.crash({ keepProbability: 0.5, tornWrites: false }), encoding: 'binary' });
+      try {
+        for (const [key, value] of written) assert.ok(((await reopened.get(key)) as Buffer).equals(value), key);
+        assert.equal(await reopened.has('later'), false);
+        await reopened.verifyIntegrity();
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('rejects close() with ERR_STORE_FAILED when the deferred flush of sync: false failed with no write after it to say so', async () => {
     const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
     const device = new FailingDevice(simulated);

@@ -71,6 +71,11 @@ export class Checkpointer {
   readonly #state: StoreState;
   #superblock: Superblock;
   #checkpointing: Promise<void> | undefined;
+  /** Pages of the running checkpoint's plan, and how many of them are written (0 / 0 when none runs). */
+  #plannedPages = 0;
+  #writtenPages = 0;
+  /** Waiters of progressed(): woken at each written batch and when the checkpoint ends. */
+  #progressWaiters: (() => void)[] = [];
   #checkpoints = 0;
   #pagesWritten = 0;
 
@@ -107,6 +112,28 @@ export class Checkpointer {
     return this.#checkpointing !== undefined;
   }
 
+  /**
+   * The share of the running checkpoint's pages written so far, 0 to 1 (1
+   * once its pages are written and it flushes and writes its superblock);
+   * 0 when none runs. Commits are paced by it (journal.ts, backpressure).
+   */
+  get progress(): number {
+    if (this.#checkpointing === undefined || this.#plannedPages === 0) return this.#checkpointing === undefined ? 0 : 1;
+    return this.#writtenPages / this.#plannedPages;
+  }
+
+  /** Resolves when the running checkpoint has written another batch of pages, or ended; at once if none runs. Never rejects. */
+  progressed(): Promise<void> {
+    if (this.#checkpointing === undefined) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#progressWaiters.push(resolve));
+  }
+
+  #wakeProgressWaiters(): void {
+    const waiters = this.#progressWaiters;
+    this.#progressWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
   /** Settles when the checkpoint being written has (never rejects); undefined if none is. */
   settled(): Promise<void> | undefined {
     return this.#checkpointing?.catch(() => undefined);
@@ -141,10 +168,16 @@ export class Checkpointer {
         if (error instanceof StoreError && error.code === 'ERR_STORE_FULL') throw error;
         throw this.#state.fail(error);
       })
-      .finally(() => {
-        this.#checkpointing = undefined;
-      });
+      .finally(() => this.#ended());
     return this.#checkpointing;
+  }
+
+  /** The checkpoint (or superblock write) in #checkpointing ended, however. */
+  #ended(): void {
+    this.#checkpointing = undefined;
+    this.#plannedPages = 0;
+    this.#writtenPages = 0;
+    this.#wakeProgressWaiters();
   }
 
   async #checkpoint(journal: AppliedCommits): Promise<void> {
@@ -181,6 +214,8 @@ export class Checkpointer {
     // ---- Then: encode and write the pages, the free set; flush; superblock.
     const assigned = new Map<TreeNode, PageRef>();
     const writes: Promise<void>[] = [];
+    this.#plannedPages = plan.dirtyNodes.length;
+    this.#writtenPages = 0;
     // The batch written while the next one is encoded: the device works
     // while the CPU does (at most two batches of buffers out at once).
     // Its writes are watched from the start (allSettled): one that fails
@@ -193,6 +228,8 @@ export class Checkpointer {
       const outcomes = await done.settled;
       for (const { buffer } of done.batch) this.#pages.pool.give(buffer);
       for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+      this.#writtenPages += done.batch.length;
+      this.#wakeProgressWaiters();
     };
     try {
       this.#device.mark?.('checkpoint', sequence);
@@ -362,9 +399,7 @@ export class Checkpointer {
       .catch((error: unknown) => {
         throw this.#state.fail(error);
       })
-      .finally(() => {
-        this.#checkpointing = undefined;
-      });
+      .finally(() => this.#ended());
     this.#checkpointing = running;
     return running;
   }

@@ -204,7 +204,7 @@ export class Journal {
   readonly #grid: Grid;
   readonly #checkpointer: Checkpointer;
   readonly #growth: StoreGrowth;
-  /** Times a commit waited for a checkpoint because its pages had used the dirty budget (backpressure). */
+  /** Times a commit waited for a checkpoint's progress because its pages had used their allowance (backpressure). */
   #checkpointsWaitedFor = 0;
   readonly #state: StoreState;
   /** WAL payload bytes one commit may hold: COMMIT_WAL_SHARE_MAX of the WAL. */
@@ -260,7 +260,7 @@ export class Journal {
     return this.#appliedSequence;
   }
 
-  /** Times commits waited for a checkpoint to end because they had dirtied a budget's worth of pages during it. */
+  /** Times commits waited for a running checkpoint's progress because they had dirtied their allowance of pages during it. */
   get checkpointWaitCount(): number {
     return this.#checkpointsWaitedFor;
   }
@@ -416,10 +416,9 @@ export class Journal {
         continue;
       }
       // Backpressure: commits go on while a checkpoint is written, dirtying
-      // pages it does not write; past BACKPRESSURE_DIRTY_FACTOR budgets'
-      // worth, they wait for it to end.
-      if (this.#checkpointer.running && this.#tree.dirtyNodeCountSinceFreeze >= BACKPRESSURE_DIRTY_FACTOR * this.#dirtyPagesMax) {
-        await this.#checkpointer.settled();
+      // pages it does not write, paced by its progress (#dirtyAllowance).
+      if (this.#checkpointer.running && this.#tree.dirtyNodeCountSinceFreeze >= this.#dirtyAllowance()) {
+        await this.#checkpointer.progressed();
         this.#checkpointsWaitedFor++;
         continue;
       }
@@ -763,6 +762,20 @@ export class Journal {
    * their memory budget, or past a share of the free space (the WAL fill
    * does not matter: replay adds nothing to it).
    */
+  /**
+   * Pages commits may have dirtied since the running checkpoint froze the
+   * tree: one budget at its start, growing with the share of its pages
+   * written to BACKPRESSURE_DIRTY_FACTOR budgets at its end. Commits that
+   * waited for a whole checkpoint once they reached the full allowance
+   * came in bursts with stalls of a checkpoint's length between them (a
+   * random-order load of 1 M keys: batch p99 692 ms at a p50 of 19 ms);
+   * paced, each waits for a batch of its pages at most. The total dirtied
+   * per checkpoint, and so the write amplification, stays the same.
+   */
+  #dirtyAllowance(): number {
+    return this.#dirtyPagesMax * (1 + (BACKPRESSURE_DIRTY_FACTOR - 1) * this.#checkpointer.progress);
+  }
+
   replayCheckpointDue(): boolean {
     const dirty = this.#tree.dirtyNodeCountMax;
     return dirty >= REPLAY_DIRTY_BUDGET_FACTOR * this.#dirtyPagesMax || dirty * this.#pageBlocks >= this.#space.freeBlockCount * CHECKPOINT_FREE_SPACE_SHARE;

@@ -34,6 +34,12 @@ export interface StoreAdapter {
   describe(): string | undefined;
   /** The share of its WAL in use (0..1), for stores with a WAL of fixed size (ringstore); the scale section fills it before a kill. */
   walFill?: () => number;
+  /**
+   * Tree-page lookups since open that its page cache answered (hits) and
+   * that read the page from the device (misses), for stores with a cache of
+   * their own (ringstore): the scale section's gets report device reads per get.
+   */
+  pageCacheCounts?: () => { hits: number; misses: number };
 }
 
 export interface StoreContender {
@@ -129,6 +135,10 @@ export async function openRingstore(path: string, variant: RingstoreVariant, siz
     },
     describe: () => describeRingstore(mark, countersOf(store, ring.stats()), ring.stats()),
     walFill: () => store.stats().walFill,
+    pageCacheCounts: () => {
+      const stats = store.stats();
+      return { hits: stats.pageCacheHits, misses: stats.pageCacheMisses };
+    },
   };
   let mark = countersOf(store, ring.stats());
   return adapter;

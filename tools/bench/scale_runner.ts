@@ -107,10 +107,11 @@ export async function runScaleSection(options: ScaleSectionOptions): Promise<Sca
  * the same file system, and a footprint the disk's caches treat alike.
  */
 async function runFioBeside(directory: string, run: ScaleRun, log: (line: string) => void): Promise<void> {
-  const storeSizeBytes = readdirSync(directory).reduce((total, name) => total + statSync(join(directory, name)).size, 0);
-  const sizeBytes = Math.max(1, Math.ceil(storeSizeBytes / FIO_FILE_SIZE_UNIT_BYTES)) * FIO_FILE_SIZE_UNIT_BYTES;
-  const benchFile = { path: join(directory, 'fio-randread.bin'), sizeBytes };
+  const path = join(directory, 'fio-randread.bin');
   try {
+    const storeSizeBytes = readdirSync(directory).reduce((total, name) => total + statSync(join(directory, name)).size, 0);
+    const sizeBytes = Math.max(1, Math.ceil(storeSizeBytes / FIO_FILE_SIZE_UNIT_BYTES)) * FIO_FILE_SIZE_UNIT_BYTES;
+    const benchFile = { path, sizeBytes };
     await prepareBenchFile(benchFile, log);
     const measurement = await runFio(SCALE_FIO_WORKLOAD, benchFile, SCALE_FIO_TIMING);
     log(`scale ${run.label} ${formatCount(run.keyCount)} keys: fio ${SCALE_FIO_WORKLOAD.title} ${formatCount(measurement.iops)} IOPS`);
@@ -118,7 +119,7 @@ async function runFioBeside(directory: string, run: ScaleRun, log: (line: string
   } catch (error) {
     run.errors.push(`fio: ${(error as Error).message}`);
   } finally {
-    rmSync(benchFile.path, { force: true });
+    rmSync(path, { force: true });
   }
 }
 

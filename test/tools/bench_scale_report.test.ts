@@ -21,15 +21,15 @@ function measurement(overrides: Partial<ScaleMeasurement>): ScaleMeasurement {
     crashWalFill: 0.45,
     getCount: 1_000_000,
     getsPerSecond: 500_000,
-    getPageReadsPerGet: 0.9,
+    getDeviceReadsPerGet: 0.9,
     heapAndArrayBuffersBytes: 64 * MiB,
     rssBytes: 200 * MiB,
     coldReaderCount: 32,
     coldGetsPerSecond: 40_000,
-    coldGetPageReadsPerGet: 0.9,
+    coldGetDeviceReadsPerGet: 0.9,
     hotWorkingSetKeyCount: 50_000,
     hotGetsPerSecond: 800_000,
-    hotGetPageReadsPerGet: 0,
+    hotGetDeviceReadsPerGet: 0,
     fioRandomReadQd32Iops: 45_000,
     fioFileSizeBytes: 656 * MiB,
     scanKeysPerSecond: 1_000_000,
@@ -40,9 +40,9 @@ function measurement(overrides: Partial<ScaleMeasurement>): ScaleMeasurement {
 
 /** lmdb-js has no page cache of its own to count, and fio runs beside ringstore only. */
 const RINGSTORE_ONLY: Partial<ScaleMeasurement> = {
-  getPageReadsPerGet: undefined,
-  coldGetPageReadsPerGet: undefined,
-  hotGetPageReadsPerGet: undefined,
+  getDeviceReadsPerGet: undefined,
+  coldGetDeviceReadsPerGet: undefined,
+  hotGetDeviceReadsPerGet: undefined,
   fioRandomReadQd32Iops: undefined,
   fioFileSizeBytes: undefined,
 };
@@ -80,7 +80,7 @@ describe('scale report', () => {
       assert.match(table, /heapUsed \+ arrayBuffers after reopen \+ those gets, default cache +MiB +64\.0 +64\.0 +1\.00/);
       assert.match(table, /random gets over all keys, 32 concurrent readers \(cache smaller than the store\) +gets\/s +40,000 +40,000 +1\.00/);
       assert.match(table, /random gets, working set of 50,000 consecutive keys in the cache +gets\/s +800,000/);
-      assert.match(table, /\n {2}tree pages read from the device per get +reads\/get +0\.90\n/);
+      assert.match(table, /\n {2}device reads per get +reads\/get +0\.90\n/);
       assert.match(table, /fio 4 KiB random direct read, QD32, on a 656 MiB file beside ringstore's: 45,000 IOPS; ringstore's 32 concurrent readers: 0\.89 × fio\./);
       assert.match(table, /ratio > 1: ringstore is better/);
       assert.match(table, /ringstore: WAL 45% full at the kill/);
@@ -96,10 +96,10 @@ describe('scale report', () => {
     });
 
     it('labels a get row whose gets seldom read a page as one where the store fits the cache, and leaves the reads of lmdb-js empty', () => {
-      const table = formatScaleTable(100, [run('ringstore', 100, { getPageReadsPerGet: 0.01, coldGetPageReadsPerGet: 0.49 }), run('lmdb', 100, { getPageReadsPerGet: undefined })]);
+      const table = formatScaleTable(100, [run('ringstore', 100, { getDeviceReadsPerGet: 0.01, coldGetDeviceReadsPerGet: 0.49 }), run('lmdb', 100, { getDeviceReadsPerGet: undefined })]);
       assert.match(table, /1,000,000 random gets over all keys in a row after reopen, one at a time \(the store fits the cache\)/);
       assert.match(table, /random gets over all keys, 32 concurrent readers \(the store fits the cache\)/);
-      assert.match(table, /\n {2}tree pages read from the device per get +reads\/get +0\.01\n/);
+      assert.match(table, /\n {2}device reads per get +reads\/get +0\.01\n/);
     });
   });
 
@@ -178,14 +178,14 @@ describe('scale targets', () => {
 
   it('checks the concurrent gets against 0.8 × fio where they read from the device, and only reports them where the tree fits the cache', () => {
     const checks = checkScaleTargets([
-      run('ringstore', 100_000, { coldGetsPerSecond: 100_000, coldGetPageReadsPerGet: 0.02, fioRandomReadQd32Iops: 50_000 }),
-      run('ringstore', 1_000_000, { coldGetsPerSecond: 39_999, coldGetPageReadsPerGet: 0.7, fioRandomReadQd32Iops: 50_000 }),
+      run('ringstore', 100_000, { coldGetsPerSecond: 100_000, coldGetDeviceReadsPerGet: 0.02, fioRandomReadQd32Iops: 50_000 }),
+      run('ringstore', 1_000_000, { coldGetsPerSecond: 39_999, coldGetDeviceReadsPerGet: 0.7, fioRandomReadQd32Iops: 50_000 }),
     ]).filter((check) => check.reference === 'fio');
     assert.deepEqual(
       checks.map((check) => [check.target, check.bound, check.met, check.informational]),
       [
-        ['random gets, cache cold, 32 concurrent readers at 100,000 keys ≥ 0.8 × fio 4 KiB random read QD32 (not checked: the tree fits the cache, 0.02 page reads per get)', 40_000, true, true],
-        ['random gets, cache cold, 32 concurrent readers at 1,000,000 keys ≥ 0.8 × fio 4 KiB random read QD32, 0.70 page reads per get', 40_000, false, false],
+        ['random gets, cache cold, 32 concurrent readers at 100,000 keys ≥ 0.8 × fio 4 KiB random read QD32 (not checked: the tree fits the cache, 0.02 device reads per get)', 40_000, true, true],
+        ['random gets, cache cold, 32 concurrent readers at 1,000,000 keys ≥ 0.8 × fio 4 KiB random read QD32, 0.70 device reads per get', 40_000, false, false],
       ],
     );
     assert.match(formatStoreTargets(checks), /at 100,000 keys .*\(yes\)\n.*at 1,000,000 keys .* NO$/);

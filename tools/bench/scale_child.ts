@@ -121,16 +121,16 @@ async function runLoad(request: ScaleChildRequest, contender: StoreContender, va
   const gets = await runScaleGets(reopened, keyCount, SCALE_GET_COUNT, values);
   const memory = memoryAfterGc();
   log(`${name}: ${formatCount(gets.getsPerSecond)} gets/s in a row, heap + arrayBuffers ${(memory.heapAndArrayBuffersBytes / MiB).toFixed(1)} MiB`);
-  reportResult({ getCount: SCALE_GET_COUNT, getsPerSecond: gets.getsPerSecond, getPageReadsPerGet: gets.pageReadsPerGet, ...memory });
+  reportResult({ getCount: SCALE_GET_COUNT, getsPerSecond: gets.getsPerSecond, getDeviceReadsPerGet: gets.deviceReadsPerGet, ...memory });
 
   const cold = await runColdGets(reopened, keyCount, SCALE_COLD_GET_COUNT, SCALE_COLD_READER_COUNT, values);
-  log(`${name}: ${formatCount(cold.getsPerSecond)} gets/s by ${SCALE_COLD_READER_COUNT} concurrent readers${describePageReads(cold.pageReadsPerGet)}`);
-  reportResult({ coldReaderCount: SCALE_COLD_READER_COUNT, coldGetsPerSecond: cold.getsPerSecond, coldGetPageReadsPerGet: cold.pageReadsPerGet });
+  log(`${name}: ${formatCount(cold.getsPerSecond)} gets/s by ${SCALE_COLD_READER_COUNT} concurrent readers${describeDeviceReads(cold.deviceReadsPerGet)}`);
+  reportResult({ coldReaderCount: SCALE_COLD_READER_COUNT, coldGetsPerSecond: cold.getsPerSecond, coldGetDeviceReadsPerGet: cold.deviceReadsPerGet });
 
   const workingSet = firstRandomScaleKeyIndexes(keyCount, SCALE_HOT_SET_KEY_COUNT);
   const hot = await runHotGets(reopened, workingSet, SCALE_HOT_GET_COUNT, values);
-  log(`${name}: ${formatCount(hot.getsPerSecond)} gets/s from a working set of ${formatCount(workingSet.length)} keys${describePageReads(hot.pageReadsPerGet)}`);
-  reportResult({ hotWorkingSetKeyCount: workingSet.length, hotGetsPerSecond: hot.getsPerSecond, hotGetPageReadsPerGet: hot.pageReadsPerGet });
+  log(`${name}: ${formatCount(hot.getsPerSecond)} gets/s from a working set of ${formatCount(workingSet.length)} keys${describeDeviceReads(hot.deviceReadsPerGet)}`);
+  reportResult({ hotWorkingSetKeyCount: workingSet.length, hotGetsPerSecond: hot.getsPerSecond, hotGetDeviceReadsPerGet: hot.deviceReadsPerGet });
 
   const scanKeysPerSecond = await runScaleScan(reopened, keyCount, values);
   reportResult({ scanKeysPerSecond });
@@ -145,8 +145,8 @@ async function runLoad(request: ScaleChildRequest, contender: StoreContender, va
   await new Promise(() => setInterval(() => undefined, 60_000));
 }
 
-function describePageReads(pageReadsPerGet: number | undefined): string {
-  return pageReadsPerGet === undefined ? '' : `, ${pageReadsPerGet.toFixed(2)} tree pages read per get`;
+function describeDeviceReads(deviceReadsPerGet: number | undefined): string {
+  return deviceReadsPerGet === undefined ? '' : `, ${deviceReadsPerGet.toFixed(2)} device reads per get`;
 }
 
 async function openWhenReleased(contender: StoreContender, directory: string): Promise<{ store: StoreAdapter; openMs: number }> {

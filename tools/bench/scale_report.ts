@@ -29,7 +29,7 @@ export interface ScaleMeasurement {
   getCount: number;
   getsPerSecond: number;
   /** Tree pages those gets read from the device, per get (stores with a page cache of their own: ringstore). */
-  getPageReadsPerGet: number;
+  getDeviceReadsPerGet: number;
   /** process.memoryUsage() heapUsed + arrayBuffers after reopen + those gets and a gc(). */
   heapAndArrayBuffersBytes: number;
   /** process.memoryUsage().rss at the same moment (lmdb-js: includes the pages of its map that were touched). */
@@ -38,12 +38,12 @@ export interface ScaleMeasurement {
   coldReaderCount: number;
   /** Random gets over all keys by coldReaderCount concurrent readers, each awaiting get() in a loop. */
   coldGetsPerSecond: number;
-  coldGetPageReadsPerGet: number;
+  coldGetDeviceReadsPerGet: number;
   /** Keys of the hot-gets working set: min(N, SCALE_HOT_SET_KEY_COUNT), consecutive in key order. */
   hotWorkingSetKeyCount: number;
   /** Random gets from that working set after a warm-up pass over it, one at a time. */
   hotGetsPerSecond: number;
-  hotGetPageReadsPerGet: number;
+  hotGetDeviceReadsPerGet: number;
   /** fio 4 KiB random direct reads at QD32 on a file the size of ringstore's, in its directory (on ringstore's run). */
   fioRandomReadQd32Iops: number;
   fioFileSizeBytes: number;
@@ -72,12 +72,12 @@ export interface ScaleMetric {
 
 /**
  * A get phase counts as cold (the cache smaller than what it reads) when
- * at least this many tree pages per get came from the device: then most
+ * at least this many device reads per get were made: then most
  * gets wait for a read, which is what the cold-gets target is about.
  */
-export const COLD_PAGE_READS_PER_GET_MIN = 0.5;
+export const COLD_DEVICE_READS_PER_GET_MIN = 0.5;
 
-const PAGE_READS_TITLE = '  tree pages read from the device per get';
+const DEVICE_READS_TITLE = '  device reads per get';
 
 /** The rows of a scale table, in order (the order the phases run in). */
 export const SCALE_METRICS: readonly ScaleMetric[] = [
@@ -89,13 +89,13 @@ export const SCALE_METRICS: readonly ScaleMetric[] = [
   { field: 'openMs', title: 'open after a clean close', unit: 'ms', better: 'lower' },
   { field: 'crashOpenMs', title: 'open after SIGKILL (full WAL)', unit: 'ms', better: 'lower' },
   { field: 'getsPerSecond', title: 'random gets over all keys in a row after reopen', unit: 'gets/s', better: 'higher' },
-  { field: 'getPageReadsPerGet', title: PAGE_READS_TITLE, unit: 'reads/get', better: 'lower' },
+  { field: 'getDeviceReadsPerGet', title: DEVICE_READS_TITLE, unit: 'reads/get', better: 'lower' },
   { field: 'heapAndArrayBuffersBytes', title: 'heapUsed + arrayBuffers after reopen + those gets', unit: 'MiB', better: 'lower' },
   { field: 'rssBytes', title: 'RSS after reopen + those gets', unit: 'MiB', better: 'lower' },
   { field: 'coldGetsPerSecond', title: 'random gets over all keys, concurrent readers', unit: 'gets/s', better: 'higher' },
-  { field: 'coldGetPageReadsPerGet', title: PAGE_READS_TITLE, unit: 'reads/get', better: 'lower' },
+  { field: 'coldGetDeviceReadsPerGet', title: DEVICE_READS_TITLE, unit: 'reads/get', better: 'lower' },
   { field: 'hotGetsPerSecond', title: 'random gets, working set in the cache', unit: 'gets/s', better: 'higher' },
-  { field: 'hotGetPageReadsPerGet', title: PAGE_READS_TITLE, unit: 'reads/get', better: 'lower' },
+  { field: 'hotGetDeviceReadsPerGet', title: DEVICE_READS_TITLE, unit: 'reads/get', better: 'lower' },
   { field: 'scanKeysPerSecond', title: 'ordered scan of all keys', unit: 'keys/s', better: 'higher' },
   { field: 'sortedLoadKeysPerSecond', title: 'sorted load, fresh store, batches of 1,000', unit: 'keys/s', better: 'higher' },
 ];
@@ -104,10 +104,10 @@ function readersLabel(measurement: Partial<ScaleMeasurement> | undefined): strin
   return measurement?.coldReaderCount === undefined ? 'concurrent readers' : `${measurement.coldReaderCount} concurrent readers`;
 }
 
-/** What the page reads of a get phase say about the cache: the label of its row. */
-function cacheNote(pageReadsPerGet: number | undefined): string {
-  if (pageReadsPerGet === undefined) return '';
-  return pageReadsPerGet >= COLD_PAGE_READS_PER_GET_MIN ? ' (cache smaller than the store)' : ' (the store fits the cache)';
+/** What the device reads of a get phase say about the cache: the label of its row. */
+function cacheNote(deviceReadsPerGet: number | undefined): string {
+  if (deviceReadsPerGet === undefined) return '';
+  return deviceReadsPerGet >= COLD_DEVICE_READS_PER_GET_MIN ? ' (cache smaller than the store)' : ' (the store fits the cache)';
 }
 
 /** A row's title in the table of one key count: the get rows say how many gets, readers or keys, and whether the cache held the store. */
@@ -116,12 +116,12 @@ function metricTitle(metric: ScaleMetric, ringstore: Partial<ScaleMeasurement> |
   const workingSet = ringstore?.hotWorkingSetKeyCount ?? lmdb?.hotWorkingSetKeyCount;
   switch (metric.field) {
     case 'getsPerSecond':
-      return `${getCount === undefined ? '' : `${formatCount(getCount)} `}${metric.title}, one at a time${cacheNote(ringstore?.getPageReadsPerGet)}`;
+      return `${getCount === undefined ? '' : `${formatCount(getCount)} `}${metric.title}, one at a time${cacheNote(ringstore?.getDeviceReadsPerGet)}`;
     case 'heapAndArrayBuffersBytes':
     case 'rssBytes':
       return `${metric.title}, default cache`;
     case 'coldGetsPerSecond':
-      return `random gets over all keys, ${readersLabel(ringstore ?? lmdb)}${cacheNote(ringstore?.coldGetPageReadsPerGet)}`;
+      return `random gets over all keys, ${readersLabel(ringstore ?? lmdb)}${cacheNote(ringstore?.coldGetDeviceReadsPerGet)}`;
     case 'hotGetsPerSecond':
       return `random gets, working set ${workingSet === undefined ? '' : `of ${formatCount(workingSet)} consecutive keys `}in the cache`;
     default:

@@ -9,7 +9,7 @@
 // went to the device (at a key count whose tree fits the cache they are
 // reported, not checked: that is not a cold cache).
 import { formatCount } from './report.js';
-import { COLD_PAGE_READS_PER_GET_MIN, openGrowth, SCALE_LMDB_ID, SCALE_RINGSTORE_ID, type ScaleMeasurement, type ScaleRun } from './scale_report.js';
+import { COLD_DEVICE_READS_PER_GET_MIN, openGrowth, SCALE_LMDB_ID, SCALE_RINGSTORE_ID, type ScaleMeasurement, type ScaleRun } from './scale_report.js';
 import type { StoreTargetCheck } from './store_targets.js';
 
 /** Open after a clean close, at the largest key count. */
@@ -90,12 +90,12 @@ export function checkScaleTargets(runs: readonly ScaleRun[]): StoreTargetCheck[]
       checks.push({ target, reference: 'lmdb-js', actual: ours, bound: factor * theirs, unit, kind: 'min', met: ours >= factor * theirs });
     }
     const cold = measurementOf(SCALE_RINGSTORE_ID, keyCount);
-    const { coldGetsPerSecond, fioRandomReadQd32Iops, coldGetPageReadsPerGet, coldReaderCount } = cold ?? {};
+    const { coldGetsPerSecond, fioRandomReadQd32Iops, coldGetDeviceReadsPerGet, coldReaderCount } = cold ?? {};
     if (coldGetsPerSecond !== undefined && fioRandomReadQd32Iops !== undefined) {
       const bound = SCALE_COLD_GETS_VS_FIO_MIN * fioRandomReadQd32Iops;
-      const wentToDevice = coldGetPageReadsPerGet !== undefined && coldGetPageReadsPerGet >= COLD_PAGE_READS_PER_GET_MIN;
+      const wentToDevice = coldGetDeviceReadsPerGet !== undefined && coldGetDeviceReadsPerGet >= COLD_DEVICE_READS_PER_GET_MIN;
       const readers = coldReaderCount === undefined ? 'concurrent readers' : `${coldReaderCount} concurrent readers`;
-      const reads = coldGetPageReadsPerGet === undefined ? '' : `, ${coldGetPageReadsPerGet.toFixed(2)} page reads per get`;
+      const reads = coldGetDeviceReadsPerGet === undefined ? '' : `, ${coldGetDeviceReadsPerGet.toFixed(2)} device reads per get`;
       checks.push({
         target:
           `random gets, cache cold, ${readers} at ${formatCount(keyCount)} keys ≥ ${SCALE_COLD_GETS_VS_FIO_MIN} × fio 4 KiB random read QD32` +

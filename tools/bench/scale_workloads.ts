@@ -123,24 +123,24 @@ export async function timedMs(operation: () => Promise<unknown>): Promise<number
   return Number(process.hrtime.bigint() - startedNs) / 1e6;
 }
 
-/** A get phase's rate, and for stores that count them, the tree pages it read from the device per get. */
+/** A get phase's rate, and for stores that do their own IO, the device reads it made per get. */
 export interface GetsResult {
   getsPerSecond: number;
-  pageReadsPerGet: number | undefined;
+  deviceReadsPerGet: number | undefined;
 }
 
-/** Counts `store`'s page-cache misses over a phase; undefined for stores that have no such counter. */
-function pageReadCounter(store: StoreAdapter): () => number | undefined {
-  const counts = store.pageCacheCounts;
-  if (counts === undefined) return () => undefined;
-  const before = counts().misses;
-  return () => counts().misses - before;
+/** Counts `store`'s IO commands over a phase (reads, in a phase of gets); undefined for stores that do not count them. */
+function deviceReadCounter(store: StoreAdapter): () => number | undefined {
+  const count = store.ioCommandCount;
+  if (count === undefined) return () => undefined;
+  const before = count();
+  return () => count() - before;
 }
 
-function getsResult(getCount: number, startedNs: bigint, pageReads: number | undefined): GetsResult {
+function getsResult(getCount: number, startedNs: bigint, deviceReads: number | undefined): GetsResult {
   const elapsedSeconds = Number(process.hrtime.bigint() - startedNs) / 1e9;
   assert.ok(getCount > 0 && elapsedSeconds > 0);
-  return { getsPerSecond: getCount / elapsedSeconds, pageReadsPerGet: pageReads === undefined ? undefined : pageReads / getCount };
+  return { getsPerSecond: getCount / elapsedSeconds, deviceReadsPerGet: deviceReads === undefined ? undefined : deviceReads / getCount };
 }
 
 /**
@@ -153,7 +153,7 @@ export async function runScaleGets(store: StoreAdapter, keyCount: number, getCou
   const random = new RandomOffsets(SCALE_GET_SEED, keyCount, 1);
   const getSync = store.getSync;
   collectGarbage();
-  const pageReads = pageReadCounter(store);
+  const deviceReads = deviceReadCounter(store);
   const startedNs = process.hrtime.bigint();
   for (let i = 0; i < getCount; i++) {
     const index = random.next();
@@ -161,7 +161,7 @@ export async function runScaleGets(store: StoreAdapter, keyCount: number, getCou
     const value = getSync !== undefined ? getSync(key) : await store.get(key);
     values.check(index, value, 'scale random get');
   }
-  return getsResult(getCount, startedNs, pageReads());
+  return getsResult(getCount, startedNs, deviceReads());
 }
 
 /**
@@ -180,7 +180,7 @@ export async function runHotGets(store: StoreAdapter, workingSet: Uint32Array, g
   for (const index of workingSet) await getOne(index);
   const random = new RandomOffsets(SCALE_HOT_GET_SEED, workingSet.length, 1);
   collectGarbage();
-  const pageReads = pageReadCounter(store);
+  const deviceReads = deviceReadCounter(store);
   const startedNs = process.hrtime.bigint();
   for (let i = 0; i < getCount; i++) {
     const index = workingSet[random.next()];
@@ -188,7 +188,7 @@ export async function runHotGets(store: StoreAdapter, workingSet: Uint32Array, g
     const value = getSync !== undefined ? getSync(key) : await store.get(key);
     values.check(index, value, 'scale hot get');
   }
-  return getsResult(getCount, startedNs, pageReads());
+  return getsResult(getCount, startedNs, deviceReads());
 }
 
 /**
@@ -209,11 +209,11 @@ export async function runColdGets(store: StoreAdapter, keyCount: number, getCoun
     }
   };
   collectGarbage();
-  const pageReads = pageReadCounter(store);
+  const deviceReads = deviceReadCounter(store);
   const startedNs = process.hrtime.bigint();
   await Promise.all(Array.from({ length: readerCount }, reader));
   assert.equal(issuedCount, getCount);
-  return getsResult(getCount, startedNs, pageReads());
+  return getsResult(getCount, startedNs, deviceReads());
 }
 
 /** heapUsed + arrayBuffers and RSS after a gc(), in bytes. */

@@ -87,9 +87,9 @@ function contenderOf(request: ScaleChildRequest): StoreContender {
 /**
  * The random-order load and the close after it. A function of its own so
  * that nothing the load used is reachable once it returns: a closed store
- * keeps its tree and caches until it is collected (~190 MiB of heap and
- * array buffers at 1 M keys), which the memory reading after the reopen
- * would otherwise count.
+ * keeps its tree and page cache until it is collected (137 MiB of heap and
+ * array buffers at 1 M keys, in a heap snapshot at the memory reading),
+ * which that reading would otherwise count.
  */
 async function loadAndClose(request: ScaleChildRequest, contender: StoreContender, values: ValueSource, name: string): Promise<void> {
   const loading = await contender.open(request.directory);

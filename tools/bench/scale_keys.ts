@@ -80,7 +80,7 @@ const KEY_RANGE_SLACK = 1.25;
  * (all of them when keyCount ≤ count), in ascending key order: a run of keys
  * consecutive in key order, so their leaves are a run of adjacent leaves.
  * Computes every key once and keeps only those in the first part of the key
- * space (no list of keyCount keys): a few seconds at 10 M keys.
+ * space (no list of keyCount keys): ~1 s per million keys here.
  */
 export function firstRandomScaleKeyIndexes(keyCount: number, count: number): Uint32Array {
   assert.ok(Number.isInteger(keyCount) && keyCount >= 0 && keyCount <= TWO_TO_32);

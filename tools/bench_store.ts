@@ -23,14 +23,24 @@ import { ensureFio, runFio, type FioJobSpec } from './bench/fio_runner.js';
 import type { Measurement } from './bench/measurement.js';
 import { betterSqlite3Contender, classicLevelContender, lmdbContender, loadPeers } from './bench/peers.js';
 import { ringLevelContender } from './bench/ring_level_adapter.js';
-import { formatTable } from './bench/report.js';
+import { formatCount, formatTable } from './bench/report.js';
 import { RINGSTORE_DEFAULT, RINGSTORE_FILE_SIZE_BYTES, ringstoreContender, withAppBatcher, type StoreAdapter, type StoreContender } from './bench/store_adapter.js';
 import { writeChartSvg } from './bench/chart.js';
 import { formatOpenGrowth, formatScaleTable, scaleCharts, type ScaleRun } from './bench/scale_report.js';
 import { parseScaleKeyCounts, runScaleSection, SCALE_KEY_COUNTS_DEFAULT } from './bench/scale_runner.js';
 import { checkScaleTargets } from './bench/scale_targets.js';
 import { SCALE_KEY_SIZE_BYTES } from './bench/scale_keys.js';
-import { RINGSTORE_SCALE_SIZING_NOTE, ringstoreScaleSizing, SCALE_BATCH_ENTRY_COUNT, SCALE_GET_COUNT_MAX, SCALE_VALUE_SIZE_BYTES } from './bench/scale_workloads.js';
+import {
+  RINGSTORE_SCALE_SIZING_NOTE,
+  ringstoreScaleSizing,
+  SCALE_BATCH_ENTRY_COUNT,
+  SCALE_COLD_GET_COUNT,
+  SCALE_COLD_READER_COUNT,
+  SCALE_GET_COUNT,
+  SCALE_HOT_GET_COUNT,
+  SCALE_HOT_SET_KEY_COUNT,
+  SCALE_VALUE_SIZE_BYTES,
+} from './bench/scale_workloads.js';
 import { formatPhase, formatStoreTargets, phaseChart, type PhaseRow } from './bench/store_report.js';
 import { checkStoreTargets, type FioReference } from './bench/store_targets.js';
 import {
@@ -404,7 +414,11 @@ async function main(): Promise<void> {
             keySizeBytes: SCALE_KEY_SIZE_BYTES,
             valueSizeBytes: SCALE_VALUE_SIZE_BYTES,
             batchEntryCount: SCALE_BATCH_ENTRY_COUNT,
-            getCountMax: SCALE_GET_COUNT_MAX,
+            getCount: SCALE_GET_COUNT,
+            coldGetCount: SCALE_COLD_GET_COUNT,
+            coldReaderCount: SCALE_COLD_READER_COUNT,
+            hotSetKeyCount: SCALE_HOT_SET_KEY_COUNT,
+            hotGetCount: SCALE_HOT_GET_COUNT,
             ringstoreSizing: Object.fromEntries(options.scaleKeyCounts.map((keyCount) => [keyCount, ringstoreScaleSizing(keyCount)])),
             runs: scaleRuns,
             targets: scaleTargets,
@@ -433,7 +447,9 @@ async function main(): Promise<void> {
       if (out[out.length - 1] !== '') out.push('');
       out.push(
         `scale: ${RINGSTORE_SCALE_SIZING_NOTE}; open after SIGKILL: the WAL first filled by overwrites;`,
-        '  heap and RSS after reopen + gets, gc() first; every (store, N) in child processes of its own; lmdb-js as above (durable)',
+        `  after the reopen: ${formatCount(SCALE_GET_COUNT)} random gets in a row, then heap and RSS (gc() first), then ${formatCount(SCALE_COLD_GET_COUNT)} gets by ${SCALE_COLD_READER_COUNT} concurrent readers,`,
+        `  then a warm-up pass over the ${formatCount(SCALE_HOT_SET_KEY_COUNT)} smallest keys and ${formatCount(SCALE_HOT_GET_COUNT)} random gets among them; ringstore with its default cache;`,
+        '  every (store, N) in child processes of its own; lmdb-js as above (durable), sync get where one is timed',
       );
       for (const keyCount of options.scaleKeyCounts) out.push('', formatScaleTable(keyCount, scaleRuns));
       const growth = formatOpenGrowth(scaleRuns);

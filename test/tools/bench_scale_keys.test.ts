@@ -2,7 +2,7 @@
 // in random order, and invertible so that a scan can check what it sees.
 import assert from 'node:assert/strict';
 
-import { indexOfRandomScaleKey, randomScaleKey, SCALE_KEY_SIZE_BYTES, sortedScaleKey } from '../../tools/bench/scale_keys.js';
+import { firstRandomScaleKeyIndexes, indexOfRandomScaleKey, randomScaleKey, SCALE_KEY_SIZE_BYTES, sortedScaleKey } from '../../tools/bench/scale_keys.js';
 
 /** Indexes checked exhaustively: enough for collisions or a broken inverse to show. */
 const INDEX_COUNT = 100_000;
@@ -48,5 +48,18 @@ describe('scale keys', () => {
       assert.equal(sortedScaleKey(index).length, SCALE_KEY_SIZE_BYTES);
       assert.ok(sortedScaleKey(index) < sortedScaleKey(index + 1));
     }
+  });
+
+  describe('firstRandomScaleKeyIndexes()', () => {
+    it('gives the indexes of the smallest random keys, in ascending key order: a run of consecutive keys', () => {
+      const keyCount = 20_000;
+      const sorted = Array.from({ length: keyCount }, (_, index) => index).sort((a, b) => (randomScaleKey(a) < randomScaleKey(b) ? -1 : 1));
+      for (const count of [1, 500, 4_000]) assert.deepEqual([...firstRandomScaleKeyIndexes(keyCount, count)], sorted.slice(0, count), `count ${count}`);
+    });
+
+    it('gives every index when there are no more keys than asked for, and none of none', () => {
+      assert.deepEqual([...firstRandomScaleKeyIndexes(5, 10)].sort((a, b) => a - b), [0, 1, 2, 3, 4]);
+      assert.equal(firstRandomScaleKeyIndexes(0, 10).length, 0);
+    });
   });
 });

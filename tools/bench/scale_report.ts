@@ -25,13 +25,28 @@ export interface ScaleMeasurement {
   crashOpenMs: number;
   /** The store's WAL fill (0..1) at the kill, for stores that report one. */
   crashWalFill: number;
-  /** Random gets of existing keys after the reopen: min(N, the get count). */
+  /** Random gets over all keys right after the reopen, one at a time (SCALE_GET_COUNT). */
   getCount: number;
   getsPerSecond: number;
-  /** process.memoryUsage() heapUsed + arrayBuffers after reopen + gets and a gc(). */
+  /** Tree pages those gets read from the device, per get (stores with a page cache of their own: ringstore). */
+  getDeviceReadsPerGet: number;
+  /** process.memoryUsage() heapUsed + arrayBuffers after reopen + those gets and a gc(). */
   heapAndArrayBuffersBytes: number;
   /** process.memoryUsage().rss at the same moment (lmdb-js: includes the pages of its map that were touched). */
   rssBytes: number;
+  /** Readers of the concurrent gets (SCALE_COLD_READER_COUNT). */
+  coldReaderCount: number;
+  /** Random gets over all keys by coldReaderCount concurrent readers, each awaiting get() in a loop. */
+  coldGetsPerSecond: number;
+  coldGetDeviceReadsPerGet: number;
+  /** Keys of the hot-gets working set: min(N, SCALE_HOT_SET_KEY_COUNT), consecutive in key order. */
+  hotWorkingSetKeyCount: number;
+  /** Random gets from that working set after a warm-up pass over it, one at a time. */
+  hotGetsPerSecond: number;
+  hotGetDeviceReadsPerGet: number;
+  /** fio 4 KiB random direct reads at QD32 on a file the size of ringstore's, in its directory (on ringstore's run). */
+  fioRandomReadQd32Iops: number;
+  fioFileSizeBytes: number;
   scanKeysPerSecond: number;
   /** Ascending durable load of N keys into a fresh store, in batches awaited in turn. */
   sortedLoadKeysPerSecond: number;
@@ -50,12 +65,21 @@ export interface ScaleRun {
 export interface ScaleMetric {
   field: keyof ScaleMeasurement;
   title: string;
-  unit: 'keys/s' | 'gets/s' | 'ms' | 'MiB';
+  unit: 'keys/s' | 'gets/s' | 'ms' | 'MiB' | 'reads/get';
   /** Rates: higher is better (ratio ring ÷ lmdb); times and memory: lower is better (ratio lmdb ÷ ring). */
   better: 'higher' | 'lower';
 }
 
-/** The rows of a scale table, in order. */
+/**
+ * A get phase counts as cold (the cache smaller than what it reads) when
+ * at least this many device reads per get were made: then most
+ * gets wait for a read, which is what the cold-gets target is about.
+ */
+export const COLD_DEVICE_READS_PER_GET_MIN = 0.5;
+
+const DEVICE_READS_TITLE = '  device reads per get';
+
+/** The rows of a scale table, in order (the order the phases run in). */
 export const SCALE_METRICS: readonly ScaleMetric[] = [
   { field: 'loadKeysPerSecond', title: 'random-order load, durable batches of 1,000', unit: 'keys/s', better: 'higher' },
   { field: 'loadBatchLatencyMsP50', title: '  batch latency p50', unit: 'ms', better: 'lower' },
@@ -64,12 +88,46 @@ export const SCALE_METRICS: readonly ScaleMetric[] = [
   { field: 'closeMs', title: 'close after the load', unit: 'ms', better: 'lower' },
   { field: 'openMs', title: 'open after a clean close', unit: 'ms', better: 'lower' },
   { field: 'crashOpenMs', title: 'open after SIGKILL (full WAL)', unit: 'ms', better: 'lower' },
-  { field: 'getsPerSecond', title: 'random gets after reopen', unit: 'gets/s', better: 'higher' },
-  { field: 'heapAndArrayBuffersBytes', title: 'heapUsed + arrayBuffers after gets', unit: 'MiB', better: 'lower' },
-  { field: 'rssBytes', title: 'RSS after gets', unit: 'MiB', better: 'lower' },
+  { field: 'getsPerSecond', title: 'random gets over all keys in a row after reopen', unit: 'gets/s', better: 'higher' },
+  { field: 'getDeviceReadsPerGet', title: DEVICE_READS_TITLE, unit: 'reads/get', better: 'lower' },
+  { field: 'heapAndArrayBuffersBytes', title: 'heapUsed + arrayBuffers after reopen + those gets', unit: 'MiB', better: 'lower' },
+  { field: 'rssBytes', title: 'RSS after reopen + those gets', unit: 'MiB', better: 'lower' },
+  { field: 'coldGetsPerSecond', title: 'random gets over all keys, concurrent readers', unit: 'gets/s', better: 'higher' },
+  { field: 'coldGetDeviceReadsPerGet', title: DEVICE_READS_TITLE, unit: 'reads/get', better: 'lower' },
+  { field: 'hotGetsPerSecond', title: 'random gets, working set in the cache', unit: 'gets/s', better: 'higher' },
+  { field: 'hotGetDeviceReadsPerGet', title: DEVICE_READS_TITLE, unit: 'reads/get', better: 'lower' },
   { field: 'scanKeysPerSecond', title: 'ordered scan of all keys', unit: 'keys/s', better: 'higher' },
   { field: 'sortedLoadKeysPerSecond', title: 'sorted load, fresh store, batches of 1,000', unit: 'keys/s', better: 'higher' },
 ];
+
+function readersLabel(measurement: Partial<ScaleMeasurement> | undefined): string {
+  return measurement?.coldReaderCount === undefined ? 'concurrent readers' : `${measurement.coldReaderCount} concurrent readers`;
+}
+
+/** What the device reads of a get phase say about the cache: the label of its row. */
+function cacheNote(deviceReadsPerGet: number | undefined): string {
+  if (deviceReadsPerGet === undefined) return '';
+  return deviceReadsPerGet >= COLD_DEVICE_READS_PER_GET_MIN ? ' (cache smaller than the store)' : ' (the store fits the cache)';
+}
+
+/** A row's title in the table of one key count: the get rows say how many gets, readers or keys, and whether the cache held the store. */
+function metricTitle(metric: ScaleMetric, ringstore: Partial<ScaleMeasurement> | undefined, lmdb: Partial<ScaleMeasurement> | undefined): string {
+  const getCount = ringstore?.getCount ?? lmdb?.getCount;
+  const workingSet = ringstore?.hotWorkingSetKeyCount ?? lmdb?.hotWorkingSetKeyCount;
+  switch (metric.field) {
+    case 'getsPerSecond':
+      return `${getCount === undefined ? '' : `${formatCount(getCount)} `}${metric.title}, one at a time${cacheNote(ringstore?.getDeviceReadsPerGet)}`;
+    case 'heapAndArrayBuffersBytes':
+    case 'rssBytes':
+      return `${metric.title}, default cache`;
+    case 'coldGetsPerSecond':
+      return `random gets over all keys, ${readersLabel(ringstore ?? lmdb)}${cacheNote(ringstore?.coldGetDeviceReadsPerGet)}`;
+    case 'hotGetsPerSecond':
+      return `random gets, working set ${workingSet === undefined ? '' : `of ${formatCount(workingSet)} consecutive keys `}in the cache`;
+    default:
+      return metric.title;
+  }
+}
 
 /** A metric's value in its display unit (bytes become MiB). */
 export function metricValue(metric: ScaleMetric, measurement: Partial<ScaleMeasurement>): number | undefined {
@@ -91,6 +149,7 @@ export function scaleRatio(better: ScaleMetric['better'], ringstore: number | un
 
 function formatValue(unit: ScaleMetric['unit'], value: number | undefined): string {
   if (value === undefined) return '';
+  if (unit === 'reads/get') return value.toFixed(2);
   return unit === 'ms' || unit === 'MiB' ? value.toFixed(1) : formatCount(value);
 }
 
@@ -98,12 +157,11 @@ function formatValue(unit: ScaleMetric['unit'], value: number | undefined): stri
 export function formatScaleTable(keyCount: number, runs: readonly ScaleRun[]): string {
   const ringstore = runs.find((run) => run.storeId === SCALE_RINGSTORE_ID && run.keyCount === keyCount);
   const lmdb = runs.find((run) => run.storeId === SCALE_LMDB_ID && run.keyCount === keyCount);
-  const getCount = ringstore?.measurement.getCount ?? lmdb?.measurement.getCount;
   const rows = SCALE_METRICS.map((metric) => {
     const ours = ringstore === undefined ? undefined : metricValue(metric, ringstore.measurement);
     const theirs = lmdb === undefined ? undefined : metricValue(metric, lmdb.measurement);
     const ratio = scaleRatio(metric.better, ours, theirs);
-    const title = metric.field === 'getsPerSecond' && getCount !== undefined ? `${formatCount(getCount)} ${metric.title}` : metric.title;
+    const title = metricTitle(metric, ringstore?.measurement, lmdb?.measurement);
     return [title, metric.unit, formatValue(metric.unit, ours), formatValue(metric.unit, theirs), ratio === undefined ? '' : ratio.toFixed(2)];
   });
   const lines = [
@@ -111,12 +169,22 @@ export function formatScaleTable(keyCount: number, runs: readonly ScaleRun[]): s
     formatTable(['', 'unit', ringstore?.label ?? 'ringstore', lmdb?.label ?? 'lmdb-js', 'ratio'], rows),
     'ratio > 1: ringstore is better (rates: ringstore ÷ lmdb-js; times and memory: lmdb-js ÷ ringstore).',
   ];
+  const fio = ringstore === undefined ? undefined : formatFioReference(ringstore.measurement);
+  if (fio !== undefined) lines.push(fio);
   for (const run of [ringstore, lmdb]) {
     if (run === undefined) continue;
     if (run.measurement.crashWalFill !== undefined) lines.push(`${run.label}: WAL ${(run.measurement.crashWalFill * 100).toFixed(0)}% full at the kill.`);
     for (const error of run.errors) lines.push(`${run.label}: FAILED: ${error}`);
   }
   return lines.join('\n');
+}
+
+/** The cold-gets row beside fio's random reads, when both were measured. */
+function formatFioReference(measurement: Partial<ScaleMeasurement>): string | undefined {
+  const { fioRandomReadQd32Iops: iops, fioFileSizeBytes: sizeBytes, coldGetsPerSecond } = measurement;
+  if (iops === undefined || sizeBytes === undefined) return undefined;
+  const against = coldGetsPerSecond === undefined ? '' : `; ringstore's ${readersLabel(measurement)}: ${(coldGetsPerSecond / iops).toFixed(2)} × fio`;
+  return `fio 4 KiB random direct read, QD32, on a ${(sizeBytes / MiB).toFixed(0)} MiB file beside ringstore's: ${formatCount(iops)} IOPS${against}.`;
 }
 
 export interface OpenGrowth {
@@ -158,6 +226,8 @@ const CHARTED_FIELDS: readonly (keyof ScaleMeasurement)[] = [
   'crashOpenMs',
   'getsPerSecond',
   'heapAndArrayBuffersBytes',
+  'coldGetsPerSecond',
+  'hotGetsPerSecond',
   'scanKeysPerSecond',
   'sortedLoadKeysPerSecond',
 ];

@@ -7,12 +7,20 @@
 // that one store's memory is not counted against the next: one child for
 // the load and everything after it up to the kill, one for the open after
 // the kill, one for the sorted load.
+//
+// Between ringstore's first child and the next, fio reads 4 KiB blocks at
+// random at QD32 from a file of the store file's size in the store's
+// directory: the reference of the cold-gets target, on the same disk in
+// the same run.
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { prepareBenchFile } from './bench_file.js';
+import { ensureFio, runFio } from './fio_runner.js';
 import { formatCount } from './report.js';
+import { WORKLOADS } from './workload_spec.js';
 import type { ScaleChildMode, ScaleChildRequest } from './scale_child.js';
 import { SCALE_LMDB_ID, SCALE_RINGSTORE_ID, type ScaleMeasurement, type ScaleRun } from './scale_report.js';
 
@@ -27,6 +35,12 @@ const SCALE_CHILD_TIMEOUT_MS = 90 * 60 * 1000;
 export const SCALE_KEY_COUNTS_DEFAULT: readonly number[] = [100_000, 1_000_000];
 /** Largest key count --scale-keys accepts: 100 M keys are ~40 GB of ringstore file. */
 export const SCALE_KEY_COUNT_MAX = 100_000_000;
+/** The IO bench's workload the cold-gets target is measured against: 4 KiB random direct reads, QD32. */
+const SCALE_FIO_WORKLOAD = WORKLOADS.find((workload) => workload.id === 'randread-qd32')!;
+/** fio's run: as bench:store's fio references (a second to wake the device, five measured). */
+const SCALE_FIO_TIMING = { warmupSeconds: 1, measureSeconds: 5 };
+/** prepareBenchFile writes whole MiB; fio's file is the store's size rounded up to one. */
+const FIO_FILE_SIZE_UNIT_BYTES = 1024 * 1024;
 
 const SCALE_STORES: readonly { storeId: ScaleChildRequest['storeId']; label: string }[] = [
   { storeId: SCALE_RINGSTORE_ID, label: 'ringstore' },
@@ -55,6 +69,12 @@ export interface ScaleSectionOptions {
 /** Runs every (store, N), N ascending, and returns what each measured; a failed child is recorded in its run's errors. */
 export async function runScaleSection(options: ScaleSectionOptions): Promise<ScaleRun[]> {
   const runs: ScaleRun[] = [];
+  let fioVersion: string | undefined;
+  try {
+    fioVersion = ensureFio(options.log);
+  } catch (error) {
+    options.log(`scale: no fio, so no reference for the cold gets: ${(error as Error).message}`);
+  }
   for (const keyCount of options.keyCounts) {
     for (const { storeId, label } of SCALE_STORES) {
       const run: ScaleRun = { storeId, label, keyCount, measurement: {}, errors: [] };
@@ -70,6 +90,7 @@ export async function runScaleSection(options: ScaleSectionOptions): Promise<Sca
       });
       const directory = freshDirectory(join(options.storesDirectory, `scale-${keyCount}-${storeId}`));
       const killed = await runChild(request('load', directory, 0), run);
+      if (storeId === SCALE_RINGSTORE_ID && fioVersion !== undefined) await runFioBeside(directory, run, options.log);
       if (killed !== undefined) await runChild(request('crash-open', directory, killed.overwrittenCount), run);
       if (!options.keep) rmSync(directory, { recursive: true, force: true });
       const sortedDirectory = freshDirectory(join(options.storesDirectory, `scale-${keyCount}-${storeId}-sorted`));
@@ -78,6 +99,28 @@ export async function runScaleSection(options: ScaleSectionOptions): Promise<Sca
     }
   }
   return runs;
+}
+
+/**
+ * fio's random 4 KiB reads at QD32 on a fully written file the size of the
+ * store's files in `directory`, put there beside them (and removed after):
+ * the same file system, and a footprint the disk's caches treat alike.
+ */
+async function runFioBeside(directory: string, run: ScaleRun, log: (line: string) => void): Promise<void> {
+  const path = join(directory, 'fio-randread.bin');
+  try {
+    const storeSizeBytes = readdirSync(directory).reduce((total, name) => total + statSync(join(directory, name)).size, 0);
+    const sizeBytes = Math.max(1, Math.ceil(storeSizeBytes / FIO_FILE_SIZE_UNIT_BYTES)) * FIO_FILE_SIZE_UNIT_BYTES;
+    const benchFile = { path, sizeBytes };
+    await prepareBenchFile(benchFile, log);
+    const measurement = await runFio(SCALE_FIO_WORKLOAD, benchFile, SCALE_FIO_TIMING);
+    log(`scale ${run.label} ${formatCount(run.keyCount)} keys: fio ${SCALE_FIO_WORKLOAD.title} ${formatCount(measurement.iops)} IOPS`);
+    Object.assign(run.measurement, { fioRandomReadQd32Iops: measurement.iops, fioFileSizeBytes: sizeBytes } satisfies Partial<ScaleMeasurement>);
+  } catch (error) {
+    run.errors.push(`fio: ${(error as Error).message}`);
+  } finally {
+    rmSync(path, { force: true });
+  }
 }
 
 function freshDirectory(directory: string): string {

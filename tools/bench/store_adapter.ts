@@ -34,6 +34,14 @@ export interface StoreAdapter {
   describe(): string | undefined;
   /** The share of its WAL in use (0..1), for stores with a WAL of fixed size (ringstore); the scale section fills it before a kill. */
   walFill?: () => number;
+  /**
+   * IO commands the store has handed to the kernel since it opened, for
+   * stores that do their own IO (ringstore: its actor's `submitted`). A
+   * phase of gets does nothing else, so the difference over it is the
+   * device reads those gets made (the page cache's miss counter is not:
+   * one read counts up to three lookups that missed).
+   */
+  ioCommandCount?: () => number;
 }
 
 export interface StoreContender {
@@ -129,6 +137,7 @@ export async function openRingstore(path: string, variant: RingstoreVariant, siz
     },
     describe: () => describeRingstore(mark, countersOf(store, ring.stats()), ring.stats()),
     walFill: () => store.stats().walFill,
+    ioCommandCount: () => ring.stats().submitted,
   };
   let mark = countersOf(store, ring.stats());
   return adapter;

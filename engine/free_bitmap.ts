@@ -20,7 +20,7 @@ const WORD_BITS = 32;
 /**
  * Words in a chunk: 1024 blocks. A chunk's summary (four int32 and a byte)
  * is 13 % of its 128 bytes of bits; a search that skips every chunk reads
- * 1/32 of the words (2 441 chunks for 10 M keys' 2.5 M blocks, ~5 µs);
+ * 1/32 of the words (2 441 chunks for 10 M keys' 2.5 M blocks);
  * a search that scans a candidate chunk reads at most 32 words.
  */
 const CHUNK_WORDS = 32;

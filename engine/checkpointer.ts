@@ -18,7 +18,6 @@
 import { FREE_SET_EXTENTS_MAX } from '../format/constants.js';
 import type { Extent } from '../format/extent.js';
 import { encodeFrame, frameBlockCount } from '../format/frame.js';
-import { encodeFreeSetPayload } from '../format/free_set.js';
 import { encodeSuperblock, freeSetPayloadBytes, superblockSlotBlock, superblockSlotsFor, type Superblock } from '../format/superblock.js';
 import { allocAligned } from '../native/aligned_buffer.js';
 import type { BlockDevice } from './block_device.js';
@@ -208,8 +207,7 @@ export class Checkpointer {
     // Released once the new superblock is durable: the pages this
     // checkpoint replaces (no longer in its tree) and the previous free set.
     const releasedWithIt: Extent[] = [...pageRuns(plan.garbage, this.#pageBlocks), ...previous.freeSetExtents];
-    const free = [...this.#space.checkpointFreeExtents(), ...releasedWithIt].sort((a, b) => a.startBlock - b.startBlock);
-    const payload = encodeFreeSetPayload(previous.dataStartBlock, dataBlockCount, free);
+    const payload = this.#space.checkpointFreeSetPayload(dataBlockCount, releasedWithIt);
 
     // ---- Then: encode and write the pages, the free set; flush; superblock.
     const assigned = new Map<TreeNode, PageRef>();

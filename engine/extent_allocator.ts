@@ -1,41 +1,49 @@
-// ExtentAllocator: the free space of the data region as a set of free
-// extents ordered by start block. Allocation prefers one contiguous run
-// (next-fit from a roving cursor, so consecutive blobs land next to each
-// other and free space is reused round-robin); when none is long enough it
-// combines the largest runs, up to a caller's extent limit.
+// ExtentAllocator: the free space of the data region. Allocation prefers one
+// contiguous run (next-fit from a roving cursor, so consecutive blobs land
+// next to each other and free space is reused round-robin); when none is
+// long enough it combines the largest runs, up to a caller's extent limit.
 //
-// At open the allocator starts from the free set the checkpoint recorded
-// (format/free_set.ts); every checkpoint records it again.
-import { BTree } from './btree.js';
-
+// The free space is a bitmap, one bit a block (engine/free_bitmap.ts), the
+// same bits as the free set a checkpoint writes (format/free_set.ts): open
+// builds the allocator from that free set in O(bitmap bytes), and a
+// checkpoint copies it back out, with no object per free run either way.
+// (A B-tree of free runs by start and by size cost ~100-200 ms of open at
+// 1 M keys, 80 % of it inserting ~100 k runs.)
+import { decodeFreeSetBitmap } from '../format/free_set.js';
 import type { Extent } from '../format/extent.js';
+import { FreeBitmap, type BitRun } from './free_bitmap.js';
 import { StoreCorruptError } from './store_error.js';
 
 export class ExtentAllocator {
-  /** start block -> block count, for every free extent; no two touch. */
-  readonly #free = new BTree<number, number>();
-  /**
-   * The same runs by size: [block count, start block], ascending by count
-   * and, among equal counts, descending by start — so a reverse walk gives
-   * the largest runs first, lowest start first among equals. Every extent
-   * put asks for the largest runs (largestRunsBlockCount, for the
-   * checkpoint reserve): a walk over all runs there cost O(runs) a put on a
-   * fragmented store; this makes it O(FREE_SET_EXTENTS_MAX · log runs).
-   */
-  readonly #bySize = new BTree<[number, number], undefined>(undefined, (a: [number, number], b: [number, number]) => a[0] - b[0] || b[1] - a[1]);
   readonly dataStartBlock: number;
-  #blockCount: number;
-  #freeBlocks = 0;
-  #cursor: number;
+  readonly #bits: FreeBitmap;
+  /** Next-fit starts here: a bit index, at most the bitmap's length. */
+  #cursor = 0;
+  /**
+   * Disjoint free runs (bit indexes), at most #roomRunsFor of them: a lower
+   * bound, kept without a search, on what the #roomRunsFor largest runs
+   * hold. Allocation shrinks a run it takes from to its larger remaining
+   * piece; frees leave it as it is (it stays a lower bound). Empty when
+   * #roomRunsFor is 0.
+   */
+  #roomRuns: BitRun[] = [];
+  #roomRunsFor = 0;
+  #roomBlocks = 0;
 
   /**
    * Builds the free set of [dataStartBlock, blockCount) minus `used`.
    * Throws StoreCorruptError if two used extents overlap or one lies outside.
+   * (`bits`, for this module's factories only: the free space as it is,
+   * `used` empty.)
    */
-  constructor(dataStartBlock: number, blockCount: number, used: Iterable<{ extent: Extent; owner: string }>) {
+  constructor(dataStartBlock: number, blockCount: number, used: Iterable<{ extent: Extent; owner: string }>, bits?: FreeBitmap) {
     this.dataStartBlock = dataStartBlock;
-    this.#blockCount = blockCount;
-    this.#cursor = dataStartBlock;
+    if (bits !== undefined) {
+      if (bits.bitCount !== blockCount - dataStartBlock) throw new Error(`ringstore: a bitmap of ${bits.bitCount} blocks for a data region of ${blockCount - dataStartBlock}`);
+      this.#bits = bits;
+      return;
+    }
+    this.#bits = FreeBitmap.allFree(blockCount - dataStartBlock);
     const sorted = [...used].sort((a, b) => a.extent.startBlock - b.extent.startBlock);
     let next = dataStartBlock;
     let previousOwner = '';
@@ -47,30 +55,37 @@ export class ExtentAllocator {
       if (extent.startBlock < next) {
         throw new StoreCorruptError('data', `blocks ${extent.startBlock}..${Math.min(next, end) - 1} are referenced by both ${previousOwner} and ${owner}`, extent.startBlock);
       }
-      if (extent.startBlock > next) this.#insertFree(next, extent.startBlock - next);
+      this.#bits.take(extent.startBlock - dataStartBlock, end - dataStartBlock);
       next = end;
       previousOwner = owner;
     }
-    if (next < blockCount) this.#insertFree(next, blockCount - next);
   }
 
-  /**
-   * The allocator whose free runs are exactly `free` (sorted, disjoint, in
-   * the data region: a decoded free set is). O(runs · log runs).
-   */
+  /** The allocator whose free blocks are exactly those of `free` (disjoint, in the data region). O(blocks / 32 + extents). */
   static fromFreeExtents(dataStartBlock: number, blockCount: number, free: readonly Extent[]): ExtentAllocator {
-    const allocator = new ExtentAllocator(dataStartBlock, blockCount, [{ extent: { startBlock: dataStartBlock, blockCount: blockCount - dataStartBlock }, owner: 'the free set' }]);
+    const allocator = new ExtentAllocator(dataStartBlock, blockCount, [], FreeBitmap.allInUse(blockCount - dataStartBlock));
     for (const extent of free) allocator.free(extent);
     return allocator;
   }
 
+  /**
+   * The allocator of a checkpoint's free-set payload, in a data region of
+   * [dataStartBlock, blockCount): the blocks the payload describes as it
+   * says, those past them (the store grew since) free. Throws FormatError
+   * naming `firstBlock` if the payload is malformed. O(payload bytes).
+   */
+  static fromFreeSetPayload(payload: Uint8Array, dataStartBlock: number, blockCount: number, firstBlock: number): ExtentAllocator {
+    const { bitmap } = decodeFreeSetBitmap(payload, blockCount - dataStartBlock, firstBlock);
+    return new ExtentAllocator(dataStartBlock, blockCount, [], FreeBitmap.fromInUseBytes(bitmap, blockCount - dataStartBlock));
+  }
+
   /** End of the data region (exclusive): the store's block count. */
   get blockCount(): number {
-    return this.#blockCount;
+    return this.dataStartBlock + this.#bits.bitCount;
   }
 
   get freeBlockCount(): number {
-    return this.#freeBlocks;
+    return this.#bits.freeCount;
   }
 
   /**
@@ -78,15 +93,13 @@ export class ExtentAllocator {
    * free (the store grew: its superblock names the new size, durably).
    */
   grow(blockCount: number): void {
-    if (!Number.isSafeInteger(blockCount) || blockCount < this.#blockCount) throw new Error(`ringstore: growing the data region from ${this.#blockCount} to ${blockCount} blocks`);
-    if (blockCount === this.#blockCount) return;
-    const start = this.#blockCount;
-    this.#blockCount = blockCount;
-    this.free({ startBlock: start, blockCount: blockCount - start });
+    if (!Number.isSafeInteger(blockCount) || blockCount < this.blockCount) throw new Error(`ringstore: growing the data region from ${this.blockCount} to ${blockCount} blocks`);
+    this.#bits.grow(blockCount - this.dataStartBlock);
   }
 
+  /** Maximal free runs. O(blocks / 32): for messages and tests, not for every put. */
   get freeExtentCount(): number {
-    return this.#free.size;
+    return this.#bits.runCount();
   }
 
   /**
@@ -95,54 +108,39 @@ export class ExtentAllocator {
    */
   allocate(blockCount: number, extentsMax: number): Extent[] | undefined {
     if (!(blockCount > 0) || !Number.isInteger(blockCount)) throw new RangeError(`allocate(${blockCount})`);
-    if (blockCount > this.#freeBlocks) return undefined;
+    if (blockCount > this.#bits.freeCount) return undefined;
     const single = this.#findRun(blockCount);
-    if (single !== undefined) {
-      this.#take(single, blockCount);
+    if (single >= 0) {
+      this.#take(single, single + blockCount);
       this.#cursor = single + blockCount;
-      return [{ startBlock: single, blockCount }];
+      return [{ startBlock: this.dataStartBlock + single, blockCount }];
     }
     // Fragmented: largest runs first, so the value has as few pieces as possible.
     const chosen: Extent[] = [];
     let remaining = blockCount;
-    for (const [[runBlocks, runStart]] of this.#bySize.entriesReversed()) {
-      if (remaining === 0 || chosen.length === extentsMax) break;
-      const take = Math.min(runBlocks, remaining);
-      chosen.push({ startBlock: runStart, blockCount: take });
+    for (const run of this.#bits.longestRuns(extentsMax)) {
+      if (remaining === 0) break;
+      const take = Math.min(run.count, remaining);
+      chosen.push({ startBlock: this.dataStartBlock + run.start, blockCount: take });
       remaining -= take;
     }
     if (remaining > 0) return undefined;
-    for (const extent of chosen) this.#take(extent.startBlock, extent.blockCount);
     chosen.sort((a, b) => a.startBlock - b.startBlock);
+    for (const extent of chosen) this.#take(extent.startBlock - this.dataStartBlock, extent.startBlock - this.dataStartBlock + extent.blockCount);
     return chosen;
   }
 
-  /** Returns an extent to the free set, merging it with free neighbours. */
+  /** Returns an extent to the free set. */
   free(extent: Extent): void {
-    let start = extent.startBlock;
-    let count = extent.blockCount;
-    const end = start + count;
-    if (start < this.dataStartBlock || end > this.blockCount || count <= 0) {
+    const start = extent.startBlock;
+    const count = extent.blockCount;
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < this.dataStartBlock || start + count > this.blockCount || count <= 0) {
       throw new Error(`ringstore: freeing ${start}+${count} outside the data region`);
     }
-    const before = this.#free.nextLowerPair(start + 1);
-    if (before !== undefined && before[0] + before[1] > start) {
-      throw new Error(`ringstore: double free of block ${start} (free run ${before[0]}+${before[1]})`);
-    }
-    const after = this.#free.nextHigherPair(start);
-    if (after !== undefined && after[0] < end) {
-      throw new Error(`ringstore: double free of block ${after[0]} (freeing ${start}+${count})`);
-    }
-    if (before !== undefined && before[0] + before[1] === start) {
-      this.#deleteFree(before[0], before[1]);
-      start = before[0];
-      count += before[1];
-    }
-    if (after !== undefined && after[0] === end) {
-      this.#deleteFree(after[0], after[1]);
-      count += after[1];
-    }
-    this.#insertFree(start, count);
+    const from = start - this.dataStartBlock;
+    const free = this.#bits.firstFree(from, from + count);
+    if (free >= 0) throw new Error(`ringstore: double free of block ${this.dataStartBlock + free} (freeing ${start}+${count})`);
+    this.#bits.release(from, from + count);
   }
 
   /**
@@ -150,8 +148,9 @@ export class ExtentAllocator {
    * a commit that wrote a value there); false, changing nothing, otherwise.
    */
   takeIfFree(extent: Extent): boolean {
-    if (extent.startBlock < this.dataStartBlock || extent.startBlock + extent.blockCount > this.blockCount || !this.isFree(extent)) return false;
-    this.#take(extent.startBlock, extent.blockCount);
+    if (!this.#inRegion(extent) || !this.isFree(extent)) return false;
+    const from = extent.startBlock - this.dataStartBlock;
+    this.#take(from, from + extent.blockCount);
     return true;
   }
 
@@ -160,7 +159,7 @@ export class ExtentAllocator {
    * that unlinked a value); false, changing nothing, otherwise.
    */
   freeIfUsed(extent: Extent): boolean {
-    if (extent.startBlock < this.dataStartBlock || extent.startBlock + extent.blockCount > this.blockCount || !this.isUsed(extent)) return false;
+    if (!this.#inRegion(extent) || !this.isUsed(extent)) return false;
     this.free(extent);
     return true;
   }
@@ -168,103 +167,114 @@ export class ExtentAllocator {
   /**
    * Takes (marks in use) every free block of `extent` and returns them as
    * maximal runs in block order; blocks of it already in use stay as they
-   * are. O(runs it meets · log runs).
+   * are. O(blocks of it / 32 + runs it meets).
    */
   takeFreeParts(extent: Extent): Extent[] {
-    const start = Math.max(extent.startBlock, this.dataStartBlock);
-    const end = Math.min(extent.startBlock + extent.blockCount, this.#blockCount);
+    const from = Math.max(extent.startBlock, this.dataStartBlock) - this.dataStartBlock;
+    const to = Math.min(extent.startBlock + extent.blockCount, this.blockCount) - this.dataStartBlock;
     const parts: Extent[] = [];
-    const overlap = (runStart: number, runCount: number): void => {
-      const partStart = Math.max(runStart, start);
-      const partEnd = Math.min(runStart + runCount, end);
-      if (partEnd > partStart) parts.push({ startBlock: partStart, blockCount: partEnd - partStart });
-    };
-    const containing = this.#free.nextLowerPair(start);
-    if (containing !== undefined) overlap(containing[0], containing[1]);
-    this.#free.forRange(start, end, false, (runStart, runCount) => overlap(runStart, runCount));
-    for (const part of parts) this.#take(part.startBlock, part.blockCount);
+    let index = from;
+    while (index < to) {
+      const start = this.#bits.firstFree(index, to);
+      if (start < 0) break;
+      const used = this.#bits.firstInUse(start, to);
+      const end = used < 0 ? to : used;
+      this.#take(start, end);
+      parts.push({ startBlock: this.dataStartBlock + start, blockCount: end - start });
+      index = end;
+    }
     return parts;
   }
 
-  /** True if no block of `extent` is free. */
+  /** True if no block of `extent` is free (blocks outside the data region are not). */
   isUsed(extent: Extent): boolean {
-    const end = extent.startBlock + extent.blockCount;
-    const before = this.#free.nextLowerPair(extent.startBlock + 1);
-    if (before !== undefined && before[0] + before[1] > extent.startBlock) return false;
-    const after = this.#free.nextHigherPair(extent.startBlock);
-    return after === undefined || after[0] >= end;
-  }
-
-  /** Blocks in the `count` largest free runs: what an allocation limited to `count` extents can get. */
-  largestRunsBlockCount(count: number): number {
-    if (this.#free.size <= count) return this.#freeBlocks;
-    let sum = 0;
-    let taken = 0;
-    for (const [[runBlocks]] of this.#bySize.entriesReversed()) {
-      if (taken === count) break;
-      sum += runBlocks;
-      taken++;
-    }
-    return sum;
+    const from = Math.max(extent.startBlock, this.dataStartBlock) - this.dataStartBlock;
+    const to = Math.min(extent.startBlock + extent.blockCount, this.blockCount) - this.dataStartBlock;
+    return this.#bits.isAllInUse(from, to);
   }
 
   /** True if every block of `extent` is free (for assertions and fsck-style checks). */
   isFree(extent: Extent): boolean {
-    const run = this.#free.nextLowerPair(extent.startBlock + 1);
-    return run !== undefined && run[0] <= extent.startBlock && run[0] + run[1] >= extent.startBlock + extent.blockCount;
+    if (!this.#inRegion(extent)) return false;
+    const from = extent.startBlock - this.dataStartBlock;
+    return this.#bits.isAllFree(from, from + extent.blockCount);
   }
 
-  /** The free extents, in block order (a copy). */
+  /** Blocks in the `count` largest free runs: what an allocation limited to `count` extents can get. O(blocks / 32) at worst. */
+  largestRunsBlockCount(count: number): number {
+    // With `count` runs or fewer, all of them: every free block.
+    return this.#bits.longestRuns(count).reduce((sum, run) => sum + run.count, 0);
+  }
+
+  /**
+   * Whether the `count` largest free runs hold `blockCount` blocks
+   * (largestRunsBlockCount(count) >= blockCount), asked on every extent put
+   * for the checkpoint's free-set frame. O(count) while the runs found by
+   * the last search still hold enough; a search (largestRunsBlockCount's)
+   * only when they do not, so the answer is never weaker than the exact one.
+   */
+  largestRunsHold(count: number, blockCount: number): boolean {
+    if (this.#roomRunsFor === count && this.#roomBlocks >= blockCount) return true;
+    this.#roomRuns = this.#bits.longestRuns(count);
+    this.#roomRunsFor = count;
+    this.#roomBlocks = this.#roomRuns.reduce((sum, run) => sum + run.count, 0);
+    return this.#roomBlocks >= blockCount;
+  }
+
+  /** The free extents, in block order (a copy). O(blocks / 32 + runs). */
   freeExtents(): Extent[] {
-    const out: Extent[] = [];
-    this.#free.forEachPair((startBlock, blockCount) => {
-      out.push({ startBlock, blockCount });
-    });
-    return out;
+    return this.#bits.runs().map((run) => ({ startBlock: this.dataStartBlock + run.start, blockCount: run.count }));
   }
 
-  /** Start of a free run of at least `blockCount` blocks, searching from the cursor, wrapping once. */
-  #findRun(blockCount: number): number | undefined {
-    let found: number | undefined;
-    const visit = (startBlock: number, count: number): { break: boolean } | undefined => {
-      if (count >= blockCount) {
-        found = startBlock;
-        return { break: true };
-      }
-      return undefined;
-    };
-    // A run that contains the cursor counts from the cursor on.
-    const containing = this.#free.nextLowerPair(this.#cursor + 1);
-    if (containing !== undefined && containing[0] < this.#cursor && containing[0] + containing[1] - this.#cursor >= blockCount) {
-      return this.#cursor;
+  /**
+   * Writes the in-use bits of the data region into `bitmap`, a free-set
+   * payload's (format/free_set.ts): bit i for block dataStartBlock + i.
+   * REQUIRES: `dataBlockCount` is the data region's size.
+   */
+  copyInUseBits(bitmap: Uint8Array, dataBlockCount: number): void {
+    if (dataBlockCount !== this.#bits.bitCount) throw new Error(`ringstore: a free set of ${dataBlockCount} blocks for a data region of ${this.#bits.bitCount}`);
+    this.#bits.copyInUseBytes(bitmap, dataBlockCount);
+  }
+
+  /** Test hook: the bitmap's summaries against a recomputation, and the room runs still free. */
+  checkInvariants(): void {
+    this.#bits.checkSummaries();
+    if (this.#cursor < 0 || this.#cursor > this.#bits.bitCount) throw new Error(`ringstore: cursor ${this.#cursor} outside the data region`);
+    let sum = 0;
+    for (const run of this.#roomRuns) {
+      if (!this.#bits.isAllFree(run.start, run.start + run.count)) throw new Error(`ringstore: room run ${run.start}+${run.count} is not free`);
+      sum += run.count;
     }
-    this.#free.forRange(this.#cursor, this.blockCount, true, visit);
-    if (found === undefined) this.#free.forRange(this.dataStartBlock, this.#cursor, false, visit);
-    return found;
+    if (sum !== this.#roomBlocks || this.#roomRuns.length > this.#roomRunsFor) throw new Error('ringstore: room runs miscounted');
   }
 
-  /** Removes [start, start + count) from the free run that contains it. */
-  #take(start: number, count: number): void {
-    const run = this.#free.nextLowerPair(start + 1);
-    if (run === undefined || run[0] > start || run[0] + run[1] < start + count) {
-      throw new Error(`ringstore: allocating ${start}+${count}, which is not free`);
+  #inRegion(extent: Extent): boolean {
+    return extent.blockCount >= 1 && extent.startBlock >= this.dataStartBlock && extent.startBlock + extent.blockCount <= this.blockCount;
+  }
+
+  /**
+   * Start (bit index) of a free run of at least `blockCount` blocks: the
+   * first from the cursor on (the run holding the cursor counts from it),
+   * else, wrapping once, the first that starts before it; -1 if none.
+   */
+  #findRun(blockCount: number): number {
+    const after = this.#bits.firstRunOfAtLeast(blockCount, this.#cursor, this.#bits.bitCount);
+    return after >= 0 ? after : this.#bits.firstRunOfAtLeast(blockCount, 0, this.#cursor);
+  }
+
+  /** Marks [from, to) in use (bit indexes; every bit free) and keeps the room runs free. */
+  #take(from: number, to: number): void {
+    this.#bits.take(from, to);
+    for (let i = 0; i < this.#roomRuns.length; i++) {
+      const run = this.#roomRuns[i];
+      const end = run.start + run.count;
+      if (to <= run.start || from >= end) continue;
+      // The larger piece left of it: still free, still disjoint from the others.
+      const below = Math.max(0, from - run.start);
+      const above = Math.max(0, end - to);
+      const kept = below >= above ? { start: run.start, count: below } : { start: to, count: above };
+      this.#roomBlocks -= run.count - kept.count;
+      this.#roomRuns[i] = kept;
     }
-    const [runStart, runCount] = run;
-    this.#deleteFree(runStart, runCount);
-    if (start > runStart) this.#insertFree(runStart, start - runStart);
-    const runEnd = runStart + runCount;
-    if (start + count < runEnd) this.#insertFree(start + count, runEnd - start - count);
-  }
-
-  #insertFree(start: number, count: number): void {
-    this.#free.set(start, count);
-    this.#bySize.set([count, start], undefined);
-    this.#freeBlocks += count;
-  }
-
-  #deleteFree(start: number, count: number): void {
-    this.#free.delete(start);
-    if (!this.#bySize.delete([count, start])) throw new Error(`ringstore: free run ${start}+${count} missing from the by-size index`);
-    this.#freeBlocks -= count;
   }
 }

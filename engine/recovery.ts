@@ -9,7 +9,6 @@ import { isAllZero } from '../format/bytes.js';
 import { BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, SUPERBLOCK_SIZE, SUPERBLOCK_SLOT_COUNT } from '../format/constants.js';
 import { crc32c } from '../format/crc32c.js';
 import type { Extent } from '../format/extent.js';
-import { decodeFreeSetPayload } from '../format/free_set.js';
 import { FormatError, FormatVersionError } from '../format/format_error.js';
 import { decodeFrameBlock, frameBlockPayload, frameMagic } from '../format/frame.js';
 import { pageSizeFor } from '../format/page.js';
@@ -458,8 +457,7 @@ async function loadFreeSet(device: BlockDevice, superblock: Superblock): Promise
     return ExtentAllocator.fromFreeExtents(superblock.dataStartBlock, superblock.blockCount, [{ startBlock: superblock.dataStartBlock, blockCount: dataBlockCount }]);
   }
   const payload = await readFrame(device, superblock, 'free set', superblock.freeSetExtents, superblock.freeSetByteLength);
-  const free = decodeFreeSetPayload(payload.bytes, superblock.dataStartBlock, dataBlockCount, payload.firstBlock);
-  const allocator = ExtentAllocator.fromFreeExtents(superblock.dataStartBlock, superblock.blockCount, free);
+  const allocator = ExtentAllocator.fromFreeSetPayload(payload.bytes, superblock.dataStartBlock, superblock.blockCount, payload.firstBlock);
   // The free set's own blocks and the root page are in use in the free set
   // that names them; a free set that says otherwise is damaged.
   for (const extent of superblock.freeSetExtents) {

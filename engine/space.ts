@@ -12,9 +12,10 @@
 // queued operations may dirty, the free-set frame, and room for deletes.
 // The free space itself comes from the checkpoint's free set at open
 // (recovery.ts) and is recorded again by every checkpoint
-// (checkpointFreeExtents).
+// (checkpointFreeSetPayload).
 import { FREE_SET_EXTENTS_MAX } from '../format/constants.js';
 import type { Extent } from '../format/extent.js';
+import { markFreeInBitmap, newFreeSetPayload } from '../format/free_set.js';
 import type { BlockCache } from './block_cache.js';
 import type { BlockDevice } from './block_device.js';
 import { ExtentAllocator } from './extent_allocator.js';
@@ -180,9 +181,8 @@ export class Space {
     // The free-set frame must fit in FREE_SET_EXTENTS_MAX runs: count only
     // what the largest runs hold (conservatively: as if this allocation
     // came out of them).
-    const room = this.#allocator.largestRunsBlockCount(FREE_SET_EXTENTS_MAX);
     const extents =
-      this.#allocator.freeBlockCount - blockCount >= reserve && room - blockCount >= this.#freeSetFrameBlocks
+      this.#allocator.freeBlockCount - blockCount >= reserve && this.#allocator.largestRunsHold(FREE_SET_EXTENTS_MAX, blockCount + this.#freeSetFrameBlocks)
         ? this.#allocator.allocate(blockCount, extentsMax)
         : undefined;
     if (extents !== undefined) for (const extent of extents) this.#uncommitted.add(extent);
@@ -264,22 +264,27 @@ export class Space {
   }
 
   /**
-   * The free set of a checkpoint freezing now, without the blocks it
-   * releases once durable (the caller adds those): what the allocator holds
-   * free, and every block no applied commit references — writes not yet
-   * committed, extents waiting for their trim or for a sync: false commit's
-   * flush. Unsorted; the sets are disjoint (the encoder refuses an overlap).
+   * The free-set payload of a checkpoint freezing now, of a data region of
+   * `dataBlockCount` blocks: free are the blocks the allocator holds free,
+   * every block no applied commit references — writes not yet committed,
+   * extents waiting for their trim or for a sync: false commit's flush —
+   * and `releasedWithIt`, what the checkpoint releases once durable. Built
+   * from the allocator's bitmap, O(bitmap bytes + those extents); the sets
+   * must be disjoint (an overlap throws RangeError: a block freed twice).
    * Must be called in the same synchronous step as the tree's
    * beginCheckpoint() and the checkpoint's allocation.
    */
-  checkpointFreeExtents(): Extent[] {
-    return [
-      ...this.#allocator.freeExtents(),
-      ...this.#uncommitted,
-      ...this.#freed.map((freed) => freed.extent),
-      ...this.#trimming,
-      ...this.#freesAwaitingDurability.flatMap((free) => free.extents),
-    ];
+  checkpointFreeSetPayload(dataBlockCount: number, releasedWithIt: readonly Extent[]): Uint8Array {
+    const { payload, bitmap } = newFreeSetPayload(dataBlockCount);
+    this.#allocator.copyInUseBits(bitmap, dataBlockCount);
+    const dataStartBlock = this.#allocator.dataStartBlock;
+    const markFree = (extent: Extent): void => markFreeInBitmap(bitmap, dataStartBlock, dataBlockCount, extent);
+    this.#uncommitted.forEach(markFree);
+    for (const freed of this.#freed) markFree(freed.extent);
+    this.#trimming.forEach(markFree);
+    for (const free of this.#freesAwaitingDurability) free.extents.forEach(markFree);
+    releasedWithIt.forEach(markFree);
+    return payload;
   }
 
   get freeExtentCount(): number {

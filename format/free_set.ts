@@ -24,24 +24,47 @@ const FREE_SET_PAYLOAD_FORMAT = 1;
 
 /** The payload of a free set in which exactly `freeExtents` (absolute, sorted, disjoint) are free. */
 export function encodeFreeSetPayload(dataStartBlock: number, dataBlockCount: number, freeExtents: readonly Extent[]): Uint8Array {
+  const { payload, bitmap } = newFreeSetPayload(dataBlockCount);
+  setBits(bitmap, 0, dataBlockCount, true);
+  let previousEnd = dataStartBlock;
+  for (const extent of freeExtents) {
+    if (extent.startBlock < previousEnd) throw new RangeError(`free extent ${extent.startBlock}+${extent.blockCount} is out of order`);
+    markFreeInBitmap(bitmap, dataStartBlock, dataBlockCount, extent);
+    previousEnd = extent.startBlock + extent.blockCount;
+  }
+  return payload;
+}
+
+/**
+ * A free-set payload of `dataBlockCount` blocks with its header written,
+ * and its bitmap (a view into it, all zero) for the caller to fill: a
+ * checkpoint copies the allocator's in-use bits into it, then marks free
+ * what it releases (markFreeInBitmap).
+ */
+export function newFreeSetPayload(dataBlockCount: number): { payload: Uint8Array; bitmap: Uint8Array } {
+  if (!Number.isSafeInteger(dataBlockCount) || dataBlockCount < 0) throw new RangeError(`a free set of ${dataBlockCount} data blocks`);
   const payload = new Uint8Array(FREE_SET_HEADER_SIZE + Math.ceil(dataBlockCount / 8));
   const data = view(payload);
   data.setUint32(0, FREE_SET_PAYLOAD_FORMAT, true);
   data.setUint32(4, 0, true);
   data.setUint32(8, dataBlockCount % 0x1_0000_0000, true);
   data.setUint32(12, Math.floor(dataBlockCount / 0x1_0000_0000), true);
-  const bitmap = payload.subarray(FREE_SET_HEADER_SIZE);
-  setBits(bitmap, 0, dataBlockCount, true);
-  let previousEnd = dataStartBlock;
-  for (const extent of freeExtents) {
-    const first = extent.startBlock - dataStartBlock;
-    if (extent.startBlock < previousEnd || extent.blockCount < 1 || first + extent.blockCount > dataBlockCount) {
-      throw new RangeError(`free extent ${extent.startBlock}+${extent.blockCount} is out of order or outside the data region`);
-    }
-    setBits(bitmap, first, first + extent.blockCount, false);
-    previousEnd = extent.startBlock + extent.blockCount;
+  return { payload, bitmap: payload.subarray(FREE_SET_HEADER_SIZE) };
+}
+
+/**
+ * Clears the in-use bits of `extent` (absolute) in the bitmap of a free set
+ * of `dataBlockCount` blocks from `dataStartBlock`. Throws RangeError if it
+ * is empty, lies outside the data region or has a block already free: the
+ * free sets a checkpoint combines must be disjoint.
+ */
+export function markFreeInBitmap(bitmap: Uint8Array, dataStartBlock: number, dataBlockCount: number, extent: Extent): void {
+  const first = extent.startBlock - dataStartBlock;
+  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(extent.blockCount) || first < 0 || extent.blockCount < 1 || first + extent.blockCount > dataBlockCount) {
+    throw new RangeError(`free extent ${extent.startBlock}+${extent.blockCount} is outside the data region`);
   }
-  return payload;
+  if (!allBitsSet(bitmap, first, first + extent.blockCount)) throw new RangeError(`free extent ${extent.startBlock}+${extent.blockCount} overlaps another`);
+  setBits(bitmap, first, first + extent.blockCount, false);
 }
 
 /**
@@ -64,8 +87,15 @@ export function decodeFreeSetPayload(payload: Uint8Array, dataStartBlock: number
   return free;
 }
 
-/** The free extents of the blocks the payload describes (at most `dataBlockCount`). */
-function decodeDescribedBlocks(payload: Uint8Array, dataStartBlock: number, regionBlockCount: number, firstBlock: number): Extent[] {
+/**
+ * The bitmap of a free-set payload (a view into it) and the data blocks it
+ * describes, in a data region of `regionBlockCount` blocks (the
+ * superblock's); blocks past those it describes (the store grew since) are
+ * free. Throws FormatError naming `firstBlock` if the payload is malformed
+ * or describes more blocks than the region has. O(1): the bits are not read
+ * beyond the last byte's.
+ */
+export function decodeFreeSetBitmap(payload: Uint8Array, regionBlockCount: number, firstBlock: number): { bitmap: Uint8Array; describedBlockCount: number } {
   const fail = (reason: string): never => {
     throw new FormatError('free set', reason, firstBlock);
   };
@@ -81,6 +111,12 @@ function decodeDescribedBlocks(payload: Uint8Array, dataStartBlock: number, regi
   if (bitmap.length !== Math.ceil(dataBlockCount / 8)) fail(`a bitmap of ${bitmap.length} bytes for ${dataBlockCount} blocks`);
   const tailBits = dataBlockCount % 8;
   if (tailBits !== 0 && (bitmap[bitmap.length - 1] >> tailBits) !== 0) fail('bits past the data region are set');
+  return { bitmap, describedBlockCount: dataBlockCount };
+}
+
+/** The free extents of the blocks the payload describes (at most `dataBlockCount`). */
+function decodeDescribedBlocks(payload: Uint8Array, dataStartBlock: number, regionBlockCount: number, firstBlock: number): Extent[] {
+  const { bitmap, describedBlockCount: dataBlockCount } = decodeFreeSetBitmap(payload, regionBlockCount, firstBlock);
   const free: Extent[] = [];
   let runStart = -1;
   for (let byteIndex = 0; byteIndex < bitmap.length; byteIndex++) {
@@ -101,6 +137,19 @@ function decodeDescribedBlocks(payload: Uint8Array, dataStartBlock: number, regi
   }
   if (runStart >= 0) free.push({ startBlock: dataStartBlock + runStart, blockCount: dataBlockCount - runStart });
   return free;
+}
+
+/** True if every bit of [from, to) of `bitmap` is set. */
+function allBitsSet(bitmap: Uint8Array, from: number, to: number): boolean {
+  let bit = from;
+  while (bit < to && (bit & 7) !== 0) {
+    if ((bitmap[bit >> 3] & (1 << (bit & 7))) === 0) return false;
+    bit++;
+  }
+  const wholeEnd = to - ((to - bit) & 7);
+  for (let byte = bit >> 3; byte < wholeEnd >> 3; byte++) if (bitmap[byte] !== 0xff) return false;
+  for (bit = Math.max(bit, wholeEnd); bit < to; bit++) if ((bitmap[bit >> 3] & (1 << (bit & 7))) === 0) return false;
+  return true;
 }
 
 /** Sets or clears bits [from, to) of `bitmap`. */

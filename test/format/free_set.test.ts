@@ -17,7 +17,7 @@ import fc from 'fast-check';
 import { FREE_SET_HEADER_SIZE } from '../../format/constants.js';
 import type { Extent } from '../../format/extent.js';
 import { FormatError } from '../../format/format_error.js';
-import { decodeFreeSetPayload, encodeFreeSetPayload } from '../../format/free_set.js';
+import { decodeFreeSetBitmap, decodeFreeSetPayload, encodeFreeSetPayload, markFreeInBitmap, newFreeSetPayload } from '../../format/free_set.js';
 import { freeSetPayloadBytes } from '../../format/superblock.js';
 import { PROPERTY_SEED, throwsFormatError, withBitFlipped } from './helpers.js';
 
@@ -149,6 +149,53 @@ describe('encodeFreeSetPayload()', () => {
       ['overlapping', [{ startBlock: DATA_START + 1, blockCount: 3 }, { startBlock: DATA_START + 3, blockCount: 1 }]],
     ];
     for (const [what, free] of cases) assert.throws(() => encode(10, free), RangeError, what);
+  });
+});
+
+describe('newFreeSetPayload() and markFreeInBitmap()', () => {
+  it('build, from a bitmap of in-use bits, the bytes encodeFreeSetPayload writes (property)', () => {
+    fc.assert(
+      fc.property(freeSetCase, ({ dataBlockCount, free, used }) => {
+        const { payload, bitmap } = newFreeSetPayload(dataBlockCount);
+        assert.equal(bitmap.length, Math.ceil(dataBlockCount / 8));
+        assert.ok(bitmap.every((byte) => byte === 0), 'the bitmap starts all zero');
+        // All in use (bits past the region zero), then the free extents cleared.
+        bitmap.set(bitmapOf(new Array<boolean>(dataBlockCount).fill(true)));
+        for (const extent of free) markFreeInBitmap(bitmap, DATA_START, dataBlockCount, extent);
+        assert.deepEqual([...payload], [...encode(dataBlockCount, free)]);
+        assert.deepEqual([...bitmap], bitmapOf(used));
+      }),
+      { seed: PROPERTY_SEED, numRuns: 200 },
+    );
+  });
+
+  it('refuses to mark free an extent with a block free already, empty or outside the data region, changing nothing', () => {
+    const { bitmap } = newFreeSetPayload(20);
+    bitmap.set([0xff, 0xff, 0x0f]);
+    markFreeInBitmap(bitmap, DATA_START, 20, { startBlock: DATA_START + 4, blockCount: 3 });
+    const cases: [string, Extent][] = [
+      ['overlapping a free extent', { startBlock: DATA_START + 6, blockCount: 2 }],
+      ['inside a free extent', { startBlock: DATA_START + 5, blockCount: 1 }],
+      ['empty', { startBlock: DATA_START + 10, blockCount: 0 }],
+      ['before the data region', { startBlock: DATA_START - 1, blockCount: 2 }],
+      ['past the data region', { startBlock: DATA_START + 19, blockCount: 2 }],
+    ];
+    for (const [what, extent] of cases) {
+      const before = [...bitmap];
+      assert.throws(() => markFreeInBitmap(bitmap, DATA_START, 20, extent), RangeError, what);
+      assert.deepEqual([...bitmap], before, what);
+    }
+  });
+});
+
+describe('decodeFreeSetBitmap()', () => {
+  it('returns a view of the bitmap and the blocks it describes, fewer than the region after a growth', () => {
+    const payload = encode(20, [{ startBlock: DATA_START + 2, blockCount: 3 }]);
+    const { bitmap, describedBlockCount } = decodeFreeSetBitmap(payload, 100, FIRST_BLOCK);
+    assert.equal(describedBlockCount, 20);
+    assert.equal(bitmap.buffer, payload.buffer, 'a view, not a copy');
+    assert.deepEqual([...bitmap], [0xe3, 0xff, 0x0f]);
+    assert.throws(() => decodeFreeSetBitmap(payload, 19, FIRST_BLOCK), (error: unknown) => error instanceof FormatError && error.blockIndex === FIRST_BLOCK);
   });
 });
 

@@ -382,22 +382,14 @@ async function commitFollowsCleanClose(device: BlockDevice, superblock: Superblo
 }
 
 /**
- * PageTree.prepare() of the keys of `commits`, to be applied in order
- * (applyWalCommit) before release(): a key some commit deletes is prepared
- * as a delete (with the siblings its merges touch), whatever the others do
- * with it. The commits are one batch of writes to prepare(): its argument
- * that the pinned pages suffice holds for any order of sets and deletes.
+ * PageTree.prepare() of the commit's keys, for applyWalCommit, then
+ * release(): the deleted ones with the siblings their merges touch.
  */
-export function prepareWalCommits(tree: PageTree, commits: readonly PendingCommit[]): Promise<PreparedPaths> {
-  const deleted = new Set<string>();
-  for (const { operations } of commits) {
-    for (const { key, entry } of operations) if (entry === undefined) deleted.add(key);
-  }
-  const set = new Set<string>();
-  for (const { operations } of commits) {
-    for (const { key } of operations) if (!deleted.has(key)) set.add(key);
-  }
-  return tree.prepare(set, deleted);
+export function prepareWalCommit(tree: PageTree, commit: PendingCommit): Promise<PreparedPaths> {
+  const setKeys: string[] = [];
+  const deleteKeys: string[] = [];
+  for (const { key, entry } of commit.operations) (entry === undefined ? deleteKeys : setKeys).push(key);
+  return tree.prepare(setKeys, deleteKeys);
 }
 
 /**
@@ -407,7 +399,7 @@ export function prepareWalCommits(tree: PageTree, commits: readonly PendingCommi
  * order every extent a commit writes must be free and every extent it
  * unlinks must be in use — anything else is damage (or a bug), never
  * repaired silently.
- * REQUIRES: the commit's keys prepared (prepareWalCommits) and not released.
+ * REQUIRES: the commit's keys prepared (prepareWalCommit) and not released.
  */
 export function applyWalCommit(tree: PageTree, allocator: ExtentAllocator, superblock: Superblock, commit: PendingCommit): void {
   const { operations, sequence, walBlock } = commit;

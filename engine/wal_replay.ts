@@ -14,8 +14,8 @@ import type { Superblock } from '../format/superblock.js';
 import type { Checkpointer } from './checkpointer.js';
 import type { ExtentAllocator } from './extent_allocator.js';
 import type { Journal } from './journal.js';
-import type { PageTree, PreparedPaths } from './page_tree.js';
-import { applyWalCommit, prepareWalCommits, type PendingCommit } from './recovery.js';
+import type { PageTree } from './page_tree.js';
+import { applyWalCommit, prepareWalCommit, type PendingCommit } from './recovery.js';
 import type { Space } from './space.js';
 import { StoreError } from './store_error.js';
 import { isExtentValue } from './store_index.js';
@@ -34,58 +34,36 @@ export interface WalReplayParts {
  * Replays `commits` (recovery's pendingCommits, in order). With no room for
  * a checkpoint in the middle, the replay goes on without one.
  *
- * The pages of the next commit are read while one is applied (and while a
- * checkpoint after it is written): a read-ahead through prepare(), whose
- * pins keep them cached until the commit's own prepare() — after the
- * writes before it, as prepare() requires — finds them in memory.
+ * One commit at a time: its pages are read (prepare()'s rounds read all
+ * of a level at once, a commit's ~1000 leaves in one round), then it is
+ * applied. Tried and left out: stretches of commits prepared together
+ * (4096 or 16384 operations, slower: pins past the cache's budget make
+ * each insert of a read page walk them in PageCache.evict()), and reading
+ * the next commit's pages while one is applied (no gain measurable on the
+ * shared 2-core host, where the replay is CPU-bound).
  */
 export async function replayWal(parts: WalReplayParts, superblock: Superblock, commits: readonly PendingCommit[]): Promise<void> {
   const { tree, allocator, space, journal, checkpointer } = parts;
   let checkpointsFit = !parts.readOnly;
-  let readAhead: Promise<PreparedPaths> | undefined = commits.length > 0 ? startReadAhead(tree, commits[0]) : undefined;
-  try {
-    for (let i = 0; i < commits.length; i++) {
-      const ahead = await (readAhead ?? startReadAhead(tree, commits[i]));
-      readAhead = undefined;
-      let prepared: PreparedPaths;
-      try {
-        prepared = await prepareWalCommits(tree, [commits[i]]);
-      } finally {
-        tree.release(ahead);
-      }
-      try {
-        if (i + 1 < commits.length) readAhead = startReadAhead(tree, commits[i + 1]);
-        applyWalCommit(tree, allocator, superblock, commits[i]);
-        if (!checkpointsFit || i + 1 === commits.length || !journal.replayCheckpointDue()) continue;
-        const held = space.holdForReplay(valueExtentsOf(commits.slice(i + 1)));
-        try {
-          // Replayed commits are durable already, or made so by the checkpoint's own flush.
-          await checkpointer.run({ appliedSequence: commits[i].sequence, syncNow: async () => undefined });
-        } catch (error) {
-          if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;
-          checkpointsFit = false;
-        } finally {
-          space.releaseReplayHold(held);
-        }
-      } finally {
-        tree.release(prepared);
-      }
+  for (let i = 0; i < commits.length; i++) {
+    const prepared = await prepareWalCommit(tree, commits[i]);
+    try {
+      applyWalCommit(tree, allocator, superblock, commits[i]);
+    } finally {
+      tree.release(prepared);
     }
-  } finally {
-    // A replay that failed leaves no read-ahead running, nor its pins.
-    if (readAhead !== undefined) await readAhead.then((ahead) => tree.release(ahead), () => undefined);
+    if (!checkpointsFit || i + 1 === commits.length || !journal.replayCheckpointDue()) continue;
+    const held = space.holdForReplay(valueExtentsOf(commits.slice(i + 1)));
+    try {
+      // Replayed commits are durable already, or made so by the checkpoint's own flush.
+      await checkpointer.run({ appliedSequence: commits[i].sequence, syncNow: async () => undefined });
+    } catch (error) {
+      if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;
+      checkpointsFit = false;
+    } finally {
+      space.releaseReplayHold(held);
+    }
   }
-}
-
-/**
- * prepare() of the commit's keys, its failure (a damaged page) awaited
- * later: handled from the start, so that it is not an unhandled rejection
- * if it comes while the replay awaits something else.
- */
-function startReadAhead(tree: PageTree, commit: PendingCommit): Promise<PreparedPaths> {
-  const prepared = prepareWalCommits(tree, [commit]);
-  prepared.catch(() => undefined);
-  return prepared;
 }
 
 /** The extents of every extent value the commits write. */

@@ -783,7 +783,11 @@ export class PageTree {
       if (page.keys.length === 0) throw bad('an empty leaf');
       if (page.keys.length !== page.entries.length) throw bad(`${page.keys.length} keys but ${page.entries.length} entries`);
       keys = page.keys;
-      const leaf = newLeaf(EPOCH_NEVER, page.keys.slice(), page.entries.slice(), leafBytes(this.#measure, page.keys, page.entries));
+      // A page read from disk measures its records itself (image.records:
+      // PageMeasure's bytes of every entry, which the codec checked add up
+      // to them): measuring the entries again would read every value.
+      const bytes = page.image !== undefined ? page.image.records.length : leafBytes(this.#measure, page.keys, page.entries);
+      const leaf = newLeaf(EPOCH_NEVER, page.keys.slice(), page.entries.slice(), bytes);
       leaf.image = page.image;
       node = leaf;
     } else {

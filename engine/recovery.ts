@@ -14,12 +14,12 @@ import { decodeFrameBlock, frameBlockPayload, frameMagic } from '../format/frame
 import { pageSizeFor } from '../format/page.js';
 import type { ExtentValue, StoredValue } from '../format/records.js';
 import { decodeSuperblock, hasSuperblockMagic, superblockSlotBlock, type Superblock } from '../format/superblock.js';
-import { scanWal, type ScannedCommit } from '../format/wal_scan.js';
+import { scanWalBlocks, WalSummary, type ScannedCommit } from '../format/wal_scan.js';
 import { allocAligned } from '../native/aligned_buffer.js';
 import type { BlockDevice } from './block_device.js';
 import { ExtentAllocator } from './extent_allocator.js';
 import { bytesToKeyString } from './key_codec.js';
-import type { PageTree } from './page_tree.js';
+import type { PageTree, PreparedPaths } from './page_tree.js';
 import { StoreCorruptError, StoreError } from './store_error.js';
 import type { IndexEntry } from './store_index.js';
 
@@ -40,7 +40,7 @@ export interface RecoveredStore {
   /** Commits to replay from the WAL, kept live until a checkpoint covers them. */
   liveCommits: { sequence: number; startBlock: number; blockCount: number }[];
   /**
-   * Their records, in order, for the store to replay (replayWalCommit)
+   * Their records, in order, for the store to replay (engine/wal_replay.ts)
    * once its parts exist: it may write checkpoints between them, so that
    * the pages a long tail dirties need not all stay in memory.
    */
@@ -262,7 +262,7 @@ function tryDecode(bytes: Uint8Array, slot: number): { superblock?: Superblock; 
 /**
  * Loads the free set and reads and checks the WAL of a store whose
  * superblock was found; the caller replays the commits it returns
- * (pendingCommits, replayWalCommit) into the tree opened at the
+ * (pendingCommits, engine/wal_replay.ts) into the tree opened at the
  * superblock's root.
  */
 export async function recoverStore(device: BlockDevice, superblock: Superblock, slotsToRepair: number[]): Promise<RecoveredStore> {
@@ -286,13 +286,8 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
       };
     }
 
-    const walBytes = superblock.walBlockCount * blockSize;
-    const region = await readRegion(device, superblock.walStartBlock * blockSize, walBytes);
-    const scan = scanWal(
-      { bytes: region, blockSize, startBlock: superblock.walStartBlock, storeTag: superblock.storeTag },
-      superblock.walReplayBlock,
-      superblock.checkpointSeq + 1,
-    );
+    const region = await readWal(device, superblock);
+    const scan = scanWalBlocks(region, superblock.walReplayBlock, superblock.checkpointSeq + 1);
 
     // Commits after the last one known durable may have reached the disk
     // only in part: their WAL blocks but not their extent data, if the crash
@@ -386,38 +381,45 @@ async function commitFollowsCleanClose(device: BlockDevice, superblock: Superblo
 }
 
 /**
+ * PageTree.prepare() of the commit's keys, for applyWalCommit, then
+ * release(): the deleted ones with the siblings their merges touch.
+ */
+export function prepareWalCommit(tree: PageTree, commit: PendingCommit): Promise<PreparedPaths> {
+  const setKeys: string[] = [];
+  const deleteKeys: string[] = [];
+  for (const { key, entry } of commit.operations) (entry === undefined ? deleteKeys : setKeys).push(key);
+  return tree.prepare(setKeys, deleteKeys);
+}
+
+/**
  * Applies one replayed commit to the tree and to the free space: a value it
  * overwrites or deletes gives its extents back, a value it writes takes
  * them. The checkpoint's free set describes exactly its tree, so in replay
  * order every extent a commit writes must be free and every extent it
  * unlinks must be in use — anything else is damage (or a bug), never
  * repaired silently.
+ * REQUIRES: the commit's keys prepared (prepareWalCommit) and not released.
  */
-export async function replayWalCommit(tree: PageTree, allocator: ExtentAllocator, superblock: Superblock, commit: PendingCommit): Promise<void> {
+export function applyWalCommit(tree: PageTree, allocator: ExtentAllocator, superblock: Superblock, commit: PendingCommit): void {
   const { operations, sequence, walBlock } = commit;
-  const prepared = await tree.prepare(
-    operations.filter((operation) => operation.entry !== undefined).map((operation) => operation.key),
-    operations.filter((operation) => operation.entry === undefined).map((operation) => operation.key),
-  );
-  try {
-    for (const { key, entry } of operations) {
-      const previous = entry === undefined ? tree.delete(key) : tree.set(key, entry);
-      const where = `commit ${sequence}, key ${JSON.stringify(key.slice(0, 64))}`;
-      if (previous !== undefined && !(previous.value instanceof Uint8Array)) {
-        for (const extent of previous.value.extents) {
-          if (!allocator.freeIfUsed(extent)) throw new StoreCorruptError('free set', `${where}: the value it replaces has blocks ${extent.startBlock}+${extent.blockCount} that the free set says are free`, extent.startBlock);
-        }
-      }
-      if (entry !== undefined && !(entry.value instanceof Uint8Array)) {
-        checkExtentsInDataRegion(superblock, entry.value, where, walBlock);
-        for (const extent of entry.value.extents) {
-          if (!allocator.takeIfFree(extent)) throw new StoreCorruptError('free set', `${where}: its value's blocks ${extent.startBlock}+${extent.blockCount} are in use by something else`, extent.startBlock);
-        }
+  for (const { key, entry } of operations) {
+    const previous = entry === undefined ? tree.delete(key) : tree.set(key, entry);
+    if (previous !== undefined && !(previous.value instanceof Uint8Array)) {
+      for (const extent of previous.value.extents) {
+        if (!allocator.freeIfUsed(extent)) throw new StoreCorruptError('free set', `${where(sequence, key)}: the value it replaces has blocks ${extent.startBlock}+${extent.blockCount} that the free set says are free`, extent.startBlock);
       }
     }
-  } finally {
-    tree.release(prepared);
+    if (entry !== undefined && !(entry.value instanceof Uint8Array)) {
+      checkExtentsInDataRegion(superblock, entry.value, where(sequence, key), walBlock);
+      for (const extent of entry.value.extents) {
+        if (!allocator.takeIfFree(extent)) throw new StoreCorruptError('free set', `${where(sequence, key)}: its value's blocks ${extent.startBlock}+${extent.blockCount} are in use by something else`, extent.startBlock);
+      }
+    }
   }
+}
+
+function where(sequence: number, key: string): string {
+  return `commit ${sequence}, key ${JSON.stringify(key.slice(0, 64))}`;
 }
 
 function checkExtentsInDataRegion(superblock: Superblock, value: ExtentValue, what: string, walBlock: number): void {
@@ -429,20 +431,14 @@ function checkExtentsInDataRegion(superblock: Superblock, value: ExtentValue, wh
 }
 
 /** Intact WAL blocks of this store whose sequence will be written again. */
-function findStaleBlocks(region: Uint8Array, superblock: Superblock, nextSequence: number): number[] {
-  const blockSize = superblock.blockSize;
-  const magic = frameMagic('wal');
-  const words = new DataView(region.buffer, region.byteOffset, region.byteLength);
+function findStaleBlocks(region: WalSummary, superblock: Superblock, nextSequence: number): number[] {
   const stale: number[] = [];
-  for (let block = 0; block < superblock.walBlockCount; block++) {
-    if (words.getUint32(block * blockSize, true) !== magic) continue;
-    try {
-      const header = decodeFrameBlock('wal', region.subarray(block * blockSize, (block + 1) * blockSize), superblock.walStartBlock + block);
-      if (header.storeTag === superblock.storeTag && header.sequence >= nextSequence) stale.push(block);
-    } catch (error) {
-      if (!(error instanceof FormatError)) throw error;
-      // A damaged block can never complete a frame: nothing to erase.
-    }
+  for (let block = 0; block < region.blockCount; block++) {
+    if (!region.hasMagic(block)) continue;
+    const header = region.header(block);
+    // A damaged block can never complete a frame: nothing to erase.
+    if (header instanceof FormatError) continue;
+    if (header.storeTag === superblock.storeTag && header.sequence >= nextSequence) stale.push(block);
   }
   return stale;
 }
@@ -520,7 +516,7 @@ export type Operation = { key: string; entry: IndexEntry | undefined };
 function parseCommit(commit: ScannedCommit, firstBlock: number, blockSize: number): { operations: Operation[]; durableSequence: number } {
   const operations: Operation[] = [];
   const summary = readCommitPayload(
-    Uint8Array.prototype.slice.call(commit.payload),
+    commit.payload,
     {
       put(key, isString, value) {
         operations.push({ key: bytesToKeyString(key), entry: toEntry(isString, value) });
@@ -536,9 +532,9 @@ function parseCommit(commit: ScannedCommit, firstBlock: number, blockSize: numbe
 }
 
 function toEntry(isString: boolean, value: StoredValue): IndexEntry {
-  // Inline bytes stay views into their commit's payload (parseCommit gives
-  // each commit a copy of its own, not a view into the whole WAL region),
-  // kept alive while a page holds one of its values.
+  // Inline bytes stay views into their commit's payload (the scan gives
+  // each commit a copy of its own, not a view into the WAL as read), kept
+  // alive while a page holds one of its values.
   return { isString, value: value.kind === 'inline' ? value.bytes : value };
 }
 
@@ -555,22 +551,25 @@ export async function extentValueCrc(device: BlockDevice, value: ExtentValue, bl
   return crc;
 }
 
-/** Bytes of each direct read of readRegion (two in flight). */
+/** Bytes of each direct read of readWal (two in flight). */
 const REGION_READ_CHUNK_BYTES = 4 << 20;
 
 /**
- * `lengthBytes` at `position`, read directly in chunks through two aligned
- * buffers into ordinary memory: an aligned buffer of the whole WAL cost
- * ~0.6 s to allocate here (64 MiB), the copies ~20 ms.
+ * The WAL region, read directly in chunks through two aligned buffers into
+ * a WalSummary: what a scan from the checkpoint needs, not a copy of the
+ * whole region (an aligned buffer of the whole WAL cost ~0.6 s to allocate
+ * here, 64 MiB; a plain one ~0.25 s of page faults on its first touch).
  */
-async function readRegion(device: BlockDevice, position: number, lengthBytes: number): Promise<Uint8Array> {
-  const region = Buffer.allocUnsafe(lengthBytes);
-  const chunkBytes = Math.min(REGION_READ_CHUNK_BYTES, lengthBytes);
+async function readWal(device: BlockDevice, superblock: Superblock): Promise<WalSummary> {
+  const { blockSize, walBlockCount, walStartBlock } = superblock;
+  const region = new WalSummary(walBlockCount, blockSize, walStartBlock, superblock.storeTag, superblock.checkpointSeq + 1);
+  const lengthBytes = walBlockCount * blockSize;
+  const chunkBytes = Math.min(REGION_READ_CHUNK_BYTES - (REGION_READ_CHUNK_BYTES % blockSize), lengthBytes);
   const buffers = [0, 1].map(() => allocAligned(chunkBytes, Math.max(device.ioAlignment, 4096)));
   const readChunk = async (offset: number, buffer: Buffer): Promise<void> => {
-    const length = Math.min(chunkBytes, lengthBytes - offset);
-    await device.read(position + offset, buffer.subarray(0, length));
-    region.set(buffer.subarray(0, length), offset);
+    const bytes = buffer.subarray(0, Math.min(chunkBytes, lengthBytes - offset));
+    await device.read(walStartBlock * blockSize + offset, bytes);
+    region.add(offset / blockSize, bytes);
   };
   for (let offset = 0; offset < lengthBytes; offset += 2 * chunkBytes) {
     const reads = [readChunk(offset, buffers[0])];

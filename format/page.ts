@@ -499,6 +499,47 @@ export function encodeBranchPageOfKeyStrings(target: Uint8Array, stamp: PageStam
  * TREE_LEVELS_MAX; crc and storeTag are u32s.
  */
 export function decodePage(bytes: Uint8Array, expected: PageExpectation): DecodedPage {
+  const header = checkPageHeader(bytes, expected);
+  if (header.kind === 'leaf') {
+    const entries: LeafEntry[] = [];
+    readLeafRecords(bytes, header, expected, (key, keyIsString, value) => {
+      entries.push({ key, keyIsString, value });
+    });
+    checkPageTail(bytes, header);
+    return { kind: 'leaf', checkpointSequence: header.checkpointSequence, entries };
+  }
+  const children = readBranchChildren(bytes, header, expected);
+  checkPageTail(bytes, header);
+  return { kind: 'branch', level: header.level, checkpointSequence: header.checkpointSequence, children };
+}
+
+/** A page header that checkPageHeader found intact and the one its reader expects. */
+export interface PageHeader {
+  readonly kind: 'leaf' | 'branch';
+  /** The block it was read from (it names itself so). */
+  readonly address: number;
+  readonly level: number;
+  readonly checkpointSequence: number;
+  readonly entryCount: number;
+  readonly usedBytes: number;
+  /** PAGE_HEADER_SIZE + usedBytes: the page's bytes that mean something (the rest are zeros). */
+  readonly end: number;
+  /** pageSizeFor(blockSize). */
+  readonly pageSize: number;
+}
+
+// decodePage in steps, for a reader that decodes a leaf's records from a
+// copy of its used bytes (engine/tree_pages.ts): checkPageHeader on the
+// page as read, readLeafRecords on the copy, checkPageTail on the page.
+// Called in that order they check exactly what decodePage checks, and fail
+// with the same reasons.
+
+/**
+ * decodePage's first step: the header (magic, CRC over the whole page,
+ * address, store, parent's CRC, kind, level, counts). FormatError on damage.
+ * REQUIRES: as decodePage (asserted).
+ */
+export function checkPageHeader(bytes: Uint8Array, expected: PageExpectation): PageHeader {
   const pageSize = pageSizeFor(expected.blockSize);
   const pageBlocks = pageSize / expected.blockSize;
   const { address, dataStartBlock, blockCount } = expected;
@@ -545,42 +586,67 @@ export function decodePage(bytes: Uint8Array, expected: PageExpectation): Decode
   const usedBytes = data.getUint32(OFFSET_USED_BYTES, true);
   const capacity = pageSize - PAGE_HEADER_SIZE;
   if (usedBytes > capacity) fail(`usedBytes ${usedBytes} exceeds the page's ${capacity} bytes of entries`);
-  const end = PAGE_HEADER_SIZE + usedBytes;
-  // The entries are read before the tail is checked for zeros, so that a
-  // usedBytes that cuts the last entry short says so instead of "not zero".
-  const outside = (start: number, count: number): boolean => start < dataStartBlock || start + count > blockCount;
+  if (kind === PAGE_KIND_LEAF && entryCount < 1) fail('too few entries: an empty leaf (an empty tree has no root page)');
+  if (kind === PAGE_KIND_BRANCH && entryCount < 2) fail(`too few entries: a branch of ${plural(entryCount, 'child', 'children')} (at least 2)`);
+  return { kind: kind === PAGE_KIND_LEAF ? 'leaf' : 'branch', address, level, checkpointSequence, entryCount, usedBytes, end: PAGE_HEADER_SIZE + usedBytes, pageSize };
+}
 
-  if (kind === PAGE_KIND_LEAF) {
-    if (entryCount < 1) fail('too few entries: an empty leaf (an empty tree has no root page)');
-    const entries: LeafEntry[] = [];
-    let previous: Uint8Array | undefined;
-    const visitor: RecordVisitor = {
-      put(key, keyIsString, value) {
-        const i = entries.length;
-        if (previous !== undefined && compareBytes(previous, key) >= 0) fail(`keys not strictly ascending at record ${i}`);
-        if (value.kind === 'extents') {
-          for (let e = 0; e < value.extents.length; e++) {
-            const extent = value.extents[e];
-            if (outside(extent.startBlock, extent.blockCount)) {
-              fail(`record ${i} extent ${e} (${extent.startBlock}+${extent.blockCount}) lies outside the data region [${dataStartBlock}, ${blockCount})`);
-            }
+/** A leaf's records in order, as readLeafRecords finds them: key and inline value bytes are views into its `bytes`. */
+export type LeafRecordVisitor = (key: Uint8Array, keyIsString: boolean, value: StoredValue) => void;
+
+/**
+ * decodePage's second step for a leaf whose header checkPageHeader passed:
+ * reads and checks its records (order, extents in the data region, nothing
+ * after the last), calling `visit` for each. `bytes` is the page, or a copy
+ * of at least its first header.end bytes at the same offsets: the views
+ * visit receives are into it.
+ */
+export function readLeafRecords(bytes: Uint8Array, header: PageHeader, expected: PageExpectation, visit: LeafRecordVisitor): void {
+  assert.ok(header.kind === 'leaf' && bytes.length >= header.end, 'a checked leaf header, and its used bytes');
+  const { address, dataStartBlock, blockCount } = expected;
+  const fail = (reason: string): never => {
+    throw new FormatError('page', reason, address);
+  };
+  const { end, entryCount, usedBytes } = header;
+  let previous: Uint8Array | undefined;
+  let index = 0;
+  const visitor: RecordVisitor = {
+    put(key, keyIsString, value) {
+      if (previous !== undefined && compareBytes(previous, key) >= 0) fail(`keys not strictly ascending at record ${index}`);
+      if (value.kind === 'extents') {
+        for (let e = 0; e < value.extents.length; e++) {
+          const extent = value.extents[e];
+          if (extent.startBlock < dataStartBlock || extent.startBlock + extent.blockCount > blockCount) {
+            fail(`record ${index} extent ${e} (${extent.startBlock}+${extent.blockCount}) lies outside the data region [${dataStartBlock}, ${blockCount})`);
           }
         }
-        previous = key;
-        entries.push({ key, keyIsString, value });
-      },
-      delete() {
-        fail(`record ${entries.length} is a DELETE (a leaf holds only entries)`);
-      },
-    };
-    // Records past usedBytes are truncated: readRecords sees only the used bytes.
-    const after = readRecords(bytes.subarray(0, end), PAGE_HEADER_SIZE, entryCount, visitor, 'page', address, expected.blockSize);
-    if (after !== end) fail(`${plural(end - after, 'byte')} after the ${entryCount} entries (usedBytes ${usedBytes})`);
-    if (!isZero(bytes, end, pageSize)) fail('bytes after the entries are not zero');
-    return { kind: 'leaf', checkpointSequence, entries };
-  }
+      }
+      previous = key;
+      index++;
+      visit(key, keyIsString, value);
+    },
+    delete() {
+      fail(`record ${index} is a DELETE (a leaf holds only entries)`);
+    },
+  };
+  // Records past usedBytes are truncated: readRecords sees only the used bytes.
+  const after = readRecords(bytes.subarray(0, end), PAGE_HEADER_SIZE, entryCount, visitor, 'page', address, expected.blockSize);
+  if (after !== end) fail(`${plural(end - after, 'byte')} after the ${entryCount} entries (usedBytes ${usedBytes})`);
+}
 
-  if (entryCount < 2) fail(`too few entries: a branch of ${plural(entryCount, 'child', 'children')} (at least 2)`);
+/**
+ * decodePage's second step for a branch whose header checkPageHeader
+ * passed: its children (separators are views into `bytes`).
+ */
+export function readBranchChildren(bytes: Uint8Array, header: PageHeader, expected: PageExpectation): BranchChild[] {
+  assert.ok(header.kind === 'branch' && bytes.length >= header.end, 'a checked branch header, and its used bytes');
+  const { address, dataStartBlock, blockCount } = expected;
+  const fail = (reason: string): never => {
+    throw new FormatError('page', reason, address);
+  };
+  const { end, entryCount, usedBytes } = header;
+  const pageBlocks = header.pageSize / expected.blockSize;
+  const data = view(bytes);
   const children: BranchChild[] = new Array(entryCount);
   let offset = PAGE_HEADER_SIZE;
   let previous: Uint8Array | undefined;
@@ -594,7 +660,7 @@ export function decodePage(bytes: Uint8Array, expected: PageExpectation): Decode
     if (i > 0 && separatorLength > KEY_SIZE_MAX) fail(`child ${i} has a separator of ${separatorLength} bytes (1 to ${KEY_SIZE_MAX})`);
     if (i > 0 && separatorLength === 0) fail(`child ${i} has no separator`);
     if (offset + separatorLength > end) fail(`child ${i} truncated at byte ${offset} of ${end} (usedBytes ${usedBytes})`);
-    if (block < 0 || outside(block, pageBlocks)) {
+    if (block < 0 || block < dataStartBlock || block + pageBlocks > blockCount) {
       fail(`child ${i} at block ${block < 0 ? '2^53 or more' : block} (${pageBlocks} blocks) lies outside the data region [${dataStartBlock}, ${blockCount})`);
     }
     let separator: Uint8Array | undefined;
@@ -607,8 +673,17 @@ export function decodePage(bytes: Uint8Array, expected: PageExpectation): Decode
     children[i] = { block, crc, separator };
   }
   if (offset !== end) fail(`${plural(end - offset, 'byte')} after the ${entryCount} entries (usedBytes ${usedBytes})`);
-  if (!isZero(bytes, end, pageSize)) fail('bytes after the entries are not zero');
-  return { kind: 'branch', level, checkpointSequence, children };
+  return children;
+}
+
+/**
+ * decodePage's last step: the bytes after the entries are zeros. (After
+ * the entries' step, so that a usedBytes that cuts the last entry short
+ * says so instead of "not zero".)
+ */
+export function checkPageTail(bytes: Uint8Array, header: PageHeader): void {
+  assert.equal(bytes.length, header.pageSize, 'the whole page');
+  if (!isZero(bytes, header.end, header.pageSize)) throw new FormatError('page', 'bytes after the entries are not zero', header.address);
 }
 
 function plural(count: number, noun: string, nouns = `${noun}s`): string {

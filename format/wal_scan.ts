@@ -1,6 +1,8 @@
 // WAL scan: finds the chain of intact commits in a WAL region, given as
-// bytes, from the replay position a superblock names. Pure: the engine's
-// recovery and tools/fsck both run it over a region they read themselves.
+// bytes (scanWal) or as a WalSummary of it read a chunk at a time
+// (scanWalBlocks), from the replay position a superblock names. Pure: the
+// engine's recovery and tools/fsck both run it over a region they read
+// themselves.
 //
 // The writer's rules this relies on (engine/wal_writer.ts):
 //  - commits have consecutive sequence numbers;
@@ -17,6 +19,8 @@
 // ends the log, unless a later commit's first block says N was already
 // durable when that commit was written: then N was damaged after the fact,
 // in the middle of the log, and the scan refuses it.
+import assert from 'node:assert/strict';
+
 import { isAllZero } from './bytes.js';
 import { commitDurableSequence } from './commit.js';
 import { FormatError } from './format_error.js';
@@ -27,6 +31,7 @@ export interface ScannedCommit {
   /** WAL-relative first block. */
   startBlock: number;
   blockCount: number;
+  /** Its payload: a copy of its own, not a view into the region (recovery keeps views into it). */
   payload: Uint8Array;
 }
 
@@ -50,8 +55,146 @@ export interface WalRegion {
   storeTag: number;
 }
 
+/**
+ * What a scan reads of a WAL region, block by block: a WalRegion's bytes
+ * (regionBlocks), or a WalSummary of a region read a chunk at a time.
+ */
+export interface WalBlocks {
+  readonly blockCount: number;
+  readonly blockSize: number;
+  /** Absolute block index of the region's first block (for error messages). */
+  readonly startBlock: number;
+  readonly storeTag: number;
+  /** Whether the block starts with the WAL magic (cheap: no decode). */
+  hasMagic(block: number): boolean;
+  /** decodeFrameBlock's verdict on the block: its header, or the FormatError it threw. */
+  header(block: number): FrameBlockHeader | FormatError;
+  /**
+   * The bytes of an intact block of this store whose sequence is at least
+   * the scan's first one (the only blocks whose payload a scan reads).
+   */
+  bytes(block: number): Uint8Array;
+  /** Whether the block is all zeros (never written, or trimmed). */
+  isAllZero(block: number): boolean;
+}
+
 export function scanWal(region: WalRegion, replayBlock: number, firstSequence: number): WalScan {
-  const walBlockCount = region.bytes.length / region.blockSize;
+  return scanWalBlocks(regionBlocks(region), replayBlock, firstSequence);
+}
+
+/** The blocks of a region held whole in memory. */
+export function regionBlocks(region: WalRegion): WalBlocks {
+  const { bytes, blockSize, startBlock, storeTag } = region;
+  const words = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magic = frameMagic('wal');
+  const blockAt = (block: number): Uint8Array => bytes.subarray(block * blockSize, (block + 1) * blockSize);
+  return {
+    blockCount: bytes.length / blockSize,
+    blockSize,
+    startBlock,
+    storeTag,
+    hasMagic: (block) => words.getUint32(block * blockSize, true) === magic,
+    header: (block) => decodeWalBlock(blockAt(block), startBlock + block),
+    bytes: blockAt,
+    isAllZero: (block) => isAllZero(bytes, block * blockSize, (block + 1) * blockSize),
+  };
+}
+
+/**
+ * A WAL region read a chunk at a time (add()), kept as much as a scan of
+ * it from `firstSequence` needs: every block's header (or why it is not an
+ * intact WAL block), and the bytes of only the intact blocks of this store
+ * with a sequence of `firstSequence` or later — the commits to replay, and
+ * the leftovers of torn ones. Stale blocks of older laps, most of a large
+ * WAL, are checked and dropped: recovery holds the WAL tail, not a copy of
+ * the whole region (fresh memory for 64 MiB cost ~0.25 s of page faults
+ * here, more than reading it).
+ * REQUIRES: every block added once before the scan.
+ */
+export class WalSummary implements WalBlocks {
+  readonly blockCount: number;
+  readonly blockSize: number;
+  readonly startBlock: number;
+  readonly storeTag: number;
+  readonly #firstSequence: number;
+  /** Per block: its header, the FormatError of a damaged block with the magic, or undefined without the magic. */
+  readonly #headers: (FrameBlockHeader | FormatError | undefined)[];
+  readonly #kept = new Map<number, Uint8Array>();
+  readonly #zero: boolean[];
+  #added = 0;
+
+  constructor(blockCount: number, blockSize: number, startBlock: number, storeTag: number, firstSequence: number) {
+    this.blockCount = blockCount;
+    this.blockSize = blockSize;
+    this.startBlock = startBlock;
+    this.storeTag = storeTag;
+    this.#firstSequence = firstSequence;
+    this.#headers = new Array(blockCount).fill(undefined);
+    this.#zero = new Array(blockCount).fill(false);
+  }
+
+  /** Takes in whole blocks from `firstBlock` on (their bytes are copied where kept). */
+  add(firstBlock: number, bytes: Uint8Array): void {
+    const blockSize = this.blockSize;
+    assert.ok(bytes.length % blockSize === 0 && firstBlock >= 0 && firstBlock + bytes.length / blockSize <= this.blockCount, 'whole blocks of the region');
+    const words = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const magic = frameMagic('wal');
+    for (let i = 0; i < bytes.length / blockSize; i++) {
+      const block = firstBlock + i;
+      const start = i * blockSize;
+      this.#added++;
+      if (words.getUint32(start, true) !== magic) {
+        this.#zero[block] = isAllZero(bytes, start, start + blockSize);
+        continue;
+      }
+      const header = decodeWalBlock(bytes.subarray(start, start + blockSize), this.startBlock + block);
+      this.#headers[block] = header;
+      if (!(header instanceof FormatError) && header.storeTag === this.storeTag && header.sequence >= this.#firstSequence) {
+        this.#kept.set(block, Uint8Array.prototype.slice.call(bytes, start, start + blockSize));
+      }
+    }
+  }
+
+  hasMagic(block: number): boolean {
+    this.#checkComplete();
+    return this.#headers[block] !== undefined;
+  }
+
+  header(block: number): FrameBlockHeader | FormatError {
+    this.#checkComplete();
+    // decodeFrameBlock's own refusal of a block without the magic (any
+    // such block gets the same one).
+    return this.#headers[block] ?? decodeWalBlock(new Uint8Array(this.blockSize), this.startBlock + block);
+  }
+
+  bytes(block: number): Uint8Array {
+    const bytes = this.#kept.get(block);
+    assert.ok(bytes !== undefined, `block ${block} is an intact block of this store from the first sequence on (the scan reads no other)`);
+    return bytes;
+  }
+
+  isAllZero(block: number): boolean {
+    this.#checkComplete();
+    return this.#zero[block]!;
+  }
+
+  #checkComplete(): void {
+    assert.ok(this.#added === this.blockCount, 'every block of the region was added');
+  }
+}
+
+function decodeWalBlock(block: Uint8Array, absoluteBlock: number): FrameBlockHeader | FormatError {
+  try {
+    return decodeFrameBlock('wal', block, absoluteBlock);
+  } catch (error) {
+    if (error instanceof FormatError) return error;
+    throw error;
+  }
+}
+
+/** scanWal over any WalBlocks of the region. */
+export function scanWalBlocks(region: WalBlocks, replayBlock: number, firstSequence: number): WalScan {
+  const walBlockCount = region.blockCount;
   const commits: ScannedCommit[] = [];
   let position = replayBlock;
   let sequence = firstSequence;
@@ -77,9 +220,9 @@ export function scanWal(region: WalRegion, replayBlock: number, firstSequence: n
         if (
           attempt.block === position &&
           position !== 0 &&
-          !(decodeAt(region, position) instanceof FormatError) &&
-          decodeAt(region, 0) instanceof FormatError &&
-          !isAllZero(blockAt(region, 0), 0, region.blockSize)
+          !(region.header(position) instanceof FormatError) &&
+          region.header(0) instanceof FormatError &&
+          !region.isAllZero(0)
         ) {
           attempt = { ok: false, reason: describeBlock(region, 0), block: 0 };
         }
@@ -106,13 +249,13 @@ export function scanWal(region: WalRegion, replayBlock: number, firstSequence: n
 
 type Attempt = { ok: true; commit: ScannedCommit } | { ok: false; reason: string; block: number };
 
-function readCommitAt(region: WalRegion, position: number, sequence: number, walBlockCount: number): Attempt {
+function readCommitAt(region: WalBlocks, position: number, sequence: number, walBlockCount: number): Attempt {
   // A block without the WAL magic (never written, zeroed or trimmed) holds
   // no commit: the log simply ends there.
-  if (new DataView(region.bytes.buffer, region.bytes.byteOffset).getUint32(position * region.blockSize, true) !== frameMagic('wal')) {
+  if (!region.hasMagic(position)) {
     return { ok: false, reason: 'no commit', block: position };
   }
-  const first = decodeAt(region, position);
+  const first = region.header(position);
   if (first instanceof FormatError) return { ok: false, reason: first.reason, block: position };
   if (first.sequence !== sequence || first.storeTag !== region.storeTag || first.blockIndex !== 0) {
     return { ok: false, reason: 'no commit', block: position };
@@ -120,10 +263,10 @@ function readCommitAt(region: WalRegion, position: number, sequence: number, wal
   if (position + first.blockCount > walBlockCount) {
     return { ok: false, reason: `commit of ${first.blockCount} blocks runs past the WAL end`, block: position };
   }
-  const parts: Uint8Array[] = [frameBlockPayload(blockAt(region, position), first)];
+  const parts: Uint8Array[] = [frameBlockPayload(region.bytes(position), first)];
   let length = first.payloadBytes;
   for (let index = 1; index < first.blockCount; index++) {
-    const header = decodeAt(region, position + index);
+    const header = region.header(position + index);
     if (header instanceof FormatError) return { ok: false, reason: header.reason, block: position + index };
     if (
       header.sequence !== sequence ||
@@ -133,7 +276,7 @@ function readCommitAt(region: WalRegion, position: number, sequence: number, wal
     ) {
       return { ok: false, reason: `block ${index} of commit ${sequence} is missing (stale or foreign block)`, block: position + index };
     }
-    parts.push(frameBlockPayload(blockAt(region, position + index), header));
+    parts.push(frameBlockPayload(region.bytes(position + index), header));
     length += header.payloadBytes;
   }
   const payload = new Uint8Array(length);
@@ -145,39 +288,24 @@ function readCommitAt(region: WalRegion, position: number, sequence: number, wal
   return { ok: true, commit: { sequence, startBlock: position, blockCount: first.blockCount, payload } };
 }
 
-function describeBlock(region: WalRegion, block: number): string {
-  const header = decodeAt(region, block);
+function describeBlock(region: WalBlocks, block: number): string {
+  const header = region.header(block);
   return header instanceof FormatError ? header.reason : `holds commit ${header.sequence}, block ${header.blockIndex}`;
-}
-
-function blockAt(region: WalRegion, block: number): Uint8Array {
-  return region.bytes.subarray(block * region.blockSize, (block + 1) * region.blockSize);
-}
-
-function decodeAt(region: WalRegion, block: number): FrameBlockHeader | FormatError {
-  try {
-    return decodeFrameBlock('wal', blockAt(region, block), region.startBlock + block);
-  } catch (error) {
-    if (error instanceof FormatError) return error;
-    throw error;
-  }
 }
 
 /**
  * An intact first block of a later commit of this store whose durableSequence
  * covers `sequence`: proof that commit `sequence` had been durable.
  */
-function findLaterWitness(region: WalRegion, sequence: number, walBlockCount: number): { block: number; sequence: number } | undefined {
-  const magic = frameMagic('wal');
-  const words = new DataView(region.bytes.buffer, region.bytes.byteOffset, region.bytes.byteLength);
+function findLaterWitness(region: WalBlocks, sequence: number, walBlockCount: number): { block: number; sequence: number } | undefined {
   for (let block = 0; block < walBlockCount; block++) {
     // Most blocks of a region are stale or empty: skip those without the
     // magic before paying for a decode (and an exception).
-    if (words.getUint32(block * region.blockSize, true) !== magic) continue;
-    const header = decodeAt(region, block);
+    if (!region.hasMagic(block)) continue;
+    const header = region.header(block);
     if (header instanceof FormatError || header.storeTag !== region.storeTag) continue;
     if (header.sequence <= sequence || header.blockIndex !== 0) continue;
-    if (commitDurableSequence(frameBlockPayload(blockAt(region, block), header)) >= sequence) {
+    if (commitDurableSequence(frameBlockPayload(region.bytes(block), header)) >= sequence) {
       return { block, sequence: header.sequence };
     }
   }

@@ -12,7 +12,7 @@ import { beginCommitPayload, finishCommitPayload } from '../../format/commit.js'
 import { FormatError } from '../../format/format_error.js';
 import { encodeFrame, frameBlockCount } from '../../format/frame.js';
 import { writePut } from '../../format/records.js';
-import { scanWal, type ScannedCommit, type WalScan } from '../../format/wal_scan.js';
+import { scanWal, scanWalBlocks, WalSummary, type ScannedCommit, type WalScan } from '../../format/wal_scan.js';
 import { patternBytes, PROPERTY_SEED, throwsFormatError, utf8, withBitFlipped } from './helpers.js';
 
 const BLOCK_SIZE = 512;
@@ -98,8 +98,34 @@ class WalImage {
     this.bytes.set(content, index * BLOCK_SIZE);
   }
 
+  /**
+   * scanWal of the region, checked against scanWalBlocks of a WalSummary
+   * of it (as recovery reads it: in chunks, here of 5 blocks, the last
+   * chunk first): every test of the scan tests both.
+   */
   scan(replayBlock: number, firstSequence: number): WalScan {
-    return scanWal({ bytes: this.bytes, blockSize: BLOCK_SIZE, startBlock: WAL_START, storeTag: TAG }, replayBlock, firstSequence);
+    const summary = new WalSummary(this.walBlockCount, BLOCK_SIZE, WAL_START, TAG, firstSequence);
+    const chunkBlocks = 5;
+    for (let first = Math.floor((this.walBlockCount - 1) / chunkBlocks) * chunkBlocks; first >= 0; first -= chunkBlocks) {
+      summary.add(first, this.bytes.slice(first * BLOCK_SIZE, Math.min(this.walBlockCount, first + chunkBlocks) * BLOCK_SIZE));
+    }
+    const outcome = (run: () => WalScan): WalScan | FormatError => {
+      try {
+        return run();
+      } catch (error) {
+        if (error instanceof FormatError) return error;
+        throw error;
+      }
+    };
+    const whole = outcome(() => scanWal({ bytes: this.bytes, blockSize: BLOCK_SIZE, startBlock: WAL_START, storeTag: TAG }, replayBlock, firstSequence));
+    const summarized = outcome(() => scanWalBlocks(summary, replayBlock, firstSequence));
+    if (whole instanceof FormatError) {
+      assert.ok(summarized instanceof FormatError, 'the summary refuses what the region refuses');
+      assert.deepEqual([summarized.blockIndex, summarized.reason], [whole.blockIndex, whole.reason], 'the same refusal');
+      throw whole;
+    }
+    assert.deepEqual(summarized, whole, 'the summary scans as the region does');
+    return whole;
   }
 }
 

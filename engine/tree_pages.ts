@@ -35,11 +35,17 @@ export interface TreeGeometry {
 /** Aligned page buffers kept for reads and checkpoint writes (1024 × 4 KiB = 4 MiB): a commit prepares up to thousands of pages at once. */
 const PAGE_BUFFERS_RETAINED = 1024;
 
-/** bytesToKeyString (engine/key_codec.ts) without a Buffer object per key: Node's latin1 decoder applied to the view itself. */
-const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }).latin1Slice;
-function latin1(bytes: Uint8Array): string {
-  return latin1Slice.call(bytes, 0, bytes.length);
-}
+/**
+ * bytesToKeyString (engine/key_codec.ts) without a Buffer object per key:
+ * Node's latin1 decoder applied to the view itself. It is the method behind
+ * Buffer#toString('latin1') (Node 20 to 24) but not a documented API: where
+ * a Node lacks it, the documented path (a Buffer over the same bytes).
+ */
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: (this: Uint8Array, start: number, end: number) => string }).latin1Slice;
+const latin1: (bytes: Uint8Array) => string =
+  typeof latin1Slice === 'function'
+    ? (bytes) => latin1Slice.call(bytes, 0, bytes.length)
+    : (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 
 export class TreePages implements TreePageIo {
   readonly #device: BlockDevice;

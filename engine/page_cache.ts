@@ -37,13 +37,18 @@ export class PageCache {
    */
   get(ref: PageRef): TreeNode | undefined {
     const node = this.#nodes.get(ref.block);
-    if (node === undefined || node.ref!.crc !== ref.crc) {
-      this.misses++;
-      return undefined;
-    }
+    // Not a miss yet: a lookup that finds nothing here may be tried again on
+    // the way to a read (getCached, then the read path): the tree counts the
+    // read it starts instead (recordMiss), once a page.
+    if (node === undefined || node.ref!.crc !== ref.crc) return undefined;
     this.hits++;
     node.cacheReferenced = true;
     return node;
+  }
+
+  /** Counts a page the tree reads from the device because it was not here. */
+  recordMiss(): void {
+    this.misses++;
   }
 
   /** The node of `ref` if cached, changing neither recency nor counters (for checks). */

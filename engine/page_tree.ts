@@ -753,6 +753,7 @@ export class PageTree {
     }
     const loading = this.#loading.get(ref.block);
     if (loading !== undefined && loading.crc === ref.crc) return loading.promise;
+    this.#cache.recordMiss();
     const promise = this.#io.read(ref, level).then((page) => {
       const node = this.#decoded(ref, level, page, low, high);
       // Another node of this page may have come into the cache while the

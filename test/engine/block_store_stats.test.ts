@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 
 import { SUPERBLOCK_SLOT_COUNT } from '../../format/constants.js';
-import type { BlockStore } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
 import { makeStoreDir, openSmallStore, pattern, removeStoreDir, SMALL_STORE_BYTES, waitForTrims } from './helpers.js';
 
 const BLOCK_SIZE = 4096;
@@ -111,5 +111,36 @@ describe('BlockStore#stats() with a small WAL', () => {
     const stats = store!.stats();
     assert.ok(stats.checkpoints > 5, `checkpoints ${stats.checkpoints} after 100 commits through a 16-block WAL`);
     assert.equal(stats.walFill, 0, 'a checkpoint covers every commit');
+  });
+});
+
+describe('BlockStore#stats() page cache counters', () => {
+  it('counts each page read from the device once as a miss, however many lookups failed on the way', async () => {
+    const dir = makeStoreDir();
+    try {
+      const path = `${dir}/store`;
+      const first = await openSmallStore(path, { encoding: 'binary' });
+      // Enough keys for a tree of three levels on 4 KiB pages.
+      for (let batch = 0; batch < 20; batch++) {
+        await first.batch(Array.from({ length: 500 }, (_, i) => ({ type: 'put' as const, key: `key-${String(batch * 500 + i).padStart(6, '0')}`, value: pattern(200, i) })));
+      }
+      await first.close();
+
+      const store = await BlockStore.open(path, { encoding: 'binary' });
+      try {
+        const { treeHeight, pageCacheMisses: before } = store.stats();
+        assert.ok(treeHeight >= 3, `a tree of ${treeHeight} levels`);
+        // Nothing cached after the open: the first get reads its whole path, one page a level.
+        assert.ok(((await store.get('key-004321')) as Buffer).equals(pattern(200, 321)));
+        assert.equal(store.stats().pageCacheMisses - before, treeHeight, 'one miss per page read');
+        // The same path again: all hits, no miss.
+        await store.get('key-004322');
+        assert.equal(store.stats().pageCacheMisses - before, treeHeight);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      removeStoreDir(dir);
+    }
   });
 });

@@ -1012,6 +1012,7 @@ export class BlockStore<V = unknown> {
         }
       } finally {
         this.#state.markClosed();
+        this.#tree.releaseCache();
         this.#journal.close();
         await this.#device.close().catch(() => undefined);
         await this.#ownedRing?.close();

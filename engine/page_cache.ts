@@ -106,6 +106,12 @@ export class PageCache {
     }
   }
 
+  /** Forgets every node (the store closed): their memory goes with the last reference elsewhere. */
+  clear(): void {
+    this.#nodes.clear();
+    this.#bytes = 0;
+  }
+
   /** Every cached node, least recently used first (for invariant checks). */
   nodes(): IterableIterator<TreeNode> {
     return this.#nodes.values();

@@ -222,6 +222,16 @@ export class PageTree {
     return [...(this.#garbage as PageRef[])];
   }
 
+  /**
+   * Empties the page cache, for a store that closed: a closed store the
+   * application still references must not hold its cache (measured: 137 MiB
+   * at 1 M keys, the clean pages its last checkpoint wrote). Reads after it
+   * would load pages again; the façade refuses them once closed.
+   */
+  releaseCache(): void {
+    this.#cache.clear();
+  }
+
   /** The page cache's counters, O(1) (stats() walks the dirty nodes). */
   cacheStats(): { pagesCached: number; pageCacheBytes: number; pageCacheHits: number; pageCacheMisses: number } {
     return { pagesCached: this.#cache.nodeCount, pageCacheBytes: this.#cache.bytes, pageCacheHits: this.#cache.hits, pageCacheMisses: this.#cache.misses };

@@ -73,6 +73,8 @@ export class Checkpointer {
   /** Pages of the running checkpoint's plan, and how many of them are written (0 / 0 when none runs). */
   #plannedPages = 0;
   #writtenPages = 0;
+  /** Whether the running checkpoint has its plan (and #plannedPages). */
+  #planned = false;
   /** Waiters of progressed(): woken at each written batch and when the checkpoint ends. */
   #progressWaiters: (() => void)[] = [];
   #checkpoints = 0;
@@ -117,8 +119,10 @@ export class Checkpointer {
    * 0 when none runs. Commits are paced by it (journal.ts, backpressure).
    */
   get progress(): number {
-    if (this.#checkpointing === undefined || this.#plannedPages === 0) return this.#checkpointing === undefined ? 0 : 1;
-    return this.#writtenPages / this.#plannedPages;
+    // Before its plan (a sync: false checkpoint flushes first), or for a
+    // superblock write that is no checkpoint: nothing written yet.
+    if (this.#checkpointing === undefined || !this.#planned) return 0;
+    return this.#plannedPages === 0 ? 1 : this.#writtenPages / this.#plannedPages;
   }
 
   /** Resolves when the running checkpoint has written another batch of pages, or ended; at once if none runs. Never rejects. */
@@ -176,6 +180,7 @@ export class Checkpointer {
     this.#checkpointing = undefined;
     this.#plannedPages = 0;
     this.#writtenPages = 0;
+    this.#planned = false;
     this.#wakeProgressWaiters();
   }
 
@@ -214,26 +219,32 @@ export class Checkpointer {
     const writes: Promise<void>[] = [];
     this.#plannedPages = plan.dirtyNodes.length;
     this.#writtenPages = 0;
+    this.#planned = true;
     // The batch written while the next one is encoded: the device works
     // while the CPU does (at most two batches of buffers out at once).
     // Its writes are watched from the start (allSettled): one that fails
-    // while the next batch is encoded is no unhandled rejection.
+    // while the next batch is encoded is no unhandled rejection; and its
+    // pages count as written (progress) as soon as they are, not once the
+    // next batch is encoded.
     let writing: { batch: { block: number; buffer: Buffer }[]; settled: Promise<PromiseSettledResult<void>[]> } | undefined;
+    let encoding: { block: number; buffer: Buffer }[] = [];
+    const giveBack = (batch: readonly { buffer: Buffer }[]): void => {
+      for (const { buffer } of batch) this.#pages.pool.give(buffer);
+    };
     const finishWriting = async (): Promise<void> => {
       const done = writing;
       if (done === undefined) return;
-      writing = undefined;
       const outcomes = await done.settled;
-      for (const { buffer } of done.batch) this.#pages.pool.give(buffer);
+      writing = undefined;
+      giveBack(done.batch);
       for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
-      this.#writtenPages += done.batch.length;
-      this.#wakeProgressWaiters();
     };
     try {
       this.#device.mark?.('checkpoint', sequence);
       for (let first = 0; first < plan.dirtyNodes.length; first += CHECKPOINT_WRITES_IN_FLIGHT_MAX) {
         const last = Math.min(plan.dirtyNodes.length, first + CHECKPOINT_WRITES_IN_FLIGHT_MAX);
         const batch: { block: number; buffer: Buffer }[] = [];
+        encoding = batch;
         for (let i = first; i < last; i++) {
           const node = plan.dirtyNodes[i];
           const block = blocks.pages[i].startBlock;
@@ -251,7 +262,17 @@ export class Checkpointer {
         this.#device.mark?.('checkpoint', sequence);
         const batchWrites = this.#writePages(batch);
         writes.push(...batchWrites);
-        writing = { batch, settled: Promise.allSettled(batchWrites) };
+        encoding = [];
+        writing = {
+          batch,
+          settled: Promise.allSettled(batchWrites).then((outcomes) => {
+            if (outcomes.every((outcome) => outcome.status === 'fulfilled')) {
+              this.#writtenPages += batch.length;
+              this.#wakeProgressWaiters();
+            }
+            return outcomes;
+          }),
+        };
       }
       await finishWriting();
       const frame = allocAligned(frameBlocks * blockSize, Math.max(this.#device.ioAlignment, 4096));
@@ -270,6 +291,9 @@ export class Checkpointer {
       // No superblock names these blocks: they are free again once every
       // write to them has settled (the store fails anyway).
       await Promise.allSettled(writes);
+      // The buffers of the batch being encoded and of the one being written (settled now) go back too.
+      giveBack(encoding);
+      if (writing !== undefined) giveBack(writing.batch);
       this.#space.freeCheckpoint([...blocks.pages, ...blocks.frame]);
       plan.abort();
       throw error;

@@ -151,51 +151,42 @@ export class FreeBitmap {
 
   /** The first free bit of [from, to), or -1. Skips chunks with nothing free. */
   firstFree(from: number, to: number): number {
-    to = Math.min(to, this.#bitCount);
-    if (from >= to) return -1;
-    const words = this.#words;
-    const lastWord = (to - 1) >>> 5;
-    let word = from >>> 5;
-    let free = ~words[word] & (-1 << (from & 31));
-    for (;;) {
-      if (free !== 0) {
-        const index = word * WORD_BITS + lowestBit(free);
-        return index < to ? index : -1;
-      }
-      word++;
-      if (word > lastWord) return -1;
-      if ((word & (CHUNK_WORDS - 1)) === 0) {
-        let chunk = word >>> CHUNK_WORD_SHIFT;
-        while (chunk < this.#chunkFree.length && this.#chunkFree[chunk] === 0) chunk++;
-        word = chunk * CHUNK_WORDS;
-        if (word > lastWord) return -1;
-      }
-      free = ~words[word];
-    }
+    return this.#firstInState(from, to, false);
   }
 
   /** The first bit of [from, to) in use, or -1. Skips chunks that are all free. */
   firstInUse(from: number, to: number): number {
+    return this.#firstInState(from, to, true);
+  }
+
+  /**
+   * The first bit of [from, to) that is in use (`inUse`) or free, or -1.
+   * Words are read as "bits in the state sought" (free ones inverted), and
+   * a chunk with none of them (by its exact free count) is skipped whole.
+   */
+  #firstInState(from: number, to: number, inUse: boolean): number {
     to = Math.min(to, this.#bitCount);
     if (from >= to) return -1;
     const words = this.#words;
+    const flip = inUse ? 0 : -1;
+    const chunkFreeWithout = inUse ? CHUNK_BITS : 0;
     const lastWord = (to - 1) >>> 5;
     let word = from >>> 5;
-    let used = words[word] & (-1 << (from & 31));
+    let sought = (words[word] ^ flip) & (-1 << (from & 31));
     for (;;) {
-      if (used !== 0) {
-        const index = word * WORD_BITS + lowestBit(used);
+      if (sought !== 0) {
+        const index = word * WORD_BITS + lowestBit(sought);
         return index < to ? index : -1;
       }
       word++;
       if (word > lastWord) return -1;
       if ((word & (CHUNK_WORDS - 1)) === 0) {
         let chunk = word >>> CHUNK_WORD_SHIFT;
-        while (chunk < this.#chunkFree.length && this.#chunkFree[chunk] === CHUNK_BITS) chunk++;
+        while (chunk < this.#chunkFree.length && this.#chunkFree[chunk] === chunkFreeWithout) chunk++;
         word = chunk * CHUNK_WORDS;
         if (word > lastWord) return -1;
       }
-      used = words[word];
+      sought = words[word] ^ flip;
     }
   }
 

@@ -193,20 +193,7 @@ export class FreeBitmap {
   /** Marks [from, to) in use. REQUIRES: every bit of it is free. */
   take(from: number, to: number): void {
     if (!(from >= 0 && from < to && to <= this.#bitCount)) throw new Error(`ringstore: taking bits ${from}..${to} of ${this.#bitCount}`);
-    const words = this.#words;
-    let index = from;
-    while (index < to) {
-      const word = index >>> 5;
-      const high = Math.min(WORD_BITS, to - word * WORD_BITS);
-      const mask = (-1 << (index & 31)) & (-1 >>> (WORD_BITS - high));
-      if ((words[word] & mask) !== 0) throw new Error(`ringstore: taking bits ${from}..${to}, some of which are in use`);
-      words[word] |= mask;
-      const chunk = word >>> CHUNK_WORD_SHIFT;
-      this.#chunkFree[chunk] -= bitCount32(mask);
-      this.#chunkStale[chunk] = 1;
-      index = word * WORD_BITS + high;
-    }
-    this.#freeCount -= to - from;
+    this.#setRange(from, to, true);
   }
 
   /** Marks [from, to) free. REQUIRES: every bit of it is in use. */
@@ -216,20 +203,32 @@ export class FreeBitmap {
   }
 
   #release(from: number, to: number): void {
+    this.#setRange(from, to, false);
+  }
+
+  /**
+   * Marks [from, to) in use (`inUse`) or free, a word at a time, keeping
+   * the chunk counts exact and their summaries stale. Throws if any bit is
+   * in that state already (a double take or free).
+   */
+  #setRange(from: number, to: number, inUse: boolean): void {
     const words = this.#words;
     let index = from;
     while (index < to) {
       const word = index >>> 5;
       const high = Math.min(WORD_BITS, to - word * WORD_BITS);
       const mask = (-1 << (index & 31)) & (-1 >>> (WORD_BITS - high));
-      if ((words[word] & mask) !== mask) throw new Error(`ringstore: releasing bits ${from}..${to}, some of which are free`);
-      words[word] &= ~mask;
+      const usedInMask = words[word] & mask;
+      if (inUse ? usedInMask !== 0 : usedInMask !== mask) {
+        throw new Error(`ringstore: ${inUse ? 'taking' : 'releasing'} bits ${from}..${to}, some of which are ${inUse ? 'in use' : 'free'}`);
+      }
+      words[word] = inUse ? words[word] | mask : words[word] & ~mask;
       const chunk = word >>> CHUNK_WORD_SHIFT;
-      this.#chunkFree[chunk] += bitCount32(mask);
+      this.#chunkFree[chunk] += inUse ? -bitCount32(mask) : bitCount32(mask);
       this.#chunkStale[chunk] = 1;
       index = word * WORD_BITS + high;
     }
-    this.#freeCount += to - from;
+    this.#freeCount += inUse ? from - to : to - from;
   }
 
   /** Maximal free runs. O(words). */

@@ -81,6 +81,28 @@ async function loadUntilFailure(store: BlockStore, failed: () => boolean): Promi
   return { acknowledged, settled, rejectedCodes };
 }
 
+type LoadOutcome = Awaited<ReturnType<typeof loadUntilFailure>>;
+
+/**
+ * After the failed checkpoint: every write settled, each rejection
+ * ERR_STORE_FAILED, no unhandled rejection; the store closes; after a crash
+ * every acknowledged key is there and the store is whole.
+ */
+async function assertFailedAndRecovered(outcome: LoadOutcome, unhandled: readonly unknown[], store: BlockStore, simulated: SimulatedDevice, name: string): Promise<void> {
+  assert.ok(outcome.settled, `writes still outstanding ${SETTLE_MS_MAX} ms after the checkpoint failed: a commit waits forever on progressed()`);
+  for (const code of outcome.rejectedCodes) assert.equal(code, 'ERR_STORE_FAILED');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(unhandled, []);
+  await store.close().catch(() => undefined);
+  const reopened = await BlockStore.open(name, { device: simulated.crash({ keepProbability: 0.5, tornWrites: false }), encoding: 'binary' });
+  try {
+    for (const key of outcome.acknowledged) assert.ok(await reopened.has(key), key);
+    await reopened.verifyIntegrity();
+  } finally {
+    await reopened.close();
+  }
+}
+
 describe('Checkpointer pacing when a checkpoint fails', function () {
   this.timeout(300_000);
 
@@ -126,21 +148,9 @@ describe('Checkpointer pacing when a checkpoint fails', function () {
         return failedNow;
       });
       assert.equal(injected, 1, 'no checkpoint page write was failed: the load never waited on a checkpoint');
-      assert.ok(outcome.settled, `writes still outstanding ${SETTLE_MS_MAX} ms after the checkpoint failed: a commit waits forever on progressed()`);
-      for (const code of outcome.rejectedCodes) assert.equal(code, 'ERR_STORE_FAILED');
-      await new Promise((resolve) => setImmediate(resolve));
-      assert.deepEqual(unhandled, []);
       clearInterval(poll);
-      await opened.close().catch(() => undefined);
+      await assertFailedAndRecovered(outcome, unhandled, opened, simulated, 'pacing-fail');
       store = undefined;
-
-      const reopened = await BlockStore.open('pacing-fail', { device: simulated.crash({ keepProbability: 0.5, tornWrites: false }), encoding: 'binary' });
-      try {
-        for (const key of outcome.acknowledged) assert.ok(await reopened.has(key), key);
-        await reopened.verifyIntegrity();
-      } finally {
-        await reopened.close();
-      }
     } finally {
       clearInterval(poll);
       await store?.close().catch(() => undefined);
@@ -173,20 +183,8 @@ describe('Checkpointer pacing when a checkpoint fails', function () {
     try {
       const outcome = await loadUntilFailure(store, () => thrown > 0);
       assert.equal(thrown, 1, 'the encoder never threw: no checkpoint of more than 300 leaves ran');
-      assert.ok(outcome.settled, `writes still outstanding ${SETTLE_MS_MAX} ms after the checkpoint failed: a commit waits forever on progressed()`);
-      for (const code of outcome.rejectedCodes) assert.equal(code, 'ERR_STORE_FAILED');
-      await new Promise((resolve) => setImmediate(resolve));
-      assert.deepEqual(unhandled, []);
       clearInterval(poll);
-      await store.close().catch(() => undefined);
-
-      const reopened = await BlockStore.open('pacing-encode', { device: simulated.crash({ keepProbability: 0.5, tornWrites: false }), encoding: 'binary' });
-      try {
-        for (const key of outcome.acknowledged) assert.ok(await reopened.has(key), key);
-        await reopened.verifyIntegrity();
-      } finally {
-        await reopened.close();
-      }
+      await assertFailedAndRecovered(outcome, unhandled, store, simulated, 'pacing-encode');
     } finally {
       clearInterval(poll);
       TreePages.prototype.encodeLeaf = original;

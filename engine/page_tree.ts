@@ -35,6 +35,7 @@
 // Snapshots and reads that began before the replacing write may still reach
 // these blocks: see CheckpointPlan.garbageBlocks().
 import { KEY_SIZE_MAX } from '../format/constants.js';
+import type { LeafPage } from './leaf_page.js';
 import { PageCache } from './page_cache.js';
 import { StoreCorruptError } from './store_error.js';
 import type { IndexEntry } from './store_index.js';
@@ -46,10 +47,14 @@ import {
   copyNode,
   EPOCH_NEVER,
   isNode,
+  leafArrays,
   leafBytes,
+  leafCount,
+  leafFind,
   lowerBound,
   newBranch,
   newLeaf,
+  newPageLeaf,
   nodeMemoryBytes,
   shortestSeparator,
   type BranchNode,
@@ -264,10 +269,7 @@ export class PageTree {
     for (;;) {
       const node: TreeNode | undefined = isNode(child) ? child : this.#cache.get(child);
       if (node === undefined) return NOT_CACHED;
-      if (node.kind === 'leaf') {
-        const index = lowerBound(node.keys, key);
-        return node.keys[index] === key ? node.entries[index] : undefined;
-      }
+      if (node.kind === 'leaf') return leafFind(node, key);
       child = node.children[childIndexFor(node, key)]!;
     }
   }
@@ -295,10 +297,7 @@ export class PageTree {
       // The nodes are taken from the tree as it was at the call: a write
       // during a read replaces nodes, it does not change those taken.
       const node: TreeNode = isNode(child) ? child : (this.#cache.get(child) ?? (await this.#load(child, level, low, high)));
-      if (node.kind === 'leaf') {
-        const index = lowerBound(node.keys, key);
-        return node.keys[index] === key ? node.entries[index] : undefined;
-      }
+      if (node.kind === 'leaf') return leafFind(node, key);
       const index = childIndexFor(node, key);
       if (index > 0) low = node.separators[index - 1];
       if (index < node.separators.length) high = node.separators[index];
@@ -448,19 +447,20 @@ export class PageTree {
     }
     const path = this.#writablePath(key);
     const leaf = path.leaf;
-    const index = lowerBound(leaf.keys, key);
+    const { keys, entries } = leafArrays(leaf);
+    const index = lowerBound(keys, key);
     let previous: IndexEntry | undefined;
-    if (leaf.keys[index] === key) {
-      previous = leaf.entries[index]!;
+    if (keys[index] === key) {
+      previous = entries[index]!;
       leaf.bytes += bytes - this.#measure.entryBytes(key, previous);
-      leaf.entries[index] = entry;
+      entries[index] = entry;
     } else {
-      leaf.keys.splice(index, 0, key);
-      leaf.entries.splice(index, 0, entry);
+      keys.splice(index, 0, key);
+      entries.splice(index, 0, entry);
       leaf.bytes += bytes;
       this.#keyCount++;
     }
-    if (leaf.bytes > this.#capacityBytes) this.#split(path.branches, leaf, index === leaf.keys.length - 1);
+    if (leaf.bytes > this.#capacityBytes) this.#split(path.branches, leaf, index === keys.length - 1);
     return previous;
   }
 
@@ -472,11 +472,12 @@ export class PageTree {
     if (existing === undefined) return undefined;
     const path = this.#writablePath(key);
     const leaf = path.leaf;
-    const index = lowerBound(leaf.keys, key);
-    const previous = leaf.entries[index]!;
+    const { keys, entries } = leafArrays(leaf);
+    const index = lowerBound(keys, key);
+    const previous = entries[index]!;
     leaf.bytes -= this.#measure.entryBytes(key, previous);
-    leaf.keys.splice(index, 1);
-    leaf.entries.splice(index, 1);
+    keys.splice(index, 1);
+    entries.splice(index, 1);
     this.#keyCount--;
     this.#rebalance(path.branches, leaf);
     return previous;
@@ -567,17 +568,18 @@ export class PageTree {
     const pieces: TreeNode[] = [];
     const separators: string[] = [];
     if (node.kind === 'leaf') {
-      const sizes = node.keys.map((key, index) => measure.entryBytes(key, node.entries[index]!));
+      const split = leafArrays(node);
+      const sizes = split.keys.map((key, index) => measure.entryBytes(key, split.entries[index]!));
       const starts = this.#chunkStarts(sizes, sizes, 1, appending);
       for (let piece = 0; piece < starts.length; piece++) {
         const begin = starts[piece]!;
         const end = starts[piece + 1] ?? sizes.length;
-        if (piece > 0) separators.push(shortestSeparator(node.keys[begin - 1]!, node.keys[begin]!));
-        const keys = node.keys.slice(begin, end);
-        const entries = node.entries.slice(begin, end);
+        if (piece > 0) separators.push(shortestSeparator(split.keys[begin - 1]!, split.keys[begin]!));
+        const keys = split.keys.slice(begin, end);
+        const entries = split.entries.slice(begin, end);
         const leaf = newLeaf(this.#epoch, keys, entries, leafBytes(measure, keys, entries));
         // Its entries are the split leaf's: encoded by difference from the same basis.
-        leaf.origin = node.origin;
+        leaf.basis = node.basis;
         pieces.push(leaf);
       }
     } else {
@@ -659,7 +661,7 @@ export class PageTree {
     let node = start;
     while (path.length > 0) {
       const { branch: parent, index } = path.pop()!;
-      const empty = node.kind === 'leaf' && node.keys.length === 0;
+      const empty = node.kind === 'leaf' && leafCount(node) === 0;
       const oneChild = node.kind === 'branch' && node.children.length === 1;
       if (empty) {
         // A mutable node (made so by the delete): no block, not planned.
@@ -691,7 +693,7 @@ export class PageTree {
         this.#level--;
         continue;
       }
-      if (isNode(root) && root.kind === 'leaf' && root.keys.length === 0) {
+      if (isNode(root) && root.kind === 'leaf' && leafCount(root) === 0) {
         this.#retire(root);
         this.#root = undefined;
         this.#level = 0;
@@ -711,8 +713,13 @@ export class PageTree {
     if (bytes > this.#capacityBytes) return false;
     const merged = this.#writable(parent.children[left]!, separator);
     if (merged.kind === 'leaf' && rightNode.kind === 'leaf') {
-      merged.keys.push(...rightNode.keys);
-      merged.entries.push(...rightNode.entries);
+      // The right leaf's records join the merged leaf's arrays; a right leaf
+      // in page form is read into arrays for it (the merged leaf keeps its
+      // own basis, so those records are encoded anew).
+      const into = leafArrays(merged);
+      const from = rightNode.page !== undefined ? rightNode.page.materialize() : leafArrays(rightNode);
+      into.keys.push(...from.keys);
+      into.entries.push(...from.entries);
     } else if (merged.kind === 'branch' && rightNode.kind === 'branch') {
       merged.separators.push(separator, ...rightNode.separators);
       merged.children.push(...rightNode.children);
@@ -788,37 +795,53 @@ export class PageTree {
   #decoded(ref: PageRef, level: number, page: DecodedTreePage, low: string | undefined, high: string | undefined): TreeNode {
     const bad = (reason: string): StoreCorruptError => this.#corrupt(ref, level, reason);
     let node: TreeNode;
-    let keys: readonly string[];
-    if (page.kind === 'leaf') {
+    if (page.kind === 'leaf' && page.page !== undefined) {
       if (level !== 0) throw bad('a leaf where a branch was expected');
-      if (page.keys.length === 0) throw bad('an empty leaf');
-      if (page.keys.length !== page.entries.length) throw bad(`${page.keys.length} keys but ${page.entries.length} entries`);
-      keys = page.keys;
-      // A page read from disk measures its records itself (image.records:
-      // PageMeasure's bytes of every entry, which the codec checked add up
-      // to them): measuring the entries again would read every value.
-      const bytes = page.image !== undefined ? page.image.records.length : leafBytes(this.#measure, page.keys, page.entries);
-      const leaf = newLeaf(EPOCH_NEVER, page.keys.slice(), page.entries.slice(), bytes);
-      leaf.image = page.image;
-      node = leaf;
+      node = this.#checkedPageLeaf(page.page, low, high, bad);
     } else {
-      if (page.level !== level || level < 1) throw bad(`a page of level ${page.level}`);
-      if (page.children.length < 2) throw bad(`a branch with ${page.children.length} children`);
-      if (page.separators.length !== page.children.length - 1) throw bad(`${page.separators.length} separators for ${page.children.length} children`);
-      keys = page.separators;
-      node = newBranch(EPOCH_NEVER, level, page.separators.slice(), page.children.slice(), branchBytes(this.#measure, page.separators));
+      let keys: readonly string[];
+      if (page.kind === 'leaf') {
+        if (level !== 0) throw bad('a leaf where a branch was expected');
+        if (page.keys.length === 0) throw bad('an empty leaf');
+        if (page.keys.length !== page.entries.length) throw bad(`${page.keys.length} keys but ${page.entries.length} entries`);
+        keys = page.keys;
+        node = newLeaf(EPOCH_NEVER, page.keys.slice(), page.entries.slice(), leafBytes(this.#measure, page.keys, page.entries));
+      } else {
+        if (page.level !== level || level < 1) throw bad(`a page of level ${page.level}`);
+        if (page.children.length < 2) throw bad(`a branch with ${page.children.length} children`);
+        if (page.separators.length !== page.children.length - 1) throw bad(`${page.separators.length} separators for ${page.children.length} children`);
+        keys = page.separators;
+        node = newBranch(EPOCH_NEVER, level, page.separators.slice(), page.children.slice(), branchBytes(this.#measure, page.separators));
+      }
+      for (let index = 0; index < keys.length; index++) {
+        const key = keys[index]!;
+        if (typeof key !== 'string' || key.length === 0 || key.length > this.#keySizeMax) throw bad(`key ${index} is not a key`);
+        if (index > 0 && !(keys[index - 1]! < key)) throw bad(`key ${index} is not above key ${index - 1}`);
+      }
+      if (low !== undefined && keys[0]! < low) throw bad('a key below the bound its parent gives');
+      if (high !== undefined && !(keys[keys.length - 1]! < high)) throw bad('a key at or above the bound its parent gives');
     }
-    for (let index = 0; index < keys.length; index++) {
-      const key = keys[index]!;
-      if (typeof key !== 'string' || key.length === 0 || key.length > this.#keySizeMax) throw bad(`key ${index} is not a key`);
-      if (index > 0 && !(keys[index - 1]! < key)) throw bad(`key ${index} is not above key ${index - 1}`);
-    }
-    if (low !== undefined && keys[0]! < low) throw bad('a key below the bound its parent gives');
-    if (high !== undefined && !(keys[keys.length - 1]! < high)) throw bad('a key at or above the bound its parent gives');
     if (node.bytes > this.#capacityBytes) throw bad(`${node.bytes} bytes, over the page capacity ${this.#capacityBytes}`);
     node.ref = ref;
     node.memoryBytes = nodeMemoryBytes(node);
     return node;
+  }
+
+  /**
+   * #decoded of a leaf in page form: the same rules, checked in its bytes.
+   * The codec checked that its keys are keys in strictly ascending order;
+   * its page bytes are its records' (PageMeasure's bytes of every entry,
+   * which the codec checked add up to them): measuring the entries again
+   * would read every value.
+   */
+  #checkedPageLeaf(page: LeafPage, low: string | undefined, high: string | undefined, bad: (reason: string) => StoreCorruptError): LeafNode {
+    if (page.count === 0) throw bad('an empty leaf');
+    if (this.#keySizeMax < KEY_SIZE_MAX) {
+      for (let index = 0; index < page.count; index++) if (page.keyLengthAt(index) > this.#keySizeMax) throw bad(`key ${index} is not a key`);
+    }
+    if (low !== undefined && page.compareKeyAt(0, low) < 0) throw bad('a key below the bound its parent gives');
+    if (high !== undefined && page.compareKeyAt(page.count - 1, high) >= 0) throw bad('a key at or above the bound its parent gives');
+    return newPageLeaf(page);
   }
 
   #corrupt(ref: PageRef, level: number, reason: string): StoreCorruptError {
@@ -869,7 +892,7 @@ export class PageTree {
       node.epoch = EPOCH_NEVER;
       node.planned = false;
       // Copies made since hold the origin themselves; this one needs it no more.
-      if (node.kind === 'leaf') node.origin = undefined;
+      if (node.kind === 'leaf') node.basis = undefined;
     }
     // Parents point at refs now: the frozen ones of the plan and the
     // current tree's (writes since beginCheckpoint copied some nodes of the
@@ -959,17 +982,20 @@ export class PageTree {
       if (node.level !== level) fail(`a node of level ${node.level} at level ${level}`);
       if (node.epoch === this.#epoch && (node.ref !== undefined || node.planned)) fail('a mutable node is on disk or planned');
       if (node.bytes > this.#capacityBytes) fail(`a node of ${node.bytes} bytes > capacity ${this.#capacityBytes}`);
-      const ordered = node.kind === 'leaf' ? node.keys : node.separators;
+      // A leaf in page form is checked through its keys and entries as a copy would read them.
+      const leaf = node.kind === 'leaf' ? (node.page !== undefined ? node.page.materialize() : leafArrays(node)) : undefined;
+      const ordered = leaf !== undefined ? leaf.keys : (node as BranchNode).separators;
       for (let index = 1; index < ordered.length; index++) if (!(ordered[index - 1]! < ordered[index]!)) fail(`keys out of order at level ${level}`);
       if (ordered.length > 0) {
         if (low !== undefined && ordered[0]! < low) fail(`key ${JSON.stringify(ordered[0])} below its bound ${JSON.stringify(low)}`);
         if (high !== undefined && !(ordered[ordered.length - 1]! < high)) fail(`key ${JSON.stringify(ordered[ordered.length - 1])} not below its bound ${JSON.stringify(high)}`);
       }
       if (node.kind === 'leaf') {
-        if (node.keys.length === 0) fail('an empty leaf');
-        if (node.keys.length !== node.entries.length) fail('keys and entries differ in count');
-        if (node.bytes !== leafBytes(this.#measure, node.keys, node.entries)) fail('a leaf whose recorded bytes are wrong');
-        keys += node.keys.length;
+        if (node.page !== undefined && (node.keys !== undefined || node.entries !== undefined || node.ref === undefined)) fail('a leaf in page form with arrays, or not clean');
+        if (leaf!.keys.length === 0) fail('an empty leaf');
+        if (leaf!.keys.length !== leaf!.entries.length) fail('keys and entries differ in count');
+        if (node.bytes !== leafBytes(this.#measure, leaf!.keys, leaf!.entries)) fail('a leaf whose recorded bytes are wrong');
+        keys += leaf!.keys.length;
         return;
       }
       if (node.children.length < 2) fail(`a branch with ${node.children.length} children`);

@@ -3,7 +3,7 @@
 // tree's root and its dirty nodes in the order to write them, and G, the
 // pages replaced before it began, to free once it is durable (why those are
 // unreachable from its root: engine/page_tree.ts, "Garbage").
-import { isNode, type Child, type DecodedTreePage, type PageRef, type TreeNode } from './tree_node.js';
+import { isNode, leafArrays, type Child, type DecodedTreePage, type PageRef, type TreeNode } from './tree_node.js';
 
 /**
  * A checkpoint in progress: what beginCheckpoint() froze. The caller
@@ -43,7 +43,7 @@ export class CheckpointPlan {
    */
   content(node: TreeNode, refOf: (child: TreeNode) => PageRef | undefined): DecodedTreePage {
     if (this.#state !== 'running' || !node.planned) throw new Error('ringstore: content() of a node that is not in a running plan');
-    if (node.kind === 'leaf') return { kind: 'leaf', keys: node.keys, entries: node.entries };
+    if (node.kind === 'leaf') return { kind: 'leaf', ...leafArrays(node) };
     const children = node.children.map((child) => {
       if (!isNode(child)) return child;
       const ref = child.ref ?? refOf(child);

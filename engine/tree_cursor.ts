@@ -5,7 +5,7 @@
 // uncached pages waits for about one read per READ_AHEAD_PAGES leaves
 // instead of one per leaf.
 import type { IndexEntry } from './store_index.js';
-import { childIndexFor, isNode, lowerBound, upperBound, type BranchNode, type Child, type PageRef, type TreeNode } from './tree_node.js';
+import { childIndexFor, isNode, leafCount, leafEntryAt, leafKeyAt, leafLowerBound, leafUpperBound, type BranchNode, type Child, type PageRef, type TreeNode } from './tree_node.js';
 
 /**
  * Pages read ahead per branch on the path: 4 pages of 4 KiB are 16 KiB in
@@ -131,21 +131,21 @@ export async function* rangeEntries(
   let leaf: TreeNode = await descend(isNode(root) ? root : (source.cached(root) ?? (await source.load(root, rootLevel, undefined, undefined))), undefined, undefined);
   for (;;) {
     if (leaf.kind !== 'leaf') throw new Error('ringstore: range descent ended on a branch');
-    const keys = leaf.keys;
-    const entries = leaf.entries;
+    // A leaf in page form makes each key and entry as it is yielded.
+    const count = leafCount(leaf);
     if (!reverse) {
-      const start = low === undefined ? 0 : lowInclusive ? lowerBound(keys, low) : upperBound(keys, low);
-      for (let index = start; index < keys.length; index++) {
-        const key = keys[index]!;
+      const start = low === undefined ? 0 : lowInclusive ? leafLowerBound(leaf, low) : leafUpperBound(leaf, low);
+      for (let index = start; index < count; index++) {
+        const key = leafKeyAt(leaf, index);
         if (high !== undefined && (key > high || (key === high && !highInclusive))) return;
-        yield [key, entries[index]!];
+        yield [key, leafEntryAt(leaf, index)];
       }
     } else {
-      const start = high === undefined ? keys.length - 1 : highInclusive ? upperBound(keys, high) - 1 : lowerBound(keys, high) - 1;
+      const start = high === undefined ? count - 1 : highInclusive ? leafUpperBound(leaf, high) - 1 : leafLowerBound(leaf, high) - 1;
       for (let index = start; index >= 0; index--) {
-        const key = keys[index]!;
+        const key = leafKeyAt(leaf, index);
         if (low !== undefined && (key < low || (key === low && !lowInclusive))) return;
-        yield [key, entries[index]!];
+        yield [key, leafEntryAt(leaf, index)];
       }
     }
     // The next leaf: up to the nearest branch with a next child in the range.

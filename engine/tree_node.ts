@@ -7,24 +7,24 @@
 // children[i] and <= every key under children[i+1]. A child is either a
 // node in memory (dirty: it has no block yet) or a PageRef of a page on disk
 // (clean: its decoded node, when loaded, lives in the page cache).
+import type { LeafPage } from './leaf_page.js';
 import type { IndexEntry } from './store_index.js';
 
 /**
- * A leaf's records as the page it was read from holds them: bytes
- * [PAGE_HEADER_SIZE, PAGE_HEADER_SIZE + usedBytes) of the page (a view: the
- * leaf's inline values view that page anyway), and where each record
- * begins in them (recordStarts[keys.length] = records.length). The next
- * version of the leaf is encoded by difference from it (format/page.ts,
- * LeafBasis).
+ * What a leaf copied from a page read from disk is encoded against, by
+ * difference (format/page.ts, LeafBasis): that page, and the keys and
+ * entries the copy was made of (a record of the copy whose key and entry
+ * are these very objects is that page's record again). Never changed.
  *
  * Leaves a checkpoint writes keep none: a copy of their records, kept while
  * their next version is dirty, made the probe's checkpoints ~20 % cheaper
  * again (31.5 -> 24.9 µs of CPU a page) but held ~90 MiB more at 300 k keys
  * (a page for every dirty leaf).
  */
-export interface LeafImage {
-  readonly records: Uint8Array;
-  readonly recordStarts: readonly number[];
+export interface LeafBasisSource {
+  readonly page: LeafPage;
+  readonly keys: readonly string[];
+  readonly entries: readonly IndexEntry[];
 }
 
 /** Where a page is on disk, and the CRC32C the codec checks it against. */
@@ -35,7 +35,8 @@ export interface PageRef {
 
 /** A page as the codec decodes it (and as a checkpoint gives it to encode). */
 export type DecodedTreePage =
-  | { readonly kind: 'leaf'; readonly keys: readonly string[]; readonly entries: readonly IndexEntry[]; readonly image?: LeafImage }
+  | { readonly kind: 'leaf'; readonly keys: readonly string[]; readonly entries: readonly IndexEntry[]; readonly page?: undefined }
+  | { readonly kind: 'leaf'; readonly page: LeafPage }
   | { readonly kind: 'branch'; readonly level: number; readonly separators: readonly string[]; readonly children: readonly PageRef[] };
 
 export interface TreePageIo {
@@ -87,20 +88,29 @@ interface NodeCommon {
   cacheReferenced: boolean;
 }
 
+/**
+ * A leaf holds its records in one of two forms. A leaf read from disk holds
+ * the page (`page`; `keys` and `entries` undefined) and is searched in its
+ * bytes. Any other leaf — dirty, or written by a checkpoint — holds arrays
+ * of keys and entries (`page` undefined). Writes change only mutable leaves,
+ * which are copies, new leaves or split pieces: always arrays.
+ */
 export interface LeafNode extends NodeCommon {
   readonly kind: 'leaf';
   readonly level: 0;
-  keys: string[];
-  entries: IndexEntry[];
-  /** The records of this leaf as the page it was read from holds them (clean leaves read from disk only). */
-  image: LeafImage | undefined;
+  readonly page: LeafPage | undefined;
+  keys: string[] | undefined;
+  entries: IndexEntry[] | undefined;
   /**
-   * The leaf read from disk whose records this one's were copied from (by
-   * copies and splits, through any number of them): the basis of its
-   * encoding. Dropped once a checkpoint wrote this one.
+   * The page read from disk this leaf's records were copied from (by copies
+   * and splits, through any number of them): the basis of its encoding.
+   * Dropped once a checkpoint wrote this one.
    */
-  origin: LeafNode | undefined;
+  basis: LeafBasisSource | undefined;
 }
+
+/** A leaf in array form (see LeafNode). */
+export type ArrayLeafNode = LeafNode & { keys: string[]; entries: IndexEntry[] };
 
 export interface BranchNode extends NodeCommon {
   readonly kind: 'branch';
@@ -116,26 +126,74 @@ export function isNode(child: Child): child is TreeNode {
   return (child as TreeNode).kind !== undefined;
 }
 
-export function newLeaf(epoch: number, keys: string[], entries: IndexEntry[], bytes: number): LeafNode {
-  return { kind: 'leaf', level: 0, keys, entries, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, image: undefined, origin: undefined };
+export function newLeaf(epoch: number, keys: string[], entries: IndexEntry[], bytes: number): ArrayLeafNode {
+  return { kind: 'leaf', level: 0, page: undefined, keys, entries, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, basis: undefined };
+}
+
+/** A clean leaf of the page `page` read from disk (its ref is set by the reader). */
+export function newPageLeaf(page: LeafPage): LeafNode {
+  return { kind: 'leaf', level: 0, page, keys: undefined, entries: undefined, epoch: EPOCH_NEVER, ref: undefined, bytes: page.recordBytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, basis: undefined };
+}
+
+/** The arrays of a leaf in array form; an Error (a bug) for a leaf in page form. */
+export function leafArrays(leaf: LeafNode): { keys: string[]; entries: IndexEntry[] } {
+  if (leaf.keys === undefined || leaf.entries === undefined) throw new Error('ringstore: a leaf in page form where arrays were needed (copy it first)');
+  return { keys: leaf.keys, entries: leaf.entries };
 }
 
 export function newBranch(epoch: number, level: number, separators: string[], children: Child[], bytes: number): BranchNode {
   return { kind: 'branch', level, separators, children, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false };
 }
 
-/** A mutable copy for epoch `epoch` (arrays copied; children shared). */
+/**
+ * A mutable copy for epoch `epoch` (arrays copied; children shared). A leaf
+ * in page form becomes arrays here, with its page as the copy's basis.
+ */
 export function copyNode(node: TreeNode, epoch: number): TreeNode {
   if (node.kind === 'branch') return newBranch(epoch, node.level, node.separators.slice(), node.children.slice(), node.bytes);
-  const copy = newLeaf(epoch, node.keys.slice(), node.entries.slice(), node.bytes);
-  copy.origin = node.image !== undefined ? node : node.origin;
+  if (node.page !== undefined) {
+    const { keys, entries } = node.page.materialize();
+    const copy = newLeaf(epoch, keys.slice(), entries.slice(), node.bytes);
+    copy.basis = { page: node.page, keys, entries };
+    return copy;
+  }
+  const { keys, entries } = leafArrays(node);
+  const copy = newLeaf(epoch, keys.slice(), entries.slice(), node.bytes);
+  copy.basis = node.basis;
   return copy;
 }
 
-/** The leaf whose image `leaf` can be encoded against (by difference), if any. */
-export function encodingBasisOf(leaf: LeafNode): LeafNode | undefined {
-  const origin = leaf.origin;
-  return origin?.image !== undefined ? origin : undefined;
+/** Number of records of a leaf, in either form. */
+export function leafCount(leaf: LeafNode): number {
+  return leaf.page !== undefined ? leaf.page.count : leafArrays(leaf).keys.length;
+}
+
+/** The entry of `key` in a leaf of either form, or undefined. */
+export function leafFind(leaf: LeafNode, key: string): IndexEntry | undefined {
+  if (leaf.page !== undefined) return leaf.page.find(key);
+  const { keys, entries } = leafArrays(leaf);
+  const index = lowerBound(keys, key);
+  return keys[index] === key ? entries[index] : undefined;
+}
+
+/** Record `index`'s key, in a leaf of either form. */
+export function leafKeyAt(leaf: LeafNode, index: number): string {
+  return leaf.page !== undefined ? leaf.page.keyAt(index) : leafArrays(leaf).keys[index]!;
+}
+
+/** Record `index`'s entry, in a leaf of either form (a new object each call in page form). */
+export function leafEntryAt(leaf: LeafNode, index: number): IndexEntry {
+  return leaf.page !== undefined ? leaf.page.entryAt(index) : leafArrays(leaf).entries[index]!;
+}
+
+/** lowerBound of `key` in a leaf of either form. */
+export function leafLowerBound(leaf: LeafNode, key: string): number {
+  return leaf.page !== undefined ? leaf.page.lowerBound(key) : lowerBound(leafArrays(leaf).keys, key);
+}
+
+/** upperBound of `key` in a leaf of either form. */
+export function leafUpperBound(leaf: LeafNode, key: string): number {
+  return leaf.page !== undefined ? leaf.page.upperBound(key) : upperBound(leafArrays(leaf).keys, key);
 }
 
 // Estimates of a decoded node's memory in V8, from the usual sizes of its
@@ -147,19 +205,19 @@ const NODE_MEMORY_BYTES = 160;
 const KEY_MEMORY_BYTES = 24;
 const ENTRY_MEMORY_BYTES = 160;
 const CHILD_MEMORY_BYTES = 64;
-const RECORD_START_MEMORY_BYTES = 4;
+/** A slot of a small-integer array. */
+const RECORD_START_MEMORY_BYTES = 8;
 
 export function nodeMemoryBytes(node: TreeNode): number {
   let bytes = NODE_MEMORY_BYTES;
   if (node.kind === 'leaf') {
+    if (node.page !== undefined) return bytes + node.page.bytes.length + node.page.starts.length * RECORD_START_MEMORY_BYTES;
     // From the page bytes of its records (node.bytes: keys, values and
     // record headers), not a walk of its entries: that walk read every
     // entry and value from all over the heap, for every leaf a checkpoint
     // wrote. Extent values count at their record size (12 bytes an
     // extent), under their memory: an estimate for the cache budget.
-    bytes += node.keys.length * (KEY_MEMORY_BYTES + ENTRY_MEMORY_BYTES) + node.bytes;
-    // The image's records are the page its values view, counted in node.bytes.
-    if (node.image !== undefined) bytes += node.image.recordStarts.length * RECORD_START_MEMORY_BYTES;
+    bytes += leafArrays(node).keys.length * (KEY_MEMORY_BYTES + ENTRY_MEMORY_BYTES) + node.bytes;
   } else {
     for (const separator of node.separators) bytes += KEY_MEMORY_BYTES + separator.length;
     bytes += node.children.length * CHILD_MEMORY_BYTES;

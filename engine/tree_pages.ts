@@ -3,25 +3,22 @@
 // format/page.ts, and hands the tree its keys and entries; encodes the
 // pages a checkpoint writes. The one place where tree nodes meet bytes.
 import { FormatError } from '../format/format_error.js';
-import { PAGE_HEADER_SIZE } from '../format/constants.js';
 import {
   checkPageHeader,
   checkPageTail,
   encodeBranchPageOfKeyStrings,
   encodeLeafPageOfKeyStrings,
-  leafEntryBytes,
   readBranchChildren,
-  readLeafRecords,
+  scanLeafRecords,
   type LeafBasis,
   type PageExpectation,
 } from '../format/page.js';
 import type { BlockDevice } from './block_device.js';
 import { BufferPool } from './buffer_pool.js';
-import { PageInlineEntry } from './page_entry.js';
+import { latin1Of, LeafPage } from './leaf_page.js';
 import type { DecodedTreePage, PageRef, TreePageIo } from './page_tree.js';
-import { encodingBasisOf, type LeafImage, type LeafNode } from './tree_node.js';
+import { leafArrays, type LeafNode } from './tree_node.js';
 import { StoreCorruptError } from './store_error.js';
-import type { IndexEntry } from './store_index.js';
 
 /** What a page's checks need to know about the store; blockCount grows with the file. */
 export interface TreeGeometry {
@@ -34,18 +31,6 @@ export interface TreeGeometry {
 
 /** Aligned page buffers kept for reads and checkpoint writes (1024 × 4 KiB = 4 MiB): a commit prepares up to thousands of pages at once. */
 const PAGE_BUFFERS_RETAINED = 1024;
-
-/**
- * bytesToKeyString (engine/key_codec.ts) without a Buffer object per key:
- * Node's latin1 decoder applied to the view itself. It is the method behind
- * Buffer#toString('latin1') (Node 20 to 24) but not a documented API: where
- * a Node lacks it, the documented path (a Buffer over the same bytes).
- */
-const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: (this: Uint8Array, start: number, end: number) => string }).latin1Slice;
-const latin1: (bytes: Uint8Array) => string =
-  typeof latin1Slice === 'function'
-    ? (bytes) => latin1Slice.call(bytes, 0, bytes.length)
-    : (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 
 export class TreePages implements TreePageIo {
   readonly #device: BlockDevice;
@@ -88,30 +73,16 @@ export class TreePages implements TreePageIo {
         const refs: PageRef[] = new Array(children.length);
         for (let i = 0; i < children.length; i++) {
           const child = children[i]!;
-          if (i > 0) separators[i - 1] = latin1(child.separator!);
+          if (i > 0) separators[i - 1] = latin1Of(child.separator!, 0, child.separator!.length);
           refs[i] = { block: child.block, crc: child.crc };
         }
         return { kind: 'branch', level: header.level, separators, children: refs };
       }
+      // Checked where they are kept, and kept as they are (LeafPage).
       const bytes = keptCopy(aligned, header.end);
-      const count = header.entryCount;
-      const keys = new Array<string>(count);
-      const entries = new Array<IndexEntry>(count);
-      const recordStarts = recordStartsFor(count);
-      let index = 0;
-      let offset = 0;
-      readLeafRecords(bytes, header, expected, (key, isString, value) => {
-        keys[index] = latin1(key);
-        entries[index] = value.kind === 'inline' ? new PageInlineEntry(bytes, value.bytes.byteOffset - bytes.byteOffset, value.bytes.length, isString) : { isString, value };
-        recordStarts[index] = offset;
-        offset += leafEntryBytes(key.length, value);
-        index++;
-      });
-      recordStarts[count] = offset;
+      const starts = scanLeafRecords(bytes, header, expected);
       checkPageTail(aligned, header);
-      // The records stay where they are: the inline values view them anyway.
-      const image: LeafImage = { records: bytes.subarray(PAGE_HEADER_SIZE, header.end), recordStarts };
-      return { kind: 'leaf', keys, entries, image };
+      return { kind: 'leaf', page: new LeafPage(bytes, starts) };
     } catch (error) {
       if (error instanceof FormatError) throw StoreCorruptError.from(error);
       throw error;
@@ -128,7 +99,10 @@ export class TreePages implements TreePageIo {
    */
   encode(content: DecodedTreePage, block: number, checkpointSequence: number, bytes: Uint8Array): number {
     const stamp = { address: block, checkpointSequence, storeTag: this.#geometry().storeTag };
-    if (content.kind === 'leaf') return encodeLeafPageOfKeyStrings(bytes, stamp, content.keys, content.entries);
+    if (content.kind === 'leaf') {
+      if (content.page !== undefined) throw new Error('ringstore: encode() of a leaf in page form (it is on disk already)');
+      return encodeLeafPageOfKeyStrings(bytes, stamp, content.keys, content.entries);
+    }
     return encodeBranchPageOfKeyStrings(bytes, stamp, content.level, content.separators, content.children);
   }
 
@@ -139,10 +113,11 @@ export class TreePages implements TreePageIo {
    */
   encodeLeaf(leaf: LeafNode, block: number, checkpointSequence: number, bytes: Uint8Array): number {
     const stamp = { address: block, checkpointSequence, storeTag: this.#geometry().storeTag };
-    const basisLeaf = encodingBasisOf(leaf);
+    const source = leaf.basis;
     const basis: LeafBasis | undefined =
-      basisLeaf === undefined ? undefined : { keyStrings: basisLeaf.keys, slots: basisLeaf.entries, records: basisLeaf.image!.records, recordStarts: basisLeaf.image!.recordStarts };
-    return encodeLeafPageOfKeyStrings(bytes, stamp, leaf.keys, leaf.entries, basis);
+      source === undefined ? undefined : { keyStrings: source.keys, slots: source.entries, records: source.page.bytes, recordStarts: source.page.starts };
+    const { keys, entries } = leafArrays(leaf);
+    return encodeLeafPageOfKeyStrings(bytes, stamp, keys, entries, basis);
   }
 }
 
@@ -165,14 +140,4 @@ function keptCopy(page: Uint8Array, length: number): Uint8Array {
   const bytes = new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
   bytes.set(page.subarray(0, length));
   return bytes;
-}
-
-/**
- * The record starts of a leaf of `count` records: a small-integer array in
- * the heap. A typed array of its own is an ArrayBuffer of its own (an
- * allocation outside the heap per leaf read); one from Node's
- * shared pool keeps the pool's 8 KiB slab alive as long as its leaf lives.
- */
-function recordStartsFor(count: number): number[] {
-  return new Array<number>(count + 1).fill(0);
 }

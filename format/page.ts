@@ -24,17 +24,27 @@ import { readU64, view, writeU64 } from './bytes.js';
 import {
   BLOCK_SIZE_MAX,
   BLOCK_SIZE_MIN,
+  KEY_FLAG_STRING,
   KEY_SIZE_MAX,
   PAGE_HEADER_SIZE,
   PAGE_KIND_BRANCH,
   PAGE_KIND_LEAF,
   PAGE_MAGIC,
   PAGE_SIZE_MIN,
+  RECORD_PUT_EXTENTS,
+  RECORD_PUT_INLINE,
   TREE_LEVELS_MAX,
 } from './constants.js';
 import { crc32c } from './crc32c.js';
 import { FormatError } from './format_error.js';
-import { checkPut, readRecords, writePutAt, type ExtentValue, type RecordVisitor, type StoredValue } from './records.js';
+import {
+  checkPut,
+  checkRecordAt,
+  extentValueAt,
+  PUT_EXTENTS_HEADER_BYTES,
+  PUT_INLINE_HEADER_BYTES,
+  RECORD_EXTENT_BYTES,
+  writePutAt, type ExtentValue, type StoredValue } from './records.js';
 
 export interface LeafEntry {
   key: Uint8Array;
@@ -100,11 +110,7 @@ const PAGE_ENTRY_COUNT_MAX = 0xffff;
 /** A branch child without its separator: u64 childBlock | u32 childCrc | u16 keyLength. */
 const BRANCH_CHILD_HEADER_SIZE = 14;
 /** The smallest leaf record: PUT_INLINE of a 1-byte key and an empty value. */
-const LEAF_ENTRY_SIZE_MIN = 8 + 1;
-/** Record header sizes (docs/format.md § Records). */
-const PUT_INLINE_HEADER_SIZE = 8;
-const PUT_EXTENTS_HEADER_SIZE = 20;
-const VALUE_EXTENT_SIZE = 12;
+const LEAF_ENTRY_SIZE_MIN = PUT_INLINE_HEADER_BYTES + 1;
 
 // The header's fields hold every page this codec can write.
 assert.equal(OFFSET_RESERVED + 12, PAGE_HEADER_SIZE);
@@ -137,8 +143,8 @@ export function pageCapacityBytes(pageSize: number): number {
 /** Exact encoded size of one leaf record (a PUT_INLINE or PUT_EXTENTS record). */
 export function leafEntryBytes(keyLength: number, value: StoredValue): number {
   return value.kind === 'inline'
-    ? PUT_INLINE_HEADER_SIZE + keyLength + value.bytes.length
-    : PUT_EXTENTS_HEADER_SIZE + keyLength + VALUE_EXTENT_SIZE * value.extents.length;
+    ? PUT_INLINE_HEADER_BYTES + keyLength + value.bytes.length
+    : PUT_EXTENTS_HEADER_BYTES + keyLength + RECORD_EXTENT_BYTES * value.extents.length;
 }
 
 /** Exact encoded size of one branch child (0 for child 0's absent separator). */
@@ -398,7 +404,7 @@ export function encodeLeafPageOfKeyStrings(
       if (!isKeyString(keyString)) throw new RangeError(`record ${i}: a key string of 1 to ${KEY_SIZE_MAX} bytes, one char each, got ${keyString.length} chars`);
       const value = slot.value;
       if (value instanceof Uint8Array) {
-        usedBytes += PUT_INLINE_HEADER_SIZE + keyString.length + value.length;
+        usedBytes += PUT_INLINE_HEADER_BYTES + keyString.length + value.length;
       } else {
         checkPut(keyScratchOf(keyString), value);
         usedBytes += leafEntryBytes(keyString.length, value);
@@ -595,43 +601,108 @@ export function checkPageHeader(bytes: Uint8Array, expected: PageExpectation): P
 export type LeafRecordVisitor = (key: Uint8Array, keyIsString: boolean, value: StoredValue) => void;
 
 /**
- * decodePage's second step for a leaf whose header checkPageHeader passed:
- * reads and checks its records (order, extents in the data region, nothing
- * after the last), calling `visit` for each. `bytes` is the page, or a copy
- * of at least its first header.end bytes at the same offsets: the views
- * visit receives are into it.
+ * decodePage's second step for a leaf whose header checkPageHeader passed,
+ * without decoding a record: checks its records (each as readRecords does,
+ * keys strictly ascending, extents in the data region, nothing after the
+ * last) and returns where each begins in `bytes`, with the end of the last
+ * one after them (entryCount + 1 offsets). Makes no view and no value: a
+ * leaf read for a lookup is searched in its bytes (engine/leaf_page.ts).
+ * `bytes` is the page, or a copy of at least its first header.end bytes at
+ * the same offsets.
  */
-export function readLeafRecords(bytes: Uint8Array, header: PageHeader, expected: PageExpectation, visit: LeafRecordVisitor): void {
+export function scanLeafRecords(bytes: Uint8Array, header: PageHeader, expected: PageExpectation): number[] {
   assert.ok(header.kind === 'leaf' && bytes.length >= header.end, 'a checked leaf header, and its used bytes');
   const { address, dataStartBlock, blockCount } = expected;
   const fail = (reason: string): never => {
     throw new FormatError('page', reason, address);
   };
   const { end, entryCount, usedBytes } = header;
-  let previous: Uint8Array | undefined;
-  let index = 0;
-  const visitor: RecordVisitor = {
-    put(key, keyIsString, value) {
-      if (previous !== undefined && compareBytes(previous, key) >= 0) fail(`keys not strictly ascending at record ${index}`);
-      if (value.kind === 'extents') {
-        for (let e = 0; e < value.extents.length; e++) {
-          const extent = value.extents[e];
-          if (extent.startBlock < dataStartBlock || extent.startBlock + extent.blockCount > blockCount) {
-            fail(`record ${index} extent ${e} (${extent.startBlock}+${extent.blockCount}) lies outside the data region [${dataStartBlock}, ${blockCount})`);
-          }
+  const data = view(bytes);
+  // A small-integer array in the heap: a typed array would be an
+  // allocation of its own outside it for every leaf read.
+  const starts = new Array<number>(entryCount + 1).fill(0);
+  let offset = PAGE_HEADER_SIZE;
+  for (let index = 0; index < entryCount; index++) {
+    // Records past usedBytes are truncated: the check sees only the used bytes.
+    const next = checkRecordAt(bytes, data, offset, end, index, 'page', address, expected.blockSize);
+    const type = bytes[offset];
+    if (type !== RECORD_PUT_INLINE && type !== RECORD_PUT_EXTENTS) fail(`record ${index} is a DELETE (a leaf holds only entries)`);
+    if (index > 0 && compareRecordKeys(bytes, starts[index - 1], offset) >= 0) fail(`keys not strictly ascending at record ${index}`);
+    if (type === RECORD_PUT_EXTENTS) {
+      const extentCount = data.getUint32(offset + 16, true);
+      let at = offset + PUT_EXTENTS_HEADER_BYTES + data.getUint16(offset + 2, true);
+      for (let e = 0; e < extentCount; e++) {
+        const startBlock = readU64(data, at);
+        const blocks = data.getUint32(at + 8, true);
+        if (startBlock < dataStartBlock || startBlock + blocks > blockCount) {
+          fail(`record ${index} extent ${e} (${startBlock}+${blocks}) lies outside the data region [${dataStartBlock}, ${blockCount})`);
         }
+        at += RECORD_EXTENT_BYTES;
       }
-      previous = key;
-      index++;
-      visit(key, keyIsString, value);
-    },
-    delete() {
-      fail(`record ${index} is a DELETE (a leaf holds only entries)`);
-    },
-  };
-  // Records past usedBytes are truncated: readRecords sees only the used bytes.
-  const after = readRecords(bytes.subarray(0, end), PAGE_HEADER_SIZE, entryCount, visitor, 'page', address, expected.blockSize);
-  if (after !== end) fail(`${plural(end - after, 'byte')} after the ${entryCount} entries (usedBytes ${usedBytes})`);
+    }
+    starts[index] = offset;
+    offset = next;
+  }
+  if (offset !== end) fail(`${plural(end - offset, 'byte')} after the ${entryCount} entries (usedBytes ${usedBytes})`);
+  starts[entryCount] = offset;
+  return starts;
+}
+
+/** Where the key of the checked leaf record at `start` begins in `bytes`. */
+export function leafRecordKeyStart(bytes: Uint8Array, start: number): number {
+  return start + (bytes[start] === RECORD_PUT_INLINE ? PUT_INLINE_HEADER_BYTES : PUT_EXTENTS_HEADER_BYTES);
+}
+
+/** The key length of the checked record at `start`. */
+export function leafRecordKeyLength(bytes: Uint8Array, start: number): number {
+  return bytes[start + 2] | (bytes[start + 3] << 8);
+}
+
+/** Whether the key of the checked record at `start` was a string. */
+export function leafRecordKeyIsString(bytes: Uint8Array, start: number): boolean {
+  return (bytes[start + 1] & KEY_FLAG_STRING) !== 0;
+}
+
+/** Whether the checked leaf record at `start` holds its value inline (after the key, up to the next record). */
+export function leafRecordIsInline(bytes: Uint8Array, start: number): boolean {
+  return bytes[start] === RECORD_PUT_INLINE;
+}
+
+/** The extent value of the checked PUT_EXTENTS leaf record at `start` of `bytes` (a view of them: `data`). */
+export function leafRecordExtentValue(bytes: Uint8Array, data: DataView, start: number): ExtentValue {
+  return extentValueAt(data, start, bytes[start + 1], leafRecordKeyLength(bytes, start));
+}
+
+/** memcmp order of the keys of the checked records at `a` and `b` of `bytes`. */
+function compareRecordKeys(bytes: Uint8Array, a: number, b: number): number {
+  const aStart = leafRecordKeyStart(bytes, a);
+  const bStart = leafRecordKeyStart(bytes, b);
+  const aLength = leafRecordKeyLength(bytes, a);
+  const bLength = leafRecordKeyLength(bytes, b);
+  const common = Math.min(aLength, bLength);
+  for (let i = 0; i < common; i++) {
+    const difference = bytes[aStart + i] - bytes[bStart + i];
+    if (difference !== 0) return difference;
+  }
+  return aLength - bLength;
+}
+
+/**
+ * decodePage's second step for a leaf whose header checkPageHeader passed:
+ * scanLeafRecords, then `visit` for each record in order. `bytes` is as
+ * for scanLeafRecords: the views visit receives are into it.
+ */
+export function readLeafRecords(bytes: Uint8Array, header: PageHeader, expected: PageExpectation, visit: LeafRecordVisitor): void {
+  const starts = scanLeafRecords(bytes, header, expected);
+  const data = view(bytes);
+  for (let index = 0; index < header.entryCount; index++) {
+    const start = starts[index];
+    const keyStart = leafRecordKeyStart(bytes, start);
+    const keyEnd = keyStart + leafRecordKeyLength(bytes, start);
+    const key = bytes.subarray(keyStart, keyEnd);
+    const value: StoredValue = leafRecordIsInline(bytes, start) ? { kind: 'inline', bytes: bytes.subarray(keyEnd, starts[index + 1]) } : leafRecordExtentValue(bytes, data, start);
+    visit(key, leafRecordKeyIsString(bytes, start), value);
+  }
 }
 
 /**

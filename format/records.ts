@@ -47,7 +47,7 @@ export function writePut(writer: ByteWriter, key: Uint8Array, keyIsString: boole
 
 /** Exact bytes of the PUT_INLINE or PUT_EXTENTS record of a key of `keyLength` bytes and `value`. */
 export function putRecordBytes(keyLength: number, value: StoredValue): number {
-  return value.kind === 'inline' ? 8 + keyLength + value.bytes.length : 20 + keyLength + value.extents.length * 12;
+  return value.kind === 'inline' ? PUT_INLINE_HEADER_BYTES + keyLength + value.bytes.length : PUT_EXTENTS_HEADER_BYTES + keyLength + value.extents.length * RECORD_EXTENT_BYTES;
 }
 
 /**
@@ -116,6 +116,100 @@ export interface RecordVisitor {
   delete(key: Uint8Array, keyIsString: boolean): void;
 }
 
+/** Bytes of a record before its key: PUT_INLINE, PUT_EXTENTS and DELETE (see the table above). */
+export const PUT_INLINE_HEADER_BYTES = 8;
+export const PUT_EXTENTS_HEADER_BYTES = 20;
+const DELETE_HEADER_BYTES = 4;
+/** Bytes of one extent of a PUT_EXTENTS record. */
+export const RECORD_EXTENT_BYTES = 12;
+
+/**
+ * Checks the record `index` at `offset` of `payload`, whose records end at
+ * `limit`: its type, flags, key length, that it is not truncated, and its
+ * extents (each non-empty, and together the blocks a value of its length
+ * takes when `blockSize` is given). Returns the offset after it. Throws the
+ * FormatError readRecords throws for it. Allocates nothing, so a reader
+ * can check a page's records without making views of them (TreePages).
+ */
+export function checkRecordAt(
+  payload: Uint8Array,
+  data: DataView,
+  offset: number,
+  limit: number,
+  index: number,
+  structure: StructureName,
+  blockIndex?: number,
+  blockSize?: number,
+): number {
+  const fail = (reason: string): never => {
+    throw new FormatError(structure, `record ${reason}`, blockIndex);
+  };
+  const need = (bytes: number): void => {
+    if (offset + bytes > limit) fail(`truncated at byte ${offset} of ${limit}`);
+  };
+  need(4);
+  const type = payload[offset];
+  const flags = payload[offset + 1];
+  const keyLength = data.getUint16(offset + 2, true);
+  // VALUE_FLAG_RAW belongs to extent values only: the engine keeps no
+  // flag for inline values (a raw value is never inline).
+  const knownFlags = type === RECORD_PUT_EXTENTS ? KEY_FLAG_STRING | VALUE_FLAG_RAW : KEY_FLAG_STRING;
+  if ((flags & ~knownFlags) !== 0) fail(`${index} has unknown key flags ${flags}`);
+  if (keyLength === 0 || keyLength > KEY_SIZE_MAX) fail(`${index} has a key of ${keyLength} bytes`);
+  if (type === RECORD_PUT_INLINE) {
+    need(PUT_INLINE_HEADER_BYTES);
+    const valueLength = data.getUint32(offset + 4, true);
+    offset += PUT_INLINE_HEADER_BYTES;
+    need(keyLength + valueLength);
+    return offset + keyLength + valueLength;
+  }
+  if (type === RECORD_PUT_EXTENTS) {
+    need(PUT_EXTENTS_HEADER_BYTES);
+    const length = readU64(data, offset + 4);
+    const extentCount = data.getUint32(offset + 16, true);
+    if (length < 0) fail(`${index} has a value length beyond 2^53`);
+    if (extentCount === 0 || extentCount > VALUE_EXTENTS_MAX) fail(`${index} has ${extentCount} extents`);
+    offset += PUT_EXTENTS_HEADER_BYTES;
+    need(keyLength + extentCount * RECORD_EXTENT_BYTES);
+    offset += keyLength;
+    let blocks = 0;
+    for (let e = 0; e < extentCount; e++) {
+      const startBlock = readU64(data, offset);
+      const blockCount = data.getUint32(offset + 8, true);
+      if (startBlock < 0 || blockCount === 0) fail(`${index} has a bad extent ${e}`);
+      blocks += blockCount;
+      offset += RECORD_EXTENT_BYTES;
+    }
+    if (blockSize !== undefined && (blocks * blockSize < length || (blocks - 1) * blockSize >= Math.max(length, 1))) {
+      fail(`${index}: ${blocks} blocks do not fit a value of ${length} bytes`);
+    }
+    return offset;
+  }
+  if (type === RECORD_DELETE) {
+    offset += DELETE_HEADER_BYTES;
+    need(keyLength);
+    return offset + keyLength;
+  }
+  return fail(`${index} has unknown type ${type}`);
+}
+
+/**
+ * The value of the checked PUT_EXTENTS record at `offset` (checkRecordAt
+ * passed it), whose key is `keyLength` bytes.
+ */
+export function extentValueAt(data: DataView, offset: number, flags: number, keyLength: number): ExtentValue {
+  const length = readU64(data, offset + 4);
+  const crc = data.getUint32(offset + 12, true);
+  const extentCount = data.getUint32(offset + 16, true);
+  let at = offset + PUT_EXTENTS_HEADER_BYTES + keyLength;
+  const extents: Extent[] = new Array(extentCount);
+  for (let e = 0; e < extentCount; e++) {
+    extents[e] = { startBlock: readU64(data, at), blockCount: data.getUint32(at + 8, true) };
+    at += RECORD_EXTENT_BYTES;
+  }
+  return (flags & VALUE_FLAG_RAW) !== 0 ? { kind: 'extents', length, crc, extents, raw: true } : { kind: 'extents', length, crc, extents };
+}
+
 /**
  * Decodes `count` records from `payload` starting at `offset`, calling the
  * visitor for each; returns the offset after the last. A truncated or
@@ -131,68 +225,22 @@ export function readRecords(
   blockSize?: number,
 ): number {
   const data = view(payload);
-  const fail = (reason: string): never => {
-    throw new FormatError(structure, `record ${reason}`, blockIndex);
-  };
-  const need = (bytes: number): void => {
-    if (offset + bytes > payload.length) fail(`truncated at byte ${offset} of ${payload.length}`);
-  };
   for (let i = 0; i < count; i++) {
-    need(4);
+    const end = checkRecordAt(payload, data, offset, payload.length, i, structure, blockIndex, blockSize);
     const type = payload[offset];
     const flags = payload[offset + 1];
     const keyLength = data.getUint16(offset + 2, true);
-    // VALUE_FLAG_RAW belongs to extent values only: the engine keeps no
-    // flag for inline values (a raw value is never inline).
-    const knownFlags = type === RECORD_PUT_EXTENTS ? KEY_FLAG_STRING | VALUE_FLAG_RAW : KEY_FLAG_STRING;
-    if ((flags & ~knownFlags) !== 0) fail(`${i} has unknown key flags ${flags}`);
-    if (keyLength === 0 || keyLength > KEY_SIZE_MAX) fail(`${i} has a key of ${keyLength} bytes`);
     const keyIsString = (flags & KEY_FLAG_STRING) !== 0;
     if (type === RECORD_PUT_INLINE) {
-      need(8);
-      const valueLength = data.getUint32(offset + 4, true);
-      offset += 8;
-      need(keyLength + valueLength);
-      const key = payload.subarray(offset, offset + keyLength);
-      offset += keyLength;
-      const bytes = payload.subarray(offset, offset + valueLength);
-      offset += valueLength;
-      visitor.put(key, keyIsString, { kind: 'inline', bytes });
+      const keyStart = offset + PUT_INLINE_HEADER_BYTES;
+      visitor.put(payload.subarray(keyStart, keyStart + keyLength), keyIsString, { kind: 'inline', bytes: payload.subarray(keyStart + keyLength, end) });
     } else if (type === RECORD_PUT_EXTENTS) {
-      need(20);
-      const length = readU64(data, offset + 4);
-      const crc = data.getUint32(offset + 12, true);
-      const extentCount = data.getUint32(offset + 16, true);
-      if (length < 0) fail(`${i} has a value length beyond 2^53`);
-      if (extentCount === 0 || extentCount > VALUE_EXTENTS_MAX) fail(`${i} has ${extentCount} extents`);
-      offset += 20;
-      need(keyLength + extentCount * 12);
-      const key = payload.subarray(offset, offset + keyLength);
-      offset += keyLength;
-      const extents: Extent[] = new Array(extentCount);
-      let blocks = 0;
-      for (let e = 0; e < extentCount; e++) {
-        const startBlock = readU64(data, offset);
-        const blockCount = data.getUint32(offset + 8, true);
-        if (startBlock < 0 || blockCount === 0) fail(`${i} has a bad extent ${e}`);
-        extents[e] = { startBlock, blockCount };
-        blocks += blockCount;
-        offset += 12;
-      }
-      if (blockSize !== undefined && (blocks * blockSize < length || (blocks - 1) * blockSize >= Math.max(length, 1))) {
-        fail(`${i}: ${blocks} blocks do not fit a value of ${length} bytes`);
-      }
-      const value: ExtentValue = (flags & VALUE_FLAG_RAW) !== 0 ? { kind: 'extents', length, crc, extents, raw: true } : { kind: 'extents', length, crc, extents };
-      visitor.put(key, keyIsString, value);
-    } else if (type === RECORD_DELETE) {
-      offset += 4;
-      need(keyLength);
-      const key = payload.subarray(offset, offset + keyLength);
-      offset += keyLength;
-      visitor.delete(key, keyIsString);
+      const keyStart = offset + PUT_EXTENTS_HEADER_BYTES;
+      visitor.put(payload.subarray(keyStart, keyStart + keyLength), keyIsString, extentValueAt(data, offset, flags, keyLength));
     } else {
-      fail(`${i} has unknown type ${type}`);
+      visitor.delete(payload.subarray(end - keyLength, end), keyIsString);
     }
+    offset = end;
   }
   return offset;
 }

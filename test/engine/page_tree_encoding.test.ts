@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import type { BlockDevice } from '../../engine/block_device.js';
 import { PageTree, type PageRef, type TreeNode } from '../../engine/page_tree.js';
 import type { IndexEntry } from '../../engine/store_index.js';
-import { encodingBasisOf } from '../../engine/tree_node.js';
 import { TreePages, type TreeGeometry } from '../../engine/tree_pages.js';
 import { branchChildBytes, leafEntryBytes, pageCapacityBytes, pageSizeFor } from '../../format/page.js';
 import type { StoredValue } from '../../format/records.js';
@@ -109,7 +108,7 @@ describe('PageTree checkpoints through TreePages: leaves encoded by difference',
         let crc: number;
         if (node.kind === 'leaf') {
           leavesWritten++;
-          if (encodingBasisOf(node) !== undefined) leavesWithBasis++;
+          if (node.basis !== undefined) leavesWithBasis++;
           crc = pages.encodeLeaf(node, block, sequence, page);
         } else {
           crc = pages.encode(content, block, sequence, page);

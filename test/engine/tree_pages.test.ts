@@ -1,5 +1,5 @@
-// TreePages#read(): a page read from the device decodes to the keys and
-// entries it was encoded from; a leaf's inline values are views into a copy
+// TreePages#read(): a leaf read from the device is a LeafPage holding the
+// keys and entries it was encoded from, and its records where the page has them; a leaf's inline values are views into a copy
 // of its used bytes that later reads never overwrite (values handed out
 // outlive the page in the cache); and a damaged page is refused with the
 // reason decodePage gives for the same bytes, as ERR_STORE_CORRUPT naming
@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { crc32c } from '../../format/crc32c.js';
 import { FormatError } from '../../format/format_error.js';
 import { decodePage, type PageExpectation } from '../../format/page.js';
+import type { LeafPage } from '../../engine/leaf_page.js';
 import { PageInlineEntry } from '../../engine/page_entry.js';
+import type { DecodedTreePage } from '../../engine/tree_node.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { StoreCorruptError } from '../../engine/store_error.js';
 import type { IndexEntry } from '../../engine/store_index.js';
@@ -54,30 +56,38 @@ function expectation(block: number, crc: number, level: number): PageExpectation
   return { address: block, storeTag: STORE_TAG, crc, level, dataStartBlock: DATA_START_BLOCK, blockCount: BLOCK_COUNT, blockSize: BLOCK_SIZE };
 }
 
+function leafPageOf(page: DecodedTreePage): LeafPage {
+  if (page.kind !== 'leaf' || page.page === undefined) throw new Error('a leaf in page form');
+  return page.page;
+}
+
 function plainEntry(entry: IndexEntry): { isString: boolean; value: unknown } {
   return { isString: entry.isString, value: entry.value instanceof Uint8Array ? [...entry.value] : entry.value };
 }
 
 describe('TreePages#read()', () => {
-  it('gives back the keys and entries a leaf was encoded from, and its records as the image', async () => {
+  it('gives back the keys and entries a leaf was encoded from, and its used bytes as the page has them', async () => {
     const { device, pages } = newPages();
     const { crc, content, bytes } = await writeLeaf(device, pages, 20, 1);
-    const page = await pages.read({ block: 20, crc }, 0);
-    assert.equal(page.kind, 'leaf');
-    if (page.kind !== 'leaf') return;
-    assert.deepEqual(page.keys, content.keys);
-    assert.deepEqual(page.entries.map(plainEntry), content.entries.map(plainEntry));
+    const page = leafPageOf(await pages.read({ block: 20, crc }, 0));
+    const { keys, entries } = page.materialize();
+    assert.deepEqual(keys, content.keys);
+    assert.deepEqual(entries.map(plainEntry), content.entries.map(plainEntry));
     const used = new DataView(bytes.buffer).getUint32(32, true);
-    assert.deepEqual([...page.image!.records], [...bytes.subarray(48, 48 + used)]);
-    assert.equal(page.image!.recordStarts[page.keys.length], used);
+    assert.deepEqual([...page.bytes], [...bytes.subarray(0, 48 + used)]);
+    assert.equal(page.starts[0], 48);
+    assert.equal(page.starts[page.count], 48 + used);
+    assert.equal(page.recordBytes, used);
+    for (let i = 0; i < page.count; i++) {
+      assert.equal(page.keyAt(i), content.keys[i]);
+      assert.deepEqual(plainEntry(page.entryAt(i)), plainEntry(content.entries[i]!));
+    }
   });
 
   it('makes an inline value view on first use, the same view every time', async () => {
     const { device, pages } = newPages();
     const { crc } = await writeLeaf(device, pages, 20, 2);
-    const page = await pages.read({ block: 20, crc }, 0);
-    if (page.kind !== 'leaf') throw new Error('a leaf');
-    const entry = page.entries[0]!;
+    const entry = leafPageOf(await pages.read({ block: 20, crc }, 0)).entryAt(0);
     assert.ok(entry instanceof PageInlineEntry);
     assert.equal(entry.value, entry.value);
   });
@@ -86,8 +96,7 @@ describe('TreePages#read()', () => {
     const { device, pages } = newPages();
     const written = [];
     for (let i = 0; i < 40; i++) written.push(await writeLeaf(device, pages, DATA_START_BLOCK + i, 100 + i));
-    const first = await pages.read({ block: DATA_START_BLOCK, crc: written[0]!.crc }, 0);
-    if (first.kind !== 'leaf') throw new Error('a leaf');
+    const first = leafPageOf(await pages.read({ block: DATA_START_BLOCK, crc: written[0]!.crc }, 0)).materialize();
     const held = first.entries.map((entry) => entry.value);
     const expected = written[0]!.content.entries.map(plainEntry);
     // Read every page again and again, many at once, so that the aligned

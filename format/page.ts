@@ -336,15 +336,15 @@ function isKeyString(keyString: string): boolean {
  * encoding every entry anew read each one's key, entry, value view and
  * value bytes from all over the heap: ~20 µs a 4 KiB page of 16-byte keys
  * and 100-byte values, nearly all of it waiting for memory.
- * REQUIRES: `records` holds exactly the records of keyStrings and slots, in
- * order (bytes [PAGE_HEADER_SIZE, PAGE_HEADER_SIZE + usedBytes) of a valid
- * page of them), and nothing changes them.
+ * REQUIRES: `records` holds the records of keyStrings and slots, in order,
+ * at recordStarts (a valid page of them, or its used bytes: scanLeafRecords
+ * gives their starts), and nothing changes them.
  */
 export interface LeafBasis {
   readonly keyStrings: readonly string[];
   readonly slots: readonly LeafSlot[];
   readonly records: Uint8Array;
-  /** Where record j begins in `records`, for j in [0, count]; recordStarts[count] is records.length. */
+  /** Where record j begins in `records`, for j in [0, count]; recordStarts[count] is where the last ends. */
   readonly recordStarts: ArrayLike<number>;
 }
 

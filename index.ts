@@ -7,10 +7,11 @@ export type { IoObserver, IoMutation, IoMutationKind, IoMark, ObservedFile } fro
 export { allocAligned, isAligned, DEFAULT_ALIGNMENT } from './native/aligned_buffer.js';
 export { RingError, RingSystemError } from './native/errors.js';
 export type { RingErrorCode } from './native/errors.js';
-export { BlockStore, STORE_RING_OPTIONS, DEFAULT_STORE_SIZE_BYTES, DEFAULT_NEW_FILE_WAL_SIZE_BYTES, DEFAULT_CACHE_SIZE_BYTES, DEFAULT_WAL_SIZE_BYTES, SYNC_DEFER_MS, VALUE_SIZE_MAX } from './engine/block_store.js';
-export { CLEAR_BATCH_KEYS_MAX, GET_MANY_READS_IN_FLIGHT_MAX } from './engine/block_store.js';
-export type { BlockStoreOptions, BatchOperation, RangeOptions, BlockStoreStats } from './engine/block_store.js';
-export type { IntegrityReport, KeyRangeOptions, StoredEntry } from './engine/block_store.js';
+export { BlockStore, DEFAULT_WAL_SIZE_BYTES, SYNC_DEFER_MS } from './engine/block_store.js';
+export type { IntegrityReport, StoredEntry } from './engine/block_store.js';
+export { STORE_RING_OPTIONS, DEFAULT_STORE_SIZE_BYTES, DEFAULT_NEW_FILE_WAL_SIZE_BYTES, DEFAULT_CACHE_SIZE_BYTES, VALUE_SIZE_MAX } from './engine/store_options.js';
+export { CLEAR_BATCH_KEYS_MAX, GET_MANY_READS_IN_FLIGHT_MAX } from './engine/store_options.js';
+export type { BlockStoreOptions, BatchOperation, RangeOptions, KeyRangeOptions, BlockStoreStats } from './engine/store_options.js';
 export type { Key } from './engine/key_codec.js';
 export type { ValueEncoding } from './engine/value_codec.js';
 export { StoreError, StoreCorruptError } from './engine/store_error.js';

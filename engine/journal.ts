@@ -20,11 +20,13 @@
 import { ByteWriter } from '../format/byte_writer.js';
 import { beginCommitPayload, finishCommitPayload } from '../format/commit.js';
 import type { Extent } from '../format/extent.js';
-import { encodeFrame, frameBlockCount } from '../format/frame.js';
+import { COMMIT_HEADER_SIZE } from '../format/constants.js';
+import { encodeFrame, frameBlockCount, framePayloadPerBlock } from '../format/frame.js';
 import { writeDelete, writePut, type StoredValue } from '../format/records.js';
 import { allocAligned } from '../native/aligned_buffer.js';
 import type { BlockDevice } from './block_device.js';
 import type { Checkpointer } from './checkpointer.js';
+import { CheckpointPolicy } from './checkpoint_policy.js';
 import { allSettledOrThrow, type DataBlock, type Grid } from './grid.js';
 import { keyStringToBytes } from './key_codec.js';
 import type { PageTree, PreparedPaths } from './page_tree.js';
@@ -37,44 +39,6 @@ import { WalSpace } from './wal_space.js';
 
 /** The longest a commit's fdatasync waits with sync: false. */
 export const SYNC_DEFER_MS = 100;
-/** A checkpoint starts when the WAL is this full. */
-export const CHECKPOINT_WAL_FILL = 0.5;
-/**
- * A checkpoint starts when the tree's dirty pages would take this share of
- * the free space: the checkpoint that writes them must always fit.
- */
-const CHECKPOINT_FREE_SPACE_SHARE = 0.5;
-/**
- * Commits wait for the checkpoint being written once they have dirtied this
- * many budgets' worth of pages (the budget: dirtyPagesMax) since it began:
- * dirty pages then stay within about this plus one budgets (a checkpoint
- * starts at one), and the next checkpoint does not grow with how long this
- * one took. A random-order load of 1 M keys in durable batches of 1 000
- * (64 MiB cache: a budget of 4 096 pages; /tmp/stall.mjs, not kept) measured:
- *
- *   factor      keys/s   largest dirty   longest batch
- *   none        35 105   80 543 pages    8 551 ms (behind a 54 k-page checkpoint)
- *   4           14 522   34 396          1 536
- *   1            9 618   11 018            750
- *
- * Bigger checkpoints combine more writes to a leaf (write amplification of
- * random keys falls with the budget), so this trades load speed for bounded
- * memory and latency; a faster checkpoint (CPU per page) moves the whole
- * curve.
- */
-const BACKPRESSURE_DIRTY_FACTOR = 4;
-/**
- * Recovery replaying the WAL lets dirty pages grow to this many times their
- * budget (so to about 4 × cacheSizeBytes) before it writes a checkpoint.
- * Replay is a burst over the whole tail, and a checkpoint in it turns the
- * pages it wrote into clean ones the page cache evicts, to be read and
- * decoded again by later commits of the tail: measured with a 16 MiB cache
- * on a 300 k-key store and a 19 % WAL tail of random keys, opening took
- * 1.9 s holding 14.6 k dirty pages with no checkpoint, 8.0 s with this
- * factor (8 checkpoints), 12 s with the normal budget (99). Without any
- * bound a full 64 MiB WAL of random keys could dirty ~450 k pages (GiBs).
- */
-const REPLAY_DIRTY_BUDGET_FACTOR = 8;
 /** One commit takes at most this share of the WAL, so a checkpoint always makes room for it. */
 const COMMIT_WAL_SHARE_MAX = 0.25;
 
@@ -197,9 +161,8 @@ export class Journal {
   readonly #sync: boolean;
   readonly #walSpace: WalSpace;
   readonly #tree: PageTree;
-  readonly #pageBlocks: number;
   readonly #pageCapacityBytes: number;
-  readonly #dirtyPagesMax: number;
+  readonly #policy: CheckpointPolicy;
   readonly #space: Space;
   readonly #grid: Grid;
   readonly #checkpointer: Checkpointer;
@@ -240,19 +203,17 @@ export class Journal {
     this.#sync = parts.sync;
     this.#walSpace = parts.walSpace;
     this.#tree = parts.tree;
-    this.#pageBlocks = parts.pageBlocks;
     this.#pageCapacityBytes = parts.pageCapacityBytes;
-    this.#dirtyPagesMax = parts.dirtyPagesMax;
     this.#space = parts.space;
     this.#grid = parts.grid;
     this.#checkpointer = parts.checkpointer;
+    this.#policy = new CheckpointPolicy(parts);
     this.#growth = parts.growth;
     this.#state = parts.state;
     this.#nextSequence = parts.nextSequence;
     this.#durableSequence = parts.nextSequence - 1;
     this.#appliedSequence = parts.nextSequence - 1;
-    const walPayloadPerBlock = parts.blockSize - 32;
-    this.commitPayloadMax = Math.floor(parts.walBlockCount * COMMIT_WAL_SHARE_MAX) * walPayloadPerBlock;
+    this.commitPayloadMax = Math.floor(parts.walBlockCount * COMMIT_WAL_SHARE_MAX) * framePayloadPerBlock(parts.blockSize);
   }
 
   /** Highest sequence written and applied (== durable with sync: true); 0 before any. */
@@ -341,7 +302,7 @@ export class Journal {
         // Nothing on disk says the commits just flushed are durable until a
         // later commit records it; until then damage to one of them would
         // pass for a torn tail. A durable empty commit records it now.
-        await this.enqueue({ operations: [], dataWrites: [], dataBlocks: [], payloadBytes: 16, durableMarker: true });
+        await this.enqueue({ operations: [], dataWrites: [], dataBlocks: [], payloadBytes: COMMIT_HEADER_SIZE, durableMarker: true });
       }
     }
     if (this.#state.failure !== undefined) throw this.#state.failure;
@@ -416,8 +377,8 @@ export class Journal {
         continue;
       }
       // Backpressure: commits go on while a checkpoint is written, dirtying
-      // pages it does not write, paced by its progress (#dirtyAllowance).
-      if (this.#checkpointer.running && this.#tree.dirtyNodeCountSinceFreeze >= this.#dirtyAllowance()) {
+      // pages it does not write, paced by its progress (CheckpointPolicy.dirtyAllowance).
+      if (this.#checkpointer.running && this.#tree.dirtyNodeCountSinceFreeze >= this.#policy.dirtyAllowance()) {
         await this.#checkpointer.progressed();
         this.#checkpointsWaitedFor++;
         continue;
@@ -745,7 +706,7 @@ export class Journal {
       else this.#space.releaseWhenDurable(sequence, unlinked);
     }
     if (!this.#sync) this.#scheduleDeferredSync();
-    if (!this.#checkpointer.running && this.#checkpointDue()) {
+    if (!this.#checkpointer.running && this.#policy.due()) {
       void this.checkpoint().catch(() => undefined);
     }
   }
@@ -756,41 +717,9 @@ export class Journal {
     if (last !== undefined) await last.done;
   }
 
-  /**
-   * Whether recovery, replaying the WAL, should write a checkpoint before
-   * the next commit: the dirty pages past REPLAY_DIRTY_BUDGET_FACTOR times
-   * their memory budget, or past a share of the free space (the WAL fill
-   * does not matter: replay adds nothing to it).
-   */
-  /**
-   * Pages commits may have dirtied since the running checkpoint froze the
-   * tree: one budget at its start, growing with the share of its pages
-   * written to BACKPRESSURE_DIRTY_FACTOR budgets at its end. Commits that
-   * waited for a whole checkpoint once they reached the full allowance
-   * came in bursts with stalls of a checkpoint's length between them (a
-   * random-order load of 1 M keys: batch p99 692 ms at a p50 of 19 ms);
-   * paced, each waits for a batch of its pages at most. The total dirtied
-   * per checkpoint, and so the write amplification, stays the same.
-   */
-  #dirtyAllowance(): number {
-    return this.#dirtyPagesMax * (1 + (BACKPRESSURE_DIRTY_FACTOR - 1) * this.#checkpointer.progress);
-  }
-
+  /** Whether recovery, replaying the WAL, should write a checkpoint before the next commit (CheckpointPolicy.replayDue). */
   replayCheckpointDue(): boolean {
-    const dirty = this.#tree.dirtyNodeCountMax;
-    return dirty >= REPLAY_DIRTY_BUDGET_FACTOR * this.#dirtyPagesMax || dirty * this.#pageBlocks >= this.#space.freeBlockCount * CHECKPOINT_FREE_SPACE_SHARE;
-  }
-
-  /**
-   * When a checkpoint starts on its own: the WAL half full, the dirty pages
-   * past their memory budget, or past a share of the free space (so the
-   * checkpoint that writes them always fits).
-   */
-  #checkpointDue(): boolean {
-    if (this.#walSpace.fill >= CHECKPOINT_WAL_FILL) return true;
-    const dirty = this.#tree.dirtyNodeCountMax;
-    if (dirty >= this.#dirtyPagesMax) return true;
-    return dirty * this.#pageBlocks >= this.#space.freeBlockCount * CHECKPOINT_FREE_SPACE_SHARE;
+    return this.#policy.replayDue();
   }
 
   /**

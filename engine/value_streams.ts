@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
 
 import { crc32c } from '../format/crc32c.js';
-import { VALUE_EXTENTS_MAX } from '../format/constants.js';
+import { COMMIT_HEADER_SIZE, VALUE_EXTENTS_MAX } from '../format/constants.js';
 import type { Extent } from '../format/extent.js';
-import type { ExtentValue, StoredValue } from '../format/records.js';
+import { extentPutRecordBytes, type ExtentValue, type StoredValue } from '../format/records.js';
 import { allSettledOrThrow, LARGE_VALUE_BYTES, type Grid } from './grid.js';
 import type { Journal } from './journal.js';
 import { keyStringToKey, toKeyString, type Key } from './key_codec.js';
@@ -197,7 +197,7 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
       throw error;
     }
     const value: StoredValue = { kind: 'extents', length, crc, extents: [...extents], raw: true };
-    const payloadBytes = 64 + keyString.length + extents.length * 12;
+    const payloadBytes = COMMIT_HEADER_SIZE + extentPutRecordBytes(keyString.length, extents.length);
     if (payloadBytes > journal.commitPayloadMax) {
       releaseAll();
       throw new StoreError('ERR_VALUE_TOO_LARGE', `the stream's ${extents.length} extents need ${payloadBytes} bytes of WAL; one commit holds at most ${journal.commitPayloadMax}`);

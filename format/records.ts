@@ -47,7 +47,22 @@ export function writePut(writer: ByteWriter, key: Uint8Array, keyIsString: boole
 
 /** Exact bytes of the PUT_INLINE or PUT_EXTENTS record of a key of `keyLength` bytes and `value`. */
 export function putRecordBytes(keyLength: number, value: StoredValue): number {
-  return value.kind === 'inline' ? PUT_INLINE_HEADER_BYTES + keyLength + value.bytes.length : PUT_EXTENTS_HEADER_BYTES + keyLength + value.extents.length * RECORD_EXTENT_BYTES;
+  return value.kind === 'inline' ? inlinePutRecordBytes(keyLength, value.bytes.length) : extentPutRecordBytes(keyLength, value.extents.length);
+}
+
+/** Exact bytes of the PUT_INLINE record of a key of `keyLength` bytes and a value of `valueLength`. */
+export function inlinePutRecordBytes(keyLength: number, valueLength: number): number {
+  return PUT_INLINE_HEADER_BYTES + keyLength + valueLength;
+}
+
+/** Exact bytes of the PUT_EXTENTS record of a key of `keyLength` bytes and a value of `extentCount` extents. */
+export function extentPutRecordBytes(keyLength: number, extentCount: number): number {
+  return PUT_EXTENTS_HEADER_BYTES + keyLength + extentCount * RECORD_EXTENT_BYTES;
+}
+
+/** Exact bytes of the DELETE record of a key of `keyLength` bytes. */
+export function deleteRecordBytes(keyLength: number): number {
+  return DELETE_HEADER_BYTES + keyLength;
 }
 
 /**

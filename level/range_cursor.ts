@@ -17,7 +17,8 @@
 //      those writes. docs/level.md states this exception.
 // Case 1 relies on the database being the store's only writer, which holds:
 // RingLevel owns its BlockStore and the store is exclusive (flock).
-import type { BlockStore, RangeOptions } from '../engine/block_store.js';
+import type { BlockStore } from '../engine/block_store.js';
+import type { RangeOptions } from '../engine/store_options.js';
 import { compareKeys, toBytes, type Encoded } from './formats.js';
 import type { WriteClock } from './write_clock.js';
 

@@ -9,7 +9,8 @@ import { stat } from 'node:fs/promises';
 
 import { AbstractLevel, type AbstractDatabaseOptions, type AbstractOpenOptions } from 'abstract-level';
 
-import { BlockStore, type BatchOperation, type BlockStoreOptions } from '../engine/block_store.js';
+import { BlockStore } from '../engine/block_store.js';
+import { type BatchOperation, type BlockStoreOptions } from '../engine/store_options.js';
 import type { Key } from '../engine/key_codec.js';
 import { StoreError } from '../engine/store_error.js';
 import { fromStore, isEmptyKey, valueToStore, type Encoded } from './formats.js';

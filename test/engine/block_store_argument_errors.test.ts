@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 
-import { BlockStore, type RangeOptions } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { type RangeOptions } from '../../engine/store_options.js';
 import { checkBlockDevice } from '../../engine/block_device.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { StoreCorruptError } from '../../engine/store_error.js';

@@ -3,7 +3,8 @@
 // as a whole when any operation is invalid.
 import assert from 'node:assert/strict';
 
-import { BlockStore, type BatchOperation } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { type BatchOperation } from '../../engine/store_options.js';
 import { collect, makeStoreDir, openSmallStore, pattern, rejectsWith, rejectsWithCode, removeStoreDir, waitForTrims } from './helpers.js';
 
 describe('BlockStore#batch()', () => {

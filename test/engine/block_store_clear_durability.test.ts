@@ -5,7 +5,8 @@
 // point deleted, the rest and everything outside the range as they were.
 import assert from 'node:assert/strict';
 
-import { BlockStore, CLEAR_BATCH_KEYS_MAX } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { CLEAR_BATCH_KEYS_MAX } from '../../engine/store_options.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { collect, seededRandom } from './helpers.js';
 

@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
-import { BlockStore, STORE_RING_OPTIONS } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { STORE_RING_OPTIONS } from '../../engine/store_options.js';
 import { RingBlockDevice } from '../../engine/ring_block_device.js';
 import { StoreError } from '../../engine/store_error.js';
 import { allocAligned } from '../../native/aligned_buffer.js';

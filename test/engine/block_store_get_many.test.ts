@@ -4,7 +4,8 @@
 // even while writes replace them; refused after close().
 import assert from 'node:assert/strict';
 
-import { BlockStore, GET_MANY_READS_IN_FLIGHT_MAX } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { GET_MANY_READS_IN_FLIGHT_MAX } from '../../engine/store_options.js';
 import type { BlockDevice } from '../../engine/block_device.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { makeStoreDir, openSmallStore, pattern, rejectsWith, removeStoreDir } from './helpers.js';

@@ -10,7 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, statSync, truncateSync } from 'node:fs';
 import { once } from 'node:events';
 
-import { BlockStore, DEFAULT_NEW_FILE_WAL_SIZE_BYTES, DEFAULT_STORE_SIZE_BYTES } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { DEFAULT_NEW_FILE_WAL_SIZE_BYTES, DEFAULT_STORE_SIZE_BYTES } from '../../engine/store_options.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { GROWTH_SHARE } from '../../engine/store_growth.js';
 import { isRoot, makeStoreDir, pattern, rejectsWithCode, removeStoreDir, seededRandom, skipBecause } from './helpers.js';

@@ -24,7 +24,8 @@ import { pipeline } from 'node:stream/promises';
 
 import fc from 'fast-check';
 
-import { BlockStore, type KeyRangeOptions, type RangeOptions } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { type KeyRangeOptions, type RangeOptions } from '../../engine/store_options.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { STORE_ERROR_CODES, StoreError } from '../../engine/store_error.js';
 import { valueCodec, type ValueEncoding } from '../../engine/value_codec.js';

@@ -5,7 +5,8 @@
 // whose blocks are then trimmed and reused.
 import assert from 'node:assert/strict';
 
-import type { BlockStore, RangeOptions } from '../../engine/block_store.js';
+import type { BlockStore } from '../../engine/block_store.js';
+import type { RangeOptions } from '../../engine/store_options.js';
 import { collect, makeStoreDir, openSmallStore, pattern, rejectsWith, removeStoreDir, waitForTrims } from './helpers.js';
 
 const KEYS = ['a', 'b', 'c', 'd', 'e'];

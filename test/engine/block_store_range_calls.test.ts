@@ -12,7 +12,8 @@ import assert from 'node:assert/strict';
 
 import fc from 'fast-check';
 
-import { BlockStore, CLEAR_BATCH_KEYS_MAX, type BatchOperation, type KeyRangeOptions, type RangeOptions } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { CLEAR_BATCH_KEYS_MAX, type BatchOperation, type KeyRangeOptions, type RangeOptions } from '../../engine/store_options.js';
 import type { Key } from '../../engine/key_codec.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { collect, makeStoreDir, openSmallStore, rejectsWith, removeStoreDir } from './helpers.js';

@@ -4,7 +4,8 @@
 // `npx tsc` fails if one of them compiles without an error.
 import assert from 'node:assert/strict';
 
-import { BlockStore, type BatchOperation } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { type BatchOperation } from '../../engine/store_options.js';
 import type { Key } from '../../engine/key_codec.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { collect } from './helpers.js';

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
-import { BlockStore, type BlockStoreOptions } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { type BlockStoreOptions } from '../../engine/store_options.js';
 import { StoreCorruptError, StoreError, type StoreErrorCode } from '../../engine/store_error.js';
 import { rejectsWith } from '../native/helpers.js';
 

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 
 import tape from 'tape';
 
-import { STORE_RING_OPTIONS } from '../../engine/block_store.js';
+import { STORE_RING_OPTIONS } from '../../engine/store_options.js';
 import { IoUringActor } from '../../native/io_uring_actor.js';
 import { RingLevel, type RingLevelOptions } from '../../level/index.js';
 

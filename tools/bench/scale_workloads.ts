@@ -59,7 +59,7 @@ export const SCALE_COLD_READER_COUNT = 32;
 export const SCALE_COLD_GET_COUNT = 200_000;
 /**
  * How full the WAL is made before the kill: just under v1's checkpoint
- * threshold (CHECKPOINT_WAL_FILL = 0.5 in engine/block_store.ts), the most
+ * threshold (CHECKPOINT_WAL_FILL = 0.5 in engine/checkpoint_policy.ts), the most
  * WAL a crash can leave without a checkpoint having started.
  */
 export const CRASH_WAL_FILL_TARGET = 0.45;

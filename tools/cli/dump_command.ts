@@ -17,7 +17,8 @@ import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-import { BlockStore, DEFAULT_STORE_SIZE_BYTES, VALUE_SIZE_MAX } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { DEFAULT_STORE_SIZE_BYTES, VALUE_SIZE_MAX } from '../../engine/store_options.js';
 import type { ValueEncoding } from '../../engine/value_codec.js';
 import { VALUE_ENCODING_IDS } from '../../format/constants.js';
 import { FormatError } from '../../format/format_error.js';

@@ -9,7 +9,8 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-import { BlockStore, type RangeOptions } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { type RangeOptions } from '../../engine/store_options.js';
 import type { ValueEncoding } from '../../engine/value_codec.js';
 import { usageCode } from './command_line.js';
 

@@ -6,7 +6,8 @@
 // flush(), reopen() or close() called after it resolved (the store promises
 // every write accepted before the call), whichever comes first.
 import type { BlockDevice } from '../../engine/block_device.js';
-import { BlockStore, type BatchOperation, type BlockStoreOptions, type RangeOptions } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { type BatchOperation, type BlockStoreOptions, type RangeOptions } from '../../engine/store_options.js';
 import type { Key } from '../../engine/key_codec.js';
 import type { IoUringActor } from '../../native/io_uring_actor.js';
 import type { WorkloadOperation } from './oracle.js';

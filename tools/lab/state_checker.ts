@@ -8,7 +8,8 @@
 // since; a range scan agrees with get(); verifyIntegrity passes; it closes
 // cleanly; opened again (after that close) it holds the same; it takes a
 // new write.
-import { BlockStore, STORE_RING_OPTIONS } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { STORE_RING_OPTIONS } from '../../engine/store_options.js';
 import { RingBlockDevice } from '../../engine/ring_block_device.js';
 import { IoUringActor } from '../../native/io_uring_actor.js';
 import type { IoMark, IoMutation, IoObserver } from '../../native/io_observer.js';

@@ -40,6 +40,7 @@ import { PageCache } from './page_cache.js';
 import { StoreCorruptError } from './store_error.js';
 import type { IndexEntry } from './store_index.js';
 import { CheckpointPlan } from './tree_checkpoint.js';
+import { splitPieces } from './tree_split.js';
 import { rangeEntries, type NodeSource, type RangeOptions } from './tree_cursor.js';
 import {
   branchBytes,
@@ -56,7 +57,6 @@ import {
   newLeaf,
   newPageLeaf,
   nodeMemoryBytes,
-  shortestSeparator,
   type BranchNode,
   type Child,
   type DecodedTreePage,
@@ -192,7 +192,7 @@ export class PageTree {
     this.#keySizeMax = options.keySizeMax ?? KEY_SIZE_MAX;
     if (!Number.isSafeInteger(capacityBytes) || capacityBytes <= 0) throw new RangeError(`capacityBytes must be a positive integer, got ${capacityBytes}`);
     // A branch split packs children greedily; with every child at most a
-    // third of a page each piece gets at least two (see #chunkStarts).
+    // third of a page each piece gets at least two (see tree_split.ts, chunkStarts).
     const longest = '\xff'.repeat(this.#keySizeMax);
     if (3 * childBytes(longest) > capacityBytes) {
       throw new RangeError(`capacityBytes ${capacityBytes} cannot hold 3 children with separators of ${this.#keySizeMax} bytes (${childBytes(longest)} bytes each)`);
@@ -544,7 +544,8 @@ export class PageTree {
     let node = start;
     for (;;) {
       if (node.epoch !== this.#epoch) throw new Error('ringstore: split of an immutable node');
-      const { pieces, separators } = this.#splitPieces(node, appending);
+      const { pieces, separators } = splitPieces(node, appending, this.#epoch, this.#measure);
+      this.#dirtyCreated += pieces.length;
       const parent = path.pop();
       if (parent === undefined) {
         const root = newBranch(this.#epoch, node.level + 1, separators, pieces, branchBytes(this.#measure, separators));
@@ -561,94 +562,6 @@ export class PageTree {
       }
       if (node.bytes <= this.#capacityBytes) return;
     }
-  }
-
-  #splitPieces(node: TreeNode, appending: boolean): { pieces: TreeNode[]; separators: string[] } {
-    const measure = this.#measure;
-    const pieces: TreeNode[] = [];
-    const separators: string[] = [];
-    if (node.kind === 'leaf') {
-      const split = leafArrays(node);
-      const sizes = split.keys.map((key, index) => measure.entryBytes(key, split.entries[index]!));
-      const starts = this.#chunkStarts(sizes, sizes, 1, appending);
-      for (let piece = 0; piece < starts.length; piece++) {
-        const begin = starts[piece]!;
-        const end = starts[piece + 1] ?? sizes.length;
-        if (piece > 0) separators.push(shortestSeparator(split.keys[begin - 1]!, split.keys[begin]!));
-        const keys = split.keys.slice(begin, end);
-        const entries = split.entries.slice(begin, end);
-        const leaf = newLeaf(this.#epoch, keys, entries, leafBytes(measure, keys, entries));
-        // Its entries are the split leaf's: encoded by difference from the same basis.
-        leaf.basis = node.basis;
-        pieces.push(leaf);
-      }
-    } else {
-      const first = measure.childBytes('');
-      const asFirst = node.children.map(() => first);
-      const asOther = node.children.map((_, index) => (index === 0 ? first : measure.childBytes(node.separators[index - 1]!)));
-      const starts = this.#chunkStarts(asFirst, asOther, 2, appending);
-      for (let piece = 0; piece < starts.length; piece++) {
-        const begin = starts[piece]!;
-        const end = starts[piece + 1] ?? node.children.length;
-        if (piece > 0) separators.push(node.separators[begin - 1]!);
-        const pieceSeparators = node.separators.slice(begin, end - 1);
-        pieces.push(newBranch(this.#epoch, node.level, pieceSeparators, node.children.slice(begin, end), branchBytes(measure, pieceSeparators)));
-      }
-    }
-    this.#dirtyCreated += pieces.length;
-    for (const piece of pieces) {
-      if (piece.bytes > this.#capacityBytes) throw new Error(`ringstore: split made a piece of ${piece.bytes} bytes > ${this.#capacityBytes}`);
-    }
-    return { pieces, separators };
-  }
-
-  /**
-   * Where pieces start when items of these sizes (`asFirst[i]` when item i
-   * starts a piece, `asOther[i]` otherwise) are cut into pieces of at most
-   * capacityBytes with at least `itemsMin` items. Greedy from the left gives
-   * the fewest pieces k; unless appending, the cut points are then moved to
-   * make k pieces of about equal bytes (falling back to greedy if that
-   * breaks a limit), so random inserts do not leave a full page beside a
-   * nearly empty one. With itemsMin 2 a valid greedy cut needs every item
-   * <= capacity/3 (asserted at construction): each piece but the last then
-   * holds > 2/3 capacity, so >= 3 items, and can give one to a short last piece.
-   */
-  #chunkStarts(asFirst: number[], asOther: number[], itemsMin: number, appending: boolean): number[] {
-    const capacity = this.#capacityBytes;
-    const count = asFirst.length;
-    const greedy = [0];
-    let sum = asFirst[0]!;
-    for (let index = 1; index < count; index++) {
-      if (sum + asOther[index]! > capacity) {
-        greedy.push(index);
-        sum = asFirst[index]!;
-      } else sum += asOther[index]!;
-    }
-    const lastStart = greedy[greedy.length - 1]!;
-    if (greedy.length > 1 && count - lastStart < itemsMin) greedy[greedy.length - 1] = count - itemsMin;
-    const valid = (starts: number[]): boolean => {
-      for (let piece = 0; piece < starts.length; piece++) {
-        const begin = starts[piece]!;
-        const end = starts[piece + 1] ?? count;
-        if (end - begin < itemsMin) return false;
-        let bytes = asFirst[begin]!;
-        for (let index = begin + 1; index < end; index++) bytes += asOther[index]!;
-        if (bytes > capacity) return false;
-      }
-      return true;
-    };
-    if (!valid(greedy)) throw new Error(`ringstore: no valid split of ${count} items (sizes ${asOther.join(',')}) into pages of ${capacity}`);
-    if (appending || greedy.length < 2) return greedy;
-    let total = 0;
-    for (let index = 0; index < count; index++) total += asOther[index]!;
-    const balanced = [0];
-    let before = 0;
-    for (let index = 0; index < count; index++) {
-      // Cut before the item whose middle passes the next even share.
-      if (index > 0 && balanced.length < greedy.length && before + asOther[index]! / 2 > (total * balanced.length) / greedy.length) balanced.push(index);
-      before += asOther[index]!;
-    }
-    return balanced.length === greedy.length && valid(balanced) ? balanced : greedy;
   }
 
   /**
@@ -736,7 +649,7 @@ export class PageTree {
 
   /**
    * Gives the one-child branch at `index` a child of a sibling that could
-   * not merge with it (so the sibling has >= 3 children, see #chunkStarts).
+   * not merge with it (so the sibling has >= 3 children, see tree_split.ts, chunkStarts).
    */
   #borrow(parent: BranchNode, index: number): void {
     const node = parent.children[index] as BranchNode;

@@ -1,0 +1,106 @@
+// How the page tree cuts an over-full node into pieces (engine/page_tree.ts
+// calls it from its splits): as few pieces as a greedy cut gives, then the
+// cut points moved to make the pieces about equal in bytes (unless the
+// growth was at the node's right end). Pure: no tree state.
+import {
+  branchBytes,
+  leafArrays,
+  leafBytes,
+  newBranch,
+  newLeaf,
+  shortestSeparator,
+  type PageMeasure,
+  type TreeNode,
+} from './tree_node.js';
+
+/**
+ * The pieces an over-full mutable node is cut into (new nodes of `epoch`),
+ * and the separators between them. `appending`: the growth was at the
+ * node's right end (sequential inserts), so pieces are packed full from the
+ * left. Every piece fits measure.capacityBytes (asserted).
+ */
+export function splitPieces(node: TreeNode, appending: boolean, epoch: number, measure: PageMeasure): { pieces: TreeNode[]; separators: string[] } {
+  const capacityBytes = measure.capacityBytes;
+  const pieces: TreeNode[] = [];
+  const separators: string[] = [];
+  if (node.kind === 'leaf') {
+    const split = leafArrays(node);
+    const sizes = split.keys.map((key, index) => measure.entryBytes(key, split.entries[index]!));
+    const starts = chunkStarts(sizes, sizes, 1, appending, capacityBytes);
+    for (let piece = 0; piece < starts.length; piece++) {
+      const begin = starts[piece]!;
+      const end = starts[piece + 1] ?? sizes.length;
+      if (piece > 0) separators.push(shortestSeparator(split.keys[begin - 1]!, split.keys[begin]!));
+      const keys = split.keys.slice(begin, end);
+      const entries = split.entries.slice(begin, end);
+      const leaf = newLeaf(epoch, keys, entries, leafBytes(measure, keys, entries));
+      // Its entries are the split leaf's: encoded by difference from the same basis.
+      leaf.basis = node.basis;
+      pieces.push(leaf);
+    }
+  } else {
+    const first = measure.childBytes('');
+    const asFirst = node.children.map(() => first);
+    const asOther = node.children.map((_, index) => (index === 0 ? first : measure.childBytes(node.separators[index - 1]!)));
+    const starts = chunkStarts(asFirst, asOther, 2, appending, capacityBytes);
+    for (let piece = 0; piece < starts.length; piece++) {
+      const begin = starts[piece]!;
+      const end = starts[piece + 1] ?? node.children.length;
+      if (piece > 0) separators.push(node.separators[begin - 1]!);
+      const pieceSeparators = node.separators.slice(begin, end - 1);
+      pieces.push(newBranch(epoch, node.level, pieceSeparators, node.children.slice(begin, end), branchBytes(measure, pieceSeparators)));
+    }
+  }
+  for (const piece of pieces) {
+    if (piece.bytes > capacityBytes) throw new Error(`ringstore: split made a piece of ${piece.bytes} bytes > ${capacityBytes}`);
+  }
+  return { pieces, separators };
+}
+
+/**
+ * Where pieces start when items of these sizes (`asFirst[i]` when item i
+ * starts a piece, `asOther[i]` otherwise) are cut into pieces of at most
+ * `capacity` bytes with at least `itemsMin` items. Greedy from the left gives
+ * the fewest pieces k; unless appending, the cut points are then moved to
+ * make k pieces of about equal bytes (falling back to greedy if that
+ * breaks a limit), so random inserts do not leave a full page beside a
+ * nearly empty one. With itemsMin 2 a valid greedy cut needs every item
+ * <= capacity/3 (PageTree asserts it at construction): each piece but the last then
+ * holds > 2/3 capacity, so >= 3 items, and can give one to a short last piece.
+ */
+export function chunkStarts(asFirst: number[], asOther: number[], itemsMin: number, appending: boolean, capacity: number): number[] {
+  const count = asFirst.length;
+  const greedy = [0];
+  let sum = asFirst[0]!;
+  for (let index = 1; index < count; index++) {
+    if (sum + asOther[index]! > capacity) {
+      greedy.push(index);
+      sum = asFirst[index]!;
+    } else sum += asOther[index]!;
+  }
+  const lastStart = greedy[greedy.length - 1]!;
+  if (greedy.length > 1 && count - lastStart < itemsMin) greedy[greedy.length - 1] = count - itemsMin;
+  const valid = (starts: number[]): boolean => {
+    for (let piece = 0; piece < starts.length; piece++) {
+      const begin = starts[piece]!;
+      const end = starts[piece + 1] ?? count;
+      if (end - begin < itemsMin) return false;
+      let bytes = asFirst[begin]!;
+      for (let index = begin + 1; index < end; index++) bytes += asOther[index]!;
+      if (bytes > capacity) return false;
+    }
+    return true;
+  };
+  if (!valid(greedy)) throw new Error(`ringstore: no valid split of ${count} items (sizes ${asOther.join(',')}) into pages of ${capacity}`);
+  if (appending || greedy.length < 2) return greedy;
+  let total = 0;
+  for (let index = 0; index < count; index++) total += asOther[index]!;
+  const balanced = [0];
+  let before = 0;
+  for (let index = 0; index < count; index++) {
+    // Cut before the item whose middle passes the next even share.
+    if (index > 0 && balanced.length < greedy.length && before + asOther[index]! / 2 > (total * balanced.length) / greedy.length) balanced.push(index);
+    before += asOther[index]!;
+  }
+  return balanced.length === greedy.length && valid(balanced) ? balanced : greedy;
+}

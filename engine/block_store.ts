@@ -656,17 +656,14 @@ export class BlockStore<V = unknown> {
     this.#state.checkWritable();
     const range = checkRangeOptions(options);
     let { low, lowInclusive, high, highInclusive } = range as KeyRange;
-    // A commit's header, and a delete record's bytes beside its key
-    // (QueuedWrite.payloadBytes, as #write counts them).
-    const commitHeaderBytes = 16;
-    const deleteRecordBytes = 4;
     let batchKeysMax = CLEAR_BATCH_KEYS_MAX;
     let deleted = 0;
     while (deleted < range.limit) {
       this.#state.checkWritable();
       const batch: BatchOperation<V>[] = [];
       let lastKeyString = '';
-      let payloadBytes = commitHeaderBytes;
+      // The batch's commit payload, as #write counts it (QueuedWrite.payloadBytes).
+      let payloadBytes = COMMIT_HEADER_SIZE;
       // The next keys in the tree as it is now; the pin ends before the
       // deletes are written, so their blocks can be freed and reused.
       const snapshot = this.#tree.snapshot();
@@ -675,8 +672,9 @@ export class BlockStore<V = unknown> {
         for await (const [keyString, entry] of this.#tree.entries(snapshot, { low, lowInclusive, high, highInclusive, reverse: range.reverse })) {
           this.#state.checkOpen();
           if (batch.length >= batchKeysMax || deleted + batch.length >= range.limit) break;
-          if (batch.length > 0 && payloadBytes + deleteRecordBytes + keyString.length > this.#journal.commitPayloadMax) break;
-          payloadBytes += deleteRecordBytes + keyString.length;
+          const recordBytes = deleteRecordBytes(keyString.length);
+          if (batch.length > 0 && payloadBytes + recordBytes > this.#journal.commitPayloadMax) break;
+          payloadBytes += recordBytes;
           batch.push({ type: 'del', key: keyStringToKey(keyString, entry.isString) });
           lastKeyString = keyString;
         }

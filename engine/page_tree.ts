@@ -804,7 +804,7 @@ export class PageTree {
       node.ref = ref;
       node.epoch = EPOCH_NEVER;
       node.planned = false;
-      // Copies made since hold the origin themselves; this one needs it no more.
+      // Copies made since hold the basis themselves; this one needs it no more.
       if (node.kind === 'leaf') node.basis = undefined;
     }
     // Parents point at refs now: the frozen ones of the plan and the

@@ -12,10 +12,13 @@ import { childIndexFor, isNode, leafCount, leafEntryAt, leafKeyAt, leafLowerBoun
 export const READ_AHEAD_PAGES = 4;
 /**
  * The most pages read ahead per branch on the path, which a range reaches
- * after a few leaves. A scan of 1 M keys (16-byte keys, 100-byte values,
- * ~23 k uncached leaves, O_DIRECT on virtio) was half idle waiting for
- * reads at 4 pages: 306-314 k keys/s; 361-370 k at 16, 370-376 k at 64
- * (2 alternating runs each).
+ * after 3 leaves. A scan of 1 M keys (16-byte keys, 100-byte values, ~23 k
+ * uncached leaves, O_DIRECT on virtio) was half idle waiting for reads at a
+ * fixed 4 pages: 306-314 k keys/s; 361-370 k at 16, 370-376 k at 64 (2
+ * alternating runs each), no difference past 16 within the noise. 32 is
+ * between them, for a device slower than this one, and still bounds what
+ * a range has in flight: 32 reads a level (each a pooled page buffer), and
+ * a range stopped early has read up to a window of leaves it never used.
  */
 export const READ_AHEAD_PAGES_MAX = 32;
 

@@ -48,9 +48,12 @@ export interface TreePageIo {
   /**
    * Reads and decodes the page at `ref`, which must be at `level` (0 for a
    * leaf); rejects with StoreCorruptError on damage (a CRC mismatch, a bad
-   * encoding). The tree checks the decoded structure again (order, counts,
-   * level, size, bounds) and rejects with StoreCorruptError itself.
-   * The returned arrays become the tree's: the codec must not reuse them.
+   * encoding). A leaf comes as a LeafPage (the real codec: its key order
+   * checked by the codec, format/page.ts scanLeafRecords) or as arrays (the
+   * tests' fake codec). The tree checks the rest of the structure again
+   * (counts, level, size, key sizes, bounds; the order of arrays) and
+   * rejects with StoreCorruptError itself. What is returned becomes the
+   * tree's: the codec must not reuse it.
    */
   read(ref: PageRef, level: number): Promise<DecodedTreePage>;
 }
@@ -168,37 +171,51 @@ export function copyNode(node: TreeNode, epoch: number): TreeNode {
   return copy;
 }
 
+// The readers of a leaf of either form below are on the paths of gets and
+// ranges: they take the arrays field by field (keysOf, entriesOf) rather
+// than through leafArrays, whose result is an object a call.
+
 /** Number of records of a leaf, in either form. */
 export function leafCount(leaf: LeafNode): number {
-  return leaf.page !== undefined ? leaf.page.count : leafArrays(leaf).keys.length;
+  return leaf.page !== undefined ? leaf.page.count : keysOf(leaf).length;
 }
 
 /** The entry of `key` in a leaf of either form, or undefined. */
 export function leafFind(leaf: LeafNode, key: string): IndexEntry | undefined {
   if (leaf.page !== undefined) return leaf.page.find(key);
-  const { keys, entries } = leafArrays(leaf);
+  const keys = keysOf(leaf);
   const index = lowerBound(keys, key);
-  return keys[index] === key ? entries[index] : undefined;
+  return keys[index] === key ? entriesOf(leaf)[index] : undefined;
 }
 
 /** Record `index`'s key, in a leaf of either form. */
 export function leafKeyAt(leaf: LeafNode, index: number): string {
-  return leaf.page !== undefined ? leaf.page.keyAt(index) : leafArrays(leaf).keys[index]!;
+  return leaf.page !== undefined ? leaf.page.keyAt(index) : keysOf(leaf)[index]!;
 }
 
 /** Record `index`'s entry, in a leaf of either form (a new object each call in page form). */
 export function leafEntryAt(leaf: LeafNode, index: number): IndexEntry {
-  return leaf.page !== undefined ? leaf.page.entryAt(index) : leafArrays(leaf).entries[index]!;
+  return leaf.page !== undefined ? leaf.page.entryAt(index) : entriesOf(leaf)[index]!;
 }
 
 /** lowerBound of `key` in a leaf of either form. */
 export function leafLowerBound(leaf: LeafNode, key: string): number {
-  return leaf.page !== undefined ? leaf.page.lowerBound(key) : lowerBound(leafArrays(leaf).keys, key);
+  return leaf.page !== undefined ? leaf.page.lowerBound(key) : lowerBound(keysOf(leaf), key);
 }
 
 /** upperBound of `key` in a leaf of either form. */
 export function leafUpperBound(leaf: LeafNode, key: string): number {
-  return leaf.page !== undefined ? leaf.page.upperBound(key) : upperBound(leafArrays(leaf).keys, key);
+  return leaf.page !== undefined ? leaf.page.upperBound(key) : upperBound(keysOf(leaf), key);
+}
+
+function keysOf(leaf: LeafNode): string[] {
+  if (leaf.keys === undefined) throw new Error('ringstore: a leaf without keys in neither form');
+  return leaf.keys;
+}
+
+function entriesOf(leaf: LeafNode): IndexEntry[] {
+  if (leaf.entries === undefined) throw new Error('ringstore: a leaf without entries in neither form');
+  return leaf.entries;
 }
 
 // Estimates of a decoded node's memory in V8, from the usual sizes of its

@@ -1,6 +1,7 @@
 // TreePages: the page tree's pages on the device. Reads a page, checks it
 // against the reference its parent holds (block, checksum, level) through
-// format/page.ts, and hands the tree its keys and entries; encodes the
+// format/page.ts, and hands the tree a leaf as a LeafPage (its records as
+// the page holds them) or a branch's separators and children; encodes the
 // pages a checkpoint writes. The one place where tree nodes meet bytes.
 import { FormatError } from '../format/format_error.js';
 import {
@@ -108,7 +109,7 @@ export class TreePages implements TreePageIo {
 
   /**
    * encode() of a leaf of a running checkpoint plan: by difference from the
-   * image of the page it was copied from, when that was read from disk,
+   * page it was copied from when that was read from disk (its basis),
    * copying the records they share.
    */
   encodeLeaf(leaf: LeafNode, block: number, checkpointSequence: number, bytes: Uint8Array): number {

@@ -534,11 +534,11 @@ export interface PageHeader {
   readonly pageSize: number;
 }
 
-// decodePage in steps, for a reader that decodes a leaf's records from a
-// copy of its used bytes (engine/tree_pages.ts): checkPageHeader on the
-// page as read, readLeafRecords on the copy, checkPageTail on the page.
-// Called in that order they check exactly what decodePage checks, and fail
-// with the same reasons.
+// decodePage in steps, for a reader that keeps a leaf's records in a copy
+// of its used bytes (engine/tree_pages.ts): checkPageHeader on the page as
+// read, scanLeafRecords (or readLeafRecords) on the copy, checkPageTail on
+// the page. Called in that order they check exactly what decodePage
+// checks, and fail with the same reasons.
 
 /**
  * decodePage's first step: the header (magic, CRC over the whole page,

@@ -1,0 +1,77 @@
+// The tree's checks of a leaf read in page form (PageTree #checkedPageLeaf,
+// over real pages: the fake store of page_tree.test.ts gives arrays) refuse
+// what the array path refuses: keys outside the bounds the parent's
+// separators give, keys over keySizeMax; and accept a key at its low bound.
+// (Written by a reviewer of the page-form change.)
+import assert from 'node:assert/strict';
+
+import type { BlockDevice } from '../../engine/block_device.js';
+import { PageTree, type PageRef } from '../../engine/page_tree.js';
+import type { IndexEntry } from '../../engine/store_index.js';
+import { StoreCorruptError } from '../../engine/store_error.js';
+import { TreePages, type TreeGeometry } from '../../engine/tree_pages.js';
+import { branchChildBytes, encodeBranchPageOfKeyStrings, encodeLeafPageOfKeyStrings, leafEntryBytes, pageCapacityBytes, pageSizeFor } from '../../format/page.js';
+
+const BLOCK_SIZE = 4096;
+const PAGE_SIZE = pageSizeFor(BLOCK_SIZE);
+const GEOMETRY: TreeGeometry = { blockSize: BLOCK_SIZE, pageSize: PAGE_SIZE, storeTag: 0x5eed, dataStartBlock: 10, blockCount: 1 << 20 };
+
+function setup(keySizeMax?: number) {
+  const blocks = new Map<number, Uint8Array>();
+  const device = { ioAlignment: 512, async read(position: number, buffer: Uint8Array) { buffer.set(blocks.get(position / BLOCK_SIZE)!); } } as unknown as BlockDevice;
+  const pages = new TreePages(device, () => GEOMETRY);
+  const leaf = (block: number, keys: string[]): PageRef => {
+    const page = Buffer.alloc(PAGE_SIZE);
+    const entries: IndexEntry[] = keys.map((_, i) => ({ isString: true, value: Uint8Array.of(i) }));
+    const crc = encodeLeafPageOfKeyStrings(page, { address: block, checkpointSequence: 1, storeTag: GEOMETRY.storeTag }, keys, entries);
+    blocks.set(block, page);
+    return { block, crc };
+  };
+  const branch = (block: number, separators: string[], children: PageRef[]): PageRef => {
+    const page = Buffer.alloc(PAGE_SIZE);
+    const crc = encodeBranchPageOfKeyStrings(page, { address: block, checkpointSequence: 1, storeTag: GEOMETRY.storeTag }, 1, separators, children);
+    blocks.set(block, page);
+    return { block, crc };
+  };
+  const tree = (root: PageRef, level: number, keyCount: number) =>
+    new PageTree(
+      {
+        io: pages,
+        entryBytes: (key, entry) => leafEntryBytes(key.length, { kind: 'inline', bytes: entry.value as Uint8Array }),
+        childBytes: (s) => branchChildBytes(s.length),
+        capacityBytes: pageCapacityBytes(PAGE_SIZE),
+        cacheBytesMax: 1 << 20,
+        ...(keySizeMax === undefined ? {} : { keySizeMax }),
+      },
+      { ref: root, level },
+      keyCount,
+    );
+  return { leaf, branch, tree };
+}
+
+describe('PageTree: a leaf read in page form is checked against the tree', () => {
+  it('refuses a leaf with a key below its parent\'s separator', async () => {
+    const { leaf, branch, tree } = setup();
+    const root = branch(30, ['m'], [leaf(20, ['a', 'b']), leaf(21, ['l', 'n'])]);
+    await assert.rejects(tree(root, 1, 4).get('n'), (e: unknown) => e instanceof StoreCorruptError && /a key below the bound/.test((e as Error).message));
+  });
+  it('refuses a leaf with a key at its parent\'s separator on the left', async () => {
+    const { leaf, branch, tree } = setup();
+    const root = branch(30, ['m'], [leaf(20, ['a', 'm']), leaf(21, ['n'])]);
+    await assert.rejects(tree(root, 1, 3).get('a'), (e: unknown) => e instanceof StoreCorruptError && /at or above the bound/.test((e as Error).message));
+  });
+  it('accepts keys equal to the low bound and prefixes of the high bound', async () => {
+    const { leaf, branch, tree } = setup();
+    const root = branch(30, ['m\x80'], [leaf(20, ['a', 'm', 'm\x7f\xff']), leaf(21, ['m\x80', 'm\x80\x00', '\xff'])]);
+    const t = tree(root, 1, 6);
+    assert.deepEqual([...((await t.get('m\x7f\xff'))!.value as Uint8Array)], [2]);
+    assert.deepEqual([...((await t.get('m\x80'))!.value as Uint8Array)], [0]);
+    assert.equal(await t.get('m\x80\x01'), undefined);
+    t.checkInvariants();
+  });
+  it('refuses a leaf with a key over keySizeMax', async () => {
+    const { leaf, tree } = setup(8);
+    const root = leaf(20, ['a', 'b'.repeat(9)]);
+    await assert.rejects(tree(root, 0, 2).get('a'), (e: unknown) => e instanceof StoreCorruptError && /is not a key/.test((e as Error).message));
+  });
+});

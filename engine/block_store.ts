@@ -73,6 +73,7 @@ import {
 } from './store_options.js';
 import { checkIntegrity, type IntegrityReport } from './integrity_check.js';
 import { TreePages, type TreeGeometry } from './tree_pages.js';
+import { NOT_IN_TAIL, ReplayOverlay } from './replay_overlay.js';
 import { replayWal } from './wal_replay.js';
 import { createValueReadStream, createValueWriteStream, storedEntries, type StoredEntry, type StreamParts } from './value_streams.js';
 import { valueCodec, type ValueCodec, type ValueEncoding } from './value_codec.js';
@@ -116,6 +117,8 @@ export class BlockStore<V = unknown> {
   #closing: Promise<void> | undefined;
   /** Opened with readOnly (the state refuses writes; close writes nothing). */
   readonly #readOnly: boolean;
+  /** The WAL tail recovered at open while its replay runs (undefined once it has applied it). */
+  #replay: ReplayOverlay | undefined;
 
   private constructor(
     path: string,
@@ -172,8 +175,19 @@ export class BlockStore<V = unknown> {
       checkpointer: this.#checkpointer,
       growth: this.#growth,
       state,
+      replayPending: () => this.#replay !== undefined && !this.#replay.failed,
     });
-    this.#streamParts = { blockSize, state, tree, space: this.#space, grid: this.#grid, journal: this.#journal, growth: this.#growth };
+    this.#streamParts = {
+      blockSize,
+      state,
+      tree,
+      space: this.#space,
+      grid: this.#grid,
+      journal: this.#journal,
+      growth: this.#growth,
+      entryNow: (keyString) => this.#entryNow(keyString),
+      replayed: () => this.#replayed(),
+    };
   }
 
   /**
@@ -294,11 +308,20 @@ export class BlockStore<V = unknown> {
       // sequence numbers: they only matter to the next writer, which erases them.
       if (!readOnly && recovered.slotsToRepair.length > 0) await store.#checkpointer.writeSuperblockSlots(recovered.superblock, recovered.slotsToRepair);
       if (!readOnly && recovered.staleBlocks.length > 0) await store.#checkpointer.eraseWalBlocks(recovered.staleBlocks);
-      await replayWal(
-        { tree, allocator: recovered.allocator, space: store.#space, journal: store.#journal, checkpointer: store.#checkpointer, readOnly },
-        recovered.superblock,
-        recovered.pendingCommits,
-      );
+      if (recovered.pendingCommits.length > 0) {
+        // The tail is read and checked: open returns, and the replay goes on
+        // in the background (ReplayOverlay: point reads see the tail at once,
+        // everything else waits for it).
+        const replayParts = { tree, allocator: recovered.allocator, space: store.#space, journal: store.#journal, checkpointer: store.#checkpointer, readOnly };
+        const overlay = new ReplayOverlay(recovered.pendingCommits, (commitApplied) => replayWal(replayParts, recovered.superblock, recovered.pendingCommits, commitApplied));
+        store.#replay = overlay;
+        overlay.settled().then(
+          () => {
+            if (store.#replay === overlay) store.#replay = undefined;
+          },
+          (error: unknown) => store.#state.fail(error),
+        );
+      }
       return store;
     } catch (error) {
       if (storeFile !== undefined && !formatted) await storeFile.abandon();
@@ -382,7 +405,7 @@ export class BlockStore<V = unknown> {
     try {
       this.#state.checkOpen();
       const keyString = toKeyString(key);
-      const entry = this.#tree.getCached(keyString);
+      const entry = this.#entryNow(keyString);
       if (entry === NOT_CACHED) return this.#getUncached(keyString) as Promise<V | undefined>;
       if (entry === undefined) return Promise.resolve(undefined);
       if (entry.value instanceof Uint8Array) return Promise.resolve(this.#decodeValue(keyString, entry, entry.value, false) as V);
@@ -397,12 +420,42 @@ export class BlockStore<V = unknown> {
     try {
       this.#state.checkOpen();
       const keyString = toKeyString(key);
-      const entry = this.#tree.getCached(keyString);
+      const entry = this.#entryNow(keyString);
       if (entry !== NOT_CACHED) return Promise.resolve(entry !== undefined);
       return this.#lookUp(keyString, async (found) => found !== undefined);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * The entry of `keyString` now, if it takes no IO: the WAL tail's while
+   * the replay runs (ReplayOverlay) and the tail touches the key, else the
+   * pages' in memory; NOT_CACHED when a page on its path must be read (the
+   * tree then has the key's entry: the tail does not touch it).
+   */
+  #entryNow(keyString: string): IndexEntry | undefined | typeof NOT_CACHED {
+    const replay = this.#replay;
+    if (replay !== undefined) {
+      const tail = replay.lookUp(keyString);
+      if (tail !== NOT_IN_TAIL) return tail;
+    }
+    return this.#tree.getCached(keyString);
+  }
+
+  /**
+   * Resolves once the WAL tail recovered at open is in the tree (at once
+   * when there was none, as after a clean close); rejects with the error
+   * that stopped its replay (then the store has failed). Point reads do not
+   * wait for it; writes, ranges, counts, checkpoints and close do.
+   */
+  whenRecovered(): Promise<void> {
+    return this.#replay?.settled() ?? Promise.resolve();
+  }
+
+  /** Waits for the replay of the WAL tail, if one runs (whenRecovered). */
+  #replayed(): Promise<void> | undefined {
+    return this.#replay?.settled();
   }
 
   /** get() when a page on the key's path is not in memory. */
@@ -464,7 +517,7 @@ export class BlockStore<V = unknown> {
     }
     // One synchronous step: the entries of cached paths, the snapshot for
     // the others and the read epoch are all of the same moment.
-    const entries: (IndexEntry | undefined | typeof NOT_CACHED)[] = keyStrings.map((keyString) => this.#tree.getCached(keyString));
+    const entries: (IndexEntry | undefined | typeof NOT_CACHED)[] = keyStrings.map((keyString) => this.#entryNow(keyString));
     const snapshot = entries.includes(NOT_CACHED) ? this.#tree.snapshot() : undefined;
     const epoch = this.#space.beginRead();
     try {
@@ -556,6 +609,7 @@ export class BlockStore<V = unknown> {
   async count(options: KeyRangeOptions = {}): Promise<number> {
     this.#state.checkOpen();
     const range = checkRangeOptions(options);
+    await this.#replayed();
     if (range.low === undefined && range.high === undefined) return Math.min(this.#tree.size, range.limit);
     let counted = 0;
     if (counted >= range.limit) return counted;
@@ -580,6 +634,7 @@ export class BlockStore<V = unknown> {
    */
   async *#entries(range: CheckedRange, withValues: boolean): AsyncGenerator<[Key, V | undefined]> {
     const { low, lowInclusive, high, highInclusive, reverse, limit } = range;
+    await this.#replayed();
     const snapshot = this.#tree.snapshot();
     // The snapshot's pages and extent values must stay readable for the whole
     // iteration: pin them (no trim, no reuse) until it ends. An iterator that
@@ -655,6 +710,7 @@ export class BlockStore<V = unknown> {
   async clear(options: KeyRangeOptions = {}): Promise<number> {
     this.#state.checkWritable();
     const range = checkRangeOptions(options);
+    await this.#replayed();
     let { low, lowInclusive, high, highInclusive } = range as KeyRange;
     let batchKeysMax = CLEAR_BATCH_KEYS_MAX;
     let deleted = 0;
@@ -754,6 +810,8 @@ export class BlockStore<V = unknown> {
   /** Writes a checkpoint now and frees the WAL space it covers. */
   async checkpoint(): Promise<void> {
     this.#state.checkWritable();
+    await this.#replayed();
+    this.#state.checkWritable();
     await this.#journal.flushCommits();
     await this.#journal.checkpoint();
   }
@@ -782,6 +840,8 @@ export class BlockStore<V = unknown> {
     this.#state.beginClose();
     this.#closing = (async () => {
       try {
+        // The tail is replayed before the checkpoint that covers it (a failed replay has failed the store: nothing is written).
+        await this.#replay?.settled().catch(() => undefined);
         await this.#journal.flushCommits().catch(() => undefined);
         // A growth under way ends before the device closes under it.
         await this.#growth.settled();
@@ -823,17 +883,18 @@ export class BlockStore<V = unknown> {
     } catch (error) {
       return Promise.reject(error);
     }
-    return checkIntegrity({
-      state: this.#state,
-      journal: this.#journal,
-      checkpointer: this.#checkpointer,
-      tree: this.#tree,
-      space: this.#space,
-      pageBlocks: this.#pageBlocks,
-      readValue: (entry) => this.#readValue(entry),
-    });
+    return this.whenRecovered().then(() =>
+      checkIntegrity({
+        state: this.#state,
+        journal: this.#journal,
+        checkpointer: this.#checkpointer,
+        tree: this.#tree,
+        space: this.#space,
+        pageBlocks: this.#pageBlocks,
+        readValue: (entry) => this.#readValue(entry),
+      }),
+    );
   }
-
 
   /**
    * stats().lastCommitSequence without the rest of stats(): what an
@@ -879,6 +940,7 @@ export class BlockStore<V = unknown> {
       dirtyPages: this.#tree.dirtyNodeCountMax,
       growths: this.#growth.growthCount,
       checkpointWaits: this.#journal.checkpointWaitCount,
+      tailCommitsToReplay: this.#replay?.commitsToApply ?? 0,
     };
   }
 
@@ -890,6 +952,9 @@ export class BlockStore<V = unknown> {
    * (store_growth.ts), up to GROWTH_ATTEMPTS_MAX times.
    */
   #write(operations: BatchOperation[], attempt = 0): Promise<PendingWrite> {
+    // A write applies after the WAL tail: it takes blocks and commits once the replay has ended.
+    // (open's handler, attached first, has dropped the overlay by the time this one runs.)
+    if (this.#replay !== undefined) return this.#replay.settled().then(() => this.#write(operations, attempt));
     const write: QueuedWrite = { operations: [], dataWrites: [], dataBlocks: [], payloadBytes: COMMIT_HEADER_SIZE };
     /** Blocks the write's extent values take. */
     let valueBlocks = 0;

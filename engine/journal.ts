@@ -151,6 +151,8 @@ export interface JournalParts {
   /** Grows the store when a commit or checkpoint finds no room. */
   growth: StoreGrowth;
   state: StoreState;
+  /** Whether the WAL tail recovered at open is still being replayed (ReplayOverlay): no commit may begin before it ends. */
+  replayPending: () => boolean;
 }
 
 export class Journal {
@@ -167,6 +169,7 @@ export class Journal {
   readonly #grid: Grid;
   readonly #checkpointer: Checkpointer;
   readonly #growth: StoreGrowth;
+  readonly #replayPending: () => boolean;
   /** Times a commit waited for a checkpoint's progress because its pages had used their allowance (backpressure). */
   #checkpointsWaitedFor = 0;
   readonly #state: StoreState;
@@ -209,6 +212,7 @@ export class Journal {
     this.#checkpointer = parts.checkpointer;
     this.#policy = new CheckpointPolicy(parts);
     this.#growth = parts.growth;
+    this.#replayPending = parts.replayPending;
     this.#state = parts.state;
     this.#nextSequence = parts.nextSequence;
     this.#durableSequence = parts.nextSequence - 1;
@@ -453,6 +457,9 @@ export class Journal {
    * CommitRefused or ERR_STORE_FULL (nothing written) or an IO error.
    */
   async #begin(writes: PendingWrite[], operationCount: number, payloadBytes: number): Promise<InFlightCommit> {
+    // The façade holds writes back until the replay ends: a commit applied
+    // before the tail would be overwritten by it (a bug; fails the store).
+    if (this.#replayPending()) throw new Error(`ringstore: commit ${this.#nextSequence} began while the WAL tail was still being replayed`);
     const writer = this.#commitWriter;
     writer.reset();
     const recordsDurable = this.#durableSequence;

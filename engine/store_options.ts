@@ -125,7 +125,11 @@ export interface RangeOptions extends KeyRangeOptions {
 
 /** What BlockStore.stats() reports: counts of keys, blocks, caches, commits and checkpoints. */
 export interface BlockStoreStats {
-  /** Keys in the store. */
+  /**
+   * Keys in the store. While the WAL tail recovered at open is being
+   * replayed (tailCommitsToReplay > 0) it counts the tree so far, not the
+   * tail's keys; count() waits for the replay and is exact.
+   */
   keys: number;
   /** Blocks of the whole store: superblocks, WAL and data region. */
   blocksTotal: number;
@@ -177,6 +181,8 @@ export interface BlockStoreStats {
    * written (backpressure that keeps memory bounded).
    */
   checkpointWaits: number;
+  /** Commits of the WAL tail recovered at open that the background replay has yet to apply to the tree (0 once whenRecovered() resolves). */
+  tailCommitsToReplay: number;
 }
 
 /**

@@ -50,6 +50,10 @@ export interface StreamParts {
   grid: Grid;
   journal: Journal;
   growth: StoreGrowth;
+  /** A key's entry now if it takes no IO, the WAL tail's while the replay runs (ReplayOverlay); NOT_CACHED otherwise. */
+  entryNow: (keyString: string) => IndexEntry | undefined | typeof NOT_CACHED;
+  /** Waits for the replay of the WAL tail if one runs: writes and iterations start after it. */
+  replayed: () => Promise<void> | undefined;
 }
 
 /**
@@ -89,6 +93,9 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
   let handedOver = false;
   /** Blocks for the stream's data; with no room, the store grows first where it can. */
   const allocate = async (blockCount: number, extentsMax: number): Promise<Extent[]> => {
+    // Blocks are taken (and the put committed) after the WAL tail's replay.
+    await parts.replayed();
+    state.checkWritable();
     for (let attempt = 0; ; attempt++) {
       try {
         return space.allocate(blockCount, extentsMax);
@@ -253,7 +260,7 @@ export function createValueReadStream(parts: StreamParts, key: Key): Readable {
   const keyString = toKeyString(key);
   const isStringKey = typeof key === 'string';
   const lookUp = async (): Promise<IndexEntry | undefined> => {
-    const cached = parts.tree.getCached(keyString);
+    const cached = parts.entryNow(keyString);
     if (cached !== NOT_CACHED) return cached;
     try {
       return await parts.tree.get(keyString);
@@ -407,6 +414,8 @@ export interface StoredEntry {
 /** Every entry of the store in its stored form, in key order, over a snapshot taken when iteration starts. */
 export async function* storedEntries(parts: StreamParts): AsyncGenerator<StoredEntry> {
   const { state, space, tree } = parts;
+  state.checkOpen();
+  await parts.replayed();
   state.checkOpen();
   const snapshot = tree.snapshot();
   // The snapshot's pages and values stay readable (no trim, no reuse) until the iteration ends.

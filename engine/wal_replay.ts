@@ -31,8 +31,10 @@ export interface WalReplayParts {
 }
 
 /**
- * Replays `commits` (recovery's pendingCommits, in order). With no room for
- * a checkpoint in the middle, the replay goes on without one.
+ * Replays `commits` (recovery's pendingCommits, in order), calling
+ * `commitApplied` after each. With no room for a checkpoint in the middle,
+ * the replay goes on without one. It runs after open has returned
+ * (ReplayOverlay): reads of the store go on meanwhile, writes wait for it.
  *
  * One commit at a time: its pages are read (prepare()'s rounds read all
  * of a level at once, a commit's ~1000 leaves in one round), then it is
@@ -42,7 +44,7 @@ export interface WalReplayParts {
  * the next commit's pages while one is applied (no gain measurable on the
  * shared 2-core host, where the replay is CPU-bound).
  */
-export async function replayWal(parts: WalReplayParts, superblock: Superblock, commits: readonly PendingCommit[]): Promise<void> {
+export async function replayWal(parts: WalReplayParts, superblock: Superblock, commits: readonly PendingCommit[], commitApplied: () => void = () => undefined): Promise<void> {
   const { tree, allocator, space, journal, checkpointer } = parts;
   let checkpointsFit = !parts.readOnly;
   for (let i = 0; i < commits.length; i++) {
@@ -50,8 +52,9 @@ export async function replayWal(parts: WalReplayParts, superblock: Superblock, c
     try {
       applyWalCommit(tree, allocator, superblock, commits[i]);
     } finally {
-      tree.release(prepared);
+      for (const paths of prepared) tree.release(paths);
     }
+    commitApplied();
     if (!checkpointsFit || i + 1 === commits.length || !journal.replayCheckpointDue()) continue;
     const held = space.holdForReplay(valueExtentsOf(commits.slice(i + 1)));
     try {

@@ -70,6 +70,8 @@ async function checkAll(store: BlockStore, expected: Expected, what: string): Pr
   for (const [key, value] of expected.inline) {
     if (checked++ % 29 === 0) assert.deepEqual(await store.get(key), value, `${what}: ${key}`);
   }
+  // count() waits for the background replay; stats() then counts every key too.
+  assert.equal(await store.count(), expected.inline.size + expected.extents.size, what);
   assert.equal(store.stats().keys, expected.inline.size + expected.extents.size, what);
   await store.verifyIntegrity();
 }
@@ -92,6 +94,7 @@ describe('BlockStore recovery with checkpoints during replay', function () {
     const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, image);
     const store = await BlockStore.open('reader', { device, cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' });
     try {
+      await store.whenRecovered();
       const stats = store.stats();
       assert.ok(stats.checkpoints >= 2, `${stats.checkpoints} checkpoints during the replay`);
       // Replay's budget is 8 × 256 pages (REPLAY_DIRTY_BUDGET_FACTOR × DIRTY_PAGES_MIN), and one commit adds at most ~2 × its keys.
@@ -103,9 +106,10 @@ describe('BlockStore recovery with checkpoints during replay', function () {
   });
 
   it('keeps every value when power fails during a replay that writes checkpoints', async () => {
-    // How many operations an undisturbed replay (the open alone) takes.
+    // How many operations an undisturbed open and replay take.
     const probe = new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, image);
     const probed = await BlockStore.open('reader', { device: probe, cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' });
+    await probed.whenRecovered();
     const openOps = probe.opCount;
     await probed.close();
     const points = 4;

@@ -1,0 +1,81 @@
+// ReplayOverlay: the WAL tail an open recovered, readable before the replay
+// has applied it to the page tree. Opening after a crash reads and checks
+// the tail (recovery.ts), then returns; the replay (wal_replay.ts) goes on in
+// the background, reading and copying a leaf for about every record, which
+// is most of a crash-open's time and grows with the tail.
+//
+// Meanwhile point reads (get, has, getMany, read streams) look the key up
+// here first: the overlay holds each key's last entry in the tail (or its
+// delete), which is its value once the replay ends, so a read sees the same
+// value whether the replay has reached its key or not. A key the tail does
+// not touch has the same value in the tree before and after the replay.
+//
+// What needs the whole tree as it will be — writes (they apply after the
+// tail, in sequence order, and a delete reports whether its key existed),
+// ranges, counts, checkpoints, integrity checks, close — waits for the
+// replay (settled()). A replay that fails (damage on its path: a page, the
+// free set) fails the store; the waiting calls reject with its error, and
+// point reads go on through the overlay and the tree (every byte they
+// return is still checked).
+import type { PendingCommit } from './recovery.js';
+import type { IndexEntry } from './store_index.js';
+
+/** lookUp()'s answer for a key the WAL tail does not touch: ask the tree. */
+export const NOT_IN_TAIL: unique symbol = Symbol('ringstore.NOT_IN_TAIL');
+
+export class ReplayOverlay {
+  /** Each key's last entry in the tail; null for a delete. */
+  readonly #lastEntries = new Map<string, IndexEntry | null>();
+  readonly #settled: Promise<void>;
+  #commitsToApply: number;
+  #failure: unknown;
+
+  /**
+   * Indexes `commits` (in sequence order) and starts `replay`, which calls
+   * its argument after applying each commit.
+   */
+  constructor(commits: readonly PendingCommit[], replay: (commitApplied: () => void) => Promise<void>) {
+    for (const commit of commits) {
+      for (const { key, entry } of commit.operations) this.#lastEntries.set(key, entry ?? null);
+    }
+    this.#commitsToApply = commits.length;
+    this.#settled = replay(() => this.#commitsToApply--).then(
+      () => {
+        if (this.#commitsToApply !== 0) throw new Error(`ringstore: the replay ended with ${this.#commitsToApply} commits of the tail not applied`);
+        this.#lastEntries.clear();
+      },
+      (error: unknown) => {
+        this.#failure = error ?? new Error('the WAL replay failed');
+        throw this.#failure;
+      },
+    );
+    // The failure reaches callers through settled(); it is never unhandled.
+    this.#settled.catch(() => undefined);
+  }
+
+  /** Commits of the tail the replay has yet to apply (0 once it has ended). */
+  get commitsToApply(): number {
+    return this.#commitsToApply;
+  }
+
+  /** Whether the replay has failed (settled() rejects with its error). */
+  get failed(): boolean {
+    return this.#failure !== undefined;
+  }
+
+  /**
+   * The entry the tail leaves `keyString` with (undefined: deleted), or
+   * NOT_IN_TAIL. Once the replay has applied everything the tree answers
+   * for every key, so this always says NOT_IN_TAIL.
+   */
+  lookUp(keyString: string): IndexEntry | undefined | typeof NOT_IN_TAIL {
+    const entry = this.#lastEntries.get(keyString);
+    if (entry === undefined) return NOT_IN_TAIL;
+    return entry ?? undefined;
+  }
+
+  /** Resolves once every commit of the tail is in the tree; rejects with what stopped the replay. */
+  settled(): Promise<void> {
+    return this.#settled;
+  }
+}

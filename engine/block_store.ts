@@ -827,7 +827,9 @@ export class BlockStore<V = unknown> {
     // A read-only store has written nothing to make durable (and the durable
     // marker commit of a sync: false flush would be a write).
     if (this.#readOnly) return Promise.resolve();
-    return this.#journal.flush();
+    // With sync: false its durable marker is a commit: after the replay, as every write.
+    const replayed = this.#replayed();
+    return replayed === undefined ? this.#journal.flush() : replayed.then(() => this.#journal.flush());
   }
 
   /**

@@ -65,7 +65,19 @@ export function keyStringToKey(keyString: string, isString: boolean): Key {
   return ASCII.test(keyString) ? keyString : Buffer.from(keyString, 'latin1').toString('utf8');
 }
 
-/** Key string of bytes read from disk. */
+/**
+ * Node's latin1 decoder applied to a view, without a Buffer object per key.
+ * It is the method behind Buffer#toString('latin1') (Node 20 to 24) but not
+ * a documented API: where a Node lacks it, the documented path (a Buffer
+ * over the same bytes).
+ */
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: (this: Uint8Array, start: number, end: number) => string }).latin1Slice;
+export const latin1Of: (bytes: Uint8Array, start: number, end: number) => string =
+  typeof latin1Slice === 'function'
+    ? (bytes, start, end) => latin1Slice.call(bytes, start, end)
+    : (bytes, start, end) => Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString('latin1');
+
+/** Key string of bytes read from disk (a WAL record's key: one per record a recovery reads). */
 export function bytesToKeyString(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  return latin1Of(bytes, 0, bytes.length);
 }

@@ -19,20 +19,9 @@ import {
   leafRecordKeyLength,
   leafRecordKeyStart,
 } from '../format/page.js';
+import { latin1Of } from './key_codec.js';
 import { PageInlineEntry } from './page_entry.js';
 import type { IndexEntry } from './store_index.js';
-
-/**
- * Node's latin1 decoder applied to a view, without a Buffer object per key.
- * It is the method behind Buffer#toString('latin1') (Node 20 to 24) but not
- * a documented API: where a Node lacks it, the documented path (a Buffer
- * over the same bytes).
- */
-const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: (this: Uint8Array, start: number, end: number) => string }).latin1Slice;
-export const latin1Of: (bytes: Uint8Array, start: number, end: number) => string =
-  typeof latin1Slice === 'function'
-    ? (bytes, start, end) => latin1Slice.call(bytes, start, end)
-    : (bytes, start, end) => Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString('latin1');
 
 export class LeafPage {
   /**

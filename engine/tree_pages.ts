@@ -16,7 +16,8 @@ import {
 } from '../format/page.js';
 import type { BlockDevice } from './block_device.js';
 import { BufferPool } from './buffer_pool.js';
-import { latin1Of, LeafPage } from './leaf_page.js';
+import { latin1Of } from './key_codec.js';
+import { LeafPage } from './leaf_page.js';
 import type { DecodedTreePage, PageRef, TreePageIo } from './page_tree.js';
 import { leafArrays, type LeafNode } from './tree_node.js';
 import { StoreCorruptError } from './store_error.js';

@@ -187,6 +187,20 @@ describe('BlockStore replaying the WAL tail in the background', function () {
     }
   });
 
+  it('flushes a sync: false store opened during the replay without failing it (the durable marker commits after the tail)', async () => {
+    const store = await BlockStore.open('reader', { device: new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, image), cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary', sync: false });
+    try {
+      assert.ok(store.stats().tailCommitsToReplay > 0);
+      await store.flush();
+      await store.put('after', Buffer.from('flush'));
+      await store.flush();
+      assert.deepEqual(await store.get('after'), Buffer.from('flush'));
+      assert.equal(await store.count(), model.size + 1);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('fails the store when the replay cannot read a page: writes, ranges and whenRecovered reject, point reads stay right', async () => {
     const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, image);
     let failReads = false;

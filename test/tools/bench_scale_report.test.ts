@@ -18,6 +18,7 @@ function measurement(overrides: Partial<ScaleMeasurement>): ScaleMeasurement {
     closeMs: 10,
     openMs: 10,
     crashOpenMs: 100,
+    crashRecoveredMs: 400,
     crashWalFill: 0.45,
     getCount: 1_000_000,
     getsPerSecond: 500_000,

@@ -23,6 +23,8 @@ export interface ScaleMeasurement {
   openMs: number;
   /** open after the process was killed (SIGKILL) following its last acknowledged batch. */
   crashOpenMs: number;
+  /** From the start of that open until the store has applied what it recovered (writes are accepted): crashOpenMs for stores that recover within open. */
+  crashRecoveredMs: number;
   /** The store's WAL fill (0..1) at the kill, for stores that report one. */
   crashWalFill: number;
   /** Random gets over all keys right after the reopen, one at a time (SCALE_GET_COUNT). */
@@ -88,6 +90,7 @@ export const SCALE_METRICS: readonly ScaleMetric[] = [
   { field: 'closeMs', title: 'close after the load', unit: 'ms', better: 'lower' },
   { field: 'openMs', title: 'open after a clean close', unit: 'ms', better: 'lower' },
   { field: 'crashOpenMs', title: 'open after SIGKILL (full WAL)', unit: 'ms', better: 'lower' },
+  { field: 'crashRecoveredMs', title: '  until the WAL tail is applied (writes accepted)', unit: 'ms', better: 'lower' },
   { field: 'getsPerSecond', title: 'random gets over all keys in a row after reopen', unit: 'gets/s', better: 'higher' },
   { field: 'getDeviceReadsPerGet', title: DEVICE_READS_TITLE, unit: 'reads/get', better: 'lower' },
   { field: 'heapAndArrayBuffersBytes', title: 'heapUsed + arrayBuffers after reopen + those gets', unit: 'MiB', better: 'lower' },

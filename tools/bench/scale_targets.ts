@@ -65,6 +65,8 @@ export function checkScaleTargets(runs: readonly ScaleRun[]): StoreTargetCheck[]
     });
   }
   maximum(`open after SIGKILL with a full WAL at ${atMax} ≤ ${SCALE_CRASH_OPEN_MS_MAX} ms`, largest?.crashOpenMs, SCALE_CRASH_OPEN_MS_MAX, 'ms');
+  // Open returns before the tail is applied (point reads are served; writes wait): judged both ways.
+  maximum(`the same, until the WAL tail is applied and writes are accepted, ≤ ${SCALE_CRASH_OPEN_MS_MAX} ms`, largest?.crashRecoveredMs, SCALE_CRASH_OPEN_MS_MAX, 'ms');
   maximum(`close after the load at ${atMax} ≤ ${SCALE_CLOSE_MS_MAX} ms`, largest?.closeMs, SCALE_CLOSE_MS_MAX, 'ms');
   const memoryBytes = largest?.heapAndArrayBuffersBytes;
   const getCount = largest?.getCount === undefined ? '' : `${formatCount(largest.getCount)} `;

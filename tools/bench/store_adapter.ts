@@ -42,6 +42,12 @@ export interface StoreAdapter {
    * one read counts up to three lookups that missed).
    */
   ioCommandCount?: () => number;
+  /**
+   * Resolves once what an open after a crash recovered is applied, for
+   * stores that finish recovery after open returns (ringstore replays its
+   * WAL tail in the background; writes wait for it).
+   */
+  whenRecovered?: () => Promise<void>;
 }
 
 export interface StoreContender {
@@ -138,6 +144,7 @@ export async function openRingstore(path: string, variant: RingstoreVariant, siz
     describe: () => describeRingstore(mark, countersOf(store, ring.stats()), ring.stats()),
     walFill: () => store.stats().walFill,
     ioCommandCount: () => ring.stats().submitted,
+    whenRecovered: () => store.whenRecovered(),
   };
   let mark = countersOf(store, ring.stats());
   return adapter;

@@ -16,7 +16,9 @@
 //   value_streams.ts createWriteStream / createReadStream
 //   store_layout.ts  the layout of a store; formatting a device
 //   store_growth.ts  growing a store file as it fills
-//   wal_replay.ts    replaying the WAL tail at open, with checkpoints
+//   wal_replay.ts    replaying the WAL tail after open, with checkpoints
+//   replay_overlay.ts the tail by key while that replay runs; writes held
+//   write_encoding.ts checking and encoding a write at the call
 //   integrity_check.ts verifyIntegrity
 //
 // A write flows one way: façade → journal → tree, space and grid. The
@@ -30,7 +32,7 @@ import type { Readable, Writable } from 'node:stream';
 
 import { crc32c } from '../format/crc32c.js';
 import { COMMIT_HEADER_SIZE, VALUE_ENCODING_IDS } from '../format/constants.js';
-import { deleteRecordBytes, extentPutRecordBytes, inlinePutRecordBytes } from '../format/records.js';
+import { deleteRecordBytes, extentPutRecordBytes } from '../format/records.js';
 import { branchChildBytes, leafEntryBytes, pageCapacityBytes, pageSizeFor } from '../format/page.js';
 import { frameBlockCount } from '../format/frame.js';
 import { freeSetPayloadBytes, type Superblock } from '../format/superblock.js';
@@ -64,7 +66,6 @@ import {
   GET_MANY_READS_IN_FLIGHT_MAX,
   PAGE_CACHE_SHARE,
   STORE_RING_OPTIONS,
-  VALUE_SIZE_MAX,
   type BatchOperation,
   type BlockStoreOptions,
   type BlockStoreStats,
@@ -77,6 +78,7 @@ import { NOT_IN_TAIL, ReplayOverlay } from './replay_overlay.js';
 import { replayWal } from './wal_replay.js';
 import { createValueReadStream, createValueWriteStream, storedEntries, type StoredEntry, type StreamParts } from './value_streams.js';
 import { valueCodec, type ValueCodec, type ValueEncoding } from './value_codec.js';
+import { encodeWrite, withLargeValuesCopied, type EncodedWrite, type WriteEncodingParts } from './write_encoding.js';
 
 export { CHECKPOINT_WAL_FILL } from './checkpoint_policy.js';
 export { SYNC_DEFER_MS } from './journal.js';
@@ -119,6 +121,8 @@ export class BlockStore<V = unknown> {
   readonly #readOnly: boolean;
   /** The WAL tail recovered at open while its replay runs (undefined once it has applied it). */
   #replay: ReplayOverlay | undefined;
+  /** What encoding a write needs (write_encoding.ts). */
+  readonly #writeEncoding: WriteEncodingParts;
 
   private constructor(
     path: string,
@@ -175,8 +179,9 @@ export class BlockStore<V = unknown> {
       checkpointer: this.#checkpointer,
       growth: this.#growth,
       state,
-      replayPending: () => this.#replay !== undefined && !this.#replay.failed,
+      replayPending: () => this.#replay?.pending === true,
     });
+    this.#writeEncoding = { codec: this.#codec, blockSize, inlineValueMax: this.#inlineValueMax, commitPayloadMax: this.#journal.commitPayloadMax };
     this.#streamParts = {
       blockSize,
       state,
@@ -187,14 +192,17 @@ export class BlockStore<V = unknown> {
       growth: this.#growth,
       entryNow: (keyString) => this.#entryNow(keyString),
       replayed: () => this.#replayed(),
+      replayedForWrites: () => this.#replayedForWrites(),
     };
   }
 
   /**
    * Opens (or, with `create`, makes) the store at `path`: a regular file or
    * a raw block device. Recovers from a crash: newest valid superblock,
-   * the checkpoint's free set and tree root, WAL replay up to the first
-   * incomplete commit. Reads no page it does not need: the time it takes
+   * the checkpoint's free set and tree root, the WAL read and checked up to
+   * the first incomplete commit; the replay of that tail into the tree
+   * goes on after open returns (whenRecovered(); ReplayOverlay says what
+   * waits for it). Reads no page it does not need: the time it takes
    * follows the WAL tail, not the keys. With `readOnly`, it writes nothing:
    * the replayed commits stay in memory, and the superblock repairs and
    * WAL erasures a writer would make first are left to the next writer.
@@ -453,9 +461,16 @@ export class BlockStore<V = unknown> {
     return this.#replay?.settled() ?? Promise.resolve();
   }
 
-  /** Waits for the replay of the WAL tail, if one runs (whenRecovered). */
+  /** Waits for the replay of the WAL tail, if one runs (whenRecovered); rejects with its error. */
   #replayed(): Promise<void> | undefined {
     return this.#replay?.settled();
+  }
+
+  /** #replayed() for a write: a failed replay rejects it with the store's failure (ERR_STORE_FAILED), as every write after a failure. */
+  #replayedForWrites(): Promise<void> | undefined {
+    return this.#replay?.settled().catch((error: unknown) => {
+      throw this.#state.fail(error);
+    });
   }
 
   /** get() when a page on the key's path is not in memory. */
@@ -710,7 +725,7 @@ export class BlockStore<V = unknown> {
   async clear(options: KeyRangeOptions = {}): Promise<number> {
     this.#state.checkWritable();
     const range = checkRangeOptions(options);
-    await this.#replayed();
+    await this.#replayedForWrites();
     let { low, lowInclusive, high, highInclusive } = range as KeyRange;
     let batchKeysMax = CLEAR_BATCH_KEYS_MAX;
     let deleted = 0;
@@ -810,7 +825,7 @@ export class BlockStore<V = unknown> {
   /** Writes a checkpoint now and frees the WAL space it covers. */
   async checkpoint(): Promise<void> {
     this.#state.checkWritable();
-    await this.#replayed();
+    await this.#replayedForWrites();
     this.#state.checkWritable();
     await this.#journal.flushCommits();
     await this.#journal.checkpoint();
@@ -828,7 +843,7 @@ export class BlockStore<V = unknown> {
     // marker commit of a sync: false flush would be a write).
     if (this.#readOnly) return Promise.resolve();
     // With sync: false its durable marker is a commit: after the replay, as every write.
-    const replayed = this.#replayed();
+    const replayed = this.#replayedForWrites();
     return replayed === undefined ? this.#journal.flush() : replayed.then(() => this.#journal.flush());
   }
 
@@ -949,72 +964,42 @@ export class BlockStore<V = unknown> {
   // ---- The write path ----
 
   /**
-   * Validates, encodes and queues a write. Refused for want of room
+   * Checks, encodes and queues a write (write_encoding.ts). While the WAL
+   * tail recovered at open is replayed, the encoded write is held and
+   * queued when the replay ends, in call order (ReplayOverlay.afterReplay).
+   */
+  #write(operations: readonly unknown[]): Promise<PendingWrite> {
+    let encoded: EncodedWrite;
+    const replay = this.#replay;
+    try {
+      this.#state.checkWritable();
+      encoded = encodeWrite(operations, this.#writeEncoding, replay !== undefined);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (replay !== undefined) return replay.afterReplay(() => this.#queue(encoded, 0), (error) => this.#state.fail(error));
+    return this.#queue(encoded, 0);
+  }
+
+  /**
+   * Takes the blocks of an encoded write's extent values, starts writing
+   * them, and hands the write to the journal. Refused for want of room
    * (ERR_STORE_FULL), it waits for the store to grow and is tried again
    * (store_growth.ts), up to GROWTH_ATTEMPTS_MAX times.
    */
-  #write(operations: BatchOperation[], attempt = 0): Promise<PendingWrite> {
-    // A write applies after the WAL tail: it takes blocks and commits once the replay has ended.
-    // (open's handler, attached first, has dropped the overlay by the time this one runs.)
-    if (this.#replay !== undefined) return this.#replay.settled().then(() => this.#write(operations, attempt));
-    const write: QueuedWrite = { operations: [], dataWrites: [], dataBlocks: [], payloadBytes: COMMIT_HEADER_SIZE };
-    /** Blocks the write's extent values take. */
-    let valueBlocks = 0;
+  #queue(encoded: EncodedWrite, attempt: number): Promise<PendingWrite> {
+    const write: QueuedWrite = { operations: [], dataWrites: [], dataBlocks: [], payloadBytes: encoded.payloadBytesMax };
     try {
-      this.#state.checkWritable();
-      // Validate and encode everything first, so a bad operation refuses the
-      // batch before any block is allocated.
-      const encoded: { keyString: string; isString: boolean; bytes: Uint8Array | undefined }[] = [];
-      let inlineBytes = 0;
-      for (const operation of operations) {
-        if (operation === null || typeof operation !== 'object') throw invalidArgument('batch operations must be objects');
-        // Each field read once: a getter cannot hand validation one key and the record another.
-        let type: unknown, key: unknown, value: unknown;
-        try {
-          ({ type, key, value } = operation as { type: unknown; key: unknown; value?: unknown });
-        } catch (error) {
-          throw unreadableArgument('a batch operation', error);
-        }
-        const keyString = toKeyString(key);
-        const isString = typeof key === 'string';
-        if (type === 'del') {
-          encoded.push({ keyString, isString, bytes: undefined });
-          write.payloadBytes += deleteRecordBytes(keyString.length);
-        } else if (type === 'put') {
-          const bytes = this.#codec.encode(value);
-          if (bytes.length > VALUE_SIZE_MAX) throw new StoreError('ERR_VALUE_TOO_LARGE', `value of ${bytes.length} bytes; a put stores at most ${VALUE_SIZE_MAX} (use createWriteStream)`);
-          encoded.push({ keyString, isString, bytes });
-          if (bytes.length <= this.#inlineValueMax) {
-            inlineBytes += bytes.length;
-            write.payloadBytes += inlinePutRecordBytes(keyString.length, bytes.length);
-          } else {
-            // The most extents a put takes; what allocation leaves unused is taken off below.
-            write.payloadBytes += extentPutRecordBytes(keyString.length, VALUE_EXTENTS_PER_PUT_MAX);
-            valueBlocks += Math.ceil(bytes.length / this.#blockSize);
-          }
-        } else {
-          throw invalidArgument(`batch operation type must be 'put' or 'del', got ${describeArgument(type)}`, 'range');
-        }
-      }
-      if (write.payloadBytes > this.#journal.commitPayloadMax) {
-        throw new StoreError('ERR_VALUE_TOO_LARGE', `this write needs up to ${write.payloadBytes} bytes of WAL; one commit holds at most ${this.#journal.commitPayloadMax} (use a larger walSizeBytes or smaller batches)`);
-      }
       // A batch with a put counts all its operations: its deletes dirty pages too.
-      if (encoded.some((operation) => operation.bytes !== undefined)) this.#space.checkRoomForPuts(encoded.length, write.payloadBytes);
-      // Inline values are copied (the caller may reuse its buffers once the
-      // call returns) into one buffer per write: one allocation, not one per value.
-      const inline = new Uint8Array(inlineBytes);
-      let inlineOffset = 0;
-      for (const { keyString, isString, bytes } of encoded) {
+      if (encoded.hasPut) this.#space.checkRoomForPuts(encoded.operations.length, write.payloadBytes);
+      for (const { keyString, isString, bytes } of encoded.operations) {
         if (bytes === undefined) {
           write.operations.push({ keyString, isString, value: undefined, existed: false });
         } else if (bytes.length <= this.#inlineValueMax) {
-          inline.set(bytes, inlineOffset);
-          const copy = inline.subarray(inlineOffset, inlineOffset + bytes.length);
-          inlineOffset += bytes.length;
-          write.operations.push({ keyString, isString, value: { kind: 'inline', bytes: copy }, existed: false });
+          write.operations.push({ keyString, isString, value: { kind: 'inline', bytes }, existed: false });
         } else {
           const extents = this.#space.allocate(Math.ceil(bytes.length / this.#blockSize), VALUE_EXTENTS_PER_PUT_MAX);
+          // Encoding counted the most extents a put takes; allocation says how many.
           write.payloadBytes -= extentPutRecordBytes(0, VALUE_EXTENTS_PER_PUT_MAX) - extentPutRecordBytes(0, extents.length);
           write.dataWrites.push(...this.#grid.writeExtentData(bytes, extents, write.dataBlocks));
           write.operations.push({ keyString, isString, value: { kind: 'extents', length: bytes.length, crc: crc32c(bytes), extents }, existed: false });
@@ -1025,10 +1010,16 @@ export class BlockStore<V = unknown> {
       const abandoned = this.#journal.abandon(write);
       if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) return abandoned.then(() => Promise.reject(error));
       if (attempt >= GROWTH_ATTEMPTS_MAX || !this.#growth.canGrow) return abandoned.then(() => Promise.reject(this.#growth.refusal(error)));
-      const wanted = this.#space.shortfallForPuts(operations.length, write.payloadBytes, valueBlocks);
+      const wanted = this.#space.shortfallForPuts(encoded.operations.length, encoded.payloadBytesMax, encoded.valueBlocks);
+      // Tried again after this call has returned: with values of its own.
+      const retried = withLargeValuesCopied(encoded, this.#inlineValueMax);
       return abandoned
         .then(() => this.#growth.grow(wanted))
-        .then((grew) => (grew ? this.#write(operations, attempt + 1) : Promise.reject(this.#growth.refusal(error))));
+        .then((grew) => {
+          if (!grew) throw this.#growth.refusal(error);
+          this.#state.checkWritable();
+          return this.#queue(retried, attempt + 1);
+        });
     }
     const queued = this.#journal.enqueue(write);
     this.#growth.growAheadIfLow();

@@ -10,13 +10,16 @@
 // value whether the replay has reached its key or not. A key the tail does
 // not touch has the same value in the tree before and after the replay.
 //
-// What needs the whole tree as it will be — writes (they apply after the
-// tail, in sequence order, and a delete reports whether its key existed),
+// Writes are checked and encoded when they are called, then held here
+// (afterReplay), in call order, and handed to the journal in that order,
+// synchronously, the moment the replay ends: they commit after the tail, a
+// delete learns whether its key existed, and a close() or flush() called
+// after them finishes them. What needs the whole tree as it will be —
 // ranges, counts, checkpoints, integrity checks, close — waits for the
 // replay (settled()). A replay that fails (damage on its path: a page, the
-// free set) fails the store; the waiting calls reject with its error, and
-// point reads go on through the overlay and the tree (every byte they
-// return is still checked).
+// free set) fails the store: the held writes are rejected, the waiting calls
+// reject with its error, and point reads go on through the overlay and the
+// tree (every byte they return is still checked).
 import type { PendingCommit } from './recovery.js';
 import type { IndexEntry } from './store_index.js';
 
@@ -28,7 +31,10 @@ export class ReplayOverlay {
   readonly #lastEntries = new Map<string, IndexEntry | null>();
   readonly #settled: Promise<void>;
   #commitsToApply: number;
-  #failure: unknown;
+  /** Until the replay has ended (applied everything, or failed). */
+  #pending = true;
+  /** Writes held until the replay ends, in call order (afterReplay). */
+  #held: { run: () => void; fail: (error: unknown) => void }[] = [];
 
   /**
    * Indexes `commits` (in sequence order) and starts `replay`, which calls
@@ -39,14 +45,16 @@ export class ReplayOverlay {
       for (const { key, entry } of commit.operations) this.#lastEntries.set(key, entry ?? null);
     }
     this.#commitsToApply = commits.length;
+    // This handler is the promise's first: the held writes reach the
+    // journal before anything that awaits settled() runs.
     this.#settled = replay(() => this.#commitsToApply--).then(
       () => {
-        if (this.#commitsToApply !== 0) throw new Error(`ringstore: the replay ended with ${this.#commitsToApply} commits of the tail not applied`);
+        if (this.#commitsToApply !== 0) throw this.#end(new Error(`ringstore: the replay ended with ${this.#commitsToApply} commits of the tail not applied`));
+        this.#end(undefined);
         this.#lastEntries.clear();
       },
       (error: unknown) => {
-        this.#failure = error ?? new Error('the WAL replay failed');
-        throw this.#failure;
+        throw this.#end(error ?? new Error('the WAL replay failed'));
       },
     );
     // The failure reaches callers through settled(); it is never unhandled.
@@ -58,9 +66,41 @@ export class ReplayOverlay {
     return this.#commitsToApply;
   }
 
-  /** Whether the replay has failed (settled() rejects with its error). */
-  get failed(): boolean {
-    return this.#failure !== undefined;
+  /** Whether the replay is still running: no commit may begin meanwhile. */
+  get pending(): boolean {
+    return this.#pending;
+  }
+
+  /**
+   * Holds a write until the replay ends: then `start()` runs (synchronously,
+   * after the writes held before it) and the result is its promise's; if
+   * the replay fails, `failed(error)` gives the error to reject with.
+   */
+  afterReplay<T>(start: () => Promise<T>, failed: (error: unknown) => unknown): Promise<T> {
+    if (!this.#pending) throw new Error('ringstore: a write held after the replay ended');
+    return new Promise<T>((resolve, reject) => {
+      this.#held.push({
+        run: () => {
+          try {
+            start().then(resolve, reject);
+          } catch (error) {
+            reject(error);
+          }
+        },
+        fail: (error) => reject(failed(error)),
+      });
+    });
+  }
+
+  /** Ends the replay (failed with `error`, or not): hands the held writes on in order, or rejects them. */
+  #end(error: unknown): unknown {
+    this.#pending = false;
+    const held = this.#held.splice(0);
+    for (const write of held) {
+      if (error === undefined) write.run();
+      else write.fail(error);
+    }
+    return error;
   }
 
   /**

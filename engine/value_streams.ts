@@ -52,8 +52,10 @@ export interface StreamParts {
   growth: StoreGrowth;
   /** A key's entry now if it takes no IO, the WAL tail's while the replay runs (ReplayOverlay); NOT_CACHED otherwise. */
   entryNow: (keyString: string) => IndexEntry | undefined | typeof NOT_CACHED;
-  /** Waits for the replay of the WAL tail if one runs: writes and iterations start after it. */
+  /** Waits for the replay of the WAL tail if one runs: iterations start after it (a failed one: its error). */
   replayed: () => Promise<void> | undefined;
+  /** The same for a write stream's blocks and commit (a failed replay: the store's failure). */
+  replayedForWrites: () => Promise<void> | undefined;
 }
 
 /**
@@ -94,7 +96,7 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
   /** Blocks for the stream's data; with no room, the store grows first where it can. */
   const allocate = async (blockCount: number, extentsMax: number): Promise<Extent[]> => {
     // Blocks are taken (and the put committed) after the WAL tail's replay.
-    await parts.replayed();
+    await parts.replayedForWrites();
     state.checkWritable();
     for (let attempt = 0; ; attempt++) {
       try {

@@ -178,7 +178,7 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
       console.log(
         `damaged images: ${damage.trials} (${Object.entries(damage.byDamage).map(([name, count]) => `${name} ${count}`).join(', ')}) in ${(damage.durationMs / 1000).toFixed(1)} s`,
       );
-      console.log(`  refused opens ${damage.refusedOpens}, unrecognised ${damage.unrecognised}, detected reads ${damage.detectedReads}, silent losses ${damage.silentLosses} (documented limits), wrong reads ${damage.wrongReads}, other failures ${damage.failures.length}`);
+      console.log(`  refused opens ${damage.refusedOpens}, failed replays ${damage.failedReplays}, unrecognised ${damage.unrecognised}, detected reads ${damage.detectedReads}, silent losses ${damage.silentLosses} (documented limits), wrong reads ${damage.wrongReads}, other failures ${damage.failures.length}`);
       damage.failures.slice(0, 10).forEach((failure, index) => {
         console.log(`  - ${failure}`);
         const reproducer = damage.reproducers[index];

@@ -223,7 +223,9 @@ describe('BlockStore replaying the WAL tail in the background', function () {
       assert.ok(store.stats().tailCommitsToReplay > 0);
       failReads = true;
       await assert.rejects(store.whenRecovered(), /injected/);
-      await assert.rejects(store.put('new', Buffer.from('x')), (error: unknown) => error instanceof Error && /injected/.test(error.message));
+      // Writes after a failed replay are refused as after any failure: ERR_STORE_FAILED, saying why.
+      await assert.rejects(store.put('new', Buffer.from('x')), (error: unknown) => error instanceof StoreError && error.code === 'ERR_STORE_FAILED' && /injected/.test(error.message));
+      await assert.rejects(store.checkpoint(), (error: unknown) => error instanceof StoreError && error.code === 'ERR_STORE_FAILED');
       await assert.rejects(store.count(), /injected/);
       await assert.rejects(collect(store.range()), /injected/);
       // Inline values the tail wrote come from the recovered tail, no IO: still right.

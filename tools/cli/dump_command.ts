@@ -201,6 +201,11 @@ export async function dumpCommand(args: string[]): Promise<number> {
   const store = await BlockStore.open(path, { readOnly: true }).catch((error: unknown) => {
     throw withSalvageHint(error);
   });
+  // The key count of the progress line includes a recovered WAL tail; damage its replay finds is the dump's error.
+  await store.whenRecovered().catch(async (error: unknown) => {
+    await store.close().catch(() => undefined);
+    throw withSalvageHint(error);
+  });
   let output: Output | undefined;
   try {
     output = await Output.open(file, path);

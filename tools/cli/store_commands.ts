@@ -167,6 +167,9 @@ export async function storeCommand(name: string, args: string[]): Promise<number
   const encoding = values.encoding as ValueEncoding | undefined;
   const store = await BlockStore.open(positionals[0], { encoding, readOnly: command.readOnly });
   try {
+    // A command sees the store whole: a WAL tail recovered after a crash
+    // applied (stats count its keys), and damage its replay finds reported.
+    await store.whenRecovered();
     return await command.run(store, positionals.slice(1), values as Record<string, string | boolean | undefined>);
   } finally {
     await store.close();

@@ -49,6 +49,13 @@ export interface CorruptionReport {
   unrecognised: number;
   /** Reads that failed with ERR_STORE_CORRUPT. */
   detectedReads: number;
+  /**
+   * Trials where the store opened and the replay of its WAL tail, which
+   * runs after open (engine/replay_overlay.ts), found the damage
+   * (whenRecovered() rejected with ERR_STORE_CORRUPT, failing the store):
+   * what refused the open before the replay moved after it.
+   */
+  failedReplays: number;
   /** Reads that returned bytes other than written: must stay 0. */
   wrongReads: number;
   /**
@@ -331,6 +338,13 @@ async function checkDamaged(
         else report.failures.push(`${what}: get(${id.slice(1)}) failed with ${String(error)}`);
       }
     }
+    // The reads above ran while the tail was being replayed, or after; what the replay found:
+    try {
+      await store.whenRecovered();
+    } catch (error) {
+      if ((error as { code?: string }).code === 'ERR_STORE_CORRUPT') report.failedReplays++;
+      else report.failures.push(`${what}: the WAL replay failed with ${String(error)}`);
+    }
   } finally {
     await store.close().catch(() => undefined);
   }
@@ -361,6 +375,7 @@ function emptyCorruptionReport(trials: number): CorruptionReport {
     trials,
     byDamage: { bitflip: 0, 'garbage-sector': 0, 'zero-sector': 0, 'lost-write': 0, 'misdirected-write': 0 },
     refusedOpens: 0,
+    failedReplays: 0,
     unrecognised: 0,
     detectedReads: 0,
     wrongReads: 0,

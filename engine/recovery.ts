@@ -4,7 +4,7 @@
 // never the whole tree. Every decoding step goes through format/; damage
 // becomes StoreCorruptError naming structure and block. Lenient paths name
 // the crash they tolerate.
-import { readCommitPayload } from '../format/commit.js';
+import { scanCommitPayload } from '../format/commit.js';
 import { isAllZero } from '../format/bytes.js';
 import { BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, SUPERBLOCK_SIZE, SUPERBLOCK_SLOT_COUNT } from '../format/constants.js';
 import { crc32c } from '../format/crc32c.js';
@@ -12,23 +12,66 @@ import type { Extent } from '../format/extent.js';
 import { FormatError, FormatVersionError } from '../format/format_error.js';
 import { decodeFrameBlock, frameBlockPayload, frameMagic } from '../format/frame.js';
 import { pageSizeFor } from '../format/page.js';
-import type { ExtentValue, StoredValue } from '../format/records.js';
+import { recordKeyIsString, recordKeyLength, recordKeyStart, recordValueAt, type ExtentValue, type StoredValue } from '../format/records.js';
+import { view } from '../format/bytes.js';
 import { decodeSuperblock, hasSuperblockMagic, superblockSlotBlock, type Superblock } from '../format/superblock.js';
 import { scanWalBlocks, WalSummary, type ScannedCommit } from '../format/wal_scan.js';
 import { allocAligned } from '../native/aligned_buffer.js';
 import type { BlockDevice } from './block_device.js';
 import { ExtentAllocator } from './extent_allocator.js';
-import { bytesToKeyString } from './key_codec.js';
+import { latin1Of } from './key_codec.js';
 import type { PageTree, PreparedPaths } from './page_tree.js';
 import { StoreCorruptError, StoreError } from './store_error.js';
 import type { IndexEntry } from './store_index.js';
 
-/** A WAL commit recovery found and checked, to be replayed. */
-export interface PendingCommit {
+/**
+ * A WAL commit recovery found and checked, to be replayed: its payload and
+ * where its records start. Its records are decoded when needed — all of
+ * them by the replay (operations()), one by a point read of the replay
+ * overlay (entryAt) — so that an open after a crash makes no entry and no
+ * view for each record of the tail (a 45 % WAL holds ~240 k records).
+ */
+export class PendingCommit {
   readonly sequence: number;
   /** Absolute block of its first WAL block (for error messages). */
   readonly walBlock: number;
-  readonly operations: Operation[];
+  readonly #payload: Uint8Array;
+  readonly #data: DataView;
+  /** Where each record starts, then where the last ends (scanCommitPayload). */
+  readonly #starts: readonly number[];
+
+  constructor(sequence: number, walBlock: number, payload: Uint8Array, recordStarts: readonly number[]) {
+    this.sequence = sequence;
+    this.walBlock = walBlock;
+    this.#payload = payload;
+    this.#data = view(payload);
+    this.#starts = recordStarts;
+  }
+
+  get recordCount(): number {
+    return this.#starts.length - 1;
+  }
+
+  /** The key string of record `index`. */
+  keyAt(index: number): string {
+    const start = this.#starts[index];
+    const keyStart = recordKeyStart(this.#payload, start);
+    return latin1Of(this.#payload, keyStart, keyStart + recordKeyLength(this.#payload, start));
+  }
+
+  /** The entry record `index` puts, or undefined for a delete. */
+  entryAt(index: number): IndexEntry | undefined {
+    const start = this.#starts[index];
+    const value = recordValueAt(this.#payload, this.#data, start, this.#starts[index + 1]);
+    return value === undefined ? undefined : toEntry(recordKeyIsString(this.#payload, start), value);
+  }
+
+  /** Every record, decoded (new objects each call: the replay decodes a commit once, when it reaches it). */
+  operations(): Operation[] {
+    const operations = new Array<Operation>(this.recordCount);
+    for (let index = 0; index < operations.length; index++) operations[index] = { key: this.keyAt(index), entry: this.entryAt(index) };
+    return operations;
+  }
 }
 
 export interface RecoveredStore {
@@ -301,11 +344,15 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
     let keep = parsed.length;
     let tornTail = scan.tornReason;
     const verified = new Set<ExtentValue>();
+    // The records of the commits not known durable, decoded once (few: the
+    // last one or two), so that a value checked stays the same object.
+    const unvouched = new Map<number, Operation[]>();
+    for (let i = 0; i < commits.length; i++) if (commits[i].sequence > durableSequence) unvouched.set(i, parsed[i].commit.operations());
     for (;;) {
       const live = new Map<string, { value: ExtentValue | undefined; commit: number }>();
       for (let i = 0; i < keep; i++) {
         if (commits[i].sequence <= durableSequence) continue;
-        for (const { key, entry } of parsed[i].operations) {
+        for (const { key, entry } of unvouched.get(i)!) {
           live.set(key, { value: entry !== undefined && !(entry.value instanceof Uint8Array) ? entry.value : undefined, commit: i });
         }
       }
@@ -324,10 +371,7 @@ export async function recoverStore(device: BlockDevice, superblock: Superblock, 
       keep = firstBad.commit;
       tornTail = `commit ${commits[keep].sequence} (block ${superblock.walStartBlock + commits[keep].startBlock}): ${firstBad.reason}`;
     }
-    const pendingCommits: PendingCommit[] = [];
-    for (let i = 0; i < keep; i++) {
-      pendingCommits.push({ sequence: commits[i].sequence, walBlock: superblock.walStartBlock + commits[i].startBlock, operations: parsed[i].operations });
-    }
+    const pendingCommits = parsed.slice(0, keep).map(({ commit }) => commit);
     const kept = commits.slice(0, keep);
     // Writing resumes where the scan expects the next commit: after the last
     // kept one. Frames of dropped or torn commits may still be intact; the
@@ -402,13 +446,13 @@ const REPLAY_PREPARE_KEYS_MAX = 128;
  * tree between the rounds (writes wait for the replay), so the paths pinned
  * by the first still hold when the last ends.
  */
-export async function prepareWalCommit(tree: PageTree, commit: PendingCommit): Promise<PreparedPaths[]> {
+export async function prepareWalCommit(tree: PageTree, operations: readonly Operation[]): Promise<PreparedPaths[]> {
   const prepared: PreparedPaths[] = [];
   try {
-    for (let start = 0; start < commit.operations.length; start += REPLAY_PREPARE_KEYS_MAX) {
+    for (let start = 0; start < operations.length; start += REPLAY_PREPARE_KEYS_MAX) {
       const setKeys: string[] = [];
       const deleteKeys: string[] = [];
-      for (const { key, entry } of commit.operations.slice(start, start + REPLAY_PREPARE_KEYS_MAX)) (entry === undefined ? deleteKeys : setKeys).push(key);
+      for (const { key, entry } of operations.slice(start, start + REPLAY_PREPARE_KEYS_MAX)) (entry === undefined ? deleteKeys : setKeys).push(key);
       prepared.push(await tree.prepare(setKeys, deleteKeys));
     }
   } catch (error) {
@@ -425,10 +469,11 @@ export async function prepareWalCommit(tree: PageTree, commit: PendingCommit): P
  * order every extent a commit writes must be free and every extent it
  * unlinks must be in use — anything else is damage (or a bug), never
  * repaired silently.
+ * `operations` are the commit's, decoded (PendingCommit.operations()).
  * REQUIRES: the commit's keys prepared (prepareWalCommit) and not released.
  */
-export function applyWalCommit(tree: PageTree, allocator: ExtentAllocator, superblock: Superblock, commit: PendingCommit): void {
-  const { operations, sequence, walBlock } = commit;
+export function applyWalCommit(tree: PageTree, allocator: ExtentAllocator, superblock: Superblock, commit: PendingCommit, operations: readonly Operation[]): void {
+  const { sequence, walBlock } = commit;
   for (const { key, entry } of operations) {
     const previous = entry === undefined ? tree.delete(key) : tree.set(key, entry);
     if (previous !== undefined && !(previous.value instanceof Uint8Array)) {
@@ -540,22 +585,10 @@ async function readFrame(device: BlockDevice, superblock: Superblock, kind: 'fre
 /** One record of a replayed commit: a put (entry) or a delete (undefined). */
 export type Operation = { key: string; entry: IndexEntry | undefined };
 
-function parseCommit(commit: ScannedCommit, firstBlock: number, blockSize: number): { operations: Operation[]; durableSequence: number } {
-  const operations: Operation[] = [];
-  const summary = readCommitPayload(
-    commit.payload,
-    {
-      put(key, isString, value) {
-        operations.push({ key: bytesToKeyString(key), entry: toEntry(isString, value) });
-      },
-      delete(key) {
-        operations.push({ key: bytesToKeyString(key), entry: undefined });
-      },
-    },
-    firstBlock,
-    blockSize,
-  );
-  return { operations, durableSequence: summary.durableSequence };
+/** Checks a scanned commit's payload and its records (scanCommitPayload), decoding none. */
+function parseCommit(commit: ScannedCommit, firstBlock: number, blockSize: number): { commit: PendingCommit; durableSequence: number } {
+  const summary = scanCommitPayload(commit.payload, firstBlock, blockSize);
+  return { commit: new PendingCommit(commit.sequence, firstBlock, commit.payload, summary.recordStarts), durableSequence: summary.durableSequence };
 }
 
 function toEntry(isString: boolean, value: StoredValue): IndexEntry {

@@ -23,12 +23,21 @@
 import type { PendingCommit } from './recovery.js';
 import type { IndexEntry } from './store_index.js';
 
+/** Record indexes of one commit stay below this (a commit holds at most a quarter of the WAL, 2^32 is far above it). */
+const RECORD_INDEX_SPAN = 2 ** 32;
+
 /** lookUp()'s answer for a key the WAL tail does not touch: ask the tree. */
 export const NOT_IN_TAIL: unique symbol = Symbol('ringstore.NOT_IN_TAIL');
 
 export class ReplayOverlay {
-  /** Each key's last entry in the tail; null for a delete. */
-  readonly #lastEntries = new Map<string, IndexEntry | null>();
+  /** The tail's commits, in order. */
+  readonly #commits: readonly PendingCommit[];
+  /**
+   * Each key's last record in the tail, as commit index × 2^32 + record
+   * index: a number, not an entry, so that indexing a long tail makes one
+   * key string a record and decodes nothing (lookUp decodes the one asked).
+   */
+  readonly #lastRecords = new Map<string, number>();
   readonly #settled: Promise<void>;
   #commitsToApply: number;
   /** Until the replay has ended (applied everything, or failed). */
@@ -41,8 +50,12 @@ export class ReplayOverlay {
    * its argument after applying each commit.
    */
   constructor(commits: readonly PendingCommit[], replay: (commitApplied: () => void) => Promise<void>) {
-    for (const commit of commits) {
-      for (const { key, entry } of commit.operations) this.#lastEntries.set(key, entry ?? null);
+    this.#commits = commits;
+    if (commits.length >= Number.MAX_SAFE_INTEGER / RECORD_INDEX_SPAN) throw new Error(`ringstore: ${commits.length} commits in a WAL tail`);
+    for (let commitIndex = 0; commitIndex < commits.length; commitIndex++) {
+      const commit = commits[commitIndex];
+      if (commit.recordCount >= RECORD_INDEX_SPAN) throw new Error(`ringstore: commit ${commit.sequence} holds ${commit.recordCount} records`);
+      for (let record = 0; record < commit.recordCount; record++) this.#lastRecords.set(commit.keyAt(record), commitIndex * RECORD_INDEX_SPAN + record);
     }
     this.#commitsToApply = commits.length;
     // This handler is the promise's first: the held writes reach the
@@ -51,7 +64,7 @@ export class ReplayOverlay {
       () => {
         if (this.#commitsToApply !== 0) throw this.#end(new Error(`ringstore: the replay ended with ${this.#commitsToApply} commits of the tail not applied`));
         this.#end(undefined);
-        this.#lastEntries.clear();
+        this.#lastRecords.clear();
       },
       (error: unknown) => {
         throw this.#end(error ?? new Error('the WAL replay failed'));
@@ -109,9 +122,9 @@ export class ReplayOverlay {
    * for every key, so this always says NOT_IN_TAIL.
    */
   lookUp(keyString: string): IndexEntry | undefined | typeof NOT_IN_TAIL {
-    const entry = this.#lastEntries.get(keyString);
-    if (entry === undefined) return NOT_IN_TAIL;
-    return entry ?? undefined;
+    const record = this.#lastRecords.get(keyString);
+    if (record === undefined) return NOT_IN_TAIL;
+    return this.#commits[Math.floor(record / RECORD_INDEX_SPAN)].entryAt(record % RECORD_INDEX_SPAN);
   }
 
   /** Resolves once every commit of the tail is in the tree; rejects with what stopped the replay. */

@@ -48,9 +48,10 @@ export async function replayWal(parts: WalReplayParts, superblock: Superblock, c
   const { tree, allocator, space, journal, checkpointer } = parts;
   let checkpointsFit = !parts.readOnly;
   for (let i = 0; i < commits.length; i++) {
-    const prepared = await prepareWalCommit(tree, commits[i]);
+    const operations = commits[i].operations();
+    const prepared = await prepareWalCommit(tree, operations);
     try {
-      applyWalCommit(tree, allocator, superblock, commits[i]);
+      applyWalCommit(tree, allocator, superblock, commits[i], operations);
     } finally {
       for (const paths of prepared) tree.release(paths);
     }
@@ -72,7 +73,7 @@ export async function replayWal(parts: WalReplayParts, superblock: Superblock, c
 /** The extents of every extent value the commits write. */
 function* valueExtentsOf(commits: readonly PendingCommit[]): Generator<Extent> {
   for (const commit of commits) {
-    for (const { entry } of commit.operations) {
+    for (const { entry } of commit.operations()) {
       if (entry !== undefined && isExtentValue(entry.value)) yield* entry.value.extents;
     }
   }

@@ -12,7 +12,7 @@ import { readU64, view } from './bytes.js';
 import { ByteWriter } from './byte_writer.js';
 import { COMMIT_HEADER_SIZE } from './constants.js';
 import { FormatError } from './format_error.js';
-import { readRecords, type RecordVisitor } from './records.js';
+import { readRecords, scanRecords, type RecordVisitor } from './records.js';
 
 /** Starts a commit payload in `writer` (which must be empty). */
 export function beginCommitPayload(writer: ByteWriter, durableSequence: number): void {
@@ -46,15 +46,36 @@ export function readCommitPayload(
   firstBlock: number,
   blockSize: number,
 ): CommitSummary {
+  const summary = readCommitHeader(payload, firstBlock);
+  const end = readRecords(payload, COMMIT_HEADER_SIZE, summary.recordCount, visitor, 'wal', firstBlock, blockSize);
+  checkCommitEnd(payload, end, summary.recordCount, firstBlock);
+  return summary;
+}
+
+/**
+ * Checks a commit payload as readCommitPayload does (the same reasons),
+ * without decoding its records: their starts, then the end of the last
+ * (scanRecords), for a reader that decodes them later.
+ */
+export function scanCommitPayload(payload: Uint8Array, firstBlock: number, blockSize: number): CommitSummary & { recordStarts: number[] } {
+  const summary = readCommitHeader(payload, firstBlock);
+  const recordStarts = scanRecords(payload, COMMIT_HEADER_SIZE, summary.recordCount, 'wal', firstBlock, blockSize);
+  checkCommitEnd(payload, recordStarts[summary.recordCount], summary.recordCount, firstBlock);
+  return { ...summary, recordStarts };
+}
+
+function readCommitHeader(payload: Uint8Array, firstBlock: number): CommitSummary {
   if (payload.length < COMMIT_HEADER_SIZE) throw new FormatError('wal', 'commit payload shorter than its header', firstBlock);
   const data = view(payload);
   const recordCount = data.getUint32(0, true);
   if (data.getUint32(4, true) !== 0) throw new FormatError('wal', 'commit header reserved bytes are not zero', firstBlock);
   const durableSequence = readU64(data, 8);
   if (durableSequence < 0) throw new FormatError('wal', 'commit durableSequence beyond 2^53', firstBlock);
-  const end = readRecords(payload, COMMIT_HEADER_SIZE, recordCount, visitor, 'wal', firstBlock, blockSize);
+  return { recordCount, durableSequence };
+}
+
+function checkCommitEnd(payload: Uint8Array, end: number, recordCount: number, firstBlock: number): void {
   if (end !== payload.length) {
     throw new FormatError('wal', `commit payload has ${payload.length - end} bytes after its ${recordCount} records`, firstBlock);
   }
-  return { recordCount, durableSequence };
 }

@@ -226,6 +226,61 @@ export function extentValueAt(data: DataView, offset: number, flags: number, key
 }
 
 /**
+ * Checks `count` records of `payload` from `offset` (checkRecordAt, so the
+ * same reasons as readRecords) and returns where each starts, followed by
+ * where the last ends: one number a record, no views, for a reader that
+ * decodes records later, or only some of them (recordKeyStart,
+ * recordValueAt).
+ */
+export function scanRecords(
+  payload: Uint8Array,
+  offset: number,
+  count: number,
+  structure: StructureName,
+  blockIndex?: number,
+  blockSize?: number,
+): number[] {
+  const data = view(payload);
+  // Grown, not sized by `count`: a damaged count fails at its first missing record, as in readRecords.
+  const starts: number[] = [];
+  for (let i = 0; i < count; i++) {
+    starts.push(offset);
+    offset = checkRecordAt(payload, data, offset, payload.length, i, structure, blockIndex, blockSize);
+  }
+  starts.push(offset);
+  return starts;
+}
+
+/** Where the key of the checked record at `offset` starts. */
+export function recordKeyStart(payload: Uint8Array, offset: number): number {
+  const type = payload[offset];
+  return offset + (type === RECORD_PUT_INLINE ? PUT_INLINE_HEADER_BYTES : type === RECORD_PUT_EXTENTS ? PUT_EXTENTS_HEADER_BYTES : DELETE_HEADER_BYTES);
+}
+
+/** The key length of the checked record at `offset`. */
+export function recordKeyLength(payload: Uint8Array, offset: number): number {
+  return payload[offset + 2] | (payload[offset + 3] << 8);
+}
+
+/** Whether the key of the checked record at `offset` was a string. */
+export function recordKeyIsString(payload: Uint8Array, offset: number): boolean {
+  return (payload[offset + 1] & KEY_FLAG_STRING) !== 0;
+}
+
+/**
+ * The value of the checked record at `offset`, which ends at `end`
+ * (scanRecords' next start): a view of the payload for an inline value,
+ * undefined for a delete.
+ */
+export function recordValueAt(payload: Uint8Array, data: DataView, offset: number, end: number): StoredValue | undefined {
+  const type = payload[offset];
+  if (type === RECORD_DELETE) return undefined;
+  const keyLength = recordKeyLength(payload, offset);
+  if (type === RECORD_PUT_INLINE) return { kind: 'inline', bytes: payload.subarray(offset + PUT_INLINE_HEADER_BYTES + keyLength, end) };
+  return extentValueAt(data, offset, payload[offset + 1], keyLength);
+}
+
+/**
  * Decodes `count` records from `payload` starting at `offset`, calling the
  * visitor for each; returns the offset after the last. A truncated or
  * malformed record throws FormatError naming `structure` and `blockIndex`.

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { ByteWriter } from '../../format/byte_writer.js';
 import { KEY_FLAG_STRING, KEY_SIZE_MAX, RECORD_DELETE, RECORD_PUT_EXTENTS, RECORD_PUT_INLINE, VALUE_EXTENTS_MAX, VALUE_FLAG_RAW } from '../../format/constants.js';
 import { FormatError } from '../../format/format_error.js';
-import { readRecords, writeDelete, writePut, type StoredValue } from '../../format/records.js';
+import { readRecords, recordKeyIsString, recordKeyLength, recordKeyStart, recordValueAt, scanRecords, writeDelete, writePut, type StoredValue } from '../../format/records.js';
 import { patternBytes, PROPERTY_SEED, throwsFormatError, utf8 } from './helpers.js';
 import { collector, entryArbitrary, writeEntries, type Entry } from './record_entries.js';
 
@@ -290,6 +290,47 @@ describe('readRecords()', () => {
         },
       ),
       { seed: PROPERTY_SEED, numRuns: 1000 },
+    );
+  });
+
+  it('scanRecords() refuses exactly what readRecords() refuses, with the same reason, and its records decode to the same entries (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(entryArbitrary, { minLength: 1, maxLength: 6 }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }),
+        fc.oneof(fc.constant(0), fc.nat(8), fc.constant(0xffff_ffff)),
+        (entries, edits, countShift) => {
+          const payload = written(entries);
+          for (const [position, xor] of edits) payload[position % payload.length] ^= xor;
+          const count = countShift === 0xffff_ffff ? countShift : entries.length + (countShift % 3) - 1;
+          let readError: unknown;
+          const read: Entry[] = [];
+          try {
+            readRecords(payload, 0, count, collector(read), 'wal', 8, 4096);
+          } catch (error) {
+            readError = error;
+          }
+          let starts: number[] | undefined;
+          try {
+            starts = scanRecords(payload, 0, count, 'wal', 8, 4096);
+          } catch (error) {
+            assert.ok(readError !== undefined, `scanRecords refused what readRecords read: ${String(error)}`);
+            assert.equal((error as Error).message, (readError as Error).message);
+            return;
+          }
+          assert.equal(readError, undefined, 'scanRecords read what readRecords refused');
+          const data = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+          const scanned: Entry[] = [];
+          for (let i = 0; i < count; i++) {
+            const keyStart = recordKeyStart(payload, starts[i]);
+            const key = payload.subarray(keyStart, keyStart + recordKeyLength(payload, starts[i]));
+            const value = recordValueAt(payload, data, starts[i], starts[i + 1]);
+            collector(scanned)[value === undefined ? 'delete' : 'put'](key, recordKeyIsString(payload, starts[i]), value as StoredValue);
+          }
+          assert.deepEqual(scanned, read);
+        },
+      ),
+      { seed: PROPERTY_SEED, numRuns: 2000 },
     );
   });
 });

@@ -329,6 +329,7 @@ async function checkDamaged(
     return;
   }
   const observed = new Map<string, unknown>();
+  let replayFailed = false;
   try {
     for (const [id, key] of keys) {
       try {
@@ -342,8 +343,10 @@ async function checkDamaged(
     try {
       await store.whenRecovered();
     } catch (error) {
-      if ((error as { code?: string }).code === 'ERR_STORE_CORRUPT') report.failedReplays++;
-      else report.failures.push(`${what}: the WAL replay failed with ${String(error)}`);
+      if ((error as { code?: string }).code === 'ERR_STORE_CORRUPT') {
+        report.failedReplays++;
+        replayFailed = true;
+      } else report.failures.push(`${what}: the WAL replay failed with ${String(error)}`);
     }
   } finally {
     await store.close().catch(() => undefined);
@@ -352,7 +355,9 @@ async function checkDamaged(
   if (judgeRecovered(workload.operations, acknowledged, observed) === undefined) return;
   const beyondLastCommit = judgeRecovered(workload.operations, outsideLostTail, observed);
   if (beyondLastCommit === undefined) {
-    report.silentLosses++;
+    // The documented last-commit limit; not silent where the replay found
+    // the damage and said so (as a refused open does).
+    if (!replayFailed) report.silentLosses++;
     return;
   }
   const written = new Map<string, unknown[]>();

@@ -36,9 +36,10 @@ export interface WalReplayParts {
  * the replay goes on without one. It runs after open has returned
  * (ReplayOverlay): reads of the store go on meanwhile, writes wait for it.
  *
- * One commit at a time: its pages are read (prepare()'s rounds read all
- * of a level at once, a commit's ~1000 leaves in one round), then it is
- * applied. Tried and left out: stretches of commits prepared together
+ * One commit at a time: its records are decoded (PendingCommit), its
+ * pages read (prepareWalCommit: REPLAY_PREPARE_KEYS_MAX keys' pages at a
+ * time, so that point reads meanwhile do not wait behind ~1000), then it
+ * is applied. Tried and left out: stretches of commits prepared together
  * (4096 or 16384 operations, slower: pins past the cache's budget make
  * each insert of a read page walk them in PageCache.evict()), and reading
  * the next commit's pages while one is applied (no gain measurable on the

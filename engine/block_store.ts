@@ -458,7 +458,7 @@ export class BlockStore<V = unknown> {
    * wait for it; writes, ranges, counts, checkpoints and close do.
    */
   whenRecovered(): Promise<void> {
-    return this.#replay?.settled() ?? Promise.resolve();
+    return this.#replayed() ?? Promise.resolve();
   }
 
   /** Waits for the replay of the WAL tail, if one runs (whenRecovered); rejects with its error. */

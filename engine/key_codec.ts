@@ -77,7 +77,7 @@ export const latin1Of: (bytes: Uint8Array, start: number, end: number) => string
     ? (bytes, start, end) => latin1Slice.call(bytes, start, end)
     : (bytes, start, end) => Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString('latin1');
 
-/** Key string of bytes read from disk (a WAL record's key: one per record a recovery reads). */
+/** Key string of bytes read from disk. */
 export function bytesToKeyString(bytes: Uint8Array): string {
   return latin1Of(bytes, 0, bytes.length);
 }

@@ -6,7 +6,7 @@
 // the crash they tolerate.
 import { scanCommitPayload } from '../format/commit.js';
 import { isAllZero } from '../format/bytes.js';
-import { BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, SUPERBLOCK_SIZE, SUPERBLOCK_SLOT_COUNT } from '../format/constants.js';
+import { BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, RECORD_PUT_EXTENTS, SUPERBLOCK_SIZE, SUPERBLOCK_SLOT_COUNT } from '../format/constants.js';
 import { crc32c } from '../format/crc32c.js';
 import type { Extent } from '../format/extent.js';
 import { FormatError, FormatVersionError } from '../format/format_error.js';
@@ -64,6 +64,20 @@ export class PendingCommit {
     const start = this.#starts[index];
     const value = recordValueAt(this.#payload, this.#data, start, this.#starts[index + 1]);
     return value === undefined ? undefined : toEntry(recordKeyIsString(this.#payload, start), value);
+  }
+
+  /**
+   * The extents of the extent values it writes, decoding only those
+   * records: what the replay holds out of allocation for the commits still
+   * to come at each checkpoint it writes (Space.holdForReplay).
+   */
+  *valueExtents(): Generator<Extent> {
+    for (let index = 0; index < this.recordCount; index++) {
+      const start = this.#starts[index];
+      if (this.#payload[start] !== RECORD_PUT_EXTENTS) continue;
+      const value = recordValueAt(this.#payload, this.#data, start, this.#starts[index + 1]);
+      if (value?.kind === 'extents') yield* value.extents;
+    }
   }
 
   /** Every record, decoded (new objects each call: the replay decodes a commit once, when it reaches it). */

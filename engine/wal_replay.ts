@@ -18,7 +18,6 @@ import type { PageTree } from './page_tree.js';
 import { applyWalCommit, prepareWalCommit, type PendingCommit } from './recovery.js';
 import type { Space } from './space.js';
 import { StoreError } from './store_error.js';
-import { isExtentValue } from './store_index.js';
 
 export interface WalReplayParts {
   tree: PageTree;
@@ -73,9 +72,5 @@ export async function replayWal(parts: WalReplayParts, superblock: Superblock, c
 
 /** The extents of every extent value the commits write. */
 function* valueExtentsOf(commits: readonly PendingCommit[]): Generator<Extent> {
-  for (const commit of commits) {
-    for (const { entry } of commit.operations()) {
-      if (entry !== undefined && isExtentValue(entry.value)) yield* entry.value.extents;
-    }
-  }
+  for (const commit of commits) yield* commit.valueExtents();
 }

@@ -13,6 +13,7 @@
 //   space.ts         free space: allocation, checkpoint reserve, read epochs, trims
 //   grid.ts          block IO of extent values: cache, buffer pool, verified reads
 //   checkpointer.ts  incremental checkpoints and superblock writes
+//   store_reader.ts  get, has, getMany, ranges and counts
 //   value_streams.ts createWriteStream / createReadStream
 //   store_layout.ts  the layout of a store; formatting a device
 //   store_growth.ts  growing a store file as it fills
@@ -45,14 +46,13 @@ import { Grid } from './grid.js';
 import { Journal, recoveredWalSpace, type PendingWrite, type QueuedWrite } from './journal.js';
 import { keyStringToKey, toKeyString, type Key } from './key_codec.js';
 import type { ExtentAllocator } from './extent_allocator.js';
-import { NOT_CACHED, PageTree } from './page_tree.js';
+import { PageTree } from './page_tree.js';
 import { probeSuperblocks, recoverStore, type SuperblockProbe } from './recovery.js';
 import { RingBlockDevice } from './ring_block_device.js';
 import { Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
-import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, describeKey, unreadableArgument, type CheckedRange, type KeyRange } from './store_arguments.js';
-import { invalidArgument, StoreCorruptError, StoreError } from './store_error.js';
+import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, unreadableArgument, type CheckedRange, type KeyRange } from './store_arguments.js';
+import { invalidArgument, StoreError } from './store_error.js';
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
-import { isExtentValue, type IndexEntry } from './store_index.js';
 import { eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
 import { GROWTH_ATTEMPTS_MAX, StoreGrowth } from './store_growth.js';
 import { StoreState } from './store_state.js';
@@ -63,7 +63,6 @@ import {
   DEFAULT_NEW_FILE_WAL_SIZE_BYTES,
   DEFAULT_STORE_SIZE_BYTES,
   dirtyPagesMaxFor,
-  GET_MANY_READS_IN_FLIGHT_MAX,
   PAGE_CACHE_SHARE,
   STORE_RING_OPTIONS,
   type BatchOperation,
@@ -74,7 +73,8 @@ import {
 } from './store_options.js';
 import { checkIntegrity, type IntegrityReport } from './integrity_check.js';
 import { TreePages, type TreeGeometry } from './tree_pages.js';
-import { NOT_IN_TAIL, ReplayOverlay } from './replay_overlay.js';
+import { ReplayOverlay } from './replay_overlay.js';
+import { StoreReader } from './store_reader.js';
 import { replayWal } from './wal_replay.js';
 import { createValueReadStream, createValueWriteStream, storedEntries, type StoredEntry, type StreamParts } from './value_streams.js';
 import { valueCodec, type ValueCodec, type ValueEncoding } from './value_codec.js';
@@ -123,6 +123,8 @@ export class BlockStore<V = unknown> {
   #replay: ReplayOverlay | undefined;
   /** What encoding a write needs (write_encoding.ts). */
   readonly #writeEncoding: WriteEncodingParts;
+  /** Point reads, getMany, ranges and counts (store_reader.ts). */
+  readonly #reader: StoreReader;
 
   private constructor(
     path: string,
@@ -181,6 +183,7 @@ export class BlockStore<V = unknown> {
       state,
       replayPending: () => this.#replay?.pending === true,
     });
+    this.#reader = new StoreReader({ state, tree, space: this.#space, grid: this.#grid, codec: this.#codec, replay: () => this.#replay });
     this.#writeEncoding = { codec: this.#codec, blockSize, inlineValueMax: this.#inlineValueMax, commitPayloadMax: this.#journal.commitPayloadMax };
     this.#streamParts = {
       blockSize,
@@ -190,7 +193,7 @@ export class BlockStore<V = unknown> {
       grid: this.#grid,
       journal: this.#journal,
       growth: this.#growth,
-      entryNow: (keyString) => this.#entryNow(keyString),
+      entryNow: (keyString) => this.#reader.entryNow(keyString),
       replayed: () => this.#replayed(),
       replayedForWrites: () => this.#replayedForWrites(),
     };
@@ -404,20 +407,13 @@ export class BlockStore<V = unknown> {
     }
   }
 
-  // ---- Reads ----
+  // ---- Reads (store_reader.ts) ----
 
   /** The value of `key`, or undefined. Sees every acknowledged write. */
   get(key: Key): Promise<V | undefined> {
-    // Not an async function: an inline value (the common case) resolves
-    // without the extra promise and await an async body costs per call.
     try {
       this.#state.checkOpen();
-      const keyString = toKeyString(key);
-      const entry = this.#entryNow(keyString);
-      if (entry === NOT_CACHED) return this.#getUncached(keyString) as Promise<V | undefined>;
-      if (entry === undefined) return Promise.resolve(undefined);
-      if (entry.value instanceof Uint8Array) return Promise.resolve(this.#decodeValue(keyString, entry, entry.value, false) as V);
-      return this.#readValue(entry).then((bytes) => this.#decodeValue(keyString, entry, bytes, true) as V);
+      return this.#reader.get(toKeyString(key)) as Promise<V | undefined>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -427,28 +423,10 @@ export class BlockStore<V = unknown> {
   has(key: Key): Promise<boolean> {
     try {
       this.#state.checkOpen();
-      const keyString = toKeyString(key);
-      const entry = this.#entryNow(keyString);
-      if (entry !== NOT_CACHED) return Promise.resolve(entry !== undefined);
-      return this.#lookUp(keyString, async (found) => found !== undefined);
+      return this.#reader.has(toKeyString(key));
     } catch (error) {
       return Promise.reject(error);
     }
-  }
-
-  /**
-   * The entry of `keyString` now, if it takes no IO: the WAL tail's while
-   * the replay runs (ReplayOverlay) and the tail touches the key, else the
-   * pages' in memory; NOT_CACHED when a page on its path must be read (the
-   * tree then has the key's entry: the tail does not touch it).
-   */
-  #entryNow(keyString: string): IndexEntry | undefined | typeof NOT_CACHED {
-    const replay = this.#replay;
-    if (replay !== undefined) {
-      const tail = replay.lookUp(keyString);
-      if (tail !== NOT_IN_TAIL) return tail;
-    }
-    return this.#tree.getCached(keyString);
   }
 
   /**
@@ -471,35 +449,6 @@ export class BlockStore<V = unknown> {
     return this.#replay?.settled().catch((error: unknown) => {
       throw this.#state.fail(error);
     });
-  }
-
-  /** get() when a page on the key's path is not in memory. */
-  #getUncached(keyString: string): Promise<unknown> {
-    return this.#lookUp(keyString, async (entry) => {
-      if (entry === undefined) return undefined;
-      if (entry.value instanceof Uint8Array) return this.#decodeValue(keyString, entry, entry.value, false);
-      return this.#decodeValue(keyString, entry, await this.#readValue(entry), true);
-    });
-  }
-
-  /**
-   * Looks `keyString` up through the page cache and the device, then runs
-   * `use` on its entry, under one read epoch: neither the pages read nor
-   * the value's extents can be freed and reused in between.
-   */
-  async #lookUp<T>(keyString: string, use: (entry: IndexEntry | undefined) => Promise<T>): Promise<T> {
-    const epoch = this.#space.beginRead();
-    try {
-      let entry: IndexEntry | undefined;
-      try {
-        entry = await this.#tree.get(keyString);
-      } catch (error) {
-        throw this.#state.closedOr(error);
-      }
-      return await use(entry);
-    } finally {
-      this.#space.endRead(epoch);
-    }
   }
 
   /**
@@ -530,51 +479,7 @@ export class BlockStore<V = unknown> {
         throw error;
       }
     }
-    // One synchronous step: the entries of cached paths, the snapshot for
-    // the others and the read epoch are all of the same moment.
-    const entries: (IndexEntry | undefined | typeof NOT_CACHED)[] = keyStrings.map((keyString) => this.#entryNow(keyString));
-    const snapshot = entries.includes(NOT_CACHED) ? this.#tree.snapshot() : undefined;
-    const epoch = this.#space.beginRead();
-    try {
-      const values = new Array<V | undefined>(keyStrings.length).fill(undefined);
-      let next = 0;
-      let failed = false;
-      const worker = async (): Promise<void> => {
-        while (next < keyStrings.length && !failed) {
-          const index = next++;
-          const keyString = keyStrings[index];
-          let entry = entries[index];
-          if (entry === NOT_CACHED) {
-            try {
-              entry = await this.#tree.getIn(snapshot!, keyString);
-            } catch (error) {
-              throw this.#state.closedOr(error);
-            }
-          }
-          if (entry === undefined) continue;
-          const bytes = entry.value instanceof Uint8Array ? entry.value : await this.#readValue(entry);
-          values[index] = this.#decodeValue(keyString, entry, bytes, !(entry.value instanceof Uint8Array)) as V;
-        }
-      };
-      const workers: Promise<void>[] = [];
-      for (let count = 0; count < Math.min(GET_MANY_READS_IN_FLIGHT_MAX, keyStrings.length); count++) {
-        workers.push(
-          worker().catch((error: unknown) => {
-            // The others stop at their next key: the call has failed.
-            failed = true;
-            throw error;
-          }),
-        );
-      }
-      // Every worker settles before the epoch ends, a failed one included:
-      // none may still read a block the epoch no longer pins.
-      const settled = await Promise.allSettled(workers);
-      const rejected = settled.find((result) => result.status === 'rejected');
-      if (rejected !== undefined) throw rejected.reason;
-      return values;
-    } finally {
-      this.#space.endRead(epoch);
-    }
+    return (await this.#reader.getMany(keyStrings)) as (V | undefined)[];
   }
 
   /**
@@ -625,66 +530,13 @@ export class BlockStore<V = unknown> {
     this.#state.checkOpen();
     const range = checkRangeOptions(options);
     await this.#replayed();
-    if (range.low === undefined && range.high === undefined) return Math.min(this.#tree.size, range.limit);
-    let counted = 0;
-    if (counted >= range.limit) return counted;
-    const snapshot = this.#tree.snapshot();
-    const epoch = this.#space.beginRead();
-    try {
-      for await (const _entry of this.#tree.entries(snapshot, range)) {
-        this.#state.checkOpen();
-        if (++counted >= range.limit) break;
-      }
-    } catch (error) {
-      throw this.#state.closedOr(error);
-    } finally {
-      this.#space.endRead(epoch);
-    }
-    return counted;
+    return this.#reader.count(range);
   }
 
-  /**
-   * The entries of `range` over a snapshot taken when iteration starts,
-   * with decoded values or (`withValues` false) undefined in their place.
-   */
+  /** The reader's entries of `range`, once the WAL tail is replayed (ranges need the whole tree). */
   async *#entries(range: CheckedRange, withValues: boolean): AsyncGenerator<[Key, V | undefined]> {
-    const { low, lowInclusive, high, highInclusive, reverse, limit } = range;
     await this.#replayed();
-    const snapshot = this.#tree.snapshot();
-    // The snapshot's pages and extent values must stay readable for the whole
-    // iteration: pin them (no trim, no reuse) until it ends. An iterator that
-    // is never finished nor returned keeps the pin — break out of loops with
-    // `break`/`return` (which ends the generator) rather than abandoning them.
-    const epoch = this.#space.beginRead();
-    try {
-      let yielded = 0;
-      if (yielded >= limit) return;
-      const entries = this.#tree.entries(snapshot, { low, lowInclusive, high, highInclusive, reverse });
-      for await (const [keyString, entry] of entries) {
-        // A caller may go on iterating after close(): that is a call after
-        // close, answered as one (the device is gone).
-        this.#state.checkOpen();
-        if (reverse) {
-          if (low !== undefined && (keyString < low || (!lowInclusive && keyString === low))) break;
-        } else {
-          if (!lowInclusive && keyString === low) continue;
-          if (high !== undefined && (keyString > high || (!highInclusive && keyString === high))) break;
-        }
-        const key = keyStringToKey(keyString, entry.isString);
-        if (withValues) {
-          const value =
-            entry.value instanceof Uint8Array
-              ? this.#decodeValue(keyString, entry, entry.value, false)
-              : this.#decodeValue(keyString, entry, await this.#readValue(entry), true);
-          yield [key, value as V];
-        } else {
-          yield [key, undefined];
-        }
-        if (++yielded >= limit) return;
-      }
-    } finally {
-      this.#space.endRead(epoch);
-    }
+    yield* this.#reader.entries(range, withValues) as AsyncGenerator<[Key, V | undefined]>;
   }
 
   // ---- Writes ----
@@ -908,7 +760,7 @@ export class BlockStore<V = unknown> {
         tree: this.#tree,
         space: this.#space,
         pageBlocks: this.#pageBlocks,
-        readValue: (entry) => this.#readValue(entry),
+        readValue: (entry) => this.#reader.readValue(entry),
       }),
     );
   }
@@ -1024,38 +876,6 @@ export class BlockStore<V = unknown> {
     const queued = this.#journal.enqueue(write);
     this.#growth.growAheadIfLow();
     return queued;
-  }
-
-  // ---- Reading values ----
-
-  /**
-   * The value a caller gets for stored bytes: a raw (stream-written) value
-   * as a Buffer, whatever the encoding; anything else through the encoding.
-   * Bytes the encoding cannot decode passed their checksum, so they were
-   * written so (another encoding, a bug) or damaged in memory: the store is
-   * corrupt at this key, not the caller's call wrong.
-   */
-  #decodeValue(keyString: string, entry: IndexEntry, bytes: Uint8Array, fresh: boolean): unknown {
-    const value = entry.value;
-    if (isExtentValue(value) && value.raw === true) return fresh ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : Buffer.from(bytes);
-    try {
-      return this.#codec.decode(bytes, fresh);
-    } catch (error) {
-      const key = describeKey(keyStringToKey(keyString, entry.isString));
-      const reason = `the value of key ${key} (${bytes.length} bytes) does not decode as ${this.#codec.name} (written with another encoding?): ${error instanceof Error ? error.message : String(error)}`;
-      throw isExtentValue(value)
-        ? new StoreCorruptError('data', reason, value.extents[0].startBlock, { cause: error })
-        : new StoreCorruptError('record', reason, undefined, { cause: error });
-    }
-  }
-
-  /** Reads an extent value; a read the store's close cut short is ERR_STORE_CLOSED. */
-  async #readValue(entry: IndexEntry): Promise<Uint8Array> {
-    try {
-      return await this.#grid.readValue(entry);
-    } catch (error) {
-      throw this.#state.closedOr(error);
-    }
   }
 }
 

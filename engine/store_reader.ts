@@ -1,0 +1,260 @@
+// StoreReader: the store's reads — point lookups, getMany, ranges and
+// counts — over the page tree, the WAL tail while its replay runs
+// (ReplayOverlay), and the grid for extent values. Every read runs under a
+// read epoch (space.ts), so neither the pages it reads nor the value's
+// extents can be freed and reused under it; every value it hands out is
+// decoded from bytes that passed their checksum.
+//
+// The façade (block_store.ts) checks the arguments and turns keys into key
+// strings; this file takes them checked.
+import { keyStringToKey, type Key } from './key_codec.js';
+import { NOT_CACHED, type PageTree } from './page_tree.js';
+import { NOT_IN_TAIL, type ReplayOverlay } from './replay_overlay.js';
+import type { Grid } from './grid.js';
+import type { Space } from './space.js';
+import { describeKey, type CheckedRange } from './store_arguments.js';
+import { StoreCorruptError } from './store_error.js';
+import { isExtentValue, type IndexEntry } from './store_index.js';
+import { GET_MANY_READS_IN_FLIGHT_MAX } from './store_options.js';
+import type { StoreState } from './store_state.js';
+import type { ValueCodec } from './value_codec.js';
+
+export interface StoreReaderParts {
+  readonly state: StoreState;
+  readonly tree: PageTree;
+  readonly space: Space;
+  readonly grid: Grid;
+  readonly codec: ValueCodec;
+  /** The WAL tail recovered at open while its replay runs, else undefined. */
+  readonly replay: () => ReplayOverlay | undefined;
+}
+
+export class StoreReader {
+  readonly #state: StoreState;
+  readonly #tree: PageTree;
+  readonly #space: Space;
+  readonly #grid: Grid;
+  readonly #codec: ValueCodec;
+  readonly #replay: () => ReplayOverlay | undefined;
+
+  constructor(parts: StoreReaderParts) {
+    this.#state = parts.state;
+    this.#tree = parts.tree;
+    this.#space = parts.space;
+    this.#grid = parts.grid;
+    this.#codec = parts.codec;
+    this.#replay = parts.replay;
+  }
+
+  /** The decoded value of `keyString`, or undefined. */
+  get(keyString: string): Promise<unknown> {
+    // Not an async function: an inline value (the common case) resolves
+    // without the extra promise and await an async body costs per call.
+    const entry = this.entryNow(keyString);
+    if (entry === NOT_CACHED) return this.#getUncached(keyString);
+    if (entry === undefined) return Promise.resolve(undefined);
+    if (entry.value instanceof Uint8Array) return Promise.resolve(this.decodeValue(keyString, entry, entry.value, false));
+    return this.readValue(entry).then((bytes) => this.decodeValue(keyString, entry, bytes, true));
+  }
+
+  /** Whether `keyString` has a value; reads no value. */
+  has(keyString: string): Promise<boolean> {
+    const entry = this.entryNow(keyString);
+    if (entry !== NOT_CACHED) return Promise.resolve(entry !== undefined);
+    return this.#lookUp(keyString, async (found) => found !== undefined);
+  }
+
+  /**
+   * The entry of `keyString` now, if it takes no IO: the WAL tail's while
+   * the replay runs (ReplayOverlay) and the tail touches the key, else the
+   * pages' in memory; NOT_CACHED when a page on its path must be read (the
+   * tree then has the key's entry: the tail does not touch it).
+   */
+  entryNow(keyString: string): IndexEntry | undefined | typeof NOT_CACHED {
+    const replay = this.#replay();
+    if (replay !== undefined) {
+      const tail = replay.lookUp(keyString);
+      if (tail !== NOT_IN_TAIL) return tail;
+    }
+    return this.#tree.getCached(keyString);
+  }
+
+  /** get() when a page on the key's path is not in memory. */
+  #getUncached(keyString: string): Promise<unknown> {
+    return this.#lookUp(keyString, async (entry) => {
+      if (entry === undefined) return undefined;
+      if (entry.value instanceof Uint8Array) return this.decodeValue(keyString, entry, entry.value, false);
+      return this.decodeValue(keyString, entry, await this.readValue(entry), true);
+    });
+  }
+
+  /**
+   * Looks `keyString` up through the page cache and the device, then runs
+   * `use` on its entry, under one read epoch: neither the pages read nor
+   * the value's extents can be freed and reused in between.
+   */
+  async #lookUp<T>(keyString: string, use: (entry: IndexEntry | undefined) => Promise<T>): Promise<T> {
+    const epoch = this.#space.beginRead();
+    try {
+      let entry: IndexEntry | undefined;
+      try {
+        entry = await this.#tree.get(keyString);
+      } catch (error) {
+        throw this.#state.closedOr(error);
+      }
+      return await use(entry);
+    } finally {
+      this.#space.endRead(epoch);
+    }
+  }
+
+  /**
+   * The decoded values of `keyStrings`, in the same order (BlockStore.getMany):
+   * one consistent state, page and value reads in parallel, at most
+   * GET_MANY_READS_IN_FLIGHT_MAX at a time.
+   */
+  async getMany(keyStrings: readonly string[]): Promise<unknown[]> {
+    // One synchronous step: the entries of cached paths, the snapshot for
+    // the others and the read epoch are all of the same moment.
+    const entries: (IndexEntry | undefined | typeof NOT_CACHED)[] = keyStrings.map((keyString) => this.entryNow(keyString));
+    const snapshot = entries.includes(NOT_CACHED) ? this.#tree.snapshot() : undefined;
+    const epoch = this.#space.beginRead();
+    try {
+      const values = new Array<unknown>(keyStrings.length).fill(undefined);
+      let next = 0;
+      let failed = false;
+      const worker = async (): Promise<void> => {
+        while (next < keyStrings.length && !failed) {
+          const index = next++;
+          const keyString = keyStrings[index]!;
+          let entry = entries[index];
+          if (entry === NOT_CACHED) {
+            try {
+              entry = await this.#tree.getIn(snapshot!, keyString);
+            } catch (error) {
+              throw this.#state.closedOr(error);
+            }
+          }
+          if (entry === undefined) continue;
+          const bytes = entry.value instanceof Uint8Array ? entry.value : await this.readValue(entry);
+          values[index] = this.decodeValue(keyString, entry, bytes, !(entry.value instanceof Uint8Array));
+        }
+      };
+      const workers: Promise<void>[] = [];
+      for (let count = 0; count < Math.min(GET_MANY_READS_IN_FLIGHT_MAX, keyStrings.length); count++) {
+        workers.push(
+          worker().catch((error: unknown) => {
+            // The others stop at their next key: the call has failed.
+            failed = true;
+            throw error;
+          }),
+        );
+      }
+      // Every worker settles before the epoch ends, a failed one included:
+      // none may still read a block the epoch no longer pins.
+      const settled = await Promise.allSettled(workers);
+      const rejected = settled.find((result) => result.status === 'rejected');
+      if (rejected !== undefined) throw rejected.reason;
+      return values;
+    } finally {
+      this.#space.endRead(epoch);
+    }
+  }
+
+  /**
+   * How many keys `range` holds (at most its limit), in one snapshot of the
+   * tree; reads no value. REQUIRES: the WAL tail is replayed.
+   */
+  async count(range: CheckedRange): Promise<number> {
+    if (range.low === undefined && range.high === undefined) return Math.min(this.#tree.size, range.limit);
+    let counted = 0;
+    if (counted >= range.limit) return counted;
+    const snapshot = this.#tree.snapshot();
+    const epoch = this.#space.beginRead();
+    try {
+      for await (const _entry of this.#tree.entries(snapshot, range)) {
+        this.#state.checkOpen();
+        if (++counted >= range.limit) break;
+      }
+    } catch (error) {
+      throw this.#state.closedOr(error);
+    } finally {
+      this.#space.endRead(epoch);
+    }
+    return counted;
+  }
+
+  /**
+   * The entries of `range` over a snapshot taken when iteration starts,
+   * with decoded values or (`withValues` false) undefined in their place.
+   * REQUIRES: the WAL tail is replayed.
+   */
+  async *entries(range: CheckedRange, withValues: boolean): AsyncGenerator<[Key, unknown]> {
+    const { low, lowInclusive, high, highInclusive, reverse, limit } = range;
+    const snapshot = this.#tree.snapshot();
+    // The snapshot's pages and extent values must stay readable for the whole
+    // iteration: pin them (no trim, no reuse) until it ends. An iterator that
+    // is never finished nor returned keeps the pin — break out of loops with
+    // `break`/`return` (which ends the generator) rather than abandoning them.
+    const epoch = this.#space.beginRead();
+    try {
+      let yielded = 0;
+      if (yielded >= limit) return;
+      const entries = this.#tree.entries(snapshot, { low, lowInclusive, high, highInclusive, reverse });
+      for await (const [keyString, entry] of entries) {
+        // A caller may go on iterating after close(): that is a call after
+        // close, answered as one (the device is gone).
+        this.#state.checkOpen();
+        if (reverse) {
+          if (low !== undefined && (keyString < low || (!lowInclusive && keyString === low))) break;
+        } else {
+          if (!lowInclusive && keyString === low) continue;
+          if (high !== undefined && (keyString > high || (!highInclusive && keyString === high))) break;
+        }
+        const key = keyStringToKey(keyString, entry.isString);
+        if (withValues) {
+          const value =
+            entry.value instanceof Uint8Array
+              ? this.decodeValue(keyString, entry, entry.value, false)
+              : this.decodeValue(keyString, entry, await this.readValue(entry), true);
+          yield [key, value];
+        } else {
+          yield [key, undefined];
+        }
+        if (++yielded >= limit) return;
+      }
+    } finally {
+      this.#space.endRead(epoch);
+    }
+  }
+
+  /**
+   * The value a caller gets for stored bytes: a raw (stream-written) value
+   * as a Buffer, whatever the encoding; anything else through the encoding.
+   * Bytes the encoding cannot decode passed their checksum, so they were
+   * written so (another encoding, a bug) or damaged in memory: the store is
+   * corrupt at this key, not the caller's call wrong.
+   */
+  decodeValue(keyString: string, entry: IndexEntry, bytes: Uint8Array, fresh: boolean): unknown {
+    const value = entry.value;
+    if (isExtentValue(value) && value.raw === true) return fresh ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : Buffer.from(bytes);
+    try {
+      return this.#codec.decode(bytes, fresh);
+    } catch (error) {
+      const key = describeKey(keyStringToKey(keyString, entry.isString));
+      const reason = `the value of key ${key} (${bytes.length} bytes) does not decode as ${this.#codec.name} (written with another encoding?): ${error instanceof Error ? error.message : String(error)}`;
+      throw isExtentValue(value)
+        ? new StoreCorruptError('data', reason, value.extents[0].startBlock, { cause: error })
+        : new StoreCorruptError('record', reason, undefined, { cause: error });
+    }
+  }
+
+  /** Reads an extent value; a read the store's close cut short is ERR_STORE_CLOSED. */
+  async readValue(entry: IndexEntry): Promise<Uint8Array> {
+    try {
+      return await this.#grid.readValue(entry);
+    } catch (error) {
+      throw this.#state.closedOr(error);
+    }
+  }
+}

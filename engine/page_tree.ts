@@ -4,7 +4,9 @@
 // Nodes are described in engine/tree_node.ts. Clean nodes (on disk) live in
 // a bounded CLOCK cache (engine/page_cache.ts); dirty nodes (not yet written) are
 // held by their parents until a checkpoint writes them. IO and encoding come
-// through the injected TreePageIo and PageMeasure.
+// through the injected TreePageIo and PageMeasure; pages come into memory
+// through engine/tree_loader.ts, which checks them, and the invariants are
+// asserted by engine/tree_invariants.ts.
 //
 // Copy-on-write: the tree has a write epoch. A node is mutable only if it was
 // created in the current epoch (nodes read from disk or frozen by a
@@ -35,11 +37,11 @@
 // Snapshots and reads that began before the replacing write may still reach
 // these blocks: see CheckpointPlan.garbageBlocks().
 import { KEY_SIZE_MAX } from '../format/constants.js';
-import type { LeafPage } from './leaf_page.js';
 import { PageCache } from './page_cache.js';
-import { StoreCorruptError } from './store_error.js';
 import type { IndexEntry } from './store_index.js';
 import { CheckpointPlan } from './tree_checkpoint.js';
+import { checkTreeInvariants } from './tree_invariants.js';
+import { TreeLoader } from './tree_loader.js';
 import { splitPieces } from './tree_split.js';
 import { rangeEntries, type NodeSource, type RangeOptions } from './tree_cursor.js';
 import {
@@ -49,17 +51,14 @@ import {
   EPOCH_NEVER,
   isNode,
   leafArrays,
-  leafBytes,
   leafCount,
   leafFind,
   lowerBound,
   newBranch,
   newLeaf,
-  newPageLeaf,
   nodeMemoryBytes,
   type BranchNode,
   type Child,
-  type DecodedTreePage,
   type LeafNode,
   type PageMeasure,
   type PageRef,
@@ -156,7 +155,7 @@ export interface PageTreeStats {
 }
 
 export class PageTree {
-  readonly #io: TreePageIo;
+  readonly #loader: TreeLoader;
   readonly #measure: PageMeasure;
   readonly #capacityBytes: number;
   readonly #keySizeMax: number;
@@ -179,8 +178,6 @@ export class PageTree {
    * them exactly, by a walk).
    */
   #dirtyCreated = 0;
-  /** Reads in flight by block, so concurrent loads of a page read it once. */
-  readonly #loading = new Map<number, { crc: number; promise: Promise<TreeNode> }>();
   readonly #source: NodeSource;
 
   /**
@@ -200,16 +197,16 @@ export class PageTree {
     if (!Number.isSafeInteger(keyCount) || keyCount < 0 || (root === undefined) !== (keyCount === 0)) {
       throw new RangeError(`keyCount ${keyCount} does not match a ${root === undefined ? 'missing' : 'present'} root`);
     }
-    this.#io = io;
     this.#measure = { entryBytes, childBytes, capacityBytes };
     this.#capacityBytes = capacityBytes;
     this.#cache = new PageCache(cacheBytesMax);
+    this.#loader = new TreeLoader({ io, cache: this.#cache, measure: this.#measure, keySizeMax: this.#keySizeMax });
     this.#root = root?.ref;
     this.#level = root?.level ?? 0;
     this.#keyCount = keyCount;
     this.#source = {
       cached: (ref) => this.#cache.get(ref),
-      load: (ref, level, low, high) => this.#load(ref, level, low, high),
+      load: (ref, level, low, high) => this.#loader.load(ref, level, low, high),
     };
   }
 
@@ -296,7 +293,7 @@ export class PageTree {
     for (;;) {
       // The nodes are taken from the tree as it was at the call: a write
       // during a read replaces nodes, it does not change those taken.
-      const node: TreeNode = isNode(child) ? child : (this.#cache.get(child) ?? (await this.#load(child, level, low, high)));
+      const node: TreeNode = isNode(child) ? child : (this.#cache.get(child) ?? (await this.#loader.load(child, level, low, high)));
       if (node.kind === 'leaf') return leafFind(node, key);
       const index = childIndexFor(node, key);
       if (index > 0) low = node.separators[index - 1];
@@ -336,13 +333,13 @@ export class PageTree {
       ];
       // The children of one branch are read together (a few hundred reads
       // at most), then visited in order.
-      const loaded = await Promise.all(branch.children.map((child, index) => (isNode(child) ? child : this.#load(child, branch.level - 1, ...boundsOf(index)))));
+      const loaded = await Promise.all(branch.children.map((child, index) => (isNode(child) ? child : this.#loader.load(child, branch.level - 1, ...boundsOf(index)))));
       for (let index = 0; index < loaded.length; index++) {
         const child = branch.children[index]!;
         await visitNode(loaded[index]!, isNode(child) ? child.ref : child, ...boundsOf(index));
       }
     };
-    await visitNode(isNode(root) ? root : await this.#load(root, snapshot.level, undefined, undefined), isNode(root) ? root.ref : root, undefined, undefined);
+    await visitNode(isNode(root) ? root : await this.#loader.load(root, snapshot.level, undefined, undefined), isNode(root) ? root.ref : root, undefined, undefined);
   }
 
   // ---- Writes ----
@@ -400,7 +397,7 @@ export class PageTree {
           }
         }
         if (missing.size === 0) return new PreparedPaths([...pinned]);
-        const loaded = await Promise.all([...missing.values()].map(({ ref, level, low, high }) => this.#load(ref, level, low, high)));
+        const loaded = await Promise.all([...missing.values()].map(({ ref, level, low, high }) => this.#loader.load(ref, level, low, high)));
         for (const node of loaded) pin(node);
       }
     } catch (error) {
@@ -673,94 +670,6 @@ export class PageTree {
     parent.bytes = branchBytes(this.#measure, parent.separators);
   }
 
-  // ---- Loading ----
-
-  async #load(ref: PageRef, level: number, low: string | undefined, high: string | undefined): Promise<TreeNode> {
-    const cached = this.#cache.get(ref);
-    if (cached !== undefined) {
-      if (cached.level !== level) throw this.#corrupt(ref, level, `page of level ${cached.level} where level ${level} was expected`);
-      return cached;
-    }
-    const loading = this.#loading.get(ref.block);
-    if (loading !== undefined && loading.crc === ref.crc) return loading.promise;
-    this.#cache.recordMiss();
-    const promise = this.#io.read(ref, level).then((page) => {
-      const node = this.#decoded(ref, level, page, low, high);
-      // Another node of this page may have come into the cache while the
-      // read was in flight: prepare() puts back a node it loaded that was
-      // evicted before it pinned it. That one stays — replacing it would
-      // leave a pinned node outside the cache, and the write it was pinned
-      // for would find its path not in memory — and is the one returned.
-      const present = this.#cache.peek(ref);
-      if (present !== undefined) return present;
-      this.#cache.insert(node);
-      return node;
-    });
-    this.#loading.set(ref.block, { crc: ref.crc, promise });
-    try {
-      return await promise;
-    } finally {
-      if (this.#loading.get(ref.block)?.promise === promise) this.#loading.delete(ref.block);
-    }
-  }
-
-  /** Checks a decoded page against the tree's rules (the codec checked its bytes) and makes it a clean node. */
-  #decoded(ref: PageRef, level: number, page: DecodedTreePage, low: string | undefined, high: string | undefined): TreeNode {
-    const bad = (reason: string): StoreCorruptError => this.#corrupt(ref, level, reason);
-    let node: TreeNode;
-    if (page.kind === 'leaf' && page.page !== undefined) {
-      if (level !== 0) throw bad('a leaf where a branch was expected');
-      node = this.#checkedPageLeaf(page.page, low, high, bad);
-    } else {
-      let keys: readonly string[];
-      if (page.kind === 'leaf') {
-        if (level !== 0) throw bad('a leaf where a branch was expected');
-        if (page.keys.length === 0) throw bad('an empty leaf');
-        if (page.keys.length !== page.entries.length) throw bad(`${page.keys.length} keys but ${page.entries.length} entries`);
-        keys = page.keys;
-        node = newLeaf(EPOCH_NEVER, page.keys.slice(), page.entries.slice(), leafBytes(this.#measure, page.keys, page.entries));
-      } else {
-        if (page.level !== level || level < 1) throw bad(`a page of level ${page.level}`);
-        if (page.children.length < 2) throw bad(`a branch with ${page.children.length} children`);
-        if (page.separators.length !== page.children.length - 1) throw bad(`${page.separators.length} separators for ${page.children.length} children`);
-        keys = page.separators;
-        node = newBranch(EPOCH_NEVER, level, page.separators.slice(), page.children.slice(), branchBytes(this.#measure, page.separators));
-      }
-      for (let index = 0; index < keys.length; index++) {
-        const key = keys[index]!;
-        if (typeof key !== 'string' || key.length === 0 || key.length > this.#keySizeMax) throw bad(`key ${index} is not a key`);
-        if (index > 0 && !(keys[index - 1]! < key)) throw bad(`key ${index} is not above key ${index - 1}`);
-      }
-      if (low !== undefined && keys[0]! < low) throw bad('a key below the bound its parent gives');
-      if (high !== undefined && !(keys[keys.length - 1]! < high)) throw bad('a key at or above the bound its parent gives');
-    }
-    if (node.bytes > this.#capacityBytes) throw bad(`${node.bytes} bytes, over the page capacity ${this.#capacityBytes}`);
-    node.ref = ref;
-    node.memoryBytes = nodeMemoryBytes(node);
-    return node;
-  }
-
-  /**
-   * #decoded of a leaf in page form: the same rules, checked in its bytes.
-   * The codec checked that its keys are keys in strictly ascending order;
-   * its page bytes are its records' (PageMeasure's bytes of every entry,
-   * which the codec checked add up to them): measuring the entries again
-   * would read every value.
-   */
-  #checkedPageLeaf(page: LeafPage, low: string | undefined, high: string | undefined, bad: (reason: string) => StoreCorruptError): LeafNode {
-    if (page.count === 0) throw bad('an empty leaf');
-    if (this.#keySizeMax < KEY_SIZE_MAX) {
-      for (let index = 0; index < page.count; index++) if (page.keyLengthAt(index) > this.#keySizeMax) throw bad(`key ${index} is not a key`);
-    }
-    if (low !== undefined && page.compareKeyAt(0, low) < 0) throw bad('a key below the bound its parent gives');
-    if (high !== undefined && page.compareKeyAt(page.count - 1, high) >= 0) throw bad('a key at or above the bound its parent gives');
-    return newPageLeaf(page);
-  }
-
-  #corrupt(ref: PageRef, level: number, reason: string): StoreCorruptError {
-    return new StoreCorruptError('page', `level ${level}: ${reason}`, ref.block);
-  }
-
   // ---- Checkpoints ----
 
   /**
@@ -872,67 +781,20 @@ export class PageTree {
   }
 
   /**
-   * Asserts the tree's invariants over the pages in memory (pages not cached
-   * are skipped: this does no IO): order, separators bounding their
-   * subtrees, levels, sizes within capacity and as recorded, no empty
-   * non-root node, branches with >= 2 children, mutable nodes neither on
-   * disk nor planned, the current tree's slots holding only dirty nodes,
-   * the key count when every page is in memory, and the cache's accounting.
+   * Asserts the tree's invariants over the pages in memory (tree_invariants.ts;
+   * no IO).
    */
   checkInvariants(): void {
-    const fail = (message: string): never => {
-      throw new Error(`ringstore: page tree invariant: ${message}`);
-    };
-    let keys = 0;
-    let complete = true;
-    const check = (child: Child, level: number, low: string | undefined, high: string | undefined): void => {
-      if (isNode(child) && child.ref !== undefined) fail('the current tree holds a clean node in a slot (complete() should have made it a ref)');
-      const node = isNode(child) ? child : this.#cache.peek(child);
-      if (node === undefined) {
-        complete = false;
-        return;
-      }
-      if (node.level !== level) fail(`a node of level ${node.level} at level ${level}`);
-      if (node.epoch === this.#epoch && (node.ref !== undefined || node.planned)) fail('a mutable node is on disk or planned');
-      if (node.bytes > this.#capacityBytes) fail(`a node of ${node.bytes} bytes > capacity ${this.#capacityBytes}`);
-      // A leaf in page form is checked through its keys and entries as a copy would read them.
-      const leaf = node.kind === 'leaf' ? (node.page !== undefined ? node.page.materialize() : leafArrays(node)) : undefined;
-      const ordered = leaf !== undefined ? leaf.keys : (node as BranchNode).separators;
-      for (let index = 1; index < ordered.length; index++) if (!(ordered[index - 1]! < ordered[index]!)) fail(`keys out of order at level ${level}`);
-      if (ordered.length > 0) {
-        if (low !== undefined && ordered[0]! < low) fail(`key ${JSON.stringify(ordered[0])} below its bound ${JSON.stringify(low)}`);
-        if (high !== undefined && !(ordered[ordered.length - 1]! < high)) fail(`key ${JSON.stringify(ordered[ordered.length - 1])} not below its bound ${JSON.stringify(high)}`);
-      }
-      if (node.kind === 'leaf') {
-        if (node.page !== undefined && (node.keys !== undefined || node.entries !== undefined || node.ref === undefined)) fail('a leaf in page form with arrays, or not clean');
-        if (leaf!.keys.length === 0) fail('an empty leaf');
-        if (leaf!.keys.length !== leaf!.entries.length) fail('keys and entries differ in count');
-        if (node.bytes !== leafBytes(this.#measure, leaf!.keys, leaf!.entries)) fail('a leaf whose recorded bytes are wrong');
-        keys += leaf!.keys.length;
-        return;
-      }
-      if (node.children.length < 2) fail(`a branch with ${node.children.length} children`);
-      if (node.separators.length !== node.children.length - 1) fail('separators and children do not match');
-      if (node.bytes !== branchBytes(this.#measure, node.separators)) fail('a branch whose recorded bytes are wrong');
-      for (let index = 0; index < node.children.length; index++) {
-        check(node.children[index]!, level - 1, index === 0 ? low : node.separators[index - 1], index === node.separators.length ? high : node.separators[index]);
-      }
-    };
-    if (this.#root === undefined) {
-      if (this.#keyCount !== 0 || this.#level !== 0) fail(`no root but ${this.#keyCount} keys, level ${this.#level}`);
-    } else {
-      check(this.#root, this.#level, undefined, undefined);
-      if (complete && keys !== this.#keyCount) fail(`${keys} keys in the tree, ${this.#keyCount} counted`);
-    }
-    let cachedBytes = 0;
-    for (const node of this.#cache.nodes()) {
-      if (node.ref === undefined || node.epoch !== EPOCH_NEVER || node.planned) fail('a dirty node in the page cache');
-      cachedBytes += node.memoryBytes;
-    }
-    if (cachedBytes !== this.#cache.bytes) fail(`the cache counts ${this.#cache.bytes} bytes, its nodes ${cachedBytes}`);
-    for (const page of this.#garbage) {
-      if (isNode(page) && !page.planned) fail('G holds a node no checkpoint will write');
-    }
+    checkTreeInvariants({
+      root: this.#root,
+      level: this.#level,
+      keyCount: this.#keyCount,
+      epoch: this.#epoch,
+      capacityBytes: this.#capacityBytes,
+      measure: this.#measure,
+      cache: this.#cache,
+      garbage: this.#garbage,
+    });
   }
 }
 

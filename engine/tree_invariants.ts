@@ -1,0 +1,82 @@
+// The page tree's invariants, asserted over the pages in memory (tests and
+// the lab call PageTree.checkInvariants after every step). Pages not cached
+// are skipped: this does no IO.
+import type { PageCache } from './page_cache.js';
+import { branchBytes, EPOCH_NEVER, isNode, leafArrays, leafBytes, type BranchNode, type Child, type PageMeasure, type PageRef, type TreeNode } from './tree_node.js';
+
+/** What the checks read of a PageTree (its private state, read-only). */
+export interface TreeState {
+  readonly root: Child | undefined;
+  readonly level: number;
+  readonly keyCount: number;
+  /** The tree's write epoch: nodes of it are mutable. */
+  readonly epoch: number;
+  readonly capacityBytes: number;
+  readonly measure: PageMeasure;
+  readonly cache: PageCache;
+  /** G: replaced pages (PageTree's #garbage). */
+  readonly garbage: readonly (PageRef | TreeNode)[];
+}
+
+/**
+ * Asserts order, separators bounding their subtrees, levels, sizes within
+ * capacity and as recorded, no empty non-root node, branches with >= 2
+ * children, mutable nodes neither on disk nor planned, the current tree's
+ * slots holding only dirty nodes, the key count when every page is in
+ * memory, and the cache's accounting.
+ */
+export function checkTreeInvariants(tree: TreeState): void {
+  const fail = (message: string): never => {
+    throw new Error(`ringstore: page tree invariant: ${message}`);
+  };
+  let keys = 0;
+  let complete = true;
+  const check = (child: Child, level: number, low: string | undefined, high: string | undefined): void => {
+    if (isNode(child) && child.ref !== undefined) fail('the current tree holds a clean node in a slot (complete() should have made it a ref)');
+    const node = isNode(child) ? child : tree.cache.peek(child);
+    if (node === undefined) {
+      complete = false;
+      return;
+    }
+    if (node.level !== level) fail(`a node of level ${node.level} at level ${level}`);
+    if (node.epoch === tree.epoch && (node.ref !== undefined || node.planned)) fail('a mutable node is on disk or planned');
+    if (node.bytes > tree.capacityBytes) fail(`a node of ${node.bytes} bytes > capacity ${tree.capacityBytes}`);
+    // A leaf in page form is checked through its keys and entries as a copy would read them.
+    const leaf = node.kind === 'leaf' ? (node.page !== undefined ? node.page.materialize() : leafArrays(node)) : undefined;
+    const ordered = leaf !== undefined ? leaf.keys : (node as BranchNode).separators;
+    for (let index = 1; index < ordered.length; index++) if (!(ordered[index - 1]! < ordered[index]!)) fail(`keys out of order at level ${level}`);
+    if (ordered.length > 0) {
+      if (low !== undefined && ordered[0]! < low) fail(`key ${JSON.stringify(ordered[0])} below its bound ${JSON.stringify(low)}`);
+      if (high !== undefined && !(ordered[ordered.length - 1]! < high)) fail(`key ${JSON.stringify(ordered[ordered.length - 1])} not below its bound ${JSON.stringify(high)}`);
+    }
+    if (node.kind === 'leaf') {
+      if (node.page !== undefined && (node.keys !== undefined || node.entries !== undefined || node.ref === undefined)) fail('a leaf in page form with arrays, or not clean');
+      if (leaf!.keys.length === 0) fail('an empty leaf');
+      if (leaf!.keys.length !== leaf!.entries.length) fail('keys and entries differ in count');
+      if (node.bytes !== leafBytes(tree.measure, leaf!.keys, leaf!.entries)) fail('a leaf whose recorded bytes are wrong');
+      keys += leaf!.keys.length;
+      return;
+    }
+    if (node.children.length < 2) fail(`a branch with ${node.children.length} children`);
+    if (node.separators.length !== node.children.length - 1) fail('separators and children do not match');
+    if (node.bytes !== branchBytes(tree.measure, node.separators)) fail('a branch whose recorded bytes are wrong');
+    for (let index = 0; index < node.children.length; index++) {
+      check(node.children[index]!, level - 1, index === 0 ? low : node.separators[index - 1], index === node.separators.length ? high : node.separators[index]);
+    }
+  };
+  if (tree.root === undefined) {
+    if (tree.keyCount !== 0 || tree.level !== 0) fail(`no root but ${tree.keyCount} keys, level ${tree.level}`);
+  } else {
+    check(tree.root, tree.level, undefined, undefined);
+    if (complete && keys !== tree.keyCount) fail(`${keys} keys in the tree, ${tree.keyCount} counted`);
+  }
+  let cachedBytes = 0;
+  for (const node of tree.cache.nodes()) {
+    if (node.ref === undefined || node.epoch !== EPOCH_NEVER || node.planned) fail('a dirty node in the page cache');
+    cachedBytes += node.memoryBytes;
+  }
+  if (cachedBytes !== tree.cache.bytes) fail(`the cache counts ${tree.cache.bytes} bytes, its nodes ${cachedBytes}`);
+  for (const page of tree.garbage) {
+    if (isNode(page) && !page.planned) fail('G holds a node no checkpoint will write');
+  }
+}

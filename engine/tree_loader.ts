@@ -1,0 +1,139 @@
+// TreeLoader: brings a page of the tree into memory as a clean node. A page
+// in the cache is returned as it is; concurrent loads of one page share one
+// read; a page read from the device is checked against the tree's rules
+// (levels, counts, key order and bounds, size) on top of the codec's checks
+// of its bytes, and goes into the page cache. Damage is ERR_STORE_CORRUPT
+// naming the block, never a node.
+import { KEY_SIZE_MAX } from '../format/constants.js';
+import type { LeafPage } from './leaf_page.js';
+import type { PageCache } from './page_cache.js';
+import { StoreCorruptError } from './store_error.js';
+import {
+  branchBytes,
+  EPOCH_NEVER,
+  leafBytes,
+  newBranch,
+  newLeaf,
+  newPageLeaf,
+  nodeMemoryBytes,
+  type DecodedTreePage,
+  type LeafNode,
+  type PageMeasure,
+  type PageRef,
+  type TreeNode,
+  type TreePageIo,
+} from './tree_node.js';
+
+export interface TreeLoaderParts {
+  readonly io: TreePageIo;
+  readonly cache: PageCache;
+  readonly measure: PageMeasure;
+  /** The longest key the tree takes (KEY_SIZE_MAX unless a test lowers it). */
+  readonly keySizeMax: number;
+}
+
+export class TreeLoader {
+  readonly #io: TreePageIo;
+  readonly #cache: PageCache;
+  readonly #measure: PageMeasure;
+  readonly #keySizeMax: number;
+  /** Reads in flight by block, so concurrent loads of a page read it once. */
+  readonly #loading = new Map<number, { crc: number; promise: Promise<TreeNode> }>();
+
+  constructor(parts: TreeLoaderParts) {
+    this.#io = parts.io;
+    this.#cache = parts.cache;
+    this.#measure = parts.measure;
+    this.#keySizeMax = parts.keySizeMax;
+  }
+
+  /**
+   * The clean node of `ref`, which must be a page of `level` whose keys lie
+   * in [low, high) (the bounds its parent gives; undefined: none).
+   */
+  async load(ref: PageRef, level: number, low: string | undefined, high: string | undefined): Promise<TreeNode> {
+    const cached = this.#cache.get(ref);
+    if (cached !== undefined) {
+      if (cached.level !== level) throw corrupt(ref, level, `page of level ${cached.level} where level ${level} was expected`);
+      return cached;
+    }
+    const loading = this.#loading.get(ref.block);
+    if (loading !== undefined && loading.crc === ref.crc) return loading.promise;
+    this.#cache.recordMiss();
+    const promise = this.#io.read(ref, level).then((page) => {
+      const node = this.#decoded(ref, level, page, low, high);
+      // Another node of this page may have come into the cache while the
+      // read was in flight: prepare() puts back a node it loaded that was
+      // evicted before it pinned it. That one stays — replacing it would
+      // leave a pinned node outside the cache, and the write it was pinned
+      // for would find its path not in memory — and is the one returned.
+      const present = this.#cache.peek(ref);
+      if (present !== undefined) return present;
+      this.#cache.insert(node);
+      return node;
+    });
+    this.#loading.set(ref.block, { crc: ref.crc, promise });
+    try {
+      return await promise;
+    } finally {
+      if (this.#loading.get(ref.block)?.promise === promise) this.#loading.delete(ref.block);
+    }
+  }
+
+  /** Checks a decoded page against the tree's rules (the codec checked its bytes) and makes it a clean node. */
+  #decoded(ref: PageRef, level: number, page: DecodedTreePage, low: string | undefined, high: string | undefined): TreeNode {
+    const bad = (reason: string): StoreCorruptError => corrupt(ref, level, reason);
+    let node: TreeNode;
+    if (page.kind === 'leaf' && page.page !== undefined) {
+      if (level !== 0) throw bad('a leaf where a branch was expected');
+      node = this.#checkedPageLeaf(page.page, low, high, bad);
+    } else {
+      let keys: readonly string[];
+      if (page.kind === 'leaf') {
+        if (level !== 0) throw bad('a leaf where a branch was expected');
+        if (page.keys.length === 0) throw bad('an empty leaf');
+        if (page.keys.length !== page.entries.length) throw bad(`${page.keys.length} keys but ${page.entries.length} entries`);
+        keys = page.keys;
+        node = newLeaf(EPOCH_NEVER, page.keys.slice(), page.entries.slice(), leafBytes(this.#measure, page.keys, page.entries));
+      } else {
+        if (page.level !== level || level < 1) throw bad(`a page of level ${page.level}`);
+        if (page.children.length < 2) throw bad(`a branch with ${page.children.length} children`);
+        if (page.separators.length !== page.children.length - 1) throw bad(`${page.separators.length} separators for ${page.children.length} children`);
+        keys = page.separators;
+        node = newBranch(EPOCH_NEVER, level, page.separators.slice(), page.children.slice(), branchBytes(this.#measure, page.separators));
+      }
+      for (let index = 0; index < keys.length; index++) {
+        const key = keys[index]!;
+        if (typeof key !== 'string' || key.length === 0 || key.length > this.#keySizeMax) throw bad(`key ${index} is not a key`);
+        if (index > 0 && !(keys[index - 1]! < key)) throw bad(`key ${index} is not above key ${index - 1}`);
+      }
+      if (low !== undefined && keys[0]! < low) throw bad('a key below the bound its parent gives');
+      if (high !== undefined && !(keys[keys.length - 1]! < high)) throw bad('a key at or above the bound its parent gives');
+    }
+    if (node.bytes > this.#measure.capacityBytes) throw bad(`${node.bytes} bytes, over the page capacity ${this.#measure.capacityBytes}`);
+    node.ref = ref;
+    node.memoryBytes = nodeMemoryBytes(node);
+    return node;
+  }
+
+  /**
+   * #decoded of a leaf in page form: the same rules, checked in its bytes.
+   * The codec checked that its keys are keys in strictly ascending order;
+   * its page bytes are its records' (PageMeasure's bytes of every entry,
+   * which the codec checked add up to them): measuring the entries again
+   * would read every value.
+   */
+  #checkedPageLeaf(page: LeafPage, low: string | undefined, high: string | undefined, bad: (reason: string) => StoreCorruptError): LeafNode {
+    if (page.count === 0) throw bad('an empty leaf');
+    if (this.#keySizeMax < KEY_SIZE_MAX) {
+      for (let index = 0; index < page.count; index++) if (page.keyLengthAt(index) > this.#keySizeMax) throw bad(`key ${index} is not a key`);
+    }
+    if (low !== undefined && page.compareKeyAt(0, low) < 0) throw bad('a key below the bound its parent gives');
+    if (high !== undefined && page.compareKeyAt(page.count - 1, high) >= 0) throw bad('a key at or above the bound its parent gives');
+    return newPageLeaf(page);
+  }
+}
+
+function corrupt(ref: PageRef, level: number, reason: string): StoreCorruptError {
+  return new StoreCorruptError('page', `level ${level}: ${reason}`, ref.block);
+}

@@ -50,7 +50,7 @@ import { PageTree } from './page_tree.js';
 import { probeSuperblocks, recoverStore, type SuperblockProbe } from './recovery.js';
 import { RingBlockDevice } from './ring_block_device.js';
 import { Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
-import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, unreadableArgument, type CheckedRange, type KeyRange } from './store_arguments.js';
+import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, unreadableArgument, type KeyRange } from './store_arguments.js';
 import { invalidArgument, StoreError } from './store_error.js';
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
 import { eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
@@ -498,7 +498,11 @@ export class BlockStore<V = unknown> {
     const range = checkRangeOptions(options);
     const values = range.values;
     if (values !== undefined && typeof values !== 'boolean') throw invalidArgument(`range option 'values' must be a boolean, got ${describeArgument(values)}`);
-    yield* this.#entries(range, values !== false);
+    // Ranges need the whole tree: the WAL tail replayed. Straight to the
+    // reader's generator: each generator in between costs every entry a
+    // promise (a scan of 1 M keys measured ~8 % slower through one more).
+    await this.#replayed();
+    yield* this.#reader.entries(range, values !== false) as AsyncGenerator<[Key, V | undefined]>;
   }
 
   /**
@@ -508,7 +512,8 @@ export class BlockStore<V = unknown> {
   async *keys(options: KeyRangeOptions = {}): AsyncGenerator<Key> {
     this.#state.checkOpen();
     const range = checkRangeOptions(options);
-    for await (const [key] of this.#entries(range, false)) yield key;
+    await this.#replayed();
+    for await (const [key] of this.#reader.entries(range, false)) yield key;
   }
 
   /**
@@ -518,7 +523,8 @@ export class BlockStore<V = unknown> {
   async *values(options: KeyRangeOptions = {}): AsyncGenerator<V> {
     this.#state.checkOpen();
     const range = checkRangeOptions(options);
-    for await (const [, value] of this.#entries(range, true)) yield value as V;
+    await this.#replayed();
+    for await (const [, value] of this.#reader.entries(range, true)) yield value as V;
   }
 
   /**
@@ -531,12 +537,6 @@ export class BlockStore<V = unknown> {
     const range = checkRangeOptions(options);
     await this.#replayed();
     return this.#reader.count(range);
-  }
-
-  /** The reader's entries of `range`, once the WAL tail is replayed (ranges need the whole tree). */
-  async *#entries(range: CheckedRange, withValues: boolean): AsyncGenerator<[Key, V | undefined]> {
-    await this.#replayed();
-    yield* this.#reader.entries(range, withValues) as AsyncGenerator<[Key, V | undefined]>;
   }
 
   // ---- Writes ----

@@ -271,15 +271,17 @@ export class PageTree {
     }
   }
 
-  /** The entry of `key` in the tree as it is now, reading pages that are not cached. */
-  async get(key: string): Promise<IndexEntry | undefined> {
-    const cached = this.getCached(key);
-    if (cached !== NOT_CACHED) return cached;
+  /**
+   * The entry of `key` in the tree as it is now, reading pages that are not
+   * cached (the nodes in memory are taken at the call: getCached() first
+   * would only walk the same path twice).
+   */
+  get(key: string): Promise<IndexEntry | undefined> {
     return this.#getFrom(this.#root, this.#level, key);
   }
 
   /** The entry of `key` in `snapshot`, reading pages that are not cached. */
-  async getIn(snapshot: TreeSnapshot, key: string): Promise<IndexEntry | undefined> {
+  getIn(snapshot: TreeSnapshot, key: string): Promise<IndexEntry | undefined> {
     return this.#getFrom(snapshot.root, snapshot.level, key);
   }
 

@@ -118,9 +118,11 @@ export class RingBlockDevice implements BlockDevice {
     return this.#file.isBlockDevice;
   }
 
-  async read(position: number, buffer: Uint8Array): Promise<void> {
-    const bytes = await this.#file.read(buffer, position);
-    if (bytes !== buffer.length) throw shortRead(position, buffer.length, bytes);
+  read(position: number, buffer: Uint8Array): Promise<void> {
+    // Not an async function: every page read of a cold get comes through here.
+    return this.#file.read(buffer, position).then((bytes) => {
+      if (bytes !== buffer.length) throw shortRead(position, buffer.length, bytes);
+    });
   }
 
   async readv(position: number, buffers: Uint8Array[]): Promise<void> {

@@ -61,7 +61,7 @@ export class StoreReader {
   has(keyString: string): Promise<boolean> {
     const entry = this.entryNow(keyString);
     if (entry !== NOT_CACHED) return Promise.resolve(entry !== undefined);
-    return this.#lookUp(keyString, async (found) => found !== undefined);
+    return this.#hasUncached(keyString);
   }
 
   /**
@@ -79,32 +79,41 @@ export class StoreReader {
     return this.#tree.getCached(keyString);
   }
 
-  /** get() when a page on the key's path is not in memory. */
-  #getUncached(keyString: string): Promise<unknown> {
-    return this.#lookUp(keyString, async (entry) => {
+  /**
+   * get() when a page on the key's path is not in memory: the lookup and
+   * the value's read under one read epoch, so neither the pages read nor
+   * the value's extents can be freed and reused in between. One async
+   * function from the tree's lookup to the decoded value: every async
+   * layer costs a cold get a promise and a turn.
+   */
+  async #getUncached(keyString: string): Promise<unknown> {
+    const epoch = this.#space.beginRead();
+    try {
+      const entry = await this.#treeEntry(keyString);
       if (entry === undefined) return undefined;
       if (entry.value instanceof Uint8Array) return this.decodeValue(keyString, entry, entry.value, false);
       return this.decodeValue(keyString, entry, await this.readValue(entry), true);
-    });
-  }
-
-  /**
-   * Looks `keyString` up through the page cache and the device, then runs
-   * `use` on its entry, under one read epoch: neither the pages read nor
-   * the value's extents can be freed and reused in between.
-   */
-  async #lookUp<T>(keyString: string, use: (entry: IndexEntry | undefined) => Promise<T>): Promise<T> {
-    const epoch = this.#space.beginRead();
-    try {
-      let entry: IndexEntry | undefined;
-      try {
-        entry = await this.#tree.get(keyString);
-      } catch (error) {
-        throw this.#state.closedOr(error);
-      }
-      return await use(entry);
     } finally {
       this.#space.endRead(epoch);
+    }
+  }
+
+  /** has() when a page on the key's path is not in memory (under a read epoch, as #getUncached). */
+  async #hasUncached(keyString: string): Promise<boolean> {
+    const epoch = this.#space.beginRead();
+    try {
+      return (await this.#treeEntry(keyString)) !== undefined;
+    } finally {
+      this.#space.endRead(epoch);
+    }
+  }
+
+  /** The tree's entry of `keyString`, reading pages; a read the store's close cut short is ERR_STORE_CLOSED. */
+  async #treeEntry(keyString: string): Promise<IndexEntry | undefined> {
+    try {
+      return await this.#tree.get(keyString);
+    } catch (error) {
+      throw this.#state.closedOr(error);
     }
   }
 

@@ -51,33 +51,42 @@ export class TreeLoader {
    * The clean node of `ref`, which must be a page of `level` whose keys lie
    * in [low, high) (the bounds its parent gives; undefined: none).
    */
-  async load(ref: PageRef, level: number, low: string | undefined, high: string | undefined): Promise<TreeNode> {
+  load(ref: PageRef, level: number, low: string | undefined, high: string | undefined): Promise<TreeNode> {
+    // Not an async function: a page read costs one promise here, not two.
     const cached = this.#cache.get(ref);
     if (cached !== undefined) {
-      if (cached.level !== level) throw corrupt(ref, level, `page of level ${cached.level} where level ${level} was expected`);
-      return cached;
+      if (cached.level !== level) return Promise.reject(corrupt(ref, level, `page of level ${cached.level} where level ${level} was expected`));
+      return Promise.resolve(cached);
     }
     const loading = this.#loading.get(ref.block);
     if (loading !== undefined && loading.crc === ref.crc) return loading.promise;
     this.#cache.recordMiss();
-    const promise = this.#io.read(ref, level).then((page) => {
-      const node = this.#decoded(ref, level, page, low, high);
-      // Another node of this page may have come into the cache while the
-      // read was in flight: prepare() puts back a node it loaded that was
-      // evicted before it pinned it. That one stays — replacing it would
-      // leave a pinned node outside the cache, and the write it was pinned
-      // for would find its path not in memory — and is the one returned.
-      const present = this.#cache.peek(ref);
-      if (present !== undefined) return present;
-      this.#cache.insert(node);
-      return node;
-    });
+    const promise: Promise<TreeNode> = this.#io.read(ref, level).then(
+      (page) => {
+        this.#loaded(ref.block, promise);
+        const node = this.#decoded(ref, level, page, low, high);
+        // Another node of this page may have come into the cache while the
+        // read was in flight: prepare() puts back a node it loaded that was
+        // evicted before it pinned it. That one stays — replacing it would
+        // leave a pinned node outside the cache, and the write it was pinned
+        // for would find its path not in memory — and is the one returned.
+        const present = this.#cache.peek(ref);
+        if (present !== undefined) return present;
+        this.#cache.insert(node);
+        return node;
+      },
+      (error: unknown) => {
+        this.#loaded(ref.block, promise);
+        throw error;
+      },
+    );
     this.#loading.set(ref.block, { crc: ref.crc, promise });
-    try {
-      return await promise;
-    } finally {
-      if (this.#loading.get(ref.block)?.promise === promise) this.#loading.delete(ref.block);
-    }
+    return promise;
+  }
+
+  /** The read of `block` that `promise` waits for has ended: later loads of the block read it again. */
+  #loaded(block: number, promise: Promise<TreeNode>): void {
+    if (this.#loading.get(block)?.promise === promise) this.#loading.delete(block);
   }
 
   /** Checks a decoded page against the tree's rules (the codec checked its bytes) and makes it a clean node. */

@@ -249,9 +249,8 @@ export class Checkpointer {
           const node = plan.dirtyNodes[i];
           const block = blocks.pages[i].startBlock;
           const buffer = this.#pages.pool.take();
-          const content = plan.content(node, (child) => assigned.get(child));
           // A leaf by difference from the version of it on disk (TreePages.encodeLeaf).
-          const crc = node.kind === 'leaf' ? this.#pages.encodeLeaf(node, block, sequence, buffer) : this.#pages.encode(content, block, sequence, buffer);
+          const crc = node.kind === 'leaf' ? this.#pages.encodeLeaf(node, block, sequence, buffer) : this.#pages.encode(plan.content(node, (child) => assigned.get(child)), block, sequence, buffer);
           assigned.set(node, { block, crc });
           batch.push({ block, buffer });
           // Encoding is CPU work: let commits and reads run between slices.

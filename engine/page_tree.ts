@@ -48,11 +48,14 @@ import {
   branchBytes,
   childIndexFor,
   copyNode,
+  editedLeafDelete,
+  editedLeafSet,
   EPOCH_NEVER,
   isNode,
   leafArrays,
   leafCount,
   leafFind,
+  leafRecords,
   lowerBound,
   newBranch,
   newLeaf,
@@ -446,6 +449,16 @@ export class PageTree {
     }
     const path = this.#writablePath(key);
     const leaf = path.leaf;
+    if (leaf.edits !== undefined) {
+      const previous = editedLeafSet(leaf, key, entry, bytes, this.#measure);
+      if (previous === undefined) this.#keyCount++;
+      if (leaf.bytes > this.#capacityBytes) {
+        // A split cuts arrays: the leaf leaves edited form here.
+        const { keys } = leafArrays(leaf);
+        this.#split(path.branches, leaf, lowerBound(keys, key) === keys.length - 1);
+      }
+      return previous;
+    }
     const { keys, entries } = leafArrays(leaf);
     const index = lowerBound(keys, key);
     let previous: IndexEntry | undefined;
@@ -471,12 +484,17 @@ export class PageTree {
     if (existing === undefined) return undefined;
     const path = this.#writablePath(key);
     const leaf = path.leaf;
-    const { keys, entries } = leafArrays(leaf);
-    const index = lowerBound(keys, key);
-    const previous = entries[index]!;
-    leaf.bytes -= this.#measure.entryBytes(key, previous);
-    keys.splice(index, 1);
-    entries.splice(index, 1);
+    let previous: IndexEntry;
+    if (leaf.edits !== undefined) {
+      previous = editedLeafDelete(leaf, key, this.#measure);
+    } else {
+      const { keys, entries } = leafArrays(leaf);
+      const index = lowerBound(keys, key);
+      previous = entries[index]!;
+      leaf.bytes -= this.#measure.entryBytes(key, previous);
+      keys.splice(index, 1);
+      entries.splice(index, 1);
+    }
     this.#keyCount--;
     this.#rebalance(path.branches, leaf);
     return previous;
@@ -626,10 +644,10 @@ export class PageTree {
     const merged = this.#writable(parent.children[left]!, separator);
     if (merged.kind === 'leaf' && rightNode.kind === 'leaf') {
       // The right leaf's records join the merged leaf's arrays; a right leaf
-      // in page form is read into arrays for it (the merged leaf keeps its
-      // own basis, so those records are encoded anew).
+      // in page or edited form is read into arrays for it (the merged leaf
+      // keeps its own basis, so those records are encoded anew).
       const into = leafArrays(merged);
-      const from = rightNode.page !== undefined ? rightNode.page.materialize() : leafArrays(rightNode);
+      const from = leafRecords(rightNode);
       into.keys.push(...from.keys);
       into.entries.push(...from.entries);
     } else if (merged.kind === 'branch' && rightNode.kind === 'branch') {

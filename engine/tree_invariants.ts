@@ -2,7 +2,7 @@
 // the lab call PageTree.checkInvariants after every step). Pages not cached
 // are skipped: this does no IO.
 import type { PageCache } from './page_cache.js';
-import { branchBytes, EPOCH_NEVER, isNode, leafArrays, leafBytes, type BranchNode, type Child, type PageMeasure, type PageRef, type TreeNode } from './tree_node.js';
+import { branchBytes, EPOCH_NEVER, isNode, leafBytes, leafRecords, type BranchNode, type Child, type PageMeasure, type PageRef, type TreeNode } from './tree_node.js';
 
 /** What the checks read of a PageTree (its private state, read-only). */
 export interface TreeState {
@@ -41,8 +41,8 @@ export function checkTreeInvariants(tree: TreeState): void {
     if (node.level !== level) fail(`a node of level ${node.level} at level ${level}`);
     if (node.epoch === tree.epoch && (node.ref !== undefined || node.planned)) fail('a mutable node is on disk or planned');
     if (node.bytes > tree.capacityBytes) fail(`a node of ${node.bytes} bytes > capacity ${tree.capacityBytes}`);
-    // A leaf in page form is checked through its keys and entries as a copy would read them.
-    const leaf = node.kind === 'leaf' ? (node.page !== undefined ? node.page.materialize() : leafArrays(node)) : undefined;
+    // A leaf in page or edited form is checked through its keys and entries as a copy would read them (without changing its form).
+    const leaf = node.kind === 'leaf' ? leafRecords(node) : undefined;
     const ordered = leaf !== undefined ? leaf.keys : (node as BranchNode).separators;
     for (let index = 1; index < ordered.length; index++) if (!(ordered[index - 1]! < ordered[index]!)) fail(`keys out of order at level ${level}`);
     if (ordered.length > 0) {
@@ -50,7 +50,17 @@ export function checkTreeInvariants(tree: TreeState): void {
       if (high !== undefined && !(ordered[ordered.length - 1]! < high)) fail(`key ${JSON.stringify(ordered[ordered.length - 1])} not below its bound ${JSON.stringify(high)}`);
     }
     if (node.kind === 'leaf') {
-      if (node.page !== undefined && (node.keys !== undefined || node.entries !== undefined || node.ref === undefined)) fail('a leaf in page form with arrays, or not clean');
+      if (node.page !== undefined && (node.keys !== undefined || node.entries !== undefined)) fail('a leaf in page or edited form with arrays');
+      if (node.page !== undefined && node.edits === undefined && node.ref === undefined) fail('a leaf in page form that is not clean');
+      if (node.page === undefined && node.edits !== undefined) fail('edits without a page');
+      if (node.edits !== undefined) {
+        const edits = node.edits;
+        if (edits.keys.length !== edits.entries.length) fail('edited keys and entries differ in count');
+        for (let index = 1; index < edits.keys.length; index++) if (!(edits.keys[index - 1]! < edits.keys[index]!)) fail('edited keys out of order');
+        for (let index = 0; index < edits.keys.length; index++) {
+          if (edits.entries[index] === undefined && node.page!.find(edits.keys[index]!) === undefined) fail('an edit deletes a key its page does not hold');
+        }
+      }
       if (leaf!.keys.length === 0) fail('an empty leaf');
       if (leaf!.keys.length !== leaf!.entries.length) fail('keys and entries differ in count');
       if (node.bytes !== leafBytes(tree.measure, leaf!.keys, leaf!.entries)) fail('a leaf whose recorded bytes are wrong');

@@ -97,16 +97,39 @@ interface NodeCommon {
 }
 
 /**
- * A leaf holds its records in one of two forms. A leaf read from disk holds
- * the page (`page`; `keys` and `entries` undefined) and is searched in its
- * bytes. Any other leaf — dirty, or written by a checkpoint — holds arrays
- * of keys and entries (`page` undefined). Writes change only mutable leaves,
- * which are copies, new leaves or split pieces: always arrays.
+ * The records a leaf in edited form changes in its page: keys in ascending
+ * order, each with its entry now, or undefined where the page's record of
+ * that key was deleted; `count` is the leaf's record count (the page's,
+ * plus inserts, minus deletes).
+ */
+export interface LeafEdits {
+  readonly keys: string[];
+  readonly entries: (IndexEntry | undefined)[];
+  count: number;
+}
+
+/**
+ * A leaf holds its records in one of three forms:
+ * - page form: a leaf read from disk holds the page (`page`; `edits`,
+ *   `keys` and `entries` undefined) and is searched in its bytes;
+ * - edited form: a copy of a leaf in page form holds the same page and
+ *   what writes changed in it (`page` and `edits`): a write to a leaf of
+ *   ~35 records makes no key string or entry for the others, and a
+ *   checkpoint encodes it by copying the records it kept
+ *   (format/page.ts, encodeLeafPageOfEdits);
+ * - array form: keys and entries (`page` and `edits` undefined): new
+ *   leaves, split pieces and merges, and leaves a checkpoint wrote from
+ *   arrays. A leaf in edited form that has to change shape (a split, a
+ *   merge) or be read by position (a cursor) turns into arrays first
+ *   (leafArrays), with its page as its basis.
+ * Writes change only mutable leaves, which are copies, new leaves or split
+ * pieces: edited or array form.
  */
 export interface LeafNode extends NodeCommon {
   readonly kind: 'leaf';
   readonly level: 0;
-  readonly page: LeafPage | undefined;
+  page: LeafPage | undefined;
+  edits: LeafEdits | undefined;
   keys: string[] | undefined;
   entries: IndexEntry[] | undefined;
   /**
@@ -135,18 +158,129 @@ export function isNode(child: Child): child is TreeNode {
 }
 
 export function newLeaf(epoch: number, keys: string[], entries: IndexEntry[], bytes: number): ArrayLeafNode {
-  return { kind: 'leaf', level: 0, page: undefined, keys, entries, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, basis: undefined };
+  return { kind: 'leaf', level: 0, page: undefined, edits: undefined, keys, entries, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, basis: undefined };
 }
 
 /** A clean leaf of the page `page` read from disk (its ref is set by the reader). */
 export function newPageLeaf(page: LeafPage): LeafNode {
-  return { kind: 'leaf', level: 0, page, keys: undefined, entries: undefined, epoch: EPOCH_NEVER, ref: undefined, bytes: page.recordBytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, basis: undefined };
+  return { kind: 'leaf', level: 0, page, edits: undefined, keys: undefined, entries: undefined, epoch: EPOCH_NEVER, ref: undefined, bytes: page.recordBytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, basis: undefined };
 }
 
-/** The arrays of a leaf in array form; an Error (a bug) for a leaf in page form. */
+/** A leaf in edited form over `page` (see LeafNode). */
+function newEditedLeaf(epoch: number, page: LeafPage, edits: LeafEdits, bytes: number): LeafNode {
+  return { kind: 'leaf', level: 0, page, edits, keys: undefined, entries: undefined, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, basis: undefined };
+}
+
+/**
+ * The arrays of a leaf in array form. A leaf in edited form turns into
+ * array form here, with its page as its basis (the same records: a node a
+ * snapshot or a running checkpoint holds may change form, never content).
+ * An Error (a bug) for a leaf in page form: copy it first.
+ */
 export function leafArrays(leaf: LeafNode): { keys: string[]; entries: IndexEntry[] } {
+  if (leaf.edits !== undefined) {
+    const page = leaf.page!;
+    const basis = page.materialize();
+    const { keys, entries } = mergedRecords(basis.keys, basis.entries, leaf.edits);
+    leaf.keys = keys;
+    leaf.entries = entries;
+    leaf.basis = { page, keys: basis.keys, entries: basis.entries };
+    leaf.page = undefined;
+    leaf.edits = undefined;
+  }
   if (leaf.keys === undefined || leaf.entries === undefined) throw new Error('ringstore: a leaf in page form where arrays were needed (copy it first)');
   return { keys: leaf.keys, entries: leaf.entries };
+}
+
+/**
+ * The records of a leaf of any form as arrays, changing nothing (for
+ * checks and merges of a leaf that is going away): the page's own for a
+ * leaf in page form, the page's with the edits for one in edited form.
+ */
+export function leafRecords(leaf: LeafNode): { keys: string[]; entries: IndexEntry[] } {
+  if (leaf.page === undefined) return { keys: keysOf(leaf), entries: entriesOf(leaf) };
+  const records = leaf.page.materialize();
+  return leaf.edits === undefined ? records : mergedRecords(records.keys, records.entries, leaf.edits);
+}
+
+/** A page's keys and entries with `edits` applied (new arrays; the entries are the same objects). */
+function mergedRecords(pageKeys: readonly string[], pageEntries: readonly IndexEntry[], edits: LeafEdits): { keys: string[]; entries: IndexEntry[] } {
+  const keys: string[] = [];
+  const entries: IndexEntry[] = [];
+  let record = 0;
+  for (let edit = 0; edit < edits.keys.length; edit++) {
+    const key = edits.keys[edit]!;
+    while (record < pageKeys.length && pageKeys[record]! < key) {
+      keys.push(pageKeys[record]!);
+      entries.push(pageEntries[record]!);
+      record++;
+    }
+    if (record < pageKeys.length && pageKeys[record] === key) record++;
+    const entry = edits.entries[edit];
+    if (entry !== undefined) {
+      keys.push(key);
+      entries.push(entry);
+    }
+  }
+  for (; record < pageKeys.length; record++) {
+    keys.push(pageKeys[record]!);
+    entries.push(pageEntries[record]!);
+  }
+  if (keys.length !== edits.count) throw new Error(`ringstore: a leaf in edited form counts ${edits.count} records, its page and edits make ${keys.length}`);
+  return { keys, entries };
+}
+
+/**
+ * Sets `key` to `entry` in a mutable leaf in edited form, changing its
+ * count and page bytes (`bytes`: the entry's); returns the previous entry.
+ */
+export function editedLeafSet(leaf: LeafNode, key: string, entry: IndexEntry, bytes: number, measure: PageMeasure): IndexEntry | undefined {
+  const edits = leaf.edits!;
+  const index = lowerBound(edits.keys, key);
+  let previous: IndexEntry | undefined;
+  if (edits.keys[index] === key) {
+    previous = edits.entries[index];
+    edits.entries[index] = entry;
+  } else {
+    previous = leaf.page!.find(key);
+    edits.keys.splice(index, 0, key);
+    edits.entries.splice(index, 0, entry);
+  }
+  if (previous === undefined) {
+    edits.count++;
+    leaf.bytes += bytes;
+  } else {
+    leaf.bytes += bytes - measure.entryBytes(key, previous);
+  }
+  return previous;
+}
+
+/**
+ * Deletes `key`, which the leaf holds, from a mutable leaf in edited form;
+ * returns its entry. A key of the page is marked deleted; a key an edit
+ * inserted just goes.
+ */
+export function editedLeafDelete(leaf: LeafNode, key: string, measure: PageMeasure): IndexEntry {
+  const edits = leaf.edits!;
+  const index = lowerBound(edits.keys, key);
+  let previous: IndexEntry | undefined;
+  if (edits.keys[index] === key) {
+    previous = edits.entries[index];
+    if (leaf.page!.find(key) !== undefined) {
+      edits.entries[index] = undefined;
+    } else {
+      edits.keys.splice(index, 1);
+      edits.entries.splice(index, 1);
+    }
+  } else {
+    previous = leaf.page!.find(key);
+    edits.keys.splice(index, 0, key);
+    edits.entries.splice(index, 0, undefined);
+  }
+  if (previous === undefined) throw new Error(`ringstore: delete of ${JSON.stringify(key.slice(0, 40))}, which the leaf does not hold`);
+  edits.count--;
+  leaf.bytes -= measure.entryBytes(key, previous);
+  return previous;
 }
 
 export function newBranch(epoch: number, level: number, separators: string[], children: Child[], bytes: number): BranchNode {
@@ -160,10 +294,10 @@ export function newBranch(epoch: number, level: number, separators: string[], ch
 export function copyNode(node: TreeNode, epoch: number): TreeNode {
   if (node.kind === 'branch') return newBranch(epoch, node.level, node.separators.slice(), node.children.slice(), node.bytes);
   if (node.page !== undefined) {
-    const { keys, entries } = node.page.materialize();
-    const copy = newLeaf(epoch, keys.slice(), entries.slice(), node.bytes);
-    copy.basis = { page: node.page, keys, entries };
-    return copy;
+    // Edited form: the page stays as it is, the copy records what changes.
+    const edits = node.edits;
+    const copied: LeafEdits = edits === undefined ? { keys: [], entries: [], count: node.page.count } : { keys: edits.keys.slice(), entries: edits.entries.slice(), count: edits.count };
+    return newEditedLeaf(epoch, node.page, copied, node.bytes);
   }
   const { keys, entries } = leafArrays(node);
   const copy = newLeaf(epoch, keys.slice(), entries.slice(), node.bytes);
@@ -175,36 +309,48 @@ export function copyNode(node: TreeNode, epoch: number): TreeNode {
 // ranges: they take the arrays field by field (keysOf, entriesOf) rather
 // than through leafArrays, whose result is an object a call.
 
-/** Number of records of a leaf, in either form. */
+/** Number of records of a leaf, in any form. */
 export function leafCount(leaf: LeafNode): number {
+  if (leaf.edits !== undefined) return leaf.edits.count;
   return leaf.page !== undefined ? leaf.page.count : keysOf(leaf).length;
 }
 
-/** The entry of `key` in a leaf of either form, or undefined. */
+/** The entry of `key` in a leaf of any form, or undefined. */
 export function leafFind(leaf: LeafNode, key: string): IndexEntry | undefined {
+  const edits = leaf.edits;
+  if (edits !== undefined) {
+    const index = lowerBound(edits.keys, key);
+    if (edits.keys[index] === key) return edits.entries[index];
+  }
   if (leaf.page !== undefined) return leaf.page.find(key);
   const keys = keysOf(leaf);
   const index = lowerBound(keys, key);
   return keys[index] === key ? entriesOf(leaf)[index] : undefined;
 }
 
-/** Record `index`'s key, in a leaf of either form. */
+// By position: a leaf in edited form turns into arrays first (leafArrays).
+
+/** Record `index`'s key, in a leaf of any form. */
 export function leafKeyAt(leaf: LeafNode, index: number): string {
+  if (leaf.edits !== undefined) leafArrays(leaf);
   return leaf.page !== undefined ? leaf.page.keyAt(index) : keysOf(leaf)[index]!;
 }
 
-/** Record `index`'s entry, in a leaf of either form (a new object each call in page form). */
+/** Record `index`'s entry, in a leaf of any form (a new object each call in page form). */
 export function leafEntryAt(leaf: LeafNode, index: number): IndexEntry {
+  if (leaf.edits !== undefined) leafArrays(leaf);
   return leaf.page !== undefined ? leaf.page.entryAt(index) : entriesOf(leaf)[index]!;
 }
 
-/** lowerBound of `key` in a leaf of either form. */
+/** lowerBound of `key` in a leaf of any form. */
 export function leafLowerBound(leaf: LeafNode, key: string): number {
+  if (leaf.edits !== undefined) leafArrays(leaf);
   return leaf.page !== undefined ? leaf.page.lowerBound(key) : lowerBound(keysOf(leaf), key);
 }
 
-/** upperBound of `key` in a leaf of either form. */
+/** upperBound of `key` in a leaf of any form. */
 export function leafUpperBound(leaf: LeafNode, key: string): number {
+  if (leaf.edits !== undefined) leafArrays(leaf);
   return leaf.page !== undefined ? leaf.page.upperBound(key) : upperBound(keysOf(leaf), key);
 }
 
@@ -233,7 +379,12 @@ const RECORD_START_MEMORY_BYTES = 8;
 export function nodeMemoryBytes(node: TreeNode): number {
   let bytes = NODE_MEMORY_BYTES;
   if (node.kind === 'leaf') {
-    if (node.page !== undefined) return bytes + node.page.bytes.length + node.page.starts.length * RECORD_START_MEMORY_BYTES;
+    if (node.page !== undefined) {
+      bytes += node.page.bytes.length + node.page.starts.length * RECORD_START_MEMORY_BYTES;
+      // Edits: a key and an entry each (inserted and replaced values are in node.bytes' growth, roughly).
+      if (node.edits !== undefined) bytes += node.edits.keys.length * (KEY_MEMORY_BYTES + ENTRY_MEMORY_BYTES);
+      return bytes;
+    }
     // From the page bytes of its records (node.bytes: keys, values and
     // record headers), not a walk of its entries: that walk read every
     // entry and value from all over the heap, for every leaf a checkpoint

@@ -8,6 +8,7 @@ import {
   checkPageHeader,
   checkPageTail,
   encodeBranchPageOfKeyStrings,
+  encodeLeafPageOfEdits,
   encodeLeafPageOfKeyStrings,
   readBranchChildren,
   scanLeafRecords,
@@ -110,11 +111,13 @@ export class TreePages implements TreePageIo {
 
   /**
    * encode() of a leaf of a running checkpoint plan: by difference from the
-   * page it was copied from when that was read from disk (its basis),
-   * copying the records they share.
+   * page it was copied from when that was read from disk (its page in
+   * edited form, its basis in array form), copying the records they share.
    */
   encodeLeaf(leaf: LeafNode, block: number, checkpointSequence: number, bytes: Uint8Array): number {
     const stamp = { address: block, checkpointSequence, storeTag: this.#geometry().storeTag };
+    // Edited form: the page's records it kept, copied, and its edits.
+    if (leaf.edits !== undefined) return encodeLeafPageOfEdits(bytes, stamp, leaf.page!.bytes, leaf.page!.starts, { keyStrings: leaf.edits.keys, slots: leaf.edits.entries });
     const source = leaf.basis;
     const basis: LeafBasis | undefined =
       source === undefined ? undefined : { keyStrings: source.keys, slots: source.entries, records: source.page.bytes, recordStarts: source.page.starts };

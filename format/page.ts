@@ -451,6 +451,118 @@ export function encodeLeafPageOfKeyStrings(
 }
 
 /**
+ * Edits on top of the records of a leaf page already encoded: keys in
+ * strictly ascending order, each with its new slot, or undefined where the
+ * page's record of that key is gone (deleted).
+ */
+export interface LeafRecordEdits {
+  readonly keyStrings: readonly string[];
+  readonly slots: readonly (LeafSlot | undefined)[];
+}
+
+/**
+ * encodeLeafPageOfKeyStrings of a leaf page's records with `edits` on top
+ * (every record whose key the edits do not name, and the edits' slots, in
+ * key order): the same page, byte for byte, copying the kept records'
+ * bytes in runs. A leaf a checkpoint writes often differs from the page it
+ * was read as in a few records; this encodes it without a key string or an
+ * entry for the others. RangeError on what encodeLeafPageOfKeyStrings
+ * refuses, or an edit that deletes a key the records do not hold: then
+ * `target` is untouched.
+ * REQUIRES: `records` holds valid leaf records at `recordStarts` (scanLeafRecords gave them), in key order.
+ */
+export function encodeLeafPageOfEdits(target: Uint8Array, stamp: PageStamp, records: Uint8Array, recordStarts: ArrayLike<number>, edits: LeafRecordEdits): number {
+  checkPageSize(target.length);
+  checkStamp(stamp);
+  const editKeys = edits.keyStrings;
+  const editSlots = edits.slots;
+  const editCount = editKeys.length;
+  if (editSlots.length !== editCount) throw new RangeError(`${editCount} edited keys but ${editSlots.length} slots`);
+  const recordCount = recordStarts.length - 1;
+  // Pass 1: what the page holds, checked before anything is written.
+  let count = 0;
+  let usedBytes = 0;
+  let record = 0;
+  for (let edit = 0; edit < editCount; edit++) {
+    const keyString = editKeys[edit]!;
+    if (!isKeyString(keyString)) throw new RangeError(`edit ${edit}: a key string of 1 to ${KEY_SIZE_MAX} bytes, one char each, got ${keyString.length} chars`);
+    if (edit > 0 && !(editKeys[edit - 1]! < keyString)) throw new RangeError(`edited keys are not strictly ascending at edit ${edit}`);
+    let order = 1;
+    while (record < recordCount && (order = compareRecordKeyWith(records, recordStarts[record]!, keyString)) < 0) {
+      usedBytes += recordStarts[record + 1]! - recordStarts[record]!;
+      count++;
+      record++;
+    }
+    if (record === recordCount) order = 1;
+    const slot = editSlots[edit];
+    if (order === 0) record++;
+    else if (slot === undefined) throw new RangeError(`edit ${edit} deletes a key the records do not hold`);
+    if (slot === undefined) continue;
+    const value = slot.value;
+    if (value instanceof Uint8Array) {
+      usedBytes += PUT_INLINE_HEADER_BYTES + keyString.length + value.length;
+    } else {
+      checkPut(keyScratchOf(keyString), value);
+      usedBytes += leafEntryBytes(keyString.length, value);
+    }
+    count++;
+  }
+  usedBytes += recordStarts[recordCount]! - recordStarts[record]!;
+  count += recordCount - record;
+  if (count < 1 || count > PAGE_ENTRY_COUNT_MAX) throw new RangeError(`a leaf holds 1 to ${PAGE_ENTRY_COUNT_MAX} records, got ${count}`);
+  const capacity = target.length - PAGE_HEADER_SIZE;
+  if (usedBytes > capacity) throw new RangeError(`${count} records take ${usedBytes} bytes, a page holds ${capacity}`);
+  // Pass 2: the kept records copied in runs, the edits encoded between them.
+  target.fill(0, 0, PAGE_HEADER_SIZE);
+  target.fill(0, PAGE_HEADER_SIZE + usedBytes);
+  const data = writeHeader(target, stamp, PAGE_KIND_LEAF, 0, count, usedBytes);
+  let offset = PAGE_HEADER_SIZE;
+  record = 0;
+  for (let edit = 0; edit < editCount; edit++) {
+    const keyString = editKeys[edit]!;
+    const runStart = record;
+    while (record < recordCount && compareRecordKeyWith(records, recordStarts[record]!, keyString) < 0) record++;
+    offset = copyRecords(target, offset, records, recordStarts, runStart, record);
+    if (record < recordCount && compareRecordKeyWith(records, recordStarts[record]!, keyString) === 0) record++;
+    const slot = editSlots[edit];
+    if (slot === undefined) continue;
+    const value = slot.value;
+    let stored: StoredValue;
+    if (value instanceof Uint8Array) {
+      inlineScratch.bytes = value;
+      stored = inlineScratch;
+    } else {
+      stored = value;
+    }
+    offset = writePutAt(target, data, offset, keyScratchOf(keyString), slot.isString, stored);
+  }
+  offset = copyRecords(target, offset, records, recordStarts, record, recordCount);
+  inlineScratch.bytes = keyScratch;
+  assert.equal(offset, PAGE_HEADER_SIZE + usedBytes, 'the sizes agree with writePutAt and the records');
+  return seal(target, data);
+}
+
+/** Copies records [from, to) of `records` to `offset` of `target` in one copy; returns the offset after them. */
+function copyRecords(target: Uint8Array, offset: number, records: Uint8Array, recordStarts: ArrayLike<number>, from: number, to: number): number {
+  if (from === to) return offset;
+  const run = records.subarray(recordStarts[from]!, recordStarts[to]!);
+  target.set(run, offset);
+  return offset + run.length;
+}
+
+/** memcmp order of the key of the checked record at `start` against the key string `keyString` (one byte a char). */
+function compareRecordKeyWith(records: Uint8Array, start: number, keyString: string): number {
+  const keyStart = leafRecordKeyStart(records, start);
+  const keyLength = leafRecordKeyLength(records, start);
+  const common = Math.min(keyLength, keyString.length);
+  for (let i = 0; i < common; i++) {
+    const difference = records[keyStart + i]! - keyString.charCodeAt(i);
+    if (difference !== 0) return difference;
+  }
+  return keyLength - keyString.length;
+}
+
+/**
  * encodeBranchPage of `children` with `separatorStrings` (separator bytes
  * as latin1 strings; separatorStrings[i] is child i + 1's): the same page,
  * byte for byte. RangeError on what encodeBranchPage refuses, or a

@@ -27,6 +27,7 @@ import {
   encodeBranchPage,
   encodeBranchPageOfKeyStrings,
   encodeLeafPage,
+  encodeLeafPageOfEdits,
   encodeLeafPageOfKeyStrings,
   leafEntryBytes,
   pageCapacityBytes,
@@ -855,6 +856,90 @@ describe('encodeLeafPageOfKeyStrings()', () => {
       ['an extent value without extents', ['a'], [{ isString: false, value: { kind: 'extents', length: 0, crc: 0, extents: [] } }]],
     ];
     for (const [what, keyStrings, slots] of cases) assert.throws(() => encodeLeafPageOfKeyStrings(target, stamp(), keyStrings, slots), RangeError, what);
+    assert.ok(target.every((byte) => byte === 0xee), 'the target is untouched');
+  });
+});
+
+describe('encodeLeafPageOfEdits()', () => {
+  it("writes encodeLeafPage's page and crc for a page's records with random edits on top: kept, deleted, new values, inserted (property)", () => {
+    const seen = new Set<string>();
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...BLOCK_SIZES).chain((blockSize) =>
+          fc.tuple(
+            fc.constant(blockSize),
+            leafArbitrary(blockSize),
+            leafArbitrary(blockSize),
+            fc.array(fc.constantFrom('keep', 'keep', 'keep', 'delete', 'new slot', 'new value'), { minLength: 60, maxLength: 60 }),
+          ),
+        ),
+        ([blockSize, basisEntries, inserted, kinds]) => {
+          const before = engineEntries(basisEntries);
+          const basis = encodesLikeTheReference(blockSize, before);
+          const beforeKeys = new Set(before.map((e) => e.keyString));
+          // The leaf after the edits, and the edits themselves (key -> slot, or undefined: deleted).
+          let after: EngineEntry[] = [];
+          const edited = new Map<string, LeafSlot | undefined>();
+          before.forEach((e, i) => {
+            const kind = kinds[i]!;
+            seen.add(kind);
+            if (kind === 'keep') after.push(e);
+            else if (kind === 'delete') edited.set(e.keyString, undefined);
+            else {
+              const entry: LeafEntry = kind === 'new slot' ? e.entry : { ...e.entry, value: { kind: 'inline', bytes: Uint8Array.of(i, 1, 2) } };
+              const changed = { keyString: e.keyString, slot: slotOf(entry), entry };
+              after.push(changed);
+              edited.set(e.keyString, changed.slot);
+            }
+          });
+          for (const e of engineEntries(inserted)) {
+            if (beforeKeys.has(e.keyString) || edited.has(e.keyString)) continue;
+            seen.add('insert');
+            after.push(e);
+            edited.set(e.keyString, e.slot);
+          }
+          after.sort((a, b) => (a.keyString < b.keyString ? -1 : a.keyString > b.keyString ? 1 : 0));
+          // What does not fit the page is left out: a basis record so becomes a delete, an insert is dropped.
+          const capacity = pageCapacityBytes(pageSizeFor(blockSize));
+          let used = 0;
+          const fits = after.filter((e) => (used += leafEntryBytes(e.entry.key.length, e.entry.value)) <= capacity);
+          for (const e of after.slice(fits.length)) {
+            if (beforeKeys.has(e.keyString)) edited.set(e.keyString, undefined);
+            else edited.delete(e.keyString);
+          }
+          after = fits;
+          fc.pre(after.length >= 1);
+          const editKeys = [...edited.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+          const reference = new Uint8Array(pageSizeFor(blockSize)).fill(0xa5);
+          const referenceCrc = encodeLeafPage(reference, stamp(), after.map((e) => e.entry));
+          const page = new Uint8Array(pageSizeFor(blockSize)).fill(0x5a);
+          const crc = encodeLeafPageOfEdits(page, stamp(), basis.records, basis.recordStarts, { keyStrings: editKeys, slots: editKeys.map((key) => edited.get(key)) });
+          assert.equal(crc, referenceCrc, 'the same crc');
+          assert.ok(Buffer.from(page).equals(reference), 'the same page, byte for byte');
+        },
+      ),
+      { seed: PROPERTY_SEED, numRuns: 400 },
+    );
+    assert.deepEqual([...seen].sort(), ['delete', 'insert', 'keep', 'new slot', 'new value'], 'the runs covered every kind of edit');
+  });
+
+  it('refuses edits that delete a key the records lack, are not ascending, empty the leaf or overfill it, leaving the target untouched', () => {
+    const before = engineEntries([entry('b'), entry('d')]);
+    const basis = encodesLikeTheReference(4096, before);
+    const target = new Uint8Array(4096).fill(0xee);
+    const slot: LeafSlot = { isString: true, value: utf8('v') };
+    const cases: [string, string[], (LeafSlot | undefined)[]][] = [
+      ['a delete of a key the records lack', ['c'], [undefined]],
+      ['edits not ascending', ['c', 'a'], [slot, slot]],
+      ['a repeated edit', ['c', 'c'], [slot, slot]],
+      ['keys and slots differ in count', ['c'], []],
+      ['every record deleted', ['b', 'd'], [undefined, undefined]],
+      ['a char above 0xff', ['c\u0100'], [slot]],
+      ['more than a page', ['a', 'c'], [{ isString: false, value: new Uint8Array(2100) }, { isString: false, value: new Uint8Array(2100) }]],
+    ];
+    for (const [what, keyStrings, slots] of cases) {
+      assert.throws(() => encodeLeafPageOfEdits(target, stamp(), basis.records, basis.recordStarts, { keyStrings, slots }), RangeError, what);
+    }
     assert.ok(target.every((byte) => byte === 0xee), 'the target is untouched');
   });
 });

@@ -13,6 +13,7 @@
 // order as the tree's string compares.
 import { view } from '../format/bytes.js';
 import {
+  compareRecordKeyWith,
   leafRecordExtentValue,
   leafRecordIsInline,
   leafRecordKeyIsString,
@@ -71,16 +72,7 @@ export class LeafPage {
 
   /** Record `index`'s key compared with `key` (negative, 0, positive: below, equal, above). */
   compareKeyAt(index: number, key: string): number {
-    const bytes = this.bytes;
-    const start = this.starts[index]!;
-    const keyStart = leafRecordKeyStart(bytes, start);
-    const keyLength = leafRecordKeyLength(bytes, start);
-    const common = Math.min(keyLength, key.length);
-    for (let i = 0; i < common; i++) {
-      const difference = bytes[keyStart + i]! - key.charCodeAt(i);
-      if (difference !== 0) return difference;
-    }
-    return keyLength - key.length;
+    return compareRecordKeyWith(this.bytes, this.starts[index]!, key);
   }
 
   /** Index of the first record whose key is >= `key` (count if none). */

@@ -413,11 +413,7 @@ export function encodeLeafPageOfKeyStrings(
     // One char a byte: string order is bytewise order.
     if (i > 0 && !(keyStrings[i - 1] < keyString)) throw new RangeError(`leaf keys are not strictly ascending at record ${i}`);
   }
-  const capacity = target.length - PAGE_HEADER_SIZE;
-  if (usedBytes > capacity) throw new RangeError(`${count} records take ${usedBytes} bytes, a page holds ${capacity}`);
-  target.fill(0, 0, PAGE_HEADER_SIZE);
-  target.fill(0, PAGE_HEADER_SIZE + usedBytes);
-  const data = writeHeader(target, stamp, PAGE_KIND_LEAF, 0, count, usedBytes);
+  const data = startLeafPage(target, stamp, count, usedBytes);
   let offset = PAGE_HEADER_SIZE;
   for (let i = 0; i < count; ) {
     const j = basisIndex[i];
@@ -510,12 +506,8 @@ export function encodeLeafPageOfEdits(target: Uint8Array, stamp: PageStamp, reco
   usedBytes += recordStarts[recordCount]! - recordStarts[record]!;
   count += recordCount - record;
   if (count < 1 || count > PAGE_ENTRY_COUNT_MAX) throw new RangeError(`a leaf holds 1 to ${PAGE_ENTRY_COUNT_MAX} records, got ${count}`);
-  const capacity = target.length - PAGE_HEADER_SIZE;
-  if (usedBytes > capacity) throw new RangeError(`${count} records take ${usedBytes} bytes, a page holds ${capacity}`);
   // Pass 2: the kept records copied in runs, the edits encoded between them.
-  target.fill(0, 0, PAGE_HEADER_SIZE);
-  target.fill(0, PAGE_HEADER_SIZE + usedBytes);
-  const data = writeHeader(target, stamp, PAGE_KIND_LEAF, 0, count, usedBytes);
+  const data = startLeafPage(target, stamp, count, usedBytes);
   let offset = PAGE_HEADER_SIZE;
   record = 0;
   for (let edit = 0; edit < editCount; edit++) {
@@ -542,6 +534,20 @@ export function encodeLeafPageOfEdits(target: Uint8Array, stamp: PageStamp, reco
   return seal(target, data);
 }
 
+/**
+ * Refuses `usedBytes` of records that a page of `target`'s size cannot
+ * hold (RangeError, `target` untouched); else zeroes the header and what
+ * follows the records and writes the leaf header. The records go at
+ * PAGE_HEADER_SIZE, then seal().
+ */
+function startLeafPage(target: Uint8Array, stamp: PageStamp, count: number, usedBytes: number): DataView {
+  const capacity = target.length - PAGE_HEADER_SIZE;
+  if (usedBytes > capacity) throw new RangeError(`${count} records take ${usedBytes} bytes, a page holds ${capacity}`);
+  target.fill(0, 0, PAGE_HEADER_SIZE);
+  target.fill(0, PAGE_HEADER_SIZE + usedBytes);
+  return writeHeader(target, stamp, PAGE_KIND_LEAF, 0, count, usedBytes);
+}
+
 /** Copies records [from, to) of `records` to `offset` of `target` in one copy; returns the offset after them. */
 function copyRecords(target: Uint8Array, offset: number, records: Uint8Array, recordStarts: ArrayLike<number>, from: number, to: number): number {
   if (from === to) return offset;
@@ -550,8 +556,8 @@ function copyRecords(target: Uint8Array, offset: number, records: Uint8Array, re
   return offset + run.length;
 }
 
-/** memcmp order of the key of the checked record at `start` against the key string `keyString` (one byte a char). */
-function compareRecordKeyWith(records: Uint8Array, start: number, keyString: string): number {
+/** memcmp order of the key of the checked leaf record at `start` of `records` against the key string `keyString` (one byte a char). */
+export function compareRecordKeyWith(records: Uint8Array, start: number, keyString: string): number {
   const keyStart = leafRecordKeyStart(records, start);
   const keyLength = leafRecordKeyLength(records, start);
   const common = Math.min(keyLength, keyString.length);

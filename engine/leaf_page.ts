@@ -1,7 +1,10 @@
 // LeafPage: a clean leaf as the page it was read from holds it, searched in
 // its bytes. A leaf read for a lookup becomes no key strings and no entry
-// objects: a get makes the one entry it returns, and only a write that
-// copies the leaf turns its records into keys and entries (materialize()).
+// objects: a get makes the one entry it returns. A write's copy of the
+// leaf keeps this page and records only what it changes (edited form,
+// engine/tree_node.ts); its records become keys and entries
+// (materialize()) only when the leaf must change shape or be read by
+// position.
 //
 // Why: a leaf read into keys and entries cost, at 1 M keys, ~70 objects
 // (a latin1 string and an entry per record, their views), most of a cold

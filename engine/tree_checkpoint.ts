@@ -39,7 +39,9 @@ export class CheckpointPlan {
   /**
    * What to encode for a node of the plan. A branch's dirty children are
    * resolved by `refOf` (the refs this plan assigned to nodes before it).
-   * The arrays of a leaf are the node's own: read them, do not change them.
+   * The arrays of a leaf are the node's own: read them, do not change them
+   * (a leaf in edited form turns into arrays here, the same records; the
+   * checkpointer encodes leaves through TreePages.encodeLeaf instead).
    */
   content(node: TreeNode, refOf: (child: TreeNode) => PageRef | undefined): DecodedTreePage {
     if (this.#state !== 'running' || !node.planned) throw new Error('ringstore: content() of a node that is not in a running plan');

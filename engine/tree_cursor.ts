@@ -6,7 +6,7 @@
 // instead of one per leaf. The window starts small, so a short range reads
 // little past its end, and doubles with every leaf the range goes on to.
 import type { IndexEntry } from './store_index.js';
-import { childIndexFor, isNode, leafCount, leafEntryAt, leafKeyAt, leafLowerBound, leafUpperBound, type BranchNode, type Child, type PageRef, type TreeNode } from './tree_node.js';
+import { childIndexFor, isNode, leafCount, leafEntryAt, leafForReading, leafKeyAt, leafLowerBound, leafUpperBound, type BranchNode, type Child, type PageRef, type TreeNode } from './tree_node.js';
 
 /** Pages read ahead per branch on the path when a range begins. */
 export const READ_AHEAD_PAGES = 4;
@@ -141,7 +141,9 @@ export async function* rangeEntries(
   let leaf: TreeNode = await descend(isNode(root) ? root : (source.cached(root) ?? (await source.load(root, rootLevel, undefined, undefined))), undefined, undefined);
   for (;;) {
     if (leaf.kind !== 'leaf') throw new Error('ringstore: range descent ended on a branch');
-    // A leaf in page form makes each key and entry as it is yielded.
+    // A leaf in page form makes each key and entry as it is yielded; one in
+    // edited form is read through arrays of its records, made once.
+    leaf = leafForReading(leaf);
     const count = leafCount(leaf);
     if (!reverse) {
       const start = low === undefined ? 0 : lowInclusive ? leafLowerBound(leaf, low) : leafUpperBound(leaf, low);

@@ -173,12 +173,17 @@ function newEditedLeaf(epoch: number, page: LeafPage, edits: LeafEdits, bytes: n
 
 /**
  * The arrays of a leaf in array form. A leaf in edited form turns into
- * array form here, with its page as its basis (the same records: a node a
- * snapshot or a running checkpoint holds may change form, never content).
- * An Error (a bug) for a leaf in page form: copy it first.
+ * array form here, with its page as its basis: only a dirty one, which
+ * writes are about to change in shape (a split, a merge) or a running
+ * checkpoint encodes through PageTree's content() (the same records: a
+ * node a snapshot or the plan holds may change form, never content). Not
+ * a clean one: the page cache counts the memory it had when it went in
+ * (read those through leafForReading or leafRecords). An Error (a bug)
+ * for a leaf in page form: copy it first.
  */
 export function leafArrays(leaf: LeafNode): { keys: string[]; entries: IndexEntry[] } {
   if (leaf.edits !== undefined) {
+    if (leaf.ref !== undefined) throw new Error('ringstore: a clean leaf in edited form turned into arrays (its cached memory would grow unseen)');
     const page = leaf.page!;
     const basis = page.materialize();
     const { keys, entries } = mergedRecords(basis.keys, basis.entries, leaf.edits);
@@ -328,30 +333,48 @@ export function leafFind(leaf: LeafNode, key: string): IndexEntry | undefined {
   return keys[index] === key ? entriesOf(leaf)[index] : undefined;
 }
 
-// By position: a leaf in edited form turns into arrays first (leafArrays).
+// By position: a leaf in page or array form. One in edited form is read
+// through leafForReading().
 
-/** Record `index`'s key, in a leaf of any form. */
+/**
+ * A leaf with `leaf`'s records that can be read by position (leafKeyAt and
+ * the rest): `leaf` itself in page or array form; for one in edited form a
+ * new array-form leaf that belongs to no tree. The node itself does not
+ * change form: it may be in the page cache, whose budget counts the memory
+ * it had when it went in.
+ */
+export function leafForReading(leaf: LeafNode): LeafNode {
+  if (leaf.edits === undefined) return leaf;
+  const { keys, entries } = leafRecords(leaf);
+  return newLeaf(EPOCH_NEVER, keys, entries, leaf.bytes);
+}
+
+/** Record `index`'s key, in a leaf in page or array form. */
 export function leafKeyAt(leaf: LeafNode, index: number): string {
-  if (leaf.edits !== undefined) leafArrays(leaf);
+  checkReadableByPosition(leaf);
   return leaf.page !== undefined ? leaf.page.keyAt(index) : keysOf(leaf)[index]!;
 }
 
-/** Record `index`'s entry, in a leaf of any form (a new object each call in page form). */
+/** Record `index`'s entry, in a leaf in page or array form (a new object each call in page form). */
 export function leafEntryAt(leaf: LeafNode, index: number): IndexEntry {
-  if (leaf.edits !== undefined) leafArrays(leaf);
+  checkReadableByPosition(leaf);
   return leaf.page !== undefined ? leaf.page.entryAt(index) : entriesOf(leaf)[index]!;
 }
 
-/** lowerBound of `key` in a leaf of any form. */
+/** lowerBound of `key` in a leaf in page or array form. */
 export function leafLowerBound(leaf: LeafNode, key: string): number {
-  if (leaf.edits !== undefined) leafArrays(leaf);
+  checkReadableByPosition(leaf);
   return leaf.page !== undefined ? leaf.page.lowerBound(key) : lowerBound(keysOf(leaf), key);
 }
 
-/** upperBound of `key` in a leaf of any form. */
+/** upperBound of `key` in a leaf in page or array form. */
 export function leafUpperBound(leaf: LeafNode, key: string): number {
-  if (leaf.edits !== undefined) leafArrays(leaf);
+  checkReadableByPosition(leaf);
   return leaf.page !== undefined ? leaf.page.upperBound(key) : upperBound(keysOf(leaf), key);
+}
+
+function checkReadableByPosition(leaf: LeafNode): void {
+  if (leaf.edits !== undefined) throw new Error('ringstore: a leaf in edited form read by position (read it through leafForReading)');
 }
 
 function keysOf(leaf: LeafNode): string[] {
@@ -381,8 +404,14 @@ export function nodeMemoryBytes(node: TreeNode): number {
   if (node.kind === 'leaf') {
     if (node.page !== undefined) {
       bytes += node.page.bytes.length + node.page.starts.length * RECORD_START_MEMORY_BYTES;
-      // Edits: a key and an entry each (inserted and replaced values are in node.bytes' growth, roughly).
-      if (node.edits !== undefined) bytes += node.edits.keys.length * (KEY_MEMORY_BYTES + ENTRY_MEMORY_BYTES);
+      // Edits: a key and an entry each, with the key's and an inline value's bytes.
+      const edits = node.edits;
+      if (edits !== undefined) {
+        for (let index = 0; index < edits.keys.length; index++) {
+          const value = edits.entries[index]?.value;
+          bytes += KEY_MEMORY_BYTES + ENTRY_MEMORY_BYTES + edits.keys[index]!.length + (value instanceof Uint8Array ? value.length : 0);
+        }
+      }
       return bytes;
     }
     // From the page bytes of its records (node.bytes: keys, values and

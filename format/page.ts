@@ -429,16 +429,7 @@ export function encodeLeafPageOfKeyStrings(
       i = last;
       continue;
     }
-    const slot = slots[i];
-    const value = slot.value;
-    let stored: StoredValue;
-    if (value instanceof Uint8Array) {
-      inlineScratch.bytes = value;
-      stored = inlineScratch;
-    } else {
-      stored = value;
-    }
-    offset = writePutAt(target, data, offset, keyScratchOf(keyStrings[i]), slot.isString, stored);
+    offset = writeSlotAt(target, data, offset, keyStrings[i], slots[i]);
     i++;
   }
   inlineScratch.bytes = keyScratch;
@@ -517,21 +508,25 @@ export function encodeLeafPageOfEdits(target: Uint8Array, stamp: PageStamp, reco
     offset = copyRecords(target, offset, records, recordStarts, runStart, record);
     if (record < recordCount && compareRecordKeyWith(records, recordStarts[record]!, keyString) === 0) record++;
     const slot = editSlots[edit];
-    if (slot === undefined) continue;
-    const value = slot.value;
-    let stored: StoredValue;
-    if (value instanceof Uint8Array) {
-      inlineScratch.bytes = value;
-      stored = inlineScratch;
-    } else {
-      stored = value;
-    }
-    offset = writePutAt(target, data, offset, keyScratchOf(keyString), slot.isString, stored);
+    if (slot !== undefined) offset = writeSlotAt(target, data, offset, keyString, slot);
   }
   offset = copyRecords(target, offset, records, recordStarts, record, recordCount);
   inlineScratch.bytes = keyScratch;
   assert.equal(offset, PAGE_HEADER_SIZE + usedBytes, 'the sizes agree with writePutAt and the records');
   return seal(target, data);
+}
+
+/** writePutAt of the record of `keyString` and `slot` (checked) at `offset`; returns the offset after it. */
+function writeSlotAt(target: Uint8Array, data: DataView, offset: number, keyString: string, slot: LeafSlot): number {
+  const value = slot.value;
+  let stored: StoredValue;
+  if (value instanceof Uint8Array) {
+    inlineScratch.bytes = value;
+    stored = inlineScratch;
+  } else {
+    stored = value;
+  }
+  return writePutAt(target, data, offset, keyScratchOf(keyString), slot.isString, stored);
 }
 
 /**

@@ -20,11 +20,11 @@ import type { IndexEntry } from './store_index.js';
  * records, kept while their next version is dirty, made the probe's
  * checkpoints ~20 % cheaper again (31.5 -> 24.9 µs of CPU a page) but held
  * ~90 MiB more at 300 k keys (a page for every dirty leaf). And a written
- * leaf that took page form (a copy of the page it was written as, in place
- * of its arrays) loaded 500 k random keys at 0.89 × the rate, with slower
- * closes (2 alternating pairs: 51.7 vs 58.2 and 55.8 vs 62.5 k keys/s): the
- * next write's copy of it has to make every key and entry again, where a
- * copy of arrays slices them.
+ * leaf that took page form (a checked copy of the page it was written as,
+ * in place of its arrays or edits) loaded 1 M random keys no faster and
+ * closed slower, also once copies of page-form leaves became edited ones
+ * (docs/benchmarks.md, session 10): checking and keeping every written
+ * page costs more than the cheaper next write saves.
  */
 export interface LeafBasisSource {
   readonly page: LeafPage;

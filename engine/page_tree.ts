@@ -43,7 +43,7 @@ import { CheckpointPlan } from './tree_checkpoint.js';
 import { checkTreeInvariants } from './tree_invariants.js';
 import { TreeLoader } from './tree_loader.js';
 import { splitPieces } from './tree_split.js';
-import { rangeEntries, type NodeSource, type RangeOptions } from './tree_cursor.js';
+import { rangeEntries, rangeRuns, type LeafRun, type NodeSource, type RangeOptions } from './tree_cursor.js';
 import {
   branchBytes,
   childIndexFor,
@@ -318,6 +318,11 @@ export class PageTree {
   /** The snapshot's entries in the range, in bytewise key order (or reversed), reading pages with read-ahead. */
   entries(snapshot: TreeSnapshot, range: RangeOptions = {}): AsyncIterable<[string, IndexEntry]> {
     return rangeEntries(snapshot.root, snapshot.level, this.#source, range);
+  }
+
+  /** entries() a leaf at a time (LeafRun): for scans, which pay per step of an async iteration. */
+  runs(snapshot: TreeSnapshot, range: RangeOptions = {}): AsyncIterable<LeafRun> {
+    return rangeRuns(snapshot.root, snapshot.level, this.#source, range);
   }
 
   /**

@@ -7,7 +7,7 @@
 //
 // The façade (block_store.ts) checks the arguments and turns keys into key
 // strings; this file takes them checked.
-import { keyStringToKey, type Key } from './key_codec.js';
+import { keyStringToKey } from './key_codec.js';
 import { NOT_CACHED, type PageTree } from './page_tree.js';
 import { NOT_IN_TAIL, type ReplayOverlay } from './replay_overlay.js';
 import type { Grid } from './grid.js';
@@ -18,6 +18,10 @@ import { isExtentValue, type IndexEntry } from './store_index.js';
 import { GET_MANY_READS_IN_FLIGHT_MAX } from './store_options.js';
 import type { StoreState } from './store_state.js';
 import type { ValueCodec } from './value_codec.js';
+import { leafEntryAt, leafKeyAt } from './tree_node.js';
+
+/** What a scan yields per entry: [key, value], [key, undefined], the key, the value. */
+export type ScanShape = 'entries' | 'entriesWithoutValues' | 'keys' | 'values';
 
 export interface StoreReaderParts {
   readonly state: StoreState;
@@ -181,9 +185,10 @@ export class StoreReader {
     const snapshot = this.#tree.snapshot();
     const epoch = this.#space.beginRead();
     try {
-      for await (const _entry of this.#tree.entries(snapshot, range)) {
+      for await (const run of this.#tree.runs(snapshot, range)) {
         this.#state.checkOpen();
-        if (++counted >= range.limit) break;
+        counted += (run.end - run.first) * run.step;
+        if (counted >= range.limit) return range.limit;
       }
     } catch (error) {
       throw this.#state.closedOr(error);
@@ -194,12 +199,21 @@ export class StoreReader {
   }
 
   /**
-   * The entries of `range` over a snapshot taken when iteration starts,
-   * with decoded values or (`withValues` false) undefined in their place.
-   * REQUIRES: the WAL tail is replayed.
+   * A range's iteration, in the shape the façade's range(), keys() or
+   * values() hands out, over a snapshot taken when iteration starts.
+   * `begin` runs first, on the first next(): the façade's argument checks
+   * and its wait for the WAL tail's replay, so that they throw from the
+   * iteration as they did when each call was a generator of its own.
+   *
+   * One generator from the caller's loop down to the tree's leaves (which
+   * come a leaf at a time): each generator a scan goes through costs it a
+   * promise per key (a scan of 1 M keys measured ~8 % slower through one
+   * more).
    */
-  async *entries(range: CheckedRange, withValues: boolean): AsyncGenerator<[Key, unknown]> {
+  async *scan(begin: () => Promise<{ range: CheckedRange; shape: ScanShape }>): AsyncGenerator<unknown> {
+    const { range, shape } = await begin();
     const { low, lowInclusive, high, highInclusive, reverse, limit } = range;
+    if (limit <= 0) return;
     const snapshot = this.#tree.snapshot();
     // The snapshot's pages and extent values must stay readable for the whole
     // iteration: pin them (no trim, no reuse) until it ends. An iterator that
@@ -208,29 +222,26 @@ export class StoreReader {
     const epoch = this.#space.beginRead();
     try {
       let yielded = 0;
-      if (yielded >= limit) return;
-      const entries = this.#tree.entries(snapshot, { low, lowInclusive, high, highInclusive, reverse });
-      for await (const [keyString, entry] of entries) {
-        // A caller may go on iterating after close(): that is a call after
-        // close, answered as one (the device is gone).
-        this.#state.checkOpen();
-        if (reverse) {
-          if (low !== undefined && (keyString < low || (!lowInclusive && keyString === low))) break;
-        } else {
-          if (!lowInclusive && keyString === low) continue;
-          if (high !== undefined && (keyString > high || (!highInclusive && keyString === high))) break;
+      for await (const { leaf, first, end, step } of this.#tree.runs(snapshot, { low, lowInclusive, high, highInclusive, reverse })) {
+        for (let index = first; index !== end; index += step) {
+          // A caller may go on iterating after close(): that is a call after
+          // close, answered as one (the device is gone).
+          this.#state.checkOpen();
+          const keyString = leafKeyAt(leaf, index);
+          const entry = leafEntryAt(leaf, index);
+          if (shape === 'keys') {
+            yield keyStringToKey(keyString, entry.isString);
+          } else if (shape === 'entriesWithoutValues') {
+            yield [keyStringToKey(keyString, entry.isString), undefined];
+          } else {
+            const value =
+              entry.value instanceof Uint8Array
+                ? this.decodeValue(keyString, entry, entry.value, false)
+                : this.decodeValue(keyString, entry, await this.readValue(entry), true);
+            yield shape === 'values' ? value : [keyStringToKey(keyString, entry.isString), value];
+          }
+          if (++yielded >= limit) return;
         }
-        const key = keyStringToKey(keyString, entry.isString);
-        if (withValues) {
-          const value =
-            entry.value instanceof Uint8Array
-              ? this.decodeValue(keyString, entry, entry.value, false)
-              : this.decodeValue(keyString, entry, await this.readValue(entry), true);
-          yield [key, value];
-        } else {
-          yield [key, undefined];
-        }
-        if (++yielded >= limit) return;
       }
     } finally {
       this.#space.endRead(epoch);

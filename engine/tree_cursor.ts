@@ -5,8 +5,27 @@
 // uncached pages waits for about one read per read-ahead window of leaves
 // instead of one per leaf. The window starts small, so a short range reads
 // little past its end, and doubles with every leaf the range goes on to.
+//
+// The cursor hands out a leaf at a time (a LeafRun: the leaf and the span
+// of its positions in the range), not an entry at a time: each step of an
+// async generator costs its consumer a promise and a turn of the microtask
+// queue, and a scan paid that once per key in every layer it went through.
 import type { IndexEntry } from './store_index.js';
-import { childIndexFor, isNode, leafCount, leafEntryAt, leafForReading, leafKeyAt, leafLowerBound, leafUpperBound, type BranchNode, type Child, type PageRef, type TreeNode } from './tree_node.js';
+import {
+  childIndexFor,
+  isNode,
+  leafCount,
+  leafEntryAt,
+  leafForReading,
+  leafKeyAt,
+  leafLowerBound,
+  leafUpperBound,
+  type BranchNode,
+  type Child,
+  type LeafNode,
+  type PageRef,
+  type TreeNode,
+} from './tree_node.js';
 
 /** Pages read ahead per branch on the path when a range begins. */
 export const READ_AHEAD_PAGES = 4;
@@ -54,12 +73,38 @@ interface Frame {
   readonly ahead: Map<number, Promise<TreeNode>>;
 }
 
+/**
+ * The positions of one leaf that are in a range, in iteration order: from
+ * `first` by `step` (1, or -1 in reverse) up to `end`, exclusive. Read them
+ * with leafKeyAt/leafEntryAt; `leaf` is readable by position (in page or
+ * array form) and belongs to a snapshot, so it does not change.
+ */
+export interface LeafRun {
+  readonly leaf: LeafNode;
+  readonly first: number;
+  readonly end: number;
+  readonly step: 1 | -1;
+}
+
+/** The range's entries one at a time, over rangeRuns(). */
 export async function* rangeEntries(
   root: Child | undefined,
   rootLevel: number,
   source: NodeSource,
   options: RangeOptions,
 ): AsyncGenerator<[string, IndexEntry], void, undefined> {
+  for await (const run of rangeRuns(root, rootLevel, source, options)) {
+    for (let index = run.first; index !== run.end; index += run.step) yield [leafKeyAt(run.leaf, index), leafEntryAt(run.leaf, index)];
+  }
+}
+
+/** The range's entries a leaf at a time; runs are never empty. */
+export async function* rangeRuns(
+  root: Child | undefined,
+  rootLevel: number,
+  source: NodeSource,
+  options: RangeOptions,
+): AsyncGenerator<LeafRun, void, undefined> {
   if (root === undefined) return;
   const low = options.low;
   const high = options.high;
@@ -141,24 +186,21 @@ export async function* rangeEntries(
   let leaf: TreeNode = await descend(isNode(root) ? root : (source.cached(root) ?? (await source.load(root, rootLevel, undefined, undefined))), undefined, undefined);
   for (;;) {
     if (leaf.kind !== 'leaf') throw new Error('ringstore: range descent ended on a branch');
-    // A leaf in page form makes each key and entry as it is yielded; one in
+    // A leaf in page form makes each key and entry as it is read; one in
     // edited form is read through arrays of its records, made once.
-    leaf = leafForReading(leaf);
-    const count = leafCount(leaf);
+    const readable = leafForReading(leaf);
+    const count = leafCount(readable);
+    // The run ends where the range does, if in this leaf: then no later leaf is read.
     if (!reverse) {
-      const start = low === undefined ? 0 : lowInclusive ? leafLowerBound(leaf, low) : leafUpperBound(leaf, low);
-      for (let index = start; index < count; index++) {
-        const key = leafKeyAt(leaf, index);
-        if (high !== undefined && (key > high || (key === high && !highInclusive))) return;
-        yield [key, leafEntryAt(leaf, index)];
-      }
+      const first = low === undefined ? 0 : lowInclusive ? leafLowerBound(readable, low) : leafUpperBound(readable, low);
+      const end = high === undefined ? count : highInclusive ? leafUpperBound(readable, high) : leafLowerBound(readable, high);
+      if (first < end) yield { leaf: readable, first, end, step: 1 };
+      if (end < count) return;
     } else {
-      const start = high === undefined ? count - 1 : highInclusive ? leafUpperBound(leaf, high) - 1 : leafLowerBound(leaf, high) - 1;
-      for (let index = start; index >= 0; index--) {
-        const key = leafKeyAt(leaf, index);
-        if (low !== undefined && (key < low || (key === low && !lowInclusive))) return;
-        yield [key, leafEntryAt(leaf, index)];
-      }
+      const first = high === undefined ? count - 1 : highInclusive ? leafUpperBound(readable, high) - 1 : leafLowerBound(readable, high) - 1;
+      const end = low === undefined ? -1 : lowInclusive ? leafLowerBound(readable, low) - 1 : leafUpperBound(readable, low) - 1;
+      if (first > end) yield { leaf: readable, first, end, step: -1 };
+      if (end > -1) return;
     }
     // The next leaf: up to the nearest branch with a next child in the range.
     let next: TreeNode | undefined;

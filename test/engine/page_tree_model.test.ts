@@ -148,7 +148,16 @@ class Harness {
   }
 
   async compare(snapshot: TreeSnapshot, model: Map<string, IndexEntry>, range: RangeOptions, what: string): Promise<void> {
-    assert.deepEqual(describePairs(await collect(this.tree, snapshot, range)), describePairs(modelRange(model, range)), `${what} ${JSON.stringify(range)}`);
+    const expected = modelRange(model, range);
+    assert.deepEqual(describePairs(await collect(this.tree, snapshot, range)), describePairs(expected), `${what} ${JSON.stringify(range)}`);
+    // The same range a leaf at a time (what scans read): runs never empty, and as many keys.
+    let keyCount = 0;
+    for await (const run of this.tree.runs(snapshot, range)) {
+      const length = (run.end - run.first) * run.step;
+      assert.ok(length > 0, `${what}: an empty run`);
+      keyCount += length;
+    }
+    assert.equal(keyCount, expected.length, `${what}: keys in runs`);
   }
 
   async checkpointNow(): Promise<void> {

@@ -441,10 +441,18 @@ export function branchBytes(measure: PageMeasure, separators: readonly string[])
   return bytes;
 }
 
+// Both searches look at the last key first: keys written in ascending
+// order (a sorted load, an append-heavy key space) land past the last
+// separator of every branch on their path and past the last key of their
+// leaf, found in one compare instead of a binary search of ~7 (a sorted
+// load of 1 M keys spent 8.6 % of its time in these). Random keys pay one
+// compare more.
+
 /** Index of the first key >= `key` (keys.length if none). */
 export function lowerBound(keys: readonly string[], key: string): number {
   let low = 0;
   let high = keys.length;
+  if (high > 0 && keys[high - 1]! < key) return high;
   while (low < high) {
     const middle = (low + high) >>> 1;
     if (keys[middle]! < key) low = middle + 1;
@@ -457,6 +465,7 @@ export function lowerBound(keys: readonly string[], key: string): number {
 export function upperBound(keys: readonly string[], key: string): number {
   let low = 0;
   let high = keys.length;
+  if (high > 0 && keys[high - 1]! <= key) return high;
   while (low < high) {
     const middle = (low + high) >>> 1;
     if (keys[middle]! <= key) low = middle + 1;

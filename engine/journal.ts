@@ -28,7 +28,7 @@ import type { BlockDevice } from './block_device.js';
 import type { Checkpointer } from './checkpointer.js';
 import { CheckpointPolicy } from './checkpoint_policy.js';
 import { allSettledOrThrow, type DataBlock, type Grid } from './grid.js';
-import { keyStringToBytes } from './key_codec.js';
+import { keyStringBytesNow } from './key_codec.js';
 import type { PageTree, PreparedPaths } from './page_tree.js';
 import type { Space } from './space.js';
 import { StoreError } from './store_error.js';
@@ -468,7 +468,8 @@ export class Journal {
     let recordCount = 0;
     for (const write of writes) {
       for (const { keyString, isString, value } of write.operations) {
-        const keyBytes = keyStringToBytes(keyString);
+        // Copied into the payload by the writer before the next key's bytes replace them.
+        const keyBytes = keyStringBytesNow(keyString);
         if (value === undefined) writeDelete(writer, keyBytes, isString);
         else writePut(writer, keyBytes, isString, value);
         recordCount++;

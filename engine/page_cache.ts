@@ -13,6 +13,8 @@ export class PageCache {
   /** In the order of the clock: the first entry is the next the eviction looks at. */
   readonly #nodes = new Map<number, TreeNode>();
   readonly #bytesMax: number;
+  /** The clock hand (see evict()); undefined: at the front. */
+  #hand: IterableIterator<[number, TreeNode]> | undefined;
   #bytes = 0;
   hits = 0;
   misses = 0;
@@ -87,14 +89,32 @@ export class PageCache {
 
   /**
    * Evicts unpinned nodes while over budget, oldest first, except that a
-   * node used since the last pass goes to the back once more (its bit
-   * cleared). Ends: a Map iteration visits the nodes moved to the back
-   * too, each at most once more, with its bit clear then.
+   * node used since the hand last passed it goes to the back once more
+   * (its bit cleared).
+   *
+   * The hand is a live iterator kept from one call to the next, not a new
+   * one a call: a Map keeps a deleted entry's slot until it is rehashed,
+   * so with nodes taken from the front and added at the back a new
+   * iterator first stepped over every slot evicted since the last rehash.
+   * That was ~5 µs a call, 124 ms of a 470 ms close at 10 M keys (one
+   * evict() per page the close's checkpoint put in the cache). A live Map
+   * iterator sees entries added after it and skips deleted ones, and
+   * follows the Map through rehashes. Ends: a call looks at each node at
+   * most three times (from the hand to the end, once more after its bit is
+   * cleared, and after one restart at the front); only pinned nodes are
+   * passed over more than once.
    */
   evict(): void {
     if (this.#bytes <= this.#bytesMax) return;
-    for (const [block, node] of this.#nodes) {
-      if (this.#bytes <= this.#bytesMax) break;
+    let steps = 3 * this.#nodes.size + 2;
+    while (this.#bytes > this.#bytesMax && steps-- > 0) {
+      let next = this.#hand?.next();
+      if (next === undefined || next.done === true) {
+        this.#hand = this.#nodes.entries();
+        next = this.#hand.next();
+        if (next.done === true) return;
+      }
+      const [block, node] = next.value;
       if (node.pins > 0) continue;
       this.#nodes.delete(block);
       if (node.cacheReferenced) {
@@ -109,6 +129,7 @@ export class PageCache {
   /** Forgets every node (the store closed): their memory goes with the last reference elsewhere. */
   clear(): void {
     this.#nodes.clear();
+    this.#hand = undefined;
     this.#bytes = 0;
   }
 

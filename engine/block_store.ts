@@ -50,7 +50,7 @@ import { PageTree } from './page_tree.js';
 import { probeSuperblocks, recoverStore, type SuperblockProbe } from './recovery.js';
 import { RingBlockDevice } from './ring_block_device.js';
 import { Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
-import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, unreadableArgument, type KeyRange } from './store_arguments.js';
+import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, unreadableArgument, type CheckedRange, type KeyRange } from './store_arguments.js';
 import { invalidArgument, StoreError } from './store_error.js';
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
 import { eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
@@ -74,7 +74,7 @@ import {
 import { checkIntegrity, type IntegrityReport } from './integrity_check.js';
 import { TreePages, type TreeGeometry } from './tree_pages.js';
 import { ReplayOverlay } from './replay_overlay.js';
-import { StoreReader } from './store_reader.js';
+import { StoreReader, type ScanShape } from './store_reader.js';
 import { replayWal } from './wal_replay.js';
 import { createValueReadStream, createValueWriteStream, storedEntries, type StoredEntry, type StreamParts } from './value_streams.js';
 import { valueCodec, type ValueCodec, type ValueEncoding } from './value_codec.js';
@@ -494,17 +494,10 @@ export class BlockStore<V = unknown> {
   range(options?: RangeOptions & { values?: true }): AsyncGenerator<[Key, V]>;
   range(options?: RangeOptions): AsyncGenerator<[Key, V | undefined]>;
   range(options: RangeOptions = {}): AsyncGenerator<[Key, V | undefined]> {
-    // Not a generator itself: the reader's scan is the one generator between
-    // the caller's loop and the tree. The checks and the wait for the replay
-    // run on the first next(), as in a generator (ranges need the whole
-    // tree: the WAL tail replayed).
-    return this.#reader.scan(async () => {
-      this.#state.checkOpen();
-      const range = checkRangeOptions(options);
+    return this.#scan(options, (range) => {
       const values = range.values;
       if (values !== undefined && typeof values !== 'boolean') throw invalidArgument(`range option 'values' must be a boolean, got ${describeArgument(values)}`);
-      await this.#replayed();
-      return { range, shape: values === false ? 'entriesWithoutValues' : 'entries' };
+      return values === false ? 'entriesWithoutValues' : 'entries';
     }) as AsyncGenerator<[Key, V | undefined]>;
   }
 
@@ -513,12 +506,7 @@ export class BlockStore<V = unknown> {
    * when iteration starts; reads no value. Options as for range().
    */
   keys(options: KeyRangeOptions = {}): AsyncGenerator<Key> {
-    return this.#reader.scan(async () => {
-      this.#state.checkOpen();
-      const range = checkRangeOptions(options);
-      await this.#replayed();
-      return { range, shape: 'keys' };
-    }) as AsyncGenerator<Key>;
+    return this.#scan(options, () => 'keys') as AsyncGenerator<Key>;
   }
 
   /**
@@ -526,12 +514,25 @@ export class BlockStore<V = unknown> {
    * taken when iteration starts. Options as for range().
    */
   values(options: KeyRangeOptions = {}): AsyncGenerator<V> {
+    return this.#scan(options, () => 'values') as AsyncGenerator<V>;
+  }
+
+  /**
+   * The reader's scan of the range `options` give, in the shape `shapeOf`
+   * picks (it checks what only its call takes). Not a generator itself:
+   * the reader's scan is the one generator between the caller's loop and
+   * the tree. The checks and the wait for the replay (ranges need the
+   * whole tree: the WAL tail replayed) run on the first next(), as they
+   * would in a generator.
+   */
+  #scan(options: unknown, shapeOf: (range: CheckedRange) => ScanShape): AsyncGenerator<unknown> {
     return this.#reader.scan(async () => {
       this.#state.checkOpen();
       const range = checkRangeOptions(options);
+      const shape = shapeOf(range);
       await this.#replayed();
-      return { range, shape: 'values' };
-    }) as AsyncGenerator<V>;
+      return { range, shape };
+    });
   }
 
   /**

@@ -7,14 +7,32 @@
 // getCached(). A node that prepare() pinned is never evicted (the cache then
 // goes over its budget until the pins are released). Dirty nodes are never
 // here: their parents hold them.
+import assert from 'node:assert/strict';
+
 import { EPOCH_NEVER, type PageRef, type TreeNode } from './tree_node.js';
 
+/** Holes and passed slots the clock may hold beyond one per cached node before it is compacted. */
+const CLOCK_HOLES_MIN = 64;
+
 export class PageCache {
-  /** In the order of the clock: the first entry is the next the eviction looks at. */
+  /** The cached node of each block. */
   readonly #nodes = new Map<number, TreeNode>();
+  /**
+   * The clock: the cached nodes in the order eviction looks at them, from
+   * #hand on, each at its cacheSlot; a hole (undefined) where a node left
+   * (dropped, replaced by a newer page of its block). Slots before the hand
+   * are holes too. Not the Map's own order: with nodes taken from the
+   * front and added at the back, a Map keeps the slot of each deleted
+   * entry until it rehashes, and an eviction starting a new iterator
+   * stepped over all of them (~5 us an insert, a quarter of a close at
+   * 10 M keys); a kept iterator held the Map's old table, and with it
+   * nodes the cache had let go, until it next moved.
+   */
+  #clock: (TreeNode | undefined)[] = [];
+  #hand = 0;
+  /** Holes in #clock at or after the hand. */
+  #holes = 0;
   readonly #bytesMax: number;
-  /** The clock hand (see evict()); undefined: at the front. */
-  #hand: IterableIterator<[number, TreeNode]> | undefined;
   #bytes = 0;
   hits = 0;
   misses = 0;
@@ -69,13 +87,12 @@ export class PageCache {
     const ref = node.ref;
     if (ref === undefined || node.epoch !== EPOCH_NEVER) throw new Error('ringstore: only clean nodes go into the page cache');
     const previous = this.#nodes.get(ref.block);
-    if (previous !== undefined) {
-      this.#bytes -= previous.memoryBytes;
-      this.#nodes.delete(ref.block);
-    }
+    if (previous !== undefined) this.#remove(previous);
+    if (node.cacheSlot !== -1) throw new Error('ringstore: a node went into the page cache twice');
     node.cacheReferenced = false;
     this.#nodes.set(ref.block, node);
     this.#bytes += node.memoryBytes;
+    this.#append(node);
     this.evict();
   }
 
@@ -83,44 +100,35 @@ export class PageCache {
   drop(ref: PageRef): void {
     const node = this.#nodes.get(ref.block);
     if (node === undefined || node.ref!.crc !== ref.crc) return;
-    this.#nodes.delete(ref.block);
-    this.#bytes -= node.memoryBytes;
+    this.#remove(node);
   }
 
   /**
-   * Evicts unpinned nodes while over budget, oldest first, except that a
-   * node used since the hand last passed it goes to the back once more
-   * (its bit cleared).
-   *
-   * The hand is a live iterator kept from one call to the next, not a new
-   * one a call: a Map keeps a deleted entry's slot until it is rehashed,
-   * so with nodes taken from the front and added at the back a new
-   * iterator first stepped over every slot evicted since the last rehash.
-   * That was ~5 µs a call, 124 ms of a 470 ms close at 10 M keys (one
-   * evict() per page the close's checkpoint put in the cache). A live Map
-   * iterator sees entries added after it and skips deleted ones, and
-   * follows the Map through rehashes. Ends: a call looks at each node at
-   * most three times (from the hand to the end, once more after its bit is
-   * cleared, and after one restart at the front); only pinned nodes are
-   * passed over more than once.
+   * Evicts unpinned nodes while over budget, from the hand on, except that
+   * a node used since the hand last passed it goes to the back once more
+   * (its bit cleared), and a pinned one goes to the back as it is: nothing
+   * the hand has passed is left behind it. Ends: a call looks at a node at
+   * most twice (its bit is clear the second time), or only passes pinned
+   * ones once it has looked at 2 × the nodes it holds.
    */
   evict(): void {
     if (this.#bytes <= this.#bytesMax) return;
-    let steps = 3 * this.#nodes.size + 2;
-    while (this.#bytes > this.#bytesMax && steps-- > 0) {
-      let next = this.#hand?.next();
-      if (next === undefined || next.done === true) {
-        this.#hand = this.#nodes.entries();
-        next = this.#hand.next();
-        if (next.done === true) return;
+    let looks = 2 * this.#nodes.size;
+    while (this.#bytes > this.#bytesMax && looks > 0) {
+      if (this.#hand === this.#clock.length) this.#compact();
+      const node = this.#clock[this.#hand];
+      this.#clock[this.#hand++] = undefined;
+      if (node === undefined) {
+        this.#holes--;
+        continue;
       }
-      const [block, node] = next.value;
-      if (node.pins > 0) continue;
-      this.#nodes.delete(block);
-      if (node.cacheReferenced) {
-        node.cacheReferenced = false;
-        this.#nodes.set(block, node);
+      looks--;
+      node.cacheSlot = -1;
+      if (node.pins > 0 || node.cacheReferenced) {
+        if (node.pins === 0) node.cacheReferenced = false;
+        this.#append(node);
       } else {
+        this.#nodes.delete(node.ref!.block);
         this.#bytes -= node.memoryBytes;
       }
     }
@@ -128,13 +136,52 @@ export class PageCache {
 
   /** Forgets every node (the store closed): their memory goes with the last reference elsewhere. */
   clear(): void {
+    for (const node of this.#nodes.values()) node.cacheSlot = -1;
     this.#nodes.clear();
-    this.#hand = undefined;
+    this.#clock = [];
+    this.#hand = 0;
+    this.#holes = 0;
     this.#bytes = 0;
   }
 
-  /** Every cached node, least recently used first (for invariant checks). */
-  nodes(): IterableIterator<TreeNode> {
-    return this.#nodes.values();
+  /** Every cached node, in the order eviction looks at them (for invariant checks). */
+  *nodes(): IterableIterator<TreeNode> {
+    for (let slot = this.#hand; slot < this.#clock.length; slot++) {
+      const node = this.#clock[slot];
+      if (node !== undefined) yield node;
+    }
+  }
+
+  /** Takes `node` (cached) out of the cache. */
+  #remove(node: TreeNode): void {
+    assert.equal(this.#clock[node.cacheSlot], node, 'a cached node is at its clock slot');
+    this.#clock[node.cacheSlot] = undefined;
+    node.cacheSlot = -1;
+    this.#holes++;
+    this.#nodes.delete(node.ref!.block);
+    this.#bytes -= node.memoryBytes;
+    // Holes cost the hand a step each: not more of them than nodes.
+    if (this.#holes > this.#nodes.size + CLOCK_HOLES_MIN) this.#compact();
+  }
+
+  /** Puts `node` at the back of the clock. */
+  #append(node: TreeNode): void {
+    node.cacheSlot = this.#clock.length;
+    this.#clock.push(node);
+    if (this.#hand > this.#nodes.size + CLOCK_HOLES_MIN) this.#compact();
+  }
+
+  /** Drops the slots before the hand and the holes after it: O(nodes), once per as many removals or passes. */
+  #compact(): void {
+    const clock: TreeNode[] = [];
+    for (let slot = this.#hand; slot < this.#clock.length; slot++) {
+      const node = this.#clock[slot];
+      if (node === undefined) continue;
+      node.cacheSlot = clock.length;
+      clock.push(node);
+    }
+    this.#clock = clock;
+    this.#hand = 0;
+    this.#holes = 0;
   }
 }

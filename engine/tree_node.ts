@@ -94,6 +94,8 @@ interface NodeCommon {
   memoryBytes: number;
   /** The page cache's second-chance bit: read since the cache last passed it looking for a page to evict. */
   cacheReferenced: boolean;
+  /** Where the page cache's clock holds this node; -1 when it is not cached. */
+  cacheSlot: number;
 }
 
 /**
@@ -158,17 +160,17 @@ export function isNode(child: Child): child is TreeNode {
 }
 
 export function newLeaf(epoch: number, keys: string[], entries: IndexEntry[], bytes: number): ArrayLeafNode {
-  return { kind: 'leaf', level: 0, page: undefined, edits: undefined, keys, entries, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, basis: undefined };
+  return { kind: 'leaf', level: 0, page: undefined, edits: undefined, keys, entries, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, cacheSlot: -1, basis: undefined };
 }
 
 /** A clean leaf of the page `page` read from disk (its ref is set by the reader). */
 export function newPageLeaf(page: LeafPage): LeafNode {
-  return { kind: 'leaf', level: 0, page, edits: undefined, keys: undefined, entries: undefined, epoch: EPOCH_NEVER, ref: undefined, bytes: page.recordBytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, basis: undefined };
+  return { kind: 'leaf', level: 0, page, edits: undefined, keys: undefined, entries: undefined, epoch: EPOCH_NEVER, ref: undefined, bytes: page.recordBytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, cacheSlot: -1, basis: undefined };
 }
 
 /** A leaf in edited form over `page` (see LeafNode). */
 function newEditedLeaf(epoch: number, page: LeafPage, edits: LeafEdits, bytes: number): LeafNode {
-  return { kind: 'leaf', level: 0, page, edits, keys: undefined, entries: undefined, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, basis: undefined };
+  return { kind: 'leaf', level: 0, page, edits, keys: undefined, entries: undefined, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, cacheSlot: -1, basis: undefined };
 }
 
 /**
@@ -289,7 +291,7 @@ export function editedLeafDelete(leaf: LeafNode, key: string, measure: PageMeasu
 }
 
 export function newBranch(epoch: number, level: number, separators: string[], children: Child[], bytes: number): BranchNode {
-  return { kind: 'branch', level, separators, children, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false };
+  return { kind: 'branch', level, separators, children, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, cacheSlot: -1 };
 }
 
 /**

@@ -22,7 +22,7 @@ type Op =
   | { readonly type: 'drop'; readonly block: number };
 
 function nodeOf(block: number, memoryBytes: number): TreeNode {
-  return { kind: 'leaf', level: 0, ref: { block, crc: block * 7 }, epoch: EPOCH_NEVER, memoryBytes, pins: 0, cacheReferenced: false } as unknown as TreeNode;
+  return { kind: 'leaf', level: 0, ref: { block, crc: block * 7 }, epoch: EPOCH_NEVER, memoryBytes, pins: 0, cacheReferenced: false, cacheSlot: -1 } as unknown as TreeNode;
 }
 
 const blockArb = fc.integer({ min: 0, max: 40 });
@@ -33,6 +33,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { arbitrary: fc.record({ type: fc.constant('unpin' as const), block: blockArb }), weight: 1 },
   { arbitrary: fc.record({ type: fc.constant('drop' as const), block: blockArb }), weight: 1 },
 );
+
+function blocksOf(cache: PageCache): number[] {
+  return [...cache.nodes()].map((node) => node.ref!.block).sort((a, b) => a - b);
+}
 
 describe('PageCache', () => {
   it('keeps its byte count, its budget and its pins through random inserts, hits, pins and drops', () => {
@@ -47,6 +51,7 @@ describe('PageCache', () => {
           const nodes = [...cache.nodes()];
           assert.equal(cache.bytes, nodes.reduce((sum, node) => sum + node.memoryBytes, 0), `${what}: bytes`);
           assert.equal(cache.nodeCount, nodes.length);
+          assert.ok(nodes.every((node) => cache.holds(node) && node.cacheSlot >= 0), `${what}: the clock holds exactly the cached nodes`);
           if (cache.bytes > bytesMax) assert.ok(nodes.every((node) => node.pins > 0), `${what}: over budget with an unpinned node`);
         };
         for (const op of ops) {
@@ -87,6 +92,51 @@ describe('PageCache', () => {
       }),
       { seed: SEED, numRuns: 400 },
     );
+  });
+
+  it('evicts a node the hand passed while it was pinned once it is released, before newer ones', () => {
+    // Half the cache pinned when the hand passes it (a commit's prepare), then released.
+    const cache = new PageCache(400);
+    const nodes = [0, 1, 2, 3].map((block) => nodeOf(block, 100));
+    for (const node of nodes) cache.insert(node);
+    nodes[0]!.pins++;
+    nodes[1]!.pins++;
+    cache.insert(nodeOf(4, 100));
+    assert.deepEqual(blocksOf(cache), [0, 1, 3, 4]);
+    nodes[0]!.pins--;
+    nodes[1]!.pins--;
+    cache.evict();
+    for (let block = 5; block < 10; block++) cache.insert(nodeOf(block, 100));
+    assert.deepEqual(blocksOf(cache), [6, 7, 8, 9]);
+  });
+
+  it('keeps inserting new pages after every node was pinned while one more came in (the hand does not stall)', () => {
+    const cache = new PageCache(400);
+    const pinned = [0, 1, 2, 3].map((block) => nodeOf(block, 100));
+    for (const node of pinned) cache.insert(node);
+    for (const node of pinned) node.pins++;
+    // A concurrent read loads a page: over budget, nothing evictable but it.
+    const loaded = nodeOf(4, 100);
+    cache.insert(loaded);
+    for (const node of pinned) node.pins--;
+    cache.evict();
+    for (let block = 5; block < 25; block++) {
+      const node = nodeOf(block, 100);
+      cache.insert(node);
+      assert.equal(cache.peek(node.ref!), node, `page ${block} is cached right after its insert`);
+    }
+    assert.deepEqual(blocksOf(cache), [21, 22, 23, 24]);
+  });
+
+  it('lets go of dropped and replaced nodes: the clock holds no node the cache does not', () => {
+    const cache = new PageCache(100_000);
+    const nodes = Array.from({ length: 500 }, (_, block) => nodeOf(block, 100));
+    for (const node of nodes) cache.insert(node);
+    for (const node of nodes.slice(0, 450)) cache.drop(node.ref!);
+    cache.insert(nodeOf(460, 100));
+    for (const node of nodes) assert.equal(node.cacheSlot === -1, !cache.holds(node), `block ${node.ref!.block}: in the clock exactly when cached`);
+    assert.equal(cache.nodeCount, 50);
+    assert.deepEqual(blocksOf(cache).length, 50);
   });
 
   it('evicts a node not hit since the hand passed before one that was, across calls', () => {

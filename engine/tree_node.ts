@@ -446,9 +446,10 @@ export function branchBytes(measure: PageMeasure, separators: readonly string[])
 // Both searches look at the last key first: keys written in ascending
 // order (a sorted load, an append-heavy key space) land past the last
 // separator of every branch on their path and past the last key of their
-// leaf, found in one compare instead of a binary search of ~7 (a sorted
-// load of 1 M keys spent 8.6 % of its time in these). Random keys pay one
-// compare more.
+// leaf in array form (which a sorted load's leaves are: new ones), found
+// in one compare instead of a binary search of ~7 (a sorted load of 1 M
+// keys spent 8.6 % of its time in these). Random keys pay one compare
+// more. A leaf searched in its page (LeafPage) has searches of its own.
 
 /** Index of the first key >= `key` (keys.length if none). */
 export function lowerBound(keys: readonly string[], key: string): number {

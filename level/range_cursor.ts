@@ -146,9 +146,12 @@ export class RangeCursor {
     }
     this.#snapshotToken = this.#clock.snapshotToken();
     this.#generator = this.#store.range({ ...bounds, reverse: this.#range.reverse, values: this.#values }) as AsyncGenerator<Entry>;
-    // Runs the generator's body up to its first await: the store clones its
-    // index (the snapshot) now. The catch only marks the promise handled; the
-    // error still reaches whoever awaits it in next().
+    // Starts the generator's body: the store takes its snapshot a few
+    // microtask steps from now (after its checks and the replay gate), in
+    // this turn of the event loop, before any write made after this call
+    // can apply (a commit applies once its IO completes). The catch only
+    // marks the promise handled; the error still reaches whoever awaits it
+    // in next().
     this.#primed = this.#generator.next();
     this.#primed.catch(() => undefined);
   }

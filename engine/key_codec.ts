@@ -59,23 +59,6 @@ export function keyStringToBytes(keyString: string): Buffer {
   return Buffer.from(keyString, 'latin1');
 }
 
-/** Scratch for keyStringBytesNow, and a view of each length into it. */
-const keyBytesScratch = new Uint8Array(KEY_SIZE_MAX);
-const keyBytesScratchViews: Uint8Array[] = [];
-
-/**
- * The key's bytes in a scratch buffer that every call reuses: valid until
- * the next call, for a record writer that copies them at once. A commit
- * made a Buffer per key for its records (Buffer.from: 2 % of a sorted load,
- * and garbage).
- */
-export function keyStringBytesNow(keyString: string): Uint8Array {
-  const length = keyString.length;
-  if (length > KEY_SIZE_MAX) throw new Error(`ringstore: a key string of ${length} chars (at most ${KEY_SIZE_MAX})`);
-  for (let i = 0; i < length; i++) keyBytesScratch[i] = keyString.charCodeAt(i);
-  return (keyBytesScratchViews[length] ??= keyBytesScratch.subarray(0, length));
-}
-
 /** The key as the caller gave it: a string (from its UTF-8 bytes) or a Buffer. */
 export function keyStringToKey(keyString: string, isString: boolean): Key {
   if (!isString) return Buffer.from(keyString, 'latin1');

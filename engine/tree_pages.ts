@@ -139,7 +139,12 @@ export class TreePages implements TreePageIo {
  * could keep many slabs of evicted ones alive, past the cache's budget.
  * What a page read paid for its 4 KiB Buffer was mostly the first touch of
  * fresh memory (page faults while the heap grows), which a slab pays as
- * well: in the 1 M-key replay slabs of 64 KiB measured no faster.
+ * well: in the 1 M-key replay slabs of 64 KiB measured no faster. Tried
+ * again with slabs that give up their cached pages when sparse (so their
+ * memory stays near the cache's budget): a 1 M-key scan 0.93-0.96 x, the
+ * replay of a 33-commit tail 1.02-1.07 x the time, although a loop of
+ * allocUnsafeSlow(2944) alone cost 6 us a call against 0.5 us carved from
+ * a slab (docs/benchmarks.md, "Engine v2, session 12").
  */
 function keptCopy(page: Uint8Array, length: number): Uint8Array {
   const bytes = new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);

@@ -37,6 +37,7 @@ import {
 } from './constants.js';
 import { crc32c } from './crc32c.js';
 import { FormatError } from './format_error.js';
+import { keyStringBytesNow } from './key_scratch.js';
 import {
   checkPut,
   checkRecordAt,
@@ -304,20 +305,10 @@ export interface ChildRef {
   readonly crc: number;
 }
 
-/**
- * One key's bytes at a time, for writePutAt: views of every length over
- * one buffer, made once each, so a record costs no allocation.
- */
-const keyScratch = new Uint8Array(KEY_SIZE_MAX);
-const keyScratchViews: Uint8Array[] = [];
+/** What inlineScratch holds between records: nothing of a caller's. */
+const NO_BYTES = new Uint8Array(0);
 /** The inline value handed to writePutAt, reused for every record. */
-const inlineScratch: { kind: 'inline'; bytes: Uint8Array } = { kind: 'inline', bytes: keyScratch };
-
-function keyScratchOf(keyString: string): Uint8Array {
-  const length = keyString.length;
-  for (let i = 0; i < length; i++) keyScratch[i] = keyString.charCodeAt(i);
-  return (keyScratchViews[length] ??= keyScratch.subarray(0, length));
-}
+const inlineScratch: { kind: 'inline'; bytes: Uint8Array } = { kind: 'inline', bytes: NO_BYTES };
 
 /** Whether `keyString` is a key string of 1 to KEY_SIZE_MAX bytes (every char a byte). */
 function isKeyString(keyString: string): boolean {
@@ -406,7 +397,7 @@ export function encodeLeafPageOfKeyStrings(
       if (value instanceof Uint8Array) {
         usedBytes += PUT_INLINE_HEADER_BYTES + keyString.length + value.length;
       } else {
-        checkPut(keyScratchOf(keyString), value);
+        checkPut(keyStringBytesNow(keyString), value);
         usedBytes += leafEntryBytes(keyString.length, value);
       }
     }
@@ -432,7 +423,7 @@ export function encodeLeafPageOfKeyStrings(
     offset = writeSlotAt(target, data, offset, keyStrings[i], slots[i]);
     i++;
   }
-  inlineScratch.bytes = keyScratch;
+  inlineScratch.bytes = NO_BYTES;
   assert.equal(offset, PAGE_HEADER_SIZE + usedBytes, 'the sizes agree with writePutAt and the basis');
   return seal(target, data);
 }
@@ -489,7 +480,7 @@ export function encodeLeafPageOfEdits(target: Uint8Array, stamp: PageStamp, reco
     if (value instanceof Uint8Array) {
       usedBytes += PUT_INLINE_HEADER_BYTES + keyString.length + value.length;
     } else {
-      checkPut(keyScratchOf(keyString), value);
+      checkPut(keyStringBytesNow(keyString), value);
       usedBytes += leafEntryBytes(keyString.length, value);
     }
     count++;
@@ -511,7 +502,7 @@ export function encodeLeafPageOfEdits(target: Uint8Array, stamp: PageStamp, reco
     if (slot !== undefined) offset = writeSlotAt(target, data, offset, keyString, slot);
   }
   offset = copyRecords(target, offset, records, recordStarts, record, recordCount);
-  inlineScratch.bytes = keyScratch;
+  inlineScratch.bytes = NO_BYTES;
   assert.equal(offset, PAGE_HEADER_SIZE + usedBytes, 'the sizes agree with writePutAt and the records');
   return seal(target, data);
 }
@@ -526,7 +517,7 @@ function writeSlotAt(target: Uint8Array, data: DataView, offset: number, keyStri
   } else {
     stored = value;
   }
-  return writePutAt(target, data, offset, keyScratchOf(keyString), slot.isString, stored);
+  return writePutAt(target, data, offset, keyStringBytesNow(keyString), slot.isString, stored);
 }
 
 /**

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 
 import { KEY_SIZE_MAX } from '../../format/constants.js';
-import { bytesToKeyString, keyStringBytesNow, keyStringToBytes, keyStringToKey, toKeyString } from '../../engine/key_codec.js';
+import { bytesToKeyString, keyStringToBytes, keyStringToKey, toKeyString } from '../../engine/key_codec.js';
+import { keyStringBytesNow } from '../../format/key_scratch.js';
 import { StoreError } from '../../engine/store_error.js';
 import { assertError } from './helpers.js';
 

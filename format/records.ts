@@ -67,12 +67,16 @@ export function deleteRecordBytes(keyLength: number): number {
 
 /**
  * Refuses (RangeError, a caller bug) a put record that cannot be stored:
- * a key of 0 or over KEY_SIZE_MAX bytes, an extent value without extents,
- * with too many, or with an extent a record cannot hold.
+ * a key of 0 or over KEY_SIZE_MAX bytes, an extent value whose length is
+ * not an integer from 0 to 2^53 - 1, without extents, with too many, or
+ * with an extent a record cannot hold. Encoders check every record with it
+ * before they write a byte, so a refused page or commit leaves its target
+ * untouched.
  */
 export function checkPut(key: Uint8Array, value: StoredValue): void {
   checkKey(key);
   if (value.kind === 'inline') return;
+  if (!Number.isSafeInteger(value.length) || value.length < 0) throw new RangeError(`an extent value's length is an integer from 0 to 2^53 - 1, got ${value.length}`);
   if (value.extents.length === 0 || value.extents.length > VALUE_EXTENTS_MAX) {
     throw new RangeError(`an extent value has 1 to ${VALUE_EXTENTS_MAX} extents, got ${value.extents.length}`);
   }

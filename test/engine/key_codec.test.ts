@@ -3,11 +3,8 @@
 // be bytewise key order — which is not UTF-16 order for non-ASCII strings.
 import assert from 'node:assert/strict';
 
-import fc from 'fast-check';
-
 import { KEY_SIZE_MAX } from '../../format/constants.js';
 import { bytesToKeyString, keyStringToBytes, keyStringToKey, toKeyString } from '../../engine/key_codec.js';
-import { keyStringBytesNow } from '../../format/key_scratch.js';
 import { StoreError } from '../../engine/store_error.js';
 import { assertError } from './helpers.js';
 
@@ -118,24 +115,5 @@ describe('keyStringToBytes() and bytesToKeyString()', () => {
     assert.deepEqual([...keyStringToBytes(keyString)], [...bytes]);
     const backing = Buffer.from([9, 9, 1, 2, 9]);
     assert.equal(bytesToKeyString(backing.subarray(2, 4)), '\u0001\u0002');
-  });
-});
-
-describe('keyStringBytesNow()', () => {
-  it('gives the bytes keyStringToBytes gives, for keys of every length up to the limit', () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ minLength: 1, maxLength: 1024 }), fc.uint8Array({ minLength: 1, maxLength: 1024 }), (first, second) => {
-        const firstString = bytesToKeyString(first);
-        const secondString = bytesToKeyString(second);
-        assert.deepEqual([...keyStringBytesNow(firstString)], [...first]);
-        // A shorter key after a longer one: no bytes of the longer one in its view.
-        assert.deepEqual([...keyStringBytesNow(secondString)], [...keyStringToBytes(secondString)]);
-      }),
-      { seed: 0x6b65_7901, numRuns: 300 },
-    );
-  });
-
-  it('refuses a key string longer than a key may be (a bug)', () => {
-    assert.throws(() => keyStringBytesNow('x'.repeat(1025)), /1025 chars/);
   });
 });

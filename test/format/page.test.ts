@@ -854,6 +854,8 @@ describe('encodeLeafPageOfKeyStrings()', () => {
       ['a char above 0xff', ['a\u0100'], [slot]],
       ['more than a page', ['a', 'b'], [{ isString: false, value: new Uint8Array(2100) }, { isString: false, value: new Uint8Array(2100) }]],
       ['an extent value without extents', ['a'], [{ isString: false, value: { kind: 'extents', length: 0, crc: 0, extents: [] } }]],
+      // A reviewer's case: the length was first refused by writeU64, with the page's header already written.
+      ['an extent value of length -1 after an inline record', ['a', 'b'], [slot, { isString: true, value: { kind: 'extents', length: -1, crc: 0, extents: [{ startBlock: 1, blockCount: 1 }] } }]],
     ];
     for (const [what, keyStrings, slots] of cases) assert.throws(() => encodeLeafPageOfKeyStrings(target, stamp(), keyStrings, slots), RangeError, what);
     assert.ok(target.every((byte) => byte === 0xee), 'the target is untouched');

@@ -101,6 +101,14 @@ describe('writePut() / writeDelete()', () => {
     }
   });
 
+  it('writePut() refuses an extent value whose length is not an integer from 0 to 2^53 - 1, writing nothing', () => {
+    for (const length of [-1, 1.5, 2 ** 53, Number.NaN]) {
+      const writer = new ByteWriter();
+      assert.throws(() => writePut(writer, utf8('k'), true, { kind: 'extents', length, crc: 0, extents: [{ startBlock: 10, blockCount: 1 }] }), /length is an integer/, `length ${length}`);
+      assert.equal(writer.bytes().length, 0, `length ${length}: bytes written before the refusal`);
+    }
+  });
+
   it('writePut() refuses an extent that cannot be stored as written (0 blocks, or 2^32 blocks or more)', () => {
     // blockCount is a u32 on disk. An extent the encoder cannot represent must
     // be refused, not wrapped: 2^32 + 1 would read back as 1 block.

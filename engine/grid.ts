@@ -10,9 +10,10 @@ import type { Extent } from '../format/extent.js';
 import type { ExtentValue } from '../format/records.js';
 import type { BlockCache } from './block_cache.js';
 import type { BlockDevice } from './block_device.js';
+import { allocAlignedInHeap, HEAP_BUFFER_BYTES_MAX } from '../native/aligned_buffer.js';
 import { BufferPool } from './buffer_pool.js';
 import type { Space } from './space.js';
-import { StoreCorruptError } from './store_error.js';
+import { StoreCorruptError, StoreError } from './store_error.js';
 import type { IndexEntry } from './store_index.js';
 
 /**
@@ -176,30 +177,52 @@ export class Grid {
   }
 
   /**
-   * Reads the value of `extents` into `out` (its first out.length bytes; the
-   * rest of the last block is dropped) straight from the device, bypassing
-   * the cache, through chunk buffers: one IO per chunk, all submitted at
-   * once. Resolves once every read has settled; rejects with the first
-   * failure. REQUIRES: the caller pins the extents (Space.beginRead).
+   * The first `length` bytes of the blocks of `extents` (the rest of the
+   * last block is dropped), read straight from the device into one new
+   * aligned buffer of the JS heap, bypassing the cache: one IO per chunk,
+   * all submitted at once, and no copy (a read into chunk buffers and a
+   * copy out took ~0.3 ms of a 1 MiB get's ~1.3 ms here). With `checksum`,
+   * also the CRC32C of those bytes, computed a piece at a time as soon as
+   * the pieces before it have arrived, so most of it overlaps the reads
+   * still in flight. Resolves once every read has settled; rejects with the
+   * first failure. REQUIRES: the caller pins the extents (Space.beginRead);
+   * `length` is at most the extents' bytes, which are at most one transfer
+   * (TRANSFER_SIZE_MAX; a larger value is read as a stream).
    */
-  async readInto(extents: readonly Extent[], out: Uint8Array): Promise<void> {
+  async readExtents(extents: readonly Extent[], length: number, checksum: boolean): Promise<{ bytes: Buffer; crc: number }> {
     const totalBytes = extents.reduce((sum, extent) => sum + extent.blockCount, 0) * this.#blockSize;
-    assert.ok(out.length <= totalBytes, 'readInto: more bytes asked for than the extents hold');
-    const chunkCount = Math.ceil(totalBytes / this.#chunkBytes);
-    const chunks: Buffer[] = [];
-    for (let i = 0; i < chunkCount; i++) chunks.push(this.#chunks.take());
+    assert.ok(length <= totalBytes, 'readExtents: more bytes asked for than the extents hold');
+    const buffer = allocAlignedInHeap(totalBytes, this.alignment);
+    const chunkBytes = this.#chunkBytes;
+    /** Byte ranges of the pieces in the buffer, in order, and which have arrived. */
+    const pieceEnds: number[] = [];
+    const arrived: boolean[] = [];
+    let crc = 0;
+    /** Pieces before this one are checksummed. */
+    let checked = 0;
+    const checkArrived = (): void => {
+      while (checked < pieceEnds.length && arrived[checked]) {
+        const from = checked === 0 ? 0 : pieceEnds[checked - 1];
+        const to = Math.min(pieceEnds[checked], length);
+        if (from < to) crc = crc32c(buffer.subarray(from, to), crc);
+        checked++;
+      }
+    };
     const reads: Promise<void>[] = [];
-    this.#forEachPiece(chunkCount, totalBytes, extents, (chunkIndex, position, from, to) => {
-      const chunk = chunks[chunkIndex];
-      const outOffset = chunkIndex * this.#chunkBytes;
+    this.#forEachPiece(Math.ceil(totalBytes / chunkBytes), totalBytes, extents, (chunkIndex, position, from, to) => {
+      const index = pieceEnds.length;
+      pieceEnds.push(chunkIndex * chunkBytes + to);
+      arrived.push(false);
       reads.push(
-        this.#device.read(position, chunk.subarray(from, to)).then(() => {
-          if (outOffset + from < out.length) out.set(chunk.subarray(from, Math.min(to, out.length - outOffset)), outOffset + from);
+        this.#device.read(position, buffer.subarray(chunkIndex * chunkBytes + from, chunkIndex * chunkBytes + to)).then(() => {
+          arrived[index] = true;
+          if (checksum) checkArrived();
         }),
       );
     });
-    this.#giveBackWhenSettled(chunks, reads);
     await allSettledOrThrow(reads);
+    assert.ok(!checksum || checked === pieceEnds.length, 'readExtents: a piece was not checksummed');
+    return { bytes: buffer.subarray(0, length), crc };
   }
 
   /**
@@ -280,13 +303,14 @@ export class Grid {
 
   /** A large value read straight from the device in chunks, bypassing the cache; verified. */
   async #readLargeValue(value: ExtentValue): Promise<Uint8Array> {
-    const out = Buffer.allocUnsafe(value.length);
-    await this.readInto(value.extents, out);
-    const crc = crc32c(out);
+    if (value.extents.reduce((sum, extent) => sum + extent.blockCount, 0) * this.#blockSize > HEAP_BUFFER_BYTES_MAX - this.alignment) {
+      throw new StoreError('ERR_VALUE_TOO_LARGE', `value of ${value.length} bytes is larger than a Buffer holds: read it with createReadStream`);
+    }
+    const { bytes, crc } = await this.readExtents(value.extents, value.length, true);
     if (crc !== value.crc) {
       throw new StoreCorruptError('data', `value of ${value.length} bytes has checksum 0x${crc.toString(16)}, its record says 0x${value.crc.toString(16)} (torn, lost or misdirected write)`, value.extents[0].startBlock);
     }
-    return out;
+    return bytes;
   }
 
   /**

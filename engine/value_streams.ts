@@ -352,8 +352,8 @@ async function* extentValueChunks(parts: StreamParts, value: ExtentValue): Async
       state.checkOpen();
       let chunk: ChunkRead;
       if (large) {
-        const bytes = Buffer.allocUnsafe(Math.min(piece.blockCount * blockSize, value.length - pieceOffset));
-        chunk = { bytes, sizeBytes: piece.blockCount * blockSize, read: grid.readInto([piece], bytes) };
+        const read = grid.readExtents([piece], Math.min(piece.blockCount * blockSize, value.length - pieceOffset), false);
+        chunk = { bytes: new Uint8Array(0), sizeBytes: piece.blockCount * blockSize, read: read.then(({ bytes }) => void (chunk.bytes = bytes)) };
       } else {
         const read = grid.readBlocks(piece.startBlock, piece.blockCount);
         chunk = { bytes: new Uint8Array(0), sizeBytes: piece.blockCount * blockSize, read: read.then((bytes) => void (chunk.bytes = bytes)) };

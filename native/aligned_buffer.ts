@@ -1,9 +1,14 @@
 // Aligned memory for direct IO.
+import { constants as bufferConstants } from 'node:buffer';
+
 import { addon, constants } from './addon.js';
 import { invalidRange, invalidType } from './errors.js';
 
 /** Default alignment: a 4 KiB page, which satisfies every device's direct IO. */
 export const DEFAULT_ALIGNMENT = 4096;
+
+/** The largest Buffer Node makes (buffer.constants.MAX_LENGTH). */
+export const HEAP_BUFFER_BYTES_MAX = bufferConstants.MAX_LENGTH;
 
 /**
  * Allocates `sizeBytes` of zeroed memory whose address is a multiple of
@@ -21,6 +26,32 @@ export function allocAligned(sizeBytes: number, alignment: number = DEFAULT_ALIG
     throw invalidRange(`alignment must be a power of two up to ${constants.ALIGNMENT_MAX}, got ${alignment}`);
   }
   return addon.allocAligned(sizeBytes, alignment);
+}
+
+/**
+ * `sizeBytes` of uninitialised JS-heap memory whose address is a multiple of
+ * `alignment`: a view into a Buffer `alignment` bytes longer, whose bytes
+ * outside the view are zeroed (nothing stale shows through `.buffer`). For
+ * memory that is read into once and then handed to JS, where allocAligned
+ * costs too much: a fresh 1 MiB allocAligned took 2.7 ms a call here (mmap,
+ * zeroing, page faults, freed only at the next GC), a 1 MiB
+ * Buffer.allocUnsafeSlow 0.1-0.6 ms (malloc reuses what the GC freed).
+ * Unlike allocAligned's, this memory is not pinned by the native layer:
+ * the caller keeps the view referenced until its IO has completed.
+ */
+export function allocAlignedInHeap(sizeBytes: number, alignment: number = DEFAULT_ALIGNMENT): Buffer {
+  if (!isPowerOfTwo(alignment) || alignment > constants.ALIGNMENT_MAX) {
+    throw invalidRange(`alignment must be a power of two up to ${constants.ALIGNMENT_MAX}, got ${alignment}`);
+  }
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0 || sizeBytes > HEAP_BUFFER_BYTES_MAX - alignment) {
+    throw invalidRange(`sizeBytes must be an integer from 0 to ${HEAP_BUFFER_BYTES_MAX - alignment}, got ${sizeBytes}`);
+  }
+  const whole = Buffer.allocUnsafeSlow(sizeBytes + alignment);
+  const offBy = addon.bufferAddressModulo(whole, alignment);
+  const start = offBy === 0 ? 0 : alignment - offBy;
+  whole.fill(0, 0, start);
+  whole.fill(0, start + sizeBytes);
+  return whole.subarray(start, start + sizeBytes);
 }
 
 /**

@@ -45,6 +45,9 @@ class WatchedDevice implements BlockDevice {
   failWrite: ((position: number, lengthBytes: number) => boolean) | undefined;
   /** Reads covering this device position return its byte inverted. */
   damagedPosition: number | undefined;
+  /** While set, reads are held until this many wait, then complete last first. */
+  reverseReadsOf: number | undefined;
+  #heldReads: (() => void)[] = [];
 
   constructor(inner: SimulatedDevice) {
     this.inner = inner;
@@ -76,6 +79,7 @@ class WatchedDevice implements BlockDevice {
     this.readBytesInFlightMax = Math.max(this.readBytesInFlightMax, this.readBytesInFlight);
     try {
       await read();
+      if (this.reverseReadsOf !== undefined) await this.#completeInReverse();
     } finally {
       this.readsInFlight--;
       this.readBytesInFlight -= lengthBytes;
@@ -90,6 +94,17 @@ class WatchedDevice implements BlockDevice {
       }
       offset -= buffer.length;
     }
+  }
+
+  /** Holds a read until reverseReadsOf reads wait, then lets them go last first, a macrotask apart. */
+  #completeInReverse(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#heldReads.push(resolve);
+      if (this.#heldReads.length < this.reverseReadsOf!) return;
+      const held = this.#heldReads.reverse();
+      this.#heldReads = [];
+      held.forEach((release, i) => setTimeout(release, i));
+    });
   }
 
   async #writing(position: number, buffers: Uint8Array[], write: () => Promise<void>): Promise<void> {
@@ -304,6 +319,28 @@ describe('Large values: several IOs in flight (grid, value streams)', () => {
       assert.ok(fromStream instanceof StoreCorruptError);
       assert.equal(fromStream.blockIndex, position / BLOCK_BYTES);
       device.damagedPosition = undefined;
+      assert.ok(Buffer.from((await store.get('blob')) as Uint8Array).equals(value), 'the damage was in the reads only');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('checksums a large value read whole whatever order its pieces arrive in: intact reads back, damage in the first or last piece is ERR_STORE_CORRUPT', async () => {
+    const { store, device } = await openWatched();
+    try {
+      const value = pattern(MiB + 3 * BLOCK_BYTES + 17, 23);
+      await store.put('blob', value);
+      const position = positionOf(device.inner, value);
+      const pieces = Math.ceil(value.length / LARGE_IO_CHUNK_BYTES);
+      device.reverseReadsOf = pieces;
+      assert.ok(Buffer.from((await store.get('blob')) as Uint8Array).equals(value), 'read back in reverse order');
+      for (const offset of [5, value.length - 1]) {
+        device.damagedPosition = position + offset;
+        const error = await rejectsCorrupt(() => store.get('blob'), 'data');
+        assert.equal(error.blockIndex, position / BLOCK_BYTES);
+      }
+      device.damagedPosition = undefined;
+      device.reverseReadsOf = undefined;
       assert.ok(Buffer.from((await store.get('blob')) as Uint8Array).equals(value), 'the damage was in the reads only');
     } finally {
       await store.close();

@@ -1,8 +1,9 @@
-// allocAligned() and isAligned(): the memory direct IO needs.
+// allocAligned(), allocAlignedInHeap() and isAligned(): the memory direct IO needs.
 import assert from 'node:assert/strict';
 
 import { allocAligned, DEFAULT_ALIGNMENT, isAligned } from '../../index.js';
 import { addon, constants } from '../../native/addon.js';
+import { allocAlignedInHeap, HEAP_BUFFER_BYTES_MAX } from '../../native/aligned_buffer.js';
 import { assertAllZero, throwsWith } from './helpers.js';
 
 describe('allocAligned()', () => {
@@ -55,6 +56,32 @@ describe('allocAligned()', () => {
   it('rejects arguments that are not numbers with TypeError ERR_INVALID_ARG', () => {
     throwsWith(() => allocAligned('4096' as unknown as number), TypeError, 'ERR_INVALID_ARG');
     throwsWith(() => allocAligned(4096, null as unknown as number), TypeError, 'ERR_INVALID_ARG');
+  });
+});
+
+describe('allocAlignedInHeap()', () => {
+  it('returns a view of the requested size at an aligned address, with zeros around it in its ArrayBuffer', () => {
+    for (const alignment of [512, 4096, 65536]) {
+      for (const sizeBytes of [0, alignment, 3 * alignment + 8]) {
+        const view = allocAlignedInHeap(sizeBytes, alignment);
+        assert.ok(Buffer.isBuffer(view));
+        assert.equal(view.byteLength, sizeBytes);
+        if (sizeBytes > 0) assert.equal(addon.bufferAddressModulo(view, alignment), 0, `alignment ${alignment}, ${sizeBytes} bytes`);
+        const whole = new Uint8Array(view.buffer);
+        assert.equal(whole.byteLength, sizeBytes + alignment);
+        assertAllZero(whole.subarray(0, view.byteOffset), 'the bytes before the view');
+        assertAllZero(whole.subarray(view.byteOffset + sizeBytes), 'the bytes after the view');
+      }
+    }
+  });
+
+  it('rejects bad sizes and alignments with RangeError ERR_INVALID_ARG', () => {
+    for (const sizeBytes of [-1, 1.5, Number.NaN, HEAP_BUFFER_BYTES_MAX]) {
+      throwsWith(() => allocAlignedInHeap(sizeBytes), RangeError, 'ERR_INVALID_ARG');
+    }
+    for (const alignment of [0, 3, 4095, constants.ALIGNMENT_MAX * 2]) {
+      throwsWith(() => allocAlignedInHeap(4096, alignment), RangeError, 'ERR_INVALID_ARG');
+    }
   });
 });
 

@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { crc32c } from '../format/crc32c.js';
 import type { Extent } from '../format/extent.js';
 import type { ExtentValue } from '../format/records.js';
+import { allocAlignedInHeap, HEAP_BUFFER_BYTES_MAX } from '../native/aligned_buffer.js';
 import type { BlockCache } from './block_cache.js';
 import type { BlockDevice } from './block_device.js';
-import { allocAlignedInHeap, HEAP_BUFFER_BYTES_MAX } from '../native/aligned_buffer.js';
 import { BufferPool } from './buffer_pool.js';
 import type { Space } from './space.js';
 import { StoreCorruptError, StoreError } from './store_error.js';
@@ -18,8 +18,9 @@ import type { IndexEntry } from './store_index.js';
 
 /**
  * Values at least this large bypass the block cache in both directions
- * (moved through the grid's chunk buffers): caching a blob evicts many small
- * hot blocks for one read that is usually sequential anyway.
+ * (written from the grid's chunk buffers, read straight into the buffer
+ * that holds the value): caching a blob evicts many small hot blocks for
+ * one read that is usually sequential anyway.
  */
 export const LARGE_VALUE_BYTES = 64 << 10;
 
@@ -38,8 +39,8 @@ export const LARGE_VALUE_BYTES = 64 << 10;
 export const LARGE_IO_CHUNK_BYTES = 256 << 10;
 
 /**
- * Chunk buffers of large IO the grid keeps for reuse: 64 × 256 KiB = 16 MiB
- * at most, enough for 16 concurrent 1 MiB puts or gets without allocating.
+ * Chunk buffers of large writes the grid keeps for reuse: 64 × 256 KiB = 16
+ * MiB at most, enough for 16 concurrent 1 MiB puts without allocating.
  * More in use at once are allocated (and left to the GC when given back).
  */
 const LARGE_IO_CHUNKS_RETAINED_MAX = 64;
@@ -179,15 +180,16 @@ export class Grid {
   /**
    * The first `length` bytes of the blocks of `extents` (the rest of the
    * last block is dropped), read straight from the device into one new
-   * aligned buffer of the JS heap, bypassing the cache: one IO per chunk,
-   * all submitted at once, and no copy (a read into chunk buffers and a
+   * aligned buffer of the JS heap, bypassing the cache: one IO per piece
+   * (at most chunkBytes, ending at a chunk's or an extent's end), all
+   * submitted at once, and no copy (a read into chunk buffers and a
    * copy out took ~0.3 ms of a 1 MiB get's ~1.3 ms here). With `checksum`,
    * also the CRC32C of those bytes, computed a piece at a time as soon as
    * the pieces before it have arrived, so most of it overlaps the reads
    * still in flight. Resolves once every read has settled; rejects with the
    * first failure. REQUIRES: the caller pins the extents (Space.beginRead);
-   * `length` is at most the extents' bytes, which are at most one transfer
-   * (TRANSFER_SIZE_MAX; a larger value is read as a stream).
+   * `length` is at most the extents' bytes, which fit one Buffer
+   * (HEAP_BUFFER_BYTES_MAX less the alignment).
    */
   async readExtents(extents: readonly Extent[], length: number, checksum: boolean): Promise<{ bytes: Buffer; crc: number }> {
     const totalBytes = extents.reduce((sum, extent) => sum + extent.blockCount, 0) * this.#blockSize;

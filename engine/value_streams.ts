@@ -32,7 +32,7 @@ const STREAM_CHUNK_BYTES = 1 << 20;
  * not yet completed (its Writable callback waits below this — backpressure),
  * a read stream's chunks read ahead of its consumer. With the chunk being
  * gathered or consumed, a stream holds at most this plus STREAM_CHUNK_BYTES
- * of aligned memory: 5 MiB, so 64 concurrent streams take 320 MiB. Four
+ * of buffers: 5 MiB, so 64 concurrent streams take 320 MiB. Four
  * chunks (16 device requests of LARGE_IO_CHUNK_BYTES) keep a disk busy
  * while the JS thread copies and checksums the next chunk.
  */

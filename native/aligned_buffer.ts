@@ -36,8 +36,13 @@ export function allocAligned(sizeBytes: number, alignment: number = DEFAULT_ALIG
  * costs too much: a fresh 1 MiB allocAligned took 2.7 ms a call here (mmap,
  * zeroing, page faults, freed only at the next GC), a 1 MiB
  * Buffer.allocUnsafeSlow 0.1-0.6 ms (malloc reuses what the GC freed).
- * Unlike allocAligned's, this memory is not pinned by the native layer:
- * the caller keeps the view referenced until its IO has completed.
+ * Unlike allocAligned's, this memory is not pinned by the native layer. IO
+ * into it is safe all the same: the ring holds every buffer of a command
+ * until its completion is delivered (io_uring_actor.ts, its slots), a
+ * teardown waits for every command in flight before it lets go of them
+ * (ring_client_teardown.cc), and V8 frees ArrayBuffer memory no earlier
+ * than the isolate's disposal, after the cleanup hooks. It must not be
+ * transferred (detached) while IO is in flight.
  */
 export function allocAlignedInHeap(sizeBytes: number, alignment: number = DEFAULT_ALIGNMENT): Buffer {
   if (!isPowerOfTwo(alignment) || alignment > constants.ALIGNMENT_MAX) {

@@ -11,13 +11,19 @@ import { pipeline } from 'node:stream/promises';
 
 import type { BlockDevice } from '../../engine/block_device.js';
 import { BlockStore } from '../../engine/block_store.js';
-import { LARGE_IO_CHUNK_BYTES } from '../../engine/grid.js';
+import { BlockCache } from '../../engine/block_cache.js';
+import { BufferPool } from '../../engine/buffer_pool.js';
+import { Grid, LARGE_IO_CHUNK_BYTES } from '../../engine/grid.js';
+import type { Space } from '../../engine/space.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { StoreCorruptError, StoreError } from '../../engine/store_error.js';
 import { STREAM_IN_FLIGHT_BYTES_MAX } from '../../engine/value_streams.js';
+import { HEAP_BUFFER_BYTES_MAX } from '../../native/aligned_buffer.js';
 import { pattern, rejectsCorrupt, rejectsWithCode, waitForTrims } from './helpers.js';
 
 const BLOCK_BYTES = 4096;
+/** How long WatchedDevice.reverseReads gathers reads before it lets them go. */
+const REVERSE_WINDOW_MS = 5;
 const MiB = 1 << 20;
 
 /** An EIO as the IO layer reports one. */
@@ -45,8 +51,10 @@ class WatchedDevice implements BlockDevice {
   failWrite: ((position: number, lengthBytes: number) => boolean) | undefined;
   /** Reads covering this device position return its byte inverted. */
   damagedPosition: number | undefined;
-  /** While set, reads are held until this many wait, then complete last first. */
-  reverseReadsOf: number | undefined;
+  /** While true, reads that arrive within a few milliseconds of each other complete last first. */
+  reverseReads = false;
+  /** The most reads let go in reverse at once. */
+  reversedReadsMax = 0;
   #heldReads: (() => void)[] = [];
 
   constructor(inner: SimulatedDevice) {
@@ -79,7 +87,7 @@ class WatchedDevice implements BlockDevice {
     this.readBytesInFlightMax = Math.max(this.readBytesInFlightMax, this.readBytesInFlight);
     try {
       await read();
-      if (this.reverseReadsOf !== undefined) await this.#completeInReverse();
+      if (this.reverseReads) await this.#completeInReverse();
     } finally {
       this.readsInFlight--;
       this.readBytesInFlight -= lengthBytes;
@@ -96,14 +104,20 @@ class WatchedDevice implements BlockDevice {
     }
   }
 
-  /** Holds a read until reverseReadsOf reads wait, then lets them go last first, a macrotask apart. */
+  /**
+   * Holds a read with the others that arrive within REVERSE_WINDOW_MS of the
+   * first (a value's pieces, submitted together), then lets them go last
+   * first, a macrotask apart.
+   */
   #completeInReverse(): Promise<void> {
     return new Promise((resolve) => {
-      this.#heldReads.push(resolve);
-      if (this.#heldReads.length < this.reverseReadsOf!) return;
-      const held = this.#heldReads.reverse();
-      this.#heldReads = [];
-      held.forEach((release, i) => setTimeout(release, i));
+      if (this.#heldReads.push(resolve) > 1) return;
+      setTimeout(() => {
+        const held = this.#heldReads.reverse();
+        this.#heldReads = [];
+        this.reversedReadsMax = Math.max(this.reversedReadsMax, held.length);
+        held.forEach((release, i) => setTimeout(release, i));
+      }, REVERSE_WINDOW_MS);
     });
   }
 
@@ -331,20 +345,33 @@ describe('Large values: several IOs in flight (grid, value streams)', () => {
       const value = pattern(MiB + 3 * BLOCK_BYTES + 17, 23);
       await store.put('blob', value);
       const position = positionOf(device.inner, value);
-      const pieces = Math.ceil(value.length / LARGE_IO_CHUNK_BYTES);
-      device.reverseReadsOf = pieces;
+      device.reverseReads = true;
       assert.ok(Buffer.from((await store.get('blob')) as Uint8Array).equals(value), 'read back in reverse order');
+      assert.ok(device.reversedReadsMax >= Math.ceil(value.length / LARGE_IO_CHUNK_BYTES), `only ${device.reversedReadsMax} reads arrived out of order together`);
+      // Still in reverse: the damaged piece arrives first or last.
       for (const offset of [5, value.length - 1]) {
         device.damagedPosition = position + offset;
         const error = await rejectsCorrupt(() => store.get('blob'), 'data');
         assert.equal(error.blockIndex, position / BLOCK_BYTES);
       }
       device.damagedPosition = undefined;
-      device.reverseReadsOf = undefined;
+      device.reverseReads = false;
       assert.ok(Buffer.from((await store.get('blob')) as Uint8Array).equals(value), 'the damage was in the reads only');
     } finally {
       await store.close();
     }
+  });
+
+  it('answers a read of a value larger than a Buffer holds with ERR_VALUE_TOO_LARGE, before any IO', async () => {
+    const device = new WatchedDevice(new SimulatedDevice({ sizeBytes: 4 * MiB }));
+    let readEpochs = 0;
+    const space = { beginRead: () => ++readEpochs, endRead: () => void readEpochs-- } as unknown as Space;
+    const grid = new Grid({ device, blockSize: BLOCK_BYTES, pool: new BufferPool(BLOCK_BYTES, BLOCK_BYTES, 1), cache: new BlockCache(new BufferPool(BLOCK_BYTES, BLOCK_BYTES, 1), 0), space });
+    const blockCount = Math.ceil(HEAP_BUFFER_BYTES_MAX / BLOCK_BYTES);
+    const value = { kind: 'extents' as const, length: HEAP_BUFFER_BYTES_MAX - 1, crc: 0, extents: [{ startBlock: 16, blockCount }] };
+    await rejectsWithCode(() => grid.readValue({ isString: true, value }), 'ERR_VALUE_TOO_LARGE');
+    assert.equal(device.readsInFlightMax, 0, 'a read was issued');
+    assert.equal(readEpochs, 0, 'the read epoch was not ended');
   });
 
   it('releases the read epoch of a read stream destroyed half-way: the blocks of its value, deleted, are freed', async () => {

@@ -6,7 +6,8 @@
 // A generator: each round draws a scenario from a seed (backend io_uring or
 // threads; the main thread's ring attached or the worker's own; a file,
 // direct or buffered, flock'ed, and/or a BlockStore on either ring; buffers
-// from allocAligned or Buffer.alloc; a wave of 1–256 reads, writes,
+// from allocAligned, aligned views of heap memory (allocAlignedInHeap, what
+// the store reads large values into) or Buffer.alloc; a wave of 1–256 reads, writes,
 // writeAndSyncs, fsyncs and trims of 4–64 KiB; one of the four exits, 0–120
 // ms after the IO started) and runs it in a child process
 // (fixtures/worker_stress_driver.ts), which checks after each round that the
@@ -14,7 +15,8 @@
 // the test directory and no extra actor thread is left.
 //
 // `npm test` runs STRESS_ROUNDS_DEFAULT rounds (a few seconds): the four
-// exits on both backends. Longer runs:
+// exits on both backends, and direct IO into both kinds of aligned buffer.
+// Longer runs:
 //
 //   RINGSTORE_WORKER_STRESS_ROUNDS=400 npx mocha --no-config --timeout 0 \
 //     dist/test/native/worker_termination_stress.test.js
@@ -77,16 +79,18 @@ describe('A worker thread that ends with IO in flight (stress generator)', () =>
   const rounds = readRounds();
   const seed = readSeed();
 
-  it(`covers the four exits on both backends in its first ${STRESS_ROUNDS_DEFAULT} rounds`, () => {
+  it(`covers the four exits on both backends, and direct IO into both kinds of aligned buffer, in its first ${STRESS_ROUNDS_DEFAULT} rounds`, () => {
     const random = stressRandom(seed);
     const seen = new Set<string>();
     for (let round = 0; round < STRESS_ROUNDS_DEFAULT; round++) {
       const scenario = planScenario(random, round);
       seen.add(`${scenario.exitWay}/${scenario.backend}`);
       assert.ok(scenario.openFile || scenario.openStore !== 'none', 'every worker holds a file or a store');
-      assert.ok(!scenario.direct || scenario.alignedBuffers, 'direct IO gets aligned buffers');
+      assert.ok(!scenario.direct || scenario.buffers !== 'heap', 'direct IO gets aligned buffers');
+      if (scenario.direct && scenario.openFile) seen.add(`direct/${scenario.buffers}`);
     }
-    assert.equal(seen.size, EXIT_WAYS.length * STRESS_BACKENDS.length);
+    assert.ok(seen.has('direct/allocAligned') && seen.has('direct/heapAligned'), 'direct IO into both kinds of aligned buffer');
+    assert.equal(seen.size, EXIT_WAYS.length * STRESS_BACKENDS.length + 2);
   });
 
   it(`releases every descriptor, flock and actor of ${rounds} workers and never corrupts the process (seed ${seed})`, async function () {

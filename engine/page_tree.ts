@@ -298,7 +298,12 @@ export class PageTree {
     for (;;) {
       // The nodes are taken from the tree as it was at the call: a write
       // during a read replaces nodes, it does not change those taken.
-      const node: TreeNode = isNode(child) ? child : (this.#cache.get(child) ?? (await this.#loader.load(child, level, low, high)));
+      let node: TreeNode | undefined = isNode(child) ? child : this.#cache.get(child);
+      if (node === undefined) {
+        // A leaf not in the cache: the loader decides whether to keep it.
+        if (level === 0) return this.#loader.lookUp(child as PageRef, low, high, key);
+        node = await this.#loader.load(child as PageRef, level, low, high);
+      }
       if (node.kind === 'leaf') return leafFind(node, key);
       const index = childIndexFor(node, key);
       if (index > 0) low = node.separators[index - 1];

@@ -4,14 +4,26 @@
 // (levels, counts, key order and bounds, size) on top of the codec's checks
 // of its bytes, and goes into the page cache. Damage is ERR_STORE_CORRUPT
 // naming the block, never a node.
+//
+// Point lookups (lookUp) admit a leaf into the cache only on its second miss
+// while the loader remembers the first (a doorkeeper): a leaf missed once is
+// checked and searched where its read put it, and nothing of it is kept.
+// Random gets over a store larger than the cache mostly touch a leaf once:
+// caching it cost a copy of the page, its objects and their garbage, and
+// evicted a page that would have been as useful (measured: ~30 % of the
+// JS thread of 32 concurrent cold readers). Pages read by scans and writes,
+// and branches, are admitted at once. Such a read is not shared: a second
+// lookup of the leaf while it is in flight reads the leaf again, and admits it.
 import { KEY_SIZE_MAX } from '../format/constants.js';
 import type { LeafPage } from './leaf_page.js';
+import type { IndexEntry } from './store_index.js';
 import type { PageCache } from './page_cache.js';
 import { StoreCorruptError } from './store_error.js';
 import {
   branchBytes,
   EPOCH_NEVER,
   leafBytes,
+  leafFind,
   newBranch,
   newLeaf,
   newPageLeaf,
@@ -23,6 +35,13 @@ import {
   type TreeNode,
   type TreePageIo,
 } from './tree_node.js';
+
+/**
+ * Leaves a generation of the doorkeeper remembers (lookUp): 64 Ki blocks,
+ * ~2 MiB of Set entries a generation; at 4 KiB pages 256 MiB of leaves,
+ * four times the pages a default cache holds.
+ */
+const MISSED_ONCE_MAX = 1 << 16;
 
 export interface TreeLoaderParts {
   readonly io: TreePageIo;
@@ -39,6 +58,14 @@ export class TreeLoader {
   readonly #keySizeMax: number;
   /** Reads in flight by block, so concurrent loads of a page read it once. */
   readonly #loading = new Map<number, { crc: number; promise: Promise<TreeNode> }>();
+  /**
+   * Blocks of leaves a lookup read and did not admit, in two generations:
+   * when the newer one holds MISSED_ONCE_MAX, it becomes the older one and
+   * the older one is dropped, so a block is remembered for at least that
+   * many such reads after its own.
+   */
+  #missedOnce = new Set<number>();
+  #missedOnceBefore = new Set<number>();
 
   constructor(parts: TreeLoaderParts) {
     this.#io = parts.io;
@@ -82,6 +109,37 @@ export class TreeLoader {
     );
     this.#loading.set(ref.block, { crc: ref.crc, promise });
     return promise;
+  }
+
+  /**
+   * The entry of `key` in the leaf of `ref` (bounds `low`, `high` as for
+   * load): from the cache, from a read in flight, or read; the leaf goes
+   * into the cache if a lookup missed it before (the doorkeeper above), or
+   * else is searched in the read's buffer and left. An inline value found
+   * there is copied out of it.
+   */
+  lookUp(ref: PageRef, low: string | undefined, high: string | undefined, key: string): Promise<IndexEntry | undefined> {
+    const withLeaf = this.#io.withLeaf;
+    if (withLeaf === undefined || this.#cache.peek(ref) !== undefined || this.#loading.get(ref.block)?.crc === ref.crc || this.#missedBefore(ref.block)) {
+      return this.load(ref, 0, low, high).then((node) => leafFind(node as LeafNode, key));
+    }
+    this.#cache.recordMiss();
+    return withLeaf.call<TreePageIo, [PageRef, (page: DecodedTreePage) => IndexEntry | undefined], Promise<IndexEntry | undefined>>(this.#io, ref, (page) => {
+      const entry = leafFind(this.#decoded(ref, 0, page, low, high) as LeafNode, key);
+      if (entry === undefined || !(entry.value instanceof Uint8Array)) return entry;
+      return { isString: entry.isString, value: entry.value.slice() };
+    });
+  }
+
+  /** Whether a lookup read `block` before and did not admit it; remembers it now if not. */
+  #missedBefore(block: number): boolean {
+    if (this.#missedOnce.delete(block) || this.#missedOnceBefore.delete(block)) return true;
+    if (this.#missedOnce.size >= MISSED_ONCE_MAX) {
+      this.#missedOnceBefore = this.#missedOnce;
+      this.#missedOnce = new Set();
+    }
+    this.#missedOnce.add(block);
+    return false;
   }
 
   /** The read of `block` that `promise` waits for has ended: later loads of the block read it again. */

@@ -56,6 +56,13 @@ export interface TreePageIo {
    * tree's: the codec must not reuse it.
    */
   read(ref: PageRef, level: number): Promise<DecodedTreePage>;
+  /**
+   * read() of a leaf (level 0) for a lookup that keeps nothing of it: the
+   * page, checked as read() checks it, is handed to `use` in a buffer that
+   * is reused once `use` returns, and `use`'s result is returned. Optional:
+   * the tree reads with read() where a codec lacks it.
+   */
+  withLeaf?<T>(ref: PageRef, use: (page: DecodedTreePage) => T): Promise<T>;
 }
 
 /** Measures of page space, injected so the tree does not know the codec. */

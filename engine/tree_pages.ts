@@ -95,6 +95,44 @@ export class TreePages implements TreePageIo {
   }
 
   /**
+   * withLeaf (TreePageIo): the leaf's records checked and searched where the
+   * direct read put them, in a pooled buffer, with no copy kept: what a
+   * point lookup of a leaf the cache does not admit costs (TreeLoader).
+   */
+  async withLeaf<T>(ref: PageRef, use: (page: DecodedTreePage) => T): Promise<T> {
+    const geometry = this.#geometry();
+    const expected: PageExpectation = {
+      address: ref.block,
+      storeTag: geometry.storeTag,
+      crc: ref.crc,
+      level: 0,
+      dataStartBlock: geometry.dataStartBlock,
+      blockCount: geometry.blockCount,
+      blockSize: geometry.blockSize,
+    };
+    const aligned = this.pool.take();
+    this.reads++;
+    try {
+      await this.#device.read(ref.block * geometry.blockSize, aligned);
+      let page: LeafPage;
+      try {
+        const header = checkPageHeader(aligned, expected);
+        if (header.kind !== 'leaf') throw new FormatError('page', 'a branch where a leaf was expected', ref.block);
+        const bytes = aligned.subarray(0, header.end);
+        const starts = scanLeafRecords(bytes, header, expected);
+        checkPageTail(aligned, header);
+        page = new LeafPage(bytes, starts);
+      } catch (error) {
+        if (error instanceof FormatError) throw StoreCorruptError.from(error);
+        throw error;
+      }
+      return use({ kind: 'leaf', page });
+    } finally {
+      this.pool.give(aligned);
+    }
+  }
+
+  /**
    * Encodes `content` into `bytes` (a page) as the page at `block`, written
    * by the checkpoint of `checkpointSequence`; returns its checksum. Straight
    * from the node's key strings and entries: no key buffers or entry objects

@@ -1,0 +1,143 @@
+// The page cache's doorkeeper for point lookups (engine/tree_loader.ts,
+// lookUp), on a PageTree over the real codec (TreePages): a leaf a get
+// misses once is read, checked and searched in the read's pooled buffer and
+// not cached; the second miss of it while remembered caches it; a value
+// found in a leaf that was not cached is a copy (later reads reuse the
+// buffer); a damaged leaf is ERR_STORE_CORRUPT either way; scans and
+// writes cache what they read at once.
+import assert from 'node:assert/strict';
+
+import type { BlockDevice } from '../../engine/block_device.js';
+import { NOT_CACHED, PageTree, type PageRef, type TreeNode } from '../../engine/page_tree.js';
+import { StoreCorruptError } from '../../engine/store_error.js';
+import type { IndexEntry } from '../../engine/store_index.js';
+import { TreePages, type TreeGeometry } from '../../engine/tree_pages.js';
+import { branchChildBytes, leafEntryBytes, pageCapacityBytes, pageSizeFor } from '../../format/page.js';
+import type { StoredValue } from '../../format/records.js';
+
+const BLOCK_SIZE = 4096;
+const PAGE_SIZE = pageSizeFor(BLOCK_SIZE);
+const GEOMETRY: TreeGeometry = { blockSize: BLOCK_SIZE, pageSize: PAGE_SIZE, storeTag: 0x5eed, dataStartBlock: 10, blockCount: 1 << 20 };
+const KEY_COUNT = 3000;
+
+const storedValue = (entry: IndexEntry): StoredValue => (entry.value instanceof Uint8Array ? { kind: 'inline', bytes: entry.value } : entry.value);
+const keyOf = (i: number): string => `key-${String(i).padStart(5, '0')}`;
+const valueOf = (i: number): Uint8Array => Uint8Array.from({ length: 60 }, (_, j) => (i * 7 + j) & 0xff);
+
+/** Pages by block; reads count and can be damaged. */
+class MemoryPages {
+  readonly blocks = new Map<number, Uint8Array>();
+  reads = 0;
+  damagedBlock: number | undefined;
+
+  device(): BlockDevice {
+    return {
+      ioAlignment: 512,
+      read: async (position: number, buffer: Uint8Array): Promise<void> => {
+        await new Promise((resolve) => setImmediate(resolve));
+        const block = position / BLOCK_SIZE;
+        const page = this.blocks.get(block);
+        assert.ok(page !== undefined, `block ${block} never written`);
+        this.reads++;
+        buffer.set(page);
+        if (block === this.damagedBlock) buffer[100] ^= 0xff;
+      },
+    } as unknown as BlockDevice;
+  }
+}
+
+function newTree(pages: TreePages, root: { ref: PageRef; level: number } | undefined, keyCount: number, cacheBytesMax: number): PageTree {
+  return new PageTree(
+    { io: pages, entryBytes: (key, entry) => leafEntryBytes(key.length, storedValue(entry)), childBytes: (s) => branchChildBytes(s.length), capacityBytes: pageCapacityBytes(PAGE_SIZE), cacheBytesMax },
+    root,
+    keyCount,
+  );
+}
+
+/** KEY_COUNT keys written and checkpointed, then the tree opened again with an empty cache of `cacheBytesMax`. */
+async function coldTree(cacheBytesMax = 1 << 20): Promise<{ memory: MemoryPages; tree: PageTree }> {
+  const memory = new MemoryPages();
+  const pages = new TreePages(memory.device(), () => GEOMETRY);
+  const writer = newTree(pages, undefined, 0, 1 << 20);
+  for (let start = 0; start < KEY_COUNT; start += 500) {
+    const keys = Array.from({ length: 500 }, (_, i) => keyOf(start + i));
+    const prepared = await writer.prepare(keys);
+    for (const key of keys) writer.set(key, { isString: true, value: valueOf(Number(key.slice(4))) });
+    writer.release(prepared);
+  }
+  const plan = writer.beginCheckpoint();
+  const assigned = new Map<TreeNode, PageRef>();
+  let block = GEOMETRY.dataStartBlock;
+  for (const node of plan.dirtyNodes) {
+    const page = Buffer.alloc(PAGE_SIZE);
+    const at = block++;
+    const crc = node.kind === 'leaf' ? pages.encodeLeaf(node, at, 1, page) : pages.encode(plan.content(node, (child) => assigned.get(child)), at, 1, page);
+    memory.blocks.set(at, page);
+    assigned.set(node, { block: at, crc });
+  }
+  const root = plan.rootRef((node) => assigned.get(node))!;
+  plan.complete(assigned);
+  const tree = newTree(new TreePages(memory.device(), () => GEOMETRY), { ref: root, level: writer.height - 1 }, KEY_COUNT, cacheBytesMax);
+  assert.ok(tree.height >= 2, 'a tree of leaves under branches');
+  return { memory, tree };
+}
+
+describe('TreeLoader: the doorkeeper of point lookups', () => {
+  it('caches a leaf on its second miss, not its first', async () => {
+    const { memory, tree } = await coldTree();
+    const key = keyOf(1234);
+    assert.deepEqual((await tree.get(key))?.value, valueOf(1234));
+    const afterFirst = memory.reads;
+    assert.equal(afterFirst, tree.height, 'one read a level');
+    assert.equal(tree.getCached(key), NOT_CACHED, 'the leaf was cached on its first miss');
+    // A neighbour in the same leaf: the branches are cached, the leaf is read again and kept.
+    assert.deepEqual((await tree.get(keyOf(1235)))?.value, valueOf(1235));
+    assert.equal(memory.reads, afterFirst + 1, 'only the leaf was read again');
+    assert.deepEqual((tree.getCached(key) as IndexEntry).value, valueOf(1234), 'the leaf is cached after its second miss');
+    await tree.get(keyOf(1236));
+    assert.equal(memory.reads, afterFirst + 1, 'a third lookup in the leaf read nothing');
+    assert.equal(tree.cacheStats().pageCacheMisses, tree.height + 1, 'each read counted once as a miss');
+  });
+
+  it('hands out copies of values found in a leaf it did not cache: later reads into the same buffer leave them alone', async () => {
+    const { tree } = await coldTree();
+    const held: [number, Uint8Array][] = [];
+    for (let i = 0; i < KEY_COUNT; i += 97) {
+      const entry = await tree.get(keyOf(i));
+      assert.ok(entry !== undefined && entry.value instanceof Uint8Array);
+      held.push([i, entry.value]);
+    }
+    for (const [i, value] of held) assert.deepEqual(value, valueOf(i), `the value of ${keyOf(i)} changed after later reads`);
+  });
+
+  it('answers a damaged leaf with ERR_STORE_CORRUPT naming its block, on its first miss and on its second', async () => {
+    const { memory, tree } = await coldTree();
+    const key = keyOf(2222);
+    await tree.get(keyOf(0)); // the branches into the cache
+    const leafBlock = [...memory.blocks.keys()].find((block) => {
+      const page = memory.blocks.get(block)!;
+      return Buffer.from(page).includes(Buffer.from(key, 'latin1'));
+    });
+    assert.ok(leafBlock !== undefined);
+    memory.damagedBlock = leafBlock;
+    for (const attempt of ['first', 'second']) {
+      await assert.rejects(tree.get(key), (error: unknown) => error instanceof StoreCorruptError && error.code === 'ERR_STORE_CORRUPT' && error.blockIndex === leafBlock, `${attempt} miss`);
+    }
+    memory.damagedBlock = undefined;
+    assert.deepEqual((await tree.get(key))?.value, valueOf(2222));
+  });
+
+  it('caches the leaves a scan reads at once', async () => {
+    const { memory, tree } = await coldTree();
+    let count = 0;
+    for await (const [key] of tree.entries(tree.snapshot(), { low: keyOf(100), high: keyOf(160), highInclusive: false })) {
+      assert.equal(key, keyOf(100 + count));
+      count++;
+    }
+    assert.equal(count, 60);
+    const reads = memory.reads;
+    for (let i = 100; i < 160; i++) assert.notEqual(tree.getCached(keyOf(i)), NOT_CACHED, `${keyOf(i)} not cached after the scan`);
+    await tree.get(keyOf(130));
+    assert.equal(memory.reads, reads, 'a get after the scan read again');
+  });
+});

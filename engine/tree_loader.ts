@@ -12,8 +12,11 @@
 // caching it cost a copy of the page, its objects and their garbage, and
 // evicted a page that would have been as useful (measured: ~30 % of the
 // JS thread of 32 concurrent cold readers). Pages read by scans and writes,
-// and branches, are admitted at once. Such a read is not shared: a second
-// lookup of the leaf while it is in flight reads the leaf again, and admits it.
+// and branches, are admitted at once. TreePages holds the buffers of the
+// last leaves read so back from reuse (withLeaf), so that a write or a second
+// lookup soon after (a get then a put of the key; keys of one leaf in turn)
+// caches the leaf from them instead of reading it again. Such a read is not
+// shared: a lookup of the leaf while it is in flight reads it too.
 import { KEY_SIZE_MAX } from '../format/constants.js';
 import type { LeafPage } from './leaf_page.js';
 import type { IndexEntry } from './store_index.js';
@@ -127,7 +130,7 @@ export class TreeLoader {
     return withLeaf.call<TreePageIo, [PageRef, (page: DecodedTreePage) => IndexEntry | undefined], Promise<IndexEntry | undefined>>(this.#io, ref, (page) => {
       const entry = leafFind(this.#decoded(ref, 0, page, low, high) as LeafNode, key);
       if (entry === undefined || !(entry.value instanceof Uint8Array)) return entry;
-      return { isString: entry.isString, value: entry.value.slice() };
+      return { isString: entry.isString, value: new Uint8Array(entry.value) };
     });
   }
 

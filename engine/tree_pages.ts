@@ -34,6 +34,13 @@ export interface TreeGeometry {
 
 /** Aligned page buffers kept for reads and checkpoint writes (1024 × 4 KiB = 4 MiB): a commit prepares up to thousands of pages at once. */
 const PAGE_BUFFERS_RETAINED = 1024;
+/**
+ * Leaves a lookup read without keeping (withLeaf) whose buffers are held
+ * back from the pool, newest last (256 × 4 KiB = 1 MiB): a write or a second
+ * lookup of one of them soon after (a get then a put of the key, a counter)
+ * finds its bytes here instead of reading the page again.
+ */
+const RECENT_LEAVES_MAX = 256;
 
 export class TreePages implements TreePageIo {
   readonly #device: BlockDevice;
@@ -42,6 +49,8 @@ export class TreePages implements TreePageIo {
   readonly pool: BufferPool;
   /** Pages read from the device (cache misses of the tree). */
   reads = 0;
+  /** Leaves withLeaf read and checked, in their pooled buffers, oldest first (RECENT_LEAVES_MAX). */
+  readonly #recentLeaves: { block: number; crc: number; buffer: Buffer }[] = [];
 
   constructor(device: BlockDevice, geometry: () => TreeGeometry) {
     this.#device = device;
@@ -62,11 +71,15 @@ export class TreePages implements TreePageIo {
     };
     // The direct read goes into a pooled aligned buffer and is checked
     // there; a leaf keeps a copy of its used bytes (keptCopy), a branch
-    // nothing (its separators are strings).
-    const aligned = this.pool.take();
-    this.reads++;
+    // nothing (its separators are strings). A leaf withLeaf read lately is
+    // taken from its buffer, and checked again there.
+    const recent = level === 0 ? this.#takeRecentLeaf(ref) : undefined;
+    const aligned = recent ?? this.pool.take();
     try {
-      await this.#device.read(ref.block * geometry.blockSize, aligned);
+      if (recent === undefined) {
+        this.reads++;
+        await this.#device.read(ref.block * geometry.blockSize, aligned);
+      }
       const header = checkPageHeader(aligned, expected);
       if (header.kind === 'branch') {
         const children = readBranchChildren(aligned, header, expected);
@@ -110,10 +123,13 @@ export class TreePages implements TreePageIo {
       blockCount: geometry.blockCount,
       blockSize: geometry.blockSize,
     };
-    const aligned = this.pool.take();
-    this.reads++;
+    const recent = this.#takeRecentLeaf(ref);
+    let aligned: Buffer | undefined = recent ?? this.pool.take();
     try {
-      await this.#device.read(ref.block * geometry.blockSize, aligned);
+      if (recent === undefined) {
+        this.reads++;
+        await this.#device.read(ref.block * geometry.blockSize, aligned);
+      }
       let page: LeafPage;
       try {
         const header = checkPageHeader(aligned, expected);
@@ -126,10 +142,34 @@ export class TreePages implements TreePageIo {
         if (error instanceof FormatError) throw StoreCorruptError.from(error);
         throw error;
       }
-      return use({ kind: 'leaf', page });
+      const result = use({ kind: 'leaf', page });
+      // Checked, and nothing `use` returned views it: held back for a while.
+      this.#keepRecentLeaf(ref, aligned);
+      aligned = undefined;
+      return result;
     } finally {
-      this.pool.give(aligned);
+      if (aligned !== undefined) this.pool.give(aligned);
     }
+  }
+
+  /** The buffer of a leaf withLeaf read lately, if it is the page of `ref` (block and checksum); it leaves the list. */
+  #takeRecentLeaf(ref: PageRef): Buffer | undefined {
+    const recent = this.#recentLeaves;
+    for (let i = recent.length - 1; i >= 0; i--) {
+      const entry = recent[i]!;
+      if (entry.block !== ref.block) continue;
+      recent.splice(i, 1);
+      if (entry.crc === ref.crc) return entry.buffer;
+      // An older page of a reused block: not the page asked for.
+      this.pool.give(entry.buffer);
+      return undefined;
+    }
+    return undefined;
+  }
+
+  #keepRecentLeaf(ref: PageRef, buffer: Buffer): void {
+    this.#recentLeaves.push({ block: ref.block, crc: ref.crc, buffer });
+    if (this.#recentLeaves.length > RECENT_LEAVES_MAX) this.pool.give(this.#recentLeaves.shift()!.buffer);
   }
 
   /**

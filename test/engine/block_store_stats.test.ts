@@ -134,10 +134,10 @@ describe('BlockStore#stats() page cache counters', () => {
         assert.ok(((await store.get('key-004321')) as Buffer).equals(pattern(200, 321)));
         assert.equal(store.stats().pageCacheMisses - before, treeHeight, 'one miss per page read');
         // The same path again: the branches hit; the leaf, which a get
-        // caches only on its second miss (TreeLoader's doorkeeper), is read
-        // again and cached; after that, all hits.
+        // caches only on its second miss (TreeLoader's doorkeeper), misses
+        // again and is cached; after that, all hits.
         await store.get('key-004322');
-        assert.equal(store.stats().pageCacheMisses - before, treeHeight + 1, 'the leaf read again');
+        assert.equal(store.stats().pageCacheMisses - before, treeHeight + 1, 'the leaf missed again');
         await store.get('key-004323');
         assert.equal(store.stats().pageCacheMisses - before, treeHeight + 1, 'no miss once the leaf is cached');
       } finally {

@@ -144,6 +144,8 @@ describe('PageTree with leaves in page form, against a model', () => {
     }
     await checkpoint();
     tree.checkInvariants();
-    assert.ok(pages.reads > 500, `${pages.reads} pages read`);
+    // Device reads: a leaf a lookup read lately is decoded again from the
+    // buffer TreePages held back, without one (452 reads at this seed).
+    assert.ok(pages.reads > 400, `${pages.reads} pages read`);
   });
 });

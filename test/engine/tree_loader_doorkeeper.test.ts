@@ -1,10 +1,12 @@
 // The page cache's doorkeeper for point lookups (engine/tree_loader.ts,
 // lookUp), on a PageTree over the real codec (TreePages): a leaf a get
 // misses once is read, checked and searched in the read's pooled buffer and
-// not cached; the second miss of it while remembered caches it; a value
+// not cached, its buffer held back a while (TreePages' recent leaves); the
+// second miss of it while remembered caches it, from that buffer if it is
+// still there, as does a write's prepare, without reading it again; a value
 // found in a leaf that was not cached is a copy (later reads reuse the
-// buffer); a damaged leaf is ERR_STORE_CORRUPT either way; scans and
-// writes cache what they read at once.
+// buffer); a damaged leaf is ERR_STORE_CORRUPT either way; scans cache what
+// they read at once.
 import assert from 'node:assert/strict';
 
 import type { BlockDevice } from '../../engine/block_device.js';
@@ -54,12 +56,12 @@ function newTree(pages: TreePages, root: { ref: PageRef; level: number } | undef
   );
 }
 
-/** KEY_COUNT keys written and checkpointed, then the tree opened again with an empty cache of `cacheBytesMax`. */
-async function coldTree(cacheBytesMax = 1 << 20): Promise<{ memory: MemoryPages; tree: PageTree }> {
+/** `keyCount` keys written and checkpointed, then the tree opened again with an empty cache of `cacheBytesMax`. */
+async function coldTree(cacheBytesMax = 1 << 20, keyCount = KEY_COUNT): Promise<{ memory: MemoryPages; tree: PageTree }> {
   const memory = new MemoryPages();
   const pages = new TreePages(memory.device(), () => GEOMETRY);
   const writer = newTree(pages, undefined, 0, 1 << 20);
-  for (let start = 0; start < KEY_COUNT; start += 500) {
+  for (let start = 0; start < keyCount; start += 500) {
     const keys = Array.from({ length: 500 }, (_, i) => keyOf(start + i));
     const prepared = await writer.prepare(keys);
     for (const key of keys) writer.set(key, { isString: true, value: valueOf(Number(key.slice(4))) });
@@ -77,7 +79,7 @@ async function coldTree(cacheBytesMax = 1 << 20): Promise<{ memory: MemoryPages;
   }
   const root = plan.rootRef((node) => assigned.get(node))!;
   plan.complete(assigned);
-  const tree = newTree(new TreePages(memory.device(), () => GEOMETRY), { ref: root, level: writer.height - 1 }, KEY_COUNT, cacheBytesMax);
+  const tree = newTree(new TreePages(memory.device(), () => GEOMETRY), { ref: root, level: writer.height - 1 }, keyCount, cacheBytesMax);
   assert.ok(tree.height >= 2, 'a tree of leaves under branches');
   return { memory, tree };
 }
@@ -90,13 +92,41 @@ describe('TreeLoader: the doorkeeper of point lookups', () => {
     const afterFirst = memory.reads;
     assert.equal(afterFirst, tree.height, 'one read a level');
     assert.equal(tree.getCached(key), NOT_CACHED, 'the leaf was cached on its first miss');
-    // A neighbour in the same leaf: the branches are cached, the leaf is read again and kept.
+    // A neighbour in the same leaf: the branches are cached, and the leaf,
+    // missed a second time, is cached from the buffer its first read left.
     assert.deepEqual((await tree.get(keyOf(1235)))?.value, valueOf(1235));
-    assert.equal(memory.reads, afterFirst + 1, 'only the leaf was read again');
+    assert.equal(memory.reads, afterFirst, 'the leaf was read again');
     assert.deepEqual((tree.getCached(key) as IndexEntry).value, valueOf(1234), 'the leaf is cached after its second miss');
     await tree.get(keyOf(1236));
-    assert.equal(memory.reads, afterFirst + 1, 'a third lookup in the leaf read nothing');
-    assert.equal(tree.cacheStats().pageCacheMisses, tree.height + 1, 'each read counted once as a miss');
+    assert.equal(memory.reads, afterFirst, 'a third lookup in the leaf read something');
+    assert.equal(tree.cacheStats().pageCacheMisses, tree.height + 1, 'each miss counted once');
+  });
+
+  it('lets a write take a leaf a lookup just read without reading it again (a get, then a put of the key)', async () => {
+    const { memory, tree } = await coldTree();
+    const key = keyOf(777);
+    await tree.get(key);
+    const reads = memory.reads;
+    const prepared = await tree.prepare([key]);
+    assert.equal(memory.reads, reads, 'the write read the leaf again');
+    tree.set(key, { isString: true, value: valueOf(1) });
+    tree.release(prepared);
+    assert.deepEqual((tree.getCached(key) as IndexEntry).value, valueOf(1));
+  });
+
+  it('reads a leaf again once 256 others were looked up after it, and caches it then', async () => {
+    const keyCount = 20_000;
+    const { memory, tree } = await coldTree(1 << 22, keyCount);
+    const leafKeys: string[] = [];
+    // Keys 60 apart are in different leaves (a leaf holds at most ~52 of these records).
+    for (let i = 0; i < keyCount; i += 60) leafKeys.push(keyOf(i));
+    assert.ok(leafKeys.length > 256 + 10, `only ${leafKeys.length} leaves`);
+    await tree.get(leafKeys[0]!);
+    for (const key of leafKeys.slice(1, 258)) await tree.get(key);
+    const reads = memory.reads;
+    assert.deepEqual((await tree.get(keyOf(1)))?.value, valueOf(1));
+    assert.equal(memory.reads, reads + 1, 'the first leaf was still held after 257 others');
+    assert.notEqual(tree.getCached(keyOf(1)), NOT_CACHED, 'its second miss cached it');
   });
 
   it('hands out copies of values found in a leaf it did not cache: later reads into the same buffer leave them alone', async () => {

@@ -166,3 +166,38 @@ describe('TreePages#read()', () => {
     }
   });
 });
+
+describe('TreePages#withLeaf()', () => {
+  it('hands a checked leaf to its callback and holds the buffer back: read() of the same page then reads nothing', async () => {
+    const { device, pages } = newPages();
+    const { crc, content } = await writeLeaf(device, pages, 20, 3);
+    const keys = await pages.withLeaf({ block: 20, crc }, (page) => leafPageOf(page).materialize().keys);
+    assert.deepEqual(keys, content.keys);
+    const reads = pages.reads;
+    const again = leafPageOf(await pages.read({ block: 20, crc }, 0));
+    assert.equal(pages.reads, reads, 'read() went to the device');
+    assert.deepEqual(again.materialize().entries.map(plainEntry), content.entries.map(plainEntry));
+    await pages.read({ block: 20, crc }, 0);
+    assert.equal(pages.reads, reads + 1, 'a held buffer serves one read() only');
+  });
+
+  it('never serves a held leaf for another page of its block (a block reused since): it reads that page', async () => {
+    const { device, pages } = newPages();
+    const first = await writeLeaf(device, pages, 20, 4);
+    await pages.withLeaf({ block: 20, crc: first.crc }, () => undefined);
+    const second = await writeLeaf(device, pages, 20, 5);
+    assert.notEqual(second.crc, first.crc);
+    const page = leafPageOf(await pages.read({ block: 20, crc: second.crc }, 0));
+    assert.deepEqual(page.materialize().keys, second.content.keys);
+  });
+
+  it('holds back no buffer of a leaf that fails its checks, and rejects with ERR_STORE_CORRUPT', async () => {
+    const { device, pages } = newPages();
+    const { crc } = await writeLeaf(device, pages, 20, 6);
+    await assert.rejects(pages.withLeaf({ block: 20, crc: crc ^ 1 }, () => undefined), (error: unknown) => error instanceof StoreCorruptError && error.blockIndex === 20);
+    const reads = pages.reads;
+    await pages.read({ block: 20, crc }, 0);
+    assert.equal(pages.reads, reads + 1, 'a refused page was held back');
+  });
+});
+

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 
 import { crc32c } from '../format/crc32c.js';
-import type { Extent } from '../format/extent.js';
+import { extentsBlockCount, type Extent } from '../format/extent.js';
 import type { ExtentValue } from '../format/records.js';
 import { allocAlignedInHeap, HEAP_BUFFER_BYTES_MAX } from '../native/aligned_buffer.js';
 import type { BlockCache } from './block_cache.js';
@@ -125,7 +125,7 @@ export class Grid {
     if (bytes.length >= LARGE_VALUE_BYTES) {
       // A large value bypasses the block cache (it would only evict what is
       // hot): copied into chunk buffers, written in chunks all at once.
-      const totalBytes = extents.reduce((sum, extent) => sum + extent.blockCount, 0) * blockSize;
+      const totalBytes = extentsBlockCount(extents) * blockSize;
       const chunks: Buffer[] = [];
       for (let offset = 0; offset < totalBytes; offset += this.#chunkBytes) {
         const chunk = this.#chunks.take();
@@ -192,7 +192,7 @@ export class Grid {
    * (HEAP_BUFFER_BYTES_MAX less the alignment).
    */
   async readExtents(extents: readonly Extent[], length: number, checksum: boolean): Promise<{ bytes: Buffer; crc: number }> {
-    const totalBytes = extents.reduce((sum, extent) => sum + extent.blockCount, 0) * this.#blockSize;
+    const totalBytes = extentsBlockCount(extents) * this.#blockSize;
     assert.ok(length <= totalBytes, 'readExtents: more bytes asked for than the extents hold');
     const buffer = allocAlignedInHeap(totalBytes, this.alignment);
     const chunkBytes = this.#chunkBytes;
@@ -305,7 +305,7 @@ export class Grid {
 
   /** A large value read straight from the device in chunks, bypassing the cache; verified. */
   async #readLargeValue(value: ExtentValue): Promise<Uint8Array> {
-    if (value.extents.reduce((sum, extent) => sum + extent.blockCount, 0) * this.#blockSize > HEAP_BUFFER_BYTES_MAX - this.alignment) {
+    if (extentsBlockCount(value.extents) * this.#blockSize > HEAP_BUFFER_BYTES_MAX - this.alignment) {
       throw new StoreError('ERR_VALUE_TOO_LARGE', `value of ${value.length} bytes is larger than a Buffer holds: read it with createReadStream`);
     }
     const { bytes, crc } = await this.readExtents(value.extents, value.length, true);

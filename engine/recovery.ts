@@ -8,7 +8,7 @@ import { scanCommitPayload } from '../format/commit.js';
 import { isAllZero } from '../format/bytes.js';
 import { BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, RECORD_PUT_EXTENTS, SUPERBLOCK_SIZE, SUPERBLOCK_SLOT_COUNT } from '../format/constants.js';
 import { crc32c } from '../format/crc32c.js';
-import type { Extent } from '../format/extent.js';
+import { extentsBlockCount, type Extent } from '../format/extent.js';
 import { FormatError, FormatVersionError } from '../format/format_error.js';
 import { decodeFrameBlock, frameBlockPayload, frameMagic } from '../format/frame.js';
 import { pageSizeFor } from '../format/page.js';
@@ -555,7 +555,7 @@ async function loadFreeSet(device: BlockDevice, superblock: Superblock): Promise
 /** Reads and checks a frame the superblock names in `extents`; returns its payload. */
 async function readFrame(device: BlockDevice, superblock: Superblock, kind: 'free set', extents: Extent[], byteLength: number): Promise<{ bytes: Uint8Array; firstBlock: number }> {
   const blockSize = superblock.blockSize;
-  const blockCount = extents.reduce((sum, extent) => sum + extent.blockCount, 0);
+  const blockCount = extentsBlockCount(extents);
   const bytes = allocAligned(blockCount * blockSize, Math.max(device.ioAlignment, 4096));
   let offset = 0;
   const reads: Promise<void>[] = [];

@@ -59,27 +59,12 @@ export class TreePages implements TreePageIo {
   }
 
   async read(ref: PageRef, level: number): Promise<DecodedTreePage> {
-    const geometry = this.#geometry();
-    const expected: PageExpectation = {
-      address: ref.block,
-      storeTag: geometry.storeTag,
-      crc: ref.crc,
-      level,
-      dataStartBlock: geometry.dataStartBlock,
-      blockCount: geometry.blockCount,
-      blockSize: geometry.blockSize,
-    };
+    const expected = this.#expectation(ref, level);
     // The direct read goes into a pooled aligned buffer and is checked
     // there; a leaf keeps a copy of its used bytes (keptCopy), a branch
-    // nothing (its separators are strings). A leaf withLeaf read lately is
-    // taken from its buffer, and checked again there.
-    const recent = level === 0 ? this.#takeRecentLeaf(ref) : undefined;
-    const aligned = recent ?? this.pool.take();
+    // nothing (its separators are strings).
+    const aligned = await this.#fetch(ref, level);
     try {
-      if (recent === undefined) {
-        this.reads++;
-        await this.#device.read(ref.block * geometry.blockSize, aligned);
-      }
       const header = checkPageHeader(aligned, expected);
       if (header.kind === 'branch') {
         const children = readBranchChildren(aligned, header, expected);
@@ -113,23 +98,9 @@ export class TreePages implements TreePageIo {
    * point lookup of a leaf the cache does not admit costs (TreeLoader).
    */
   async withLeaf<T>(ref: PageRef, use: (page: DecodedTreePage) => T): Promise<T> {
-    const geometry = this.#geometry();
-    const expected: PageExpectation = {
-      address: ref.block,
-      storeTag: geometry.storeTag,
-      crc: ref.crc,
-      level: 0,
-      dataStartBlock: geometry.dataStartBlock,
-      blockCount: geometry.blockCount,
-      blockSize: geometry.blockSize,
-    };
-    const recent = this.#takeRecentLeaf(ref);
-    let aligned: Buffer | undefined = recent ?? this.pool.take();
+    const expected = this.#expectation(ref, 0);
+    let aligned: Buffer | undefined = await this.#fetch(ref, 0);
     try {
-      if (recent === undefined) {
-        this.reads++;
-        await this.#device.read(ref.block * geometry.blockSize, aligned);
-      }
       let page: LeafPage;
       try {
         const header = checkPageHeader(aligned, expected);
@@ -150,6 +121,39 @@ export class TreePages implements TreePageIo {
     } finally {
       if (aligned !== undefined) this.pool.give(aligned);
     }
+  }
+
+  /** What the page at `ref`, at `level`, must be (format/page.ts checks it). */
+  #expectation(ref: PageRef, level: number): PageExpectation {
+    const geometry = this.#geometry();
+    return {
+      address: ref.block,
+      storeTag: geometry.storeTag,
+      crc: ref.crc,
+      level,
+      dataStartBlock: geometry.dataStartBlock,
+      blockCount: geometry.blockCount,
+      blockSize: geometry.blockSize,
+    };
+  }
+
+  /**
+   * The bytes of the page at `ref`, in an aligned buffer the caller gives
+   * back to the pool: a leaf withLeaf read lately from its held buffer
+   * (checked again by the caller, as any read), else read from the device.
+   */
+  async #fetch(ref: PageRef, level: number): Promise<Buffer> {
+    const recent = level === 0 ? this.#takeRecentLeaf(ref) : undefined;
+    if (recent !== undefined) return recent;
+    const aligned = this.pool.take();
+    this.reads++;
+    try {
+      await this.#device.read(ref.block * this.#geometry().blockSize, aligned);
+    } catch (error) {
+      this.pool.give(aligned);
+      throw error;
+    }
+    return aligned;
   }
 
   /** The buffer of a leaf withLeaf read lately, if it is the page of `ref` (block and checksum); it leaves the list. */

@@ -66,6 +66,11 @@ export class PageCache {
     return node;
   }
 
+  /** Whether a node of `memoryBytes` would fit the budget beside those cached now, evicting none. */
+  hasRoomFor(memoryBytes: number): boolean {
+    return this.#bytes + memoryBytes <= this.#bytesMax;
+  }
+
   /** Counts a page the tree reads from the device because it was not here. */
   recordMiss(): void {
     this.misses++;

@@ -210,6 +210,8 @@ export class PageTree {
     this.#source = {
       cached: (ref) => this.#cache.get(ref),
       load: (ref, level, low, high) => this.#loader.load(ref, level, low, high),
+      loadForScan: (ref, level, low, high) => this.#loader.loadForScan(ref, level, low, high),
+      giveBack: (node) => this.#loader.giveBack(node),
     };
   }
 
@@ -325,9 +327,19 @@ export class PageTree {
     return rangeEntries(snapshot.root, snapshot.level, this.#source, range);
   }
 
-  /** entries() a leaf at a time (LeafRun): for scans, which pay per step of an async iteration. */
+  /**
+   * entries() a leaf at a time (LeafRun): for scans, which pay per step of
+   * an async iteration. A run's leaf, and the views its entries hold (inline
+   * values), may be read only until the next run is asked for: leaves the
+   * cache has no room for are lent, not cached (TreeLoader.loadForScan).
+   */
   runs(snapshot: TreeSnapshot, range: RangeOptions = {}): AsyncIterable<LeafRun> {
-    return rangeRuns(snapshot.root, snapshot.level, this.#source, range);
+    return rangeRuns(snapshot.root, snapshot.level, this.#source, range, true);
+  }
+
+  /** Leaves lent to scans and not yet given back (for tests: 0 once every scan has ended). */
+  get lentLeafCount(): number {
+    return this.#loader.lentCount;
   }
 
   /**

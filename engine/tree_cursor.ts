@@ -60,6 +60,13 @@ export interface NodeSource {
   cached(ref: PageRef): TreeNode | undefined;
   /** Reads (or finds cached) the node of `ref`; `low`/`high` bound its keys (inclusive/exclusive) for checking. */
   load(ref: PageRef, level: number, low: string | undefined, high: string | undefined): Promise<TreeNode>;
+  /**
+   * load() for a scan, which may lend a leaf instead of caching it: every
+   * node it returns goes back through giveBack() once nothing reads it.
+   */
+  loadForScan?(ref: PageRef, level: number, low: string | undefined, high: string | undefined): Promise<TreeNode>;
+  /** Ends the loan of a node loadForScan() lent; nothing for any other node. */
+  giveBack?(node: TreeNode): void;
 }
 
 interface Frame {
@@ -98,14 +105,26 @@ export async function* rangeEntries(
   }
 }
 
-/** The range's entries a leaf at a time; runs are never empty. */
+/**
+ * The range's entries a leaf at a time; runs are never empty. With
+ * `lendLeaves`, leaves come through the source's loadForScan(), and a run's
+ * leaf — and every view of it (an inline value's bytes) — may be read only
+ * until the consumer asks for the next run: then, or when the iteration
+ * ends, it is given back.
+ */
 export async function* rangeRuns(
   root: Child | undefined,
   rootLevel: number,
   source: NodeSource,
   options: RangeOptions,
+  lendLeaves = false,
 ): AsyncGenerator<LeafRun, void, undefined> {
   if (root === undefined) return;
+  const giveBack = lendLeaves ? source.giveBack : undefined;
+  const loadForScan = lendLeaves ? source.loadForScan : undefined;
+  /** Loads child `slot` of a node at `level` (a leaf, lent if the source lends, when `level` is 1). */
+  const loadChild = (slot: PageRef, level: number, childLow: string | undefined, childHigh: string | undefined): Promise<TreeNode> =>
+    level === 1 && loadForScan !== undefined ? loadForScan.call(source, slot, 0, childLow, childHigh) : source.load(slot, level - 1, childLow, childHigh);
   const low = options.low;
   const high = options.high;
   const lowInclusive = options.lowInclusive !== false;
@@ -138,7 +157,7 @@ export async function* rangeRuns(
       const ahead = frame.ahead.get(index);
       frame.ahead.delete(index);
       const [childLow, childHigh] = boundsOf(frame, index);
-      node = ahead !== undefined ? await ahead : (source.cached(slot) ?? (await source.load(slot, frame.node.level - 1, childLow, childHigh)));
+      node = ahead !== undefined ? await ahead : (source.cached(slot) ?? (await loadChild(slot, frame.node.level, childLow, childHigh)));
     }
     readAhead(frame, index);
     return node;
@@ -153,7 +172,7 @@ export async function* rangeRuns(
       const slot = frame.node.children[next]!;
       if (isNode(slot) || frame.ahead.has(next) || source.cached(slot) !== undefined) continue;
       const [childLow, childHigh] = boundsOf(frame, next);
-      const promise = source.load(slot, frame.node.level - 1, childLow, childHigh);
+      const promise = loadChild(slot, frame.node.level, childLow, childHigh);
       // An iteration that stops early never awaits it; its error, if any,
       // is reported by the visit that awaits it, or by nobody.
       promise.catch(() => {});
@@ -183,41 +202,58 @@ export async function* rangeRuns(
     return node;
   };
 
-  let leaf: TreeNode = await descend(isNode(root) ? root : (source.cached(root) ?? (await source.load(root, rootLevel, undefined, undefined))), undefined, undefined);
-  for (;;) {
-    if (leaf.kind !== 'leaf') throw new Error('ringstore: range descent ended on a branch');
-    // A leaf in page form makes each key and entry as it is read; one in
-    // edited form is read through arrays of its records, made once.
-    const readable = leafForReading(leaf);
-    const count = leafCount(readable);
-    // The run ends where the range does, if in this leaf: then no later leaf is read.
-    if (!reverse) {
-      const first = low === undefined ? 0 : lowInclusive ? leafLowerBound(readable, low) : leafUpperBound(readable, low);
-      const end = high === undefined ? count : highInclusive ? leafUpperBound(readable, high) : leafLowerBound(readable, high);
-      if (first < end) yield { leaf: readable, first, end, step: 1 };
-      if (end < count) return;
-    } else {
-      const first = high === undefined ? count - 1 : highInclusive ? leafUpperBound(readable, high) - 1 : leafLowerBound(readable, high) - 1;
-      const end = low === undefined ? -1 : lowInclusive ? leafLowerBound(readable, low) - 1 : leafUpperBound(readable, low) - 1;
-      if (first > end) yield { leaf: readable, first, end, step: -1 };
-      if (end > -1) return;
-    }
-    // The next leaf: up to the nearest branch with a next child in the range.
-    let next: TreeNode | undefined;
-    while (stack.length > 0) {
-      const frame = stack[stack.length - 1]!;
-      frame.index += reverse ? -1 : 1;
-      if (frame.index < 0 || frame.index >= frame.node.children.length) {
-        stack.pop();
-        continue;
+  /** Gives back the reads ahead a frame still holds (a range that ended before visiting them), once each settles. */
+  const giveBackAhead = (frame: Frame): void => {
+    if (giveBack === undefined) return;
+    for (const promise of frame.ahead.values()) promise.then((node) => giveBack.call(source, node), () => undefined);
+    frame.ahead.clear();
+  };
+
+  let leaf: TreeNode | undefined;
+  try {
+    leaf = await descend(isNode(root) ? root : (source.cached(root) ?? (await source.load(root, rootLevel, undefined, undefined))), undefined, undefined);
+    for (;;) {
+      if (leaf.kind !== 'leaf') throw new Error('ringstore: range descent ended on a branch');
+      // A leaf in page form makes each key and entry as it is read; one in
+      // edited form is read through arrays of its records, made once.
+      const readable = leafForReading(leaf);
+      const count = leafCount(readable);
+      // The run ends where the range does, if in this leaf: then no later leaf is read.
+      if (!reverse) {
+        const first = low === undefined ? 0 : lowInclusive ? leafLowerBound(readable, low) : leafUpperBound(readable, low);
+        const end = high === undefined ? count : highInclusive ? leafUpperBound(readable, high) : leafLowerBound(readable, high);
+        if (first < end) yield { leaf: readable, first, end, step: 1 };
+        if (end < count) return;
+      } else {
+        const first = high === undefined ? count - 1 : highInclusive ? leafUpperBound(readable, high) - 1 : leafLowerBound(readable, high) - 1;
+        const end = low === undefined ? -1 : lowInclusive ? leafLowerBound(readable, low) - 1 : leafUpperBound(readable, low) - 1;
+        if (first > end) yield { leaf: readable, first, end, step: -1 };
+        if (end > -1) return;
       }
-      if (beyond(frame.node, frame.index)) return;
-      const [childLow, childHigh] = boundsOf(frame, frame.index);
-      next = await descend(await childOf(frame, frame.index), childLow, childHigh);
-      break;
+      // The consumer asked for the next run: it is done with this leaf.
+      giveBack?.call(source, leaf);
+      leaf = undefined;
+      // The next leaf: up to the nearest branch with a next child in the range.
+      let next: TreeNode | undefined;
+      while (stack.length > 0) {
+        const frame = stack[stack.length - 1]!;
+        frame.index += reverse ? -1 : 1;
+        if (frame.index < 0 || frame.index >= frame.node.children.length) {
+          giveBackAhead(stack.pop()!);
+          continue;
+        }
+        if (beyond(frame.node, frame.index)) return;
+        const [childLow, childHigh] = boundsOf(frame, frame.index);
+        next = await descend(await childOf(frame, frame.index), childLow, childHigh);
+        break;
+      }
+      if (next === undefined) return;
+      leaf = next;
+      window = Math.min(READ_AHEAD_PAGES_MAX, 2 * window);
     }
-    if (next === undefined) return;
-    leaf = next;
-    window = Math.min(READ_AHEAD_PAGES_MAX, 2 * window);
+  } finally {
+    // Ended (run out, stopped by the consumer, or failed): nothing lent is read again.
+    if (leaf !== undefined) giveBack?.call(source, leaf);
+    for (const frame of stack) giveBackAhead(frame);
   }
 }

@@ -11,12 +11,16 @@
 // Random gets over a store larger than the cache mostly touch a leaf once:
 // caching it cost a copy of the page, its objects and their garbage, and
 // evicted a page that would have been as useful (measured: ~30 % of the
-// JS thread of 32 concurrent cold readers). Pages read by scans and writes,
-// and branches, are admitted at once. TreePages holds back from reuse the
-// buffers of the last leaves read this way (withLeaf), so that a write or a
-// second lookup soon after (a get then a put of the key; keys of one leaf in
-// turn) caches the leaf from them instead of reading it again. Such a read is not
-// shared: a lookup of the leaf while it is in flight reads it too.
+// JS thread of 32 concurrent cold readers). TreePages holds back from reuse
+// the buffers of the last leaves lookups read without admitting them
+// (withLeaf), so that a write or a second lookup soon after (a get then a
+// put of the key; keys of one leaf in turn) caches the leaf from them
+// instead of reading it again. Such a read is not shared: a lookup of the
+// leaf while it is in flight reads it too.
+//
+// Pages read by writes, and branches, are admitted at once. A scan's leaves
+// are admitted while the cache has room for them, and lent to the scan
+// otherwise (loadForScan): a scan never evicts.
 import { KEY_SIZE_MAX } from '../format/constants.js';
 import type { LeafPage } from './leaf_page.js';
 import type { PageCache } from './page_cache.js';
@@ -33,6 +37,7 @@ import {
   nodeMemoryBytes,
   type DecodedTreePage,
   type LeafNode,
+  type LentLeaf,
   type PageMeasure,
   type PageRef,
   type TreeNode,
@@ -68,6 +73,8 @@ export class TreeLoader {
    * many such reads after its own.
    */
   #missedOnce = new Set<number>();
+  /** The loans of the nodes loadForScan() lent, until given back. */
+  readonly #lent = new Map<TreeNode, LentLeaf>();
   #missedOnceBefore = new Set<number>();
 
   constructor(parts: TreeLoaderParts) {
@@ -132,6 +139,57 @@ export class TreeLoader {
       if (entry === undefined || !(entry.value instanceof Uint8Array)) return entry;
       return { isString: entry.isString, value: new Uint8Array(entry.value) };
     });
+  }
+
+  /**
+   * load() for a scan's visit of a leaf: a leaf not in memory is read and
+   * checked in the read's buffer (TreePageIo.lendLeaf), then kept and cached
+   * if the cache has room for it without evicting anything, else lent: not
+   * cached, and given back (giveBack) by the caller, who must do so for
+   * every node this returns once it no longer reads it. A scan then never
+   * evicts: a range over more leaves than the cache holds used to replace
+   * every cached page, each leaf at the cost of a copy and its garbage, and
+   * left the cache holding the range's last leaves.
+   */
+  loadForScan(ref: PageRef, level: number, low: string | undefined, high: string | undefined): Promise<TreeNode> {
+    const lendLeaf = this.#io.lendLeaf;
+    if (level !== 0 || lendLeaf === undefined || this.#cache.peek(ref) !== undefined || this.#loading.get(ref.block)?.crc === ref.crc) {
+      return this.load(ref, level, low, high);
+    }
+    this.#cache.recordMiss();
+    return lendLeaf.call(this.#io, ref).then((lent) => {
+      let node: TreeNode;
+      try {
+        node = this.#decoded(ref, 0, lent.page, low, high);
+      } catch (error) {
+        lent.giveBack();
+        throw error;
+      }
+      if (!this.#cache.hasRoomFor(node.memoryBytes)) {
+        this.#lent.set(node, lent);
+        return node;
+      }
+      // Room in the cache: kept, as load() keeps a page (a node of the page
+      // cached meanwhile, by a load() in flight, is the one returned).
+      const kept = this.#decoded(ref, 0, lent.keep(), low, high);
+      const present = this.#cache.peek(ref);
+      if (present !== undefined) return present;
+      this.#cache.insert(kept);
+      return kept;
+    });
+  }
+
+  /** Ends the loan of a node loadForScan() lent (nothing for any other node): nothing may read it after. */
+  giveBack(node: TreeNode): void {
+    const lent = this.#lent.get(node);
+    if (lent === undefined) return;
+    this.#lent.delete(node);
+    lent.giveBack();
+  }
+
+  /** Leaves lent to scans (loadForScan), until given back. */
+  get lentCount(): number {
+    return this.#lent.size;
   }
 
   /** Whether a lookup read `block` before and did not admit it; remembers it now if not. */

@@ -63,6 +63,22 @@ export interface TreePageIo {
    * the tree reads with read() where a codec lacks it.
    */
   withLeaf?<T>(ref: PageRef, use: (page: DecodedTreePage) => T): Promise<T>;
+  /**
+   * read() of a leaf (level 0) for a scan that keeps nothing of it past its
+   * visit: the page, checked as read() checks it, stays in the read's buffer
+   * until `giveBack()` is called, after which nothing may read it (or any
+   * view of it). Optional, as withLeaf.
+   */
+  lendLeaf?(ref: PageRef): Promise<LentLeaf>;
+}
+
+/** A leaf read into a buffer the reader gives back (TreePageIo.lendLeaf). */
+export interface LentLeaf {
+  readonly page: DecodedTreePage;
+  /** Ends the loan: the buffer is reused. Once only. */
+  giveBack(): void;
+  /** Ends the loan with the page copied into memory of its own, which the caller keeps (as read() gives it). */
+  keep(): DecodedTreePage;
 }
 
 /** Measures of page space, injected so the tree does not know the codec. */

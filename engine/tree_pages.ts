@@ -20,7 +20,7 @@ import { BufferPool } from './buffer_pool.js';
 import { latin1Of } from './key_codec.js';
 import { LeafPage } from './leaf_page.js';
 import type { DecodedTreePage, PageRef, TreePageIo } from './page_tree.js';
-import { leafArrays, type LeafNode } from './tree_node.js';
+import { leafArrays, type LeafNode, type LentLeaf } from './tree_node.js';
 import { StoreCorruptError } from './store_error.js';
 
 /** What a page's checks need to know about the store; blockCount grows with the file. */
@@ -101,19 +101,7 @@ export class TreePages implements TreePageIo {
     const expected = this.#expectation(ref, 0);
     let aligned: Buffer | undefined = await this.#fetch(ref, 0);
     try {
-      let page: LeafPage;
-      try {
-        const header = checkPageHeader(aligned, expected);
-        if (header.kind !== 'leaf') throw new FormatError('page', 'a branch where a leaf was expected', ref.block);
-        const bytes = aligned.subarray(0, header.end);
-        const starts = scanLeafRecords(bytes, header, expected);
-        checkPageTail(aligned, header);
-        page = new LeafPage(bytes, starts);
-      } catch (error) {
-        if (error instanceof FormatError) throw StoreCorruptError.from(error);
-        throw error;
-      }
-      const result = use({ kind: 'leaf', page });
+      const result = use({ kind: 'leaf', page: checkedLeafIn(aligned, expected) });
       // Checked, and nothing `use` returned views it: held back for a while.
       this.#keepRecentLeaf(ref, aligned);
       aligned = undefined;
@@ -121,6 +109,38 @@ export class TreePages implements TreePageIo {
     } finally {
       if (aligned !== undefined) this.pool.give(aligned);
     }
+  }
+
+  /**
+   * lendLeaf (TreePageIo): the leaf checked where the direct read put it, in
+   * a pooled buffer that goes back to the pool when the borrower gives it
+   * back: what a scan's visit of a leaf the cache does not admit costs.
+   */
+  async lendLeaf(ref: PageRef): Promise<LentLeaf> {
+    const expected = this.#expectation(ref, 0);
+    const aligned = await this.#fetch(ref, 0);
+    let page: LeafPage;
+    try {
+      page = checkedLeafIn(aligned, expected);
+    } catch (error) {
+      this.pool.give(aligned);
+      throw error;
+    }
+    let lent = true;
+    const giveBack = (): void => {
+      if (!lent) throw new Error(`ringstore: the lent leaf of block ${ref.block} was given back twice`);
+      lent = false;
+      this.pool.give(aligned);
+    };
+    return {
+      page: { kind: 'leaf', page },
+      giveBack,
+      keep: () => {
+        const kept = new LeafPage(keptCopy(page.bytes, page.bytes.length), page.starts);
+        giveBack();
+        return { kind: 'leaf', page: kept };
+      },
+    };
   }
 
   /** What the page at `ref`, at `level`, must be (format/page.ts checks it). */
@@ -205,6 +225,24 @@ export class TreePages implements TreePageIo {
       source === undefined ? undefined : { keyStrings: source.keys, slots: source.entries, records: source.page.bytes, recordStarts: source.page.starts };
     const { keys, entries } = leafArrays(leaf);
     return encodeLeafPageOfKeyStrings(bytes, stamp, keys, entries, basis);
+  }
+}
+
+/**
+ * The leaf page in `aligned` as a LeafPage viewing it, checked as read()
+ * checks a leaf; damage is ERR_STORE_CORRUPT naming the block.
+ */
+function checkedLeafIn(aligned: Buffer, expected: PageExpectation): LeafPage {
+  try {
+    const header = checkPageHeader(aligned, expected);
+    if (header.kind !== 'leaf') throw new FormatError('page', 'a branch where a leaf was expected', expected.address);
+    const bytes = aligned.subarray(0, header.end);
+    const starts = scanLeafRecords(bytes, header, expected);
+    checkPageTail(aligned, header);
+    return new LeafPage(bytes, starts);
+  } catch (error) {
+    if (error instanceof FormatError) throw StoreCorruptError.from(error);
+    throw error;
   }
 }
 

@@ -5,7 +5,8 @@
 // whose blocks are then trimmed and reused.
 import assert from 'node:assert/strict';
 
-import type { BlockStore } from '../../engine/block_store.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { SimulatedDevice } from '../../engine/simulated_device.js';
 import type { RangeOptions } from '../../engine/store_options.js';
 import { collect, makeStoreDir, openSmallStore, pattern, rejectsWith, removeStoreDir, waitForTrims } from './helpers.js';
 
@@ -172,5 +173,64 @@ describe('BlockStore#range() over extent values', () => {
     assert.deepEqual(seen, keys);
     // Once the iterator is done, the pinned blocks are trimmed and freed.
     await waitForTrims(store!);
+  });
+});
+
+describe('BlockStore#range() over more leaves than the cache holds', () => {
+  /** A page cache of a few 4 KiB pages: a scan of the store lends most leaves (tree_loader.ts, loadForScan). */
+  const CACHE_BYTES = 16 << 10;
+  const KEY_COUNT = 2000;
+  const keyOf = (index: number): string => `key-${String(index).padStart(5, '0')}`;
+  const valueOf = (index: number): Buffer => Buffer.from(Array.from({ length: 60 }, (_, j) => (index * 13 + j) & 0xff));
+
+  /** The store reopened on its device with an empty cache, then the cache filled by lookups of other leaves. */
+  async function coldStore(): Promise<BlockStore<Buffer>> {
+    const first = new SimulatedDevice({ sizeBytes: 8 << 20 });
+    const writer = await BlockStore.open<Buffer>('scan', { device: first, create: true, blockSize: 512, encoding: 'binary' });
+    await writer.batch(Array.from({ length: KEY_COUNT }, (_, index) => ({ type: 'put' as const, key: keyOf(index), value: valueOf(index) })));
+    await writer.close();
+    const store = await BlockStore.open<Buffer>('scan', { device: new SimulatedDevice({ sizeBytes: 8 << 20 }, first.snapshot()), cacheSizeBytes: CACHE_BYTES });
+    for (let index = 0; index < KEY_COUNT; index += 97) {
+      await store.get(keyOf(index));
+      await store.get(keyOf(index));
+    }
+    return store;
+  }
+
+  it('hands out values that stay intact after the scan has moved on and reused its read buffers', async () => {
+    const store = await coldStore();
+    try {
+      const entries = await collect(store.range());
+      assert.equal(entries.length, KEY_COUNT);
+      // Checked after the whole scan: a value viewing a lent page would hold a later leaf's bytes by now.
+      entries.forEach(([key, value], index) => {
+        assert.equal(key, keyOf(index));
+        assert.deepEqual(value, valueOf(index), `the value of ${keyOf(index)} changed after the scan went on`);
+      });
+      const values = await collect(store.values({ gte: keyOf(500), limit: 300 }));
+      values.forEach((value, index) => assert.deepEqual(value, valueOf(500 + index)));
+      assert.ok(store.stats().pageCacheMisses > KEY_COUNT / 60, 'the scans read few leaves: the cache was not full');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('answers gets and a second scan the same after scans stopped early', async () => {
+    const store = await coldStore();
+    try {
+      for (const start of [0, 700, 1900]) {
+        let seen = 0;
+        for await (const [key] of store.range({ gte: keyOf(start) })) {
+          assert.equal(key, keyOf(start + seen));
+          if (++seen === 150) break;
+        }
+      }
+      assert.deepEqual(await store.get(keyOf(1234)), valueOf(1234));
+      assert.equal(await store.count(), KEY_COUNT);
+      assert.equal(await store.count({ gte: keyOf(100), lt: keyOf(1100) }), 1000);
+      assert.equal((await collect(store.range())).length, KEY_COUNT);
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -5,84 +5,15 @@
 // second miss of it while remembered caches it, from that buffer if it is
 // still there, as does a write's prepare, without reading it again; a value
 // found in a leaf that was not cached is a copy (later reads reuse the
-// buffer); a damaged leaf is ERR_STORE_CORRUPT either way; scans cache what
-// they read at once.
+// buffer); a damaged leaf is ERR_STORE_CORRUPT either way; entries() caches
+// what it reads at once (scans' runs() lend leaves instead when the cache is
+// full: tree_scan_lending.test.ts).
 import assert from 'node:assert/strict';
 
-import type { BlockDevice } from '../../engine/block_device.js';
-import { NOT_CACHED, PageTree, type PageRef, type TreeNode } from '../../engine/page_tree.js';
+import { NOT_CACHED } from '../../engine/page_tree.js';
 import { StoreCorruptError } from '../../engine/store_error.js';
 import type { IndexEntry } from '../../engine/store_index.js';
-import { TreePages, type TreeGeometry } from '../../engine/tree_pages.js';
-import { branchChildBytes, leafEntryBytes, pageCapacityBytes, pageSizeFor } from '../../format/page.js';
-import type { StoredValue } from '../../format/records.js';
-
-const BLOCK_SIZE = 4096;
-const PAGE_SIZE = pageSizeFor(BLOCK_SIZE);
-const GEOMETRY: TreeGeometry = { blockSize: BLOCK_SIZE, pageSize: PAGE_SIZE, storeTag: 0x5eed, dataStartBlock: 10, blockCount: 1 << 20 };
-const KEY_COUNT = 3000;
-
-const storedValue = (entry: IndexEntry): StoredValue => (entry.value instanceof Uint8Array ? { kind: 'inline', bytes: entry.value } : entry.value);
-const keyOf = (i: number): string => `key-${String(i).padStart(5, '0')}`;
-const valueOf = (i: number): Uint8Array => Uint8Array.from({ length: 60 }, (_, j) => (i * 7 + j) & 0xff);
-
-/** Pages by block; reads count and can be damaged. */
-class MemoryPages {
-  readonly blocks = new Map<number, Uint8Array>();
-  reads = 0;
-  damagedBlock: number | undefined;
-
-  device(): BlockDevice {
-    return {
-      ioAlignment: 512,
-      read: async (position: number, buffer: Uint8Array): Promise<void> => {
-        await new Promise((resolve) => setImmediate(resolve));
-        const block = position / BLOCK_SIZE;
-        const page = this.blocks.get(block);
-        assert.ok(page !== undefined, `block ${block} never written`);
-        this.reads++;
-        buffer.set(page);
-        if (block === this.damagedBlock) buffer[100] ^= 0xff;
-      },
-    } as unknown as BlockDevice;
-  }
-}
-
-function newTree(pages: TreePages, root: { ref: PageRef; level: number } | undefined, keyCount: number, cacheBytesMax: number): PageTree {
-  return new PageTree(
-    { io: pages, entryBytes: (key, entry) => leafEntryBytes(key.length, storedValue(entry)), childBytes: (s) => branchChildBytes(s.length), capacityBytes: pageCapacityBytes(PAGE_SIZE), cacheBytesMax },
-    root,
-    keyCount,
-  );
-}
-
-/** `keyCount` keys written and checkpointed, then the tree opened again with an empty cache of `cacheBytesMax`. */
-async function coldTree(cacheBytesMax = 1 << 20, keyCount = KEY_COUNT): Promise<{ memory: MemoryPages; tree: PageTree }> {
-  const memory = new MemoryPages();
-  const pages = new TreePages(memory.device(), () => GEOMETRY);
-  const writer = newTree(pages, undefined, 0, 1 << 20);
-  for (let start = 0; start < keyCount; start += 500) {
-    const keys = Array.from({ length: 500 }, (_, i) => keyOf(start + i));
-    const prepared = await writer.prepare(keys);
-    for (const key of keys) writer.set(key, { isString: true, value: valueOf(Number(key.slice(4))) });
-    writer.release(prepared);
-  }
-  const plan = writer.beginCheckpoint();
-  const assigned = new Map<TreeNode, PageRef>();
-  let block = GEOMETRY.dataStartBlock;
-  for (const node of plan.dirtyNodes) {
-    const page = Buffer.alloc(PAGE_SIZE);
-    const at = block++;
-    const crc = node.kind === 'leaf' ? pages.encodeLeaf(node, at, 1, page) : pages.encode(plan.content(node, (child) => assigned.get(child)), at, 1, page);
-    memory.blocks.set(at, page);
-    assigned.set(node, { block: at, crc });
-  }
-  const root = plan.rootRef((node) => assigned.get(node))!;
-  plan.complete(assigned);
-  const tree = newTree(new TreePages(memory.device(), () => GEOMETRY), { ref: root, level: writer.height - 1 }, keyCount, cacheBytesMax);
-  assert.ok(tree.height >= 2, 'a tree of leaves under branches');
-  return { memory, tree };
-}
+import { coldTree, KEY_COUNT, keyOf, valueOf } from './cold_tree.js';
 
 describe('TreeLoader: the doorkeeper of point lookups', () => {
   it('caches a leaf on its second miss, not its first', async () => {

@@ -201,3 +201,39 @@ describe('TreePages#withLeaf()', () => {
   });
 });
 
+
+describe('TreePages#lendLeaf()', () => {
+  it('lends a checked leaf in its pooled buffer, which the next read reuses once it is given back (once only)', async () => {
+    const { device, pages } = newPages();
+    const first = await writeLeaf(device, pages, 20, 7);
+    const second = await writeLeaf(device, pages, 21, 8);
+    const lent = await pages.lendLeaf({ block: 20, crc: first.crc });
+    const page = leafPageOf(lent.page);
+    assert.deepEqual(page.materialize().keys, first.content.keys);
+    const bytes = page.bytes;
+    lent.giveBack();
+    assert.throws(() => lent.giveBack(), /given back twice/);
+    // The pool hands the buffer to the next read: the lent page's bytes are the next page's now.
+    const next = await pages.lendLeaf({ block: 21, crc: second.crc });
+    const nextBytes = leafPageOf(next.page).bytes;
+    assert.ok(nextBytes.buffer === bytes.buffer && nextBytes.byteOffset === bytes.byteOffset, 'the buffer given back was not reused');
+    next.giveBack();
+  });
+
+  it('keep() gives a copy of the page of its own, which later reads leave alone', async () => {
+    const { device, pages } = newPages();
+    const first = await writeLeaf(device, pages, 20, 9);
+    const second = await writeLeaf(device, pages, 21, 10);
+    const kept = leafPageOf((await pages.lendLeaf({ block: 20, crc: first.crc })).keep());
+    const next = await pages.lendLeaf({ block: 21, crc: second.crc });
+    assert.deepEqual(kept.materialize().entries.map(plainEntry), first.content.entries.map(plainEntry));
+    assert.notEqual(leafPageOf(next.page).bytes.buffer, kept.bytes.buffer);
+    next.giveBack();
+  });
+
+  it('rejects a leaf that fails its checks with ERR_STORE_CORRUPT, lending nothing', async () => {
+    const { device, pages } = newPages();
+    const { crc } = await writeLeaf(device, pages, 20, 11);
+    await assert.rejects(pages.lendLeaf({ block: 20, crc: crc ^ 1 }), (error: unknown) => error instanceof StoreCorruptError && error.blockIndex === 20);
+  });
+});

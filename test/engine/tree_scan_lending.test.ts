@@ -1,0 +1,129 @@
+// Scans lend leaves (engine/tree_loader.ts, loadForScan; tree_cursor.ts,
+// rangeRuns with lendLeaves): a run's leaf that the cache has no room for is
+// checked in the read's pooled buffer, handed to the consumer for that run
+// only, and given back to the pool when the next run is asked for or the
+// scan ends — run out, stopped early, or failed on a damaged leaf. A scan
+// then evicts nothing from a full cache; with room, it caches what it reads.
+import assert from 'node:assert/strict';
+
+import { NOT_CACHED, type PageTree } from '../../engine/page_tree.js';
+import { StoreCorruptError } from '../../engine/store_error.js';
+import type { IndexEntry } from '../../engine/store_index.js';
+import { leafEntryAt, leafKeyAt } from '../../engine/tree_node.js';
+import { coldTree, KEY_COUNT, keyOf, valueOf, type MemoryPages } from './cold_tree.js';
+
+/** A cache of ~8 pages: the branches and a few leaves of the 3000-key tree (~70 leaves). */
+const SMALL_CACHE_BYTES = 40 << 10;
+
+/** Turns of the event loop: reads ahead that a stopped scan left in flight settle (each read waits one). */
+async function settleReads(): Promise<void> {
+  for (let i = 0; i < 4; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** The block of the leaf that holds `key`. */
+function leafBlockOf(memory: MemoryPages, key: string): number {
+  const block = [...memory.blocks.keys()].find((candidate) => Buffer.from(memory.blocks.get(candidate)!).includes(Buffer.from(key, 'latin1')));
+  assert.ok(block !== undefined, `no page holds ${key}`);
+  return block;
+}
+
+/** Every key and a copy of every inline value of a whole scan through runs(). */
+async function scanAll(tree: PageTree): Promise<{ keys: string[]; values: Uint8Array[] }> {
+  const keys: string[] = [];
+  const values: Uint8Array[] = [];
+  for await (const run of tree.runs(tree.snapshot())) {
+    for (let index = run.first; index !== run.end; index += run.step) {
+      keys.push(leafKeyAt(run.leaf, index));
+      values.push(new Uint8Array((leafEntryAt(run.leaf, index) as IndexEntry).value as Uint8Array));
+    }
+  }
+  return { keys, values };
+}
+
+describe('PageTree#runs(): scans lend the leaves a full cache has no room for', () => {
+  it('reads every key and value in order, evicts nothing the cache held, and gives every lent leaf back', async () => {
+    const { memory, tree } = await coldTree(SMALL_CACHE_BYTES);
+    // A leaf looked up twice is cached (the doorkeeper); the cache then fills with the branches and it.
+    const hotKey = keyOf(1500);
+    await tree.get(hotKey);
+    await tree.get(hotKey);
+    assert.notEqual(tree.getCached(hotKey), NOT_CACHED);
+    const cachedBefore = tree.cacheStats().pageCacheBytes;
+    const { keys, values } = await scanAll(tree);
+    assert.equal(keys.length, KEY_COUNT);
+    keys.forEach((key, index) => assert.equal(key, keyOf(index)));
+    values.forEach((value, index) => assert.deepEqual(value, valueOf(index), `the value of ${keyOf(index)}`));
+    assert.equal(tree.lentLeafCount, 0, 'lent leaves not given back');
+    assert.notEqual(tree.getCached(hotKey), NOT_CACHED, 'the scan evicted the hot leaf');
+    assert.ok(tree.cacheStats().pageCacheBytes <= Math.max(cachedBefore, SMALL_CACHE_BYTES), 'the scan grew the cache past its budget');
+    // The scan's first leaves filled the room the cache had; the later ones were lent, not cached.
+    assert.equal(tree.getCached(keyOf(KEY_COUNT - 1)), NOT_CACHED, 'a leaf the scan read went into the full cache');
+    assert.ok(memory.reads > 0);
+  });
+
+  it('gives the run back when the next one is asked for: its buffer then holds another leaf', async () => {
+    const { tree } = await coldTree(SMALL_CACHE_BYTES);
+    // Warm a full cache of other pages first, so that the scan lends.
+    for (let i = 0; i < KEY_COUNT; i += 40) {
+      await tree.get(keyOf(i));
+      await tree.get(keyOf(i));
+    }
+    const iterator = tree.runs(tree.snapshot(), { low: keyOf(600) })[Symbol.asyncIterator]();
+    const first = (await iterator.next()).value!;
+    const firstKey = leafKeyAt(first.leaf, first.first);
+    assert.equal(firstKey, keyOf(600));
+    assert.equal(tree.lentLeafCount, 1, 'the first run is not a lent leaf');
+    // Views into the lent page (what leafEntryAt gives for an inline value) change once it is given back and reused.
+    const view = (leafEntryAt(first.leaf, first.first) as IndexEntry).value as Uint8Array;
+    assert.deepEqual(view, valueOf(600));
+    for (let i = 0; i < 10; i++) await iterator.next();
+    assert.notDeepEqual(view, valueOf(600), 'the first run\u2019s buffer was never given back for reuse');
+    await iterator.return!(undefined);
+    await settleReads();
+    assert.equal(tree.lentLeafCount, 0);
+  });
+
+  it('gives back the run and the reads ahead when the consumer stops early', async () => {
+    const { tree } = await coldTree(SMALL_CACHE_BYTES);
+    for (let i = 0; i < KEY_COUNT; i += 40) {
+      await tree.get(keyOf(i));
+      await tree.get(keyOf(i));
+    }
+    let runs = 0;
+    for await (const run of tree.runs(tree.snapshot())) {
+      assert.ok(run.end !== run.first);
+      if (++runs === 5) break;
+    }
+    await settleReads();
+    assert.equal(tree.lentLeafCount, 0, 'a stopped scan kept lent leaves');
+  });
+
+  it('answers a damaged leaf with ERR_STORE_CORRUPT naming its block, and gives back what it had lent', async () => {
+    const { memory, tree } = await coldTree(SMALL_CACHE_BYTES);
+    for (let i = 0; i < KEY_COUNT; i += 40) {
+      await tree.get(keyOf(i));
+      await tree.get(keyOf(i));
+    }
+    const damaged = leafBlockOf(memory, keyOf(2003));
+    assert.equal(tree.getCached(keyOf(2003)), NOT_CACHED, 'the damaged leaf is cached: the scan would not read it');
+    memory.damagedBlock = damaged;
+    await assert.rejects(scanAll(tree), (error: unknown) => error instanceof StoreCorruptError && error.code === 'ERR_STORE_CORRUPT' && error.blockIndex === damaged);
+    await settleReads();
+    assert.equal(tree.lentLeafCount, 0, 'a failed scan kept lent leaves');
+    memory.damagedBlock = undefined;
+    assert.equal((await scanAll(tree)).keys.length, KEY_COUNT);
+  });
+
+  it('caches what it reads while the cache has room, and lends nothing then', async () => {
+    const { memory, tree } = await coldTree(1 << 22);
+    const iterator = tree.runs(tree.snapshot())[Symbol.asyncIterator]();
+    await iterator.next();
+    assert.equal(tree.lentLeafCount, 0, 'a scan lent a leaf with room in the cache');
+    await iterator.return!(undefined);
+    await scanAll(tree);
+    const reads = memory.reads;
+    const second = await scanAll(tree);
+    assert.equal(second.keys.length, KEY_COUNT);
+    assert.equal(memory.reads, reads, 'a second scan read again: the first did not cache');
+  });
+});

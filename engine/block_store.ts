@@ -520,8 +520,8 @@ export class BlockStore<V = unknown> {
   /**
    * The reader's scan of the range `options` give, in the shape `shapeOf`
    * picks (it checks what only its call takes). Not a generator itself:
-   * the reader's scan is the one generator between the caller's loop and
-   * the tree. The checks and the wait for the replay (ranges need the
+   * the reader's scan (ScanIterator) is the one iterator between the
+   * caller's loop and the tree. The checks and the wait for the replay (ranges need the
    * whole tree: the WAL tail replayed) run on the first next(), as they
    * would in a generator.
    */

@@ -10,6 +10,7 @@
 import { keyStringToKey } from './key_codec.js';
 import { NOT_CACHED, type PageTree } from './page_tree.js';
 import { NOT_IN_TAIL, type ReplayOverlay } from './replay_overlay.js';
+import { ScanIterator, type ScanShape } from './scan_iterator.js';
 import type { Grid } from './grid.js';
 import type { Space } from './space.js';
 import { describeKey, type CheckedRange } from './store_arguments.js';
@@ -18,10 +19,8 @@ import { isExtentValue, type IndexEntry } from './store_index.js';
 import { GET_MANY_READS_IN_FLIGHT_MAX } from './store_options.js';
 import type { StoreState } from './store_state.js';
 import type { ValueCodec } from './value_codec.js';
-import { leafEntryAt, leafKeyAt } from './tree_node.js';
 
-/** What a scan yields per entry: [key, value], [key, undefined], the key, the value. */
-export type ScanShape = 'entries' | 'entriesWithoutValues' | 'keys' | 'values';
+export type { ScanShape } from './scan_iterator.js';
 
 export interface StoreReaderParts {
   readonly state: StoreState;
@@ -200,52 +199,32 @@ export class StoreReader {
 
   /**
    * A range's iteration, in the shape the façade's range(), keys() or
-   * values() hands out, over a snapshot taken when iteration starts.
-   * `begin` runs first, on the first next(): the façade's argument checks
-   * and its wait for the WAL tail's replay, so that they throw from the
-   * iteration as they did when each call was a generator of its own.
-   *
-   * One generator from the caller's loop down to the tree's leaves (which
-   * come a leaf at a time): each generator a scan goes through costs it a
-   * promise per key (a scan of 1 M keys measured ~8 % slower through one
-   * more).
+   * values() hands out, over a snapshot taken when iteration starts
+   * (ScanIterator). `begin` runs first, on the first next(): the façade's
+   * argument checks and its wait for the WAL tail's replay, so that they
+   * throw from the iteration as they would from a generator.
    */
-  async *scan(begin: () => Promise<{ range: CheckedRange; shape: ScanShape }>): AsyncGenerator<unknown> {
-    const { range, shape } = await begin();
-    const { low, lowInclusive, high, highInclusive, reverse, limit } = range;
-    if (limit <= 0) return;
-    const snapshot = this.#tree.snapshot();
-    // The snapshot's pages and extent values must stay readable for the whole
-    // iteration: pin them (no trim, no reuse) until it ends. An iterator that
-    // is never finished nor returned keeps the pin — break out of loops with
-    // `break`/`return` (which ends the generator) rather than abandoning them.
-    const epoch = this.#space.beginRead();
-    try {
-      let yielded = 0;
-      for await (const { leaf, first, end, step } of this.#tree.runs(snapshot, { low, lowInclusive, high, highInclusive, reverse })) {
-        for (let index = first; index !== end; index += step) {
-          // A caller may go on iterating after close(): that is a call after
-          // close, answered as one (the device is gone).
-          this.#state.checkOpen();
-          const keyString = leafKeyAt(leaf, index);
-          const entry = leafEntryAt(leaf, index);
-          if (shape === 'keys') {
-            yield keyStringToKey(keyString, entry.isString);
-          } else if (shape === 'entriesWithoutValues') {
-            yield [keyStringToKey(keyString, entry.isString), undefined];
-          } else {
-            const value =
-              entry.value instanceof Uint8Array
-                ? this.decodeValue(keyString, entry, entry.value, false)
-                : this.decodeValue(keyString, entry, await this.readValue(entry), true);
-            yield shape === 'values' ? value : [keyStringToKey(keyString, entry.isString), value];
-          }
-          if (++yielded >= limit) return;
-        }
-      }
-    } finally {
-      this.#space.endRead(epoch);
-    }
+  scan(begin: () => Promise<{ range: CheckedRange; shape: ScanShape }>): AsyncGenerator<unknown, undefined, undefined> {
+    return new ScanIterator(
+      {
+        checkOpen: () => this.#state.checkOpen(),
+        start: ({ low, lowInclusive, high, highInclusive, reverse }) => {
+          const snapshot = this.#tree.snapshot();
+          // The snapshot's pages and extent values must stay readable for the
+          // whole iteration: pin them (no trim, no reuse) until it ends. An
+          // iterator that is never finished nor returned keeps the pin —
+          // break out of loops with `break`/`return` (which ends it) rather
+          // than abandoning them.
+          const epoch = this.#space.beginRead();
+          return { runs: this.#tree.runs(snapshot, { low, lowInclusive, high, highInclusive, reverse })[Symbol.asyncIterator](), epoch };
+        },
+        endRead: (epoch) => this.#space.endRead(epoch),
+        // A copy (fresh: false): the run's leaf may be lent, its buffer reused after the run.
+        decodeInline: (keyString, entry, bytes) => this.decodeValue(keyString, entry, bytes, false),
+        readExtentValue: async (keyString, entry) => this.decodeValue(keyString, entry, await this.readValue(entry), true),
+      },
+      begin,
+    );
   }
 
   /**

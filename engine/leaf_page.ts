@@ -29,8 +29,10 @@ import type { IndexEntry } from './store_index.js';
 
 export class LeafPage {
   /**
-   * The page's used bytes (header and records), never reused: the inline
-   * values of entries made from it are views into them.
+   * The page's used bytes (header and records): the inline values of
+   * entries made from it are views into them. Never reused, except those of
+   * a leaf lent to a scan (TreePageIo.lendLeaf), which go back to the read
+   * pool once its run is over: nothing may keep a view of them past it.
    */
   readonly bytes: Uint8Array;
   /** Where record i begins in `bytes`, for i in [0, count]; starts[count] is the end of the records. */

@@ -50,6 +50,11 @@ export class PageCache {
     return this.#bytes;
   }
 
+  /** The budget the cached nodes' memory is kept within. */
+  get bytesMax(): number {
+    return this.#bytesMax;
+  }
+
   /**
    * The node of `ref` if cached (and marks it used). A cached node of the
    * same block with another CRC is an older page of a reused block: a miss

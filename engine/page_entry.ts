@@ -12,7 +12,7 @@ import type { IndexEntry } from './store_index.js';
 
 export class PageInlineEntry implements IndexEntry {
   readonly isString: boolean;
-  /** The leaf's bytes (never reused: LeafPage.bytes), and where in them the value is. */
+  /** The leaf's bytes (LeafPage.bytes: reused only for a lent leaf, after its run), and where in them the value is. */
   readonly #page: Uint8Array;
   readonly #start: number;
   readonly #length: number;

@@ -210,7 +210,6 @@ export class PageTree {
     this.#source = {
       cached: (ref) => this.#cache.get(ref),
       load: (ref, level, low, high) => this.#loader.load(ref, level, low, high),
-      loadForScan: (ref, level, low, high) => this.#loader.loadForScan(ref, level, low, high),
       giveBack: (node) => this.#loader.giveBack(node),
     };
   }
@@ -330,14 +329,17 @@ export class PageTree {
   /**
    * entries() a leaf at a time (LeafRun): for scans, which pay per step of
    * an async iteration. A run's leaf, and the views its entries hold (inline
-   * values), may be read only until the next run is asked for: leaves the
-   * cache has no room for are lent, not cached (TreeLoader.loadForScan).
+   * values), may be read only until the next run is asked for: past the
+   * scan's share of the cache, leaves are lent, not cached
+   * (TreeLoader.loadForScan).
    */
   runs(snapshot: TreeSnapshot, range: RangeOptions = {}): AsyncIterable<LeafRun> {
-    return rangeRuns(snapshot.root, snapshot.level, this.#source, range, true);
+    const admission = this.#loader.newScanAdmission();
+    const source: NodeSource = { ...this.#source, loadForScan: (ref, level, low, high) => this.#loader.loadForScan(ref, level, low, high, admission) };
+    return rangeRuns(snapshot.root, snapshot.level, source, range, true);
   }
 
-  /** Leaves lent to scans and not yet given back (for tests: 0 once every scan has ended). */
+  /** Leaves lent to scans and not yet given back (0 once every scan has ended and its reads ahead have landed). */
   get lentLeafCount(): number {
     return this.#loader.lentCount;
   }

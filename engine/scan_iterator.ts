@@ -34,8 +34,6 @@ export interface ScanSource {
   readExtentValue(keyString: string, entry: IndexEntry): Promise<unknown>;
 }
 
-const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
-
 export class ScanIterator implements AsyncGenerator<unknown, undefined, undefined> {
   readonly #source: ScanSource;
   /** The façade's checks and wait for the replay: run by the first next(). */
@@ -84,7 +82,8 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
   return(value?: undefined): Promise<IteratorResult<unknown, undefined>> {
     return this.#step(async () => {
       await this.#end();
-      return { value, done: true } as IteratorReturnResult<undefined>;
+      // As a generator's return(): the value given, awaited.
+      return { value: await value, done: true } as IteratorReturnResult<undefined>;
     });
   }
 
@@ -116,7 +115,7 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
 
   /** next() when the entry cannot be made synchronously: the first call, a new run, an extent value, the end. */
   async #nextAsync(): Promise<IteratorResult<unknown, undefined>> {
-    if (this.#ended) return DONE;
+    if (this.#ended) return done();
     try {
       if (this.#begin !== undefined) {
         const begin = this.#begin;
@@ -126,7 +125,7 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
         this.#limit = range.limit;
         if (this.#limit <= 0) {
           await this.#end();
-          return DONE;
+          return done();
         }
         const started = this.#source.start(range);
         this.#runs = started.runs;
@@ -135,7 +134,7 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
       for (;;) {
         if (this.#yielded >= this.#limit) {
           await this.#end();
-          return DONE;
+          return done();
         }
         const run = this.#run;
         if (run !== undefined && this.#index !== run.end) {
@@ -147,7 +146,7 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
         const next = await this.#runs!.next();
         if (next.done === true) {
           await this.#end();
-          return DONE;
+          return done();
         }
         this.#run = next.value;
         this.#index = next.value.first;
@@ -191,10 +190,18 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
     return result;
   }
 
-  /** One more entry handed out: the position moves on; at the limit, no more runs are read. */
+  /**
+   * One more entry handed out: the position moves on. At the limit the
+   * iteration ends at once, not at the next call: a caller that takes the
+   * last entry and stops calling next() (`keys({ limit: 1 }).next()`)
+   * leaves no read epoch, no lent leaf and no read ahead held.
+   */
   #passed(run: LeafRun): void {
     this.#index += run.step;
-    if (++this.#yielded >= this.#limit) this.#run = undefined;
+    if (++this.#yielded < this.#limit) return;
+    this.#run = undefined;
+    // A step of its own, after any in progress (this one's included); it cannot fail (#end's cursor return only gives back).
+    this.#step(() => this.#end()).catch(() => undefined);
   }
 
   /** Ends the iteration, once: the cursor gives back what it lent, and the read epoch ends. */
@@ -217,3 +224,8 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
 
 /** #entryNow's answer for an extent value: it needs a read. */
 const NEEDS_READ: unique symbol = Symbol('ringstore.NEEDS_READ');
+
+/** A finished iteration's result: a new object each time, as a generator's. */
+function done(): IteratorReturnResult<undefined> {
+  return { value: undefined, done: true };
+}

@@ -219,8 +219,11 @@ export class StoreReader {
           return { runs: this.#tree.runs(snapshot, { low, lowInclusive, high, highInclusive, reverse })[Symbol.asyncIterator](), epoch };
         },
         endRead: (epoch) => this.#space.endRead(epoch),
-        // A copy (fresh: false): the run's leaf may be lent, its buffer reused after the run.
-        decodeInline: (keyString, entry, bytes) => this.decodeValue(keyString, entry, bytes, false),
+        // Decoded into a copy (fresh: false): the run's leaf may be lent, its
+        // buffer reused after the run. msgpack copies binary data, but a
+        // user's msgpackr extension (addExtension is global to msgpackr) is
+        // handed a view of its input: that input is a copy of its own.
+        decodeInline: (keyString, entry, bytes) => this.decodeValue(keyString, entry, this.#codec.name === 'msgpack' ? new Uint8Array(bytes) : bytes, false),
         readExtentValue: async (keyString, entry) => this.decodeValue(keyString, entry, await this.readValue(entry), true),
       },
       begin,

@@ -61,8 +61,9 @@ export interface NodeSource {
   /** Reads (or finds cached) the node of `ref`; `low`/`high` bound its keys (inclusive/exclusive) for checking. */
   load(ref: PageRef, level: number, low: string | undefined, high: string | undefined): Promise<TreeNode>;
   /**
-   * load() for a scan, which may lend a leaf instead of caching it: every
-   * node it returns goes back through giveBack() once nothing reads it.
+   * load() for a scan, which may keep a page out of the cache and lend a
+   * leaf instead of caching it: every node it returns goes back through
+   * giveBack() once nothing reads it.
    */
   loadForScan?(ref: PageRef, level: number, low: string | undefined, high: string | undefined): Promise<TreeNode>;
   /** Ends the loan of a node loadForScan() lent; nothing for any other node. */
@@ -84,7 +85,8 @@ interface Frame {
  * The positions of one leaf that are in a range, in iteration order: from
  * `first` by `step` (1, or -1 in reverse) up to `end`, exclusive. Read them
  * with leafKeyAt/leafEntryAt; `leaf` is readable by position (in page or
- * array form) and belongs to a snapshot, so it does not change.
+ * array form) and belongs to a snapshot, so it does not change while it
+ * may be read (a lent leaf: until the next run is asked for, rangeRuns).
  */
 export interface LeafRun {
   readonly leaf: LeafNode;
@@ -107,10 +109,10 @@ export async function* rangeEntries(
 
 /**
  * The range's entries a leaf at a time; runs are never empty. With
- * `lendLeaves`, leaves come through the source's loadForScan(), and a run's
+ * `lendLeaves`, pages come through the source's loadForScan(), and a run's
  * leaf — and every view of it (an inline value's bytes) — may be read only
  * until the consumer asks for the next run: then, or when the iteration
- * ends, it is given back.
+ * ends, it is given back (reads ahead still in flight then, as they land).
  */
 export async function* rangeRuns(
   root: Child | undefined,
@@ -122,9 +124,9 @@ export async function* rangeRuns(
   if (root === undefined) return;
   const giveBack = lendLeaves ? source.giveBack : undefined;
   const loadForScan = lendLeaves ? source.loadForScan : undefined;
-  /** Loads child `slot` of a node at `level` (a leaf, lent if the source lends, when `level` is 1). */
-  const loadChild = (slot: PageRef, level: number, childLow: string | undefined, childHigh: string | undefined): Promise<TreeNode> =>
-    level === 1 && loadForScan !== undefined ? loadForScan.call(source, slot, 0, childLow, childHigh) : source.load(slot, level - 1, childLow, childHigh);
+  /** Loads the page `slot` at `level` (through loadForScan when lending). */
+  const loadPage = (slot: PageRef, level: number, pageLow: string | undefined, pageHigh: string | undefined): Promise<TreeNode> =>
+    loadForScan !== undefined ? loadForScan.call(source, slot, level, pageLow, pageHigh) : source.load(slot, level, pageLow, pageHigh);
   const low = options.low;
   const high = options.high;
   const lowInclusive = options.lowInclusive !== false;
@@ -157,7 +159,7 @@ export async function* rangeRuns(
       const ahead = frame.ahead.get(index);
       frame.ahead.delete(index);
       const [childLow, childHigh] = boundsOf(frame, index);
-      node = ahead !== undefined ? await ahead : (source.cached(slot) ?? (await loadChild(slot, frame.node.level, childLow, childHigh)));
+      node = ahead !== undefined ? await ahead : (source.cached(slot) ?? (await loadPage(slot, frame.node.level - 1, childLow, childHigh)));
     }
     readAhead(frame, index);
     return node;
@@ -172,7 +174,7 @@ export async function* rangeRuns(
       const slot = frame.node.children[next]!;
       if (isNode(slot) || frame.ahead.has(next) || source.cached(slot) !== undefined) continue;
       const [childLow, childHigh] = boundsOf(frame, next);
-      const promise = loadChild(slot, frame.node.level, childLow, childHigh);
+      const promise = loadPage(slot, frame.node.level - 1, childLow, childHigh);
       // An iteration that stops early never awaits it; its error, if any,
       // is reported by the visit that awaits it, or by nobody.
       promise.catch(() => {});
@@ -211,7 +213,7 @@ export async function* rangeRuns(
 
   let leaf: TreeNode | undefined;
   try {
-    leaf = await descend(isNode(root) ? root : (source.cached(root) ?? (await source.load(root, rootLevel, undefined, undefined))), undefined, undefined);
+    leaf = await descend(isNode(root) ? root : (source.cached(root) ?? (await loadPage(root, rootLevel, undefined, undefined))), undefined, undefined);
     for (;;) {
       if (leaf.kind !== 'leaf') throw new Error('ringstore: range descent ended on a branch');
       // A leaf in page form makes each key and entry as it is read; one in

@@ -18,9 +18,10 @@
 // instead of reading it again. Such a read is not shared: a lookup of the
 // leaf while it is in flight reads it too.
 //
-// Pages read by writes, and branches, are admitted at once. A scan's leaves
-// are admitted while the cache has room for them, and lent to the scan
-// otherwise (loadForScan): a scan never evicts.
+// Pages read by writes and lookups' branches are admitted at once. A scan's
+// pages are admitted while the cache has room for them or the scan has not
+// yet evicted its share of the cache; past that, its leaves are lent to it
+// and its branches kept by it alone (loadForScan).
 import { KEY_SIZE_MAX } from '../format/constants.js';
 import type { LeafPage } from './leaf_page.js';
 import type { PageCache } from './page_cache.js';
@@ -50,6 +51,21 @@ import {
  * four times the pages a default cache holds.
  */
 const MISSED_ONCE_MAX = 1 << 16;
+
+/**
+ * The share of the page cache one scan may evict (its admission budget,
+ * loadForScan): 1/16, 4 MiB of leaves at the default 64 MiB. A range that
+ * fits it is cached for the next pass over it, as before; a longer one
+ * caches its first pages and reads the rest without caching them, as
+ * PostgreSQL reads a relation of more than a quarter of its buffers
+ * through a small ring of its own. What gets and writes cached stays.
+ */
+const SCAN_EVICTION_SHARE = 16;
+
+/** What one scan may still evict from the page cache (TreeLoader.newScanAdmission). */
+export interface ScanAdmission {
+  evictableBytes: number;
+}
 
 export interface TreeLoaderParts {
   readonly io: TreePageIo;
@@ -142,22 +158,40 @@ export class TreeLoader {
   }
 
   /**
-   * load() for a scan's visit of a leaf: a leaf not in memory is read and
-   * checked in the read's buffer (TreePageIo.lendLeaf), then kept and cached
-   * if the cache has room for it without evicting anything, else lent: not
-   * cached, and given back (giveBack) by the caller, who must do so for
-   * every node this returns once it no longer reads it. A scan then never
-   * evicts: a range over more leaves than the cache holds used to replace
-   * every cached page, each leaf at the cost of a copy and its garbage, and
-   * left the cache holding the range's last leaves.
+   * A new scan's admission budget (loadForScan): the cache memory it may
+   * take from what is cached, 1 / SCAN_EVICTION_SHARE of the budget.
    */
-  loadForScan(ref: PageRef, level: number, low: string | undefined, high: string | undefined): Promise<TreeNode> {
+  newScanAdmission(): ScanAdmission {
+    return { evictableBytes: Math.floor(this.#cache.bytesMax / SCAN_EVICTION_SHARE) };
+  }
+
+  /**
+   * load() for a scan, which may lend a leaf instead of caching it. A page
+   * not in memory is read and checked (a leaf in the read's buffer,
+   * TreePageIo.lendLeaf), then cached if the cache has room for it, or if
+   * the scan's `admission` still allows it to evict that much; otherwise it
+   * is not cached: a leaf is lent, and the caller gives back (giveBack)
+   * every node this returns once it no longer reads it; a branch is kept
+   * by the caller alone. A range over more pages than the cache holds used
+   * to replace every cached page with its own, each at the cost of a copy,
+   * cache bookkeeping and garbage, and left the cache holding the range's
+   * last pages; a short range (up to its budget) is still cached for the
+   * next pass over it.
+   */
+  loadForScan(ref: PageRef, level: number, low: string | undefined, high: string | undefined, admission: ScanAdmission): Promise<TreeNode> {
     const lendLeaf = this.#io.lendLeaf;
-    if (level !== 0 || lendLeaf === undefined || this.#cache.peek(ref) !== undefined || this.#loading.get(ref.block)?.crc === ref.crc) {
+    if ((level === 0 && lendLeaf === undefined) || this.#cache.peek(ref) !== undefined || this.#loading.get(ref.block)?.crc === ref.crc) {
       return this.load(ref, level, low, high);
     }
     this.#cache.recordMiss();
-    return lendLeaf.call(this.#io, ref).then((lent) => {
+    if (level !== 0) {
+      // A branch holds no view of its read's buffer: kept or not, nothing to give back.
+      return this.#io.read(ref, level).then((page) => {
+        const node = this.#decoded(ref, level, page, low, high);
+        return this.#admitForScan(node, admission) ?? node;
+      });
+    }
+    return lendLeaf!.call(this.#io, ref).then((lent) => {
       let node: TreeNode;
       try {
         node = this.#decoded(ref, 0, lent.page, low, high);
@@ -165,18 +199,34 @@ export class TreeLoader {
         lent.giveBack();
         throw error;
       }
-      if (!this.#cache.hasRoomFor(node.memoryBytes)) {
+      if (!this.#mayAdmitForScan(node, admission)) {
         this.#lent.set(node, lent);
         return node;
       }
-      // Room in the cache: kept, as load() keeps a page (a node of the page
-      // cached meanwhile, by a load() in flight, is the one returned).
+      // Admitted: a copy of its own, kept as load() keeps a page.
       const kept = this.#decoded(ref, 0, lent.keep(), low, high);
-      const present = this.#cache.peek(ref);
-      if (present !== undefined) return present;
-      this.#cache.insert(kept);
-      return kept;
+      return this.#admitForScan(kept, admission) ?? kept;
     });
+  }
+
+  /** Whether the cache has room for `node`, or the scan may still evict its size. */
+  #mayAdmitForScan(node: TreeNode, admission: ScanAdmission): boolean {
+    return this.#cache.hasRoomFor(node.memoryBytes) || admission.evictableBytes >= node.memoryBytes;
+  }
+
+  /**
+   * Caches `node` for a scan if #mayAdmitForScan, charging what it evicts to
+   * `admission`, and returns the cached node of its page (another node of
+   * the page cached meanwhile, by a load() in flight, is the one returned);
+   * undefined if not admitted.
+   */
+  #admitForScan(node: TreeNode, admission: ScanAdmission): TreeNode | undefined {
+    const present = this.#cache.peek(node.ref!);
+    if (present !== undefined) return present;
+    if (!this.#mayAdmitForScan(node, admission)) return undefined;
+    if (!this.#cache.hasRoomFor(node.memoryBytes)) admission.evictableBytes -= node.memoryBytes;
+    this.#cache.insert(node);
+    return node;
   }
 
   /** Ends the loan of a node loadForScan() lent (nothing for any other node): nothing may read it after. */

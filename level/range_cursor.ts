@@ -1,6 +1,6 @@
 // A seekable cursor over BlockStore.range(), which is the only way the
-// store's public API reads a snapshot: a range generator clones the index
-// when its body starts, i.e. on its first next(). abstract-level wants the
+// store's public API reads a snapshot: a range iterator (an async
+// generator's contract) clones the index on its first next(). abstract-level wants the
 // snapshot taken when the iterator is created, so the cursor calls next()
 // once at construction ("priming") and keeps that first result for later.
 //

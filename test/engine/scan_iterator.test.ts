@@ -22,6 +22,9 @@ const EXTENT = { length: 1, crc: 0, extents: [{ startBlock: 1, blockCount: 1 }] 
 class FakeSource implements ScanSource {
   readonly events: string[] = [];
   open = true;
+  /** The run whose fetch fails, and the key whose extent read fails (none: undefined). */
+  failRun: number | undefined;
+  failExtentKey: string | undefined;
   readonly #runs: LeafRun[] = [];
 
   constructor(count: number, perRun: number) {
@@ -47,6 +50,7 @@ class FakeSource implements ScanSource {
       runs: {
         next: async () => {
           await new Promise((resolve) => setImmediate(resolve));
+          if (next === this.failRun) throw new Error(`run ${next} unreadable`);
           return next < runs.length ? { value: runs[next++]!, done: false } : { value: undefined, done: true };
         },
         return: async () => {
@@ -67,6 +71,8 @@ class FakeSource implements ScanSource {
 
   async readExtentValue(keyString: string): Promise<unknown> {
     await new Promise((resolve) => setTimeout(resolve, 1));
+    if (keyString === this.failExtentKey) throw new Error(`${keyString} unreadable`);
+    this.events.push(`read ${keyString}`);
     return `${keyString}=extent`;
   }
 }
@@ -93,9 +99,10 @@ describe('ScanIterator', () => {
       entries,
       Array.from({ length: 53 }, (_, index) => [keyOf(index), expected(index)]),
     );
-    assert.deepEqual(source.events, ['start', 'runs.return', 'endRead 7']);
+    const ends = (): string[] => source.events.filter((event) => !event.startsWith('read '));
+    assert.deepEqual(ends(), ['start', 'runs.return', 'endRead 7']);
     assert.deepEqual(await iterator.next(), { value: undefined, done: true });
-    assert.deepEqual(source.events, ['start', 'runs.return', 'endRead 7'], 'ended twice');
+    assert.deepEqual(ends(), ['start', 'runs.return', 'endRead 7'], 'ended twice');
   });
 
   it('answers next() calls made all at once in call order, also across runs and extent reads', async () => {
@@ -126,6 +133,66 @@ describe('ScanIterator', () => {
     assert.deepEqual(source.events, [], 'a failed begin started a scan');
   });
 
+  it('ends at the limit without another next(): the epoch and the cursor are given back at once', async () => {
+    const source = new FakeSource(40, 6);
+    const iterator = new ScanIterator(source, begin('keys', 1));
+    assert.deepEqual(await iterator.next(), { value: keyOf(0), done: false });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(source.events, ['start', 'runs.return', 'endRead 7']);
+    assert.deepEqual(await iterator.next(), { value: undefined, done: true });
+  });
+
+  it('keeps call order when a next() comes while one queued behind an extent read has not started', async () => {
+    const source = new FakeSource(40, 10);
+    const iterator = new ScanIterator(source, begin('values'));
+    for (let index = 0; index < 4; index++) assert.equal((await iterator.next()).value, expected(index));
+    const reading = iterator.next(); // index 4: an extent value, read
+    const queued = iterator.next();
+    await reading;
+    const after = iterator.next();
+    assert.equal((await queued).value, expected(5));
+    assert.equal((await after).value, expected(6));
+  });
+
+  it('lets an extent read in progress finish before return() ends the epoch', async () => {
+    const source = new FakeSource(40, 10);
+    const iterator = new ScanIterator(source, begin('values'));
+    for (let index = 0; index < 4; index++) await iterator.next();
+    const reading = iterator.next();
+    const returned = iterator.return(undefined);
+    assert.equal((await reading).value, expected(4));
+    assert.deepEqual(await returned, { value: undefined, done: true });
+    assert.deepEqual(source.events, ['start', `read ${keyOf(4)}`, 'runs.return', 'endRead 7']);
+  });
+
+  it('ends with the error of a run that cannot be read, or of an extent value that cannot', async () => {
+    const runFails = new FakeSource(40, 6);
+    runFails.failRun = 2;
+    await assert.rejects(drain(new ScanIterator(runFails, begin('keys'))), /run 2 unreadable/);
+    assert.deepEqual(runFails.events, ['start', 'runs.return', 'endRead 7']);
+    const extentFails = new FakeSource(40, 6);
+    extentFails.failExtentKey = keyOf(9);
+    const iterator = new ScanIterator(extentFails, begin('entries'));
+    await assert.rejects(drain(iterator), new RegExp(`${keyOf(9)} unreadable`));
+    assert.deepEqual(extentFails.events, ['start', `read ${keyOf(4)}`, 'runs.return', 'endRead 7']);
+    assert.deepEqual(await iterator.next(), { value: undefined, done: true });
+  });
+
+  it('ends at return() or throw() before the first next() without running the begin step', async () => {
+    let begun = 0;
+    const counting = async (): Promise<{ range: CheckedRange; shape: ScanShape }> => {
+      begun++;
+      return { range: range(), shape: 'keys' };
+    };
+    const returned = new ScanIterator(new FakeSource(10, 4), counting);
+    assert.deepEqual(await returned.return(undefined), { value: undefined, done: true });
+    assert.deepEqual(await returned.next(), { value: undefined, done: true });
+    const thrown = new ScanIterator(new FakeSource(10, 4), counting);
+    await assert.rejects(thrown.throw(new Error('not wanted')), /not wanted/);
+    assert.deepEqual(await thrown.next(), { value: undefined, done: true });
+    assert.equal(begun, 0);
+  });
+
   it('stops at the limit: keys only, and [key, undefined] without values', async () => {
     const keys = await drain(new ScanIterator(new FakeSource(40, 6), begin('keys', 13)));
     assert.deepEqual(keys, Array.from({ length: 13 }, (_, index) => keyOf(index)));
@@ -136,7 +203,7 @@ describe('ScanIterator', () => {
     assert.deepEqual(await drain(new ScanIterator(new FakeSource(40, 6), begin('keys', 0))), []);
   });
 
-  it('ends on return() in the middle, after a next() still in progress, and answers done after', async () => {
+  it('ends on return() in the middle, after the next() called before it, and answers done after', async () => {
     const source = new FakeSource(40, 6);
     const iterator = new ScanIterator(source, begin('values'));
     assert.equal((await iterator.next()).value, expected(0));

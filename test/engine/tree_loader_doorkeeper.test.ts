@@ -6,8 +6,8 @@
 // still there, as does a write's prepare, without reading it again; a value
 // found in a leaf that was not cached is a copy (later reads reuse the
 // buffer); a damaged leaf is ERR_STORE_CORRUPT either way; entries() caches
-// what it reads at once (scans' runs() lend leaves instead when the cache is
-// full: tree_scan_lending.test.ts).
+// what it reads at once (scans' runs() lend leaves instead past their share
+// of a full cache: tree_scan_lending.test.ts).
 import assert from 'node:assert/strict';
 
 import { NOT_CACHED } from '../../engine/page_tree.js';

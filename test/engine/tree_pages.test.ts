@@ -231,9 +231,15 @@ describe('TreePages#lendLeaf()', () => {
     next.giveBack();
   });
 
-  it('rejects a leaf that fails its checks with ERR_STORE_CORRUPT, lending nothing', async () => {
+  it('rejects a leaf that fails its checks with ERR_STORE_CORRUPT, and gives its buffer back to the pool', async () => {
     const { device, pages } = newPages();
     const { crc } = await writeLeaf(device, pages, 20, 11);
+    const first = await pages.lendLeaf({ block: 20, crc });
+    const buffer = leafPageOf(first.page).bytes;
+    first.giveBack();
+    // The failed read takes the same buffer (the pool's last given back), and must give it back.
     await assert.rejects(pages.lendLeaf({ block: 20, crc: crc ^ 1 }), (error: unknown) => error instanceof StoreCorruptError && error.blockIndex === 20);
+    const next = leafPageOf((await pages.lendLeaf({ block: 20, crc })).page).bytes;
+    assert.ok(next.buffer === buffer.buffer && next.byteOffset === buffer.byteOffset, 'the refused read kept its buffer');
   });
 });

@@ -1,9 +1,12 @@
 // Scans lend leaves (engine/tree_loader.ts, loadForScan; tree_cursor.ts,
-// rangeRuns with lendLeaves): a run's leaf that the cache has no room for is
-// checked in the read's pooled buffer, handed to the consumer for that run
-// only, and given back to the pool when the next run is asked for or the
-// scan ends — run out, stopped early, or failed on a damaged leaf. A scan
-// then evicts nothing from a full cache; with room, it caches what it reads.
+// rangeRuns with lendLeaves): a page a scan reads is cached while the cache
+// has room for it or the scan has evicted less than its share of the cache
+// (1/16); past that, a leaf is checked in the read's pooled buffer, handed
+// to the consumer for that run only, and given back to the pool when the
+// next run is asked for or the scan ends — run out, stopped early, or
+// failed on a damaged leaf — and a branch is not cached. A long scan then
+// leaves what gets cached in the cache, and a short range read again is
+// served from it.
 import assert from 'node:assert/strict';
 
 import { NOT_CACHED, type PageTree } from '../../engine/page_tree.js';
@@ -40,22 +43,20 @@ async function scanAll(tree: PageTree): Promise<{ keys: string[]; values: Uint8A
   return { keys, values };
 }
 
-describe('PageTree#runs(): scans lend the leaves a full cache has no room for', () => {
-  it('reads every key and value in order, evicts nothing the cache held, and gives every lent leaf back', async () => {
+describe('PageTree#runs(): scans lend the leaves past their share of a full cache', () => {
+  it('reads every key and value in order, evicts nothing beyond its share of a full cache, and gives every lent leaf back', async () => {
     const { memory, tree } = await coldTree(SMALL_CACHE_BYTES);
     // A leaf looked up twice is cached (the doorkeeper); the cache then fills with the branches and it.
     const hotKey = keyOf(1500);
     await tree.get(hotKey);
     await tree.get(hotKey);
     assert.notEqual(tree.getCached(hotKey), NOT_CACHED);
-    const cachedBefore = tree.cacheStats().pageCacheBytes;
     const { keys, values } = await scanAll(tree);
     assert.equal(keys.length, KEY_COUNT);
     keys.forEach((key, index) => assert.equal(key, keyOf(index)));
     values.forEach((value, index) => assert.deepEqual(value, valueOf(index), `the value of ${keyOf(index)}`));
     assert.equal(tree.lentLeafCount, 0, 'lent leaves not given back');
     assert.notEqual(tree.getCached(hotKey), NOT_CACHED, 'the scan evicted the hot leaf');
-    assert.ok(tree.cacheStats().pageCacheBytes <= Math.max(cachedBefore, SMALL_CACHE_BYTES), 'the scan grew the cache past its budget');
     // The scan's first leaves filled the room the cache had; the later ones were lent, not cached.
     assert.equal(tree.getCached(keyOf(KEY_COUNT - 1)), NOT_CACHED, 'a leaf the scan read went into the full cache');
     assert.ok(memory.reads > 0);
@@ -125,5 +126,54 @@ describe('PageTree#runs(): scans lend the leaves a full cache has no room for', 
     const second = await scanAll(tree);
     assert.equal(second.keys.length, KEY_COUNT);
     assert.equal(memory.reads, reads, 'a second scan read again: the first did not cache');
+  });
+
+  it('leaves a hot leaf cached through a scan of a taller tree, whose branches it does not cache either', async () => {
+    const { tree } = await coldTree(SMALL_CACHE_BYTES, 40_000);
+    assert.ok(tree.height >= 3, `a tree of height ${tree.height}`);
+    const hotKey = keyOf(23_456);
+    await tree.get(hotKey);
+    await tree.get(hotKey);
+    assert.notEqual(tree.getCached(hotKey), NOT_CACHED);
+    const iterator = tree.runs(tree.snapshot())[Symbol.asyncIterator]();
+    let keys = 0;
+    for (let run = await iterator.next(); run.done !== true; run = await iterator.next()) keys += run.value.end - run.value.first;
+    assert.equal(keys, 40_000);
+    assert.notEqual(tree.getCached(hotKey), NOT_CACHED, 'the scan evicted the hot leaf');
+    assert.equal(tree.lentLeafCount, 0);
+  });
+
+  it('caches a short range in a full cache (its share), so that the next pass over it reads nothing; a long scan evicts no more than the share', async () => {
+    // Its share (1/16) is 64 KiB: a branch (~25 KiB in memory) and a dozen leaves.
+    const cacheBytes = 1 << 20;
+    const keyCount = 20_000;
+    const { memory, tree } = await coldTree(cacheBytes, keyCount);
+    // Gets cache leaves all over the tree but the short range's (keys 1000-1040): more than it holds.
+    const sampled = Array.from({ length: keyCount / 20 }, (_, i) => i * 20)
+      .filter((index) => index < 900 || index > 1200)
+      .map(keyOf);
+    for (const key of sampled) {
+      await tree.get(key);
+      await tree.get(key);
+    }
+    const cachedBefore = sampled.filter((key) => tree.getCached(key) !== NOT_CACHED);
+    assert.ok(tree.cacheStats().pageCacheBytes > cacheBytes - 8192, 'the cache is not full');
+    const shortRange = { low: keyOf(1000), high: keyOf(1040) };
+    const passes: number[] = [];
+    for (let pass = 0; pass < 3; pass++) {
+      const reads = memory.reads;
+      let count = 0;
+      for await (const run of tree.runs(tree.snapshot(), shortRange)) count += run.end - run.first;
+      assert.equal(count, 41);
+      passes.push(memory.reads - reads);
+    }
+    assert.ok(passes[0]! > 0, 'the short range was cached before its first pass');
+    assert.deepEqual(passes.slice(1), [0, 0], `device reads by pass: ${passes.join(', ')}`);
+    await scanAll(tree);
+    const evicted = cachedBefore.filter((key) => tree.getCached(key) === NOT_CACHED).length;
+    // Each scan may evict its share (leaves take over 4 KiB each in memory): the long one and the three short ones.
+    const shareLeavesMax = Math.floor(cacheBytes / 16 / 4096);
+    assert.ok(evicted <= 4 * shareLeavesMax, `the scans evicted ${evicted} of ${cachedBefore.length} cached leaves`);
+    assert.ok(evicted < cachedBefore.length / 4);
   });
 });

@@ -9,11 +9,13 @@
 // served from it.
 import assert from 'node:assert/strict';
 
-import { NOT_CACHED, type PageTree } from '../../engine/page_tree.js';
+import { NOT_CACHED, PageTree } from '../../engine/page_tree.js';
 import { StoreCorruptError } from '../../engine/store_error.js';
 import type { IndexEntry } from '../../engine/store_index.js';
-import { leafEntryAt, leafKeyAt } from '../../engine/tree_node.js';
-import { coldTree, KEY_COUNT, keyOf, valueOf, type MemoryPages } from './cold_tree.js';
+import { leafEntryAt, leafKeyAt, type LentLeaf, type TreePageIo } from '../../engine/tree_node.js';
+import { TreePages } from '../../engine/tree_pages.js';
+import { branchChildBytes, encodeBranchPage, encodeLeafPage, leafEntryBytes, pageCapacityBytes } from '../../format/page.js';
+import { coldTree, GEOMETRY, KEY_COUNT, keyOf, MemoryPages, PAGE_SIZE, valueOf } from './cold_tree.js';
 
 /** A cache of ~8 pages: the branches and a few leaves of the 3000-key tree (~70 leaves). */
 const SMALL_CACHE_BYTES = 40 << 10;
@@ -41,6 +43,74 @@ async function scanAll(tree: PageTree): Promise<{ keys: string[]; values: Uint8A
     }
   }
   return { keys, values };
+}
+
+/** A cache full of leaves all over the tree (two gets of every 40th key), so that a scan lends. */
+async function fillCache(tree: PageTree): Promise<void> {
+  for (let i = 0; i < KEY_COUNT; i += 40) {
+    await tree.get(keyOf(i));
+    await tree.get(keyOf(i));
+  }
+}
+
+/**
+ * A tree of a root branch over two leaves, written by hand: the second
+ * leaf's keys (key-00000..) lie below the separator its parent gives it
+ * (key-00100), every checksum right. Read through TreePages, whose loans
+ * are counted.
+ */
+function treeBreakingItsBounds(): { tree: PageTree; loans: () => number; secondLeafBlock: number } {
+  const memory = new MemoryPages();
+  const stamp = (address: number): { address: number; checkpointSequence: number; storeTag: number } => ({ address, checkpointSequence: 1, storeTag: GEOMETRY.storeTag });
+  const leafOf = (address: number, first: number): number => {
+    const page = Buffer.alloc(PAGE_SIZE);
+    const entries = Array.from({ length: 20 }, (_, i) => ({ key: Buffer.from(keyOf(first + i), 'latin1'), keyIsString: true, value: { kind: 'inline' as const, bytes: valueOf(first + i) } }));
+    const crc = encodeLeafPage(page, stamp(address), entries);
+    memory.blocks.set(address, page);
+    return crc;
+  };
+  const firstLeaf = GEOMETRY.dataStartBlock + 1;
+  const secondLeafBlock = GEOMETRY.dataStartBlock + 2;
+  const children = [
+    { block: firstLeaf, crc: leafOf(firstLeaf, 0), separator: undefined },
+    { block: secondLeafBlock, crc: leafOf(secondLeafBlock, 0), separator: Buffer.from(keyOf(100), 'latin1') },
+  ];
+  const root = Buffer.alloc(PAGE_SIZE);
+  const rootCrc = encodeBranchPage(root, stamp(GEOMETRY.dataStartBlock), 1, children);
+  memory.blocks.set(GEOMETRY.dataStartBlock, root);
+  const pages = new TreePages(memory.device(), () => GEOMETRY);
+  let loans = 0;
+  const io: TreePageIo = {
+    read: (ref, level) => pages.read(ref, level),
+    lendLeaf: async (ref): Promise<LentLeaf> => {
+      const lent = await pages.lendLeaf(ref);
+      loans++;
+      return {
+        page: lent.page,
+        giveBack: () => {
+          loans--;
+          lent.giveBack();
+        },
+        keep: () => {
+          loans--;
+          return lent.keep();
+        },
+      };
+    },
+  };
+  const tree = new PageTree(
+    {
+      io,
+      entryBytes: (key, entry) => leafEntryBytes(key.length, entry.value instanceof Uint8Array ? { kind: 'inline', bytes: entry.value } : entry.value),
+      childBytes: (separator) => branchChildBytes(separator.length),
+      capacityBytes: pageCapacityBytes(PAGE_SIZE),
+      // No room: every leaf a scan reads is lent.
+      cacheBytesMax: 1,
+    },
+    { ref: { block: GEOMETRY.dataStartBlock, crc: rootCrc }, level: 1 },
+    40,
+  );
+  return { tree, loans: () => loans, secondLeafBlock };
 }
 
 describe('PageTree#runs(): scans lend the leaves past their share of a full cache', () => {
@@ -113,6 +183,50 @@ describe('PageTree#runs(): scans lend the leaves past their share of a full cach
     assert.equal(tree.lentLeafCount, 0, 'a failed scan kept lent leaves');
     memory.damagedBlock = undefined;
     assert.equal((await scanAll(tree)).keys.length, KEY_COUNT);
+  });
+
+  it('answers a lent leaf that breaks the bounds its parent gives (its checksum right) with ERR_STORE_CORRUPT naming its block, and ends the loan', async () => {
+    const { tree, loans, secondLeafBlock } = treeBreakingItsBounds();
+    const keys: string[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const run of tree.runs(tree.snapshot())) {
+          for (let index = run.first; index !== run.end; index += run.step) keys.push(leafKeyAt(run.leaf, index));
+        }
+      })(),
+      (error: unknown) => error instanceof StoreCorruptError && error.blockIndex === secondLeafBlock && /below the bound its parent gives/.test(error.message),
+    );
+    // The first leaf was sound and handed out whole before the second was refused.
+    assert.deepEqual(keys, Array.from({ length: 20 }, (_, i) => keyOf(i)));
+    await settleReads();
+    assert.equal(loans(), 0, 'a refused or stopped loan was not given back');
+    assert.equal(tree.lentLeafCount, 0);
+  });
+
+  it('lends in reverse as well: every key in descending order, values intact, every loan given back, the hot leaf still cached', async () => {
+    const { tree } = await coldTree(SMALL_CACHE_BYTES);
+    await fillCache(tree);
+    const hotKey = keyOf(1521);
+    await tree.get(hotKey);
+    await tree.get(hotKey);
+    assert.notEqual(tree.getCached(hotKey), NOT_CACHED);
+    const keys: string[] = [];
+    const values: Uint8Array[] = [];
+    let lentSeen = 0;
+    for await (const run of tree.runs(tree.snapshot(), { reverse: true })) {
+      lentSeen = Math.max(lentSeen, tree.lentLeafCount);
+      for (let index = run.first; index !== run.end; index += run.step) {
+        keys.push(leafKeyAt(run.leaf, index));
+        values.push(new Uint8Array((leafEntryAt(run.leaf, index) as IndexEntry).value as Uint8Array));
+      }
+    }
+    assert.ok(lentSeen > 0, 'the reverse scan lent no leaf: the cache was not full');
+    assert.equal(keys.length, KEY_COUNT);
+    keys.forEach((key, index) => assert.equal(key, keyOf(KEY_COUNT - 1 - index)));
+    values.forEach((value, index) => assert.deepEqual(value, valueOf(KEY_COUNT - 1 - index)));
+    await settleReads();
+    assert.equal(tree.lentLeafCount, 0, 'a reverse scan kept lent leaves');
+    assert.notEqual(tree.getCached(hotKey), NOT_CACHED, 'the reverse scan evicted a leaf gets cached');
   });
 
   it('caches what it reads while the cache has room, and lends nothing then', async () => {

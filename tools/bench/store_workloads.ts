@@ -80,8 +80,23 @@ export const FULL_COUNTS: WorkloadCounts = {
 const BLOB_COUNT_MIN = 32;
 /** Durable blob puts before the blob phases, untimed: the first writes to a new store file cost extra (allocation, first fdatasyncs). */
 const BLOB_WARMUP_COUNT = 4;
-/** Durable puts before the one-writer and 64-writer measurements: threads, files and caches awake. */
+/** Durable puts before the one-writer and 64-writer measurements, at least: threads, files and caches awake. */
 export const WARMUP_PUT_COUNT = 200;
+/**
+ * And for at least this long, as fio's ramp before its rows (--ramp_time,
+ * FIO_WARMUP_SECONDS in bench_store.ts): a fresh process runs its first
+ * thousands of puts at about half the steady rate while V8 compiles the
+ * hot paths (the one-writer probe of docs/benchmarks.md, session 15: CPU
+ * per put 330-420 µs in the first 2 000 puts, 110-190 µs after), and 200
+ * puts measured that start as much as the store. Every store gets the same.
+ */
+export const WARMUP_SECONDS = 1;
+
+/** Runs `put(i)` for i = 0, 1, ... until both `countMin` puts and WARMUP_SECONDS have passed. */
+async function warmUp(countMin: number, put: (index: number) => Promise<unknown>): Promise<void> {
+  const endMs = performance.now() + WARMUP_SECONDS * 1000;
+  for (let i = 0; i < countMin || performance.now() < endMs; i++) await put(i);
+}
 
 export function countsFor(scale: number): WorkloadCounts {
   assert.ok(scale > 0 && scale <= 1);
@@ -224,7 +239,7 @@ async function timed(recorder: LatencyRecorder, operation: Promise<unknown>, sta
 
 /** One writer: each durable put awaited before the next. */
 export async function runOneWriter(store: StoreAdapter, counts: WorkloadCounts, values: ValueSource): Promise<StoreMeasurement> {
-  for (let i = 0; i < WARMUP_PUT_COUNT; i++) await store.put(`warm${i}`, values.valueOf(i));
+  await warmUp(WARMUP_PUT_COUNT, (i) => store.put(`warm${i}`, values.valueOf(i)));
   const recorder = new LatencyRecorder();
   const timer = new PhaseTimer(store);
   for (let i = 0; i < counts.onePutCount; i++) {
@@ -239,11 +254,7 @@ export async function runOneWriter(store: StoreAdapter, counts: WorkloadCounts, 
 /** `writerCount` async loops, each awaiting its durable put before its next: what group commit is for. */
 export async function runConcurrentWriters(store: StoreAdapter, counts: WorkloadCounts, values: ValueSource): Promise<StoreMeasurement> {
   const warmUpPutsPerWriter = Math.ceil(WARMUP_PUT_COUNT / counts.writerCount);
-  await Promise.all(
-    Array.from({ length: counts.writerCount }, async (_, w) => {
-      for (let i = 0; i < warmUpPutsPerWriter; i++) await store.put(`warm${w}-${i}`, values.valueOf(w + i));
-    }),
-  );
+  await Promise.all(Array.from({ length: counts.writerCount }, (_, w) => warmUp(warmUpPutsPerWriter, (i) => store.put(`warm${w}-${i}`, values.valueOf(w + i)))));
   const recorder = new LatencyRecorder();
   const timer = new PhaseTimer(store);
   const writer = async (writerIndex: number): Promise<void> => {

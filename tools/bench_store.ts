@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { prepareBenchFile } from './bench/bench_file.js';
 import { ensureFio, runFio, type FioJobSpec } from './bench/fio_runner.js';
 import type { Measurement } from './bench/measurement.js';
+import { median } from './bench/latency_recorder.js';
 import { betterSqlite3Contender, classicLevelContender, lmdbContender, loadPeers } from './bench/peers.js';
 import { ringLevelContender } from './bench/ring_level_adapter.js';
 import { formatCount, formatTable } from './bench/report.js';
@@ -241,39 +242,61 @@ function gitDescription(): string {
   return `${head.stdout.trim()}${dirty.stdout.trim().length > 0 ? ' (engine/native/format modified)' : ''}`;
 }
 
-async function runFioReferences(options: Options): Promise<{ version: string; results: { spec: FioJobSpec; measurement: Measurement }[] }> {
+/** One fio measurement of the run; `when` says when it was taken, if not with the others at the start. */
+interface FioResult {
+  spec: FioJobSpec;
+  measurement: Measurement;
+  when?: string;
+}
+
+/** fio's measurements of the run, and how to take one more. */
+interface FioRun {
+  version: string;
+  results: FioResult[];
+  /** Measures workload `id` again now and adds it to `results`. */
+  again(id: (typeof FIO_WORKLOAD_IDS)[number], when: string): Promise<void>;
+}
+
+async function runFioReferences(options: Options): Promise<FioRun> {
   const version = ensureFio(log);
   const outcome = await prepareBenchFile(FIO_FILE, log);
   log(`fio: ${outcome === 'reused' ? 'reusing' : 'created'} ${FIO_FILE.path}`);
   const measureSeconds = Math.max(FIO_MEASURE_SECONDS_MIN, FIO_MEASURE_SECONDS * options.scale);
-  const results: { spec: FioJobSpec; measurement: Measurement }[] = [];
-  const report = (spec: FioJobSpec, measurement: Measurement): void => {
-    log(`fio ${spec.title}: ${Math.round(measurement.iops)} IOPS, ${measurement.bandwidthMiBps.toFixed(1)} MiB/s, p50 ${measurement.latencyUs.p50.toFixed(1)} µs`);
-    results.push({ spec, measurement });
-  };
+  const results: FioResult[] = [];
   const timing = { warmupSeconds: FIO_WARMUP_SECONDS, measureSeconds };
-  for (const id of FIO_WORKLOAD_IDS) {
+  const measure = async (id: (typeof FIO_WORKLOAD_IDS)[number], when?: string): Promise<void> => {
     const spec = WORKLOADS.find((workload) => workload.id === id)!;
-    report(spec, await runFio(spec, FIO_FILE, timing));
-  }
-  return { version, results };
+    const measurement = await runFio(spec, FIO_FILE, timing);
+    log(`fio ${spec.title}${when === undefined ? '' : ` (${when})`}: ${Math.round(measurement.iops)} IOPS, ${measurement.bandwidthMiBps.toFixed(1)} MiB/s, p50 ${measurement.latencyUs.p50.toFixed(1)} µs`);
+    results.push(when === undefined ? { spec, measurement } : { spec, measurement, when });
+  };
+  for (const id of FIO_WORKLOAD_IDS) await measure(id);
+  return { version, results, again: measure };
 }
 
-function fioReference(fio: { results: { spec: FioJobSpec; measurement: Measurement }[] } | undefined): FioReference {
+/**
+ * The references of the store targets. The 4 KiB write + fdatasync QD1
+ * one is the median of every measurement of it: the one-writer phase
+ * measures it again right before and right after ringstore's run, since
+ * this host's flush moved 2 × within minutes (fio 9 286 and 4 055 IOPS in
+ * two runs of the bench, docs/benchmarks.md, session 15).
+ */
+function fioReference(fio: { results: FioResult[] } | undefined): FioReference {
   const measured = (id: string): Measurement | undefined => fio?.results.find((result) => result.spec.id === id)?.measurement;
-  const writeSync = measured('write-fdatasync-qd1');
+  const writeSyncs = fio?.results.filter((result) => result.spec.id === 'write-fdatasync-qd1').map((result) => result.measurement) ?? [];
+  const syncLatencies = writeSyncs.flatMap((measurement) => (measurement.fio?.syncLatencyUs !== undefined ? [measurement.latencyUs.p50 + measurement.fio.syncLatencyUs.p50] : []));
   return {
-    writeSyncP50Us: writeSync?.fio?.syncLatencyUs !== undefined ? writeSync.latencyUs.p50 + writeSync.fio.syncLatencyUs.p50 : undefined,
-    writeSyncIops: writeSync?.iops,
+    writeSyncP50Us: syncLatencies.length > 0 ? median(syncLatencies) : undefined,
+    writeSyncIops: writeSyncs.length > 0 ? median(writeSyncs.map((measurement) => measurement.iops)) : undefined,
     seqWriteMiBps: measured('seqwrite-1m-qd8')?.bandwidthMiBps,
     writeSync1MiBMiBps: measured('write-fdatasync-1m-qd1')?.bandwidthMiBps,
     seqReadMiBps: measured('seqread-1m-qd8')?.bandwidthMiBps,
   };
 }
 
-function formatFio(fio: { version: string; results: { spec: FioJobSpec; measurement: Measurement }[] }): string {
-  const rows = fio.results.map(({ spec, measurement }) => [
-    spec.title,
+function formatFio(fio: { version: string; results: FioResult[] }): string {
+  const rows = fio.results.map(({ spec, measurement, when }) => [
+    when === undefined ? spec.title : `${spec.title} (${when})`,
     Math.round(measurement.iops).toLocaleString('en-US'),
     measurement.bandwidthMiBps.toFixed(1),
     measurement.latencyUs.p50.toFixed(1),
@@ -284,6 +307,7 @@ function formatFio(fio: { version: string; results: { spec: FioJobSpec; measurem
     `== fio (${fio.version}, io_uring, direct, ${FIO_FILE.path}) ==`,
     formatTable(['workload', 'IOPS', 'MiB/s', 'write p50 µs', 'sync p50 µs', 'write+sync p50 µs'], rows),
     'write p50 is fio\'s lat_ns (submission + completion); fio times the fdatasync separately (sync p50); MiB/s of a write + fdatasync job counts the fdatasyncs\' time.',
+    'The one-writer targets take the median of the write + fdatasync QD1 rows: measured at the start, and right before and after ringstore\'s one-writer run.',
   ].join('\n');
 }
 
@@ -330,9 +354,12 @@ async function main(): Promise<void> {
 
   if (options.only.has('one-writer')) {
     for (const contender of [ringstore, ringstoreSpin, ringLevel, lmdb, classicLevel, betterSqlite3]) {
+      // The flush ringstore's one writer is judged against, measured beside it (fioReference).
+      if (contender === ringstore) await fio?.again('write-fdatasync-qd1', "before ringstore's one writer");
       await withFreshStore(contender, 'one-writer', options, async (store) => {
         results.add('one-writer', contender, await runOneWriter(store, counts, values));
       }).catch((error: unknown) => results.fail(['one-writer'], contender, error));
+      if (contender === ringstore) await fio?.again('write-fdatasync-qd1', "after ringstore's one writer");
     }
   }
   if (options.only.has('writers-64')) {
@@ -402,7 +429,7 @@ async function main(): Promise<void> {
       environment,
       config: { scale: options.scale, counts, fullCounts: FULL_COUNTS, ringstoreFileSizeBytes: RINGSTORE_FILE_SIZE_BYTES, latency: 'process.hrtime.bigint() around each operation' },
       durability,
-      fio: fio?.results.map(({ spec, measurement }) => ({ workload: spec.id, measurement })),
+      fio: fio?.results.map(({ spec, measurement, when }) => ({ workload: spec.id, measurement, ...(when === undefined ? {} : { when }) })),
       phases: results.entries().map(([phaseId, rows]) => ({
         ...phases[phaseId],
         results: rows.map(({ contenderId, measurement, error }) => ({ contenderId, measurement, error })),

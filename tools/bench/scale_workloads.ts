@@ -53,6 +53,13 @@ export const SCALE_GET_COUNT = 1_000_000;
 export const SCALE_HOT_SET_KEY_COUNT = 50_000;
 /** Gets drawn from the working set after its warm-up pass: enough for a second of ringstore's cached gets. */
 export const SCALE_HOT_GET_COUNT = 1_000_000;
+/**
+ * Ordered scans of all keys in a row, the row reporting their median: one
+ * scan's rate moved 1.6 × between two runs (lmdb-js's at 2 M keys,
+ * docs/benchmarks.md, session 14), and a ratio of two single scans said
+ * little.
+ */
+export const SCALE_SCAN_PASSES = 3;
 /** Readers of the cold-gets phase, each awaiting its own get in a loop: the "32 concurrent readers". */
 export const SCALE_COLD_READER_COUNT = 32;
 /** Gets of the cold-gets phase, over all readers: ~10 s at the 20 k gets/s a virtual disk gives. */

@@ -20,8 +20,8 @@ import { parseArgs } from 'node:util';
 
 import { prepareBenchFile } from './bench/bench_file.js';
 import { ensureFio, runFio, type FioJobSpec } from './bench/fio_runner.js';
-import type { Measurement } from './bench/measurement.js';
 import { median } from './bench/latency_recorder.js';
+import type { Measurement } from './bench/measurement.js';
 import { betterSqlite3Contender, classicLevelContender, lmdbContender, loadPeers } from './bench/peers.js';
 import { ringLevelContender } from './bench/ring_level_adapter.js';
 import { formatCount, formatTable } from './bench/report.js';
@@ -307,7 +307,7 @@ function formatFio(fio: { version: string; results: FioResult[] }): string {
     `== fio (${fio.version}, io_uring, direct, ${FIO_FILE.path}) ==`,
     formatTable(['workload', 'IOPS', 'MiB/s', 'write p50 µs', 'sync p50 µs', 'write+sync p50 µs'], rows),
     'write p50 is fio\'s lat_ns (submission + completion); fio times the fdatasync separately (sync p50); MiB/s of a write + fdatasync job counts the fdatasyncs\' time.',
-    'The one-writer targets take the median of the write + fdatasync QD1 rows: measured at the start, and right before and after ringstore\'s one-writer run.',
+    'ringstore\'s one-writer targets take the median of the write + fdatasync QD1 rows: measured at the start, and right before and after ringstore\'s one-writer run (the other one-writer rows are not bracketed).',
   ].join('\n');
 }
 

@@ -135,10 +135,7 @@ describe('PageTree#runs(): scans lend the leaves past their share of a full cach
   it('gives the run back when the next one is asked for: its buffer then holds another leaf', async () => {
     const { tree } = await coldTree(SMALL_CACHE_BYTES);
     // Warm a full cache of other pages first, so that the scan lends.
-    for (let i = 0; i < KEY_COUNT; i += 40) {
-      await tree.get(keyOf(i));
-      await tree.get(keyOf(i));
-    }
+    await fillCache(tree);
     const iterator = tree.runs(tree.snapshot(), { low: keyOf(600) })[Symbol.asyncIterator]();
     const first = (await iterator.next()).value!;
     const firstKey = leafKeyAt(first.leaf, first.first);
@@ -156,10 +153,7 @@ describe('PageTree#runs(): scans lend the leaves past their share of a full cach
 
   it('gives back the run and the reads ahead when the consumer stops early', async () => {
     const { tree } = await coldTree(SMALL_CACHE_BYTES);
-    for (let i = 0; i < KEY_COUNT; i += 40) {
-      await tree.get(keyOf(i));
-      await tree.get(keyOf(i));
-    }
+    await fillCache(tree);
     let runs = 0;
     for await (const run of tree.runs(tree.snapshot())) {
       assert.ok(run.end !== run.first);
@@ -171,10 +165,7 @@ describe('PageTree#runs(): scans lend the leaves past their share of a full cach
 
   it('answers a damaged leaf with ERR_STORE_CORRUPT naming its block, and gives back what it had lent', async () => {
     const { memory, tree } = await coldTree(SMALL_CACHE_BYTES);
-    for (let i = 0; i < KEY_COUNT; i += 40) {
-      await tree.get(keyOf(i));
-      await tree.get(keyOf(i));
-    }
+    await fillCache(tree);
     const damaged = leafBlockOf(memory, keyOf(2003));
     assert.equal(tree.getCached(keyOf(2003)), NOT_CACHED, 'the damaged leaf is cached: the scan would not read it');
     memory.damagedBlock = damaged;

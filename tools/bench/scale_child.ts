@@ -12,8 +12,8 @@
 // Progress goes to stderr.
 import { writeSync } from 'node:fs';
 
-import { lmdbContender, loadPeers } from './peers.js';
 import { median } from './latency_recorder.js';
+import { lmdbContender, loadPeers } from './peers.js';
 import { formatCount } from './report.js';
 import { SCALE_LMDB_ID, SCALE_RINGSTORE_ID, type ScaleMeasurement } from './scale_report.js';
 import { firstRandomScaleKeyIndexes, randomScaleKey, sortedScaleKey } from './scale_keys.js';

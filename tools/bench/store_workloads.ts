@@ -1,6 +1,7 @@
 // The workloads of bench:store, written once against StoreAdapter so that
-// ringstore and every peer run exactly the same operations on the same keys
-// and values.
+// ringstore and every peer run exactly the same measured operations on the
+// same keys and values (the untimed warm-ups before some of them last as
+// long for every store, so a faster one puts more warm-up keys).
 //
 // Every workload checks what it reads (pair check: the bytes a get or a scan
 // returns are the bytes that were put), so a store returning wrong data fails
@@ -85,10 +86,11 @@ export const WARMUP_PUT_COUNT = 200;
 /**
  * And for at least this long, as fio's ramp before its rows (--ramp_time,
  * FIO_WARMUP_SECONDS in bench_store.ts): a fresh process runs its first
- * thousands of puts at about half the steady rate while V8 compiles the
- * hot paths (the one-writer probe of docs/benchmarks.md, session 15: CPU
- * per put 330-420 µs in the first 2 000 puts, 110-190 µs after), and 200
- * puts measured that start as much as the store. Every store gets the same.
+ * ~2 000 durable puts at about half the steady rate while V8 compiles the
+ * hot paths (docs/benchmarks.md, session 15: CPU per put 330-420 µs in the
+ * first 2 000 puts, 112-246 µs after), so after only 200 warm-up puts the
+ * phase measured V8's start as much as the store. Every store gets the
+ * same time.
  */
 export const WARMUP_SECONDS = 1;
 

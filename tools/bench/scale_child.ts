@@ -27,7 +27,6 @@ import {
   runScaleLoad,
   ringstoreScaleSizing,
   runScaleScan,
-  SCALE_BATCH_ENTRY_COUNT,
   SCALE_COLD_GET_COUNT,
   SCALE_COLD_READER_COUNT,
   SCALE_GET_COUNT,
@@ -64,7 +63,7 @@ export interface ScaleChildRequest {
   keyCount: number;
   directory: string;
   peersPrefix: string;
-  /** For 'crash-open': keys the top-up overwrote before the kill (fillWalForCrash's order). */
+  /** For 'crash-open': how many keys (0 .. n - 1) the top-up overwrote before the kill (fillWalForCrash). */
   overwrittenCount: number;
 }
 
@@ -141,12 +140,12 @@ async function runLoad(request: ScaleChildRequest, contender: StoreContender, va
   reportResult({ scanKeysPerSecond });
   const topUp = await fillWalForCrash(reopened, keyCount, values);
   if (topUp.walFill !== undefined) {
-    log(`${name}: ${topUp.batchCount} batches of overwrites; WAL ${(topUp.walFill * 100).toFixed(0)}% full; killing`);
+    log(`${name}: ${topUp.batchCount} batches of overwrites of the same ${formatCount(topUp.overwrittenKeyCount)} keys; WAL ${(topUp.walFill * 100).toFixed(0)}% full; killing`);
     reportResult({ crashWalFill: topUp.walFill });
   }
   // The last batch is acknowledged (durable): the parent kills this process
   // now, without close. Nothing more is written.
-  report('killable', JSON.stringify({ overwrittenCount: topUp.batchCount * SCALE_BATCH_ENTRY_COUNT }));
+  report('killable', JSON.stringify({ overwrittenCount: topUp.overwrittenKeyCount }));
   await new Promise(() => setInterval(() => undefined, 60_000));
 }
 

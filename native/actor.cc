@@ -47,7 +47,7 @@ std::shared_ptr<Actor> Actor::Find(uint32_t id) {
   return it->second.lock();
 }
 
-void Actor::Enqueue(Command* cmd) {
+void Actor::Enqueue(Command* cmd, bool wake) {
   assert(cmd->next == nullptr);
   {
     std::lock_guard<std::mutex> lock(queue_mu_);
@@ -60,7 +60,7 @@ void Actor::Enqueue(Command* cmd) {
     queue_count_.fetch_add(1, std::memory_order_seq_cst);
   }
   commands_enqueued_.fetch_add(1, std::memory_order_relaxed);
-  Wake();
+  if (wake) Wake();
 }
 
 Command* Actor::TakeQueued(uint32_t count_max) {

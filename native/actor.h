@@ -119,8 +119,12 @@ class Actor {
   // Finds a live actor by id (for worker threads attaching to a ring).
   static std::shared_ptr<Actor> Find(uint32_t id);
 
-  // Hands a command to the actor. Any thread; never blocks on IO.
-  void Enqueue(Command* cmd);
+  // Hands a command to the actor. Any thread; never blocks on IO. With
+  // `wake` false the actor takes it when it next wakes (a completion, or
+  // WakeIfAsleep), not at once: see RingClient's held wakes.
+  void Enqueue(Command* cmd, bool wake = true);
+  // Wakes the actor's thread(s) if asleep, so they take what is queued. Any thread.
+  void WakeIfAsleep() { Wake(); }
 
   uint32_t id() const { return id_; }
   virtual const char* backend_name() const = 0;

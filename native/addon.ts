@@ -64,6 +64,7 @@ export interface NativeRingClient {
   submit(slot: number, kind: number, fd: number, offset: number, buffer: ArrayBufferView, directAlignment: number): void;
   submitVector(slot: number, kind: number, fd: number, offset: number, buffers: ArrayBufferView[], directAlignment: number): void;
   submitRange(slot: number, kind: number, fd: number, offset: number, length: number): void;
+  holdWakes(held: boolean): void;
   stats(): NativeActorStats;
   close(): void;
 }

@@ -202,6 +202,18 @@ export class IoUringActor implements OpSink {
   #drained: (() => void) | undefined;
   #observer: IoObserver | undefined;
   #mutationSeq = 0;
+  /** Whether this handle holds the actor's wakes (see #holdWakesWhileDelivering). */
+  #wakesHeld = false;
+  readonly #holdsWakes: boolean;
+  readonly #releaseWakes = (): void => {
+    this.#wakesHeld = false;
+    this.#native.holdWakes(false);
+  };
+  readonly #releaseWakesAfterMicrotasks = (): void => {
+    // Queued from a microtask, a nextTick runs once the microtask queue is
+    // empty: after every reaction this delivery started, however deep.
+    process.nextTick(this.#releaseWakes);
+  };
   readonly #files = new Set<RingFile>();
   /** The actor's id, for {@link IoUringActor.attach} in another thread of this process. */
   readonly id: number;
@@ -224,6 +236,9 @@ export class IoUringActor implements OpSink {
     }
     this.id = this.#native.actorId;
     this.backend = this.#native.backend;
+    // The thread pool wakes one thread per command: one wake for several
+    // would serve them one after another.
+    this.#holdsWakes = this.backend === 'io_uring';
   }
 
   /** Starts a new actor (its native thread and ring) and returns its first handle. */
@@ -403,7 +418,22 @@ export class IoUringActor implements OpSink {
     }
   }
 
+  /**
+   * Holds the actor's wakes from now until the microtasks and nextTicks this
+   * delivery starts have run: the reads its reactions submit after the first
+   * go to the actor with one wake, not one each (native/ring_client.h, "Held
+   * wakes"). Released in a nextTick queued from a microtask, which runs even
+   * if a reaction throws; teardown releases a wake still held.
+   */
+  #holdWakesWhileDelivering(): void {
+    if (this.#wakesHeld || !this.#holdsWakes) return;
+    this.#wakesHeld = true;
+    this.#native.holdWakes(true);
+    queueMicrotask(this.#releaseWakesAfterMicrotasks);
+  }
+
   #onCompletions(count: number): void {
+    this.#holdWakesWhileDelivering();
     const view = this.#completions;
     const words = constants.COMPLETION_WORDS;
     for (let i = 0; i < count; i++) {

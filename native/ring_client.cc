@@ -16,6 +16,7 @@ Napi::Function RingClient::CreateClass(Napi::Env env) {
                          InstanceMethod<&RingClient::Submit>("submit"),
                          InstanceMethod<&RingClient::SubmitVector>("submitVector"),
                          InstanceMethod<&RingClient::SubmitRange>("submitRange"),
+                         InstanceMethod<&RingClient::HoldWakes>("holdWakes"),
                          InstanceMethod<&RingClient::Stats>("stats"),
                          InstanceMethod<&RingClient::Close>("close"),
                          InstanceAccessor<&RingClient::GetActorId>("actorId"),

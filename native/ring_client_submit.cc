@@ -5,6 +5,7 @@
 #include <cassert>
 
 #include "aligned_buffer.h"
+#include "napi_errors.h"
 #include "ring_client.h"
 
 namespace ringstore {
@@ -37,8 +38,33 @@ void RingClient::Enqueue(Napi::Env env, Command* cmd) {
     tsfn_.Ref(env);
     tsfn_refed_ = true;
   }
-  actor_->Enqueue(cmd);
+  // Held wakes (ring_client.h): while held, the first fast command wakes the
+  // actor and later ones wait for the release; a slow command always wakes
+  // it, and with it the held ones queued before it.
+  bool hold = wakes_held_ && held_fast_woke_ && !cmd->IsSlow();
+  if (wakes_held_ && !cmd->IsSlow()) held_fast_woke_ = true;
+  actor_->Enqueue(cmd, /*wake=*/!hold);
+  // A wake given now also hands over what was held before.
+  wake_owed_ = hold;
   StartSpinWindow();
+}
+
+Napi::Value RingClient::HoldWakes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBoolean()) {
+    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG", "holdWakes(held) takes a boolean");
+    return env.Undefined();
+  }
+  wakes_held_ = info[0].As<Napi::Boolean>().Value();
+  held_fast_woke_ = false;
+  if (!wakes_held_) ReleaseWake();
+  return env.Undefined();
+}
+
+void RingClient::ReleaseWake() {
+  if (!wake_owed_) return;
+  wake_owed_ = false;
+  if (actor_) actor_->WakeIfAsleep();
 }
 
 }  // namespace ringstore

@@ -39,6 +39,9 @@ void RingClient::OnEnvCleanup(void* arg) {
 }
 
 void RingClient::DetachBlocking() {
+  // A held wake would leave commands queued that the wait below needs done.
+  wakes_held_ = false;
+  ReleaseWake();
   {
     std::unique_lock<std::mutex> lock(mu_);
     closed_ = true;

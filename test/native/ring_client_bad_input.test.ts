@@ -164,6 +164,11 @@ describe('NativeRingClient#submit(), #submitVector(), #submitRange() bad input',
     throwsWith(() => client!.submitVector(0, constants.OP_WRITEV, fd, 0, tooMany, 0), RangeError, 'ERR_INVALID_ARG');
   });
 
+  it('rejects holdWakes() without a boolean with TypeError ERR_INVALID_ARG', () => {
+    const holdWakes = client!.holdWakes.bind(client) as unknown as (...args: unknown[]) => void;
+    for (const bad of [[], [1], ['true'], [null]]) throwsWith(() => holdWakes(...bad), TypeError, 'ERR_INVALID_ARG');
+  });
+
   it('left every slot free and sent nothing to the actor: a valid write then completes in slot 0', async () => {
     assert.equal(client!.stats().submitted, 0);
     const done = new Promise<void>((resolve) => {
@@ -180,5 +185,10 @@ describe('NativeRingClient#submit(), #submitVector(), #submitRange() bad input',
     throwsWith(() => client!.submit(0, constants.OP_WRITE, fd, 0, buffer(), 0), Error, 'ERR_RING_CLOSED');
     throwsWith(() => client!.submitRange(0, constants.OP_FSYNC, fd, 0, 0), Error, 'ERR_RING_CLOSED');
     throwsWith(() => client!.stats(), Error, 'ERR_RING_CLOSED');
+  });
+
+  it('takes holdWakes(false) after close() (a release may follow the close of the delivery it ends)', () => {
+    client!.holdWakes(true);
+    client!.holdWakes(false);
   });
 });

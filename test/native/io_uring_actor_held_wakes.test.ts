@@ -1,0 +1,219 @@
+// Held wakes: while a handle delivers completions, and until the microtasks
+// and nextTicks that delivery started have run, the reads and plain writes
+// they submit do not wake a sleeping actor one by one; one wake at the end
+// hands them over together (native/ring_client.h). These tests prove that a
+// held wake is always given: an operation submitted from a completion's
+// reaction — however deep in the reaction chain, with nothing else in
+// flight to wake the actor — completes, and a thread that exits while a wake
+// is held neither hangs nor crashes.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+
+import { closeSync, openSync } from 'node:fs';
+
+import { allocAligned, IoUringActor, type RingFile } from '../../index.js';
+import { addon, constants, type NativeRingClient } from '../../native/addon.js';
+import { BACKENDS, CHILD_DIR_SOURCE, describeChild, makeTempDir, PACKAGE_ENTRY_URL, pattern, removeTempDir, runNodeModule } from './helpers.js';
+
+/** How long a held command is watched for not being submitted: the actor, asleep with nothing in flight, has no other reason to take it. */
+const HELD_WATCH_MS = 100;
+/** Operations in each chain: each one submitted from the previous one's completion. */
+const CHAIN_LENGTH = 200;
+const BLOCK_SIZE = 4096;
+const FILE_BLOCKS = 16;
+
+/** The block a chain step reads: varies, so a read answered from the wrong offset shows. Never the last block, which one test writes. */
+function blockOf(step: number): number {
+  return (step * 7) % (FILE_BLOCKS - 1);
+}
+
+describe('NativeRingClient#holdWakes() (io_uring backend, no spinning)', () => {
+  let dir: string | undefined;
+  let fd = -1;
+  let client: NativeRingClient | undefined;
+  const completedSlots: number[] = [];
+  let onDelivery: (() => void) | undefined;
+
+  before(() => {
+    dir = makeTempDir();
+    writeFileSync(`${dir}/file`, pattern(4 * BLOCK_SIZE, 3));
+    fd = openSync(`${dir}/file`, 'r+');
+    const view = new Int32Array(constants.CLIENT_SLOT_COUNT * constants.COMPLETION_WORDS);
+    const onCompletions = (count: number): void => {
+      for (let i = 0; i < count; i++) completedSlots.push(view[i * constants.COMPLETION_WORDS]!);
+      onDelivery?.();
+    };
+    client = new addon.NativeRingClient({ backend: 'io_uring', entries: 8, batchSize: 4, spinUs: 0, threadCount: 1, shortTransferEvery: 0 }, onCompletions, view, {
+      completionSpinUs: 0,
+    });
+  });
+
+  after(() => {
+    client?.close();
+    if (fd >= 0) closeSync(fd);
+    removeTempDir(dir);
+  });
+
+  /** Resolves once `slot` has completed. */
+  function completion(slot: number): Promise<void> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (completedSlots.includes(slot)) resolve();
+      };
+      onDelivery = check;
+      check();
+    });
+  }
+
+  const submitted = (): number => client!.stats().submitted;
+  const read = (slot: number): void => client!.submit(slot, constants.OP_READ, fd, 0, Buffer.alloc(512), 0);
+
+  it('wakes the actor for the first fast command, holds later ones until released, and a slow command wakes it with them', async () => {
+    client!.holdWakes(true);
+    read(0);
+    await completion(0);
+    const before = submitted();
+    // The actor is asleep with nothing in flight: a held read stays queued.
+    read(1);
+    read(2);
+    await new Promise((resolve) => setTimeout(resolve, HELD_WATCH_MS));
+    assert.equal(submitted(), before, 'a held read was submitted');
+    assert.ok(!completedSlots.includes(1) && !completedSlots.includes(2));
+    // The release wakes the actor once, for both.
+    client!.holdWakes(false);
+    await completion(1);
+    await completion(2);
+    assert.equal(submitted(), before + 2);
+
+    client!.holdWakes(true);
+    read(3);
+    await completion(3);
+    read(4);
+    await new Promise((resolve) => setTimeout(resolve, HELD_WATCH_MS));
+    assert.equal(submitted(), before + 3, 'a held read was submitted');
+    // A flush is slow: it wakes the actor at once, which takes the held read too.
+    client!.submitRange(5, constants.OP_FDATASYNC, fd, 0, 0);
+    await completion(4);
+    await completion(5);
+    client!.holdWakes(false);
+  });
+});
+
+for (const backend of BACKENDS) {
+  describe(`IoUringActor held wakes (${backend} backend)`, () => {
+    let dir: string | undefined;
+    let ring: IoUringActor | undefined;
+    let file: RingFile | undefined;
+    let contents: Buffer;
+
+    before(async () => {
+      dir = makeTempDir();
+      contents = pattern(FILE_BLOCKS * BLOCK_SIZE, 11);
+      writeFileSync(`${dir}/data`, contents);
+      ring = IoUringActor.start({ backend });
+      file = await ring.open(`${dir}/data`, { direct: true });
+    });
+
+    after(async () => {
+      await file?.close();
+      await ring?.close();
+      removeTempDir(dir);
+    });
+
+    /** Reads one block and checks it. */
+    async function readStep(step: number): Promise<void> {
+      const block = allocAligned(BLOCK_SIZE);
+      assert.equal(await file!.read(block, blockOf(step) * BLOCK_SIZE), BLOCK_SIZE);
+      assert.ok(Buffer.from(block).equals(contents.subarray(blockOf(step) * BLOCK_SIZE, (blockOf(step) + 1) * BLOCK_SIZE)), `step ${step} read the wrong bytes`);
+    }
+
+    it('completes a read submitted in the reaction to the only completion in flight (await chain)', async () => {
+      for (let step = 0; step < CHAIN_LENGTH; step++) await readStep(step);
+    });
+
+    it('completes a read submitted from a then() callback of a completion, a nextTick after it, or a microtask queued by it', async () => {
+      const ways: ((submit: () => void) => void)[] = [
+        (submit) => submit(),
+        (submit) => process.nextTick(submit),
+        (submit) => queueMicrotask(() => queueMicrotask(submit)),
+        (submit) => process.nextTick(() => queueMicrotask(() => process.nextTick(submit))),
+      ];
+      for (const [index, way] of ways.entries()) {
+        const done = new Promise<void>((resolve, reject) => {
+          let step = 0;
+          const next = (): void => {
+            if (step === CHAIN_LENGTH) return resolve();
+            const current = step++;
+            readStep(current).then(() => way(next), reject);
+          };
+          next();
+        });
+        await done;
+        assert.ok(true, `way ${index}`);
+      }
+    });
+
+    it('completes a write and its flush submitted in a reaction, and a read submitted after them in the same reaction', async () => {
+      const block = allocAligned(BLOCK_SIZE).fill(0x5a);
+      for (let step = 0; step < CHAIN_LENGTH / 4; step++) {
+        await file!.read(allocAligned(BLOCK_SIZE), 0);
+        // Submitted together from one reaction: a flush (a slow command,
+        // which wakes the actor at once) between two held plain IOs.
+        const write = file!.write(block, (FILE_BLOCKS - 1) * BLOCK_SIZE);
+        const flush = write.then(() => file!.datasync());
+        const read = readStep(step);
+        assert.equal(await write, BLOCK_SIZE);
+        await flush;
+        await read;
+      }
+      const last = allocAligned(BLOCK_SIZE);
+      await file!.read(last, (FILE_BLOCKS - 1) * BLOCK_SIZE);
+      assert.ok(Buffer.from(last).equals(block));
+    });
+  });
+
+  describe(`A worker thread that exits while its wake is held (${backend} backend)`, () => {
+    for (const exit of ['process.exit(0)', "throw new Error('planned')"]) {
+      it(`exits (${exit} in the reaction that submitted a read), and the ring goes on`, async () => {
+        // In a child process: a handle that never gave its held wake would
+        // leave the worker's teardown waiting for a read the actor was never
+        // told of (the child would time out); a teardown that mishandled it
+        // would take mocha down with it.
+        const workerSource = `
+          const { parentPort, workerData } = await import('node:worker_threads');
+          const { allocAligned, IoUringActor } = await import(${JSON.stringify(PACKAGE_ENTRY_URL)});
+          const ring = IoUringActor.attach(workerData.ringId);
+          const file = await ring.open(workerData.path, { direct: true });
+          await file.read(allocAligned(4096), 0);
+          // The reaction to that read's completion: the wake is held now.
+          void file.read(allocAligned(4096), 4096).catch(() => {});
+          parentPort.postMessage('submitted');
+          ${exit};
+        `;
+        const source = `
+          import { Worker } from 'node:worker_threads';
+          import { writeFileSync } from 'node:fs';
+          const { allocAligned, IoUringActor } = await import(${JSON.stringify(PACKAGE_ENTRY_URL)});
+          const dir = ${CHILD_DIR_SOURCE};
+          writeFileSync(dir + '/worker.mjs', ${JSON.stringify(workerSource)});
+          const ring = IoUringActor.start({ backend: ${JSON.stringify(backend)} });
+          const path = dir + '/shared';
+          const file = await ring.open(path, { create: true, direct: true, sizeBytes: 16 * 4096 });
+          for (let round = 0; round < 10; round++) {
+            const worker = new Worker(new URL('file://' + dir + '/worker.mjs'), { workerData: { ringId: ring.id, path } });
+            let submitted = false;
+            worker.on('message', (message) => { if (message === 'submitted') submitted = true; });
+            worker.on('error', () => {});
+            await new Promise((resolve) => worker.on('exit', resolve));
+            if (!submitted) throw new Error('the worker did not reach its held wake');
+          }
+          if (await file.write(allocAligned(4096).fill(7), 0) !== 4096) throw new Error('write after the workers failed');
+          await ring.close();
+          console.log('ok');
+        `;
+        const result = await runNodeModule(source, { timeoutMs: 30_000 });
+        assert.ok(result.exitCode === 0 && result.stdout.includes('ok'), describeChild(result));
+      });
+    }
+  });
+}

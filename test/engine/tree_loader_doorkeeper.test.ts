@@ -60,6 +60,27 @@ describe('TreeLoader: the doorkeeper of point lookups', () => {
     assert.notEqual(tree.getCached(keyOf(1)), NOT_CACHED, 'its second miss cached it');
   });
 
+  it('remembers a missed leaf for about as many misses as the cache holds pages: forgotten behind a small cache, cached behind a large one', async () => {
+    // 4 MiB holds ~1 000 pages: a generation of ~500 blocks, so 1 100 other
+    // leaves missed in between push the first one out of both generations;
+    // 16 MiB (~4 000 pages, generations of ~2 000) still remembers it.
+    const keyCount = 60_000;
+    for (const [cacheBytesMax, remembered] of [
+      [1 << 22, false],
+      [1 << 24, true],
+    ] as const) {
+      const { memory, tree } = await coldTree(cacheBytesMax, keyCount);
+      const leafKeys: string[] = [];
+      for (let i = 0; i < keyCount; i += 53) leafKeys.push(keyOf(i));
+      assert.ok(leafKeys.length >= 1_100, `only ${leafKeys.length} leaves`);
+      for (const key of leafKeys.slice(0, 1_100)) await tree.get(key);
+      const reads = memory.reads;
+      assert.deepEqual((await tree.get(keyOf(1)))?.value, valueOf(1));
+      assert.equal(memory.reads, reads + 1, 'the first leaf was not read again (its buffer is long gone)');
+      assert.equal(tree.getCached(keyOf(1)) !== NOT_CACHED, remembered, `with a cache of ${cacheBytesMax} bytes the second miss ${remembered ? 'did not cache' : 'cached'} the leaf`);
+    }
+  });
+
   it('hands out copies of values found in a leaf it did not cache: later reads into the same buffer leave them alone', async () => {
     const { tree } = await coldTree();
     const held: [number, Uint8Array][] = [];

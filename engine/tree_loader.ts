@@ -58,8 +58,8 @@ const MISSED_ONCE_GENERATION_MIN = 256;
  * nobody touches again. A leaf missed less often than that would not stay
  * cached, and admitting it only evicts another (a copy, its objects and
  * their garbage for nothing). Measured with 32 concurrent cold readers on a
- * 10 M-key store, 64 MiB cache (~16 k pages; docs/benchmarks.md, session
- * 16): generations of 64 Ki blocks (four times the cache, as before)
+ * 10 M-key store, 64 MiB cacheSizeBytes (a 48 MiB page cache, ~12 k pages;
+ * docs/benchmarks.md, session 16): generations of 64 Ki blocks (as before)
  * 37 180 / 37 077 gets/s, 16 Ki 42 799 / 41 308, 4 Ki 44 374 / 44 340.
  */
 const MISSED_ONCE_CACHE_SHARE = 0.5;
@@ -113,6 +113,7 @@ export class TreeLoader {
     this.#measure = parts.measure;
     this.#keySizeMax = parts.keySizeMax;
     // Pages the cache holds at most: a cached node's memory is at least its page bytes.
+    if (!(parts.measure.capacityBytes > 0)) throw new RangeError(`capacityBytes must be positive, got ${parts.measure.capacityBytes}`);
     const cachePagesMax = Math.floor(parts.cache.bytesMax / parts.measure.capacityBytes);
     this.#missedOnceMax = Math.max(MISSED_ONCE_GENERATION_MIN, Math.floor(cachePagesMax * MISSED_ONCE_CACHE_SHARE));
   }

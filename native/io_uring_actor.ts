@@ -211,7 +211,9 @@ export class IoUringActor implements OpSink {
   };
   readonly #releaseWakesAfterMicrotasks = (): void => {
     // Queued from a microtask, a nextTick runs once the microtask queue is
-    // empty: after every reaction this delivery started, however deep.
+    // empty: after every promise reaction this delivery started, however
+    // deep. (Queued before any reaction ran, it runs before the nextTicks
+    // reactions queue: what those submit wakes the actor as usual.)
     process.nextTick(this.#releaseWakes);
   };
   readonly #files = new Set<RingFile>();
@@ -419,11 +421,11 @@ export class IoUringActor implements OpSink {
   }
 
   /**
-   * Holds the actor's wakes from now until the microtasks and nextTicks this
-   * delivery starts have run: the reads its reactions submit after the first
-   * go to the actor with one wake, not one each (native/ring_client.h, "Held
+   * Holds the actor's wakes from now until the microtasks this delivery
+   * starts have run: the reads its reactions submit after the first go to
+   * the actor with one wake, not one each (native/ring_client.h, "Held
    * wakes"). Released in a nextTick queued from a microtask, which runs even
-   * if a reaction throws; teardown releases a wake still held.
+   * if a reaction throws; a worker's teardown releases a wake still held.
    */
   #holdWakesWhileDelivering(): void {
     if (this.#wakesHeld || !this.#holdsWakes) return;

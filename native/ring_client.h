@@ -50,16 +50,18 @@
 // wake-up (an eventfd write, ~10 µs on these VMs, and the actor's own
 // return from io_uring_enter), so a delivery of k completions whose
 // reactions submit k reads used to pay k of them. While the JS wrapper holds
-// wakes — from a delivery until the microtasks and nextTicks it started have
-// run — the first fast command still wakes the actor at once (its IO starts
-// as soon as before), and later fast commands only join the actor's queue:
-// one wake at the release hands them over together, in one io_uring_enter.
-// Slow commands (Command::IsSlow: a commit's write + flush) always wake at
-// once. Measured with 32 concurrent cold gets (docs/benchmarks.md, session
-// 16): CPU per get -30 %, gets/s +18-38 %; holding every command instead
-// (the first too) saved as much CPU but added ~300 µs of queueing and no
-// throughput. Teardown releases a held wake before it waits for in-flight
-// commands, which would otherwise wait for a command the actor never saw.
+// wakes — from a delivery until the microtasks it started have run — the
+// first fast command still wakes the actor at once (its IO starts as soon
+// as before), and later fast commands only join the actor's queue: one wake
+// at the release hands them over together (in as few io_uring_enter calls
+// as batch_size allows; the actor also takes them whenever anything else
+// wakes it). Slow commands (Command::IsSlow: a commit's write + flush)
+// always wake at once. Measured with 32 concurrent cold gets
+// (docs/benchmarks.md, session 16): CPU per get -22-37 %, gets/s
+// +18-38 %; holding every command instead (the first too) saved as much
+// CPU but added ~300 µs of queueing and no throughput. Teardown releases a
+// held wake before it waits for in-flight commands, which would otherwise
+// wait for a command the actor never saw.
 //
 // Teardown: close() from JS (after the TS wrapper drained in-flight work), or
 // the env cleanup hook when a worker or the process exits with the client

@@ -1,15 +1,14 @@
 // Held wakes: while a handle delivers completions, and until the microtasks
-// and nextTicks that delivery started have run, the reads and plain writes
-// they submit do not wake a sleeping actor one by one; one wake at the end
-// hands them over together (native/ring_client.h). These tests prove that a
-// held wake is always given: an operation submitted from a completion's
-// reaction — however deep in the reaction chain, with nothing else in
-// flight to wake the actor — completes, and a thread that exits while a wake
-// is held neither hangs nor crashes.
+// that delivery started have run, the reads and plain writes they submit
+// after the first do not wake a sleeping actor one by one; one wake at the
+// end hands them over together (native/ring_client.h). These tests prove
+// that the actor's client holds and releases as documented (flushes never
+// held), that IoUringActor holds a second read of a reaction and hands it
+// over when the reactions have run, that IO submitted from reactions in
+// every way completes on both backends, and that a worker that exits while
+// it holds a read neither hangs nor crashes the process.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
 
 import { allocAligned, IoUringActor, type RingFile } from '../../index.js';
 import { addon, constants, type NativeRingClient } from '../../native/addon.js';
@@ -17,6 +16,19 @@ import { BACKENDS, CHILD_DIR_SOURCE, describeChild, makeTempDir, PACKAGE_ENTRY_U
 
 /** How long a held command is watched for not being submitted: the actor, asleep with nothing in flight, has no other reason to take it. */
 const HELD_WATCH_MS = 100;
+/**
+ * How long to let the actor settle before a command that must be held: it
+ * takes a queued command without a wake if it has not yet gone to sleep
+ * after its last completion, or if a wake it backed out of left the eventfd
+ * readable (that read completes at its next sleep, and it looks again).
+ */
+const QUIESCE_MS = 20;
+
+/** Blocks the JS thread for `ms` (the actor thread goes on). */
+function busyWait(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
 /** Operations in each chain: each one submitted from the previous one's completion. */
 const CHAIN_LENGTH = 200;
 const BLOCK_SIZE = 4096;
@@ -66,12 +78,20 @@ describe('NativeRingClient#holdWakes() (io_uring backend, no spinning)', () => {
   }
 
   const submitted = (): number => client!.stats().submitted;
-  const read = (slot: number): void => client!.submit(slot, constants.OP_READ, fd, 0, Buffer.alloc(512), 0);
+  /** Targets of the reads: the addon does not keep a plain Buffer alive, the test must until its read completes. */
+  const targets: Buffer[] = [];
+  const read = (slot: number): void => {
+    const target = Buffer.alloc(512);
+    targets.push(target);
+    client!.submit(slot, constants.OP_READ, fd, 0, target, 0);
+  };
+  const quiesce = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, QUIESCE_MS));
 
   it('wakes the actor for the first fast command, holds later ones until released, and a slow command wakes it with them', async () => {
     client!.holdWakes(true);
     read(0);
     await completion(0);
+    await quiesce();
     const before = submitted();
     // The actor is asleep with nothing in flight: a held read stays queued.
     read(1);
@@ -88,6 +108,7 @@ describe('NativeRingClient#holdWakes() (io_uring backend, no spinning)', () => {
     client!.holdWakes(true);
     read(3);
     await completion(3);
+    await quiesce();
     read(4);
     await new Promise((resolve) => setTimeout(resolve, HELD_WATCH_MS));
     assert.equal(submitted(), before + 3, 'a held read was submitted');
@@ -125,6 +146,23 @@ for (const backend of BACKENDS) {
       const block = allocAligned(BLOCK_SIZE);
       assert.equal(await file!.read(block, blockOf(step) * BLOCK_SIZE), BLOCK_SIZE);
       assert.ok(Buffer.from(block).equals(contents.subarray(blockOf(step) * BLOCK_SIZE, (blockOf(step) + 1) * BLOCK_SIZE)), `step ${step} read the wrong bytes`);
+    }
+
+    if (backend === 'io_uring') {
+      it('holds a reaction\'s second read until the reactions have run, then hands it over', async () => {
+        for (let round = 0; round < 3; round++) {
+          await file!.read(allocAligned(BLOCK_SIZE), 0);
+          // In a reaction to that read's completion: the first read wakes
+          // the actor; once it has taken it and slept, the second is held.
+          const first = readStep(1);
+          busyWait(QUIESCE_MS);
+          const before = ring!.stats().submitted;
+          const second = readStep(2);
+          busyWait(QUIESCE_MS);
+          assert.equal(ring!.stats().submitted, before, 'the second read was handed over while the reactions ran');
+          await Promise.all([first, second]);
+        }
+      });
     }
 
     it('completes a read submitted in the reaction to the only completion in flight (await chain)', async () => {
@@ -185,8 +223,12 @@ for (const backend of BACKENDS) {
           const ring = IoUringActor.attach(workerData.ringId);
           const file = await ring.open(workerData.path, { direct: true });
           await file.read(allocAligned(4096), 0);
-          // The reaction to that read's completion: the wake is held now.
+          // A reaction to that read's completion: the first read wakes the
+          // actor; once the actor has taken it and slept, the second is held.
           void file.read(allocAligned(4096), 4096).catch(() => {});
+          const until = performance.now() + ${QUIESCE_MS};
+          while (performance.now() < until);
+          void file.read(allocAligned(4096), 8192).catch(() => {});
           parentPort.postMessage('submitted');
           ${exit};
         `;

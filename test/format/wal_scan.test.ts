@@ -623,3 +623,32 @@ describe('scanWal()', () => {
   });
 });
 
+
+describe('WalSummary', () => {
+  // Recovery reads the region through two buffers it reuses chunk after
+  // chunk, and keeps views into the commits' payloads: a payload must not
+  // depend on the bytes given to add() once it returns.
+  it('gives commits payloads of their own: one view of its chunk\'s copy when the commit lies in one chunk, a copy when it straddles two', () => {
+    const image = lappedImage(24, 500);
+    image.jumpTo(0, 500);
+    const commits = [1, 2, 3, 3, 2].map((size) => image.append(size));
+    const chunkBlocks = 8;
+    const summary = new WalSummary(24, BLOCK_SIZE, WAL_START, TAG, 500);
+    const chunk = new Uint8Array(chunkBlocks * BLOCK_SIZE);
+    for (let first = 0; first < 24; first += chunkBlocks) {
+      chunk.set(image.bytes.subarray(first * BLOCK_SIZE, (first + chunkBlocks) * BLOCK_SIZE));
+      summary.add(first, chunk);
+    }
+    chunk.fill(0xee);
+    const scan = scanWalBlocks(summary, 0, 500);
+    assertScan(scan, { commits, nextBlock: 11, nextSequence: 505 });
+    // Blocks 0-5 (commits 500-502) came in the first chunk, 9-10 (504) in the second; 503 (6-8) straddles them.
+    const [c500, c501, c502, c503, c504] = scan.commits;
+    assert.equal(c501.payload.buffer, c500.payload.buffer, 'commits of one chunk: views of one copy');
+    assert.equal(c502.payload.buffer, c500.payload.buffer);
+    assert.notEqual(c504.payload.buffer, c500.payload.buffer, 'each chunk has a copy of its own');
+    assert.notEqual(c503.payload.buffer, c500.payload.buffer, 'a commit over two chunks is copied');
+    assert.notEqual(c503.payload.buffer, c504.payload.buffer);
+    for (const commit of scan.commits) assert.notEqual(commit.payload.buffer, chunk.buffer);
+  });
+});

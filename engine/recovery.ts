@@ -636,7 +636,9 @@ const REGION_READ_CHUNK_BYTES = 4 << 20;
  */
 async function readWal(device: BlockDevice, superblock: Superblock): Promise<WalSummary> {
   const { blockSize, walBlockCount, walStartBlock } = superblock;
-  const region = new WalSummary(walBlockCount, blockSize, walStartBlock, superblock.storeTag, superblock.checkpointSeq + 1);
+  // The tail's payloads are kept in allocAligned memory for its huge pages
+  // (aligned_buffer.cc); no IO uses it, so any alignment would do.
+  const region = new WalSummary(walBlockCount, blockSize, walStartBlock, superblock.storeTag, superblock.checkpointSeq + 1, (byteLength) => allocAligned(byteLength, 8));
   const lengthBytes = walBlockCount * blockSize;
   const chunkBytes = Math.min(REGION_READ_CHUNK_BYTES - (REGION_READ_CHUNK_BYTES % blockSize), lengthBytes);
   const buffers = [0, 1].map(() => allocAligned(chunkBytes, Math.max(device.ioAlignment, 4096)));

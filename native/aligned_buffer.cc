@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <cassert>
 #include <cmath>
@@ -16,6 +17,15 @@ namespace {
 // Marks ArrayBuffers whose napi wrap is an AlignedBlock, so a wrap another
 // addon put on an ArrayBuffer is never taken for one. A random 128-bit value.
 constexpr napi_type_tag kAlignedBlockTag = {0x8f3c1d27a4b65e90ull, 0x2d7e9b41c05f63a8ull};
+
+// Buffers at least this large are aligned to it and their memory marked for
+// transparent huge pages (madvise MADV_HUGEPAGE; a no-op where THP is off).
+// Zeroing fresh memory faults it in a page at a time, and faults are dear
+// in a VM: 32 MiB took 83-111 ms in 4 KiB pages on a 2-core PVM guest, 3 ms
+// in 2 MiB ones. The buffers this large are few and long-lived (WAL reads
+// at open and the tail kept from them, large values' chunks), so the
+// rounding to whole huge pages wastes little.
+constexpr size_t kHugePageBytes = size_t{2} << 20;
 
 bool IsPowerOfTwo(uint32_t value) { return value != 0 && (value & (value - 1)) == 0; }
 
@@ -51,11 +61,19 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
   // posix_memalign needs a multiple of sizeof(void*); a zero-size request
   // still gets a real (aligned) allocation so the Buffer owns something.
   size_t alloc_alignment = alignment < sizeof(void*) ? sizeof(void*) : alignment;
+  size_t alloc_bytes = size_bytes == 0 ? alloc_alignment : size_bytes;
+  const bool huge = size_bytes >= kHugePageBytes;
+  if (huge) {
+    alloc_alignment = alloc_alignment < kHugePageBytes ? kHugePageBytes : alloc_alignment;
+    alloc_bytes = (size_bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  }
   void* memory = nullptr;
-  if (posix_memalign(&memory, alloc_alignment, size_bytes == 0 ? alloc_alignment : size_bytes) != 0) {
+  if (posix_memalign(&memory, alloc_alignment, alloc_bytes) != 0) {
     ThrowCoded(env, JsErrorKind::kRangeError, "ERR_OUT_OF_MEMORY", "allocAligned: out of memory");
     return env.Undefined();
   }
+  // Advice only: without THP the memory is the same, in small pages.
+  if (huge) (void)madvise(memory, alloc_bytes, MADV_HUGEPAGE);
   memset(memory, 0, size_bytes);
   int64_t adjusted = 0;
   napi_adjust_external_memory(env, static_cast<int64_t>(size_bytes), &adjusted);

@@ -29,6 +29,22 @@ describe('allocAligned()', () => {
     assertAllZero(buffer, 'allocAligned(65536)');
   });
 
+  it('returns large buffers (marked for huge pages) of exactly the requested size, aligned and zeroed', () => {
+    // Sizes from 2 MiB up are rounded to whole huge pages inside; the Buffer is the size asked for.
+    for (const [sizeBytes, alignment] of [
+      [2 << 20, 4096],
+      [(2 << 20) + 4096 + 3, 8],
+      [(5 << 20) - 512, constants.ALIGNMENT_MAX],
+    ] as const) {
+      const buffer = allocAligned(sizeBytes, alignment);
+      assert.equal(buffer.byteLength, sizeBytes);
+      assert.equal(addon.bufferAddressModulo(buffer, alignment), 0, `alignment ${alignment}`);
+      assertAllZero(buffer, `allocAligned(${sizeBytes}, ${alignment})`);
+      buffer.fill(0xa5);
+      assert.equal(buffer[sizeBytes - 1], 0xa5);
+    }
+  });
+
   it('returns an empty Buffer for size 0', () => {
     const buffer = allocAligned(0);
     assert.equal(buffer.byteLength, 0);

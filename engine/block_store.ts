@@ -724,6 +724,8 @@ export class BlockStore<V = unknown> {
         await this.#growth.settled();
         if (this.#state.failure === undefined && !this.#readOnly) {
           if (!this.#sync) await this.#journal.syncNow().catch(() => undefined);
+          // Nothing reads the pages it writes: they need not be cached.
+          this.#tree.stopCachingWrittenPages();
           await this.#journal.checkpoint().catch(() => undefined);
           await this.#space.trimsSettled();
           // Every commit is in the checkpoint now: the next open reads no WAL.

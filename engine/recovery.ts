@@ -637,8 +637,14 @@ const REGION_READ_CHUNK_BYTES = 4 << 20;
 async function readWal(device: BlockDevice, superblock: Superblock): Promise<WalSummary> {
   const { blockSize, walBlockCount, walStartBlock } = superblock;
   // The tail's payloads are kept in allocAligned memory for its huge pages
-  // (aligned_buffer.cc); no IO uses it, so any alignment would do.
-  const region = new WalSummary(walBlockCount, blockSize, walStartBlock, superblock.storeTag, superblock.checkpointSeq + 1, (byteLength) => allocAligned(byteLength, 8));
+  // (aligned_buffer.cc); no IO uses it, so any alignment would do. Seen as a
+  // plain Uint8Array, as a copied payload is: views into it are made per
+  // record, and a Buffer's subarray() costs more.
+  const allocateArena = (byteLength: number): Uint8Array => {
+    const memory = allocAligned(byteLength, 8);
+    return new Uint8Array(memory.buffer, memory.byteOffset, memory.byteLength);
+  };
+  const region = new WalSummary(walBlockCount, blockSize, walStartBlock, superblock.storeTag, superblock.checkpointSeq + 1, allocateArena);
   const lengthBytes = walBlockCount * blockSize;
   const chunkBytes = Math.min(REGION_READ_CHUNK_BYTES - (REGION_READ_CHUNK_BYTES % blockSize), lengthBytes);
   const buffers = [0, 1].map(() => allocAligned(chunkBytes, Math.max(device.ioAlignment, 4096)));

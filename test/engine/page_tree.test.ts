@@ -122,6 +122,26 @@ describe('PageTree', () => {
     });
   });
 
+  describe('#stopCachingWrittenPages()', () => {
+    it('leaves the pages of later checkpoints out of the page cache, except those a prepared write has pinned', async () => {
+      const { tree, checkpointer, model } = await filledTree(2000);
+      await checkpointer.run(tree.beginCheckpoint());
+      assert.ok(tree.cacheStats().pagesCached > 1, 'a checkpoint caches the pages it wrote');
+      tree.releaseCache();
+      await applyBatch(tree, [{ key: keyOf(1999), entry: inlineEntry(40, 7) }]);
+      model.set(keyOf(1999), inlineEntry(40, 7));
+      const pinned = await tree.prepare([keyOf(0)]);
+      tree.stopCachingWrittenPages();
+      await checkpointer.run(tree.beginCheckpoint());
+      assert.equal(tree.cacheStats().pagesCached, tree.height, 'only the path of the prepared key (pinned) is cached');
+      assert.equal(describeEntry(tree.set(keyOf(0), inlineEntry(40, 9))), 'inline 40:0', 'the prepared write needs no IO');
+      model.set(keyOf(0), inlineEntry(40, 9));
+      tree.release(pinned);
+      tree.checkInvariants();
+      assert.deepEqual(await collect(tree, tree.snapshot()), [...model].sort(([a], [b]) => (a < b ? -1 : 1)));
+    });
+  });
+
   describe('#prepare()', () => {
     it('reads only the path for a set, and the path and its siblings for a delete', async () => {
       const { tree, store, checkpointer } = await filledTree(5000);

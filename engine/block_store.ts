@@ -34,7 +34,7 @@ import type { Readable, Writable } from 'node:stream';
 import { crc32c } from '../format/crc32c.js';
 import { COMMIT_HEADER_SIZE, VALUE_ENCODING_IDS } from '../format/constants.js';
 import { deleteRecordBytes, extentPutRecordBytes } from '../format/records.js';
-import { branchChildBytes, leafEntryBytes, pageCapacityBytes, pageSizeFor } from '../format/page.js';
+import { branchChildBytes, leafEntryBytes, leafInlineEntryBytes, pageCapacityBytes, pageSizeFor } from '../format/page.js';
 import { frameBlockCount } from '../format/frame.js';
 import { freeSetPayloadBytes, type Superblock } from '../format/superblock.js';
 import { IoUringActor } from '../native/io_uring_actor.js';
@@ -293,7 +293,7 @@ export class BlockStore<V = unknown> {
         {
           io: treePages,
           capacityBytes: pageCapacityBytes(pageSize),
-          entryBytes: (key, entry) => leafEntryBytes(key.length, entry.value instanceof Uint8Array ? { kind: 'inline', bytes: entry.value } : entry.value),
+          entryBytes: (key, entry) => (entry.value instanceof Uint8Array ? leafInlineEntryBytes(key.length, entry.value.length) : leafEntryBytes(key.length, entry.value)),
           childBytes: (separator) => branchChildBytes(separator.length),
           cacheBytesMax: Math.floor(cacheSizeBytes * PAGE_CACHE_SHARE),
         },

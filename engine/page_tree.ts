@@ -115,6 +115,41 @@ export interface TreeSnapshot {
 }
 
 /** The pages prepare() pinned; give them back with release(). */
+/**
+ * The branches a write walked through to its leaf, root first, with the
+ * child index taken in each: what a split or a merge after it climbs back
+ * up. One per tree, reused by every set() and delete() (they are
+ * synchronous): a path of fresh objects a write was a quarter of what a
+ * WAL tail's replay allocated.
+ */
+class WritePath {
+  readonly #steps: { branch: BranchNode; index: number }[] = [];
+  #length = 0;
+
+  get length(): number {
+    return this.#length;
+  }
+
+  clear(): void {
+    this.#length = 0;
+  }
+
+  push(branch: BranchNode, index: number): void {
+    const step = this.#steps[this.#length];
+    if (step === undefined) this.#steps.push({ branch, index });
+    else {
+      step.branch = branch;
+      step.index = index;
+    }
+    this.#length++;
+  }
+
+  /** The innermost step left, or undefined; valid until the next push(). */
+  pop(): { readonly branch: BranchNode; readonly index: number } | undefined {
+    return this.#length === 0 ? undefined : this.#steps[--this.#length];
+  }
+}
+
 /** A page prepare() must read: its ref, its level and the key bounds its parent gives it. */
 interface MissingPage {
   readonly ref: PageRef;
@@ -171,6 +206,7 @@ export class PageTree {
   readonly #capacityBytes: number;
   readonly #keySizeMax: number;
   readonly #cache: PageCache;
+  readonly #path = new WritePath();
   /** Whether the pages a checkpoint wrote enter the page cache (stopCachingWrittenPages). */
   #cacheWrittenPages = true;
   #epoch = 0;
@@ -507,15 +543,14 @@ export class PageTree {
       this.#keyCount = 1;
       return undefined;
     }
-    const path = this.#writablePath(key);
-    const leaf = path.leaf;
+    const leaf = this.#writablePath(key);
     if (leaf.edits !== undefined) {
       const previous = editedLeafSet(leaf, key, entry, bytes, this.#measure);
       if (previous === undefined) this.#keyCount++;
       if (leaf.bytes > this.#capacityBytes) {
         // A split cuts arrays: the leaf leaves edited form here.
         const { keys } = leafArrays(leaf);
-        this.#split(path.branches, leaf, lowerBound(keys, key) === keys.length - 1);
+        this.#split(this.#path, leaf, lowerBound(keys, key) === keys.length - 1);
       }
       return previous;
     }
@@ -532,7 +567,7 @@ export class PageTree {
       leaf.bytes += bytes;
       this.#keyCount++;
     }
-    if (leaf.bytes > this.#capacityBytes) this.#split(path.branches, leaf, index === keys.length - 1);
+    if (leaf.bytes > this.#capacityBytes) this.#split(this.#path, leaf, index === keys.length - 1);
     return previous;
   }
 
@@ -542,8 +577,7 @@ export class PageTree {
     const existing = this.getCached(key);
     if (existing === NOT_CACHED) throw this.#notInMemory(key);
     if (existing === undefined) return undefined;
-    const path = this.#writablePath(key);
-    const leaf = path.leaf;
+    const leaf = this.#writablePath(key);
     let previous: IndexEntry;
     if (leaf.edits !== undefined) {
       previous = editedLeafDelete(leaf, key, this.#measure);
@@ -556,7 +590,7 @@ export class PageTree {
       entries.splice(index, 1);
     }
     this.#keyCount--;
-    this.#rebalance(path.branches, leaf);
+    this.#rebalance(this.#path, leaf);
     return previous;
   }
 
@@ -596,19 +630,23 @@ export class PageTree {
     // Otherwise a dirty node no checkpoint writes: it frees nothing.
   }
 
-  /** Makes the path of `key` mutable from the root down, linking copies into their parents. */
-  #writablePath(key: string): { branches: { branch: BranchNode; index: number }[]; leaf: LeafNode } {
+  /**
+   * Makes the path of `key` mutable from the root down, linking copies into
+   * their parents; returns its leaf, with the branches above it in #path.
+   */
+  #writablePath(key: string): LeafNode {
+    const path = this.#path;
+    path.clear();
     let node = this.#writable(this.#root!, key);
     this.#root = node;
-    const branches: { branch: BranchNode; index: number }[] = [];
     while (node.kind === 'branch') {
       const index = childIndexFor(node, key);
       const child = this.#writable(node.children[index]!, key);
       node.children[index] = child;
-      branches.push({ branch: node, index });
+      path.push(node, index);
       node = child;
     }
-    return { branches, leaf: node };
+    return node;
   }
 
   /**
@@ -617,7 +655,7 @@ export class PageTree {
    * new root above it. `appending`: the growth was at the node's right end
    * (sequential inserts), so pack pieces full from the left.
    */
-  #split(path: { branch: BranchNode; index: number }[], start: TreeNode, appending: boolean): void {
+  #split(path: WritePath, start: TreeNode, appending: boolean): void {
     let node = start;
     for (;;) {
       if (node.epoch !== this.#epoch) throw new Error('ringstore: split of an immutable node');
@@ -647,7 +685,7 @@ export class PageTree {
    * under-full node into a sibling that is in memory when the two fit,
    * and so on up; then collapses a root branch with one child.
    */
-  #rebalance(path: { branch: BranchNode; index: number }[], start: TreeNode): void {
+  #rebalance(path: WritePath, start: TreeNode): void {
     let node = start;
     while (path.length > 0) {
       const { branch: parent, index } = path.pop()!;

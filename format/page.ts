@@ -143,9 +143,12 @@ export function pageCapacityBytes(pageSize: number): number {
 
 /** Exact encoded size of one leaf record (a PUT_INLINE or PUT_EXTENTS record). */
 export function leafEntryBytes(keyLength: number, value: StoredValue): number {
-  return value.kind === 'inline'
-    ? PUT_INLINE_HEADER_BYTES + keyLength + value.bytes.length
-    : PUT_EXTENTS_HEADER_BYTES + keyLength + RECORD_EXTENT_BYTES * value.extents.length;
+  return value.kind === 'inline' ? leafInlineEntryBytes(keyLength, value.bytes.length) : PUT_EXTENTS_HEADER_BYTES + keyLength + RECORD_EXTENT_BYTES * value.extents.length;
+}
+
+/** leafEntryBytes of an inline value of `valueLength` bytes, for callers that hold the bytes without a StoredValue around them. */
+export function leafInlineEntryBytes(keyLength: number, valueLength: number): number {
+  return PUT_INLINE_HEADER_BYTES + keyLength + valueLength;
 }
 
 /** Exact encoded size of one branch child (0 for child 0's absent separator). */

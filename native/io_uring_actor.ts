@@ -438,6 +438,7 @@ export class IoUringActor implements OpSink {
     this.#holdWakesWhileDelivering();
     const view = this.#completions;
     const words = constants.COMPLETION_WORDS;
+    let emptySlot: number | undefined;
     for (let i = 0; i < count; i++) {
       const slot = view[i * words];
       const result = view[i * words + 1];
@@ -445,7 +446,11 @@ export class IoUringActor implements OpSink {
       const op = this.#slots[slot];
       // A completion for an empty slot would mean the addon and this handle
       // disagree about which command is where: a bug, never an IO outcome.
-      if (op === undefined) throw new Error(`ringstore: completion for empty slot ${slot}`);
+      // Thrown once every other completion is settled: a throw here lost them.
+      if (op === undefined) {
+        emptySlot ??= slot;
+        continue;
+      }
       this.#slots[slot] = undefined;
       this.#freeSlots[this.#freeSlotCount++] = slot;
       this.#inFlight--;
@@ -466,6 +471,8 @@ export class IoUringActor implements OpSink {
       this.#waitingHead = 0;
     }
     this.#checkDrained();
+    // The addon reports it as uncaught (ring_client_delivery.cc).
+    if (emptySlot !== undefined) throw new Error(`ringstore: completion for empty slot ${emptySlot}`);
   }
 
   #checkDrained(): void {

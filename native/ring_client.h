@@ -153,6 +153,9 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
   // Moves ready completions into the shared view and frees their slots;
   // returns how many. JS thread only.
   size_t TakeReady(Napi::Env env);
+  // Calls onCompletions(count) (CallJs: a plain call; the spin: through
+  // MakeCallback, `async_context` non-null) and reports a throw from it.
+  void DeliverToJs(Napi::Env env, napi_value callback, size_t count, napi_async_context async_context);
 
   // ---- ring_client_spin.cc: the uv-side completion spin. ----
   static void OnPrepare(uv_prepare_t* handle);

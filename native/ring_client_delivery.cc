@@ -50,13 +50,26 @@ void RingClient::CallJs(Napi::Env env, Napi::Function callback, RingClient* clie
   }
   size_t count = client->TakeReady(env);
   if (count == 0) return;
-  // The raw call, not Napi::Function::Call: while a worker is terminating
-  // the call fails with napi_cannot_run_js, and node-addon-api would turn
-  // that into a fatal error. A callback that throws leaves its exception
-  // pending, and Node reports it as uncaught when this returns.
+  client->DeliverToJs(env, callback, count, nullptr);
+}
+
+void RingClient::DeliverToJs(Napi::Env env, napi_value callback, size_t count, napi_async_context async_context) {
+  // Raw calls, not Napi::Function::Call: while a worker is terminating the
+  // call fails with napi_cannot_run_js, and node-addon-api would turn that
+  // into a fatal error.
   napi_value argument = Napi::Number::New(env, static_cast<double>(count));
   napi_value result;
-  napi_call_function(env, env.Undefined(), callback, 1, &argument, &result);
+  napi_status status = async_context == nullptr
+                           ? napi_call_function(env, env.Undefined(), callback, 1, &argument, &result)
+                           : napi_make_callback(env, async_context, env.Global(), callback, 1, &argument, &result);
+  if (status != napi_pending_exception) return;
+  // onCompletions throws only on a bug (a completion for a slot it has no
+  // command in), after settling every other completion of the batch. Left
+  // pending, the exception is dropped on Node 20 with only a deprecation
+  // warning (DEP0168), on both paths: report it as uncaught instead, so the
+  // bug stops the process loudly rather than leave a promise unsettled.
+  napi_value error;
+  if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
 }
 
 size_t RingClient::TakeReady(Napi::Env env) {

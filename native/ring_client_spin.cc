@@ -60,11 +60,8 @@ void RingClient::PollBeforeSleep() {
   // is re-read, and a 0 lets the next PollBeforeSleep sleep at once.
   spin_deadline_ns_ = now_ns + uint64_t{SpinWindowUs()} * 1000;
   // MakeCallback (not Call): we are in a libuv callback, and the promise
-  // reactions this resolves must run before the loop moves on. Raw, for the
-  // same reason as in CallJs.
-  napi_value argument = Napi::Number::New(env, static_cast<double>(count));
-  napi_value result;
-  napi_make_callback(env, async_context_, env.Global(), on_completions_.Value(), 1, &argument, &result);
+  // reactions this resolves must run before the loop moves on.
+  DeliverToJs(env, on_completions_.Value(), count, async_context_);
 }
 
 void RingClient::RecordSpinObservation(uint32_t fast_completions) {

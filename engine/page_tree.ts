@@ -51,6 +51,7 @@ import {
   editedLeafDelete,
   editedLeafSet,
   EPOCH_NEVER,
+  insertAt,
   isNode,
   leafArrays,
   leafCount,
@@ -562,8 +563,8 @@ export class PageTree {
       leaf.bytes += bytes - this.#measure.entryBytes(key, previous);
       entries[index] = entry;
     } else {
-      keys.splice(index, 0, key);
-      entries.splice(index, 0, entry);
+      insertAt(keys, index, key);
+      insertAt(entries, index, entry);
       leaf.bytes += bytes;
       this.#keyCount++;
     }

@@ -261,6 +261,17 @@ function mergedRecords(pageKeys: readonly string[], pageEntries: readonly IndexE
 }
 
 /**
+ * Inserts `item` at `index` of `array`: push() at the end, the place of
+ * every insert of a sorted load, since splice() makes an array of the
+ * removed items (none) on every call (a sixth of what a sorted load of 2 M
+ * keys allocated went to splice()).
+ */
+export function insertAt<T>(array: T[], index: number, item: T): void {
+  if (index === array.length) array.push(item);
+  else array.splice(index, 0, item);
+}
+
+/**
  * Sets `key` to `entry` in a mutable leaf in edited form, changing its
  * count and page bytes (`bytes`: the entry's); returns the previous entry.
  */
@@ -273,8 +284,8 @@ export function editedLeafSet(leaf: LeafNode, key: string, entry: IndexEntry, by
     edits.entries[index] = entry;
   } else {
     previous = leaf.page!.find(key);
-    edits.keys.splice(index, 0, key);
-    edits.entries.splice(index, 0, entry);
+    insertAt(edits.keys, index, key);
+    insertAt(edits.entries, index, entry);
   }
   if (previous === undefined) {
     edits.count++;
@@ -304,8 +315,8 @@ export function editedLeafDelete(leaf: LeafNode, key: string, measure: PageMeasu
     }
   } else {
     previous = leaf.page!.find(key);
-    edits.keys.splice(index, 0, key);
-    edits.entries.splice(index, 0, undefined);
+    insertAt(edits.keys, index, key);
+    insertAt(edits.entries, index, undefined);
   }
   if (previous === undefined) throw new Error(`ringstore: delete of ${JSON.stringify(key.slice(0, 40))}, which the leaf does not hold`);
   edits.count--;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "actor.h"
+#include "blocked_signals.h"
 
 namespace ringstore {
 
@@ -39,6 +40,7 @@ class ThreadPoolActor final : public Actor {
 
   void Start() {
     assert(options_.thread_count >= 1);
+    ScopedBlockedSignals blocked_while_starting;
     for (uint32_t i = 0; i < options_.thread_count; i++) {
       threads_.emplace_back([this] {
         pthread_setname_np(pthread_self(), "ringstore-pool");

@@ -34,6 +34,7 @@
 #include <thread>
 
 #include "actor.h"
+#include "blocked_signals.h"
 #include "ring.h"
 #include "spin_policy.h"
 #include "sqe_builders.h"
@@ -79,15 +80,18 @@ class UringActor final : public Actor {
     if (wake_fd_ < 0) return errno;
     std::promise<int> setup_result;
     std::future<int> setup_future = setup_result.get_future();
-    thread_ = std::thread([this, &setup_result, reason] {
-      pthread_setname_np(pthread_self(), "ringstore-uring");
-      const char* unavailable = nullptr;
-      int rc = ring_.Setup(options_.entries, &unavailable);
-      if (rc == 0 && !ring_.SupportsOp(IORING_OP_URING_CMD)) discard_supported_ = false;
-      if (unavailable != nullptr) *reason = unavailable;
-      setup_result.set_value(rc);
-      if (rc == 0) Run();
-    });
+    {
+      ScopedBlockedSignals blocked_while_starting;
+      thread_ = std::thread([this, &setup_result, reason] {
+        pthread_setname_np(pthread_self(), "ringstore-uring");
+        const char* unavailable = nullptr;
+        int rc = ring_.Setup(options_.entries, &unavailable);
+        if (rc == 0 && !ring_.SupportsOp(IORING_OP_URING_CMD)) discard_supported_ = false;
+        if (unavailable != nullptr) *reason = unavailable;
+        setup_result.set_value(rc);
+        if (rc == 0) Run();
+      });
+    }
     int rc = setup_future.get();
     if (rc != 0) thread_.join();
     return rc;

@@ -43,6 +43,7 @@ import { CheckpointPlan } from './tree_checkpoint.js';
 import { checkTreeInvariants } from './tree_invariants.js';
 import { TreeLoader } from './tree_loader.js';
 import { splitPieces } from './tree_split.js';
+import { WritePath } from './write_path.js';
 import { rangeEntries, rangeRuns, type LeafRun, type NodeSource, type RangeOptions } from './tree_cursor.js';
 import {
   branchBytes,
@@ -115,42 +116,6 @@ export interface TreeSnapshot {
   readonly epoch: number;
 }
 
-/** The pages prepare() pinned; give them back with release(). */
-/**
- * The branches a write walked through to its leaf, root first, with the
- * child index taken in each: what a split or a merge after it climbs back
- * up. One per tree, reused by every set() and delete() (they are
- * synchronous): a path of fresh objects a write was a quarter of what a
- * WAL tail's replay allocated.
- */
-class WritePath {
-  readonly #steps: { branch: BranchNode; index: number }[] = [];
-  #length = 0;
-
-  get length(): number {
-    return this.#length;
-  }
-
-  clear(): void {
-    this.#length = 0;
-  }
-
-  push(branch: BranchNode, index: number): void {
-    const step = this.#steps[this.#length];
-    if (step === undefined) this.#steps.push({ branch, index });
-    else {
-      step.branch = branch;
-      step.index = index;
-    }
-    this.#length++;
-  }
-
-  /** The innermost step left, or undefined; valid until the next push(). */
-  pop(): { readonly branch: BranchNode; readonly index: number } | undefined {
-    return this.#length === 0 ? undefined : this.#steps[--this.#length];
-  }
-}
-
 /** A page prepare() must read: its ref, its level and the key bounds its parent gives it. */
 interface MissingPage {
   readonly ref: PageRef;
@@ -159,6 +124,7 @@ interface MissingPage {
   readonly high: string | undefined;
 }
 
+/** The pages prepare() pinned; give them back with release(). */
 export class PreparedPaths {
   #nodes: TreeNode[] | undefined;
   constructor(nodes: TreeNode[]) {
@@ -443,7 +409,8 @@ export class PageTree {
    * siblings are siblings of prepared nodes: pinned.
    * REQUIRES: no other writes between this and the writes of these keys (the
    * commit loop applies one batch at a time); a checkpoint may complete in
-   * between (pinned nodes it makes clean stay cached).
+   * between (pinned nodes it makes clean stay cached). Arrays of keys are
+   * read as they are, not copied: unchanged until the promise settles.
    */
   async prepare(setKeys: Iterable<string>, deleteKeys: Iterable<string> = []): Promise<PreparedPaths> {
     const sets: readonly string[] = Array.isArray(setKeys) ? setKeys : [...setKeys];
@@ -647,6 +614,7 @@ export class PageTree {
       path.push(node, index);
       node = child;
     }
+    path.forgetDeeper();
     return node;
   }
 

@@ -606,9 +606,10 @@ function parseCommit(commit: ScannedCommit, firstBlock: number, blockSize: numbe
 }
 
 function toEntry(isString: boolean, value: StoredValue): IndexEntry {
-  // Inline bytes stay views into their commit's payload (the scan gives
-  // each commit a copy of its own, not a view into the WAL as read), kept
-  // alive while a page holds one of its values.
+  // Inline bytes stay views into their commit's payload: never into the WAL
+  // as read (its chunk buffers are reused), but into the arena where the
+  // scan copied the payloads of the commits of one chunk (WalSummary), which
+  // stays alive, all of it, while a page holds one of its values.
   return { isString, value: value.kind === 'inline' ? value.bytes : value };
 }
 

@@ -129,7 +129,8 @@ export function regionBlocks(region: WalRegion): WalBlocks {
  * fresh memory (page faults: ~3 ms a MiB in 4 KiB pages on a PVM guest)
  * and made an allocation a block: 0.13 s of a 10 M-key store's crash-open
  * with a 29 MiB tail. Views into an arena keep all of it alive (recovery
- * keeps views into commits): at most the WAL's size.
+ * keeps views into commits): at most the WAL's size. An arena spans a
+ * chunk's kept blocks only, so a short tail takes about its own size.
  * REQUIRES: every block added once before the scan.
  */
 export class WalSummary implements WalBlocks {
@@ -138,7 +139,7 @@ export class WalSummary implements WalBlocks {
   readonly startBlock: number;
   readonly storeTag: number;
   readonly #firstSequence: number;
-  readonly #payloadPerBlock: number;
+  readonly #payloadBytesPerBlock: number;
   /** Per block: its header, the FormatError of a damaged block with the magic, or undefined without the magic. */
   readonly #headers: (FrameBlockHeader | FormatError | undefined)[];
   /** Per kept block: the arena holding its payload (undefined: not kept). */
@@ -149,8 +150,9 @@ export class WalSummary implements WalBlocks {
   readonly #allocate: (byteLength: number) => Uint8Array;
 
   /**
-   * `allocate` gives the arenas' memory, zeroed (the engine's comes in huge
-   * pages, whose faults cost a fraction of small pages').
+   * `allocate` gives the arenas' memory (the engine's comes in huge pages,
+   * whose faults cost a fraction of small pages'); only the bytes copied in
+   * are ever read.
    */
   constructor(blockCount: number, blockSize: number, startBlock: number, storeTag: number, firstSequence: number, allocate: (byteLength: number) => Uint8Array = (byteLength) => new Uint8Array(byteLength)) {
     this.#allocate = allocate;
@@ -159,7 +161,7 @@ export class WalSummary implements WalBlocks {
     this.startBlock = startBlock;
     this.storeTag = storeTag;
     this.#firstSequence = firstSequence;
-    this.#payloadPerBlock = framePayloadPerBlock(blockSize);
+    this.#payloadBytesPerBlock = framePayloadPerBlock(blockSize);
     this.#headers = new Array(blockCount).fill(undefined);
     this.#arenas = new Array(blockCount).fill(undefined);
     this.#zero = new Array(blockCount).fill(false);
@@ -172,7 +174,11 @@ export class WalSummary implements WalBlocks {
     assert.ok(Number.isInteger(blockCount) && firstBlock >= 0 && firstBlock + blockCount <= this.blockCount, 'whole blocks of the region');
     const words = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const magic = frameMagic('wal');
-    let arena: PayloadArena | undefined;
+    // Headers first, then one arena from the first kept block to the last:
+    // a short tail (or the few blocks of one that wrapped) takes what it
+    // needs, not a chunk's worth.
+    let firstKept = -1;
+    let lastKept = -1;
     for (let i = 0; i < blockCount; i++) {
       const block = firstBlock + i;
       const start = i * blockSize;
@@ -184,10 +190,17 @@ export class WalSummary implements WalBlocks {
       const header = decodeWalBlock(bytes.subarray(start, start + blockSize), this.startBlock + block);
       this.#headers[block] = header;
       if (header instanceof FormatError || header.storeTag !== this.storeTag || header.sequence < this.#firstSequence) continue;
-      // From the first kept block to the chunk's end.
-      arena ??= { firstBlock: block, bytes: this.#allocate((blockCount - i) * this.#payloadPerBlock) };
-      arena.bytes.set(frameBlockPayload(bytes.subarray(start, start + blockSize), header), (block - arena.firstBlock) * this.#payloadPerBlock);
-      this.#arenas[block] = arena;
+      if (firstKept < 0) firstKept = i;
+      lastKept = i;
+    }
+    if (firstKept < 0) return;
+    const arena: PayloadArena = { firstBlock: firstBlock + firstKept, bytes: this.#allocate((lastKept - firstKept + 1) * this.#payloadBytesPerBlock) };
+    for (let i = firstKept; i <= lastKept; i++) {
+      const header = this.#headers[firstBlock + i];
+      if (header === undefined || header instanceof FormatError || header.storeTag !== this.storeTag || header.sequence < this.#firstSequence) continue;
+      const start = i * blockSize;
+      arena.bytes.set(frameBlockPayload(bytes.subarray(start, start + blockSize), header), (i - firstKept) * this.#payloadBytesPerBlock);
+      this.#arenas[firstBlock + i] = arena;
     }
   }
 
@@ -205,16 +218,16 @@ export class WalSummary implements WalBlocks {
 
   payload(block: number, header: FrameBlockHeader): Uint8Array {
     const arena = this.#keptArena(block);
-    const start = (block - arena.firstBlock) * this.#payloadPerBlock;
+    const start = (block - arena.firstBlock) * this.#payloadBytesPerBlock;
     return arena.bytes.subarray(start, start + header.payloadBytes);
   }
 
   payloadRun(firstBlock: number, blockCount: number, byteLength: number): Uint8Array | undefined {
     const arena = this.#keptArena(firstBlock);
     const last = firstBlock + blockCount - 1;
-    assert.ok(blockCount >= 1 && (blockCount === 1 || byteLength > (blockCount - 1) * this.#payloadPerBlock) && byteLength <= blockCount * this.#payloadPerBlock, 'all blocks but the last full');
+    assert.ok(blockCount >= 1 && (blockCount === 1 || byteLength > (blockCount - 1) * this.#payloadBytesPerBlock) && byteLength <= blockCount * this.#payloadBytesPerBlock, 'all blocks but the last full');
     if (last >= this.blockCount || this.#arenas[last] !== arena) return undefined;
-    const start = (firstBlock - arena.firstBlock) * this.#payloadPerBlock;
+    const start = (firstBlock - arena.firstBlock) * this.#payloadBytesPerBlock;
     return arena.bytes.subarray(start, start + byteLength);
   }
 

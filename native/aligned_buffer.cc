@@ -18,14 +18,36 @@ namespace {
 // addon put on an ArrayBuffer is never taken for one. A random 128-bit value.
 constexpr napi_type_tag kAlignedBlockTag = {0x8f3c1d27a4b65e90ull, 0x2d7e9b41c05f63a8ull};
 
-// Buffers at least this large are aligned to it and their memory marked for
-// transparent huge pages (madvise MADV_HUGEPAGE; a no-op where THP is off).
-// Zeroing fresh memory faults it in a page at a time, and faults are dear
-// in a VM: 32 MiB took 83-111 ms in 4 KiB pages on a 2-core PVM guest, 3 ms
-// in 2 MiB ones. The buffers this large are few and long-lived (WAL reads
-// at open and the tail kept from them, large values' chunks), so the
-// rounding to whole huge pages wastes little.
+// Buffers at least this large get memory of their own from mmap, at an
+// address aligned to it, in whole multiples of it, marked for transparent
+// huge pages (madvise MADV_HUGEPAGE; a no-op where THP is off). Fresh memory
+// is faulted in a page at a time, and faults are dear in a VM: 32 MiB took
+// 83-111 ms in 4 KiB pages on a 2-core PVM guest, 3-67 ms in 2 MiB ones.
+// Their own mapping, not malloc's: freed, it goes back to the kernel (malloc
+// would keep it, still marked, for its other allocations), and it comes
+// zeroed. The buffers this large are few and long-lived (WAL reads at open
+// and the tail kept from them, large values' chunks), so the rounding to
+// whole huge pages wastes little.
 constexpr size_t kHugePageBytes = size_t{2} << 20;
+
+// `bytes` (a multiple of kHugePageBytes) of zeroed memory at a
+// kHugePageBytes-aligned address, or nullptr. Maps one huge page more than
+// asked and unmaps the unaligned head and tail.
+void* MapHugePages(size_t bytes) {
+  const size_t span = bytes + kHugePageBytes;
+  void* mapped = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mapped == MAP_FAILED) return nullptr;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(mapped);
+  const uintptr_t aligned = (start + kHugePageBytes - 1) & ~(uintptr_t{kHugePageBytes} - 1);
+  const size_t head = aligned - start;
+  const size_t tail = span - head - bytes;
+  if (head > 0) munmap(mapped, head);
+  if (tail > 0) munmap(reinterpret_cast<void*>(aligned + bytes), tail);
+  void* memory = reinterpret_cast<void*>(aligned);
+  // Advice only: without THP the memory is the same, in small pages.
+  (void)madvise(memory, bytes, MADV_HUGEPAGE);
+  return memory;
+}
 
 bool IsPowerOfTwo(uint32_t value) { return value != 0 && (value & (value - 1)) == 0; }
 
@@ -58,39 +80,41 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
   uint32_t alignment = 0;
   if (!ReadAlignment(info, 1, &alignment)) return env.Undefined();
   size_t size_bytes = static_cast<size_t>(size);
-  // posix_memalign needs a multiple of sizeof(void*); a zero-size request
-  // still gets a real (aligned) allocation so the Buffer owns something.
-  size_t alloc_alignment = alignment < sizeof(void*) ? sizeof(void*) : alignment;
-  size_t alloc_bytes = size_bytes == 0 ? alloc_alignment : size_bytes;
-  const bool huge = size_bytes >= kHugePageBytes;
-  if (huge) {
-    alloc_alignment = alloc_alignment < kHugePageBytes ? kHugePageBytes : alloc_alignment;
-    alloc_bytes = (size_bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
-  }
   void* memory = nullptr;
-  if (posix_memalign(&memory, alloc_alignment, alloc_bytes) != 0) {
+  size_t mapped_bytes = 0;
+  if (size_bytes >= kHugePageBytes) {
+    // Every alignment accepted (at most 1 MiB) divides kHugePageBytes.
+    mapped_bytes = (size_bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+    memory = MapHugePages(mapped_bytes);
+  } else {
+    // posix_memalign needs a multiple of sizeof(void*); a zero-size request
+    // still gets a real (aligned) allocation so the Buffer owns something.
+    size_t alloc_alignment = alignment < sizeof(void*) ? sizeof(void*) : alignment;
+    if (posix_memalign(&memory, alloc_alignment, size_bytes == 0 ? alloc_alignment : size_bytes) != 0) memory = nullptr;
+    if (memory != nullptr) memset(memory, 0, size_bytes);
+  }
+  if (memory == nullptr) {
     ThrowCoded(env, JsErrorKind::kRangeError, "ERR_OUT_OF_MEMORY", "allocAligned: out of memory");
     return env.Undefined();
   }
-  // Advice only: without THP the memory is the same, in small pages.
-  if (huge) (void)madvise(memory, alloc_bytes, MADV_HUGEPAGE);
-  memset(memory, 0, size_bytes);
+  // V8 is told what the buffer really takes (a mapping is rounded up).
+  const int64_t footprint_bytes = static_cast<int64_t>(mapped_bytes > 0 ? mapped_bytes : size_bytes);
   int64_t adjusted = 0;
-  napi_adjust_external_memory(env, static_cast<int64_t>(size_bytes), &adjusted);
-  auto* block = new AlignedBlock(memory, size_bytes);
+  napi_adjust_external_memory(env, footprint_bytes, &adjusted);
+  auto* block = new AlignedBlock(memory, size_bytes, mapped_bytes);
   Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
       env, static_cast<uint8_t*>(memory), size_bytes,
       [](Napi::Env finalize_env, uint8_t*, AlignedBlock* finalized) {
         // JS lets go of the memory here (GC, or the environment's teardown);
         // the bytes stay until no command in flight uses them.
         int64_t unused = 0;
-        napi_adjust_external_memory(finalize_env, -static_cast<int64_t>(finalized->size_bytes()), &unused);
+        napi_adjust_external_memory(finalize_env, -static_cast<int64_t>(finalized->footprint_bytes()), &unused);
         finalized->Release();
       },
       block);
   if (buffer.IsEmpty()) {
     // napi threw (its finalizer will never run): nothing holds the block.
-    napi_adjust_external_memory(env, -static_cast<int64_t>(size_bytes), &adjusted);
+    napi_adjust_external_memory(env, -footprint_bytes, &adjusted);
     block->Release();
     return env.Undefined();
   }
@@ -138,7 +162,11 @@ void AlignedBlock::Release() {
 
 AlignedBlock::~AlignedBlock() {
   assert(released_ && pin_count_ == 0);
-  free(memory_);
+  if (mapped_bytes_ > 0) {
+    munmap(memory_, mapped_bytes_);
+  } else {
+    free(memory_);
+  }
 }
 
 // bufferAddressModulo(view, alignment) -> address of the view's first byte

@@ -1,6 +1,6 @@
-// Aligned buffers for direct IO: memory from posix_memalign owned by a Node
-// Buffer and by the commands in flight on it (AlignedBlock), and an address
-// check.
+// Aligned buffers for direct IO: memory from posix_memalign (or, from 2 MiB up,
+// a mapping of its own in huge pages) owned by a Node Buffer and by the commands
+// in flight on it (AlignedBlock), and an address check.
 #pragma once
 
 #include <napi.h>
@@ -33,7 +33,10 @@ namespace ringstore {
 // elsewhere), so the counts need no atomics.
 class AlignedBlock {
  public:
-  AlignedBlock(void* memory, size_t size_bytes) : memory_(memory), size_bytes_(size_bytes) {}
+  // `mapped_bytes`: the length of the mapping the memory is (unmapped when
+  // freed), or 0 for memory from posix_memalign (freed with free()).
+  AlignedBlock(void* memory, size_t size_bytes, size_t mapped_bytes)
+      : memory_(memory), size_bytes_(size_bytes), mapped_bytes_(mapped_bytes) {}
   AlignedBlock(const AlignedBlock&) = delete;
   AlignedBlock& operator=(const AlignedBlock&) = delete;
 
@@ -53,12 +56,15 @@ class AlignedBlock {
   void Release();
 
   size_t size_bytes() const { return size_bytes_; }
+  // What the memory takes: the mapping's length, or the buffer's size.
+  size_t footprint_bytes() const { return mapped_bytes_ > 0 ? mapped_bytes_ : size_bytes_; }
 
  private:
   ~AlignedBlock();
 
   void* const memory_;
   const size_t size_bytes_;
+  const size_t mapped_bytes_;
   uint32_t pin_count_ = 0;  // commands in flight on this memory
   bool released_ = false;   // the Buffer was finalized
 };

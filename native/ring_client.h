@@ -154,7 +154,8 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
   // returns how many. JS thread only.
   size_t TakeReady(Napi::Env env);
   // Calls onCompletions(count) (CallJs: a plain call; the spin: through
-  // MakeCallback, `async_context` non-null) and reports a throw from it.
+  // MakeCallback, `async_context` non-null) and reports a throw from it as
+  // uncaught.
   void DeliverToJs(Napi::Env env, napi_value callback, size_t count, napi_async_context async_context);
 
   // ---- ring_client_spin.cc: the uv-side completion spin. ----

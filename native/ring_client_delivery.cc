@@ -55,19 +55,24 @@ void RingClient::CallJs(Napi::Env env, Napi::Function callback, RingClient* clie
 
 void RingClient::DeliverToJs(Napi::Env env, napi_value callback, size_t count, napi_async_context async_context) {
   // Raw calls, not Napi::Function::Call: while a worker is terminating the
-  // call fails with napi_cannot_run_js, and node-addon-api would turn that
-  // into a fatal error.
+  // call fails (napi_pending_exception with nothing pending, at this
+  // addon's NAPI_VERSION), and node-addon-api would turn that into a fatal
+  // error.
   napi_value argument = Napi::Number::New(env, static_cast<double>(count));
   napi_value result;
   napi_status status = async_context == nullptr
                            ? napi_call_function(env, env.Undefined(), callback, 1, &argument, &result)
                            : napi_make_callback(env, async_context, env.Global(), callback, 1, &argument, &result);
-  if (status != napi_pending_exception) return;
-  // onCompletions throws only on a bug (a completion for a slot it has no
-  // command in), after settling every other completion of the batch. Left
-  // pending, the exception is dropped on Node 20 with only a deprecation
-  // warning (DEP0168), on both paths: report it as uncaught instead, so the
-  // bug stops the process loudly rather than leave a promise unsettled.
+  bool pending = false;
+  if (status != napi_pending_exception || napi_is_exception_pending(env, &pending) != napi_ok || !pending) return;
+  // A throw: onCompletions' own, on a bug (a completion for a slot it has
+  // no command in, thrown after every other completion of the batch is
+  // settled), or on the spin path (MakeCallback) one from the nextTicks
+  // and microtasks run in its callback scope. Left pending, Node 20 drops
+  // it with only a deprecation warning (DEP0168) on the threadsafe
+  // function's path, and on the spin's it would be thrown into the next
+  // addon call from JS: report it as uncaught, as Node does for its own
+  // callbacks, so it is never lost or misplaced.
   napi_value error;
   if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
 }

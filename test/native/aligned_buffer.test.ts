@@ -1,10 +1,11 @@
 // allocAligned(), allocAlignedInHeap() and isAligned(): the memory direct IO needs.
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 
 import { allocAligned, DEFAULT_ALIGNMENT, isAligned } from '../../index.js';
 import { addon, constants } from '../../native/addon.js';
 import { allocAlignedInHeap, HEAP_BUFFER_BYTES_MAX } from '../../native/aligned_buffer.js';
-import { assertAllZero, throwsWith } from './helpers.js';
+import { assertAllZero, skipBecause, throwsWith } from './helpers.js';
 
 describe('allocAligned()', () => {
   it('returns a Buffer of the requested size whose address is a multiple of the default alignment', () => {
@@ -43,6 +44,14 @@ describe('allocAligned()', () => {
       buffer.fill(0xa5);
       assert.equal(buffer[sizeBytes - 1], 0xa5);
     }
+  });
+
+  it('gives a buffer of 2 MiB or more a mapping of its own, rounded up to whole huge pages and marked for them', function () {
+    if (!existsSync('/sys/kernel/mm/transparent_hugepage/enabled')) skipBecause(this, 'this kernel has no transparent huge pages');
+    const before = hugePageMarkedBytes();
+    const buffer = allocAligned((6 << 20) + 4096, 4096);
+    assert.equal(hugePageMarkedBytes() - before, 8 << 20, 'one more mapping of 8 MiB marked hg (madvise MADV_HUGEPAGE)');
+    assert.equal(buffer.byteLength, (6 << 20) + 4096);
   });
 
   it('returns an empty Buffer for size 0', () => {
@@ -138,3 +147,14 @@ describe('isAligned()', () => {
     }
   });
 });
+
+/** Bytes of this process's mappings marked for huge pages ("hg" in /proc/self/smaps VmFlags). */
+function hugePageMarkedBytes(): number {
+  let total = 0;
+  let sizeKib = 0;
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    if (line.startsWith('Size:')) sizeKib = Number(line.slice('Size:'.length).trim().split(/\s+/)[0]);
+    else if (line.startsWith('VmFlags:') && line.split(/\s+/).includes('hg')) total += sizeKib * 1024;
+  }
+  return total;
+}

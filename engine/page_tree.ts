@@ -43,7 +43,6 @@ import { CheckpointPlan } from './tree_checkpoint.js';
 import { checkTreeInvariants } from './tree_invariants.js';
 import { TreeLoader } from './tree_loader.js';
 import { splitPieces } from './tree_split.js';
-import { WritePath } from './write_path.js';
 import { rangeEntries, rangeRuns, type LeafRun, type NodeSource, type RangeOptions } from './tree_cursor.js';
 import {
   branchBytes,
@@ -70,6 +69,7 @@ import {
   type TreeNode,
   type TreePageIo,
 } from './tree_node.js';
+import { WritePath } from './write_path.js';
 
 export type { BranchNode, Child, DecodedTreePage, LeafNode, PageMeasure, PageRef, TreeNode, TreePageIo } from './tree_node.js';
 export type { RangeOptions } from './tree_cursor.js';

@@ -145,9 +145,8 @@ export class WalSummary implements WalBlocks {
   /** Per kept block: the arena holding its payload (undefined: not kept). */
   readonly #arenas: (PayloadArena | undefined)[];
   readonly #zero: boolean[];
-  #added = 0;
-
   readonly #allocate: (byteLength: number) => Uint8Array;
+  #added = 0;
 
   /**
    * `allocate` gives the arenas' memory (the engine's comes in huge pages,
@@ -189,7 +188,7 @@ export class WalSummary implements WalBlocks {
       }
       const header = decodeWalBlock(bytes.subarray(start, start + blockSize), this.startBlock + block);
       this.#headers[block] = header;
-      if (header instanceof FormatError || header.storeTag !== this.storeTag || header.sequence < this.#firstSequence) continue;
+      if (!this.#keeps(header)) continue;
       if (firstKept < 0) firstKept = i;
       lastKept = i;
     }
@@ -197,11 +196,16 @@ export class WalSummary implements WalBlocks {
     const arena: PayloadArena = { firstBlock: firstBlock + firstKept, bytes: this.#allocate((lastKept - firstKept + 1) * this.#payloadBytesPerBlock) };
     for (let i = firstKept; i <= lastKept; i++) {
       const header = this.#headers[firstBlock + i];
-      if (header === undefined || header instanceof FormatError || header.storeTag !== this.storeTag || header.sequence < this.#firstSequence) continue;
+      if (!this.#keeps(header)) continue;
       const start = i * blockSize;
       arena.bytes.set(frameBlockPayload(bytes.subarray(start, start + blockSize), header), (i - firstKept) * this.#payloadBytesPerBlock);
       this.#arenas[firstBlock + i] = arena;
     }
+  }
+
+  /** Whether a block's payload is kept: an intact block of this store from the first sequence on. */
+  #keeps(header: FrameBlockHeader | FormatError | undefined): header is FrameBlockHeader {
+    return header !== undefined && !(header instanceof FormatError) && header.storeTag === this.storeTag && header.sequence >= this.#firstSequence;
   }
 
   hasMagic(block: number): boolean {

@@ -162,7 +162,7 @@ export function checkRecordAt(
 ): number {
   // No closure for the failures: a leaf read checks every record of its
   // page, and two closures a record were 40 % of what a cold get allocated.
-  if (offset + 4 > limit) recordTruncated(structure, offset, limit, blockIndex);
+  if (offset + 4 > limit) recordTruncated(structure, blockIndex, offset, limit);
   const type = payload[offset];
   const flags = payload[offset + 1];
   const keyLength = data.getUint16(offset + 2, true);
@@ -172,20 +172,20 @@ export function checkRecordAt(
   if ((flags & ~knownFlags) !== 0) recordFailure(structure, blockIndex, `${index} has unknown key flags ${flags}`);
   if (keyLength === 0 || keyLength > KEY_SIZE_MAX) recordFailure(structure, blockIndex, `${index} has a key of ${keyLength} bytes`);
   if (type === RECORD_PUT_INLINE) {
-    if (offset + PUT_INLINE_HEADER_BYTES > limit) recordTruncated(structure, offset, limit, blockIndex);
+    if (offset + PUT_INLINE_HEADER_BYTES > limit) recordTruncated(structure, blockIndex, offset, limit);
     const valueLength = data.getUint32(offset + 4, true);
     offset += PUT_INLINE_HEADER_BYTES;
-    if (offset + keyLength + valueLength > limit) recordTruncated(structure, offset, limit, blockIndex);
+    if (offset + keyLength + valueLength > limit) recordTruncated(structure, blockIndex, offset, limit);
     return offset + keyLength + valueLength;
   }
   if (type === RECORD_PUT_EXTENTS) {
-    if (offset + PUT_EXTENTS_HEADER_BYTES > limit) recordTruncated(structure, offset, limit, blockIndex);
+    if (offset + PUT_EXTENTS_HEADER_BYTES > limit) recordTruncated(structure, blockIndex, offset, limit);
     const length = readU64(data, offset + 4);
     const extentCount = data.getUint32(offset + 16, true);
     if (length < 0) recordFailure(structure, blockIndex, `${index} has a value length beyond 2^53`);
     if (extentCount === 0 || extentCount > VALUE_EXTENTS_MAX) recordFailure(structure, blockIndex, `${index} has ${extentCount} extents`);
     offset += PUT_EXTENTS_HEADER_BYTES;
-    if (offset + keyLength + extentCount * RECORD_EXTENT_BYTES > limit) recordTruncated(structure, offset, limit, blockIndex);
+    if (offset + keyLength + extentCount * RECORD_EXTENT_BYTES > limit) recordTruncated(structure, blockIndex, offset, limit);
     offset += keyLength;
     let blocks = 0;
     for (let e = 0; e < extentCount; e++) {
@@ -202,7 +202,7 @@ export function checkRecordAt(
   }
   if (type === RECORD_DELETE) {
     offset += DELETE_HEADER_BYTES;
-    if (offset + keyLength > limit) recordTruncated(structure, offset, limit, blockIndex);
+    if (offset + keyLength > limit) recordTruncated(structure, blockIndex, offset, limit);
     return offset + keyLength;
   }
   return recordFailure(structure, blockIndex, `${index} has unknown type ${type}`);
@@ -212,7 +212,7 @@ function recordFailure(structure: StructureName, blockIndex: number | undefined,
   throw new FormatError(structure, `record ${reason}`, blockIndex);
 }
 
-function recordTruncated(structure: StructureName, offset: number, limit: number, blockIndex: number | undefined): never {
+function recordTruncated(structure: StructureName, blockIndex: number | undefined, offset: number, limit: number): never {
   return recordFailure(structure, blockIndex, `truncated at byte ${offset} of ${limit}`);
 }
 

@@ -34,15 +34,15 @@ constexpr size_t kHugePageBytes = size_t{2} << 20;
 // kHugePageBytes-aligned address, or nullptr. Maps one huge page more than
 // asked and unmaps the unaligned head and tail.
 void* MapHugePages(size_t bytes) {
-  const size_t span = bytes + kHugePageBytes;
-  void* mapped = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const size_t span_bytes = bytes + kHugePageBytes;
+  void* mapped = mmap(nullptr, span_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mapped == MAP_FAILED) return nullptr;
   const uintptr_t start = reinterpret_cast<uintptr_t>(mapped);
   const uintptr_t aligned = (start + kHugePageBytes - 1) & ~(uintptr_t{kHugePageBytes} - 1);
-  const size_t head = aligned - start;
-  const size_t tail = span - head - bytes;
-  if (head > 0) munmap(mapped, head);
-  if (tail > 0) munmap(reinterpret_cast<void*>(aligned + bytes), tail);
+  const size_t head_bytes = aligned - start;
+  const size_t tail_bytes = span_bytes - head_bytes - bytes;
+  if (head_bytes > 0) munmap(mapped, head_bytes);
+  if (tail_bytes > 0) munmap(reinterpret_cast<void*>(aligned + bytes), tail_bytes);
   void* memory = reinterpret_cast<void*>(aligned);
   // Advice only: without THP the memory is the same, in small pages.
   (void)madvise(memory, bytes, MADV_HUGEPAGE);

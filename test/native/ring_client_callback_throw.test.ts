@@ -47,7 +47,9 @@ console.log(JSON.stringify({ deliveries, uncaught }));
 
 describe('NativeRingClient: a throw from onCompletions', () => {
   // 0: both deliveries through the threadsafe function; SPIN_US_MAX: the
-  // second through the completion spin (it completes within the window).
+  // second, most likely, through the completion spin (it completes within
+  // the window; a host too loaded for that delivers it the other way, and
+  // the test then proves less, not something false).
   for (const completionSpinUs of [0, constants.SPIN_US_MAX]) {
     it(`is reported as uncaught, not dropped (completionSpinUs ${completionSpinUs})`, async () => {
       const result = await runNodeModule(childSource(completionSpinUs), { timeoutMs: 30_000 });

@@ -104,17 +104,27 @@ struct ActorStats {
   LatencyHistogram::Summary kernel;  // first submission -> completion
 };
 
+// Why an actor did not start: the system call that failed and its errno, and,
+// when the kernel lacks an io_uring feature, what it lacks.
+struct ActorStartFailure {
+  int error_errno = 0;
+  // "io_uring_setup" (io_uring refused or too old) or "pthread_create" (no
+  // thread: RLIMIT_NPROC, a cgroup's pids.max, no memory for its stack).
+  const char* syscall = nullptr;
+  std::string reason;
+};
+
 class Actor {
  public:
   virtual ~Actor();
   Actor(const Actor&) = delete;
   Actor& operator=(const Actor&) = delete;
 
-  // Starts an io_uring actor. On failure returns nullptr and sets `error_errno`
-  // and, when the kernel lacks a feature, `reason`.
-  static std::shared_ptr<Actor> StartUring(const ActorOptions& options, int* error_errno,
-                                           std::string* reason);
-  static std::shared_ptr<Actor> StartThreadPool(const ActorOptions& options);
+  // Starts an io_uring actor. On failure returns nullptr and fills `failure`.
+  static std::shared_ptr<Actor> StartUring(const ActorOptions& options, ActorStartFailure* failure);
+  // Starts a thread-pool actor. On failure (no thread could be created)
+  // returns nullptr and fills `failure`.
+  static std::shared_ptr<Actor> StartThreadPool(const ActorOptions& options, ActorStartFailure* failure);
 
   // Finds a live actor by id (for worker threads attaching to a ring).
   static std::shared_ptr<Actor> Find(uint32_t id);

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include <cassert>
 #include <cmath>
 #include <string>
 
@@ -47,24 +48,30 @@ std::shared_ptr<Actor> JoinActor(Napi::Env env, Napi::Value spec_value) {
   std::string backend = spec.Get("backend").IsString()
                             ? spec.Get("backend").As<Napi::String>().Utf8Value()
                             : std::string("io_uring");
-  if (backend == "threads") return Actor::StartThreadPool(options);
-  if (backend != "io_uring") {
+  if (backend != "io_uring" && backend != "threads") {
     ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG",
                "backend must be 'io_uring' or 'threads'");
     return nullptr;
   }
-  int error_errno = 0;
-  std::string reason;
-  std::shared_ptr<Actor> actor = Actor::StartUring(options, &error_errno, &reason);
-  if (!actor) {
-    Napi::Error error = MakeSystemError(env, error_errno, "io_uring_setup",
-                                        reason.empty() ? strerror(error_errno) : reason);
+  ActorStartFailure failure;
+  std::shared_ptr<Actor> actor = backend == "threads" ? Actor::StartThreadPool(options, &failure)
+                                                      : Actor::StartUring(options, &failure);
+  if (actor) return actor;
+  assert(failure.syscall != nullptr);
+  std::string why = failure.reason.empty() ? strerror(failure.error_errno) : failure.reason;
+  if (strcmp(failure.syscall, "io_uring_setup") == 0) {
+    Napi::Error error = MakeSystemError(env, failure.error_errno, "io_uring_setup", why);
     error.Set("code", Napi::String::New(env, "ERR_IO_URING_UNAVAILABLE"));
-    error.Set("reason", Napi::String::New(env, reason.empty() ? strerror(error_errno) : reason));
+    error.Set("reason", Napi::String::New(env, why));
     error.ThrowAsJavaScriptException();
     return nullptr;
   }
-  return actor;
+  // No thread or no eventfd: the process is out of a resource, which says
+  // nothing about io_uring (a fallback to threads would fail the same way).
+  MakeSystemError(env, failure.error_errno, failure.syscall,
+                  "could not start the ring's " + backend + " backend: " + failure.syscall + ": " + why)
+      .ThrowAsJavaScriptException();
+  return nullptr;
 }
 
 }  // namespace ringstore

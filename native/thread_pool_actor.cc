@@ -17,6 +17,7 @@
 
 #include <cassert>
 #include <condition_variable>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -38,15 +39,25 @@ class ThreadPoolActor final : public Actor {
     for (std::thread& thread : threads_) thread.join();
   }
 
-  void Start() {
+  // Starts the threads. On failure fills `failure` and returns false; the
+  // threads already started stop when the actor is destroyed.
+  bool Start(ActorStartFailure* failure) {
     assert(options_.thread_count >= 1);
     ScopedBlockedSignals blocked_while_starting;
     for (uint32_t i = 0; i < options_.thread_count; i++) {
-      threads_.emplace_back([this] {
-        pthread_setname_np(pthread_self(), "ringstore-pool");
-        Run();
-      });
+      try {
+        threads_.emplace_back([this] {
+          pthread_setname_np(pthread_self(), "ringstore-pool");
+          Run();
+        });
+      } catch (const std::system_error& error) {
+        // pthread_create's error, thrown by std::thread (see UringActor::Start).
+        failure->error_errno = error.code().value();
+        failure->syscall = "pthread_create";
+        return false;
+      }
     }
+    return true;
   }
 
   const char* backend_name() const override { return "threads"; }
@@ -148,9 +159,9 @@ class ThreadPoolActor final : public Actor {
   bool stop_requested_ = false;  // guarded by queue_mu_
 };
 
-std::shared_ptr<Actor> Actor::StartThreadPool(const ActorOptions& options) {
+std::shared_ptr<Actor> Actor::StartThreadPool(const ActorOptions& options, ActorStartFailure* failure) {
   auto actor = std::make_shared<ThreadPoolActor>(options);
-  actor->Start();
+  if (!actor->Start(failure)) return nullptr;
   Publish(actor);
   return actor;
 }

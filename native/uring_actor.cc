@@ -31,6 +31,7 @@
 
 #include <cassert>
 #include <future>
+#include <system_error>
 #include <thread>
 
 #include "actor.h"
@@ -74,27 +75,44 @@ class UringActor final : public Actor {
   }
 
   // Creates the eventfd, starts the thread, and waits for the thread to set up
-  // its ring (it must be created on the thread that submits to it).
-  int Start(std::string* reason) {
+  // its ring (it must be created on the thread that submits to it). On
+  // failure fills `failure` and returns false; nothing is left running.
+  bool Start(ActorStartFailure* failure) {
     wake_fd_ = eventfd(0, EFD_CLOEXEC);
-    if (wake_fd_ < 0) return errno;
+    if (wake_fd_ < 0) {
+      failure->error_errno = errno;
+      failure->syscall = "eventfd";
+      return false;
+    }
     std::promise<int> setup_result;
     std::future<int> setup_future = setup_result.get_future();
-    {
+    std::string* unavailable_reason = &failure->reason;
+    try {
       ScopedBlockedSignals blocked_while_starting;
-      thread_ = std::thread([this, &setup_result, reason] {
+      thread_ = std::thread([this, &setup_result, unavailable_reason] {
         pthread_setname_np(pthread_self(), "ringstore-uring");
         const char* unavailable = nullptr;
         int rc = ring_.Setup(options_.entries, &unavailable);
         if (rc == 0 && !ring_.SupportsOp(IORING_OP_URING_CMD)) discard_supported_ = false;
-        if (unavailable != nullptr) *reason = unavailable;
+        if (unavailable != nullptr) *unavailable_reason = unavailable;
         setup_result.set_value(rc);
         if (rc == 0) Run();
       });
+    } catch (const std::system_error& error) {
+      // std::thread reports pthread_create's error by throwing; uncaught it
+      // would abort the process (the addon is built with C++ exceptions).
+      failure->error_errno = error.code().value();
+      failure->syscall = "pthread_create";
+      return false;
     }
     int rc = setup_future.get();
-    if (rc != 0) thread_.join();
-    return rc;
+    if (rc != 0) {
+      thread_.join();
+      failure->error_errno = rc;
+      failure->syscall = "io_uring_setup";
+      return false;
+    }
+    return true;
   }
 
   const char* backend_name() const override { return "io_uring"; }
@@ -517,23 +535,19 @@ class UringActor final : public Actor {
   CompletionBatch finished_;
 };
 
-std::shared_ptr<Actor> Actor::StartUring(const ActorOptions& options, int* error_errno,
-                                         std::string* reason) {
+std::shared_ptr<Actor> Actor::StartUring(const ActorOptions& options, ActorStartFailure* failure) {
   // A test hook standing in for a kernel or sandbox that refuses io_uring
   // (seccomp's EPERM, io_uring_disabled, ENOSYS): the error path must be
   // testable on a machine where io_uring works.
   const char* simulated = getenv("RINGSTORE_SIMULATE_IO_URING_ERRNO");
   if (simulated != nullptr && simulated[0] != '\0') {
-    *error_errno = atoi(simulated);
-    *reason = "io_uring_setup refused (simulated by RINGSTORE_SIMULATE_IO_URING_ERRNO)";
+    failure->error_errno = atoi(simulated);
+    failure->syscall = "io_uring_setup";
+    failure->reason = "io_uring_setup refused (simulated by RINGSTORE_SIMULATE_IO_URING_ERRNO)";
     return nullptr;
   }
   auto actor = std::make_shared<UringActor>(options);
-  int rc = actor->Start(reason);
-  if (rc != 0) {
-    *error_errno = rc;
-    return nullptr;
-  }
+  if (!actor->Start(failure)) return nullptr;
   Publish(actor);
   return actor;
 }

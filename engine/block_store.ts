@@ -54,6 +54,7 @@ import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArg
 import { invalidArgument, StoreError } from './store_error.js';
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
 import { eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
+import { GrowthWait, type QueueAttempt, type RoomRefusal } from './growth_wait.js';
 import { GROWTH_ATTEMPTS_MAX, StoreGrowth } from './store_growth.js';
 import { StoreState } from './store_state.js';
 import {
@@ -114,6 +115,8 @@ export class BlockStore<V = unknown> {
   readonly #checkpointer: Checkpointer;
   readonly #journal: Journal;
   readonly #growth: StoreGrowth;
+  /** Writes waiting, in call order, while the store grows for one of them. */
+  readonly #growthWait: GrowthWait;
   /** What createWriteStream and createReadStream work with. */
   readonly #streamParts: StreamParts;
   #closing: Promise<void> | undefined;
@@ -163,6 +166,7 @@ export class BlockStore<V = unknown> {
     this.#checkpointer = new Checkpointer({ device, superblock, sync: options.sync, tree, pages: treePages, pageBlocks: this.#pageBlocks, walSpace, space: this.#space, state });
     this.#grid = new Grid({ device, blockSize, pool, cache, space: this.#space });
     this.#growth = new StoreGrowth({ device, checkpointer: this.#checkpointer, space: this.#space, blockSize, maxSizeBytes: options.maxSizeBytes });
+    this.#growthWait = new GrowthWait({ growth: this.#growth, state: this.#state });
     this.#journal = new Journal({
       device,
       blockSize,
@@ -193,6 +197,7 @@ export class BlockStore<V = unknown> {
       grid: this.#grid,
       journal: this.#journal,
       growth: this.#growth,
+      growthWait: this.#growthWait,
       entryNow: (keyString) => this.#reader.entryNow(keyString),
       replayed: () => this.#replayed(),
       replayedForWrites: () => this.#replayedForWrites(),
@@ -687,6 +692,7 @@ export class BlockStore<V = unknown> {
     this.#state.checkWritable();
     await this.#replayedForWrites();
     this.#state.checkWritable();
+    await this.#growthWait.handedOver();
     await this.#journal.flushCommits();
     await this.#journal.checkpoint();
   }
@@ -702,9 +708,11 @@ export class BlockStore<V = unknown> {
     // A read-only store has written nothing to make durable (and the durable
     // marker commit of a sync: false flush would be a write).
     if (this.#readOnly) return Promise.resolve();
-    // With sync: false its durable marker is a commit: after the replay, as every write.
+    // With sync: false its durable marker is a commit: after the replay, as
+    // every write, and after the writes waiting for a growth (GrowthWait).
+    const inJournal = (): Promise<void> => (this.#growthWait.waiting ? this.#growthWait.handedOver().then(() => this.#journal.flush()) : this.#journal.flush());
     const replayed = this.#replayedForWrites();
-    return replayed === undefined ? this.#journal.flush() : replayed.then(() => this.#journal.flush());
+    return replayed === undefined ? inJournal() : replayed.then(inJournal);
   }
 
   /**
@@ -719,6 +727,8 @@ export class BlockStore<V = unknown> {
       try {
         // The tail is replayed before the checkpoint that covers it (a failed replay has failed the store: nothing is written).
         await this.#replay?.settled().catch(() => undefined);
+        // Writes called before close() and waiting for a growth are finished too.
+        await this.#growthWait.handedOver();
         await this.#journal.flushCommits().catch(() => undefined);
         // A growth under way ends before the device closes under it.
         await this.#growth.settled();
@@ -839,17 +849,40 @@ export class BlockStore<V = unknown> {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (replay !== undefined) return replay.afterReplay(() => this.#queue(encoded, 0), (error) => this.#state.fail(error));
-    return this.#queue(encoded, 0);
+    if (replay !== undefined) return replay.afterReplay(() => this.#queueInOrder(encoded), (error) => this.#state.fail(error));
+    return this.#queueInOrder(encoded);
+  }
+
+  /**
+   * Hands an encoded write to the journal in call order: at once, unless
+   * writes wait for the store to grow (then behind them), or it is refused
+   * for room and the store can grow (then it waits for that growth first).
+   */
+  #queueInOrder(encoded: EncodedWrite): Promise<PendingWrite> {
+    if (!this.#growthWait.waiting) {
+      const queued = this.#tryQueue(encoded, 0);
+      if (queued instanceof Promise) return queued;
+      return this.#holdForGrowth(encoded, 1, queued);
+    }
+    return this.#holdForGrowth(encoded, 0, undefined);
+  }
+
+  /** Makes `encoded` wait its turn in the GrowthWait, with copies of its large values: it is tried again after this call has returned. */
+  #holdForGrowth(encoded: EncodedWrite, attempt: number, refusal: RoomRefusal | undefined): Promise<PendingWrite> {
+    const kept = withLargeValuesCopied(encoded, this.#inlineValueMax);
+    let attempts = attempt;
+    return this.#growthWait.hold(() => this.#tryQueue(kept, attempts++), refusal);
   }
 
   /**
    * Takes the blocks of an encoded write's extent values, starts writing
-   * them, and hands the write to the journal. Refused for want of room
-   * (ERR_STORE_FULL), it waits for the store to grow and is tried again
-   * (store_growth.ts), up to GROWTH_ATTEMPTS_MAX times.
+   * them, and hands the write to the journal; or, refused for want of room
+   * (ERR_STORE_FULL) on a store that can grow, says what a growth must
+   * bring (the GrowthWait then waits for it and tries again, up to
+   * GROWTH_ATTEMPTS_MAX times). Any other refusal rejects the promise
+   * returned, once what the write took is given back.
    */
-  #queue(encoded: EncodedWrite, attempt: number): Promise<PendingWrite> {
+  #tryQueue(encoded: EncodedWrite, attempt: number): QueueAttempt {
     const write: QueuedWrite = { operations: [], dataWrites: [], dataBlocks: [], payloadBytes: encoded.payloadBytesMax };
     try {
       // A batch with a put counts all its operations: its deletes dirty pages too.
@@ -872,16 +905,7 @@ export class BlockStore<V = unknown> {
       const abandoned = this.#journal.abandon(write);
       if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) return abandoned.then(() => Promise.reject(error));
       if (attempt >= GROWTH_ATTEMPTS_MAX || !this.#growth.canGrow) return abandoned.then(() => Promise.reject(this.#growth.refusal(error)));
-      const wanted = this.#space.shortfallForPuts(encoded.operations.length, encoded.payloadBytesMax, encoded.valueBlocks);
-      // Tried again after this call has returned: with values of its own.
-      const retried = withLargeValuesCopied(encoded, this.#inlineValueMax);
-      return abandoned
-        .then(() => this.#growth.grow(wanted))
-        .then((grew) => {
-          if (!grew) throw this.#growth.refusal(error);
-          this.#state.checkWritable();
-          return this.#queue(retried, attempt + 1);
-        });
+      return { error, abandoned, blocksWanted: this.#space.shortfallForPuts(encoded.operations.length, encoded.payloadBytesMax, encoded.valueBlocks) };
     }
     const queued = this.#journal.enqueue(write);
     this.#growth.growAheadIfLow();

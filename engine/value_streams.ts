@@ -10,6 +10,7 @@ import { COMMIT_HEADER_SIZE, VALUE_EXTENTS_MAX } from '../format/constants.js';
 import type { Extent } from '../format/extent.js';
 import { extentPutRecordBytes, type ExtentValue, type StoredValue } from '../format/records.js';
 import { allSettledOrThrow, LARGE_VALUE_BYTES, type Grid } from './grid.js';
+import type { GrowthWait } from './growth_wait.js';
 import type { Journal } from './journal.js';
 import { keyStringToKey, toKeyString, type Key } from './key_codec.js';
 import { NOT_CACHED, type PageTree } from './page_tree.js';
@@ -50,6 +51,8 @@ export interface StreamParts {
   grid: Grid;
   journal: Journal;
   growth: StoreGrowth;
+  /** Writes waiting for a growth: a stream's commit goes in its turn, behind them. */
+  growthWait: GrowthWait;
   /** A key's entry now if it takes no IO, the WAL tail's while the replay runs (ReplayOverlay); NOT_CACHED otherwise. */
   entryNow: (keyString: string) => IndexEntry | undefined | typeof NOT_CACHED;
   /** Waits for the replay of the WAL tail if one runs: iterations start after it (a failed one: its error). */
@@ -73,7 +76,7 @@ export interface StreamParts {
  * gives back every block it took once its writes have settled.
  */
 export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
-  const { state, space, grid, journal, growth } = parts;
+  const { state, space, grid, journal, growth, growthWait } = parts;
   state.checkWritable();
   const keyString = toKeyString(key);
   const isString = typeof key === 'string';
@@ -214,12 +217,14 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
     // From here the commit path owns the extents (and abandons them itself
     // if it fails); it commits only once every data write has completed.
     handedOver = true;
-    await journal.enqueue({
-      operations: [{ keyString, isString, value, existed: false }],
-      dataWrites: writes,
-      dataBlocks: [],
-      payloadBytes,
-    });
+    await growthWait.inTurn(() =>
+      journal.enqueue({
+        operations: [{ keyString, isString, value, existed: false }],
+        dataWrites: writes,
+        dataBlocks: [],
+        payloadBytes,
+      }),
+    );
   };
   return new Writable({
     highWaterMark: STREAM_CHUNK_BYTES,

@@ -5,7 +5,7 @@
 // arrays as soon as the call returns, also when the write itself is held
 // (behind the WAL tail's replay, ReplayOverlay) or tried again (after the
 // store grew). Nothing here takes blocks or touches the store: that comes
-// after, in the façade (BlockStore#queue), so a bad operation refuses the
+// after, in the façade (BlockStore#tryQueue), so a bad operation refuses the
 // whole batch with nothing to give back.
 import { deleteRecordBytes, extentPutRecordBytes, inlinePutRecordBytes } from '../format/records.js';
 import { COMMIT_HEADER_SIZE } from '../format/constants.js';

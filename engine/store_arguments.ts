@@ -1,6 +1,7 @@
 // Argument checks at the store's boundary: options, range bounds, and how an
 // argument is described in the TypeError or RangeError that refuses it.
 // API misuse is refused here, before anything reaches the kernel.
+import { describeValue } from '../native/errors.js';
 import { isUint8Array, toKeyString, type Key } from './key_codec.js';
 import { DEFAULT_BLOCK_SIZE } from './store_layout.js';
 import { invalidArgument } from './store_error.js';
@@ -31,12 +32,7 @@ export function describeKey(key: Key): string {
 }
 
 /** An argument for messages: never throws, whatever it is. */
-export function describeArgument(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' || value === undefined) return String(value);
-  if (value === null) return 'null';
-  return `a ${typeof value}`;
-}
+export const describeArgument = describeValue;
 
 export function checkBoolean(value: unknown, name: string, fallback: boolean): boolean {
   if (value === undefined) return fallback;

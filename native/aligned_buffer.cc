@@ -1,4 +1,5 @@
 #include "aligned_buffer.h"
+#include "js_args.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -179,13 +180,12 @@ Napi::Value BufferAddressModulo(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (!ReadAlignment(info, 1, &alignment)) return env.Undefined();
-  void* data = nullptr;
-  if (info[0].IsTypedArray()) {
-    data = static_cast<uint8_t*>(info[0].As<Napi::TypedArray>().ArrayBuffer().Data()) +
-           info[0].As<Napi::TypedArray>().ByteOffset();
-  } else {
-    data = static_cast<uint8_t*>(info[0].As<Napi::DataView>().ArrayBuffer().Data()) +
-           info[0].As<Napi::DataView>().ByteOffset();
+  // Through the C API, which reads a SharedArrayBuffer-backed view too.
+  uint8_t* data = nullptr;
+  size_t length = 0;
+  if (!ViewSpan(env, info[0], &data, &length)) {
+    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG", "buffer must be a Buffer, TypedArray or DataView");
+    return env.Undefined();
   }
   return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(data) % alignment));
 }

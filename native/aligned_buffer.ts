@@ -2,7 +2,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 
 import { addon, constants } from './addon.js';
-import { invalidRange, invalidType } from './errors.js';
+import { describeValue, invalidRange, invalidType } from './errors.js';
 
 /** Default alignment: a 4 KiB page, which satisfies every device's direct IO. */
 export const DEFAULT_ALIGNMENT = 4096;
@@ -22,10 +22,10 @@ export function allocAligned(sizeBytes: number, alignment: number = DEFAULT_ALIG
     throw invalidType('allocAligned(sizeBytes, alignment) takes numbers');
   }
   if (!Number.isInteger(sizeBytes) || sizeBytes < 0 || sizeBytes > constants.TRANSFER_SIZE_MAX) {
-    throw invalidRange(`sizeBytes must be an integer from 0 to ${constants.TRANSFER_SIZE_MAX}, got ${sizeBytes}`);
+    throw invalidRange(`sizeBytes must be an integer from 0 to ${constants.TRANSFER_SIZE_MAX}, got ${describeValue(sizeBytes)}`);
   }
   if (!isPowerOfTwo(alignment) || alignment > constants.ALIGNMENT_MAX) {
-    throw invalidRange(`alignment must be a power of two up to ${constants.ALIGNMENT_MAX}, got ${alignment}`);
+    throw invalidRange(`alignment must be a power of two up to ${constants.ALIGNMENT_MAX}, got ${describeValue(alignment)}`);
   }
   return addon.allocAligned(sizeBytes, alignment);
 }
@@ -48,10 +48,10 @@ export function allocAligned(sizeBytes: number, alignment: number = DEFAULT_ALIG
  */
 export function allocAlignedInHeap(sizeBytes: number, alignment: number = DEFAULT_ALIGNMENT): Buffer {
   if (!isPowerOfTwo(alignment) || alignment > constants.ALIGNMENT_MAX) {
-    throw invalidRange(`alignment must be a power of two up to ${constants.ALIGNMENT_MAX}, got ${alignment}`);
+    throw invalidRange(`alignment must be a power of two up to ${constants.ALIGNMENT_MAX}, got ${describeValue(alignment)}`);
   }
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0 || sizeBytes > HEAP_BUFFER_BYTES_MAX - alignment) {
-    throw invalidRange(`sizeBytes must be an integer from 0 to ${HEAP_BUFFER_BYTES_MAX - alignment}, got ${sizeBytes}`);
+    throw invalidRange(`sizeBytes must be an integer from 0 to ${HEAP_BUFFER_BYTES_MAX - alignment}, got ${describeValue(sizeBytes)}`);
   }
   const whole = Buffer.allocUnsafeSlow(sizeBytes + alignment);
   const offBy = addon.bufferAddressModulo(whole, alignment);
@@ -68,7 +68,7 @@ export function allocAlignedInHeap(sizeBytes: number, alignment: number = DEFAUL
 export function isAligned(buffer: ArrayBufferView, alignment: number): boolean {
   if (!ArrayBuffer.isView(buffer)) throw invalidType('buffer must be a Buffer, TypedArray or DataView');
   if (!isPowerOfTwo(alignment) || alignment > constants.ALIGNMENT_MAX) {
-    throw invalidRange(`alignment must be a power of two up to ${constants.ALIGNMENT_MAX}, got ${alignment}`);
+    throw invalidRange(`alignment must be a power of two up to ${constants.ALIGNMENT_MAX}, got ${describeValue(alignment)}`);
   }
   return buffer.byteLength % alignment === 0 && addon.bufferAddressModulo(buffer, alignment) === 0;
 }

@@ -7,6 +7,7 @@
 #include <sys/auxv.h>
 #endif
 
+#include "js_args.h"
 #include "napi_errors.h"
 
 namespace ringstore {
@@ -120,13 +121,16 @@ Napi::Value Crc32cJs(const Napi::CallbackInfo& info) {
     ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "crc32c seed must be a uint32");
     return env.Undefined();
   }
-  const uint8_t* data = static_cast<const uint8_t*>(view.ArrayBuffer().Data());
-  size_t length = view.ByteLength();
-  if (data == nullptr && length != 0) {
-    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG", "crc32c: view is detached");
+  // Read through the C API: view.ArrayBuffer() fails for a SharedArrayBuffer
+  // (leaving an exception pending, which the throw below would make fatal).
+  uint8_t* data = nullptr;
+  size_t length = 0;
+  if (!ViewSpan(env, view, &data, &length)) {
+    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG", "crc32c(view, seed): view must be a TypedArray");
     return env.Undefined();
   }
-  uint32_t crc = Crc32c(static_cast<uint32_t>(seed), data == nullptr ? data : data + view.ByteOffset(), length);
+  // A detached view is empty: the checksum of no bytes.
+  uint32_t crc = Crc32c(static_cast<uint32_t>(seed), data, data == nullptr ? 0 : length);
   return Napi::Number::New(env, crc);
 }
 

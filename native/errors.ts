@@ -58,6 +58,15 @@ export class RingSystemError extends Error {
 }
 
 /** Argument checks: TypeError/RangeError with code ERR_INVALID_ARG. */
+/** A value for a message: never throws, whatever it is (a Symbol, a detached view, a Proxy). */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' || value === undefined) return String(value);
+  if (value === null) return 'null';
+  const type = typeof value;
+  return `${type === 'object' || type === 'undefined' ? 'an' : 'a'} ${type}`;
+}
+
 export function invalidType(message: string): TypeError {
   return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG' as const });
 }

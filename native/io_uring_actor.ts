@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 
 import { addon, constants, type NativeActorStats, type NativeRingClient } from './addon.js';
-import { fromNative, invalidRange, invalidType, RingError, RingSystemError } from './errors.js';
+import { describeValue, fromNative, invalidRange, invalidType, RingError, RingSystemError } from './errors.js';
 import type { IoObserver } from './io_observer.js';
 import { kOpSettled, type OpSink, type PendingOp } from './ring_op.js';
 import { RingFile, type RingFileOptions } from './ring_file.js';
@@ -248,11 +248,11 @@ export class IoUringActor implements OpSink {
     if (options === null || typeof options !== 'object') throw invalidType('options must be an object');
     const backend = options.backend ?? 'io_uring';
     if (backend !== 'io_uring' && backend !== 'threads') {
-      throw invalidRange(`backend must be 'io_uring' or 'threads', got ${String(backend)}`);
+      throw invalidRange(`backend must be 'io_uring' or 'threads', got ${describeValue(backend)}`);
     }
     const fallback = options.fallback ?? 'none';
     if (fallback !== 'none' && fallback !== 'threads') {
-      throw invalidRange(`fallback must be 'none' or 'threads', got ${String(fallback)}`);
+      throw invalidRange(`fallback must be 'none' or 'threads', got ${describeValue(fallback)}`);
     }
     const completionSpinUs = options.completionSpinUs ?? DEFAULT_COMPLETION_SPIN_US;
     checkSpinSetting('completionSpinUs', completionSpinUs);
@@ -277,7 +277,7 @@ export class IoUringActor implements OpSink {
    */
   static attach(id: number, options: Pick<IoUringActorOptions, 'completionSpinUs'> = {}): IoUringActor {
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > 0xffffffff) {
-      throw invalidType(`ring id must be a positive integer, got ${String(id)}`);
+      throw invalidType(`ring id must be a positive integer, got ${describeValue(id)}`);
     }
     if (options === null || typeof options !== 'object') throw invalidType('options must be an object');
     const completionSpinUs = options.completionSpinUs ?? DEFAULT_COMPLETION_SPIN_US;

@@ -30,17 +30,23 @@ bool ReadOptionUint(Napi::Env env, Napi::Object options, const char* name, uint3
   return true;
 }
 
-bool ViewMemory(Napi::Env env, Napi::Value value, void** data, size_t* length, napi_value* array_buffer) {
-  napi_value raw = value;
+namespace {
+
+// A view's bytes and ArrayBuffer through the C API, which reads them for a
+// SharedArrayBuffer too. False for a value that is no view.
+bool ReadView(napi_env env, napi_value raw, void** data, size_t* length, napi_value* array_buffer) {
   bool is_typed_array = false;
   bool is_data_view = false;
   napi_is_typedarray(env, raw, &is_typed_array);
   if (!is_typed_array) napi_is_dataview(env, raw, &is_data_view);
+  *data = nullptr;
+  *length = 0;
   if (is_typed_array) {
     napi_typedarray_type type;
     size_t element_count = 0;
     size_t byte_offset = 0;
-    napi_get_typedarray_info(env, raw, &type, &element_count, data, array_buffer, &byte_offset);
+    // `data` comes adjusted by the view's byte offset.
+    if (napi_get_typedarray_info(env, raw, &type, &element_count, data, array_buffer, &byte_offset) != napi_ok) return false;
     size_t element_size = 1;
     switch (type) {
       case napi_int16_array: case napi_uint16_array: element_size = 2; break;
@@ -49,10 +55,27 @@ bool ViewMemory(Napi::Env env, Napi::Value value, void** data, size_t* length, n
       default: element_size = 1; break;
     }
     *length = element_count * element_size;
-  } else if (is_data_view) {
+    return true;
+  }
+  if (is_data_view) {
     size_t byte_offset = 0;
-    napi_get_dataview_info(env, raw, length, data, array_buffer, &byte_offset);
-  } else {
+    return napi_get_dataview_info(env, raw, length, data, array_buffer, &byte_offset) == napi_ok;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool ViewSpan(Napi::Env env, napi_value value, uint8_t** data, size_t* length) {
+  void* bytes = nullptr;
+  napi_value array_buffer = nullptr;
+  if (!ReadView(env, value, &bytes, length, &array_buffer)) return false;
+  *data = static_cast<uint8_t*>(bytes);
+  return true;
+}
+
+bool ViewMemory(Napi::Env env, Napi::Value value, void** data, size_t* length, napi_value* array_buffer) {
+  if (!ReadView(env, value, data, length, array_buffer)) {
     ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG",
                "buffer must be a Buffer, TypedArray or DataView");
     return false;

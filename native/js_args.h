@@ -37,6 +37,13 @@ static_assert(kOpKindCount <= 32, "the accepted-kinds set is a uint32_t bit set"
 bool ReadOptionUint(Napi::Env env, Napi::Object options, const char* name, uint32_t min,
                     uint32_t max, uint32_t* out);
 
+// The bytes a Buffer, TypedArray or DataView views now, whatever its
+// ArrayBuffer (a SharedArrayBuffer's too: Napi::TypedArray::ArrayBuffer()
+// fails for those, leaving an exception pending). False, throwing nothing,
+// for any other value. A detached or empty view is `*length` 0 and `*data`
+// possibly null. Unlike the readers below, it throws nothing itself.
+bool ViewSpan(Napi::Env env, napi_value value, uint8_t** data, size_t* length);
+
 // A Buffer, TypedArray or DataView: its first byte, its length in bytes and
 // its ArrayBuffer (for AlignedBlock::Of). Refused when the value is no view,
 // is empty or detached (data == nullptr), or is longer than kTransferSizeMax.

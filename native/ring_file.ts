@@ -8,7 +8,7 @@
 // and writes, and a read stops early only at end-of-file.
 import { addon, constants } from './addon.js';
 import { allocAligned, isPowerOfTwo } from './aligned_buffer.js';
-import { fromNative, invalidRange, invalidType, RingError, RingSystemError, unalignedDirectIo } from './errors.js';
+import { describeValue, fromNative, invalidRange, invalidType, RingError, RingSystemError, unalignedDirectIo } from './errors.js';
 import type { IoMutation, IoMutationKind, ObservedFile } from './io_observer.js';
 import { kOpSettled, type OpOwner, type OpSink, type PendingOp } from './ring_op.js';
 
@@ -120,12 +120,12 @@ export class RingFile implements OpOwner, ObservedFile {
     const sizeBytes = options.sizeBytes ?? 0;
     if (typeof sizeBytes !== 'number') throw invalidType(`sizeBytes must be a number, got ${typeof sizeBytes}`);
     if (!Number.isInteger(sizeBytes) || sizeBytes < 0 || sizeBytes > MAX_POSITION) {
-      throw invalidRange(`sizeBytes must be an integer from 0 to 2^53-1, got ${String(sizeBytes)}`);
+      throw invalidRange(`sizeBytes must be an integer from 0 to 2^53-1, got ${describeValue(sizeBytes)}`);
     }
     const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
     if (typeof blockSize !== 'number') throw invalidType(`blockSize must be a number, got ${typeof blockSize}`);
     if (!isPowerOfTwo(blockSize) || blockSize < 512 || blockSize > BLOCK_SIZE_MAX) {
-      throw invalidRange(`blockSize must be a power of two from 512 to ${BLOCK_SIZE_MAX}, got ${String(blockSize)}`);
+      throw invalidRange(`blockSize must be a power of two from 512 to ${BLOCK_SIZE_MAX}, got ${describeValue(blockSize)}`);
     }
     if (options.readOnly === true && (options.create === true || sizeBytes > 0)) {
       throw invalidRange('a readOnly file cannot be created or sized');
@@ -403,6 +403,11 @@ export class RingFile implements OpOwner, ObservedFile {
     return new Promise<number>((resolve, reject) => {
       const observer = mutationKind === undefined ? undefined : this.#sink.observer;
       let mutation: IoMutation | undefined;
+      // In flight before the observer hears of it: a close() of this file
+      // (or of the ring) that the observer makes waits for this operation,
+      // rather than closing the descriptor it is about to be sent to (a
+      // number the next open may reuse, for another file).
+      this.#inFlight++;
       if (observer !== undefined) {
         const views = buffer !== undefined ? [buffer] : buffers ?? [];
         mutation = {
@@ -414,7 +419,13 @@ export class RingFile implements OpOwner, ObservedFile {
           buffers: views.map(toBytes),
           durableOnCompletion: mutationKind === 'writeAndSync' || mutationKind === 'writeDsync' || (this.dsync && mutationKind === 'write'),
         };
-        observer.onSubmit(mutation);
+        try {
+          observer.onSubmit(mutation);
+        } catch (error) {
+          // The operation never goes out; the observer's throw rejects it.
+          this[kOpSettled]();
+          throw error;
+        }
       }
       const op: PendingOp = {
         kind,
@@ -430,7 +441,6 @@ export class RingFile implements OpOwner, ObservedFile {
         resolve,
         reject,
       };
-      this.#inFlight++;
       this.#sink.enqueue(op);
     });
   }

@@ -191,6 +191,41 @@ for (const backend of BACKENDS) {
       assert.deepEqual(observer.completes().slice(1).map((event) => event.outcome), [0, 0]);
     });
 
+    it('an onSubmit that closes the file: the operation still goes to that file, and the close waits for it (found by a review: the descriptor was closed first, and its number reused)', async () => {
+      let closing: Promise<void> | undefined;
+      ring!.observer = {
+        onSubmit: () => {
+          closing ??= file.close();
+        },
+        onComplete: () => undefined,
+      };
+      const data = patternBlock(21);
+      const written = await file.write(data, 0);
+      assert.equal(written, BLOCK_SIZE);
+      await closing;
+      ring!.observer = undefined;
+      const reopened = await ring!.open(file.path, { direct: true });
+      try {
+        const back = allocAligned(BLOCK_SIZE);
+        await reopened.read(back, 0);
+        assert.ok(back.equals(data), 'the write reached the file it was called on');
+      } finally {
+        await reopened.close();
+      }
+    });
+
+    it('an onSubmit that throws: the operation is rejected with its error and never sent; the file closes', async () => {
+      ring!.observer = {
+        onSubmit: () => {
+          throw new Error('observer refused');
+        },
+        onComplete: () => undefined,
+      };
+      await assert.rejects(file.write(patternBlock(22), 0), /observer refused/);
+      ring!.observer = undefined;
+      await file.close();
+    });
+
     it('passes the error to onComplete when the kernel fails the operation', async () => {
       ring!.observer = observer;
       closeSync(file.fd);

@@ -180,11 +180,16 @@ function openError(path: string, error: unknown): Error {
   if (code === 'ENOENT') {
     return new StoreError('ERR_STORE_NOT_FOUND', `'${path}' does not exist (open with create: true to make a store)`, { cause: error });
   }
-  if (error instanceof RingSystemError && error.code === 'EINVAL' && error.syscall === 'open' && statSync(path, { throwIfNoEntry: false })?.isDirectory() === true) {
-    // A directory opened without write access and with O_DIRECT is EINVAL, not EISDIR.
-    return new StoreError('ERR_STORE_PATH', `'${path}' is a directory, not a store file`, { cause: error });
-  }
   if (error instanceof RingSystemError && error.code === 'EINVAL' && error.syscall === 'open') {
+    // O_DIRECT is EINVAL for what cannot do direct IO: a directory opened
+    // without write access (not EISDIR), a FIFO, a character device — not
+    // a store's place whatever the file system — and a regular file on a
+    // file system without direct IO.
+    const stats = statSync(path, { throwIfNoEntry: false });
+    if (stats?.isDirectory() === true) return new StoreError('ERR_STORE_PATH', `'${path}' is a directory, not a store file`, { cause: error });
+    if (stats !== undefined && !stats.isFile() && !stats.isBlockDevice()) {
+      return new StoreError('ERR_STORE_PATH', `'${path}' is not a regular file or a block device`, { cause: error });
+    }
     // open(2) refuses O_DIRECT with EINVAL on file systems without it (ramfs,
     // some FUSE and network file systems).
     return new StoreError('ERR_STORE_UNSUPPORTED', `'${path}': the file system does not support direct IO (O_DIRECT), which the store needs; use ext4, xfs, btrfs or tmpfs (Linux 6.6+)`, {

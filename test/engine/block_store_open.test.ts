@@ -6,6 +6,7 @@
 // before any IO; and a new store must have room for its WAL and some data.
 // What create: true may and may not touch is block_store_create_rules.test.ts.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 import { BlockStore } from '../../engine/block_store.js';
@@ -81,6 +82,17 @@ describe('BlockStore.open()', () => {
     for (const create of [false, true]) {
       const error = await rejectsWithCode(() => BlockStore.open(dir!, { create }), 'ERR_STORE_PATH');
       assert.equal((error.cause as { code?: string }).code, 'EISDIR');
+    }
+  });
+
+  it('refuses a FIFO and a character device with ERR_STORE_PATH, not as a file system without direct IO (found by a review)', async () => {
+    const fifo = `${dir}/fifo`;
+    execFileSync('mkfifo', [fifo]);
+    for (const path of [fifo, '/dev/null']) {
+      for (const create of [false, true]) {
+        const error = await rejectsWithCode(() => BlockStore.open(path, { create }), 'ERR_STORE_PATH');
+        assert.match(error.message, /not a regular file or a block device/, path);
+      }
     }
   });
 

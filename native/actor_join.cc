@@ -45,9 +45,9 @@ std::shared_ptr<Actor> JoinActor(Napi::Env env, Napi::Value spec_value) {
     return nullptr;
   }
   options.spin_adaptive = spin_adaptive != 0;
-  std::string backend = spec.Get("backend").IsString()
-                            ? spec.Get("backend").As<Napi::String>().Utf8Value()
-                            : std::string("io_uring");
+  Napi::Value backend_value = spec.Get("backend");
+  if (env.IsExceptionPending()) return nullptr;  // its getter threw
+  std::string backend = backend_value.IsString() ? backend_value.As<Napi::String>().Utf8Value() : std::string("io_uring");
   if (backend != "io_uring" && backend != "threads") {
     ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG",
                "backend must be 'io_uring' or 'threads'");

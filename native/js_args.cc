@@ -13,6 +13,8 @@ bool ReadOptionUint(Napi::Env env, Napi::Object options, const char* name, uint3
                     uint32_t max, uint32_t* out) {
   assert(min <= max);
   Napi::Value value = options.Get(name);
+  // A getter that threw: its exception is pending, and is the answer.
+  if (env.IsExceptionPending()) return false;
   if (value.IsUndefined()) return true;
   if (!value.IsNumber()) {
     ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG",

@@ -54,7 +54,6 @@ RingClient::RingClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingCl
   }
 
   completions_ref_ = Napi::Persistent(view);
-  completions_view_ = view.Data();
   slots_.reset(new Command[kClientSlotCount]);
   for (uint32_t i = 0; i < kClientSlotCount; i++) {
     slots_[i].client = this;

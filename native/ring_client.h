@@ -217,7 +217,6 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
   bool held_fast_woke_ = false;     // JS thread only: a fast command woke the actor since holdWakes(true)
 
   Napi::Reference<Napi::Int32Array> completions_ref_;
-  int32_t* completions_view_ = nullptr;  // kClientSlotCount * kCompletionWords
 
   // Shared with the actor thread (Post).
   std::mutex mu_;

@@ -4,6 +4,7 @@
 // reserved no slot and pins nothing.
 #include <cassert>
 #include <cmath>
+#include <vector>
 
 #include "js_args.h"
 #include "napi_errors.h"
@@ -87,9 +88,6 @@ Napi::Value RingClient::Submit(const Napi::CallbackInfo& info) {
 // kReadv / kWritev / kWriteAndSync / kWritevDsync.
 Napi::Value RingClient::SubmitVector(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Command* cmd = BeginCommand(info, KindBit(OpKind::kReadv) | KindBit(OpKind::kWritev) |
-                                         KindBit(OpKind::kWriteAndSync) | KindBit(OpKind::kWritevDsync));
-  if (cmd == nullptr) return env.Undefined();
   if (info.Length() < 6 || !info[4].IsArray()) {
     ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG", "buffers must be an array");
     return env.Undefined();
@@ -100,13 +98,25 @@ Napi::Value RingClient::SubmitVector(const Napi::CallbackInfo& info) {
     ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "buffers must hold 1 to 1024 buffers");
     return env.Undefined();
   }
+  // The elements first, before the command is touched: reading one may run
+  // a getter, which may throw (its exception pending) or submit on this
+  // very slot; nothing after this runs JS.
+  std::vector<napi_value> elements(count);
+  for (uint32_t i = 0; i < count; i++) {
+    Napi::Value element = buffers.Get(i);
+    if (env.IsExceptionPending()) return env.Undefined();
+    elements[i] = element;
+  }
+  Command* cmd = BeginCommand(info, KindBit(OpKind::kReadv) | KindBit(OpKind::kWritev) |
+                                         KindBit(OpKind::kWriteAndSync) | KindBit(OpKind::kWritevDsync));
+  if (cmd == nullptr) return env.Undefined();
   if (!ReadDirectAlignment(env, info[5], &cmd->direct_alignment)) return env.Undefined();
   uint64_t total = 0;
   for (uint32_t i = 0; i < count; i++) {
     void* data = nullptr;
     size_t length = 0;
     napi_value array_buffer = nullptr;
-    if (!ViewMemory(env, buffers.Get(i), &data, &length, &array_buffer)) {
+    if (!ViewMemory(env, Napi::Value(env, elements[i]), &data, &length, &array_buffer)) {
       UnpinBuffers(cmd);
       return env.Undefined();
     }

@@ -5,6 +5,7 @@
 // spin (ring_client_spin.cc) when it was polling.
 #include <cassert>
 
+#include "napi_errors.h"
 #include "ring_client.h"
 
 namespace ringstore {
@@ -78,6 +79,26 @@ void RingClient::DeliverToJs(Napi::Env env, napi_value callback, size_t count, n
 }
 
 size_t RingClient::TakeReady(Napi::Env env) {
+  // The view's memory, read again at each delivery: JS could have detached
+  // (transferred) it since the last one, and a pointer kept from the
+  // constructor would then write into memory the view no longer owns.
+  napi_typedarray_type type;
+  size_t element_count = 0;
+  void* data = nullptr;
+  napi_value array_buffer;
+  size_t byte_offset = 0;
+  if (napi_get_typedarray_info(env, completions_ref_.Value(), &type, &element_count, &data, &array_buffer,
+                               &byte_offset) != napi_ok ||
+      data == nullptr || element_count < size_t{kClientSlotCount} * kCompletionWords) {
+    // Left in ready_: nothing is lost, and nothing more can be said to JS.
+    // Reported as uncaught (a thrown exception would be dropped on the
+    // threadsafe function's path).
+    napi_fatal_exception(env, MakeCodedError(env, JsErrorKind::kError, "ERR_INVALID_ARG",
+                                             "the completion view was detached: completions cannot be delivered")
+                                  .Value());
+    return 0;
+  }
+  int32_t* completions_view = static_cast<int32_t*>(data);
   delivering_.clear();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -101,9 +122,9 @@ size_t RingClient::TakeReady(Napi::Env env) {
       slow_in_flight_js_--;
       slow_count++;
     }
-    completions_view_[i * kCompletionWords + 0] = static_cast<int32_t>(completion.slot);
-    completions_view_[i * kCompletionWords + 1] = completion.result;
-    completions_view_[i * kCompletionWords + 2] = static_cast<int32_t>(completion.stage);
+    completions_view[i * kCompletionWords + 0] = static_cast<int32_t>(completion.slot);
+    completions_view[i * kCompletionWords + 1] = completion.result;
+    completions_view[i * kCompletionWords + 2] = static_cast<int32_t>(completion.stage);
   }
   assert(in_flight_js_ >= count);
   in_flight_js_ -= static_cast<uint32_t>(count);

@@ -56,6 +56,7 @@ Napi::Value SpinPolicyRun(const Napi::CallbackInfo& info) {
     if (pair.IsArray() && pair.As<Napi::Array>().Length() == 2) {
       for (uint32_t j = 0; j < 2; j++) {
         Napi::Value value = pair.As<Napi::Array>().Get(j);
+        if (env.IsExceptionPending()) return env.Undefined();  // a getter threw
         if (value.IsNumber()) values[j] = value.As<Napi::Number>().DoubleValue();
       }
     }

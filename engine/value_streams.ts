@@ -433,7 +433,8 @@ export async function* storedEntries(parts: StreamParts): AsyncGenerator<StoredE
       const key = keyStringToKey(keyString, entry.isString);
       const value = entry.value;
       if (value instanceof Uint8Array) {
-        yield { key, raw: false, sizeBytes: value.length, chunks: async function* () { yield Buffer.from(value); } };
+        // An empty value has no chunk (a dump's entry of 0 bytes takes none).
+        yield { key, raw: false, sizeBytes: value.length, chunks: async function* () { if (value.length > 0) yield Buffer.from(value); } };
       } else {
         yield { key, raw: value.raw === true, sizeBytes: value.length, chunks: () => extentValueChunks(parts, value) };
       }

@@ -18,6 +18,7 @@
 // Case 1 relies on the database being the store's only writer, which holds:
 // RingLevel owns its BlockStore and the store is exclusive (flock).
 import type { BlockStore } from '../engine/block_store.js';
+import { KEY_SIZE_MAX } from '../format/constants.js';
 import type { RangeOptions } from '../engine/store_options.js';
 import { compareKeys, toBytes, type Encoded } from './formats.js';
 import type { WriteClock } from './write_clock.js';
@@ -31,23 +32,46 @@ export interface EncodedRange {
   reverse: boolean;
 }
 
+type StoreBounds = Pick<RangeOptions, 'gt' | 'gte' | 'lt' | 'lte'>;
+
+/**
+ * A bound of more than KEY_SIZE_MAX bytes, which the store refuses as no
+ * key could be it, in the store's terms: its first KEY_SIZE_MAX bytes, P.
+ * No key equals such a bound, and a key (at most KEY_SIZE_MAX bytes) is
+ * above it exactly when it is above P — a key P is a prefix of is P
+ * itself, below the bound — and below it exactly when it is at most P. So
+ * gt and gte of it are gt P, lt and lte of it are lte P. Shorter bounds
+ * pass as they are.
+ */
+function lowerBound(bound: Encoded, inclusive: boolean): StoreBounds {
+  const bytes = toBytes(bound);
+  if (bytes.length <= KEY_SIZE_MAX) return inclusive ? { gte: bound } : { gt: bound };
+  return { gt: bytes.subarray(0, KEY_SIZE_MAX) };
+}
+
+function upperBound(bound: Encoded, inclusive: boolean): StoreBounds {
+  const bytes = toBytes(bound);
+  if (bytes.length <= KEY_SIZE_MAX) return inclusive ? { lte: bound } : { lt: bound };
+  return { lte: bytes.subarray(0, KEY_SIZE_MAX) };
+}
+
 /** Bounds in the store's terms; undefined when the range is empty whatever the store holds. */
-function storeBounds(range: EncodedRange): Pick<RangeOptions, 'gt' | 'gte' | 'lt' | 'lte'> | undefined {
-  const bounds: Pick<RangeOptions, 'gt' | 'gte' | 'lt' | 'lte'> = {};
+function storeBounds(range: EncodedRange): StoreBounds | undefined {
+  let bounds: StoreBounds = {};
   // The store has no empty key and refuses one as a bound: every key is
   // above it, so an empty lower bound is no bound and an empty upper bound
   // leaves nothing.
   if (range.gte !== undefined) {
-    if (range.gte.length > 0) bounds.gte = range.gte;
+    if (range.gte.length > 0) bounds = lowerBound(range.gte, true);
   } else if (range.gt !== undefined) {
-    if (range.gt.length > 0) bounds.gt = range.gt;
+    if (range.gt.length > 0) bounds = lowerBound(range.gt, false);
   }
   if (range.lte !== undefined) {
     if (range.lte.length === 0) return undefined;
-    bounds.lte = range.lte;
+    bounds = { ...bounds, ...upperBound(range.lte, true) };
   } else if (range.lt !== undefined) {
     if (range.lt.length === 0) return undefined;
-    bounds.lt = range.lt;
+    bounds = { ...bounds, ...upperBound(range.lt, false) };
   }
   return bounds;
 }
@@ -63,8 +87,17 @@ export class RangeCursor {
   /** The first next() of the generator, called at its start to take the snapshot. */
   #primed: Promise<IteratorResult<Entry>> | undefined;
   #snapshotToken: string | undefined;
-  /** The last key returned, as bytes: where the cursor is. */
-  #lastKey: Buffer | undefined;
+  /**
+   * Where the generator is, in the cursor's direction: the target it
+   * started at (it yields no key before it), the last key it yielded
+   * (returned or skipped: it yields none up to it again), and whether it
+   * has ended. A seek of case 2 must lie ahead of all three; the key last
+   * returned alone is not where the generator is after a restart at a
+   * target, or a skip that ran past the returned keys.
+   */
+  #startedAt: Buffer | undefined;
+  #consumedThrough: Buffer | undefined;
+  #ended = false;
   /** Set by a seek of case 2: entries before it (in the cursor's direction) are skipped. */
   #skipTo: Buffer | undefined;
 
@@ -83,13 +116,16 @@ export class RangeCursor {
       const pending = this.#primed ?? this.#generator.next();
       this.#primed = undefined;
       const result = await pending;
-      if (result.done === true) return undefined;
+      if (result.done === true) {
+        this.#ended = true;
+        return undefined;
+      }
       const key = toBytes(result.value[0] as Encoded);
+      this.#consumedThrough = key;
       if (this.#skipTo !== undefined) {
         if (this.#isBefore(key, this.#skipTo)) continue;
         this.#skipTo = undefined;
       }
-      this.#lastKey = key;
       return result.value;
     }
   }
@@ -97,8 +133,7 @@ export class RangeCursor {
   /** Moves to the first key at or after `target` in the cursor's direction, within the original range. */
   seek(target: Encoded): void {
     const targetBytes = toBytes(target);
-    const ahead = this.#lastKey === undefined || this.#isBefore(this.#lastKey, targetBytes);
-    if (!this.#clock.unchangedSince(this.#snapshotToken) && ahead) {
+    if (!this.#clock.unchangedSince(this.#snapshotToken) && this.#generator !== undefined && this.#isAhead(targetBytes)) {
       this.#skipTo = targetBytes;
       return;
     }
@@ -114,6 +149,13 @@ export class RangeCursor {
     await generator?.return(undefined);
   }
 
+  /** Whether the generator can still yield every key from `target` on: a seek there may skip on this snapshot. */
+  #isAhead(target: Buffer): boolean {
+    if (this.#ended) return false;
+    if (this.#startedAt !== undefined && this.#isBefore(target, this.#startedAt)) return false;
+    return this.#consumedThrough === undefined || this.#isBefore(this.#consumedThrough, target);
+  }
+
   /** Whether `key` comes before `target` in the cursor's direction. */
   #isBefore(key: Buffer, target: Buffer): boolean {
     const order = compareKeys(key, target);
@@ -121,7 +163,9 @@ export class RangeCursor {
   }
 
   #start(target: Buffer | undefined): void {
-    this.#lastKey = undefined;
+    this.#startedAt = target !== undefined && target.length > 0 ? target : undefined;
+    this.#consumedThrough = undefined;
+    this.#ended = false;
     this.#skipTo = undefined;
     const bounds = storeBounds(this.#range);
     if (bounds === undefined) return;
@@ -131,13 +175,15 @@ export class RangeCursor {
         const low = bounds.gte ?? bounds.gt;
         if (low === undefined || compareKeys(target, low) > 0) {
           delete bounds.gt;
-          bounds.gte = target;
+          delete bounds.gte;
+          Object.assign(bounds, lowerBound(target, true));
         }
       } else {
         const high = bounds.lte ?? bounds.lt;
         if (high === undefined || compareKeys(target, high) < 0) {
           delete bounds.lt;
-          bounds.lte = target;
+          delete bounds.lte;
+          Object.assign(bounds, upperBound(target, true));
         }
       }
     } else if (target !== undefined && this.#range.reverse) {

@@ -240,7 +240,12 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
       let chunk: Key[] = [];
       let chunkBytes = 0;
       while (deleted + chunk.length < limit) {
-        const entry = await cursor.next();
+        let entry;
+        try {
+          entry = await cursor.next();
+        } catch (error) {
+          throw toLevelError(error);
+        }
         if (entry === undefined) break;
         const key = entry[0] as Key;
         chunk.push(key);

@@ -220,6 +220,55 @@ describe('RingLevel', () => {
       ]);
     });
 
+    it('seek back after a seek that restarted them, or after a skip that ran to the end, with writes between (found by a review)', async () => {
+      const db = level(location());
+      await db.batch(['a', 'b', 'c', 'd', 'e'].map((key) => ({ type: 'put' as const, key, value: key })));
+      // A seek with no write since restarts the range at its target; a seek
+      // behind that target after a write must not skip on from there.
+      const restarted = db.iterator();
+      restarted.seek('d');
+      await db.put('z', 'z');
+      restarted.seek('b');
+      assert.deepEqual(await restarted.next(), ['b', 'b']);
+      await restarted.close();
+      // A skip past the end, then a seek behind it.
+      const ended = db.iterator();
+      assert.deepEqual(await ended.next(), ['a', 'a']);
+      await db.put('y', 'y');
+      ended.seek('zzz');
+      assert.equal(await ended.next(), undefined);
+      ended.seek('b');
+      assert.deepEqual(await ended.next(), ['b', 'b']);
+      await ended.close();
+      // The same in reverse.
+      const reverse = db.iterator({ reverse: true });
+      reverse.seek('b');
+      await db.put('x', 'x');
+      reverse.seek('e');
+      assert.deepEqual(await reverse.next(), ['e', 'e']);
+      await reverse.close();
+    });
+
+    it('take bounds and seek targets longer than any key (1024 bytes) as the comparison points they are (found by a review: refused as keys)', async () => {
+      const db = level(location());
+      const longest = 'a'.repeat(1024); // a key the longer bounds below start with
+      await db.batch(['a', longest, 'b'].map((key) => ({ type: 'put' as const, key, value: key.slice(0, 2) })));
+      const bound = 'a'.repeat(1025);
+      assert.deepEqual(await db.keys({ gt: bound }).all(), ['b']);
+      assert.deepEqual(await db.keys({ gte: bound }).all(), ['b']);
+      assert.deepEqual(await db.keys({ lt: bound }).all(), ['a', longest]);
+      assert.deepEqual(await db.keys({ lte: bound, reverse: true }).all(), [longest, 'a']);
+      assert.deepEqual(await db.keys({ gt: 'a', lt: bound }).all(), [longest]);
+      const forward = db.keys();
+      forward.seek(bound);
+      assert.deepEqual(await forward.all(), ['b']);
+      const backward = db.keys({ reverse: true });
+      backward.seek(bound);
+      assert.deepEqual(await backward.all(), [longest, 'a']);
+      await db.clear({ lt: bound });
+      assert.deepEqual(await db.keys().all(), ['b']);
+    });
+
     it('seek within their range only, in reverse too', async () => {
       const db = level(location());
       await db.batch(['a', 'b', 'c', 'd', 'e'].map((key) => ({ type: 'put' as const, key, value: key })));

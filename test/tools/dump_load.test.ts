@@ -172,6 +172,30 @@ describe('ringstore dump and load', function () {
       assert.equal(statSync(`${dir}/json-target`).size, 8 << 20, '--size sets the new store size');
     });
 
+    it('dumps and loads empty values: a binary store\'s empty buffer, a string store\'s empty string (found by a review: dump failed with an assertion)', async () => {
+      for (const [encoding, empty] of [
+        ['binary', Buffer.alloc(0)],
+        ['string', ''],
+      ] as const) {
+        const path = `${dir}/empty-${encoding}`;
+        const store = await BlockStore.open(path, { create: true, sizeBytes: 8 << 20, encoding });
+        await store.put('empty', empty);
+        await store.put('after', encoding === 'binary' ? Buffer.from('x') : 'x');
+        await store.close();
+        const dumped = await runCli(['dump', path, `${path}.dump`]);
+        assert.equal(dumped.code, 0, dumped.stderr);
+        const loaded = await runCli(['load', `${path}-target`, `${path}.dump`, '--create', '--size', String(8 << 20)]);
+        assert.equal(loaded.code, 0, loaded.stderr);
+        const target = await BlockStore.open(`${path}-target`);
+        try {
+          assert.deepEqual(await target.get('empty'), empty, encoding);
+          assert.deepEqual(await target.get('after'), encoding === 'binary' ? Buffer.from('x') : 'x', encoding);
+        } finally {
+          await target.close();
+        }
+      }
+    });
+
     it('loads into an existing store of the same encoding, and refuses one of another encoding untouched', async () => {
       const dump = `${dir}/existing.dump`;
       assert.equal((await runCli(['dump', source, dump])).code, 0);

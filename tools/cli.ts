@@ -140,6 +140,10 @@ async function formatCommand(args: string[]): Promise<number> {
     return 2;
   }
   const target = statSync(positionals[0], { throwIfNoEntry: false });
+  if (target !== undefined && !target.isFile() && !target.isBlockDevice()) {
+    // No store can be made there, --force or not (ERR_STORE_PATH, as open() says).
+    throw Object.assign(new Error(`'${positionals[0]}' is ${target.isDirectory() ? 'a directory' : 'not a regular file or a block device'}: a store is made in a file or on a block device`), { code: 'ERR_STORE_PATH' });
+  }
   if (target !== undefined && (target.isBlockDevice() || target.size > 0) && values.force !== true) {
     const what = target.isBlockDevice() ? 'is a block device' : `holds ${target.size} bytes`;
     throw Object.assign(new RangeError(`'${positionals[0]}' ${what}: format destroys what it holds; add --force to do so`), { code: 'ERR_INVALID_ARG' });

@@ -113,7 +113,7 @@ export function fsckImage(image: ImageReader, progress?: FsckProgress): FsckRepo
     return report;
   }
   for (const [key, value] of index) {
-    if (value.kind === 'extents') for (const extent of value.extents) references.push({ extent, owner: `key ${JSON.stringify(key.slice(0, 40))}` });
+    if (value.kind === 'extents') for (const extent of value.extents) references.push({ extent, owner: `key ${keyForMessage(key)}` });
   }
   checkAgainstFreeSet(superblock, references, inUse, report);
 
@@ -158,14 +158,14 @@ export function fsckImage(image: ImageReader, progress?: FsckProgress): FsckRepo
       for (const [key, { value, commit }] of lastWriter) {
         if (value?.kind === 'extents' && commit < keep && !extentValueIntact(image, value, blockSize)) {
           keep = commit;
-          report.tornTail = `commit ${commits[commit].sequence}: extent data of ${JSON.stringify(key)} never reached the disk`;
+          report.tornTail = `commit ${commits[commit].sequence}: extent data of ${keyForMessage(key)} never reached the disk`;
           changed = true;
         }
       }
     }
     for (let i = 0; i < keep; i++) {
       for (const { key, value } of decoded[i]) {
-        const owner = `commit ${commits[i].sequence}, key ${JSON.stringify(key.slice(0, 40))}`;
+        const owner = `commit ${commits[i].sequence}, key ${keyForMessage(key)}`;
         const previous = index.get(key);
         if (previous?.kind === 'extents') {
           for (const extent of previous.extents) markBlocks(superblock, inUse, extent, 0, owner, report);
@@ -192,8 +192,8 @@ export function fsckImage(image: ImageReader, progress?: FsckProgress): FsckRepo
     if (value.kind !== 'extents') continue;
     report.extentValues++;
     progress?.('values', report.extentValues, extentValueCount);
-    for (const extent of value.extents) live.push({ extent, owner: `key ${JSON.stringify(key.slice(0, 40))}` });
-    if (!extentValueIntact(image, value, blockSize)) report.errors.push(`data: value of key ${JSON.stringify(key.slice(0, 40))} (block ${value.extents[0].startBlock}) fails its checksum`);
+    for (const extent of value.extents) live.push({ extent, owner: `key ${keyForMessage(key)}` });
+    if (!extentValueIntact(image, value, blockSize)) report.errors.push(`data: value of key ${keyForMessage(key)} (block ${value.extents[0].startBlock}) fails its checksum`);
   }
   live.sort((a, b) => a.extent.startBlock - b.extent.startBlock);
   let end = superblock.dataStartBlock;
@@ -319,8 +319,8 @@ function walkTree(
     if (page.kind === 'leaf') {
       for (const entry of page.entries) {
         const key = Buffer.from(entry.key).toString('latin1');
-        if (!inBounds(key)) throw new FormatError('page', `key ${JSON.stringify(key.slice(0, 40))} lies outside the separators that lead to its leaf`, ref.block);
-        if (index.has(key)) throw new FormatError('page', `key ${JSON.stringify(key.slice(0, 40))} appears in two leaves`, ref.block);
+        if (!inBounds(key)) throw new FormatError('page', `key ${keyForMessage(key)} lies outside the separators that lead to its leaf`, ref.block);
+        if (index.has(key)) throw new FormatError('page', `key ${keyForMessage(key)} appears in two leaves`, ref.block);
         index.set(key, entry.value.kind === 'inline' ? { kind: 'inline', bytes: Uint8Array.prototype.slice.call(entry.value.bytes) } : entry.value);
       }
       onLeaf?.();
@@ -441,4 +441,23 @@ export function readFreeSetInUse(image: ImageReader, superblock: Superblock): Ui
     inUse.fill(0, extent.startBlock - superblock.dataStartBlock, extent.startBlock - superblock.dataStartBlock + extent.blockCount);
   }
   return inUse;
+}
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+/** Characters of a key a message shows, at most. */
+const KEY_MESSAGE_CHARS_MAX = 40;
+
+/**
+ * A key (the index's string of one char a byte) as a message names it: its
+ * bytes as UTF-8 text when they are (a string key, as the caller wrote it),
+ * else in hex. Shown as it was stored, the chars of "é" read "Ã©".
+ */
+function keyForMessage(keyString: string): string {
+  const bytes = Buffer.from(keyString, 'latin1');
+  try {
+    const text = STRICT_UTF8.decode(bytes);
+    return JSON.stringify(text.length > KEY_MESSAGE_CHARS_MAX ? `${text.slice(0, KEY_MESSAGE_CHARS_MAX)}…` : text);
+  } catch {
+    return `0x${bytes.subarray(0, KEY_MESSAGE_CHARS_MAX / 2).toString('hex')}${bytes.length > KEY_MESSAGE_CHARS_MAX / 2 ? '…' : ''}`;
+  }
 }

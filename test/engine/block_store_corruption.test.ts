@@ -31,6 +31,35 @@ async function makeStore(path: string): Promise<{ victim: Buffer }> {
   return { victim };
 }
 
+describe('fsck naming the key of a damaged value', () => {
+  let dir: string | undefined;
+
+  before(() => {
+    dir = makeStoreDir();
+  });
+
+  after(() => {
+    removeStoreDir(dir);
+  });
+
+  it('names a string key as its text (not the chars of its UTF-8 bytes) and a binary key in hex (found by a review)', async () => {
+    for (const [key, named] of [
+      ['é-key', '"é-key"'],
+      [Buffer.from([0x80, 0x81]), '0x8081'],
+    ] as const) {
+      const path = `${dir}/store-${typeof key}`;
+      const value = pattern(VALUE_BLOCKS * BLOCK_SIZE, 0x77);
+      const store = await openSmallStore(path, { encoding: 'binary', blockSize: BLOCK_SIZE });
+      await store.put(key, value);
+      await store.close();
+      flipByteInFile(path, readFileSync(path).indexOf(value) + 100);
+      const report = fsckFile(path);
+      assert.equal(report.errors.length, 1, report.errors.join('; '));
+      assert.ok(report.errors[0].includes(`key ${named} `), report.errors[0]);
+    }
+  });
+});
+
 describe('BlockStore with a damaged extent value', () => {
   let dir: string | undefined;
   const path = (): string => `${dir}/store`;

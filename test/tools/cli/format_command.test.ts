@@ -56,4 +56,12 @@ describe('ringstore format', function () {
     const bad = await runCli(['format', path, '--force', '--block-size', '1000']);
     assert.match(bad.stderr, /^ringstore: ERR_INVALID_ARG: blockSize must be a power of two/);
   });
+
+  it('refuses a directory with ERR_STORE_PATH, with or without --force (found by a review: it asked for --force, then failed with EISDIR)', async () => {
+    for (const force of [[], ['--force']]) {
+      const result = await runCli(['format', dir, ...force]);
+      assert.equal(result.code, 2);
+      assert.match(result.stderr, /^ringstore: ERR_STORE_PATH: .* is a directory/, result.stderr);
+    }
+  });
 });

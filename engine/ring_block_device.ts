@@ -34,18 +34,17 @@ export class RingBlockDevice implements BlockDevice {
   /**
    * Opens an existing file or block device for exclusive use, changing
    * nothing in it: a regular file is flock'ed; a block device is opened
-   * O_EXCL by the IO layer, and a loop device's backing file is flock'ed too,
-   * so a store cannot be open through both names at once. A second opener
-   * gets ERR_STORE_LOCKED.
+   * O_EXCL by the IO layer and flock'ed, and a loop device's backing file
+   * (or device) is flock'ed too, so a store cannot be open through both
+   * names at once. A second opener gets ERR_STORE_LOCKED.
    *
    * With `readOnly`, the file is opened O_RDONLY (a file without write
    * permission opens) and locked shared (flock LOCK_SH): read-only openers
    * coexist, in this process or others, while a writer's exclusive lock and
    * theirs exclude each other. A block device opened read-only gets no
    * O_EXCL claim (the IO layer claims a device only for writing, and the
-   * claim would shut out other readers too): only a loop device's backing
-   * file is locked, shared, so a writer on any other block device is not
-   * detected (docs/store.md § Read-only opens).
+   * claim would shut out other readers too), only the shared flock
+   * (docs/store.md § Read-only opens).
    */
   static async open(ring: IoUringActor, path: string, options: { readOnly?: boolean } = {}): Promise<RingBlockDevice> {
     const readOnly = options.readOnly === true;
@@ -57,7 +56,12 @@ export class RingBlockDevice implements BlockDevice {
     }
     let backingFile: RingFile | undefined;
     try {
-      if (!file.isBlockDevice && !(readOnly ? file.tryLockShared() : file.tryLockExclusive())) {
+      // A block device is flock'ed too, beside its O_EXCL claim: a loop
+      // device over it flocks it as its backing file (lockLoopBackingFile),
+      // and the loop driver does not claim its backing device, so without
+      // this lock a store on /dev/loop0 and one on a loop device over
+      // /dev/loop0 both opened for writing.
+      if (!(await tryLock(file, readOnly))) {
         throw new StoreError(
           'ERR_STORE_LOCKED',
           readOnly ? `'${path}' is open for writing by another store (in this process or another)` : `'${path}' is open by another store (in this process or another)`,
@@ -223,7 +227,8 @@ async function lockLoopBackingFile(ring: IoUringActor, path: string, shared: boo
   const candidates = [`${sysfs}/loop/backing_file`, `${sysfs}/../loop/backing_file`];
   let backingPath: string | undefined;
   for (const candidate of candidates) {
-    backingPath = await readFile(candidate, 'utf8').then((text) => text.trim(), () => undefined);
+    // The kernel ends the name with a newline; spaces are the name's own.
+    backingPath = await readFile(candidate, 'utf8').then((text) => (text.endsWith('\n') ? text.slice(0, -1) : text), () => undefined);
     if (backingPath !== undefined) break;
   }
   if (backingPath === undefined || backingPath.endsWith(' (deleted)')) return undefined;
@@ -234,11 +239,34 @@ async function lockLoopBackingFile(ring: IoUringActor, path: string, shared: boo
   } catch {
     return undefined; // moved or not reachable from this mount namespace
   }
-  if (!(shared ? backing.tryLockShared() : backing.tryLockExclusive())) {
+  if (!(await tryLock(backing, shared))) {
     await backing.close();
     throw new StoreError('ERR_STORE_LOCKED', `'${path}' is a loop device over '${backingPath}', which is open by another store`);
   }
   return backing;
+}
+
+/**
+ * How long a lock on a block device is tried again before the opener is
+ * refused: udev holds a shared flock on a block device while it probes it
+ * (after losetup, after a write closes it), the protocol by which a writer
+ * that holds the exclusive lock keeps probes off its device
+ * (systemd.io/BLOCK_DEVICE_LOCKING). A store's own lock is held for its
+ * whole open, so a refusal waits this long at most.
+ */
+const BLOCK_DEVICE_LOCK_WAIT_MS = 1000;
+const BLOCK_DEVICE_LOCK_RETRY_MS = 20;
+
+/** flock (LOCK_SH when `shared`, else LOCK_EX), without waiting on a regular file; on a block device, tried again for BLOCK_DEVICE_LOCK_WAIT_MS. */
+async function tryLock(file: RingFile, shared: boolean): Promise<boolean> {
+  const lock = (): boolean => (shared ? file.tryLockShared() : file.tryLockExclusive());
+  if (lock()) return true;
+  if (!file.isBlockDevice) return false;
+  for (let waitedMs = 0; waitedMs < BLOCK_DEVICE_LOCK_WAIT_MS; waitedMs += BLOCK_DEVICE_LOCK_RETRY_MS) {
+    await new Promise((resolve) => setTimeout(resolve, BLOCK_DEVICE_LOCK_RETRY_MS));
+    if (lock()) return true;
+  }
+  return false;
 }
 
 async function isPartition(sysfs: string): Promise<boolean> {

@@ -130,7 +130,19 @@ export class GrowthWait {
       while (this.#held.length > 0) {
         const failure = this.#state.failure;
         if (failure !== undefined) {
-          for (const write of this.#held.splice(0)) write.fail(failure);
+          // Handed on all the same: the journal rejects a write on a failed
+          // store with the failure and gives back what it took (a write
+          // stream's extents are its to abandon once handed over).
+          for (const write of this.#held.splice(0)) {
+            let outcome: QueueAttempt | undefined;
+            try {
+              outcome = write.attempt();
+            } catch {
+              outcome = undefined;
+            }
+            if (outcome instanceof Promise) write.handOver(outcome);
+            else write.fail(failure);
+          }
           return;
         }
         const write = this.#held[0]!;

@@ -62,10 +62,9 @@ export class RingBlockDevice implements BlockDevice {
       // this lock a store on /dev/loop0 and one on a loop device over
       // /dev/loop0 both opened for writing.
       if (!(await tryLock(file, readOnly))) {
-        throw new StoreError(
-          'ERR_STORE_LOCKED',
-          readOnly ? `'${path}' is open for writing by another store (in this process or another)` : `'${path}' is open by another store (in this process or another)`,
-        );
+        // On a block device the lock may be a tool's as well (udev, a partitioner).
+        const holder = file.isBlockDevice ? 'another store (in this process or another), or a tool (udev, a partitioner)' : 'another store (in this process or another)';
+        throw new StoreError('ERR_STORE_LOCKED', readOnly ? `'${path}' is open for writing by ${holder}` : `'${path}' is open by ${holder}`);
       }
       if (file.isBlockDevice) backingFile = await lockLoopBackingFile(ring, path, readOnly);
       const stat = await file.stat();
@@ -212,6 +211,9 @@ function openError(path: string, error: unknown): Error {
  */
 const LOOP_MAJOR = 7;
 
+/** A loop device's backing-file name, read exactly (a name is bytes; one that is not UTF-8 is refused). */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 /**
  * For a loop device (or a partition of one): opens and flocks its backing
  * file (`shared`: LOCK_SH, for a read-only store), as a store opened on that
@@ -227,9 +229,17 @@ async function lockLoopBackingFile(ring: IoUringActor, path: string, shared: boo
   const candidates = [`${sysfs}/loop/backing_file`, `${sysfs}/../loop/backing_file`];
   let backingPath: string | undefined;
   for (const candidate of candidates) {
+    const bytes = await readFile(candidate).catch(() => undefined);
+    if (bytes === undefined) continue;
     // The kernel ends the name with a newline; spaces are the name's own.
-    backingPath = await readFile(candidate, 'utf8').then((text) => (text.endsWith('\n') ? text.slice(0, -1) : text), () => undefined);
-    if (backingPath !== undefined) break;
+    const name = bytes[bytes.length - 1] === 0x0a ? bytes.subarray(0, bytes.length - 1) : bytes;
+    try {
+      backingPath = STRICT_UTF8.decode(name);
+    } catch {
+      // Decoded loosely it would name another path, and the lock be skipped.
+      throw new StoreError('ERR_STORE_UNSUPPORTED', `'${path}' is a loop device over a file whose name is not UTF-8; the store cannot lock that file (rename it)`);
+    }
+    break;
   }
   if (backingPath === undefined || backingPath.endsWith(' (deleted)')) return undefined;
   if (major !== LOOP_MAJOR && !(await isPartition(sysfs))) return undefined;
@@ -248,13 +258,16 @@ async function lockLoopBackingFile(ring: IoUringActor, path: string, shared: boo
 
 /**
  * How long a lock on a block device is tried again before the opener is
- * refused: udev holds a shared flock on a block device while it probes it
- * (after losetup, after a write closes it), the protocol by which a writer
- * that holds the exclusive lock keeps probes off its device
- * (systemd.io/BLOCK_DEVICE_LOCKING). A store's own lock is held for its
- * whole open, so a refusal waits this long at most.
+ * refused. udev holds a shared flock on a whole-disk device while it probes
+ * it (after losetup, after a write's close: every store close starts a
+ * probe), the protocol by which a writer that holds the exclusive lock
+ * keeps probes off its whole disk (systemd.io/BLOCK_DEVICE_LOCKING; udev
+ * locks no partition). A partitioner holds it exclusive for its run. A
+ * store's own lock is held for its whole open, so a refusal takes this
+ * long.
  */
-const BLOCK_DEVICE_LOCK_WAIT_MS = 1000;
+const BLOCK_DEVICE_LOCK_WAIT_MS = 2000;
+/** Between tries of that lock: short against a probe (tens of ms), long against a busy loop. */
 const BLOCK_DEVICE_LOCK_RETRY_MS = 20;
 
 /** flock (LOCK_SH when `shared`, else LOCK_EX), without waiting on a regular file; on a block device, tried again for BLOCK_DEVICE_LOCK_WAIT_MS. */
@@ -262,7 +275,8 @@ async function tryLock(file: RingFile, shared: boolean): Promise<boolean> {
   const lock = (): boolean => (shared ? file.tryLockShared() : file.tryLockExclusive());
   if (lock()) return true;
   if (!file.isBlockDevice) return false;
-  for (let waitedMs = 0; waitedMs < BLOCK_DEVICE_LOCK_WAIT_MS; waitedMs += BLOCK_DEVICE_LOCK_RETRY_MS) {
+  const deadlineMs = performance.now() + BLOCK_DEVICE_LOCK_WAIT_MS;
+  while (performance.now() < deadlineMs) {
     await new Promise((resolve) => setTimeout(resolve, BLOCK_DEVICE_LOCK_RETRY_MS));
     if (lock()) return true;
   }

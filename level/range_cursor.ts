@@ -18,6 +18,8 @@
 // Case 1 relies on the database being the store's only writer, which holds:
 // RingLevel owns its BlockStore and the store is exclusive (flock).
 import type { BlockStore } from '../engine/block_store.js';
+import { isWellFormed } from '../engine/key_codec.js';
+import { invalidArgument } from '../engine/store_error.js';
 import { KEY_SIZE_MAX } from '../format/constants.js';
 import type { RangeOptions } from '../engine/store_options.js';
 import { compareKeys, toBytes, type Encoded } from './formats.js';
@@ -44,14 +46,15 @@ type StoreBounds = Pick<RangeOptions, 'gt' | 'gte' | 'lt' | 'lte'>;
  * pass as they are.
  */
 function lowerBound(bound: Encoded, inclusive: boolean): StoreBounds {
-  const bytes = toBytes(bound);
-  if (bytes.length <= KEY_SIZE_MAX) return inclusive ? { gte: bound } : { gt: bound };
+  // A string the store must refuse (a lone surrogate) goes to it as it is.
+  const bytes = typeof bound === 'string' && !isWellFormed(bound) ? undefined : toBytes(bound);
+  if (bytes === undefined || bytes.length <= KEY_SIZE_MAX) return inclusive ? { gte: bound } : { gt: bound };
   return { gt: bytes.subarray(0, KEY_SIZE_MAX) };
 }
 
 function upperBound(bound: Encoded, inclusive: boolean): StoreBounds {
-  const bytes = toBytes(bound);
-  if (bytes.length <= KEY_SIZE_MAX) return inclusive ? { lte: bound } : { lt: bound };
+  const bytes = typeof bound === 'string' && !isWellFormed(bound) ? undefined : toBytes(bound);
+  if (bytes === undefined || bytes.length <= KEY_SIZE_MAX) return inclusive ? { lte: bound } : { lt: bound };
   return { lte: bytes.subarray(0, KEY_SIZE_MAX) };
 }
 
@@ -132,6 +135,8 @@ export class RangeCursor {
 
   /** Moves to the first key at or after `target` in the cursor's direction, within the original range. */
   seek(target: Encoded): void {
+    // Its UTF-8 bytes would be U+FFFD's: refused, as the store refuses such a key.
+    if (typeof target === 'string' && !isWellFormed(target)) throw invalidArgument('a seek target must not contain lone surrogates (it has no UTF-8 bytes)');
     const targetBytes = toBytes(target);
     if (!this.#clock.unchangedSince(this.#snapshotToken) && this.#generator !== undefined && this.#isAhead(targetBytes)) {
       this.#skipTo = targetBytes;

@@ -57,7 +57,6 @@ export class RingSystemError extends Error {
   }
 }
 
-/** Argument checks: TypeError/RangeError with code ERR_INVALID_ARG. */
 /** A value for a message: never throws, whatever it is (a Symbol, a detached view, a Proxy). */
 export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
@@ -67,6 +66,7 @@ export function describeValue(value: unknown): string {
   return `${type === 'object' || type === 'undefined' ? 'an' : 'a'} ${type}`;
 }
 
+/** Argument checks: TypeError/RangeError with code ERR_INVALID_ARG. */
 export function invalidType(message: string): TypeError {
   return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG' as const });
 }

@@ -4,7 +4,6 @@
 // reserved no slot and pins nothing.
 #include <cassert>
 #include <cmath>
-#include <vector>
 
 #include "js_args.h"
 #include "napi_errors.h"
@@ -101,7 +100,7 @@ Napi::Value RingClient::SubmitVector(const Napi::CallbackInfo& info) {
   // The elements first, before the command is touched: reading one may run
   // a getter, which may throw (its exception pending) or submit on this
   // very slot; nothing after this runs JS.
-  std::vector<napi_value> elements(count);
+  napi_value elements[kIovCountMax];  // 8 KiB of stack, no allocation a submit
   for (uint32_t i = 0; i < count; i++) {
     Napi::Value element = buffers.Get(i);
     if (env.IsExceptionPending()) return env.Undefined();

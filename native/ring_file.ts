@@ -409,20 +409,20 @@ export class RingFile implements OpOwner, ObservedFile {
       // number the next open may reuse, for another file).
       this.#inFlight++;
       if (observer !== undefined) {
-        const views = buffer !== undefined ? [buffer] : buffers ?? [];
-        mutation = {
-          seq: this.#sink.nextMutationSeq(),
-          kind: mutationKind!,
-          file: this,
-          position,
-          length: buffer !== undefined || buffers !== undefined ? views.reduce((sum, view) => sum + view.byteLength, 0) : length,
-          buffers: views.map(toBytes),
-          durableOnCompletion: mutationKind === 'writeAndSync' || mutationKind === 'writeDsync' || (this.dsync && mutationKind === 'write'),
-        };
         try {
+          const views = buffer !== undefined ? [buffer] : buffers ?? [];
+          mutation = {
+            seq: this.#sink.nextMutationSeq(),
+            kind: mutationKind!,
+            file: this,
+            position,
+            length: buffer !== undefined || buffers !== undefined ? views.reduce((sum, view) => sum + view.byteLength, 0) : length,
+            buffers: views.map(toBytes),
+            durableOnCompletion: mutationKind === 'writeAndSync' || mutationKind === 'writeDsync' || (this.dsync && mutationKind === 'write'),
+          };
           observer.onSubmit(mutation);
         } catch (error) {
-          // The operation never goes out; the observer's throw rejects it.
+          // The operation never goes out; the throw rejects it.
           this[kOpSettled]();
           throw error;
         }

@@ -16,6 +16,7 @@ import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { BlockStore } from '../engine/block_store.js';
+import { StoreError } from '../engine/store_error.js';
 
 import { BENCH_USAGE, benchCommand } from './cli/bench_command.js';
 import { DUMP_COMMANDS_USAGE, dumpCommand, loadCommand } from './cli/dump_command.js';
@@ -142,7 +143,7 @@ async function formatCommand(args: string[]): Promise<number> {
   const target = statSync(positionals[0], { throwIfNoEntry: false });
   if (target !== undefined && !target.isFile() && !target.isBlockDevice()) {
     // No store can be made there, --force or not (ERR_STORE_PATH, as open() says).
-    throw Object.assign(new Error(`'${positionals[0]}' is ${target.isDirectory() ? 'a directory' : 'not a regular file or a block device'}: a store is made in a file or on a block device`), { code: 'ERR_STORE_PATH' });
+    throw new StoreError('ERR_STORE_PATH', `'${positionals[0]}' is ${target.isDirectory() ? 'a directory' : 'not a regular file or a block device'}: a store is made in a file or on a block device`);
   }
   if (target !== undefined && (target.isBlockDevice() || target.size > 0) && values.force !== true) {
     const what = target.isBlockDevice() ? 'is a block device' : `holds ${target.size} bytes`;

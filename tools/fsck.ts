@@ -443,7 +443,8 @@ export function readFreeSetInUse(image: ImageReader, superblock: Superblock): Ui
   return inUse;
 }
 
-const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a key that starts with U+FEFF keeps it (the default drops it).
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /** Characters of a key a message shows, at most. */
 const KEY_MESSAGE_CHARS_MAX = 40;
 

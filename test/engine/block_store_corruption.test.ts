@@ -45,9 +45,10 @@ describe('fsck naming the key of a damaged value', () => {
   it('names a string key as its text (not the chars of its UTF-8 bytes) and a binary key in hex (found by a review)', async () => {
     for (const [key, named] of [
       ['é-key', '"é-key"'],
+      ['\uFEFFbom-key', '"\uFEFFbom-key"'],
       [Buffer.from([0x80, 0x81]), '0x8081'],
     ] as const) {
-      const path = `${dir}/store-${typeof key}`;
+      const path = `${dir}/store-${typeof key}-${key.length}`;
       const value = pattern(VALUE_BLOCKS * BLOCK_SIZE, 0x77);
       const store = await openSmallStore(path, { encoding: 'binary', blockSize: BLOCK_SIZE });
       await store.put(key, value);

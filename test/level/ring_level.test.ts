@@ -267,6 +267,12 @@ describe('RingLevel', () => {
       assert.deepEqual(await backward.all(), [longest, 'a']);
       await db.clear({ lt: bound });
       assert.deepEqual(await db.keys().all(), ['b']);
+      // A lone surrogate has no UTF-8 bytes: refused as in a key, however long (not read as U+FFFD).
+      const lone = '\uD800';
+      await assert.rejects(db.keys({ gt: lone + 'a'.repeat(1100) }).all(), (error: Error & { code?: string }) => error.code === 'ERR_INVALID_ARG');
+      const seeking = db.keys();
+      assert.throws(() => seeking.seek(lone), (error: Error & { code?: string }) => error.code === 'ERR_INVALID_ARG');
+      await seeking.close();
     });
 
     it('seek within their range only, in reverse too', async () => {

@@ -125,4 +125,34 @@ describe('BlockStore writes in call order across a growth', function () {
       await reopened.close();
     }
   });
+
+  it('a flush failing in the growth: every waiting write is rejected with the store\'s failure, none hangs, and close() ends', async () => {
+    /** Fails the first flush after the device has grown: the growth's own, before its superblock. */
+    class FailingGrowthDevice extends SimulatedDevice {
+      grew = false;
+      override async grow(sizeBytes: number): Promise<void> {
+        await super.grow(sizeBytes);
+        this.grew = true;
+      }
+      override async sync(): Promise<void> {
+        if (this.grew) throw Object.assign(new Error('EIO: simulated flush failure'), { code: 'EIO' });
+        return super.sync();
+      }
+    }
+    const device = new FailingGrowthDevice({ sizeBytes: STORE_BYTES, sizeBytesMax: STORE_BYTES_MAX });
+    const store = await BlockStore.open('failing-growth', { device, create: true, encoding: 'binary' });
+    const puts = Array.from({ length: KEY_COUNT / 4 }, (_, i) => store.put(keyOf(i), pattern(VALUE_BYTES * 4, i)));
+    const stream = store.createWriteStream('streamed');
+    const streamed = new Promise<void>((resolve, reject) => {
+      stream.on('finish', resolve);
+      stream.on('error', reject);
+    });
+    stream.end(pattern(4096, 9));
+    const outcomes = await Promise.allSettled([...puts, streamed]);
+    assert.ok(device.grew, 'the puts made the store grow');
+    const codes = new Set(outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [(outcome.reason as { code?: string }).code] : [])));
+    assert.ok(outcomes.some((outcome) => outcome.status === 'rejected'), 'the writes that waited for the growth were refused');
+    assert.deepEqual([...codes], ['ERR_STORE_FAILED'], 'refused with the store\'s failure');
+    await store.close().catch(() => undefined);
+  });
 });

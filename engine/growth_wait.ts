@@ -45,6 +45,8 @@ interface HeldWrite {
   fail(error: unknown): void;
   /** Resolves once it was handed over or refused for good. */
   readonly settled: Promise<void>;
+  /** A write stream's commit: handed to the journal on a failed store too (inTurn). */
+  readonly handedOnAfterFailure: boolean;
 }
 
 export interface GrowthWaitParts {
@@ -75,11 +77,11 @@ export class GrowthWait {
    * for it. The write must hold its own copies of the caller's buffers
    * (withLargeValuesCopied): it is handed on after its call has returned.
    */
-  hold(attempt: () => QueueAttempt, refusal: RoomRefusal | undefined): Promise<PendingWrite> {
+  hold(attempt: () => QueueAttempt, refusal: RoomRefusal | undefined, handedOnAfterFailure = false): Promise<PendingWrite> {
     if ((refusal !== undefined) !== (this.#held.length === 0)) {
       throw new Error(`ringstore: a write held ${refusal === undefined ? 'with none waiting and no refusal' : 'for its refusal while others wait'}`);
     }
-    const { write, promise } = heldWrite(attempt);
+    const { write, promise } = heldWrite(attempt, handedOnAfterFailure);
     this.#held.push(write);
     if (refusal !== undefined) {
       this.#drain(refusal).catch((error: unknown) => {
@@ -96,7 +98,7 @@ export class GrowthWait {
    * behind the writes waiting for a growth.
    */
   inTurn(enqueue: () => Promise<PendingWrite>): Promise<PendingWrite> {
-    return this.#held.length === 0 ? enqueue() : this.hold(enqueue, undefined);
+    return this.#held.length === 0 ? enqueue() : this.hold(enqueue, undefined, true);
   }
 
   /** Resolves once every write waiting now has been handed to the journal or refused (flush and close wait for it). */
@@ -116,7 +118,9 @@ export class GrowthWait {
         let failure: unknown;
         try {
           await refusal.abandoned;
-          grew = await this.#growth.grow(refusal.blocksWanted);
+          // A store that failed meanwhile does not grow (no IO after a failure).
+          failure = this.#state.failure;
+          if (failure === undefined) grew = await this.#growth.grow(refusal.blocksWanted);
         } catch (error) {
           // Only the store's failure (an IO error of the growth's flush or superblock).
           failure = this.#state.failure ?? error;
@@ -128,24 +132,17 @@ export class GrowthWait {
         refusal = undefined;
       }
       while (this.#held.length > 0) {
-        const failure = this.#state.failure;
-        if (failure !== undefined) {
-          // Handed on all the same: the journal rejects a write on a failed
-          // store with the failure and gives back what it took (a write
-          // stream's extents are its to abandon once handed over).
-          for (const write of this.#held.splice(0)) {
-            let outcome: QueueAttempt | undefined;
-            try {
-              outcome = write.attempt();
-            } catch {
-              outcome = undefined;
-            }
-            if (outcome instanceof Promise) write.handOver(outcome);
-            else write.fail(failure);
-          }
-          return;
-        }
         const write = this.#held[0]!;
+        // A failed store starts no IO for a waiting write (a put's extent
+        // data); a write stream's commit is handed on all the same: the
+        // journal rejects it with the failure and gives back its extents,
+        // which are the commit path's once handed over.
+        const failure = this.#state.failure;
+        if (failure !== undefined && !write.handedOnAfterFailure) {
+          this.#held.shift();
+          write.fail(failure);
+          continue;
+        }
         let outcome: QueueAttempt;
         try {
           outcome = write.attempt();
@@ -165,7 +162,7 @@ export class GrowthWait {
   }
 }
 
-function heldWrite(attempt: () => QueueAttempt): { write: HeldWrite; promise: Promise<PendingWrite> } {
+function heldWrite(attempt: () => QueueAttempt, handedOnAfterFailure: boolean): { write: HeldWrite; promise: Promise<PendingWrite> } {
   let resolve!: (queued: Promise<PendingWrite>) => void;
   let reject!: (error: unknown) => void;
   let markSettled!: () => void;
@@ -185,6 +182,7 @@ function heldWrite(attempt: () => QueueAttempt): { write: HeldWrite; promise: Pr
       markSettled();
     },
     settled,
+    handedOnAfterFailure,
   };
   return { write, promise };
 }

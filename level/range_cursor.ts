@@ -20,8 +20,8 @@
 import type { BlockStore } from '../engine/block_store.js';
 import { isWellFormed } from '../engine/key_codec.js';
 import { invalidArgument } from '../engine/store_error.js';
-import { KEY_SIZE_MAX } from '../format/constants.js';
 import type { RangeOptions } from '../engine/store_options.js';
+import { KEY_SIZE_MAX } from '../format/constants.js';
 import { compareKeys, toBytes, type Encoded } from './formats.js';
 import type { WriteClock } from './write_clock.js';
 
@@ -46,16 +46,22 @@ type StoreBounds = Pick<RangeOptions, 'gt' | 'gte' | 'lt' | 'lte'>;
  * pass as they are.
  */
 function lowerBound(bound: Encoded, inclusive: boolean): StoreBounds {
-  // A string the store must refuse (a lone surrogate) goes to it as it is.
-  const bytes = typeof bound === 'string' && !isWellFormed(bound) ? undefined : toBytes(bound);
-  if (bytes === undefined || bytes.length <= KEY_SIZE_MAX) return inclusive ? { gte: bound } : { gt: bound };
-  return { gt: bytes.subarray(0, KEY_SIZE_MAX) };
+  const prefix = truncatedBound(bound);
+  if (prefix !== undefined) return { gt: prefix };
+  return inclusive ? { gte: bound } : { gt: bound };
 }
 
 function upperBound(bound: Encoded, inclusive: boolean): StoreBounds {
-  const bytes = typeof bound === 'string' && !isWellFormed(bound) ? undefined : toBytes(bound);
-  if (bytes === undefined || bytes.length <= KEY_SIZE_MAX) return inclusive ? { lte: bound } : { lt: bound };
-  return { lte: bytes.subarray(0, KEY_SIZE_MAX) };
+  const prefix = truncatedBound(bound);
+  if (prefix !== undefined) return { lte: prefix };
+  return inclusive ? { lte: bound } : { lt: bound };
+}
+
+/** P of a bound longer than KEY_SIZE_MAX bytes; undefined for one that passes as it is (a string the store must refuse, with a lone surrogate, too). */
+function truncatedBound(bound: Encoded): Buffer | undefined {
+  if (typeof bound === 'string' && !isWellFormed(bound)) return undefined;
+  const bytes = toBytes(bound);
+  return bytes.length > KEY_SIZE_MAX ? bytes.subarray(0, KEY_SIZE_MAX) : undefined;
 }
 
 /** Bounds in the store's terms; undefined when the range is empty whatever the store holds. */

@@ -52,7 +52,10 @@ export async function checkIntegrity(parts: IntegrityParts): Promise<IntegrityRe
   // A checkpoint being written holds blocks that are in no state yet; a
   // commit applying meanwhile may start the next one.
   while (checkpointer.running) await checkpointer.settled();
-  const snapshot = tree.snapshot();
+  // The walk sees the tree as it is now, though a checkpoint may start and
+  // complete during it (giving its dirty pages blocks this bookkeeping has
+  // as free): page_tree.ts, WalkSnapshot.
+  const snapshot = tree.snapshotForWalk();
   const bookkeeping = space.bookkeeping();
   const superblock = checkpointer.superblock;
   const replaced = tree.replacedPages();

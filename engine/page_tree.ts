@@ -116,6 +116,21 @@ export interface TreeSnapshot {
   readonly epoch: number;
 }
 
+/**
+ * A snapshot for walk(): with its dirty nodes (no block yet when it was
+ * taken) and, for dirty branches, their children as they were then. A
+ * checkpoint completing later gives those nodes blocks and swaps the
+ * branches' child slots for the new refs in place (cleanSlots); a walk
+ * that read them then would count blocks its caller's bookkeeping, taken
+ * with the snapshot, still has as free.
+ */
+export interface WalkSnapshot extends TreeSnapshot {
+  readonly dirty: ReadonlyMap<TreeNode, readonly Child[] | undefined>;
+}
+
+/** walk() of a plain TreeSnapshot: no node seen as it was. */
+const NO_DIRTY_NODES: ReadonlyMap<TreeNode, readonly Child[] | undefined> = new Map();
+
 /** A page prepare() must read: its ref, its level and the key bounds its parent gives it. */
 interface MissingPage {
   readonly ref: PageRef;
@@ -345,6 +360,27 @@ export class PageTree {
     return snapshot;
   }
 
+  /**
+   * snapshot() for walk(), which sees the tree as it is now whatever
+   * checkpoints complete during the walk. O(dirty nodes): it notes each,
+   * and copies each dirty branch's child slots.
+   */
+  snapshotForWalk(): WalkSnapshot {
+    const snapshot = this.snapshot();
+    const dirty = new Map<TreeNode, readonly Child[] | undefined>();
+    const note = (node: TreeNode): void => {
+      if (node.ref !== undefined) return;
+      if (node.kind === 'leaf') {
+        dirty.set(node, undefined);
+        return;
+      }
+      dirty.set(node, [...node.children]);
+      for (const child of node.children) if (isNode(child)) note(child);
+    };
+    if (snapshot.root !== undefined && isNode(snapshot.root)) note(snapshot.root);
+    return { ...snapshot, dirty };
+  }
+
   /** The snapshot's entries in the range, in bytewise key order (or reversed), reading pages with read-ahead. */
   entries(snapshot: TreeSnapshot, range: RangeOptions = {}): AsyncIterable<[string, IndexEntry]> {
     return rangeEntries(snapshot.root, snapshot.level, this.#source, range);
@@ -370,29 +406,37 @@ export class PageTree {
 
   /**
    * Visits every page of the snapshot, parents before children, with its
-   * ref (undefined for a dirty node), reading pages as it goes (and checking
-   * each read page's structure and key bounds: StoreCorruptError).
+   * ref, reading pages as it goes (and checking each read page's structure
+   * and key bounds: StoreCorruptError). Of a WalkSnapshot, the tree as it
+   * was when the snapshot was taken: a node dirty then has no ref, though a
+   * checkpoint may have written it since. Of a TreeSnapshot, refs as they
+   * are when visited: the blocks of pages checkpoints wrote since count too
+   * (what a reader of the snapshot may read).
    */
-  async walk(snapshot: TreeSnapshot, visit: (node: Readonly<TreeNode>, ref: PageRef | undefined) => void): Promise<void> {
+  async walk(snapshot: TreeSnapshot | WalkSnapshot, visit: (node: Readonly<TreeNode>, ref: PageRef | undefined) => void): Promise<void> {
     const root = snapshot.root;
     if (root === undefined) return;
+    const dirty = 'dirty' in snapshot ? snapshot.dirty : NO_DIRTY_NODES;
+    const refOf = (node: TreeNode): PageRef | undefined => (dirty.has(node) ? undefined : node.ref);
     const visitNode = async (node: TreeNode, ref: PageRef | undefined, low: string | undefined, high: string | undefined): Promise<void> => {
       visit(node, ref);
       if (node.kind === 'leaf') return;
       const branch: BranchNode = node;
+      // A branch clean at the snapshot never changes its slots; a dirty one's are read as they were.
+      const children = dirty.get(branch) ?? branch.children;
       const boundsOf = (index: number): [string | undefined, string | undefined] => [
         index === 0 ? low : branch.separators[index - 1],
         index === branch.separators.length ? high : branch.separators[index],
       ];
       // The children of one branch are read together (a few hundred reads
       // at most), then visited in order.
-      const loaded = await Promise.all(branch.children.map((child, index) => (isNode(child) ? child : this.#loader.load(child, branch.level - 1, ...boundsOf(index)))));
+      const loaded = await Promise.all(children.map((child, index) => (isNode(child) ? child : this.#loader.load(child, branch.level - 1, ...boundsOf(index)))));
       for (let index = 0; index < loaded.length; index++) {
-        const child = branch.children[index]!;
-        await visitNode(loaded[index]!, isNode(child) ? child.ref : child, ...boundsOf(index));
+        const child = children[index]!;
+        await visitNode(loaded[index]!, isNode(child) ? refOf(child) : child, ...boundsOf(index));
       }
     };
-    await visitNode(isNode(root) ? root : await this.#loader.load(root, snapshot.level, undefined, undefined), isNode(root) ? root.ref : root, undefined, undefined);
+    await visitNode(isNode(root) ? root : await this.#loader.load(root, snapshot.level, undefined, undefined), isNode(root) ? refOf(root) : root, undefined, undefined);
   }
 
   // ---- Writes ----

@@ -165,7 +165,7 @@ export class BlockStore<V = unknown> {
     this.#space = new Space({ device, blockSize, cache, state, allocator, pageBlocks: this.#pageBlocks, pageCapacityBytes: pageCapacityBytes(pageSize), freeSetFrameBlocks, tree });
     this.#checkpointer = new Checkpointer({ device, superblock, sync: options.sync, tree, pages: treePages, pageBlocks: this.#pageBlocks, walSpace, space: this.#space, state });
     this.#grid = new Grid({ device, blockSize, pool, cache, space: this.#space });
-    this.#growth = new StoreGrowth({ device, checkpointer: this.#checkpointer, space: this.#space, blockSize, maxSizeBytes: options.maxSizeBytes });
+    this.#growth = new StoreGrowth({ device, checkpointer: this.#checkpointer, space: this.#space, state: this.#state, blockSize, maxSizeBytes: options.maxSizeBytes });
     this.#growthWait = new GrowthWait({ growth: this.#growth, state: this.#state });
     this.#journal = new Journal({
       device,

@@ -1,7 +1,7 @@
 // RingBlockDevice: a BlockDevice over a file or raw block device, opened with
 // direct IO through an IoUringActor.
 import { existsSync, statSync } from 'node:fs';
-import { readFile, stat as fsStat } from 'node:fs/promises';
+import { readFile, stat as fsStat, truncate } from 'node:fs/promises';
 
 import { RingSystemError } from '../native/errors.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
@@ -17,15 +17,18 @@ export class RingBlockDevice implements BlockDevice {
   readonly #file: RingFile;
   /** For a loop device: its backing file, held locked while the store is open. */
   readonly #backingFile: RingFile | undefined;
+  /** The path errors name: the store's, also while the file is open under a temporary name (store_file.ts). */
+  readonly #name: string;
   #fileLengthBytes: number;
   #closing: Promise<void> | undefined;
   readonly ioAlignment: number;
   readonly trimAlignment: number;
 
-  private constructor(ring: IoUringActor, file: RingFile, fileLengthBytes: number, backingFile: RingFile | undefined) {
+  private constructor(ring: IoUringActor, file: RingFile, fileLengthBytes: number, backingFile: RingFile | undefined, name: string) {
     this.#ring = ring;
     this.#file = file;
     this.#backingFile = backingFile;
+    this.#name = name;
     this.#fileLengthBytes = fileLengthBytes;
     this.ioAlignment = Math.max(file.memoryAlignment, file.offsetAlignment);
     this.trimAlignment = file.isBlockDevice ? file.logicalBlockSize : 1;
@@ -45,9 +48,14 @@ export class RingBlockDevice implements BlockDevice {
    * O_EXCL claim (the IO layer claims a device only for writing, and the
    * claim would shut out other readers too), only the shared flock
    * (docs/store.md § Read-only opens).
+   *
+   * `name`: the path the device's errors name, if not `path` (a new store
+   * is made under a temporary name, then linked to its own: its errors
+   * name that from the start).
    */
-  static async open(ring: IoUringActor, path: string, options: { readOnly?: boolean } = {}): Promise<RingBlockDevice> {
+  static async open(ring: IoUringActor, path: string, options: { readOnly?: boolean; name?: string } = {}): Promise<RingBlockDevice> {
     const readOnly = options.readOnly === true;
+    const name = options.name ?? path;
     let file: RingFile;
     try {
       file = await ring.open(path, { direct: true, readOnly });
@@ -68,7 +76,7 @@ export class RingBlockDevice implements BlockDevice {
       }
       if (file.isBlockDevice) backingFile = await lockLoopBackingFile(ring, path, readOnly);
       const stat = await file.stat();
-      return new RingBlockDevice(ring, file, stat.sizeBytes, backingFile);
+      return new RingBlockDevice(ring, file, stat.sizeBytes, backingFile, name);
     } catch (error) {
       await backingFile?.close();
       await file.close();
@@ -97,22 +105,35 @@ export class RingBlockDevice implements BlockDevice {
     return this.isBlockDevice ? undefined : Number.MAX_SAFE_INTEGER;
   }
 
-  /** Grows (preallocates) a regular file to `sizeBytes`; never shrinks it. */
+  /**
+   * Grows (preallocates) a regular file to `sizeBytes`; never shrinks it
+   * below its length before the call. A growth that fails leaves the file
+   * as long as it was (the caller asks for less, or gives up).
+   */
   async grow(sizeBytes: number): Promise<void> {
     if (this.isBlockDevice) throw new Error('ringstore: a block device cannot grow');
-    if (sizeBytes <= this.#fileLengthBytes) return;
+    const lengthBefore = this.#fileLengthBytes;
+    if (sizeBytes <= lengthBefore) return;
+    // Through a second descriptor that takes no lock and closes at once:
+    // the lock on this one is what keeps other openers out meanwhile. It is
+    // opened through /proc/self/fd, so it is this file even after a rename
+    // (a new store is made under a temporary name and linked to its own).
+    const sizerPath = existsSync(PROC_SELF_FD) ? `${PROC_SELF_FD}/${this.#file.fd}` : this.#file.path;
     try {
-      // Through a second descriptor that takes no lock and closes at once:
-      // the lock on this one is what keeps other openers out meanwhile. It is
-      // opened through /proc/self/fd, so it is this file even after a rename
-      // (a new store is made under a temporary name and linked to its own).
-      const sizer = await this.#ring.open(existsSync(PROC_SELF_FD) ? `${PROC_SELF_FD}/${this.#file.fd}` : this.#file.path, { sizeBytes });
+      const sizer = await this.#ring.open(sizerPath, { sizeBytes });
       await sizer.close();
     } catch (error) {
-      throw pathError(this.#file.path, error, `cannot grow the file to ${sizeBytes} bytes`);
+      // A failed fallocate may still have extended the file: ext4 keeps what
+      // it allocated before it ran out (a store that asked for 8 MiB on a
+      // file system with 4 MiB free took those 4 MiB, and a format refused
+      // for room left the file tens of MiB longer). Nothing is stored past
+      // the old length (no superblock names it), so cut it back, which gives
+      // the blocks back to the file system.
+      const lengthAfter = (await this.#file.stat().catch(() => undefined))?.sizeBytes;
+      if (lengthAfter !== undefined && lengthAfter > lengthBefore) await truncate(sizerPath, lengthBefore).catch(() => undefined);
+      throw pathError(this.#name, renamedError(error, sizerPath, this.#name), `cannot grow the file to ${sizeBytes} bytes`);
     } finally {
-      // A failed fallocate may still have extended the file (ext4 keeps what
-      // it allocated): the length is whatever the file now has.
+      // The length is whatever the file now has.
       this.#fileLengthBytes = (await this.#file.stat()).sizeBytes;
     }
   }
@@ -125,34 +146,40 @@ export class RingBlockDevice implements BlockDevice {
     // Not an async function: every page read of a cold get comes through here.
     return this.#file.read(buffer, position).then((bytes) => {
       if (bytes !== buffer.length) throw shortRead(position, buffer.length, bytes);
-    });
+    }, this.#renamed);
   }
 
-  async readv(position: number, buffers: Uint8Array[]): Promise<void> {
-    const bytes = await this.#file.readv(buffers, position);
-    const wanted = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
-    if (bytes !== wanted) throw shortRead(position, wanted, bytes);
+  readv(position: number, buffers: Uint8Array[]): Promise<void> {
+    return this.#file.readv(buffers, position).then((bytes) => {
+      const wanted = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
+      if (bytes !== wanted) throw shortRead(position, wanted, bytes);
+    }, this.#renamed);
   }
 
-  async write(position: number, buffers: Uint8Array[]): Promise<void> {
-    await this.#file.writev(buffers, position);
+  write(position: number, buffers: Uint8Array[]): Promise<void> {
+    return this.#file.writev(buffers, position).then(NOTHING, this.#renamed);
   }
 
-  async writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
-    await this.#file.writeAndSync(buffers, position);
+  writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
+    return this.#file.writeAndSync(buffers, position).then(NOTHING, this.#renamed);
   }
 
-  async writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
-    await this.#file.writeDsync(buffers, position);
+  writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
+    return this.#file.writeDsync(buffers, position).then(NOTHING, this.#renamed);
   }
 
   sync(): Promise<void> {
-    return this.#file.datasync();
+    return this.#file.datasync().then(NOTHING, this.#renamed);
   }
 
   trim(position: number, length: number): Promise<void> {
-    return this.#file.trim(position, length);
+    return this.#file.trim(position, length).then(NOTHING, this.#renamed);
   }
+
+  /** Rethrows an error of the file's IO naming the device's name (see open's `name`). */
+  readonly #renamed = (error: unknown): never => {
+    throw renamedError(error, this.#file.path, this.#name);
+  };
 
   /**
    * Closes the file (and a loop device's backing file) once its operations
@@ -294,4 +321,17 @@ function shortRead(position: number, wanted: number, got: number): Error {
   // The store never reads past its own size, so a short read means the file
   // shrank underneath it.
   return new StoreError('ERR_STORE_CORRUPT', `read of ${wanted} bytes at ${position} returned ${got}: the file is shorter than the store`);
+}
+
+function NOTHING(): void {}
+
+/**
+ * `error` naming `to` where it named the path `from` (a RingSystemError of
+ * the IO layer: its message and `path`); anything else as it is.
+ */
+function renamedError(error: unknown, from: string, to: string): unknown {
+  if (from === to || !(error instanceof RingSystemError) || error.path !== from) return error;
+  const renamed = new RingSystemError(error.errno, error.syscall, to);
+  renamed.stack = error.stack?.split(from).join(to);
+  return renamed;
 }

@@ -147,7 +147,8 @@ async function createStoreFile(ring: IoUringActor, path: string, sizeBytes: numb
   }
   let device: RingBlockDevice | undefined;
   try {
-    device = await RingBlockDevice.open(ring, temporaryPath);
+    // Named `path` in its errors from the start: the temporary name is gone once the store is published.
+    device = await RingBlockDevice.open(ring, temporaryPath, { name: path });
     await device.grow(sizeBytes);
   } catch (error) {
     await device?.close().catch(() => undefined);

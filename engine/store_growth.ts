@@ -5,9 +5,11 @@
 // Growing is three steps, in this order (docs/durability.md § Growth):
 //
 //   1. the file is extended and preallocated (fallocate through a second
-//      descriptor; ENOSPC or EFBIG means the store cannot grow, and the
-//      write that needed the room is refused with ERR_STORE_FULL — nothing
-//      of the store changed);
+//      descriptor; ENOSPC, EDQUOT or EFBIG means the store cannot grow, and
+//      the write that needed the room is refused with ERR_STORE_FULL —
+//      nothing of the store changed, and the file is cut back to its length
+//      before; any other error, EIO say, fails the store as a write error
+//      does);
 //   2. the checkpointer flushes (the new length is metadata fdatasync
 //      persists) and writes the next superblock generation naming the
 //      larger block count with the same checkpoint;
@@ -29,6 +31,7 @@ import type { BlockDevice } from './block_device.js';
 import type { Checkpointer } from './checkpointer.js';
 import type { Space } from './space.js';
 import { StoreError } from './store_error.js';
+import type { StoreState } from './store_state.js';
 
 /** The least a growth adds (fewer, larger fallocates and superblock writes for small stores). */
 export const GROWTH_STEP_BYTES_MIN = 8 << 20;
@@ -49,6 +52,7 @@ export interface StoreGrowthParts {
   device: BlockDevice;
   checkpointer: Checkpointer;
   space: Space;
+  state: StoreState;
   blockSize: number;
   /** The cap the opener set (maxSizeBytes); undefined for none. */
   maxSizeBytes: number | undefined;
@@ -58,6 +62,7 @@ export class StoreGrowth {
   readonly #device: BlockDevice;
   readonly #checkpointer: Checkpointer;
   readonly #space: Space;
+  readonly #state: StoreState;
   readonly #blockSize: number;
   /** The most blocks the store may have: the device's and the opener's limits. */
   readonly #blockCountMax: number;
@@ -76,6 +81,7 @@ export class StoreGrowth {
     this.#device = parts.device;
     this.#checkpointer = parts.checkpointer;
     this.#space = parts.space;
+    this.#state = parts.state;
     this.#blockSize = parts.blockSize;
     this.#deviceGrows = parts.device.grow !== undefined && parts.device.sizeBytesMax !== undefined;
     const deviceMax = this.#deviceGrows ? parts.device.sizeBytesMax! : parts.device.sizeBytes;
@@ -105,8 +111,9 @@ export class StoreGrowth {
    * Grows the store by at least `blocksWanted` free blocks, if it can.
    * Resolves to whether it grew (then the caller tries again); false when
    * the cap or the file system leaves no room, or the file could not be
-   * extended. Rejects only with the store's failure (an IO error of the
-   * flush or superblock write after the extension).
+   * extended for want of room. Rejects only with the store's failure: an
+   * extension that failed otherwise (EIO, EROFS, …), or an IO error of the
+   * flush or superblock write after it.
    */
   grow(blocksWanted: number): Promise<boolean> {
     if (!this.canGrow) return Promise.resolve(false);
@@ -153,17 +160,21 @@ export class StoreGrowth {
     const least = Math.min(this.#blockCountMax, current + Math.max(blocksWanted, 1));
     let target = Math.min(this.#blockCountMax, current + step);
     if (target <= current) return false;
-    // A failed extension changes nothing of the store (no superblock names
-    // the new length yet), so any error of it is a refusal, not a failure.
+    // An extension refused for room changes nothing of the store (no
+    // superblock names the new length yet, and the device cuts the file
+    // back): a refusal. Any other error of it is the device failing: the
+    // store stops, as after a write error.
     try {
       await this.#device.grow!(target * this.#blockSize);
     } catch (error) {
+      if (!isNoRoom(error)) throw this.#state.fail(error);
       // The file system has less room than a step: take what the write needs.
-      if (!isNoRoom(error) || least >= target) return this.#refused(error);
+      if (least >= target) return this.#refused(error);
       try {
         await this.#device.grow!(least * this.#blockSize);
         target = least;
       } catch (retryError) {
+        if (!isNoRoom(retryError)) throw this.#state.fail(retryError);
         return this.#refused(retryError);
       }
     }

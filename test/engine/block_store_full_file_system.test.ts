@@ -1,0 +1,149 @@
+// A store on a file system that runs out of room (a 64 MiB ext4 on a loop
+// device; needs root, mkfs.ext4 and losetup, skipped with a message
+// otherwise), and a growth that fails for another reason. Found by a
+// review with real faults:
+// - ext4 keeps what a refused fallocate managed to allocate: one store's
+//   refused 8 MiB growth step took every free block of the file system
+//   (its file grew by 4 MiB while the store grew by one block), so a
+//   second store on it could not grow; a format refused with
+//   ERR_STORE_NO_SPACE left the file tens of MiB longer;
+// - a store made with create: true named its deleted temporary file in
+//   every later error;
+// - an EIO while the file grew was reported as ERR_STORE_FULL and the
+//   store went on taking writes.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, statfsSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+
+import { BlockStore } from '../../engine/block_store.js';
+import { SimulatedDevice } from '../../engine/simulated_device.js';
+import { isRoot, makeStoreDir, pattern, rejectsWithCode, removeStoreDir, skipBecause } from './helpers.js';
+
+const FILE_SYSTEM_BYTES = 64 << 20;
+/** Values of several blocks each (extents): a few hundred fill what the file system leaves. */
+const VALUE_BYTES = 100_000;
+/** Room left to users when a test fills the file system: less than a growth step (8 MiB), more than a put needs. */
+const ROOM_LEFT_BYTES = 1 << 20;
+
+describe('BlockStore on a file system without room', function () {
+  this.timeout(120_000);
+  let dir: string | undefined;
+  let loopDevice: string | undefined;
+  let mountPoint: string | undefined;
+
+  before(function () {
+    if (!isRoot()) skipBecause(this, 'mounting a small file system needs root');
+    dir = makeStoreDir();
+    const image = `${dir}/ext4.img`;
+    writeFileSync(image, Buffer.alloc(0));
+    truncateSync(image, FILE_SYSTEM_BYTES);
+    try {
+      execFileSync('mkfs.ext4', ['-q', '-F', image], { stdio: 'pipe' });
+      loopDevice = execFileSync('losetup', ['--find', '--show', image], { encoding: 'utf8' }).trim();
+      mountPoint = `${dir}/mnt`;
+      mkdirSync(mountPoint);
+      execFileSync('mount', [loopDevice, mountPoint], { stdio: 'pipe' });
+    } catch (error) {
+      if (loopDevice !== undefined) execFileSync('losetup', ['--detach', loopDevice]);
+      loopDevice = undefined;
+      mountPoint = undefined;
+      skipBecause(this, `a small ext4 could not be set up: ${(error as Error).message.split('\n')[0]}`);
+    }
+  });
+
+  after(() => {
+    if (mountPoint !== undefined) execFileSync('umount', [mountPoint]);
+    if (loopDevice !== undefined) execFileSync('losetup', ['--detach', loopDevice]);
+    removeStoreDir(dir);
+  });
+
+  afterEach(() => {
+    for (const name of ['a.rs', 'b.rs', 'filler', 'old.bin']) rmSync(`${mountPoint}/${name}`, { force: true });
+  });
+
+  /** Bytes the file system has free for users. */
+  function availableBytes(): number {
+    const stats = statfsSync(mountPoint!);
+    return stats.bavail * stats.bsize;
+  }
+
+  /** Leaves ROOM_LEFT_BYTES free: a file taking the rest. */
+  function fillFileSystem(): void {
+    execFileSync('fallocate', ['-l', String(availableBytes() - ROOM_LEFT_BYTES), `${mountPoint}/filler`]);
+  }
+
+  it('a growth step refused for room takes only what the write needs, leaving the rest to others, and errors name the store', async () => {
+    const a = await BlockStore.open(`${mountPoint}/a.rs`, { create: true, sizeBytes: 16 << 20, encoding: 'binary' });
+    const b = await BlockStore.open(`${mountPoint}/b.rs`, { create: true, sizeBytes: 1 << 20, encoding: 'binary' });
+    try {
+      fillFileSystem();
+      const blocksBefore = a.stats().blocksTotal;
+      let index = 0;
+      while (a.stats().blocksTotal === blocksBefore) await a.put(`a${index++}`, pattern(VALUE_BYTES, index));
+      await a.flush();
+      // Its 8 MiB step was refused; it took what its write needed.
+      const storeBytes = a.stats().blocksTotal * 4096;
+      assert.ok(storeBytes < blocksBefore * 4096 + (2 << 20), `the store grew by what a write needs, not a step (${storeBytes} bytes)`);
+      assert.equal(statSync(`${mountPoint}/a.rs`).size, storeBytes, 'the file is as long as the store: the refused step gave its blocks back');
+      assert.ok(availableBytes() > 0, 'the file system has room left for others');
+      // So the other store can still grow into it.
+      const bBlocksBefore = b.stats().blocksTotal;
+      for (let i = 0; b.stats().blocksTotal === bBlocksBefore; i++) await b.put(`b${i}`, pattern(VALUE_BYTES, i));
+      // Once nothing is left, the refusal names the store's own path, not the temporary name it was made under.
+      const refused = await (async () => {
+        for (let i = 0; ; i++) {
+          try {
+            await b.put(`full${i}`, pattern(VALUE_BYTES, i));
+          } catch (error) {
+            return error as Error & { code?: string };
+          }
+        }
+      })();
+      assert.equal(refused.code, 'ERR_STORE_FULL');
+      const messages = [refused.message, (refused.cause as Error | undefined)?.message ?? ''].join('\n');
+      assert.ok(!messages.includes('ringstore-new-'), `no temporary name in: ${messages}`);
+      assert.ok(messages.includes(`${mountPoint}/b.rs`), `the store's path in: ${messages}`);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('a format refused for room leaves the file as it was', async () => {
+    const path = `${mountPoint}/old.bin`;
+    const content = pattern(1 << 20, 7);
+    writeFileSync(path, content);
+    fillFileSystem();
+    await rejectsWithCode(() => BlockStore.format(path, { sizeBytes: 32 << 20 }), 'ERR_STORE_NO_SPACE');
+    assert.equal(statSync(path).size, content.length, 'the file keeps its length');
+    assert.ok(availableBytes() >= ROOM_LEFT_BYTES / 2, 'the refused format took no room');
+  });
+});
+
+describe('BlockStore whose file fails to grow for a reason other than room', function () {
+  this.timeout(60_000);
+
+  it('fails the store (ERR_STORE_FAILED, cause EIO) instead of answering ERR_STORE_FULL and going on', async () => {
+    class FailingGrowDevice extends SimulatedDevice {
+      override async grow(): Promise<void> {
+        throw Object.assign(new Error('EIO: simulated fallocate failure'), { code: 'EIO' });
+      }
+    }
+    const device = new FailingGrowDevice({ sizeBytes: 1 << 20, sizeBytesMax: 64 << 20 });
+    const store = await BlockStore.open('failing-grow', { device, create: true, encoding: 'binary' });
+    try {
+      let refused: (Error & { code?: string }) | undefined;
+      for (let i = 0; i < 200 && refused === undefined; i++) {
+        await store.put(`k${i}`, pattern(16 << 10, i)).catch((error: Error & { code?: string }) => {
+          refused = error;
+        });
+      }
+      assert.ok(refused !== undefined, 'a put needed the growth');
+      assert.equal(refused.code, 'ERR_STORE_FAILED');
+      assert.equal((refused.cause as { code?: string } | undefined)?.code, 'EIO');
+      await rejectsWithCode(() => store.put('after', pattern(100, 1)), 'ERR_STORE_FAILED');
+    } finally {
+      await store.close().catch(() => undefined);
+    }
+  });
+});

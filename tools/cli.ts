@@ -20,7 +20,7 @@ import { StoreError } from '../engine/store_error.js';
 
 import { BENCH_USAGE, benchCommand } from './cli/bench_command.js';
 import { DUMP_COMMANDS_USAGE, dumpCommand, loadCommand } from './cli/dump_command.js';
-import { openImage } from './cli/image_file.js';
+import { describeUnreadable, openImage } from './cli/image_file.js';
 import { startProgress, type Progress } from './cli/progress.js';
 import { isStoreCommand, STORE_COMMANDS_USAGE, storeCommand } from './cli/store_commands.js';
 import { CRASH_TEST_USAGE, crashTestCommand } from './crash_test_command.js';
@@ -98,7 +98,7 @@ function checkCommand(command: 'inspect' | 'fsck', args: string[]): number {
   if (statSync(parsed.positionals[0], { throwIfNoEntry: false }) === undefined) {
     throw Object.assign(new Error(`'${parsed.positionals[0]}' does not exist`), { code: 'ERR_STORE_NOT_FOUND' });
   }
-  const { image, close } = openImage(parsed.positionals[0]);
+  const { image, unreadable, close } = openImage(parsed.positionals[0]);
   const bars: Partial<Record<'tree' | 'values', Progress>> = {};
   try {
     const report = fsckImage(image, (phase, done, total) => {
@@ -107,6 +107,11 @@ function checkCommand(command: 'inspect' | 'fsck', args: string[]): number {
     });
     bars.tree?.stop();
     bars.values?.stop();
+    // Sectors the device could not read are damage, whatever the checks made of their zeros.
+    if (unreadable.length > 0) {
+      report.errors.push(...describeUnreadable(unreadable));
+      report.ok = false;
+    }
     printReport(report, command === 'inspect');
     if (command === 'fsck') console.log(report.ok ? 'fsck: ok' : `fsck: ${report.errors.length} problem(s)`);
     return report.ok ? 0 : 1;

@@ -24,7 +24,7 @@ import { VALUE_ENCODING_IDS } from '../../format/constants.js';
 import { FormatError } from '../../format/format_error.js';
 import { DumpCorruptError, DumpStreamDecoder, DumpStreamEncoder, type DumpEvent, type DumpHeader } from '../../format/dump_stream.js';
 import { extentValueIntact, extentValuePieces, salvageImage, type SalvageReport } from '../salvage.js';
-import { openImage } from './image_file.js';
+import { describeUnreadable, openImage } from './image_file.js';
 import { startProgress, type Progress } from './progress.js';
 import { usageCode } from './command_line.js';
 
@@ -247,7 +247,7 @@ function withSalvageHint(error: unknown): unknown {
 
 async function salvageCommand(path: string, file: string | undefined, json: boolean): Promise<number> {
   if (statSync(path, { throwIfNoEntry: false }) === undefined) throw commandError('ERR_STORE_NOT_FOUND', `'${path}' does not exist`);
-  const { image, close } = openImage(path);
+  const { image, unreadable, close } = openImage(path);
   let output: Output | undefined;
   try {
     // Drawn only if the scan runs (a tree with damaged pages).
@@ -296,8 +296,10 @@ async function salvageCommand(path: string, file: string | undefined, json: bool
     } finally {
       progress.stop();
     }
+    // Sectors the device could not read: what lay on them was skipped as damaged (their zeros fail the checksums).
+    report.warnings.push(...describeUnreadable(unreadable));
     printSalvageReport(report, encoder.entryCount, fromSource, json);
-    const damaged = report.pagesSkipped.length > 0 || report.valuesSkipped.length > 0 || report.walProblem !== undefined;
+    const damaged = report.pagesSkipped.length > 0 || report.valuesSkipped.length > 0 || report.walProblem !== undefined || unreadable.length > 0;
     return damaged ? EXIT_DAMAGE : 0;
   } catch (error) {
     await output?.abandon();

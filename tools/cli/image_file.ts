@@ -7,8 +7,25 @@ import type { ImageReader } from '../fsck.js';
 
 /** Bytes one positional read may ask for; larger reads are split. */
 const READ_PIECE_BYTES = 64 << 20;
+/**
+ * Where a read fails (a bad sector answers EIO, not wrong bytes), it is
+ * read again in pieces of this many bytes, the smallest sector, so that
+ * only the sectors that cannot be read are lost.
+ */
+const SECTOR_BYTES = 512;
 
-export function openImage(path: string): { image: ImageReader; close: () => void } {
+/** Bytes of the image that could not be read (read as zeros), with the error's code. */
+export interface UnreadableRange {
+  readonly position: number;
+  readonly length: number;
+  readonly code: string;
+}
+
+/**
+ * The image at `path`, read with plain positional reads (tolerantImage:
+ * unreadable sectors read as zeros and are listed).
+ */
+export function openImage(path: string): { image: ImageReader; unreadable: readonly UnreadableRange[]; close: () => void } {
   const fd = openSync(path, 'r');
   const stat = fstatSync(fd);
   let sizeBytes = stat.size;
@@ -16,22 +33,70 @@ export function openImage(path: string): { image: ImageReader; close: () => void
     // fstat reports 0 for a block device: find its end by reading.
     sizeBytes = blockDeviceSize(fd);
   }
-  return {
-    image: {
-      sizeBytes,
-      read(position: number, length: number): Uint8Array {
-        const out = Buffer.alloc(length);
-        let done = 0;
-        while (done < length) {
-          const bytes = readSync(fd, out, done, Math.min(READ_PIECE_BYTES, length - done), position + done);
-          if (bytes === 0) break;
-          done += bytes;
-        }
-        return out;
-      },
-    },
-    close: () => closeSync(fd),
+  const { image, unreadable } = tolerantImage(sizeBytes, (out, offset, length, position) => readSync(fd, out, offset, length, position));
+  return { image, unreadable, close: () => closeSync(fd) };
+}
+
+/** A positional read as readSync does it: bytes read (0 at the end), or a throw. */
+export type PositionalRead = (out: Buffer, offset: number, length: number, position: number) => number;
+
+/**
+ * An image of `sizeBytes` read through `readAt`. A sector that cannot be
+ * read reads as zeros and is listed in `unreadable` (in the order met; a
+ * sector read twice is listed twice), so that the tools go on past it:
+ * zeros fail the checksums of the pages and values over them, which the
+ * tools then report and skip as damaged.
+ */
+export function tolerantImage(sizeBytes: number, readAt: PositionalRead): { image: ImageReader; unreadable: readonly UnreadableRange[] } {
+  const unreadable: UnreadableRange[] = [];
+  /** Reads `length` bytes at `position` into `out` at `offset` (fewer at the end). */
+  const readInto = (out: Buffer, offset: number, length: number, position: number): void => {
+    let done = 0;
+    while (done < length) {
+      const bytes = readAt(out, offset + done, Math.min(READ_PIECE_BYTES, length - done), position + done);
+      if (bytes === 0) break;
+      done += bytes;
+    }
   };
+  const image: ImageReader = {
+    sizeBytes,
+    read(position: number, length: number): Uint8Array {
+      const out = Buffer.alloc(length);
+      try {
+        readInto(out, 0, length, position);
+      } catch {
+        // Sector by sector, from the first sector the range touches.
+        for (let offset = 0; offset < length; ) {
+          const sectorEnd = Math.min(length, (Math.floor((position + offset) / SECTOR_BYTES) + 1) * SECTOR_BYTES - position);
+          try {
+            readInto(out, offset, sectorEnd - offset, position + offset);
+          } catch (error) {
+            out.fill(0, offset, sectorEnd);
+            unreadable.push({ position: position + offset, length: sectorEnd - offset, code: String((error as { code?: unknown }).code ?? 'EIO') });
+          }
+          offset = sectorEnd;
+        }
+      }
+      return out;
+    },
+  };
+  return { image, unreadable };
+}
+
+/** One line per run of adjacent unreadable bytes: "bytes A-B (EIO)". */
+export function describeUnreadable(unreadable: readonly UnreadableRange[]): string[] {
+  const sorted = [...unreadable].sort((a, b) => a.position - b.position);
+  const runs: { start: number; end: number; codes: Set<string> }[] = [];
+  for (const range of sorted) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && range.position <= last.end) {
+      last.end = Math.max(last.end, range.position + range.length);
+      last.codes.add(range.code);
+    } else {
+      runs.push({ start: range.position, end: range.position + range.length, codes: new Set([range.code]) });
+    }
+  }
+  return runs.map((run) => `bytes ${run.start}-${run.end - 1} could not be read (${[...run.codes].join(', ')}); read as zeros`);
 }
 
 function blockDeviceSize(fd: number): number {

@@ -54,6 +54,7 @@ import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArg
 import { invalidArgument, StoreError } from './store_error.js';
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
 import { eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
+import { EndingStreams } from './ending_streams.js';
 import { GrowthWait, type QueueAttempt, type RoomRefusal } from './growth_wait.js';
 import { GROWTH_ATTEMPTS_MAX, StoreGrowth } from './store_growth.js';
 import { StoreState } from './store_state.js';
@@ -117,6 +118,8 @@ export class BlockStore<V = unknown> {
   readonly #growth: StoreGrowth;
   /** Writes waiting, in call order, while the store grows for one of them. */
   readonly #growthWait: GrowthWait;
+  /** Write streams ended and not yet in the journal: flush() and close() wait for them. */
+  readonly #endingStreams = new EndingStreams();
   /** What createWriteStream and createReadStream work with. */
   readonly #streamParts: StreamParts;
   #closing: Promise<void> | undefined;
@@ -198,6 +201,7 @@ export class BlockStore<V = unknown> {
       journal: this.#journal,
       growth: this.#growth,
       growthWait: this.#growthWait,
+      endingStreams: this.#endingStreams,
       entryNow: (keyString) => this.#reader.entryNow(keyString),
       replayed: () => this.#replayed(),
       replayedForWrites: () => this.#replayedForWrites(),
@@ -711,8 +715,11 @@ export class BlockStore<V = unknown> {
     // With sync: false its durable marker is a commit: after the replay, as
     // every write, and after the writes waiting for a growth (GrowthWait).
     const inJournal = (): Promise<void> => (this.#growthWait.waiting ? this.#growthWait.handedOver().then(() => this.#journal.flush()) : this.#journal.flush());
+    // Write streams ended before the call are writes accepted before it: in the journal first.
+    const endedStreams = this.#endingStreams.handedOver();
     const replayed = this.#replayedForWrites();
-    return replayed === undefined ? inJournal() : replayed.then(inJournal);
+    if (endedStreams === undefined) return replayed === undefined ? inJournal() : replayed.then(inJournal);
+    return (replayed === undefined ? endedStreams : Promise.all([replayed, endedStreams])).then(inJournal);
   }
 
   /**
@@ -722,11 +729,14 @@ export class BlockStore<V = unknown> {
    */
   close(): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
+    // Write streams ended before close() are writes called before it: finished too.
+    const endedStreams = this.#endingStreams.admitPastClose();
     this.#state.beginClose();
     this.#closing = (async () => {
       try {
         // The tail is replayed before the checkpoint that covers it (a failed replay has failed the store: nothing is written).
         await this.#replay?.settled().catch(() => undefined);
+        await endedStreams;
         // Writes called before close() and waiting for a growth are finished too.
         await this.#growthWait.handedOver();
         await this.#journal.flushCommits().catch(() => undefined);

@@ -2,6 +2,7 @@
 // it in memory. A write stream writes its bytes to extents as they arrive and
 // commits one put through the journal when it finishes; a read stream reads
 // the extents chunk by chunk and checks the value's checksum before its end.
+import type { EndingStreams } from './ending_streams.js';
 import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
 
@@ -53,6 +54,8 @@ export interface StreamParts {
   growth: StoreGrowth;
   /** Writes waiting for a growth: a stream's commit goes in its turn, behind them. */
   growthWait: GrowthWait;
+  /** Write streams ended and not yet in the journal, which flush() and close() wait for. */
+  endingStreams: EndingStreams;
   /** A key's entry now if it takes no IO, the WAL tail's while the replay runs (ReplayOverlay); NOT_CACHED otherwise. */
   entryNow: (keyString: string) => IndexEntry | undefined | typeof NOT_CACHED;
   /** Waits for the replay of the WAL tail if one runs: iterations start after it (a failed one: its error). */
@@ -78,6 +81,9 @@ export interface StreamParts {
 export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
   const { state, space, grid, journal, growth, growthWait } = parts;
   state.checkWritable();
+  // Ended before close() began, the stream is finished by it: its steps go on while the store closes.
+  const tracked = parts.endingStreams.track(() => writable.writableEnded);
+  const checkWritable = (): void => (tracked.admittedPastClose ? state.checkWritableWhileClosing() : state.checkWritable());
   const keyString = toKeyString(key);
   const isString = typeof key === 'string';
   const blockSize = parts.blockSize;
@@ -100,14 +106,14 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
   const allocate = async (blockCount: number, extentsMax: number): Promise<Extent[]> => {
     // Blocks are taken (and the put committed) after the WAL tail's replay.
     await parts.replayedForWrites();
-    state.checkWritable();
+    checkWritable();
     for (let attempt = 0; ; attempt++) {
       try {
         return space.allocate(blockCount, extentsMax);
       } catch (error) {
         if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;
         if (attempt >= GROWTH_ATTEMPTS_MAX || !(await growth.grow(space.shortfallForPuts(1, 0, blockCount)))) throw growth.refusal(error);
-        state.checkWritable();
+        checkWritable();
       }
     }
   };
@@ -199,7 +205,14 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
   /** The stream's end: its last bytes written, then its put committed. */
   const finish = async (): Promise<void> => {
     try {
-      state.checkWritable();
+      await finishInJournal();
+    } finally {
+      tracked.done();
+    }
+  };
+  const finishInJournal = async (): Promise<void> => {
+    try {
+      checkWritable();
       // An empty stream still takes one (zeroed) block: only an extent
       // value can carry the raw flag, and it has at least one block.
       if (stagedBytes > 0 || length === 0) await flushStaged();
@@ -217,20 +230,23 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
     // From here the commit path owns the extents (and abandons them itself
     // if it fails); it commits only once every data write has completed.
     handedOver = true;
-    await growthWait.inTurn(() =>
-      journal.enqueue({
+    await growthWait.inTurn(() => {
+      const committed = journal.enqueue({
         operations: [{ keyString, isString, value, existed: false }],
         dataWrites: writes,
         dataBlocks: [],
         payloadBytes,
-      }),
-    );
+      });
+      // In the journal: a flush() from now covers it.
+      tracked.done();
+      return committed;
+    });
   };
-  return new Writable({
+  const writable: Writable = new Writable({
     highWaterMark: STREAM_CHUNK_BYTES,
     write: (chunk: Buffer, _encoding, callback) => {
       try {
-        state.checkWritable();
+        checkWritable();
       } catch (error) {
         callback(error as Error);
         return;
@@ -252,9 +268,11 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
       // Destroyed before its put was handed to a commit (with or without an
       // error): the blocks written so far belong to nobody.
       releaseAll();
+      tracked.done();
       callback(error);
     },
   });
+  return writable;
 }
 
 /**

@@ -71,6 +71,40 @@ describe('BlockStore#close()', () => {
     }
   });
 
+  it('finishes write streams ended before it (they were refused with ERR_STORE_CLOSED; found by a review), and refuses one ended after it began', async () => {
+    const path = `${dir}/streams`;
+    const store = await openSmallStore(path, { encoding: 'binary' });
+    const finishing = (stream: NodeJS.WritableStream): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        stream.on('finish', resolve);
+        stream.on('error', reject);
+      });
+    const small = store.createWriteStream('small');
+    const large = store.createWriteStream('large');
+    const late = store.createWriteStream('late');
+    const ended = [finishing(small), finishing(large)];
+    const lateEnded = finishing(late).then(
+      () => 'finished',
+      (error: { code?: string }) => error.code,
+    );
+    small.end(Buffer.from('hello'));
+    large.write(Buffer.alloc(300_000, 7));
+    large.end(Buffer.alloc(5_000, 8));
+    const closing = store.close();
+    late.end(Buffer.from('too late'));
+    await Promise.all(ended);
+    assert.equal(await lateEnded, 'ERR_STORE_CLOSED');
+    await closing;
+    const reopened = await BlockStore.open(path, { encoding: 'binary' });
+    try {
+      assert.equal(Buffer.from((await reopened.get('small')) as Uint8Array).toString(), 'hello');
+      assert.ok(Buffer.from((await reopened.get('large')) as Uint8Array).equals(Buffer.concat([Buffer.alloc(300_000, 7), Buffer.alloc(5_000, 8)])));
+      assert.equal(await reopened.has('late'), false);
+    } finally {
+      await reopened.close();
+    }
+  });
+
   it('finishes a range iteration that was under way with ERR_STORE_CLOSED or its snapshot, never other data', async () => {
     const store = await openSmallStore(`${dir}/iterating`);
     const valueOf = (i: number): string => `${i}`.repeat(5000); // extent values: read from the file

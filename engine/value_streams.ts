@@ -82,7 +82,6 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
   const { state, space, grid, journal, growth, growthWait } = parts;
   state.checkWritable();
   // Ended before close() began, the stream is finished by it: its steps go on while the store closes.
-  const tracked = parts.endingStreams.track(() => writable.writableEnded);
   const checkWritable = (): void => (tracked.admittedPastClose ? state.checkWritableWhileClosing() : state.checkWritable());
   const keyString = toKeyString(key);
   const isString = typeof key === 'string';
@@ -272,6 +271,8 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
       callback(error);
     },
   });
+  // Tracked once nothing above can throw (a bad key): an untracked stream is never waited for.
+  const tracked = parts.endingStreams.track(() => writable.writableEnded);
   return writable;
 }
 

@@ -255,11 +255,13 @@ describe('BlockStore argument errors (issue 8)', () => {
 
     it('rejects get() and range() with ERR_STORE_CORRUPT naming the key, inline (record) and in extents (data)', async () => {
       const path = `${dir}/encodings`;
-      const writer = await openSmallStore(path, { encoding: 'string' });
-      await writer.put('small', '{not json');
-      await writer.put('large', `{${'x'.repeat(10_000)}`);
+      // Bytes that are no JSON, put through a 'binary' handle of a 'json' store.
+      await (await openSmallStore(path, { encoding: 'json' })).close();
+      const writer = await BlockStore.open(path, { encoding: 'binary' });
+      await writer.put('small', Buffer.from('{not json'));
+      await writer.put('large', Buffer.from(`{${'x'.repeat(10_000)}`));
       await writer.close();
-      const reader = await BlockStore.open(path, { encoding: 'json' });
+      const reader = await BlockStore.open(path);
       try {
         const small = await rejectsCorrupt(() => reader.get('small'), 'record');
         assert.match(small.message, /"small"/);

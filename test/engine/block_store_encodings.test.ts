@@ -78,6 +78,26 @@ describe('BlockStore encodings', () => {
       });
     });
 
+    it("refuses an open with another encoding than the recorded one but 'binary' (a 5 put through 'json' read back as 53; found by a review)", async () => {
+      const path = `${dir}/mismatch`;
+      const store = await openSmallStore(path);
+      await store.put('n', 5);
+      await store.close();
+      for (const encoding of ['json', 'string'] as const) {
+        await rejectsWith(() => BlockStore.open(path, { encoding }), RangeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => BlockStore.open(path, { encoding, create: true }), RangeError, 'ERR_INVALID_ARG');
+        await rejectsWith(() => BlockStore.open(path, { encoding, readOnly: true }), RangeError, 'ERR_INVALID_ARG');
+      }
+      const asBytes = await BlockStore.open(path, { encoding: 'binary' });
+      open.push(asBytes);
+      assert.deepEqual(Buffer.from((await asBytes.get('n')) as Uint8Array), Buffer.from([5]), 'the stored bytes: msgpack of 5');
+      await asBytes.close();
+      const reopened = await BlockStore.open(path, { encoding: 'msgpack' });
+      open.push(reopened);
+      assert.equal(await reopened.get('n'), 5);
+      await reopened.close();
+    });
+
     it('is the encoding when none is given', async () => {
       const path = `${dir}/default`;
       const store = await openSmallStore(path);

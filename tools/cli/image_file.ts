@@ -13,6 +13,16 @@ const READ_PIECE_BYTES = 64 << 20;
  * only the sectors that cannot be read are lost.
  */
 const SECTOR_BYTES = 512;
+/**
+ * The errors of a read that say the medium could not give those bytes (a
+ * bad sector, a failed integrity check), as opposed to a wrong read (a
+ * directory, a closed file), which ends the tool as before.
+ */
+const MEDIA_ERROR_CODES: ReadonlySet<string> = new Set(['EIO', 'EILSEQ', 'EBADMSG', 'ENODATA', 'EREMOTEIO']);
+
+function isMediaError(error: unknown): boolean {
+  return MEDIA_ERROR_CODES.has(String((error as { code?: unknown } | undefined)?.code));
+}
 
 /** Bytes of the image that could not be read (read as zeros), with the error's code. */
 export interface UnreadableRange {
@@ -42,7 +52,7 @@ export type PositionalRead = (out: Buffer, offset: number, length: number, posit
 
 /**
  * An image of `sizeBytes` read through `readAt`. A sector that cannot be
- * read reads as zeros and is listed in `unreadable` (in the order met; a
+ * read (a media error: EIO, …) reads as zeros and is listed in `unreadable` (in the order met; a
  * sector read twice is listed twice), so that the tools go on past it:
  * zeros fail the checksums of the pages and values over them, which the
  * tools then report and skip as damaged.
@@ -64,15 +74,17 @@ export function tolerantImage(sizeBytes: number, readAt: PositionalRead): { imag
       const out = Buffer.alloc(length);
       try {
         readInto(out, 0, length, position);
-      } catch {
+      } catch (error) {
+        if (!isMediaError(error)) throw error;
         // Sector by sector, from the first sector the range touches.
         for (let offset = 0; offset < length; ) {
           const sectorEnd = Math.min(length, (Math.floor((position + offset) / SECTOR_BYTES) + 1) * SECTOR_BYTES - position);
           try {
             readInto(out, offset, sectorEnd - offset, position + offset);
           } catch (error) {
+            if (!isMediaError(error)) throw error;
             out.fill(0, offset, sectorEnd);
-            unreadable.push({ position: position + offset, length: sectorEnd - offset, code: String((error as { code?: unknown }).code ?? 'EIO') });
+            unreadable.push({ position: position + offset, length: sectorEnd - offset, code: String((error as { code?: unknown }).code) });
           }
           offset = sectorEnd;
         }

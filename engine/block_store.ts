@@ -244,7 +244,14 @@ export class BlockStore<V = unknown> {
     const walSizeBytes = options.walSizeBytes ?? (options.sizeBytes === undefined && options.device === undefined ? Math.min(DEFAULT_NEW_FILE_WAL_SIZE_BYTES, sizeBytes / 2) : undefined);
     if (create && options.device === undefined) {
       const layout = storeLayout(sizeBytes, blockSize, walSizeBytes);
-      if (typeof layout === 'string') throw invalidArgument(`option 'sizeBytes': ${layout}`, 'range');
+      if (typeof layout === 'string') {
+        // The options that made the layout: the caller's, not one it left out.
+        const made = [
+          options.sizeBytes !== undefined ? "'sizeBytes'" : maxSizeBytes !== undefined ? "'maxSizeBytes' (a new store's first size without sizeBytes)" : undefined,
+          options.walSizeBytes !== undefined ? "'walSizeBytes'" : undefined,
+        ].filter((name) => name !== undefined);
+        throw invalidArgument(`${made.length === 0 ? 'the default sizes' : `option${made.length > 1 ? 's' : ''} ${made.join(' and ')}`}: ${layout}`, 'range');
+      }
     }
 
     let ownedRing: IoUringActor | undefined;
@@ -390,7 +397,9 @@ export class BlockStore<V = unknown> {
         device = await RingBlockDevice.open(ring, path);
       } catch (error) {
         if (!(error instanceof StoreError && error.code === 'ERR_STORE_NOT_FOUND')) throw error;
-        const created = await openStoreFile(ring, path, { create: true, sizeBytes: sizeBytes || DEFAULT_STORE_SIZE_BYTES });
+        // Whole blocks, as open's new files: a file of another length is a store cut short to open().
+        const newFileBytes = sizeBytes || DEFAULT_STORE_SIZE_BYTES;
+        const created = await openStoreFile(ring, path, { create: true, sizeBytes: newFileBytes - (newFileBytes % blockSize) });
         let published = false;
         try {
           await formatStore(created.device, blockSize, sizeBytes === 0 ? walOfDefaultSize : options.walSizeBytes, encoding);

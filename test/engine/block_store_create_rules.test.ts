@@ -284,6 +284,14 @@ describe('BlockStore.open() and what create: true may touch', function () {
     await store.close();
   });
 
+  it('formats a new file of a sizeBytes that is not whole blocks into one open() accepts (it made a file open() called cut short; found by a review)', async () => {
+    const path = `${dir}/new-odd-size`;
+    await BlockStore.format(path, { ring, sizeBytes: STORE_BYTES + 1 });
+    assert.equal(statSync(path).size, STORE_BYTES);
+    const store = await BlockStore.open(path, { ring });
+    await store.close();
+  });
+
   it('refuses to format a file too small for the layout asked for, changing nothing', async () => {
     const path = `${dir}/format-too-small`;
     const contents = pattern(STORE_BYTES, 10);

@@ -230,6 +230,21 @@ describe('ringstore dump and load', function () {
       assert.equal(existsSync(target), false);
     });
 
+    it('into a new store without --size makes it no larger than --max-size (it made it twice the dump; found by a review), whole blocks long', async () => {
+      const dump = `${dir}/capped.dump`;
+      assert.equal((await runCli(['dump', source, dump])).code, 0);
+      const target = `${dir}/capped`;
+      const capBytes = (20 << 20) + 1;
+      const loaded = await runCli(['load', target, dump, '--create', '--max-size', String(capBytes)]);
+      assert.equal(loaded.code, 0, loaded.stderr);
+      const lengthBytes = statSync(target).size;
+      assert.ok(lengthBytes <= capBytes && lengthBytes % 512 === 0, `${lengthBytes} bytes`);
+      assert.deepEqual(await storedContents(target), await storedContents(source));
+      const refused = await runCli(['load', `${dir}/over`, dump, '--create', '--size', String(40 << 20), '--max-size', String(capBytes)]);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /--size .* is over --max-size/);
+    });
+
     it('round-trips random key/value sets (property, seed RINGSTORE_DUMP_TEST_SEED)', async () => {
       const key = fc.oneof(fc.string({ minLength: 1, maxLength: 20 }).filter(isWellFormed), fc.uint8Array({ minLength: 1, maxLength: 20 }));
       const value = fc.oneof(fc.jsonValue(), fc.uint8Array({ maxLength: 5000 }));

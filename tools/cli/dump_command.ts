@@ -387,10 +387,14 @@ export async function loadCommand(args: string[]): Promise<number> {
     };
     if (createsStore && values.create !== true) throw commandError('ERR_STORE_NOT_FOUND', `'${path}' holds no store; add --create to make one`);
     if (!createsStore && (sizeBytes !== undefined || blockSize !== undefined)) throw usageError(`'${path}' exists: --size and --block-size describe a store load makes`);
+    if (sizeBytes !== undefined && maxSizeBytes !== undefined && sizeBytes > maxSizeBytes) throw usageError(`--size ${sizeBytes} is over --max-size ${maxSizeBytes}`);
     let store: BlockStore;
     if (createsStore) {
       await BlockStore.format(path, {
-        sizeBytes: sizeBytes ?? Math.max(DEFAULT_STORE_SIZE_BYTES, roundUpToMiB(verified.sizeBytes * LOAD_STORE_SIZE_FACTOR)),
+        // Room for the dump and some more, within the cap (a store that needs
+        // more fails the load, which removes it; format rounds a new file down
+        // to whole blocks).
+        sizeBytes: sizeBytes ?? Math.min(maxSizeBytes ?? Number.MAX_SAFE_INTEGER, Math.max(DEFAULT_STORE_SIZE_BYTES, roundUpToMiB(verified.sizeBytes * LOAD_STORE_SIZE_FACTOR))),
         blockSize: blockSize ?? (verified.header.blockSize > 0 ? verified.header.blockSize : undefined),
         encoding,
       });

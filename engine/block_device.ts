@@ -63,8 +63,11 @@ export interface BlockDevice {
    * reading as zeros: a regular file is extended and preallocated. The new
    * size is durable once a sync() that starts after this resolves. Rejects
    * with ERR_STORE_NO_SPACE when the file system has no room (nothing of
-   * the store changes then). Used only while sizeBytesMax says the device
-   * can grow.
+   * the store changes then, and the device keeps its length). A rejection
+   * whose error, or a cause of it, has `syscall` 'fallocate' or 'ftruncate'
+   * is the device failing: the store stops (ERR_STORE_FAILED); any other
+   * refuses the growth. Used only while sizeBytesMax says the device can
+   * grow, one call at a time.
    */
   grow?(sizeBytes: number): Promise<void>;
   /** Releases the device; no call follows. */

@@ -8,8 +8,8 @@
 //      descriptor; ENOSPC, EDQUOT or EFBIG means the store cannot grow, and
 //      the write that needed the room is refused with ERR_STORE_FULL —
 //      nothing of the store changed, and the file is cut back to its length
-//      before; any other error, EIO say, fails the store as a write error
-//      does);
+//      before; any other error of the extension, EIO say, fails the store
+//      as a write error does);
 //   2. the checkpointer flushes (the new length is metadata fdatasync
 //      persists) and writes the next superblock generation naming the
 //      larger block count with the same checkpoint;
@@ -111,9 +111,10 @@ export class StoreGrowth {
    * Grows the store by at least `blocksWanted` free blocks, if it can.
    * Resolves to whether it grew (then the caller tries again); false when
    * the cap or the file system leaves no room, or the file could not be
-   * extended for want of room. Rejects only with the store's failure: an
-   * extension that failed otherwise (EIO, EROFS, …), or an IO error of the
-   * flush or superblock write after it.
+   * extended for want of room (or could not be opened to be). Rejects only
+   * with the store's failure: an extension that failed otherwise (EIO,
+   * EROFS, …: isExtensionFailure), or an IO error of the flush or
+   * superblock write after it.
    */
   grow(blocksWanted: number): Promise<boolean> {
     if (!this.canGrow) return Promise.resolve(false);
@@ -167,14 +168,15 @@ export class StoreGrowth {
     try {
       await this.#device.grow!(target * this.#blockSize);
     } catch (error) {
-      if (!isNoRoom(error)) throw this.#state.fail(error);
+      if (isExtensionFailure(error)) throw this.#state.fail(error);
+      if (!isNoRoom(error)) return this.#refused(error);
       // The file system has less room than a step: take what the write needs.
       if (least >= target) return this.#refused(error);
       try {
         await this.#device.grow!(least * this.#blockSize);
         target = least;
       } catch (retryError) {
-        if (!isNoRoom(retryError)) throw this.#state.fail(retryError);
+        if (isExtensionFailure(retryError)) throw this.#state.fail(retryError);
         return this.#refused(retryError);
       }
     }
@@ -190,6 +192,21 @@ export class StoreGrowth {
     this.#lastRefusal = error instanceof Error ? error : new Error(String(error));
     return false;
   }
+}
+
+/**
+ * The extension itself failed (fallocate or ftruncate: EIO, EROFS, …), other
+ * than for want of room: the device is failing, and the store stops as
+ * after a write error. An error before it (opening the second descriptor:
+ * EMFILE, EACCES) changed nothing and is a refusal like no room.
+ */
+function isExtensionFailure(error: unknown): boolean {
+  if (isNoRoom(error)) return false;
+  for (let cause: unknown = error; cause instanceof Error; cause = cause.cause) {
+    const syscall = (cause as { syscall?: unknown }).syscall;
+    if (syscall === 'fallocate' || syscall === 'ftruncate') return true;
+  }
+  return false;
 }
 
 /** The file system has no room (ERR_STORE_NO_SPACE, from ENOSPC, EDQUOT or EFBIG): the store cannot grow. */

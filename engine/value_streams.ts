@@ -116,8 +116,13 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
       }
     }
   };
-  /** The error a failed chunk write gives the stream: the store's failure (or ERR_STORE_CLOSED if it closed meanwhile). */
+  /**
+   * The error a failed chunk write gives the stream: the store's failure
+   * (or ERR_STORE_CLOSED if it closed meanwhile; a stream close() finishes
+   * fails the store, so that close() does not mark it clean).
+   */
   const failureOf = (error: unknown): unknown => {
+    if (tracked.admittedPastClose) return state.fail(error);
     const closed = state.closedOr(error);
     return closed !== error ? closed : state.fail(error);
   };
@@ -216,6 +221,10 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
       // value can carry the raw flag, and it has at least one block.
       if (stagedBytes > 0 || length === 0) await flushStaged();
       if (writeFailure !== undefined) throw failureOf(writeFailure);
+      // Destroyed while its last chunk was written: destroy() gave its
+      // extents back (releaseAll), so it must not commit them (found by a
+      // review: the put named freed blocks).
+      if (handedOver) throw new StoreError('ERR_STORE_CLOSED', 'the write stream was destroyed before its put was committed');
     } catch (error) {
       releaseAll();
       throw error;

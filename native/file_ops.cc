@@ -166,7 +166,11 @@ class OpenWorker final : public PromiseWorker {
         (flags & O_ACCMODE) != O_RDONLY) {
       // Reserve the blocks now: writes into preallocated space do not grow
       // the file, so an fdatasync after them has no size metadata to journal.
-      if (fallocate(fd, 0, 0, static_cast<off_t>(size_bytes_)) != 0) {
+      // Only the new range: from offset 0 it refilled every hole punched in
+      // the file before (a store's trims of freed space), taking that room
+      // from the file system again at each growth.
+      const off_t old_size = static_cast<off_t>(geometry_.size_bytes);
+      if (fallocate(fd, 0, old_size, static_cast<off_t>(size_bytes_) - old_size) != 0) {
         if (errno != EOPNOTSUPP) {
           int saved = errno;
           close(fd);

@@ -22,7 +22,7 @@ export interface RingFileOptions {
   create?: boolean;
   /** Open read-only: writes and trims are refused with ERR_FILE_READ_ONLY. */
   readOnly?: boolean;
-  /** Grow (preallocate) a regular file to at least this size. Never shrinks. */
+  /** Grow a regular file to at least this size, preallocating what it adds (holes before its old end stay holes). Never shrinks. */
   sizeBytes?: number;
   /** Unit of readBlock/writeBlock. Default 4096; a power of two, a multiple of the direct-IO alignment. */
   blockSize?: number;

@@ -123,10 +123,10 @@ describe('BlockStore on a file system without room', function () {
 describe('BlockStore whose file fails to grow for a reason other than room', function () {
   this.timeout(60_000);
 
-  it('fails the store (ERR_STORE_FAILED, cause EIO) instead of answering ERR_STORE_FULL and going on', async () => {
+  it('fails the store (ERR_STORE_FAILED, cause EIO) when the extension fails, instead of answering ERR_STORE_FULL and going on', async () => {
     class FailingGrowDevice extends SimulatedDevice {
       override async grow(): Promise<void> {
-        throw Object.assign(new Error('EIO: simulated fallocate failure'), { code: 'EIO' });
+        throw Object.assign(new Error('EIO: simulated fallocate failure'), { code: 'EIO', syscall: 'fallocate' });
       }
     }
     const device = new FailingGrowDevice({ sizeBytes: 1 << 20, sizeBytesMax: 64 << 20 });

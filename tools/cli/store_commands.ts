@@ -29,8 +29,8 @@ export const STORE_COMMANDS_USAGE = `  ringstore get PATH KEY [--raw]
                            keys in order (with values); --json: one {"key","value"} per line
   ringstore stats PATH [--json]
                            key count, space, WAL and cache figures
-  Each takes --encoding E: how to read and write values (msgpack, json, string, binary;
-  default: the encoding the store records). get, scan and stats open the store read-only.`;
+  Each takes --encoding E: the encoding the store records (the default), or binary for
+  the stored bytes as they are; another is refused. get, scan and stats open the store read-only.`;
 
 const ENCODING_OPTION = { encoding: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const satisfies ParseArgsConfig['options'];
 

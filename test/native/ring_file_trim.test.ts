@@ -64,6 +64,21 @@ for (const backend of BACKENDS) {
       await file.close();
     });
 
+    it('keeps a punched hole when the file is grown later (open with sizeBytes preallocates only what it adds; it refilled the holes, undoing a store\'s trims at each growth — found by a review)', async () => {
+      const { path } = writeDataFile(256, 3);
+      const file = await ring!.open(path);
+      await file.datasync();
+      await file.trim(0, 128 * BLOCK_SIZE);
+      const blocksTrimmed = statSync(path).blocks;
+      // Grown by 16 blocks through a second descriptor, as a store grows.
+      const sizer = await ring!.open(path, { sizeBytes: 272 * BLOCK_SIZE });
+      await sizer.close();
+      assert.equal(statSync(path).size, 272 * BLOCK_SIZE);
+      const added512 = statSync(path).blocks - blocksTrimmed;
+      assert.ok(added512 <= (16 * BLOCK_SIZE) / 512 + 64, `the growth allocated ${added512 * 512} bytes: the new 64 KiB (and some metadata), not the 512 KiB hole again`);
+      await file.close();
+    });
+
     it('zeroes exactly a range that does not start or end on a block boundary', async () => {
       const { path, data } = writeDataFile(2, 3);
       const file = await ring!.open(path);

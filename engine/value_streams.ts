@@ -2,7 +2,6 @@
 // it in memory. A write stream writes its bytes to extents as they arrive and
 // commits one put through the journal when it finishes; a read stream reads
 // the extents chunk by chunk and checks the value's checksum before its end.
-import type { EndingStreams } from './ending_streams.js';
 import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
 
@@ -10,6 +9,7 @@ import { crc32c } from '../format/crc32c.js';
 import { COMMIT_HEADER_SIZE, VALUE_EXTENTS_MAX } from '../format/constants.js';
 import type { Extent } from '../format/extent.js';
 import { extentPutRecordBytes, type ExtentValue, type StoredValue } from '../format/records.js';
+import type { EndingStreams } from './ending_streams.js';
 import { allSettledOrThrow, LARGE_VALUE_BYTES, type Grid } from './grid.js';
 import type { GrowthWait } from './growth_wait.js';
 import type { Journal } from './journal.js';

@@ -7,6 +7,8 @@
 //   (its file grew by 4 MiB while the store grew by one block), so a
 //   second store on it could not grow; a format refused with
 //   ERR_STORE_NO_SPACE left the file tens of MiB longer;
+// - near the end of the room a store grew ahead a block at a time, two
+//   flushes each (850 growths for 3 500 small puts);
 // - a store made with create: true named its deleted temporary file in
 //   every later error;
 // - an EIO while the file grew was reported as ERR_STORE_FULL and the
@@ -72,7 +74,7 @@ describe('BlockStore on a file system without room', function () {
     execFileSync('fallocate', ['-l', String(availableBytes() - ROOM_LEFT_BYTES), `${mountPoint}/filler`]);
   }
 
-  it('a growth step refused for room takes only what the write needs, leaving the rest to others, and errors name the store', async () => {
+  it('a growth step refused for room takes what the file system holds, the file no longer than the store, and errors name the store', async () => {
     const a = await BlockStore.open(`${mountPoint}/a.rs`, { create: true, sizeBytes: 16 << 20, encoding: 'binary' });
     const b = await BlockStore.open(`${mountPoint}/b.rs`, { create: true, sizeBytes: 1 << 20, encoding: 'binary' });
     try {
@@ -81,14 +83,12 @@ describe('BlockStore on a file system without room', function () {
       let index = 0;
       while (a.stats().blocksTotal === blocksBefore) await a.put(`a${index++}`, pattern(VALUE_BYTES, index));
       await a.flush();
-      // Its 8 MiB step was refused; it took what its write needed.
+      // Its 8 MiB step did not fit: it took a smaller one, and what ext4
+      // allocated for the refused ones went back (the file kept 4 MiB more
+      // than the store named).
       const storeBytes = a.stats().blocksTotal * 4096;
-      assert.ok(storeBytes < blocksBefore * 4096 + (2 << 20), `the store grew by what a write needs, not a step (${storeBytes} bytes)`);
-      assert.equal(statSync(`${mountPoint}/a.rs`).size, storeBytes, 'the file is as long as the store: the refused step gave its blocks back');
-      assert.ok(availableBytes() > 0, 'the file system has room left for others');
-      // So the other store can still grow into it.
-      const bBlocksBefore = b.stats().blocksTotal;
-      for (let i = 0; b.stats().blocksTotal === bBlocksBefore; i++) await b.put(`b${i}`, pattern(VALUE_BYTES, i));
+      assert.ok(storeBytes < (blocksBefore << 12) + (8 << 20), `the store grew by less than a step (${storeBytes} bytes)`);
+      assert.equal(statSync(`${mountPoint}/a.rs`).size, storeBytes, 'the file is as long as the store: the refused steps gave their blocks back');
       // Once nothing is left, the refusal names the store's own path, not the temporary name it was made under.
       const refused = await (async () => {
         for (let i = 0; ; i++) {
@@ -103,9 +103,34 @@ describe('BlockStore on a file system without room', function () {
       const messages = [refused.message, (refused.cause as Error | undefined)?.message ?? ''].join('\n');
       assert.ok(!messages.includes('ringstore-new-'), `no temporary name in: ${messages}`);
       assert.ok(messages.includes(`${mountPoint}/b.rs`), `the store's path in: ${messages}`);
+      assert.equal(statSync(`${mountPoint}/b.rs`).size, b.stats().blocksTotal * 4096, 'b\'s file is as long as b');
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('on a nearly full file system, grows for what writes need, not a block at a time ahead of them', async () => {
+    const a = await BlockStore.open(`${mountPoint}/a.rs`, { create: true, sizeBytes: 4 << 20, encoding: 'binary' });
+    try {
+      fillFileSystem();
+      const growthsBefore = a.stats().growths;
+      let puts = 0;
+      for (;;) {
+        try {
+          await a.put(`small${puts}`, pattern(2_000, puts));
+          puts++;
+        } catch (error) {
+          assert.equal((error as { code?: string }).code, 'ERR_STORE_FULL');
+          break;
+        }
+      }
+      const growths = a.stats().growths - growthsBefore;
+      assert.ok(puts > 1_000, `${puts} puts of 2 000 bytes fitted in the room left`);
+      // Each growth takes at least half the room left: O(log) of them (850 when it grew ahead a block at a time).
+      assert.ok(growths <= 24, `${growths} growths for ${puts} puts`);
+    } finally {
+      await a.close();
     }
   });
 

@@ -163,7 +163,8 @@ export class StoreGrowth {
     // waiting writes need, or for a growth ahead of them a share of a step
     // (growing ahead a block at a time made a store filling a nearly full
     // file system grow 850 times for 3 500 puts, two flushes each).
-    const least = Math.min(this.#blockCountMax, current + Math.max(blocksWanted, blocksWanted > 0 ? 1 : Math.ceil(step / GROW_AHEAD_LEAST_STEP_DIVISOR)));
+    const leastAdded = blocksWanted > 0 ? blocksWanted : Math.ceil(step / GROW_AHEAD_LEAST_STEP_DIVISOR);
+    const least = Math.min(this.#blockCountMax, current + leastAdded);
     let target = Math.min(this.#blockCountMax, current + step);
     if (target <= current) return false;
     // An extension refused for room changes nothing of the store (no

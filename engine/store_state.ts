@@ -61,15 +61,18 @@ export class StoreState {
     if (this.#closed || this.#closing) throw new StoreError('ERR_STORE_CLOSED', 'the store is closed');
   }
 
+  checkWritable(): void {
+    this.checkOpen();
+    this.#checkWritesAccepted();
+  }
+
   /** checkWritable() of a write that close() finishes (admitted before it began): refused once closed, not while closing. */
   checkWritableWhileClosing(): void {
     if (this.#closed) throw new StoreError('ERR_STORE_CLOSED', 'the store is closed');
-    if (this.#readOnly) throw new StoreError('ERR_STORE_READ_ONLY', 'the store was opened with readOnly: true; writes are refused');
-    if (this.#failure !== undefined) throw this.#failure;
+    this.#checkWritesAccepted();
   }
 
-  checkWritable(): void {
-    this.checkOpen();
+  #checkWritesAccepted(): void {
     if (this.#readOnly) throw new StoreError('ERR_STORE_READ_ONLY', 'the store was opened with readOnly: true; writes are refused');
     if (this.#failure !== undefined) throw this.#failure;
   }

@@ -299,12 +299,21 @@ function legalBlockSizes(): number[] {
   return sizes;
 }
 
+/**
+ * The SUPERBLOCK_SIZE bytes at `offset`, from `head` or read as the
+ * device's aligned units that hold them: a store's block size may be
+ * smaller than the device's IO unit (a store of 512-byte blocks copied to a
+ * 4096-byte-sector disk), and open() refuses such a store by name once a
+ * copy is read, not with an IO error on the way there.
+ */
 async function readAt(device: BlockDevice, offset: number, head: Uint8Array, headSize: number): Promise<Uint8Array> {
   if (offset + SUPERBLOCK_SIZE <= headSize) return head.subarray(offset, offset + SUPERBLOCK_SIZE);
   const alignment = Math.max(device.ioAlignment, 512);
-  const buffer = allocAligned(Math.max(SUPERBLOCK_SIZE, alignment), Math.max(alignment, 4096));
-  await device.read(offset, buffer);
-  return buffer.subarray(0, SUPERBLOCK_SIZE);
+  const start = offset - (offset % alignment);
+  const length = Math.ceil((offset - start + SUPERBLOCK_SIZE) / alignment) * alignment;
+  const buffer = allocAligned(length, Math.max(alignment, 4096));
+  await device.read(start, buffer);
+  return buffer.subarray(offset - start, offset - start + SUPERBLOCK_SIZE);
 }
 
 function tryDecode(bytes: Uint8Array, slot: number): { superblock?: Superblock; error?: FormatError } {

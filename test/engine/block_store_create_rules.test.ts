@@ -19,6 +19,7 @@ import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 
 import { BlockStore } from '../../engine/block_store.js';
+import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { StoreError } from '../../engine/store_error.js';
 import { SUPERBLOCK_SIZE } from '../../format/constants.js';
 import { decodeSuperblock, superblockSlotBlock } from '../../format/superblock.js';
@@ -290,6 +291,21 @@ describe('BlockStore.open() and what create: true may touch', function () {
     assert.equal(statSync(path).size, STORE_BYTES);
     const store = await BlockStore.open(path, { ring });
     await store.close();
+  });
+
+  it("refuses a store of 512-byte blocks on a device that needs 4096-byte IO with ERR_INVALID_ARG, with every superblock copy readable or only the backups (an unaligned read of a copy failed first; found by a review)", async () => {
+    const made = new SimulatedDevice({ sizeBytes: 4 << 20 });
+    const store = await BlockStore.open('small-blocks', { device: made, create: true, blockSize: 512 });
+    await store.put('key', 'value');
+    await store.close();
+    const image = made.snapshot();
+    const headless = image.slice();
+    headless.fill(0, 0, 2 * 512);
+    for (const [label, bytes] of [['whole', image], ['head copies gone', headless]] as const) {
+      const device = new SimulatedDevice({ sizeBytes: 4 << 20, ioAlignment: 4096 }, bytes);
+      const error = await rejectsWithCode(() => BlockStore.open('small-blocks', { device }), 'ERR_INVALID_ARG');
+      assert.match(error.message, /block size 512 is not a multiple of the device's direct-IO alignment 4096/, label);
+    }
   });
 
   it('refuses to format a file too small for the layout asked for, changing nothing', async () => {

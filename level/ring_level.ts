@@ -12,7 +12,7 @@ import { AbstractLevel, type AbstractDatabaseOptions, type AbstractOpenOptions }
 import { BlockStore } from '../engine/block_store.js';
 import { type BatchOperation, type BlockStoreOptions } from '../engine/store_options.js';
 import type { Key } from '../engine/key_codec.js';
-import { StoreError } from '../engine/store_error.js';
+import { invalidArgument, StoreError } from '../engine/store_error.js';
 import { fromStore, isEmptyKey, valueToStore, type Encoded } from './formats.js';
 import { emptyKeyError, RingLevelError, toLevelError } from './level_error.js';
 import { RangeCursor } from './range_cursor.js';
@@ -33,8 +33,9 @@ export type RingLevelStoreOptions = Pick<BlockStoreOptions, 'sizeBytes' | 'maxSi
 
 /**
  * Options of `new RingLevel(location, options)`: abstract-level's and the
- * store's. The store's `create` is abstract-level's `createIfMissing` and its
- * `encoding` is always 'binary', so neither is accepted here.
+ * store's. The store's `create` is abstract-level's `createIfMissing`, its
+ * `encoding` is always 'binary' and it is never read-only, so `create`,
+ * `encoding` and `readOnly` are refused (ERR_INVALID_ARG).
  */
 export interface RingLevelOptions<K = string, V = string> extends AbstractDatabaseOptions<K, V> {
   /** First size of a new store file, in bytes; it grows as it fills. Default 16 MiB (BlockStore's DEFAULT_STORE_SIZE_BYTES). */
@@ -45,7 +46,7 @@ export interface RingLevelOptions<K = string, V = string> extends AbstractDataba
   blockSize?: number;
   /** Bytes of data blocks kept in memory. Default 64 MiB. */
   cacheSizeBytes?: number;
-  /** WAL region of a new store, in bytes. Default: 8 MiB without sizeBytes, else an eighth of the store, at most 64 MiB. */
+  /** WAL region of a new store, in bytes. Default: 8 MiB without sizeBytes (at most half the store), else an eighth of the store, at most 64 MiB. */
   walSizeBytes?: number;
   /** true (default): writes resolve once durable; false: within SYNC_DEFER_MS, a crash may lose (never tear) them. */
   sync?: boolean;
@@ -54,6 +55,13 @@ export interface RingLevelOptions<K = string, V = string> extends AbstractDataba
   /** Use this BlockDevice instead of opening `location` (e.g. a SimulatedDevice in tests). */
   device?: BlockStoreOptions['device'];
 }
+
+/** BlockStore options a RingLevel does not take, and what to use instead. */
+const REFUSED_STORE_OPTIONS: readonly (readonly [string, string])[] = [
+  ['encoding', "the store's values are always 'binary' (abstract-level's valueEncoding encodes them)"],
+  ['create', 'use createIfMissing'],
+  ['readOnly', 'a RingLevel opens its store for writing (open the store itself with BlockStore.open for read-only access)'],
+];
 
 /** What the suite and users may rely on; see docs/level.md for each line. */
 const MANIFEST = {
@@ -97,6 +105,12 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
   constructor(location: string, options: RingLevelOptions<K, V> = {}) {
     if (typeof location !== 'string' || location.length === 0) throw new TypeError('ringstore/level: location must be a non-empty string');
     const { sizeBytes, maxSizeBytes, blockSize, cacheSizeBytes, walSizeBytes, sync, ring, device, ...levelOptions } = options;
+    // Store options a RingLevel decides itself. Ignoring them would be worse
+    // than refusing them: a `readOnly: true` database would take the
+    // writer's lock and write (found by a review).
+    for (const [name, instead] of REFUSED_STORE_OPTIONS) {
+      if (name in levelOptions) throw invalidArgument(`ringstore/level: option '${name}' is not accepted: ${instead}`);
+    }
     super(MANIFEST, levelOptions);
     this.location = location;
     this.#storeOptions = { sizeBytes, maxSizeBytes, blockSize, cacheSizeBytes, walSizeBytes, sync, ring, device };

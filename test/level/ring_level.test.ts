@@ -61,6 +61,18 @@ describe('RingLevel', () => {
       await db.close();
     });
 
+    it("refuses the store options it decides itself (encoding, create, readOnly) with ERR_INVALID_ARG, creating nothing (they were ignored: a readOnly database wrote; found by a review)", () => {
+      for (const name of ['encoding', 'create', 'readOnly']) {
+        const path = location();
+        assert.throws(
+          () => new RingLevel(path, { [name]: name === 'encoding' ? 'msgpack' : true } as RingLevelOptions),
+          (error: Error & { code?: string }) => error instanceof TypeError && error.code === 'ERR_INVALID_ARG' && error.message.includes(`'${name}'`),
+          name,
+        );
+        assert.equal(existsSync(path), false);
+      }
+    });
+
     it('opens the store with the binary value encoding, so the raw store sees the transcoded bytes', async () => {
       const path = location();
       const db = level<string, unknown>(path, { valueEncoding: 'json' });

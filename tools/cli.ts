@@ -26,6 +26,7 @@ import { isStoreCommand, STORE_COMMANDS_USAGE, storeCommand } from './cli/store_
 import { CRASH_TEST_USAGE, crashTestCommand } from './crash_test_command.js';
 import { fsckImage, type FsckReport } from './fsck.js';
 import { usageCode } from './cli/command_line.js';
+import { guardStdout, stdoutFailure } from './cli/stdout_pipe.js';
 
 const USAGE = `usage:
   ringstore inspect PATH   print the store's superblock, geometry, checkpoint and WAL state
@@ -160,6 +161,15 @@ async function formatCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+/** An operating or argument error as one line; anything else is a bug, with its stack. */
+function reportError(error: unknown): void {
+  const code = (error as { code?: unknown }).code;
+  // Node's fs errors already start with their code ("ENOENT: no such file…"): not twice.
+  if (typeof code === 'string' && error instanceof Error) console.error(`ringstore: ${code}: ${error.message.startsWith(`${code}: `) ? error.message.slice(code.length + 2) : error.message}`);
+  else console.error(error);
+}
+
+guardStdout();
 void Promise.resolve()
   .then(() => main(process.argv.slice(2)))
   .then(
@@ -167,11 +177,17 @@ void Promise.resolve()
       process.exitCode = code;
     },
     (error: unknown) => {
-      const code = (error as { code?: unknown }).code;
-      // Operating and argument errors as one line; anything else is a bug, with its stack.
-      // Node's fs errors already start with their code ("ENOENT: no such file…"): not twice.
-      if (typeof code === 'string' && error instanceof Error) console.error(`ringstore: ${code}: ${error.message.startsWith(`${code}: `) ? error.message.slice(code.length + 2) : error.message}`);
-      else console.error(error);
+      // A write to a closed stdout fails the command with the pipe's error (stdout_pipe.ts).
+      reportError(error);
       process.exitCode = 2;
     },
   );
+// Output of console.log lost to a reader that went away: the command did not
+// do what was asked of it, whatever it returned.
+process.once('beforeExit', () => {
+  const failure = stdoutFailure();
+  if (failure !== undefined && process.exitCode !== 2) {
+    reportError(failure);
+    process.exitCode = 2;
+  }
+});

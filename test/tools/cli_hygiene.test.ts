@@ -5,11 +5,12 @@
 // directory or a foreign file is an error of one line `ringstore: CODE:
 // message` (or, for inspect/fsck, a report), never a stack trace.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 
+import { BlockStore } from '../../engine/block_store.js';
 import type { CliResult } from './cli/run_cli.js';
 
 const CLI = new URL('../../tools/cli.js', import.meta.url).pathname;
@@ -145,6 +146,32 @@ describe('ringstore command line hygiene', function () {
     const result = await runCli(['frobnicate'], { cwd: dir });
     assertOneLineError(result, 'an unknown command', 'ERR_INVALID_ARG');
     assert.match(result.stderr, /^usage:$/m);
+  });
+
+  it('a reader that closes the pipe early (scan | head -1) ends get, scan and dump in one line EPIPE, exit 2 (get and scan crashed with a stack, exit 1; found by a review)', async () => {
+    const path = `${dir}/piped`;
+    const store = await BlockStore.open(path, { create: true, encoding: 'binary', sizeBytes: 8 << 20 });
+    for (let first = 0; first < 20_000; first += 1000) {
+      await store.batch(Array.from({ length: 1000 }, (_, offset) => ({ type: 'put' as const, key: `key-${first + offset}`, value: Buffer.alloc(60, offset) })));
+    }
+    await store.put('large', Buffer.alloc(1 << 20, 7));
+    await store.close();
+    for (const args of [['scan', path], ['get', path, 'large', '--raw'], ['dump', path]]) {
+      // Reads the first bytes, then closes the read end with the command still writing.
+      const result = await new Promise<CliResult>((resolve, reject) => {
+        const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+        let stderr = '';
+        child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+        child.stdout.once('data', () => child.stdout.destroy());
+        const timer = setTimeout(() => child.kill('SIGKILL'), CALL_TIMEOUT_MS);
+        child.on('error', reject);
+        child.on('close', (code) => {
+          clearTimeout(timer);
+          resolve({ code: code ?? -1, stdout: '', stderr });
+        });
+      });
+      assertOneLineError(result, args.join(' '), 'EPIPE');
+    }
   });
 
   it('bench: --help, an unknown benchmark and an unknown flag, each without running anything', async () => {

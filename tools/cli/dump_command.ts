@@ -27,6 +27,7 @@ import { extentValueIntact, extentValuePieces, salvageImage, type SalvageReport 
 import { describeUnreadable, openImage } from './image_file.js';
 import { startProgress, type Progress } from './progress.js';
 import { usageCode } from './command_line.js';
+import { writeStdout } from './stdout_pipe.js';
 
 export const DUMP_COMMANDS_USAGE = `  ringstore dump PATH [FILE] [--salvage] [--json]
                            write every key and stored value to FILE (default stdout) as a
@@ -115,18 +116,9 @@ class Output {
   #pieceBytes = 0;
   bytesWritten = 0;
 
-  /** An error stdout reported (EPIPE: the reader went away), thrown by the next write. */
-  #stdoutError: Error | undefined;
-
   private constructor(handle: FileHandle | undefined, path: string | undefined) {
     this.#handle = handle;
     this.#path = path;
-    if (handle === undefined) {
-      process.stdout.on('error', (error: Error) => {
-        this.#stdoutError ??= error;
-        process.stdout.emit('drain'); // wakes a write waiting for room
-      });
-    }
   }
 
   /** Opens FILE (truncating it), or stdout; refuses FILE naming the store being dumped, which 'w' would destroy. */
@@ -162,9 +154,8 @@ class Output {
       await this.#handle.write(bytes);
       return;
     }
-    if (this.#stdoutError !== undefined) throw this.#stdoutError;
-    if (!process.stdout.write(bytes)) await new Promise<void>((resolve) => process.stdout.once('drain', resolve));
-    if (this.#stdoutError !== undefined) throw this.#stdoutError;
+    // A reader that went away (EPIPE) fails the dump: stdout_pipe.ts.
+    await writeStdout(bytes);
   }
 
   /** Everything written and durable (a file is fsynced: a backup that a crash can lose is none). */

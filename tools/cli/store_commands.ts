@@ -13,6 +13,7 @@ import { BlockStore } from '../../engine/block_store.js';
 import { type RangeOptions } from '../../engine/store_options.js';
 import type { ValueEncoding } from '../../engine/value_codec.js';
 import { usageCode } from './command_line.js';
+import { writeStdout } from './stdout_pipe.js';
 
 /** Exit status of a command that ran, but found nothing (get of a missing key). */
 export const EXIT_NOT_FOUND = 1;
@@ -58,9 +59,9 @@ const COMMANDS: Record<string, StoreCommand> = {
       const value = await store.get(key);
       if (values.raw === true) {
         if (!(value instanceof Uint8Array) && typeof value !== 'string') throw usageError('--raw needs a value stored as bytes or a string');
-        process.stdout.write(value);
+        await writeStdout(value);
       } else {
-        process.stdout.write(`${toJson(value)}\n`);
+        await writeStdout(`${toJson(value)}\n`);
       }
       return 0;
     },
@@ -89,7 +90,7 @@ const COMMANDS: Record<string, StoreCommand> = {
     options: ENCODING_OPTION,
     positionals: ['KEY'],
     async run(store, [key]) {
-      process.stdout.write((await store.delete(key)) ? 'deleted\n' : 'absent\n');
+      await writeStdout((await store.delete(key)) ? 'deleted\n' : 'absent\n');
       return 0;
     },
   },
@@ -117,9 +118,9 @@ const COMMANDS: Record<string, StoreCommand> = {
       for await (const [key, value] of store.range(range)) {
         if (values.json === true) {
           const line = values['keys-only'] === true ? { key: key } : { key: key, value };
-          process.stdout.write(`${toJson(line)}\n`);
+          await writeStdout(`${toJson(line)}\n`);
         } else {
-          process.stdout.write(values['keys-only'] === true ? `${toJson(key)}\n` : `${toJson(key)}\t${toJson(value)}\n`);
+          await writeStdout(values['keys-only'] === true ? `${toJson(key)}\n` : `${toJson(key)}\t${toJson(value)}\n`);
         }
       }
       return 0;
@@ -132,8 +133,8 @@ const COMMANDS: Record<string, StoreCommand> = {
     positionals: [],
     async run(store, _positionals, values) {
       const stats = store.stats();
-      if (values.json === true) process.stdout.write(`${JSON.stringify(stats)}\n`);
-      else for (const [name, value] of Object.entries(stats)) process.stdout.write(`${name}: ${value}\n`);
+      if (values.json === true) await writeStdout(`${JSON.stringify(stats)}\n`);
+      else for (const [name, value] of Object.entries(stats)) await writeStdout(`${name}: ${value}\n`);
       return 0;
     },
   },

@@ -75,7 +75,9 @@ describe('ringstore crash-test', function () {
     assert.equal(result.code, 0, result.stdout + result.stderr);
     const match = /crash states: (\d+) .*; (\d+) more planned, left for the time limit/.exec(result.stdout);
     assert.ok(match !== null, result.stdout);
-    assert.ok(Number(match[1]) > 0 && Number(match[1]) < 100000);
+    // States left, not states done: on a loaded machine the 3 s may end
+    // before the first state is checked (a CI run under load did).
+    assert.ok(Number(match[1]) < 100000 && Number(match[2]) > 0, match[0]);
   });
 
   it('refuses a module without a workload function', async () => {

@@ -185,7 +185,14 @@ export class Checkpointer {
   }
 
   async #checkpoint(journal: AppliedCommits): Promise<void> {
-    if (!this.#sync) await journal.syncNow();
+    // A branch a delete left with one child is no page (PageTree.#rebalance):
+    // repaired first, until none is left at a moment with no await before
+    // the tree is frozen (commits may apply during the repair's reads).
+    for (;;) {
+      while (this.#tree.underflowCount > 0) await this.#tree.repairUnderflows();
+      if (!this.#sync) await journal.syncNow();
+      if (this.#tree.underflowCount === 0) break;
+    }
     const sequence = journal.appliedSequence;
     // No commit since the last checkpoint: no dirty page, nothing replaced.
     if (sequence === this.#superblock.checkpointSeq) return;

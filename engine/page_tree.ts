@@ -209,6 +209,12 @@ export class PageTree {
    * them exactly, by a walk).
    */
   #dirtyCreated = 0;
+  /**
+   * Keys on whose path a branch was left with one child by a delete that
+   * found no sibling of it in memory (#rebalance); repairUnderflows() fixes
+   * them before a checkpoint freezes the tree.
+   */
+  readonly #underflowKeys = new Set<string>();
   readonly #source: NodeSource;
 
   /**
@@ -447,10 +453,12 @@ export class PageTree {
    * borrows after a delete touch), and pins them so the cache keeps them
    * until release(). Then set() of `setKeys` and delete() of `deleteKeys`
    * need no IO. Sets never merge, so they cost no sibling reads.
-   * Why siblings suffice for a whole batch of deletes: a node loses entries
-   * only through deletes under it, so a node that needs a merge or a borrow
-   * is on a prepared path (or a merge of such with a sibling), and its
-   * siblings are siblings of prepared nodes: pinned.
+   * The siblings pinned are those of the moment: a merge in the same batch
+   * can bring an unpinned page next to a node of a path (found by a review:
+   * a clear() of long keys failed the store, and its WAL replay failed
+   * again at every open). Merges and borrows only use siblings in memory; a
+   * branch left with one child and no sibling in memory stays so until
+   * repairUnderflows() (#rebalance).
    * REQUIRES: no other writes between this and the writes of these keys (the
    * commit loop applies one batch at a time); a checkpoint may complete in
    * between (pinned nodes it makes clean stay cached). Arrays of keys are
@@ -602,7 +610,7 @@ export class PageTree {
       entries.splice(index, 1);
     }
     this.#keyCount--;
-    this.#rebalance(this.#path, leaf);
+    this.#rebalance(this.#path, leaf, key);
     return previous;
   }
 
@@ -693,16 +701,20 @@ export class PageTree {
   }
 
   /**
-   * After a delete from `start` (a mutable leaf): removes it if empty,
-   * gives a one-child branch a sibling's child or merges it, merges an
-   * under-full node into a sibling that is in memory when the two fit,
-   * and so on up; then collapses a root branch with one child.
+   * After a delete of `key` from `start` (a mutable node on its path, the
+   * branches above it in `path`): removes it if empty, gives a one-child
+   * branch a sibling's child or merges it, merges an under-full node into a
+   * sibling that is in memory when the two fit, and so on up; then
+   * collapses a root branch with one child. Needs no IO: a one-child
+   * branch with no sibling in memory stays so, noted for
+   * repairUnderflows().
    */
-  #rebalance(path: WritePath, start: TreeNode): void {
+  #rebalance(path: WritePath, start: TreeNode, key: string): void {
     let node = start;
     while (path.length > 0) {
       const { branch: parent, index } = path.pop()!;
-      const empty = node.kind === 'leaf' && leafCount(node) === 0;
+      // A branch whose one child (waiting for repairUnderflows()) went is empty too.
+      const empty = node.kind === 'leaf' ? leafCount(node) === 0 : node.children.length === 0;
       const oneChild = node.kind === 'branch' && node.children.length === 1;
       if (empty) {
         // A mutable node (made so by the delete): no block, not planned.
@@ -711,7 +723,14 @@ export class PageTree {
       } else if (oneChild || node.bytes < this.#capacityBytes / MERGE_FILL_DIVISOR) {
         const merged = (index > 0 && this.#tryMerge(parent, index - 1)) || (index + 1 < parent.children.length && this.#tryMerge(parent, index));
         if (!merged && oneChild) {
-          this.#borrow(parent, index);
+          if (!this.#borrow(parent, index)) {
+            // No sibling in memory that can give a child: a page read would
+            // be needed, and a commit applies without IO. A one-child branch
+            // is a valid tree for reads and writes, but not a page: it is
+            // repaired before the next checkpoint encodes it.
+            this.#underflowKeys.add(key);
+            return;
+          }
           if (parent.bytes > this.#capacityBytes) {
             // The separator that moved up is longer than the one it replaced.
             this.#split(path, parent, false);
@@ -725,7 +744,11 @@ export class PageTree {
       parent.bytes = branchBytes(this.#measure, parent.separators);
       node = parent;
     }
-    // The root: collapse branches with one child; an empty leaf goes.
+    this.#collapseRoot();
+  }
+
+  /** The root: branches with one child collapse; an empty root goes. */
+  #collapseRoot(): void {
     for (;;) {
       const root = this.#root!;
       if (isNode(root) && root.kind === 'branch' && root.children.length === 1) {
@@ -734,7 +757,7 @@ export class PageTree {
         this.#level--;
         continue;
       }
-      if (isNode(root) && root.kind === 'leaf' && leafCount(root) === 0) {
+      if (isNode(root) && (root.kind === 'leaf' ? leafCount(root) === 0 : root.children.length === 0)) {
         this.#retire(root);
         this.#root = undefined;
         this.#level = 0;
@@ -776,29 +799,101 @@ export class PageTree {
   }
 
   /**
-   * Gives the one-child branch at `index` a child of a sibling that could
-   * not merge with it (so the sibling has >= 3 children, see tree_split.ts, chunkStarts).
+   * Gives the one-child branch at `index` a child of a sibling in memory
+   * that keeps two or more (the left one first); false if neither sibling
+   * is in memory or can give one (then nothing changed).
    */
-  #borrow(parent: BranchNode, index: number): void {
+  #borrow(parent: BranchNode, index: number): boolean {
     const node = parent.children[index] as BranchNode;
-    // The left one if it is in memory (see prepare() for why one is).
-    if (index > 0 && (index + 1 === parent.children.length || this.#peek(parent.children[index - 1]!) !== undefined)) {
+    const canGive = (sibling: TreeNode | undefined): boolean => sibling !== undefined && sibling.kind === 'branch' && sibling.children.length >= 3;
+    if (index > 0 && canGive(this.#peek(parent.children[index - 1]!))) {
       const left = this.#writable(parent.children[index - 1]!, parent.separators[index - 1]!) as BranchNode;
       parent.children[index - 1] = left;
       node.children.unshift(left.children.pop()!);
       node.separators.unshift(parent.separators[index - 1]!);
       parent.separators[index - 1] = left.separators.pop()!;
       left.bytes = branchBytes(this.#measure, left.separators);
-    } else {
+    } else if (index + 1 < parent.children.length && canGive(this.#peek(parent.children[index + 1]!))) {
       const right = this.#writable(parent.children[index + 1]!, parent.separators[index]!) as BranchNode;
       parent.children[index + 1] = right;
       node.children.push(right.children.shift()!);
       node.separators.push(parent.separators[index]!);
       parent.separators[index] = right.separators.shift()!;
       right.bytes = branchBytes(this.#measure, right.separators);
+    } else {
+      return false;
     }
     node.bytes = branchBytes(this.#measure, node.separators);
     parent.bytes = branchBytes(this.#measure, parent.separators);
+    return true;
+  }
+
+  /** Keys whose path may hold a branch of one child (see #rebalance); 0 when the tree can be encoded as it is. */
+  get underflowCount(): number {
+    return this.#underflowKeys.size;
+  }
+
+  /**
+   * Repairs the one-child branches deletes left (#rebalance): for each key
+   * noted, reads the pages on its path and their siblings (prepare()), then
+   * merges or borrows from the bottom one up, as the delete would have. No
+   * key or value changes, only the shape: a crash before the next
+   * checkpoint loses nothing (the WAL replay makes and repairs the same
+   * shape). Writes may apply during the reads; a repair they foil is noted
+   * again, so callers loop until underflowCount is 0 at a moment they hold.
+   */
+  async repairUnderflows(): Promise<void> {
+    const keys = [...this.#underflowKeys];
+    this.#underflowKeys.clear();
+    for (const key of keys) {
+      const prepared = await this.prepare([], [key]);
+      try {
+        this.#repairPath(key);
+      } finally {
+        this.release(prepared);
+      }
+    }
+  }
+
+  /**
+   * One step of the repair of `key`'s path: collapses a root of one child,
+   * then repairs the topmost one-child branch below it, merging it with a
+   * sibling or borrowing one's child (its siblings are pinned; a one-child
+   * parent would be the topmost instead), and #rebalance goes on up. A
+   * one-child branch further down may get an unpinned sibling from that (a
+   * borrowed child): the key is noted again while one is left, and the next
+   * round of repairUnderflows() reads that sibling. Each round repairs at
+   * least the topmost one, so the rounds end within the tree's height.
+   */
+  #repairPath(key: string): void {
+    if (this.#root === undefined) return;
+    if (isNode(this.#root)) this.#collapseRoot();
+    const depth = this.#oneChildDepth(key);
+    if (depth === undefined) return;
+    const path = this.#path;
+    path.clear();
+    let current = this.#writable(this.#root, key) as BranchNode;
+    this.#root = current;
+    for (let at = 0; at < depth; at++) {
+      const index = childIndexFor(current, key);
+      const child = this.#writable(current.children[index]!, key) as BranchNode;
+      current.children[index] = child;
+      path.push(current, index);
+      current = child;
+    }
+    path.forgetDeeper();
+    this.#rebalance(path, current, key);
+    if (this.#oneChildDepth(key) !== undefined) this.#underflowKeys.add(key);
+  }
+
+  /** Depth (root 0) of the topmost branch of one child below the root on `key`'s path, among the nodes in memory; undefined if none. */
+  #oneChildDepth(key: string): number | undefined {
+    let node = this.#root === undefined ? undefined : this.#peek(this.#root);
+    for (let at = 0; node !== undefined && node.kind === 'branch'; at++) {
+      if (at > 0 && node.children.length === 1) return at;
+      node = this.#peek(node.children[childIndexFor(node, key)]!);
+    }
+    return undefined;
   }
 
   // ---- Checkpoints ----
@@ -810,6 +905,7 @@ export class PageTree {
    */
   beginCheckpoint(): CheckpointPlan {
     if (this.#plan !== undefined) throw new Error('ringstore: beginCheckpoint() while a checkpoint is running');
+    if (this.#underflowKeys.size > 0) throw new Error('ringstore: beginCheckpoint() with branches of one child left (repairUnderflows() first)');
     this.#dirtyCreated = 0;
     this.#epoch++;
     const dirty: TreeNode[] = [];
@@ -927,6 +1023,7 @@ export class PageTree {
       measure: this.#measure,
       cache: this.#cache,
       garbage: this.#garbage,
+      underflowKeys: this.#underflowKeys,
     });
   }
 }

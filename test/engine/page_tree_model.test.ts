@@ -51,6 +51,8 @@ type Write = { readonly key: string; readonly entry: EntrySpec | undefined };
 
 type Op =
   | { readonly type: 'batch'; readonly writes: readonly Write[] }
+  /** Deletes `count` neighbouring keys in one batch, from the key at `permille` of the way through (a range clear). */
+  | { readonly type: 'deleteRun'; readonly permille: number; readonly count: number }
   | { readonly type: 'get'; readonly key: string }
   | { readonly type: 'range'; readonly snapshot: number | undefined; readonly range: RangeOptions }
   | { readonly type: 'snapshot' }
@@ -91,6 +93,7 @@ function opArbitrary(config: Config): fc.Arbitrary<Op> {
   const index = fc.nat({ max: 7 });
   return fc.oneof(
     { arbitrary: writes.map((w): Op => ({ type: 'batch', writes: w })), weight: 12 },
+    { arbitrary: fc.record({ permille: fc.nat({ max: 999 }), count: fc.integer({ min: 2, max: 40 }) }).map((r): Op => ({ type: 'deleteRun', ...r })), weight: 2 },
     { arbitrary: key.map((k): Op => ({ type: 'get', key: k })), weight: 3 },
     { arbitrary: fc.record({ snapshot: fc.option(index, { nil: undefined }), range }).map((r): Op => ({ type: 'range', ...r })), weight: 2 },
     { arbitrary: fc.constant<Op>({ type: 'snapshot' }), weight: 1 },
@@ -119,7 +122,7 @@ interface Running {
 }
 
 /** What the runs exercised, printed after each property so a vacuous run shows. */
-const coverage = { ops: 0, heightMax: 0, keysMax: 0, completed: 0, freed: 0, reused: 0, reads: 0 };
+const coverage = { ops: 0, heightMax: 0, keysMax: 0, completed: 0, freed: 0, reused: 0, reads: 0, underflows: 0 };
 
 class Harness {
   readonly store = new FakePageStore();
@@ -145,6 +148,12 @@ class Harness {
       else this.model.set(key, entry);
     }
     assert.equal(this.tree.size, this.model.size);
+    if (this.tree.underflowCount > 0) coverage.underflows++;
+  }
+
+  /** What the store's checkpointer does first: a branch a delete left with one child is no page. */
+  async repair(): Promise<void> {
+    while (this.tree.underflowCount > 0) await this.tree.repairUnderflows();
   }
 
   async compare(snapshot: TreeSnapshot, model: Map<string, IndexEntry>, range: RangeOptions, what: string): Promise<void> {
@@ -162,6 +171,7 @@ class Harness {
 
   async checkpointNow(): Promise<void> {
     if (this.running !== undefined) return;
+    await this.repair();
     const model = new Map(this.model);
     await this.checkpointer.run(this.tree.beginCheckpoint());
     this.durableModel = model;
@@ -175,6 +185,13 @@ class Harness {
       case 'batch':
         await this.write(op.writes);
         break;
+      case 'deleteRun': {
+        const keys = [...this.model.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+        const first = Math.floor((keys.length * op.permille) / 1000);
+        const run = keys.slice(first, first + op.count);
+        if (run.length > 0) await this.write(run.map((key) => ({ key, entry: undefined })));
+        break;
+      }
       case 'get': {
         const expected = describeEntry(this.model.get(op.key));
         const cached = this.tree.getCached(op.key);
@@ -221,6 +238,7 @@ class Harness {
       }
       case 'begin':
         if (this.running !== undefined) break;
+        await this.repair();
         this.running = { plan: this.tree.beginCheckpoint(), assigned: undefined, model: new Map(this.model) };
         if (op.writeNow) this.running.assigned = await this.checkpointer.write(this.running.plan);
         break;
@@ -275,6 +293,8 @@ function describeOp(op: Op): string {
   switch (op.type) {
     case 'batch':
       return `batch(${writes(op.writes)})`;
+    case 'deleteRun':
+      return `deleteRun(${op.permille}‰, ${op.count})`;
     case 'interleaved':
       return `interleaved(#${op.snapshot}, ${writes(op.writes)}${op.checkpoint ? ', checkpoint' : ''})`;
     case 'get':

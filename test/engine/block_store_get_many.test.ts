@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { GET_MANY_READS_IN_FLIGHT_MAX } from '../../engine/store_options.js';
-import type { BlockDevice } from '../../engine/block_device.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
+import { ReadHoldingDevice } from './read_holding_device.js';
 import { makeStoreDir, openSmallStore, pattern, rejectsWith, removeStoreDir } from './helpers.js';
 
 const DEVICE_BYTES = 8 << 20;
@@ -34,62 +34,6 @@ async function coldStore(): Promise<{ device: SimulatedDevice; store: BlockStore
   await writer.close();
   const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, first.snapshot());
   return { device, store: await BlockStore.open<string>('get-many', { device, cacheSizeBytes: CACHE_BYTES }) };
-}
-
-/** A BlockDevice over a simulated one that holds back reads not of a tree page (4096 bytes) while `holding`. */
-class HoldingDevice implements BlockDevice {
-  holding = false;
-  readonly #device: SimulatedDevice;
-  #held: (() => void)[] = [];
-  readonly sizeBytes: number;
-  readonly ioAlignment: number;
-  readonly trimAlignment: number;
-
-  constructor(device: SimulatedDevice) {
-    this.#device = device;
-    this.sizeBytes = device.sizeBytes;
-    this.ioAlignment = device.ioAlignment;
-    this.trimAlignment = device.trimAlignment;
-  }
-
-  get heldCount(): number {
-    return this.#held.length;
-  }
-
-  release(): void {
-    for (const resume of this.#held.splice(0)) resume();
-  }
-
-  async #gate(length: number): Promise<void> {
-    if (this.holding && length !== PAGE_BYTES) await new Promise<void>((resolve) => this.#held.push(resolve));
-  }
-
-  async read(position: number, buffer: Uint8Array): Promise<void> {
-    await this.#gate(buffer.length);
-    return this.#device.read(position, buffer);
-  }
-  async readv(position: number, buffers: Uint8Array[]): Promise<void> {
-    await this.#gate(buffers.reduce((sum, buffer) => sum + buffer.length, 0));
-    return this.#device.readv(position, buffers);
-  }
-  write(position: number, buffers: Uint8Array[]): Promise<void> {
-    return this.#device.write(position, buffers);
-  }
-  writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
-    return this.#device.writeAndSync(position, buffers);
-  }
-  writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
-    return this.#device.writeDsync(position, buffers);
-  }
-  sync(): Promise<void> {
-    return this.#device.sync();
-  }
-  trim(position: number, length: number): Promise<void> {
-    return this.#device.trim(position, length);
-  }
-  close(): Promise<void> {
-    return this.#device.close();
-  }
 }
 
 describe('BlockStore#getMany()', () => {
@@ -125,7 +69,8 @@ describe('BlockStore#getMany()', () => {
     const extentValue = (index: number, generation: number): string => `${generation}:${index}:`.padEnd(1000, String(generation));
     await writer.batch(asked.map((asKey, index) => ({ type: 'put' as const, key: asKey, value: extentValue(index, 1) })));
     await writer.close();
-    const device = new HoldingDevice(new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, first.snapshot()));
+    // Reads of other than a tree page (4096 bytes) are held.
+    const device = new ReadHoldingDevice(new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, first.snapshot()), (lengthBytes) => lengthBytes !== PAGE_BYTES);
     const store = await BlockStore.open<string>('moment', { device, cacheSizeBytes: CACHE_BYTES });
     try {
       device.holding = true;

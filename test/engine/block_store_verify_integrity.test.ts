@@ -8,71 +8,12 @@ import assert from 'node:assert/strict';
 import { SUPERBLOCK_SLOT_COUNT } from '../../format/constants.js';
 import type { BlockStore } from '../../engine/block_store.js';
 import { BlockStore as Store } from '../../engine/block_store.js';
-import type { BlockDevice } from '../../engine/block_device.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
+import { ReadHoldingDevice } from './read_holding_device.js';
 import { makeStoreDir, openSmallStore, pattern, removeStoreDir, SMALL_STORE_BYTES } from './helpers.js';
 
 const BLOCK_SIZE = 4096;
 const SMALL_WAL_BYTES = 64 << 10;
-
-/** A BlockDevice over a simulated one that holds back every read made while `holding` until release(). */
-class ReadHoldingDevice implements BlockDevice {
-  holding = false;
-  readonly #device: SimulatedDevice;
-  #held: (() => void)[] = [];
-  readonly sizeBytes: number;
-  readonly ioAlignment: number;
-  readonly trimAlignment: number;
-  readonly blank: boolean | undefined;
-
-  constructor(device: SimulatedDevice) {
-    this.#device = device;
-    this.sizeBytes = device.sizeBytes;
-    this.ioAlignment = device.ioAlignment;
-    this.trimAlignment = device.trimAlignment;
-    this.blank = device.blank;
-  }
-
-  get heldCount(): number {
-    return this.#held.length;
-  }
-
-  release(): void {
-    this.holding = false;
-    for (const resume of this.#held.splice(0)) resume();
-  }
-
-  async #gate(): Promise<void> {
-    if (this.holding) await new Promise<void>((resolve) => this.#held.push(resolve));
-  }
-
-  async read(position: number, buffer: Uint8Array): Promise<void> {
-    await this.#gate();
-    return this.#device.read(position, buffer);
-  }
-  async readv(position: number, buffers: Uint8Array[]): Promise<void> {
-    await this.#gate();
-    return this.#device.readv(position, buffers);
-  }
-  write(position: number, buffers: Uint8Array[]): Promise<void> {
-    return this.#device.write(position, buffers);
-  }
-  writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
-    return this.#device.writeAndSync(position, buffers);
-  }
-  writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
-    return this.#device.writeDsync(position, buffers);
-  }
-  sync(): Promise<void> {
-    return this.#device.sync();
-  }
-  trim(position: number, length: number): Promise<void> {
-    return this.#device.trim(position, length);
-  }
-  close(): Promise<void> {
-    return this.#device.close();
-  }
-}
 
 describe('BlockStore#verifyIntegrity()', () => {
   let dir: string | undefined;
@@ -142,6 +83,7 @@ describe('BlockStore#verifyIntegrity()', () => {
         const verify = walked.verifyIntegrity();
         while (device.heldCount === 0) await new Promise<void>((resolve) => setImmediate(resolve));
         await walked.checkpoint();
+        device.holding = false;
         device.release();
         const result = await verify;
         assert.equal(result.keys, keyCount);

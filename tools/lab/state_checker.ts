@@ -103,7 +103,7 @@ export class StateChecker {
    */
   async #open(observer?: WriteTrace): Promise<BlockStore> {
     const device = await RingBlockDevice.open(this.#ring, this.#image.path);
-    return BlockStore.open(this.#image.path, { device: new LabDevice(device, observer), encoding: this.#workload.store.encoding, cacheSizeBytes: LAB_CACHE_SIZE_BYTES });
+    return BlockStore.open(this.#image.path, { device: new LabDevice(device, observer), encoding: this.#workload.store.encoding, cacheSizeBytes: this.#workload.store.cacheSizeBytes ?? LAB_CACHE_SIZE_BYTES });
   }
 
   /**

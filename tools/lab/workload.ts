@@ -32,6 +32,8 @@ export interface WorkloadStoreOptions {
   encoding: ValueEncoding;
   /** Start with sync: false (writes acknowledged by flush()). */
   sync: boolean;
+  /** Cache of the workload's store and of the stores the checks open; default LAB_CACHE_SIZE_BYTES. */
+  cacheSizeBytes?: number;
 }
 
 /** A workload's store unless its options say otherwise: 2 MiB of 512-byte blocks, a 16 KiB WAL, msgpack values, sync: true. */
@@ -92,7 +94,7 @@ export async function runWorkload(directory: string, workload: Workload, options
       sizeBytes: store.sizeBytes,
       blockSize: store.blockSize,
       walSizeBytes: store.walSizeBytes,
-      cacheSizeBytes: LAB_CACHE_SIZE_BYTES,
+      cacheSizeBytes: store.cacheSizeBytes ?? LAB_CACHE_SIZE_BYTES,
       encoding: store.encoding,
       sync: store.sync,
       ring,

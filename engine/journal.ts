@@ -92,7 +92,9 @@ interface InFlightCommit {
   /** What prepare() pinned for it (prepared again before it applies if commits applied meanwhile). */
   prepared: PreparedPaths;
   /** The applied sequence when its pages were prepared. */
-  readonly appliedWhenPrepared: number;
+  appliedWhenPrepared: number;
+  /** PageTree.repairCount when its pages were prepared: a repair in between changes the tree's shape too. */
+  repairsWhenPrepared: number;
   /** The aligned buffer its frame is in, under IO until `io` settles. */
   readonly frameBuffer: Buffer;
   /** Settles when its IO has: durable (sync: true, or a durable marker) or written (sync: false). */
@@ -481,7 +483,7 @@ export class Journal {
     // The pages the commit's keys lead to are read (while its extent data is
     // being written) before its WAL frame is: a commit must never become
     // durable and then fail to apply for want of a page.
-    const { prepared, newPages, appliedWhenPrepared } = await this.#prepareWithRoom(writes, payload.length);
+    const { prepared, newPages, appliedWhenPrepared, repairsWhenPrepared } = await this.#prepareWithRoom(writes, payload.length);
     const frameBuffer = this.#takeFrameBuffer(blockCount * this.#blockSize);
     const frame = frameBuffer.subarray(0, blockCount * this.#blockSize);
     try {
@@ -521,6 +523,7 @@ export class Journal {
         newPages,
         prepared,
         appliedWhenPrepared,
+        repairsWhenPrepared,
         frameBuffer,
         io,
         done: Promise.resolve(),
@@ -538,13 +541,17 @@ export class Journal {
    * room, drains the pipeline and checkpoints, then grows the store if it
    * can. Throws CommitRefused (a page could not be read) or ERR_STORE_FULL.
    */
-  async #prepareWithRoom(writes: PendingWrite[], payloadLength: number): Promise<{ prepared: PreparedPaths; newPages: number; appliedWhenPrepared: number }> {
+  async #prepareWithRoom(
+    writes: PendingWrite[],
+    payloadLength: number,
+  ): Promise<{ prepared: PreparedPaths; newPages: number; appliedWhenPrepared: number; repairsWhenPrepared: number }> {
     const operations = writes.flatMap((write) => write.operations);
     // Attempts after a checkpoint or a growth (waiting for the commits in flight is not one).
     let attempt = 0;
     for (;;) {
       let paths: PreparedPaths;
       const appliedWhenPrepared = this.#appliedSequence;
+      const repairsWhenPrepared = this.#tree.repairCount;
       try {
         paths = await this.#preparePaths(operations);
       } catch (error) {
@@ -561,7 +568,7 @@ export class Journal {
       const copies = pipelined ? paths.nodes.length + this.#tree.height + 2 : this.#tree.nodesToCopy(paths);
       const newPages = copies + Math.ceil((2 * payloadLength) / this.#pageCapacityBytes) + this.#tree.height + 1;
       const inFlightPages = this.#inFlight.reduce((sum, commit) => sum + commit.newPages, 0);
-      if (this.#space.checkpointFits(inFlightPages + newPages)) return { prepared: paths, newPages, appliedWhenPrepared };
+      if (this.#space.checkpointFits(inFlightPages + newPages)) return { prepared: paths, newPages, appliedWhenPrepared, repairsWhenPrepared };
       this.#tree.release(paths);
       if (this.#inFlight.length > 0) {
         // The commits in flight hold room until they apply: try again after.
@@ -649,14 +656,18 @@ export class Journal {
       // An earlier commit failed: this one is not acknowledged (it may be
       // durable; recovery replays it then).
       if (this.#state.failure !== undefined) throw this.#state.failure;
-      if (commit.appliedWhenPrepared !== this.#appliedSequence) {
+      while (commit.appliedWhenPrepared !== this.#appliedSequence || commit.repairsWhenPrepared !== this.#tree.repairCount) {
         // Commits applied since this one's pages were prepared may have
-        // split, merged or copied them: prepare again on the tree as it is
-        // now (usually no IO: its pages are pinned or dirty; a page can
-        // still be missing if a checkpoint let one go, or if a merge or
-        // borrow gave a page on a delete's path a sibling never loaded). A
-        // failure here comes after the commit may be durable: it fails the
-        // store.
+        // split, merged or copied them, and a checkpoint's repair of the
+        // tree (PageTree.repairUnderflows) may have moved a removed leaf's
+        // keys to a page it then let go (found by a review): prepare again
+        // on the tree as it is now (usually no IO: its pages are pinned or
+        // dirty; a page can still be missing if a checkpoint let one go, or
+        // if a merge or borrow gave a page on a delete's path a sibling
+        // never loaded), until no repair ran during that. A failure here
+        // comes after the commit may be durable: it fails the store.
+        commit.appliedWhenPrepared = this.#appliedSequence;
+        commit.repairsWhenPrepared = this.#tree.repairCount;
         const again = await this.#preparePaths(commit.writes.flatMap((write) => write.operations));
         this.#tree.release(commit.prepared);
         commit.prepared = again;

@@ -215,6 +215,8 @@ export class PageTree {
    * fixes them before a checkpoint freezes the tree.
    */
   readonly #underflowKeys = new Set<string>();
+  /** Repairs done (#repairPath): a write prepared before one must be prepared again (repairCount). */
+  #repairCount = 0;
   readonly #source: NodeSource;
 
   /**
@@ -460,8 +462,9 @@ export class PageTree {
    * branch left with one child and no sibling in memory stays so until
    * repairUnderflows() (#rebalance).
    * REQUIRES: no other writes between this and the writes of these keys (the
-   * commit loop applies one batch at a time); a checkpoint may complete in
-   * between (pinned nodes it makes clean stay cached). Arrays of keys are
+   * commit loop applies one batch at a time), and no repair (repairCount
+   * unchanged: else prepare again); a checkpoint may complete in between
+   * (pinned nodes it makes clean stay cached). Arrays of keys are
    * read as they are, not copied: unchanged until the promise settles.
    */
   async prepare(setKeys: Iterable<string>, deleteKeys: Iterable<string> = []): Promise<PreparedPaths> {
@@ -846,6 +849,15 @@ export class PageTree {
     return true;
   }
 
+  /**
+   * Repair steps done so far. A repair changes the tree's shape without a
+   * commit (it may move a removed leaf's keys to a page it then unpins): a
+   * write prepared before it must be prepared again before it applies.
+   */
+  get repairCount(): number {
+    return this.#repairCount;
+  }
+
   /** Keys whose path may hold an empty leaf or a branch of one child (see #rebalance); 0 when the tree can be encoded as it is. */
   get underflowCount(): number {
     return this.#underflowKeys.size;
@@ -867,6 +879,7 @@ export class PageTree {
       try {
         // Noted until now: checkInvariants() allows the node while its read is awaited.
         this.#underflowKeys.delete(key);
+        this.#repairCount++;
         this.#repairPath(key);
       } finally {
         this.release(prepared);

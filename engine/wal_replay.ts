@@ -49,7 +49,16 @@ export async function replayWal(parts: WalReplayParts, superblock: Superblock, c
   let checkpointsFit = !parts.readOnly;
   for (let i = 0; i < commits.length; i++) {
     const operations = commits[i].operations();
-    const prepared = await prepareWalCommit(tree, operations);
+    let repairs = tree.repairCount;
+    let prepared = await prepareWalCommit(tree, operations);
+    // A checkpoint's repair of the tree (one a caller started during the
+    // replay) may have moved keys to pages it let go: prepare again.
+    while (tree.repairCount !== repairs) {
+      repairs = tree.repairCount;
+      const again = await prepareWalCommit(tree, operations);
+      for (const paths of prepared) tree.release(paths);
+      prepared = again;
+    }
     try {
       applyWalCommit(tree, allocator, superblock, commits[i], operations);
     } finally {

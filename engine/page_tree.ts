@@ -458,9 +458,9 @@ export class PageTree {
    * The siblings pinned are those of the moment: a merge in the same batch
    * can bring an unpinned page next to a node of a path (found by a review:
    * a clear() of long keys failed the store, and its WAL replay failed
-   * again at every open). Merges and borrows only use siblings in memory; a
-   * branch left with one child and no sibling in memory stays so until
-   * repairUnderflows() (#rebalance).
+   * again at every open). Merges, borrows and an empty leaf's range only go
+   * to nodes in memory; a branch left with one child, or an empty leaf,
+   * with none in memory stays so until repairUnderflows() (#rebalance).
    * REQUIRES: no other writes between this and the writes of these keys (the
    * commit loop applies one batch at a time), and no repair (repairCount
    * unchanged: else prepare again); a checkpoint may complete in between
@@ -867,11 +867,12 @@ export class PageTree {
    * Repairs the empty leaves and one-child branches deletes left
    * (#rebalance): for each key noted, reads the pages on its path and their
    * siblings (prepare()), then removes, merges or borrows as the delete
-   * would have, topmost first (#repairPath). No
-   * key or value changes, only the shape: a crash before the next
-   * checkpoint loses nothing (the WAL replay makes and repairs the same
-   * shape). Writes may apply during the reads; a repair they foil is noted
-   * again, so callers loop until underflowCount is 0 at a moment they hold.
+   * would have, topmost first (#repairPath). No key or value changes, only
+   * the shape: a crash before the next checkpoint loses nothing (the WAL
+   * replay makes and repairs the same shape). Writes may apply during the
+   * reads; a repair they foil is noted again, so callers loop until
+   * underflowCount is 0 at a moment they hold. Each step counts in
+   * repairCount: writes prepared before it are prepared again.
    */
   async repairUnderflows(): Promise<void> {
     for (const key of [...this.#underflowKeys]) {

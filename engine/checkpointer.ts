@@ -185,9 +185,10 @@ export class Checkpointer {
   }
 
   async #checkpoint(journal: AppliedCommits): Promise<void> {
-    // A branch a delete left with one child is no page (PageTree.#rebalance):
-    // repaired first, until none is left at a moment with no await before
-    // the tree is frozen (commits may apply during the repair's reads).
+    // An empty leaf or a branch of one child that a delete left is no page
+    // (PageTree.#rebalance): repaired first, until none is left at a moment
+    // with no await before the tree is frozen (commits may apply during the
+    // repair's reads).
     for (;;) {
       while (this.#tree.underflowCount > 0) await this.#tree.repairUnderflows();
       if (!this.#sync) await journal.syncNow();

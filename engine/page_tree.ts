@@ -658,11 +658,16 @@ export class PageTree {
    * their parents; returns its leaf, with the branches above it in #path.
    */
   #writablePath(key: string): LeafNode {
+    return this.#writablePathTo(key, Infinity) as LeafNode;
+  }
+
+  /** #writablePath() down to depth `depth` (root 0) or the leaf, whichever comes first; returns that node. */
+  #writablePathTo(key: string, depth: number): TreeNode {
     const path = this.#path;
     path.clear();
     let node = this.#writable(this.#root!, key);
     this.#root = node;
-    while (node.kind === 'branch') {
+    for (let at = 0; node.kind === 'branch' && at < depth; at++) {
       const index = childIndexFor(node, key);
       const child = this.#writable(node.children[index]!, key);
       node.children[index] = child;
@@ -905,20 +910,8 @@ export class PageTree {
     if (this.#root === undefined) return;
     const depth = this.#underflowDepth(key);
     if (depth === undefined) return;
-    const path = this.#path;
-    path.clear();
-    let current = this.#writable(this.#root, key);
-    this.#root = current;
-    for (let at = 0; at < depth; at++) {
-      const branch = current as BranchNode;
-      const index = childIndexFor(branch, key);
-      const child = this.#writable(branch.children[index]!, key);
-      branch.children[index] = child;
-      path.push(branch, index);
-      current = child;
-    }
-    path.forgetDeeper();
-    this.#rebalance(path, current, key);
+    const node = this.#writablePathTo(key, depth);
+    this.#rebalance(this.#path, node, key);
     if (this.#root !== undefined && this.#underflowDepth(key) !== undefined) this.#underflowKeys.add(key);
   }
 

@@ -6,6 +6,12 @@
 // reopening from the last completed checkpoint, and caches small enough
 // that pages are evicted and read again. Keys up to the size limit and
 // entries up to 76 % of a page force multi-way splits, merges and borrows.
+// Fills of up to 120 neighbouring keys (long ones too) grow the tree a level
+// or two, and range deletes after a checkpoint, with few pages in memory,
+// leave one-child branches and empty leaves for repairUnderflows(): the
+// coverage line counts both (`underflows`, `repairs`). Against a repair that
+// forgets its keys without mending them, a run fails with "an empty leaf";
+// before the fills it passed (underflows 0-2, repairs 0).
 import assert from 'node:assert/strict';
 
 import fc from 'fast-check';
@@ -33,6 +39,10 @@ const RUNS = Number(process.env.RINGSTORE_PAGE_TREE_RUNS ?? 40);
 const OPS_MAX = 200;
 /** The largest entry is this share of a page (a PUT_EXTENTS record of a long key is ~76 % of 4 KiB). */
 const ENTRY_SHARE_MAX = 0.76;
+/** Keys a fill sets, and a deleteRun deletes, at most: enough for a level of long-key branches. */
+const FILL_COUNT_MAX = 120;
+/** Fills made so far (all runs): each fill's keys differ from every earlier one's. */
+let fillsMade = 0;
 
 interface Config {
   readonly capacityBytes: number;
@@ -53,6 +63,13 @@ type Op =
   | { readonly type: 'batch'; readonly writes: readonly Write[] }
   /** Deletes `count` neighbouring keys in one batch, from the key at `permille` of the way through (a range clear). */
   | { readonly type: 'deleteRun'; readonly permille: number; readonly count: number }
+  /**
+   * Sets `count` new neighbouring keys in one batch, each `prefix` and a
+   * counter, long ones as long as keys go: the tree grows levels that
+   * deleteRun, after a checkpoint, takes apart with few pages in memory
+   * (branches and leaves the repair has to mend).
+   */
+  | { readonly type: 'fill'; readonly prefix: string; readonly count: number; readonly long: boolean; readonly permille: number }
   | { readonly type: 'get'; readonly key: string }
   | { readonly type: 'range'; readonly snapshot: number | undefined; readonly range: RangeOptions }
   | { readonly type: 'snapshot' }
@@ -93,7 +110,13 @@ function opArbitrary(config: Config): fc.Arbitrary<Op> {
   const index = fc.nat({ max: 7 });
   return fc.oneof(
     { arbitrary: writes.map((w): Op => ({ type: 'batch', writes: w })), weight: 12 },
-    { arbitrary: fc.record({ permille: fc.nat({ max: 999 }), count: fc.integer({ min: 2, max: 40 }) }).map((r): Op => ({ type: 'deleteRun', ...r })), weight: 2 },
+    { arbitrary: fc.record({ permille: fc.nat({ max: 999 }), count: fc.integer({ min: 2, max: FILL_COUNT_MAX }) }).map((r): Op => ({ type: 'deleteRun', ...r })), weight: 2 },
+    {
+      arbitrary: fc
+        .record({ prefix: fc.constantFrom('b', 'm', 'mm', 'z'), count: fc.integer({ min: 8, max: FILL_COUNT_MAX }), long: fc.boolean(), permille: fc.nat({ max: 1000 }) })
+        .map((r): Op => ({ type: 'fill', ...r })),
+      weight: 1,
+    },
     { arbitrary: key.map((k): Op => ({ type: 'get', key: k })), weight: 3 },
     { arbitrary: fc.record({ snapshot: fc.option(index, { nil: undefined }), range }).map((r): Op => ({ type: 'range', ...r })), weight: 2 },
     { arbitrary: fc.constant<Op>({ type: 'snapshot' }), weight: 1 },
@@ -122,7 +145,7 @@ interface Running {
 }
 
 /** What the runs exercised, printed after each property so a vacuous run shows. */
-const coverage = { ops: 0, heightMax: 0, keysMax: 0, completed: 0, freed: 0, reused: 0, reads: 0, underflows: 0 };
+const coverage = { ops: 0, heightMax: 0, keysMax: 0, completed: 0, freed: 0, reused: 0, reads: 0, underflows: 0, repairs: 0 };
 
 class Harness {
   readonly store = new FakePageStore();
@@ -153,7 +176,9 @@ class Harness {
 
   /** What the store's checkpointer does first: a branch a delete left with one child is no page. */
   async repair(): Promise<void> {
+    const before = this.tree.repairCount;
     while (this.tree.underflowCount > 0) await this.tree.repairUnderflows();
+    coverage.repairs += this.tree.repairCount - before;
   }
 
   async compare(snapshot: TreeSnapshot, model: Map<string, IndexEntry>, range: RangeOptions, what: string): Promise<void> {
@@ -190,6 +215,17 @@ class Harness {
         const first = Math.floor((keys.length * op.permille) / 1000);
         const run = keys.slice(first, first + op.count);
         if (run.length > 0) await this.write(run.map((key) => ({ key, entry: undefined })));
+        break;
+      }
+      case 'fill': {
+        const fill = fillsMade++;
+        const stem = op.long ? op.prefix.repeat(this.config.keySizeMax) : op.prefix;
+        const writes: Write[] = [];
+        for (let index = 0; index < op.count; index++) {
+          const counter = `${fill.toString(36)}.${index.toString(36).padStart(2, '0')}`;
+          writes.push({ key: stem.slice(0, this.config.keySizeMax - counter.length) + counter, entry: { permille: op.permille % 60, tag: index & 0xff, extents: false } });
+        }
+        await this.write(writes);
         break;
       }
       case 'get': {
@@ -295,6 +331,8 @@ function describeOp(op: Op): string {
       return `batch(${writes(op.writes)})`;
     case 'deleteRun':
       return `deleteRun(${op.permille}‰, ${op.count})`;
+    case 'fill':
+      return `fill(${JSON.stringify(op.prefix)}${op.long ? ' long' : ''}, ${op.count}, ${op.permille}‰)`;
     case 'interleaved':
       return `interleaved(#${op.snapshot}, ${writes(op.writes)}${op.checkpoint ? ', checkpoint' : ''})`;
     case 'get':

@@ -469,9 +469,16 @@ export class BlockStore<V = unknown> {
     return this.#replayed() ?? Promise.resolve();
   }
 
-  /** Waits for the replay of the WAL tail, if one runs (whenRecovered); rejects with its error. */
+  /**
+   * Waits for the replay of the WAL tail, if one runs (whenRecovered);
+   * rejects with its error: damage (ERR_STORE_CORRUPT) or the kernel's (EIO
+   * and the rest) as it is, anything without a code (a bug) as the store's
+   * failure, ERR_STORE_FAILED caused by it, so every rejection has a code.
+   */
   #replayed(): Promise<void> | undefined {
-    return this.#replay?.settled();
+    return this.#replay?.settled().catch((error: unknown) => {
+      throw error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string' ? error : this.#state.fail(error);
+    });
   }
 
   /** #replayed() for a write: a failed replay rejects it with the store's failure (ERR_STORE_FAILED), as every write after a failure. */

@@ -248,4 +248,36 @@ describe('BlockStore replaying the WAL tail in the background', function () {
       await store.close();
     }
   });
+
+  it('a replay stopped by an error without a code (a bug) rejects whenRecovered, ranges and counts with ERR_STORE_FAILED caused by it', async () => {
+    const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, image);
+    let failReads = false;
+    const bug = new Error('not an IO error: injected');
+    const device: BlockDevice = {
+      sizeBytes: simulated.sizeBytes,
+      ioAlignment: simulated.ioAlignment,
+      trimAlignment: simulated.trimAlignment,
+      read: (position, buffer) => (failReads ? Promise.reject(bug) : simulated.read(position, buffer)),
+      readv: (position, buffers) => (failReads ? Promise.reject(bug) : simulated.readv(position, buffers)),
+      write: (position, buffers) => simulated.write(position, buffers),
+      writeAndSync: (position, buffers) => simulated.writeAndSync(position, buffers),
+      writeDsync: (position, buffers) => simulated.writeDsync(position, buffers),
+      sync: () => simulated.sync(),
+      trim: (position, length) => simulated.trim(position, length),
+      close: () => simulated.close(),
+    };
+    const store = await openCrashed(image, device);
+    try {
+      assert.ok(store.stats().tailCommitsToReplay > 0);
+      failReads = true;
+      const failedByIt = (error: unknown): boolean => error instanceof StoreError && error.code === 'ERR_STORE_FAILED' && error.cause === bug;
+      await assert.rejects(store.whenRecovered(), failedByIt);
+      await assert.rejects(store.count(), failedByIt);
+      await assert.rejects(collect(store.range()), failedByIt);
+      await assert.rejects(store.put('new', Buffer.from('x')), failedByIt);
+    } finally {
+      failReads = false;
+      await store.close();
+    }
+  });
 });

@@ -144,6 +144,29 @@ describe('BlockStore#createWriteStream() and #createReadStream()', () => {
   it('errors a read stream of a key that does not exist with ERR_KEY_NOT_FOUND', async () => {
     await assert.rejects(readAll(store!.createReadStream('missing')), (error: unknown) => error instanceof StoreError && error.code === 'ERR_KEY_NOT_FOUND');
   });
+
+  it('closes without waiting for a write stream whose end() was not called: its value is not stored, its blocks are free at the next open, and its end() fails with ERR_STORE_CLOSED', async () => {
+    const ownPath = `${dir}/unended`;
+    const own = await openSmallStore(ownPath, { encoding: 'binary' });
+    const stream = own.createWriteStream('unended');
+    const errors: unknown[] = [];
+    stream.on('error', (error) => errors.push(error));
+    await new Promise<void>((resolve, reject) => stream.write(blob.subarray(0, 3 << 20), (error) => (error ? reject(error) : resolve())));
+    assert.ok(own.stats().blocksUsed >= (3 << 20) / 4096, 'the chunk took its blocks');
+    await own.close();
+    stream.end(blob.subarray(0, 10));
+    await closed(stream);
+    assert.equal(errors.length, 1);
+    assert.ok(errors[0] instanceof StoreError && errors[0].code === 'ERR_STORE_CLOSED', String(errors[0]));
+    const reopened = await BlockStore.open(ownPath, { encoding: 'binary' });
+    try {
+      assert.equal(await reopened.has('unended'), false);
+      assert.equal(reopened.stats().blocksUsed, 0);
+      await reopened.verifyIntegrity();
+    } finally {
+      await reopened.close();
+    }
+  });
 });
 
 /**

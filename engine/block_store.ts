@@ -169,7 +169,8 @@ export class BlockStore<V = unknown> {
     this.#checkpointer = new Checkpointer({ device, superblock, sync: options.sync, tree, pages: treePages, pageBlocks: this.#pageBlocks, walSpace, space: this.#space, state });
     this.#grid = new Grid({ device, blockSize, pool, cache, space: this.#space });
     this.#growth = new StoreGrowth({ device, checkpointer: this.#checkpointer, space: this.#space, state: this.#state, blockSize, maxSizeBytes: options.maxSizeBytes });
-    this.#growthWait = new GrowthWait({ growth: this.#growth, state: this.#state });
+    // Room for a write refused for it: first the blocks only time holds, then a growth.
+    this.#growthWait = new GrowthWait({ growth: this.#growth, state: this.#state, reclaim: () => this.#journal.reclaim() });
     this.#journal = new Journal({
       device,
       blockSize,
@@ -942,7 +943,10 @@ export class BlockStore<V = unknown> {
       // The caller learns of the refusal once the space is back.
       const abandoned = this.#journal.abandon(write);
       if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) return abandoned.then(() => Promise.reject(error));
-      if (attempt >= GROWTH_ATTEMPTS_MAX || !this.#growth.canGrow) return abandoned.then(() => Promise.reject(this.#growth.refusal(error)));
+      // Held for room where it can come: freed blocks being trimmed or awaiting an fdatasync (Journal.reclaim), or a growth.
+      if (attempt >= GROWTH_ATTEMPTS_MAX || (!this.#growth.canGrow && this.#space.reclaimableBlockCount === 0)) {
+        return abandoned.then(() => Promise.reject(this.#growth.refusal(error)));
+      }
       return { error, abandoned, blocksWanted: this.#space.shortfallForPuts(encoded.operations.length, encoded.payloadBytesMax, encoded.valueBlocks) };
     }
     const queued = this.#journal.enqueue(write);

@@ -52,17 +52,21 @@ interface HeldWrite {
 export interface GrowthWaitParts {
   readonly growth: StoreGrowth;
   readonly state: StoreState;
+  /** Waits for freed blocks that only time holds (Journal.reclaim); resolves to whether any became free. Tried before a growth. */
+  readonly reclaim: () => Promise<boolean>;
 }
 
 export class GrowthWait {
   readonly #growth: StoreGrowth;
   readonly #state: StoreState;
+  readonly #reclaim: () => Promise<boolean>;
   /** In call order; the first is the one a growth runs for. Empty when none waits. */
   #held: HeldWrite[] = [];
 
   constructor(parts: GrowthWaitParts) {
     this.#growth = parts.growth;
     this.#state = parts.state;
+    this.#reclaim = parts.reclaim;
   }
 
   /** Whether writes wait for a growth now: a write called now must wait behind them. */
@@ -120,7 +124,8 @@ export class GrowthWait {
           await refusal.abandoned;
           // A store that failed meanwhile does not grow (no IO after a failure).
           failure = this.#state.failure;
-          if (failure === undefined) grew = await this.#growth.grow(refusal.blocksWanted);
+          // Blocks on their way to being free first (no growth for what a trim or a sync gives back), then a growth.
+          if (failure === undefined) grew = (await this.#reclaim()) || (await this.#growth.grow(refusal.blocksWanted));
         } catch (error) {
           // Only the store's failure (an IO error of the growth's flush or superblock).
           failure = this.#state.failure ?? error;

@@ -41,6 +41,11 @@ import { WalSpace } from './wal_space.js';
 export const SYNC_DEFER_MS = 100;
 /** One commit takes at most this share of the WAL, so a checkpoint always makes room for it. */
 const COMMIT_WAL_SHARE_MAX = 0.25;
+/**
+ * Rounds of reclaim(): a sync, then the trims it starts, then trims of
+ * extents released meanwhile. Only a bound: one or two do it.
+ */
+const RECLAIM_ROUNDS_MAX = 4;
 
 export interface PendingOperation {
   keyString: string;
@@ -331,6 +336,26 @@ export class Journal {
     }
   }
 
+  /**
+   * Waits for the blocks freed but not free yet that only time holds
+   * (Space.reclaimableBlockCount): the fdatasync that makes their unlinking
+   * durable (sync: false), then their trims. Resolves to whether any became
+   * free. A write refused for room tries again then, before the store grows
+   * or refuses it (found by a review: overwrites of 1 MiB values in a store
+   * capped at 8 MiB were refused while the blocks of the values they
+   * replaced were being trimmed, and with sync: false the store grew instead).
+   * Rejects with the store's failure if the fdatasync fails.
+   */
+  async reclaim(): Promise<boolean> {
+    const freeBefore = this.#space.freeBlockCount;
+    for (let round = 0; round < RECLAIM_ROUNDS_MAX && this.#space.reclaimableBlockCount > 0 && this.#state.failure === undefined; round++) {
+      if (this.#space.awaitingDurabilityBlockCount > 0) await this.syncNow();
+      // A sync releases extents, whose trims start at once (no read holds them).
+      await this.#space.trimsSettled();
+    }
+    return this.#space.freeBlockCount > freeBefore;
+  }
+
   /** Cancels the deferred fdatasync (the store is closing). */
   close(): void {
     this.#deferredSync?.();
@@ -577,12 +602,14 @@ export class Journal {
       }
       attempt++;
       if (attempt > 1) {
-        // Growing the store makes room, where it can grow.
-        if (attempt <= GROWTH_ATTEMPTS_MAX + 1 && (await this.#growth.grow(this.#space.checkpointShortfallBlocks(newPages)))) continue;
+        // Blocks on their way to being free (the checkpoint's replaced
+        // pages, trims in flight) make room, then growing the store, where
+        // it can grow.
+        if (attempt <= GROWTH_ATTEMPTS_MAX + 1 && ((await this.reclaim()) || (await this.#growth.grow(this.#space.checkpointShortfallBlocks(newPages))))) continue;
         throw this.#growth.refusal(
           new StoreError(
             'ERR_STORE_FULL',
-            `the store is full: this write's checkpoint may need ${newPages} more pages than the ${this.#space.freeBlockCount} free blocks hold (write fewer keys at a time, or delete keys in smaller batches)`,
+            `the store is full: this write's checkpoint may need ${newPages} more pages than the ${this.#space.freeBlockCount} free blocks hold${this.#space.notFreeYet()} (write fewer keys at a time, or delete keys in smaller batches)`,
           ),
         );
       }

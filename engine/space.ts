@@ -169,6 +169,37 @@ export class Space {
     return this.#freed.reduce((sum, freed) => sum + freed.extent.blockCount, 0) + this.#trimming.reduce((sum, extent) => sum + extent.blockCount, 0);
   }
 
+  /** Blocks unlinked by commits written but not yet durable (sync: false): released by the next fdatasync. */
+  get awaitingDurabilityBlockCount(): number {
+    return this.#freesAwaitingDurability.reduce((sum, free) => sum + blockCountOf(free.extents), 0);
+  }
+
+  /**
+   * Blocks freed but not free yet that only time holds: being trimmed,
+   * released with no read left that may use them (their trims start at
+   * once), or awaiting the fdatasync that makes their unlinking durable.
+   * Not those that reads still running (iterators, streams) pin: those may
+   * never end. A write refused for room waits for these (reclaimable()).
+   */
+  get reclaimableBlockCount(): number {
+    const oldestRead = this.#activeReads.size > 0 ? Math.min(...this.#activeReads.keys()) : Infinity;
+    let blocks = this.awaitingDurabilityBlockCount + blockCountOf(this.#trimming);
+    for (const freed of this.#freed) if (freed.epoch < oldestRead) blocks += freed.extent.blockCount;
+    return blocks;
+  }
+
+  /**
+   * What of the space is freed but not free yet, for an ERR_STORE_FULL
+   * message ('' if nothing): a refusal must not blame the write's size when
+   * blocks are held by reads still running.
+   */
+  notFreeYet(): string {
+    const pending = this.trimPendingBlockCount + this.awaitingDurabilityBlockCount;
+    if (pending === 0) return '';
+    const reclaimable = this.reclaimableBlockCount;
+    return `, ${pending} freed and not free yet${pending > reclaimable ? ` (${pending - reclaimable} held by reads still running: iterators, read streams)` : ''}`;
+  }
+
   // ---- Allocation ----
 
   /**
@@ -189,7 +220,7 @@ export class Space {
     if (extents === undefined) {
       throw new StoreError(
         'ERR_STORE_FULL',
-        `no room for ${blockCount} blocks (${this.#allocator.freeBlockCount} free in ${this.#allocator.freeExtentCount} pieces, ${reserve} kept for the next checkpoint${this.#freed.length > 0 ? `, ${this.#freed.length} extents waiting for trim` : ''})`,
+        `no room for ${blockCount} blocks (${this.#allocator.freeBlockCount} free in ${this.#allocator.freeExtentCount} pieces, ${reserve} kept for the next checkpoint${this.notFreeYet()})`,
       );
     }
     return extents;
@@ -206,7 +237,7 @@ export class Space {
     if (this.#allocator.freeBlockCount >= reserve) return;
     throw new StoreError(
       'ERR_STORE_FULL',
-      `the store is full: ${this.#allocator.freeBlockCount} blocks free, the next checkpoint may need ${reserve} (delete keys to make room)`,
+      `the store is full: ${this.#allocator.freeBlockCount} blocks free, the next checkpoint may need ${reserve}${this.notFreeYet()} (delete keys to make room)`,
     );
   }
 
@@ -588,4 +619,11 @@ function mergeExtents(sorted: Extent[]): Extent[] {
     else out.push({ ...extent });
   }
   return out;
+}
+
+/** Blocks of `extents`, summed. */
+function blockCountOf(extents: readonly Extent[]): number {
+  let blocks = 0;
+  for (const extent of extents) blocks += extent.blockCount;
+  return blocks;
 }

@@ -94,6 +94,15 @@ function settle(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 20));
 }
 
+/**
+ * Waits until `done()` holds, up to 10 s (then the assertion after it
+ * fails): what settle() gives on an idle machine, where 20 ms was not
+ * always enough on a loaded one (a full run beside other work failed one).
+ */
+async function until(done: () => boolean): Promise<void> {
+  for (let waitedMs = 0; !done() && waitedMs < 10_000; waitedMs += 5) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
 describe('BlockStore pipelined commits', () => {
   it('submits the next commit while the previous one is in flight, and acknowledges them in commit order', async () => {
     const device = new HoldingDevice({ sizeBytes: DEVICE_BYTES });
@@ -101,9 +110,11 @@ describe('BlockStore pipelined commits', () => {
     await store.put('before', pattern(100, 1));
     const held = device.hold('wal');
     const order: string[] = [];
+    const completedBefore = device.walWritesCompleted;
     const first = store.put('first', pattern(100, 2)).then(() => order.push('first'));
     await held.reached;
     const second = store.put('second', pattern(100, 3)).then(() => order.push('second'));
+    await until(() => device.walWritesCompleted > completedBefore);
     await settle();
     assert.equal(device.walWritesInFlightMax, 2, "the second commit's WAL write was submitted while the first one's was held");
     assert.equal(device.walWritesInFlight, 1, "the second commit's WAL write completed");
@@ -126,7 +137,7 @@ describe('BlockStore pipelined commits', () => {
     const first = store.put('first', pattern(100, 2));
     await held.reached;
     const second = store.put('later', pattern(100, 3));
-    await settle();
+    await until(() => device.walWritesCompleted > walWritesBefore);
     assert.equal(device.walWritesCompleted, walWritesBefore + 1, "the later commit's RWF_DSYNC write is durable");
     assert.equal(device.walWritesInFlight, 1, "the first commit's write never reached the device");
     // Power fails: nothing pending survives; the later commit's frame is on the disk.
@@ -158,7 +169,7 @@ describe('BlockStore pipelined commits', () => {
     const put = store.put('blob', pattern(20_000, 2));
     put.catch(() => undefined);
     await heldData.reached;
-    await settle();
+    await until(() => device.walWritesCompleted > walWritesBefore);
     assert.equal(device.walWritesCompleted, walWritesBefore + 1, 'the WAL write completed while the data write was held');
     const afterCrash = device.crash({ keepProbability: 1, tornWrites: false });
     heldData.release();
@@ -176,12 +187,14 @@ describe('BlockStore pipelined commits', () => {
     const store = await openOn(device, true);
     await store.put('before', pattern(100, 1));
     const held = device.hold('wal');
+    const completedBefore = device.walWritesCompleted;
     const first = store.put('first', pattern(100, 2));
     first.catch(() => undefined);
     await held.reached;
     const second = store.put('second', pattern(100, 3));
     second.catch(() => undefined);
-    await settle();
+    // The later commit's write succeeds while the earlier one's is held.
+    await until(() => device.walWritesCompleted > completedBefore);
     const eio = Object.assign(new Error('EIO: i/o error, pwritev'), { errno: -5, code: 'EIO', syscall: 'pwritev' });
     held.release(eio);
     const firstError = await rejectsWithCode(() => first, 'ERR_STORE_FAILED');
@@ -343,12 +356,12 @@ describe('BlockStore pipelined commits: a checkpoint written while a commit is i
     const a = store.put('a', pattern(100, 50));
     await settle();
     const b = store.put('b', pattern(100, 51));
-    await settle();
+    await until(() => device.held.length === 2);
     assert.equal(device.held.length, 2, 'both WAL writes held (pipelined)');
     device.holding = false;
     device.held.shift()!();
     await a;
-    await settle();
+    await until(() => device.checkpointWrites > checkpointWritesBefore);
     assert.ok(device.checkpointWrites > checkpointWritesBefore, 'a checkpoint ran while b was in flight');
     device.held.shift()!();
     await b;

@@ -42,6 +42,8 @@ export class ReplayOverlay {
   #commitsToApply: number;
   /** Until the replay has ended (applied everything, or failed). */
   #pending = true;
+  /** Set when the replay ended: with what stopped it, if anything did. */
+  #ended: { readonly error: unknown } | undefined;
   /** Writes held until the replay ends, in call order (afterReplay). */
   #held: { run: () => void; fail: (error: unknown) => void }[] = [];
 
@@ -90,7 +92,20 @@ export class ReplayOverlay {
    * the replay fails, `failed(error)` gives the error to reject with.
    */
   afterReplay<T>(start: () => Promise<T>, failed: (error: unknown) => unknown): Promise<T> {
-    if (!this.#pending) throw new Error('ringstore: a write held after the replay ended');
+    if (!this.#pending) {
+      // Ended, but the caller has not let go of the overlay yet (its own
+      // handler of settled() runs after the one that ended it): as a held
+      // write is handed on then. (Found by a review: a put called a few
+      // microtasks after opening a crashed store rejected with an internal
+      // error without a code.)
+      const ended = this.#ended!;
+      if (ended.error !== undefined) return Promise.reject(failed(ended.error));
+      try {
+        return start();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     return new Promise<T>((resolve, reject) => {
       this.#held.push({
         run: () => {
@@ -108,6 +123,7 @@ export class ReplayOverlay {
   /** Ends the replay (failed with `error`, or not): hands the held writes on in order, or rejects them. */
   #end(error: unknown): unknown {
     this.#pending = false;
+    this.#ended = { error };
     const held = this.#held.splice(0);
     for (const write of held) {
       if (error === undefined) write.run();

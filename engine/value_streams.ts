@@ -156,7 +156,19 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
     extents.push(...allocated);
     if (extents.length > VALUE_EXTENTS_MAX) {
       for (const chunk of chunks) grid.giveChunk(chunk);
-      throw new StoreError('ERR_STORE_FULL', 'free space is too fragmented for this stream');
+      // One extent a chunk at least: a size limit (64 GiB) more than fragmentation.
+      throw new StoreError('ERR_VALUE_TOO_LARGE', `the stream's value takes more than ${VALUE_EXTENTS_MAX} extents (one a MiB written, more where free space is fragmented)`);
+    }
+    // Its put record names every extent and must fit one commit: refused as
+    // soon as it would not, not after the rest is written (found by a
+    // review: a 170 MiB stream on a small WAL was refused at its end).
+    const payloadBytesNow = COMMIT_HEADER_SIZE + extentPutRecordBytes(keyString.length, extents.length);
+    if (payloadBytesNow > journal.commitPayloadMax) {
+      for (const chunk of chunks) grid.giveChunk(chunk);
+      throw new StoreError(
+        'ERR_VALUE_TOO_LARGE',
+        `the stream's ${extents.length} extents (${length + usedBytes} bytes so far) need ${payloadBytesNow} bytes of WAL; one commit holds at most ${journal.commitPayloadMax} (use a larger walSizeBytes)`,
+      );
     }
     const chunkBytes = grid.chunkBytes;
     const lastIndex = chunks.length - 1;

@@ -7,6 +7,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 import { BlockStore } from '../../engine/block_store.js';
+import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { StoreError } from '../../engine/store_error.js';
 import { makeStoreDir, openSmallStore, pattern, removeStoreDir, waitForTrims } from './helpers.js';
 
@@ -143,6 +144,32 @@ describe('BlockStore#createWriteStream() and #createReadStream()', () => {
 
   it('errors a read stream of a key that does not exist with ERR_KEY_NOT_FOUND', async () => {
     await assert.rejects(readAll(store!.createReadStream('missing')), (error: unknown) => error instanceof StoreError && error.code === 'ERR_KEY_NOT_FOUND');
+  });
+
+  it('fails a write stream with ERR_VALUE_TOO_LARGE as soon as its record would not fit one commit, not at its end, giving back its blocks (found by a review)', async () => {
+    // 512-byte blocks and the smallest WAL: a commit holds 1 920 bytes of
+    // records, so a put of a 1 000-byte key names at most ~70 extents (one a MiB).
+    const device = new SimulatedDevice({ sizeBytes: 160 << 20 });
+    const own = await BlockStore.open('limited', { device, create: true, blockSize: 512, walSizeBytes: 16 * 512, encoding: 'binary' });
+    try {
+      const usedBefore = own.stats().blocksUsed;
+      const stream = own.createWriteStream('k'.repeat(1000));
+      const failed = new Promise<unknown>((resolve) => stream.on('error', resolve));
+      const chunk = Buffer.alloc(1 << 20, 7);
+      let written = 0;
+      for (; written < 140 && !stream.destroyed; written++) {
+        if (!stream.write(chunk)) await new Promise<void>((resolve) => stream.once('drain', resolve).once('close', resolve));
+      }
+      const error = await failed;
+      assert.ok(error instanceof StoreError && error.code === 'ERR_VALUE_TOO_LARGE', String(error));
+      assert.match(error.message, /extents \(\d+ bytes so far\) need \d+ bytes of WAL/);
+      assert.ok(written < 100, `the stream was refused after ${written} MiB, not near its end`);
+      await closed(stream);
+      await waitForBlocksUsed(own, usedBefore);
+      await own.verifyIntegrity();
+    } finally {
+      await own.close();
+    }
   });
 
   it('closes without waiting for a write stream whose end() was not called: its value is not stored, its blocks are free at the next open, and its end() fails with ERR_STORE_CLOSED', async () => {

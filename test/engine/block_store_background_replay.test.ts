@@ -29,6 +29,28 @@ function keyOf(index: number): string {
   return `k-${((index * 2654435761) >>> 0).toString(16).padStart(8, '0')}`;
 }
 
+/** A device over `image` whose reads reject with `error()` while `fail` is set. */
+function failingReads(image: Uint8Array, error: () => Error): { device: BlockDevice; fail: boolean } {
+  const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, image);
+  const reads: { device: BlockDevice; fail: boolean } = {
+    fail: false,
+    device: {
+      sizeBytes: simulated.sizeBytes,
+      ioAlignment: simulated.ioAlignment,
+      trimAlignment: simulated.trimAlignment,
+      read: (position, buffer) => (reads.fail ? Promise.reject(error()) : simulated.read(position, buffer)),
+      readv: (position, buffers) => (reads.fail ? Promise.reject(error()) : simulated.readv(position, buffers)),
+      write: (position, buffers) => simulated.write(position, buffers),
+      writeAndSync: (position, buffers) => simulated.writeAndSync(position, buffers),
+      writeDsync: (position, buffers) => simulated.writeDsync(position, buffers),
+      sync: () => simulated.sync(),
+      trim: (position, length) => simulated.trim(position, length),
+      close: () => simulated.close(),
+    },
+  };
+  return reads;
+}
+
 /** What the store holds after the crash: every acknowledged write. */
 type Model = Map<string, Buffer>;
 
@@ -202,26 +224,11 @@ describe('BlockStore replaying the WAL tail in the background', function () {
   });
 
   it('fails the store when the replay cannot read a page: writes, ranges and whenRecovered reject, point reads stay right', async () => {
-    const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, image);
-    let failReads = false;
-    const injected = (): Promise<never> => Promise.reject(Object.assign(new Error('EIO: injected'), { code: 'EIO' }));
-    const device: BlockDevice = {
-      sizeBytes: simulated.sizeBytes,
-      ioAlignment: simulated.ioAlignment,
-      trimAlignment: simulated.trimAlignment,
-      read: (position, buffer) => (failReads ? injected() : simulated.read(position, buffer)),
-      readv: (position, buffers) => (failReads ? injected() : simulated.readv(position, buffers)),
-      write: (position, buffers) => simulated.write(position, buffers),
-      writeAndSync: (position, buffers) => simulated.writeAndSync(position, buffers),
-      writeDsync: (position, buffers) => simulated.writeDsync(position, buffers),
-      sync: () => simulated.sync(),
-      trim: (position, length) => simulated.trim(position, length),
-      close: () => simulated.close(),
-    };
-    const store = await openCrashed(image, device);
+    const reads = failingReads(image, () => Object.assign(new Error('EIO: injected'), { code: 'EIO' }));
+    const store = await openCrashed(image, reads.device);
     try {
       assert.ok(store.stats().tailCommitsToReplay > 0);
-      failReads = true;
+      reads.fail = true;
       await assert.rejects(store.whenRecovered(), /injected/);
       // Writes after a failed replay are refused as after any failure: ERR_STORE_FAILED, saying why.
       await assert.rejects(store.put('new', Buffer.from('x')), (error: unknown) => error instanceof StoreError && error.code === 'ERR_STORE_FAILED' && /injected/.test(error.message));
@@ -244,7 +251,7 @@ describe('BlockStore replaying the WAL tail in the background', function () {
       assert.ok(store.stats().tailCommitsToReplay > 0);
       assert.throws(() => store.createWriteStream('blob'), (error: unknown) => error instanceof StoreError && error.code === 'ERR_STORE_FAILED');
     } finally {
-      failReads = false;
+      reads.fail = false;
       await store.close();
     }
   });
@@ -275,33 +282,19 @@ describe('BlockStore replaying the WAL tail in the background', function () {
   });
 
   it('a replay stopped by an error without a code (a bug) rejects whenRecovered, ranges and counts with ERR_STORE_FAILED caused by it', async () => {
-    const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, image);
-    let failReads = false;
     const bug = new Error('not an IO error: injected');
-    const device: BlockDevice = {
-      sizeBytes: simulated.sizeBytes,
-      ioAlignment: simulated.ioAlignment,
-      trimAlignment: simulated.trimAlignment,
-      read: (position, buffer) => (failReads ? Promise.reject(bug) : simulated.read(position, buffer)),
-      readv: (position, buffers) => (failReads ? Promise.reject(bug) : simulated.readv(position, buffers)),
-      write: (position, buffers) => simulated.write(position, buffers),
-      writeAndSync: (position, buffers) => simulated.writeAndSync(position, buffers),
-      writeDsync: (position, buffers) => simulated.writeDsync(position, buffers),
-      sync: () => simulated.sync(),
-      trim: (position, length) => simulated.trim(position, length),
-      close: () => simulated.close(),
-    };
-    const store = await openCrashed(image, device);
+    const reads = failingReads(image, () => bug);
+    const store = await openCrashed(image, reads.device);
     try {
       assert.ok(store.stats().tailCommitsToReplay > 0);
-      failReads = true;
+      reads.fail = true;
       const failedByIt = (error: unknown): boolean => error instanceof StoreError && error.code === 'ERR_STORE_FAILED' && error.cause === bug;
       await assert.rejects(store.whenRecovered(), failedByIt);
       await assert.rejects(store.count(), failedByIt);
       await assert.rejects(collect(store.range()), failedByIt);
       await assert.rejects(store.put('new', Buffer.from('x')), failedByIt);
     } finally {
-      failReads = false;
+      reads.fail = false;
       await store.close();
     }
   });

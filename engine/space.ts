@@ -179,7 +179,7 @@ export class Space {
    * released with no read left that may use them (their trims start at
    * once), or awaiting the fdatasync that makes their unlinking durable.
    * Not those that reads still running (iterators, streams) pin: those may
-   * never end. A write refused for room waits for these (reclaimable()).
+   * never end. A write refused for room waits for these (Journal.reclaim).
    */
   get reclaimableBlockCount(): number {
     const oldestRead = this.#activeReads.size > 0 ? Math.min(...this.#activeReads.keys()) : Infinity;

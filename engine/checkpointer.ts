@@ -185,6 +185,13 @@ export class Checkpointer {
   }
 
   async #checkpoint(journal: AppliedCommits): Promise<void> {
+    // A failed store writes nothing more: a checkpoint asked for before the
+    // failure (checkpoint() waited for the commits ahead of it), or queued
+    // behind one it failed, does not start (found by a review: one ran on a
+    // sync: false store whose fdatasync had failed, and its free set kept
+    // the blocks of the checkpoint that failed as used: 2 blocks leaked, and
+    // verifyIntegrity after reopen reported ERR_STORE_CORRUPT).
+    if (this.#state.failure !== undefined) throw this.#state.failure;
     // An empty leaf or a branch of one child that a delete left is no page
     // (PageTree.#rebalance): repaired first, until none is left at a moment
     // with no await before the tree is frozen (commits may apply during the
@@ -319,6 +326,8 @@ export class Checkpointer {
       clean: false,
     };
     try {
+      // Nor does one the store failed under while it wrote its pages name them.
+      if (this.#state.failure !== undefined) throw this.#state.failure;
       await this.writeSuperblockSlots(next, superblockSlotsFor(next.generation));
     } catch (error) {
       // Which superblock is durable is unknown: the store fails and keeps

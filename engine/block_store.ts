@@ -153,14 +153,18 @@ export class BlockStore<V = unknown> {
     this.#readOnly = options.readOnly;
     if (options.readOnly) this.#state.markReadOnly();
     this.#blockSize = superblock.blockSize;
-    this.#inlineValueMax = superblock.blockSize / 2;
     const blockSize = superblock.blockSize;
+    const pageSize = pageSizeFor(blockSize);
+    // Values up to half a page are inline, whatever the block size: data
+    // extents are allocated a page at a time (ExtentAllocator), so on a
+    // store of 512-byte blocks a 300-byte value in an extent would take
+    // 4 KiB.
+    this.#inlineValueMax = pageSize / 2;
     const state = this.#state;
     const dataCacheBytes = Math.floor(options.cacheSizeBytes * (1 - PAGE_CACHE_SHARE));
     const cacheBlocks = Math.floor(dataCacheBytes / blockSize);
     const pool = new BufferPool(blockSize, device.ioAlignment, cacheBlocks + 1024);
     const cache = new BlockCache(pool, dataCacheBytes);
-    const pageSize = pageSizeFor(blockSize);
     this.#tree = tree;
     this.#pageBlocks = pageSize / blockSize;
     const walSpace = recoveredWalSpace(superblock.walBlockCount, liveCommits, walHeadBlock);
@@ -192,7 +196,7 @@ export class BlockStore<V = unknown> {
       replayPending: () => this.#replay?.pending === true,
     });
     this.#reader = new StoreReader({ state, tree, space: this.#space, grid: this.#grid, codec: this.#codec, replay: () => this.#replay });
-    this.#writeEncoding = { codec: this.#codec, blockSize, inlineValueMax: this.#inlineValueMax, commitPayloadMax: this.#journal.commitPayloadMax };
+    this.#writeEncoding = { codec: this.#codec, blockSize, pageBlocks: this.#pageBlocks, inlineValueMax: this.#inlineValueMax, commitPayloadMax: this.#journal.commitPayloadMax };
     this.#streamParts = {
       blockSize,
       state,

@@ -114,6 +114,6 @@ export class CheckpointPolicy {
   }
 
   #pastFreeSpaceShare(dirtyPages: number): boolean {
-    return dirtyPages * this.#pageBlocks >= this.#space.freeBlockCount * CHECKPOINT_FREE_SPACE_SHARE;
+    return dirtyPages * this.#pageBlocks >= this.#space.allocatableBlockCount * CHECKPOINT_FREE_SPACE_SHARE;
   }
 }

@@ -3,6 +3,16 @@
 // next to each other and free space is reused round-robin); when none is
 // long enough it combines the largest runs, up to a caller's extent limit.
 //
+// Space is handed out in allocation units of `unitBlocks` blocks, aligned
+// to the region's start: a tree page's blocks (one block, or 4096 / B
+// blocks when blocks are smaller). Every allocation starts on a unit and
+// takes whole units (a value's last unit keeps its unused blocks, free in
+// the bitmap, until the value is freed), so every wholly free unit can take
+// a page. With one-block allocations on a store of 512-byte blocks, freeing
+// every other value left all free space in single blocks: a checkpoint
+// could place no page, and the store refused even deletes, reopen included
+// (found by a review).
+//
 // The free space is a bitmap, one bit a block (engine/free_bitmap.ts), the
 // same bits as the free set a checkpoint writes (format/free_set.ts): open
 // builds the allocator from that free set in O(bitmap bytes), and a
@@ -16,11 +26,20 @@ import { StoreCorruptError } from './store_error.js';
 
 export class ExtentAllocator {
   readonly dataStartBlock: number;
+  /** Blocks of an allocation unit: every allocation takes whole units. */
+  readonly unitBlocks: number;
   readonly #bits: FreeBitmap;
-  /** Next-fit starts here: a bit index, at most the bitmap's length. */
+  /**
+   * Which units are wholly free, bit u for blocks [u, u + 1) × unitBlocks
+   * of the region (a partial unit at its end is never free): #bits itself
+   * when unitBlocks is 1. Invariant: unit u is free here iff every block
+   * of it is free in #bits.
+   */
+  readonly #units: FreeBitmap;
+  /** Next-fit starts here: a unit index, at most #units' length. */
   #cursor = 0;
   /**
-   * Disjoint free runs (bit indexes), at most #roomRunsFor of them: a lower
+   * Disjoint free runs (unit indexes), at most #roomRunsFor of them: a lower
    * bound, kept without a search, on what the #roomRunsFor largest runs
    * hold. Allocation shrinks a run it takes from to its larger remaining
    * piece; frees leave it as it is (it stays a lower bound). Empty when
@@ -28,22 +47,28 @@ export class ExtentAllocator {
    */
   #roomRuns: BitRun[] = [];
   #roomRunsFor = 0;
-  #roomBlocks = 0;
+  #roomUnits = 0;
 
   /**
-   * Builds the free set of [dataStartBlock, blockCount) minus `used`.
+   * Builds the free set of [dataStartBlock, blockCount) minus `used`,
+   * allocated in units of `unitBlocks` (default 1).
    * Throws StoreCorruptError if two used extents overlap or one lies outside.
    * (`bits`, for this module's factories only: the free space as it is,
    * `used` empty.)
    */
-  constructor(dataStartBlock: number, blockCount: number, used: Iterable<{ extent: Extent; owner: string }>, bits?: FreeBitmap) {
+  constructor(dataStartBlock: number, blockCount: number, used: Iterable<{ extent: Extent; owner: string }>, options: { unitBlocks?: number; bits?: FreeBitmap } = {}) {
+    const unitBlocks = options.unitBlocks ?? 1;
+    if (!Number.isInteger(unitBlocks) || unitBlocks < 1 || (unitBlocks & (unitBlocks - 1)) !== 0) throw new RangeError(`an allocation unit of ${unitBlocks} blocks (a power of two)`);
     this.dataStartBlock = dataStartBlock;
-    if (bits !== undefined) {
-      if (bits.bitCount !== blockCount - dataStartBlock) throw new Error(`ringstore: a bitmap of ${bits.bitCount} blocks for a data region of ${blockCount - dataStartBlock}`);
-      this.#bits = bits;
-      return;
-    }
-    this.#bits = FreeBitmap.allFree(blockCount - dataStartBlock);
+    this.unitBlocks = unitBlocks;
+    this.#bits = options.bits ?? ExtentAllocator.#bitsWithout(dataStartBlock, blockCount, used);
+    if (this.#bits.bitCount !== blockCount - dataStartBlock) throw new Error(`ringstore: a bitmap of ${this.#bits.bitCount} blocks for a data region of ${blockCount - dataStartBlock}`);
+    this.#units = unitBlocks === 1 ? this.#bits : this.#unitsOf(this.#bits);
+  }
+
+  /** The bits of [dataStartBlock, blockCount) with the blocks of `used` in use. */
+  static #bitsWithout(dataStartBlock: number, blockCount: number, used: Iterable<{ extent: Extent; owner: string }>): FreeBitmap {
+    const bits = FreeBitmap.allFree(blockCount - dataStartBlock);
     const sorted = [...used].sort((a, b) => a.extent.startBlock - b.extent.startBlock);
     let next = dataStartBlock;
     let previousOwner = '';
@@ -55,15 +80,33 @@ export class ExtentAllocator {
       if (extent.startBlock < next) {
         throw new StoreCorruptError('data', `blocks ${extent.startBlock}..${Math.min(next, end) - 1} are referenced by both ${previousOwner} and ${owner}`, extent.startBlock);
       }
-      this.#bits.take(extent.startBlock - dataStartBlock, end - dataStartBlock);
+      bits.take(extent.startBlock - dataStartBlock, end - dataStartBlock);
       next = end;
       previousOwner = owner;
     }
+    return bits;
+  }
+
+  /** The units wholly free in `bits`: O(bitmap words + free runs). */
+  #unitsOf(bits: FreeBitmap): FreeBitmap {
+    const units = FreeBitmap.allInUse(Math.floor(bits.bitCount / this.unitBlocks));
+    let index = 0;
+    for (;;) {
+      const start = bits.firstFree(index, bits.bitCount);
+      if (start < 0) break;
+      const used = bits.firstInUse(start, bits.bitCount);
+      const end = used < 0 ? bits.bitCount : used;
+      const first = Math.ceil(start / this.unitBlocks);
+      const last = Math.floor(end / this.unitBlocks);
+      if (first < last) units.release(first, last);
+      index = end;
+    }
+    return units;
   }
 
   /** The allocator whose free blocks are exactly those of `free` (disjoint, in the data region). O(blocks / 32 + extents). */
-  static fromFreeExtents(dataStartBlock: number, blockCount: number, free: readonly Extent[]): ExtentAllocator {
-    const allocator = new ExtentAllocator(dataStartBlock, blockCount, [], FreeBitmap.allInUse(blockCount - dataStartBlock));
+  static fromFreeExtents(dataStartBlock: number, blockCount: number, free: readonly Extent[], unitBlocks = 1): ExtentAllocator {
+    const allocator = new ExtentAllocator(dataStartBlock, blockCount, [], { unitBlocks, bits: FreeBitmap.allInUse(blockCount - dataStartBlock) });
     for (const extent of free) allocator.free(extent);
     return allocator;
   }
@@ -74,9 +117,9 @@ export class ExtentAllocator {
    * says, those past them (the store grew since) free. Throws FormatError
    * naming `firstBlock` if the payload is malformed. O(payload bytes).
    */
-  static fromFreeSetPayload(payload: Uint8Array, dataStartBlock: number, blockCount: number, firstBlock: number): ExtentAllocator {
+  static fromFreeSetPayload(payload: Uint8Array, dataStartBlock: number, blockCount: number, firstBlock: number, unitBlocks = 1): ExtentAllocator {
     const { bitmap } = decodeFreeSetBitmap(payload, blockCount - dataStartBlock, firstBlock);
-    return new ExtentAllocator(dataStartBlock, blockCount, [], FreeBitmap.fromInUseBytes(bitmap, blockCount - dataStartBlock));
+    return new ExtentAllocator(dataStartBlock, blockCount, [], { unitBlocks, bits: FreeBitmap.fromInUseBytes(bitmap, blockCount - dataStartBlock) });
   }
 
   /** End of the data region (exclusive): the store's block count. */
@@ -84,8 +127,19 @@ export class ExtentAllocator {
     return this.dataStartBlock + this.#bits.bitCount;
   }
 
+  /** Blocks free, in whole units or not: what no extent references. */
   get freeBlockCount(): number {
     return this.#bits.freeCount;
+  }
+
+  /** Blocks of the wholly free units: what allocations can take. */
+  get allocatableBlockCount(): number {
+    return this.#units.freeCount * this.unitBlocks;
+  }
+
+  /** Blocks an allocation of `blockCount` blocks takes: whole units. */
+  unitsBlockCount(blockCount: number): number {
+    return Math.ceil(blockCount / this.unitBlocks) * this.unitBlocks;
   }
 
   /**
@@ -95,6 +149,14 @@ export class ExtentAllocator {
   grow(blockCount: number): void {
     if (!Number.isSafeInteger(blockCount) || blockCount < this.blockCount) throw new Error(`ringstore: growing the data region from ${this.blockCount} to ${blockCount} blocks`);
     this.#bits.grow(blockCount - this.dataStartBlock);
+    if (this.#units === this.#bits) return;
+    // The partial unit at the old end becomes whole: free only if its
+    // blocks below the old end were.
+    const oldUnitCount = this.#units.bitCount;
+    this.#units.grow(Math.floor(this.#bits.bitCount / this.unitBlocks));
+    if (this.#units.bitCount > oldUnitCount && !this.#bits.isAllFree(oldUnitCount * this.unitBlocks, (oldUnitCount + 1) * this.unitBlocks)) {
+      this.#units.take(oldUnitCount, oldUnitCount + 1);
+    }
   }
 
   /** Maximal free runs. O(blocks / 32): for messages and tests, not for every put. */
@@ -103,28 +165,34 @@ export class ExtentAllocator {
   }
 
   /**
-   * Allocates `blockCount` blocks in at most `extentsMax` extents, or returns
-   * undefined when the free space cannot provide them.
+   * Allocates `blockCount` blocks in at most `extentsMax` extents, each
+   * starting on a unit, or returns undefined when the free units cannot
+   * provide them.
    */
   allocate(blockCount: number, extentsMax: number): Extent[] | undefined {
     if (!(blockCount > 0) || !Number.isInteger(blockCount)) throw new RangeError(`allocate(${blockCount})`);
-    if (blockCount > this.#bits.freeCount) return undefined;
-    const single = this.#findRun(blockCount);
+    const unitBlocks = this.unitBlocks;
+    const unitCount = Math.ceil(blockCount / unitBlocks);
+    if (unitCount > this.#units.freeCount) return undefined;
+    const single = this.#findRun(unitCount);
     if (single >= 0) {
-      this.#take(single, single + blockCount);
-      this.#cursor = single + blockCount;
-      return [{ startBlock: this.dataStartBlock + single, blockCount }];
+      this.#take(single * unitBlocks, single * unitBlocks + blockCount);
+      this.#cursor = single + unitCount;
+      return [{ startBlock: this.dataStartBlock + single * unitBlocks, blockCount }];
     }
     // Fragmented: largest runs first, so the value has as few pieces as possible.
     const chosen: Extent[] = [];
-    let remaining = blockCount;
-    for (const run of this.#bits.longestRuns(extentsMax)) {
+    let remaining = unitCount;
+    for (const run of this.#units.longestRuns(extentsMax)) {
       if (remaining === 0) break;
       const take = Math.min(run.count, remaining);
-      chosen.push({ startBlock: this.dataStartBlock + run.start, blockCount: take });
+      chosen.push({ startBlock: this.dataStartBlock + run.start * unitBlocks, blockCount: take * unitBlocks });
       remaining -= take;
     }
     if (remaining > 0) return undefined;
+    // The last piece gives back what rounding to units added (less than a
+    // unit, so it keeps at least one block).
+    chosen[chosen.length - 1].blockCount -= unitCount * unitBlocks - blockCount;
     chosen.sort((a, b) => a.startBlock - b.startBlock);
     for (const extent of chosen) this.#take(extent.startBlock - this.dataStartBlock, extent.startBlock - this.dataStartBlock + extent.blockCount);
     return chosen;
@@ -140,7 +208,7 @@ export class ExtentAllocator {
     const from = start - this.dataStartBlock;
     const free = this.#bits.firstFree(from, from + count);
     if (free >= 0) throw new Error(`ringstore: double free of block ${this.dataStartBlock + free} (freeing ${start}+${count})`);
-    this.#bits.release(from, from + count);
+    this.#release(from, from + count);
   }
 
   /**
@@ -200,10 +268,10 @@ export class ExtentAllocator {
     return this.#bits.isAllFree(from, from + extent.blockCount);
   }
 
-  /** Blocks in the `count` largest free runs: what an allocation limited to `count` extents can get. O(blocks / 32) at worst. */
+  /** Blocks in the `count` largest runs of free units: what an allocation limited to `count` extents can get. O(blocks / 32) at worst. */
   largestRunsBlockCount(count: number): number {
-    // With `count` runs or fewer, all of them: every free block.
-    return this.#bits.longestRuns(count).reduce((sum, run) => sum + run.count, 0);
+    // With `count` runs or fewer, all of them: every free unit.
+    return this.#units.longestRuns(count).reduce((sum, run) => sum + run.count, 0) * this.unitBlocks;
   }
 
   /**
@@ -214,11 +282,12 @@ export class ExtentAllocator {
    * only when they do not, so the answer is never weaker than the exact one.
    */
   largestRunsHold(count: number, blockCount: number): boolean {
-    if (this.#roomRunsFor === count && this.#roomBlocks >= blockCount) return true;
-    this.#roomRuns = this.#bits.longestRuns(count);
+    const unitCount = Math.ceil(blockCount / this.unitBlocks);
+    if (this.#roomRunsFor === count && this.#roomUnits >= unitCount) return true;
+    this.#roomRuns = this.#units.longestRuns(count);
     this.#roomRunsFor = count;
-    this.#roomBlocks = this.#roomRuns.reduce((sum, run) => sum + run.count, 0);
-    return this.#roomBlocks >= blockCount;
+    this.#roomUnits = this.#roomRuns.reduce((sum, run) => sum + run.count, 0);
+    return this.#roomUnits >= unitCount;
   }
 
   /** The free extents, in block order (a copy). O(blocks / 32 + runs). */
@@ -236,16 +305,24 @@ export class ExtentAllocator {
     this.#bits.copyInUseBytes(bitmap, dataBlockCount);
   }
 
-  /** Test hook: the bitmap's summaries against a recomputation, and the room runs still free. */
+  /** Test hook: the bitmaps' summaries against a recomputation, the units against the blocks, and the room runs still free. */
   checkInvariants(): void {
     this.#bits.checkSummaries();
-    if (this.#cursor < 0 || this.#cursor > this.#bits.bitCount) throw new Error(`ringstore: cursor ${this.#cursor} outside the data region`);
+    if (this.#units !== this.#bits) {
+      this.#units.checkSummaries();
+      if (this.#units.bitCount !== Math.floor(this.#bits.bitCount / this.unitBlocks)) throw new Error(`ringstore: ${this.#units.bitCount} units for ${this.#bits.bitCount} blocks`);
+      for (let unit = 0; unit < this.#units.bitCount; unit++) {
+        const free = this.#bits.isAllFree(unit * this.unitBlocks, (unit + 1) * this.unitBlocks);
+        if (free !== this.#units.isAllFree(unit, unit + 1)) throw new Error(`ringstore: unit ${unit} is ${free ? 'free' : 'in use'} but marked otherwise`);
+      }
+    }
+    if (this.#cursor < 0 || this.#cursor > this.#units.bitCount) throw new Error(`ringstore: cursor ${this.#cursor} outside the data region`);
     let sum = 0;
     for (const run of this.#roomRuns) {
-      if (!this.#bits.isAllFree(run.start, run.start + run.count)) throw new Error(`ringstore: room run ${run.start}+${run.count} is not free`);
+      if (!this.#units.isAllFree(run.start, run.start + run.count)) throw new Error(`ringstore: room run ${run.start}+${run.count} is not free`);
       sum += run.count;
     }
-    if (sum !== this.#roomBlocks || this.#roomRuns.length > this.#roomRunsFor) throw new Error('ringstore: room runs miscounted');
+    if (sum !== this.#roomUnits || this.#roomRuns.length > this.#roomRunsFor) throw new Error('ringstore: room runs miscounted');
   }
 
   #inRegion(extent: Extent): boolean {
@@ -253,18 +330,34 @@ export class ExtentAllocator {
   }
 
   /**
-   * Start (bit index) of a free run of at least `blockCount` blocks: the
+   * Start (unit index) of a run of at least `unitCount` free units: the
    * first from the cursor on (the run holding the cursor counts from it),
    * else, wrapping once, the first that starts before it; -1 if none.
    */
-  #findRun(blockCount: number): number {
-    const after = this.#bits.firstRunOfAtLeast(blockCount, this.#cursor, this.#bits.bitCount);
-    return after >= 0 ? after : this.#bits.firstRunOfAtLeast(blockCount, 0, this.#cursor);
+  #findRun(unitCount: number): number {
+    const after = this.#units.firstRunOfAtLeast(unitCount, this.#cursor, this.#units.bitCount);
+    return after >= 0 ? after : this.#units.firstRunOfAtLeast(unitCount, 0, this.#cursor);
   }
 
-  /** Marks [from, to) in use (bit indexes; every bit free) and keeps the room runs free. */
+  /**
+   * Marks blocks [from, to) in use (bit indexes; every bit free), and the
+   * units they touch, and keeps the room runs free.
+   */
   #take(from: number, to: number): void {
     this.#bits.take(from, to);
+    if (this.#units !== this.#bits) {
+      from = Math.floor(from / this.unitBlocks);
+      to = Math.min(Math.ceil(to / this.unitBlocks), this.#units.bitCount);
+      // A unit a value's last block left partly free is in use already.
+      for (let index = from; index < to; ) {
+        const start = this.#units.firstFree(index, to);
+        if (start < 0) break;
+        const used = this.#units.firstInUse(start, to);
+        const end = used < 0 ? to : used;
+        this.#units.take(start, end);
+        index = end;
+      }
+    }
     for (let i = 0; i < this.#roomRuns.length; i++) {
       const run = this.#roomRuns[i];
       const end = run.start + run.count;
@@ -273,8 +366,24 @@ export class ExtentAllocator {
       const below = Math.max(0, from - run.start);
       const above = Math.max(0, end - to);
       const kept = below >= above ? { start: run.start, count: below } : { start: to, count: above };
-      this.#roomBlocks -= run.count - kept.count;
+      this.#roomUnits -= run.count - kept.count;
       this.#roomRuns[i] = kept;
+    }
+  }
+
+  /** Marks blocks [from, to) free (bit indexes; every bit in use), and the units that become wholly free. */
+  #release(from: number, to: number): void {
+    this.#bits.release(from, to);
+    if (this.#units === this.#bits) return;
+    const unitBlocks = this.unitBlocks;
+    // Units inside [from, to) are wholly free now; the (at most two) it
+    // only touches are if their other blocks are.
+    const inner = Math.ceil(from / unitBlocks);
+    const innerEnd = Math.max(inner, Math.min(Math.floor(to / unitBlocks), this.#units.bitCount));
+    if (inner < innerEnd) this.#units.release(inner, innerEnd);
+    for (const unit of [Math.floor(from / unitBlocks), Math.floor((to - 1) / unitBlocks)]) {
+      if ((unit >= inner && unit < innerEnd) || unit >= this.#units.bitCount) continue;
+      if (this.#units.isAllInUse(unit, unit + 1) && this.#bits.isAllFree(unit * unitBlocks, (unit + 1) * unitBlocks)) this.#units.release(unit, unit + 1);
     }
   }
 }

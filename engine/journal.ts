@@ -321,8 +321,9 @@ export class Journal {
 
   /**
    * Writes a checkpoint now (or joins the one being written). With no room
-   * for it, the store grows first if it can (store_growth.ts); otherwise
-   * ERR_STORE_FULL.
+   * for it, it waits for the blocks only time holds (reclaim: the previous
+   * free-set frame's runs, say, still being trimmed), then the store grows
+   * if it can (store_growth.ts); otherwise ERR_STORE_FULL.
    */
   async checkpoint(): Promise<void> {
     for (let attempt = 0; ; attempt++) {
@@ -331,7 +332,8 @@ export class Journal {
         return;
       } catch (error) {
         if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;
-        if (attempt >= GROWTH_ATTEMPTS_MAX || !(await this.#growth.grow(this.#space.checkpointShortfallBlocks(0)))) throw this.#growth.refusal(error);
+        const room = attempt < GROWTH_ATTEMPTS_MAX && ((await this.reclaim()) || (await this.#growth.grow(this.#space.checkpointShortfallBlocks(0))));
+        if (!room) throw this.#growth.refusal(error);
       }
     }
   }
@@ -347,13 +349,13 @@ export class Journal {
    * Rejects with the store's failure if the fdatasync fails.
    */
   async reclaim(): Promise<boolean> {
-    const freeBefore = this.#space.freeBlockCount;
+    const freeBefore = this.#space.allocatableBlockCount;
     for (let round = 0; round < RECLAIM_ROUNDS_MAX && this.#space.reclaimableBlockCount > 0 && this.#state.failure === undefined; round++) {
       if (this.#space.awaitingDurabilityBlockCount > 0) await this.syncNow();
       // A sync releases extents, whose trims start at once (no read holds them).
       await this.#space.trimsSettled();
     }
-    return this.#space.freeBlockCount > freeBefore;
+    return this.#space.allocatableBlockCount > freeBefore;
   }
 
   /** Cancels the deferred fdatasync (the store is closing). */
@@ -609,7 +611,7 @@ export class Journal {
         throw this.#growth.refusal(
           new StoreError(
             'ERR_STORE_FULL',
-            `the store is full: this write's checkpoint may need ${newPages} more pages than the ${this.#space.freeBlockCount} free blocks hold${this.#space.notFreeYet()} (write fewer keys at a time, or delete keys in smaller batches)`,
+            `the store is full: this write's checkpoint may need ${newPages} more pages than the ${this.#space.allocatableBlockCount} free blocks hold${this.#space.notFreeYet()} (write fewer keys at a time, or delete keys in smaller batches)`,
           ),
         );
       }

@@ -544,17 +544,18 @@ function findStaleBlocks(region: WalSummary, superblock: Superblock, nextSequenc
  */
 async function loadFreeSet(device: BlockDevice, superblock: Superblock): Promise<ExtentAllocator> {
   const dataBlockCount = superblock.blockCount - superblock.dataStartBlock;
+  // Space is allocated a tree page at a time (ExtentAllocator).
+  const pageBlocks = pageSizeFor(superblock.blockSize) / superblock.blockSize;
   if (superblock.freeSetExtents.length === 0) {
-    return ExtentAllocator.fromFreeExtents(superblock.dataStartBlock, superblock.blockCount, [{ startBlock: superblock.dataStartBlock, blockCount: dataBlockCount }]);
+    return ExtentAllocator.fromFreeExtents(superblock.dataStartBlock, superblock.blockCount, [{ startBlock: superblock.dataStartBlock, blockCount: dataBlockCount }], pageBlocks);
   }
   const payload = await readFrame(device, superblock, 'free set', superblock.freeSetExtents, superblock.freeSetByteLength);
-  const allocator = ExtentAllocator.fromFreeSetPayload(payload.bytes, superblock.dataStartBlock, superblock.blockCount, payload.firstBlock);
+  const allocator = ExtentAllocator.fromFreeSetPayload(payload.bytes, superblock.dataStartBlock, superblock.blockCount, payload.firstBlock, pageBlocks);
   // The free set's own blocks and the root page are in use in the free set
   // that names them; a free set that says otherwise is damaged.
   for (const extent of superblock.freeSetExtents) {
     if (!allocator.isUsed(extent)) throw new FormatError('free set', `its own blocks ${extent.startBlock}+${extent.blockCount} are marked free`, payload.firstBlock);
   }
-  const pageBlocks = pageSizeFor(superblock.blockSize) / superblock.blockSize;
   if (superblock.treeRoot !== undefined && !allocator.isUsed({ startBlock: superblock.treeRoot.block, blockCount: pageBlocks })) {
     throw new FormatError('free set', `the root page's blocks ${superblock.treeRoot.block}+${pageBlocks} are marked free`, payload.firstBlock);
   }

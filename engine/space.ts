@@ -111,13 +111,27 @@ export class Space {
     this.#state = parts.state;
     this.#allocator = parts.allocator;
     this.#pageBlocks = parts.pageBlocks;
+    // Every page takes one allocation unit: then any free unit takes a
+    // page, and the reserve, counted in blocks of whole units, is exact.
+    if (this.#allocator.unitBlocks !== this.#pageBlocks) throw new Error(`ringstore: an allocator of ${this.#allocator.unitBlocks}-block units for ${this.#pageBlocks}-block pages`);
     this.#pageCapacityBytes = parts.pageCapacityBytes;
-    this.#freeSetFrameBlocks = parts.freeSetFrameBlocks;
+    this.#freeSetFrameBlocks = this.#allocator.unitsBlockCount(parts.freeSetFrameBlocks);
     this.#tree = parts.tree;
   }
 
+  /** Blocks no extent references (stats). Not all of them may be allocatable: see allocatableBlockCount. */
   get freeBlockCount(): number {
     return this.#allocator.freeBlockCount;
+  }
+
+  /**
+   * Blocks of wholly free allocation units (pages): what writes and
+   * checkpoints can take, and what every reserve is counted in. Fewer than
+   * freeBlockCount when blocks are smaller than a page: a value's last
+   * page keeps its unused blocks until the value is freed.
+   */
+  get allocatableBlockCount(): number {
+    return this.#allocator.allocatableBlockCount;
   }
 
   /** Blocks of the store, superblocks and WAL included (the data region's end). */
@@ -132,7 +146,7 @@ export class Space {
    */
   shortfallForPuts(putCount: number, payloadBytes: number, valueBlocks: number): number {
     const needed = this.#checkpointReserveBlocks(Math.max(putCount, 1), payloadBytes) + valueBlocks;
-    return Math.max(0, needed - this.#allocator.freeBlockCount);
+    return Math.max(0, needed - this.#allocator.allocatableBlockCount);
   }
 
   /**
@@ -143,7 +157,7 @@ export class Space {
   checkpointShortfallBlocks(newPages: number): number {
     const pages = this.#tree.dirtyNodeCountSinceFreeze + newPages;
     const needed = pages * this.#pageBlocks + this.#freeSetFrameBlocks + CHECKPOINT_RESERVE_SLACK_BLOCKS;
-    return Math.max(0, needed - this.#allocator.freeBlockCount);
+    return Math.max(0, needed - this.#allocator.allocatableBlockCount);
   }
 
   /**
@@ -153,7 +167,7 @@ export class Space {
    */
   grow(blockCount: number, freeSetFrameBlocks: number): void {
     this.#allocator.grow(blockCount);
-    this.#freeSetFrameBlocks = freeSetFrameBlocks;
+    this.#freeSetFrameBlocks = this.#allocator.unitsBlockCount(freeSetFrameBlocks);
   }
 
   get trimsIssued(): number {
@@ -209,18 +223,19 @@ export class Space {
    */
   allocate(blockCount: number, extentsMax: number): Extent[] {
     const reserve = this.#checkpointReserveBlocks(1, 0);
+    const takenBlocks = this.#allocator.unitsBlockCount(blockCount);
     // The free-set frame must fit in FREE_SET_EXTENTS_MAX runs: count only
     // what the largest runs hold (conservatively: as if this allocation
     // came out of them).
     const extents =
-      this.#allocator.freeBlockCount - blockCount >= reserve && this.#allocator.largestRunsHold(FREE_SET_EXTENTS_MAX, blockCount + this.#freeSetFrameBlocks)
+      this.#allocator.allocatableBlockCount - takenBlocks >= reserve && this.#allocator.largestRunsHold(FREE_SET_EXTENTS_MAX, takenBlocks + this.#freeSetFrameBlocks)
         ? this.#allocator.allocate(blockCount, extentsMax)
         : undefined;
     if (extents !== undefined) for (const extent of extents) this.#uncommitted.add(extent);
     if (extents === undefined) {
       throw new StoreError(
         'ERR_STORE_FULL',
-        `no room for ${blockCount} blocks (${this.#allocator.freeBlockCount} free in ${this.#allocator.freeExtentCount} pieces, ${reserve} kept for the next checkpoint${this.notFreeYet()})`,
+        `no room for ${blockCount} blocks (${this.#allocator.allocatableBlockCount} free in ${this.#allocator.freeExtentCount} pieces, ${reserve} kept for the next checkpoint${this.notFreeYet()})`,
       );
     }
     return extents;
@@ -234,10 +249,10 @@ export class Space {
    */
   checkRoomForPuts(putCount: number, payloadBytes: number): void {
     const reserve = this.#checkpointReserveBlocks(putCount, payloadBytes);
-    if (this.#allocator.freeBlockCount >= reserve) return;
+    if (this.#allocator.allocatableBlockCount >= reserve) return;
     throw new StoreError(
       'ERR_STORE_FULL',
-      `the store is full: ${this.#allocator.freeBlockCount} blocks free, the next checkpoint may need ${reserve}${this.notFreeYet()} (delete keys to make room)`,
+      `the store is full: ${this.#allocator.allocatableBlockCount} blocks free, the next checkpoint may need ${reserve}${this.notFreeYet()} (delete keys to make room)`,
     );
   }
 
@@ -250,7 +265,7 @@ export class Space {
    */
   checkpointFits(newPages: number): boolean {
     const pages = this.#tree.dirtyNodeCountSinceFreeze + newPages;
-    return pages * this.#pageBlocks + this.#freeSetFrameBlocks + CHECKPOINT_RESERVE_SLACK_BLOCKS <= this.#allocator.freeBlockCount;
+    return pages * this.#pageBlocks + this.#freeSetFrameBlocks + CHECKPOINT_RESERVE_SLACK_BLOCKS <= this.#allocator.allocatableBlockCount;
   }
 
   /**
@@ -262,25 +277,30 @@ export class Space {
    */
   operationsThatFit(): number {
     const pagesPerOperation = 2 * (this.#tree.height + 1) + 1;
-    const spareBlocks = this.#allocator.freeBlockCount - this.#tree.dirtyNodeCountSinceFreeze * this.#pageBlocks - this.#freeSetFrameBlocks - CHECKPOINT_RESERVE_SLACK_BLOCKS;
+    const spareBlocks = this.#allocator.allocatableBlockCount - this.#tree.dirtyNodeCountSinceFreeze * this.#pageBlocks - this.#freeSetFrameBlocks - CHECKPOINT_RESERVE_SLACK_BLOCKS;
     return Math.floor(Math.max(0, spareBlocks) / (pagesPerOperation * this.#pageBlocks));
   }
 
   /**
    * A checkpoint's blocks, allocated all at once when it freezes the tree:
-   * one run per page and the free-set frame in at most FREE_SET_EXTENTS_MAX
-   * runs. Undefined, allocating nothing, if they do not fit.
+   * the free-set frame in at most FREE_SET_EXTENTS_MAX runs, then one unit
+   * per page. Undefined, allocating nothing, if they do not fit.
    */
   allocateCheckpoint(pageCount: number, frameBlocks: number): { pages: Extent[]; frame: Extent[] } | undefined {
+    // The frame first, from the largest runs: pages fit any free unit, the
+    // frame only long runs, which pages placed first could break up. Each
+    // frame's runs come back once the checkpoint after it is durable, and
+    // values take from them only while other runs hold a frame (allocate).
+    const frame = this.#allocator.allocate(frameBlocks, FREE_SET_EXTENTS_MAX);
+    if (frame === undefined) return undefined;
     const pages: Extent[] = [];
     for (let i = 0; i < pageCount; i++) {
       const extents = this.#allocator.allocate(this.#pageBlocks, 1);
       if (extents === undefined) break;
       pages.push(extents[0]);
     }
-    const frame = pages.length === pageCount ? this.#allocator.allocate(frameBlocks, FREE_SET_EXTENTS_MAX) : undefined;
-    if (frame === undefined) {
-      for (const extent of pages) this.#allocator.free(extent);
+    if (pages.length < pageCount) {
+      for (const extent of [...frame, ...pages]) this.#allocator.free(extent);
       return undefined;
     }
     return { pages, frame };

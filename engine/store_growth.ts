@@ -137,9 +137,9 @@ export class StoreGrowth {
   growAheadIfLow(): void {
     if (this.#growing !== undefined || !this.canGrow || this.#lastRefusal !== undefined) return;
     const storeBlocks = this.#space.blockCount;
-    if (this.#space.freeBlockCount >= storeBlocks * GROW_AHEAD_FREE_SHARE) return;
+    if (this.#space.allocatableBlockCount >= storeBlocks * GROW_AHEAD_FREE_SHARE) return;
     // Blocks only a trim or a sync holds count as free: a write refused meanwhile waits for them (Journal.reclaim) rather than for a growth.
-    if (this.#space.freeBlockCount + this.#space.reclaimableBlockCount >= storeBlocks * GROW_AHEAD_FREE_SHARE) return;
+    if (this.#space.allocatableBlockCount + this.#space.reclaimableBlockCount >= storeBlocks * GROW_AHEAD_FREE_SHARE) return;
     // A failure fails the store (the next write reports it); a refusal is remembered.
     this.grow(0).catch(() => undefined);
   }

@@ -33,7 +33,7 @@ export interface EncodedWrite {
   readonly operations: readonly EncodedOperation[];
   /** The commit payload its records take, counting VALUE_EXTENTS_PER_PUT_MAX extents for each extent value (allocation tells how many). */
   readonly payloadBytesMax: number;
-  /** Blocks its extent values take. */
+  /** Blocks its extent values take (in whole allocation units). */
   readonly valueBlocks: number;
   /** Whether it holds a put (a batch of deletes only is never refused for room). */
   readonly hasPut: boolean;
@@ -45,6 +45,8 @@ export interface EncodedWrite {
 export interface WriteEncodingParts {
   readonly codec: ValueCodec;
   readonly blockSize: number;
+  /** Blocks of an allocation unit (a tree page): a value's blocks are taken in whole units. */
+  readonly pageBlocks: number;
   /** A value of at most this many bytes is stored in its record, a larger one in extents. */
   readonly inlineValueMax: number;
   /** The WAL payload one commit may hold (Journal.commitPayloadMax). */
@@ -87,7 +89,7 @@ export function encodeWrite(operations: readonly unknown[], parts: WriteEncoding
         encoded.push({ keyString, isString, bytes });
       } else {
         payloadBytesMax += extentPutRecordBytes(keyString.length, VALUE_EXTENTS_PER_PUT_MAX);
-        valueBlocks += Math.ceil(bytes.length / parts.blockSize);
+        valueBlocks += Math.ceil(bytes.length / parts.blockSize / parts.pageBlocks) * parts.pageBlocks;
         encoded.push({ keyString, isString, bytes: copyLargeValues ? new Uint8Array(bytes) : bytes });
       }
     } else {

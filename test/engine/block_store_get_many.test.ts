@@ -60,13 +60,13 @@ describe('BlockStore#getMany()', () => {
   });
 
   it('gives every value of the moment of the call, though a batch replaces them all before its value reads complete', async () => {
-    // Every value an extent (1000 bytes: two 512-byte blocks); the device
+    // Every value an extent (3000 bytes: six 512-byte blocks); the device
     // holds back reads of other than a page's 4096 bytes while `holding`:
     // the value reads getMany issues wait until the batch has applied.
     const first = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
     const writer = await BlockStore.open<string>('moment', { device: first, create: true, blockSize: 512, encoding: 'string' });
     const asked = Array.from({ length: 3 * GET_MANY_READS_IN_FLIGHT_MAX }, (_, index) => key(index));
-    const extentValue = (index: number, generation: number): string => `${generation}:${index}:`.padEnd(1000, String(generation));
+    const extentValue = (index: number, generation: number): string => `${generation}:${index}:`.padEnd(3000, String(generation));
     await writer.batch(asked.map((asKey, index) => ({ type: 'put' as const, key: asKey, value: extentValue(index, 1) })));
     await writer.close();
     // Reads of other than a tree page (4096 bytes) are held.

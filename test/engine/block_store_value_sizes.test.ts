@@ -1,4 +1,4 @@
-// BlockStore value sizes on a real file: values up to half a block live
+// BlockStore value sizes on a real file: values up to half a page live
 // inline in the index (and the WAL record), larger ones in extents of data
 // blocks; both sides of the boundary, block multiples and odd tails, the
 // empty value, and values read cold from the disk after a reopen.
@@ -8,7 +8,7 @@ import { BlockStore } from '../../engine/block_store.js';
 import { makeStoreDir, openSmallStore, pattern, removeStoreDir } from './helpers.js';
 
 const BLOCK_SIZE = 4096;
-/** The largest encoded value stored inline (engine: blockSize / 2). */
+/** The largest encoded value stored inline (engine: half a page, a page max(blockSize, 4096) bytes). */
 const INLINE_MAX = BLOCK_SIZE / 2;
 
 describe('BlockStore value sizes', () => {
@@ -84,15 +84,16 @@ describe('BlockStore value sizes', () => {
     await store!.verifyIntegrity();
   });
 
-  it('uses a blockSize of 512 with its own half-block boundary', async () => {
+  it('keeps the half-page boundary with a blockSize of 512 (a page is 4096 bytes)', async () => {
     const small = await openSmallStore(`${dir}/small-blocks`, { encoding: 'binary', blockSize: 512 });
     try {
-      await small.put('inline', pattern(256, 8));
-      await small.put('extent', pattern(257, 9));
+      await small.put('inline', pattern(2048, 8));
+      await small.put('extent', pattern(2049, 9));
       await small.put('many-blocks', pattern(100_000, 10));
       const integrity = await small.verifyIntegrity();
       assert.equal(integrity.extentValues, 2);
-      assert.equal(integrity.referencedBlocks, 1 + Math.ceil(100_000 / 512));
+      assert.equal(integrity.referencedBlocks - integrity.pages * 8, Math.ceil(2049 / 512) + Math.ceil(100_000 / 512));
+      assert.ok(((await small.get('extent')) as Buffer).equals(pattern(2049, 9)));
       assert.ok(((await small.get('many-blocks')) as Buffer).equals(pattern(100_000, 10)));
     } finally {
       await small.close();

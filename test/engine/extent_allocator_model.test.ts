@@ -7,6 +7,9 @@
 // and every error case must give exactly the model's answer, from an
 // allocator built every way open and the checks build one, on regions of
 // several bitmap chunks (1024 blocks) so the chunk summaries are exercised.
+// Allocation units of 1, 2 and 8 blocks (stores of 4096-, 2048- and
+// 512-byte blocks): the model allocates whole units, a unit free when all
+// its blocks are.
 import assert from 'node:assert/strict';
 
 import fc from 'fast-check';
@@ -20,15 +23,46 @@ import { ExtentAllocator } from '../../engine/extent_allocator.js';
 const PROPERTY_SEED = Number(process.env.RINGSTORE_ALLOCATOR_SEED ?? 0x6d6f646c);
 const RUNS = Number(process.env.RINGSTORE_ALLOCATOR_RUNS ?? 120);
 
-/** The model: used[i] for block dataStart + i, and the cursor (an index). */
+/** The model: used[i] for block dataStart + i, and the cursor (a unit index). */
 class Model {
   used: boolean[];
   cursor = 0;
   constructor(
     readonly dataStart: number,
     used: boolean[],
+    readonly unit = 1,
   ) {
     this.used = used;
+  }
+
+  /** unitFree[u]: every block of unit u is free (a partial unit at the end is none). */
+  unitFree(): boolean[] {
+    const free: boolean[] = [];
+    for (let u = 0; (u + 1) * this.unit <= this.used.length; u++) free.push(this.used.slice(u * this.unit, (u + 1) * this.unit).every((inUse) => !inUse));
+    return free;
+  }
+
+  /** Runs of free units, as { start, count } in units. */
+  unitRuns(): { start: number; count: number }[] {
+    const runs: { start: number; count: number }[] = [];
+    this.unitFree().forEach((free, u) => {
+      if (!free) return;
+      const last = runs[runs.length - 1];
+      if (last !== undefined && last.start + last.count === u) last.count++;
+      else runs.push({ start: u, count: 1 });
+    });
+    return runs;
+  }
+
+  largestUnitRuns(count: number): { start: number; count: number }[] {
+    return this.unitRuns()
+      .sort((a, b) => b.count - a.count || a.start - b.start)
+      .slice(0, count);
+  }
+
+  /** Blocks of the `count` largest runs of free units. */
+  largestUnitRunsBlocks(count: number): number {
+    return this.largestUnitRuns(count).reduce((sum, run) => sum + run.count, 0) * this.unit;
   }
 
   get blockCount(): number {
@@ -50,13 +84,6 @@ class Model {
     return runs;
   }
 
-  /** Free blocks from index `i` on (the run, counted from i). */
-  freeFrom(i: number): number {
-    let n = 0;
-    while (i + n < this.used.length && !this.used[i + n]) n++;
-    return n;
-  }
-
   inRegion(extent: Extent): boolean {
     return extent.blockCount >= 1 && extent.startBlock >= this.dataStart && extent.startBlock + extent.blockCount <= this.blockCount;
   }
@@ -76,35 +103,38 @@ class Model {
     return this.inRegion(extent) && this.indexes(extent).every((i) => !this.used[i]);
   }
 
-  largestRuns(count: number): Extent[] {
-    return this.runs()
-      .sort((a, b) => b.blockCount - a.blockCount || a.startBlock - b.startBlock)
-      .slice(0, count);
-  }
-
   allocate(blockCount: number, extentsMax: number): Extent[] | undefined {
-    if (blockCount > this.freeBlockCount) return undefined;
+    const units = Math.ceil(blockCount / this.unit);
+    const free = this.unitFree();
+    if (units > free.filter(Boolean).length) return undefined;
+    const freeFrom = (u: number): number => {
+      let n = 0;
+      while (u + n < free.length && free[u + n]) n++;
+      return n;
+    };
     let single = -1;
-    for (let s = this.cursor; s < this.used.length && single < 0; s++) {
-      if (!this.used[s] && (s === this.cursor || this.used[s - 1]) && this.freeFrom(s) >= blockCount) single = s;
+    for (let s = this.cursor; s < free.length && single < 0; s++) {
+      if (free[s] && (s === this.cursor || !free[s - 1]) && freeFrom(s) >= units) single = s;
     }
     for (let s = 0; s < this.cursor && single < 0; s++) {
-      if (!this.used[s] && (s === 0 || this.used[s - 1]) && this.freeFrom(s) >= blockCount) single = s;
+      if (free[s] && (s === 0 || !free[s - 1]) && freeFrom(s) >= units) single = s;
     }
     if (single >= 0) {
-      for (let i = single; i < single + blockCount; i++) this.used[i] = true;
-      this.cursor = single + blockCount;
-      return [{ startBlock: this.dataStart + single, blockCount }];
+      for (let i = single * this.unit; i < single * this.unit + blockCount; i++) this.used[i] = true;
+      this.cursor = single + units;
+      return [{ startBlock: this.dataStart + single * this.unit, blockCount }];
     }
     const chosen: Extent[] = [];
-    let remaining = blockCount;
-    for (const run of this.largestRuns(extentsMax)) {
+    let remaining = units;
+    for (const run of this.largestUnitRuns(extentsMax)) {
       if (remaining === 0) break;
-      const take = Math.min(run.blockCount, remaining);
-      chosen.push({ startBlock: run.startBlock, blockCount: take });
+      const take = Math.min(run.count, remaining);
+      chosen.push({ startBlock: this.dataStart + run.start * this.unit, blockCount: take * this.unit });
       remaining -= take;
     }
     if (remaining > 0) return undefined;
+    // What rounding to units added comes off the last piece taken.
+    chosen[chosen.length - 1].blockCount -= units * this.unit - blockCount;
     for (const extent of chosen) for (const i of this.indexes(extent)) this.used[i] = true;
     return chosen.sort((a, b) => a.startBlock - b.startBlock);
   }
@@ -174,26 +204,28 @@ const initial = fc.record({
   runLengths: fc.array(fc.oneof(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 100 }), fc.integer({ min: 100, max: 2100 })), { maxLength: 40, size: 'max' }),
   startUsed: fc.boolean(),
   build: fc.constantFrom<Build>('constructor', 'fromFreeExtents', 'fromFreeSetPayload'),
+  unitBlocks: fc.constantFrom(1, 1, 2, 8),
   /** For fromFreeSetPayload: blocks past those the payload describes (the store grew since). */
   grownBy: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 1500 })),
 });
 
-function build(dataStart: number, used: boolean[], how: Build, grownBy: number): ExtentAllocator {
+function build(dataStart: number, used: boolean[], how: Build, grownBy: number, unitBlocks: number): ExtentAllocator {
   const model = new Model(dataStart, used);
   switch (how) {
     case 'constructor': {
       // Used runs as owners' extents, shuffled by reversing.
       const usedRuns = new Model(dataStart, used.map((inUse) => !inUse)).runs().reverse();
-      return new ExtentAllocator(dataStart, model.blockCount, usedRuns.map((extent, i) => ({ extent, owner: `owner ${i}` })));
+      const owners = usedRuns.map((extent, i) => ({ extent, owner: `owner ${i}` }));
+      return new ExtentAllocator(dataStart, model.blockCount, owners, { unitBlocks });
     }
     case 'fromFreeExtents':
-      return ExtentAllocator.fromFreeExtents(dataStart, model.blockCount, model.runs());
+      return ExtentAllocator.fromFreeExtents(dataStart, model.blockCount, model.runs(), unitBlocks);
     case 'fromFreeSetPayload': {
       // The payload describes the first blocks; the rest are free.
       const described = Math.max(1, used.length - grownBy);
       const payload = encodeFreeSetPayload(dataStart, described, new Model(dataStart, used.slice(0, described)).runs());
       for (let i = described; i < used.length; i++) used[i] = false;
-      return ExtentAllocator.fromFreeSetPayload(payload, dataStart, model.blockCount, 99);
+      return ExtentAllocator.fromFreeSetPayload(payload, dataStart, model.blockCount, 99, unitBlocks);
     }
   }
 }
@@ -204,9 +236,9 @@ function check(allocator: ExtentAllocator, model: Model, what: string): void {
   const runs = model.runs();
   assert.deepEqual(allocator.freeExtents(), runs, `${what}: freeExtents`);
   assert.equal(allocator.freeExtentCount, runs.length, `${what}: freeExtentCount`);
+  assert.equal(allocator.allocatableBlockCount, model.unitFree().filter(Boolean).length * model.unit, `${what}: allocatableBlockCount`);
   for (const count of [1, 3, 8]) {
-    const expected = model.largestRuns(count).reduce((sum, run) => sum + run.blockCount, 0);
-    assert.equal(allocator.largestRunsBlockCount(count), expected, `${what}: largestRunsBlockCount(${count})`);
+    assert.equal(allocator.largestRunsBlockCount(count), model.largestUnitRunsBlocks(count), `${what}: largestRunsBlockCount(${count})`);
   }
   allocator.checkInvariants();
 }
@@ -216,8 +248,8 @@ describe('ExtentAllocator against a boolean-array model (fast-check)', () => {
     fc.assert(
       fc.property(initial, fc.array(operation, { minLength: 10, maxLength: 150, size: 'max' }), fc.array(extentArb, { minLength: 4, maxLength: 4 }), (start, operations, probes) => {
         const used = mapOf(start.dataBlocks, start.runLengths, start.startUsed);
-        const allocator = build(start.dataStart, used, start.build, start.grownBy);
-        const model = new Model(start.dataStart, used);
+        const allocator = build(start.dataStart, used, start.build, start.grownBy, start.unitBlocks);
+        const model = new Model(start.dataStart, used, start.unitBlocks);
         check(allocator, model, 'built');
         const live: Extent[] = [];
         const absolute = (e: { start: number; count: number }): Extent => ({ startBlock: model.dataStart + e.start, blockCount: e.count });
@@ -282,8 +314,7 @@ describe('ExtentAllocator against a boolean-array model (fast-check)', () => {
               assert.throws(() => allocator.grow(model.blockCount - op.by), /growing the data region/, what);
               break;
             case 'room': {
-              const exact = model.largestRuns(op.count).reduce((sum, run) => sum + run.blockCount, 0);
-              assert.equal(allocator.largestRunsHold(op.count, op.blockCount), exact >= op.blockCount, what);
+              assert.equal(allocator.largestRunsHold(op.count, op.blockCount), model.largestUnitRunsBlocks(op.count) >= op.blockCount, what);
               break;
             }
             case 'bits': {

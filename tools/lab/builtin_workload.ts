@@ -31,28 +31,32 @@ function valueFor(label: string, index: number, sizeBytes: number): string {
 
 /**
  * The workload itself; `scale` multiplies its rounds (1 = six). Value sizes
- * follow the block size: values up to half a block are stored inline in the
- * WAL, larger ones in extents of one to three blocks.
+ * follow the block size: values up to half a page (max(blockSize, 4096)
+ * bytes) are stored inline in the WAL, larger ones in extents. `size` gives
+ * an inline value, `extentSize` one that many bytes past the inline limit
+ * at 512-byte blocks scaled as `size` scales (one to three blocks past it).
  */
 export function builtinWorkload(scale = 1, blockSize = 512): (store: LabStore) => Promise<void> {
   const size = (bytesAt512: number): number => Math.round((bytesAt512 * blockSize) / 512);
+  const inlineMax = Math.max(blockSize, 4096) / 2;
+  const extentSize = (bytesAt512: number): number => inlineMax + size(bytesAt512 - 256);
   return async (store) => {
     const rounds = Math.max(1, Math.round(6 * scale));
     for (let round = 0; round < rounds; round++) {
-      // One writer: inline and extent values (blockSize/2 = 256 B is the line).
+      // One writer: inline and extent values.
       for (let i = 0; i < 3; i++) {
         const key = `put-${round}-${i}`;
-        await store.put(key, valueFor(key, 0, size(i === 1 ? 1500 : 90)));
+        await store.put(key, valueFor(key, 0, i === 1 ? extentSize(1500) : size(90)));
       }
       // A batch mixing both kinds.
       const batch = `batch-${round}`;
-      await store.batch([0, 1, 2].map((i) => ({ type: 'put' as const, key: `${batch}/${i}`, value: valueFor(batch, i, size(i === 2 ? 700 : 60)) })));
+      await store.batch([0, 1, 2].map((i) => ({ type: 'put' as const, key: `${batch}/${i}`, value: valueFor(batch, i, i === 2 ? extentSize(700) : size(60)) })));
       // Concurrent writers sharing commits.
       await Promise.all(
         [0, 1, 2].map(async (writer) => {
           for (let i = 0; i < 2; i++) {
             const key = `writer-${round}-${writer}-${i}`;
-            await store.put(key, valueFor(key, 0, size(writer === 0 ? 800 : 120)));
+            await store.put(key, valueFor(key, 0, writer === 0 ? extentSize(800) : size(120)));
           }
         }),
       );
@@ -64,7 +68,7 @@ export function builtinWorkload(scale = 1, blockSize = 512): (store: LabStore) =
           for (let turn = 0; turn < writer; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
           for (let i = 0; i < 2; i++) {
             const key = `pipelined-${round}-${writer}-${i}`;
-            await store.put(key, valueFor(key, 0, size(writer === 1 ? 600 : 100)));
+            await store.put(key, valueFor(key, 0, writer === 1 ? extentSize(600) : size(100)));
           }
         }),
       );
@@ -83,7 +87,7 @@ export function builtinWorkload(scale = 1, blockSize = 512): (store: LabStore) =
     for (let round = 0; round < rounds; round++) {
       for (let i = 0; i < 4; i++) {
         const key = `deferred-${round}-${i}`;
-        await store.batch([0, 1].map((part) => ({ type: 'put' as const, key: `${key}/${part}`, value: valueFor(key, part, size(i === 3 ? 900 : 70)) })));
+        await store.batch([0, 1].map((part) => ({ type: 'put' as const, key: `${key}/${part}`, value: valueFor(key, part, i === 3 ? extentSize(900) : size(70)) })));
       }
       if (round > 0) await store.delete(`deferred-${round - 1}-3/1`);
       await store.flush();

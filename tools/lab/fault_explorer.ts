@@ -217,16 +217,17 @@ class FaultyDevice implements BlockDevice {
 }
 
 /**
- * Value sizes of each batch shape, on 512-byte blocks (values up to 256 bytes
- * are inline in the WAL, larger ones get extents): a one-block commit with
- * extent data (WAL write+fdatasync); an inline-only commit of several blocks
- * (one RWF_DSYNC write); and a several-block commit with extent data. The
- * several-block WAL writes are what a short fault can cut inside.
+ * Value sizes of each batch shape, on 512-byte blocks (values up to half a
+ * 4 KiB page, 2048 bytes, are inline in the WAL, larger ones get extents):
+ * a one-block commit with extent data (WAL write+fdatasync); an inline-only
+ * commit of several blocks (one RWF_DSYNC write); and a several-block
+ * commit with extent data. The several-block WAL writes are what a short
+ * fault can cut inside.
  */
 const BATCH_VALUE_SIZES: readonly (readonly number[])[] = [
-  [50, 700],
+  [50, 2600],
   [200, 200, 200, 200],
-  [50, 700, 200, 200],
+  [50, 2600, 200, 200],
 ];
 
 function entriesOf(batch: number): [string, string][] {

@@ -61,6 +61,7 @@ describe('BlockStore on a file system without room', function () {
 
   afterEach(() => {
     for (const name of ['a.rs', 'b.rs', 'filler', 'old.bin']) rmSync(`${mountPoint}/${name}`, { force: true });
+    for (let file = 0; file < 64; file++) rmSync(`${mountPoint}/filler${file}`, { force: true });
   });
 
   /** Bytes the file system has free for users. */
@@ -72,6 +73,24 @@ describe('BlockStore on a file system without room', function () {
   /** Leaves ROOM_LEFT_BYTES free: a file taking the rest. */
   function fillFileSystem(): void {
     execFileSync('fallocate', ['-l', String(availableBytes() - ROOM_LEFT_BYTES), `${mountPoint}/filler`]);
+  }
+
+  /** Leaves the file system no free block, root's reserve included (the tests run as root). */
+  function takeEveryFreeBlock(): void {
+    fillFileSystem();
+    for (let file = 0; file < 64; file++) {
+      const stats = statfsSync(mountPoint!);
+      let bytes = stats.bfree * stats.bsize;
+      while (bytes >= stats.bsize) {
+        try {
+          execFileSync('fallocate', ['-l', String(bytes), `${mountPoint}/filler${file}`], { stdio: 'pipe' });
+          break;
+        } catch {
+          bytes = Math.floor(bytes / 2 / stats.bsize) * stats.bsize;
+        }
+      }
+      if (bytes < stats.bsize) return;
+    }
   }
 
   it('a growth step refused for room takes what the file system holds, the file no longer than the store, and errors name the store', async () => {
@@ -131,6 +150,38 @@ describe('BlockStore on a file system without room', function () {
       assert.ok(growths <= 24, `${growths} growths for ${puts} puts`);
     } finally {
       await a.close();
+    }
+  });
+
+  it('refills the space its deletes freed after the file system filled up (the file keeps its blocks: no hole to fail with ENOSPC)', async () => {
+    // Found by a review: trims punched holes, and writes into them on the
+    // filled file system failed with ENOSPC and stopped the store.
+    const path = `${mountPoint}/a.rs`;
+    const a = await BlockStore.open(path, { create: true, sizeBytes: 16 << 20, maxSizeBytes: 16 << 20, encoding: 'binary' });
+    let reopened: BlockStore | undefined;
+    try {
+      let puts = 0;
+      for (; puts < 200; puts++) {
+        try {
+          await a.put(`big${puts}`, pattern(VALUE_BYTES, puts));
+        } catch (error) {
+          assert.equal((error as { code?: string }).code, 'ERR_STORE_FULL');
+          break;
+        }
+      }
+      assert.ok(puts > 50, `${puts} values of ${VALUE_BYTES} bytes fitted in 16 MiB`);
+      const diskBytes = statSync(path).blocks * 512;
+      for (let i = 0; i < puts; i++) await a.delete(`big${i}`);
+      await a.checkpoint();
+      await a.close();
+      assert.ok(statSync(path).blocks * 512 >= diskBytes, `the file gave back ${diskBytes - statSync(path).blocks * 512} bytes to the file system`);
+      reopened = await BlockStore.open(path, { maxSizeBytes: 16 << 20, encoding: 'binary' });
+      takeEveryFreeBlock();
+      for (let i = 0; i < puts; i++) await reopened.put(`again${i}`, pattern(VALUE_BYTES, i + 1));
+      for (let i = 0; i < puts; i += 17) assert.ok(((await reopened.get(`again${i}`)) as Buffer).equals(pattern(VALUE_BYTES, i + 1)));
+    } finally {
+      await reopened?.close();
+      if (reopened === undefined) await a.close().catch(() => undefined);
     }
   });
 

@@ -196,7 +196,7 @@ export class Space {
    * never end. A write refused for room waits for these (Journal.reclaim).
    */
   get reclaimableBlockCount(): number {
-    const oldestRead = this.#activeReads.size > 0 ? Math.min(...this.#activeReads.keys()) : Infinity;
+    const oldestRead = this.#oldestReadEpoch();
     let blocks = this.awaitingDurabilityBlockCount + blockCountOf(this.#trimming);
     for (const freed of this.#freed) if (freed.epoch < oldestRead) blocks += freed.extent.blockCount;
     return blocks;
@@ -552,13 +552,18 @@ export class Space {
     });
   }
 
+  /** The epoch of the oldest read still running (Infinity if none): extents freed before it are no read's. */
+  #oldestReadEpoch(): number {
+    return this.#activeReads.size > 0 ? Math.min(...this.#activeReads.keys()) : Infinity;
+  }
+
   /** Extents were released or a read ended while the trim loop ran: it must look again. */
   #trimAgain = false;
 
   async #runTrims(): Promise<void> {
     for (;;) {
       this.#trimAgain = false;
-      const oldestRead = this.#activeReads.size > 0 ? Math.min(...this.#activeReads.keys()) : Infinity;
+      const oldestRead = this.#oldestReadEpoch();
       const ready: Extent[] = [];
       const toTrim: Extent[] = [];
       const waiting: FreedExtent[] = [];

@@ -33,10 +33,15 @@ const STREAM_CHUNK_BYTES = 1 << 20;
  * Bytes a stream has in flight at most: a write stream's chunks written but
  * not yet completed (its Writable callback waits below this — backpressure),
  * a read stream's chunks read ahead of its consumer. With the chunk being
- * gathered or consumed, a stream holds at most this plus STREAM_CHUNK_BYTES
- * of buffers: 5 MiB, so 64 concurrent streams take 320 MiB. Four
- * chunks (16 device requests of LARGE_IO_CHUNK_BYTES) keep a disk busy
- * while the JS thread copies and checksums the next chunk.
+ * gathered, a write stream holds at most this plus STREAM_CHUNK_BYTES of
+ * buffers: 5 MiB. A read stream holds more: beside what is in flight, the
+ * chunk it checksums, the one Node's Readable buffers and the one the
+ * consumer holds — 7.0 MiB of array buffers above the idle process at
+ * peak, measured after a GC at every chunk of a 64 MiB value read by a
+ * slow consumer (a review had seen ~8 MiB without the GCs). So 64
+ * concurrent read streams take about 450 MiB. Four chunks (16 device
+ * requests of LARGE_IO_CHUNK_BYTES) keep a disk busy while the JS thread
+ * copies and checksums the next chunk.
  */
 export const STREAM_IN_FLIGHT_BYTES_MAX = 4 << 20;
 

@@ -227,17 +227,19 @@ export class Space {
     // The free-set frame must fit in FREE_SET_EXTENTS_MAX runs: count only
     // what the largest runs hold (conservatively: as if this allocation
     // came out of them).
-    const extents =
-      this.#allocator.allocatableBlockCount - takenBlocks >= reserve && this.#allocator.largestRunsHold(FREE_SET_EXTENTS_MAX, takenBlocks + this.#freeSetFrameBlocks)
-        ? this.#allocator.allocate(blockCount, extentsMax)
-        : undefined;
-    if (extents !== undefined) for (const extent of extents) this.#uncommitted.add(extent);
+    const reserveKept = this.#allocator.allocatableBlockCount - takenBlocks >= reserve;
+    const frameKept = reserveKept && this.#allocator.largestRunsHold(FREE_SET_EXTENTS_MAX, takenBlocks + this.#freeSetFrameBlocks);
+    const extents = frameKept ? this.#allocator.allocate(blockCount, extentsMax) : undefined;
     if (extents === undefined) {
-      throw new StoreError(
-        'ERR_STORE_FULL',
-        `no room for ${blockCount} blocks (${this.#allocator.allocatableBlockCount} free in ${this.#allocator.freeExtentCount} pieces, ${reserve} kept for the next checkpoint${this.notFreeYet()})`,
-      );
+      // Which rule refused it: a user who sees free blocks must learn why they cannot be used.
+      const why = !reserveKept
+        ? `${reserve} kept for the next checkpoint`
+        : !frameKept
+          ? `free space too fragmented to keep the next checkpoint's ${this.#freeSetFrameBlocks}-block free set in ${FREE_SET_EXTENTS_MAX} pieces`
+          : `in at most ${extentsMax} pieces`;
+      throw new StoreError('ERR_STORE_FULL', `no room for ${blockCount} blocks (${this.#allocator.allocatableBlockCount} free in ${this.#allocator.freeExtentCount} pieces, ${why}${this.notFreeYet()})`);
     }
+    for (const extent of extents) this.#uncommitted.add(extent);
     return extents;
   }
 

@@ -32,8 +32,8 @@
 import type { Readable, Writable } from 'node:stream';
 
 import { crc32c } from '../format/crc32c.js';
-import { COMMIT_HEADER_SIZE, VALUE_ENCODING_IDS } from '../format/constants.js';
-import { deleteRecordBytes, extentPutRecordBytes } from '../format/records.js';
+import { COMMIT_HEADER_SIZE, KEY_SIZE_MAX, VALUE_ENCODING_IDS } from '../format/constants.js';
+import { deleteRecordBytes, extentPutRecordBytes, inlinePutRecordBytes } from '../format/records.js';
 import { branchChildBytes, leafEntryBytes, leafInlineEntryBytes, pageCapacityBytes, pageSizeFor } from '../format/page.js';
 import { frameBlockCount } from '../format/frame.js';
 import { freeSetPayloadBytes, type Superblock } from '../format/superblock.js';
@@ -155,11 +155,6 @@ export class BlockStore<V = unknown> {
     this.#blockSize = superblock.blockSize;
     const blockSize = superblock.blockSize;
     const pageSize = pageSizeFor(blockSize);
-    // Values up to half a page are inline, whatever the block size: data
-    // extents are allocated a page at a time (ExtentAllocator), so on a
-    // store of 512-byte blocks a 300-byte value in an extent would take
-    // 4 KiB.
-    this.#inlineValueMax = pageSize / 2;
     const state = this.#state;
     const dataCacheBytes = Math.floor(options.cacheSizeBytes * (1 - PAGE_CACHE_SHARE));
     const cacheBlocks = Math.floor(dataCacheBytes / blockSize);
@@ -196,6 +191,14 @@ export class BlockStore<V = unknown> {
       replayPending: () => this.#replay?.pending === true,
     });
     this.#reader = new StoreReader({ state, tree, space: this.#space, grid: this.#grid, codec: this.#codec, replay: () => this.#replay });
+    // Values up to half a page are inline, whatever the block size: data
+    // extents are allocated a page at a time (ExtentAllocator), so on a
+    // store of 512-byte blocks a 300-byte value in an extent would take
+    // 4 KiB. But no more than one put of the longest key can commit: on a
+    // small WAL (8 KiB of 512-byte blocks: 1 920 bytes a commit) a 2 KiB
+    // value inline would be refused where an extent value is taken (found
+    // by a review).
+    this.#inlineValueMax = Math.min(pageSize / 2, this.#journal.commitPayloadMax - COMMIT_HEADER_SIZE - inlinePutRecordBytes(KEY_SIZE_MAX, 0));
     this.#writeEncoding = { codec: this.#codec, blockSize, pageBlocks: this.#pageBlocks, inlineValueMax: this.#inlineValueMax, commitPayloadMax: this.#journal.commitPayloadMax };
     this.#streamParts = {
       blockSize,

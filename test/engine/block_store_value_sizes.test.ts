@@ -84,6 +84,25 @@ describe('BlockStore value sizes', () => {
     await store!.verifyIntegrity();
   });
 
+  it('takes values up to half a page with the longest key on the smallest WAL (512-byte blocks, 16 of them: 1 920 bytes a commit)', async () => {
+    // Found by a review: with every value up to 2 KiB inline, puts of 1 900
+    // bytes and more were refused with ERR_VALUE_TOO_LARGE on this WAL; as
+    // extents (the inline limit capped by what a commit holds) they fit.
+    const small = await BlockStore.open(`${dir}/small-wal`, { create: true, sizeBytes: 1 << 20, blockSize: 512, walSizeBytes: 16 * 512, encoding: 'binary' });
+    try {
+      const longKey = 'k'.repeat(1024);
+      for (const size of [1000, 1900, 2048]) {
+        await small.put(`${size}`, pattern(size, size));
+        await small.put(longKey, pattern(size, size + 1));
+        assert.ok(((await small.get(`${size}`)) as Buffer).equals(pattern(size, size)), `${size} bytes`);
+        assert.ok(((await small.get(longKey)) as Buffer).equals(pattern(size, size + 1)), `${size} bytes under a 1 KiB key`);
+      }
+      await small.verifyIntegrity();
+    } finally {
+      await small.close();
+    }
+  });
+
   it('keeps the half-page boundary with a blockSize of 512 (a page is 4096 bytes)', async () => {
     const small = await openSmallStore(`${dir}/small-blocks`, { encoding: 'binary', blockSize: 512 });
     try {

@@ -21,11 +21,14 @@ export class RingBlockDevice implements BlockDevice {
   readonly #name: string;
   #fileLengthBytes: number;
   #closing: Promise<void> | undefined;
+  /** A trim of a regular file punches a hole (the crash lab's traces); otherwise it does nothing there. */
+  readonly #punchHoles: boolean;
   readonly ioAlignment: number;
   readonly trimAlignment: number;
 
-  private constructor(ring: IoUringActor, file: RingFile, fileLengthBytes: number, backingFile: RingFile | undefined, name: string) {
+  private constructor(ring: IoUringActor, file: RingFile, fileLengthBytes: number, backingFile: RingFile | undefined, name: string, punchHoles: boolean) {
     this.#ring = ring;
+    this.#punchHoles = punchHoles;
     this.#file = file;
     this.#backingFile = backingFile;
     this.#name = name;
@@ -52,8 +55,12 @@ export class RingBlockDevice implements BlockDevice {
    * `name`: the path the device's errors name, if not `path` (a new store
    * is made under a temporary name, then linked to its own: its errors
    * name that from the start).
+   *
+   * `punchHoles`: trims of a regular file punch holes, as trims of a block
+   * device discard — for the crash lab, whose traces must hold the trims a
+   * store on a block device makes (see trim()).
    */
-  static async open(ring: IoUringActor, path: string, options: { readOnly?: boolean; name?: string } = {}): Promise<RingBlockDevice> {
+  static async open(ring: IoUringActor, path: string, options: { readOnly?: boolean; name?: string; punchHoles?: boolean } = {}): Promise<RingBlockDevice> {
     const readOnly = options.readOnly === true;
     const name = options.name ?? path;
     let file: RingFile;
@@ -76,7 +83,7 @@ export class RingBlockDevice implements BlockDevice {
       }
       if (file.isBlockDevice) backingFile = await lockLoopBackingFile(ring, path, readOnly);
       const stat = await file.stat();
-      return new RingBlockDevice(ring, file, stat.sizeBytes, backingFile, name);
+      return new RingBlockDevice(ring, file, stat.sizeBytes, backingFile, name, options.punchHoles === true);
     } catch (error) {
       await backingFile?.close();
       await file.close();
@@ -180,10 +187,11 @@ export class RingBlockDevice implements BlockDevice {
    * hole failed with ENOSPC and stopped the store, where the store should
    * have refused writes with ERR_STORE_FULL (found by a review: a 48 MiB
    * ext4, filled, every key deleted, refilled). Like SQLite's and LMDB's
-   * files, a store file keeps what it has grown to and reuses it.
+   * files, a store file keeps what it has grown to and reuses it. (Opened
+   * with `punchHoles`, for the crash lab, it punches them.)
    */
   trim(position: number, length: number): Promise<void> {
-    if (!this.#file.isBlockDevice) return Promise.resolve();
+    if (!this.#file.isBlockDevice && !this.#punchHoles) return Promise.resolve();
     return this.#file.trim(position, length).then(NOTHING, this.#renamed);
   }
 

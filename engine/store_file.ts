@@ -67,11 +67,15 @@ const TEMPORARY_NAME_ATTEMPTS_MAX = 4;
  * ever resized or written here. With `readOnly` (never with `create`), the
  * file is opened O_RDONLY and locked shared (RingBlockDevice.open).
  */
-export async function openStoreFile(ring: IoUringActor, path: string, options: { create: boolean; sizeBytes: number; readOnly?: boolean }): Promise<OpenedStoreFile> {
+export async function openStoreFile(
+  ring: IoUringActor,
+  path: string,
+  options: { create: boolean; sizeBytes: number; readOnly?: boolean; punchHoles?: boolean },
+): Promise<OpenedStoreFile> {
   if (options.readOnly === true && options.create) throw new Error('ringstore: a read-only open cannot create');
   let device: RingBlockDevice;
   try {
-    device = await RingBlockDevice.open(ring, path, { readOnly: options.readOnly === true });
+    device = await RingBlockDevice.open(ring, path, { readOnly: options.readOnly === true, punchHoles: options.punchHoles });
   } catch (error) {
     if (!(options.create && error instanceof StoreError && error.code === 'ERR_STORE_NOT_FOUND')) throw error;
     return createStoreFile(ring, path, options.sizeBytes);

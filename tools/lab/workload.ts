@@ -103,8 +103,11 @@ export async function runWorkload(directory: string, workload: Workload, options
     // then makes the same trace on every run (lab_device.ts).
     // The file exists (empty, above), so a create grows and formats it in
     // place: nothing to publish under a temporary name (store_file.ts).
+    // Its trims punch holes: the trace then holds the trims a store on a
+    // block device makes (on a file they are otherwise no IO), and the
+    // crash states explore them.
     const openDevice = async (create: boolean): Promise<BlockDevice> => {
-      const file = await openStoreFile(ring, path, { create, sizeBytes: store.sizeBytes });
+      const file = await openStoreFile(ring, path, { create, sizeBytes: store.sizeBytes, punchHoles: true });
       return new LabDevice(file.device, trace, { blank: file.blank });
     };
     const opened = await BlockStore.open(path, { ...openOptions, device: await openDevice(true) });

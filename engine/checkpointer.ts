@@ -221,7 +221,7 @@ export class Checkpointer {
       plan.abort();
       throw new StoreError(
         'ERR_STORE_FULL',
-        `no room for a checkpoint of ${plan.dirtyNodes.length} pages and a ${frameBlocks}-block free set in at most ${FREE_SET_EXTENTS_MAX} pieces (${this.#space.allocatableBlockCount} blocks free in ${this.#space.freeExtentCount} pieces)`,
+        `no room for a checkpoint of ${plan.dirtyNodes.length} pages and a ${frameBlocks}-block free set in at most ${FREE_SET_EXTENTS_MAX} pieces (${this.#space.allocatableBlockCount} blocks free in ${this.#space.allocatableRunCount} pieces)`,
       );
     }
     // Released once the new superblock is durable: the pages this

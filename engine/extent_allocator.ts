@@ -164,6 +164,11 @@ export class ExtentAllocator {
     return this.#bits.runCount();
   }
 
+  /** Maximal runs of wholly free units: the pieces allocations can take (freeExtentCount when a unit is a block). O(blocks / 32): for messages. */
+  get allocatableRunCount(): number {
+    return this.#units.runCount();
+  }
+
   /**
    * Allocates `blockCount` blocks in at most `extentsMax` extents, each
    * starting on a unit, or returns undefined when the free units cannot

@@ -237,7 +237,7 @@ export class Space {
         : !frameKept
           ? `free space too fragmented to keep the next checkpoint's ${this.#freeSetFrameBlocks}-block free set in ${FREE_SET_EXTENTS_MAX} pieces`
           : `in at most ${extentsMax} pieces`;
-      throw new StoreError('ERR_STORE_FULL', `no room for ${blockCount} blocks (${this.#allocator.allocatableBlockCount} free in ${this.#allocator.freeExtentCount} pieces, ${why}${this.notFreeYet()})`);
+      throw new StoreError('ERR_STORE_FULL', `no room for ${blockCount} blocks (${this.#allocator.allocatableBlockCount} free in ${this.#allocator.allocatableRunCount} pieces, ${why}${this.notFreeYet()})`);
     }
     for (const extent of extents) this.#uncommitted.add(extent);
     return extents;
@@ -340,8 +340,9 @@ export class Space {
     return payload;
   }
 
-  get freeExtentCount(): number {
-    return this.#allocator.freeExtentCount;
+  /** Runs of allocatable blocks (whole free units), for messages. */
+  get allocatableRunCount(): number {
+    return this.#allocator.allocatableRunCount;
   }
 
   /**

@@ -237,6 +237,7 @@ function check(allocator: ExtentAllocator, model: Model, what: string): void {
   assert.deepEqual(allocator.freeExtents(), runs, `${what}: freeExtents`);
   assert.equal(allocator.freeExtentCount, runs.length, `${what}: freeExtentCount`);
   assert.equal(allocator.allocatableBlockCount, model.unitFree().filter(Boolean).length * model.unit, `${what}: allocatableBlockCount`);
+  assert.equal(allocator.allocatableRunCount, model.unitRuns().length, `${what}: allocatableRunCount`);
   for (const count of [1, 3, 8]) {
     assert.equal(allocator.largestRunsBlockCount(count), model.largestUnitRunsBlocks(count), `${what}: largestRunsBlockCount(${count})`);
   }

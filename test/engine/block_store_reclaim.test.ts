@@ -13,7 +13,7 @@ import { statSync } from 'node:fs';
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { StoreError } from '../../engine/store_error.js';
-import { makeStoreDir, removeStoreDir } from './helpers.js';
+import { storeDirPerTest } from './helpers.js';
 
 const MiB = 1 << 20;
 
@@ -31,15 +31,7 @@ async function overwrite(store: BlockStore, rounds: number, concurrency: number,
 
 describe('BlockStore reclaiming freed space before refusing a write', function () {
   this.timeout(120_000);
-  let dir: string | undefined;
-
-  beforeEach(() => {
-    dir = makeStoreDir();
-  });
-
-  afterEach(() => {
-    removeStoreDir(dir);
-  });
+  const dir = storeDirPerTest();
 
   for (const { sync, concurrency } of [
     { sync: true, concurrency: 2 },
@@ -47,7 +39,7 @@ describe('BlockStore reclaiming freed space before refusing a write', function (
     { sync: false, concurrency: 1 },
   ]) {
     it(`refuses no overwrite of three 1 MiB values in a store at its 8 MiB limit (sync: ${sync}, ${concurrency} at a time)`, async () => {
-      const path = `${dir}/capped`;
+      const path = `${dir()}/capped`;
       const store = await BlockStore.open(path, { create: true, sizeBytes: 8 * MiB, maxSizeBytes: 8 * MiB, encoding: 'binary', sync });
       try {
         const refusals = await overwrite(store, 60, concurrency, 3, MiB);
@@ -67,7 +59,7 @@ describe('BlockStore reclaiming freed space before refusing a write', function (
   }
 
   it('does not grow a sync: false store that overwrites the same keys for space a sync gives back', async () => {
-    const path = `${dir}/growing`;
+    const path = `${dir()}/growing`;
     const store = await BlockStore.open(path, { create: true, sizeBytes: 4 * MiB, encoding: 'binary', sync: false });
     try {
       // 8 keys of 256 KiB (2 MiB live), 32 puts in flight at once (8 MiB).

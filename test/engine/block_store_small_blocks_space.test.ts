@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { StoreError } from '../../engine/store_error.js';
-import { makeStoreDir, removeStoreDir } from './helpers.js';
+import { storeDirPerTest } from './helpers.js';
 
 const STORE_BYTES = 4 << 20;
 const PAGE_BYTES = 4096;
@@ -33,19 +33,11 @@ async function fill(store: BlockStore, first: number, step: number, valueBytes: 
 
 describe('BlockStore space on blocks smaller than a page', function () {
   this.timeout(120_000);
-  let dir: string | undefined;
-
-  beforeEach(() => {
-    dir = makeStoreDir();
-  });
-
-  afterEach(() => {
-    removeStoreDir(dir);
-  });
+  const dir = storeDirPerTest();
 
   for (const blockSize of [512, 1024, 2048]) {
     it(`keeps checkpoints and deletes possible after holes are refilled (${blockSize}-byte blocks)`, async () => {
-      const path = `${dir}/store`;
+      const path = `${dir()}/store`;
       const options = { blockSize, maxSizeBytes: STORE_BYTES, encoding: 'binary' as const };
       let store = await BlockStore.open(path, { ...options, create: true, sizeBytes: STORE_BYTES });
       try {
@@ -79,7 +71,7 @@ describe('BlockStore space on blocks smaller than a page', function () {
   }
 
   it('stores values up to half a page inline whatever the block size', async () => {
-    const store = await BlockStore.open(`${dir}/store`, { blockSize: 512, create: true, sizeBytes: STORE_BYTES, encoding: 'binary' });
+    const store = await BlockStore.open(`${dir()}/store`, { blockSize: 512, create: true, sizeBytes: STORE_BYTES, encoding: 'binary' });
     try {
       await store.put('inline', Buffer.alloc(PAGE_BYTES / 2, 1));
       assert.equal((await store.verifyIntegrity()).extentValues, 0);

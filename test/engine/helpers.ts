@@ -38,6 +38,25 @@ export function removeStoreDir(dir: string | undefined): void {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 }
 
+/**
+ * A fresh store directory for each test of the describe() it is called in
+ * (made before each, removed after): returns the current one's path.
+ */
+export function storeDirPerTest(): () => string {
+  let dir: string | undefined;
+  beforeEach(() => {
+    dir = makeStoreDir();
+  });
+  afterEach(() => {
+    removeStoreDir(dir);
+    dir = undefined;
+  });
+  return () => {
+    if (dir === undefined) throw new Error('storeDirPerTest: no test is running');
+    return dir;
+  };
+}
+
 /** Opens (creating if needed) a SMALL_STORE_BYTES store at `path`. */
 export function openSmallStore(path: string, options: BlockStoreOptions = {}): Promise<BlockStore> {
   return BlockStore.open(path, { create: true, sizeBytes: SMALL_STORE_BYTES, ...options });

@@ -106,7 +106,11 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
   /** The first failed chunk write. */
   let writeFailure: unknown;
   let handedOver = false;
-  /** Blocks for the stream's data; with no room, the store grows first where it can. */
+  /**
+   * Blocks for the stream's data; with no room, it waits first for the
+   * blocks only time holds (Journal.reclaim: a deferred fdatasync, trims),
+   * then the store grows where it can, as a put does.
+   */
   const allocate = async (blockCount: number, extentsMax: number): Promise<Extent[]> => {
     // Blocks are taken (and the put committed) after the WAL tail's replay.
     await parts.replayedForWrites();
@@ -116,7 +120,8 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
         return space.allocate(blockCount, extentsMax);
       } catch (error) {
         if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;
-        if (attempt >= GROWTH_ATTEMPTS_MAX || !(await growth.grow(space.shortfallForPuts(1, 0, blockCount)))) throw growth.refusal(error);
+        const room = attempt < GROWTH_ATTEMPTS_MAX && ((await journal.reclaim()) || (await growth.grow(space.shortfallForPuts(1, 0, blockCount))));
+        if (!room) throw growth.refusal(error);
         checkWritable();
       }
     }

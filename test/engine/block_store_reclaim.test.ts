@@ -9,6 +9,8 @@
 // and a sync: false store overwriting 2 MiB of values grew to 88 MiB.)
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
@@ -57,6 +59,23 @@ describe('BlockStore reclaiming freed space before refusing a write', function (
       }
     });
   }
+
+  it('refuses no write stream overwriting three 1 MiB values in a store at its 8 MiB limit (sync: false)', async () => {
+    // A stream's blocks, too, wait for what the deferred fdatasync gives back before a refusal.
+    const store = await BlockStore.open(`${dir()}/streams`, { create: true, sizeBytes: 8 * MiB, maxSizeBytes: 8 * MiB, encoding: 'binary', sync: false });
+    try {
+      const refusals: string[] = [];
+      for (let round = 0; round < 40; round++) {
+        const stream = store.createWriteStream(`key-${round % 3}`);
+        await pipeline(Readable.from([Buffer.alloc(MiB, round & 0xff)]), stream).catch((error: unknown) => refusals.push(error instanceof Error ? error.message : String(error)));
+      }
+      assert.deepEqual(refusals, [], 'streams refused while the values they replaced waited for the deferred fdatasync');
+      await store.flush();
+      await store.verifyIntegrity();
+    } finally {
+      await store.close();
+    }
+  });
 
   it('does not grow a sync: false store that overwrites the same keys for space a sync gives back', async () => {
     const path = `${dir()}/growing`;

@@ -289,8 +289,9 @@ export class Space {
    * per page. Undefined, allocating nothing, if they do not fit.
    */
   allocateCheckpoint(pageCount: number, frameBlocks: number): { pages: Extent[]; frame: Extent[] } | undefined {
-    // The frame first, from the largest runs: pages fit any free unit, the
-    // frame only long runs, which pages placed first could break up. Each
+    // The frame first: pages fit any free unit, the frame needs runs long
+    // enough to hold it in FREE_SET_EXTENTS_MAX pieces, which pages placed
+    // first could break up. Each
     // frame's runs come back once the checkpoint after it is durable, and
     // values take from them only while other runs hold a frame (allocate).
     const frame = this.#allocator.allocate(frameBlocks, FREE_SET_EXTENTS_MAX);

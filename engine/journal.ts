@@ -322,7 +322,7 @@ export class Journal {
   /**
    * Writes a checkpoint now (or joins the one being written). With no room
    * for it, it waits for the blocks only time holds (reclaim: the previous
-   * free-set frame's runs, say, still being trimmed), then the store grows
+   * free-set frame's runs, say, still on their way back to free), then the store grows
    * if it can (store_growth.ts); otherwise ERR_STORE_FULL.
    */
   async checkpoint(): Promise<void> {

@@ -169,7 +169,7 @@ export class BlockStore<V = unknown> {
     this.#grid = new Grid({ device, blockSize, pool, cache, space: this.#space });
     this.#growth = new StoreGrowth({ device, checkpointer: this.#checkpointer, space: this.#space, state: this.#state, blockSize, maxSizeBytes: options.maxSizeBytes });
     // Room for a write refused for it: first the blocks only time holds, then a growth.
-    this.#growthWait = new GrowthWait({ growth: this.#growth, state: this.#state, reclaim: () => this.#journal.reclaim() });
+    this.#growthWait = new GrowthWait({ growth: this.#growth, state: this.#state, makeRoom: (blocksWanted) => this.#journal.makeRoom(blocksWanted) });
     this.#journal = new Journal({
       device,
       blockSize,

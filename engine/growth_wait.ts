@@ -52,21 +52,21 @@ interface HeldWrite {
 export interface GrowthWaitParts {
   readonly growth: StoreGrowth;
   readonly state: StoreState;
-  /** Waits for freed blocks that only time holds (Journal.reclaim); resolves to whether any became free. Tried before a growth. */
-  readonly reclaim: () => Promise<boolean>;
+  /** Waits for freed blocks that only time holds, else grows the store (Journal.makeRoom); resolves to whether room came. */
+  readonly makeRoom: (blocksWanted: number) => Promise<boolean>;
 }
 
 export class GrowthWait {
   readonly #growth: StoreGrowth;
   readonly #state: StoreState;
-  readonly #reclaim: () => Promise<boolean>;
+  readonly #makeRoom: (blocksWanted: number) => Promise<boolean>;
   /** In call order; the first is the one a growth runs for. Empty when none waits. */
   #held: HeldWrite[] = [];
 
   constructor(parts: GrowthWaitParts) {
     this.#growth = parts.growth;
     this.#state = parts.state;
-    this.#reclaim = parts.reclaim;
+    this.#makeRoom = parts.makeRoom;
   }
 
   /** Whether writes wait for a growth now: a write called now must wait behind them. */
@@ -125,7 +125,7 @@ export class GrowthWait {
           // A store that failed meanwhile does not grow (no IO after a failure).
           failure = this.#state.failure;
           // Blocks on their way to being free first (no growth for what a trim or a sync gives back), then a growth.
-          if (failure === undefined) grew = (await this.#reclaim()) || (await this.#growth.grow(refusal.blocksWanted));
+          if (failure === undefined) grew = await this.#makeRoom(refusal.blocksWanted);
         } catch (error) {
           // Only the store's failure (an IO error of the growth's flush or superblock).
           failure = this.#state.failure ?? error;

@@ -332,7 +332,7 @@ export class Journal {
         return;
       } catch (error) {
         if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;
-        const room = attempt < GROWTH_ATTEMPTS_MAX && ((await this.reclaim()) || (await this.#growth.grow(this.#space.checkpointShortfallBlocks(0))));
+        const room = attempt < GROWTH_ATTEMPTS_MAX && (await this.makeRoom(this.#space.checkpointShortfallBlocks(0)));
         if (!room) throw this.#growth.refusal(error);
       }
     }
@@ -356,6 +356,15 @@ export class Journal {
       await this.#space.trimsSettled();
     }
     return this.#space.allocatableBlockCount > freeBefore;
+  }
+
+  /**
+   * Room for a write or a checkpoint refused for it: the blocks only time
+   * holds (reclaim), else a growth by `blocksWanted` where the store can
+   * grow. Resolves to whether any room came.
+   */
+  async makeRoom(blocksWanted: number): Promise<boolean> {
+    return (await this.reclaim()) || (await this.#growth.grow(blocksWanted));
   }
 
   /** Cancels the deferred fdatasync (the store is closing). */
@@ -607,7 +616,7 @@ export class Journal {
         // Blocks on their way to being free (the checkpoint's replaced
         // pages, trims in flight) make room, then growing the store, where
         // it can grow.
-        if (attempt <= GROWTH_ATTEMPTS_MAX + 1 && ((await this.reclaim()) || (await this.#growth.grow(this.#space.checkpointShortfallBlocks(newPages))))) continue;
+        if (attempt <= GROWTH_ATTEMPTS_MAX + 1 && (await this.makeRoom(this.#space.checkpointShortfallBlocks(newPages)))) continue;
         throw this.#growth.refusal(
           new StoreError(
             'ERR_STORE_FULL',

@@ -108,8 +108,8 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
   let handedOver = false;
   /**
    * Blocks for the stream's data; with no room, it waits first for the
-   * blocks only time holds (Journal.reclaim: a deferred fdatasync, trims),
-   * then the store grows where it can, as a put does.
+   * blocks only time holds, then the store grows where it can
+   * (Journal.makeRoom), as a put does.
    */
   const allocate = async (blockCount: number, extentsMax: number): Promise<Extent[]> => {
     // Blocks are taken (and the put committed) after the WAL tail's replay.
@@ -120,7 +120,7 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
         return space.allocate(blockCount, extentsMax);
       } catch (error) {
         if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;
-        const room = attempt < GROWTH_ATTEMPTS_MAX && ((await journal.reclaim()) || (await growth.grow(space.shortfallForPuts(1, 0, blockCount))));
+        const room = attempt < GROWTH_ATTEMPTS_MAX && (await journal.makeRoom(space.shortfallForPuts(1, 0, blockCount)));
         if (!room) throw growth.refusal(error);
         checkWritable();
       }

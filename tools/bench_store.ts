@@ -48,6 +48,7 @@ import {
   countsFor,
   DATASET_WORKLOAD_IDS,
   FULL_COUNTS,
+  medianRound,
   phaseSpecs,
   runBlobs,
   runBulkLoad,
@@ -56,6 +57,7 @@ import {
   runOneWriter,
   runRandomGets,
   runReopen,
+  roundOrder,
   runScan,
   STORE_WORKLOAD_IDS,
   ValueSource,
@@ -63,6 +65,7 @@ import {
   type StoreMeasurement,
   type StoreWorkloadId,
   type WorkloadCounts,
+  WRITER_PHASE_ROUNDS,
 } from './bench/store_workloads.js';
 import { WORKLOADS } from './bench/workload_spec.js';
 import { usageCode } from './cli/command_line.js';
@@ -201,6 +204,38 @@ class Results {
   }
 }
 
+/**
+ * Runs `phaseId` WRITER_PHASE_ROUNDS times over `contenders`, in the order
+ * roundOrder gives each round, and adds each contender's median round. A
+ * contender that fails a round is reported failed and left out of the
+ * rounds after it.
+ */
+async function runInRounds(
+  phaseId: PhaseId,
+  contenders: readonly StoreContender[],
+  results: Results,
+  run: (contender: StoreContender) => Promise<StoreMeasurement>,
+): Promise<void> {
+  const rounds = new Map<StoreContender, StoreMeasurement[]>(contenders.map((contender) => [contender, []]));
+  const failed = new Set<StoreContender>();
+  for (let round = 0; round < WRITER_PHASE_ROUNDS; round++) {
+    for (const contender of roundOrder(contenders, round, WRITER_PHASE_ROUNDS)) {
+      if (failed.has(contender)) continue;
+      try {
+        const measurement = await run(contender);
+        rounds.get(contender)!.push(measurement);
+        log(`${phaseId} ${contender.label}, round ${round + 1} of ${WRITER_PHASE_ROUNDS}: ${Math.round(measurement.opsPerSecond)} ops/s`);
+      } catch (error) {
+        failed.add(contender);
+        results.fail([phaseId], contender, error);
+      }
+    }
+  }
+  for (const contender of contenders) {
+    if (!failed.has(contender)) results.add(phaseId, contender, medianRound(rounds.get(contender)!));
+  }
+}
+
 /** A store's run took longer than STORE_RUN_TIMEOUT_MS: the store is abandoned, not closed. */
 class StoreRunTimeout extends Error {}
 
@@ -277,7 +312,7 @@ async function runFioReferences(options: Options): Promise<FioRun> {
 /**
  * The references of the store targets. The 4 KiB write + fdatasync QD1
  * one is the median of every measurement of it: the one-writer phase
- * measures it again right before and right after ringstore's run, since
+ * measures it again right before and right after each of ringstore's rounds, since
  * this host's flush moved 2 × within minutes (fio 9 286 and 4 055 IOPS in
  * two runs of the bench, docs/benchmarks.md, session 15).
  */
@@ -307,7 +342,7 @@ function formatFio(fio: { version: string; results: FioResult[] }): string {
     `== fio (${fio.version}, io_uring, direct, ${FIO_FILE.path}) ==`,
     formatTable(['workload', 'IOPS', 'MiB/s', 'write p50 µs', 'sync p50 µs', 'write+sync p50 µs'], rows),
     'write p50 is fio\'s lat_ns (submission + completion); fio times the fdatasync separately (sync p50); MiB/s of a write + fdatasync job counts the fdatasyncs\' time.',
-    'ringstore\'s one-writer targets take the median of the write + fdatasync QD1 rows: measured at the start, and right before and after ringstore\'s one-writer run (the other one-writer rows are not bracketed).',
+    'ringstore\'s one-writer targets take the median of the write + fdatasync QD1 rows: measured at the start, and right before and after each of ringstore\'s one-writer rounds (the other one-writer rows are not bracketed).',
   ].join('\n');
 }
 
@@ -353,21 +388,25 @@ async function main(): Promise<void> {
   const values = new ValueSource(counts.valueSizeBytes, VALUE_POOL_SIZE_BYTES);
 
   if (options.only.has('one-writer')) {
-    for (const contender of [ringstore, ringstoreSpin, ringLevel, lmdb, classicLevel, betterSqlite3]) {
-      // The flush ringstore's one writer is judged against, measured beside it (fioReference).
+    await runInRounds('one-writer', [ringstore, ringstoreSpin, ringLevel, lmdb, classicLevel, betterSqlite3], results, async (contender) => {
+      // The flush ringstore's one writer is judged against, measured beside each of its rounds (fioReference).
       if (contender === ringstore) await fio?.again('write-fdatasync-qd1', "before ringstore's one writer");
+      let measurement: StoreMeasurement | undefined;
       await withFreshStore(contender, 'one-writer', options, async (store) => {
-        results.add('one-writer', contender, await runOneWriter(store, counts, values));
-      }).catch((error: unknown) => results.fail(['one-writer'], contender, error));
+        measurement = await runOneWriter(store, counts, values);
+      });
       if (contender === ringstore) await fio?.again('write-fdatasync-qd1', "after ringstore's one writer");
-    }
+      return measurement!;
+    });
   }
   if (options.only.has('writers-64')) {
-    for (const contender of [ringstore, ringstoreSpin, ringLevel, lmdb, classicLevel, betterSqlite3, classicLevelBatched, betterSqlite3Batched]) {
+    await runInRounds('writers-64', [ringstore, ringstoreSpin, ringLevel, lmdb, classicLevel, betterSqlite3, classicLevelBatched, betterSqlite3Batched], results, async (contender) => {
+      let measurement: StoreMeasurement | undefined;
       await withFreshStore(contender, 'writers-64', options, async (store) => {
-        results.add('writers-64', contender, await runConcurrentWriters(store, counts, values));
-      }).catch((error: unknown) => results.fail(['writers-64'], contender, error));
-    }
+        measurement = await runConcurrentWriters(store, counts, values);
+      });
+      return measurement!;
+    });
   }
   if (DATASET_WORKLOAD_IDS.some((id) => options.only.has(id))) {
     const datasetPhases: PhaseId[] = [];

@@ -50,7 +50,7 @@ import { PageTree } from './page_tree.js';
 import { probeSuperblocks, recoverStore, type SuperblockProbe } from './recovery.js';
 import { RingBlockDevice } from './ring_block_device.js';
 import { Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
-import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, unreadableArgument, type CheckedRange, type KeyRange } from './store_arguments.js';
+import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, elementsOf, guardedCheck, optionFields, type CheckedRange, type KeyRange } from './store_arguments.js';
 import { invalidArgument, StoreError } from './store_error.js';
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
 import { eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
@@ -59,6 +59,7 @@ import { GrowthWait, type QueueAttempt, type RoomRefusal } from './growth_wait.j
 import { GROWTH_ATTEMPTS_MAX, StoreGrowth } from './store_growth.js';
 import { StoreState } from './store_state.js';
 import {
+  BLOCK_STORE_OPTION_NAMES,
   CLEAR_BATCH_KEYS_MAX,
   DEFAULT_CACHE_SIZE_BYTES,
   DEFAULT_ENCODING,
@@ -229,9 +230,10 @@ export class BlockStore<V = unknown> {
    *
    * @typeParam V - The type of the store's values (see BlockStore).
    */
-  static async open<V = unknown>(path: string, options: BlockStoreOptions = {}): Promise<BlockStore<V>> {
+  static async open<V = unknown>(path: string, given: BlockStoreOptions = {}): Promise<BlockStore<V>> {
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('path must be a non-empty string');
-    if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object');
+    if (given === null || typeof given !== 'object') throw invalidArgument('options must be an object');
+    const options = optionFields(given, BLOCK_STORE_OPTION_NAMES, 'options');
     const create = checkBoolean(options.create, 'create', false);
     const readOnly = checkBoolean(options.readOnly, 'readOnly', false);
     if (readOnly && create) throw invalidArgument("options 'readOnly' and 'create' exclude each other: a read-only open writes nothing");
@@ -247,8 +249,8 @@ export class BlockStore<V = unknown> {
       throw invalidArgument(`option 'maxSizeBytes' (${maxSizeBytes}) is less than 'sizeBytes' (${sizeBytes})`, 'range');
     }
     if (options.walSizeBytes !== undefined) checkSize(options.walSizeBytes, 'walSizeBytes', 0, 0);
-    if (options.ring !== undefined && !(options.ring instanceof IoUringActor)) throw invalidArgument('ring must be an IoUringActor');
-    if (options.device !== undefined) checkBlockDevice(options.device);
+    if (options.ring !== undefined && !guardedCheck("option 'ring'", () => options.ring instanceof IoUringActor)) throw invalidArgument('ring must be an IoUringActor');
+    if (options.device !== undefined) guardedCheck("option 'device'", () => checkBlockDevice(options.device));
     const walSizeBytes = options.walSizeBytes ?? (options.sizeBytes === undefined && options.device === undefined ? Math.min(DEFAULT_NEW_FILE_WAL_SIZE_BYTES, sizeBytes / 2) : undefined);
     if (create && options.device === undefined) {
       const layout = storeLayout(sizeBytes, blockSize, walSizeBytes);
@@ -386,13 +388,14 @@ export class BlockStore<V = unknown> {
    * `sizeBytes` when that is larger. Refused with ERR_STORE_LOCKED while a
    * store has it open. Resolves once the new store is durable.
    */
-  static async format(path: string, options: Pick<BlockStoreOptions, 'sizeBytes' | 'blockSize' | 'walSizeBytes' | 'ring' | 'encoding'> = {}): Promise<void> {
+  static async format(path: string, given: Pick<BlockStoreOptions, 'sizeBytes' | 'blockSize' | 'walSizeBytes' | 'ring' | 'encoding'> = {}): Promise<void> {
     if (typeof path !== 'string' || path.length === 0) throw invalidArgument('path must be a non-empty string');
-    if (options === null || typeof options !== 'object') throw invalidArgument('options must be an object');
+    if (given === null || typeof given !== 'object') throw invalidArgument('options must be an object');
+    const options = optionFields(given, ['sizeBytes', 'blockSize', 'walSizeBytes', 'ring', 'encoding'], 'options');
     const blockSize = checkBlockSize(options.blockSize);
     const sizeBytes = checkSize(options.sizeBytes, 'sizeBytes', 0, 0);
     if (options.walSizeBytes !== undefined) checkSize(options.walSizeBytes, 'walSizeBytes', 0, 0);
-    if (options.ring !== undefined && !(options.ring instanceof IoUringActor)) throw invalidArgument('ring must be an IoUringActor');
+    if (options.ring !== undefined && !guardedCheck("option 'ring'", () => options.ring instanceof IoUringActor)) throw invalidArgument('ring must be an IoUringActor');
     /** The WAL of a store whose size is chosen here (a new or empty file without sizeBytes): as open's. */
     const walOfDefaultSize = options.walSizeBytes ?? DEFAULT_NEW_FILE_WAL_SIZE_BYTES;
     const encoding = options.encoding ?? DEFAULT_ENCODING;
@@ -507,18 +510,12 @@ export class BlockStore<V = unknown> {
    */
   async getMany(keys: readonly Key[]): Promise<(V | undefined)[]> {
     this.#state.checkOpen();
-    if (!Array.isArray(keys)) throw invalidArgument(`getMany takes an array of keys, got ${describeArgument(keys)}`);
+    // Each key read once: a getter cannot hand validation one key and the lookup another.
+    const given = elementsOf(keys, 'the keys of getMany', `getMany takes an array of keys, got ${describeArgument(keys)}`);
     const keyStrings: string[] = [];
-    for (let index = 0; index < keys.length; index++) {
-      // Each key read once: a getter cannot hand validation one key and the lookup another.
-      let key: unknown;
+    for (let index = 0; index < given.length; index++) {
       try {
-        key = keys[index];
-      } catch (error) {
-        throw unreadableArgument('the keys of getMany', error);
-      }
-      try {
-        keyStrings.push(toKeyString(key));
+        keyStrings.push(toKeyString(given[index]));
       } catch (error) {
         if (error instanceof Error) error.message = `getMany key ${index}: ${error.message}`;
         throw error;
@@ -607,8 +604,8 @@ export class BlockStore<V = unknown> {
 
   /** Applies all operations atomically: after a crash, all or none of them. */
   async batch(operations: BatchOperation<V>[]): Promise<void> {
-    if (!Array.isArray(operations)) throw invalidArgument('batch takes an array of operations');
-    await this.#write(operations);
+    // The array is read in #write, after the store's state: a closed store says so first.
+    await this.#write(operations, true);
   }
 
   /**
@@ -886,12 +883,14 @@ export class BlockStore<V = unknown> {
    * tail recovered at open is replayed, the encoded write is held and
    * queued when the replay ends, in call order (ReplayOverlay.afterReplay).
    */
-  #write(operations: readonly unknown[]): Promise<PendingWrite> {
+  #write(operations: unknown, callersArray = false): Promise<PendingWrite> {
     let encoded: EncodedWrite;
     const replay = this.#replay;
     try {
       this.#state.checkWritable();
-      encoded = encodeWrite(operations, this.#writeEncoding, replay !== undefined);
+      // A caller's array (batch) is read once, under a guard; the façade's own (put, delete) is ours.
+      const elements = callersArray ? elementsOf(operations, 'the operations of batch', `batch takes an array of operations, got ${describeArgument(operations)}`) : (operations as readonly unknown[]);
+      encoded = encodeWrite(elements, this.#writeEncoding, replay !== undefined);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -15,6 +15,72 @@ export function unreadableArgument(what: string, error: unknown): TypeError | Ra
   return Object.assign(invalidArgument(`${what} could not be read: ${error instanceof Error ? error.message : describeArgument(error)}`), { cause: error });
 }
 
+/**
+ * The fields `names` of a caller's options object, each read once into a
+ * plain object of our own: a getter cannot hand validation one value and
+ * the store another, and an object whose getter or Proxy trap throws (a
+ * revoked Proxy too) is ERR_INVALID_ARG with that error as cause.
+ * REQUIRES: `options` is an object (the caller checked).
+ */
+export function optionFields<T extends object>(options: T, names: readonly (keyof T & string)[], what: string): Partial<T> {
+  const fields: Partial<T> = {};
+  try {
+    for (const name of names) {
+      const value = options[name];
+      if (value !== undefined) fields[name] = value;
+    }
+  } catch (error) {
+    throw unreadableArgument(what, error);
+  }
+  return fields;
+}
+
+/**
+ * The elements of a caller's array, each read once, in an array of our
+ * own. Array.isArray, the length and every index are read under one guard:
+ * a Proxy (revoked, or whose trap throws) is ERR_INVALID_ARG with its error
+ * as cause, as is a length no array can have (a Proxy's lie); anything that
+ * is not an array is ERR_INVALID_ARG `notArray`.
+ */
+export function elementsOf(value: unknown, what: string, notArray: string): unknown[] {
+  let isArray: boolean;
+  try {
+    isArray = Array.isArray(value);
+  } catch (error) {
+    throw unreadableArgument(what, error);
+  }
+  if (!isArray) throw invalidArgument(notArray);
+  const array = value as readonly unknown[];
+  let elements: unknown[];
+  try {
+    const length = array.length;
+    if (!Number.isInteger(length) || length < 0 || length > ARRAY_LENGTH_MAX) throw new RangeError(`a length of ${describeArgument(length)}, which no array has`);
+    elements = new Array<unknown>(length);
+    for (let index = 0; index < length; index++) elements[index] = array[index];
+  } catch (error) {
+    throw unreadableArgument(what, error);
+  }
+  return elements;
+}
+
+/**
+ * Runs a check of a caller's object whose reads may throw (a getter, a
+ * Proxy trap, `instanceof` on a revoked Proxy): such an error is
+ * ERR_INVALID_ARG naming `what`, with it as cause; the check's own
+ * ERR_INVALID_ARG passes as it is.
+ */
+export function guardedCheck<T>(what: string, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof Error && (error as { code?: unknown }).code === 'ERR_INVALID_ARG') throw error;
+    throw unreadableArgument(what, error);
+  }
+}
+
+/** The longest a JavaScript array can be (2^32 − 1 elements). */
+const ARRAY_LENGTH_MAX = 2 ** 32 - 1;
+
 /** A range bound, validated like a key; undefined if absent. */
 export function rangeBound(bound: unknown, name: string): string | undefined {
   if (bound === undefined) return undefined;

@@ -67,6 +67,12 @@ export interface BlockStoreOptions {
   readOnly?: boolean;
 }
 
+/** Every field of BlockStoreOptions: open() reads each once (store_arguments.ts optionFields). */
+export const BLOCK_STORE_OPTION_NAMES = ['create', 'sizeBytes', 'maxSizeBytes', 'blockSize', 'cacheSizeBytes', 'walSizeBytes', 'encoding', 'sync', 'ring', 'device', 'readOnly'] as const satisfies readonly (keyof BlockStoreOptions)[];
+// A field added to BlockStoreOptions and not to the list above fails to compile here.
+const OPTION_NAMES_COVER_OPTIONS: [Exclude<keyof BlockStoreOptions, (typeof BLOCK_STORE_OPTION_NAMES)[number]>] extends [never] ? true : never = true;
+void OPTION_NAMES_COVER_OPTIONS;
+
 /**
  * One operation of BlockStore.batch(): a put of `value` under `key`, or a
  * delete of `key`.

@@ -13,7 +13,7 @@
 import { Packr } from 'msgpackr';
 
 import { isUint8Array, isWellFormed } from './key_codec.js';
-import { invalidArgument } from './store_error.js';
+import { invalidArgument, StoreError } from './store_error.js';
 
 /**
  * How a store turns values into bytes: `'msgpack'` (structured values,
@@ -74,6 +74,7 @@ export function valueCodec(encoding: ValueEncoding): ValueCodec {
         name: encoding,
         encode: (value) => {
           if (value === undefined) throw invalidArgument('value must not be undefined (use delete)');
+          encodeWith(encoding, () => checkElementCounts(value, { left: ENCODED_ELEMENTS_MAX }));
           const bytes = encodeWith(encoding, () => packr.pack(value));
           // msgpack strings are UTF-8, which has no bytes for a lone
           // surrogate: msgpackr writes U+FFFD (long strings) or the
@@ -135,10 +136,68 @@ function encodeWith<T>(encoding: ValueEncoding, encode: () => T): T {
   try {
     return encode();
   } catch (error) {
+    if (error instanceof StoreError) throw error;
     if (error instanceof UnstorableValue) throw Object.assign(invalidArgument(`encoding '${encoding}' cannot store this value: ${error.message}`), { cause: error });
     const reason = error instanceof RangeError && /call stack/.test(error.message) ? 'it is circular or nested too deeply' : error instanceof Error ? error.message : String(error);
     throw Object.assign(invalidArgument(`encoding '${encoding}' cannot store this value: ${reason}`), { cause: error });
   }
+}
+
+/**
+ * The most elements (array items, map entries, set members, object
+ * properties) a msgpack value may hold: each takes at least one byte, and
+ * a value holds at most VALUE_SIZE_MAX (store_options.ts, 1 GiB) bytes.
+ */
+export const ENCODED_ELEMENTS_MAX = 1 << 30;
+
+/**
+ * Refuses, before msgpackr walks it, a value whose arrays, maps and sets
+ * claim more elements than any storable value holds (ENCODED_ELEMENTS_MAX
+ * in all). msgpackr iterates an array up to its length whatever it holds:
+ * a sparse array of length 2^32 − 1 (one `array[4294967294] = x` makes
+ * one) or a Proxy claiming a length of 2^53 held the thread and grew the
+ * process by GBs for as long as it ran, with no error (found by a review:
+ * 5.7 GB in 30 s). Each length is read before its elements are, so the
+ * refusal is at once. It walks what msgpackr walks and reads each part once
+ * more: a getter that answers differently the second time is not guarded
+ * against. Throws ERR_VALUE_TOO_LARGE; circular or too deep values
+ * overflow the stack here as in msgpackr (encodeWith's refusal).
+ */
+function checkElementCounts(value: unknown, budget: { left: number }): void {
+  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date) return;
+  if (Array.isArray(value)) {
+    const length = value.length;
+    claimElements(length, budget, 'an array');
+    for (let index = 0; index < length; index++) {
+      const item: unknown = value[index];
+      if (item !== null && typeof item === 'object') checkElementCounts(item, budget);
+    }
+  } else if (value instanceof Map) {
+    claimElements(value.size, budget, 'a Map');
+    for (const [key, entry] of value) {
+      checkElementCounts(key, budget);
+      checkElementCounts(entry, budget);
+    }
+  } else if (value instanceof Set) {
+    claimElements(value.size, budget, 'a Set');
+    for (const member of value) checkElementCounts(member, budget);
+  } else {
+    for (const key in value) {
+      if (!Object.prototype.hasOwnProperty.call(value, key)) continue;
+      claimElements(1, budget, 'an object');
+      const field: unknown = (value as Record<string, unknown>)[key];
+      if (field !== null && typeof field === 'object') checkElementCounts(field, budget);
+    }
+  }
+}
+
+function claimElements(count: number, budget: { left: number }, what: string): void {
+  if (count <= budget.left) {
+    budget.left -= count;
+    return;
+  }
+  const claim = Number.isSafeInteger(count) ? `${count} elements` : `a length of ${String(count)}`;
+  throw new StoreError('ERR_VALUE_TOO_LARGE', `the value holds ${what} of ${claim}: more than a value of at most ${ENCODED_ELEMENTS_MAX} bytes can hold (a sparse array's length counts)`);
 }
 
 function refuseFunction(): never {

@@ -12,6 +12,7 @@ import { AbstractLevel, type AbstractDatabaseOptions, type AbstractOpenOptions }
 import { BlockStore } from '../engine/block_store.js';
 import { type BatchOperation, type BlockStoreOptions } from '../engine/store_options.js';
 import type { Key } from '../engine/key_codec.js';
+import { describeArgument, unreadableArgument } from '../engine/store_arguments.js';
 import { invalidArgument, StoreError } from '../engine/store_error.js';
 import { fromStore, isEmptyKey, valueToStore, type Encoded } from './formats.js';
 import { emptyKeyError, RingLevelError, toLevelError } from './level_error.js';
@@ -103,8 +104,18 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
   readonly #clock = new WriteClock(() => this.#store);
 
   constructor(location: string, options: RingLevelOptions<K, V> = {}) {
-    if (typeof location !== 'string' || location.length === 0) throw new TypeError('ringstore/level: location must be a non-empty string');
-    const { sizeBytes, maxSizeBytes, blockSize, cacheSizeBytes, walSizeBytes, sync, ring, device, ...levelOptions } = options;
+    if (typeof location !== 'string' || location.length === 0) throw invalidArgument(`ringstore/level: location must be a non-empty string, got ${describeArgument(location)}`);
+    if (options === null || typeof options !== 'object') throw invalidArgument(`ringstore/level: options must be an object, got ${describeArgument(options)}`);
+    // Read once, under a guard: a throwing getter or a revoked Proxy is ERR_INVALID_ARG.
+    let storeFields: RingLevelStoreOptions;
+    let levelOptions: Omit<RingLevelOptions<K, V>, keyof RingLevelStoreOptions>;
+    try {
+      const { sizeBytes, maxSizeBytes, blockSize, cacheSizeBytes, walSizeBytes, sync, ring, device, ...rest } = options;
+      storeFields = { sizeBytes, maxSizeBytes, blockSize, cacheSizeBytes, walSizeBytes, sync, ring, device };
+      levelOptions = rest;
+    } catch (error) {
+      throw unreadableArgument('ringstore/level: options', error);
+    }
     // Store options a RingLevel decides itself. Ignoring them would be worse
     // than refusing them: a `readOnly: true` database would take the
     // writer's lock and write (found by a review).
@@ -113,7 +124,7 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
     }
     super(MANIFEST, levelOptions);
     this.location = location;
-    this.#storeOptions = { sizeBytes, maxSizeBytes, blockSize, cacheSizeBytes, walSizeBytes, sync, ring, device };
+    this.#storeOptions = storeFields;
   }
 
   /** The open store, for what abstract-level does not cover (stats, checkpoint, flush). Throws when not open. */

@@ -61,6 +61,25 @@ describe('RingLevel', () => {
       await db.close();
     });
 
+    it('refuses a bad location or an unreadable options object with ERR_INVALID_ARG, not an uncoded error (found by a review)', () => {
+      const revoked = Proxy.revocable({}, {});
+      revoked.revoke();
+      const throwing = new Proxy({}, { get: () => { throw new Error('getter'); }, ownKeys: () => { throw new Error('ownKeys'); } });
+      const cases: [string, () => unknown][] = [
+        ['no location', () => new RingLevel(undefined as unknown as string)],
+        ['an empty location', () => new RingLevel('')],
+        ['a number as location', () => new RingLevel(0 as unknown as string)],
+        ['an object as location', () => new RingLevel({} as unknown as string)],
+        ['null options', () => new RingLevel(location(), null as unknown as RingLevelOptions)],
+        ['a string as options', () => new RingLevel(location(), 'x' as unknown as RingLevelOptions)],
+        ['revoked Proxy options', () => new RingLevel(location(), revoked.proxy as RingLevelOptions)],
+        ['throwing Proxy options', () => new RingLevel(location(), throwing as RingLevelOptions)],
+      ];
+      for (const [label, make] of cases) {
+        assert.throws(make, (error: Error & { code?: string }) => (error instanceof TypeError || error instanceof RangeError) && error.code === 'ERR_INVALID_ARG', label);
+      }
+    });
+
     it("refuses the store options it decides itself (encoding, create, readOnly) with ERR_INVALID_ARG, creating nothing (they were ignored: a readOnly database wrote; found by a review)", () => {
       for (const name of ['encoding', 'create', 'readOnly']) {
         const path = location();

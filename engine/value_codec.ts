@@ -191,13 +191,17 @@ function checkElementCounts(value: unknown, budget: { left: number }): void {
   }
 }
 
+/** Takes `count` elements of `what` from the budget; a count no collection can have (a Proxy's lie) is refused as unstorable. */
 function claimElements(count: number, budget: { left: number }, what: string): void {
+  if (!Number.isInteger(count) || count < 0) throw new UnstorableValue(`it holds ${what} claiming ${String(count)} elements`);
   if (count <= budget.left) {
     budget.left -= count;
     return;
   }
-  const claim = Number.isSafeInteger(count) ? `${count} elements` : `a length of ${String(count)}`;
-  throw new StoreError('ERR_VALUE_TOO_LARGE', `the value holds ${what} of ${claim}: more than a value of at most ${ENCODED_ELEMENTS_MAX} bytes can hold (a sparse array's length counts)`);
+  throw new StoreError(
+    'ERR_VALUE_TOO_LARGE',
+    `the value's arrays, Maps, Sets and objects claim more than ${ENCODED_ELEMENTS_MAX} elements, at least a byte each, where a value holds at most ${ENCODED_ELEMENTS_MAX} bytes (the last counted: ${what} of ${count}; a sparse array's length counts)`,
+  );
 }
 
 function refuseFunction(): never {

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
-import { valueCodec } from '../../engine/value_codec.js';
+import { VALUE_SIZE_MAX } from '../../engine/store_options.js';
+import { ENCODED_ELEMENTS_MAX, valueCodec } from '../../engine/value_codec.js';
 import { storeDirPerTest } from './helpers.js';
 
 const DEVICE_BYTES = 4 << 20;
@@ -150,6 +151,17 @@ describe('BlockStore with unreadable or lying arguments', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('refuses a msgpack value holding an array that claims a negative or fractional length with ERR_INVALID_ARG', () => {
+    const codec = valueCodec('msgpack');
+    for (const length of [-1, 1.5, Number.NaN]) {
+      assert.throws(() => codec.encode({ list: lyingLength(length) }), (error: Error & { code?: string }) => error.code === 'ERR_INVALID_ARG' && /claiming/.test(error.message), String(length));
+    }
+  });
+
+  it('counts elements against the largest value: ENCODED_ELEMENTS_MAX is VALUE_SIZE_MAX (a byte an element at least)', () => {
+    assert.equal(ENCODED_ELEMENTS_MAX, VALUE_SIZE_MAX);
   });
 
   it('still takes msgpack arrays, Maps, Sets and objects that fit, and refuses circular ones as before', () => {

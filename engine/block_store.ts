@@ -50,7 +50,7 @@ import { PageTree } from './page_tree.js';
 import { probeSuperblocks, recoverStore, type SuperblockProbe } from './recovery.js';
 import { RingBlockDevice } from './ring_block_device.js';
 import { Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
-import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, elementsOf, guardedCheck, optionFields, type CheckedRange, type KeyRange } from './store_arguments.js';
+import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, guardedCheck, mapElements, optionFields, type CheckedRange, type KeyRange } from './store_arguments.js';
 import { invalidArgument, StoreError } from './store_error.js';
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
 import { eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
@@ -81,7 +81,7 @@ import { StoreReader, type ScanShape } from './store_reader.js';
 import { replayWal } from './wal_replay.js';
 import { createValueReadStream, createValueWriteStream, storedEntries, type StoredEntry, type StreamParts } from './value_streams.js';
 import { valueCodec, type ValueCodec, type ValueEncoding } from './value_codec.js';
-import { encodeWrite, withLargeValuesCopied, type EncodedWrite, type WriteEncodingParts } from './write_encoding.js';
+import { checkedOperation, encodeWrite, withLargeValuesCopied, type EncodedWrite, type WriteEncodingParts } from './write_encoding.js';
 
 export { CHECKPOINT_WAL_FILL } from './checkpoint_policy.js';
 export { SYNC_DEFER_MS } from './journal.js';
@@ -511,16 +511,14 @@ export class BlockStore<V = unknown> {
   async getMany(keys: readonly Key[]): Promise<(V | undefined)[]> {
     this.#state.checkOpen();
     // Each key read once: a getter cannot hand validation one key and the lookup another.
-    const given = elementsOf(keys, 'the keys of getMany', `getMany takes an array of keys, got ${describeArgument(keys)}`);
-    const keyStrings: string[] = [];
-    for (let index = 0; index < given.length; index++) {
+    const keyStrings = mapElements(keys, 'the keys of getMany', `getMany takes an array of keys, got ${describeArgument(keys)}`, (key, index) => {
       try {
-        keyStrings.push(toKeyString(given[index]));
+        return toKeyString(key);
       } catch (error) {
         if (error instanceof Error) error.message = `getMany key ${index}: ${error.message}`;
         throw error;
       }
-    }
+    });
     return (await this.#reader.getMany(keyStrings)) as (V | undefined)[];
   }
 
@@ -889,7 +887,9 @@ export class BlockStore<V = unknown> {
     try {
       this.#state.checkWritable();
       // A caller's array (batch) is read once, under a guard; the façade's own (put, delete) is ours.
-      const elements = callersArray ? elementsOf(operations, 'the operations of batch', `batch takes an array of operations, got ${describeArgument(operations)}`) : (operations as readonly unknown[]);
+      const elements = callersArray
+        ? mapElements(operations, 'the operations of batch', `batch takes an array of operations, got ${describeArgument(operations)}`, checkedOperation)
+        : (operations as readonly unknown[]);
       encoded = encodeWrite(elements, this.#writeEncoding, replay !== undefined);
     } catch (error) {
       return Promise.reject(error);

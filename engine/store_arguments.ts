@@ -36,13 +36,15 @@ export function optionFields<T extends object>(options: T, names: readonly (keyo
 }
 
 /**
- * The elements of a caller's array, each read once, in an array of our
- * own. Array.isArray, the length and every index are read under one guard:
+ * `take` of each element of a caller's array, in order, each element read
+ * once. Array.isArray, the length and every index are read under a guard:
  * a Proxy (revoked, or whose trap throws) is ERR_INVALID_ARG with its error
  * as cause, as is a length no array can have (a Proxy's lie); anything that
- * is not an array is ERR_INVALID_ARG `notArray`.
+ * is not an array is ERR_INVALID_ARG `notArray`. `take` runs as each
+ * element is read, so a bad element stops the walk there: a sparse array
+ * of length 2^32 − 1 is refused at its first hole, not copied whole.
  */
-export function elementsOf(value: unknown, what: string, notArray: string): unknown[] {
+export function mapElements<T>(value: unknown, what: string, notArray: string, take: (element: unknown, index: number) => T): T[] {
   let isArray: boolean;
   try {
     isArray = Array.isArray(value);
@@ -51,16 +53,24 @@ export function elementsOf(value: unknown, what: string, notArray: string): unkn
   }
   if (!isArray) throw invalidArgument(notArray);
   const array = value as readonly unknown[];
-  let elements: unknown[];
+  let length: number;
   try {
-    const length = array.length;
-    if (!Number.isInteger(length) || length < 0 || length > ARRAY_LENGTH_MAX) throw new RangeError(`a length of ${describeArgument(length)}, which no array has`);
-    elements = new Array<unknown>(length);
-    for (let index = 0; index < length; index++) elements[index] = array[index];
+    length = array.length;
   } catch (error) {
     throw unreadableArgument(what, error);
   }
-  return elements;
+  if (!Number.isInteger(length) || length < 0 || length > ARRAY_LENGTH_MAX) throw invalidArgument(`${what}: a length of ${describeArgument(length)}, which no array has`, 'range');
+  const taken: T[] = [];
+  for (let index = 0; index < length; index++) {
+    let element: unknown;
+    try {
+      element = array[index];
+    } catch (error) {
+      throw unreadableArgument(what, error);
+    }
+    taken.push(take(element, index));
+  }
+  return taken;
 }
 
 /**

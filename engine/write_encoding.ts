@@ -53,6 +53,12 @@ export interface WriteEncodingParts {
   readonly commitPayloadMax: number;
 }
 
+/** `operation` if it is an object (a batch operation's fields are read in encodeWrite); ERR_INVALID_ARG otherwise. */
+export function checkedOperation(operation: unknown): object {
+  if (operation === null || typeof operation !== 'object') throw invalidArgument('batch operations must be objects');
+  return operation;
+}
+
 /**
  * Checks and encodes `operations` (BatchOperation objects, as given).
  * Throws ERR_INVALID_ARG, ERR_VALUE_TOO_LARGE or the codec's error; a batch
@@ -66,7 +72,7 @@ export function encodeWrite(operations: readonly unknown[], parts: WriteEncoding
   let inlineBytes = 0;
   let hasPut = false;
   for (const operation of operations) {
-    if (operation === null || typeof operation !== 'object') throw invalidArgument('batch operations must be objects');
+    checkedOperation(operation);
     // Each field read once: a getter cannot hand validation one key and the record another.
     let type: unknown, key: unknown, value: unknown;
     try {

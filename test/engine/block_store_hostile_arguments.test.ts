@@ -60,6 +60,9 @@ type Recipe =
   | { kind: 'proxied object'; entries: [string, Recipe][] }
   | { kind: 'circular' }
   | { kind: 'throwing proxy' }
+  | { kind: 'revoked proxy' }
+  | { kind: 'sparse array' }
+  | { kind: 'lying array'; length: number }
   | { kind: 'null prototype' }
   | { kind: 'date'; time: number }
   | { kind: 'map'; entries: [Recipe, Recipe][] }
@@ -118,6 +121,20 @@ function build(recipe: Recipe): unknown {
           ]),
         ),
       );
+    case 'revoked proxy': {
+      // Every operation on it throws, Array.isArray and instanceof included.
+      const revocable = Proxy.revocable([], {});
+      revocable.revoke();
+      return revocable.proxy;
+    }
+    case 'sparse array': {
+      // Length 2^32 − 1 with one element: what `a[4294967294] = x` makes.
+      const sparse: unknown[] = [];
+      sparse[2 ** 32 - 2] = 'last';
+      return sparse;
+    }
+    case 'lying array':
+      return new Proxy(['a'], { get: (target, property) => (property === 'length' ? recipe.length : (Reflect.get(target, property) as unknown)) });
     case 'date':
       return new Date(recipe.time);
     case 'map':
@@ -146,12 +163,13 @@ const hostileLeaf: fc.Arbitrary<Recipe> = fc.oneof(
   fc.bigInt({ min: -(2n ** 80n), max: 2n ** 80n }).map((value): Recipe => ({ kind: 'bigint', value: value.toString() })),
   fc.boolean().map((value): Recipe => ({ kind: 'boolean', value })),
   // The kinds issue 8 found mishandled, weighted up so each shows up often at the top level.
-  ...(['null', 'undefined', 'symbol', 'function', 'detached bytes', 'circular', 'null prototype'] as const).map((kind) => ({
+  ...(['null', 'undefined', 'symbol', 'function', 'detached bytes', 'circular', 'null prototype', 'revoked proxy', 'sparse array'] as const).map((kind) => ({
     weight: 2,
     arbitrary: fc.constant({ kind } as Recipe),
   })),
   fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 3 }).map((bytes): Recipe => ({ kind: 'proxied bytes', bytes })),
   fc.integer({ min: -1e13, max: 1e13 }).map((time): Recipe => ({ kind: 'date', time })),
+  fc.constantFrom(2 ** 53, 2 ** 32, -1, 1.5).map((length): Recipe => ({ kind: 'lying array', length })),
 );
 
 const { hostile } = fc.letrec<{ hostile: Recipe }>((tie) => ({
@@ -334,6 +352,26 @@ function isValidKey(key: unknown): boolean {
   return ArrayBuffer.isView(key) && key instanceof Uint8Array && key.length > 0 && key.length <= 1024;
 }
 
+/**
+ * Whether the store takes an array argument (getMany's keys, batch's
+ * operations) whose every element passes `valid`: an array whose
+ * Array.isArray, length and elements read without throwing, whose length an
+ * array can have, and whose elements, holes as undefined, all pass. Stops
+ * at the first that does not (a sparse array of length 2^32 − 1 at its
+ * first hole), as the store does.
+ */
+function isValidArray(value: unknown, valid: (element: unknown) => boolean): boolean {
+  try {
+    if (!Array.isArray(value)) return false;
+    const length = (value as unknown[]).length;
+    if (!Number.isInteger(length) || length < 0 || length > 2 ** 32 - 1) return false;
+    for (let index = 0; index < length; index++) if (!valid((value as unknown[])[index])) return false;
+    return true;
+  } catch {
+    return false; // a revoked or throwing Proxy
+  }
+}
+
 class Run {
   readonly model = new Map<string, ModelEntry>();
   readonly oracle: ReturnType<typeof valueCodec>;
@@ -411,17 +449,11 @@ class Run {
         const operations = Array.isArray(command.operations)
           ? command.operations.map((operation) => ({ type: build(operation.type), key: build(operation.key), ...(operation.value === undefined ? {} : { value: build(operation.value) }) }))
           : build(command.operations);
-        const valid =
-          Array.isArray(operations) &&
-          (operations as unknown[]).every((operation) => {
-            if (operation === null || typeof operation !== 'object') return false;
-            try {
-              const { type, key, value } = operation as { type: unknown; key: unknown; value?: unknown };
-              return isValidKey(key) && (type === 'del' || (type === 'put' && this.accepts(value)));
-            } catch {
-              return false; // a throwing proxy
-            }
-          });
+        const valid = isValidArray(operations, (operation) => {
+          if (operation === null || typeof operation !== 'object') return false;
+          const { type, key, value } = operation as { type: unknown; key: unknown; value?: unknown };
+          return isValidKey(key) && (type === 'del' || (type === 'put' && this.accepts(value)));
+        });
         const outcome = await attempt(what, () => store.batch(operations as never));
         this.expectOutcome(outcome, what, valid);
         if (!outcome.ok) {
@@ -477,7 +509,7 @@ class Run {
       }
       case 'getMany': {
         const keys = Array.isArray(command.keys) ? command.keys.map(build) : build(command.keys);
-        const valid = Array.isArray(keys) && keys.every(isValidKey);
+        const valid = isValidArray(keys, isValidKey);
         const outcome = await attempt(what, () => store.getMany(keys as string[]));
         this.expectOutcome(outcome, what, valid);
         if (outcome.ok) {

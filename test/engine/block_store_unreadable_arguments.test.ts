@@ -90,6 +90,22 @@ describe('BlockStore with unreadable or lying arguments', () => {
     }
   });
 
+  it('refuses getMany and batch of a sparse array of length 2^32 − 1 at its first hole, not after copying it', async () => {
+    const store = await openStore();
+    try {
+      const sparse: unknown[] = [];
+      sparse[2 ** 32 - 2] = 'last';
+      await assertRejectsWith(() => store.getMany(sparse as string[]), 'ERR_INVALID_ARG', 'getMany(sparse)');
+      await assertRejectsWith(() => store.batch(sparse as []), 'ERR_INVALID_ARG', 'batch(sparse)');
+      const operations: unknown[] = [{ type: 'put', key: 'a', value: 1 }];
+      operations[2 ** 32 - 2] = { type: 'put', key: 'b', value: 2 };
+      await assertRejectsWith(() => store.batch(operations as []), 'ERR_INVALID_ARG', 'batch(a put, then holes)');
+      assert.equal(store.stats().keys, 0);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('says a closed store is closed before it reads a batch: ERR_STORE_CLOSED, not the Proxy error', async () => {
     const store = await openStore();
     await store.close();

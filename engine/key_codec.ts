@@ -29,9 +29,10 @@ export function toKeyString(key: unknown): string {
     return bytes.toString('latin1');
   }
   if (isUint8Array(key)) {
-    if (key.length === 0) throw invalidArgument('key must not be empty', 'range');
-    checkSize(key.length);
-    return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+    const bytes = ownBytes(key);
+    if (bytes.length === 0) throw invalidArgument('key must not be empty', 'range');
+    checkSize(bytes.length);
+    return latin1Of(bytes, 0, bytes.length);
   }
   throw invalidArgument(`key must be a string or a Uint8Array, got ${key === null ? 'null' : typeof key}`);
 }
@@ -43,6 +44,55 @@ export function toKeyString(key: unknown): string {
  */
 export function isUint8Array(value: unknown): value is Uint8Array {
   return ArrayBuffer.isView(value) && value instanceof Uint8Array;
+}
+
+/** A getter of %TypedArray%.prototype: what a typed array is, whatever its own properties or class say. */
+function typedArrayGetter<T>(name: 'length' | 'buffer' | 'byteOffset'): (this: Uint8Array) => T {
+  const getter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, name)?.get;
+  if (getter === undefined) throw new Error(`ringstore: %TypedArray%.prototype.${name} has no getter`);
+  return getter as (this: Uint8Array) => T;
+}
+const lengthOf = typedArrayGetter<number>('length');
+const bufferOf = typedArrayGetter<ArrayBufferLike>('buffer');
+const byteOffsetOf = typedArrayGetter<number>('byteOffset');
+
+/**
+ * The bytes of a genuine Uint8Array (isUint8Array) as a Uint8Array of our
+ * own: its buffer, offset and length read through %TypedArray%'s getters,
+ * never through the caller's object, where an own `length` property or a
+ * subclass getter may say anything (found by a review: a view of 10 bytes
+ * claiming 100 000 was stored under a checksum of the bytes it claimed, and
+ * the store then reported itself corrupt). A view of the same memory, or a
+ * copy when that memory is a SharedArrayBuffer: another thread could change
+ * it between the copy the store writes and the bytes it checksums (a
+ * review: 1 put in 200 of a 1 MiB value that a Worker kept writing read
+ * back as ERR_STORE_CORRUPT). A view of a detached buffer is empty.
+ */
+export function ownBytes(value: Uint8Array): Uint8Array {
+  const length = lengthOf.call(value);
+  // A detached buffer cannot be viewed again; its views are empty.
+  if (length === 0) return new Uint8Array(0);
+  const buffer = bufferOf.call(value);
+  const view = new Uint8Array(buffer, byteOffsetOf.call(value), length);
+  return typeof SharedArrayBuffer === 'function' && buffer instanceof SharedArrayBuffer ? view.slice() : view;
+}
+
+/**
+ * Whether a genuine Uint8Array views a detached ArrayBuffer (read through
+ * %TypedArray%'s getters, as ownBytes). Node 20 has no
+ * ArrayBuffer.prototype.detached: a detached buffer has length 0 and
+ * refuses to be viewed.
+ */
+export function isDetachedView(value: Uint8Array): boolean {
+  if (lengthOf.call(value) !== 0) return false;
+  const buffer = bufferOf.call(value);
+  if (buffer.byteLength !== 0) return false;
+  try {
+    new Uint8Array(buffer);
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 /** String.prototype.isWellFormed (Node 20+; not in the ES2022 lib the project compiles against). */

@@ -14,11 +14,11 @@ import { ScanIterator, type ScanShape } from './scan_iterator.js';
 import type { Grid } from './grid.js';
 import type { Space } from './space.js';
 import { describeKey, type CheckedRange } from './store_arguments.js';
-import { StoreCorruptError } from './store_error.js';
+import { StoreCorruptError, StoreError } from './store_error.js';
 import { isExtentValue, type IndexEntry } from './store_index.js';
 import { GET_MANY_READS_IN_FLIGHT_MAX } from './store_options.js';
 import type { StoreState } from './store_state.js';
-import type { ValueCodec } from './value_codec.js';
+import { DECODABLE_STRING_BYTES_MAX, type ValueCodec } from './value_codec.js';
 
 export type { ScanShape } from './scan_iterator.js';
 
@@ -244,6 +244,11 @@ export class StoreReader {
       return this.#codec.decode(bytes, fresh);
     } catch (error) {
       const key = describeKey(keyStringToKey(keyString, entry.isString));
+      if (bytes.length > DECODABLE_STRING_BYTES_MAX) {
+        // Passed its checksum, but too long for Node to decode into a
+        // string (a put before such values were refused at the put).
+        throw new StoreError('ERR_VALUE_TOO_LARGE', `the value of key ${key} (${bytes.length} bytes) does not decode as ${this.#codec.name}: more than the ${DECODABLE_STRING_BYTES_MAX} bytes Node reads into one string`, { cause: error });
+      }
       const reason = `the value of key ${key} (${bytes.length} bytes) does not decode as ${this.#codec.name} (written with another encoding?): ${error instanceof Error ? error.message : String(error)}`;
       throw isExtentValue(value)
         ? new StoreCorruptError('data', reason, value.extents[0].startBlock, { cause: error })

@@ -10,9 +10,11 @@
 // An encoder's own failure (a circular structure, a detached buffer) is the
 // caller's argument error too: ERR_INVALID_ARG with the encoder's error as
 // `cause`.
+import { constants } from 'node:buffer';
+
 import { Packr } from 'msgpackr';
 
-import { isUint8Array, isWellFormed } from './key_codec.js';
+import { isDetachedView, isUint8Array, isWellFormed, ownBytes } from './key_codec.js';
 import { invalidArgument, StoreError } from './store_error.js';
 
 /**
@@ -102,7 +104,7 @@ export function valueCodec(encoding: ValueEncoding): ValueCodec {
           // a 6-field object, small beside a commit.
           const text = encodeWith(encoding, () => JSON.stringify(value, checkJsonValue));
           if (text === undefined) throw invalidArgument('value is not representable as JSON');
-          return Buffer.from(text, 'utf8');
+          return checkDecodableString(Buffer.from(text, 'utf8'), 'its JSON text');
         },
         decode: (bytes) => JSON.parse(asBuffer(bytes).toString('utf8')),
       };
@@ -112,7 +114,7 @@ export function valueCodec(encoding: ValueEncoding): ValueCodec {
         encode: (value) => {
           if (typeof value !== 'string') throw invalidArgument(`encoding 'string' stores strings, got ${typeName(value)}`);
           if (!isWellFormed(value)) throw invalidArgument("encoding 'string' cannot store a lone surrogate (UTF-8 has no bytes for it)");
-          return Buffer.from(value, 'utf8');
+          return checkDecodableString(Buffer.from(value, 'utf8'), 'the string');
         },
         decode: (bytes) => asBuffer(bytes).toString('utf8'),
       };
@@ -121,8 +123,9 @@ export function valueCodec(encoding: ValueEncoding): ValueCodec {
         name: encoding,
         encode: (value) => {
           if (!isUint8Array(value)) throw invalidArgument(`encoding 'binary' stores Uint8Arrays, got ${typeName(value)}`);
-          if (value.byteLength === 0 && isDetached(value.buffer)) throw invalidArgument('the value is a view of a detached ArrayBuffer');
-          return value;
+          if (isDetachedView(value)) throw invalidArgument('the value is a view of a detached ArrayBuffer');
+          // Its own view (or copy): the length is the bytes', whatever the caller's object says.
+          return ownBytes(value);
         },
         decode: (bytes, fresh) => (fresh ? asBuffer(bytes) : Buffer.from(bytes)),
       };
@@ -164,13 +167,17 @@ export const ENCODED_ELEMENTS_MAX = 1 << 30;
  * overflow the stack here as in msgpackr (encodeWith's refusal).
  */
 function checkElementCounts(value: unknown, budget: { left: number }): void {
+  if (typeof value === 'string') {
+    checkStringLength(value);
+    return;
+  }
   if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date) return;
   if (Array.isArray(value)) {
     const length = value.length;
     claimElements(length, budget, 'an array');
     for (let index = 0; index < length; index++) {
       const item: unknown = value[index];
-      if (item !== null && typeof item === 'object') checkElementCounts(item, budget);
+      if ((item !== null && typeof item === 'object') || typeof item === 'string') checkElementCounts(item, budget);
     }
   } else if (value instanceof Map) {
     claimElements(value.size, budget, 'a Map');
@@ -185,10 +192,38 @@ function checkElementCounts(value: unknown, budget: { left: number }): void {
     for (const key in value) {
       if (!Object.prototype.hasOwnProperty.call(value, key)) continue;
       claimElements(1, budget, 'an object');
+      checkStringLength(key);
       const field: unknown = (value as Record<string, unknown>)[key];
-      if (field !== null && typeof field === 'object') checkElementCounts(field, budget);
+      if ((field !== null && typeof field === 'object') || typeof field === 'string') checkElementCounts(field, budget);
     }
   }
+}
+
+/**
+ * The most UTF-8 bytes Node decodes into one string (Buffer#toString and
+ * msgpackr's decoder refuse more, ERR_STRING_TOO_LONG): a string value, a
+ * JSON text or a string inside a msgpack value longer than this in UTF-8
+ * would be stored and never read back (found by a review: 'é' repeated
+ * 268 435 445 times, 536 870 890 bytes, was put and then every get said
+ * ERR_STORE_CORRUPT).
+ */
+export const DECODABLE_STRING_BYTES_MAX = constants.MAX_STRING_LENGTH;
+
+/** `bytes` (a string's UTF-8), if a get can decode it into a string again; ERR_VALUE_TOO_LARGE otherwise. */
+function checkDecodableString(bytes: Buffer, what: string): Buffer {
+  if (bytes.length > DECODABLE_STRING_BYTES_MAX) throw stringTooLong(what, bytes.length);
+  return bytes;
+}
+
+/** checkDecodableString for a string inside a msgpack value: measured only when it could be too long (3 bytes a UTF-16 unit at most). */
+function checkStringLength(text: string): void {
+  if (text.length * 3 <= DECODABLE_STRING_BYTES_MAX) return;
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > DECODABLE_STRING_BYTES_MAX) throw stringTooLong('a string in it', bytes);
+}
+
+function stringTooLong(what: string, bytes: number): StoreError {
+  return new StoreError('ERR_VALUE_TOO_LARGE', `${what} takes ${bytes} bytes of UTF-8, and Node reads at most ${DECODABLE_STRING_BYTES_MAX} into one string: it could never be read back`);
 }
 
 /** Takes `count` elements of `what` from the budget; a count no collection can have (a Proxy's lie) is refused as unstorable. */
@@ -310,20 +345,6 @@ function typeName(value: unknown): string {
     return typeof name === 'string' && name !== '' ? name : 'object';
   } catch {
     return 'object';
-  }
-}
-
-/**
- * Node 20 has no ArrayBuffer.prototype.detached; a detached buffer has
- * length 0 and refuses to be viewed.
- */
-function isDetached(buffer: ArrayBufferLike): boolean {
-  if (buffer.byteLength !== 0) return false;
-  try {
-    new Uint8Array(buffer);
-    return false;
-  } catch {
-    return true;
   }
 }
 

@@ -18,7 +18,7 @@ import { NOT_CACHED, type PageTree } from './page_tree.js';
 import type { IndexEntry } from './store_index.js';
 import { VALUE_EXTENTS_PER_PUT_MAX, type Space } from './space.js';
 import { describeKey } from './store_arguments.js';
-import { StoreCorruptError, StoreError } from './store_error.js';
+import { invalidArgument, StoreCorruptError, StoreError } from './store_error.js';
 import { GROWTH_ATTEMPTS_MAX, type StoreGrowth } from './store_growth.js';
 import type { StoreState } from './store_state.js';
 
@@ -206,14 +206,24 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
   /** Copies `chunk` into the staged chunk, writing each one that fills up. */
   const accept = async (chunk: Uint8Array): Promise<void> => {
     const chunkBytes = grid.chunkBytes;
-    for (let offset = 0; offset < chunk.length && !handedOver; ) {
+    // Taken once: a chunk is copied across awaits (each full staged chunk
+    // is written before the rest is copied), and a caller that detaches or
+    // resizes its buffer meanwhile leaves a shorter chunk, which must fail
+    // the stream, not end the copy early (found by a review: a 2 MiB chunk
+    // whose buffer was transferred after write() stored 1 MiB, and the
+    // stream finished without an error).
+    const chunkLength = chunk.length;
+    for (let offset = 0; offset < chunkLength && !handedOver; ) {
+      if (chunk.length !== chunkLength) {
+        throw invalidArgument(`a chunk of ${chunkLength} bytes was detached or resized after write() took it (${offset} bytes copied): nothing of this stream is stored`);
+      }
       let targetFill = stagedBytes - (staged.length - 1) * chunkBytes;
       if (staged.length === 0 || targetFill === chunkBytes) {
         staged.push(grid.takeChunk());
         targetFill = 0;
       }
       const target = staged[staged.length - 1];
-      const count = Math.min(chunk.length - offset, chunkBytes - targetFill, STREAM_CHUNK_BYTES - stagedBytes);
+      const count = Math.min(chunkLength - offset, chunkBytes - targetFill, STREAM_CHUNK_BYTES - stagedBytes);
       target.set(chunk.subarray(offset, offset + count), targetFill);
       stagedBytes += count;
       offset += count;

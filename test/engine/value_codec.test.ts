@@ -122,9 +122,12 @@ describe("valueCodec('string')", () => {
 describe("valueCodec('binary')", () => {
   const codec = valueCodec('binary');
 
-  it('stores the bytes as they are and gives them back as a Buffer', () => {
+  it('stores the bytes as they are (a view of the same memory, not a copy) and gives them back as a Buffer', () => {
     const bytes = Uint8Array.from([0, 1, 2, 255]);
-    assert.equal(codec.encode(bytes), bytes);
+    const encoded = codec.encode(bytes);
+    assert.equal(encoded.buffer, bytes.buffer);
+    assert.equal(encoded.byteOffset, bytes.byteOffset);
+    assert.deepEqual([...encoded], [0, 1, 2, 255]);
     const back = codec.decode(bytes);
     assert.ok(Buffer.isBuffer(back));
     assert.deepEqual([...(back as Buffer)], [0, 1, 2, 255]);

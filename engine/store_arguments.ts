@@ -2,7 +2,7 @@
 // argument is described in the TypeError or RangeError that refuses it.
 // API misuse is refused here, before anything reaches the kernel.
 import { describeValue } from '../native/errors.js';
-import { isUint8Array, toKeyString, type Key } from './key_codec.js';
+import { isUint8Array, ownBytes, toKeyString, type Key } from './key_codec.js';
 import { DEFAULT_BLOCK_SIZE } from './store_layout.js';
 import { invalidArgument } from './store_error.js';
 
@@ -204,7 +204,7 @@ export function checkRangeOptions(options: unknown): CheckedRange {
  */
 export function prefixBound(prefix: unknown): string | undefined {
   if (prefix === undefined) return undefined;
-  if ((typeof prefix === 'string' || isUint8Array(prefix)) && prefix.length === 0) return '';
+  if ((typeof prefix === 'string' && prefix.length === 0) || (isUint8Array(prefix) && ownBytes(prefix).length === 0)) return '';
   return rangeBound(prefix, 'prefix');
 }
 

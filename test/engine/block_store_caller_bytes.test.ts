@@ -50,9 +50,12 @@ describe('BlockStore stores the bytes the caller’s memory holds', () => {
         assert.ok(back.every((byte) => byte === back[0]), label);
       }
       await store.verifyIntegrity();
-      // A key is its real bytes too.
+      // A key, a range bound and a prefix are their real bytes too.
       await store.put(lyingLength(3, 3000, 0x61), Uint8Array.of(1));
       assert.deepEqual(await store.get('aaa'), Buffer.of(1));
+      const prefixed: unknown[] = [];
+      for await (const key of store.keys({ prefix: new ThrowingLength(Buffer.from('aa')) })) prefixed.push(key);
+      assert.deepEqual(prefixed, [Buffer.from('aaa')]);
     } finally {
       await store.close();
     }

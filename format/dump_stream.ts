@@ -239,7 +239,7 @@ export class DumpStreamDecoder {
   push(bytes: Uint8Array): DumpEvent[] {
     assert.notEqual(this.#state, 'failed', 'a failed decoder is not fed again');
     if (bytes.length === 0) return [];
-    if (this.#state === 'ended') this.#fail(`${bytes.length} bytes after the trailer`, this.#offset);
+    if (this.#state === 'ended') this.#fail(`at least ${bytes.length} bytes after the trailer`, this.#offset);
     // A private copy: the caller may reuse what it pushed.
     this.#pieces.push(bytes.slice());
     this.#available += bytes.length;
@@ -321,7 +321,7 @@ export class DumpStreamDecoder {
       return { kind: 'chunk', bytes: bytes.subarray(0, chunkLength), last: this.#valueRemaining === 0 };
     }
     if (this.#state === 'ended' || this.#available === 0) {
-      if (this.#state === 'ended' && this.#available > 0) this.#fail(`${this.#available} bytes after the trailer`, this.#offset);
+      if (this.#state === 'ended' && this.#available > 0) this.#fail(`at least ${this.#available} bytes after the trailer`, this.#offset);
       return undefined;
     }
     const at = this.#offset;
@@ -337,7 +337,7 @@ export class DumpStreamDecoder {
       const entryCount = readU64(data, 8);
       if (entryCount !== this.#entryCount) this.#fail(`the trailer counts ${entryCount} entries, the stream holds ${this.#entryCount}`, at);
       this.#state = 'ended';
-      if (this.#available > 0) this.#fail(`${this.#available} bytes after the trailer`, this.#offset);
+      if (this.#available > 0) this.#fail(`at least ${this.#available} bytes after the trailer`, this.#offset);
       return { kind: 'end', entryCount };
     }
     const index = this.#entryCount;

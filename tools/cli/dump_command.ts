@@ -397,17 +397,20 @@ export async function loadCommand(args: string[]): Promise<number> {
       throw error;
     }
     let loaded = 0;
+    // Whether anything may have been written: a refusal before that leaves the store as it was, and says nothing of what it keeps.
+    let writing = false;
     try {
       if (store.recordedEncoding !== encoding) {
         throw commandError('ERR_DUMP_ENCODING', `the dump's values are encoded as ${encoding}, the store at '${path}' records ${store.recordedEncoding}: load into a new store (--create)`);
       }
+      writing = true;
       loaded = await writeDump(store, input, verified);
       await store.close();
     } catch (error) {
       await store.close().catch(() => undefined);
       if (createsStore) {
         undoCreate();
-      } else if (error instanceof Error) {
+      } else if (writing && error instanceof Error) {
         error.message += ` (the store at '${path}' keeps what was loaded before this)`;
       }
       throw error;

@@ -87,6 +87,20 @@ describe('tools/salvage on damaged images', function () {
     assert.deepEqual([...entries.keys()].sort(), [...model.keys()].sort());
   });
 
+  it('salvages an image cut short (its last blocks missing): every entry whose blocks remain, the cut named (it gave up with no usable superblock)', () => {
+    for (const keptBytes of [image.length - 4096, Math.floor(image.length / 2 / BLOCK_SIZE) * BLOCK_SIZE]) {
+      const cut = image.subarray(0, keptBytes);
+      const { entries, report } = salvageImage(memoryImage(cut));
+      assert.ok(report.warnings.some((warning) => /cut short/.test(warning)), `${keptBytes} bytes: ${report.warnings.join('; ')}`);
+      // Nothing deleted comes back; a cut of only unused blocks loses nothing.
+      for (const key of entries.keys()) assert.ok(model.has(key), `${keptBytes} bytes: ${key} was deleted`);
+      if (keptBytes === image.length - 4096) assert.deepEqual([...entries.keys()].sort(), [...model.keys()].sort());
+      const checked = fsckImage(memoryImage(cut));
+      assert.equal(checked.ok, false);
+      assert.ok(checked.errors.some((error) => /cut short/.test(error)), checked.errors.join('; '));
+    }
+  });
+
   it('reads past sectors the device cannot read (EIO): a value on them is skipped as damaged, every other entry is found, and the bytes are listed', async () => {
     // A bad sector answers EIO, not wrong bytes: salvage and fsck stopped at
     // the first one with a bare EIO and wrote nothing (found by a review).

@@ -6,7 +6,7 @@
 // verifies, says what it skipped, and never emits a value that was not the
 // key's last one.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
@@ -329,6 +329,22 @@ describe('ringstore dump and load', function () {
   });
 
   describe('arguments', () => {
+    it('dumps into a character device (as into /dev/null) and leaves it a device: as root a dump there unlinked /dev/null (its fsync is EINVAL, and the failed dump removed its FILE; found by a review)', async function () {
+      const device = `${dir}/null-device`;
+      // A node of /dev/null's device numbers (1, 3) of our own: the real one is not put at risk. Needs root.
+      const made = spawnSync('mknod', [device, 'c', '1', '3']);
+      if (made.status !== 0) this.skip();
+      const store = `${dir}/to-device`;
+      const writer = await BlockStore.open(store, { create: true, sizeBytes: 4 << 20 });
+      await writer.put('a', 1);
+      await writer.close();
+      for (const args of [['dump', store, device], ['dump', '--salvage', store, device]]) {
+        const result = await runCli(args);
+        assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+        assert.ok(statSync(device).isCharacterDevice(), `${args.join(' ')} left ${device} a device`);
+      }
+    });
+
     it('--help prints usage and exits 0; unknown flags and missing arguments exit 2; errors are one coded line', async () => {
       for (const command of ['dump', 'load']) {
         const help = await runCli([command, '--help']);

@@ -112,13 +112,16 @@ function encodingOfId(id: number): ValueEncoding {
 class Output {
   readonly #handle: FileHandle | undefined;
   readonly #path: string | undefined;
+  /** Whether FILE is a regular file, which close() fsyncs and abandon() removes: never a device or a fifo (as root, /dev/null). */
+  readonly #regularFile: boolean;
   #pieces: Uint8Array[] = [];
   #pieceBytes = 0;
   bytesWritten = 0;
 
-  private constructor(handle: FileHandle | undefined, path: string | undefined) {
+  private constructor(handle: FileHandle | undefined, path: string | undefined, regularFile: boolean) {
     this.#handle = handle;
     this.#path = path;
+    this.#regularFile = regularFile;
   }
 
   /** Opens FILE (truncating it), or stdout; refuses FILE naming the store being dumped, which 'w' would destroy. */
@@ -133,9 +136,15 @@ class Output {
     if (path === undefined) {
       // A dump is binary: on a terminal it would be noise, and a lost backup.
       if (process.stdout.isTTY === true) throw usageError('stdout is a terminal: give FILE, or redirect stdout to a file');
-      return new Output(undefined, undefined);
+      return new Output(undefined, undefined, false);
     }
-    return new Output(await open(path, 'w'), path);
+    const handle = await open(path, 'w');
+    // What was opened, not what the path named a moment before.
+    const regularFile = await handle.stat().then(
+      (stats) => stats.isFile(),
+      () => false,
+    );
+    return new Output(handle, path, regularFile);
   }
 
   async write(bytes: Uint8Array): Promise<void> {
@@ -162,7 +171,8 @@ class Output {
   async close(): Promise<void> {
     await this.#flush();
     if (this.#handle !== undefined) {
-      await this.#handle.sync();
+      // A device or a fifo has nothing to make durable (fsync of /dev/null is EINVAL).
+      if (this.#regularFile) await this.#handle.sync();
       await this.#handle.close();
     }
   }
@@ -171,10 +181,15 @@ class Output {
   async abandon(): Promise<void> {
     if (this.#handle === undefined) return;
     await this.#handle.close().catch(() => undefined);
+    // Only a regular file: a failed `dump --salvage STORE /dev/null` run as
+    // root unlinked /dev/null itself (found by a review), and the next
+    // shell redirection made it a regular file. What a device or a fifo
+    // took is not a file anyone will load.
+    if (!this.#regularFile) return;
     try {
       unlinkSync(this.#path!);
     } catch {
-      // already gone, or not removable (a device or a fifo): load refuses it anyway
+      // already gone: load refuses a dump cut short anyway
     }
   }
 }

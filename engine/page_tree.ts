@@ -38,6 +38,7 @@
 // these blocks: see CheckpointPlan.garbageBlocks().
 import { KEY_SIZE_MAX } from '../format/constants.js';
 import { PageCache } from './page_cache.js';
+import { StoreCorruptError } from './store_error.js';
 import type { IndexEntry } from './store_index.js';
 import { CheckpointPlan } from './tree_checkpoint.js';
 import { checkTreeInvariants } from './tree_invariants.js';
@@ -600,6 +601,7 @@ export class PageTree {
     const existing = this.getCached(key);
     if (existing === NOT_CACHED) throw this.#notInMemory(key);
     if (existing === undefined) return undefined;
+    this.#checkCountBeforeDelete();
     const leaf = this.#writablePath(key);
     let previous: IndexEntry;
     if (leaf.edits !== undefined) {
@@ -615,6 +617,25 @@ export class PageTree {
     this.#keyCount--;
     this.#rebalance(this.#path, leaf, key);
     return previous;
+  }
+
+  /**
+   * The key count comes from the superblock, which open() cannot check
+   * without walking the tree. Media damage cannot make it wrong (the
+   * superblock's checksum covers it), but a bug or an edit can. A delete of
+   * an existing key is where a low count shows (it would go negative) and
+   * where a high one shows when the tree empties: refuse both before
+   * anything changes, as corruption of the superblock.
+   */
+  #checkCountBeforeDelete(): void {
+    const root = this.#level === 0 && this.#root !== undefined ? this.#peek(this.#root) : undefined;
+    const emptiesTree = root !== undefined && root.kind === 'leaf' && leafCount(root) === 1;
+    if (this.#keyCount <= 0 || (emptiesTree && this.#keyCount !== 1)) {
+      throw new StoreCorruptError(
+        'superblock',
+        `the key count it records is wrong: ${this.#keyCount} counted when a delete ${emptiesTree ? 'empties the tree' : 'finds a key'} (run fsck; dump --salvage recovers the keys)`,
+      );
+    }
   }
 
   #checkKey(key: string): void {

@@ -52,7 +52,7 @@ export class StoreState {
       this.#failure =
         error instanceof StoreError && error.code === 'ERR_STORE_FAILED'
           ? error
-          : new StoreError('ERR_STORE_FAILED', `the store stopped accepting writes after an IO error: ${cause.message} (reopen to recover)`, { cause });
+          : new StoreError('ERR_STORE_FAILED', failureMessage(cause), { cause });
     }
     return this.#failure;
   }
@@ -83,4 +83,16 @@ export class StoreState {
     if (error instanceof StoreError && error.code === 'ERR_STORE_CLOSED') return error;
     return new StoreError('ERR_STORE_CLOSED', 'the store was closed during the read', { cause: error });
   }
+}
+
+/**
+ * Why a store stopped, for its message. The kernel's errors carry an errno
+ * code (EIO, ENOSPC…) and a reopen recovers the durable prefix; corruption
+ * found while writing (a superblock's wrong key count) stays after a reopen.
+ */
+function failureMessage(cause: Error): string {
+  if (cause instanceof StoreError && cause.code === 'ERR_STORE_CORRUPT') return `the store stopped accepting writes after finding corruption: ${cause.message}`;
+  const code = (cause as NodeJS.ErrnoException).code;
+  const kind = typeof code === 'string' && !code.startsWith('ERR_') ? 'an IO error' : cause instanceof StoreError ? 'an error' : 'an internal error';
+  return `the store stopped accepting writes after ${kind}: ${cause.message} (reopen to recover)`;
 }

@@ -18,8 +18,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { prepareBenchFile } from './bench/bench_file.js';
-import { ensureFio, runFio, type FioJobSpec } from './bench/fio_runner.js';
+import { IoUringActor } from '../index.js';
+import { prepareBenchFile, prepareFreshSpaceFile } from './bench/bench_file.js';
+import { ensureFio, ONCE_THROUGH, runFio, type FioJobSpec } from './bench/fio_runner.js';
 import { median } from './bench/latency_recorder.js';
 import type { Measurement } from './bench/measurement.js';
 import { betterSqlite3Contender, classicLevelContender, lmdbContender, loadPeers } from './bench/peers.js';
@@ -85,6 +86,21 @@ const FIO_WARMUP_SECONDS = 1;
  * QD1 each with an fdatasync) and 1 MiB reads (QD8).
  */
 const FIO_WORKLOAD_IDS = ['write-fdatasync-qd1', 'seqwrite-1m-qd8', 'write-fdatasync-1m-qd1', 'seqread-1m-qd8'] as const;
+/**
+ * The same 1 MiB write + fdatasync QD1 once through a file whose space was
+ * allocated and never written: what a new store's blob puts write into (a
+ * store file grows by fallocate), where fio's file above is written all
+ * over. Not a target's reference: it tells how much of the blob target's gap
+ * is the file system's (docs/benchmarks.md, session 24).
+ */
+const FIO_NEW_SPACE_JOB: FioJobSpec = {
+  ...WORKLOADS.find((workload) => workload.id === 'write-fdatasync-1m-qd1')!,
+  id: 'write-fdatasync-1m-qd1-new-space',
+  title: '1 MiB sequential direct write + fdatasync, QD1, into new space (fallocated, never written)',
+};
+/** Its file, made for the job and removed after it: 1 GiB at scale 1. */
+const FIO_NEW_SPACE_FILE_BYTES_MAX = 1024 ** 3;
+const FIO_NEW_SPACE_FILE_BYTES_MIN = 256 * 1024 ** 2;
 /** Values of the small-value workloads are cut from this much random data. */
 const VALUE_POOL_SIZE_BYTES = 1 << 20;
 /** Blobs are cut from this much random data (4 MiB: each 1 MiB blob starts elsewhere). */
@@ -306,7 +322,24 @@ async function runFioReferences(options: Options): Promise<FioRun> {
     results.push(when === undefined ? { spec, measurement } : { spec, measurement, when });
   };
   for (const id of FIO_WORKLOAD_IDS) await measure(id);
+  results.push({ spec: FIO_NEW_SPACE_JOB, measurement: await runFioIntoNewSpace(options) });
   return { version, results, again: measure };
+}
+
+/** FIO_NEW_SPACE_JOB, on a file made for it and removed after. */
+async function runFioIntoNewSpace(options: Options): Promise<Measurement> {
+  const sizeBytes = Math.max(FIO_NEW_SPACE_FILE_BYTES_MIN, Math.round((FIO_NEW_SPACE_FILE_BYTES_MAX * Math.min(1, options.scale)) / 2 ** 20) * 2 ** 20);
+  const file = { path: join(BENCH_DATA_DIRECTORY, 'fio-new-space.bin'), sizeBytes };
+  const ring = IoUringActor.start();
+  try {
+    await prepareFreshSpaceFile(file, ring);
+    const measurement = await runFio(FIO_NEW_SPACE_JOB, file, ONCE_THROUGH);
+    log(`fio ${FIO_NEW_SPACE_JOB.title}: ${measurement.bandwidthMiBps.toFixed(1)} MiB/s, p50 ${measurement.latencyUs.p50.toFixed(1)} µs`);
+    return measurement;
+  } finally {
+    await ring.close();
+    rmSync(file.path, { force: true });
+  }
 }
 
 /**
@@ -343,6 +376,7 @@ function formatFio(fio: { version: string; results: FioResult[] }): string {
     formatTable(['workload', 'IOPS', 'MiB/s', 'write p50 µs', 'sync p50 µs', 'write+sync p50 µs'], rows),
     'write p50 is fio\'s lat_ns (submission + completion); fio times the fdatasync separately (sync p50); MiB/s of a write + fdatasync job counts the fdatasyncs\' time.',
     'ringstore\'s one-writer targets take the median of the write + fdatasync QD1 rows: measured at the start, and right before and after each of ringstore\'s one-writer rounds (the other one-writer rows are not bracketed).',
+    `Every row but the last runs on ${FIO_FILE.path}, written all over, so its writes overwrite. The last runs once through a new file whose space is allocated and never written, as a new store's blobs land: not a target's reference, it shows what writing into new space costs on this file system.`,
   ].join('\n');
 }
 

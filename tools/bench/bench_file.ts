@@ -10,7 +10,7 @@ import { randomFillSync } from 'node:crypto';
 import { constants as fsConstants, promises as fsPromises } from 'node:fs';
 import { dirname } from 'node:path';
 
-import { allocAligned } from '../../index.js';
+import { allocAligned, type IoUringActor } from '../../index.js';
 import type { BenchFile } from './io_workloads.js';
 
 /** Size of each write while filling the file: 1 MiB, one large direct IO. */
@@ -63,4 +63,23 @@ export async function prepareBenchFile(benchFile: BenchFile, log: (line: string)
   const written = await fsPromises.stat(benchFile.path);
   assert.equal(written.size, benchFile.sizeBytes);
   return 'created';
+}
+
+/**
+ * Makes `benchFile` a new file of its size whose space is allocated and
+ * never written, as a store file's new space is: made through `ring` with
+ * `sizeBytes` (fallocate), which is how a store file is made and grown. On
+ * ext4 such blocks are unwritten extents, and the first write to each also
+ * converts its extent, which the next fdatasync commits to the journal
+ * (docs/benchmarks.md, session 24: a 1 MiB write + fdatasync at QD1 took
+ * ~2 × as long as into written blocks). Any earlier file of that name goes.
+ */
+export async function prepareFreshSpaceFile(benchFile: BenchFile, ring: IoUringActor): Promise<void> {
+  assert.ok(benchFile.sizeBytes > 0 && benchFile.sizeBytes % FILL_CHUNK_SIZE === 0);
+  await fsPromises.mkdir(dirname(benchFile.path), { recursive: true });
+  await fsPromises.rm(benchFile.path, { force: true });
+  const file = await ring.open(benchFile.path, { create: true, sizeBytes: benchFile.sizeBytes });
+  await file.close();
+  const made = await fsPromises.stat(benchFile.path);
+  assert.equal(made.size, benchFile.sizeBytes);
 }

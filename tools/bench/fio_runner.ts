@@ -60,8 +60,20 @@ export function ensureFio(log: (line: string) => void): string {
   return installed;
 }
 
+/**
+ * A fio job that runs once through its whole file instead of for a time:
+ * each byte is written once, so a job on a file whose space was allocated
+ * and never written (prepareFreshSpaceFile) measures writes into new space
+ * only. A timed job would wrap around into what it wrote itself.
+ */
+export const ONCE_THROUGH = 'once-through';
+/** How long a fio job runs: a warm-up and a time, or once through the file. */
+export type FioTiming = RunTiming | typeof ONCE_THROUGH;
+/** A job once through its file has no time set: this bounds it as a hang. */
+const FIO_ONCE_THROUGH_TIMEOUT_SECONDS = 300;
+
 /** The fio command line for `spec` on `benchFile` (without the program name). */
-export function fioArguments(spec: WorkloadSpec, benchFile: BenchFile, timing: RunTiming): string[] {
+export function fioArguments(spec: FioJobSpec, benchFile: BenchFile, timing: FioTiming): string[] {
   let rw: string;
   switch (spec.operation) {
     case 'read':
@@ -83,9 +95,10 @@ export function fioArguments(spec: WorkloadSpec, benchFile: BenchFile, timing: R
     `--rw=${rw}`,
     `--bs=${spec.blockSize}`,
     `--iodepth=${spec.queueDepth}`,
-    '--time_based=1',
-    `--runtime=${Math.round(timing.measureSeconds * 1000)}ms`,
-    `--ramp_time=${Math.round(timing.warmupSeconds * 1000)}ms`,
+    // Once through: the file's space as it is (fio would otherwise fallocate it again).
+    ...(timing === ONCE_THROUGH
+      ? ['--fallocate=none']
+      : ['--time_based=1', `--runtime=${Math.round(timing.measureSeconds * 1000)}ms`, `--ramp_time=${Math.round(timing.warmupSeconds * 1000)}ms`]),
     // Uniform random offsets with repeats allowed, a fresh sequence each run:
     // what ringstore's loops do.
     '--norandommap=1',
@@ -103,9 +116,9 @@ export function fioArguments(spec: WorkloadSpec, benchFile: BenchFile, timing: R
 }
 
 /** Runs `spec` under fio and returns its measurement; `latencyUs` is fio's total latency (lat_ns). */
-export async function runFio(spec: WorkloadSpec, benchFile: BenchFile, timing: RunTiming): Promise<Measurement> {
+export async function runFio(spec: FioJobSpec, benchFile: BenchFile, timing: FioTiming): Promise<Measurement> {
   const args = fioArguments(spec, benchFile, timing);
-  const timeoutMs = (timing.warmupSeconds + timing.measureSeconds + FIO_TIMEOUT_SLACK_SECONDS) * 1000;
+  const timeoutMs = (timing === ONCE_THROUGH ? FIO_ONCE_THROUGH_TIMEOUT_SECONDS : timing.warmupSeconds + timing.measureSeconds + FIO_TIMEOUT_SLACK_SECONDS) * 1000;
   let stdout: string;
   try {
     ({ stdout } = await execFileAsync(FIO_COMMAND, args, { maxBuffer: FIO_OUTPUT_SIZE_MAX, timeout: timeoutMs }));
@@ -145,7 +158,7 @@ interface FioJob {
  * Parses fio's --output-format=json report of one job. fio may print
  * warnings before the JSON on stdout, so parsing starts at the first '{'.
  */
-export function parseFioReport(spec: WorkloadSpec, stdout: string): Measurement {
+export function parseFioReport(spec: FioJobSpec, stdout: string): Measurement {
   const start = stdout.indexOf('{');
   if (start < 0) throw new Error(`fio printed no JSON report: ${stdout.slice(0, 200)}`);
   const report = JSON.parse(stdout.slice(start)) as { jobs?: FioJob[] };
@@ -189,10 +202,10 @@ function percentilesUs(section: FioLatencySection, name: string): PercentilesUs 
 }
 
 /**
- * A fio job outside the IO bench's fixed WORKLOADS (bench:store's 1 MiB
- * references): the same description under an id of its own.
+ * A fio job as a report lists it: a WorkloadSpec, or one outside the IO
+ * bench's fixed WORKLOADS (bench:store's reference into new space) under an
+ * id of its own.
  */
-/** A fio job as a report lists it: a WorkloadSpec, its id any name. */
 export interface FioJobSpec extends Omit<WorkloadSpec, 'id'> {
   id: string;
 }

@@ -31,7 +31,6 @@
 // prefix.
 import type { Readable, Writable } from 'node:stream';
 
-import { crc32c } from '../format/crc32c.js';
 import { COMMIT_HEADER_SIZE, KEY_SIZE_MAX, VALUE_ENCODING_IDS } from '../format/constants.js';
 import { deleteRecordBytes, extentPutRecordBytes, inlinePutRecordBytes } from '../format/records.js';
 import { branchChildBytes, leafEntryBytes, leafInlineEntryBytes, pageCapacityBytes, pageSizeFor } from '../format/page.js';
@@ -941,8 +940,9 @@ export class BlockStore<V = unknown> {
           const extents = this.#space.allocate(Math.ceil(bytes.length / this.#blockSize), VALUE_EXTENTS_PER_PUT_MAX);
           // Encoding counted the most extents a put takes; allocation says how many.
           write.payloadBytes -= extentPutRecordBytes(0, VALUE_EXTENTS_PER_PUT_MAX) - extentPutRecordBytes(0, extents.length);
-          write.dataWrites.push(...this.#grid.writeExtentData(bytes, extents, write.dataBlocks));
-          write.operations.push({ keyString, isString, value: { kind: 'extents', length: bytes.length, crc: crc32c(bytes), extents }, existed: false });
+          const { writes, crc } = this.#grid.writeExtentData(bytes, extents, write.dataBlocks);
+          write.dataWrites.push(...writes);
+          write.operations.push({ keyString, isString, value: { kind: 'extents', length: bytes.length, crc, extents }, existed: false });
         }
       }
     } catch (error) {

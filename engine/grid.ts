@@ -116,25 +116,46 @@ export class Grid {
 
   // ---- Writing ----
 
-  /** Copies `bytes` into pool blocks and writes them to `extents`; returns the write promises. */
-  writeExtentData(bytes: Uint8Array, extents: Extent[], dataBlocks: DataBlock[]): Promise<void>[] {
+  /**
+   * Copies `bytes` into pool blocks and writes them to `extents`; returns
+   * the write promises and the CRC32C of `bytes`. A large value is copied,
+   * checksummed and submitted a chunk at a time, so the device writes the
+   * first chunks while the last are copied (each chunk write wakes the
+   * actor: Command::IsSlow).
+   */
+  writeExtentData(bytes: Uint8Array, extents: Extent[], dataBlocks: DataBlock[]): { writes: Promise<void>[]; crc: number } {
     const blockSize = this.#blockSize;
     const writes: Promise<void>[] = [];
     // The commit these blocks join is not numbered yet.
     this.#device.mark?.('data');
     if (bytes.length >= LARGE_VALUE_BYTES) {
       // A large value bypasses the block cache (it would only evict what is
-      // hot): copied into chunk buffers, written in chunks all at once.
+      // hot): copied into chunk buffers and written in chunks.
       const totalBytes = extentsBlockCount(extents) * blockSize;
+      const chunkBytes = this.#chunkBytes;
       const chunks: Buffer[] = [];
-      for (let offset = 0; offset < totalBytes; offset += this.#chunkBytes) {
-        const chunk = this.#chunks.take();
-        const used = Math.max(0, Math.min(this.#chunkBytes, bytes.length - offset));
-        if (used > 0) chunk.set(bytes.subarray(offset, offset + used));
-        chunk.fill(0, used, Math.min(this.#chunkBytes, totalBytes - offset));
-        chunks.push(chunk);
+      let crc = 0;
+      try {
+        this.#forEachPiece(Math.ceil(totalBytes / chunkBytes), totalBytes, extents, (chunkIndex, position, from, to) => {
+          if (chunkIndex === chunks.length) {
+            // The chunk's first piece: fill the chunk (pieces come in order).
+            const chunk = this.#chunks.take();
+            chunks.push(chunk);
+            const offset = chunkIndex * chunkBytes;
+            const used = Math.max(0, Math.min(chunkBytes, bytes.length - offset));
+            if (used > 0) {
+              chunk.set(bytes.subarray(offset, offset + used));
+              crc = crc32c(chunk.subarray(0, used), crc);
+            }
+            chunk.fill(0, used, Math.min(chunkBytes, totalBytes - offset));
+          }
+          writes.push(this.#device.write(position, [chunks[chunkIndex].subarray(from, to)]));
+        });
+      } finally {
+        // Also if a chunk or a submission failed: what was submitted settles first.
+        this.#giveBackWhenSettled(chunks, writes);
       }
-      return this.writeChunks(chunks, totalBytes, extents);
+      return { writes, crc };
     }
     let offset = 0;
     for (const extent of extents) {
@@ -155,7 +176,7 @@ export class Grid {
     }
     // Rejections surface when the commit awaits them; keep them from being unhandled meanwhile.
     for (const write of writes) write.catch(() => undefined);
-    return writes;
+    return { writes, crc: crc32c(bytes) };
   }
 
   /**

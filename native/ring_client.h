@@ -55,8 +55,8 @@
 // as before), and later fast commands only join the actor's queue: one wake
 // at the release hands them over together (in as few io_uring_enter calls
 // as batch_size allows; the actor also takes them whenever anything else
-// wakes it). Slow commands (Command::IsSlow: a commit's write + flush)
-// always wake at once. Measured with 32 concurrent cold gets
+// wakes it). Slow commands (Command::IsSlow: a commit's write + flush, a
+// transfer of 64 KiB or more) always wake at once. Measured with 32 concurrent cold gets
 // (docs/benchmarks.md, session 16): CPU per get -22-37 %, gets/s
 // +18-38 %; holding every command instead (the first too) saved as much
 // CPU but added ~300 µs of queueing and no throughput. Teardown releases a

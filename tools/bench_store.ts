@@ -221,34 +221,42 @@ class Results {
 }
 
 /**
- * Runs `phaseId` WRITER_PHASE_ROUNDS times over `contenders`, in the order
- * roundOrder gives each round, and adds each contender's median round. A
- * contender that fails a round is reported failed and left out of the
- * rounds after it.
+ * Runs a workload WRITER_PHASE_ROUNDS times over `contenders`, in the order
+ * roundOrder gives each round, and adds, for each phase it measures, each
+ * contender's median round. `run` returns a round's measurements by phase;
+ * `phasesOf` says which phases a contender has. A contender that fails a
+ * round is reported failed in its phases and left out of the rounds after it.
  */
 async function runInRounds(
-  phaseId: PhaseId,
+  phasesOf: (contender: StoreContender) => readonly PhaseId[],
   contenders: readonly StoreContender[],
   results: Results,
-  run: (contender: StoreContender) => Promise<StoreMeasurement>,
+  run: (contender: StoreContender) => Promise<Partial<Record<PhaseId, StoreMeasurement>>>,
 ): Promise<void> {
-  const rounds = new Map<StoreContender, StoreMeasurement[]>(contenders.map((contender) => [contender, []]));
+  const rounds = new Map<StoreContender, Map<PhaseId, StoreMeasurement[]>>(
+    contenders.map((contender) => [contender, new Map(phasesOf(contender).map((phaseId) => [phaseId, []]))]),
+  );
   const failed = new Set<StoreContender>();
   for (let round = 0; round < WRITER_PHASE_ROUNDS; round++) {
     for (const contender of roundOrder(contenders, round, WRITER_PHASE_ROUNDS)) {
       if (failed.has(contender)) continue;
       try {
-        const measurement = await run(contender);
-        rounds.get(contender)!.push(measurement);
-        log(`${phaseId} ${contender.label}, round ${round + 1} of ${WRITER_PHASE_ROUNDS}: ${Math.round(measurement.opsPerSecond)} ops/s`);
+        const measured = await run(contender);
+        for (const [phaseId, measurements] of rounds.get(contender)!) {
+          const measurement = measured[phaseId];
+          if (measurement === undefined) throw new Error(`${phaseId}: the round measured nothing`);
+          measurements.push(measurement);
+          log(`${phaseId} ${contender.label}, round ${round + 1} of ${WRITER_PHASE_ROUNDS}: ${Math.round(measurement.opsPerSecond)} ops/s`);
+        }
       } catch (error) {
         failed.add(contender);
-        results.fail([phaseId], contender, error);
+        results.fail(phasesOf(contender), contender, error);
       }
     }
   }
   for (const contender of contenders) {
-    if (!failed.has(contender)) results.add(phaseId, contender, medianRound(rounds.get(contender)!));
+    if (failed.has(contender)) continue;
+    for (const [phaseId, measurements] of rounds.get(contender)!) results.add(phaseId, contender, medianRound(measurements));
   }
 }
 
@@ -422,7 +430,7 @@ async function main(): Promise<void> {
   const values = new ValueSource(counts.valueSizeBytes, VALUE_POOL_SIZE_BYTES);
 
   if (options.only.has('one-writer')) {
-    await runInRounds('one-writer', [ringstore, ringstoreSpin, ringLevel, lmdb, classicLevel, betterSqlite3], results, async (contender) => {
+    await runInRounds(() => ['one-writer'], [ringstore, ringstoreSpin, ringLevel, lmdb, classicLevel, betterSqlite3], results, async (contender) => {
       // The flush ringstore's one writer is judged against, measured beside each of its rounds (fioReference).
       if (contender === ringstore) await fio?.again('write-fdatasync-qd1', "before ringstore's one writer");
       let measurement: StoreMeasurement | undefined;
@@ -430,16 +438,16 @@ async function main(): Promise<void> {
         measurement = await runOneWriter(store, counts, values);
       });
       if (contender === ringstore) await fio?.again('write-fdatasync-qd1', "after ringstore's one writer");
-      return measurement!;
+      return { 'one-writer': measurement };
     });
   }
   if (options.only.has('writers-64')) {
-    await runInRounds('writers-64', [ringstore, ringstoreSpin, ringLevel, lmdb, classicLevel, betterSqlite3, classicLevelBatched, betterSqlite3Batched], results, async (contender) => {
+    await runInRounds(() => ['writers-64'], [ringstore, ringstoreSpin, ringLevel, lmdb, classicLevel, betterSqlite3, classicLevelBatched, betterSqlite3Batched], results, async (contender) => {
       let measurement: StoreMeasurement | undefined;
       await withFreshStore(contender, 'writers-64', options, async (store) => {
         measurement = await runConcurrentWriters(store, counts, values);
       });
-      return measurement!;
+      return { 'writers-64': measurement };
     });
   }
   if (DATASET_WORKLOAD_IDS.some((id) => options.only.has(id))) {
@@ -466,14 +474,19 @@ async function main(): Promise<void> {
   }
   if (options.only.has('blobs')) {
     const blobs = new ValueSource(counts.blobSizeBytes, BLOB_POOL_SIZE_BYTES);
-    for (const contender of [ringstore, ringstoreSpin, ringstoreByStream, lmdb, classicLevel, betterSqlite3]) {
+    // In rounds too: the first contender's read-back (fresh memory for the
+    // values it returns) and puts trailed the rest (session 24).
+    const blobPhasesOf = (contender: StoreContender): PhaseId[] => (contender === ringstoreByStream ? ['blob-write', 'blob-read'] : ['blob-write', 'blob-read', 'blob-writers-8']);
+    await runInRounds(blobPhasesOf, [ringstore, ringstoreSpin, ringstoreByStream, lmdb, classicLevel, betterSqlite3], results, async (contender) => {
+      const measured: Partial<Record<PhaseId, StoreMeasurement>> = {};
       await withFreshStore(contender, 'blobs', options, async (store) => {
         const { write, read } = await runBlobs(store, counts, blobs);
-        results.add('blob-write', contender, write);
-        results.add('blob-read', contender, read);
-        if (contender !== ringstoreByStream) results.add('blob-writers-8', contender, await runConcurrentBlobWriters(store, counts, blobs));
-      }).catch((error: unknown) => results.fail(contender === ringstoreByStream ? ['blob-write', 'blob-read'] : ['blob-write', 'blob-read', 'blob-writers-8'], contender, error));
-    }
+        measured['blob-write'] = write;
+        measured['blob-read'] = read;
+        if (blobPhasesOf(contender).includes('blob-writers-8')) measured['blob-writers-8'] = await runConcurrentBlobWriters(store, counts, blobs);
+      });
+      return measured;
+    });
   }
 
   let scaleRuns: ScaleRun[] = [];

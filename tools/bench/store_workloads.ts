@@ -115,7 +115,7 @@ export function countsFor(scale: number): WorkloadCounts {
 }
 
 /**
- * Rounds of the one-writer and 64-writer phases, each running every
+ * Rounds of the one-writer, 64-writer and blob phases, each running every
  * contender once on a fresh store, in an order rotated from round to round
  * (roundOrder); a contender's row is its median round. In one process the
  * first contender to run trailed: session 22's first row, ringstore without
@@ -164,14 +164,14 @@ export function phaseSpecs(counts: WorkloadCounts): Record<PhaseId, PhaseSpec> {
     },
     'random-get': { id: 'random-get', title: `${formatCount(counts.getCount)} uniform random gets over ${bulk} (hot), one at a time`, headline: 'rate', rateUnit: 'gets/s' },
     scan: { id: 'scan', title: `full ordered scan of ${bulk} with values`, headline: 'rate', rateUnit: 'keys/s' },
-    'blob-write': { id: 'blob-write', title: `${blobs} blobs, durable puts awaited in turn`, headline: 'bandwidth', rateUnit: 'puts/s' },
+    'blob-write': { id: 'blob-write', title: `${blobs} blobs, durable puts awaited in turn (median of ${WRITER_PHASE_ROUNDS} rounds)`, headline: 'bandwidth', rateUnit: 'puts/s' },
     'blob-writers-8': {
       id: 'blob-writers-8',
-      title: `${BLOB_WRITER_COUNT} concurrent writers of ${concurrentBlobCount(counts)} × ${counts.blobSizeBytes / MiB} MiB blobs, durable puts`,
+      title: `${BLOB_WRITER_COUNT} concurrent writers of ${concurrentBlobCount(counts)} × ${counts.blobSizeBytes / MiB} MiB blobs, durable puts (median of ${WRITER_PHASE_ROUNDS} rounds)`,
       headline: 'bandwidth',
       rateUnit: 'puts/s',
     },
-    'blob-read': { id: 'blob-read', title: `${blobs} blobs read back (just written), one at a time`, headline: 'bandwidth', rateUnit: 'gets/s' },
+    'blob-read': { id: 'blob-read', title: `${blobs} blobs read back (just written), one at a time (median of ${WRITER_PHASE_ROUNDS} rounds)`, headline: 'bandwidth', rateUnit: 'gets/s' },
     close: { id: 'close', title: `close with ${bulk} (ringstore: writes a checkpoint)`, headline: 'duration', rateUnit: '' },
     reopen: { id: 'reopen', title: `open of ${bulk} after a clean close (ringstore: BlockStore.open)`, headline: 'duration', rateUnit: '' },
   };

@@ -729,6 +729,10 @@ export class Journal {
   #apply(commit: InFlightCommit, onSettled: () => void): void {
     const { sequence, writes } = commit;
     if (sequence !== this.#appliedSequence + 1) throw new Error(`ringstore: commit ${sequence} applied after ${this.#appliedSequence}`);
+    // A commit the tree's key count cannot cover is refused whole (a wrong count: PageTree.checkCountCovers).
+    let deleteCount = 0;
+    for (const write of writes) for (const operation of write.operations) if (operation.value === undefined) deleteCount++;
+    if (deleteCount > this.#tree.size) this.#tree.checkCountCovers(commitKeyOperations(writes), deleteCount);
     this.#appliedSequence = sequence;
     this.#recordedDurableSequence = Math.max(this.#recordedDurableSequence, commit.recordsDurable);
     // A durable marker commit (sync: false flush) was written with RWF_DSYNC
@@ -846,4 +850,9 @@ export class Journal {
       this.#deferredSyncPromise = undefined;
     }
   }
+}
+
+/** A commit's operations in order, as keys and whether each deletes (PageTree.checkCountCovers). */
+function* commitKeyOperations(writes: readonly { operations: readonly PendingOperation[] }[]): Generator<{ keyString: string; deletes: boolean }> {
+  for (const write of writes) for (const operation of write.operations) yield { keyString: operation.keyString, deletes: operation.value === undefined };
 }

@@ -620,6 +620,37 @@ export class PageTree {
   }
 
   /**
+   * Refuses, before any of it is applied, a commit whose deletes would take
+   * the key count below zero (see #checkCountBeforeDelete): otherwise the
+   * refusal would come at one of its deletes, after the operations before it
+   * were applied, and readers would see part of a refused commit. Each
+   * operation is a key and whether it deletes; a key's existence comes from
+   * the tree as it is (its path is prepared) and the commit's earlier
+   * operations. Costs a look-up an operation only when the commit deletes
+   * more keys than are counted, which a right count never lets happen.
+   */
+  checkCountCovers(operations: Iterable<{ readonly keyString: string; readonly deletes: boolean }>, deleteCount: number): void {
+    if (deleteCount <= this.#keyCount) return;
+    const exists = new Map<string, boolean>();
+    let count = this.#keyCount;
+    for (const { keyString, deletes } of operations) {
+      // A key not in memory counts as present: its delete would lower the count.
+      const existed = exists.get(keyString) ?? this.getCached(keyString) !== undefined;
+      exists.set(keyString, !deletes);
+      if (deletes && existed) {
+        if (count <= 0) throw this.#wrongCount('a delete finds a key');
+        count--;
+      } else if (!deletes && !existed) {
+        count++;
+      }
+    }
+  }
+
+  #wrongCount(when: string): StoreCorruptError {
+    return new StoreCorruptError('superblock', `the key count it records is wrong: ${this.#keyCount} counted when ${when} (run fsck; dump --salvage recovers the keys)`);
+  }
+
+  /**
    * The key count comes from the superblock, which open() cannot check
    * without walking the tree. Media damage cannot make it wrong (the
    * superblock's checksum covers it), but a bug or an edit can. A delete of
@@ -630,12 +661,7 @@ export class PageTree {
   #checkCountBeforeDelete(): void {
     const root = this.#level === 0 && this.#root !== undefined ? this.#peek(this.#root) : undefined;
     const emptiesTree = root !== undefined && root.kind === 'leaf' && leafCount(root) === 1;
-    if (this.#keyCount <= 0 || (emptiesTree && this.#keyCount !== 1)) {
-      throw new StoreCorruptError(
-        'superblock',
-        `the key count it records is wrong: ${this.#keyCount} counted when a delete ${emptiesTree ? 'empties the tree' : 'finds a key'} (run fsck; dump --salvage recovers the keys)`,
-      );
-    }
+    if (this.#keyCount <= 0 || (emptiesTree && this.#keyCount !== 1)) throw this.#wrongCount(`a delete ${emptiesTree ? 'empties the tree' : 'finds a key'}`);
   }
 
   #checkKey(key: string): void {
@@ -961,6 +987,10 @@ export class PageTree {
   beginCheckpoint(): CheckpointPlan {
     if (this.#plan !== undefined) throw new Error('ringstore: beginCheckpoint() while a checkpoint is running');
     if (this.#underflowKeys.size > 0) throw new Error('ringstore: beginCheckpoint() with branches of one child left (repairUnderflows() first)');
+    // A wrong count that reached 0 with keys left (or the reverse) passed
+    // every delete: a superblock of it would fail its own check at the next
+    // open (found by a review). Refused before anything is written.
+    if ((this.#root === undefined) !== (this.#keyCount === 0)) throw this.#wrongCount(this.#root === undefined ? 'the tree is empty' : 'a checkpoint finds keys');
     this.#dirtyCreated = 0;
     this.#epoch++;
     const dirty: TreeNode[] = [];

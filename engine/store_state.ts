@@ -93,6 +93,14 @@ export class StoreState {
 function failureMessage(cause: Error): string {
   if (cause instanceof StoreError && cause.code === 'ERR_STORE_CORRUPT') return `the store stopped accepting writes after finding corruption: ${cause.message}`;
   const code = (cause as NodeJS.ErrnoException).code;
-  const kind = typeof code === 'string' && !code.startsWith('ERR_') ? 'an IO error' : cause instanceof StoreError ? 'an error' : 'an internal error';
+  const kind =
+    typeof code === 'string' && !code.startsWith('ERR_')
+      ? 'an IO error'
+      : code === 'ERR_RING_CLOSED' || code === 'ERR_FILE_CLOSED'
+        ? // A ring passed in (the `ring` option) closed under the store.
+          'its ring or file was closed'
+        : cause instanceof StoreError
+          ? 'an error'
+          : 'an internal error';
   return `the store stopped accepting writes after ${kind}: ${cause.message} (reopen to recover)`;
 }

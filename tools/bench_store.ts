@@ -345,8 +345,8 @@ async function runFioIntoNewSpace(options: Options): Promise<Measurement> {
     log(`fio ${FIO_NEW_SPACE_JOB.title}: ${measurement.bandwidthMiBps.toFixed(1)} MiB/s, p50 ${measurement.latencyUs.p50.toFixed(1)} µs`);
     return measurement;
   } finally {
-    await ring.close();
     rmSync(file.path, { force: true });
+    await ring.close();
   }
 }
 
@@ -384,7 +384,7 @@ function formatFio(fio: { version: string; results: FioResult[] }): string {
     formatTable(['workload', 'IOPS', 'MiB/s', 'write p50 µs', 'sync p50 µs', 'write+sync p50 µs'], rows),
     'write p50 is fio\'s lat_ns (submission + completion); fio times the fdatasync separately (sync p50); MiB/s of a write + fdatasync job counts the fdatasyncs\' time.',
     'ringstore\'s one-writer targets take the median of the write + fdatasync QD1 rows: measured at the start, and right before and after each of ringstore\'s one-writer rounds (the other one-writer rows are not bracketed).',
-    `Every row but the last runs on ${FIO_FILE.path}, written all over, so its writes overwrite. The last runs once through a new file whose space is allocated and never written, as a new store's blobs land: not a target's reference, it shows what writing into new space costs on this file system.`,
+    `Every row but the one "into new space" runs on ${FIO_FILE.path}, written all over, so its writes overwrite. That one runs once through a new file whose space is allocated and never written, as a new store's blobs land: not a target's reference, it shows what writing into new space costs on this file system.`,
   ].join('\n');
 }
 

@@ -82,6 +82,40 @@ describe('BlockStore with a superblock that records a wrong key count', () => {
     });
   }
 
+  it('refuses a batch whose deletes the count cannot cover before applying any of it: no reader sees part of it (found by a review)', async () => {
+    const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(3));
+    const store = await BlockStore.open('forged', { device, encoding: 'string' });
+    for (let i = 0; i < 3; i++) await store.delete(`key-${i}`);
+    const refused = await store
+      .batch([
+        { type: 'put', key: 'key-5', value: 'from the refused batch' },
+        { type: 'put', key: 'key-6', value: 'from the refused batch' },
+        { type: 'del', key: 'key-6' },
+      ])
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    assert.ok(refused instanceof StoreError && isForgedCount(refused.cause), String(refused));
+    assert.equal(await store.get('key-5'), 'value-5');
+    assert.equal(await store.get('key-6'), 'value-6');
+    await store.close().catch(() => undefined);
+  });
+
+  it('refuses to checkpoint a count that reached 0 with keys left, rather than write a superblock open() refuses (found by a review)', async () => {
+    const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(3));
+    const store = await BlockStore.open('forged', { device, encoding: 'string' });
+    for (let i = 0; i < 3; i++) await store.delete(`key-${i}`);
+    assert.equal(await store.count(), 0);
+    await assert.rejects(store.checkpoint(), (error: unknown) => error instanceof StoreError && error.code === 'ERR_STORE_FAILED' && isForgedCount(error.cause));
+    await store.close().catch(() => undefined);
+    // Every superblock on the device still passes its own checks: the store opens (its count still wrong, as before).
+    const reopened = await BlockStore.open('forged', { device: new SimulatedDevice({ sizeBytes: 16 << 20 }, device.snapshot()), encoding: 'string' });
+    await reopened.whenRecovered();
+    assert.equal(await reopened.get('key-9'), 'value-9');
+    await reopened.close().catch(() => undefined);
+  });
+
   it('counts and checkpoints normally while the count has not been shown wrong', async () => {
     const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(KEYS + 5));
     const store = await BlockStore.open('forged', { device, encoding: 'string' });

@@ -3,7 +3,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { readFile, stat as fsStat, truncate } from 'node:fs/promises';
 
-import { RingSystemError } from '../native/errors.js';
+import { RingError, RingSystemError } from '../native/errors.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
 import type { RingFile } from '../native/ring_file.js';
 import type { BlockDevice, IoPhase } from './block_device.js';
@@ -349,8 +349,18 @@ function NOTHING(): void {}
  * the IO layer: its message and `path`); anything else as it is.
  */
 function renamedError(error: unknown, from: string, to: string): unknown {
-  if (from === to || !(error instanceof RingSystemError) || error.path !== from) return error;
-  const renamed = new RingSystemError(error.errno, error.syscall, to);
-  renamed.stack = error.stack?.split(from).join(to);
-  return renamed;
+  if (from === to) return error;
+  if (error instanceof RingSystemError && error.path === from) {
+    const renamed = new RingSystemError(error.errno, error.syscall, to);
+    renamed.stack = error.stack?.split(from).join(to);
+    return renamed;
+  }
+  // The ring's own errors name the file in their message ("'…' is closed"):
+  // a store made under a temporary name is named by its own (found by a review).
+  if (error instanceof RingError && error.message.includes(from)) {
+    const renamed = new RingError(error.code, error.message.split(from).join(to), { cause: error.cause });
+    renamed.stack = error.stack?.split(from).join(to);
+    return renamed;
+  }
+  return error;
 }

@@ -25,6 +25,8 @@ describe('BlockStore failure messages', () => {
       assert.ok(refusal instanceof StoreError && refusal.code === 'ERR_STORE_FAILED', String(refusal));
       assert.match(refusal.message, /after its ring or file was closed/);
       assert.doesNotMatch(refusal.message, /internal error/);
+      // The store's own name, not the temporary one it was made under.
+      assert.ok(refusal.message.includes(`'${join(directory, 'store')}' is closed`), refusal.message);
       await store.close().catch(() => undefined);
     } finally {
       await ring.close().catch(() => undefined);

@@ -634,8 +634,13 @@ export class PageTree {
     const exists = new Map<string, boolean>();
     let count = this.#keyCount;
     for (const { keyString, deletes } of operations) {
-      // A key not in memory counts as present: its delete would lower the count.
-      const existed = exists.get(keyString) ?? this.getCached(keyString) !== undefined;
+      let existed = exists.get(keyString);
+      if (existed === undefined) {
+        const entry = this.getCached(keyString);
+        // Not in memory: a bug the operation itself reports (its path was to be prepared), not a wrong count.
+        if (entry === NOT_CACHED) return;
+        existed = entry !== undefined;
+      }
       exists.set(keyString, !deletes);
       if (deletes && existed) {
         if (count <= 0) throw this.#wrongCount('a delete finds a key');

@@ -940,9 +940,11 @@ export class BlockStore<V = unknown> {
           const extents = this.#space.allocate(Math.ceil(bytes.length / this.#blockSize), VALUE_EXTENTS_PER_PUT_MAX);
           // Encoding counted the most extents a put takes; allocation says how many.
           write.payloadBytes -= extentPutRecordBytes(0, VALUE_EXTENTS_PER_PUT_MAX) - extentPutRecordBytes(0, extents.length);
-          const { writes, crc } = this.#grid.writeExtentData(bytes, extents, write.dataBlocks);
-          write.dataWrites.push(...writes);
-          write.operations.push({ keyString, isString, value: { kind: 'extents', length: bytes.length, crc, extents }, existed: false });
+          // Recorded before its data is written: if writing throws part way,
+          // abandon() frees the extents once the writes submitted have settled.
+          const value = { kind: 'extents' as const, length: bytes.length, crc: 0, extents };
+          write.operations.push({ keyString, isString, value, existed: false });
+          value.crc = this.#grid.writeExtentData(bytes, extents, write.dataBlocks, write.dataWrites);
         }
       }
     } catch (error) {

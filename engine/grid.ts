@@ -117,15 +117,17 @@ export class Grid {
   // ---- Writing ----
 
   /**
-   * Copies `bytes` into pool blocks and writes them to `extents`; returns
-   * the write promises and the CRC32C of `bytes`. A large value is copied,
+   * Copies `bytes` into pool blocks and writes them to `extents`, adding
+   * each write's promise to `writes` as it is submitted (so that, if this
+   * throws part way, the caller still waits for those before it gives the
+   * extents back); returns the CRC32C of `bytes`. A large value is copied,
    * checksummed and submitted a chunk at a time, so the device writes the
    * first chunks while the last are copied (each chunk write wakes the
    * actor: Command::IsSlow).
    */
-  writeExtentData(bytes: Uint8Array, extents: Extent[], dataBlocks: DataBlock[]): { writes: Promise<void>[]; crc: number } {
+  writeExtentData(bytes: Uint8Array, extents: Extent[], dataBlocks: DataBlock[], writes: Promise<void>[]): number {
     const blockSize = this.#blockSize;
-    const writes: Promise<void>[] = [];
+    const firstWrite = writes.length;
     // The commit these blocks join is not numbered yet.
     this.#device.mark?.('data');
     if (bytes.length >= LARGE_VALUE_BYTES) {
@@ -153,9 +155,9 @@ export class Grid {
         });
       } finally {
         // Also if a chunk or a submission failed: what was submitted settles first.
-        this.#giveBackWhenSettled(chunks, writes);
+        this.#giveBackWhenSettled(chunks, writes.slice(firstWrite));
       }
-      return { writes, crc };
+      return crc;
     }
     let offset = 0;
     for (const extent of extents) {
@@ -175,8 +177,8 @@ export class Grid {
       }
     }
     // Rejections surface when the commit awaits them; keep them from being unhandled meanwhile.
-    for (const write of writes) write.catch(() => undefined);
-    return { writes, crc: crc32c(bytes) };
+    for (let i = firstWrite; i < writes.length; i++) writes[i].catch(() => undefined);
+    return crc32c(bytes);
   }
 
   /**

@@ -732,7 +732,7 @@ export class Journal {
     // A commit the tree's key count cannot cover is refused whole (a wrong count: PageTree.checkCountCovers).
     let deleteCount = 0;
     for (const write of writes) for (const operation of write.operations) if (operation.value === undefined) deleteCount++;
-    if (deleteCount > this.#tree.size) this.#tree.checkCountCovers(commitKeyOperations(writes), deleteCount);
+    this.#tree.checkCountCovers(commitKeyOperations(writes), deleteCount);
     this.#appliedSequence = sequence;
     this.#recordedDurableSequence = Math.max(this.#recordedDurableSequence, commit.recordsDurable);
     // A durable marker commit (sync: false flush) was written with RWF_DSYNC

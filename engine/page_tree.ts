@@ -627,9 +627,15 @@ export class PageTree {
    * operation is a key and whether it deletes; a key's existence comes from
    * the tree as it is (its path is prepared) and the commit's earlier
    * operations. Costs a look-up an operation only when the commit deletes
-   * more keys than are counted, which a right count never lets happen.
+   * more keys than are counted, which a right count never lets happen. Called
+   * for every commit (the one-leaf check is a compare).
    */
   checkCountCovers(operations: Iterable<{ readonly keyString: string; readonly deletes: boolean }>, deleteCount: number): void {
+    // A tree of one leaf holds exactly its records: a count that differs is
+    // wrong, whatever the commit does (one compare; it is also the only tree
+    // a delete can empty).
+    const root = this.#level === 0 && this.#root !== undefined ? this.#peek(this.#root) : undefined;
+    if (root !== undefined && root.kind === 'leaf' && leafCount(root) !== this.#keyCount) throw this.#wrongCount(`the tree is one leaf of ${leafCount(root)} keys`);
     if (deleteCount <= this.#keyCount) return;
     const exists = new Map<string, boolean>();
     let count = this.#keyCount;

@@ -497,6 +497,10 @@ export async function prepareWalCommit(tree: PageTree, operations: readonly Oper
  */
 export function applyWalCommit(tree: PageTree, allocator: ExtentAllocator, superblock: Superblock, commit: PendingCommit, operations: readonly Operation[]): void {
   const { sequence, walBlock } = commit;
+  // A wrong key count is refused before the commit applies, as a live commit's is (Journal#apply).
+  let deleteCount = 0;
+  for (const { entry } of operations) if (entry === undefined) deleteCount++;
+  tree.checkCountCovers(walKeyOperations(operations), deleteCount);
   for (const { key, entry } of operations) {
     const previous = entry === undefined ? tree.delete(key) : tree.set(key, entry);
     if (previous !== undefined && !(previous.value instanceof Uint8Array)) {
@@ -511,6 +515,11 @@ export function applyWalCommit(tree: PageTree, allocator: ExtentAllocator, super
       }
     }
   }
+}
+
+/** A WAL commit's operations in order, as keys and whether each deletes (PageTree.checkCountCovers); read only if the check needs them. */
+function* walKeyOperations(operations: readonly Operation[]): Generator<{ keyString: string; deletes: boolean }> {
+  for (const { key, entry } of operations) yield { keyString: key, deletes: entry === undefined };
 }
 
 function where(sequence: number, key: string): string {

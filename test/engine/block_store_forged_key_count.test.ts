@@ -1,8 +1,9 @@
 // A superblock whose key count is wrong but whose checksum matches (a bug or
 // an edit; media damage cannot do it). open() cannot check the count without
-// walking the tree; the first delete that shows it wrong is refused as
-// corruption of the superblock, before the tree changes — never a negative
-// count(), never a checkpoint that fails as an "IO error".
+// walking the tree; the first commit or checkpoint that shows it wrong is
+// refused as corruption of the superblock, before the tree changes or
+// anything is written — never a negative count(), never a checkpoint that
+// fails as an "IO error", never a superblock the next open() refuses.
 import assert from 'node:assert/strict';
 
 import { BlockStore } from '../../engine/block_store.js';
@@ -13,13 +14,25 @@ import { decodeSuperblock, encodeSuperblock, superblockSlotBlock } from '../../f
 
 const WAL_SIZE_BYTES = 1 << 20;
 const BLOCK_SIZE = 4096;
-const KEYS = 10;
+/** Keys of a tree of one leaf, and of one of several levels (100-byte values: ~35 a 4 KiB leaf). */
+const ONE_LEAF_KEYS = 10;
+const MANY_LEAVES_KEYS = 400;
 
-/** An image of a cleanly closed store of KEYS keys whose superblocks (every copy) record `forgedCount`. */
-async function forgedImage(forgedCount: number): Promise<Uint8Array> {
+function keyOf(index: number): string {
+  return `key-${String(index).padStart(4, '0')}`;
+}
+
+function valueOf(index: number, keyCount: number): string {
+  return keyCount > ONE_LEAF_KEYS ? `value-${index}`.padEnd(100, '.') : `value-${index}`;
+}
+
+/** An image of a cleanly closed store of `keyCount` keys whose superblocks (every copy) record `forgedCount`. */
+async function forgedImage(forgedCount: number, keyCount: number): Promise<Uint8Array> {
   const device = new SimulatedDevice({ sizeBytes: 16 << 20 });
   const store = await BlockStore.open('forged', { device, create: true, blockSize: BLOCK_SIZE, walSizeBytes: WAL_SIZE_BYTES, encoding: 'string' });
-  for (let i = 0; i < KEYS; i++) await store.put(`key-${i}`, `value-${i}`);
+  for (let i = 0; i < keyCount; i += 100) {
+    await store.batch(Array.from({ length: Math.min(100, keyCount - i) }, (_, j) => ({ type: 'put' as const, key: keyOf(i + j), value: valueOf(i + j, keyCount) })));
+  }
   await store.close();
   const image = device.snapshot();
   const walBlockCount = WAL_SIZE_BYTES / BLOCK_SIZE;
@@ -32,7 +45,8 @@ async function forgedImage(forgedCount: number): Promise<Uint8Array> {
     } catch {
       continue;
     }
-    assert.equal(superblock.keyCount, KEYS);
+    assert.equal(superblock.keyCount, keyCount);
+    if (keyCount > ONE_LEAF_KEYS) assert.ok(superblock.treeRoot!.level > 0, 'a tree of several levels');
     encodeSuperblock({ ...superblock, keyCount: forgedCount }, bytes);
     forged++;
   }
@@ -44,84 +58,113 @@ function isForgedCount(error: unknown): boolean {
   return error instanceof StoreCorruptError && error.structure === 'superblock' && /key count/.test(error.reason);
 }
 
+function isFailedByForgedCount(error: unknown): boolean {
+  return error instanceof StoreError && error.code === 'ERR_STORE_FAILED' && isForgedCount(error.cause) && /after finding corruption: store is corrupt: superblock/.test(error.message) && !/reopen to recover/.test(error.message);
+}
+
+/** Deletes keys in order until one is refused; checks count() never goes below 0. Returns the deletes done and the refusal. */
+async function deleteUntilRefused(store: BlockStore<unknown>, keyCount: number): Promise<{ deleted: number; refusal: unknown }> {
+  let deleted = 0;
+  let refusal: unknown;
+  for (let i = 0; i < keyCount && refusal === undefined; i++) {
+    await store.delete(keyOf(i)).then(
+      () => deleted++,
+      (error: unknown) => (refusal = error),
+    );
+    const count = await store.count();
+    assert.ok(count >= 0, `count() ${count} after ${deleted} deletes`);
+  }
+  return { deleted, refusal };
+}
+
+/** Opens the image the failed store left: the refused commit may be durable in the WAL, and its replay is refused the same way (from open(), or whenRecovered() if it runs in the background) — or it opens. */
+async function reopenOutcome(device: SimulatedDevice): Promise<'refused' | 'opened'> {
+  try {
+    const reopened = await BlockStore.open('forged', { device: new SimulatedDevice({ sizeBytes: 16 << 20 }, device.snapshot()), encoding: 'string' });
+    try {
+      await reopened.whenRecovered();
+    } finally {
+      await reopened.close().catch(() => undefined);
+    }
+    return 'opened';
+  } catch (error) {
+    assert.ok(isForgedCount(error) || isFailedByForgedCount(error), String(error));
+    return 'refused';
+  }
+}
+
 describe('BlockStore with a superblock that records a wrong key count', () => {
-  for (const forgedCount of [3, KEYS + 2]) {
-    it(`refuses the delete that shows a count of ${forgedCount} wrong, as superblock corruption, and nothing counts below zero`, async () => {
-      const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(forgedCount));
+  for (const forgedCount of [3, ONE_LEAF_KEYS + 2]) {
+    it(`a tree of one leaf counted ${forgedCount} for ${ONE_LEAF_KEYS} keys: the first write is refused, whole`, async () => {
+      const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(forgedCount, ONE_LEAF_KEYS));
       const store = await BlockStore.open('forged', { device, encoding: 'string' });
-      let deleted = 0;
-      let refusal: unknown;
-      for (let i = 0; i < KEYS && refusal === undefined; i++) {
-        await store.delete(`key-${i}`).then(
-          () => deleted++,
-          (error: unknown) => (refusal = error),
-        );
-        const count = await store.count();
-        assert.ok(count >= 0, `count() ${count} after ${deleted} deletes`);
-      }
-      // A low count shows when it would go below zero; a high one when the tree empties.
-      assert.equal(deleted, forgedCount < KEYS ? forgedCount : KEYS - 1);
-      assert.ok(refusal instanceof StoreError && refusal.code === 'ERR_STORE_FAILED', String(refusal));
-      assert.match(refusal.message, /after finding corruption: store is corrupt: superblock/);
-      assert.doesNotMatch(refusal.message, /reopen to recover/);
-      assert.ok(isForgedCount(refusal.cause), String(refusal.cause));
-      // Reads of what the store holds still work; the refused key is still there.
-      assert.equal(await store.get(`key-${deleted}`), `value-${deleted}`);
+      const refusal = await store.batch([
+        { type: 'put', key: 'new', value: 'from the refused batch' },
+        { type: 'del', key: keyOf(1) },
+      ]).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      assert.ok(isFailedByForgedCount(refusal), String(refusal));
+      assert.equal(await store.get('new'), undefined);
+      assert.equal(await store.get(keyOf(1)), valueOf(1, ONE_LEAF_KEYS));
       await store.close().catch(() => undefined);
-      // The refused delete may be durable in the WAL: a reopen replays into
-      // the same refusal — from open(), or, if the replay runs in the
-      // background, from whenRecovered().
-      await assert.rejects(async () => {
-        const reopened = await BlockStore.open('forged', { device: new SimulatedDevice({ sizeBytes: 16 << 20 }, device.snapshot()), encoding: 'string' });
-        try {
-          await reopened.whenRecovered();
-        } finally {
-          await reopened.close().catch(() => undefined);
-        }
-      }, isForgedCount);
+      assert.equal(await reopenOutcome(device), 'refused');
     });
   }
 
-  it('refuses a batch whose deletes the count cannot cover before applying any of it: no reader sees part of it (found by a review)', async () => {
-    const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(3));
+  it('a tree of several levels counted below its keys: the delete that would take the count below 0 is refused, and so is a batch before any of it applies', async () => {
+    const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(3, MANY_LEAVES_KEYS));
     const store = await BlockStore.open('forged', { device, encoding: 'string' });
-    for (let i = 0; i < 3; i++) await store.delete(`key-${i}`);
-    const refused = await store
+    for (let i = 0; i < 3; i++) await store.delete(keyOf(i));
+    assert.equal(await store.count(), 0);
+    const refusal = await store
       .batch([
-        { type: 'put', key: 'key-5', value: 'from the refused batch' },
-        { type: 'put', key: 'key-6', value: 'from the refused batch' },
-        { type: 'del', key: 'key-6' },
+        { type: 'put', key: keyOf(5), value: 'from the refused batch' },
+        { type: 'put', key: keyOf(6), value: 'from the refused batch' },
+        { type: 'del', key: keyOf(6) },
       ])
       .then(
         () => undefined,
         (error: unknown) => error,
       );
-    assert.ok(refused instanceof StoreError && isForgedCount(refused.cause), String(refused));
-    assert.equal(await store.get('key-5'), 'value-5');
-    assert.equal(await store.get('key-6'), 'value-6');
+    assert.ok(isFailedByForgedCount(refusal), String(refusal));
+    // No reader sees part of the refused batch (found by a review).
+    assert.equal(await store.get(keyOf(5)), valueOf(5, MANY_LEAVES_KEYS));
+    assert.equal(await store.get(keyOf(6)), valueOf(6, MANY_LEAVES_KEYS));
     await store.close().catch(() => undefined);
+    assert.equal(await reopenOutcome(device), 'refused');
   });
 
-  it('refuses to checkpoint a count that reached 0 with keys left, rather than write a superblock open() refuses (found by a review)', async () => {
-    const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(3));
+  it('a tree of several levels counted below its keys: a count that reached 0 with keys left is refused a checkpoint, rather than written into a superblock open() refuses (found by a review)', async () => {
+    const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(3, MANY_LEAVES_KEYS));
     const store = await BlockStore.open('forged', { device, encoding: 'string' });
-    for (let i = 0; i < 3; i++) await store.delete(`key-${i}`);
-    assert.equal(await store.count(), 0);
-    await assert.rejects(store.checkpoint(), (error: unknown) => error instanceof StoreError && error.code === 'ERR_STORE_FAILED' && isForgedCount(error.cause));
+    for (let i = 0; i < 3; i++) await store.delete(keyOf(i));
+    await assert.rejects(store.checkpoint(), isFailedByForgedCount);
     await store.close().catch(() => undefined);
-    // Every superblock on the device still passes its own checks: the store opens (its count still wrong, as before).
+    // Every superblock on the device still passes its own checks: the store opens (its count still wrong).
     const reopened = await BlockStore.open('forged', { device: new SimulatedDevice({ sizeBytes: 16 << 20 }, device.snapshot()), encoding: 'string' });
     await reopened.whenRecovered();
-    assert.equal(await reopened.get('key-9'), 'value-9');
+    assert.equal(await reopened.get(keyOf(9)), valueOf(9, MANY_LEAVES_KEYS));
     await reopened.close().catch(() => undefined);
   });
 
-  it('counts and checkpoints normally while the count has not been shown wrong', async () => {
-    const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(KEYS + 5));
+  it('a tree of several levels counted above its keys: refused once the deletes bring it to one leaf, never at a count below 0', async () => {
+    const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(MANY_LEAVES_KEYS + 5, MANY_LEAVES_KEYS));
+    const store = await BlockStore.open('forged', { device, encoding: 'string' });
+    const { deleted, refusal } = await deleteUntilRefused(store, MANY_LEAVES_KEYS);
+    assert.ok(deleted > 0 && deleted < MANY_LEAVES_KEYS, `${deleted} deletes before the refusal`);
+    assert.ok(isFailedByForgedCount(refusal), String(refusal));
+    assert.equal(await store.get(keyOf(deleted)), valueOf(deleted, MANY_LEAVES_KEYS));
+    await store.close().catch(() => undefined);
+  });
+
+  it('counts and checkpoints a tree of several levels normally while the count has not been shown wrong', async () => {
+    const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(MANY_LEAVES_KEYS + 5, MANY_LEAVES_KEYS));
     const store = await BlockStore.open('forged', { device, encoding: 'string' });
     await store.put('another', 'value');
     await store.checkpoint();
-    assert.equal(await store.count(), KEYS + 6, 'the count is trusted until a delete shows it wrong');
+    assert.equal(await store.count(), MANY_LEAVES_KEYS + 6, 'the count is trusted until a commit shows it wrong');
     await store.close();
   });
 });

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { StoreCorruptError, StoreError } from '../../engine/store_error.js';
+import type { BatchOperation } from '../../engine/store_options.js';
 import { SUPERBLOCK_SIZE } from '../../format/constants.js';
 import { decodeSuperblock, encodeSuperblock, superblockSlotBlock } from '../../format/superblock.js';
 
@@ -54,6 +55,12 @@ async function forgedImage(forgedCount: number, keyCount: number): Promise<Uint8
   return image;
 }
 
+/** A store opened on forgedImage(forgedCount, keyCount), and its device. */
+async function openForged(forgedCount: number, keyCount: number): Promise<{ device: SimulatedDevice; store: BlockStore<unknown> }> {
+  const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(forgedCount, keyCount));
+  return { device, store: await BlockStore.open('forged', { device, encoding: 'string' }) };
+}
+
 function isForgedCount(error: unknown): boolean {
   return error instanceof StoreCorruptError && error.structure === 'superblock' && /key count/.test(error.reason);
 }
@@ -68,6 +75,19 @@ function refusalOf(promise: Promise<unknown>): Promise<unknown> {
     () => undefined,
     (error: unknown) => error,
   );
+}
+
+/**
+ * Runs `batch`, which the wrong count must refuse whole: the store fails,
+ * every key of `unchanged` still reads its value (none of the batch
+ * applied), and a reopen refuses the same way.
+ */
+async function refusedWhole(store: BlockStore<unknown>, device: SimulatedDevice, batch: BatchOperation<unknown>[], unchanged: [string, string | undefined][]): Promise<void> {
+  const refusal = await refusalOf(store.batch(batch));
+  assert.ok(isFailedByForgedCount(refusal), String(refusal));
+  for (const [key, value] of unchanged) assert.equal(await store.get(key), value, key);
+  await store.close().catch(() => undefined);
+  assert.equal(await reopenOutcome(device), 'refused');
 }
 
 /** Deletes keys in order until one is refused; checks count() never goes below 0. Returns the deletes done and the refusal. */
@@ -102,45 +122,44 @@ async function reopenOutcome(device: SimulatedDevice): Promise<'refused' | 'open
 describe('BlockStore with a superblock that records a wrong key count', () => {
   for (const forgedCount of [3, ONE_LEAF_KEYS + 2]) {
     it(`a tree of one leaf counted ${forgedCount} for ${ONE_LEAF_KEYS} keys: the first write is refused, whole`, async () => {
-      const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(forgedCount, ONE_LEAF_KEYS));
-      const store = await BlockStore.open('forged', { device, encoding: 'string' });
-      const refusal = await refusalOf(
-        store.batch([
+      const { device, store } = await openForged(forgedCount, ONE_LEAF_KEYS);
+      await refusedWhole(
+        store,
+        device,
+        [
           { type: 'put', key: 'new', value: 'from the refused batch' },
           { type: 'del', key: keyOf(1) },
-        ]),
+        ],
+        [
+          ['new', undefined],
+          [keyOf(1), valueOf(1, ONE_LEAF_KEYS)],
+        ],
       );
-      assert.ok(isFailedByForgedCount(refusal), String(refusal));
-      assert.equal(await store.get('new'), undefined);
-      assert.equal(await store.get(keyOf(1)), valueOf(1, ONE_LEAF_KEYS));
-      await store.close().catch(() => undefined);
-      assert.equal(await reopenOutcome(device), 'refused');
     });
   }
 
   it('a tree of several levels counted below its keys: the delete that would take the count below 0 is refused, and so is a batch before any of it applies', async () => {
-    const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(3, MANY_LEAVES_KEYS));
-    const store = await BlockStore.open('forged', { device, encoding: 'string' });
+    const { device, store } = await openForged(3, MANY_LEAVES_KEYS);
     for (let i = 0; i < 3; i++) await store.delete(keyOf(i));
     assert.equal(await store.count(), 0);
-    const refusal = await refusalOf(
-      store.batch([
+    // No reader sees part of the refused batch (found by a review).
+    await refusedWhole(
+      store,
+      device,
+      [
         { type: 'put', key: keyOf(5), value: 'from the refused batch' },
         { type: 'put', key: keyOf(6), value: 'from the refused batch' },
         { type: 'del', key: keyOf(6) },
-      ]),
+      ],
+      [
+        [keyOf(5), valueOf(5, MANY_LEAVES_KEYS)],
+        [keyOf(6), valueOf(6, MANY_LEAVES_KEYS)],
+      ],
     );
-    assert.ok(isFailedByForgedCount(refusal), String(refusal));
-    // No reader sees part of the refused batch (found by a review).
-    assert.equal(await store.get(keyOf(5)), valueOf(5, MANY_LEAVES_KEYS));
-    assert.equal(await store.get(keyOf(6)), valueOf(6, MANY_LEAVES_KEYS));
-    await store.close().catch(() => undefined);
-    assert.equal(await reopenOutcome(device), 'refused');
   });
 
   it('a tree of several levels counted below its keys: a count that reached 0 with keys left is refused a checkpoint, rather than written into a superblock open() refuses (found by a review)', async () => {
-    const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(3, MANY_LEAVES_KEYS));
-    const store = await BlockStore.open('forged', { device, encoding: 'string' });
+    const { device, store } = await openForged(3, MANY_LEAVES_KEYS);
     for (let i = 0; i < 3; i++) await store.delete(keyOf(i));
     await assert.rejects(store.checkpoint(), isFailedByForgedCount);
     await store.close().catch(() => undefined);
@@ -152,8 +171,7 @@ describe('BlockStore with a superblock that records a wrong key count', () => {
   });
 
   it('a tree of several levels counted above its keys: refused once the deletes bring it to one leaf, never at a count below 0', async () => {
-    const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(MANY_LEAVES_KEYS + 5, MANY_LEAVES_KEYS));
-    const store = await BlockStore.open('forged', { device, encoding: 'string' });
+    const { store } = await openForged(MANY_LEAVES_KEYS + 5, MANY_LEAVES_KEYS);
     const { deleted, refusal } = await deleteUntilRefused(store, MANY_LEAVES_KEYS);
     assert.ok(deleted > 0 && deleted < MANY_LEAVES_KEYS, `${deleted} deletes before the refusal`);
     assert.ok(isFailedByForgedCount(refusal), String(refusal));
@@ -162,8 +180,7 @@ describe('BlockStore with a superblock that records a wrong key count', () => {
   });
 
   it('counts and checkpoints a tree of several levels normally while the count has not been shown wrong', async () => {
-    const device = new SimulatedDevice({ sizeBytes: 16 << 20 }, await forgedImage(MANY_LEAVES_KEYS + 5, MANY_LEAVES_KEYS));
-    const store = await BlockStore.open('forged', { device, encoding: 'string' });
+    const { store } = await openForged(MANY_LEAVES_KEYS + 5, MANY_LEAVES_KEYS);
     await store.put('another', 'value');
     await store.checkpoint();
     assert.equal(await store.count(), MANY_LEAVES_KEYS + 6, 'the count is trusted until a commit shows it wrong');

@@ -29,6 +29,7 @@ import { formatCount, formatTable } from './bench/report.js';
 import { RINGSTORE_DEFAULT, RINGSTORE_FILE_SIZE_BYTES, ringstoreContender, withAppBatcher, type StoreAdapter, type StoreContender } from './bench/store_adapter.js';
 import { writeChartSvg } from './bench/chart.js';
 import { formatOpenGrowth, formatScaleTable, scaleCharts, type ScaleRun } from './bench/scale_report.js';
+import { parseMemorySize } from './bench/memory_cgroup.js';
 import { parseScaleKeyCounts, runScaleSection, SCALE_KEY_COUNTS_DEFAULT } from './bench/scale_runner.js';
 import { checkScaleTargets } from './bench/scale_targets.js';
 import { SCALE_KEY_SIZE_BYTES } from './bench/scale_keys.js';
@@ -123,6 +124,8 @@ interface Options {
   chart: string | undefined;
   /** The key counts of the scale section, ascending. */
   scaleKeyCounts: readonly number[];
+  /** The memory each child of the scale section may use (a cgroup of its own), if limited. */
+  scaleMemoryMaxBytes: number | undefined;
 }
 
 function usage(): string {
@@ -138,6 +141,8 @@ function usage(): string {
     `  --scale-keys N,N,...  key counts of the scale section (default ${SCALE_KEY_COUNTS_DEFAULT.join(',')}; --scale does not shrink them)`,
     '                the scale section: per N, ringstore and lmdb-js loaded in random order, closed, reopened, read, scanned,',
     '                killed (SIGKILL) and reopened, then loaded in sorted order; each in child processes of its own',
+    '  --scale-memory-max SIZE  run each scale child in a memory cgroup of its own limited to SIZE (1g, 512m), the OS page',
+    '                cache it fills included: a store larger than SIZE behaves as on a machine whose RAM it outgrows (needs root)',
     '',
     `Peers are installed on first use: npm install --prefix ${PEERS_PREFIX} --no-save lmdb classic-level better-sqlite3@12.`,
     'fio is installed with apt-get if missing.',
@@ -154,6 +159,7 @@ function parseOptions(argv: string[]): Options | undefined {
       keep: { type: 'boolean', default: false },
       chart: { type: 'string' },
       'scale-keys': { type: 'string' },
+      'scale-memory-max': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -170,7 +176,8 @@ function parseOptions(argv: string[]): Options | undefined {
     only = new Set(ids as SelectableId[]);
   }
   const scaleKeyCounts = values['scale-keys'] === undefined ? SCALE_KEY_COUNTS_DEFAULT : parseScaleKeyCounts(values['scale-keys']);
-  return { scale, only, json: values.json, keep: values.keep, chart: values.chart, scaleKeyCounts };
+  const scaleMemoryMaxBytes = values['scale-memory-max'] === undefined ? undefined : parseMemorySize(values['scale-memory-max']);
+  return { scale, only, json: values.json, keep: values.keep, chart: values.chart, scaleKeyCounts, scaleMemoryMaxBytes };
 }
 
 function log(line: string): void {
@@ -491,7 +498,14 @@ async function main(): Promise<void> {
 
   let scaleRuns: ScaleRun[] = [];
   if (options.only.has('scale')) {
-    scaleRuns = await runScaleSection({ keyCounts: options.scaleKeyCounts, storesDirectory: STORES_DIRECTORY, peersPrefix: PEERS_PREFIX, keep: options.keep, log });
+    scaleRuns = await runScaleSection({
+      keyCounts: options.scaleKeyCounts,
+      storesDirectory: STORES_DIRECTORY,
+      peersPrefix: PEERS_PREFIX,
+      keep: options.keep,
+      memoryMaxBytes: options.scaleMemoryMaxBytes,
+      log,
+    });
     for (const run of scaleRuns) results.failureCount += run.errors.length;
   }
   const scaleTargets = checkScaleTargets(scaleRuns);
@@ -524,6 +538,7 @@ async function main(): Promise<void> {
       scale: options.only.has('scale')
         ? {
             keyCounts: options.scaleKeyCounts,
+            memoryMaxBytes: options.scaleMemoryMaxBytes ?? null,
             keySizeBytes: SCALE_KEY_SIZE_BYTES,
             valueSizeBytes: SCALE_VALUE_SIZE_BYTES,
             batchEntryCount: SCALE_BATCH_ENTRY_COUNT,
@@ -564,6 +579,9 @@ async function main(): Promise<void> {
         `  then a warm-up pass over the ${formatCount(SCALE_HOT_SET_KEY_COUNT)} smallest keys and ${formatCount(SCALE_HOT_GET_COUNT)} random gets among them; ringstore with its default cache;`,
         '  every (store, N) in child processes of its own; lmdb-js as above (durable), sync get where one is timed',
       );
+      if (options.scaleMemoryMaxBytes !== undefined) {
+        out.push(`  each child in a memory cgroup of its own limited to ${formatCount(options.scaleMemoryMaxBytes / 2 ** 20)} MiB, the OS page cache it fills included (--scale-memory-max)`);
+      }
       for (const keyCount of options.scaleKeyCounts) out.push('', formatScaleTable(keyCount, scaleRuns));
       const growth = formatOpenGrowth(scaleRuns);
       if (growth !== undefined) out.push('', growth);

@@ -6,7 +6,10 @@
 // Every (store, N) runs in child processes of its own (scale_child.ts), so
 // that one store's memory is not counted against the next: one child for
 // the load and everything after it up to the kill, one for the open after
-// the kill, one for the sorted load.
+// the kill, one for the sorted load. With a memory limit (bench:store
+// --scale-memory-max), each child runs in a memory cgroup of its own
+// (memory_cgroup.ts): the page cache lmdb-js keeps its file in counts
+// against the limit, as on a machine whose RAM the store outgrows.
 //
 // Between ringstore's first child and the next, fio reads 4 KiB blocks at
 // random at QD32 from a file of the store file's size in the store's
@@ -19,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 
 import { prepareBenchFile } from './bench_file.js';
 import { ensureFio, runFio } from './fio_runner.js';
+import { createMemoryCgroup, type MemoryCgroup } from './memory_cgroup.js';
 import { formatCount } from './report.js';
 import { WORKLOADS } from './workload_spec.js';
 import type { ScaleChildMode, ScaleChildRequest } from './scale_child.js';
@@ -63,12 +67,21 @@ export interface ScaleSectionOptions {
   storesDirectory: string;
   peersPrefix: string;
   keep: boolean;
+  /**
+   * Runs each child in a memory cgroup of its own limited to this many
+   * bytes, page cache included (tools/bench/memory_cgroup.ts): a store
+   * larger than it behaves as on a machine whose RAM it outgrows.
+   */
+  memoryMaxBytes?: number;
   log: (line: string) => void;
 }
 
 /** Runs every (store, N), N ascending, and returns what each measured; a failed child is recorded in its run's errors. */
 export async function runScaleSection(options: ScaleSectionOptions): Promise<ScaleRun[]> {
   const runs: ScaleRun[] = [];
+  // A host that cannot limit a child's memory is refused before any child runs.
+  if (options.memoryMaxBytes !== undefined) await createMemoryCgroup(`ringstore-bench-${process.pid}-check`, options.memoryMaxBytes).remove();
+  const children = new ChildRunner(options.memoryMaxBytes);
   let fioVersion: string | undefined;
   try {
     fioVersion = ensureFio(options.log);
@@ -89,12 +102,12 @@ export async function runScaleSection(options: ScaleSectionOptions): Promise<Sca
         overwrittenCount,
       });
       const directory = freshDirectory(join(options.storesDirectory, `scale-${keyCount}-${storeId}`));
-      const killed = await runChild(request('load', directory, 0), run);
+      const killed = await children.run(request('load', directory, 0), run);
       if (storeId === SCALE_RINGSTORE_ID && fioVersion !== undefined) await runFioBeside(directory, run, options.log);
-      if (killed !== undefined) await runChild(request('crash-open', directory, killed.overwrittenCount), run);
+      if (killed !== undefined) await children.run(request('crash-open', directory, killed.overwrittenCount), run);
       if (!options.keep) rmSync(directory, { recursive: true, force: true });
       const sortedDirectory = freshDirectory(join(options.storesDirectory, `scale-${keyCount}-${storeId}-sorted`));
-      await runChild(request('sorted-load', sortedDirectory, 0), run);
+      await children.run(request('sorted-load', sortedDirectory, 0), run);
       if (!options.keep) rmSync(sortedDirectory, { recursive: true, force: true });
     }
   }
@@ -129,14 +142,43 @@ function freshDirectory(directory: string): string {
   return directory;
 }
 
-/**
- * Runs one child, merging its results into `run`. For mode 'load', kills it
- * with SIGKILL when it says it is killable and returns what it said then;
- * otherwise (or when it fails) returns undefined.
- */
-function runChild(request: ScaleChildRequest, run: ScaleRun): Promise<{ overwrittenCount: number } | undefined> {
+/** Runs the children, each in a memory cgroup of its own when the section has a limit. */
+class ChildRunner {
+  readonly #memoryMaxBytes: number | undefined;
+  #childCount = 0;
+
+  constructor(memoryMaxBytes: number | undefined) {
+    this.#memoryMaxBytes = memoryMaxBytes;
+  }
+
+  /**
+   * Runs one child, merging its results into `run`. For mode 'load', kills
+   * it with SIGKILL when it says it is killable and returns what it said
+   * then; otherwise (or when it fails) returns undefined.
+   */
+  async run(request: ScaleChildRequest, run: ScaleRun): Promise<{ overwrittenCount: number } | undefined> {
+    let cgroup: MemoryCgroup | undefined;
+    if (this.#memoryMaxBytes !== undefined) {
+      try {
+        cgroup = createMemoryCgroup(`ringstore-bench-${process.pid}-${++this.#childCount}`, this.#memoryMaxBytes);
+      } catch (error) {
+        run.errors.push(`${request.mode}: ${(error as Error).message}`);
+        return undefined;
+      }
+    }
+    try {
+      return await spawnChild(request, run, cgroup);
+    } finally {
+      await cgroup?.remove();
+    }
+  }
+}
+
+function spawnChild(request: ScaleChildRequest, run: ScaleRun, cgroup: MemoryCgroup | undefined): Promise<{ overwrittenCount: number } | undefined> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--expose-gc', SCALE_CHILD_PATH, JSON.stringify(request)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const nodeArgs = ['--expose-gc', SCALE_CHILD_PATH, JSON.stringify(request)];
+    const { command, args } = cgroup === undefined ? { command: process.execPath, args: nodeArgs } : cgroup.wrap(process.execPath, nodeArgs);
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let killable: { overwrittenCount: number } | undefined;
     let errorMessage: string | undefined;
     let timedOut = false;
@@ -173,7 +215,9 @@ function runChild(request: ScaleChildRequest, run: ScaleRun): Promise<{ overwrit
         resolve(undefined);
         return;
       }
-      const why = timedOut ? `no result after ${SCALE_CHILD_TIMEOUT_MS / 60000} min: hung? (killed)` : (errorMessage ?? `exited with ${code ?? signal}`);
+      // The kernel's OOM killer ends a child that outgrows its cgroup with SIGKILL.
+      const outOfMemory = cgroup !== undefined && signal === 'SIGKILL' ? ` (out of memory in ${cgroup.directory}?)` : '';
+      const why = timedOut ? `no result after ${SCALE_CHILD_TIMEOUT_MS / 60000} min: hung? (killed)` : (errorMessage ?? `exited with ${code ?? signal}${outOfMemory}`);
       run.errors.push(`${request.mode}: ${why}`);
       resolve(undefined);
     });

@@ -15,7 +15,7 @@ import { checkReferences, type Space } from './space.js';
 import { StoreCorruptError } from './store_error.js';
 import { isExtentValue, type IndexEntry } from './store_index.js';
 import type { StoreState } from './store_state.js';
-import { leafCount, leafEntryAt, leafForReading, leafKeyAt } from './tree_node.js';
+import { leafCount, leafEntryAt, leafKeyAt } from './tree_node.js';
 
 /** What verifyIntegrity() found: counts of what it checked, all consistent. */
 export interface IntegrityReport {
@@ -76,14 +76,13 @@ export async function checkIntegrity(parts: IntegrityParts): Promise<IntegrityRe
           references.push({ extent: pageExtent(ref.block), owner: `the page at block ${ref.block}` });
         }
         if (node.kind !== 'leaf') return;
-        const leaf = leafForReading(node);
-        const count = leafCount(leaf);
+        const count = leafCount(node);
         keys += count;
         for (let i = 0; i < count; i++) {
-          const entry = leafEntryAt(leaf, i);
+          const entry = leafEntryAt(node, i);
           if (!isExtentValue(entry.value)) continue;
           values.push(entry.value);
-          const owner = `key ${JSON.stringify(leafKeyAt(leaf, i).slice(0, 64))}`;
+          const owner = `key ${JSON.stringify(leafKeyAt(node, i).slice(0, 64))}`;
           for (const extent of entry.value.extents) references.push({ extent, owner });
         }
       });

@@ -1,20 +1,35 @@
-// LeafPage: a clean leaf as the page it was read from holds it, searched in
-// its bytes. A leaf read for a lookup becomes no key strings and no entry
-// objects: a get makes the one entry it returns. A write's copy of the
-// leaf keeps this page and records only what it changes (edited form,
-// engine/tree_node.ts); its records become keys and entries
-// (materialize()) only when the leaf must change shape or be read by
-// position.
+// LeafPage: a leaf as a page holds it, searched in its bytes. A clean leaf
+// read from disk is its page, never changed. A write's copy of a leaf is
+// a private copy of the page's bytes with room for a whole page (owned),
+// edited where its records lie: a put writes its record in place and moves
+// the records after it, a delete closes the gap. A checkpoint then copies
+// the records in one run, stamps the header and seals the page
+// (format/page.ts, encodeLeafPageOfEdits with no edits); the leaf turns
+// into keys and entries (materialize()) only when it must change shape (a
+// split, a merge).
 //
 // Why: a leaf read into keys and entries cost, at 1 M keys, ~70 objects
 // (a latin1 string and an entry per record, their views), most of a cold
 // get's CPU and of its garbage, and they filled the page cache's budget
-// with objects no lookup needed (docs/architecture.md, "Leaves in page form").
+// with objects no lookup needed (docs/architecture.md, "Leaves in page
+// form"). A copy that kept the page and listed its edits beside it still
+// had to be encoded by every checkpoint, reading the edits' keys, entries
+// and values from all over the heap (3.5 µs a page; docs/benchmarks.md,
+// session 25), and held those objects while dirty.
+//
+// Views. Inline values of entries made from a page view its bytes. An
+// owned page's bytes change under a write, so a write after a view was
+// handed out (entryAt, materialize) first moves the page to a fresh copy
+// of its bytes, leaving the viewed ones as they were; find() and
+// detachedEntryAt() hand out copies instead, for the lookups of gets and
+// writes, which keep nothing.
 //
 // Key strings hold one byte per char (engine/key_codec.ts), so a key string
 // is compared with a record's key bytes char by byte: the same bytewise
 // order as the tree's string compares.
+import assert from 'node:assert/strict';
 import { view } from '../format/bytes.js';
+import { PAGE_HEADER_SIZE } from '../format/constants.js';
 import {
   compareRecordKeyWith,
   leafRecordExtentValue,
@@ -22,6 +37,7 @@ import {
   leafRecordKeyIsString,
   leafRecordKeyLength,
   leafRecordKeyStart,
+  writeLeafRecordAt,
 } from '../format/page.js';
 import { latin1Of } from './key_codec.js';
 import { PageInlineEntry } from './page_entry.js';
@@ -29,26 +45,69 @@ import type { IndexEntry } from './store_index.js';
 
 export class LeafPage {
   /**
-   * The page's used bytes (header and records): the inline values of
-   * entries made from it are views into them. Never reused, except those of
-   * a leaf lent to a scan (TreePageIo.lendLeaf), which go back to the read
-   * pool once its run is over: nothing may keep a view of them past it.
+   * The page's bytes: the header, then the records at `starts`; inline
+   * values of entries made from it view them. A page as read: its used
+   * bytes, never reused except those of a leaf lent to a scan
+   * (TreePageIo.lendLeaf), which go back to the read pool once its run is
+   * over (nothing may keep a view of them past it). An owned page: a whole
+   * page's room, replaced by a copy when a write follows a view.
    */
-  readonly bytes: Uint8Array;
-  /** Where record i begins in `bytes`, for i in [0, count]; starts[count] is the end of the records. */
-  readonly starts: readonly number[];
-  readonly count: number;
+  bytes: Uint8Array;
+  /** Where record i begins in `bytes`, for i in [0, count]; starts[count] is the end of the records. Changed only by an owned page's writes. */
+  readonly starts: number[];
+  count: number;
+  /** A write's private copy (ownedCopy), edited in place; false for a page as read from disk, never changed. */
+  readonly owned: boolean;
+  /** An owned page's bytes are viewed by an entry handed out: the next write copies them first. */
+  #viewed = false;
+  /** A DataView of `bytes`, for an owned page's writes; made at the first, again when `bytes` change. */
+  #data: DataView | undefined;
 
   /** REQUIRES: `starts` are the records of `bytes` as format/page.ts scanLeafRecords checked them. */
-  constructor(bytes: Uint8Array, starts: readonly number[]) {
+  constructor(bytes: Uint8Array, starts: number[], owned = false) {
     this.bytes = bytes;
     this.starts = starts;
     this.count = starts.length - 1;
+    this.owned = owned;
+  }
+
+  /**
+   * An owned page holding `keys` and `entries` (in order; `recordBytes`
+   * their page bytes in all), with room for `capacityBytes` of records:
+   * the page of a new leaf a write makes (a split's piece).
+   */
+  static ofRecords(keys: readonly string[], entries: readonly IndexEntry[], recordBytes: number, capacityBytes: number): LeafPage {
+    assert.ok(recordBytes <= capacityBytes, 'the records fit the page they are written to');
+    const bytes = new Uint8Array(PAGE_HEADER_SIZE + capacityBytes);
+    const data = view(bytes);
+    const starts = new Array<number>(keys.length + 1);
+    let offset = PAGE_HEADER_SIZE;
+    for (let index = 0; index < keys.length; index++) {
+      starts[index] = offset;
+      offset = writeLeafRecordAt(bytes, offset, keys[index]!, entries[index]!, data);
+    }
+    starts[keys.length] = offset;
+    assert.equal(offset - PAGE_HEADER_SIZE, recordBytes, 'the records take the bytes measured for them');
+    return new LeafPage(bytes, starts, true);
   }
 
   /** Page bytes of the records (PageMeasure's bytes of the leaf's entries). */
   get recordBytes(): number {
     return this.starts[this.count]! - this.starts[0]!;
+  }
+
+  /**
+   * An owned copy with room for `capacityBytes` of records after the
+   * header: the page a write edits. REQUIRES: the records take at most
+   * `capacityBytes`.
+   */
+  ownedCopy(capacityBytes: number): LeafPage {
+    const recordsStart = this.starts[0]!;
+    const end = this.starts[this.count]!;
+    assert.ok(end - recordsStart <= capacityBytes, 'the records fit the page they are copied into');
+    const bytes = new Uint8Array(recordsStart + capacityBytes);
+    bytes.set(this.bytes.subarray(0, end));
+    return new LeafPage(bytes, this.starts.slice(), true);
   }
 
   /** Bytes of record `index`'s key. */
@@ -69,8 +128,22 @@ export class LeafPage {
     const start = this.starts[index]!;
     const isString = leafRecordKeyIsString(bytes, start);
     if (leafRecordIsInline(bytes, start)) {
+      if (this.owned) this.#viewed = true;
       const valueStart = leafRecordKeyStart(bytes, start) + leafRecordKeyLength(bytes, start);
       return new PageInlineEntry(bytes, valueStart, this.starts[index + 1]! - valueStart, isString);
+    }
+    return { isString, value: leafRecordExtentValue(bytes, view(bytes), start) };
+  }
+
+  /** Record `index`'s entry, viewing nothing of the page (an inline value is copied out). */
+  detachedEntryAt(index: number): IndexEntry {
+    const bytes = this.bytes;
+    const start = this.starts[index]!;
+    const isString = leafRecordKeyIsString(bytes, start);
+    if (leafRecordIsInline(bytes, start)) {
+      const valueStart = leafRecordKeyStart(bytes, start) + leafRecordKeyLength(bytes, start);
+      // A copy: Buffer's slice() would be a view.
+      return { isString, value: new Uint8Array(bytes.subarray(valueStart, this.starts[index + 1]!)) };
     }
     return { isString, value: leafRecordExtentValue(bytes, view(bytes), start) };
   }
@@ -80,10 +153,15 @@ export class LeafPage {
     return compareRecordKeyWith(this.bytes, this.starts[index]!, key);
   }
 
-  /** Index of the first record whose key is >= `key` (count if none). */
+  /**
+   * Index of the first record whose key is >= `key` (count if none). The
+   * last record first: keys written in ascending order land past it (as in
+   * tree_node.ts's lowerBound).
+   */
   lowerBound(key: string): number {
     let low = 0;
     let high = this.count;
+    if (high > 0 && this.compareKeyAt(high - 1, key) < 0) return high;
     while (low < high) {
       const middle = (low + high) >>> 1;
       if (this.compareKeyAt(middle, key) < 0) low = middle + 1;
@@ -104,10 +182,11 @@ export class LeafPage {
     return low;
   }
 
-  /** The entry of `key`, or undefined. */
+  /** The entry of `key`, or undefined; one of an owned page views nothing of it (detachedEntryAt). */
   find(key: string): IndexEntry | undefined {
     const index = this.lowerBound(key);
-    return index < this.count && this.compareKeyAt(index, key) === 0 ? this.entryAt(index) : undefined;
+    if (index === this.count || this.compareKeyAt(index, key) !== 0) return undefined;
+    return this.owned ? this.detachedEntryAt(index) : this.entryAt(index);
   }
 
   /** Every key and entry, in order: the leaf as a write copies it. */
@@ -119,5 +198,61 @@ export class LeafPage {
       entries[index] = this.entryAt(index);
     }
     return { keys, entries };
+  }
+
+  // ---- Writes, to an owned page only. `recordBytes` is the new record's
+  // size (PageMeasure.entryBytes of the key and entry); the caller has
+  // checked that the records still fit the page.
+
+  /** Writes the record of `key` and `entry` over record `index`, whose key is `key`. */
+  replaceAt(index: number, key: string, entry: IndexEntry, recordBytes: number): void {
+    this.#beforeWrite(recordBytes - (this.starts[index + 1]! - this.starts[index]!));
+    const start = this.starts[index]!;
+    this.#move(index + 1, recordBytes - (this.starts[index + 1]! - start));
+    this.#write(start, key, entry, this.starts[index + 1]!);
+  }
+
+  /** Writes the record of `key` and `entry` as the new record `index` (the records from `index` on move up one). */
+  insertAt(index: number, key: string, entry: IndexEntry, recordBytes: number): void {
+    this.#beforeWrite(recordBytes);
+    const start = this.starts[index]!;
+    this.#move(index, recordBytes);
+    this.starts.splice(index, 0, start);
+    this.count++;
+    this.#write(start, key, entry, this.starts[index + 1]!);
+  }
+
+  /** Removes record `index` (the records after it move down one). */
+  removeAt(index: number): void {
+    const recordBytes = this.starts[index + 1]! - this.starts[index]!;
+    this.#beforeWrite(-recordBytes);
+    this.#move(index + 1, -recordBytes);
+    this.starts.splice(index + 1, 1);
+    this.count--;
+  }
+
+  /** Checks a write of an owned page that changes its records by `deltaBytes`; gives the page fresh bytes if views of the current ones are out. */
+  #beforeWrite(deltaBytes: number): void {
+    if (!this.owned) throw new Error('ringstore: a write to a leaf page as read from disk (copy it first: ownedCopy)');
+    assert.ok(this.starts[this.count]! + deltaBytes <= this.bytes.length, 'an owned page\'s records fit its bytes');
+    if (!this.#viewed) return;
+    const fresh = new Uint8Array(this.bytes.length);
+    fresh.set(this.bytes.subarray(0, this.starts[this.count]!));
+    this.bytes = fresh;
+    this.#data = undefined;
+    this.#viewed = false;
+  }
+
+  /** Moves records [from, count) by `deltaBytes`, and their starts with them. */
+  #move(from: number, deltaBytes: number): void {
+    if (deltaBytes === 0) return;
+    const starts = this.starts;
+    this.bytes.copyWithin(starts[from]! + deltaBytes, starts[from]!, starts[this.count]!);
+    for (let index = from; index <= this.count; index++) starts[index] = starts[index]! + deltaBytes;
+  }
+
+  #write(start: number, key: string, entry: IndexEntry, end: number): void {
+    const written = writeLeafRecordAt(this.bytes, start, key, entry, (this.#data ??= view(this.bytes)));
+    assert.equal(written, end, 'the record takes the bytes measured for it');
   }
 }

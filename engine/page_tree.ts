@@ -49,8 +49,6 @@ import {
   branchBytes,
   childIndexFor,
   copyNode,
-  editedLeafDelete,
-  editedLeafSet,
   EPOCH_NEVER,
   insertAt,
   isNode,
@@ -61,7 +59,12 @@ import {
   lowerBound,
   newBranch,
   newLeaf,
+  newOwnedPageLeaf,
   nodeMemoryBytes,
+  NO_ROOM,
+  pageLeafDelete,
+  pageLeafSet,
+  shortestSeparator,
   type BranchNode,
   type Child,
   type LeafNode,
@@ -185,6 +188,8 @@ export interface PageTreeStats {
 
 export class PageTree {
   readonly #loader: TreeLoader;
+  /** The codec, for the pages of new leaves (TreePageIo.leafPageOf; without it new leaves are arrays). */
+  readonly #pages: Pick<TreePageIo, 'leafPageOf'>;
   readonly #measure: PageMeasure;
   readonly #capacityBytes: number;
   readonly #keySizeMax: number;
@@ -241,6 +246,7 @@ export class PageTree {
     this.#capacityBytes = capacityBytes;
     this.#cache = new PageCache(cacheBytesMax);
     this.#loader = new TreeLoader({ io, cache: this.#cache, measure: this.#measure, keySizeMax: this.#keySizeMax });
+    this.#pages = io;
     this.#root = root?.ref;
     this.#level = root?.level ?? 0;
     this.#keyCount = keyCount;
@@ -561,22 +567,31 @@ export class PageTree {
     const bytes = this.#measure.entryBytes(key, entry);
     if (!(bytes <= this.#capacityBytes)) throw new RangeError(`an entry of ${bytes} bytes does not fit a page of ${this.#capacityBytes}`);
     if (this.#root === undefined) {
-      this.#root = newLeaf(this.#epoch, [key], [entry], bytes);
+      this.#root = this.#newLeaf([key], [entry], bytes);
       this.#dirtyCreated++;
       this.#level = 0;
       this.#keyCount = 1;
       return undefined;
     }
     const leaf = this.#writablePath(key);
-    if (leaf.edits !== undefined) {
-      const previous = editedLeafSet(leaf, key, entry, bytes, this.#measure);
-      if (previous === undefined) this.#keyCount++;
-      if (leaf.bytes > this.#capacityBytes) {
-        // A split cuts arrays: the leaf leaves edited form here.
-        const { keys } = leafArrays(leaf);
-        this.#split(this.#path, leaf, lowerBound(keys, key) === keys.length - 1);
+    if (leaf.page !== undefined) {
+      const previous = pageLeafSet(leaf, key, entry, bytes, this.#capacityBytes);
+      if (previous !== NO_ROOM) {
+        if (previous === undefined) this.#keyCount++;
+        return previous;
       }
-      return previous;
+      const page = leaf.page;
+      if (page.compareKeyAt(page.count - 1, key) < 0) {
+        // Past its last key (a sorted load): the page stays as it is, full,
+        // and the key starts a new leaf on its right, as a split packing
+        // pieces from the left (splitPieces, appending) cuts it.
+        const right = this.#newLeaf([key], [entry], bytes);
+        this.#dirtyCreated++;
+        this.#keyCount++;
+        this.#split(this.#path, leaf, true, { pieces: [leaf, right], separators: [shortestSeparator(page.keyAt(page.count - 1), key)] });
+        return undefined;
+      }
+      // No room in its page: the leaf takes arrays (split below).
     }
     const { keys, entries } = leafArrays(leaf);
     const index = lowerBound(keys, key);
@@ -604,8 +619,8 @@ export class PageTree {
     this.#checkCountBeforeDelete();
     const leaf = this.#writablePath(key);
     let previous: IndexEntry;
-    if (leaf.edits !== undefined) {
-      previous = editedLeafDelete(leaf, key, this.#measure);
+    if (leaf.page !== undefined) {
+      previous = pageLeafDelete(leaf, key);
     } else {
       const { keys, entries } = leafArrays(leaf);
       const index = lowerBound(keys, key);
@@ -690,6 +705,12 @@ export class PageTree {
     return isNode(child) ? child : this.#cache.get(child);
   }
 
+  /** A new leaf of the current epoch: in page form where the codec makes pages, else in arrays. */
+  #newLeaf(keys: string[], entries: IndexEntry[], bytes: number): LeafNode {
+    if (this.#pages.leafPageOf === undefined) return newLeaf(this.#epoch, keys, entries, bytes);
+    return newOwnedPageLeaf(this.#epoch, this.#pages.leafPageOf(keys, entries, bytes, this.#capacityBytes));
+  }
+
   /** A mutable node for a slot: the node itself if mutable, else a copy (retiring the slot's page). */
   #writable(child: Child, what: string): TreeNode {
     const node = this.#peek(child);
@@ -697,7 +718,7 @@ export class PageTree {
     if (node.epoch === this.#epoch) return node;
     this.#retire(child);
     this.#dirtyCreated++;
-    return copyNode(node, this.#epoch);
+    return copyNode(node, this.#epoch, this.#capacityBytes);
   }
 
   /** A page leaves the current tree: into G if it has (or will get, from the running plan) a block. */
@@ -740,14 +761,18 @@ export class PageTree {
    * Splits an over-full mutable node into as many nodes as it takes, then
    * its parent if that is now over-full, and so on up; a split root gets a
    * new root above it. `appending`: the growth was at the node's right end
-   * (sequential inserts), so pack pieces full from the left.
+   * (sequential inserts), so pack pieces full from the left. `firstCut`:
+   * the pieces of `start` and their separators, cut by the caller.
    */
-  #split(path: WritePath, start: TreeNode, appending: boolean): void {
+  #split(path: WritePath, start: TreeNode, appending: boolean, firstCut?: { pieces: TreeNode[]; separators: string[] }): void {
     let node = start;
+    let cut = firstCut;
     for (;;) {
       if (node.epoch !== this.#epoch) throw new Error('ringstore: split of an immutable node');
-      const { pieces, separators } = splitPieces(node, appending, this.#epoch, this.#measure);
-      this.#dirtyCreated += pieces.length;
+      // `start` cut already (firstCut: its pieces counted as dirty by the caller), or cut here.
+      const { pieces, separators } = cut ?? splitPieces(node, appending, this.#epoch, this.#measure, this.#pages);
+      if (cut === undefined) this.#dirtyCreated += pieces.length;
+      cut = undefined;
       const parent = path.pop();
       if (parent === undefined) {
         const root = newBranch(this.#epoch, node.level + 1, separators, pieces, branchBytes(this.#measure, separators));
@@ -862,8 +887,8 @@ export class PageTree {
     const merged = this.#writable(parent.children[left]!, separator);
     if (merged.kind === 'leaf' && rightNode.kind === 'leaf') {
       // The right leaf's records join the merged leaf's arrays; a right leaf
-      // in page or edited form is read into arrays for it (the merged leaf
-      // keeps its own basis, so those records are encoded anew).
+      // in page form is read into arrays for it (the merged leaf keeps its
+      // own basis, so those records are encoded anew).
       const into = leafArrays(merged);
       const from = leafRecords(rightNode);
       into.keys.push(...from.keys);

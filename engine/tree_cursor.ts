@@ -16,7 +16,6 @@ import {
   isNode,
   leafCount,
   leafEntryAt,
-  leafForReading,
   leafKeyAt,
   leafLowerBound,
   leafUpperBound,
@@ -216,20 +215,19 @@ export async function* rangeRuns(
     leaf = await descend(isNode(root) ? root : (source.cached(root) ?? (await loadPage(root, rootLevel, undefined, undefined))), undefined, undefined);
     for (;;) {
       if (leaf.kind !== 'leaf') throw new Error('ringstore: range descent ended on a branch');
-      // A leaf in page form makes each key and entry as it is read; one in
-      // edited form is read through arrays of its records, made once.
-      const readable = leafForReading(leaf);
-      const count = leafCount(readable);
+      // A leaf in page form makes each key and entry as it is read. The
+      // leaf is a snapshot's: no write changes it while its runs are read.
+      const count = leafCount(leaf);
       // The run ends where the range does, if in this leaf: then no later leaf is read.
       if (!reverse) {
-        const first = low === undefined ? 0 : lowInclusive ? leafLowerBound(readable, low) : leafUpperBound(readable, low);
-        const end = high === undefined ? count : highInclusive ? leafUpperBound(readable, high) : leafLowerBound(readable, high);
-        if (first < end) yield { leaf: readable, first, end, step: 1 };
+        const first = low === undefined ? 0 : lowInclusive ? leafLowerBound(leaf, low) : leafUpperBound(leaf, low);
+        const end = high === undefined ? count : highInclusive ? leafUpperBound(leaf, high) : leafLowerBound(leaf, high);
+        if (first < end) yield { leaf: leaf, first, end, step: 1 };
         if (end < count) return;
       } else {
-        const first = high === undefined ? count - 1 : highInclusive ? leafUpperBound(readable, high) - 1 : leafLowerBound(readable, high) - 1;
-        const end = low === undefined ? -1 : lowInclusive ? leafLowerBound(readable, low) - 1 : leafUpperBound(readable, low) - 1;
-        if (first > end) yield { leaf: readable, first, end, step: -1 };
+        const first = high === undefined ? count - 1 : highInclusive ? leafUpperBound(leaf, high) - 1 : leafLowerBound(leaf, high) - 1;
+        const end = low === undefined ? -1 : lowInclusive ? leafLowerBound(leaf, low) - 1 : leafUpperBound(leaf, low) - 1;
+        if (first > end) yield { leaf: leaf, first, end, step: -1 };
         if (end > -1) return;
       }
       // The consumer asked for the next run: it is done with this leaf.

@@ -45,7 +45,7 @@ export function checkTreeInvariants(tree: TreeState): void {
     if (node.level !== level) fail(`a node of level ${node.level} at level ${level}`);
     if (node.epoch === tree.epoch && (node.ref !== undefined || node.planned)) fail('a mutable node is on disk or planned');
     if (node.bytes > tree.capacityBytes) fail(`a node of ${node.bytes} bytes > capacity ${tree.capacityBytes}`);
-    // A leaf in page or edited form is checked through its keys and entries as a copy would read them (without changing its form).
+    // A leaf in page form is checked through its keys and entries as a copy would read them (without changing its form).
     const leaf = node.kind === 'leaf' ? leafRecords(node) : undefined;
     const ordered = leaf !== undefined ? leaf.keys : (node as BranchNode).separators;
     for (let index = 1; index < ordered.length; index++) if (!(ordered[index - 1]! < ordered[index]!)) fail(`keys out of order at level ${level}`);
@@ -54,16 +54,13 @@ export function checkTreeInvariants(tree: TreeState): void {
       if (high !== undefined && !(ordered[ordered.length - 1]! < high)) fail(`key ${JSON.stringify(ordered[ordered.length - 1])} not below its bound ${JSON.stringify(high)}`);
     }
     if (node.kind === 'leaf') {
-      if (node.page !== undefined && (node.keys !== undefined || node.entries !== undefined)) fail('a leaf in page or edited form with arrays');
-      if (node.page !== undefined && node.edits === undefined && node.ref === undefined) fail('a leaf in page form that is not clean');
-      if (node.page === undefined && node.edits !== undefined) fail('edits without a page');
-      if (node.edits !== undefined) {
-        const edits = node.edits;
-        if (edits.keys.length !== edits.entries.length) fail('edited keys and entries differ in count');
-        for (let index = 1; index < edits.keys.length; index++) if (!(edits.keys[index - 1]! < edits.keys[index]!)) fail('edited keys out of order');
-        for (let index = 0; index < edits.keys.length; index++) {
-          if (edits.entries[index] === undefined && node.page!.find(edits.keys[index]!) === undefined) fail('an edit deletes a key its page does not hold');
-        }
+      if (node.page !== undefined && (node.keys !== undefined || node.entries !== undefined)) fail('a leaf in page form with arrays');
+      if (node.page !== undefined && node.ref === undefined && !node.page.owned) fail('a dirty leaf in page form over a page as read from disk (not its own copy)');
+      if (node.page !== undefined) {
+        const page = node.page;
+        if (page.count !== page.starts.length - 1) fail(`a leaf page counts ${page.count} records over ${page.starts.length - 1} starts`);
+        if (page.starts[page.count]! > page.bytes.length) fail('a leaf page whose records end past its bytes');
+        if (node.bytes !== page.recordBytes) fail(`a leaf in page form records ${node.bytes} bytes, its page ${page.recordBytes}`);
       }
       if (leaf!.keys.length === 0 && !(level < tree.level && noted(low, high))) fail('an empty leaf');
       if (leaf!.keys.length !== leaf!.entries.length) fail('keys and entries differ in count');

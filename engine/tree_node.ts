@@ -11,20 +11,22 @@ import type { LeafPage } from './leaf_page.js';
 import type { IndexEntry } from './store_index.js';
 
 /**
- * What a leaf copied from a page read from disk is encoded against, by
- * difference (format/page.ts, LeafBasis): that page, and the keys and
- * entries the copy was made of (a record of the copy whose key and entry
- * are these very objects is that page's record again). Never changed.
+ * What a leaf in array form that was in page form is encoded against, by
+ * difference (format/page.ts, LeafBasis): that page (as read from disk, or
+ * the owned copy it was edited in, which nothing writes once the leaf left
+ * it), and the keys and entries the arrays were made of (a record whose key
+ * and entry are these very objects is that page's record again). Never
+ * changed.
  *
- * Leaves a checkpoint writes keep none, and stay in arrays: a copy of their
- * records, kept while their next version is dirty, made the probe's
- * checkpoints ~20 % cheaper again (31.5 -> 24.9 µs of CPU a page) but held
- * ~90 MiB more at 300 k keys (a page for every dirty leaf). And a written
- * leaf that took page form (a checked copy of the page it was written as,
- * in place of its arrays or edits) loaded 1 M random keys no faster and
- * closed slower, also once copies of page-form leaves became edited ones
- * (docs/benchmarks.md, session 10): checking and keeping every written
- * page costs more than the cheaper next write saves.
+ * Leaves a checkpoint writes from arrays keep none, and stay in arrays: a
+ * copy of their records, kept while their next version is dirty, made the
+ * probe's checkpoints ~20 % cheaper again (31.5 -> 24.9 µs of CPU a page)
+ * but held ~90 MiB more at 300 k keys (a page for every dirty leaf). And a
+ * written leaf that took page form (a checked copy of the page it was
+ * written as, in place of its arrays) loaded 1 M random keys no faster and
+ * closed slower (docs/benchmarks.md, session 10): checking and keeping
+ * every written page costs more than the cheaper next write saves. A leaf
+ * written from its owned page keeps that page: it costs nothing more.
  */
 export interface LeafBasisSource {
   readonly page: LeafPage;
@@ -70,6 +72,14 @@ export interface TreePageIo {
    * view of it). Optional, as withLeaf.
    */
   lendLeaf?(ref: PageRef): Promise<LentLeaf>;
+  /**
+   * An owned page (LeafPage.ofRecords) of `keys` and `entries`, whose
+   * records take `recordBytes` (by PageMeasure), with room for
+   * `capacityBytes`: the page of a new leaf a write makes, so that the
+   * checkpoint that writes it seals it as it is. Optional: a codec without
+   * it (the tests' fakes) has new leaves in array form.
+   */
+  leafPageOf?(keys: readonly string[], entries: readonly IndexEntry[], recordBytes: number, capacityBytes: number): LeafPage;
 }
 
 /** A leaf read into a buffer the reader gives back (TreePageIo.lendLeaf). */
@@ -122,39 +132,23 @@ interface NodeCommon {
 }
 
 /**
- * The records a leaf in edited form changes in its page: keys in ascending
- * order, each with its entry now, or undefined where the page's record of
- * that key was deleted; `count` is the leaf's record count (the page's,
- * plus inserts, minus deletes).
- */
-export interface LeafEdits {
-  readonly keys: string[];
-  readonly entries: (IndexEntry | undefined)[];
-  count: number;
-}
-
-/**
- * A leaf holds its records in one of three forms:
- * - page form: a leaf read from disk holds the page (`page`; `edits`,
- *   `keys` and `entries` undefined) and is searched in its bytes;
- * - edited form: a copy of a leaf in page form holds the same page and
- *   what writes changed in it (`page` and `edits`): a write to a leaf of
- *   ~35 records makes no key string or entry for the others, and a
- *   checkpoint encodes it by copying the records it kept
- *   (format/page.ts, encodeLeafPageOfEdits);
- * - array form: keys and entries (`page` and `edits` undefined): new
- *   leaves, split pieces and merges, and leaves a checkpoint wrote from
- *   arrays. A leaf in edited form that has to change shape (a split, a
- *   merge) or be read by position (a cursor) turns into arrays first
- *   (leafArrays), with its page as its basis.
- * Writes change only mutable leaves, which are copies, new leaves or split
- * pieces: edited or array form.
+ * A leaf holds its records in one of two forms:
+ * - page form (`page`; `keys` and `entries` undefined), searched in the
+ *   page's bytes (engine/leaf_page.ts): a clean leaf read from disk holds
+ *   the page as read; a write's copy of a leaf in page form holds an owned
+ *   copy of it, edited in place, which a checkpoint seals as it is and
+ *   which then stays the clean leaf's page. A dirty leaf in page form
+ *   always holds an owned page, and only a mutable one is written to;
+ * - array form: keys and entries (`page` undefined): new leaves, split
+ *   pieces and merges, and leaves a checkpoint wrote from arrays. A dirty
+ *   leaf in page form that has to change shape (a split, a merge, a put
+ *   that does not fit its page) turns into arrays first (leafArrays), with
+ *   its page as its basis.
  */
 export interface LeafNode extends NodeCommon {
   readonly kind: 'leaf';
   readonly level: 0;
   page: LeafPage | undefined;
-  edits: LeafEdits | undefined;
   keys: string[] | undefined;
   entries: IndexEntry[] | undefined;
   /**
@@ -183,81 +177,52 @@ export function isNode(child: Child): child is TreeNode {
 }
 
 export function newLeaf(epoch: number, keys: string[], entries: IndexEntry[], bytes: number): ArrayLeafNode {
-  return { kind: 'leaf', level: 0, page: undefined, edits: undefined, keys, entries, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, cacheSlot: -1, basis: undefined };
+  return { kind: 'leaf', level: 0, page: undefined, keys, entries, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, cacheSlot: -1, basis: undefined };
 }
 
 /** A clean leaf of the page `page` read from disk (its ref is set by the reader). */
 export function newPageLeaf(page: LeafPage): LeafNode {
-  return { kind: 'leaf', level: 0, page, edits: undefined, keys: undefined, entries: undefined, epoch: EPOCH_NEVER, ref: undefined, bytes: page.recordBytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, cacheSlot: -1, basis: undefined };
+  return { kind: 'leaf', level: 0, page, keys: undefined, entries: undefined, epoch: EPOCH_NEVER, ref: undefined, bytes: page.recordBytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, cacheSlot: -1, basis: undefined };
 }
 
-/** A leaf in edited form over `page` (see LeafNode). */
-function newEditedLeaf(epoch: number, page: LeafPage, edits: LeafEdits, bytes: number): LeafNode {
-  return { kind: 'leaf', level: 0, page, edits, keys: undefined, entries: undefined, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, cacheSlot: -1, basis: undefined };
+/** A dirty leaf in page form over `page`, an owned page (see LeafNode). */
+export function newOwnedPageLeaf(epoch: number, page: LeafPage): LeafNode {
+  return { kind: 'leaf', level: 0, page, keys: undefined, entries: undefined, epoch, ref: undefined, bytes: page.recordBytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, cacheSlot: -1, basis: undefined };
 }
 
 /**
- * The arrays of a leaf in array form. A leaf in edited form turns into
- * array form here, with its page as its basis: only a dirty one, which
- * writes are about to change in shape (a split, a merge) or a running
- * checkpoint encodes through PageTree's content() (the same records: a
- * node a snapshot or the plan holds may change form, never content). Not
- * a clean one: the page cache counts the memory it had when it went in
- * (read those through leafForReading or leafRecords). An Error (a bug)
- * for a leaf in page form: copy it first.
+ * The arrays of a leaf in array form. A dirty leaf in page form turns into
+ * array form here, with its page as its basis: one that writes are about
+ * to change in shape (a split, a merge, a put its page has no room for)
+ * or that a running checkpoint encodes through PageTree's content() (the
+ * same records: a node a snapshot or the plan holds may change form,
+ * never content). Not a clean one: the page cache counts the memory it
+ * had when it went in (read those through leafRecords). An Error (a bug)
+ * for a clean leaf in page form: copy it first.
  */
 export function leafArrays(leaf: LeafNode): { keys: string[]; entries: IndexEntry[] } {
-  if (leaf.edits !== undefined) {
-    if (leaf.ref !== undefined) throw new Error('ringstore: a clean leaf in edited form turned into arrays (its cached memory would grow unseen)');
-    const page = leaf.page!;
-    const basis = page.materialize();
-    const { keys, entries } = mergedRecords(basis.keys, basis.entries, leaf.edits);
+  if (leaf.page !== undefined) {
+    if (leaf.ref !== undefined) throw new Error('ringstore: a clean leaf in page form turned into arrays (copy it first; its cached memory would change unseen)');
+    const page = leaf.page;
+    // The page is nobody's to write once the leaf leaves it: the entries
+    // may view it, and it stays the basis they are encoded against.
+    const { keys, entries } = page.materialize();
     leaf.keys = keys;
     leaf.entries = entries;
-    leaf.basis = { page, keys: basis.keys, entries: basis.entries };
+    leaf.basis = { page, keys: keys.slice(), entries: entries.slice() };
     leaf.page = undefined;
-    leaf.edits = undefined;
   }
-  if (leaf.keys === undefined || leaf.entries === undefined) throw new Error('ringstore: a leaf in page form where arrays were needed (copy it first)');
-  return { keys: leaf.keys, entries: leaf.entries };
+  return { keys: keysOf(leaf), entries: entriesOf(leaf) };
 }
 
 /**
- * The records of a leaf of any form as arrays, changing nothing (for
- * checks and merges of a leaf that is going away): the page's own for a
- * leaf in page form, the page's with the edits for one in edited form.
+ * The records of a leaf of either form as arrays, changing nothing (for
+ * checks and merges of a leaf that is going away): its page's for a leaf in
+ * page form.
  */
 export function leafRecords(leaf: LeafNode): { keys: string[]; entries: IndexEntry[] } {
   if (leaf.page === undefined) return { keys: keysOf(leaf), entries: entriesOf(leaf) };
-  const records = leaf.page.materialize();
-  return leaf.edits === undefined ? records : mergedRecords(records.keys, records.entries, leaf.edits);
-}
-
-/** A page's keys and entries with `edits` applied (new arrays; the entries are the same objects). */
-function mergedRecords(pageKeys: readonly string[], pageEntries: readonly IndexEntry[], edits: LeafEdits): { keys: string[]; entries: IndexEntry[] } {
-  const keys: string[] = [];
-  const entries: IndexEntry[] = [];
-  let record = 0;
-  for (let edit = 0; edit < edits.keys.length; edit++) {
-    const key = edits.keys[edit]!;
-    while (record < pageKeys.length && pageKeys[record]! < key) {
-      keys.push(pageKeys[record]!);
-      entries.push(pageEntries[record]!);
-      record++;
-    }
-    if (record < pageKeys.length && pageKeys[record] === key) record++;
-    const entry = edits.entries[edit];
-    if (entry !== undefined) {
-      keys.push(key);
-      entries.push(entry);
-    }
-  }
-  for (; record < pageKeys.length; record++) {
-    keys.push(pageKeys[record]!);
-    entries.push(pageEntries[record]!);
-  }
-  if (keys.length !== edits.count) throw new Error(`ringstore: a leaf in edited form counts ${edits.count} records, its page and edits make ${keys.length}`);
-  return { keys, entries };
+  return leaf.page.materialize();
 }
 
 /**
@@ -271,56 +236,43 @@ export function insertAt<T>(array: T[], index: number, item: T): void {
   else array.splice(index, 0, item);
 }
 
+/** pageLeafSet's answer when the put does not fit the leaf's page (the leaf is unchanged). */
+export const NO_ROOM: unique symbol = Symbol('ringstore.NO_ROOM');
+
 /**
- * Sets `key` to `entry` in a mutable leaf in edited form, changing its
- * count and page bytes (`bytes`: the entry's); returns the previous entry.
+ * Sets `key` to `entry` (`bytes`: the entry's page bytes) in a mutable
+ * leaf in page form, in its page, changing its page bytes; returns the
+ * previous entry (viewing nothing of the page), or NO_ROOM, changing
+ * nothing, when the records would no longer fit `capacityBytes`.
  */
-export function editedLeafSet(leaf: LeafNode, key: string, entry: IndexEntry, bytes: number, measure: PageMeasure): IndexEntry | undefined {
-  const edits = leaf.edits!;
-  const index = lowerBound(edits.keys, key);
-  let previous: IndexEntry | undefined;
-  if (edits.keys[index] === key) {
-    previous = edits.entries[index];
-    edits.entries[index] = entry;
-  } else {
-    previous = leaf.page!.find(key);
-    insertAt(edits.keys, index, key);
-    insertAt(edits.entries, index, entry);
+export function pageLeafSet(leaf: LeafNode, key: string, entry: IndexEntry, bytes: number, capacityBytes: number): IndexEntry | undefined | typeof NO_ROOM {
+  const page = leaf.page!;
+  const index = page.lowerBound(key);
+  if (index < page.count && page.compareKeyAt(index, key) === 0) {
+    const previousBytes = page.starts[index + 1]! - page.starts[index]!;
+    if (leaf.bytes + bytes - previousBytes > capacityBytes) return NO_ROOM;
+    const previous = page.detachedEntryAt(index);
+    page.replaceAt(index, key, entry, bytes);
+    leaf.bytes += bytes - previousBytes;
+    return previous;
   }
-  if (previous === undefined) {
-    edits.count++;
-    leaf.bytes += bytes;
-  } else {
-    leaf.bytes += bytes - measure.entryBytes(key, previous);
-  }
-  return previous;
+  if (leaf.bytes + bytes > capacityBytes) return NO_ROOM;
+  page.insertAt(index, key, entry, bytes);
+  leaf.bytes += bytes;
+  return undefined;
 }
 
 /**
- * Deletes `key`, which the leaf holds, from a mutable leaf in edited form;
- * returns its entry. A key of the page is marked deleted; a key an edit
- * inserted just goes.
+ * Deletes `key`, which the leaf holds, from a mutable leaf in page form, in
+ * its page; returns its entry (viewing nothing of the page).
  */
-export function editedLeafDelete(leaf: LeafNode, key: string, measure: PageMeasure): IndexEntry {
-  const edits = leaf.edits!;
-  const index = lowerBound(edits.keys, key);
-  let previous: IndexEntry | undefined;
-  if (edits.keys[index] === key) {
-    previous = edits.entries[index];
-    if (leaf.page!.find(key) !== undefined) {
-      edits.entries[index] = undefined;
-    } else {
-      edits.keys.splice(index, 1);
-      edits.entries.splice(index, 1);
-    }
-  } else {
-    previous = leaf.page!.find(key);
-    insertAt(edits.keys, index, key);
-    insertAt(edits.entries, index, undefined);
-  }
-  if (previous === undefined) throw new Error(`ringstore: delete of ${JSON.stringify(key.slice(0, 40))}, which the leaf does not hold`);
-  edits.count--;
-  leaf.bytes -= measure.entryBytes(key, previous);
+export function pageLeafDelete(leaf: LeafNode, key: string): IndexEntry {
+  const page = leaf.page!;
+  const index = page.lowerBound(key);
+  if (index === page.count || page.compareKeyAt(index, key) !== 0) throw new Error(`ringstore: delete of ${JSON.stringify(key.slice(0, 40))}, which the leaf does not hold`);
+  const previous = page.detachedEntryAt(index);
+  leaf.bytes -= page.starts[index + 1]! - page.starts[index]!;
+  page.removeAt(index);
   return previous;
 }
 
@@ -330,16 +282,12 @@ export function newBranch(epoch: number, level: number, separators: string[], ch
 
 /**
  * A mutable copy for epoch `epoch` (arrays copied; children shared). A leaf
- * in page form becomes arrays here, with its page as the copy's basis.
+ * in page form gets an owned copy of its page, with room for
+ * `capacityBytes` of records.
  */
-export function copyNode(node: TreeNode, epoch: number): TreeNode {
+export function copyNode(node: TreeNode, epoch: number, capacityBytes: number): TreeNode {
   if (node.kind === 'branch') return newBranch(epoch, node.level, node.separators.slice(), node.children.slice(), node.bytes);
-  if (node.page !== undefined) {
-    // Edited form: the page stays as it is, the copy records what changes.
-    const edits = node.edits;
-    const copied: LeafEdits = edits === undefined ? { keys: [], entries: [], count: node.page.count } : { keys: edits.keys.slice(), entries: edits.entries.slice(), count: edits.count };
-    return newEditedLeaf(epoch, node.page, copied, node.bytes);
-  }
+  if (node.page !== undefined) return newOwnedPageLeaf(epoch, node.page.ownedCopy(capacityBytes));
   const { keys, entries } = leafArrays(node);
   const copy = newLeaf(epoch, keys.slice(), entries.slice(), node.bytes);
   copy.basis = node.basis;
@@ -352,65 +300,37 @@ export function copyNode(node: TreeNode, epoch: number): TreeNode {
 
 /** Number of records of a leaf, in any form. */
 export function leafCount(leaf: LeafNode): number {
-  if (leaf.edits !== undefined) return leaf.edits.count;
   return leaf.page !== undefined ? leaf.page.count : keysOf(leaf).length;
 }
 
 /** The entry of `key` in a leaf of any form, or undefined. */
 export function leafFind(leaf: LeafNode, key: string): IndexEntry | undefined {
-  const edits = leaf.edits;
-  if (edits !== undefined) {
-    const index = lowerBound(edits.keys, key);
-    if (edits.keys[index] === key) return edits.entries[index];
-  }
   if (leaf.page !== undefined) return leaf.page.find(key);
   const keys = keysOf(leaf);
   const index = lowerBound(keys, key);
   return keys[index] === key ? entriesOf(leaf)[index] : undefined;
 }
 
-// By position: a leaf in page or array form. One in edited form is read
-// through leafForReading().
+// By position: a leaf of either form.
 
-/**
- * A leaf with `leaf`'s records that can be read by position (leafKeyAt and
- * the rest): `leaf` itself in page or array form; for one in edited form a
- * new array-form leaf that belongs to no tree. The node itself does not
- * change form: it may be in the page cache, whose budget counts the memory
- * it had when it went in.
- */
-export function leafForReading(leaf: LeafNode): LeafNode {
-  if (leaf.edits === undefined) return leaf;
-  const { keys, entries } = leafRecords(leaf);
-  return newLeaf(EPOCH_NEVER, keys, entries, leaf.bytes);
-}
-
-/** Record `index`'s key, in a leaf in page or array form. */
+/** Record `index`'s key. */
 export function leafKeyAt(leaf: LeafNode, index: number): string {
-  checkReadableByPosition(leaf);
   return leaf.page !== undefined ? leaf.page.keyAt(index) : keysOf(leaf)[index]!;
 }
 
-/** Record `index`'s entry, in a leaf in page or array form (a new object each call in page form). */
+/** Record `index`'s entry (a new object each call in page form). */
 export function leafEntryAt(leaf: LeafNode, index: number): IndexEntry {
-  checkReadableByPosition(leaf);
   return leaf.page !== undefined ? leaf.page.entryAt(index) : entriesOf(leaf)[index]!;
 }
 
-/** lowerBound of `key` in a leaf in page or array form. */
+/** lowerBound of `key` in a leaf. */
 export function leafLowerBound(leaf: LeafNode, key: string): number {
-  checkReadableByPosition(leaf);
   return leaf.page !== undefined ? leaf.page.lowerBound(key) : lowerBound(keysOf(leaf), key);
 }
 
-/** upperBound of `key` in a leaf in page or array form. */
+/** upperBound of `key` in a leaf. */
 export function leafUpperBound(leaf: LeafNode, key: string): number {
-  checkReadableByPosition(leaf);
   return leaf.page !== undefined ? leaf.page.upperBound(key) : upperBound(keysOf(leaf), key);
-}
-
-function checkReadableByPosition(leaf: LeafNode): void {
-  if (leaf.edits !== undefined) throw new Error('ringstore: a leaf in edited form read by position (read it through leafForReading)');
 }
 
 function keysOf(leaf: LeafNode): string[] {
@@ -438,18 +358,7 @@ const RECORD_START_MEMORY_BYTES = 8;
 export function nodeMemoryBytes(node: TreeNode): number {
   let bytes = NODE_MEMORY_BYTES;
   if (node.kind === 'leaf') {
-    if (node.page !== undefined) {
-      bytes += node.page.bytes.length + node.page.starts.length * RECORD_START_MEMORY_BYTES;
-      // Edits: a key and an entry each, with the key's and an inline value's bytes.
-      const edits = node.edits;
-      if (edits !== undefined) {
-        for (let index = 0; index < edits.keys.length; index++) {
-          const value = edits.entries[index]?.value;
-          bytes += KEY_MEMORY_BYTES + ENTRY_MEMORY_BYTES + edits.keys[index]!.length + (value instanceof Uint8Array ? value.length : 0);
-        }
-      }
-      return bytes;
-    }
+    if (node.page !== undefined) return bytes + node.page.bytes.length + node.page.starts.length * RECORD_START_MEMORY_BYTES;
     // From the page bytes of its records (node.bytes: keys, values and
     // record headers), not a walk of its entries: that walk read every
     // entry and value from all over the heap, for every leaf a checkpoint

@@ -9,6 +9,7 @@ import {
   checkPageTail,
   encodeBranchPageOfKeyStrings,
   encodeLeafPageOfEdits,
+  type LeafRecordEdits,
   encodeLeafPageOfKeyStrings,
   readBranchChildren,
   scanLeafRecords,
@@ -22,6 +23,7 @@ import { LeafPage } from './leaf_page.js';
 import type { DecodedTreePage, PageRef, TreePageIo } from './page_tree.js';
 import { leafArrays, type LeafNode, type LentLeaf } from './tree_node.js';
 import { StoreCorruptError } from './store_error.js';
+import type { IndexEntry } from './store_index.js';
 
 /** What a page's checks need to know about the store; blockCount grows with the file. */
 export interface TreeGeometry {
@@ -41,6 +43,8 @@ const PAGE_BUFFERS_RETAINED = 1024;
  * finds its bytes here instead of reading the page again.
  */
 const RECENT_LEAVES_MAX = 256;
+/** A leaf in page form is sealed with no edits on top of its records. */
+const NO_EDITS: LeafRecordEdits = { keyStrings: [], slots: [] };
 
 export class TreePages implements TreePageIo {
   readonly #device: BlockDevice;
@@ -211,15 +215,20 @@ export class TreePages implements TreePageIo {
     return encodeBranchPageOfKeyStrings(bytes, stamp, content.level, content.separators, content.children);
   }
 
+  /** TreePageIo.leafPageOf: an owned page of these records, as a checkpoint seals it. */
+  leafPageOf(keys: readonly string[], entries: readonly IndexEntry[], recordBytes: number, capacityBytes: number): LeafPage {
+    return LeafPage.ofRecords(keys, entries, recordBytes, capacityBytes);
+  }
+
   /**
-   * encode() of a leaf of a running checkpoint plan: by difference from the
-   * page it was copied from when that was read from disk (its page in
-   * edited form, its basis in array form), copying the records they share.
+   * encode() of a leaf of a running checkpoint plan: a leaf in page form
+   * (its owned page, edited in place) sealed as it is, its records copied
+   * in one run; one in array form by difference from its basis, copying
+   * the records they share.
    */
   encodeLeaf(leaf: LeafNode, block: number, checkpointSequence: number, bytes: Uint8Array): number {
     const stamp = { address: block, checkpointSequence, storeTag: this.#geometry().storeTag };
-    // Edited form: the page's records it kept, copied, and its edits.
-    if (leaf.edits !== undefined) return encodeLeafPageOfEdits(bytes, stamp, leaf.page!.bytes, leaf.page!.starts, { keyStrings: leaf.edits.keys, slots: leaf.edits.entries });
+    if (leaf.page !== undefined) return encodeLeafPageOfEdits(bytes, stamp, leaf.page.bytes, leaf.page.starts, NO_EDITS);
     const source = leaf.basis;
     const basis: LeafBasis | undefined =
       source === undefined ? undefined : { keyStrings: source.keys, slots: source.entries, records: source.page.bytes, recordStarts: source.page.starts };

@@ -8,18 +8,27 @@ import {
   leafBytes,
   newBranch,
   newLeaf,
+  newOwnedPageLeaf,
   shortestSeparator,
   type PageMeasure,
   type TreeNode,
+  type TreePageIo,
 } from './tree_node.js';
 
 /**
  * The pieces an over-full mutable node is cut into (new nodes of `epoch`),
  * and the separators between them. `appending`: the growth was at the
  * node's right end (sequential inserts), so pieces are packed full from the
- * left. Every piece fits measure.capacityBytes (asserted).
+ * left. Every piece fits measure.capacityBytes (asserted). Leaf pieces are
+ * in page form where the codec makes pages (`io.leafPageOf`), else arrays.
  */
-export function splitPieces(node: TreeNode, appending: boolean, epoch: number, measure: PageMeasure): { pieces: TreeNode[]; separators: string[] } {
+export function splitPieces(
+  node: TreeNode,
+  appending: boolean,
+  epoch: number,
+  measure: PageMeasure,
+  io: Pick<TreePageIo, 'leafPageOf'>,
+): { pieces: TreeNode[]; separators: string[] } {
   const capacityBytes = measure.capacityBytes;
   const pieces: TreeNode[] = [];
   const separators: string[] = [];
@@ -33,7 +42,12 @@ export function splitPieces(node: TreeNode, appending: boolean, epoch: number, m
       if (piece > 0) separators.push(shortestSeparator(split.keys[begin - 1]!, split.keys[begin]!));
       const keys = split.keys.slice(begin, end);
       const entries = split.entries.slice(begin, end);
-      const leaf = newLeaf(epoch, keys, entries, leafBytes(measure, keys, entries));
+      const bytes = leafBytes(measure, keys, entries);
+      if (io.leafPageOf !== undefined) {
+        pieces.push(newOwnedPageLeaf(epoch, io.leafPageOf(keys, entries, bytes, capacityBytes)));
+        continue;
+      }
+      const leaf = newLeaf(epoch, keys, entries, bytes);
       // Its entries are the split leaf's: encoded by difference from the same basis.
       leaf.basis = node.basis;
       pieces.push(leaf);

@@ -519,6 +519,30 @@ export function encodeLeafPageOfEdits(target: Uint8Array, stamp: PageStamp, reco
   return seal(target, data);
 }
 
+/**
+ * The leaf record of `keyString` and `slot`, laid out at `offset` of
+ * `target` exactly as the encoders above lay it out in a page; returns the
+ * offset after it. For a leaf whose records are edited where they lie
+ * (engine/leaf_page.ts): the page is then sealed by encodeLeafPageOfEdits.
+ * RangeError, before `target` is touched, for a key string that is not one
+ * (1 to KEY_SIZE_MAX chars, each a byte), an invalid extent value, or a
+ * record that does not end within `target`. `data`: a DataView of all of
+ * `target`, which a caller writing many records keeps (made when omitted).
+ */
+export function writeLeafRecordAt(target: Uint8Array, offset: number, keyString: string, slot: LeafSlot, data: DataView = view(target)): number {
+  if (!isKeyString(keyString)) throw new RangeError(`a key string of 1 to ${KEY_SIZE_MAX} bytes, one char each, got ${keyString.length} chars`);
+  const value = slot.value;
+  const recordBytes = value instanceof Uint8Array ? PUT_INLINE_HEADER_BYTES + keyString.length + value.length : leafEntryBytes(keyString.length, value);
+  if (!(value instanceof Uint8Array)) checkPut(keyStringBytesNow(keyString), value);
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset + recordBytes > target.length) {
+    throw new RangeError(`a record of ${recordBytes} bytes at ${offset} does not end within ${target.length} bytes`);
+  }
+  assert.ok(data.buffer === target.buffer && data.byteOffset === target.byteOffset && data.byteLength === target.byteLength, 'data views target');
+  const end = writeSlotAt(target, data, offset, keyString, slot);
+  inlineScratch.bytes = NO_BYTES;
+  return end;
+}
+
 /** writePutAt of the record of `keyString` and `slot` (checked) at `offset`; returns the offset after it. */
 function writeSlotAt(target: Uint8Array, data: DataView, offset: number, keyString: string, slot: LeafSlot): number {
   const value = slot.value;

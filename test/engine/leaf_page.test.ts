@@ -1,12 +1,16 @@
 // LeafPage searches a leaf in its bytes: every search must agree with the
 // tree's string search over the same key strings (one char per byte), for
 // keys of any bytes (0x00, 0x7f, 0x80, 0xff), keys that are prefixes of
-// others, and probes between, before and after them.
+// others, and probes between, before and after them. An owned page edited
+// in place must hold, after any puts and deletes, exactly the page the
+// encoder makes of the same records, and never change a value it handed
+// out.
 import assert from 'node:assert/strict';
 
 import fc from 'fast-check';
 
-import { checkPageHeader, encodeLeafPageOfKeyStrings, scanLeafRecords, type PageExpectation } from '../../format/page.js';
+import { checkPageHeader, encodeLeafPageOfEdits, encodeLeafPageOfKeyStrings, leafEntryBytes, pageCapacityBytes, scanLeafRecords, type PageExpectation } from '../../format/page.js';
+import type { StoredValue } from '../../format/records.js';
 import { LeafPage } from '../../engine/leaf_page.js';
 import type { IndexEntry } from '../../engine/store_index.js';
 import { lowerBound, upperBound } from '../../engine/tree_node.js';
@@ -72,5 +76,97 @@ describe('LeafPage (fast-check against string search)', () => {
       }),
       { seed: SEED, numRuns: RUNS },
     );
+  });
+});
+
+const CAPACITY_BYTES = pageCapacityBytes(PAGE_SIZE);
+const STAMP = { address: ADDRESS, checkpointSequence: 7, storeTag: STORE_TAG };
+const recordBytesOf = (key: string, entry: IndexEntry): number => {
+  const stored: StoredValue = entry.value instanceof Uint8Array ? { kind: 'inline', bytes: entry.value } : entry.value;
+  return leafEntryBytes(key.length, stored);
+};
+const valueOf = (entry: IndexEntry): unknown => (entry.value instanceof Uint8Array ? [...entry.value] : entry.value);
+const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** A put (entry index) or a delete (undefined) of a key. */
+const editArb = fc.record({ key: keyArb, entry: fc.option(fc.nat({ max: 40 }), { nil: undefined }) });
+
+describe('LeafPage owned and edited in place (fast-check against a model)', () => {
+  it('holds, after any puts and deletes, the page the encoder makes of the same records, byte for byte', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(keyArb, { minLength: 1, maxLength: 30 }), fc.array(editArb, { maxLength: 80 }), fc.boolean(), (unsorted, edits, fromDisk) => {
+        const model = new Map<string, IndexEntry>();
+        const initial = [...unsorted].sort(byKey);
+        initial.forEach((key, i) => model.set(key, entryFor(i)));
+        const initialEntries = initial.map((key) => model.get(key)!);
+        const bytesOf = (): number => [...model].reduce((sum, [key, entry]) => sum + recordBytesOf(key, entry), 0);
+        // Owned by a write's copy of a page read from disk, or made from records (a split's piece).
+        const page = fromDisk
+          ? leafPageOf(initial, initialEntries).ownedCopy(CAPACITY_BYTES)
+          : LeafPage.ofRecords(initial, initialEntries, bytesOf(), CAPACITY_BYTES);
+        assert.ok(page.owned);
+        // Values handed out along the way, with what they held then.
+        const handedOut: { value: IndexEntry['value']; expected: unknown }[] = [];
+        for (const { key, entry } of edits) {
+          const index = page.lowerBound(key);
+          const present = index < page.count && page.compareKeyAt(index, key) === 0;
+          assert.equal(present, model.has(key));
+          if (entry === undefined) {
+            if (!present) continue;
+            const before = page.detachedEntryAt(index);
+            assert.deepEqual(valueOf(before), valueOf(model.get(key)!));
+            page.removeAt(index);
+            model.delete(key);
+          } else {
+            const next = entryFor(entry);
+            const bytes = recordBytesOf(key, next);
+            const previousBytes = present ? recordBytesOf(key, model.get(key)!) : 0;
+            if (page.recordBytes + bytes - previousBytes > CAPACITY_BYTES) continue;
+            if (present) page.replaceAt(index, key, next, bytes);
+            else page.insertAt(index, key, next, bytes);
+            model.set(key, next);
+          }
+          // A view (entryAt) and a copy (find) of some record, kept past the next writes.
+          if (page.count > 0) {
+            const at = page.entryAt(page.count >> 1);
+            handedOut.push({ value: at.value, expected: valueOf(at) });
+            const found = page.find(page.keyAt(0))!;
+            handedOut.push({ value: found.value, expected: valueOf(found) });
+          }
+          assert.equal(page.recordBytes, bytesOf());
+        }
+        const keys = [...model.keys()].sort(byKey);
+        const entries = keys.map((key) => model.get(key)!);
+        const { keys: held, entries: heldEntries } = page.materialize();
+        assert.deepEqual(held, keys);
+        heldEntries.forEach((entry, i) => {
+          assert.equal(entry.isString, entries[i]!.isString);
+          assert.deepEqual(valueOf(entry), valueOf(entries[i]!));
+        });
+        for (const { value, expected } of handedOut) assert.deepEqual(value instanceof Uint8Array ? [...value] : value, expected, 'a value handed out changed under a later write');
+        if (keys.length === 0) return;
+        // Sealed as a checkpoint seals it: the encoder's page of the same records.
+        const sealed = new Uint8Array(PAGE_SIZE);
+        const encoded = new Uint8Array(PAGE_SIZE);
+        const sealedCrc = encodeLeafPageOfEdits(sealed, STAMP, page.bytes, page.starts, { keyStrings: [], slots: [] });
+        const encodedCrc = encodeLeafPageOfKeyStrings(encoded, STAMP, keys, entries);
+        assert.equal(sealedCrc, encodedCrc);
+        assert.deepEqual(sealed, encoded);
+      }),
+      { seed: SEED + 1, numRuns: RUNS },
+    );
+  });
+
+  it('refuses writes to a page as read from disk, and records that would not fit its bytes', () => {
+    const keys = ['a', 'b'];
+    const entries = [entryFor(0), entryFor(1)];
+    const read = leafPageOf(keys, entries);
+    assert.equal(read.owned, false);
+    assert.throws(() => read.insertAt(2, 'c', entryFor(2), recordBytesOf('c', entryFor(2))), /a write to a leaf page as read from disk/);
+    assert.throws(() => read.removeAt(0), /a write to a leaf page as read from disk/);
+    const owned = read.ownedCopy(CAPACITY_BYTES);
+    const big: IndexEntry = { isString: false, value: new Uint8Array(CAPACITY_BYTES) };
+    assert.throws(() => owned.insertAt(2, 'c', big, recordBytesOf('c', big)), /fit its bytes/);
+    assert.deepEqual(owned.materialize().keys, keys, 'unchanged by the refused write');
   });
 });

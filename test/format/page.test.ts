@@ -32,6 +32,7 @@ import {
   leafEntryBytes,
   pageCapacityBytes,
   pageSizeFor,
+  writeLeafRecordAt,
   type BranchChild,
   type DecodedPage,
   type LeafBasis,
@@ -942,6 +943,46 @@ describe('encodeLeafPageOfEdits()', () => {
     for (const [what, keyStrings, slots] of cases) {
       assert.throws(() => encodeLeafPageOfEdits(target, stamp(), basis.records, basis.recordStarts, { keyStrings, slots }), RangeError, what);
     }
+    assert.ok(target.every((byte) => byte === 0xee), 'the target is untouched');
+  });
+});
+
+describe('writeLeafRecordAt()', () => {
+  it("lays records out as encodeLeafPage does: records written one after another are that page's entries (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...BLOCK_SIZES).chain((blockSize) => fc.tuple(fc.constant(blockSize), leafArbitrary(blockSize))),
+        ([blockSize, entries]) => {
+          const pageSize = pageSizeFor(blockSize);
+          const reference = new Uint8Array(pageSize);
+          encodeLeafPage(reference, stamp(), entries);
+          const records = new Uint8Array(pageSize).fill(0x5a);
+          let offset = PAGE_HEADER_SIZE;
+          for (const e of engineEntries(entries)) {
+            const end = writeLeafRecordAt(records, offset, e.keyString, e.slot);
+            assert.equal(end - offset, leafEntryBytes(e.entry.key.length, e.entry.value), 'the bytes leafEntryBytes measures');
+            offset = end;
+          }
+          assert.ok(Buffer.from(records.subarray(PAGE_HEADER_SIZE, offset)).equals(reference.subarray(PAGE_HEADER_SIZE, offset)), 'the same records, byte for byte');
+          assert.equal(dataOf(reference).getUint32(AT.usedBytes, true), offset - PAGE_HEADER_SIZE);
+        },
+      ),
+      { seed: PROPERTY_SEED, numRuns: 200 },
+    );
+  });
+
+  it('refuses a key string that is not one, an invalid extent value, or a record past the end, leaving the target untouched', () => {
+    const target = new Uint8Array(64).fill(0xee);
+    const slot: LeafSlot = { isString: true, value: utf8('v') };
+    const cases: [string, () => number][] = [
+      ['an empty key', () => writeLeafRecordAt(target, 0, '', slot)],
+      ['a char above 0xff', () => writeLeafRecordAt(target, 0, 'a\u0100', slot)],
+      ['a key of KEY_SIZE_MAX + 1 bytes', () => writeLeafRecordAt(new Uint8Array(4096), 0, 'k'.repeat(KEY_SIZE_MAX + 1), slot)],
+      ['an extent value of no extents', () => writeLeafRecordAt(target, 0, 'a', { isString: false, value: { kind: 'extents', length: 0, crc: 0, extents: [] } })],
+      ['a record ending past the target', () => writeLeafRecordAt(target, 60, 'a', slot)],
+      ['a negative offset', () => writeLeafRecordAt(target, -1, 'a', slot)],
+    ];
+    for (const [what, write] of cases) assert.throws(write, RangeError, what);
     assert.ok(target.every((byte) => byte === 0xee), 'the target is untouched');
   });
 });

@@ -1,9 +1,10 @@
-// A clean leaf in edited form in the page cache must keep its form (and
-// so the memory the cache counts for it) when a range over a snapshot, or
-// the integrity check's walk, reads it by position: before the fix such a
-// read turned it into arrays in place, with a basis holding a second copy
-// of its page's keys and entries, behind the cache's budget. (Written by a
-// reviewer of the edited-form change.)
+// Leaves edited in their own copy of their page (engine/leaf_page.ts): a
+// clean leaf written from its owned page stays in page form in the page
+// cache (and so keeps the memory the cache counts for it) when a range
+// over a snapshot, or the integrity check's walk, reads it by position. An
+// earlier form (a page with a list of changes beside it) turned into
+// arrays in place there, with a basis holding a second copy of its
+// records, behind the cache's budget (found by a reviewer of that form).
 import assert from 'node:assert/strict';
 
 import type { BlockDevice } from '../../engine/block_device.js';
@@ -30,7 +31,7 @@ function memoryDevice(blocks: Map<number, Uint8Array>): BlockDevice {
   } as unknown as BlockDevice;
 }
 
-describe('PageTree leaves in edited form', () => {
+describe('PageTree leaves edited in their own page', () => {
   it('a range over a snapshot does not change the memory of a cached clean leaf behind the page cache', async () => {
     const blocks = new Map<number, Uint8Array>();
     const pages = new TreePages(memoryDevice(blocks), () => GEOMETRY);
@@ -67,8 +68,9 @@ describe('PageTree leaves in edited form', () => {
     const level = first.height - 1;
     const rootRef = checkpoint(first)!;
 
-    // Reopened: its leaves are read in page form; one write makes a leaf in
-    // edited form, which the checkpoint leaves clean in the cache.
+    // Reopened: its leaves are read in page form; one write makes a leaf
+    // over an owned copy of its page, which the checkpoint leaves clean in
+    // the cache.
     const tree = new PageTree(options, { ref: rootRef, level }, 400);
     const prepared = await tree.prepare([key(123)], []);
     tree.set(key(123), value(9999));
@@ -85,8 +87,8 @@ describe('PageTree leaves in edited form', () => {
       return found;
     };
     const before = await cachedLeaves();
-    const edited = before.filter((node) => node.kind === 'leaf' && node.edits !== undefined);
-    assert.equal(edited.length, 1, 'one clean leaf in edited form');
+    const edited = before.filter((node) => node.kind === 'leaf' && node.page?.owned === true);
+    assert.equal(edited.length, 1, 'one clean leaf over an owned page');
     const leaf = edited[0]!;
     const accounted = tree.cacheStats().pageCacheBytes;
     assert.equal(leaf.memoryBytes, nodeMemoryBytes(leaf), 'memoryBytes as inserted');
@@ -104,8 +106,8 @@ describe('PageTree leaves in edited form', () => {
     if (leaf.kind !== 'leaf') return;
     const now = nodeMemoryBytes(leaf);
     assert.ok(
-      leaf.edits !== undefined && leaf.basis === undefined && now === leaf.memoryBytes,
-      `a range changed a cached clean leaf into arrays behind the page cache: form ${leaf.edits !== undefined ? 'edited' : 'arrays'}, ` +
+      leaf.page !== undefined && leaf.basis === undefined && now === leaf.memoryBytes,
+      `a range changed a cached clean leaf into arrays behind the page cache: form ${leaf.page !== undefined ? 'page' : 'arrays'}, ` +
         `basis ${leaf.basis !== undefined ? `kept (${leaf.basis.keys.length} more keys and entries)` : 'none'}, ` +
         `cache counts ${leaf.memoryBytes} bytes for it, nodeMemoryBytes now ${now} (not counting the basis)`,
     );

@@ -135,15 +135,16 @@ interface NodeCommon {
  * A leaf holds its records in one of two forms:
  * - page form (`page`; `keys` and `entries` undefined), searched in the
  *   page's bytes (engine/leaf_page.ts): a clean leaf read from disk holds
- *   the page as read; a write's copy of a leaf in page form holds an owned
- *   copy of it, edited in place, which a checkpoint seals as it is and
+ *   the page as read; a write's copy of a leaf in page form, and a new
+ *   leaf a write makes (the first of a tree, a split's piece), hold an
+ *   owned page, edited in place, which a checkpoint seals as it is and
  *   which then stays the clean leaf's page. A dirty leaf in page form
  *   always holds an owned page, and only a mutable one is written to;
- * - array form: keys and entries (`page` undefined): new leaves, split
- *   pieces and merges, and leaves a checkpoint wrote from arrays. A dirty
- *   leaf in page form that has to change shape (a split, a merge, a put
- *   that does not fit its page) turns into arrays first (leafArrays), with
- *   its page as its basis.
+ * - array form: keys and entries (`page` undefined): merges, leaves a
+ *   checkpoint wrote from arrays, and new leaves where the codec makes no
+ *   pages (TreePageIo.leafPageOf; the tests' fakes). A dirty leaf in page
+ *   form that has to change shape (a split that is not an append, a merge)
+ *   turns into arrays first (leafArrays), with its page as its basis.
  */
 export interface LeafNode extends NodeCommon {
   readonly kind: 'leaf';
@@ -187,6 +188,7 @@ export function newPageLeaf(page: LeafPage): LeafNode {
 
 /** A dirty leaf in page form over `page`, an owned page (see LeafNode). */
 export function newOwnedPageLeaf(epoch: number, page: LeafPage): LeafNode {
+  if (!page.owned) throw new Error('ringstore: a dirty leaf in page form over a page as read from disk');
   return { kind: 'leaf', level: 0, page, keys: undefined, entries: undefined, epoch, ref: undefined, bytes: page.recordBytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, cacheSlot: -1, basis: undefined };
 }
 

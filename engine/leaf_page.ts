@@ -222,6 +222,26 @@ export class LeafPage {
     this.#write(start, key, entry, this.starts[index + 1]!);
   }
 
+  /** Appends records [from, to) of `source`, copied as they are. REQUIRES: their keys are above this page's. */
+  appendRecordsOf(source: LeafPage, from: number, to: number): void {
+    if (from === to) return;
+    const runStart = source.starts[from]!;
+    const runBytes = source.starts[to]! - runStart;
+    this.#beforeWrite(runBytes);
+    const end = this.starts[this.count]!;
+    this.bytes.set(source.bytes.subarray(runStart, runStart + runBytes), end);
+    this.starts.pop();
+    for (let index = from; index <= to; index++) this.starts.push(end + source.starts[index]! - runStart);
+    this.count += to - from;
+  }
+
+  /** Removes the records from `count` on (their bytes stay as they are, past the end). */
+  removeFrom(count: number): void {
+    assert.ok(this.owned && count >= 0 && count <= this.count, 'an owned page cut down to records it has');
+    this.starts.length = count + 1;
+    this.count = count;
+  }
+
   /** Removes record `index` (the records after it move down one). */
   removeAt(index: number): void {
     const recordBytes = this.starts[index + 1]! - this.starts[index]!;

@@ -43,7 +43,7 @@ import type { IndexEntry } from './store_index.js';
 import { CheckpointPlan } from './tree_checkpoint.js';
 import { checkTreeInvariants } from './tree_invariants.js';
 import { TreeLoader } from './tree_loader.js';
-import { splitPieces } from './tree_split.js';
+import { splitPagePieces, splitPieces } from './tree_split.js';
 import { rangeEntries, rangeRuns, type LeafRun, type NodeSource, type RangeOptions } from './tree_cursor.js';
 import {
   branchBytes,
@@ -591,7 +591,15 @@ export class PageTree {
         this.#split(this.#path, leaf, true, { pieces: [leaf, right], separators: [shortestSeparator(page.keyAt(page.count - 1), key)] });
         return undefined;
       }
-      // No room in its page: the leaf takes arrays (split below).
+      // No room in its page: it is cut into new pages, its records copied as they are.
+      const index = page.lowerBound(key);
+      const replaces = index < page.count && page.compareKeyAt(index, key) === 0;
+      const replaced = replaces ? page.detachedEntryAt(index) : undefined;
+      const cut = splitPagePieces(leaf, index, replaces, key, entry, bytes, false, this.#epoch, this.#capacityBytes);
+      this.#dirtyCreated += cut.pieces.length;
+      if (!replaces) this.#keyCount++;
+      this.#split(this.#path, leaf, false, cut);
+      return replaced;
     }
     const { keys, entries } = leafArrays(leaf);
     const index = lowerBound(keys, key);

@@ -143,8 +143,9 @@ interface NodeCommon {
  * - array form: keys and entries (`page` undefined): merges, leaves a
  *   checkpoint wrote from arrays, and new leaves where the codec makes no
  *   pages (TreePageIo.leafPageOf; the tests' fakes). A dirty leaf in page
- *   form that has to change shape (a split that is not an append, a merge)
- *   turns into arrays first (leafArrays), with its page as its basis.
+ *   form is split in its bytes (tree_split.ts, splitPagePieces); one a
+ *   merge takes turns into arrays first (leafArrays), with its page as its
+ *   basis.
  */
 export interface LeafNode extends NodeCommon {
   readonly kind: 'leaf';
@@ -194,9 +195,8 @@ export function newOwnedPageLeaf(epoch: number, page: LeafPage): LeafNode {
 
 /**
  * The arrays of a leaf in array form. A dirty leaf in page form turns into
- * array form here, with its page as its basis: one that writes are about
- * to change in shape (a split, a merge, a put its page has no room for)
- * or that a running checkpoint encodes through PageTree's content() (the
+ * array form here, with its page as its basis: one a merge takes, or one
+ * that a running checkpoint encodes through PageTree's content() (the
  * same records: a node a snapshot or the plan holds may change form,
  * never content). Not a clean one: the page cache counts the memory it
  * had when it went in (read those through leafRecords). An Error (a bug)

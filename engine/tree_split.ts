@@ -2,6 +2,8 @@
 // calls it from its splits): as few pieces as a greedy cut gives, then the
 // cut points moved to make the pieces about equal in bytes (unless the
 // growth was at the node's right end). Pure: no tree state.
+import { LeafPage } from './leaf_page.js';
+import type { IndexEntry } from './store_index.js';
 import {
   branchBytes,
   leafArrays,
@@ -10,6 +12,7 @@ import {
   newLeaf,
   newOwnedPageLeaf,
   shortestSeparator,
+  type LeafNode,
   type PageMeasure,
   type TreeNode,
   type TreePageIo,
@@ -70,6 +73,71 @@ export function splitPieces(
   }
   return { pieces, separators };
 }
+
+/**
+ * The pieces of a mutable leaf in page form (over an owned page) with the
+ * record of `key` and `entry` (`recordBytes`) put at `index` of its
+ * records (over the record there when `replaces`), which its page has no
+ * room for, and the separators between them, cut as splitPieces cuts: the
+ * leaf itself, its page cut down to the first piece's records (and the new
+ * one if it falls there), then new leaves of `epoch` over owned pages of
+ * room `capacityBytes` with the page's other records copied in as they
+ * are, in runs (no key string or entry is made for them).
+ */
+export function splitPagePieces(
+  leaf: LeafNode,
+  index: number,
+  replaces: boolean,
+  key: string,
+  entry: IndexEntry,
+  recordBytes: number,
+  appending: boolean,
+  epoch: number,
+  capacityBytes: number,
+): { pieces: TreeNode[]; separators: string[] } {
+  const page = leaf.page!;
+  // Item i of the leaf after the put: record recordOf(i) of the page, or the new record (NEW_RECORD).
+  const itemCount = page.count + (replaces ? 0 : 1);
+  const recordOf = (item: number): number => (item < index ? item : item === index ? NEW_RECORD : replaces ? item : item - 1);
+  const sizes = new Array<number>(itemCount);
+  for (let item = 0; item < itemCount; item++) {
+    const record = recordOf(item);
+    sizes[item] = record === NEW_RECORD ? recordBytes : page.starts[record + 1]! - page.starts[record]!;
+  }
+  const keyOf = (item: number): string => (item === index ? key : page.keyAt(recordOf(item)));
+  const starts = chunkStarts(sizes, sizes, 1, appending, capacityBytes);
+  const pieces: TreeNode[] = [leaf];
+  const separators: string[] = [];
+  // The other pieces first: they copy records from the page as it is.
+  for (let piece = 1; piece < starts.length; piece++) {
+    const begin = starts[piece]!;
+    const end = starts[piece + 1] ?? itemCount;
+    separators.push(shortestSeparator(keyOf(begin - 1), keyOf(begin)));
+    const target = LeafPage.ofRecords([], [], 0, capacityBytes);
+    // The page's records before the new one, the new one, the records after it.
+    const before = Math.min(end, index);
+    if (begin < before) target.appendRecordsOf(page, begin, before);
+    if (begin <= index && index < end) target.insertAt(target.count, key, entry, recordBytes);
+    const after = Math.max(begin, index + 1);
+    if (after < end) target.appendRecordsOf(page, recordOf(after), recordOf(end - 1) + 1);
+    pieces.push(newOwnedPageLeaf(epoch, target));
+  }
+  // Then the leaf, cut down to the first piece.
+  const firstEnd = starts[1] ?? itemCount;
+  page.removeFrom(index < firstEnd && !replaces ? firstEnd - 1 : firstEnd);
+  if (index < firstEnd) {
+    if (replaces) page.replaceAt(index, key, entry, recordBytes);
+    else page.insertAt(index, key, entry, recordBytes);
+  }
+  leaf.bytes = page.recordBytes;
+  for (const piece of pieces) {
+    if (piece.bytes > capacityBytes) throw new Error(`ringstore: split made a piece of ${piece.bytes} bytes > ${capacityBytes}`);
+  }
+  return { pieces, separators };
+}
+
+/** splitPagePieces's mark of the new record among the page's. */
+const NEW_RECORD = -1;
 
 /**
  * Where pieces start when items of these sizes (`asFirst[i]` when item i

@@ -206,9 +206,10 @@ export class LeafPage {
 
   /** Writes the record of `key` and `entry` over record `index`, whose key is `key`. */
   replaceAt(index: number, key: string, entry: IndexEntry, recordBytes: number): void {
-    this.#beforeWrite(recordBytes - (this.starts[index + 1]! - this.starts[index]!));
     const start = this.starts[index]!;
-    this.#move(index + 1, recordBytes - (this.starts[index + 1]! - start));
+    const deltaBytes = recordBytes - (this.starts[index + 1]! - start);
+    this.#beforeWrite(deltaBytes);
+    this.#move(index + 1, deltaBytes);
     this.#write(start, key, entry, this.starts[index + 1]!);
   }
 

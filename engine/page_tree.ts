@@ -64,7 +64,6 @@ import {
   NO_ROOM,
   pageLeafDelete,
   pageLeafSet,
-  shortestSeparator,
   type BranchNode,
   type Child,
   type LeafNode,
@@ -580,23 +579,16 @@ export class PageTree {
         if (previous === undefined) this.#keyCount++;
         return previous;
       }
+      // No room in its page: it is cut into new pages, its records copied as
+      // they are. Past its last key (a sorted load) the cut packs from the
+      // left: the page stays as it is, full, and the key starts a new leaf.
       const page = leaf.page;
-      if (page.compareKeyAt(page.count - 1, key) < 0) {
-        // Past its last key (a sorted load): the page stays as it is, full,
-        // and the key starts a new leaf on its right, as a split packing
-        // pieces from the left (splitPieces, appending) cuts it.
-        const right = this.#newLeaf([key], [entry], bytes);
-        this.#dirtyCreated++;
-        this.#keyCount++;
-        this.#split(this.#path, leaf, true, { pieces: [leaf, right], separators: [shortestSeparator(page.keyAt(page.count - 1), key)] });
-        return undefined;
-      }
-      // No room in its page: it is cut into new pages, its records copied as they are.
       const index = page.lowerBound(key);
       const replaces = index < page.count && page.compareKeyAt(index, key) === 0;
       const replaced = replaces ? page.detachedEntryAt(index) : undefined;
-      const cut = splitPagePieces(leaf, index, replaces, key, entry, bytes, false, this.#epoch, this.#capacityBytes);
-      this.#dirtyCreated += cut.pieces.length;
+      const cut = splitPagePieces(leaf, index, replaces, key, entry, bytes, index === page.count, this.#epoch, this.#capacityBytes);
+      // The first piece is the leaf itself, dirty already.
+      this.#dirtyCreated += cut.pieces.length - 1;
       if (!replaces) this.#keyCount++;
       this.#split(this.#path, leaf, false, cut);
       return replaced;

@@ -16,6 +16,7 @@ function measurement(overrides: Partial<ScaleMeasurement>): ScaleMeasurement {
     loadBatchLatencyMsP99: 20,
     loadBatchLatencyMsMax: 40,
     closeMs: 10,
+    closeDirtyPages: 2_000,
     openMs: 10,
     crashOpenMs: 100,
     crashRecoveredMs: 400,
@@ -41,6 +42,7 @@ function measurement(overrides: Partial<ScaleMeasurement>): ScaleMeasurement {
 
 /** lmdb-js has no page cache of its own to count, and fio runs beside ringstore only. */
 const RINGSTORE_ONLY: Partial<ScaleMeasurement> = {
+  closeDirtyPages: undefined,
   getDeviceReadsPerGet: undefined,
   coldGetDeviceReadsPerGet: undefined,
   hotGetDeviceReadsPerGet: undefined,
@@ -71,12 +73,13 @@ describe('scale report', () => {
   });
 
   describe('formatScaleTable()', () => {
-    it('shows both stores, the ratio, memory in MiB, the get count and the WAL fill at the kill', () => {
+    it('shows both stores, the ratio, memory in MiB, the get count, the pages dirty at the close and the WAL fill at the kill', () => {
       const runs = [run('ringstore', 1_000_000, { openMs: 5, loadKeysPerSecond: 200_000 }), run('lmdb', 1_000_000, { crashWalFill: undefined })];
       const table = formatScaleTable(1_000_000, runs);
       assert.match(table, /== scale: 1,000,000 keys/);
       assert.match(table, /random-order load, durable batches of 1,000 +keys\/s +200,000 +100,000 +2\.00/);
       assert.match(table, /open after a clean close +ms +5\.0 +10\.0 +2\.00/);
+      assert.match(table, /\n {2}tree pages to write when close began, at most +pages +2,000 *\n/, 'ringstore counts its pages dirty at the close; lmdb-js has none to count');
       assert.match(table, /1,000,000 random gets over all keys in a row after reopen, one at a time \(cache smaller than the store\) +gets\/s/);
       assert.match(table, /heapUsed \+ arrayBuffers after reopen \+ those gets, default cache +MiB +64\.0 +64\.0 +1\.00/);
       assert.match(table, /random gets over all keys, 32 concurrent readers \(cache smaller than the store\) +gets\/s +40,000 +40,000 +1\.00/);

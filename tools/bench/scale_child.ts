@@ -102,8 +102,9 @@ async function loadAndClose(request: ScaleChildRequest, contender: StoreContende
     loadBatchLatencyMsP99: load.batchLatencyMsP99,
     loadBatchLatencyMsMax: load.batchLatencyMsMax,
   });
+  const closeDirtyPages = loading.dirtyPageCount?.();
   const closeMs = await timedMs(() => loading.close());
-  reportResult({ closeMs });
+  reportResult({ closeMs, ...(closeDirtyPages === undefined ? {} : { closeDirtyPages }) });
 }
 
 async function runLoad(request: ScaleChildRequest, contender: StoreContender, values: ValueSource, name: string): Promise<void> {

@@ -20,6 +20,13 @@ export interface ScaleMeasurement {
   loadBatchLatencyMsMax: number;
   /** close() right after the load. */
   closeMs: number;
+  /**
+   * Tree pages the store had yet to write when close began, at most (stores
+   * that report them: ringstore's running checkpoint's plan, written or
+   * not, and the pages dirtied since it began): the close writes about
+   * them, so they tell one close from another.
+   */
+  closeDirtyPages: number;
   /** open after that clean close. */
   openMs: number;
   /** open after the process was killed (SIGKILL) following its last acknowledged batch. */
@@ -69,7 +76,7 @@ export interface ScaleRun {
 export interface ScaleMetric {
   field: keyof ScaleMeasurement;
   title: string;
-  unit: 'keys/s' | 'gets/s' | 'ms' | 'MiB' | 'reads/get';
+  unit: 'keys/s' | 'gets/s' | 'ms' | 'MiB' | 'reads/get' | 'pages';
   /** Rates: higher is better (ratio ring ÷ lmdb); times and memory: lower is better (ratio lmdb ÷ ring). */
   better: 'higher' | 'lower';
 }
@@ -90,6 +97,7 @@ export const SCALE_METRICS: readonly ScaleMetric[] = [
   { field: 'loadBatchLatencyMsP99', title: '  batch latency p99', unit: 'ms', better: 'lower' },
   { field: 'loadBatchLatencyMsMax', title: '  batch latency max (stalls)', unit: 'ms', better: 'lower' },
   { field: 'closeMs', title: 'close after the load', unit: 'ms', better: 'lower' },
+  { field: 'closeDirtyPages', title: '  tree pages to write when close began, at most', unit: 'pages', better: 'lower' },
   { field: 'openMs', title: 'open after a clean close', unit: 'ms', better: 'lower' },
   { field: 'crashOpenMs', title: 'open after SIGKILL (full WAL)', unit: 'ms', better: 'lower' },
   { field: 'crashRecoveredMs', title: '  until the WAL tail is applied (writes accepted)', unit: 'ms', better: 'lower' },

@@ -43,6 +43,12 @@ export interface StoreAdapter {
    */
   ioCommandCount?: () => number;
   /**
+   * Tree pages not yet written, at most, for stores that write their pages
+   * in checkpoints (ringstore: `stats().dirtyPages`); the scale section
+   * reads it as close begins.
+   */
+  dirtyPageCount?: () => number;
+  /**
    * Resolves once what an open after a crash recovered is applied, for
    * stores that finish recovery after open returns (ringstore replays its
    * WAL tail in the background; writes wait for it).
@@ -144,6 +150,7 @@ export async function openRingstore(path: string, variant: RingstoreVariant, siz
     describe: () => describeRingstore(mark, countersOf(store, ring.stats()), ring.stats()),
     walFill: () => store.stats().walFill,
     ioCommandCount: () => ring.stats().submitted,
+    dirtyPageCount: () => store.stats().dirtyPages,
     whenRecovered: () => store.whenRecovered(),
   };
   let mark = countersOf(store, ring.stats());

@@ -208,6 +208,16 @@ export class PageTree {
   #garbage: (PageRef | TreeNode)[] = [];
   #plan: CheckpointPlan | undefined;
   /**
+   * The running plan's child slots that hold nodes, as beginCheckpoint()
+   * found them: slot #planSlotIndexes[i] of branch #planSlotBranches[i]. Its
+   * branches are frozen, so these stay the slots to turn into refs once the
+   * nodes are written (complete()), without a second look at every child of
+   * every branch written (~14 ms of a checkpoint of ~24 k pages at 10 M
+   * keys, docs/benchmarks.md, "Session 28").
+   */
+  #planSlotBranches: BranchNode[] = [];
+  #planSlotIndexes: number[] = [];
+  /**
    * Nodes made mutable since the last beginCheckpoint() (copies, new roots,
    * split pieces): with the running plan's nodes, an upper bound of the
    * dirty nodes, kept in O(1) for the store's space reserve (stats() counts
@@ -1030,9 +1040,18 @@ export class PageTree {
     this.#dirtyCreated = 0;
     this.#epoch++;
     const dirty: TreeNode[] = [];
+    const slotBranches: BranchNode[] = [];
+    const slotIndexes: number[] = [];
     const collect = (node: TreeNode): void => {
       if (node.kind === 'branch') {
-        for (const child of node.children) if (isNode(child) && child.ref === undefined) collect(child);
+        const children = node.children;
+        for (let index = 0; index < children.length; index++) {
+          const child = children[index]!;
+          if (!isNode(child)) continue;
+          slotBranches.push(node);
+          slotIndexes.push(index);
+          if (child.ref === undefined) collect(child);
+        }
       }
       node.planned = true;
       dirty.push(node);
@@ -1041,6 +1060,8 @@ export class PageTree {
     // Outside a running plan G holds only PageRefs (see #garbage).
     const garbage = this.#garbage as PageRef[];
     this.#garbage = [];
+    this.#planSlotBranches = slotBranches;
+    this.#planSlotIndexes = slotIndexes;
     this.#plan = new CheckpointPlan(
       this.#root,
       this.#level,
@@ -1064,12 +1085,20 @@ export class PageTree {
       // Copies made since hold the basis themselves; this one needs it no more.
       if (node.kind === 'leaf') node.basis = undefined;
     }
-    // Parents point at refs now: the frozen ones of the plan and the
-    // current tree's (writes since beginCheckpoint copied some nodes of the
-    // plan but share their clean... and dirty children).
-    for (const node of plan.dirtyNodes) {
-      if (node.kind === 'branch') cleanSlots(node);
+    // Parents point at refs now: the frozen ones of the plan (the node
+    // slots beginCheckpoint() listed: what cleanSlots() of each would find)
+    // and the current tree's (writes since beginCheckpoint copied some
+    // nodes of the plan but share their clean... and dirty children).
+    const slotBranches = this.#planSlotBranches;
+    const slotIndexes = this.#planSlotIndexes;
+    for (let i = 0; i < slotBranches.length; i++) {
+      const branch = slotBranches[i]!;
+      const child = branch.children[slotIndexes[i]!]!;
+      if (!isNode(child)) throw new Error('ringstore: a branch of the plan changed its child slot while it was written (a frozen node changed)');
+      if (child.ref !== undefined) branch.children[slotIndexes[i]!] = child.ref;
     }
+    this.#planSlotBranches = [];
+    this.#planSlotIndexes = [];
     const root = this.#root;
     if (root !== undefined && isNode(root)) {
       if (root.ref !== undefined) this.#root = root.ref;
@@ -1096,6 +1125,8 @@ export class PageTree {
   #abort(plan: CheckpointPlan): void {
     if (this.#plan !== plan) throw new Error('ringstore: abort() of a plan that is not running');
     for (const node of plan.dirtyNodes) node.planned = false;
+    this.#planSlotBranches = [];
+    this.#planSlotIndexes = [];
     // They stay dirty: counted again until the next plan takes them.
     this.#dirtyCreated += plan.dirtyNodes.length;
     // Nodes of the plan that writes replaced will never get a block now.

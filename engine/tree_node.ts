@@ -354,6 +354,14 @@ const NODE_MEMORY_BYTES = 160;
 const KEY_MEMORY_BYTES = 24;
 const ENTRY_MEMORY_BYTES = 160;
 const CHILD_MEMORY_BYTES = 64;
+/**
+ * A branch child's memory beyond its record's page bytes: its ref
+ * (CHILD_MEMORY_BYTES) and its separator string's header
+ * (KEY_MEMORY_BYTES), less the 14-byte record header that node.bytes
+ * counts for it (format/page.ts): the estimate a walk of the separators
+ * gave, from node.bytes.
+ */
+const BRANCH_CHILD_OBJECTS_MEMORY_BYTES = CHILD_MEMORY_BYTES + KEY_MEMORY_BYTES - 14;
 /** A slot of a small-integer array. */
 const RECORD_START_MEMORY_BYTES = 8;
 
@@ -368,8 +376,12 @@ export function nodeMemoryBytes(node: TreeNode): number {
     // extent), under their memory: an estimate for the cache budget.
     bytes += leafArrays(node).keys.length * (KEY_MEMORY_BYTES + ENTRY_MEMORY_BYTES) + node.bytes;
   } else {
-    for (const separator of node.separators) bytes += KEY_MEMORY_BYTES + separator.length;
-    bytes += node.children.length * CHILD_MEMORY_BYTES;
+    // From its page bytes (node.bytes: the child records with their
+    // separators), not a walk of its separators: that walk read each
+    // separator string from all over the heap, for every branch a
+    // checkpoint wrote (~5 600 branches of ~120 children at 10 M keys;
+    // docs/benchmarks.md, "Session 28").
+    bytes += node.children.length * BRANCH_CHILD_OBJECTS_MEMORY_BYTES + node.bytes;
   }
   return bytes;
 }

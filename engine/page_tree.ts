@@ -123,7 +123,7 @@ export interface TreeSnapshot {
  * A snapshot for walk(): with its dirty nodes (no block yet when it was
  * taken) and, for dirty branches, their children as they were then. A
  * checkpoint completing later gives those nodes blocks and swaps the
- * branches' child slots for the new refs in place (cleanSlots); a walk
+ * branches' child slots for the new refs in place (complete()); a walk
  * that read them then would count blocks its caller's bookkeeping, taken
  * with the snapshot, still has as free.
  */
@@ -1086,7 +1086,7 @@ export class PageTree {
       if (node.kind === 'leaf') node.basis = undefined;
     }
     // Parents point at refs now: the frozen ones of the plan (the node
-    // slots beginCheckpoint() listed: what cleanSlots() of each would find)
+    // slots beginCheckpoint() listed: every slot of theirs holding a node)
     // and the current tree's (writes since beginCheckpoint copied some
     // nodes of the plan but share their clean... and dirty children).
     const slotBranches = this.#planSlotBranches;
@@ -1102,7 +1102,7 @@ export class PageTree {
     const root = this.#root;
     if (root !== undefined && isNode(root)) {
       if (root.ref !== undefined) this.#root = root.ref;
-      else if (root.kind === 'branch') cleanSlots(root, true);
+      else if (root.kind === 'branch') cleanSlots(root);
     }
     // G gathered during the plan: its nodes have blocks now. The current
     // tree no longer reads them, so they do not go into the cache.
@@ -1181,14 +1181,16 @@ export class PageTree {
 }
 
 /**
- * Replaces, in a branch, the slots of children that are clean now by their
- * PageRefs; with `deep`, goes on into dirty children (the current tree).
+ * Replaces, in a dirty branch of the current tree and the dirty branches
+ * under it, the slots of children that are clean now by their PageRefs
+ * (the plan's own branches: complete(), from the slots beginCheckpoint()
+ * listed).
  */
-function cleanSlots(branch: BranchNode, deep = false): void {
+function cleanSlots(branch: BranchNode): void {
   for (let index = 0; index < branch.children.length; index++) {
     const child = branch.children[index]!;
     if (!isNode(child)) continue;
     if (child.ref !== undefined) branch.children[index] = child.ref;
-    else if (deep && child.kind === 'branch') cleanSlots(child, true);
+    else if (child.kind === 'branch') cleanSlots(child);
   }
 }

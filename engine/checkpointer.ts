@@ -265,7 +265,11 @@ export class Checkpointer {
           const block = blocks.pages[i].startBlock;
           const buffer = this.#pages.pool.take();
           // A leaf by difference from the version of it on disk (TreePages.encodeLeaf).
-          const crc = node.kind === 'leaf' ? this.#pages.encodeLeaf(node, block, sequence, buffer) : this.#pages.encode(plan.content(node, (child) => assigned.get(child)), block, sequence, buffer);
+          // A branch from its records, its children's new refs written into them (TreePages.encodeBranch).
+          const crc =
+            node.kind === 'leaf'
+              ? this.#pages.encodeLeaf(node, block, sequence, buffer)
+              : this.#pages.encodeBranch(plan.branchPage(node, (child) => assigned.get(child)), node.level, block, sequence, buffer);
           assigned.set(node, { block, crc });
           batch.push({ block, buffer });
           // Encoding is CPU work: let commits and reads run between slices.

@@ -61,11 +61,16 @@ export class PageCache {
    * (the next insert of the block replaces it).
    */
   get(ref: PageRef): TreeNode | undefined {
-    const node = this.#nodes.get(ref.block);
+    return this.getAt(ref.block, ref.crc);
+  }
+
+  /** get() of the page at `block` with `crc`, with no PageRef made for it (a branch's child record). */
+  getAt(block: number, crc: number): TreeNode | undefined {
+    const node = this.#nodes.get(block);
     // Not a miss yet: a lookup that finds nothing here may be tried again on
     // the way to a read (getCached, then the read path): the tree counts the
     // read it starts instead (recordMiss), once a page.
-    if (node === undefined || node.ref!.crc !== ref.crc) return undefined;
+    if (node === undefined || node.ref!.crc !== crc) return undefined;
     this.hits++;
     node.cacheReferenced = true;
     return node;

@@ -37,6 +37,7 @@
 // Snapshots and reads that began before the replacing write may still reach
 // these blocks: see CheckpointPlan.garbageBlocks().
 import { KEY_SIZE_MAX } from '../format/constants.js';
+import { BranchPage } from './branch_page.js';
 import { PageCache } from './page_cache.js';
 import { StoreCorruptError } from './store_error.js';
 import type { IndexEntry } from './store_index.js';
@@ -47,8 +48,11 @@ import { splitPagePieces, splitPieces } from './tree_split.js';
 import { rangeEntries, rangeRuns, type LeafRun, type NodeSource, type RangeOptions } from './tree_cursor.js';
 import {
   branchBytes,
+  childAt,
+  childCount,
   childIndexFor,
   copyNode,
+  editBranch,
   EPOCH_NEVER,
   insertAt,
   isNode,
@@ -64,6 +68,7 @@ import {
   NO_ROOM,
   pageLeafDelete,
   pageLeafSet,
+  separatorAt,
   type BranchNode,
   type Child,
   type LeafNode,
@@ -328,13 +333,16 @@ export class PageTree {
 
   /** The entry of `key` if every page on its path is in memory; NOT_CACHED otherwise. Never does IO. */
   getCached(key: string): IndexEntry | undefined | NotCached {
-    let child: Child | undefined = this.#root;
-    if (child === undefined) return undefined;
+    const root: Child | undefined = this.#root;
+    if (root === undefined) return undefined;
+    let node: TreeNode | undefined = isNode(root) ? root : this.#cache.get(root);
     for (;;) {
-      const node: TreeNode | undefined = isNode(child) ? child : this.#cache.get(child);
       if (node === undefined) return NOT_CACHED;
       if (node.kind === 'leaf') return leafFind(node, key);
-      child = node.children[childIndexFor(node, key)]!;
+      // A clean child is looked up by its record's block and CRC: no PageRef made.
+      const page = node.page;
+      const index = page.childIndexFor(key);
+      node = page.nodeAt(index) ?? this.#cache.getAt(page.blockAt(index), page.crcAt(index));
     }
   }
 
@@ -370,9 +378,9 @@ export class PageTree {
       }
       if (node.kind === 'leaf') return leafFind(node, key);
       const index = childIndexFor(node, key);
-      if (index > 0) low = node.separators[index - 1];
-      if (index < node.separators.length) high = node.separators[index];
-      child = node.children[index]!;
+      if (index > 0) low = separatorAt(node, index - 1);
+      if (index < childCount(node) - 1) high = separatorAt(node, index);
+      child = childAt(node, index);
       level--;
     }
   }
@@ -398,8 +406,8 @@ export class PageTree {
         dirty.set(node, undefined);
         return;
       }
-      dirty.set(node, [...node.children]);
-      for (const child of node.children) if (isNode(child)) note(child);
+      dirty.set(node, node.page.children());
+      node.page.forEachNode(note);
     };
     if (snapshot.root !== undefined && isNode(snapshot.root)) note(snapshot.root);
     return { ...snapshot, dirty };
@@ -447,10 +455,11 @@ export class PageTree {
       if (node.kind === 'leaf') return;
       const branch: BranchNode = node;
       // A branch clean at the snapshot never changes its slots; a dirty one's are read as they were.
-      const children = dirty.get(branch) ?? branch.children;
+      const children = dirty.get(branch) ?? branch.page.children();
+      const separators = branch.page.separators();
       const boundsOf = (index: number): [string | undefined, string | undefined] => [
-        index === 0 ? low : branch.separators[index - 1],
-        index === branch.separators.length ? high : branch.separators[index],
+        index === 0 ? low : separators[index - 1],
+        index === separators.length ? high : separators[index],
       ];
       // The children of one branch are read together (a few hundred reads
       // at most), then visited in order.
@@ -514,21 +523,54 @@ export class PageTree {
   #preparePath(key: string, siblings: boolean, pinned: Set<TreeNode>, missing: Map<number, MissingPage>): void {
     if (this.#root === undefined) return;
     let node = this.#resolvePrepared(this.#root, this.#level, undefined, undefined, pinned, missing);
-    let low: string | undefined;
-    let high: string | undefined;
+    // The key bounds of `node`: separator lowIndex of lowPage and highIndex
+    // of highPage (none where the page is undefined), made strings only for
+    // a page that must be read.
+    let lowPage: BranchPage | undefined;
+    let lowIndex = 0;
+    let highPage: BranchPage | undefined;
+    let highIndex = 0;
     while (node !== undefined && node.kind === 'branch') {
-      const separators = node.separators;
-      const index = childIndexFor(node, key);
-      // Child `at` holds the keys from separators[at - 1] (low at 0) up to separators[at] (high at the last).
-      const childLow = index === 0 ? low : separators[index - 1];
-      const childHigh = index === separators.length ? high : separators[index];
+      const page = node.page;
+      const index = page.childIndexFor(key);
+      const last = page.count - 1;
       const level = node.level - 1;
-      if (siblings && index > 0) this.#resolvePrepared(node.children[index - 1]!, level, index === 1 ? low : separators[index - 2], childLow, pinned, missing);
-      if (siblings && index + 1 < node.children.length) this.#resolvePrepared(node.children[index + 1]!, level, childHigh, index + 1 === separators.length ? high : separators[index + 1], pinned, missing);
-      low = childLow;
-      high = childHigh;
-      node = this.#resolvePrepared(node.children[index]!, level, low, high, pinned, missing);
+      // Child `at` holds the keys from separator at - 1 (the branch's low at 0) up to separator at (its high at the last).
+      if (siblings && index > 0) this.#resolvePreparedChild(page, index - 1, level, index === 1 ? lowPage : page, index === 1 ? lowIndex : index - 2, page, index - 1, pinned, missing);
+      if (siblings && index < last) this.#resolvePreparedChild(page, index + 1, level, page, index, index + 1 === last ? highPage : page, index + 1 === last ? highIndex : index + 1, pinned, missing);
+      if (index > 0) {
+        lowPage = page;
+        lowIndex = index - 1;
+      }
+      if (index < last) {
+        highPage = page;
+        highIndex = index;
+      }
+      node = this.#resolvePreparedChild(page, index, level, lowPage, lowIndex, highPage, highIndex, pinned, missing);
     }
+  }
+
+  /**
+   * #resolvePrepared of child `index` of a branch's `page`, whose bounds are
+   * separator lowIndex of lowPage and highIndex of highPage: a clean child
+   * is looked up by its record, with no PageRef or bound made unless its
+   * page must be read.
+   */
+  #resolvePreparedChild(
+    page: BranchPage,
+    index: number,
+    level: number,
+    lowPage: BranchPage | undefined,
+    lowIndex: number,
+    highPage: BranchPage | undefined,
+    highIndex: number,
+    pinned: Set<TreeNode>,
+    missing: Map<number, MissingPage>,
+  ): TreeNode | undefined {
+    const node = page.nodeAt(index) ?? this.#cache.getAt(page.blockAt(index), page.crcAt(index));
+    if (node !== undefined) this.#pinPrepared(node, pinned);
+    else missing.set(page.blockAt(index), { ref: page.refAt(index), level, low: lowPage?.separatorAt(lowIndex), high: highPage?.separatorAt(highIndex) });
+    return node;
   }
 
   /** A slot's node, pinned, if in memory or cached; else undefined, with its page noted in `missing`. */
@@ -758,8 +800,8 @@ export class PageTree {
     this.#root = node;
     for (let at = 0; node.kind === 'branch' && at < depth; at++) {
       const index = childIndexFor(node, key);
-      const child = this.#writable(node.children[index]!, key);
-      node.children[index] = child;
+      const child = this.#writable(childAt(node, index), key);
+      node.page.setChild(index, child);
       path.push(node, index);
       node = child;
     }
@@ -791,10 +833,9 @@ export class PageTree {
         this.#level = root.level;
         node = root;
       } else {
-        appending = parent.index === parent.branch.children.length - 1;
-        parent.branch.children.splice(parent.index, 1, ...pieces);
-        parent.branch.separators.splice(parent.index, 0, ...separators);
-        parent.branch.bytes = branchBytes(this.#measure, parent.branch.separators);
+        appending = parent.index === childCount(parent.branch) - 1;
+        parent.branch.page.replaceChild(parent.index, pieces, separators);
+        for (const separator of separators) parent.branch.bytes += this.#measure.childBytes(separator);
         node = parent.branch;
       }
       if (node.bytes <= this.#capacityBytes) return;
@@ -816,7 +857,7 @@ export class PageTree {
     while (path.length > 0) {
       const { branch: parent, index } = path.pop()!;
       const empty = node.kind === 'leaf' && leafCount(node) === 0;
-      const oneChild = node.kind === 'branch' && node.children.length === 1;
+      const oneChild = node.kind === 'branch' && childCount(node) === 1;
       if (empty) {
         // A mutable node (made so by the delete): no block, not planned. Its
         // keys' range goes to a neighbour in memory: a later put of the
@@ -826,21 +867,25 @@ export class PageTree {
         // neighbour in memory it stays, empty, until repairUnderflows(); so
         // does the one child of a branch waiting for repair (no branch is
         // ever left without children: readers descend through every one).
-        if (parent.children.length === 1) {
+        if (childCount(parent) === 1) {
           this.#underflowKeys.add(key);
           return;
-        } else if (index > 0 && this.#peek(parent.children[index - 1]!) !== undefined) {
-          parent.children.splice(index, 1);
-          parent.separators.splice(index - 1, 1);
-        } else if (index + 1 < parent.children.length && this.#peek(parent.children[index + 1]!) !== undefined) {
-          parent.children.splice(index, 1);
-          parent.separators.splice(index, 1);
+        } else if (index > 0 && this.#peek(childAt(parent, index - 1)) !== undefined) {
+          editBranch(parent, (separators, children) => {
+            children.splice(index, 1);
+            separators.splice(index - 1, 1);
+          });
+        } else if (index + 1 < childCount(parent) && this.#peek(childAt(parent, index + 1)) !== undefined) {
+          editBranch(parent, (separators, children) => {
+            children.splice(index, 1);
+            separators.splice(index, 1);
+          });
         } else {
           this.#underflowKeys.add(key);
           return;
         }
       } else if (oneChild || node.bytes < this.#capacityBytes / MERGE_FILL_DIVISOR) {
-        const merged = (index > 0 && this.#tryMerge(parent, index - 1)) || (index + 1 < parent.children.length && this.#tryMerge(parent, index));
+        const merged = (index > 0 && this.#tryMerge(parent, index - 1)) || (index + 1 < childCount(parent) && this.#tryMerge(parent, index));
         if (!merged && oneChild) {
           if (!this.#borrow(parent, index)) {
             // No sibling in memory that can give a child: a page read would
@@ -860,7 +905,7 @@ export class PageTree {
       } else {
         return;
       }
-      parent.bytes = branchBytes(this.#measure, parent.separators);
+      parent.bytes = branchBytes(this.#measure, parent.page.separators());
       node = parent;
     }
     this.#collapseRoot();
@@ -870,9 +915,9 @@ export class PageTree {
   #collapseRoot(): void {
     for (;;) {
       const root = this.#root!;
-      if (isNode(root) && root.kind === 'branch' && root.children.length === 1) {
+      if (isNode(root) && root.kind === 'branch' && childCount(root) === 1) {
         this.#retire(root);
-        this.#root = root.children[0]!;
+        this.#root = childAt(root, 0);
         this.#level--;
         continue;
       }
@@ -887,14 +932,14 @@ export class PageTree {
 
   /** Merges children `left` and `left + 1` of a mutable parent if both are in memory and fit one page. */
   #tryMerge(parent: BranchNode, left: number): boolean {
-    const leftNode = this.#peek(parent.children[left]!);
-    const rightNode = this.#peek(parent.children[left + 1]!);
+    const leftNode = this.#peek(childAt(parent, left));
+    const rightNode = this.#peek(childAt(parent, left + 1));
     if (leftNode === undefined || rightNode === undefined) return false;
-    const separator = parent.separators[left]!;
+    const separator = separatorAt(parent, left);
     const bytes =
       leftNode.kind === 'leaf' ? leftNode.bytes + rightNode.bytes : leftNode.bytes + rightNode.bytes - this.#measure.childBytes('') + this.#measure.childBytes(separator);
     if (bytes > this.#capacityBytes) return false;
-    const merged = this.#writable(parent.children[left]!, separator);
+    const merged = this.#writable(childAt(parent, left), separator);
     if (merged.kind === 'leaf' && rightNode.kind === 'leaf') {
       // The right leaf's records join the merged leaf's arrays; a right leaf
       // in page form is read into arrays for it (the merged leaf keeps its
@@ -904,16 +949,22 @@ export class PageTree {
       into.keys.push(...from.keys);
       into.entries.push(...from.entries);
     } else if (merged.kind === 'branch' && rightNode.kind === 'branch') {
-      merged.separators.push(separator, ...rightNode.separators);
-      merged.children.push(...rightNode.children);
+      const rightSeparators = rightNode.page.separators();
+      const rightChildren = rightNode.page.children();
+      editBranch(merged, (separators, children) => {
+        separators.push(separator, ...rightSeparators);
+        children.push(...rightChildren);
+      });
     } else {
       throw new Error('ringstore: merge of siblings at different levels');
     }
     merged.bytes = bytes;
-    this.#retire(parent.children[left + 1]!);
-    parent.children[left] = merged;
-    parent.children.splice(left + 1, 1);
-    parent.separators.splice(left, 1);
+    this.#retire(childAt(parent, left + 1));
+    editBranch(parent, (separators, children) => {
+      children[left] = merged;
+      children.splice(left + 1, 1);
+      separators.splice(left, 1);
+    });
     return true;
   }
 
@@ -923,27 +974,40 @@ export class PageTree {
    * is in memory or can give one (then nothing changed).
    */
   #borrow(parent: BranchNode, index: number): boolean {
-    const node = parent.children[index] as BranchNode;
-    const canGive = (sibling: TreeNode | undefined): boolean => sibling !== undefined && sibling.kind === 'branch' && sibling.children.length >= 3;
-    if (index > 0 && canGive(this.#peek(parent.children[index - 1]!))) {
-      const left = this.#writable(parent.children[index - 1]!, parent.separators[index - 1]!) as BranchNode;
-      parent.children[index - 1] = left;
-      node.children.unshift(left.children.pop()!);
-      node.separators.unshift(parent.separators[index - 1]!);
-      parent.separators[index - 1] = left.separators.pop()!;
-      left.bytes = branchBytes(this.#measure, left.separators);
-    } else if (index + 1 < parent.children.length && canGive(this.#peek(parent.children[index + 1]!))) {
-      const right = this.#writable(parent.children[index + 1]!, parent.separators[index]!) as BranchNode;
-      parent.children[index + 1] = right;
-      node.children.push(right.children.shift()!);
-      node.separators.push(parent.separators[index]!);
-      parent.separators[index] = right.separators.shift()!;
-      right.bytes = branchBytes(this.#measure, right.separators);
+    const node = childAt(parent, index) as BranchNode;
+    const canGive = (sibling: TreeNode | undefined): boolean => sibling !== undefined && sibling.kind === 'branch' && childCount(sibling) >= 3;
+    // Rare (deletes that empty a branch): done on the three branches' separators and children as arrays.
+    const parentSeparators = parent.page.separators();
+    const parentChildren = parent.page.children();
+    const nodeSeparators = node.page.separators();
+    const nodeChildren = node.page.children();
+    if (index > 0 && canGive(this.#peek(parentChildren[index - 1]!))) {
+      const left = this.#writable(parentChildren[index - 1]!, parentSeparators[index - 1]!) as BranchNode;
+      parentChildren[index - 1] = left;
+      const leftSeparators = left.page.separators();
+      const leftChildren = left.page.children();
+      nodeChildren.unshift(leftChildren.pop()!);
+      nodeSeparators.unshift(parentSeparators[index - 1]!);
+      parentSeparators[index - 1] = leftSeparators.pop()!;
+      left.page = BranchPage.ofChildren(leftSeparators, leftChildren);
+      left.bytes = branchBytes(this.#measure, leftSeparators);
+    } else if (index + 1 < parentChildren.length && canGive(this.#peek(parentChildren[index + 1]!))) {
+      const right = this.#writable(parentChildren[index + 1]!, parentSeparators[index]!) as BranchNode;
+      parentChildren[index + 1] = right;
+      const rightSeparators = right.page.separators();
+      const rightChildren = right.page.children();
+      nodeChildren.push(rightChildren.shift()!);
+      nodeSeparators.push(parentSeparators[index]!);
+      parentSeparators[index] = rightSeparators.shift()!;
+      right.page = BranchPage.ofChildren(rightSeparators, rightChildren);
+      right.bytes = branchBytes(this.#measure, rightSeparators);
     } else {
       return false;
     }
-    node.bytes = branchBytes(this.#measure, node.separators);
-    parent.bytes = branchBytes(this.#measure, parent.separators);
+    node.page = BranchPage.ofChildren(nodeSeparators, nodeChildren);
+    node.bytes = branchBytes(this.#measure, nodeSeparators);
+    parent.page = BranchPage.ofChildren(parentSeparators, parentChildren);
+    parent.bytes = branchBytes(this.#measure, parentSeparators);
     return true;
   }
 
@@ -1017,8 +1081,8 @@ export class PageTree {
     let node = this.#root === undefined ? undefined : this.#peek(this.#root);
     for (let at = 0; node !== undefined; at++) {
       if (node.kind === 'leaf') return at > 0 && leafCount(node) === 0 ? at : undefined;
-      if (at > 0 && node.children.length === 1) return at;
-      node = this.#peek(node.children[childIndexFor(node, key)]!);
+      if (at > 0 && childCount(node) === 1) return at;
+      node = this.#peek(childAt(node, childIndexFor(node, key)));
     }
     return undefined;
   }
@@ -1044,14 +1108,12 @@ export class PageTree {
     const slotIndexes: number[] = [];
     const collect = (node: TreeNode): void => {
       if (node.kind === 'branch') {
-        const children = node.children;
-        for (let index = 0; index < children.length; index++) {
-          const child = children[index]!;
-          if (!isNode(child)) continue;
+        // Only the children in memory: clean ones are records (BranchPage).
+        node.page.forEachNode((child, index) => {
           slotBranches.push(node);
           slotIndexes.push(index);
           if (child.ref === undefined) collect(child);
-        }
+        });
       }
       node.planned = true;
       dirty.push(node);
@@ -1093,9 +1155,9 @@ export class PageTree {
     const slotIndexes = this.#planSlotIndexes;
     for (let i = 0; i < slotBranches.length; i++) {
       const branch = slotBranches[i]!;
-      const child = branch.children[slotIndexes[i]!]!;
-      if (!isNode(child)) throw new Error('ringstore: a branch of the plan changed its child slot while it was written (a frozen node changed)');
-      if (child.ref !== undefined) branch.children[slotIndexes[i]!] = child.ref;
+      const child = branch.page.nodeAt(slotIndexes[i]!);
+      if (child === undefined) throw new Error('ringstore: a branch of the plan changed its child slot while it was written (a frozen node changed)');
+      if (child.ref !== undefined) branch.page.setChild(slotIndexes[i]!, child.ref);
     }
     this.#planSlotBranches = [];
     this.#planSlotIndexes = [];
@@ -1144,7 +1206,7 @@ export class PageTree {
       dirtyNodeCount++;
       dirtyPageBytes += node.bytes;
       dirtyMemoryBytes += nodeMemoryBytes(node);
-      if (node.kind === 'branch') for (const child of node.children) if (isNode(child) && child.ref === undefined) count(child);
+      if (node.kind === 'branch') node.page.forEachNode((child) => child.ref === undefined && count(child));
     };
     if (this.#root !== undefined && isNode(this.#root) && this.#root.ref === undefined) count(this.#root);
     return {
@@ -1182,15 +1244,13 @@ export class PageTree {
 
 /**
  * Replaces, in a dirty branch of the current tree and the dirty branches
- * under it, the slots of children that are clean now by their PageRefs
- * (the plan's own branches: complete(), from the slots beginCheckpoint()
- * listed).
+ * under it, the children in memory that are clean now by their refs (their
+ * records hold them again; the plan's own branches: complete(), from the
+ * slots beginCheckpoint() listed).
  */
 function cleanSlots(branch: BranchNode): void {
-  for (let index = 0; index < branch.children.length; index++) {
-    const child = branch.children[index]!;
-    if (!isNode(child)) continue;
-    if (child.ref !== undefined) branch.children[index] = child.ref;
+  branch.page.forEachNode((child, index) => {
+    if (child.ref !== undefined) branch.page.setChild(index, child.ref);
     else if (child.kind === 'branch') cleanSlots(child);
-  }
+  });
 }

@@ -3,7 +3,8 @@
 // tree's root and its dirty nodes in the order to write them, and G, the
 // pages replaced before it began, to free once it is durable (why those are
 // unreachable from its root: engine/page_tree.ts, "Garbage").
-import { isNode, leafArrays, type Child, type DecodedTreePage, type PageRef, type TreeNode } from './tree_node.js';
+import type { BranchPage } from './branch_page.js';
+import { isNode, leafArrays, type BranchNode, type Child, type DecodedTreePage, type PageRef, type TreeNode } from './tree_node.js';
 
 /**
  * A checkpoint in progress: what beginCheckpoint() froze. The caller
@@ -46,13 +47,28 @@ export class CheckpointPlan {
   content(node: TreeNode, refOf: (child: TreeNode) => PageRef | undefined): DecodedTreePage {
     if (this.#state !== 'running' || !node.planned) throw new Error('ringstore: content() of a node that is not in a running plan');
     if (node.kind === 'leaf') return { kind: 'leaf', ...leafArrays(node) };
-    const children = node.children.map((child) => {
-      if (!isNode(child)) return child;
-      const ref = child.ref ?? refOf(child);
-      if (ref === undefined) throw new Error('ringstore: content() of a branch before its dirty child has a ref (encode in dirtyNodes order)');
-      return ref;
-    });
-    return { kind: 'branch', level: node.level, separators: node.separators, children };
+    const children = node.page.children().map((child) => (isNode(child) ? this.#childRef(child, refOf) : child));
+    return { kind: 'branch', level: node.level, separators: node.page.separators(), children };
+  }
+
+  /**
+   * content() of a branch of the plan as its page: the blocks and CRCs of
+   * its children in memory (`refOf` as for content()) written into their
+   * records, which are then the page's records as they are to be written
+   * (format/page.ts encodeBranchPageOfRecords). The branch is frozen: its
+   * children stay the nodes they are.
+   */
+  branchPage(node: BranchNode, refOf: (child: TreeNode) => PageRef | undefined): BranchPage {
+    if (this.#state !== 'running' || !node.planned) throw new Error('ringstore: branchPage() of a node that is not in a running plan');
+    const page = node.page;
+    page.forEachNode((child, index) => page.writeRefOfNode(index, this.#childRef(child, refOf)));
+    return page;
+  }
+
+  #childRef(child: TreeNode, refOf: (child: TreeNode) => PageRef | undefined): PageRef {
+    const ref = child.ref ?? refOf(child);
+    if (ref === undefined) throw new Error('ringstore: content() of a branch before its dirty child has a ref (encode in dirtyNodes order)');
+    return ref;
   }
 
   /** The root's ref for the superblock, given the refs assigned so far (undefined: an empty tree). */

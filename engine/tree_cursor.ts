@@ -12,6 +12,8 @@
 // queue, and a scan paid that once per key in every layer it went through.
 import type { IndexEntry } from './store_index.js';
 import {
+  childAt,
+  childCount,
   childIndexFor,
   isNode,
   leafCount,
@@ -19,6 +21,7 @@ import {
   leafKeyAt,
   leafLowerBound,
   leafUpperBound,
+  separatorAt,
   type BranchNode,
   type Child,
   type LeafNode,
@@ -136,22 +139,22 @@ export async function* rangeRuns(
   /** Whether no key under child `index` of `node` can be in the range (the iteration is past it). */
   const beyond = (node: BranchNode, index: number): boolean => {
     if (!reverse) {
-      // Keys under child index are >= separators[index - 1].
-      const childLow = index === 0 ? undefined : node.separators[index - 1]!;
-      return high !== undefined && childLow !== undefined && (childLow > high || (childLow === high && !highInclusive));
+      // Keys under child index are >= separator index - 1.
+      if (high === undefined || index === 0) return false;
+      const order = node.page.compareSeparatorWith(index - 1, high);
+      return order > 0 || (order === 0 && !highInclusive);
     }
-    // Keys under child index are < separators[index].
-    const childHigh = index === node.separators.length ? undefined : node.separators[index]!;
-    return low !== undefined && childHigh !== undefined && childHigh <= low;
+    // Keys under child index are < separator index.
+    return low !== undefined && index < childCount(node) - 1 && node.page.compareSeparatorWith(index, low) <= 0;
   };
 
   const boundsOf = (frame: Frame, index: number): [string | undefined, string | undefined] => [
-    index === 0 ? frame.low : frame.node.separators[index - 1]!,
-    index === frame.node.separators.length ? frame.high : frame.node.separators[index]!,
+    index === 0 ? frame.low : separatorAt(frame.node, index - 1),
+    index === childCount(frame.node) - 1 ? frame.high : separatorAt(frame.node, index),
   ];
 
   const childOf = async (frame: Frame, index: number): Promise<TreeNode> => {
-    const slot = frame.node.children[index]!;
+    const slot = childAt(frame.node, index);
     let node: TreeNode | undefined;
     if (isNode(slot)) node = slot;
     else {
@@ -168,9 +171,9 @@ export async function* rangeRuns(
   let window = READ_AHEAD_PAGES;
   const readAhead = (frame: Frame, index: number): void => {
     const step = reverse ? -1 : 1;
-    for (let next = index + step, count = 0; count < window && next >= 0 && next < frame.node.children.length; next += step, count++) {
+    for (let next = index + step, count = 0; count < window && next >= 0 && next < childCount(frame.node); next += step, count++) {
       if (beyond(frame.node, next)) break;
-      const slot = frame.node.children[next]!;
+      const slot = childAt(frame.node, next);
       if (isNode(slot) || frame.ahead.has(next) || source.cached(slot) !== undefined) continue;
       const [childLow, childHigh] = boundsOf(frame, next);
       const promise = loadPage(slot, frame.node.level - 1, childLow, childHigh);
@@ -190,7 +193,7 @@ export async function* rangeRuns(
     while (node.kind === 'branch') {
       const index = reverse
         ? high === undefined
-          ? node.children.length - 1
+          ? childCount(node) - 1
           : childIndexFor(node, high)
         : low === undefined
           ? 0
@@ -238,7 +241,7 @@ export async function* rangeRuns(
       while (stack.length > 0) {
         const frame = stack[stack.length - 1]!;
         frame.index += reverse ? -1 : 1;
-        if (frame.index < 0 || frame.index >= frame.node.children.length) {
+        if (frame.index < 0 || frame.index >= childCount(frame.node)) {
           giveBackAhead(stack.pop()!);
           continue;
         }

@@ -47,7 +47,7 @@ export function checkTreeInvariants(tree: TreeState): void {
     if (node.bytes > tree.capacityBytes) fail(`a node of ${node.bytes} bytes > capacity ${tree.capacityBytes}`);
     // A leaf in page form is checked through its keys and entries as a copy would read them (without changing its form).
     const leaf = node.kind === 'leaf' ? leafRecords(node) : undefined;
-    const ordered = leaf !== undefined ? leaf.keys : (node as BranchNode).separators;
+    const ordered = leaf !== undefined ? leaf.keys : (node as BranchNode).page.separators();
     for (let index = 1; index < ordered.length; index++) if (!(ordered[index - 1]! < ordered[index]!)) fail(`keys out of order at level ${level}`);
     if (ordered.length > 0) {
       if (low !== undefined && ordered[0]! < low) fail(`key ${JSON.stringify(ordered[0])} below its bound ${JSON.stringify(low)}`);
@@ -69,11 +69,14 @@ export function checkTreeInvariants(tree: TreeState): void {
       return;
     }
     // One child only where a delete noted it for repair (PageTree.#rebalance).
-    if (node.children.length < 2 && !(node.children.length === 1 && noted(low, high))) fail(`a branch with ${node.children.length} children`);
-    if (node.separators.length !== node.children.length - 1) fail('separators and children do not match');
-    if (node.bytes !== branchBytes(tree.measure, node.separators)) fail('a branch whose recorded bytes are wrong');
-    for (let index = 0; index < node.children.length; index++) {
-      check(node.children[index]!, level - 1, index === 0 ? low : node.separators[index - 1], index === node.separators.length ? high : node.separators[index]);
+    const separators = ordered;
+    const children = node.page.children();
+    if (children.length < 2 && !(children.length === 1 && noted(low, high))) fail(`a branch with ${children.length} children`);
+    if (separators.length !== children.length - 1) fail('separators and children do not match');
+    if (node.bytes !== branchBytes(tree.measure, separators)) fail('a branch whose recorded bytes are wrong');
+    if (node.ref !== undefined && node.page.hasNodes) fail('a clean branch with children in memory');
+    for (let index = 0; index < children.length; index++) {
+      check(children[index]!, level - 1, index === 0 ? low : separators[index - 1], index === separators.length ? high : separators[index]);
     }
   };
   if (tree.root === undefined) {

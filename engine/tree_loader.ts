@@ -23,6 +23,7 @@
 // yet evicted its share of the cache; past that, its leaves are lent to it
 // and its branches kept by it alone (loadForScan).
 import { KEY_SIZE_MAX } from '../format/constants.js';
+import type { BranchPage } from './branch_page.js';
 import type { LeafPage } from './leaf_page.js';
 import type { PageCache } from './page_cache.js';
 import { StoreCorruptError } from './store_error.js';
@@ -33,9 +34,11 @@ import {
   leafBytes,
   leafFind,
   newBranch,
+  newBranchOfPage,
   newLeaf,
   newPageLeaf,
   nodeMemoryBytes,
+  type BranchNode,
   type DecodedTreePage,
   type LeafNode,
   type LentLeaf,
@@ -283,6 +286,9 @@ export class TreeLoader {
     if (page.kind === 'leaf' && page.page !== undefined) {
       if (level !== 0) throw bad('a leaf where a branch was expected');
       node = this.#checkedPageLeaf(page.page, low, high, bad);
+    } else if (page.kind === 'branch' && page.page !== undefined) {
+      if (page.level !== level || level < 1) throw bad(`a page of level ${page.level}`);
+      node = this.#checkedPageBranch(level, page.page, low, high, bad);
     } else {
       let keys: readonly string[];
       if (page.kind === 'leaf') {
@@ -327,6 +333,23 @@ export class TreeLoader {
     if (low !== undefined && page.compareKeyAt(0, low) < 0) throw bad('a key below the bound its parent gives');
     if (high !== undefined && page.compareKeyAt(page.count - 1, high) >= 0) throw bad('a key at or above the bound its parent gives');
     return newPageLeaf(page);
+  }
+
+  /**
+   * #decoded of a branch in page form (engine/branch_page.ts): the same
+   * rules, checked in its records. The codec checked that its separators
+   * are keys in strictly ascending order and that its records take its
+   * page bytes.
+   */
+  #checkedPageBranch(level: number, page: BranchPage, low: string | undefined, high: string | undefined, bad: (reason: string) => StoreCorruptError): BranchNode {
+    const count = page.count;
+    if (count < 2) throw bad(`a branch with ${count} children`);
+    if (this.#keySizeMax < KEY_SIZE_MAX) {
+      for (let index = 0; index < count - 1; index++) if (page.separatorAt(index).length > this.#keySizeMax) throw bad(`key ${index} is not a key`);
+    }
+    if (low !== undefined && page.compareSeparatorWith(0, low) < 0) throw bad('a key below the bound its parent gives');
+    if (high !== undefined && page.compareSeparatorWith(count - 2, high) >= 0) throw bad('a key at or above the bound its parent gives');
+    return newBranchOfPage(EPOCH_NEVER, level, page, page.recordBytes);
   }
 }
 

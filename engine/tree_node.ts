@@ -1,12 +1,15 @@
 // The nodes of the page tree (engine/page_tree.ts) in memory, the interface
 // through which pages are read, and the small pure helpers on keys and
-// separators. No IO and no encoding here: the on-disk codec is injected.
+// separators. No IO here, and the codec is injected; a page held in memory
+// keeps its records in the format's layout (leaf_page.ts, branch_page.ts).
 //
 // A leaf holds sorted keys and their entries. A branch at level >= 1 holds
-// n >= 2 children and n-1 separators; separators[i] is > every key under
-// children[i] and <= every key under children[i+1]. A child is either a
-// node in memory (dirty: it has no block yet) or a PageRef of a page on disk
-// (clean: its decoded node, when loaded, lives in the page cache).
+// n >= 2 children and n-1 separators; separator i is > every key under
+// child i and <= every key under child i+1. A child is either a node in
+// memory (dirty: it has no block yet) or a page on disk (clean: its decoded
+// node, when loaded, lives in the page cache), which the branch holds as
+// its record's block and CRC (BranchPage.childAt makes a PageRef of it).
+import { BranchPage } from './branch_page.js';
 import type { LeafPage } from './leaf_page.js';
 import type { IndexEntry } from './store_index.js';
 
@@ -44,7 +47,8 @@ export interface PageRef {
 export type DecodedTreePage =
   | { readonly kind: 'leaf'; readonly keys: readonly string[]; readonly entries: readonly IndexEntry[]; readonly page?: undefined }
   | { readonly kind: 'leaf'; readonly page: LeafPage }
-  | { readonly kind: 'branch'; readonly level: number; readonly separators: readonly string[]; readonly children: readonly PageRef[] };
+  | { readonly kind: 'branch'; readonly level: number; readonly separators: readonly string[]; readonly children: readonly PageRef[]; readonly page?: undefined }
+  | { readonly kind: 'branch'; readonly level: number; readonly page: BranchPage };
 
 export interface TreePageIo {
   /**
@@ -164,11 +168,16 @@ export interface LeafNode extends NodeCommon {
 /** A leaf in array form (see LeafNode). */
 export type ArrayLeafNode = LeafNode & { keys: string[]; entries: IndexEntry[] };
 
+/**
+ * A branch holds its children as its page's records (engine/branch_page.ts):
+ * child i's record holds separator i - 1 (none for child 0) and, for a
+ * clean child, its block and CRC; the children that are nodes in memory are
+ * listed in the page beside the records.
+ */
 export interface BranchNode extends NodeCommon {
   readonly kind: 'branch';
   readonly level: number;
-  separators: string[];
-  children: Child[];
+  page: BranchPage;
 }
 
 export type TreeNode = LeafNode | BranchNode;
@@ -278,8 +287,41 @@ export function pageLeafDelete(leaf: LeafNode, key: string): IndexEntry {
   return previous;
 }
 
-export function newBranch(epoch: number, level: number, separators: string[], children: Child[], bytes: number): BranchNode {
-  return { kind: 'branch', level, separators, children, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, cacheSlot: -1 };
+export function newBranch(epoch: number, level: number, separators: readonly string[], children: readonly Child[], bytes: number): BranchNode {
+  return newBranchOfPage(epoch, level, BranchPage.ofChildren(separators, children), bytes);
+}
+
+/** A branch of `page`, which becomes the node's. */
+export function newBranchOfPage(epoch: number, level: number, page: BranchPage, bytes: number): BranchNode {
+  return { kind: 'branch', level, page, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, cacheSlot: -1 };
+}
+
+/**
+ * Changes a mutable branch through its separators and children as arrays
+ * (`edit` changes them in place), then holds the result as its page: for
+ * the rare changes of shape (merges, removals after deletes), not the
+ * writes of every commit.
+ */
+export function editBranch(branch: BranchNode, edit: (separators: string[], children: Child[]) => void): void {
+  const separators = branch.page.separators();
+  const children = branch.page.children();
+  edit(separators, children);
+  branch.page = BranchPage.ofChildren(separators, children);
+}
+
+/** Children of a branch. */
+export function childCount(branch: BranchNode): number {
+  return branch.page.count;
+}
+
+/** Child `index` of a branch: its node if in memory, else a PageRef (a new object) of its record. */
+export function childAt(branch: BranchNode, index: number): Child {
+  return branch.page.childAt(index);
+}
+
+/** Separator `index` of a branch (between child index and index + 1), as a key string. */
+export function separatorAt(branch: BranchNode, index: number): string {
+  return branch.page.separatorAt(index);
 }
 
 /**
@@ -288,7 +330,7 @@ export function newBranch(epoch: number, level: number, separators: string[], ch
  * `capacityBytes` of records.
  */
 export function copyNode(node: TreeNode, epoch: number, capacityBytes: number): TreeNode {
-  if (node.kind === 'branch') return newBranch(epoch, node.level, node.separators.slice(), node.children.slice(), node.bytes);
+  if (node.kind === 'branch') return newBranchOfPage(epoch, node.level, node.page.copy(), node.bytes);
   if (node.page !== undefined) return newOwnedPageLeaf(epoch, node.page.ownedCopy(capacityBytes));
   const { keys, entries } = leafArrays(node);
   const copy = newLeaf(epoch, keys.slice(), entries.slice(), node.bytes);
@@ -353,15 +395,6 @@ function entriesOf(leaf: LeafNode): IndexEntry[] {
 const NODE_MEMORY_BYTES = 160;
 const KEY_MEMORY_BYTES = 24;
 const ENTRY_MEMORY_BYTES = 160;
-const CHILD_MEMORY_BYTES = 64;
-/**
- * A branch child's memory beyond its record's page bytes: its ref
- * (CHILD_MEMORY_BYTES) and its separator string's header
- * (KEY_MEMORY_BYTES), less the 14-byte record header that node.bytes
- * counts for it (format/page.ts): the estimate a walk of the separators
- * gave, from node.bytes.
- */
-const BRANCH_CHILD_OBJECTS_MEMORY_BYTES = CHILD_MEMORY_BYTES + KEY_MEMORY_BYTES - 14;
 /** A slot of a small-integer array. */
 const RECORD_START_MEMORY_BYTES = 8;
 
@@ -376,12 +409,8 @@ export function nodeMemoryBytes(node: TreeNode): number {
     // extent), under their memory: an estimate for the cache budget.
     bytes += leafArrays(node).keys.length * (KEY_MEMORY_BYTES + ENTRY_MEMORY_BYTES) + node.bytes;
   } else {
-    // From its page bytes (node.bytes: the child records with their
-    // separators), not a walk of its separators: that walk read each
-    // separator string from all over the heap, for every branch a
-    // checkpoint wrote (~5 600 branches of ~120 children at 10 M keys;
-    // docs/benchmarks.md, "Session 28").
-    bytes += node.children.length * BRANCH_CHILD_OBJECTS_MEMORY_BYTES + node.bytes;
+    // Its records' bytes with their room, and their starts (BranchPage).
+    bytes += node.page.memoryBytes;
   }
   return bytes;
 }
@@ -435,8 +464,8 @@ export function upperBound(keys: readonly string[], key: string): number {
 }
 
 /** The child of a branch whose subtree holds `key`: the number of separators <= key. */
-export function childIndexFor(branch: BranchNode | { readonly separators: readonly string[] }, key: string): number {
-  return upperBound(branch.separators, key);
+export function childIndexFor(branch: BranchNode, key: string): number {
+  return branch.page.childIndexFor(key);
 }
 
 /**

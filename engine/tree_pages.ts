@@ -3,11 +3,14 @@
 // format/page.ts, and hands the tree a leaf as a LeafPage (its records as
 // the page holds them) or a branch's separators and children; encodes the
 // pages a checkpoint writes. The one place where tree nodes meet bytes.
+import { PAGE_HEADER_SIZE } from '../format/constants.js';
 import { FormatError } from '../format/format_error.js';
 import {
   checkPageHeader,
   checkPageTail,
+  branchChildBytes,
   encodeBranchPageOfKeyStrings,
+  encodeBranchPageOfRecords,
   encodeLeafPageOfEdits,
   type LeafRecordEdits,
   encodeLeafPageOfKeyStrings,
@@ -18,7 +21,7 @@ import {
 } from '../format/page.js';
 import type { BlockDevice } from './block_device.js';
 import { BufferPool } from './buffer_pool.js';
-import { latin1Of } from './key_codec.js';
+import { BranchPage } from './branch_page.js';
 import { LeafPage } from './leaf_page.js';
 import type { DecodedTreePage, PageRef, TreePageIo } from './page_tree.js';
 import { leafArrays, type LeafNode, type LentLeaf } from './tree_node.js';
@@ -65,23 +68,25 @@ export class TreePages implements TreePageIo {
   async read(ref: PageRef, level: number): Promise<DecodedTreePage> {
     const expected = this.#expectation(ref, level);
     // The direct read goes into a pooled aligned buffer and is checked
-    // there; a leaf keeps a copy of its used bytes (keptCopy), a branch
-    // nothing (its separators are strings).
+    // there; a leaf keeps a copy of its used bytes (keptCopy), a branch a
+    // copy of its records (BranchPage).
     const aligned = await this.#fetch(ref, level);
     try {
       const header = checkPageHeader(aligned, expected);
       if (header.kind === 'branch') {
         const children = readBranchChildren(aligned, header, expected);
         checkPageTail(aligned, header);
-        // Separators become strings (copies): nothing keeps viewing the buffer.
-        const separators: string[] = new Array(children.length - 1);
-        const refs: PageRef[] = new Array(children.length);
+        // The records, checked, copied out of the pooled buffer.
+        const starts = new Array<number>(children.length + 1);
+        let offset = 0;
         for (let i = 0; i < children.length; i++) {
-          const child = children[i]!;
-          if (i > 0) separators[i - 1] = latin1Of(child.separator!, 0, child.separator!.length);
-          refs[i] = { block: child.block, crc: child.crc };
+          starts[i] = offset;
+          offset += branchChildBytes(i === 0 ? 0 : children[i]!.separator!.length);
         }
-        return { kind: 'branch', level: header.level, separators, children: refs };
+        starts[children.length] = offset;
+        // A copy (Uint8Array.prototype.slice, not Buffer's view): the buffer goes back to the pool.
+        const records = Uint8Array.prototype.slice.call(aligned, PAGE_HEADER_SIZE, PAGE_HEADER_SIZE + offset);
+        return { kind: 'branch', level: header.level, page: BranchPage.ofRecords(records, starts) };
       }
       // Checked where they are kept, and kept as they are (LeafPage).
       const bytes = keptCopy(aligned, header.end);
@@ -212,7 +217,18 @@ export class TreePages implements TreePageIo {
       if (content.page !== undefined) throw new Error('ringstore: encode() of a leaf in page form (it is on disk already)');
       return encodeLeafPageOfKeyStrings(bytes, stamp, content.keys, content.entries);
     }
+    if (content.page !== undefined) return this.encodeBranch(content.page, content.level, block, checkpointSequence, bytes);
     return encodeBranchPageOfKeyStrings(bytes, stamp, content.level, content.separators, content.children);
+  }
+
+  /**
+   * encode() of a branch of a running checkpoint plan in page form
+   * (CheckpointPlan.branchPage: its children's refs in its records): its
+   * records copied in one run, then the header and the seal.
+   */
+  encodeBranch(page: BranchPage, level: number, block: number, checkpointSequence: number, bytes: Uint8Array): number {
+    const stamp = { address: block, checkpointSequence, storeTag: this.#geometry().storeTag };
+    return encodeBranchPageOfRecords(bytes, stamp, level, page.records, 0, page.recordBytes, page.count);
   }
 
   /** TreePageIo.leafPageOf: an owned page of these records, as a checkpoint seals it. */

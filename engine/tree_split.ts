@@ -56,16 +56,19 @@ export function splitPieces(
       pieces.push(leaf);
     }
   } else {
+    // A branch splits once in ~60 splits of its children: cut from its separators and children as arrays.
+    const branchSeparators = node.page.separators();
+    const branchChildren = node.page.children();
     const first = measure.childBytes('');
-    const asFirst = node.children.map(() => first);
-    const asOther = node.children.map((_, index) => (index === 0 ? first : measure.childBytes(node.separators[index - 1]!)));
+    const asFirst = branchChildren.map(() => first);
+    const asOther = branchChildren.map((_, index) => (index === 0 ? first : measure.childBytes(branchSeparators[index - 1]!)));
     const starts = chunkStarts(asFirst, asOther, 2, appending, capacityBytes);
     for (let piece = 0; piece < starts.length; piece++) {
       const begin = starts[piece]!;
-      const end = starts[piece + 1] ?? node.children.length;
-      if (piece > 0) separators.push(node.separators[begin - 1]!);
-      const pieceSeparators = node.separators.slice(begin, end - 1);
-      pieces.push(newBranch(epoch, node.level, pieceSeparators, node.children.slice(begin, end), branchBytes(measure, pieceSeparators)));
+      const end = starts[piece + 1] ?? branchChildren.length;
+      if (piece > 0) separators.push(branchSeparators[begin - 1]!);
+      const pieceSeparators = branchSeparators.slice(begin, end - 1);
+      pieces.push(newBranch(epoch, node.level, pieceSeparators, branchChildren.slice(begin, end), branchBytes(measure, pieceSeparators)));
     }
   }
   for (const piece of pieces) {

@@ -636,6 +636,125 @@ export function encodeBranchPageOfKeyStrings(target: Uint8Array, stamp: PageStam
   return seal(target, data);
 }
 
+// ---- Branch records where they lie ----
+//
+// A branch in memory holds its children as the page's records, back to
+// back (engine/branch_page.ts): a write edits them where they lie and a
+// checkpoint copies them in one run, writes the blocks of the children it
+// has just written into their records, and seals the page. These read and
+// write one record in the layout encodeBranchPage writes.
+
+/** Bytes of a branch record before its separator: u64 childBlock | u32 childCrc | u16 separatorLength. */
+export const BRANCH_RECORD_HEADER_BYTES = BRANCH_CHILD_HEADER_SIZE;
+
+/**
+ * Writes the branch record of a child at `block` with `crc` and the
+ * separator `separatorString` on its left ('' for a branch's first child)
+ * at `offset` of `target`; returns the offset after it. RangeError, before
+ * `target` is touched, for a block or crc out of range, a separator that
+ * is not a key string (nor '' ), or a record that does not end within
+ * `target`. `data`: a DataView of all of `target`.
+ */
+export function writeBranchRecordAt(target: Uint8Array, data: DataView, offset: number, block: number, crc: number, separatorString: string): number {
+  const length = separatorString.length;
+  if (!Number.isSafeInteger(block) || block < 0) throw new RangeError(`child block ${block}`);
+  if (!isU32(crc)) throw new RangeError(`child crc ${crc} is not a u32`);
+  if (length !== 0 && !isKeyString(separatorString)) throw new RangeError(`a separator of 1 to ${KEY_SIZE_MAX} bytes, one char each, got ${length} chars`);
+  const end = offset + BRANCH_CHILD_HEADER_SIZE + length;
+  if (!(Number.isInteger(offset) && offset >= 0 && end <= target.length)) throw new RangeError(`a branch record of ${end - offset} bytes at ${offset} does not end within ${target.length} bytes`);
+  writeU64(data, offset, block);
+  data.setUint32(offset + 8, crc, true);
+  data.setUint16(offset + 12, length, true);
+  const separatorStart = offset + BRANCH_CHILD_HEADER_SIZE;
+  for (let c = 0; c < length; c++) target[separatorStart + c] = separatorString.charCodeAt(c);
+  return end;
+}
+
+/** The child block of the branch record at `start` (written by writeBranchRecordAt). */
+export function branchRecordBlock(data: DataView, start: number): number {
+  return readU64(data, start);
+}
+
+/** The child crc of the branch record at `start`. */
+export function branchRecordCrc(data: DataView, start: number): number {
+  return data.getUint32(start + 8, true);
+}
+
+/** Writes `block` and `crc` into the branch record at `start`, its separator unchanged. RangeError as writeBranchRecordAt. */
+export function setBranchRecordChild(data: DataView, start: number, block: number, crc: number): void {
+  if (!Number.isSafeInteger(block) || block < 0) throw new RangeError(`child block ${block}`);
+  if (!isU32(crc)) throw new RangeError(`child crc ${crc} is not a u32`);
+  writeU64(data, start, block);
+  data.setUint32(start + 8, crc, true);
+}
+
+/** The separator length of the branch record at `start` of `records`. */
+export function branchRecordSeparatorLength(records: Uint8Array, start: number): number {
+  return records[start + 12]! | (records[start + 13]! << 8);
+}
+
+/** memcmp order of the separator of the branch record at `start` of `records` against the key string `keyString`. */
+export function compareBranchSeparatorWith(records: Uint8Array, start: number, keyString: string): number {
+  const length = records[start + 12]! | (records[start + 13]! << 8);
+  const separatorStart = start + BRANCH_CHILD_HEADER_SIZE;
+  const common = Math.min(length, keyString.length);
+  for (let i = 0; i < common; i++) {
+    const difference = records[separatorStart + i]! - keyString.charCodeAt(i);
+    if (difference !== 0) return difference;
+  }
+  return length - keyString.length;
+}
+
+/**
+ * encodeBranchPageOfKeyStrings of the `count` branch records in
+ * `records[recordsStart, recordsEnd)` (laid out by writeBranchRecordAt),
+ * the same page byte for byte: the records are checked (lengths, child 0
+ * without a separator and the others with one, separators strictly
+ * ascending, child blocks), copied in one run, then the header and seal.
+ * RangeError on what encodeBranchPage refuses: then `target` is untouched.
+ */
+export function encodeBranchPageOfRecords(target: Uint8Array, stamp: PageStamp, level: number, records: Uint8Array, recordsStart: number, recordsEnd: number, count: number): number {
+  checkPageSize(target.length);
+  checkStamp(stamp);
+  if (!Number.isInteger(level) || level < 1 || level >= TREE_LEVELS_MAX) {
+    throw new RangeError(`a branch is at level 1 to ${TREE_LEVELS_MAX - 1}, got ${level}`);
+  }
+  if (count < 2 || count > PAGE_ENTRY_COUNT_MAX) throw new RangeError(`a branch has 2 to ${PAGE_ENTRY_COUNT_MAX} children, got ${count}`);
+  const usedBytes = recordsEnd - recordsStart;
+  const capacity = target.length - PAGE_HEADER_SIZE;
+  if (usedBytes > capacity) throw new RangeError(`${count} children take ${usedBytes} bytes, a page holds ${capacity}`);
+  let offset = recordsStart;
+  let previousStart = -1;
+  for (let i = 0; i < count; i++) {
+    if (offset + BRANCH_CHILD_HEADER_SIZE > recordsEnd) throw new RangeError(`branch record ${i} runs past the records' end`);
+    // Below 2^53: the u64's high u32 is below 2^21 (read as bytes: no DataView a page).
+    if (records[offset + 7] !== 0 || records[offset + 6]! >= 0x20) throw new RangeError(`child ${i} block is 2^53 or more`);
+    const length = branchRecordSeparatorLength(records, offset);
+    if (i === 0 ? length !== 0 : length < 1 || length > KEY_SIZE_MAX) throw new RangeError(`child ${i} has a separator of ${length} bytes`);
+    if (i > 1 && compareSeparators(records, previousStart, offset) >= 0) throw new RangeError(`separators are not strictly ascending at child ${i}`);
+    previousStart = offset;
+    offset += BRANCH_CHILD_HEADER_SIZE + length;
+  }
+  if (offset !== recordsEnd) throw new RangeError(`${recordsEnd - offset} bytes after the ${count} branch records`);
+  target.fill(0, 0, PAGE_HEADER_SIZE);
+  target.set(records.subarray(recordsStart, recordsEnd), PAGE_HEADER_SIZE);
+  target.fill(0, PAGE_HEADER_SIZE + usedBytes);
+  const data = writeHeader(target, stamp, PAGE_KIND_BRANCH, level, count, usedBytes);
+  return seal(target, data);
+}
+
+/** memcmp order of the separators of the branch records at `a` and `b` of `records`. */
+function compareSeparators(records: Uint8Array, a: number, b: number): number {
+  const lengthA = branchRecordSeparatorLength(records, a);
+  const lengthB = branchRecordSeparatorLength(records, b);
+  const common = Math.min(lengthA, lengthB);
+  for (let i = 0; i < common; i++) {
+    const difference = records[a + BRANCH_CHILD_HEADER_SIZE + i]! - records[b + BRANCH_CHILD_HEADER_SIZE + i]!;
+    if (difference !== 0) return difference;
+  }
+  return lengthA - lengthB;
+}
+
 /**
  * Validates everything; throws FormatError('page', reason, address) on any damage. Key and inline
  * value bytes are views into `bytes`.

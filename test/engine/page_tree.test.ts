@@ -102,7 +102,7 @@ describe('PageTree', () => {
       assert.equal(plan.dirtyNodes.length, 4, 'three leaves and their root');
       assert.equal(plan.dirtyNodes[3], plan.root, 'post-order: the root last');
       const root = plan.content(plan.dirtyNodes[3]!, () => ({ block: 0, crc: 0 }));
-      assert.ok(root.kind === 'branch');
+      assert.ok(root.kind === 'branch' && root.page === undefined);
       assert.deepEqual(root.separators, ['b', 'c']);
       plan.abort();
     });

@@ -71,7 +71,10 @@ export class FakePageStore implements TreePageIo {
       into.add(ref.block);
       const stored = this.pages.get(ref.block);
       assert.ok(stored !== undefined && stored.crc === ref.crc, `block ${ref.block} reachable but not stored as ref ${JSON.stringify(ref)}`);
-      if (stored.page.kind === 'branch') stack.push(...stored.page.children);
+      if (stored.page.kind === 'branch') {
+        assert.ok(stored.page.page === undefined, 'the fakes store branches as arrays');
+        stack.push(...stored.page.children);
+      }
     }
     return into;
   }

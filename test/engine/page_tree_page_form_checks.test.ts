@@ -27,9 +27,9 @@ function setup(keySizeMax?: number) {
     blocks.set(block, page);
     return { block, crc };
   };
-  const branch = (block: number, separators: string[], children: PageRef[]): PageRef => {
+  const branch = (block: number, separators: string[], children: PageRef[], level = 1): PageRef => {
     const page = Buffer.alloc(PAGE_SIZE);
-    const crc = encodeBranchPageOfKeyStrings(page, { address: block, checkpointSequence: 1, storeTag: GEOMETRY.storeTag }, 1, separators, children);
+    const crc = encodeBranchPageOfKeyStrings(page, { address: block, checkpointSequence: 1, storeTag: GEOMETRY.storeTag }, level, separators, children);
     blocks.set(block, page);
     return { block, crc };
   };
@@ -73,5 +73,39 @@ describe('PageTree: a leaf read in page form is checked against the tree', () =>
     const { leaf, tree } = setup(8);
     const root = leaf(20, ['a', 'b'.repeat(9)]);
     await assert.rejects(tree(root, 0, 2).get('a'), (e: unknown) => e instanceof StoreCorruptError && /is not a key/.test((e as Error).message));
+  });
+});
+
+describe('PageTree: a branch read in page form is checked against the tree', () => {
+  const isCorrupt = (pattern: RegExp, block: number) => (e: unknown) => e instanceof StoreCorruptError && e.blockIndex === block && pattern.test((e as Error).message);
+  it("refuses a branch with a separator below its parent's separator", async () => {
+    const { leaf, branch, tree } = setup();
+    const left = branch(31, ['c'], [leaf(20, ['a']), leaf(21, ['c'])]);
+    // Right of 'm', but it separates at 'k': a page from elsewhere, or a parent that lies.
+    const right = branch(32, ['k'], [leaf(22, ['m']), leaf(23, ['n'])]);
+    const root = branch(30, ['m'], [left, right], 2);
+    await assert.rejects(tree(root, 2, 4).get('n'), isCorrupt(/a key below the bound/, 32));
+  });
+  it("refuses a branch with a separator at its parent's separator on the right", async () => {
+    const { leaf, branch, tree } = setup();
+    const left = branch(31, ['m'], [leaf(20, ['a']), leaf(21, ['l'])]);
+    const right = branch(32, ['p'], [leaf(22, ['m']), leaf(23, ['q'])]);
+    const root = branch(30, ['m'], [left, right], 2);
+    await assert.rejects(tree(root, 2, 4).get('a'), isCorrupt(/at or above the bound/, 31));
+  });
+  it('accepts a separator equal to the low bound, finds every key, and keeps the tree valid', async () => {
+    const { leaf, branch, tree } = setup();
+    const left = branch(31, ['c'], [leaf(20, ['a', 'b']), leaf(21, ['c', 'd'])]);
+    const right = branch(32, ['m', 'p'], [leaf(22, ['k']), leaf(23, ['m', 'n']), leaf(24, ['p', 'z'])]);
+    const root = branch(30, ['k'], [left, right], 2);
+    const t = tree(root, 2, 9);
+    for (const key of ['a', 'b', 'c', 'd', 'k', 'm', 'n', 'p', 'z']) assert.ok((await t.get(key)) !== undefined, key);
+    assert.equal(await t.get('o'), undefined);
+    t.checkInvariants();
+  });
+  it('refuses a branch with a separator over keySizeMax', async () => {
+    const { leaf, branch, tree } = setup(8);
+    const root = branch(30, ['b'.repeat(9)], [leaf(20, ['a']), leaf(21, ['b'.repeat(8) + 'c'])]);
+    await assert.rejects(tree(root, 1, 2).get('a'), isCorrupt(/is not a key/, 30));
   });
 });

@@ -110,13 +110,20 @@ describe('TreePages#read()', () => {
     );
   });
 
-  it('reads a branch: separators as key strings, children as refs', async () => {
+  it('reads a branch as its records (BranchPage): separators as key strings, children as refs, and writes it back the same', async () => {
     const { device, pages } = newPages();
     const bytes = new Uint8Array(BLOCK_SIZE);
     const content = { kind: 'branch' as const, level: 1, separators: ['b', 'key-5', 'zz'], children: [0, 1, 2, 3].map((i) => ({ block: DATA_START_BLOCK + i, crc: 0x100 + i })) };
     const crc = pages.encode(content, 30, 1, bytes);
     await device.write(30 * BLOCK_SIZE, [bytes]);
-    assert.deepEqual(await pages.read({ block: 30, crc }, 1), content);
+    const read = await pages.read({ block: 30, crc }, 1);
+    assert.ok(read.kind === 'branch' && read.page !== undefined);
+    assert.equal(read.level, 1);
+    assert.deepEqual(read.page.separators(), content.separators);
+    assert.deepEqual(read.page.children(), content.children);
+    const again = new Uint8Array(BLOCK_SIZE);
+    assert.equal(pages.encodeBranch(read.page, 1, 30, 1, again), crc);
+    assert.deepEqual(again, bytes);
   });
 
   it('refuses any damaged page with decodePage\'s reason, as ERR_STORE_CORRUPT naming its block (seeded damage)', async () => {

@@ -26,9 +26,9 @@ import {
   compareBranchSeparatorWith,
   setBranchRecordChild,
   writeBranchRecordAt,
+  type ChildRef,
 } from '../format/page.js';
 import { latin1Of } from './key_codec.js';
-import type { Child, PageRef, TreeNode } from './tree_node.js';
 
 /** Record bytes a new BranchPage leaves room for beyond its records, so that a few inserts do not reallocate. */
 const BRANCH_PAGE_SLACK_BYTES = 256;
@@ -37,12 +37,18 @@ const BRANCH_PAGE_OBJECTS_MEMORY_BYTES = 160;
 /** Memory of one element of `starts` or `nodes` (a tagged value). */
 const ARRAY_ELEMENT_MEMORY_BYTES = 8;
 
-/** Whether a child slot holds a node (a PageRef has no `kind`). */
-function childIsNode(child: Child): child is TreeNode {
-  return (child as TreeNode).kind !== undefined;
+/** What a branch's nodes are to this file: objects with a `kind`, which a ref has not (the tree's Node). */
+interface NodeLike {
+  readonly kind: string;
 }
 
-export class BranchPage {
+/** Whether a child slot holds a node (a ref has no `kind`). */
+function childIsNode<Node extends NodeLike>(child: Node | ChildRef): child is Node {
+  return (child as Node).kind !== undefined;
+}
+
+/** A branch's child records, with its children that are nodes (`Node`: the tree's Node) beside them. */
+export class BranchPage<Node extends NodeLike> {
   /** The records, from starts[0] (0) to starts[count]; room after them for inserts. */
   #bytes: Uint8Array;
   #data: DataView;
@@ -54,11 +60,11 @@ export class BranchPage {
    * until a checkpoint writes the node's block into it. Undefined when no
    * child is a node (a branch as read from disk, or written and clean).
    */
-  #nodes: (TreeNode | undefined)[] | undefined;
+  #nodes: (Node | undefined)[] | undefined;
   /** Children in #nodes. */
   #nodeCount: number;
 
-  private constructor(bytes: Uint8Array, starts: number[], nodes: (TreeNode | undefined)[] | undefined, nodeCount: number) {
+  private constructor(bytes: Uint8Array, starts: number[], nodes: (Node | undefined)[] | undefined, nodeCount: number) {
     this.#bytes = bytes;
     this.#data = view(bytes);
     this.#starts = starts;
@@ -72,14 +78,14 @@ export class BranchPage {
    * not a key string. REQUIRES: separators.length === children.length - 1,
    * at least one child.
    */
-  static ofChildren(separators: readonly string[], children: readonly Child[]): BranchPage {
+  static ofChildren<Node extends NodeLike>(separators: readonly string[], children: readonly (Node | ChildRef)[]): BranchPage<Node> {
     assert.ok(children.length >= 1 && separators.length === children.length - 1, 'a branch has one separator fewer than children');
     let recordBytes = BRANCH_RECORD_HEADER_BYTES * children.length;
     for (const separator of separators) recordBytes += separator.length;
     const bytes = new Uint8Array(recordBytes + BRANCH_PAGE_SLACK_BYTES);
     const data = view(bytes);
     const starts = new Array<number>(children.length + 1);
-    let nodes: (TreeNode | undefined)[] | undefined;
+    let nodes: (Node | undefined)[] | undefined;
     let nodeCount = 0;
     let offset = 0;
     for (let index = 0; index < children.length; index++) {
@@ -87,7 +93,7 @@ export class BranchPage {
       starts[index] = offset;
       const separator = index === 0 ? '' : separators[index - 1]!;
       if (childIsNode(child)) {
-        nodes ??= new Array<TreeNode | undefined>(children.length).fill(undefined);
+        nodes ??= new Array<Node | undefined>(children.length).fill(undefined);
         nodes[index] = child;
         nodeCount++;
         offset = writeBranchRecordAt(bytes, data, offset, 0, 0, separator);
@@ -105,7 +111,7 @@ export class BranchPage {
    * every child a ref. `records` becomes the page's: nothing else may
    * change it.
    */
-  static ofRecords(records: Uint8Array, starts: number[]): BranchPage {
+  static ofRecords<Node extends NodeLike>(records: Uint8Array, starts: number[]): BranchPage<Node> {
     assert.ok(starts.length >= 2 && starts[0] === 0 && starts[starts.length - 1]! <= records.length, 'records of one child or more');
     return new BranchPage(records, starts, undefined, 0);
   }
@@ -126,7 +132,7 @@ export class BranchPage {
   }
 
   /** A copy that changes apart from this one (a write's copy of a branch). */
-  copy(): BranchPage {
+  copy(): BranchPage<Node> {
     const end = this.recordBytes;
     const bytes = new Uint8Array(end + BRANCH_PAGE_SLACK_BYTES);
     bytes.set(this.#bytes.subarray(0, end));
@@ -134,12 +140,12 @@ export class BranchPage {
   }
 
   /** Child `index`: its node if one is in memory, else a new PageRef of its record. */
-  childAt(index: number): Child {
+  childAt(index: number): Node | ChildRef {
     return this.#nodes?.[index] ?? this.refAt(index);
   }
 
   /** Child `index`'s node, or undefined if the child is its record's ref. */
-  nodeAt(index: number): TreeNode | undefined {
+  nodeAt(index: number): Node | undefined {
     return this.#nodes?.[index];
   }
 
@@ -149,7 +155,7 @@ export class BranchPage {
   }
 
   /** A new PageRef of record `index`'s block and CRC. REQUIRES: child `index` is not a node. */
-  refAt(index: number): PageRef {
+  refAt(index: number): ChildRef {
     const start = this.#starts[index]!;
     return { block: branchRecordBlock(this.#data, start), crc: branchRecordCrc(this.#data, start) };
   }
@@ -179,8 +185,8 @@ export class BranchPage {
   }
 
   /** Every child, in order (a new array; clean children as new PageRefs). */
-  children(): Child[] {
-    const children = new Array<Child>(this.count);
+  children(): (Node | ChildRef)[] {
+    const children = new Array<Node | ChildRef>(this.count);
     for (let index = 0; index < children.length; index++) children[index] = this.childAt(index);
     return children;
   }
@@ -210,10 +216,10 @@ export class BranchPage {
   }
 
   /** Makes child `index` `child`: a node is listed, a ref written into the record. RangeError for a ref out of range. */
-  setChild(index: number, child: Child): void {
+  setChild(index: number, child: Node | ChildRef): void {
     assert.ok(index >= 0 && index < this.count, 'a child slot of the branch');
     if (childIsNode(child)) {
-      const nodes = (this.#nodes ??= new Array<TreeNode | undefined>(this.count).fill(undefined));
+      const nodes = (this.#nodes ??= new Array<Node | undefined>(this.count).fill(undefined));
       if (nodes[index] === undefined) this.#nodeCount++;
       nodes[index] = child;
       return;
@@ -231,13 +237,13 @@ export class BranchPage {
    * (a checkpoint gives a frozen branch's node children their blocks before
    * it copies the records). RangeError for a ref out of range.
    */
-  writeRefOfNode(index: number, ref: PageRef): void {
+  writeRefOfNode(index: number, ref: ChildRef): void {
     assert.ok(this.#nodes?.[index] !== undefined, 'the child is a node');
     setBranchRecordChild(this.#data, this.#starts[index]!, ref.block, ref.crc);
   }
 
   /** Calls `visit` with each child that is a node and its index, in order. */
-  forEachNode(visit: (node: TreeNode, index: number) => void): void {
+  forEachNode(visit: (node: Node, index: number) => void): void {
     const nodes = this.#nodes;
     if (nodes === undefined) return;
     for (let index = 0; index < nodes.length; index++) {
@@ -253,7 +259,7 @@ export class BranchPage {
    * key string. REQUIRES: separators.length === pieces.length - 1, the
    * separators within the child's bounds, in order.
    */
-  replaceChild(index: number, pieces: readonly Child[], separators: readonly string[]): void {
+  replaceChild(index: number, pieces: readonly (Node | ChildRef)[], separators: readonly string[]): void {
     assert.ok(pieces.length >= 1 && separators.length === pieces.length - 1, 'pieces and the separators between them');
     assert.ok(index >= 0 && index < this.count, 'a child slot of the branch');
     // The new records first, in a buffer of their own: a separator or ref
@@ -287,7 +293,7 @@ export class BranchPage {
     const newNodeCount = newNodes.filter((node) => node !== undefined).length;
     if (this.#nodes !== undefined) this.#nodes.splice(index + 1, 0, ...newNodes);
     else if (newNodeCount > 0) {
-      this.#nodes = new Array<TreeNode | undefined>(this.count).fill(undefined);
+      this.#nodes = new Array<Node | undefined>(this.count).fill(undefined);
       this.#nodes.splice(index + 1, newNodes.length, ...newNodes);
     }
     this.#nodeCount += newNodeCount;

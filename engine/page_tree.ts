@@ -526,9 +526,9 @@ export class PageTree {
     // The key bounds of `node`: separator lowIndex of lowPage and highIndex
     // of highPage (none where the page is undefined), made strings only for
     // a page that must be read.
-    let lowPage: BranchPage | undefined;
+    let lowPage: BranchPage<TreeNode> | undefined;
     let lowIndex = 0;
-    let highPage: BranchPage | undefined;
+    let highPage: BranchPage<TreeNode> | undefined;
     let highIndex = 0;
     while (node !== undefined && node.kind === 'branch') {
       const page = node.page;
@@ -557,12 +557,12 @@ export class PageTree {
    * page must be read.
    */
   #resolvePreparedChild(
-    page: BranchPage,
+    page: BranchPage<TreeNode>,
     index: number,
     level: number,
-    lowPage: BranchPage | undefined,
+    lowPage: BranchPage<TreeNode> | undefined,
     lowIndex: number,
-    highPage: BranchPage | undefined,
+    highPage: BranchPage<TreeNode> | undefined,
     highIndex: number,
     pinned: Set<TreeNode>,
     missing: Map<number, MissingPage>,

@@ -58,7 +58,7 @@ export class CheckpointPlan {
    * (format/page.ts encodeBranchPageOfRecords). The branch is frozen: its
    * children stay the nodes they are.
    */
-  branchPage(node: BranchNode, refOf: (child: TreeNode) => PageRef | undefined): BranchPage {
+  branchPage(node: BranchNode, refOf: (child: TreeNode) => PageRef | undefined): BranchPage<TreeNode> {
     if (this.#state !== 'running' || !node.planned) throw new Error('ringstore: branchPage() of a node that is not in a running plan');
     const page = node.page;
     page.forEachNode((child, index) => page.writeRefOfNode(index, this.#childRef(child, refOf)));

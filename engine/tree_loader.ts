@@ -341,7 +341,7 @@ export class TreeLoader {
    * are keys in strictly ascending order and that its records take its
    * page bytes.
    */
-  #checkedPageBranch(level: number, page: BranchPage, low: string | undefined, high: string | undefined, bad: (reason: string) => StoreCorruptError): BranchNode {
+  #checkedPageBranch(level: number, page: BranchPage<TreeNode>, low: string | undefined, high: string | undefined, bad: (reason: string) => StoreCorruptError): BranchNode {
     const count = page.count;
     if (count < 2) throw bad(`a branch with ${count} children`);
     if (this.#keySizeMax < KEY_SIZE_MAX) {

@@ -48,7 +48,7 @@ export type DecodedTreePage =
   | { readonly kind: 'leaf'; readonly keys: readonly string[]; readonly entries: readonly IndexEntry[]; readonly page?: undefined }
   | { readonly kind: 'leaf'; readonly page: LeafPage }
   | { readonly kind: 'branch'; readonly level: number; readonly separators: readonly string[]; readonly children: readonly PageRef[]; readonly page?: undefined }
-  | { readonly kind: 'branch'; readonly level: number; readonly page: BranchPage };
+  | { readonly kind: 'branch'; readonly level: number; readonly page: BranchPage<TreeNode> };
 
 export interface TreePageIo {
   /**
@@ -177,7 +177,7 @@ export type ArrayLeafNode = LeafNode & { keys: string[]; entries: IndexEntry[] }
 export interface BranchNode extends NodeCommon {
   readonly kind: 'branch';
   readonly level: number;
-  page: BranchPage;
+  page: BranchPage<TreeNode>;
 }
 
 export type TreeNode = LeafNode | BranchNode;
@@ -292,7 +292,7 @@ export function newBranch(epoch: number, level: number, separators: readonly str
 }
 
 /** A branch of `page`, which becomes the node's. */
-export function newBranchOfPage(epoch: number, level: number, page: BranchPage, bytes: number): BranchNode {
+export function newBranchOfPage(epoch: number, level: number, page: BranchPage<TreeNode>, bytes: number): BranchNode {
   return { kind: 'branch', level, page, epoch, ref: undefined, bytes, pins: 0, planned: false, memoryBytes: 0, cacheReferenced: false, cacheSlot: -1 };
 }
 

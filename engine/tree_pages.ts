@@ -24,7 +24,7 @@ import { BufferPool } from './buffer_pool.js';
 import { BranchPage } from './branch_page.js';
 import { LeafPage } from './leaf_page.js';
 import type { DecodedTreePage, PageRef, TreePageIo } from './page_tree.js';
-import { leafArrays, type LeafNode, type LentLeaf } from './tree_node.js';
+import { leafArrays, type LeafNode, type LentLeaf, type TreeNode } from './tree_node.js';
 import { StoreCorruptError } from './store_error.js';
 import type { IndexEntry } from './store_index.js';
 
@@ -226,7 +226,7 @@ export class TreePages implements TreePageIo {
    * (CheckpointPlan.branchPage: its children's refs in its records): its
    * records copied in one run, then the header and the seal.
    */
-  encodeBranch(page: BranchPage, level: number, block: number, checkpointSequence: number, bytes: Uint8Array): number {
+  encodeBranch(page: BranchPage<TreeNode>, level: number, block: number, checkpointSequence: number, bytes: Uint8Array): number {
     const stamp = { address: block, checkpointSequence, storeTag: this.#geometry().storeTag };
     return encodeBranchPageOfRecords(bytes, stamp, level, page.records, 0, page.recordBytes, page.count);
   }

@@ -50,7 +50,7 @@ interface Model {
   children: Child[];
 }
 
-function check(page: BranchPage, model: Model, probes: readonly string[]): void {
+function check(page: BranchPage<TreeNode>, model: Model, probes: readonly string[]): void {
   assert.equal(page.count, model.children.length);
   assert.deepEqual(page.separators(), model.separators);
   for (let index = 0; index < model.children.length; index++) {
@@ -72,7 +72,7 @@ function check(page: BranchPage, model: Model, probes: readonly string[]): void 
 }
 
 /** The page a checkpoint seals of `page`, its node children given `refs[i]`, against the encoder's page of the model. */
-function checkSealed(page: BranchPage, model: Model, refOfNode: (node: TreeNode) => PageRef): void {
+function checkSealed(page: BranchPage<TreeNode>, model: Model, refOfNode: (node: TreeNode) => PageRef): void {
   if (model.children.length < 2) return;
   page.forEachNode((node, index) => page.writeRefOfNode(index, refOfNode(node)));
   const sealed = new Uint8Array(PAGE_SIZE);
@@ -96,9 +96,9 @@ describe('BranchPage', () => {
           const childOf = (spec: PageRef | 'node'): Child => (spec === 'node' ? nodeChild(nextNode++) : spec);
           const separators = [...separatorSet].sort();
           const model: Model = { separators, children: childSpecs.slice(0, separators.length + 1).map(childOf) };
-          let page = BranchPage.ofChildren(model.separators, model.children);
+          let page = BranchPage.ofChildren<TreeNode>(model.separators, model.children);
           check(page, model, probes);
-          const copies: { page: BranchPage; model: Model }[] = [];
+          const copies: { page: BranchPage<TreeNode>; model: Model }[] = [];
           for (const edit of edits) {
             if (edit.kind === 'copy') {
               // The original must not change with the copy's edits.

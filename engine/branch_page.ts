@@ -37,7 +37,7 @@ const BRANCH_PAGE_OBJECTS_MEMORY_BYTES = 160;
 /** Memory of one element of `starts` or `nodes` (a tagged value). */
 const ARRAY_ELEMENT_MEMORY_BYTES = 8;
 
-/** What a branch's nodes are to this file: objects with a `kind`, which a ref has not (the tree's Node). */
+/** What a branch's nodes are to this file: objects with a `kind`, which a ref has not (the tree's TreeNode). */
 interface NodeLike {
   readonly kind: string;
 }
@@ -47,7 +47,7 @@ function childIsNode<Node extends NodeLike>(child: Node | ChildRef): child is No
   return (child as Node).kind !== undefined;
 }
 
-/** A branch's child records, with its children that are nodes (`Node`: the tree's Node) beside them. */
+/** A branch's child records, with its children that are nodes (`Node`: the tree's TreeNode) beside them. */
 export class BranchPage<Node extends NodeLike> {
   /** The records, from starts[0] (0) to starts[count]; room after them for inserts. */
   #bytes: Uint8Array;
@@ -56,8 +56,9 @@ export class BranchPage<Node extends NodeLike> {
   readonly #starts: number[];
   /**
    * Child i when it is a node in memory; undefined where record i's block
-   * and CRC are the child. A node's record holds a placeholder ref (0, 0)
-   * until a checkpoint writes the node's block into it. Undefined when no
+   * and CRC are the child. A node's record holds a ref that means nothing
+   * (0 and 0, or the ref the node replaced) until a checkpoint writes the
+   * node's block into it. Undefined when no
    * child is a node (a branch as read from disk, or written and clean).
    */
   #nodes: (Node | undefined)[] | undefined;

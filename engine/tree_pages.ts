@@ -1,7 +1,7 @@
 // TreePages: the page tree's pages on the device. Reads a page, checks it
 // against the reference its parent holds (block, checksum, level) through
 // format/page.ts, and hands the tree a leaf as a LeafPage (its records as
-// the page holds them) or a branch's separators and children; encodes the
+// the page holds them) or a branch as a BranchPage (its child records); encodes the
 // pages a checkpoint writes. The one place where tree nodes meet bytes.
 import { PAGE_HEADER_SIZE } from '../format/constants.js';
 import { FormatError } from '../format/format_error.js';

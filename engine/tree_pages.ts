@@ -8,13 +8,12 @@ import { FormatError } from '../format/format_error.js';
 import {
   checkPageHeader,
   checkPageTail,
-  branchChildBytes,
   encodeBranchPageOfKeyStrings,
   encodeBranchPageOfRecords,
   encodeLeafPageOfEdits,
   type LeafRecordEdits,
   encodeLeafPageOfKeyStrings,
-  readBranchChildren,
+  scanBranchRecords,
   scanLeafRecords,
   type LeafBasis,
   type PageExpectation,
@@ -74,18 +73,11 @@ export class TreePages implements TreePageIo {
     try {
       const header = checkPageHeader(aligned, expected);
       if (header.kind === 'branch') {
-        const children = readBranchChildren(aligned, header, expected);
+        const pageStarts = scanBranchRecords(aligned, header, expected);
         checkPageTail(aligned, header);
-        // The records, checked, copied out of the pooled buffer.
-        const starts = new Array<number>(children.length + 1);
-        let offset = 0;
-        for (let i = 0; i < children.length; i++) {
-          starts[i] = offset;
-          offset += branchChildBytes(i === 0 ? 0 : children[i]!.separator!.length);
-        }
-        starts[children.length] = offset;
-        // A copy (Uint8Array.prototype.slice, not Buffer's view): the buffer goes back to the pool.
-        const records = Uint8Array.prototype.slice.call(aligned, PAGE_HEADER_SIZE, PAGE_HEADER_SIZE + offset);
+        // The records, checked, copied out of the pooled buffer (Uint8Array's slice, not Buffer's view).
+        const records = Uint8Array.prototype.slice.call(aligned, PAGE_HEADER_SIZE, header.end);
+        const starts = pageStarts.map((start) => start - PAGE_HEADER_SIZE);
         return { kind: 'branch', level: header.level, page: BranchPage.ofRecords(records, starts) };
       }
       // Checked where they are kept, and kept as they are (LeafPage).

@@ -970,6 +970,25 @@ export function readLeafRecords(bytes: Uint8Array, header: PageHeader, expected:
  * passed: its children (separators are views into `bytes`).
  */
 export function readBranchChildren(bytes: Uint8Array, header: PageHeader, expected: PageExpectation): BranchChild[] {
+  const starts = scanBranchRecords(bytes, header, expected);
+  const data = view(bytes);
+  const children: BranchChild[] = new Array(header.entryCount);
+  for (let i = 0; i < header.entryCount; i++) {
+    const start = starts[i]!;
+    const separatorStart = start + BRANCH_CHILD_HEADER_SIZE;
+    const separator = i === 0 ? undefined : bytes.subarray(separatorStart, separatorStart + branchRecordSeparatorLength(bytes, start));
+    children[i] = { block: readU64(data, start), crc: data.getUint32(start + 8, true), separator };
+  }
+  return children;
+}
+
+/**
+ * readBranchChildren's checks, making nothing for the children: where
+ * each record begins in `bytes`, and where the last ends (entryCount + 1
+ * offsets). For a reader that keeps the records as they are
+ * (engine/branch_page.ts). FormatError on damage, with the same reasons.
+ */
+export function scanBranchRecords(bytes: Uint8Array, header: PageHeader, expected: PageExpectation): number[] {
   assert.ok(header.kind === 'branch' && bytes.length >= header.end, 'a checked branch header, and its used bytes');
   const { address, dataStartBlock, blockCount } = expected;
   const fail = (reason: string): never => {
@@ -978,13 +997,12 @@ export function readBranchChildren(bytes: Uint8Array, header: PageHeader, expect
   const { end, entryCount, usedBytes } = header;
   const pageBlocks = header.pageSize / expected.blockSize;
   const data = view(bytes);
-  const children: BranchChild[] = new Array(entryCount);
+  const starts = new Array<number>(entryCount + 1);
   let offset = PAGE_HEADER_SIZE;
-  let previous: Uint8Array | undefined;
   for (let i = 0; i < entryCount; i++) {
+    starts[i] = offset;
     if (offset + BRANCH_CHILD_HEADER_SIZE > end) fail(`child ${i} truncated at byte ${offset} of ${end} (usedBytes ${usedBytes})`);
     const block = readU64(data, offset);
-    const crc = data.getUint32(offset + 8, true);
     const separatorLength = data.getUint16(offset + 12, true);
     offset += BRANCH_CHILD_HEADER_SIZE;
     if (i === 0 && separatorLength !== 0) fail(`child 0 has a separator of ${plural(separatorLength, 'byte')} (it has none)`);
@@ -994,17 +1012,12 @@ export function readBranchChildren(bytes: Uint8Array, header: PageHeader, expect
     if (block < 0 || block < dataStartBlock || block + pageBlocks > blockCount) {
       fail(`child ${i} at block ${block < 0 ? '2^53 or more' : block} (${pageBlocks} blocks) lies outside the data region [${dataStartBlock}, ${blockCount})`);
     }
-    let separator: Uint8Array | undefined;
-    if (i > 0) {
-      separator = bytes.subarray(offset, offset + separatorLength);
-      if (previous !== undefined && compareBytes(previous, separator) >= 0) fail(`separators not strictly ascending at child ${i}`);
-      previous = separator;
-      offset += separatorLength;
-    }
-    children[i] = { block, crc, separator };
+    if (i > 1 && compareSeparators(bytes, starts[i - 1]!, starts[i]!) >= 0) fail(`separators not strictly ascending at child ${i}`);
+    offset += separatorLength;
   }
   if (offset !== end) fail(`${plural(end - offset, 'byte')} after the ${entryCount} entries (usedBytes ${usedBytes})`);
-  return children;
+  starts[entryCount] = end;
+  return starts;
 }
 
 /**

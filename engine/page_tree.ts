@@ -147,6 +147,24 @@ interface MissingPage {
   readonly high: string | undefined;
 }
 
+/**
+ * Where one key's walk in a prepare() round stopped: the child `index` of
+ * `branch` (the root itself when `branch` is undefined) was not in memory,
+ * with the key bounds its walk had reached (as in #preparePath). The next
+ * round goes on from there once the page is read, unless the tree was
+ * written to meanwhile.
+ */
+interface PrepareStop {
+  readonly key: string;
+  readonly siblings: boolean;
+  readonly branch: BranchNode | undefined;
+  readonly index: number;
+  readonly lowPage: BranchPage<TreeNode> | undefined;
+  readonly lowIndex: number;
+  readonly highPage: BranchPage<TreeNode> | undefined;
+  readonly highIndex: number;
+}
+
 /** The pages prepare() pinned; give them back with release(). */
 export class PreparedPaths {
   #nodes: TreeNode[] | undefined;
@@ -237,6 +255,12 @@ export class PageTree {
   readonly #underflowKeys = new Set<string>();
   /** Repairs done (#repairPath): a write prepared before one must be prepared again (repairCount). */
   #repairCount = 0;
+  /**
+   * Calls that may change the tree's nodes (set, delete, #repairPath): a
+   * prepare() round whose reads saw it move walks its keys from the root
+   * again instead of going on from where they stopped.
+   */
+  #writeCount = 0;
   readonly #source: NodeSource;
 
   /**
@@ -497,13 +521,30 @@ export class PageTree {
     const deletes: readonly string[] = Array.isArray(deleteKeys) ? deleteKeys : [...deleteKeys];
     const pinned = new Set<TreeNode>();
     try {
+      // The keys whose walk stopped at a page not in memory; undefined: walk
+      // every key from the root (the first round, and after writes).
+      let stops: PrepareStop[] | undefined;
       for (let round = 0; round < PREPARE_ROUNDS_MAX; round++) {
         const missing = new Map<number, MissingPage>();
-        for (const key of sets) this.#preparePath(key, false, pinned, missing);
-        for (const key of deletes) this.#preparePath(key, true, pinned, missing);
+        const stopped: PrepareStop[] = [];
+        if (stops === undefined) {
+          for (const key of sets) this.#preparePath(key, false, pinned, missing, stopped, undefined);
+          for (const key of deletes) this.#preparePath(key, true, pinned, missing, stopped, undefined);
+        } else {
+          for (const stop of stops) this.#preparePath(stop.key, stop.siblings, pinned, missing, stopped, stop);
+        }
         if (missing.size === 0) return new PreparedPaths([...pinned]);
+        const writeCount = this.#writeCount;
         const loaded = await Promise.all([...missing.values()].map(({ ref, level, low, high }) => this.#loader.load(ref, level, low, high)));
         for (const node of loaded) this.#pinPrepared(node, pinned);
+        // A walk goes on from where it stopped only over nodes no write
+        // changed meanwhile (the pinned ones stay in memory, and a checkpoint
+        // that completed turned children into refs the cache still finds):
+        // a write may have split or copied them, so the last round must walk
+        // the tree as it is (a walk from the root each round cost each key
+        // of a random load at 10 M keys about three walks; docs/benchmarks.md,
+        // "Session 30").
+        stops = this.#writeCount === writeCount ? stopped : undefined;
       }
     } catch (error) {
       this.release(new PreparedPaths([...pinned]));
@@ -520,19 +561,27 @@ export class PageTree {
    * of its keys here (the replay of a 238 k-record tail spent a fifth of
    * its time in this walk).
    */
-  #preparePath(key: string, siblings: boolean, pinned: Set<TreeNode>, missing: Map<number, MissingPage>): void {
+  #preparePath(key: string, siblings: boolean, pinned: Set<TreeNode>, missing: Map<number, MissingPage>, stopped: PrepareStop[], from: PrepareStop | undefined): void {
     if (this.#root === undefined) return;
-    let node = this.#resolvePrepared(this.#root, this.#level, undefined, undefined, pinned, missing);
     // The key bounds of `node`: separator lowIndex of lowPage and highIndex
     // of highPage (none where the page is undefined), made strings only for
     // a page that must be read.
-    let lowPage: BranchPage<TreeNode> | undefined;
-    let lowIndex = 0;
-    let highPage: BranchPage<TreeNode> | undefined;
-    let highIndex = 0;
+    let lowPage = from?.lowPage;
+    let lowIndex = from?.lowIndex ?? 0;
+    let highPage = from?.highPage;
+    let highIndex = from?.highIndex ?? 0;
+    // From the root, or from the child the last round's walk stopped at
+    // (its siblings, if any, were noted then: read and pinned since).
+    let branch = from?.branch;
+    let node =
+      branch === undefined
+        ? this.#resolvePrepared(this.#root, this.#level, undefined, undefined, pinned, missing)
+        : this.#resolvePreparedChild(branch.page, from!.index, branch.level - 1, lowPage, lowIndex, highPage, highIndex, pinned, missing);
+    let index = from?.index ?? 0;
     while (node !== undefined && node.kind === 'branch') {
+      branch = node;
       const page = node.page;
-      const index = page.childIndexFor(key);
+      index = page.childIndexFor(key);
       const last = page.count - 1;
       const level = node.level - 1;
       // Child `at` holds the keys from separator at - 1 (the branch's low at 0) up to separator at (its high at the last).
@@ -548,6 +597,7 @@ export class PageTree {
       }
       node = this.#resolvePreparedChild(page, index, level, lowPage, lowIndex, highPage, highIndex, pinned, missing);
     }
+    if (node === undefined) stopped.push({ key, siblings, branch, index, lowPage, lowIndex, highPage, highIndex });
   }
 
   /**
@@ -615,6 +665,7 @@ export class PageTree {
    */
   set(key: string, entry: IndexEntry): IndexEntry | undefined {
     this.#checkKey(key);
+    this.#writeCount++;
     const bytes = this.#measure.entryBytes(key, entry);
     if (!(bytes <= this.#capacityBytes)) throw new RangeError(`an entry of ${bytes} bytes does not fit a page of ${this.#capacityBytes}`);
     if (this.#root === undefined) {
@@ -665,6 +716,7 @@ export class PageTree {
   /** Deletes `key`; returns the entry it had. Throws an Error (a bug) if a page it needs is not in memory. */
   delete(key: string): IndexEntry | undefined {
     this.#checkKey(key);
+    this.#writeCount++;
     const existing = this.getCached(key);
     if (existing === NOT_CACHED) throw this.#notInMemory(key);
     if (existing === undefined) return undefined;
@@ -1062,6 +1114,7 @@ export class PageTree {
    * the topmost one, so the rounds end within the tree's height.
    */
   #repairPath(key: string): void {
+    this.#writeCount++;
     if (this.#root === undefined) return;
     if (isNode(this.#root)) this.#collapseRoot();
     if (this.#root === undefined) return;

@@ -154,6 +154,49 @@ describe('PageTree', () => {
       cold.release(await cold.prepare([], [keyOf(2500)]));
       assert.ok(store.reads - reads > cold.height && store.reads - reads <= 3 * cold.height - 2, `${store.reads - reads} reads for height ${cold.height}`);
     });
+
+    it('prepares keys whose paths take a round a level: each page read once, every key writable after', async () => {
+      const { tree, store, checkpointer } = await filledTree(5000);
+      await checkpointer.run(tree.beginCheckpoint());
+      const cold = reopen(store, checkpointer, { cacheBytesMax: 0 });
+      const keys = [keyOf(10), keyOf(2500), keyOf(4990)];
+      const reads = store.reads;
+      const prepared = await cold.prepare(keys);
+      assert.ok(store.reads - reads <= keys.length * cold.height, `${store.reads - reads} reads`);
+      for (const key of keys) cold.set(key, inlineEntry(40, 1));
+      cold.release(prepared);
+      cold.checkInvariants();
+    });
+
+    it('walks from the root again when writes moved the tree while its pages were read', async () => {
+      // Separators of ~300 chars: a few children a branch, so that a run of
+      // inserts splits a branch under a root in memory within one round.
+      const longKeyOf = (index: number): string => 'p'.repeat(300) + keyOf(index);
+      const store = new FakePageStore();
+      const tree = new PageTree(treeOptions(store), undefined, 0);
+      const checkpointer = new FakeCheckpointer(store, () => tree);
+      for (let start = 0; start < 2000; start += 100) {
+        await applyBatch(tree, Array.from({ length: 100 }, (_, i) => ({ key: longKeyOf(start + i), entry: inlineEntry(40, (start + i) & 0xff) })));
+      }
+      await checkpointer.run(tree.beginCheckpoint());
+      const cold = reopen(store, checkpointer, { cacheBytesMax: 0 });
+      assert.ok(cold.height >= 3, `height ${cold.height}`);
+      // The path of key 100 in memory and mutable (the root a dirty copy).
+      const near = await cold.prepare([longKeyOf(100)]);
+      cold.set(longKeyOf(100), inlineEntry(40, 1));
+      // Its first round stops at the root's child for key 1500, not in memory...
+      const racing = cold.prepare([longKeyOf(1500)]);
+      // ...while writes split the pages left of that child, in place: the
+      // root's records after them move up by one or more.
+      const height = cold.height;
+      for (let i = 0; i < 300; i++) cold.set(`${longKeyOf(100)}-${String(i).padStart(3, '0')}`, inlineEntry(40, 2));
+      assert.equal(cold.height, height, 'the root did not split');
+      const prepared = await racing;
+      assert.equal(describeEntry(cold.set(longKeyOf(1500), inlineEntry(40, 3))), `inline 40:${1500 & 0xff}`, 'its path is in memory');
+      cold.release(prepared);
+      cold.release(near);
+      cold.checkInvariants();
+    });
   });
 
   describe('#getCached()', () => {

@@ -52,6 +52,22 @@ describe('crc32c()', () => {
     }
   });
 
+  it('the native and portable checksums agree at the edges of the addon\'s three-stripe blocks (768 B and 12 KiB), at any alignment and seed', () => {
+    // native/crc32c.cc runs three chains over blocks of 3 × 256 and 3 × 4096
+    // bytes and joins them: lengths just below, at and past each block size,
+    // several blocks of both kinds with a tail, and a large value.
+    const lengths = [767, 768, 769, 1535, 1536, 4096, 12_287, 12_288, 12_289, 2 * 12_288 + 768 + 7, 3 * 12_288 + 2 * 768 + 767, (1 << 20) + 13];
+    const backing = patternBytes((1 << 20) + 13 + 8, 3);
+    for (const length of lengths) {
+      for (const offset of [0, 1, 5]) {
+        const bytes = backing.subarray(offset, offset + length);
+        for (const seed of [0, 0xdeadbeef]) {
+          assert.equal(crc32c(bytes, seed), crc32cPortable(bytes, seed), `length ${length} at offset ${offset}, seed ${seed}`);
+        }
+      }
+    }
+  });
+
   it('the native and portable checksums agree on random inputs of 0..10000 bytes (property)', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 0, maxLength: 10_000, size: 'max' }), fc.nat(15), (bytes, offset) => {

@@ -256,9 +256,10 @@ export class PageTree {
   /** Repairs done (#repairPath): a write prepared before one must be prepared again (repairCount). */
   #repairCount = 0;
   /**
-   * Calls that may change the tree's nodes (set, delete, #repairPath): a
-   * prepare() round whose reads saw it move walks its keys from the root
-   * again instead of going on from where they stopped.
+   * Calls that may change the tree's nodes or drop them from memory (set,
+   * delete, #repairPath, releaseCache): a prepare() round whose reads saw
+   * it move walks its keys from the root again instead of going on from
+   * where they stopped.
    */
   #writeCount = 0;
   readonly #source: NodeSource;
@@ -317,6 +318,8 @@ export class PageTree {
    */
   releaseCache(): void {
     this.#cache.clear();
+    // Pinned nodes go too: a prepare() in its reads walks from the root again.
+    this.#writeCount++;
   }
 
   /**

@@ -64,15 +64,40 @@ uint32_t FeedZeros(uint32_t crc, size_t count) {
   return crc;
 }
 
-// Shifts a raw register over `bytes` zero bytes in four lookups. Feeding
-// zeros is linear over GF(2), so the shift of a register is the XOR of the
-// shifts of its set bits; entries[k][b] is the shift of byte b at bits
-// 8k..8k+7.
+// Shifts a raw register over a fixed number of zero bytes in four lookups.
+// Feeding zeros is linear over GF(2), so the shift of a register is the XOR
+// of the shifts of its set bits; entries[k][b] is the shift of byte b at
+// bits 8k..8k+7.
 struct ShiftTable {
   uint32_t entries[4][256];
-  explicit ShiftTable(size_t bytes) {
+
+  // Over `bytes` zero bytes, fed one at a time (the shortest stripe only:
+  // ~8 k steps; longer shifts repeat it, so building the tables costs tens
+  // of microseconds at the first checksum, not a millisecond).
+  static ShiftTable OfZeros(size_t bytes) {
     uint32_t of_bit[32];
     for (int bit = 0; bit < 32; bit++) of_bit[bit] = FeedZeros(1u << bit, bytes);
+    return ShiftTable(of_bit);
+  }
+
+  // `times` shifts of `by` in a row.
+  static ShiftTable Repeated(const ShiftTable& by, int times) {
+    uint32_t of_bit[32];
+    for (int bit = 0; bit < 32; bit++) {
+      uint32_t shifted = 1u << bit;
+      for (int i = 0; i < times; i++) shifted = by.Shift(shifted);
+      of_bit[bit] = shifted;
+    }
+    return ShiftTable(of_bit);
+  }
+
+  uint32_t Shift(uint32_t crc) const {
+    return entries[0][crc & 0xff] ^ entries[1][(crc >> 8) & 0xff] ^ entries[2][(crc >> 16) & 0xff] ^
+           entries[3][crc >> 24];
+  }
+
+ private:
+  explicit ShiftTable(const uint32_t (&of_bit)[32]) {
     for (int k = 0; k < 4; k++) {
       for (uint32_t b = 0; b < 256; b++) {
         uint32_t shifted = 0;
@@ -82,10 +107,6 @@ struct ShiftTable {
         entries[k][b] = shifted;
       }
     }
-  }
-  uint32_t Shift(uint32_t crc) const {
-    return entries[0][crc & 0xff] ^ entries[1][(crc >> 8) & 0xff] ^ entries[2][(crc >> 16) & 0xff] ^
-           entries[3][crc >> 24];
   }
 };
 
@@ -98,13 +119,14 @@ struct ShiftTable {
 // with three; 1 MiB 88 µs and 30 µs (docs/benchmarks.md, "Session 30").
 constexpr size_t kLongStripeBytes = 4096;  // blocks of 12 KiB: large values, WAL frames
 constexpr size_t kShortStripeBytes = 256;  // blocks of 768 B: the rest of a 4 KiB page
-static_assert(kLongStripeBytes % 8 == 0 && kShortStripeBytes % 8 == 0, "stripes are whole words");
+static_assert(kShortStripeBytes % 8 == 0 && kLongStripeBytes % kShortStripeBytes == 0, "stripes are whole words, the long ones whole short ones");
 
+// Declared in the order they are built: each from the one before.
 struct StripeShifts {
-  ShiftTable long_one{kLongStripeBytes};
-  ShiftTable long_two{2 * kLongStripeBytes};
-  ShiftTable short_one{kShortStripeBytes};
-  ShiftTable short_two{2 * kShortStripeBytes};
+  ShiftTable short_one = ShiftTable::OfZeros(kShortStripeBytes);
+  ShiftTable short_two = ShiftTable::Repeated(short_one, 2);
+  ShiftTable long_one = ShiftTable::Repeated(short_one, kLongStripeBytes / kShortStripeBytes);
+  ShiftTable long_two = ShiftTable::Repeated(long_one, 2);
 };
 
 const StripeShifts& GetStripeShifts() {

@@ -5,6 +5,10 @@
 // uncached pages waits for about one read per read-ahead window of leaves
 // instead of one per leaf. The window starts small, so a short range reads
 // little past its end, and doubles with every leaf the range goes on to.
+// Near the end of a leaves' parent the window goes on into the next parent's
+// first leaves: a scan used to drain its reads to none at the end of every
+// parent (~120 leaves) and then wait for two reads in a row, the next
+// parent's first leaf and then the window behind it.
 //
 // The cursor hands out a leaf at a time (a LeafRun: the leaf and the span
 // of its positions in the range), not an entry at a time: each step of an
@@ -81,6 +85,21 @@ interface Frame {
   readonly high: string | undefined;
   /** Reads issued ahead, by child index; each is taken (deleted) when its child is visited. */
   readonly ahead: Map<number, Promise<TreeNode>>;
+  /**
+   * Reads issued ahead for the children of a child of this branch (a branch
+   * itself), by that child's index: the frame made when the range descends
+   * into that child takes them as its `ahead`.
+   */
+  readonly aheadBelow: Map<number, AheadBelow>;
+}
+
+/** Reads ahead into the children of a branch the range has not reached yet (Frame.aheadBelow). */
+interface AheadBelow {
+  readonly ahead: Map<number, Promise<TreeNode>>;
+  /** The branch's frame-to-be, once its node is known: reads go on into it as the window moves on. */
+  frame: Frame | undefined;
+  /** Children to read, from its first in the iteration's order. */
+  positions: number;
 }
 
 /**
@@ -169,10 +188,22 @@ export async function* rangeRuns(
 
   /** Pages to read ahead per branch: READ_AHEAD_PAGES, doubling with each leaf the range goes on to. */
   let window = READ_AHEAD_PAGES;
-  const readAhead = (frame: Frame, index: number): void => {
-    const step = reverse ? -1 : 1;
-    for (let next = index + step, count = 0; count < window && next >= 0 && next < childCount(frame.node); next += step, count++) {
-      if (beyond(frame.node, next)) break;
+  /** Set once the iteration has ended: a read ahead whose branch lands after it issues nothing. */
+  let ended = false;
+  const step = reverse ? -1 : 1;
+
+  /**
+   * Issues the reads of up to `positions` children of `node` after child
+   * `index` in the iteration's order, into `ahead` (children in memory, in
+   * the cache or already in `ahead` take a position and no read); returns
+   * the positions left when the children ran out, or 0 if the window or
+   * the range ended first.
+   */
+  const issueAhead = (frame: Frame, index: number, positions: number): number => {
+    let next = index + step;
+    for (let count = 0; count < positions; next += step, count++) {
+      if (next < 0 || next >= childCount(frame.node)) return positions - count;
+      if (beyond(frame.node, next)) return 0;
       const slot = childAt(frame.node, next);
       if (isNode(slot) || frame.ahead.has(next) || source.cached(slot) !== undefined) continue;
       const [childLow, childHigh] = boundsOf(frame, next);
@@ -182,14 +213,71 @@ export async function* rangeRuns(
       promise.catch(() => {});
       frame.ahead.set(next, promise);
     }
+    return 0;
+  };
+
+  const readAhead = (frame: Frame, index: number): void => {
+    const left = issueAhead(frame, index, window);
+    if (left > 0 && frame.node.level === 1) readAheadIntoNextParent(frame, left);
+  };
+
+  /**
+   * The rest of a window that ran past the last leaf of `frame` (a leaves'
+   * parent): issued for the first leaves of the next parent in the range,
+   * into its parent's `aheadBelow`. Only across parents of leaves: a branch
+   * two levels up ends once every ~14 000 leaves.
+   */
+  const readAheadIntoNextParent = (frame: Frame, positions: number): void => {
+    const at = stack.lastIndexOf(frame);
+    if (at < 1) return;
+    const parent = stack[at - 1]!;
+    const index = parent.index + step;
+    if (index < 0 || index >= childCount(parent.node) || beyond(parent.node, index)) return;
+    /** The position before the first child of `node` in the iteration's order. */
+    const before = (node: BranchNode): number => (reverse ? childCount(node) : -1);
+    const started = parent.aheadBelow.get(index);
+    if (started !== undefined) {
+      // The window moved on: more of the next parent's children.
+      if (positions <= started.positions) return;
+      started.positions = positions;
+      if (started.frame !== undefined) issueAhead(started.frame, before(started.frame.node), positions);
+      return;
+    }
+    const [low, high] = boundsOf(parent, index);
+    const below: AheadBelow = { ahead: new Map(), frame: undefined, positions };
+    parent.aheadBelow.set(index, below);
+    const fill = (node: TreeNode): void => {
+      if (ended || node.kind !== 'branch') return;
+      below.frame = { node, index: before(node), low, high, ahead: below.ahead, aheadBelow: new Map() };
+      issueAhead(below.frame, before(node), below.positions);
+    };
+    const slot = childAt(parent.node, index);
+    if (isNode(slot)) return fill(slot);
+    const present = source.cached(slot);
+    if (present !== undefined) return fill(present);
+    let pending = parent.ahead.get(index);
+    if (pending === undefined) {
+      pending = loadPage(slot, parent.node.level - 1, low, high);
+      pending.catch(() => {});
+      parent.ahead.set(index, pending);
+    }
+    // Registered before the visit's own await of the branch: the frame
+    // made for it takes a map these reads are in already.
+    pending.then(fill, () => undefined);
   };
 
   const stack: Frame[] = [];
-  /** Descends from `start` to a leaf, pushing frames, taking the child where the range begins. */
-  const descend = async (start: TreeNode, startLow: string | undefined, startHigh: string | undefined): Promise<TreeNode> => {
+  /**
+   * Descends from `start` to a leaf, pushing frames, taking the child where
+   * the range begins; `startAhead` is what was read ahead for the children
+   * of `start` (its frame takes them).
+   */
+  const descend = async (start: TreeNode, startLow: string | undefined, startHigh: string | undefined, startAhead?: Map<number, Promise<TreeNode>>): Promise<TreeNode> => {
     let node = start;
     let nodeLow = startLow;
     let nodeHigh = startHigh;
+    let ahead = startAhead;
+    if (node.kind !== 'branch' && ahead !== undefined) giveBackAll(ahead);
     while (node.kind === 'branch') {
       const index = reverse
         ? high === undefined
@@ -198,7 +286,8 @@ export async function* rangeRuns(
         : low === undefined
           ? 0
           : childIndexFor(node, low);
-      const frame: Frame = { node, index, low: nodeLow, high: nodeHigh, ahead: new Map() };
+      const frame: Frame = { node, index, low: nodeLow, high: nodeHigh, ahead: ahead ?? new Map(), aheadBelow: new Map() };
+      ahead = undefined;
       stack.push(frame);
       [nodeLow, nodeHigh] = boundsOf(frame, index);
       node = await childOf(frame, index);
@@ -206,11 +295,16 @@ export async function* rangeRuns(
     return node;
   };
 
-  /** Gives back the reads ahead a frame still holds (a range that ended before visiting them), once each settles. */
+  /** Gives back the reads ahead in `ahead` (a range that ended before visiting them), once each settles. */
+  const giveBackAll = (ahead: Map<number, Promise<TreeNode>>): void => {
+    if (giveBack !== undefined) for (const promise of ahead.values()) promise.then((node) => giveBack.call(source, node), () => undefined);
+    ahead.clear();
+  };
+  /** Gives back the reads ahead a frame still holds, its children's included. */
   const giveBackAhead = (frame: Frame): void => {
-    if (giveBack === undefined) return;
-    for (const promise of frame.ahead.values()) promise.then((node) => giveBack.call(source, node), () => undefined);
-    frame.ahead.clear();
+    giveBackAll(frame.ahead);
+    for (const below of frame.aheadBelow.values()) giveBackAll(below.ahead);
+    frame.aheadBelow.clear();
   };
 
   let leaf: TreeNode | undefined;
@@ -247,7 +341,10 @@ export async function* rangeRuns(
         }
         if (beyond(frame.node, frame.index)) return;
         const [childLow, childHigh] = boundsOf(frame, frame.index);
-        next = await descend(await childOf(frame, frame.index), childLow, childHigh);
+        const child = await childOf(frame, frame.index);
+        const below = frame.aheadBelow.get(frame.index);
+        frame.aheadBelow.delete(frame.index);
+        next = await descend(child, childLow, childHigh, below?.ahead);
         break;
       }
       if (next === undefined) return;
@@ -256,6 +353,7 @@ export async function* rangeRuns(
     }
   } finally {
     // Ended (run out, stopped by the consumer, or failed): nothing lent is read again.
+    ended = true;
     if (leaf !== undefined) giveBack?.call(source, leaf);
     for (const frame of stack) giveBackAhead(frame);
   }

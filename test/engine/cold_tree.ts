@@ -25,13 +25,15 @@ export class MemoryPages {
   readonly blocks = new Map<number, Uint8Array>();
   reads = 0;
   damagedBlock: number | undefined;
+  /** Turns of the event loop a read of the block waits (one unless set). */
+  readTurns: (block: number) => number = () => 1;
 
   device(): BlockDevice {
     return {
       ioAlignment: 512,
       read: async (position: number, buffer: Uint8Array): Promise<void> => {
-        await new Promise((resolve) => setImmediate(resolve));
         const block = position / BLOCK_SIZE;
+        for (let turn = 0; turn < this.readTurns(block); turn++) await new Promise((resolve) => setImmediate(resolve));
         const page = this.blocks.get(block);
         assert.ok(page !== undefined, `block ${block} never written`);
         this.reads++;

@@ -184,6 +184,52 @@ describe('PageTree under load', function () {
     assert.ok(store.reads - reads <= tree.height, `${store.reads - reads} reads for a range within one leaf`);
   });
 
+  it('reads on into the next parent of leaves before the range reaches it', async () => {
+    // Keys that differ only at their end keep separators long: ~17 per
+    // branch, so the range crosses many parents of leaves.
+    const load = newLoad(1 << 20);
+    const keys = Array.from({ length: 6000 }, (_, index) => `${'p'.repeat(200)}${String(index).padStart(5, '0')}`);
+    await applyAll(load, keys.map((key) => ({ key, entry: inlineEntry(30, 1) })));
+    await load.checkpointer.run(load.tree.beginCheckpoint());
+    const store = new FakePageStore();
+    for (const [block, { page }] of load.store.pages) store.pages.set(block, { page, crc: load.store.pages.get(block)!.crc });
+    // Leaf reads issued while no other leaf read is in flight: two each
+    // time the range waits for a leaf it did not read ahead (that leaf,
+    // then the window behind it). That is the range's first leaf and, as
+    // reads go on into the next parent of leaves but not past the end of
+    // a branch above one, the first leaf under each later such branch.
+    // Before reads went on into the next parent: two at every parent.
+    let leavesInFlight = 0;
+    let leafReadsAlone = 0;
+    const io = {
+      read: async (...args: Parameters<FakePageStore['read']>) => {
+        const leaf = args[1] === 0;
+        if (leaf && leavesInFlight++ === 0) leafReadsAlone++;
+        try {
+          return await store.read(...args);
+        } finally {
+          if (leaf) leavesInFlight--;
+        }
+      },
+    };
+    const tree = new PageTree(treeOptions(store, { io, cacheBytesMax: 1 << 20 }), load.checkpointer.durable.root, load.checkpointer.durable.keyCount);
+    let parents = 0;
+    let grandparents = 0;
+    await tree.walk(tree.snapshot(), (node) => {
+      if (node.kind === 'branch' && node.level === 1) parents++;
+      if (node.kind === 'branch' && node.level === 2) grandparents++;
+    });
+    assert.ok(parents >= 4 * grandparents, `${parents} parents of leaves under ${grandparents} branches: too few for the test`);
+    tree.releaseCache();
+    for (const reverse of [false, true]) {
+      leafReadsAlone = 0;
+      let count = 0;
+      for await (const _ of tree.entries(tree.snapshot(), { reverse })) count++;
+      assert.equal(count, keys.length);
+      assert.ok(leafReadsAlone <= 2 * grandparents, `${leafReadsAlone} leaf reads alone in a ${reverse ? 'reverse ' : ''}range over ${parents} parents of leaves under ${grandparents} branches`);
+    }
+  });
+
   it('reports stats: height, dirty nodes until a checkpoint, cached nodes after', async () => {
     const load = newLoad(1 << 30);
     for (let index = 0; index < 3000; index += BATCH_KEYS) {

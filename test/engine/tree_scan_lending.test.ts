@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { NOT_CACHED, PageTree } from '../../engine/page_tree.js';
 import { StoreCorruptError } from '../../engine/store_error.js';
 import type { IndexEntry } from '../../engine/store_index.js';
-import { leafEntryAt, leafKeyAt, type LentLeaf, type TreePageIo } from '../../engine/tree_node.js';
+import { childCount, leafEntryAt, leafKeyAt, type LentLeaf, type TreePageIo } from '../../engine/tree_node.js';
 import { TreePages } from '../../engine/tree_pages.js';
 import { branchChildBytes, encodeBranchPage, encodeLeafPage, leafEntryBytes, pageCapacityBytes } from '../../format/page.js';
 import { coldTree, GEOMETRY, KEY_COUNT, keyOf, MemoryPages, PAGE_SIZE, valueOf } from './cold_tree.js';
@@ -161,6 +161,49 @@ describe('PageTree#runs(): scans lend the leaves past their share of a full cach
     }
     await settleReads();
     assert.equal(tree.lentLeafCount, 0, 'a stopped scan kept lent leaves');
+  });
+
+  it('gives back the reads ahead into the next parent of leaves when the consumer stops near the end of one, in either direction', async () => {
+    const { tree } = await coldTree(SMALL_CACHE_BYTES, 40_000);
+    // Leaves under each parent of leaves, in key order.
+    const parentSizes: number[] = [];
+    await tree.walk(tree.snapshot(), (node) => {
+      if (node.kind === 'branch' && node.level === 1) parentSizes.push(childCount(node));
+    });
+    assert.ok(parentSizes.length >= 3, `${parentSizes.length} parents of leaves`);
+    for (const reverse of [false, true]) {
+      const first = reverse ? parentSizes[parentSizes.length - 1]! : parentSizes[0]!;
+      // Stops from a window before the first parent's end to just past it.
+      for (const stopAt of [first - 20, first - 3, first - 1, first, first + 1, first + 2]) {
+        let runs = 0;
+        for await (const run of tree.runs(tree.snapshot(), { reverse })) {
+          assert.ok(run.end !== run.first);
+          if (++runs === stopAt) break;
+        }
+        await settleReads();
+        assert.equal(tree.lentLeafCount, 0, `a ${reverse ? 'reverse ' : ''}scan stopped after ${stopAt} runs (the first parent holds ${first}) kept lent leaves`);
+      }
+    }
+  });
+
+  it('reads nothing ahead for a scan that ended before the next parent of leaves it read ahead into arrived', async () => {
+    const { memory, tree } = await coldTree(SMALL_CACHE_BYTES, 40_000);
+    // The first parent of leaves, the next one's block and the first key of the first parent's last leaf.
+    const parents: { block: number; lastLeafFirstKey: string | undefined }[] = [];
+    await tree.walk(tree.snapshot(), (node, ref) => {
+      if (node.kind === 'branch' && node.level === 1) parents.push({ block: ref!.block, lastLeafFirstKey: undefined });
+      else if (node.kind === 'leaf' && parents.length === 1) parents[0]!.lastLeafFirstKey = leafKeyAt(node, 0);
+    });
+    assert.ok(parents.length >= 2 && parents[0]!.lastLeafFirstKey !== undefined);
+    tree.releaseCache();
+    // The next parent arrives long after the scan has ended.
+    memory.readTurns = (block) => (block === parents[1]!.block ? 12 : 1);
+    for await (const run of tree.runs(tree.snapshot(), { low: parents[0]!.lastLeafFirstKey })) {
+      assert.ok(run.end !== run.first);
+      break;
+    }
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(tree.lentLeafCount, 0, 'reads ahead issued after the scan ended were never given back');
   });
 
   it('answers a damaged leaf with ERR_STORE_CORRUPT naming its block, and gives back what it had lent', async () => {

@@ -127,6 +127,24 @@ export const latin1Of: (bytes: Uint8Array, start: number, end: number) => string
     ? (bytes, start, end) => latin1Slice.call(bytes, start, end)
     : (bytes, start, end) => Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString('latin1');
 
+/**
+ * Node's UTF-8 decoder applied to a view (as latin1Of): a string key as its
+ * caller gave it, made from its stored bytes in one step.
+ */
+const utf8Slice = (Buffer.prototype as unknown as { utf8Slice?: (this: Uint8Array, start: number, end: number) => string }).utf8Slice;
+const utf8Of: (bytes: Uint8Array, start: number, end: number) => string =
+  typeof utf8Slice === 'function'
+    ? (bytes, start, end) => utf8Slice.call(bytes, start, end)
+    : (bytes, start, end) => Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString('utf8');
+
+/**
+ * The key whose bytes are `bytes[start, end)`, as the caller gave it:
+ * keyStringToKey of their key string, without making the key string.
+ */
+export function bytesToKey(bytes: Uint8Array, start: number, end: number, isString: boolean): Key {
+  return isString ? utf8Of(bytes, start, end) : Buffer.from(bytes.subarray(start, end));
+}
+
 /** Key string of bytes read from disk. */
 export function bytesToKeyString(bytes: Uint8Array): string {
   return latin1Of(bytes, 0, bytes.length);

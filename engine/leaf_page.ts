@@ -39,7 +39,7 @@ import {
   leafRecordKeyStart,
   writeLeafRecordAt,
 } from '../format/page.js';
-import { latin1Of } from './key_codec.js';
+import { bytesToKey, latin1Of, type Key } from './key_codec.js';
 import { PageInlineEntry } from './page_entry.js';
 import type { IndexEntry } from './store_index.js';
 
@@ -120,6 +120,26 @@ export class LeafPage {
     const start = this.starts[index]!;
     const keyStart = leafRecordKeyStart(this.bytes, start);
     return latin1Of(this.bytes, keyStart, keyStart + leafRecordKeyLength(this.bytes, start));
+  }
+
+  /**
+   * Record `index`'s key as the caller gave it (keyStringToKey of keyAt),
+   * made from its bytes: a scan hands out every key, and it used to make
+   * the key string first, then test it for ASCII.
+   */
+  givenKeyAt(index: number): Key {
+    const bytes = this.bytes;
+    const start = this.starts[index]!;
+    const keyStart = leafRecordKeyStart(bytes, start);
+    return bytesToKey(bytes, keyStart, keyStart + leafRecordKeyLength(bytes, start), leafRecordKeyIsString(bytes, start));
+  }
+
+  /** Where record `index`'s inline value begins in `bytes` (it ends at starts[index + 1]); -1 for an extent value. */
+  inlineValueStartAt(index: number): number {
+    const bytes = this.bytes;
+    const start = this.starts[index]!;
+    if (!leafRecordIsInline(bytes, start)) return -1;
+    return leafRecordKeyStart(bytes, start) + leafRecordKeyLength(bytes, start);
   }
 
   /** Record `index`'s entry: a new object each call (inline values view the page). */

@@ -12,6 +12,7 @@
 // value, or none asked for) is made synchronously inside next(); only the
 // first next(), a new leaf and an extent value take an async step.
 import { keyStringToKey } from './key_codec.js';
+import type { LeafPage } from './leaf_page.js';
 import type { LeafRun } from './tree_cursor.js';
 import { leafEntryAt, leafKeyAt } from './tree_node.js';
 import type { IndexEntry } from './store_index.js';
@@ -30,6 +31,12 @@ export interface ScanSource {
   endRead(epoch: number): void;
   /** The value a caller gets for an inline value's bytes (a copy: the run's leaf may be lent). */
   decodeInline(keyString: string, entry: IndexEntry, bytes: Uint8Array): unknown;
+  /**
+   * decodeInline() of the inline value at `bytes[start, end)`, with no key
+   * string or entry to name it by: where it throws, the iterator asks
+   * decodeInline() again for the error that names the key.
+   */
+  decodeInlineAt(bytes: Uint8Array, start: number, end: number): unknown;
   /** Reads and decodes an extent value. */
   readExtentValue(keyString: string, entry: IndexEntry): Promise<unknown>;
 }
@@ -163,6 +170,12 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
     // close, answered as one (the device is gone).
     this.#source.checkOpen();
     const index = this.#index;
+    const page = run.leaf.page;
+    if (page !== undefined) {
+      const result = this.#pageEntryAt(page, index);
+      if (result !== NEEDS_READ) this.#passed(run);
+      return result;
+    }
     const keyString = leafKeyAt(run.leaf, index);
     const entry = leafEntryAt(run.leaf, index);
     let result: unknown;
@@ -177,6 +190,28 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
     }
     this.#passed(run);
     return result;
+  }
+
+  /**
+   * The entry of record `index` of a leaf in page form, or NEEDS_READ:
+   * #entryNow's answer made from the page's bytes, with no key string,
+   * entry object or value view on the way (~10 % of a scan's CPU).
+   */
+  #pageEntryAt(page: LeafPage, index: number): unknown {
+    const shape = this.#shape;
+    if (shape === 'keys') return page.givenKeyAt(index);
+    if (shape === 'entriesWithoutValues') return [page.givenKeyAt(index), undefined];
+    const valueStart = page.inlineValueStartAt(index);
+    if (valueStart < 0) return NEEDS_READ;
+    let value: unknown;
+    try {
+      value = this.#source.decodeInlineAt(page.bytes, valueStart, page.starts[index + 1]!);
+    } catch {
+      // Again with the key and entry, for the error that names them.
+      const entry = page.entryAt(index);
+      value = this.#source.decodeInline(page.keyAt(index), entry, entry.value as Uint8Array);
+    }
+    return shape === 'values' ? value : [page.givenKeyAt(index), value];
   }
 
   /** The entry at the run's position, an extent value read, moving past it. */

@@ -224,6 +224,10 @@ export class StoreReader {
         // user's msgpackr extension (addExtension is global to msgpackr) is
         // handed a view of its input: that input is a copy of its own.
         decodeInline: (keyString, entry, bytes) => this.decodeValue(keyString, entry, this.#codec.name === 'msgpack' ? new Uint8Array(bytes) : bytes, false),
+        // decodeValue() of an inline value (never raw: only extent values are) that decodes.
+        // (A plain view: Buffer's subarray() costs a scan ~3 % more.)
+        decodeInlineAt: (bytes, start, end) =>
+          this.#codec.decode(this.#codec.name === 'msgpack' ? Uint8Array.prototype.slice.call(bytes, start, end) : new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start), false),
         readExtentValue: async (keyString, entry) => this.decodeValue(keyString, entry, await this.readValue(entry), true),
       },
       begin,

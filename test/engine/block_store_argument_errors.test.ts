@@ -272,6 +272,12 @@ describe('BlockStore argument errors (issue 8)', () => {
         assert.equal(typeof large.blockIndex, 'number');
         const ranged = await rejectsWith(() => collect(reader.range()), StoreCorruptError, 'ERR_STORE_CORRUPT');
         assert.match(ranged.message, /"large"|"small"/);
+        // The inline value, reached by a scan of a leaf read from the file.
+        const rangedSmall = await rejectsWith(() => collect(reader.range({ gte: 'small' })), StoreCorruptError, 'ERR_STORE_CORRUPT');
+        assert.match(rangedSmall.message, /"small"/);
+        assert.ok(rangedSmall.cause instanceof SyntaxError, 'the decoder’s error is the cause');
+        const values = await rejectsWith(() => collect(reader.values({ gte: 'small' })), StoreCorruptError, 'ERR_STORE_CORRUPT');
+        assert.match(values.message, /"small"/);
         assert.equal(await reader.has('small'), true, 'has() does not decode');
       } finally {
         await reader.close();

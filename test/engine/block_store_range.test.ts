@@ -10,7 +10,7 @@ import { addExtension } from 'msgpackr';
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import type { RangeOptions } from '../../engine/store_options.js';
-import { collect, makeStoreDir, openSmallStore, pattern, rejectsWith, removeStoreDir, waitForTrims } from './helpers.js';
+import { collect, makeStoreDir, openSmallStore, pattern, rejectsWith, removeStoreDir, storeDirPerTest, waitForTrims } from './helpers.js';
 
 const KEYS = ['a', 'b', 'c', 'd', 'e'];
 
@@ -298,4 +298,48 @@ describe('BlockStore#range() over more leaves than the cache holds', () => {
       await store.close();
     }
   });
+});
+
+describe('BlockStore#range() of keys and values of every kind', () => {
+  const dirOf = storeDirPerTest();
+  // Non-ASCII string keys (2-, 3- and 4-byte UTF-8), binary keys (bytes
+  // that are not UTF-8 among them), ASCII keys; inline values, an extent
+  // value, and an empty one.
+  const entries: [string | Buffer, Buffer][] = [
+    ['ascii', Buffer.from('small')],
+    ['é', Buffer.from([1, 2, 3])],
+    ['日本語', Buffer.alloc(0)],
+    ['🙂 face', pattern(20_000, 7)],
+    [Buffer.from([0xff, 0x00, 0x80]), Buffer.from('binary key')],
+    [Buffer.from([0x61, 0x00]), Buffer.from([9])],
+    ['zz', pattern(300, 3)],
+  ];
+  const order = (a: string | Buffer, b: string | Buffer): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+  const sorted = [...entries].sort(([a], [b]) => order(a, b));
+
+  for (const encoding of ['binary', 'msgpack'] as const) {
+    it(`gives each key and value back as put, in every shape and in reverse, before and after a reopen (${encoding})`, async () => {
+      const path = `${dirOf()}/store`;
+      let store = await openSmallStore(path, { encoding });
+      try {
+        for (const [key, value] of entries) await store.put(key, value);
+        for (let pass = 0; pass < 2; pass++) {
+          for (const reverse of [false, true]) {
+            const expected = reverse ? [...sorted].reverse() : sorted;
+            const got = await collect(store.range({ reverse }));
+            assert.deepEqual(got.map(([key]) => key), expected.map(([key]) => key), `keys, pass ${pass}`);
+            got.forEach(([, value], i) => assert.deepEqual(Buffer.from(value as Uint8Array), expected[i]![1], `value ${i}, pass ${pass}`));
+            assert.deepEqual(await collect(store.keys({ reverse })), expected.map(([key]) => key));
+            assert.deepEqual((await collect(store.values({ reverse }))).map((value) => Buffer.from(value as Uint8Array)), expected.map(([, value]) => value));
+            assert.deepEqual(await collect(store.range({ reverse, values: false })), expected.map(([key]) => [key, undefined]));
+          }
+          // The second pass reads the leaves from the file.
+          await store.close();
+          store = await BlockStore.open(path, { encoding });
+        }
+      } finally {
+        await store.close();
+      }
+    });
+  }
 });

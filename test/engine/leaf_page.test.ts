@@ -11,6 +11,7 @@ import fc from 'fast-check';
 
 import { checkPageHeader, encodeLeafPageOfEdits, encodeLeafPageOfKeyStrings, leafEntryBytes, pageCapacityBytes, scanLeafRecords, type PageExpectation } from '../../format/page.js';
 import type { StoredValue } from '../../format/records.js';
+import { keyStringToKey } from '../../engine/key_codec.js';
 import { LeafPage } from '../../engine/leaf_page.js';
 import type { IndexEntry } from '../../engine/store_index.js';
 import { lowerBound, upperBound } from '../../engine/tree_node.js';
@@ -92,6 +93,26 @@ const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const editArb = fc.record({ key: keyArb, entry: fc.option(fc.nat({ max: 40 }), { nil: undefined }) });
 
 describe('LeafPage owned and edited in place (fast-check against a model)', () => {
+  it('gives each key as its caller gave it and each inline value where it lies, as the entries made from it do (a scan\'s path)', () => {
+    // Keys of any bytes and keys of UTF-8 strings (non-ASCII included), each marked a string or not.
+    const utf8KeyArb = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 6 }).map((text) => Buffer.from(text, 'utf8').toString('latin1'));
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.oneof(keyArb, utf8KeyArb), { minLength: 1, maxLength: 60 }), fc.array(fc.boolean(), { minLength: 60, maxLength: 60 }), (unsorted, stringFlags) => {
+        const keys = [...unsorted].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+        const entries = keys.map((_, i) => ({ ...entryFor(i), isString: stringFlags[i]! }));
+        const page = leafPageOf(keys, entries);
+        for (let index = 0; index < page.count; index++) {
+          const entry = page.entryAt(index);
+          assert.deepEqual(page.givenKeyAt(index), keyStringToKey(page.keyAt(index), entry.isString));
+          const start = page.inlineValueStartAt(index);
+          if (entry.value instanceof Uint8Array) assert.deepEqual([...page.bytes.subarray(start, page.starts[index + 1])], [...entry.value]);
+          else assert.equal(start, -1);
+        }
+      }),
+      { seed: SEED, numRuns: RUNS },
+    );
+  });
+
   it('holds, after any puts and deletes, the page the encoder makes of the same records, byte for byte', () => {
     fc.assert(
       fc.property(fc.uniqueArray(keyArb, { minLength: 1, maxLength: 30 }), fc.array(editArb, { maxLength: 80 }), fc.boolean(), (unsorted, edits, fromDisk) => {

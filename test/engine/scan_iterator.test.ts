@@ -69,6 +69,11 @@ class FakeSource implements ScanSource {
     return `${keyString}=${bytes[0]! + (bytes[1]! << 8)}`;
   }
 
+  decodeInlineAt(): unknown {
+    // Its runs' leaves are arrays: the iterator asks decodeInline() for them.
+    throw new Error('FakeSource: decodeInlineAt() is for leaves in page form');
+  }
+
   async readExtentValue(keyString: string): Promise<unknown> {
     await new Promise((resolve) => setTimeout(resolve, 1));
     if (keyString === this.failExtentKey) throw new Error(`${keyString} unreadable`);

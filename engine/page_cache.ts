@@ -6,7 +6,9 @@
 // hit, and that delete + set was 1.5 µs a hit with 7 000 pages, most of a
 // getCached(). A node that prepare() pinned is never evicted (the cache then
 // goes over its budget until the pins are released). Dirty nodes are never
-// here: their parents hold them.
+// here: their parents hold them. The tree's record cache (record_cache.ts)
+// shares the budget: what it holds is charged here (charge()), and pages
+// are evicted to make room for it.
 import assert from 'node:assert/strict';
 
 import { EPOCH_NEVER, type PageRef, type TreeNode } from './tree_node.js';
@@ -34,6 +36,8 @@ export class PageCache {
   #holes = 0;
   readonly #bytesMax: number;
   #bytes = 0;
+  /** Memory of the budget held by others (the record cache), charged through charge(). */
+  #chargedBytes = 0;
   hits = 0;
   misses = 0;
 
@@ -78,7 +82,7 @@ export class PageCache {
 
   /** Whether a node of `memoryBytes` would fit the budget beside those cached now, evicting none. */
   hasRoomFor(memoryBytes: number): boolean {
-    return this.#bytes + memoryBytes <= this.#bytesMax;
+    return this.#bytes + this.#chargedBytes + memoryBytes <= this.#bytesMax;
   }
 
   /** Counts a page the tree reads from the device because it was not here. */
@@ -95,6 +99,17 @@ export class PageCache {
   /** Whether `node` is the cached node of its block. */
   holds(node: TreeNode): boolean {
     return node.ref !== undefined && this.#nodes.get(node.ref.block) === node;
+  }
+
+  /**
+   * Takes `deltaBytes` of the budget for memory held elsewhere (the record
+   * cache), evicting pages down to what is left; a negative delta gives
+   * it back.
+   */
+  charge(deltaBytes: number): void {
+    this.#chargedBytes += deltaBytes;
+    if (this.#chargedBytes < 0) throw new Error('ringstore: the page cache was credited more than it was charged');
+    if (deltaBytes > 0) this.evict();
   }
 
   /** Adds a clean node as the most recently used, replacing its block's previous node, then evicts down to the budget. */
@@ -127,9 +142,9 @@ export class PageCache {
    * ones once it has looked at 2 × the nodes it holds.
    */
   evict(): void {
-    if (this.#bytes <= this.#bytesMax) return;
+    if (this.#bytes + this.#chargedBytes <= this.#bytesMax) return;
     let looks = 2 * this.#nodes.size;
-    while (this.#bytes > this.#bytesMax && looks > 0) {
+    while (this.#bytes + this.#chargedBytes > this.#bytesMax && looks > 0) {
       if (this.#hand === this.#clock.length) this.#compact();
       const node = this.#clock[this.#hand];
       this.#clock[this.#hand++] = undefined;

@@ -39,6 +39,7 @@
 import { KEY_SIZE_MAX } from '../format/constants.js';
 import { BranchPage } from './branch_page.js';
 import { PageCache } from './page_cache.js';
+import { RECORD_CACHE_SHARE, RecordCache } from './record_cache.js';
 import { StoreCorruptError } from './store_error.js';
 import type { IndexEntry } from './store_index.js';
 import { CheckpointPlan } from './tree_checkpoint.js';
@@ -110,6 +111,12 @@ export interface PageTreeOptions extends PageMeasure {
    * not counted here (stats().dirtyMemoryBytes).
    */
   readonly cacheBytesMax: number;
+  /**
+   * The most the record cache may take of cacheBytesMax (record_cache.ts);
+   * default 1 / RECORD_CACHE_SHARE of it. 0: no records (tests that probe
+   * which pages are cached through getCached()).
+   */
+  readonly recordCacheBytesMax?: number;
   /** Longest key (and so separator) in chars; default KEY_SIZE_MAX. Three separators of this length must fit in a branch. */
   readonly keySizeMax?: number;
 }
@@ -216,6 +223,8 @@ export class PageTree {
   readonly #capacityBytes: number;
   readonly #keySizeMax: number;
   readonly #cache: PageCache;
+  /** Entries of keys gets find again and again (record_cache.ts); set() and delete() forget a key first. */
+  readonly #records: RecordCache;
   readonly #path = new WritePath();
   /** Whether the pages a checkpoint wrote enter the page cache (stopCachingWrittenPages). */
   #cacheWrittenPages = true;
@@ -284,6 +293,7 @@ export class PageTree {
     this.#measure = { entryBytes, childBytes, capacityBytes };
     this.#capacityBytes = capacityBytes;
     this.#cache = new PageCache(cacheBytesMax);
+    this.#records = new RecordCache(options.recordCacheBytesMax ?? Math.floor(cacheBytesMax / RECORD_CACHE_SHARE), (deltaBytes) => this.#cache.charge(deltaBytes));
     this.#loader = new TreeLoader({ io, cache: this.#cache, measure: this.#measure, keySizeMax: this.#keySizeMax });
     this.#pages = io;
     this.#root = root?.ref;
@@ -317,6 +327,7 @@ export class PageTree {
    * would load pages again; the façade refuses them once closed.
    */
   releaseCache(): void {
+    this.#records.clear();
     this.#cache.clear();
     // Pinned nodes go too: a prepare() in its reads walks from the root again.
     this.#writeCount++;
@@ -334,8 +345,24 @@ export class PageTree {
   }
 
   /** The page cache's counters, O(1) (stats() walks the dirty nodes). */
-  cacheStats(): { pagesCached: number; pageCacheBytes: number; pageCacheHits: number; pageCacheMisses: number } {
-    return { pagesCached: this.#cache.nodeCount, pageCacheBytes: this.#cache.bytes, pageCacheHits: this.#cache.hits, pageCacheMisses: this.#cache.misses };
+  cacheStats(): {
+    pagesCached: number;
+    pageCacheBytes: number;
+    pageCacheHits: number;
+    pageCacheMisses: number;
+    recordsCached: number;
+    recordCacheBytes: number;
+    recordCacheHits: number;
+  } {
+    return {
+      pagesCached: this.#cache.nodeCount,
+      pageCacheBytes: this.#cache.bytes,
+      pageCacheHits: this.#cache.hits,
+      pageCacheMisses: this.#cache.misses,
+      recordsCached: this.#records.size,
+      recordCacheBytes: this.#records.bytes,
+      recordCacheHits: this.#records.hits,
+    };
   }
 
   /**
@@ -360,6 +387,15 @@ export class PageTree {
 
   /** The entry of `key` if every page on its path is in memory; NOT_CACHED otherwise. Never does IO. */
   getCached(key: string): IndexEntry | undefined | NotCached {
+    const record = this.#records.get(key);
+    if (record !== undefined) return record;
+    const entry = this.#findCached(key);
+    if (entry !== undefined && entry !== NOT_CACHED) this.#records.admit(key, entry);
+    return entry;
+  }
+
+  /** getCached() by the tree alone: its walk down the nodes in memory, admitting no record. */
+  #findCached(key: string): IndexEntry | undefined | NotCached {
     const root: Child | undefined = this.#root;
     if (root === undefined) return undefined;
     let node: TreeNode | undefined = isNode(root) ? root : this.#cache.get(root);
@@ -669,6 +705,7 @@ export class PageTree {
   set(key: string, entry: IndexEntry): IndexEntry | undefined {
     this.#checkKey(key);
     this.#writeCount++;
+    this.#records.forget(key);
     const bytes = this.#measure.entryBytes(key, entry);
     if (!(bytes <= this.#capacityBytes)) throw new RangeError(`an entry of ${bytes} bytes does not fit a page of ${this.#capacityBytes}`);
     if (this.#root === undefined) {
@@ -720,7 +757,8 @@ export class PageTree {
   delete(key: string): IndexEntry | undefined {
     this.#checkKey(key);
     this.#writeCount++;
-    const existing = this.getCached(key);
+    this.#records.forget(key);
+    const existing = this.#findCached(key);
     if (existing === NOT_CACHED) throw this.#notInMemory(key);
     if (existing === undefined) return undefined;
     this.#checkCountBeforeDelete();
@@ -764,7 +802,7 @@ export class PageTree {
     for (const { keyString, deletes } of operations) {
       let existed = exists.get(keyString);
       if (existed === undefined) {
-        const entry = this.getCached(keyString);
+        const entry = this.#findCached(keyString);
         // Not in memory: a bug the operation itself reports (its path was to be prepared), not a wrong count.
         if (entry === NOT_CACHED) return;
         existed = entry !== undefined;

@@ -177,6 +177,12 @@ export interface BlockStoreStats {
   pageCacheHits: number;
   /** Page lookups that read the page from the device, since open. */
   pageCacheMisses: number;
+  /** Keys whose entries the record cache holds (hot keys of gets; engine/record_cache.ts). */
+  recordsCached: number;
+  /** What the record cache estimates its records take (part of the cache's budget, cacheSizeBytes). */
+  recordCacheBytes: number;
+  /** Gets and has() the record cache answered, since open. */
+  recordCacheHits: number;
   /** At least the tree pages the next checkpoint writes. */
   dirtyPages: number;
   /** Times the store file grew since open (store_growth.ts). */

@@ -44,16 +44,27 @@ export class MemoryPages {
   }
 }
 
-export function newTree(pages: TreePages, root: { ref: PageRef; level: number } | undefined, keyCount: number, cacheBytesMax: number): PageTree {
+export function newTree(pages: TreePages, root: { ref: PageRef; level: number } | undefined, keyCount: number, cacheBytesMax: number, recordCacheBytesMax?: number): PageTree {
   return new PageTree(
-    { io: pages, entryBytes: (key, entry) => leafEntryBytes(key.length, storedValue(entry)), childBytes: (s) => branchChildBytes(s.length), capacityBytes: pageCapacityBytes(PAGE_SIZE), cacheBytesMax },
+    {
+      io: pages,
+      entryBytes: (key, entry) => leafEntryBytes(key.length, storedValue(entry)),
+      childBytes: (s) => branchChildBytes(s.length),
+      capacityBytes: pageCapacityBytes(PAGE_SIZE),
+      cacheBytesMax,
+      recordCacheBytesMax,
+    },
     root,
     keyCount,
   );
 }
 
-/** `keyCount` keys written and checkpointed, then the tree opened again with an empty cache of `cacheBytesMax`. */
-export async function coldTree(cacheBytesMax = 1 << 20, keyCount = KEY_COUNT): Promise<{ memory: MemoryPages; tree: PageTree }> {
+/**
+ * `keyCount` keys written and checkpointed, then the tree opened again with
+ * an empty cache of `cacheBytesMax`; with no records unless
+ * `recordCacheBytesMax` says (its tests ask getCached() which pages are cached).
+ */
+export async function coldTree(cacheBytesMax = 1 << 20, keyCount = KEY_COUNT, recordCacheBytesMax = 0): Promise<{ memory: MemoryPages; tree: PageTree }> {
   const memory = new MemoryPages();
   const pages = new TreePages(memory.device(), () => GEOMETRY);
   const writer = newTree(pages, undefined, 0, 1 << 20);
@@ -75,7 +86,7 @@ export async function coldTree(cacheBytesMax = 1 << 20, keyCount = KEY_COUNT): P
   }
   const root = plan.rootRef((node) => assigned.get(node))!;
   plan.complete(assigned);
-  const tree = newTree(new TreePages(memory.device(), () => GEOMETRY), { ref: root, level: writer.height - 1 }, keyCount, cacheBytesMax);
+  const tree = newTree(new TreePages(memory.device(), () => GEOMETRY), { ref: root, level: writer.height - 1 }, keyCount, cacheBytesMax, recordCacheBytesMax);
   assert.ok(tree.height >= 2, 'a tree of leaves under branches');
   return { memory, tree };
 }

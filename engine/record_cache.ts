@@ -1,0 +1,175 @@
+// RecordCache: the entries of keys that gets look up again and again, by key
+// string, so that such a get is a Map lookup instead of a walk down the
+// tree's branches and a search of a leaf's records. At 10 M keys a get of a
+// key whose path was cached took ~1.5 µs, a third of it in the leaf search
+// and a third in the branches, mostly waiting for memory; a Map lookup and
+// the value's copy take ~0.4 µs (docs/benchmarks.md, session 31).
+//
+// What it holds: an inline value's entry, its value copied into memory of
+// its own. Never a view of a page: a lent leaf's bytes are reused, and a
+// view would keep its whole page alive past the page cache's budget.
+// Extent values are not kept: their get is a device read anyway.
+//
+// Who comes in: a key getCached() found in a leaf in memory (PageTree). A
+// key read from the device is not admitted: a cold get seldom repeats.
+//
+// Consistency: PageTree.set() and delete() forget a key before they change
+// it, and nothing else changes what a key holds (merges and splits move
+// records, not entries), so a record here is the tree's entry now.
+//
+// Memory: records share the page cache's budget (cacheSizeBytes). Each
+// record's estimate is charged to the page cache as it comes in (which
+// then evicts pages) and credited back as it leaves, so a store whose gets
+// do not repeat keeps its whole budget for pages. At most a
+// RECORD_CACHE_SHARE of the budget goes to records; past it the oldest
+// record not looked up since the clock hand last passed it leaves (CLOCK,
+// as PageCache). A record replaces its leaf for the gets of its key: a leaf
+// all of whose hot keys are records is no longer touched, and the page
+// cache's own clock lets it go.
+import type { IndexEntry } from './store_index.js';
+
+/** Records take at most 1 / RECORD_CACHE_SHARE of the cache's budget. */
+export const RECORD_CACHE_SHARE = 2;
+/**
+ * Memory a record takes beyond its key's chars and its value's bytes: the
+ * Map's entry, the key string's header, the entry and record objects, the
+ * value's Uint8Array and ArrayBuffer objects and its allocation's header.
+ * Measured ~300-330 bytes (process RSS over 200 000 records, Node 20);
+ * rounded up.
+ */
+export const RECORD_OVERHEAD_BYTES = 384;
+/** Holes the clock may hold beyond one per record before it is compacted. */
+const CLOCK_HOLES_MIN = 64;
+
+interface CachedRecord {
+  readonly key: string;
+  readonly entry: IndexEntry;
+  readonly memoryBytes: number;
+  /** Looked up since the clock hand last passed it. */
+  referenced: boolean;
+  /** Its index in the clock. */
+  slot: number;
+}
+
+export class RecordCache {
+  readonly #records = new Map<string, CachedRecord>();
+  /** The records in the order eviction looks at them, from #hand on; holes (undefined) where a record left. */
+  #clock: (CachedRecord | undefined)[] = [];
+  #hand = 0;
+  /** Holes in #clock at or after the hand. */
+  #holes = 0;
+  readonly #bytesMax: number;
+  #bytes = 0;
+  /** Charges (positive) or credits (negative) the page cache with records' memory. */
+  readonly #charge: (deltaBytes: number) => void;
+  hits = 0;
+
+  /** `bytesMax`: the most the records may take; `charge`: told every change of what they take. */
+  constructor(bytesMax: number, charge: (deltaBytes: number) => void) {
+    if (!(Number.isSafeInteger(bytesMax) && bytesMax >= 0)) throw new RangeError(`bytesMax must be an integer >= 0, got ${bytesMax}`);
+    this.#bytesMax = bytesMax;
+    this.#charge = charge;
+  }
+
+  get size(): number {
+    return this.#records.size;
+  }
+
+  /** The records' memory by the estimate (charged to the page cache). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** The entry of `key` if it is a record (and marks it used). */
+  get(key: string): IndexEntry | undefined {
+    const record = this.#records.get(key);
+    if (record === undefined) return undefined;
+    record.referenced = true;
+    this.hits++;
+    return record.entry;
+  }
+
+  /**
+   * Keeps `entry` as the record of `key`, an inline value's copied, if it
+   * fits the budget at all; then evicts down to the budget. REQUIRES:
+   * `entry` is the tree's entry of `key` now, and `key` is no record.
+   */
+  admit(key: string, entry: IndexEntry): void {
+    const value = entry.value;
+    if (!(value instanceof Uint8Array)) return;
+    const memoryBytes = RECORD_OVERHEAD_BYTES + key.length + value.length;
+    if (memoryBytes > this.#bytesMax) return;
+    if (this.#records.has(key)) throw new Error('ringstore: a record was admitted twice');
+    // Its own ArrayBuffer (Uint8Array's slice copies): nothing shared with a page or a pool.
+    const record: CachedRecord = { key, entry: { isString: entry.isString, value: Uint8Array.prototype.slice.call(value) }, memoryBytes, referenced: false, slot: this.#clock.length };
+    this.#records.set(key, record);
+    this.#clock.push(record);
+    this.#bytes += memoryBytes;
+    this.#charge(memoryBytes);
+    this.#evict();
+  }
+
+  /** Forgets the record of `key`, if any: its entry is about to change. */
+  forget(key: string): void {
+    const record = this.#records.get(key);
+    if (record === undefined) return;
+    this.#remove(record);
+  }
+
+  /** Forgets every record (the store closed). */
+  clear(): void {
+    const bytes = this.#bytes;
+    this.#records.clear();
+    this.#clock = [];
+    this.#hand = 0;
+    this.#holes = 0;
+    this.#bytes = 0;
+    if (bytes > 0) this.#charge(-bytes);
+  }
+
+  #remove(record: CachedRecord): void {
+    this.#records.delete(record.key);
+    if (record.slot >= this.#hand) {
+      this.#clock[record.slot] = undefined;
+      this.#holes++;
+    }
+    this.#bytes -= record.memoryBytes;
+    this.#charge(-record.memoryBytes);
+  }
+
+  /** Evicts while over budget, from the hand on; a record looked up since the hand passed it goes to the back once more. */
+  #evict(): void {
+    while (this.#bytes > this.#bytesMax) {
+      if (this.#hand === this.#clock.length) this.#compact();
+      const record = this.#clock[this.#hand];
+      this.#clock[this.#hand++] = undefined;
+      if (record === undefined) {
+        this.#holes--;
+        continue;
+      }
+      if (record.referenced) {
+        record.referenced = false;
+        record.slot = this.#clock.length;
+        this.#clock.push(record);
+        continue;
+      }
+      record.slot = -1;
+      this.#remove(record);
+    }
+    if (this.#hand > CLOCK_HOLES_MIN && this.#hand + this.#holes > this.#records.size + CLOCK_HOLES_MIN) this.#compact();
+  }
+
+  /** Drops the passed slots and holes: the records from the hand on, in order, renumbered. */
+  #compact(): void {
+    const clock: CachedRecord[] = [];
+    for (let slot = this.#hand; slot < this.#clock.length; slot++) {
+      const record = this.#clock[slot];
+      if (record === undefined) continue;
+      record.slot = clock.length;
+      clock.push(record);
+    }
+    this.#clock = clock;
+    this.#hand = 0;
+    this.#holes = 0;
+  }
+}

@@ -1,9 +1,10 @@
 // RecordCache: the entries of keys that gets look up again and again, by key
 // string, so that such a get is a Map lookup instead of a walk down the
-// tree's branches and a search of a leaf's records. At 10 M keys a get of a
-// key whose path was cached took ~1.5 µs, a third of it in the leaf search
-// and a third in the branches, mostly waiting for memory; a Map lookup and
-// the value's copy take ~0.4 µs (docs/benchmarks.md, session 31).
+// tree's branches and a search of a leaf's records. At 10 M keys an awaited
+// get of a key whose path was cached took 1.1-1.7 µs, a third of it in the
+// leaf search and a third in the branches, mostly waiting for memory; one
+// answered by a record takes 0.55-0.64 µs (5 pairs; docs/benchmarks.md,
+// session 31).
 //
 // What it holds: an inline value's entry, its value copied into memory of
 // its own. Never a view of a page: a lent leaf's bytes are reused, and a

@@ -203,15 +203,25 @@ export class PageCache {
 
   /** Drops the slots before the hand and the holes after it: O(nodes), once per as many removals or passes. */
   #compact(): void {
-    const clock: TreeNode[] = [];
-    for (let slot = this.#hand; slot < this.#clock.length; slot++) {
-      const node = this.#clock[slot];
-      if (node === undefined) continue;
-      node.cacheSlot = clock.length;
-      clock.push(node);
-    }
-    this.#clock = clock;
+    this.#clock = compactClock(this.#clock, this.#hand, (node, slot) => {
+      node.cacheSlot = slot;
+    });
     this.#hand = 0;
     this.#holes = 0;
   }
+}
+
+/**
+ * A CLOCK's slots from `hand` on, holes (undefined) dropped, each item told
+ * its new slot: the compaction of PageCache's and RecordCache's clocks.
+ */
+export function compactClock<T>(clock: readonly (T | undefined)[], hand: number, setSlot: (item: T, slot: number) => void): T[] {
+  const compacted: T[] = [];
+  for (let slot = hand; slot < clock.length; slot++) {
+    const item = clock[slot];
+    if (item === undefined) continue;
+    setSlot(item, compacted.length);
+    compacted.push(item);
+  }
+  return compacted;
 }

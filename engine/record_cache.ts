@@ -27,6 +27,7 @@
 // as PageCache). A record replaces its leaf for the gets of its key: a leaf
 // all of whose hot keys are records is no longer touched, and the page
 // cache's own clock lets it go.
+import { compactClock } from './page_cache.js';
 import type { IndexEntry } from './store_index.js';
 
 /** Records take at most 1 / RECORD_CACHE_SHARE of the cache's budget. */
@@ -162,14 +163,9 @@ export class RecordCache {
 
   /** Drops the passed slots and holes: the records from the hand on, in order, renumbered. */
   #compact(): void {
-    const clock: CachedRecord[] = [];
-    for (let slot = this.#hand; slot < this.#clock.length; slot++) {
-      const record = this.#clock[slot];
-      if (record === undefined) continue;
-      record.slot = clock.length;
-      clock.push(record);
-    }
-    this.#clock = clock;
+    this.#clock = compactClock(this.#clock, this.#hand, (record, slot) => {
+      record.slot = slot;
+    });
     this.#hand = 0;
     this.#holes = 0;
   }

@@ -67,6 +67,17 @@ describe('RecordCache', () => {
     assert.deepEqual([...(cache.get('a')!.value as Uint8Array)], [2]);
   });
 
+  it('keeps its clock bounded while keys come and go below its budget (a hot key written and got again and again)', () => {
+    const { cache } = newCache(1 << 20);
+    cache.admit('steady', inline([1]));
+    for (let i = 0; i < 10_000; i++) {
+      cache.admit('hot', inline([i & 0xff]));
+      cache.forget('hot');
+    }
+    assert.equal(cache.size, 1);
+    assert.ok(cache.clockLength <= 2 * cache.size + 2 * 64, `${cache.clockLength} slots for ${cache.size} records`);
+  });
+
   it('evicts down to its budget, giving a record looked up since the hand passed it a second chance', () => {
     const recordBytes = RECORD_OVERHEAD_BYTES + 2 + 1;
     const { cache, charged } = newCache(4 * recordBytes);

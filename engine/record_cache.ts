@@ -11,8 +11,18 @@
 // view would keep its whole page alive past the page cache's budget.
 // Extent values are not kept: their get is a device read anyway.
 //
-// Who comes in: a key getCached() found in a leaf in memory (PageTree). A
-// key read from the device is not admitted: a cold get seldom repeats.
+// Who comes in: a key getCached() found in a leaf in memory (PageTree) for
+// the second time while a doorkeeper remembers the first. A key read from
+// the device is not admitted: a cold get seldom repeats. Without the
+// doorkeeper, uniform random gets over 1 M keys (more than the cache
+// holds) made records of keys never asked again, which took half the
+// pages' budget: 0.73 device reads a get against 0.58, 13.8 k gets/s
+// against 15.4 k (npm run bench, random-get; docs/benchmarks.md, session
+// 31). The doorkeeper remembers hashes of keys, two generations of half
+// as many as the records' budget holds, at least 256: a key is admitted
+// when asked again within about a budget's worth of other first
+// lookups; a hash shared by two keys only admits one a lookup early. Its
+// ~1 MiB of numbers at the default cache is outside cacheSizeBytes.
 //
 // Consistency: PageTree.set() and delete() forget a key before they change
 // it, and nothing else changes what a key holds (merges and splits move
@@ -42,6 +52,10 @@ export const RECORD_CACHE_SHARE = 2;
 export const RECORD_OVERHEAD_BYTES = 384;
 /** Holes the clock may hold beyond one per record before it is compacted. */
 const CLOCK_HOLES_MIN = 64;
+/** The fewest hashes a generation of the doorkeeper remembers, however small the budget. */
+const SEEN_ONCE_GENERATION_MIN = 256;
+/** Memory a record of a typical key and value takes, for sizing the doorkeeper only. */
+const TYPICAL_RECORD_BYTES = RECORD_OVERHEAD_BYTES + 64;
 
 interface CachedRecord {
   readonly key: string;
@@ -64,6 +78,10 @@ export class RecordCache {
   #bytes = 0;
   /** Charges (positive) or credits (negative) the page cache with records' memory. */
   readonly #charge: (deltaBytes: number) => void;
+  /** Hashes of keys looked up once, in two generations (the doorkeeper). */
+  #seenOnce = new Set<number>();
+  #seenOnceOlder = new Set<number>();
+  readonly #seenOnceGenerationMax: number;
   hits = 0;
 
   /** `bytesMax`: the most the records may take; `charge`: told every change of what they take. */
@@ -71,6 +89,7 @@ export class RecordCache {
     if (!(Number.isSafeInteger(bytesMax) && bytesMax >= 0)) throw new RangeError(`bytesMax must be an integer >= 0, got ${bytesMax}`);
     this.#bytesMax = bytesMax;
     this.#charge = charge;
+    this.#seenOnceGenerationMax = Math.max(SEEN_ONCE_GENERATION_MIN, Math.floor(bytesMax / (2 * TYPICAL_RECORD_BYTES)));
   }
 
   get size(): number {
@@ -97,15 +116,17 @@ export class RecordCache {
   }
 
   /**
-   * Keeps `entry` as the record of `key`, an inline value's copied, if it
-   * fits the budget at all; then evicts down to the budget. REQUIRES:
-   * `entry` is the tree's entry of `key` now, and `key` is no record.
+   * Offers `entry` as the record of `key`: kept, an inline value's copied,
+   * if the doorkeeper saw the key lately and it fits the budget at all;
+   * then evicts down to the budget. REQUIRES: `entry` is the tree's entry
+   * of `key` now, and `key` is no record.
    */
   admit(key: string, entry: IndexEntry): void {
     const value = entry.value;
     if (!(value instanceof Uint8Array)) return;
     const memoryBytes = RECORD_OVERHEAD_BYTES + key.length + value.length;
     if (memoryBytes > this.#bytesMax) return;
+    if (!this.#seenBefore(key)) return;
     if (this.#records.has(key)) throw new Error('ringstore: a record was admitted twice');
     // Its own ArrayBuffer (Uint8Array's slice copies): nothing shared with a page or a pool.
     const record: CachedRecord = { key, entry: { isString: entry.isString, value: Uint8Array.prototype.slice.call(value) }, memoryBytes, referenced: false, slot: this.#clock.length };
@@ -114,6 +135,18 @@ export class RecordCache {
     this.#bytes += memoryBytes;
     this.#charge(memoryBytes);
     this.#evict();
+  }
+
+  /** Whether the doorkeeper remembers `key`; remembers it if not. */
+  #seenBefore(key: string): boolean {
+    const hash = hashOfKey(key);
+    if (this.#seenOnce.has(hash) || this.#seenOnceOlder.has(hash)) return true;
+    this.#seenOnce.add(hash);
+    if (this.#seenOnce.size >= this.#seenOnceGenerationMax) {
+      this.#seenOnceOlder = this.#seenOnce;
+      this.#seenOnce = new Set();
+    }
+    return false;
   }
 
   /** Forgets the record of `key`, if any: its entry is about to change. */
@@ -131,6 +164,8 @@ export class RecordCache {
     this.#hand = 0;
     this.#holes = 0;
     this.#bytes = 0;
+    this.#seenOnce = new Set();
+    this.#seenOnceOlder = new Set();
     if (bytes > 0) this.#charge(-bytes);
   }
 
@@ -178,4 +213,11 @@ export class RecordCache {
     this.#hand = 0;
     this.#holes = 0;
   }
+}
+
+/** FNV-1a over a key string's chars (one byte each): the doorkeeper's hash. */
+function hashOfKey(key: string): number {
+  let hash = 0x811c9dc5;
+  for (let index = 0; index < key.length; index++) hash = Math.imul(hash ^ key.charCodeAt(index), 0x01000193);
+  return hash >>> 0;
 }

@@ -21,6 +21,12 @@ function inline(bytes: number[], isString = true): IndexEntry {
   return { isString, value: Uint8Array.from(bytes) };
 }
 
+/** Offers `entry` twice: the doorkeeper lets a key in on its second offer. */
+function admitNow(cache: RecordCache, key: string, entry: IndexEntry): void {
+  cache.admit(key, entry);
+  if (cache.get(key) === undefined) cache.admit(key, entry);
+}
+
 /** A record cache with its charges summed, as the page cache sees them. */
 function newCache(bytesMax: number): { cache: RecordCache; charged: () => number } {
   let charged = 0;
@@ -35,7 +41,7 @@ describe('RecordCache', () => {
   it('answers a record with a copy of the entry it was given, and nothing for a key it does not hold', () => {
     const { cache, charged } = newCache(1 << 20);
     const source = inline([1, 2, 3]);
-    cache.admit('a', source);
+    admitNow(cache, 'a', source);
     (source.value as Uint8Array)[0] = 9;
     const got = cache.get('a')!;
     assert.deepEqual([...(got.value as Uint8Array)], [1, 2, 3], 'the record copies the value');
@@ -47,31 +53,49 @@ describe('RecordCache', () => {
     assert.equal(cache.bytes, charged());
   });
 
+  it('admits a key only when it is offered again while the doorkeeper remembers it, not keys offered once each', () => {
+    const { cache, charged } = newCache(1 << 20);
+    cache.admit('once', inline([1]));
+    assert.equal(cache.get('once'), undefined, 'a first offer only remembers the key');
+    cache.admit('once', inline([2]));
+    assert.deepEqual([...(cache.get('once')!.value as Uint8Array)], [2]);
+    // Keys offered once each, as uniform random gets over many keys: none comes in.
+    for (let i = 0; i < 20_000; i++) cache.admit(`k${i}`, inline([1]));
+    assert.equal(cache.size, 1);
+    assert.equal(charged(), cache.bytes);
+    // The doorkeeper forgets: a key offered again only after many others starts over.
+    cache.admit('late', inline([3]));
+    for (let i = 0; i < 20_000; i++) cache.admit(`m${i}`, inline([1]));
+    cache.admit('late', inline([3]));
+    assert.equal(cache.get('late'), undefined, 'remembered past two generations');
+  });
+
   it('keeps no extent value and no record larger than its budget', () => {
     const { cache, charged } = newCache(RECORD_OVERHEAD_BYTES + 10);
-    cache.admit('extent', { isString: true, value: { kind: 'extents', length: 8192, crc: 1, extents: [{ startBlock: 9, blockCount: 2 }] } } as unknown as IndexEntry);
-    cache.admit('large', inline(Array.from({ length: 20 }, () => 1)));
+    admitNow(cache, 'extent', { isString: true, value: { kind: 'extents', length: 8192, crc: 1, extents: [{ startBlock: 9, blockCount: 2 }] } } as unknown as IndexEntry);
+    admitNow(cache, 'large', inline(Array.from({ length: 20 }, () => 1)));
     assert.equal(cache.size, 0);
     assert.equal(charged(), 0);
   });
 
   it('forgets a key, credits it back, and refuses to admit a key twice (a bug)', () => {
     const { cache, charged } = newCache(1 << 20);
-    cache.admit('a', inline([1]));
+    admitNow(cache, 'a', inline([1]));
     assert.throws(() => cache.admit('a', inline([2])), /admitted twice/);
     cache.forget('a');
     cache.forget('never');
     assert.equal(cache.get('a'), undefined);
     assert.equal(charged(), 0);
+    // Seen before: in at its first offer now.
     cache.admit('a', inline([2]));
     assert.deepEqual([...(cache.get('a')!.value as Uint8Array)], [2]);
   });
 
   it('keeps its clock bounded while keys come and go below its budget (a hot key written and got again and again)', () => {
     const { cache } = newCache(1 << 20);
-    cache.admit('steady', inline([1]));
+    admitNow(cache, 'steady', inline([1]));
     for (let i = 0; i < 10_000; i++) {
-      cache.admit('hot', inline([i & 0xff]));
+      admitNow(cache, 'hot', inline([i & 0xff]));
       cache.forget('hot');
     }
     assert.equal(cache.size, 1);
@@ -81,9 +105,9 @@ describe('RecordCache', () => {
   it('evicts down to its budget, giving a record looked up since the hand passed it a second chance', () => {
     const recordBytes = RECORD_OVERHEAD_BYTES + 2 + 1;
     const { cache, charged } = newCache(4 * recordBytes);
-    for (const key of ['k0', 'k1', 'k2', 'k3']) cache.admit(key, inline([1]));
+    for (const key of ['k0', 'k1', 'k2', 'k3']) admitNow(cache, key, inline([1]));
     assert.ok(cache.get('k0') !== undefined);
-    cache.admit('k4', inline([1]));
+    admitNow(cache, 'k4', inline([1]));
     // k0 was used: k1 goes first.
     assert.equal(cache.size, 4);
     assert.ok(cache.get('k0') !== undefined);
@@ -111,6 +135,7 @@ describe('RecordCache', () => {
             if (model.has(operation.key) || cache.get(operation.key) !== undefined) continue;
             const bytes = Array.from({ length: operation.length }, (_, i) => (i + operation.length) & 0xff);
             cache.admit(operation.key, inline(bytes));
+            // In, or only remembered by the doorkeeper: either way no other value.
             model.set(operation.key, bytes);
           } else if (operation.kind === 'forget') {
             cache.forget(operation.key);

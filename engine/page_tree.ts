@@ -385,7 +385,11 @@ export class PageTree {
 
   // ---- Reads ----
 
-  /** The entry of `key` if every page on its path is in memory; NOT_CACHED otherwise. Never does IO. */
+  /**
+   * The entry of `key` if it is a record (record_cache.ts) or every page on
+   * its path is in memory; NOT_CACHED otherwise. Never does IO. A key found
+   * in a leaf may become a record (the second time the doorkeeper sees it).
+   */
   getCached(key: string): IndexEntry | undefined | NotCached {
     const record = this.#records.get(key);
     if (record !== undefined) return record;

@@ -15,6 +15,7 @@
         "native/aligned_buffer.cc",
         "native/command.cc",
         "native/crc32c.cc",
+        "native/direct_ring.cc",
         "native/file_ops.cc",
         "native/file_table.cc",
         "native/js_args.cc",

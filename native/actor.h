@@ -136,6 +136,15 @@ class Actor {
   // Wakes the actor's thread(s) if asleep, so they take what is queued. Any thread.
   void WakeIfAsleep() { Wake(); }
 
+  // The bytes a transfer run outside the actor (a client's DirectRing) is
+  // to count as moved: `moved`, or fewer under the actor's test-only
+  // short-transfer injection (InjectShortTransfer), so that those
+  // transfers' continuations are tested the same way. JS thread of the
+  // client; the injection's counter is atomic.
+  uint64_t MaybeShortenTransfer(const Command& cmd, uint64_t moved) {
+    return options_.short_transfer_every != 0 && moved > 0 ? InjectShortTransfer(cmd, moved) : moved;
+  }
+
   uint32_t id() const { return id_; }
   virtual const char* backend_name() const = 0;
   ActorStats Stats() const;

@@ -33,6 +33,8 @@ export interface NativeActorStats {
   waits: number;
   inFlight: number;
   continuations: number;
+  directWrites: number;
+  directContinuations: number;
   queuedUs: NativeHistogram;
   kernelUs: NativeHistogram;
   actorSpin: NativeSpinState;
@@ -105,7 +107,7 @@ export interface NativeAddon {
     spec: number | NativeActorSpec,
     onCompletions: (count: number) => void,
     completions: Int32Array,
-    clientOptions: { completionSpinUs: number; completionSpinAdaptive?: number },
+    clientOptions: { completionSpinUs: number; completionSpinAdaptive?: number; directDsync?: number },
   ) => NativeRingClient;
   openFile(path: string, flags: number, sizeBytes: number): Promise<NativeOpenResult>;
   statFile(fd: number): Promise<NativeGeometry>;

@@ -150,4 +150,15 @@ struct Command {
   struct iovec* IovCursor() { return iov.data() + iov_first; }
 };
 
+// What a read or write does once the kernel moved `moved` more bytes of it
+// (a CQE's result, >= 0): it is finished, with `result` for its client, or
+// it continues with the rest (a short transfer: a signal, a file-system
+// boundary, a device end). Counts `moved` in cmd->done_bytes. Shared by
+// every ring that runs transfers (uring_actor.cc, direct_ring.cc).
+struct TransferOutcome {
+  bool finished;
+  int32_t result;  // when finished: bytes transferred or -errno
+};
+TransferOutcome AfterTransfer(Command* cmd, uint64_t moved);
+
 }  // namespace ringstore

@@ -62,6 +62,19 @@ export interface IoUringActorOptions {
    * Per handle (attach takes it too).
    */
   completionSpinUs?: SpinSetting;
+  /**
+   * Durable writes with `RWF_DSYNC` ({@link RingFile.writeDsync}, a store's
+   * commit writes) go through a ring this JS thread owns instead of through
+   * the actor: the thread submits them itself, and the kernel wakes its event
+   * loop through an eventfd when they complete. One thread wake-up a write
+   * instead of the actor's three, which on some hosts cost more than the
+   * write waits for the device (docs/io.md, *Durable writes*). Every other
+   * operation still goes to the actor. Default false. Per handle (attach
+   * takes it too); io_uring backend only (ignored by the thread pool); if
+   * this thread's ring cannot be made, or has 64 writes in flight, writes go
+   * to the actor as without it.
+   */
+  directDsync?: boolean;
   /** Force a backend. Default 'io_uring'. */
   backend?: RingBackend;
   /**
@@ -139,6 +152,10 @@ export interface RingStats {
   continuations: number;
   /** Operations of this handle waiting for a free slot. */
   waitingInJs: number;
+  /** Durable writes this handle sent through its own ring (`directDsync`), not counted above. */
+  directWrites: number;
+  /** Short writes this handle's own ring continued, as `continuations` counts the actor's. */
+  directContinuations: number;
   /** Time a command spent queued before the actor submitted it. */
   queuedUs: LatencySummaryUs;
   /** Time from submission to completion (the kernel's part). */
@@ -222,7 +239,7 @@ export class IoUringActor implements OpSink {
   /** The backend the actor runs: `'io_uring'`, or `'threads'` when forced or fallen back to. */
   readonly backend: RingBackend;
 
-  private constructor(spec: number | Parameters<typeof createSpec>[0], completionSpinUs: SpinSetting) {
+  private constructor(spec: number | Parameters<typeof createSpec>[0], completionSpinUs: SpinSetting, directDsync: boolean) {
     const slotCount = constants.CLIENT_SLOT_COUNT;
     this.#completions = new Int32Array(slotCount * constants.COMPLETION_WORDS);
     this.#slots = new Array<PendingOp | undefined>(slotCount).fill(undefined);
@@ -232,7 +249,10 @@ export class IoUringActor implements OpSink {
     const onCompletions = (count: number): void => this.#onCompletions(count);
     const nativeSpec = typeof spec === 'number' ? spec : createSpec(spec);
     try {
-      this.#native = new addon.NativeRingClient(nativeSpec, onCompletions, this.#completions, nativeCompletionSpin(completionSpinUs));
+      this.#native = new addon.NativeRingClient(nativeSpec, onCompletions, this.#completions, {
+        ...nativeCompletionSpin(completionSpinUs),
+        directDsync: directDsync ? 1 : 0,
+      });
     } catch (error) {
       throw translateStartError(error);
     }
@@ -256,8 +276,9 @@ export class IoUringActor implements OpSink {
     }
     const completionSpinUs = options.completionSpinUs ?? DEFAULT_COMPLETION_SPIN_US;
     checkSpinSetting('completionSpinUs', completionSpinUs);
+    const directDsync = checkDirectDsync(options.directDsync);
     try {
-      return new IoUringActor({ ...options, backend }, completionSpinUs);
+      return new IoUringActor({ ...options, backend }, completionSpinUs, directDsync);
     } catch (error) {
       if (
         backend === 'io_uring' &&
@@ -265,7 +286,7 @@ export class IoUringActor implements OpSink {
         error instanceof RingError &&
         error.code === 'ERR_IO_URING_UNAVAILABLE'
       ) {
-        return new IoUringActor({ ...options, backend: 'threads' }, completionSpinUs);
+        return new IoUringActor({ ...options, backend: 'threads' }, completionSpinUs, directDsync);
       }
       throw error;
     }
@@ -275,14 +296,14 @@ export class IoUringActor implements OpSink {
    * Joins an actor started elsewhere in this process (typically: the main
    * thread passes `ring.id` to a worker through workerData).
    */
-  static attach(id: number, options: Pick<IoUringActorOptions, 'completionSpinUs'> = {}): IoUringActor {
+  static attach(id: number, options: Pick<IoUringActorOptions, 'completionSpinUs' | 'directDsync'> = {}): IoUringActor {
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > 0xffffffff) {
       throw invalidType(`ring id must be a positive integer, got ${describeValue(id)}`);
     }
     if (options === null || typeof options !== 'object') throw invalidType('options must be an object');
     const completionSpinUs = options.completionSpinUs ?? DEFAULT_COMPLETION_SPIN_US;
     checkSpinSetting('completionSpinUs', completionSpinUs);
-    return new IoUringActor(id, completionSpinUs);
+    return new IoUringActor(id, completionSpinUs, checkDirectDsync(options.directDsync));
   }
 
   /** True once {@link IoUringActor.close} was called on this handle. */
@@ -338,6 +359,8 @@ export class IoUringActor implements OpSink {
       inFlight: raw.inFlight,
       continuations: raw.continuations,
       waitingInJs: this.#waiting.length - this.#waitingHead,
+      directWrites: raw.directWrites,
+      directContinuations: raw.directContinuations,
       queuedUs: raw.queuedUs,
       kernelUs: raw.kernelUs,
       actorSpin: { ...raw.actorSpin },
@@ -524,6 +547,13 @@ function createSpec(options: IoUringActorOptions & { backend: RingBackend }) {
     threadCount,
     shortTransferEvery,
   };
+}
+
+/** A checked directDsync option (default false). */
+function checkDirectDsync(directDsync: unknown): boolean {
+  if (directDsync === undefined) return false;
+  if (typeof directDsync !== 'boolean') throw invalidType(`directDsync must be a boolean, got ${describeValue(directDsync)}`);
+  return directDsync;
 }
 
 /** The addon's form of a checked completionSpinUs. */

@@ -150,6 +150,12 @@ struct io_uring_sqe* Ring::GetSqe() {
   return sqe;
 }
 
+int Ring::RegisterEventFd(int event_fd) {
+  assert(ring_fd_ >= 0);
+  if (SysIoUringRegister(ring_fd_, IORING_REGISTER_EVENTFD, &event_fd, 1) != 0) return errno;
+  return 0;
+}
+
 int Ring::Submit(unsigned wait_for) {
   if (sqe_tail_ != sqe_head_) {
     // Release pairs with the kernel's smp_load_acquire of sq.tail in

@@ -53,6 +53,11 @@ class Ring {
   // actor (one acquire load, no system call).
   bool CqReady() const;
 
+  // Registers `event_fd` (an eventfd) for the kernel to signal whenever it
+  // posts a CQE (IORING_REGISTER_EVENTFD), so another waiter — libuv's
+  // epoll — learns of completions. Returns 0 or a positive errno.
+  int RegisterEventFd(int event_fd);
+
   unsigned sq_entries() const { return sq_entries_; }
   unsigned cq_entries() const { return cq_entries_; }
   int fd() const { return ring_fd_; }

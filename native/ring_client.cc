@@ -2,6 +2,8 @@
 // the parts in the other ring_client_*.cc files.
 #include "ring_client.h"
 
+#include <cstring>
+
 #include <cassert>
 
 #include "actor_join.h"
@@ -44,13 +46,17 @@ RingClient::RingClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingCl
 
   if (info.Length() >= 4 && info[3].IsObject()) {
     uint32_t adaptive = 0;
+    uint32_t direct_dsync = 0;
     if (!ReadOptionUint(env, info[3].As<Napi::Object>(), "completionSpinUs", 0, kSpinUsMax,
                         &completion_spin_us_) ||
-        !ReadOptionUint(env, info[3].As<Napi::Object>(), "completionSpinAdaptive", 0, 1, &adaptive)) {
+        !ReadOptionUint(env, info[3].As<Napi::Object>(), "completionSpinAdaptive", 0, 1, &adaptive) ||
+        !ReadOptionUint(env, info[3].As<Napi::Object>(), "directDsync", 0, 1, &direct_dsync)) {
       actor_.reset();
       return;
     }
     completion_spin_adaptive_ = adaptive != 0;
+    // Only over io_uring: the thread pool's hops are what it measures against.
+    direct_dsync_ = direct_dsync != 0 && strcmp(actor_->backend_name(), "io_uring") == 0;
   }
 
   completions_ref_ = Napi::Persistent(view);

@@ -63,6 +63,17 @@
 // held wake before it waits for in-flight commands, which would otherwise
 // wait for a command the actor never saw.
 //
+// Direct durable writes (directDsync, off by default): writes with
+// RWF_DSYNC (OpKind::kWritevDsync, a store's commit writes) go to a ring this
+// JS thread owns (direct_ring.h) instead of to the actor: the thread submits
+// with its own io_uring_enter and the kernel wakes its event loop through an
+// eventfd, one wake-up instead of the actor's three. Made at the first such
+// write; if it cannot be made (a kernel without SINGLE_ISSUER) or is full
+// (kDirectRingEntries in flight), the write goes to the actor as before.
+// Its completions take the same path into the shared view (ready_, then
+// TakeReady and DeliverToJs); teardown drains it before waiting for the
+// actor.
+//
 // Teardown: close() from JS (after the TS wrapper drained in-flight work), or
 // the env cleanup hook when a worker or the process exits with the client
 // still open. The hook blocks until in-flight commands complete: the kernel
@@ -90,6 +101,7 @@
 
 #include "actor.h"
 #include "command.h"
+#include "direct_ring.h"
 #include "spin_policy.h"
 
 namespace ringstore {
@@ -105,7 +117,7 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
   //   completionsView: an Int32Array of at least kClientSlotCount *
   //     kCompletionWords elements, (slot, result, stage) per completion.
   //   clientOptions: { completionSpinUs (0 to kSpinUsMax),
-  //     completionSpinAdaptive (0 or 1) }.
+  //     completionSpinAdaptive (0 or 1), directDsync (0 or 1) }.
   // Throws (coded, see actor_join.h and js_args.h) on any bad argument.
   explicit RingClient(const Napi::CallbackInfo& info);
   ~RingClient() override;
@@ -148,6 +160,18 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
   Napi::Value HoldWakes(const Napi::CallbackInfo& info);
   // Wakes the actor if a held Enqueue owes it a wake. JS thread only.
   void ReleaseWake();
+  // Hands `cmd` to this thread's direct ring if it is a write the ring takes
+  // and the ring exists (made here at first use) and has room; returns
+  // false to leave it to the actor. JS thread only.
+  bool TrySubmitDirect(Command* cmd);
+
+  // ---- ring_client_delivery.cc: direct ring completions. ----
+  // DirectRing::FinishFn: `cmd` ended with `result`; queues its completion
+  // as Post does, without scheduling the threadsafe function. JS thread.
+  static void OnDirectFinished(void* client, Command* cmd, int32_t result);
+  // DirectRing::ReadableFn: reaps the direct ring and delivers what it
+  // finished (and anything the actor posted meanwhile). JS thread.
+  static void OnDirectReadable(void* client);
 
   // ---- ring_client_delivery.cc: completions to JS. ----
   // Moves ready completions into the shared view and frees their slots;
@@ -185,6 +209,13 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
 
   // ---- State. ----
   std::shared_ptr<Actor> actor_;     // null once detached (teardown)
+
+  // Direct durable writes (ring_client_submit.cc, ring_client_delivery.cc).
+  bool direct_dsync_ = false;               // the client option
+  bool direct_unavailable_ = false;         // JS thread only: the ring could not be made
+  std::unique_ptr<DirectRing> direct_ring_;  // JS thread only; made at first use, reset by teardown
+  uint64_t direct_writes_ = 0;              // JS thread only: writes the direct ring took (stats)
+  uint64_t direct_continuations_ = 0;       // JS thread only: of rings reset by teardown (stats)
 
   // The spin (ring_client_spin.cc); the handles are made by the constructor
   // and closed by teardown.

@@ -39,6 +39,35 @@ void RingClient::Post(const Completion* completions, size_t count) {
   }
 }
 
+void RingClient::OnDirectFinished(void* arg, Command* cmd, int32_t result) {
+  RingClient* client = static_cast<RingClient*>(arg);
+  std::lock_guard<std::mutex> lock(client->mu_);
+  assert(client->unposted_ > 0);
+  client->unposted_--;
+  if (client->closed_) {
+    // Teardown drains the direct ring: JS will not run again for it. The
+    // slot is freed by teardown's sweep of slots in use.
+    if (client->unposted_ == 0) client->drained_cv_.notify_all();
+    return;
+  }
+  client->ready_.push_back(Completion{cmd->slot, result, Stage::kMain});
+  client->ready_count_.store(static_cast<uint32_t>(client->ready_.size()), std::memory_order_release);
+}
+
+void RingClient::OnDirectReadable(void* arg) {
+  RingClient* client = static_cast<RingClient*>(arg);
+  if (!client->direct_ring_) return;
+  client->direct_ring_->Reap();
+  if (client->closed_) return;
+  Napi::Env env(client->env_);
+  Napi::HandleScope scope(env);
+  size_t count = client->TakeReady(env);
+  if (count == 0) return;
+  // MakeCallback (not Call): we are in a libuv callback, and the promise
+  // reactions this resolves must run before the loop moves on.
+  client->DeliverToJs(env, client->on_completions_.Value(), count, client->async_context_);
+}
+
 void RingClient::CallJs(Napi::Env env, Napi::Function callback, RingClient* client, void*) {
   if (env == nullptr || client == nullptr) return;  // the function is being torn down
   {

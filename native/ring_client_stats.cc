@@ -30,6 +30,10 @@ Napi::Value RingClient::Stats(const Napi::CallbackInfo& info) {
   out.Set("waits", Napi::Number::New(env, static_cast<double>(stats.waits)));
   out.Set("inFlight", Napi::Number::New(env, static_cast<double>(stats.in_flight)));
   out.Set("continuations", Napi::Number::New(env, static_cast<double>(stats.continuations)));
+  // This client's own (a JS thread's), unlike the actor's counters above.
+  out.Set("directWrites", Napi::Number::New(env, static_cast<double>(direct_writes_)));
+  uint64_t direct_continuations = direct_continuations_ + (direct_ring_ ? direct_ring_->continuations() : 0);
+  out.Set("directContinuations", Napi::Number::New(env, static_cast<double>(direct_continuations)));
   out.Set("queuedUs", summary(stats.queued));
   out.Set("kernelUs", summary(stats.kernel));
   auto spin = [&](bool adaptive, bool spinning, uint64_t probes, uint64_t wins) {

@@ -38,6 +38,7 @@ void RingClient::Enqueue(Napi::Env env, Command* cmd) {
     tsfn_.Ref(env);
     tsfn_refed_ = true;
   }
+  if (direct_dsync_ && TrySubmitDirect(cmd)) return;
   // Held wakes (ring_client.h): while held, the first fast command wakes the
   // actor and later ones wait for the release; a slow command always wakes
   // it, and with it the held ones queued before it.
@@ -47,6 +48,26 @@ void RingClient::Enqueue(Napi::Env env, Command* cmd) {
   // A wake given now also hands over what was held before.
   wake_owed_ = hold;
   StartSpinWindow();
+}
+
+bool RingClient::TrySubmitDirect(Command* cmd) {
+  if (cmd->kind != OpKind::kWritevDsync || direct_unavailable_) return false;
+  if (!direct_ring_) {
+    uv_loop_t* loop = nullptr;
+    const char* reason = nullptr;
+    if (napi_get_uv_event_loop(env_, &loop) == napi_ok) {
+      direct_ring_ = DirectRing::Start(loop, actor_, this, OnDirectFinished, OnDirectReadable, &reason);
+    }
+    if (!direct_ring_) {
+      // Not an error for the caller: its write goes through the actor.
+      direct_unavailable_ = true;
+      return false;
+    }
+  }
+  if (!direct_ring_->HasRoom()) return false;
+  direct_writes_++;
+  direct_ring_->Submit(cmd);
+  return true;
 }
 
 Napi::Value RingClient::HoldWakes(const Napi::CallbackInfo& info) {

@@ -43,8 +43,19 @@ void RingClient::DetachBlocking() {
   wakes_held_ = false;
   ReleaseWake();
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     closed_ = true;
+  }
+  // This thread's own ring first: its commands finish only when this thread
+  // reaps them, so waiting below for them would never end. Its completions
+  // are dropped (closed_), as the actor's are in Post.
+  if (direct_ring_) {
+    direct_ring_->Drain();
+    direct_continuations_ += direct_ring_->continuations();
+    direct_ring_.reset();
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu_);
     // Bounded: every in-flight command is a kernel IO or a pool-thread system
     // call that completes on its own.
     drained_cv_.wait(lock, [this] { return unposted_ == 0; });

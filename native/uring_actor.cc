@@ -424,29 +424,12 @@ class UringActor final : public Actor {
     uint64_t moved = static_cast<uint64_t>(result);
     // Off in production: one branch on a constant option.
     if (options_.short_transfer_every != 0 && moved > 0) moved = InjectShortTransfer(*cmd, moved);
-    assert(cmd->done_bytes + moved <= cmd->total_bytes);
-    cmd->done_bytes += moved;
-    if (cmd->done_bytes == cmd->total_bytes) {
-      Finish(cmd, static_cast<int32_t>(cmd->done_bytes), Stage::kMain);
+    TransferOutcome outcome = AfterTransfer(cmd, moved);
+    if (outcome.finished) {
+      Finish(cmd, outcome.result, Stage::kMain);
       return;
     }
-    if (moved == 0) {
-      // A read of 0 bytes is end-of-file. A write of 0 bytes makes no
-      // progress and would loop forever; the kernel gives no errno for it, so
-      // we report the one a full device would give.
-      Finish(cmd, cmd->IsRead() ? static_cast<int32_t>(cmd->done_bytes) : -ENOSPC, Stage::kMain);
-      return;
-    }
-    if (cmd->direct_alignment != 0 && moved % cmd->direct_alignment != 0) {
-      // A direct read that stops off the alignment hit end-of-file inside the
-      // last block. A direct write cannot continue off the alignment either
-      // (the kernel would answer EINVAL, hiding the real cause); the kernel
-      // gave no errno for the short write, so report the device's generic one.
-      Finish(cmd, cmd->IsRead() ? static_cast<int32_t>(cmd->done_bytes) : -EIO, Stage::kMain);
-      return;
-    }
-    // A short transfer (a signal, a file-system boundary, a device end):
-    // continue with the rest, ahead of newer commands.
+    // A short transfer: continue with the rest, ahead of newer commands.
     Continue(cmd, moved);
   }
 

@@ -15,6 +15,8 @@ const STATS_KEYS = [
   'inFlight',
   'continuations',
   'waitingInJs',
+  'directWrites',
+  'directContinuations',
   'queuedUs',
   'kernelUs',
   'actorSpin',
@@ -42,7 +44,7 @@ function assertSummary(summary: LatencySummaryUs, name: string): void {
 function assertShape(stats: RingStats, backend: string): void {
   assert.deepEqual(Object.keys(stats).sort(), STATS_KEYS);
   assert.equal(stats.backend, backend);
-  for (const key of ['submitted', 'completed', 'batches', 'sqesSubmitted', 'waits', 'inFlight', 'continuations', 'waitingInJs'] as const) {
+  for (const key of ['submitted', 'completed', 'batches', 'sqesSubmitted', 'waits', 'inFlight', 'continuations', 'waitingInJs', 'directWrites', 'directContinuations'] as const) {
     assert.ok(Number.isInteger(stats[key]) && stats[key] >= 0, `${key} is ${stats[key]}`);
   }
   assert.ok(stats.completed <= stats.submitted);

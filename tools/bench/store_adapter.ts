@@ -166,6 +166,8 @@ interface RingstoreCounters {
   commands: number;
   enters: number;
   sleeps: number;
+  /** Durable writes through the JS thread's own ring (directDsync), which the actor's counters leave out. */
+  directWrites: number;
 }
 
 function countersOf(store: BlockStore, ring: RingStats): RingstoreCounters {
@@ -179,6 +181,7 @@ function countersOf(store: BlockStore, ring: RingStats): RingstoreCounters {
     commands: ring.submitted,
     enters: ring.batches,
     sleeps: ring.waits,
+    directWrites: ring.directWrites,
   };
 }
 
@@ -192,6 +195,7 @@ function describeRingstore(before: RingstoreCounters, after: RingstoreCounters, 
     `${commits} commits, ${commits > 0 ? (records / commits).toFixed(1) : '0'} records/commit, ${after.checkpoints - before.checkpoints} checkpoints, ` +
     `cache ${after.cacheHits - before.cacheHits} hits / ${after.cacheMisses - before.cacheMisses} misses; ` +
     `actor: ${commands} commands in ${enters} io_uring_enter, ${after.sleeps - before.sleeps} sleeps; ` +
+    `${after.directWrites - before.directWrites} durable writes through the JS thread's own ring (directDsync); ` +
     `since the actor started: queued p50 ${ring.queuedUs.p50.toFixed(1)} µs p99 ${ring.queuedUs.p99.toFixed(1)} µs, ` +
     `kernel p50 ${ring.kernelUs.p50.toFixed(1)} µs p99 ${ring.kernelUs.p99.toFixed(1)} µs`
   );

@@ -68,13 +68,20 @@ const FIO_TOTAL = 'fio lat_ns: submission + completion';
 // FIXED_SPIN_US (the defaults before 'auto'); without the actor's busy-poll
 // (spinUs=0: every command wakes a sleeping actor); and without any busy-wait
 // (also completionSpinUs=0: every completion wakes a sleeping event loop).
-// 'auto' should come within a few percent of the best fixed setting.
+// 'auto' should come within a few percent of the best fixed setting. For
+// the RWF_DSYNC write, a fifth: the defaults with directDsync (the write
+// through the JS thread's own ring, as a store's own ring does it).
 const CONTENDERS: readonly Contender[] = [
   { id: 'fio', kind: 'fio', label: 'fio io_uring', spin: undefined, latencyKind: FIO_TOTAL },
   ringstoreContender('ringstore', { spinUs: DEFAULT_SPIN_US, completionSpinUs: DEFAULT_COMPLETION_SPIN_US }),
   ringstoreContender('ringstore-spin50', { spinUs: FIXED_SPIN_US, completionSpinUs: FIXED_SPIN_US }),
   ringstoreContender('ringstore-spin0', { spinUs: SPIN_US_OFF, completionSpinUs: FIXED_SPIN_US }),
   ringstoreContender('ringstore-nospin', { spinUs: SPIN_US_OFF, completionSpinUs: SPIN_US_OFF }),
+  {
+    ...ringstoreContender('ringstore-direct-dsync', { spinUs: DEFAULT_SPIN_US, completionSpinUs: DEFAULT_COMPLETION_SPIN_US, directDsync: true }),
+    label: `ringstore directDsync`,
+    workloadIds: ['write-dsync-qd1'],
+  },
   { id: 'fs.promises', kind: 'fs.promises', label: 'fs.promises O_DIRECT', spin: undefined, latencyKind: END_TO_END },
 ];
 
@@ -224,22 +231,25 @@ async function main(): Promise<void> {
     uvUseIoUring: process.env.UV_USE_IO_URING ?? 'unset',
   };
   const startedAt = new Date().toISOString();
-  const runTotal = options.workloads.length * options.repeatCount * CONTENDERS.length;
+  const runsWorkload = (contender: Contender, workload: WorkloadSpec): boolean =>
+    contender.workloadIds === undefined || contender.workloadIds.includes(workload.id);
+  const runTotal = options.repeatCount * options.workloads.reduce((sum, workload) => sum + CONTENDERS.filter((contender) => runsWorkload(contender, workload)).length, 0);
   let runIndex = 0;
   const workloadResults: WorkloadResult[] = [];
   for (const workload of options.workloads) {
-    const runsByContender = new Map<string, Measurement[]>(CONTENDERS.map((contender) => [contender.id, []]));
+    const contenders = CONTENDERS.filter((contender) => runsWorkload(contender, workload));
+    const runsByContender = new Map<string, Measurement[]>(contenders.map((contender) => [contender.id, []]));
     // Contenders take turns within each repeat, so slow drifts of a shared
     // machine spread over all of them instead of landing on one.
     for (let repeatIndex = 0; repeatIndex < options.repeatCount; repeatIndex++) {
-      for (const contender of CONTENDERS) {
+      for (const contender of contenders) {
         runIndex++;
         const measurement = await runOnce(contender, workload, options);
         runsByContender.get(contender.id)!.push(measurement);
         log(`[${runIndex}/${runTotal}] ${workload.id} ${contender.label}: ${describeRun(workload, measurement)}`);
       }
     }
-    const results: ContenderResult[] = CONTENDERS.map((contender) => {
+    const results: ContenderResult[] = contenders.map((contender) => {
       const runs = runsByContender.get(contender.id)!;
       return { contender, runs, median: medianMeasurement(runs) };
     });

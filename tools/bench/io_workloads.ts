@@ -46,6 +46,8 @@ export interface RingSpinOptions {
   spinUs: SpinSetting;
   /** This JS thread's busy-wait for completions (IoUringActorOptions.completionSpinUs). */
   completionSpinUs: SpinSetting;
+  /** writeDsync through the JS thread's own ring (IoUringActorOptions.directDsync); default false. */
+  directDsync?: boolean;
 }
 
 /**
@@ -54,7 +56,7 @@ export interface RingSpinOptions {
  * warm-up operations.
  */
 export async function runRingstore(spec: WorkloadSpec, benchFile: BenchFile, timing: RunTiming, spin: RingSpinOptions): Promise<Measurement> {
-  const ring = IoUringActor.start({ spinUs: spin.spinUs, completionSpinUs: spin.completionSpinUs });
+  const ring = IoUringActor.start({ spinUs: spin.spinUs, completionSpinUs: spin.completionSpinUs, directDsync: spin.directDsync ?? false });
   try {
     assert.equal(ring.backend, 'io_uring');
     const file = await ring.open(benchFile.path, { direct: true });

@@ -16,6 +16,8 @@ export interface Contender {
   spin: RingSpinOptions | undefined;
   /** What a latency of this contender measures. */
   latencyKind: string;
+  /** The workloads it runs, by id; all when undefined. */
+  workloadIds?: readonly string[];
 }
 
 export interface ContenderResult {

@@ -16,6 +16,19 @@
 
 namespace ringstore {
 
+namespace {
+
+// As in the actor: EBADF, EFAULT, EINVAL or EEXIST from io_uring_enter
+// itself can only be a bug (IO errors arrive in CQEs). EINTR, EAGAIN and
+// EBUSY are transient: the caller calls again.
+void AbortUnlessTransient(int rc) {
+  if (rc >= 0 || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY) return;
+  fprintf(stderr, "ringstore: io_uring_enter of a direct ring failed: %s\n", strerror(-rc));
+  abort();
+}
+
+}  // namespace
+
 DirectRing::DirectRing(std::shared_ptr<Actor> actor, void* owner, FinishFn finish)
     : actor_(std::move(actor)), owner_(owner), finish_(finish) {}
 
@@ -99,12 +112,7 @@ void DirectRing::SubmitSqe(Command* cmd) {
   for (;;) {
     int rc = ring_.Submit(0);
     if (rc >= 0 && ring_.UnsubmittedCount() == 0) return;
-    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-      // As in the actor: EBADF, EFAULT, EINVAL or EEXIST from io_uring_enter
-      // itself can only be a bug (IO errors arrive in CQEs).
-      fprintf(stderr, "ringstore: io_uring_enter of a direct ring failed: %s\n", strerror(-rc));
-      abort();
-    }
+    AbortUnlessTransient(rc);
     // Transient (a signal, no memory for the request just now): the SQE
     // stays published in the SQ and goes with the next call.
     if (rc == -EAGAIN) sched_yield();
@@ -142,11 +150,7 @@ void DirectRing::Reap() {
 void DirectRing::Drain() {
   while (in_flight_ > 0) {
     // Waits for at least one CQE; bounded, since every write completes.
-    int rc = ring_.Submit(1);
-    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-      fprintf(stderr, "ringstore: io_uring_enter of a direct ring failed: %s\n", strerror(-rc));
-      abort();
-    }
+    AbortUnlessTransient(ring_.Submit(1));
     Reap();
   }
 }

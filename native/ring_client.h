@@ -166,8 +166,12 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
   bool TrySubmitDirect(Command* cmd);
 
   // ---- ring_client_delivery.cc: direct ring completions. ----
+  // Post's work, from any thread: makes `completions` ready for TakeReady
+  // (or drops them once closed, waking teardown's wait), and with `call_js`
+  // schedules the threadsafe-function call that delivers them.
+  void Queue(const Completion* completions, size_t count, bool call_js);
   // DirectRing::FinishFn: `cmd` ended with `result`; queues its completion
-  // as Post does, without scheduling the threadsafe function. JS thread.
+  // without the threadsafe-function call. JS thread.
   static void OnDirectFinished(void* client, Command* cmd, int32_t result);
   // DirectRing::ReadableFn: reaps the direct ring and delivers what it
   // finished (and anything the actor posted meanwhile). JS thread.

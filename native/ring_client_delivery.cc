@@ -11,6 +11,10 @@
 namespace ringstore {
 
 void RingClient::Post(const Completion* completions, size_t count) {
+  Queue(completions, count, /*call_js=*/true);
+}
+
+void RingClient::Queue(const Completion* completions, size_t count, bool call_js) {
   std::lock_guard<std::mutex> lock(mu_);
   assert(unposted_ >= count);
   ready_.insert(ready_.end(), completions, completions + count);
@@ -33,25 +37,17 @@ void RingClient::Post(const Completion* completions, size_t count) {
   // teardown can release the threadsafe function and free this client, so
   // nothing of ours may be touched after the lock is released.
   // NonBlockingCall never blocks and takes no lock of ours.
-  if (!call_scheduled_ && !js_polling_) {
+  if (call_js && !call_scheduled_ && !js_polling_) {
     call_scheduled_ = true;
     tsfn_.NonBlockingCall();
   }
 }
 
 void RingClient::OnDirectFinished(void* arg, Command* cmd, int32_t result) {
-  RingClient* client = static_cast<RingClient*>(arg);
-  std::lock_guard<std::mutex> lock(client->mu_);
-  assert(client->unposted_ > 0);
-  client->unposted_--;
-  if (client->closed_) {
-    // Teardown drains the direct ring: JS will not run again for it. The
-    // slot is freed by teardown's sweep of slots in use.
-    if (client->unposted_ == 0) client->drained_cv_.notify_all();
-    return;
-  }
-  client->ready_.push_back(Completion{cmd->slot, result, Stage::kMain});
-  client->ready_count_.store(static_cast<uint32_t>(client->ready_.size()), std::memory_order_release);
+  // On the JS thread: OnDirectReadable delivers once the ring is reaped, so
+  // no threadsafe-function call is needed.
+  Completion completion{cmd->slot, result, Stage::kMain};
+  static_cast<RingClient*>(arg)->Queue(&completion, 1, /*call_js=*/false);
 }
 
 void RingClient::OnDirectReadable(void* arg) {

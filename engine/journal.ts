@@ -197,7 +197,7 @@ export class Journal {
   #beginning: PendingWrite[] = [];
   /** Commits whose WAL writes are submitted, oldest first; each leaves once applied or failed. */
   readonly #inFlight: InFlightCommit[] = [];
-  /** Wakes a commit loop that waits, with commits in flight, for new writes. */
+  /** Wakes a commit loop that waits, with commits in flight, for a new write or for one of them to settle. */
   #wakeCommitLoop: (() => void) | undefined;
   /** Cancels the scheduled deferred fdatasync (sync: false), if one is scheduled. */
   #deferredSync: (() => void) | undefined;
@@ -382,13 +382,17 @@ export class Journal {
     this.#space.checkReserveAccounting(sum(this.#pending), sum([...this.#beginning, ...this.#inFlight.flatMap((commit) => commit.writes)]));
   }
 
+  /** Wakes the commit loop if it waits (for a new write, or for a commit in flight to settle). */
+  #wakeLoop(): void {
+    const wake = this.#wakeCommitLoop;
+    if (wake === undefined) return;
+    this.#wakeCommitLoop = undefined;
+    wake();
+  }
+
   #startCommits(): void {
     // A loop waiting for new writes (its commits in flight) takes them now.
-    if (this.#wakeCommitLoop !== undefined) {
-      const wake = this.#wakeCommitLoop;
-      this.#wakeCommitLoop = undefined;
-      wake();
-    }
+    this.#wakeLoop();
     if (this.#commitLoop !== undefined) return;
     this.#commitLoop = this.#runCommits().finally(() => {
       this.#commitLoop = undefined;
@@ -407,10 +411,9 @@ export class Journal {
   async #runCommits(): Promise<void> {
     while (this.#state.failure === undefined && (this.#pending.length > 0 || this.#inFlight.length > 0)) {
       if (this.#pending.length === 0) {
-        // Nothing to take: wait for a new write or for the oldest commit in
-        // flight to settle, whichever comes first.
-        await Promise.race([this.#inFlight[0]!.done, new Promise<void>((resolve) => (this.#wakeCommitLoop = resolve))]);
-        this.#wakeCommitLoop = undefined;
+        // Nothing to take: wait for a new write (#startCommits) or for the
+        // oldest commit in flight to settle (#finish), whichever comes first.
+        await new Promise<void>((resolve) => (this.#wakeCommitLoop = resolve));
         continue;
       }
       // A full pipeline: the oldest commit settles first.
@@ -581,7 +584,7 @@ export class Journal {
     writes: PendingWrite[],
     payloadLength: number,
   ): Promise<{ prepared: PreparedPaths; newPages: number; appliedWhenPrepared: number; repairsWhenPrepared: number }> {
-    const operations = writes.flatMap((write) => write.operations);
+    const keys = commitKeys(writes);
     // Attempts after a checkpoint or a growth (waiting for the commits in flight is not one).
     let attempt = 0;
     for (;;) {
@@ -589,7 +592,7 @@ export class Journal {
       const appliedWhenPrepared = this.#appliedSequence;
       const repairsWhenPrepared = this.#tree.repairCount;
       try {
-        paths = await this.#preparePaths(operations);
+        paths = await this.#tree.prepare(keys.setKeys, keys.deleteKeys);
       } catch (error) {
         // Nothing is written yet: a page that cannot be read (an IO error, a
         // damaged page) refuses these writes, and the store goes on.
@@ -603,7 +606,8 @@ export class Journal {
       const pipelined = this.#inFlight.length > 0;
       const copies = pipelined ? paths.nodes.length + this.#tree.height + 2 : this.#tree.nodesToCopy(paths);
       const newPages = copies + Math.ceil((2 * payloadLength) / this.#pageCapacityBytes) + this.#tree.height + 1;
-      const inFlightPages = this.#inFlight.reduce((sum, commit) => sum + commit.newPages, 0);
+      let inFlightPages = 0;
+      for (const commit of this.#inFlight) inFlightPages += commit.newPages;
       if (this.#space.checkpointFits(inFlightPages + newPages)) return { prepared: paths, newPages, appliedWhenPrepared, repairsWhenPrepared };
       this.#tree.release(paths);
       if (this.#inFlight.length > 0) {
@@ -627,14 +631,6 @@ export class Journal {
       // A checkpoint writes what is dirty and frees the pages it replaced: then try once more.
       await this.checkpoint();
     }
-  }
-
-  /** prepare() of the keys `operations` set and delete (a delete may merge its leaf with a sibling: those pages too). */
-  #preparePaths(operations: PendingOperation[]): Promise<PreparedPaths> {
-    return this.#tree.prepare(
-      operations.filter((operation) => operation.value !== undefined).map((operation) => operation.keyString),
-      operations.filter((operation) => operation.value === undefined).map((operation) => operation.keyString),
-    );
   }
 
   /**
@@ -706,7 +702,8 @@ export class Journal {
         // comes after the commit may be durable: it fails the store.
         commit.appliedWhenPrepared = this.#appliedSequence;
         commit.repairsWhenPrepared = this.#tree.repairCount;
-        const again = await this.#preparePaths(commit.writes.flatMap((write) => write.operations));
+        const keys = commitKeys(commit.writes);
+        const again = await this.#tree.prepare(keys.setKeys, keys.deleteKeys);
         this.#tree.release(commit.prepared);
         commit.prepared = again;
         if (this.#state.failure !== undefined) throw this.#state.failure;
@@ -720,8 +717,12 @@ export class Journal {
       if (!settled) this.#space.commitSettled(commit.operationCount, commit.payloadBytes);
       this.#tree.release(commit.prepared);
       this.#giveFrameBuffer(commit.frameBuffer);
-      if (this.#inFlight[0] !== commit) throw new Error(`ringstore: commit ${commit.sequence} settled out of order`);
-      this.#inFlight.shift();
+      try {
+        if (this.#inFlight[0] !== commit) throw new Error(`ringstore: commit ${commit.sequence} settled out of order`);
+        this.#inFlight.shift();
+      } finally {
+        this.#wakeLoop();
+      }
     }
   }
 
@@ -850,6 +851,25 @@ export class Journal {
       this.#deferredSyncPromise = undefined;
     }
   }
+}
+
+/**
+ * The keys a commit's writes set and those they delete, for
+ * PageTree.prepare (a delete may merge its leaf with a sibling: it pins
+ * those pages too). Plain loops: on the path of every commit, where
+ * flatMap, filter and map cost ~5 µs a commit on a slow host (profiled,
+ * docs/benchmarks.md, "Session 33").
+ */
+function commitKeys(writes: readonly PendingWrite[]): { setKeys: string[]; deleteKeys: string[] } {
+  const setKeys: string[] = [];
+  const deleteKeys: string[] = [];
+  for (const write of writes) {
+    for (const operation of write.operations) {
+      if (operation.value === undefined) deleteKeys.push(operation.keyString);
+      else setKeys.push(operation.keyString);
+    }
+  }
+  return { setKeys, deleteKeys };
 }
 
 /** A commit's operations in order, as keys and whether each deletes (PageTree.checkCountCovers). */

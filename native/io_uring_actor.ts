@@ -219,19 +219,23 @@ export class IoUringActor implements OpSink {
   #drained: (() => void) | undefined;
   #observer: IoObserver | undefined;
   #mutationSeq = 0;
-  /** Whether this handle holds the actor's wakes (see #holdWakesWhileDelivering). */
+  /** Whether a delivery's reactions may still be running (see #holdWakesWhileDelivering). */
+  #delivering = false;
+  /** Whether this handle holds the actor's wakes (see #holdWakesIfDelivering). */
   #wakesHeld = false;
   readonly #holdsWakes: boolean;
-  readonly #releaseWakes = (): void => {
+  readonly #endDelivery = (): void => {
+    this.#delivering = false;
+    if (!this.#wakesHeld) return;
     this.#wakesHeld = false;
     this.#native.holdWakes(false);
   };
-  readonly #releaseWakesAfterMicrotasks = (): void => {
+  readonly #endDeliveryAfterMicrotasks = (): void => {
     // Queued from a microtask, a nextTick runs once the microtask queue is
     // empty: after every promise reaction this delivery started, however
     // deep. (Queued before any reaction ran, it runs before the nextTicks
     // reactions queue: what those submit wakes the actor as usual.)
-    process.nextTick(this.#releaseWakes);
+    process.nextTick(this.#endDelivery);
   };
   readonly #files = new Set<RingFile>();
   /** The actor's id, for {@link IoUringActor.attach} in another thread of this process. */
@@ -424,6 +428,7 @@ export class IoUringActor implements OpSink {
 
   #dispatch(op: PendingOp, slot: number): void {
     this.#slots[slot] = op;
+    this.#holdWakesIfDelivering(op.kind);
     try {
       if (op.buffer !== undefined) {
         this.#native.submit(slot, op.kind, op.fd, op.position, op.buffer, op.directAlignment);
@@ -444,17 +449,32 @@ export class IoUringActor implements OpSink {
   }
 
   /**
-   * Holds the actor's wakes from now until the microtasks this delivery
-   * starts have run: the reads its reactions submit after the first go to
-   * the actor with one wake, not one each (native/ring_client.h, "Held
-   * wakes"). Released in a nextTick queued from a microtask, which runs even
-   * if a reaction throws; a worker's teardown releases a wake still held.
+   * Marks a delivery as running until the microtasks it starts have run;
+   * the reads its reactions submit after the first then go to the actor
+   * with one wake, not one each (native/ring_client.h, "Held wakes"). Ended
+   * in a nextTick queued from a microtask, which runs even if a reaction
+   * throws; a worker's teardown releases a wake still held.
    */
   #holdWakesWhileDelivering(): void {
-    if (this.#wakesHeld || !this.#holdsWakes) return;
+    if (this.#delivering || !this.#holdsWakes) return;
+    this.#delivering = true;
+    queueMicrotask(this.#endDeliveryAfterMicrotasks);
+  }
+
+  /**
+   * Holds the actor's wakes at the first command a delivery's reactions
+   * submit, not at the delivery itself: the first command still wakes the
+   * actor (Enqueue), so the hold changes nothing until a second one, and a
+   * delivery that submits nothing for the actor costs no call into the
+   * addon. A durable write (OP_WRITEV_DSYNC) never holds: it always wakes the
+   * actor (a slow command), or goes to this thread's own ring (directDsync).
+   * Two calls a delivery saved ~2.5 µs a durable put on a slow host
+   * (docs/benchmarks.md, "Session 33").
+   */
+  #holdWakesIfDelivering(kind: number): void {
+    if (!this.#delivering || this.#wakesHeld || kind === constants.OP_WRITEV_DSYNC) return;
     this.#wakesHeld = true;
     this.#native.holdWakes(true);
-    queueMicrotask(this.#releaseWakesAfterMicrotasks);
   }
 
   #onCompletions(count: number): void {

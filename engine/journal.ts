@@ -714,12 +714,18 @@ export class Journal {
       const failure = this.#state.fail(error);
       for (const write of commit.writes) write.reject(failure);
     } finally {
-      if (!settled) this.#space.commitSettled(commit.operationCount, commit.payloadBytes);
-      this.#tree.release(commit.prepared);
-      this.#giveFrameBuffer(commit.frameBuffer);
       try {
+        if (!settled) this.#space.commitSettled(commit.operationCount, commit.payloadBytes);
+        this.#tree.release(commit.prepared);
+        this.#giveFrameBuffer(commit.frameBuffer);
         if (this.#inFlight[0] !== commit) throw new Error(`ringstore: commit ${commit.sequence} settled out of order`);
         this.#inFlight.shift();
+      } catch (error) {
+        // A broken invariant (a bug): the store fails, so the loop woken
+        // below ends through its failure path instead of waiting for a
+        // commit that stays in flight, and `done` rejects.
+        this.#state.fail(error);
+        throw error;
       } finally {
         this.#wakeLoop();
       }

@@ -199,6 +199,20 @@ export const PENDING_OPS_MAX = 1 << 20;
 const WAITING_COMPACT_MIN = 4096;
 
 /**
+ * Operations the addon always treats as slow (Command::IsSlow): each wakes
+ * the actor at once whether or not wakes are held. Transfers of 64 KiB or
+ * more are slow too, but by size; they take the hold like any transfer.
+ */
+const ALWAYS_SLOW_KINDS: ReadonlySet<number> = new Set([
+  constants.OP_FSYNC,
+  constants.OP_FDATASYNC,
+  constants.OP_WRITE_AND_SYNC,
+  constants.OP_PUNCH_HOLE,
+  constants.OP_DISCARD,
+  constants.OP_WRITEV_DSYNC,
+]);
+
+/**
  * A JS thread's handle on an io_uring actor: one native thread owning one ring
  * (or the thread-pool fallback), shared by the main thread and any worker
  * threads. Make one with {@link IoUringActor.start}, join it from a worker with
@@ -466,13 +480,14 @@ export class IoUringActor implements OpSink {
    * submit, not at the delivery itself: the first command still wakes the
    * actor (Enqueue), so the hold changes nothing until a second one, and a
    * delivery that submits nothing for the actor costs no call into the
-   * addon. A durable write (OP_WRITEV_DSYNC) never holds: it always wakes the
-   * actor (a slow command), or goes to this thread's own ring (directDsync).
-   * Two calls a delivery saved ~2.5 µs a durable put on a slow host
+   * addon. A flush, a durable write or a trim never takes the hold: it
+   * always wakes the actor (Command::IsSlow), or goes to this thread's own
+   * ring (directDsync), so the hold would change nothing for it. Two calls
+   * a delivery were ~3 µs of a durable put on a slow host
    * (docs/benchmarks.md, "Session 33").
    */
   #holdWakesIfDelivering(kind: number): void {
-    if (!this.#delivering || this.#wakesHeld || kind === constants.OP_WRITEV_DSYNC) return;
+    if (!this.#delivering || this.#wakesHeld || ALWAYS_SLOW_KINDS.has(kind)) return;
     this.#wakesHeld = true;
     this.#native.holdWakes(true);
   }

@@ -50,9 +50,10 @@
 // wake-up (an eventfd write, ~10 µs on these VMs, and the actor's own
 // return from io_uring_enter), so a delivery of k completions whose
 // reactions submit k reads used to pay k of them. While the JS wrapper holds
-// wakes — from a delivery until the microtasks it started have run — the
-// first fast command still wakes the actor at once (its IO starts as soon
-// as before), and later fast commands only join the actor's queue: one wake
+// wakes — from the first command (other than one that is always slow) that
+// a delivery's reactions submit, until the microtasks it started have run —
+// the first fast command still wakes the actor at once (its IO starts as
+// soon as before), and later fast commands only join the actor's queue: one wake
 // at the release hands them over together (in as few io_uring_enter calls
 // as batch_size allows; the actor also takes them whenever anything else
 // wakes it). Slow commands (Command::IsSlow: a commit's write + flush, a

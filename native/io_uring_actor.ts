@@ -233,7 +233,7 @@ export class IoUringActor implements OpSink {
   #drained: (() => void) | undefined;
   #observer: IoObserver | undefined;
   #mutationSeq = 0;
-  /** Whether a delivery's reactions may still be running (see #holdWakesWhileDelivering). */
+  /** Whether a delivery's reactions may still be running (see #beginDelivery). */
   #delivering = false;
   /** Whether this handle holds the actor's wakes (see #holdWakesIfDelivering). */
   #wakesHeld = false;
@@ -469,7 +469,7 @@ export class IoUringActor implements OpSink {
    * in a nextTick queued from a microtask, which runs even if a reaction
    * throws; a worker's teardown releases a wake still held.
    */
-  #holdWakesWhileDelivering(): void {
+  #beginDelivery(): void {
     if (this.#delivering || !this.#holdsWakes) return;
     this.#delivering = true;
     queueMicrotask(this.#endDeliveryAfterMicrotasks);
@@ -493,7 +493,7 @@ export class IoUringActor implements OpSink {
   }
 
   #onCompletions(count: number): void {
-    this.#holdWakesWhileDelivering();
+    this.#beginDelivery();
     const view = this.#completions;
     const words = constants.COMPLETION_WORDS;
     let emptySlot: number | undefined;

@@ -98,6 +98,46 @@ export function collectGarbage(): void {
   gc();
 }
 
+/** Longest wait of settleReleasedMemory(): past it the phase goes on and says so. */
+const MEMORY_SETTLE_MS_MAX = 3_000;
+/** How often settleReleasedMemory() looks at what is held, and how many looks in a row must find no fall. */
+const MEMORY_SETTLE_POLL_MS = 20;
+const MEMORY_SETTLE_STILL_POLLS = 3;
+/** A fall smaller than this between two looks counts as none. */
+const MEMORY_SETTLE_FALL_BYTES = 1 << 20;
+
+/**
+ * Waits until the memory of stores this process closed has been given back:
+ * gc(), then the native finalizers (run from an immediate), gc() again, then
+ * until `external + arrayBuffers` stops falling (V8 frees array buffers'
+ * memory on a background thread after the GC). A store's pages are buffers
+ * of their own: a store closed after a 1 M-key load held ~190 MiB of them,
+ * and their release (munmap holds the process's mmap lock; page faults in
+ * the main thread wait on it) made the next open() in the process take
+ * 33–110 ms instead of 5–10 (session 34, docs/benchmarks.md). Returns how
+ * long it waited and whether it saw the fall end.
+ */
+export async function settleReleasedMemory(): Promise<{ waitedMs: number; settled: boolean }> {
+  const startedMs = performance.now();
+  const heldBytes = (): number => {
+    const usage = process.memoryUsage();
+    return usage.external + usage.arrayBuffers;
+  };
+  collectGarbage();
+  await new Promise((resolve) => setImmediate(resolve));
+  collectGarbage();
+  let last = heldBytes();
+  let stillPolls = 0;
+  while (stillPolls < MEMORY_SETTLE_STILL_POLLS) {
+    if (performance.now() - startedMs > MEMORY_SETTLE_MS_MAX) return { waitedMs: performance.now() - startedMs, settled: false };
+    await new Promise((resolve) => setTimeout(resolve, MEMORY_SETTLE_POLL_MS));
+    const now = heldBytes();
+    stillPolls = now < last - MEMORY_SETTLE_FALL_BYTES ? 0 : stillPolls + 1;
+    last = now;
+  }
+  return { waitedMs: performance.now() - startedMs, settled: true };
+}
+
 export interface LoadResult {
   keysPerSecond: number;
   batchLatencyMsP50: number;

@@ -361,7 +361,9 @@ export class BlockStore<V = unknown> {
         // in the background (ReplayOverlay: point reads see the tail at once,
         // everything else waits for it).
         const replayParts = { tree, allocator: recovered.allocator, space: store.#space, journal: store.#journal, checkpointer: store.#checkpointer, readOnly };
-        const overlay = new ReplayOverlay(recovered.pendingCommits, (commitApplied) => replayWal(replayParts, recovered.superblock, recovered.pendingCommits, commitApplied));
+        const overlay = new ReplayOverlay(recovered.pendingCommits, (commitApplied, isLastInTail) =>
+          replayWal(replayParts, recovered.superblock, recovered.pendingCommits, commitApplied, isLastInTail),
+        );
         store.#replay = overlay;
         overlay.settled().then(
           () => {

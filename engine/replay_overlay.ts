@@ -49,9 +49,13 @@ export class ReplayOverlay {
 
   /**
    * Indexes `commits` (in sequence order) and starts `replay`, which calls
-   * its argument after applying each commit.
+   * `commitApplied` after applying each commit and may ask `isLastInTail`
+   * whether a record is its key's last in the tail (until it settles).
    */
-  constructor(commits: readonly PendingCommit[], replay: (commitApplied: () => void) => Promise<void>) {
+  constructor(
+    commits: readonly PendingCommit[],
+    replay: (commitApplied: () => void, isLastInTail: (key: string, commitIndex: number, recordIndex: number) => boolean) => Promise<void>,
+  ) {
     this.#commits = commits;
     if (commits.length >= Number.MAX_SAFE_INTEGER / RECORD_INDEX_SPAN) throw new Error(`ringstore: ${commits.length} commits in a WAL tail`);
     for (let commitIndex = 0; commitIndex < commits.length; commitIndex++) {
@@ -62,7 +66,10 @@ export class ReplayOverlay {
     this.#commitsToApply = commits.length;
     // This handler is the promise's first: the held writes reach the
     // journal before anything that awaits settled() runs.
-    this.#settled = replay(() => this.#commitsToApply--).then(
+    this.#settled = replay(
+      () => this.#commitsToApply--,
+      (key, commitIndex, recordIndex) => this.#lastRecords.get(key) === commitIndex * RECORD_INDEX_SPAN + recordIndex,
+    ).then(
       () => {
         if (this.#commitsToApply !== 0) throw this.#end(new Error(`ringstore: the replay ended with ${this.#commitsToApply} commits of the tail not applied`));
         this.#end(undefined);

@@ -15,7 +15,7 @@ import type { Checkpointer } from './checkpointer.js';
 import type { ExtentAllocator } from './extent_allocator.js';
 import type { Journal } from './journal.js';
 import type { PageTree } from './page_tree.js';
-import { applyWalCommit, prepareWalCommit, type PendingCommit } from './recovery.js';
+import { applyWalCommit, liveWalOperations, prepareWalCommit, type PendingCommit } from './recovery.js';
 import type { Space } from './space.js';
 import { StoreError } from './store_error.js';
 
@@ -35,7 +35,9 @@ export interface WalReplayParts {
  * the replay goes on without one. It runs after open has returned
  * (ReplayOverlay): reads of the store go on meanwhile, writes wait for it.
  *
- * One commit at a time: its records are decoded (PendingCommit), its
+ * One commit at a time: its records are decoded (PendingCommit), those a
+ * later record of the tail supersedes are checked and left out
+ * (`isLastInTail`, ReplayOverlay's index; liveWalOperations), the others'
  * pages read (prepareWalCommit: REPLAY_PREPARE_KEYS_MAX keys' pages at a
  * time, so that point reads meanwhile do not wait behind ~1000), then it
  * is applied. Tried and left out: stretches of commits prepared together
@@ -44,11 +46,18 @@ export interface WalReplayParts {
  * the next commit's pages while one is applied (no gain measurable on the
  * shared 2-core host, where the replay is CPU-bound).
  */
-export async function replayWal(parts: WalReplayParts, superblock: Superblock, commits: readonly PendingCommit[], commitApplied: () => void = () => undefined): Promise<void> {
+export async function replayWal(
+  parts: WalReplayParts,
+  superblock: Superblock,
+  commits: readonly PendingCommit[],
+  commitApplied: () => void,
+  isLastInTail: (key: string, commitIndex: number, recordIndex: number) => boolean,
+): Promise<void> {
   const { tree, allocator, space, journal, checkpointer } = parts;
   let checkpointsFit = !parts.readOnly;
   for (let i = 0; i < commits.length; i++) {
-    const operations = commits[i].operations();
+    // Only the records no later one in the tail supersedes (liveWalOperations).
+    const operations = liveWalOperations(allocator, superblock, commits[i], commits[i].operations(), (key, recordIndex) => isLastInTail(key, i, recordIndex));
     let repairs = tree.repairCount;
     let prepared = await prepareWalCommit(tree, operations);
     // A checkpoint's repair of the tree (one a caller started during the

@@ -59,6 +59,11 @@ export class PendingCommit {
     return latin1Of(this.#payload, keyStart, keyStart + recordKeyLength(this.#payload, start));
   }
 
+  /** Whether record `index` puts an extent value (no decoding). */
+  writesExtentsAt(index: number): boolean {
+    return this.#payload[this.#starts[index]] === RECORD_PUT_EXTENTS;
+  }
+
   /** The entry record `index` puts, or undefined for a delete. */
   entryAt(index: number): IndexEntry | undefined {
     const start = this.#starts[index];
@@ -519,16 +524,17 @@ export function applyWalCommit(tree: PageTree, allocator: ExtentAllocator, super
 
 /**
  * The operations of a replayed commit that the replay must apply to the
- * tree: those whose key no later record of the tail writes (`isLast`).
- * A record a later one in the tail supersedes leaves no trace in the
- * tree at the tail's end, so applying it only to undo it costs a walk, a
- * leaf copy and perhaps a page read for nothing: a tail that overwrites
- * the same keys again and again (how a WAL fills before dirty pages start
- * a checkpoint: the scale bench's 45 % tail is ~250 000 records of 1 000
- * keys) is mostly such records. Skipping them is safe at a checkpoint
- * written in the middle of the replay too: the key keeps its value from
- * before the tail there, and the WAL from that checkpoint on still holds
- * the record that supersedes it.
+ * tree, decoded: the records that are their key's last in the tail
+ * (`isLast`). A record a later one in the tail supersedes leaves no trace
+ * in the tree at the tail's end, so applying it only to undo it costs a
+ * walk, a leaf copy and perhaps a page read for nothing, and decoding it
+ * costs its entry: a tail that overwrites the same keys again and again
+ * (how a WAL fills before dirty pages start a checkpoint: the scale
+ * bench's 45 % tail is ~250 000 records of 1 000 keys) is mostly such
+ * records. Skipping them is safe at a checkpoint written in the middle of
+ * the replay too: the key keeps its value from before the tail there, and
+ * the WAL from that checkpoint on still holds the record that supersedes
+ * it.
  *
  * The value a skipped record writes is never in the tree and never read
  * (ReplayOverlay answers the last record), so its blocks stay free, as a
@@ -538,23 +544,16 @@ export function applyWalCommit(tree: PageTree, allocator: ExtentAllocator, super
  * They are still checked as that replay checked them: inside the data
  * region and free when their commit is replayed (StoreCorruptError).
  */
-export function liveWalOperations(
-  allocator: ExtentAllocator,
-  superblock: Superblock,
-  commit: PendingCommit,
-  operations: readonly Operation[],
-  isLast: (key: string, recordIndex: number) => boolean,
-): Operation[] {
+export function liveWalOperations(allocator: ExtentAllocator, superblock: Superblock, commit: PendingCommit, isLast: (recordIndex: number) => boolean): Operation[] {
   const live: Operation[] = [];
-  for (let recordIndex = 0; recordIndex < operations.length; recordIndex++) {
-    const operation = operations[recordIndex];
-    if (isLast(operation.key, recordIndex)) {
-      live.push(operation);
+  for (let recordIndex = 0; recordIndex < commit.recordCount; recordIndex++) {
+    if (isLast(recordIndex)) {
+      live.push({ key: commit.keyAt(recordIndex), entry: commit.entryAt(recordIndex) });
       continue;
     }
-    const value = operation.entry?.value;
-    if (value === undefined || value instanceof Uint8Array) continue;
-    const what = where(commit.sequence, operation.key);
+    if (!commit.writesExtentsAt(recordIndex)) continue;
+    const value = commit.entryAt(recordIndex)!.value as ExtentValue;
+    const what = where(commit.sequence, commit.keyAt(recordIndex));
     checkExtentsInDataRegion(superblock, value, what, commit.walBlock);
     for (const extent of value.extents) {
       if (!allocator.isFree(extent)) throw new StoreCorruptError('free set', `${what}: its value's blocks ${extent.startBlock}+${extent.blockCount} are in use by something else`, extent.startBlock);

@@ -54,7 +54,7 @@ export class ReplayOverlay {
    */
   constructor(
     commits: readonly PendingCommit[],
-    replay: (commitApplied: () => void, isLastInTail: (key: string, commitIndex: number, recordIndex: number) => boolean) => Promise<void>,
+    replay: (commitApplied: () => void, isLastInTail: (commitIndex: number, recordIndex: number) => boolean) => Promise<void>,
   ) {
     this.#commits = commits;
     if (commits.length >= Number.MAX_SAFE_INTEGER / RECORD_INDEX_SPAN) throw new Error(`ringstore: ${commits.length} commits in a WAL tail`);
@@ -63,12 +63,17 @@ export class ReplayOverlay {
       if (commit.recordCount >= RECORD_INDEX_SPAN) throw new Error(`ringstore: commit ${commit.sequence} holds ${commit.recordCount} records`);
       for (let record = 0; record < commit.recordCount; record++) this.#lastRecords.set(commit.keyAt(record), commitIndex * RECORD_INDEX_SPAN + record);
     }
+    // Each commit's records that are their key's last in the tail, for the
+    // replay (1: last), marked from the index: a pass over the keys, not
+    // over the records.
+    const lastInTail = commits.map((commit) => new Uint8Array(commit.recordCount));
+    for (const record of this.#lastRecords.values()) lastInTail[Math.floor(record / RECORD_INDEX_SPAN)][record % RECORD_INDEX_SPAN] = 1;
     this.#commitsToApply = commits.length;
     // This handler is the promise's first: the held writes reach the
     // journal before anything that awaits settled() runs.
     this.#settled = replay(
       () => this.#commitsToApply--,
-      (key, commitIndex, recordIndex) => this.#lastRecords.get(key) === commitIndex * RECORD_INDEX_SPAN + recordIndex,
+      (commitIndex, recordIndex) => lastInTail[commitIndex][recordIndex] === 1,
     ).then(
       () => {
         if (this.#commitsToApply !== 0) throw this.#end(new Error(`ringstore: the replay ended with ${this.#commitsToApply} commits of the tail not applied`));

@@ -35,10 +35,10 @@ export interface WalReplayParts {
  * the replay goes on without one. It runs after open has returned
  * (ReplayOverlay): reads of the store go on meanwhile, writes wait for it.
  *
- * One commit at a time: its records are decoded (PendingCommit), those a
- * later record of the tail supersedes are checked and left out
- * (`isLastInTail`, ReplayOverlay's index; liveWalOperations), the others'
- * pages read (prepareWalCommit: REPLAY_PREPARE_KEYS_MAX keys' pages at a
+ * One commit at a time: the records a later record of the tail supersedes
+ * are checked and left out (`isLastInTail`, from ReplayOverlay's index;
+ * liveWalOperations), the others decoded (PendingCommit) and their pages
+ * read (prepareWalCommit: REPLAY_PREPARE_KEYS_MAX keys' pages at a
  * time, so that point reads meanwhile do not wait behind ~1000), then it
  * is applied. Tried and left out: stretches of commits prepared together
  * (4096 or 16384 operations, slower: pins past the cache's budget make
@@ -51,13 +51,13 @@ export async function replayWal(
   superblock: Superblock,
   commits: readonly PendingCommit[],
   commitApplied: () => void,
-  isLastInTail: (key: string, commitIndex: number, recordIndex: number) => boolean,
+  isLastInTail: (commitIndex: number, recordIndex: number) => boolean,
 ): Promise<void> {
   const { tree, allocator, space, journal, checkpointer } = parts;
   let checkpointsFit = !parts.readOnly;
   for (let i = 0; i < commits.length; i++) {
     // Only the records no later one in the tail supersedes (liveWalOperations).
-    const operations = liveWalOperations(allocator, superblock, commits[i], commits[i].operations(), (key, recordIndex) => isLastInTail(key, i, recordIndex));
+    const operations = liveWalOperations(allocator, superblock, commits[i], (recordIndex) => isLastInTail(i, recordIndex));
     let repairs = tree.repairCount;
     let prepared = await prepareWalCommit(tree, operations);
     // A checkpoint's repair of the tree (one a caller started during the

@@ -33,6 +33,12 @@ export class WritePath {
     if (this.#steps.length > this.#length) this.#steps.length = this.#length;
   }
 
+  /** Step `depth` (0: the root's) of the walk; REQUIRES depth < length. */
+  at(depth: number): { readonly branch: BranchNode; readonly index: number } {
+    if (!(depth >= 0 && depth < this.#length)) throw new RangeError(`step ${depth} of a path of ${this.#length}`);
+    return this.#steps[depth]!;
+  }
+
   /** The innermost step left, or undefined; valid until the next push(). */
   pop(): { readonly branch: BranchNode; readonly index: number } | undefined {
     return this.#length === 0 ? undefined : this.#steps[--this.#length];

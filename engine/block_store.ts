@@ -361,8 +361,8 @@ export class BlockStore<V = unknown> {
         // in the background (ReplayOverlay: point reads see the tail at once,
         // everything else waits for it).
         const replayParts = { tree, allocator: recovered.allocator, space: store.#space, journal: store.#journal, checkpointer: store.#checkpointer, readOnly };
-        const overlay = new ReplayOverlay(recovered.pendingCommits, (commitApplied, isLastInTail) =>
-          replayWal(replayParts, recovered.superblock, recovered.pendingCommits, commitApplied, isLastInTail),
+        const overlay = new ReplayOverlay(recovered.pendingCommits, (commitApplied, tailRole) =>
+          replayWal(replayParts, recovered.superblock, recovered.pendingCommits, commitApplied, tailRole),
         );
         store.#replay = overlay;
         overlay.settled().then(

@@ -347,6 +347,9 @@ export class PageTree {
   releaseCache(): void {
     this.#records.clear();
     this.#cache.clear();
+    // Nor keep a leaf or a branch page alive through the walks' short cuts.
+    this.#appendFinger = undefined;
+    this.#preparedLeafHighPage = undefined;
     // Pinned nodes go too: a prepare() in its reads walks from the root again.
     this.#writeCount++;
   }

@@ -26,10 +26,11 @@ import type { IndexEntry } from './store_index.js';
 
 /**
  * A WAL commit recovery found and checked, to be replayed: its payload and
- * where its records start. Its records are decoded when needed — all of
- * them by the replay (operations()), one by a point read of the replay
- * overlay (entryAt) — so that an open after a crash makes no entry and no
- * view for each record of the tail (a 45 % WAL holds ~240 k records).
+ * where its records start. Its records are decoded when needed — those the
+ * replay applies or checks (liveWalOperations), one by a point read of the
+ * replay overlay (entryAt), all of a commit whose extent data recovery
+ * checks (operations()) — so that an open after a crash makes no entry and
+ * no view for each record of the tail (a 45 % WAL holds ~240 k records).
  */
 export class PendingCommit {
   readonly sequence: number;
@@ -85,7 +86,7 @@ export class PendingCommit {
     }
   }
 
-  /** Every record, decoded (new objects each call: the replay decodes a commit once, when it reaches it). */
+  /** Every record, decoded (new objects each call): for the commits whose extent data recovery checks. */
   operations(): Operation[] {
     const operations = new Array<Operation>(this.recordCount);
     for (let index = 0; index < operations.length; index++) operations[index] = { key: this.keyAt(index), entry: this.entryAt(index) };
@@ -496,8 +497,11 @@ export async function prepareWalCommit(tree: PageTree, operations: readonly Oper
  * them. The checkpoint's free set describes exactly its tree, so in replay
  * order every extent a commit writes must be free and every extent it
  * unlinks must be in use — anything else is damage (or a bug), never
- * repaired silently.
- * `operations` are the commit's, decoded (PendingCommit.operations()).
+ * repaired silently. (The replay leaves superseded records out and deletes
+ * a key at its first of several: the tree then holds a subset of the
+ * values the one-by-one replay held, and the rule holds for what it does
+ * apply; liveWalOperations.)
+ * `operations` are the ones liveWalOperations gave for the commit.
  * REQUIRES: the commit's keys prepared (prepareWalCommit) and not released.
  */
 export function applyWalCommit(tree: PageTree, allocator: ExtentAllocator, superblock: Superblock, commit: PendingCommit, operations: readonly Operation[]): void {
@@ -523,34 +527,65 @@ export function applyWalCommit(tree: PageTree, allocator: ExtentAllocator, super
 }
 
 /**
- * The operations of a replayed commit that the replay must apply to the
- * tree, decoded: the records that are their key's last in the tail
- * (`isLast`). A record a later one in the tail supersedes leaves no trace
- * in the tree at the tail's end, so applying it only to undo it costs a
- * walk, a leaf copy and perhaps a page read for nothing, and decoding it
- * costs its entry: a tail that overwrites the same keys again and again
- * (how a WAL fills before dirty pages start a checkpoint: the scale
- * bench's 45 % tail is ~250 000 records of 1 000 keys) is mostly such
- * records. Skipping them is safe at a checkpoint written in the middle of
- * the replay too: the key keeps its value from before the tail there, and
- * the WAL from that checkpoint on still holds the record that supersedes
- * it.
+ * What the replay does with a record of the WAL tail, by where it stands
+ * among its key's records there (ReplayOverlay works it out for each
+ * record; liveWalOperations acts on it).
+ */
+export const TailRole = {
+  /** Neither its key's first record in the tail nor its last: left out. */
+  Between: 0,
+  /** Its key's last record in the tail (or only one): applied as it is. */
+  Last: 1,
+  /** The first of its key's several records in the tail: applied as a delete. */
+  FirstOfSeveral: 2,
+} as const;
+export type TailRole = (typeof TailRole)[keyof typeof TailRole];
+
+/**
+ * The operations of a replayed commit that the replay applies to the tree,
+ * decoded, by each record's TailRole. A record that a later one in the
+ * tail supersedes leaves no trace in the tree at the tail's end, so
+ * applying it only to undo it costs a walk, a leaf copy and perhaps a page
+ * read for nothing, and decoding it costs its entry: a tail that
+ * overwrites the same keys again and again (how a WAL fills before dirty
+ * pages start a checkpoint: the scale bench's 45 % tail is ~250 000 records
+ * of 1 000 keys) is mostly such records. So only each key's last record is
+ * applied as it is, and the first of several is applied as a delete.
  *
- * The value a skipped record writes is never in the tree and never read
- * (ReplayOverlay answers the last record), so its blocks stay free, as a
- * one-by-one replay would leave them after the superseding record freed
- * them (recovery checks no superseded value's data, and the mid-replay
+ * Why the delete: at its first record in the tail a key gave back the
+ * blocks of its value from before the tail, and the store frees such
+ * blocks once the commit is durable and trimmed — no checkpoint needed —
+ * so a later commit of the same tail may have taken them for another
+ * value. Left in the tree until the key's last record, that value would
+ * make such a commit's blocks look in use (found by a review: a crashed
+ * store that the one-by-one replay opened failed every open with
+ * ERR_STORE_CORRUPT, and a checkpoint written in the middle of that replay
+ * left the damage on disk). With the delete, the blocks in use at every
+ * step of this replay are a subset of those at the same step of the
+ * one-by-one replay (which had the record's value, and each later one until
+ * the last, in use instead), so its checks can refuse nothing that replay
+ * accepted.
+ *
+ * A checkpoint written in the middle of the replay then holds such a key
+ * as deleted, or with its last value; the WAL from that checkpoint on holds
+ * the rest of its records, so a crash after it comes back to the same end.
+ * The value a left-out record (or the delete) wrote is never in the tree
+ * and never read (ReplayOverlay answers the last record); its blocks stay
+ * free, as the one-by-one replay left them once a later record freed them
+ * (recovery checks no superseded value's data, and the mid-replay
  * checkpoints hold every remaining commit's extents, superseded or not).
  * They are still checked as that replay checked them: inside the data
  * region and free when their commit is replayed (StoreCorruptError).
  */
-export function liveWalOperations(allocator: ExtentAllocator, superblock: Superblock, commit: PendingCommit, isLast: (recordIndex: number) => boolean): Operation[] {
+export function liveWalOperations(allocator: ExtentAllocator, superblock: Superblock, commit: PendingCommit, roleOf: (recordIndex: number) => TailRole): Operation[] {
   const live: Operation[] = [];
   for (let recordIndex = 0; recordIndex < commit.recordCount; recordIndex++) {
-    if (isLast(recordIndex)) {
+    const role = roleOf(recordIndex);
+    if (role === TailRole.Last) {
       live.push({ key: commit.keyAt(recordIndex), entry: commit.entryAt(recordIndex) });
       continue;
     }
+    if (role === TailRole.FirstOfSeveral) live.push({ key: commit.keyAt(recordIndex), entry: undefined });
     if (!commit.writesExtentsAt(recordIndex)) continue;
     const value = commit.entryAt(recordIndex)!.value as ExtentValue;
     const what = where(commit.sequence, commit.keyAt(recordIndex));

@@ -20,7 +20,7 @@
 // free set) fails the store: the held writes are rejected, the waiting calls
 // reject with its error, and point reads go on through the overlay and the
 // tree (every byte they return is still checked).
-import type { PendingCommit } from './recovery.js';
+import { TailRole, type PendingCommit } from './recovery.js';
 import type { IndexEntry } from './store_index.js';
 
 /** Record indexes of one commit stay below this (a commit holds at most a quarter of the WAL, 2^32 is far above it). */
@@ -49,31 +49,35 @@ export class ReplayOverlay {
 
   /**
    * Indexes `commits` (in sequence order) and starts `replay`, which calls
-   * `commitApplied` after applying each commit and may ask `isLastInTail`
-   * whether a record is its key's last in the tail (until it settles).
+   * `commitApplied` after applying each commit and may ask `tailRole` what
+   * a record is among its key's records in the tail (until it settles).
    */
-  constructor(
-    commits: readonly PendingCommit[],
-    replay: (commitApplied: () => void, isLastInTail: (commitIndex: number, recordIndex: number) => boolean) => Promise<void>,
-  ) {
+  constructor(commits: readonly PendingCommit[], replay: (commitApplied: () => void, tailRole: (commitIndex: number, recordIndex: number) => TailRole) => Promise<void>) {
     this.#commits = commits;
     if (commits.length >= Number.MAX_SAFE_INTEGER / RECORD_INDEX_SPAN) throw new Error(`ringstore: ${commits.length} commits in a WAL tail`);
+    // Each record's TailRole: a key's first record is marked as it is
+    // indexed (the index grows), each key's last from the index after (a
+    // pass over the keys, not the records; a record both first and last is
+    // its key's only one: Last).
+    const roles = commits.map((commit) => new Uint8Array(commit.recordCount));
+    const lastRecords = this.#lastRecords;
     for (let commitIndex = 0; commitIndex < commits.length; commitIndex++) {
       const commit = commits[commitIndex];
       if (commit.recordCount >= RECORD_INDEX_SPAN) throw new Error(`ringstore: commit ${commit.sequence} holds ${commit.recordCount} records`);
-      for (let record = 0; record < commit.recordCount; record++) this.#lastRecords.set(commit.keyAt(record), commitIndex * RECORD_INDEX_SPAN + record);
+      const commitRoles = roles[commitIndex];
+      for (let record = 0; record < commit.recordCount; record++) {
+        const keyCount = lastRecords.size;
+        lastRecords.set(commit.keyAt(record), commitIndex * RECORD_INDEX_SPAN + record);
+        if (lastRecords.size !== keyCount) commitRoles[record] = TailRole.FirstOfSeveral;
+      }
     }
-    // Each commit's records that are their key's last in the tail, for the
-    // replay (1: last), marked from the index: a pass over the keys, not
-    // over the records.
-    const lastInTail = commits.map((commit) => new Uint8Array(commit.recordCount));
-    for (const record of this.#lastRecords.values()) lastInTail[Math.floor(record / RECORD_INDEX_SPAN)][record % RECORD_INDEX_SPAN] = 1;
+    for (const record of lastRecords.values()) roles[Math.floor(record / RECORD_INDEX_SPAN)][record % RECORD_INDEX_SPAN] = TailRole.Last;
     this.#commitsToApply = commits.length;
     // This handler is the promise's first: the held writes reach the
     // journal before anything that awaits settled() runs.
     this.#settled = replay(
       () => this.#commitsToApply--,
-      (commitIndex, recordIndex) => lastInTail[commitIndex][recordIndex] === 1,
+      (commitIndex, recordIndex) => roles[commitIndex][recordIndex] as TailRole,
     ).then(
       () => {
         if (this.#commitsToApply !== 0) throw this.#end(new Error(`ringstore: the replay ended with ${this.#commitsToApply} commits of the tail not applied`));

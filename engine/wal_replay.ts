@@ -15,7 +15,7 @@ import type { Checkpointer } from './checkpointer.js';
 import type { ExtentAllocator } from './extent_allocator.js';
 import type { Journal } from './journal.js';
 import type { PageTree } from './page_tree.js';
-import { applyWalCommit, liveWalOperations, prepareWalCommit, type PendingCommit } from './recovery.js';
+import { applyWalCommit, liveWalOperations, prepareWalCommit, type PendingCommit, type TailRole } from './recovery.js';
 import type { Space } from './space.js';
 import { StoreError } from './store_error.js';
 
@@ -35,10 +35,11 @@ export interface WalReplayParts {
  * the replay goes on without one. It runs after open has returned
  * (ReplayOverlay): reads of the store go on meanwhile, writes wait for it.
  *
- * One commit at a time: the records a later record of the tail supersedes
- * are checked and left out (`isLastInTail`, from ReplayOverlay's index;
- * liveWalOperations), the others decoded (PendingCommit) and their pages
- * read (prepareWalCommit: REPLAY_PREPARE_KEYS_MAX keys' pages at a
+ * One commit at a time: of the records a later record of the tail
+ * supersedes, a key's first is applied as a delete and the others are
+ * checked and left out (`tailRole`, from ReplayOverlay's index;
+ * liveWalOperations); the operations are decoded (PendingCommit) and their
+ * pages read (prepareWalCommit: REPLAY_PREPARE_KEYS_MAX keys' pages at a
  * time, so that point reads meanwhile do not wait behind ~1000), then it
  * is applied. Tried and left out: stretches of commits prepared together
  * (4096 or 16384 operations, slower: pins past the cache's budget make
@@ -51,13 +52,13 @@ export async function replayWal(
   superblock: Superblock,
   commits: readonly PendingCommit[],
   commitApplied: () => void,
-  isLastInTail: (commitIndex: number, recordIndex: number) => boolean,
+  tailRole: (commitIndex: number, recordIndex: number) => TailRole,
 ): Promise<void> {
   const { tree, allocator, space, journal, checkpointer } = parts;
   let checkpointsFit = !parts.readOnly;
   for (let i = 0; i < commits.length; i++) {
-    // Only the records no later one in the tail supersedes (liveWalOperations).
-    const operations = liveWalOperations(allocator, superblock, commits[i], (recordIndex) => isLastInTail(i, recordIndex));
+    // Each key's last record in the tail, and a delete for its first of several (liveWalOperations).
+    const operations = liveWalOperations(allocator, superblock, commits[i], (recordIndex) => tailRole(i, recordIndex));
     let repairs = tree.repairCount;
     let prepared = await prepareWalCommit(tree, operations);
     // A checkpoint's repair of the tree (one a caller started during the

@@ -45,7 +45,11 @@ async function deleteAll(tree: PageTree, model: Map<string, IndexEntry>, keys: r
 
 /** Writes the tree's dirty nodes to `memory` and completes the checkpoint. */
 function checkpoint(tree: PageTree, memory: MemoryPages, pages: TreePages, nextBlock: { value: number }): void {
-  const plan = tree.beginCheckpoint();
+  completePlan(tree.beginCheckpoint(), memory, pages, nextBlock);
+}
+
+/** Writes a checkpoint plan's nodes to `memory` and completes it. */
+function completePlan(plan: ReturnType<PageTree['beginCheckpoint']>, memory: MemoryPages, pages: TreePages, nextBlock: { value: number }): void {
   const assigned = new Map<TreeNode, PageRef>();
   for (const node of plan.dirtyNodes) {
     const page = Buffer.alloc(PAGE_SIZE);
@@ -117,14 +121,23 @@ describe('PageTree ascending runs (append finger, prepare skipping walks)', func
     const nextBlock = { value: GEOMETRY.dataStartBlock };
     const random = seededRandom(34);
     let next = 0;
+    const snapshots: { snapshot: ReturnType<PageTree['snapshot']>; frozen: Map<string, IndexEntry> }[] = [];
     for (let round = 0; round < 300; round++) {
       const run = Array.from({ length: 1 + Math.floor(random() * 40) }, () => keyOf((next += 1 + Math.floor(random() * 3))));
       // One set at a time, each prepared alone, with something between some of them.
       for (const key of run) {
         await setAll(tree, model, [key], () => entryOf(next));
         const roll = random();
-        if (roll < 0.05) tree.snapshot();
-        else if (roll < 0.08 && model.size > 10) {
+        if (roll < 0.05) {
+          // A snapshot sees the tree as it was, whatever is appended after it.
+          if (snapshots.length < 4) snapshots.push({ snapshot: tree.snapshot(), frozen: new Map(model) });
+          else tree.snapshot();
+        } else if (roll < 0.065) {
+          // Appends while a checkpoint's plan holds the leaves it froze.
+          const plan = tree.beginCheckpoint();
+          for (let i = 0; i < 3; i++) await setAll(tree, model, [keyOf((next += 1))], () => entryOf(next));
+          completePlan(plan, memory, pages, nextBlock);
+        } else if (roll < 0.08 && model.size > 10) {
           const keys = [...model.keys()];
           await deleteAll(tree, model, [keys[Math.floor(random() * keys.length)]!]);
         } else if (roll < 0.1) checkpoint(tree, memory, pages, nextBlock);
@@ -133,6 +146,13 @@ describe('PageTree ascending runs (append finger, prepare skipping walks)', func
     }
     checkpoint(tree, memory, pages, nextBlock);
     await checkAgainst(tree, model, 'at the end');
+    assert.ok(snapshots.length > 0, 'no snapshot taken');
+    for (const { snapshot, frozen } of snapshots) {
+      const seen = new Map<string, IndexEntry>();
+      for await (const [key, entry] of tree.entries(snapshot)) seen.set(key, entry);
+      assert.deepEqual([...seen.keys()], [...frozen.keys()].sort(), 'a snapshot sees the keys of its moment');
+      for (const [key, entry] of frozen) assert.deepEqual(Buffer.from(seen.get(key)!.value as Uint8Array), Buffer.from(entry.value as Uint8Array), `snapshot: ${key}`);
+    }
     // The checkpointed tree, opened again from its pages, holds the same keys.
     const reopened = newTree(new TreePages(memory.device(), () => GEOMETRY), tree.snapshot().root === undefined ? undefined : rootOf(tree), model.size, 1 << 22);
     await checkAgainst(reopened, model, 'reopened');

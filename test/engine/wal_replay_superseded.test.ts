@@ -13,7 +13,7 @@ import type { ExtentValue } from '../../format/records.js';
 import type { Superblock } from '../../format/superblock.js';
 import { BlockStore } from '../../engine/block_store.js';
 import { ExtentAllocator } from '../../engine/extent_allocator.js';
-import { liveWalOperations, type Operation, type PendingCommit } from '../../engine/recovery.js';
+import { liveWalOperations, TailRole, type Operation, type PendingCommit } from '../../engine/recovery.js';
 import { ReplayOverlay } from '../../engine/replay_overlay.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { StoreCorruptError } from '../../engine/store_error.js';
@@ -50,26 +50,28 @@ function commitOf(operations: readonly Operation[]): PendingCommit {
 const superblock = { dataStartBlock: DATA_START_BLOCK, blockCount: BLOCK_COUNT } as Superblock;
 
 describe('liveWalOperations', () => {
-  it('keeps, in order, the records that are their key last in the tail, and leaves the others out', () => {
+  it("keeps each key's last record, makes the first of several a delete, and leaves the others out, in order", () => {
     const allocator = new ExtentAllocator(DATA_START_BLOCK, BLOCK_COUNT, []);
     const operations = [put('a', Uint8Array.of(1)), del('b'), put('c', extentValue({ startBlock: 200, blockCount: 2 })), put('a', Uint8Array.of(2)), put('d', Uint8Array.of(3))];
-    const last = new Set([1, 3, 4]);
-    const live = liveWalOperations(allocator, superblock, commitOf(operations), (recordIndex) => last.has(recordIndex));
-    assert.deepEqual(live, [operations[1], operations[3], operations[4]]);
-    // A superseded value's blocks stay free: the replay never takes them.
+    const roles = [TailRole.FirstOfSeveral, TailRole.Last, TailRole.Between, TailRole.Last, TailRole.Last];
+    const live = liveWalOperations(allocator, superblock, commitOf(operations), (recordIndex) => roles[recordIndex]);
+    assert.deepEqual(live, [del('a'), operations[1], operations[3], operations[4]]);
+    // A left-out value's blocks stay free: the replay never takes them.
     assert.equal(allocator.isFree({ startBlock: 200, blockCount: 2 }), true);
   });
 
-  it('refuses a superseded value whose blocks are in use, as the one-by-one replay did', () => {
-    const allocator = new ExtentAllocator(DATA_START_BLOCK, BLOCK_COUNT, [{ extent: { startBlock: 300, blockCount: 4 }, owner: 'a page' }]);
-    const operations = [put('x', extentValue({ startBlock: 200, blockCount: 1 }, { startBlock: 302, blockCount: 1 })), put('x', Uint8Array.of(1))];
-    assert.throws(
-      () => liveWalOperations(allocator, superblock, commitOf(operations), (recordIndex) => recordIndex === 1),
-      (error: unknown) => error instanceof StoreCorruptError && error.structure === 'free set' && error.blockIndex === 302 && /commit 7, key "x"/.test(error.message),
-    );
+  it('refuses a left-out value whose blocks are in use, as the one-by-one replay did, also for a first of several', () => {
+    for (const role of [TailRole.Between, TailRole.FirstOfSeveral]) {
+      const allocator = new ExtentAllocator(DATA_START_BLOCK, BLOCK_COUNT, [{ extent: { startBlock: 300, blockCount: 4 }, owner: 'a page' }]);
+      const operations = [put('x', extentValue({ startBlock: 200, blockCount: 1 }, { startBlock: 302, blockCount: 1 })), put('x', Uint8Array.of(1))];
+      assert.throws(
+        () => liveWalOperations(allocator, superblock, commitOf(operations), (recordIndex) => (recordIndex === 1 ? TailRole.Last : role)),
+        (error: unknown) => error instanceof StoreCorruptError && error.structure === 'free set' && error.blockIndex === 302 && /commit 7, key "x"/.test(error.message),
+      );
+    }
   });
 
-  it('refuses a superseded value outside the data region', () => {
+  it('refuses a left-out value outside the data region', () => {
     const allocator = new ExtentAllocator(DATA_START_BLOCK, BLOCK_COUNT, []);
     for (const extent of [
       { startBlock: DATA_START_BLOCK - 1, blockCount: 1 },
@@ -77,30 +79,31 @@ describe('liveWalOperations', () => {
     ]) {
       const operations = [put('y', extentValue(extent)), del('y')];
       assert.throws(
-        () => liveWalOperations(allocator, superblock, commitOf(operations), (recordIndex) => recordIndex === 1),
+        () => liveWalOperations(allocator, superblock, commitOf(operations), (recordIndex) => (recordIndex === 1 ? TailRole.Last : TailRole.Between)),
         (error: unknown) => error instanceof StoreCorruptError && error.structure === 'wal' && /outside the data region/.test(error.message),
       );
     }
   });
 });
 
-describe('ReplayOverlay telling the replay which records are last', () => {
-  it('answers true exactly for each key last record in the tail, across commits and within one', async () => {
+describe('ReplayOverlay telling the replay each record role in the tail', () => {
+  it("marks each key's last record, the first of several, and those between, across commits and within one", async () => {
     const tail = [
       ['a', 'b', 'a'],
-      ['c', 'b'],
+      ['c', 'b', 'a'],
       ['a', 'd'],
     ];
     const commits = tail.map((keys, index) => ({ sequence: index + 1, recordCount: keys.length, keyAt: (record: number) => keys[record] }) as unknown as PendingCommit);
     const answers: string[] = [];
-    const overlay = new ReplayOverlay(commits, async (commitApplied, isLastInTail) => {
+    const overlay = new ReplayOverlay(commits, async (commitApplied, tailRole) => {
       tail.forEach((keys, commitIndex) => {
-        keys.forEach((key, record) => answers.push(`${key}${commitIndex}.${record}:${isLastInTail(commitIndex, record)}`));
+        keys.forEach((key, record) => answers.push(`${key}${commitIndex}.${record}:${tailRole(commitIndex, record)}`));
         commitApplied();
       });
     });
     await overlay.settled();
-    assert.deepEqual(answers, ['a0.0:false', 'b0.1:false', 'a0.2:false', 'c1.0:true', 'b1.1:true', 'a2.0:true', 'd2.1:true']);
+    const { Between, Last, FirstOfSeveral } = TailRole;
+    assert.deepEqual(answers, [`a0.0:${FirstOfSeveral}`, `b0.1:${FirstOfSeveral}`, `a0.2:${Between}`, `c1.0:${Last}`, `b1.1:${Last}`, `a1.2:${Between}`, `a2.0:${Last}`, `d2.1:${Last}`]);
   });
 });
 
@@ -238,6 +241,113 @@ describe('BlockStore replaying a tail that overwrites the same keys again and ag
       } finally {
         await store.close();
       }
+    }
+  });
+});
+
+// The store frees a value's blocks once the commit that replaced it is
+// durable and trimmed, without a checkpoint, so one WAL tail can put a
+// key's old value's blocks under another value. Found by a review: a
+// replay that left a key's first record in the tail out kept the key's
+// value from before the tail (and its blocks) until the key's last record,
+// so the commit that had reused those blocks failed the replay with
+// ERR_STORE_CORRUPT on every open — and a checkpoint written in the middle
+// of such a replay left that state on disk.
+describe('BlockStore replaying a tail that reused the blocks of a value it replaced', function () {
+  this.timeout(300_000);
+  const REUSE_DEVICE_BYTES = 64 << 20;
+  const REUSE_WAL_BYTES = 24 << 20;
+  const BLOB_BYTES = 64 << 10;
+  /** Allocations the test watches for: a 64 KiB value's blocks. */
+  const BLOB_BLOCKS = BLOB_BYTES / 4096;
+
+  /**
+   * Key 'k' holds a 64 KiB value at blocks E0 at the checkpoint; the tail
+   * replaces it (freeing E0), puts and deletes 64 KiB fillers until one
+   * lands on E0, writes `scattered` batches of 1 000 new keys (which make
+   * the replay write checkpoints after that filler's commit), then puts
+   * 'k' once more. Returns the crashed image.
+   */
+  async function reusingImage(scattered: number): Promise<{ image: Uint8Array; model: Model }> {
+    const allocate = ExtentAllocator.prototype.allocate;
+    let lastBlob: Extent[] | undefined;
+    ExtentAllocator.prototype.allocate = function (this: ExtentAllocator, blockCount: number, extentsMax: number) {
+      const extents = allocate.call(this, blockCount, extentsMax);
+      if (blockCount === BLOB_BLOCKS) lastBlob = extents;
+      return extents;
+    };
+    try {
+      const device = new SimulatedDevice({ sizeBytes: REUSE_DEVICE_BYTES });
+      const store = await BlockStore.open('writer', { device, create: true, walSizeBytes: REUSE_WAL_BYTES, cacheSizeBytes: WRITER_CACHE_BYTES, encoding: 'binary' });
+      const model: Model = new Map();
+      await store.put('k', pattern(BLOB_BYTES, 1));
+      const e0 = lastBlob![0]!.startBlock;
+      await store.checkpoint();
+      const checkpoints = store.stats().checkpoints;
+      await store.put('k', pattern(BLOB_BYTES, 2));
+      let filler = 0;
+      for (; filler < 2000; filler++) {
+        await store.put(`filler-${filler}`, pattern(BLOB_BYTES, 100 + filler));
+        const landed = lastBlob![0]!.startBlock;
+        await store.delete(`filler-${filler}`);
+        if (landed === e0) break;
+      }
+      assert.ok(filler < 2000, 'no filler reused the blocks of k before the tail');
+      for (let batch = 0; batch < scattered; batch++) {
+        const operations: BatchOperation[] = [];
+        for (let i = 0; i < 1000; i++) {
+          const key = scatteredKey(batch * 1000 + i);
+          const value = pattern(INLINE_VALUE_BYTES, batch * 1000 + i);
+          operations.push({ type: 'put', key, value });
+          model.set(key, value);
+        }
+        await store.batch(operations);
+      }
+      const last = pattern(INLINE_VALUE_BYTES, 3);
+      await store.put('k', last);
+      model.set('k', last);
+      assert.equal(store.stats().checkpoints, checkpoints, 'the writer checkpointed during the tail: it would be short');
+      return { image: device.crash({ keepProbability: 1 }).snapshot(), model };
+    } finally {
+      ExtentAllocator.prototype.allocate = allocate;
+    }
+  }
+
+  async function checkReopened(image: Uint8Array, model: Model, what: string): Promise<number> {
+    const store = await BlockStore.open('reader', { device: new SimulatedDevice({ sizeBytes: REUSE_DEVICE_BYTES }, image), cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' });
+    try {
+      await store.whenRecovered();
+      await checkModel(store, model, what);
+      return store.stats().checkpoints;
+    } finally {
+      await store.close();
+    }
+  }
+
+  it('comes back whole, with the value the reusing commit wrote', async () => {
+    const { image, model } = await reusingImage(0);
+    await checkReopened(image, model, 'after the replay');
+  });
+
+  it('comes back whole when the replay writes checkpoints, and after power fails during it', async () => {
+    const { image, model } = await reusingImage(30);
+    assert.ok((await checkReopened(image, model, 'after the replay')) >= 2, 'the replay wrote fewer than two checkpoints');
+    const probe = new SimulatedDevice({ sizeBytes: REUSE_DEVICE_BYTES }, image);
+    const probed = await BlockStore.open('reader', { device: probe, cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' });
+    await probed.whenRecovered();
+    const replayOps = probe.opCount;
+    await probed.close();
+    for (let point = 1; point <= 2; point++) {
+      const crashAfter = Math.floor((replayOps * point) / 3);
+      const device = new SimulatedDevice({ sizeBytes: REUSE_DEVICE_BYTES, crashAfterOps: crashAfter }, image);
+      await BlockStore.open('reader', { device, cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' }).then(
+        async (store) => {
+          await store.whenRecovered().catch(() => undefined);
+          await store.close().catch(() => undefined);
+        },
+        () => undefined,
+      );
+      await checkReopened(device.crash({ random: seededRandom(point) }).snapshot(), model, `power lost after ${crashAfter} of the replay's ${replayOps} operations`);
     }
   });
 });

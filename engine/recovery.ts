@@ -560,10 +560,11 @@ export type TailRole = (typeof TailRole)[keyof typeof TailRole];
  * make such a commit's blocks look in use (found by a review: a crashed
  * store that the one-by-one replay opened failed every open with
  * ERR_STORE_CORRUPT, and a checkpoint written in the middle of that replay
- * left the damage on disk). With the delete, the blocks in use at every
+ * left the damage on disk). With the delete, the value blocks in use at every
  * step of this replay are a subset of those at the same step of the
  * one-by-one replay (which had the record's value, and each later one until
- * the last, in use instead), so its checks can refuse nothing that replay
+ * the last, in use instead; tree pages land where each replay's own
+ * checkpoints put them), so its checks can refuse nothing that replay
  * accepted.
  *
  * A checkpoint written in the middle of the replay then holds such a key
@@ -574,8 +575,11 @@ export type TailRole = (typeof TailRole)[keyof typeof TailRole];
  * free, as the one-by-one replay left them once a later record freed them
  * (recovery checks no superseded value's data, and the mid-replay
  * checkpoints hold every remaining commit's extents, superseded or not).
- * They are still checked as that replay checked them: inside the data
- * region and free when their commit is replayed (StoreCorruptError).
+ * They are still checked, less than that replay checked them: inside the
+ * data region, and free when their commit is replayed, before any of its
+ * records is applied (no value of a commit can use blocks the same commit
+ * frees: a commit's freed blocks are released after it is applied), but
+ * not against values written while they were live (StoreCorruptError).
  */
 export function liveWalOperations(allocator: ExtentAllocator, superblock: Superblock, commit: PendingCommit, roleOf: (recordIndex: number) => TailRole): Operation[] {
   const live: Operation[] = [];

@@ -1,8 +1,10 @@
 // The WAL replay leaves out records that a later record of the tail
-// supersedes (recovery.ts, liveWalOperations): only each key's last record
-// in the tail reaches the tree. Checked here: which records are left out and
-// how those are still checked (unit), that ReplayOverlay tells the replay
-// which records are last, and that a store whose tail overwrites the same
+// supersedes (recovery.ts, liveWalOperations): a key's last record in the
+// tail is applied as it is, its first of several as a delete, and the
+// others not at all. Checked here: what is left out or made a delete and
+// how left-out values are still checked (unit), that ReplayOverlay tells
+// the replay each record's role, that a tail reusing the blocks of a value
+// it replaced replays (read-write and read-only), and that a store whose tail overwrites the same
 // keys again and again — inline and extent values, deletes, a key twice in
 // one batch — comes back whole, also when power fails during a replay that
 // writes checkpoints.
@@ -268,7 +270,7 @@ describe('BlockStore replaying a tail that reused the blocks of a value it repla
    * the replay write checkpoints after that filler's commit), then puts
    * 'k' once more. Returns the crashed image.
    */
-  async function reusingImage(scattered: number): Promise<{ image: Uint8Array; model: Model }> {
+  async function reusingImage(scattered: number, keepReusing: boolean): Promise<{ image: Uint8Array; model: Model }> {
     const allocate = ExtentAllocator.prototype.allocate;
     let lastBlob: Extent[] | undefined;
     ExtentAllocator.prototype.allocate = function (this: ExtentAllocator, blockCount: number, extentsMax: number) {
@@ -289,6 +291,12 @@ describe('BlockStore replaying a tail that reused the blocks of a value it repla
       for (; filler < 2000; filler++) {
         await store.put(`filler-${filler}`, pattern(BLOB_BYTES, 100 + filler));
         const landed = lastBlob![0]!.startBlock;
+        if (landed === e0 && keepReusing) {
+          // The reusing value is its key's last record: the replay takes its blocks.
+          model.set(`filler-${filler}`, pattern(BLOB_BYTES, 100 + filler));
+          break;
+        }
+        // Else deleted: its record is left out, its blocks checked free.
         await store.delete(`filler-${filler}`);
         if (landed === e0) break;
       }
@@ -313,8 +321,8 @@ describe('BlockStore replaying a tail that reused the blocks of a value it repla
     }
   }
 
-  async function checkReopened(image: Uint8Array, model: Model, what: string): Promise<number> {
-    const store = await BlockStore.open('reader', { device: new SimulatedDevice({ sizeBytes: REUSE_DEVICE_BYTES }, image), cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' });
+  async function checkReopened(image: Uint8Array, model: Model, what: string, readOnly = false): Promise<number> {
+    const store = await BlockStore.open('reader', { device: new SimulatedDevice({ sizeBytes: REUSE_DEVICE_BYTES }, image), cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary', readOnly });
     try {
       await store.whenRecovered();
       await checkModel(store, model, what);
@@ -324,13 +332,14 @@ describe('BlockStore replaying a tail that reused the blocks of a value it repla
     }
   }
 
-  it('comes back whole, with the value the reusing commit wrote', async () => {
-    const { image, model } = await reusingImage(0);
+  it('comes back whole, with the value the reusing commit wrote, read-write and read-only', async () => {
+    const { image, model } = await reusingImage(0, true);
     await checkReopened(image, model, 'after the replay');
+    await checkReopened(image, model, 'after a read-only replay', true);
   });
 
   it('comes back whole when the replay writes checkpoints, and after power fails during it', async () => {
-    const { image, model } = await reusingImage(30);
+    const { image, model } = await reusingImage(30, false);
     assert.ok((await checkReopened(image, model, 'after the replay')) >= 2, 'the replay wrote fewer than two checkpoints');
     const probe = new SimulatedDevice({ sizeBytes: REUSE_DEVICE_BYTES }, image);
     const probed = await BlockStore.open('reader', { device: probe, cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' });

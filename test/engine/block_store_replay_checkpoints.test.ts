@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
-import { pattern, seededRandom } from './helpers.js';
+import { checkPowerLossDuringReplay, pattern } from './helpers.js';
 
 const DEVICE_BYTES = 128 << 20;
 const WAL_BYTES = 40 << 20;
@@ -106,28 +106,12 @@ describe('BlockStore recovery with checkpoints during replay', function () {
   });
 
   it('keeps every value when power fails during a replay that writes checkpoints', async () => {
-    // How many operations an undisturbed open and replay take.
-    const probe = new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, image);
-    const probed = await BlockStore.open('reader', { device: probe, cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' });
-    await probed.whenRecovered();
-    const openOps = probe.opCount;
-    await probed.close();
-    const points = 4;
-    for (let point = 1; point <= points; point++) {
-      const crashAfter = Math.floor((openOps * point) / (points + 1));
-      const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES, crashAfterOps: crashAfter }, image);
-      await BlockStore.open('reader', { device, cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' }).then(
-        (store) => store.close(),
-        () => undefined, // the crash
-      );
-      const survivor = device.crash({ random: seededRandom(point) });
-      const store = await BlockStore.open('again', { device: survivor, cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' });
+    await checkPowerLossDuringReplay(image, DEVICE_BYTES, { cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' }, 4, async (store, what) => {
       try {
-        await checkAll(store, expected, `crash after ${crashAfter} of the replay's ${openOps} operations`);
+        await checkAll(store, expected, what);
       } finally {
         await store.close();
       }
-    }
+    });
   });
 });
-

@@ -7,6 +7,7 @@ import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, rmSync, writeSyn
 import { tmpdir } from 'node:os';
 
 import { BlockStore } from '../../engine/block_store.js';
+import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { type BlockStoreOptions } from '../../engine/store_options.js';
 import { StoreCorruptError, StoreError, type StoreErrorCode } from '../../engine/store_error.js';
 import { rejectsWith } from '../native/helpers.js';
@@ -149,4 +150,39 @@ export function seededRandom(seed: number): () => number {
     state ^= state << 5;
     return (state >>> 0) / 0x1_0000_0000;
   };
+}
+
+/**
+ * Power lost during the open and background replay of a crashed store
+ * `image` (on a SimulatedDevice of `deviceBytes`), at `points` places spread
+ * evenly over the operations an undisturbed open and replay take; after
+ * each, the surviving image (pending writes kept or torn at random, seeded
+ * by the point) is opened again and handed to `check`, which must close it.
+ * The opens use `options` (cacheSizeBytes, encoding...).
+ */
+export async function checkPowerLossDuringReplay(
+  image: Uint8Array,
+  deviceBytes: number,
+  options: BlockStoreOptions,
+  points: number,
+  check: (store: BlockStore, what: string) => Promise<void>,
+): Promise<void> {
+  const probe = new SimulatedDevice({ sizeBytes: deviceBytes }, image);
+  const probed = await BlockStore.open('reader', { ...options, device: probe });
+  await probed.whenRecovered();
+  const replayOps = probe.opCount;
+  await probed.close();
+  for (let point = 1; point <= points; point++) {
+    const crashAfter = Math.floor((replayOps * point) / (points + 1));
+    const device = new SimulatedDevice({ sizeBytes: deviceBytes, crashAfterOps: crashAfter }, image);
+    await BlockStore.open('reader', { ...options, device }).then(
+      async (store) => {
+        await store.whenRecovered().catch(() => undefined);
+        await store.close().catch(() => undefined);
+      },
+      () => undefined, // the power went during the open
+    );
+    const store = await BlockStore.open('again', { ...options, device: device.crash({ random: seededRandom(point) }) });
+    await check(store, `power lost after ${crashAfter} of the replay's ${replayOps} operations`);
+  }
 }

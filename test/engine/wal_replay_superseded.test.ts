@@ -19,7 +19,7 @@ import { liveWalOperations, TailRole, type Operation, type PendingCommit } from 
 import { ReplayOverlay } from '../../engine/replay_overlay.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { StoreCorruptError } from '../../engine/store_error.js';
-import { pattern, seededRandom } from './helpers.js';
+import { checkPowerLossDuringReplay, pattern } from './helpers.js';
 
 const DATA_START_BLOCK = 100;
 const BLOCK_COUNT = 1000;
@@ -221,29 +221,13 @@ describe('BlockStore replaying a tail that overwrites the same keys again and ag
   });
 
   it('keeps every last value when power fails during that replay', async () => {
-    const probe = new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, image);
-    const probed = await BlockStore.open('reader', { device: probe, cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' });
-    await probed.whenRecovered();
-    const replayOps = probe.opCount;
-    await probed.close();
-    const points = 3;
-    for (let point = 1; point <= points; point++) {
-      const crashAfter = Math.floor((replayOps * point) / (points + 1));
-      const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES, crashAfterOps: crashAfter }, image);
-      await BlockStore.open('reader', { device, cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' }).then(
-        async (store) => {
-          await store.whenRecovered().catch(() => undefined);
-          await store.close().catch(() => undefined);
-        },
-        () => undefined, // the crash came during the open
-      );
-      const store = await BlockStore.open('again', { device: device.crash({ random: seededRandom(point) }), cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' });
+    await checkPowerLossDuringReplay(image, DEVICE_BYTES, { cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' }, 3, async (store, what) => {
       try {
-        await checkModel(store, model, `power lost after ${crashAfter} of the replay's ${replayOps} operations`);
+        await checkModel(store, model, what);
       } finally {
         await store.close();
       }
-    }
+    });
   });
 });
 
@@ -341,22 +325,13 @@ describe('BlockStore replaying a tail that reused the blocks of a value it repla
   it('comes back whole when the replay writes checkpoints, and after power fails during it', async () => {
     const { image, model } = await reusingImage(30, false);
     assert.ok((await checkReopened(image, model, 'after the replay')) >= 2, 'the replay wrote fewer than two checkpoints');
-    const probe = new SimulatedDevice({ sizeBytes: REUSE_DEVICE_BYTES }, image);
-    const probed = await BlockStore.open('reader', { device: probe, cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' });
-    await probed.whenRecovered();
-    const replayOps = probe.opCount;
-    await probed.close();
-    for (let point = 1; point <= 2; point++) {
-      const crashAfter = Math.floor((replayOps * point) / 3);
-      const device = new SimulatedDevice({ sizeBytes: REUSE_DEVICE_BYTES, crashAfterOps: crashAfter }, image);
-      await BlockStore.open('reader', { device, cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' }).then(
-        async (store) => {
-          await store.whenRecovered().catch(() => undefined);
-          await store.close().catch(() => undefined);
-        },
-        () => undefined,
-      );
-      await checkReopened(device.crash({ random: seededRandom(point) }).snapshot(), model, `power lost after ${crashAfter} of the replay's ${replayOps} operations`);
-    }
+    await checkPowerLossDuringReplay(image, REUSE_DEVICE_BYTES, { cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' }, 2, async (store, what) => {
+      try {
+        await store.whenRecovered();
+        await checkModel(store, model, what);
+      } finally {
+        await store.close();
+      }
+    });
   });
 });

@@ -243,6 +243,15 @@ export class LeafPage {
     this.#write(start, key, entry, this.starts[index + 1]!);
   }
 
+  /** insertAt(count, ...) without moving anything: the record of a key past the page's last. REQUIRES: it is. */
+  append(key: string, entry: IndexEntry, recordBytes: number): void {
+    this.#beforeWrite(recordBytes);
+    const start = this.starts[this.count]!;
+    this.starts.push(start + recordBytes);
+    this.count++;
+    this.#write(start, key, entry, start + recordBytes);
+  }
+
   /** Appends records [from, to) of `source`, copied as they are. REQUIRES: their keys are above this page's. */
   appendRecordsOf(source: LeafPage, from: number, to: number): void {
     if (from === to) return;

@@ -68,6 +68,7 @@ import {
   nodeMemoryBytes,
   NO_ROOM,
   pageLeafDelete,
+  pageLeafAppend,
   pageLeafSet,
   separatorAt,
   type BranchNode,
@@ -215,6 +216,13 @@ export interface PageTreeStats {
   readonly garbageCount: number;
 }
 
+/** PageTree's #appendFinger: a leaf in page form, the bound its keys stay below, and the write count when it was taken. */
+interface AppendFinger {
+  readonly leaf: LeafNode;
+  readonly high: string | undefined;
+  writeCount: number;
+}
+
 export class PageTree {
   readonly #loader: TreeLoader;
   /** The codec, for the pages of new leaves (TreePageIo.leafPageOf; without it new leaves are arrays). */
@@ -280,7 +288,7 @@ export class PageTree {
    * Valid only while no other write came between (#writeCount) and the leaf
    * is still mutable (a snapshot or a checkpoint moves the epoch on).
    */
-  #appendFinger: { leaf: LeafNode; high: string | undefined; writeCount: number } | undefined;
+  #appendFinger: AppendFinger | undefined;
   /**
    * The high bound of the leaf the last complete #preparePath walk reached:
    * separator #preparedLeafHighIndex of this branch page, or none
@@ -759,14 +767,21 @@ export class PageTree {
       this.#keyCount = 1;
       return undefined;
     }
-    const leaf = this.#appendFingerFor(key) ?? this.#writablePath(key);
+    const finger = this.#appendFingerFor(key);
+    const leaf = finger?.leaf ?? this.#writablePath(key);
     this.#appendFinger = undefined;
     if (leaf.page !== undefined) {
-      const previous = pageLeafSet(leaf, key, entry, bytes, this.#capacityBytes);
+      const previous = finger !== undefined ? pageLeafAppend(leaf, key, entry, bytes, this.#capacityBytes) : pageLeafSet(leaf, key, entry, bytes, this.#capacityBytes);
       if (previous !== NO_ROOM) {
         if (previous === undefined) {
           this.#keyCount++;
-          if (leaf.page.compareKeyAt(leaf.page.count - 1, key) === 0) this.#appendFinger = { leaf, high: this.#pathHigh(), writeCount: this.#writeCount };
+          if (finger !== undefined) {
+            // The same leaf and path: the finger holds on.
+            finger.writeCount = this.#writeCount;
+            this.#appendFinger = finger;
+          } else if (leaf.page.compareKeyAt(leaf.page.count - 1, key) === 0) {
+            this.#appendFinger = { leaf, high: this.#pathHigh(), writeCount: this.#writeCount };
+          }
         }
         return previous;
       }
@@ -802,16 +817,16 @@ export class PageTree {
   }
 
   /**
-   * The leaf of #appendFinger if `key` is to be appended to it (past its last
+   * #appendFinger if `key` is to be appended to its leaf (past its last
    * key, below its bound), with #path leading to it as set() needs; else
    * undefined. REQUIRES: called by set() after it counted its write.
    */
-  #appendFingerFor(key: string): LeafNode | undefined {
+  #appendFingerFor(key: string): AppendFinger | undefined {
     const finger = this.#appendFinger;
     if (finger === undefined || finger.writeCount !== this.#writeCount - 1 || finger.leaf.epoch !== this.#epoch) return undefined;
     const page = finger.leaf.page!;
     if (page.compareKeyAt(page.count - 1, key) >= 0 || (finger.high !== undefined && key >= finger.high)) return undefined;
-    return finger.leaf;
+    return finger;
   }
 
   /** The bound the keys of #path's leaf stay below: the separator after it in the deepest branch where it is not the last child; undefined for the rightmost leaf. */

@@ -273,6 +273,14 @@ export function pageLeafSet(leaf: LeafNode, key: string, entry: IndexEntry, byte
   return undefined;
 }
 
+/** pageLeafSet() of a key past the last of the leaf's (an append): no search. REQUIRES: it is. */
+export function pageLeafAppend(leaf: LeafNode, key: string, entry: IndexEntry, bytes: number, capacityBytes: number): undefined | typeof NO_ROOM {
+  if (leaf.bytes + bytes > capacityBytes) return NO_ROOM;
+  leaf.page!.append(key, entry, bytes);
+  leaf.bytes += bytes;
+  return undefined;
+}
+
 /**
  * Deletes `key`, which the leaf holds, from a mutable leaf in page form, in
  * its page; returns its entry (viewing nothing of the page).

@@ -221,7 +221,7 @@ describe('BlockStore replaying a tail that overwrites the same keys again and ag
   });
 
   it('keeps every last value when power fails during that replay', async () => {
-    await checkPowerLossDuringReplay(image, DEVICE_BYTES, { cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' }, 3, async (store, what) => {
+    await checkPowerLossDuringReplay(image, DEVICE_BYTES, { cacheSizeBytes: READER_CACHE_BYTES, encoding: 'binary' }, 2, async (store, what) => {
       try {
         await checkModel(store, model, what);
       } finally {

@@ -20,7 +20,8 @@
 // free set) fails the store: the held writes are rejected, the waiting calls
 // reject with its error, and point reads go on through the overlay and the
 // tree (every byte they return is still checked).
-import { TailRole, type PendingCommit } from './recovery.js';
+import type { PendingCommit } from './recovery.js';
+import { TailRole } from './wal_replay.js';
 import type { IndexEntry } from './store_index.js';
 
 /** Record indexes of one commit stay below this (a commit holds at most a quarter of the WAL, 2^32 is far above it). */

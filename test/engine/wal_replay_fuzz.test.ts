@@ -1,5 +1,5 @@
 // A randomized WAL tail against the replay that applies only what the tail
-// leaves (recovery.ts, liveWalOperations): hot keys overwritten with extent
+// leaves (wal_replay.ts, liveWalOperations): hot keys overwritten with extent
 // and inline values, stream-written (raw) values, deletes, a key several
 // times in one batch, writes in flight together, and freed value blocks
 // reused within the tail; then a crash, and the store reopened (read-write

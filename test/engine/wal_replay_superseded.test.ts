@@ -1,5 +1,5 @@
 // The WAL replay leaves out records that a later record of the tail
-// supersedes (recovery.ts, liveWalOperations): a key's last record in the
+// supersedes (wal_replay.ts, liveWalOperations): a key's last record in the
 // tail is applied as it is, its first of several as a delete, and the
 // others not at all. Checked here: what is left out or made a delete and
 // how left-out values are still checked (unit), that ReplayOverlay tells
@@ -15,7 +15,8 @@ import type { ExtentValue } from '../../format/records.js';
 import type { Superblock } from '../../format/superblock.js';
 import { BlockStore } from '../../engine/block_store.js';
 import { ExtentAllocator } from '../../engine/extent_allocator.js';
-import { liveWalOperations, TailRole, type Operation, type PendingCommit } from '../../engine/recovery.js';
+import type { Operation, PendingCommit } from '../../engine/recovery.js';
+import { liveWalOperations, TailRole } from '../../engine/wal_replay.js';
 import { ReplayOverlay } from '../../engine/replay_overlay.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { StoreCorruptError } from '../../engine/store_error.js';

@@ -529,6 +529,17 @@ export function encodeLeafPageOfEdits(target: Uint8Array, stamp: PageStamp, reco
  * record that does not end within `target`. `data`: a DataView of all of
  * `target`, which a caller writing many records keeps (made when omitted).
  */
+/**
+ * The last target and DataView writeLeafRecordAt found viewing the same
+ * bytes: a caller writes many records through one pair, and the check's
+ * three getters on the DataView were a third of the function's time in a
+ * sorted load (docs/benchmarks.md, "Session 35"). Which memory a typed
+ * array or a DataView views never changes (no resizable buffers here), so
+ * a pair checked once stays checked.
+ */
+let viewCheckedTarget: Uint8Array | undefined;
+let viewCheckedData: DataView | undefined;
+
 export function writeLeafRecordAt(target: Uint8Array, offset: number, keyString: string, slot: LeafSlot, data: DataView = view(target)): number {
   if (!isKeyString(keyString)) throw new RangeError(`a key string of 1 to ${KEY_SIZE_MAX} bytes, one char each, got ${keyString.length} chars`);
   const value = slot.value;
@@ -537,7 +548,11 @@ export function writeLeafRecordAt(target: Uint8Array, offset: number, keyString:
   if (!Number.isSafeInteger(offset) || offset < 0 || offset + recordBytes > target.length) {
     throw new RangeError(`a record of ${recordBytes} bytes at ${offset} does not end within ${target.length} bytes`);
   }
-  assert.ok(data.buffer === target.buffer && data.byteOffset === target.byteOffset && data.byteLength === target.byteLength, 'data views target');
+  if (data !== viewCheckedData || target !== viewCheckedTarget) {
+    assert.ok(data.buffer === target.buffer && data.byteOffset === target.byteOffset && data.byteLength === target.byteLength, 'data views target');
+    viewCheckedTarget = target;
+    viewCheckedData = data;
+  }
   const end = writeSlotAt(target, data, offset, keyString, slot);
   inlineScratch.bytes = NO_BYTES;
   return end;

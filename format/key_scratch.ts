@@ -21,3 +21,22 @@ export function keyStringBytesNow(keyString: string): Uint8Array {
   for (let i = 0; i < length; i++) keyScratch[i] = keyString.charCodeAt(i);
   return (keyScratchViews[length] ??= keyScratch.subarray(0, length));
 }
+
+/**
+ * keyStringBytesNow of a string that may not be a key string: undefined,
+ * with the scratch's contents unspecified, unless it has 1 to KEY_SIZE_MAX
+ * chars, each a byte. One pass that checks and copies, for a writer that
+ * must refuse a bad key before it writes (writeLeafRecordAt): checking
+ * first and copying after read the key twice, ~3 % of a sorted load
+ * (docs/benchmarks.md, "Session 35").
+ */
+export function checkedKeyStringBytesNow(keyString: string): Uint8Array | undefined {
+  const length = keyString.length;
+  if (length < 1 || length > KEY_SIZE_MAX) return undefined;
+  for (let i = 0; i < length; i++) {
+    const code = keyString.charCodeAt(i);
+    if (code > 0xff) return undefined;
+    keyScratch[i] = code;
+  }
+  return (keyScratchViews[length] ??= keyScratch.subarray(0, length));
+}

@@ -37,7 +37,7 @@ import {
 } from './constants.js';
 import { crc32c } from './crc32c.js';
 import { FormatError } from './format_error.js';
-import { keyStringBytesNow } from './key_scratch.js';
+import { checkedKeyStringBytesNow, keyStringBytesNow } from './key_scratch.js';
 import {
   checkPut,
   checkRecordAt,
@@ -541,10 +541,12 @@ let viewCheckedTarget: Uint8Array | undefined;
 let viewCheckedData: DataView | undefined;
 
 export function writeLeafRecordAt(target: Uint8Array, offset: number, keyString: string, slot: LeafSlot, data: DataView = view(target)): number {
-  if (!isKeyString(keyString)) throw new RangeError(`a key string of 1 to ${KEY_SIZE_MAX} bytes, one char each, got ${keyString.length} chars`);
+  // The key's bytes stay in the scratch until writePutAt below copies them: no call in between makes others.
+  const key = checkedKeyStringBytesNow(keyString);
+  if (key === undefined) throw new RangeError(`a key string of 1 to ${KEY_SIZE_MAX} bytes, one char each, got ${keyString.length} chars`);
   const value = slot.value;
-  const recordBytes = value instanceof Uint8Array ? PUT_INLINE_HEADER_BYTES + keyString.length + value.length : leafEntryBytes(keyString.length, value);
-  if (!(value instanceof Uint8Array)) checkPut(keyStringBytesNow(keyString), value);
+  const recordBytes = value instanceof Uint8Array ? PUT_INLINE_HEADER_BYTES + key.length + value.length : leafEntryBytes(key.length, value);
+  if (!(value instanceof Uint8Array)) checkPut(key, value);
   if (!Number.isSafeInteger(offset) || offset < 0 || offset + recordBytes > target.length) {
     throw new RangeError(`a record of ${recordBytes} bytes at ${offset} does not end within ${target.length} bytes`);
   }
@@ -553,22 +555,21 @@ export function writeLeafRecordAt(target: Uint8Array, offset: number, keyString:
     viewCheckedTarget = target;
     viewCheckedData = data;
   }
-  const end = writeSlotAt(target, data, offset, keyString, slot);
+  const end = writePutAt(target, data, offset, key, slot.isString, storedOf(value));
   inlineScratch.bytes = NO_BYTES;
   return end;
 }
 
 /** writePutAt of the record of `keyString` and `slot` (checked) at `offset`; returns the offset after it. */
 function writeSlotAt(target: Uint8Array, data: DataView, offset: number, keyString: string, slot: LeafSlot): number {
-  const value = slot.value;
-  let stored: StoredValue;
-  if (value instanceof Uint8Array) {
-    inlineScratch.bytes = value;
-    stored = inlineScratch;
-  } else {
-    stored = value;
-  }
-  return writePutAt(target, data, offset, keyStringBytesNow(keyString), slot.isString, stored);
+  return writePutAt(target, data, offset, keyStringBytesNow(keyString), slot.isString, storedOf(slot.value));
+}
+
+/** A slot's value as writePutAt takes it: an inline one through inlineScratch (no object a record), which the caller resets after. */
+function storedOf(value: LeafSlot['value']): StoredValue {
+  if (!(value instanceof Uint8Array)) return value;
+  inlineScratch.bytes = value;
+  return inlineScratch;
 }
 
 /**

@@ -60,8 +60,6 @@ export class LeafPage {
   readonly owned: boolean;
   /** An owned page's bytes are viewed by an entry handed out: the next write copies them first. */
   #viewed = false;
-  /** A DataView of `bytes`, for an owned page's writes; made at the first, again when `bytes` change. */
-  #data: DataView | undefined;
 
   /** REQUIRES: `starts` are the records of `bytes` as format/page.ts scanLeafRecords checked them. */
   constructor(bytes: Uint8Array, starts: number[], owned = false) {
@@ -79,12 +77,11 @@ export class LeafPage {
   static ofRecords(keys: readonly string[], entries: readonly IndexEntry[], recordBytes: number, capacityBytes: number): LeafPage {
     assert.ok(recordBytes <= capacityBytes, 'the records fit the page they are written to');
     const bytes = new Uint8Array(PAGE_HEADER_SIZE + capacityBytes);
-    const data = view(bytes);
     const starts = new Array<number>(keys.length + 1);
     let offset = PAGE_HEADER_SIZE;
     for (let index = 0; index < keys.length; index++) {
       starts[index] = offset;
-      offset = writeLeafRecordAt(bytes, offset, keys[index]!, entries[index]!, data);
+      offset = writeLeafRecordAt(bytes, offset, keys[index]!, entries[index]!);
     }
     starts[keys.length] = offset;
     assert.equal(offset - PAGE_HEADER_SIZE, recordBytes, 'the records take the bytes measured for them');
@@ -292,7 +289,6 @@ export class LeafPage {
     const fresh = new Uint8Array(this.bytes.length);
     fresh.set(this.bytes.subarray(0, this.starts[this.count]!));
     this.bytes = fresh;
-    this.#data = undefined;
     this.#viewed = false;
   }
 
@@ -305,7 +301,7 @@ export class LeafPage {
   }
 
   #write(start: number, key: string, entry: IndexEntry, end: number): void {
-    const written = writeLeafRecordAt(this.bytes, start, key, entry, (this.#data ??= view(this.bytes)));
+    const written = writeLeafRecordAt(this.bytes, start, key, entry);
     assert.equal(written, end, 'the record takes the bytes measured for it');
   }
 }

@@ -45,7 +45,11 @@ import {
   PUT_EXTENTS_HEADER_BYTES,
   PUT_INLINE_HEADER_BYTES,
   RECORD_EXTENT_BYTES,
-  writePutAt, type ExtentValue, type StoredValue } from './records.js';
+  writeInlinePutAt,
+  writePutAt,
+  type ExtentValue,
+  type StoredValue,
+} from './records.js';
 
 export interface LeafEntry {
   key: Uint8Array;
@@ -317,11 +321,6 @@ export interface ChildRef {
   readonly crc: number;
 }
 
-/** What inlineScratch holds between records: nothing of a caller's. */
-const NO_BYTES = new Uint8Array(0);
-/** The inline value handed to writePutAt, reused for every record. */
-const inlineScratch: { kind: 'inline'; bytes: Uint8Array } = { kind: 'inline', bytes: NO_BYTES };
-
 /** Whether `keyString` is a key string of 1 to KEY_SIZE_MAX bytes (every char a byte). */
 function isKeyString(keyString: string): boolean {
   const length = keyString.length;
@@ -435,7 +434,6 @@ export function encodeLeafPageOfKeyStrings(
     offset = writeSlotAt(target, data, offset, keyStrings[i], slots[i]);
     i++;
   }
-  inlineScratch.bytes = NO_BYTES;
   assert.equal(offset, PAGE_HEADER_SIZE + usedBytes, 'the sizes agree with writePutAt and the basis');
   return seal(target, data);
 }
@@ -514,7 +512,6 @@ export function encodeLeafPageOfEdits(target: Uint8Array, stamp: PageStamp, reco
     if (slot !== undefined) offset = writeSlotAt(target, data, offset, keyString, slot);
   }
   offset = copyRecords(target, offset, records, recordStarts, record, recordCount);
-  inlineScratch.bytes = NO_BYTES;
   assert.equal(offset, PAGE_HEADER_SIZE + usedBytes, 'the sizes agree with writePutAt and the records');
   return seal(target, data);
 }
@@ -526,22 +523,10 @@ export function encodeLeafPageOfEdits(target: Uint8Array, stamp: PageStamp, reco
  * (engine/leaf_page.ts): the page is then sealed by encodeLeafPageOfEdits.
  * RangeError, before `target` is touched, for a key string that is not one
  * (1 to KEY_SIZE_MAX chars, each a byte), an invalid extent value, or a
- * record that does not end within `target`. `data`: a DataView of all of
- * `target`, which a caller writing many records keeps (made when omitted).
+ * record that does not end within `target`.
  */
-/**
- * The last target and DataView writeLeafRecordAt found viewing the same
- * bytes: a caller writes many records through one pair, and the check's
- * three getters on the DataView were a third of the function's time in a
- * sorted load (docs/benchmarks.md, "Session 35"). Which memory a typed
- * array or a DataView views never changes (no resizable buffers here), so
- * a pair checked once stays checked.
- */
-let viewCheckedTarget: Uint8Array | undefined;
-let viewCheckedData: DataView | undefined;
-
-export function writeLeafRecordAt(target: Uint8Array, offset: number, keyString: string, slot: LeafSlot, data: DataView = view(target)): number {
-  // The key's bytes stay in the scratch until writePutAt below copies them: no call in between makes others.
+export function writeLeafRecordAt(target: Uint8Array, offset: number, keyString: string, slot: LeafSlot): number {
+  // The key's bytes stay in the scratch until the record's writer below copies them: no call in between makes others.
   const key = checkedKeyStringBytesNow(keyString);
   if (key === undefined) throw new RangeError(`a key string of 1 to ${KEY_SIZE_MAX} bytes, one char each, got ${keyString.length} chars`);
   const value = slot.value;
@@ -550,26 +535,16 @@ export function writeLeafRecordAt(target: Uint8Array, offset: number, keyString:
   if (!Number.isSafeInteger(offset) || offset < 0 || offset + recordBytes > target.length) {
     throw new RangeError(`a record of ${recordBytes} bytes at ${offset} does not end within ${target.length} bytes`);
   }
-  if (data !== viewCheckedData || target !== viewCheckedTarget) {
-    assert.ok(data.buffer === target.buffer && data.byteOffset === target.byteOffset && data.byteLength === target.byteLength, 'data views target');
-    viewCheckedTarget = target;
-    viewCheckedData = data;
-  }
-  const end = writePutAt(target, data, offset, key, slot.isString, storedOf(value));
-  inlineScratch.bytes = NO_BYTES;
-  return end;
+  if (value instanceof Uint8Array) return writeInlinePutAt(target, offset, key, slot.isString, value);
+  // An extent value's record has u64 fields: through a DataView, made for it (large values are few).
+  return writePutAt(target, view(target), offset, key, slot.isString, value);
 }
 
 /** writePutAt of the record of `keyString` and `slot` (checked) at `offset`; returns the offset after it. */
 function writeSlotAt(target: Uint8Array, data: DataView, offset: number, keyString: string, slot: LeafSlot): number {
-  return writePutAt(target, data, offset, keyStringBytesNow(keyString), slot.isString, storedOf(slot.value));
-}
-
-/** A slot's value as writePutAt takes it: an inline one through inlineScratch (no object a record), which the caller resets after. */
-function storedOf(value: LeafSlot['value']): StoredValue {
-  if (!(value instanceof Uint8Array)) return value;
-  inlineScratch.bytes = value;
-  return inlineScratch;
+  const key = keyStringBytesNow(keyString);
+  const value = slot.value;
+  return value instanceof Uint8Array ? writeInlinePutAt(target, offset, key, slot.isString, value) : writePutAt(target, data, offset, key, slot.isString, value);
 }
 
 /**

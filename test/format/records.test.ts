@@ -71,6 +71,18 @@ describe('writePut() / writeDelete()', () => {
     assert.deepEqual([...written([{ op: 'delete', key: utf8('ab'), keyIsString: true }])], [RECORD_DELETE, 1, 2, 0, 0x61, 0x62]);
   });
 
+  it('write every byte of an inline record\'s u16 key length and u32 value length, little-endian', () => {
+    // Lengths whose every byte differs, so a byte written twice or left out shows.
+    const key = patternBytes(0x0102, 3);
+    const value = patternBytes(0x030201, 5);
+    const record = written([{ op: 'put', key, keyIsString: false, value: { kind: 'inline', bytes: value } }]);
+    assert.deepEqual([...record.subarray(0, 8)], [RECORD_PUT_INLINE, 0, 0x02, 0x01, 0x01, 0x02, 0x03, 0x00]);
+    assert.deepEqual(record.subarray(8, 8 + key.length), key);
+    assert.deepEqual(record.subarray(8 + key.length), value);
+    const fourBytes = written([{ op: 'put', key: utf8('k'), keyIsString: true, value: { kind: 'inline', bytes: new Uint8Array(0x01020304) } }]);
+    assert.deepEqual([...fourBytes.subarray(0, 9)], [RECORD_PUT_INLINE, KEY_FLAG_STRING, 1, 0, 0x04, 0x03, 0x02, 0x01, 0x6b]);
+  });
+
   it('mark a raw extent value with VALUE_FLAG_RAW (bit 1 of keyFlags), beside the string-key bit', () => {
     const raw: StoredValue = { kind: 'extents', length: 0, crc: 0, extents: [{ startBlock: 9, blockCount: 1 }], raw: true };
     assert.deepEqual(

@@ -33,6 +33,26 @@ describe('BlockStore clean close', () => {
     }
   });
 
+  it('writes the mark with the checkpoint close() writes, in one superblock generation, not a second one after it', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    const store = await BlockStore.open('clean', { device, create: true, encoding: 'string' });
+    for (let i = 0; i < 50; i++) await store.put(`k${i}`, `v${i}`);
+    const before = newestSuperblock(device, 4096);
+    assert.equal(before.clean, false);
+    await store.close();
+    const after = newestSuperblock(device, 4096);
+    assert.equal(after.generation, before.generation + 1, 'one superblock for the checkpoint and the mark');
+    assert.equal(after.clean, true);
+    assert.ok(after.checkpointSeq > before.checkpointSeq, 'it is the checkpoint of the puts');
+    const reopened = await BlockStore.open('clean', { device: device.crash({ keepProbability: 1 }) });
+    try {
+      assert.equal(reopened.stats().keys, 50);
+      for (let i = 0; i < 50; i++) assert.equal(await reopened.get(`k${i}`), `v${i}`);
+    } finally {
+      await reopened.close();
+    }
+  });
+
   it('keeps the first acknowledged write after a clean open through a power loss', async () => {
     const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
     const store = await BlockStore.open('clean', { device, create: true, encoding: 'string' });

@@ -778,10 +778,9 @@ export class BlockStore<V = unknown> {
           if (!this.#sync) await this.#journal.syncNow().catch(() => undefined);
           // Nothing reads the pages it writes: they need not be cached.
           this.#tree.stopCachingWrittenPages();
-          // Marked clean in its own superblock when it covers every commit (Checkpointer.run).
-          await this.#journal.checkpoint(true).catch(() => undefined);
+          await this.#journal.checkpoint().catch(() => undefined);
           await this.#space.trimsSettled();
-          // Every commit is in the checkpoint now: the next open reads no WAL (a no-op if the checkpoint said so).
+          // Every commit is in the checkpoint now: the next open reads no WAL.
           if (this.#state.failure === undefined) await this.#checkpointer.markClean(this.#journal.appliedSequence).catch((error: unknown) => this.#state.fail(error));
         }
       } finally {

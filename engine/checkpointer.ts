@@ -151,23 +151,20 @@ export class Checkpointer {
    * Writes a checkpoint that covers `journal`'s newest applied commit (at
    * it or later), after the one being written if that one does not.
    * Rejects with ERR_STORE_FULL if there is no room for it (the store goes
-   * on), or with the store's failure. `closing`: close() asks, and no
-   * commit will follow; a checkpoint it starts that covers every applied
-   * commit carries the clean mark in its own superblock (see markClean),
-   * one superblock write and flush fewer than marking it after.
+   * on), or with the store's failure.
    */
-  run(journal: AppliedCommits, closing = false): Promise<void> {
+  run(journal: AppliedCommits): Promise<void> {
     const target = journal.appliedSequence;
     const running = this.#checkpointing;
-    if (running === undefined) return this.#start(journal, closing);
+    if (running === undefined) return this.#start(journal);
     // One is being written, frozen at some earlier commit maybe: wait for it,
     // then write another if it does not cover `target` (close() must leave
     // no commit outside the checkpoint).
-    return running.then(() => (this.#superblock.checkpointSeq >= target ? undefined : this.run(journal, closing)));
+    return running.then(() => (this.#superblock.checkpointSeq >= target ? undefined : this.run(journal)));
   }
 
-  #start(journal: AppliedCommits, closing = false): Promise<void> {
-    this.#checkpointing ??= this.#checkpoint(journal, closing)
+  #start(journal: AppliedCommits): Promise<void> {
+    this.#checkpointing ??= this.#checkpoint(journal)
       .catch((error: unknown) => {
         // No room is an answer, not a failure: nothing was written that a
         // superblock names. IO errors stop the store.
@@ -187,7 +184,7 @@ export class Checkpointer {
     this.#wakeProgressWaiters();
   }
 
-  async #checkpoint(journal: AppliedCommits, closing: boolean): Promise<void> {
+  async #checkpoint(journal: AppliedCommits): Promise<void> {
     // A failed store writes nothing more: a checkpoint asked for before the
     // failure (checkpoint() waited for the commits ahead of it), or queued
     // behind one it failed, does not start (found by a review: one ran on a
@@ -330,8 +327,7 @@ export class Checkpointer {
       freeSetExtents: blocks.frame,
       treeRoot: root === undefined ? undefined : { block: root.block, crc: root.crc, level: plan.level },
       keyCount: plan.keyCount,
-      // At close, with every applied commit in it: what markClean would write next.
-      clean: closing && journal.appliedSequence === sequence,
+      clean: false,
     };
     try {
       // Nor does one the store failed under while it wrote its pages name them.

@@ -323,13 +323,12 @@ export class Journal {
    * Writes a checkpoint now (or joins the one being written). With no room
    * for it, it waits for the blocks only time holds (reclaim: the previous
    * free-set frame's runs, say, still on their way back to free), then the store grows
-   * if it can (store_growth.ts); otherwise ERR_STORE_FULL. `closing`:
-   * close() asks, no commit follows (Checkpointer.run).
+   * if it can (store_growth.ts); otherwise ERR_STORE_FULL.
    */
-  async checkpoint(closing = false): Promise<void> {
+  async checkpoint(): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#checkpointer.run(this, closing);
+        await this.#checkpointer.run(this);
         return;
       } catch (error) {
         if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;

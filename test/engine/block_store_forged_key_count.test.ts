@@ -27,13 +27,7 @@ function valueOf(index: number, keyCount: number): string {
   return keyCount > ONE_LEAF_KEYS ? `value-${index}`.padEnd(100, '.') : `value-${index}`;
 }
 
-/**
- * An image of a cleanly closed store of `keyCount` keys whose newest
- * superblock (both copies: the generation open takes) records
- * `forgedCount`. The other pair holds the generation before it, left as
- * it is (since close() writes its clean mark with its checkpoint, that is
- * an earlier checkpoint's).
- */
+/** An image of a cleanly closed store of `keyCount` keys whose superblocks (every copy) record `forgedCount`. */
 async function forgedImage(forgedCount: number, keyCount: number): Promise<Uint8Array> {
   const device = new SimulatedDevice({ sizeBytes: 16 << 20 });
   const store = await BlockStore.open('forged', { device, create: true, blockSize: BLOCK_SIZE, walSizeBytes: WAL_SIZE_BYTES, encoding: 'string' });
@@ -43,26 +37,21 @@ async function forgedImage(forgedCount: number, keyCount: number): Promise<Uint8
   await store.close();
   const image = device.snapshot();
   const walBlockCount = WAL_SIZE_BYTES / BLOCK_SIZE;
-  const copies: { bytes: Uint8Array; superblock: ReturnType<typeof decodeSuperblock> }[] = [];
+  let forged = 0;
   for (const block of [0, 1, superblockSlotBlock(2, 2, walBlockCount), superblockSlotBlock(3, 2, walBlockCount)]) {
     const bytes = image.subarray(block * BLOCK_SIZE, block * BLOCK_SIZE + SUPERBLOCK_SIZE);
+    let superblock;
     try {
-      copies.push({ bytes, superblock: decodeSuperblock(bytes, block) });
+      superblock = decodeSuperblock(bytes, block);
     } catch {
       continue;
     }
-  }
-  const newest = Math.max(...copies.map(({ superblock }) => superblock.generation));
-  let forged = 0;
-  for (const { bytes, superblock } of copies) {
-    if (superblock.generation !== newest) continue;
     assert.equal(superblock.keyCount, keyCount);
-    assert.equal(superblock.clean, true, 'closed cleanly');
     if (keyCount > ONE_LEAF_KEYS) assert.ok(superblock.treeRoot!.level > 0, 'a tree of several levels');
     encodeSuperblock({ ...superblock, keyCount: forgedCount }, bytes);
     forged++;
   }
-  assert.equal(forged, 2, 'both copies of the newest generation forged');
+  assert.ok(forged >= 2, `${forged} superblock copies forged`);
   return image;
 }
 

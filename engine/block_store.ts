@@ -120,6 +120,15 @@ export class BlockStore<V = unknown> {
   readonly #growthWait: GrowthWait;
   /** Write streams ended and not yet in the journal: flush() and close() wait for them. */
   readonly #endingStreams = new EndingStreams();
+  /**
+   * flush() calls not settled yet, outcomes swallowed: close() waits for
+   * those begun before it. With sync: false a flush ends with a marker
+   * commit, enqueued only after its fdatasync — after close() may have
+   * drained the journal — so without this wait that commit could reach
+   * the WAL behind close()'s checkpoint, or after the device closed
+   * (found by a review, session 35).
+   */
+  readonly #flushesInFlight = new Set<Promise<unknown>>();
   /** What createWriteStream and createReadStream work with. */
   readonly #streamParts: StreamParts;
   #closing: Promise<void> | undefined;
@@ -750,8 +759,15 @@ export class BlockStore<V = unknown> {
     // Write streams ended before the call are writes accepted before it: in the journal first.
     const endedStreams = this.#endingStreams.handedOver();
     const replayed = this.#replayedForWrites();
-    if (endedStreams === undefined) return replayed === undefined ? inJournal() : replayed.then(inJournal);
-    return (replayed === undefined ? endedStreams : Promise.all([replayed, endedStreams])).then(inJournal);
+    let flushed: Promise<void>;
+    if (endedStreams === undefined) flushed = replayed === undefined ? inJournal() : replayed.then(inJournal);
+    else flushed = (replayed === undefined ? endedStreams : Promise.all([replayed, endedStreams])).then(inJournal);
+    const settled: Promise<boolean> = flushed.then(
+      () => this.#flushesInFlight.delete(settled),
+      () => this.#flushesInFlight.delete(settled),
+    );
+    this.#flushesInFlight.add(settled);
+    return flushed;
   }
 
   /**
@@ -769,6 +785,8 @@ export class BlockStore<V = unknown> {
         // The tail is replayed before the checkpoint that covers it (a failed replay has failed the store: nothing is written).
         await this.#replay?.settled().catch(() => undefined);
         await endedStreams;
+        // So are flushes called before it, marker commits included.
+        await Promise.all(this.#flushesInFlight);
         // Writes called before close() and waiting for a growth are finished too.
         await this.#growthWait.handedOver();
         await this.#journal.flushCommits().catch(() => undefined);
@@ -781,7 +799,7 @@ export class BlockStore<V = unknown> {
           await this.#journal.checkpoint().catch(() => undefined);
           await this.#space.trimsSettled();
           // Every commit is in the checkpoint now: the next open reads no WAL.
-          if (this.#state.failure === undefined) await this.#checkpointer.markClean(this.#journal.appliedSequence).catch((error: unknown) => this.#state.fail(error));
+          if (this.#state.failure === undefined) await this.#checkpointer.markClean(this.#journal.lastSequence).catch((error: unknown) => this.#state.fail(error));
         }
       } finally {
         this.#state.markClosed();

@@ -375,12 +375,15 @@ export class Checkpointer {
   }
 
   /**
-   * Records a clean close: the checkpoint covers `appliedSequence` and no
-   * commit will be written after it, so the next open need not read the WAL
-   * (recovery.ts). Does nothing if a commit is outside the checkpoint.
+   * Records a clean close: the checkpoint covers `lastSequence`, the last
+   * commit given a sequence (Journal.lastSequence: applied, or with its WAL
+   * write in flight), and no commit will be written after it, so the next
+   * open need not read the WAL (recovery.ts). Does nothing if a commit is
+   * outside the checkpoint: one still being written counts, though close()
+   * waits for them — the flag must never be durable with a WAL frame after it.
    */
-  async markClean(appliedSequence: number): Promise<void> {
-    if (this.#superblock.clean || this.#superblock.checkpointSeq !== appliedSequence) return;
+  async markClean(lastSequence: number): Promise<void> {
+    if (this.#superblock.clean || this.#superblock.checkpointSeq !== lastSequence) return;
     await this.#rewriteSuperblock(true);
   }
 

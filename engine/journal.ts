@@ -232,6 +232,14 @@ export class Journal {
     return this.#appliedSequence;
   }
 
+  /**
+   * The last sequence given to a commit: its WAL write may still be in
+   * flight, and it is applied or the store has failed once that write settles.
+   */
+  get lastSequence(): number {
+    return this.#nextSequence - 1;
+  }
+
   /** Times commits waited for a running checkpoint's progress because they had dirtied their allowance of pages during it. */
   get checkpointWaitCount(): number {
     return this.#checkpointsWaitedFor;

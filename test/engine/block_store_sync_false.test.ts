@@ -7,9 +7,31 @@ import assert from 'node:assert/strict';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
+import { SUPERBLOCK_SIZE } from '../../format/constants.js';
+import { decodeSuperblock } from '../../format/superblock.js';
 import { makeStoreDir, openSmallStore, pattern, removeStoreDir } from './helpers.js';
 
 const DEVICE_BYTES = 8 << 20;
+
+/** A simulated device whose commit writes (a WAL frame written and made durable at once, as a flush's marker commit) complete `delayMs` late. */
+class SlowCommitWrites extends SimulatedDevice {
+  constructor(
+    sizeBytes: number,
+    private readonly delayMs: number,
+  ) {
+    super({ sizeBytes });
+  }
+
+  override async writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+    return super.writeDsync(position, buffers);
+  }
+
+  override async writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+    return super.writeAndSync(position, buffers);
+  }
+}
 
 function simulatedStore(device: SimulatedDevice, create: boolean): Promise<BlockStore> {
   return BlockStore.open('simulated', { device, create, sync: false, encoding: 'binary' });
@@ -134,6 +156,34 @@ describe('BlockStore#flush() with sync: false on the simulated device', () => {
         }
         // Commits are replayed in order: the survivors are a prefix.
         for (let i = 0; i < present; i++) assert.equal(await reopened.has(`unflushed-${i}`), true, `seed ${seed}: survivors are not a prefix`);
+        await reopened.verifyIntegrity();
+      } finally {
+        await reopened.close();
+      }
+    }
+  });
+
+  it('finishes a flush() called just before close() first: its marker commit is written before the checkpoint, and close() resolves after it (found by a review)', async () => {
+    for (const delayMs of [0, 5, 20]) {
+      const device = new SlowCommitWrites(DEVICE_BYTES, delayMs);
+      const store = await simulatedStore(device, true);
+      for (let i = 0; i < 5; i++) await store.put(`k${i}`, pattern(40, i));
+      const order: string[] = [];
+      // Neither awaited before the other is called: flush()'s marker commit
+      // is enqueued only after its fdatasync, once close() is under way.
+      const flushed = store.flush().then(() => order.push('flush'));
+      const closed = store.close().then(() => order.push('close'));
+      // The simulated device refuses IO after close: a marker written then fails the flush.
+      await Promise.all([flushed, closed]);
+      assert.deepEqual(order, ['flush', 'close'], `delay ${delayMs} ms`);
+      // The newest superblock is clean only if no commit is after its checkpoint.
+      const image = device.snapshot();
+      const copies = [0, 1].map((slot) => decodeSuperblock(image.subarray(slot * 4096, slot * 4096 + SUPERBLOCK_SIZE), slot));
+      const newest = copies.reduce((a, b) => (b.generation > a.generation ? b : a));
+      assert.equal(newest.clean, true, `delay ${delayMs} ms`);
+      const reopened = await simulatedStore(new SimulatedDevice({ sizeBytes: image.length }, image), false);
+      try {
+        for (let i = 0; i < 5; i++) assert.ok(((await reopened.get(`k${i}`)) as Buffer).equals(pattern(40, i)), `delay ${delayMs} ms: k${i}`);
         await reopened.verifyIntegrity();
       } finally {
         await reopened.close();

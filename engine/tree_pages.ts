@@ -3,6 +3,8 @@
 // format/page.ts, and hands the tree a leaf as a LeafPage (its records as
 // the page holds them) or a branch as a BranchPage (its child records); encodes the
 // pages a checkpoint writes. The one place where tree nodes meet bytes.
+import assert from 'node:assert/strict';
+
 import { PAGE_HEADER_SIZE } from '../format/constants.js';
 import { FormatError } from '../format/format_error.js';
 import {
@@ -48,6 +50,13 @@ const RECENT_LEAVES_MAX = 256;
 /** A leaf in page form is sealed with no edits on top of its records. */
 const NO_EDITS: LeafRecordEdits = { keyStrings: [], slots: [] };
 
+/** A leaf withLeaf read and held back (TreePages.#recentLeaves); buffer undefined once taken or evicted. */
+interface RecentLeaf {
+  readonly block: number;
+  readonly crc: number;
+  buffer: Buffer | undefined;
+}
+
 export class TreePages implements TreePageIo {
   readonly #device: BlockDevice;
   readonly #geometry: () => TreeGeometry;
@@ -55,8 +64,17 @@ export class TreePages implements TreePageIo {
   readonly pool: BufferPool;
   /** Pages read from the device (cache misses of the tree). */
   reads = 0;
-  /** Leaves withLeaf read and checked, in their pooled buffers, oldest first (RECENT_LEAVES_MAX). */
-  readonly #recentLeaves: { block: number; crc: number; buffer: Buffer }[] = [];
+  /**
+   * Leaves withLeaf read and checked, in their pooled buffers, by block
+   * (RECENT_LEAVES_MAX). Every cold read looks here: a search of a list of
+   * 256 took ~1 µs of a cold get on a slow host.
+   */
+  readonly #recentLeaves = new Map<number, RecentLeaf>();
+  /**
+   * The same leaves oldest first, for eviction, and those taken since
+   * (buffer undefined), until eviction or a compaction passes them.
+   */
+  #recentOrder: RecentLeaf[] = [];
 
   constructor(device: BlockDevice, geometry: () => TreeGeometry) {
     this.#device = device;
@@ -179,22 +197,41 @@ export class TreePages implements TreePageIo {
 
   /** The buffer of a leaf withLeaf read lately, if it is the page of `ref` (block and checksum); it leaves the list. */
   #takeRecentLeaf(ref: PageRef): Buffer | undefined {
-    const recent = this.#recentLeaves;
-    for (let i = recent.length - 1; i >= 0; i--) {
-      const entry = recent[i]!;
-      if (entry.block !== ref.block) continue;
-      recent.splice(i, 1);
-      if (entry.crc === ref.crc) return entry.buffer;
-      // An older page of a reused block: not the page asked for.
-      this.pool.give(entry.buffer);
-      return undefined;
-    }
+    const entry = this.#recentLeaves.get(ref.block);
+    if (entry === undefined) return undefined;
+    this.#recentLeaves.delete(ref.block);
+    const buffer = entry.buffer!;
+    entry.buffer = undefined;
+    if (entry.crc === ref.crc) return buffer;
+    // An older page of a reused block: not the page asked for.
+    this.pool.give(buffer);
     return undefined;
   }
 
   #keepRecentLeaf(ref: PageRef, buffer: Buffer): void {
-    this.#recentLeaves.push({ block: ref.block, crc: ref.crc, buffer });
-    if (this.#recentLeaves.length > RECENT_LEAVES_MAX) this.pool.give(this.#recentLeaves.shift()!.buffer);
+    const recent = this.#recentLeaves;
+    // Two lookups of one block read it at once: the later read's buffer is kept.
+    const previous = recent.get(ref.block);
+    if (previous !== undefined) {
+      this.pool.give(previous.buffer!);
+      previous.buffer = undefined;
+    }
+    const entry: RecentLeaf = { block: ref.block, crc: ref.crc, buffer };
+    recent.set(ref.block, entry);
+    let order = this.#recentOrder;
+    order.push(entry);
+    while (recent.size > RECENT_LEAVES_MAX) {
+      const oldest = order.shift()!;
+      if (oldest.buffer === undefined) continue;
+      recent.delete(oldest.block);
+      this.pool.give(oldest.buffer);
+      oldest.buffer = undefined;
+    }
+    if (order.length > 2 * RECENT_LEAVES_MAX) {
+      order = order.filter((kept) => kept.buffer !== undefined);
+      this.#recentOrder = order;
+    }
+    assert.ok(order.length >= recent.size, 'every recent leaf is in the eviction order');
   }
 
   /**

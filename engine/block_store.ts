@@ -219,6 +219,7 @@ export class BlockStore<V = unknown> {
       growth: this.#growth,
       growthWait: this.#growthWait,
       endingStreams: this.#endingStreams,
+      chunkWritesInFlight: new Set(),
       entryNow: (keyString) => this.#reader.entryNow(keyString),
       replayed: () => this.#replayed(),
       replayedForWrites: () => this.#replayedForWrites(),
@@ -804,7 +805,12 @@ export class BlockStore<V = unknown> {
       } finally {
         this.#state.markClosed();
         this.#tree.releaseCache();
-        this.#journal.close();
+        await this.#journal.close();
+        // Write streams' chunk writes, of streams never ended too: no IO
+        // goes on past the device's close. A stream past its allocation when
+        // close() began may submit one more chunk; the next allocation refuses.
+        const chunkWrites = this.#streamParts.chunkWritesInFlight;
+        while (chunkWrites.size > 0) await Promise.all(chunkWrites);
         await this.#device.close().catch(() => undefined);
         await this.#ownedRing?.close();
       }

@@ -376,9 +376,16 @@ export class Journal {
   }
 
   /** Cancels the deferred fdatasync (the store is closing). */
-  close(): void {
+  /**
+   * Cancels the deferred fdatasync and waits for one already running (its
+   * failure is the store's, reported by whatever is waiting on it): the
+   * device must not close with it in flight (found by a review: the timer of
+   * the last commit fired while close() wrote its checkpoint).
+   */
+  async close(): Promise<void> {
     this.#deferredSync?.();
     this.#deferredSync = undefined;
+    await this.#deferredSyncPromise?.catch(() => undefined);
   }
 
   /** Asserts the checkpoint reserve's running totals against a recomputation: O(queued writes), for verifyIntegrity. */

@@ -174,22 +174,59 @@ interface PrepareStop {
 }
 
 /**
+ * The key bounds a walk down the tree has reached: separator lowIndex of
+ * lowPage and highIndex of highPage (none where the page is undefined), the
+ * tightest on each side of the branches passed, kept as pages and indexes
+ * and made key strings only when a page is read (boundStrings).
+ */
+interface WalkBounds {
+  lowPage: BranchPage<TreeNode> | undefined;
+  lowIndex: number;
+  highPage: BranchPage<TreeNode> | undefined;
+  highIndex: number;
+}
+
+/** Narrows `bounds` to child `index` of `page`: the separators on each side of it, where it has them. */
+function narrowBounds(bounds: WalkBounds, page: BranchPage<TreeNode>, index: number): void {
+  if (index > 0) {
+    bounds.lowPage = page;
+    bounds.lowIndex = index - 1;
+  }
+  if (index < page.count - 1) {
+    bounds.highPage = page;
+    bounds.highIndex = index;
+  }
+}
+
+/**
+ * The key strings of `bounds`, or `low` and `high` on a side it has no page
+ * for (bounds reached before the last read); takes the pages out of it.
+ */
+function boundStrings(bounds: WalkBounds, low: string | undefined, high: string | undefined): { low: string | undefined; high: string | undefined } {
+  if (bounds.lowPage !== undefined) {
+    low = bounds.lowPage.separatorAt(bounds.lowIndex);
+    bounds.lowPage = undefined;
+  }
+  if (bounds.highPage !== undefined) {
+    high = bounds.highPage.separatorAt(bounds.highIndex);
+    bounds.highPage = undefined;
+  }
+  return { low, high };
+}
+
+/**
  * Where the last #findCached that met a page not in memory stopped: `child`,
  * at `level`, with the bounds its walk had reached (as in PrepareStop).
  * get() of the same key right after (a cold point read: StoreReader asks
  * getCached() first) goes on from there instead of walking the same nodes
  * from the root again.
  */
-interface CachedWalkStop {
+interface CachedWalkStop extends WalkBounds {
   key: string | undefined;
   writeCount: number;
   root: Child | undefined;
   child: PageRef | undefined;
   level: number;
-  lowPage: BranchPage<TreeNode> | undefined;
-  lowIndex: number;
-  highPage: BranchPage<TreeNode> | undefined;
-  highIndex: number;
 }
 
 /** The pages prepare() pinned; give them back with release(). */
@@ -393,6 +430,9 @@ export class PageTree {
     // Nor keep a leaf or a branch page alive through the walks' short cuts.
     this.#appendFinger = undefined;
     this.#preparedLeafHighPage = undefined;
+    const stop = this.#cachedWalkStop;
+    stop.key = undefined;
+    stop.root = stop.child = stop.lowPage = stop.highPage = undefined;
     // Pinned nodes go too: a prepare() in its reads walks from the root again.
     this.#writeCount++;
   }
@@ -464,52 +504,34 @@ export class PageTree {
 
   /** getCached() by the tree alone: its walk down the nodes in memory, admitting no record. */
   #findCached(key: string): IndexEntry | undefined | NotCached {
+    // The stop's bounds are this walk's scratch: a stop is the last walk's only.
+    const stop = this.#cachedWalkStop;
+    stop.key = undefined;
+    stop.lowPage = stop.highPage = undefined;
     const root: Child | undefined = this.#root;
     if (root === undefined) return undefined;
     let node: TreeNode | undefined = isNode(root) ? root : this.#cache.get(root);
-    if (node === undefined) return this.#stopCachedWalk(key, root as PageRef, this.#level, undefined, 0, undefined, 0);
-    let lowPage: BranchPage<TreeNode> | undefined;
-    let lowIndex = 0;
-    let highPage: BranchPage<TreeNode> | undefined;
-    let highIndex = 0;
+    if (node === undefined) return this.#stopCachedWalk(key, root as PageRef, this.#level);
     for (;;) {
       if (node.kind === 'leaf') return leafFind(node, key);
       // A clean child is looked up by its record's block and CRC: no PageRef made.
       const page: BranchPage<TreeNode> = node.page;
       const index = page.childIndexFor(key);
-      if (index > 0) {
-        lowPage = page;
-        lowIndex = index - 1;
-      }
-      if (index < page.count - 1) {
-        highPage = page;
-        highIndex = index;
-      }
+      narrowBounds(stop, page, index);
       const next: TreeNode | undefined = page.nodeAt(index) ?? this.#cache.getAt(page.blockAt(index), page.crcAt(index));
-      if (next === undefined) return this.#stopCachedWalk(key, page.refAt(index), node.level - 1, lowPage, lowIndex, highPage, highIndex);
+      if (next === undefined) return this.#stopCachedWalk(key, page.refAt(index), node.level - 1);
       node = next;
     }
   }
 
-  #stopCachedWalk(
-    key: string,
-    child: PageRef,
-    level: number,
-    lowPage: BranchPage<TreeNode> | undefined,
-    lowIndex: number,
-    highPage: BranchPage<TreeNode> | undefined,
-    highIndex: number,
-  ): NotCached {
+  /** Records where #findCached stopped (its bounds are in the stop already). */
+  #stopCachedWalk(key: string, child: PageRef, level: number): NotCached {
     const stop = this.#cachedWalkStop;
     stop.key = key;
     stop.writeCount = this.#writeCount;
     stop.root = this.#root;
     stop.child = child;
     stop.level = level;
-    stop.lowPage = lowPage;
-    stop.lowIndex = lowIndex;
-    stop.highPage = highPage;
-    stop.highIndex = highIndex;
     return NOT_CACHED;
   }
 
@@ -523,11 +545,9 @@ export class PageTree {
     const stop = this.#cachedWalkStop;
     if (stop.key === key && stop.writeCount === this.#writeCount && stop.root === this.#root) {
       stop.key = undefined;
-      const low = stop.lowPage?.separatorAt(stop.lowIndex);
-      const high = stop.highPage?.separatorAt(stop.highIndex);
       const child = stop.child!;
-      stop.lowPage = stop.highPage = undefined;
       stop.child = undefined;
+      const { low, high } = boundStrings(stop, undefined, undefined);
       return this.#getFrom(child, stop.level, key, low, high);
     }
     return this.#getFrom(this.#root, this.#level, key, undefined, undefined);
@@ -546,13 +566,9 @@ export class PageTree {
     let child: Child | undefined = root;
     if (child === undefined) return undefined;
     let level = rootLevel;
-    // The tightest bounds of the branches walked since the last read, kept
-    // as a page and a separator index and made strings only for a read (a
-    // key string a level cost ~0.45 µs of a cold get here).
-    let lowPage: BranchPage<TreeNode> | undefined;
-    let lowIndex = 0;
-    let highPage: BranchPage<TreeNode> | undefined;
-    let highIndex = 0;
+    // The bounds of the branches walked since the last read (a key string a
+    // level cost ~0.45 µs of a cold get here).
+    const bounds: WalkBounds = { lowPage: undefined, lowIndex: 0, highPage: undefined, highIndex: 0 };
     for (;;) {
       // The nodes are taken from the tree as it was at the call: a write
       // during a read replaces nodes, it does not change those taken.
@@ -560,14 +576,7 @@ export class PageTree {
       if (node === undefined) {
         // The bounds as strings now, before the read: a dirty branch walked
         // may be written to while it is in flight.
-        if (lowPage !== undefined) {
-          low = lowPage.separatorAt(lowIndex);
-          lowPage = undefined;
-        }
-        if (highPage !== undefined) {
-          high = highPage.separatorAt(highIndex);
-          highPage = undefined;
-        }
+        ({ low, high } = boundStrings(bounds, low, high));
         // A leaf not in the cache: the loader decides whether to keep it.
         if (level === 0) return this.#loader.lookUp(child as PageRef, low, high, key);
         node = await this.#loader.load(child as PageRef, level, low, high);
@@ -575,14 +584,7 @@ export class PageTree {
       if (node.kind === 'leaf') return leafFind(node, key);
       const page: BranchPage<TreeNode> = node.page;
       const index = page.childIndexFor(key);
-      if (index > 0) {
-        lowPage = page;
-        lowIndex = index - 1;
-      }
-      if (index < page.count - 1) {
-        highPage = page;
-        highIndex = index;
-      }
+      narrowBounds(bounds, page, index);
       child = page.childAt(index);
       level--;
     }

@@ -61,6 +61,13 @@ export interface StreamParts {
   growthWait: GrowthWait;
   /** Write streams ended and not yet in the journal, which flush() and close() wait for. */
   endingStreams: EndingStreams;
+  /**
+   * The chunk writes of every write stream, each settled (never rejected)
+   * once it is: close() waits for them before the device closes, ended or
+   * not (a stream never ended still has its writes in flight; found by a
+   * review).
+   */
+  chunkWritesInFlight: Set<Promise<void>>;
   /** A key's entry now if it takes no IO, the WAL tail's while the replay runs (ReplayOverlay); NOT_CACHED otherwise. */
   entryNow: (keyString: string) => IndexEntry | undefined | typeof NOT_CACHED;
   /** Waits for the replay of the WAL tail if one runs: iterations start after it (a failed one: its error). */
@@ -197,8 +204,10 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
       .finally(() => {
         inFlightBytes -= writtenBytes;
         inFlight.delete(settled);
+        parts.chunkWritesInFlight.delete(settled);
       });
     inFlight.add(settled);
+    parts.chunkWritesInFlight.add(settled);
     // Backpressure: room for the next chunk before the stream takes more.
     while (inFlightBytes + STREAM_CHUNK_BYTES > STREAM_IN_FLIGHT_BYTES_MAX && inFlight.size > 0) await Promise.race(inFlight);
     if (writeFailure !== undefined) throw failureOf(writeFailure);

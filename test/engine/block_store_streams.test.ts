@@ -208,6 +208,50 @@ describe('BlockStore#createWriteStream() and #createReadStream()', () => {
   });
 });
 
+/** A simulated device whose writes complete 20 ms late, counting the operations in flight when it is closed. */
+class SlowWritesDevice extends SimulatedDevice {
+  inFlightAtClose = -1;
+  #inFlight = 0;
+
+  override async write(position: number, buffers: Uint8Array[]): Promise<void> {
+    this.#inFlight++;
+    try {
+      // Submitted (and the bytes taken) now; completed late.
+      const written = super.write(position, buffers);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await written;
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  override close(): Promise<void> {
+    this.inFlightAtClose = this.#inFlight;
+    return super.close();
+  }
+}
+
+describe('BlockStore#close() with a write stream on the simulated device', () => {
+  it('closes the device only once the chunk writes of a stream never ended have settled (found by a review)', async () => {
+    const device = new SlowWritesDevice({ sizeBytes: 32 << 20 });
+    const store = await BlockStore.open('simulated', { device, create: true, encoding: 'binary' });
+    const stream = store.createWriteStream('unended');
+    stream.on('error', () => undefined);
+    // Chunks go to the device as they fill, before the stream is ended.
+    stream.write(pattern(3 << 20, 1));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await store.close();
+    assert.equal(device.inFlightAtClose, 0);
+    const reopened = await BlockStore.open('simulated', { device: new SimulatedDevice({ sizeBytes: 32 << 20 }, device.snapshot()), encoding: 'binary' });
+    try {
+      assert.equal(await reopened.has('unended'), false);
+      await reopened.verifyIntegrity();
+    } finally {
+      await reopened.close();
+    }
+  });
+});
+
 /**
  * Waits (bounded) until the store uses `blocks` blocks again: a destroyed
  * stream returns its blocks once its in-flight writes have settled.

@@ -33,6 +33,58 @@ class SlowCommitWrites extends SimulatedDevice {
   }
 }
 
+/**
+ * A simulated device that holds the journal's deferred fdatasync task
+ * (BlockDevice.deferTask) and runs it at the first write after `closing` is
+ * set — inside close()'s checkpoint — with that fdatasync slowed; it
+ * records how many operations were in flight when the device was closed.
+ */
+class DeferredSyncInClose extends SimulatedDevice {
+  closing = false;
+  inFlightAtClose = -1;
+  #task: (() => void) | undefined;
+  #slowSync = false;
+  #inFlight = 0;
+
+  deferTask(task: () => void): () => void {
+    this.#task = task;
+    return () => {
+      if (this.#task === task) this.#task = undefined;
+    };
+  }
+
+  override write(position: number, buffers: Uint8Array[]): Promise<void> {
+    const task = this.#task;
+    if (this.closing && task !== undefined) {
+      this.#task = undefined;
+      // The task calls sync() synchronously.
+      this.#slowSync = true;
+      task();
+      this.#slowSync = false;
+    }
+    return this.#track(super.write(position, buffers));
+  }
+
+  override sync(): Promise<void> {
+    if (!this.#slowSync) return this.#track(super.sync());
+    return this.#track(new Promise<void>((resolve) => setTimeout(resolve, 30)).then(() => super.sync()));
+  }
+
+  override close(): Promise<void> {
+    this.inFlightAtClose = this.#inFlight;
+    return super.close();
+  }
+
+  async #track(operation: Promise<void>): Promise<void> {
+    this.#inFlight++;
+    try {
+      await operation;
+    } finally {
+      this.#inFlight--;
+    }
+  }
+}
+
 function simulatedStore(device: SimulatedDevice, create: boolean): Promise<BlockStore> {
   return BlockStore.open('simulated', { device, create, sync: false, encoding: 'binary' });
 }
@@ -188,6 +240,22 @@ describe('BlockStore#flush() with sync: false on the simulated device', () => {
       } finally {
         await reopened.close();
       }
+    }
+  });
+
+  it('does not close the device under a deferred fdatasync that started during its checkpoint (found by a review)', async () => {
+    const device = new DeferredSyncInClose({ sizeBytes: DEVICE_BYTES });
+    const store = await simulatedStore(device, true);
+    // Its commit schedules the deferred fdatasync (held by the device).
+    await store.put('k', pattern(40, 1));
+    device.closing = true;
+    await store.close();
+    assert.equal(device.inFlightAtClose, 0);
+    const reopened = await simulatedStore(new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, device.snapshot()), false);
+    try {
+      assert.ok(((await reopened.get('k')) as Buffer).equals(pattern(40, 1)));
+    } finally {
+      await reopened.close();
     }
   });
 });

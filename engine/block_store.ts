@@ -21,6 +21,7 @@
 //   replay_overlay.ts the tail by key while that replay runs; writes held
 //   write_encoding.ts checking and encoding a write at the call
 //   integrity_check.ts verifyIntegrity
+//   closed_device_guard.ts the device as the parts see it: no IO once closed
 //
 // A write flows one way: façade → journal → tree, space and grid. The
 // parts never import the façade; it passes each its collaborators.
@@ -38,7 +39,8 @@ import { frameBlockCount } from '../format/frame.js';
 import { freeSetPayloadBytes, type Superblock } from '../format/superblock.js';
 import { IoUringActor } from '../native/io_uring_actor.js';
 import { BlockCache } from './block_cache.js';
-import { checkBlockDevice, type BlockDevice } from './block_device.js';
+import { checkBlockDevice } from './block_device.js';
+import { ClosedDeviceGuard } from './closed_device_guard.js';
 import { BufferPool } from './buffer_pool.js';
 import { Checkpointer } from './checkpointer.js';
 import { Grid } from './grid.js';
@@ -101,7 +103,7 @@ export { DEFAULT_BLOCK_SIZE, DEFAULT_WAL_SIZE_BYTES, storeLayout } from './store
 export class BlockStore<V = unknown> {
   /** The path the store was opened with. */
   readonly path: string;
-  readonly #device: BlockDevice;
+  readonly #device: ClosedDeviceGuard;
   readonly #ownedRing: IoUringActor | undefined;
   readonly #codec: ValueCodec;
   readonly #sync: boolean;
@@ -143,7 +145,7 @@ export class BlockStore<V = unknown> {
 
   private constructor(
     path: string,
-    device: BlockDevice,
+    device: ClosedDeviceGuard,
     ownedRing: IoUringActor | undefined,
     options: Required<Pick<BlockStoreOptions, 'encoding' | 'sync' | 'cacheSizeBytes' | 'readOnly'>> & { maxSizeBytes: number | undefined },
     superblock: Superblock,
@@ -335,7 +337,9 @@ export class BlockStore<V = unknown> {
           return allocator?.blockCount ?? superblock.blockCount;
         },
       };
-      const treePages = new TreePages(device, () => geometry);
+      // What the store's parts do IO through: nothing once it is closed.
+      const guarded = new ClosedDeviceGuard(device);
+      const treePages = new TreePages(guarded, () => geometry);
       const tree = new PageTree(
         {
           io: treePages,
@@ -347,11 +351,11 @@ export class BlockStore<V = unknown> {
         superblock.treeRoot === undefined ? undefined : { ref: { block: superblock.treeRoot.block, crc: superblock.treeRoot.crc }, level: superblock.treeRoot.level },
         superblock.keyCount,
       );
-      const recovered = await recoverStore(device, superblock, probe.slotsToRepair);
+      const recovered = await recoverStore(guarded, superblock, probe.slotsToRepair);
       allocator = recovered.allocator;
       const store = new BlockStore<V>(
         path,
-        device,
+        guarded,
         ownedRing,
         { encoding, sync, cacheSizeBytes, readOnly, maxSizeBytes },
         recovered.superblock,
@@ -804,6 +808,8 @@ export class BlockStore<V = unknown> {
         }
       } finally {
         this.#state.markClosed();
+        // No new IO from here (a late read, a trim): only what is in flight settles.
+        this.#device.shut();
         this.#tree.releaseCache();
         await this.#journal.close();
         // Write streams' chunk writes, of streams never ended too: no IO
@@ -811,6 +817,9 @@ export class BlockStore<V = unknown> {
         // close() began may submit one more chunk; the next allocation refuses.
         const chunkWrites = this.#streamParts.chunkWritesInFlight;
         while (chunkWrites.size > 0) await Promise.all(chunkWrites);
+        // Trims started before the store was marked closed (a read ending
+        // during close); none start after it.
+        await this.#space.trimsSettled();
         await this.#device.close().catch(() => undefined);
         await this.#ownedRing?.close();
       }

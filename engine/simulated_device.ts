@@ -291,6 +291,8 @@ export class SimulatedDevice implements BlockDevice {
 
   async trim(position: number, length: number): Promise<void> {
     this.#check('trim', position, length);
+    // Refused after close before it counts as pending: a crash image must not apply it.
+    if (this.#closed) throw new Error('simulated device: trim after close');
     this.#blank = false;
     const entry: PendingWrite = { position, data: undefined, length, completed: false };
     if (!this.#crashed) this.#pending.push(entry);

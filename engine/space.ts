@@ -538,9 +538,12 @@ export class Space {
   }
 
   #startTrims(): void {
-    // After a failure nothing more is sent to the device; a reopen frees
+    // After a failure, or once the store is closed, nothing more is sent to
+    // the device (the last checkpoint holds these blocks as free; a trim
+    // sent after close() — a read ending late — could zero blocks a later
+    // writer of the device had reused; found by a review). A reopen frees
     // whatever was waiting.
-    if (this.#state.failure !== undefined) return;
+    if (this.#state.failure !== undefined || this.#state.closed) return;
     if (this.#trimLoop !== undefined) {
       // The running loop looks again before it ends — unless it has looked
       // for the last time already and is only letting go of its place: then
@@ -567,6 +570,7 @@ export class Space {
   async #runTrims(): Promise<void> {
     for (;;) {
       this.#trimAgain = false;
+      if (this.#state.closed) return;
       const oldestRead = this.#oldestReadEpoch();
       const ready: Extent[] = [];
       const toTrim: Extent[] = [];

@@ -22,6 +22,11 @@ export class StoreState {
     return this.#failure;
   }
 
+  /** Closed: close() is past its last write (markClosed); nothing more is sent to the device. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Whether close() has been called (it may still be running). */
   get closing(): boolean {
     return this.#closed || this.#closing;

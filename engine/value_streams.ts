@@ -140,6 +140,8 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
    */
   const failureOf = (error: unknown): unknown => {
     if (tracked.admittedPastClose) return state.fail(error);
+    // A write the closed device refused (ClosedDeviceGuard) is no device failure.
+    if (state.closing && error instanceof StoreError && error.code === 'ERR_STORE_CLOSED') return error;
     const closed = state.closedOr(error);
     return closed !== error ? closed : state.fail(error);
   };

@@ -231,7 +231,74 @@ class SlowWritesDevice extends SimulatedDevice {
   }
 }
 
+/** A device of a user's own that stays usable after close() (it refuses nothing), recording what reaches it after. */
+class StaysOpenDevice extends SimulatedDevice {
+  closed = false;
+  readonly afterClose: string[] = [];
+
+  override trim(position: number, length: number): Promise<void> {
+    if (this.closed) this.afterClose.push(`trim ${position}+${length}`);
+    return super.trim(position, length);
+  }
+
+  override write(position: number, buffers: Uint8Array[]): Promise<void> {
+    if (this.closed) this.afterClose.push(`write ${position}`);
+    return super.write(position, buffers);
+  }
+
+  override read(position: number, buffer: Uint8Array): Promise<void> {
+    if (this.closed) this.afterClose.push(`read ${position}`);
+    return super.read(position, buffer);
+  }
+
+  override async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
 describe('BlockStore#close() with a write stream on the simulated device', () => {
+  it('sends no trim after close() when a read that held freed blocks ends later (found by a review: it could zero blocks a later writer reused)', async () => {
+    const device = new StaysOpenDevice({ sizeBytes: 32 << 20 });
+    const store = await BlockStore.open('simulated', { device, create: true, encoding: 'binary' });
+    await store.put('big', pattern(2 << 20, 1));
+    // A paused read stream holds its read epoch: the blocks the overwrite frees wait for it.
+    const reader = store.createReadStream('big');
+    reader.pause();
+    reader.on('error', () => undefined);
+    await new Promise((resolve) => setImmediate(resolve));
+    await store.put('big', pattern(2 << 20, 2));
+    await store.close();
+    reader.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(device.afterClose, []);
+    const reopened = await BlockStore.open('simulated', { device: new SimulatedDevice({ sizeBytes: 32 << 20 }, device.snapshot()), encoding: 'binary' });
+    try {
+      assert.ok(((await reopened.get('big')) as Buffer).equals(pattern(2 << 20, 2)));
+      await reopened.verifyIntegrity();
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('stops a getMany() that close() overtook from reading on (found by a review: 544 reads after close, then values)', async () => {
+    const image = new SimulatedDevice({ sizeBytes: 32 << 20 });
+    const keys = Array.from({ length: 3000 }, (_, i) => `key-${String(i).padStart(5, '0')}`);
+    const writer = await BlockStore.open('simulated', { device: image, create: true, encoding: 'binary' });
+    await writer.batch(keys.map((key, i) => ({ type: 'put' as const, key, value: pattern(200, i) })));
+    await writer.close();
+    // Reopened with a cache too small for the leaves: getMany reads them.
+    const device = new StaysOpenDevice({ sizeBytes: 32 << 20 }, image.snapshot());
+    const store = await BlockStore.open('simulated', { device, encoding: 'binary', cacheSizeBytes: 64 << 10 });
+    const many = store.getMany(keys).then(
+      () => 'resolved',
+      (error: unknown) => (error instanceof StoreError ? error.code : String(error)),
+    );
+    await store.close();
+    const outcome = await many;
+    assert.deepEqual(device.afterClose, []);
+    assert.ok(outcome === 'resolved' || outcome === 'ERR_STORE_CLOSED', outcome);
+  });
+
   it('closes the device only once the chunk writes of a stream never ended have settled (found by a review)', async () => {
     const device = new SlowWritesDevice({ sizeBytes: 32 << 20 });
     const store = await BlockStore.open('simulated', { device, create: true, encoding: 'binary' });

@@ -375,7 +375,6 @@ export class Journal {
     return (await this.reclaim()) || (await this.#growth.grow(blocksWanted));
   }
 
-  /** Cancels the deferred fdatasync (the store is closing). */
   /**
    * Cancels the deferred fdatasync and waits for one already running (its
    * failure is the store's, reported by whatever is waiting on it): the

@@ -162,15 +162,11 @@ interface MissingPage {
  * round goes on from there once the page is read, unless the tree was
  * written to meanwhile.
  */
-interface PrepareStop {
+interface PrepareStop extends Readonly<WalkBounds> {
   readonly key: string;
   readonly siblings: boolean;
   readonly branch: BranchNode | undefined;
   readonly index: number;
-  readonly lowPage: BranchPage<TreeNode> | undefined;
-  readonly lowIndex: number;
-  readonly highPage: BranchPage<TreeNode> | undefined;
-  readonly highIndex: number;
 }
 
 /**

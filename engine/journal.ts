@@ -187,8 +187,12 @@ export class Journal {
   #nextSequence: number;
   /** Highest sequence known durable (fdatasync completed). */
   #durableSequence: number;
-  /** Highest durableSequence a written commit records. */
-  #recordedDurableSequence = 0;
+  /**
+   * Highest durableSequence a written commit records, or the checkpoint's
+   * sequence: recovery never reads a commit the checkpoint covers, so none
+   * needs a witness (a flush() after opening a clean store writes no marker).
+   */
+  #recordedDurableSequence: number;
   /** Highest sequence written and applied (== durable with sync: true). */
   #appliedSequence: number;
   #pending: PendingWrite[] = [];
@@ -224,6 +228,7 @@ export class Journal {
     this.#nextSequence = parts.nextSequence;
     this.#durableSequence = parts.nextSequence - 1;
     this.#appliedSequence = parts.nextSequence - 1;
+    this.#recordedDurableSequence = parts.checkpointer.superblock.checkpointSeq;
     this.commitPayloadMax = Math.floor(parts.walBlockCount * COMMIT_WAL_SHARE_MAX) * framePayloadPerBlock(parts.blockSize);
   }
 
@@ -384,7 +389,8 @@ export class Journal {
   async close(): Promise<void> {
     this.#deferredSync?.();
     this.#deferredSync = undefined;
-    await this.#deferredSyncPromise?.catch(() => undefined);
+    // A caller that waited for one sync may have started the next (syncNow).
+    while (this.#deferredSyncPromise !== undefined) await this.#deferredSyncPromise.catch(() => undefined);
   }
 
   /** Asserts the checkpoint reserve's running totals against a recomputation: O(queued writes), for verifyIntegrity. */
@@ -848,14 +854,20 @@ export class Journal {
     this.#deferredSync = () => clearTimeout(timer);
   }
 
-  /** fdatasync now; then everything written so far is durable. */
+  /**
+   * fdatasync now; then everything written so far is durable. One runs at
+   * a time: callers that find one running wait for it, and then the first
+   * of them to run starts the next if commits were applied meanwhile, the
+   * others wait for that one (two flushes at once would do the work twice,
+   * and close() would wait for only the second).
+   */
   async syncNow(): Promise<void> {
-    if (this.#deferredSyncPromise !== undefined) {
-      await this.#deferredSyncPromise;
+    for (let running = this.#deferredSyncPromise; running !== undefined; running = this.#deferredSyncPromise) {
+      await running;
       if (this.#appliedSequence === this.#durableSequence) return;
     }
     const through = this.#appliedSequence;
-    this.#deferredSyncPromise = (async () => {
+    const syncing = (async () => {
       try {
         this.#device.mark?.('flush', through);
         await this.#device.sync();
@@ -865,10 +877,11 @@ export class Journal {
       this.#durableSequence = Math.max(this.#durableSequence, through);
       this.#space.durableThrough(through, this.#appliedSequence);
     })();
+    this.#deferredSyncPromise = syncing;
     try {
-      await this.#deferredSyncPromise;
+      await syncing;
     } finally {
-      this.#deferredSyncPromise = undefined;
+      if (this.#deferredSyncPromise === syncing) this.#deferredSyncPromise = undefined;
     }
   }
 }

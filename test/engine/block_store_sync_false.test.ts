@@ -85,6 +85,31 @@ class DeferredSyncInClose extends SimulatedDevice {
   }
 }
 
+/** A simulated device whose fdatasyncs take `delayMs`; it records the most that were in flight at once. */
+class SlowSyncs extends SimulatedDevice {
+  syncsInFlightMax = 0;
+  syncs = 0;
+  #syncsInFlight = 0;
+
+  constructor(
+    sizeBytes: number,
+    private readonly delayMs: number,
+  ) {
+    super({ sizeBytes });
+  }
+
+  override async sync(): Promise<void> {
+    this.syncs++;
+    this.syncsInFlightMax = Math.max(this.syncsInFlightMax, ++this.#syncsInFlight);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+      await super.sync();
+    } finally {
+      this.#syncsInFlight--;
+    }
+  }
+}
+
 function simulatedStore(device: SimulatedDevice, create: boolean): Promise<BlockStore> {
   return BlockStore.open('simulated', { device, create, sync: false, encoding: 'binary' });
 }
@@ -241,6 +266,44 @@ describe('BlockStore#flush() with sync: false on the simulated device', () => {
         await reopened.close();
       }
     }
+  });
+
+  it('runs one fdatasync at a time: flush() calls that waited for the same one start one more between them, not one each', async () => {
+    const device = new SlowSyncs(DEVICE_BYTES, 20);
+    const store = await simulatedStore(device, true);
+    await store.put('a', pattern(40, 1));
+    // Its fdatasync runs; a commit applies meanwhile; two more flushes wait for that fdatasync, then both need another.
+    const first = store.flush();
+    await store.put('b', pattern(40, 2));
+    const rest = [store.flush(), store.flush()];
+    await Promise.all([first, ...rest]);
+    assert.equal(device.syncsInFlightMax, 1);
+    await store.close();
+    const reopened = await simulatedStore(new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, device.snapshot()), false);
+    try {
+      assert.ok(((await reopened.get('b')) as Buffer).equals(pattern(40, 2)));
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('writes nothing for a flush() after opening a clean store: the checkpoint holds every commit, none needs a durable marker', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    const store = await simulatedStore(device, true);
+    for (let i = 0; i < 5; i++) await store.put(`k${i}`, pattern(40, i));
+    await store.close();
+    const reopenedDevice = new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, device.snapshot());
+    const reopened = await simulatedStore(reopenedDevice, false);
+    const writesAtOpen = reopenedDevice.counts.writes;
+    await reopened.flush();
+    await reopened.close();
+    assert.equal(reopenedDevice.counts.writes, writesAtOpen);
+    // A write after that flush is still made durable by the next one.
+    const again = await simulatedStore(new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, reopenedDevice.snapshot()), false);
+    await again.put('later', pattern(40, 9));
+    await again.flush();
+    assert.ok(((await again.get('k4')) as Buffer).equals(pattern(40, 4)));
+    await again.close();
   });
 
   it('does not close the device under a deferred fdatasync that started during its checkpoint (found by a review)', async () => {

@@ -7,7 +7,7 @@
 // key's last one.
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 
@@ -547,6 +547,29 @@ describe('ringstore dump and load', function () {
       assert.equal(refused.code, 2);
       assert.match(refused.stderr, /^ringstore: ERR_STORE_CORRUPT: .*\(ringstore dump --salvage copies out what still verifies\)\n$/);
       assert.equal(existsSync(`${image}.dump`), false, 'the dump cut short is removed');
+    });
+
+    it('that fails leaves the backup already at FILE as it was, and no partial file beside it (found by a review: it truncated and then removed it)', async () => {
+      const leaf = pages.find((page) => page.owner.startsWith('page at level 0'))!;
+      const image = copy('over-backup');
+      const backup = `${dir}/salvage-backups/nightly.dump`;
+      await sh(`mkdir -p ${dir}/salvage-backups`);
+      const good = await runCli(['dump', image, backup]);
+      assert.equal(good.code, 0, good.stderr);
+      const before = readFileSync(backup);
+      flipByte(image, leaf.startBlock * BLOCK_SIZE + 100);
+      for (const args of [['dump', image, backup], ['dump', image, backup, '--salvage']]) {
+        const result = await runCli(args);
+        if (args.includes('--salvage')) {
+          // A salvage that skipped a page still completes: its dump replaces the backup whole.
+          assert.equal(result.code, 1, result.stderr);
+          assert.ok(readFileSync(backup).length > 0);
+        } else {
+          assert.equal(result.code, 2);
+          assert.ok(readFileSync(backup).equals(before), 'the failed dump left the backup untouched');
+        }
+      }
+      assert.deepEqual(readdirSync(`${dir}/salvage-backups`), ['nightly.dump']);
     });
 
     it('of a store with both head superblocks destroyed uses a backup copy', async () => {

@@ -9,10 +9,11 @@
 // (stdin is spooled to a temporary file while verified), then writes, with
 // `encoding: 'binary'` for encoded values (put stores the bytes as given) and
 // a write stream for raw ones.
-import { createReadStream, mkdtempSync, rmSync, statSync, truncateSync, unlinkSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createReadStream, mkdtempSync, realpathSync, renameSync, rmSync, statSync, truncateSync, unlinkSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -111,40 +112,49 @@ function encodingOfId(id: number): ValueEncoding {
 /** Where dump writes: a file (written whole, fsynced, removed on failure) or stdout. */
 class Output {
   readonly #handle: FileHandle | undefined;
-  readonly #path: string | undefined;
-  /** Whether FILE is a regular file, which close() fsyncs and abandon() removes: never a device or a fifo (as root, /dev/null). */
-  readonly #regularFile: boolean;
+  /** Where the dump is written while it runs: a temporary file beside FILE, or FILE itself when it is no regular file. */
+  readonly #writtenPath: string | undefined;
+  /** The regular file a finished dump replaces (renamed over), or undefined when it is written in place (stdout, a device, a fifo). */
+  readonly #finalPath: string | undefined;
   #pieces: Uint8Array[] = [];
   #pieceBytes = 0;
   bytesWritten = 0;
 
-  private constructor(handle: FileHandle | undefined, path: string | undefined, regularFile: boolean) {
+  private constructor(handle: FileHandle | undefined, writtenPath: string | undefined, finalPath: string | undefined) {
     this.#handle = handle;
-    this.#path = path;
-    this.#regularFile = regularFile;
+    this.#writtenPath = writtenPath;
+    this.#finalPath = finalPath;
   }
 
-  /** Opens FILE (truncating it), or stdout; refuses FILE naming the store being dumped, which 'w' would destroy. */
+  /**
+   * Opens stdout, or FILE for the dump. A regular file (or a new one) is
+   * not truncated: the dump goes to a temporary file in its directory,
+   * renamed over it once complete and durable, so a dump that fails — a
+   * damaged store, a full disk — leaves the previous backup at FILE as it
+   * was (found by a review: a failed nightly dump deleted the last good
+   * one). A device or a fifo is written in place. Refuses FILE naming the
+   * store being dumped.
+   */
   static async open(path: string | undefined, storePath: string): Promise<Output> {
-    if (path !== undefined) {
-      const target = statSync(path, { throwIfNoEntry: false });
-      const store = statSync(storePath, { throwIfNoEntry: false });
-      if (target !== undefined && store !== undefined && target.dev === store.dev && target.ino === store.ino) {
-        throw usageError(`FILE '${path}' is the store being dumped: writing the dump there would destroy it`);
-      }
-    }
     if (path === undefined) {
       // A dump is binary: on a terminal it would be noise, and a lost backup.
       if (process.stdout.isTTY === true) throw usageError('stdout is a terminal: give FILE, or redirect stdout to a file');
-      return new Output(undefined, undefined, false);
+      return new Output(undefined, undefined, undefined);
     }
-    const handle = await open(path, 'w');
-    // What was opened, not what the path named a moment before.
-    const regularFile = await handle.stat().then(
-      (stats) => stats.isFile(),
-      () => false,
-    );
-    return new Output(handle, path, regularFile);
+    const target = statSync(path, { throwIfNoEntry: false });
+    const store = statSync(storePath, { throwIfNoEntry: false });
+    if (target !== undefined && store !== undefined && target.dev === store.dev && target.ino === store.ino) {
+      throw usageError(`FILE '${path}' is the store being dumped: writing the dump there would destroy it`);
+    }
+    if (target !== undefined && !target.isFile()) {
+      const handle = await open(path, 'w');
+      return new Output(handle, path, undefined);
+    }
+    // Through a symlink, the file it names is replaced, not the link.
+    const finalPath = target === undefined ? path : realpathSync(path);
+    const writtenPath = join(dirname(finalPath), `.${basename(finalPath)}.${process.pid}.${randomBytes(4).toString('hex')}.partial`);
+    const handle = await open(writtenPath, 'wx', target === undefined ? 0o666 : target.mode & 0o7777);
+    return new Output(handle, writtenPath, finalPath);
   }
 
   async write(bytes: Uint8Array): Promise<void> {
@@ -167,29 +177,39 @@ class Output {
     await writeStdout(bytes);
   }
 
-  /** Everything written and durable (a file is fsynced: a backup that a crash can lose is none). */
+  /**
+   * Everything written and durable: a file is fsynced (a backup that a
+   * crash can lose is none), renamed over FILE, and the rename made
+   * durable by an fsync of the directory.
+   */
   async close(): Promise<void> {
     await this.#flush();
-    if (this.#handle !== undefined) {
+    if (this.#handle === undefined) return;
+    if (this.#finalPath === undefined) {
       // A device or a fifo has nothing to make durable (fsync of /dev/null is EINVAL).
-      if (this.#regularFile) await this.#handle.sync();
       await this.#handle.close();
+      return;
+    }
+    await this.#handle.sync();
+    await this.#handle.close();
+    renameSync(this.#writtenPath!, this.#finalPath);
+    const directory = await open(dirname(this.#finalPath), 'r');
+    try {
+      await directory.sync();
+    } finally {
+      await directory.close();
     }
   }
 
-  /** After a failure: a dump file cut short is removed rather than left to look like a backup. */
+  /** After a failure: the temporary file is removed; FILE keeps what it held. What a device or a fifo took is not a file anyone will load. */
   async abandon(): Promise<void> {
     if (this.#handle === undefined) return;
     await this.#handle.close().catch(() => undefined);
-    // Only a regular file: a failed `dump --salvage STORE /dev/null` run as
-    // root unlinked /dev/null itself (found by a review), and the next
-    // shell redirection made it a regular file. What a device or a fifo
-    // took is not a file anyone will load.
-    if (!this.#regularFile) return;
+    if (this.#finalPath === undefined) return;
     try {
-      unlinkSync(this.#path!);
+      unlinkSync(this.#writtenPath!);
     } catch {
-      // already gone: load refuses a dump cut short anyway
+      // renamed already (the directory's fsync failed), or gone
     }
   }
 }

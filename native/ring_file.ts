@@ -64,8 +64,7 @@ const ERRNO_EWOULDBLOCK = 11;
 export class RingFile implements OpOwner, ObservedFile {
   /** The path it was opened with. */
   readonly path: string;
-  /** The file descriptor (closed by {@link RingFile.close}, not by the caller). */
-  readonly fd: number;
+  readonly #fd: number;
   /** Opened with O_DIRECT: buffers, positions and lengths must be aligned. */
   readonly direct: boolean;
   /** Opened with O_DSYNC: every write is durable when it completes. */
@@ -92,7 +91,7 @@ export class RingFile implements OpOwner, ObservedFile {
   private constructor(sink: OpSink, path: string, fd: number, options: RingFileOptions, stat: FileStat, blockSize: number) {
     this.#sink = sink;
     this.path = path;
-    this.fd = fd;
+    this.#fd = fd;
     this.direct = options.direct === true;
     this.dsync = options.dsync === true;
     this.readOnly = options.readOnly === true;
@@ -151,6 +150,15 @@ export class RingFile implements OpOwner, ObservedFile {
     return file;
   }
 
+  /**
+   * The file descriptor (closed by {@link RingFile.close}, not by the
+   * caller). A getter: a field assigned from JS sent IO to another file
+   * and leaked this one (found by a review).
+   */
+  get fd(): number {
+    return this.#fd;
+  }
+
   /** True once {@link RingFile.close} was called. */
   get closed(): boolean {
     return this.#closed;
@@ -178,17 +186,17 @@ export class RingFile implements OpOwner, ObservedFile {
   /** Reads into `buffers` in order, from `position`. */
   readv(buffers: readonly ArrayBufferView[], position: number): Promise<number> {
     const checked = this.#checkBuffers(buffers);
-    const error = this.#checkUsable(false) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked));
-    if (error !== undefined) return Promise.reject(error);
-    return this.#submit(constants.OP_READV, position, undefined, [...buffers], 0, undefined);
+    const error = this.#checkUsable(false) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked.totalBytes));
+    if (error !== undefined || checked instanceof Error) return Promise.reject(error ?? checked);
+    return this.#submit(constants.OP_READV, position, undefined, checked.list, 0, undefined);
   }
 
   /** Writes `buffers` in order, from `position`, in full. */
   writev(buffers: readonly ArrayBufferView[], position: number): Promise<number> {
     const checked = this.#checkBuffers(buffers);
-    const error = this.#checkUsable(true) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked));
-    if (error !== undefined) return Promise.reject(error);
-    return this.#submit(this.dsync ? constants.OP_WRITEV_DSYNC : constants.OP_WRITEV, position, undefined, [...buffers], 0, 'write');
+    const error = this.#checkUsable(true) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked.totalBytes));
+    if (error !== undefined || checked instanceof Error) return Promise.reject(error ?? checked);
+    return this.#submit(this.dsync ? constants.OP_WRITEV_DSYNC : constants.OP_WRITEV, position, undefined, checked.list, 0, 'write');
   }
 
   /**
@@ -198,9 +206,9 @@ export class RingFile implements OpOwner, ObservedFile {
   writeAndSync(buffers: ArrayBufferView | readonly ArrayBufferView[], position: number): Promise<number> {
     const list = ArrayBuffer.isView(buffers) ? [buffers] : buffers;
     const checked = this.#checkBuffers(list);
-    const error = this.#checkUsable(true) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked));
-    if (error !== undefined) return Promise.reject(error);
-    return this.#submit(constants.OP_WRITE_AND_SYNC, position, undefined, [...list], 0, 'writeAndSync');
+    const error = this.#checkUsable(true) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked.totalBytes));
+    if (error !== undefined || checked instanceof Error) return Promise.reject(error ?? checked);
+    return this.#submit(constants.OP_WRITE_AND_SYNC, position, undefined, checked.list, 0, 'writeAndSync');
   }
 
   /**
@@ -212,9 +220,9 @@ export class RingFile implements OpOwner, ObservedFile {
   writeDsync(buffers: ArrayBufferView | readonly ArrayBufferView[], position: number): Promise<number> {
     const list = ArrayBuffer.isView(buffers) ? [buffers] : buffers;
     const checked = this.#checkBuffers(list);
-    const error = this.#checkUsable(true) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked));
-    if (error !== undefined) return Promise.reject(error);
-    return this.#submit(constants.OP_WRITEV_DSYNC, position, undefined, [...list], 0, 'writeDsync');
+    const error = this.#checkUsable(true) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked.totalBytes));
+    if (error !== undefined || checked instanceof Error) return Promise.reject(error ?? checked);
+    return this.#submit(constants.OP_WRITEV_DSYNC, position, undefined, checked.list, 0, 'writeDsync');
   }
 
   /** fsync(2): data and all metadata durable. */
@@ -270,7 +278,7 @@ export class RingFile implements OpOwner, ObservedFile {
         // BLKDISCARD ioctl on libuv's thread pool from now on.
         this.#uringDiscardUnsupported = true;
         try {
-          await addon.blkDiscard(this.fd, position, length);
+          await addon.blkDiscard(this.#fd, position, length);
         } catch (cause) {
           throw fromNative(cause, this.path);
         }
@@ -288,7 +296,7 @@ export class RingFile implements OpOwner, ObservedFile {
   tryLockExclusive(): boolean {
     const error = this.#checkUsable(false);
     if (error !== undefined) throw error;
-    const errno = addon.lockExclusive(this.fd);
+    const errno = addon.lockExclusive(this.#fd);
     if (errno === 0) return true;
     if (errno === ERRNO_EWOULDBLOCK) return false;
     throw new RingSystemError(errno, 'flock', this.path);
@@ -303,7 +311,7 @@ export class RingFile implements OpOwner, ObservedFile {
   tryLockShared(): boolean {
     const error = this.#checkUsable(false);
     if (error !== undefined) throw error;
-    const errno = addon.lockShared(this.fd);
+    const errno = addon.lockShared(this.#fd);
     if (errno === 0) return true;
     if (errno === ERRNO_EWOULDBLOCK) return false;
     throw new RingSystemError(errno, 'flock', this.path);
@@ -314,7 +322,7 @@ export class RingFile implements OpOwner, ObservedFile {
     const error = this.#checkUsable(false);
     if (error !== undefined) throw error;
     try {
-      return await addon.statFile(this.fd);
+      return await addon.statFile(this.#fd);
     } catch (cause) {
       throw fromNative(cause, this.path);
     }
@@ -363,7 +371,7 @@ export class RingFile implements OpOwner, ObservedFile {
       }
       this.#sink.forgetFile(this);
       try {
-        await addon.closeFile(this.fd);
+        await addon.closeFile(this.#fd);
       } catch (error) {
         throw fromNative(error, this.path);
       }
@@ -429,7 +437,7 @@ export class RingFile implements OpOwner, ObservedFile {
       }
       const op: PendingOp = {
         kind,
-        fd: this.fd,
+        fd: this.#fd,
         position,
         buffer,
         buffers,
@@ -456,6 +464,12 @@ export class RingFile implements OpOwner, ObservedFile {
 
   #checkBuffer(buffer: unknown, name: string): Error | undefined {
     if (!ArrayBuffer.isView(buffer)) return invalidType(`${name} must be a Buffer, TypedArray or DataView`);
+    try {
+      void buffer.byteLength;
+    } catch {
+      // A DataView over a resizable ArrayBuffer shrunk below it throws here.
+      return invalidType(`${name} views memory its ArrayBuffer no longer holds (detached or shrunk)`);
+    }
     if (buffer.byteLength > constants.TRANSFER_SIZE_MAX) {
       return invalidRange(`${name} is ${buffer.byteLength} bytes; one operation moves at most ${constants.TRANSFER_SIZE_MAX}`);
     }
@@ -477,28 +491,34 @@ export class RingFile implements OpOwner, ObservedFile {
   }
 
   /**
-   * Returns the total length (> 0: the list holds 1 to IOV_COUNT_MAX buffers,
-   * none empty), or the error.
+   * Returns a copy of the list, checked, and its total length (> 0: it
+   * holds 1 to IOV_COUNT_MAX buffers, none empty); or the error. The copy
+   * is what is submitted: an array whose index getters or iterator answer
+   * differently each time (a subclass, a Proxy) had one list checked and
+   * another, unaligned, submitted (found by a review).
    */
-  #checkBuffers(buffers: unknown): number | Error {
+  #checkBuffers(buffers: unknown): { list: ArrayBufferView[]; totalBytes: number } | Error {
     if (!Array.isArray(buffers)) return invalidType('buffers must be an array of Buffers, TypedArrays or DataViews');
+    const count = buffers.length;
     // An empty list is misuse, like an empty buffer: an operation that moves
     // nothing has no meaning the kernel could give it (and an empty
     // writeAndSync would silently become a bare fdatasync).
-    if (buffers.length === 0 || buffers.length > constants.IOV_COUNT_MAX) {
-      return invalidRange(`buffers must hold 1 to ${constants.IOV_COUNT_MAX} buffers, got ${buffers.length}`);
+    if (count === 0 || count > constants.IOV_COUNT_MAX) {
+      return invalidRange(`buffers must hold 1 to ${constants.IOV_COUNT_MAX} buffers, got ${count}`);
     }
+    const list = new Array<ArrayBufferView>(count);
+    for (let i = 0; i < count; i++) list[i] = buffers[i] as ArrayBufferView;
     let total = 0;
-    for (let i = 0; i < buffers.length; i++) {
-      const error = this.#checkBuffer(buffers[i], `buffers[${i}]`);
+    for (let i = 0; i < count; i++) {
+      const error = this.#checkBuffer(list[i], `buffers[${i}]`);
       if (error !== undefined) return error;
-      if ((buffers[i] as ArrayBufferView).byteLength === 0) return invalidRange(`buffers[${i}] is empty`);
-      total += (buffers[i] as ArrayBufferView).byteLength;
+      if (list[i]!.byteLength === 0) return invalidRange(`buffers[${i}] is empty`);
+      total += list[i]!.byteLength;
     }
     if (total > constants.TRANSFER_SIZE_MAX) {
       return invalidRange(`buffers total ${total} bytes; one operation moves at most ${constants.TRANSFER_SIZE_MAX}`);
     }
-    return total;
+    return { list, totalBytes: total };
   }
 
   #checkPosition(position: unknown, length: number): Error | undefined {

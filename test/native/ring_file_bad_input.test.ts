@@ -255,6 +255,44 @@ describe('RingFile bad input', () => {
     });
   });
 
+  describe('lists and views that answer differently each time (found by a review)', () => {
+    it('submits the list it checked: an array whose elements change between reads cannot slip an unaligned buffer to a direct file', async () => {
+      const direct = await ring!.open(`${dir}/file`, { direct: true });
+      try {
+        const aligned = allocAligned(BLOCK_SIZE);
+        const unaligned = Buffer.alloc(BLOCK_SIZE + 1).subarray(1);
+        let reads = 0;
+        // Index 0 reads aligned the first time (the check), unaligned after.
+        const list = new Proxy([aligned], { get: (target, property, receiver) => (property === '0' && reads++ > 0 ? unaligned : Reflect.get(target, property, receiver)) });
+        assert.equal(await direct.writev(list, 0), BLOCK_SIZE);
+        assert.equal(reads, 1, 'each element read once');
+        submittedBefore += 1;
+      } finally {
+        await direct.close();
+      }
+    });
+
+    it('rejects a DataView over a resizable ArrayBuffer shrunk below it with TypeError ERR_INVALID_ARG, as a rejection (it threw an uncoded TypeError)', async function () {
+      const Resizable = ArrayBuffer as unknown as new (length: number, options: { maxByteLength: number }) => ArrayBuffer & { resize(length: number): void };
+      const memory = new Resizable(64, { maxByteLength: 128 });
+      if (typeof (memory as { resize?: unknown }).resize !== 'function') this.skip();
+      const view = new DataView(memory, 16, 32);
+      memory.resize(8);
+      for (const start of [() => file.read(view, 0), () => file.write(view, 0), () => file.writev([view], 0), () => file.writeAndSync(view, 0)]) {
+        const error = await rejectsWith(start, TypeError, 'ERR_INVALID_ARG');
+        assert.match(error.message, /no longer holds/);
+      }
+    });
+
+    it('keeps fd read-only: assigning it throws, and IO still goes to the file', async () => {
+      const number = file.fd;
+      assert.throws(() => {
+        (file as unknown as { fd: number }).fd = 0;
+      }, TypeError);
+      assert.equal(file.fd, number);
+    });
+  });
+
   describe('transfer size', () => {
     it('rejects a transfer over TRANSFER_SIZE_MAX (1 GiB) with RangeError ERR_INVALID_ARG', async () => {
       assert.equal(constants.TRANSFER_SIZE_MAX, 2 ** 30);

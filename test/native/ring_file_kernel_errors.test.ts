@@ -91,6 +91,27 @@ for (const backend of BACKENDS) {
       assert.equal(file.closed, true);
     });
 
+    it('opens a file whose descriptor number was closed behind another file\'s back (the process aborted on an assert; found by a review)', () => {
+      // In a child: the abort took the whole process with it.
+      const script = `
+        import { closeSync, readFileSync } from 'node:fs';
+        const { IoUringActor } = await import(${JSON.stringify(new URL('../../index.js', import.meta.url).href)});
+        const ring = IoUringActor.start({ backend: ${JSON.stringify(backend)} });
+        const first = await ring.open(${JSON.stringify(`${dir}/behind-a`)}, { create: true });
+        const number = first.fd;
+        closeSync(number);
+        const second = await ring.open(${JSON.stringify(`${dir}/behind-b`)}, { create: true });
+        if (second.fd !== number) throw new Error('the kernel gave another number: nothing tested');
+        await second.write(Buffer.from('written'), 0);
+        await second.close();
+        await first.close().catch((error) => { if (error.code !== 'EBADF') throw error; });
+        await ring.close();
+        console.log(readFileSync(${JSON.stringify(`${dir}/behind-b`)}, 'utf8'));
+      `;
+      const output = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+      assert.equal(output.trim(), 'written');
+    });
+
     it('rejects a write beyond the file system\'s largest file with EFBIG', async function () {
       if (statfsSync(dir!).type !== EXT4_SUPER_MAGIC) {
         skipBecause(this, `the EFBIG limit tested (16 TiB) is ext4's, and ${dir} is not on ext4`);

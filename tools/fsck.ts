@@ -239,11 +239,21 @@ export function findSuperblock(image: ImageReader, report: Pick<FsckReport, 'err
   copies.push(decodeAt(0, 0, 0));
   const sizes = copies[0].superblock ? [copies[0].superblock.blockSize] : blockSizes();
   let slot1: { slot: number; superblock?: Superblock; error?: string } = { slot: 1, error: 'not found' };
+  // A damaged copy is reported with the reason found where it lies — the
+  // first block size whose position holds the magic — not the last size
+  // tried (found by a review: a copy with a bad checksum was reported as
+  // "bad magic", from a 64 KiB position where there is none).
+  let slot1HasMagic = false;
   for (const size of sizes) {
     const candidate = decodeAt(1, size, 1);
-    if (candidate.superblock !== undefined && candidate.superblock.blockSize !== size) continue;
+    if (candidate.superblock !== undefined) {
+      if (candidate.superblock.blockSize !== size) continue;
+      slot1 = candidate;
+      break;
+    }
+    if (slot1HasMagic) continue;
     slot1 = candidate;
-    if (candidate.superblock !== undefined) break;
+    slot1HasMagic = size + SUPERBLOCK_SIZE <= image.sizeBytes && hasSuperblockMagic(image.read(size, SUPERBLOCK_SIZE));
   }
   copies.push(slot1);
   let layout = copies.find((copy) => copy.superblock !== undefined)?.superblock;

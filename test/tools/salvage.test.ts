@@ -87,6 +87,18 @@ describe('tools/salvage on damaged images', function () {
     assert.deepEqual([...entries.keys()].sort(), [...model.keys()].sort());
   });
 
+  it('reports each damaged head superblock copy with its own fault: a bad checksum, not the bad magic of a block size it was not written at (found by a review)', () => {
+    const damaged = image.slice();
+    damaged[50] ^= 0xff;
+    damaged[BLOCK_SIZE + 50] ^= 0xff;
+    const report = fsckImage(memoryImage(damaged));
+    const warnings = report.warnings.filter((warning) => /^superblock slot [01]:/.test(warning));
+    assert.equal(warnings.length, 2, report.warnings.join('\n'));
+    for (const warning of warnings) assert.doesNotMatch(warning, /magic/, warning);
+    // The backup pair locates the store.
+    assert.equal(report.superblock?.blockSize, BLOCK_SIZE);
+  });
+
   it('salvages an image cut short (its last blocks missing): every entry whose blocks remain, the cut named (it gave up with no usable superblock)', () => {
     for (const keptBytes of [image.length - 4096, Math.floor(image.length / 2 / BLOCK_SIZE) * BLOCK_SIZE]) {
       const cut = image.subarray(0, keptBytes);

@@ -21,6 +21,7 @@ import { encodeFrame, frameBlockCount } from '../format/frame.js';
 import { encodeSuperblock, freeSetPayloadBytes, superblockSlotBlock, superblockSlotsFor, type Superblock } from '../format/superblock.js';
 import { allocAligned } from '../native/aligned_buffer.js';
 import type { BlockDevice } from './block_device.js';
+import { FREE_BITMAP_BITS_MAX } from './free_bitmap.js';
 import type { PageRef, PageTree, TreeNode } from './page_tree.js';
 import type { Space } from './space.js';
 import { StoreError } from './store_error.js';
@@ -421,6 +422,8 @@ export class Checkpointer {
       const previous = this.#superblock;
       if (blockCount <= previous.blockCount) return;
       if (blockCount * previous.blockSize > this.#device.sizeBytes) throw new Error(`ringstore: growing the store to ${blockCount} blocks on a device of ${this.#device.sizeBytes} bytes`);
+      // Before anything is durable: no open could load a free set larger than this (StoreGrowth keeps within it).
+      if (blockCount - previous.dataStartBlock > FREE_BITMAP_BITS_MAX) throw new Error(`ringstore: growing the store to ${blockCount} blocks, past the ${FREE_BITMAP_BITS_MAX} data blocks a free set describes`);
       this.#device.mark?.('flush');
       await this.#device.sync();
       const next: Superblock = { ...previous, generation: previous.generation + 1, blockCount };

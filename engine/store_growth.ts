@@ -29,6 +29,7 @@
 // O(log S) times, and no more than a quarter of it is unused room it took.
 import type { BlockDevice } from './block_device.js';
 import type { Checkpointer } from './checkpointer.js';
+import { FREE_BITMAP_BITS_MAX } from './free_bitmap.js';
 import type { Space } from './space.js';
 import { StoreError } from './store_error.js';
 import type { StoreState } from './store_state.js';
@@ -66,8 +67,12 @@ export class StoreGrowth {
   readonly #space: Space;
   readonly #state: StoreState;
   readonly #blockSize: number;
-  /** The most blocks the store may have: the device's and the opener's limits. */
+  /** The most blocks the store may have: the device's, the opener's and the format's limits. */
   readonly #blockCountMax: number;
+  /** Whether #blockCountMax is the format's: the free set's most blocks (FREE_BITMAP_BITS_MAX). */
+  readonly #formatLimited: boolean;
+  /** The blocks a write lacked that no growth within the limit could give (for its refusal's message), until reported. */
+  #beyondLimitBlocks: number | undefined;
   /** Whether the device can grow at all (a regular file; a simulated device made to). */
   readonly #deviceGrows: boolean;
   /** Whether #blockCountMax is the opener's maxSizeBytes (else the device's own limit). */
@@ -88,7 +93,13 @@ export class StoreGrowth {
     this.#deviceGrows = parts.device.grow !== undefined && parts.device.sizeBytesMax !== undefined;
     const deviceMax = this.#deviceGrows ? parts.device.sizeBytesMax! : parts.device.sizeBytes;
     this.#capped = parts.maxSizeBytes !== undefined && parts.maxSizeBytes < deviceMax;
-    this.#blockCountMax = Math.floor(Math.min(deviceMax, parts.maxSizeBytes ?? Number.MAX_SAFE_INTEGER) / this.#blockSize);
+    const sizeLimitBlocks = Math.floor(Math.min(deviceMax, parts.maxSizeBytes ?? Number.MAX_SAFE_INTEGER) / this.#blockSize);
+    // The free set describes at most FREE_BITMAP_BITS_MAX data blocks: a
+    // growth past them made a superblock durable that no open could load
+    // (found by a review: ~2 TiB of 512-byte blocks, ~16 TiB of 4 KiB ones).
+    const formatLimitBlocks = parts.checkpointer.superblock.dataStartBlock + FREE_BITMAP_BITS_MAX;
+    this.#formatLimited = formatLimitBlocks < sizeLimitBlocks;
+    this.#blockCountMax = Math.min(sizeLimitBlocks, formatLimitBlocks);
   }
 
   /** Growths since open. */
@@ -147,19 +158,32 @@ export class StoreGrowth {
   /** The ERR_STORE_FULL for a write that did not fit: `error`, with why the store did not grow. */
   refusal(error: StoreError): StoreError {
     if (!this.#deviceGrows) return error;
+    const limit = `${this.#blockCountMax * this.#blockSize} bytes (${this.#formatLimited ? `the format's: a free set of at most ${FREE_BITMAP_BITS_MAX} blocks` : this.#capped ? 'maxSizeBytes' : "the device's"})`;
+    const beyondLimit = this.#beyondLimitBlocks;
+    this.#beyondLimitBlocks = undefined;
     const why =
       this.#space.blockCount >= this.#blockCountMax
-        ? `the store is at its size limit of ${this.#blockCountMax * this.#blockSize} bytes (${this.#capped ? 'maxSizeBytes' : "the device's"})`
-        : this.#lastRefusal !== undefined
+        ? `the store is at its size limit of ${limit}`
+        : beyondLimit !== undefined
+          ? `it lacks ${beyondLimit} blocks, more than growing to the store's size limit of ${limit} would add`
+          : this.#lastRefusal !== undefined
           ? `the file could not grow: ${this.#lastRefusal.message}`
           : undefined;
     return why === undefined ? error : new StoreError('ERR_STORE_FULL', `${error.message}; ${why}`, { cause: this.#lastRefusal ?? error });
   }
 
   async #grow(blocksAsked: number): Promise<boolean> {
-    const blocksWanted = Math.max(blocksAsked, this.#demandBlocks);
-    this.#demandBlocks = 0;
     const current = this.#space.blockCount;
+    const blocksWanted = Math.max(blocksAsked, this.#demandBlocks);
+    // Writers that joined the growth before ask again with their own need if it does not happen.
+    this.#demandBlocks = 0;
+    // What the asker lacks does not fit even at the limit: the file is not
+    // extended for a write refused anyway (found by a review: one put of a
+    // value larger than maxSizeBytes left the file at the cap for good).
+    if (current + blocksAsked > this.#blockCountMax) {
+      this.#beyondLimitBlocks = blocksAsked;
+      return false;
+    }
     const step = Math.max(blocksWanted, Math.ceil(current * GROWTH_SHARE), Math.ceil(GROWTH_STEP_BYTES_MIN / this.#blockSize));
     // The least a growth is worth, should the full step not fit: what the
     // waiting writes need, or for a growth ahead of them a share of a step

@@ -123,6 +123,24 @@ describe('BlockStore growth', function () {
     }
   });
 
+  it('does not grow the file for a value that cannot fit under maxSizeBytes: the put is refused naming the limit, and the file keeps its size (found by a review: it grew to the cap for good)', async () => {
+    const path = `${dir}/store-too-large`;
+    const capBytes = 16 << 20;
+    const store = await BlockStore.open(path, { create: true, sizeBytes: 2 << 20, maxSizeBytes: capBytes, encoding: 'binary' });
+    try {
+      const sizeBefore = statSync(path).size;
+      const error = await rejectsWithCode(() => store.put('too-large', pattern(capBytes + (1 << 20), 1)), 'ERR_STORE_FULL');
+      assert.match(error.message, new RegExp(`more than growing to the store's size limit of ${capBytes} bytes \\(maxSizeBytes\\) would add`));
+      assert.equal(statSync(path).size, sizeBefore);
+      // A value that fits still makes it grow.
+      await store.put('fits', pattern(4 << 20, 2));
+      assert.ok(statSync(path).size > sizeBefore);
+      await store.verifyIntegrity();
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses a maxSizeBytes below sizeBytes before touching the file', async () => {
     const path = `${dir}/store`;
     await assert.rejects(BlockStore.open(path, { create: true, sizeBytes: 8 << 20, maxSizeBytes: 4 << 20 }), { name: 'RangeError', code: 'ERR_INVALID_ARG' });

@@ -13,6 +13,7 @@
         "native/actor.cc",
         "native/actor_join.cc",
         "native/aligned_buffer.cc",
+        "native/bounce_pool.cc",
         "native/command.cc",
         "native/crc32c.cc",
         "native/direct_ring.cc",

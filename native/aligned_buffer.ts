@@ -37,14 +37,13 @@ export function allocAligned(sizeBytes: number, alignment: number = DEFAULT_ALIG
  * memory that is read into once and then handed to JS, where allocAligned
  * costs too much: a fresh 1 MiB allocAligned took 2.7 ms a call here (mmap,
  * zeroing, page faults, freed only at the next GC), a 1 MiB
- * Buffer.allocUnsafeSlow 0.1-0.6 ms (malloc reuses what the GC freed).
- * Unlike allocAligned's, this memory is not pinned by the native layer. IO
- * into it is safe all the same: the ring holds every buffer of a command
- * until its completion is delivered (io_uring_actor.ts, its slots), a
- * teardown waits for every command in flight before it lets go of them
- * (ring_client_teardown.cc), and V8 frees ArrayBuffer memory no earlier
- * than the isolate's disposal, after the cleanup hooks. It must not be
- * transferred (detached) while IO is in flight.
+ * Buffer.allocUnsafeSlow 0.1-0.6 ms (malloc reuses what the GC freed); one
+ * without the zeroing still cost ~0.8 ms of CPU more than this a 1 MiB get
+ * (session 37). Unlike allocAligned's, this memory is not pinned by the
+ * native layer: JS could transfer (detach) it while IO is in flight, and
+ * its memory would then be freed with the new owner, so IO on it goes
+ * through bounce copies of the native layer's own (native/command.h,
+ * BounceBuffer): copied in for a write, out at delivery for a read.
  */
 export function allocAlignedInHeap(sizeBytes: number, alignment: number = DEFAULT_ALIGNMENT): Buffer {
   if (!isPowerOfTwo(alignment) || alignment > constants.ALIGNMENT_MAX) {

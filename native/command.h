@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <vector>
 
+#include <node_api.h>
+
 namespace ringstore {
 
 class AlignedBlock;
@@ -87,6 +89,16 @@ class CompletionSink {
 // spinning and held wakes are for stay well under it.
 constexpr uint64_t kSlowTransferBytes = 64 * 1024;
 
+// One buffer of a command moved through memory of the native layer's own
+// (Command::bounces).
+struct BounceBuffer {
+  void* memory = nullptr;  // what iov points at, from the client's BouncePool
+  size_t capacity = 0;     // its capacity there (BouncePool::Take)
+  size_t length = 0;
+  napi_ref array_buffer = nullptr;  // a read's destination, held until delivery
+  size_t byte_offset = 0;           // where the caller's view starts in it
+};
+
 struct Command {
   CompletionSink* client = nullptr;  // the RingClient whose slot this is
   uint32_t slot = 0;
@@ -113,6 +125,15 @@ struct Command {
   // and unpinned by it once the actor is done with the command (see
   // AlignedBlock). The actor never touches this.
   std::vector<AlignedBlock*> pinned_blocks;
+
+  // Memory under iov that is not an allocAligned block, which nothing here
+  // could pin: JS can detach (transfer) such an ArrayBuffer while the IO is
+  // in flight, and its memory is then freed with the new owner — the kernel
+  // would read or write freed memory (found by a review). The IO goes to a
+  // bounce copy of our own instead: filled at submission for a write, copied
+  // back into the ArrayBuffer at delivery for a read if it still holds the
+  // bytes. JS thread only; the actor sees only iov.
+  std::vector<BounceBuffer> bounces;
 
   // CQEs still expected for the current submission (2 for write+fdatasync).
   uint8_t cqes_pending = 0;

@@ -101,6 +101,7 @@
 #include <vector>
 
 #include "actor.h"
+#include "bounce_pool.h"
 #include "command.h"
 #include "direct_ring.h"
 #include "spin_policy.h"
@@ -150,10 +151,15 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
   Command* BeginCommand(const Napi::CallbackInfo& info, uint32_t allowed_kinds);
 
   // ---- ring_client_submit.cc: handing a command to the actor. ----
-  // Pins the allocAligned memory behind a buffer of `cmd` (if it is such
-  // memory) until UnpinBuffers: see AlignedBlock. JS thread only.
-  void PinBuffer(Napi::Env env, Command* cmd, napi_value array_buffer);
-  void UnpinBuffers(Command* cmd);
+  // Adds the buffer `data`/`length` (a view of `array_buffer`) to `cmd`'s
+  // iov: its own memory pinned when it is an allocAligned block (see
+  // AlignedBlock), else a bounce copy (Command::bounces), filled now for a
+  // write. Returns false after throwing (out of memory). JS thread only.
+  bool AddBuffer(Napi::Env env, Command* cmd, void* data, size_t length, napi_value array_buffer);
+  // Unpins `cmd`'s blocks and frees its bounce copies; `result` >= 0 (the
+  // bytes a read moved) copies a read's bounces back into their
+  // ArrayBuffers first, those still holding the bytes. JS thread only.
+  void ReleaseBuffers(napi_env env, Command* cmd, int32_t result);
   // REQUIRES: `cmd` is a fully marshalled command of a free slot.
   void Enqueue(Napi::Env env, Command* cmd);
   // holdWakes(held): see "Held wakes" above. Releasing wakes the actor once
@@ -246,6 +252,7 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
   // Slots (marshalling fills them, submission hands them over, delivery and
   // teardown free them).
   std::unique_ptr<Command[]> slots_;
+  BouncePool bounce_pool_;  // JS thread only: bounce copies' memory (Command::bounces)
   uint32_t in_flight_js_ = 0;       // JS thread only
   uint32_t slow_in_flight_js_ = 0;  // JS thread only: in_flight_js_ that are Command::IsSlow()
   bool wakes_held_ = false;         // JS thread only: holdWakes(true) in force

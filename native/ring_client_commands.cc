@@ -60,7 +60,7 @@ Command* RingClient::BeginCommand(const Napi::CallbackInfo& info, uint32_t allow
   cmd->sync_result = 0;
   cmd->submitted_ns = 0;
   cmd->next = nullptr;
-  assert(cmd->pinned_blocks.empty());
+  assert(cmd->pinned_blocks.empty() && cmd->bounces.empty());
   return cmd;
 }
 
@@ -76,8 +76,10 @@ Napi::Value RingClient::Submit(const Napi::CallbackInfo& info) {
       !ReadDirectAlignment(env, info[5], &cmd->direct_alignment)) {
     return env.Undefined();
   }
-  PinBuffer(env, cmd, array_buffer);
-  cmd->iov.push_back({data, length});
+  if (!AddBuffer(env, cmd, data, length, array_buffer)) {
+    ReleaseBuffers(env, cmd, -1);
+    return env.Undefined();
+  }
   cmd->total_bytes = length;
   Enqueue(env, cmd);
   return env.Undefined();
@@ -115,16 +117,15 @@ Napi::Value RingClient::SubmitVector(const Napi::CallbackInfo& info) {
     void* data = nullptr;
     size_t length = 0;
     napi_value array_buffer = nullptr;
-    if (!ViewMemory(env, Napi::Value(env, elements[i]), &data, &length, &array_buffer)) {
-      UnpinBuffers(cmd);
+    if (!ViewMemory(env, Napi::Value(env, elements[i]), &data, &length, &array_buffer) ||
+        !AddBuffer(env, cmd, data, length, array_buffer)) {
+      ReleaseBuffers(env, cmd, -1);
       return env.Undefined();
     }
-    PinBuffer(env, cmd, array_buffer);
-    cmd->iov.push_back({data, length});
     total += length;
   }
   if (total > kTransferSizeMax) {
-    UnpinBuffers(cmd);
+    ReleaseBuffers(env, cmd, -1);
     ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "buffers exceed the 1 GiB transfer limit");
     return env.Undefined();
   }

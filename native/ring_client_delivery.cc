@@ -141,7 +141,8 @@ size_t RingClient::TakeReady(Napi::Env env) {
     assert(cmd.in_use);
     cmd.in_use = false;
     cmd.iov.clear();
-    UnpinBuffers(&cmd);
+    // A read through bounce copies lands in its buffers here, before JS hears of it.
+    ReleaseBuffers(env, &cmd, completion.result);
     if (cmd.IsSlow()) {
       assert(slow_in_flight_js_ > 0);
       slow_in_flight_js_--;

@@ -2,6 +2,9 @@
 // until its completion is delivered the command belongs to the actor; this
 // thread only counts it (in_flight_js_), keeps the event loop alive for it
 // (the threadsafe function's ref) and keeps its allocAligned memory pinned.
+#include <stdlib.h>
+#include <string.h>
+
 #include <cassert>
 
 #include "aligned_buffer.h"
@@ -10,16 +13,89 @@
 
 namespace ringstore {
 
-void RingClient::PinBuffer(Napi::Env env, Command* cmd, napi_value array_buffer) {
+namespace {
+
+bool IsRead(OpKind kind) { return kind == OpKind::kRead || kind == OpKind::kReadv; }
+
+// Alignment of a bounce copy at least: a page.
+constexpr size_t kBounceAlignment = 4096;
+
+}  // namespace
+
+bool RingClient::AddBuffer(Napi::Env env, Command* cmd, void* data, size_t length, napi_value array_buffer) {
   AlignedBlock* block = AlignedBlock::Of(env, array_buffer);
-  if (block == nullptr) return;
-  block->Pin();
-  cmd->pinned_blocks.push_back(block);
+  if (block != nullptr) {
+    block->Pin();
+    cmd->pinned_blocks.push_back(block);
+    cmd->iov.push_back({data, length});
+    return true;
+  }
+  // A SharedArrayBuffer cannot be detached, and JS holds the view until the
+  // completion (io_uring_actor.ts, its slots): its memory stays.
+  bool is_array_buffer = false;
+  if (napi_is_arraybuffer(env, array_buffer, &is_array_buffer) != napi_ok || !is_array_buffer) {
+    cmd->iov.push_back({data, length});
+    return true;
+  }
+  void* base = nullptr;
+  size_t base_length = 0;
+  napi_get_arraybuffer_info(env, array_buffer, &base, &base_length);
+  // As aligned as a direct file asks (and a page: the kernel copies whole pages faster).
+  size_t alignment = cmd->direct_alignment > kBounceAlignment ? cmd->direct_alignment : kBounceAlignment;
+  size_t capacity = 0;
+  void* memory = bounce_pool_.Take(length, alignment, &capacity);
+  if (memory == nullptr) {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_OUT_OF_MEMORY", "no memory for a copy of the buffer under IO");
+    return false;
+  }
+  BounceBuffer bounce;
+  bounce.memory = memory;
+  bounce.capacity = capacity;
+  bounce.length = length;
+  if (IsRead(cmd->kind)) {
+    bounce.byte_offset = static_cast<size_t>(static_cast<uint8_t*>(data) - static_cast<uint8_t*>(base));
+    if (napi_create_reference(env, array_buffer, 1, &bounce.array_buffer) != napi_ok) {
+      bounce_pool_.Give(memory, capacity);
+      ThrowCoded(env, JsErrorKind::kRangeError, "ERR_OUT_OF_MEMORY", "could not hold the buffer under IO");
+      return false;
+    }
+  } else {
+    memcpy(memory, data, length);
+  }
+  cmd->bounces.push_back(bounce);
+  cmd->iov.push_back({memory, length});
+  return true;
 }
 
-void RingClient::UnpinBuffers(Command* cmd) {
+void RingClient::ReleaseBuffers(napi_env env, Command* cmd, int32_t result) {
   for (AlignedBlock* block : cmd->pinned_blocks) block->Unpin();
   cmd->pinned_blocks.clear();
+  if (cmd->bounces.empty()) return;
+  // The bytes a read moved fill its buffers in order; iov was advanced in
+  // place by short transfers, the bounces keep their own lengths.
+  size_t left = result > 0 && IsRead(cmd->kind) ? static_cast<size_t>(result) : 0;
+  for (BounceBuffer& bounce : cmd->bounces) {
+    if (bounce.array_buffer != nullptr) {
+      napi_value array_buffer = nullptr;
+      bool detached = true;
+      void* base = nullptr;
+      size_t base_length = 0;
+      size_t copied = left < bounce.length ? left : bounce.length;
+      // Only into the ArrayBuffer as it is now: detached (transferred away)
+      // or shrunk since, it gets what still fits, or nothing.
+      if (copied > 0 && napi_get_reference_value(env, bounce.array_buffer, &array_buffer) == napi_ok && array_buffer != nullptr &&
+          napi_is_detached_arraybuffer(env, array_buffer, &detached) == napi_ok && !detached &&
+          napi_get_arraybuffer_info(env, array_buffer, &base, &base_length) == napi_ok && base != nullptr &&
+          bounce.byte_offset < base_length) {
+        size_t room = base_length - bounce.byte_offset;
+        memcpy(static_cast<uint8_t*>(base) + bounce.byte_offset, bounce.memory, copied < room ? copied : room);
+      }
+      napi_delete_reference(env, bounce.array_buffer);
+    }
+    left -= left < bounce.length ? left : bounce.length;
+    bounce_pool_.Give(bounce.memory, bounce.capacity);
+  }
+  cmd->bounces.clear();
 }
 
 void RingClient::Enqueue(Napi::Env env, Command* cmd) {

@@ -71,7 +71,8 @@ void RingClient::DetachBlocking() {
     if (!cmd.in_use) continue;
     cmd.in_use = false;
     cmd.iov.clear();
-    UnpinBuffers(&cmd);
+    // Nothing is delivered now: no read's bytes are copied anywhere.
+    ReleaseBuffers(env_, &cmd, -1);
   }
   in_flight_js_ = 0;
   slow_in_flight_js_ = 0;

@@ -1,0 +1,84 @@
+// Memory under IO that the native layer does not own (a Buffer.alloc, a
+// TypedArray: anything but allocAligned) goes through a bounce copy of its
+// own: JS may detach (transfer) such an ArrayBuffer while the IO is in
+// flight, and the new owner, once collected, frees the memory — the kernel
+// then wrote into freed memory, another Buffer's or malloc's (found by a
+// review: file bytes in fresh Buffers, or "free(): invalid next size").
+// A read's bytes reach its buffer at delivery, wherever the view lies in
+// its ArrayBuffer.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+
+import { IoUringActor, type RingFile } from '../../index.js';
+import { BACKENDS, makeTempDir, PACKAGE_ENTRY_URL, pattern, removeTempDir } from './helpers.js';
+
+describe('RingFile IO into memory JS may detach while it is in flight', function () {
+  this.timeout(60_000);
+  let dir: string | undefined;
+
+  before(() => {
+    dir = makeTempDir();
+  });
+
+  after(() => {
+    removeTempDir(dir);
+  });
+
+  for (const backend of BACKENDS) {
+    it(`${backend}: a read whose buffer is transferred away and collected writes into no other memory`, () => {
+      // In a child: without the bounce the process may abort.
+      const script = `
+        const { IoUringActor } = await import(${JSON.stringify(PACKAGE_ENTRY_URL)});
+        const SIZE = 64 * 1024;
+        const ring = IoUringActor.start({ backend: ${JSON.stringify(backend)}, threadCount: 1, entries: 4, batchSize: 1 });
+        const file = await ring.open(${JSON.stringify(`${dir}/detach-${backend}`)}, { create: true });
+        await file.write(Buffer.alloc(SIZE, 0xab), 0);
+        // Slow writes ahead of the read keep it in flight while its buffer goes away.
+        const big = Buffer.alloc(64 << 20, 1);
+        const slow = [];
+        for (let i = 0; i < 4; i++) slow.push(file.write(big, (1 << 30) + i * (64 << 20)));
+        const victim = Buffer.allocUnsafeSlow(SIZE).fill(0);
+        const read = file.read(victim, 0);
+        structuredClone(victim.buffer, { transfer: [victim.buffer] });
+        globalThis.gc();
+        globalThis.gc();
+        const fresh = [];
+        for (let i = 0; i < 64; i++) fresh.push(Buffer.allocUnsafeSlow(SIZE).fill(0));
+        const bytesRead = await read;
+        await Promise.all(slow);
+        const written = fresh.filter((buffer) => buffer.indexOf(0xab) !== -1).length;
+        await file.close();
+        await ring.close();
+        console.log(JSON.stringify({ bytesRead, written }));
+      `;
+      const output = execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { encoding: 'utf8' });
+      assert.deepEqual(JSON.parse(output.trim().split('\n').pop()!), { bytesRead: 64 * 1024, written: 0 });
+    });
+  }
+
+  it('lands a read in views at offsets of one ArrayBuffer, and a write takes the bytes as they were when it was called', async () => {
+    const ring = IoUringActor.start();
+    let file: RingFile | undefined;
+    try {
+      file = await ring.open(`${dir}/offsets`, { create: true });
+      const data = pattern(3000, 5);
+      const written = Buffer.from(data);
+      const writing = file.write(written, 100);
+      // Changed after the call: the file gets the bytes of the call.
+      written.fill(0);
+      await writing;
+      const memory = new ArrayBuffer(8192);
+      new Uint8Array(memory).fill(0xee);
+      const first = new Uint8Array(memory, 1000, 1000);
+      const second = new Uint8Array(memory, 5000, 2000);
+      assert.equal(await file.readv([first, second], 100), 3000);
+      const all = new Uint8Array(memory);
+      assert.ok(Buffer.from(first).equals(data.subarray(0, 1000)));
+      assert.ok(Buffer.from(second).equals(data.subarray(1000, 3000)));
+      for (const [from, to] of [[0, 1000], [2000, 5000], [7000, 8192]]) assert.ok(all.subarray(from, to).every((byte) => byte === 0xee), `bytes ${from}-${to} untouched`);
+    } finally {
+      await file?.close();
+      await ring.close();
+    }
+  });
+});

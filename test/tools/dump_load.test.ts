@@ -216,8 +216,31 @@ describe('ringstore dump and load', function () {
       assert.equal(refused.code, 2);
       assert.match(refused.stderr, /^ringstore: ERR_DUMP_ENCODING: .*msgpack.*json/);
       // Refused before anything was written: the message claims no partial load (a review found it did).
-      assert.doesNotMatch(refused.stderr, /keeps what was loaded/);
+      assert.doesNotMatch(refused.stderr, /the load stopped|may hold/);
       assert.deepEqual((await storedContents(other)).entries.map((entry) => entry.key), ['s:a']);
+    });
+
+    it('into an existing store too small for it stops at the first entry that fails and says where: every entry before it is in the store, none after those written beside it (found by a review: it went on, leaving gaps, and claimed a prefix)', async () => {
+      const dump = `${dir}/partial.dump`;
+      assert.equal((await runCli(['dump', source, dump])).code, 0);
+      const target = `${dir}/partial-target`;
+      const store = await BlockStore.open(target, { create: true, sizeBytes: 2 << 20, maxSizeBytes: 2 << 20 });
+      await store.put('aaa-kept', 'old');
+      await store.close();
+      const failed = await runCli(['load', target, dump, '--max-size', String(2 << 20)]);
+      assert.equal(failed.code, 2, failed.stderr);
+      const stop = /the load stopped at entry (\d+) of (\d+)(?:, key [^:]+)?: the store at '[^']+' holds the (\d+) entries before it(?:, and (\d+) of the (\d+) entries after it that were written beside it)?; none later\)/.exec(failed.stderr);
+      assert.ok(stop !== null, failed.stderr);
+      const [index, count, before] = [Number(stop[1]) - 1, Number(stop[2]), Number(stop[3])];
+      const sourceEntries = (await storedContents(source)).entries;
+      assert.equal(count, sourceEntries.length);
+      assert.equal(before, index);
+      const loaded = new Map((await storedContents(target)).entries.map((entry) => [entry.key, entry]));
+      for (const [position, entry] of sourceEntries.entries()) {
+        if (position < index) assert.ok(loaded.get(entry.key)?.bytes.equals(entry.bytes), `entry ${position} (${entry.key}) is in the store`);
+        if (position > index + Number(stop[5] ?? 0)) assert.equal(loaded.has(entry.key), false, `entry ${position} (${entry.key}) was never written`);
+      }
+      assert.ok(loaded.has('s:aaa-kept'));
     });
 
     it('into a new store held too small for it (--max-size) fails with the store error and removes the store it made', async () => {

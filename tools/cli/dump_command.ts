@@ -446,7 +446,7 @@ export async function loadCommand(args: string[]): Promise<number> {
       if (createsStore) {
         undoCreate();
       } else if (writing && error instanceof Error) {
-        error.message += ` (the store at '${path}' keeps what was loaded before this)`;
+        error.message += describeLoadStop(error, path);
       }
       throw error;
     }
@@ -532,15 +532,59 @@ function roomIn(stream: Writable): Promise<void> {
 }
 
 /** Writes the verified stream in `file` into `store`; resolves to the entries written. */
+/** Where a load into a store stopped: entries before `index` are stored, and `storedAfter` of the `writtenAfter` written beside it after it; none later. */
+interface LoadStop {
+  index: number;
+  /** The entry's key; undefined when the failure was between entries. */
+  key: string | Buffer | undefined;
+  entryCount: number;
+  writtenAfter: number;
+  storedAfter: number;
+}
+
+const LOAD_STOP = Symbol('loadStop');
+
+/** `error` (the store's, or the dump's) carrying where the load stopped, unless it carries it already. */
+function withLoadStop(error: unknown, stop: LoadStop): unknown {
+  if (!(error instanceof Error) || LOAD_STOP in error) return error;
+  return Object.assign(error, { [LOAD_STOP]: stop });
+}
+
+/** What a load that failed left in an existing store, for its message. */
+function describeLoadStop(error: Error, path: string): string {
+  const stop = (error as Error & { [LOAD_STOP]?: LoadStop })[LOAD_STOP];
+  if (stop === undefined) return ` (the store at '${path}' may hold some of the dump's entries)`;
+  const key = stop.key === undefined ? '' : `, key ${typeof stop.key === 'string' ? JSON.stringify(stop.key) : `0x${stop.key.toString('hex')}`}`;
+  const after = stop.writtenAfter === 0 ? '' : `, and ${stop.storedAfter} of the ${stop.writtenAfter} entries after it that were written beside it`;
+  return ` (the load stopped at entry ${stop.index + 1} of ${stop.entryCount}${key}: the store at '${path}' holds the ${stop.index} entries before it${after}; none later)`;
+}
+
 async function writeDump(store: BlockStore, file: string, verified: VerifiedDump): Promise<number> {
   const decoder = new DumpStreamDecoder();
   const progress = startProgress('load', verified.entryCount, 'count');
-  const inFlight: Promise<void>[] = [];
+  /** Puts written beside each other, in dump order: `index` is the entry's. */
+  const inFlight: { index: number; key: string | Buffer; put: Promise<void> }[] = [];
   let inFlightBytes = 0;
+  /**
+   * Waits for the puts in flight. If one failed, throws its error with
+   * where the load stopped (LoadStop): the first failed entry, and how many
+   * of those written beside it, after it, are stored anyway — every entry
+   * before it is, and none after the puts in flight is ever written.
+   */
   const settle = async (): Promise<void> => {
-    await Promise.all(inFlight);
-    inFlight.length = 0;
+    const outcomes = await Promise.allSettled(inFlight.map((written) => written.put));
+    const failed = outcomes.findIndex((outcome) => outcome.status === 'rejected');
+    const written = inFlight.splice(0);
     inFlightBytes = 0;
+    if (failed === -1) return;
+    const after = outcomes.slice(failed + 1);
+    throw withLoadStop((outcomes[failed] as PromiseRejectedResult).reason, {
+      index: written[failed].index,
+      key: written[failed].key,
+      entryCount: verified.entryCount,
+      writtenAfter: after.length,
+      storedAfter: after.filter((outcome) => outcome.status === 'fulfilled').length,
+    });
   };
   let loaded = 0;
   let entry: { key: string | Buffer; raw: boolean; valueLength: number } | undefined;
@@ -557,7 +601,7 @@ async function writeDump(store: BlockStore, file: string, verified: VerifiedDump
       // Handled here so that a put failing while the loop awaits something
       // else is not an unhandled rejection; settle() still throws its error.
       put.catch(() => undefined);
-      inFlight.push(put);
+      inFlight.push({ index: loaded, key, put });
       inFlightBytes += entry!.valueLength;
       chunks = [];
       if (inFlight.length >= LOAD_PUTS_IN_FLIGHT_MAX || inFlightBytes >= LOAD_PUT_BYTES_IN_FLIGHT_MAX) await settle();
@@ -598,8 +642,10 @@ async function writeDump(store: BlockStore, file: string, verified: VerifiedDump
     await settle();
   } catch (error) {
     stream?.destroy();
-    await Promise.allSettled(inFlight);
-    throw error;
+    // A put in flight that failed too came before the entry that threw: its failure (thrown by settle) is where the load stopped.
+    await settle();
+    // The entry being written failed (a stream), or the file changed: every entry before it is stored.
+    throw withLoadStop(error, { index: loaded, key: entry?.key, entryCount: verified.entryCount, writtenAfter: 0, storedAfter: 0 });
   } finally {
     progress.stop();
   }

@@ -55,7 +55,9 @@ function printReport(report: FsckReport, verbose: boolean): void {
     );
     console.log(`WAL: replay from WAL block ${superblock.walReplayBlock}, ${report.walCommits} commits after the checkpoint${report.tornTail === undefined ? '' : `; ends at a torn commit: ${report.tornTail}`}`);
   }
-  console.log(`keys: ${report.keys} (${report.extentValues} in data extents, ${report.referencedBlocks} blocks referenced)`);
+  // A check stopped by damage counted only what it read before it: no count passes for the store's.
+  if (report.complete) console.log(`keys: ${report.keys} (${report.extentValues} in data extents, ${report.referencedBlocks} blocks referenced)`);
+  else console.log('keys: not counted: the check stopped at the first error below (ringstore dump --salvage copies out every entry that still verifies)');
   for (const warning of report.warnings) console.log(`warning: ${warning}`);
   for (const error of report.errors) console.log(`error: ${error}`);
 }
@@ -114,7 +116,7 @@ function checkCommand(command: 'inspect' | 'fsck', args: string[]): number {
       report.ok = false;
     }
     printReport(report, command === 'inspect');
-    if (command === 'fsck') console.log(report.ok ? 'fsck: ok' : `fsck: ${report.errors.length} problem(s)`);
+    if (command === 'fsck') console.log(report.ok ? 'fsck: ok' : `fsck: ${report.errors.length} problem(s)${report.complete ? '' : ', and the check stopped at the first: there may be more'}`);
     return report.ok ? 0 : 1;
   } finally {
     bars.tree?.stop();

@@ -34,7 +34,13 @@ export interface FsckReport {
   warnings: string[];
   /** The superblock in force, or undefined if no valid copy was found. */
   superblock: Superblock | undefined;
-  /** Keys the store holds (checkpoint plus WAL). */
+  /**
+   * Whether the check ran to its end. A damaged superblock set, tree page or
+   * WAL stops it at the first such error: the counts below are then of what
+   * it read before it, not of the store (dump --salvage reads past damage).
+   */
+  complete: boolean;
+  /** Keys the store holds (checkpoint plus WAL); see complete. */
   keys: number;
   /** Values stored in data extents rather than inline. */
   extentValues: number;
@@ -94,6 +100,7 @@ export function fsckImage(image: ImageReader, progress?: FsckProgress): FsckRepo
     references: [],
     walCommits: 0,
     tornTail: undefined,
+    complete: false,
   };
   const describe = (error: unknown): string => (error instanceof FormatError ? error.message : String(error));
 
@@ -222,6 +229,7 @@ export function fsckImage(image: ImageReader, progress?: FsckProgress): FsckRepo
   }
   report.keys = index.size;
   report.ok = report.errors.length === 0;
+  report.complete = true;
   return report;
 }
 

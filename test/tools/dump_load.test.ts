@@ -572,6 +572,17 @@ describe('ringstore dump and load', function () {
       assert.equal(existsSync(`${image}.dump`), false, 'the dump cut short is removed');
     });
 
+    it('fsck of a store with damaged leaves reports no key count it did not make, and says it stopped at the first damage (found by a review: "keys: 0")', async () => {
+      const leaves = pages.filter((page) => page.owner.startsWith('page at level 0'));
+      const image = copy('fsck-stops');
+      for (const leaf of leaves.slice(0, 2)) flipByte(image, leaf.startBlock * BLOCK_SIZE + 100);
+      const checked = await runCli(['fsck', image]);
+      assert.equal(checked.code, 1);
+      assert.doesNotMatch(checked.stdout, /^keys: \d/m);
+      assert.match(checked.stdout, /^keys: not counted: the check stopped at the first error below/m);
+      assert.match(checked.stdout, /^fsck: 1 problem\(s\), and the check stopped at the first: there may be more$/m);
+    });
+
     it('that fails leaves the backup already at FILE as it was, and no partial file beside it (found by a review: it truncated and then removed it)', async () => {
       const leaf = pages.find((page) => page.owner.startsWith('page at level 0'))!;
       const image = copy('over-backup');

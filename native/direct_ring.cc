@@ -19,10 +19,12 @@ namespace ringstore {
 namespace {
 
 // As in the actor: EBADF, EFAULT, EINVAL or EEXIST from io_uring_enter
-// itself can only be a bug (IO errors arrive in CQEs). EINTR, EAGAIN and
-// EBUSY are transient: the caller calls again.
+// itself can only be a bug (IO errors arrive in CQEs). EINTR, EAGAIN, EBUSY
+// and ENOMEM (the kernel short of memory for a request just now) are
+// transient: the caller calls again. ENOMEM aborted the process here while
+// the actor retried it (found by a review).
 void AbortUnlessTransient(int rc) {
-  if (rc >= 0 || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY) return;
+  if (rc >= 0 || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY || rc == -ENOMEM) return;
   fprintf(stderr, "ringstore: io_uring_enter of a direct ring failed: %s\n", strerror(-rc));
   abort();
 }
@@ -115,7 +117,7 @@ void DirectRing::SubmitSqe(Command* cmd) {
     AbortUnlessTransient(rc);
     // Transient (a signal, no memory for the request just now): the SQE
     // stays published in the SQ and goes with the next call.
-    if (rc == -EAGAIN) sched_yield();
+    if (rc == -EAGAIN || rc == -ENOMEM) sched_yield();
   }
 }
 

@@ -56,7 +56,7 @@ describe('RingFile IO into memory JS may detach while it is in flight', function
     });
   }
 
-  it('lands a read in views at offsets of one ArrayBuffer, and a write takes the bytes as they were when it was called', async () => {
+  it('lands a read in views at offsets of one ArrayBuffer, and a write handed to the native layer at once takes the bytes as they were then', async () => {
     const ring = IoUringActor.start();
     let file: RingFile | undefined;
     try {

@@ -7,7 +7,7 @@
 // key's last one.
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 
@@ -604,6 +604,22 @@ describe('ringstore dump and load', function () {
         }
       }
       assert.deepEqual(readdirSync(`${dir}/salvage-backups`), ['nightly.dump']);
+    });
+
+    it('replaces FILE keeping its permissions, and through a symlink the file it names, also one that does not exist yet (found by a review)', async () => {
+      const backups = `${dir}/kept-backups`;
+      mkdirSync(`${backups}/real`, { recursive: true });
+      writeFileSync(`${backups}/mode.dump`, 'old');
+      chmodSync(`${backups}/mode.dump`, 0o640);
+      symlinkSync('real/linked.dump', `${backups}/link.dump`);
+      for (const file of ['mode.dump', 'link.dump']) {
+        const dumped = await runCli(['dump', source, `${backups}/${file}`]);
+        assert.equal(dumped.code, 0, dumped.stderr);
+      }
+      assert.equal(statSync(`${backups}/mode.dump`).mode & 0o777, 0o640);
+      assert.ok(lstatSync(`${backups}/link.dump`).isSymbolicLink(), 'the link stays a link');
+      assert.ok(readFileSync(`${backups}/real/linked.dump`).equals(readFileSync(`${backups}/mode.dump`)), 'the dump is where the link points');
+      assert.deepEqual(readdirSync(backups).sort(), ['link.dump', 'mode.dump', 'real']);
     });
 
     it('of a store with both head superblocks destroyed uses a backup copy', async () => {

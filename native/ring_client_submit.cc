@@ -1,7 +1,8 @@
 // RingClient, submission: a marshalled command goes to the actor. From here
 // until its completion is delivered the command belongs to the actor; this
 // thread only counts it (in_flight_js_), keeps the event loop alive for it
-// (the threadsafe function's ref) and keeps its allocAligned memory pinned.
+// (the threadsafe function's ref), keeps its allocAligned memory pinned and
+// holds the bounce copies that stand for any other memory (AddBuffer).
 #include <stdlib.h>
 #include <string.h>
 

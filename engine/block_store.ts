@@ -987,10 +987,11 @@ export class BlockStore<V = unknown> {
       const abandoned = this.#journal.abandon(write);
       if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) return abandoned.then(() => Promise.reject(error));
       // Held for room where it can come: freed blocks being trimmed or awaiting an fdatasync (Journal.reclaim), or a growth.
+      const blocksWanted = this.#space.shortfallForPuts(encoded.operations.length, encoded.payloadBytesMax, encoded.valueBlocks);
       if (attempt >= GROWTH_ATTEMPTS_MAX || (!this.#growth.canGrow && this.#space.reclaimableBlockCount === 0)) {
-        return abandoned.then(() => Promise.reject(this.#growth.refusal(error)));
+        return abandoned.then(() => Promise.reject(this.#growth.refusal(error, blocksWanted)));
       }
-      return { error, abandoned, blocksWanted: this.#space.shortfallForPuts(encoded.operations.length, encoded.payloadBytesMax, encoded.valueBlocks) };
+      return { error, abandoned, blocksWanted };
     }
     const queued = this.#journal.enqueue(write);
     this.#growth.growAheadIfLow();

@@ -132,7 +132,7 @@ export class GrowthWait {
         }
         if (!grew) {
           this.#held.shift();
-          first.fail(failure ?? this.#growth.refusal(refusal.error));
+          first.fail(failure ?? this.#growth.refusal(refusal.error, refusal.blocksWanted));
         }
         refusal = undefined;
       }

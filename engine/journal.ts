@@ -345,8 +345,9 @@ export class Journal {
         return;
       } catch (error) {
         if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;
-        const room = attempt < GROWTH_ATTEMPTS_MAX && (await this.makeRoom(this.#space.checkpointShortfallBlocks(0)));
-        if (!room) throw this.#growth.refusal(error);
+        const shortfall = this.#space.checkpointShortfallBlocks(0);
+        const room = attempt < GROWTH_ATTEMPTS_MAX && (await this.makeRoom(shortfall));
+        if (!room) throw this.#growth.refusal(error, shortfall);
       }
     }
   }
@@ -640,12 +641,14 @@ export class Journal {
         // Blocks on their way to being free (the checkpoint's replaced
         // pages, trims in flight) make room, then growing the store, where
         // it can grow.
-        if (attempt <= GROWTH_ATTEMPTS_MAX + 1 && (await this.makeRoom(this.#space.checkpointShortfallBlocks(newPages)))) continue;
+        const shortfall = this.#space.checkpointShortfallBlocks(newPages);
+        if (attempt <= GROWTH_ATTEMPTS_MAX + 1 && (await this.makeRoom(shortfall))) continue;
         throw this.#growth.refusal(
           new StoreError(
             'ERR_STORE_FULL',
             `the store is full: this write's checkpoint may need ${newPages} more pages than the ${this.#space.allocatableBlockCount} free blocks hold${this.#space.notFreeYet()} (write fewer keys at a time, or delete keys in smaller batches)`,
           ),
+          shortfall,
         );
       }
       // A checkpoint writes what is dirty and frees the pages it replaced: then try once more.

@@ -71,8 +71,6 @@ export class StoreGrowth {
   readonly #blockCountMax: number;
   /** Whether #blockCountMax is the format's: the free set's most blocks (FREE_BITMAP_BITS_MAX). */
   readonly #formatLimited: boolean;
-  /** The blocks a write lacked that no growth within the limit could give (for its refusal's message), until reported. */
-  #beyondLimitBlocks: number | undefined;
   /** Whether the device can grow at all (a regular file; a simulated device made to). */
   readonly #deviceGrows: boolean;
   /** Whether #blockCountMax is the opener's maxSizeBytes (else the device's own limit). */
@@ -155,12 +153,16 @@ export class StoreGrowth {
     this.grow(0).catch(() => undefined);
   }
 
-  /** The ERR_STORE_FULL for a write that did not fit: `error`, with why the store did not grow. */
-  refusal(error: StoreError): StoreError {
+  /**
+   * The ERR_STORE_FULL for a write that did not fit: `error`, with why the
+   * store did not grow. `blocksWanted`: what the write lacked, when the
+   * caller knows it (then a need more than the limit leaves is named as
+   * such, for this write and no other).
+   */
+  refusal(error: StoreError, blocksWanted?: number): StoreError {
     if (!this.#deviceGrows) return error;
     const limit = `${this.#blockCountMax * this.#blockSize} bytes (${this.#formatLimited ? `the format's: a free set of at most ${FREE_BITMAP_BITS_MAX} blocks` : this.#capped ? 'maxSizeBytes' : "the device's"})`;
-    const beyondLimit = this.#beyondLimitBlocks;
-    this.#beyondLimitBlocks = undefined;
+    const beyondLimit = blocksWanted !== undefined && blocksWanted > 0 && this.#space.blockCount + blocksWanted > this.#blockCountMax ? blocksWanted : undefined;
     const why =
       this.#space.blockCount >= this.#blockCountMax
         ? `the store is at its size limit of ${limit}`
@@ -180,10 +182,7 @@ export class StoreGrowth {
     // What the asker lacks does not fit even at the limit: the file is not
     // extended for a write refused anyway (found by a review: one put of a
     // value larger than maxSizeBytes left the file at the cap for good).
-    if (current + blocksAsked > this.#blockCountMax) {
-      this.#beyondLimitBlocks = blocksAsked;
-      return false;
-    }
+    if (current + blocksAsked > this.#blockCountMax) return false;
     const step = Math.max(blocksWanted, Math.ceil(current * GROWTH_SHARE), Math.ceil(GROWTH_STEP_BYTES_MIN / this.#blockSize));
     // The least a growth is worth, should the full step not fit: what the
     // waiting writes need, or for a growth ahead of them a share of a step

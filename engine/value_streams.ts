@@ -127,8 +127,9 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
         return space.allocate(blockCount, extentsMax);
       } catch (error) {
         if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;
-        const room = attempt < GROWTH_ATTEMPTS_MAX && (await journal.makeRoom(space.shortfallForPuts(1, 0, blockCount)));
-        if (!room) throw growth.refusal(error);
+        const shortfall = space.shortfallForPuts(1, 0, blockCount);
+        const room = attempt < GROWTH_ATTEMPTS_MAX && (await journal.makeRoom(shortfall));
+        if (!room) throw growth.refusal(error, shortfall);
         checkWritable();
       }
     }

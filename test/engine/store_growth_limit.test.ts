@@ -60,8 +60,8 @@ describe('StoreGrowth at the format limit', () => {
     const { growth, grownTo } = growthNear(100);
     assert.equal(await growth.grow(101), false);
     assert.deepEqual(grownTo, []);
-    assert.match(growth.refusal(new StoreError('ERR_STORE_FULL', 'no room'), 101).message, /lacks 101 blocks/);
-    // Another writer's refusal, whose need fits, does not say so.
+    // Another writer's refusal first, whose need fits: not labelled with this one's.
     assert.doesNotMatch(growth.refusal(new StoreError('ERR_STORE_FULL', 'no room'), 50).message, /lacks/);
+    assert.match(growth.refusal(new StoreError('ERR_STORE_FULL', 'no room'), 101).message, /lacks 101 blocks/);
   });
 });

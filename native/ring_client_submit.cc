@@ -38,9 +38,6 @@ bool RingClient::AddBuffer(Napi::Env env, Command* cmd, void* data, size_t lengt
     cmd->iov.push_back({data, length});
     return true;
   }
-  void* base = nullptr;
-  size_t base_length = 0;
-  napi_get_arraybuffer_info(env, array_buffer, &base, &base_length);
   // As aligned as a direct file asks (and a page: the kernel copies whole pages faster).
   size_t alignment = cmd->direct_alignment > kBounceAlignment ? cmd->direct_alignment : kBounceAlignment;
   size_t capacity = 0;
@@ -54,6 +51,10 @@ bool RingClient::AddBuffer(Napi::Env env, Command* cmd, void* data, size_t lengt
   bounce.capacity = capacity;
   bounce.length = length;
   if (IsRead(cmd->kind)) {
+    // Where the view starts in its ArrayBuffer: delivery finds the buffer again by it.
+    void* base = nullptr;
+    size_t base_length = 0;
+    napi_get_arraybuffer_info(env, array_buffer, &base, &base_length);
     bounce.byte_offset = static_cast<size_t>(static_cast<uint8_t*>(data) - static_cast<uint8_t*>(base));
     if (napi_create_reference(env, array_buffer, 1, &bounce.array_buffer) != napi_ok) {
       bounce_pool_.Give(memory, capacity);

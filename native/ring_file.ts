@@ -185,18 +185,16 @@ export class RingFile implements OpOwner, ObservedFile {
 
   /** Reads into `buffers` in order, from `position`. */
   readv(buffers: readonly ArrayBufferView[], position: number): Promise<number> {
-    const checked = this.#checkBuffers(buffers);
-    const error = this.#checkUsable(false) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked.totalBytes));
-    if (error !== undefined || checked instanceof Error) return Promise.reject(error ?? checked);
-    return this.#submit(constants.OP_READV, position, undefined, checked.list, 0, undefined);
+    const list = this.#checkedVector(buffers, position, false);
+    if (list instanceof Error) return Promise.reject(list);
+    return this.#submit(constants.OP_READV, position, undefined, list, 0, undefined);
   }
 
   /** Writes `buffers` in order, from `position`, in full. */
   writev(buffers: readonly ArrayBufferView[], position: number): Promise<number> {
-    const checked = this.#checkBuffers(buffers);
-    const error = this.#checkUsable(true) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked.totalBytes));
-    if (error !== undefined || checked instanceof Error) return Promise.reject(error ?? checked);
-    return this.#submit(this.dsync ? constants.OP_WRITEV_DSYNC : constants.OP_WRITEV, position, undefined, checked.list, 0, 'write');
+    const list = this.#checkedVector(buffers, position, true);
+    if (list instanceof Error) return Promise.reject(list);
+    return this.#submit(this.dsync ? constants.OP_WRITEV_DSYNC : constants.OP_WRITEV, position, undefined, list, 0, 'write');
   }
 
   /**
@@ -204,11 +202,10 @@ export class RingFile implements OpOwner, ObservedFile {
    * submission (IOSQE_IO_LINK): resolves only when the data is durable.
    */
   writeAndSync(buffers: ArrayBufferView | readonly ArrayBufferView[], position: number): Promise<number> {
-    const list = ArrayBuffer.isView(buffers) ? [buffers] : buffers;
-    const checked = this.#checkBuffers(list);
-    const error = this.#checkUsable(true) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked.totalBytes));
-    if (error !== undefined || checked instanceof Error) return Promise.reject(error ?? checked);
-    return this.#submit(constants.OP_WRITE_AND_SYNC, position, undefined, checked.list, 0, 'writeAndSync');
+    const given = ArrayBuffer.isView(buffers) ? [buffers] : buffers;
+    const list = this.#checkedVector(given, position, true);
+    if (list instanceof Error) return Promise.reject(list);
+    return this.#submit(constants.OP_WRITE_AND_SYNC, position, undefined, list, 0, 'writeAndSync');
   }
 
   /**
@@ -218,11 +215,10 @@ export class RingFile implements OpOwner, ObservedFile {
    * a device with FUA the kernel may persist just this write.
    */
   writeDsync(buffers: ArrayBufferView | readonly ArrayBufferView[], position: number): Promise<number> {
-    const list = ArrayBuffer.isView(buffers) ? [buffers] : buffers;
-    const checked = this.#checkBuffers(list);
-    const error = this.#checkUsable(true) ?? (checked instanceof Error ? checked : this.#checkPosition(position, checked.totalBytes));
-    if (error !== undefined || checked instanceof Error) return Promise.reject(error ?? checked);
-    return this.#submit(constants.OP_WRITEV_DSYNC, position, undefined, checked.list, 0, 'writeDsync');
+    const given = ArrayBuffer.isView(buffers) ? [buffers] : buffers;
+    const list = this.#checkedVector(given, position, true);
+    if (list instanceof Error) return Promise.reject(list);
+    return this.#submit(constants.OP_WRITEV_DSYNC, position, undefined, list, 0, 'writeDsync');
   }
 
   /** fsync(2): data and all metadata durable. */
@@ -488,6 +484,15 @@ export class RingFile implements OpOwner, ObservedFile {
       }
     }
     return undefined;
+  }
+
+  /** The checked copy of a vector call's buffer list (#checkBuffers), or the error its arguments or the file's state give. */
+  #checkedVector(buffers: unknown, position: number, mutates: boolean): ArrayBufferView[] | Error {
+    const checked = this.#checkBuffers(buffers);
+    const unusable = this.#checkUsable(mutates);
+    if (unusable !== undefined) return unusable;
+    if (checked instanceof Error) return checked;
+    return this.#checkPosition(position, checked.totalBytes) ?? checked.list;
   }
 
   /**

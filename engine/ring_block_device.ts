@@ -78,7 +78,9 @@ export class RingBlockDevice implements BlockDevice {
       // /dev/loop0 both opened for writing.
       if (!(await tryLock(file, readOnly))) {
         // On a block device the lock may be a tool's as well (udev, a partitioner).
-        const holder = file.isBlockDevice ? 'another store (in this process or another), or a tool (udev, a partitioner)' : 'another store (in this process or another)';
+        // A check (ringstore fsck, inspect, dump --salvage) locks shared as well (tools/cli/image_file.ts).
+        const stores = 'another store or a ringstore check (in this process or another)';
+        const holder = file.isBlockDevice ? `${stores}, or a tool (udev, a partitioner)` : stores;
         throw new StoreError('ERR_STORE_LOCKED', readOnly ? `'${path}' is open for writing by ${holder}` : `'${path}' is open by ${holder}`);
       }
       if (file.isBlockDevice) backingFile = await lockLoopBackingFile(ring, path, readOnly);

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 
 import { BlockStore } from '../../engine/block_store.js';
+import { openImage } from '../../tools/cli/image_file.js';
 import type { CliResult } from './cli/run_cli.js';
 
 const CLI = new URL('../../tools/cli.js', import.meta.url).pathname;
@@ -133,6 +134,32 @@ describe('ringstore command line hygiene', function () {
         assertNoStack(result, `${name} ${file}`);
       }
     }
+  });
+
+  it('inspect, fsck and dump --salvage refuse a store open for writing (ERR_STORE_LOCKED, exit 2), and hold off a writer while they read (fsck of a live store reported damage that was not there in 12 of 12 runs)', async () => {
+    const path = `${dir}/live`;
+    const store = await BlockStore.open(path, { create: true, encoding: 'binary', sizeBytes: 8 << 20 });
+    try {
+      await store.put('key', Buffer.alloc(100, 1));
+      for (const args of [['inspect', path], ['fsck', path], ['dump', path, `${dir}/live.dump`, '--salvage']]) {
+        const result = await runCli(args, { cwd: dir });
+        assertOneLineError(result, `${args.join(' ')} of a store open for writing`, 'ERR_STORE_LOCKED');
+        assert.equal(result.stdout, '', `${args.join(' ')} printed a report of a store being written:\n${result.stdout}`);
+      }
+    } finally {
+      await store.close();
+    }
+    const checked = await runCli(['fsck', path], { cwd: dir });
+    assert.equal(checked.code, 0, `fsck after close: exit ${checked.code}:\n${checked.stdout}${checked.stderr}`);
+    assert.match(checked.stdout, /^fsck: ok$/m);
+    // While a check holds the image, a writer cannot open it.
+    const { close } = openImage(path);
+    try {
+      await assert.rejects(BlockStore.open(path, { encoding: 'binary' }), (error: Error & { code?: string }) => error.code === 'ERR_STORE_LOCKED' && /ringstore check/.test(error.message));
+    } finally {
+      close();
+    }
+    await (await BlockStore.open(path, { encoding: 'binary' })).close();
   });
 
   it('the store commands refuse a directory and a foreign file in one line, exit 2', async () => {

@@ -1,9 +1,18 @@
 // A store image opened for the tools that read it through format/ only
 // (inspect, fsck, dump --salvage): plain positional reads with node:fs,
 // never the engine, so they work on a store the engine refuses to open.
+// The image is locked shared, as a read-only store is: a writer holds it
+// exclusively, and a store being written cannot be checked from outside
+// (below, openImage).
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
+import { StoreError } from '../../engine/store_error.js';
+import { addon } from '../../native/addon.js';
+import { RingSystemError } from '../../native/errors.js';
 import type { ImageReader } from '../fsck.js';
+
+/** flock's answer when another open holds a lock that excludes ours. */
+const ERRNO_EWOULDBLOCK = 11;
 
 /** Bytes one positional read may ask for; larger reads are split. */
 const READ_PIECE_BYTES = 64 << 20;
@@ -33,10 +42,27 @@ export interface UnreadableRange {
 
 /**
  * The image at `path`, read with plain positional reads (tolerantImage:
- * unreadable sectors read as zeros and are listed).
+ * unreadable sectors read as zeros and are listed), locked shared (flock)
+ * until close(). A store open for writing holds the exclusive lock:
+ * ERR_STORE_LOCKED. Read while it is written, the image changes under the
+ * check — pages the writer frees are reused or punched out while the
+ * check walks the tree — and fsck reported damage that was not there in
+ * every one of 12 runs beside a checkpointing writer. Held shared, the
+ * lock also keeps a writer from opening the store during the check; it
+ * coexists with read-only stores and other checks. Not seen: a store open
+ * through a loop device's backing file while the check reads the loop
+ * device (the engine locks both names only when it opens the device).
  */
 export function openImage(path: string): { image: ImageReader; unreadable: readonly UnreadableRange[]; close: () => void } {
   const fd = openSync(path, 'r');
+  const errno = addon.lockShared(fd);
+  if (errno !== 0) {
+    closeSync(fd);
+    if (errno === ERRNO_EWOULDBLOCK) {
+      throw new StoreError('ERR_STORE_LOCKED', `'${path}' is open for writing by a store (in this process or another): close it first; read while it is written, the image changes under the check, which then reports damage that is not there`);
+    }
+    throw new RingSystemError(errno, 'flock', path);
+  }
   const stat = fstatSync(fd);
   let sizeBytes = stat.size;
   if (stat.isBlockDevice()) {

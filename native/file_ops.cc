@@ -1,6 +1,6 @@
 // File set-up operations that are not IO: open (with size and exclusivity
 // rules), geometry (statx + block-device ioctls), close, and the BLKDISCARD
-// fallback. They run on libuv's thread pool (Napi::AsyncWorker) so neither
+// fallback. They run on libuv's thread pool (PromiseWork, below) so neither
 // the JS thread nor the actor blocks on them.
 #include "file_ops.h"
 
@@ -15,7 +15,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cassert>
 #include <cmath>
+#include <memory>
 #include <string>
 
 #include "file_table.h"
@@ -93,35 +95,120 @@ Napi::Object GeometryToJs(Napi::Env env, const FileGeometry& geometry) {
   return out;
 }
 
-// Base for the promise-returning workers: runs Work() on the pool, rejects
-// with a system error on failure.
-class PromiseWorker : public Napi::AsyncWorker {
+// Base of the promise-returning operations: Execute() runs on libuv's thread
+// pool, then Result() or Failure() on the JS thread settles the promise.
+// Built on the raw N-API calls, each checked, rather than Napi::AsyncWorker
+// and Napi::Promise::Deferred: while a worker thread is being terminated,
+// napi_create_promise and napi_create_async_work fail, and node-addon-api,
+// built without C++ exceptions, then leaves its handles uninitialized. The
+// garbage, returned to V8 as the call's result, crashed the whole process
+// (SIGSEGV in every run of a worker terminated while it called file.stat()
+// in a loop; found by a review).
+class PromiseWork {
  public:
-  explicit PromiseWorker(Napi::Env env)
-      : Napi::AsyncWorker(env, "ringstore:file"), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
+  virtual ~PromiseWork() = default;
+
+  // Queues `work` and returns its promise. When the environment refuses the
+  // promise or the work (it is being torn down: no JS will run to look at
+  // the result) returns an empty value, undefined to JS, after Abandon().
+  static Napi::Value Start(Napi::Env env, std::unique_ptr<PromiseWork> work) {
+    napi_value promise = nullptr;
+    if (napi_create_promise(env, &work->deferred_, &promise) != napi_ok) {
+      work->Abandon();
+      return Napi::Value();
+    }
+    napi_value name = nullptr;
+    if (napi_create_string_latin1(env, "ringstore:file", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+        napi_create_async_work(env, nullptr, name, OnExecute, OnComplete, work.get(), &work->work_) != napi_ok) {
+      work->work_ = nullptr;
+      return Refused(env, std::move(work));
+    }
+    if (napi_queue_async_work(env, work->work_) != napi_ok) {
+      napi_delete_async_work(env, work->work_);
+      work->work_ = nullptr;
+      return Refused(env, std::move(work));
+    }
+    // Owned by the work from here: OnComplete deletes it.
+    work.release();
+    return Napi::Value(env, promise);
+  }
 
  protected:
+  // On the pool thread: the operation. On failure it calls Fail.
+  virtual void Execute() = 0;
+  // On the JS thread, after Execute succeeded: what the promise resolves to.
+  virtual Napi::Value Result(Napi::Env env) = 0;
+  // On the JS thread, after Execute failed: what the promise rejects with.
+  virtual Napi::Value Failure(Napi::Env env) {
+    return MakeSystemError(env, error_errno_, syscall_, std::string(strerror(error_errno_)) + ", " + syscall_)
+        .Value();
+  }
+  // Start could not queue the work: Execute will never run.
+  virtual void Abandon() {}
+
   void Fail(int error_errno, const char* syscall_name) {
+    assert(error_errno != 0);
     error_errno_ = error_errno;
     syscall_ = syscall_name;
-    SetError(strerror(error_errno));
   }
-  void OnError(const Napi::Error&) override {
-    Napi::Env env = Env();
-    deferred_.Reject(
-        MakeSystemError(env, error_errno_, syscall_, std::string(strerror(error_errno_)) + ", " + syscall_)
-            .Value());
+
+ private:
+  // The promise was made but the work could not be: it settles with
+  // undefined (a rejection would be reported unhandled), freeing its deferred.
+  static Napi::Value Refused(Napi::Env env, std::unique_ptr<PromiseWork> work) {
+    napi_value undefined = nullptr;
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, work->deferred_, undefined);
+    work->Abandon();
+    return Napi::Value();
   }
-  Napi::Promise::Deferred deferred_;
+
+  static void OnExecute(napi_env, void* data) { static_cast<PromiseWork*>(data)->Execute(); }
+
+  static void OnComplete(napi_env env, napi_status status, void* data) {
+    std::unique_ptr<PromiseWork> work(static_cast<PromiseWork*>(data));
+    napi_delete_async_work(env, work->work_);
+    // napi_cancelled: the work never ran (nothing here cancels work; the
+    // environment's teardown may).
+    if (status == napi_cancelled) {
+      work->Abandon();
+      work->Fail(ECANCELED, "uv_queue_work");
+    }
+    Napi::Env js(env);
+    bool ok = status == napi_ok && work->error_errno_ == 0;
+    napi_value value = ok ? work->Result(js) : work->Failure(js);
+    // An environment being torn down may not make the value: settle anyway,
+    // so that the deferred is freed.
+    if (value == nullptr) napi_get_undefined(env, &value);
+    if (ok) {
+      napi_resolve_deferred(env, work->deferred_, value);
+    } else {
+      napi_reject_deferred(env, work->deferred_, value);
+    }
+  }
+
+  napi_deferred deferred_ = nullptr;
+  napi_async_work work_ = nullptr;
   int error_errno_ = 0;
   const char* syscall_ = "";
 };
 
-class OpenWorker final : public PromiseWorker {
+// A promise already rejected with `error`; an empty value (undefined to JS)
+// when the environment refuses to make one (see PromiseWork).
+Napi::Value RejectedPromise(Napi::Env env, Napi::Value error) {
+  napi_deferred deferred = nullptr;
+  napi_value promise = nullptr;
+  if (napi_create_promise(env, &deferred, &promise) != napi_ok) return Napi::Value();
+  napi_value reason = error;
+  if (reason == nullptr) napi_get_undefined(env, &reason);
+  napi_reject_deferred(env, deferred, reason);
+  return Napi::Value(env, promise);
+}
+
+class OpenWorker final : public PromiseWork {
  public:
-  OpenWorker(Napi::Env env, std::string path, int flags, uint64_t size_bytes)
-      : PromiseWorker(env), path_(std::move(path)), flags_(flags), size_bytes_(size_bytes) {}
+  OpenWorker(std::string path, int flags, uint64_t size_bytes)
+      : path_(std::move(path)), flags_(flags), size_bytes_(size_bytes) {}
 
   void Execute() override {
     int flags = flags_ | O_CLOEXEC;
@@ -187,21 +274,20 @@ class OpenWorker final : public PromiseWorker {
     fd_ = fd;
   }
 
-  void OnError(const Napi::Error& error) override {
-    if (!not_storage_) return PromiseWorker::OnError(error);
-    deferred_.Reject(MakeCodedError(Env(), JsErrorKind::kTypeError, "ERR_INVALID_ARG",
-                                    "'" + path_ + "' is not a regular file or a block device")
-                         .Value());
+  Napi::Value Failure(Napi::Env env) override {
+    if (!not_storage_) return PromiseWork::Failure(env);
+    return MakeCodedError(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG",
+                          "'" + path_ + "' is not a regular file or a block device")
+        .Value();
   }
 
-  void OnOK() override {
-    Napi::Env env = Env();
+  Napi::Value Result(Napi::Env env) override {
     // First, before anything that can fail: from here the environment owns
     // the descriptor, and its teardown closes it if JS never does.
     FileTable::Of(env)->Add(fd_);
     Napi::Object out = GeometryToJs(env, geometry_);
     out.Set("fd", Napi::Number::New(env, fd_));
-    deferred_.Resolve(out);
+    return out;
   }
 
  private:
@@ -213,43 +299,44 @@ class OpenWorker final : public PromiseWorker {
   FileGeometry geometry_;
 };
 
-class StatWorker final : public PromiseWorker {
+class StatWorker final : public PromiseWork {
  public:
-  StatWorker(Napi::Env env, int fd) : PromiseWorker(env), fd_(fd) {}
+  explicit StatWorker(int fd) : fd_(fd) {}
   void Execute() override {
     const char* syscall_name = "";
     int rc = ReadGeometry(fd_, &geometry_, &syscall_name);
     if (rc != 0) Fail(rc, syscall_name);
   }
-  void OnOK() override { deferred_.Resolve(GeometryToJs(Env(), geometry_)); }
+  Napi::Value Result(Napi::Env env) override { return GeometryToJs(env, geometry_); }
 
  private:
   int fd_;
   FileGeometry geometry_;
 };
 
-class CloseWorker final : public PromiseWorker {
+class CloseWorker final : public PromiseWork {
  public:
-  CloseWorker(Napi::Env env, int fd) : PromiseWorker(env), fd_(fd) {}
+  explicit CloseWorker(int fd) : fd_(fd) {}
   void Execute() override {
     // Never retry close(): on Linux the descriptor is released even when
     // close reports EINTR or EIO, and a retry could close a reused number.
     if (CloseReleasingLock(fd_) != 0) Fail(errno, "close");
   }
-  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
+  // The descriptor left the file table already: closed here, or nothing would.
+  void Abandon() override { (void)CloseReleasingLock(fd_); }
 
  private:
   int fd_;
 };
 
-class DiscardWorker final : public PromiseWorker {
+class DiscardWorker final : public PromiseWork {
  public:
-  DiscardWorker(Napi::Env env, int fd, uint64_t offset, uint64_t length)
-      : PromiseWorker(env), fd_(fd), range_{offset, length} {}
+  DiscardWorker(int fd, uint64_t offset, uint64_t length) : fd_(fd), range_{offset, length} {}
   void Execute() override {
     if (ioctl(fd_, BLKDISCARD, &range_) != 0) Fail(errno, "ioctl:BLKDISCARD");
   }
-  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
 
  private:
   int fd_;
@@ -299,19 +386,13 @@ Napi::Value OpenFile(const Napi::CallbackInfo& info) {
   }
   uint64_t size_bytes = 0;
   if (!ArgUint53(info, 2, "sizeBytes", &size_bytes)) return env.Undefined();
-  auto* worker = new OpenWorker(env, path, info[1].As<Napi::Number>().Int32Value(), size_bytes);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return PromiseWork::Start(env, std::make_unique<OpenWorker>(path, info[1].As<Napi::Number>().Int32Value(), size_bytes));
 }
 
 Napi::Value StatFile(const Napi::CallbackInfo& info) {
   int fd = -1;
   if (!ArgFd(info, 0, &fd)) return info.Env().Undefined();
-  auto* worker = new StatWorker(info.Env(), fd);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return PromiseWork::Start(info.Env(), std::make_unique<StatWorker>(fd));
 }
 
 Napi::Value CloseFile(const Napi::CallbackInfo& info) {
@@ -321,17 +402,12 @@ Napi::Value CloseFile(const Napi::CallbackInfo& info) {
   if (!FileTable::Of(env)->Take(fd)) {
     // Closed already, or never opened by this environment: closing the
     // number could close a file that another thread has since opened under it.
-    Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
-    deferred.Reject(MakeSystemError(env, EBADF, "close",
-                                    "EBADF, close: fd " + std::to_string(fd) +
-                                        " is not open in this thread (closed already?)")
-                        .Value());
-    return deferred.Promise();
+    return RejectedPromise(env, MakeSystemError(env, EBADF, "close",
+                                                "EBADF, close: fd " + std::to_string(fd) +
+                                                    " is not open in this thread (closed already?)")
+                                    .Value());
   }
-  auto* worker = new CloseWorker(env, fd);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return PromiseWork::Start(env, std::make_unique<CloseWorker>(fd));
 }
 
 // lockExclusive(fd) -> 0, or the errno (EWOULDBLOCK when another open file
@@ -365,10 +441,7 @@ Napi::Value BlkDiscard(const Napi::CallbackInfo& info) {
       !ArgUint53(info, 2, "length", &length)) {
     return info.Env().Undefined();
   }
-  auto* worker = new DiscardWorker(info.Env(), fd, offset, length);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return PromiseWork::Start(info.Env(), std::make_unique<DiscardWorker>(fd, offset, length));
 }
 
 }  // namespace ringstore

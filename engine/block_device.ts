@@ -64,7 +64,7 @@ export interface BlockDevice {
    * size is durable once a sync() that starts after this resolves. Rejects
    * with ERR_STORE_NO_SPACE when the file system has no room (nothing of
    * the store changes then, and the device keeps its length). A rejection
-   * whose error, or a cause of it, has `syscall` 'fallocate' or 'ftruncate'
+   * whose error, or a cause of it, has `syscall` 'fallocate' or 'pwrite'
    * is the device failing: the store stops (ERR_STORE_FAILED); any other
    * refuses the growth. Used only while sizeBytesMax says the device can
    * grow, one call at a time.

@@ -224,7 +224,8 @@ export class StoreGrowth {
 }
 
 /**
- * The extension itself failed (fallocate or ftruncate: EIO, EROFS, …), other
+ * The extension itself failed (fallocate, or the pwrite of zeros that stands
+ * in for it where the file system has none: EIO, EROFS, …), other
  * than for want of room: the device is failing, and the store stops as
  * after a write error. An error before it (opening the second descriptor:
  * EMFILE, EACCES) changed nothing and is a refusal like no room.
@@ -233,7 +234,7 @@ function isExtensionFailure(error: unknown): boolean {
   if (isNoRoom(error)) return false;
   for (let cause: unknown = error; cause instanceof Error; cause = cause.cause) {
     const syscall = (cause as { syscall?: unknown }).syscall;
-    if (syscall === 'fallocate' || syscall === 'ftruncate') return true;
+    if (syscall === 'fallocate' || syscall === 'pwrite') return true;
   }
   return false;
 }

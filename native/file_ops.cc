@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <memory>
@@ -80,6 +81,29 @@ int ReadGeometry(int fd, FileGeometry* out, const char** syscall_name) {
     // alignment where the file system reports one, else 512 (a sector).
     out->logical_block_size = out->dio_offset_align != 0 ? out->dio_offset_align : 512;
     out->physical_block_size = stx.stx_blksize;
+  }
+  return 0;
+}
+
+// Bytes of zeros one pwrite of WriteZeros writes.
+constexpr size_t kZeroWriteBytes = 1 << 20;
+
+// Writes zeros over [from, to) of `fd`. Returns 0 or the errno (ENOSPC when
+// the file system runs out of room on the way).
+int WriteZeros(int fd, off_t from, off_t to) {
+  // In .bss: untouched pages, no memory until the first write reads them.
+  static const char kZeros[kZeroWriteBytes] = {};
+  while (from < to) {
+    size_t length = static_cast<size_t>(std::min<off_t>(to - from, static_cast<off_t>(kZeroWriteBytes)));
+    ssize_t written = pwrite(fd, kZeros, length, from);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    // pwrite of a regular file moves at least a byte or fails.
+    if (written == 0) return EIO;
+    // A short write: the next call reports why, or goes on.
+    from += written;
   }
   return 0;
 }
@@ -263,10 +287,19 @@ class OpenWorker final : public PromiseWork {
           close(fd);
           return Fail(saved, "fallocate");
         }
-        if (ftruncate(fd, static_cast<off_t>(size_bytes_)) != 0) {
-          int saved = errno;
+        // No fallocate on this file system (ext2, ext3 without extents,
+        // some network file systems). Extended by ftruncate alone the file
+        // was sparse: the store counted its holes as room of its own that
+        // the file system had never given it, and once the file system
+        // filled, a write into one failed with ENOSPC and stopped the store
+        // for good where a put should have been refused (found by a review,
+        // on ext2). Writing the new range allocates it, as glibc's
+        // posix_fallocate does where the call is missing; the store's next
+        // fdatasync writes it back.
+        int rc = WriteZeros(fd, old_size, static_cast<off_t>(size_bytes_));
+        if (rc != 0) {
           close(fd);
-          return Fail(saved, "ftruncate");
+          return Fail(rc, "pwrite");
         }
       }
       geometry_.size_bytes = size_bytes_;

@@ -47,7 +47,7 @@ import { Grid } from './grid.js';
 import { Journal, recoveredWalSpace, type PendingWrite, type QueuedWrite } from './journal.js';
 import { keyStringToKey, toKeyString, type Key } from './key_codec.js';
 import type { ExtentAllocator } from './extent_allocator.js';
-import { PageTree } from './page_tree.js';
+import { PageTree, PageUnreadable } from './page_tree.js';
 import { probeSuperblocks, recoverStore, type SuperblockProbe } from './recovery.js';
 import { RingBlockDevice } from './ring_block_device.js';
 import { Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
@@ -744,7 +744,10 @@ export class BlockStore<V = unknown> {
     this.#state.checkWritable();
     await this.#growthWait.handedOver();
     await this.#journal.flushCommits();
-    await this.#journal.checkpoint();
+    await this.#journal.checkpoint().catch((error: unknown) => {
+      // Refused for a page it could not read: the read's own error.
+      throw error instanceof PageUnreadable ? error.cause : error;
+    });
   }
 
   /** Resolves when every write accepted so far is durable (sync: false makes this useful). */

@@ -22,7 +22,7 @@ import { encodeSuperblock, freeSetPayloadBytes, superblockSlotBlock, superblockS
 import { allocAligned } from '../native/aligned_buffer.js';
 import type { BlockDevice } from './block_device.js';
 import { FREE_BITMAP_BITS_MAX } from './free_bitmap.js';
-import type { PageRef, PageTree, TreeNode } from './page_tree.js';
+import { PageUnreadable, type PageRef, type PageTree, type TreeNode } from './page_tree.js';
 import type { Space } from './space.js';
 import { StoreError } from './store_error.js';
 import type { StoreState } from './store_state.js';
@@ -151,8 +151,10 @@ export class Checkpointer {
   /**
    * Writes a checkpoint that covers `journal`'s newest applied commit (at
    * it or later), after the one being written if that one does not.
-   * Rejects with ERR_STORE_FULL if there is no room for it (the store goes
-   * on), or with the store's failure.
+   * Rejects with ERR_STORE_FULL if there is no room for it, or with
+   * PageUnreadable if a page its repair of underflowed nodes needed could
+   * not be read (the store goes on after either), or with the store's
+   * failure.
    */
   run(journal: AppliedCommits): Promise<void> {
     const target = journal.appliedSequence;
@@ -168,8 +170,10 @@ export class Checkpointer {
     this.#checkpointing ??= this.#checkpoint(journal)
       .catch((error: unknown) => {
         // No room is an answer, not a failure: nothing was written that a
-        // superblock names. IO errors stop the store.
-        if (error instanceof StoreError && error.code === 'ERR_STORE_FULL') throw error;
+        // superblock names. Nor is a page the repair could not read (found
+        // by a review: one failed read stopped the store); nothing is
+        // written before the repair. Write and flush errors stop the store.
+        if ((error instanceof StoreError && error.code === 'ERR_STORE_FULL') || error instanceof PageUnreadable) throw error;
         throw this.#state.fail(error);
       })
       .finally(() => this.#ended());

@@ -29,7 +29,7 @@ import type { BlockDevice } from './block_device.js';
 import type { Checkpointer } from './checkpointer.js';
 import { CheckpointPolicy } from './checkpoint_policy.js';
 import { allSettledOrThrow, type DataBlock, type Grid } from './grid.js';
-import type { PageTree, PreparedPaths } from './page_tree.js';
+import { PageUnreadable, type PageTree, type PreparedPaths } from './page_tree.js';
 import type { Space } from './space.js';
 import { StoreError } from './store_error.js';
 import { GROWTH_ATTEMPTS_MAX, type StoreGrowth } from './store_growth.js';
@@ -336,7 +336,8 @@ export class Journal {
    * Writes a checkpoint now (or joins the one being written). With no room
    * for it, it waits for the blocks only time holds (reclaim: the previous
    * free-set frame's runs, say, still on their way back to free), then the store grows
-   * if it can (store_growth.ts); otherwise ERR_STORE_FULL.
+   * if it can (store_growth.ts); otherwise ERR_STORE_FULL. A page its
+   * repair could not read refuses it with PageUnreadable (the store goes on).
    */
   async checkpoint(): Promise<void> {
     for (let attempt = 0; ; attempt++) {
@@ -479,12 +480,13 @@ export class Journal {
         // before an earlier write is durable).
         this.#space.commitSettled(operationCount, payloadBytes);
         await this.#drainInFlight();
-        if ((error instanceof StoreError && error.code === 'ERR_STORE_FULL') || error instanceof CommitRefused) {
+        if ((error instanceof StoreError && error.code === 'ERR_STORE_FULL') || error instanceof CommitRefused || error instanceof PageUnreadable) {
           // The WAL or the free space is full and no checkpoint or growth
-          // makes room, or a page could not be read: refuse these writes,
-          // keep the store.
+          // makes room, or a page could not be read (this commit's, or one
+          // the checkpoint that would make room needed): refuse these
+          // writes, keep the store.
           await Promise.all(writes.map((write) => this.abandon(write)));
-          const reason = error instanceof CommitRefused ? (error.cause instanceof Error ? error.cause : new Error(String(error.cause))) : error;
+          const reason = error instanceof CommitRefused || error instanceof PageUnreadable ? (error.cause instanceof Error ? error.cause : new Error(String(error.cause))) : error;
           for (const write of writes) write.reject(reason);
           continue;
         }

@@ -275,6 +275,18 @@ interface AppendFinger {
   writeCount: number;
 }
 
+/**
+ * A page the repair of underflowed nodes needed could not be read (`cause`:
+ * the read's error, an IO error or ERR_STORE_CORRUPT). Nothing of the tree
+ * changed: the checkpoint that asked is refused, and the store goes on, as
+ * it does after any failed read (Checkpointer).
+ */
+export class PageUnreadable extends Error {
+  constructor(cause: unknown) {
+    super('a page the repair of underflowed nodes needs could not be read', { cause });
+  }
+}
+
 export class PageTree {
   readonly #loader: TreeLoader;
   /** The codec, for the pages of new leaves (TreePageIo.leafPageOf; without it new leaves are arrays). */
@@ -1321,7 +1333,14 @@ export class PageTree {
    */
   async repairUnderflows(): Promise<void> {
     for (const key of [...this.#underflowKeys]) {
-      const prepared = await this.prepare([], [key]);
+      let prepared: PreparedPaths;
+      try {
+        prepared = await this.prepare([], [key]);
+      } catch (error) {
+        // Nothing of the tree changed (prepare let go of what it pinned);
+        // the key stays noted for the next repair.
+        throw new PageUnreadable(error);
+      }
       try {
         // Noted until now: checkInvariants() allows the node while its read is awaited.
         this.#underflowKeys.delete(key);

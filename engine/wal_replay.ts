@@ -15,7 +15,7 @@ import type { Superblock } from '../format/superblock.js';
 import type { Checkpointer } from './checkpointer.js';
 import type { ExtentAllocator } from './extent_allocator.js';
 import type { Journal } from './journal.js';
-import type { PageTree, PreparedPaths } from './page_tree.js';
+import { PageUnreadable, type PageTree, type PreparedPaths } from './page_tree.js';
 import { checkExtentsInDataRegion, type Operation, type PendingCommit } from './recovery.js';
 import type { Space } from './space.js';
 import { StoreCorruptError, StoreError } from './store_error.js';
@@ -82,6 +82,8 @@ export async function replayWal(
       // Replayed commits are durable already, or made so by the checkpoint's own flush.
       await checkpointer.run({ appliedSequence: commits[i].sequence, syncNow: async () => undefined });
     } catch (error) {
+      // A page it could not read fails the replay, as the replay's own reads do: with the read's error.
+      if (error instanceof PageUnreadable) throw error.cause;
       if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;
       checkpointsFit = false;
     } finally {

@@ -503,16 +503,25 @@ export class RingFile implements OpOwner, ObservedFile {
    * another, unaligned, submitted (found by a review).
    */
   #checkBuffers(buffers: unknown): { list: ArrayBufferView[]; totalBytes: number } | Error {
-    if (!Array.isArray(buffers)) return invalidType('buffers must be an array of Buffers, TypedArrays or DataViews');
-    const count = buffers.length;
-    // An empty list is misuse, like an empty buffer: an operation that moves
-    // nothing has no meaning the kernel could give it (and an empty
-    // writeAndSync would silently become a bare fdatasync).
-    if (count === 0 || count > constants.IOV_COUNT_MAX) {
-      return invalidRange(`buffers must hold 1 to ${constants.IOV_COUNT_MAX} buffers, got ${count}`);
+    let list: ArrayBufferView[];
+    try {
+      if (!Array.isArray(buffers)) return invalidType('buffers must be an array of Buffers, TypedArrays or DataViews');
+      const count = buffers.length;
+      // An empty list is misuse, like an empty buffer: an operation that moves
+      // nothing has no meaning the kernel could give it (and an empty
+      // writeAndSync would silently become a bare fdatasync).
+      if (count === 0 || count > constants.IOV_COUNT_MAX) {
+        return invalidRange(`buffers must hold 1 to ${constants.IOV_COUNT_MAX} buffers, got ${count}`);
+      }
+      list = new Array<ArrayBufferView>(count);
+      for (let i = 0; i < count; i++) list[i] = buffers[i] as ArrayBufferView;
+    } catch (error) {
+      // A revoked Proxy, an index getter that throws: the call's coded
+      // rejection, not a synchronous throw of the caller's error (found by a
+      // review).
+      return Object.assign(invalidType(`buffers could not be read: ${error instanceof Error ? error.message : String(error)}`), { cause: error });
     }
-    const list = new Array<ArrayBufferView>(count);
-    for (let i = 0; i < count; i++) list[i] = buffers[i] as ArrayBufferView;
+    const count = list.length;
     let total = 0;
     for (let i = 0; i < count; i++) {
       const error = this.#checkBuffer(list[i], `buffers[${i}]`);

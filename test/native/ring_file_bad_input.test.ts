@@ -103,6 +103,29 @@ describe('RingFile bad input', () => {
       });
     }
 
+    it('rejects a buffer list it cannot read (a revoked Proxy, an index getter that throws) with TypeError ERR_INVALID_ARG, never a synchronous throw (found by a review)', async () => {
+      const throwingGetter = (): Buffer[] => {
+        const list = [Buffer.alloc(BLOCK_SIZE)];
+        Object.defineProperty(list, 0, {
+          get() {
+            throw new Error('getter');
+          },
+        });
+        return list;
+      };
+      const revokedProxy = (): Buffer[] => {
+        const { proxy, revoke } = Proxy.revocable([Buffer.alloc(BLOCK_SIZE)], {});
+        revoke();
+        return proxy;
+      };
+      for (const make of [throwingGetter, revokedProxy]) {
+        for (const call of [file.readv, file.writev, file.writeAndSync, file.writeDsync]) {
+          const error = await rejectsWith(() => call.call(file, make(), 0), TypeError, 'ERR_INVALID_ARG');
+          assert.ok(error.cause instanceof Error, `${call.name}: the list's own error is the cause`);
+        }
+      }
+    });
+
     it('rejects a non-buffer as the buffer of readBlock() and writeBlock() with TypeError ERR_INVALID_ARG', async () => {
       // Like read() and write() do for the same values. (readBlock(index)
       // without a buffer allocates one, so undefined is not misuse there.)

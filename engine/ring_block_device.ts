@@ -7,6 +7,7 @@ import { RingError, RingSystemError } from '../native/errors.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
 import type { RingFile } from '../native/ring_file.js';
 import type { BlockDevice, IoPhase } from './block_device.js';
+import { decodeDeviceNumber, flockHeldOnlyByExited } from './flock_holders.js';
 import { pathError, StoreError } from './store_error.js';
 
 /** Where Linux names this process's open descriptors (absent without procfs). */
@@ -269,10 +270,7 @@ const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  * device whose backing file is gone.
  */
 async function lockLoopBackingFile(ring: IoUringActor, path: string, shared: boolean): Promise<RingFile | undefined> {
-  const rdev = (await fsStat(path)).rdev;
-  // Linux's dev_t encoding (new_decode_dev in include/linux/kdev_t.h).
-  const major = ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
-  const minor = (rdev & 0xff) | ((rdev >> 12) & ~0xff & 0xfffff);
+  const { major, minor } = decodeDeviceNumber((await fsStat(path)).rdev);
   const sysfs = `/sys/dev/block/${major}:${minor}`;
   const candidates = [`${sysfs}/loop/backing_file`, `${sysfs}/../loop/backing_file`];
   let backingPath: string | undefined;
@@ -315,17 +313,28 @@ async function lockLoopBackingFile(ring: IoUringActor, path: string, shared: boo
  * long.
  */
 const BLOCK_DEVICE_LOCK_WAIT_MS = 2000;
-/** Between tries of that lock: short against a probe (tens of ms), long against a busy loop. */
-const BLOCK_DEVICE_LOCK_RETRY_MS = 20;
+/**
+ * How long a lock on a regular file held only by processes that have
+ * exited is waited for (flock_holders.ts: their io_uring teardown releases
+ * it, 40–220 ms after the death where measured). One held by a live
+ * process is refused at once.
+ */
+const EXITED_HOLDER_LOCK_WAIT_MS = 2000;
+/** Between tries of a lock: short against a probe or a teardown (tens of ms), long against a busy loop. */
+const LOCK_RETRY_MS = 20;
 
-/** flock (LOCK_SH when `shared`, else LOCK_EX), without waiting on a regular file; on a block device, tried again for BLOCK_DEVICE_LOCK_WAIT_MS. */
+/**
+ * flock (LOCK_SH when `shared`, else LOCK_EX), without waiting while a live
+ * process holds it; a regular file's lock held only by exited processes is
+ * tried again for EXITED_HOLDER_LOCK_WAIT_MS, a block device's for
+ * BLOCK_DEVICE_LOCK_WAIT_MS.
+ */
 async function tryLock(file: RingFile, shared: boolean): Promise<boolean> {
   const lock = (): boolean => (shared ? file.tryLockShared() : file.tryLockExclusive());
   if (lock()) return true;
-  if (!file.isBlockDevice) return false;
-  const deadlineMs = performance.now() + BLOCK_DEVICE_LOCK_WAIT_MS;
-  while (performance.now() < deadlineMs) {
-    await new Promise((resolve) => setTimeout(resolve, BLOCK_DEVICE_LOCK_RETRY_MS));
+  const deadlineMs = performance.now() + (file.isBlockDevice ? BLOCK_DEVICE_LOCK_WAIT_MS : EXITED_HOLDER_LOCK_WAIT_MS);
+  while (performance.now() < deadlineMs && (file.isBlockDevice || flockHeldOnlyByExited(file.fd))) {
+    await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
     if (lock()) return true;
   }
   return false;

@@ -36,6 +36,16 @@ function keyOf(random: () => number, longShare = 0.125): Buffer {
 
 const hex = (key: Uint8Array): string => Buffer.from(key).toString('hex');
 
+/** KEY_COUNT keys from `random` put in batches of 50 (noted in `model`, by hex), then a checkpoint. */
+async function fillWithKeys(store: BlockStore<number>, random: () => number, model: Map<string, Buffer>): Promise<void> {
+  for (let first = 0; first < KEY_COUNT; first += 50) {
+    const keys = Array.from({ length: 50 }, () => keyOf(random));
+    await store.batch(keys.map((key) => ({ type: 'put' as const, key, value: 1 })));
+    for (const key of keys) model.set(hex(key), key);
+  }
+  await store.checkpoint();
+}
+
 async function sortedKeys(store: BlockStore<number>): Promise<string[]> {
   return (await collect(store.keys())).map((key) => hex(Buffer.from(key as Uint8Array)));
 }
@@ -55,12 +65,7 @@ describe('BlockStore deletes among keys near the size limit', function () {
       let store = await BlockStore.open<number>('long-keys', { device, create: true, cacheSizeBytes: CACHE_BYTES, walSizeBytes: WAL_BYTES, encoding: 'msgpack' });
       const model = new Map<string, Buffer>();
       try {
-        for (let first = 0; first < KEY_COUNT; first += 50) {
-          const keys = Array.from({ length: 50 }, () => keyOf(random));
-          await store.batch(keys.map((key) => ({ type: 'put' as const, key, value: 1 })));
-          for (const key of keys) model.set(hex(key), key);
-        }
-        await store.checkpoint();
+        await fillWithKeys(store, random, model);
         for (let round = 0; round < 6; round++) {
           const live = [...model.keys()].sort();
           if (round % 2 === 0) {
@@ -234,12 +239,7 @@ describe('BlockStore: a read that fails while a checkpoint repairs the tree', fu
     const store = await BlockStore.open<number>('long-keys', { device, create: true, cacheSizeBytes: CACHE_BYTES, walSizeBytes: WAL_BYTES, encoding: 'msgpack' });
     const model = new Map<string, Buffer>();
     try {
-      for (let first = 0; first < KEY_COUNT; first += 50) {
-        const keys = Array.from({ length: 50 }, () => keyOf(random));
-        await store.batch(keys.map((key) => ({ type: 'put' as const, key, value: 1 })));
-        for (const key of keys) model.set(hex(key), key);
-      }
-      await store.checkpoint();
+      await fillWithKeys(store, random, model);
       // Seed 44's batch of deletes leaves a node for repair whose sibling is
       // not in memory: the next checkpoint reads it first (seeds 28, 37, 101
       // and 113 too, of 1 to 200).

@@ -166,17 +166,17 @@ export class RingFile implements OpOwner, ObservedFile {
 
   /** Reads into `buffer` from `position`; resolves with bytes read (less only at end-of-file). */
   read(buffer: ArrayBufferView, position: number): Promise<number> {
-    const error = this.#checkUsable(false) ?? this.#checkBuffer(buffer, 'buffer') ?? this.#checkPosition(position, buffer.byteLength);
+    const error = this.#checkUsable(false) ?? this.#checkBuffer(buffer, 'buffer') ?? this.#checkPosition(position, byteLengthOf(buffer));
     if (error !== undefined) return Promise.reject(error);
-    if (buffer.byteLength === 0) return Promise.resolve(0);
+    if (byteLengthOf(buffer) === 0) return Promise.resolve(0);
     return this.#submit(constants.OP_READ, position, buffer, undefined, 0, undefined);
   }
 
   /** Writes all of `buffer` at `position`; resolves with its length, or rejects. */
   write(buffer: ArrayBufferView, position: number): Promise<number> {
-    const error = this.#checkUsable(true) ?? this.#checkBuffer(buffer, 'buffer') ?? this.#checkPosition(position, buffer.byteLength);
+    const error = this.#checkUsable(true) ?? this.#checkBuffer(buffer, 'buffer') ?? this.#checkPosition(position, byteLengthOf(buffer));
     if (error !== undefined) return Promise.reject(error);
-    if (buffer.byteLength === 0) return Promise.resolve(0);
+    if (byteLengthOf(buffer) === 0) return Promise.resolve(0);
     // On an O_DSYNC file every write is a flush-like wait: submitted as the
     // RWF_DSYNC kind so the actor and this thread sleep instead of spinning.
     if (this.dsync) return this.#submit(constants.OP_WRITEV_DSYNC, position, undefined, [buffer], 0, 'write');
@@ -420,7 +420,7 @@ export class RingFile implements OpOwner, ObservedFile {
             kind: mutationKind!,
             file: this,
             position,
-            length: buffer !== undefined || buffers !== undefined ? views.reduce((sum, view) => sum + view.byteLength, 0) : length,
+            length: buffer !== undefined || buffers !== undefined ? views.reduce((sum, view) => sum + byteLengthOf(view), 0) : length,
             buffers: views.map(toBytes),
             durableOnCompletion: mutationKind === 'writeAndSync' || mutationKind === 'writeDsync' || (this.dsync && mutationKind === 'write'),
           };
@@ -460,26 +460,27 @@ export class RingFile implements OpOwner, ObservedFile {
 
   #checkBuffer(buffer: unknown, name: string): Error | undefined {
     if (!ArrayBuffer.isView(buffer)) return invalidType(`${name} must be a Buffer, TypedArray or DataView`);
+    let byteLength: number;
     try {
-      void buffer.byteLength;
+      byteLength = byteLengthOf(buffer);
     } catch {
       // A DataView over a resizable ArrayBuffer shrunk below it throws here.
       return invalidType(`${name} views memory its ArrayBuffer no longer holds (detached or shrunk)`);
     }
-    if (buffer.byteLength > constants.TRANSFER_SIZE_MAX) {
-      return invalidRange(`${name} is ${buffer.byteLength} bytes; one operation moves at most ${constants.TRANSFER_SIZE_MAX}`);
+    if (byteLength > constants.TRANSFER_SIZE_MAX) {
+      return invalidRange(`${name} is ${byteLength} bytes; one operation moves at most ${constants.TRANSFER_SIZE_MAX}`);
     }
-    if (buffer.byteLength === 0 && isDetached(buffer)) return invalidType(`${name}'s ArrayBuffer is detached`);
-    if (this.memoryAlignment !== 0 && buffer.byteLength > 0) {
+    if (byteLength === 0 && isDetached(buffer)) return invalidType(`${name}'s ArrayBuffer is detached`);
+    if (this.memoryAlignment !== 0 && byteLength > 0) {
       const offBy = addon.bufferAddressModulo(buffer, this.memoryAlignment);
       if (offBy !== 0) {
         return unalignedDirectIo(
           `${name} address is ${offBy} bytes past a multiple of ${this.memoryAlignment}, which direct IO on '${this.path}' requires (use allocAligned)`,
         );
       }
-      if (buffer.byteLength % this.offsetAlignment !== 0) {
+      if (byteLength % this.offsetAlignment !== 0) {
         return unalignedDirectIo(
-          `${name} length ${buffer.byteLength} is not a multiple of ${this.offsetAlignment}, which direct IO on '${this.path}' requires`,
+          `${name} length ${byteLength} is not a multiple of ${this.offsetAlignment}, which direct IO on '${this.path}' requires`,
         );
       }
     }
@@ -519,15 +520,17 @@ export class RingFile implements OpOwner, ObservedFile {
       // A revoked Proxy, an index getter that throws: the call's coded
       // rejection, not a synchronous throw of the caller's error (found by a
       // review).
-      return Object.assign(invalidType(`buffers could not be read: ${error instanceof Error ? error.message : String(error)}`), { cause: error });
+      // (The message names nothing of it: reading a hostile value's message could throw again.)
+      return Object.assign(invalidType('buffers could not be read as a list (its error is the cause)'), { cause: error });
     }
     const count = list.length;
     let total = 0;
     for (let i = 0; i < count; i++) {
       const error = this.#checkBuffer(list[i], `buffers[${i}]`);
       if (error !== undefined) return error;
-      if (list[i]!.byteLength === 0) return invalidRange(`buffers[${i}] is empty`);
-      total += list[i]!.byteLength;
+      const byteLength = byteLengthOf(list[i]!);
+      if (byteLength === 0) return invalidRange(`buffers[${i}] is empty`);
+      total += byteLength;
     }
     if (total > constants.TRANSFER_SIZE_MAX) {
       return invalidRange(`buffers total ${total} bytes; one operation moves at most ${constants.TRANSFER_SIZE_MAX}`);
@@ -562,6 +565,27 @@ export class RingFile implements OpOwner, ObservedFile {
       throw invalidRange(`block index must be a non-negative integer within 2^53 bytes, got ${index}`);
     }
     return index * this.blockSize;
+  }
+}
+
+/** The intrinsic byteLength getters: what a view is, whatever its own properties say. */
+const typedArrayByteLength = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, 'byteLength')!.get!;
+const dataViewByteLength = Object.getOwnPropertyDescriptor(DataView.prototype, 'byteLength')!.get!;
+
+/**
+ * `view`'s length, read through %TypedArray%'s or DataView's own getter,
+ * never through the object: an own `byteLength` property may answer
+ * differently each time, or throw (found by a review). REQUIRES:
+ * ArrayBuffer.isView(view). Throws a TypeError for a DataView over a
+ * resizable ArrayBuffer shrunk below it.
+ */
+function byteLengthOf(view: ArrayBufferView): number {
+  // Told apart by the getters' own brand checks, not by a prototype chain
+  // the caller can change: %TypedArray%'s throws for anything else.
+  try {
+    return typedArrayByteLength.call(view) as number;
+  } catch {
+    return dataViewByteLength.call(view) as number;
   }
 }
 

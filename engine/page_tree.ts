@@ -1338,7 +1338,10 @@ export class PageTree {
         prepared = await this.prepare([], [key]);
       } catch (error) {
         // Nothing of the tree changed (prepare let go of what it pinned);
-        // the key stays noted for the next repair.
+        // the key stays noted for the next repair. A read's error is coded
+        // (an IO error, ERR_STORE_CORRUPT); one without a code is a bug
+        // (prepare() not converging), which stops the store as before.
+        if (typeof (error as { code?: unknown } | undefined)?.code !== 'string') throw error;
         throw new PageUnreadable(error);
       }
       try {

@@ -88,24 +88,38 @@ int ReadGeometry(int fd, FileGeometry* out, const char** syscall_name) {
 // Bytes of zeros one pwrite of WriteZeros writes.
 constexpr size_t kZeroWriteBytes = 1 << 20;
 
-// Writes zeros over [from, to) of `fd`. Returns 0 or the errno (ENOSPC when
-// the file system runs out of room on the way).
+// Writes zeros over [from, to) of `fd`, through the page cache (a
+// descriptor opened with O_DIRECT has the flag cleared for the writes and
+// set again: direct IO would ask an aligned buffer and range). Returns 0 or
+// the errno (ENOSPC when the file system runs out of room on the way).
 int WriteZeros(int fd, off_t from, off_t to) {
-  // In .bss: untouched pages, no memory until the first write reads them.
-  static const char kZeros[kZeroWriteBytes] = {};
+  // Not const: a const array of zeros lands in .rodata, 1 MiB of the addon
+  // file (found by the second reading); this one is .bss, no memory until
+  // a write reads its pages.
+  alignas(4096) static char zeros[kZeroWriteBytes];
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0) return errno;
+  bool direct = (flags & O_DIRECT) != 0;
+  if (direct && fcntl(fd, F_SETFL, flags & ~O_DIRECT) != 0) return errno;
+  int result = 0;
   while (from < to) {
     size_t length = static_cast<size_t>(std::min<off_t>(to - from, static_cast<off_t>(kZeroWriteBytes)));
-    ssize_t written = pwrite(fd, kZeros, length, from);
+    ssize_t written = pwrite(fd, zeros, length, from);
     if (written < 0) {
       if (errno == EINTR) continue;
-      return errno;
+      result = errno;
+      break;
     }
     // pwrite of a regular file moves at least a byte or fails.
-    if (written == 0) return EIO;
+    if (written == 0) {
+      result = EIO;
+      break;
+    }
     // A short write: the next call reports why, or goes on.
     from += written;
   }
-  return 0;
+  if (direct && fcntl(fd, F_SETFL, flags) != 0 && result == 0) result = errno;
+  return result;
 }
 
 Napi::Object GeometryToJs(Napi::Env env, const FileGeometry& geometry) {
@@ -201,8 +215,9 @@ class PromiseWork {
     Napi::Env js(env);
     bool ok = status == napi_ok && work->error_errno_ == 0;
     napi_value value = ok ? work->Result(js) : work->Failure(js);
-    // An environment being torn down may not make the value: settle anyway,
-    // so that the deferred is freed.
+    // An environment being torn down may not make the value: settle anyway
+    // (there the settling may fail too, and the deferred goes with the
+    // isolate).
     if (value == nullptr) napi_get_undefined(env, &value);
     if (ok) {
       napi_resolve_deferred(env, work->deferred_, value);

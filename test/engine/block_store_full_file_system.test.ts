@@ -18,6 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, statfsSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 
 import { BlockStore } from '../../engine/block_store.js';
+import { IoUringActor } from '../../native/io_uring_actor.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { isRoot, makeStoreDir, pattern, rejectsWithCode, removeStoreDir, skipBecause } from './helpers.js';
 
@@ -260,6 +261,24 @@ describe('BlockStore on a file system without fallocate (ext2)', function () {
   after(() => {
     fileSystem?.unmount();
     removeStoreDir(dir);
+  });
+
+  it('a file opened with sizeBytes is allocated whole, direct or buffered, at any length (the zeros are written through the page cache)', async () => {
+    const ring = IoUringActor.start({ spinUs: 0 });
+    try {
+      for (const direct of [false, true]) {
+        const path = `${fileSystem!.mountPoint}/sized-${direct ? 'direct' : 'buffered'}`;
+        // Not a multiple of any block: direct IO would have refused the zeros' writes (EINVAL).
+        const sizeBytes = (1 << 20) + 1000;
+        const file = await ring.open(path, { create: true, direct, sizeBytes });
+        await file.close();
+        assert.equal(statSync(path).size, sizeBytes);
+        assert.ok(statSync(path).blocks * 512 >= sizeBytes, `${path}: ${statSync(path).blocks * 512} bytes allocated of ${sizeBytes}`);
+        rmSync(path);
+      }
+    } finally {
+      await ring.close();
+    }
   });
 
   it('a new store and each growth hold every block of their file, and filling the file system refuses a put with ERR_STORE_FULL; the store goes on', async () => {

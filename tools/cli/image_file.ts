@@ -57,20 +57,32 @@ export function openImage(path: string): { image: ImageReader; unreadable: reado
   const fd = openSync(path, 'r');
   const errno = addon.lockShared(fd);
   if (errno !== 0) {
-    closeSync(fd);
+    let blockDevice = false;
+    try {
+      blockDevice = fstatSync(fd).isBlockDevice();
+    } finally {
+      closeSync(fd);
+    }
     if (errno === ERRNO_EWOULDBLOCK) {
-      throw new StoreError('ERR_STORE_LOCKED', `'${path}' is open for writing by a store (in this process or another): close it first; read while it is written, the image changes under the check, which then reports damage that is not there`);
+      const holder = blockDevice ? 'a store or a tool (a partitioner)' : 'a store';
+      throw new StoreError('ERR_STORE_LOCKED', `'${path}' is open for writing by ${holder} (in this process or another): close it first; read while it is written, the image changes under the check, which then reports damage that is not there`);
     }
     throw new RingSystemError(errno, 'flock', path);
   }
-  const stat = fstatSync(fd);
-  let sizeBytes = stat.size;
-  if (stat.isBlockDevice()) {
-    // fstat reports 0 for a block device: find its end by reading.
-    sizeBytes = blockDeviceSize(fd);
+  try {
+    const stat = fstatSync(fd);
+    let sizeBytes = stat.size;
+    if (stat.isBlockDevice()) {
+      // fstat reports 0 for a block device: find its end by reading.
+      sizeBytes = blockDeviceSize(fd);
+    }
+    const { image, unreadable } = tolerantImage(sizeBytes, (out, offset, length, position) => readSync(fd, out, offset, length, position));
+    return { image, unreadable, close: () => closeSync(fd) };
+  } catch (error) {
+    // The descriptor, and its lock, go with the failure.
+    closeSync(fd);
+    throw error;
   }
-  const { image, unreadable } = tolerantImage(sizeBytes, (out, offset, length, position) => readSync(fd, out, offset, length, position));
-  return { image, unreadable, close: () => closeSync(fd) };
 }
 
 /** A positional read as readSync does it: bytes read (0 at the end), or a throw. */

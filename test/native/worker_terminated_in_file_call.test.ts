@@ -13,7 +13,8 @@ import { makeTempDir, PACKAGE_ENTRY_URL, removeTempDir } from './helpers.js';
 const CALLS = ['stat', 'open and close'] as const;
 /**
  * Workers terminated (~0.17 s each). Against the addon before the fix, a
- * run of them crashed in 9 of 10 runs (SIGSEGV), most within 1 s.
+ * run of them crashed (SIGSEGV) in 9 of 10 runs here and 3 of 5 in a second
+ * reader's, most within 1 s.
  */
 const TERMINATIONS = 36;
 

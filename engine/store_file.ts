@@ -18,18 +18,17 @@
 // (link(2) fails if the name exists, so two creators never both win). A
 // crash during formatting therefore leaves no half-made store at the path —
 // which the rule above would refuse forever — only a temporary file named
-// `.NAME.ringstore-new-RANDOM` beside it, which the next create of the path
-// deletes (temporary_store_names.ts).
+// `.NAME.ringstore-new-RANDOM` beside it.
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { link, lstat, open as openFile, rename, truncate, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 import { SUPERBLOCK_MAGIC, SUPERBLOCK_SIZE } from '../format/constants.js';
 import { hasSuperblockMagic } from '../format/superblock.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
 import { RingBlockDevice } from './ring_block_device.js';
 import { pathError, StoreCorruptError, StoreError } from './store_error.js';
-import { sweepLeftoverTemporaries, temporaryStorePath } from './temporary_store_names.js';
 
 /** A sector: no healthy store file has a length that is not a multiple of it. */
 const STORE_FILE_LENGTH_UNIT = 512;
@@ -51,6 +50,14 @@ export interface OpenedStoreFile {
   abandon(): Promise<void>;
 }
 
+/**
+ * Characters of the store file's name kept in its temporary name: the rest
+ * (the dot, the suffix, TEMPORARY_NAME_RANDOM_BYTES in hex) must fit NAME_MAX
+ * (255) beside them.
+ */
+const TEMPORARY_NAME_BASENAME_MAX = 128;
+/** Random bytes in a temporary name: unique across threads, processes and a PID reused after a crash. */
+const TEMPORARY_NAME_RANDOM_BYTES = 8;
 /** Names tried before a create gives up (each collides with probability ~2^-64). */
 const TEMPORARY_NAME_ATTEMPTS_MAX = 4;
 
@@ -129,11 +136,10 @@ async function createStoreFile(ring: IoUringActor, path: string, sizeBytes: numb
     throw new StoreError('ERR_STORE_PATH', `'${path}' is a symbolic link to a missing file: create the store at the link's target`);
   }
   const directory = dirname(path);
-  // What earlier creators of this path left (temporary_store_names.ts).
-  await sweepLeftoverTemporaries(path);
   let temporaryPath = '';
   for (let attempt = 1; ; attempt++) {
-    temporaryPath = temporaryStorePath(path);
+    const name = `.${basename(path).slice(0, TEMPORARY_NAME_BASENAME_MAX)}.ringstore-new-${randomBytes(TEMPORARY_NAME_RANDOM_BYTES).toString('hex')}`;
+    temporaryPath = join(directory, name);
     try {
       // 'wx': O_CREAT | O_EXCL, so the temporary name is ours alone.
       await (await openFile(temporaryPath, 'wx')).close();

@@ -11,7 +11,7 @@ import { decodeDeviceNumber, flockHeldOnlyByExited } from './flock_holders.js';
 import { pathError, StoreError } from './store_error.js';
 
 /** Where Linux names this process's open descriptors (absent without procfs). */
-const PROC_SELF_FD = '/proc/self/fd';
+export const PROC_SELF_FD = '/proc/self/fd';
 
 export class RingBlockDevice implements BlockDevice {
   readonly #ring: IoUringActor;
@@ -63,13 +63,28 @@ export class RingBlockDevice implements BlockDevice {
    */
   static async open(ring: IoUringActor, path: string, options: { readOnly?: boolean; name?: string; punchHoles?: boolean } = {}): Promise<RingBlockDevice> {
     const readOnly = options.readOnly === true;
-    const name = options.name ?? path;
     let file: RingFile;
     try {
       file = await ring.open(path, { direct: true, readOnly });
     } catch (error) {
       throw openError(path, error);
     }
+    return RingBlockDevice.#locked(ring, file, path, readOnly, options.name ?? path, options.punchHoles === true);
+  }
+
+  /**
+   * Makes a new, empty regular file without a name in `directory` (the
+   * IO layer's `unnamed`, O_TMPFILE), locked: it is removed on close or by
+   * the file system after a crash unless linkTo() names it. `name`: the
+   * path its errors name (the store's). Rejects with the IO layer's error
+   * (EOPNOTSUPP where the file system cannot make such files).
+   */
+  static async openUnnamed(ring: IoUringActor, directory: string, name: string): Promise<RingBlockDevice> {
+    const file = await ring.open(directory, { direct: true, unnamed: true });
+    return RingBlockDevice.#locked(ring, file, name, false, name, false);
+  }
+
+  static async #locked(ring: IoUringActor, file: RingFile, path: string, readOnly: boolean, name: string, punchHoles: boolean): Promise<RingBlockDevice> {
     let backingFile: RingFile | undefined;
     try {
       // A block device is flock'ed too, beside its O_EXCL claim: a loop
@@ -86,7 +101,7 @@ export class RingBlockDevice implements BlockDevice {
       }
       if (file.isBlockDevice) backingFile = await lockLoopBackingFile(ring, path, readOnly);
       const stat = await file.stat();
-      return new RingBlockDevice(ring, file, stat.sizeBytes, backingFile, name, options.punchHoles === true);
+      return new RingBlockDevice(ring, file, stat.sizeBytes, backingFile, name, punchHoles);
     } catch (error) {
       await backingFile?.close();
       await file.close();
@@ -196,6 +211,15 @@ export class RingBlockDevice implements BlockDevice {
   trim(position: number, length: number): Promise<void> {
     if (!this.#file.isBlockDevice && !this.#punchHoles) return Promise.resolve();
     return this.#file.trim(position, length).then(NOTHING, this.#renamed);
+  }
+
+  /**
+   * Gives the file the name `path` (a file from openUnnamed(), once it is
+   * complete): EEXIST if the name is taken. Durable once its directory is
+   * fsynced.
+   */
+  linkTo(path: string): Promise<void> {
+    return this.#file.linkTo(path);
   }
 
   /** Rethrows an error of the file's IO naming the device's name (see open's `name`). */

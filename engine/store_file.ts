@@ -13,12 +13,16 @@
 // superblock 64 KiB and 32 KiB in): the head of a file cannot tell "never
 // used" from "used, first sectors empty", only its size can.
 //
-// A new file is made under a temporary name in the same directory, sized,
-// locked, formatted and flushed there, and only then linked to its real name
-// (link(2) fails if the name exists, so two creators never both win). A
-// crash during formatting therefore leaves no half-made store at the path —
-// which the rule above would refuse forever — only a temporary file named
-// `.NAME.ringstore-new-RANDOM` beside it.
+// A new file is made without a name in the store's directory (O_TMPFILE),
+// sized, locked, formatted and flushed there, and only then linked to its
+// real name (linkat fails if the name exists, so two creators never both
+// win). A crash during formatting therefore leaves no half-made store at the
+// path — which the rule above would refuse forever — and nothing else: the
+// file system frees a file that never got a name (at the next mount, after a
+// crash). Where the file system cannot make such files (vfat, some network
+// file systems) or there is no /proc to link one through, the file is made
+// under a temporary name, `.NAME.ringstore-new-RANDOM`, instead; a crash
+// then leaves that file behind (docs/store.md).
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { link, lstat, open as openFile, rename, truncate, unlink } from 'node:fs/promises';
@@ -27,7 +31,7 @@ import { basename, dirname, join } from 'node:path';
 import { SUPERBLOCK_MAGIC, SUPERBLOCK_SIZE } from '../format/constants.js';
 import { hasSuperblockMagic } from '../format/superblock.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
-import { RingBlockDevice } from './ring_block_device.js';
+import { PROC_SELF_FD, RingBlockDevice } from './ring_block_device.js';
 import { pathError, StoreCorruptError, StoreError } from './store_error.js';
 
 /** A sector: no healthy store file has a length that is not a multiple of it. */
@@ -51,9 +55,9 @@ export interface OpenedStoreFile {
 }
 
 /**
- * Characters of the store file's name kept in its temporary name: the rest
- * (the dot, the suffix, TEMPORARY_NAME_RANDOM_BYTES in hex) must fit NAME_MAX
- * (255) beside them.
+ * Bytes (UTF-8) of the store file's name kept in its temporary name: the
+ * rest (the dot, the suffix, TEMPORARY_NAME_RANDOM_BYTES in hex) must fit
+ * NAME_MAX (255 bytes) beside them.
  */
 const TEMPORARY_NAME_BASENAME_MAX = 128;
 /** Random bytes in a temporary name: unique across threads, processes and a PID reused after a crash. */
@@ -136,9 +140,47 @@ async function createStoreFile(ring: IoUringActor, path: string, sizeBytes: numb
     throw new StoreError('ERR_STORE_PATH', `'${path}' is a symbolic link to a missing file: create the store at the link's target`);
   }
   const directory = dirname(path);
+  // Linked through /proc/self/fd (RingFile.linkTo), and grown through it (RingBlockDevice.grow).
+  if (existsSync(PROC_SELF_FD)) {
+    // Any refusal falls back to a named file, whose open then fails (or not)
+    // with the errors the store has always given: EOPNOTSUPP where the file
+    // system makes no unnamed files, EISDIR before Linux 3.11, EINVAL
+    // without direct IO, ENOENT, EACCES.
+    const device = await RingBlockDevice.openUnnamed(ring, directory, path).catch(() => undefined);
+    if (device !== undefined) return createUnnamedStoreFile(device, directory, path, sizeBytes);
+  }
+  return createNamedStoreFile(ring, directory, path, sizeBytes);
+}
+
+async function createUnnamedStoreFile(device: RingBlockDevice, directory: string, path: string, sizeBytes: number): Promise<OpenedStoreFile> {
+  try {
+    await device.grow(sizeBytes);
+  } catch (error) {
+    // Closing frees it: it has no name.
+    await device.close().catch(() => undefined);
+    throw error;
+  }
+  return {
+    device,
+    blank: true,
+    publish: async () => {
+      try {
+        await device.linkTo(path);
+      } catch (error) {
+        if (isCode(error, 'EEXIST')) throw lostCreateRace(path, error);
+        throw pathError(path, error, 'cannot link the new store file to its name');
+      }
+      await syncDirectory(directory);
+    },
+    abandon: () => device.close().catch(() => undefined),
+  };
+}
+
+/** createStoreFile where a file cannot be made without a name: under a temporary one. */
+async function createNamedStoreFile(ring: IoUringActor, directory: string, path: string, sizeBytes: number): Promise<OpenedStoreFile> {
   let temporaryPath = '';
   for (let attempt = 1; ; attempt++) {
-    const name = `.${basename(path).slice(0, TEMPORARY_NAME_BASENAME_MAX)}.ringstore-new-${randomBytes(TEMPORARY_NAME_RANDOM_BYTES).toString('hex')}`;
+    const name = `.${prefixOfBytes(basename(path), TEMPORARY_NAME_BASENAME_MAX)}.ringstore-new-${randomBytes(TEMPORARY_NAME_RANDOM_BYTES).toString('hex')}`;
     temporaryPath = join(directory, name);
     try {
       // 'wx': O_CREAT | O_EXCL, so the temporary name is ours alone.
@@ -179,19 +221,23 @@ async function createStoreFile(ring: IoUringActor, path: string, sizeBytes: numb
       // A second name of the live store from here until unlink: a crash in
       // between leaves it behind (see docs/store.md).
       if (existsSync(temporaryPath)) await unlink(temporaryPath);
-      // The new name must survive a crash like the store's own writes do.
-      const handle = await openFile(directory, 'r');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
+      await syncDirectory(directory);
     },
     abandon: async () => {
       await newDevice.close().catch(() => undefined);
       if (!published) await unlink(temporaryPath).catch(() => undefined);
     },
   };
+}
+
+/** Makes a directory's entries durable: a new store's name must survive a crash like its own writes do. */
+async function syncDirectory(directory: string): Promise<void> {
+  const handle = await openFile(directory, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /** link(2) errors of file systems without hard links (vfat, some FUSE). */
@@ -245,6 +291,22 @@ async function refuseOddLength(path: string, lengthBytes: number): Promise<never
     throw new StoreCorruptError('superblock', `the file is ${lengthBytes} bytes, not a multiple of ${STORE_FILE_LENGTH_UNIT}: the store was cut short`, 0);
   }
   throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' holds ${lengthBytes} bytes that are not a ringstore; it is left untouched (BlockStore.format() makes a store over it)`);
+}
+
+/**
+ * The longest prefix of `name` of whole characters within `bytesMax` bytes of
+ * UTF-8: NAME_MAX counts bytes, and 128 characters of a non-Latin name are up
+ * to 512 (such a store could not be created; found by a review).
+ */
+function prefixOfBytes(name: string, bytesMax: number): string {
+  let prefix = '';
+  let bytes = 0;
+  for (const character of name) {
+    bytes += Buffer.byteLength(character);
+    if (bytes > bytesMax) break;
+    prefix += character;
+  }
+  return prefix;
 }
 
 function isCode(error: unknown, code: string): boolean {

@@ -109,7 +109,10 @@ export interface NativeAddon {
     completions: Int32Array,
     clientOptions: { completionSpinUs: number; completionSpinAdaptive?: number; directDsync?: number },
   ) => NativeRingClient;
-  openFile(path: string, flags: number, sizeBytes: number): Promise<NativeOpenResult>;
+  /** With `unnamed`, `path` is a directory and the file is made there without a name (O_TMPFILE). */
+  openFile(path: string, flags: number, sizeBytes: number, unnamed: boolean): Promise<NativeOpenResult>;
+  /** Gives the open file `fd` the name `path` (linkat); EEXIST if the name is taken. */
+  linkFile(fd: number, path: string): Promise<void>;
   statFile(fd: number): Promise<NativeGeometry>;
   closeFile(fd: number): Promise<void>;
   blkDiscard(fd: number, offset: number, length: number): Promise<void>;

@@ -246,16 +246,23 @@ Napi::Value RejectedPromise(Napi::Env env, Napi::Value error) {
 
 class OpenWorker final : public PromiseWork {
  public:
-  OpenWorker(std::string path, int flags, uint64_t size_bytes)
-      : path_(std::move(path)), flags_(flags), size_bytes_(size_bytes) {}
+  OpenWorker(std::string path, int flags, uint64_t size_bytes, bool unnamed)
+      : path_(std::move(path)), flags_(flags), size_bytes_(size_bytes), unnamed_(unnamed) {}
 
   void Execute() override {
     int flags = flags_ | O_CLOEXEC;
-    // A block device opened for writing is opened exclusively (O_EXCL without
-    // O_CREAT): the kernel refuses it with EBUSY while the device is mounted
-    // or held by another exclusive opener, so two stores never share a disk.
     struct stat st;
-    if (stat(path_.c_str(), &st) == 0 && S_ISBLK(st.st_mode) && (flags & O_ACCMODE) != O_RDONLY) {
+    if (unnamed_) {
+      // A new regular file without a name in the directory `path_`
+      // (O_TMPFILE): it vanishes when its last descriptor closes, or at the
+      // next mount after a crash, unless LinkFile names it. Without O_EXCL,
+      // so that it can be linked.
+      flags = (flags & ~(O_CREAT | O_EXCL)) | O_TMPFILE;
+    } else if (stat(path_.c_str(), &st) == 0 && S_ISBLK(st.st_mode) && (flags & O_ACCMODE) != O_RDONLY) {
+      // A block device opened for writing is opened exclusively (O_EXCL
+      // without O_CREAT): the kernel refuses it with EBUSY while the device
+      // is mounted or held by another exclusive opener, so two stores never
+      // share a disk.
       flags = (flags & ~O_CREAT) | O_EXCL;
     }
     // O_NONBLOCK only for the open itself: opening a FIFO read-only would
@@ -342,6 +349,7 @@ class OpenWorker final : public PromiseWork {
   std::string path_;
   int flags_;
   uint64_t size_bytes_;
+  bool unnamed_;
   int fd_ = -1;
   bool not_storage_ = false;
   FileGeometry geometry_;
@@ -376,6 +384,33 @@ class CloseWorker final : public PromiseWork {
 
  private:
   int fd_;
+};
+
+// Where Linux names this process's open descriptors (procfs).
+constexpr char kProcSelfFd[] = "/proc/self/fd";
+
+class LinkWorker final : public PromiseWork {
+ public:
+  LinkWorker(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  void Execute() override {
+    // linkat of /proc/self/fd/N with AT_SYMLINK_FOLLOW links the open file
+    // itself, for any user; AT_EMPTY_PATH (no procfs needed) asks
+    // CAP_DAC_READ_SEARCH, so it is only the fallback without procfs.
+    char proc_path[sizeof(kProcSelfFd) + 16];
+    snprintf(proc_path, sizeof(proc_path), "%s/%d", kProcSelfFd, fd_);
+    if (linkat(AT_FDCWD, proc_path, AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) == 0) return;
+    int saved = errno;
+    if (saved == ENOENT && access(kProcSelfFd, F_OK) != 0) {
+      if (linkat(fd_, "", AT_FDCWD, path_.c_str(), AT_EMPTY_PATH) == 0) return;
+      saved = errno;
+    }
+    Fail(saved, "linkat");
+  }
+  Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
+
+ private:
+  int fd_;
+  std::string path_;
 };
 
 class DiscardWorker final : public PromiseWork {
@@ -418,23 +453,49 @@ bool ArgUint53(const Napi::CallbackInfo& info, size_t index, const char* name, u
   return true;
 }
 
+bool ArgPath(const Napi::CallbackInfo& info, size_t index, std::string* path) {
+  if (info.Length() <= index || !info[index].IsString()) {
+    ThrowCoded(info.Env(), JsErrorKind::kTypeError, "ERR_INVALID_ARG", "path must be a string");
+    return false;
+  }
+  *path = info[index].As<Napi::String>().Utf8Value();
+  if (path->empty() || path->find('\0') != std::string::npos) {
+    ThrowCoded(info.Env(), JsErrorKind::kTypeError, "ERR_INVALID_ARG", "path must be a non-empty string without NUL");
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
-// openFile(path, flags, sizeBytes) -> Promise<{ fd, ...geometry }>
+// openFile(path, flags, sizeBytes, unnamed) -> Promise<{ fd, ...geometry }>
 Napi::Value OpenFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber()) {
-    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG", "openFile(path, flags, sizeBytes)");
+  if (info.Length() < 4 || !info[0].IsString() || !info[1].IsNumber() || !info[3].IsBoolean()) {
+    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG", "openFile(path, flags, sizeBytes, unnamed)");
     return env.Undefined();
   }
-  std::string path = info[0].As<Napi::String>().Utf8Value();
-  if (path.empty() || path.find('\0') != std::string::npos) {
-    ThrowCoded(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG", "path must be a non-empty string without NUL");
-    return env.Undefined();
-  }
+  std::string path;
+  if (!ArgPath(info, 0, &path)) return env.Undefined();
   uint64_t size_bytes = 0;
   if (!ArgUint53(info, 2, "sizeBytes", &size_bytes)) return env.Undefined();
-  return PromiseWork::Start(env, std::make_unique<OpenWorker>(path, info[1].As<Napi::Number>().Int32Value(), size_bytes));
+  return PromiseWork::Start(env, std::make_unique<OpenWorker>(path, info[1].As<Napi::Number>().Int32Value(), size_bytes,
+                                                              info[3].As<Napi::Boolean>().Value()));
+}
+
+// linkFile(fd, path) -> Promise<void>: gives the open file `fd` the new name
+// `path` (EEXIST if it is taken; never replaces a file).
+Napi::Value LinkFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = -1;
+  std::string path;
+  if (!ArgFd(info, 0, &fd) || !ArgPath(info, 1, &path)) return env.Undefined();
+  if (!FileTable::Of(env)->Holds(fd)) {
+    return RejectedPromise(env, MakeSystemError(env, EBADF, "linkat",
+                                                "EBADF, linkat: fd " + std::to_string(fd) + " is not open in this thread")
+                                    .Value());
+  }
+  return PromiseWork::Start(env, std::make_unique<LinkWorker>(fd, path));
 }
 
 Napi::Value StatFile(const Napi::CallbackInfo& info) {

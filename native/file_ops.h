@@ -6,7 +6,8 @@
 
 namespace ringstore {
 
-Napi::Value OpenFile(const Napi::CallbackInfo& info);    // (path, flags, sizeBytes)
+Napi::Value OpenFile(const Napi::CallbackInfo& info);    // (path, flags, sizeBytes, unnamed)
+Napi::Value LinkFile(const Napi::CallbackInfo& info);    // (fd, path)
 Napi::Value StatFile(const Napi::CallbackInfo& info);    // (fd)
 Napi::Value CloseFile(const Napi::CallbackInfo& info);   // (fd)
 Napi::Value BlkDiscard(const Napi::CallbackInfo& info);  // (fd, offset, length)

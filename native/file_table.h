@@ -50,6 +50,8 @@ class FileTable {
   // Claims `fd` for closing: true if the table held it (the caller now owns
   // the close), false if it is not a descriptor this environment has open.
   bool Take(int fd);
+  // True if `fd` is a descriptor this environment has open.
+  bool Holds(int fd) const { return fds_.count(fd) == 1; }
 
  private:
   static void OnEnvTeardown(void* arg);

@@ -20,6 +20,14 @@ export interface RingFileOptions {
   dsync?: boolean;
   /** Create the file if it does not exist (regular files only). */
   create?: boolean;
+  /**
+   * Make a new regular file without a name in the directory `path`
+   * (O_TMPFILE): it is removed when closed, and by the file system after a
+   * crash, unless {@link RingFile.linkTo} names it first. Not with `create`
+   * or `readOnly`. Rejected with EOPNOTSUPP where the file system cannot
+   * (vfat, some network file systems); EISDIR on kernels before 3.11.
+   */
+  unnamed?: boolean;
   /** Open read-only: writes and trims are refused with ERR_FILE_READ_ONLY. */
   readOnly?: boolean;
   /** Grow a regular file to at least this size, preallocating what it adds (holes before its old end stay holes). Never shrinks. */
@@ -62,7 +70,7 @@ const ERRNO_EWOULDBLOCK = 11;
  * argument is checked before anything reaches the kernel. See docs/io.md.
  */
 export class RingFile implements OpOwner, ObservedFile {
-  /** The path it was opened with. */
+  /** The path it was opened with (for an `unnamed` file, its directory). */
   readonly path: string;
   readonly #fd: number;
   /** Opened with O_DIRECT: buffers, positions and lengths must be aligned. */
@@ -111,7 +119,7 @@ export class RingFile implements OpOwner, ObservedFile {
       throw invalidType('path must be a non-empty string without NUL characters');
     }
     if (options === null || typeof options !== 'object') throw invalidType('options must be an object');
-    for (const name of ['direct', 'dsync', 'create', 'readOnly'] as const) {
+    for (const name of ['direct', 'dsync', 'create', 'readOnly', 'unnamed'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'boolean') {
         throw invalidType(`option '${name}' must be a boolean`);
       }
@@ -129,6 +137,10 @@ export class RingFile implements OpOwner, ObservedFile {
     if (options.readOnly === true && (options.create === true || sizeBytes > 0)) {
       throw invalidRange('a readOnly file cannot be created or sized');
     }
+    const unnamed = options.unnamed === true;
+    if (unnamed && (options.create === true || options.readOnly === true)) {
+      throw invalidRange("option 'unnamed' makes a new file in a directory: not with 'create' or 'readOnly'");
+    }
     let flags = options.readOnly === true ? constants.O_RDONLY : constants.O_RDWR;
     if (options.create === true) flags |= constants.O_CREAT;
     if (options.direct === true) flags |= constants.O_DIRECT;
@@ -136,7 +148,7 @@ export class RingFile implements OpOwner, ObservedFile {
 
     let opened;
     try {
-      opened = await addon.openFile(path, flags, sizeBytes);
+      opened = await addon.openFile(path, flags, sizeBytes, unnamed);
     } catch (error) {
       throw fromNative(error, path);
     }
@@ -311,6 +323,30 @@ export class RingFile implements OpOwner, ObservedFile {
     if (errno === 0) return true;
     if (errno === ERRNO_EWOULDBLOCK) return false;
     throw new RingSystemError(errno, 'flock', this.path);
+  }
+
+  /**
+   * Gives the file a new name, `path` (linkat(2)): an existing name is never
+   * replaced (EEXIST), and the file keeps any names it had. This is how a
+   * file opened with `unnamed` is made visible once it is complete. The new
+   * name is durable only after an fsync of its directory.
+   */
+  async linkTo(path: string): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
+      throw invalidType('path must be a non-empty string without NUL characters');
+    }
+    const error = this.#checkUsable(false);
+    if (error !== undefined) throw error;
+    // Held open like a discard: close() must not free the number while the
+    // pool thread links it.
+    this.#inFlight++;
+    try {
+      await addon.linkFile(this.#fd, path);
+    } catch (cause) {
+      throw fromNative(cause, path);
+    } finally {
+      this[kOpSettled]();
+    }
   }
 
   /** Size and alignment facts of the file or device, read now. */

@@ -102,7 +102,7 @@ describe('closeFile()', () => {
   it('closes a descriptor once: a second closeFile of the same number rejects with EBADF', async () => {
     const dir = makeTempDir();
     try {
-      const opened = await addon.openFile(`${dir}/once`, constants.O_RDWR | constants.O_CREAT, 0);
+      const opened = await addon.openFile(`${dir}/once`, constants.O_RDWR | constants.O_CREAT, 0, false);
       await addon.closeFile(opened.fd);
       const error = await addon.closeFile(opened.fd).then(
         () => assert.fail('the second closeFile resolved'),

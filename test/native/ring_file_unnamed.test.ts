@@ -1,0 +1,95 @@
+// Files made without a name (`unnamed`, O_TMPFILE) and linkTo(): the file
+// is invisible in its directory until linked, gone when closed unlinked, and
+// a link never replaces an existing name. A new store is made this way, so
+// that a crash or a terminated worker mid-create leaves nothing behind.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+
+import { allocAligned, IoUringActor, RingError } from '../../index.js';
+import { makeTempDir, pattern, rejectsWith, removeTempDir } from './helpers.js';
+
+const BLOCK_SIZE = 4096;
+
+describe('RingFile unnamed files and linkTo()', () => {
+  let dir = '';
+  let ring: IoUringActor;
+
+  beforeEach(() => {
+    dir = makeTempDir();
+    ring = IoUringActor.start();
+  });
+
+  afterEach(async () => {
+    await ring.close();
+    removeTempDir(dir);
+  });
+
+  it('is invisible until linked, then reads back under its name what was written before', async () => {
+    const file = await ring.open(dir, { unnamed: true, direct: true, sizeBytes: 2 * BLOCK_SIZE });
+    try {
+      const written = allocAligned(BLOCK_SIZE, BLOCK_SIZE);
+      pattern(BLOCK_SIZE, 3).copy(written);
+      await file.write(written, BLOCK_SIZE);
+      assert.deepEqual(readdirSync(dir), [], 'no name before linkTo');
+      await file.linkTo(`${dir}/named`);
+      assert.deepEqual(readdirSync(dir), ['named']);
+      const contents = readFileSync(`${dir}/named`);
+      assert.equal(contents.length, 2 * BLOCK_SIZE, 'sizeBytes preallocated it');
+      assert.ok(contents.subarray(BLOCK_SIZE).equals(written));
+      // Still the same file through the descriptor: a write now shows under the name.
+      written.fill(9);
+      await file.write(written, 0);
+      assert.ok(readFileSync(`${dir}/named`).subarray(0, BLOCK_SIZE).equals(written));
+    } finally {
+      await file.close();
+    }
+    assert.deepEqual(readdirSync(dir), ['named'], 'the name outlives the descriptor');
+  });
+
+  it('is gone when closed without a link', async () => {
+    const file = await ring.open(dir, { unnamed: true, sizeBytes: 1 << 20 });
+    await file.write(Buffer.from('nothing to keep'), 0);
+    await file.close();
+    assert.deepEqual(readdirSync(dir), []);
+  });
+
+  it('never replaces an existing name: EEXIST with errno and syscall, the old file untouched', async () => {
+    writeFileSync(`${dir}/taken`, 'old');
+    const file = await ring.open(dir, { unnamed: true });
+    try {
+      await file.write(Buffer.from('new'), 0);
+      const error = await rejectsWith(() => file.linkTo(`${dir}/taken`), Error, 'EEXIST');
+      assert.equal((error as Error & { syscall?: string }).syscall, 'linkat');
+      assert.equal(readFileSync(`${dir}/taken`, 'utf8'), 'old');
+      await file.linkTo(`${dir}/free`);
+      assert.equal(readFileSync(`${dir}/free`, 'utf8'), 'new');
+    } finally {
+      await file.close();
+    }
+  });
+
+  it('refuses bad arguments before anything reaches the kernel', async () => {
+    await rejectsWith(() => ring.open(dir, { unnamed: true, create: true }), RangeError, 'ERR_INVALID_ARG');
+    await rejectsWith(() => ring.open(dir, { unnamed: true, readOnly: true }), RangeError, 'ERR_INVALID_ARG');
+    await rejectsWith(() => ring.open(dir, { unnamed: 'yes' as unknown as boolean }), TypeError, 'ERR_INVALID_ARG');
+    const file = await ring.open(dir, { unnamed: true });
+    for (const bad of ['', 'a\0b', 5, undefined, null]) {
+      await rejectsWith(() => file.linkTo(bad as string), TypeError, 'ERR_INVALID_ARG');
+    }
+    await file.close();
+    const closed = await rejectsWith(() => file.linkTo(`${dir}/late`), RingError, 'ERR_FILE_CLOSED');
+    assert.match(closed.message, /closed/);
+    assert.deepEqual(readdirSync(dir), []);
+  });
+
+  it('gives the kernel errors of a path that is not a directory, or a link into a missing one', async () => {
+    writeFileSync(`${dir}/plain`, '');
+    await rejectsWith(() => ring.open(`${dir}/plain`, { unnamed: true }), Error, 'ENOTDIR');
+    const file = await ring.open(dir, { unnamed: true });
+    try {
+      await rejectsWith(() => file.linkTo(`${dir}/missing/name`), Error, 'ENOENT');
+    } finally {
+      await file.close();
+    }
+  });
+});

@@ -198,6 +198,14 @@ export class RingBlockDevice implements BlockDevice {
   }
 
   /**
+   * fsync(2): the file's data and all its inode's metadata, its link count
+   * included — which fdatasync may leave behind (see store_file.ts publish).
+   */
+  syncAll(): Promise<void> {
+    return this.#file.sync().then(NOTHING, this.#renamed);
+  }
+
+  /**
    * A block device discards the range. A regular file keeps it as it is:
    * a punched hole would give its blocks back to the file system while the
    * store still counts them as its own, and once the file system filled up
@@ -385,16 +393,22 @@ function NOTHING(): void {}
  */
 function renamedError(error: unknown, from: string, to: string): unknown {
   if (from === to) return error;
+  // Only the path in quotes, as the IO layer's messages give it: an unnamed
+  // file's path is its directory, which may be '.', and replacing every
+  // occurrence mangled the message and the stack's file names (found by a
+  // review).
+  const quotedFrom = `'${from}'`;
+  const quotedTo = `'${to}'`;
   if (error instanceof RingSystemError && error.path === from) {
     const renamed = new RingSystemError(error.errno, error.syscall, to);
-    renamed.stack = error.stack?.split(from).join(to);
+    renamed.stack = error.stack?.split(quotedFrom).join(quotedTo);
     return renamed;
   }
   // The ring's own errors name the file in their message ("'…' is closed"):
   // a store made under a temporary name is named by its own (found by a review).
-  if (error instanceof RingError && error.message.includes(from)) {
-    const renamed = new RingError(error.code, error.message.split(from).join(to), { cause: error.cause });
-    renamed.stack = error.stack?.split(from).join(to);
+  if (error instanceof RingError && error.message.includes(quotedFrom)) {
+    const renamed = new RingError(error.code, error.message.split(quotedFrom).join(quotedTo), { cause: error.cause });
+    renamed.stack = error.stack?.split(quotedFrom).join(quotedTo);
     return renamed;
   }
   return error;

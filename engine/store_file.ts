@@ -18,11 +18,12 @@
 // real name (linkat fails if the name exists, so two creators never both
 // win). A crash during formatting therefore leaves no half-made store at the
 // path — which the rule above would refuse forever — and nothing else: the
-// file system frees a file that never got a name (at the next mount, after a
-// crash). Where the file system cannot make such files (vfat, some network
-// file systems) or there is no /proc to link one through, the file is made
-// under a temporary name, `.NAME.ringstore-new-RANDOM`, instead; a crash
-// then leaves that file behind (docs/store.md).
+// file system frees a file that never got a name (after a crash: ext4's and
+// xfs's recovery at the next mount, e2fsck on ext2). Where the file system
+// cannot make such files (vfat, some network file systems) or there is no
+// /proc to link one through, the file is made under a temporary name,
+// `.NAME.ringstore-new-RANDOM`, instead; a crash then leaves that file
+// behind (docs/store.md).
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { link, lstat, open as openFile, rename, truncate, unlink } from 'node:fs/promises';
@@ -170,6 +171,12 @@ async function createUnnamedStoreFile(device: RingBlockDevice, directory: string
         if (isCode(error, 'EEXIST')) throw lostCreateRace(path, error);
         throw pathError(path, error, 'cannot link the new store file to its name');
       }
+      // The link raised the inode's link count from 0 only in memory; the
+      // format's fdatasync wrote it as 0, and fsync of the directory writes
+      // the entry, not the inode. On ext2, or ext4 without a journal, a power
+      // loss then left a name on an inode of no links: the store gone,
+      // e2fsck clearing the entry (found by a review). fsync writes the inode.
+      await device.syncAll();
       await syncDirectory(directory);
     },
     abandon: () => device.close().catch(() => undefined),

@@ -268,7 +268,8 @@ class OpenWorker final : public PromiseWork {
     // O_NONBLOCK only for the open itself: opening a FIFO read-only would
     // otherwise block this pool thread until a writer appears. It is cleared
     // below once the file is known to be a regular file or a block device.
-    int fd = open(path_.c_str(), flags | O_NONBLOCK, 0644);
+    // Mode 0666 less the umask, as Node's fs.open makes files.
+    int fd = open(path_.c_str(), flags | O_NONBLOCK, 0666);
     if (fd < 0) return Fail(errno, "open");
     const char* syscall_name = "";
     int rc = ReadGeometry(fd, &geometry_, &syscall_name);

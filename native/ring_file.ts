@@ -329,7 +329,9 @@ export class RingFile implements OpOwner, ObservedFile {
    * Gives the file a new name, `path` (linkat(2)): an existing name is never
    * replaced (EEXIST), and the file keeps any names it had. This is how a
    * file opened with `unnamed` is made visible once it is complete. The new
-   * name is durable only after an fsync of its directory.
+   * name is durable only after {@link RingFile.sync} of the file (the
+   * inode's link count, which {@link RingFile.datasync} may leave behind)
+   * and an fsync of its directory.
    */
   async linkTo(path: string): Promise<void> {
     if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {

@@ -13,7 +13,7 @@
 // foreign files (default CREATE_RULES_RUNS_DEFAULT).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
 import fc from 'fast-check';
@@ -60,6 +60,15 @@ type Outcome = { opened: true } | { opened: false; code: string };
 function superblockOffsets(image: Uint8Array): number[] {
   const superblock = decodeSuperblock(image.subarray(0, SUPERBLOCK_SIZE), 0);
   return [0, 1, 2, 3].map((slot) => superblockSlotBlock(slot, superblock.walStartBlock, superblock.walBlockCount) * superblock.blockSize);
+}
+
+/** Where a /proc/self/fd entry points ('' once it is closed). */
+function readlinkOrEmpty(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return '';
+  }
 }
 
 describe('BlockStore.open() and what create: true may touch', function () {
@@ -373,6 +382,22 @@ describe('BlockStore.open() and what create: true may touch', function () {
     assert.equal(outcomes.temporary, 0);
   });
 
+  it('makes the store file with mode 0666 less the umask, as fs.open makes files (it was 0644 whatever the umask; found by a review)', async () => {
+    const storeDir = `${dir}/modes`;
+    mkdirSync(storeDir);
+    for (const umask of [0o002, 0o022, 0o077]) {
+      const umaskBefore = process.umask(umask);
+      try {
+        const path = `${storeDir}/store-${umask.toString(8)}`;
+        const store = await BlockStore.open(path, { create: true, sizeBytes: STORE_BYTES, ring });
+        await store.close();
+        assert.equal(statSync(path).mode & 0o777, 0o666 & ~umask, `umask ${umask.toString(8)}`);
+      } finally {
+        process.umask(umaskBefore);
+      }
+    }
+  });
+
   it('leaves no file but a whole store when a worker creating it is terminated (the file has no name until then)', async function () {
     this.timeout(120_000);
     const random = seededRandom(SEED + 1);
@@ -403,6 +428,11 @@ describe('BlockStore.open() and what create: true may touch', function () {
       });
     const createMs = (await createInWorker(undefined)) ?? assert.fail('an uninterrupted create reports its time');
     rmSync(path);
+    const freeBytes = (): number => {
+      const stats = statfsSync(storeDir);
+      return stats.bfree * stats.bsize;
+    };
+    const freeBefore = freeBytes();
     const outcomes = { absent: 0, whole: 0 };
     for (let round = 0; round < TERMINATED_ROUNDS; round++) {
       await createInWorker(random() * createMs);
@@ -418,6 +448,11 @@ describe('BlockStore.open() and what create: true may touch', function () {
       await store.close();
       rmSync(path);
     }
+    // No directory lists an unnamed file: a descriptor of a terminated
+    // worker still holding one would show here, and in the space.
+    const held = readdirSync('/proc/self/fd').filter((fd) => readlinkOrEmpty(`/proc/self/fd/${fd}`).startsWith(storeDir));
+    assert.deepEqual(held, [], 'descriptors of this directory still open');
+    assert.ok(freeBytes() >= freeBefore - TERMINATED_STORE_BYTES, `${((freeBefore - freeBytes()) / 2 ** 20).toFixed(0)} MiB not given back`);
     process.stdout.write(`      (${TERMINATED_ROUNDS} terminations inside a create of ~${createMs.toFixed(0)} ms: ${outcomes.absent} left nothing, ${outcomes.whole} a whole store)\n`);
   });
 

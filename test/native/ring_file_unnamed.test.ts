@@ -3,12 +3,14 @@
 // a link never replaces an existing name. A new store is made this way, so
 // that a crash or a terminated worker mid-create leaves nothing behind.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 
 import { allocAligned, IoUringActor, RingError } from '../../index.js';
 import { makeTempDir, pattern, rejectsWith, removeTempDir } from './helpers.js';
 
 const BLOCK_SIZE = 4096;
+/** Large enough to see in the file system's free space beside other users of it. */
+const UNNAMED_FILE_BYTES = 64 << 20;
 
 describe('RingFile unnamed files and linkTo()', () => {
   let dir = '';
@@ -46,11 +48,22 @@ describe('RingFile unnamed files and linkTo()', () => {
     assert.deepEqual(readdirSync(dir), ['named'], 'the name outlives the descriptor');
   });
 
-  it('is gone when closed without a link', async () => {
-    const file = await ring.open(dir, { unnamed: true, sizeBytes: 1 << 20 });
+  it('is gone when closed without a link: its space back to the file system, no descriptor left', async () => {
+    // A directory never lists an unnamed file, open or not: what shows that
+    // it is gone is the space it held and the descriptors (found by a review).
+    const freeBytes = (): number => {
+      const stats = statfsSync(dir);
+      return stats.bfree * stats.bsize;
+    };
+    const descriptorsBefore = readdirSync('/proc/self/fd').length;
+    const freeBefore = freeBytes();
+    const file = await ring.open(dir, { unnamed: true, sizeBytes: UNNAMED_FILE_BYTES });
     await file.write(Buffer.from('nothing to keep'), 0);
+    assert.ok(freeBytes() <= freeBefore - UNNAMED_FILE_BYTES / 2, 'the open file holds the space sizeBytes preallocated');
     await file.close();
     assert.deepEqual(readdirSync(dir), []);
+    assert.ok(freeBytes() >= freeBefore - UNNAMED_FILE_BYTES / 2, 'closing it gave the space back');
+    assert.equal(readdirSync('/proc/self/fd').length, descriptorsBefore);
   });
 
   it('never replaces an existing name: EEXIST with errno and syscall, the old file untouched', async () => {

@@ -26,7 +26,7 @@
 // behind (docs/store.md).
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { link, lstat, open as openFile, rename, truncate, unlink } from 'node:fs/promises';
+import { type FileHandle, link, lstat, open as openFile, rename, truncate, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { SUPERBLOCK_MAGIC, SUPERBLOCK_SIZE } from '../format/constants.js';
@@ -140,20 +140,61 @@ async function createStoreFile(ring: IoUringActor, path: string, sizeBytes: numb
     // open() followed it to nothing; link(2) would not follow it at all.
     throw new StoreError('ERR_STORE_PATH', `'${path}' is a symbolic link to a missing file: create the store at the link's target`);
   }
-  const directory = dirname(path);
+  const directoryPath = dirname(path);
+  // Opened first: a directory that cannot be read cannot be fsynced, and
+  // publish() found that out only once the store was linked there (EACCES,
+  // uncoded, a store left at the path; found by a review).
+  let directory: FileHandle;
+  try {
+    directory = await openFile(directoryPath, 'r');
+  } catch (error) {
+    if (isCode(error, 'EACCES')) {
+      throw new StoreError('ERR_STORE_PATH', `'${path}': cannot read its directory, which a new store's name is made durable through (an fsync of it): EACCES`, {
+        cause: error,
+      });
+    }
+    throw pathError(path, error, 'cannot open its directory');
+  }
+  let made: OpenedStoreFile;
+  try {
+    made = await createStoreFileIn(ring, directory, directoryPath, path, sizeBytes);
+  } catch (error) {
+    await directory.close().catch(() => undefined);
+    throw error;
+  }
+  let directoryClosed: Promise<void> | undefined;
+  const closeDirectory = (): Promise<void> => (directoryClosed ??= directory.close().catch(() => undefined));
+  return {
+    device: made.device,
+    blank: true,
+    publish: async () => {
+      try {
+        await made.publish();
+      } finally {
+        await closeDirectory();
+      }
+    },
+    abandon: async () => {
+      await made.abandon();
+      await closeDirectory();
+    },
+  };
+}
+
+async function createStoreFileIn(ring: IoUringActor, directory: FileHandle, directoryPath: string, path: string, sizeBytes: number): Promise<OpenedStoreFile> {
   // Linked through /proc/self/fd (RingFile.linkTo), and grown through it (RingBlockDevice.grow).
   if (existsSync(PROC_SELF_FD)) {
     // Any refusal falls back to a named file, whose open then fails (or not)
     // with the errors the store has always given: EOPNOTSUPP where the file
     // system makes no unnamed files, EISDIR before Linux 3.11, EINVAL
     // without direct IO, ENOENT, EACCES.
-    const device = await RingBlockDevice.openUnnamed(ring, directory, path).catch(() => undefined);
+    const device = await RingBlockDevice.openUnnamed(ring, directoryPath, path).catch(() => undefined);
     if (device !== undefined) return createUnnamedStoreFile(device, directory, path, sizeBytes);
   }
-  return createNamedStoreFile(ring, directory, path, sizeBytes);
+  return createNamedStoreFile(ring, directory, directoryPath, path, sizeBytes);
 }
 
-async function createUnnamedStoreFile(device: RingBlockDevice, directory: string, path: string, sizeBytes: number): Promise<OpenedStoreFile> {
+async function createUnnamedStoreFile(device: RingBlockDevice, directory: FileHandle, path: string, sizeBytes: number): Promise<OpenedStoreFile> {
   try {
     await device.grow(sizeBytes);
   } catch (error) {
@@ -177,18 +218,18 @@ async function createUnnamedStoreFile(device: RingBlockDevice, directory: string
       // loss then left a name on an inode of no links: the store gone,
       // e2fsck clearing the entry (found by a review). fsync writes the inode.
       await device.syncAll();
-      await syncDirectory(directory);
+      await directory.sync();
     },
     abandon: () => device.close().catch(() => undefined),
   };
 }
 
 /** createStoreFile where a file cannot be made without a name: under a temporary one. */
-async function createNamedStoreFile(ring: IoUringActor, directory: string, path: string, sizeBytes: number): Promise<OpenedStoreFile> {
+async function createNamedStoreFile(ring: IoUringActor, directory: FileHandle, directoryPath: string, path: string, sizeBytes: number): Promise<OpenedStoreFile> {
   let temporaryPath = '';
   for (let attempt = 1; ; attempt++) {
     const name = `.${prefixOfBytes(basename(path), TEMPORARY_NAME_BASENAME_MAX)}.ringstore-new-${randomBytes(TEMPORARY_NAME_RANDOM_BYTES).toString('hex')}`;
-    temporaryPath = join(directory, name);
+    temporaryPath = join(directoryPath, name);
     try {
       // 'wx': O_CREAT | O_EXCL, so the temporary name is ours alone.
       await (await openFile(temporaryPath, 'wx')).close();
@@ -228,23 +269,14 @@ async function createNamedStoreFile(ring: IoUringActor, directory: string, path:
       // A second name of the live store from here until unlink: a crash in
       // between leaves it behind (see docs/store.md).
       if (existsSync(temporaryPath)) await unlink(temporaryPath);
-      await syncDirectory(directory);
+      // The new name must survive a crash like the store's own writes do.
+      await directory.sync();
     },
     abandon: async () => {
       await newDevice.close().catch(() => undefined);
       if (!published) await unlink(temporaryPath).catch(() => undefined);
     },
   };
-}
-
-/** Makes a directory's entries durable: a new store's name must survive a crash like its own writes do. */
-async function syncDirectory(directory: string): Promise<void> {
-  const handle = await openFile(directory, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** link(2) errors of file systems without hard links (vfat, some FUSE). */

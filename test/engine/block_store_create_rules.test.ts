@@ -12,8 +12,8 @@
 // RINGSTORE_CREATE_RULES_RUNS raises the number of generated odd lengths and
 // foreign files (default CREATE_RULES_RUNS_DEFAULT).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
 import fc from 'fast-check';
@@ -53,6 +53,8 @@ const TERMINATED_ROUNDS = 20;
 const TERMINATED_STORE_BYTES = 64 << 20;
 /** 80 characters of 3 bytes each: a valid name (NAME_MAX is 255 bytes) whose temporary name must be cut by bytes, not characters. */
 const LONG_STORE_NAME = '日'.repeat(80);
+/** The user and group `nobody`, for a create run without root's right to read any directory. */
+const NOBODY_ID = 65534;
 
 type Outcome = { opened: true } | { opened: false; code: string };
 
@@ -380,6 +382,33 @@ describe('BlockStore.open() and what create: true may touch', function () {
     process.stdout.write(`      (${KILL_ROUNDS} kills while creating: ${outcomes.absent} left no store file, ${outcomes.whole} a whole store, ${outcomes.temporary} a temporary file)\n`);
     // The file is made without a name until it is whole (O_TMPFILE): nothing to leave.
     assert.equal(outcomes.temporary, 0);
+  });
+
+  it('refuses a directory it may write in but not read (no fsync of it: the name could not be made durable) before making anything there', async function () {
+    if (!isRoot()) skipBecause(this, 'root runs the create as another user (root reads any directory)');
+    const storeDir = `${dir}/write-only`;
+    mkdirSync(storeDir);
+    chmodSync(storeDir, 0o333);
+    // The suite's directory (mkdtemp: 0700) must let the other user through.
+    const suiteMode = statSync(dir).mode & 0o777;
+    chmodSync(dir, suiteMode | 0o111);
+    const child = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { BlockStore } = await import(${JSON.stringify(PACKAGE_ENTRY_URL)}).catch((error) => { console.log('IMPORT ' + error.code); process.exit(0); });
+         await BlockStore.open(${JSON.stringify(`${storeDir}/store`)}, { create: true, sizeBytes: ${STORE_BYTES} }).then(
+           (store) => store.close().then(() => console.log('opened')),
+           (error) => console.log(error.code + ' ' + error.message),
+         );`,
+      ],
+      { uid: NOBODY_ID, gid: NOBODY_ID, encoding: 'utf8', cwd: '/' },
+    );
+    chmodSync(dir, suiteMode);
+    if (child.stdout.startsWith('IMPORT')) skipBecause(this, `the package cannot be read by another user here (${child.stdout.trim()})`);
+    assert.match(child.stdout, /^ERR_STORE_PATH .*cannot read its directory/, `${child.stdout}${child.stderr}`);
+    assert.deepEqual(readdirSync(storeDir), []);
   });
 
   it('makes the store file with mode 0666 less the umask, as fs.open makes files (it was 0644 whatever the umask; found by a review)', async () => {

@@ -111,6 +111,8 @@ export interface NativeAddon {
   ) => NativeRingClient;
   /** With `unnamed`, `path` is a directory and the file is made there without a name (O_TMPFILE). */
   openFile(path: string, flags: number, sizeBytes: number, unnamed: boolean): Promise<NativeOpenResult>;
+  /** Gives every hole of the regular file `fd` blocks (fallocate, or zeros); resolves with the bytes that were holes. */
+  allocateHoles(fd: number): Promise<number>;
   /** Gives the open file `fd` the name `path` (linkat); EEXIST if the name is taken. */
   linkFile(fd: number, path: string): Promise<void>;
   statFile(fd: number): Promise<NativeGeometry>;

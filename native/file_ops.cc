@@ -20,6 +20,8 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "file_table.h"
 #include "io_uring_abi.h"
@@ -387,6 +389,54 @@ class CloseWorker final : public PromiseWork {
   int fd_;
 };
 
+// Fills every hole of the regular file `fd` with blocks of its own, keeping
+// its data and length: a store counts all of its file as its room, and a
+// write into a hole on a full file system fails with ENOSPC, which stops a
+// store, where a put should have been refused. Holes come from a file
+// formatted in place after `truncate -s`, or a store copied by a sparse-aware
+// tool (cp, rsync -S, tar -S). Resolves with the bytes that were holes.
+class AllocateHolesWorker final : public PromiseWork {
+ public:
+  explicit AllocateHolesWorker(int fd) : fd_(fd) {}
+  void Execute() override {
+    struct stat st;
+    if (fstat(fd_, &st) != 0) return Fail(errno, "fstat");
+    if (!S_ISREG(st.st_mode)) return;
+    const off_t length = st.st_size;
+    // SEEK_HOLE finds the first hole (the end of the file if there is none;
+    // a file system without hole reporting says so too).
+    off_t hole = lseek(fd_, 0, SEEK_HOLE);
+    if (hole < 0) return Fail(errno, "lseek:SEEK_HOLE");
+    if (hole >= length) return;
+    std::vector<std::pair<off_t, off_t>> holes;  // [start, end)
+    while (hole < length) {
+      off_t data = lseek(fd_, hole, SEEK_DATA);
+      if (data < 0) {
+        if (errno != ENXIO) return Fail(errno, "lseek:SEEK_DATA");
+        data = length;  // a hole to the end
+      }
+      holes.emplace_back(hole, data);
+      hole_bytes_ += static_cast<uint64_t>(data - hole);
+      if (data >= length) break;
+      hole = lseek(fd_, data, SEEK_HOLE);
+      if (hole < 0) return Fail(errno, "lseek:SEEK_HOLE");
+    }
+    // Mode 0 allocates what is not allocated and leaves data as it is.
+    if (fallocate(fd_, 0, 0, length) == 0) return;
+    if (errno != EOPNOTSUPP) return Fail(errno, "fallocate");
+    // No fallocate here (ext2): zeros into the holes, as growth writes them.
+    for (const auto& [start, end] : holes) {
+      int rc = WriteZeros(fd_, start, end);
+      if (rc != 0) return Fail(rc, "pwrite");
+    }
+  }
+  Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, static_cast<double>(hole_bytes_)); }
+
+ private:
+  int fd_;
+  uint64_t hole_bytes_ = 0;
+};
+
 // Where Linux names this process's open descriptors (procfs).
 constexpr char kProcSelfFd[] = "/proc/self/fd";
 
@@ -482,6 +532,19 @@ Napi::Value OpenFile(const Napi::CallbackInfo& info) {
   if (!ArgUint53(info, 2, "sizeBytes", &size_bytes)) return env.Undefined();
   return PromiseWork::Start(env, std::make_unique<OpenWorker>(path, info[1].As<Napi::Number>().Int32Value(), size_bytes,
                                                               info[3].As<Napi::Boolean>().Value()));
+}
+
+// allocateHoles(fd) -> Promise<number>: see AllocateHolesWorker.
+Napi::Value AllocateHoles(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = -1;
+  if (!ArgFd(info, 0, &fd)) return env.Undefined();
+  if (!FileTable::Of(env)->Holds(fd)) {
+    return RejectedPromise(env, MakeSystemError(env, EBADF, "fallocate",
+                                                "EBADF, fallocate: fd " + std::to_string(fd) + " is not open in this thread")
+                                    .Value());
+  }
+  return PromiseWork::Start(env, std::make_unique<AllocateHolesWorker>(fd));
 }
 
 // linkFile(fd, path) -> Promise<void>: gives the open file `fd` the new name

@@ -26,12 +26,13 @@
 // behind (docs/store.md).
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { type FileHandle, link, lstat, open as openFile, rename, truncate, unlink } from 'node:fs/promises';
+import { link, lstat, open as openFile, rename, truncate, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { SUPERBLOCK_MAGIC, SUPERBLOCK_SIZE } from '../format/constants.js';
 import { hasSuperblockMagic } from '../format/superblock.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
+import { syncDirectory } from '../native/ring_file.js';
 import { PROC_SELF_FD, RingBlockDevice } from './ring_block_device.js';
 import { pathError, StoreCorruptError, StoreError } from './store_error.js';
 
@@ -141,12 +142,12 @@ async function createStoreFile(ring: IoUringActor, path: string, sizeBytes: numb
     throw new StoreError('ERR_STORE_PATH', `'${path}' is a symbolic link to a missing file: create the store at the link's target`);
   }
   const directoryPath = dirname(path);
-  // Opened first: a directory that cannot be read cannot be fsynced, and
+  // Checked first: a directory that cannot be read cannot be fsynced, and
   // publish() found that out only once the store was linked there (EACCES,
-  // uncoded, a store left at the path; found by a review).
-  let directory: FileHandle;
+  // uncoded, a store left at the path; found by a review). An fsync of a
+  // directory with nothing new in it costs little.
   try {
-    directory = await openFile(directoryPath, 'r');
+    await syncDirectory(directoryPath);
   } catch (error) {
     if (isCode(error, 'EACCES')) {
       throw new StoreError('ERR_STORE_PATH', `'${path}': cannot read its directory, which a new store's name is made durable through (an fsync of it): EACCES`, {
@@ -155,33 +156,6 @@ async function createStoreFile(ring: IoUringActor, path: string, sizeBytes: numb
     }
     throw pathError(path, error, 'cannot open its directory');
   }
-  let made: OpenedStoreFile;
-  try {
-    made = await createStoreFileIn(ring, directory, directoryPath, path, sizeBytes);
-  } catch (error) {
-    await directory.close().catch(() => undefined);
-    throw error;
-  }
-  let directoryClosed: Promise<void> | undefined;
-  const closeDirectory = (): Promise<void> => (directoryClosed ??= directory.close().catch(() => undefined));
-  return {
-    device: made.device,
-    blank: true,
-    publish: async () => {
-      try {
-        await made.publish();
-      } finally {
-        await closeDirectory();
-      }
-    },
-    abandon: async () => {
-      await made.abandon();
-      await closeDirectory();
-    },
-  };
-}
-
-async function createStoreFileIn(ring: IoUringActor, directory: FileHandle, directoryPath: string, path: string, sizeBytes: number): Promise<OpenedStoreFile> {
   // Linked through /proc/self/fd (RingFile.linkTo), and grown through it (RingBlockDevice.grow).
   if (existsSync(PROC_SELF_FD)) {
     // Any refusal falls back to a named file, whose open then fails (or not)
@@ -189,12 +163,12 @@ async function createStoreFileIn(ring: IoUringActor, directory: FileHandle, dire
     // system makes no unnamed files, EISDIR before Linux 3.11, EINVAL
     // without direct IO, ENOENT, EACCES.
     const device = await RingBlockDevice.openUnnamed(ring, directoryPath, path).catch(() => undefined);
-    if (device !== undefined) return createUnnamedStoreFile(device, directory, path, sizeBytes);
+    if (device !== undefined) return createUnnamedStoreFile(device, directoryPath, path, sizeBytes);
   }
-  return createNamedStoreFile(ring, directory, directoryPath, path, sizeBytes);
+  return createNamedStoreFile(ring, directoryPath, path, sizeBytes);
 }
 
-async function createUnnamedStoreFile(device: RingBlockDevice, directory: FileHandle, path: string, sizeBytes: number): Promise<OpenedStoreFile> {
+async function createUnnamedStoreFile(device: RingBlockDevice, directoryPath: string, path: string, sizeBytes: number): Promise<OpenedStoreFile> {
   try {
     await device.grow(sizeBytes);
   } catch (error) {
@@ -218,14 +192,14 @@ async function createUnnamedStoreFile(device: RingBlockDevice, directory: FileHa
       // loss then left a name on an inode of no links: the store gone,
       // e2fsck clearing the entry (found by a review). fsync writes the inode.
       await device.syncAll();
-      await directory.sync();
+      await syncNewName(path, directoryPath);
     },
     abandon: () => device.close().catch(() => undefined),
   };
 }
 
 /** createStoreFile where a file cannot be made without a name: under a temporary one. */
-async function createNamedStoreFile(ring: IoUringActor, directory: FileHandle, directoryPath: string, path: string, sizeBytes: number): Promise<OpenedStoreFile> {
+async function createNamedStoreFile(ring: IoUringActor, directoryPath: string, path: string, sizeBytes: number): Promise<OpenedStoreFile> {
   let temporaryPath = '';
   for (let attempt = 1; ; attempt++) {
     const name = `.${prefixOfBytes(basename(path), TEMPORARY_NAME_BASENAME_MAX)}.ringstore-new-${randomBytes(TEMPORARY_NAME_RANDOM_BYTES).toString('hex')}`;
@@ -269,14 +243,27 @@ async function createNamedStoreFile(ring: IoUringActor, directory: FileHandle, d
       // A second name of the live store from here until unlink: a crash in
       // between leaves it behind (see docs/store.md).
       if (existsSync(temporaryPath)) await unlink(temporaryPath);
-      // The new name must survive a crash like the store's own writes do.
-      await directory.sync();
+      await syncNewName(path, directoryPath);
     },
     abandon: async () => {
       await newDevice.close().catch(() => undefined);
       if (!published) await unlink(temporaryPath).catch(() => undefined);
     },
   };
+}
+
+/**
+ * Makes the new name durable: it must survive a crash like the store's own
+ * writes do. Its errors name the store (an EIO of this fsync was a bare
+ * error without a path; found by a review): the store is at `path` then,
+ * whole, but its name may not survive a crash.
+ */
+async function syncNewName(path: string, directoryPath: string): Promise<void> {
+  try {
+    await syncDirectory(directoryPath);
+  } catch (error) {
+    throw pathError(path, error, 'cannot flush its directory (the new store is there, its name perhaps not durable)');
+  }
 }
 
 /** link(2) errors of file systems without hard links (vfat, some FUSE). */

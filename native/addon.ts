@@ -111,7 +111,9 @@ export interface NativeAddon {
   ) => NativeRingClient;
   /** With `unnamed`, `path` is a directory and the file is made there without a name (O_TMPFILE). */
   openFile(path: string, flags: number, sizeBytes: number, unnamed: boolean): Promise<NativeOpenResult>;
-  /** Gives every hole of the regular file `fd` blocks (fallocate, or zeros); resolves with the bytes that were holes. */
+  /** fsync(2) of the directory `path`, opened and closed on the thread pool. */
+  syncDirectory(path: string): Promise<void>;
+  /** Gives every hole of the regular file `fd` blocks (fallocate, or zeros); resolves with the bytes allocated for them. */
   allocateHoles(fd: number): Promise<number>;
   /** Gives the open file `fd` the name `path` (linkat); EEXIST if the name is taken. */
   linkFile(fd: number, path: string): Promise<void>;

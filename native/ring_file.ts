@@ -64,6 +64,24 @@ const ERRNO_EOPNOTSUPP = -95;
 const ERRNO_EWOULDBLOCK = 11;
 
 /**
+ * fsync(2) of the directory `path`: makes the names made in it durable. The
+ * directory is opened, synced and closed in one task on libuv's thread pool,
+ * so no descriptor of it reaches JS (one held by fs.promises stayed open
+ * when its worker was terminated).
+ * @internal
+ */
+export async function syncDirectory(path: string): Promise<void> {
+  if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
+    throw invalidType('path must be a non-empty string without NUL characters');
+  }
+  try {
+    await addon.syncDirectory(path);
+  } catch (cause) {
+    throw fromNative(cause, path);
+  }
+}
+
+/**
  * A file or block device opened through an {@link IoUringActor} (make one with
  * {@link IoUringActor.open}): positional reads and writes, vectored IO,
  * write+fdatasync in one submission, trims and whole-block IO. Every
@@ -329,9 +347,10 @@ export class RingFile implements OpOwner, ObservedFile {
    * Gives every hole of a regular file blocks of its own, keeping its data
    * and its length (fallocate mode 0; where the file system has none,
    * zeros are written into the holes): writes into the file can then no
-   * longer fail for room. Resolves with the bytes that were holes (0: none,
-   * and nothing was done; also for a block device). ENOSPC when the file
-   * system cannot hold them (what it allocated before stays allocated).
+   * longer fail for room. Resolves with the bytes the file system allocated
+   * for them (`st_blocks` before and after; 0 when there was no hole, and
+   * for a block device). ENOSPC when the file system cannot hold them (what
+   * it allocated before stays allocated).
    */
   async allocateHoles(): Promise<number> {
     const error = this.#checkUsable(true);

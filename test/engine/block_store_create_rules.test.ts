@@ -512,7 +512,9 @@ describe('BlockStore.open() and what create: true may touch', function () {
     }
     // No directory lists an unnamed file: a descriptor of a terminated
     // worker still holding one would show here, and in the space.
-    const held = readdirSync('/proc/self/fd').filter((fd) => readlinkOrEmpty(`/proc/self/fd/${fd}`).startsWith(storeDir));
+    const held = readdirSync('/proc/self/fd')
+      .map((fd) => readlinkOrEmpty(`/proc/self/fd/${fd}`))
+      .filter((target) => target.startsWith(storeDir));
     assert.deepEqual(held, [], 'descriptors of this directory still open');
     assert.ok(freeBytes() >= freeBefore - TERMINATED_STORE_BYTES, `${((freeBefore - freeBytes()) / 2 ** 20).toFixed(0)} MiB not given back`);
     process.stdout.write(`      (${TERMINATED_ROUNDS} terminations inside a create of ~${createMs.toFixed(0)} ms: ${outcomes.absent} left nothing, ${outcomes.whole} a whole store)\n`);

@@ -324,7 +324,7 @@ async function refuseOddLength(path: string, lengthBytes: number): Promise<never
  * UTF-8: NAME_MAX counts bytes, and 128 characters of a non-Latin name are up
  * to 512 (such a store could not be created; found by a review).
  */
-function prefixOfBytes(name: string, bytesMax: number): string {
+export function prefixOfBytes(name: string, bytesMax: number): string {
   let prefix = '';
   let bytes = 0;
   for (const character of name) {

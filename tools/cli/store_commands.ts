@@ -2,10 +2,11 @@
 // API: get, put, del, scan, stats. Each opens the store (taking its lock, so
 // a store another process has open is ERR_STORE_LOCKED) and closes it.
 //
-// Values print as JSON. JSON has no bytes, so a Uint8Array prints as
-// {"base64": "..."} (with --raw, get writes the bytes themselves); a bigint
-// prints as its decimal string; undefined inside objects is left out, as
-// JSON.stringify does.
+// Values print as JSON. What JSON has no form for prints as an object of one
+// key naming it: a Uint8Array as {"base64": "..."} (with --raw, get writes
+// the bytes themselves), a Map as {"map": [...]}, a Set as {"set": [...]}
+// (toJson below); a bigint as its decimal string; undefined inside objects
+// is left out, as JSON.stringify does.
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
@@ -189,15 +190,36 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** JSON of a stored value: bytes as {"base64": …}, bigints as decimal strings. */
+/**
+ * JSON of a stored value. What JSON has no form for is printed as an object
+ * of one key naming it — bytes as {"base64": …}, a Map as {"map": [[key,
+ * value], …]}, a Set as {"set": […]}, another typed array as
+ * {"Float64Array": […]} (its constructor's name), a RegExp as {"regexp":
+ * "/…/flags"}, an Error as {"error": {"name", "message"}}, NaN and ±Infinity
+ * as {"number": "NaN"}, undefined in an array as {"undefined": true} — and a
+ * bigint as its decimal string, a Date as its ISO string. Before, a Map, a
+ * Set, a RegExp or a Float64Array printed as {} or as index keys, NaN as
+ * null: data shown as absent (found by a review). Undefined object
+ * properties are left out, as JSON.stringify does.
+ */
 export function toJson(value: unknown): string {
   return (
     JSON.stringify(value, function (this: unknown, name: string, item: unknown) {
-      // JSON.stringify hands a Buffer to the replacer already turned into
-      // {type: 'Buffer', data}: look at the holder's own property instead.
+      // JSON.stringify hands some values to the replacer already converted
+      // (a Buffer into {type: 'Buffer', data}, a Date into a string): look at
+      // the holder's own property instead.
       const original = name === '' ? value : (this as Record<string, unknown>)[name];
       if (original instanceof Uint8Array) return { base64: Buffer.from(original.buffer, original.byteOffset, original.byteLength).toString('base64') };
+      if (ArrayBuffer.isView(original) && !(original instanceof DataView)) {
+        return { [original.constructor.name]: Array.from(original as unknown as ArrayLike<number | bigint>, (element) => (typeof element === 'bigint' ? element.toString() : element)) };
+      }
       if (typeof original === 'bigint') return original.toString();
+      if (typeof original === 'number' && !Number.isFinite(original)) return { number: String(original) };
+      if (original === undefined && Array.isArray(this)) return { undefined: true };
+      if (original instanceof Map) return { map: [...original] };
+      if (original instanceof Set) return { set: [...original] };
+      if (original instanceof RegExp) return { regexp: String(original) };
+      if (original instanceof Error) return { error: { name: original.name, message: original.message } };
       return item;
     }) ?? 'null'
   );

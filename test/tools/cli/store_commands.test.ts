@@ -32,6 +32,30 @@ describe('ringstore get, put, del, scan, stats', function () {
     assert.equal(missing.stdout, '');
   });
 
+  it('get prints what JSON has no form for as an object naming it, never as {} or null (a Map printed as {}, NaN as null; found by a review)', async () => {
+    const other = `${dir}/msgpack-types`;
+    const store = await BlockStore.open(other, { create: true, sizeBytes: 4 << 20 });
+    await store.put('types', {
+      map: new Map<unknown, unknown>([['a', 1], [2, new Set(['x'])]]),
+      pattern: /ab+c/gi,
+      numbers: [Number.NaN, Number.NEGATIVE_INFINITY, 1],
+      floats: new Float64Array([1.5, -2]),
+      error: new RangeError('out'),
+      count: 12n,
+    });
+    await store.close();
+    const found = await runCli(['get', other, 'types']);
+    assert.equal(found.code, 0, found.stderr);
+    assert.deepEqual(JSON.parse(found.stdout), {
+      map: { map: [['a', 1], [2, { set: ['x'] }]] },
+      pattern: { regexp: '/ab+c/gi' },
+      numbers: [{ number: 'NaN' }, { number: '-Infinity' }, 1],
+      floats: { Float64Array: [1.5, -2] },
+      error: { error: { name: 'RangeError', message: 'out' } },
+      count: '12',
+    });
+  });
+
   it('put stores a string, parsed JSON with --json, and a file with --file; get reads them back', async () => {
     assert.equal((await runCli(['put', path, 'greeting', 'hello'])).code, 0);
     assert.equal((await runCli(['put', path, 'config', '{"retries":3}', '--json'])).code, 0);

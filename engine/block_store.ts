@@ -305,15 +305,6 @@ export class BlockStore<V = unknown> {
             `'${path}' holds ${probe.kind === 'empty' ? 'zeros' : 'data'} but no ringstore; it is left untouched (create: true makes a store only in a new or empty file; BlockStore.format() formats over anything)`,
           );
         }
-        if (storeFile !== undefined && !readOnly && !storeFile.device.punchesHoles) {
-          // Only now that it is known to be a store (a foreign sparse file,
-          // say a VM image opened by mistake, must stay as it was). A store
-          // copied by a sparse-aware tool (cp, rsync -S, tar -S) has holes
-          // where its free blocks were zeros: filled while the file system
-          // has room, so that a write into one cannot stop the store later.
-          // Best effort: without room for them it opens as before.
-          await storeFile.device.allocateHoles().catch(() => undefined);
-        }
       }
       if (probe.superblock.blockSize % Math.max(device.ioAlignment, 1) !== 0) {
         throw new StoreError('ERR_INVALID_ARG', `the store's block size ${probe.superblock.blockSize} is not a multiple of the device's direct-IO alignment ${device.ioAlignment}`);
@@ -459,10 +450,6 @@ export class BlockStore<V = unknown> {
         const walSizeBytes = sizeBytes === 0 && !device.isBlockDevice && device.fileLengthBytes === 0 ? walOfDefaultSize : options.walSizeBytes;
         const layout = storeLayout(targetBytes - (targetBytes % Math.max(device.ioAlignment, 1)), blockSize, walSizeBytes);
         if (typeof layout === 'string') throw new StoreError('ERR_STORE_NO_SPACE', `'${path}' is too small for a store: ${layout}`);
-        // A file made with `truncate -s` is all hole: the store would count
-        // room the file system never gave it (ERR_STORE_NO_SPACE here, before
-        // anything is written, rather than a store stopped by ENOSPC later).
-        await device.allocateHoles();
         if (targetBytes > device.fileLengthBytes) await device.grow(targetBytes);
         // The old superblocks go first: a crash while the WAL is zeroed must
         // not leave an older store that opens without the commits it loses.

@@ -163,23 +163,6 @@ export class RingBlockDevice implements BlockDevice {
     }
   }
 
-  /**
-   * Gives every hole of a regular file blocks of its own (RingFile's
-   * allocateHoles): a write into a hole on a full file system fails with
-   * ENOSPC, which stops a store where a put should have been refused.
-   * Resolves with the bytes that were holes; a block device has none.
-   */
-  allocateHoles(): Promise<number> {
-    return this.#file.allocateHoles().catch((error: unknown) => {
-      throw pathError(this.#name, renamedError(error, this.#file.path, this.#name), "cannot allocate the file's holes");
-    });
-  }
-
-  /** Trims punch holes (the crash lab's files: see open's `punchHoles`). */
-  get punchesHoles(): boolean {
-    return this.#punchHoles;
-  }
-
   get isBlockDevice(): boolean {
     return this.#file.isBlockDevice;
   }

@@ -65,7 +65,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeRingClient", RingClient::CreateClass(env));
   exports.Set("openFile", Napi::Function::New<OpenFile>(env, "openFile"));
   exports.Set("syncDirectory", Napi::Function::New<SyncDirectory>(env, "syncDirectory"));
-  exports.Set("allocateHoles", Napi::Function::New<AllocateHoles>(env, "allocateHoles"));
   exports.Set("linkFile", Napi::Function::New<LinkFile>(env, "linkFile"));
   exports.Set("statFile", Napi::Function::New<StatFile>(env, "statFile"));
   exports.Set("closeFile", Napi::Function::New<CloseFile>(env, "closeFile"));

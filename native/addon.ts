@@ -113,8 +113,6 @@ export interface NativeAddon {
   openFile(path: string, flags: number, sizeBytes: number, unnamed: boolean): Promise<NativeOpenResult>;
   /** fsync(2) of the directory `path`, opened and closed on the thread pool. */
   syncDirectory(path: string): Promise<void>;
-  /** Gives every hole of the regular file `fd` blocks (fallocate, or zeros); resolves with the bytes allocated for them. */
-  allocateHoles(fd: number): Promise<number>;
   /** Gives the open file `fd` the name `path` (linkat); EEXIST if the name is taken. */
   linkFile(fd: number, path: string): Promise<void>;
   statFile(fd: number): Promise<NativeGeometry>;

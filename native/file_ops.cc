@@ -387,58 +387,6 @@ class CloseWorker final : public PromiseWork {
   int fd_;
 };
 
-// Fills every hole of the regular file `fd` with blocks of its own, keeping
-// its data and length: a store counts all of its file as its room, and a
-// write into a hole on a full file system fails with ENOSPC, which stops a
-// store, where a put should have been refused. Holes come from a file
-// formatted in place after `truncate -s`, or a store copied by a sparse-aware
-// tool (cp, rsync -S, tar -S). Resolves with the bytes the file system
-// allocated for them.
-class AllocateHolesWorker final : public PromiseWork {
- public:
-  explicit AllocateHolesWorker(int fd) : fd_(fd) {}
-  void Execute() override {
-    struct stat before;
-    if (fstat(fd_, &before) != 0) return Fail(errno, "fstat");
-    if (!S_ISREG(before.st_mode)) return;
-    const off_t length = before.st_size;
-    // SEEK_HOLE finds the first hole, or the end of the file if there is
-    // none (also where the file system reports no holes). ext4 and xfs count
-    // allocated but never written ranges (a store's fallocated room) as
-    // holes too: then the fallocate below finds nothing to do (~10 µs for
-    // 1 GiB here).
-    off_t hole = lseek(fd_, 0, SEEK_HOLE);
-    if (hole < 0) return Fail(errno, "lseek:SEEK_HOLE");
-    if (hole >= length) return;
-    // Mode 0 allocates what is not allocated and leaves data as it is.
-    if (fallocate(fd_, 0, 0, length) != 0) {
-      if (errno != EOPNOTSUPP) return Fail(errno, "fallocate");
-      // No fallocate here (ext2, which has no unwritten ranges either):
-      // zeros into each hole, as growth writes them.
-      while (hole < length) {
-        off_t data = lseek(fd_, hole, SEEK_DATA);
-        if (data < 0) {
-          if (errno != ENXIO) return Fail(errno, "lseek:SEEK_DATA");
-          data = length;  // a hole to the end
-        }
-        int rc = WriteZeros(fd_, hole, data);
-        if (rc != 0) return Fail(rc, "pwrite");
-        if (data >= length) break;
-        hole = lseek(fd_, data, SEEK_HOLE);
-        if (hole < 0) return Fail(errno, "lseek:SEEK_HOLE");
-      }
-    }
-    struct stat after;
-    if (fstat(fd_, &after) != 0) return Fail(errno, "fstat");
-    allocated_bytes_ = after.st_blocks > before.st_blocks ? static_cast<uint64_t>(after.st_blocks - before.st_blocks) * 512 : 0;
-  }
-  Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, static_cast<double>(allocated_bytes_)); }
-
- private:
-  int fd_;
-  uint64_t allocated_bytes_ = 0;
-};
-
 // fsync(2) of a directory: makes the names made in it durable. Opened and
 // closed here, on the pool thread: a descriptor handed to JS between the
 // calls (fs.promises) stayed open when its worker was terminated.
@@ -560,19 +508,6 @@ Napi::Value SyncDirectory(const Napi::CallbackInfo& info) {
   std::string path;
   if (!ArgPath(info, 0, &path)) return info.Env().Undefined();
   return PromiseWork::Start(info.Env(), std::make_unique<SyncDirectoryWorker>(path));
-}
-
-// allocateHoles(fd) -> Promise<number>: see AllocateHolesWorker.
-Napi::Value AllocateHoles(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = -1;
-  if (!ArgFd(info, 0, &fd)) return env.Undefined();
-  if (!FileTable::Of(env)->Holds(fd)) {
-    return RejectedPromise(env, MakeSystemError(env, EBADF, "fallocate",
-                                                "EBADF, fallocate: fd " + std::to_string(fd) + " is not open in this thread")
-                                    .Value());
-  }
-  return PromiseWork::Start(env, std::make_unique<AllocateHolesWorker>(fd));
 }
 
 // linkFile(fd, path) -> Promise<void>: gives the open file `fd` the new name

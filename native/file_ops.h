@@ -8,7 +8,6 @@ namespace ringstore {
 
 Napi::Value OpenFile(const Napi::CallbackInfo& info);    // (path, flags, sizeBytes, unnamed)
 Napi::Value LinkFile(const Napi::CallbackInfo& info);    // (fd, path)
-Napi::Value AllocateHoles(const Napi::CallbackInfo& info);  // (fd) -> bytes allocated for holes
 Napi::Value SyncDirectory(const Napi::CallbackInfo& info);  // (path): open, fsync, close
 Napi::Value StatFile(const Napi::CallbackInfo& info);    // (fd)
 Napi::Value CloseFile(const Napi::CallbackInfo& info);   // (fd)

@@ -344,29 +344,6 @@ export class RingFile implements OpOwner, ObservedFile {
   }
 
   /**
-   * Gives every hole of a regular file blocks of its own, keeping its data
-   * and its length (fallocate mode 0; where the file system has none,
-   * zeros are written into the holes): writes into the file can then no
-   * longer fail for room. Resolves with the bytes the file system allocated
-   * for them (`st_blocks` before and after; 0 when there was no hole, and
-   * for a block device). ENOSPC when the file system cannot hold them (what
-   * it allocated before stays allocated).
-   */
-  async allocateHoles(): Promise<number> {
-    const error = this.#checkUsable(true);
-    if (error !== undefined) throw error;
-    if (this.isBlockDevice) return 0;
-    this.#inFlight++;
-    try {
-      return await addon.allocateHoles(this.#fd);
-    } catch (cause) {
-      throw fromNative(cause, this.path);
-    } finally {
-      this[kOpSettled]();
-    }
-  }
-
-  /**
    * Gives the file a new name, `path` (linkat(2)): an existing name is never
    * replaced (EEXIST), and the file keeps any names it had. This is how a
    * file opened with `unnamed` is made visible once it is complete. The new

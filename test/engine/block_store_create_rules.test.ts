@@ -13,7 +13,7 @@
 // foreign files (default CREATE_RULES_RUNS_DEFAULT).
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
 import fc from 'fast-check';
@@ -53,8 +53,6 @@ const TERMINATED_ROUNDS = 20;
 const TERMINATED_STORE_BYTES = 64 << 20;
 /** 80 characters of 3 bytes each: a valid name (NAME_MAX is 255 bytes) whose temporary name must be cut by bytes, not characters. */
 const LONG_STORE_NAME = '日'.repeat(80);
-/** A store whose free blocks a sparse copy leaves as holes. */
-const SPARSE_STORE_BYTES = 8 << 20;
 /** The user and group `nobody`, for a create run without root's right to read any directory. */
 const NOBODY_ID = 65534;
 
@@ -413,37 +411,6 @@ describe('BlockStore.open() and what create: true may touch', function () {
     assert.deepEqual(readdirSync(storeDir), []);
   });
 
-  it('open() gives a store copied sparse (cp --sparse=always) blocks for its holes, values intact; a foreign sparse file stays sparse', async function () {
-    const storeDir = `${dir}/sparse-copy`;
-    mkdirSync(storeDir);
-    const original = `${storeDir}/original`;
-    const store = await BlockStore.open(original, { create: true, sizeBytes: SPARSE_STORE_BYTES, ring });
-    for (let i = 0; i < KEY_COUNT; i++) await store.put(`key${i}`, pattern(100, i));
-    await store.close();
-    const copy = `${storeDir}/copy`;
-    try {
-      execFileSync('cp', ['--sparse=always', original, copy]);
-    } catch {
-      skipBecause(this, 'cp --sparse=always is not available here');
-    }
-    const allocatedBytes = (path: string): number => statSync(path).blocks * 512;
-    if (allocatedBytes(copy) >= SPARSE_STORE_BYTES) skipBecause(this, 'this file system made the copy without holes');
-    const reopened = await BlockStore.open(copy, { ring });
-    try {
-      assert.ok(allocatedBytes(copy) >= SPARSE_STORE_BYTES, `${allocatedBytes(copy)} bytes allocated of ${SPARSE_STORE_BYTES}`);
-      for (let i = 0; i < KEY_COUNT; i++) assert.ok(((await reopened.get(`key${i}`)) as Buffer).equals(pattern(100, i)));
-    } finally {
-      await reopened.close();
-    }
-    // Not a store: refused and left as it was, its holes included.
-    const foreign = `${storeDir}/foreign`;
-    writeFileSync(foreign, pattern(BLOCK_SIZE, 3));
-    truncateSync(foreign, SPARSE_STORE_BYTES);
-    const foreignAllocated = allocatedBytes(foreign);
-    await rejectsWithCode(() => BlockStore.open(foreign, { create: true, ring }), 'ERR_STORE_NOT_FOUND');
-    assert.equal(allocatedBytes(foreign), foreignAllocated);
-  });
-
   it('makes the store file with mode 0666 less the umask, as fs.open makes files (it was 0644 whatever the umask; found by a review)', async () => {
     const storeDir = `${dir}/modes`;
     mkdirSync(storeDir);
@@ -592,28 +559,6 @@ describe('BlockStore.open() and what create: true may touch', function () {
         throw error;
       }
       assert.deepEqual(JSON.parse(output), { value: 'value', names: [LONG_STORE_NAME] });
-    });
-
-    it('format() of a file made with truncate -s, larger than the file system has room for, is refused with ERR_STORE_NO_SPACE before anything is written (it was all hole)', async () => {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mountPoint]);
-      const path = `${mountPoint}/sparse`;
-      const old = pattern(BLOCK_SIZE, 4);
-      writeFileSync(path, old);
-      truncateSync(path, 32 << 20);
-      const error = await rejectsWithCode(() => BlockStore.format(path, { ring }), 'ERR_STORE_NO_SPACE');
-      assert.equal((error.cause as { code?: string }).code, 'ENOSPC', String(error.cause));
-      assert.equal(statSync(path).size, 32 << 20);
-      const head = Buffer.alloc(BLOCK_SIZE);
-      const fd = openSync(path, 'r');
-      readSync(fd, head, 0, BLOCK_SIZE, 0);
-      closeSync(fd);
-      assert.ok(head.equals(old), 'the old data is as it was');
-      // Room for it: formatted, every block the file's own.
-      truncateSync(path, 4 << 20);
-      await BlockStore.format(path, { ring });
-      assert.ok(statSync(path).blocks * 512 >= 4 << 20, `${statSync(path).blocks * 512} bytes allocated`);
-      const store = await BlockStore.open(path, { ring });
-      await store.close();
     });
 
     it('refuses a file system without direct IO with ERR_STORE_UNSUPPORTED, leaving nothing behind', async function () {

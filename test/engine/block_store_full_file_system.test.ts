@@ -284,19 +284,6 @@ describe('BlockStore on a file system without fallocate (ext2)', function () {
     }
   });
 
-  it("format() of a file made with truncate -s writes zeros into its holes (no fallocate here): every block the file's own", async () => {
-    const path = `${fileSystem!.mountPoint}/sparse.rs`;
-    const old = pattern(4096, 8);
-    writeFileSync(path, old);
-    truncateSync(path, 4 << 20);
-    assert.ok(statSync(path).blocks * 512 < 1 << 20, 'sparse to start with');
-    await BlockStore.format(path);
-    assert.ok(statSync(path).blocks * 512 >= 4 << 20, `${statSync(path).blocks * 512} bytes allocated`);
-    const store = await BlockStore.open(path);
-    await store.close();
-    rmSync(path);
-  });
-
   it('a new store is on the disk, name and inode, once its create resolves (a power loss then: the image as it is, checked by e2fsck)', async function () {
     // ext2 has no journal: the name a create links and the link count of
     // the file it names reach the disk only through their own fsyncs. The

@@ -196,8 +196,9 @@ function parseJson(text: string): unknown {
  * value], …]}, a Set as {"set": […]}, another typed array as
  * {"Float64Array": […]} (its constructor's name), a RegExp as {"regexp":
  * "/…/flags"}, an Error as {"error": {"name", "message"}}, NaN and ±Infinity
- * as {"number": "NaN"}, undefined in an array as {"undefined": true} — and a
- * bigint as its decimal string, a Date as its ISO string. Before, a Map, a
+ * as {"number": "NaN"}, undefined in an array as {"undefined": true}, an
+ * invalid Date as {"date": "Invalid Date"} — and a bigint as its decimal
+ * string, a Date as its ISO string. Before, a Map, a
  * Set, a RegExp or a Float64Array printed as {} or as index keys, NaN as
  * null: data shown as absent (found by a review). Undefined object
  * properties are left out, as JSON.stringify does.
@@ -207,8 +208,10 @@ export function toJson(value: unknown): string {
     JSON.stringify(value, function (this: unknown, name: string, item: unknown) {
       // JSON.stringify hands some values to the replacer already converted
       // (a Buffer into {type: 'Buffer', data}, a Date into a string): look at
-      // the holder's own property instead.
-      const original = name === '' ? value : (this as Record<string, unknown>)[name];
+      // the holder's own property instead (the root's holder is {"": value},
+      // so this holds for it too; a test of name === '' took any property
+      // named "" for the root: found by a review).
+      const original = (this as Record<string, unknown>)[name];
       if (original instanceof Uint8Array) return { base64: Buffer.from(original.buffer, original.byteOffset, original.byteLength).toString('base64') };
       if (ArrayBuffer.isView(original) && !(original instanceof DataView)) {
         return { [original.constructor.name]: Array.from(original as unknown as ArrayLike<number | bigint>, (element) => (typeof element === 'bigint' ? element.toString() : element)) };
@@ -220,6 +223,7 @@ export function toJson(value: unknown): string {
       if (original instanceof Set) return { set: [...original] };
       if (original instanceof RegExp) return { regexp: String(original) };
       if (original instanceof Error) return { error: { name: original.name, message: original.message } };
+      if (original instanceof Date && Number.isNaN(original.getTime())) return { date: 'Invalid Date' };
       return item;
     }) ?? 'null'
   );

@@ -7,7 +7,7 @@
 // key's last one.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, createReadStream, linkSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 
@@ -361,17 +361,41 @@ describe('ringstore dump and load', function () {
       assert.equal(readFileSync(target, 'utf8'), 'made by someone else');
     });
 
-    it('into an empty file puts the whole store there once loaded', async () => {
+    it('into an empty file loads in place, keeping its mode and hard links (replacing it did not; found by a review); a signal empties it again', async () => {
       const target = `${dir}/empty-target`;
       writeFileSync(target, '');
+      chmodSync(target, 0o600);
+      linkSync(target, `${dir}/empty-target-link`);
       const loaded = await runCli(['load', target, dump, '--create']);
       assert.equal(loaded.code, 0, loaded.stderr);
+      assert.equal(statSync(target).mode & 0o777, 0o600);
+      assert.equal(statSync(target).ino, statSync(`${dir}/empty-target-link`).ino, 'still the same file as its other name');
       const store = await BlockStore.open(target);
       try {
         assert.equal(store.stats().keys, INTERRUPTED_DUMP_ENTRIES);
       } finally {
         await store.close();
       }
+      // Interrupted: as it was, empty.
+      const directory = `${dir}/empty-interrupted`;
+      mkdirSync(directory);
+      const empty = `${directory}/store`;
+      writeFileSync(empty, '');
+      const child = spawn(process.execPath, [CLI, 'load', empty, dump, '--create'], { stdio: 'ignore' });
+      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+      while (statSync(empty).size === 0 && child.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 5));
+      child.kill('SIGINT');
+      assert.equal(await exited, 'SIGINT');
+      assert.equal(statSync(empty).size, 0);
+    });
+
+    it('to a symbolic link to a missing file is refused before anything is loaded (it ran the whole load first)', async () => {
+      const link = `${dir}/dangling`;
+      symlinkSync(`${dir}/nowhere`, link);
+      const refused = await runCli(['load', link, dump, '--create']);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /^ringstore: ERR_STORE_PATH: .*symbolic link to a missing file/);
+      assert.equal(existsSync(`${dir}/nowhere`), false);
     });
   });
 

@@ -10,7 +10,7 @@
 // `encoding: 'binary'` for encoded values (put stores the bytes as given) and
 // a write stream for raw ones.
 import { randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, linkSync, mkdtempSync, realpathSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { createReadStream, linkSync, lstatSync, mkdtempSync, rmSync, statSync, truncateSync, unlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -303,30 +303,46 @@ export async function loadCommand(args: string[]): Promise<number> {
     if (createsStore && values.create !== true) throw commandError('ERR_STORE_NOT_FOUND', `'${path}' holds no store; add --create to make one`);
     if (!createsStore && (sizeBytes !== undefined || blockSize !== undefined)) throw usageError(`'${path}' exists: --size and --block-size describe a store load makes`);
     if (sizeBytes !== undefined && maxSizeBytes !== undefined && sizeBytes > maxSizeBytes) throw usageError(`--size ${sizeBytes} is over --max-size ${maxSizeBytes}`);
-    // A new store is built beside PATH and put there only once it holds the
-    // whole dump: a load interrupted (Ctrl-C, SIGTERM, kill -9) or failed
-    // never leaves a store at PATH that opens, passes fsck and lacks entries
-    // (found by a review: a Ctrl-C left 4 547 of 200 000 keys there, fsck ok).
-    const build = createsStore ? new NewStoreBuild(path, cleanup) : undefined;
-    const storePath = build?.buildPath ?? path;
-    // On failure, a store load made goes, and the target is as before: no file, or the empty file it was.
-    const undoCreate = (): void => build?.abandon();
-    let store: BlockStore;
-    if (createsStore) {
-      await BlockStore.format(storePath, {
-        // Room for the dump and some more, within the cap (a store that needs
-        // more fails the load, which removes it; format rounds a new file down
-        // to whole blocks).
-        sizeBytes: sizeBytes ?? Math.min(maxSizeBytes ?? Number.MAX_SAFE_INTEGER, Math.max(DEFAULT_STORE_SIZE_BYTES, roundUpToMiB(verified.sizeBytes * LOAD_STORE_SIZE_FACTOR))),
-        blockSize: blockSize ?? (verified.header.blockSize > 0 ? verified.header.blockSize : undefined),
-        encoding,
-      });
+    if (existing === undefined && lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink() === true) {
+      // Refused before the load, as open() refuses one (a link cannot be made over it).
+      throw commandError('ERR_STORE_PATH', `'${path}' is a symbolic link to a missing file: load into the link's target`);
     }
+    // A new store is built beside a missing PATH and linked there only once
+    // it holds the whole dump: a load interrupted (Ctrl-C, SIGTERM, kill -9)
+    // or failed never leaves a store at PATH that opens, passes fsck and
+    // lacks entries (found by a review: a Ctrl-C left 4 547 of 200 000 keys
+    // there, fsck ok). An empty file at PATH is loaded in place, keeping
+    // its owner, mode and links (replacing it did not; found by a review):
+    // a signal empties it again, a kill -9 leaves what was loaded so far.
+    const build = existing === undefined ? new NewStoreBuild(path, cleanup) : undefined;
+    const storePath = build?.buildPath ?? path;
+    if (createsStore && build === undefined) cleanup.add(path, () => truncateSync(path, 0));
+    // On failure, a store load made goes, and the target is as before: no file, or the empty file it was.
+    const undoCreate = (): void => {
+      if (build !== undefined) build.abandon();
+      else truncateSync(path, 0);
+    };
+    // The build's errors name PATH, the file the user asked for.
+    const named = (error: unknown): unknown => {
+      if (build !== undefined && error instanceof Error) error.message = error.message.split(build.buildPath).join(path);
+      return error;
+    };
+    let store: BlockStore;
     try {
+      if (createsStore) {
+        await BlockStore.format(storePath, {
+          // Room for the dump and some more, within the cap (a store that needs
+          // more fails the load, which removes it; format rounds a new file down
+          // to whole blocks).
+          sizeBytes: sizeBytes ?? Math.min(maxSizeBytes ?? Number.MAX_SAFE_INTEGER, Math.max(DEFAULT_STORE_SIZE_BYTES, roundUpToMiB(verified.sizeBytes * LOAD_STORE_SIZE_FACTOR))),
+          blockSize: blockSize ?? (verified.header.blockSize > 0 ? verified.header.blockSize : undefined),
+          encoding,
+        });
+      }
       store = await BlockStore.open(storePath, { encoding: 'binary', sync: false, ...(maxSizeBytes === undefined ? {} : { maxSizeBytes }) });
     } catch (error) {
       if (createsStore) undoCreate();
-      throw error;
+      throw named(error);
     }
     let loaded = 0;
     // Whether anything may have been written: a refusal before that leaves the store as it was, and says nothing of what it keeps.
@@ -347,7 +363,7 @@ export async function loadCommand(args: string[]): Promise<number> {
       } else if (writing && error instanceof Error) {
         error.message += describeLoadStop(error, path);
       }
-      throw error;
+      throw named(error);
     }
     const result = { entries: loaded, encoding, created: createsStore, salvagedDump: verified.header.salvaged };
     const notes = [createsStore ? `a new ${encoding} store` : '', verified.header.salvaged ? 'from a salvaged dump: entries of the damaged store may be missing' : ''].filter(Boolean);
@@ -360,16 +376,24 @@ export async function loadCommand(args: string[]): Promise<number> {
 }
 
 /**
- * What a load removes if a signal ends it (SIGINT, SIGTERM, SIGHUP): the
- * store it was building, stdin's spooled copy. SIGKILL leaves them: a
- * `.NAME.ringstore-load-….partial` beside PATH, a `ringstore-load-*`
- * directory in $TMPDIR.
+ * What a load undoes if a signal ends it (SIGINT, SIGTERM, SIGHUP): the
+ * store it was building removed, or the empty file it was loading into
+ * emptied again; stdin's spooled copy removed. SIGKILL leaves them: a
+ * `.NAME.ringstore-load-….partial` beside PATH, a partly loaded empty file,
+ * a `ringstore-load-*` directory in $TMPDIR.
  */
 class SignalCleanup {
-  readonly #paths = new Set<string>();
+  /** What to undo, by the path it concerns. */
+  readonly #undo = new Map<string, () => void>();
   readonly #onSignal = (signal: NodeJS.Signals): void => {
     this.dispose();
-    for (const path of this.#paths) rmSync(path, { recursive: true, force: true });
+    for (const undo of this.#undo.values()) {
+      try {
+        undo();
+      } catch {
+        // Gone already, or beyond repair now: the signal ends the process either way.
+      }
+    }
     // Ends as the signal would have ended it (status 128 + its number).
     process.kill(process.pid, signal);
   };
@@ -378,12 +402,13 @@ class SignalCleanup {
     for (const signal of CLEANUP_SIGNALS) process.on(signal, this.#onSignal);
   }
 
-  add(path: string): void {
-    this.#paths.add(path);
+  /** Undoes `path` on a signal: by `undo`, or by removing it (and what it holds). */
+  add(path: string, undo: () => void = () => rmSync(path, { recursive: true, force: true })): void {
+    this.#undo.set(path, undo);
   }
 
   delete(path: string): void {
-    this.#paths.delete(path);
+    this.#undo.delete(path);
   }
 
   /** Stops watching: the process's signals do what they did before. */
@@ -395,10 +420,9 @@ class SignalCleanup {
 const CLEANUP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /**
- * A new store load --create builds under a temporary name beside PATH, and
- * puts at PATH once it holds the whole dump: linked there if PATH is still
- * missing (never over a file made meanwhile), renamed over it if PATH is
- * still the empty file it was.
+ * A new store load --create builds under a temporary name beside a missing
+ * PATH, and links at PATH once it holds the whole dump (never over a file
+ * made there meanwhile).
  */
 class NewStoreBuild {
   readonly buildPath: string;
@@ -406,8 +430,7 @@ class NewStoreBuild {
   readonly #cleanup: SignalCleanup;
 
   constructor(path: string, cleanup: SignalCleanup) {
-    // An empty file through a symlink: the file is replaced, not the link.
-    this.#path = existsSync(path) ? realpathSync(path) : path;
+    this.#path = path;
     this.#cleanup = cleanup;
     this.buildPath = join(dirname(this.#path), `.${prefixOfBytes(basename(this.#path), BUILD_NAME_BASENAME_BYTES_MAX)}.ringstore-load-${process.pid}.${randomBytes(4).toString('hex')}.partial`);
     cleanup.add(this.buildPath);
@@ -416,19 +439,11 @@ class NewStoreBuild {
   /** Puts the built store (closed: durable) at PATH, or fails leaving PATH as it was. */
   async publish(): Promise<void> {
     const madeMeanwhile = (): Error => commandError('ERR_STORE_LOCKED', `'${this.#path}' was made by someone else while the load ran: the loaded store is not put there`);
-    const existing = statSync(this.#path, { throwIfNoEntry: false });
     try {
-      if (existing === undefined) {
-        // link(2) never replaces: a file made at PATH meanwhile (another load, a store) wins.
-        linkSync(this.buildPath, this.#path);
-        this.#cleanup.delete(this.buildPath);
-        unlinkSync(this.buildPath);
-      } else if (existing.isFile() && existing.size === 0) {
-        renameSync(this.buildPath, this.#path);
-        this.#cleanup.delete(this.buildPath);
-      } else {
-        throw madeMeanwhile();
-      }
+      // link(2) never replaces: a file made at PATH meanwhile (another load, a store) wins.
+      linkSync(this.buildPath, this.#path);
+      this.#cleanup.delete(this.buildPath);
+      unlinkSync(this.buildPath);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw madeMeanwhile();
       throw error;

@@ -7,6 +7,11 @@ export function usageError(message: string): Error {
   return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG' });
 }
 
+/** An error a command ends with: `ringstore: CODE: message`. */
+export function commandError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
 /** The code of a refused command line, for the one-line error. */
 export function usageCode(error: unknown): string {
   const code = (error as { code?: unknown } | undefined)?.code;

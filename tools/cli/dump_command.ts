@@ -9,18 +9,15 @@
 // (stdin is spooled to a temporary file while verified), then writes, with
 // `encoding: 'binary'` for encoded values (put stores the bytes as given) and
 // a write stream for raw ones.
-import { randomBytes } from 'node:crypto';
-import { createReadStream, linkSync, lstatSync, mkdtempSync, rmSync, statSync, truncateSync, unlinkSync } from 'node:fs';
+import { createReadStream, lstatSync, mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { BlockStore } from '../../engine/block_store.js';
-import { prefixOfBytes } from '../../engine/store_file.js';
-import { syncDirectory } from '../../native/ring_file.js';
 import { DEFAULT_STORE_SIZE_BYTES, VALUE_SIZE_MAX } from '../../engine/store_options.js';
 import type { ValueEncoding } from '../../engine/value_codec.js';
 import { VALUE_ENCODING_IDS } from '../../format/constants.js';
@@ -29,8 +26,9 @@ import { DumpCorruptError, DumpStreamDecoder, DumpStreamEncoder, type DumpEvent,
 import { extentValueIntact, extentValuePieces, salvageImage, type SalvageReport } from '../salvage.js';
 import { describeUnreadable, openImage } from './image_file.js';
 import { startProgress, type Progress } from './progress.js';
-import { usageCode, usageError } from './command_line.js';
+import { commandError, usageCode, usageError } from './command_line.js';
 import { Output } from './dump_output.js';
+import { NewStoreBuild, SignalCleanup } from './load_target.js';
 
 export const DUMP_COMMANDS_USAGE = `  ringstore dump PATH [FILE] [--salvage] [--json]
                            write every key and stored value to FILE (default stdout) as a
@@ -72,10 +70,6 @@ const LOAD_PUTS_IN_FLIGHT_MAX = 64;
 const LOAD_PUT_BYTES_IN_FLIGHT_MAX = 64 << 20;
 /** A store load makes is at least this many times the dump's size (values, pages, WAL and free space), and at least the default size. */
 const LOAD_STORE_SIZE_FACTOR = 2;
-
-function commandError(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
-}
 
 function parse<O extends ParseArgsConfig['options']>(args: string[], options: O, usage: string): { values: Record<string, string | boolean | undefined>; positionals: string[] } | number {
   let parsed;
@@ -374,92 +368,6 @@ export async function loadCommand(args: string[]): Promise<number> {
     if (spoolDirectory !== undefined) rmSync(spoolDirectory, { recursive: true, force: true });
   }
 }
-
-/**
- * What a load undoes if a signal ends it (SIGINT, SIGTERM, SIGHUP): the
- * store it was building removed, or the empty file it was loading into
- * emptied again; stdin's spooled copy removed. SIGKILL leaves them: a
- * `.NAME.ringstore-load-….partial` beside PATH, a partly loaded empty file,
- * a `ringstore-load-*` directory in $TMPDIR.
- */
-class SignalCleanup {
-  /** What to undo, by the path it concerns. */
-  readonly #undo = new Map<string, () => void>();
-  readonly #onSignal = (signal: NodeJS.Signals): void => {
-    this.dispose();
-    for (const undo of this.#undo.values()) {
-      try {
-        undo();
-      } catch {
-        // Gone already, or beyond repair now: the signal ends the process either way.
-      }
-    }
-    // Ends as the signal would have ended it (status 128 + its number).
-    process.kill(process.pid, signal);
-  };
-
-  constructor() {
-    for (const signal of CLEANUP_SIGNALS) process.on(signal, this.#onSignal);
-  }
-
-  /** Undoes `path` on a signal: by `undo`, or by removing it (and what it holds). */
-  add(path: string, undo: () => void = () => rmSync(path, { recursive: true, force: true })): void {
-    this.#undo.set(path, undo);
-  }
-
-  delete(path: string): void {
-    this.#undo.delete(path);
-  }
-
-  /** Stops watching: the process's signals do what they did before. */
-  dispose(): void {
-    for (const signal of CLEANUP_SIGNALS) process.removeListener(signal, this.#onSignal);
-  }
-}
-
-const CLEANUP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-
-/**
- * A new store load --create builds under a temporary name beside a missing
- * PATH, and links at PATH once it holds the whole dump (never over a file
- * made there meanwhile).
- */
-class NewStoreBuild {
-  readonly buildPath: string;
-  readonly #path: string;
-  readonly #cleanup: SignalCleanup;
-
-  constructor(path: string, cleanup: SignalCleanup) {
-    this.#path = path;
-    this.#cleanup = cleanup;
-    this.buildPath = join(dirname(this.#path), `.${prefixOfBytes(basename(this.#path), BUILD_NAME_BASENAME_BYTES_MAX)}.ringstore-load-${process.pid}.${randomBytes(4).toString('hex')}.partial`);
-    cleanup.add(this.buildPath);
-  }
-
-  /** Puts the built store (closed: durable) at PATH, or fails leaving PATH as it was. */
-  async publish(): Promise<void> {
-    const madeMeanwhile = (): Error => commandError('ERR_STORE_LOCKED', `'${this.#path}' was made by someone else while the load ran: the loaded store is not put there`);
-    try {
-      // link(2) never replaces: a file made at PATH meanwhile (another load, a store) wins.
-      linkSync(this.buildPath, this.#path);
-      this.#cleanup.delete(this.buildPath);
-      unlinkSync(this.buildPath);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw madeMeanwhile();
-      throw error;
-    }
-    // The new name must survive a crash as the store's contents do.
-    await syncDirectory(dirname(this.#path));
-  }
-
-  /** Removes the store being built (nothing once published). Idempotent. */
-  abandon(): void {
-    rmSync(this.buildPath, { force: true });
-  }
-}
-
-/** Bytes (UTF-8) of PATH's name kept in the build's temporary name: with the rest it must fit NAME_MAX (255). */
-const BUILD_NAME_BASENAME_BYTES_MAX = 128;
 
 function byteCount(text: string | boolean | undefined, flag: string): number | undefined {
   if (text === undefined) return undefined;

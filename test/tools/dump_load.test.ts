@@ -314,10 +314,14 @@ describe('ringstore dump and load', function () {
     });
 
     /** Starts `load --create` (from stdin if asked) into a new directory; resolves once the store it builds exists. */
-    async function startLoad(name: string, fromStdin: boolean): Promise<{ child: ChildProcess; directory: string; target: string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> }> {
+    async function startLoad(name: string, fromStdin: boolean, options: { emptyTarget?: boolean } = {}): Promise<{ child: ChildProcess; directory: string; target: string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> }> {
       const directory = `${dir}/${name}`;
       mkdirSync(directory);
       const target = `${directory}/store`;
+      if (options.emptyTarget === true) {
+        writeFileSync(target, '');
+        chmodSync(target, 0o600);
+      }
       const child = spawn(process.execPath, [CLI, 'load', target, ...(fromStdin ? [] : [dump]), '--create'], { stdio: [fromStdin ? 'pipe' : 'ignore', 'ignore', 'pipe'], env: { ...process.env, TMPDIR: directory } });
       if (fromStdin) createReadStream(dump).pipe(child.stdin!);
       let stderr = '';
@@ -361,32 +365,35 @@ describe('ringstore dump and load', function () {
       assert.equal(readFileSync(target, 'utf8'), 'made by someone else');
     });
 
-    it('into an empty file loads in place, keeping its mode and hard links (replacing it did not; found by a review); a signal empties it again', async () => {
-      const target = `${dir}/empty-target`;
-      writeFileSync(target, '');
-      chmodSync(target, 0o600);
-      linkSync(target, `${dir}/empty-target-link`);
-      const loaded = await runCli(['load', target, dump, '--create']);
-      assert.equal(loaded.code, 0, loaded.stderr);
+    it('into an empty file builds beside it and replaces it at the end, keeping its mode; holds it locked meanwhile (a store made in it after the check was formatted over; found by a review); a signal leaves it empty', async () => {
+      const { directory, target, exited } = await startLoad('into-empty', false, { emptyTarget: true });
+      // Locked by the load: no store can be made in it while the load runs.
+      await assert.rejects(BlockStore.open(target, { create: true }), (error: Error & { code?: string }) => error.code === 'ERR_STORE_LOCKED');
+      const ended = await exited;
+      assert.equal(ended.code, 0, ended.stderr);
       assert.equal(statSync(target).mode & 0o777, 0o600);
-      assert.equal(statSync(target).ino, statSync(`${dir}/empty-target-link`).ino, 'still the same file as its other name');
+      assert.deepEqual(readdirSync(directory), ['store']);
       const store = await BlockStore.open(target);
       try {
         assert.equal(store.stats().keys, INTERRUPTED_DUMP_ENTRIES);
       } finally {
         await store.close();
       }
-      // Interrupted: as it was, empty.
-      const directory = `${dir}/empty-interrupted`;
-      mkdirSync(directory);
-      const empty = `${directory}/store`;
-      writeFileSync(empty, '');
-      const child = spawn(process.execPath, [CLI, 'load', empty, dump, '--create'], { stdio: 'ignore' });
-      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
-      while (statSync(empty).size === 0 && child.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 5));
-      child.kill('SIGINT');
-      assert.equal(await exited, 'SIGINT');
-      assert.equal(statSync(empty).size, 0);
+      const interrupted = await startLoad('into-empty-interrupted', false, { emptyTarget: true });
+      interrupted.child.kill('SIGINT');
+      assert.equal((await interrupted.exited).signal, 'SIGINT');
+      assert.equal(statSync(interrupted.target).size, 0);
+      assert.deepEqual(readdirSync(interrupted.directory), ['store']);
+    });
+
+    it('into an empty file with other hard links is refused before the load (they would keep the empty file)', async () => {
+      const target = `${dir}/linked-empty`;
+      writeFileSync(target, '');
+      linkSync(target, `${dir}/linked-empty-2`);
+      const refused = await runCli(['load', target, dump, '--create']);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /^ringstore: ERR_STORE_PATH: .*other hard links/);
+      assert.equal(statSync(target).size, 0);
     });
 
     it('to a symbolic link to a missing file is refused before anything is loaded (it ran the whole load first)', async () => {

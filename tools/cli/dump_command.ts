@@ -9,7 +9,7 @@
 // (stdin is spooled to a temporary file while verified), then writes, with
 // `encoding: 'binary'` for encoded values (put stores the bytes as given) and
 // a write stream for raw ones.
-import { createReadStream, lstatSync, mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { createReadStream, lstatSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -301,21 +301,15 @@ export async function loadCommand(args: string[]): Promise<number> {
       // Refused before the load, as open() refuses one (a link cannot be made over it).
       throw commandError('ERR_STORE_PATH', `'${path}' is a symbolic link to a missing file: load into the link's target`);
     }
-    // A new store is built beside a missing PATH and linked there only once
-    // it holds the whole dump: a load interrupted (Ctrl-C, SIGTERM, kill -9)
-    // or failed never leaves a store at PATH that opens, passes fsck and
-    // lacks entries (found by a review: a Ctrl-C left 4 547 of 200 000 keys
-    // there, fsck ok). An empty file at PATH is loaded in place, keeping
-    // its owner, mode and links (replacing it did not; found by a review):
-    // a signal empties it again, a kill -9 leaves what was loaded so far.
-    const build = existing === undefined ? new NewStoreBuild(path, cleanup) : undefined;
+    // A new store is built beside PATH and put there only once it holds the
+    // whole dump (load_target.ts): a load interrupted (Ctrl-C, SIGTERM,
+    // kill -9) or failed never leaves a store at PATH that opens, passes
+    // fsck and lacks entries (found by a review: a Ctrl-C left 4 547 of
+    // 200 000 keys there, fsck ok).
+    const build = createsStore ? await NewStoreBuild.start(path, cleanup) : undefined;
     const storePath = build?.buildPath ?? path;
-    if (createsStore && build === undefined) cleanup.add(path, () => truncateSync(path, 0));
-    // On failure, a store load made goes, and the target is as before: no file, or the empty file it was.
-    const undoCreate = (): void => {
-      if (build !== undefined) build.abandon();
-      else truncateSync(path, 0);
-    };
+    // On failure, the store load built goes, and PATH is as before.
+    const undoCreate = (): Promise<void> => build?.abandon() ?? Promise.resolve();
     // The build's errors name PATH, the file the user asked for.
     const named = (error: unknown): unknown => {
       if (build !== undefined && error instanceof Error) error.message = error.message.split(build.buildPath).join(path);
@@ -335,7 +329,7 @@ export async function loadCommand(args: string[]): Promise<number> {
       }
       store = await BlockStore.open(storePath, { encoding: 'binary', sync: false, ...(maxSizeBytes === undefined ? {} : { maxSizeBytes }) });
     } catch (error) {
-      if (createsStore) undoCreate();
+      if (createsStore) await undoCreate();
       throw named(error);
     }
     let loaded = 0;
@@ -353,7 +347,7 @@ export async function loadCommand(args: string[]): Promise<number> {
     } catch (error) {
       await store.close().catch(() => undefined);
       if (createsStore) {
-        undoCreate();
+        await undoCreate();
       } else if (writing && error instanceof Error) {
         error.message += describeLoadStop(error, path);
       }

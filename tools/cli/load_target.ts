@@ -4,11 +4,12 @@
 // SIGHUP runs first (SignalCleanup) — so that an interrupted load never
 // leaves a store at PATH that opens, passes fsck and lacks entries.
 import { randomBytes } from 'node:crypto';
-import { linkSync, rmSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, linkSync, openSync, realpathSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 import { prefixOfBytes } from '../../engine/store_file.js';
-import { syncDirectory } from '../../native/ring_file.js';
+import { IoUringActor } from '../../native/io_uring_actor.js';
+import { type RingFile, syncDirectory } from '../../native/ring_file.js';
 import { commandError } from './command_line.js';
 
 /**
@@ -55,42 +56,127 @@ export class SignalCleanup {
 
 const CLEANUP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
+/** link(2) errors of file systems without hard links (vfat, some FUSE): publish by rename over a claimed name instead. */
+const HARD_LINKS_UNSUPPORTED: ReadonlySet<string> = new Set(['EPERM', 'EOPNOTSUPP', 'ENOTSUP', 'ENOSYS']);
+
 /**
- * A new store load --create builds under a temporary name beside a missing
- * PATH, and links at PATH once it holds the whole dump (never over a file
- * made there meanwhile).
+ * A new store load --create builds under a temporary name beside PATH and
+ * puts at PATH only once it holds the whole dump; until then PATH is never
+ * touched, so a failed or interrupted load leaves it as it was.
+ *
+ * - A missing PATH: the build is linked there (link(2) never replaces: a
+ *   file made there meanwhile wins, ERR_STORE_LOCKED). Without hard links
+ *   (vfat), PATH is claimed (O_EXCL) and locked, then renamed over.
+ * - An empty file at PATH: it is locked (flock, as a store locks its file)
+ *   for the whole load, so no store can be made in it meanwhile, and the
+ *   build — given its mode and, as far as this user may, its owner — is
+ *   renamed over it at the end. One with other hard links is refused: they
+ *   would keep the empty file. (Formatting it in place, as before, formatted
+ *   over a store made there after the check, and a failed load's truncation
+ *   then destroyed it; found by a review.)
  */
 export class NewStoreBuild {
   readonly buildPath: string;
+  /** The file to put the store at (a symlink's target for an empty file through one). */
   readonly #path: string;
   readonly #cleanup: SignalCleanup;
+  readonly #ring: IoUringActor;
+  /** The empty file at PATH, held locked until the build replaces it. */
+  #heldEmpty: RingFile | undefined;
 
-  constructor(path: string, cleanup: SignalCleanup) {
+  private constructor(path: string, cleanup: SignalCleanup, ring: IoUringActor) {
     this.#path = path;
     this.#cleanup = cleanup;
-    this.buildPath = join(dirname(this.#path), `.${prefixOfBytes(basename(this.#path), BUILD_NAME_BASENAME_BYTES_MAX)}.ringstore-load-${process.pid}.${randomBytes(4).toString('hex')}.partial`);
-    cleanup.add(this.buildPath);
+    this.#ring = ring;
+    this.buildPath = join(dirname(path), `.${prefixOfBytes(basename(path), BUILD_NAME_BASENAME_BYTES_MAX)}.ringstore-load-${process.pid}.${randomBytes(4).toString('hex')}.partial`);
+  }
+
+  /** Starts a build for `path`: missing, or an empty regular file (locked now, or refused). */
+  static async start(path: string, cleanup: SignalCleanup): Promise<NewStoreBuild> {
+    if (path.endsWith('/')) throw commandError('ERR_STORE_PATH', `'${path}' ends in '/': name a file`);
+    const existing = statSync(path, { throwIfNoEntry: false });
+    if (existing !== undefined && existing.nlink > 1) {
+      throw commandError('ERR_STORE_PATH', `'${path}' is an empty file with other hard links: they would keep the empty file when the new store replaces it; remove it, or load into a new name`);
+    }
+    const ring = IoUringActor.start({ spinUs: 0, completionSpinUs: 0 });
+    const build = new NewStoreBuild(existing === undefined ? path : realpathSync(path), cleanup, ring);
+    try {
+      if (existing !== undefined) {
+        const held = await ring.open(build.#path);
+        build.#heldEmpty = held;
+        if (!held.tryLockExclusive()) throw commandError('ERR_STORE_LOCKED', `'${path}' is open by a store or another load`);
+        if ((await held.stat()).sizeBytes !== 0) throw commandError('ERR_STORE_LOCKED', `'${path}' is no longer empty`);
+      }
+    } catch (error) {
+      await build.abandon();
+      throw error;
+    }
+    cleanup.add(build.buildPath);
+    return build;
   }
 
   /** Puts the built store (closed: durable) at PATH, or fails leaving PATH as it was. */
   async publish(): Promise<void> {
     const madeMeanwhile = (): Error => commandError('ERR_STORE_LOCKED', `'${this.#path}' was made by someone else while the load ran: the loaded store is not put there`);
-    try {
-      // link(2) never replaces: a file made at PATH meanwhile (another load, a store) wins.
-      linkSync(this.buildPath, this.#path);
+    if (this.#heldEmpty !== undefined) {
+      // Locked all along: only a writer that ignores flock could have written to it.
+      if ((await this.#heldEmpty.stat()).sizeBytes !== 0) throw madeMeanwhile();
+      const empty = statSync(this.#path);
+      chmodSync(this.buildPath, empty.mode & 0o7777);
+      try {
+        chownSync(this.buildPath, empty.uid, empty.gid);
+      } catch {
+        // Another user's file: the store is this user's, with the file's mode.
+      }
+      renameSync(this.buildPath, this.#path);
       this.#cleanup.delete(this.buildPath);
-      unlinkSync(this.buildPath);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw madeMeanwhile();
-      throw error;
+    } else {
+      try {
+        // link(2) never replaces: a file made at PATH meanwhile (another load, a store) wins.
+        linkSync(this.buildPath, this.#path);
+        this.#cleanup.delete(this.buildPath);
+        unlinkSync(this.buildPath);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? '';
+        if (code === 'EEXIST') throw madeMeanwhile();
+        if (!HARD_LINKS_UNSUPPORTED.has(code)) throw error;
+        await this.#publishByRename(madeMeanwhile);
+      }
     }
+    await this.#release();
     // The new name must survive a crash as the store's contents do.
     await syncDirectory(dirname(this.#path));
   }
 
-  /** Removes the store being built (nothing once published). Idempotent. */
-  abandon(): void {
+  /** publish() without hard links: PATH claimed empty (O_EXCL) and locked, so no one formats it, then renamed over. */
+  async #publishByRename(madeMeanwhile: () => Error): Promise<void> {
+    try {
+      closeSync(openSync(this.#path, 'wx'));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw madeMeanwhile();
+      throw error;
+    }
+    const claim = await this.#ring.open(this.#path);
+    try {
+      if (!claim.tryLockExclusive()) throw madeMeanwhile();
+      renameSync(this.buildPath, this.#path);
+      this.#cleanup.delete(this.buildPath);
+    } finally {
+      await claim.close();
+    }
+  }
+
+  /** Removes the store being built (nothing once published) and lets go of PATH. Idempotent. */
+  async abandon(): Promise<void> {
     rmSync(this.buildPath, { force: true });
+    await this.#release();
+  }
+
+  async #release(): Promise<void> {
+    const held = this.#heldEmpty;
+    this.#heldEmpty = undefined;
+    await held?.close().catch(() => undefined);
+    await this.#ring.close().catch(() => undefined);
   }
 }
 

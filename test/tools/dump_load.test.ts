@@ -386,6 +386,16 @@ describe('ringstore dump and load', function () {
       assert.deepEqual(readdirSync(interrupted.directory), ['store']);
     });
 
+    it('into an empty file never replaces a file made at PATH after that one was removed (a store held open there lost its writes; found by a review)', async () => {
+      const { target, exited } = await startLoad('empty-replaced', false, { emptyTarget: true });
+      rmSync(target);
+      writeFileSync(target, 'made by someone else');
+      const ended = await exited;
+      assert.equal(ended.code, 2, ended.stderr);
+      assert.match(ended.stderr, /^ringstore: ERR_STORE_LOCKED: .*made by someone else while the load ran/);
+      assert.equal(readFileSync(target, 'utf8'), 'made by someone else');
+    });
+
     it('into an empty file with other hard links is refused before the load (they would keep the empty file)', async () => {
       const target = `${dir}/linked-empty`;
       writeFileSync(target, '');

@@ -4,7 +4,7 @@
 // SIGHUP runs first (SignalCleanup) — so that an interrupted load never
 // leaves a store at PATH that opens, passes fsck and lacks entries.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, linkSync, openSync, realpathSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, closeSync, constants, fstatSync, linkSync, openSync, realpathSync, renameSync, rmSync, type Stats, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 import { prefixOfBytes } from '../../engine/store_file.js';
@@ -98,8 +98,10 @@ export class NewStoreBuild {
     if (existing !== undefined && existing.nlink > 1) {
       throw commandError('ERR_STORE_PATH', `'${path}' is an empty file with other hard links: they would keep the empty file when the new store replaces it; remove it, or load into a new name`);
     }
+    const target = existing === undefined ? path : realpathSync(path);
+    refuseUnwritableDirectory(path, target, existing);
     const ring = IoUringActor.start({ spinUs: 0, completionSpinUs: 0 });
-    const build = new NewStoreBuild(existing === undefined ? path : realpathSync(path), cleanup, ring);
+    const build = new NewStoreBuild(target, cleanup, ring);
     try {
       if (existing !== undefined) {
         const held = await ring.open(build.#path);
@@ -121,7 +123,12 @@ export class NewStoreBuild {
     if (this.#heldEmpty !== undefined) {
       // Locked all along: only a writer that ignores flock could have written to it.
       if ((await this.#heldEmpty.stat()).sizeBytes !== 0) throw madeMeanwhile();
-      const empty = statSync(this.#path);
+      // And PATH must still name it: a file made there after it was removed
+      // (a store another process holds open) would be renamed over, its
+      // writes going to a deleted file (found by a review).
+      const empty = statSync(this.#path, { throwIfNoEntry: false });
+      const held = fstatSync(this.#heldEmpty.fd);
+      if (empty === undefined || empty.dev !== held.dev || empty.ino !== held.ino) throw madeMeanwhile();
       chmodSync(this.buildPath, empty.mode & 0o7777);
       try {
         chownSync(this.buildPath, empty.uid, empty.gid);
@@ -179,6 +186,37 @@ export class NewStoreBuild {
     await this.#ring.close().catch(() => undefined);
   }
 }
+
+/**
+ * Refuses, before any work, a PATH whose directory the build cannot be made
+ * in or renamed from: one this user cannot write (an empty file there was
+ * loaded in place before; load into a new name elsewhere), and an empty
+ * file in a sticky directory (/tmp) that neither this user nor the
+ * directory's owner owns, which rename(2) may not replace (it failed with a
+ * raw EPERM after the whole load; found by a review).
+ */
+function refuseUnwritableDirectory(path: string, target: string, existing: Stats | undefined): void {
+  const directory = dirname(target);
+  try {
+    accessSync(directory, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') {
+      throw Object.assign(commandError('ERR_STORE_PATH', `'${path}': its directory cannot be used (${code ?? String(error)})`), { cause: error });
+    }
+    throw Object.assign(commandError('ERR_STORE_PATH', `'${path}': its directory is not writable by this user (${code}), and load --create builds the new store beside PATH: load into a new name in a writable directory`), { cause: error });
+  }
+  const uid = process.getuid?.();
+  if (existing === undefined || uid === undefined || uid === 0) return;
+  const directoryStats = statSync(directory);
+  const sticky = (directoryStats.mode & STICKY_BIT) !== 0;
+  if (sticky && existing.uid !== uid && directoryStats.uid !== uid) {
+    throw commandError('ERR_STORE_PATH', `'${path}' is another user's file in a sticky directory: the new store cannot replace it; load into a new name`);
+  }
+}
+
+/** S_ISVTX: in a directory, only a file's owner (or the directory's) may remove or replace it. */
+const STICKY_BIT = 0o1000;
 
 /** Bytes (UTF-8) of PATH's name kept in the build's temporary name: with the rest it must fit NAME_MAX (255). */
 const BUILD_NAME_BASENAME_BYTES_MAX = 128;

@@ -224,32 +224,40 @@ async function createNamedStoreFile(ring: IoUringActor, directoryPath: string, p
     throw renameInMessage(error, temporaryPath, path);
   }
   const newDevice = device;
-  let published = false;
   return {
     device: newDevice,
     blank: true,
-    publish: async () => {
-      try {
-        await link(temporaryPath, path);
-        published = true;
-      } catch (error) {
-        if (isCode(error, 'EEXIST')) throw lostCreateRace(path, error);
-        if (!HARD_LINKS_UNSUPPORTED.has((error as Error & { code?: string }).code ?? '')) {
-          throw pathError(path, error, 'cannot link the new store file to its name');
-        }
-        await publishByRename(ring, temporaryPath, path);
-        published = true;
-      }
-      // A second name of the live store from here until unlink: a crash in
-      // between leaves it behind (see docs/store.md).
-      if (existsSync(temporaryPath)) await unlink(temporaryPath);
-      await syncNewName(path, directoryPath);
-    },
+    publish: () => publishNamedFile(ring, temporaryPath, path),
     abandon: async () => {
       await newDevice.close().catch(() => undefined);
-      if (!published) await unlink(temporaryPath).catch(() => undefined);
+      // Once published, only a second name of the store, or gone (renamed).
+      await unlink(temporaryPath).catch(() => undefined);
     },
   };
+}
+
+/**
+ * Gives the complete, durable file at `temporaryPath` the name `path`, never
+ * replacing a file there (ERR_STORE_LOCKED: another creator made it), then
+ * drops the temporary name and makes the new one durable. link(2), or on a
+ * file system without hard links a rename over a claimed name
+ * (publishByRename). Also how `ringstore load --create` publishes the store
+ * it built (tools/cli/load_target.ts).
+ */
+export async function publishNamedFile(ring: IoUringActor, temporaryPath: string, path: string): Promise<void> {
+  try {
+    await link(temporaryPath, path);
+  } catch (error) {
+    if (isCode(error, 'EEXIST')) throw lostCreateRace(path, error);
+    if (!HARD_LINKS_UNSUPPORTED.has((error as Error & { code?: string }).code ?? '')) {
+      throw pathError(path, error, 'cannot link the new store file to its name');
+    }
+    await publishByRename(ring, temporaryPath, path);
+  }
+  // A second name of the live store from here until unlink: a crash in
+  // between leaves it behind (see docs/store.md).
+  if (existsSync(temporaryPath)) await unlink(temporaryPath);
+  await syncNewName(path, dirname(path));
 }
 
 /**

@@ -63,6 +63,13 @@ const ERRNO_EOPNOTSUPP = -95;
 /** EWOULDBLOCK (= EAGAIN) on Linux, as flock returns it. */
 const ERRNO_EWOULDBLOCK = 11;
 
+/** Refuses what no system call could take as a path (ERR_INVALID_ARG), before the addon sees it. */
+function checkPath(path: unknown): asserts path is string {
+  if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
+    throw invalidType('path must be a non-empty string without NUL characters');
+  }
+}
+
 /**
  * fsync(2) of the directory `path`: makes the names made in it durable. The
  * directory is opened, synced and closed in one task on libuv's thread pool,
@@ -71,9 +78,7 @@ const ERRNO_EWOULDBLOCK = 11;
  * @internal
  */
 export async function syncDirectory(path: string): Promise<void> {
-  if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
-    throw invalidType('path must be a non-empty string without NUL characters');
-  }
+  checkPath(path);
   try {
     await addon.syncDirectory(path);
   } catch (cause) {
@@ -133,9 +138,7 @@ export class RingFile implements OpOwner, ObservedFile {
    * @internal
    */
   static async open(sink: OpSink, path: string, options: RingFileOptions): Promise<RingFile> {
-    if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
-      throw invalidType('path must be a non-empty string without NUL characters');
-    }
+    checkPath(path);
     if (options === null || typeof options !== 'object') throw invalidType('options must be an object');
     for (const name of ['direct', 'dsync', 'create', 'readOnly', 'unnamed'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'boolean') {
@@ -352,9 +355,7 @@ export class RingFile implements OpOwner, ObservedFile {
    * and an fsync of its directory.
    */
   async linkTo(path: string): Promise<void> {
-    if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
-      throw invalidType('path must be a non-empty string without NUL characters');
-    }
+    checkPath(path);
     const error = this.#checkUsable(false);
     if (error !== undefined) throw error;
     // Held open like a discard: close() must not free the number while the

@@ -4,10 +4,10 @@
 // SIGHUP runs first (SignalCleanup) — so that an interrupted load never
 // leaves a store at PATH that opens, passes fsck and lacks entries.
 import { randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, chownSync, closeSync, constants, fstatSync, linkSync, openSync, realpathSync, renameSync, rmSync, type Stats, statSync, unlinkSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, constants, fstatSync, realpathSync, renameSync, rmSync, type Stats, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
-import { prefixOfBytes } from '../../engine/store_file.js';
+import { prefixOfBytes, publishNamedFile } from '../../engine/store_file.js';
 import { IoUringActor } from '../../native/io_uring_actor.js';
 import { type RingFile, syncDirectory } from '../../native/ring_file.js';
 import { commandError } from './command_line.js';
@@ -56,17 +56,15 @@ export class SignalCleanup {
 
 const CLEANUP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
-/** link(2) errors of file systems without hard links (vfat, some FUSE): publish by rename over a claimed name instead. */
-const HARD_LINKS_UNSUPPORTED: ReadonlySet<string> = new Set(['EPERM', 'EOPNOTSUPP', 'ENOTSUP', 'ENOSYS']);
-
 /**
  * A new store load --create builds under a temporary name beside PATH and
  * puts at PATH only once it holds the whole dump; until then PATH is never
  * touched, so a failed or interrupted load leaves it as it was.
  *
- * - A missing PATH: the build is linked there (link(2) never replaces: a
- *   file made there meanwhile wins, ERR_STORE_LOCKED). Without hard links
- *   (vfat), PATH is claimed (O_EXCL) and locked, then renamed over.
+ * - A missing PATH: the build is published there as the engine publishes
+ *   a new store file (publishNamedFile: never over a file made there
+ *   meanwhile, ERR_STORE_LOCKED; a rename over a claimed name without hard
+ *   links).
  * - An empty file at PATH: it is locked (flock, as a store locks its file)
  *   for the whole load, so no store can be made in it meanwhile, and the
  *   build — given its mode and, as far as this user may, its owner — is
@@ -137,40 +135,21 @@ export class NewStoreBuild {
       }
       renameSync(this.buildPath, this.#path);
       this.#cleanup.delete(this.buildPath);
-    } else {
-      try {
-        // link(2) never replaces: a file made at PATH meanwhile (another load, a store) wins.
-        linkSync(this.buildPath, this.#path);
-        this.#cleanup.delete(this.buildPath);
-        unlinkSync(this.buildPath);
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code ?? '';
-        if (code === 'EEXIST') throw madeMeanwhile();
-        if (!HARD_LINKS_UNSUPPORTED.has(code)) throw error;
-        await this.#publishByRename(madeMeanwhile);
-      }
+      await this.#release();
+      // The new name must survive a crash as the store's contents do.
+      await syncDirectory(dirname(this.#path));
+      return;
     }
-    await this.#release();
-    // The new name must survive a crash as the store's contents do.
-    await syncDirectory(dirname(this.#path));
-  }
-
-  /** publish() without hard links: PATH claimed empty (O_EXCL) and locked, so no one formats it, then renamed over. */
-  async #publishByRename(madeMeanwhile: () => Error): Promise<void> {
     try {
-      closeSync(openSync(this.#path, 'wx'));
+      // Never over a file made at PATH meanwhile (another load, a store).
+      await publishNamedFile(this.#ring, this.buildPath, this.#path);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw madeMeanwhile();
+      if ((error as { code?: unknown }).code === 'ERR_STORE_LOCKED') throw madeMeanwhile();
       throw error;
-    }
-    const claim = await this.#ring.open(this.#path);
-    try {
-      if (!claim.tryLockExclusive()) throw madeMeanwhile();
-      renameSync(this.buildPath, this.#path);
-      this.#cleanup.delete(this.buildPath);
     } finally {
-      await claim.close();
+      await this.#release();
     }
+    this.#cleanup.delete(this.buildPath);
   }
 
   /** Removes the store being built (nothing once published) and lets go of PATH. Idempotent. */

@@ -1,6 +1,6 @@
 // RingBlockDevice: a BlockDevice over a file or raw block device, opened with
 // direct IO through an IoUringActor.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, fstatSync, statSync } from 'node:fs';
 import { readFile, stat as fsStat, truncate } from 'node:fs/promises';
 
 import { RingError, RingSystemError } from '../native/errors.js';
@@ -63,13 +63,33 @@ export class RingBlockDevice implements BlockDevice {
    */
   static async open(ring: IoUringActor, path: string, options: { readOnly?: boolean; name?: string; punchHoles?: boolean } = {}): Promise<RingBlockDevice> {
     const readOnly = options.readOnly === true;
-    let file: RingFile;
-    try {
-      file = await ring.open(path, { direct: true, readOnly });
-    } catch (error) {
-      throw openError(path, error);
+    for (let attempt = 1; ; attempt++) {
+      let file: RingFile;
+      try {
+        file = await ring.open(path, { direct: true, readOnly });
+      } catch (error) {
+        throw openError(path, error);
+      }
+      const device = await RingBlockDevice.#locked(ring, file, path, readOnly, options.name ?? path, options.punchHoles === true);
+      // The lock is taken on the file the open found. A rename over `path`
+      // between the two (`ringstore load --create` publishing its build over
+      // an empty file, a restore with mv) leaves the lock on a file the name
+      // no longer reaches: writes there would vanish with its last
+      // descriptor. So the name must still reach the locked file; if not,
+      // the open starts again at what the name reaches now.
+      let stillNamed: boolean;
+      try {
+        stillNamed = file.isBlockDevice || namesFile(path, file.fd);
+      } catch (error) {
+        await device.close();
+        throw pathError(path, error, 'cannot open');
+      }
+      if (stillNamed) return device;
+      await device.close();
+      if (attempt === REPLACED_OPEN_ATTEMPTS_MAX) {
+        throw new StoreError('ERR_STORE_LOCKED', `'${options.name ?? path}' was replaced by another file ${attempt} times while it was being opened`);
+      }
     }
-    return RingBlockDevice.#locked(ring, file, path, readOnly, options.name ?? path, options.punchHoles === true);
   }
 
   /**
@@ -255,6 +275,21 @@ export class RingBlockDevice implements BlockDevice {
   mark(phase: IoPhase, id?: number): void {
     this.#file.mark(phase, id);
   }
+}
+
+/**
+ * How many times open() starts again when `path` was renamed over (or
+ * removed) between its open and its lock: once is the race a concurrent
+ * publisher makes; several in a row is a path that is replaced without end.
+ */
+const REPLACED_OPEN_ATTEMPTS_MAX = 4;
+
+/** Whether `path` names (dev, ino) the file open at `fd`: false if it names another file or nothing. */
+function namesFile(path: string, fd: number): boolean {
+  const named = statSync(path, { throwIfNoEntry: false });
+  if (named === undefined) return false;
+  const held = fstatSync(fd);
+  return named.dev === held.dev && named.ino === held.ino;
 }
 
 /** Errors of opening an existing `path` as StoreErrors with documented codes. */

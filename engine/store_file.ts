@@ -93,8 +93,9 @@ export async function openStoreFile(
       if (!options.create) {
         throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' is an empty file (open with create: true to make a store in it)`);
       }
-      // Truncated by path: the lock on the descriptor we hold keeps other
-      // stores out, so the name still means this file.
+      // Truncated by path: open() found the name still reaching the file
+      // it locked, and no store or `ringstore load` replaces a file another
+      // holds locked, so the name still means this file.
       const restoreEmpty = (): Promise<void> => truncate(path, 0).catch(() => undefined);
       try {
         await device.grow(options.sizeBytes);

@@ -2,9 +2,10 @@
 // same path — in this process or in another — fails with ERR_STORE_LOCKED
 // and changes nothing; once the store is closed, the file opens again.
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { copyFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 
 import { BlockStore } from '../../engine/block_store.js';
+import { RingFile } from '../../native/ring_file.js';
 import { describeChild, makeStoreDir, openSmallStore, PACKAGE_ENTRY_URL, rejectsWithCode, removeStoreDir, runNodeModule } from './helpers.js';
 
 /** A child process that tries to open `path` and prints the outcome as JSON. */
@@ -127,5 +128,84 @@ describe('BlockStore: a lock whose holder has exited', function () {
     } finally {
       await reopened.close();
     }
+  });
+});
+
+describe('BlockStore: the path renamed over (or removed) between its open and its lock', () => {
+  let dir: string | undefined;
+  const path = (): string => `${dir}/store`;
+  const originalTryLock = RingFile.prototype.tryLockExclusive;
+  /** Runs once before each exclusive lock is tried, while armed: it changes what the path names. */
+  let beforeLock: (() => void) | undefined;
+
+  beforeEach(() => {
+    dir = makeStoreDir();
+    RingFile.prototype.tryLockExclusive = function (this: RingFile): boolean {
+      beforeLock?.();
+      return originalTryLock.call(this);
+    };
+  });
+
+  afterEach(() => {
+    RingFile.prototype.tryLockExclusive = originalTryLock;
+    beforeLock = undefined;
+    removeStoreDir(dir);
+  });
+
+  /** A closed store at `at` holding 'k' = `value`. */
+  async function storeAt(at: string, value: string): Promise<void> {
+    const store = await openSmallStore(at);
+    await store.put('k', value);
+    await store.close();
+  }
+
+  it('opens the store renamed over an empty file, not the empty file it first opened', async () => {
+    // The race `ringstore load --create` makes: it renames its finished
+    // build over an empty file at PATH. An opener with create: true that
+    // locked the empty file after the rename formatted that unlinked file,
+    // and every write of it vanished at close.
+    await storeAt(`${dir}/build`, 'loaded');
+    writeFileSync(path(), '');
+    beforeLock = () => {
+      beforeLock = undefined;
+      renameSync(`${dir}/build`, path());
+    };
+    const store = await openSmallStore(path(), { create: true });
+    await store.put('mine', 'acknowledged');
+    await store.close();
+    const reopened = await BlockStore.open(path());
+    try {
+      assert.equal(await reopened.get('k'), 'loaded');
+      assert.equal(await reopened.get('mine'), 'acknowledged', 'a write acknowledged by the opener is not at the path');
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('refuses a store removed before the lock with ERR_STORE_NOT_FOUND instead of opening the unlinked file', async () => {
+    await storeAt(path(), 'removed');
+    beforeLock = () => {
+      beforeLock = undefined;
+      unlinkSync(path());
+    };
+    await rejectsWithCode(() => BlockStore.open(path()), 'ERR_STORE_NOT_FOUND');
+  });
+
+  it('gives up with ERR_STORE_LOCKED when the path is replaced at every try', async () => {
+    await storeAt(`${dir}/template`, 'template');
+    copyFileSync(`${dir}/template`, path());
+    let replacements = 0;
+    beforeLock = () => {
+      replacements++;
+      copyFileSync(`${dir}/template`, `${dir}/next`);
+      renameSync(`${dir}/next`, path());
+    };
+    const refusal = await rejectsWithCode(() => BlockStore.open(path()), 'ERR_STORE_LOCKED');
+    assert.match(refusal.message, /replaced by another file 4 times/);
+    assert.equal(replacements, 4);
+    beforeLock = undefined;
+    const store = await BlockStore.open(path());
+    assert.equal(await store.get('k'), 'template');
+    await store.close();
   });
 });

@@ -214,7 +214,7 @@ export async function probeSuperblocks(device: BlockDevice): Promise<SuperblockP
     }
   }
   if (newest.blockCount * newest.blockSize > device.sizeBytes) {
-    throw new StoreCorruptError('superblock', `store of ${newest.blockCount} blocks does not fit the device (${device.sizeBytes} bytes)`, 0);
+    throw new StoreCorruptError('superblock', `store of ${newest.blockCount} blocks does not fit the device (${device.sizeBytes} bytes): the file or device was cut short or shrunk since the store was written`, 0);
   }
   return { kind: 'found', superblock: newest, slotsToRepair };
 }

@@ -91,8 +91,12 @@ export function pathError(path: string, error: unknown, doing: string): Error {
       return new StoreError('ERR_STORE_PATH', `'${path}': ${doing}: ${code} (the path cannot name a store file)`, { cause: error });
     case 'EACCES':
     case 'EPERM':
-    case 'EROFS':
       return new StoreError('ERR_STORE_PATH', `'${path}': ${doing}: ${code} (no permission to write there)`, { cause: error });
+    case 'EROFS':
+      // Permissions are not the cause (found by a review): a file system
+      // mounted read-only, or remounted so after an error (ext4's
+      // errors=remount-ro).
+      return new StoreError('ERR_STORE_PATH', `'${path}': ${doing}: EROFS (the file system is read-only; open with readOnly: true to read the store)`, { cause: error });
     case 'ENOSPC':
     case 'EDQUOT':
     case 'EFBIG':

@@ -6,12 +6,13 @@
 // other processes, while a writer and they exclude each other.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, readdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
-import { collect, describeChild, isRoot, makeStoreDir, openSmallStore, PACKAGE_ENTRY_URL, rejectsWith, rejectsWithCode, removeStoreDir, runNodeModule, seededRandom } from './helpers.js';
+import { collect, describeChild, isRoot, makeStoreDir, openSmallStore, PACKAGE_ENTRY_URL, rejectsWith, rejectsWithCode, removeStoreDir, runNodeModule, seededRandom, skipBecause } from './helpers.js';
 
 /** Bytes of the store images made on the simulated device: small, whole 4096-byte blocks. */
 const IMAGE_BYTES = 8 << 20;
@@ -166,6 +167,29 @@ describe('BlockStore read-only opens', () => {
       assert.deepEqual(accessModesOf(path), [2]);
     } finally {
       await writer.close();
+    }
+  });
+
+  it('refuses a writer on a read-only file system with a message that says so, and opens there read-only', async function () {
+    if (!isRoot()) skipBecause(this, 'mounting a file system needs root');
+    const mountPoint = `${dir}/read-only-mount`;
+    mkdirSync(mountPoint);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mountPoint]);
+    try {
+      writeFileSync(`${mountPoint}/store`, await uncleanImage(false));
+      execFileSync('mount', ['-o', 'remount,ro', mountPoint]);
+      // It said "no permission to write there" (found by a review): the
+      // user looked at permissions while the file system was the cause.
+      const refusal = await rejectsWithCode(() => BlockStore.open(`${mountPoint}/store`), 'ERR_STORE_PATH');
+      assert.match(refusal.message, /EROFS \(the file system is read-only; open with readOnly: true/);
+      const store = await BlockStore.open(`${mountPoint}/store`, { readOnly: true });
+      try {
+        assert.equal(await store.get('b1'), 'in the WAL 1');
+      } finally {
+        await store.close();
+      }
+    } finally {
+      execFileSync('umount', [mountPoint]);
     }
   });
 

@@ -480,6 +480,15 @@ export class Journal {
         // before an earlier write is durable).
         this.#space.commitSettled(operationCount, payloadBytes);
         await this.#drainInFlight();
+        // A commit ahead of these failed the store meanwhile: that failure
+        // is their answer, whatever refused them (a page read that failed
+        // with the device, found by a review: such writes were rejected
+        // with the read's EIO while the store no longer took any write).
+        const failedMeanwhile = this.#state.failure;
+        if (failedMeanwhile !== undefined) {
+          for (const write of writes) write.reject(failedMeanwhile);
+          continue;
+        }
         if ((error instanceof StoreError && error.code === 'ERR_STORE_FULL') || error instanceof CommitRefused || error instanceof PageUnreadable) {
           // The WAL or the free space is full and no checkpoint or growth
           // makes room, or a page could not be read (this commit's, or one

@@ -87,6 +87,49 @@ class FailingDevice implements BlockDevice {
   }
 }
 
+/**
+ * A FailingDevice whose RWF_DSYNC writes (a commit's WAL write) can be held
+ * until released, and whose reads can be made to fail with EIO: a commit
+ * in flight whose write is about to fail, while the next one reads pages.
+ */
+class HoldingDevice extends FailingDevice {
+  #held: { release: (error?: Error) => void } | undefined;
+  #holding = false;
+  #onHeld: (() => void) | undefined;
+  failReads = false;
+
+  /** Holds the next writeDsync; resolves once it was called. */
+  holdNextDsync(): Promise<void> {
+    this.#holding = true;
+    return new Promise((resolve) => (this.#onHeld = resolve));
+  }
+
+  /** Ends the held writeDsync: with `error`, it fails without reaching the device. */
+  release(error?: Error): void {
+    const held = this.#held;
+    assert.ok(held !== undefined, 'a writeDsync is held');
+    this.#held = undefined;
+    held.release(error);
+  }
+
+  override writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
+    if (!this.#holding) return super.writeDsync(position, buffers);
+    this.#holding = false;
+    return new Promise<void>((resolve, reject) => {
+      this.#held = { release: (error) => (error === undefined ? super.writeDsync(position, buffers).then(resolve, reject) : reject(error)) };
+      this.#onHeld?.();
+    });
+  }
+
+  override read(position: number, buffer: Uint8Array): Promise<void> {
+    return this.failReads ? Promise.reject(eio('pread')) : super.read(position, buffer);
+  }
+
+  override readv(position: number, buffers: Uint8Array[]): Promise<void> {
+    return this.failReads ? Promise.reject(eio('preadv')) : super.readv(position, buffers);
+  }
+}
+
 function openOn(device: BlockDevice, options: { create: boolean; sync?: boolean }): Promise<BlockStore> {
   return BlockStore.open('failing', { device, encoding: 'binary', ...options });
 }
@@ -194,6 +237,40 @@ describe('BlockStore after a device error', () => {
     } finally {
       process.off('unhandledRejection', onUnhandled);
     }
+  });
+
+  it('rejects a write whose page read failed with ERR_STORE_FAILED when a commit ahead of it failed the store meanwhile', async () => {
+    // Found by a review: with the device failing reads and writes at once,
+    // writes refused for a page read after the store had failed got the
+    // read's EIO, as if the store still took writes.
+    const simulated = new SimulatedDevice({ sizeBytes: 32 << 20 });
+    const made = await BlockStore.open('failing', { device: simulated, encoding: 'binary', create: true, walSizeBytes: 8 << 20 });
+    // Enough keys for many leaves, checkpointed: a reopen with no cache reads them.
+    for (let start = 0; start < 4_000; start += 500) {
+      await made.batch(Array.from({ length: 500 }, (_, i) => ({ type: 'put' as const, key: `key-${String(start + i).padStart(5, '0')}`, value: pattern(200, start + i) })));
+    }
+    await made.close();
+    const device = new HoldingDevice(simulated.crash({ keepProbability: 1, tornWrites: false }));
+    const store = await BlockStore.open('failing', { device, encoding: 'binary', cacheSizeBytes: 0 });
+    await store.get('key-00000');
+    const held = device.holdNextDsync();
+    const ahead = store.put('key-00000', pattern(10, 1));
+    await held;
+    // The commit of `ahead` is in flight; the next one reads its page and fails.
+    device.failReads = true;
+    const behind = store.put('key-03999', pattern(10, 2));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const injected = eio('pwritev');
+    device.release(injected);
+    const [aheadOutcome, behindOutcome] = await Promise.allSettled([ahead, behind]);
+    assert.equal(aheadOutcome.status, 'rejected');
+    assert.equal(behindOutcome.status, 'rejected');
+    for (const outcome of [aheadOutcome, behindOutcome] as PromiseRejectedResult[]) {
+      assert.equal((outcome.reason as StoreError).code, 'ERR_STORE_FAILED', String(outcome.reason));
+      assert.equal((outcome.reason as StoreError).cause, injected);
+    }
+    device.failReads = false;
+    await store.close().catch(() => undefined);
   });
 
   it('rejects close() with ERR_STORE_FAILED when the deferred flush of sync: false failed with no write after it to say so', async () => {

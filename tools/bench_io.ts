@@ -32,6 +32,7 @@ import { headlineOf, type Contender, type ContenderResult, type WorkloadResult }
 import { checkTargets } from './bench/targets.js';
 import { BLOCK_SIZE_MAX, WORKLOADS, type WorkloadSpec } from './bench/workload_spec.js';
 import { usageCode } from './cli/command_line.js';
+import { parseSizeBytes } from './size_argument.js';
 
 const GiB = 1024 * 1024 * 1024;
 /** The bench file: 1 GiB, large enough that random reads are not served by a small device cache. */
@@ -138,7 +139,7 @@ function parseOptions(argv: string[]): Options | undefined {
     allowPositionals: false,
   });
   if (values.help) return undefined;
-  const sizeBytes = values.size === undefined ? DEFAULT_FILE_SIZE_BYTES : parseSizeBytes(values.size);
+  const sizeBytes = values.size === undefined ? DEFAULT_FILE_SIZE_BYTES : sizeOption(values.size);
   if (sizeBytes <= 0 || sizeBytes % BLOCK_SIZE_MAX !== 0) {
     throw new RangeError(`--size must be a positive multiple of ${BLOCK_SIZE_MAX} bytes, got ${values.size}`);
   }
@@ -167,14 +168,10 @@ function parseOptions(argv: string[]): Options | undefined {
   };
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
-
-/** '1073741824', '1G', '1GiB', '512m', '512MB' (binary units throughout). */
-function parseSizeBytes(text: string): number {
-  const match = /^(\d+)\s*([kmgt]?)(i?b)?$/i.exec(text.trim());
-  if (match === null) throw new RangeError(`--size: cannot read '${text}' as a size (try 1G or 536870912)`);
-  const sizeBytes = Number(match[1]) * SIZE_UNITS[match[2].toLowerCase()];
-  if (!Number.isSafeInteger(sizeBytes)) throw new RangeError(`--size ${text} is too large`);
+/** --size: bytes, or with a binary unit (1G, 512M). */
+function sizeOption(text: string): number {
+  const sizeBytes = parseSizeBytes(text);
+  if (sizeBytes === undefined) throw new RangeError(`--size: cannot read '${text}' as a size (try 1G or 536870912)`);
   return sizeBytes;
 }
 

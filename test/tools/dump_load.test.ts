@@ -169,10 +169,14 @@ describe('ringstore dump and load', function () {
       const store = await BlockStore.open(json, { create: true, sizeBytes: 8 << 20, encoding: 'json' });
       await store.close();
       assert.equal((await runCli(['dump', json, `${dir}/empty.dump`])).code, 0);
-      const loaded = await runCli(['load', `${dir}/json-target`, `${dir}/empty.dump`, '--create', '--size', String(8 << 20)]);
+      // A size with a unit, as bench:io and fio read one (it was refused: "--size needs a number of bytes").
+      const loaded = await runCli(['load', `${dir}/json-target`, `${dir}/empty.dump`, '--create', '--size', '8M']);
       assert.equal(loaded.code, 0, loaded.stderr);
       assert.deepEqual(await storedContents(`${dir}/json-target`), { entries: [], encoding: 'json' });
       assert.equal(statSync(`${dir}/json-target`).size, 8 << 20, '--size sets the new store size');
+      const refused = await runCli(['load', `${dir}/json-target-2`, `${dir}/empty.dump`, '--create', '--size', '8 furlongs']);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /ERR_INVALID_ARG: --size needs a size: bytes, or with a unit \(64M, 1G\), got "8 furlongs"/);
     });
 
     it('dumps and loads empty values: a binary store\'s empty buffer, a string store\'s empty string (found by a review: dump failed with an assertion)', async () => {

@@ -29,20 +29,21 @@ import { startProgress, type Progress } from './progress.js';
 import { commandError, usageCode, usageError } from './command_line.js';
 import { Output } from './dump_output.js';
 import { NewStoreBuild, SignalCleanup } from './load_target.js';
+import { parseSizeBytes } from '../size_argument.js';
 
 export const DUMP_COMMANDS_USAGE = `  ringstore dump PATH [FILE] [--salvage] [--json]
                            write every key and stored value to FILE (default stdout) as a
                            checksummed dump stream; --salvage: from a damaged store, through
                            the format only, every entry that still verifies (skips on stderr;
                            exit 1 if any); --json: the report as one JSON line on stderr
-  ringstore load PATH [FILE] [--create] [--size BYTES] [--block-size BYTES] [--max-size BYTES] [--json]
+  ringstore load PATH [FILE] [--create] [--size SIZE] [--block-size BYTES] [--max-size SIZE] [--json]
                            load a dump stream from FILE (default stdin) into the store at PATH;
                            the whole stream is verified before anything is written;
                            --create: make the store (with the dump's value encoding);
                            --max-size: the most the store file may grow to while loading`;
 
 const DUMP_USAGE = 'ringstore dump PATH [FILE] [--salvage] [--json]';
-const LOAD_USAGE = 'ringstore load PATH [FILE] [--create] [--size BYTES] [--block-size BYTES] [--max-size BYTES] [--json]';
+const LOAD_USAGE = 'ringstore load PATH [FILE] [--create] [--size SIZE] [--block-size BYTES] [--max-size SIZE] [--json]';
 
 const DUMP_OPTIONS = { salvage: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const satisfies ParseArgsConfig['options'];
 const LOAD_OPTIONS = {
@@ -365,8 +366,8 @@ export async function loadCommand(args: string[]): Promise<number> {
 
 function byteCount(text: string | boolean | undefined, flag: string): number | undefined {
   if (text === undefined) return undefined;
-  const value = Number(text);
-  if (typeof text !== 'string' || !Number.isSafeInteger(value) || value <= 0) throw usageError(`${flag} needs a number of bytes, got ${JSON.stringify(text)}`);
+  const value = typeof text === 'string' ? parseSizeBytes(text) : undefined;
+  if (value === undefined) throw usageError(`${flag} needs a size: bytes, or with a unit (64M, 1G), got ${JSON.stringify(text)}`);
   return value;
 }
 

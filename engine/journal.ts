@@ -486,6 +486,9 @@ export class Journal {
         // with the read's EIO while the store no longer took any write).
         const failedMeanwhile = this.#state.failure;
         if (failedMeanwhile !== undefined) {
+          // Given back as a refusal's are: their blocks count as free
+          // (stats) and their data writes have settled when they reject.
+          await Promise.all(writes.map((write) => this.abandon(write)));
           for (const write of writes) write.reject(failedMeanwhile);
           continue;
         }

@@ -1,7 +1,7 @@
 // RingBlockDevice: a BlockDevice over a file or raw block device, opened with
 // direct IO through an IoUringActor.
-import { existsSync, fstatSync, statSync } from 'node:fs';
-import { readFile, stat as fsStat, truncate } from 'node:fs/promises';
+import { existsSync, fstatSync, ftruncate, statSync } from 'node:fs';
+import { readFile, stat as fsStat } from 'node:fs/promises';
 
 import { RingError, RingSystemError } from '../native/errors.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
@@ -70,22 +70,26 @@ export class RingBlockDevice implements BlockDevice {
       } catch (error) {
         throw openError(path, error);
       }
-      const device = await RingBlockDevice.#locked(ring, file, path, readOnly, options.name ?? path, options.punchHoles === true);
       // The lock is taken on the file the open found. A rename over `path`
       // between the two (`ringstore load --create` publishing its build over
       // an empty file, a restore with mv) leaves the lock on a file the name
       // no longer reaches: writes there would vanish with its last
       // descriptor. So the name must still reach the locked file; if not,
-      // the open starts again at what the name reaches now.
-      let stillNamed: boolean;
-      try {
-        stillNamed = file.isBlockDevice || namesFile(path, file.fd);
-      } catch (error) {
+      // the open starts again at what the name reaches now. The same when
+      // the lock is refused: the holder may be the replaced file's (load
+      // --create holds the empty file until just after its rename).
+      const device = await RingBlockDevice.#locked(ring, file, path, readOnly, options.name ?? path, options.punchHoles === true, path);
+      if (device !== REPLACED) {
+        let stillNamed: boolean;
+        try {
+          stillNamed = file.isBlockDevice || namesFile(path, file.fd);
+        } catch (error) {
+          await device.close();
+          throw pathError(path, error, 'cannot open');
+        }
+        if (stillNamed) return device;
         await device.close();
-        throw pathError(path, error, 'cannot open');
       }
-      if (stillNamed) return device;
-      await device.close();
       if (attempt === REPLACED_OPEN_ATTEMPTS_MAX) {
         throw new StoreError('ERR_STORE_LOCKED', `'${options.name ?? path}' was replaced by another file ${attempt} times while it was being opened`);
       }
@@ -104,7 +108,10 @@ export class RingBlockDevice implements BlockDevice {
     return RingBlockDevice.#locked(ring, file, name, false, name, false);
   }
 
-  static async #locked(ring: IoUringActor, file: RingFile, path: string, readOnly: boolean, name: string, punchHoles: boolean): Promise<RingBlockDevice> {
+  static async #locked(ring: IoUringActor, file: RingFile, path: string, readOnly: boolean, name: string, punchHoles: boolean): Promise<RingBlockDevice>;
+  /** With `replacedPath`: REPLACED (the file closed) when the lock is refused and that path no longer names the file. */
+  static async #locked(ring: IoUringActor, file: RingFile, path: string, readOnly: boolean, name: string, punchHoles: boolean, replacedPath: string): Promise<RingBlockDevice | typeof REPLACED>;
+  static async #locked(ring: IoUringActor, file: RingFile, path: string, readOnly: boolean, name: string, punchHoles: boolean, replacedPath?: string): Promise<RingBlockDevice | typeof REPLACED> {
     let backingFile: RingFile | undefined;
     try {
       // A block device is flock'ed too, beside its O_EXCL claim: a loop
@@ -113,6 +120,11 @@ export class RingBlockDevice implements BlockDevice {
       // this lock a store on /dev/loop0 and one on a loop device over
       // /dev/loop0 both opened for writing.
       if (!(await tryLock(file, readOnly))) {
+        // A path that cannot be looked at now is not known to be replaced: refused as locked.
+        if (replacedPath !== undefined && !file.isBlockDevice && !guarded(() => namesFile(replacedPath, file.fd), true)) {
+          await file.close();
+          return REPLACED;
+        }
         // On a block device the lock may be a tool's as well (udev, a partitioner).
         // A check (ringstore fsck, inspect, dump --salvage) locks shared as well (tools/cli/image_file.ts).
         const stores = 'another store or a ringstore check (in this process or another)';
@@ -175,12 +187,29 @@ export class RingBlockDevice implements BlockDevice {
       // the old length (no superblock names it), so cut it back, which gives
       // the blocks back to the file system.
       const lengthAfter = (await this.#file.stat().catch(() => undefined))?.sizeBytes;
-      if (lengthAfter !== undefined && lengthAfter > lengthBefore) await truncate(sizerPath, lengthBefore).catch(() => undefined);
+      if (lengthAfter !== undefined && lengthAfter > lengthBefore) await this.#truncate(lengthBefore).catch(() => undefined);
       throw pathError(this.#name, renamedError(error, sizerPath, this.#name), `cannot grow the file to ${sizeBytes} bytes`);
     } finally {
       // The length is whatever the file now has.
       this.#fileLengthBytes = (await this.#file.stat()).sizeBytes;
     }
+  }
+
+  /**
+   * Cuts a regular file back to no bytes: an empty file a create grew and
+   * then gave up on is left as it was found. Through the descriptor, never
+   * the path: a file renamed over the path meanwhile (a user's mv) is not
+   * this one, and truncating by path destroyed it (found by a review).
+   */
+  async truncateToEmpty(): Promise<void> {
+    if (this.isBlockDevice) throw new Error('ringstore: a block device cannot be truncated');
+    await this.#truncate(0);
+    this.#fileLengthBytes = 0;
+  }
+
+  /** ftruncate(2) of the held descriptor. */
+  #truncate(lengthBytes: number): Promise<void> {
+    return new Promise((resolve, reject) => ftruncate(this.#file.fd, lengthBytes, (error) => (error === null ? resolve() : reject(error))));
   }
 
   get isBlockDevice(): boolean {
@@ -277,15 +306,27 @@ export class RingBlockDevice implements BlockDevice {
   }
 }
 
+/** #locked's answer for a file whose lock was refused and whose path names another file now. */
+const REPLACED = Symbol('replaced');
+
 /**
  * How many times open() starts again when `path` was renamed over (or
  * removed) between its open and its lock: once is the race a concurrent
  * publisher makes; several in a row is a path that is replaced without end.
  */
-const REPLACED_OPEN_ATTEMPTS_MAX = 4;
+export const REPLACED_OPEN_ATTEMPTS_MAX = 4;
+
+/** `read()`, or `fallback` if it throws. */
+function guarded<T>(read: () => T, fallback: T): T {
+  try {
+    return read();
+  } catch {
+    return fallback;
+  }
+}
 
 /** Whether `path` names (dev, ino) the file open at `fd`: false if it names another file or nothing. */
-function namesFile(path: string, fd: number): boolean {
+export function namesFile(path: string, fd: number): boolean {
   const named = statSync(path, { throwIfNoEntry: false });
   if (named === undefined) return false;
   const held = fstatSync(fd);
@@ -318,7 +359,7 @@ function openError(path: string, error: unknown): Error {
   if (code === 'ERR_INVALID_ARG') {
     return new StoreError('ERR_STORE_PATH', `'${path}' is not a regular file or a block device`, { cause: error });
   }
-  return pathError(path, error, 'cannot open');
+  return pathError(path, error, 'cannot open', true);
 }
 
 /**

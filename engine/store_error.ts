@@ -77,8 +77,12 @@ export function invalidArgument(message: string, kind: 'type' | 'range' = 'type'
   return Object.assign(error, { code: 'ERR_INVALID_ARG' as const });
 }
 
-/** A system error of opening or creating `path` as a StoreError with a documented code. */
-export function pathError(path: string, error: unknown, doing: string): Error {
+/**
+ * A system error of opening or creating `path` as a StoreError with a
+ * documented code. `existingStore`: the error came from opening a file
+ * that is there (a read-only open of it may still work).
+ */
+export function pathError(path: string, error: unknown, doing: string, existingStore = false): Error {
   if (!(error instanceof Error)) return new Error(String(error));
   const code = (error as Error & { code?: unknown }).code;
   switch (code) {
@@ -96,7 +100,10 @@ export function pathError(path: string, error: unknown, doing: string): Error {
       // Permissions are not the cause (found by a review): a file system
       // mounted read-only, or remounted so after an error (ext4's
       // errors=remount-ro).
-      return new StoreError('ERR_STORE_PATH', `'${path}': ${doing}: EROFS (the file system is read-only; open with readOnly: true to read the store)`, { cause: error });
+      // The readOnly hint only where a store is there to read (found by a
+      // review: a create refused so was sent to a read-only open, which
+      // then found no store).
+      return new StoreError('ERR_STORE_PATH', `'${path}': ${doing}: EROFS (the file system is read-only${existingStore ? '; open with readOnly: true to read the store' : ''})`, { cause: error });
     case 'ENOSPC':
     case 'EDQUOT':
     case 'EFBIG':

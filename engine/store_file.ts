@@ -26,7 +26,7 @@
 // behind (docs/store.md).
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { link, lstat, open as openFile, rename, truncate, unlink } from 'node:fs/promises';
+import { link, lstat, open as openFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { SUPERBLOCK_MAGIC, SUPERBLOCK_SIZE } from '../format/constants.js';
@@ -93,10 +93,9 @@ export async function openStoreFile(
       if (!options.create) {
         throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' is an empty file (open with create: true to make a store in it)`);
       }
-      // Truncated by path: open() found the name still reaching the file
-      // it locked, and no store or `ringstore load` replaces a file another
-      // holds locked, so the name still means this file.
-      const restoreEmpty = (): Promise<void> => truncate(path, 0).catch(() => undefined);
+      // Through the descriptor: the path may name another file by now (a
+      // rename over it), which must not be cut.
+      const restoreEmpty = (): Promise<void> => device.truncateToEmpty().catch(() => undefined);
       try {
         await device.grow(options.sizeBytes);
       } catch (error) {

@@ -253,12 +253,14 @@ describe('BlockStore after a device error', () => {
     const device = new HoldingDevice(simulated.crash({ keepProbability: 1, tornWrites: false }));
     const store = await BlockStore.open('failing', { device, encoding: 'binary', cacheSizeBytes: 0 });
     await store.get('key-00000');
+    const freeBefore = store.stats().blocksFree;
     const held = device.holdNextDsync();
     const ahead = store.put('key-00000', pattern(10, 1));
     await held;
     // The commit of `ahead` is in flight; the next one reads its page and fails.
     device.failReads = true;
-    const behind = store.put('key-03999', pattern(10, 2));
+    // With a value of its own blocks: they are given back when it is refused.
+    const behind = store.put('key-03999', pattern(100_000, 2));
     await new Promise((resolve) => setTimeout(resolve, 20));
     const injected = eio('pwritev');
     device.release(injected);
@@ -269,6 +271,7 @@ describe('BlockStore after a device error', () => {
       assert.equal((outcome.reason as StoreError).code, 'ERR_STORE_FAILED', String(outcome.reason));
       assert.equal((outcome.reason as StoreError).cause, injected);
     }
+    assert.equal(store.stats().blocksFree, freeBefore, "the refused write's value blocks are free again");
     device.failReads = false;
     await store.close().catch(() => undefined);
   });

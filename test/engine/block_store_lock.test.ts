@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { copyFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 
 import { BlockStore } from '../../engine/block_store.js';
+import { RingBlockDevice } from '../../engine/ring_block_device.js';
+import { IoUringActor } from '../../native/io_uring_actor.js';
 import { RingFile } from '../../native/ring_file.js';
 import { describeChild, makeStoreDir, openSmallStore, PACKAGE_ENTRY_URL, rejectsWithCode, removeStoreDir, runNodeModule } from './helpers.js';
 
@@ -179,6 +181,57 @@ describe('BlockStore: the path renamed over (or removed) between its open and it
       assert.equal(await reopened.get('mine'), 'acknowledged', 'a write acknowledged by the opener is not at the path');
     } finally {
       await reopened.close();
+    }
+  });
+
+  it('opens the store renamed over an empty file whose publisher still holds that file locked', async () => {
+    // load --create releases the empty file's lock only after its rename:
+    // an opener that locked in between was refused with ERR_STORE_LOCKED
+    // though the path named a store nobody held (found by a review).
+    await storeAt(`${dir}/build`, 'loaded');
+    writeFileSync(path(), '');
+    const publisher = IoUringActor.start({ fallback: 'threads' });
+    const held = await publisher.open(path(), { direct: true });
+    assert.equal(held.tryLockExclusive(), true);
+    try {
+      beforeLock = () => {
+        beforeLock = undefined;
+        renameSync(`${dir}/build`, path());
+      };
+      const store = await BlockStore.open(path());
+      try {
+        assert.equal(await store.get('k'), 'loaded');
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await held.close();
+      await publisher.close();
+    }
+  });
+
+  it('leaves a store renamed over the path whole when a create in the empty file it replaced fails', async () => {
+    // The failed growth cut the file back to empty by its path, which named
+    // the store by then (found by a review).
+    await storeAt(`${dir}/moved`, 'moved in');
+    writeFileSync(path(), '');
+    const sizeBefore = statSync(`${dir}/moved`).size;
+    const originalGrow = RingBlockDevice.prototype.grow;
+    RingBlockDevice.prototype.grow = async function (this: RingBlockDevice, sizeBytes: number): Promise<void> {
+      renameSync(`${dir}/moved`, path());
+      throw Object.assign(new Error('EFBIG: file too large'), { code: 'EFBIG' });
+    };
+    try {
+      await assert.rejects(() => openSmallStore(path(), { create: true }), { code: 'EFBIG' });
+    } finally {
+      RingBlockDevice.prototype.grow = originalGrow;
+    }
+    assert.equal(statSync(path()).size, sizeBefore, 'the store moved in was cut');
+    const store = await BlockStore.open(path());
+    try {
+      assert.equal(await store.get('k'), 'moved in');
+    } finally {
+      await store.close();
     }
   });
 

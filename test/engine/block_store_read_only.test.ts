@@ -182,6 +182,9 @@ describe('BlockStore read-only opens', () => {
       // user looked at permissions while the file system was the cause.
       const refusal = await rejectsWithCode(() => BlockStore.open(`${mountPoint}/store`), 'ERR_STORE_PATH');
       assert.match(refusal.message, /EROFS \(the file system is read-only; open with readOnly: true/);
+      // A create there is not sent to a read-only open: there is no store to read.
+      const createRefusal = await rejectsWithCode(() => BlockStore.open(`${mountPoint}/new`, { create: true }), 'ERR_STORE_PATH');
+      assert.match(createRefusal.message, /EROFS \(the file system is read-only\)/);
       const store = await BlockStore.open(`${mountPoint}/store`, { readOnly: true });
       try {
         assert.equal(await store.get('b1'), 'in the WAL 1');

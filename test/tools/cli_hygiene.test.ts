@@ -6,11 +6,12 @@
 // message` (or, for inspect/fsck, a report), never a stack trace.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 
 import { BlockStore } from '../../engine/block_store.js';
+import { addon } from '../../native/addon.js';
 import { openImage } from '../../tools/cli/image_file.js';
 import type { CliResult } from './cli/run_cli.js';
 
@@ -160,6 +161,38 @@ describe('ringstore command line hygiene', function () {
       close();
     }
     await (await BlockStore.open(path, { encoding: 'binary' })).close();
+  });
+
+  it('a check reads the store renamed over an empty file between its open and its lock, not the unlinked empty file', async () => {
+    // As load --create publishes its build over an empty file it holds locked (found by a review).
+    const path = `${dir}/published`;
+    const build = `${dir}/published-build`;
+    const store = await BlockStore.open(build, { create: true, encoding: 'binary', sizeBytes: 8 << 20 });
+    await store.put('key', Buffer.alloc(100, 1));
+    await store.close();
+    writeFileSync(path, new Uint8Array(0));
+    const holder = openSync(path, 'r');
+    assert.equal(addon.lockExclusive(holder), 0);
+    const originalLockShared = addon.lockShared;
+    let renamed = false;
+    addon.lockShared = (fd: number): number => {
+      if (!renamed) {
+        renamed = true;
+        renameSync(build, path);
+      }
+      return originalLockShared(fd);
+    };
+    try {
+      const { image, close } = openImage(path);
+      try {
+        assert.equal(image.sizeBytes, 8 << 20, 'the check read the empty file the path no longer names');
+      } finally {
+        close();
+      }
+    } finally {
+      addon.lockShared = originalLockShared;
+      closeSync(holder);
+    }
   });
 
   it('the store commands refuse a directory and a foreign file in one line, exit 2', async () => {

@@ -6,6 +6,7 @@
 // (below, openImage).
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
+import { namesFile, REPLACED_OPEN_ATTEMPTS_MAX } from '../../engine/ring_block_device.js';
 import { StoreError } from '../../engine/store_error.js';
 import { addon } from '../../native/addon.js';
 import { RingSystemError } from '../../native/errors.js';
@@ -53,16 +54,45 @@ export interface UnreadableRange {
  * through a loop device's backing file while the check reads the loop
  * device (the engine locks both names only when it opens the device).
  */
-export function openImage(path: string): { image: ImageReader; unreadable: readonly UnreadableRange[]; close: () => void } {
+export function openImage(path: string): OpenedImage {
+  // As the engine's open (RingBlockDevice.open): a file renamed over the
+  // path between the open and the lock (load --create publishing its
+  // build) is not the one to check; the check starts again at what the
+  // path names now.
+  for (let attempt = 1; attempt <= REPLACED_OPEN_ATTEMPTS_MAX; attempt++) {
+    const opened = openImageOnce(path);
+    if (opened !== undefined) return opened;
+  }
+  throw new StoreError('ERR_STORE_LOCKED', `'${path}' was replaced by another file ${REPLACED_OPEN_ATTEMPTS_MAX} times while it was being opened`);
+}
+
+interface OpenedImage {
+  image: ImageReader;
+  unreadable: readonly UnreadableRange[];
+  close: () => void;
+}
+
+/** openImage's one try: undefined (nothing left open) when the path names another file by the time it is locked. */
+function openImageOnce(path: string): OpenedImage | undefined {
   const fd = openSync(path, 'r');
-  const errno = addon.lockShared(fd);
+  let errno: number;
+  let blockDevice: boolean;
+  let stillNamed: boolean;
+  try {
+    errno = addon.lockShared(fd);
+    blockDevice = fstatSync(fd).isBlockDevice();
+    stillNamed = blockDevice || namesFile(path, fd);
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+  if (!stillNamed) {
+    // Locked or refused, this file is not the one the path names now.
+    closeSync(fd);
+    return undefined;
+  }
   if (errno !== 0) {
-    let blockDevice = false;
-    try {
-      blockDevice = fstatSync(fd).isBlockDevice();
-    } finally {
-      closeSync(fd);
-    }
+    closeSync(fd);
     if (errno === ERRNO_EWOULDBLOCK) {
       const holder = blockDevice ? 'a store or a tool (a partitioner)' : 'a store';
       throw new StoreError('ERR_STORE_LOCKED', `'${path}' is open for writing by ${holder} (in this process or another): close it first; read while it is written, the image changes under the check, which then reports damage that is not there`);

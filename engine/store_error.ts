@@ -97,12 +97,11 @@ export function pathError(path: string, error: unknown, doing: string, existingS
     case 'EPERM':
       return new StoreError('ERR_STORE_PATH', `'${path}': ${doing}: ${code} (no permission to write there)`, { cause: error });
     case 'EROFS':
-      // Permissions are not the cause (found by a review): a file system
-      // mounted read-only, or remounted so after an error (ext4's
-      // errors=remount-ro).
-      // The readOnly hint only where a store is there to read (found by a
-      // review: a create refused so was sent to a read-only open, which
-      // then found no store).
+      // Not permissions (a review found the message saying so): a file
+      // system mounted read-only, or remounted so after an error (ext4's
+      // errors=remount-ro). The readOnly hint only where a store is there
+      // to read: a create refused so was sent to a read-only open, which
+      // then found no store.
       return new StoreError('ERR_STORE_PATH', `'${path}': ${doing}: EROFS (the file system is read-only${existingStore ? '; open with readOnly: true to read the store' : ''})`, { cause: error });
     case 'ENOSPC':
     case 'EDQUOT':

@@ -27,11 +27,12 @@ import { CRASH_TEST_USAGE, crashTestCommand } from './crash_test_command.js';
 import { fsckImage, type FsckReport } from './fsck.js';
 import { usageCode } from './cli/command_line.js';
 import { guardStdout, stdoutFailure } from './cli/stdout_pipe.js';
+import { parseSizeBytes } from './size_argument.js';
 
 const USAGE = `usage:
   ringstore inspect PATH   print the store's superblock, geometry, checkpoint and WAL state
   ringstore fsck PATH      check a store independently of the engine (exit 1 if damaged)
-  ringstore format PATH [--size BYTES] [--block-size BYTES] [--wal-size BYTES] [--force]
+  ringstore format PATH [--size SIZE] [--block-size SIZE] [--wal-size SIZE] [--force]
                            make a new, empty store at PATH (a file or block device);
                            --force to destroy what PATH holds (a device, a non-empty
                            file); open's create: true never does
@@ -126,7 +127,7 @@ function checkCommand(command: 'inspect' | 'fsck', args: string[]): number {
 }
 
 async function formatCommand(args: string[]): Promise<number> {
-  const usage = 'ringstore format PATH [--size BYTES] [--block-size BYTES] [--wal-size BYTES] [--force]';
+  const usage = 'ringstore format PATH [--size SIZE] [--block-size SIZE] [--wal-size SIZE] [--force]';
   let parsed;
   try {
     parsed = parseArgs({
@@ -157,8 +158,13 @@ async function formatCommand(args: string[]): Promise<number> {
     const what = target.isBlockDevice() ? 'is a block device' : `holds ${target.size} bytes`;
     throw Object.assign(new RangeError(`'${positionals[0]}' ${what}: format destroys what it holds; add --force to do so`), { code: 'ERR_INVALID_ARG' });
   }
-  const bytes = (text: string | undefined): number | undefined => (text === undefined ? undefined : Number(text));
-  await BlockStore.format(positionals[0], { sizeBytes: bytes(values.size), blockSize: bytes(values['block-size']), walSizeBytes: bytes(values['wal-size']) });
+  const bytes = (text: string | undefined, flag: string): number | undefined => {
+    if (text === undefined) return undefined;
+    const sizeBytes = parseSizeBytes(text);
+    if (sizeBytes === undefined) throw Object.assign(new RangeError(`${flag} needs a size: bytes, or with a unit (64M, 1G), got ${JSON.stringify(text)}`), { code: 'ERR_INVALID_ARG' });
+    return sizeBytes;
+  };
+  await BlockStore.format(positionals[0], { sizeBytes: bytes(values.size, '--size'), blockSize: bytes(values['block-size'], '--block-size'), walSizeBytes: bytes(values['wal-size'], '--wal-size') });
   console.log(`formatted ${positionals[0]}`);
   return 0;
 }

@@ -36,14 +36,14 @@ export const DUMP_COMMANDS_USAGE = `  ringstore dump PATH [FILE] [--salvage] [--
                            checksummed dump stream; --salvage: from a damaged store, through
                            the format only, every entry that still verifies (skips on stderr;
                            exit 1 if any); --json: the report as one JSON line on stderr
-  ringstore load PATH [FILE] [--create] [--size SIZE] [--block-size BYTES] [--max-size SIZE] [--json]
+  ringstore load PATH [FILE] [--create] [--size SIZE] [--block-size SIZE] [--max-size SIZE] [--json]
                            load a dump stream from FILE (default stdin) into the store at PATH;
                            the whole stream is verified before anything is written;
                            --create: make the store (with the dump's value encoding);
                            --max-size: the most the store file may grow to while loading`;
 
 const DUMP_USAGE = 'ringstore dump PATH [FILE] [--salvage] [--json]';
-const LOAD_USAGE = 'ringstore load PATH [FILE] [--create] [--size SIZE] [--block-size BYTES] [--max-size SIZE] [--json]';
+const LOAD_USAGE = 'ringstore load PATH [FILE] [--create] [--size SIZE] [--block-size SIZE] [--max-size SIZE] [--json]';
 
 const DUMP_OPTIONS = { salvage: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const satisfies ParseArgsConfig['options'];
 const LOAD_OPTIONS = {

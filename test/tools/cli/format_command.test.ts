@@ -44,6 +44,16 @@ describe('ringstore format', function () {
     assert.equal(statSync(path).size, 4 << 20);
   });
 
+  it('reads --size with a unit as load does, and refuses one it cannot read (64M was refused as NaN)', async () => {
+    const path = `${dir}/with-unit`;
+    const result = await runCli(['format', path, '--size', '6M', '--block-size', '8k']);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.equal(statSync(path).size, 6 << 20);
+    const refused = await runCli(['format', `${dir}/unreadable-size`, '--size', '6 parsecs']);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /^ringstore: ERR_INVALID_ARG: --size needs a size: bytes, or with a unit \(64M, 1G\), got "6 parsecs"/);
+  });
+
   it('says what is wrong in one line with its code, exit 2, and leaves the file as it was', async () => {
     const path = `${dir}/small`;
     const before = pattern(64 << 10, 6);

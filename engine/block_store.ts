@@ -420,7 +420,7 @@ export class BlockStore<V = unknown> {
     try {
       let device: RingBlockDevice;
       try {
-        device = await RingBlockDevice.open(ring, path);
+        device = await RingBlockDevice.open(ring, path, { toWrite: true });
       } catch (error) {
         if (!(error instanceof StoreError && error.code === 'ERR_STORE_NOT_FOUND')) throw error;
         // Whole blocks, as open's new files: a file of another length is a store cut short to open().

@@ -282,7 +282,22 @@ export class Journal {
     const promise = new Promise<PendingWrite>((resolve, reject) => {
       if (this.#state.failure !== undefined) {
         const failure = this.#state.failure;
-        void this.abandon(write).then(() => reject(failure));
+        // After every write queued before it (#lastQueued is still theirs
+        // here): writes settle in queue order, also when earlier ones wait
+        // for their data writes before they reject (found by a review).
+        const before = this.#lastQueued;
+        void Promise.all([this.abandon(write), before]).then(() => reject(failure));
+        return;
+      }
+      // A value whose index entry no page holds (a write stream of hundreds
+      // of extents) is refused before it reaches the WAL: committed, it would
+      // fail set() at its apply and at every replay after a reopen (found by
+      // a review). The stream checks as it grows; this is the last guard.
+      const oversized = write.operations.find((operation) => operation.value?.kind === 'extents' && !this.#tree.entryFits(operation.keyString, { isString: operation.isString, value: operation.value }));
+      if (oversized !== undefined) {
+        const before = this.#lastQueued;
+        const refusal = new StoreError('ERR_VALUE_TOO_LARGE', `the value of ${oversized.value?.kind === 'extents' ? oversized.value.extents.length : 0} extents makes an index entry larger than one index page`);
+        void Promise.all([this.abandon(write), before]).then(() => reject(refusal));
         return;
       }
       // Completed in place (no copy): one object per write on the hot path.

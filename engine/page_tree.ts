@@ -491,6 +491,16 @@ export class PageTree {
     return this.#dirtyCreated + (this.#plan?.dirtyNodes.length ?? 0);
   }
 
+  /**
+   * Whether `key`'s entry `entry` fits one page, as set() needs: a value
+   * whose record names many extents (a long write stream) can outgrow it.
+   * Checked before such a write is committed: once in the WAL, an entry
+   * set() refuses would fail every replay of it.
+   */
+  entryFits(key: string, entry: IndexEntry): boolean {
+    return this.#measure.entryBytes(key, entry) <= this.#capacityBytes;
+  }
+
   get height(): number {
     return this.#root === undefined ? 0 : this.#level + 1;
   }

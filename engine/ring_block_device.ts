@@ -1,7 +1,7 @@
 // RingBlockDevice: a BlockDevice over a file or raw block device, opened with
 // direct IO through an IoUringActor.
-import { existsSync, fstatSync, ftruncate, statSync } from 'node:fs';
-import { readFile, stat as fsStat } from 'node:fs/promises';
+import { existsSync, fstatSync, statSync } from 'node:fs';
+import { open as openHandle, readFile, stat as fsStat } from 'node:fs/promises';
 
 import { RingError, RingSystemError } from '../native/errors.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
@@ -26,6 +26,8 @@ export class RingBlockDevice implements BlockDevice {
   readonly #punchHoles: boolean;
   readonly ioAlignment: number;
   readonly trimAlignment: number;
+  /** The file's (dev, ino) when opened: truncateToEmpty() cuts the path only while it names this file. */
+  readonly #identity: { dev: number; ino: number };
 
   private constructor(ring: IoUringActor, file: RingFile, fileLengthBytes: number, backingFile: RingFile | undefined, name: string, punchHoles: boolean) {
     this.#ring = ring;
@@ -34,6 +36,8 @@ export class RingBlockDevice implements BlockDevice {
     this.#backingFile = backingFile;
     this.#name = name;
     this.#fileLengthBytes = fileLengthBytes;
+    const { dev, ino } = fstatSync(file.fd);
+    this.#identity = { dev, ino };
     this.ioAlignment = Math.max(file.memoryAlignment, file.offsetAlignment);
     this.trimAlignment = file.isBlockDevice ? file.logicalBlockSize : 1;
   }
@@ -61,14 +65,14 @@ export class RingBlockDevice implements BlockDevice {
    * device discard — for the crash lab, whose traces must hold the trims a
    * store on a block device makes (see trim()).
    */
-  static async open(ring: IoUringActor, path: string, options: { readOnly?: boolean; name?: string; punchHoles?: boolean } = {}): Promise<RingBlockDevice> {
+  static async open(ring: IoUringActor, path: string, options: { readOnly?: boolean; name?: string; punchHoles?: boolean; toWrite?: boolean } = {}): Promise<RingBlockDevice> {
     const readOnly = options.readOnly === true;
     for (let attempt = 1; ; attempt++) {
       let file: RingFile;
       try {
         file = await ring.open(path, { direct: true, readOnly });
       } catch (error) {
-        throw openError(path, error);
+        throw openError(path, error, options.toWrite === true);
       }
       // The lock is taken on the file the open found. A rename over `path`
       // between the two (`ringstore load --create` publishing its build over
@@ -198,18 +202,30 @@ export class RingBlockDevice implements BlockDevice {
   /**
    * Cuts a regular file back to no bytes: an empty file a create grew and
    * then gave up on is left as it was found. Through the descriptor, never
-   * the path: a file renamed over the path meanwhile (a user's mv) is not
-   * this one, and truncating by path destroyed it (found by a review).
+   * the path alone: a file renamed over the path meanwhile (a user's mv) is
+   * not this one, and truncating by path destroyed it (found by a review).
+   * If the descriptor was closed under the create (a caller's ring closed),
+   * the path is opened again and cut only if it still names this file.
    */
   async truncateToEmpty(): Promise<void> {
     if (this.isBlockDevice) throw new Error('ringstore: a block device cannot be truncated');
-    await this.#truncate(0);
+    if (this.#file.closed) {
+      const handle = await openHandle(this.#file.path, 'r+');
+      try {
+        const now = await handle.stat();
+        if (now.dev === this.#identity.dev && now.ino === this.#identity.ino) await handle.truncate(0);
+      } finally {
+        await handle.close();
+      }
+    } else {
+      await this.#truncate(0);
+    }
     this.#fileLengthBytes = 0;
   }
 
-  /** ftruncate(2) of the held descriptor. */
+  /** ftruncate(2) of the held descriptor, held open meanwhile (RingFile.truncate). */
   #truncate(lengthBytes: number): Promise<void> {
-    return new Promise((resolve, reject) => ftruncate(this.#file.fd, lengthBytes, (error) => (error === null ? resolve() : reject(error))));
+    return this.#file.truncate(lengthBytes);
   }
 
   get isBlockDevice(): boolean {
@@ -333,8 +349,12 @@ export function namesFile(path: string, fd: number): boolean {
   return named.dev === held.dev && named.ino === held.ino;
 }
 
-/** Errors of opening an existing `path` as StoreErrors with documented codes. */
-function openError(path: string, error: unknown): Error {
+/**
+ * Errors of opening an existing `path` as StoreErrors with documented codes.
+ * `toWrite`: the caller opens it only to write it (format, a new store's
+ * temporary file), so a read-only file system is no hint to read it.
+ */
+function openError(path: string, error: unknown, toWrite: boolean): Error {
   const code = (error as { code?: unknown } | undefined)?.code;
   if (code === 'EBUSY') return new StoreError('ERR_STORE_LOCKED', `'${path}' is in use (mounted, or opened by another store)`, { cause: error });
   if (code === 'ENOENT') {
@@ -359,7 +379,11 @@ function openError(path: string, error: unknown): Error {
   if (code === 'ERR_INVALID_ARG') {
     return new StoreError('ERR_STORE_PATH', `'${path}' is not a regular file or a block device`, { cause: error });
   }
-  return pathError(path, error, 'cannot open', true);
+  // A read-only open can read a store only where there are bytes to read
+  // (found by a review: an empty file's create was sent to a read-only
+  // open, which then found no store).
+  const mayHoldStore = !toWrite && (statSync(path, { throwIfNoEntry: false })?.size ?? 0) > 0;
+  return pathError(path, error, 'cannot open', mayHoldStore);
 }
 
 /**

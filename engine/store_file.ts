@@ -216,7 +216,7 @@ async function createNamedStoreFile(ring: IoUringActor, directoryPath: string, p
   let device: RingBlockDevice | undefined;
   try {
     // Named `path` in its errors from the start: the temporary name is gone once the store is published.
-    device = await RingBlockDevice.open(ring, temporaryPath, { name: path });
+    device = await RingBlockDevice.open(ring, temporaryPath, { name: path, toWrite: true });
     await device.grow(sizeBytes);
   } catch (error) {
     await device?.close().catch(() => undefined);

@@ -179,6 +179,16 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
       // One extent a chunk at least: a size limit (64 GiB) more than fragmentation.
       throw new StoreError('ERR_VALUE_TOO_LARGE', `the stream's value takes more than ${VALUE_EXTENTS_MAX} extents (one a MiB written, more where free space is fragmented)`);
     }
+    // Its index entry names every extent and must fit one index page (found
+    // by a review: a ~336 MiB stream on 4 KiB blocks committed an entry that
+    // no page holds, and the store failed at every replay of that commit).
+    if (!parts.tree.entryFits(keyString, { isString, value: { kind: 'extents', length: length + usedBytes, crc: 0, extents, raw: true } })) {
+      for (const chunk of chunks) grid.giveChunk(chunk);
+      throw new StoreError(
+        'ERR_VALUE_TOO_LARGE',
+        `the stream's ${extents.length} extents (${length + usedBytes} bytes so far) make an index entry larger than one index page (blocks of ${blockSize} bytes); a store of larger blocks holds longer streams`,
+      );
+    }
     // Its put record names every extent and must fit one commit: refused as
     // soon as it would not, not after the rest is written (found by a
     // review: a 170 MiB stream on a small WAL was refused at its end).

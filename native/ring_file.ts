@@ -6,6 +6,7 @@
 // argument as a rejected promise with a TypeError/RangeError carrying a
 // stable `code`. Transfers are full or fail: the actor continues short reads
 // and writes, and a read stops early only at end-of-file.
+import { ftruncate } from 'node:fs';
 import { addon, constants } from './addon.js';
 import { allocAligned, isPowerOfTwo } from './aligned_buffer.js';
 import { describeValue, fromNative, invalidRange, invalidType, RingError, RingSystemError, unalignedDirectIo } from './errors.js';
@@ -365,6 +366,26 @@ export class RingFile implements OpOwner, ObservedFile {
       await addon.linkFile(this.#fd, path);
     } catch (cause) {
       throw fromNative(cause, path);
+    } finally {
+      this[kOpSettled]();
+    }
+  }
+
+  /**
+   * Sets a regular file's length (ftruncate(2)), held open like a discard:
+   * close() waits for it, so the number is never one the kernel has given
+   * to another open meanwhile. Refused on a closed or read-only file.
+   * @internal
+   */
+  async truncate(lengthBytes: number): Promise<void> {
+    const error = this.#checkUsable(true) ?? this.#checkLength(lengthBytes);
+    if (error !== undefined) throw error;
+    this.#inFlight++;
+    try {
+      await new Promise<void>((resolve, reject) => ftruncate(this.#fd, lengthBytes, (failure) => (failure === null ? resolve() : reject(failure))));
+    } catch (cause) {
+      const errno = (cause as { errno?: unknown }).errno;
+      throw typeof errno === 'number' ? new RingSystemError(errno, 'ftruncate', this.path) : cause;
     } finally {
       this[kOpSettled]();
     }

@@ -97,6 +97,8 @@ class HoldingDevice extends FailingDevice {
   #holding = false;
   #onHeld: (() => void) | undefined;
   failReads = false;
+  /** Milliseconds each data write (write()) takes before it reaches the device; 0: at once. */
+  slowWritesMs = 0;
 
   /** Holds the next writeDsync; resolves once it was called. */
   holdNextDsync(): Promise<void> {
@@ -119,6 +121,11 @@ class HoldingDevice extends FailingDevice {
       this.#held = { release: (error) => (error === undefined ? super.writeDsync(position, buffers).then(resolve, reject) : reject(error)) };
       this.#onHeld?.();
     });
+  }
+
+  override write(position: number, buffers: Uint8Array[]): Promise<void> {
+    if (this.slowWritesMs === 0) return super.write(position, buffers);
+    return new Promise((resolve) => setTimeout(resolve, this.slowWritesMs)).then(() => super.write(position, buffers));
   }
 
   override read(position: number, buffer: Uint8Array): Promise<void> {
@@ -259,12 +266,23 @@ describe('BlockStore after a device error', () => {
     await held;
     // The commit of `ahead` is in flight; the next one reads its page and fails.
     device.failReads = true;
-    // With a value of its own blocks: they are given back when it is refused.
+    // With a value of its own blocks, written slowly: they are given back
+    // when it is refused, once its data write has settled.
+    device.slowWritesMs = 60;
+    const settled: string[] = [];
     const behind = store.put('key-03999', pattern(100_000, 2));
+    // Queued behind it: it settles after `behind`, which waits for its data
+    // write before it is given back (writes settle in queue order: flush()
+    // and close() wait for the last one queued).
+    const later = store.put('later', pattern(10, 3));
+    const track = (name: string, promise: Promise<unknown>): Promise<unknown> => promise.finally(() => settled.push(name));
+    const tracked = [track('behind', behind), track('later', later)];
     await new Promise((resolve) => setTimeout(resolve, 20));
     const injected = eio('pwritev');
     device.release(injected);
-    const [aheadOutcome, behindOutcome] = await Promise.allSettled([ahead, behind]);
+    const [aheadOutcome, behindOutcome] = await Promise.allSettled([ahead, ...tracked]);
+    assert.deepEqual(settled, ['behind', 'later'], 'writes settle in the order they were queued');
+    await rejectsWithCode(() => later, 'ERR_STORE_FAILED');
     assert.equal(aheadOutcome.status, 'rejected');
     assert.equal(behindOutcome.status, 'rejected');
     for (const outcome of [aheadOutcome, behindOutcome] as PromiseRejectedResult[]) {

@@ -2,7 +2,7 @@
 // same path — in this process or in another — fails with ERR_STORE_LOCKED
 // and changes nothing; once the store is closed, the file opens again.
 import assert from 'node:assert/strict';
-import { copyFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, openSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { RingBlockDevice } from '../../engine/ring_block_device.js';
@@ -233,6 +233,30 @@ describe('BlockStore: the path renamed over (or removed) between its open and it
     } finally {
       await store.close();
     }
+  });
+
+  it('leaves the empty file empty, and no other file cut, when the caller closes its ring under a create in that file', async () => {
+    // truncateToEmpty() went through a descriptor the ring had closed: the
+    // number, reused by the next open, named another file, which was cut to
+    // 0 bytes, and the empty file stayed preallocated (found by a review).
+    writeFileSync(path(), '');
+    writeFileSync(`${dir}/victim`, Buffer.alloc(1 << 20, 7));
+    const ring = IoUringActor.start({ fallback: 'threads' });
+    let victim: number | undefined;
+    const originalGrow = RingBlockDevice.prototype.grow;
+    RingBlockDevice.prototype.grow = async function (this: RingBlockDevice, sizeBytes: number): Promise<void> {
+      await originalGrow.call(this, sizeBytes);
+      await ring.close();
+      victim = openSync(`${dir}/victim`, 'r+');
+    };
+    try {
+      await assert.rejects(() => openSmallStore(path(), { create: true, ring }));
+    } finally {
+      RingBlockDevice.prototype.grow = originalGrow;
+      if (victim !== undefined) closeSync(victim);
+    }
+    assert.equal(statSync(`${dir}/victim`).size, 1 << 20, 'another file was cut');
+    assert.equal(statSync(path()).size, 0, 'the empty file was left grown');
   });
 
   it('refuses a store removed before the lock with ERR_STORE_NOT_FOUND instead of opening the unlinked file', async () => {

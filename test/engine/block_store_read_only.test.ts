@@ -177,14 +177,17 @@ describe('BlockStore read-only opens', () => {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mountPoint]);
     try {
       writeFileSync(`${mountPoint}/store`, await uncleanImage(false));
+      writeFileSync(`${mountPoint}/empty`, '');
       execFileSync('mount', ['-o', 'remount,ro', mountPoint]);
       // It said "no permission to write there" (found by a review): the
       // user looked at permissions while the file system was the cause.
       const refusal = await rejectsWithCode(() => BlockStore.open(`${mountPoint}/store`), 'ERR_STORE_PATH');
       assert.match(refusal.message, /EROFS \(the file system is read-only; open with readOnly: true/);
       // A create there is not sent to a read-only open: there is no store to read.
-      const createRefusal = await rejectsWithCode(() => BlockStore.open(`${mountPoint}/new`, { create: true }), 'ERR_STORE_PATH');
-      assert.match(createRefusal.message, /EROFS \(the file system is read-only\)/);
+      for (const name of ['new', 'empty']) {
+        const createRefusal = await rejectsWithCode(() => BlockStore.open(`${mountPoint}/${name}`, { create: true }), 'ERR_STORE_PATH');
+        assert.match(createRefusal.message, /EROFS \(the file system is read-only\)/, name);
+      }
       const store = await BlockStore.open(`${mountPoint}/store`, { readOnly: true });
       try {
         assert.equal(await store.get('b1'), 'in the WAL 1');

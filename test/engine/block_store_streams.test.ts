@@ -184,6 +184,46 @@ describe('BlockStore#createWriteStream() and #createReadStream()', () => {
     }
   });
 
+  it('fails a write stream with ERR_VALUE_TOO_LARGE once its index entry would not fit a page, and the store goes on and reopens (a ~336 MiB stream failed the store for good; found by a review)', async function () {
+    this.timeout(120_000);
+    // One extent a MiB: with a 1 000-byte key a 4 KiB page holds ~250. The
+    // commit of a longer stream was durable before its index entry failed
+    // set(), and every replay of it failed again after a reopen.
+    const device = new SimulatedDevice({ sizeBytes: 420 << 20 });
+    const own = await BlockStore.open('long-stream', { device, create: true, encoding: 'binary', walSizeBytes: 16 << 20 });
+    const key = 'k'.repeat(1000);
+    try {
+      await own.put('kept', Buffer.from('before'));
+      const usedBefore = own.stats().blocksUsed;
+      const stream = own.createWriteStream(key);
+      const failed = new Promise<unknown>((resolve) => stream.on('error', resolve));
+      const chunk = Buffer.alloc(1 << 20, 7);
+      let written = 0;
+      for (; written < 400 && !stream.destroyed; written++) {
+        if (!stream.write(chunk)) await drainedOrClosed(stream);
+      }
+      const error = await failed;
+      assert.ok(error instanceof StoreError && error.code === 'ERR_VALUE_TOO_LARGE', String(error));
+      assert.match(error.message, /make an index entry larger than one index page/);
+      await closed(stream);
+      await waitForBlocksUsed(own, usedBefore);
+      await own.put('after', Buffer.from('goes on'));
+      await own.verifyIntegrity();
+    } finally {
+      await own.close();
+    }
+    const reopened = await BlockStore.open('long-stream', { device: device.crash({ keepProbability: 1, tornWrites: false }), encoding: 'binary' });
+    try {
+      await reopened.whenRecovered();
+      assert.equal(String(await reopened.get('after')), 'goes on');
+      assert.equal(await reopened.has(key), false);
+      await reopened.put('after-reopen', Buffer.from('writes'));
+      await reopened.verifyIntegrity();
+    } finally {
+      await reopened.close();
+    }
+  });
+
   it('closes without waiting for a write stream whose end() was not called: its value is not stored, its blocks are free at the next open, and its end() fails with ERR_STORE_CLOSED', async () => {
     const ownPath = `${dir}/unended`;
     const own = await openSmallStore(ownPath, { encoding: 'binary' });

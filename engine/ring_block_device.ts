@@ -3,6 +3,7 @@
 import { existsSync, fstatSync, statSync } from 'node:fs';
 import { open as openHandle, readFile, stat as fsStat } from 'node:fs/promises';
 
+import { addon } from '../native/addon.js';
 import { RingError, RingSystemError } from '../native/errors.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
 import type { RingFile } from '../native/ring_file.js';
@@ -213,7 +214,10 @@ export class RingBlockDevice implements BlockDevice {
       const handle = await openHandle(this.#file.path, 'r+');
       try {
         const now = await handle.stat();
-        if (now.dev === this.#identity.dev && now.ino === this.#identity.ino) await handle.truncate(0);
+        // And only while nobody else holds it: the lock went with the closed
+        // descriptor, and another store may have opened the file since
+        // (found by a review: a format that opened it in between was cut).
+        if (now.dev === this.#identity.dev && now.ino === this.#identity.ino && addon.lockExclusive(handle.fd) === 0) await handle.truncate(0);
       } finally {
         await handle.close();
       }
@@ -382,7 +386,14 @@ function openError(path: string, error: unknown, toWrite: boolean): Error {
   // A read-only open can read a store only where there are bytes to read
   // (found by a review: an empty file's create was sent to a read-only
   // open, which then found no store).
-  const mayHoldStore = !toWrite && (statSync(path, { throwIfNoEntry: false })?.size ?? 0) > 0;
+  let mayHoldStore = false;
+  if (code === 'EROFS' && !toWrite) {
+    try {
+      mayHoldStore = (statSync(path, { throwIfNoEntry: false })?.size ?? 0) > 0;
+    } catch {
+      // No hint where the path cannot be looked at (the stat's error must not replace the open's).
+    }
+  }
   return pathError(path, error, 'cannot open', mayHoldStore);
 }
 

@@ -378,7 +378,15 @@ export class RingFile implements OpOwner, ObservedFile {
    * @internal
    */
   async truncate(lengthBytes: number): Promise<void> {
-    const error = this.#checkUsable(true) ?? this.#checkLength(lengthBytes);
+    // The file's state, not the ring's: ftruncate does not go through the
+    // ring, and a ring that closes closes this file only once #inFlight has
+    // drained (a create whose caller closed its ring meanwhile still cuts
+    // back what it grew; found by a review).
+    const error = this.#closed
+      ? new RingError('ERR_FILE_CLOSED', `'${this.path}' is closed`)
+      : this.readOnly
+        ? new RingError('ERR_FILE_READ_ONLY', `'${this.path}' was opened readOnly`)
+        : this.#checkLength(lengthBytes);
     if (error !== undefined) throw error;
     this.#inFlight++;
     try {

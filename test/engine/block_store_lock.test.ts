@@ -2,7 +2,7 @@
 // same path — in this process or in another — fails with ERR_STORE_LOCKED
 // and changes nothing; once the store is closed, the file opens again.
 import assert from 'node:assert/strict';
-import { closeSync, copyFileSync, openSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, openSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { RingBlockDevice } from '../../engine/ring_block_device.js';
@@ -257,6 +257,73 @@ describe('BlockStore: the path renamed over (or removed) between its open and it
     }
     assert.equal(statSync(`${dir}/victim`).size, 1 << 20, 'another file was cut');
     assert.equal(statSync(path()).size, 0, 'the empty file was left grown');
+  });
+
+  it('leaves a store another open made in the file alone when a create whose ring was closed under it gives up (found by a review)', async () => {
+    // The lock went with the closed descriptor: another store formatted and
+    // opened the same file, and the giving-up create cut it by path.
+    writeFileSync(path(), '');
+    const ring = IoUringActor.start({ fallback: 'threads' });
+    let other: BlockStore | undefined;
+    let otherSizeBytes = 0;
+    const originalGrow = RingBlockDevice.prototype.grow;
+    RingBlockDevice.prototype.grow = async function (this: RingBlockDevice, sizeBytes: number): Promise<void> {
+      await originalGrow.call(this, sizeBytes);
+      RingBlockDevice.prototype.grow = originalGrow;
+      await ring.close();
+      await BlockStore.format(path(), { sizeBytes: 16 << 20 });
+      other = await BlockStore.open(path());
+      await other.put('k', 'the other store');
+      otherSizeBytes = statSync(path()).size;
+    };
+    try {
+      await assert.rejects(() => openSmallStore(path(), { create: true, ring }));
+      assert.ok(other !== undefined, 'the other store opened');
+      assert.equal(await other.get('k'), 'the other store');
+      assert.ok(otherSizeBytes > 0);
+      assert.equal(statSync(path()).size, otherSizeBytes, 'the other store was cut');
+    } finally {
+      RingBlockDevice.prototype.grow = originalGrow;
+      await other?.close();
+    }
+    const reopened = await BlockStore.open(path());
+    try {
+      assert.equal(await reopened.get('k'), 'the other store');
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('cuts the empty file back when its caller starts closing the ring under a create (the file still open)', async () => {
+    // RingFile.truncate refused with ERR_RING_CLOSED while the ring closed,
+    // though the descriptor was still open (found by a review).
+    writeFileSync(path(), '');
+    const ring = IoUringActor.start({ fallback: 'threads' });
+    const held = await ring.open(`${dir}/held`, { create: true });
+    let closing: Promise<void> | undefined;
+    const originalGrow = RingBlockDevice.prototype.grow;
+    RingBlockDevice.prototype.grow = async function (this: RingBlockDevice, sizeBytes: number): Promise<void> {
+      await originalGrow.call(this, sizeBytes);
+      RingBlockDevice.prototype.grow = originalGrow;
+      closing = ring.close();
+    };
+    try {
+      await assert.rejects(() => openSmallStore(path(), { create: true, ring }));
+    } finally {
+      RingBlockDevice.prototype.grow = originalGrow;
+      await closing;
+    }
+    assert.equal(held.closed, true);
+    assert.equal(statSync(path()).size, 0, 'the empty file was left grown');
+  });
+
+  it('says ERR_STORE_PATH for a path that cannot name a file (ELOOP, ENAMETOOLONG, ENOTDIR), with or without create', async () => {
+    // A stat made for the EROFS hint replaced the open's error with a raw one (found by a review).
+    symlinkSync(`${dir}/loop`, `${dir}/loop`);
+    writeFileSync(`${dir}/a-file`, 'x');
+    for (const bad of [`${dir}/loop`, `${dir}/${'n'.repeat(300)}`, `${dir}/a-file/below`]) {
+      for (const create of [false, true]) await rejectsWithCode(() => BlockStore.open(bad, { create }), 'ERR_STORE_PATH');
+    }
   });
 
   it('refuses a store removed before the lock with ERR_STORE_NOT_FOUND instead of opening the unlinked file', async () => {

@@ -1,9 +1,8 @@
 // RingBlockDevice: a BlockDevice over a file or raw block device, opened with
 // direct IO through an IoUringActor.
 import { existsSync, fstatSync, statSync } from 'node:fs';
-import { open as openHandle, readFile, stat as fsStat } from 'node:fs/promises';
+import { readFile, stat as fsStat } from 'node:fs/promises';
 
-import { addon } from '../native/addon.js';
 import { RingError, RingSystemError } from '../native/errors.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
 import type { RingFile } from '../native/ring_file.js';
@@ -27,8 +26,6 @@ export class RingBlockDevice implements BlockDevice {
   readonly #punchHoles: boolean;
   readonly ioAlignment: number;
   readonly trimAlignment: number;
-  /** The file's (dev, ino) when opened: truncateToEmpty() cuts the path only while it names this file. */
-  readonly #identity: { dev: number; ino: number };
 
   private constructor(ring: IoUringActor, file: RingFile, fileLengthBytes: number, backingFile: RingFile | undefined, name: string, punchHoles: boolean) {
     this.#ring = ring;
@@ -37,8 +34,6 @@ export class RingBlockDevice implements BlockDevice {
     this.#backingFile = backingFile;
     this.#name = name;
     this.#fileLengthBytes = fileLengthBytes;
-    const { dev, ino } = fstatSync(file.fd);
-    this.#identity = { dev, ino };
     this.ioAlignment = Math.max(file.memoryAlignment, file.offsetAlignment);
     this.trimAlignment = file.isBlockDevice ? file.logicalBlockSize : 1;
   }
@@ -203,27 +198,16 @@ export class RingBlockDevice implements BlockDevice {
   /**
    * Cuts a regular file back to no bytes: an empty file a create grew and
    * then gave up on is left as it was found. Through the descriptor, never
-   * the path alone: a file renamed over the path meanwhile (a user's mv) is
-   * not this one, and truncating by path destroyed it (found by a review).
-   * If the descriptor was closed under the create (a caller's ring closed),
-   * the path is opened again and cut only if it still names this file.
+   * the path: a file renamed over the path meanwhile (a user's mv) is not
+   * this one, and truncating by path destroyed it (found by a review).
+   * Rejects with ERR_FILE_CLOSED if the descriptor was closed under the
+   * create (a caller's ring closed): the file is then left as it is, grown,
+   * since its lock went with the descriptor and another store may have
+   * opened it since (a second review found a cut by path destroying one).
    */
   async truncateToEmpty(): Promise<void> {
     if (this.isBlockDevice) throw new Error('ringstore: a block device cannot be truncated');
-    if (this.#file.closed) {
-      const handle = await openHandle(this.#file.path, 'r+');
-      try {
-        const now = await handle.stat();
-        // And only while nobody else holds it: the lock went with the closed
-        // descriptor, and another store may have opened the file since
-        // (found by a review: a format that opened it in between was cut).
-        if (now.dev === this.#identity.dev && now.ino === this.#identity.ino && addon.lockExclusive(handle.fd) === 0) await handle.truncate(0);
-      } finally {
-        await handle.close();
-      }
-    } else {
-      await this.#truncate(0);
-    }
+    await this.#truncate(0);
     this.#fileLengthBytes = 0;
   }
 

@@ -282,11 +282,7 @@ export class Journal {
     const promise = new Promise<PendingWrite>((resolve, reject) => {
       if (this.#state.failure !== undefined) {
         const failure = this.#state.failure;
-        // After every write queued before it (#lastQueued is still theirs
-        // here): writes settle in queue order, also when earlier ones wait
-        // for their data writes before they reject (found by a review).
-        const before = this.#lastQueued;
-        void Promise.all([this.abandon(write), before]).then(() => reject(failure));
+        this.#refuseInOrder(write, reject, failure);
         return;
       }
       // A value whose index entry no page holds (a write stream of hundreds
@@ -295,9 +291,8 @@ export class Journal {
       // a review). The stream checks as it grows; this is the last guard.
       const oversized = write.operations.find((operation) => operation.value?.kind === 'extents' && !this.#tree.entryFits(operation.keyString, { isString: operation.isString, value: operation.value }));
       if (oversized !== undefined) {
-        const before = this.#lastQueued;
-        const refusal = new StoreError('ERR_VALUE_TOO_LARGE', `the value of ${oversized.value?.kind === 'extents' ? oversized.value.extents.length : 0} extents makes an index entry larger than one index page`);
-        void Promise.all([this.abandon(write), before]).then(() => reject(refusal));
+        const extentCount = oversized.value?.kind === 'extents' ? oversized.value.extents.length : 0;
+        this.#refuseInOrder(write, reject, new StoreError('ERR_VALUE_TOO_LARGE', `the value of ${extentCount} extents makes an index entry larger than one index page`));
         return;
       }
       // Completed in place (no copy): one object per write on the hot path.
@@ -316,6 +311,18 @@ export class Journal {
     });
     this.#lastQueued = promise.catch(() => undefined);
     return promise;
+  }
+
+  /**
+   * Rejects `write`, refused as it is queued, with `error` once what it took
+   * is given back and every write queued before it has settled (#lastQueued
+   * is still theirs while enqueue() runs): writes settle in queue order,
+   * also when earlier ones wait for their data writes before they reject
+   * (found by a review).
+   */
+  #refuseInOrder(write: QueuedWrite, reject: (error: Error) => void, error: Error): void {
+    const before = this.#lastQueued;
+    void Promise.all([this.abandon(write), before]).then(() => reject(error));
   }
 
   /**

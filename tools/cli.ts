@@ -27,7 +27,7 @@ import { CRASH_TEST_USAGE, crashTestCommand } from './crash_test_command.js';
 import { fsckImage, type FsckReport } from './fsck.js';
 import { usageCode } from './cli/command_line.js';
 import { guardStdout, stdoutFailure } from './cli/stdout_pipe.js';
-import { parseSizeBytes } from './size_argument.js';
+import { sizeFlag } from './size_argument.js';
 
 const USAGE = `usage:
   ringstore inspect PATH   print the store's superblock, geometry, checkpoint and WAL state
@@ -158,13 +158,7 @@ async function formatCommand(args: string[]): Promise<number> {
     const what = target.isBlockDevice() ? 'is a block device' : `holds ${target.size} bytes`;
     throw Object.assign(new RangeError(`'${positionals[0]}' ${what}: format destroys what it holds; add --force to do so`), { code: 'ERR_INVALID_ARG' });
   }
-  const bytes = (text: string | undefined, flag: string): number | undefined => {
-    if (text === undefined) return undefined;
-    const sizeBytes = parseSizeBytes(text);
-    if (sizeBytes === undefined) throw Object.assign(new RangeError(`${flag} needs a size: bytes, or with a unit (64M, 1G), got ${JSON.stringify(text)}`), { code: 'ERR_INVALID_ARG' });
-    return sizeBytes;
-  };
-  await BlockStore.format(positionals[0], { sizeBytes: bytes(values.size, '--size'), blockSize: bytes(values['block-size'], '--block-size'), walSizeBytes: bytes(values['wal-size'], '--wal-size') });
+  await BlockStore.format(positionals[0], { sizeBytes: sizeFlag(values.size, '--size'), blockSize: sizeFlag(values['block-size'], '--block-size'), walSizeBytes: sizeFlag(values['wal-size'], '--wal-size') });
   console.log(`formatted ${positionals[0]}`);
   return 0;
 }

@@ -150,9 +150,29 @@ describe('BlockStore: the path renamed over (or removed) between its open and it
 
   afterEach(() => {
     RingFile.prototype.tryLockExclusive = originalTryLock;
+    RingBlockDevice.prototype.grow = originalGrow;
     beforeLock = undefined;
+    onGrow = undefined;
     removeStoreDir(dir);
   });
+
+  const originalGrow = RingBlockDevice.prototype.grow;
+  /**
+   * What the next growth of a store file does, once: `after` it grew (the
+   * file still open and locked), or `instead` of growing.
+   */
+  let onGrow: { after?: () => Promise<void>; instead?: () => Promise<void> } | undefined;
+  /** Arms onGrow for the test that calls it (afterEach puts grow back). */
+  function hookGrow(hook: NonNullable<typeof onGrow>): void {
+    onGrow = hook;
+    RingBlockDevice.prototype.grow = async function (this: RingBlockDevice, sizeBytes: number): Promise<void> {
+      const armed = onGrow;
+      onGrow = undefined;
+      if (armed?.instead !== undefined) return armed.instead();
+      await originalGrow.call(this, sizeBytes);
+      await armed?.after?.();
+    };
+  }
 
   /** A closed store at `at` holding 'k' = `value`. */
   async function storeAt(at: string, value: string): Promise<void> {
@@ -216,16 +236,13 @@ describe('BlockStore: the path renamed over (or removed) between its open and it
     await storeAt(`${dir}/moved`, 'moved in');
     writeFileSync(path(), '');
     const sizeBefore = statSync(`${dir}/moved`).size;
-    const originalGrow = RingBlockDevice.prototype.grow;
-    RingBlockDevice.prototype.grow = async function (this: RingBlockDevice, sizeBytes: number): Promise<void> {
-      renameSync(`${dir}/moved`, path());
-      throw Object.assign(new Error('EFBIG: file too large'), { code: 'EFBIG' });
-    };
-    try {
-      await assert.rejects(() => openSmallStore(path(), { create: true }), { code: 'EFBIG' });
-    } finally {
-      RingBlockDevice.prototype.grow = originalGrow;
-    }
+    hookGrow({
+      instead: async () => {
+        renameSync(`${dir}/moved`, path());
+        throw Object.assign(new Error('EFBIG: file too large'), { code: 'EFBIG' });
+      },
+    });
+    await assert.rejects(() => openSmallStore(path(), { create: true }), { code: 'EFBIG' });
     assert.equal(statSync(path()).size, sizeBefore, 'the store moved in was cut');
     const store = await BlockStore.open(path());
     try {
@@ -245,17 +262,16 @@ describe('BlockStore: the path renamed over (or removed) between its open and it
     const ring = IoUringActor.start({ fallback: 'threads' });
     let victim: number | undefined;
     let grownBytes = 0;
-    const originalGrow = RingBlockDevice.prototype.grow;
-    RingBlockDevice.prototype.grow = async function (this: RingBlockDevice, sizeBytes: number): Promise<void> {
-      await originalGrow.call(this, sizeBytes);
-      grownBytes = statSync(path()).size;
-      await ring.close();
-      victim = openSync(`${dir}/victim`, 'r+');
-    };
+    hookGrow({
+      after: async () => {
+        grownBytes = statSync(path()).size;
+        await ring.close();
+        victim = openSync(`${dir}/victim`, 'r+');
+      },
+    });
     try {
       await assert.rejects(() => openSmallStore(path(), { create: true, ring }));
     } finally {
-      RingBlockDevice.prototype.grow = originalGrow;
       if (victim !== undefined) closeSync(victim);
     }
     assert.equal(statSync(`${dir}/victim`).size, 1 << 20, 'another file was cut');
@@ -270,16 +286,15 @@ describe('BlockStore: the path renamed over (or removed) between its open and it
     const ring = IoUringActor.start({ fallback: 'threads' });
     let other: BlockStore | undefined;
     let otherSizeBytes = 0;
-    const originalGrow = RingBlockDevice.prototype.grow;
-    RingBlockDevice.prototype.grow = async function (this: RingBlockDevice, sizeBytes: number): Promise<void> {
-      await originalGrow.call(this, sizeBytes);
-      RingBlockDevice.prototype.grow = originalGrow;
-      await ring.close();
-      await BlockStore.format(path(), { sizeBytes: 16 << 20 });
-      other = await BlockStore.open(path());
-      await other.put('k', 'the other store');
-      otherSizeBytes = statSync(path()).size;
-    };
+    hookGrow({
+      after: async () => {
+        await ring.close();
+        await BlockStore.format(path(), { sizeBytes: 16 << 20 });
+        other = await BlockStore.open(path());
+        await other.put('k', 'the other store');
+        otherSizeBytes = statSync(path()).size;
+      },
+    });
     try {
       await assert.rejects(() => openSmallStore(path(), { create: true, ring }));
       assert.ok(other !== undefined, 'the other store opened');
@@ -287,7 +302,6 @@ describe('BlockStore: the path renamed over (or removed) between its open and it
       assert.ok(otherSizeBytes > 0);
       assert.equal(statSync(path()).size, otherSizeBytes, 'the other store was cut');
     } finally {
-      RingBlockDevice.prototype.grow = originalGrow;
       await other?.close();
     }
     const reopened = await BlockStore.open(path());
@@ -305,16 +319,14 @@ describe('BlockStore: the path renamed over (or removed) between its open and it
     const ring = IoUringActor.start({ fallback: 'threads' });
     const held = await ring.open(`${dir}/held`, { create: true });
     let closing: Promise<void> | undefined;
-    const originalGrow = RingBlockDevice.prototype.grow;
-    RingBlockDevice.prototype.grow = async function (this: RingBlockDevice, sizeBytes: number): Promise<void> {
-      await originalGrow.call(this, sizeBytes);
-      RingBlockDevice.prototype.grow = originalGrow;
-      closing = ring.close();
-    };
+    hookGrow({
+      after: async () => {
+        closing = ring.close();
+      },
+    });
     try {
       await assert.rejects(() => openSmallStore(path(), { create: true, ring }));
     } finally {
-      RingBlockDevice.prototype.grow = originalGrow;
       await closing;
     }
     assert.equal(held.closed, true);

@@ -29,7 +29,7 @@ import { startProgress, type Progress } from './progress.js';
 import { commandError, usageCode, usageError } from './command_line.js';
 import { Output } from './dump_output.js';
 import { NewStoreBuild, SignalCleanup } from './load_target.js';
-import { parseSizeBytes } from '../size_argument.js';
+import { sizeFlag } from '../size_argument.js';
 
 export const DUMP_COMMANDS_USAGE = `  ringstore dump PATH [FILE] [--salvage] [--json]
                            write every key and stored value to FILE (default stdout) as a
@@ -266,9 +266,9 @@ export async function loadCommand(args: string[]): Promise<number> {
   if (typeof parsed === 'number') return parsed;
   const [path, file] = parsed.positionals;
   const { values } = parsed;
-  const sizeBytes = byteCount(values.size, '--size');
-  const blockSize = byteCount(values['block-size'], '--block-size');
-  const maxSizeBytes = byteCount(values['max-size'], '--max-size');
+  const sizeBytes = sizeFlag(values.size, '--size');
+  const blockSize = sizeFlag(values['block-size'], '--block-size');
+  const maxSizeBytes = sizeFlag(values['max-size'], '--max-size');
   if (values.create !== true && (sizeBytes !== undefined || blockSize !== undefined)) throw usageError('--size and --block-size describe the store --create makes');
 
   if (file === undefined && process.stdin.isTTY === true) throw usageError('stdin is a terminal: give FILE, or pipe a dump in');
@@ -364,12 +364,6 @@ export async function loadCommand(args: string[]): Promise<number> {
   }
 }
 
-function byteCount(text: string | boolean | undefined, flag: string): number | undefined {
-  if (text === undefined) return undefined;
-  const value = typeof text === 'string' ? parseSizeBytes(text) : undefined;
-  if (value === undefined) throw usageError(`${flag} needs a size: bytes, or with a unit (64M, 1G), got ${JSON.stringify(text)}`);
-  return value;
-}
 
 function roundUpToMiB(bytes: number): number {
   return Math.ceil(bytes / 2 ** 20) * 2 ** 20;

@@ -51,7 +51,7 @@ import { PageTree, PageUnreadable } from './page_tree.js';
 import { probeSuperblocks, recoverStore, type SuperblockProbe } from './recovery.js';
 import { RingBlockDevice } from './ring_block_device.js';
 import { Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
-import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, guardedCheck, mapElements, optionFields, type CheckedRange, type KeyRange } from './store_arguments.js';
+import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, guardedCheck, mapElements, optionFields, refuseStreamOptions, type CheckedRange, type KeyRange } from './store_arguments.js';
 import { invalidArgument, StoreError } from './store_error.js';
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
 import { eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
@@ -699,7 +699,8 @@ export class BlockStore<V = unknown> {
    * (VALUE_FLAG_RAW), so get() and range() give them back as a Buffer
    * whatever the store's encoding.
    */
-  createWriteStream(key: Key): Writable {
+  createWriteStream(key: Key, ...unsupported: never[]): Writable {
+    refuseStreamOptions('createWriteStream', unsupported, 'it has no options: the stream writes with its defaults and commits at finish');
     return createValueWriteStream(this.#streamParts, key);
   }
 
@@ -707,7 +708,10 @@ export class BlockStore<V = unknown> {
    * A readable stream of the stored bytes of `key` (as written, no
    * decoding); a missing key errors the stream with ERR_KEY_NOT_FOUND.
    */
-  createReadStream(key: Key): Readable {
+  createReadStream(key: Key, ...unsupported: never[]): Readable {
+    // fs.createReadStream's { start, end } would be silently ignored: a
+    // caller asking for a byte range must not get the whole value instead.
+    refuseStreamOptions('createReadStream', unsupported, 'it has no byte range (start, end) or other options: a value has one checksum (format v2), so a range would still read the whole value to check it');
     return createValueReadStream(this.#streamParts, key);
   }
 

@@ -223,3 +223,15 @@ export function prefixEnd(prefix: string): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * Refuses arguments after a stream method's key: the method takes none, and
+ * an options object the caller believes is used (fs.createReadStream's
+ * { start, end }) must not be dropped without a word. Trailing `undefined`s
+ * are accepted, as any omitted argument is.
+ */
+export function refuseStreamOptions(method: string, extra: readonly unknown[], why: string): void {
+  const given = extra.findIndex((argument) => argument !== undefined);
+  if (given === -1) return;
+  throw invalidArgument(`${method} takes only a key, not ${describeArgument(extra[given])} as argument ${given + 2}: ${why}`);
+}

@@ -246,6 +246,29 @@ describe('BlockStore argument errors (issue 8)', () => {
     });
   });
 
+  describe('options the stream methods do not have', () => {
+    it("refuses createReadStream(key, { start, end }) (the range was ignored and the whole value streamed) and createWriteStream(key, options), writing nothing", async () => {
+      const store = await memoryStore('binary');
+      try {
+        const value = Buffer.from('0123456789');
+        await store.put('v', value);
+        for (const extra of [[{ start: 2, end: 4 }], [{}], [null], [undefined, { end: 1 }]] as unknown[][]) {
+          const open = store.createReadStream as (key: string, ...rest: unknown[]) => Readable;
+          const error = await rejectsInvalid(async () => open.call(store, 'v', ...extra), `createReadStream with ${JSON.stringify(extra)}`);
+          assert.match(error.message, /createReadStream takes only a key.*no byte range/);
+        }
+        // An omitted argument written out as undefined is still the one-argument call.
+        assert.deepEqual(await readAll((store.createReadStream as (key: string, options: undefined) => Readable)('v', undefined)), value);
+        const openWrite = store.createWriteStream as (key: string, ...rest: unknown[]) => unknown;
+        await rejectsInvalid(async () => openWrite.call(store, 'w', { highWaterMark: 1 }), 'createWriteStream with options');
+        assert.equal(await store.has('w'), false);
+        assert.deepEqual(await readAll(store.createReadStream('v')), value);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   describe('stored bytes the encoding cannot decode', () => {
     let dir: string | undefined;
     before(() => {

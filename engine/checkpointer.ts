@@ -31,10 +31,26 @@ import type { WalSpace } from './wal_space.js';
 
 /** Pages a checkpoint encodes between yields to the event loop (a few ms of work), so commits go on meanwhile. */
 const CHECKPOINT_ENCODE_SLICE_PAGES = 64;
-/** Pages a checkpoint encodes and writes at a time (256 × 4 KiB = 1 MiB of buffers; two batches are out at once: one written, one encoded). */
-const CHECKPOINT_WRITES_IN_FLIGHT_MAX = 256;
+/** Pages a checkpoint encodes and writes at a time (a batch: 256 × 4 KiB = 1 MiB of buffers). */
+export const CHECKPOINT_BATCH_PAGES = 256;
+/**
+ * Bytes of page buffers a checkpoint has written and not yet seen complete,
+ * at most (at least one batch, whatever the page size): encoding goes on
+ * while writes wait on the device, behind a flush too (a device may hold
+ * every write while it flushes: docs/benchmarks.md, "Session 41").
+ */
+const CHECKPOINT_BYTES_IN_FLIGHT_MAX = 4 << 20;
 /** Buffers of one vector write (IOV_MAX). */
 const WRITE_BUFFERS_MAX = 1024;
+/**
+ * Batches of pages written between two flushes a checkpoint starts while it
+ * goes on encoding and writing (flush-behind). A device's flush costs in
+ * proportion to what was written since the last one (docs/benchmarks.md,
+ * "Session 41"): one flush at the end, after every page, is time the CPU
+ * waits with nothing to do; flushes along the way overlap it with the
+ * encoding of the batches after them.
+ */
+export const CHECKPOINT_FLUSH_BEHIND_BATCHES = 4;
 
 /** What a checkpoint needs of the journal: the newest applied commit, and a way to make it durable. */
 export interface AppliedCommits {
@@ -240,29 +256,48 @@ export class Checkpointer {
     this.#plannedPages = plan.dirtyNodes.length;
     this.#writtenPages = 0;
     this.#planned = true;
-    // The batch written while the next one is encoded: the device works
-    // while the CPU does (at most two batches of buffers out at once).
-    // Its writes are watched from the start (allSettled): one that fails
-    // while the next batch is encoded is no unhandled rejection; and its
-    // pages count as written (progress) as soon as they are, not once the
-    // next batch is encoded.
-    let writing: { batch: { block: number; buffer: Buffer }[]; settled: Promise<PromiseSettledResult<void>[]> } | undefined;
+    // Batches written while the next ones are encoded: the device works
+    // while the CPU does. Their writes are watched from the start
+    // (allSettled): one that fails while the next batch is encoded is no
+    // unhandled rejection; and their pages count as written (progress) as
+    // soon as they are, not once the next batch is encoded.
+    const batchesInFlightMax = Math.max(1, Math.floor(CHECKPOINT_BYTES_IN_FLIGHT_MAX / (CHECKPOINT_BATCH_PAGES * this.#pageBlocks * blockSize)));
+    const writing: { batch: { block: number; buffer: Buffer }[]; settled: Promise<PromiseSettledResult<void>[]> }[] = [];
     let encoding: { block: number; buffer: Buffer }[] = [];
     const giveBack = (batch: readonly { buffer: Buffer }[]): void => {
       for (const { buffer } of batch) this.#pages.pool.give(buffer);
     };
-    const finishWriting = async (): Promise<void> => {
-      const done = writing;
-      if (done === undefined) return;
+    // Flushes started along the way, each waited for before the final one.
+    // A failure stops the store at once, not once the last page is written:
+    // no write is acknowledged after a failed flush, and the checkpoint
+    // fails at its next batch. A failed fdatasync is never followed by
+    // another for the same writes (the kernel may report success for them).
+    const flushesBehind: Promise<void>[] = [];
+    let flushBehindFailure: unknown;
+    let batchesSinceFlush = 0;
+    /** Waits for the oldest batch in flight; with `pagesFollow`, starts a flush behind every few. */
+    const finishOldest = async (pagesFollow: boolean): Promise<void> => {
+      const done = writing[0];
       const outcomes = await done.settled;
-      writing = undefined;
+      writing.shift();
       giveBack(done.batch);
       for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+      if (flushBehindFailure !== undefined) throw flushBehindFailure;
+      // None once every page is written: the final flush follows at once.
+      if (!pagesFollow || ++batchesSinceFlush < CHECKPOINT_FLUSH_BEHIND_BATCHES) return;
+      batchesSinceFlush = 0;
+      this.#device.mark?.('flush', sequence);
+      flushesBehind.push(
+        this.#device.sync().catch((error: unknown) => {
+          flushBehindFailure ??= error ?? new Error('ringstore: a checkpoint flush failed without an error');
+          this.#state.fail(flushBehindFailure);
+        }),
+      );
     };
     try {
       this.#device.mark?.('checkpoint', sequence);
-      for (let first = 0; first < plan.dirtyNodes.length; first += CHECKPOINT_WRITES_IN_FLIGHT_MAX) {
-        const last = Math.min(plan.dirtyNodes.length, first + CHECKPOINT_WRITES_IN_FLIGHT_MAX);
+      for (let first = 0; first < plan.dirtyNodes.length; first += CHECKPOINT_BATCH_PAGES) {
+        const last = Math.min(plan.dirtyNodes.length, first + CHECKPOINT_BATCH_PAGES);
         const batch: { block: number; buffer: Buffer }[] = [];
         encoding = batch;
         for (let i = first; i < last; i++) {
@@ -280,13 +315,14 @@ export class Checkpointer {
           // Encoding is CPU work: let commits and reads run between slices.
           if ((i + 1) % CHECKPOINT_ENCODE_SLICE_PAGES === 0) await new Promise<void>((resolve) => setImmediate(resolve));
         }
-        await finishWriting();
+        while (writing.length >= batchesInFlightMax) await finishOldest(true);
+        if (flushBehindFailure !== undefined) throw flushBehindFailure;
         // Commits run between batches: mark this IO as the checkpoint's again.
         this.#device.mark?.('checkpoint', sequence);
         const batchWrites = this.#writePages(batch);
         writes.push(...batchWrites);
         encoding = [];
-        writing = {
+        writing.push({
           batch,
           settled: Promise.allSettled(batchWrites).then((outcomes) => {
             if (outcomes.every((outcome) => outcome.status === 'fulfilled')) {
@@ -295,9 +331,9 @@ export class Checkpointer {
             }
             return outcomes;
           }),
-        };
+        });
       }
-      await finishWriting();
+      while (writing.length > 0) await finishOldest(false);
       const frame = allocAligned(frameBlocks * blockSize, Math.max(this.#device.ioAlignment, 4096));
       encodeFrame('free set', sequence, previous.storeTag, payload, frame, blockSize);
       this.#device.mark?.('checkpoint', sequence);
@@ -308,15 +344,18 @@ export class Checkpointer {
         offset += bytes.length;
       }
       await Promise.all(writes);
+      await Promise.all(flushesBehind);
+      if (flushBehindFailure !== undefined) throw flushBehindFailure;
       this.#device.mark?.('flush', sequence);
       await this.#device.sync();
     } catch (error) {
       // No superblock names these blocks: they are free again once every
-      // write to them has settled (the store fails anyway).
-      await Promise.allSettled(writes);
-      // The buffers of the batch being encoded and of the one being written (settled now) go back too.
+      // write to them has settled (the store fails anyway); nor does a
+      // flush outlive the checkpoint (close() shuts the device after it).
+      await Promise.allSettled([...writes, ...flushesBehind]);
+      // The buffers of the batch being encoded and of those being written (settled now) go back too.
       giveBack(encoding);
-      if (writing !== undefined) giveBack(writing.batch);
+      for (const { batch } of writing.splice(0)) giveBack(batch);
       this.#space.freeCheckpoint([...blocks.pages, ...blocks.frame]);
       plan.abort();
       throw error;

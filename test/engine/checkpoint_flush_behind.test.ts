@@ -1,0 +1,152 @@
+// A checkpoint of many pages flushes along the way (flush-behind,
+// checkpointer.ts), so that the device's flush of what it wrote overlaps the
+// encoding of what follows. Those flushes are flushes like the last one: a
+// failed one stops the store at once (no write is acknowledged after it),
+// the checkpoint writes no superblock and issues no other flush, and what
+// was acknowledged before survives a power loss.
+import assert from 'node:assert/strict';
+
+import { BlockStore } from '../../engine/block_store.js';
+import type { IoPhase } from '../../engine/block_device.js';
+import { CHECKPOINT_BATCH_PAGES, CHECKPOINT_FLUSH_BEHIND_BATCHES } from '../../engine/checkpointer.js';
+import { SimulatedDevice } from '../../engine/simulated_device.js';
+import { StoreError } from '../../engine/store_error.js';
+import { pattern, seededRandom } from './helpers.js';
+
+const PAGE_SIZE_BYTES = 4096;
+/** Keys loaded before the checkpoint: ~2 800 pages to write in batches of 256 (flush-behind follows every 4th). */
+const KEY_COUNT = 60_000;
+const KEYS_PER_BATCH = 2_000;
+
+interface FlushSeen {
+  /** Bytes of checkpoint pages whose writes had completed when the flush was issued. */
+  checkpointBytesBefore: number;
+  failed: boolean;
+}
+
+/**
+ * Counts the checkpoint's page bytes and the flushes issued among them. Armed
+ * (failFirstCheckpointFlush), it fails the first flush that follows a
+ * checkpoint page write, and holds the checkpoint's page writes submitted
+ * after the first flush-behind's worth of pages, so that the checkpoint is
+ * still writing when its flush fails.
+ */
+class FlushWatchingDevice extends SimulatedDevice {
+  #phase: IoPhase | undefined;
+  /** Counting from `watch()` on. */
+  watching = false;
+  checkpointBytes = 0;
+  superblockWrites = 0;
+  readonly flushes: FlushSeen[] = [];
+  failFirstCheckpointFlush = false;
+  /** Page writes past the first flush-behind's worth, once armed: they wait here until released. */
+  readonly held: (() => void)[] = [];
+  #failed = false;
+  #checkpointBytesSubmitted = 0;
+
+  mark(phase: IoPhase): void {
+    this.#phase = phase;
+  }
+
+  watch(): void {
+    this.watching = true;
+    this.checkpointBytes = 0;
+    this.#checkpointBytesSubmitted = 0;
+    this.superblockWrites = 0;
+    this.flushes.length = 0;
+  }
+
+  override async write(position: number, buffers: Uint8Array[]): Promise<void> {
+    const phase = this.#phase;
+    if (this.watching && phase === 'superblock') this.superblockWrites++;
+    if (this.watching && phase === 'checkpoint') {
+      const holdPast = CHECKPOINT_FLUSH_BEHIND_BATCHES * CHECKPOINT_BATCH_PAGES * PAGE_SIZE_BYTES;
+      const submittedBefore = this.#checkpointBytesSubmitted;
+      this.#checkpointBytesSubmitted += buffers.reduce((sum, buffer) => sum + buffer.byteLength, 0);
+      if (this.failFirstCheckpointFlush && submittedBefore >= holdPast) await new Promise<void>((resolve) => this.held.push(resolve));
+    }
+    await super.write(position, buffers);
+    if (this.watching && phase === 'checkpoint') this.checkpointBytes += buffers.reduce((sum, buffer) => sum + buffer.byteLength, 0);
+  }
+
+  override sync(): Promise<void> {
+    if (!this.watching || this.#phase !== 'flush') return super.sync();
+    const fail = this.failFirstCheckpointFlush && this.checkpointBytes > 0 && !this.#failed;
+    this.flushes.push({ checkpointBytesBefore: this.checkpointBytes, failed: fail });
+    if (!fail) return super.sync();
+    this.#failed = true;
+    return Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { errno: -5, code: 'EIO', syscall: 'fdatasync' }));
+  }
+}
+
+async function loadedStore(device: FlushWatchingDevice): Promise<{ store: BlockStore; keys: string[] }> {
+  const store = await BlockStore.open('flush-behind', { device, create: true, encoding: 'binary', walSizeBytes: 32 << 20 });
+  const random = seededRandom(41);
+  const keys = Array.from({ length: KEY_COUNT }, (_, i) => `key-${Math.floor(random() * 1e9)}-${i}`);
+  for (let first = 0; first < keys.length; first += KEYS_PER_BATCH) {
+    await store.batch(keys.slice(first, first + KEYS_PER_BATCH).map((key, i) => ({ type: 'put' as const, key, value: pattern(100, first + i) })));
+  }
+  return { store, keys };
+}
+
+describe('checkpoint flush-behind', () => {
+  it('flushes while a large checkpoint still has pages to write, and the store reopens whole after a power loss', async () => {
+    const device = new FlushWatchingDevice({ sizeBytes: 96 << 20 });
+    const { store, keys } = await loadedStore(device);
+    device.watch();
+    await store.checkpoint();
+    const pageBytes = device.checkpointBytes;
+    assert.ok(pageBytes > 5 * 256 * PAGE_SIZE_BYTES, `a checkpoint of ${pageBytes / PAGE_SIZE_BYTES} pages: too few for the test`);
+    const early = device.flushes.filter((flush) => flush.checkpointBytesBefore > 0 && flush.checkpointBytesBefore < pageBytes);
+    assert.ok(early.length >= 1, `flushes at ${JSON.stringify(device.flushes)} of ${pageBytes} page bytes: none before the last page`);
+    assert.equal(device.superblockWrites > 0, true);
+    const reopened = await BlockStore.open('flush-behind', { device: device.crash() });
+    try {
+      assert.equal(reopened.stats().keys, keys.length);
+      for (const [i, key] of keys.entries()) if (i % 97 === 0) assert.deepEqual(await reopened.get(key), Buffer.from(pattern(100, i)));
+      await reopened.verifyIntegrity();
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('a failed flush-behind stops the store at once: writes are refused before the checkpoint ends, no superblock and no other flush follow, and the acknowledged keys survive', async () => {
+    const device = new FlushWatchingDevice({ sizeBytes: 96 << 20 });
+    const { store, keys } = await loadedStore(device);
+    device.watch();
+    device.failFirstCheckpointFlush = true;
+    const checkpoint = store.checkpoint();
+    checkpoint.catch(() => undefined);
+    for (let waited = 0; device.held.length === 0 && waited < 10_000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.ok(device.held.length > 0, 'no page write was held');
+    for (let waited = 0; !device.flushes.some((flush) => flush.failed) && waited < 10_000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
+    const failedAt = device.flushes.findIndex((flush) => flush.failed);
+    assert.ok(failedAt >= 0, `no flush failed while page writes were held (flushes: ${JSON.stringify(device.flushes)})`);
+    // The checkpoint is still writing (its page writes are held): the store has stopped already.
+    const refused = await store.put('after-the-failed-flush', pattern(100, 1)).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    assert.ok(refused instanceof StoreError && refused.code === 'ERR_STORE_FAILED', `a put after the failed flush: ${String(refused)}`);
+    assert.equal((refused.cause as { code?: string } | undefined)?.code, 'EIO');
+    for (const release of device.held.splice(0)) release();
+    const outcome = await checkpoint.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    assert.ok(outcome instanceof StoreError && outcome.code === 'ERR_STORE_FAILED', `the checkpoint: ${String(outcome)}`);
+    assert.equal(device.superblockWrites, 0, 'a superblock was written after the failed flush');
+    assert.equal(device.flushes.length, failedAt + 1, `flushes after the failed one: ${JSON.stringify(device.flushes)}`);
+    await store.close().catch(() => undefined);
+    const reopened = await BlockStore.open('flush-behind', { device: device.crash() });
+    try {
+      await reopened.whenRecovered();
+      assert.equal(reopened.stats().keys, keys.length);
+      assert.equal(await reopened.get('after-the-failed-flush'), undefined);
+      for (const [i, key] of keys.entries()) if (i % 97 === 0) assert.deepEqual(await reopened.get(key), Buffer.from(pattern(100, i)));
+      await reopened.verifyIntegrity();
+    } finally {
+      await reopened.close();
+    }
+  });
+});

@@ -670,8 +670,9 @@ export class BlockStore<V = unknown> {
         this.#space.endRead(epoch);
       }
       if (batch.length === 0) break;
+      let written: PendingWrite;
       try {
-        await this.#write(batch);
+        written = await this.#write(batch);
       } catch (error) {
         if (error instanceof StoreError && error.code === 'ERR_STORE_FULL' && batch.length > 1) {
           batchKeysMax = Math.ceil(batch.length / 2);
@@ -679,8 +680,13 @@ export class BlockStore<V = unknown> {
         }
         throw error;
       }
-      deleted += batch.length;
-      // The range goes on past the last key deleted.
+      // What the commit deleted, not what the batch named: a write called
+      // while the batch was built (a delete, another clear) is applied
+      // before it and may have removed some of its keys (found by a review:
+      // two clears of the same 100 keys resolved to 100 each, and a limit
+      // was used up by keys already gone). A limit then takes the next keys.
+      for (const operation of written.operations) if (operation.existed) deleted++;
+      // The range goes on past the last key in the batch.
       if (range.reverse) {
         high = lastKeyString;
         highInclusive = false;

@@ -315,5 +315,32 @@ describe('BlockStore range calls: keys(), values(), count(), clear(), prefix', (
       }
     });
 
+    it('counts only the keys it deleted: a delete or another clear called while it builds its batch takes some keys first, and a limit goes on to the next keys', async () => {
+      const store = await openSmallStore(`${dir}/counted`, { encoding: 'string' });
+      try {
+        await store.batch(['a', 'b', 'c'].map((key) => ({ type: 'put' as const, key, value: 'v' })));
+        const cleared = store.clear({ gte: 'a', lte: 'c' });
+        const existed = store.delete('b'); // called after clear(), applied before its batch
+        assert.equal(await existed, true);
+        assert.equal(await cleared, 2);
+        assert.equal(await store.count(), 0);
+
+        await store.batch(['a', 'b', 'c', 'd'].map((key) => ({ type: 'put' as const, key, value: 'v' })));
+        const limited = store.clear({ limit: 2 });
+        assert.equal(await store.delete('a'), true);
+        // 'a' was gone when the batch committed: the first two keys then were 'b' and 'c'.
+        assert.equal(await limited, 2);
+        assert.deepEqual(await collect(store.keys()), ['d']);
+
+        const keys = Array.from({ length: 100 }, (_, index) => `k${String(index).padStart(3, '0')}`);
+        await store.batch(keys.map((key) => ({ type: 'put' as const, key, value: 'v' })));
+        const [first, second] = await Promise.all([store.clear({ prefix: 'k' }), store.clear({ prefix: 'k' })]);
+        assert.equal(first + second, keys.length, `two clears of the same keys resolved to ${first} and ${second}`);
+        assert.deepEqual(await collect(store.keys()), ['d']);
+      } finally {
+        await store.close();
+      }
+    });
+
   });
 });

@@ -54,6 +54,12 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
   #run: LeafRun | undefined;
   #index = 0;
   #ended = false;
+  /**
+   * The caller was told the iteration is over (a done result, or its own
+   * return() or throw()): next() answers done from then on, after close()
+   * too. An iteration that ended itself at its limit has not told it yet.
+   */
+  #doneTold = false;
   /** Calls (async steps) started and not yet settled: while any is, a next() waits behind them. */
   #stepsPending = 0;
   /** Settles after the last step started (never rejects): where the next one is chained. */
@@ -88,6 +94,7 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
 
   return(value?: undefined): Promise<IteratorResult<unknown, undefined>> {
     return this.#step(async () => {
+      this.#doneTold = true;
       await this.#end();
       // As a generator's return(): the value given, awaited.
       return { value: await value, done: true } as IteratorReturnResult<undefined>;
@@ -96,6 +103,7 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
 
   throw(error: unknown): Promise<IteratorResult<unknown, undefined>> {
     return this.#step(async () => {
+      this.#doneTold = true;
       await this.#end();
       throw error;
     });
@@ -122,7 +130,14 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
 
   /** next() when the entry cannot be made synchronously: the first call, a new run, an extent value, the end. */
   async #nextAsync(): Promise<IteratorResult<unknown, undefined>> {
-    if (this.#ended) return done();
+    if (this.#ended) {
+      // The end is an answer like an entry: after close() it is refused too
+      // until the caller has had it (found by a review: an iteration that
+      // ended at its limit, or whose range ended inside the current leaf
+      // with no read to refuse, resolved done after close()).
+      if (!this.#doneTold) this.#source.checkOpen();
+      return this.#toldDone();
+    }
     try {
       if (this.#begin !== undefined) {
         const begin = this.#begin;
@@ -132,7 +147,7 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
         this.#limit = range.limit;
         if (this.#limit <= 0) {
           await this.#end();
-          return done();
+          return this.#toldDone();
         }
         const started = this.#source.start(range);
         this.#runs = started.runs;
@@ -140,8 +155,9 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
       }
       for (;;) {
         if (this.#yielded >= this.#limit) {
+          this.#source.checkOpen();
           await this.#end();
-          return done();
+          return this.#toldDone();
         }
         const run = this.#run;
         if (run !== undefined && this.#index !== run.end) {
@@ -152,8 +168,9 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
         this.#run = undefined;
         const next = await this.#runs!.next();
         if (next.done === true) {
+          this.#source.checkOpen();
           await this.#end();
-          return done();
+          return this.#toldDone();
         }
         this.#run = next.value;
         this.#index = next.value.first;
@@ -162,6 +179,11 @@ export class ScanIterator implements AsyncGenerator<unknown, undefined, undefine
       await this.#end();
       throw error;
     }
+  }
+
+  #toldDone(): IteratorReturnResult<undefined> {
+    this.#doneTold = true;
+    return done();
   }
 
   /** The entry at the run's position, made synchronously, moving past it; NEEDS_READ (not moved) for an extent value to be read. */

@@ -233,6 +233,25 @@ describe('BlockStore argument errors (issue 8)', () => {
       await rejectsWithCode(() => iterator.next(), 'ERR_STORE_CLOSED');
     });
 
+    it('refuses the end of an iteration after close() too, until the caller has had it (it resolved done when the range ended in the current leaf or at its limit)', async () => {
+      const store = await openSmallStore(`${dir}/iteration-ends`);
+      await store.batch(['a', 'b', 'c'].map((key) => ({ type: 'put' as const, key, value: 1 })));
+      // Every entry handed out, the end not yet asked for: the range ends inside the leaf, or the limit was reached.
+      const exhausted = [store.keys(), store.keys({ reverse: true }), store.range({ limit: 2 }), store.values({ gte: 'b' })].map((iterable) => iterable[Symbol.asyncIterator]());
+      for (const [i, iterator] of exhausted.entries()) for (let taken = 0; taken < [3, 3, 2, 2][i]; taken++) assert.equal((await iterator.next()).done, false);
+      // The end told before close(), and an iteration left with return(): done stays done.
+      const finished = store.keys({ limit: 1 })[Symbol.asyncIterator]();
+      assert.equal((await finished.next()).done, false);
+      assert.equal((await finished.next()).done, true);
+      const left = store.keys()[Symbol.asyncIterator]();
+      assert.equal((await left.next()).done, false);
+      await left.return?.(undefined);
+      await store.close();
+      for (const [i, iterator] of exhausted.entries()) await rejectsWithCode(() => iterator.next(), 'ERR_STORE_CLOSED').catch((error: unknown) => assert.fail(`iteration ${i}: ${String(error)}`));
+      assert.deepEqual(await finished.next(), { value: undefined, done: true });
+      assert.deepEqual(await left.next(), { value: undefined, done: true });
+    });
+
     it('answers a read stream continued after close() with ERR_STORE_CLOSED', async () => {
       const store = await openSmallStore(`${dir}/stream`, { encoding: 'binary' });
       await store.put('big', Buffer.alloc(3 << 20, 1)); // more than one stream chunk

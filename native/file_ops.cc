@@ -7,12 +7,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <linux/stat.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +39,31 @@ struct FileGeometry {
   uint32_t dio_mem_align = 0;
   uint32_t dio_offset_align = 0;
 };
+
+// The kernel's own file systems (<linux/magic.h>): their "regular files"
+// are interfaces, some of whose reads block until an event.
+struct KernelFileSystem {
+  unsigned long magic;
+  const char* name;
+};
+constexpr KernelFileSystem kKernelFileSystems[] = {
+    {PROC_SUPER_MAGIC, "proc"},         {SYSFS_MAGIC, "sysfs"},
+    {TRACEFS_MAGIC, "tracefs"},         {DEBUGFS_MAGIC, "debugfs"},
+    {SECURITYFS_MAGIC, "securityfs"},   {CGROUP_SUPER_MAGIC, "cgroup"},
+    {CGROUP2_SUPER_MAGIC, "cgroup2"},   {BPF_FS_MAGIC, "bpf"},
+    {PSTOREFS_MAGIC, "pstore"},         {EFIVARFS_MAGIC, "efivarfs"},
+};
+
+// The name of the kernel file system holding `fd`, or nullptr (any other,
+// or fstatfs failed: the open goes on and its IO answers for itself).
+const char* KernelFileSystemName(int fd) {
+  struct statfs fs;
+  if (fstatfs(fd, &fs) != 0) return nullptr;
+  for (const KernelFileSystem& known : kKernelFileSystems) {
+    if (static_cast<unsigned long>(fs.f_type) == known.magic) return known.name;
+  }
+  return nullptr;
+}
 
 // Reads size and alignment facts. Returns 0 or an errno, naming the failed
 // system call in `syscall`.
@@ -288,8 +315,21 @@ class OpenWorker final : public PromiseWork {
       // command that never completes would make close() and thread exit
       // wait forever. Only files and block devices have bounded IO.
       close(fd);
-      not_storage_ = true;
+      not_storage_ = "is not a regular file or a block device";
       return Fail(EINVAL, "open");
+    }
+    if (S_ISREG(opened.st_mode)) {
+      // Nor does every "regular file": the kernel's own file systems serve
+      // files whose reads wait for events (tracefs's trace_pipe waited
+      // forever, and so did close(), a worker's exit and process.exit()
+      // behind it: found by a review). None of them holds storage.
+      const char* kernel_fs = KernelFileSystemName(fd);
+      if (kernel_fs != nullptr) {
+        close(fd);
+        not_storage_ = std::string("is a file of the kernel's ") + kernel_fs +
+                       " file system, not storage (its reads may wait forever)";
+        return Fail(EINVAL, "open");
+      }
     }
     if (fcntl(fd, F_SETFL, flags & ~(O_ACCMODE | O_CREAT | O_EXCL)) != 0) {
       int saved = errno;
@@ -331,9 +371,9 @@ class OpenWorker final : public PromiseWork {
   }
 
   Napi::Value Failure(Napi::Env env) override {
-    if (!not_storage_) return PromiseWork::Failure(env);
+    if (not_storage_.empty()) return PromiseWork::Failure(env);
     return MakeCodedError(env, JsErrorKind::kTypeError, "ERR_INVALID_ARG",
-                          "'" + path_ + "' is not a regular file or a block device")
+                          "'" + path_ + "' " + not_storage_)
         .Value();
   }
 
@@ -352,7 +392,8 @@ class OpenWorker final : public PromiseWork {
   uint64_t size_bytes_;
   bool unnamed_;
   int fd_ = -1;
-  bool not_storage_ = false;
+  /** Why the opened file is no storage (empty: it is, or the open failed otherwise). */
+  std::string not_storage_;
   FileGeometry geometry_;
 };
 

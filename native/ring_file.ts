@@ -418,13 +418,21 @@ export class RingFile implements OpOwner, ObservedFile {
     const position = this.#blockPosition(index);
     const target = (buffer === undefined ? allocAligned(this.blockSize, Math.max(this.memoryAlignment, 4096)) : buffer) as T;
     if (!ArrayBuffer.isView(target)) throw invalidType('readBlock buffer must be a Buffer, TypedArray or DataView');
-    if (target.byteLength !== this.blockSize) {
+    // Through the intrinsic getter, as read() checks it: an own byteLength
+    // property said 4096 of a 200-byte view (found by a review).
+    let byteLength: number;
+    try {
+      byteLength = byteLengthOf(target);
+    } catch {
+      throw invalidType('readBlock buffer views memory its ArrayBuffer no longer holds (detached or shrunk)');
+    }
+    if (byteLength !== this.blockSize) {
       throw invalidRange(`readBlock needs a buffer of exactly blockSize (${this.blockSize}) bytes`);
     }
     const bytesRead = await this.read(target, position);
-    if (bytesRead < this.blockSize) {
-      new Uint8Array(target.buffer, target.byteOffset + bytesRead, this.blockSize - bytesRead).fill(0);
-    }
+    // Zeros past end-of-file, into what of the buffer is still there: it may
+    // have been detached during the read (which then copied nothing into it).
+    if (bytesRead < this.blockSize) zeroFrom(target, bytesRead);
     return target;
   }
 
@@ -677,19 +685,65 @@ function byteLengthOf(view: ArrayBufferView): number {
 
 function discard(): void {}
 
+/** The intrinsic buffer and byteOffset getters, for the same reason (an own `buffer` of null threw a TypeError with no code: a review). */
+const typedArrayBuffer = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, 'buffer')!.get!;
+const dataViewBuffer = Object.getOwnPropertyDescriptor(DataView.prototype, 'buffer')!.get!;
+const typedArrayByteOffset = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, 'byteOffset')!.get!;
+const dataViewByteOffset = Object.getOwnPropertyDescriptor(DataView.prototype, 'byteOffset')!.get!;
+const arrayBufferByteLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')!.get!;
+/** ArrayBuffer#detached, where the runtime has it (not Node 20). */
+const arrayBufferDetached = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'detached')?.get;
+
+/** `view`'s ArrayBuffer (or SharedArrayBuffer), through the intrinsic getter. REQUIRES: ArrayBuffer.isView(view). */
+function bufferOf(view: ArrayBufferView): ArrayBufferLike {
+  try {
+    return typedArrayBuffer.call(view) as ArrayBufferLike;
+  } catch {
+    return dataViewBuffer.call(view) as ArrayBufferLike;
+  }
+}
+
+/** `view`'s byteOffset, through the intrinsic getter. REQUIRES: ArrayBuffer.isView(view). */
+function byteOffsetOf(view: ArrayBufferView): number {
+  try {
+    return typedArrayByteOffset.call(view) as number;
+  } catch {
+    return dataViewByteOffset.call(view) as number;
+  }
+}
+
 function toBytes(view: ArrayBufferView): Uint8Array {
-  return view instanceof Uint8Array ? view : new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  return view instanceof Uint8Array ? view : new Uint8Array(bufferOf(view), byteOffsetOf(view), byteLengthOf(view));
+}
+
+/** Zeroes `view` from byte `from` to its end, if it still holds more than that (nothing once detached or shrunk away). */
+function zeroFrom(view: ArrayBufferView, from: number): void {
+  let byteLength: number;
+  try {
+    byteLength = byteLengthOf(view);
+  } catch {
+    return;
+  }
+  if (byteLength <= from) return;
+  new Uint8Array(bufferOf(view), byteOffsetOf(view) + from, byteLength - from).fill(0);
 }
 
 function isDetached(view: ArrayBufferView): boolean {
   // A detached ArrayBuffer reports byteLength 0 on itself and on every view,
   // like a genuinely empty one. Node 20 has no ArrayBuffer#detached, but
   // cloning a detached buffer throws; this runs only for empty views.
-  if (view.buffer.byteLength !== 0) return false;
-  const detached = (view.buffer as ArrayBuffer & { detached?: boolean }).detached;
-  if (typeof detached === 'boolean') return detached;
+  const buffer = bufferOf(view);
+  let byteLength: number;
   try {
-    structuredClone(view.buffer);
+    byteLength = arrayBufferByteLength.call(buffer) as number;
+  } catch {
+    // A SharedArrayBuffer: it cannot be detached.
+    return false;
+  }
+  if (byteLength !== 0) return false;
+  if (arrayBufferDetached !== undefined) return arrayBufferDetached.call(buffer) as boolean;
+  try {
+    structuredClone(buffer);
     return false;
   } catch {
     return true;

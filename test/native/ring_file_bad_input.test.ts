@@ -4,7 +4,7 @@
 // submitted, and the ring keeps working afterwards.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 
 import { allocAligned, IoUringActor, RingError, type RingFile } from '../../index.js';
 import { constants } from '../../native/addon.js';
@@ -158,6 +158,17 @@ describe('RingFile bad input', () => {
       await rejectsWith(() => file.readv([Buffer.alloc(8), detachedView()], 0), TypeError, 'ERR_INVALID_ARG');
       await rejectsWith(() => file.writev([detachedView()], 0), TypeError, 'ERR_INVALID_ARG');
       await rejectsWith(() => file.writeAndSync(detachedView(), 0), TypeError, 'ERR_INVALID_ARG');
+    });
+
+    it("reads a view's buffer, offset and length through the built-in getters, never its own properties (an own buffer of null threw an uncoded TypeError; an own byteLength let readBlock take a 200-byte view)", async () => {
+      for (const own of [{ value: null }, { get: (): never => { throw new Error('boom'); } }]) {
+        const empty = Object.defineProperty(new Uint8Array(0), 'buffer', own);
+        // An empty view moves nothing: 0, as fs does, whatever its own properties say.
+        assert.equal(await file.read(empty, 0), 0);
+        assert.equal(await file.write(empty, 0), 0);
+      }
+      const short = Object.defineProperty(new Uint8Array(200), 'byteLength', { value: BLOCK_SIZE });
+      await rejectsWith(() => file.readBlock(0, short), RangeError, 'ERR_INVALID_ARG');
     });
 
     it('rejects an operation whose buffer was detached while it waited for a slot', async () => {
@@ -430,6 +441,23 @@ describe('RingFile bad input', () => {
       ] as const) {
         const error = await rejectsWith(() => ring!.open(path, options), Error, 'ERR_INVALID_ARG');
         assert.match(error.message, /regular file or a block device/, path);
+      }
+    });
+
+    it("rejects a regular file of the kernel's own file systems (proc, sysfs, tracefs) with ERR_INVALID_ARG: a read of tracefs's trace_pipe never completed, and close(), a worker's exit and process.exit() waited forever behind it", async function () {
+      // Whichever of them this machine mounts; each is a "regular file" by its mode.
+      const candidates = ['/proc/self/status', '/sys/kernel/mm/transparent_hugepage/enabled', '/sys/kernel/tracing/trace_pipe', '/sys/kernel/debug/tracing/trace_pipe'];
+      const present = candidates.filter((path) => {
+        try {
+          return statSync(path).isFile();
+        } catch {
+          return false;
+        }
+      });
+      if (present.length === 0) this.skip();
+      for (const path of present) {
+        const error = await rejectsWith(() => ring!.open(path, { readOnly: true }), Error, 'ERR_INVALID_ARG');
+        assert.match(error.message, /file of the kernel's \w+ file system, not storage/, path);
       }
     });
 

@@ -81,4 +81,25 @@ describe('RingFile IO into memory JS may detach while it is in flight', function
       await ring.close();
     }
   });
+  it('readBlock of a short file into a buffer detached during the read resolves, zeroing nothing (it threw an uncoded "Cannot perform Construct on a detached ArrayBuffer")', async () => {
+    const ring = IoUringActor.start();
+    let file: RingFile | undefined;
+    try {
+      const path = `${dir}/short`;
+      execFileSync('truncate', ['-s', '100', path]);
+      file = await ring.open(path, { readOnly: true });
+      const target = new Uint8Array(file.blockSize);
+      const reading = file.readBlock(0, target);
+      structuredClone(target.buffer, { transfer: [target.buffer] });
+      assert.equal(await reading, target);
+      assert.equal(target.byteLength, 0);
+      // The same read into a buffer left alone: 100 bytes of the file, zeros after.
+      const kept = new Uint8Array(file.blockSize).fill(0xee);
+      await file.readBlock(0, kept);
+      assert.ok(kept.every((byte) => byte === 0));
+    } finally {
+      await file?.close();
+      await ring.close();
+    }
+  });
 });

@@ -58,6 +58,13 @@ export interface AppliedCommits {
   readonly appliedSequence: number;
   /** fdatasync now; then everything applied so far is durable. */
   syncNow(): Promise<void>;
+  /**
+   * Durable writes and flushes of commits completed so far. Where they
+   * flush the device's whole cache (an fdatasync; an O_DSYNC write on a
+   * device without FUA, as virtio disks are here) they flush a running
+   * checkpoint's pages too, and its flush-behind has nothing to add.
+   */
+  readonly flushCount: number;
 }
 
 export interface CheckpointerParts {
@@ -275,6 +282,7 @@ export class Checkpointer {
     const flushesBehind: Promise<void>[] = [];
     let flushBehindFailure: unknown;
     let batchesSinceFlush = 0;
+    let commitFlushesSeen = journal.flushCount;
     /** Waits for the oldest batch in flight; with `pagesFollow`, starts a flush behind every few. */
     const finishOldest = async (pagesFollow: boolean): Promise<void> => {
       const done = writing[0];
@@ -286,6 +294,14 @@ export class Checkpointer {
       // None once every page is written: the final flush follows at once.
       if (!pagesFollow || ++batchesSinceFlush < CHECKPOINT_FLUSH_BEHIND_BATCHES) return;
       batchesSinceFlush = 0;
+      // Nor while commits flush: theirs take these pages along, and on a
+      // device that holds writes behind a flush one more would stall them.
+      // Only a hint: the final flush never depends on it.
+      const commitFlushes = journal.flushCount;
+      if (commitFlushes !== commitFlushesSeen) {
+        commitFlushesSeen = commitFlushes;
+        return;
+      }
       this.#device.mark?.('flush', sequence);
       flushesBehind.push(
         this.#device.sync().catch((error: unknown) => {

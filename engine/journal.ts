@@ -187,6 +187,8 @@ export class Journal {
   #nextSequence: number;
   /** Highest sequence known durable (fdatasync completed). */
   #durableSequence: number;
+  /** Durable writes and flushes of commits completed: see flushCount. */
+  #flushCount = 0;
   /**
    * Highest durableSequence a written commit records, or the checkpoint's
    * sequence: recovery never reads a commit the checkpoint covers, so none
@@ -230,6 +232,11 @@ export class Journal {
     this.#appliedSequence = parts.nextSequence - 1;
     this.#recordedDurableSequence = parts.checkpointer.superblock.checkpointSeq;
     this.commitPayloadMax = Math.floor(parts.walBlockCount * COMMIT_WAL_SHARE_MAX) * framePayloadPerBlock(parts.blockSize);
+  }
+
+  /** Durable writes and flushes of commits completed since open (AppliedCommits.flushCount). */
+  get flushCount(): number {
+    return this.#flushCount;
   }
 
   /** Highest sequence written and applied (== durable with sync: true); 0 before any. */
@@ -710,6 +717,7 @@ export class Journal {
       // fdatasync. Not for commits with extent data: on a device with FUA it
       // would make the WAL blocks durable without the data.
       await this.#device.writeDsync(position, [frame]);
+      this.#flushCount++;
       return;
     }
     const dataWrites = writes.flatMap((write) => write.dataWrites);
@@ -717,6 +725,7 @@ export class Journal {
       // The extent data is written already: the WAL write and the flush go
       // in one linked submission.
       await this.#device.writeAndSync(position, [frame]);
+      this.#flushCount++;
       return;
     }
     // Extent data still in flight: the WAL write goes beside it (recovery
@@ -726,6 +735,7 @@ export class Journal {
     await allSettledOrThrow([this.#device.write(position, [frame]), ...dataWrites]);
     this.#device.mark?.('flush', sequence);
     await this.#device.sync();
+    this.#flushCount++;
   }
 
   /**
@@ -910,6 +920,7 @@ export class Journal {
       try {
         this.#device.mark?.('flush', through);
         await this.#device.sync();
+        this.#flushCount++;
       } catch (error) {
         throw this.#state.fail(error);
       }

@@ -80,7 +80,7 @@ export async function replayWal(
     const held = space.holdForReplay(valueExtentsOf(commits.slice(i + 1)));
     try {
       // Replayed commits are durable already, or made so by the checkpoint's own flush.
-      await checkpointer.run({ appliedSequence: commits[i].sequence, syncNow: async () => undefined });
+      await checkpointer.run({ appliedSequence: commits[i].sequence, syncNow: async () => undefined, flushCount: 0 });
     } catch (error) {
       // A page it could not read fails the replay, as the replay's own reads do: with the read's error.
       if (error instanceof PageUnreadable) throw error.cause;

@@ -1,6 +1,6 @@
 // A checkpoint of many pages flushes along the way (flush-behind,
 // checkpointer.ts), so that the device's flush of what it wrote overlaps the
-// encoding of what follows. Those flushes are flushes like the last one: a
+// encoding of what follows, unless commits flush meanwhile. Those flushes are flushes like the last one: a
 // failed one stops the store at once (no write is acknowledged after it),
 // the checkpoint writes no superblock and issues no other flush, and what
 // was acknowledged before survives a power loss.
@@ -108,6 +108,27 @@ describe('checkpoint flush-behind', () => {
     } finally {
       await reopened.close();
     }
+  });
+
+  it('adds no flush while commits flush (their durable writes take the pages along)', async () => {
+    const device = new FlushWatchingDevice({ sizeBytes: 96 << 20 });
+    const { store, keys } = await loadedStore(device);
+    device.watch();
+    let writing = true;
+    let puts = 0;
+    const writer = (async () => {
+      while (writing) await store.put(`during-${puts++}`, pattern(100, puts));
+    })();
+    await store.checkpoint();
+    writing = false;
+    await writer;
+    const pageBytes = device.checkpointBytes;
+    assert.ok(pageBytes > 5 * 256 * PAGE_SIZE_BYTES, `a checkpoint of ${pageBytes / PAGE_SIZE_BYTES} pages: too few for the test`);
+    assert.ok(puts > 10, `only ${puts} puts committed during the checkpoint`);
+    const early = device.flushes.filter((flush) => flush.checkpointBytesBefore > 0 && flush.checkpointBytesBefore < pageBytes);
+    assert.deepEqual(early, [], `flush-behinds while ${puts} puts committed`);
+    assert.equal(store.stats().keys, keys.length + puts);
+    await store.close();
   });
 
   it('a failed flush-behind stops the store at once: writes are refused before the checkpoint ends, no superblock and no other flush follow, and the acknowledged keys survive', async () => {

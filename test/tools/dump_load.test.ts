@@ -410,6 +410,22 @@ describe('ringstore dump and load', function () {
       assert.equal(statSync(target).size, 0);
     });
 
+    it("to a path that cannot name a file is refused with ERR_STORE_PATH, as open() refuses it (it printed Node's raw ENOTDIR or ELOOP)", async () => {
+      writeFileSync(`${dir}/a-file`, 'x');
+      symlinkSync(`${dir}/loop-b`, `${dir}/loop-a`);
+      symlinkSync(`${dir}/loop-a`, `${dir}/loop-b`);
+      for (const [target, code] of [
+        [`${dir}/a-file/store`, 'ENOTDIR'],
+        [`${dir}/loop-a`, 'ELOOP'],
+      ]) {
+        for (const args of [['load', target, dump, '--create'], ['load', target, dump]]) {
+          const refused = await runCli(args);
+          assert.equal(refused.code, 2, args.join(' '));
+          assert.match(refused.stderr, new RegExp(`^ringstore: ERR_STORE_PATH: .*${code} \\(the path cannot name a store file\\)`), args.join(' '));
+        }
+      }
+    });
+
     it('to a symbolic link to a missing file is refused before anything is loaded (it ran the whole load first)', async () => {
       const link = `${dir}/dangling`;
       symlinkSync(`${dir}/nowhere`, link);

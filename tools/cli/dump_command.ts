@@ -26,7 +26,7 @@ import { DumpCorruptError, DumpStreamDecoder, DumpStreamEncoder, type DumpEvent,
 import { extentValueIntact, extentValuePieces, salvageImage, type SalvageReport } from '../salvage.js';
 import { describeUnreadable, openImage } from './image_file.js';
 import { startProgress, type Progress } from './progress.js';
-import { commandError, usageCode, usageError } from './command_line.js';
+import { commandError, statStorePath, usageCode, usageError } from './command_line.js';
 import { Output } from './dump_output.js';
 import { NewStoreBuild, SignalCleanup } from './load_target.js';
 import { sizeFlag } from '../size_argument.js';
@@ -159,7 +159,7 @@ function withSalvageHint(error: unknown): unknown {
 }
 
 async function salvageCommand(path: string, file: string | undefined, json: boolean): Promise<number> {
-  if (statSync(path, { throwIfNoEntry: false }) === undefined) throw commandError('ERR_STORE_NOT_FOUND', `'${path}' does not exist`);
+  if (statStorePath(path, 'dump') === undefined) throw commandError('ERR_STORE_NOT_FOUND', `'${path}' does not exist`);
   const { image, unreadable, close } = openImage(path);
   let output: Output | undefined;
   try {
@@ -293,7 +293,7 @@ export async function loadCommand(args: string[]): Promise<number> {
     const encoding = encodingOfId(verified.header.valueEncodingId);
 
     // Only now is the target touched.
-    const existing = statSync(path, { throwIfNoEntry: false });
+    const existing = statStorePath(path, 'load');
     const createsStore = existing === undefined || (existing.isFile() && existing.size === 0);
     if (createsStore && values.create !== true) throw commandError('ERR_STORE_NOT_FOUND', `'${path}' holds no store; add --create to make one`);
     if (!createsStore && (sizeBytes !== undefined || blockSize !== undefined)) throw usageError(`'${path}' exists: --size and --block-size describe a store load makes`);

@@ -10,7 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import { prefixOfBytes, publishNamedFile } from '../../engine/store_file.js';
 import { IoUringActor } from '../../native/io_uring_actor.js';
 import { type RingFile, syncDirectory } from '../../native/ring_file.js';
-import { commandError } from './command_line.js';
+import { commandError, statStorePath } from './command_line.js';
 
 /**
  * What a load undoes if a signal ends it (SIGINT, SIGTERM, SIGHUP): the
@@ -92,7 +92,7 @@ export class NewStoreBuild {
   /** Starts a build for `path`: missing, or an empty regular file (locked now, or refused). */
   static async start(path: string, cleanup: SignalCleanup): Promise<NewStoreBuild> {
     if (path.endsWith('/')) throw commandError('ERR_STORE_PATH', `'${path}' ends in '/': name a file`);
-    const existing = statSync(path, { throwIfNoEntry: false });
+    const existing = statStorePath(path, 'load --create');
     if (existing !== undefined && existing.nlink > 1) {
       throw commandError('ERR_STORE_PATH', `'${path}' is an empty file with other hard links: they would keep the empty file when the new store replaces it; remove it, or load into a new name`);
     }

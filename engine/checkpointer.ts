@@ -291,6 +291,9 @@ export class Checkpointer {
       giveBack(done.batch);
       for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
       if (flushBehindFailure !== undefined) throw flushBehindFailure;
+      // Nor does it go on (or flush) once the store failed for another
+      // reason, a commit's failed fdatasync: it could name nothing anyway.
+      if (this.#state.failure !== undefined) throw this.#state.failure;
       // None once every page is written: the final flush follows at once.
       if (!pagesFollow || ++batchesSinceFlush < CHECKPOINT_FLUSH_BEHIND_BATCHES) return;
       batchesSinceFlush = 0;
@@ -362,6 +365,7 @@ export class Checkpointer {
       await Promise.all(writes);
       await Promise.all(flushesBehind);
       if (flushBehindFailure !== undefined) throw flushBehindFailure;
+      if (this.#state.failure !== undefined) throw this.#state.failure;
       this.#device.mark?.('flush', sequence);
       await this.#device.sync();
     } catch (error) {

@@ -420,19 +420,13 @@ export class RingFile implements OpOwner, ObservedFile {
     if (!ArrayBuffer.isView(target)) throw invalidType('readBlock buffer must be a Buffer, TypedArray or DataView');
     // Through the intrinsic getter, as read() checks it: an own byteLength
     // property said 4096 of a 200-byte view (found by a review).
-    let byteLength: number;
-    try {
-      byteLength = byteLengthOf(target);
-    } catch {
-      throw invalidType('readBlock buffer views memory its ArrayBuffer no longer holds (detached or shrunk)');
-    }
-    if (byteLength !== this.blockSize) {
+    if (viewByteLength(target, 'readBlock buffer') !== this.blockSize) {
       throw invalidRange(`readBlock needs a buffer of exactly blockSize (${this.blockSize}) bytes`);
     }
     const bytesRead = await this.read(target, position);
     // Zeros past end-of-file, into what of the buffer is still there: it may
     // have been detached during the read (which then copied nothing into it).
-    if (bytesRead < this.blockSize) zeroFrom(target, bytesRead);
+    if (bytesRead < this.blockSize) zeroBetween(target, bytesRead, this.blockSize);
     return target;
   }
 
@@ -440,7 +434,7 @@ export class RingFile implements OpOwner, ObservedFile {
   async writeBlock(index: number, buffer: ArrayBufferView): Promise<void> {
     const position = this.#blockPosition(index);
     if (!ArrayBuffer.isView(buffer)) throw invalidType('writeBlock buffer must be a Buffer, TypedArray or DataView');
-    if (buffer.byteLength !== this.blockSize) {
+    if (viewByteLength(buffer, 'writeBlock buffer') !== this.blockSize) {
       throw invalidRange(`writeBlock needs a buffer of exactly blockSize (${this.blockSize}) bytes`);
     }
     await this.write(buffer, position);
@@ -712,20 +706,44 @@ function byteOffsetOf(view: ArrayBufferView): number {
   }
 }
 
-function toBytes(view: ArrayBufferView): Uint8Array {
-  return view instanceof Uint8Array ? view : new Uint8Array(bufferOf(view), byteOffsetOf(view), byteLengthOf(view));
+/**
+ * `view`'s length through the intrinsic getters, or ERR_INVALID_ARG naming
+ * `what` when there is none (a DataView over a resizable ArrayBuffer shrunk
+ * below it). REQUIRES: ArrayBuffer.isView(view).
+ */
+function viewByteLength(view: ArrayBufferView, what: string): number {
+  try {
+    return byteLengthOf(view);
+  } catch {
+    throw invalidType(`${what} views memory its ArrayBuffer no longer holds (detached or shrunk)`);
+  }
 }
 
-/** Zeroes `view` from byte `from` to its end, if it still holds more than that (nothing once detached or shrunk away). */
-function zeroFrom(view: ArrayBufferView, from: number): void {
+/**
+ * A Uint8Array of the same bytes, made from the intrinsic getters: never
+ * `view` itself, which `instanceof Uint8Array` would pass for a DataView
+ * given Uint8Array's prototype (an observer then failed on it: a review).
+ */
+function toBytes(view: ArrayBufferView): Uint8Array {
+  return new Uint8Array(bufferOf(view), byteOffsetOf(view), byteLengthOf(view));
+}
+
+/**
+ * Zeroes bytes [from, to) of `view`, as far as it still holds them: none
+ * once detached or shrunk away, and never past `to` if it grew (a
+ * length-tracking view of a resizable ArrayBuffer grown during a read had
+ * the caller's bytes past the block zeroed: a review).
+ */
+function zeroBetween(view: ArrayBufferView, from: number, to: number): void {
   let byteLength: number;
   try {
     byteLength = byteLengthOf(view);
   } catch {
     return;
   }
-  if (byteLength <= from) return;
-  new Uint8Array(bufferOf(view), byteOffsetOf(view) + from, byteLength - from).fill(0);
+  const end = Math.min(byteLength, to);
+  if (end <= from) return;
+  new Uint8Array(bufferOf(view), byteOffsetOf(view) + from, end - from).fill(0);
 }
 
 function isDetached(view: ArrayBufferView): boolean {

@@ -25,11 +25,12 @@ interface FlushSeen {
 }
 
 /**
- * Counts the checkpoint's page bytes and the flushes issued among them. Armed
- * (failFirstCheckpointFlush), it fails the first flush that follows a
- * checkpoint page write, and holds the checkpoint's page writes submitted
- * after the first flush-behind's worth of pages, so that the checkpoint is
- * still writing when its flush fails.
+ * Counts the checkpoint's page bytes and the flushes issued among them. It
+ * can hold the checkpoint's page writes submitted after the first
+ * flush-behind's worth of pages (holdLaterPages), so that the checkpoint is
+ * still writing when the store fails; fail the first flush that follows a
+ * checkpoint page write (failFirstCheckpointFlush); and fail the next
+ * commit's O_DSYNC WAL write (failNextDurableWrite).
  */
 class FlushWatchingDevice extends SimulatedDevice {
   #phase: IoPhase | undefined;
@@ -38,8 +39,10 @@ class FlushWatchingDevice extends SimulatedDevice {
   checkpointBytes = 0;
   superblockWrites = 0;
   readonly flushes: FlushSeen[] = [];
+  holdLaterPages = false;
   failFirstCheckpointFlush = false;
-  /** Page writes past the first flush-behind's worth, once armed: they wait here until released. */
+  failNextDurableWrite = false;
+  /** Page writes past the first flush-behind's worth, with holdLaterPages: they wait here until released. */
   readonly held: (() => void)[] = [];
   #failed = false;
   #checkpointBytesSubmitted = 0;
@@ -63,10 +66,16 @@ class FlushWatchingDevice extends SimulatedDevice {
       const holdPast = CHECKPOINT_FLUSH_BEHIND_BATCHES * CHECKPOINT_BATCH_PAGES * PAGE_SIZE_BYTES;
       const submittedBefore = this.#checkpointBytesSubmitted;
       this.#checkpointBytesSubmitted += buffers.reduce((sum, buffer) => sum + buffer.byteLength, 0);
-      if (this.failFirstCheckpointFlush && submittedBefore >= holdPast) await new Promise<void>((resolve) => this.held.push(resolve));
+      if (this.holdLaterPages && submittedBefore >= holdPast) await new Promise<void>((resolve) => this.held.push(resolve));
     }
     await super.write(position, buffers);
     if (this.watching && phase === 'checkpoint') this.checkpointBytes += buffers.reduce((sum, buffer) => sum + buffer.byteLength, 0);
+  }
+
+  override writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
+    if (!this.failNextDurableWrite) return super.writeDsync(position, buffers);
+    this.failNextDurableWrite = false;
+    return Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { errno: -5, code: 'EIO', syscall: 'write' }));
   }
 
   override sync(): Promise<void> {
@@ -135,6 +144,7 @@ describe('checkpoint flush-behind', () => {
     const device = new FlushWatchingDevice({ sizeBytes: 96 << 20 });
     const { store, keys } = await loadedStore(device);
     device.watch();
+    device.holdLaterPages = true;
     device.failFirstCheckpointFlush = true;
     const checkpoint = store.checkpoint();
     checkpoint.catch(() => undefined);
@@ -165,6 +175,42 @@ describe('checkpoint flush-behind', () => {
       assert.equal(reopened.stats().keys, keys.length);
       assert.equal(await reopened.get('after-the-failed-flush'), undefined);
       for (const [i, key] of keys.entries()) if (i % 97 === 0) assert.deepEqual(await reopened.get(key), Buffer.from(pattern(100, i)));
+      await reopened.verifyIntegrity();
+    } finally {
+      await reopened.close();
+    }
+  });
+  it("a commit's failed durable write during a checkpoint stops it at its next batch: no flush of its own follows, no superblock", async () => {
+    const device = new FlushWatchingDevice({ sizeBytes: 96 << 20 });
+    const { store, keys } = await loadedStore(device);
+    device.watch();
+    device.holdLaterPages = true;
+    const checkpoint = store.checkpoint();
+    checkpoint.catch(() => undefined);
+    for (let waited = 0; device.held.length === 0 && waited < 10_000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.ok(device.held.length > 0, 'no page write was held');
+    const flushesBefore = device.flushes.length;
+    device.failNextDurableWrite = true;
+    const refused = await store.put('commit-that-fails', pattern(100, 2)).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    assert.ok(refused instanceof StoreError && refused.code === 'ERR_STORE_FAILED', `the put whose WAL write failed: ${String(refused)}`);
+    device.holdLaterPages = false;
+    for (const release of device.held.splice(0)) release();
+    const outcome = await checkpoint.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    assert.ok(outcome instanceof StoreError && outcome.code === 'ERR_STORE_FAILED', `the checkpoint: ${String(outcome)}`);
+    assert.deepEqual(device.flushes.slice(flushesBefore), [], 'the checkpoint flushed after the store failed');
+    assert.equal(device.superblockWrites, 0);
+    await store.close().catch(() => undefined);
+    const reopened = await BlockStore.open('flush-behind', { device: device.crash() });
+    try {
+      await reopened.whenRecovered();
+      assert.equal(reopened.stats().keys, keys.length);
+      assert.equal(await reopened.get('commit-that-fails'), undefined);
       await reopened.verifyIntegrity();
     } finally {
       await reopened.close();

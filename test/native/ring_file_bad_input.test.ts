@@ -169,6 +169,13 @@ describe('RingFile bad input', () => {
       }
       const short = Object.defineProperty(new Uint8Array(200), 'byteLength', { value: BLOCK_SIZE });
       await rejectsWith(() => file.readBlock(0, short), RangeError, 'ERR_INVALID_ARG');
+      // writeBlock too: it wrote the 200 real bytes into the block and resolved.
+      await rejectsWith(() => file.writeBlock(0, short), RangeError, 'ERR_INVALID_ARG');
+      const Resizable = ArrayBuffer as unknown as new (length: number, options: { maxByteLength: number }) => ArrayBuffer & { resize(length: number): void };
+      const resizable = new Resizable(BLOCK_SIZE, { maxByteLength: 2 * BLOCK_SIZE });
+      const shrunk = new DataView(resizable, 0, BLOCK_SIZE);
+      resizable.resize(100);
+      for (const call of [() => file.readBlock(0, shrunk), () => file.writeBlock(0, shrunk)]) await rejectsWith(call, TypeError, 'ERR_INVALID_ARG');
     });
 
     it('rejects an operation whose buffer was detached while it waited for a slot', async () => {

@@ -102,4 +102,45 @@ describe('RingFile IO into memory JS may detach while it is in flight', function
       await ring.close();
     }
   });
+  it('readBlock zeroes past end-of-file only within the block, however the view grew during the read', async () => {
+    const ring = IoUringActor.start();
+    let file: RingFile | undefined;
+    try {
+      const path = `${dir}/short-grown`;
+      execFileSync('truncate', ['-s', '100', path]);
+      file = await ring.open(path, { readOnly: true });
+      const Resizable = ArrayBuffer as unknown as new (length: number, options: { maxByteLength: number }) => ArrayBuffer & { resize(length: number): void };
+      const memory = new Resizable(file.blockSize, { maxByteLength: 2 * file.blockSize });
+      const view = new Uint8Array(memory); // length-tracking
+      const reading = file.readBlock(0, view);
+      memory.resize(2 * file.blockSize);
+      view.fill(0xee, file.blockSize);
+      await reading;
+      assert.ok(view.subarray(file.blockSize).every((byte) => byte === 0xee), "the caller's bytes past the block were zeroed");
+    } finally {
+      await file?.close();
+      await ring.close();
+    }
+  });
+
+  it('hands an observer a Uint8Array of every written view, a DataView given Uint8Array.prototype too (the write failed on it, uncoded)', async () => {
+    const ring = IoUringActor.start();
+    let file: RingFile | undefined;
+    const seen: number[] = [];
+    ring.observer = {
+      onSubmit: (mutation) => {
+        for (const buffer of mutation.buffers) seen.push(buffer.length);
+      },
+      onComplete: () => undefined,
+    };
+    try {
+      file = await ring.open(`${dir}/observed`, { create: true });
+      const spoofed = Object.setPrototypeOf(new DataView(new ArrayBuffer(4096)), Uint8Array.prototype) as DataView;
+      assert.equal(await file.write(spoofed, 0), 4096);
+      assert.deepEqual(seen, [4096]);
+    } finally {
+      await file?.close();
+      await ring.close();
+    }
+  });
 });

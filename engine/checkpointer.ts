@@ -34,10 +34,10 @@ const CHECKPOINT_ENCODE_SLICE_PAGES = 64;
 /** Pages a checkpoint encodes and writes at a time (a batch: 256 × 4 KiB = 1 MiB of buffers). */
 export const CHECKPOINT_BATCH_PAGES = 256;
 /**
- * Bytes of page buffers a checkpoint has written and not yet seen complete,
- * at most (at least one batch, whatever the page size): encoding goes on
- * while writes wait on the device, behind a flush too (a device may hold
- * every write while it flushes: docs/benchmarks.md, "Session 41").
+ * Bytes of page buffers close()'s checkpoint has written and not yet seen
+ * complete, at most (at least one batch, whatever the page size): encoding
+ * goes on while writes wait on the device, behind a flush too (a device may
+ * hold every write while it flushes: docs/benchmarks.md, "Session 41").
  */
 const CHECKPOINT_BYTES_IN_FLIGHT_MAX = 4 << 20;
 /** Buffers of one vector write (IOV_MAX). */
@@ -268,7 +268,12 @@ export class Checkpointer {
     // (allSettled): one that fails while the next batch is encoded is no
     // unhandled rejection; and their pages count as written (progress) as
     // soon as they are, not once the next batch is encoded.
-    const batchesInFlightMax = Math.max(1, Math.floor(CHECKPOINT_BYTES_IN_FLIGHT_MAX / (CHECKPOINT_BATCH_PAGES * this.#pageBlocks * blockSize)));
+    // Deep only for close()'s checkpoint, which no commit follows: a
+    // commit's WAL write queues behind every page write in flight (4 MiB of
+    // them cost a 1 M-key random load 4 %, even held back while commits
+    // flushed: docs/benchmarks.md, "Session 41"), so otherwise one batch is
+    // written while the next is encoded.
+    const batchesInFlightDeep = Math.max(1, Math.floor(CHECKPOINT_BYTES_IN_FLIGHT_MAX / (CHECKPOINT_BATCH_PAGES * this.#pageBlocks * blockSize)));
     const writing: { batch: { block: number; buffer: Buffer }[]; settled: Promise<PromiseSettledResult<void>[]> }[] = [];
     let encoding: { block: number; buffer: Buffer }[] = [];
     const giveBack = (batch: readonly { buffer: Buffer }[]): void => {
@@ -334,6 +339,7 @@ export class Checkpointer {
           // Encoding is CPU work: let commits and reads run between slices.
           if ((i + 1) % CHECKPOINT_ENCODE_SLICE_PAGES === 0) await new Promise<void>((resolve) => setImmediate(resolve));
         }
+        const batchesInFlightMax = this.#state.closing ? batchesInFlightDeep : 1;
         while (writing.length >= batchesInFlightMax) await finishOldest(true);
         if (flushBehindFailure !== undefined) throw flushBehindFailure;
         // Commits run between batches: mark this IO as the checkpoint's again.

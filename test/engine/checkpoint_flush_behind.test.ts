@@ -84,8 +84,14 @@ class FlushWatchingDevice extends SimulatedDevice {
     this.flushes.push({ checkpointBytesBefore: this.checkpointBytes, failed: fail });
     if (!fail) return super.sync();
     this.#failed = true;
-    return Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { errno: -5, code: 'EIO', syscall: 'fdatasync' }));
+    // It fails when the test says (failTheFlush), as a slow flush would: the checkpoint goes on meanwhile.
+    return new Promise<void>((_, reject) => {
+      this.failTheFlush = () => reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { errno: -5, code: 'EIO', syscall: 'fdatasync' }));
+    });
   }
+
+  /** Set once the flush that is to fail was issued: call it to fail it. */
+  failTheFlush: (() => void) | undefined;
 }
 
 async function loadedStore(device: FlushWatchingDevice): Promise<{ store: BlockStore; keys: string[] }> {
@@ -148,11 +154,12 @@ describe('checkpoint flush-behind', () => {
     device.failFirstCheckpointFlush = true;
     const checkpoint = store.checkpoint();
     checkpoint.catch(() => undefined);
-    for (let waited = 0; device.held.length === 0 && waited < 10_000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
-    assert.ok(device.held.length > 0, 'no page write was held');
-    for (let waited = 0; !device.flushes.some((flush) => flush.failed) && waited < 10_000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
+    for (let waited = 0; (device.held.length === 0 || device.failTheFlush === undefined) && waited < 10_000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.ok(device.failTheFlush !== undefined, `no flush-behind was issued (flushes: ${JSON.stringify(device.flushes)})`);
+    assert.ok(device.held.length > 0, 'no page write followed the flush-behind');
     const failedAt = device.flushes.findIndex((flush) => flush.failed);
-    assert.ok(failedAt >= 0, `no flush failed while page writes were held (flushes: ${JSON.stringify(device.flushes)})`);
+    device.failTheFlush();
+    await new Promise((resolve) => setImmediate(resolve));
     // The checkpoint is still writing (its page writes are held): the store has stopped already.
     const refused = await store.put('after-the-failed-flush', pattern(100, 1)).then(
       () => undefined,

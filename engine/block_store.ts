@@ -820,6 +820,11 @@ export class BlockStore<V = unknown> {
           if (this.#state.failure === undefined) await this.#checkpointer.markClean(this.#journal.lastSequence).catch((error: unknown) => this.#state.fail(error));
         }
       } finally {
+        // A checkpoint the store failed under (none was started above)
+        // stops at its next batch: its writes settle before the device
+        // closes (found by a review: close() released the device with a
+        // page write in flight, and resolved before that checkpoint did).
+        await this.#checkpointer.settled();
         this.#state.markClosed();
         // No new IO from here (a late read, a trim): only what is in flight settles.
         this.#device.shut();

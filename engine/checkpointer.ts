@@ -341,7 +341,10 @@ export class Checkpointer {
         }
         const batchesInFlightMax = this.#state.closing ? batchesInFlightDeep : 1;
         while (writing.length >= batchesInFlightMax) await finishOldest(true);
+        // Checked here too: with several batches in flight, finishOldest may
+        // not have run since the store failed (found by a review).
         if (flushBehindFailure !== undefined) throw flushBehindFailure;
+        if (this.#state.failure !== undefined) throw this.#state.failure;
         // Commits run between batches: mark this IO as the checkpoint's again.
         this.#device.mark?.('checkpoint', sequence);
         const batchWrites = this.#writePages(batch);

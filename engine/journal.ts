@@ -917,6 +917,10 @@ export class Journal {
     }
     const through = this.#appliedSequence;
     const syncing = (async () => {
+      // Never a flush after the store failed: after a failed fdatasync a
+      // second may report success for the same lost writes (found by a
+      // review: a later flush() and the deferred timer each sent one).
+      if (this.#state.failure !== undefined) throw this.#state.failure;
       try {
         this.#device.mark?.('flush', through);
         await this.#device.sync();

@@ -492,6 +492,14 @@ export class RingFile implements OpOwner, ObservedFile {
     length: number,
     mutationKind: IoMutationKind | undefined,
   ): Promise<number> {
+    // What goes to the kernel is what was checked: a fixed-length view of
+    // each buffer, made before any caller code runs again (an observer's
+    // onSubmit, or the wait for a slot). A length-tracking view of a
+    // resizable ArrayBuffer grown meanwhile wrote past its block, and one
+    // shrunk wrote part of it (found by a review); shrunk under a fixed
+    // view, the memory is refused when the addon reads it, with a code.
+    const fixedBuffer = buffer === undefined ? undefined : toBytes(buffer);
+    const fixedBuffers = buffers?.map(toBytes);
     return new Promise<number>((resolve, reject) => {
       const observer = mutationKind === undefined ? undefined : this.#sink.observer;
       let mutation: IoMutation | undefined;
@@ -502,14 +510,14 @@ export class RingFile implements OpOwner, ObservedFile {
       this.#inFlight++;
       if (observer !== undefined) {
         try {
-          const views = buffer !== undefined ? [buffer] : buffers ?? [];
+          const views = fixedBuffer !== undefined ? [fixedBuffer] : fixedBuffers ?? [];
           mutation = {
             seq: this.#sink.nextMutationSeq(),
             kind: mutationKind!,
             file: this,
             position,
-            length: buffer !== undefined || buffers !== undefined ? views.reduce((sum, view) => sum + byteLengthOf(view), 0) : length,
-            buffers: views.map(toBytes),
+            length: fixedBuffer !== undefined || fixedBuffers !== undefined ? views.reduce((sum, view) => sum + view.byteLength, 0) : length,
+            buffers: views,
             durableOnCompletion: mutationKind === 'writeAndSync' || mutationKind === 'writeDsync' || (this.dsync && mutationKind === 'write'),
           };
           observer.onSubmit(mutation);
@@ -523,8 +531,8 @@ export class RingFile implements OpOwner, ObservedFile {
         kind,
         fd: this.#fd,
         position,
-        buffer,
-        buffers,
+        buffer: fixedBuffer,
+        buffers: fixedBuffers,
         length,
         directAlignment: this.offsetAlignment,
         owner: this,

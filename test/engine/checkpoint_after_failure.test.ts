@@ -67,4 +67,23 @@ describe('checkpoints after the store failed', () => {
     await store.close().catch(() => undefined);
     assert.equal(device.superblockWrites, superblockWritesAtFailure, 'close() wrote a superblock after the failure');
   });
+  it('sends no fdatasync after one failed: a later flush() and the deferred flush are refused without one', async () => {
+    const device = new FailingDevice({ sizeBytes: 16 << 20 });
+    const store = await BlockStore.open('no-flush-after-failure', { device, create: true, encoding: 'binary', sync: false });
+    await store.put('a', pattern(100, 1));
+    device.failNextSync = true;
+    await assert.rejects(store.flush(), failedStore);
+    let syncs = 0;
+    const sync = device.sync.bind(device);
+    device.sync = () => {
+      syncs++;
+      return sync();
+    };
+    await store.put('b', pattern(100, 2)).catch(() => undefined);
+    await assert.rejects(store.flush(), failedStore);
+    // Past the deferred flush of a sync: false store (SYNC_DEFER_MS).
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    await assert.rejects(store.close(), failedStore);
+    assert.equal(syncs, 0, 'an fdatasync followed the failed one');
+  });
 });

@@ -42,6 +42,15 @@ class FlushWatchingDevice extends SimulatedDevice {
   holdLaterPages = false;
   failFirstCheckpointFlush = false;
   failNextDurableWrite = false;
+  /** Fails the next flush whatever issues it, noting how many page writes were submitted by then. */
+  failNextFlush = false;
+  submittedAtFailedFlush: number | undefined;
+  /** Delays every checkpoint page write by this much (a slow device). */
+  pageDelayMs = 0;
+  checkpointWritesSubmitted = 0;
+  checkpointWritesInFlight = 0;
+  /** Checkpoint page writes in flight when the store closed the device, if it did. */
+  inFlightAtClose: number | undefined;
   /** Page writes past the first flush-behind's worth, with holdLaterPages: they wait here until released. */
   readonly held: (() => void)[] = [];
   #failed = false;
@@ -63,6 +72,19 @@ class FlushWatchingDevice extends SimulatedDevice {
     const phase = this.#phase;
     if (this.watching && phase === 'superblock') this.superblockWrites++;
     if (this.watching && phase === 'checkpoint') {
+      this.checkpointWritesSubmitted++;
+      this.checkpointWritesInFlight++;
+    }
+    try {
+      await this.#checkpointWrite(phase, position, buffers);
+    } finally {
+      if (this.watching && phase === 'checkpoint') this.checkpointWritesInFlight--;
+    }
+  }
+
+  async #checkpointWrite(phase: IoPhase | undefined, position: number, buffers: Uint8Array[]): Promise<void> {
+    if (this.watching && phase === 'checkpoint' && this.pageDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.pageDelayMs));
+    if (this.watching && phase === 'checkpoint') {
       const holdPast = CHECKPOINT_FLUSH_BEHIND_BATCHES * CHECKPOINT_BATCH_PAGES * PAGE_SIZE_BYTES;
       const submittedBefore = this.#checkpointBytesSubmitted;
       this.#checkpointBytesSubmitted += buffers.reduce((sum, buffer) => sum + buffer.byteLength, 0);
@@ -78,7 +100,17 @@ class FlushWatchingDevice extends SimulatedDevice {
     return Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { errno: -5, code: 'EIO', syscall: 'write' }));
   }
 
+  override async close(): Promise<void> {
+    this.inFlightAtClose ??= this.checkpointWritesInFlight;
+    return super.close();
+  }
+
   override sync(): Promise<void> {
+    if (this.failNextFlush && this.#phase === 'flush') {
+      this.failNextFlush = false;
+      this.submittedAtFailedFlush = this.checkpointWritesSubmitted;
+      return Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { errno: -5, code: 'EIO', syscall: 'fdatasync' }));
+    }
     if (!this.watching || this.#phase !== 'flush') return super.sync();
     const fail = this.failFirstCheckpointFlush && this.checkpointBytes > 0 && !this.#failed;
     this.flushes.push({ checkpointBytesBefore: this.checkpointBytes, failed: fail });
@@ -203,8 +235,19 @@ describe('checkpoint flush-behind', () => {
       (error: unknown) => error,
     );
     assert.ok(refused instanceof StoreError && refused.code === 'ERR_STORE_FAILED', `the put whose WAL write failed: ${String(refused)}`);
+    // close() now waits for that checkpoint: its page writes settle before the device closes.
+    let closeSettled = false;
+    const closing = store.close().then(
+      () => (closeSettled = true),
+      () => (closeSettled = true),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(closeSettled, false, 'close() settled with the checkpoint still writing');
+    assert.equal(device.inFlightAtClose, undefined, 'the device was closed with page writes in flight');
     device.holdLaterPages = false;
     for (const release of device.held.splice(0)) release();
+    await closing;
+    assert.equal(device.inFlightAtClose, 0);
     const outcome = await checkpoint.then(
       () => undefined,
       (error: unknown) => error,
@@ -212,7 +255,6 @@ describe('checkpoint flush-behind', () => {
     assert.ok(outcome instanceof StoreError && outcome.code === 'ERR_STORE_FAILED', `the checkpoint: ${String(outcome)}`);
     assert.deepEqual(device.flushes.slice(flushesBefore), [], 'the checkpoint flushed after the store failed');
     assert.equal(device.superblockWrites, 0);
-    await store.close().catch(() => undefined);
     const reopened = await BlockStore.open('flush-behind', { device: device.crash() });
     try {
       await reopened.whenRecovered();
@@ -222,5 +264,31 @@ describe('checkpoint flush-behind', () => {
     } finally {
       await reopened.close();
     }
+  });
+  it("a store failed during close() stops close()'s checkpoint before its next page write, with several batches in flight", async () => {
+    const device = new FlushWatchingDevice({ sizeBytes: 96 << 20 });
+    const store = await BlockStore.open('flush-behind', { device, create: true, encoding: 'binary', walSizeBytes: 32 << 20, sync: false });
+    const random = seededRandom(7);
+    for (let first = 0; first < KEY_COUNT; first += KEYS_PER_BATCH) {
+      await store.batch(Array.from({ length: KEYS_PER_BATCH }, (_, i) => ({ type: 'put' as const, key: `key-${Math.floor(random() * 1e9)}-${first + i}`, value: pattern(100, first + i) })));
+    }
+    await store.flush();
+    device.watch();
+    device.pageDelayMs = 5;
+    const checkpoint = store.checkpoint();
+    checkpoint.catch(() => undefined);
+    for (let waited = 0; device.checkpointWritesSubmitted === 0 && waited < 10_000; waited += 1) await new Promise((resolve) => setTimeout(resolve, 1));
+    // close() makes the running checkpoint keep several batches in flight; its own flush (sync: false) fails.
+    device.failNextFlush = true;
+    const closed = await store.close().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    assert.ok(closed instanceof StoreError && closed.code === 'ERR_STORE_FAILED', `close(): ${String(closed)}`);
+    assert.notEqual(device.submittedAtFailedFlush, undefined, 'no flush failed');
+    assert.equal(device.checkpointWritesSubmitted, device.submittedAtFailedFlush, 'page writes were submitted after the store failed');
+    assert.equal(device.superblockWrites, 0);
+    assert.equal(device.inFlightAtClose, 0);
+    assert.ok((await checkpoint.then(() => undefined, (error: unknown) => error)) instanceof StoreError);
   });
 });

@@ -143,4 +143,53 @@ describe('RingFile IO into memory JS may detach while it is in flight', function
       await ring.close();
     }
   });
+  it('sends the kernel the length checked at the call: a length-tracking view grown in an observer\'s onSubmit did not write past its block, and one shrunk is refused with a code', async () => {
+    const ring = IoUringActor.start();
+    let file: RingFile | undefined;
+    try {
+      file = await ring.open(`${dir}/grown-in-submit`, { create: true });
+      const blockSize = file.blockSize;
+      await file.write(Buffer.alloc(3 * blockSize, 0x11), 0);
+      const Resizable = ArrayBuffer as unknown as new (length: number, options: { maxByteLength: number }) => ArrayBuffer & { resize(length: number): void };
+      const grown = new Resizable(blockSize, { maxByteLength: 2 * blockSize });
+      const growing = new Uint8Array(grown).fill(0xaa); // length-tracking
+      let told = 0;
+      ring.observer = {
+        onSubmit: (mutation) => {
+          told = mutation.length;
+          if (grown.byteLength === blockSize) {
+            grown.resize(2 * blockSize);
+            growing.fill(0xbb, blockSize);
+          }
+        },
+        onComplete: () => undefined,
+      };
+      await file.writeBlock(1, growing);
+      ring.observer = undefined;
+      assert.equal(told, blockSize);
+      const back = Buffer.alloc(3 * blockSize);
+      await file.read(back, 0);
+      assert.ok(back.subarray(blockSize, 2 * blockSize).every((byte) => byte === 0xaa), 'block 1 holds the view');
+      assert.ok(back.subarray(2 * blockSize).every((byte) => byte === 0x11), 'block 2 was written over');
+      // Shrunk after the check: no partial block; a coded refusal.
+      const shrunk = new Resizable(blockSize, { maxByteLength: 2 * blockSize });
+      const shrinking = new Uint8Array(shrunk).fill(0xcc);
+      ring.observer = {
+        onSubmit: () => shrunk.resize(200),
+        onComplete: () => undefined,
+      };
+      const refused = await file.writeBlock(2, shrinking).then(
+        () => undefined,
+        (error: unknown) => error as { code?: string },
+      );
+      ring.observer = undefined;
+      assert.equal(refused?.code, 'ERR_INVALID_ARG');
+      await file.read(back, 0);
+      assert.ok(back.subarray(2 * blockSize).every((byte) => byte === 0x11), 'block 2 was partly written');
+    } finally {
+      ring.observer = undefined;
+      await file?.close();
+      await ring.close();
+    }
+  });
 });

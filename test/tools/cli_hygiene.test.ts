@@ -127,7 +127,7 @@ describe('ringstore command line hygiene', function () {
 
   it('inspect and fsck report a directory as one line, and a foreign or empty file as damage (exit 1), never with a stack', async () => {
     for (const name of ['inspect', 'fsck']) {
-      assertOneLineError(await runCli([name, `${dir}/a-directory`], { cwd: dir }), `${name} of a directory`, 'EISDIR');
+      assertOneLineError(await runCli([name, `${dir}/a-directory`], { cwd: dir }), `${name} of a directory`, 'ERR_STORE_PATH');
       for (const file of ['foreign.bin', 'empty.bin']) {
         const result = await runCli([name, `${dir}/${file}`], { cwd: dir });
         assert.equal(result.code, 1, `${name} ${file}: exit ${result.code}, stderr:\n${result.stderr}`);

@@ -426,6 +426,28 @@ describe('ringstore dump and load', function () {
       }
     });
 
+    it("refuses a FIFO or directory to salvage, and a FILE that cannot be a dump, with a code (salvage of a FIFO hung; the rest printed Node's raw errors)", async () => {
+      const source = `${dir}/small-source`;
+      await (await BlockStore.open(source, { create: true })).close();
+      const fifo = `${dir}/a-fifo`;
+      spawnSync('mkfifo', [fifo]);
+      mkdirSync(`${dir}/a-directory`);
+      writeFileSync(`${dir}/plain`, 'x');
+      for (const [args, pattern] of [
+        [['dump', '--salvage', fifo, `${dir}/out.dump`], /^ringstore: ERR_STORE_PATH: .*not a regular file or a block device/],
+        [['dump', '--salvage', `${dir}/a-directory`, `${dir}/out.dump`], /^ringstore: ERR_STORE_PATH: .*not a regular file or a block device/],
+        [['dump', source, `${dir}/plain/out.dump`], /^ringstore: ERR_INVALID_ARG: FILE .* cannot be used: ENOTDIR/],
+        [['dump', source, `${dir}/a-directory`], /^ringstore: ERR_INVALID_ARG: FILE .* is a directory/],
+        [['load', `${dir}/new-store`, `${dir}/a-directory`, '--create'], /^ringstore: ERR_INVALID_ARG: FILE .* is a directory/],
+        [['load', `${dir}/new-store`, `${dir}/plain/in.dump`, '--create'], /^ringstore: ERR_INVALID_ARG: FILE .* cannot be used: ENOTDIR/],
+      ] as [string[], RegExp][]) {
+        const refused = await runCli(args);
+        assert.equal(refused.code, 2, args.join(' '));
+        assert.match(refused.stderr, pattern, args.join(' '));
+      }
+      assert.equal(existsSync(`${dir}/new-store`), false);
+    });
+
     it('to a symbolic link to a missing file is refused before anything is loaded (it ran the whole load first)', async () => {
       const link = `${dir}/dangling`;
       symlinkSync(`${dir}/nowhere`, link);

@@ -33,3 +33,17 @@ export function statStorePath(path: string, doing: string): Stats | undefined {
     throw pathError(path, error, doing);
   }
 }
+
+/**
+ * What a FILE argument (a dump to read or write) names now, or undefined if
+ * nothing: a path that cannot name a file is ERR_INVALID_ARG naming it,
+ * with the system error as cause, not Node's raw stat error.
+ */
+export function statFileArgument(file: string): Stats | undefined {
+  try {
+    return statSync(file, { throwIfNoEntry: false });
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    throw Object.assign(usageError(`FILE '${file}' cannot be used: ${typeof code === 'string' ? code : String(error)}`), { cause: error });
+  }
+}

@@ -26,7 +26,7 @@ import { DumpCorruptError, DumpStreamDecoder, DumpStreamEncoder, type DumpEvent,
 import { extentValueIntact, extentValuePieces, salvageImage, type SalvageReport } from '../salvage.js';
 import { describeUnreadable, openImage } from './image_file.js';
 import { startProgress, type Progress } from './progress.js';
-import { commandError, statStorePath, usageCode, usageError } from './command_line.js';
+import { commandError, statFileArgument, statStorePath, usageCode, usageError } from './command_line.js';
 import { Output } from './dump_output.js';
 import { NewStoreBuild, SignalCleanup } from './load_target.js';
 import { sizeFlag } from '../size_argument.js';
@@ -272,7 +272,11 @@ export async function loadCommand(args: string[]): Promise<number> {
   if (values.create !== true && (sizeBytes !== undefined || blockSize !== undefined)) throw usageError('--size and --block-size describe the store --create makes');
 
   if (file === undefined && process.stdin.isTTY === true) throw usageError('stdin is a terminal: give FILE, or pipe a dump in');
-  if (file !== undefined && statSync(file, { throwIfNoEntry: false }) === undefined) throw usageError(`FILE '${file}' does not exist`);
+  if (file !== undefined) {
+    const input = statFileArgument(file);
+    if (input === undefined) throw usageError(`FILE '${file}' does not exist`);
+    if (input.isDirectory()) throw usageError(`FILE '${file}' is a directory, not a dump`);
+  }
 
   // The input as a file that can be read twice: FILE itself, or stdin
   // spooled to a temporary file while the first pass verifies it.

@@ -7,7 +7,7 @@ import { lstatSync, readlinkSync, realpathSync, renameSync, statSync, unlinkSync
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 
-import { usageError } from './command_line.js';
+import { statFileArgument, usageError } from './command_line.js';
 import { writeStdout } from './stdout_pipe.js';
 
 /** Output bytes gathered before one write: entry heads are small, a write per entry would cost more than the entry. */
@@ -73,11 +73,12 @@ export class Output {
       if (process.stdout.isTTY === true) throw usageError('stdout is a terminal: give FILE, or redirect stdout to a file');
       return new Output('stdout', undefined, undefined, undefined);
     }
-    const target = statSync(path, { throwIfNoEntry: false });
+    const target = statFileArgument(path);
     const store = statSync(storePath, { throwIfNoEntry: false });
     if (target !== undefined && store !== undefined && target.dev === store.dev && target.ino === store.ino) {
       throw usageError(`FILE '${path}' is the store being dumped: writing the dump there would destroy it`);
     }
+    if (target?.isDirectory() === true) throw usageError(`FILE '${path}' is a directory: name the dump file`);
     if (target !== undefined && !target.isFile()) return new Output('device', await open(path, 'w'), path, undefined);
     if (target !== undefined && target.nlink > 1) return new Output('inPlace', await open(path, 'w'), path, undefined);
     // Through a symlink, the file it names is replaced, not the link — one

@@ -4,10 +4,10 @@
 // The image is locked shared, as a read-only store is: a writer holds it
 // exclusively, and a store being written cannot be checked from outside
 // (below, openImage).
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 
 import { namesFile, REPLACED_OPEN_ATTEMPTS_MAX } from '../../engine/ring_block_device.js';
-import { StoreError } from '../../engine/store_error.js';
+import { pathError, StoreError } from '../../engine/store_error.js';
 import { addon } from '../../native/addon.js';
 import { RingSystemError } from '../../native/errors.js';
 import type { ImageReader } from '../fsck.js';
@@ -74,7 +74,20 @@ interface OpenedImage {
 
 /** openImage's one try: undefined (nothing left open) when the path names another file by the time it is locked. */
 function openImageOnce(path: string): OpenedImage | undefined {
-  const fd = openSync(path, 'r');
+  // O_NONBLOCK for the open alone: a FIFO opened for reading waits for a
+  // writer (salvage of a FIFO hung: found by a review). Only a regular file
+  // or a block device is read, as a store opens only those.
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (error) {
+    throw pathError(path, error, 'cannot open');
+  }
+  const kind = fstatSync(fd);
+  if (!kind.isFile() && !kind.isBlockDevice()) {
+    closeSync(fd);
+    throw new StoreError('ERR_STORE_PATH', `'${path}' is not a regular file or a block device`);
+  }
   let errno: number;
   let blockDevice: boolean;
   let stillNamed: boolean;

@@ -123,8 +123,8 @@ export class BlockStore<V = unknown> {
   /** Write streams ended and not yet in the journal: flush() and close() wait for them. */
   readonly #endingStreams = new EndingStreams();
   /**
-   * flush() calls not settled yet, outcomes swallowed: close() waits for
-   * those begun before it. With sync: false a flush ends with a marker
+   * flush() and checkpoint() calls not settled yet, outcomes swallowed:
+   * close() waits for those begun before it. With sync: false a flush ends with a marker
    * commit, enqueued only after its fdatasync — after close() may have
    * drained the journal — so without this wait that commit could reach
    * the WAL behind close()'s checkpoint, or after the device closed
@@ -748,10 +748,27 @@ export class BlockStore<V = unknown> {
   // ---- Maintenance ----
 
   /** Writes a checkpoint now and frees the WAL space it covers. */
-  async checkpoint(): Promise<void> {
-    this.#state.checkWritable();
+  checkpoint(): Promise<void> {
+    try {
+      this.#state.checkWritable();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Called before close(), it is finished by it, as a flush() is (it was
+    // refused with ERR_STORE_CLOSED when close() began during its wait for
+    // the replay: found by a review).
+    const written = this.#checkpointCalled();
+    const settled: Promise<boolean> = written.then(
+      () => this.#flushesInFlight.delete(settled),
+      () => this.#flushesInFlight.delete(settled),
+    );
+    this.#flushesInFlight.add(settled);
+    return written;
+  }
+
+  async #checkpointCalled(): Promise<void> {
     await this.#replayedForWrites();
-    this.#state.checkWritable();
+    this.#state.checkWritableWhileClosing();
     await this.#growthWait.handedOver();
     await this.#journal.flushCommits();
     await this.#journal.checkpoint().catch((error: unknown) => {

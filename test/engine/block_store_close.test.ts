@@ -71,6 +71,29 @@ describe('BlockStore#close()', () => {
     }
   });
 
+  it('finishes a checkpoint() called before it (it was refused with ERR_STORE_CLOSED: found by a review), and refuses one called after it began', async () => {
+    for (const sync of [true, false]) {
+      const path = `${dir}/checkpoint-then-close-${String(sync)}`;
+      const store = await openSmallStore(path, { sync });
+      for (let i = 0; i < 2000; i += 500) await store.batch(Array.from({ length: 500 }, (_, j) => ({ type: 'put' as const, key: `k${i + j}`, value: i + j })));
+      const checkpoint = store.checkpoint().then(
+        () => 'resolved',
+        (error: unknown) => (error as { code?: string }).code,
+      );
+      const closing = store.close();
+      await rejectsWithCode(() => store.checkpoint(), 'ERR_STORE_CLOSED');
+      await closing;
+      assert.equal(await checkpoint, 'resolved', `sync: ${String(sync)}`);
+      const reopened = await BlockStore.open(path);
+      try {
+        assert.equal(reopened.stats().keys, 2000);
+        assert.equal(reopened.stats().tailCommitsToReplay, 0);
+      } finally {
+        await reopened.close();
+      }
+    }
+  });
+
   it('finishes write streams ended before it (they were refused with ERR_STORE_CLOSED; found by a review), and refuses one ended after it began', async () => {
     const path = `${dir}/streams`;
     const store = await openSmallStore(path, { encoding: 'binary' });

@@ -5,6 +5,7 @@
 // bytewise order of the keys, for string and binary keys alike. An ASCII
 // string is its own key string, the common and cheap case.
 import { KEY_SIZE_MAX } from '../format/constants.js';
+import { bufferOf, byteLengthOf, byteOffsetOf, isDetached } from '../native/view_bytes.js';
 import { StoreError, invalidArgument } from './store_error.js';
 
 /**
@@ -46,16 +47,6 @@ export function isUint8Array(value: unknown): value is Uint8Array {
   return ArrayBuffer.isView(value) && value instanceof Uint8Array;
 }
 
-/** A getter of %TypedArray%.prototype: what a typed array is, whatever its own properties or class say. */
-function typedArrayGetter<T>(name: 'length' | 'buffer' | 'byteOffset'): (this: Uint8Array) => T {
-  const getter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, name)?.get;
-  if (getter === undefined) throw new Error(`ringstore: %TypedArray%.prototype.${name} has no getter`);
-  return getter as (this: Uint8Array) => T;
-}
-const lengthOf = typedArrayGetter<number>('length');
-const bufferOf = typedArrayGetter<ArrayBufferLike>('buffer');
-const byteOffsetOf = typedArrayGetter<number>('byteOffset');
-
 /**
  * The bytes of a genuine Uint8Array (isUint8Array) as a Uint8Array of our
  * own: its buffer, offset and length read through %TypedArray%'s getters,
@@ -69,30 +60,20 @@ const byteOffsetOf = typedArrayGetter<number>('byteOffset');
  * back as ERR_STORE_CORRUPT). A view of a detached buffer is empty.
  */
 export function ownBytes(value: Uint8Array): Uint8Array {
-  const length = lengthOf.call(value);
+  const length = byteLengthOf(value);
   // A detached buffer cannot be viewed again; its views are empty.
   if (length === 0) return new Uint8Array(0);
-  const buffer = bufferOf.call(value);
-  const view = new Uint8Array(buffer, byteOffsetOf.call(value), length);
+  const buffer = bufferOf(value);
+  const view = new Uint8Array(buffer, byteOffsetOf(value), length);
   return typeof SharedArrayBuffer === 'function' && buffer instanceof SharedArrayBuffer ? view.slice() : view;
 }
 
 /**
  * Whether a genuine Uint8Array views a detached ArrayBuffer (read through
- * %TypedArray%'s getters, as ownBytes). Node 20 has no
- * ArrayBuffer.prototype.detached: a detached buffer has length 0 and
- * refuses to be viewed.
+ * the built-in getters, as ownBytes).
  */
 export function isDetachedView(value: Uint8Array): boolean {
-  if (lengthOf.call(value) !== 0) return false;
-  const buffer = bufferOf.call(value);
-  if (buffer.byteLength !== 0) return false;
-  try {
-    new Uint8Array(buffer);
-    return false;
-  } catch {
-    return true;
-  }
+  return byteLengthOf(value) === 0 && isDetached(value);
 }
 
 /** String.prototype.isWellFormed (Node 20+; not in the ES2022 lib the project compiles against). */

@@ -12,6 +12,7 @@ import { allocAligned, isPowerOfTwo } from './aligned_buffer.js';
 import { describeValue, fromNative, invalidRange, invalidType, RingError, RingSystemError, unalignedDirectIo } from './errors.js';
 import type { IoMutation, IoMutationKind, ObservedFile } from './io_observer.js';
 import { kOpSettled, type OpOwner, type OpSink, type PendingOp } from './ring_op.js';
+import { byteLengthOf, isDetached, toBytes, zeroBetween } from './view_bytes.js';
 
 /** Options of {@link IoUringActor.open}; every field is optional (docs/io.md). */
 export interface RingFileOptions {
@@ -664,55 +665,7 @@ export class RingFile implements OpOwner, ObservedFile {
   }
 }
 
-/** The intrinsic byteLength getters: what a view is, whatever its own properties say. */
-const typedArrayByteLength = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, 'byteLength')!.get!;
-const dataViewByteLength = Object.getOwnPropertyDescriptor(DataView.prototype, 'byteLength')!.get!;
-
-/**
- * `view`'s length, read through %TypedArray%'s or DataView's own getter,
- * never through the object: an own `byteLength` property may answer
- * differently each time, or throw (found by a review). REQUIRES:
- * ArrayBuffer.isView(view). Throws a TypeError for a DataView over a
- * resizable ArrayBuffer shrunk below it.
- */
-function byteLengthOf(view: ArrayBufferView): number {
-  // Told apart by the getters' own brand checks, not by a prototype chain
-  // the caller can change: %TypedArray%'s throws for anything else.
-  try {
-    return typedArrayByteLength.call(view) as number;
-  } catch {
-    return dataViewByteLength.call(view) as number;
-  }
-}
-
 function discard(): void {}
-
-/** The intrinsic buffer and byteOffset getters, for the same reason (an own `buffer` of null threw a TypeError with no code: a review). */
-const typedArrayBuffer = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, 'buffer')!.get!;
-const dataViewBuffer = Object.getOwnPropertyDescriptor(DataView.prototype, 'buffer')!.get!;
-const typedArrayByteOffset = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, 'byteOffset')!.get!;
-const dataViewByteOffset = Object.getOwnPropertyDescriptor(DataView.prototype, 'byteOffset')!.get!;
-const arrayBufferByteLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')!.get!;
-/** ArrayBuffer#detached, where the runtime has it (not Node 20). */
-const arrayBufferDetached = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'detached')?.get;
-
-/** `view`'s ArrayBuffer (or SharedArrayBuffer), through the intrinsic getter. REQUIRES: ArrayBuffer.isView(view). */
-function bufferOf(view: ArrayBufferView): ArrayBufferLike {
-  try {
-    return typedArrayBuffer.call(view) as ArrayBufferLike;
-  } catch {
-    return dataViewBuffer.call(view) as ArrayBufferLike;
-  }
-}
-
-/** `view`'s byteOffset, through the intrinsic getter. REQUIRES: ArrayBuffer.isView(view). */
-function byteOffsetOf(view: ArrayBufferView): number {
-  try {
-    return typedArrayByteOffset.call(view) as number;
-  } catch {
-    return dataViewByteOffset.call(view) as number;
-  }
-}
 
 /**
  * `view`'s length through the intrinsic getters, or ERR_INVALID_ARG naming
@@ -724,54 +677,5 @@ function viewByteLength(view: ArrayBufferView, what: string): number {
     return byteLengthOf(view);
   } catch {
     throw invalidType(`${what} views memory its ArrayBuffer no longer holds (detached or shrunk)`);
-  }
-}
-
-/**
- * A Uint8Array of the same bytes, made from the intrinsic getters: never
- * `view` itself, which `instanceof Uint8Array` would pass for a DataView
- * given Uint8Array's prototype (an observer then failed on it: a review).
- */
-function toBytes(view: ArrayBufferView): Uint8Array {
-  return new Uint8Array(bufferOf(view), byteOffsetOf(view), byteLengthOf(view));
-}
-
-/**
- * Zeroes bytes [from, to) of `view`, as far as it still holds them: none
- * once detached or shrunk away, and never past `to` if it grew (a
- * length-tracking view of a resizable ArrayBuffer grown during a read had
- * the caller's bytes past the block zeroed: a review).
- */
-function zeroBetween(view: ArrayBufferView, from: number, to: number): void {
-  let byteLength: number;
-  try {
-    byteLength = byteLengthOf(view);
-  } catch {
-    return;
-  }
-  const end = Math.min(byteLength, to);
-  if (end <= from) return;
-  new Uint8Array(bufferOf(view), byteOffsetOf(view) + from, end - from).fill(0);
-}
-
-function isDetached(view: ArrayBufferView): boolean {
-  // A detached ArrayBuffer reports byteLength 0 on itself and on every view,
-  // like a genuinely empty one. Node 20 has no ArrayBuffer#detached, but
-  // cloning a detached buffer throws; this runs only for empty views.
-  const buffer = bufferOf(view);
-  let byteLength: number;
-  try {
-    byteLength = arrayBufferByteLength.call(buffer) as number;
-  } catch {
-    // A SharedArrayBuffer: it cannot be detached.
-    return false;
-  }
-  if (byteLength !== 0) return false;
-  if (arrayBufferDetached !== undefined) return arrayBufferDetached.call(buffer) as boolean;
-  try {
-    structuredClone(buffer);
-    return false;
-  } catch {
-    return true;
   }
 }

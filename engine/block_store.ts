@@ -757,13 +757,17 @@ export class BlockStore<V = unknown> {
     // Called before close(), it is finished by it, as a flush() is (it was
     // refused with ERR_STORE_CLOSED when close() began during its wait for
     // the replay: found by a review).
-    const written = this.#checkpointCalled();
-    const settled: Promise<boolean> = written.then(
+    return this.#finishedByClose(this.#checkpointCalled());
+  }
+
+  /** `work` (a flush() or checkpoint() call), which close() begun after it waits for. */
+  #finishedByClose(work: Promise<void>): Promise<void> {
+    const settled: Promise<boolean> = work.then(
       () => this.#flushesInFlight.delete(settled),
       () => this.#flushesInFlight.delete(settled),
     );
     this.#flushesInFlight.add(settled);
-    return written;
+    return work;
   }
 
   async #checkpointCalled(): Promise<void> {
@@ -797,12 +801,7 @@ export class BlockStore<V = unknown> {
     let flushed: Promise<void>;
     if (endedStreams === undefined) flushed = replayed === undefined ? inJournal() : replayed.then(inJournal);
     else flushed = (replayed === undefined ? endedStreams : Promise.all([replayed, endedStreams])).then(inJournal);
-    const settled: Promise<boolean> = flushed.then(
-      () => this.#flushesInFlight.delete(settled),
-      () => this.#flushesInFlight.delete(settled),
-    );
-    this.#flushesInFlight.add(settled);
-    return flushed;
+    return this.#finishedByClose(flushed);
   }
 
   /**

@@ -95,7 +95,8 @@ export function pathError(path: string, error: unknown, doing: string, existingS
       return new StoreError('ERR_STORE_PATH', `'${path}': ${doing}: ${code} (the path cannot name a store file)`, { cause: error });
     case 'EACCES':
     case 'EPERM':
-      return new StoreError('ERR_STORE_PATH', `'${path}': ${doing}: ${code} (no permission to write there)`, { cause: error });
+      // Not "to write": a read-only open is refused so too (found by a review).
+      return new StoreError('ERR_STORE_PATH', `'${path}': ${doing}: ${code} (permission denied: the mode, owner or attributes of the file or of a directory on its path refuse this process)`, { cause: error });
     case 'EROFS':
       // Not permissions (a review found the message saying so): a file
       // system mounted read-only, or remounted so after an error (ext4's

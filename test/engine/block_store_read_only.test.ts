@@ -6,7 +6,7 @@
 // other processes, while a writer and they exclude each other.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
@@ -17,6 +17,8 @@ import { collect, describeChild, isRoot, makeStoreDir, openSmallStore, PACKAGE_E
 /** Bytes of the store images made on the simulated device: small, whole 4096-byte blocks. */
 const IMAGE_BYTES = 8 << 20;
 const SEED = 20261202;
+/** The user and group `nobody`, for an open run without root's right to read any file. */
+const NOBODY_ID = 65534;
 
 function sha256(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
@@ -167,6 +169,36 @@ describe('BlockStore read-only opens', () => {
       assert.deepEqual(accessModesOf(path), [2]);
     } finally {
       await writer.close();
+    }
+  });
+
+  it('refuses a read-only open of a file it may not read with a message about permission, not about writing (found by a review)', async function () {
+    if (!isRoot()) skipBecause(this, 'root runs the open as another user (root reads any file)');
+    const path = await storeFile('no-read-permission');
+    chmodSync(path, 0o000);
+    // The suite's directory (mkdtemp: 0700) must let the other user through.
+    chmodSync(dir!, 0o711);
+    const child = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { BlockStore } = await import(${JSON.stringify(PACKAGE_ENTRY_URL)}).catch((error) => { console.log('IMPORT ' + error.code); process.exit(0); });
+         for (const readOnly of [true, false]) {
+           await BlockStore.open(${JSON.stringify(path)}, { readOnly }).then(
+             (store) => store.close().then(() => console.log('opened')),
+             (error) => console.log(error.code + ' ' + error.message),
+           );
+         }`,
+      ],
+      { uid: NOBODY_ID, gid: NOBODY_ID, encoding: 'utf8', cwd: '/' },
+    );
+    if (child.stdout.startsWith('IMPORT')) skipBecause(this, `the package cannot be read by another user here (${child.stdout.trim()})`);
+    const lines = child.stdout.trim().split('\n');
+    assert.equal(lines.length, 2, `${child.stdout}${child.stderr}`);
+    for (const line of lines) {
+      assert.match(line, /^ERR_STORE_PATH .*cannot open: EACCES \(permission denied/, line);
+      assert.doesNotMatch(line, /write/, line);
     }
   });
 

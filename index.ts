@@ -8,6 +8,7 @@ export { allocAligned, isAligned, DEFAULT_ALIGNMENT } from './native/aligned_buf
 export { RingError, RingSystemError } from './native/errors.js';
 export type { RingErrorCode } from './native/errors.js';
 export { BlockStore, DEFAULT_WAL_SIZE_BYTES, SYNC_DEFER_MS } from './engine/block_store.js';
+export { DEFAULT_IDLE_CHECKPOINT_MS, IDLE_CHECKPOINT_MS_MAX } from './engine/idle_checkpoint.js';
 export type { IntegrityReport, StoredEntry } from './engine/block_store.js';
 export { STORE_RING_OPTIONS, DEFAULT_STORE_SIZE_BYTES, DEFAULT_NEW_FILE_WAL_SIZE_BYTES, DEFAULT_CACHE_SIZE_BYTES, VALUE_SIZE_MAX } from './engine/store_options.js';
 export { CLEAR_BATCH_KEYS_MAX, GET_MANY_READS_IN_FLIGHT_MAX } from './engine/store_options.js';

@@ -77,6 +77,7 @@ import {
 } from './store_options.js';
 import { checkIntegrity, type IntegrityReport } from './integrity_check.js';
 import { TreePages, type TreeGeometry } from './tree_pages.js';
+import { DEFAULT_IDLE_CHECKPOINT_MS, IDLE_CHECKPOINT_MS_MAX } from './idle_checkpoint.js';
 import { ReplayOverlay } from './replay_overlay.js';
 import { StoreReader, type ScanShape } from './store_reader.js';
 import { replayWal } from './wal_replay.js';
@@ -147,7 +148,7 @@ export class BlockStore<V = unknown> {
     path: string,
     device: ClosedDeviceGuard,
     ownedRing: IoUringActor | undefined,
-    options: Required<Pick<BlockStoreOptions, 'encoding' | 'sync' | 'cacheSizeBytes' | 'readOnly'>> & { maxSizeBytes: number | undefined },
+    options: Required<Pick<BlockStoreOptions, 'encoding' | 'sync' | 'cacheSizeBytes' | 'readOnly' | 'idleCheckpointMs'>> & { maxSizeBytes: number | undefined },
     superblock: Superblock,
     tree: PageTree,
     treePages: TreePages,
@@ -200,6 +201,7 @@ export class BlockStore<V = unknown> {
       growth: this.#growth,
       state,
       replayPending: () => this.#replay?.pending === true,
+      idleCheckpointMs: options.idleCheckpointMs,
     });
     this.#reader = new StoreReader({ state, tree, space: this.#space, grid: this.#grid, codec: this.#codec, replay: () => this.#replay });
     // Values up to half a page are inline, whatever the block size: data
@@ -249,6 +251,8 @@ export class BlockStore<V = unknown> {
     const readOnly = checkBoolean(options.readOnly, 'readOnly', false);
     if (readOnly && create) throw invalidArgument("options 'readOnly' and 'create' exclude each other: a read-only open writes nothing");
     const sync = checkBoolean(options.sync, 'sync', true);
+    const idleCheckpointMs = checkSize(options.idleCheckpointMs, 'idleCheckpointMs', DEFAULT_IDLE_CHECKPOINT_MS, 0);
+    if (idleCheckpointMs > IDLE_CHECKPOINT_MS_MAX) throw invalidArgument(`option 'idleCheckpointMs' must be at most ${IDLE_CHECKPOINT_MS_MAX} (setTimeout's limit), got ${idleCheckpointMs}`, 'range');
     if (options.encoding !== undefined) valueCodec(options.encoding); // validates
     const cacheSizeBytes = checkSize(options.cacheSizeBytes, 'cacheSizeBytes', DEFAULT_CACHE_SIZE_BYTES, 0);
     const blockSize = checkBlockSize(options.blockSize);
@@ -357,7 +361,7 @@ export class BlockStore<V = unknown> {
         path,
         guarded,
         ownedRing,
-        { encoding, sync, cacheSizeBytes, readOnly, maxSizeBytes },
+        { encoding, sync, cacheSizeBytes, readOnly, maxSizeBytes, idleCheckpointMs },
         recovered.superblock,
         tree,
         treePages,
@@ -382,6 +386,8 @@ export class BlockStore<V = unknown> {
         overlay.settled().then(
           () => {
             if (store.#replay === overlay) store.#replay = undefined;
+            // A read-only store never writes: no checkpoint of the tail it replayed into memory.
+            if (!readOnly) store.#journal.tailReplayed();
           },
           (error: unknown) => store.#state.fail(error),
         );

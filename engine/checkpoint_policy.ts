@@ -47,6 +47,17 @@ const BACKPRESSURE_DIRTY_FACTOR = 4;
  * bound a full 64 MiB WAL of random keys could dirty ~450 k pages (GiBs).
  */
 const REPLAY_DIRTY_BUDGET_FACTOR = 8;
+/**
+ * An idle store (IdleCheckpoint) writes a checkpoint only with at least this
+ * many dirty pages, or with its WAL at least IDLE_CHECKPOINT_WAL_FILL full:
+ * a trickle of writes with pauses between them then costs one checkpoint (a
+ * free-set frame, two superblock copies and two flushes besides its pages)
+ * for every 64 pages it dirties, not one a pause. Fewer pages cost a close()
+ * a few milliseconds of encoding and writes besides the flush it makes anyway.
+ */
+export const IDLE_CHECKPOINT_DIRTY_PAGES_MIN = 64;
+/** See IDLE_CHECKPOINT_DIRTY_PAGES_MIN: a WAL this full is replayed at a crash-open even when its commits dirtied few pages (overwrites of the same keys). */
+export const IDLE_CHECKPOINT_WAL_FILL = CHECKPOINT_WAL_FILL / 8;
 export interface CheckpointPolicyParts {
   readonly walSpace: WalSpace;
   readonly tree: PageTree;
@@ -86,6 +97,16 @@ export class CheckpointPolicy {
     const dirty = this.#tree.dirtyNodeCountMax;
     if (dirty >= this.#dirtyPagesMax) return true;
     return this.#pastFreeSpaceShare(dirty);
+  }
+
+  /**
+   * Whether an idle store (IdleCheckpoint) should write a checkpoint: none
+   * running, and enough not written yet to be worth one (see
+   * IDLE_CHECKPOINT_DIRTY_PAGES_MIN).
+   */
+  idleDue(): boolean {
+    if (this.#checkpointer.running) return false;
+    return this.#tree.dirtyNodeCountMax >= IDLE_CHECKPOINT_DIRTY_PAGES_MIN || this.#walSpace.fill >= IDLE_CHECKPOINT_WAL_FILL;
   }
 
   /**

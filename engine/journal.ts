@@ -29,6 +29,7 @@ import type { BlockDevice } from './block_device.js';
 import type { Checkpointer } from './checkpointer.js';
 import { CheckpointPolicy } from './checkpoint_policy.js';
 import { allSettledOrThrow, type DataBlock, type Grid } from './grid.js';
+import { IdleCheckpoint } from './idle_checkpoint.js';
 import { PageUnreadable, type PageTree, type PreparedPaths } from './page_tree.js';
 import type { Space } from './space.js';
 import { StoreError } from './store_error.js';
@@ -160,6 +161,8 @@ export interface JournalParts {
   state: StoreState;
   /** Whether the WAL tail recovered at open is still being replayed (ReplayOverlay): no commit may begin before it ends. */
   replayPending: () => boolean;
+  /** Milliseconds without a commit before a checkpoint starts on its own (IdleCheckpoint); 0: never. */
+  idleCheckpointMs: number;
 }
 
 export class Journal {
@@ -210,6 +213,7 @@ export class Journal {
   #deferredSyncPromise: Promise<void> | undefined;
   #commits = 0;
   #committedRecords = 0;
+  readonly #idleCheckpoint: IdleCheckpoint;
 
   constructor(parts: JournalParts) {
     this.#device = parts.device;
@@ -232,6 +236,23 @@ export class Journal {
     this.#appliedSequence = parts.nextSequence - 1;
     this.#recordedDurableSequence = parts.checkpointer.superblock.checkpointSeq;
     this.commitPayloadMax = Math.floor(parts.walBlockCount * COMMIT_WAL_SHARE_MAX) * framePayloadPerBlock(parts.blockSize);
+    this.#idleCheckpoint = new IdleCheckpoint({
+      // The crash lab's device orders deferred work itself: no wall-time timer under it (idle_checkpoint.ts).
+      delayMs: parts.device.deferTask === undefined ? parts.idleCheckpointMs : 0,
+      commitCount: () => this.#commits,
+      due: () => !this.#state.closing && this.#state.failure === undefined && !this.#replayPending() && this.#policy.idleDue(),
+      start: () => void this.checkpoint().catch(() => undefined),
+    });
+  }
+
+  /** The WAL tail recovered at open is replayed: a pause after it checkpoints what it dirtied, as after commits. */
+  tailReplayed(): void {
+    this.#idleCheckpoint.noteCommit();
+  }
+
+  /** Whether an idle checkpoint's timer is armed (tests). */
+  get idleCheckpointArmed(): boolean {
+    return this.#idleCheckpoint.armed;
   }
 
   /** Durable writes and flushes of commits completed since open (AppliedCommits.flushCount). */
@@ -418,6 +439,7 @@ export class Journal {
    * the last commit fired while close() wrote its checkpoint).
    */
   async close(): Promise<void> {
+    this.#idleCheckpoint.stop();
     this.#deferredSync?.();
     this.#deferredSync = undefined;
     // A caller that waited for one sync may have started the next (syncNow).
@@ -846,6 +868,7 @@ export class Journal {
     if (!this.#checkpointer.running && this.#policy.due()) {
       void this.checkpoint().catch(() => undefined);
     }
+    this.#idleCheckpoint.noteCommit();
   }
 
   /** Resolves when every commit in flight now has settled. */

@@ -53,6 +53,14 @@ export interface BlockStoreOptions {
    * the writes of that window.
    */
   sync?: boolean;
+  /**
+   * Milliseconds without a commit after which the store writes a checkpoint
+   * of what its writes dirtied (when that is enough to matter:
+   * CheckpointPolicy.idleDue), so that a close() or a crash-open after a
+   * pause has little to write or replay. An integer from 0 (never) to
+   * IDLE_CHECKPOINT_MS_MAX. Default DEFAULT_IDLE_CHECKPOINT_MS (1 000).
+   */
+  idleCheckpointMs?: number;
   /** Run IO on this actor instead of starting one for the store. */
   ring?: IoUringActor;
   /** Use this device instead of opening `path` (the simulated device of crash tests). */
@@ -68,7 +76,7 @@ export interface BlockStoreOptions {
 }
 
 /** Every field of BlockStoreOptions: open() reads each once (store_arguments.ts optionFields). */
-export const BLOCK_STORE_OPTION_NAMES = ['create', 'sizeBytes', 'maxSizeBytes', 'blockSize', 'cacheSizeBytes', 'walSizeBytes', 'encoding', 'sync', 'ring', 'device', 'readOnly'] as const satisfies readonly (keyof BlockStoreOptions)[];
+export const BLOCK_STORE_OPTION_NAMES = ['create', 'sizeBytes', 'maxSizeBytes', 'blockSize', 'cacheSizeBytes', 'walSizeBytes', 'encoding', 'sync', 'idleCheckpointMs', 'ring', 'device', 'readOnly'] as const satisfies readonly (keyof BlockStoreOptions)[];
 // A field added to BlockStoreOptions and not to the list above fails to compile here.
 const OPTION_NAMES_COVER_OPTIONS: [Exclude<keyof BlockStoreOptions, (typeof BLOCK_STORE_OPTION_NAMES)[number]>] extends [never] ? true : never = true;
 void OPTION_NAMES_COVER_OPTIONS;

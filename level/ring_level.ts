@@ -30,7 +30,7 @@ export const CLEAR_BATCH_KEYS_MAX = 1024;
 export const CLEAR_BATCH_KEY_BYTES_MAX = 16 << 10;
 
 /** The store options a RingLevel passes through to BlockStore.open(). */
-export type RingLevelStoreOptions = Pick<BlockStoreOptions, 'sizeBytes' | 'maxSizeBytes' | 'blockSize' | 'cacheSizeBytes' | 'walSizeBytes' | 'sync' | 'ring' | 'device'>;
+export type RingLevelStoreOptions = Pick<BlockStoreOptions, 'sizeBytes' | 'maxSizeBytes' | 'blockSize' | 'cacheSizeBytes' | 'walSizeBytes' | 'sync' | 'idleCheckpointMs' | 'ring' | 'device'>;
 
 /**
  * Options of `new RingLevel(location, options)`: abstract-level's and the
@@ -51,6 +51,8 @@ export interface RingLevelOptions<K = string, V = string> extends AbstractDataba
   walSizeBytes?: number;
   /** true (default): writes resolve once durable; false: within SYNC_DEFER_MS, a crash may lose (never tear) them. */
   sync?: boolean;
+  /** Milliseconds without a write after which the store checkpoints what its writes dirtied; 0: never. Default 1 000 (BlockStore's DEFAULT_IDLE_CHECKPOINT_MS). */
+  idleCheckpointMs?: number;
   /** Run IO on this IoUringActor (shared with other stores) instead of one the store starts. */
   ring?: BlockStoreOptions['ring'];
   /** Use this BlockDevice instead of opening `location` (e.g. a SimulatedDevice in tests). */
@@ -110,8 +112,8 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
     let storeFields: RingLevelStoreOptions;
     let levelOptions: Omit<RingLevelOptions<K, V>, keyof RingLevelStoreOptions>;
     try {
-      const { sizeBytes, maxSizeBytes, blockSize, cacheSizeBytes, walSizeBytes, sync, ring, device, ...rest } = options;
-      storeFields = { sizeBytes, maxSizeBytes, blockSize, cacheSizeBytes, walSizeBytes, sync, ring, device };
+      const { sizeBytes, maxSizeBytes, blockSize, cacheSizeBytes, walSizeBytes, sync, idleCheckpointMs, ring, device, ...rest } = options;
+      storeFields = { sizeBytes, maxSizeBytes, blockSize, cacheSizeBytes, walSizeBytes, sync, idleCheckpointMs, ring, device };
       levelOptions = rest;
     } catch (error) {
       throw unreadableArgument('ringstore/level: options', error);

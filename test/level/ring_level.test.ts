@@ -59,6 +59,12 @@ describe('RingLevel', () => {
       assert.equal(db.store.stats().blocksTotal, (2 << 20) / 8192);
       await db.put('k', 'v');
       await db.close();
+      // idleCheckpointMs too: a bad one is the store's refusal.
+      const refused = level(location(), { idleCheckpointMs: -1 });
+      await assert.rejects(refused.open(), (error: Error & { code?: string; cause?: Error & { code?: string } }) => {
+        const reason = error.code === 'ERR_INVALID_ARG' ? error : error.cause;
+        return reason?.code === 'ERR_INVALID_ARG' && /idleCheckpointMs/.test(reason.message);
+      });
     });
 
     it('refuses a bad location or an unreadable options object with ERR_INVALID_ARG, not an uncoded error (found by a review)', () => {

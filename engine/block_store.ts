@@ -1023,12 +1023,15 @@ export class BlockStore<V = unknown> {
         }
       }
     } catch (error) {
+      // Room only time holds, but for this write's own blocks given back just below.
+      const reclaimableBlocks = this.#journal.reclaimableBlockCount;
       // The caller learns of the refusal once the space is back.
       const abandoned = this.#journal.abandon(write);
       if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) return abandoned.then(() => Promise.reject(error));
-      // Held for room where it can come: freed blocks being trimmed or awaiting an fdatasync (Journal.reclaim), or a growth.
+      // Held for room where it can come: freed blocks being trimmed, awaiting
+      // an fdatasync or given back by other writes (Journal.reclaim), or a growth.
       const blocksWanted = this.#space.shortfallForPuts(encoded.operations.length, encoded.payloadBytesMax, encoded.valueBlocks);
-      if (attempt >= GROWTH_ATTEMPTS_MAX || (!this.#growth.canGrow && this.#space.reclaimableBlockCount === 0)) {
+      if (attempt >= GROWTH_ATTEMPTS_MAX || (!this.#growth.canGrow && reclaimableBlocks === 0)) {
         return abandoned.then(() => Promise.reject(this.#growth.refusal(error, blocksWanted)));
       }
       return { error, abandoned, blocksWanted };

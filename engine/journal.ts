@@ -19,7 +19,7 @@
 // and its unlinked extents to the space, and starts checkpoints.
 import { ByteWriter } from '../format/byte_writer.js';
 import { beginCommitPayload, finishCommitPayload } from '../format/commit.js';
-import type { Extent } from '../format/extent.js';
+import { extentsBlockCount, type Extent } from '../format/extent.js';
 import { COMMIT_HEADER_SIZE } from '../format/constants.js';
 import { encodeFrame, frameBlockCount, framePayloadPerBlock } from '../format/frame.js';
 import { keyStringBytesNow } from '../format/key_scratch.js';
@@ -214,6 +214,9 @@ export class Journal {
   #commits = 0;
   #committedRecords = 0;
   readonly #idleCheckpoint: IdleCheckpoint;
+  /** Writes being given back (abandon): their blocks are free once their data writes settle. */
+  readonly #abandoning = new Set<Promise<void>>();
+  #abandoningBlocks = 0;
 
   constructor(parts: JournalParts) {
     this.#device = parts.device;
@@ -297,7 +300,31 @@ export class Journal {
    * its data writes have settled, so no late write lands on reused blocks)
    * and its pool buffers. No durable record references them: no trim needed.
    */
-  async abandon(write: QueuedWrite): Promise<void> {
+  abandon(write: QueuedWrite): Promise<void> {
+    let blocks = 0;
+    for (const operation of write.operations) if (operation.value?.kind === 'extents') blocks += extentsBlockCount(operation.value.extents);
+    const abandoning = this.#abandonOnceWritten(write);
+    // Only time holds its blocks now: a write refused for room waits for them (reclaim).
+    this.#abandoning.add(abandoning);
+    this.#abandoningBlocks += blocks;
+    const forget = (): void => {
+      this.#abandoning.delete(abandoning);
+      this.#abandoningBlocks -= blocks;
+    };
+    abandoning.then(forget, forget);
+    return abandoning;
+  }
+
+  /**
+   * Blocks freed but not free yet that only time holds: Space's
+   * (reclaimableBlockCount) and those of writes being given back. A write
+   * refused for room waits for them (reclaim) before it is refused.
+   */
+  get reclaimableBlockCount(): number {
+    return this.#space.reclaimableBlockCount + this.#abandoningBlocks;
+  }
+
+  async #abandonOnceWritten(write: QueuedWrite): Promise<void> {
     const extents = write.operations.flatMap((operation) => (operation.value?.kind === 'extents' ? operation.value.extents : []));
     const blocks = write.dataBlocks.splice(0);
     await Promise.allSettled(write.dataWrites);
@@ -406,7 +433,8 @@ export class Journal {
   /**
    * Waits for the blocks freed but not free yet that only time holds
    * (Space.reclaimableBlockCount): the fdatasync that makes their unlinking
-   * durable (sync: false), then their trims. Resolves to whether any became
+   * durable (sync: false), then their trims; and the blocks of writes being
+   * given back (abandon). Resolves to whether any became
    * free. A write refused for room tries again then, before the store grows
    * or refuses it (found by a review: overwrites of 1 MiB values in a store
    * capped at 8 MiB were refused while the blocks of the values they
@@ -415,6 +443,11 @@ export class Journal {
    */
   async reclaim(): Promise<boolean> {
     const freeBefore = this.#space.allocatableBlockCount;
+    // Writes given back (a write stream destroyed or refused, a refused
+    // commit) free their blocks once their data writes settle (found by a
+    // review: a put right after a stream refused for room on a capped store
+    // was refused too, and on an uncapped one grew the file).
+    if (this.#abandoning.size > 0) await Promise.allSettled([...this.#abandoning]);
     for (let round = 0; round < RECLAIM_ROUNDS_MAX && this.#space.reclaimableBlockCount > 0 && this.#state.failure === undefined; round++) {
       if (this.#space.awaitingDurabilityBlockCount > 0) await this.syncNow();
       // A sync releases extents, whose trims start at once (no read holds them).

@@ -252,13 +252,14 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
       if (stagedBytes === STREAM_CHUNK_BYTES) await flushStaged();
     }
   };
-  const releaseAll = (): void => {
-    if (handedOver) return;
+  /** Gives the stream's blocks back; resolves once they are free (its data writes settled). */
+  const releaseAll = (): Promise<void> => {
+    if (handedOver) return Promise.resolve();
     handedOver = true;
     for (const chunk of staged.splice(0)) grid.giveChunk(chunk);
     stagedBytes = 0;
     const value: StoredValue = { kind: 'extents', length: Math.max(length, 1), crc, extents: [...extents], raw: true };
-    void journal.abandon({ operations: extents.length > 0 ? [{ keyString, isString, value, existed: false }] : [], dataWrites: writes, dataBlocks: [], payloadBytes: 0 });
+    return journal.abandon({ operations: extents.length > 0 ? [{ keyString, isString, value, existed: false }] : [], dataWrites: writes, dataBlocks: [], payloadBytes: 0 });
   };
   /** The stream's end: its last bytes written, then its put committed. */
   const finish = async (): Promise<void> => {
@@ -280,13 +281,13 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
       // review: the put named freed blocks).
       if (handedOver) throw new StoreError('ERR_STORE_CLOSED', 'the write stream was destroyed before its put was committed');
     } catch (error) {
-      releaseAll();
+      void releaseAll();
       throw error;
     }
     const value: StoredValue = { kind: 'extents', length, crc, extents: [...extents], raw: true };
     const payloadBytes = COMMIT_HEADER_SIZE + extentPutRecordBytes(keyString.length, extents.length);
     if (payloadBytes > journal.commitPayloadMax) {
-      releaseAll();
+      void releaseAll();
       throw new StoreError('ERR_VALUE_TOO_LARGE', `the stream's ${extents.length} extents need ${payloadBytes} bytes of WAL; one commit holds at most ${journal.commitPayloadMax}`);
     }
     // From here the commit path owns the extents (and abandons them itself
@@ -328,10 +329,16 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
     },
     destroy: (error, callback) => {
       // Destroyed before its put was handed to a commit (with or without an
-      // error): the blocks written so far belong to nobody.
-      releaseAll();
+      // error): the blocks written so far belong to nobody. 'close' (and a
+      // pipeline's end) comes once they are free again: a write refused for
+      // room right after found them still held, and was refused on a capped
+      // store or grew an uncapped one (found by a review).
+      const released = releaseAll();
       tracked.done();
-      callback(error);
+      released.then(
+        () => callback(error),
+        () => callback(error),
+      );
     },
   });
   // Tracked once nothing above can throw (a bad key): an untracked stream is never waited for.

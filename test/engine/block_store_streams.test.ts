@@ -133,6 +133,52 @@ describe('BlockStore#createWriteStream() and #createReadStream()', () => {
     await store!.verifyIntegrity();
   });
 
+  it('gives a refused or destroyed write stream\'s blocks back by its close: a write right after finds the room, neither refused nor growing the store (found by a review)', async () => {
+    // Capped: a 10 MiB stream into 4 MiB is refused for room; a 2 MiB put right after fits.
+    const cappedPath = `${dir}/capped`;
+    const capped = await BlockStore.open(cappedPath, { create: true, sizeBytes: 4 << 20, maxSizeBytes: 4 << 20, encoding: 'binary' });
+    try {
+      const freeBefore = capped.stats().blocksFree;
+      const refused = capped.createWriteStream('too-big');
+      const chunks = function* (): Generator<Buffer> {
+        for (let index = 0; index < 160; index++) yield blob.subarray(0, 64 << 10);
+      };
+      await assert.rejects(pipeline(Readable.from(chunks()), refused), (error: StoreError) => error.code === 'ERR_STORE_FULL');
+      assert.equal(capped.stats().blocksFree, freeBefore, 'every block back once the pipeline has rejected');
+      await capped.put('fits', blob.subarray(0, 2 << 20));
+      // A put right after destroy(), before the stream's close: it waits for
+      // the blocks being given back rather than being refused.
+      await capped.delete('fits');
+      const destroyed = capped.createWriteStream('destroyed');
+      for (let offset = 0; offset < 3 << 20; offset += 64 << 10) {
+        if (!destroyed.write(blob.subarray(offset, offset + (64 << 10)))) await drainedOrClosed(destroyed);
+      }
+      destroyed.destroy();
+      await capped.put('fits again', blob.subarray(0, 2 << 20));
+      await closed(destroyed);
+    } finally {
+      await capped.close();
+    }
+    // Uncapped: a stream destroyed after 3 MiB; a 2 MiB put right after its close does not grow the file.
+    const growingPath = `${dir}/growing`;
+    const growing = await BlockStore.open(growingPath, { create: true, sizeBytes: 4 << 20, encoding: 'binary' });
+    try {
+      const freeBefore = growing.stats().blocksFree;
+      const stream = growing.createWriteStream('destroyed');
+      for (let offset = 0; offset < 3 << 20; offset += 64 << 10) {
+        if (!stream.write(blob.subarray(offset, offset + (64 << 10)))) await drainedOrClosed(stream);
+      }
+      assert.ok(growing.stats().blocksFree < freeBefore, 'the stream took blocks');
+      stream.destroy();
+      await closed(stream);
+      assert.equal(growing.stats().blocksFree, freeBefore, 'every block back at close');
+      await growing.put('fits', blob.subarray(0, 2 << 20));
+      assert.equal(growing.stats().growths, 0);
+    } finally {
+      await growing.close();
+    }
+  });
+
   it('commits a write stream destroyed after its end() whole or not at all, whatever the moment (it committed extents destroy() had freed; found by a review)', async () => {
     for (let microtasks = 0; microtasks <= 40; microtasks += 2) {
       const key = `ended-then-destroyed-${microtasks}`;

@@ -57,12 +57,20 @@ const CRASH_TEST_OPTIONS = {
 
 type CrashTestFlags = Partial<Record<Exclude<keyof typeof CRASH_TEST_OPTIONS, 'help'>, string>>;
 
-function numberFlag(flags: CrashTestFlags, name: keyof CrashTestFlags, fallback: number): number {
+/** A flag's number: at least `min`, and a whole one where `integer` (a count or a seed; found by a review: `--states 1.5` explored "1.5 states"). */
+function numberFlag(flags: CrashTestFlags, name: keyof CrashTestFlags, fallback: number, { integer, min }: { integer: boolean; min: number }): number {
   const text = flags[name];
   if (text === undefined) return fallback;
   const value = Number(text);
-  if (text.trim() === '' || !Number.isFinite(value) || value < 0) throw Object.assign(new RangeError(`--${name} needs a number >= 0, got ${JSON.stringify(text)}`), { code: 'ERR_INVALID_ARG' });
+  if (text.trim() === '' || !Number.isFinite(value) || value < min || (integer && !Number.isSafeInteger(value))) {
+    throw Object.assign(new RangeError(`--${name} needs ${integer ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(text)}`), { code: 'ERR_INVALID_ARG' });
+  }
   return value;
+}
+
+/** A usage error (exit 2): flags that cannot go together. */
+function refuseFlags(message: string): never {
+  throw Object.assign(new Error(message), { code: 'ERR_INVALID_ARG' });
 }
 
 /**
@@ -124,34 +132,65 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const replayDirectory = flags.replay;
-  if (replayDirectory !== undefined) return replay(replayDirectory);
-  const minutes = numberFlag(flags, 'minutes', 0);
-  const states = numberFlag(flags, 'states', minutes > 0 ? Math.min(PLANNED_STATES_MAX, Math.ceil(minutes * STATES_PER_MINUTE_ESTIMATE)) : 20_000);
-  const seed = numberFlag(flags, 'seed', Date.now() % 0x7fffffff);
-  const scale = numberFlag(flags, 'scale', 4);
-  const blockSize = numberFlag(flags, 'block-size', 512);
-  const corruption = numberFlag(flags, 'corruption', 0);
-  const faults = numberFlag(flags, 'faults', 0);
+  if (replayDirectory !== undefined) {
+    // A reproducer holds its state, its seed and its workload's trace: other flags would be ignored.
+    const others = Object.keys(flags).filter((name) => name !== 'replay' && name !== 'help');
+    if (others.length > 0) refuseFlags(`--replay takes no other flag (its reproducer holds the state to build): ${others.map((name) => `--${name}`).join(', ')}`);
+    return replay(replayDirectory);
+  }
   const modulePath = flags.module;
+  if (modulePath !== undefined && (flags.scale !== undefined || flags['block-size'] !== undefined)) {
+    refuseFlags("--scale and --block-size size the built-in workload; with --module, FILE's storeOptions size the store");
+  }
+  const minutes = numberFlag(flags, 'minutes', 0, { integer: false, min: 0 });
+  const states = numberFlag(flags, 'states', minutes > 0 ? Math.min(PLANNED_STATES_MAX, Math.ceil(minutes * STATES_PER_MINUTE_ESTIMATE)) : 20_000, { integer: true, min: 1 });
+  const seed = numberFlag(flags, 'seed', Date.now() % 0x7fffffff, { integer: true, min: 0 });
+  const scale = numberFlag(flags, 'scale', 4, { integer: false, min: Number.MIN_VALUE });
+  const blockSize = numberFlag(flags, 'block-size', 512, { integer: true, min: 512 });
+  const corruption = numberFlag(flags, 'corruption', 0, { integer: true, min: 0 });
+  const faults = numberFlag(flags, 'faults', 0, { integer: true, min: 0 });
   const reproducers = resolve(flags.reproducers ?? 'crash-test-reproducers');
   const dir = mkdtempSync(`${tmpdir()}/ringstore-crash-test-`);
-  // Ctrl-C: remove the trace and the store file, and (through the exit
-  // hooks) the crash image in /dev/shm.
-  const interrupted = (): void => {
+  // Ctrl-C, and SIGTERM (timeout, a CI job cancelled, docker stop; found by
+  // a review: each left its files): remove the trace and the store file,
+  // and (through the exit hooks) the crash image in /dev/shm.
+  const interrupted = (signal: NodeJS.Signals): void => {
     rmSync(dir, { recursive: true, force: true });
-    process.exit(130);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
   };
   process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+  // The event loop emptied while the run still waits: a promise the workload
+  // awaits never settles. Node would exit 0 with no summary (found by a
+  // review: a CI job went green); say so and fail instead.
+  let stage = 'tracing the workload';
+  const stalled = (): void => {
+    process.stderr.write(`ringstore: ERR_WORKLOAD_STALLED: crash-test stopped while ${stage}: nothing was left to run, so a promise it waits for never settles (a workload awaiting something that never resolves?)\n`);
+    rmSync(dir, { recursive: true, force: true });
+    process.exitCode = 2;
+  };
+  process.once('beforeExit', stalled);
   let workload: TracedWorkload | undefined;
   try {
-    if (modulePath !== undefined) {
-      const loaded = await loadWorkloadModule(modulePath);
-      process.stderr.write(`tracing ${modulePath}...\n`);
-      workload = await runWorkload(dir, loaded.workload, loaded.storeOptions);
-    } else {
-      process.stderr.write(`tracing the built-in workload (scale ${scale}, ${blockSize}-byte blocks)...\n`);
-      workload = await runBuiltinWorkload(dir, scale, blockSize);
+    try {
+      if (modulePath !== undefined) {
+        const loaded = await loadWorkloadModule(modulePath);
+        process.stderr.write(`tracing ${modulePath}...\n`);
+        workload = await runWorkload(dir, loaded.workload, loaded.storeOptions);
+      } else {
+        process.stderr.write(`tracing the built-in workload (scale ${scale}, ${blockSize}-byte blocks)...\n`);
+        workload = await runBuiltinWorkload(dir, scale, blockSize);
+      }
+    } catch (error) {
+      // The workload's own failure, told as such, with where it came from
+      // (it printed a bare stack and exited as a usage error; found by a
+      // review). A refusal of the module or its storeOptions is a usage error.
+      const code = (error as { code?: unknown }).code;
+      if (code === 'ERR_INVALID_ARG') throw error;
+      const told = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      throw Object.assign(new Error(`the workload failed while it was traced: ${typeof code === 'string' ? `${code}: ` : ''}${told}`, { cause: error }), { code: 'ERR_WORKLOAD_FAILED' });
     }
+    stage = 'exploring crash states';
     const acknowledged = workload.trace.events.filter((event) => event.type === 'ack').length;
     // On stdout, for comparing runs: the same seed must give the same trace.
     console.log(`trace: ${workload.trace.operations.length} IOs, ${workload.trace.events.length} events, digest ${workload.trace.digest()}`);
@@ -174,11 +213,12 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
     printCrashReport(report);
     let failed = report.violations.length > 0;
     if (corruption > 0) {
+      stage = 'checking damaged images';
       const damage = await exploreCorruption(workload, { trials: corruption, seed, reproducerDirectory: reproducers });
       console.log(
         `damaged images: ${damage.trials} (${Object.entries(damage.byDamage).map(([name, count]) => `${name} ${count}`).join(', ')}) in ${(damage.durationMs / 1000).toFixed(1)} s`,
       );
-      console.log(`  refused opens ${damage.refusedOpens}, failed replays ${damage.failedReplays}, unrecognised ${damage.unrecognised}, detected reads ${damage.detectedReads}, silent losses ${damage.silentLosses} (documented limits), wrong reads ${damage.wrongReads}, other failures ${damage.failures.length}`);
+      console.log(`  refused opens ${damage.refusedOpens}, failed replays ${damage.failedReplays}, unrecognised ${damage.unrecognised}, detected reads ${damage.detectedReads}, silent losses ${damage.silentLosses} (documented limits), wrong reads ${damage.wrongReads}, other failures ${damage.failures.length - damage.wrongReads}`);
       damage.failures.slice(0, 10).forEach((failure, index) => {
         console.log(`  - ${failure}`);
         const reproducer = damage.reproducers[index];
@@ -187,6 +227,7 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
       failed ||= damage.wrongReads > 0 || damage.failures.length > 0;
     }
     if (faults > 0) {
+      stage = 'injecting IO faults';
       const faultReport = await exploreIoFaults(faults, seed, { reproducerDirectory: reproducers });
       const byFault = Object.entries(faultReport.byFault).map(([name, counts]) => `${name} ${counts.injected}/${counts.runs}`).join(', ');
       console.log(`IO faults: ${faultReport.runs} runs, ${faultReport.injected} hit the fault (${byFault}; ${faultReport.shortCuts} short writes cut inside), violations ${faultReport.violations.length}`);
@@ -201,6 +242,8 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
     return failed ? 1 : 0;
   } finally {
     process.removeListener('SIGINT', interrupted);
+    process.removeListener('SIGTERM', interrupted);
+    process.removeListener('beforeExit', stalled);
     workload?.trace.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,8 +1,8 @@
 // `ringstore crash-test` as a user runs it: on their own workload module,
 // with a summary (progress is a bar on a terminal only); and --replay on a reproducer.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -11,14 +11,19 @@ const CLI = new URL('../../tools/cli.js', import.meta.url).pathname;
 const MODULE = new URL('./fixtures/lab_workload.js', import.meta.url).pathname;
 const run = promisify(execFile);
 
-async function cli(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cli(args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd, maxBuffer: 16 << 20 });
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd, env, maxBuffer: 16 << 20 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
     return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
   }
+}
+
+/** The crash images of runs in /dev/shm (crash_image.ts), to see that a run left none. */
+function crashImagesInShm(): string[] {
+  return existsSync('/dev/shm') ? readdirSync('/dev/shm').filter((name) => name.startsWith('ringstore-crash-')) : [];
 }
 
 describe('ringstore crash-test', function () {
@@ -84,6 +89,71 @@ describe('ringstore crash-test', function () {
     const result = await cli(['crash-test', '--module', CLI.replace('cli.js', 'fsck.js'), '--states', '10'], dir);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /must export a workload function/);
+  });
+
+  it('refuses counts and seeds that are not whole, no states, and flags that do not go together, before tracing anything (found by a review)', async () => {
+    const cases: string[][] = [
+      ['--states', '1.5'],
+      ['--states', '0'],
+      ['--seed', '1.5'],
+      ['--corruption', '2.5'],
+      ['--faults', '0.5'],
+      ['--block-size', '256'],
+      ['--module', MODULE, '--scale', '2'],
+      ['--module', MODULE, '--block-size', '4096'],
+      ['--replay', join(dir, 'nothing-here'), '--states', '5'],
+    ];
+    for (const args of cases) {
+      const result = await cli(['crash-test', ...args], dir);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stdout}${result.stderr}`);
+      assert.match(result.stderr, /ERR_INVALID_ARG/, args.join(' '));
+      assert.doesNotMatch(result.stderr, /tracing/, args.join(' '));
+    }
+  });
+
+  it("tells a workload that throws, and one that never settles, from a violation (exit 2, its code), and leaves no file behind (found by a review: the second exited 0 with no summary)", async () => {
+    const cases = [
+      { name: 'throws', body: "await store.put('a', 1); throw new Error('the workload broke here');", code: /ERR_WORKLOAD_FAILED: the workload failed while it was traced: Error: the workload broke here\n\s+at /, },
+      { name: 'never-settles', body: "await store.put('a', 1); await new Promise(() => {});", code: /ERR_WORKLOAD_STALLED: crash-test stopped while tracing the workload/ },
+    ];
+    for (const { name, body, code } of cases) {
+      const module = join(dir, `${name}.mjs`);
+      writeFileSync(module, `export default async function (store) { ${body} }\n`);
+      const temporary = mkdtempSync(join(dir, 'tmp-'));
+      const result = await cli(['crash-test', '--module', module, '--states', '10'], dir, { ...process.env, TMPDIR: temporary });
+      assert.equal(result.code, 2, `${name}: ${result.stdout}${result.stderr}`);
+      assert.match(result.stderr, code, name);
+      assert.doesNotMatch(result.stdout, /crash-test: ok/, name);
+      assert.deepEqual(readdirSync(temporary), [], `${name}: the run's trace and store are removed`);
+    }
+  });
+
+  it('checks a workload that returns with a write still in flight: the close at its end finishes it (found by a review: an unhandled ERR_STORE_CLOSED)', async () => {
+    const module = join(dir, 'unawaited.mjs');
+    writeFileSync(module, "export default function (store) { store.put('a', 1); }\n");
+    const result = await cli(['crash-test', '--module', module, '--states', '50', '--seed', '1'], dir);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /violations: 0/);
+  });
+
+  it('removes its files when stopped by SIGTERM, as by Ctrl-C (found by a review: timeout and CI cancellation left them)', async () => {
+    const temporary = mkdtempSync(join(dir, 'tmp-'));
+    const imagesBefore = crashImagesInShm();
+    const child = spawn(process.execPath, [CLI, 'crash-test', '--states', '100000', '--seed', '1'], { cwd: dir, env: { ...process.env, TMPDIR: temporary }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (data: Buffer) => {
+        stderr += data.toString();
+        // Exploring: the trace, the store file and the crash image all exist.
+        if (/exploring/.test(stderr)) resolve();
+      });
+      child.once('exit', () => reject(new Error(`crash-test ended before exploring: ${stderr}`)));
+    });
+    child.kill('SIGTERM');
+    assert.equal(await exited, 143, stderr);
+    assert.deepEqual(readdirSync(temporary), []);
+    assert.deepEqual(crashImagesInShm().filter((name) => !imagesBefore.includes(name)), []);
   });
 
   it('says what is missing when --replay points at no reproducer', async () => {

@@ -2,8 +2,9 @@
 // 16 KiB WAL, so it laps and checkpoints often) — single puts of inline and
 // extent values, batches, concurrent writers sharing commits (group
 // commit), writers whose commits are pipelined, overwrites and deletes
-// (freed extents, trims), checkpoints, a clean reopen, then deferred
-// flushes (sync: false) acknowledged by flush().
+// (freed extents, trims), checkpoints (the first followed by a lap of the
+// WAL in single inline puts), a clean reopen, then deferred flushes
+// (sync: false) acknowledged by flush().
 import type { LabStore } from './lab_store.js';
 import { runWorkload, type TracedWorkload, type WorkloadStoreOptions } from './workload.js';
 
@@ -14,6 +15,8 @@ import { runWorkload, type TracedWorkload, type WorkloadStoreOptions } from './w
  */
 export const BUILTIN_BLOCK_COUNT = 4096;
 export const BUILTIN_WAL_BLOCK_COUNT = 32;
+/** Single inline puts after a checkpoint: one WAL block each at every block size, so more than the WAL holds. */
+const WAL_LAP_PUTS = BUILTIN_WAL_BLOCK_COUNT + 8;
 
 export function builtinStore(blockSize = 512): WorkloadStoreOptions {
   return {
@@ -79,6 +82,19 @@ export function builtinWorkload(scale = 1, blockSize = 512): (store: LabStore) =
         await store.delete(`writer-${round - 1}-0-1`);
       }
       if (round % 3 === 2) await store.checkpoint();
+      if (round === 2) {
+        // After the first checkpoint, inline puts one at a time until the WAL
+        // laps: each commit one RWF_DSYNC write and no fdatasync, so nothing
+        // but the checkpoint's own flush makes its superblock durable before
+        // the WAL blocks it lets go are written again (found by a review:
+        // with an fdatasync always coming first, a checkpoint whose
+        // superblock was never flushed passed every crash state). Once: the
+        // trace, and so each state's image, grows with every lap.
+        for (let i = 0; i < WAL_LAP_PUTS; i++) {
+          const key = `lap-${round}-${i % 8}`;
+          await store.put(key, valueFor(key, i, size(60)));
+        }
+      }
     }
 
     // Deferred flushes (sync: false): a write resolves once written, and only

@@ -133,6 +133,7 @@ export class LabStore {
 
   async #record(label: string, writes: WorkloadOperation['writes'], call: () => Promise<void>): Promise<void> {
     const index = this.operations.length;
+    const store = this.#store;
     const operation: WorkloadOperation = { label: `#${index} ${label}`, writes: writes.map(([key, value]) => [copyKey(key), copyValue(value)]) };
     this.operations.push(operation);
     this.#unacknowledged.add(index);
@@ -146,8 +147,17 @@ export class LabStore {
       throw error;
     }
     // A write resolves in the microtasks right after its commit is applied,
-    // before any later commit can be: the newest commit is its own.
-    operation.commitSequence = this.#store.stats().lastCommitSequence;
+    // before any later commit can be: the newest commit is its own. A write
+    // the workload did not wait for may resolve inside the close() that ends
+    // the run (or a reopen's), where the store refuses to be asked (found by
+    // a review: the lab crashed with an unhandled ERR_STORE_CLOSED): that
+    // close acknowledges it (#covering), and no sequence is recorded, which
+    // the corruption explorer reads as "must survive", as it does.
+    try {
+      operation.commitSequence = store.lastCommitSequence;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ERR_STORE_CLOSED') throw error;
+    }
     if (this.#sync) this.#acknowledge(index);
   }
 }

@@ -27,7 +27,7 @@
 import assert from 'node:assert/strict';
 
 import { isAllZero, readU64, view, writeU64 } from './bytes.js';
-import { KEY_FLAG_STRING, KEY_SIZE_MAX, VALUE_ENCODING_IDS, VALUE_FLAG_RAW } from './constants.js';
+import { BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, KEY_FLAG_STRING, KEY_SIZE_MAX, VALUE_ENCODING_IDS, VALUE_FLAG_RAW } from './constants.js';
 import { crc32c } from './crc32c.js';
 
 /** "RINGDUMP" */
@@ -115,7 +115,7 @@ export class DumpStreamEncoder {
   header(header: DumpHeader): Uint8Array {
     assert.equal(this.#state, 'start', 'header() comes first, once');
     if (!(Object.values(VALUE_ENCODING_IDS) as number[]).includes(header.valueEncodingId)) throw new RangeError(`unknown value encoding id ${header.valueEncodingId}`);
-    if (!Number.isInteger(header.blockSize) || header.blockSize < 0 || header.blockSize > 0xffff_ffff) throw new RangeError(`block size ${header.blockSize}`);
+    if (!Number.isInteger(header.blockSize) || !isDumpBlockSize(header.blockSize)) throw new RangeError(`block size ${header.blockSize}`);
     const bytes = new Uint8Array(DUMP_HEADER_SIZE);
     const data = view(bytes);
     bytes.set(DUMP_MAGIC, 0);
@@ -388,7 +388,16 @@ function decodeHeader(bytes: Uint8Array, fail: (reason: string) => never): DumpH
   const flags = data.getUint8(11);
   if ((flags & ~DUMP_FLAG_SALVAGED) !== 0) fail(`unknown header flags ${flags}`);
   if (!isAllZero(bytes, 16, 20)) fail('reserved header bytes are not zero');
-  return { valueEncodingId, blockSize: data.getUint32(12, true), salvaged: (flags & DUMP_FLAG_SALVAGED) !== 0 };
+  const blockSize = data.getUint32(12, true);
+  // A store's block size, or 0 for none: load makes a store of it (found by
+  // a review: 3 passed, and load failed on an option the user never gave).
+  if (!isDumpBlockSize(blockSize)) fail(`header blockSize ${blockSize} is not 0 or a power of two from ${BLOCK_SIZE_MIN} to ${BLOCK_SIZE_MAX}`);
+  return { valueEncodingId, blockSize, salvaged: (flags & DUMP_FLAG_SALVAGED) !== 0 };
+}
+
+/** A header's blockSize: 0 (none named) or a store's block size. */
+function isDumpBlockSize(blockSize: number): boolean {
+  return blockSize === 0 || (blockSize >= BLOCK_SIZE_MIN && blockSize <= BLOCK_SIZE_MAX && (blockSize & (blockSize - 1)) === 0);
 }
 
 /** Whether `bytes` starts like `prefix` (as far as it goes). */

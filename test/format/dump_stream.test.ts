@@ -191,6 +191,23 @@ describe('format/dump_stream', () => {
       refused(encoding, /unknown value encoding 99/, 'encoding 99');
     });
 
+    it('refuses a header blockSize that is neither 0 nor a block size, and the encoder will not write one (found by a review: load made a store of it)', () => {
+      for (const blockSize of [3, 256, 1000, 4097, 131072, 0xffff_ffff]) {
+        const bad = stream.slice();
+        new DataView(bad.buffer).setUint32(12, blockSize, true);
+        new DataView(bad.buffer).setUint32(20, crc32c(bad.subarray(0, 20)), true);
+        refused(bad, new RegExp(`header blockSize ${blockSize} is not 0 or a power of two from 512 to 65536`), `blockSize ${blockSize}`);
+        assert.throws(() => new DumpStreamEncoder().header({ valueEncodingId: 1, blockSize, salvaged: false }), RangeError, `encoder, blockSize ${blockSize}`);
+      }
+      for (const blockSize of [0, 512, 4096, 65536]) {
+        const good = stream.slice();
+        new DataView(good.buffer).setUint32(12, blockSize, true);
+        new DataView(good.buffer).setUint32(20, crc32c(good.subarray(0, 20)), true);
+        const events = new DumpStreamDecoder().push(good);
+        assert.deepEqual(events[0], { kind: 'header', header: { ...(events[0] as { header: DumpHeader }).header, blockSize } }, `blockSize ${blockSize}`);
+      }
+    });
+
     it('refuses a stream with an entry left out, or two entries swapped, at the trailer', () => {
       const [h, e0, e1, e2, end] = [0, ...boundaries].map((start, i, all) => stream.slice(start, all[i + 1] ?? stream.length));
       refused(concatBytes([h, e0, e2, end]), /stream checksum mismatch/, 'entry 1 left out');

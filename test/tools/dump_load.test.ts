@@ -7,7 +7,7 @@
 // key's last one.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, copyFileSync, createReadStream, linkSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, createReadStream, linkSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 
@@ -503,6 +503,37 @@ describe('ringstore dump and load', function () {
       assert.match(piped.stderr, /ERR_DUMP_CORRUPT/);
       assert.deepEqual((await storedContents(existing)).entries, [{ key: 's:only', raw: false, bytes: Buffer.from([0xa2, 0x6d, 0x65]) }]);
       assert.equal(sourceEntries.length, 50);
+    });
+
+    it('loads the FILE it verified when another dump is renamed over FILE between its two passes (found by a review: the other was loaded unverified)', async () => {
+      const other = `${dir}/other-source`;
+      const otherStore = await BlockStore.open(other, { create: true, sizeBytes: 16 << 20, encoding: 'json' });
+      await otherStore.put('not', 'this one');
+      await otherStore.close();
+      const file = `${dir}/swapped.dump`;
+      copyFileSync(dump, file);
+      const replacement = `${dir}/replacement.dump`;
+      assert.equal((await runCli(['dump', other, replacement])).code, 0);
+      const target = `${dir}/from-swapped`;
+      const child = spawn(process.execPath, [CLI, 'load', target, file, '--create'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (data: Buffer) => (output += data.toString()));
+      child.stderr.on('data', (data: Buffer) => (output += data.toString()));
+      // The store load builds appears beside PATH after the first pass and before the second.
+      let swapped = false;
+      const poll = setInterval(() => {
+        if (!swapped && readdirSync(dir).some((name) => name.startsWith('.from-swapped') || name.endsWith('.partial'))) {
+          renameSync(replacement, file);
+          swapped = true;
+        }
+      }, 1);
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      clearInterval(poll);
+      assert.ok(swapped, `the rename came too late to test anything: ${output}`);
+      assert.equal(code, 0, output);
+      const loaded = await storedContents(target);
+      assert.equal(loaded.encoding, 'msgpack');
+      assert.deepEqual(loaded.entries, sourceEntries);
     });
 
     it('is not a dump at all: refused as bad magic', async () => {

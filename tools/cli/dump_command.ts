@@ -10,7 +10,8 @@
 // `encoding: 'binary'` for encoded values (put stores the bytes as given) and
 // a write stream for raw ones.
 import { createReadStream, lstatSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -259,6 +260,8 @@ interface VerifiedDump {
   header: DumpHeader;
   entryCount: number;
   sizeBytes: number;
+  /** SHA-256 of every byte read: the second pass must read the same. */
+  digest: string;
 }
 
 export async function loadCommand(args: string[]): Promise<number> {
@@ -279,20 +282,24 @@ export async function loadCommand(args: string[]): Promise<number> {
   }
 
   // The input as a file that can be read twice: FILE itself, or stdin
-  // spooled to a temporary file while the first pass verifies it.
+  // spooled to a temporary file while the first pass verifies it. Both
+  // passes read one open descriptor: FILE renamed over between them (a
+  // dump publishing a new backup there) would otherwise be loaded
+  // unverified (found by a review).
   let spoolDirectory: string | undefined;
-  let input = file;
+  let input: FileHandle | undefined;
   const cleanup = new SignalCleanup();
   try {
     let verified: VerifiedDump;
-    if (input === undefined || !statSync(input).isFile()) {
+    if (file === undefined || !statSync(file).isFile()) {
       spoolDirectory = mkdtempSync(join(tmpdir(), 'ringstore-load-'));
       cleanup.add(spoolDirectory);
       const spool = join(spoolDirectory, 'dump');
-      verified = await verifyDump(input, spool);
-      input = spool;
+      verified = await verifyDump(file === undefined ? process.stdin : createReadStream(file, { highWaterMark: INPUT_PIECE_BYTES }), 0, spool);
+      input = await open(spool, 'r');
     } else {
-      verified = await verifyDump(input, undefined);
+      input = await open(file, 'r');
+      verified = await verifyDump(readFrom(input), (await input.stat()).size, undefined);
     }
     const encoding = encodingOfId(verified.header.valueEncodingId);
 
@@ -363,8 +370,28 @@ export async function loadCommand(args: string[]): Promise<number> {
     process.stdout.write(values.json === true ? `${JSON.stringify(result)}\n` : `loaded ${loaded} entries into ${path}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}\n`);
     return 0;
   } finally {
+    await input?.close();
     cleanup.dispose();
     if (spoolDirectory !== undefined) rmSync(spoolDirectory, { recursive: true, force: true });
+  }
+}
+
+/** The whole of an open file, from its start, leaving it open (each pass of load reads it so). */
+function readFrom(handle: FileHandle): AsyncIterable<Buffer> {
+  return handle.createReadStream({ start: 0, autoClose: false, highWaterMark: INPUT_PIECE_BYTES }) as AsyncIterable<Buffer>;
+}
+
+/**
+ * What load refuses in a dump besides what the decoder does: entries it
+ * could not store as they are. Both passes check them: the file may change
+ * between the two.
+ */
+function checkLoadable(event: Extract<DumpEvent, { kind: 'entry' }>): void {
+  if (event.keyIsString && !Buffer.from(Buffer.from(event.key).toString('utf8'), 'utf8').equals(event.key)) {
+    throw new DumpCorruptError('a string key whose bytes are not UTF-8 (it cannot be stored as the same string)', event.offset, event.index);
+  }
+  if (!event.raw && event.valueLength > VALUE_SIZE_MAX) {
+    throw new DumpCorruptError(`an encoded value of ${event.valueLength} bytes (a put stores at most ${VALUE_SIZE_MAX})`, event.offset, event.index);
   }
 }
 
@@ -378,29 +405,23 @@ function roundUpToMiB(bytes: number): number {
  * it to `spool` if given. Refuses (ERR_DUMP_CORRUPT) a stream that does not
  * verify to its trailer, and entries load could not store as they are.
  */
-async function verifyDump(file: string | undefined, spool: string | undefined): Promise<VerifiedDump> {
+async function verifyDump(source: AsyncIterable<Buffer> | NodeJS.ReadableStream, totalBytes: number, spool: string | undefined): Promise<VerifiedDump> {
   const decoder = new DumpStreamDecoder();
   const spoolHandle = spool === undefined ? undefined : await open(spool, 'wx');
-  const totalBytes = file === undefined ? 0 : statSync(file).size;
   const progress = startProgress('load: verify', totalBytes, 'bytes');
+  const hash = createHash('sha256');
   let header: DumpHeader | undefined;
   let entryCount = -1;
   let sizeBytes = 0;
   try {
-    const source = file === undefined ? process.stdin : createReadStream(file, { highWaterMark: INPUT_PIECE_BYTES });
     for await (const piece of source as AsyncIterable<Buffer>) {
       for (const event of decoder.push(piece)) {
         if (event.kind === 'header') header = event.header;
-        else if (event.kind === 'entry') {
-          if (event.keyIsString && !Buffer.from(Buffer.from(event.key).toString('utf8'), 'utf8').equals(event.key)) {
-            throw new DumpCorruptError('a string key whose bytes are not UTF-8 (it cannot be stored as the same string)', event.offset, event.index);
-          }
-          if (!event.raw && event.valueLength > VALUE_SIZE_MAX) {
-            throw new DumpCorruptError(`an encoded value of ${event.valueLength} bytes (a put stores at most ${VALUE_SIZE_MAX})`, event.offset, event.index);
-          }
-        } else if (event.kind === 'end') entryCount = event.entryCount;
+        else if (event.kind === 'entry') checkLoadable(event);
+        else if (event.kind === 'end') entryCount = event.entryCount;
       }
       sizeBytes += piece.length;
+      hash.update(piece);
       if (spoolHandle !== undefined) await spoolHandle.write(piece);
       progress.update(sizeBytes);
     }
@@ -410,7 +431,7 @@ async function verifyDump(file: string | undefined, spool: string | undefined): 
     await spoolHandle?.close();
   }
   if (header === undefined) throw new Error('ringstore: a finished dump stream has a header'); // finish() refuses one without
-  return { header, entryCount, sizeBytes };
+  return { header, entryCount, sizeBytes, digest: hash.digest('hex') };
 }
 
 /** Resolves when `stream` takes writes again; rejects if it fails first (a full store). */
@@ -462,8 +483,10 @@ function describeLoadStop(error: Error, path: string): string {
   return ` (the load stopped at entry ${stop.index + 1} of ${stop.entryCount}${key}: the store at '${path}' holds the ${stop.index} entries before it${after}; none later)`;
 }
 
-async function writeDump(store: BlockStore, file: string, verified: VerifiedDump): Promise<number> {
+async function writeDump(store: BlockStore, file: FileHandle, verified: VerifiedDump): Promise<number> {
   const decoder = new DumpStreamDecoder();
+  const hash = createHash('sha256');
+  const changed = (what: string): DumpCorruptError => new DumpCorruptError(`the file changed since it was verified (${what})`, decoder.offset);
   const progress = startProgress('load', verified.entryCount, 'count');
   /** Puts written beside each other, in dump order: `index` is the entry's. */
   const inFlight: { index: number; key: string | Buffer; put: Promise<void> }[] = [];
@@ -513,11 +536,17 @@ async function writeDump(store: BlockStore, file: string, verified: VerifiedDump
     progress.update(++loaded);
   };
   try {
-    for await (const piece of createReadStream(file, { highWaterMark: INPUT_PIECE_BYTES }) as AsyncIterable<Buffer>) {
-      // The same checks again: the file was verified, but may have changed since.
+    for await (const piece of readFrom(file)) {
+      // The same checks again: the file was verified, but may have been
+      // written to since (its name no longer matters: one descriptor).
+      hash.update(piece);
       const events: DumpEvent[] = decoder.push(piece);
       for (const event of events) {
-        if (event.kind === 'entry') {
+        if (event.kind === 'header') {
+          const { valueEncodingId, blockSize, salvaged } = event.header;
+          if (valueEncodingId !== verified.header.valueEncodingId || blockSize !== verified.header.blockSize || salvaged !== verified.header.salvaged) throw changed('its header');
+        } else if (event.kind === 'entry') {
+          checkLoadable(event);
           const key = event.keyIsString ? Buffer.from(event.key).toString('utf8') : Buffer.from(event.key);
           entry = { key, raw: event.raw, valueLength: event.valueLength };
           if (event.raw) {
@@ -553,6 +582,7 @@ async function writeDump(store: BlockStore, file: string, verified: VerifiedDump
     progress.stop();
   }
   if (loaded !== verified.entryCount) throw new DumpCorruptError(`the file changed since it was verified: ${loaded} entries, ${verified.entryCount} verified`, decoder.offset);
+  if (hash.digest('hex') !== verified.digest) throw changed('its bytes');
   return loaded;
 }
 

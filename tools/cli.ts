@@ -12,7 +12,6 @@
 // inspect, fsck and dump --salvage read the store image with plain positional reads
 // (node:fs, cli/image_file.ts), never through the engine, so they work on a store the
 // engine refuses to open.
-import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { BlockStore } from '../engine/block_store.js';
@@ -25,7 +24,7 @@ import { startProgress, type Progress } from './cli/progress.js';
 import { isStoreCommand, STORE_COMMANDS_USAGE, storeCommand } from './cli/store_commands.js';
 import { CRASH_TEST_USAGE, crashTestCommand } from './crash_test_command.js';
 import { fsckImage, type FsckReport } from './fsck.js';
-import { usageCode } from './cli/command_line.js';
+import { statStorePath, usageCode } from './cli/command_line.js';
 import { guardStdout, stdoutFailure } from './cli/stdout_pipe.js';
 import { sizeFlag } from './size_argument.js';
 
@@ -99,7 +98,8 @@ function checkCommand(command: 'inspect' | 'fsck', args: string[]): number {
     console.error(`usage: ${usage}`);
     return 2;
   }
-  if (statSync(parsed.positionals[0], { throwIfNoEntry: false }) === undefined) {
+  // A path that cannot name a file (a symlink loop, ENOTDIR) is ERR_STORE_PATH, as for dump and stats (it printed a raw ELOOP; found by a review).
+  if (statStorePath(parsed.positionals[0], command) === undefined) {
     throw Object.assign(new Error(`'${parsed.positionals[0]}' does not exist`), { code: 'ERR_STORE_NOT_FOUND' });
   }
   const { image, unreadable, close } = openImage(parsed.positionals[0]);
@@ -149,7 +149,7 @@ async function formatCommand(args: string[]): Promise<number> {
     console.error(`usage: ${usage}`);
     return 2;
   }
-  const target = statSync(positionals[0], { throwIfNoEntry: false });
+  const target = statStorePath(positionals[0], 'format');
   if (target !== undefined && !target.isFile() && !target.isBlockDevice()) {
     // No store can be made there, --force or not (ERR_STORE_PATH, as open() says).
     throw new StoreError('ERR_STORE_PATH', `'${positionals[0]}' is ${target.isDirectory() ? 'a directory' : 'not a regular file or a block device'}: a store is made in a file or on a block device`);

@@ -172,9 +172,10 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
   process.once('beforeExit', stalled);
   let workload: TracedWorkload | undefined;
   try {
+    // A module that cannot be loaded is told as Node tells it (not as the workload's failure).
+    const loaded = modulePath === undefined ? undefined : await loadWorkloadModule(modulePath);
     try {
-      if (modulePath !== undefined) {
-        const loaded = await loadWorkloadModule(modulePath);
+      if (loaded !== undefined) {
         process.stderr.write(`tracing ${modulePath}...\n`);
         workload = await runWorkload(dir, loaded.workload, loaded.storeOptions);
       } else {

@@ -109,14 +109,13 @@ export function fsckImage(image: ImageReader, progress?: FsckProgress): FsckRepo
   report.superblock = superblock;
   const blockSize = superblock.blockSize;
   const pageSize = pageSizeFor(blockSize);
-  const dataBlockCount = superblock.blockCount - superblock.dataStartBlock;
 
   // Everything the checkpoint references: the free set's frame, the tree's
   // pages, the extent values of its leaves.
   const references: { extent: Extent; owner: string }[] = superblock.freeSetExtents.map((extent) => ({ extent, owner: 'the free set' }));
   const index = new Map<string, StoredValue>();
   /** Data block (relative) -> in use, per the free set; all free before the first checkpoint. */
-  let inUse: Uint8Array = new Uint8Array(dataBlockCount);
+  let inUse: Uint8Array;
   try {
     inUse = readFreeSetInUse(image, superblock);
     if (superblock.treeRoot !== undefined) {
@@ -450,12 +449,23 @@ function blockSizes(): number[] {
  * superblock. Throws FormatError naming the block that is wrong.
  */
 export function readFreeSetInUse(image: ImageReader, superblock: Superblock): Uint8Array {
-  const dataBlockCount = superblock.blockCount - superblock.dataStartBlock;
-  const inUse = new Uint8Array(dataBlockCount);
-  if (superblock.freeSetExtents.length === 0) return inUse;
   const blockSize = superblock.blockSize;
+  const dataBlockCount = superblock.blockCount - superblock.dataStartBlock;
+  // Only the data blocks the image holds: a superblock may name more (a
+  // copy cut short, or a forged count: found by a review, 2^40 blocks threw
+  // a RangeError here); past the image's end nothing is stored, and an
+  // index past this array's end reads as not in use.
+  const imageDataBlocks = Math.max(0, Math.min(superblock.blockCount, Math.floor(image.sizeBytes / blockSize)) - superblock.dataStartBlock);
+  const inUse = new Uint8Array(imageDataBlocks);
+  if (superblock.freeSetExtents.length === 0) return inUse;
   const blocks: number[] = [];
-  for (const extent of superblock.freeSetExtents) for (let i = 0; i < extent.blockCount; i++) blocks.push(extent.startBlock + i);
+  for (const extent of superblock.freeSetExtents) {
+    if ((extent.startBlock + extent.blockCount) * blockSize > image.sizeBytes) {
+      throw new FormatError('free set', `its extent ${extent.startBlock}+${extent.blockCount} lies past the end of the image (${image.sizeBytes} bytes)`, extent.startBlock);
+    }
+    for (let i = 0; i < extent.blockCount; i++) blocks.push(extent.startBlock + i);
+  }
+  if (superblock.freeSetByteLength > blocks.length * blockSize) throw new FormatError('free set', `${superblock.freeSetByteLength} bytes do not fit its ${blocks.length} blocks`, blocks[0]);
   const payload = new Uint8Array(superblock.freeSetByteLength);
   let offset = 0;
   blocks.forEach((block, i) => {

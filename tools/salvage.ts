@@ -168,7 +168,10 @@ export function salvageImage(image: ImageReader, progress?: (doneBytes: number, 
     const newest = new Map<string, { entry: SalvagedEntry; sequence: number }>();
     const skipped = new Set(report.pagesSkipped.map((page) => page.block));
     const startBlock = superblock.dataStartBlock;
-    const endBlock = superblock.blockCount - pageBlocks + 1;
+    // Up to the image's end: blocks a superblock names past it (a copy cut
+    // short, a forged count) read as zeros and hold no page (found by a
+    // review: a count of 2^40 blocks was scanned).
+    const endBlock = Math.min(superblock.blockCount, Math.floor(image.sizeBytes / blockSize)) - pageBlocks + 1;
     const totalBytes = (endBlock - startBlock) * blockSize;
     const pieceBlocks = Math.max(1, Math.floor(SCAN_PIECE_BYTES / blockSize));
     for (let pieceStart = startBlock; pieceStart < endBlock; pieceStart += pieceBlocks) {

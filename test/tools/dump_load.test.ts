@@ -418,12 +418,23 @@ describe('ringstore dump and load', function () {
         [`${dir}/a-file/store`, 'ENOTDIR'],
         [`${dir}/loop-a`, 'ELOOP'],
       ]) {
-        for (const args of [['load', target, dump, '--create'], ['load', target, dump]]) {
+        // fsck, inspect and format too (they printed a raw ELOOP; found by a review).
+        for (const args of [['load', target, dump, '--create'], ['load', target, dump], ['fsck', target], ['inspect', target], ['format', target]]) {
           const refused = await runCli(args);
           assert.equal(refused.code, 2, args.join(' '));
           assert.match(refused.stderr, new RegExp(`^ringstore: ERR_STORE_PATH: .*${code} \\(the path cannot name a store file\\)`), args.join(' '));
         }
       }
+    });
+
+    it('names FILE, not the temporary file beside it, when its directory does not exist (found by a review)', async () => {
+      const store = `${dir}/for-missing-directory`;
+      const made = await BlockStore.open(store, { create: true, sizeBytes: 4 << 20 });
+      await made.put('k', 'v');
+      await made.close();
+      const refused = await runCli(['dump', store, `${dir}/no-such-directory/x.dump`]);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /^ringstore: ERR_INVALID_ARG: FILE '.*no-such-directory\/x\.dump' cannot be written: ENOENT \(its directory does not exist\)\n$/);
     });
 
     it("refuses a FIFO or directory to salvage, and a FILE that cannot be a dump, with a code (salvage of a FIFO hung; the rest printed Node's raw errors)", async () => {

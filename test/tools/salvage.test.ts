@@ -14,6 +14,8 @@ import fc from 'fast-check';
 import { BlockStore } from '../../engine/block_store.js';
 import { valueCodec } from '../../engine/value_codec.js';
 import { FormatError } from '../../format/format_error.js';
+import { SUPERBLOCK_SIZE } from '../../format/constants.js';
+import { decodeSuperblock, encodeSuperblock, superblockSlotBlock } from '../../format/superblock.js';
 import { scanWal } from '../../format/wal_scan.js';
 import { describeUnreadable, tolerantImage } from '../../tools/cli/image_file.js';
 import { fsckImage, memoryImage } from '../../tools/fsck.js';
@@ -111,6 +113,31 @@ describe('tools/salvage on damaged images', function () {
       assert.equal(checked.ok, false);
       assert.ok(checked.errors.some((error) => /cut short/.test(error)), checked.errors.join('; '));
     }
+  });
+
+  it('checks and salvages an image whose superblocks name 2^40 blocks (valid checksums) as one cut short, with a damaged leaf too: no RangeError, no scan past its end (found by a review)', () => {
+    const forged = image.slice();
+    const head = decodeSuperblock(forged.subarray(0, SUPERBLOCK_SIZE), 0);
+    for (let slot = 0; slot < 4; slot++) {
+      const block = superblockSlotBlock(slot, head.walStartBlock, head.walBlockCount);
+      let copy;
+      try {
+        copy = decodeSuperblock(forged.subarray(block * BLOCK_SIZE, block * BLOCK_SIZE + SUPERBLOCK_SIZE), block);
+      } catch {
+        continue; // a slot not written yet
+      }
+      encodeSuperblock({ ...copy, blockCount: 2 ** 40 }, forged.subarray(block * BLOCK_SIZE, block * BLOCK_SIZE + SUPERBLOCK_SIZE));
+    }
+    const checked = fsckImage(memoryImage(forged));
+    assert.ok(checked.errors.some((error) => /cut short: the superblock names 1099511627776 blocks/.test(error)), checked.errors.join('; '));
+    const leaf = fsckImage(memoryImage(image)).references.find((reference) => reference.owner.startsWith('page at level 0'));
+    assert.ok(leaf !== undefined);
+    forged[leaf.startBlock * BLOCK_SIZE + 100] ^= 0xff;
+    const { entries, report } = salvageImage(memoryImage(forged));
+    assert.ok(report.lostRanges.length > 0, 'the damaged leaf sends salvage to its scan');
+    assert.ok(report.warnings.some((warning) => /cut short/.test(warning)), report.warnings.join('; '));
+    for (const key of entries.keys()) assert.ok(model.has(key), `${key} was deleted`);
+    assert.ok(entries.size > 0);
   });
 
   it('reads past sectors the device cannot read (EIO): a value on them is skipped as damaged, every other entry is found, and the bytes are listed', async () => {

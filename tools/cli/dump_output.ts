@@ -92,7 +92,9 @@ export class Output {
       // No room for a file beside FILE, for this user: FILE itself, if it may be written.
       const code = (error as NodeJS.ErrnoException).code;
       if (target !== undefined && (code === 'EACCES' || code === 'EPERM' || code === 'EROFS')) return new Output('inPlace', await open(path, 'w'), path, undefined);
-      throw error;
+      // Named as FILE, not as the hidden file beside it (found by a review:
+      // a missing directory was reported as ENOENT of '.x.dump.PID.RAND.partial').
+      throw Object.assign(usageError(`FILE '${path}' cannot be written: ${typeof code === 'string' ? code : String(error)}${code === 'ENOENT' ? ' (its directory does not exist)' : ''}`), { cause: error });
     }
     if (target !== undefined) {
       // FILE's permissions (the umask applied to open's mode) and, as far as this user may, its owner.

@@ -115,7 +115,13 @@ const COMMANDS: Record<string, StoreCommand> = {
       for (const bound of ['gte', 'gt', 'lte', 'lt'] as const) {
         if (typeof values[bound] === 'string') range[bound] = values[bound] as string;
       }
-      if (values.limit !== undefined) range.limit = Number(values.limit);
+      if (values.limit !== undefined) {
+        // Digits only: Number('') is 0 (an unset shell variable printed
+        // nothing and exited 0; found by a review), and '0x1' or '1e0' are
+        // not what the size flags take either.
+        if (!/^[0-9]+$/.test(values.limit as string)) throw usageError(`--limit needs a whole number of keys, got ${JSON.stringify(values.limit)}`);
+        range.limit = Number(values.limit);
+      }
       for await (const [key, value] of store.range(range)) {
         if (values.json === true) {
           const line = values['keys-only'] === true ? { key: key } : { key: key, value };

@@ -88,6 +88,12 @@ describe('ringstore get, put, del, scan, stats', function () {
     );
     const last = await runCli(['scan', path, '--reverse', '--limit', '1', '--keys-only']);
     assert.equal(last.stdout, '"user:1"\n');
+    // An unset shell variable (--limit "") read as 0: no output, exit 0 (found by a review).
+    for (const limit of ['', ' ', '0x1', '1e0', '-1', '1.5']) {
+      const refused = await runCli(['scan', path, `--limit=${limit}`]);
+      assert.equal(refused.code, 2, `--limit ${JSON.stringify(limit)}`);
+      assert.match(refused.stderr, /ERR_INVALID_ARG: --limit needs a whole number of keys/, `--limit ${JSON.stringify(limit)}`);
+    }
   });
 
   it('del says whether the key was there; stats --json gives the key count', async () => {

@@ -910,6 +910,18 @@ export class BlockStore<V = unknown> {
     return this.#journal.appliedSequence;
   }
 
+  /**
+   * lastCommitSequence, also while close() runs (and after): the crash lab
+   * reads it as a write resolves, and a write its workload did not wait for
+   * resolves inside the close that ends the run. ringstore/level relies on
+   * lastCommitSequence refusing a closing store, so this is apart.
+   *
+   * @internal
+   */
+  get appliedSequence(): number {
+    return this.#journal.appliedSequence;
+  }
+
   /** Whether the store was opened with readOnly: true (every write is refused with ERR_STORE_READ_ONLY). */
   get readOnly(): boolean {
     return this.#readOnly;

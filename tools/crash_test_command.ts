@@ -174,10 +174,22 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
   try {
     // A module that cannot be loaded is told as Node tells it (not as the workload's failure).
     const loaded = modulePath === undefined ? undefined : await loadWorkloadModule(modulePath);
+    // What the workload function itself threw, whatever its code: a bad
+    // argument it passed the store is its failure, not a usage error
+    // (found by a review).
+    let thrownByWorkload: { error: unknown } | undefined;
     try {
       if (loaded !== undefined) {
         process.stderr.write(`tracing ${modulePath}...\n`);
-        workload = await runWorkload(dir, loaded.workload, loaded.storeOptions);
+        const watched = async (store: Parameters<typeof loaded.workload>[0]): Promise<void> => {
+          try {
+            await loaded.workload(store);
+          } catch (error) {
+            thrownByWorkload = { error };
+            throw error;
+          }
+        };
+        workload = await runWorkload(dir, watched, loaded.storeOptions);
       } else {
         process.stderr.write(`tracing the built-in workload (scale ${scale}, ${blockSize}-byte blocks)...\n`);
         workload = await runBuiltinWorkload(dir, scale, blockSize);
@@ -185,9 +197,9 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
     } catch (error) {
       // The workload's own failure, told as such, with where it came from
       // (it printed a bare stack and exited as a usage error; found by a
-      // review). A refusal of the module or its storeOptions is a usage error.
+      // review). A refusal of the module's storeOptions is a usage error.
       const code = (error as { code?: unknown }).code;
-      if (code === 'ERR_INVALID_ARG') throw error;
+      if (code === 'ERR_INVALID_ARG' && thrownByWorkload?.error !== error) throw error;
       const told = error instanceof Error ? (error.stack ?? error.message) : String(error);
       throw Object.assign(new Error(`the workload failed while it was traced: ${typeof code === 'string' ? `${code}: ` : ''}${told}`, { cause: error }), { code: 'ERR_WORKLOAD_FAILED' });
     }

@@ -128,12 +128,21 @@ describe('ringstore crash-test', function () {
     }
   });
 
-  it('checks a workload that returns with a write still in flight: the close at its end finishes it (found by a review: an unhandled ERR_STORE_CLOSED)', async () => {
+  it('checks a workload that returns with writes still in flight: the close at its end finishes them, and damage to their commit is judged as for awaited ones (found by reviews: an unhandled ERR_STORE_CLOSED, then false failures)', async () => {
     const module = join(dir, 'unawaited.mjs');
-    writeFileSync(module, "export default function (store) { store.put('a', 1); }\n");
-    const result = await cli(['crash-test', '--module', module, '--states', '50', '--seed', '1'], dir);
+    writeFileSync(module, "export default async function (store) { await store.put('a', 1); store.put('b', 2); store.put('c', 3); }\n");
+    const result = await cli(['crash-test', '--module', module, '--states', '200', '--seed', '5', '--corruption', '50'], dir);
     assert.equal(result.code, 0, result.stdout + result.stderr);
     assert.match(result.stdout, /violations: 0/);
+    assert.match(result.stdout, /wrong reads 0, other failures 0/);
+  });
+
+  it('tells a store refusal the workload itself met as its failure, not as a usage error (found by a review)', async () => {
+    const module = join(dir, 'bad-argument.mjs');
+    writeFileSync(module, "export default async function (store) { await store.put('a', 1); await store.get(42n); }\n");
+    const result = await cli(['crash-test', '--module', module, '--states', '5'], dir);
+    assert.equal(result.code, 2, result.stdout + result.stderr);
+    assert.match(result.stderr, /ERR_WORKLOAD_FAILED: the workload failed while it was traced: ERR_INVALID_ARG: .*key must be/);
   });
 
   it('removes its files when stopped by SIGTERM, as by Ctrl-C (found by a review: timeout and CI cancellation left them)', async () => {

@@ -147,17 +147,13 @@ export class LabStore {
       throw error;
     }
     // A write resolves in the microtasks right after its commit is applied,
-    // before any later commit can be: the newest commit is its own. A write
-    // the workload did not wait for may resolve inside the close() that ends
-    // the run (or a reopen's), where the store refuses to be asked (found by
-    // a review: the lab crashed with an unhandled ERR_STORE_CLOSED): that
-    // close acknowledges it (#covering), and no sequence is recorded, which
-    // the corruption explorer reads as "must survive", as it does.
-    try {
-      operation.commitSequence = store.lastCommitSequence;
-    } catch (error) {
-      if ((error as { code?: string }).code !== 'ERR_STORE_CLOSED') throw error;
-    }
+    // before any later commit can be: the newest commit is its own. Read
+    // also while the store closes: a write the workload did not wait for
+    // resolves inside the close() that ends the run (or a reopen's), where
+    // lastCommitSequence refuses (found by a review: the lab crashed with an
+    // unhandled ERR_STORE_CLOSED; then, with no sequence recorded, the
+    // corruption explorer counted damage to that last commit as a failure).
+    operation.commitSequence = store.appliedSequence;
     if (this.#sync) this.#acknowledge(index);
   }
 }

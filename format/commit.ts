@@ -28,6 +28,12 @@ export function commitDurableSequence(payload: Uint8Array): number {
   return readU64(view(payload), 8);
 }
 
+/** The recordCount field of a commit payload (its first block's is enough), or -1 if the payload is too short to hold it. */
+export function commitRecordCount(payload: Uint8Array): number {
+  if (payload.length < COMMIT_HEADER_SIZE) return -1;
+  return view(payload).getUint32(0, true);
+}
+
 export interface CommitSummary {
   recordCount: number;
   durableSequence: number;

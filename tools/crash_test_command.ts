@@ -170,6 +170,16 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
     process.exitCode = 2;
   };
   process.once('beforeExit', stalled);
+  // A promise the workload left unhandled rejected (a write it did not await,
+  // refused): Node would print its stack and exit 1, the code of a violation,
+  // leaving the run's files (found by a review). Its failure instead.
+  const unhandled = (reason: unknown): void => {
+    const told = reason instanceof Error ? (reason.stack ?? reason.message) : String(reason);
+    process.stderr.write(`ringstore: ERR_WORKLOAD_FAILED: a promise the workload did not handle rejected while ${stage}: ${told}\n`);
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(2);
+  };
+  process.on('unhandledRejection', unhandled);
   let workload: TracedWorkload | undefined;
   try {
     // A module that cannot be loaded is told as Node tells it (not as the workload's failure).
@@ -178,10 +188,12 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
     // argument it passed the store is its failure, not a usage error
     // (found by a review).
     let thrownByWorkload: { error: unknown } | undefined;
+    let workloadStarted = false;
     try {
       if (loaded !== undefined) {
         process.stderr.write(`tracing ${modulePath}...\n`);
         const watched = async (store: Parameters<typeof loaded.workload>[0]): Promise<void> => {
+          workloadStarted = true;
           try {
             await loaded.workload(store);
           } catch (error) {
@@ -197,8 +209,10 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
     } catch (error) {
       // The workload's own failure, told as such, with where it came from
       // (it printed a bare stack and exited as a usage error; found by a
-      // review). A refusal of the module's storeOptions is a usage error.
-      const code = (error as { code?: unknown }).code;
+      // review). A refusal of the module's storeOptions (the store's first
+      // open, before the workload runs) is told as the store tells it.
+      const code = error !== null && typeof error === 'object' ? (error as { code?: unknown }).code : undefined;
+      if (loaded !== undefined && !workloadStarted) throw error;
       if (code === 'ERR_INVALID_ARG' && thrownByWorkload?.error !== error) throw error;
       const told = error instanceof Error ? (error.stack ?? error.message) : String(error);
       throw Object.assign(new Error(`the workload failed while it was traced: ${typeof code === 'string' ? `${code}: ` : ''}${told}`, { cause: error }), { code: 'ERR_WORKLOAD_FAILED' });
@@ -257,6 +271,7 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
     process.removeListener('SIGINT', interrupted);
     process.removeListener('SIGTERM', interrupted);
     process.removeListener('beforeExit', stalled);
+    process.removeListener('unhandledRejection', unhandled);
     workload?.trace.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -115,6 +115,10 @@ describe('ringstore crash-test', function () {
     const cases = [
       { name: 'throws', body: "await store.put('a', 1); throw new Error('the workload broke here');", code: /ERR_WORKLOAD_FAILED: the workload failed while it was traced: Error: the workload broke here\n\s+at /, },
       { name: 'never-settles', body: "await store.put('a', 1); await new Promise(() => {});", code: /ERR_WORKLOAD_STALLED: crash-test stopped while tracing the workload/ },
+      // Found by a later review: a thrown null crashed the handler; an
+      // unawaited write refused was an unhandled rejection, exit 1.
+      { name: 'throws-null', body: "await store.put('a', 1); throw null;", code: /ERR_WORKLOAD_FAILED: the workload failed while it was traced: null\n/ },
+      { name: 'unawaited-refused', body: "await store.put('a', 1); store.put('k'.repeat(70000), 2);", code: /ERR_WORKLOAD_FAILED: a promise the workload did not handle rejected while tracing the workload: StoreError: key of 70000 bytes/ },
     ];
     for (const { name, body, code } of cases) {
       const module = join(dir, `${name}.mjs`);

@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
+import { commitRecordCount } from '../../format/commit.js';
+import { decodeFrameBlock, frameBlockPayload } from '../../format/frame.js';
 import type { LabStore } from '../../tools/lab/lab_store.js';
 import { runWorkload, type TracedWorkload } from '../../tools/lab/workload.js';
 import type { TraceEvent } from '../../tools/lab/write_trace.js';
@@ -76,6 +78,41 @@ describe('LabStore', function () {
     // The last write is acknowledged by the close that runWorkload does.
     assert.ok(ackAt(events, 3) > eventsAfterFlush);
     assert.deepEqual(traced.operations[2].writes, [['resolved', undefined]]);
+  });
+
+  it('records the commit that carried each write, deletes and writes resolving inside the final close() included (a delete was recorded in the next commit; found by a review)', async () => {
+    traced = await runWorkload(dir, async (store: LabStore) => {
+      for (let round = 0; round < 10; round++) {
+        await store.put(`a${round}`, round);
+        await Promise.all([store.delete(`a${round}`), store.put(`b${round}`, round), store.put(`c${round}`, round)]);
+      }
+      await store.put('x', 1);
+      void store.delete('x');
+      void store.put('y', 2);
+      void store.put('z', 3);
+    });
+    // The truth, from the WAL frames the trace holds: each commit's record count.
+    const blockSize = traced.store.blockSize;
+    const records = new Map<number, number>();
+    for (const operation of traced.trace.operations) {
+      if (operation.phase !== 'wal' || operation.length === 0) continue;
+      const first = traced.trace.dataOf(operation).subarray(0, blockSize);
+      const header = decodeFrameBlock('wal', first, Math.floor(operation.position / blockSize));
+      if (header.blockIndex === 0) records.set(header.sequence, commitRecordCount(frameBlockPayload(first, header)));
+    }
+    const sequences = [...records.keys()].sort((a, b) => a - b);
+    let commit = 0;
+    let taken = 0;
+    for (const operation of traced.operations) {
+      assert.ok(operation.refused !== true, operation.label);
+      while (taken + operation.writes.length > records.get(sequences[commit])!) {
+        commit++;
+        taken = 0;
+      }
+      taken += operation.writes.length;
+      assert.equal(operation.commitSequence, sequences[commit], operation.label);
+    }
+    assert.ok(sequences.length < traced.operations.length, 'some commits carried several writes');
   });
 
   it('marks a refused write and never acknowledges it', async () => {

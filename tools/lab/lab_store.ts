@@ -68,10 +68,10 @@ export class LabStore {
 
   /** The store's delete, recorded; resolves to whether the key existed. */
   delete(key: Key): Promise<boolean> {
-    let existed = false;
-    return this.#record(`delete ${describeKey(key)}`, [[key, undefined]], async () => {
-      existed = await this.#store.delete(key);
-    }).then(() => existed);
+    // The store's own promise, as put's: a wrapper's extra turns let the
+    // commit after this one apply before #record read the sequence (found
+    // by a review: a delete was recorded in the next commit).
+    return this.#record(`delete ${describeKey(key)}`, [[key, undefined]], () => this.#store.delete(key));
   }
 
   /** The store's batch, recorded as one all-or-nothing operation. */
@@ -131,14 +131,15 @@ export class LabStore {
     this.trace.acknowledge(index);
   }
 
-  async #record(label: string, writes: WorkloadOperation['writes'], call: () => Promise<void>): Promise<void> {
+  async #record<T>(label: string, writes: WorkloadOperation['writes'], call: () => Promise<T>): Promise<T> {
     const index = this.operations.length;
     const store = this.#store;
     const operation: WorkloadOperation = { label: `#${index} ${label}`, writes: writes.map(([key, value]) => [copyKey(key), copyValue(value)]) };
     this.operations.push(operation);
     this.#unacknowledged.add(index);
+    let result: T;
     try {
-      await call();
+      result = await call();
     } catch (error) {
       // Refused before it could commit (bad input, a full store): never part
       // of the store. A store that failed (ERR_STORE_FAILED) may or may not
@@ -155,11 +156,14 @@ export class LabStore {
     // corruption explorer counted damage to that last commit as a failure).
     operation.commitSequence = store.appliedSequence;
     if (this.#sync) this.#acknowledge(index);
+    return result;
   }
 }
 
+/** The oracle's copy of a key; one that is no key stays as given, for the store to refuse (ERR_INVALID_ARG). */
 function copyKey(key: Key): Key {
-  return typeof key === 'string' ? key : Uint8Array.prototype.slice.call(key);
+  if (typeof key === 'string') return key;
+  return key instanceof Uint8Array ? Uint8Array.prototype.slice.call(key) : key;
 }
 
 /** The oracle keeps its own copy: the workload may reuse its buffers and objects. */
@@ -174,6 +178,9 @@ function copyValue(value: unknown): unknown {
 }
 
 function describeKey(key: Key): string {
-  const text = typeof key === 'string' ? JSON.stringify(key) : `0x${Buffer.from(key).toString('hex')}`;
+  // Never throws: a key that is no key reaches the store, which refuses it
+  // with its own ERR_INVALID_ARG (found by a review: Buffer.from threw
+  // Node's ERR_INVALID_ARG_TYPE here first).
+  const text = typeof key === 'string' ? JSON.stringify(key) : key instanceof Uint8Array ? `0x${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex')}` : `(${typeof key})`;
   return text.length > 32 ? `${text.slice(0, 29)}…` : text;
 }

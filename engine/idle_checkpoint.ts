@@ -48,18 +48,13 @@ export class IdleCheckpoint {
     this.#stopped = parts.delayMs === 0;
   }
 
-  /** Whether the timer is armed (for tests). */
-  get armed(): boolean {
-    return this.#timer !== undefined;
-  }
-
   /** A commit was applied (or a WAL tail replayed): arms the timer if it is not. */
   noteCommit(): void {
     if (this.#timer !== undefined || this.#stopped) return;
     this.#arm();
   }
 
-  /** Never fires again (close, a failure). */
+  /** Never fires again (close()). */
   stop(): void {
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);

@@ -253,11 +253,6 @@ export class Journal {
     this.#idleCheckpoint.noteCommit();
   }
 
-  /** Whether an idle checkpoint's timer is armed (tests). */
-  get idleCheckpointArmed(): boolean {
-    return this.#idleCheckpoint.armed;
-  }
-
   /** Durable writes and flushes of commits completed since open (AppliedCommits.flushCount). */
   get flushCount(): number {
     return this.#flushCount;

@@ -9,22 +9,23 @@
 // written through a stale pointer (heap corruption). Each case runs in a
 // child process, so that a crash is seen as one.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 import { describeChild, PACKAGE_ENTRY_URL, runNodeModule } from './helpers.js';
 
 const ADDON_URL = new URL('native/addon.js', PACKAGE_ENTRY_URL).href;
 
-/** A child that makes a client over a scratch file (`fd`) and runs `body`; it prints what `log` collected as JSON. */
-function childSource(body: string): string {
+/** A child that makes a client over a scratch file (`fd`, in `dir`) and runs `body`; it prints what `log` collected as JSON. */
+function childSource(body: string, dir: string): string {
   return `
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc');
 const { addon, constants: C } = await import(${JSON.stringify(ADDON_URL)});
-const dir = mkdtempSync(tmpdir() + '/ringstore-hostile-');
+const dir = ${JSON.stringify(dir)};
 writeFileSync(dir + '/file', Buffer.alloc(4096, 1));
 const fd = openSync(dir + '/file', 'r+');
 const SPEC = { backend: 'threads', entries: 8, batchSize: 4, spinUs: 0, threadCount: 1, shortTransferEvery: 0 };
@@ -37,13 +38,26 @@ await new Promise((resolve) => setTimeout(resolve, 100));
 gc();
 await new Promise((resolve) => setTimeout(resolve, 50));
 closeSync(fd);
-rmSync(dir, { recursive: true, force: true });
 console.log(JSON.stringify(seen));
 `;
 }
 
+/**
+ * A scratch directory for one child, removed by this process: a child that
+ * dies (as the last test's must) cannot remove its own (found in session 42:
+ * one was left in /tmp by every run of the suite).
+ */
+async function inScratchDirectory<T>(use: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(`${tmpdir()}/ringstore-hostile-`);
+  try {
+    return await use(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function run(body: string): Promise<{ seen: string[]; describe: string }> {
-  const result = await runNodeModule(childSource(body), { timeoutMs: 30_000 });
+  const result = await inScratchDirectory((dir) => runNodeModule(childSource(body, dir), { timeoutMs: 30_000 }));
   const describe = describeChild(result);
   assert.equal(result.signal ?? null, null, `the child was killed by a signal\n${describe}`);
   assert.equal(result.exitCode, 0, describe);
@@ -91,15 +105,20 @@ gc();
   }
 
   it('a completion view detached after construction: an uncaught coded error, not a write through a stale pointer', async () => {
-    const result = await runNodeModule(
-      childSource(`
+    const result = await inScratchDirectory((dir) =>
+      runNodeModule(
+        childSource(
+          `
 const completions = view();
 const client = new addon.NativeRingClient(SPEC, (count) => log('completions', count), completions, { completionSpinUs: 0 });
 structuredClone(completions.buffer, { transfer: [completions.buffer] });
 gc();
 client.submit(0, C.OP_READ, fd, 0, Buffer.alloc(4096), 0);
-`),
-      { timeoutMs: 30_000 },
+`,
+          dir,
+        ),
+        { timeoutMs: 30_000 },
+      ),
     );
     const describe = describeChild(result);
     assert.equal(result.signal ?? null, null, describe);

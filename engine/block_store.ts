@@ -717,6 +717,19 @@ export class BlockStore<V = unknown> {
   }
 
   /**
+   * createWriteStream, calling `onOrdered` at the moment the stream's put
+   * takes its place in commit order — after end(), once its last bytes are
+   * written: every write called before that moment commits before it, every
+   * one called after it after it. The crash lab records a stream there
+   * (LabStore), since commit order is what its oracle judges by.
+   *
+   * @internal
+   */
+  createOrderedWriteStream(key: Key, onOrdered: () => void): Writable {
+    return createValueWriteStream(this.#streamParts, key, onOrdered);
+  }
+
+  /**
    * A readable stream of the stored bytes of `key` (as written, no
    * decoding); a missing key errors the stream with ERR_KEY_NOT_FOUND.
    */

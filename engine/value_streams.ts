@@ -89,8 +89,14 @@ export interface StreamParts {
  * store (as a failed data write of a put does) and the stream with it; a
  * stream that fails or is destroyed before its put is handed to a commit
  * gives back every block it took once its writes have settled.
+ *
+ * `onOrdered`, if given, is called at the moment the put takes its place in
+ * commit order (handed to the journal, or queued behind writes waiting for
+ * a growth): every write called before that moment commits before it, every
+ * write called after it commits after it. The crash lab records the stream
+ * there (tools/lab/lab_store.ts).
  */
-export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
+export function createValueWriteStream(parts: StreamParts, key: Key, onOrdered?: () => void): Writable {
   const { state, space, grid, journal, growth, growthWait } = parts;
   state.checkWritable();
   // Ended before close() began, the stream is finished by it: its steps go on while the store closes.
@@ -293,6 +299,7 @@ export function createValueWriteStream(parts: StreamParts, key: Key): Writable {
     // From here the commit path owns the extents (and abandons them itself
     // if it fails); it commits only once every data write has completed.
     handedOver = true;
+    onOrdered?.();
     await growthWait.inTurn(() => {
       const committed = journal.enqueue({
         operations: [{ keyString, isString, value, existed: false }],

@@ -5,6 +5,8 @@
 // acknowledged as durable — when it resolved (sync: true), or when a
 // flush(), reopen() or close() called after it resolved (the store promises
 // every write accepted before the call), whichever comes first.
+import type { Writable } from 'node:stream';
+
 import type { BlockDevice } from '../../engine/block_device.js';
 import { BlockStore } from '../../engine/block_store.js';
 import { type BatchOperation, type BlockStoreOptions, type RangeOptions } from '../../engine/store_options.js';
@@ -40,6 +42,8 @@ export class LabStore {
   #sync: boolean;
   /** Operations called and not yet acknowledged, by index. */
   readonly #unacknowledged = new Set<number>();
+  /** Write streams whose put has not yet taken its place in commit order (no operation yet). */
+  readonly #unorderedStreams = new Set<UnorderedStream>();
 
   /**
    * Wraps an open store; `options` are those it was opened with. With
@@ -78,6 +82,57 @@ export class LabStore {
   batch(operations: BatchOperation[]): Promise<void> {
     const writes = operations.map((operation) => [operation.key, operation.type === 'put' ? operation.value : undefined] as const);
     return this.#record(`batch of ${operations.length} from ${describeKey(operations[0]?.key ?? '')}`, writes, () => this.#store.batch(operations));
+  }
+
+  /**
+   * The store's createWriteStream, recorded as a put of the bytes written
+   * (a Buffer, as get() gives a raw value back). Its operation takes its
+   * place in the log when the store puts the stream's commit in order —
+   * after end(), once its last bytes are written, so writes called between
+   * end() and then come before it, as they commit — and it is acknowledged
+   * when the stream finishes (sync: true) or by a flush(), reopen() or
+   * close() called after its end().
+   */
+  createWriteStream(key: Key): Writable {
+    const store = this.#store;
+    const chunks: Buffer[] = [];
+    let index: number | undefined;
+    const unordered: UnorderedStream = { ended: () => stream.writableEnded, index: () => index };
+    const stream = store.createOrderedWriteStream(key, () => {
+      index = this.operations.length;
+      this.#unorderedStreams.delete(unordered);
+      this.operations.push({ label: `#${index} write stream ${describeKey(key)}`, writes: [[copyKey(key), Buffer.concat(chunks)]] });
+      this.#unacknowledged.add(index);
+    });
+    this.#unorderedStreams.add(unordered);
+    // The oracle's copy of each chunk as the store takes it (Writable hands
+    // every chunk, strings already made bytes, to _write), and the commit
+    // read as the stream's put resolves, in the same turn as a put's
+    // (#record): wrapping the stream's own methods, not piping through
+    // another stream, keeps its end(), backpressure and errors the store's.
+    const write = stream._write.bind(stream);
+    stream._write = (chunk: Buffer, encoding, callback) => {
+      chunks.push(Buffer.from(chunk));
+      write(chunk, encoding, callback);
+    };
+    const final = stream._final.bind(stream);
+    stream._final = (callback) => {
+      final((error?: Error | null) => {
+        if (index !== undefined) {
+          if (error === undefined || error === null) {
+            this.operations[index].commitSequence = store.appliedSequence;
+            if (this.#sync) this.#acknowledge(index);
+          } else if ((error as { code?: string }).code !== 'ERR_STORE_FAILED') {
+            // Refused once in order (an index entry too large for a page): never committed, as in #record.
+            this.operations[index].refused = true;
+          }
+        }
+        callback(error);
+      });
+    };
+    // Destroyed or failed before its put was ordered: it is no write at all.
+    stream.once('close', () => this.#unorderedStreams.delete(unordered));
+    return stream;
   }
 
   /** The store's get (not recorded: reads change nothing). */
@@ -120,10 +175,17 @@ export class LabStore {
    */
   async #covering(call: () => Promise<void>): Promise<void> {
     const covered = [...this.#unacknowledged];
+    // A write stream ended before the call is a write called before it,
+    // although its put is not yet in order: the call waits for it.
+    const ending = [...this.#unorderedStreams].filter((stream) => stream.ended());
     await call();
     // A write refused after this point (its rejection still settling) is
     // acknowledged here, but refused operations never count in the oracle.
     for (const index of covered) this.#acknowledge(index);
+    for (const stream of ending) {
+      const index = stream.index();
+      if (index !== undefined) this.#acknowledge(index);
+    }
   }
 
   #acknowledge(index: number): void {
@@ -158,6 +220,14 @@ export class LabStore {
     if (this.#sync) this.#acknowledge(index);
     return result;
   }
+}
+
+/** A recorded write stream until its put takes its place in commit order. */
+interface UnorderedStream {
+  /** Whether its end() was called. */
+  ended(): boolean;
+  /** Its operation's index, once ordered. */
+  index(): number | undefined;
 }
 
 /** The oracle's copy of a key; one that is no key stays as given, for the store to refuse (ERR_INVALID_ARG). */

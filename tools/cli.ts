@@ -116,6 +116,12 @@ function checkCommand(command: 'inspect' | 'fsck', args: string[]): number {
       report.errors.push(...describeUnreadable(unreadable));
       report.ok = false;
     }
+    // A file that holds no store is no damaged store: refused as open() refuses it (exit 2), not "damage" (exit 1).
+    if (report.noStore !== undefined && unreadable.length === 0) {
+      throw Object.assign(new Error(`'${parsed.positionals[0]}' holds ${report.noStore} but no ringstore: no superblock copy and no WAL block carries ringstore's magic (if a store was there, \`ringstore dump --salvage\` copies out what still verifies)`), {
+        code: 'ERR_STORE_NOT_FOUND',
+      });
+    }
     printReport(report, command === 'inspect');
     if (command === 'fsck') console.log(report.ok ? 'fsck: ok' : `fsck: ${report.errors.length} problem(s)${report.complete ? '' : ', and the check stopped at the first: there may be more'}`);
     return report.ok ? 0 : 1;

@@ -11,7 +11,7 @@ import { crc32c } from '../format/crc32c.js';
 import type { Extent } from '../format/extent.js';
 import { FormatError } from '../format/format_error.js';
 import { decodeFreeSetPayload } from '../format/free_set.js';
-import { decodeFrameBlock, frameBlockPayload } from '../format/frame.js';
+import { decodeFrameBlock, frameBlockPayload, frameMagic } from '../format/frame.js';
 import { decodePage, pageSizeFor } from '../format/page.js';
 import type { ExtentValue, StoredValue } from '../format/records.js';
 import { decodeSuperblock, hasSuperblockMagic, superblockSlotBlock, type Superblock } from '../format/superblock.js';
@@ -61,6 +61,12 @@ export interface FsckReport {
   walCommits: number;
   /** Why the WAL ends where it does, when it ends at a torn commit (a crash mid-commit), else undefined. */
   tornTail: string | undefined;
+  /**
+   * 'nothing' (an empty image), 'zeros' or 'data' when no superblock copy and no WAL block carries
+   * ringstore's magic: the image holds no store (open() says
+   * ERR_STORE_NOT_FOUND), rather than a damaged one; else undefined.
+   */
+  noStore?: 'nothing' | 'zeros' | 'data';
 }
 
 /** An {@link ImageReader} over bytes in memory. */
@@ -233,8 +239,12 @@ export function fsckImage(image: ImageReader, progress?: FsckProgress): FsckRepo
 }
 
 /** The newest valid superblock copy, head or backup; warnings for the others (also used by tools/salvage.ts). */
-export function findSuperblock(image: ImageReader, report: Pick<FsckReport, 'errors' | 'warnings'>, describe: (error: unknown) => string): Superblock | undefined {
+export function findSuperblock(image: ImageReader, report: Pick<FsckReport, 'errors' | 'warnings' | 'noStore'>, describe: (error: unknown) => string): Superblock | undefined {
   const copies: { slot: number; superblock?: Superblock; error?: string }[] = [];
+  /** Whether any position looked at holds a superblock's magic: with none valid, a damaged store rather than none. */
+  let magicSeen = false;
+  const magicAt = (position: number): boolean => position + SUPERBLOCK_SIZE <= image.sizeBytes && hasSuperblockMagic(image.read(position, SUPERBLOCK_SIZE));
+  magicSeen = magicAt(0);
   const decodeAt = (slot: number, position: number, blockIndex: number): { slot: number; superblock?: Superblock; error?: string } => {
     if (position + SUPERBLOCK_SIZE > image.sizeBytes) return { slot, error: 'past the end of the image' };
     try {
@@ -260,7 +270,8 @@ export function findSuperblock(image: ImageReader, report: Pick<FsckReport, 'err
     }
     if (slot1HasMagic) continue;
     slot1 = candidate;
-    slot1HasMagic = size + SUPERBLOCK_SIZE <= image.sizeBytes && hasSuperblockMagic(image.read(size, SUPERBLOCK_SIZE));
+    slot1HasMagic = magicAt(size);
+    magicSeen ||= slot1HasMagic;
   }
   copies.push(slot1);
   let layout = copies.find((copy) => copy.superblock !== undefined)?.superblock;
@@ -270,6 +281,7 @@ export function findSuperblock(image: ImageReader, report: Pick<FsckReport, 'err
     for (let position = 0; position + SUPERBLOCK_SIZE <= limit && layout === undefined; position += BLOCK_SIZE_MIN) {
       const bytes = image.read(position, SUPERBLOCK_SIZE);
       if (!hasSuperblockMagic(bytes)) continue;
+      magicSeen = true;
       const found = decodeAt(2, position, position / BLOCK_SIZE_MIN).superblock;
       if (found !== undefined && [2, 3].some((slot) => superblockSlotBlock(slot, found.walStartBlock, found.walBlockCount) * found.blockSize === position)) layout = found;
     }
@@ -288,6 +300,14 @@ export function findSuperblock(image: ImageReader, report: Pick<FsckReport, 'err
   const valid = copies.filter((copy) => copy.superblock !== undefined).sort((a, b) => b.superblock!.generation - a.superblock!.generation);
   for (const copy of copies) if (copy.error !== undefined) report.warnings.push(`superblock slot ${copy.slot}: ${copy.error}`);
   if (valid.length === 0) {
+    if (!magicSeen && !walMagicBehindHead(image)) {
+      // The engine's judgement too (probeSuperblocks): a file that never
+      // held a store is no damaged store, and open() says so.
+      const headBytes = Math.min(image.sizeBytes, 4096);
+      report.noStore = headBytes === 0 ? 'nothing' : image.read(0, headBytes).every((byte) => byte === 0) ? 'zeros' : 'data';
+      report.errors.push(`no ringstore: no superblock copy, head or backup, and no WAL block carries ringstore's magic (the image holds ${report.noStore})`);
+      return undefined;
+    }
     report.errors.push('no valid superblock');
     return undefined;
   }
@@ -435,6 +455,15 @@ function extentValueIntact(image: ImageReader, value: ExtentValue, blockSize: nu
     remaining -= used;
   }
   return remaining === 0 && crc === value.crc;
+}
+
+/** Whether a WAL block's magic lies where the WAL starts (block 2) for some block size: a store whose superblocks are all gone. */
+function walMagicBehindHead(image: ImageReader): boolean {
+  for (let blockSize = BLOCK_SIZE_MIN; blockSize <= BLOCK_SIZE_MAX && 2 * blockSize + 4 <= image.sizeBytes; blockSize *= 2) {
+    const word = image.read(2 * blockSize, 4);
+    if (new DataView(word.buffer, word.byteOffset, 4).getUint32(0, true) === frameMagic('wal')) return true;
+  }
+  return false;
 }
 
 function blockSizes(): number[] {

@@ -6,13 +6,16 @@
 // message` (or, for inspect/fsck, a report), never a stack trace.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 
 import { BlockStore } from '../../engine/block_store.js';
+import { SUPERBLOCK_SLOT_COUNT } from '../../format/constants.js';
+import { superblockSlotBlock } from '../../format/superblock.js';
 import { addon } from '../../native/addon.js';
 import { openImage } from '../../tools/cli/image_file.js';
+import { fsckImage, memoryImage } from '../../tools/fsck.js';
 import type { CliResult } from './cli/run_cli.js';
 
 const CLI = new URL('../../tools/cli.js', import.meta.url).pathname;
@@ -78,6 +81,7 @@ describe('ringstore command line hygiene', function () {
     mkdirSync(`${dir}/a-directory`);
     writeFileSync(`${dir}/foreign.bin`, Buffer.alloc(64 << 10, 0x5a));
     writeFileSync(`${dir}/empty.bin`, new Uint8Array(0));
+    writeFileSync(`${dir}/zeros.bin`, Buffer.alloc(1 << 20));
   });
 
   after(() => {
@@ -125,15 +129,33 @@ describe('ringstore command line hygiene', function () {
     assertOneLineError(module, 'crash-test --module of a missing file');
   });
 
-  it('inspect and fsck report a directory as one line, and a foreign or empty file as damage (exit 1), never with a stack', async () => {
+  it('inspect and fsck refuse a directory, and a file that holds no store as open() does (ERR_STORE_NOT_FOUND, exit 2: it said damage, exit 1), in one line', async () => {
     for (const name of ['inspect', 'fsck']) {
       assertOneLineError(await runCli([name, `${dir}/a-directory`], { cwd: dir }), `${name} of a directory`, 'ERR_STORE_PATH');
-      for (const file of ['foreign.bin', 'empty.bin']) {
+      for (const [file, holds] of [['foreign.bin', 'data'], ['empty.bin', 'nothing'], ['zeros.bin', 'zeros']]) {
         const result = await runCli([name, `${dir}/${file}`], { cwd: dir });
-        assert.equal(result.code, 1, `${name} ${file}: exit ${result.code}, stderr:\n${result.stderr}`);
-        assert.match(result.stdout, /^error: no valid superblock$/m);
-        assertNoStack(result, `${name} ${file}`);
+        assertOneLineError(result, `${name} ${file}`, 'ERR_STORE_NOT_FOUND');
+        assert.match(result.stderr, new RegExp(`holds ${holds} but no ringstore`));
+        assert.equal(result.stdout, '', `${name} ${file} printed a report:\n${result.stdout}`);
       }
+    }
+  });
+
+  it('inspect and fsck still call a store damage (exit 1) when every superblock copy is zeroed: its WAL is still there', async () => {
+    const path = `${dir}/no-superblocks`;
+    const store = await BlockStore.open(path, { create: true, blockSize: 4096, sizeBytes: 4 << 20 });
+    await store.put('key', 1);
+    await store.close();
+    const superblock = fsckImage(memoryImage(readFileSync(path))).superblock!;
+    const bytes = readFileSync(path);
+    for (let slot = 0; slot < SUPERBLOCK_SLOT_COUNT; slot++) bytes.fill(0, superblockSlotBlock(slot, superblock.walStartBlock, superblock.walBlockCount) * 4096, (superblockSlotBlock(slot, superblock.walStartBlock, superblock.walBlockCount) + 1) * 4096);
+    writeFileSync(path, bytes);
+    await assert.rejects(BlockStore.open(path), { code: 'ERR_STORE_CORRUPT' });
+    for (const name of ['inspect', 'fsck']) {
+      const result = await runCli([name, path], { cwd: dir });
+      assert.equal(result.code, 1, `${name}: exit ${result.code}, stderr:\n${result.stderr}`);
+      assert.match(result.stdout, /^error: no valid superblock$/m);
+      assertNoStack(result, name);
     }
   });
 

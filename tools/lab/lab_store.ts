@@ -95,13 +95,15 @@ export class LabStore {
    */
   createWriteStream(key: Key): Writable {
     const store = this.#store;
+    // The key as the store took it, at the call: the workload may reuse its buffer meanwhile.
+    const keyCopy = copyKey(key);
     const chunks: Buffer[] = [];
     let index: number | undefined;
     const unordered: UnorderedStream = { ended: () => stream.writableEnded, index: () => index };
     const stream = store.createOrderedWriteStream(key, () => {
       index = this.operations.length;
       this.#unorderedStreams.delete(unordered);
-      this.operations.push({ label: `#${index} write stream ${describeKey(key)}`, writes: [[copyKey(key), Buffer.concat(chunks)]] });
+      this.operations.push({ label: `#${index} write stream ${describeKey(keyCopy)}`, writes: [[keyCopy, Buffer.concat(chunks)]] });
       this.#unacknowledged.add(index);
     });
     this.#unorderedStreams.add(unordered);

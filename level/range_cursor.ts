@@ -5,13 +5,17 @@
 // once at construction ("priming") and keeps that first result for later.
 //
 // seek() cannot ask the store to reposition a generator, and a new range()
-// would read a new snapshot. Three cases, cheapest exact one first:
+// would read a new snapshot. A target outside the iterator's range ends
+// it (abstract-level's contract: it reaches its natural end), on the same
+// snapshot: a later seek inside the range brings it back. Otherwise three
+// cases, cheapest exact one first:
 //   1. No write has been submitted through this database since the
 //      snapshot was taken (and none was in flight then): a new snapshot
 //      equals the old one, so the cursor restarts the range at the target.
 //   2. Writes happened and the target lies ahead in the cursor's direction:
 //      the cursor stays on its snapshot and skips entries up to the target
-//      (cost: the entries skipped, values included).
+//      (cost: the entries skipped, values included); if the snapshot's range
+//      has run out already, nothing lies ahead and the cursor stays ended.
 //   3. Writes happened and the target lies behind: the range restarts at the
 //      target over a new snapshot taken at seek(); the iterator then sees
 //      those writes. docs/level.md states this exception.
@@ -109,6 +113,8 @@ export class RangeCursor {
   #ended = false;
   /** Set by a seek of case 2: entries before it (in the cursor's direction) are skipped. */
   #skipTo: Buffer | undefined;
+  /** Set by a seek outside the range: next() gives the end, until a seek inside it. */
+  #parked = false;
 
   constructor(store: BlockStore, clock: WriteClock, range: EncodedRange, values: boolean) {
     this.#store = store;
@@ -121,7 +127,7 @@ export class RangeCursor {
   /** The next [key, value] as the store yields them, or undefined at the end. */
   async next(): Promise<Entry | undefined> {
     for (;;) {
-      if (this.#generator === undefined) return undefined;
+      if (this.#generator === undefined || this.#parked) return undefined;
       const pending = this.#primed ?? this.#generator.next();
       this.#primed = undefined;
       const result = await pending;
@@ -139,13 +145,24 @@ export class RangeCursor {
     }
   }
 
-  /** Moves to the first key at or after `target` in the cursor's direction, within the original range. */
+  /**
+   * Moves to the first key at or after `target` in the cursor's direction;
+   * a target outside the original range ends the cursor (abstract-level:
+   * "the iterator will reach its natural end").
+   */
   seek(target: Encoded): void {
     // Its UTF-8 bytes would be U+FFFD's: refused, as the store refuses such a key.
     if (typeof target === 'string' && !isWellFormed(target)) throw invalidArgument('a seek target must not contain lone surrogates (it has no UTF-8 bytes)');
     const targetBytes = toBytes(target);
+    // On the same snapshot, unmoved: a later seek inside the range goes on
+    // from here by the cases below (it moved to the range's first key, and
+    // after writes took a new snapshot; found by a review).
+    this.#parked = !this.#inRange(targetBytes);
+    if (this.#parked) return;
     if (!this.#clock.unchangedSince(this.#snapshotToken) && this.#generator !== undefined && this.#isAhead(targetBytes)) {
-      this.#skipTo = targetBytes;
+      // A snapshot run out has nothing ahead: a new one would show writes
+      // made since the iterator was created (found by a review).
+      if (!this.#ended) this.#skipTo = targetBytes;
       return;
     }
     this.#stop();
@@ -160,11 +177,22 @@ export class RangeCursor {
     await generator?.return(undefined);
   }
 
-  /** Whether the generator can still yield every key from `target` on: a seek there may skip on this snapshot. */
+  /**
+   * Whether `target` lies ahead of where the generator is: it can still
+   * yield every key from `target` on (or, ended, has none from there), so a
+   * seek there may stay on this snapshot.
+   */
   #isAhead(target: Buffer): boolean {
-    if (this.#ended) return false;
     if (this.#startedAt !== undefined && this.#isBefore(target, this.#startedAt)) return false;
     return this.#consumedThrough === undefined || this.#isBefore(this.#consumedThrough, target);
+  }
+
+  /** Whether `target` satisfies the range's bounds (gte before gt, lte before lt, as abstract-level ranks them). */
+  #inRange(target: Buffer): boolean {
+    const { gt, gte, lt, lte } = this.#range;
+    if (gte !== undefined ? compareKeys(target, toBytes(gte)) < 0 : gt !== undefined && compareKeys(target, toBytes(gt)) <= 0) return false;
+    if (lte !== undefined ? compareKeys(target, toBytes(lte)) > 0 : lt !== undefined && compareKeys(target, toBytes(lt)) >= 0) return false;
+    return true;
   }
 
   /** Whether `key` comes before `target` in the cursor's direction. */

@@ -312,15 +312,40 @@ describe('RingLevel', () => {
       await seeking.close();
     });
 
-    it('seek within their range only, in reverse too', async () => {
+    it("end at a seek outside their range, as abstract-level says (\"the iterator will reach its natural end\"; they went to the range's first key: found by a review), and come back on the same snapshot at a seek inside it", async () => {
       const db = level(location());
       await db.batch(['a', 'b', 'c', 'd', 'e'].map((key) => ({ type: 'put' as const, key, value: key })));
-      const iterator = db.keys({ gt: 'a', lt: 'e', reverse: true });
-      iterator.seek('z');
-      assert.deepEqual(await iterator.all(), ['d', 'c', 'b']);
-      const forward = db.keys({ gte: 'b', lte: 'd' });
-      forward.seek('a');
-      assert.deepEqual(await forward.all(), ['b', 'c', 'd']);
+      const reverse = db.keys({ gt: 'a', lt: 'e', reverse: true });
+      reverse.seek('z');
+      assert.equal(await reverse.next(), undefined);
+      await reverse.close();
+      for (const target of ['a', '0', 'e', 'z']) {
+        const forward = db.keys({ gt: 'a', lte: 'd' });
+        assert.equal(await forward.next(), 'b');
+        forward.seek(target);
+        assert.deepEqual(await forward.all(), [], `seek('${target}')`);
+      }
+      // Outside, then inside again: the writes made between are not seen (the same snapshot), before or after the position.
+      const iterator = db.iterator({ gte: 'b', lte: 'd' });
+      assert.deepEqual(await iterator.next(), ['b', 'b']);
+      await db.put('c', 'new');
+      await db.put('bb', 'new');
+      iterator.seek('a');
+      assert.equal(await iterator.next(), undefined);
+      iterator.seek('c');
+      assert.deepEqual(await iterator.nextv(10), [['c', 'c'], ['d', 'd']]);
+      await iterator.close();
+    });
+
+    it("end at a forward seek after their snapshot ran out, without reading writes made since (a new snapshot showed them: found by a review)", async () => {
+      const db = level(location());
+      await db.put('a', '1');
+      const iterator = db.iterator();
+      // Fewer than asked: the snapshot has run out, though abstract-level has not reported the end.
+      assert.deepEqual(await iterator.nextv(10), [['a', '1']]);
+      await db.put('m', 'written after the iterator was made');
+      iterator.seek('b');
+      assert.deepEqual(await iterator.all(), []);
     });
   });
 

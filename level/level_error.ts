@@ -13,6 +13,8 @@ export type RingLevelErrorCode =
   | 'LEVEL_LOCKED'
   | 'LEVEL_CORRUPTION'
   | 'LEVEL_IO_ERROR'
+  /** close() was called while a clear() ran: the clear stopped before its next batch. */
+  | 'LEVEL_DATABASE_NOT_OPEN'
   /** errorIfExists: true and something already exists at the location. */
   | 'ERR_LEVEL_EXISTS';
 

@@ -16,7 +16,7 @@ import { describeArgument, unreadableArgument } from '../engine/store_arguments.
 import { invalidArgument, StoreError } from '../engine/store_error.js';
 import { fromStore, isEmptyKey, valueToStore, type Encoded } from './formats.js';
 import { emptyKeyError, RingLevelError, toLevelError } from './level_error.js';
-import { RangeCursor } from './range_cursor.js';
+import { RangeCursor, type EncodedRange } from './range_cursor.js';
 import { RingLevelIterator, RingLevelKeyIterator, RingLevelValueIterator, type PrivateIteratorOptions } from './ring_level_iterator.js';
 import { WriteClock } from './write_clock.js';
 
@@ -28,6 +28,15 @@ import { WriteClock } from './write_clock.js';
 export const CLEAR_BATCH_KEYS_MAX = 1024;
 /** Most key bytes one clear() batch holds, for the same reason. */
 export const CLEAR_BATCH_KEY_BYTES_MAX = 16 << 10;
+
+/**
+ * A write the store refused for its size, which fewer keys at a time may
+ * pass: more than one commit holds (ERR_VALUE_TOO_LARGE, as LEVEL_INVALID_VALUE),
+ * or more room than a full store has for its checkpoint (ERR_STORE_FULL).
+ */
+function isRefusedForSize(error: unknown): boolean {
+  return (error instanceof RingLevelError && error.storeCode === 'ERR_VALUE_TOO_LARGE') || (error instanceof StoreError && error.code === 'ERR_STORE_FULL');
+}
 
 /** The store options a RingLevel passes through to BlockStore.open(). */
 export type RingLevelStoreOptions = Pick<BlockStoreOptions, 'sizeBytes' | 'maxSizeBytes' | 'blockSize' | 'cacheSizeBytes' | 'walSizeBytes' | 'sync' | 'idleCheckpointMs' | 'ring' | 'device'>;
@@ -104,6 +113,9 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
   #store: BlockStore | undefined;
   /** Every write goes through it, for iterators' seek(). */
   readonly #clock = new WriteClock(() => this.#store);
+  /** The clear() calls running: close() stops them before their next batch, and waits for them. */
+  readonly #clears = new Set<Promise<void>>();
+  #stoppingClears = false;
 
   constructor(location: string, options: RingLevelOptions<K, V> = {}) {
     if (typeof location !== 'string' || location.length === 0) throw invalidArgument(`ringstore/level: location must be a non-empty string, got ${describeArgument(location)}`);
@@ -160,6 +172,15 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
 
   /** abstract-level's private API. @internal */
   async _close(): Promise<void> {
+    // A clear() stops before its next batch rather than meet a closed store
+    // (ERR_STORE_CLOSED, with a batch perhaps half handed over: found by a
+    // review); the batch it is writing ends first.
+    this.#stoppingClears = true;
+    try {
+      await Promise.allSettled([...this.#clears]);
+    } finally {
+      this.#stoppingClears = false;
+    }
     const store = this.#store;
     this.#store = undefined;
     await store?.close();
@@ -258,44 +279,91 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
    * leave a prefix of the range deleted.
    * @internal
    */
-  async _clear(options: PrivateIteratorOptions): Promise<void> {
+  _clear(options: PrivateIteratorOptions): Promise<void> {
+    const clearing = this.#clearRange(options);
+    this.#clears.add(clearing);
+    const forget = (): void => {
+      this.#clears.delete(clearing);
+    };
+    clearing.then(forget, forget);
+    return clearing;
+  }
+
+  async #clearRange(options: PrivateIteratorOptions): Promise<void> {
     const store = this.store;
-    const cursor = new RangeCursor(store, this.#clock, { gt: options.gt, gte: options.gte, lt: options.lt, lte: options.lte, reverse: options.reverse }, false);
+    /** Where the cursor (re)starts: the range, then the rest of it after each batch written. */
+    let rest: EncodedRange = { gt: options.gt, gte: options.gte, lt: options.lt, lte: options.lte, reverse: options.reverse };
+    let cursor = new RangeCursor(store, this.#clock, rest, false);
     const limit = options.limit >= 0 ? options.limit : Infinity;
+    let batchKeysMax = CLEAR_BATCH_KEYS_MAX;
     let deleted = 0;
     try {
-      let chunk: Key[] = [];
-      let chunkBytes = 0;
-      while (deleted + chunk.length < limit) {
-        let entry;
-        try {
-          entry = await cursor.next();
-        } catch (error) {
-          throw toLevelError(error);
+      while (deleted < limit) {
+        const chunk: Key[] = [];
+        let chunkBytes = 0;
+        while (deleted + chunk.length < limit && chunk.length < batchKeysMax && chunkBytes < CLEAR_BATCH_KEY_BYTES_MAX) {
+          let entry;
+          try {
+            entry = await cursor.next();
+          } catch (error) {
+            throw toLevelError(error);
+          }
+          if (entry === undefined) break;
+          const key = entry[0] as Key;
+          chunk.push(key);
+          chunkBytes += key.length;
         }
-        if (entry === undefined) break;
-        const key = entry[0] as Key;
-        chunk.push(key);
-        chunkBytes += key.length;
-        if (chunk.length >= CLEAR_BATCH_KEYS_MAX || chunkBytes >= CLEAR_BATCH_KEY_BYTES_MAX) {
+        if (chunk.length === 0) break;
+        if (this.#stoppingClears) {
+          throw new RingLevelError('LEVEL_DATABASE_NOT_OPEN', `the database was closed while clear() ran: ${deleted} keys of its range were deleted, the rest were not`);
+        }
+        const current = cursor.snapshotCurrent;
+        const submittedBefore = this.#clock.submitted;
+        let refused = false;
+        try {
+          await this.#write(store.batch(chunk.map((key) => ({ type: 'del' as const, key }))));
+        } catch (error) {
+          // Too large for one commit, or no room for its checkpoint on a
+          // full store: nothing of it applied; smaller batches from here on,
+          // as the store's own clear() does.
+          if (!(isRefusedForSize(error) && chunk.length > 1)) throw error;
+          refused = true;
+          batchKeysMax = Math.ceil(chunk.length / 2);
+        }
+        // Whether this clear's writes are all that was written since the
+        // cursor's snapshot: then a new snapshot is the old one without
+        // this batch's keys, the rest of the range as it was. Taking it
+        // ends the old one's pin on the blocks the deletes freed, which a
+        // full store needs back (found by a review: a clear() of a full
+        // store failed with ERR_STORE_FULL and deleted nothing, where the
+        // store's own clear() emptied it). After other writes, the old
+        // snapshot goes on.
+        const alone = current && this.#clock.idle && this.#clock.submitted === submittedBefore + 1;
+        if (refused && !alone) {
+          // The same keys on the same snapshot, in halves.
           await this.#deleteKeys(store, chunk);
-          deleted += chunk.length;
-          chunk = [];
-          chunkBytes = 0;
+        }
+        if (!refused || !alone) deleted += chunk.length;
+        if (alone) {
+          if (!refused) {
+            const last = chunk[chunk.length - 1];
+            rest = rest.reverse ? { ...rest, lt: last, lte: undefined } : { ...rest, gt: last, gte: undefined };
+          }
+          await cursor.close();
+          cursor = new RangeCursor(store, this.#clock, rest, false);
         }
       }
-      if (chunk.length > 0) await this.#deleteKeys(store, chunk);
     } finally {
       await cursor.close();
     }
   }
 
-  /** One batch of deletes, split in halves while the store finds it too large for one commit. */
+  /** One batch of deletes, split in halves while the store refuses it for its size (isRefusedForSize). */
   async #deleteKeys(store: BlockStore, keys: Key[]): Promise<void> {
     try {
       await this.#write(store.batch(keys.map((key) => ({ type: 'del' as const, key }))));
     } catch (error) {
-      if (!(error instanceof RingLevelError && error.storeCode === 'ERR_VALUE_TOO_LARGE' && keys.length > 1)) throw error;
+      if (!(isRefusedForSize(error) && keys.length > 1)) throw error;
       const half = Math.ceil(keys.length / 2);
       await this.#deleteKeys(store, keys.slice(0, half));
       await this.#deleteKeys(store, keys.slice(half));

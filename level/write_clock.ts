@@ -39,6 +39,16 @@ export class WriteClock {
     return token !== undefined && token === this.snapshotToken();
   }
 
+  /** Writes submitted so far: a caller that counts its own can tell whether another was made meanwhile. */
+  get submitted(): number {
+    return this.#version;
+  }
+
+  /** Whether no write is in flight. */
+  get idle(): boolean {
+    return this.#inFlight === 0;
+  }
+
   /**
    * Counts `written`, a write just submitted to the store (in the same
    * synchronous turn, before any snapshot can be taken in between), until it

@@ -367,6 +367,71 @@ describe('RingLevel', () => {
     assert.deepEqual(await db.keys().all(), []);
   });
 
+  it('clear() empties a full store (it failed with ERR_STORE_FULL and deleted nothing: its snapshot held the blocks its deletes freed, and it split no batch the store had no room for; found by a review)', async () => {
+    const db = level(location(), { sizeBytes: 2 << 20, maxSizeBytes: 2 << 20, walSizeBytes: 256 << 10, blockSize: 4096 });
+    const key = (index: number): string => `k${String(index).padStart(7, '0')}`;
+    let keyCount = 0;
+    await assert.rejects(
+      (async () => {
+        for (;;) {
+          await db.batch(Array.from({ length: 20 }, (_, offset) => ({ type: 'put' as const, key: key(keyCount + offset), value: 'v'.repeat(200) })));
+          keyCount += 20;
+        }
+      })(),
+      (error) => errorCode(error) === 'ERR_STORE_FULL',
+    );
+    // Then one at a time, until not even one fits.
+    await assert.rejects(
+      (async () => {
+        for (;;) {
+          await db.put(key(keyCount), 'v'.repeat(200));
+          keyCount++;
+        }
+      })(),
+      (error) => errorCode(error) === 'ERR_STORE_FULL',
+    );
+    assert.ok(keyCount > 5000, `only ${keyCount} keys filled the store`);
+    await db.clear();
+    assert.deepEqual(await db.keys().all(), []);
+    await db.put('after', 'the store takes writes again');
+    assert.equal(await db.get('after'), 'the store takes writes again');
+  });
+
+  it('clear() deletes what its range held when it began, and no key written into the range while it runs that was not there', async () => {
+    const db = level(location());
+    const old = (index: number): string => `r${String(index).padStart(5, '0')}`;
+    await db.batch(Array.from({ length: 3 * CLEAR_BATCH_KEYS_MAX }, (_, index) => ({ type: 'put' as const, key: old(index), value: 'old' })));
+    const clearing = db.clear({ gte: 'r', lt: 's' });
+    const written: string[] = [];
+    // From the end of the range: ahead of the clear, which would reach them on a snapshot taken after them.
+    for (let index = 3 * CLEAR_BATCH_KEYS_MAX - 1; index >= 0; index -= 97) {
+      await db.put(`${old(index)}-new`, 'new');
+      written.unshift(`${old(index)}-new`);
+    }
+    await clearing;
+    assert.deepEqual(await db.keys({ gte: 'r', lt: 's' }).all(), written);
+  });
+
+  it('close() stops a clear() before its next batch: LEVEL_DATABASE_NOT_OPEN, never a half-handed batch or the store\'s ERR_STORE_CLOSED (found by a review)', async () => {
+    const path = location();
+    const db = level(path);
+    const key = (index: number): string => `c${String(index).padStart(5, '0')}`;
+    const keyCount = 4 * CLEAR_BATCH_KEYS_MAX;
+    await db.batch(Array.from({ length: keyCount }, (_, index) => ({ type: 'put' as const, key: key(index), value: 'v' })));
+    const clearing = db.clear().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await db.close();
+    const error = await clearing;
+    assert.equal(errorCode(error), 'LEVEL_DATABASE_NOT_OPEN', String(error));
+    await db.open();
+    // Whole batches only, from the start of the range.
+    const left = await db.keys().all();
+    assert.equal((keyCount - left.length) % CLEAR_BATCH_KEYS_MAX, 0, `${keyCount - left.length} keys deleted`);
+    assert.deepEqual(left, Array.from({ length: left.length }, (_, index) => key(keyCount - left.length + index)));
+  });
+
   it('maps a key over 1024 bytes to LEVEL_INVALID_KEY, keeping the store code', async () => {
     const db = level(location());
     await assert.rejects(db.put('x'.repeat(1025), 'v'), (error) => {

@@ -14,6 +14,7 @@
 // of its positions in the range), not an entry at a time: each step of an
 // async generator costs its consumer a promise and a turn of the microtask
 // queue, and a scan paid that once per key in every layer it went through.
+import { StoreCorruptError } from './store_error.js';
 import type { IndexEntry } from './store_index.js';
 import {
   childAt,
@@ -308,6 +309,8 @@ export async function* rangeRuns(
   };
 
   let leaf: TreeNode | undefined;
+  /** The previous leaf's last key in the range's direction: the next leaf's keys all lie beyond it. */
+  let previousEdge: string | undefined;
   try {
     leaf = await descend(isNode(root) ? root : (source.cached(root) ?? (await loadPage(root, rootLevel, undefined, undefined))), undefined, undefined);
     for (;;) {
@@ -315,6 +318,17 @@ export async function* rangeRuns(
       // A leaf in page form makes each key and entry as it is read. The
       // leaf is a snapshot's: no write changes it while its runs are read.
       const count = leafCount(leaf);
+      // A page's keys are checked against its parent's bounds when it is
+      // read, not each time a cached page is reached: a page two parents
+      // name (forged, or a bug) would give its keys twice, out of order
+      // (found by a review). One comparison a leaf.
+      if (previousEdge !== undefined && count > 0) {
+        const edge = leafKeyAt(leaf, reverse ? count - 1 : 0);
+        if (reverse ? !(edge < previousEdge) : !(edge > previousEdge)) {
+          throw new StoreCorruptError('page', `level 0: keys out of order across leaves: a leaf's ${reverse ? 'last' : 'first'} key is not ${reverse ? 'below' : 'above'} the previous leaf's in the range (a page named by two parents?)`, leaf.ref?.block);
+        }
+      }
+      if (count > 0) previousEdge = leafKeyAt(leaf, reverse ? 0 : count - 1);
       // The run ends where the range does, if in this leaf: then no later leaf is read.
       if (!reverse) {
         const first = low === undefined ? 0 : lowInclusive ? leafLowerBound(leaf, low) : leafUpperBound(leaf, low);

@@ -1008,7 +1008,24 @@ export function scanBranchRecords(bytes: Uint8Array, header: PageHeader, expecte
   }
   if (offset !== end) fail(`${plural(end - offset, 'byte')} after the ${entryCount} entries (usedBytes ${usedBytes})`);
   starts[entryCount] = end;
+  checkChildrenApart(data, starts, entryCount, address, pageBlocks, fail);
   return starts;
+}
+
+/**
+ * Every child of a branch is a page of its own: no two children's pages
+ * share a block, and none is the branch's. A tree has one parent a page;
+ * two children naming one leaf made a range yield its keys twice, out of
+ * order, and a write free its block twice (found by a review).
+ */
+function checkChildrenApart(data: DataView, starts: readonly number[], entryCount: number, address: number, pageBlocks: number, fail: (reason: string) => never): void {
+  const blocks = new Float64Array(entryCount);
+  for (let i = 0; i < entryCount; i++) blocks[i] = readU64(data, starts[i]!);
+  for (let i = 0; i < entryCount; i++) if (Math.abs(blocks[i]! - address) < pageBlocks) fail(`child ${i} at block ${blocks[i]} is this page`);
+  blocks.sort();
+  for (let i = 1; i < entryCount; i++) {
+    if (blocks[i]! - blocks[i - 1]! < pageBlocks) fail(`two children are at block ${blocks[i - 1]}${pageBlocks > 1 ? ` and ${blocks[i]} (pages of ${pageBlocks} blocks)` : ''}: a page has one parent`);
+  }
 }
 
 /**

@@ -109,3 +109,40 @@ describe('PageTree: a branch read in page form is checked against the tree', () 
     await assert.rejects(tree(root, 1, 2).get('a'), isCorrupt(/is not a key/, 30));
   });
 });
+
+describe('PageTree: a page is named by one parent (found by a review: a range gave a leaf named twice twice, out of order)', () => {
+  const isCorrupt = (pattern: RegExp, block: number | undefined) => (e: unknown) => e instanceof StoreCorruptError && e.blockIndex === block && pattern.test((e as Error).message);
+  const keysOf = async (t: PageTree, reverse = false): Promise<string[]> => {
+    const keys: string[] = [];
+    for await (const [key] of t.entries(t.snapshot(), { reverse })) keys.push(key);
+    return keys;
+  };
+
+  it('refuses a branch two of whose children are one page', async () => {
+    const { leaf, branch, tree } = setup();
+    const shared = leaf(20, ['a', 'b']);
+    const root = branch(30, ['m'], [shared, shared]);
+    await assert.rejects(keysOf(tree(root, 1, 4)), isCorrupt(/two children are at block 20/, 30));
+    await assert.rejects(tree(root, 1, 4).get('a'), isCorrupt(/two children are at block 20/, 30));
+  });
+
+  it('refuses a branch that names itself as a child', async () => {
+    const { leaf, branch, tree } = setup();
+    const root = branch(30, ['m'], [leaf(20, ['a']), { block: 30, crc: 0 }]);
+    await assert.rejects(tree(root, 1, 2).get('a'), isCorrupt(/child 1 at block 30 is this page/, 30));
+  });
+
+  it('stops a range, either way, at a cached leaf two branches name, whose keys break the second one\'s bounds', async () => {
+    const { leaf, branch, tree } = setup();
+    const x = leaf(20, ['a', 'b']);
+    const left = branch(31, ['c'], [x, leaf(21, ['c', 'd'])]);
+    // Right of 'k', its second child is the left branch's first leaf.
+    const right = branch(32, ['p'], [leaf(22, ['k', 'l']), x]);
+    const root = branch(30, ['k'], [left, right], 2);
+    const t = tree(root, 2, 8);
+    // The leaf is read (and cached) under its own parent first, in both directions.
+    assert.ok((await t.get('a')) !== undefined);
+    await assert.rejects(keysOf(t), isCorrupt(/keys out of order across leaves/, 20));
+    await assert.rejects(keysOf(t, true), isCorrupt(/keys out of order across leaves/, 22));
+  });
+});

@@ -213,7 +213,8 @@ function leafArbitrary(blockSize: number): fc.Arbitrary<LeafEntry[]> {
 function branchArbitrary(blockSize: number): fc.Arbitrary<{ level: number; children: BranchChild[] }> {
   const pageBlocks = pageSizeFor(blockSize) / blockSize;
   const capacity = pageCapacityBytes(pageSizeFor(blockSize));
-  const block = fc.integer({ min: DATA_START, max: BLOCK_COUNT - pageBlocks });
+  // Pages of their own: whole pages apart, none the branch's (ADDRESS).
+  const block = fc.integer({ min: 0, max: Math.floor((BLOCK_COUNT - DATA_START) / pageBlocks) - 1 }).map((slot) => DATA_START + slot * pageBlocks);
   const crc = fc.nat({ max: 0xffff_ffff });
   return fc
     .record({
@@ -226,7 +227,7 @@ function branchArbitrary(blockSize: number): fc.Arbitrary<{ level: number; child
       const children: BranchChild[] = [{ ...first, separator: undefined }, ...kept.map((c): BranchChild => ({ block: c.block, crc: c.crc, separator: c.key.key }))];
       return { level, children };
     })
-    .filter(({ children }) => children.length >= 2);
+    .filter(({ children }) => children.length >= 2 && new Set(children.map((c) => c.block)).size === children.length && children.every((c) => Math.abs(c.block - ADDRESS) >= pageBlocks));
 }
 
 // --- Tests --------------------------------------------------------------------------------------
@@ -371,16 +372,17 @@ describe('encodeBranchPage()', () => {
   it('fills a page to exactly its capacity, and refuses one byte more with RangeError', () => {
     for (const blockSize of BLOCK_SIZES) {
       const capacity = pageCapacityBytes(pageSizeFor(blockSize));
+      const pageBlocks = pageSizeFor(blockSize) / blockSize;
       const children: BranchChild[] = [child(200)];
       let used = branchChildBytes(0);
       // 1 KiB separators while more than one is left, then one that takes exactly the rest.
       for (let i = 1; capacity - used > branchChildBytes(KEY_SIZE_MAX); i++) {
-        children.push({ block: 200 + i, crc: i, separator: new Uint8Array(KEY_SIZE_MAX).fill(i) });
+        children.push({ block: 200 + i * pageBlocks, crc: i, separator: new Uint8Array(KEY_SIZE_MAX).fill(i) });
         used += branchChildBytes(KEY_SIZE_MAX);
       }
       const lastLength = capacity - used - branchChildBytes(0);
       assert.ok(lastLength >= 1 && lastLength <= KEY_SIZE_MAX);
-      const last = (length: number): BranchChild => ({ block: 199 + children.length + 1, crc: 1, separator: new Uint8Array(length).fill(0xff) });
+      const last = (length: number): BranchChild => ({ block: 200 + (children.length + 1) * pageBlocks, crc: 1, separator: new Uint8Array(length).fill(0xff) });
       const { page, crc } = encodeBranch([...children, last(lastLength)], 1, blockSize);
       assert.equal(dataOf(page).getUint32(AT.usedBytes, true), capacity, `B = ${blockSize}`);
       const decoded = decodePage(page, expectation(crc, 1, blockSize));
@@ -602,6 +604,17 @@ describe('decodePage()', () => {
         ['child 0 with a separator', [{ block: 200, separator: utf8('a') }, { block: 201, separator: utf8('b') }], /^child 0 has a separator of 1 byte \(it has none\)$/],
         ['child 1 without one', [{ block: 200, separator: new Uint8Array(0) }, { block: 201, separator: new Uint8Array(0) }], /^child 1 has no separator$/],
         ['a separator of KEY_SIZE_MAX + 1 bytes', [{ block: 200, separator: new Uint8Array(0) }, { block: 201, separator: new Uint8Array(KEY_SIZE_MAX + 1) }], /^child 1 has a separator of 1025 bytes \(1 to 1024\)$/],
+      ];
+      for (const [what, children, reason] of cases) {
+        const branch = assemble({ kind: PAGE_KIND_BRANCH, level: 1, entryCount: children.length, entries: branchEntries(children) });
+        refused(branch.page, expectation(branch.crc, 1, 4096), reason, what);
+      }
+    });
+
+    it('children must be pages of their own: none shared, none the branch itself (found by a review)', () => {
+      const cases: [string, { block: number; separator: Uint8Array }[], RegExp][] = [
+        ['two children at one block', [{ block: 200, separator: new Uint8Array(0) }, { block: 300, separator: utf8('b') }, { block: 200, separator: utf8('c') }], /^two children are at block 200: a page has one parent$/],
+        ['a child that is the branch', [{ block: 200, separator: new Uint8Array(0) }, { block: ADDRESS, separator: utf8('b') }], new RegExp(`^child 1 at block ${ADDRESS} is this page$`)],
       ];
       for (const [what, children, reason] of cases) {
         const branch = assemble({ kind: PAGE_KIND_BRANCH, level: 1, entryCount: children.length, entries: branchEntries(children) });

@@ -5,10 +5,14 @@
 // damaged one; damage to both copies is ERR_STORE_CORRUPT naming the
 // superblock.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 import { BlockStore } from '../../engine/block_store.js';
+import { ByteWriter } from '../../format/byte_writer.js';
+import { beginCommitPayload, finishCommitPayload } from '../../format/commit.js';
 import { SUPERBLOCK_SIZE } from '../../format/constants.js';
+import { encodeFrame, frameBlockCount } from '../../format/frame.js';
+import { extentPutRecordBytes, writePutAt } from '../../format/records.js';
 import { superblockSlotBlock } from '../../format/superblock.js';
 import { fsckImage, memoryImage, type FsckReport } from '../../tools/fsck.js';
 import { collect, flipByteInFile, makeStoreDir, openSmallStore, pattern, rejectsCorrupt, removeStoreDir } from './helpers.js';
@@ -58,6 +62,41 @@ describe('fsck naming the key of a damaged value', () => {
       assert.equal(report.errors.length, 1, report.errors.join('; '));
       assert.ok(report.errors[0].includes(`key ${named} `), report.errors[0]);
     }
+  });
+});
+
+describe('a WAL commit whose intact record puts a value outside the data region', () => {
+  let dir: string | undefined;
+
+  before(() => {
+    dir = makeStoreDir();
+  });
+
+  after(() => {
+    removeStoreDir(dir);
+  });
+
+  it('is damage to open() and to fsck alike (fsck took it for a torn tail and said ok: found by a review)', async () => {
+    const path = `${dir}/store`;
+    await makeStore(path);
+    const superblock = fsckFile(path).superblock!;
+    // The next commit after the checkpoint, where replay starts: a put of a value in block 0 (a superblock's).
+    const key = Buffer.from('w1');
+    const writer = new ByteWriter();
+    beginCommitPayload(writer, superblock.checkpointSeq);
+    const { bytes, data, offset } = writer.claim(extentPutRecordBytes(key.length, 1));
+    writePutAt(bytes, data, offset, key, true, { kind: 'extents', length: 100, crc: 0, extents: [{ startBlock: 0, blockCount: 1 }] });
+    const payload = finishCommitPayload(writer, 1);
+    const frame = new Uint8Array(frameBlockCount(payload.length, BLOCK_SIZE) * BLOCK_SIZE);
+    encodeFrame('wal', superblock.checkpointSeq + 1, superblock.storeTag, payload, frame, BLOCK_SIZE);
+    const image = readFileSync(path);
+    image.set(frame, (superblock.walStartBlock + superblock.walReplayBlock) * BLOCK_SIZE);
+    writeFileSync(path, image);
+    const report = fsckFile(path);
+    assert.ok(!report.ok, 'fsck says ok');
+    assert.deepEqual(report.errors, [`wal: commit ${superblock.checkpointSeq + 1}: value of key "w1" references blocks 0+1 outside the data region`]);
+    assert.equal(report.tornTail, undefined);
+    await assert.rejects(BlockStore.open(path, { encoding: 'binary' }), (error: Error & { code?: string }) => error.code === 'ERR_STORE_CORRUPT' && /outside the data region/.test(error.message));
   });
 });
 

@@ -10,12 +10,13 @@
 // know which commits' extent data may not have reached the disk.
 import { readU64, view } from './bytes.js';
 import { ByteWriter } from './byte_writer.js';
-import { COMMIT_HEADER_SIZE } from './constants.js';
+import { COMMIT_HEADER_SIZE, SEQUENCE_LIMIT } from './constants.js';
 import { FormatError } from './format_error.js';
 import { readRecords, scanRecords, type RecordVisitor } from './records.js';
 
 /** Starts a commit payload in `writer` (which must be empty). */
 export function beginCommitPayload(writer: ByteWriter, durableSequence: number): void {
+  if (!(durableSequence < SEQUENCE_LIMIT)) throw new RangeError(`commit durableSequence ${durableSequence} at or above 2^52 (SEQUENCE_LIMIT): a reader would refuse it`);
   if (writer.length !== 0) throw new RangeError('commit payload must start an empty writer');
   writer.u32(0);
   writer.u32(0);
@@ -77,6 +78,7 @@ function readCommitHeader(payload: Uint8Array, firstBlock: number): CommitSummar
   if (data.getUint32(4, true) !== 0) throw new FormatError('wal', 'commit header reserved bytes are not zero', firstBlock);
   const durableSequence = readU64(data, 8);
   if (durableSequence < 0) throw new FormatError('wal', 'commit durableSequence beyond 2^53', firstBlock);
+  if (durableSequence >= SEQUENCE_LIMIT) throw new FormatError('wal', `commit durableSequence ${durableSequence} is at or above 2^52 (SEQUENCE_LIMIT)`, firstBlock);
   return { recordCount, durableSequence };
 }
 

@@ -88,3 +88,12 @@ export const PAGE_KIND_BRANCH = 2;
  * and the bound keeps every descent finite.
  */
 export const TREE_LEVELS_MAX = 32;
+
+/**
+ * Sequence numbers (commits, checkpoints) and superblock generations lie
+ * below 2^52. Each advances by one a commit or a checkpoint, so no store
+ * comes near it (at a commit a microsecond, 142 years), and a value past it
+ * could not advance: the next number would not be a safe integer. A reader
+ * refuses one as damage.
+ */
+export const SEQUENCE_LIMIT = 2 ** 52;

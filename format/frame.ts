@@ -8,7 +8,7 @@
 // store that used the same device, and from a misdirected write.
 import { crc32c } from './crc32c.js';
 import { readU64, view, writeU64 } from './bytes.js';
-import { FREE_SET_BLOCK_MAGIC, FRAME_HEADER_SIZE, WAL_BLOCK_MAGIC } from './constants.js';
+import { FREE_SET_BLOCK_MAGIC, FRAME_HEADER_SIZE, SEQUENCE_LIMIT, WAL_BLOCK_MAGIC } from './constants.js';
 import { FormatError, type StructureName } from './format_error.js';
 
 export type FrameKind = 'wal' | 'free set';
@@ -67,6 +67,7 @@ export function encodeFrame(
     block.set(chunk, FRAME_HEADER_SIZE);
     const data = view(block);
     data.setUint32(OFFSET_MAGIC, magic, true);
+    if (!(sequence < SEQUENCE_LIMIT)) throw new RangeError(`frame sequence ${sequence} at or above 2^52 (SEQUENCE_LIMIT): a reader would refuse it`);
     writeU64(data, OFFSET_SEQUENCE, sequence);
     data.setUint32(OFFSET_STORE_TAG, storeTag >>> 0, true);
     data.setUint32(OFFSET_BLOCK_INDEX, index, true);
@@ -94,6 +95,7 @@ export function decodeFrameBlock(kind: FrameKind, block: Uint8Array, absoluteBlo
   }
   const sequence = readU64(data, OFFSET_SEQUENCE);
   if (sequence < 0) fail('sequence exceeds 2^53');
+  if (sequence >= SEQUENCE_LIMIT) fail(`sequence ${sequence} is at or above 2^52 (SEQUENCE_LIMIT)`);
   const header: FrameBlockHeader = {
     sequence,
     storeTag: data.getUint32(OFFSET_STORE_TAG, true),

@@ -13,6 +13,7 @@ import {
   FORMAT_VERSION_V1,
   FREE_SET_EXTENTS_MAX,
   FREE_SET_HEADER_SIZE,
+  SEQUENCE_LIMIT,
   SUPERBLOCK_HEAD_SLOT_COUNT,
   SUPERBLOCK_MAGIC,
   SUPERBLOCK_SIZE,
@@ -147,6 +148,9 @@ export function encodeSuperblock(superblock: Superblock, target: Uint8Array): vo
   writeU64(data, OFFSET_WAL_START, superblock.walStartBlock);
   writeU64(data, OFFSET_WAL_COUNT, superblock.walBlockCount);
   writeU64(data, OFFSET_DATA_START, superblock.dataStartBlock);
+  if (!(superblock.generation < SEQUENCE_LIMIT && superblock.checkpointSeq < SEQUENCE_LIMIT)) {
+    throw new RangeError(`superblock generation ${superblock.generation} or checkpointSeq ${superblock.checkpointSeq} at or above 2^52 (SEQUENCE_LIMIT): a reader would refuse it`);
+  }
   writeU64(data, OFFSET_GENERATION, superblock.generation);
   data.setUint32(OFFSET_STORE_TAG, superblock.storeTag >>> 0, true);
   data.setUint32(OFFSET_FLAGS, superblock.clean ? SUPERBLOCK_FLAG_CLEAN : 0, true);
@@ -220,6 +224,11 @@ export function decodeSuperblock(bytes: Uint8Array, blockIndex: number): Superbl
     if (value < 0) fail(`${name} exceeds 2^53`);
     return value;
   };
+  const sequence = (offset: number, name: string): number => {
+    const value = u64(offset, name);
+    if (value >= SEQUENCE_LIMIT) fail(`${name} ${value} is at or above 2^52 (SEQUENCE_LIMIT): no store advances that far, nor could this one advance`);
+    return value;
+  };
   const rootBlock = u64(OFFSET_ROOT_BLOCK, 'root block');
   const rootCrc = data.getUint32(OFFSET_ROOT_CRC, true);
   const rootLevel = data.getUint8(OFFSET_ROOT_LEVEL);
@@ -230,9 +239,9 @@ export function decodeSuperblock(bytes: Uint8Array, blockIndex: number): Superbl
     walStartBlock: u64(OFFSET_WAL_START, 'walStartBlock'),
     walBlockCount: u64(OFFSET_WAL_COUNT, 'walBlockCount'),
     dataStartBlock: u64(OFFSET_DATA_START, 'dataStartBlock'),
-    generation: u64(OFFSET_GENERATION, 'generation'),
+    generation: sequence(OFFSET_GENERATION, 'generation'),
     storeTag: data.getUint32(OFFSET_STORE_TAG, true),
-    checkpointSeq: u64(OFFSET_CHECKPOINT_SEQ, 'checkpointSeq'),
+    checkpointSeq: sequence(OFFSET_CHECKPOINT_SEQ, 'checkpointSeq'),
     walReplayBlock: u64(OFFSET_WAL_REPLAY, 'walReplayBlock'),
     freeSetByteLength: u64(OFFSET_FREE_SET_LENGTH, 'freeSetByteLength'),
     freeSetBlockCount: data.getUint32(OFFSET_FREE_SET_BLOCKS, true),

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 
-import { FRAME_HEADER_SIZE, FREE_SET_BLOCK_MAGIC, WAL_BLOCK_MAGIC } from '../../format/constants.js';
+import { FRAME_HEADER_SIZE, FREE_SET_BLOCK_MAGIC, SEQUENCE_LIMIT, WAL_BLOCK_MAGIC } from '../../format/constants.js';
 import { crc32c } from '../../format/crc32c.js';
 import { FormatError } from '../../format/format_error.js';
 import {
@@ -149,7 +149,7 @@ describe('decodeFrameBlock()', () => {
         fc.constantFrom<FrameKind>('wal', 'free set'),
         fc.constantFrom(512, 1024, 4096),
         fc.uint8Array({ maxLength: 3 * 4064 + 100, size: 'max' }),
-        fc.maxSafeNat(),
+        fc.nat({ max: SEQUENCE_LIMIT - 1 }),
         fc.nat({ max: 0xffff_ffff }),
         (kind, blockSize, payload, sequence, storeTag) => {
           const { headers, payload: decoded } = decodeAll(kind, encode(kind, payload, sequence, storeTag, blockSize), blockSize);
@@ -229,6 +229,8 @@ describe('decodeFrameBlock()', () => {
   it('rejects a sequence of 2^53 or more', () => {
     refused('wal', tamperedBlock(0, (data) => data.setBigUint64(AT.sequence, 2n ** 53n, true)), /sequence exceeds 2\^53/);
     refused('wal', tamperedBlock(0, (data) => data.setBigUint64(AT.sequence, 2n ** 64n - 1n, true)), /sequence exceeds 2\^53/);
+    // One that could not advance.
+    refused('wal', tamperedBlock(0, (data) => data.setBigUint64(AT.sequence, 2n ** 52n, true)), /sequence 4503599627370496 is at or above 2\^52/);
   });
 
   it('rejects any nonzero byte after the payload, even under a matching checksum', () => {

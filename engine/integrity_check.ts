@@ -90,7 +90,17 @@ export async function checkIntegrity(parts: IntegrityParts): Promise<IntegrityRe
       throw state.closedOr(error);
     }
     if (keys !== snapshot.keyCount) throw new StoreCorruptError('page', `the tree holds ${keys} keys but counts ${snapshot.keyCount}`);
-    const trimPendingBlocks = checkReferences(bookkeeping, references);
+    let trimPendingBlocks: number;
+    try {
+      trimPendingBlocks = checkReferences(bookkeeping, references);
+    } catch (error) {
+      // Blocks the bookkeeping has as free while something references them
+      // (a forged or miswritten free set, a bug) would be given to the next
+      // write, over what is there: no write may follow (found by a review:
+      // a put overwrote a live value that this check had found free).
+      if (error instanceof StoreCorruptError) state.fail(error);
+      throw error;
+    }
     for (const value of values) await parts.readValue({ isString: false, value });
     return {
       keys,

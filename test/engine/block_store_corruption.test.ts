@@ -10,8 +10,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { BlockStore } from '../../engine/block_store.js';
 import { ByteWriter } from '../../format/byte_writer.js';
 import { beginCommitPayload, finishCommitPayload } from '../../format/commit.js';
-import { SUPERBLOCK_SIZE } from '../../format/constants.js';
-import { encodeFrame, frameBlockCount } from '../../format/frame.js';
+import { FREE_SET_HEADER_SIZE, SUPERBLOCK_SIZE } from '../../format/constants.js';
+import { decodeFrameBlock, encodeFrame, frameBlockCount, frameBlockPayload } from '../../format/frame.js';
 import { extentPutRecordBytes, writePutAt } from '../../format/records.js';
 import { superblockSlotBlock } from '../../format/superblock.js';
 import { fsckImage, memoryImage, type FsckReport } from '../../tools/fsck.js';
@@ -97,6 +97,54 @@ describe('a WAL commit whose intact record puts a value outside the data region'
     assert.deepEqual(report.errors, [`wal: commit ${superblock.checkpointSeq + 1}: value of key "w1" references blocks 0+1 outside the data region`]);
     assert.equal(report.tornTail, undefined);
     await assert.rejects(BlockStore.open(path, { encoding: 'binary' }), (error: Error & { code?: string }) => error.code === 'ERR_STORE_CORRUPT' && /outside the data region/.test(error.message));
+  });
+});
+
+describe('a checksum-valid free set that has a live value as free', () => {
+  let dir: string | undefined;
+
+  before(() => {
+    dir = makeStoreDir();
+  });
+
+  after(() => {
+    removeStoreDir(dir);
+  });
+
+  it('is found by verifyIntegrity(), which then stops the store from writing: no write may take the blocks (a put overwrote the value: found by a review)', async () => {
+    const path = `${dir}/store`;
+    const { victim } = await makeStore(path);
+    const report = fsckFile(path);
+    const superblock = report.superblock!;
+    const victimExtents = report.references.filter((reference) => reference.owner === 'key "victim"');
+    assert.ok(victimExtents.length > 0);
+    // The free set's frame, its payload's bits cleared for the victim's blocks, sealed again.
+    const image = readFileSync(path);
+    const frameBlocks = superblock.freeSetExtents.flatMap((extent) => Array.from({ length: extent.blockCount }, (_, index) => extent.startBlock + index));
+    const payload = Buffer.concat(
+      frameBlocks.map((block) => {
+        const bytes = image.subarray(block * BLOCK_SIZE, (block + 1) * BLOCK_SIZE);
+        return frameBlockPayload(bytes, decodeFrameBlock('free set', bytes, block));
+      }),
+    );
+    for (const extent of victimExtents) {
+      for (let block = extent.startBlock; block < extent.startBlock + extent.blockCount; block++) {
+        const bit = block - superblock.dataStartBlock;
+        payload[FREE_SET_HEADER_SIZE + (bit >> 3)] &= ~(1 << (bit & 7));
+      }
+    }
+    const frame = new Uint8Array(frameBlocks.length * BLOCK_SIZE);
+    encodeFrame('free set', superblock.checkpointSeq, superblock.storeTag, payload, frame, BLOCK_SIZE);
+    frameBlocks.forEach((block, index) => image.set(frame.subarray(index * BLOCK_SIZE, (index + 1) * BLOCK_SIZE), block * BLOCK_SIZE));
+    writeFileSync(path, image);
+    const store = await BlockStore.open(path, { encoding: 'binary' });
+    try {
+      await assert.rejects(store.verifyIntegrity(), (error: Error & { code?: string }) => error.code === 'ERR_STORE_CORRUPT' && /referenced by key "victim" and also free/.test(error.message));
+      await assert.rejects(store.put('newcomer', pattern(VALUE_BLOCKS * BLOCK_SIZE, 7)), (error: Error & { code?: string; cause?: { code?: string } }) => error.code === 'ERR_STORE_FAILED' && error.cause?.code === 'ERR_STORE_CORRUPT');
+      assert.ok(((await store.get('victim')) as Buffer).equals(victim), 'the value is still there');
+    } finally {
+      await store.close();
+    }
   });
 });
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { IoUringActor } from '../../index.js';
-import { prepareFreshSpaceFile } from '../../tools/bench/bench_file.js';
+import { prepareBenchFile, prepareFreshSpaceFile } from '../../tools/bench/bench_file.js';
 import { fioArguments, ONCE_THROUGH } from '../../tools/bench/fio_runner.js';
 import { WORKLOADS } from '../../tools/bench/workload_spec.js';
 
@@ -43,6 +43,23 @@ describe('bench: fio into new space', () => {
         const bytes = await readFile(path);
         assert.ok(bytes.every((byte) => byte === 0));
       }
+    } finally {
+      await ring.close();
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
+  it("rewrites a bench file whose space is allocated but was never written, and reuses one it wrote (it took the first for written: every read row then measured the kernel's zeros; found by a review)", async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'ringstore-fio-'));
+    const ring = IoUringActor.start({ fallback: 'threads' });
+    try {
+      const file = { path: join(directory, 'io.bin'), sizeBytes: 4 * MiB };
+      await prepareFreshSpaceFile(file, ring);
+      const logged: string[] = [];
+      assert.equal(await prepareBenchFile(file, (line) => logged.push(line)), 'created', logged.join('\n'));
+      assert.match(logged.join('\n'), /reading zeros/);
+      assert.ok((await readFile(file.path)).some((byte) => byte !== 0));
+      assert.equal(await prepareBenchFile(file, () => undefined), 'reused');
     } finally {
       await ring.close();
       await rm(directory, { recursive: true, force: true });

@@ -118,7 +118,8 @@ export function checkStoreTargets(lookup: Lookup, fio: FioReference, labelOf: (c
   if (oneWriter?.latencyUs !== undefined && fio.writeSyncP50Us !== undefined) {
     const bound = ONE_WRITER_P50_VS_FIO_MAX * fio.writeSyncP50Us;
     checks.push({
-      target: `1 durable writer p50 ≤ ${ONE_WRITER_P50_VS_FIO_MAX} × fio 4 KiB write+fdatasync p50`,
+      // fio reports the write's and the fdatasync's latencies apart: the sum of their medians (a review measured it ~10 % below the median of each pair's sum).
+      target: `1 durable writer p50 ≤ ${ONE_WRITER_P50_VS_FIO_MAX} × (fio 4 KiB write p50 + fdatasync p50)`,
       reference: `fio write p50 + sync p50 = ${fio.writeSyncP50Us.toFixed(1)} µs`,
       actual: oneWriter.latencyUs.p50,
       bound,
@@ -209,7 +210,7 @@ export function checkStoreTargets(lookup: Lookup, fio: FioReference, labelOf: (c
   const reopen = ringstore('reopen');
   if (reopen !== undefined) {
     const actual = reopen.elapsedSeconds * 1000;
-    checks.push({ target: `reopen of 1 M keys < ${REOPEN_MS_MAX} ms`, reference: 'absolute', actual, bound: REOPEN_MS_MAX, unit: 'ms', kind: 'max', strict: true, met: actual < REOPEN_MS_MAX });
+    checks.push({ target: `reopen of the data set (1 M keys at --scale 1) < ${REOPEN_MS_MAX} ms`, reference: 'absolute', actual, bound: REOPEN_MS_MAX, unit: 'ms', kind: 'max', strict: true, met: actual < REOPEN_MS_MAX });
   }
   return checks;
 }

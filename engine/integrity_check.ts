@@ -90,16 +90,21 @@ export async function checkIntegrity(parts: IntegrityParts): Promise<IntegrityRe
       throw state.closedOr(error);
     }
     if (keys !== snapshot.keyCount) throw new StoreCorruptError('page', `the tree holds ${keys} keys but counts ${snapshot.keyCount}`);
-    let trimPendingBlocks: number;
+    let space: { trimPendingBlocks: number; leakedBlocks: number };
     try {
-      trimPendingBlocks = checkReferences(bookkeeping, references);
+      space = checkReferences(bookkeeping, references);
     } catch (error) {
-      // Blocks the bookkeeping has as free while something references them
-      // (a forged or miswritten free set, a bug) would be given to the next
-      // write, over what is there: no write may follow (found by a review:
-      // a put overwrote a live value that this check had found free).
+      // Blocks the bookkeeping has as free while something references them,
+      // or two owners share (a forged or miswritten free set, a bug), would
+      // be given to a write over what they hold: no write may follow (found
+      // by a review: a put overwrote a live value that this check had found
+      // free). A leak (below) only loses space: writes go on.
       if (error instanceof StoreCorruptError) state.fail(error);
       throw error;
+    }
+    const { trimPendingBlocks, leakedBlocks } = space;
+    if (leakedBlocks > 0) {
+      throw new StoreCorruptError('data', `${bookkeeping.freeBlockCount} blocks are free but ${bookkeeping.freeBlockCount + leakedBlocks} are unreferenced: ${leakedBlocks} blocks leaked`);
     }
     for (const value of values) await parts.readValue({ isString: false, value });
     return {

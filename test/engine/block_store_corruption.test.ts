@@ -111,14 +111,9 @@ describe('a checksum-valid free set that has a live value as free', () => {
     removeStoreDir(dir);
   });
 
-  it('is found by verifyIntegrity(), which then stops the store from writing: no write may take the blocks (a put overwrote the value: found by a review)', async () => {
-    const path = `${dir}/store`;
-    const { victim } = await makeStore(path);
-    const report = fsckFile(path);
-    const superblock = report.superblock!;
-    const victimExtents = report.references.filter((reference) => reference.owner === 'key "victim"');
-    assert.ok(victimExtents.length > 0);
-    // The free set's frame, its payload's bits cleared for the victim's blocks, sealed again.
+  /** Rewrites the store's free set (checksums sealed again) with `used` for each block `blocks` names. */
+  function forgeFreeSet(path: string, blocks: readonly number[], used: boolean): void {
+    const superblock = fsckFile(path).superblock!;
     const image = readFileSync(path);
     const frameBlocks = superblock.freeSetExtents.flatMap((extent) => Array.from({ length: extent.blockCount }, (_, index) => extent.startBlock + index));
     const payload = Buffer.concat(
@@ -127,21 +122,44 @@ describe('a checksum-valid free set that has a live value as free', () => {
         return frameBlockPayload(bytes, decodeFrameBlock('free set', bytes, block));
       }),
     );
-    for (const extent of victimExtents) {
-      for (let block = extent.startBlock; block < extent.startBlock + extent.blockCount; block++) {
-        const bit = block - superblock.dataStartBlock;
-        payload[FREE_SET_HEADER_SIZE + (bit >> 3)] &= ~(1 << (bit & 7));
-      }
+    for (const block of blocks) {
+      const bit = block - superblock.dataStartBlock;
+      if (used) payload[FREE_SET_HEADER_SIZE + (bit >> 3)] |= 1 << (bit & 7);
+      else payload[FREE_SET_HEADER_SIZE + (bit >> 3)] &= ~(1 << (bit & 7));
     }
     const frame = new Uint8Array(frameBlocks.length * BLOCK_SIZE);
     encodeFrame('free set', superblock.checkpointSeq, superblock.storeTag, payload, frame, BLOCK_SIZE);
     frameBlocks.forEach((block, index) => image.set(frame.subarray(index * BLOCK_SIZE, (index + 1) * BLOCK_SIZE), block * BLOCK_SIZE));
     writeFileSync(path, image);
+  }
+
+  it('is found by verifyIntegrity(), which then stops the store from writing: no write may take the blocks (a put overwrote the value: found by a review)', async () => {
+    const path = `${dir}/store`;
+    const { victim } = await makeStore(path);
+    const victimExtents = fsckFile(path).references.filter((reference) => reference.owner === 'key "victim"');
+    assert.ok(victimExtents.length > 0);
+    forgeFreeSet(path, victimExtents.flatMap((extent) => Array.from({ length: extent.blockCount }, (_, index) => extent.startBlock + index)), false);
     const store = await BlockStore.open(path, { encoding: 'binary' });
     try {
       await assert.rejects(store.verifyIntegrity(), (error: Error & { code?: string }) => error.code === 'ERR_STORE_CORRUPT' && /referenced by key "victim" and also free/.test(error.message));
       await assert.rejects(store.put('newcomer', pattern(VALUE_BLOCKS * BLOCK_SIZE, 7)), (error: Error & { code?: string; cause?: { code?: string } }) => error.code === 'ERR_STORE_FAILED' && error.cause?.code === 'ERR_STORE_CORRUPT');
       assert.ok(((await store.get('victim')) as Buffer).equals(victim), 'the value is still there');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('reports blocks in use that nothing references (a leak) without stopping writes: it loses space, it endangers nothing (found by a review)', async () => {
+    const path = `${dir}/leak`;
+    await makeStore(path);
+    const superblock = fsckFile(path).superblock!;
+    // The last blocks of the data region: free in a small store.
+    forgeFreeSet(path, [superblock.blockCount - 1, superblock.blockCount - 2], true);
+    const store = await BlockStore.open(path, { encoding: 'binary' });
+    try {
+      await assert.rejects(store.verifyIntegrity(), (error: Error & { code?: string }) => error.code === 'ERR_STORE_CORRUPT' && /2 blocks leaked/.test(error.message));
+      await store.put('after', pattern(100, 3));
+      assert.ok(((await store.get('after')) as Buffer).equals(pattern(100, 3)));
     } finally {
       await store.close();
     }

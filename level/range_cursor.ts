@@ -169,11 +169,6 @@ export class RangeCursor {
     this.#start(targetBytes);
   }
 
-  /** Whether nothing was written through the database since the snapshot was taken (none was in flight then): the store is as the snapshot shows it. */
-  get snapshotCurrent(): boolean {
-    return this.#clock.unchangedSince(this.#snapshotToken);
-  }
-
   /** Ends the range, releasing the store's pin on its snapshot. */
   async close(): Promise<void> {
     const generator = this.#generator;

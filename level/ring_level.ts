@@ -246,14 +246,14 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
   /** abstract-level's private API. @internal */
   async _put(key: Encoded, value: Encoded): Promise<void> {
     if (isEmptyKey(key)) throw emptyKeyError();
-    await this.#write(this.store.put(key, valueToStore(value)));
+    await this.#write(this.store.put(key, valueToStore(value)), true);
   }
 
   /** abstract-level's private API. @internal */
   async _del(key: Encoded): Promise<void> {
     // No value can be stored under the empty key, so there is nothing to delete.
     if (isEmptyKey(key)) return;
-    await this.#write(this.store.delete(key));
+    await this.#write(this.store.delete(key), false);
   }
 
   /** abstract-level's private API. @internal */
@@ -268,7 +268,7 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
       }
     }
     if (storeOperations.length === 0) return;
-    await this.#write(this.store.batch(storeOperations));
+    await this.#write(this.store.batch(storeOperations), storeOperations.some((operation) => operation.type === 'put'));
   }
 
   /**
@@ -297,6 +297,8 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
     const limit = options.limit >= 0 ? options.limit : Infinity;
     let batchKeysMax = CLEAR_BATCH_KEYS_MAX;
     let deleted = 0;
+    // Puts made through the database since the clear began (see `alone`).
+    const puts = this.#clock.watchPuts();
     try {
       while (deleted < limit) {
         const chunk: Key[] = [];
@@ -317,11 +319,9 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
         if (this.#stoppingClears) {
           throw new RingLevelError('LEVEL_DATABASE_NOT_OPEN', `the database was closed while clear() ran: ${deleted} keys of its range were deleted, the rest were not`);
         }
-        const current = cursor.snapshotCurrent;
-        const submittedBefore = this.#clock.submitted;
         let refused = false;
         try {
-          await this.#write(store.batch(chunk.map((key) => ({ type: 'del' as const, key }))));
+          await this.#write(store.batch(chunk.map((key) => ({ type: 'del' as const, key }))), false);
         } catch (error) {
           // Too large for one commit, or no room for its checkpoint on a
           // full store: nothing of it applied; smaller batches from here on,
@@ -330,15 +330,19 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
           refused = true;
           batchKeysMax = Math.ceil(chunk.length / 2);
         }
-        // Whether this clear's writes are all that was written since the
-        // cursor's snapshot: then a new snapshot is the old one without
-        // this batch's keys, the rest of the range as it was. Taking it
-        // ends the old one's pin on the blocks the deletes freed, which a
-        // full store needs back (found by a review: a clear() of a full
-        // store failed with ERR_STORE_FULL and deleted nothing, where the
-        // store's own clear() emptied it). After other writes, the old
-        // snapshot goes on.
-        const alone = current && this.#clock.idle && this.#clock.submitted === submittedBefore + 1;
+        // Whether no key was put through the database since the clear began
+        // (every put since then refused; one in flight, or applied in this
+        // batch's commit but not yet resolved, may have put one). Then a new
+        // snapshot holds the rest of the range as it was, less keys deleted
+        // meanwhile (by this clear, another, or a delete): none that this
+        // clear must keep. Taking it ends the old one's pin on the blocks the
+        // deletes freed, which a full store needs back (found by a review: a
+        // clear() of a full store failed with ERR_STORE_FULL and deleted
+        // nothing, where the store's own clear() emptied it; then a put
+        // refused for room, or a delete, while it ran made it fail again).
+        // Writes made before the clear began do not matter: it may delete or
+        // keep what they wrote. After a put, the snapshot it has goes on.
+        const alone = puts.putsMade === 0;
         if (refused && !alone) {
           // The same keys on the same snapshot, in halves.
           await this.#deleteKeys(store, chunk);
@@ -354,6 +358,7 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
         }
       }
     } finally {
+      this.#clock.unwatchPuts(puts);
       await cursor.close();
     }
   }
@@ -361,7 +366,7 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
   /** One batch of deletes, split in halves while the store refuses it for its size (isRefusedForSize). */
   async #deleteKeys(store: BlockStore, keys: Key[]): Promise<void> {
     try {
-      await this.#write(store.batch(keys.map((key) => ({ type: 'del' as const, key }))));
+      await this.#write(store.batch(keys.map((key) => ({ type: 'del' as const, key }))), false);
     } catch (error) {
       if (!(isRefusedForSize(error) && keys.length > 1)) throw error;
       const half = Math.ceil(keys.length / 2);
@@ -381,10 +386,10 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
     );
   }
 
-  /** Counts a write just submitted to the store on the clock; maps its error. */
-  async #write(written: Promise<unknown>): Promise<void> {
+  /** Counts a write just submitted to the store on the clock (`puts`: whether it puts a key); maps its error. */
+  async #write(written: Promise<unknown>, puts: boolean): Promise<void> {
     try {
-      await this.#clock.track(written);
+      await this.#clock.track(written, puts);
     } catch (error) {
       throw toLevelError(error);
     }

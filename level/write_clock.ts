@@ -14,6 +14,8 @@ export class WriteClock {
   /** Incremented when a write is submitted, before the store can apply it. */
   #version = 0;
   #inFlight = 0;
+  /** The running watches of puts (watchPuts). */
+  readonly #putWatches = new Set<PutWatch>();
 
   constructor(store: () => BlockStore | undefined) {
     this.#store = store;
@@ -39,28 +41,45 @@ export class WriteClock {
     return token !== undefined && token === this.snapshotToken();
   }
 
-  /** Writes submitted so far: a caller that counts its own can tell whether another was made meanwhile. */
-  get submitted(): number {
-    return this.#version;
+  /**
+   * Counts, from now until unwatched, the writes that put a key and were
+   * not refused (in flight or applied; a refusal is taken back once the
+   * write settled): a clear() takes a new snapshot only while none was made
+   * since it began (ring_level.ts).
+   */
+  watchPuts(): PutWatch {
+    const watch: PutWatch = { putsMade: 0 };
+    this.#putWatches.add(watch);
+    return watch;
   }
 
-  /** Whether no write is in flight. */
-  get idle(): boolean {
-    return this.#inFlight === 0;
+  unwatchPuts(watch: PutWatch): void {
+    this.#putWatches.delete(watch);
   }
 
   /**
    * Counts `written`, a write just submitted to the store (in the same
    * synchronous turn, before any snapshot can be taken in between), until it
-   * settles.
+   * settles; `puts`: whether it puts a key (a put, or a batch with one).
    */
-  async track(written: Promise<unknown>): Promise<void> {
+  async track(written: Promise<unknown>, puts: boolean): Promise<void> {
     this.#version++;
     this.#inFlight++;
+    // The watches running when it was made: one begun after it does not count it.
+    const watches = puts && this.#putWatches.size > 0 ? [...this.#putWatches] : undefined;
+    if (watches !== undefined) for (const watch of watches) watch.putsMade++;
     try {
       await written;
+    } catch (error) {
+      if (watches !== undefined) for (const watch of watches) watch.putsMade--;
+      throw error;
     } finally {
       this.#inFlight--;
     }
   }
+}
+
+/** Puts made since a watch began (WriteClock.watchPuts). */
+export interface PutWatch {
+  putsMade: number;
 }

@@ -303,6 +303,13 @@ function replayWal(image: ImageReader, superblock: Superblock, entries: Map<stri
       report.walProblem = `commit ${commit.sequence} does not decode, it and later commits are not replayed: ${error.message}`;
       return;
     }
+    // A value outside the data region was written so (its frame is intact):
+    // damage, as open() and fsck say, not a crash before a flush.
+    const outside = operations.find(({ entry }) => entry?.value.kind === 'extents' && entry.value.extents.some((extent) => extent.startBlock < superblock.dataStartBlock || extent.startBlock + extent.blockCount > superblock.blockCount));
+    if (outside !== undefined) {
+      report.walProblem = `commit ${commit.sequence} puts the value of ${JSON.stringify(outside.keyString.slice(0, 40))} outside the data region (damage): it and later commits are not replayed`;
+      return;
+    }
     if (commit.sequence > durable) {
       const missing = operations.find(({ entry }) => entry?.value.kind === 'extents' && !extentValueIntact(image, entry.value, blockSize));
       if (missing !== undefined) {

@@ -15,6 +15,7 @@ import { decodeFrameBlock, encodeFrame, frameBlockCount, frameBlockPayload } fro
 import { extentPutRecordBytes, writePutAt } from '../../format/records.js';
 import { superblockSlotBlock } from '../../format/superblock.js';
 import { fsckImage, memoryImage, type FsckReport } from '../../tools/fsck.js';
+import { salvageImage } from '../../tools/salvage.js';
 import { collect, flipByteInFile, makeStoreDir, openSmallStore, pattern, rejectsCorrupt, removeStoreDir } from './helpers.js';
 
 const BLOCK_SIZE = 4096;
@@ -97,6 +98,10 @@ describe('a WAL commit whose intact record puts a value outside the data region'
     assert.deepEqual(report.errors, [`wal: commit ${superblock.checkpointSeq + 1}: value of key "w1" references blocks 0+1 outside the data region`]);
     assert.equal(report.tornTail, undefined);
     await assert.rejects(BlockStore.open(path, { encoding: 'binary' }), (error: Error & { code?: string }) => error.code === 'ERR_STORE_CORRUPT' && /outside the data region/.test(error.message));
+    // Salvage copies out what the checkpoint holds and says why the log stops there (it said: a crash before an fdatasync).
+    const salvaged = salvageImage(memoryImage(readFileSync(path)));
+    assert.match(salvaged.report.walProblem ?? '', /commit \d+ puts the value of "w1" outside the data region \(damage\)/);
+    assert.ok(salvaged.entries.has('victim') && !salvaged.entries.has('w1'));
   });
 });
 

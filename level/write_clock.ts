@@ -16,6 +16,8 @@ export class WriteClock {
   #inFlight = 0;
   /** The running watches of puts (watchPuts). */
   readonly #putWatches = new Set<PutWatch>();
+  /** The writes that put a key and have not settled, each with the watches that count it. */
+  readonly #putsInFlight = new Set<PutWatch[]>();
 
   constructor(store: () => BlockStore | undefined) {
     this.#store = store;
@@ -44,11 +46,15 @@ export class WriteClock {
   /**
    * Counts, from now until unwatched, the writes that put a key and were
    * not refused (in flight or applied; a refusal is taken back once the
-   * write settled): a clear() takes a new snapshot only while none was made
-   * since it began (ring_level.ts).
+   * write settled), those in flight now included: a clear() takes a new
+   * snapshot only while none may have changed the store since its first
+   * one (ring_level.ts). One in flight when the clear began may apply after
+   * its first snapshot (found by a review: such a key was kept or deleted
+   * by where it sorted).
    */
   watchPuts(): PutWatch {
-    const watch: PutWatch = { putsMade: 0 };
+    const watch: PutWatch = { putsMade: this.#putsInFlight.size };
+    for (const watches of this.#putsInFlight) watches.push(watch);
     this.#putWatches.add(watch);
     return watch;
   }
@@ -65,9 +71,12 @@ export class WriteClock {
   async track(written: Promise<unknown>, puts: boolean): Promise<void> {
     this.#version++;
     this.#inFlight++;
-    // The watches running when it was made: one begun after it does not count it.
-    const watches = puts && this.#putWatches.size > 0 ? [...this.#putWatches] : undefined;
-    if (watches !== undefined) for (const watch of watches) watch.putsMade++;
+    // The watches that count it: those running now, and those begun while it is in flight.
+    const watches = puts ? [...this.#putWatches] : undefined;
+    if (watches !== undefined) {
+      for (const watch of watches) watch.putsMade++;
+      this.#putsInFlight.add(watches);
+    }
     try {
       await written;
     } catch (error) {
@@ -75,6 +84,7 @@ export class WriteClock {
       throw error;
     } finally {
       this.#inFlight--;
+      if (watches !== undefined) this.#putsInFlight.delete(watches);
     }
   }
 }

@@ -297,7 +297,7 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
     const limit = options.limit >= 0 ? options.limit : Infinity;
     let batchKeysMax = CLEAR_BATCH_KEYS_MAX;
     let deleted = 0;
-    // Puts made through the database since the clear began (see `alone`).
+    // Puts made through the database since the clear began, or in flight then (see `alone`).
     const puts = this.#clock.watchPuts();
     try {
       while (deleted < limit) {
@@ -330,18 +330,18 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
           refused = true;
           batchKeysMax = Math.ceil(chunk.length / 2);
         }
-        // Whether no key was put through the database since the clear began
-        // (every put since then refused; one in flight, or applied in this
-        // batch's commit but not yet resolved, may have put one). Then a new
-        // snapshot holds the rest of the range as it was, less keys deleted
-        // meanwhile (by this clear, another, or a delete): none that this
-        // clear must keep. Taking it ends the old one's pin on the blocks the
-        // deletes freed, which a full store needs back (found by a review: a
-        // clear() of a full store failed with ERR_STORE_FULL and deleted
-        // nothing, where the store's own clear() emptied it; then a put
-        // refused for room, or a delete, while it ran made it fail again).
-        // Writes made before the clear began do not matter: it may delete or
-        // keep what they wrote. After a put, the snapshot it has goes on.
+        // Whether no key was put through the database since the clear began,
+        // nor was being put then (every such put refused; one in flight, or
+        // applied in this batch's commit but not yet resolved, may have put
+        // one after the first snapshot). Then a new snapshot holds the rest
+        // of the range as it was, less keys deleted meanwhile (by this
+        // clear, another, or a delete): none that this clear must keep.
+        // Taking it ends the old one's pin on the blocks the deletes freed,
+        // which a full store needs back (found by a review: a clear() of a
+        // full store failed with ERR_STORE_FULL and deleted nothing, where
+        // the store's own clear() emptied it; then a put refused for room,
+        // or a delete, while it ran made it fail again). After a put, the
+        // snapshot it has goes on.
         const alone = puts.putsMade === 0;
         if (refused && !alone) {
           // The same keys on the same snapshot, in halves.

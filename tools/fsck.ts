@@ -62,9 +62,10 @@ export interface FsckReport {
   /** Why the WAL ends where it does, when it ends at a torn commit (a crash mid-commit), else undefined. */
   tornTail: string | undefined;
   /**
-   * 'nothing' (an empty image), 'zeros' or 'data' when no superblock copy and no WAL block carries
-   * ringstore's magic: the image holds no store (open() says
-   * ERR_STORE_NOT_FOUND), rather than a damaged one; else undefined.
+   * 'nothing' (an empty image), 'zeros' or 'data' when no superblock copy
+   * and no WAL block carries ringstore's magic: the image holds no store
+   * (open() says ERR_STORE_NOT_FOUND), rather than a damaged one; else
+   * undefined.
    */
   noStore?: 'nothing' | 'zeros' | 'data';
 }
@@ -253,10 +254,9 @@ export function fsckImage(image: ImageReader, progress?: FsckProgress): FsckRepo
 /** The newest valid superblock copy, head or backup; warnings for the others (also used by tools/salvage.ts). */
 export function findSuperblock(image: ImageReader, report: Pick<FsckReport, 'errors' | 'warnings' | 'noStore'>, describe: (error: unknown) => string): Superblock | undefined {
   const copies: { slot: number; superblock?: Superblock; error?: string }[] = [];
-  /** Whether any position looked at holds a superblock's magic: with none valid, a damaged store rather than none. */
-  let magicSeen = false;
   const magicAt = (position: number): boolean => position + SUPERBLOCK_SIZE <= image.sizeBytes && hasSuperblockMagic(image.read(position, SUPERBLOCK_SIZE));
-  magicSeen = magicAt(0);
+  /** Whether any position looked at holds a superblock's magic: with none valid, a damaged store rather than none. */
+  let magicSeen = magicAt(0);
   const decodeAt = (slot: number, position: number, blockIndex: number): { slot: number; superblock?: Superblock; error?: string } => {
     if (position + SUPERBLOCK_SIZE > image.sizeBytes) return { slot, error: 'past the end of the image' };
     try {

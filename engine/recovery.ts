@@ -14,7 +14,7 @@ import { decodeFrameBlock, frameBlockPayload, frameMagic } from '../format/frame
 import { pageSizeFor } from '../format/page.js';
 import { recordKeyIsString, recordKeyLength, recordKeyStart, recordValueAt, type ExtentValue, type StoredValue } from '../format/records.js';
 import { view } from '../format/bytes.js';
-import { decodeSuperblock, hasSuperblockMagic, superblockSlotBlock, type Superblock } from '../format/superblock.js';
+import { decodeSuperblock, hasSuperblockMagic, inDataRegion, superblockSlotBlock, type Superblock } from '../format/superblock.js';
 import { scanWalBlocks, WalSummary, type ScannedCommit } from '../format/wal_scan.js';
 import { allocAligned } from '../native/aligned_buffer.js';
 import type { BlockDevice } from './block_device.js';
@@ -455,7 +455,7 @@ async function commitFollowsCleanClose(device: BlockDevice, superblock: Superblo
 /** Refuses (StoreCorruptError, structure wal) an extent value of a WAL record outside the data region; `what` names the record. */
 export function checkExtentsInDataRegion(superblock: Superblock, value: ExtentValue, what: string, walBlock: number): void {
   for (const extent of value.extents) {
-    if (extent.startBlock < superblock.dataStartBlock || extent.startBlock + extent.blockCount > superblock.blockCount) {
+    if (!inDataRegion(superblock, extent)) {
       throw new StoreCorruptError('wal', `${what} references blocks ${extent.startBlock}+${extent.blockCount} outside the data region`, walBlock);
     }
   }

@@ -306,7 +306,7 @@ function checkCheckpoint(superblock: Superblock, extentBlocks: number, fail: (re
   const sorted = [...superblock.freeSetExtents].sort((a, b) => a.startBlock - b.startBlock);
   for (let i = 0; i < sorted.length; i++) {
     const extent = sorted[i];
-    if (extent.startBlock < superblock.dataStartBlock || extent.startBlock + extent.blockCount > superblock.blockCount) {
+    if (!inDataRegion(superblock, extent)) {
       fail(`free-set extent ${extent.startBlock}+${extent.blockCount} lies outside the data region`);
     }
     if (i > 0 && extent.startBlock < sorted[i - 1].startBlock + sorted[i - 1].blockCount) fail(`free-set extents overlap at block ${extent.startBlock}`);
@@ -318,4 +318,9 @@ function checkCheckpoint(superblock: Superblock, extentBlocks: number, fail: (re
     if (root.block < superblock.dataStartBlock || root.block + pageBlocks > superblock.blockCount) fail(`root page at block ${root.block} lies outside the data region`);
     if (root.level >= TREE_LEVELS_MAX) fail(`root level ${root.level} (at most ${TREE_LEVELS_MAX - 1})`);
   }
+}
+
+/** Whether `extent` lies within the data region of `superblock`'s geometry. */
+export function inDataRegion(superblock: Pick<Superblock, 'dataStartBlock' | 'blockCount'>, extent: Extent): boolean {
+  return extent.startBlock >= superblock.dataStartBlock && extent.startBlock + extent.blockCount <= superblock.blockCount;
 }

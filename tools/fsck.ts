@@ -14,7 +14,7 @@ import { decodeFreeSetPayload } from '../format/free_set.js';
 import { decodeFrameBlock, frameBlockPayload, frameMagic } from '../format/frame.js';
 import { decodePage, pageSizeFor } from '../format/page.js';
 import type { ExtentValue, StoredValue } from '../format/records.js';
-import { decodeSuperblock, hasSuperblockMagic, superblockSlotBlock, type Superblock } from '../format/superblock.js';
+import { decodeSuperblock, hasSuperblockMagic, inDataRegion, superblockSlotBlock, type Superblock } from '../format/superblock.js';
 import { scanWal } from '../format/wal_scan.js';
 /** Synchronous random access to the image (a file, a device, or memory). */
 export interface ImageReader {
@@ -175,7 +175,7 @@ export function fsckImage(image: ImageReader, progress?: FsckProgress): FsckRepo
     // fsck said ok where open() refused: found by a review).
     for (let i = 0; i < keep; i++) {
       for (const { key, value } of decoded[i]) {
-        const outside = value?.kind === 'extents' ? value.extents.find((extent) => extent.startBlock < superblock.dataStartBlock || extent.startBlock + extent.blockCount > superblock.blockCount) : undefined;
+        const outside = value?.kind === 'extents' ? value.extents.find((extent) => !inDataRegion(superblock, extent)) : undefined;
         if (outside === undefined) continue;
         report.errors.push(`wal: commit ${commits[i].sequence}: value of key ${keyForMessage(key)} references blocks ${outside.startBlock}+${outside.blockCount} outside the data region`);
         keep = i;
@@ -233,7 +233,7 @@ export function fsckImage(image: ImageReader, progress?: FsckProgress): FsckRepo
   let end = superblock.dataStartBlock;
   let endOwner = 'the WAL';
   for (const { extent, owner } of live) {
-    if (extent.startBlock < superblock.dataStartBlock || extent.startBlock + extent.blockCount > superblock.blockCount) {
+    if (!inDataRegion(superblock, extent)) {
       report.errors.push(`${owner}: extent ${extent.startBlock}+${extent.blockCount} lies outside the data region`);
     } else if (extent.startBlock < end) {
       report.errors.push(`${owner} and ${endOwner} both reference block ${extent.startBlock}`);

@@ -34,7 +34,7 @@ import { crc32c } from '../format/crc32c.js';
 import { FormatError } from '../format/format_error.js';
 import { decodePage, pageSizeFor } from '../format/page.js';
 import type { ExtentValue, StoredValue } from '../format/records.js';
-import type { Superblock } from '../format/superblock.js';
+import { inDataRegion, type Superblock } from '../format/superblock.js';
 import { scanWal, type WalRegion } from '../format/wal_scan.js';
 import { findSuperblock, readFreeSetInUse, type ImageReader } from './fsck.js';
 
@@ -305,7 +305,7 @@ function replayWal(image: ImageReader, superblock: Superblock, entries: Map<stri
     }
     // A value outside the data region was written so (its frame is intact):
     // damage, as open() and fsck say, not a crash before a flush.
-    const outside = operations.find(({ entry }) => entry?.value.kind === 'extents' && entry.value.extents.some((extent) => extent.startBlock < superblock.dataStartBlock || extent.startBlock + extent.blockCount > superblock.blockCount));
+    const outside = operations.find(({ entry }) => entry?.value.kind === 'extents' && entry.value.extents.some((extent) => !inDataRegion(superblock, extent)));
     if (outside !== undefined) {
       report.walProblem = `commit ${commit.sequence} puts the value of ${JSON.stringify(outside.keyString.slice(0, 40))} outside the data region (damage): it and later commits are not replayed`;
       return;

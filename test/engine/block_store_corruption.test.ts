@@ -66,7 +66,7 @@ describe('fsck naming the key of a damaged value', () => {
   });
 });
 
-describe('a WAL commit whose intact record puts a value outside the data region', () => {
+describe('metadata forged with valid checksums', () => {
   let dir: string | undefined;
 
   before(() => {
@@ -77,97 +77,89 @@ describe('a WAL commit whose intact record puts a value outside the data region'
     removeStoreDir(dir);
   });
 
-  it('is damage to open() and to fsck alike (fsck took it for a torn tail and said ok: found by a review)', async () => {
-    const path = `${dir}/store`;
-    await makeStore(path);
-    const superblock = fsckFile(path).superblock!;
-    // The next commit after the checkpoint, where replay starts: a put of a value in block 0 (a superblock's).
-    const key = Buffer.from('w1');
-    const writer = new ByteWriter();
-    beginCommitPayload(writer, superblock.checkpointSeq);
-    const { bytes, data, offset } = writer.claim(extentPutRecordBytes(key.length, 1));
-    writePutAt(bytes, data, offset, key, true, { kind: 'extents', length: 100, crc: 0, extents: [{ startBlock: 0, blockCount: 1 }] });
-    const payload = finishCommitPayload(writer, 1);
-    const frame = new Uint8Array(frameBlockCount(payload.length, BLOCK_SIZE) * BLOCK_SIZE);
-    encodeFrame('wal', superblock.checkpointSeq + 1, superblock.storeTag, payload, frame, BLOCK_SIZE);
-    const image = readFileSync(path);
-    image.set(frame, (superblock.walStartBlock + superblock.walReplayBlock) * BLOCK_SIZE);
-    writeFileSync(path, image);
-    const report = fsckFile(path);
-    assert.ok(!report.ok, 'fsck says ok');
-    assert.deepEqual(report.errors, [`wal: commit ${superblock.checkpointSeq + 1}: value of key "w1" references blocks 0+1 outside the data region`]);
-    assert.equal(report.tornTail, undefined);
-    await assert.rejects(BlockStore.open(path, { encoding: 'binary' }), (error: Error & { code?: string }) => error.code === 'ERR_STORE_CORRUPT' && /outside the data region/.test(error.message));
-    // Salvage copies out what the checkpoint holds and says why the log stops there (it said: a crash before an fdatasync).
-    const salvaged = salvageImage(memoryImage(readFileSync(path)));
-    assert.match(salvaged.report.walProblem ?? '', /commit \d+ puts the value of "w1" outside the data region \(damage\)/);
-    assert.ok(salvaged.entries.has('victim') && !salvaged.entries.has('w1'));
-  });
-});
-
-describe('a checksum-valid free set that has a live value as free', () => {
-  let dir: string | undefined;
-
-  before(() => {
-    dir = makeStoreDir();
+  describe('a WAL commit whose intact record puts a value outside the data region', () => {
+    it('is damage to open() and to fsck alike (fsck took it for a torn tail and said ok: found by a review)', async () => {
+      const path = `${dir}/store`;
+      await makeStore(path);
+      const superblock = fsckFile(path).superblock!;
+      // The next commit after the checkpoint, where replay starts: a put of a value in block 0 (a superblock's).
+      const key = Buffer.from('w1');
+      const writer = new ByteWriter();
+      beginCommitPayload(writer, superblock.checkpointSeq);
+      const { bytes, data, offset } = writer.claim(extentPutRecordBytes(key.length, 1));
+      writePutAt(bytes, data, offset, key, true, { kind: 'extents', length: 100, crc: 0, extents: [{ startBlock: 0, blockCount: 1 }] });
+      const payload = finishCommitPayload(writer, 1);
+      const frame = new Uint8Array(frameBlockCount(payload.length, BLOCK_SIZE) * BLOCK_SIZE);
+      encodeFrame('wal', superblock.checkpointSeq + 1, superblock.storeTag, payload, frame, BLOCK_SIZE);
+      const image = readFileSync(path);
+      image.set(frame, (superblock.walStartBlock + superblock.walReplayBlock) * BLOCK_SIZE);
+      writeFileSync(path, image);
+      const report = fsckFile(path);
+      assert.ok(!report.ok, 'fsck says ok');
+      assert.deepEqual(report.errors, [`wal: commit ${superblock.checkpointSeq + 1}: value of key "w1" references blocks 0+1 outside the data region`]);
+      assert.equal(report.tornTail, undefined);
+      await assert.rejects(BlockStore.open(path, { encoding: 'binary' }), (error: Error & { code?: string }) => error.code === 'ERR_STORE_CORRUPT' && /outside the data region/.test(error.message));
+      // Salvage copies out what the checkpoint holds and says why the log stops there (it said: a crash before an fdatasync).
+      const salvaged = salvageImage(memoryImage(readFileSync(path)));
+      assert.match(salvaged.report.walProblem ?? '', /commit \d+ puts the value of "w1" outside the data region \(damage\)/);
+      assert.ok(salvaged.entries.has('victim') && !salvaged.entries.has('w1'));
+    });
   });
 
-  after(() => {
-    removeStoreDir(dir);
-  });
-
-  /** Rewrites the store's free set (checksums sealed again) with `used` for each block `blocks` names. */
-  function forgeFreeSet(path: string, blocks: readonly number[], used: boolean): void {
-    const superblock = fsckFile(path).superblock!;
-    const image = readFileSync(path);
-    const frameBlocks = superblock.freeSetExtents.flatMap((extent) => Array.from({ length: extent.blockCount }, (_, index) => extent.startBlock + index));
-    const payload = Buffer.concat(
-      frameBlocks.map((block) => {
-        const bytes = image.subarray(block * BLOCK_SIZE, (block + 1) * BLOCK_SIZE);
-        return frameBlockPayload(bytes, decodeFrameBlock('free set', bytes, block));
-      }),
-    );
-    for (const block of blocks) {
-      const bit = block - superblock.dataStartBlock;
-      if (used) payload[FREE_SET_HEADER_SIZE + (bit >> 3)] |= 1 << (bit & 7);
-      else payload[FREE_SET_HEADER_SIZE + (bit >> 3)] &= ~(1 << (bit & 7));
+  describe('a checksum-valid free set that has a live value as free', () => {
+    /** Rewrites the store's free set (checksums sealed again) with `used` for each block `blocks` names. */
+    function forgeFreeSet(path: string, blocks: readonly number[], used: boolean): void {
+      const superblock = fsckFile(path).superblock!;
+      const image = readFileSync(path);
+      const frameBlocks = superblock.freeSetExtents.flatMap((extent) => Array.from({ length: extent.blockCount }, (_, index) => extent.startBlock + index));
+      const payload = Buffer.concat(
+        frameBlocks.map((block) => {
+          const bytes = image.subarray(block * BLOCK_SIZE, (block + 1) * BLOCK_SIZE);
+          return frameBlockPayload(bytes, decodeFrameBlock('free set', bytes, block));
+        }),
+      );
+      for (const block of blocks) {
+        const bit = block - superblock.dataStartBlock;
+        if (used) payload[FREE_SET_HEADER_SIZE + (bit >> 3)] |= 1 << (bit & 7);
+        else payload[FREE_SET_HEADER_SIZE + (bit >> 3)] &= ~(1 << (bit & 7));
+      }
+      const frame = new Uint8Array(frameBlocks.length * BLOCK_SIZE);
+      encodeFrame('free set', superblock.checkpointSeq, superblock.storeTag, payload, frame, BLOCK_SIZE);
+      frameBlocks.forEach((block, index) => image.set(frame.subarray(index * BLOCK_SIZE, (index + 1) * BLOCK_SIZE), block * BLOCK_SIZE));
+      writeFileSync(path, image);
     }
-    const frame = new Uint8Array(frameBlocks.length * BLOCK_SIZE);
-    encodeFrame('free set', superblock.checkpointSeq, superblock.storeTag, payload, frame, BLOCK_SIZE);
-    frameBlocks.forEach((block, index) => image.set(frame.subarray(index * BLOCK_SIZE, (index + 1) * BLOCK_SIZE), block * BLOCK_SIZE));
-    writeFileSync(path, image);
-  }
 
-  it('is found by verifyIntegrity(), which then stops the store from writing: no write may take the blocks (a put overwrote the value: found by a review)', async () => {
-    const path = `${dir}/store`;
-    const { victim } = await makeStore(path);
-    const victimExtents = fsckFile(path).references.filter((reference) => reference.owner === 'key "victim"');
-    assert.ok(victimExtents.length > 0);
-    forgeFreeSet(path, victimExtents.flatMap((extent) => Array.from({ length: extent.blockCount }, (_, index) => extent.startBlock + index)), false);
-    const store = await BlockStore.open(path, { encoding: 'binary' });
-    try {
-      await assert.rejects(store.verifyIntegrity(), (error: Error & { code?: string }) => error.code === 'ERR_STORE_CORRUPT' && /referenced by key "victim" and also free/.test(error.message));
-      await assert.rejects(store.put('newcomer', pattern(VALUE_BLOCKS * BLOCK_SIZE, 7)), (error: Error & { code?: string; cause?: { code?: string } }) => error.code === 'ERR_STORE_FAILED' && error.cause?.code === 'ERR_STORE_CORRUPT');
-      assert.ok(((await store.get('victim')) as Buffer).equals(victim), 'the value is still there');
-    } finally {
-      await store.close();
-    }
-  });
+    it('is found by verifyIntegrity(), which then stops the store from writing: no write may take the blocks (a put overwrote the value: found by a review)', async () => {
+      const path = `${dir}/free-set`;
+      const { victim } = await makeStore(path);
+      const victimExtents = fsckFile(path).references.filter((reference) => reference.owner === 'key "victim"');
+      assert.ok(victimExtents.length > 0);
+      forgeFreeSet(path, victimExtents.flatMap((extent) => Array.from({ length: extent.blockCount }, (_, index) => extent.startBlock + index)), false);
+      const store = await BlockStore.open(path, { encoding: 'binary' });
+      try {
+        await assert.rejects(store.verifyIntegrity(), (error: Error & { code?: string }) => error.code === 'ERR_STORE_CORRUPT' && /referenced by key "victim" and also free/.test(error.message));
+        await assert.rejects(store.put('newcomer', pattern(VALUE_BLOCKS * BLOCK_SIZE, 7)), (error: Error & { code?: string; cause?: { code?: string } }) => error.code === 'ERR_STORE_FAILED' && error.cause?.code === 'ERR_STORE_CORRUPT');
+        assert.ok(((await store.get('victim')) as Buffer).equals(victim), 'the value is still there');
+      } finally {
+        await store.close();
+      }
+    });
 
-  it('reports blocks in use that nothing references (a leak) without stopping writes: it loses space, it endangers nothing (found by a review)', async () => {
-    const path = `${dir}/leak`;
-    await makeStore(path);
-    const superblock = fsckFile(path).superblock!;
-    // The last blocks of the data region: free in a small store.
-    forgeFreeSet(path, [superblock.blockCount - 1, superblock.blockCount - 2], true);
-    const store = await BlockStore.open(path, { encoding: 'binary' });
-    try {
-      await assert.rejects(store.verifyIntegrity(), (error: Error & { code?: string }) => error.code === 'ERR_STORE_CORRUPT' && /2 blocks leaked/.test(error.message));
-      await store.put('after', pattern(100, 3));
-      assert.ok(((await store.get('after')) as Buffer).equals(pattern(100, 3)));
-    } finally {
-      await store.close();
-    }
+    it('reports blocks in use that nothing references (a leak) without stopping writes: it loses space, it endangers nothing (found by a review)', async () => {
+      const path = `${dir}/leak`;
+      await makeStore(path);
+      const superblock = fsckFile(path).superblock!;
+      // The last blocks of the data region: free in a small store.
+      forgeFreeSet(path, [superblock.blockCount - 1, superblock.blockCount - 2], true);
+      const store = await BlockStore.open(path, { encoding: 'binary' });
+      try {
+        await assert.rejects(store.verifyIntegrity(), (error: Error & { code?: string }) => error.code === 'ERR_STORE_CORRUPT' && /2 blocks leaked/.test(error.message));
+        await store.put('after', pattern(100, 3));
+        assert.ok(((await store.get('after')) as Buffer).equals(pattern(100, 3)));
+      } finally {
+        await store.close();
+      }
+    });
   });
 });
 

@@ -50,6 +50,16 @@ async function putMany(store: BlockStore<string>, count: number, random: () => n
   return keys;
 }
 
+/** A device crashed after MANY_KEYS puts on a store that never checkpoints when idle: its WAL holds a tail. */
+async function crashedAfterPuts(seed: number): Promise<SimulatedDevice> {
+  const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES, ioAlignment: 4096 });
+  const store = await openOn(device, { idleCheckpointMs: 0 });
+  await putMany(store, MANY_KEYS, seededRandom(seed));
+  const crashed = device.crash({ random: seededRandom(SEED) });
+  await store.close().catch(() => undefined);
+  return crashed;
+}
+
 /** Resolves once stats().checkpoints exceeds `count`; fails after ARRIVAL_WAIT_MS. */
 async function checkpointsPast(store: BlockStore<string>, count: number): Promise<void> {
   const deadline = performance.now() + ARRIVAL_WAIT_MS;
@@ -129,11 +139,7 @@ describe('BlockStore idle checkpoints', () => {
   });
 
   it('writes nothing on a read-only store that replayed a WAL tail into memory', async () => {
-    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES, ioAlignment: 4096 });
-    const store = await openOn(device, { idleCheckpointMs: 0 });
-    await putMany(store, MANY_KEYS, seededRandom(SEED + 3));
-    const image = device.crash({ random: seededRandom(SEED) }).snapshot();
-    await store.close().catch(() => undefined);
+    const image = (await crashedAfterPuts(SEED + 3)).snapshot();
     const readDevice = new SimulatedDevice({ sizeBytes: DEVICE_BYTES, ioAlignment: 4096 }, image);
     const reader = await BlockStore.open<string>('idle', { device: readDevice, readOnly: true, encoding: 'string', idleCheckpointMs: IDLE_MS });
     try {
@@ -147,11 +153,7 @@ describe('BlockStore idle checkpoints', () => {
   });
 
   it('checkpoints the WAL tail a writer replayed at open once it is idle', async () => {
-    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES, ioAlignment: 4096 });
-    const store = await openOn(device, { idleCheckpointMs: 0 });
-    await putMany(store, MANY_KEYS, seededRandom(SEED + 4));
-    const crashed = device.crash({ random: seededRandom(SEED) });
-    await store.close().catch(() => undefined);
+    const crashed = await crashedAfterPuts(SEED + 4);
     const reopened = await BlockStore.open<string>('idle', { device: crashed, encoding: 'string', idleCheckpointMs: IDLE_MS });
     try {
       assert.ok(reopened.stats().tailCommitsToReplay > 0, 'the crash left a tail');

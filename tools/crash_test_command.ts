@@ -93,7 +93,7 @@ function progressReporter(): { report: (done: number, total: number) => void; st
 
 function printCrashReport(report: ExplorationReport): void {
   const perMinute = report.states / (report.durationMs / 60_000);
-  console.log(`crash states: ${report.states} at ${report.crashPoints} crash points in ${(report.durationMs / 1000).toFixed(1)} s (${perMinute.toFixed(0)}/min)${report.skipped > 0 ? `; ${report.skipped} more planned, left for the time limit` : ''}`);
+  console.log(`crash states: ${report.states} at ${report.crashPoints} crash points in ${(report.durationMs / 1000).toFixed(1)} s (${perMinute.toFixed(0)}/min, ${report.checkers} at once)${report.skipped > 0 ? `; ${report.skipped} more planned, left for the time limit` : ''}`);
   console.log(`  by strategy: ${Object.entries(report.byStrategy).map(([name, count]) => `${name} ${count}`).join(', ')}`);
   console.log(`  by phase of the surviving pending writes: ${Object.entries(report.byPhase).map(([name, count]) => `${name} ${count}`).join(', ')}`);
   const torn = report.tornBoundaries;

@@ -6,9 +6,12 @@
 // order (the image's durable layer then only grows within a round). A violation is shrunk to a minimal set of surviving pending writes
 // and saved as a reproducer directory that `ringstore crash-test --replay
 // <dir>` checks again.
+import assert from 'node:assert/strict';
+
 import { describeChoice, describeSurvivors, planStates, STRATEGIES, tornBoundaries, tornBoundariesOffered, touchedPhases, type CrashState, type Strategy } from './crash_plan.js';
 import { crashPoints, type PendingPart } from './crash_states.js';
 import { saveReproducer } from './reproducer.js';
+import { imageRoomBytes } from './crash_image.js';
 import { StateChecker } from './state_checker.js';
 import type { TracedWorkload } from './workload.js';
 
@@ -30,6 +33,22 @@ export const REPRODUCERS_MAX = 3;
  * state would otherwise fill the disk.
  */
 export const REPRODUCERS_SAVED_MAX = 100;
+/**
+ * Most crash states checked at once, each by a checker with an image and a
+ * ring of its own. A check waits on its ring for much of its time (the
+ * image's reads and writes, the store's open and close in turn), so checks
+ * in flight together fill each other's waits: 1 000 states of the built-in
+ * workload took 10.1 s with one checker, 9.2 with 2, 7.1 with 4 and 5.6 with
+ * 8 on a 2-core VM (medians of 3; docs/crash-lab.md).
+ */
+export const STATE_CHECKERS_MAX = 8;
+/** Share of the free space where images live that the checkers' images may take together. */
+export const IMAGE_ROOM_SHARE = 0.5;
+
+/** Checkers whose images fit half the room where images live, from 1 to STATE_CHECKERS_MAX. */
+export function checkersThatFit(imageSizeBytes: number, roomBytes: number = imageRoomBytes()): number {
+  return Math.max(1, Math.min(STATE_CHECKERS_MAX, Math.floor((roomBytes * IMAGE_ROOM_SHARE) / imageSizeBytes)));
+}
 
 /** Options of {@link exploreCrashStates}. */
 export interface ExplorationOptions {
@@ -43,6 +62,8 @@ export interface ExplorationOptions {
   reproducerDirectory?: string;
   /** Called as states are checked: how many so far, of how many planned. */
   onProgress?: (done: number, total: number) => void;
+  /** States checked at once (default: checkersThatFit the image); the report is the same whatever it is, but for its duration. */
+  checkers?: number;
 }
 
 
@@ -89,6 +110,8 @@ export interface ExplorationReport {
   violations: Violation[];
   /** Wall time of the exploration, ms. */
   durationMs: number;
+  /** States checked at once. */
+  checkers: number;
 }
 
 /**
@@ -113,50 +136,97 @@ export async function exploreCrashStates(workload: TracedWorkload, options: Expl
     tornBoundaries: { total: offered.size, covered: 0, offered: [...offered].sort(), missing: [] },
     violations: [],
     durationMs: 0,
+    checkers: options.checkers ?? checkersThatFit(workload.base.length),
   };
-  const checker = new StateChecker(workload);
+  const ordered = inRounds(states);
+  // Violations in plan order, shrunk and saved once every state is checked:
+  // which checker finished first must not change the report.
+  const found: { state: CrashState; problem: string }[] = [];
+  const checkers: StateChecker[] = [];
   try {
-    const ordered = inRounds(states);
-    for (const state of ordered) {
-      if (options.timeLimitMs !== undefined && performance.now() - started > options.timeLimitMs) {
-        report.skipped = ordered.length - report.states;
-        break;
-      }
-      const problem = await checker.check(state);
+    assert.ok(Number.isSafeInteger(report.checkers) && report.checkers >= 1, `checkers must be a whole number of at least 1, got ${report.checkers}`);
+    for (let index = 0; index < report.checkers; index++) checkers.push(new StateChecker(workload));
+    const checked = await checkInPlanOrder(checkers, ordered, options.timeLimitMs === undefined ? undefined : started + options.timeLimitMs, (state, problem) => {
       report.states++;
       report.byStrategy[state.strategy]++;
       for (const phase of touchedPhases(state)) report.byPhase[phase] = (report.byPhase[phase] ?? 0) + 1;
       for (const boundary of tornBoundaries(state)) covered.add(boundary);
-      if (problem !== undefined) {
-        const violation: Violation = { strategy: state.strategy, eventCount: state.point.eventCount, choice: state.key, problem };
-        // Every violation reported is saved, shrunk or not: one that did
-        // not show again is the one most in need of a replay.
-        let saved: { state: CrashState; problem: string } | undefined = { state, problem };
-        if (report.violations.length < REPRODUCERS_MAX) {
-          const minimal = await shrink(checker, state);
-          if (minimal === undefined) {
-            violation.minimal = 'not reproducible: the state passed when checked again';
-            saved = { state, problem: `${problem} (not reproducible: the state passed when checked again)` };
-          } else {
-            violation.minimal = describeSurvivors(minimal.state);
-            violation.problem = minimal.problem;
-            saved = minimal;
-          }
-        }
-        if (options.reproducerDirectory !== undefined && report.violations.length < REPRODUCERS_SAVED_MAX) {
-          violation.reproducer = saveReproducer(options.reproducerDirectory, workload, saved.state, saved.problem, options.seed);
-        }
-        report.violations.push(violation);
-      }
+      if (problem !== undefined) found.push({ state, problem });
       options.onProgress?.(report.states, ordered.length);
+    });
+    report.skipped = ordered.length - checked;
+    for (const { state, problem } of found) {
+      const violation: Violation = { strategy: state.strategy, eventCount: state.point.eventCount, choice: state.key, problem };
+      // Every violation reported is saved, shrunk or not: one that did
+      // not show again is the one most in need of a replay.
+      let saved: { state: CrashState; problem: string } | undefined = { state, problem };
+      if (report.violations.length < REPRODUCERS_MAX) {
+        const minimal = await shrink(checkers[0], state);
+        if (minimal === undefined) {
+          violation.minimal = 'not reproducible: the state passed when checked again';
+          saved = { state, problem: `${problem} (not reproducible: the state passed when checked again)` };
+        } else {
+          violation.minimal = describeSurvivors(minimal.state);
+          violation.problem = minimal.problem;
+          saved = minimal;
+        }
+      }
+      if (options.reproducerDirectory !== undefined && report.violations.length < REPRODUCERS_SAVED_MAX) {
+        violation.reproducer = saveReproducer(options.reproducerDirectory, workload, saved.state, saved.problem, options.seed);
+      }
+      report.violations.push(violation);
     }
   } finally {
-    await checker.close();
+    const closed = await Promise.allSettled(checkers.map((checker) => checker.close()));
+    const failure = closed.find((outcome) => outcome.status === 'rejected');
+    if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
   }
   report.tornBoundaries.covered = [...offered].filter((boundary) => covered.has(boundary)).length;
   report.tornBoundaries.missing = [...offered].filter((boundary) => !covered.has(boundary));
   report.durationMs = performance.now() - started;
   return report;
+}
+
+/**
+ * Checks `ordered` with every checker at once, each taking the next
+ * unchecked state as it finishes one, and reports each state's result
+ * through `onChecked` in plan order. Stops taking states once `deadline`
+ * (performance.now()) has passed; the states taken are always a prefix of
+ * the plan, and its length is returned. A checker that throws stops the
+ * others after their current state, and the first error is thrown.
+ */
+async function checkInPlanOrder(
+  checkers: readonly StateChecker[],
+  ordered: readonly CrashState[],
+  deadline: number | undefined,
+  onChecked: (state: CrashState, problem: string | undefined) => void,
+): Promise<number> {
+  const problems: (string | undefined)[] = [];
+  const done: boolean[] = [];
+  let taken = 0;
+  let reported = 0;
+  let failed = false;
+  const work = async (checker: StateChecker): Promise<void> => {
+    while (!failed && taken < ordered.length && (deadline === undefined || performance.now() <= deadline)) {
+      const index = taken++;
+      try {
+        problems[index] = await checker.check(ordered[index]);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+      done[index] = true;
+      while (reported < taken && done[reported] === true) {
+        onChecked(ordered[reported], problems[reported]);
+        reported++;
+      }
+    }
+  };
+  const outcomes = await Promise.allSettled(checkers.map(work));
+  const failure = outcomes.find((outcome) => outcome.status === 'rejected');
+  if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
+  assert.equal(reported, taken, 'every state taken is reported');
+  return taken;
 }
 
 /** The plan in EXPLORATION_ROUNDS rounds, each in trace order. */

@@ -15,7 +15,7 @@
 // wins. Applying a write after a newer one already applied would undo that
 // rule, so after each write the overlapping parts of newer applied writes are
 // written again.
-import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,9 +35,19 @@ interface AppliedWrite {
   part: PendingPart;
 }
 
-/** Where the image lives: memory-backed when the machine has /dev/shm. */
+/** Where images live: memory-backed when the machine has /dev/shm. */
+function imageParent(): string {
+  return existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+}
+
+/** Bytes free where images are made (a container's /dev/shm may hold only 64 MiB). */
+export function imageRoomBytes(): number {
+  const room = statfsSync(imageParent(), { bigint: true });
+  return Number(room.bavail * room.bsize);
+}
+
 function imageDirectory(): string {
-  const directory = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'ringstore-crash-'));
+  const directory = mkdtempSync(join(imageParent(), 'ringstore-crash-'));
   liveDirectories.add(directory);
   if (liveDirectories.size === 1 && !exitHookInstalled) {
     exitHookInstalled = true;

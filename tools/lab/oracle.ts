@@ -26,9 +26,24 @@ export interface WorkloadOperation {
   commitSequence?: number;
 }
 
-/** A key as a Map key: strings and bytes never collide. */
+/** Decodes well-formed UTF-8 only (throws on anything else). */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * A key as a Map key, by its bytes, as the store takes it: the string `'a'`
+ * and the bytes `[0x61]` are one key (docs/store.md, Keys). Bytes that are
+ * well-formed UTF-8 read as their text (`s…`), others as hex (`b…`), so
+ * messages show string keys as written. (It kept strings and bytes apart,
+ * and the lab found violations in a workload that wrote one key both ways.)
+ */
 export function keyId(key: Key): string {
-  return typeof key === 'string' ? `s${key}` : `b${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex')}`;
+  if (typeof key === 'string') return `s${key}`;
+  const bytes = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
+  try {
+    return `s${STRICT_UTF8.decode(bytes)}`;
+  } catch {
+    return `b${bytes.toString('hex')}`;
+  }
 }
 
 /** Every key the workload touched, by keyId. */

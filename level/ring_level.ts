@@ -100,6 +100,23 @@ const MANIFEST = {
 type PrivateOptions = { keyEncoding: string; valueEncoding?: string; [name: string]: unknown };
 type PrivateOperation = { type: 'put' | 'del'; key: Encoded; value?: Encoded; keyEncoding: string; valueEncoding?: string };
 
+/** Gives a RingLevel its store in place of BlockStore.open() on its location (openStoreWith). */
+export type StoreOpener = () => Promise<BlockStore>;
+
+/** Databases that open their store another way: the crash lab's, whose writes it records. */
+const storeOpeners = new WeakMap<object, StoreOpener>();
+
+/**
+ * Makes `db` get its store from `open` at every open, in place of
+ * BlockStore.open() on its location (its store options are then unused):
+ * the crash lab hands a RingLevel its own store this way (LabStore.level()).
+ * Call it before the database opens (abstract-level opens a new database on
+ * the next tick). Not part of ringstore/level's API.
+ */
+export function openStoreWith(db: RingLevel<unknown, unknown>, open: StoreOpener): void {
+  storeOpeners.set(db, open);
+}
+
 /**
  * An abstract-level 3 database over a {@link BlockStore}: the Level
  * ecosystem's API (get, put, del, batch, iterators, sublevels, encodings,
@@ -164,7 +181,8 @@ export class RingLevel<K = string, V = string> extends AbstractLevel<Encoded, K,
       }
     }
     try {
-      this.#store = await BlockStore.open(this.location, { ...this.#definedStoreOptions(), create: createIfMissing, encoding: 'binary' });
+      const openStore = storeOpeners.get(this);
+      this.#store = openStore === undefined ? await BlockStore.open(this.location, { ...this.#definedStoreOptions(), create: createIfMissing, encoding: 'binary' }) : await openStore();
     } catch (error) {
       throw toLevelError(error);
     }

@@ -4,13 +4,16 @@
 // commit order), and, in the write trace, the moment each one was
 // acknowledged as durable — when it resolved (sync: true), or when a
 // flush(), reopen() or close() called after it resolved (the store promises
-// every write accepted before the call), whichever comes first.
+// every write accepted before the call), whichever comes first. A
+// ringstore/level database over it (level()) writes through the same books.
 import type { Writable } from 'node:stream';
 
 import type { BlockDevice } from '../../engine/block_device.js';
 import { BlockStore } from '../../engine/block_store.js';
 import { type BatchOperation, type BlockStoreOptions, type RangeOptions } from '../../engine/store_options.js';
 import type { Key } from '../../engine/key_codec.js';
+import { invalidArgument, StoreError } from '../../engine/store_error.js';
+import { openStoreWith, RingLevel, type RingLevelOptions, type RingLevelStoreOptions } from '../../level/ring_level.js';
 import type { IoUringActor } from '../../native/io_uring_actor.js';
 import type { WorkloadOperation } from './oracle.js';
 import type { WriteTrace } from './write_trace.js';
@@ -22,6 +25,12 @@ export interface LabReopenOptions {
   /** The store's `cacheSizeBytes` after the reopen. Default the store's default. */
   cacheSizeBytes?: number;
 }
+
+/** Options of {@link LabStore.level}: abstract-level's (encodings and the like); the store is the lab's. */
+export type LabLevelOptions<K = string, V = string> = Omit<RingLevelOptions<K, V>, keyof RingLevelStoreOptions>;
+
+/** RingLevel options that choose or size a store: the lab's store is made already. */
+const STORE_OPTION_NAMES: readonly (keyof RingLevelStoreOptions)[] = ['sizeBytes', 'maxSizeBytes', 'blockSize', 'cacheSizeBytes', 'walSizeBytes', 'sync', 'idleCheckpointMs', 'ring', 'device'];
 
 /**
  * The store a crash-lab workload writes to: a {@link BlockStore} whose write
@@ -40,6 +49,11 @@ export class LabStore {
   readonly #openDevice: (() => Promise<BlockDevice>) | undefined;
   #store: BlockStore;
   #sync: boolean;
+  #cacheSizeBytes: number | undefined;
+  /** The store was closed (by close(), or by a level database's close()) and not opened again. */
+  #closed = false;
+  /** The store a level database holds (opened and not closed), if any: one at a time. */
+  #levelStore: BlockStore | undefined;
   /** Operations called and not yet acknowledged, by index. */
   readonly #unacknowledged = new Set<number>();
   /** Write streams whose put has not yet taken its place in commit order (no operation yet). */
@@ -58,6 +72,7 @@ export class LabStore {
     this.#ring = ring;
     this.#encoding = options.encoding;
     this.#sync = options.sync ?? true;
+    this.#cacheSizeBytes = options.cacheSizeBytes;
   }
 
   /** The store underneath, for reads and stats. Writes made on it directly are not in the oracle. */
@@ -67,21 +82,33 @@ export class LabStore {
 
   /** The store's put, recorded. */
   put(key: Key, value: unknown): Promise<void> {
-    return this.#record(`put ${describeKey(key)}`, [[key, value]], () => this.#store.put(key, value));
+    return this.#put(this.#store, key, value);
+  }
+
+  #put(store: BlockStore, key: Key, value: unknown): Promise<void> {
+    return this.#record(store, `put ${describeKey(key)}`, [[key, value]], () => store.put(key, value));
   }
 
   /** The store's delete, recorded; resolves to whether the key existed. */
   delete(key: Key): Promise<boolean> {
+    return this.#delete(this.#store, key);
+  }
+
+  #delete(store: BlockStore, key: Key): Promise<boolean> {
     // The store's own promise, as put's: a wrapper's extra turns let the
     // commit after this one apply before #record read the sequence (found
     // by a review: a delete was recorded in the next commit).
-    return this.#record(`delete ${describeKey(key)}`, [[key, undefined]], () => this.#store.delete(key));
+    return this.#record(store, `delete ${describeKey(key)}`, [[key, undefined]], () => store.delete(key));
   }
 
   /** The store's batch, recorded as one all-or-nothing operation. */
   batch(operations: BatchOperation[]): Promise<void> {
+    return this.#batch(this.#store, operations);
+  }
+
+  #batch(store: BlockStore, operations: BatchOperation[]): Promise<void> {
     const writes = operations.map((operation) => [operation.key, operation.type === 'put' ? operation.value : undefined] as const);
-    return this.#record(`batch of ${operations.length} from ${describeKey(operations[0]?.key ?? '')}`, writes, () => this.#store.batch(operations));
+    return this.#record(store, `batch of ${operations.length} from ${describeKey(operations[0]?.key ?? '')}`, writes, () => store.batch(operations));
   }
 
   /**
@@ -94,7 +121,10 @@ export class LabStore {
    * close() called after its end().
    */
   createWriteStream(key: Key): Writable {
-    const store = this.#store;
+    return this.#createWriteStream(this.#store, key);
+  }
+
+  #createWriteStream(store: BlockStore, key: Key): Writable {
     // The key as the store took it, at the call: the workload may reuse its buffer meanwhile.
     const keyCopy = copyKey(key);
     const chunks: Buffer[] = [];
@@ -159,15 +189,91 @@ export class LabStore {
 
   /** Closes the store (durably) and opens it again, optionally with other options. */
   async reopen(options: LabReopenOptions = {}): Promise<void> {
-    await this.#covering(() => this.#store.close());
+    if (!this.#closed) await this.#close(this.#store);
     this.#sync = options.sync ?? true;
-    const device = await this.#openDevice?.();
-    this.#store = await BlockStore.open(this.#path, { ring: this.#ring, device, encoding: this.#encoding, sync: this.#sync, cacheSizeBytes: options.cacheSizeBytes });
+    this.#cacheSizeBytes = options.cacheSizeBytes;
+    await this.#open();
   }
 
   /** Closes the store; every write called before is acknowledged (close makes them durable). */
-  async close(): Promise<void> {
-    await this.#covering(() => this.#store.close());
+  close(): Promise<void> {
+    return this.#close(this.#store);
+  }
+
+  /**
+   * A ringstore/level database (`RingLevel`) over this store, for a workload
+   * written against the Level API: its writes (and those made through its
+   * `store`) are recorded as this LabStore's own — a `clear()` as the
+   * batches of deletes it is made of. Its `close()` closes the store as
+   * close() does, and opening it again opens the store again (with the
+   * options of the last open). The workload's store must have `encoding:
+   * 'binary'` (a RingLevel stores bytes); one database holds the store at a
+   * time; `options` are abstract-level's (`keyEncoding`, `valueEncoding`),
+   * not the store's. docs/crash-lab.md.
+   */
+  level<K = string, V = string>(options: LabLevelOptions<K, V> = {}): RingLevel<K, V> {
+    if (this.#encoding !== 'binary') {
+      throw invalidArgument(`LabStore.level(): a RingLevel stores bytes: give the workload's store encoding 'binary' (export const storeOptions = { encoding: 'binary' }), not ${JSON.stringify(this.#encoding ?? 'msgpack')}`);
+    }
+    if (options === null || typeof options !== 'object') throw invalidArgument('LabStore.level(): options must be an object');
+    for (const name of STORE_OPTION_NAMES) {
+      if (name in options) throw invalidArgument(`LabStore.level(): option '${name}' is the lab store's: give it in the workload's storeOptions`);
+    }
+    const db = new RingLevel<K, V>(this.#path, options);
+    openStoreWith(db as RingLevel<unknown, unknown>, async () => {
+      if (this.#closed) await this.#open();
+      if (this.#levelStore === this.#store) throw new StoreError('ERR_STORE_LOCKED', 'LabStore.level(): another database holds the lab store: close it first');
+      this.#levelStore = this.#store;
+      return this.#recording(this.#store);
+    });
+    return db;
+  }
+
+  /** Opens the store again on its path (or device), with the options of the last open. */
+  async #open(): Promise<void> {
+    const device = await this.#openDevice?.();
+    this.#store = await BlockStore.open(this.#path, { ring: this.#ring, device, encoding: this.#encoding, sync: this.#sync, cacheSizeBytes: this.#cacheSizeBytes });
+    this.#closed = false;
+  }
+
+  async #close(store: BlockStore): Promise<void> {
+    try {
+      await this.#covering(() => store.close());
+    } finally {
+      if (store === this.#store) this.#closed = true;
+      if (store === this.#levelStore) this.#levelStore = undefined;
+    }
+  }
+
+  /**
+   * `store` as a level database sees it: its writes recorded as this
+   * LabStore's (put, delete, batch, createWriteStream), flush and close as
+   * this LabStore's; what would write unrecorded refused; the rest is the
+   * store's own. A Proxy: the store's methods run on the store itself (its
+   * private fields), and `instanceof BlockStore` holds.
+   */
+  #recording(store: BlockStore): BlockStore {
+    const unrecorded = (name: string): Error =>
+      invalidArgument(`the crash lab records a level database's writes made through put, delete, batch and createWriteStream; its store's ${name}() would write unrecorded`);
+    const own: Record<string, unknown> = {
+      put: (key: Key, value: unknown) => this.#put(store, key, value),
+      delete: (key: Key) => this.#delete(store, key),
+      batch: (operations: BatchOperation[]) => this.#batch(store, operations),
+      createWriteStream: (key: Key) => this.#createWriteStream(store, key),
+      flush: () => this.#covering(() => store.flush()),
+      close: () => this.#close(store),
+      clear: () => Promise.reject(unrecorded('clear')),
+      createOrderedWriteStream: () => {
+        throw unrecorded('createOrderedWriteStream');
+      },
+    };
+    return new Proxy(store, {
+      get: (target, property) => {
+        if (typeof property === 'string' && Object.hasOwn(own, property)) return own[property];
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
   }
 
   /**
@@ -195,9 +301,8 @@ export class LabStore {
     this.trace.acknowledge(index);
   }
 
-  async #record<T>(label: string, writes: WorkloadOperation['writes'], call: () => Promise<T>): Promise<T> {
+  async #record<T>(store: BlockStore, label: string, writes: WorkloadOperation['writes'], call: () => Promise<T>): Promise<T> {
     const index = this.operations.length;
-    const store = this.#store;
     const operation: WorkloadOperation = { label: `#${index} ${label}`, writes: writes.map(([key, value]) => [copyKey(key), copyValue(value)]) };
     this.operations.push(operation);
     this.#unacknowledged.add(index);

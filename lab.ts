@@ -13,7 +13,7 @@ export { StateChecker } from './tools/lab/state_checker.js';
 export { judgeRecovered, keyId, sameValue } from './tools/lab/oracle.js';
 export type { WorkloadOperation, WorkloadWrite } from './tools/lab/oracle.js';
 export { LabStore } from './tools/lab/lab_store.js';
-export type { LabReopenOptions } from './tools/lab/lab_store.js';
+export type { LabLevelOptions, LabReopenOptions } from './tools/lab/lab_store.js';
 export { runWorkload, loadWorkloadModule, DEFAULT_WORKLOAD_STORE } from './tools/lab/workload.js';
 export type { Workload, WorkloadStoreOptions, TracedWorkload } from './tools/lab/workload.js';
 export { saveReproducer, replayReproducer } from './tools/lab/reproducer.js';

@@ -3,11 +3,11 @@
 // explorer catching a planted lie (acknowledgements moved before the writes
 // that make them durable), shrinking it and replaying its reproducer.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
 import { runBuiltinWorkload } from '../../tools/lab/builtin_workload.js';
-import { exploreCrashStates, type ExplorationReport } from '../../tools/lab/crash_explorer.js';
+import { checkersThatFit, exploreCrashStates, IMAGES_BYTES_MAX, STATE_CHECKERS_MAX, type ExplorationReport } from '../../tools/lab/crash_explorer.js';
 import { replayReproducer } from '../../tools/lab/reproducer.js';
 import type { TracedWorkload } from '../../tools/lab/workload.js';
 import type { TraceEvent } from '../../tools/lab/write_trace.js';
@@ -63,10 +63,12 @@ describe('crash explorer on the built-in workload', function () {
     assert.ok(report.tornBoundaries.total >= 10, `only ${report.tornBoundaries.total} structure × boundary pairs: the workload is too small`);
   });
 
-  it('catches acknowledgements given before the write that makes them durable, shrinks it, and replays the reproducer', async () => {
-    // Plant a lie: move every acknowledgement to before the last completion
-    // that preceded its commit's WAL write, i.e. before anything of the
-    // commit could be durable.
+  /**
+   * Runs `check` on the workload with a lie planted: every acknowledgement
+   * moved to before the last completion that preceded its commit's WAL
+   * write, i.e. before anything of the commit could be durable.
+   */
+  async function withEarlyAcknowledgements(check: () => Promise<void>): Promise<void> {
     const events = workload.trace.events as TraceEvent[];
     const original = [...events];
     try {
@@ -83,6 +85,14 @@ describe('crash explorer on the built-in workload', function () {
         lied.splice(Math.max(0, completion), 0, event);
       }
       events.splice(0, events.length, ...lied);
+      await check();
+    } finally {
+      events.splice(0, events.length, ...original);
+    }
+  }
+
+  it('catches acknowledgements given before the write that makes them durable, shrinks it, and replays the reproducer', async () => {
+    await withEarlyAcknowledgements(async () => {
       const reproducers = mkdtempSync(`${tmpdir()}/ringstore-repro-`);
       try {
         const report = await exploreCrashStates(workload, { states: 300, seed: SEED, reproducerDirectory: reproducers, checkers: 4 });
@@ -107,9 +117,41 @@ describe('crash explorer on the built-in workload', function () {
       } finally {
         rmSync(reproducers, { recursive: true, force: true });
       }
-    } finally {
-      events.splice(0, events.length, ...original);
-    }
+    });
+  });
+
+  it('keeps the reproducers of a run stopped early, and stops every checker at once when a report fails (found by a review: saved only at the end; the other checkers went on through the plan)', async () => {
+    await withEarlyAcknowledgements(async () => {
+      const reproducers = mkdtempSync(`${tmpdir()}/ringstore-repro-`);
+      try {
+        let reports = 0;
+        const stopAt = (total: number) => async () => {
+          await assert.rejects(
+            exploreCrashStates(workload, {
+              states: 300,
+              seed: SEED,
+              reproducerDirectory: reproducers,
+              checkers: 4,
+              onProgress: (done) => {
+                reports++;
+                if (done === total) throw new Error('stopped');
+              },
+            }),
+            /stopped/,
+          );
+        };
+        // Stopped at its last state: every violation it found is saved.
+        await stopAt(300)();
+        assert.equal(reports, 300);
+        assert.ok(readdirSync(reproducers).length > 0, 'a run stopped early kept no reproducer');
+        // Stopped at its 10th: no state is reported after it.
+        reports = 0;
+        await stopAt(10)();
+        assert.equal(reports, 10);
+      } finally {
+        rmSync(reproducers, { recursive: true, force: true });
+      }
+    });
   });
 
   it('catches a checkpoint whose superblock is never flushed: its WAL lap of inline commits, each durable on its own, overwrites what the old superblock replays (found by a review: no state showed it)', async () => {
@@ -156,5 +198,16 @@ describe('crash explorer on the built-in workload', function () {
       large.trace.close();
       rmSync(largeDir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('checkersThatFit', () => {
+  it('checks up to STATE_CHECKERS_MAX states at once, fewer where the images would take over half the room or IMAGES_BYTES_MAX in all, and one at least', () => {
+    const MiB = 1 << 20;
+    assert.equal(checkersThatFit(2 * MiB, 24 * 1024 * MiB), STATE_CHECKERS_MAX);
+    assert.equal(checkersThatFit(2 * MiB, 12 * MiB), 3);
+    assert.equal(checkersThatFit(2 * MiB, MiB), 1);
+    assert.equal(checkersThatFit(64 * MiB, 24 * 1024 * MiB), IMAGES_BYTES_MAX / (64 * MiB));
+    assert.equal(checkersThatFit(256 * MiB, 24 * 1024 * MiB), 1);
   });
 });

@@ -8,7 +8,8 @@
 // IoObserver path) are undone by rollback, undoMark/rollbackTo undo only
 // what came after the mark, and moveTo refuses to stack states.
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
 import fc from 'fast-check';
@@ -16,6 +17,7 @@ import fc from 'fast-check';
 import type { IoMutation, IoMutationKind } from '../../native/io_observer.js';
 import { runBuiltinWorkload } from '../../tools/lab/builtin_workload.js';
 import { CrashImage } from '../../tools/lab/crash_image.js';
+import { isRoot, skipBecause } from '../native/helpers.js';
 import { buildImage, crashPoints, sectorCount, SectorFate, type CrashPoint, type PendingChoice, type PendingPart } from '../../tools/lab/crash_states.js';
 import type { TracedWorkload } from '../../tools/lab/workload.js';
 import { WriteTrace } from '../../tools/lab/write_trace.js';
@@ -319,6 +321,40 @@ describe('CrashImage against buildImage on synthetic traces of overlapping write
     } finally {
       image.close();
       trace.close();
+    }
+  });
+});
+
+describe('CrashImage where there is no room for it', function () {
+  let mountPoint: string | undefined;
+
+  before(function () {
+    if (!isRoot()) skipBecause(this, 'mounting a small tmpfs needs root');
+    mountPoint = mkdtempSync(`${tmpdir()}/ringstore-small-shm-`);
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mountPoint]);
+    } catch (error) {
+      rmSync(mountPoint, { recursive: true, force: true });
+      mountPoint = undefined;
+      skipBecause(this, `mount failed: ${(error as Error).message.split('\n')[0]}`);
+    }
+  });
+
+  after(() => {
+    if (mountPoint === undefined) return;
+    execFileSync('umount', [mountPoint]);
+    rmSync(mountPoint, { recursive: true, force: true });
+  });
+
+  it('fails with ENOSPC and leaves nothing behind (found by a review: its directory and file stayed until the process exited)', () => {
+    const before = process.env.RINGSTORE_LAB_IMAGE_DIR;
+    process.env.RINGSTORE_LAB_IMAGE_DIR = mountPoint;
+    try {
+      assert.throws(() => new CrashImage({} as WriteTrace, new Uint8Array(1 << 20)), { code: 'ENOSPC' });
+      assert.deepEqual(readdirSync(mountPoint!), []);
+    } finally {
+      if (before === undefined) delete process.env.RINGSTORE_LAB_IMAGE_DIR;
+      else process.env.RINGSTORE_LAB_IMAGE_DIR = before;
     }
   });
 });

@@ -2,7 +2,7 @@
 // with a summary (progress is a bar on a terminal only); and --replay on a reproducer.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,11 +19,6 @@ async function cli(args: string[], cwd: string, env: NodeJS.ProcessEnv = process
     const failed = error as { code: number; stdout: string; stderr: string };
     return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
   }
-}
-
-/** The crash images of runs in /dev/shm (crash_image.ts), to see that a run left none. */
-function crashImagesInShm(): string[] {
-  return existsSync('/dev/shm') ? readdirSync('/dev/shm').filter((name) => name.startsWith('ringstore-crash-')) : [];
 }
 
 describe('ringstore crash-test', function () {
@@ -151,8 +146,13 @@ describe('ringstore crash-test', function () {
 
   it('removes its files when stopped by SIGTERM, as by Ctrl-C (found by a review: timeout and CI cancellation left them)', async () => {
     const temporary = mkdtempSync(join(dir, 'tmp-'));
-    const imagesBefore = crashImagesInShm();
-    const child = spawn(process.execPath, [CLI, 'crash-test', '--states', '100000', '--seed', '1'], { cwd: dir, env: { ...process.env, TMPDIR: temporary }, stdio: ['ignore', 'ignore', 'pipe'] });
+    // Its images in a directory of its own: other test files make images in /dev/shm meanwhile.
+    const images = mkdtempSync(join(dir, 'images-'));
+    const child = spawn(process.execPath, [CLI, 'crash-test', '--states', '100000', '--seed', '1'], {
+      cwd: dir,
+      env: { ...process.env, TMPDIR: temporary, RINGSTORE_LAB_IMAGE_DIR: images },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     await new Promise<void>((resolve, reject) => {
@@ -163,10 +163,13 @@ describe('ringstore crash-test', function () {
       });
       child.once('exit', () => reject(new Error(`crash-test ended before exploring: ${stderr}`)));
     });
+    // Its checkers make their images once exploring began.
+    for (let waitedMs = 0; readdirSync(images).length === 0 && waitedMs < 20_000; waitedMs += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.ok(readdirSync(images).length > 0, 'the run made its images where RINGSTORE_LAB_IMAGE_DIR said');
     child.kill('SIGTERM');
     assert.equal(await exited, 143, stderr);
     assert.deepEqual(readdirSync(temporary), []);
-    assert.deepEqual(crashImagesInShm().filter((name) => !imagesBefore.includes(name)), []);
+    assert.deepEqual(readdirSync(images), []);
   });
 
   it('says what is missing when --replay points at no reproducer', async () => {

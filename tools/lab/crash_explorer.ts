@@ -42,12 +42,15 @@ export const REPRODUCERS_SAVED_MAX = 100;
  * 8 on a 2-core VM (medians of 3; docs/crash-lab.md).
  */
 export const STATE_CHECKERS_MAX = 8;
-/** Share of the free space where images live that the checkers' images may take together. */
+/** Share of the room where images live (free space there, free memory) that the checkers' images may take together. */
 export const IMAGE_ROOM_SHARE = 0.5;
+/** Most bytes the checkers' images take together: a store of more than a quarter of it gets fewer checkers, and one of 256 MiB one. */
+export const IMAGES_BYTES_MAX = 256 << 20;
 
-/** Checkers whose images fit half the room where images live, from 1 to STATE_CHECKERS_MAX. */
+/** Checkers whose images fit (IMAGE_ROOM_SHARE of `roomBytes`, IMAGES_BYTES_MAX), from 1 to STATE_CHECKERS_MAX. */
 export function checkersThatFit(imageSizeBytes: number, roomBytes: number = imageRoomBytes()): number {
-  return Math.max(1, Math.min(STATE_CHECKERS_MAX, Math.floor((roomBytes * IMAGE_ROOM_SHARE) / imageSizeBytes)));
+  const fit = Math.floor(Math.min(roomBytes * IMAGE_ROOM_SHARE, IMAGES_BYTES_MAX) / imageSizeBytes);
+  return Math.max(1, Math.min(STATE_CHECKERS_MAX, fit));
 }
 
 /** Options of {@link exploreCrashStates}. */
@@ -139,43 +142,42 @@ export async function exploreCrashStates(workload: TracedWorkload, options: Expl
     checkers: options.checkers ?? checkersThatFit(workload.base.length),
   };
   const ordered = inRounds(states);
-  // Violations in plan order, shrunk and saved once every state is checked:
-  // which checker finished first must not change the report.
-  const found: { state: CrashState; problem: string }[] = [];
   const checkers: StateChecker[] = [];
   try {
     assert.ok(Number.isSafeInteger(report.checkers) && report.checkers >= 1, `checkers must be a whole number of at least 1, got ${report.checkers}`);
     for (let index = 0; index < report.checkers; index++) checkers.push(new StateChecker(workload));
-    const checked = await checkInPlanOrder(checkers, ordered, options.timeLimitMs === undefined ? undefined : started + options.timeLimitMs, (state, problem) => {
+    // States are reported in plan order (which checker finished first must
+    // not change the report), and a violation is shrunk and saved as it is
+    // reported: a run stopped early keeps the reproducers it found.
+    const checked = await checkInPlanOrder(checkers, ordered, options.timeLimitMs === undefined ? undefined : started + options.timeLimitMs, async (state, problem, checker) => {
       report.states++;
       report.byStrategy[state.strategy]++;
       for (const phase of touchedPhases(state)) report.byPhase[phase] = (report.byPhase[phase] ?? 0) + 1;
       for (const boundary of tornBoundaries(state)) covered.add(boundary);
-      if (problem !== undefined) found.push({ state, problem });
+      if (problem !== undefined) {
+        const violation: Violation = { strategy: state.strategy, eventCount: state.point.eventCount, choice: state.key, problem };
+        // Every violation reported is saved, shrunk or not: one that did
+        // not show again is the one most in need of a replay.
+        let saved: { state: CrashState; problem: string } | undefined = { state, problem };
+        if (report.violations.length < REPRODUCERS_MAX) {
+          const minimal = await shrink(checker, state);
+          if (minimal === undefined) {
+            violation.minimal = 'not reproducible: the state passed when checked again';
+            saved = { state, problem: `${problem} (not reproducible: the state passed when checked again)` };
+          } else {
+            violation.minimal = describeSurvivors(minimal.state);
+            violation.problem = minimal.problem;
+            saved = minimal;
+          }
+        }
+        if (options.reproducerDirectory !== undefined && report.violations.length < REPRODUCERS_SAVED_MAX) {
+          violation.reproducer = saveReproducer(options.reproducerDirectory, workload, saved.state, saved.problem, options.seed);
+        }
+        report.violations.push(violation);
+      }
       options.onProgress?.(report.states, ordered.length);
     });
     report.skipped = ordered.length - checked;
-    for (const { state, problem } of found) {
-      const violation: Violation = { strategy: state.strategy, eventCount: state.point.eventCount, choice: state.key, problem };
-      // Every violation reported is saved, shrunk or not: one that did
-      // not show again is the one most in need of a replay.
-      let saved: { state: CrashState; problem: string } | undefined = { state, problem };
-      if (report.violations.length < REPRODUCERS_MAX) {
-        const minimal = await shrink(checkers[0], state);
-        if (minimal === undefined) {
-          violation.minimal = 'not reproducible: the state passed when checked again';
-          saved = { state, problem: `${problem} (not reproducible: the state passed when checked again)` };
-        } else {
-          violation.minimal = describeSurvivors(minimal.state);
-          violation.problem = minimal.problem;
-          saved = minimal;
-        }
-      }
-      if (options.reproducerDirectory !== undefined && report.violations.length < REPRODUCERS_SAVED_MAX) {
-        violation.reproducer = saveReproducer(options.reproducerDirectory, workload, saved.state, saved.problem, options.seed);
-      }
-      report.violations.push(violation);
-    }
   } finally {
     const closed = await Promise.allSettled(checkers.map((checker) => checker.close()));
     const failure = closed.find((outcome) => outcome.status === 'rejected');
@@ -190,35 +192,42 @@ export async function exploreCrashStates(workload: TracedWorkload, options: Expl
 /**
  * Checks `ordered` with every checker at once, each taking the next
  * unchecked state as it finishes one, and reports each state's result
- * through `onChecked` in plan order. Stops taking states once `deadline`
- * (performance.now()) has passed; the states taken are always a prefix of
- * the plan, and its length is returned. A checker that throws stops the
- * others after their current state, and the first error is thrown.
+ * through `onChecked` in plan order, one report at a time. A report gets a
+ * checker it may use (to shrink a violation): the one that checked the
+ * state that made it due, whose loop waits for the report before it takes
+ * another state. Stops taking states once `deadline` (performance.now())
+ * has passed; the states taken are always a prefix of the plan, and its
+ * length is returned. A check or a report that throws stops every checker
+ * after its current state, and the first error is thrown.
  */
 async function checkInPlanOrder(
   checkers: readonly StateChecker[],
   ordered: readonly CrashState[],
   deadline: number | undefined,
-  onChecked: (state: CrashState, problem: string | undefined) => void,
+  onChecked: (state: CrashState, problem: string | undefined, checker: StateChecker) => Promise<void>,
 ): Promise<number> {
   const problems: (string | undefined)[] = [];
   const done: boolean[] = [];
   let taken = 0;
   let reported = 0;
   let failed = false;
+  /** The reports made so far, in plan order. */
+  let reporting: Promise<void> = Promise.resolve();
   const work = async (checker: StateChecker): Promise<void> => {
     while (!failed && taken < ordered.length && (deadline === undefined || performance.now() <= deadline)) {
       const index = taken++;
       try {
         problems[index] = await checker.check(ordered[index]);
+        done[index] = true;
+        let mine: Promise<void> | undefined;
+        while (reported < taken && done[reported] === true) {
+          const due = reported++;
+          mine = reporting = reporting.then(() => onChecked(ordered[due], problems[due], checker));
+        }
+        if (mine !== undefined) await mine;
       } catch (error) {
         failed = true;
         throw error;
-      }
-      done[index] = true;
-      while (reported < taken && done[reported] === true) {
-        onChecked(ordered[reported], problems[reported]);
-        reported++;
       }
     }
   };
@@ -226,6 +235,7 @@ async function checkInPlanOrder(
   const failure = outcomes.find((outcome) => outcome.status === 'rejected');
   if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
   assert.equal(reported, taken, 'every state taken is reported');
+  await reporting;
   return taken;
 }
 

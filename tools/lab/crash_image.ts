@@ -17,7 +17,7 @@
 // written again.
 import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { freemem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import type { IoMark, IoMutation, IoObserver } from '../../native/io_observer.js';
@@ -35,15 +35,25 @@ interface AppliedWrite {
   part: PendingPart;
 }
 
-/** Where images live: memory-backed when the machine has /dev/shm. */
+/**
+ * Where images live: RINGSTORE_LAB_IMAGE_DIR if set, else /dev/shm (memory)
+ * where the machine has it, else the temporary directory.
+ */
 function imageParent(): string {
+  const chosen = process.env.RINGSTORE_LAB_IMAGE_DIR;
+  if (chosen !== undefined && chosen !== '') return chosen;
   return existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 }
 
-/** Bytes free where images are made (a container's /dev/shm may hold only 64 MiB). */
+/**
+ * Room for images: the free space where they are made (a container's
+ * /dev/shm may hold only 64 MiB), and, /dev/shm being memory, the free
+ * memory and the process's memory limit (a cgroup's), whichever is least.
+ */
 export function imageRoomBytes(): number {
   const room = statfsSync(imageParent(), { bigint: true });
-  return Number(room.bavail * room.bsize);
+  const limit = process.constrainedMemory?.() ?? 0;
+  return Math.min(Number(room.bavail * room.bsize), freemem(), limit > 0 ? limit : Infinity);
 }
 
 function imageDirectory(): string {
@@ -89,9 +99,19 @@ export class CrashImage implements IoObserver {
     this.sizeBytes = base.length;
     this.directory = imageDirectory();
     this.path = join(this.directory, 'image.ringstore');
-    this.#fd = openSync(this.path, 'w+');
-    ftruncateSync(this.#fd, base.length);
-    this.#writeAt(0, base);
+    let fd: number | undefined;
+    try {
+      fd = openSync(this.path, 'w+');
+      this.#fd = fd;
+      ftruncateSync(fd, base.length);
+      this.#writeAt(0, base);
+    } catch (error) {
+      // No image half made (ENOSPC where images live): nothing left behind.
+      if (fd !== undefined) closeSync(fd);
+      rmSync(this.directory, { recursive: true, force: true });
+      liveDirectories.delete(this.directory);
+      throw error;
+    }
   }
 
   /** Brings the image to `point` with `choice` for its pending writes. Call rollback() before the next state. */

@@ -64,7 +64,12 @@ export class StateChecker {
   constructor(workload: TracedWorkload) {
     this.#workload = workload;
     this.#image = new CrashImage(workload.trace, workload.base);
-    this.#ring = IoUringActor.start(STORE_RING_OPTIONS);
+    try {
+      this.#ring = IoUringActor.start(STORE_RING_OPTIONS);
+    } catch (error) {
+      this.#image.close();
+      throw error;
+    }
     this.#observer = new ObserverFanout(this.#image);
     this.#ring.observer = this.#observer;
     this.#keys = touchedKeys(workload.operations);

@@ -1,0 +1,49 @@
+// `npm test`: runs mocha (parallel mode, .mocharc.json) and fails the run
+// where mocha's own exit status would not: mocha ended without its summary,
+// or an error reached Node as uncaught in a test process (late_errors.ts),
+// which parallel mode drops when it comes after a file's tests ended (found
+// by a review: `npm test` exited 0 with no summary, or with the error lost).
+// Arguments are passed to mocha.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Mocha's closing summary: "  1722 passing (6m)". */
+const SUMMARY_LINE = /^ +\d+ passing/m;
+
+const require = createRequire(import.meta.url);
+const directory = mkdtempSync(join(tmpdir(), 'ringstore-npm-test-'));
+const errorsFile = join(directory, 'uncaught.txt');
+
+const child = spawn(process.execPath, [require.resolve('mocha/bin/mocha.js'), ...process.argv.slice(2)], {
+  stdio: ['inherit', 'pipe', 'inherit'],
+  env: { ...process.env, RINGSTORE_TEST_ERRORS_FILE: errorsFile },
+});
+// The summary is near the end: keep what the last lines need, not all of it.
+let tail = '';
+child.stdout.on('data', (chunk: Buffer) => {
+  process.stdout.write(chunk);
+  tail = (tail + chunk.toString('utf8')).slice(-64 * 1024);
+});
+child.once('close', (code, signal) => {
+  let uncaught = '';
+  try {
+    uncaught = readFileSync(errorsFile, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  rmSync(directory, { recursive: true, force: true });
+  let status = code ?? 1;
+  if (signal !== null) console.error(`npm test: mocha was killed by ${signal}`);
+  if (status === 0 && !SUMMARY_LINE.test(tail)) {
+    console.error('npm test: FAILED: mocha ended without its summary (a test process ended the run early: see above)');
+    status = 1;
+  }
+  if (uncaught !== '') {
+    console.error(`npm test: FAILED: errors reached Node as uncaught in a test process (mocha's parallel mode may not count them):\n\n${uncaught}`);
+    status = status === 0 ? 1 : status;
+  }
+  process.exit(status);
+});

@@ -5,7 +5,10 @@
 // runs, but drops one raised after a file's tests ended (a store's
 // background work failing late, say): `npm test` exited 0 (found by a
 // review). A monitor: it changes nothing of what Node or mocha do with the
-// error.
+// error — so a test that expects an uncaught exception must raise it in a
+// child process (as io_observer.test.ts does). Not recorded: a rejection no
+// code handled, which mocha re-emits on `process` and then drops, in serial
+// mode as in parallel.
 import { appendFileSync } from 'node:fs';
 
 /** Where run_mocha.ts wants the errors; unset when mocha runs on its own (npx mocha). */

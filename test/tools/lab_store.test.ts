@@ -13,6 +13,7 @@ import type { Writable } from 'node:stream';
 
 import { commitRecordCount } from '../../format/commit.js';
 import { decodeFrameBlock, frameBlockPayload } from '../../format/frame.js';
+import { exploreCorruption } from '../../tools/lab/corruption_explorer.js';
 import { exploreCrashStates } from '../../tools/lab/crash_explorer.js';
 import type { LabStore } from '../../tools/lab/lab_store.js';
 import { runWorkload, type TracedWorkload } from '../../tools/lab/workload.js';
@@ -227,6 +228,19 @@ describe('LabStore', function () {
     assert.equal(traced.operations[1].refused, true);
     assert.equal(ackAt(traced.trace.events, 1), -1);
     assert.ok(ackAt(traced.trace.events, 0) >= 0 && ackAt(traced.trace.events, 2) >= 0);
+  });
+
+  it('judges crash states of a run with writes refused for their keys, which no get can read (found by a review: every state was a violation)', async () => {
+    traced = await runWorkload(dir, async (store: LabStore) => {
+      await store.put('a', 1);
+      await assert.rejects(store.put('k'.repeat(1_100), 'x'), { code: 'ERR_KEY_TOO_LARGE' });
+      await assert.rejects(store.put('\uD800', 'y'), { code: 'ERR_INVALID_ARG' });
+      await store.put('b', 2);
+    });
+    const report = await exploreCrashStates(traced, { states: 60, seed: 7 });
+    assert.deepEqual(report.violations.slice(0, 3), []);
+    const damage = await exploreCorruption(traced, { trials: 60, seed: 7 });
+    assert.deepEqual(damage.failures.slice(0, 3), []);
   });
 
   it('keeps its own copy of values and keys the workload changes afterwards', async () => {

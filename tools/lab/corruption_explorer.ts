@@ -21,7 +21,7 @@ import { SUPERBLOCK_SLOT_COUNT } from '../../format/constants.js';
 import { decodeFrameBlock, frameBlockPayload } from '../../format/frame.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { buildImage, crashPointAt, crashPoints, SECTOR_SIZE, type CrashPoint } from './crash_states.js';
-import { judgeRecovered, keyId, sameValue, touchedKeys } from './oracle.js';
+import { isRefusedKey, judgeRecovered, keyId, sameValue, touchedKeys } from './oracle.js';
 import { loadReproducerWorkload, newReproducerDirectory } from './reproducer.js';
 import { seededRandom } from './seeded_random.js';
 import type { TracedWorkload } from './workload.js';
@@ -332,6 +332,7 @@ async function checkDamaged(
   let replayFailed = false;
   try {
     for (const [id, key] of keys) {
+      if (isRefusedKey(key)) continue;
       try {
         observed.set(id, await store.get(key));
       } catch (error) {

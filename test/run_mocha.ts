@@ -12,23 +12,32 @@ import { join } from 'node:path';
 
 /** Mocha's closing summary: "  1722 passing (6m)". */
 const SUMMARY_LINE = /^ +\d+ passing/m;
+/** A terminal's colour code. */
+// eslint-disable-next-line no-control-regex
+const ANSI_ESCAPE = /\x1b\[[0-9;]*m/g;
 
 const require = createRequire(import.meta.url);
 const directory = mkdtempSync(join(tmpdir(), 'ringstore-npm-test-'));
 const errorsFile = join(directory, 'uncaught.txt');
 
 const mochaArguments = process.argv.slice(2);
-// The summary is the config's reporter's (spec); another reporter's is not looked for.
-const summaryExpected = !mochaArguments.some((argument) => argument === '--reporter' || argument === '-R' || argument.startsWith('--reporter='));
-// Its output goes through a pipe: keep the colours a terminal would get.
-if (process.stdout.isTTY) mochaArguments.push('--color');
+// The summary looked for is the spec reporter's, which .mocharc.json
+// implies: with any argument (another reporter, another config) it is not.
+const summaryExpected = mochaArguments.length === 0;
 const child = spawn(process.execPath, [require.resolve('mocha/bin/mocha.js'), ...mochaArguments], {
   stdio: ['inherit', 'pipe', 'inherit'],
   env: { ...process.env, RINGSTORE_TEST_ERRORS_FILE: errorsFile },
 });
 // Ctrl-C reaches both processes; a signal sent to this one alone (npm
-// forwarding it) must reach mocha too, and this one exits when mocha has.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => child.kill(signal));
+// forwarding it) must reach mocha too, and this one exits when mocha has,
+// as interrupted (mocha's parallel mode exits 0 on SIGINT).
+let interruptedBy: NodeJS.Signals | undefined;
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    interruptedBy ??= signal;
+    child.kill(signal);
+  });
+}
 // The summary is near the end: keep what the last lines need, not all of it.
 let tail = '';
 child.stdout.on('data', (chunk: Buffer) => {
@@ -43,9 +52,14 @@ child.once('close', (code, signal) => {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   rmSync(directory, { recursive: true, force: true });
-  let status = code ?? 128 + (signal === null ? 0 : constants.signals[signal]);
-  if (signal !== null) console.error(`npm test: mocha was ended by ${signal}`);
-  if (status === 0 && summaryExpected && !SUMMARY_LINE.test(tail)) {
+  const ending = interruptedBy ?? signal ?? undefined;
+  if (ending !== undefined) {
+    console.error(`npm test: interrupted by ${ending}`);
+    process.exit(128 + constants.signals[ending]);
+  }
+  let status = code ?? 1;
+  // Colour codes (mocha --color) between the indent and the count.
+  if (status === 0 && summaryExpected && !SUMMARY_LINE.test(tail.replace(ANSI_ESCAPE, ''))) {
     console.error('npm test: FAILED: mocha ended without its summary (a test process ended the run early: see above)');
     status = 1;
   }

@@ -114,10 +114,13 @@ describe('ringstore crash-test', function () {
       // unawaited write refused was an unhandled rejection, exit 1.
       { name: 'throws-null', body: "await store.put('a', 1); throw null;", code: /ERR_WORKLOAD_FAILED: the workload failed while it was traced: null\n/ },
       { name: 'unawaited-refused', body: "await store.put('a', 1); store.put('k'.repeat(70000), 2);", code: /ERR_WORKLOAD_FAILED: a promise the workload did not handle rejected while tracing the workload: StoreError: key of 70000 bytes/ },
+      // Found by reviews of this session: the ring closed under a reopen, and under a level database's writes, still in flight (exit 1).
+      { name: 'throws-reopening', body: "await store.put('a', 1); store.reopen({ sync: false }); throw new Error('gave up reopening');", code: /ERR_WORKLOAD_FAILED: the workload failed while it was traced: Error: gave up reopening\n/ },
+      { name: 'throws-level-writing', body: "const db = store.level(); await db.open(); for (let i = 0; i < 20; i++) db.put('k' + i, 'v'); throw new Error('gave up writing');", code: /ERR_WORKLOAD_FAILED: the workload failed while it was traced: Error: gave up writing\n/, storeOptions: "export const storeOptions = { encoding: 'binary' };\n" },
     ];
-    for (const { name, body, code } of cases) {
+    for (const { name, body, code, storeOptions } of cases as { name: string; body: string; code: RegExp; storeOptions?: string }[]) {
       const module = join(dir, `${name}.mjs`);
-      writeFileSync(module, `export default async function (store) { ${body} }\n`);
+      writeFileSync(module, `${storeOptions ?? ''}export default async function (store) { ${body} }\n`);
       const temporary = mkdtempSync(join(dir, 'tmp-'));
       const result = await cli(['crash-test', '--module', module, '--states', '10'], dir, { ...process.env, TMPDIR: temporary });
       assert.equal(result.code, 2, `${name}: ${result.stdout}${result.stderr}`);

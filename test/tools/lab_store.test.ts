@@ -255,6 +255,19 @@ describe('LabStore', function () {
     assert.equal(Buffer.from(key as Uint8Array).toString(), 'key');
     assert.deepEqual(value, { list: [1, 2] });
   });
+
+  it("copies a key of a Uint8Array subclass as the bytes the store took, whatever the subclass's own slice() makes (found by a review: a padded copy)", async () => {
+    class Padded extends Uint8Array {
+      constructor(...args: unknown[]) {
+        if (typeof args[0] === 'number') super(args[0] + 2_000);
+        else super(args[0] as ArrayLike<number>);
+      }
+    }
+    traced = await runWorkload(dir, async (store: LabStore) => {
+      await store.put(new Padded(Buffer.from('short')), 1);
+    });
+    assert.equal(Buffer.from(traced.operations[0].writes[0][0] as Uint8Array).toString(), 'short');
+  });
 });
 
 describe('LabStore.level(): a ringstore/level database over the lab store', function () {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 
 import type { Key } from '../../engine/key_codec.js';
-import { judgeRecovered, keyId, sameValue, touchedKeys, type WorkloadOperation, type WorkloadWrite } from '../../tools/lab/oracle.js';
+import { isRefusedKey, judgeRecovered, keyId, sameValue, touchedKeys, type WorkloadOperation, type WorkloadWrite } from '../../tools/lab/oracle.js';
 
 /** Fixed so a failure reproduces; fast-check prints it (and the path) on failure. */
 const SEED = Number(process.env.RINGSTORE_ORACLE_SEED ?? 20261127);
@@ -165,6 +165,10 @@ describe('oracle: keyId() and touchedKeys()', () => {
     assert.equal(keys.get(keyId('b')), 'b');
     // One key written as a string and as its bytes is listed once.
     assert.equal(touchedKeys([put('a', 1), put(Buffer.from('a'), 2)]).size, 1);
+    // A write of no key at all (refused by the store) is listed, under an id no key has (it threw; found by a review).
+    const noKeys = touchedKeys([put(null as unknown as string, 1, true), put(5 as unknown as string, 2, true), put('a', 3)]);
+    assert.equal(noKeys.size, 3);
+    assert.ok(isRefusedKey(noKeys.get(keyId(null as unknown as string))!));
   });
 });
 

@@ -11,7 +11,7 @@ import type { Writable } from 'node:stream';
 import type { BlockDevice } from '../../engine/block_device.js';
 import { BlockStore } from '../../engine/block_store.js';
 import { type BatchOperation, type BlockStoreOptions, type RangeOptions } from '../../engine/store_options.js';
-import type { Key } from '../../engine/key_codec.js';
+import { isDetachedView, isUint8Array, ownBytes, type Key } from '../../engine/key_codec.js';
 import { invalidArgument, StoreError } from '../../engine/store_error.js';
 import { openStoreWith, RingLevel, type RingLevelOptions, type RingLevelStoreOptions } from '../../level/ring_level.js';
 import type { IoUringActor } from '../../native/io_uring_actor.js';
@@ -52,6 +52,8 @@ export class LabStore {
   #cacheSizeBytes: number | undefined;
   /** The store was closed (by close(), or by a level database's close()) and not opened again. */
   #closed = false;
+  /** The last open of the store (reopen(), a level database's open), settled or not. */
+  #opening: Promise<void> | undefined;
   /** The store a level database holds (opened and not closed), if any: one at a time. */
   #levelStore: BlockStore | undefined;
   /** Operations called and not yet acknowledged, by index. */
@@ -188,15 +190,23 @@ export class LabStore {
   }
 
   /** Closes the store (durably) and opens it again, optionally with other options. */
-  async reopen(options: LabReopenOptions = {}): Promise<void> {
-    if (!this.#closed) await this.#close(this.#store);
-    this.#sync = options.sync ?? true;
-    this.#cacheSizeBytes = options.cacheSizeBytes;
-    await this.#open();
+  reopen(options: LabReopenOptions = {}): Promise<void> {
+    const reopening = (async () => {
+      if (!this.#closed) await this.#close(this.#store);
+      this.#sync = options.sync ?? true;
+      this.#cacheSizeBytes = options.cacheSizeBytes;
+      await this.#open();
+    })();
+    this.#opening = reopening;
+    return reopening;
   }
 
   /** Closes the store; every write called before is acknowledged (close makes them durable). */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    // An open still under way (a reopen not awaited) ends first: the run's
+    // end closes the store it makes, not the one before it, and the ring
+    // closes after it (found by a review: its ERR_RING_CLOSED went unhandled).
+    await this.#opening?.catch(() => undefined);
     return this.#close(this.#store);
   }
 
@@ -230,10 +240,14 @@ export class LabStore {
   }
 
   /** Opens the store again on its path (or device), with the options of the last open. */
-  async #open(): Promise<void> {
-    const device = await this.#openDevice?.();
-    this.#store = await BlockStore.open(this.#path, { ring: this.#ring, device, encoding: this.#encoding, sync: this.#sync, cacheSizeBytes: this.#cacheSizeBytes });
-    this.#closed = false;
+  #open(): Promise<void> {
+    const opening = (async () => {
+      const device = await this.#openDevice?.();
+      this.#store = await BlockStore.open(this.#path, { ring: this.#ring, device, encoding: this.#encoding, sync: this.#sync, cacheSizeBytes: this.#cacheSizeBytes });
+      this.#closed = false;
+    })();
+    this.#opening = opening;
+    return opening;
   }
 
   async #close(store: BlockStore): Promise<void> {
@@ -340,7 +354,10 @@ interface UnorderedStream {
 /** The oracle's copy of a key; one that is no key stays as given, for the store to refuse (ERR_INVALID_ARG). */
 function copyKey(key: Key): Key {
   if (typeof key === 'string') return key;
-  return key instanceof Uint8Array ? Uint8Array.prototype.slice.call(key) : key;
+  // A Buffer of the bytes the store reads (the built-in getters):
+  // a subclass's slice() could make a copy of other bytes or another length
+  // (found by a review: a padded copy passed for a key the store refuses).
+  return isUint8Array(key) && !isDetachedView(key) ? Buffer.from(ownBytes(key)) : key;
 }
 
 /** The oracle keeps its own copy: the workload may reuse its buffers and objects. */

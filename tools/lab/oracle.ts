@@ -9,7 +9,7 @@
 import { isDeepStrictEqual } from 'node:util';
 
 import type { BlockStore } from '../../engine/block_store.js';
-import { toKeyString, type Key } from '../../engine/key_codec.js';
+import { isDetachedView, isUint8Array, ownBytes, toKeyString, type Key } from '../../engine/key_codec.js';
 
 /** One key written by an operation: a value, or undefined for a delete. */
 export type WorkloadWrite = readonly [key: Key, value: unknown];
@@ -38,7 +38,10 @@ const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  */
 export function keyId(key: Key): string {
   if (typeof key === 'string') return `s${key}`;
-  const bytes = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
+  // No key at all (a write the store refused): an id no key has.
+  if (!isUint8Array(key) || isDetachedView(key)) return `n${typeof key}`;
+  const view = ownBytes(key);
+  const bytes = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
   try {
     return `s${STRICT_UTF8.decode(bytes)}`;
   } catch {

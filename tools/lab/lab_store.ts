@@ -189,7 +189,7 @@ export class LabStore {
     await this.#covering(() => this.#store.flush());
   }
 
-  /** Closes the store (durably) and opens it again, optionally with other options. */
+  /** Closes the store (durably; unless closed already) and opens it again, optionally with other options. */
   reopen(options: LabReopenOptions = {}): Promise<void> {
     const reopening = (async () => {
       if (!this.#closed) await this.#close(this.#store);

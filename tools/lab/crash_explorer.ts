@@ -8,6 +8,7 @@
 // <dir>` checks again.
 import assert from 'node:assert/strict';
 
+import { allSettledOrThrow } from '../../engine/grid.js';
 import { describeChoice, describeSurvivors, planStates, STRATEGIES, tornBoundaries, tornBoundariesOffered, touchedPhases, type CrashState, type Strategy } from './crash_plan.js';
 import { crashPoints, type PendingPart } from './crash_states.js';
 import { saveReproducer } from './reproducer.js';
@@ -179,9 +180,7 @@ export async function exploreCrashStates(workload: TracedWorkload, options: Expl
     });
     report.skipped = ordered.length - checked;
   } finally {
-    const closed = await Promise.allSettled(checkers.map((checker) => checker.close()));
-    const failure = closed.find((outcome) => outcome.status === 'rejected');
-    if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
+    await allSettledOrThrow(checkers.map((checker) => checker.close()));
   }
   report.tornBoundaries.covered = [...offered].filter((boundary) => covered.has(boundary)).length;
   report.tornBoundaries.missing = [...offered].filter((boundary) => !covered.has(boundary));
@@ -231,9 +230,7 @@ async function checkInPlanOrder(
       }
     }
   };
-  const outcomes = await Promise.allSettled(checkers.map(work));
-  const failure = outcomes.find((outcome) => outcome.status === 'rejected');
-  if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
+  await allSettledOrThrow(checkers.map(work));
   assert.equal(reported, taken, 'every state taken is reported');
   await reporting;
   return taken;

@@ -107,9 +107,7 @@ export class CrashImage implements IoObserver {
       this.#writeAt(0, base);
     } catch (error) {
       // No image half made (ENOSPC where images live): nothing left behind.
-      if (fd !== undefined) closeSync(fd);
-      rmSync(this.directory, { recursive: true, force: true });
-      liveDirectories.delete(this.directory);
+      this.#remove(fd);
       throw error;
     }
   }
@@ -192,7 +190,12 @@ export class CrashImage implements IoObserver {
   onMark(_mark: IoMark): void {}
 
   close(): void {
-    closeSync(this.#fd);
+    this.#remove(this.#fd);
+  }
+
+  /** Closes `fd` (if open) and removes the image's directory. */
+  #remove(fd: number | undefined): void {
+    if (fd !== undefined) closeSync(fd);
     rmSync(this.directory, { recursive: true, force: true });
     liveDirectories.delete(this.directory);
   }

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { LateErrorRecord } from './late_errors.js';
 
 /** Mocha's closing summary: "  1722 passing (6m)". */
 const SUMMARY_LINE = /^ +\d+ passing/m;
@@ -18,7 +19,7 @@ const ANSI_ESCAPE = /\x1b\[[0-9;]*m/g;
 
 const require = createRequire(import.meta.url);
 const directory = mkdtempSync(join(tmpdir(), 'ringstore-npm-test-'));
-const errorsFile = join(directory, 'uncaught.txt');
+const errorsFile = join(directory, 'late-errors.jsonl');
 
 const mochaArguments = process.argv.slice(2);
 // The summary looked for is the spec reporter's, which .mocharc.json
@@ -44,10 +45,27 @@ child.stdout.on('data', (chunk: Buffer) => {
   process.stdout.write(chunk);
   tail = (tail + chunk.toString('utf8')).slice(-64 * 1024);
 });
+/** The records of late_errors.ts that are errors: every uncaught exception, and the rejections no handler came for. */
+function errorsNeverHandled(text: string): LateErrorRecord[] {
+  const records = text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line): LateErrorRecord => {
+      try {
+        return JSON.parse(line) as LateErrorRecord;
+      } catch {
+        // A line cut short (a process killed in its write): still an error.
+        return { pid: 0, kind: 'uncaught exception', id: 0, text: `(a record that does not parse) ${line}` };
+      }
+    });
+  const handled = new Set(records.filter((entry) => entry.kind === 'rejection handled').map((entry) => `${entry.pid}:${entry.id}`));
+  return records.filter((entry) => entry.kind === 'uncaught exception' || (entry.kind === 'unhandled rejection' && !handled.has(`${entry.pid}:${entry.id}`)));
+}
+
 child.once('close', (code, signal) => {
-  let uncaught = '';
+  let recorded = '';
   try {
-    uncaught = readFileSync(errorsFile, 'utf8');
+    recorded = readFileSync(errorsFile, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
@@ -63,8 +81,12 @@ child.once('close', (code, signal) => {
     console.error('npm test: FAILED: mocha ended without its summary (a test process ended the run early: see above)');
     status = 1;
   }
-  if (uncaught !== '') {
-    console.error(`npm test: FAILED: errors reached Node as uncaught in a test process (mocha's parallel mode may not count them):\n\n${uncaught}`);
+  const errors = errorsNeverHandled(recorded);
+  if (errors.length > 0) {
+    console.error(
+      `npm test: FAILED: ${errors.length} error(s) reached Node as uncaught in a test process (mocha may not count them):\n\n` +
+        errors.map((error) => `${error.pid > 0 ? `pid ${error.pid}` : 'a test process'}, ${error.kind}: ${error.text}`).join('\n\n'),
+    );
     status = status === 0 ? 1 : status;
   }
   process.exit(status);

@@ -54,7 +54,7 @@ import { Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
 import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, guardedCheck, mapElements, optionFields, refuseStreamOptions, type CheckedRange, type KeyRange } from './store_arguments.js';
 import { invalidArgument, StoreError } from './store_error.js';
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
-import { eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
+import { checkBlockSizeServed, eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
 import { EndingStreams } from './ending_streams.js';
 import { GrowthWait, type QueueAttempt, type RoomRefusal } from './growth_wait.js';
 import { GROWTH_ATTEMPTS_MAX, StoreGrowth } from './store_growth.js';
@@ -311,7 +311,12 @@ export class BlockStore<V = unknown> {
         }
       }
       if (probe.superblock.blockSize % Math.max(device.ioAlignment, 1) !== 0) {
-        throw new StoreError('ERR_INVALID_ARG', `the store's block size ${probe.superblock.blockSize} is not a multiple of the device's direct-IO alignment ${device.ioAlignment}`);
+        // Not the caller's argument (found by a review: ERR_INVALID_ARG): the
+        // store is fine, this path to it cannot do its IO.
+        throw new StoreError(
+          'ERR_STORE_UNSUPPORTED',
+          `'${path}': the store's block size ${probe.superblock.blockSize} is not a multiple of this device's direct-IO alignment ${device.ioAlignment} (a device of larger sectors over the store's bytes?): open it through a file or device of sectors of at most ${probe.superblock.blockSize} bytes; \`ringstore dump --salvage\` reads it as it is`,
+        );
       }
       const superblock = probe.superblock;
       // Without an encoding option the store decodes values the way it was
@@ -453,6 +458,7 @@ export class BlockStore<V = unknown> {
           targetBytes = Math.ceil(targetBytes / unitBytes) * unitBytes;
         }
         // Refused before anything is changed.
+        checkBlockSizeServed(blockSize, device);
         const walSizeBytes = sizeBytes === 0 && !device.isBlockDevice && device.fileLengthBytes === 0 ? walOfDefaultSize : options.walSizeBytes;
         const layout = storeLayout(targetBytes - (targetBytes % Math.max(device.ioAlignment, 1)), blockSize, walSizeBytes);
         if (typeof layout === 'string') throw new StoreError('ERR_STORE_NO_SPACE', `'${path}' is too small for a store: ${layout}`);

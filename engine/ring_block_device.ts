@@ -16,8 +16,10 @@ export const PROC_SELF_FD = '/proc/self/fd';
 export class RingBlockDevice implements BlockDevice {
   readonly #ring: IoUringActor;
   readonly #file: RingFile;
-  /** For a loop device: its backing file, held locked while the store is open. */
-  readonly #backingFile: RingFile | undefined;
+  /** For a loop device: its backing file (and theirs, for a loop device over a loop device), held locked while the store is open. */
+  readonly #backingFiles: readonly RingFile[];
+  /** Whether a trim discards: on a block device, but not on a loop device over a regular file (see trim()). */
+  readonly #discards: boolean;
   /** The path errors name: the store's, also while the file is open under a temporary name (store_file.ts). */
   readonly #name: string;
   #fileLengthBytes: number;
@@ -27,11 +29,12 @@ export class RingBlockDevice implements BlockDevice {
   readonly ioAlignment: number;
   readonly trimAlignment: number;
 
-  private constructor(ring: IoUringActor, file: RingFile, fileLengthBytes: number, backingFile: RingFile | undefined, name: string, punchHoles: boolean) {
+  private constructor(ring: IoUringActor, file: RingFile, fileLengthBytes: number, backing: LoopBacking, name: string, punchHoles: boolean) {
     this.#ring = ring;
     this.#punchHoles = punchHoles;
     this.#file = file;
-    this.#backingFile = backingFile;
+    this.#backingFiles = backing.files;
+    this.#discards = file.isBlockDevice && !backing.overRegularFile;
     this.#name = name;
     this.#fileLengthBytes = fileLengthBytes;
     this.ioAlignment = Math.max(file.memoryAlignment, file.offsetAlignment);
@@ -69,6 +72,15 @@ export class RingBlockDevice implements BlockDevice {
         file = await ring.open(path, { direct: true, readOnly });
       } catch (error) {
         throw openError(path, error, options.toWrite === true);
+      }
+      // The kernel opens a read-only block device (`losetup -r`, a write-
+      // protected disk) for writing, and refuses each write with EPERM: a
+      // store opened there failed at its first write, and every reopen did
+      // the same (found by a review). Refused here, as a read-only file
+      // system is.
+      if (!readOnly && file.isBlockDevice && (await isReadOnlyBlockDevice(path))) {
+        await file.close();
+        throw new StoreError('ERR_STORE_PATH', `'${options.name ?? path}': cannot open for writing: the block device is read-only; open with readOnly: true to read the store`);
       }
       // The lock is taken on the file the open found. A rename over `path`
       // between the two (`ringstore load --create` publishing its build over
@@ -112,7 +124,7 @@ export class RingBlockDevice implements BlockDevice {
   /** With `replacedPath`: REPLACED (the file closed) when the lock is refused and that path no longer names the file. */
   static async #locked(ring: IoUringActor, file: RingFile, path: string, readOnly: boolean, name: string, punchHoles: boolean, replacedPath: string): Promise<RingBlockDevice | typeof REPLACED>;
   static async #locked(ring: IoUringActor, file: RingFile, path: string, readOnly: boolean, name: string, punchHoles: boolean, replacedPath?: string): Promise<RingBlockDevice | typeof REPLACED> {
-    let backingFile: RingFile | undefined;
+    let backing: LoopBacking = NO_LOOP_BACKING;
     try {
       // A block device is flock'ed too, beside its O_EXCL claim: a loop
       // device over it flocks it as its backing file (lockLoopBackingFile),
@@ -131,11 +143,11 @@ export class RingBlockDevice implements BlockDevice {
         const holder = file.isBlockDevice ? `${stores}, or a tool (udev, a partitioner)` : stores;
         throw new StoreError('ERR_STORE_LOCKED', readOnly ? `'${path}' is open for writing by ${holder}` : `'${path}' is open by ${holder}`);
       }
-      if (file.isBlockDevice) backingFile = await lockLoopBackingFile(ring, path, readOnly);
+      if (file.isBlockDevice) backing = await lockLoopBacking(ring, path, readOnly);
       const stat = await file.stat();
-      return new RingBlockDevice(ring, file, stat.sizeBytes, backingFile, name, punchHoles);
+      return new RingBlockDevice(ring, file, stat.sizeBytes, backing, name, punchHoles);
     } catch (error) {
-      await backingFile?.close();
+      await closeAll(backing.files);
       await file.close();
       throw error;
     }
@@ -267,10 +279,15 @@ export class RingBlockDevice implements BlockDevice {
    * have refused writes with ERR_STORE_FULL (found by a review: a 48 MiB
    * ext4, filled, every key deleted, refilled). Like SQLite's and LMDB's
    * files, a store file keeps what it has grown to and reuses it. (Opened
-   * with `punchHoles`, for the crash lab, it punches them.)
+   * with `punchHoles`, for the crash lab, it punches them.) Nor does a loop
+   * device over a regular file discard: the loop driver punches the hole in
+   * that file, and its writes into a hole the file system can no longer
+   * fill fail silently: the driver took a partly failed write for a whole
+   * one, fdatasync succeeded, and an acknowledged put read back as zeros
+   * (found by a review: a loop device over a file on a full tmpfs).
    */
   trim(position: number, length: number): Promise<void> {
-    if (!this.#file.isBlockDevice && !this.#punchHoles) return Promise.resolve();
+    if (this.#file.isBlockDevice ? !this.#discards : !this.#punchHoles) return Promise.resolve();
     return this.#file.trim(position, length).then(NOTHING, this.#renamed);
   }
 
@@ -299,7 +316,7 @@ export class RingBlockDevice implements BlockDevice {
       try {
         await this.#file.close();
       } finally {
-        await this.#backingFile?.close();
+        await closeAll(this.#backingFiles);
       }
     })();
     return this.#closing;
@@ -390,13 +407,73 @@ const LOOP_MAJOR = 7;
 /** A loop device's backing-file name, read exactly (a name is bytes; one that is not UTF-8 is refused). */
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/** What a block device is over, when it is a loop device: the backing files it holds locked, and whether the last is a regular file. */
+interface LoopBacking {
+  files: readonly RingFile[];
+  /** The chain of loop devices ends at a regular file (or at one that could not be opened: assumed to be). */
+  overRegularFile: boolean;
+}
+
+const NO_LOOP_BACKING: LoopBacking = { files: [], overRegularFile: false };
+
+/**
+ * Loop devices over loop devices, at most: beyond it the open is refused
+ * (the kernel forbids a cycle; this bounds the walk however the devices
+ * were stacked).
+ */
+const LOOP_CHAIN_DEPTH_MAX = 8;
+
 /**
  * For a loop device (or a partition of one): opens and flocks its backing
  * file (`shared`: LOCK_SH, for a read-only store), as a store opened on that
- * file would, so the two names of the same bytes exclude each other. Undefined for other block devices, or a loop
- * device whose backing file is gone.
+ * file would, so the two names of the same bytes exclude each other — and,
+ * when that backing file is itself a loop device, its backing file, down to
+ * the last (found by a review: a store on a loop device over /dev/loopA,
+ * which locked only /dev/loopA, and one on /dev/loopA's file both opened for
+ * writing, and the tree was damaged). Nothing for other block devices, or a
+ * loop device whose backing file is gone.
  */
-async function lockLoopBackingFile(ring: IoUringActor, path: string, shared: boolean): Promise<RingFile | undefined> {
+async function lockLoopBacking(ring: IoUringActor, path: string, shared: boolean): Promise<LoopBacking> {
+  const files: RingFile[] = [];
+  try {
+    let device = path;
+    for (let depth = 0; ; depth++) {
+      const backing = await loopBackingPath(device);
+      if (backing === undefined) return { files, overRegularFile: depth > 0 && !files[files.length - 1]!.isBlockDevice };
+      if (depth === LOOP_CHAIN_DEPTH_MAX) {
+        throw new StoreError('ERR_STORE_UNSUPPORTED', `'${path}' is a loop device over more than ${LOOP_CHAIN_DEPTH_MAX} loop devices; the store cannot lock every name of its bytes`);
+      }
+      if (backing === UNREACHABLE) return { files, overRegularFile: true };
+      let file: RingFile;
+      try {
+        file = await ring.open(backing, { readOnly: true });
+      } catch {
+        // Moved or not reachable from this mount namespace: unlocked, as
+        // before; a file, as far as trims go (the safe guess).
+        return { files, overRegularFile: true };
+      }
+      if (!(await tryLock(file, shared))) {
+        await file.close();
+        throw new StoreError('ERR_STORE_LOCKED', `'${path}' is a loop device over '${backing}', which is open by another store`);
+      }
+      files.push(file);
+      if (!file.isBlockDevice) return { files, overRegularFile: true };
+      device = backing;
+    }
+  } catch (error) {
+    await closeAll(files);
+    throw error;
+  }
+}
+
+/** A loop device's backing file that no longer has its name (`(deleted)`). */
+const UNREACHABLE = Symbol('unreachable backing file');
+
+/**
+ * The backing file of `path` if it is a loop device (or a partition of one):
+ * its path; UNREACHABLE if it was deleted; undefined for any other device.
+ */
+async function loopBackingPath(path: string): Promise<string | typeof UNREACHABLE | undefined> {
   const { major, minor } = decodeDeviceNumber((await fsStat(path)).rdev);
   const sysfs = `/sys/dev/block/${major}:${minor}`;
   const candidates = [`${sysfs}/loop/backing_file`, `${sysfs}/../loop/backing_file`];
@@ -414,19 +491,20 @@ async function lockLoopBackingFile(ring: IoUringActor, path: string, shared: boo
     }
     break;
   }
-  if (backingPath === undefined || backingPath.endsWith(' (deleted)')) return undefined;
+  if (backingPath === undefined) return undefined;
   if (major !== LOOP_MAJOR && !(await isPartition(sysfs))) return undefined;
-  let backing: RingFile;
-  try {
-    backing = await ring.open(backingPath, { readOnly: true });
-  } catch {
-    return undefined; // moved or not reachable from this mount namespace
-  }
-  if (!(await tryLock(backing, shared))) {
-    await backing.close();
-    throw new StoreError('ERR_STORE_LOCKED', `'${path}' is a loop device over '${backingPath}', which is open by another store`);
-  }
-  return backing;
+  return backingPath.endsWith(' (deleted)') ? UNREACHABLE : backingPath;
+}
+
+/** Whether the kernel marks block device `path` read-only (sysfs `ro`); false where it cannot be read. */
+async function isReadOnlyBlockDevice(path: string): Promise<boolean> {
+  const { major, minor } = decodeDeviceNumber((await fsStat(path)).rdev);
+  const flag = await readFile(`/sys/dev/block/${major}:${minor}/ro`, 'utf8').catch(() => undefined);
+  return flag?.trim() === '1';
+}
+
+async function closeAll(files: readonly RingFile[]): Promise<void> {
+  for (const file of files) await file.close().catch(() => undefined);
 }
 
 /**

@@ -66,10 +66,20 @@ export async function eraseSuperblocks(device: BlockDevice): Promise<void> {
 }
 
 /** Writes a new store's superblocks (all four slots). */
-export async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes: number | undefined, encoding: ValueEncoding): Promise<Superblock> {
+/**
+ * Throws ERR_INVALID_ARG unless `device` can do direct IO in blocks of
+ * `blockSize`. Before anything is written: BlockStore.format() checks it
+ * before erasing the old superblocks (found by a review: a format refused
+ * for its block size had destroyed the store it was refused over).
+ */
+export function checkBlockSizeServed(blockSize: number, device: Pick<BlockDevice, 'ioAlignment'>): void {
   if (blockSize % Math.max(device.ioAlignment, 1) !== 0) {
     throw invalidArgument(`blockSize ${blockSize} is not a multiple of the device's direct-IO alignment ${device.ioAlignment}`, 'range');
   }
+}
+
+export async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes: number | undefined, encoding: ValueEncoding): Promise<Superblock> {
+  checkBlockSizeServed(blockSize, device);
   const layout = storeLayout(device.sizeBytes, blockSize, walSizeBytes);
   if (typeof layout === 'string') throw new StoreError('ERR_STORE_NO_SPACE', `the device is too small for a store: ${layout}`);
   const { blockCount, walBlockCount } = layout;

@@ -4,8 +4,9 @@
 // The image is locked shared, as a read-only store is: a writer holds it
 // exclusively, and a store being written cannot be checked from outside
 // (below, openImage).
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 
+import { decodeDeviceNumber } from '../../engine/flock_holders.js';
 import { namesFile, REPLACED_OPEN_ATTEMPTS_MAX } from '../../engine/ring_block_device.js';
 import { pathError, StoreError } from '../../engine/store_error.js';
 import { addon } from '../../native/addon.js';
@@ -116,8 +117,8 @@ function openImageOnce(path: string): OpenedImage | undefined {
     const stat = fstatSync(fd);
     let sizeBytes = stat.size;
     if (stat.isBlockDevice()) {
-      // fstat reports 0 for a block device: find its end by reading.
-      sizeBytes = blockDeviceSize(fd);
+      // fstat reports 0 for a block device.
+      sizeBytes = blockDeviceSize(fd, stat.rdev);
     }
     const { image, unreadable } = tolerantImage(sizeBytes, (out, offset, length, position) => readSync(fd, out, offset, length, position));
     return { image, unreadable, close: () => closeSync(fd) };
@@ -192,12 +193,32 @@ export function describeUnreadable(unreadable: readonly UnreadableRange[]): stri
   return runs.map((run) => `bytes ${run.start}-${run.end - 1} could not be read (${[...run.codes].join(', ')}); read as zeros`);
 }
 
-function blockDeviceSize(fd: number): number {
+/** Bytes in a sector as the kernel counts a block device's size in sysfs, whatever its logical sector size. */
+const SYSFS_SECTOR_BYTES = 512;
+
+function blockDeviceSize(fd: number, rdev: number): number {
+  // The kernel's count, as the engine's stat has it: reading the end out
+  // fails where the last sector is partial (a loop device of 4 KiB sectors
+  // over a file not a multiple of them: EIO, found by a review).
+  const { major, minor } = decodeDeviceNumber(rdev);
+  let sectors: number | undefined;
+  try {
+    sectors = Number(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim());
+  } catch {
+    // No sysfs: read the end out below.
+  }
+  if (sectors !== undefined && Number.isSafeInteger(sectors) && sectors >= 0) return sectors * SYSFS_SECTOR_BYTES;
   // Node has no lseek(SEEK_END) or BLKGETSIZE64: find the last readable byte
   // by doubling, then bisecting. `readable` is always a readable offset and
-  // `unreadable` never is.
+  // `unreadable` never is (a read that fails counts as past the end).
   const probe = Buffer.alloc(1);
-  const canRead = (offset: number): boolean => readSync(fd, probe, 0, 1, offset) === 1;
+  const canRead = (offset: number): boolean => {
+    try {
+      return readSync(fd, probe, 0, 1, offset) === 1;
+    } catch {
+      return false;
+    }
+  };
   let readable = 0;
   let unreadable = 2 ** 20;
   while (canRead(unreadable)) {

@@ -21,8 +21,14 @@ export const DEFAULT_BLOCK_SIZE = 4096;
 const WAL_ZERO_CHUNK_BYTES = 8 << 20;
 /** Blocks of the WAL at least. */
 const WAL_BLOCKS_MIN = 16;
-/** Data a store needs beyond its WAL to be of any use, in pages (64 KiB at 4 KiB pages). */
-const DATA_PAGES_MIN = 16;
+/**
+ * Data a store needs beyond its WAL to be of any use, in pages (256 KiB at
+ * 4 KiB pages). More than the room the next checkpoint keeps for itself
+ * (Space's reserve, ~20 pages for one put): with 16 pages a device of the
+ * smallest size format accepted, in 512-byte blocks, took one put and then
+ * refused every other (found by a review).
+ */
+const DATA_PAGES_MIN = 64;
 
 /**
  * How a store of `sizeBytes` is laid out in `blockSize` blocks, or why it

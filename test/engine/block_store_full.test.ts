@@ -10,6 +10,8 @@
 import assert from 'node:assert/strict';
 
 import { BlockStore } from '../../engine/block_store.js';
+import { SimulatedDevice } from '../../engine/simulated_device.js';
+import { storeLayout } from '../../engine/store_layout.js';
 import { makeStoreDir, pattern, rejectsWithCode, removeStoreDir, waitForTrims } from './helpers.js';
 
 const BLOCK_SIZE = 4096;
@@ -225,5 +227,25 @@ describe('BlockStore when full', () => {
       await store.close();
     }
     assert.equal(await closeAndVerify(await openTiny(path, false)), stored - victims.length - [...Array(stored).keys()].filter((i) => i % 15 === 1 || i % 15 === 2).length);
+  });
+
+  it('of the smallest size a store may have, takes hundreds of small puts and then every delete (with 512-byte blocks it took one put, then refused every other; found by a review)', async () => {
+    for (const blockSize of [512, 4096]) {
+      let sizeBytes = blockSize;
+      while (typeof storeLayout(sizeBytes, blockSize, undefined) === 'string') sizeBytes += blockSize;
+      const device = new SimulatedDevice({ sizeBytes, ioAlignment: 512 });
+      const store = await BlockStore.open('smallest', { device, create: true, blockSize, encoding: 'binary' });
+      try {
+        let puts = 0;
+        await rejectsWithCode(async () => {
+          for (; ; puts++) await store.put(`key${puts}`, pattern(100, puts));
+        }, 'ERR_STORE_FULL');
+        assert.ok(puts >= 200, `${blockSize}-byte blocks, ${sizeBytes} bytes: ${puts} puts`);
+        for (let i = 0; i < puts; i++) await store.delete(`key${i}`);
+        await store.put('again', pattern(100, 1));
+      } finally {
+        await store.close();
+      }
+    }
   });
 });

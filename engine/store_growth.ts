@@ -160,7 +160,9 @@ export class StoreGrowth {
    * such, for this write and no other).
    */
   refusal(error: StoreError, blocksWanted?: number): StoreError {
-    if (!this.#deviceGrows) return error;
+    // Said as a file store's limit is (found by a review: on a device the
+    // message never said why the store did not grow).
+    if (!this.#deviceGrows) return new StoreError('ERR_STORE_FULL', `${error.message}; a block device cannot grow`, { cause: error });
     const limit = `${this.#blockCountMax * this.#blockSize} bytes (${this.#formatLimited ? `the format's: a free set of at most ${FREE_BITMAP_BITS_MAX} blocks` : this.#capped ? 'maxSizeBytes' : "the device's"})`;
     const beyondLimit = blocksWanted !== undefined && blocksWanted > 0 && this.#space.blockCount + blocksWanted > this.#blockCountMax ? blocksWanted : undefined;
     const why =

@@ -237,9 +237,11 @@ describe('BlockStore when full', () => {
       const store = await BlockStore.open('smallest', { device, create: true, blockSize, encoding: 'binary' });
       try {
         let puts = 0;
-        await rejectsWithCode(async () => {
+        const full = await rejectsWithCode(async () => {
           for (; ; puts++) await store.put(`key${puts}`, pattern(100, puts));
         }, 'ERR_STORE_FULL');
+        // It says why it did not grow, as a store file at its limit does.
+        assert.match(full.message, /a block device cannot grow$/);
         assert.ok(puts >= 200, `${blockSize}-byte blocks, ${sizeBytes} bytes: ${puts} puts`);
         for (let i = 0; i < puts; i++) await store.delete(`key${i}`);
         await store.put('again', pattern(100, 1));

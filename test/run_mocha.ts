@@ -9,7 +9,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { LateErrorRecord } from './late_errors.js';
+
+import { type LateErrorRecord, RECORD_TEXT_CHARS_MAX } from './late_error_record.js';
 
 /** Mocha's closing summary: "  1722 passing (6m)". */
 const SUMMARY_LINE = /^ +\d+ passing/m;
@@ -45,18 +46,34 @@ child.stdout.on('data', (chunk: Buffer) => {
   process.stdout.write(chunk);
   tail = (tail + chunk.toString('utf8')).slice(-64 * 1024);
 });
+/** The most errors printed in full; the rest are counted. */
+const ERRORS_PRINTED_MAX = 20;
+
+function isRecord(value: unknown): value is LateErrorRecord {
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Record<string, unknown>;
+  return (
+    typeof record.pid === 'number' &&
+    typeof record.id === 'number' &&
+    typeof record.text === 'string' &&
+    (record.kind === 'uncaught exception' || record.kind === 'unhandled rejection' || record.kind === 'rejection handled')
+  );
+}
+
 /** The records of late_errors.ts that are errors: every uncaught exception, and the rejections no handler came for. */
 function errorsNeverHandled(text: string): LateErrorRecord[] {
   const records = text
     .split('\n')
     .filter((line) => line !== '')
     .map((line): LateErrorRecord => {
+      let parsed: unknown;
       try {
-        return JSON.parse(line) as LateErrorRecord;
+        parsed = JSON.parse(line);
       } catch {
         // A line cut short (a process killed in its write): still an error.
-        return { pid: 0, kind: 'uncaught exception', id: 0, text: `(a record that does not parse) ${line}` };
       }
+      if (isRecord(parsed)) return parsed;
+      return { pid: 0, kind: 'uncaught exception', id: 0, text: `(a record that does not parse) ${line.slice(0, RECORD_TEXT_CHARS_MAX)}` };
     });
   const handled = new Set(records.filter((entry) => entry.kind === 'rejection handled').map((entry) => `${entry.pid}:${entry.id}`));
   return records.filter((entry) => entry.kind === 'uncaught exception' || (entry.kind === 'unhandled rejection' && !handled.has(`${entry.pid}:${entry.id}`)));
@@ -85,7 +102,11 @@ child.once('close', (code, signal) => {
   if (errors.length > 0) {
     console.error(
       `npm test: FAILED: ${errors.length} error(s) reached Node as uncaught in a test process (mocha may not count them):\n\n` +
-        errors.map((error) => `${error.pid > 0 ? `pid ${error.pid}` : 'a test process'}, ${error.kind}: ${error.text}`).join('\n\n'),
+        errors
+          .slice(0, ERRORS_PRINTED_MAX)
+          .map((error) => `${error.pid > 0 ? `pid ${error.pid}` : 'a test process'}, ${error.kind}: ${error.text}`)
+          .join('\n\n') +
+        (errors.length > ERRORS_PRINTED_MAX ? `\n\n… and ${errors.length - ERRORS_PRINTED_MAX} more` : ''),
     );
     status = status === 0 ? 1 : status;
   }

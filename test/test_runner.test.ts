@@ -18,8 +18,8 @@ interface RunResult {
 }
 
 /** npm test's wrapper over one fixture spec, without the repository's config (its spec would run the whole suite). */
-function runWrapper(spec: string, parallel: boolean): Promise<RunResult> {
-  const mochaArguments = ['--no-config', '--require', lateErrors, ...(parallel ? ['--parallel', '--jobs', '2'] : []), spec];
+function runWrapper(spec: string | string[], parallel: boolean): Promise<RunResult> {
+  const mochaArguments = ['--no-config', '--require', lateErrors, ...(parallel ? ['--parallel', '--jobs', '2'] : []), ...(typeof spec === 'string' ? [spec] : spec)];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [runMocha, ...mochaArguments], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -55,6 +55,14 @@ describe("npm test's wrapper and rejections", function () {
       });
     }
 
+    it(`fails a run whose rejections no code handled have reasons hard to show: each recorded, none confusing mocha (${mode} mode)`, async () => {
+      const run = await runWrapper(fixture('odd_rejection_reasons'), parallel);
+      assert.equal(run.status, 1, run.output);
+      assert.match(run.output, /3 passing/, run.output);
+      assert.match(run.output, /npm test: FAILED: 3 error\(s\)/, run.output);
+      assert.doesNotMatch(run.output, /could not record|done\(\) called multiple times/, run.output);
+    });
+
     it(`passes a run whose test handled a rejection late (${mode} mode)`, async () => {
       const run = await runWrapper(fixture('late_handled_rejection'), parallel);
       assert.equal(run.status, 0, run.output);
@@ -62,4 +70,11 @@ describe("npm test's wrapper and rejections", function () {
       assert.doesNotMatch(run.output, /npm test: FAILED/, run.output);
     });
   }
+
+  it("fails a run whose rejection no code handled comes in a parallel worker's second file (mocha's worker removes every listener after a file: a listener would miss it)", async () => {
+    const run = await runWrapper([...['passing_1', 'passing_2', 'passing_3'].map(fixture), fixture('unhandled_rejection')], true);
+    assert.match(run.output, /4 passing/, run.output);
+    assert.equal(run.status, 1, run.output);
+    assert.match(run.output, /unhandled rejection: Error: fixture: a rejection never handled/, run.output);
+  });
 });

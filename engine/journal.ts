@@ -322,7 +322,13 @@ export class Journal {
   async #abandonOnceWritten(write: QueuedWrite): Promise<void> {
     const extents = write.operations.flatMap((operation) => (operation.value?.kind === 'extents' ? operation.value.extents : []));
     const blocks = write.dataBlocks.splice(0);
-    await Promise.allSettled(write.dataWrites);
+    const outcomes = await Promise.allSettled(write.dataWrites);
+    // A data write that failed is the device failing, whether or not its
+    // write commits (found by a review: an abandoned stream's EIO was
+    // dropped here). A write the closed device refused is not.
+    for (const outcome of outcomes) {
+      if (outcome.status === 'rejected' && !(outcome.reason instanceof StoreError && outcome.reason.code === 'ERR_STORE_CLOSED')) this.#state.fail(outcome.reason);
+    }
     this.#grid.giveBack(blocks);
     this.#space.free(extents);
   }

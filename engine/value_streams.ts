@@ -219,6 +219,11 @@ export function createValueWriteStream(parts: StreamParts, key: Key, onOrdered?:
     const settled: Promise<void> = allSettledOrThrow(chunkWrites)
       .catch((error: unknown) => {
         writeFailure ??= error;
+        // The store stops now, as for a put's data write, not at the
+        // stream's next chunk or end(): a stream destroyed meanwhile never
+        // got there, and later writes were acknowledged with the device
+        // failing and the EIO told to no one (found by a review).
+        failureOf(error);
       })
       .finally(() => {
         inFlightBytes -= writtenBytes;

@@ -202,6 +202,33 @@ describe('BlockStore after a device error', () => {
     });
   }
 
+  for (const ending of ['destroyed', 'left open'] as const) {
+    it(`fails the store as soon as a write stream's chunk write fails, the stream ${ending} (later puts were acknowledged, and with destroy() the EIO was told to no one; found by a review)`, async () => {
+      const simulated = new SimulatedDevice({ sizeBytes: 16 << 20 });
+      const device = new FailingDevice(simulated);
+      const store = await openOn(device, { create: true });
+      try {
+        await store.put('before', pattern(100, 1));
+        const stream = store.createWriteStream('blob');
+        const streamErrors: unknown[] = [];
+        stream.on('error', (error) => streamErrors.push(error));
+        device.failNext('write');
+        // Two full chunks: the first is written (and fails) while the stream takes the second.
+        await new Promise<void>((resolve) => stream.write(pattern(2 << 20, 2), () => resolve()));
+        for (let i = 0; i < 100 && device.injected.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+        assert.equal(device.injected.length, 1, 'the chunk write failed');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        if (ending === 'destroyed') stream.destroy();
+        const later = await rejectsWithCode(() => store.put('later', pattern(10, 3)), 'ERR_STORE_FAILED');
+        assertFailedBy(later, device.injected[0]);
+        await rejectsWithCode(() => store.flush(), 'ERR_STORE_FAILED');
+        assert.ok(((await store.get('before')) as Buffer).equals(pattern(100, 1)));
+      } finally {
+        await store.close();
+      }
+    });
+  }
+
   it('fails the store when a checkpoint page write fails while its next batch of pages is being encoded', async () => {
     // A checkpoint encodes one batch of pages while the one before is being
     // written: the failed write must fail the checkpoint and the store, and

@@ -226,17 +226,27 @@ export class StoreGrowth {
 }
 
 /**
- * The extension itself failed (fallocate, or the pwrite of zeros that stands
- * in for it where the file system has none: EIO, EROFS, …), other
- * than for want of room: the device is failing, and the store stops as
- * after a write error. An error before it (opening the second descriptor:
- * EMFILE, EACCES) changed nothing and is a refusal like no room.
+ * Errors that say the device or its file system is failing, whichever call
+ * met them: the opening of the second descriptor too (found by a review: an
+ * ext4 shut down, or remounted read-only after an error, failed that open
+ * with EIO or EROFS, and the store answered ERR_STORE_FULL and went on).
+ */
+const FAILING_DEVICE_CODES: ReadonlySet<string> = new Set(['EIO', 'EROFS', 'EUCLEAN', 'ENXIO', 'ENODEV']);
+
+/**
+ * The extension failed (fallocate, or the pwrite of zeros that stands in
+ * for it where the file system has none: EIO, EROFS, …), other than for
+ * want of room, or the file system failed under it: the device is failing,
+ * and the store stops as after a write error. Another error before it
+ * (opening the second descriptor: EMFILE, EACCES) changed nothing and is a
+ * refusal like no room.
  */
 function isExtensionFailure(error: unknown): boolean {
   if (isNoRoom(error)) return false;
   for (let cause: unknown = error; cause instanceof Error; cause = cause.cause) {
-    const syscall = (cause as { syscall?: unknown }).syscall;
+    const { syscall, code } = cause as { syscall?: unknown; code?: unknown };
     if (syscall === 'fallocate' || syscall === 'pwrite') return true;
+    if (typeof code === 'string' && FAILING_DEVICE_CODES.has(code)) return true;
   }
   return false;
 }

@@ -20,6 +20,7 @@ import { copyFileSync, mkdirSync, rmSync, statfsSync, statSync, truncateSync, wr
 import { BlockStore } from '../../engine/block_store.js';
 import { IoUringActor } from '../../native/io_uring_actor.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
+import { StoreError } from '../../engine/store_error.js';
 import { isRoot, makeStoreDir, pattern, rejectsWithCode, removeStoreDir, skipBecause } from './helpers.js';
 
 const FILE_SYSTEM_BYTES = 64 << 20;
@@ -221,10 +222,16 @@ describe('BlockStore on a file system without room', function () {
 describe('BlockStore whose file fails to grow for a reason other than room', function () {
   this.timeout(60_000);
 
-  it('fails the store (ERR_STORE_FAILED, cause EIO) when the extension fails, instead of answering ERR_STORE_FULL and going on', async () => {
+  for (const [what, failure] of [
+    ['the extension fails', () => Object.assign(new Error('EIO: simulated fallocate failure'), { code: 'EIO', syscall: 'fallocate' })],
+    // ERR_STORE_PATH caused by EROFS, as pathError wraps the sizer's open on a file system remounted read-only.
+    ['the file system turned read-only under it', () => new StoreError('ERR_STORE_PATH', "'x': cannot grow the file: EROFS", { cause: Object.assign(new Error('EROFS: read-only file system, open'), { code: 'EROFS', syscall: 'open' }) })],
+    ['the file system was shut down (EIO from the open before the extension; found by a review)', () => Object.assign(new Error('EIO: open failed'), { code: 'EIO', syscall: 'open' })],
+  ] as const) {
+  it(`fails the store (ERR_STORE_FAILED) when ${what}, instead of answering ERR_STORE_FULL and going on`, async () => {
     class FailingGrowDevice extends SimulatedDevice {
       override async grow(): Promise<void> {
-        throw Object.assign(new Error('EIO: simulated fallocate failure'), { code: 'EIO', syscall: 'fallocate' });
+        throw failure();
       }
     }
     const device = new FailingGrowDevice({ sizeBytes: 1 << 20, sizeBytesMax: 64 << 20 });
@@ -237,13 +244,13 @@ describe('BlockStore whose file fails to grow for a reason other than room', fun
         });
       }
       assert.ok(refused !== undefined, 'a put needed the growth');
-      assert.equal(refused.code, 'ERR_STORE_FAILED');
-      assert.equal((refused.cause as { code?: string } | undefined)?.code, 'EIO');
+      assert.equal(refused.code, 'ERR_STORE_FAILED', refused.message);
       await rejectsWithCode(() => store.put('after', pattern(100, 1)), 'ERR_STORE_FAILED');
     } finally {
       await store.close().catch(() => undefined);
     }
   });
+  }
 });
 
 describe('BlockStore on a file system without fallocate (ext2)', function () {

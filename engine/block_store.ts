@@ -838,6 +838,7 @@ export class BlockStore<V = unknown> {
     if (this.#closing !== undefined) return this.#closing;
     // Write streams ended before close() are writes called before it: finished too.
     const endedStreams = this.#endingStreams.admitPastClose();
+    const failedBefore = this.#state.failure !== undefined;
     this.#state.beginClose();
     this.#closing = (async () => {
       try {
@@ -884,8 +885,12 @@ export class BlockStore<V = unknown> {
       }
       // With sync: false, writes resolved before they were durable and close
       // is the promise that they are: if a flush failed (now, or earlier in
-      // the background, with no write since to report it), say so.
-      if (!this.#sync && this.#state.failure !== undefined) throw this.#state.failure;
+      // the background, with no write since to report it), say so. With
+      // sync: true every acknowledged write is durable in the WAL, but an
+      // IO error of close()'s own (its checkpoint) was told to no one: say
+      // so too (found by a review: the application never learnt its device
+      // was failing).
+      if (this.#state.failure !== undefined && (!this.#sync || !failedBefore)) throw this.#state.failure;
     })();
     return this.#closing;
   }

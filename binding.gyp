@@ -20,7 +20,6 @@
         "native/file_ops.cc",
         "native/file_table.cc",
         "native/js_args.cc",
-        "native/recycled_mappings.cc",
         "native/ring.cc",
         "native/ring_client.cc",
         "native/ring_client_commands.cc",

@@ -8,8 +8,7 @@ import assert from 'node:assert/strict';
 import { crc32c } from '../format/crc32c.js';
 import { extentsBlockCount, type Extent } from '../format/extent.js';
 import type { ExtentValue } from '../format/records.js';
-import { allocAligned, allocAlignedInHeap, HEAP_BUFFER_BYTES_MAX, RECYCLED_BUFFER_BYTES_MIN } from '../native/aligned_buffer.js';
-import { constants } from '../native/addon.js';
+import { allocAlignedInHeap, HEAP_BUFFER_BYTES_MAX } from '../native/aligned_buffer.js';
 import type { BlockCache } from './block_cache.js';
 import type { BlockDevice } from './block_device.js';
 import { BufferPool } from './buffer_pool.js';
@@ -211,7 +210,7 @@ export class Grid {
   /**
    * The first `length` bytes of the blocks of `extents` (the rest of the
    * last block is dropped), read straight from the device into one new
-   * aligned buffer (valueBuffer), bypassing the cache: one IO per piece
+   * aligned buffer of the JS heap, bypassing the cache: one IO per piece
    * (at most chunkBytes, ending at a chunk's or an extent's end), all
    * submitted at once, and no copy (a read into chunk buffers and a
    * copy out took ~0.3 ms of a 1 MiB get's ~1.3 ms here). With `checksum`,
@@ -225,7 +224,7 @@ export class Grid {
   async readExtents(extents: readonly Extent[], length: number, checksum: boolean): Promise<{ bytes: Buffer; crc: number }> {
     const totalBytes = extentsBlockCount(extents) * this.#blockSize;
     assert.ok(length <= totalBytes, 'readExtents: more bytes asked for than the extents hold');
-    const buffer = valueBuffer(totalBytes, this.alignment);
+    const buffer = allocAlignedInHeap(totalBytes, this.alignment);
     const chunkBytes = this.#chunkBytes;
     /** Byte ranges of the pieces in the buffer, in order, and which have arrived. */
     const pieceEnds: number[] = [];
@@ -398,20 +397,4 @@ export class Grid {
 export async function allSettledOrThrow(operations: readonly Promise<void>[]): Promise<void> {
   const outcomes = await Promise.allSettled(operations);
   for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
-}
-
-/**
- * A buffer for a value read from the device, handed to the caller. Large
- * ones from allocAligned, which reuses the memory of collected buffers of
- * the same size class: a 1 MiB get read into fresh memory took 3.4-4.5 ms
- * on this project's VMs (its pages fault in one at a time), 0.6-0.9 ms into
- * reused memory, and malloc (allocAlignedInHeap) reused 1 MiB chunks only
- * now and then — 0.6-4.5 ms a get from one round to the next (session 45,
- * docs/benchmarks.md). allocAligned's memory is also pinned, so its reads
- * need no bounce copy. Small ones from the JS heap, where malloc reuses
- * well and allocAligned would cost more.
- */
-function valueBuffer(totalBytes: number, alignment: number): Buffer {
-  if (totalBytes >= RECYCLED_BUFFER_BYTES_MIN && totalBytes <= constants.TRANSFER_SIZE_MAX) return allocAligned(totalBytes, alignment);
-  return allocAlignedInHeap(totalBytes, alignment);
 }

@@ -10,7 +10,6 @@
 #include "crc32c.h"
 #include "file_ops.h"
 #include "file_table.h"
-#include "recycled_mappings.h"
 #include "ring_client.h"
 
 namespace ringstore {
@@ -46,8 +45,6 @@ Napi::Object Constants(Napi::Env env) {
   set("THREAD_COUNT_MAX", kThreadCountMax);
   set("SHORT_TRANSFER_EVERY_MAX", kShortTransferEveryMax);
   set("ALIGNMENT_MAX", kAlignmentMax);
-  set("RECYCLED_BUFFER_BYTES_MIN", static_cast<double>(kRecycledBufferBytesMin));
-  set("RECYCLED_IDLE_BYTES_MAX", static_cast<double>(kRecycledIdleBytesMax));
   set("O_RDONLY", O_RDONLY);
   set("O_RDWR", O_RDWR);
   set("O_CREAT", O_CREAT);
@@ -76,7 +73,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("lockShared", Napi::Function::New<LockShared>(env, "lockShared"));
   exports.Set("allocAligned", Napi::Function::New<AllocAligned>(env, "allocAligned"));
   exports.Set("bufferAddressModulo", Napi::Function::New<BufferAddressModulo>(env, "bufferAddressModulo"));
-  exports.Set("recycledMappingStats", Napi::Function::New<RecycledMappingStatsOf>(env, "recycledMappingStats"));
   exports.Set("crc32c", Napi::Function::New<Crc32cJs>(env, "crc32c"));
   exports.Set("spinPolicyRun", Napi::Function::New<SpinPolicyRun>(env, "spinPolicyRun"));
   exports.Set("constants", Constants(env));

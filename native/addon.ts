@@ -95,10 +95,6 @@ export interface NativeConstants {
   THREAD_COUNT_MAX: number;
   SHORT_TRANSFER_EVERY_MAX: number;
   ALIGNMENT_MAX: number;
-  /** allocAligned buffers from this size up get a mapping of their own, reused once collected (native/recycled_mappings.h). */
-  RECYCLED_BUFFER_BYTES_MIN: number;
-  /** The most memory of collected allocAligned buffers kept for reuse, in the whole process (native/recycled_mappings.h). */
-  RECYCLED_IDLE_BYTES_MAX: number;
   O_RDONLY: number;
   O_RDWR: number;
   O_CREAT: number;
@@ -126,8 +122,6 @@ export interface NativeAddon {
   lockShared(fd: number): number;
   allocAligned(sizeBytes: number, alignment: number): Buffer;
   bufferAddressModulo(view: ArrayBufferView, alignment: number): number;
-  /** What native/recycled_mappings.h did in this process: buffers served from a kept mapping, fresh mappings, mappings given back, bytes kept now. */
-  recycledMappingStats(): { reused: number; mapped: number; unmapped: number; idleBytes: number };
   crc32c(view: Uint8Array, seed: number): number;
   /**
    * Tests only: runs the adaptive spin's policy for stepCount steps against a

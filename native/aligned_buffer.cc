@@ -3,13 +3,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <cassert>
 #include <cmath>
 #include <cstdint>
 
 #include "napi_errors.h"
-#include "recycled_mappings.h"
 
 namespace ringstore {
 
@@ -18,6 +18,37 @@ namespace {
 // Marks ArrayBuffers whose napi wrap is an AlignedBlock, so a wrap another
 // addon put on an ArrayBuffer is never taken for one. A random 128-bit value.
 constexpr napi_type_tag kAlignedBlockTag = {0x8f3c1d27a4b65e90ull, 0x2d7e9b41c05f63a8ull};
+
+// Buffers at least this large get memory of their own from mmap, at an
+// address aligned to it, in whole multiples of it, marked for transparent
+// huge pages (madvise MADV_HUGEPAGE; a no-op where THP is off). Fresh memory
+// is faulted in a page at a time, and faults are dear in a VM: 32 MiB took
+// 83-111 ms in 4 KiB pages on a 2-core PVM guest, 3-67 ms in 2 MiB ones.
+// Their own mapping, not malloc's: freed, it goes back to the kernel (malloc
+// would keep it, still marked, for its other allocations), and it comes
+// zeroed. The buffers this large are few and long-lived (WAL reads at open
+// and the tail kept from them, large values' chunks), so the rounding to
+// whole huge pages wastes little.
+constexpr size_t kHugePageBytes = size_t{2} << 20;
+
+// `bytes` (a multiple of kHugePageBytes) of zeroed memory at a
+// kHugePageBytes-aligned address, or nullptr. Maps one huge page more than
+// asked and unmaps the unaligned head and tail.
+void* MapHugePages(size_t bytes) {
+  const size_t span_bytes = bytes + kHugePageBytes;
+  void* mapped = mmap(nullptr, span_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mapped == MAP_FAILED) return nullptr;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(mapped);
+  const uintptr_t aligned = (start + kHugePageBytes - 1) & ~(uintptr_t{kHugePageBytes} - 1);
+  const size_t head_bytes = aligned - start;
+  const size_t tail_bytes = span_bytes - head_bytes - bytes;
+  if (head_bytes > 0) munmap(mapped, head_bytes);
+  if (tail_bytes > 0) munmap(reinterpret_cast<void*>(aligned + bytes), tail_bytes);
+  void* memory = reinterpret_cast<void*>(aligned);
+  // Advice only: without THP the memory is the same, in small pages.
+  (void)madvise(memory, bytes, MADV_HUGEPAGE);
+  return memory;
+}
 
 bool IsPowerOfTwo(uint32_t value) { return value != 0 && (value & (value - 1)) == 0; }
 
@@ -52,20 +83,10 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
   size_t size_bytes = static_cast<size_t>(size);
   void* memory = nullptr;
   size_t mapped_bytes = 0;
-  // Large buffers get a mapping of their own, reused once a Buffer of the
-  // same size class is collected (recycled_mappings.h: fresh pages are dear
-  // in a VM). A mapping is page-aligned, and 2 MiB-aligned from 2 MiB up;
-  // the rarer large buffer that needs more than a page's alignment below
-  // 2 MiB comes from posix_memalign.
-  if (size_bytes >= kRecycledBufferBytesMin && (size_bytes >= kHugePageBytes || alignment <= 4096)) {
-    mapped_bytes = RecycledMappingBytes(size_bytes);
-    memory = TakeRecycledMapping(mapped_bytes);
-    if (memory != nullptr) {
-      // What its last user left: the Buffer sees size_bytes of it, zeroed.
-      memset(memory, 0, size_bytes);
-    } else {
-      memory = MapFresh(mapped_bytes);
-    }
+  if (size_bytes >= kHugePageBytes) {
+    // Every alignment accepted (at most 1 MiB) divides kHugePageBytes.
+    mapped_bytes = (size_bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+    memory = MapHugePages(mapped_bytes);
   } else {
     // posix_memalign needs a multiple of sizeof(void*); a zero-size request
     // still gets a real (aligned) allocation so the Buffer owns something.
@@ -143,7 +164,7 @@ void AlignedBlock::Release() {
 AlignedBlock::~AlignedBlock() {
   assert(released_ && pin_count_ == 0);
   if (mapped_bytes_ > 0) {
-    RecycleMapping(memory_, mapped_bytes_);
+    munmap(memory_, mapped_bytes_);
   } else {
     free(memory_);
   }
@@ -167,19 +188,6 @@ Napi::Value BufferAddressModulo(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(data) % alignment));
-}
-
-// recycledMappingStats() -> { reused, mapped, unmapped, idleBytes }: what
-// recycled_mappings.h did in this process (tests and diagnostics).
-Napi::Value RecycledMappingStatsOf(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const RecycledMappingStats stats = GetRecycledMappingStats();
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("reused", Napi::Number::New(env, static_cast<double>(stats.reused)));
-  result.Set("mapped", Napi::Number::New(env, static_cast<double>(stats.mapped)));
-  result.Set("unmapped", Napi::Number::New(env, static_cast<double>(stats.unmapped)));
-  result.Set("idleBytes", Napi::Number::New(env, static_cast<double>(stats.idle_bytes)));
-  return result;
 }
 
 }  // namespace ringstore

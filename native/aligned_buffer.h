@@ -1,7 +1,6 @@
-// Aligned buffers for direct IO: memory from posix_memalign (or, from 64 KiB
-// up, a mapping of its own, reused once freed: recycled_mappings.h) owned by
-// a Node Buffer and by the commands in flight on it (AlignedBlock), and an
-// address check.
+// Aligned buffers for direct IO: memory from posix_memalign (or, from 2 MiB up,
+// a mapping of its own in huge pages) owned by a Node Buffer and by the commands
+// in flight on it (AlignedBlock), and an address check.
 #pragma once
 
 #include <napi.h>
@@ -31,13 +30,11 @@ namespace ringstore {
 // Single-threaded: Pin, Unpin and the finalizer all run on the JS thread of
 // the environment that allocated the block (Node calls external-buffer
 // finalizers on that thread, also when V8 frees the backing store
-// elsewhere), so the counts need no atomics. (The mappings kept for reuse
-// are shared by every thread: recycled_mappings.cc locks them.)
+// elsewhere), so the counts need no atomics.
 class AlignedBlock {
  public:
-  // `mapped_bytes`: the length of the mapping the memory is (kept for reuse
-  // or unmapped when freed: RecycleMapping), or 0 for memory from
-  // posix_memalign (freed with free()).
+  // `mapped_bytes`: the length of the mapping the memory is (unmapped when
+  // freed), or 0 for memory from posix_memalign (freed with free()).
   AlignedBlock(void* memory, size_t size_bytes, size_t mapped_bytes)
       : memory_(memory), size_bytes_(size_bytes), mapped_bytes_(mapped_bytes) {}
   AlignedBlock(const AlignedBlock&) = delete;
@@ -79,6 +76,5 @@ constexpr uint32_t kAlignmentMax = 1u << 20;
 
 Napi::Value AllocAligned(const Napi::CallbackInfo& info);         // (sizeBytes, alignment)
 Napi::Value BufferAddressModulo(const Napi::CallbackInfo& info);  // (view, alignment)
-Napi::Value RecycledMappingStatsOf(const Napi::CallbackInfo& info);  // ()
 
 }  // namespace ringstore

@@ -10,18 +10,12 @@ export const DEFAULT_ALIGNMENT = 4096;
 /** The largest Buffer Node makes (buffer.constants.MAX_LENGTH). */
 export const HEAP_BUFFER_BYTES_MAX = bufferConstants.MAX_LENGTH;
 
-/** allocAligned buffers from this size up reuse the memory of collected ones (native/recycled_mappings.h). */
-export const RECYCLED_BUFFER_BYTES_MIN = constants.RECYCLED_BUFFER_BYTES_MIN;
-
 /**
  * Allocates `sizeBytes` of zeroed memory whose address is a multiple of
  * `alignment` (a power of two), owned by the returned Buffer and freed when it
- * is garbage collected. From RECYCLED_BUFFER_BYTES_MIN (64 KiB) up the memory
- * is a mapping of its own, of the buffer's size class (at most 25 % larger;
- * from 2 MiB up whole 2 MiB pages, marked for transparent huge pages), and a
- * collected buffer's mapping is kept for the next buffer of its class, up to
- * 32 MiB in the whole process (native/recycled_mappings.h): fresh pages are
- * dear in a VM, ~3.5 ms a MiB on the hosts of these sessions.
+ * is garbage collected. From 2 MiB up the memory is a mapping of its own,
+ * rounded up to whole 2 MiB pages and marked for transparent huge pages
+ * (native/aligned_buffer.cc): its page faults cost a fraction of small pages'.
  */
 export function allocAligned(sizeBytes: number, alignment: number = DEFAULT_ALIGNMENT): Buffer {
   if (typeof sizeBytes !== 'number' || typeof alignment !== 'number') {
@@ -40,13 +34,12 @@ export function allocAligned(sizeBytes: number, alignment: number = DEFAULT_ALIG
  * `sizeBytes` of uninitialised JS-heap memory whose address is a multiple of
  * `alignment`: a view into a Buffer `alignment` bytes longer, whose bytes
  * outside the view are zeroed (nothing stale shows through `.buffer`). For
- * memory that is read into once and then handed to JS, below
- * RECYCLED_BUFFER_BYTES_MIN, where malloc reuses what the GC freed and
- * allocAligned's posix_memalign and zeroing cost more. (Above it, session 37
- * measured a fresh 1 MiB allocAligned at 2.7 ms a call and a 1 MiB
- * Buffer.allocUnsafeSlow at 0.1-0.6 ms; session 45 found malloc's reuse
- * of 1 MiB chunks a matter of luck, 0.6-4.5 ms a get, and allocAligned now
- * reuses collected mappings: see grid.ts.) Unlike allocAligned's, this memory is not pinned by the
+ * memory that is read into once and then handed to JS, where allocAligned
+ * costs too much: a fresh 1 MiB allocAligned took 2.7 ms a call here (mmap,
+ * zeroing, page faults, freed only at the next GC), a 1 MiB
+ * Buffer.allocUnsafeSlow 0.1-0.6 ms (malloc reuses what the GC freed); one
+ * without the zeroing still cost ~0.8 ms of CPU more than this a 1 MiB get
+ * (session 37). Unlike allocAligned's, this memory is not pinned by the
  * native layer: JS could transfer (detach) it while IO is in flight, and
  * its memory would then be freed with the new owner, so IO on it goes
  * through bounce copies of the native layer's own (native/command.h,

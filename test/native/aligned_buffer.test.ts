@@ -1,12 +1,11 @@
 // allocAligned(), allocAlignedInHeap() and isAligned(): the memory direct IO needs.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 
 import { allocAligned, DEFAULT_ALIGNMENT, isAligned } from '../../index.js';
 import { addon, constants } from '../../native/addon.js';
 import { allocAlignedInHeap, HEAP_BUFFER_BYTES_MAX } from '../../native/aligned_buffer.js';
-import { assertAllZero, PACKAGE_ENTRY_URL, skipBecause, throwsWith } from './helpers.js';
+import { assertAllZero, skipBecause, throwsWith } from './helpers.js';
 
 describe('allocAligned()', () => {
   it('returns a Buffer of the requested size whose address is a multiple of the default alignment', () => {
@@ -50,13 +49,8 @@ describe('allocAligned()', () => {
   it('marks a buffer of 2 MiB or more for huge pages, rounded up to whole ones (not whether the mapping is its own: glibc maps one that large too)', function () {
     if (!existsSync('/sys/kernel/mm/transparent_hugepage/enabled')) skipBecause(this, 'this kernel has no transparent huge pages');
     const before = hugePageMarkedBytes();
-    const reusedBefore = addon.recycledMappingStats().reused;
     const buffer = allocAligned((6 << 20) + 4096, 4096);
-    // A collected buffer's 8 MiB mapping, kept for reuse, is marked already.
-    if (addon.recycledMappingStats().reused === reusedBefore) {
-      assert.equal(hugePageMarkedBytes() - before, 8 << 20, 'one more mapping of 8 MiB marked hg (madvise MADV_HUGEPAGE)');
-    }
-    assert.ok(hugePageMarkedBytes() >= 8 << 20);
+    assert.equal(hugePageMarkedBytes() - before, 8 << 20, 'one more mapping of 8 MiB marked hg (madvise MADV_HUGEPAGE)');
     assert.equal(buffer.byteLength, (6 << 20) + 4096);
   });
 
@@ -87,103 +81,6 @@ describe('allocAligned()', () => {
   it('rejects arguments that are not numbers with TypeError ERR_INVALID_ARG', () => {
     throwsWith(() => allocAligned('4096' as unknown as number), TypeError, 'ERR_INVALID_ARG');
     throwsWith(() => allocAligned(4096, null as unknown as number), TypeError, 'ERR_INVALID_ARG');
-  });
-});
-
-describe("allocAligned()'s mappings, reused once their buffers are collected", function () {
-  this.timeout(60_000);
-
-  /** Runs `body` in a child process with gc() and `allocAligned`, `addon`, `settle()` (collects, then lets finalizers run); returns what it printed last, parsed. */
-  function inChild(body: string): Record<string, unknown> {
-    const script = `
-      const { allocAligned } = await import(${JSON.stringify(new URL('../../native/aligned_buffer.js', import.meta.url).href)});
-      const { addon, constants } = await import(${JSON.stringify(new URL('../../native/addon.js', import.meta.url).href)});
-      const settle = async () => { for (let i = 0; i < 4; i++) { globalThis.gc(); await new Promise((resolve) => setImmediate(resolve)); } };
-      ${body}
-    `;
-    const output = execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { encoding: 'utf8' });
-    return JSON.parse(output.trim().split('\n').pop()!) as Record<string, unknown>;
-  }
-
-  it('gives a collected buffer\'s memory to the next buffer of its size class, zeroed', () => {
-    const result = inChild(`
-      let first = allocAligned(1 << 20);
-      first.fill(0xab);
-      first = undefined;
-      await settle();
-      const kept = addon.recycledMappingStats();
-      // (1 MiB - 4 KiB + 1) bytes: the same class as 1 MiB.
-      const second = allocAligned((1 << 20) - 4096 + 1);
-      const after = addon.recycledMappingStats();
-      console.log(JSON.stringify({
-        keptBytes: kept.idleBytes,
-        reused: after.reused - kept.reused,
-        mapped: after.mapped - kept.mapped,
-        idleAfter: after.idleBytes,
-        nonZero: second.findIndex((byte) => byte !== 0),
-        length: second.byteLength,
-      }));
-    `);
-    assert.deepEqual(result, { keptBytes: 1 << 20, reused: 1, mapped: 0, idleAfter: 0, nonZero: -1, length: (1 << 20) - 4096 + 1 });
-  });
-
-  it('does not give a buffer memory of another size class', () => {
-    const result = inChild(`
-      let first = allocAligned(1 << 20);
-      first = undefined;
-      await settle();
-      const kept = addon.recycledMappingStats();
-      // 1 MiB + 1 byte: the next class up (1.25 MiB); and a 128 KiB one.
-      const larger = allocAligned((1 << 20) + 1);
-      const smaller = allocAligned(128 << 10);
-      const after = addon.recycledMappingStats();
-      console.log(JSON.stringify({ reused: after.reused - kept.reused, mapped: after.mapped - kept.mapped, idleAfter: after.idleBytes, lengths: [larger.byteLength, smaller.byteLength] }));
-    `);
-    assert.deepEqual(result, { reused: 0, mapped: 2, idleAfter: 1 << 20, lengths: [(1 << 20) + 1, 128 << 10] });
-  });
-
-  it('keeps at most RECYCLED_IDLE_BYTES_MAX, and unmaps what it cannot keep', () => {
-    const result = inChild(`
-      let held = [];
-      const count = constants.RECYCLED_IDLE_BYTES_MAX / (1 << 20) + 16;
-      for (let i = 0; i < count; i++) held.push(allocAligned(1 << 20));
-      const before = addon.recycledMappingStats();
-      held = undefined;
-      await settle();
-      const after = addon.recycledMappingStats();
-      console.log(JSON.stringify({ idleBytes: after.idleBytes, max: constants.RECYCLED_IDLE_BYTES_MAX, unmapped: after.unmapped - before.unmapped, keptOrUnmapped: (after.idleBytes - before.idleBytes) / (1 << 20) + (after.unmapped - before.unmapped), count }));
-    `);
-    assert.ok((result.idleBytes as number) <= (result.max as number), JSON.stringify(result));
-    assert.ok((result.unmapped as number) >= 16, JSON.stringify(result));
-    assert.equal(result.keptOrUnmapped, result.count, JSON.stringify(result));
-  });
-
-  it('does not take back a buffer whose read is in flight: the read lands in it, not in a buffer made after its collection', () => {
-    const result = inChild(`
-      const { IoUringActor } = await import(${JSON.stringify(PACKAGE_ENTRY_URL)});
-      const { mkdtempSync, rmSync } = await import('node:fs');
-      const dir = mkdtempSync('/tmp/ringstore-recycled-');
-      const ring = IoUringActor.start({ threadCount: 1, entries: 4, batchSize: 1 });
-      const file = await ring.open(dir + '/f', { create: true });
-      await file.write(Buffer.alloc(1 << 20, 0xcd), 0);
-      // Slow writes ahead of the read keep it in flight while its buffer is collected.
-      const big = Buffer.alloc(64 << 20, 1);
-      const slow = [];
-      for (let i = 0; i < 4; i++) slow.push(file.write(big, (1 << 30) + i * (64 << 20)));
-      let reading = file.read(allocAligned(1 << 20), 0);
-      await settle();
-      const fresh = [];
-      for (let i = 0; i < 8; i++) fresh.push(allocAligned(1 << 20));
-      const bytesRead = await reading;
-      reading = undefined;
-      await Promise.all(slow);
-      const touched = fresh.filter((buffer) => buffer.indexOf(0xcd) !== -1).length;
-      await file.close();
-      await ring.close();
-      rmSync(dir, { recursive: true, force: true });
-      console.log(JSON.stringify({ bytesRead, touched }));
-    `);
-    assert.deepEqual(result, { bytesRead: 1 << 20, touched: 0 });
   });
 });
 

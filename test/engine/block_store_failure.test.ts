@@ -229,22 +229,6 @@ describe('BlockStore after a device error', () => {
     });
   }
 
-  it("rejects close() with ERR_STORE_FAILED when close()'s own checkpoint write fails (sync: true: it resolved, and no one learnt the device was failing; found by a review), and every acknowledged write is there after a reopen", async () => {
-    const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
-    const device = new FailingDevice(simulated);
-    const store = await openOn(device, { create: true });
-    for (let i = 0; i < 50; i++) await store.put(`k${i}`, pattern(100, i));
-    device.failNext('write');
-    const closing = await rejectsWithCode(() => store.close(), 'ERR_STORE_FAILED');
-    assertFailedBy(closing, device.injected[0]);
-    const reopened = await openOn(simulated.crash({ keepProbability: 0, tornWrites: false }), { create: false });
-    try {
-      for (let i = 0; i < 50; i++) assert.ok(((await reopened.get(`k${i}`)) as Buffer).equals(pattern(100, i)), `k${i}`);
-    } finally {
-      await reopened.close();
-    }
-  });
-
   it('fails the store when a checkpoint page write fails while its next batch of pages is being encoded', async () => {
     // A checkpoint encodes one batch of pages while the one before is being
     // written: the failed write must fail the checkpoint and the store, and

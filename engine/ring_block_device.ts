@@ -458,6 +458,11 @@ async function lockLoopBacking(ring: IoUringActor, path: string, shared: boolean
       }
       files.push(file);
       if (!file.isBlockDevice) return { files, overRegularFile: true };
+      // A loop device over a read-only one is not marked read-only itself
+      // (found by a review: its first write failed with EIO, every reopen too).
+      if (!shared && (await isReadOnlyBlockDevice(backing))) {
+        throw new StoreError('ERR_STORE_PATH', `'${path}': cannot open for writing: it is a loop device over '${backing}', which is read-only; open with readOnly: true to read the store`);
+      }
       device = backing;
     }
   } catch (error) {

@@ -89,6 +89,13 @@ describe('BlockStore on loop devices of other kinds', function () {
     } finally {
       await reader.close();
     }
+    // A loop device over it is not marked read-only by the kernel: refused all the same (found by a review).
+    const over = attach(device);
+    const overError = await rejectsWithCode(() => BlockStore.open(over), 'ERR_STORE_PATH');
+    assert.match(overError.message, /read-only/);
+    await rejectsWithCode(() => BlockStore.format(over), 'ERR_STORE_PATH');
+    const overReader = await BlockStore.open(over, { readOnly: true, encoding: 'binary' });
+    await overReader.close();
   });
 
   it("excludes the file under a loop device over a loop device, both ways (the lock went one level down only: two writers, a damaged tree)", async () => {

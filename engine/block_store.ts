@@ -54,7 +54,7 @@ import { Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
 import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, guardedCheck, mapElements, optionFields, refuseStreamOptions, type CheckedRange, type KeyRange } from './store_arguments.js';
 import { invalidArgument, StoreError } from './store_error.js';
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
-import { checkBlockSizeServed, eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
+import { checkBlockSizeServed, deviceGrows, eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
 import { EndingStreams } from './ending_streams.js';
 import { GrowthWait, type QueueAttempt, type RoomRefusal } from './growth_wait.js';
 import { GROWTH_ATTEMPTS_MAX, StoreGrowth } from './store_growth.js';
@@ -268,7 +268,8 @@ export class BlockStore<V = unknown> {
     if (options.device !== undefined) guardedCheck("option 'device'", () => checkBlockDevice(options.device));
     const walSizeBytes = options.walSizeBytes ?? (options.sizeBytes === undefined && options.device === undefined ? Math.min(DEFAULT_NEW_FILE_WAL_SIZE_BYTES, sizeBytes / 2) : undefined);
     if (create && options.device === undefined) {
-      const layout = storeLayout(sizeBytes, blockSize, walSizeBytes);
+      // A new file: it grows.
+      const layout = storeLayout(sizeBytes, blockSize, walSizeBytes, true);
       if (typeof layout === 'string') {
         // The options that made the layout: the caller's, not one it left out.
         const made = [
@@ -460,7 +461,7 @@ export class BlockStore<V = unknown> {
         // Refused before anything is changed.
         checkBlockSizeServed(blockSize, device);
         const walSizeBytes = sizeBytes === 0 && !device.isBlockDevice && device.fileLengthBytes === 0 ? walOfDefaultSize : options.walSizeBytes;
-        const layout = storeLayout(targetBytes - (targetBytes % Math.max(device.ioAlignment, 1)), blockSize, walSizeBytes);
+        const layout = storeLayout(targetBytes - (targetBytes % Math.max(device.ioAlignment, 1)), blockSize, walSizeBytes, deviceGrows(device));
         if (typeof layout === 'string') throw new StoreError('ERR_STORE_NO_SPACE', `'${path}' is too small for a store: ${layout}`);
         if (targetBytes > device.fileLengthBytes) await device.grow(targetBytes);
         // The old superblocks go first: a crash while the WAL is zeroed must

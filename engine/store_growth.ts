@@ -32,6 +32,7 @@ import type { Checkpointer } from './checkpointer.js';
 import { FREE_BITMAP_BITS_MAX } from './free_bitmap.js';
 import type { Space } from './space.js';
 import { StoreError } from './store_error.js';
+import { deviceGrows } from './store_layout.js';
 import type { StoreState } from './store_state.js';
 
 /** The least a growth adds (fewer, larger fallocates and superblock writes for small stores). */
@@ -88,7 +89,7 @@ export class StoreGrowth {
     this.#space = parts.space;
     this.#state = parts.state;
     this.#blockSize = parts.blockSize;
-    this.#deviceGrows = parts.device.grow !== undefined && parts.device.sizeBytesMax !== undefined;
+    this.#deviceGrows = deviceGrows(parts.device);
     const deviceMax = this.#deviceGrows ? parts.device.sizeBytesMax! : parts.device.sizeBytes;
     this.#capped = parts.maxSizeBytes !== undefined && parts.maxSizeBytes < deviceMax;
     const sizeLimitBlocks = Math.floor(Math.min(deviceMax, parts.maxSizeBytes ?? Number.MAX_SAFE_INTEGER) / this.#blockSize);

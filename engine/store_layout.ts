@@ -22,22 +22,31 @@ const WAL_ZERO_CHUNK_BYTES = 8 << 20;
 /** Blocks of the WAL at least. */
 const WAL_BLOCKS_MIN = 16;
 /**
- * Data a store needs beyond its WAL to be of any use, in pages (256 KiB at
- * 4 KiB pages). More than the room the next checkpoint keeps for itself
- * (Space's reserve, ~20 pages for one put): with 16 pages a device of the
- * smallest size format accepted, in 512-byte blocks, took one put and then
- * refused every other (found by a review).
+ * Data a store that can grow needs beyond its WAL at first, in pages (64
+ * KiB at 4 KiB pages): it grows as it fills.
  */
-const DATA_PAGES_MIN = 64;
+const DATA_PAGES_MIN = 16;
+/**
+ * Data a store of a fixed size (a block device, a device that cannot grow)
+ * needs beyond its WAL, in pages (256 KiB at 4 KiB pages): more than the
+ * room the next checkpoint keeps for itself (Space's reserve, ~20 pages for
+ * one put). With DATA_PAGES_MIN a device of the smallest size format
+ * accepted, in 512-byte blocks, took one put and then refused every other
+ * (found by a review); raising it for every store refused small stores
+ * made before, reopened with their options and create: true (found by the
+ * next review).
+ */
+const FIXED_SIZE_DATA_PAGES_MIN = 64;
 
 /**
  * How a store of `sizeBytes` is laid out in `blockSize` blocks, or why it
  * cannot be: a WAL of at least WAL_BLOCKS_MIN blocks (an eighth of the store
- * by default, at most DEFAULT_WAL_SIZE_BYTES) and room for data behind it.
+ * by default, at most DEFAULT_WAL_SIZE_BYTES) and room for data behind it,
+ * more of it where the store can never grow (`grows` false).
  */
-export function storeLayout(sizeBytes: number, blockSize: number, walSizeBytes: number | undefined): { blockCount: number; walBlockCount: number } | string {
+export function storeLayout(sizeBytes: number, blockSize: number, walSizeBytes: number | undefined, grows: boolean): { blockCount: number; walBlockCount: number } | string {
   const blockCount = Math.floor(sizeBytes / blockSize);
-  const dataBlocksMin = DATA_PAGES_MIN * (pageSizeFor(blockSize) / blockSize);
+  const dataBlocksMin = (grows ? DATA_PAGES_MIN : FIXED_SIZE_DATA_PAGES_MIN) * (pageSizeFor(blockSize) / blockSize);
   const walBlockCount = Math.floor(Math.min(walSizeBytes ?? Math.min(DEFAULT_WAL_SIZE_BYTES, (blockCount * blockSize) / 8), 1 << 30) / blockSize);
   if (walBlockCount < WAL_BLOCKS_MIN) {
     return `${sizeBytes} bytes in ${blockSize}-byte blocks leave a WAL of ${walBlockCount} blocks; it needs at least ${WAL_BLOCKS_MIN} (${WAL_BLOCKS_MIN * blockSize} bytes${walSizeBytes === undefined ? `, so a store of at least ${8 * WAL_BLOCKS_MIN * blockSize} bytes` : ''})`;
@@ -84,9 +93,14 @@ export function checkBlockSizeServed(blockSize: number, device: Pick<BlockDevice
   }
 }
 
+/** Whether a store on `device` can grow (a regular file; a simulated device given a larger maximum): as StoreGrowth decides. */
+export function deviceGrows(device: Pick<BlockDevice, 'grow' | 'sizeBytesMax'>): boolean {
+  return device.grow !== undefined && device.sizeBytesMax !== undefined;
+}
+
 export async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes: number | undefined, encoding: ValueEncoding): Promise<Superblock> {
   checkBlockSizeServed(blockSize, device);
-  const layout = storeLayout(device.sizeBytes, blockSize, walSizeBytes);
+  const layout = storeLayout(device.sizeBytes, blockSize, walSizeBytes, deviceGrows(device));
   if (typeof layout === 'string') throw new StoreError('ERR_STORE_NO_SPACE', `the device is too small for a store: ${layout}`);
   const { blockCount, walBlockCount } = layout;
   const superblock: Superblock = {

@@ -229,10 +229,11 @@ describe('BlockStore when full', () => {
     assert.equal(await closeAndVerify(await openTiny(path, false)), stored - victims.length - [...Array(stored).keys()].filter((i) => i % 15 === 1 || i % 15 === 2).length);
   });
 
-  it('of the smallest size a store may have, takes hundreds of small puts and then every delete (with 512-byte blocks it took one put, then refused every other; found by a review)', async () => {
+  it('of the smallest size a store of a fixed size may have, takes hundreds of small puts and then every delete (with 512-byte blocks it took one put, then refused every other; found by a review)', async () => {
     for (const blockSize of [512, 4096]) {
       let sizeBytes = blockSize;
-      while (typeof storeLayout(sizeBytes, blockSize, undefined) === 'string') sizeBytes += blockSize;
+      // A device of a fixed size (no sizeBytesMax): the minimum that never grows.
+      while (typeof storeLayout(sizeBytes, blockSize, undefined, false) === 'string') sizeBytes += blockSize;
       const device = new SimulatedDevice({ sizeBytes, ioAlignment: 512 });
       const store = await BlockStore.open('smallest', { device, create: true, blockSize, encoding: 'binary' });
       try {
@@ -247,6 +248,24 @@ describe('BlockStore when full', () => {
         await store.put('again', pattern(100, 1));
       } finally {
         await store.close();
+      }
+    }
+  });
+
+  it('reopens a small store file with the options and create: true that made it (a larger minimum for stores of a fixed size refused them; found by a review)', async () => {
+    for (const [name, options] of [
+      ['small', { sizeBytes: 192 << 10, walSizeBytes: 64 << 10 }],
+      ['small-blocks', { blockSize: 512, sizeBytes: 128 << 10 }],
+    ] as const) {
+      const path = `${dir}/${name}`;
+      const made = await BlockStore.open(path, { create: true, encoding: 'binary', ...options });
+      await made.put('k', pattern(100, 1));
+      await made.close();
+      const reopened = await BlockStore.open(path, { create: true, encoding: 'binary', ...options });
+      try {
+        assert.ok(((await reopened.get('k')) as Buffer).equals(pattern(100, 1)), name);
+      } finally {
+        await reopened.close();
       }
     }
   });

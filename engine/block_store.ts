@@ -298,7 +298,7 @@ export class BlockStore<V = unknown> {
       let probe: SuperblockProbe;
       if (blank) {
         if (!create) throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' holds no ringstore (open with create: true to make one)`);
-        const superblock = await formatStore(device, blockSize, walSizeBytes, options.encoding ?? DEFAULT_ENCODING);
+        const superblock = await formatStore(device, blockSize, walSizeBytes, options.encoding ?? DEFAULT_ENCODING, maxSizeBytes);
         await storeFile?.publish();
         formatted = true;
         probe = { kind: 'found', superblock, slotsToRepair: [] };

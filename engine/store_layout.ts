@@ -98,10 +98,32 @@ export function deviceGrows(device: Pick<BlockDevice, 'grow' | 'sizeBytesMax'>):
   return device.grow !== undefined && device.sizeBytesMax !== undefined;
 }
 
-export async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes: number | undefined, encoding: ValueEncoding): Promise<Superblock> {
+/**
+ * Whether a store made on `device` at its present size can grow by the
+ * data a store of a fixed size needs beyond a growing one's: the device
+ * grows, and neither its limit nor the open's `maxSizeBytes` stops it
+ * first. A store capped tighter is a store of a fixed size (found by a
+ * review: one capped at its first size took one put).
+ */
+export function growsPastFixedMinimum(device: Pick<BlockDevice, 'grow' | 'sizeBytesMax' | 'sizeBytes'>, blockSize: number, maxSizeBytes: number | undefined): boolean {
+  if (!deviceGrows(device)) return false;
+  const limitBytes = Math.min(maxSizeBytes ?? Number.POSITIVE_INFINITY, device.sizeBytesMax!);
+  return limitBytes - device.sizeBytes >= (FIXED_SIZE_DATA_PAGES_MIN - DATA_PAGES_MIN) * pageSizeFor(blockSize);
+}
+
+/**
+ * Writes a new, empty store over the whole of `device`. `maxSizeBytes`:
+ * the open's cap on its growth, if any (a store that cannot grow needs
+ * more room from the start).
+ */
+export async function formatStore(device: BlockDevice, blockSize: number, walSizeBytes: number | undefined, encoding: ValueEncoding, maxSizeBytes?: number): Promise<Superblock> {
   checkBlockSizeServed(blockSize, device);
-  const layout = storeLayout(device.sizeBytes, blockSize, walSizeBytes, deviceGrows(device));
-  if (typeof layout === 'string') throw new StoreError('ERR_STORE_NO_SPACE', `the device is too small for a store: ${layout}`);
+  const grows = growsPastFixedMinimum(device, blockSize, maxSizeBytes);
+  const layout = storeLayout(device.sizeBytes, blockSize, walSizeBytes, grows);
+  if (typeof layout === 'string') {
+    const why = !grows && deviceGrows(device) ? ' that cannot grow (its size limit, maxSizeBytes or the device\'s, leaves no room to)' : '';
+    throw new StoreError('ERR_STORE_NO_SPACE', `the device is too small for a store${why}: ${layout}`);
+  }
   const { blockCount, walBlockCount } = layout;
   const superblock: Superblock = {
     formatVersion: FORMAT_VERSION,

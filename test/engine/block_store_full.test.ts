@@ -252,6 +252,31 @@ describe('BlockStore when full', () => {
     }
   });
 
+  it('of the smallest size a store file capped at it may have, takes hundreds of small puts and then every delete (capped by maxSizeBytes it took one put, or none; found by a review)', async () => {
+    for (const blockSize of [512, 4096]) {
+      // The smallest size that opens, in steps of 4 KiB.
+      let store: BlockStore | undefined;
+      let sizeBytes = 0;
+      for (sizeBytes = 64 << 10; store === undefined; sizeBytes += 4096) {
+        const path = `${dir}/capped-${blockSize}`;
+        store = await BlockStore.open(path, { create: true, blockSize, sizeBytes, maxSizeBytes: sizeBytes, encoding: 'binary' }).catch((error: Error & { code?: string }) => {
+          assert.ok(error.code === 'ERR_STORE_NO_SPACE' || error.code === 'ERR_INVALID_ARG', `${sizeBytes}: ${error.message}`);
+          return undefined;
+        });
+      }
+      try {
+        let puts = 0;
+        await rejectsWithCode(async () => {
+          for (; ; puts++) await store.put(`key${puts}`, pattern(100, puts));
+        }, 'ERR_STORE_FULL');
+        assert.ok(puts >= 200, `${blockSize}-byte blocks, capped at ${sizeBytes - 4096} bytes: ${puts} puts`);
+        for (let i = 0; i < puts; i++) await store.delete(`key${i}`);
+      } finally {
+        await store.close();
+      }
+    }
+  });
+
   it('reopens a small store file with the options and create: true that made it (a larger minimum for stores of a fixed size refused them; found by a review)', async () => {
     for (const [name, options] of [
       ['small', { sizeBytes: 192 << 10, walSizeBytes: 64 << 10 }],

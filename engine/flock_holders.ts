@@ -21,6 +21,12 @@ export function decodeDeviceNumber(dev: number): { major: number; minor: number 
   };
 }
 
+/** The sysfs directory of the block device numbered `rdev` (its `size`, `ro`, `loop/`, …). */
+export function sysfsBlockDirectory(rdev: number): string {
+  const { major, minor } = decodeDeviceNumber(rdev);
+  return `/sys/dev/block/${major}:${minor}`;
+}
+
 /**
  * The pids of the flocks held on the file open at `fd` (waiters left out),
  * or undefined where they cannot be told: no /proc/locks, or a holder of

@@ -7,7 +7,7 @@ import { RingError, RingSystemError } from '../native/errors.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
 import type { RingFile } from '../native/ring_file.js';
 import type { BlockDevice, IoPhase } from './block_device.js';
-import { decodeDeviceNumber, flockHeldOnlyByExited } from './flock_holders.js';
+import { decodeDeviceNumber, flockHeldOnlyByExited, sysfsBlockDirectory } from './flock_holders.js';
 import { pathError, StoreError } from './store_error.js';
 
 /** Where Linux names this process's open descriptors (absent without procfs). */
@@ -479,8 +479,9 @@ const UNREACHABLE = Symbol('unreachable backing file');
  * its path; UNREACHABLE if it was deleted; undefined for any other device.
  */
 async function loopBackingPath(path: string): Promise<string | typeof UNREACHABLE | undefined> {
-  const { major, minor } = decodeDeviceNumber((await fsStat(path)).rdev);
-  const sysfs = `/sys/dev/block/${major}:${minor}`;
+  const { rdev } = await fsStat(path);
+  const { major } = decodeDeviceNumber(rdev);
+  const sysfs = sysfsBlockDirectory(rdev);
   const candidates = [`${sysfs}/loop/backing_file`, `${sysfs}/../loop/backing_file`];
   let backingPath: string | undefined;
   for (const candidate of candidates) {
@@ -503,8 +504,7 @@ async function loopBackingPath(path: string): Promise<string | typeof UNREACHABL
 
 /** Whether the kernel marks block device `path` read-only (sysfs `ro`); false where it cannot be read. */
 async function isReadOnlyBlockDevice(path: string): Promise<boolean> {
-  const { major, minor } = decodeDeviceNumber((await fsStat(path)).rdev);
-  const flag = await readFile(`/sys/dev/block/${major}:${minor}/ro`, 'utf8').catch(() => undefined);
+  const flag = await readFile(`${sysfsBlockDirectory((await fsStat(path)).rdev)}/ro`, 'utf8').catch(() => undefined);
   return flag?.trim() === '1';
 }
 

@@ -6,7 +6,7 @@
 // (below, openImage).
 import { closeSync, constants, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 
-import { decodeDeviceNumber } from '../../engine/flock_holders.js';
+import { sysfsBlockDirectory } from '../../engine/flock_holders.js';
 import { namesFile, REPLACED_OPEN_ATTEMPTS_MAX } from '../../engine/ring_block_device.js';
 import { pathError, StoreError } from '../../engine/store_error.js';
 import { addon } from '../../native/addon.js';
@@ -200,10 +200,9 @@ function blockDeviceSize(fd: number, rdev: number): number {
   // The kernel's count, as the engine's stat has it: reading the end out
   // fails where the last sector is partial (a loop device of 4 KiB sectors
   // over a file not a multiple of them: EIO, found by a review).
-  const { major, minor } = decodeDeviceNumber(rdev);
   let sectors: number | undefined;
   try {
-    sectors = Number(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim());
+    sectors = Number(readFileSync(`${sysfsBlockDirectory(rdev)}/size`, 'utf8').trim());
   } catch {
     // No sysfs: read the end out below.
   }

@@ -51,6 +51,8 @@ const KILL_STORE_BYTES = 256 << 20;
 /** Workers terminated inside a create; a named temporary file was left in ~2 of 3 of such rounds. */
 const TERMINATED_ROUNDS = 20;
 const TERMINATED_STORE_BYTES = 64 << 20;
+/** Room for one store being made and one not yet removed. */
+const TERMINATED_FILE_SYSTEM_BYTES = 4 * TERMINATED_STORE_BYTES;
 /** 80 characters of 3 bytes each: a valid name (NAME_MAX is 255 bytes) whose temporary name must be cut by bytes, not characters. */
 const LONG_STORE_NAME = '日'.repeat(80);
 /** The user and group `nobody`, for a create run without root's right to read any directory. */
@@ -429,9 +431,24 @@ describe('BlockStore.open() and what create: true may touch', function () {
 
   it('leaves no file but a whole store when a worker creating it is terminated (the file has no name until then)', async function () {
     this.timeout(120_000);
-    const random = seededRandom(SEED + 1);
     const storeDir = `${dir}/terminated`;
     mkdirSync(storeDir);
+    // The space check needs a file system no other test writes to: `npm
+    // test` runs two files at once, and a CI run failed it on the shared
+    // disk ("94 MiB not given back") with no descriptor of this directory
+    // open. Without root there is no such file system: the descriptor
+    // check below stays, the space check is left out.
+    const ownFileSystem = isRoot();
+    if (ownFileSystem) execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TERMINATED_FILE_SYSTEM_BYTES}`, 'tmpfs', storeDir]);
+    try {
+      await terminateCreates(storeDir, ownFileSystem);
+    } finally {
+      if (ownFileSystem) execFileSync('umount', [storeDir]);
+    }
+  });
+
+  async function terminateCreates(storeDir: string, ownFileSystem: boolean): Promise<void> {
+    const random = seededRandom(SEED + 1);
     const path = `${storeDir}/store`;
     // The worker says when it calls open(), then how long the create took:
     // the terminations land at seeded moments inside that span.
@@ -483,9 +500,14 @@ describe('BlockStore.open() and what create: true may touch', function () {
       .map((fd) => readlinkOrEmpty(`/proc/self/fd/${fd}`))
       .filter((target) => target.startsWith(storeDir));
     assert.deepEqual(held, [], 'descriptors of this directory still open');
-    assert.ok(freeBytes() >= freeBefore - TERMINATED_STORE_BYTES, `${((freeBefore - freeBytes()) / 2 ** 20).toFixed(0)} MiB not given back`);
-    process.stdout.write(`      (${TERMINATED_ROUNDS} terminations inside a create of ~${createMs.toFixed(0)} ms: ${outcomes.absent} left nothing, ${outcomes.whole} a whole store)\n`);
-  });
+    if (ownFileSystem) {
+      // Every store was removed: the file system is as empty as before.
+      assert.equal(freeBytes(), freeBefore, `${((freeBefore - freeBytes()) / 2 ** 20).toFixed(1)} MiB not given back`);
+    }
+    process.stdout.write(
+      `      (${TERMINATED_ROUNDS} terminations inside a create of ~${createMs.toFixed(0)} ms: ${outcomes.absent} left nothing, ${outcomes.whole} a whole store${ownFileSystem ? '' : '; space not checked: no file system of its own without root'})\n`,
+    );
+  }
 
   describe('on file systems of their own (root)', () => {
     let mountPoint = '';

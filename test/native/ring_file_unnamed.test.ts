@@ -3,10 +3,11 @@
 // a link never replaces an existing name. A new store is made this way, so
 // that a crash or a terminated worker mid-create leaves nothing behind.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 
 import { allocAligned, IoUringActor, RingError } from '../../index.js';
-import { makeTempDir, pattern, rejectsWith, removeTempDir } from './helpers.js';
+import { isRoot, makeTempDir, pattern, rejectsWith, removeTempDir } from './helpers.js';
 
 const BLOCK_SIZE = 4096;
 /** Large enough to see in the file system's free space beside other users of it. */
@@ -51,19 +52,32 @@ describe('RingFile unnamed files and linkTo()', () => {
   it('is gone when closed without a link: its space back to the file system, no descriptor left', async () => {
     // A directory never lists an unnamed file, open or not: what shows that
     // it is gone is the space it held and the descriptors (found by a review).
-    const freeBytes = (): number => {
-      const stats = statfsSync(dir);
-      return stats.bfree * stats.bsize;
-    };
-    const descriptorsBefore = readdirSync('/proc/self/fd').length;
-    const freeBefore = freeBytes();
-    const file = await ring.open(dir, { unnamed: true, sizeBytes: UNNAMED_FILE_BYTES });
-    await file.write(Buffer.from('nothing to keep'), 0);
-    assert.ok(freeBytes() <= freeBefore - UNNAMED_FILE_BYTES / 2, 'the open file holds the space sizeBytes preallocated');
-    await file.close();
-    assert.deepEqual(readdirSync(dir), []);
-    assert.ok(freeBytes() >= freeBefore - UNNAMED_FILE_BYTES / 2, 'closing it gave the space back');
-    assert.equal(readdirSync('/proc/self/fd').length, descriptorsBefore);
+    // As root on a tmpfs of its own: `npm test` runs two files at once, and
+    // the other one's writes and removals move a shared disk's free space.
+    const fileDir = `${dir}/own`;
+    mkdirSync(fileDir);
+    const ownFileSystem = isRoot();
+    if (ownFileSystem) execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${2 * UNNAMED_FILE_BYTES}`, 'tmpfs', fileDir]);
+    try {
+      const freeBytes = (): number => {
+        const stats = statfsSync(fileDir);
+        return stats.bfree * stats.bsize;
+      };
+      // Exact on a file system of its own; on a shared one, half the file's
+      // size either way is left to the other users.
+      const slackBytes = ownFileSystem ? 0 : UNNAMED_FILE_BYTES / 2;
+      const descriptorsBefore = readdirSync('/proc/self/fd').length;
+      const freeBefore = freeBytes();
+      const file = await ring.open(fileDir, { unnamed: true, sizeBytes: UNNAMED_FILE_BYTES });
+      await file.write(Buffer.from('nothing to keep'), 0);
+      assert.ok(freeBytes() <= freeBefore - UNNAMED_FILE_BYTES + slackBytes, 'the open file holds the space sizeBytes preallocated');
+      await file.close();
+      assert.deepEqual(readdirSync(fileDir), []);
+      assert.ok(freeBytes() >= freeBefore - slackBytes, 'closing it gave the space back');
+      assert.equal(readdirSync('/proc/self/fd').length, descriptorsBefore);
+    } finally {
+      if (ownFileSystem) execFileSync('umount', [fileDir]);
+    }
   });
 
   it('never replaces an existing name: EEXIST with errno and syscall, the old file untouched', async () => {

@@ -830,6 +830,12 @@ export class BlockStore<V = unknown> {
     return this.#finishedByClose(flushed);
   }
 
+  /** Settles once no write stream has a chunk write in flight (they never reject). */
+  async #chunkWritesSettled(): Promise<void> {
+    const chunkWrites = this.#streamParts.chunkWritesInFlight;
+    while (chunkWrites.size > 0) await Promise.all(chunkWrites);
+  }
+
   /**
    * Finishes pending writes, writes a checkpoint, and releases the device
    * (and the ring, if the store started it). Idempotent. A read-only store
@@ -852,6 +858,9 @@ export class BlockStore<V = unknown> {
         await this.#journal.flushCommits().catch(() => undefined);
         // A growth under way ends before the device closes under it.
         await this.#growth.settled();
+        // A failed chunk write of a stream never ended fails the store: known
+        // before the checkpoint, so that the store is not marked clean over it.
+        await this.#chunkWritesSettled();
         if (this.#state.failure === undefined && !this.#readOnly) {
           if (!this.#sync) await this.#journal.syncNow().catch(() => undefined);
           // Nothing reads the pages it writes: they need not be cached.
@@ -875,8 +884,7 @@ export class BlockStore<V = unknown> {
         // Write streams' chunk writes, of streams never ended too: no IO
         // goes on past the device's close. A stream past its allocation when
         // close() began may submit one more chunk; the next allocation refuses.
-        const chunkWrites = this.#streamParts.chunkWritesInFlight;
-        while (chunkWrites.size > 0) await Promise.all(chunkWrites);
+        await this.#chunkWritesSettled();
         // Trims started before the store was marked closed (a read ending
         // during close); none start after it.
         await this.#space.trimsSettled();

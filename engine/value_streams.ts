@@ -141,16 +141,16 @@ export function createValueWriteStream(parts: StreamParts, key: Key, onOrdered?:
     }
   };
   /**
-   * The error a failed chunk write gives the stream: the store's failure
-   * (or ERR_STORE_CLOSED if it closed meanwhile; a stream close() finishes
-   * fails the store, so that close() does not mark it clean).
+   * The error a failed chunk write gives the stream: the store's failure,
+   * also while the store closes (close() waits for the chunk writes in
+   * flight before it writes its checkpoint, and a failed store is not
+   * marked clean; found by a review: the EIO of a stream left open during
+   * close() became ERR_STORE_CLOSED, and the store was marked clean over it).
    */
   const failureOf = (error: unknown): unknown => {
-    if (tracked.admittedPastClose) return state.fail(error);
     // A write the closed device refused (ClosedDeviceGuard) is no device failure.
     if (state.closing && error instanceof StoreError && error.code === 'ERR_STORE_CLOSED') return error;
-    const closed = state.closedOr(error);
-    return closed !== error ? closed : state.fail(error);
+    return state.fail(error);
   };
   /**
    * Writes the staged chunk (zero-padded to whole blocks; at least one

@@ -9,14 +9,9 @@ import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { SUPERBLOCK_SIZE } from '../../format/constants.js';
 import { decodeSuperblock, superblockSlotBlock, superblockSlotsFor } from '../../format/superblock.js';
+import { newestSuperblock } from './helpers.js';
 
 const DEVICE_BYTES = 16 << 20;
-
-function newestSuperblock(device: SimulatedDevice, blockSize: number): ReturnType<typeof decodeSuperblock> {
-  const image = device.snapshot();
-  const copies = [0, 1].map((slot) => decodeSuperblock(image.subarray(slot * blockSize, slot * blockSize + SUPERBLOCK_SIZE), slot));
-  return copies.reduce((a, b) => (b.generation > a.generation ? b : a));
-}
 
 describe('BlockStore clean close', () => {
   it('marks a store closed cleanly, and the next open finds every key without a WAL replay', async () => {

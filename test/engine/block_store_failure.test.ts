@@ -9,7 +9,7 @@ import type { BlockDevice } from '../../engine/block_device.js';
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { StoreError } from '../../engine/store_error.js';
-import { pattern, rejectsWithCode } from './helpers.js';
+import { newestSuperblock, pattern, rejectsWithCode } from './helpers.js';
 
 const DEVICE_BYTES = 8 << 20;
 
@@ -96,6 +96,8 @@ class HoldingDevice extends FailingDevice {
   #held: { release: (error?: Error) => void } | undefined;
   #holding = false;
   #onHeld: (() => void) | undefined;
+  #heldWrite: ((error?: Error) => void) | undefined;
+  #onWriteHeld: (() => void) | undefined;
   failReads = false;
   /** Milliseconds each data write (write()) takes before it reaches the device; 0: at once. */
   slowWritesMs = 0;
@@ -123,7 +125,29 @@ class HoldingDevice extends FailingDevice {
     });
   }
 
+  /** Holds the next data write (write()); resolves once it was called. releaseWrite() ends it. */
+  holdNextWrite(): Promise<void> {
+    return new Promise((resolve) => (this.#onWriteHeld = resolve));
+  }
+
+  /** Ends the held write(): with `error` (recorded as injected), it fails without reaching the device. */
+  releaseWrite(error?: Error): void {
+    const held = this.#heldWrite;
+    assert.ok(held !== undefined, 'a write is held');
+    this.#heldWrite = undefined;
+    if (error !== undefined) this.injected.push(error);
+    held(error);
+  }
+
   override write(position: number, buffers: Uint8Array[]): Promise<void> {
+    const onHeld = this.#onWriteHeld;
+    if (onHeld !== undefined) {
+      this.#onWriteHeld = undefined;
+      return new Promise<void>((resolve, reject) => {
+        this.#heldWrite = (error) => (error === undefined ? super.write(position, buffers).then(resolve, reject) : reject(error));
+        onHeld();
+      });
+    }
     if (this.slowWritesMs === 0) return super.write(position, buffers);
     return new Promise((resolve) => setTimeout(resolve, this.slowWritesMs)).then(() => super.write(position, buffers));
   }
@@ -225,6 +249,46 @@ describe('BlockStore after a device error', () => {
         assert.ok(((await store.get('before')) as Buffer).equals(pattern(100, 1)));
       } finally {
         await store.close();
+      }
+    });
+  }
+
+  for (const sync of [true, false]) {
+    it(`fails the store when the chunk write of a write stream left open fails while close() runs, and close() does not mark it clean (sync: ${sync}; the EIO became ERR_STORE_CLOSED and the store was marked clean; found by a review)`, async () => {
+      const simulated = new SimulatedDevice({ sizeBytes: 16 << 20 });
+      const device = new HoldingDevice(simulated);
+      const store = await openOn(device, { create: true, sync });
+      await store.put('before', pattern(100, 1));
+      const stream = store.createWriteStream('blob');
+      const streamErrors: unknown[] = [];
+      stream.on('error', (error) => streamErrors.push(error));
+      const held = device.holdNextWrite();
+      // A full chunk goes to the device before the stream is ended.
+      stream.write(pattern(1 << 20, 2));
+      await held;
+      const closed = store.close().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      // close() is under way (its checkpoint would come next) when the chunk write fails.
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      device.releaseWrite(eio('pwritev'));
+      const closeOutcome = await closed;
+      if (sync) {
+        // With sync: true close() resolves whatever it met (docs/store.md); the next open replays the WAL.
+        assert.equal(closeOutcome, undefined);
+      } else {
+        assert.ok(closeOutcome instanceof StoreError && closeOutcome.code === 'ERR_STORE_FAILED', String(closeOutcome));
+        assertFailedBy(closeOutcome, device.injected[0]);
+      }
+      assert.equal(newestSuperblock(simulated, 4096).clean, false, 'a store whose device failed is not marked clean');
+      const reopened = await openOn(simulated.crash({ keepProbability: 1, tornWrites: false }), { create: false });
+      try {
+        assert.ok(((await reopened.get('before')) as Buffer).equals(pattern(100, 1)));
+        assert.equal(await reopened.has('blob'), false);
+        await reopened.verifyIntegrity();
+      } finally {
+        await reopened.close();
       }
     });
   }

@@ -10,6 +10,8 @@ import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { type BlockStoreOptions } from '../../engine/store_options.js';
 import { StoreCorruptError, StoreError, type StoreErrorCode } from '../../engine/store_error.js';
+import { SUPERBLOCK_SIZE } from '../../format/constants.js';
+import { decodeSuperblock, type Superblock } from '../../format/superblock.js';
 import { rejectsWith } from '../native/helpers.js';
 
 export {
@@ -185,4 +187,11 @@ export async function checkPowerLossDuringReplay(
     const store = await BlockStore.open('again', { ...options, device: device.crash({ random: seededRandom(point) }) });
     await check(store, `power lost after ${crashAfter} of the replay's ${replayOps} operations`);
   }
+}
+
+/** The newer of a store image's two head superblock copies (blocks 0 and 1). */
+export function newestSuperblock(device: SimulatedDevice, blockSize: number): Superblock {
+  const image = device.snapshot();
+  const copies = [0, 1].map((slot) => decodeSuperblock(image.subarray(slot * blockSize, slot * blockSize + SUPERBLOCK_SIZE), slot));
+  return copies.reduce((a, b) => (b.generation > a.generation ? b : a));
 }

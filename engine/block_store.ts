@@ -882,8 +882,8 @@ export class BlockStore<V = unknown> {
         this.#tree.releaseCache();
         await this.#journal.close();
         // Write streams' chunk writes, of streams never ended too: no IO
-        // goes on past the device's close. A stream past its allocation when
-        // close() began may submit one more chunk; the next allocation refuses.
+        // goes on past the device's close (when close() did not get to its
+        // checkpoint, they may still be in flight here).
         await this.#chunkWritesSettled();
         // Trims started before the store was marked closed (a read ending
         // during close); none start after it.

@@ -178,6 +178,16 @@ export function createValueWriteStream(parts: StreamParts, key: Key, onOrdered?:
       for (const chunk of chunks) grid.giveChunk(chunk);
       return;
     }
+    try {
+      // close() may have begun since: a stream it does not finish submits
+      // no more chunks (close() waits once for those in flight, before its
+      // checkpoint, so that a failed one keeps the store from being marked clean).
+      checkWritable();
+    } catch (error) {
+      space.free(allocated);
+      for (const chunk of chunks) grid.giveChunk(chunk);
+      throw error;
+    }
     // Recorded at once, so that whoever releases the stream frees them too.
     extents.push(...allocated);
     if (extents.length > VALUE_EXTENTS_MAX) {

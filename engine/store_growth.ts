@@ -231,8 +231,10 @@ export class StoreGrowth {
  * met them: the opening of the second descriptor too (found by a review: an
  * ext4 shut down, or remounted read-only after an error, failed that open
  * with EIO or EROFS, and the store answered ERR_STORE_FULL and went on).
+ * ESTALE (an NFS handle whose file is gone) and ENOTCONN (a FUSE file
+ * system whose daemon died) say the file is out of reach for good.
  */
-const FAILING_DEVICE_CODES: ReadonlySet<string> = new Set(['EIO', 'EROFS', 'EUCLEAN', 'ENXIO', 'ENODEV']);
+const FAILING_DEVICE_CODES: ReadonlySet<string> = new Set(['EIO', 'EROFS', 'EUCLEAN', 'ENXIO', 'ENODEV', 'ESTALE', 'ENOTCONN']);
 
 /**
  * The extension failed (fallocate, or the pwrite of zeros that stands in

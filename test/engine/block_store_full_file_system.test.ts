@@ -227,6 +227,9 @@ describe('BlockStore whose file fails to grow for a reason other than room', fun
     // ERR_STORE_PATH caused by EROFS, as pathError wraps the sizer's open on a file system remounted read-only.
     ['the file system turned read-only under it', () => new StoreError('ERR_STORE_PATH', "'x': cannot grow the file: EROFS", { cause: Object.assign(new Error('EROFS: read-only file system, open'), { code: 'EROFS', syscall: 'open' }) })],
     ['the file system was shut down (EIO from the open before the extension; found by a review)', () => Object.assign(new Error('EIO: open failed'), { code: 'EIO', syscall: 'open' })],
+    // The file or its file system is gone: an NFS handle gone stale, a FUSE daemon that died (they answered ERR_STORE_FULL; found by a review).
+    ['the file handle went stale (ESTALE)', () => Object.assign(new Error('ESTALE: stale file handle, open'), { code: 'ESTALE', syscall: 'open' })],
+    ['the file system is no longer connected (ENOTCONN)', () => Object.assign(new Error('ENOTCONN: socket is not connected, open'), { code: 'ENOTCONN', syscall: 'open' })],
   ] as const) {
   it(`fails the store (ERR_STORE_FAILED) when ${what}, instead of answering ERR_STORE_FULL and going on`, async () => {
     class FailingGrowDevice extends SimulatedDevice {

@@ -169,12 +169,20 @@ async function formatCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+/** The engine's advice names its API; the command line's user has a command for it. */
+const API_ADVICE_IN_CLI_WORDS: ReadonlyArray<readonly [string, string]> = [['BlockStore.format()', '`ringstore format PATH --force`']];
+
 /** An operating or argument error as one line; anything else is a bug, with its stack. */
 function reportError(error: unknown): void {
   const code = (error as { code?: unknown }).code;
-  // Node's fs errors already start with their code ("ENOENT: no such file…"): not twice.
-  if (typeof code === 'string' && error instanceof Error) console.error(`ringstore: ${code}: ${error.message.startsWith(`${code}: `) ? error.message.slice(code.length + 2) : error.message}`);
-  else console.error(error);
+  if (typeof code === 'string' && error instanceof Error) {
+    // Node's fs errors already start with their code ("ENOENT: no such file…"): not twice.
+    let message = error.message.startsWith(`${code}: `) ? error.message.slice(code.length + 2) : error.message;
+    for (const [api, command] of API_ADVICE_IN_CLI_WORDS) message = message.split(api).join(command);
+    console.error(`ringstore: ${code}: ${message}`);
+  } else {
+    console.error(error);
+  }
 }
 
 guardStdout();

@@ -141,6 +141,15 @@ describe('ringstore command line hygiene', function () {
     }
   });
 
+  it('a command given a file that holds no store names the command that formats over it, not the API (it said BlockStore.format(); found by a review)', async () => {
+    for (const args of [['stats', `${dir}/foreign.bin`], ['get', `${dir}/foreign.bin`, 'key']]) {
+      const result = await runCli(args, { cwd: dir });
+      assertOneLineError(result, args.join(' '), 'ERR_STORE_NOT_FOUND');
+      assert.match(result.stderr, /`ringstore format PATH --force`/);
+      assert.doesNotMatch(result.stderr, /BlockStore/);
+    }
+  });
+
   it('inspect and fsck still call a store damage (exit 1) when every superblock copy is zeroed: its WAL is still there', async () => {
     const path = `${dir}/no-superblocks`;
     const store = await BlockStore.open(path, { create: true, blockSize: 4096, sizeBytes: 4 << 20 });

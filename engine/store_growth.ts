@@ -167,7 +167,10 @@ export class StoreGrowth {
     const limit = `${this.#blockCountMax * this.#blockSize} bytes (${this.#formatLimited ? `the format's: a free set of at most ${FREE_BITMAP_BITS_MAX} blocks` : this.#capped ? 'maxSizeBytes' : "the device's"})`;
     const beyondLimit = blocksWanted !== undefined && blocksWanted > 0 && this.#space.blockCount + blocksWanted > this.#blockCountMax ? blocksWanted : undefined;
     const why =
-      this.#space.blockCount >= this.#blockCountMax
+      this.#space.blockCount > this.#blockCountMax
+        ? // Capped below the size it had reached before (maxSizeBytes is per open): it keeps that size and does not grow.
+          `the store (${this.#space.blockCount * this.#blockSize} bytes) is past its size limit of ${limit} and does not grow`
+        : this.#space.blockCount === this.#blockCountMax
         ? `the store is at its size limit of ${limit}`
         : beyondLimit !== undefined
           ? `it lacks ${beyondLimit} blocks, more than growing to the store's size limit of ${limit} would add`

@@ -141,6 +141,32 @@ describe('BlockStore growth', function () {
     }
   });
 
+  it('keeps the size of a store reopened with a maxSizeBytes below it: its free space takes puts, then ERR_STORE_FULL says it is past its limit (it said "at its size limit" of a smaller size; found by a review)', async () => {
+    const path = `${dir}/store-recapped`;
+    const store = await BlockStore.open(path, { create: true, sizeBytes: 4 << 20, encoding: 'binary' });
+    try {
+      for (let i = 0; i < 400; i++) await store.put(`value-${i}`, pattern(VALUE_BYTES, i));
+      for (let i = 0; i < 400; i += 2) await store.delete(`value-${i}`);
+    } finally {
+      await store.close();
+    }
+    const grownBytes = statSync(path).size;
+    const capBytes = 4 << 20;
+    assert.ok(grownBytes > 4 * capBytes, `grew to ${grownBytes} bytes`);
+    const recapped = await BlockStore.open(path, { maxSizeBytes: capBytes, encoding: 'binary' });
+    try {
+      const { stored, refusal } = await putUntilRefused(recapped, 1_000);
+      // The deletes' room is used before the refusal: the store is not treated as its cap's size.
+      assert.ok(stored > 100, `${stored} puts into the room 200 deletes left`);
+      const error = await rejectsWithCode(() => Promise.reject(refusal), 'ERR_STORE_FULL');
+      assert.match(error.message, new RegExp(`the store \\(${grownBytes} bytes\\) is past its size limit of ${capBytes} bytes \\(maxSizeBytes\\) and does not grow`));
+      assert.equal(statSync(path).size, grownBytes, 'the file neither grew nor shrank');
+      await recapped.verifyIntegrity();
+    } finally {
+      await recapped.close();
+    }
+  });
+
   it('refuses a maxSizeBytes below sizeBytes before touching the file', async () => {
     const path = `${dir}/store`;
     await assert.rejects(BlockStore.open(path, { create: true, sizeBytes: 8 << 20, maxSizeBytes: 4 << 20 }), { name: 'RangeError', code: 'ERR_INVALID_ARG' });

@@ -11,21 +11,9 @@
 // live process is refused at once, as before.
 import { fstatSync, readFileSync } from 'node:fs';
 
+import { decodeDeviceNumber } from './block_device_sysfs.js';
+
 const PROC_LOCKS = '/proc/locks';
-
-/** Linux's dev_t encoding (new_decode_dev in include/linux/kdev_t.h), as Node's stat reports it. */
-export function decodeDeviceNumber(dev: number): { major: number; minor: number } {
-  return {
-    major: ((dev >> 8) & 0xfff) | (Math.floor(dev / 2 ** 32) & ~0xfff),
-    minor: (dev & 0xff) | ((dev >> 12) & ~0xff & 0xfffff),
-  };
-}
-
-/** The sysfs directory of the block device numbered `rdev` (its `size`, `ro`, `loop/`, …). */
-export function sysfsBlockDirectory(rdev: number): string {
-  const { major, minor } = decodeDeviceNumber(rdev);
-  return `/sys/dev/block/${major}:${minor}`;
-}
 
 /**
  * The pids of the flocks held on the file open at `fd` (waiters left out),

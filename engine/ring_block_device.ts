@@ -1,13 +1,14 @@
 // RingBlockDevice: a BlockDevice over a file or raw block device, opened with
 // direct IO through an IoUringActor.
 import { existsSync, fstatSync, statSync } from 'node:fs';
-import { readFile, stat as fsStat } from 'node:fs/promises';
 
 import { RingError, RingSystemError } from '../native/errors.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
 import type { RingFile } from '../native/ring_file.js';
 import type { BlockDevice, IoPhase } from './block_device.js';
-import { decodeDeviceNumber, flockHeldOnlyByExited, sysfsBlockDirectory } from './flock_holders.js';
+import { isReadOnlyBlockDevice } from './block_device_sysfs.js';
+import { tryLock } from './file_lock.js';
+import { closeAll, lockLoopBacking, type LoopBacking, NO_LOOP_BACKING } from './loop_backing.js';
 import { pathError, StoreError } from './store_error.js';
 
 /** Where Linux names this process's open descriptors (absent without procfs). */
@@ -127,7 +128,7 @@ export class RingBlockDevice implements BlockDevice {
     let backing: LoopBacking = NO_LOOP_BACKING;
     try {
       // A block device is flock'ed too, beside its O_EXCL claim: a loop
-      // device over it flocks it as its backing file (lockLoopBackingFile),
+      // device over it flocks it as its backing file (lockLoopBacking, loop_backing.ts),
       // and the loop driver does not claim its backing device, so without
       // this lock a store on /dev/loop0 and one on a loop device over
       // /dev/loop0 both opened for writing.
@@ -396,165 +397,6 @@ function openError(path: string, error: unknown, toWrite: boolean): Error {
     }
   }
   return pathError(path, error, 'cannot open', mayHoldStore);
-}
-
-/**
- * The major number of loop devices (Documentation/admin-guide/devices.txt);
- * their partitions have the extended major 259 and are found through sysfs.
- */
-const LOOP_MAJOR = 7;
-
-/** A loop device's backing-file name, read exactly (a name is bytes; one that is not UTF-8 is refused). */
-const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
-/** What a block device is over, when it is a loop device: the backing files it holds locked, and whether the last is a regular file. */
-interface LoopBacking {
-  files: readonly RingFile[];
-  /** The chain of loop devices ends at a regular file (or at one that could not be opened: assumed to be). */
-  overRegularFile: boolean;
-}
-
-const NO_LOOP_BACKING: LoopBacking = { files: [], overRegularFile: false };
-
-/**
- * Loop devices over loop devices, at most: beyond it the open is refused
- * (the kernel forbids a cycle; this bounds the walk however the devices
- * were stacked).
- */
-const LOOP_CHAIN_DEPTH_MAX = 8;
-
-/**
- * For a loop device (or a partition of one): opens and flocks its backing
- * file (`shared`: LOCK_SH, for a read-only store), as a store opened on that
- * file would, so the two names of the same bytes exclude each other — and,
- * when that backing file is itself a loop device, its backing file, down to
- * the last (found by a review: a store on a loop device over /dev/loopA,
- * which locked only /dev/loopA, and one on /dev/loopA's file both opened for
- * writing, and the tree was damaged). Nothing for other block devices, or a
- * loop device whose backing file is gone.
- */
-async function lockLoopBacking(ring: IoUringActor, path: string, shared: boolean): Promise<LoopBacking> {
-  const files: RingFile[] = [];
-  try {
-    let device = path;
-    for (let depth = 0; ; depth++) {
-      const backing = await loopBackingPath(device);
-      if (backing === undefined) return { files, overRegularFile: depth > 0 && !files[files.length - 1]!.isBlockDevice };
-      if (depth === LOOP_CHAIN_DEPTH_MAX) {
-        throw new StoreError('ERR_STORE_UNSUPPORTED', `'${path}' is a loop device over more than ${LOOP_CHAIN_DEPTH_MAX} loop devices; the store cannot lock every name of its bytes`);
-      }
-      if (backing === UNREACHABLE) return { files, overRegularFile: true };
-      let file: RingFile;
-      try {
-        file = await ring.open(backing, { readOnly: true });
-      } catch {
-        // Moved or not reachable from this mount namespace: unlocked, as
-        // before; a file, as far as trims go (the safe guess).
-        return { files, overRegularFile: true };
-      }
-      if (!(await tryLock(file, shared))) {
-        await file.close();
-        throw new StoreError('ERR_STORE_LOCKED', `'${path}' is a loop device over '${backing}', which is open by another store`);
-      }
-      files.push(file);
-      if (!file.isBlockDevice) return { files, overRegularFile: true };
-      // A loop device over a read-only one is not marked read-only itself
-      // (found by a review: its first write failed with EIO, every reopen too).
-      if (!shared && (await isReadOnlyBlockDevice(backing))) {
-        throw new StoreError('ERR_STORE_PATH', `'${path}': cannot open for writing: it is a loop device over '${backing}', which is read-only; open with readOnly: true to read the store`);
-      }
-      device = backing;
-    }
-  } catch (error) {
-    await closeAll(files);
-    throw error;
-  }
-}
-
-/** A loop device's backing file that no longer has its name (`(deleted)`). */
-const UNREACHABLE = Symbol('unreachable backing file');
-
-/**
- * The backing file of `path` if it is a loop device (or a partition of one):
- * its path; UNREACHABLE if it was deleted; undefined for any other device.
- */
-async function loopBackingPath(path: string): Promise<string | typeof UNREACHABLE | undefined> {
-  const { rdev } = await fsStat(path);
-  const { major } = decodeDeviceNumber(rdev);
-  const sysfs = sysfsBlockDirectory(rdev);
-  const candidates = [`${sysfs}/loop/backing_file`, `${sysfs}/../loop/backing_file`];
-  let backingPath: string | undefined;
-  for (const candidate of candidates) {
-    const bytes = await readFile(candidate).catch(() => undefined);
-    if (bytes === undefined) continue;
-    // The kernel ends the name with a newline; spaces are the name's own.
-    const name = bytes[bytes.length - 1] === 0x0a ? bytes.subarray(0, bytes.length - 1) : bytes;
-    try {
-      backingPath = STRICT_UTF8.decode(name);
-    } catch {
-      // Decoded loosely it would name another path, and the lock be skipped.
-      throw new StoreError('ERR_STORE_UNSUPPORTED', `'${path}' is a loop device over a file whose name is not UTF-8; the store cannot lock that file (rename it)`);
-    }
-    break;
-  }
-  if (backingPath === undefined) return undefined;
-  if (major !== LOOP_MAJOR && !(await isPartition(sysfs))) return undefined;
-  return backingPath.endsWith(' (deleted)') ? UNREACHABLE : backingPath;
-}
-
-/** Whether the kernel marks block device `path` read-only (sysfs `ro`); false where it cannot be read. */
-async function isReadOnlyBlockDevice(path: string): Promise<boolean> {
-  const flag = await readFile(`${sysfsBlockDirectory((await fsStat(path)).rdev)}/ro`, 'utf8').catch(() => undefined);
-  return flag?.trim() === '1';
-}
-
-async function closeAll(files: readonly RingFile[]): Promise<void> {
-  for (const file of files) await file.close().catch(() => undefined);
-}
-
-/**
- * How long a lock on a block device is tried again before the opener is
- * refused. udev holds a shared flock on a whole-disk device while it probes
- * it (after losetup, after a write's close: every store close starts a
- * probe), the protocol by which a writer that holds the exclusive lock
- * keeps probes off its whole disk (systemd.io/BLOCK_DEVICE_LOCKING; udev
- * locks no partition). A partitioner holds it exclusive for its run. A
- * store's own lock is held for its whole open, so a refusal takes this
- * long.
- */
-const BLOCK_DEVICE_LOCK_WAIT_MS = 2000;
-/**
- * How long a lock on a regular file held only by processes that have
- * exited is waited for (flock_holders.ts: their io_uring teardown releases
- * it, 40–220 ms after the death where measured). One held by a live
- * process is refused at once.
- */
-const EXITED_HOLDER_LOCK_WAIT_MS = 2000;
-/** Between tries of a lock: short against a probe or a teardown (tens of ms), long against a busy loop. */
-const LOCK_RETRY_MS = 20;
-
-/**
- * flock (LOCK_SH when `shared`, else LOCK_EX), without waiting while a live
- * process holds it; a regular file's lock held only by exited processes is
- * tried again for EXITED_HOLDER_LOCK_WAIT_MS, a block device's for
- * BLOCK_DEVICE_LOCK_WAIT_MS.
- */
-async function tryLock(file: RingFile, shared: boolean): Promise<boolean> {
-  const lock = (): boolean => (shared ? file.tryLockShared() : file.tryLockExclusive());
-  if (lock()) return true;
-  const deadlineMs = performance.now() + (file.isBlockDevice ? BLOCK_DEVICE_LOCK_WAIT_MS : EXITED_HOLDER_LOCK_WAIT_MS);
-  while (performance.now() < deadlineMs && (file.isBlockDevice || flockHeldOnlyByExited(file.fd))) {
-    await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
-    if (lock()) return true;
-  }
-  return false;
-}
-
-async function isPartition(sysfs: string): Promise<boolean> {
-  return readFile(`${sysfs}/partition`, 'utf8').then(
-    () => true,
-    () => false,
-  );
 }
 
 function shortRead(position: number, wanted: number, got: number): Error {

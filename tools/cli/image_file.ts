@@ -6,7 +6,7 @@
 // (below, openImage).
 import { closeSync, constants, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 
-import { sysfsBlockDirectory } from '../../engine/flock_holders.js';
+import { sysfsBlockDirectory } from '../../engine/block_device_sysfs.js';
 import { namesFile, REPLACED_OPEN_ATTEMPTS_MAX } from '../../engine/ring_block_device.js';
 import { pathError, StoreError } from '../../engine/store_error.js';
 import { addon } from '../../native/addon.js';

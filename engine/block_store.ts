@@ -858,11 +858,16 @@ export class BlockStore<V = unknown> {
         await this.#journal.flushCommits().catch(() => undefined);
         // A growth under way ends before the device closes under it.
         await this.#growth.settled();
-        // A failed chunk write of a stream never ended fails the store: known
-        // before the checkpoint, so that the store is not marked clean over it.
-        await this.#chunkWritesSettled();
         if (this.#state.failure === undefined && !this.#readOnly) {
+          // First the commits' own flush: no stream's failure below may keep
+          // acknowledged writes from being durable (found by a review).
           if (!this.#sync) await this.#journal.syncNow().catch(() => undefined);
+          // A failed chunk write of a stream never ended fails the store:
+          // known before the checkpoint, so that close() writes neither a
+          // checkpoint nor a clean mark over it.
+          await this.#chunkWritesSettled();
+        }
+        if (this.#state.failure === undefined && !this.#readOnly) {
           // Nothing reads the pages it writes: they need not be cached.
           this.#tree.stopCachingWrittenPages();
           await this.#journal.checkpoint().catch(() => undefined);

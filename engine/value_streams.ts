@@ -233,7 +233,11 @@ export function createValueWriteStream(parts: StreamParts, key: Key, onOrdered?:
         // stream's next chunk or end(): a stream destroyed meanwhile never
         // got there, and later writes were acknowledged with the device
         // failing and the EIO told to no one (found by a review).
-        failureOf(error);
+        const failure = failureOf(error);
+        // So does the stream, unless its put is in the journal (which fails
+        // it): one left idle while the store closed heard of its failed
+        // write from nobody, and its end() got ERR_STORE_CLOSED (a review).
+        if (!handedOver && !writable.destroyed) writable.destroy(failure instanceof Error ? failure : new Error(String(failure)));
       })
       .finally(() => {
         inFlightBytes -= writtenBytes;

@@ -25,7 +25,7 @@ import { SUPERBLOCK_SIZE } from '../../format/constants.js';
 import { decodeSuperblock, superblockSlotBlock } from '../../format/superblock.js';
 import { IoUringActor } from '../../native/io_uring_actor.js';
 import { seededRandom } from '../../tools/lab/seeded_random.js';
-import { describeChild, isRoot, makeStoreDir, openWhenReleased, PACKAGE_ENTRY_URL, pattern, rejectsWith, rejectsWithCode, removeStoreDir, runNodeModule, skipBecause } from './helpers.js';
+import { describeChild, isRoot, makeStoreDir, openWhenReleased, PACKAGE_ENTRY_URL, pattern, rejectsWith, rejectsWithCode, removeStoreDir, runNodeModule, skipBecause, withOwnTmpfs } from './helpers.js';
 
 const CREATE_RULES_RUNS_DEFAULT = 40;
 const RUNS = Number(process.env.RINGSTORE_CREATE_RULES_RUNS ?? CREATE_RULES_RUNS_DEFAULT);
@@ -439,12 +439,7 @@ describe('BlockStore.open() and what create: true may touch', function () {
     // open. Without root there is no such file system: the descriptor
     // check below stays, the space check is left out.
     const ownFileSystem = isRoot();
-    if (ownFileSystem) execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TERMINATED_FILE_SYSTEM_BYTES}`, 'tmpfs', storeDir]);
-    try {
-      await terminateCreates(storeDir, ownFileSystem);
-    } finally {
-      if (ownFileSystem) execFileSync('umount', [storeDir]);
-    }
+    await (ownFileSystem ? withOwnTmpfs(storeDir, TERMINATED_FILE_SYSTEM_BYTES, () => terminateCreates(storeDir, true)) : terminateCreates(storeDir, false));
   });
 
   async function terminateCreates(storeDir: string, ownFileSystem: boolean): Promise<void> {

@@ -161,6 +161,17 @@ class HoldingDevice extends FailingDevice {
   }
 }
 
+/**
+ * A HoldingDevice that never runs the store's deferred fdatasync (sync:
+ * false) on its own: what an unflushed acknowledged write depends on is
+ * close()'s flush alone, whatever the test's timing.
+ */
+class NoDeferredSyncDevice extends HoldingDevice {
+  deferTask(): () => void {
+    return () => undefined;
+  }
+}
+
 function openOn(device: BlockDevice, options: { create: boolean; sync?: boolean }): Promise<BlockStore> {
   return BlockStore.open('failing', { device, encoding: 'binary', ...options });
 }
@@ -245,6 +256,9 @@ describe('BlockStore after a device error', () => {
         if (ending === 'destroyed') stream.destroy();
         const later = await rejectsWithCode(() => store.put('later', pattern(10, 3)), 'ERR_STORE_FAILED');
         assertFailedBy(later, device.injected[0]);
+        // The stream failed with it, whether or not it wrote again.
+        assert.equal(streamErrors.length, 1, 'the stream failed');
+        assertFailedBy(streamErrors[0] as StoreError, device.injected[0]);
         await rejectsWithCode(() => store.flush(), 'ERR_STORE_FAILED');
         assert.ok(((await store.get('before')) as Buffer).equals(pattern(100, 1)));
       } finally {
@@ -256,7 +270,7 @@ describe('BlockStore after a device error', () => {
   for (const sync of [true, false]) {
     it(`fails the store when the chunk write of a write stream left open fails while close() runs, and close() does not mark it clean (sync: ${sync}; the EIO became ERR_STORE_CLOSED and the store was marked clean; found by a review)`, async () => {
       const simulated = new SimulatedDevice({ sizeBytes: 16 << 20 });
-      const device = new HoldingDevice(simulated);
+      const device = new NoDeferredSyncDevice(simulated);
       const store = await openOn(device, { create: true, sync });
       await store.put('before', pattern(100, 1));
       const stream = store.createWriteStream('blob');
@@ -270,10 +284,16 @@ describe('BlockStore after a device error', () => {
         () => undefined,
         (error: unknown) => error,
       );
-      // close() is under way (its checkpoint would come next) when the chunk write fails.
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      // close() is under way (waiting for the chunk write; without that wait
+      // it would have written its checkpoint and clean mark by now) when the
+      // chunk write fails.
+      await new Promise((resolve) => setTimeout(resolve, 100));
       device.releaseWrite(eio('pwritev'));
       const closeOutcome = await closed;
+      // The stream hears of it at once, idle as it is (it heard nothing, and its end() met ERR_STORE_CLOSED).
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(streamErrors.length, 1, 'the stream failed');
+      assertFailedBy(streamErrors[0] as StoreError, device.injected[0]);
       if (sync) {
         // With sync: true close() resolves whatever it met (docs/store.md); the next open replays the WAL.
         assert.equal(closeOutcome, undefined);
@@ -282,7 +302,11 @@ describe('BlockStore after a device error', () => {
         assertFailedBy(closeOutcome, device.injected[0]);
       }
       assert.equal(newestSuperblock(simulated, 4096).clean, false, 'a store whose device failed is not marked clean');
-      const reopened = await openOn(simulated.crash({ keepProbability: 1, tornWrites: false }), { create: false });
+      // Power lost after close(): nothing unflushed kept. The put acknowledged
+      // before close() is there with sync: false too (close() flushed the
+      // commits before it waited for the stream; found by a review: the
+      // stream's failure skipped that flush and lost the put).
+      const reopened = await openOn(simulated.crash({ keepProbability: 0, tornWrites: false }), { create: false });
       try {
         assert.ok(((await reopened.get('before')) as Buffer).equals(pattern(100, 1)));
         assert.equal(await reopened.has('blob'), false);

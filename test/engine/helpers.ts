@@ -23,6 +23,7 @@ export {
   rejectsWith,
   runNodeModule,
   skipBecause,
+  withOwnTmpfs,
 } from '../native/helpers.js';
 
 /** Small enough to create in milliseconds, large enough for multi-MiB values. */

@@ -2,7 +2,7 @@
 // patterns, error assertions and child processes. Not a test file itself
 // (mocha runs only *.test.js).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
@@ -28,6 +28,41 @@ export function removeTempDir(dir: string | undefined): void {
 
 export function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+/**
+ * Runs `run` with a tmpfs of `sizeBytes` of its own mounted at `dir` (root
+ * only: a file system no other test writes to, whose free space is this
+ * test's alone), then unmounts it. A failure of `run` is what is thrown:
+ * the unmount after it, which a file still open there makes fail, is done
+ * lazily and not reported over it (it hid the test's own message and left
+ * the mount behind; found by a review). After a run that passed, a failed
+ * unmount fails the test (still lazily unmounted).
+ */
+export async function withOwnTmpfs<T>(dir: string, sizeBytes: number, run: () => Promise<T>): Promise<T> {
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeBytes}`, 'tmpfs', dir]);
+  let result: T;
+  try {
+    result = await run();
+  } catch (error) {
+    unmountLazily(dir);
+    throw error;
+  }
+  try {
+    execFileSync('umount', [dir], { stdio: 'pipe' });
+  } catch (error) {
+    unmountLazily(dir);
+    throw new Error(`the tmpfs at ${dir} could not be unmounted after the test (something holds a file there): ${String((error as { stderr?: unknown }).stderr ?? error).trim()}`);
+  }
+  return result;
+}
+
+function unmountLazily(dir: string): void {
+  try {
+    execFileSync('umount', ['-l', dir], { stdio: 'ignore' });
+  } catch {
+    // Not mounted any more, or not ours to unmount: the caller's error says more.
+  }
 }
 
 /**

@@ -2,6 +2,7 @@
 // errors carrying `code` (and `errno`/`syscall` for the kernel's); this module
 // owns the classes callers can test with instanceof and the codes they can
 // switch on.
+import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 
 /** Stable codes of ringstore's own IO-layer errors. */
@@ -42,12 +43,7 @@ export class RingSystemError extends Error {
   readonly path: string | undefined;
   constructor(errno: number, syscall: string, path?: string) {
     const negative = errno < 0 ? errno : -errno;
-    let code: string;
-    try {
-      code = getSystemErrorName(negative);
-    } catch {
-      code = `E${-negative}`;
-    }
+    const code = errnoName(-negative);
     super(`${code}: ${syscall} failed${path === undefined ? '' : ` on '${path}'`} (errno ${-negative})`);
     this.name = 'RingSystemError';
     this.code = code;
@@ -55,6 +51,44 @@ export class RingSystemError extends Error {
     this.syscall = syscall;
     this.path = path;
   }
+}
+
+/**
+ * Linux errno names that neither libuv nor os.constants.errno knows
+ * (include/uapi/asm-generic/errno.h): errors a failing device or file
+ * system gives.
+ */
+const LINUX_ONLY_ERRNO_NAMES: ReadonlyArray<readonly [number, string]> = [
+  [117, 'EUCLEAN'],
+  [121, 'EREMOTEIO'],
+  [123, 'ENOMEDIUM'],
+  [124, 'EMEDIUMTYPE'],
+];
+
+/** errno → name from os.constants.errno (the first name of an errno that has two: EAGAIN, not EWOULDBLOCK), then LINUX_ONLY_ERRNO_NAMES. */
+const ERRNO_NAMES: ReadonlyMap<number, string> = (() => {
+  const names = new Map<number, string>();
+  for (const [name, errno] of [...Object.entries(osConstants.errno), ...LINUX_ONLY_ERRNO_NAMES.map(([errno, name]) => [name, errno] as const)]) {
+    if (!names.has(errno)) names.set(errno, name);
+  }
+  return names;
+})();
+
+/**
+ * The name of a (positive) errno: libuv's, else os.constants.errno's, else
+ * Linux's, else `E<n>`. libuv names only what it maps: for ESTALE, EDQUOT,
+ * EUCLEAN or EBADMSG Node 20's getSystemErrorName answers "Unknown system
+ * error -116" (found by a review: an EDQUOT at growth was no "no room", and
+ * an ESTALE no failing file system, as their codes were never matched).
+ */
+export function errnoName(errno: number): string {
+  try {
+    const name = getSystemErrorName(-errno);
+    if (/^E[A-Z0-9]+$/.test(name)) return name;
+  } catch {
+    // Not an errno libuv knows at all (a positive or zero value): named below.
+  }
+  return ERRNO_NAMES.get(errno) ?? `E${errno}`;
 }
 
 /** A value for a message: never throws, whatever it is (a Symbol, a detached view, a Proxy). */

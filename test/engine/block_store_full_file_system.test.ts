@@ -20,7 +20,8 @@ import { copyFileSync, mkdirSync, rmSync, statfsSync, statSync, truncateSync, wr
 import { BlockStore } from '../../engine/block_store.js';
 import { IoUringActor } from '../../native/io_uring_actor.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
-import { StoreError } from '../../engine/store_error.js';
+import { pathError, StoreError } from '../../engine/store_error.js';
+import { RingSystemError } from '../../native/errors.js';
 import { isRoot, makeStoreDir, pattern, rejectsWithCode, removeStoreDir, skipBecause } from './helpers.js';
 
 const FILE_SYSTEM_BYTES = 64 << 20;
@@ -219,6 +220,36 @@ describe('BlockStore on a file system without room', function () {
   });
 });
 
+describe('BlockStore whose file cannot grow for want of room (as the IO layer reports it)', () => {
+  for (const [name, errno] of [['ENOSPC', 28], ['EDQUOT', 122]] as const) {
+    it(`answers ERR_STORE_FULL for ${name} and goes on (an EDQUOT was "Unknown system error -122" and stopped the store; found by a review)`, async () => {
+      class NoRoomDevice extends SimulatedDevice {
+        override async grow(): Promise<void> {
+          throw pathError('x', new RingSystemError(errno, 'fallocate', 'x'), 'cannot grow the file');
+        }
+      }
+      const store = await BlockStore.open('no-room', { device: new NoRoomDevice({ sizeBytes: 1 << 20, sizeBytesMax: 64 << 20 }), create: true, encoding: 'binary' });
+      try {
+        let refused: (Error & { code?: string }) | undefined;
+        for (let i = 0; i < 200 && refused === undefined; i++) {
+          await store.put(`k${i}`, pattern(16 << 10, i)).catch((error: Error & { code?: string }) => {
+            refused = error;
+          });
+        }
+        assert.ok(refused !== undefined, 'a put needed the growth');
+        assert.equal(refused.code, 'ERR_STORE_FULL', refused.message);
+        assert.match(refused.message, new RegExp(name));
+        // Still a working store: deletes and small puts into their room.
+        assert.equal(await store.delete('k0'), true);
+        await store.put('after', pattern(100, 1));
+        await store.verifyIntegrity();
+      } finally {
+        await store.close();
+      }
+    });
+  }
+});
+
 describe('BlockStore whose file fails to grow for a reason other than room', function () {
   this.timeout(60_000);
 
@@ -227,9 +258,12 @@ describe('BlockStore whose file fails to grow for a reason other than room', fun
     // ERR_STORE_PATH caused by EROFS, as pathError wraps the sizer's open on a file system remounted read-only.
     ['the file system turned read-only under it', () => new StoreError('ERR_STORE_PATH', "'x': cannot grow the file: EROFS", { cause: Object.assign(new Error('EROFS: read-only file system, open'), { code: 'EROFS', syscall: 'open' }) })],
     ['the file system was shut down (EIO from the open before the extension; found by a review)', () => Object.assign(new Error('EIO: open failed'), { code: 'EIO', syscall: 'open' })],
-    // The file or its file system is gone: an NFS handle gone stale, a FUSE daemon that died (they answered ERR_STORE_FULL; found by a review).
-    ['the file handle went stale (ESTALE)', () => Object.assign(new Error('ESTALE: stale file handle, open'), { code: 'ESTALE', syscall: 'open' })],
-    ['the file system is no longer connected (ENOTCONN)', () => Object.assign(new Error('ENOTCONN: socket is not connected, open'), { code: 'ENOTCONN', syscall: 'open' })],
+    // The file or its file system is gone: an NFS handle gone stale, a FUSE
+    // daemon that died (they answered ERR_STORE_FULL; found by a review).
+    // As RingBlockDevice.grow() throws them: the IO layer's error, through
+    // pathError (libuv has no name for ESTALE or EUCLEAN, and the code was
+    // "Unknown system error -116": found by a review).
+    ...[116, 107, 117].map((errno) => [`the sizer's open failed with errno ${errno}`, () => pathError('x', new RingSystemError(errno, 'open', 'x'), 'cannot grow the file')] as const),
   ] as const) {
   it(`fails the store (ERR_STORE_FAILED) when ${what}, instead of answering ERR_STORE_FULL and going on`, async () => {
     class FailingGrowDevice extends SimulatedDevice {

@@ -140,35 +140,42 @@ describe('tools/salvage on damaged images', function () {
     assert.ok(entries.size > 0);
   });
 
-  it('reads past sectors the device cannot read (EIO): a value on them is skipped as damaged, every other entry is found, and the bytes are listed', async () => {
-    // A bad sector answers EIO, not wrong bytes: salvage and fsck stopped at
-    // the first one with a bare EIO and wrote nothing (found by a review).
-    const path = `${dir}/bad-sectors`;
-    const store = await BlockStore.open(path, { create: true, sizeBytes: 4 << 20, blockSize: BLOCK_SIZE, encoding: 'binary' });
-    for (let i = 0; i < 20; i++) await store.put(`v${i}`, Buffer.alloc(i % 2 === 0 ? 10_000 : 100, i));
-    await store.close();
-    const bytes = Uint8Array.from(readFileSync(path));
-    const intact = salvageImage(memoryImage(bytes));
-    assert.equal(intact.entries.size, 20);
-    const damaged = intact.entries.get('v4')!.value;
-    assert.ok(damaged.kind === 'extents');
-    const badStart = damaged.extents[0]!.startBlock * BLOCK_SIZE;
-    const badEnd = badStart + BLOCK_SIZE;
-    const { image: reader, unreadable } = tolerantImage(bytes.length, (out, offset, length, position) => {
-      if (position < badEnd && position + length > badStart) throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
-      const piece = bytes.subarray(position, Math.min(bytes.length, position + length));
-      out.set(piece, offset);
-      return piece.length;
+  for (const [name, shape, failure] of [
+    ['EIO', 'code EIO', () => Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' })],
+    // As Node's fs reports an errno libuv has no name for: code 'UNKNOWN', the errno (it was no media error; found by a review).
+    ['EBADMSG', "code 'UNKNOWN'", () => Object.assign(new Error('UNKNOWN: unknown error, read'), { code: 'UNKNOWN', errno: -74, syscall: 'read' })],
+    ['EBADMSG', "code 'Unknown system error -74'", () => Object.assign(new Error('Unknown system error -74: Unknown system error -74, read'), { code: 'Unknown system error -74', errno: -74, syscall: 'read' })],
+  ] as const) {
+    it(`reads past sectors the device cannot read (${name}, ${shape}): a value on them is skipped as damaged, every other entry is found, and the bytes are listed`, async () => {
+      // A bad sector answers EIO, not wrong bytes: salvage and fsck stopped at
+      // the first one with a bare EIO and wrote nothing (found by a review).
+      const path = `${dir}/bad-sectors`;
+      const store = await BlockStore.open(path, { create: true, sizeBytes: 4 << 20, blockSize: BLOCK_SIZE, encoding: 'binary' });
+      for (let i = 0; i < 20; i++) await store.put(`v${i}`, Buffer.alloc(i % 2 === 0 ? 10_000 : 100, i));
+      await store.close();
+      const bytes = Uint8Array.from(readFileSync(path));
+      const intact = salvageImage(memoryImage(bytes));
+      assert.equal(intact.entries.size, 20);
+      const damaged = intact.entries.get('v4')!.value;
+      assert.ok(damaged.kind === 'extents');
+      const badStart = damaged.extents[0]!.startBlock * BLOCK_SIZE;
+      const badEnd = badStart + BLOCK_SIZE;
+      const { image: reader, unreadable } = tolerantImage(bytes.length, (out, offset, length, position) => {
+        if (position < badEnd && position + length > badStart) throw failure();
+        const piece = bytes.subarray(position, Math.min(bytes.length, position + length));
+        out.set(piece, offset);
+        return piece.length;
+      });
+      const found = salvageImage(reader);
+      assert.deepEqual([...found.entries.keys()].sort(), [...intact.entries.keys()].sort(), 'the tree read past the bad sectors');
+      for (const [key, entry] of found.entries) {
+        if (entry.value.kind === 'extents') assert.equal(extentValueIntact(reader, entry.value, BLOCK_SIZE), key !== 'v4', `key ${key}: intact unless on the bad sectors`);
+      }
+      assert.deepEqual(describeUnreadable(unreadable), [`bytes ${badStart}-${badEnd - 1} could not be read (${name}); read as zeros`]);
+      const report = fsckImage(reader);
+      assert.ok(!report.ok && report.errors.some((error) => error.includes('v4')), `fsck names the value on the bad sectors: ${report.errors.join('; ')}`);
     });
-    const found = salvageImage(reader);
-    assert.deepEqual([...found.entries.keys()].sort(), [...intact.entries.keys()].sort(), 'the tree read past the bad sectors');
-    for (const [key, entry] of found.entries) {
-      if (entry.value.kind === 'extents') assert.equal(extentValueIntact(reader, entry.value, BLOCK_SIZE), key !== 'v4', `key ${key}: intact unless on the bad sectors`);
-    }
-    assert.deepEqual(describeUnreadable(unreadable), [`bytes ${badStart}-${badEnd - 1} could not be read (EIO); read as zeros`]);
-    const report = fsckImage(reader);
-    assert.ok(!report.ok && report.errors.some((error) => error.includes('v4')), `fsck names the value on the bad sectors: ${report.errors.join('; ')}`);
-  });
+  }
 
   it('replays the commits before a commit damaged in the middle of the WAL, and says the later ones are lost', () => {
     const superblock = fsckImage(memoryImage(image)).superblock!;

@@ -52,7 +52,7 @@ import { probeSuperblocks, recoverStore, type SuperblockProbe } from './recovery
 import { RingBlockDevice } from './ring_block_device.js';
 import { Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
 import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, guardedCheck, mapElements, optionFields, refuseStreamOptions, type CheckedRange, type KeyRange } from './store_arguments.js';
-import { invalidArgument, StoreError } from './store_error.js';
+import { invalidArgument, STORE_ADVICE, StoreError } from './store_error.js';
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
 import { checkBlockSizeServed, deviceGrows, eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
 import { EndingStreams } from './ending_streams.js';
@@ -297,7 +297,7 @@ export class BlockStore<V = unknown> {
       const blank = storeFile !== undefined ? storeFile.blank : device.blank === true;
       let probe: SuperblockProbe;
       if (blank) {
-        if (!create) throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' holds no ringstore (open with create: true to make one)`);
+        if (!create) throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' holds no ringstore (${STORE_ADVICE.createOne})`);
         const superblock = await formatStore(device, blockSize, walSizeBytes, options.encoding ?? DEFAULT_ENCODING, maxSizeBytes);
         await storeFile?.publish();
         formatted = true;
@@ -307,7 +307,7 @@ export class BlockStore<V = unknown> {
         if (probe.kind !== 'found') {
           throw new StoreError(
             'ERR_STORE_NOT_FOUND',
-            `'${path}' holds ${probe.kind === 'empty' ? 'zeros' : 'data'} but no ringstore; it is left untouched (create: true makes a store only in a new or empty file; BlockStore.format() formats over anything)`,
+            `'${path}' holds ${probe.kind === 'empty' ? 'zeros' : 'data'} but no ringstore; it is left untouched (${STORE_ADVICE.formatOverAnything})`,
           );
         }
       }
@@ -846,6 +846,13 @@ export class BlockStore<V = unknown> {
     // Write streams ended before close() are writes called before it: finished too.
     const endedStreams = this.#endingStreams.admitPastClose();
     this.#state.beginClose();
+    // With sync: false the writes resolved before close() are flushed at
+    // once: a failure met later in close() (a stream's failed chunk write)
+    // fails the store, and no flush follows a failure (found by a review:
+    // such a failure while close() waited for an ended stream lost a put
+    // acknowledged before it).
+    const appliedAtStart = this.#journal.appliedSequence;
+    const flushedAtStart = this.#sync || this.#readOnly ? undefined : this.#journal.syncNow().catch(() => undefined);
     this.#closing = (async () => {
       try {
         // The tail is replayed before the checkpoint that covers it (a failed replay has failed the store: nothing is written).
@@ -859,9 +866,12 @@ export class BlockStore<V = unknown> {
         // A growth under way ends before the device closes under it.
         await this.#growth.settled();
         if (this.#state.failure === undefined && !this.#readOnly) {
-          // First the commits' own flush: no stream's failure below may keep
-          // acknowledged writes from being durable (found by a review).
-          if (!this.#sync) await this.#journal.syncNow().catch(() => undefined);
+          // Then the commits applied since (those of streams ended before
+          // close(), of writes waiting for a growth), before the streams
+          // are waited for: a stream's failure keeps none of them from
+          // being durable (found by a review).
+          await flushedAtStart;
+          if (!this.#sync && this.#journal.appliedSequence !== appliedAtStart) await this.#journal.syncNow().catch(() => undefined);
           // A failed chunk write of a stream never ended fails the store:
           // known before the checkpoint, so that close() writes neither a
           // checkpoint nor a clean mark over it.

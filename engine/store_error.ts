@@ -78,6 +78,16 @@ export function invalidArgument(message: string, kind: 'type' | 'range' = 'type'
 }
 
 /**
+ * Advice that ends refusals of a file that holds no store, as the API says
+ * it (in parentheses, last); the CLI says it in its own words (tools/cli.ts).
+ */
+export const STORE_ADVICE = {
+  formatOverIt: 'BlockStore.format() makes a store over it',
+  formatOverAnything: 'create: true makes a store only in a new or empty file; BlockStore.format() formats over anything',
+  createOne: 'open with create: true to make one',
+} as const;
+
+/**
  * A system error of opening or creating `path` as a StoreError with a
  * documented code. `existingStore`: the error came from opening a file
  * that is there (a read-only open of it may still work).

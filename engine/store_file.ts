@@ -34,7 +34,7 @@ import { hasSuperblockMagic } from '../format/superblock.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
 import { syncDirectory } from '../native/ring_file.js';
 import { PROC_SELF_FD, RingBlockDevice } from './ring_block_device.js';
-import { pathError, StoreCorruptError, StoreError } from './store_error.js';
+import { pathError, STORE_ADVICE, StoreCorruptError, StoreError } from './store_error.js';
 
 /** A sector: no healthy store file has a length that is not a multiple of it. */
 const STORE_FILE_LENGTH_UNIT = 512;
@@ -324,7 +324,7 @@ async function refuseOddLength(path: string, lengthBytes: number): Promise<never
   if (headBytes >= SUPERBLOCK_MAGIC.length && hasSuperblockMagic(head)) {
     throw new StoreCorruptError('superblock', `the file is ${lengthBytes} bytes, not a multiple of ${STORE_FILE_LENGTH_UNIT}: the store was cut short`, 0);
   }
-  throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' holds ${lengthBytes} bytes that are not a ringstore; it is left untouched (BlockStore.format() makes a store over it)`);
+  throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' holds ${lengthBytes} bytes that are not a ringstore; it is left untouched (${STORE_ADVICE.formatOverIt})`);
 }
 
 /**

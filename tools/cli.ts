@@ -15,7 +15,7 @@
 import { parseArgs } from 'node:util';
 
 import { BlockStore } from '../engine/block_store.js';
-import { StoreError } from '../engine/store_error.js';
+import { STORE_ADVICE, StoreError } from '../engine/store_error.js';
 
 import { BENCH_USAGE, benchCommand } from './cli/bench_command.js';
 import { DUMP_COMMANDS_USAGE, dumpCommand, loadCommand } from './cli/dump_command.js';
@@ -169,8 +169,16 @@ async function formatCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-/** The engine's advice names its API; the command line's user has a command for it. */
-const API_ADVICE_IN_CLI_WORDS: ReadonlyArray<readonly [string, string]> = [['BlockStore.format()', '`ringstore format PATH --force`']];
+/**
+ * The engine's advice that names its API, at the end of a message, and what
+ * the command line's user has for it. Only that end is replaced: a path or
+ * key in the message may hold the same words (found by a review).
+ */
+const API_ADVICE_IN_CLI_WORDS: ReadonlyArray<readonly [string, string]> = [
+  [`(${STORE_ADVICE.formatOverIt})`, '(`ringstore format PATH --force` makes a store over it)'],
+  [`(${STORE_ADVICE.formatOverAnything})`, '(`ringstore format PATH --force` makes a store over it)'],
+  [`(${STORE_ADVICE.createOne})`, '(`ringstore format PATH` makes one)'],
+];
 
 /** An operating or argument error as one line; anything else is a bug, with its stack. */
 function reportError(error: unknown): void {
@@ -178,7 +186,7 @@ function reportError(error: unknown): void {
   if (typeof code === 'string' && error instanceof Error) {
     // Node's fs errors already start with their code ("ENOENT: no such file…"): not twice.
     let message = error.message.startsWith(`${code}: `) ? error.message.slice(code.length + 2) : error.message;
-    for (const [api, command] of API_ADVICE_IN_CLI_WORDS) message = message.split(api).join(command);
+    for (const [api, command] of API_ADVICE_IN_CLI_WORDS) if (message.endsWith(api)) message = message.slice(0, -api.length) + command;
     console.error(`ringstore: ${code}: ${message}`);
   } else {
     console.error(error);

@@ -317,6 +317,45 @@ describe('BlockStore after a device error', () => {
     });
   }
 
+  it('keeps a put acknowledged before close() (sync: false) when a stream left open fails while close() waits for a stream ended before it (the flush was skipped; found by a review)', async () => {
+    const simulated = new SimulatedDevice({ sizeBytes: 16 << 20 });
+    const device = new NoDeferredSyncDevice(simulated);
+    const store = await openOn(device, { create: true, sync: false });
+    await store.put('before', pattern(100, 1));
+    const open = store.createWriteStream('open');
+    const openErrors: unknown[] = [];
+    open.on('error', (error) => openErrors.push(error));
+    const held = device.holdNextWrite();
+    open.write(pattern(1 << 20, 2));
+    await held;
+    // Ended before close(): close() waits for its slow last chunk.
+    device.slowWritesMs = 300;
+    const ended = store.createWriteStream('ended');
+    const endedErrors: unknown[] = [];
+    ended.on('error', (error) => endedErrors.push(error));
+    ended.end(pattern(10_000, 3));
+    await new Promise((resolve) => setImmediate(resolve));
+    const closed = store.close().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    device.releaseWrite(eio('pwritev'));
+    const closeOutcome = await closed;
+    // The store failed, and close() says so (with sync: false, resolved writes may not all be durable then) …
+    assert.ok(closeOutcome instanceof StoreError && closeOutcome.code === 'ERR_STORE_FAILED', String(closeOutcome));
+    assert.equal(openErrors.length, 1);
+    // … but what was acknowledged before close() was flushed at its start.
+    const reopened = await openOn(simulated.crash({ keepProbability: 0, tornWrites: false }), { create: false });
+    try {
+      assert.ok(((await reopened.get('before')) as Buffer).equals(pattern(100, 1)));
+      assert.equal(await reopened.has('open'), false);
+      await reopened.verifyIntegrity();
+    } finally {
+      await reopened.close();
+    }
+  });
+
   it('fails the store when a checkpoint page write fails while its next batch of pages is being encoded', async () => {
     // A checkpoint encodes one batch of pages while the one before is being
     // written: the failed write must fail the checkpoint and the store, and

@@ -1,6 +1,7 @@
-// What sysfs says of a block device: where its directory is, whether the
-// kernel marks it read-only, whether it is a partition. Read by the store
-// before it opens a device for writing, and by the CLI for a device's size.
+// What sysfs says of a block device: where its directory is (from its
+// device number), whether the kernel marks it read-only, whether it is a
+// partition. Read when the store opens a block device (and walks a loop
+// device's chain), and by the CLI for a device's size.
 import { readFile, stat as fsStat } from 'node:fs/promises';
 
 /** Linux's dev_t encoding (new_decode_dev in include/linux/kdev_t.h), as Node's stat reports it. */

@@ -1,7 +1,8 @@
-// Taking a file's flock the way a store does: at once when it is free,
-// never waiting for a live holder, but a while for holders that go away
-// by themselves (udev's probe of a block device, the io_uring teardown of
-// a process that exited).
+// Taking a store file's flock: at once when it is free; a regular file's
+// lock held only by processes that have exited (their io_uring teardown
+// releases it) and a block device's (udev's probes hold it, and there is
+// no telling them from a store) are tried again for a while; a regular
+// file's held by a live process is refused at once.
 import type { RingFile } from '../native/ring_file.js';
 import { flockHeldOnlyByExited } from './flock_holders.js';
 

@@ -7,7 +7,7 @@
 // the file's last reference: 40–220 ms after the death on the hosts
 // measured. A supervisor that restarted a store at once found it locked by
 // the dead process (found by a review: 6 of 16 child deaths; also after
-// SIGKILL). Such a lock is waited for (RingBlockDevice.open); one held by a
+// SIGKILL). Such a lock is waited for (tryLock, file_lock.ts); one held by a
 // live process is refused at once, as before.
 import { fstatSync, readFileSync } from 'node:fs';
 

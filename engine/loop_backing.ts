@@ -84,6 +84,28 @@ export async function lockLoopBacking(ring: IoUringActor, path: string, shared: 
   }
 }
 
+/**
+ * The first read-only block device down the loop chain under `path` (the
+ * kernel does not mark a loop device over a read-only one read-only
+ * itself), or undefined. Asked before any lock is taken: a writer of such
+ * a chain is refused as it is, not after a lock wait a reader holds.
+ */
+export async function readOnlyLoopBacking(path: string): Promise<string | undefined> {
+  let device = path;
+  for (let depth = 0; depth < LOOP_CHAIN_DEPTH_MAX; depth++) {
+    const backing = await loopBackingPath(device);
+    if (backing === undefined || backing === UNREACHABLE) return undefined;
+    const isBlockDevice = await fsStat(backing).then(
+      (stat) => stat.isBlockDevice(),
+      () => false,
+    );
+    if (!isBlockDevice) return undefined;
+    if (await isReadOnlyBlockDevice(backing)) return backing;
+    device = backing;
+  }
+  return undefined;
+}
+
 /** A loop device's backing file that no longer has its name (`(deleted)`). */
 const UNREACHABLE = Symbol('unreachable backing file');
 

@@ -8,7 +8,7 @@ import type { RingFile } from '../native/ring_file.js';
 import type { BlockDevice, IoPhase } from './block_device.js';
 import { isReadOnlyBlockDevice } from './block_device_sysfs.js';
 import { tryLock } from './file_lock.js';
-import { closeAll, lockLoopBacking, type LoopBacking, NO_LOOP_BACKING } from './loop_backing.js';
+import { closeAll, lockLoopBacking, type LoopBacking, NO_LOOP_BACKING, readOnlyLoopBacking } from './loop_backing.js';
 import { pathError, StoreError } from './store_error.js';
 
 /** Where Linux names this process's open descriptors (absent without procfs). */
@@ -82,6 +82,14 @@ export class RingBlockDevice implements BlockDevice {
       if (!readOnly && file.isBlockDevice && (await isReadOnlyBlockDevice(path))) {
         await file.close();
         throw new StoreError('ERR_STORE_PATH', `'${options.name ?? path}': cannot open for writing: the block device is read-only; open with readOnly: true to read the store`);
+      }
+      // Nor over one, before the locks: a reader of the chain holds them,
+      // and the writer waited 2 s to be told ERR_STORE_LOCKED (found by a
+      // review). lockLoopBacking checks again under its locks.
+      const readOnlyBacking = !readOnly && file.isBlockDevice ? await readOnlyLoopBacking(path) : undefined;
+      if (readOnlyBacking !== undefined) {
+        await file.close();
+        throw new StoreError('ERR_STORE_PATH', `'${options.name ?? path}': cannot open for writing: it is a loop device over '${readOnlyBacking}', which is read-only; open with readOnly: true to read the store`);
       }
       // The lock is taken on the file the open found. A rename over `path`
       // between the two (`ringstore load --create` publishing its build over

@@ -95,7 +95,17 @@ describe('BlockStore on loop devices of other kinds', function () {
     assert.match(overError.message, /read-only/);
     await rejectsWithCode(() => BlockStore.format(over), 'ERR_STORE_PATH');
     const overReader = await BlockStore.open(over, { readOnly: true, encoding: 'binary' });
-    await overReader.close();
+    try {
+      // A writer while a reader holds the chain: refused for the read-only
+      // device, at once (it waited 2 s for the reader's lock and was told
+      // ERR_STORE_LOCKED; found by a review).
+      const startedMs = performance.now();
+      const whileRead = await rejectsWithCode(() => BlockStore.open(over), 'ERR_STORE_PATH');
+      assert.match(whileRead.message, /read-only/);
+      assert.ok(performance.now() - startedMs < 1_000, `refused after ${(performance.now() - startedMs).toFixed(0)} ms`);
+    } finally {
+      await overReader.close();
+    }
   });
 
   it("excludes the file under a loop device over a loop device, both ways (the lock went one level down only: two writers, a damaged tree)", async () => {

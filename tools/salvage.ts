@@ -36,7 +36,7 @@ import { decodePage, pageSizeFor } from '../format/page.js';
 import type { ExtentValue, StoredValue } from '../format/records.js';
 import { inDataRegion, type Superblock } from '../format/superblock.js';
 import { scanWal, type WalRegion } from '../format/wal_scan.js';
-import { findSuperblock, readFreeSetInUse, type ImageReader } from './fsck.js';
+import { findSuperblock, readFreeSetInUse, type FsckReport, type ImageReader } from './fsck.js';
 
 /** Bytes of the data region the scan reads at a time, looking for page magics. */
 const SCAN_PIECE_BYTES = 4 << 20;
@@ -75,6 +75,16 @@ export interface SalvageReport {
   valuesSkipped: { key: string; reason: string }[];
 }
 
+/** The image holds no store at all (no superblock copy and no WAL block carries ringstore's magic): what it holds instead. */
+export class NoStoreFound extends Error {
+  readonly holds: 'nothing' | 'zeros' | 'data';
+  constructor(holds: 'nothing' | 'zeros' | 'data') {
+    super(`the image holds ${holds} but no ringstore: no superblock copy and no WAL block carries ringstore's magic`);
+    this.name = 'NoStoreFound';
+    this.holds = holds;
+  }
+}
+
 /**
  * Finds every entry of the image that verifies. Throws FormatError only if
  * no superblock copy is valid (nothing tells where anything is). `progress`
@@ -94,9 +104,13 @@ export function salvageImage(image: ImageReader, progress?: (doneBytes: number, 
     valuesSkipped: [],
   };
   const describe = (error: unknown): string => (error instanceof FormatError ? error.message : String(error));
-  const found = { errors: [] as string[], warnings: report.warnings };
+  const found: Pick<FsckReport, 'errors' | 'warnings' | 'noStore'> = { errors: [], warnings: report.warnings };
   const superblock = findSuperblock(image, found, describe);
-  if (superblock === undefined) throw new FormatError('superblock', `no usable superblock copy (${[...found.errors, ...found.warnings].join('; ')})`);
+  if (superblock === undefined) {
+    // No trace of a store at all: not a damaged one (fsck says so too).
+    if (found.noStore !== undefined) throw new NoStoreFound(found.noStore);
+    throw new FormatError('superblock', `no usable superblock copy (${[...found.errors, ...found.warnings].join('; ')})`);
+  }
   report.warnings.push(...found.errors);
   report.superblock = { generation: superblock.generation, checkpointSeq: superblock.checkpointSeq, blockSize: superblock.blockSize, valueEncodingId: superblock.valueEncodingId };
   const blockSize = superblock.blockSize;

@@ -673,8 +673,15 @@ describe('ringstore dump and load', function () {
       writeFileSync(`${dir}/junk`, pattern(100_000, 5));
       const junk = await runCli(['dump', '--salvage', `${dir}/junk`, `${dir}/junk.dump`]);
       assert.equal(junk.code, 2);
-      assert.match(junk.stderr, /^ringstore: ERR_STORE_CORRUPT: nothing to salvage: superblock: no usable superblock copy .*\n$/);
+      // As fsck says it (it was ERR_STORE_CORRUPT here; found by a review).
+      assert.match(junk.stderr, /^ringstore: ERR_STORE_NOT_FOUND: '.*junk' holds data but no ringstore: .*; nothing to salvage\n$/);
       assert.equal(existsSync(`${dir}/junk.dump`), false);
+      writeFileSync(`${dir}/zeros`, Buffer.alloc(1 << 20));
+      const zeros = await runCli(['dump', '--salvage', `${dir}/zeros`, `${dir}/zeros.dump`]);
+      assert.equal(zeros.code, 2);
+      assert.match(zeros.stderr, /^ringstore: ERR_STORE_NOT_FOUND: '.*zeros' holds zeros but no ringstore/);
+      const fsck = await runCli(['fsck', `${dir}/zeros`]);
+      assert.match(fsck.stderr, /^ringstore: ERR_STORE_NOT_FOUND: '.*zeros' holds zeros but no ringstore/);
       const none = await runCli(['dump', '--salvage', `${dir}/none`, `${dir}/none.dump`]);
       assert.equal(none.code, 2);
       assert.match(none.stderr, /^ringstore: ERR_STORE_NOT_FOUND: /);

@@ -24,7 +24,7 @@ import type { ValueEncoding } from '../../engine/value_codec.js';
 import { VALUE_ENCODING_IDS } from '../../format/constants.js';
 import { FormatError } from '../../format/format_error.js';
 import { DumpCorruptError, DumpStreamDecoder, DumpStreamEncoder, type DumpEvent, type DumpHeader } from '../../format/dump_stream.js';
-import { extentValueIntact, extentValuePieces, salvageImage, type SalvageReport } from '../salvage.js';
+import { extentValueIntact, extentValuePieces, NoStoreFound, salvageImage, type SalvageReport } from '../salvage.js';
 import { describeUnreadable, openImage } from './image_file.js';
 import { startProgress, type Progress } from './progress.js';
 import { commandError, statFileArgument, statStorePath, usageCode, usageError } from './command_line.js';
@@ -173,8 +173,12 @@ async function salvageCommand(path: string, file: string | undefined, json: bool
         scanProgress.update(done);
       });
     } catch (error) {
+      // Nothing of a store there, as fsck refuses it (it was ERR_STORE_CORRUPT here, ERR_STORE_NOT_FOUND there; found by a review).
+      if (error instanceof NoStoreFound && unreadable.length === 0) {
+        throw commandError('ERR_STORE_NOT_FOUND', `'${path}' holds ${error.holds} but no ringstore: no superblock copy and no WAL block carries ringstore's magic; nothing to salvage`);
+      }
       // No superblock copy verifies: nothing says where anything is.
-      if (error instanceof FormatError) throw commandError('ERR_STORE_CORRUPT', `nothing to salvage: ${error.message}`);
+      if (error instanceof FormatError || error instanceof NoStoreFound) throw commandError('ERR_STORE_CORRUPT', `nothing to salvage: ${error.message}`);
       throw error;
     } finally {
       scanProgress?.stop();

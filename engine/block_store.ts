@@ -852,7 +852,7 @@ export class BlockStore<V = unknown> {
     // such a failure while close() waited for an ended stream lost a put
     // acknowledged before it).
     const appliedAtStart = this.#journal.appliedSequence;
-    const flushedAtStart = this.#sync || this.#readOnly ? undefined : this.#journal.syncNow().catch(() => undefined);
+    const flushedAtStart = this.#sync || this.#readOnly ? undefined : this.#journal.syncApplied().catch(() => undefined);
     this.#closing = (async () => {
       try {
         // The tail is replayed before the checkpoint that covers it (a failed replay has failed the store: nothing is written).

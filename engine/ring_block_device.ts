@@ -9,7 +9,7 @@ import type { BlockDevice, IoPhase } from './block_device.js';
 import { isReadOnlyBlockDevice } from './block_device_sysfs.js';
 import { tryLock } from './file_lock.js';
 import { closeAll, lockLoopBacking, type LoopBacking, NO_LOOP_BACKING, readOnlyLoopBacking } from './loop_backing.js';
-import { pathError, StoreError } from './store_error.js';
+import { pathError, STORE_ADVICE, StoreError } from './store_error.js';
 
 /** Where Linux names this process's open descriptors (absent without procfs). */
 export const PROC_SELF_FD = '/proc/self/fd';
@@ -372,7 +372,7 @@ function openError(path: string, error: unknown, toWrite: boolean): Error {
   const code = (error as { code?: unknown } | undefined)?.code;
   if (code === 'EBUSY') return new StoreError('ERR_STORE_LOCKED', `'${path}' is in use (mounted, or opened by another store)`, { cause: error });
   if (code === 'ENOENT') {
-    return new StoreError('ERR_STORE_NOT_FOUND', `'${path}' does not exist (open with create: true to make a store)`, { cause: error });
+    return new StoreError('ERR_STORE_NOT_FOUND', `'${path}' does not exist (${STORE_ADVICE.createStore})`, { cause: error });
   }
   if (error instanceof RingSystemError && error.code === 'EINVAL' && error.syscall === 'open') {
     // O_DIRECT is EINVAL for what cannot do direct IO: a directory opened

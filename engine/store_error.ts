@@ -2,6 +2,7 @@
 // names the structure, the block and why; a failed store keeps the IO error
 // that failed it as `cause`.
 import { FormatError, type StructureName } from '../format/format_error.js';
+import { systemErrorCode } from '../native/errors.js';
 
 /**
  * Every code a public method's rejection carries: the errors table of
@@ -85,6 +86,8 @@ export const STORE_ADVICE = {
   formatOverIt: 'BlockStore.format() makes a store over it',
   formatOverAnything: 'create: true makes a store only in a new or empty file; BlockStore.format() formats over anything',
   createOne: 'open with create: true to make one',
+  createStore: 'open with create: true to make a store',
+  createStoreInIt: 'open with create: true to make a store in it',
 } as const;
 
 /**
@@ -94,7 +97,8 @@ export const STORE_ADVICE = {
  */
 export function pathError(path: string, error: unknown, doing: string, existingStore = false): Error {
   if (!(error instanceof Error)) return new Error(String(error));
-  const code = (error as Error & { code?: unknown }).code;
+  // By the errno where Node's fs gave no name (EDQUOT: 'Unknown system error -122').
+  const code = systemErrorCode(error);
   switch (code) {
     case 'ENOENT':
       return new StoreError('ERR_STORE_PATH', `'${path}': ${doing}: its directory does not exist`, { cause: error });

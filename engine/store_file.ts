@@ -32,6 +32,7 @@ import { basename, dirname, join } from 'node:path';
 import { SUPERBLOCK_MAGIC, SUPERBLOCK_SIZE } from '../format/constants.js';
 import { hasSuperblockMagic } from '../format/superblock.js';
 import type { IoUringActor } from '../native/io_uring_actor.js';
+import { systemErrorCode } from '../native/errors.js';
 import { syncDirectory } from '../native/ring_file.js';
 import { PROC_SELF_FD, RingBlockDevice } from './ring_block_device.js';
 import { pathError, STORE_ADVICE, StoreCorruptError, StoreError } from './store_error.js';
@@ -91,7 +92,7 @@ export async function openStoreFile(
     const lengthBytes = device.fileLengthBytes;
     if (lengthBytes === 0) {
       if (!options.create) {
-        throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' is an empty file (open with create: true to make a store in it)`);
+        throw new StoreError('ERR_STORE_NOT_FOUND', `'${path}' is an empty file (${STORE_ADVICE.createStoreInIt})`);
       }
       // Through the descriptor: the path may name another file by now (a
       // rename over it), which must not be cut.
@@ -249,7 +250,7 @@ export async function publishNamedFile(ring: IoUringActor, temporaryPath: string
     await link(temporaryPath, path);
   } catch (error) {
     if (isCode(error, 'EEXIST')) throw lostCreateRace(path, error);
-    if (!HARD_LINKS_UNSUPPORTED.has((error as Error & { code?: string }).code ?? '')) {
+    if (!HARD_LINKS_UNSUPPORTED.has(String(systemErrorCode(error)))) {
       throw pathError(path, error, 'cannot link the new store file to its name');
     }
     await publishByRename(ring, temporaryPath, path);

@@ -27,6 +27,7 @@
 // store filling steadily rarely makes a write wait. Each growth adds at
 // least GROWTH_SHARE of the store's size: a store reaching size S has grown
 // O(log S) times, and no more than a quarter of it is unused room it took.
+import { systemErrorCode } from '../native/errors.js';
 import type { BlockDevice } from './block_device.js';
 import type { Checkpointer } from './checkpointer.js';
 import { FREE_BITMAP_BITS_MAX } from './free_bitmap.js';
@@ -250,7 +251,8 @@ const FAILING_DEVICE_CODES: ReadonlySet<string> = new Set(['EIO', 'EROFS', 'EUCL
 function isExtensionFailure(error: unknown): boolean {
   if (isNoRoom(error)) return false;
   for (let cause: unknown = error; cause instanceof Error; cause = cause.cause) {
-    const { syscall, code } = cause as { syscall?: unknown; code?: unknown };
+    const { syscall } = cause as { syscall?: unknown };
+    const code = systemErrorCode(cause);
     if (syscall === 'fallocate' || syscall === 'pwrite') return true;
     if (typeof code === 'string' && FAILING_DEVICE_CODES.has(code)) return true;
   }

@@ -91,6 +91,22 @@ export function errnoName(errno: number): string {
   return ERRNO_NAMES.get(errno) ?? `E${errno}`;
 }
 
+/**
+ * The `code` of a system error, as the errno's name where the error has
+ * none: Node's fs names an errno libuv has no name for 'UNKNOWN' or
+ * 'Unknown system error -122' (EDQUOT, ESTALE, EUCLEAN, EBADMSG), by the
+ * path the call took, and its errno says which (found by a review: an
+ * EDQUOT making a store was no ERR_STORE_NO_SPACE). Any other code (or an
+ * error without an errno) as it is.
+ */
+export function systemErrorCode(error: unknown): unknown {
+  if (error === null || typeof error !== 'object') return undefined;
+  const { code, errno } = error as { code?: unknown; errno?: unknown };
+  const named = typeof code === 'string' && /^E[A-Z0-9]+$/.test(code);
+  if (!named && typeof errno === 'number' && Number.isInteger(errno) && errno !== 0) return errnoName(Math.abs(errno));
+  return code;
+}
+
 /** A value for a message: never throws, whatever it is (a Symbol, a detached view, a Proxy). */
 export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);

@@ -178,6 +178,8 @@ const API_ADVICE_IN_CLI_WORDS: ReadonlyArray<readonly [string, string]> = [
   [`(${STORE_ADVICE.formatOverIt})`, '(`ringstore format PATH --force` makes a store over it)'],
   [`(${STORE_ADVICE.formatOverAnything})`, '(`ringstore format PATH --force` makes a store over it)'],
   [`(${STORE_ADVICE.createOne})`, '(`ringstore format PATH` makes one)'],
+  [`(${STORE_ADVICE.createStore})`, '(`ringstore format PATH` makes one)'],
+  [`(${STORE_ADVICE.createStoreInIt})`, '(`ringstore format PATH` makes one in it)'],
 ];
 
 /** An operating or argument error as one line; anything else is a bug, with its stack. */

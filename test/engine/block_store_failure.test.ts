@@ -167,8 +167,24 @@ class HoldingDevice extends FailingDevice {
  * close()'s flush alone, whatever the test's timing.
  */
 class NoDeferredSyncDevice extends HoldingDevice {
+  #syncHeld: Promise<void> | undefined;
+
   deferTask(): () => void {
     return () => undefined;
+  }
+
+  /** The next sync() is issued at once (it covers the writes completed by then) but resolves only once the returned function is called. */
+  holdNextSync(): () => void {
+    let release!: () => void;
+    this.#syncHeld = new Promise((resolve) => (release = resolve));
+    return release;
+  }
+
+  override sync(): Promise<void> {
+    const held = this.#syncHeld;
+    this.#syncHeld = undefined;
+    const synced = super.sync();
+    return held === undefined ? synced : held.then(() => synced);
   }
 }
 
@@ -350,6 +366,44 @@ describe('BlockStore after a device error', () => {
     try {
       assert.ok(((await reopened.get('before')) as Buffer).equals(pattern(100, 1)));
       assert.equal(await reopened.has('open'), false);
+      await reopened.verifyIntegrity();
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('keeps a put acknowledged before close() (sync: false) that a flush running at close() does not cover, when a stream left open fails meanwhile (close() waited behind that flush; found by a review)', async () => {
+    const simulated = new SimulatedDevice({ sizeBytes: 16 << 20 });
+    const device = new NoDeferredSyncDevice(simulated);
+    const store = await openOn(device, { create: true, sync: false });
+    await store.put('before', pattern(100, 1));
+    const releaseSync = device.holdNextSync();
+    const flushed = store.flush().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    // Acknowledged after that flush was issued: it does not cover it.
+    await store.put('late', pattern(100, 2));
+    const open = store.createWriteStream('open');
+    open.on('error', () => undefined);
+    const held = device.holdNextWrite();
+    open.write(pattern(1 << 20, 3));
+    await held;
+    const closed = store.close().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    device.releaseWrite(eio('pwritev'));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    releaseSync();
+    await flushed;
+    const closeOutcome = await closed;
+    assert.ok(closeOutcome instanceof StoreError && closeOutcome.code === 'ERR_STORE_FAILED', String(closeOutcome));
+    const reopened = await openOn(simulated.crash({ keepProbability: 0, tornWrites: false }), { create: false });
+    try {
+      assert.ok(((await reopened.get('before')) as Buffer).equals(pattern(100, 1)));
+      assert.ok(((await reopened.get('late')) as Buffer).equals(pattern(100, 2)), "the put acknowledged before close() is durable");
       await reopened.verifyIntegrity();
     } finally {
       await reopened.close();

@@ -220,6 +220,16 @@ describe('BlockStore on a file system without room', function () {
   });
 });
 
+describe("pathError of Node's fs errors", () => {
+  it("makes an EDQUOT Node's fs could not name (code 'Unknown system error -122') ERR_STORE_NO_SPACE, as ENOSPC (it passed it through; found by a review)", () => {
+    for (const [code, errno] of [['ENOSPC', -28], ['Unknown system error -122', -122], ['UNKNOWN', -122]] as const) {
+      const error = pathError('/s', Object.assign(new Error(`${code}, open '/s'`), { code, errno, syscall: 'open' }), 'cannot create the store file');
+      assert.ok(error instanceof StoreError && error.code === 'ERR_STORE_NO_SPACE', `${code}: ${error.message}`);
+      assert.match(error.message, errno === -28 ? /ENOSPC/ : /EDQUOT/);
+    }
+  });
+});
+
 describe('BlockStore whose file cannot grow for want of room (as the IO layer reports it)', () => {
   for (const [name, errno] of [['ENOSPC', 28], ['EDQUOT', 122]] as const) {
     it(`answers ERR_STORE_FULL for ${name} and goes on (an EDQUOT was "Unknown system error -122" and stopped the store; found by a review)`, async () => {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { constants as osConstants } from 'node:os';
 
-import { errnoName, RingSystemError } from '../../native/errors.js';
+import { errnoName, RingSystemError, systemErrorCode } from '../../native/errors.js';
 
 describe('RingSystemError codes', () => {
   it('names errnos libuv does not (it said "Unknown system error -116" for ESTALE; found by a review)', () => {
@@ -32,5 +32,14 @@ describe('RingSystemError codes', () => {
     assert.equal(errnoName(9999), 'E9999');
     // Either sign: RingSystemError takes the kernel's negative result too.
     assert.equal(new RingSystemError(-116, 'open').code, 'ESTALE');
+  });
+
+  it("reads the errno of an error Node's fs could not name ('UNKNOWN', 'Unknown system error -122'), and leaves other codes as they are", () => {
+    assert.equal(systemErrorCode(Object.assign(new Error('x'), { code: 'Unknown system error -122', errno: -122 })), 'EDQUOT');
+    assert.equal(systemErrorCode(Object.assign(new Error('x'), { code: 'UNKNOWN', errno: -116 })), 'ESTALE');
+    assert.equal(systemErrorCode(Object.assign(new Error('x'), { code: 'ENOSPC', errno: -28 })), 'ENOSPC');
+    assert.equal(systemErrorCode(Object.assign(new Error('x'), { code: 'ERR_STORE_PATH' })), 'ERR_STORE_PATH');
+    assert.equal(systemErrorCode(new Error('no code')), undefined);
+    assert.equal(systemErrorCode('not an error'), undefined);
   });
 });

@@ -156,6 +156,17 @@ describe('ringstore command line hygiene', function () {
       assert.ok(result.stderr.includes(`'${path}' holds`), result.stderr);
       assert.ok(result.stderr.trimEnd().endsWith('(`ringstore format PATH --force` makes a store over it)'), result.stderr);
     }
+    // A missing path and an empty file: made without --force (they said "open with create: true"; found by a review).
+    writeFileSync(`${dir}/empty-for-advice`, '');
+    for (const [path, advice] of [
+      [`${dir}/missing-for-advice`, '(`ringstore format PATH` makes one)'],
+      [`${dir}/empty-for-advice`, '(`ringstore format PATH` makes one in it)'],
+    ] as const) {
+      const result = await runCli(['stats', path], { cwd: dir });
+      assertOneLineError(result, `stats ${path}`, 'ERR_STORE_NOT_FOUND');
+      assert.ok(result.stderr.trimEnd().endsWith(advice), result.stderr);
+      assert.doesNotMatch(result.stderr, /create: true/);
+    }
   });
 
   it('inspect and fsck still call a store damage (exit 1) when every superblock copy is zeroed: its WAL is still there', async () => {

@@ -10,7 +10,7 @@ import { sysfsBlockDirectory } from '../../engine/block_device_sysfs.js';
 import { namesFile, REPLACED_OPEN_ATTEMPTS_MAX } from '../../engine/ring_block_device.js';
 import { pathError, StoreError } from '../../engine/store_error.js';
 import { addon } from '../../native/addon.js';
-import { errnoName, RingSystemError } from '../../native/errors.js';
+import { RingSystemError, systemErrorCode } from '../../native/errors.js';
 import type { ImageReader } from '../fsck.js';
 
 /** flock's answer when another open holds a lock that excludes ours. */
@@ -31,16 +31,9 @@ const SECTOR_BYTES = 512;
  */
 const MEDIA_ERROR_CODES: ReadonlySet<string> = new Set(['EIO', 'EILSEQ', 'EBADMSG', 'ENODATA', 'EREMOTEIO']);
 
-/**
- * The name of a read error's errno. Node's fs names an errno libuv has no
- * name for 'UNKNOWN' or 'Unknown system error -74' (EBADMSG, among the
- * media errors), by the path it took: its number says which (found by a
- * review).
- */
+/** The name of a read error's errno (systemErrorCode: Node's fs may name EBADMSG 'UNKNOWN'). */
 function readErrorCode(error: unknown): string {
-  const { code, errno } = (error ?? {}) as { code?: unknown; errno?: unknown };
-  if (!(typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) && typeof errno === 'number' && errno !== 0) return errnoName(Math.abs(errno));
-  return String(code);
+  return String(systemErrorCode(error));
 }
 
 function isMediaError(error: unknown): boolean {

@@ -911,10 +911,11 @@ export class BlockStore<V = unknown> {
       // the background, with no write since to report it), say so. With
       // sync: true every acknowledged write is durable in the WAL whatever
       // close() met, and close() resolves: an IO error of its own (its
-      // checkpoint) is told to no one (a review, session 45; rejecting
-      // then, but not for a failure some write was already told of, made
-      // the answer depend on timing: a failed background checkpoint just
-      // before close() was told to no one either). See docs/store.md.
+      // checkpoint) is told by `failure` alone (a review, session 45;
+      // rejecting then, but not for a failure some write was already told
+      // of, made the answer depend on timing: a failed background
+      // checkpoint just before close() was told to no one either). See
+      // docs/store.md.
       if (!this.#sync && this.#state.failure !== undefined) throw this.#state.failure;
     })();
     return this.#closing;
@@ -969,6 +970,18 @@ export class BlockStore<V = unknown> {
    */
   get appliedSequence(): number {
     return this.#journal.appliedSequence;
+  }
+
+  /**
+   * Why the store stopped accepting writes — ERR_STORE_FAILED, whose
+   * `cause` is the device's error (or ERR_STORE_CORRUPT's) — or undefined
+   * while it takes them. Readable after close() too: with sync: true,
+   * close() resolves whatever IO error its own checkpoint met (every
+   * acknowledged write is durable in the WAL), and this says whether it met
+   * one (before, nothing did).
+   */
+  get failure(): StoreError | undefined {
+    return this.#state.failure;
   }
 
   /** Whether the store was opened with readOnly: true (every write is refused with ERR_STORE_READ_ONLY). */

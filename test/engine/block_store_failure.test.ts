@@ -410,6 +410,30 @@ describe('BlockStore after a device error', () => {
     }
   });
 
+  it("tells through `failure` of an IO error a sync: true close() met in its own checkpoint, which it resolves over (it was told to no one); undefined for a store that met none", async () => {
+    const simulated = new SimulatedDevice({ sizeBytes: 16 << 20 });
+    const device = new FailingDevice(simulated);
+    const store = await openOn(device, { create: true });
+    for (let i = 0; i < 20; i++) await store.put(`k${i}`, pattern(100, i));
+    assert.equal(store.failure, undefined);
+    device.failNext('write', 'writeDsync', 'writeAndSync');
+    await store.close();
+    assert.equal(device.injected.length, 1, "close()'s checkpoint met the failure");
+    // Read through a call: TypeScript keeps the narrowing of the check above across close().
+    const failure = ((reading: BlockStore) => reading.failure)(store);
+    assert.ok(failure instanceof StoreError && failure.code === 'ERR_STORE_FAILED', String(failure));
+    assertFailedBy(failure, device.injected[0]);
+    // Every acknowledged put is there: the next open replays the WAL.
+    const reopened = await openOn(simulated.crash({ keepProbability: 0, tornWrites: false }), { create: false });
+    try {
+      for (let i = 0; i < 20; i++) assert.ok(((await reopened.get(`k${i}`)) as Buffer).equals(pattern(100, i)));
+      await reopened.close();
+      assert.equal(reopened.failure, undefined, 'a store that met no error');
+    } finally {
+      await reopened.close();
+    }
+  });
+
   it('fails the store when a checkpoint page write fails while its next batch of pages is being encoded', async () => {
     // A checkpoint encodes one batch of pages while the one before is being
     // written: the failed write must fail the checkpoint and the store, and

@@ -977,9 +977,16 @@ export class Journal {
    * Nothing to flush: resolves at once.
    */
   async syncApplied(): Promise<void> {
+    if (this.#appliedSequence === this.#durableSequence) return;
+    await this.#flushThrough(this.#appliedSequence);
+  }
+
+  /** One fdatasync for the commits through `through`; the store fails with it if it fails. */
+  async #flushThrough(through: number): Promise<void> {
+    // Never a flush after the store failed: after a failed fdatasync a
+    // second may report success for the same lost writes (found by a
+    // review: a later flush() and the deferred timer each sent one).
     if (this.#state.failure !== undefined) throw this.#state.failure;
-    const through = this.#appliedSequence;
-    if (through === this.#durableSequence) return;
     try {
       this.#device.mark?.('flush', through);
       await this.#device.sync();
@@ -996,22 +1003,7 @@ export class Journal {
       await running;
       if (this.#appliedSequence === this.#durableSequence) return;
     }
-    const through = this.#appliedSequence;
-    const syncing = (async () => {
-      // Never a flush after the store failed: after a failed fdatasync a
-      // second may report success for the same lost writes (found by a
-      // review: a later flush() and the deferred timer each sent one).
-      if (this.#state.failure !== undefined) throw this.#state.failure;
-      try {
-        this.#device.mark?.('flush', through);
-        await this.#device.sync();
-        this.#flushCount++;
-      } catch (error) {
-        throw this.#state.fail(error);
-      }
-      this.#durableSequence = Math.max(this.#durableSequence, through);
-      this.#space.durableThrough(through, this.#appliedSequence);
-    })();
+    const syncing = this.#flushThrough(this.#appliedSequence);
     this.#deferredSyncPromise = syncing;
     try {
       await syncing;

@@ -220,6 +220,18 @@ describe('BlockStore on a file system without room', function () {
   });
 });
 
+/** Puts 16 KiB values k0, k1, … into a store of 1 MiB until one is refused (growth is needed soon); that refusal. */
+async function firstRefusedPut(store: BlockStore): Promise<Error & { code?: string }> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      await store.put(`k${i}`, pattern(16 << 10, i));
+    } catch (error) {
+      return error as Error & { code?: string };
+    }
+  }
+  assert.fail('a put needed the growth');
+}
+
 describe("pathError of Node's fs errors", () => {
   it("makes an EDQUOT Node's fs could not name (code 'Unknown system error -122') ERR_STORE_NO_SPACE, as ENOSPC (it passed it through; found by a review)", () => {
     for (const [code, errno] of [['ENOSPC', -28], ['Unknown system error -122', -122], ['UNKNOWN', -122]] as const) {
@@ -240,13 +252,7 @@ describe('BlockStore whose file cannot grow for want of room (as the IO layer re
       }
       const store = await BlockStore.open('no-room', { device: new NoRoomDevice({ sizeBytes: 1 << 20, sizeBytesMax: 64 << 20 }), create: true, encoding: 'binary' });
       try {
-        let refused: (Error & { code?: string }) | undefined;
-        for (let i = 0; i < 200 && refused === undefined; i++) {
-          await store.put(`k${i}`, pattern(16 << 10, i)).catch((error: Error & { code?: string }) => {
-            refused = error;
-          });
-        }
-        assert.ok(refused !== undefined, 'a put needed the growth');
+        const refused = await firstRefusedPut(store);
         assert.equal(refused.code, 'ERR_STORE_FULL', refused.message);
         assert.match(refused.message, new RegExp(name));
         // Still a working store: deletes and small puts into their room.
@@ -284,13 +290,7 @@ describe('BlockStore whose file fails to grow for a reason other than room', fun
     const device = new FailingGrowDevice({ sizeBytes: 1 << 20, sizeBytesMax: 64 << 20 });
     const store = await BlockStore.open('failing-grow', { device, create: true, encoding: 'binary' });
     try {
-      let refused: (Error & { code?: string }) | undefined;
-      for (let i = 0; i < 200 && refused === undefined; i++) {
-        await store.put(`k${i}`, pattern(16 << 10, i)).catch((error: Error & { code?: string }) => {
-          refused = error;
-        });
-      }
-      assert.ok(refused !== undefined, 'a put needed the growth');
+      const refused = await firstRefusedPut(store);
       assert.equal(refused.code, 'ERR_STORE_FAILED', refused.message);
       await rejectsWithCode(() => store.put('after', pattern(100, 1)), 'ERR_STORE_FAILED');
     } finally {

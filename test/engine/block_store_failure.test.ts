@@ -192,6 +192,43 @@ function openOn(device: BlockDevice, options: { create: boolean; sync?: boolean 
   return BlockStore.open('failing', { device, encoding: 'binary', ...options });
 }
 
+/**
+ * Opens what `simulated` holds after a power loss that kept nothing
+ * unflushed, runs `check` on it, verifies its integrity and closes it.
+ */
+async function afterPowerLoss(simulated: SimulatedDevice, check: (store: BlockStore) => Promise<void>): Promise<void> {
+  const reopened = await openOn(simulated.crash({ keepProbability: 0, tornWrites: false }), { create: false });
+  try {
+    await check(reopened);
+    await reopened.verifyIntegrity();
+  } finally {
+    await reopened.close();
+  }
+}
+
+/**
+ * A write stream of `key`, left open with one full chunk written, whose
+ * chunk write `device` holds (releaseWrite ends it); the errors it emits.
+ */
+async function streamWithHeldChunk(store: BlockStore, device: HoldingDevice, key: string): Promise<unknown[]> {
+  const stream = store.createWriteStream(key);
+  const errors: unknown[] = [];
+  stream.on('error', (error) => errors.push(error));
+  const held = device.holdNextWrite();
+  // A full chunk goes to the device before the stream is ended.
+  stream.write(pattern(1 << 20, 2));
+  await held;
+  return errors;
+}
+
+/** What `promise` settles with: its error, or undefined once it resolves. */
+function outcomeOf(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+}
+
 /** Asserts `error` is ERR_STORE_FAILED caused by `cause`. */
 function assertFailedBy(error: StoreError, cause: Error | undefined): void {
   assert.ok(cause !== undefined, 'the device error was injected');
@@ -289,17 +326,8 @@ describe('BlockStore after a device error', () => {
       const device = new NoDeferredSyncDevice(simulated);
       const store = await openOn(device, { create: true, sync });
       await store.put('before', pattern(100, 1));
-      const stream = store.createWriteStream('blob');
-      const streamErrors: unknown[] = [];
-      stream.on('error', (error) => streamErrors.push(error));
-      const held = device.holdNextWrite();
-      // A full chunk goes to the device before the stream is ended.
-      stream.write(pattern(1 << 20, 2));
-      await held;
-      const closed = store.close().then(
-        () => undefined,
-        (error: unknown) => error,
-      );
+      const streamErrors = await streamWithHeldChunk(store, device, 'blob');
+      const closed = outcomeOf(store.close());
       // close() is under way (waiting for the chunk write; without that wait
       // it would have written its checkpoint and clean mark by now) when the
       // chunk write fails.
@@ -322,14 +350,10 @@ describe('BlockStore after a device error', () => {
       // before close() is there with sync: false too (close() flushed the
       // commits before it waited for the stream; found by a review: the
       // stream's failure skipped that flush and lost the put).
-      const reopened = await openOn(simulated.crash({ keepProbability: 0, tornWrites: false }), { create: false });
-      try {
+      await afterPowerLoss(simulated, async (reopened) => {
         assert.ok(((await reopened.get('before')) as Buffer).equals(pattern(100, 1)));
         assert.equal(await reopened.has('blob'), false);
-        await reopened.verifyIntegrity();
-      } finally {
-        await reopened.close();
-      }
+      });
     });
   }
 
@@ -338,12 +362,7 @@ describe('BlockStore after a device error', () => {
     const device = new NoDeferredSyncDevice(simulated);
     const store = await openOn(device, { create: true, sync: false });
     await store.put('before', pattern(100, 1));
-    const open = store.createWriteStream('open');
-    const openErrors: unknown[] = [];
-    open.on('error', (error) => openErrors.push(error));
-    const held = device.holdNextWrite();
-    open.write(pattern(1 << 20, 2));
-    await held;
+    const openErrors = await streamWithHeldChunk(store, device, 'open');
     // Ended before close(): close() waits for its slow last chunk.
     device.slowWritesMs = 300;
     const ended = store.createWriteStream('ended');
@@ -351,10 +370,7 @@ describe('BlockStore after a device error', () => {
     ended.on('error', (error) => endedErrors.push(error));
     ended.end(pattern(10_000, 3));
     await new Promise((resolve) => setImmediate(resolve));
-    const closed = store.close().then(
-      () => undefined,
-      (error: unknown) => error,
-    );
+    const closed = outcomeOf(store.close());
     await new Promise((resolve) => setTimeout(resolve, 100));
     device.releaseWrite(eio('pwritev'));
     const closeOutcome = await closed;
@@ -362,14 +378,10 @@ describe('BlockStore after a device error', () => {
     assert.ok(closeOutcome instanceof StoreError && closeOutcome.code === 'ERR_STORE_FAILED', String(closeOutcome));
     assert.equal(openErrors.length, 1);
     // … but what was acknowledged before close() was flushed at its start.
-    const reopened = await openOn(simulated.crash({ keepProbability: 0, tornWrites: false }), { create: false });
-    try {
+    await afterPowerLoss(simulated, async (reopened) => {
       assert.ok(((await reopened.get('before')) as Buffer).equals(pattern(100, 1)));
       assert.equal(await reopened.has('open'), false);
-      await reopened.verifyIntegrity();
-    } finally {
-      await reopened.close();
-    }
+    });
   });
 
   it('keeps a put acknowledged before close() (sync: false) that a flush running at close() does not cover, when a stream left open fails meanwhile (close() waited behind that flush; found by a review)', async () => {
@@ -378,21 +390,11 @@ describe('BlockStore after a device error', () => {
     const store = await openOn(device, { create: true, sync: false });
     await store.put('before', pattern(100, 1));
     const releaseSync = device.holdNextSync();
-    const flushed = store.flush().then(
-      () => undefined,
-      (error: unknown) => error,
-    );
+    const flushed = outcomeOf(store.flush());
     // Acknowledged after that flush was issued: it does not cover it.
     await store.put('late', pattern(100, 2));
-    const open = store.createWriteStream('open');
-    open.on('error', () => undefined);
-    const held = device.holdNextWrite();
-    open.write(pattern(1 << 20, 3));
-    await held;
-    const closed = store.close().then(
-      () => undefined,
-      (error: unknown) => error,
-    );
+    await streamWithHeldChunk(store, device, 'open');
+    const closed = outcomeOf(store.close());
     await new Promise((resolve) => setTimeout(resolve, 20));
     device.releaseWrite(eio('pwritev'));
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -400,14 +402,10 @@ describe('BlockStore after a device error', () => {
     await flushed;
     const closeOutcome = await closed;
     assert.ok(closeOutcome instanceof StoreError && closeOutcome.code === 'ERR_STORE_FAILED', String(closeOutcome));
-    const reopened = await openOn(simulated.crash({ keepProbability: 0, tornWrites: false }), { create: false });
-    try {
+    await afterPowerLoss(simulated, async (reopened) => {
       assert.ok(((await reopened.get('before')) as Buffer).equals(pattern(100, 1)));
-      assert.ok(((await reopened.get('late')) as Buffer).equals(pattern(100, 2)), "the put acknowledged before close() is durable");
-      await reopened.verifyIntegrity();
-    } finally {
-      await reopened.close();
-    }
+      assert.ok(((await reopened.get('late')) as Buffer).equals(pattern(100, 2)), 'the put acknowledged before close() is durable');
+    });
   });
 
   it("tells through `failure` of an IO error a sync: true close() met in its own checkpoint, which it resolves over (it was told to no one); undefined for a store that met none", async () => {

@@ -850,9 +850,13 @@ export class BlockStore<V = unknown> {
     // once: a failure met later in close() (a stream's failed chunk write)
     // fails the store, and no flush follows a failure (found by a review:
     // such a failure while close() waited for an ended stream lost a put
-    // acknowledged before it).
+    // acknowledged before it). Behind a flush already running, one at a
+    // time: an fdatasync sent beside a failing one may report success for
+    // what the failed one lost (a review found a flush sent so trim a
+    // block a durable value still used). A failure met while waiting for
+    // that flush still refuses this one: close() rejects then.
     const appliedAtStart = this.#journal.appliedSequence;
-    const flushedAtStart = this.#sync || this.#readOnly ? undefined : this.#journal.syncApplied().catch(() => undefined);
+    const flushedAtStart = this.#sync || this.#readOnly ? undefined : this.#journal.syncNow().catch(() => undefined);
     this.#closing = (async () => {
       try {
         // The tail is replayed before the checkpoint that covers it (a failed replay has failed the store: nothing is written).

@@ -967,20 +967,6 @@ export class Journal {
    * others wait for that one (two flushes at once would do the work twice,
    * and close() would wait for only the second).
    */
-  /**
-   * An fdatasync of every commit applied by now, sent at once, also while
-   * another flush runs (fdatasyncs on one file may overlap): close() with
-   * sync: false makes the writes resolved before it durable before anything
-   * later in it can fail the store, after which no flush is sent (found by
-   * a review: waiting behind a running flush that did not cover the last
-   * put, close() met a stream's failed chunk write, and the put was lost).
-   * Nothing to flush: resolves at once.
-   */
-  async syncApplied(): Promise<void> {
-    if (this.#appliedSequence === this.#durableSequence) return;
-    await this.#flushThrough(this.#appliedSequence);
-  }
-
   /** One fdatasync for the commits through `through`; the store fails with it if it fails. */
   async #flushThrough(through: number): Promise<void> {
     // Never a flush after the store failed: after a failed fdatasync a

@@ -86,7 +86,14 @@ export class RingBlockDevice implements BlockDevice {
       // Nor over one, before the locks: a reader of the chain holds them,
       // and the writer waited 2 s to be told ERR_STORE_LOCKED (found by a
       // review). lockLoopBacking checks again under its locks.
-      const readOnlyBacking = !readOnly && file.isBlockDevice ? await readOnlyLoopBacking(path) : undefined;
+      const readOnlyBacking =
+        !readOnly && file.isBlockDevice
+          ? await readOnlyLoopBacking(path).catch(async (error: unknown) => {
+              // A name that is not UTF-8, a node gone: the descriptor (and its O_EXCL claim) goes with the refusal (found by a review).
+              await file.close();
+              throw error;
+            })
+          : undefined;
       if (readOnlyBacking !== undefined) {
         await file.close();
         throw new StoreError('ERR_STORE_PATH', `'${options.name ?? path}': cannot open for writing: it is a loop device over '${readOnlyBacking}', which is read-only; open with readOnly: true to read the store`);

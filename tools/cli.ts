@@ -117,8 +117,9 @@ function checkCommand(command: 'inspect' | 'fsck', args: string[]): number {
       report.ok = false;
     }
     // A file that holds no store is no damaged store: refused as open() refuses it (exit 2), not "damage" (exit 1).
+    // No advice to salvage it: with no superblock and no WAL, salvage finds nothing either (it says the same).
     if (report.noStore !== undefined && unreadable.length === 0) {
-      throw Object.assign(new Error(`'${parsed.positionals[0]}' holds ${report.noStore} but no ringstore: no superblock copy and no WAL block carries ringstore's magic (if a store was there, \`ringstore dump --salvage\` copies out what still verifies)`), {
+      throw Object.assign(new Error(`'${parsed.positionals[0]}' holds ${report.noStore} but no ringstore: no superblock copy and no WAL block carries ringstore's magic`), {
         code: 'ERR_STORE_NOT_FOUND',
       });
     }

@@ -177,8 +177,13 @@ async function salvageCommand(path: string, file: string | undefined, json: bool
       if (error instanceof NoStoreFound && unreadable.length === 0) {
         throw commandError('ERR_STORE_NOT_FOUND', `'${path}' holds ${error.holds} but no ringstore: no superblock copy and no WAL block carries ringstore's magic; nothing to salvage`);
       }
-      // No superblock copy verifies: nothing says where anything is.
-      if (error instanceof FormatError || error instanceof NoStoreFound) throw commandError('ERR_STORE_CORRUPT', `nothing to salvage: ${error.message}`);
+      // No superblock copy verifies: nothing says where anything is. The
+      // sectors that could not be read are named (their zeros may be where
+      // the store's head was).
+      if (error instanceof FormatError || error instanceof NoStoreFound) {
+        const unread = unreadable.length > 0 ? ` (${describeUnreadable(unreadable).join('; ')})` : '';
+        throw commandError('ERR_STORE_CORRUPT', `nothing to salvage: ${error instanceof NoStoreFound ? 'no superblock copy and no WAL block carries ringstore\'s magic' : error.message}${unread}`);
+      }
       throw error;
     } finally {
       scanProgress?.stop();

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { statSync, truncateSync, writeFileSync } from 'node:fs';
 
 import { BlockStore } from '../../engine/block_store.js';
+import { IoUringActor } from '../../native/io_uring_actor.js';
 import { runCli } from '../tools/cli/run_cli.js';
 import { isRoot, makeStoreDir, pattern, rejectsWithCode, removeStoreDir, skipBecause, waitForTrims } from './helpers.js';
 
@@ -105,6 +106,24 @@ describe('BlockStore on loop devices of other kinds', function () {
       assert.ok(performance.now() - startedMs < 1_000, `refused after ${(performance.now() - startedMs).toFixed(0)} ms`);
     } finally {
       await overReader.close();
+    }
+  });
+
+  it('refuses a loop device over a file whose name is not UTF-8 (ERR_STORE_UNSUPPORTED), every time: the refusal leaves no descriptor holding the device (the next open was ERR_STORE_LOCKED; found by a review)', async () => {
+    // A name of bytes: made and attached by the shell, which passes them as they are.
+    const nameBytes = Buffer.concat([Buffer.from(`${dir}/b`), Buffer.from([0xff]), Buffer.from('.img')]);
+    writeFileSync(nameBytes, Buffer.alloc(0));
+    truncateSync(nameBytes, 8 << 20);
+    const device = execFileSync('sh', ['-c', 'losetup --find --show "$(printf "%s\\377.img" "$1")"', 'sh', `${dir}/b`], { encoding: 'utf8' }).trim();
+    attached.push(device);
+    const ring = IoUringActor.start();
+    try {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const error = await rejectsWithCode(() => BlockStore.open(device, { ring }), 'ERR_STORE_UNSUPPORTED');
+        assert.match(error.message, /not UTF-8/);
+      }
+    } finally {
+      await ring.close();
     }
   });
 

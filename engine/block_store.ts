@@ -895,6 +895,10 @@ export class BlockStore<V = unknown> {
         // closes (found by a review: close() released the device with a
         // page write in flight, and resolved before that checkpoint did).
         await this.#checkpointer.settled();
+        // A growth started since close() waited for one (none should: a
+        // write not finished by close() checks before it grows) ends before
+        // the device closes under it.
+        await this.#growth.settled();
         this.#state.markClosed();
         // No new IO from here (a late read, a trim): only what is in flight settles.
         this.#device.shut();

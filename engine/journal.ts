@@ -980,6 +980,9 @@ export class Journal {
     } catch (error) {
       throw this.#state.fail(error);
     }
+    // A failure met while it ran (a checkpoint's flush beside it failing):
+    // nothing is recorded durable, nor released, from here (a review).
+    if (this.#state.failure !== undefined) throw this.#state.failure;
     this.#durableSequence = Math.max(this.#durableSequence, through);
     this.#space.durableThrough(through, this.#appliedSequence);
   }

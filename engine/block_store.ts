@@ -852,9 +852,9 @@ export class BlockStore<V = unknown> {
     // such a failure while close() waited for an ended stream lost a put
     // acknowledged before it). Behind a flush already running, one at a
     // time: an fdatasync sent beside a failing one may report success for
-    // what the failed one lost (a review found a flush sent so trim a
-    // block a durable value still used). A failure met while waiting for
-    // that flush still refuses this one: close() rejects then.
+    // what the failed one lost (a review saw a flush sent so let the store
+    // trim a block a durable value still used). A failure met while waiting
+    // for that flush still refuses this one: close() rejects then.
     const appliedAtStart = this.#journal.appliedSequence;
     const flushedAtStart = this.#sync || this.#readOnly ? undefined : this.#journal.syncNow().catch(() => undefined);
     this.#closing = (async () => {

@@ -462,8 +462,11 @@ export class Journal {
    * holds (reclaim), else a growth by `blocksWanted` where the store can
    * grow. Resolves to whether any room came.
    */
-  async makeRoom(blocksWanted: number): Promise<boolean> {
-    return (await this.reclaim()) || (await this.#growth.grow(blocksWanted));
+  async makeRoom(blocksWanted: number, checkBeforeGrowth?: () => void): Promise<boolean> {
+    if (await this.reclaim()) return true;
+    // The caller may no longer be taken (a write stream not ended, once close() has begun): it throws then, and nothing grows.
+    checkBeforeGrowth?.();
+    return this.#growth.grow(blocksWanted);
   }
 
   /**

@@ -134,11 +134,11 @@ export function createValueWriteStream(parts: StreamParts, key: Key, onOrdered?:
       } catch (error) {
         if (!(error instanceof StoreError && error.code === 'ERR_STORE_FULL')) throw error;
         const shortfall = space.shortfallForPuts(1, 0, blockCount);
-        // Journal.makeRoom, with the stream's check between its two steps:
-        // close() may have begun while reclaim() waited, and a growth
-        // started then ran beside close() and past the device's close
-        // (found by a review: the store failed with a made-up error).
-        const room = attempt < GROWTH_ATTEMPTS_MAX && ((await journal.reclaim()) || (checkWritable(), await growth.grow(shortfall)));
+        // Checked again before a growth: close() may have begun while
+        // reclaim() waited, and a growth started then ran beside close()
+        // and past the device's close (found by a review: the store failed
+        // with a made-up error).
+        const room = attempt < GROWTH_ATTEMPTS_MAX && (await journal.makeRoom(shortfall, checkWritable));
         if (!room) throw growth.refusal(error, shortfall);
         checkWritable();
       }

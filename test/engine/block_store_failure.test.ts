@@ -9,7 +9,7 @@ import type { BlockDevice } from '../../engine/block_device.js';
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { StoreError } from '../../engine/store_error.js';
-import { newestSuperblock, pattern, rejectsWithCode } from './helpers.js';
+import { HeldSyncs, newestSuperblock, pattern, rejectsWithCode } from './helpers.js';
 
 const DEVICE_BYTES = 8 << 20;
 
@@ -167,7 +167,7 @@ class HoldingDevice extends FailingDevice {
  * close()'s flush alone, whatever the test's timing.
  */
 class NoDeferredSyncDevice extends HoldingDevice {
-  #syncHeld: Promise<void> | undefined;
+  readonly syncs = new HeldSyncs();
 
   deferTask(): () => void {
     return () => undefined;
@@ -175,21 +175,11 @@ class NoDeferredSyncDevice extends HoldingDevice {
 
   /** The next sync() is issued at once (it covers the writes completed by then) but resolves only once the returned function is called. */
   holdNextSync(): () => void {
-    let release!: () => void;
-    this.#syncHeld = new Promise((resolve) => (release = resolve));
-    return release;
+    return this.syncs.holdNext();
   }
 
-  /** The most sync() calls in flight at once. */
-  syncsInFlightMax = 0;
-  #syncsInFlight = 0;
-
   override sync(): Promise<void> {
-    const held = this.#syncHeld;
-    this.#syncHeld = undefined;
-    this.syncsInFlightMax = Math.max(this.syncsInFlightMax, ++this.#syncsInFlight);
-    const synced = super.sync();
-    return (held === undefined ? synced : held.then(() => synced)).finally(() => this.#syncsInFlight--);
+    return this.syncs.around(super.sync());
   }
 }
 
@@ -410,7 +400,7 @@ describe('BlockStore after a device error', () => {
     // No second fdatasync is sent beside the running one (one sent so may
     // report success for what a failing one lost; found by a review), nor
     // after the failure: 'late' may be lost, and close() rejected for it.
-    assert.equal(device.syncsInFlightMax, 1);
+    assert.equal(device.syncs.inFlightMax, 1);
     await afterPowerLoss(simulated, async (reopened) => {
       assert.ok(((await reopened.get('before')) as Buffer).equals(pattern(100, 1)));
     });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
-import { pattern } from './helpers.js';
+import { HeldSyncs, pattern } from './helpers.js';
 
 class ClosingDevice extends SimulatedDevice {
   isClosed = false;
@@ -37,7 +37,7 @@ class ClosingDevice extends SimulatedDevice {
 class SlowGrowthDevice extends ClosingDevice {
   closing = false;
   growthsWhileClosing = 0;
-  #syncHeld: Promise<void> | undefined;
+  readonly syncs = new HeldSyncs();
 
   deferTask(): () => void {
     return () => undefined;
@@ -45,17 +45,11 @@ class SlowGrowthDevice extends ClosingDevice {
 
   /** The next sync() covers what is written by then but resolves only once the returned function is called. */
   holdNextSync(): () => void {
-    let release!: () => void;
-    this.#syncHeld = new Promise((resolve) => (release = resolve));
-    return release;
+    return this.syncs.holdNext();
   }
 
-  override async sync(): Promise<void> {
-    const held = this.#syncHeld;
-    this.#syncHeld = undefined;
-    const synced = super.sync();
-    await held;
-    return synced;
+  override sync(): Promise<void> {
+    return this.syncs.around(super.sync());
   }
 
   override async grow(sizeBytes: number): Promise<void> {

@@ -196,3 +196,31 @@ export function newestSuperblock(device: SimulatedDevice, blockSize: number): Su
   const copies = [0, 1].map((slot) => decodeSuperblock(image.subarray(slot * blockSize, slot * blockSize + SUPERBLOCK_SIZE), slot));
   return copies.reduce((a, b) => (b.generation > a.generation ? b : a));
 }
+
+/**
+ * For a test device: holds its next sync() — issued at once, so it covers
+ * what was written by then, but resolved only once released — and counts
+ * the syncs in flight at once. The device's sync() returns
+ * `around(super.sync())`.
+ */
+export class HeldSyncs {
+  /** The most sync() calls in flight at once. */
+  inFlightMax = 0;
+  #inFlight = 0;
+  #held: Promise<void> | undefined;
+
+  /** Holds the next sync(); returns the function that releases it. */
+  holdNext(): () => void {
+    let release!: () => void;
+    this.#held = new Promise((resolve) => (release = resolve));
+    return release;
+  }
+
+  /** `synced` (a sync() just issued), resolved no earlier than a hold on it is released. */
+  around(synced: Promise<void>): Promise<void> {
+    const held = this.#held;
+    this.#held = undefined;
+    this.inFlightMax = Math.max(this.inFlightMax, ++this.#inFlight);
+    return (held === undefined ? synced : held.then(() => synced)).finally(() => this.#inFlight--);
+  }
+}

@@ -1,0 +1,177 @@
+// A flush that succeeds while an earlier one fails vouches for nothing
+// (FlushLedger, behind ClosedDeviceGuard): the failed one may have lost
+// writes that completed before both, and the later one had nothing left of
+// them to flush. A put whose commit flush was issued while a checkpoint's
+// fdatasync was in flight, and that fdatasync fails, is not acknowledged;
+// a checkpoint whose fdatasync was issued while a commit's RWF_DSYNC write
+// was in flight, and that write fails, writes no superblock.
+import assert from 'node:assert/strict';
+
+import type { IoPhase } from '../../engine/block_device.js';
+import { BlockStore } from '../../engine/block_store.js';
+import { SimulatedDevice } from '../../engine/simulated_device.js';
+import { StoreError } from '../../engine/store_error.js';
+
+const DEVICE_BYTES = 16 << 20;
+const KEY_COUNT = 2_000;
+
+function eio(syscall: string): Error {
+  return Object.assign(new Error(`EIO: i/o error, ${syscall}`), { errno: -5, code: 'EIO', syscall });
+}
+
+/** A flush held until the test lets it end. */
+interface HeldFlush {
+  readonly reached: Promise<void>;
+  release(): void;
+}
+
+type Flush = 'sync' | 'writeDsync';
+
+/**
+ * Holds the next sync() or writeDsync() when armed, until released; then
+ * fails it with EIO (a failed flush makes nothing durable: the operation
+ * never reaches the simulated device). Holds the next
+ * checkpoint page write when asked. Counts superblock writes.
+ */
+class FailingFlushDevice extends SimulatedDevice {
+  #phase: IoPhase | undefined;
+  superblockWrites = 0;
+  #checkpointWriteHold: { readonly reached: () => void; readonly released: Promise<void> } | undefined;
+  readonly #armed = new Map<Flush, { readonly reached: () => void; readonly released: Promise<void> }>();
+
+  /** Holds the next `operation` until released, then fails it. */
+  holdNext(operation: Flush): HeldFlush {
+    let reached!: () => void;
+    let release!: () => void;
+    const reachedPromise = new Promise<void>((resolve) => (reached = resolve));
+    const released = new Promise<void>((resolve) => (release = resolve));
+    this.#armed.set(operation, { reached, released });
+    return { reached: reachedPromise, release };
+  }
+
+  /** Holds the next checkpoint page write until released (it then goes through). */
+  holdNextCheckpointWrite(): HeldFlush {
+    let reached!: () => void;
+    let release!: () => void;
+    const reachedPromise = new Promise<void>((resolve) => (reached = resolve));
+    const released = new Promise<void>((resolve) => (release = resolve));
+    this.#checkpointWriteHold = { reached, released };
+    return { reached: reachedPromise, release };
+  }
+
+  mark(phase: IoPhase): void {
+    this.#phase = phase;
+  }
+
+  async #held(operation: Flush): Promise<void> {
+    const armed = this.#armed.get(operation);
+    if (armed === undefined) return;
+    this.#armed.delete(operation);
+    armed.reached();
+    await armed.released;
+    throw eio(operation === 'sync' ? 'fdatasync' : 'pwritev2');
+  }
+
+  override async write(position: number, buffers: Uint8Array[]): Promise<void> {
+    if (this.#phase === 'superblock') this.superblockWrites++;
+    const hold = this.#checkpointWriteHold;
+    if (this.#phase === 'checkpoint' && hold !== undefined) {
+      this.#checkpointWriteHold = undefined;
+      hold.reached();
+      await hold.released;
+    }
+    return super.write(position, buffers);
+  }
+
+  override async writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
+    if (this.#phase === 'superblock') this.superblockWrites++;
+    await this.#held('writeDsync');
+    return super.writeDsync(position, buffers);
+  }
+
+  override async sync(): Promise<void> {
+    await this.#held('sync');
+    return super.sync();
+  }
+}
+
+async function openLoaded(device: FailingFlushDevice): Promise<BlockStore<string>> {
+  const store = await BlockStore.open<string>('flushes', { device, create: true, blockSize: 4096, encoding: 'string', idleCheckpointMs: 0 });
+  const batch = [];
+  for (let i = 0; i < KEY_COUNT; i++) batch.push({ type: 'put' as const, key: `key-${String(i).padStart(6, '0')}`, value: 'v'.repeat(100) });
+  await store.batch(batch);
+  return store;
+}
+
+/** Settles `promise` into what it came to, or 'pending' after `waitMs`. */
+async function outcomeWithin(promise: Promise<unknown>, waitMs: number): Promise<'pending' | 'resolved' | { rejected: unknown }> {
+  let state: 'pending' | 'resolved' | { rejected: unknown } = 'pending';
+  promise.then(
+    () => (state = 'resolved'),
+    (error: unknown) => (state = { rejected: error }),
+  );
+  await new Promise((resolve) => setTimeout(resolve, waitMs));
+  return state;
+}
+
+describe('flushes beside a failing flush', () => {
+  it('does not acknowledge a put whose commit flush succeeded beside a failing checkpoint fdatasync', async () => {
+    const device = new FailingFlushDevice({ sizeBytes: DEVICE_BYTES, ioAlignment: 4096 });
+    const store = await openLoaded(device);
+    const held = device.holdNext('sync');
+    try {
+      const checkpoint = store.checkpoint();
+      checkpoint.catch(() => undefined);
+      await held.reached;
+      const syncsBefore = device.counts.syncs;
+      const put = store.put('late', 'written beside the failing flush');
+      put.catch(() => undefined);
+      // Its RWF_DSYNC write completes (the simulated device counts it) while the checkpoint's fdatasync hangs.
+      assert.equal(await outcomeWithin(put, 50), 'pending', 'not acknowledged while the flush beside it may fail');
+      assert.equal(device.counts.syncs, syncsBefore + 1, "the put's own RWF_DSYNC write completed");
+      held.release();
+      const putError = await put.then(
+        () => assert.fail('the put resolved after the flush beside it failed'),
+        (error: unknown) => error,
+      );
+      assert.ok(putError instanceof StoreError && putError.code === 'ERR_STORE_FAILED', String(putError));
+      assert.equal((putError.cause as { code?: string }).code, 'EIO');
+      await assert.rejects(checkpoint);
+      assert.equal(store.failure?.code, 'ERR_STORE_FAILED');
+    } finally {
+      held.release();
+      await store.close().catch(() => undefined);
+    }
+  });
+
+  it('writes no superblock for a checkpoint whose fdatasync succeeded while an earlier commit write failed', async () => {
+    const device = new FailingFlushDevice({ sizeBytes: DEVICE_BYTES, ioAlignment: 4096 });
+    const store = await openLoaded(device);
+    const pageWrite = device.holdNextCheckpointWrite();
+    const commitWrite = device.holdNext('writeDsync');
+    try {
+      const checkpoint = store.checkpoint();
+      checkpoint.catch(() => undefined);
+      await pageWrite.reached;
+      const put = store.put('late', 'its write fails');
+      put.catch(() => undefined);
+      await commitWrite.reached;
+      const superblocksBefore = device.superblockWrites;
+      const syncsBefore = device.counts.syncs;
+      // The checkpoint's pages are written, its fdatasync issued after the commit's write and completed.
+      pageWrite.release();
+      assert.equal(await outcomeWithin(checkpoint, 50), 'pending', 'the checkpoint waits on the earlier flush');
+      assert.equal(device.counts.syncs, syncsBefore + 1, "the checkpoint's fdatasync completed");
+      assert.equal(device.superblockWrites, superblocksBefore, 'no superblock while the earlier flush may fail');
+      commitWrite.release();
+      await assert.rejects(put, (error: unknown) => error instanceof StoreError && error.code === 'ERR_STORE_FAILED');
+      await assert.rejects(checkpoint);
+      assert.equal(device.superblockWrites, superblocksBefore, 'no superblock names pages a failing flush may have lost');
+      assert.equal(store.failure?.code, 'ERR_STORE_FAILED');
+    } finally {
+      pageWrite.release();
+      commitWrite.release();
+      await store.close().catch(() => undefined);
+    }
+  });
+});

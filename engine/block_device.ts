@@ -48,7 +48,12 @@ export interface BlockDevice {
    * earlier completed writes (a device with FUA may persist just this one).
    */
   writeDsync(position: number, buffers: Uint8Array[]): Promise<void>;
-  /** fdatasync: every completed write is durable on resolve. */
+  /**
+   * fdatasync: every completed write is durable on resolve. Like
+   * writeAndSync and writeDsync, it must complete on its own, whatever else
+   * is in flight: the store holds a flush's success until the flushes
+   * issued before it have completed (FlushLedger), never the other way.
+   */
   sync(): Promise<void>;
   /** Releases a range; later reads of it return zeros or old data, never other data. */
   trim(position: number, length: number): Promise<void>;

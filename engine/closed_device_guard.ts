@@ -10,8 +10,9 @@
 // with ERR_STORE_CLOSED, which every reader and the trims already handle.
 //
 // Its flushes (fdatasync, write + fdatasync, RWF_DSYNC writes) go through a
-// FlushLedger: one that succeeds while an earlier one is in flight waits for
-// it and fails if it fails, and none is issued after a failure.
+// FlushLedger: one that vouches for earlier writes and succeeds while an
+// earlier flush is in flight waits for it and fails if it fails, and none is
+// issued after a failure.
 import type { BlockDevice, IoPhase } from './block_device.js';
 import { FlushLedger } from './flush_ledger.js';
 import { StoreError } from './store_error.js';
@@ -19,7 +20,7 @@ import { StoreError } from './store_error.js';
 export class ClosedDeviceGuard implements BlockDevice {
   readonly #device: BlockDevice;
   #shut = false;
-  readonly flushes = new FlushLedger();
+  readonly #flushes = new FlushLedger();
   readonly grow?: (sizeBytes: number) => Promise<void>;
   readonly newStoreTag?: () => number;
   readonly deferTask?: (task: () => void, delayMs: number) => () => void;
@@ -70,15 +71,15 @@ export class ClosedDeviceGuard implements BlockDevice {
   }
 
   writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
-    return this.#shut ? closedRejection() : this.flushes.run(() => this.#device.writeAndSync(position, buffers));
+    return this.#shut ? closedRejection() : this.#flushes.run(() => this.#device.writeAndSync(position, buffers));
   }
 
   writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
-    return this.#shut ? closedRejection() : this.flushes.run(() => this.#device.writeDsync(position, buffers));
+    return this.#shut ? closedRejection() : this.#flushes.run(() => this.#device.writeDsync(position, buffers), true);
   }
 
   sync(): Promise<void> {
-    return this.#shut ? closedRejection() : this.flushes.run(() => this.#device.sync());
+    return this.#shut ? closedRejection() : this.#flushes.run(() => this.#device.sync());
   }
 
   trim(position: number, length: number): Promise<void> {

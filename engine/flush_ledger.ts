@@ -1,28 +1,36 @@
-// FlushLedger: a device flush counts as succeeded only if no flush issued
-// before it, and in flight beside it, failed; and no flush follows a failed
-// one.
+// FlushLedger: a device flush counts as succeeded only if every flush issued
+// before it succeeds too and no failure was recorded before its success is
+// seen; and no flush follows a failed one.
 //
 // A flush here is anything that makes writes durable: an fdatasync, the
 // flush half of a linked write + fdatasync, an RWF_DSYNC write. The store
-// runs several at once — a commit's beside a checkpoint's, two pipelined
-// commits' — and their outcomes are not independent. A flush that fails may
-// have lost writes that completed before it was issued (a device cache
-// that could not destage them drops them; the kernel may drop dirty pages),
-// and a flush issued after it and succeeding says nothing for those: the
-// device had nothing left of them to flush. So a flush that completes
-// successfully while an earlier one is still in flight waits for it, and
+// runs several at once — a commit's beside a checkpoint's or a growth's,
+// two pipelined commits' — and their outcomes are not independent. A flush
+// that fails may have lost writes that completed before it was issued (a
+// device cache that could not destage them drops them; the kernel may drop
+// dirty pages), and a flush issued after it and succeeding says nothing for
+// those: the device had nothing left of them to flush. So a flush that
+// vouches for earlier writes (fdatasync, write + fdatasync) and completes
+// successfully while an earlier flush is still in flight waits for it, and
 // fails with the first failure recorded by then; and once a flush has
 // failed, none is issued (it would report success for what the failed one
 // lost, PostgreSQL's "fsyncgate"; the store has stopped anyway).
 //
-// A flush issued after one that then succeeds does not hold that success
-// back: the device said the earlier writes were durable when it completed.
-// (Except where the kernel's one-report-per-open-file record of writeback
-// errors, errseq_t, lets the later fdatasync take an error that belonged to
-// the earlier one: that needs a failed page-cache writeback of the store's
-// file, which direct IO does not make; see docs/durability.md.) This keeps
-// pipelined commits apart: the next one is issued while the previous one is
-// flushed, and the previous one is not made to wait for it.
+// Not held back:
+//   - An RWF_DSYNC write's success: it vouches for its own bytes only (a
+//     commit of inline records, journal.ts), which reached the device with
+//     it; on a device with FUA it is much faster than the cache flush it
+//     would wait for. Its failure is recorded like any other.
+//   - A success by a flush issued after it: the device said the earlier
+//     writes were durable when it completed, and pipelined commits are
+//     acknowledged in order anyway. (Conservatively, a failure recorded
+//     before the success is seen fails it all the same.)
+// What is left: Linux records a page-cache writeback error once per open
+// file (errseq_t), so a later fdatasync may take an error that belonged to
+// an earlier one, which then reports success. The store writes with direct
+// IO; page-cache writeback of its file comes from a growth that writes
+// zeros (file systems without fallocate) and from a loop device over a
+// file without direct IO (docs/durability.md).
 //
 // One ledger per device a store uses (ClosedDeviceGuard holds it). The
 // store fails on any failed flush anyway (StoreState.fail); the ledger makes
@@ -35,7 +43,7 @@ export class FlushLedger {
   readonly #inFlight = new Set<FlushSettled>();
   /** The first flush failure seen, if any; sticky. */
   #failure: { readonly error: unknown } | undefined;
-  /** Flushes whose success was withheld (then confirmed or failed) for an earlier one still in flight: for tests. */
+  /** Flushes whose success was withheld (then confirmed or failed) for an earlier one still in flight. */
   #successesHeld = 0;
   /** Flushes refused because an earlier flush had failed (no IO issued). */
   #refusedAfterFailure = 0;
@@ -55,18 +63,19 @@ export class FlushLedger {
 
   /**
    * Issues `flush` unless a flush has failed (then rejects with that
-   * failure, without IO). Resolves once `flush` succeeded and every flush
+   * failure, without IO). Resolves once `flush` succeeded and — unless it
+   * vouches only for `ownBytesOnly` (an RWF_DSYNC write) — every flush
    * issued before it and still in flight then has settled, with no failure
    * recorded meanwhile; rejects with its own error, or with the first
    * failure recorded before it settled (the other flush's error: its
    * outcome is this one's too).
    */
-  async run(flush: () => Promise<void>): Promise<void> {
+  async run(flush: () => Promise<void>, ownBytesOnly = false): Promise<void> {
     if (this.#failure !== undefined) {
       this.#refusedAfterFailure++;
       throw this.#failure.error;
     }
-    const earlier = this.#inFlight.size > 0 ? [...this.#inFlight] : undefined;
+    const earlier = !ownBytesOnly && this.#inFlight.size > 0 ? [...this.#inFlight] : undefined;
     let flushing: Promise<void>;
     try {
       flushing = flush();

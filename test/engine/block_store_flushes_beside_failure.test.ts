@@ -1,10 +1,12 @@
 // A flush that succeeds while an earlier one fails vouches for nothing
 // (FlushLedger, behind ClosedDeviceGuard): the failed one may have lost
 // writes that completed before both, and the later one had nothing left of
-// them to flush. A put whose commit flush was issued while a checkpoint's
-// fdatasync was in flight, and that fdatasync fails, is not acknowledged;
-// a checkpoint whose fdatasync was issued while a commit's RWF_DSYNC write
-// was in flight, and that write fails, writes no superblock.
+// them to flush. A put of an extent value whose commit flush was issued
+// while a checkpoint's fdatasync was in flight, and that fdatasync fails,
+// is not acknowledged; a checkpoint whose fdatasync was issued while a
+// commit's RWF_DSYNC write was in flight, and that write fails, writes no
+// superblock. A commit of inline records (one RWF_DSYNC write, vouching for
+// its own bytes only) is not held back by the checkpoint's flush.
 import assert from 'node:assert/strict';
 
 import type { IoPhase } from '../../engine/block_device.js';
@@ -14,6 +16,8 @@ import { StoreError } from '../../engine/store_error.js';
 
 const DEVICE_BYTES = 16 << 20;
 const KEY_COUNT = 2_000;
+/** A value stored in extents (over half a 4 KiB block). */
+const EXTENT_VALUE_BYTES = 8_192;
 
 function eio(syscall: string): Error {
   return Object.assign(new Error(`EIO: i/o error, ${syscall}`), { errno: -5, code: 'EIO', syscall });
@@ -103,19 +107,28 @@ async function openLoaded(device: FailingFlushDevice): Promise<BlockStore<string
   return store;
 }
 
-/** Settles `promise` into what it came to, or 'pending' after `waitMs`. */
-async function outcomeWithin(promise: Promise<unknown>, waitMs: number): Promise<'pending' | 'resolved' | { rejected: unknown }> {
+/** Waits (in event-loop turns, up to a generous deadline) until `condition` holds. */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`waited 10 s for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** What `promise` has come to after a few more event-loop turns. */
+async function outcomeNow(promise: Promise<unknown>): Promise<'pending' | 'resolved' | { rejected: unknown }> {
   let state: 'pending' | 'resolved' | { rejected: unknown } = 'pending';
   promise.then(
     () => (state = 'resolved'),
     (error: unknown) => (state = { rejected: error }),
   );
-  await new Promise((resolve) => setTimeout(resolve, waitMs));
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
   return state;
 }
 
 describe('flushes beside a failing flush', () => {
-  it('does not acknowledge a put whose commit flush succeeded beside a failing checkpoint fdatasync', async () => {
+  it('does not acknowledge a put of an extent value whose commit flush succeeded while a checkpoint fdatasync before it failed', async () => {
     const device = new FailingFlushDevice({ sizeBytes: DEVICE_BYTES, ioAlignment: 4096 });
     const store = await openLoaded(device);
     const held = device.holdNext('sync');
@@ -124,20 +137,41 @@ describe('flushes beside a failing flush', () => {
       checkpoint.catch(() => undefined);
       await held.reached;
       const syncsBefore = device.counts.syncs;
-      const put = store.put('late', 'written beside the failing flush');
+      // An extent value: its data is written, then the WAL write linked to an fdatasync that vouches for that data.
+      const put = store.put('late', 'x'.repeat(EXTENT_VALUE_BYTES));
       put.catch(() => undefined);
-      // Its RWF_DSYNC write completes (the simulated device counts it) while the checkpoint's fdatasync hangs.
-      assert.equal(await outcomeWithin(put, 50), 'pending', 'not acknowledged while the flush beside it may fail');
-      assert.equal(device.counts.syncs, syncsBefore + 1, "the put's own RWF_DSYNC write completed");
+      await until(() => device.counts.syncs === syncsBefore + 1, "the put's own fdatasync");
+      assert.equal(await outcomeNow(put), 'pending', 'not acknowledged while the flush before it may fail');
       held.release();
       const putError = await put.then(
-        () => assert.fail('the put resolved after the flush beside it failed'),
+        () => assert.fail('the put resolved after the flush before it failed'),
         (error: unknown) => error,
       );
       assert.ok(putError instanceof StoreError && putError.code === 'ERR_STORE_FAILED', String(putError));
       assert.equal((putError.cause as { code?: string }).code, 'EIO');
       await assert.rejects(checkpoint);
       assert.equal(store.failure?.code, 'ERR_STORE_FAILED');
+    } finally {
+      held.release();
+      await store.close().catch(() => undefined);
+    }
+  });
+
+  it('acknowledges a put of inline records (its own RWF_DSYNC write) while a checkpoint fdatasync is in flight', async () => {
+    const device = new FailingFlushDevice({ sizeBytes: DEVICE_BYTES, ioAlignment: 4096 });
+    const store = await openLoaded(device);
+    const held = device.holdNext('sync');
+    try {
+      const checkpoint = store.checkpoint();
+      checkpoint.catch(() => undefined);
+      await held.reached;
+      await store.put('late', 'small');
+      assert.equal(await store.get('late'), 'small');
+      held.release();
+      await assert.rejects(checkpoint);
+      // The store failed with the checkpoint's flush; what was acknowledged before stays readable.
+      assert.equal(store.failure?.code, 'ERR_STORE_FAILED');
+      assert.equal(await store.get('late'), 'small');
     } finally {
       held.release();
       await store.close().catch(() => undefined);
@@ -160,8 +194,8 @@ describe('flushes beside a failing flush', () => {
       const syncsBefore = device.counts.syncs;
       // The checkpoint's pages are written, its fdatasync issued after the commit's write and completed.
       pageWrite.release();
-      assert.equal(await outcomeWithin(checkpoint, 50), 'pending', 'the checkpoint waits on the earlier flush');
-      assert.equal(device.counts.syncs, syncsBefore + 1, "the checkpoint's fdatasync completed");
+      await until(() => device.counts.syncs === syncsBefore + 1, "the checkpoint's fdatasync");
+      assert.equal(await outcomeNow(checkpoint), 'pending', 'the checkpoint waits on the earlier flush');
       assert.equal(device.superblockWrites, superblocksBefore, 'no superblock while the earlier flush may fail');
       commitWrite.release();
       await assert.rejects(put, (error: unknown) => error instanceof StoreError && error.code === 'ERR_STORE_FAILED');

@@ -51,8 +51,9 @@ export interface BlockDevice {
   /**
    * fdatasync: every completed write is durable on resolve. Like
    * writeAndSync and writeDsync, it must complete on its own, whatever else
-   * is in flight: the store holds a flush's success until the flushes
-   * issued before it have completed (FlushLedger), never the other way.
+   * is in flight: the store holds a flush's success (any of the three)
+   * until the flushes issued before it have completed (FlushLedger), never
+   * the other way.
    */
   sync(): Promise<void>;
   /** Releases a range; later reads of it return zeros or old data, never other data. */

@@ -302,9 +302,10 @@ export class Checkpointer {
       // None once every page is written: the final flush follows at once.
       if (!pagesFollow || ++batchesSinceFlush < CHECKPOINT_FLUSH_BEHIND_BATCHES) return;
       batchesSinceFlush = 0;
-      // Nor while commits flush: theirs take these pages along, and on a
-      // device that holds writes behind a flush one more would stall them.
-      // Only a hint: the final flush never depends on it.
+      // Nor while commits flush: theirs take these pages along (an
+      // fdatasync does; an RWF_DSYNC write does on a device without FUA),
+      // and on a device that holds writes behind a flush one more would
+      // stall them. Only a hint: the final flush never depends on it.
       const commitFlushes = journal.flushCount;
       if (commitFlushes !== commitFlushesSeen) {
         commitFlushesSeen = commitFlushes;

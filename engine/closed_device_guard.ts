@@ -10,9 +10,8 @@
 // with ERR_STORE_CLOSED, which every reader and the trims already handle.
 //
 // Its flushes (fdatasync, write + fdatasync, RWF_DSYNC writes) go through a
-// FlushLedger: one that vouches for earlier writes and succeeds while an
-// earlier flush is in flight waits for it and fails if it fails, and none is
-// issued after a failure.
+// FlushLedger: one that succeeds while an earlier one is in flight waits for
+// it and fails if it fails, and none is issued after a failure.
 import type { BlockDevice, IoPhase } from './block_device.js';
 import { FlushLedger } from './flush_ledger.js';
 import { StoreError } from './store_error.js';
@@ -75,7 +74,7 @@ export class ClosedDeviceGuard implements BlockDevice {
   }
 
   writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
-    return this.#shut ? closedRejection() : this.#flushes.run(() => this.#device.writeDsync(position, buffers), true);
+    return this.#shut ? closedRejection() : this.#flushes.run(() => this.#device.writeDsync(position, buffers));
   }
 
   sync(): Promise<void> {

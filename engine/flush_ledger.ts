@@ -10,27 +10,28 @@
 // device cache that could not destage them drops them; the kernel may drop
 // dirty pages), and a flush issued after it and succeeding says nothing for
 // those: the device had nothing left of them to flush. So a flush that
-// vouches for earlier writes (fdatasync, write + fdatasync) and completes
-// successfully while an earlier flush is still in flight waits for it, and
-// fails with the first failure recorded by then; and once a flush has
-// failed, none is issued (it would report success for what the failed one
-// lost, PostgreSQL's "fsyncgate"; the store has stopped anyway).
+// completes successfully while an earlier one is still in flight waits for
+// it, and fails with the first failure recorded by then; and once a flush
+// has failed, none is issued (it would report success for what the failed
+// one lost, PostgreSQL's "fsyncgate"; the store has stopped anyway).
 //
-// Not held back:
-//   - An RWF_DSYNC write's success: it vouches for its own bytes only (a
-//     commit of inline records, journal.ts), which reached the device with
-//     it; on a device with FUA it is much faster than the cache flush it
-//     would wait for. Its failure is recorded like any other.
-//   - A success by a flush issued after it: the device said the earlier
-//     writes were durable when it completed, and pipelined commits are
-//     acknowledged in order anyway. (Conservatively, a failure recorded
-//     before the success is seen fails it all the same.)
-// What is left: Linux records a page-cache writeback error once per open
-// file (errseq_t), so a later fdatasync may take an error that belonged to
-// an earlier one, which then reports success. The store writes with direct
-// IO; page-cache writeback of its file comes from a growth that writes
-// zeros (file systems without fallocate) and from a loop device over a
-// file without direct IO (docs/durability.md).
+// RWF_DSYNC writes (a commit of inline records, journal.ts) are held like
+// the others although they vouch for their own bytes only: on a device
+// without FUA (virtio-blk and loop devices among them) such a write goes
+// into the device's volatile cache and is followed by a cache flush of the
+// kernel's, and an fdatasync issued before it may reach the device after it
+// (it goes through a worker, the direct-IO write at once): if that flush
+// fails and the cache is dropped, the write's own flush finds nothing and
+// succeeds (found by a review, with a model of such a device).
+//
+// A success is not held back by a flush issued after it: the device said
+// the earlier writes were durable when it completed, and pipelined commits
+// are acknowledged in order anyway. (Conservatively, a failure recorded
+// before the success is seen fails it all the same.) What is left: Linux
+// records a page-cache writeback error once per open file (errseq_t), so of
+// two flushes of the store's file either may take an error that belonged to
+// the other's writes (docs/durability.md says when the store's file has
+// page-cache writeback at all).
 //
 // One ledger per device a store uses (ClosedDeviceGuard holds it). The
 // store fails on any failed flush anyway (StoreState.fail); the ledger makes
@@ -63,19 +64,18 @@ export class FlushLedger {
 
   /**
    * Issues `flush` unless a flush has failed (then rejects with that
-   * failure, without IO). Resolves once `flush` succeeded and — unless it
-   * vouches only for `ownBytesOnly` (an RWF_DSYNC write) — every flush
+   * failure, without IO). Resolves once `flush` succeeded and every flush
    * issued before it and still in flight then has settled, with no failure
    * recorded meanwhile; rejects with its own error, or with the first
    * failure recorded before it settled (the other flush's error: its
    * outcome is this one's too).
    */
-  async run(flush: () => Promise<void>, ownBytesOnly = false): Promise<void> {
+  async run(flush: () => Promise<void>): Promise<void> {
     if (this.#failure !== undefined) {
       this.#refusedAfterFailure++;
       throw this.#failure.error;
     }
-    const earlier = !ownBytesOnly && this.#inFlight.size > 0 ? [...this.#inFlight] : undefined;
+    const earlier = this.#inFlight.size > 0 ? [...this.#inFlight] : undefined;
     let flushing: Promise<void>;
     try {
       flushing = flush();

@@ -95,10 +95,11 @@ describe('BlockStore growth racing a checkpoint', function () {
         await c1;
         await growthFlush.reached; // the growth's superblock write is under way (G)
         // A commit after C1's freeze, then a checkpoint that joins G and
-        // starts right after it. The commit's flush, issued while G's is in
-        // flight, is acknowledged only once G's has succeeded (FlushLedger):
-        // the checkpoint, which waits for the commits ahead of it, is asked
-        // for now and starts once G's flush is released.
+        // starts right after it. The commit's flush (an RWF_DSYNC write),
+        // issued while G's is in flight, is acknowledged only once G's has
+        // succeeded (FlushLedger): the checkpoint, which waits for the
+        // commits ahead of it, is asked for now and starts once G's flush
+        // is released.
         const afterC1 = store.put('after-c1', pattern(100, 1));
         await turns(2);
         c2 = store.checkpoint();

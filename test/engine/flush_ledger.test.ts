@@ -81,38 +81,6 @@ describe('FlushLedger', () => {
     assert.equal(ledger.failed, true);
   });
 
-  it('does not hold the success of a flush of its own bytes (an RWF_DSYNC write) for an earlier flush', async () => {
-    const ledger = new FlushLedger();
-    const checkpoint = new ManualFlush();
-    const commit = new ManualFlush();
-    const checkpointOutcome = ledger.run(checkpoint.issue);
-    const commitOutcome = ledger.run(commit.issue, true);
-    commit.succeed();
-    assert.equal(await stateOf(commitOutcome), 'resolved');
-    assert.equal(ledger.successesHeld, 0);
-    // Its failure still counts: a later flush is refused.
-    const error = eio();
-    checkpoint.fail(error);
-    await assert.rejects(checkpointOutcome, (thrown) => thrown === error);
-    const later = new ManualFlush();
-    await assert.rejects(ledger.run(later.issue, true), (thrown) => thrown === error);
-    assert.equal(later.calls, 0);
-  });
-
-  it('holds a later flush for an earlier flush of its own bytes, and fails it with that one', async () => {
-    const ledger = new FlushLedger();
-    const commit = new ManualFlush();
-    const checkpoint = new ManualFlush();
-    const commitOutcome = ledger.run(commit.issue, true);
-    const checkpointOutcome = ledger.run(checkpoint.issue);
-    checkpoint.succeed();
-    assert.equal(await stateOf(checkpointOutcome), 'pending');
-    const error = eio();
-    commit.fail(error);
-    await assert.rejects(commitOutcome, (thrown) => thrown === error);
-    await assert.rejects(checkpointOutcome, (thrown) => thrown === error);
-  });
-
   it('fails a success when a flush issued before it fails after it succeeded', async () => {
     const ledger = new FlushLedger();
     const checkpoint = new ManualFlush();

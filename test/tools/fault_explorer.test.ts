@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 
 import { exploreIoFaults } from '../../tools/lab/fault_explorer.js';
 
-const NTH_MAX = Number(process.env.RINGSTORE_FAULT_NTH ?? 12);
+/** Faults at each of the first N operations of every kind; more with RINGSTORE_FAULT_NTH (150: 4 800 runs, ~3 min). */
+const NTH_MAX_DEFAULT = 12;
+const NTH_MAX = Number(process.env.RINGSTORE_FAULT_NTH ?? NTH_MAX_DEFAULT);
 
 describe('IO fault explorer', function () {
   this.timeout(600_000);
@@ -18,8 +20,11 @@ describe('IO fault explorer', function () {
       `      ${report.runs} runs, ${report.injected} with the fault hit (${byFault}; ${report.shortCuts} short runs cut a transfer inside), ${report.violations.length} violations`,
     );
     assert.deepEqual(report.violations.slice(0, 5), []);
+    // Most plans must reach their operation (the workload does more than
+    // 12 of each kind but a rare one); past that, fewer and fewer do.
     for (const [fault, counts] of Object.entries(report.byFault)) {
-      assert.ok(counts.injected > counts.runs / 2, `${fault} was hit in only ${counts.injected} of ${counts.runs} runs`);
+      const hitShareMin = NTH_MAX <= NTH_MAX_DEFAULT ? 0.5 : 0;
+      assert.ok(counts.injected > counts.runs * hitShareMin, `${fault} was hit in only ${counts.injected} of ${counts.runs} runs`);
     }
     // Else the short fault would only repeat EIO on one-sector writes. Of
     // the runs it hit: a kind the workload does rarely (a linked WAL write +

@@ -90,6 +90,8 @@ export class SimulatedDevice implements BlockDevice {
   readonly #durable: Uint8Array;
   /** Completed writes and trims not yet covered by a flush, in completion order. */
   #pending: PendingWrite[] = [];
+  /** What each sync() in flight covers (loseCache keeps it). */
+  readonly #syncsInFlight = new Set<ReadonlySet<PendingWrite>>();
   #opCount = 0;
   #crashAfterOps: number;
   #crashed = false;
@@ -268,7 +270,12 @@ export class SimulatedDevice implements BlockDevice {
     // Only writes completed before the flush starts are covered by it.
     const covered = new Set(this.#pending.filter((write) => write.completed));
     const sizeBytes = this.#sizeBytes;
-    await this.#begin('sync', 0, 0, undefined);
+    this.#syncsInFlight.add(covered);
+    try {
+      await this.#begin('sync', 0, 0, undefined);
+    } finally {
+      this.#syncsInFlight.delete(covered);
+    }
     this.counts.syncs++;
     this.#durableSizeBytes = Math.max(this.#durableSizeBytes, sizeBytes);
     for (const write of this.#pending) {
@@ -277,6 +284,21 @@ export class SimulatedDevice implements BlockDevice {
       else this.#durable.set(write.data, write.position);
     }
     this.#pending = this.#pending.filter((write) => !covered.has(write));
+  }
+
+  /**
+   * The device's volatile cache is lost, as when a flush fails: every
+   * completed write and trim not yet made durable, nor covered by a flush
+   * already in flight, is dropped from what power loss can keep, and no
+   * later flush makes it durable (a flush after a failed one finds nothing
+   * of it left to flush). Reads still see those writes. Writes in flight
+   * are not affected. For fault tests.
+   */
+  loseCache(): void {
+    // Flushes issued earlier and still in flight are ahead of the loss at
+    // the device: what they cover reaches the medium (their completion only
+    // has not been reported yet).
+    this.#pending = this.#pending.filter((write) => !write.completed || [...this.#syncsInFlight].some((covered) => covered.has(write)));
   }
 
   /** Grows the device to `sizeBytes` (up to sizeBytesMax), new bytes zero; durable with the next sync. */

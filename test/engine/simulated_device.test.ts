@@ -202,3 +202,32 @@ describe('SimulatedDevice#writeDsync()', () => {
     assert.equal(image[512], 2, 'an older write overwrote newer durable bytes in the crash image');
   });
 });
+
+describe('SimulatedDevice#loseCache()', () => {
+  it('drops completed unflushed writes for good: a later sync() does not make them durable, reads still see them', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    const data = pattern(512, 7);
+    await device.write(4096, [data]);
+    device.loseCache();
+    assert.equal(device.pendingWriteCount, 0);
+    await device.sync();
+    assert.ok((await readBack(device, 4096, 512)).equals(data), 'still visible');
+    const image = device.crash(KEEP_ALL_WHOLE);
+    assert.ok((await readBack(image, 4096, 512)).equals(Buffer.alloc(512)), 'never durable');
+  });
+
+  it('keeps what a sync() already in flight covers, and writes still in flight', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+    const covered = pattern(512, 8);
+    const inFlight = pattern(512, 9);
+    await device.write(0, [covered]);
+    const syncing = device.sync();
+    const writing = device.write(512, [inFlight]);
+    device.loseCache();
+    await Promise.all([syncing, writing]);
+    assert.equal(device.pendingWriteCount, 1, 'the write that was in flight stays pending');
+    const image = device.crash(KEEP_ALL_WHOLE);
+    assert.ok((await readBack(image, 0, 512)).equals(covered), 'made durable by the flush ahead of the loss');
+    assert.ok((await readBack(image, 512, 512)).equals(inFlight), 'pending, kept by this crash');
+  });
+});

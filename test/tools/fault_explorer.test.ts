@@ -1,12 +1,14 @@
-// IO faults at the Nth operation of every kind (EIO, ENOSPC, and short
-// transfers — a prefix of a write's sectors lands, then EIO; once or from
-// then on): never an acknowledged write that failed, fail-stop after a
-// failed write or flush, and a clean recovery with every acknowledged batch.
+// IO faults at the Nth operation of every kind (EIO, ENOSPC, short
+// transfers — a prefix of a write's sectors lands, then EIO — and lost
+// caches — a flush's device drops what it had not made durable, and the
+// EIO comes back after later flushes succeeded; once or from then on):
+// never an acknowledged write that failed, fail-stop after a failed write or
+// flush, and a clean recovery with every acknowledged batch.
 import assert from 'node:assert/strict';
 
 import { exploreIoFaults } from '../../tools/lab/fault_explorer.js';
 
-/** Faults at each of the first N operations of every kind; more with RINGSTORE_FAULT_NTH (150: 4 800 runs, ~3 min). */
+/** Faults at each of the first N operations of every kind; more with RINGSTORE_FAULT_NTH (60: 2 280 runs, ~1 min). */
 const NTH_MAX_DEFAULT = 12;
 const NTH_MAX = Number(process.env.RINGSTORE_FAULT_NTH ?? NTH_MAX_DEFAULT);
 

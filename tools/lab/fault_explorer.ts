@@ -7,7 +7,13 @@
 //     one, fewer than all, chosen from the seed), not durably, and then fails
 //     with EIO — what the IO layer reports when the kernel stops a write
 //     short and it cannot be continued; a short read delivers a prefix and
-//     fails with ERR_STORE_CORRUPT, as RingBlockDevice reports one.
+//     fails with ERR_STORE_CORRUPT, as RingBlockDevice reports one;
+//   - lost (flushes only: fdatasync, write + fdatasync, RWF_DSYNC write):
+//     the device's cache is lost as the flush reaches it (every completed
+//     write not yet durable never will be, SimulatedDevice.loseCache), but
+//     the flush's EIO comes back late, after flushes issued behind it have
+//     completed — which find nothing left to flush and succeed. Nothing
+//     acknowledged on such a success may be lost (FlushLedger).
 // Checks: a write whose IO failed is never acknowledged; after a failed
 // write or flush the store refuses writes with ERR_STORE_FAILED (no
 // retry-and-pretend); a failed trim or read does not stop it (a read the
@@ -31,9 +37,9 @@ export type FaultKind = 'write' | 'writeAndSync' | 'writeDsync' | 'sync' | 'trim
 export const FAULT_KINDS: readonly FaultKind[] = ['write', 'writeAndSync', 'writeDsync', 'sync', 'trim', 'read'];
 
 /** What happens to the faulted operation; see the file comment. */
-export type FaultType = 'EIO' | 'ENOSPC' | 'short';
+export type FaultType = 'EIO' | 'ENOSPC' | 'short' | 'lost';
 /** Every fault type, in the order {@link exploreIoFaults} runs them. */
-export const FAULT_TYPES: readonly FaultType[] = ['EIO', 'ENOSPC', 'short'];
+export const FAULT_TYPES: readonly FaultType[] = ['EIO', 'ENOSPC', 'short', 'lost'];
 
 /**
  * The kinds a short transfer applies to: the writes, and reads. A flush and
@@ -41,6 +47,23 @@ export const FAULT_TYPES: readonly FaultType[] = ['EIO', 'ENOSPC', 'short'];
  * skipped.
  */
 const SHORT_FAULT_KINDS: ReadonlySet<FaultKind> = new Set<FaultKind>(['write', 'writeAndSync', 'writeDsync', 'read']);
+
+/** The kinds a lost cache applies to: the flushes. */
+const LOST_FAULT_KINDS: ReadonlySet<FaultKind> = new Set<FaultKind>(['writeAndSync', 'writeDsync', 'sync']);
+
+/**
+ * Event-loop turns a lost-cache flush's error waits before it comes back:
+ * the simulated device completes an operation in one, so flushes issued
+ * within a few turns behind it complete first.
+ */
+const LOST_FLUSH_DELAY_TURNS = 8;
+
+/** Whether a fault plan of this type can fail an operation of this kind. */
+function faultApplies(fault: FaultType, kind: FaultKind): boolean {
+  if (fault === 'short') return SHORT_FAULT_KINDS.has(kind);
+  if (fault === 'lost') return LOST_FAULT_KINDS.has(kind);
+  return true;
+}
 
 /** One fault to inject: which operation fails, and how. */
 export interface FaultPlan {
@@ -133,7 +156,7 @@ class FaultyDevice implements BlockDevice {
   #error(kind: FaultKind): Error {
     const code = this.#plan.fault === 'ENOSPC' ? 'ENOSPC' : 'EIO';
     const errno = code === 'EIO' ? -5 : -28;
-    const what = this.#plan.fault === 'short' ? 'short write' : 'fault';
+    const what = this.#plan.fault === 'short' ? 'short write' : this.#plan.fault === 'lost' ? 'fault (the device cache lost)' : 'fault';
     return Object.assign(new Error(`${code}: injected ${what} on ${kind} #${this.#counts.get(kind)}`), { code, errno, syscall: kind });
   }
 
@@ -167,12 +190,24 @@ class FaultyDevice implements BlockDevice {
    */
   async #faultedWrite(kind: FaultKind, position: number, buffers: Uint8Array[]): Promise<never> {
     const error = this.#error(kind);
+    if (this.#plan.fault === 'lost') {
+      // The bytes land in the cache, which is then lost with the rest.
+      await this.inner.write(position, buffers);
+      return this.#lostFlush(error);
+    }
     if (this.#plan.fault === 'short') {
       const prefix = this.#prefix(buffers);
       if (prefix.length > 0) await this.inner.write(position, prefix);
     } else if (kind !== 'write') {
       await this.inner.write(position, buffers);
     }
+    throw error;
+  }
+
+  /** A flush whose device lost its cache: the loss now, the error late. */
+  async #lostFlush(error: Error): Promise<never> {
+    this.inner.loseCache();
+    for (let turn = 0; turn < LOST_FLUSH_DELAY_TURNS; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
     throw error;
   }
 
@@ -206,7 +241,8 @@ class FaultyDevice implements BlockDevice {
     return this.#hit('writeDsync') ? this.#faultedWrite('writeDsync', position, buffers) : this.inner.writeDsync(position, buffers);
   }
   sync(): Promise<void> {
-    return this.#hit('sync') ? Promise.reject(this.#error('sync')) : this.inner.sync();
+    if (!this.#hit('sync')) return this.inner.sync();
+    return this.#plan.fault === 'lost' ? this.#lostFlush(this.#error('sync')) : Promise.reject(this.#error('sync'));
   }
   trim(position: number, length: number): Promise<void> {
     return this.#hit('trim') ? Promise.reject(this.#error('trim')) : this.inner.trim(position, length);
@@ -251,7 +287,7 @@ export async function runFaultPlan(
   /** What went wrong, or undefined if every check passed. */
   problem: string | undefined;
 }> {
-  if (plan.fault === 'short' && !SHORT_FAULT_KINDS.has(plan.kind)) throw new RangeError(`a ${plan.kind} cannot be short`);
+  if (!faultApplies(plan.fault, plan.kind)) throw new RangeError(`a ${plan.kind} cannot be ${plan.fault}`);
   const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
   const device = new FaultyDevice(simulated, plan, seededRandom(seed ^ PREFIX_SEED_SALT));
   const result = await runWorkload(simulated, device, plan, seed);
@@ -401,8 +437,8 @@ export async function replayFaultReproducer(directory: string): Promise<{ descri
 }
 
 /**
- * Every kind × N up to `nthMax` × fault (EIO, ENOSPC, and short where it
- * applies) × transient/persistent. Run i uses seed `seed + i`; a violation
+ * Every kind × N up to `nthMax` × fault (EIO, ENOSPC, and short and lost
+ * where they apply) × transient/persistent. Run i uses seed `seed + i`; a violation
  * names its plan and seed, so runFaultPlan(plan, seed) reproduces it.
  */
 export async function exploreIoFaults(nthMax: number, seed: number, options: { /** Save a reproducer of each violation here. */ reproducerDirectory?: string } = {}): Promise<FaultReport> {
@@ -411,7 +447,7 @@ export async function exploreIoFaults(nthMax: number, seed: number, options: { /
   for (const kind of FAULT_KINDS) {
     for (let nth = 1; nth <= nthMax; nth++) {
       for (const fault of FAULT_TYPES) {
-        if (fault === 'short' && !SHORT_FAULT_KINDS.has(kind)) continue;
+        if (!faultApplies(fault, kind)) continue;
         for (const persistent of [false, true]) {
           const plan: FaultPlan = { kind, nth, fault, persistent };
           const runSeed = seed + report.runs;

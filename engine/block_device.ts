@@ -52,8 +52,8 @@ export interface BlockDevice {
    * fdatasync: every completed write is durable on resolve. Like
    * writeAndSync and writeDsync, it must complete on its own, whatever else
    * is in flight: the store holds a flush's success (any of the three)
-   * until the flushes issued before it have completed (FlushLedger), never
-   * the other way.
+   * until the other flushes in flight when it completed have completed
+   * (FlushLedger).
    */
   sync(): Promise<void>;
   /** Releases a range; later reads of it return zeros or old data, never other data. */

@@ -10,8 +10,8 @@
 // with ERR_STORE_CLOSED, which every reader and the trims already handle.
 //
 // Its flushes (fdatasync, write + fdatasync, RWF_DSYNC writes) go through a
-// FlushLedger: one that succeeds while an earlier one is in flight waits for
-// it and fails if it fails, and none is issued after a failure.
+// FlushLedger: one that succeeds while others are in flight waits for them
+// and fails if one fails, and none is issued after a failure.
 import type { BlockDevice, IoPhase } from './block_device.js';
 import { FlushLedger } from './flush_ledger.js';
 import { StoreError } from './store_error.js';

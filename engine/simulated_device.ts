@@ -90,8 +90,8 @@ export class SimulatedDevice implements BlockDevice {
   readonly #durable: Uint8Array;
   /** Completed writes and trims not yet covered by a flush, in completion order. */
   #pending: PendingWrite[] = [];
-  /** What each sync() in flight covers (loseCache keeps it). */
-  readonly #syncsInFlight = new Set<ReadonlySet<PendingWrite>>();
+  /** What each sync() in flight covers (loseCache keeps it; a writeDsync's #supersede adds the pieces it leaves). */
+  readonly #syncsInFlight = new Set<Set<PendingWrite>>();
   #opCount = 0;
   #crashAfterOps: number;
   #crashed = false;
@@ -260,8 +260,14 @@ export class SimulatedDevice implements BlockDevice {
         kept.push(write);
         continue;
       }
-      if (write.position < position) kept.push(slice(write, write.position, position));
-      if (writeEnd > end) kept.push(slice(write, end, writeEnd));
+      const pieces: PendingWrite[] = [];
+      if (write.position < position) pieces.push(slice(write, write.position, position));
+      if (writeEnd > end) pieces.push(slice(write, end, writeEnd));
+      kept.push(...pieces);
+      // A sync in flight that covered the write covers what is left of it.
+      for (const covered of this.#syncsInFlight) {
+        if (covered.has(write)) for (const piece of pieces) covered.add(piece);
+      }
     }
     this.#pending = kept;
   }
@@ -288,17 +294,25 @@ export class SimulatedDevice implements BlockDevice {
 
   /**
    * The device's volatile cache is lost, as when a flush fails: every
-   * completed write and trim not yet made durable, nor covered by a flush
+   * completed write and trim not yet made durable, nor covered by a sync()
    * already in flight, is dropped from what power loss can keep, and no
    * later flush makes it durable (a flush after a failed one finds nothing
-   * of it left to flush). Reads still see those writes. Writes in flight
-   * are not affected. For fault tests.
+   * of it left to flush). Reads still see those writes; writes in flight
+   * (a writeDsync's included) and the device's size are not affected; after
+   * the crash point it does nothing. It only models the loss: the caller
+   * also fails the flush that met it (as the fault explorer's 'lost' fault
+   * does) — a loss no operation reports is one no store can notice. For
+   * fault tests.
    */
   loseCache(): void {
-    // Flushes issued earlier and still in flight are ahead of the loss at
-    // the device: what they cover reaches the medium (their completion only
-    // has not been reported yet).
-    this.#pending = this.#pending.filter((write) => !write.completed || [...this.#syncsInFlight].some((covered) => covered.has(write)));
+    if (this.#crashed) return;
+    // A sync() already in flight is taken to be ahead of the loss at the
+    // device: what it covers reaches the medium (its completion has not
+    // been reported yet). That is the kindest order; the store does not
+    // count on it (FlushLedger holds every success behind the flushes in
+    // flight beside it).
+    const inFlight = [...this.#syncsInFlight];
+    this.#pending = this.#pending.filter((write) => !write.completed || inFlight.some((covered) => covered.has(write)));
   }
 
   /** Grows the device to `sizeBytes` (up to sizeBytesMax), new bytes zero; durable with the next sync. */

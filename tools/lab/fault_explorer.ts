@@ -99,6 +99,12 @@ export interface FaultReport {
    * and fails like EIO.
    */
   shortCuts: number;
+  /**
+   * Runs of the lost fault in which a flush issued behind the lost one
+   * succeeded before its error came back: the case FlushLedger is for (the
+   * rest only test the refusal after a failure).
+   */
+  lostOvertaken: number;
   /** Each violation: the plan, its seed and the problem. */
   violations: string[];
   /** The reproducer directory of each violation (with reproducerDirectory), parallel to `violations`; replay with `crash-test --replay`. */
@@ -119,6 +125,10 @@ class FaultyDevice implements BlockDevice {
   injected = false;
   /** Short faults that landed a proper prefix. */
   cuts = 0;
+  /** Lost-cache flushes whose error is still to come back. */
+  #lostPending = 0;
+  /** Flushes that succeeded at the device while a lost one's error was still to come (what FlushLedger must not believe). */
+  overtakes = 0;
 
   constructor(inner: SimulatedDevice, plan: FaultPlan, random: () => number) {
     this.inner = inner;
@@ -207,8 +217,19 @@ class FaultyDevice implements BlockDevice {
   /** A flush whose device lost its cache: the loss now, the error late. */
   async #lostFlush(error: Error): Promise<never> {
     this.inner.loseCache();
-    for (let turn = 0; turn < LOST_FLUSH_DELAY_TURNS; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+    this.#lostPending++;
+    try {
+      for (let turn = 0; turn < LOST_FLUSH_DELAY_TURNS; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+    } finally {
+      this.#lostPending--;
+    }
     throw error;
+  }
+
+  /** A flush that goes through to the device, counted if it overtakes a lost one. */
+  async #flush(flushing: Promise<void>): Promise<void> {
+    await flushing;
+    if (this.#lostPending > 0) this.overtakes++;
   }
 
   /**
@@ -235,13 +256,13 @@ class FaultyDevice implements BlockDevice {
     return this.#hit('write') ? this.#faultedWrite('write', position, buffers) : this.inner.write(position, buffers);
   }
   writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
-    return this.#hit('writeAndSync') ? this.#faultedWrite('writeAndSync', position, buffers) : this.inner.writeAndSync(position, buffers);
+    return this.#hit('writeAndSync') ? this.#faultedWrite('writeAndSync', position, buffers) : this.#flush(this.inner.writeAndSync(position, buffers));
   }
   writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
-    return this.#hit('writeDsync') ? this.#faultedWrite('writeDsync', position, buffers) : this.inner.writeDsync(position, buffers);
+    return this.#hit('writeDsync') ? this.#faultedWrite('writeDsync', position, buffers) : this.#flush(this.inner.writeDsync(position, buffers));
   }
   sync(): Promise<void> {
-    if (!this.#hit('sync')) return this.inner.sync();
+    if (!this.#hit('sync')) return this.#flush(this.inner.sync());
     return this.#plan.fault === 'lost' ? this.#lostFlush(this.#error('sync')) : Promise.reject(this.#error('sync'));
   }
   trim(position: number, length: number): Promise<void> {
@@ -284,6 +305,8 @@ export async function runFaultPlan(
   injected: boolean;
   /** Transfers a short fault cut inside (a proper prefix landed). */
   cuts: number;
+  /** Flushes that succeeded while a lost-cache flush's error was still to come. */
+  overtakes: number;
   /** What went wrong, or undefined if every check passed. */
   problem: string | undefined;
 }> {
@@ -291,7 +314,7 @@ export async function runFaultPlan(
   const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
   const device = new FaultyDevice(simulated, plan, seededRandom(seed ^ PREFIX_SEED_SALT));
   const result = await runWorkload(simulated, device, plan, seed);
-  return { injected: device.injected, cuts: device.cuts, problem: result };
+  return { injected: device.injected, cuts: device.cuts, overtakes: device.overtakes, problem: result };
 }
 
 /** Batches the fault workload writes (in turn, and every fourth with the next one pipelined behind it). */
@@ -443,7 +466,7 @@ export async function replayFaultReproducer(directory: string): Promise<{ descri
  */
 export async function exploreIoFaults(nthMax: number, seed: number, options: { /** Save a reproducer of each violation here. */ reproducerDirectory?: string } = {}): Promise<FaultReport> {
   const byFault = Object.fromEntries(FAULT_TYPES.map((fault) => [fault, { runs: 0, injected: 0 }])) as Record<FaultType, FaultTypeCounts>;
-  const report: FaultReport = { runs: 0, injected: 0, byFault, shortCuts: 0, violations: [], reproducers: [] };
+  const report: FaultReport = { runs: 0, injected: 0, byFault, shortCuts: 0, lostOvertaken: 0, violations: [], reproducers: [] };
   for (const kind of FAULT_KINDS) {
     for (let nth = 1; nth <= nthMax; nth++) {
       for (const fault of FAULT_TYPES) {
@@ -459,6 +482,7 @@ export async function exploreIoFaults(nthMax: number, seed: number, options: { /
             byFault[fault].injected++;
           }
           if (outcome.cuts > 0) report.shortCuts++;
+          if (outcome.overtakes > 0) report.lostOvertaken++;
           if (outcome.problem !== undefined) {
             report.violations.push(`${JSON.stringify(plan)} seed ${runSeed}: ${outcome.problem}`);
             report.reproducers.push(options.reproducerDirectory === undefined ? undefined : saveFaultReproducer(options.reproducerDirectory, plan, runSeed, outcome.problem));

@@ -127,57 +127,41 @@ async function outcomeNow(promise: Promise<unknown>): Promise<'pending' | 'resol
 }
 
 describe('flushes beside a failing flush', () => {
-  it('does not acknowledge a put of an extent value whose commit flush succeeded while a checkpoint fdatasync before it failed', async () => {
-    const device = new FailingFlushDevice({ sizeBytes: DEVICE_BYTES, ioAlignment: 4096 });
-    const store = await openLoaded(device);
-    const held = device.holdNext('sync');
-    try {
-      const checkpoint = store.checkpoint();
-      checkpoint.catch(() => undefined);
-      await held.reached;
-      const syncsBefore = device.counts.syncs;
-      // An extent value: its data is written, then the WAL write linked to an fdatasync that vouches for that data.
-      const put = store.put('late', 'x'.repeat(EXTENT_VALUE_BYTES));
-      put.catch(() => undefined);
-      await until(() => device.counts.syncs === syncsBefore + 1, "the put's own fdatasync");
-      assert.equal(await outcomeNow(put), 'pending', 'not acknowledged while the flush before it may fail');
-      held.release();
-      const putError = await put.then(
-        () => assert.fail('the put resolved after the flush before it failed'),
-        (error: unknown) => error,
-      );
-      assert.ok(putError instanceof StoreError && putError.code === 'ERR_STORE_FAILED', String(putError));
-      assert.equal((putError.cause as { code?: string }).code, 'EIO');
-      await assert.rejects(checkpoint);
-      assert.equal(store.failure?.code, 'ERR_STORE_FAILED');
-    } finally {
-      held.release();
-      await store.close().catch(() => undefined);
-    }
-  });
-
-  it('does not acknowledge a put of inline records (one RWF_DSYNC write) while a checkpoint fdatasync before it fails', async () => {
-    const device = new FailingFlushDevice({ sizeBytes: DEVICE_BYTES, ioAlignment: 4096 });
-    const store = await openLoaded(device);
-    const held = device.holdNext('sync');
-    try {
-      const checkpoint = store.checkpoint();
-      checkpoint.catch(() => undefined);
-      await held.reached;
-      const syncsBefore = device.counts.syncs;
-      const put = store.put('late', 'small');
-      put.catch(() => undefined);
-      await until(() => device.counts.syncs === syncsBefore + 1, "the put's RWF_DSYNC write");
-      assert.equal(await outcomeNow(put), 'pending', 'not acknowledged while the flush before it may fail');
-      held.release();
-      await assert.rejects(put, (error: unknown) => error instanceof StoreError && error.code === 'ERR_STORE_FAILED');
-      await assert.rejects(checkpoint);
-      assert.equal(await store.get('late'), undefined, 'never applied');
-    } finally {
-      held.release();
-      await store.close().catch(() => undefined);
-    }
-  });
+  const puts = [
+    // Its data written, then the WAL write linked to an fdatasync that vouches for that data.
+    { what: 'an extent value', value: 'x'.repeat(EXTENT_VALUE_BYTES) },
+    { what: 'inline records (one RWF_DSYNC write)', value: 'small' },
+  ];
+  for (const { what, value } of puts) {
+    it(`does not acknowledge a put of ${what} whose commit flush succeeded while a checkpoint fdatasync before it failed`, async () => {
+      const device = new FailingFlushDevice({ sizeBytes: DEVICE_BYTES, ioAlignment: 4096 });
+      const store = await openLoaded(device);
+      const held = device.holdNext('sync');
+      try {
+        const checkpoint = store.checkpoint();
+        checkpoint.catch(() => undefined);
+        await held.reached;
+        const syncsBefore = device.counts.syncs;
+        const put = store.put('late', value);
+        put.catch(() => undefined);
+        await until(() => device.counts.syncs === syncsBefore + 1, "the put's own flush");
+        assert.equal(await outcomeNow(put), 'pending', 'not acknowledged while the flush before it may fail');
+        held.release();
+        const putError = await put.then(
+          () => assert.fail('the put resolved after the flush before it failed'),
+          (error: unknown) => error,
+        );
+        assert.ok(putError instanceof StoreError && putError.code === 'ERR_STORE_FAILED', String(putError));
+        assert.equal((putError.cause as { code?: string }).code, 'EIO');
+        await assert.rejects(checkpoint);
+        assert.equal(store.failure?.code, 'ERR_STORE_FAILED');
+        assert.equal(await store.get('late'), undefined, 'never applied');
+      } finally {
+        held.release();
+        await store.close().catch(() => undefined);
+      }
+    });
+  }
 
   it('writes no superblock for a checkpoint whose fdatasync succeeded while an earlier commit write failed', async () => {
     const device = new FailingFlushDevice({ sizeBytes: DEVICE_BYTES, ioAlignment: 4096 });

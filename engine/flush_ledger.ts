@@ -21,13 +21,11 @@
 // the store has stopped anyway).
 //
 // The cost: a commit's acknowledgement waits for a checkpoint's or a
-// growth's flush in flight beside it, and two pipelined commits are
-// acknowledged together, when the later one's flush ends (measured in
-// docs/benchmarks.md, session 47). What is left: Linux records a page-cache
-// writeback error once per open file (errseq_t), so a flush that had
-// completed before the other was issued can still have had its error taken
-// by it; docs/durability.md says when the store's file has page-cache
-// writeback at all.
+// growth's flush in flight beside it, and two pipelined commits whose
+// flushes overlap are acknowledged together, when the later one's flush
+// ends (measured in docs/benchmarks.md, session 47). What no store can
+// cover: a device or kernel that reports a flush done without having made
+// its data durable.
 //
 // One ledger per device a store uses (ClosedDeviceGuard holds it). The
 // store fails on any failed flush anyway (StoreState.fail); the ledger makes

@@ -76,7 +76,9 @@ export interface PendingWrite {
  * Commits in flight at once: the next one is prepared and submitted while
  * the previous one is flushed. 64 closed-loop durable writers (farm-bench,
  * whole processes, paired): depth 2 took 0.84 × the wall time of depth 1,
- * depth 3 0.96 × that of 2 (noise). Each commit in flight holds a frame
+ * depth 3 0.96 × that of 2 (noise) — measured before FlushLedger (session
+ * 47), which acknowledges a commit only once the next one's flush, issued
+ * beside it, has ended too; not measured again. Each commit in flight holds a frame
  * buffer, pinned pages and checkpoint-reserve room, and a crash can leave
  * the last DEPTH commits unvouched for (docs/durability.md, Limits).
  */

@@ -90,7 +90,7 @@ export class SimulatedDevice implements BlockDevice {
   readonly #durable: Uint8Array;
   /** Completed writes and trims not yet covered by a flush, in completion order. */
   #pending: PendingWrite[] = [];
-  /** What each sync() in flight covers (loseCache keeps it; a writeDsync's #supersede adds the pieces it leaves). */
+  /** What each sync() in flight covers (a writeDsync's #supersede adds the pieces it leaves of a covered write). */
   readonly #syncsInFlight = new Set<Set<PendingWrite>>();
   #opCount = 0;
   #crashAfterOps: number;
@@ -294,25 +294,20 @@ export class SimulatedDevice implements BlockDevice {
 
   /**
    * The device's volatile cache is lost, as when a flush fails: every
-   * completed write and trim not yet made durable, nor covered by a sync()
-   * already in flight, is dropped from what power loss can keep, and no
-   * later flush makes it durable (a flush after a failed one finds nothing
-   * of it left to flush). Reads still see those writes; writes in flight
-   * (a writeDsync's included) and the device's size are not affected; after
-   * the crash point it does nothing. It only models the loss: the caller
-   * also fails the flush that met it (as the fault explorer's 'lost' fault
-   * does) — a loss no operation reports is one no store can notice. For
-   * fault tests.
+   * completed write and trim not yet made durable is dropped from what
+   * power loss can keep — also what a sync() in flight covers (the loss may
+   * reach the device before that flush does: its success, when it comes,
+   * no longer makes them durable) — and no later flush makes it durable (a
+   * flush after a failed one finds nothing of it left to flush). Reads still
+   * see those writes; writes in flight (a writeDsync's included) and the
+   * device's size are not affected; after the crash point it does nothing.
+   * It only models the loss: the caller also fails the flush that met it
+   * (as the fault explorer's 'lost' fault does) — a loss no operation
+   * reports is one no store can notice. For fault tests.
    */
   loseCache(): void {
     if (this.#crashed) return;
-    // A sync() already in flight is taken to be ahead of the loss at the
-    // device: what it covers reaches the medium (its completion has not
-    // been reported yet). That is the kindest order; the store does not
-    // count on it (FlushLedger holds every success behind the flushes in
-    // flight beside it).
-    const inFlight = [...this.#syncsInFlight];
-    this.#pending = this.#pending.filter((write) => !write.completed || inFlight.some((covered) => covered.has(write)));
+    this.#pending = this.#pending.filter((write) => !write.completed);
   }
 
   /** Grows the device to `sizeBytes` (up to sizeBytesMax), new bytes zero; durable with the next sync. */

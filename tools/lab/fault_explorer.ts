@@ -10,10 +10,11 @@
 //     fails with ERR_STORE_CORRUPT, as RingBlockDevice reports one;
 //   - lost (flushes only: fdatasync, write + fdatasync, RWF_DSYNC write):
 //     the device's cache is lost as the flush reaches it (every completed
-//     write not yet durable never will be, SimulatedDevice.loseCache), but
-//     the flush's EIO comes back late, after flushes issued behind it have
-//     completed — which find nothing left to flush and succeed. Nothing
-//     acknowledged on such a success may be lost (FlushLedger).
+//     write not yet durable never will be, SimulatedDevice.loseCache —
+//     also what a flush already in flight covers: the device may take the
+//     two in either order), but the flush's EIO comes back late, after
+//     flushes beside it have completed, having found nothing left to flush.
+//     Nothing acknowledged on such a success may be lost (FlushLedger).
 // Checks: a write whose IO failed is never acknowledged; after a failed
 // write or flush the store refuses writes with ERR_STORE_FAILED (no
 // retry-and-pretend); a failed trim or read does not stop it (a read the
@@ -127,7 +128,7 @@ class FaultyDevice implements BlockDevice {
   cuts = 0;
   /** Lost-cache flushes whose error is still to come back. */
   #lostPending = 0;
-  /** Flushes that succeeded at the device while a lost one's error was still to come (what FlushLedger must not believe). */
+  /** Flushes issued while a lost one's error was still to come that succeeded before it came (what FlushLedger must not believe). */
   overtakes = 0;
 
   constructor(inner: SimulatedDevice, plan: FaultPlan, random: () => number) {
@@ -226,10 +227,11 @@ class FaultyDevice implements BlockDevice {
     throw error;
   }
 
-  /** A flush that goes through to the device, counted if it overtakes a lost one. */
-  async #flush(flushing: Promise<void>): Promise<void> {
-    await flushing;
-    if (this.#lostPending > 0) this.overtakes++;
+  /** A flush that goes through to the device, counted if it overtakes a lost one (issued after it, done before its error). */
+  async #flush(issue: () => Promise<void>): Promise<void> {
+    const behindLost = this.#lostPending > 0;
+    await issue();
+    if (behindLost && this.#lostPending > 0) this.overtakes++;
   }
 
   /**
@@ -256,13 +258,13 @@ class FaultyDevice implements BlockDevice {
     return this.#hit('write') ? this.#faultedWrite('write', position, buffers) : this.inner.write(position, buffers);
   }
   writeAndSync(position: number, buffers: Uint8Array[]): Promise<void> {
-    return this.#hit('writeAndSync') ? this.#faultedWrite('writeAndSync', position, buffers) : this.#flush(this.inner.writeAndSync(position, buffers));
+    return this.#hit('writeAndSync') ? this.#faultedWrite('writeAndSync', position, buffers) : this.#flush(() => this.inner.writeAndSync(position, buffers));
   }
   writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
-    return this.#hit('writeDsync') ? this.#faultedWrite('writeDsync', position, buffers) : this.#flush(this.inner.writeDsync(position, buffers));
+    return this.#hit('writeDsync') ? this.#faultedWrite('writeDsync', position, buffers) : this.#flush(() => this.inner.writeDsync(position, buffers));
   }
   sync(): Promise<void> {
-    if (!this.#hit('sync')) return this.#flush(this.inner.sync());
+    if (!this.#hit('sync')) return this.#flush(() => this.inner.sync());
     return this.#plan.fault === 'lost' ? this.#lostFlush(this.#error('sync')) : Promise.reject(this.#error('sync'));
   }
   trim(position: number, length: number): Promise<void> {

@@ -23,28 +23,28 @@ function eio(syscall: string): Error {
   return Object.assign(new Error(`EIO: i/o error, ${syscall}`), { errno: -5, code: 'EIO', syscall });
 }
 
-/** A flush held until the test lets it end. */
-interface HeldFlush {
+/** An operation held until the test lets it end. */
+interface Hold {
   readonly reached: Promise<void>;
   release(): void;
 }
 
-type Flush = 'sync' | 'writeDsync';
+/** What a FailingFlushDevice can hold: a flush (failed once released) or a checkpoint page write (let through). */
+type Held = 'sync' | 'writeDsync' | 'checkpointWrite';
 
 /**
- * Holds the next sync() or writeDsync() when armed, until released; then
- * fails it with EIO (a failed flush makes nothing durable: the operation
- * never reaches the simulated device). Holds the next
- * checkpoint page write when asked. Counts superblock writes.
+ * Holds the next sync(), writeDsync() or checkpoint page write when armed,
+ * until released; then fails a flush with EIO (a failed flush makes nothing
+ * durable: the operation never reaches the simulated device) and lets the
+ * page write through. Counts superblock writes.
  */
 class FailingFlushDevice extends SimulatedDevice {
   #phase: IoPhase | undefined;
   superblockWrites = 0;
-  #checkpointWriteHold: { readonly reached: () => void; readonly released: Promise<void> } | undefined;
-  readonly #armed = new Map<Flush, { readonly reached: () => void; readonly released: Promise<void> }>();
+  readonly #armed = new Map<Held, { readonly reached: () => void; readonly released: Promise<void> }>();
 
-  /** Holds the next `operation` until released, then fails it. */
-  holdNext(operation: Flush): HeldFlush {
+  /** Holds the next `operation` until released. */
+  holdNext(operation: Held): Hold {
     let reached!: () => void;
     let release!: () => void;
     const reachedPromise = new Promise<void>((resolve) => (reached = resolve));
@@ -53,47 +53,33 @@ class FailingFlushDevice extends SimulatedDevice {
     return { reached: reachedPromise, release };
   }
 
-  /** Holds the next checkpoint page write until released (it then goes through). */
-  holdNextCheckpointWrite(): HeldFlush {
-    let reached!: () => void;
-    let release!: () => void;
-    const reachedPromise = new Promise<void>((resolve) => (reached = resolve));
-    const released = new Promise<void>((resolve) => (release = resolve));
-    this.#checkpointWriteHold = { reached, released };
-    return { reached: reachedPromise, release };
-  }
-
   mark(phase: IoPhase): void {
     this.#phase = phase;
   }
 
-  async #held(operation: Flush): Promise<void> {
+  /** Waits for the release of `operation` if it is armed; whether it was. */
+  async #held(operation: Held): Promise<boolean> {
     const armed = this.#armed.get(operation);
-    if (armed === undefined) return;
+    if (armed === undefined) return false;
     this.#armed.delete(operation);
     armed.reached();
     await armed.released;
-    throw eio(operation === 'sync' ? 'fdatasync' : 'pwritev2');
+    return true;
   }
 
   override async write(position: number, buffers: Uint8Array[]): Promise<void> {
     if (this.#phase === 'superblock') this.superblockWrites++;
-    const hold = this.#checkpointWriteHold;
-    if (this.#phase === 'checkpoint' && hold !== undefined) {
-      this.#checkpointWriteHold = undefined;
-      hold.reached();
-      await hold.released;
-    }
+    if (this.#phase === 'checkpoint') await this.#held('checkpointWrite');
     return super.write(position, buffers);
   }
 
   override async writeDsync(position: number, buffers: Uint8Array[]): Promise<void> {
-    await this.#held('writeDsync');
+    if (await this.#held('writeDsync')) throw eio('pwritev2');
     return super.writeDsync(position, buffers);
   }
 
   override async sync(): Promise<void> {
-    await this.#held('sync');
+    if (await this.#held('sync')) throw eio('fdatasync');
     return super.sync();
   }
 }
@@ -166,7 +152,7 @@ describe('flushes beside a failing flush', () => {
   it('writes no superblock for a checkpoint whose fdatasync succeeded while an earlier commit write failed', async () => {
     const device = new FailingFlushDevice({ sizeBytes: DEVICE_BYTES, ioAlignment: 4096 });
     const store = await openLoaded(device);
-    const pageWrite = device.holdNextCheckpointWrite();
+    const pageWrite = device.holdNext('checkpointWrite');
     const commitWrite = device.holdNext('writeDsync');
     try {
       const checkpoint = store.checkpoint();

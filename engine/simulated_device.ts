@@ -78,6 +78,8 @@ export class SimulatedDevice implements BlockDevice {
   #sizeBytes: number;
   /** The size a crash keeps: as of the last completed sync. */
   #durableSizeBytes: number;
+  /** The cache was lost (loseCache): no sync makes a growth durable from then on. */
+  #growthLost = false;
   /** The most the device may grow to; undefined: it cannot grow. */
   readonly sizeBytesMax: number | undefined;
   /** Alignment required of every IO's position and length (SimulatedDeviceOptions.ioAlignment). */
@@ -283,7 +285,7 @@ export class SimulatedDevice implements BlockDevice {
       this.#syncsInFlight.delete(covered);
     }
     this.counts.syncs++;
-    this.#durableSizeBytes = Math.max(this.#durableSizeBytes, sizeBytes);
+    if (!this.#growthLost) this.#durableSizeBytes = Math.max(this.#durableSizeBytes, sizeBytes);
     for (const write of this.#pending) {
       if (!covered.has(write)) continue;
       if (write.data === undefined) this.#durable.fill(0, write.position, write.position + write.length);
@@ -299,8 +301,12 @@ export class SimulatedDevice implements BlockDevice {
    * reach the device before that flush does: its success, when it comes,
    * no longer makes them durable) — and no later flush makes it durable (a
    * flush after a failed one finds nothing of it left to flush). Reads still
-   * see those writes; writes in flight (a writeDsync's included) and the
-   * device's size are not affected; after the crash point it does nothing.
+   * see those writes; writes in flight (a writeDsync's included) are not
+   * affected. A growth not yet durable never becomes durable either (the
+   * file system's record of the new length was in the lost cache, and no
+   * later flush sends it again): a crash gives back the device at its
+   * durable size, which reads past keep seeing until then. After the crash
+   * point it does nothing.
    * It only models the loss: the caller also fails the flush that met it
    * (as the fault explorer's 'lost' fault does) — a loss no operation
    * reports is one no store can notice. For fault tests.
@@ -308,6 +314,7 @@ export class SimulatedDevice implements BlockDevice {
   loseCache(): void {
     if (this.#crashed) return;
     this.#pending = this.#pending.filter((write) => !write.completed);
+    this.#growthLost = true;
   }
 
   /** Grows the device to `sizeBytes` (up to sizeBytesMax), new bytes zero; durable with the next sync. */

@@ -247,4 +247,21 @@ describe('SimulatedDevice#loseCache()', () => {
     assert.ok((await readBack(image, 0, 512)).equals(Buffer.alloc(512)), 'lost with the cache, whatever the flush in flight reported');
     assert.ok((await readBack(image, 512, 512)).equals(inFlight), 'pending, kept by this crash');
   });
+
+  it('loses a growth not yet durable for good: a later sync() does not keep the new size', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES, sizeBytesMax: 2 * DEVICE_BYTES });
+    await device.grow(2 * DEVICE_BYTES);
+    device.loseCache();
+    await device.sync();
+    assert.equal(device.sizeBytes, 2 * DEVICE_BYTES, 'the device is still as long until the power goes');
+    assert.equal(device.crash(KEEP_ALL_WHOLE).sizeBytes, DEVICE_BYTES);
+  });
+
+  it('keeps a growth a sync made durable before the loss', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES, sizeBytesMax: 2 * DEVICE_BYTES });
+    await device.grow(2 * DEVICE_BYTES);
+    await device.sync();
+    device.loseCache();
+    assert.equal(device.crash(KEEP_ALL_WHOLE).sizeBytes, 2 * DEVICE_BYTES);
+  });
 });

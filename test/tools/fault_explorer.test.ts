@@ -1,14 +1,15 @@
 // IO faults at the Nth operation of every kind (EIO, ENOSPC, short
 // transfers — a prefix of a write's sectors lands, then EIO — and lost
 // caches — a flush's device drops what it had not made durable, and the
-// EIO comes back after later flushes succeeded; once or from then on):
-// never an acknowledged write that failed, fail-stop after a failed write or
-// flush, and a clean recovery with every acknowledged batch.
+// EIO comes back after later flushes succeeded; once or from then on), with
+// sync: true and sync: false, on a device that grows: never an acknowledged
+// write that failed, fail-stop after a failed write, flush or growth, and a
+// clean recovery with every acknowledged batch.
 import assert from 'node:assert/strict';
 
 import { exploreIoFaults } from '../../tools/lab/fault_explorer.js';
 
-/** Faults at each of the first N operations of every kind; more with RINGSTORE_FAULT_NTH (60: 2 280 runs, ~1–2 min). */
+/** Faults at each of the first N operations of every kind; more with RINGSTORE_FAULT_NTH (60: 4 568 runs, ~1–2 min). */
 const NTH_MAX_DEFAULT = 12;
 const NTH_MAX = Number(process.env.RINGSTORE_FAULT_NTH ?? NTH_MAX_DEFAULT);
 
@@ -19,7 +20,7 @@ describe('IO fault explorer', function () {
     const report = await exploreIoFaults(NTH_MAX, 99);
     const byFault = Object.entries(report.byFault).map(([fault, counts]) => `${fault} ${counts.injected}/${counts.runs}`).join(', ');
     console.log(
-      `      ${report.runs} runs, ${report.injected} with the fault hit (${byFault}; ${report.shortCuts} short runs cut a transfer inside; ${report.lostOvertaken} lost runs overtaken by a later flush), ${report.violations.length} violations`,
+      `      ${report.runs} runs, ${report.injected} with the fault hit (${byFault}; ${report.shortCuts} short runs cut a transfer inside; ${report.lostOvertaken} lost runs overtaken by a later flush; the device grew in ${report.grown}; a deferred fdatasync ran in ${report.deferredSyncsRan}), ${report.violations.length} violations`,
     );
     assert.deepEqual(report.violations.slice(0, 5), []);
     // Most plans must reach their operation (the workload does more than
@@ -36,5 +37,10 @@ describe('IO fault explorer', function () {
     // its error comes back, or it tests only the refusal after a failure.
     assert.ok(report.lostOvertaken > 0, `no flush overtook a lost one in ${report.byFault.lost.injected} runs`);
     assert.ok(report.shortCuts > report.byFault.short.injected / 2, `short faults cut a transfer in only ${report.shortCuts} of the ${report.byFault.short.injected} runs they hit`);
+    // The faults must meet a growth (a write, flush or fallocate of it),
+    // and the sync: false half the store's own deferred fdatasync, or they
+    // no longer test those paths.
+    assert.ok(report.grown > report.runs / 2, `the device grew in only ${report.grown} of ${report.runs} runs`);
+    assert.ok(report.deferredSyncsRan > report.runs / 4, `a deferred fdatasync ran in only ${report.deferredSyncsRan} of ${report.runs} runs`);
   });
 });

@@ -1,8 +1,15 @@
 // IO fault explorer: runs a workload on a simulated device that fails the Nth
 // operation of one kind, once (transient) or from then on (persistent), for
-// every N the workload reaches. Three faults:
+// every N the workload reaches, once with a store that acknowledges writes
+// once durable (sync: true) and once with one that acknowledges them once
+// written (sync: false: durable at a flush() that resolves, or at a close()
+// that does; its deferred fdatasync runs at fixed points of the workload).
+// The device starts at a store's least size and grows as the store fills
+// (one growth, to DEVICE_BYTES_MAX). Four faults:
 //   - EIO or ENOSPC: the operation fails (a failed write+fdatasync or
-//     RWF_DSYNC write may still land its bytes, without their durability);
+//     RWF_DSYNC write may still land its bytes, without their durability;
+//     a growth's ENOSPC is the file system's refusal, ERR_STORE_NO_SPACE, its
+//     EIO a failing fallocate);
 //   - short: a write lands only a prefix of its 512-byte sectors (at least
 //     one, fewer than all, chosen from the seed), not durably, and then fails
 //     with EIO — what the IO layer reports when the kernel stops a write
@@ -14,10 +21,12 @@
 //     also what a flush already in flight covers: the device may take the
 //     two in either order), but the flush's EIO comes back late, after
 //     flushes beside it have completed, having found nothing left to flush.
-//     Nothing acknowledged on such a success may be lost (FlushLedger).
+//     Nothing acknowledged on such a success may be lost (FlushLedger). A
+//     growth not yet durable is lost with the cache too.
 // Checks: a write whose IO failed is never acknowledged; after a failed
-// write or flush the store refuses writes with ERR_STORE_FAILED (no
-// retry-and-pretend); a failed trim or read does not stop it (a read the
+// write, flush or growth the store refuses writes with ERR_STORE_FAILED (no
+// retry-and-pretend), and no write begun after that resolves; a failed trim,
+// read or growth refused for room does not stop it (a read the
 // write itself needed — a tree page not in memory — refuses that write with
 // the read's error, and only that write); and after a
 // power loss at that point, reopening gives every acknowledged write, whole
@@ -33,9 +42,17 @@ import { StoreError } from '../../engine/store_error.js';
 import { seededRandom } from './seeded_random.js';
 
 /** The kind of device operation a fault plan fails. */
-export type FaultKind = 'write' | 'writeAndSync' | 'writeDsync' | 'sync' | 'trim' | 'read';
+export type FaultKind = 'write' | 'writeAndSync' | 'writeDsync' | 'sync' | 'trim' | 'read' | 'grow';
 /** Every fault kind, in the order {@link exploreIoFaults} runs them. */
-export const FAULT_KINDS: readonly FaultKind[] = ['write', 'writeAndSync', 'writeDsync', 'sync', 'trim', 'read'];
+export const FAULT_KINDS: readonly FaultKind[] = ['write', 'writeAndSync', 'writeDsync', 'sync', 'trim', 'read', 'grow'];
+
+/**
+ * The Nth operations a growth fault is tried at, at most: the workload's
+ * store grows once, to the device's largest size, so only the first can be
+ * hit (a store whose first growth failed asks again; that second one is
+ * not faulted).
+ */
+const GROW_NTH_MAX = 1;
 
 /** What happens to the faulted operation; see the file comment. */
 export type FaultType = 'EIO' | 'ENOSPC' | 'short' | 'lost';
@@ -66,6 +83,16 @@ function faultApplies(fault: FaultType, kind: FaultKind): boolean {
   return true;
 }
 
+/**
+ * Whether the plan's fault must stop the store: a failed write or flush,
+ * and a growth that failed other than for want of room. A failed trim or
+ * read, and a growth the file system refused, must not.
+ */
+function faultStopsStore(plan: FaultPlan): boolean {
+  if (plan.kind === 'grow') return plan.fault !== 'ENOSPC';
+  return plan.kind !== 'trim' && plan.kind !== 'read';
+}
+
 /** One fault to inject: which operation fails, and how. */
 export interface FaultPlan {
   /** The kind of operation that fails. */
@@ -76,6 +103,12 @@ export interface FaultPlan {
   fault: FaultType;
   /** True: every later operation of `kind` fails too; false: only the Nth. */
   persistent: boolean;
+  /**
+   * The workload's store is opened with sync: false: a write resolves once
+   * written, and is acknowledged (must survive) once a flush() or close()
+   * called after it resolved.
+   */
+  deferred: boolean;
 }
 
 /** Runs of one fault type, and how many hit the fault. */
@@ -106,6 +139,10 @@ export interface FaultReport {
    * rest only test the refusal after a failure).
    */
   lostOvertaken: number;
+  /** Runs in which the device grew (the store's growth ran to its end). */
+  grown: number;
+  /** Runs with sync: false in which the store's deferred fdatasync ran (rather than being cancelled by a flush). */
+  deferredSyncsRan: number;
   /** Each violation: the plan, its seed and the problem. */
   violations: string[];
   /** The reproducer directory of each violation (with reproducerDirectory), parallel to `violations`; replay with `crash-test --replay`. */
@@ -115,7 +152,10 @@ export interface FaultReport {
 /** Mixed into the run's seed for the short-fault prefixes, so they do not follow the crash's choices. */
 const PREFIX_SEED_SALT = 0x9e3779b9;
 
-const DEVICE_BYTES = 4 << 20;
+/** The device's first size: about the least a store of the workload's WAL fits in, so that it grows early. */
+const DEVICE_BYTES_FIRST = 128 << 10;
+/** What it may grow to (a growth takes all of it: GROWTH_STEP_BYTES_MIN is larger). */
+const DEVICE_BYTES_MAX = 1 << 20;
 
 class FaultyDevice implements BlockDevice {
   readonly inner: SimulatedDevice;
@@ -130,6 +170,10 @@ class FaultyDevice implements BlockDevice {
   #lostPending = 0;
   /** Flushes issued while a lost one's error was still to come that succeeded before it came (what FlushLedger must not believe). */
   overtakes = 0;
+  /** The store's deferred tasks (deferTask), run by runDeferred(). */
+  #deferred: { task: () => void; cancelled: boolean }[] = [];
+  /** Deferred tasks run. */
+  deferredRan = 0;
 
   constructor(inner: SimulatedDevice, plan: FaultPlan, random: () => number) {
     this.inner = inner;
@@ -147,8 +191,30 @@ class FaultyDevice implements BlockDevice {
     return this.inner.trimAlignment;
   }
 
+  get sizeBytesMax(): number | undefined {
+    return this.inner.sizeBytesMax;
+  }
+
   get blank(): boolean {
     return this.inner.blank;
+  }
+
+  /** Keeps the task for runDeferred(): the workload decides when a timer would have fired, so a plan hits the same IO on every run. */
+  deferTask(task: () => void): () => void {
+    const entry = { task, cancelled: false };
+    this.#deferred.push(entry);
+    return () => {
+      entry.cancelled = true;
+    };
+  }
+
+  /** Runs the deferred tasks not cancelled, as if their timers fired now. */
+  runDeferred(): void {
+    for (const entry of this.#deferred.splice(0)) {
+      if (entry.cancelled) continue;
+      this.deferredRan++;
+      entry.task();
+    }
   }
 
   /** Counts an operation of `kind`; true if the plan faults it. */
@@ -270,6 +336,18 @@ class FaultyDevice implements BlockDevice {
   trim(position: number, length: number): Promise<void> {
     return this.#hit('trim') ? Promise.reject(this.#error('trim')) : this.inner.trim(position, length);
   }
+  /**
+   * A growth. ENOSPC is the file system's refusal, as RingBlockDevice
+   * reports it (ERR_STORE_NO_SPACE, the device keeps its length); EIO a
+   * failing fallocate (its syscall says so).
+   */
+  grow(sizeBytes: number): Promise<void> {
+    if (!this.#hit('grow')) return this.inner.grow(sizeBytes);
+    const error = this.#error('grow');
+    Object.assign(error, { syscall: 'fallocate' });
+    if (this.#plan.fault !== 'ENOSPC') return Promise.reject(error);
+    return Promise.reject(new StoreError('ERR_STORE_NO_SPACE', `cannot grow the device to ${sizeBytes} bytes: ${error.message}`, { cause: error }));
+  }
   close(): Promise<void> {
     return this.inner.close();
   }
@@ -309,28 +387,56 @@ export async function runFaultPlan(
   cuts: number;
   /** Flushes that succeeded while a lost-cache flush's error was still to come. */
   overtakes: number;
+  /** The device grew. */
+  grew: boolean;
+  /** Deferred tasks (the fdatasync of sync: false) the workload ran. */
+  deferredRan: number;
   /** What went wrong, or undefined if every check passed. */
   problem: string | undefined;
 }> {
   if (!faultApplies(plan.fault, plan.kind)) throw new RangeError(`a ${plan.kind} cannot be ${plan.fault}`);
-  const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES });
+  const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES_FIRST, sizeBytesMax: DEVICE_BYTES_MAX });
   const device = new FaultyDevice(simulated, plan, seededRandom(seed ^ PREFIX_SEED_SALT));
   const result = await runWorkload(simulated, device, plan, seed);
-  return { injected: device.injected, cuts: device.cuts, overtakes: device.overtakes, problem: result };
+  return {
+    injected: device.injected,
+    cuts: device.cuts,
+    overtakes: device.overtakes,
+    // The crashed device keeps the size it reached (its image, the durable one).
+    grew: simulated.sizeBytes > DEVICE_BYTES_FIRST,
+    deferredRan: device.deferredRan,
+    problem: result,
+  };
 }
 
 /** Batches the fault workload writes (in turn, and every fourth with the next one pipelined behind it). */
 const WORKLOAD_BATCH_COUNT = 60;
+/** With sync: false, the workload calls flush() after every this many groups of batches. */
+const DEFERRED_FLUSH_EVERY_GROUPS = 3;
+/** With sync: false, the store's deferred fdatasync runs after every this many groups (as if its timer fired then). */
+const DEFERRED_TASKS_EVERY_GROUPS = 2;
 
 /** The workload, the power loss and the checks of one plan; returns the problem found, if any. */
 async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, plan: FaultPlan, seed: number): Promise<string | undefined> {
+  /** Batches that must survive the power loss. */
   const acknowledged = new Set<number>();
+  /** With sync: false, batches resolved (written) and not yet acknowledged by a flush() or close(). */
+  const written: number[] = [];
   const attempted: number[] = [];
   let store: BlockStore;
   try {
     // No idle checkpoint: a stall of the event loop must not add IO that
     // moves which operation a fault plan hits (a review's note).
-    store = await BlockStore.open('faults', { device, create: true, blockSize: 512, walSizeBytes: 16 << 10, cacheSizeBytes: 16 << 10, encoding: 'string', idleCheckpointMs: 0 });
+    store = await BlockStore.open('faults', {
+      device,
+      create: true,
+      blockSize: 512,
+      walSizeBytes: 16 << 10,
+      cacheSizeBytes: 16 << 10,
+      encoding: 'string',
+      idleCheckpointMs: 0,
+      sync: !plan.deferred,
+    });
   } catch {
     // A fault while formatting: nothing was acknowledged, nothing to check.
     return undefined;
@@ -343,7 +449,23 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
     else if (code !== 'ERR_STORE_FULL' && !(plan.kind === 'read' && /injected/.test(String(error)))) return `batch ${batch} failed with ${String(error)}`;
     return undefined;
   };
-  for (let batch = 0; batch < WORKLOAD_BATCH_COUNT; ) {
+  /** Notes a resolved batch: acknowledged at once with sync: true, else once a flush after it resolves. */
+  const resolved = (batch: number): void => {
+    if (plan.deferred) written.push(batch);
+    else acknowledged.add(batch);
+  };
+  /** With sync: false, a flush(): the batches written before it are acknowledged once it resolves. */
+  const flushWritten = async (): Promise<string | undefined> => {
+    const covered = written.splice(0);
+    try {
+      await store.flush();
+    } catch (error) {
+      return failed(covered.at(-1) ?? -1, error);
+    }
+    for (const batch of covered) acknowledged.add(batch);
+    return undefined;
+  };
+  for (let batch = 0, groupIndex = 0; batch < WORKLOAD_BATCH_COUNT; groupIndex++) {
     // Every fourth batch goes with the next one, which starts an event-loop
     // turn later: its commit is submitted while the first one's is in
     // flight (pipelined), so a fault can hit a commit with a later one
@@ -351,9 +473,13 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
     // one: if the first fails, it must fail too.
     const group = batch % 4 === 1 && batch + 1 < WORKLOAD_BATCH_COUNT ? [batch, batch + 1] : [batch];
     attempted.push(...group);
+    // Whether the store had stopped when each member's write began: such
+    // a write must not resolve.
+    const failedBefore: boolean[] = [];
     const outcomes = await Promise.allSettled(
       group.map(async (member, index) => {
         if (index > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        failedBefore[index] = store.failure !== undefined;
         await store.batch(entriesOf(member).map(([key, value]) => ({ type: 'put' as const, key, value })));
       }),
     );
@@ -370,9 +496,10 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
         if (problem !== undefined) return problem;
         continue;
       }
-      acknowledged.add(member);
+      resolved(member);
       acknowledgedInGroup.push(member);
       if (failedWith !== undefined) return `batch ${member} was acknowledged after the store failed (${failedWith})`;
+      if (failedBefore[index] === true) return `batch ${member} was acknowledged though it began after the store failed (${String(store.failure?.cause)})`;
     }
     for (const member of acknowledgedInGroup) {
       try {
@@ -384,9 +511,18 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
       }
     }
     batch += group.length;
+    if (plan.deferred) {
+      // The deferred fdatasync starts here and runs beside the next group's
+      // writes; a flush() follows other groups.
+      if (groupIndex % DEFERRED_TASKS_EVERY_GROUPS === DEFERRED_TASKS_EVERY_GROUPS - 1) device.runDeferred();
+      if (groupIndex % DEFERRED_FLUSH_EVERY_GROUPS === DEFERRED_FLUSH_EVERY_GROUPS - 1) {
+        const problem = await flushWritten();
+        if (problem !== undefined) return problem;
+      }
+    }
   }
-  const writeKinds: FaultKind[] = ['write', 'writeAndSync', 'writeDsync', 'sync'];
-  if (device.injected && writeKinds.includes(plan.kind) && failedWith === undefined) {
+  const stops = faultStopsStore(plan);
+  if (device.injected && stops && failedWith === undefined) {
     // A write-path fault that hit only a checkpoint or a trim-free path may
     // surface on the next write; the store must not simply go on.
     try {
@@ -398,12 +534,22 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
     }
     if (failedWith === undefined) return `the store went on after a failed ${plan.kind}`;
   }
-  // A trim is advisory and a failed read is the reader's error: neither may
-  // stop the store.
-  if (device.injected && !writeKinds.includes(plan.kind) && failedWith !== undefined) {
-    return `a failed ${plan.kind} stopped the store (${failedWith})`;
+  // A trim is advisory, a failed read is the reader's error and a growth
+  // the file system refused changes nothing: none may stop the store.
+  if (device.injected && !stops && failedWith !== undefined) {
+    return `a failed ${plan.kind} (${plan.fault}) stopped the store (${failedWith})`;
   }
-  await store.close().catch(() => undefined);
+  try {
+    await store.close();
+    // With sync: false, a close() that resolves made every write before it durable.
+    for (const batch of written.splice(0)) acknowledged.add(batch);
+  } catch (error) {
+    // With sync: true close() resolves whatever IO error it met (the WAL
+    // holds every acknowledged write); with sync: false it rejects, with
+    // ERR_STORE_FAILED, when a flush or write failed.
+    if (!plan.deferred) return `close() rejected: ${String(error)}`;
+    if ((error as { code?: string }).code !== 'ERR_STORE_FAILED') return `close() rejected with ${String(error)}`;
+  }
   // Power loss now; then recovery must give every acknowledged batch whole.
   const image = simulated.crash({ random: seededRandom(seed) });
   let reopened: BlockStore;
@@ -434,7 +580,8 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
 
 /** A fault reproducer's file: the plan, its seed and the problem (the run needs nothing else). */
 export const FAULT_STATE_FILE = 'fault.json';
-export const FAULT_FORMAT_VERSION = 1;
+/** Version 2: plans carry `deferred`, and the device grows (`grow` faults). */
+export const FAULT_FORMAT_VERSION = 2;
 let savedFaults = 0;
 
 function saveFaultReproducer(directory: string, plan: FaultPlan, seed: number, problem: string): string {
@@ -462,32 +609,37 @@ export async function replayFaultReproducer(directory: string): Promise<{ descri
 }
 
 /**
- * Every kind × N up to `nthMax` × fault (EIO, ENOSPC, and short and lost
- * where they apply) × transient/persistent. Run i uses seed `seed + i`; a violation
- * names its plan and seed, so runFaultPlan(plan, seed) reproduces it.
+ * Every kind × N up to `nthMax` (GROW_NTH_MAX for growths) × fault (EIO,
+ * ENOSPC, and short and lost where they apply) × transient/persistent ×
+ * sync: true/false. Run i uses seed `seed + i`; a violation names its plan
+ * and seed, so runFaultPlan(plan, seed) reproduces it.
  */
 export async function exploreIoFaults(nthMax: number, seed: number, options: { /** Save a reproducer of each violation here. */ reproducerDirectory?: string } = {}): Promise<FaultReport> {
   const byFault = Object.fromEntries(FAULT_TYPES.map((fault) => [fault, { runs: 0, injected: 0 }])) as Record<FaultType, FaultTypeCounts>;
-  const report: FaultReport = { runs: 0, injected: 0, byFault, shortCuts: 0, lostOvertaken: 0, violations: [], reproducers: [] };
-  for (const kind of FAULT_KINDS) {
-    for (let nth = 1; nth <= nthMax; nth++) {
-      for (const fault of FAULT_TYPES) {
-        if (!faultApplies(fault, kind)) continue;
-        for (const persistent of [false, true]) {
-          const plan: FaultPlan = { kind, nth, fault, persistent };
-          const runSeed = seed + report.runs;
-          const outcome = await runFaultPlan(plan, runSeed);
-          report.runs++;
-          byFault[fault].runs++;
-          if (outcome.injected) {
-            report.injected++;
-            byFault[fault].injected++;
-          }
-          if (outcome.cuts > 0) report.shortCuts++;
-          if (outcome.overtakes > 0) report.lostOvertaken++;
-          if (outcome.problem !== undefined) {
-            report.violations.push(`${JSON.stringify(plan)} seed ${runSeed}: ${outcome.problem}`);
-            report.reproducers.push(options.reproducerDirectory === undefined ? undefined : saveFaultReproducer(options.reproducerDirectory, plan, runSeed, outcome.problem));
+  const report: FaultReport = { runs: 0, injected: 0, byFault, shortCuts: 0, lostOvertaken: 0, grown: 0, deferredSyncsRan: 0, violations: [], reproducers: [] };
+  for (const deferred of [false, true]) {
+    for (const kind of FAULT_KINDS) {
+      for (let nth = 1; nth <= (kind === 'grow' ? Math.min(nthMax, GROW_NTH_MAX) : nthMax); nth++) {
+        for (const fault of FAULT_TYPES) {
+          if (!faultApplies(fault, kind)) continue;
+          for (const persistent of [false, true]) {
+            const plan: FaultPlan = { kind, nth, fault, persistent, deferred };
+            const runSeed = seed + report.runs;
+            const outcome = await runFaultPlan(plan, runSeed);
+            report.runs++;
+            byFault[fault].runs++;
+            if (outcome.injected) {
+              report.injected++;
+              byFault[fault].injected++;
+            }
+            if (outcome.cuts > 0) report.shortCuts++;
+            if (outcome.overtakes > 0) report.lostOvertaken++;
+            if (outcome.grew) report.grown++;
+            if (outcome.deferredRan > 0) report.deferredSyncsRan++;
+            if (outcome.problem !== undefined) {
+              report.violations.push(`${JSON.stringify(plan)} seed ${runSeed}: ${outcome.problem}`);
+              report.reproducers.push(options.reproducerDirectory === undefined ? undefined : saveFaultReproducer(options.reproducerDirectory, plan, runSeed, outcome.problem));
+            }
           }
         }
       }

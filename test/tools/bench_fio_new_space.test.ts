@@ -24,6 +24,13 @@ describe('bench: fio into new space', () => {
     assert.ok(!args.some((arg) => /^--(time_based|runtime|ramp_time)=/.test(arg)), args.join(' '));
   });
 
+  it('flushes after every N writes where the job says so (concurrent durable writers sharing a flush)', () => {
+    const shared = { ...WORKLOADS.find((workload) => workload.id === 'seqwrite-1m-qd8')!, operation: 'writeAndSync' as const, syncEvery: 8, id: 'shared' };
+    const args = fioArguments(shared, file, ONCE_THROUGH);
+    assert.ok(args.includes('--fdatasync=8') && args.includes('--iodepth=8'), args.join(' '));
+    assert.ok(!args.includes('--fdatasync=1'));
+  });
+
   it('runs a timed job for its time, on the file fio may lay out', () => {
     const args = fioArguments(spec, file, { warmupSeconds: 1, measureSeconds: 2 });
     assert.ok(args.includes('--time_based=1') && args.includes('--runtime=2000ms') && args.includes('--ramp_time=1000ms'), args.join(' '));

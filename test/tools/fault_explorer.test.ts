@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 
 import { exploreIoFaults } from '../../tools/lab/fault_explorer.js';
 
-/** Faults at each of the first N operations of every kind; more with RINGSTORE_FAULT_NTH (60: 4 568 runs, ~1–2 min). */
+/** Faults at each of the first N operations of every kind; more with RINGSTORE_FAULT_NTH (60: 4 568 runs, ~2 min). */
 const NTH_MAX_DEFAULT = 12;
 const NTH_MAX = Number(process.env.RINGSTORE_FAULT_NTH ?? NTH_MAX_DEFAULT);
 

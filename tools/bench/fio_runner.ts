@@ -108,7 +108,7 @@ export function fioArguments(spec: FioJobSpec, benchFile: BenchFile, timing: Fio
     `--percentile_list=${PERCENTILE_LIST}`,
     '--output-format=json',
   ];
-  if (spec.operation === 'writeAndSync') args.push('--fdatasync=1');
+  if (spec.operation === 'writeAndSync') args.push(`--fdatasync=${spec.syncEvery ?? 1}`);
   // O_DSYNC on the file: every write is durable when it completes, as
   // ringstore's RWF_DSYNC writes are (the same flag, per write instead of per file).
   if (spec.operation === 'writeDsync') args.push('--sync=dsync');
@@ -208,4 +208,10 @@ function percentilesUs(section: FioLatencySection, name: string): PercentilesUs 
  */
 export interface FioJobSpec extends Omit<WorkloadSpec, 'id'> {
   id: string;
+  /**
+   * With operation 'writeAndSync': an fdatasync after every this many
+   * writes, not after each (fio's --fdatasync=N) — what concurrent durable
+   * writers sharing a flush do. Default 1.
+   */
+  syncEvery?: number;
 }

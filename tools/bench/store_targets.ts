@@ -52,6 +52,12 @@ export interface FioReference {
   writeSync1MiBMiBps: number | undefined;
   /** 1 MiB sequential direct read, QD8. */
   seqReadMiBps: number | undefined;
+  /** The same as seqWriteMiBps, once through space allocated and never written (where a store's blobs go). */
+  seqWriteNewSpaceMiBps?: number | undefined;
+  /** The same as writeSync1MiBMiBps, once through space allocated and never written. */
+  writeSync1MiBNewSpaceMiBps?: number | undefined;
+  /** 1 MiB sequential direct writes QD8, an fdatasync after every 8, once through space allocated and never written. */
+  writeSyncShared1MiBNewSpaceMiBps?: number | undefined;
 }
 
 export interface StoreTargetCheck {
@@ -164,6 +170,27 @@ export function checkStoreTargets(lookup: Lookup, fio: FioReference, labelOf: (c
       BLOB_WRITERS_VS_FIO_MIN * fio.seqWriteMiBps,
       'MiB/s',
     );
+  }
+  // The blob targets' fio references overwrite a file written all over; a
+  // store's blobs go into space allocated and never written. The same
+  // ratios against fio into such space, beside the targets, not as them.
+  const newSpace: [StoreMeasurement | undefined, number | undefined, string, number][] = [
+    [blobWrite, fio.writeSync1MiBNewSpaceMiBps, '1 MiB durable blobs awaited in turn vs fio 1 MiB write + fdatasync QD1 into new space (not a target)', BLOB_WRITE_VS_FIO_WRITE_SYNC_MIN],
+    [blobWriters, fio.seqWriteNewSpaceMiBps, '8 concurrent writers of 1 MiB durable blobs vs fio 1 MiB seq write QD8 into new space (not a target)', BLOB_WRITERS_VS_FIO_MIN],
+    [blobWriters, fio.writeSyncShared1MiBNewSpaceMiBps, '8 concurrent writers of 1 MiB durable blobs vs fio 1 MiB seq write QD8 + fdatasync every 8, into new space (not a target)', BLOB_WRITERS_VS_FIO_MIN],
+  ];
+  for (const [measurement, reference, target, share] of newSpace) {
+    if (measurement?.bandwidthMiBps === undefined || reference === undefined) continue;
+    checks.push({
+      target,
+      reference: `fio ${reference.toFixed(0)} MiB/s`,
+      actual: measurement.bandwidthMiBps,
+      bound: share * reference,
+      unit: 'MiB/s',
+      kind: 'min',
+      informational: true,
+      met: measurement.bandwidthMiBps >= share * reference,
+    });
   }
   const blobRead = ringstore('blob-read');
   if (blobRead?.bandwidthMiBps !== undefined && fio.seqReadMiBps !== undefined) {

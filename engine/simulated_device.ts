@@ -78,8 +78,8 @@ export class SimulatedDevice implements BlockDevice {
   #sizeBytes: number;
   /** The size a crash keeps: as of the last completed sync. */
   #durableSizeBytes: number;
-  /** The cache was lost (loseCache): no sync makes a growth durable from then on. */
-  #growthLost = false;
+  /** A growth up to this size was lost with the cache (loseCache): no sync makes it durable, only a later grow() past it. */
+  #growthLostThrough = 0;
   /** The most the device may grow to; undefined: it cannot grow. */
   readonly sizeBytesMax: number | undefined;
   /** Alignment required of every IO's position and length (SimulatedDeviceOptions.ioAlignment). */
@@ -285,7 +285,7 @@ export class SimulatedDevice implements BlockDevice {
       this.#syncsInFlight.delete(covered);
     }
     this.counts.syncs++;
-    if (!this.#growthLost) this.#durableSizeBytes = Math.max(this.#durableSizeBytes, sizeBytes);
+    if (sizeBytes > this.#growthLostThrough) this.#durableSizeBytes = Math.max(this.#durableSizeBytes, sizeBytes);
     for (const write of this.#pending) {
       if (!covered.has(write)) continue;
       if (write.data === undefined) this.#durable.fill(0, write.position, write.position + write.length);
@@ -304,9 +304,10 @@ export class SimulatedDevice implements BlockDevice {
    * see those writes; writes in flight (a writeDsync's included) are not
    * affected. A growth not yet durable never becomes durable either (the
    * file system's record of the new length was in the lost cache, and no
-   * later flush sends it again): a crash gives back the device at its
-   * durable size, which reads past keep seeing until then. After the crash
-   * point it does nothing.
+   * later flush sends it again) — unless a later grow() takes the device
+   * past it, which records a length anew: a crash gives back the device
+   * at its durable size, which reads past keep seeing until then. After
+   * the crash point it does nothing.
    * It only models the loss: the caller also fails the flush that met it
    * (as the fault explorer's 'lost' fault does) — a loss no operation
    * reports is one no store can notice. For fault tests.
@@ -314,7 +315,7 @@ export class SimulatedDevice implements BlockDevice {
   loseCache(): void {
     if (this.#crashed) return;
     this.#pending = this.#pending.filter((write) => !write.completed);
-    this.#growthLost = true;
+    if (this.#sizeBytes > this.#durableSizeBytes) this.#growthLostThrough = this.#sizeBytes;
   }
 
   /** Grows the device to `sizeBytes` (up to sizeBytesMax), new bytes zero; durable with the next sync. */

@@ -257,6 +257,15 @@ describe('SimulatedDevice#loseCache()', () => {
     assert.equal(device.crash(KEEP_ALL_WHOLE).sizeBytes, DEVICE_BYTES);
   });
 
+  it('makes a growth after the loss durable with a later sync()', async () => {
+    const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES, sizeBytesMax: 4 * DEVICE_BYTES });
+    await device.grow(2 * DEVICE_BYTES);
+    device.loseCache();
+    await device.grow(4 * DEVICE_BYTES);
+    await device.sync();
+    assert.equal(device.crash(KEEP_ALL_WHOLE).sizeBytes, 4 * DEVICE_BYTES);
+  });
+
   it('keeps a growth a sync made durable before the loss', async () => {
     const device = new SimulatedDevice({ sizeBytes: DEVICE_BYTES, sizeBytesMax: 2 * DEVICE_BYTES });
     await device.grow(2 * DEVICE_BYTES);

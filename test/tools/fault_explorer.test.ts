@@ -20,7 +20,7 @@ describe('IO fault explorer', function () {
     const report = await exploreIoFaults(NTH_MAX, 99);
     const byFault = Object.entries(report.byFault).map(([fault, counts]) => `${fault} ${counts.injected}/${counts.runs}`).join(', ');
     console.log(
-      `      ${report.runs} runs, ${report.injected} with the fault hit (${byFault}; ${report.shortCuts} short runs cut a transfer inside; ${report.lostOvertaken} lost runs overtaken by a later flush; the device grew in ${report.grown}; a deferred fdatasync ran in ${report.deferredSyncsRan}), ${report.violations.length} violations`,
+      `      ${report.runs} runs, ${report.injected} with the fault hit (${byFault}; ${report.shortCuts} short runs cut a transfer inside; ${report.lostOvertaken} lost runs overtaken by a later flush; the device's growth durable in ${report.grown}; a deferred fdatasync ran in ${report.deferredSyncsRan}), ${report.violations.length} violations`,
     );
     assert.deepEqual(report.violations.slice(0, 5), []);
     // Most plans must reach their operation (the workload does more than
@@ -40,7 +40,7 @@ describe('IO fault explorer', function () {
     // The faults must meet a growth (a write, flush or fallocate of it),
     // and the sync: false half the store's own deferred fdatasync, or they
     // no longer test those paths.
-    assert.ok(report.grown > report.runs / 2, `the device grew in only ${report.grown} of ${report.runs} runs`);
+    assert.ok(report.grown > report.runs / 2, `the device's growth was durable in only ${report.grown} of ${report.runs} runs`);
     assert.ok(report.deferredSyncsRan > report.runs / 4, `a deferred fdatasync ran in only ${report.deferredSyncsRan} of ${report.runs} runs`);
   });
 });

@@ -4,8 +4,9 @@
 // once durable (sync: true) and once with one that acknowledges them once
 // written (sync: false: durable at a flush() that resolves, or at a close()
 // that does; its deferred fdatasync runs at fixed points of the workload).
-// The device starts at a store's least size and grows as the store fills
-// (one growth, to DEVICE_BYTES_MAX). Four faults:
+// The device starts at about a store's least size and grows as the store
+// fills (to DEVICE_BYTES_MAX at once, unless a growth refused for room
+// makes the store ask for less). Four faults:
 //   - EIO or ENOSPC: the operation fails (a failed write+fdatasync or
 //     RWF_DSYNC write may still land its bytes, without their durability;
 //     a growth's ENOSPC is the file system's refusal, ERR_STORE_NO_SPACE, its
@@ -47,10 +48,10 @@ export type FaultKind = 'write' | 'writeAndSync' | 'writeDsync' | 'sync' | 'trim
 export const FAULT_KINDS: readonly FaultKind[] = ['write', 'writeAndSync', 'writeDsync', 'sync', 'trim', 'read', 'grow'];
 
 /**
- * The Nth operations a growth fault is tried at, at most: the workload's
- * store grows once, to the device's largest size, so only the first can be
- * hit (a store whose first growth failed asks again; that second one is
- * not faulted).
+ * The Nth growths a fault is planned at, at most: the workload's store
+ * grows once, to the device's largest size, when nothing fails, so a plan
+ * at N > 1 would never be hit. After a first growth refused for room the
+ * store asks again for less (faulted too when the plan is persistent).
  */
 const GROW_NTH_MAX = 1;
 
@@ -139,7 +140,7 @@ export interface FaultReport {
    * rest only test the refusal after a failure).
    */
   lostOvertaken: number;
-  /** Runs in which the device grew (the store's growth ran to its end). */
+  /** Runs in which the device's growth was durable at the power loss (the reopened store had the room). */
   grown: number;
   /** Runs with sync: false in which the store's deferred fdatasync ran (rather than being cancelled by a flush). */
   deferredSyncsRan: number;
@@ -387,7 +388,7 @@ export async function runFaultPlan(
   cuts: number;
   /** Flushes that succeeded while a lost-cache flush's error was still to come. */
   overtakes: number;
-  /** The device grew. */
+  /** The device's growth was durable at the power loss. */
   grew: boolean;
   /** Deferred tasks (the fdatasync of sync: false) the workload ran. */
   deferredRan: number;
@@ -397,13 +398,13 @@ export async function runFaultPlan(
   if (!faultApplies(plan.fault, plan.kind)) throw new RangeError(`a ${plan.kind} cannot be ${plan.fault}`);
   const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES_FIRST, sizeBytesMax: DEVICE_BYTES_MAX });
   const device = new FaultyDevice(simulated, plan, seededRandom(seed ^ PREFIX_SEED_SALT));
-  const result = await runWorkload(simulated, device, plan, seed);
+  const observed = { grewDurably: false };
+  const result = await runWorkload(simulated, device, plan, seed, observed);
   return {
     injected: device.injected,
     cuts: device.cuts,
     overtakes: device.overtakes,
-    // The crashed device keeps the size it reached (its image, the durable one).
-    grew: simulated.sizeBytes > DEVICE_BYTES_FIRST,
+    grew: observed.grewDurably,
     deferredRan: device.deferredRan,
     problem: result,
   };
@@ -417,7 +418,7 @@ const DEFERRED_FLUSH_EVERY_GROUPS = 3;
 const DEFERRED_TASKS_EVERY_GROUPS = 2;
 
 /** The workload, the power loss and the checks of one plan; returns the problem found, if any. */
-async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, plan: FaultPlan, seed: number): Promise<string | undefined> {
+async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, plan: FaultPlan, seed: number, observed: { grewDurably: boolean }): Promise<string | undefined> {
   /** Batches that must survive the power loss. */
   const acknowledged = new Set<number>();
   /** With sync: false, batches resolved (written) and not yet acknowledged by a flush() or close(). */
@@ -444,10 +445,25 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
   let failedWith: string | undefined;
   /** Notes a write's failure; returns the problem if it is not one the plan allows. */
   const failed = (batch: number, error: unknown): string | undefined => {
+    // Before its fault, the store fails nothing (a review planted a store
+    // failing at batch 30 of every run: only runs whose fault came first
+    // were flagged).
+    if (!device.injected) return `batch ${batch} failed with ${String(error)} before the fault was injected`;
     const code = (error as { code?: string }).code;
     if (code === 'ERR_STORE_FAILED') failedWith ??= String((error as { cause?: unknown }).cause);
-    else if (code !== 'ERR_STORE_FULL' && !(plan.kind === 'read' && /injected/.test(String(error)))) return `batch ${batch} failed with ${String(error)}`;
+    // Full only where the device could not grow (a review planted a growth
+    // that said it had not grown: every plan's writes were refused as full,
+    // and nothing noticed).
+    else if (code === 'ERR_STORE_FULL') {
+      if (plan.kind !== 'grow' || plan.fault !== 'ENOSPC') return `batch ${batch} was refused as full: ${String(error)}`;
+    } else if (!(plan.kind === 'read' && /injected/.test(String(error)))) return `batch ${batch} failed with ${String(error)}`;
     return undefined;
+  };
+  /** A write begun after the store failed must not resolve: the problem if `write` did. */
+  const refusedAfterFailure = async (what: string, write: () => Promise<void>): Promise<string | undefined> => {
+    const failedBefore = store.failure !== undefined;
+    await write();
+    return failedBefore ? `${what} resolved though it began after the store failed (${String(store.failure?.cause)})` : undefined;
   };
   /** Notes a resolved batch: acknowledged at once with sync: true, else once a flush after it resolves. */
   const resolved = (batch: number): void => {
@@ -503,7 +519,10 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
     }
     for (const member of acknowledgedInGroup) {
       try {
-        if (member % 7 === 3) await store.batch(entriesOf(member - 2).map(([key, value]) => ({ type: 'put' as const, key, value })));
+        if (member % 7 === 3) {
+          const problem = await refusedAfterFailure(`the rewrite after batch ${member}`, () => store.batch(entriesOf(member - 2).map(([key, value]) => ({ type: 'put' as const, key, value }))));
+          if (problem !== undefined) return problem;
+        }
         if (member % 11 === 5) await store.get(`b${member - 3}/1`).catch(() => undefined);
       } catch (error) {
         const problem = failed(member, error);
@@ -511,7 +530,8 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
       }
     }
     batch += group.length;
-    if (plan.deferred) {
+    // After the last group, close() is what acknowledges the batches written since the last flush().
+    if (plan.deferred && batch < WORKLOAD_BATCH_COUNT) {
       // The deferred fdatasync starts here and runs beside the next group's
       // writes; a flush() follows other groups.
       if (groupIndex % DEFERRED_TASKS_EVERY_GROUPS === DEFERRED_TASKS_EVERY_GROUPS - 1) device.runDeferred();
@@ -526,7 +546,8 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
     // A write-path fault that hit only a checkpoint or a trim-free path may
     // surface on the next write; the store must not simply go on.
     try {
-      await store.put('after', 'fault');
+      const problem = await refusedAfterFailure('a put after the workload', () => store.put('after', 'fault'));
+      if (problem !== undefined) return problem;
       await store.flush();
       await store.checkpoint();
     } catch (error) {
@@ -539,19 +560,44 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
   if (device.injected && !stops && failedWith !== undefined) {
     return `a failed ${plan.kind} (${plan.fault}) stopped the store (${failedWith})`;
   }
+  // A stopped store refuses every kind of write, not only the batches the
+  // workload makes (a review planted a put() that resolved once the store
+  // had failed: nothing noticed).
+  if (store.failure !== undefined) {
+    const writes: [string, () => Promise<unknown>][] = [
+      ['put()', () => store.put('b0/0', 'after the failure')],
+      ['delete()', () => store.delete('b0/1')],
+      ['batch()', () => store.batch([{ type: 'put', key: 'b0/0', value: 'after the failure' }])],
+    ];
+    for (const [what, write] of writes) {
+      const outcome = await write().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      if ((outcome as { code?: string } | undefined)?.code !== 'ERR_STORE_FAILED') return `${what} on the failed store ${outcome === undefined ? 'resolved' : `rejected with ${String(outcome)}`}`;
+    }
+  }
+  // With sync: true close() resolves whatever IO error it met (the WAL
+  // holds every acknowledged write); with sync: false it rejects, with
+  // ERR_STORE_FAILED, exactly when a flush or write failed (now or before),
+  // and a close() that resolves made every write before it durable.
+  let closeError: unknown;
   try {
     await store.close();
-    // With sync: false, a close() that resolves made every write before it durable.
-    for (const batch of written.splice(0)) acknowledged.add(batch);
   } catch (error) {
-    // With sync: true close() resolves whatever IO error it met (the WAL
-    // holds every acknowledged write); with sync: false it rejects, with
-    // ERR_STORE_FAILED, when a flush or write failed.
-    if (!plan.deferred) return `close() rejected: ${String(error)}`;
-    if ((error as { code?: string }).code !== 'ERR_STORE_FAILED') return `close() rejected with ${String(error)}`;
+    closeError = error ?? new Error('close() rejected without an error');
+  }
+  if (!plan.deferred) {
+    if (closeError !== undefined) return `close() rejected: ${String(closeError)}`;
+  } else if (store.failure === undefined) {
+    if (closeError !== undefined) return `close() rejected though the store had not failed: ${String(closeError)}`;
+    for (const batch of written.splice(0)) acknowledged.add(batch);
+  } else if ((closeError as { code?: string } | undefined)?.code !== 'ERR_STORE_FAILED') {
+    return `close() of a failed store (${String(store.failure.cause)}) ${closeError === undefined ? 'resolved' : `rejected with ${String(closeError)}`}`;
   }
   // Power loss now; then recovery must give every acknowledged batch whole.
   const image = simulated.crash({ random: seededRandom(seed) });
+  observed.grewDurably = image.sizeBytes > DEVICE_BYTES_FIRST;
   let reopened: BlockStore;
   try {
     reopened = await BlockStore.open('faults', { device: image, encoding: 'string' });

@@ -69,7 +69,7 @@ describe('reproducers', function () {
   it('replays a saved IO fault plan with its seed (passing, on a correct store)', async () => {
     const saved = join(dir, 'fault');
     mkdirSync(saved, { recursive: true });
-    const plan = { kind: 'writeAndSync', nth: 2, fault: 'EIO', persistent: false };
+    const plan = { kind: 'writeAndSync', nth: 2, fault: 'EIO', persistent: false, deferred: true };
     writeFileSync(join(saved, FAULT_STATE_FILE), JSON.stringify({ version: FAULT_FORMAT_VERSION, plan, seed: 9, problem: 'planted for the test' }));
     assert.ok(isFaultReproducer(saved));
     const replayed = await replayFaultReproducer(saved);

@@ -160,7 +160,7 @@ const DEFERRED_FLUSH_EVERY_GROUPS = 3;
 /** With sync: false, the store's deferred fdatasync runs after every this many groups (as if its timer fired then). */
 const DEFERRED_TASKS_EVERY_GROUPS = 2;
 
-/** The workload, the power loss and the checks of one plan; returns the problem found, if any. */
+/** The workload of one plan and the checks while it runs, then the power loss (checkAfterPowerLoss); returns the problem found, if any. */
 async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, plan: FaultPlan, seed: number, observed: { grewDurably: boolean }): Promise<string | undefined> {
   /** Batches that must survive the power loss. */
   const acknowledged = new Set<number>();
@@ -338,7 +338,20 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
   } else if ((closeError as { code?: string } | undefined)?.code !== 'ERR_STORE_FAILED') {
     return `close() of a failed store (${String(store.failure.cause)}) ${closeError === undefined ? 'resolved' : `rejected with ${String(closeError)}`}`;
   }
-  // Power loss now; then recovery must give every acknowledged batch whole.
+  return checkAfterPowerLoss(simulated, seed, attempted, acknowledged, observed);
+}
+
+/**
+ * Power loss now; then recovery must give every acknowledged batch whole,
+ * no batch in part, and a clean integrity check. Returns the problem found, if any.
+ */
+async function checkAfterPowerLoss(
+  simulated: SimulatedDevice,
+  seed: number,
+  attempted: readonly number[],
+  acknowledged: ReadonlySet<number>,
+  observed: { grewDurably: boolean },
+): Promise<string | undefined> {
   const image = simulated.crash({ random: seededRandom(seed) });
   observed.grewDurably = image.sizeBytes > DEVICE_BYTES_FIRST;
   let reopened: BlockStore;

@@ -338,6 +338,13 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
   } else if ((closeError as { code?: string } | undefined)?.code !== 'ERR_STORE_FAILED') {
     return `close() of a failed store (${String(store.failure.cause)}) ${closeError === undefined ? 'resolved' : `rejected with ${String(closeError)}`}`;
   }
+  // The store's own word, not only the writes': a store that failed with no
+  // fault, or after one that must not stop it (in the background, in
+  // close()), is wrong though no write was refused (a review planted both:
+  // nothing noticed).
+  if (store.failure !== undefined && (!device.injected || !stops)) {
+    return `the store failed (${String(store.failure.cause)}) ${device.injected ? `after a ${plan.kind} fault that must not stop it` : 'before its fault was injected'}`;
+  }
   return checkAfterPowerLoss(simulated, seed, attempted, acknowledged, observed);
 }
 

@@ -322,7 +322,7 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
   }
   // With sync: true close() resolves whatever IO error it met (the WAL
   // holds every acknowledged write); with sync: false it rejects, with
-  // ERR_STORE_FAILED, exactly when a flush or write failed (now or before),
+  // ERR_STORE_FAILED, exactly when the store failed (now or before),
   // and a close() that resolves made every write before it durable.
   let closeError: unknown;
   try {

@@ -27,16 +27,6 @@
 // store filling steadily rarely makes a write wait. Each growth adds at
 // least GROWTH_SHARE of the store's size: a store reaching size S has grown
 // O(log S) times, and no more than a quarter of it is unused room it took.
-// A store filled faster than growths ahead of demand keep up with (8
-// writers of 1 MiB blobs made a store of 8 MiB grow 12 times to 200 MiB,
-// each growth a fallocate, an fdatasync and a superblock, and lost ~30 %
-// of their rate to it: docs/benchmarks.md, session 48) grows by more: a
-// growth a write waited for adds twice the share the last one did, up to
-// GROWTH_SHARE_MAX (the store doubles), and a growth ahead of demand half,
-// down to GROWTH_SHARE. The share follows what writers did, not the
-// clock: a store grows the same way on every run of the same IO (the crash
-// lab replays it). While writes outrun its growth a store may hold up to
-// half of itself in room it took.
 import { systemErrorCode } from '../native/errors.js';
 import type { BlockDevice } from './block_device.js';
 import type { Checkpointer } from './checkpointer.js';
@@ -50,8 +40,6 @@ import type { StoreState } from './store_state.js';
 export const GROWTH_STEP_BYTES_MIN = 8 << 20;
 /** Each growth adds at least this share of the store's size. */
 export const GROWTH_SHARE = 0.25;
-/** The most a growth adds, as a share of the store, while writes keep waiting for growths (each doubles the share). */
-export const GROWTH_SHARE_MAX = 1;
 /** Growth starts in the background once the free blocks are under this share of the store. */
 export const GROW_AHEAD_FREE_SHARE = 0.125;
 /** A growth ahead of demand that the file system cannot hold whole is worth at least this part of a step, or nothing. */
@@ -95,10 +83,6 @@ export class StoreGrowth {
   /** Why the last growth could not happen (the file system's answer), for the refusal's message. */
   #lastRefusal: Error | undefined;
   #growths = 0;
-  /** The share of the store the next growth adds: GROWTH_SHARE, doubled by each growth writes waited for, halved by each ahead of them. */
-  #stepShare = GROWTH_SHARE;
-  /** Writes joined the growth under way to wait for it: the next one counts as waited for. */
-  #waitedFor = false;
 
   constructor(parts: StoreGrowthParts) {
     this.#device = parts.device;
@@ -151,15 +135,9 @@ export class StoreGrowth {
     // one, and asks again if this one's room went to others.
     if (this.#growing !== undefined) {
       this.#demandBlocks += blocksWanted;
-      this.#waitedFor = true;
       return this.#growing.then((grew) => grew || this.grow(blocksWanted));
     }
-    return this.#start(blocksWanted, true);
-  }
-
-  /** Starts a growth (none runs): for a write waiting for it, or ahead of the writes. */
-  #start(blocksWanted: number, waiting: boolean): Promise<boolean> {
-    const growing = this.#grow(blocksWanted, waiting).finally(() => {
+    const growing = this.#grow(blocksWanted).finally(() => {
       this.#growing = undefined;
     });
     this.#growing = growing;
@@ -174,7 +152,7 @@ export class StoreGrowth {
     // Blocks only a trim or a sync holds count as free: a write refused meanwhile waits for them (Journal.reclaim) rather than for a growth.
     if (this.#space.allocatableBlockCount + this.#space.reclaimableBlockCount >= storeBlocks * GROW_AHEAD_FREE_SHARE) return;
     // A failure fails the store (the next write reports it); a refusal is remembered.
-    this.#start(0, false).catch(() => undefined);
+    this.grow(0).catch(() => undefined);
   }
 
   /**
@@ -203,27 +181,16 @@ export class StoreGrowth {
     return why === undefined ? error : new StoreError('ERR_STORE_FULL', `${error.message}; ${why}`, { cause: this.#lastRefusal ?? error });
   }
 
-  /** The share of the store a growth adds (GROWTH_SHARE to GROWTH_SHARE_MAX). */
-  get stepShare(): number {
-    return this.#stepShare;
-  }
-
-  async #grow(blocksAsked: number, waiting: boolean): Promise<boolean> {
+  async #grow(blocksAsked: number): Promise<boolean> {
     const current = this.#space.blockCount;
     const blocksWanted = Math.max(blocksAsked, this.#demandBlocks);
     // Writers that joined the growth before ask again with their own need if it does not happen.
     this.#demandBlocks = 0;
-    // A write waits for this growth, or writes waited for the one before
-    // (they joined it): growing ahead did not keep up, so this step is
-    // larger; a growth ahead of every write brings it back.
-    const waitedFor = waiting || this.#waitedFor;
-    this.#waitedFor = false;
-    this.#stepShare = waitedFor ? Math.min(GROWTH_SHARE_MAX, this.#stepShare * 2) : Math.max(GROWTH_SHARE, this.#stepShare / 2);
     // What the asker lacks does not fit even at the limit: the file is not
     // extended for a write refused anyway (found by a review: one put of a
     // value larger than maxSizeBytes left the file at the cap for good).
     if (current + blocksAsked > this.#blockCountMax) return false;
-    const step = Math.max(blocksWanted, Math.ceil(current * this.#stepShare), Math.ceil(GROWTH_STEP_BYTES_MIN / this.#blockSize));
+    const step = Math.max(blocksWanted, Math.ceil(current * GROWTH_SHARE), Math.ceil(GROWTH_STEP_BYTES_MIN / this.#blockSize));
     // The least a growth is worth, should the full step not fit: what the
     // waiting writes need, or for a growth ahead of them a share of a step
     // (growing ahead a block at a time made a store filling a nearly full

@@ -8,14 +8,17 @@
 // fills (to DEVICE_BYTES_MAX at once, unless a growth refused for room
 // makes the store ask for less). The faults (EIO, ENOSPC, short transfers,
 // lost caches) are FaultyDevice's (faulty_device.ts).
-// Checks: a write whose IO failed is never acknowledged; after a failed
-// write, flush or growth the store refuses writes with ERR_STORE_FAILED (no
-// retry-and-pretend), and no write begun after that resolves; a failed trim,
-// read or growth refused for room does not stop it (a read the
-// write itself needed — a tree page not in memory — refuses that write with
-// the read's error, and only that write); and after a
-// power loss at that point, reopening gives every acknowledged write, whole
-// batches, and a clean integrity check.
+// Checks: nothing fails before the fault (no write, not the store); a
+// write whose IO failed is never acknowledged; after a failed write, flush
+// or growth the store refuses writes (put, delete, batch) with
+// ERR_STORE_FAILED (no retry-and-pretend), and no write begun after that
+// resolves; a failed trim, read or growth refused for room does not stop it
+// (a read the write itself needed — a tree page not in memory — refuses
+// that write with the read's error, and only that write; only a growth
+// refused for room may make a write ERR_STORE_FULL); close() resolves with
+// sync: true, and with sync: false rejects exactly when the store failed;
+// and after a power loss at that point, reopening gives every acknowledged
+// write, whole batches, and a clean integrity check.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 

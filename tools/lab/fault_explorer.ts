@@ -235,14 +235,12 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
     // one: if the first fails, it must fail too.
     const group = batch % 4 === 1 && batch + 1 < WORKLOAD_BATCH_COUNT ? [batch, batch + 1] : [batch];
     attempted.push(...group);
-    // Whether the store had stopped when each member's write began: such
-    // a write must not resolve.
-    const failedBefore: boolean[] = [];
+    // Each member's outcome: rejected, or the problem of its resolving though
+    // it began after the store failed (undefined: none).
     const outcomes = await Promise.allSettled(
       group.map(async (member, index) => {
         if (index > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-        failedBefore[index] = store.failure !== undefined;
-        await store.batch(entriesOf(member).map(([key, value]) => ({ type: 'put' as const, key, value })));
+        return refusedAfterFailure(`batch ${member}`, () => store.batch(entriesOf(member).map(([key, value]) => ({ type: 'put' as const, key, value }))));
       }),
     );
     // The group's outcomes first, in commit order, then the extra writes and
@@ -261,7 +259,7 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
       resolved(member);
       acknowledgedInGroup.push(member);
       if (failedWith !== undefined) return `batch ${member} was acknowledged after the store failed (${failedWith})`;
-      if (failedBefore[index] === true) return `batch ${member} was acknowledged though it began after the store failed (${String(store.failure?.cause)})`;
+      if (outcome.value !== undefined) return outcome.value;
     }
     for (const member of acknowledgedInGroup) {
       try {

@@ -839,7 +839,9 @@ export class BlockStore<V = unknown> {
   /**
    * Finishes pending writes, writes a checkpoint, and releases the device
    * (and the ring, if the store started it). Idempotent. A read-only store
-   * writes nothing: it only releases the device.
+   * writes nothing: it only releases the device. Rejects, once all is
+   * released, with the store's failure (sync: false) or with the error of
+   * a page its checkpoint could not read (docs/store.md).
    */
   close(): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
@@ -857,6 +859,10 @@ export class BlockStore<V = unknown> {
     // for that flush still refuses this one: close() rejects then.
     const appliedAtStart = this.#journal.appliedSequence;
     const flushedAtStart = this.#sync || this.#readOnly ? undefined : this.#journal.syncNow().catch(() => undefined);
+    // The read's error when the checkpoint needed a page it could not read:
+    // damage (or a failing device) the caller must hear of, though every
+    // acknowledged write stays durable in the WAL (it was told to no one).
+    let unreadablePage: unknown;
     this.#closing = (async () => {
       try {
         // The tail is replayed before the checkpoint that covers it (a failed replay has failed the store: nothing is written).
@@ -884,7 +890,11 @@ export class BlockStore<V = unknown> {
         if (this.#state.failure === undefined && !this.#readOnly) {
           // Nothing reads the pages it writes: they need not be cached.
           this.#tree.stopCachingWrittenPages();
-          await this.#journal.checkpoint().catch(() => undefined);
+          // No room for it (ERR_STORE_FULL) leaves the commits to the next
+          // open's replay; a write or flush error has failed the store.
+          await this.#journal.checkpoint().catch((error: unknown) => {
+            if (error instanceof PageUnreadable) unreadablePage = error.cause;
+          });
           await this.#space.trimsSettled();
           // Every commit is in the checkpoint now: the next open reads no WAL.
           if (this.#state.failure === undefined) await this.#checkpointer.markClean(this.#journal.lastSequence).catch((error: unknown) => this.#state.fail(error));
@@ -925,6 +935,7 @@ export class BlockStore<V = unknown> {
       // checkpoint just before close() was told to no one either). See
       // docs/store.md.
       if (!this.#sync && this.#state.failure !== undefined) throw this.#state.failure;
+      if (unreadablePage !== undefined) throw unreadablePage;
     })();
     return this.#closing;
   }

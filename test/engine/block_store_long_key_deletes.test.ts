@@ -233,23 +233,44 @@ describe('BlockStore: a read that fails while a checkpoint repairs the tree', fu
   // and a failed read does not stop the store elsewhere.
   this.timeout(60_000);
 
-  it('refuses that checkpoint with the read error, and the store goes on: writes, the next checkpoint, a reopen', async () => {
+  /**
+   * A store of KEY_COUNT long and short keys, then a batch of deletes that
+   * leaves a node for repair whose sibling is not in memory: the next
+   * checkpoint reads it first. Seed 44 does (28, 37, 101 and 113 too, of 1
+   * to 200).
+   */
+  async function storeAwaitingRepair(sync: boolean): Promise<{ device: FailingReadsDevice; store: BlockStore<number>; model: Map<string, Buffer> }> {
     const random = seededRandom(44);
     const device = new FailingReadsDevice({ sizeBytes: DEVICE_BYTES });
-    const store = await BlockStore.open<number>('long-keys', { device, create: true, cacheSizeBytes: CACHE_BYTES, walSizeBytes: WAL_BYTES, encoding: 'msgpack' });
+    const store = await BlockStore.open<number>('long-keys', { device, create: true, cacheSizeBytes: CACHE_BYTES, walSizeBytes: WAL_BYTES, encoding: 'msgpack', sync });
     const model = new Map<string, Buffer>();
+    await fillWithKeys(store, random, model);
+    const live = [...model.keys()].sort();
+    const start = Math.floor(random() * live.length);
+    const doomed = live.slice(start, start + 10 + Math.floor(random() * 20));
+    await store.batch(doomed.map((key) => ({ type: 'del' as const, key: model.get(key)! })));
+    for (const key of doomed) model.delete(key);
+    return { device, store, model };
+  }
+
+  /** Opens what `device` holds after a power loss that kept nothing unflushed, and checks it holds `model`'s keys. */
+  async function checkAfterPowerLoss(device: SimulatedDevice, model: Map<string, Buffer>): Promise<void> {
+    const reopened = await BlockStore.open<number>('long-keys', { device: device.crash({ keepProbability: 0, tornWrites: false }), cacheSizeBytes: CACHE_BYTES });
     try {
-      await fillWithKeys(store, random, model);
-      // Seed 44's batch of deletes leaves a node for repair whose sibling is
-      // not in memory: the next checkpoint reads it first (seeds 28, 37, 101
-      // and 113 too, of 1 to 200).
-      const live = [...model.keys()].sort();
-      const start = Math.floor(random() * live.length);
-      const doomed = live.slice(start, start + 10 + Math.floor(random() * 20));
-      await store.batch(doomed.map((key) => ({ type: 'del' as const, key: model.get(key)! })));
-      for (const key of doomed) model.delete(key);
+      assert.deepEqual(await sortedKeys(reopened), [...model.keys()].sort());
+      assert.equal((await reopened.verifyIntegrity()).keys, model.size);
+    } finally {
+      await reopened.close();
+    }
+  }
+
+  const injectedRead = (error: Error & { code?: string }): boolean => error.code === 'EIO' && /injected read failure/.test(error.message);
+
+  it('refuses that checkpoint with the read error, and the store goes on: writes, the next checkpoint, a reopen', async () => {
+    const { device, store, model } = await storeAwaitingRepair(true);
+    try {
       device.failingReads = true;
-      await assert.rejects(store.checkpoint(), (error: Error & { code?: string }) => error.code === 'EIO' && /injected read failure/.test(error.message));
+      await assert.rejects(store.checkpoint(), injectedRead);
       device.failingReads = false;
       assert.ok(device.failedReads > 0, 'the checkpoint read a page');
       await store.put('after', 2);
@@ -257,15 +278,22 @@ describe('BlockStore: a read that fails while a checkpoint repairs the tree', fu
       await store.checkpoint();
       assert.deepEqual(await sortedKeys(store), [...model.keys()].sort());
       await store.close();
-      const reopened = await BlockStore.open<number>('long-keys', { device: new SimulatedDevice({ sizeBytes: DEVICE_BYTES }, device.snapshot()), cacheSizeBytes: CACHE_BYTES });
-      try {
-        assert.deepEqual(await sortedKeys(reopened), [...model.keys()].sort());
-        assert.equal((await reopened.verifyIntegrity()).keys, model.size);
-      } finally {
-        await reopened.close();
-      }
+      await checkAfterPowerLoss(device, model);
     } finally {
       await store.close().catch(() => undefined);
     }
   });
+
+  for (const sync of [true, false]) {
+    it(`rejects close() with the read error when its checkpoint met it, and the next open replays every write (sync: ${sync}; close() resolved and told no one)`, async () => {
+      const { device, store, model } = await storeAwaitingRepair(sync);
+      device.failingReads = true;
+      await assert.rejects(store.close(), injectedRead);
+      device.failingReads = false;
+      assert.ok(device.failedReads > 0, "close()'s checkpoint read a page");
+      assert.equal(store.failure, undefined, 'a failed read does not fail the store');
+      // Not marked clean, the deletes in the WAL the next open replays.
+      await checkAfterPowerLoss(device, model);
+    });
+  }
 });

@@ -16,7 +16,8 @@
 // (a read the write itself needed — a tree page not in memory — refuses
 // that write with the read's error, and only that write; only a growth
 // refused for room may make a write ERR_STORE_FULL); close() resolves with
-// sync: true, and with sync: false rejects exactly when the store failed;
+// sync: true, and with sync: false rejects exactly when the store failed
+// (either, with a failed read's error, when its checkpoint needed the read);
 // and after a power loss at that point, reopening gives every acknowledged
 // write, whole batches, and a clean integrity check.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -324,14 +325,19 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
   // With sync: true close() resolves whatever IO error it met (the WAL
   // holds every acknowledged write); with sync: false it rejects, with
   // ERR_STORE_FAILED, exactly when the store failed (now or before),
-  // and a close() that resolves made every write before it durable.
+  // and a close() that resolves made every write before it durable. Either
+  // way a read its checkpoint needed and could not make rejects it with
+  // that read's error, the store not failed and every write before it durable.
   let closeError: unknown;
   try {
     await store.close();
   } catch (error) {
     closeError = error ?? new Error('close() rejected without an error');
   }
-  if (!plan.deferred) {
+  const readRefusedClose = plan.kind === 'read' && store.failure === undefined && (closeError as { syscall?: string } | undefined)?.syscall === 'read';
+  if (readRefusedClose) {
+    for (const batch of written.splice(0)) acknowledged.add(batch);
+  } else if (!plan.deferred) {
     if (closeError !== undefined) return `close() rejected: ${String(closeError)}`;
   } else if (store.failure === undefined) {
     if (closeError !== undefined) return `close() rejected though the store had not failed: ${String(closeError)}`;

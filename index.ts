@@ -1,6 +1,6 @@
 // ringstore: an embedded key/block store for Node.js over a native io_uring actor.
 export { IoUringActor, DEFAULT_SPIN_US, DEFAULT_COMPLETION_SPIN_US, AUTO_SPIN_WINDOW_US, DEFAULT_ENTRIES, DEFAULT_BATCH_SIZE, PENDING_OPS_MAX } from './native/io_uring_actor.js';
-export type { IoUringActorOptions, IoUringFaultInjection, RingBackend, RingStats, LatencySummaryUs, SpinSetting, SpinState } from './native/io_uring_actor.js';
+export type { IoUringActorOptions, IoUringFaultInjection, RingBackend, RingStats, LatencySummaryUs, SpinSetting, SpinState, LoneReadRoute } from './native/io_uring_actor.js';
 export { RingFile, DEFAULT_BLOCK_SIZE, BLOCK_SIZE_MAX } from './native/ring_file.js';
 export type { RingFileOptions, FileStat } from './native/ring_file.js';
 export type { IoObserver, IoMutation, IoMutationKind, IoMark, ObservedFile } from './native/io_observer.js';

@@ -34,11 +34,13 @@ export interface NativeActorStats {
   inFlight: number;
   continuations: number;
   directWrites: number;
+  directReads: number;
   directContinuations: number;
   queuedUs: NativeHistogram;
   kernelUs: NativeHistogram;
   actorSpin: NativeSpinState;
   completionSpin: NativeSpinState;
+  loneReadRoute: { direct: boolean; probeCount: number; actorWinCount: number };
 }
 
 export interface NativeSpinState {
@@ -107,7 +109,7 @@ export interface NativeAddon {
     spec: number | NativeActorSpec,
     onCompletions: (count: number) => void,
     completions: Int32Array,
-    clientOptions: { completionSpinUs: number; completionSpinAdaptive?: number; directDsync?: number },
+    clientOptions: { completionSpinUs: number; completionSpinAdaptive?: number; directDsync?: number; directReads?: number },
   ) => NativeRingClient;
   /** With `unnamed`, `path` is a directory and the file is made there without a name (O_TMPFILE). */
   openFile(path: string, flags: number, sizeBytes: number, unnamed: boolean): Promise<NativeOpenResult>;
@@ -128,7 +130,7 @@ export interface NativeAddon {
    * model; returns the decision each step ran under.
    */
   spinPolicyRun(
-    kind: 'actor' | 'client',
+    kind: 'actor' | 'client' | 'lone-reads',
     stepCount: number,
     observe: (spinning: boolean, stepIndex: number) => [completions: number, busyNs: number],
   ): boolean[];

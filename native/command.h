@@ -141,6 +141,7 @@ struct Command {
   int32_t sync_result = 0;   // kWriteAndSync: the fdatasync's CQE result
 
   uint64_t enqueued_ns = 0;   // when JS handed it over
+  bool lone_read = false;     // a read its client handed over with nothing else in flight (JS thread only)
   uint64_t submitted_ns = 0;  // when its first SQE went to the kernel
 
   Command* next = nullptr;  // intrusive link in the actor's queues

@@ -100,7 +100,7 @@ DirectRing::~DirectRing() {
 
 void DirectRing::Submit(Command* cmd) {
   assert(HasRoom());
-  assert(cmd->kind == OpKind::kWritevDsync && cmd->IovRemaining() > 0);
+  assert((cmd->kind == OpKind::kWritevDsync || cmd->IsRead()) && cmd->IovRemaining() > 0);
   in_flight_++;
   SubmitSqe(cmd);
 }
@@ -109,7 +109,20 @@ void DirectRing::SubmitSqe(Command* cmd) {
   struct io_uring_sqe* sqe = ring_.GetSqe();
   // One SQE per command in flight, and at most kDirectRingEntries of them.
   assert(sqe != nullptr);
-  PrepWritevDsync(sqe, cmd->fd, cmd->IovCursor(), cmd->IovRemaining(), cmd->offset);
+  switch (cmd->kind) {
+    case OpKind::kWritevDsync:
+      PrepWritevDsync(sqe, cmd->fd, cmd->IovCursor(), cmd->IovRemaining(), cmd->offset);
+      break;
+    case OpKind::kRead:
+      assert(cmd->IovRemaining() == 1);
+      PrepRead(sqe, cmd->fd, cmd->IovCursor()->iov_base, static_cast<uint32_t>(cmd->IovCursor()->iov_len), cmd->offset);
+      break;
+    case OpKind::kReadv:
+      PrepReadv(sqe, cmd->fd, cmd->IovCursor(), cmd->IovRemaining(), cmd->offset);
+      break;
+    default:
+      assert(false && "a direct ring takes RWF_DSYNC writes and reads only");
+  }
   sqe->user_data = reinterpret_cast<uint64_t>(cmd);
   for (;;) {
     int rc = ring_.Submit(0);
@@ -140,8 +153,8 @@ void DirectRing::Reap() {
       finish_(owner_, cmd, outcome.result);
       continue;
     }
-    // A short write: the rest, with RWF_DSYNC again, so the command is
-    // durable when its last part is.
+    // A short transfer: the rest (a write with RWF_DSYNC again, so the
+    // command is durable when its last part is).
     continuations_++;
     cmd->offset += moved;
     cmd->AdvanceIov(moved);

@@ -1,6 +1,7 @@
 // DirectRing: an io_uring owned by one JS thread, for the durable writes
 // (OpKind::kWritevDsync) of that thread's RingClient when the client was
-// made with `directDsync` (ring_client.h).
+// made with `directDsync`, and for its lone reads (a read with nothing else
+// in flight) with `directReads` (ring_client.h).
 //
 // Why: a durable write through the actor crosses three thread wake-ups —
 // the JS thread wakes the actor, the kernel wakes the actor for the CQE, the
@@ -11,9 +12,10 @@
 // (IORING_REGISTER_EVENTFD), which libuv watches: the completion wakes the
 // event loop directly, one wake-up an operation.
 //
-// Only writes with RWF_DSYNC come here: they are the slow, latency-bound
-// commands a store's commits are made of, each complete in one SQE. Reads and
-// everything else stay with the actor, which batches and spins for them.
+// Only writes with RWF_DSYNC and lone reads come here: latency-bound
+// commands, each complete in one SQE, that the actor would have nothing to
+// batch with. Reads with company and everything else stay with the actor,
+// which batches and spins for them.
 //
 // Threads: everything runs on the owning JS thread; the ring is
 // IORING_SETUP_SINGLE_ISSUER for it (Ring::Setup on that thread). A command
@@ -31,10 +33,11 @@
 
 namespace ringstore {
 
-// SQEs of a client's DirectRing, and so the most durable writes it has in
-// flight at once; more go through the actor. A store has one commit's WAL
-// write in flight, a few with pipelining; 64 leaves room for several stores
-// on one thread at ~4 KiB of SQ and CQ memory.
+// SQEs of a client's DirectRing, and so the most commands it has in flight
+// at once (durable writes, and at most one read); more go through the
+// actor. A store has one commit's WAL write in flight, a few with
+// pipelining; 64 leaves room for several stores on one thread at ~4 KiB of
+// SQ and CQ memory.
 constexpr unsigned kDirectRingEntries = 64;
 
 class DirectRing {
@@ -62,15 +65,15 @@ class DirectRing {
   // Whether Submit can take one more command now.
   bool HasRoom() const { return in_flight_ < kDirectRingEntries; }
   uint32_t in_flight() const { return in_flight_; }
-  // Short writes continued (each resubmission of a rest counts once).
+  // Short transfers continued, reads' and writes' (each resubmission of a rest counts once).
   uint64_t continuations() const { return continuations_; }
 
-  // Submits `cmd`, a kWritevDsync with its iovecs set, at once (one
-  // io_uring_enter). REQUIRES: HasRoom().
+  // Submits `cmd`, a kWritevDsync, kRead or kReadv with its iovecs set, at
+  // once (one io_uring_enter). REQUIRES: HasRoom().
   void Submit(Command* cmd);
 
-  // Takes every CQE the kernel posted: continues short writes, and calls
-  // `finish` for each command that ended.
+  // Takes every CQE the kernel posted: continues short transfers (AfterTransfer's
+  // rule, the actor's), and calls `finish` for each command that ended.
   void Reap();
 
   // Blocks until nothing is in flight, reaping as Reap does. For teardown:

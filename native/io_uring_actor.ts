@@ -75,6 +75,19 @@ export interface IoUringActorOptions {
    * to the actor as without it.
    */
   directDsync?: boolean;
+  /**
+   * A read ({@link RingFile.read}, {@link RingFile.readv}) submitted while
+   * this handle has nothing else in flight goes through the same ring of
+   * this JS thread as `directDsync` writes: the actor would have nothing to
+   * batch it with, and its hand-offs cost a third of a QD1 4 KiB read's
+   * latency on one host (docs/io.md, *Lone reads*). On a host where the
+   * actor is faster for them it gets them: the handle measures both routes
+   * as it runs ({@link RingStats.loneReadRoute}). Reads with others in
+   * flight go to the actor, which batches them. Default true. Per handle (attach takes it
+   * too); io_uring backend only; if the ring cannot be made, or is full,
+   * reads go to the actor as without it.
+   */
+  directReads?: boolean;
   /** Force a backend. Default 'io_uring'. */
   backend?: RingBackend;
   /**
@@ -154,7 +167,9 @@ export interface RingStats {
   waitingInJs: number;
   /** Durable writes this handle sent through its own ring (`directDsync`), not counted above. */
   directWrites: number;
-  /** Short writes this handle's own ring continued, as `continuations` counts the actor's. */
+  /** Reads this handle sent through its own ring (`directReads`: each alone in flight), not counted above. */
+  directReads: number;
+  /** Short transfers this handle's own ring continued, as `continuations` counts the actor's. */
   directContinuations: number;
   /** Time a command spent queued before the actor submitted it. */
   queuedUs: LatencySummaryUs;
@@ -164,6 +179,22 @@ export interface RingStats {
   actorSpin: SpinState;
   /** This handle's busy-wait for completions (completionSpinUs). */
   completionSpin: SpinState;
+  /** Where this handle sends a read alone in flight (`directReads`): see {@link LoneReadRoute}. */
+  loneReadRoute: LoneReadRoute;
+}
+
+/**
+ * The route of a handle's lone reads (`directReads`), measured as it runs:
+ * each lone read's latency under the route it took, both routes probed in
+ * turn, the actor kept only while it is 5 % faster (docs/io.md, *Lone reads*).
+ */
+export interface LoneReadRoute {
+  /** Whether a lone read goes through this thread's own ring now (false: through the actor, or directReads off). */
+  direct: boolean;
+  /** Measurements of both routes so far. */
+  probeCount: number;
+  /** Measurements that the actor won. */
+  actorWinCount: number;
 }
 
 /** What a busy-wait setting is doing now; see IoUringActorOptions.spinUs. */
@@ -257,7 +288,7 @@ export class IoUringActor implements OpSink {
   /** The backend the actor runs: `'io_uring'`, or `'threads'` when forced or fallen back to. */
   readonly backend: RingBackend;
 
-  private constructor(spec: number | Parameters<typeof createSpec>[0], completionSpinUs: SpinSetting, directDsync: boolean) {
+  private constructor(spec: number | Parameters<typeof createSpec>[0], completionSpinUs: SpinSetting, direct: DirectOptions) {
     const slotCount = constants.CLIENT_SLOT_COUNT;
     this.#completions = new Int32Array(slotCount * constants.COMPLETION_WORDS);
     this.#slots = new Array<PendingOp | undefined>(slotCount).fill(undefined);
@@ -269,7 +300,8 @@ export class IoUringActor implements OpSink {
     try {
       this.#native = new addon.NativeRingClient(nativeSpec, onCompletions, this.#completions, {
         ...nativeCompletionSpin(completionSpinUs),
-        directDsync: directDsync ? 1 : 0,
+        directDsync: direct.directDsync ? 1 : 0,
+        directReads: direct.directReads ? 1 : 0,
       });
     } catch (error) {
       throw translateStartError(error);
@@ -294,9 +326,9 @@ export class IoUringActor implements OpSink {
     }
     const completionSpinUs = options.completionSpinUs ?? DEFAULT_COMPLETION_SPIN_US;
     checkSpinSetting('completionSpinUs', completionSpinUs);
-    const directDsync = checkDirectDsync(options.directDsync);
+    const direct = checkDirectOptions(options);
     try {
-      return new IoUringActor({ ...options, backend }, completionSpinUs, directDsync);
+      return new IoUringActor({ ...options, backend }, completionSpinUs, direct);
     } catch (error) {
       if (
         backend === 'io_uring' &&
@@ -304,7 +336,7 @@ export class IoUringActor implements OpSink {
         error instanceof RingError &&
         error.code === 'ERR_IO_URING_UNAVAILABLE'
       ) {
-        return new IoUringActor({ ...options, backend: 'threads' }, completionSpinUs, directDsync);
+        return new IoUringActor({ ...options, backend: 'threads' }, completionSpinUs, direct);
       }
       throw error;
     }
@@ -314,14 +346,14 @@ export class IoUringActor implements OpSink {
    * Joins an actor started elsewhere in this process (typically: the main
    * thread passes `ring.id` to a worker through workerData).
    */
-  static attach(id: number, options: Pick<IoUringActorOptions, 'completionSpinUs' | 'directDsync'> = {}): IoUringActor {
+  static attach(id: number, options: Pick<IoUringActorOptions, 'completionSpinUs' | 'directDsync' | 'directReads'> = {}): IoUringActor {
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > 0xffffffff) {
       throw invalidType(`ring id must be a positive integer, got ${describeValue(id)}`);
     }
     if (options === null || typeof options !== 'object') throw invalidType('options must be an object');
     const completionSpinUs = options.completionSpinUs ?? DEFAULT_COMPLETION_SPIN_US;
     checkSpinSetting('completionSpinUs', completionSpinUs);
-    return new IoUringActor(id, completionSpinUs, checkDirectDsync(options.directDsync));
+    return new IoUringActor(id, completionSpinUs, checkDirectOptions(options));
   }
 
   /** True once {@link IoUringActor.close} was called on this handle. */
@@ -378,11 +410,13 @@ export class IoUringActor implements OpSink {
       continuations: raw.continuations,
       waitingInJs: this.#waiting.length - this.#waitingHead,
       directWrites: raw.directWrites,
+      directReads: raw.directReads,
       directContinuations: raw.directContinuations,
       queuedUs: raw.queuedUs,
       kernelUs: raw.kernelUs,
       actorSpin: { ...raw.actorSpin },
       completionSpin: { ...raw.completionSpin },
+      loneReadRoute: { ...raw.loneReadRoute },
     };
   }
 
@@ -584,11 +618,21 @@ function createSpec(options: IoUringActorOptions & { backend: RingBackend }) {
   };
 }
 
-/** A checked directDsync option (default false). */
-function checkDirectDsync(directDsync: unknown): boolean {
-  if (directDsync === undefined) return false;
-  if (typeof directDsync !== 'boolean') throw invalidType(`directDsync must be a boolean, got ${describeValue(directDsync)}`);
-  return directDsync;
+/** What a handle sends through its JS thread's own ring. */
+interface DirectOptions {
+  directDsync: boolean;
+  directReads: boolean;
+}
+
+/** The checked directDsync (default false) and directReads (default true) options. */
+function checkDirectOptions(options: Pick<IoUringActorOptions, 'directDsync' | 'directReads'>): DirectOptions {
+  const checked = (name: 'directDsync' | 'directReads', byDefault: boolean): boolean => {
+    const value: unknown = options[name];
+    if (value === undefined) return byDefault;
+    if (typeof value !== 'boolean') throw invalidType(`${name} must be a boolean, got ${describeValue(value)}`);
+    return value;
+  };
+  return { directDsync: checked('directDsync', false), directReads: checked('directReads', true) };
 }
 
 /** The addon's form of a checked completionSpinUs. */

@@ -55,16 +55,20 @@ RingClient::RingClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingCl
   if (info.Length() >= 4 && info[3].IsObject()) {
     uint32_t adaptive = 0;
     uint32_t direct_dsync = 0;
+    uint32_t direct_reads = 0;
     if (!ReadOptionUint(env, info[3].As<Napi::Object>(), "completionSpinUs", 0, kSpinUsMax,
                         &completion_spin_us_) ||
         !ReadOptionUint(env, info[3].As<Napi::Object>(), "completionSpinAdaptive", 0, 1, &adaptive) ||
-        !ReadOptionUint(env, info[3].As<Napi::Object>(), "directDsync", 0, 1, &direct_dsync)) {
+        !ReadOptionUint(env, info[3].As<Napi::Object>(), "directDsync", 0, 1, &direct_dsync) ||
+        !ReadOptionUint(env, info[3].As<Napi::Object>(), "directReads", 0, 1, &direct_reads)) {
       actor_.reset();
       return;
     }
     completion_spin_adaptive_ = adaptive != 0;
     // Only over io_uring: the thread pool's hops are what it measures against.
-    direct_dsync_ = direct_dsync != 0 && strcmp(actor_->backend_name(), "io_uring") == 0;
+    bool over_io_uring = strcmp(actor_->backend_name(), "io_uring") == 0;
+    direct_dsync_ = direct_dsync != 0 && over_io_uring;
+    direct_reads_ = direct_reads != 0 && over_io_uring;
   }
 
   completions_ref_ = Napi::Persistent(view);
@@ -103,6 +107,17 @@ RingClient::RingClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingCl
   tsfn_.Unref(env);
   napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
   cleanup_hook_added_ = true;
+
+  // Made now, not at the first command that would use it: the ring and its
+  // eventfd take descriptor numbers, and made later they could take the
+  // number of a file's descriptor closed behind its back, whose IO would
+  // then go to them (a read of the eventfd waited forever, where EBADF was
+  // due: found by ring_file_kernel_errors.test.ts). If it cannot be made (a
+  // kernel without SINGLE_ISSUER) every command goes to the actor.
+  if (direct_dsync_ || direct_reads_) {
+    const char* reason = nullptr;
+    direct_ring_ = DirectRing::Start(loop, actor_, this, OnDirectFinished, OnDirectReadable, &reason);
+  }
 }
 
 Napi::Value RingClient::GetActorId(const Napi::CallbackInfo& info) {

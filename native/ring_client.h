@@ -68,12 +68,25 @@
 // RWF_DSYNC (OpKind::kWritevDsync, a store's commit writes) go to a ring this
 // JS thread owns (direct_ring.h) instead of to the actor: the thread submits
 // with its own io_uring_enter and the kernel wakes its event loop through an
-// eventfd, one wake-up instead of the actor's three. Made at the first such
-// write; if it cannot be made (a kernel without SINGLE_ISSUER) or is full
-// (kDirectRingEntries in flight), the write goes to the actor as before.
+// eventfd, one wake-up instead of the actor's three. Made with the client
+// (its descriptors taken before any file's); if it cannot be made (a
+// kernel without SINGLE_ISSUER) or is full (kDirectRingEntries in
+// flight), the write goes to the actor as before.
 // Its completions take the same path into the shared view (ready_, then
 // TakeReady and DeliverToJs); teardown drains it before waiting for the
-// actor.
+// actor. The completion spin reaps it too (PollBeforeSleep).
+//
+// Lone reads (directReads, on by default): a read submitted while this
+// client has nothing else in flight goes to the same ring. The actor has
+// nothing to batch it with then, and its hand-offs (JS to actor, kernel to
+// actor, actor to JS) were a third of a QD1 4 KiB read's latency (docs/io.md,
+// *Lone reads*). A read with company goes to the actor, which batches it
+// with the others into one io_uring_enter (at QD32 that is what keeps it
+// ahead of fio). Which path is faster for a lone read depends on the host
+// (on one the actor spinning for it won by 5 us), so lone_read_route_ (a
+// SpinPolicy with kLoneReadRoutePolicy) measures each lone read's latency
+// under the route it took and keeps the faster one, the JS thread's ring
+// unless the actor wins by 5 %.
 //
 // Teardown: close() from JS (after the TS wrapper drained in-flight work), or
 // the env cleanup hook when a worker or the process exits with the client
@@ -167,8 +180,9 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
   Napi::Value HoldWakes(const Napi::CallbackInfo& info);
   // Wakes the actor if a held Enqueue owes it a wake. JS thread only.
   void ReleaseWake();
-  // Hands `cmd` to this thread's direct ring if it is a write the ring takes
-  // and the ring exists (made here at first use) and has room; returns
+  // Hands `cmd` to this thread's direct ring if the ring takes it (a
+  // RWF_DSYNC write with directDsync, a read alone in flight with
+  // directReads), exists and has room; returns
   // false to leave it to the actor. JS thread only.
   bool TrySubmitDirect(Command* cmd);
 
@@ -221,11 +235,13 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
   // ---- State. ----
   std::shared_ptr<Actor> actor_;     // null once detached (teardown)
 
-  // Direct durable writes (ring_client_submit.cc, ring_client_delivery.cc).
+  // Direct durable writes and lone reads (ring_client_submit.cc, ring_client_delivery.cc).
   bool direct_dsync_ = false;               // the client option
-  bool direct_unavailable_ = false;         // JS thread only: the ring could not be made
-  std::unique_ptr<DirectRing> direct_ring_;  // JS thread only; made at first use, reset by teardown
+  bool direct_reads_ = false;               // the client option
+  std::unique_ptr<DirectRing> direct_ring_;  // JS thread only; made by the constructor (null: could not be), reset by teardown
   uint64_t direct_writes_ = 0;              // JS thread only: writes the direct ring took (stats)
+  uint64_t direct_reads_taken_ = 0;         // JS thread only: reads the direct ring took (stats)
+  SpinPolicy lone_read_route_{kLoneReadRoutePolicy};  // JS thread only: "spinning" = lone reads through the actor
   uint64_t direct_continuations_ = 0;       // JS thread only: of rings reset by teardown (stats)
 
   // The spin (ring_client_spin.cc); the handles are made by the constructor

@@ -135,11 +135,18 @@ size_t RingClient::TakeReady(Napi::Env env) {
   assert(count <= kClientSlotCount);
   uint32_t fast_in_flight_before = in_flight_js_ - slow_in_flight_js_;
   uint32_t slow_count = 0;
+  uint64_t delivered_ns = 0;
   for (size_t i = 0; i < count; i++) {
     const Completion& completion = delivering_[i];
     Command& cmd = slots_[completion.slot];
     assert(cmd.in_use);
     cmd.in_use = false;
+    if (cmd.lone_read) {
+      // Its latency, hand-over to delivery, under the route it took.
+      if (delivered_ns == 0) delivered_ns = MonotonicNowNs();
+      lone_read_route_.Record(1, delivered_ns > cmd.enqueued_ns ? delivered_ns - cmd.enqueued_ns : 0);
+      cmd.lone_read = false;
+    }
     cmd.iov.clear();
     // A read through bounce copies lands in its buffers here, before JS hears of it.
     ReleaseBuffers(env, &cmd, completion.result);

@@ -39,6 +39,9 @@ void RingClient::PollBeforeSleep() {
   // signal; TakeReady re-reads the completions under the lock.
   uint64_t now_ns = MonotonicNowNs();
   while (ready_count_.load(std::memory_order_acquire) == 0 && now_ns < spin_deadline_ns_) {
+    // A CQE of the direct ring (a lone read) becomes ready here; its eventfd
+    // signal then finds nothing left (OnDirectReadable).
+    if (direct_ring_ && direct_ring_->in_flight() > 0) direct_ring_->Reap();
     CpuRelax();
     now_ns = MonotonicNowNs();
   }

@@ -32,6 +32,7 @@ Napi::Value RingClient::Stats(const Napi::CallbackInfo& info) {
   out.Set("continuations", Napi::Number::New(env, static_cast<double>(stats.continuations)));
   // This client's own (a JS thread's), unlike the actor's counters above.
   out.Set("directWrites", Napi::Number::New(env, static_cast<double>(direct_writes_)));
+  out.Set("directReads", Napi::Number::New(env, static_cast<double>(direct_reads_taken_)));
   uint64_t direct_continuations = direct_continuations_ + (direct_ring_ ? direct_ring_->continuations() : 0);
   out.Set("directContinuations", Napi::Number::New(env, static_cast<double>(direct_continuations)));
   out.Set("queuedUs", summary(stats.queued));
@@ -48,6 +49,11 @@ Napi::Value RingClient::Stats(const Napi::CallbackInfo& info) {
                             stats.spin_probe_count, stats.spin_win_count));
   out.Set("completionSpin", spin(completion_spin_adaptive_, SpinWindowUs() > 0, completion_spin_policy_.probe_count(),
                                  completion_spin_policy_.spin_win_count()));
+  Napi::Object route = Napi::Object::New(env);
+  route.Set("direct", Napi::Boolean::New(env, direct_reads_ && direct_ring_ && !lone_read_route_.spinning()));
+  route.Set("probeCount", Napi::Number::New(env, static_cast<double>(lone_read_route_.probe_count())));
+  route.Set("actorWinCount", Napi::Number::New(env, static_cast<double>(lone_read_route_.spin_win_count())));
+  out.Set("loneReadRoute", route);
   return out;
 }
 

@@ -108,6 +108,9 @@ void RingClient::Enqueue(Napi::Env env, Command* cmd) {
     unposted_++;
   }
   cmd->enqueued_ns = MonotonicNowNs();
+  // A read with nothing else of this client in flight (not counted in yet):
+  // what directReads routes, and what TakeReady measures for the route.
+  cmd->lone_read = direct_ring_ != nullptr && direct_reads_ && IsRead(cmd->kind) && in_flight_js_ == 0;
   // The first fast command in flight starts a busy period of the adaptive
   // completion spin (ring_client_spin.cc).
   if (!cmd->IsSlow() && in_flight_js_ == slow_in_flight_js_) busy_mark_ns_ = cmd->enqueued_ns;
@@ -116,7 +119,12 @@ void RingClient::Enqueue(Napi::Env env, Command* cmd) {
     tsfn_.Ref(env);
     tsfn_refed_ = true;
   }
-  if (direct_dsync_ && TrySubmitDirect(cmd)) return;
+  if (TrySubmitDirect(cmd)) {
+    // A fast command (a 4 KiB read) is worth the completion spin here too:
+    // PollBeforeSleep reaps the direct ring.
+    if (!cmd->IsSlow()) StartSpinWindow();
+    return;
+  }
   // Held wakes (ring_client.h): while held, the first fast command wakes the
   // actor and later ones wait for the release; a slow command always wakes
   // it, and with it the held ones queued before it.
@@ -129,21 +137,18 @@ void RingClient::Enqueue(Napi::Env env, Command* cmd) {
 }
 
 bool RingClient::TrySubmitDirect(Command* cmd) {
-  if (cmd->kind != OpKind::kWritevDsync || direct_unavailable_) return false;
-  if (!direct_ring_) {
-    uv_loop_t* loop = nullptr;
-    const char* reason = nullptr;
-    if (napi_get_uv_event_loop(env_, &loop) == napi_ok) {
-      direct_ring_ = DirectRing::Start(loop, actor_, this, OnDirectFinished, OnDirectReadable, &reason);
-    }
-    if (!direct_ring_) {
-      // Not an error for the caller: its write goes through the actor.
-      direct_unavailable_ = true;
-      return false;
-    }
+  bool read = IsRead(cmd->kind);
+  // A lone read, while the route policy finds this ring the faster path.
+  bool taken = read ? direct_reads_ && cmd->lone_read && !lone_read_route_.spinning()
+                    : direct_dsync_ && cmd->kind == OpKind::kWritevDsync;
+  // No ring (it could not be made): not an error for the caller, whose
+  // command goes through the actor.
+  if (!taken || !direct_ring_ || !direct_ring_->HasRoom()) return false;
+  if (read) {
+    direct_reads_taken_++;
+  } else {
+    direct_writes_++;
   }
-  if (!direct_ring_->HasRoom()) return false;
-  direct_writes_++;
   direct_ring_->Submit(cmd);
   return true;
 }

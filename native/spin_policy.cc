@@ -18,7 +18,7 @@ constexpr double kTraceStepCountMax = 1 << 20;
 
 }  // namespace
 
-// spinPolicyRun(kind: 'actor' | 'client', stepCount, observe)
+// spinPolicyRun(kind: 'actor' | 'client' | 'lone-reads', stepCount, observe)
 //   observe(spinning: boolean, stepIndex: number) returns the observation
 //   [completions, busyNs] (non-negative integers) made under the decision
 //   `spinning`; it is fed to the policy, and the decision after it is
@@ -30,8 +30,8 @@ Napi::Value SpinPolicyRun(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   std::string kind = info[0].As<Napi::String>().Utf8Value();
-  if (kind != "actor" && kind != "client") {
-    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "kind must be 'actor' or 'client'");
+  if (kind != "actor" && kind != "client" && kind != "lone-reads") {
+    ThrowCoded(env, JsErrorKind::kRangeError, "ERR_INVALID_ARG", "kind must be 'actor', 'client' or 'lone-reads'");
     return env.Undefined();
   }
   double step_count = info[1].As<Napi::Number>().DoubleValue();
@@ -40,7 +40,7 @@ Napi::Value SpinPolicyRun(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   Napi::Function observe = info[2].As<Napi::Function>();
-  SpinPolicy policy(kind == "actor" ? kActorSpinPolicy : kClientSpinPolicy);
+  SpinPolicy policy(kind == "actor" ? kActorSpinPolicy : kind == "client" ? kClientSpinPolicy : kLoneReadRoutePolicy);
   uint32_t steps = static_cast<uint32_t>(step_count);
   Napi::Array decisions = Napi::Array::New(env, steps);
   for (uint32_t i = 0; i < steps; i++) {

@@ -1,5 +1,6 @@
 // SpinPolicy: whether a thread should busy-poll, decided from what spinning
-// has been worth on this machine lately.
+// has been worth on this machine lately. (The schedule also serves another
+// choice of the same shape: the route of a client's lone reads, below.)
 //
 // Busy-polling (the actor's spinUs, a JS thread's completionSpinUs) saves a
 // thread wake-up per operation — but only if the awaited event comes within
@@ -67,6 +68,16 @@ constexpr SpinPolicyConfig kActorSpinPolicy = {128, 8'000'000, 2, 64, 50'000};
 // (two policies probing in lockstep would only ever compare "both spin"
 // with "neither spins").
 constexpr SpinPolicyConfig kClientSpinPolicy = {96, 6'000'000, 2, 64, 50'000};
+// The same schedule routes a client's lone reads (ring_client.h,
+// directReads): the policy's "spinning" arm sends them through the actor,
+// its other arm — where it starts, and where a tie goes, since it costs no
+// second thread — through the JS thread's own ring. The busy time of a lone
+// read is its latency from hand-over to delivery. Which path is faster
+// depends on the host: on one the JS thread's ring saved 8-14 us of a QD1
+// read (docs/io.md, *Lone reads*), on another the spinning actor was 5 us
+// faster (docs/benchmarks.md, session 40). Epochs of 64 reads and 4 ms
+// (~3-6 ms of QD1 reads), unlike both spin policies' lengths.
+constexpr SpinPolicyConfig kLoneReadRoutePolicy = {64, 4'000'000, 2, 64, 50'000};
 
 class SpinPolicy {
  public:

@@ -71,7 +71,12 @@ const FIO_TOTAL = 'fio lat_ns: submission + completion';
 // (also completionSpinUs=0: every completion wakes a sleeping event loop).
 // 'auto' should come within a few percent of the best fixed setting. For
 // the RWF_DSYNC write, a fifth: the defaults with directDsync (the write
-// through the JS thread's own ring, as a store's own ring does it).
+// through the JS thread's own ring, as a store's own ring does it); for the
+// random reads, the defaults without directReads (every read through the
+// actor, as before session 49).
+// Every row but that one sends a read alone in flight through the JS
+// thread's own ring (directReads, the default): at QD1 the spin settings
+// then change only what the actor and the completion spin do for it.
 const CONTENDERS: readonly Contender[] = [
   { id: 'fio', kind: 'fio', label: 'fio io_uring', spin: undefined, latencyKind: FIO_TOTAL },
   ringstoreContender('ringstore', { spinUs: DEFAULT_SPIN_US, completionSpinUs: DEFAULT_COMPLETION_SPIN_US }),
@@ -82,6 +87,11 @@ const CONTENDERS: readonly Contender[] = [
     ...ringstoreContender('ringstore-direct-dsync', { spinUs: DEFAULT_SPIN_US, completionSpinUs: DEFAULT_COMPLETION_SPIN_US, directDsync: true }),
     label: `ringstore directDsync`,
     workloadIds: ['write-dsync-qd1'],
+  },
+  {
+    ...ringstoreContender('ringstore-actor-reads', { spinUs: DEFAULT_SPIN_US, completionSpinUs: DEFAULT_COMPLETION_SPIN_US, directReads: false }),
+    label: `ringstore no directReads`,
+    workloadIds: ['randread-qd1', 'randread-qd32'],
   },
   { id: 'fs.promises', kind: 'fs.promises', label: 'fs.promises O_DIRECT', spin: undefined, latencyKind: END_TO_END },
 ];

@@ -443,15 +443,15 @@ async function main(): Promise<void> {
   const ringstoreByStream = ringstoreContender({ ...RINGSTORE_DEFAULT, id: 'ringstore-stream', label: 'ringstore (createWriteStream)', putByStream: true });
   // A diagnostic row: the store on an actor with fixed 50 µs busy-polling
   // windows (the store's own actor does not spin; see STORE_RING_OPTIONS),
-  // and without directDsync: its one writer's commits go through the actor,
-  // not the JS thread's own ring (store_options.ts: ~15 % of the one
-  // writer's rate is directDsync's), so it differs from the default row in
-  // both.
+  // and without the JS thread's own ring: its one writer's commits
+  // (directDsync: ~15 % of the one writer's rate, store_options.ts) and its
+  // lone reads (directReads) go through the actor, so it differs from the
+  // default row in both.
   const ringstoreSpin = ringstoreContender({
     ...RINGSTORE_DEFAULT,
     id: 'ringstore-spin',
-    label: 'ringstore spinUs=50 completionSpinUs=50, no directDsync',
-    actor: { fallback: 'threads', spinUs: 50, completionSpinUs: 50 },
+    label: 'ringstore spinUs=50 completionSpinUs=50, no direct ring',
+    actor: { fallback: 'threads', spinUs: 50, completionSpinUs: 50, directReads: false },
   });
   const ringLevel = ringLevelContender();
   const lmdb = lmdbContender(peers);

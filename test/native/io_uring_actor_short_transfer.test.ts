@@ -124,8 +124,11 @@ for (const backend of BACKENDS) {
         return `${dir}/file-${fileCount++}`;
       }
 
+      // The actor's continuations, modelled call by call: no read goes
+      // through the JS thread's own ring (ring_file_direct_reads.test.ts
+      // continues those).
       function startRing(every: number): IoUringActor {
-        return IoUringActor.start({ backend, faultInjection: { shortTransferEvery: every } });
+        return IoUringActor.start({ backend, faultInjection: { shortTransferEvery: every }, directReads: false });
       }
 
       /** The step a continuation keeps to: the direct-IO alignment, or one byte. */

@@ -16,11 +16,13 @@ const STATS_KEYS = [
   'continuations',
   'waitingInJs',
   'directWrites',
+  'directReads',
   'directContinuations',
   'queuedUs',
   'kernelUs',
   'actorSpin',
   'completionSpin',
+  'loneReadRoute',
 ].sort();
 const SPIN_KEYS = ['adaptive', 'spinning', 'probeCount', 'spinWinCount'].sort();
 const SUMMARY_KEYS = ['count', 'p50', 'p99', 'max', 'mean'].sort();
@@ -44,7 +46,7 @@ function assertSummary(summary: LatencySummaryUs, name: string): void {
 function assertShape(stats: RingStats, backend: string): void {
   assert.deepEqual(Object.keys(stats).sort(), STATS_KEYS);
   assert.equal(stats.backend, backend);
-  for (const key of ['submitted', 'completed', 'batches', 'sqesSubmitted', 'waits', 'inFlight', 'continuations', 'waitingInJs', 'directWrites', 'directContinuations'] as const) {
+  for (const key of ['submitted', 'completed', 'batches', 'sqesSubmitted', 'waits', 'inFlight', 'continuations', 'waitingInJs', 'directWrites', 'directReads', 'directContinuations'] as const) {
     assert.ok(Number.isInteger(stats[key]) && stats[key] >= 0, `${key} is ${stats[key]}`);
   }
   assert.ok(stats.completed <= stats.submitted);
@@ -57,7 +59,11 @@ function assertShape(stats: RingStats, backend: string): void {
     assert.ok(typeof spin.adaptive === 'boolean' && typeof spin.spinning === 'boolean', name);
     assert.ok(Number.isInteger(spin.probeCount) && spin.spinWinCount >= 0 && spin.spinWinCount <= spin.probeCount, name);
   }
-  // The thread pool never busy-polls on the actor's side.
+  assert.deepEqual(Object.keys(stats.loneReadRoute).sort(), ['actorWinCount', 'direct', 'probeCount']);
+  assert.ok(typeof stats.loneReadRoute.direct === 'boolean');
+  assert.ok(Number.isInteger(stats.loneReadRoute.probeCount) && stats.loneReadRoute.actorWinCount >= 0 && stats.loneReadRoute.actorWinCount <= stats.loneReadRoute.probeCount);
+  // The thread pool never busy-polls on the actor's side, nor reads beside it.
+  if (backend === 'threads') assert.equal(stats.loneReadRoute.direct, false);
   if (backend === 'threads') assert.equal(stats.actorSpin.spinning, false);
 }
 
@@ -68,7 +74,9 @@ for (const backend of BACKENDS) {
 
     before(() => {
       dir = makeTempDir();
-      ring = IoUringActor.start({ backend });
+      // Every operation through the actor, whose counters are checked (a
+      // lone read goes through this thread's own ring: directReads counts it).
+      ring = IoUringActor.start({ backend, directReads: false });
     });
 
     after(async () => {

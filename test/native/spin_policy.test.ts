@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { addon } from '../../native/addon.js';
 import { throwsWith } from './helpers.js';
 
-type Kind = 'actor' | 'client';
+type Kind = 'actor' | 'client' | 'lone-reads';
 
 /** Completions per observation: a reap or delivery batch. */
 const BATCH_COMPLETIONS = 16;
@@ -35,7 +35,10 @@ function spinningShare(decisions: readonly boolean[], from = 0, to = decisions.l
 }
 
 describe('SpinPolicy (spinUs and completionSpinUs \'auto\')', () => {
-  for (const kind of ['actor', 'client'] as const) {
+  // 'lone-reads' routes a handle's lone reads (directReads) with the same
+  // schedule: its "spinning" is "through the actor", its other choice the
+  // JS thread's own ring, where it starts and where a tie goes.
+  for (const kind of ['actor', 'client', 'lone-reads'] as const) {
     describe(`the ${kind} policy`, () => {
       it('sleeps before it has measured anything', () => {
         assert.equal(run(kind, () => 2, 1)[0], false);

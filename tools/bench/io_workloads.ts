@@ -48,6 +48,8 @@ export interface RingSpinOptions {
   completionSpinUs: SpinSetting;
   /** writeDsync through the JS thread's own ring (IoUringActorOptions.directDsync); default false. */
   directDsync?: boolean;
+  /** A read alone in flight through the JS thread's own ring (IoUringActorOptions.directReads); default true. */
+  directReads?: boolean;
 }
 
 /**
@@ -56,7 +58,12 @@ export interface RingSpinOptions {
  * warm-up operations.
  */
 export async function runRingstore(spec: WorkloadSpec, benchFile: BenchFile, timing: RunTiming, spin: RingSpinOptions): Promise<Measurement> {
-  const ring = IoUringActor.start({ spinUs: spin.spinUs, completionSpinUs: spin.completionSpinUs, directDsync: spin.directDsync ?? false });
+  const ring = IoUringActor.start({
+    spinUs: spin.spinUs,
+    completionSpinUs: spin.completionSpinUs,
+    directDsync: spin.directDsync ?? false,
+    directReads: spin.directReads ?? true,
+  });
   try {
     assert.equal(ring.backend, 'io_uring');
     const file = await ring.open(benchFile.path, { direct: true });
@@ -81,11 +88,14 @@ export async function runRingstore(spec: WorkloadSpec, benchFile: BenchFile, tim
     if (stats.actorSpin.adaptive || stats.completionSpin.adaptive) {
       const describe = (name: string, spin: typeof stats.actorSpin): string =>
         `${name} ${spin.spinning ? 'spinning' : 'sleeping'} (spin won ${spin.spinWinCount} of ${spin.probeCount} probes)`;
-      process.stderr.write(`bench:io: ${spec.id} 'auto' at the end: ${describe('actor', stats.actorSpin)}, ${describe('JS', stats.completionSpin)}\n`);
+      const route = stats.loneReadRoute;
+      const lone = `lone reads ${route.direct ? 'through the JS thread\'s ring' : 'through the actor'} (actor won ${route.actorWinCount} of ${route.probeCount} probes)`;
+      process.stderr.write(`bench:io: ${spec.id} 'auto' at the end: ${describe('actor', stats.actorSpin)}, ${describe('JS', stats.completionSpin)}, ${lone}\n`);
     }
     await file.close();
-    // With directDsync the durable writes bypass the actor: it has no
-    // figures of its own for them, and zeros would read as measured.
+    // With directDsync the durable writes bypass the actor, and with
+    // directReads the reads at QD1: it has no figures of its own for them,
+    // and zeros would read as measured.
     if (stats.submitted === 0) return measurement;
     return {
       ...measurement,

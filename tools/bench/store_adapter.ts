@@ -168,6 +168,8 @@ interface RingstoreCounters {
   sleeps: number;
   /** Durable writes through the JS thread's own ring (directDsync), which the actor's counters leave out. */
   directWrites: number;
+  /** Reads alone in flight through that ring (directReads), also left out of the actor's counters. */
+  directReads: number;
 }
 
 function countersOf(store: BlockStore, ring: RingStats): RingstoreCounters {
@@ -182,6 +184,7 @@ function countersOf(store: BlockStore, ring: RingStats): RingstoreCounters {
     enters: ring.batches,
     sleeps: ring.waits,
     directWrites: ring.directWrites,
+    directReads: ring.directReads,
   };
 }
 
@@ -195,7 +198,7 @@ function describeRingstore(before: RingstoreCounters, after: RingstoreCounters, 
     `${commits} commits, ${commits > 0 ? (records / commits).toFixed(1) : '0'} records/commit, ${after.checkpoints - before.checkpoints} checkpoints, ` +
     `cache ${after.cacheHits - before.cacheHits} hits / ${after.cacheMisses - before.cacheMisses} misses; ` +
     `actor: ${commands} commands in ${enters} io_uring_enter, ${after.sleeps - before.sleeps} sleeps; ` +
-    `${after.directWrites - before.directWrites} durable writes through the JS thread's own ring (directDsync); ` +
+    `through the JS thread's own ring: ${after.directWrites - before.directWrites} durable writes (directDsync), ${after.directReads - before.directReads} lone reads (directReads); ` +
     `since the actor started: queued p50 ${ring.queuedUs.p50.toFixed(1)} µs p99 ${ring.queuedUs.p99.toFixed(1)} µs, ` +
     `kernel p50 ${ring.kernelUs.p50.toFixed(1)} µs p99 ${ring.kernelUs.p99.toFixed(1)} µs`
   );

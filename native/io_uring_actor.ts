@@ -84,8 +84,9 @@ export interface IoUringActorOptions {
    * actor is faster for them it gets them: the handle measures both routes
    * as it runs ({@link RingStats.loneReadRoute}). Reads with others in
    * flight go to the actor, which batches them. Default true. Per handle (attach takes it
-   * too); io_uring backend only; if the ring cannot be made, or is full,
-   * reads go to the actor as without it.
+   * too); io_uring backend only; the ring is made with the handle (two
+   * descriptors, with `directDsync` too); if it cannot be made, reads go to
+   * the actor as without it.
    */
   directReads?: boolean;
   /** Force a backend. Default 'io_uring'. */

@@ -110,10 +110,15 @@ RingClient::RingClient(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RingCl
 
   // Made now, not at the first command that would use it: the ring and its
   // eventfd take descriptor numbers, and made later they could take the
-  // number of a file's descriptor closed behind its back, whose IO would
-  // then go to them (a read of the eventfd waited forever, where EBADF was
-  // due: found by ring_file_kernel_errors.test.ts). If it cannot be made (a
-  // kernel without SINGLE_ISSUER) every command goes to the actor.
+  // number of a descriptor of this handle's files closed behind their back,
+  // whose IO would then go to them (a read of the eventfd waited forever,
+  // where EBADF was due: found by ring_file_kernel_errors.test.ts). Files
+  // opened before this handle get no such protection: a descriptor closed
+  // behind the library's back is reused by whatever opens next, here too
+  // (a review showed an attach() after such a close hang a read). Costs two
+  // descriptors and a small io_uring per handle. If it cannot be made (a
+  // kernel without SINGLE_ISSUER, no descriptors left) every command goes
+  // to the actor.
   if (direct_dsync_ || direct_reads_) {
     const char* reason = nullptr;
     direct_ring_ = DirectRing::Start(loop, actor_, this, OnDirectFinished, OnDirectReadable, &reason);

@@ -75,9 +75,15 @@ constexpr SpinPolicyConfig kClientSpinPolicy = {96, 6'000'000, 2, 64, 50'000};
 // read is its latency from hand-over to delivery. Which path is faster
 // depends on the host: on one the JS thread's ring saved 8-14 us of a QD1
 // read (docs/io.md, *Lone reads*), on another the spinning actor was 5 us
-// faster (docs/benchmarks.md, session 40). Epochs of 64 reads and 4 ms
-// (~3-6 ms of QD1 reads), unlike both spin policies' lengths.
-constexpr SpinPolicyConfig kLoneReadRoutePolicy = {64, 4'000'000, 2, 64, 50'000};
+// faster (docs/benchmarks.md, session 40). The actor arm is measured under
+// whatever the actor's own spin policy does, and that policy learns only
+// from the reads this route sends it (its epochs: 128 completions and 8 ms,
+// starting asleep): so an epoch here is 256 lone reads and 16 ms, two of
+// the actor's, and a probe of the actor arm lets the actor try spinning
+// before the arm is judged (found by a review: with 64-read epochs, on a
+// host where only a spinning actor wins, the route could settle on the
+// JS thread's ring before the actor had ever spun).
+constexpr SpinPolicyConfig kLoneReadRoutePolicy = {256, 16'000'000, 2, 64, 50'000};
 
 class SpinPolicy {
  public:

@@ -40,9 +40,11 @@ describe('IoUringActor directReads: a read alone in flight through a ring of the
     removeTempDir(dir);
   });
 
-  for (const direct of [false, true]) {
-    it(`reads the right bytes without the actor, read() and readv() (${direct ? 'direct' : 'buffered'} file)`, async () => {
-      const ring = IoUringActor.start();
+  // completionSpinUs 0: the ring's eventfd wakes the event loop; 50: the
+  // completion spin reaps the ring itself.
+  for (const [direct, completionSpinUs] of [[false, 0], [true, 0], [false, 50], [true, 50]] as const) {
+    it(`reads the right bytes without the actor, read() and readv() (${direct ? 'direct' : 'buffered'} file, completionSpinUs ${completionSpinUs})`, async () => {
+      const ring = IoUringActor.start({ completionSpinUs });
       try {
         const file = await ring.open(path, { direct });
         const submittedBefore = ring.stats().submitted;
@@ -55,7 +57,7 @@ describe('IoUringActor directReads: a read alone in flight through a ring of the
         const stats = ring.stats();
         assert.equal(stats.directReads, 2);
         assert.equal(stats.submitted, submittedBefore, 'the actor was handed a lone read');
-        // Where the route starts: measured against the actor only after an epoch of 64 lone reads.
+        // Where the route starts: measured against the actor only after an epoch of 256 lone reads.
         assert.deepEqual(stats.loneReadRoute, { direct: true, probeCount: 0, actorWinCount: 0 });
         await file.close();
       } finally {
@@ -247,9 +249,9 @@ describe('IoUringActor directReads: the route of lone reads, measured', () => {
     try {
       const file = await ring.open(`${dir}/data`, { direct: true });
       const buffer = allocAligned(BLOCK_SIZE);
-      // Enough epochs (64 reads and 4 ms each) for a probe of both routes.
+      // Enough epochs (256 reads and 16 ms each) for a probe of both routes.
       let i = 0;
-      for (; i < 2_000 && ring.stats().loneReadRoute.probeCount < 1; i++) {
+      for (; i < 5_000 && ring.stats().loneReadRoute.probeCount < 1; i++) {
         const index = (i * 7) % FILE_BLOCKS;
         assert.equal(await file.read(buffer, index * BLOCK_SIZE), BLOCK_SIZE);
         assert.ok(buffer.equals(block(index)), `read ${i}`);
@@ -257,7 +259,7 @@ describe('IoUringActor directReads: the route of lone reads, measured', () => {
       const stats = ring.stats();
       assert.ok(stats.loneReadRoute.probeCount >= 1, `no probe in ${i} lone reads`);
       // A probe measures each route for an epoch: the actor took some lone reads, the thread's ring others.
-      assert.ok(stats.submitted >= 64 && stats.directReads >= 64, `actor ${stats.submitted}, direct ${stats.directReads}`);
+      assert.ok(stats.submitted >= 256 && stats.directReads >= 256, `actor ${stats.submitted}, direct ${stats.directReads}`);
       assert.equal(stats.submitted + stats.directReads, i);
       await file.close();
     } finally {

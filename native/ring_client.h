@@ -69,7 +69,8 @@
 // JS thread owns (direct_ring.h) instead of to the actor: the thread submits
 // with its own io_uring_enter and the kernel wakes its event loop through an
 // eventfd, one wake-up instead of the actor's three. Made with the client
-// (its descriptors taken before any file's); if it cannot be made (a
+// (its descriptors taken before those of the files it opens; see the
+// constructor); if it cannot be made (a
 // kernel without SINGLE_ISSUER) or is full (kDirectRingEntries in
 // flight), the write goes to the actor as before.
 // Its completions take the same path into the shared view (ready_, then

@@ -8,10 +8,18 @@
 // flight are in the stress generator (worker_termination_stress.test.ts:
 // directReads is the default there).
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 
 import { allocAligned, IoUringActor, RingError } from '../../index.js';
+import type { LoneReadExitWorkerData } from './fixtures/lone_read_exit_worker.js';
 import { fillPattern, makeTempDir, removeTempDir } from './helpers.js';
+
+const EXIT_WORKER_URL = new URL('./fixtures/lone_read_exit_worker.js', import.meta.url);
+/** Bytes of the read a worker leaves in flight: ~2-10 ms here, far longer than the exit takes to begin. */
+const EXIT_READ_BYTES = 16 << 20;
+/** Workers ended with a read in flight, per ring mode. */
+const EXIT_ROUNDS = 8;
 
 const BLOCK_SIZE = 4096;
 /** Blocks of the file every test reads. */
@@ -261,6 +269,55 @@ describe('IoUringActor directReads: the route of lone reads, measured', () => {
       // A probe measures each route for an epoch: the actor took some lone reads, the thread's ring others.
       assert.ok(stats.submitted >= 256 && stats.directReads >= 256, `actor ${stats.submitted}, direct ${stats.directReads}`);
       assert.equal(stats.submitted + stats.directReads, i);
+      await file.close();
+    } finally {
+      await ring.close();
+    }
+  });
+});
+
+describe('IoUringActor directReads: a worker that ends with a lone read in flight', () => {
+  let dir: string | undefined;
+
+  before(() => {
+    dir = makeTempDir();
+    writeFileSync(`${dir}/large`, Buffer.alloc(EXIT_READ_BYTES, 0x5a));
+  });
+
+  after(() => {
+    removeTempDir(dir);
+  });
+
+  /** Runs one worker to its exit; resolves to the directReads it reported. */
+  function runExitWorker(data: LoneReadExitWorkerData): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const worker = new Worker(EXIT_WORKER_URL, { workerData: data });
+      let reported: number | undefined;
+      worker.on('message', (message: { directReads: number }) => (reported = message.directReads));
+      worker.on('error', reject);
+      worker.on('exit', (code) => {
+        if (code !== 0) reject(new Error(`the worker exited with ${code}`));
+        else if (reported === undefined) reject(new Error('the worker exited without reporting'));
+        else resolve(reported);
+      });
+    });
+  }
+
+  it("drains the worker's own ring at its exit: no crash, no descriptor left, the main thread's ring reads on", async () => {
+    const ring = IoUringActor.start();
+    try {
+      const descriptorsBefore = readdirSync('/proc/self/fd').length;
+      for (const ringId of [ring.id, undefined]) {
+        for (let round = 0; round < EXIT_ROUNDS; round++) {
+          const directReads = await runExitWorker({ path: `${dir}/large`, ringId, readBytes: EXIT_READ_BYTES });
+          assert.equal(directReads, 1, `the worker's read went through its own ring (${ringId === undefined ? 'own' : 'attached'} ring, round ${round})`);
+        }
+      }
+      assert.equal(readdirSync('/proc/self/fd').length, descriptorsBefore, "descriptors of the workers' rings left open");
+      const file = await ring.open(`${dir}/large`, { direct: true });
+      const buffer = allocAligned(BLOCK_SIZE);
+      assert.equal(await file.read(buffer, 0), BLOCK_SIZE);
+      assert.ok(buffer.every((byte) => byte === 0x5a));
       await file.close();
     } finally {
       await ring.close();

@@ -138,8 +138,9 @@ void RingClient::Enqueue(Napi::Env env, Command* cmd) {
 
 bool RingClient::TrySubmitDirect(Command* cmd) {
   bool read = IsRead(cmd->kind);
-  // A lone read, while the route policy finds this ring the faster path.
-  bool taken = read ? direct_reads_ && cmd->lone_read && !lone_read_route_.spinning()
+  // A lone read (Enqueue set it only with directReads and a ring), while
+  // the route policy finds this ring the faster path.
+  bool taken = read ? cmd->lone_read && !lone_read_route_.spinning()
                     : direct_dsync_ && cmd->kind == OpKind::kWritevDsync;
   // No ring (it could not be made): not an error for the caller, whose
   // command goes through the actor.

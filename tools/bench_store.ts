@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { IoUringActor } from '../index.js';
+import { DEFAULT_STORE_SIZE_BYTES, IoUringActor } from '../index.js';
 import { prepareBenchFile, prepareFreshSpaceFile } from './bench/bench_file.js';
 import { ensureFio, ONCE_THROUGH, runFio, type FioJobSpec } from './bench/fio_runner.js';
 import { median } from './bench/latency_recorder.js';
@@ -26,7 +26,7 @@ import type { Measurement } from './bench/measurement.js';
 import { betterSqlite3Contender, classicLevelContender, lmdbContender, loadPeers } from './bench/peers.js';
 import { ringLevelContender } from './bench/ring_level_adapter.js';
 import { formatCount, formatTable } from './bench/report.js';
-import { RINGSTORE_DEFAULT, RINGSTORE_FILE_SIZE_BYTES, ringstoreContender, withAppBatcher, type StoreAdapter, type StoreContender } from './bench/store_adapter.js';
+import { RINGSTORE_DEFAULT, RINGSTORE_FILE_SIZE_BYTES, RINGSTORE_GROWING_SIZING, ringstoreContender, withAppBatcher, type StoreAdapter, type StoreContender } from './bench/store_adapter.js';
 import { writeChartSvg } from './bench/chart.js';
 import { formatOpenGrowth, formatScaleTable, scaleCharts, type ScaleRun } from './bench/scale_report.js';
 import { parseMemorySize } from './bench/memory_cgroup.js';
@@ -453,6 +453,15 @@ async function main(): Promise<void> {
     label: 'ringstore spinUs=50 completionSpinUs=50, no direct ring',
     actor: { fallback: 'threads', spinUs: 50, completionSpinUs: 50, directReads: false },
   });
+  // A diagnostic row of the blob phases: the default row's store is made
+  // at 2 GiB (RINGSTORE_FILE_SIZE_BYTES), so it never grows; this one is
+  // made as a store without sizeBytes is, and grows as its blobs arrive
+  // (engine/store_growth.ts: each growth's flush and superblock write queue
+  // behind the blob writes in flight).
+  const ringstoreGrowing = ringstoreContender(
+    { ...RINGSTORE_DEFAULT, id: 'ringstore-growing', label: `ringstore, file made at ${DEFAULT_STORE_SIZE_BYTES >> 20} MiB (grows as it fills)` },
+    RINGSTORE_GROWING_SIZING,
+  );
   const ringLevel = ringLevelContender();
   const lmdb = lmdbContender(peers);
   const classicLevel = classicLevelContender(peers);
@@ -460,7 +469,7 @@ async function main(): Promise<void> {
   const datasetContenders = [ringstore, ringLevel, lmdb, classicLevel, betterSqlite3];
   const classicLevelBatched = withAppBatcher(classicLevel);
   const betterSqlite3Batched = withAppBatcher(betterSqlite3);
-  const allContenders = [ringstore, ringstoreSpin, ringstoreByStream, ringLevel, lmdb, classicLevel, betterSqlite3, classicLevelBatched, betterSqlite3Batched];
+  const allContenders = [ringstore, ringstoreSpin, ringstoreByStream, ringstoreGrowing, ringLevel, lmdb, classicLevel, betterSqlite3, classicLevelBatched, betterSqlite3Batched];
   const labelOf = (id: string): string => allContenders.find((contender) => contender.id === id)?.label ?? id;
 
   const fio = options.only.has('fio') ? await runFioReferences(options) : undefined;
@@ -525,7 +534,7 @@ async function main(): Promise<void> {
     // In rounds too: the first contender's read-back (fresh memory for the
     // values it returns) and puts trailed the rest (session 24).
     const blobPhasesOf = (contender: StoreContender): PhaseId[] => (contender === ringstoreByStream ? ['blob-write', 'blob-read'] : ['blob-write', 'blob-read', 'blob-writers-8']);
-    await runInRounds(blobPhasesOf, [ringstore, ringstoreSpin, ringstoreByStream, lmdb, classicLevel, betterSqlite3], results, async (contender) => {
+    await runInRounds(blobPhasesOf, [ringstore, ringstoreSpin, ringstoreByStream, ringstoreGrowing, lmdb, classicLevel, betterSqlite3], results, async (contender) => {
       const measured: Partial<Record<PhaseId, StoreMeasurement>> = {};
       await withFreshStore(contender, 'blobs', options, async (store) => {
         const { write, read } = await runBlobs(store, counts, blobs);

@@ -80,11 +80,14 @@ export interface StoreContender {
 export const RINGSTORE_FILE_SIZE_BYTES = 2 * 1024 ** 3;
 const RINGSTORE_FILE_NAME = 'ringstore.db';
 
-/** Size of a new ringstore file and of its WAL (undefined: the store's default). */
+/** Size of a new ringstore file and of its WAL (undefined: the store's default; for sizeBytes, a small file that grows as it fills). */
 export interface RingstoreSizing {
-  sizeBytes: number;
+  sizeBytes: number | undefined;
   walSizeBytes: number | undefined;
 }
+
+/** A store made as `BlockStore.open(path, { create: true })` makes it: DEFAULT_STORE_SIZE_BYTES, growing as it fills. */
+export const RINGSTORE_GROWING_SIZING: RingstoreSizing = { sizeBytes: undefined, walSizeBytes: undefined };
 
 export const RINGSTORE_DEFAULT_SIZING: RingstoreSizing = { sizeBytes: RINGSTORE_FILE_SIZE_BYTES, walSizeBytes: undefined };
 
@@ -176,6 +179,8 @@ interface RingstoreCounters {
   directWrites: number;
   /** Reads alone in flight through that ring (directReads), also left out of the actor's counters. */
   directReads: number;
+  growths: number;
+  blocksTotal: number;
 }
 
 function countersOf(store: BlockStore, ring: RingStats): RingstoreCounters {
@@ -191,6 +196,8 @@ function countersOf(store: BlockStore, ring: RingStats): RingstoreCounters {
     sleeps: ring.waits,
     directWrites: ring.directWrites,
     directReads: ring.directReads,
+    growths: stats.growths,
+    blocksTotal: stats.blocksTotal,
   };
 }
 
@@ -202,6 +209,7 @@ function describeRingstore(before: RingstoreCounters, after: RingstoreCounters, 
   const enters = after.enters - before.enters;
   return (
     `${commits} commits, ${commits > 0 ? (records / commits).toFixed(1) : '0'} records/commit, ${after.checkpoints - before.checkpoints} checkpoints, ` +
+    (after.growths > before.growths ? `${after.growths - before.growths} growths (${before.blocksTotal} to ${after.blocksTotal} blocks), ` : '') +
     `cache ${after.cacheHits - before.cacheHits} hits / ${after.cacheMisses - before.cacheMisses} misses; ` +
     `actor: ${commands} commands in ${enters} io_uring_enter, ${after.sleeps - before.sleeps} sleeps; ` +
     `through the JS thread's own ring: ${after.directWrites - before.directWrites} durable writes (directDsync), ${after.directReads - before.directReads} lone reads (directReads); ` +

@@ -27,32 +27,6 @@
 // store filling steadily rarely makes a write wait. Each growth adds at
 // least GROWTH_SHARE of the store's size: a store reaching size S has grown
 // O(log S) times, and no more than a quarter of it is unused room it took.
-//
-// A store filled fast grows by what it measures while a growth runs. A
-// growth's flush and superblock write queue behind the writes in flight:
-// under 8 writers of 1 MiB values one took 30-47 ms, in which the writers
-// wanted ~16 MiB, so with steps of a quarter started at an eighth free, a
-// store made at 16 MiB grew 12 times on its way to 256 MiB and its writers
-// waited through most of them (330-346 MiB/s against 474-517 for a store
-// made at 2 GiB; docs/benchmarks.md, session 50). So:
-//
-//   - the blocks the writes took while a growth ran (and what writes that
-//     ran out of room meanwhile asked for) size the next: it starts while
-//     GROW_AHEAD_GROWTHS_OF_WRITES times that is still free, and adds at
-//     least GROWTH_STEP_GROWTHS_OF_WRITES times it;
-//   - a growth that more writes ran out of room during (they joined it:
-//     it started too late for their rate, which their waiting hid) makes the next one at least twice as large, started while as
-//     much as it added is still free. A write that finds no room with no
-//     growth under way does not count: a random-order load of small values
-//     does that when a checkpoint's pages take the free space for a moment
-//     (its growths then took less than they freed), and doubling for it
-//     made its file 264 MiB for 106 MiB in use, against 192 by quarters.
-//
-// Never more than the store's size at once, so the room of the last growth
-// is at most half of the file; 8 writers of 1 MiB values into a store made
-// at 16 MiB: 6-7 growths, 402-438 MiB/s, a file of 295-364 MiB for 256 MiB
-// of values (by quarters 298). Counted in blocks and events, not time, so
-// a simulated device replays a store's growths exactly.
 import { systemErrorCode } from '../native/errors.js';
 import type { BlockDevice } from './block_device.js';
 import type { Checkpointer } from './checkpointer.js';
@@ -68,19 +42,6 @@ export const GROWTH_STEP_BYTES_MIN = 8 << 20;
 export const GROWTH_SHARE = 0.25;
 /** Growth starts in the background once the free blocks are under this share of the store. */
 export const GROW_AHEAD_FREE_SHARE = 0.125;
-/**
- * The background growth starts once the free blocks are fewer than this
- * many times the blocks the writes took while the last growth ran (and
- * under GROW_AHEAD_FREE_SHARE): the next one then ends before they run
- * out, at the rate measured, with a margin for a rate that rose.
- */
-export const GROW_AHEAD_GROWTHS_OF_WRITES = 2;
-/**
- * Each growth adds at least this many times the blocks the writes took
- * while the last one ran (capped at the store's size): a store growing at
- * that rate spends about one growth in this many growing.
- */
-export const GROWTH_STEP_GROWTHS_OF_WRITES = 4;
 /** A growth ahead of demand that the file system cannot hold whole is worth at least this part of a step, or nothing. */
 const GROW_AHEAD_LEAST_STEP_DIVISOR = 16;
 /**
@@ -122,16 +83,6 @@ export class StoreGrowth {
   /** Why the last growth could not happen (the file system's answer), for the refusal's message. */
   #lastRefusal: Error | undefined;
   #growths = 0;
-  /**
-   * Blocks the writes took, or waited for, while the last growth that
-   * happened ran: the rate the next growth is sized and started by (0
-   * before the first).
-   */
-  #blocksWantedDuringGrowth = 0;
-  /** Blocks the last growth that happened added. */
-  #lastStepBlocks = 0;
-  /** Whether writes ran out of room while the last growth that happened ran (they joined it). */
-  #lastGrowthWaitedFor = false;
 
   constructor(parts: StoreGrowthParts) {
     this.#device = parts.device;
@@ -197,15 +148,9 @@ export class StoreGrowth {
   growAheadIfLow(): void {
     if (this.#growing !== undefined || !this.canGrow || this.#lastRefusal !== undefined) return;
     const storeBlocks = this.#space.blockCount;
-    // After a growth writes waited for, the next starts while as much as it added is free.
-    const freeBlocksMin = Math.max(
-      storeBlocks * GROW_AHEAD_FREE_SHARE,
-      GROW_AHEAD_GROWTHS_OF_WRITES * this.#blocksWantedDuringGrowth,
-      this.#lastGrowthWaitedFor ? this.#lastStepBlocks : 0,
-    );
-    if (this.#space.allocatableBlockCount >= freeBlocksMin) return;
+    if (this.#space.allocatableBlockCount >= storeBlocks * GROW_AHEAD_FREE_SHARE) return;
     // Blocks only a trim or a sync holds count as free: a write refused meanwhile waits for them (Journal.reclaim) rather than for a growth.
-    if (this.#space.allocatableBlockCount + this.#space.reclaimableBlockCount >= freeBlocksMin) return;
+    if (this.#space.allocatableBlockCount + this.#space.reclaimableBlockCount >= storeBlocks * GROW_AHEAD_FREE_SHARE) return;
     // A failure fails the store (the next write reports it); a refusal is remembered.
     this.grow(0).catch(() => undefined);
   }
@@ -245,9 +190,7 @@ export class StoreGrowth {
     // extended for a write refused anyway (found by a review: one put of a
     // value larger than maxSizeBytes left the file at the cap for good).
     if (current + blocksAsked > this.#blockCountMax) return false;
-    const measuredStep = Math.min(current, Math.max(GROWTH_STEP_GROWTHS_OF_WRITES * this.#blocksWantedDuringGrowth, this.#lastGrowthWaitedFor ? 2 * this.#lastStepBlocks : 0));
-    const step = Math.max(blocksWanted, Math.ceil(current * GROWTH_SHARE), Math.ceil(GROWTH_STEP_BYTES_MIN / this.#blockSize), measuredStep);
-    const usedBefore = this.#usedBlocks();
+    const step = Math.max(blocksWanted, Math.ceil(current * GROWTH_SHARE), Math.ceil(GROWTH_STEP_BYTES_MIN / this.#blockSize));
     // The least a growth is worth, should the full step not fit: what the
     // waiting writes need, or for a growth ahead of them a share of a step
     // (growing ahead a block at a time made a store filling a nearly full
@@ -278,18 +221,7 @@ export class StoreGrowth {
     await this.#checkpointer.grow(target);
     this.#lastRefusal = undefined;
     this.#growths++;
-    // What the writes took meanwhile, and what those that joined it asked
-    // for (they waited instead of taking it). Blocks freed meanwhile (a
-    // checkpoint's) only lower it: the store needed fewer new blocks.
-    this.#blocksWantedDuringGrowth = Math.max(0, this.#usedBlocks() - usedBefore) + this.#demandBlocks;
-    this.#lastStepBlocks = target - current;
-    this.#lastGrowthWaitedFor = this.#demandBlocks > 0;
     return true;
-  }
-
-  /** Blocks of the data region in use or held (not allocatable): the new blocks of a growth are neither. */
-  #usedBlocks(): number {
-    return this.#space.blockCount - this.#space.allocatableBlockCount;
   }
 
   #refused(error: unknown): false {

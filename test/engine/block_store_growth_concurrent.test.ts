@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 
 import { BlockStore } from '../../engine/block_store.js';
-import { GROWTH_SHARE, GROWTH_STEP_BYTES_MIN } from '../../engine/store_growth.js';
 import { SimulatedDevice } from '../../engine/simulated_device.js';
 import { pattern } from './helpers.js';
 
@@ -22,35 +21,6 @@ describe('BlockStore concurrent writes on a growing store', function () {
       const results = await Promise.allSettled(puts);
       const refused = results.flatMap((result, i) => (result.status === 'rejected' ? [`value-${i}: ${(result.reason as Error).message}`] : []));
       assert.deepEqual(refused.slice(0, 3), [], `${refused.length} of 64 puts refused; the store is ${store.stats().blocksTotal * 4096} bytes of a device that holds ${128 << 20}`);
-      await store.verifyIntegrity();
-    } finally {
-      await store.close();
-    }
-  });
-
-  it('grows in fewer, larger steps than by quarters for 8 writers of 1 MiB values in turn, to at most twice its first size and the values (engine/store_growth.ts)', async () => {
-    const firstBytes = 16 << 20;
-    const device = new SimulatedDevice({ sizeBytes: firstBytes, sizeBytesMax: 256 << 20 });
-    const store = await BlockStore.open('writers', { device, create: true, encoding: 'binary' });
-    const writers = 8;
-    const putsEach = 8;
-    try {
-      await Promise.all(
-        Array.from({ length: writers }, async (_, writer) => {
-          for (let i = 0; i < putsEach; i++) await store.put(`value-${writer}-${i}`, pattern(1 << 20, writer * putsEach + i));
-        }),
-      );
-      const { growths, blocksTotal } = store.stats();
-      const finalBytes = blocksTotal * 4096;
-      // What steps of a quarter (at least GROWTH_STEP_BYTES_MIN) take to reach the same size.
-      let quarterGrowths = 0;
-      for (let bytes = firstBytes; bytes < finalBytes; quarterGrowths++) bytes += Math.max(Math.ceil(bytes * GROWTH_SHARE), GROWTH_STEP_BYTES_MIN);
-      assert.ok(growths < quarterGrowths - 1, `${growths} growths to ${finalBytes} bytes; by quarters ${quarterGrowths}`);
-      const storedBytes = writers * putsEach * (1 << 20);
-      assert.ok(finalBytes <= 2 * (storedBytes + firstBytes), `grew to ${finalBytes} bytes for ${storedBytes} bytes of values`);
-      for (let writer = 0; writer < writers; writer++) {
-        for (let i = 0; i < putsEach; i += 3) assert.deepEqual(await store.get(`value-${writer}-${i}`), pattern(1 << 20, writer * putsEach + i));
-      }
       await store.verifyIntegrity();
     } finally {
       await store.close();

@@ -83,6 +83,7 @@ import { StoreReader, type ScanShape } from './store_reader.js';
 import { replayWal } from './wal_replay.js';
 import { createValueReadStream, createValueWriteStream, storedEntries, type StoredEntry, type StreamParts } from './value_streams.js';
 import { valueCodec, type ValueCodec, type ValueEncoding } from './value_codec.js';
+import { ValueCopySlab } from './value_copy_slab.js';
 import { checkedOperation, encodeWrite, withLargeValuesCopied, type EncodedWrite, type WriteEncodingParts } from './write_encoding.js';
 
 export { CHECKPOINT_WAL_FILL } from './checkpoint_policy.js';
@@ -212,7 +213,14 @@ export class BlockStore<V = unknown> {
     // value inline would be refused where an extent value is taken (found
     // by a review).
     this.#inlineValueMax = Math.min(pageSize / 2, this.#journal.commitPayloadMax - COMMIT_HEADER_SIZE - inlinePutRecordBytes(KEY_SIZE_MAX, 0));
-    this.#writeEncoding = { codec: this.#codec, blockSize, pageBlocks: this.#pageBlocks, inlineValueMax: this.#inlineValueMax, commitPayloadMax: this.#journal.commitPayloadMax };
+    this.#writeEncoding = {
+      codec: this.#codec,
+      blockSize,
+      pageBlocks: this.#pageBlocks,
+      inlineValueMax: this.#inlineValueMax,
+      commitPayloadMax: this.#journal.commitPayloadMax,
+      valueCopies: new ValueCopySlab(),
+    };
     this.#streamParts = {
       blockSize,
       state,

@@ -41,7 +41,7 @@ import { BranchPage } from './branch_page.js';
 import { PageCache } from './page_cache.js';
 import { RECORD_CACHE_SHARE, RecordCache } from './record_cache.js';
 import { StoreCorruptError } from './store_error.js';
-import type { IndexEntry } from './store_index.js';
+import { isExtentValue, type IndexEntry } from './store_index.js';
 import { CheckpointPlan } from './tree_checkpoint.js';
 import { checkTreeInvariants } from './tree_invariants.js';
 import { TreeLoader } from './tree_loader.js';
@@ -878,8 +878,11 @@ export class PageTree {
   }
 
   /**
-   * Sets `key` to `entry`; returns the previous entry. Throws an Error (a
-   * bug) if a page on the path is not in memory: prepare() the keys first.
+   * Sets `key` to `entry`; returns the previous entry. An inline value is
+   * copied, into the leaf's page or, for a leaf in array form, into memory
+   * of the entry's own: the caller may hand a view of shared memory. Throws
+   * an Error (a bug) if a page on the path is not in memory: prepare() the
+   * keys first.
    */
   set(key: string, entry: IndexEntry): IndexEntry | undefined {
     this.#checkKey(key);
@@ -928,14 +931,18 @@ export class PageTree {
     }
     const { keys, entries } = leafArrays(leaf);
     const index = lowerBound(keys, key);
+    // A leaf in array form keeps the entry itself: its own copy of an
+    // inline value, not the write's, which is carved from a slab that
+    // would stay alive whole with it (value_copy_slab.ts).
+    const kept = ownedEntry(entry);
     let previous: IndexEntry | undefined;
     if (keys[index] === key) {
       previous = entries[index]!;
       leaf.bytes += bytes - this.#measure.entryBytes(key, previous);
-      entries[index] = entry;
+      entries[index] = kept;
     } else {
       insertAt(keys, index, key);
-      insertAt(entries, index, entry);
+      insertAt(entries, index, kept);
       leaf.bytes += bytes;
       this.#keyCount++;
     }
@@ -1064,7 +1071,8 @@ export class PageTree {
 
   /** A new leaf of the current epoch: in page form where the codec makes pages, else in arrays. */
   #newLeaf(keys: string[], entries: IndexEntry[], bytes: number): LeafNode {
-    if (this.#pages.leafPageOf === undefined) return newLeaf(this.#epoch, keys, entries, bytes);
+    // Array form keeps the entries themselves: copies of their own (see set()).
+    if (this.#pages.leafPageOf === undefined) return newLeaf(this.#epoch, keys, entries.map(ownedEntry), bytes);
     return newOwnedPageLeaf(this.#epoch, this.#pages.leafPageOf(keys, entries, bytes, this.#capacityBytes));
   }
 
@@ -1564,6 +1572,11 @@ export class PageTree {
  * records hold them again; the plan's own branches: complete(), from the
  * slots beginCheckpoint() listed).
  */
+/** `entry` with an inline value copied into memory of its own (an extent value's entry as it is). */
+function ownedEntry(entry: IndexEntry): IndexEntry {
+  return isExtentValue(entry.value) ? entry : { isString: entry.isString, value: entry.value.slice() };
+}
+
 function cleanSlots(branch: BranchNode): void {
   branch.page.forEachNode((child, index) => {
     if (child.ref !== undefined) branch.page.setChild(index, child.ref);

@@ -15,6 +15,7 @@ import { describeArgument, unreadableArgument } from './store_arguments.js';
 import { invalidArgument, StoreError } from './store_error.js';
 import { VALUE_SIZE_MAX } from './store_options.js';
 import type { ValueCodec } from './value_codec.js';
+import type { ValueCopySlab } from './value_copy_slab.js';
 
 /** One operation of a write, encoded. */
 export interface EncodedOperation {
@@ -51,6 +52,8 @@ export interface WriteEncodingParts {
   readonly inlineValueMax: number;
   /** The WAL payload one commit may hold (Journal.commitPayloadMax). */
   readonly commitPayloadMax: number;
+  /** Where the copies of inline values are carved from. */
+  readonly valueCopies: ValueCopySlab;
 }
 
 /** `operation` if it is an object (a batch operation's fields are read in encodeWrite); ERR_INVALID_ARG otherwise. */
@@ -105,8 +108,8 @@ export function encodeWrite(operations: readonly unknown[], parts: WriteEncoding
   if (payloadBytesMax > parts.commitPayloadMax) {
     throw new StoreError('ERR_VALUE_TOO_LARGE', `this write needs up to ${payloadBytesMax} bytes of WAL; one commit holds at most ${parts.commitPayloadMax} (use a larger walSizeBytes or smaller batches)`);
   }
-  // Inline values are copied into one buffer per write: one allocation, not one per value.
-  const inline = new Uint8Array(inlineBytes);
+  // Inline values are copied into one region per write, carved from a shared slab (value_copy_slab.ts).
+  const inline = parts.valueCopies.take(inlineBytes);
   let inlineOffset = 0;
   for (const operation of encoded) {
     const bytes = operation.bytes;

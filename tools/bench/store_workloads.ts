@@ -57,7 +57,8 @@ export interface WorkloadCounts {
   valueSizeBytes: number;
   onePutCount: number;
   writerCount: number;
-  putsPerWriterCount: number;
+  /** Seconds each round of the concurrent writers runs for (every store the same time). */
+  concurrentWriterSeconds: number;
   bulkKeyCount: number;
   bulkBatchEntryCount: number;
   getCount: number;
@@ -70,13 +71,27 @@ export const FULL_COUNTS: WorkloadCounts = {
   valueSizeBytes: 100,
   onePutCount: 5_000,
   writerCount: 64,
-  putsPerWriterCount: 500,
+  concurrentWriterSeconds: 2,
   bulkKeyCount: 1_000_000,
   bulkBatchEntryCount: 1_000,
   getCount: 1_000_000,
   blobCount: 256,
   blobSizeBytes: 1 * MiB,
 };
+/**
+ * The shortest round of the concurrent writers, whatever the scale. Their
+ * rounds run for a time rather than a count of puts: a round of 64 × 500
+ * puts lasted 0.4-0.7 s for ringstore, shorter than the ~0.7 s between its
+ * checkpoints at that rate, so whether a round held one decided its rate
+ * (its three rows, one store under three settings, differed by as much as
+ * what they were meant to compare: docs/benchmarks.md, session 52), while
+ * the unbatched peers took 4-7 s a round for the same count.
+ */
+const CONCURRENT_WRITER_SECONDS_MIN = 0.25;
+/** Keys of one concurrent writer are `con${writer * CONCURRENT_WRITER_KEY_SPAN + i}`: each writer appends in a range of its own. */
+const CONCURRENT_WRITER_KEY_SPAN = 10_000_000;
+/** Keys checked after the concurrent writers, per writer (its first, last and some between). */
+const CONCURRENT_WRITER_CHECKS = 4;
 /** The fewest blobs a blob phase moves, whatever the scale. */
 const BLOB_COUNT_MIN = 32;
 /** Durable blob puts before the blob phases, untimed: the first writes to a new store file cost extra (allocation, first fdatasyncs). */
@@ -116,7 +131,7 @@ export function countsFor(scale: number): WorkloadCounts {
   return {
     ...FULL_COUNTS,
     onePutCount: scaled(FULL_COUNTS.onePutCount, 100),
-    putsPerWriterCount: scaled(FULL_COUNTS.putsPerWriterCount, 10),
+    concurrentWriterSeconds: Math.max(CONCURRENT_WRITER_SECONDS_MIN, FULL_COUNTS.concurrentWriterSeconds * scale),
     bulkKeyCount: scaled(FULL_COUNTS.bulkKeyCount, FULL_COUNTS.bulkBatchEntryCount),
     getCount: scaled(FULL_COUNTS.getCount, 1_000),
     // 32 at least: with 13 (scale 0.05) one slow fdatasync decided the row.
@@ -162,7 +177,7 @@ export function phaseSpecs(counts: WorkloadCounts): Record<PhaseId, PhaseSpec> {
     'one-writer': { id: 'one-writer', title: `1 writer, durable puts awaited in turn (${formatCount(counts.onePutCount)} × ${values}; median of ${WRITER_PHASE_ROUNDS} rounds)`, headline: 'rate', rateUnit: 'puts/s' },
     'writers-64': {
       id: 'writers-64',
-      title: `${counts.writerCount} concurrent writers, durable puts (${counts.writerCount} × ${formatCount(counts.putsPerWriterCount)} × ${values}; median of ${WRITER_PHASE_ROUNDS} rounds)`,
+      title: `${counts.writerCount} concurrent writers, durable puts of ${values} (rounds of ${counts.concurrentWriterSeconds} s; median of ${WRITER_PHASE_ROUNDS} rounds)`,
       headline: 'rate',
       rateUnit: 'puts/s',
     },
@@ -293,23 +308,35 @@ export async function runOneWriter(store: StoreAdapter, counts: WorkloadCounts, 
   return measurement;
 }
 
-/** `writerCount` async loops, each awaiting its durable put before its next: what group commit is for. */
+/**
+ * `writerCount` async loops, each awaiting its durable put before its next,
+ * for concurrentWriterSeconds: what group commit is for.
+ */
 export async function runConcurrentWriters(store: StoreAdapter, counts: WorkloadCounts, values: ValueSource): Promise<StoreMeasurement> {
   const warmUpPutsPerWriter = Math.ceil(WARMUP_PUT_COUNT / counts.writerCount);
   await Promise.all(Array.from({ length: counts.writerCount }, (_, w) => warmUp(warmUpPutsPerWriter, (i) => store.put(`warm${w}-${i}`, values.valueOf(w + i)))));
   const recorder = new LatencyRecorder();
   const timer = new PhaseTimer(store);
+  const endNs = process.hrtime.bigint() + BigInt(Math.round(counts.concurrentWriterSeconds * 1e9));
+  const putCounts = new Array<number>(counts.writerCount).fill(0);
+  const indexOf = (writerIndex: number, i: number): number => writerIndex * CONCURRENT_WRITER_KEY_SPAN + i;
   const writer = async (writerIndex: number): Promise<void> => {
-    for (let i = 0; i < counts.putsPerWriterCount; i++) {
-      const index = writerIndex * counts.putsPerWriterCount + i;
+    for (let i = 0; ; i++) {
       const startedNs = process.hrtime.bigint();
+      if (startedNs >= endNs) break;
+      assert.ok(i < CONCURRENT_WRITER_KEY_SPAN, 'a writer stays within its key range');
+      const index = indexOf(writerIndex, i);
       await timed(recorder, store.put(`con${index}`, values.valueOf(index)), startedNs);
+      putCounts[writerIndex] = i + 1;
     }
   };
   await Promise.all(Array.from({ length: counts.writerCount }, (_, writerIndex) => writer(writerIndex)));
-  const total = counts.writerCount * counts.putsPerWriterCount;
+  const total = putCounts.reduce((sum, count) => sum + count, 0);
   const measurement = timer.finish(total, store, { recorder });
-  await checkSample(store, values, total, (i) => `con${i}`, 'writers-64');
+  for (const [writerIndex, count] of putCounts.entries()) {
+    assert.ok(count > 0, `writer ${writerIndex} made no put in ${counts.concurrentWriterSeconds} s`);
+    await checkSample(store, values, count, (i) => `con${indexOf(writerIndex, i)}`, 'writers-64', CONCURRENT_WRITER_CHECKS, (i) => indexOf(writerIndex, i));
+  }
   return measurement;
 }
 
@@ -466,11 +493,23 @@ export async function runReopen(
 /** Keys read back after a write phase: a pair check, not timed. */
 const CHECK_SAMPLE_COUNT = 1_000;
 
-/** Reads back a spread sample of keys 0..count-1 (always the first and last) and compares them. */
-async function checkSample(store: StoreAdapter, values: ValueSource, count: number, keyOf: (index: number) => string, what: string): Promise<void> {
-  const step = Math.max(1, Math.floor(count / CHECK_SAMPLE_COUNT));
+/**
+ * Reads back a spread sample of about `sampleCount` of keys 0..count-1
+ * (always the first and last) and compares them; key i holds value
+ * `valueIndexOf(i)` of the source (i itself unless given).
+ */
+async function checkSample(
+  store: StoreAdapter,
+  values: ValueSource,
+  count: number,
+  keyOf: (index: number) => string,
+  what: string,
+  sampleCount = CHECK_SAMPLE_COUNT,
+  valueIndexOf: (index: number) => number = (index) => index,
+): Promise<void> {
+  const step = Math.max(1, Math.floor(count / sampleCount));
   const indexes = [];
   for (let i = 0; i < count; i += step) indexes.push(i);
   indexes.push(count - 1);
-  for (const index of indexes) values.check(index, await store.get(keyOf(index)), `${what} read-back of ${keyOf(index)}`);
+  for (const index of indexes) values.check(valueIndexOf(index), await store.get(keyOf(index)), `${what} read-back of ${keyOf(index)}`);
 }

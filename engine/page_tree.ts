@@ -1566,17 +1566,17 @@ export class PageTree {
   }
 }
 
+/** `entry` with an inline value copied into memory of its own (an extent value's entry as it is). */
+function ownedEntry(entry: IndexEntry): IndexEntry {
+  return isExtentValue(entry.value) ? entry : { isString: entry.isString, value: entry.value.slice() };
+}
+
 /**
  * Replaces, in a dirty branch of the current tree and the dirty branches
  * under it, the children in memory that are clean now by their refs (their
  * records hold them again; the plan's own branches: complete(), from the
  * slots beginCheckpoint() listed).
  */
-/** `entry` with an inline value copied into memory of its own (an extent value's entry as it is). */
-function ownedEntry(entry: IndexEntry): IndexEntry {
-  return isExtentValue(entry.value) ? entry : { isString: entry.isString, value: entry.value.slice() };
-}
-
 function cleanSlots(branch: BranchNode): void {
   branch.page.forEachNode((child, index) => {
     if (child.ref !== undefined) branch.page.setChild(index, child.ref);

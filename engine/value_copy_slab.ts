@@ -5,9 +5,10 @@
 // and each such allocation is a malloc of its own that the GC later frees
 // from a helper thread (and counts towards external memory, which brings
 // full collections forward). encodeWrite made one for every write: 64
-// closed-loop writers of 100-byte values ran 1.135 × faster (median of 16
-// alternating pairs, 15 above 1) with the copy carved from a slab instead,
-// and their JS thread spent 10.1 against 11.7 µs a put (docs/benchmarks.md,
+// closed-loop writers of 100-byte values ran 1.085 × faster with the copy
+// carved from a slab instead (median of 6 alternating pairs of processes,
+// every pair faster; 1.135 × over 16 in-process pairs of a scratch build,
+// whose JS thread spent 10.1 against 11.7 µs a put: docs/benchmarks.md,
 // session 52).
 //
 // Lifetime: nothing here reuses memory. A slab is freed by the GC once no

@@ -41,7 +41,7 @@ import { BranchPage } from './branch_page.js';
 import { PageCache } from './page_cache.js';
 import { RECORD_CACHE_SHARE, RecordCache } from './record_cache.js';
 import { StoreCorruptError } from './store_error.js';
-import { isExtentValue, type IndexEntry } from './store_index.js';
+import { ownedEntry, type IndexEntry } from './store_index.js';
 import { CheckpointPlan } from './tree_checkpoint.js';
 import { checkTreeInvariants } from './tree_invariants.js';
 import { TreeLoader } from './tree_loader.js';
@@ -1564,11 +1564,6 @@ export class PageTree {
       underflowKeys: this.#underflowKeys,
     });
   }
-}
-
-/** `entry` with an inline value copied into memory of its own (an extent value's entry as it is). */
-function ownedEntry(entry: IndexEntry): IndexEntry {
-  return isExtentValue(entry.value) ? entry : { isString: entry.isString, value: entry.value.slice() };
 }
 
 /**

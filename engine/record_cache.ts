@@ -39,7 +39,7 @@
 // all of whose hot keys are records is no longer touched, and the page
 // cache's own clock lets it go.
 import { compactClock } from './page_cache.js';
-import type { IndexEntry } from './store_index.js';
+import { ownedEntry, type IndexEntry } from './store_index.js';
 
 /** Records take at most 1 / RECORD_CACHE_SHARE of the cache's budget. */
 export const RECORD_CACHE_SHARE = 2;
@@ -129,8 +129,8 @@ export class RecordCache {
     if (memoryBytes > this.#bytesMax) return;
     if (!this.#seenBefore(key)) return;
     if (this.#records.has(key)) throw new Error('ringstore: a record was admitted twice');
-    // Its own ArrayBuffer (Uint8Array's slice copies): nothing shared with a page or a pool.
-    const record: CachedRecord = { key, entry: { isString: entry.isString, value: Uint8Array.prototype.slice.call(value) }, memoryBytes, referenced: false, slot: this.#clock.length };
+    // Its own ArrayBuffer: nothing shared with a page or a pool.
+    const record: CachedRecord = { key, entry: ownedEntry(entry), memoryBytes, referenced: false, slot: this.#clock.length };
     this.#records.set(key, record);
     this.#clock.push(record);
     this.#bytes += memoryBytes;

@@ -16,6 +16,17 @@ export function compareKeyStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/**
+ * `entry` with an inline value copied into an ArrayBuffer of its own (an
+ * extent value's entry as it is): for what keeps an entry past the memory
+ * it was handed in (a page, a read's buffer, a write's slab). Uint8Array's
+ * slice, which copies, also for a Buffer (whose own slice is a view).
+ */
+export function ownedEntry(entry: IndexEntry): IndexEntry {
+  const value = entry.value;
+  return isExtentValue(value) ? entry : { isString: entry.isString, value: Uint8Array.prototype.slice.call(value) };
+}
+
 export function isExtentValue(value: Uint8Array | ExtentValue): value is ExtentValue {
   return !(value instanceof Uint8Array);
 }

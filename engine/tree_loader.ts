@@ -27,7 +27,7 @@ import type { BranchPage } from './branch_page.js';
 import type { LeafPage } from './leaf_page.js';
 import type { PageCache } from './page_cache.js';
 import { StoreCorruptError } from './store_error.js';
-import type { IndexEntry } from './store_index.js';
+import { ownedEntry, type IndexEntry } from './store_index.js';
 import {
   branchBytes,
   EPOCH_NEVER,
@@ -173,8 +173,7 @@ export class TreeLoader {
     this.#cache.recordMiss();
     return withLeaf.call<TreePageIo, [PageRef, (page: DecodedTreePage) => IndexEntry | undefined], Promise<IndexEntry | undefined>>(this.#io, ref, (page) => {
       const entry = leafFind(this.#decoded(ref, 0, page, low, high) as LeafNode, key);
-      if (entry === undefined || !(entry.value instanceof Uint8Array)) return entry;
-      return { isString: entry.isString, value: new Uint8Array(entry.value) };
+      return entry === undefined ? undefined : ownedEntry(entry);
     });
   }
 

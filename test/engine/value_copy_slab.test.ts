@@ -56,7 +56,8 @@ describe('PageTree leaves in array form and shared value bytes', () => {
   it('keep copies of their own of inline values, not views of the memory the write handed over', async () => {
     // FakePageStore makes no pages (no leafPageOf): every leaf is in array form.
     const tree = new PageTree(treeOptions(new FakePageStore()), undefined, 0);
-    const shared = new Uint8Array(VALUE_COPY_SLAB_BYTES);
+    // A Buffer, as callers and a read's buffers are: its own slice() is a view, not a copy.
+    const shared = Buffer.alloc(VALUE_COPY_SLAB_BYTES);
     const keys = Array.from({ length: 300 }, (_, index) => `key${String(index).padStart(4, '0')}`);
     for (const [index, key] of keys.entries()) {
       const bytes = shared.subarray(index * 8, index * 8 + 8).fill(index & 0xff);

@@ -15,7 +15,8 @@
 // root, and the state they captured stays as it was: O(1) snapshots.
 //
 // Writes are synchronous so a batch applies atomically; prepare() first
-// loads (and pins) the pages they need. Reads of uncached pages are async.
+// loads (and pins) the pages they need (engine/tree_prepare.ts). Reads of
+// uncached pages are async.
 //
 // Garbage. When a write replaces (copies, merges away, removes) a node that
 // has a block, or a dirty node that the running checkpoint will give one,
@@ -45,8 +46,10 @@ import { ownedEntry, type IndexEntry } from './store_index.js';
 import { CheckpointPlan } from './tree_checkpoint.js';
 import { checkTreeInvariants } from './tree_invariants.js';
 import { TreeLoader } from './tree_loader.js';
+import { PathPreparer, type PreparedPaths } from './tree_prepare.js';
 import { splitPagePieces, splitPieces } from './tree_split.js';
 import { rangeEntries, rangeRuns, type LeafRun, type NodeSource, type RangeOptions } from './tree_cursor.js';
+import { boundStrings, narrowBounds, type WalkBounds } from './tree_walk_bounds.js';
 import {
   branchBytes,
   childAt,
@@ -84,6 +87,7 @@ import { WritePath } from './write_path.js';
 export type { BranchNode, Child, DecodedTreePage, LeafNode, PageMeasure, PageRef, TreeNode, TreePageIo } from './tree_node.js';
 export type { RangeOptions } from './tree_cursor.js';
 export { CheckpointPlan } from './tree_checkpoint.js';
+export { PreparedPaths } from './tree_prepare.js';
 
 /** getCached()'s answer when a page on the key's path is not in memory. */
 export const NOT_CACHED: unique symbol = Symbol('ringstore.NOT_CACHED');
@@ -96,13 +100,6 @@ export type NotCached = typeof NOT_CACHED;
  * merging and splitting the same pages again and again.
  */
 export const MERGE_FILL_DIVISOR = 4;
-
-/**
- * Rounds of prepare() before it gives up: each reads the next level of every
- * path, so it takes height + 1 (a tree of 4 KiB pages is under 8 levels
- * high up to billions of keys); more means writes raced it, a bug.
- */
-const PREPARE_ROUNDS_MAX = 64;
 
 export interface PageTreeOptions extends PageMeasure {
   readonly io: TreePageIo;
@@ -147,75 +144,12 @@ export interface WalkSnapshot extends TreeSnapshot {
 /** walk() of a plain TreeSnapshot: no node seen as it was. */
 const NO_DIRTY_NODES: ReadonlyMap<TreeNode, readonly Child[] | undefined> = new Map();
 
-/** A page prepare() must read: its ref, its level and the key bounds its parent gives it. */
-interface MissingPage {
-  readonly ref: PageRef;
-  readonly level: number;
-  readonly low: string | undefined;
-  readonly high: string | undefined;
-}
-
-/**
- * Where one key's walk in a prepare() round stopped: the child `index` of
- * `branch` (the root itself when `branch` is undefined) was not in memory,
- * with the key bounds its walk had reached (as in #preparePath). The next
- * round goes on from there once the page is read, unless the tree was
- * written to meanwhile.
- */
-interface PrepareStop extends Readonly<WalkBounds> {
-  readonly key: string;
-  readonly siblings: boolean;
-  readonly branch: BranchNode | undefined;
-  readonly index: number;
-}
-
-/**
- * The key bounds a walk down the tree has reached: separator lowIndex of
- * lowPage and highIndex of highPage (none where the page is undefined), the
- * tightest on each side of the branches passed, kept as pages and indexes
- * and made key strings only when a page is read (boundStrings).
- */
-interface WalkBounds {
-  lowPage: BranchPage<TreeNode> | undefined;
-  lowIndex: number;
-  highPage: BranchPage<TreeNode> | undefined;
-  highIndex: number;
-}
-
-/** Narrows `bounds` to child `index` of `page`: the separators on each side of it, where it has them. */
-function narrowBounds(bounds: WalkBounds, page: BranchPage<TreeNode>, index: number): void {
-  if (index > 0) {
-    bounds.lowPage = page;
-    bounds.lowIndex = index - 1;
-  }
-  if (index < page.count - 1) {
-    bounds.highPage = page;
-    bounds.highIndex = index;
-  }
-}
-
-/**
- * The key strings of `bounds`, or `low` and `high` on a side it has no page
- * for (bounds reached before the last read); takes the pages out of it.
- */
-function boundStrings(bounds: WalkBounds, low: string | undefined, high: string | undefined): { low: string | undefined; high: string | undefined } {
-  if (bounds.lowPage !== undefined) {
-    low = bounds.lowPage.separatorAt(bounds.lowIndex);
-    bounds.lowPage = undefined;
-  }
-  if (bounds.highPage !== undefined) {
-    high = bounds.highPage.separatorAt(bounds.highIndex);
-    bounds.highPage = undefined;
-  }
-  return { low, high };
-}
-
 /**
  * Where the last #findCached that met a page not in memory stopped: `child`,
- * at `level`, with the bounds its walk had reached (as in PrepareStop).
- * get() of the same key right after (a cold point read: StoreReader asks
- * getCached() first) goes on from there instead of walking the same nodes
- * from the root again.
+ * at `level`, with the bounds its walk had reached (as a prepare() round's
+ * walks stop, engine/tree_prepare.ts). get() of the same key right after
+ * (a cold point read: StoreReader asks getCached() first) goes on from
+ * there instead of walking the same nodes from the root again.
  */
 interface CachedWalkStop extends WalkBounds {
   key: string | undefined;
@@ -223,27 +157,6 @@ interface CachedWalkStop extends WalkBounds {
   root: Child | undefined;
   child: PageRef | undefined;
   level: number;
-}
-
-/** The pages prepare() pinned; give them back with release(). */
-export class PreparedPaths {
-  #nodes: TreeNode[] | undefined;
-  constructor(nodes: TreeNode[]) {
-    this.#nodes = nodes;
-  }
-  /** The pinned nodes, without taking them. */
-  get nodes(): readonly TreeNode[] {
-    if (this.#nodes === undefined) throw new Error('ringstore: PreparedPaths used after release');
-    return this.#nodes;
-  }
-
-  /** Takes the pinned nodes, once (for PageTree.release()). */
-  take(): TreeNode[] {
-    const nodes = this.#nodes;
-    if (nodes === undefined) throw new Error('ringstore: PreparedPaths released twice');
-    this.#nodes = undefined;
-    return nodes;
-  }
 }
 
 export interface PageTreeStats {
@@ -369,15 +282,8 @@ export class PageTree {
    * is still mutable (a snapshot or a checkpoint moves the epoch on).
    */
   #appendFinger: AppendFinger | undefined;
-  /**
-   * The high bound of the leaf the last complete #preparePath walk reached:
-   * separator #preparedLeafHighIndex of this branch page, or none
-   * (undefined: the rightmost leaf). Read by prepare() right after, in the
-   * same round: no write comes between.
-   */
-  #preparedLeafHighPage: BranchPage<TreeNode> | undefined;
-  #preparedLeafHighIndex = 0;
   readonly #source: NodeSource;
+  readonly #preparer: PathPreparer;
 
   /**
    * `root` is the last checkpoint's root page and its level (undefined for
@@ -410,6 +316,23 @@ export class PageTree {
       load: (ref, level, low, high) => this.#loader.load(ref, level, low, high),
       giveBack: (node) => this.#loader.giveBack(node),
     };
+    // The preparer reads these fields as they are at each walk, through getters (private to this class).
+    const tree = this;
+    this.#preparer = new PathPreparer(
+      {
+        get root() {
+          return tree.#root;
+        },
+        get level() {
+          return tree.#level;
+        },
+        get writeCount() {
+          return tree.#writeCount;
+        },
+      },
+      this.#cache,
+      this.#loader,
+    );
   }
 
   get size(): number {
@@ -437,7 +360,7 @@ export class PageTree {
     this.#cache.clear();
     // Nor keep a leaf or a branch page alive through the walks' short cuts.
     this.#appendFinger = undefined;
-    this.#preparedLeafHighPage = undefined;
+    this.#preparer.forget();
     const stop = this.#cachedWalkStop;
     stop.key = undefined;
     stop.root = stop.child = stop.lowPage = stop.highPage = undefined;
@@ -715,149 +638,10 @@ export class PageTree {
    * (pinned nodes it makes clean stay cached). Arrays of keys are
    * read as they are, not copied: unchanged until the promise settles.
    */
-  async prepare(setKeys: Iterable<string>, deleteKeys: Iterable<string> = []): Promise<PreparedPaths> {
-    const sets: readonly string[] = Array.isArray(setKeys) ? setKeys : [...setKeys];
-    const deletes: readonly string[] = Array.isArray(deleteKeys) ? deleteKeys : [...deleteKeys];
-    const pinned = new Set<TreeNode>();
-    try {
-      // The keys whose walk stopped at a page not in memory; undefined: walk
-      // every key from the root (the first round, and after writes).
-      let stops: PrepareStop[] | undefined;
-      for (let round = 0; round < PREPARE_ROUNDS_MAX; round++) {
-        const missing = new Map<number, MissingPage>();
-        const stopped: PrepareStop[] = [];
-        if (stops === undefined) {
-          // A set key past the last one walked, below the bound of the leaf
-          // that walk reached in memory, is in that leaf: its path is pinned
-          // already (an ascending run, a sorted load, walks once a leaf).
-          let previousKey: string | undefined;
-          for (const key of sets) {
-            if (previousKey !== undefined && key > previousKey && this.#belowPreparedLeafHigh(key)) continue;
-            previousKey = this.#preparePath(key, false, pinned, missing, stopped, undefined) ? key : undefined;
-          }
-          for (const key of deletes) this.#preparePath(key, true, pinned, missing, stopped, undefined);
-        } else {
-          for (const stop of stops) this.#preparePath(stop.key, stop.siblings, pinned, missing, stopped, stop);
-        }
-        if (missing.size === 0) return new PreparedPaths([...pinned]);
-        const writeCount = this.#writeCount;
-        const loaded = await Promise.all([...missing.values()].map(({ ref, level, low, high }) => this.#loader.load(ref, level, low, high)));
-        for (const node of loaded) this.#pinPrepared(node, pinned);
-        // A walk goes on from where it stopped only over nodes no write
-        // changed meanwhile (the pinned ones stay in memory, and a checkpoint
-        // that completed turned children into refs the cache still finds):
-        // a write may have split or copied them, so the last round must walk
-        // the tree as it is (a walk from the root each round cost each key
-        // of a random load at 10 M keys about three walks; docs/benchmarks.md,
-        // "Session 30").
-        stops = this.#writeCount === writeCount ? stopped : undefined;
-      }
-    } catch (error) {
-      this.release(new PreparedPaths([...pinned]));
-      throw error;
-    }
-    throw new Error(`ringstore: prepare() did not converge in ${PREPARE_ROUNDS_MAX} rounds (writes raced it)`);
+  prepare(setKeys: Iterable<string>, deleteKeys: Iterable<string> = []): Promise<PreparedPaths> {
+    return this.#preparer.prepare(setKeys, deleteKeys);
   }
 
-  /**
-   * One key's walk of a prepare() round: pins the nodes on its path in
-   * memory (and with `siblings` their siblings), and notes in `missing` the
-   * first page of each path not in memory, with the key bounds it must keep.
-   * Written without a closure or an array a level: every commit walks each
-   * of its keys here (the replay of a 238 k-record tail spent a fifth of
-   * its time in this walk).
-   */
-  #preparePath(key: string, siblings: boolean, pinned: Set<TreeNode>, missing: Map<number, MissingPage>, stopped: PrepareStop[], from: PrepareStop | undefined): boolean {
-    if (this.#root === undefined) return false;
-    // The key bounds of `node`: separator lowIndex of lowPage and highIndex
-    // of highPage (none where the page is undefined), made strings only for
-    // a page that must be read.
-    let lowPage = from?.lowPage;
-    let lowIndex = from?.lowIndex ?? 0;
-    let highPage = from?.highPage;
-    let highIndex = from?.highIndex ?? 0;
-    // From the root, or from the child the last round's walk stopped at
-    // (its siblings, if any, were noted then: read and pinned since).
-    let branch = from?.branch;
-    let node =
-      branch === undefined
-        ? this.#resolvePrepared(this.#root, this.#level, undefined, undefined, pinned, missing)
-        : this.#resolvePreparedChild(branch.page, from!.index, branch.level - 1, lowPage, lowIndex, highPage, highIndex, pinned, missing);
-    let index = from?.index ?? 0;
-    while (node !== undefined && node.kind === 'branch') {
-      branch = node;
-      const page = node.page;
-      index = page.childIndexFor(key);
-      const last = page.count - 1;
-      const level = node.level - 1;
-      // Child `at` holds the keys from separator at - 1 (the branch's low at 0) up to separator at (its high at the last).
-      if (siblings && index > 0) this.#resolvePreparedChild(page, index - 1, level, index === 1 ? lowPage : page, index === 1 ? lowIndex : index - 2, page, index - 1, pinned, missing);
-      if (siblings && index < last) this.#resolvePreparedChild(page, index + 1, level, page, index, index + 1 === last ? highPage : page, index + 1 === last ? highIndex : index + 1, pinned, missing);
-      if (index > 0) {
-        lowPage = page;
-        lowIndex = index - 1;
-      }
-      if (index < last) {
-        highPage = page;
-        highIndex = index;
-      }
-      node = this.#resolvePreparedChild(page, index, level, lowPage, lowIndex, highPage, highIndex, pinned, missing);
-    }
-    if (node === undefined) {
-      stopped.push({ key, siblings, branch, index, lowPage, lowIndex, highPage, highIndex });
-      return false;
-    }
-    this.#preparedLeafHighPage = highPage;
-    this.#preparedLeafHighIndex = highIndex;
-    return true;
-  }
-
-  /** Whether `key` is below the high bound of the leaf the last #preparePath that returned true reached. */
-  #belowPreparedLeafHigh(key: string): boolean {
-    const page = this.#preparedLeafHighPage;
-    return page === undefined || page.compareSeparatorWith(this.#preparedLeafHighIndex, key) > 0;
-  }
-
-  /**
-   * #resolvePrepared of child `index` of a branch's `page`, whose bounds are
-   * separator lowIndex of lowPage and highIndex of highPage: a clean child
-   * is looked up by its record, with no PageRef or bound made unless its
-   * page must be read.
-   */
-  #resolvePreparedChild(
-    page: BranchPage<TreeNode>,
-    index: number,
-    level: number,
-    lowPage: BranchPage<TreeNode> | undefined,
-    lowIndex: number,
-    highPage: BranchPage<TreeNode> | undefined,
-    highIndex: number,
-    pinned: Set<TreeNode>,
-    missing: Map<number, MissingPage>,
-  ): TreeNode | undefined {
-    const node = page.nodeAt(index) ?? this.#cache.getAt(page.blockAt(index), page.crcAt(index));
-    if (node !== undefined) this.#pinPrepared(node, pinned);
-    else missing.set(page.blockAt(index), { ref: page.refAt(index), level, low: lowPage?.separatorAt(lowIndex), high: highPage?.separatorAt(highIndex) });
-    return node;
-  }
-
-  /** A slot's node, pinned, if in memory or cached; else undefined, with its page noted in `missing`. */
-  #resolvePrepared(child: Child, level: number, low: string | undefined, high: string | undefined, pinned: Set<TreeNode>, missing: Map<number, MissingPage>): TreeNode | undefined {
-    const node = isNode(child) ? child : this.#cache.get(child);
-    if (node !== undefined) this.#pinPrepared(node, pinned);
-    else missing.set((child as PageRef).block, { ref: child as PageRef, level, low, high });
-    return node;
-  }
-
-  #pinPrepared(node: TreeNode, pinned: Set<TreeNode>): void {
-    if (pinned.has(node)) return;
-    pinned.add(node);
-    node.pins++;
-    // Loaded but evicted before it was pinned (a tiny cache): put it back.
-    if (node.ref !== undefined && !this.#cache.holds(node)) this.#cache.insert(node);
-  }
-
-  /** Unpins what prepare() pinned. */
   /**
    * At most how many nodes writing the prepared keys makes dirty, not
    * counting splits: every pinned node on their paths (and the siblings a
@@ -869,12 +653,9 @@ export class PageTree {
     return count;
   }
 
+  /** Unpins what prepare() pinned. */
   release(prepared: PreparedPaths): void {
-    for (const node of prepared.take()) {
-      if (node.pins <= 0) throw new Error('ringstore: page tree pin count underflow');
-      node.pins--;
-    }
-    this.#cache.evict();
+    this.#preparer.release(prepared);
   }
 
   /**

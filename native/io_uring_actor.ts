@@ -77,7 +77,9 @@ export interface IoUringActorOptions {
   directDsync?: boolean;
   /**
    * A read ({@link RingFile.read}, {@link RingFile.readv}) submitted while
-   * this handle has nothing else in flight goes through the same ring of
+   * this handle has nothing else in flight, as the read before it had not
+   * (a QD1 run: concurrent readers that drain for a moment stay with the
+   * actor), goes through the same ring of
    * this JS thread as `directDsync` writes: the actor would have nothing to
    * batch it with, and its hand-offs cost a third of a QD1 4 KiB read's
    * latency on one host (docs/io.md, *Lone reads*). On a host where the

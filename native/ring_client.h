@@ -78,7 +78,8 @@
 // actor. The completion spin reaps it too (PollBeforeSleep).
 //
 // Lone reads (directReads, on by default): a read submitted while this
-// client has nothing else in flight goes to the same ring. The actor has
+// client has nothing else in flight, as the read before it had not, goes
+// to the same ring. The actor has
 // nothing to batch it with then, and its hand-offs (JS to actor, kernel to
 // actor, actor to JS) were a third of a QD1 4 KiB read's latency (docs/io.md,
 // *Lone reads*). A read with company goes to the actor, which batches it
@@ -242,6 +243,7 @@ class RingClient final : public Napi::ObjectWrap<RingClient>, public CompletionS
   std::unique_ptr<DirectRing> direct_ring_;  // JS thread only; made by the constructor (null: could not be), reset by teardown
   uint64_t direct_writes_ = 0;              // JS thread only: writes the direct ring took (stats)
   uint64_t direct_reads_taken_ = 0;         // JS thread only: reads the direct ring took (stats)
+  bool last_read_alone_ = true;             // JS thread only: the last read enqueued had nothing in flight (Enqueue)
   SpinPolicy lone_read_route_{kLoneReadRoutePolicy};  // JS thread only: "spinning" = lone reads through the actor
   uint64_t direct_continuations_ = 0;       // JS thread only: of rings reset by teardown (stats)
 

@@ -108,9 +108,17 @@ void RingClient::Enqueue(Napi::Env env, Command* cmd) {
     unposted_++;
   }
   cmd->enqueued_ns = MonotonicNowNs();
-  // A read with nothing else of this client in flight (not counted in yet):
-  // what directReads routes, and what TakeReady measures for the route.
-  cmd->lone_read = direct_ring_ != nullptr && direct_reads_ && IsRead(cmd->kind) && in_flight_js_ == 0;
+  // A read with nothing else of this client in flight (not counted in yet),
+  // right after a read that had nothing in flight either: what directReads
+  // routes, and what TakeReady measures for the route. The second condition
+  // keeps the route to QD1 runs. Concurrent readers leave a moment with
+  // nothing in flight now and then (~2 % of reads at QD32); a read sent
+  // through the JS thread's ring then cost that thread a blocking
+  // io_uring_enter and a wake-up of its own, and QD32 lost 20-28 % against
+  // directReads off (docs/benchmarks.md, session 53).
+  bool nothing_in_flight = in_flight_js_ == 0;
+  cmd->lone_read = direct_ring_ != nullptr && direct_reads_ && IsRead(cmd->kind) && nothing_in_flight && last_read_alone_;
+  if (IsRead(cmd->kind)) last_read_alone_ = nothing_in_flight;
   // The first fast command in flight starts a busy period of the adaptive
   // completion spin (ring_client_spin.cc).
   if (!cmd->IsSlow() && in_flight_js_ == slow_in_flight_js_) busy_mark_ns_ = cmd->enqueued_ns;

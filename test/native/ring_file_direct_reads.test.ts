@@ -100,6 +100,35 @@ describe('IoUringActor directReads: a read alone in flight through a ring of the
     }
   });
 
+  it('sends a read alone to its own ring only after another read alone: concurrent readers that drain for a moment stay with the actor', async () => {
+    const ring = IoUringActor.start();
+    try {
+      const file = await ring.open(path, { direct: true });
+      const submittedBefore = ring.stats().submitted;
+      const buffers = Array.from({ length: 4 }, () => allocAligned(BLOCK_SIZE));
+      // The first of these is alone (nothing before it), the other three have company.
+      await Promise.all(buffers.map((buffer, i) => file.read(buffer, (30 + i) * BLOCK_SIZE)));
+      assert.equal(ring.stats().directReads, 1);
+      // Nothing in flight now, but the read before had company: the actor.
+      const first = allocAligned(BLOCK_SIZE);
+      assert.equal(await file.read(first, 34 * BLOCK_SIZE), BLOCK_SIZE);
+      assert.ok(first.equals(block(34)));
+      assert.equal(ring.stats().directReads, 1);
+      assert.equal(ring.stats().submitted - submittedBefore, 4);
+      // Alone after a read alone: a QD1 run, through the thread's ring from here on.
+      for (let i = 0; i < 3; i++) {
+        const buffer = allocAligned(BLOCK_SIZE);
+        assert.equal(await file.read(buffer, (35 + i) * BLOCK_SIZE), BLOCK_SIZE);
+        assert.ok(buffer.equals(block(35 + i)));
+      }
+      assert.equal(ring.stats().directReads, 4);
+      assert.equal(ring.stats().submitted - submittedBefore, 4);
+      await file.close();
+    } finally {
+      await ring.close();
+    }
+  });
+
   it('reads nothing through its own ring with directReads: false', async () => {
     const ring = IoUringActor.start({ directReads: false });
     try {

@@ -85,9 +85,13 @@ export const FULL_COUNTS: WorkloadCounts = {
  * checkpoints at that rate, so whether a round held one decided its rate
  * (its three rows, one store under three settings, differed by as much as
  * what they were meant to compare: docs/benchmarks.md, session 52), while
- * the unbatched peers took 4-7 s a round for the same count.
+ * the unbatched peers took 4-7 s a round for the same count. Rounds of
+ * 0.25 s at --scale 0.05 did the same (session 53: 42.8 k, 54.2 k and
+ * 71.9 k puts/s for ringstore's three rows), so a round lasts at least a
+ * second, one checkpoint cycle and more: 24 s for the 8 contenders' three
+ * rounds.
  */
-const CONCURRENT_WRITER_SECONDS_MIN = 0.25;
+const CONCURRENT_WRITER_SECONDS_MIN = 1;
 /** Keys of one concurrent writer are `con${writer * CONCURRENT_WRITER_KEY_SPAN + i}`: each writer appends in a range of its own. */
 const CONCURRENT_WRITER_KEY_SPAN = 10_000_000;
 /** Keys checked after the concurrent writers, per writer (its first, last and some between). */

@@ -93,6 +93,8 @@ export class Checkpointer {
   readonly #space: Space;
   readonly #state: StoreState;
   #superblock: Superblock;
+  /** this.#superblock.clean, kept in step by #setSuperblock (see the getter). */
+  #clean: boolean;
   #checkpointing: Promise<void> | undefined;
   /** Pages of the running checkpoint's plan, and how many of them are written (0 / 0 when none runs). */
   #plannedPages = 0;
@@ -107,6 +109,7 @@ export class Checkpointer {
   constructor(parts: CheckpointerParts) {
     this.#device = parts.device;
     this.#superblock = parts.superblock;
+    this.#clean = parts.superblock.clean;
     this.#blockSize = parts.superblock.blockSize;
     this.#sync = parts.sync;
     this.#tree = parts.tree;
@@ -120,6 +123,19 @@ export class Checkpointer {
   /** The newest durable superblock. */
   get superblock(): Readonly<Superblock> {
     return this.#superblock;
+  }
+
+  /**
+   * Whether the newest durable superblock carries the clean mark: read by
+   * every commit (Journal), so kept as a field of its own. Each checkpoint
+   * makes a superblock object of a new hidden class as V8 widens its
+   * fields' types, and a read of `superblock.clean` in the commit path
+   * deoptimized it at each new one (`--trace-deopt`: "wrong map" in
+   * Journal's #begin, recompiled ~25 ms of V8's helper threads each time,
+   * docs/benchmarks.md, session 54).
+   */
+  get clean(): boolean {
+    return this.#clean;
   }
 
   /** Checkpoints written since open. */
@@ -413,7 +429,7 @@ export class Checkpointer {
       plan.abort();
       throw error;
     }
-    this.#superblock = next;
+    this.#setSuperblock(next);
     plan.complete(assigned);
     this.#checkpoints++;
     this.#pagesWritten += plan.dirtyNodes.length;
@@ -467,8 +483,14 @@ export class Checkpointer {
    * superblock telling recovery to skip the WAL that holds it.
    */
   async clearClean(): Promise<void> {
-    if (!this.#superblock.clean) return;
+    if (!this.#clean) return;
     await this.#rewriteSuperblock(false);
+  }
+
+  /** Makes `next` the newest durable superblock. */
+  #setSuperblock(next: Superblock): void {
+    this.#superblock = next;
+    this.#clean = next.clean;
   }
 
   #rewriteSuperblock(clean: boolean): Promise<void> {
@@ -476,7 +498,7 @@ export class Checkpointer {
       if (this.#superblock.clean === clean) return;
       const next: Superblock = { ...this.#superblock, generation: this.#superblock.generation + 1, clean };
       await this.writeSuperblockSlots(next, superblockSlotsFor(next.generation));
-      this.#superblock = next;
+      this.#setSuperblock(next);
     });
   }
 
@@ -505,7 +527,7 @@ export class Checkpointer {
       // checkpoint can start: a checkpoint that took the larger superblock
       // with the allocator still at the old size would record the added
       // blocks as in use, leaking them for good.
-      this.#superblock = next;
+      this.#setSuperblock(next);
       this.#space.grow(blockCount, this.freeSetFrameBlocks);
     });
   }

@@ -663,7 +663,7 @@ export class Journal {
         }
       }
       // The first commit after an open that found a clean close: the mark goes first.
-      if (this.#checkpointer.superblock.clean) await this.#checkpointer.clearClean();
+      if (this.#checkpointer.clean) await this.#checkpointer.clearClean();
       if (this.#state.failure !== undefined) throw this.#state.failure;
       const sequence = this.#nextSequence;
       encodeFrame('wal', sequence, this.#storeTag, payload, frame, this.#blockSize);

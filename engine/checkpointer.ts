@@ -131,8 +131,8 @@ export class Checkpointer {
    * makes a superblock object of a new hidden class as V8 widens its
    * fields' types, and a read of `superblock.clean` in the commit path
    * deoptimized it at each new one (`--trace-deopt`: "wrong map" in
-   * Journal's #begin, recompiled ~25 ms of V8's helper threads each time,
-   * docs/benchmarks.md, session 54).
+   * Journal's #begin, whose every recompile took 25–55 ms of V8's helper
+   * threads; docs/benchmarks.md, session 54).
    */
   get clean(): boolean {
     return this.#clean;

@@ -257,7 +257,7 @@ export async function crashTestCommand(argv: string[]): Promise<number> {
       stage = 'injecting IO faults';
       const faultReport = await exploreIoFaults(faults, seed, { reproducerDirectory: reproducers });
       const byFault = Object.entries(faultReport.byFault).map(([name, counts]) => `${name} ${counts.injected}/${counts.runs}`).join(', ');
-      console.log(`IO faults: ${faultReport.runs} runs, ${faultReport.injected} hit the fault (${byFault}; ${faultReport.shortCuts} short writes cut inside, ${faultReport.lostOvertaken} lost flushes overtaken; the device's growth durable in ${faultReport.grown} runs, a deferred fdatasync ran in ${faultReport.deferredSyncsRan}), violations ${faultReport.violations.length}`);
+      console.log(`IO faults: ${faultReport.runs} runs, ${faultReport.injected} hit the fault (${byFault}; ${faultReport.shortCuts} short writes cut inside, ${faultReport.lostOvertaken} lost flushes overtaken; the device's growth durable in ${faultReport.grown} runs, a deferred fdatasync ran in ${faultReport.deferredSyncsRan}, a delete acknowledged in ${faultReport.deletesAcknowledged}), violations ${faultReport.violations.length}`);
       faultReport.violations.slice(0, 10).forEach((violation, index) => {
         console.log(`  - ${violation}`);
         const reproducer = faultReport.reproducers[index];

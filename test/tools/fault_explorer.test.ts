@@ -4,7 +4,8 @@
 // EIO comes back after later flushes succeeded; once or from then on), with
 // sync: true and sync: false, on a device that grows: never an acknowledged
 // write that failed, fail-stop after a failed write, flush or growth, and a
-// clean recovery with every acknowledged batch.
+// clean recovery with every acknowledged batch, and none that an
+// acknowledged delete removed.
 import assert from 'node:assert/strict';
 
 import { exploreIoFaults } from '../../tools/lab/fault_explorer.js';
@@ -20,7 +21,7 @@ describe('IO fault explorer', function () {
     const report = await exploreIoFaults(NTH_MAX, 99);
     const byFault = Object.entries(report.byFault).map(([fault, counts]) => `${fault} ${counts.injected}/${counts.runs}`).join(', ');
     console.log(
-      `      ${report.runs} runs, ${report.injected} with the fault hit (${byFault}; ${report.shortCuts} short runs cut a transfer inside; ${report.lostOvertaken} lost runs overtaken by a later flush; the device's growth durable in ${report.grown}; a deferred fdatasync ran in ${report.deferredSyncsRan}), ${report.violations.length} violations`,
+      `      ${report.runs} runs, ${report.injected} with the fault hit (${byFault}; ${report.shortCuts} short runs cut a transfer inside; ${report.lostOvertaken} lost runs overtaken by a later flush; the device's growth durable in ${report.grown}; a deferred fdatasync ran in ${report.deferredSyncsRan}; a delete acknowledged in ${report.deletesAcknowledged}; close() refused by a read in ${report.closeReadRefusals}), ${report.violations.length} violations`,
     );
     assert.deepEqual(report.violations.slice(0, 5), []);
     // Most plans must reach their operation (the workload does more than
@@ -42,5 +43,8 @@ describe('IO fault explorer', function () {
     // no longer test those paths.
     assert.ok(report.grown > report.runs / 2, `the device's growth was durable in only ${report.grown} of ${report.runs} runs`);
     assert.ok(report.deferredSyncsRan > report.runs / 4, `a deferred fdatasync ran in only ${report.deferredSyncsRan} of ${report.runs} runs`);
+    // The workload's deletes (and the merges and trims they bring) must
+    // meet the faults, or the check of deleted batches tests nothing.
+    assert.ok(report.deletesAcknowledged > report.runs / 4, `a delete was acknowledged in only ${report.deletesAcknowledged} of ${report.runs} runs`);
   });
 });

@@ -19,7 +19,9 @@
 // sync: true, and with sync: false rejects exactly when the store failed
 // (either, with a failed read's error, when its checkpoint needed the read);
 // and after a power loss at that point, reopening gives every acknowledged
-// write, whole batches, and a clean integrity check.
+// write, whole batches, none of a batch whose delete was acknowledged, and a
+// clean integrity check. The workload puts batches, then deletes some
+// (DELETED_BATCHES).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -86,6 +88,10 @@ export interface FaultReport {
   grown: number;
   /** Runs with sync: false in which the store's deferred fdatasync ran (rather than being cancelled by a flush). */
   deferredSyncsRan: number;
+  /** Runs in which a read fault refused close()'s checkpoint (the store not failed). */
+  closeReadRefusals: number;
+  /** Runs in which a delete batch was acknowledged before the power loss. */
+  deletesAcknowledged: number;
   /** Each violation: the plan, its seed and the problem. */
   violations: string[];
   /** The reproducer directory of each violation (with reproducerDirectory), parallel to `violations`; replay with `crash-test --replay`. */
@@ -121,6 +127,27 @@ function entriesOf(batch: number): [string, string][] {
 }
 
 /**
+ * After the puts, the workload deletes these batches, one delete batch
+ * each, in turn. Their keys are one run in key order ("b1/…" sorts before
+ * "b10/…" … "b19/…", and those before "b2/…"), so the deletes take out
+ * whole leaves (without faults: 38 of 200 keys, the tree's 16 pages down
+ * to 13, 6 extent values freed and trimmed). Until session 54 the
+ * workload only put, and no fault met a delete, a merge or the trims of
+ * deleted values.
+ */
+const DELETED_BATCHES: readonly number[] = [1, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19];
+
+/** A delete batch's id among the attempted and acknowledged ones: after every put batch's. */
+function deleteIdOf(batch: number): number {
+  return WORKLOAD_BATCH_COUNT + batch;
+}
+
+/** `batch N`, or `the delete of batch N` for a delete batch's id. */
+function describeBatch(id: number): string {
+  return id < WORKLOAD_BATCH_COUNT ? `batch ${id}` : `the delete of batch ${id - WORKLOAD_BATCH_COUNT}`;
+}
+
+/**
  * Runs the workload under one fault plan. Returns whether the fault was hit,
  * how many transfers a short fault cut inside, and what went wrong, if
  * anything.
@@ -139,13 +166,17 @@ export async function runFaultPlan(
   grew: boolean;
   /** Deferred tasks (the fdatasync of sync: false) the workload ran. */
   deferredRan: number;
+  /** A read fault refused close()'s checkpoint, the store not failed. */
+  closeReadRefused: boolean;
+  /** Delete batches acknowledged before the power loss. */
+  deletesAcknowledged: number;
   /** What went wrong, or undefined if every check passed. */
   problem: string | undefined;
 }> {
   if (!faultApplies(plan.fault, plan.kind)) throw new RangeError(`a ${plan.kind} cannot be ${plan.fault}`);
   const simulated = new SimulatedDevice({ sizeBytes: DEVICE_BYTES_FIRST, sizeBytesMax: DEVICE_BYTES_MAX });
   const device = new FaultyDevice(simulated, plan, seededRandom(seed ^ PREFIX_SEED_SALT));
-  const observed = { grewDurably: false };
+  const observed = { grewDurably: false, closeReadRefused: false, deletesAcknowledged: 0 };
   const result = await runWorkload(simulated, device, plan, seed, observed);
   return {
     injected: device.injected,
@@ -153,6 +184,8 @@ export async function runFaultPlan(
     overtakes: device.overtakes,
     grew: observed.grewDurably,
     deferredRan: device.deferredRan,
+    closeReadRefused: observed.closeReadRefused,
+    deletesAcknowledged: observed.deletesAcknowledged,
     problem: result,
   };
 }
@@ -165,7 +198,13 @@ const DEFERRED_FLUSH_EVERY_GROUPS = 3;
 const DEFERRED_TASKS_EVERY_GROUPS = 2;
 
 /** The workload of one plan and the checks while it runs, then the power loss (checkAfterPowerLoss); returns the problem found, if any. */
-async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, plan: FaultPlan, seed: number, observed: { grewDurably: boolean }): Promise<string | undefined> {
+async function runWorkload(
+  simulated: SimulatedDevice,
+  device: FaultyDevice,
+  plan: FaultPlan,
+  seed: number,
+  observed: { grewDurably: boolean; closeReadRefused: boolean; deletesAcknowledged: number },
+): Promise<string | undefined> {
   /** Batches that must survive the power loss. */
   const acknowledged = new Set<number>();
   /** With sync: false, batches resolved (written) and not yet acknowledged by a flush() or close(). */
@@ -190,20 +229,20 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
     return undefined;
   }
   let failedWith: string | undefined;
-  /** Notes a write's failure; returns the problem if it is not one the plan allows. */
-  const failed = (batch: number, error: unknown): string | undefined => {
+  /** Notes the failure of a write (`what`, for the message); returns the problem if it is not one the plan allows. */
+  const failed = (what: string, error: unknown): string | undefined => {
     // Before its fault, the store fails nothing (a review planted a store
     // failing at batch 30 of every run: only runs whose fault came first
     // were flagged).
-    if (!device.injected) return `batch ${batch} failed with ${String(error)} before the fault was injected`;
+    if (!device.injected) return `${what} failed with ${String(error)} before the fault was injected`;
     const code = (error as { code?: string }).code;
     if (code === 'ERR_STORE_FAILED') failedWith ??= String((error as { cause?: unknown }).cause);
     // Full only where the device could not grow (a review planted a growth
     // that said it had not grown: every plan's writes were refused as full,
     // and nothing noticed).
     else if (code === 'ERR_STORE_FULL') {
-      if (plan.kind !== 'grow' || plan.fault !== 'ENOSPC') return `batch ${batch} was refused as full: ${String(error)}`;
-    } else if (!(plan.kind === 'read' && /injected/.test(String(error)))) return `batch ${batch} failed with ${String(error)}`;
+      if (plan.kind !== 'grow' || plan.fault !== 'ENOSPC') return `${what} was refused as full: ${String(error)}`;
+    } else if (!(plan.kind === 'read' && /injected/.test(String(error)))) return `${what} failed with ${String(error)}`;
     return undefined;
   };
   /** A write begun after the store failed must not resolve: the problem if `write` did. */
@@ -223,7 +262,7 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
     try {
       await store.flush();
     } catch (error) {
-      return failed(covered.at(-1) ?? -1, error);
+      return failed(covered.length > 0 ? `the flush after ${describeBatch(covered.at(-1)!)}` : 'a flush', error);
     }
     for (const batch of covered) acknowledged.add(batch);
     return undefined;
@@ -253,7 +292,7 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
     for (const [index, outcome] of outcomes.entries()) {
       const member = group[index]!;
       if (outcome.status === 'rejected') {
-        const problem = failed(member, outcome.reason);
+        const problem = failed(`batch ${member}`, outcome.reason);
         if (problem !== undefined) return problem;
         continue;
       }
@@ -270,7 +309,7 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
         }
         if (member % 11 === 5) await store.get(`b${member - 3}/1`).catch(() => undefined);
       } catch (error) {
-        const problem = failed(member, error);
+        const problem = failed(`batch ${member}`, error);
         if (problem !== undefined) return problem;
       }
     }
@@ -283,6 +322,30 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
       if (groupIndex % DEFERRED_FLUSH_EVERY_GROUPS === DEFERRED_FLUSH_EVERY_GROUPS - 1) {
         const problem = await flushWritten();
         if (problem !== undefined) return problem;
+      }
+    }
+  }
+  // The deletes, each awaited, with the deferred fdatasync and a flush()
+  // between some of them as between the put groups.
+  for (const [index, batch] of DELETED_BATCHES.entries()) {
+    const id = deleteIdOf(batch);
+    attempted.push(id);
+    let problem: string | undefined;
+    try {
+      problem = await refusedAfterFailure(`the delete of batch ${batch}`, () => store.batch(entriesOf(batch).map(([key]) => ({ type: 'del' as const, key }))));
+    } catch (error) {
+      problem = failed(`the delete of batch ${batch}`, error);
+      if (problem !== undefined) return problem;
+      continue;
+    }
+    resolved(id);
+    if (failedWith !== undefined) return `the delete of batch ${batch} was acknowledged after the store failed (${failedWith})`;
+    if (problem !== undefined) return problem;
+    if (plan.deferred) {
+      if (index % DEFERRED_TASKS_EVERY_GROUPS === DEFERRED_TASKS_EVERY_GROUPS - 1) device.runDeferred();
+      if (index % DEFERRED_FLUSH_EVERY_GROUPS === DEFERRED_FLUSH_EVERY_GROUPS - 1) {
+        const flushProblem = await flushWritten();
+        if (flushProblem !== undefined) return flushProblem;
       }
     }
   }
@@ -336,6 +399,7 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
   }
   const readRefusedClose = plan.kind === 'read' && store.failure === undefined && (closeError as { syscall?: string } | undefined)?.syscall === 'read';
   if (readRefusedClose) {
+    observed.closeReadRefused = true;
     for (const batch of written.splice(0)) acknowledged.add(batch);
   } else if (!plan.deferred) {
     if (closeError !== undefined) return `close() rejected: ${String(closeError)}`;
@@ -352,12 +416,15 @@ async function runWorkload(simulated: SimulatedDevice, device: FaultyDevice, pla
   if (store.failure !== undefined && (!device.injected || !stops)) {
     return `the store failed (${String(store.failure.cause)}) ${device.injected ? `after a ${plan.kind} fault that must not stop it` : 'before its fault was injected'}`;
   }
+  for (const id of acknowledged) if (id >= WORKLOAD_BATCH_COUNT) observed.deletesAcknowledged++;
   return checkAfterPowerLoss(simulated, seed, attempted, acknowledged, observed);
 }
 
 /**
- * Power loss now; then recovery must give every acknowledged batch whole,
- * no batch in part, and a clean integrity check. Returns the problem found, if any.
+ * Power loss now; then recovery must give every acknowledged batch whole
+ * unless an acknowledged delete removed it, none of a batch whose delete
+ * was acknowledged, no batch in part, and a clean integrity check. Returns
+ * the problem found, if any.
  */
 async function checkAfterPowerLoss(
   simulated: SimulatedDevice,
@@ -376,14 +443,24 @@ async function checkAfterPowerLoss(
     return `reopen failed: ${String(error)}`;
   }
   try {
+    const attemptedIds = new Set(attempted);
     for (const batch of attempted) {
+      if (batch >= WORKLOAD_BATCH_COUNT) continue;
       const present = await Promise.all(entriesOf(batch).map(async ([key, value]) => {
         const actual = await reopened.get(key);
         if (actual !== undefined && actual !== value) throw new Error(`${key} has wrong data`);
         return actual !== undefined;
       }));
-      if (acknowledged.has(batch) && !present.every(Boolean)) return `acknowledged batch ${batch} lost`;
+      // A batch and the delete of it are each one commit: whole or not at all.
       if (!present.every(Boolean) && present.some(Boolean)) return `batch ${batch} partly there`;
+      const deleteId = deleteIdOf(batch);
+      if (acknowledged.has(deleteId)) {
+        if (present.some(Boolean)) return `batch ${batch} is there though its acknowledged delete ran after it`;
+      } else if (acknowledged.has(batch) && !attemptedIds.has(deleteId) && !present.every(Boolean)) {
+        return `acknowledged batch ${batch} lost`;
+      }
+      // An acknowledged batch whose delete was attempted, not acknowledged:
+      // there whole (the delete lost) or gone whole (the delete durable).
     }
     await reopened.verifyIntegrity();
     return undefined;
@@ -396,8 +473,8 @@ async function checkAfterPowerLoss(
 
 /** A fault reproducer's file: the plan, its seed and the problem (the run needs nothing else). */
 export const FAULT_STATE_FILE = 'fault.json';
-/** Version 2: plans carry `deferred`, and the device grows (`grow` faults). */
-export const FAULT_FORMAT_VERSION = 2;
+/** Version 2: plans carry `deferred`, and the device grows (`grow` faults). Version 3: the workload deletes (DELETED_BATCHES), so a plan's Nth operation is another one. */
+export const FAULT_FORMAT_VERSION = 3;
 let savedFaults = 0;
 
 function saveFaultReproducer(directory: string, plan: FaultPlan, seed: number, problem: string): string {
@@ -432,7 +509,7 @@ export async function replayFaultReproducer(directory: string): Promise<{ descri
  */
 export async function exploreIoFaults(nthMax: number, seed: number, options: { /** Save a reproducer of each violation here. */ reproducerDirectory?: string } = {}): Promise<FaultReport> {
   const byFault = Object.fromEntries(FAULT_TYPES.map((fault) => [fault, { runs: 0, injected: 0 }])) as Record<FaultType, FaultTypeCounts>;
-  const report: FaultReport = { runs: 0, injected: 0, byFault, shortCuts: 0, lostOvertaken: 0, grown: 0, deferredSyncsRan: 0, violations: [], reproducers: [] };
+  const report: FaultReport = { runs: 0, injected: 0, byFault, shortCuts: 0, lostOvertaken: 0, grown: 0, deferredSyncsRan: 0, closeReadRefusals: 0, deletesAcknowledged: 0, violations: [], reproducers: [] };
   for (const deferred of [false, true]) {
     for (const kind of FAULT_KINDS) {
       for (let nth = 1; nth <= (kind === 'grow' ? Math.min(nthMax, GROW_NTH_MAX) : nthMax); nth++) {
@@ -452,6 +529,8 @@ export async function exploreIoFaults(nthMax: number, seed: number, options: { /
             if (outcome.overtakes > 0) report.lostOvertaken++;
             if (outcome.grew) report.grown++;
             if (outcome.deferredRan > 0) report.deferredSyncsRan++;
+            if (outcome.closeReadRefused) report.closeReadRefusals++;
+            if (outcome.deletesAcknowledged > 0) report.deletesAcknowledged++;
             if (outcome.problem !== undefined) {
               report.violations.push(`${JSON.stringify(plan)} seed ${runSeed}: ${outcome.problem}`);
               report.reproducers.push(options.reproducerDirectory === undefined ? undefined : saveFaultReproducer(options.reproducerDirectory, plan, runSeed, outcome.problem));

@@ -287,6 +287,16 @@ async function runWorkload(
     acknowledgeWritten();
     return undefined;
   };
+  /**
+   * With sync: false, after step `step` of a phase (a put group, a delete):
+   * the deferred fdatasync starts after some steps and runs beside the next
+   * step's writes, and a flush() follows others. Returns the flush's problem, if any.
+   */
+  const deferredPoint = async (step: number): Promise<string | undefined> => {
+    if (step % DEFERRED_TASKS_EVERY_GROUPS === DEFERRED_TASKS_EVERY_GROUPS - 1) device.runDeferred();
+    if (step % DEFERRED_FLUSH_EVERY_GROUPS === DEFERRED_FLUSH_EVERY_GROUPS - 1) return flushWritten();
+    return undefined;
+  };
   for (let batch = 0, groupIndex = 0; batch < WORKLOAD_BATCH_COUNT; groupIndex++) {
     // Every fourth batch goes with the next one, which starts an event-loop
     // turn later: its commit is submitted while the first one's is in
@@ -336,13 +346,8 @@ async function runWorkload(
     batch += group.length;
     // After the last group, close() is what acknowledges the batches written since the last flush().
     if (plan.deferred && batch < WORKLOAD_BATCH_COUNT) {
-      // The deferred fdatasync starts here and runs beside the next group's
-      // writes; a flush() follows other groups.
-      if (groupIndex % DEFERRED_TASKS_EVERY_GROUPS === DEFERRED_TASKS_EVERY_GROUPS - 1) device.runDeferred();
-      if (groupIndex % DEFERRED_FLUSH_EVERY_GROUPS === DEFERRED_FLUSH_EVERY_GROUPS - 1) {
-        const problem = await flushWritten();
-        if (problem !== undefined) return problem;
-      }
+      const problem = await deferredPoint(groupIndex);
+      if (problem !== undefined) return problem;
     }
   }
   // The deletes, each awaited, with the deferred fdatasync and a flush()
@@ -364,11 +369,8 @@ async function runWorkload(
     if (problem !== undefined) return problem;
     // After the last delete, close() is what acknowledges the deletes written since the last flush().
     if (plan.deferred && index < DELETED_BATCHES.length - 1) {
-      if (index % DEFERRED_TASKS_EVERY_GROUPS === DEFERRED_TASKS_EVERY_GROUPS - 1) device.runDeferred();
-      if (index % DEFERRED_FLUSH_EVERY_GROUPS === DEFERRED_FLUSH_EVERY_GROUPS - 1) {
-        const flushProblem = await flushWritten();
-        if (flushProblem !== undefined) return flushProblem;
-      }
+      const flushProblem = await deferredPoint(index);
+      if (flushProblem !== undefined) return flushProblem;
     }
   }
   observed.faultInDeletes = !injectedBeforeDeletes && device.injected;

@@ -12,6 +12,7 @@ export { DEFAULT_IDLE_CHECKPOINT_MS, IDLE_CHECKPOINT_MS_MAX } from './engine/idl
 export type { IntegrityReport, StoredEntry } from './engine/block_store.js';
 export { STORE_RING_OPTIONS, DEFAULT_STORE_SIZE_BYTES, DEFAULT_NEW_FILE_WAL_SIZE_BYTES, DEFAULT_CACHE_SIZE_BYTES, VALUE_SIZE_MAX } from './engine/store_options.js';
 export { CLEAR_BATCH_KEYS_MAX, GET_MANY_READS_IN_FLIGHT_MAX } from './engine/store_options.js';
+export type { BackupReport } from './engine/store_backup.js';
 export type { BlockStoreOptions, BatchOperation, RangeOptions, KeyRangeOptions, BlockStoreStats } from './engine/store_options.js';
 export type { Key } from './engine/key_codec.js';
 export type { ValueEncoding } from './engine/value_codec.js';

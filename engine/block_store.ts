@@ -83,6 +83,7 @@ import { StoreReader, type ScanShape } from './store_reader.js';
 import { replayWal } from './wal_replay.js';
 import { createValueReadStream, createValueWriteStream, storedEntries, type StoredEntry, type StreamParts } from './value_streams.js';
 import { valueCodec, type ValueCodec, type ValueEncoding } from './value_codec.js';
+import { backupStore, type BackupReport, type BackupStoreMaker } from './store_backup.js';
 import { ValueCopySlab } from './value_copy_slab.js';
 import { checkedOperation, encodeWrite, withLargeValuesCopied, type EncodedWrite, type WriteEncodingParts } from './write_encoding.js';
 
@@ -90,6 +91,7 @@ export { CHECKPOINT_WAL_FILL } from './checkpoint_policy.js';
 export { SYNC_DEFER_MS } from './journal.js';
 export type { IntegrityReport } from './integrity_check.js';
 export type { StoredEntry } from './value_streams.js';
+export type { BackupReport } from './store_backup.js';
 export { DEFAULT_BLOCK_SIZE, DEFAULT_WAL_SIZE_BYTES, storeLayout } from './store_layout.js';
 
 /**
@@ -768,6 +770,25 @@ export class BlockStore<V = unknown> {
     return storedEntries(this.#streamParts);
   }
 
+  /**
+   * Copies the store into a new store file at `path` while it stays open
+   * for reads and writes (store_backup.ts): the copy holds every write
+   * acknowledged before the call, and each write made while it runs whole
+   * or not at all (one snapshot, taken at the call). The new store has this
+   * one's block size and recorded encoding, opens as any store does, and is
+   * at `path` only once whole and durable. `path` must not exist
+   * (ERR_STORE_PATH). Works on a read-only handle too.
+   */
+  backup(path: string, ...unsupported: never[]): Promise<BackupReport> {
+    try {
+      this.#state.checkOpen();
+      if (unsupported.length > 0) throw invalidArgument('backup(path) takes no options: the new store has this one\'s block size and encoding, and grows as it is filled');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return backupStore(this, path, BACKUP_STORE_MAKER);
+  }
+
   /** Bytes of one block of this store. */
   get blockSize(): number {
     return this.#blockSize;
@@ -1149,3 +1170,9 @@ function encodingOfId(id: number): ValueEncoding {
   if (found === undefined) throw new Error(`ringstore: no value encoding has id ${id}`);
   return found;
 }
+
+/** How backup() makes its new store: with BlockStore's own format() and open(). */
+const BACKUP_STORE_MAKER: BackupStoreMaker = {
+  format: (path, options) => BlockStore.format(path, options),
+  open: (path, options) => BlockStore.open(path, options),
+};

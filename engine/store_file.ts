@@ -348,7 +348,7 @@ function isCode(error: unknown, code: string): boolean {
   return error instanceof Error && (error as Error & { code?: unknown }).code === code;
 }
 
-function renameInMessage(error: unknown, temporaryPath: string, path: string): unknown {
+export function renameInMessage(error: unknown, temporaryPath: string, path: string): unknown {
   if (error instanceof Error && error.message.includes(temporaryPath)) error.message = error.message.split(temporaryPath).join(path);
   return error;
 }

@@ -15,6 +15,7 @@ import type { GrowthWait } from './growth_wait.js';
 import type { Journal } from './journal.js';
 import { keyStringToKey, toKeyString, type Key } from './key_codec.js';
 import { NOT_CACHED, type PageTree } from './page_tree.js';
+import { leafEntryAt, leafKeyAt } from './tree_node.js';
 import type { IndexEntry } from './store_index.js';
 import { VALUE_EXTENTS_PER_PUT_MAX, type Space } from './space.js';
 import { describeKey } from './store_arguments.js';
@@ -530,14 +531,60 @@ export interface StoredEntry {
   /** Bytes of the stored value. */
   sizeBytes: number;
   /**
-   * The stored bytes, not decoded: an inline value at once, an extent value
-   * in chunks checked against its CRC (ERR_STORE_CORRUPT before the last
-   * chunk if it fails). Valid until the iteration moves on.
+   * An inline value's stored bytes at once: a view, valid until the
+   * iteration moves on. Undefined for an extent value: read chunks().
+   */
+  bytes: Uint8Array | undefined;
+  /**
+   * The stored bytes, not decoded: an inline value at once (a copy), an
+   * extent value in chunks checked against its CRC (ERR_STORE_CORRUPT
+   * before the last chunk if it fails). Valid until the iteration moves on.
    */
   chunks(): AsyncIterable<Uint8Array>;
 }
 
-/** Every entry of the store in its stored form, in key order, over a snapshot taken when iteration starts. */
+/** A StoredEntry of a leaf's record: its chunks() made only when asked for. */
+class LeafStoredEntry implements StoredEntry {
+  readonly key: Key;
+  readonly raw: boolean;
+  readonly sizeBytes: number;
+  readonly bytes: Uint8Array | undefined;
+  readonly #parts: StreamParts;
+  readonly #extentValue: ExtentValue | undefined;
+
+  constructor(parts: StreamParts, key: Key, value: IndexEntry['value']) {
+    this.key = key;
+    this.#parts = parts;
+    if (value instanceof Uint8Array) {
+      this.raw = false;
+      this.sizeBytes = value.length;
+      this.bytes = value;
+      this.#extentValue = undefined;
+    } else {
+      this.raw = value.raw === true;
+      this.sizeBytes = value.length;
+      this.bytes = undefined;
+      this.#extentValue = value;
+    }
+  }
+
+  chunks(): AsyncIterable<Uint8Array> {
+    if (this.#extentValue !== undefined) return extentValueChunks(this.#parts, this.#extentValue);
+    return inlineChunks(this.bytes!);
+  }
+}
+
+/** An inline value's one chunk, a copy (none for an empty value: a dump's entry of 0 bytes takes none). */
+async function* inlineChunks(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  if (bytes.length > 0) yield Buffer.from(bytes);
+}
+
+/**
+ * Every entry of the store in its stored form, in key order, over a
+ * snapshot taken when iteration starts: a leaf at a time (PageTree.runs,
+ * which lends leaves past a scan's share of the cache), so an entry and its
+ * views are valid until the iteration moves on.
+ */
 export async function* storedEntries(parts: StreamParts): AsyncGenerator<StoredEntry> {
   const { state, space, tree } = parts;
   state.checkOpen();
@@ -547,15 +594,13 @@ export async function* storedEntries(parts: StreamParts): AsyncGenerator<StoredE
   // The snapshot's pages and values stay readable (no trim, no reuse) until the iteration ends.
   const epoch = space.beginRead();
   try {
-    for await (const [keyString, entry] of tree.entries(snapshot)) {
-      state.checkOpen();
-      const key = keyStringToKey(keyString, entry.isString);
-      const value = entry.value;
-      if (value instanceof Uint8Array) {
-        // An empty value has no chunk (a dump's entry of 0 bytes takes none).
-        yield { key, raw: false, sizeBytes: value.length, chunks: async function* () { if (value.length > 0) yield Buffer.from(value); } };
-      } else {
-        yield { key, raw: value.raw === true, sizeBytes: value.length, chunks: () => extentValueChunks(parts, value) };
+    for await (const run of tree.runs(snapshot)) {
+      const leaf = run.leaf;
+      for (let index = run.first; index !== run.end; index += run.step) {
+        state.checkOpen();
+        const entry = leafEntryAt(leaf, index);
+        const key = leaf.page !== undefined ? leaf.page.givenKeyAt(index) : keyStringToKey(leafKeyAt(leaf, index), entry.isString);
+        yield new LeafStoredEntry(parts, key, entry.value);
       }
     }
   } catch (error) {

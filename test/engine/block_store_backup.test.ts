@@ -1,0 +1,210 @@
+// BlockStore.backup(): a copy of a live store in a new store file
+// (engine/store_backup.ts, docs/store.md "Backups"). The copy must hold
+// every entry in its stored form (raw values raw, the encoding and block
+// size recorded), one moment of the store (writes acknowledged before the
+// call in it, batches made during it whole or absent), and a backup that
+// fails must leave nothing at its path — no store that opens and lacks
+// entries, no temporary file.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { finished } from 'node:stream/promises';
+
+import { BlockStore } from '../../engine/block_store.js';
+import { BACKUP_BATCH_ENTRIES_MAX } from '../../engine/store_backup.js';
+import { collect, flipByteInFile, rejectsCorrupt, rejectsWith, rejectsWithCode, storeDirPerTest } from './helpers.js';
+
+const BLOCK_SIZE = 8192;
+/** More than a few of the backup's batches, so that writes and a close can land while it runs. */
+const LIVE_KEY_COUNT = 20 * BACKUP_BATCH_ENTRIES_MAX;
+/** Keys each writer's batch overwrites together: the backup must hold them all at one version. */
+const PAIR_KEYS = ['pair-a', 'pair-b', 'pair-c'];
+const RAW_VALUE_BYTES = (5 << 20) / 2;
+const EXTENT_VALUE_CHARS = 200_000;
+/** A marker that starts a value, to find its bytes in the store file. */
+const MARKER = 'ringstore-backup-test-marker-7f3a';
+
+describe('BlockStore.backup', function () {
+  this.timeout(120_000);
+  const dir = storeDirPerTest();
+
+  /** Names in the directory other than the ones given: a backup leaves no temporary file. */
+  const others = (...known: string[]): string[] => readdirSync(dir()).filter((name) => !known.includes(name));
+
+  async function fillLive(store: BlockStore, count: number): Promise<void> {
+    for (let start = 0; start < count; start += BACKUP_BATCH_ENTRIES_MAX) {
+      const operations = [];
+      for (let index = start; index < Math.min(count, start + BACKUP_BATCH_ENTRIES_MAX); index++) operations.push({ type: 'put' as const, key: `live-${String(index).padStart(6, '0')}`, value: { index } });
+      await store.batch(operations);
+    }
+  }
+
+  it('copies every entry in its stored form, with the encoding and block size recorded', async () => {
+    const source = await BlockStore.open(`${dir()}/source.rs`, { create: true, blockSize: BLOCK_SIZE, encoding: 'json' });
+    const binaryKey = Uint8Array.of(0xff, 0x00, 0x80, 0x41);
+    await source.batch([
+      { type: 'put', key: 'small', value: { a: 1, b: [true, null, 'x'] } },
+      { type: 'put', key: 'empty string', value: '' },
+      { type: 'put', key: 'ключ ✓', value: 'non-ASCII key' },
+      { type: 'put', key: binaryKey, value: 42 },
+      { type: 'put', key: 'extent', value: 'e'.repeat(EXTENT_VALUE_CHARS) },
+      { type: 'put', key: 'deleted', value: 'gone before the backup' },
+    ]);
+    await source.delete('deleted');
+    const raw = Buffer.alloc(RAW_VALUE_BYTES);
+    for (let index = 0; index < raw.length; index++) raw[index] = (index * 31) & 0xff;
+    const stream = source.createWriteStream('raw');
+    stream.end(raw);
+    await finished(stream);
+    await fillLive(source, 3000);
+
+    const report = await source.backup(`${dir()}/copy.rs`);
+    assert.deepEqual(others('source.rs', 'copy.rs'), [], 'no temporary file is left');
+    assert.equal(report.path, `${dir()}/copy.rs`);
+    assert.equal(report.entries, 3006);
+    assert.equal(report.sizeBytes, statSync(`${dir()}/copy.rs`).size);
+
+    const copy = await BlockStore.open(`${dir()}/copy.rs`);
+    try {
+      assert.equal(copy.recordedEncoding, 'json');
+      assert.equal(copy.blockSize, BLOCK_SIZE);
+      assert.deepEqual(await collect(copy.range()), await collect(source.range()));
+      assert.deepEqual(await copy.get(binaryKey), 42);
+      assert.equal(await copy.get('deleted'), undefined);
+      // Raw stays raw: a Buffer under a json encoding, byte for byte.
+      const copied = await copy.get('raw');
+      assert.ok(Buffer.isBuffer(copied));
+      assert.ok(raw.equals(copied as Buffer));
+      assert.equal((await copy.verifyIntegrity()).keys, 3006);
+    } finally {
+      await copy.close();
+      await source.close();
+    }
+  });
+
+  it('holds one moment: every write acknowledged before the call, each batch made during it whole or not at all', async () => {
+    const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
+    await fillLive(source, LIVE_KEY_COUNT);
+    let version = 0;
+    let acknowledged = 0;
+    let stop = false;
+    const writer = (async () => {
+      while (!stop) {
+        const next = ++version;
+        await source.batch([...PAIR_KEYS.map((key) => ({ type: 'put' as const, key, value: next })), { type: 'put', key: `new-${String(next).padStart(6, '0')}`, value: next }]);
+        acknowledged = next;
+      }
+    })();
+    // Let some batches land first.
+    while (acknowledged < 5) await new Promise((resolve) => setTimeout(resolve, 1));
+    const acknowledgedBeforeCall = acknowledged;
+    const backup = source.backup(`${dir()}/copy.rs`);
+    await backup;
+    stop = true;
+    await writer;
+    const writtenDuring = version - acknowledgedBeforeCall;
+
+    const copy = await BlockStore.open(`${dir()}/copy.rs`);
+    try {
+      const held = (await copy.get(PAIR_KEYS[0])) as number;
+      assert.ok(held >= acknowledgedBeforeCall, `the copy holds version ${held}, but ${acknowledgedBeforeCall} was acknowledged before the call`);
+      for (const key of PAIR_KEYS) assert.equal(await copy.get(key), held, `${key} is of another batch than ${PAIR_KEYS[0]}`);
+      const newKeys = await collect(copy.keys({ prefix: 'new-' }));
+      assert.deepEqual(newKeys, Array.from({ length: held }, (_, index) => `new-${String(index + 1).padStart(6, '0')}`));
+      assert.equal(await copy.count({ prefix: 'live-' }), LIVE_KEY_COUNT);
+      // Not a test of the moment if nothing was written while the copy ran.
+      assert.ok(writtenDuring > 0, 'no batch was written while the backup ran');
+    } finally {
+      await copy.close();
+      await source.close();
+    }
+  });
+
+  it('refuses a path that exists, and leaves it as it was', async () => {
+    const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
+    await source.put('k', 'v');
+    writeFileSync(`${dir()}/file`, 'not to be replaced');
+    mkdirSync(`${dir()}/directory`);
+    symlinkSync(`${dir()}/missing`, `${dir()}/dangling`);
+    try {
+      for (const name of ['file', 'directory', 'dangling', 'source.rs']) {
+        const error = await rejectsWithCode(() => source.backup(`${dir()}/${name}`), 'ERR_STORE_PATH');
+        assert.match(error.message, /exists/);
+      }
+      assert.equal(readFileSync(`${dir()}/file`, 'utf8'), 'not to be replaced');
+      assert.equal(existsSync(`${dir()}/missing`), false);
+      await rejectsWithCode(() => source.backup(`${dir()}/no-such-directory/copy.rs`), 'ERR_STORE_PATH');
+      await rejectsWithCode(() => source.backup(`${dir()}/copy.rs/`), 'ERR_STORE_PATH');
+      for (const path of ['', 42, undefined, null]) await rejectsWith(() => source.backup(path as string), TypeError, 'ERR_INVALID_ARG');
+      await rejectsWith(() => (source.backup as (path: string, options: object) => Promise<unknown>).call(source, `${dir()}/copy.rs`, {}), TypeError, 'ERR_INVALID_ARG');
+      assert.deepEqual(others('source.rs', 'file', 'directory', 'dangling').sort(), []);
+    } finally {
+      await source.close();
+    }
+    await rejectsWithCode(() => source.backup(`${dir()}/copy.rs`), 'ERR_STORE_CLOSED');
+  });
+
+  it('a backup cut short by the store\'s close leaves nothing behind', async () => {
+    const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
+    await fillLive(source, LIVE_KEY_COUNT);
+    const backup = source.backup(`${dir()}/copy.rs`);
+    // Once the copy is under way: its temporary file is there.
+    while (others('source.rs').length === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    await source.close();
+    await rejectsWithCode(() => backup, 'ERR_STORE_CLOSED');
+    assert.deepEqual(others('source.rs'), []);
+  });
+
+  it('a damaged value fails the backup with ERR_STORE_CORRUPT and leaves nothing behind', async () => {
+    const path = `${dir()}/source.rs`;
+    const source = await BlockStore.open(path, { create: true, encoding: 'binary' });
+    await source.put('before', Buffer.from('fine'));
+    await source.put('damaged', Buffer.concat([Buffer.from(MARKER), Buffer.alloc(1 << 20, 0x5a)]));
+    await source.put('after', Buffer.from('fine too'));
+    await source.close();
+    const at = readFileSync(path).indexOf(MARKER);
+    assert.ok(at > 0, 'the value is in the file');
+    flipByteInFile(path, at + MARKER.length + 1000);
+    const reopened = await BlockStore.open(path);
+    try {
+      await rejectsCorrupt(() => reopened.backup(`${dir()}/copy.rs`), 'data');
+      assert.deepEqual(others('source.rs'), []);
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('a read-only handle backs up, beside another reader', async () => {
+    const path = `${dir()}/source.rs`;
+    const writer = await BlockStore.open(path, { create: true });
+    await fillLive(writer, 2500);
+    await writer.close();
+    const reader = await BlockStore.open(path, { readOnly: true });
+    const other = await BlockStore.open(path, { readOnly: true });
+    try {
+      const report = await reader.backup(`${dir()}/copy.rs`);
+      assert.equal(report.entries, 2500);
+      const copy = await BlockStore.open(`${dir()}/copy.rs`);
+      assert.deepEqual(await collect(copy.range()), await collect(other.range()));
+      await copy.close();
+    } finally {
+      await reader.close();
+      await other.close();
+    }
+  });
+
+  it('never replaces a file made at the path while it runs', async () => {
+    const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
+    await fillLive(source, LIVE_KEY_COUNT);
+    const backup = source.backup(`${dir()}/copy.rs`);
+    // Made after the backup looked (its temporary file is there), before it publishes.
+    while (others('source.rs').length === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    writeFileSync(`${dir()}/copy.rs`, 'made meanwhile');
+    try {
+      await rejectsWithCode(() => backup, 'ERR_STORE_PATH');
+      assert.equal(readFileSync(`${dir()}/copy.rs`, 'utf8'), 'made meanwhile');
+      assert.deepEqual(others('source.rs', 'copy.rs'), []);
+    } finally {
+      await source.close();
+    }
+  });
+});

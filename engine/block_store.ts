@@ -274,7 +274,7 @@ export class BlockStore<V = unknown> {
       throw invalidArgument(`option 'maxSizeBytes' (${maxSizeBytes}) is less than 'sizeBytes' (${sizeBytes})`, 'range');
     }
     if (options.walSizeBytes !== undefined) checkSize(options.walSizeBytes, 'walSizeBytes', 0, 0);
-    if (options.ring !== undefined && !guardedCheck("option 'ring'", () => options.ring instanceof IoUringActor)) throw invalidArgument('ring must be an IoUringActor');
+    if (options.ring !== undefined && !IoUringActor.isActor(options.ring)) throw invalidArgument('ring must be an IoUringActor (one IoUringActor.start() or attach() made)');
     if (options.device !== undefined) guardedCheck("option 'device'", () => checkBlockDevice(options.device));
     const walSizeBytes = options.walSizeBytes ?? (options.sizeBytes === undefined && options.device === undefined ? Math.min(DEFAULT_NEW_FILE_WAL_SIZE_BYTES, sizeBytes / 2) : undefined);
     if (create && options.device === undefined) {
@@ -432,7 +432,7 @@ export class BlockStore<V = unknown> {
     const blockSize = checkBlockSize(options.blockSize);
     const sizeBytes = checkSize(options.sizeBytes, 'sizeBytes', 0, 0);
     if (options.walSizeBytes !== undefined) checkSize(options.walSizeBytes, 'walSizeBytes', 0, 0);
-    if (options.ring !== undefined && !guardedCheck("option 'ring'", () => options.ring instanceof IoUringActor)) throw invalidArgument('ring must be an IoUringActor');
+    if (options.ring !== undefined && !IoUringActor.isActor(options.ring)) throw invalidArgument('ring must be an IoUringActor (one IoUringActor.start() or attach() made)');
     /** The WAL of a store whose size is chosen here (a new or empty file without sizeBytes): as open's. */
     const walOfDefaultSize = options.walSizeBytes ?? DEFAULT_NEW_FILE_WAL_SIZE_BYTES;
     const encoding = options.encoding ?? DEFAULT_ENCODING;
@@ -515,6 +515,12 @@ export class BlockStore<V = unknown> {
    * wait for it; writes, ranges, counts, checkpoints and close do.
    */
   whenRecovered(): Promise<void> {
+    try {
+      // A call like any other: refused after close() (it resolved then, found by a review).
+      this.#state.checkOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.#replayed() ?? Promise.resolve();
   }
 

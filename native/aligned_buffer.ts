@@ -3,6 +3,7 @@ import { constants as bufferConstants } from 'node:buffer';
 
 import { addon, constants } from './addon.js';
 import { describeValue, invalidRange, invalidType } from './errors.js';
+import { byteLengthOf } from './view_bytes.js';
 
 /** Default alignment: a 4 KiB page, which satisfies every device's direct IO. */
 export const DEFAULT_ALIGNMENT = 4096;
@@ -69,7 +70,15 @@ export function isAligned(buffer: ArrayBufferView, alignment: number): boolean {
   if (!isPowerOfTwo(alignment) || alignment > constants.ALIGNMENT_MAX) {
     throw invalidRange(`alignment must be a power of two up to ${constants.ALIGNMENT_MAX}, got ${describeValue(alignment)}`);
   }
-  return buffer.byteLength % alignment === 0 && addon.bufferAddressModulo(buffer, alignment) === 0;
+  // Its length through the intrinsic getter: an own byteLength may say anything, or throw (a review).
+  let byteLength: number;
+  try {
+    byteLength = byteLengthOf(buffer);
+  } catch (error) {
+    // A DataView over a resizable ArrayBuffer shrunk below it.
+    throw Object.assign(invalidType(`buffer's length could not be read: ${error instanceof Error ? error.message : describeValue(error)}`), { cause: error });
+  }
+  return byteLength % alignment === 0 && addon.bufferAddressModulo(buffer, alignment) === 0;
 }
 
 export function isPowerOfTwo(value: number): boolean {

@@ -125,6 +125,34 @@ export function invalidRange(message: string): RangeError {
   return Object.assign(new RangeError(message), { code: 'ERR_INVALID_ARG' as const });
 }
 
+/**
+ * The fields `names` of a caller's options object, each read once into a
+ * plain object of our own: a getter cannot hand the check one value and the
+ * open or the start another (a review: a `direct` getter answering true,
+ * then false, opened a file O_DIRECT that then skipped the alignment checks,
+ * and the kernel refused an unaligned read with EINVAL), and an object whose
+ * getter or Proxy trap throws (a revoked Proxy too) is ERR_INVALID_ARG with
+ * that error as `cause`, not the caller's error as it was.
+ */
+export function readOptions<T extends object>(options: unknown, names: readonly (keyof T & string)[], what: string): Partial<T> {
+  if (options === null || typeof options !== 'object') throw invalidType(`${what} must be an object, got ${describeValue(options)}`);
+  const fields: Partial<T> = {};
+  try {
+    for (const name of names) {
+      const value = (options as T)[name];
+      if (value !== undefined) fields[name] = value;
+    }
+  } catch (error) {
+    throw unreadable(what, error);
+  }
+  return fields;
+}
+
+/** ERR_INVALID_ARG for an argument that could not be read (a getter or Proxy trap threw): its error is the cause. */
+export function unreadable(what: string, error: unknown): TypeError {
+  return Object.assign(invalidType(`${what} could not be read: ${error instanceof Error ? error.message : describeValue(error)}`), { cause: error });
+}
+
 export function unalignedDirectIo(message: string): RangeError {
   return Object.assign(new RangeError(message), { code: 'ERR_UNALIGNED_DIRECT_IO' as const });
 }

@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 
 import { addon, constants, type NativeActorStats, type NativeRingClient } from './addon.js';
-import { describeValue, fromNative, invalidRange, invalidType, RingError, RingSystemError } from './errors.js';
+import { describeValue, fromNative, invalidRange, invalidType, readOptions, RingError, RingSystemError, unreadable } from './errors.js';
 import type { IoObserver } from './io_observer.js';
 import { kOpSettled, type OpSink, type PendingOp } from './ring_op.js';
 import { RingFile, type RingFileOptions } from './ring_file.js';
@@ -127,6 +127,20 @@ export interface IoUringFaultInjection {
 
 /** Keys IoUringFaultInjection accepts: a misspelt one would silently test nothing. */
 const FAULT_INJECTION_KEYS: ReadonlySet<string> = new Set(['shortTransferEvery']);
+
+/** Every option of IoUringActor.start(), each read once (readOptions). */
+const ACTOR_OPTION_NAMES: readonly (keyof IoUringActorOptions)[] = [
+  'entries',
+  'batchSize',
+  'spinUs',
+  'completionSpinUs',
+  'directDsync',
+  'directReads',
+  'backend',
+  'fallback',
+  'threadCount',
+  'faultInjection',
+];
 
 /** A latency distribution in microseconds, over the actor's recent commands. */
 export interface LatencySummaryUs {
@@ -317,8 +331,8 @@ export class IoUringActor implements OpSink {
   }
 
   /** Starts a new actor (its native thread and ring) and returns its first handle. */
-  static start(options: IoUringActorOptions = {}): IoUringActor {
-    if (options === null || typeof options !== 'object') throw invalidType('options must be an object');
+  static start(given: IoUringActorOptions = {}): IoUringActor {
+    const options = readOptions<IoUringActorOptions>(given, ACTOR_OPTION_NAMES, 'options');
     const backend = options.backend ?? 'io_uring';
     if (backend !== 'io_uring' && backend !== 'threads') {
       throw invalidRange(`backend must be 'io_uring' or 'threads', got ${describeValue(backend)}`);
@@ -349,14 +363,24 @@ export class IoUringActor implements OpSink {
    * Joins an actor started elsewhere in this process (typically: the main
    * thread passes `ring.id` to a worker through workerData).
    */
-  static attach(id: number, options: Pick<IoUringActorOptions, 'completionSpinUs' | 'directDsync' | 'directReads'> = {}): IoUringActor {
+  static attach(id: number, given: Pick<IoUringActorOptions, 'completionSpinUs' | 'directDsync' | 'directReads'> = {}): IoUringActor {
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > 0xffffffff) {
       throw invalidType(`ring id must be a positive integer, got ${describeValue(id)}`);
     }
-    if (options === null || typeof options !== 'object') throw invalidType('options must be an object');
+    const options = readOptions<IoUringActorOptions>(given, ['completionSpinUs', 'directDsync', 'directReads'], 'options');
     const completionSpinUs = options.completionSpinUs ?? DEFAULT_COMPLETION_SPIN_US;
     checkSpinSetting('completionSpinUs', completionSpinUs);
     return new IoUringActor(id, completionSpinUs, checkDirectOptions(options));
+  }
+
+  /**
+   * Whether `value` is a handle made by start() or attach(): a brand check,
+   * which an object made from the prototype (Object.create) or a Proxy of a
+   * handle does not pass, where `instanceof` would (a review: such a ring
+   * passed a store's option check, then failed with an uncoded TypeError).
+   */
+  static isActor(value: unknown): value is IoUringActor {
+    return typeof value === 'object' && value !== null && #native in value;
   }
 
   /** True once {@link IoUringActor.close} was called on this handle. */
@@ -658,13 +682,20 @@ function checkFaultInjection(faultInjection: unknown): number {
   if (faultInjection === null || typeof faultInjection !== 'object') {
     throw invalidType(`faultInjection must be an object, got ${faultInjection === null ? 'null' : typeof faultInjection}`);
   }
-  for (const key of Object.keys(faultInjection)) {
+  let keys: string[];
+  let shortTransferEvery: unknown;
+  try {
+    keys = Object.keys(faultInjection);
+    shortTransferEvery = (faultInjection as IoUringFaultInjection).shortTransferEvery;
+  } catch (error) {
+    throw unreadable('faultInjection', error);
+  }
+  for (const key of keys) {
     if (!FAULT_INJECTION_KEYS.has(key)) throw invalidRange(`faultInjection has no option '${key}'`);
   }
-  const { shortTransferEvery } = faultInjection as IoUringFaultInjection;
   if (shortTransferEvery === undefined) return 0;
   checkInteger('faultInjection.shortTransferEvery', shortTransferEvery, 1, constants.SHORT_TRANSFER_EVERY_MAX);
-  return shortTransferEvery;
+  return shortTransferEvery as number;
 }
 
 function checkInteger(name: string, value: unknown, min: number, max: number): void {

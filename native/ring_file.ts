@@ -9,7 +9,7 @@
 import { ftruncate } from 'node:fs';
 import { addon, constants } from './addon.js';
 import { allocAligned, isPowerOfTwo } from './aligned_buffer.js';
-import { describeValue, fromNative, invalidRange, invalidType, RingError, RingSystemError, unalignedDirectIo } from './errors.js';
+import { describeValue, fromNative, invalidRange, invalidType, readOptions, RingError, RingSystemError, unalignedDirectIo } from './errors.js';
 import type { IoMutation, IoMutationKind, ObservedFile } from './io_observer.js';
 import { kOpSettled, type OpOwner, type OpSink, type PendingOp } from './ring_op.js';
 import { byteLengthOf, isDetached, toBytes, zeroBetween } from './view_bytes.js';
@@ -139,9 +139,10 @@ export class RingFile implements OpOwner, ObservedFile {
    * Use IoUringActor#open.
    * @internal
    */
-  static async open(sink: OpSink, path: string, options: RingFileOptions): Promise<RingFile> {
+  static async open(sink: OpSink, path: string, given: RingFileOptions): Promise<RingFile> {
     checkPath(path);
-    if (options === null || typeof options !== 'object') throw invalidType('options must be an object');
+    // Each option read once: what is checked is what opens the file and what the file then checks by.
+    const options = readOptions<RingFileOptions>(given, ['direct', 'dsync', 'create', 'readOnly', 'unnamed', 'sizeBytes', 'blockSize'], 'options');
     for (const name of ['direct', 'dsync', 'create', 'readOnly', 'unnamed'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'boolean') {
         throw invalidType(`option '${name}' must be a boolean`);

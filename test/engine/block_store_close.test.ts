@@ -35,6 +35,9 @@ describe('BlockStore#close()', () => {
     await rejectsWithCode(() => store.checkpoint(), 'ERR_STORE_CLOSED');
     await rejectsWithCode(() => store.flush(), 'ERR_STORE_CLOSED');
     await rejectsWithCode(() => store.verifyIntegrity(), 'ERR_STORE_CLOSED');
+    // It resolved after close (found by a review).
+    await rejectsWithCode(() => store.whenRecovered(), 'ERR_STORE_CLOSED');
+    await rejectsWithCode(() => store.backup(`${dir}/backup`), 'ERR_STORE_CLOSED');
     throwsClosed(() => store.stats());
     throwsClosed(() => store.createWriteStream('k'));
     throwsClosed(() => store.createReadStream('k'));

@@ -7,13 +7,13 @@
 // the bytes themselves), a Map as {"map": [...]}, a Set as {"set": [...]}
 // (toJson below); a bigint as its decimal string; undefined inside objects
 // is left out, as JSON.stringify does.
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { BlockStore } from '../../engine/block_store.js';
-import { type RangeOptions } from '../../engine/store_options.js';
+import { type RangeOptions, VALUE_SIZE_MAX } from '../../engine/store_options.js';
 import type { ValueEncoding } from '../../engine/value_codec.js';
-import { usageCode } from './command_line.js';
+import { commandError, usageCode } from './command_line.js';
 import { writeStdout } from './stdout_pipe.js';
 
 /** Exit status of a command that ran, but found nothing (get of a missing key). */
@@ -33,6 +33,38 @@ export const STORE_COMMANDS_USAGE = `  ringstore get PATH KEY [--raw]
                            key count, space, WAL and cache figures
   Each takes --encoding E: the encoding the store records (the default), or binary for
   the stored bytes as they are; another is refused. get, scan and stats open the store read-only.`;
+
+/** Bytes put --file reads at a time. */
+const VALUE_FILE_PIECE_BYTES = 1 << 20;
+
+/**
+ * The bytes of put's --file: at most VALUE_SIZE_MAX, the largest value a
+ * put stores. A longer file is refused by its size before it is read, and
+ * anything else that goes on past it (/dev/zero, a pipe) once that much has
+ * been read: reading it whole first took a review's `--file /dev/zero` to
+ * 6.5 GB of memory and a crash.
+ */
+function readValueFile(path: string): Buffer {
+  const tooLarge = (): Error => commandError('ERR_VALUE_TOO_LARGE', `--file '${path}' holds more than ${VALUE_SIZE_MAX} bytes, the largest value put stores`);
+  const fd = openSync(path, 'r');
+  try {
+    const stats = fstatSync(fd);
+    if (stats.isFile() && stats.size > VALUE_SIZE_MAX) throw tooLarge();
+    const pieces: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const piece = Buffer.allocUnsafe(Math.min(VALUE_FILE_PIECE_BYTES, VALUE_SIZE_MAX + 1 - total));
+      const read = readSync(fd, piece, 0, piece.length, null);
+      if (read === 0) break;
+      pieces.push(piece.subarray(0, read));
+      total += read;
+      if (total > VALUE_SIZE_MAX) throw tooLarge();
+    }
+    return Buffer.concat(pieces, total);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 const ENCODING_OPTION = { encoding: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const satisfies ParseArgsConfig['options'];
 
@@ -76,7 +108,7 @@ const COMMANDS: Record<string, StoreCommand> = {
       let value: unknown;
       if (typeof values.file === 'string') {
         if (text !== undefined) throw usageError('give VALUE or --file, not both');
-        value = readFileSync(values.file);
+        value = readValueFile(values.file);
       } else {
         if (text === undefined) throw usageError('put needs VALUE (or --file F)');
         value = values.json === true ? parseJson(text) : text;

@@ -1,10 +1,11 @@
 // `ringstore get|put|del|scan|stats`: a store's contents from the command
 // line, values as JSON (bytes as {"base64"}), documented exit statuses.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
 import { BlockStore } from '../../../engine/block_store.js';
+import { VALUE_SIZE_MAX } from '../../../engine/store_options.js';
 import { runCli } from './run_cli.js';
 
 describe('ringstore get, put, del, scan, stats', function () {
@@ -73,6 +74,17 @@ describe('ringstore get, put, del, scan, stats', function () {
     const bad = await runCli(['put', path, 'x', '{not json', '--json']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /^ringstore: ERR_INVALID_ARG: VALUE is not JSON/);
+  });
+
+  it('put --file refuses a file larger than a value can be by its size, before reading it (reading /dev/zero whole crashed it: a review)', async () => {
+    const file = `${dir}/huge.bin`;
+    // Sparse: no disk, no reading.
+    writeFileSync(file, '');
+    truncateSync(file, VALUE_SIZE_MAX + 1);
+    const refused = await runCli(['put', path, 'huge', '--file', file]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /^ringstore: ERR_VALUE_TOO_LARGE: --file .* holds more than 1073741824 bytes/);
+    assert.equal((await runCli(['get', path, 'huge'])).code, 1, 'nothing stored');
   });
 
   it('scan lists keys in order within bounds; --json gives one object per line; --keys-only skips values', async () => {

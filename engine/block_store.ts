@@ -372,6 +372,16 @@ export class BlockStore<V = unknown> {
         superblock.keyCount,
       );
       const recovered = await recoverStore(guarded, superblock, probe.slotsToRepair);
+      // What recovery read may be in the device's volatile cache only: a
+      // process killed (kill -9) between its writes and their flush leaves
+      // them there, readable and not durable. A writer builds on it — replays
+      // the tail, vouches for it in its first commit (durableSequence), reuses
+      // the blocks that superblock freed — so it makes it durable first. (A
+      // review: kill -9, reopen, one acknowledged put, power loss, and the
+      // store was refused as damaged in the middle of its log, or its free
+      // set overwritten.) A read-only open writes nothing on it; what it
+      // shows may still be lost to a power loss (docs/durability.md, 4).
+      if (!readOnly) await guarded.sync();
       allocator = recovered.allocator;
       const store = new BlockStore<V>(
         path,

@@ -543,6 +543,16 @@ export interface StoredEntry {
   chunks(): AsyncIterable<Uint8Array>;
 }
 
+/**
+ * Where a storedEntries() iteration is: how many entries it has handed out
+ * (the current one is the last), and whether it has ended. An entry's
+ * chunks() are read only while it is the current one.
+ */
+interface StoredEntriesCursor {
+  handedOut: number;
+  ended: boolean;
+}
+
 /** A StoredEntry of a leaf's record: its chunks() made only when asked for. */
 class LeafStoredEntry implements StoredEntry {
   readonly key: Key;
@@ -551,10 +561,15 @@ class LeafStoredEntry implements StoredEntry {
   readonly bytes: Uint8Array | undefined;
   readonly #parts: StreamParts;
   readonly #extentValue: ExtentValue | undefined;
+  readonly #cursor: StoredEntriesCursor;
+  /** This entry's place in its iteration (StoredEntriesCursor.handedOut when it was handed out). */
+  readonly #position: number;
 
-  constructor(parts: StreamParts, key: Key, value: IndexEntry['value']) {
+  constructor(parts: StreamParts, key: Key, value: IndexEntry['value'], cursor: StoredEntriesCursor) {
     this.key = key;
     this.#parts = parts;
+    this.#cursor = cursor;
+    this.#position = cursor.handedOut;
     if (value instanceof Uint8Array) {
       this.raw = false;
       this.sizeBytes = value.length;
@@ -568,9 +583,29 @@ class LeafStoredEntry implements StoredEntry {
     }
   }
 
+  /**
+   * Refused once the iteration has moved on (a review): an inline value's
+   * bytes are a view of a leaf that may be lent and reused after its run,
+   * and an extent value's blocks are pinned only until the iteration ends —
+   * read later, they could be another value's.
+   */
   chunks(): AsyncIterable<Uint8Array> {
-    if (this.#extentValue !== undefined) return extentValueChunks(this.#parts, this.#extentValue);
-    return inlineChunks(this.bytes!);
+    return this.#chunksWhileCurrent();
+  }
+
+  async *#chunksWhileCurrent(): AsyncGenerator<Uint8Array> {
+    this.#checkCurrent();
+    const chunks = this.#extentValue !== undefined ? extentValueChunks(this.#parts, this.#extentValue) : inlineChunks(this.bytes!);
+    for await (const chunk of chunks) {
+      this.#checkCurrent();
+      yield chunk;
+    }
+  }
+
+  #checkCurrent(): void {
+    if (this.#cursor.ended || this.#cursor.handedOut !== this.#position) {
+      throw invalidArgument('a stored entry\'s chunks() are read before its iteration moves on: the entry is no longer valid');
+    }
   }
 }
 
@@ -593,6 +628,7 @@ export async function* storedEntries(parts: StreamParts): AsyncGenerator<StoredE
   const snapshot = tree.snapshot();
   // The snapshot's pages and values stay readable (no trim, no reuse) until the iteration ends.
   const epoch = space.beginRead();
+  const cursor: StoredEntriesCursor = { handedOut: 0, ended: false };
   try {
     for await (const run of tree.runs(snapshot)) {
       const leaf = run.leaf;
@@ -600,12 +636,14 @@ export async function* storedEntries(parts: StreamParts): AsyncGenerator<StoredE
         state.checkOpen();
         const entry = leafEntryAt(leaf, index);
         const key = leaf.page !== undefined ? leaf.page.givenKeyAt(index) : keyStringToKey(leafKeyAt(leaf, index), entry.isString);
-        yield new LeafStoredEntry(parts, key, entry.value);
+        cursor.handedOut++;
+        yield new LeafStoredEntry(parts, key, entry.value, cursor);
       }
     }
   } catch (error) {
     throw state.closedOr(error);
   } finally {
+    cursor.ended = true;
     space.endRead(epoch);
   }
 }

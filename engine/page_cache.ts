@@ -112,12 +112,24 @@ export class PageCache {
     if (deltaBytes > 0) this.evict();
   }
 
-  /** Adds a clean node as the most recently used, replacing its block's previous node, then evicts down to the budget. */
+  /**
+   * Adds a clean node as the most recently used, replacing its block's
+   * previous node (unless that one is pinned and of another page: then
+   * nothing is added), then evicts down to the budget.
+   */
   insert(node: TreeNode): void {
     const ref = node.ref;
     if (ref === undefined || node.epoch !== EPOCH_NEVER) throw new Error('ringstore: only clean nodes go into the page cache');
     const previous = this.#nodes.get(ref.block);
-    if (previous !== undefined) this.#remove(previous);
+    if (previous !== undefined) {
+      // A pinned node of another page at this block stays: it is on a path
+      // prepare() pinned for a write, which finds it here. A page read for an
+      // older snapshot — a scan's read ahead that outlived the scan, its block
+      // since freed and written again — is then not cached (a review: taking
+      // the pinned node's place would leave that write's path not in memory).
+      if (previous.pins > 0 && previous.ref!.crc !== ref.crc) return;
+      this.#remove(previous);
+    }
     if (node.cacheSlot !== -1) throw new Error('ringstore: a node went into the page cache twice');
     node.cacheReferenced = false;
     this.#nodes.set(ref.block, node);

@@ -156,4 +156,21 @@ describe('PageCache', () => {
     cache.insert(nodeOf(6, 100));
     assert.deepEqual([...cache.nodes()].map((node) => node.ref!.block).sort(), [4, 5, 6]);
   });
+
+  it('keeps a pinned node when a node of another page at its block is inserted (a read for an older snapshot that landed late)', () => {
+    const cache = new PageCache(1 << 20);
+    const current = nodeOf(5, 100);
+    cache.insert(current);
+    current.pins++;
+    const stale = { ...nodeOf(5, 100), ref: { block: 5, crc: 12345 } } as TreeNode;
+    cache.insert(stale);
+    assert.equal(cache.get(current.ref!), current);
+    assert.equal(cache.get(stale.ref!), undefined);
+    assert.equal(stale.cacheSlot, -1, 'not cached');
+    // Unpinned, it is replaced as before.
+    current.pins--;
+    cache.insert(stale);
+    assert.equal(cache.get(stale.ref!), stale);
+    assert.equal(cache.get(current.ref!), undefined);
+  });
 });

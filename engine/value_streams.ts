@@ -593,10 +593,16 @@ class LeafStoredEntry implements StoredEntry {
     return this.#chunksWhileCurrent();
   }
 
+  // One generator for an inline value (a dump reads one for every entry), a
+  // second layer only over an extent value's chunks.
   async *#chunksWhileCurrent(): AsyncGenerator<Uint8Array> {
     this.#checkCurrent();
-    const chunks = this.#extentValue !== undefined ? extentValueChunks(this.#parts, this.#extentValue) : inlineChunks(this.bytes!);
-    for await (const chunk of chunks) {
+    if (this.#extentValue === undefined) {
+      // An empty value has no chunk (a dump's entry of 0 bytes takes none); a copy: the view goes with the leaf.
+      if (this.bytes!.length > 0) yield Buffer.from(this.bytes!);
+      return;
+    }
+    for await (const chunk of extentValueChunks(this.#parts, this.#extentValue)) {
       this.#checkCurrent();
       yield chunk;
     }
@@ -607,11 +613,6 @@ class LeafStoredEntry implements StoredEntry {
       throw invalidArgument('a stored entry\'s chunks() are read before its iteration moves on: the entry is no longer valid');
     }
   }
-}
-
-/** An inline value's one chunk, a copy (none for an empty value: a dump's entry of 0 bytes takes none). */
-async function* inlineChunks(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
-  if (bytes.length > 0) yield Buffer.from(bytes);
 }
 
 /**

@@ -2,7 +2,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 
 import { addon, constants } from './addon.js';
-import { describeValue, invalidRange, invalidType } from './errors.js';
+import { describeValue, invalidRange, invalidType, unreadable } from './errors.js';
 import { byteLengthOf } from './view_bytes.js';
 
 /** Default alignment: a 4 KiB page, which satisfies every device's direct IO. */
@@ -76,7 +76,7 @@ export function isAligned(buffer: ArrayBufferView, alignment: number): boolean {
     byteLength = byteLengthOf(buffer);
   } catch (error) {
     // A DataView over a resizable ArrayBuffer shrunk below it.
-    throw Object.assign(invalidType(`buffer's length could not be read: ${error instanceof Error ? error.message : describeValue(error)}`), { cause: error });
+    throw unreadable("buffer's length", error);
   }
   return byteLength % alignment === 0 && addon.bufferAddressModulo(buffer, alignment) === 0;
 }

@@ -26,7 +26,7 @@ import { IoUringActor } from '../native/io_uring_actor.js';
 import type { Key } from './key_codec.js';
 import { allSettledOrThrow } from './grid.js';
 import { invalidArgument, pathError, StoreError } from './store_error.js';
-import { prefixOfBytes, publishNamedFile, renameInMessage } from './store_file.js';
+import { isCode, prefixOfBytes, publishNamedFile, renameInMessage } from './store_file.js';
 import { STORE_RING_OPTIONS } from './store_options.js';
 import type { ValueEncoding } from './value_codec.js';
 import type { StoredEntry } from './value_streams.js';
@@ -101,10 +101,10 @@ export async function backupStore(source: BackupSource, path: unknown, maker: Ba
   let temporaryPath: string | undefined;
   let ring: IoUringActor | undefined;
   let target: BackupTarget | undefined;
+  // Errors of publishing name both files as they are (a rename's, say).
+  let publishing = false;
   try {
-    if ((await lstat(path).catch(() => undefined)) !== undefined) {
-      throw new StoreError('ERR_STORE_PATH', `'${path}' exists: a backup is written to a new file only, never over one (remove it, or back up to another name)`);
-    }
+    await refuseExistingPath(path);
     temporaryPath = await claimTemporaryFile(path);
     ring = IoUringActor.start(STORE_RING_OPTIONS);
     await maker.format(temporaryPath, { blockSize: source.blockSize, encoding: source.recordedEncoding, ring });
@@ -114,10 +114,15 @@ export async function backupStore(source: BackupSource, path: unknown, maker: Ba
     target = undefined;
     // Every entry durable (sync: false: the close is the flush), the store clean.
     await closing.close();
-    await publishNamedFile(ring, temporaryPath, path).catch((error: unknown) => {
+    const copy = await stat(temporaryPath);
+    publishing = true;
+    await publishNamedFile(ring, temporaryPath, path).catch(async (error: unknown) => {
       if ((error as { code?: unknown }).code === 'ERR_STORE_LOCKED') {
         throw new StoreError('ERR_STORE_PATH', `'${path}' was made by someone else while the backup ran: the backup is not put there`, { cause: error });
       }
+      // Failed once the copy had its name (the directory's flush, say): the
+      // name goes again, so that a failed backup leaves nothing at `path`.
+      await removeOwnName(path, copy, error);
       throw error;
     });
     temporaryPath = undefined;
@@ -128,11 +133,46 @@ export async function backupStore(source: BackupSource, path: unknown, maker: Ba
     await target?.close().catch(() => undefined);
     if (temporaryPath !== undefined) {
       await unlink(temporaryPath).catch(() => undefined);
-      renameInMessage(error, temporaryPath, path);
+      if (!publishing) renameInMessage(error, temporaryPath, path);
     }
     throw error;
   } finally {
     await ring?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Refuses a `path` that exists, or that cannot name a file (ENAMETOOLONG,
+ * a NUL byte, a file as a directory, no permission), before anything is
+ * copied: only "no such file" lets the backup go on (a review found every
+ * error of the look-up taken for that, and a name too long refused only
+ * after the whole copy).
+ */
+async function refuseExistingPath(path: string): Promise<void> {
+  if (path.includes('\0')) throw new StoreError('ERR_STORE_PATH', `${JSON.stringify(path)} holds a NUL byte: no file can have that name`);
+  const found = await lstat(path).then(
+    () => true,
+    (error: unknown) => {
+      if (isCode(error, 'ENOENT')) return false;
+      throw pathError(path, error, 'cannot look the name up');
+    },
+  );
+  if (found) throw new StoreError('ERR_STORE_PATH', `'${path}' exists: a backup is written to a new file only, never over one (remove it, or back up to another name)`);
+}
+
+/**
+ * Takes back the name `path` given to the copy (`copy`: its identity)
+ * after publishing failed past the link. Only the copy itself is removed:
+ * no one else can have made `path` once the link took it. If even that
+ * fails, `error`'s message says the copy is still there.
+ */
+async function removeOwnName(path: string, copy: { dev: number; ino: number }, error: unknown): Promise<void> {
+  const there = await lstat(path).catch(() => undefined);
+  if (there === undefined || there.dev !== copy.dev || there.ino !== copy.ino) return;
+  try {
+    await unlink(path);
+  } catch (unlinkError) {
+    if (error instanceof Error) error.message += ` (the backup failed, and its copy at '${path}' could not be removed: ${(unlinkError as Error).message})`;
   }
 }
 

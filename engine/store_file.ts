@@ -299,10 +299,19 @@ async function publishByRename(ring: IoUringActor, temporaryPath: string, path: 
     claim = await RingBlockDevice.open(ring, path);
   } catch (error) {
     // Locked: another creator holds the empty file, and will format it.
-    throw error instanceof StoreError && error.code === 'ERR_STORE_LOCKED' ? lostCreateRace(path, error) : error;
+    if (error instanceof StoreError && error.code === 'ERR_STORE_LOCKED') throw lostCreateRace(path, error);
+    // Our empty claim, which no one else can lock while it is empty and
+    // unlocked only for an instant: left, it would refuse every later
+    // create or backup at this name (found by a review).
+    await unlink(path).catch(() => undefined);
+    throw error;
   }
   try {
     await rename(temporaryPath, path);
+  } catch (error) {
+    // Still our locked, empty claim: given back before the lock is.
+    await unlink(path).catch(() => undefined);
+    throw pathError(path, error, 'cannot rename the new store file to its name');
   } finally {
     await claim.close();
   }
@@ -344,7 +353,7 @@ export function prefixOfBytes(name: string, bytesMax: number): string {
   return prefix;
 }
 
-function isCode(error: unknown, code: string): boolean {
+export function isCode(error: unknown, code: string): boolean {
   return error instanceof Error && (error as Error & { code?: unknown }).code === code;
 }
 

@@ -6,10 +6,12 @@
 // fails must leave nothing at its path — no store that opens and lacks
 // entries, no temporary file.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsPromises, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { finished } from 'node:stream/promises';
 
 import { BlockStore } from '../../engine/block_store.js';
+import { addon } from '../../native/addon.js';
 import { BACKUP_BATCH_ENTRIES_MAX } from '../../engine/store_backup.js';
 import { collect, flipByteInFile, rejectsCorrupt, rejectsWith, rejectsWithCode, storeDirPerTest } from './helpers.js';
 
@@ -134,6 +136,12 @@ describe('BlockStore.backup', function () {
       assert.equal(existsSync(`${dir()}/missing`), false);
       await rejectsWithCode(() => source.backup(`${dir()}/no-such-directory/copy.rs`), 'ERR_STORE_PATH');
       await rejectsWithCode(() => source.backup(`${dir()}/copy.rs/`), 'ERR_STORE_PATH');
+      // Names no file can have: refused by the look-up, before any copying,
+      // with the path the caller gave (not the temporary file's).
+      const nul = await rejectsWithCode(() => source.backup(`${dir()}/a\0b.rs`), 'ERR_STORE_PATH');
+      assert.doesNotMatch(nul.message, /partial/);
+      const long = await rejectsWithCode(() => source.backup(`${dir()}/${'n'.repeat(300)}.rs`), 'ERR_STORE_PATH');
+      assert.match(long.message, /look the name up: ENAMETOOLONG/);
       for (const path of ['', 42, undefined, null]) await rejectsWith(() => source.backup(path as string), TypeError, 'ERR_INVALID_ARG');
       await rejectsWith(() => (source.backup as (path: string, options: object) => Promise<unknown>).call(source, `${dir()}/copy.rs`, {}), TypeError, 'ERR_INVALID_ARG');
       assert.deepEqual(others('source.rs', 'file', 'directory', 'dangling').sort(), []);
@@ -147,6 +155,8 @@ describe('BlockStore.backup', function () {
     const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
     await fillLive(source, LIVE_KEY_COUNT);
     const backup = source.backup(`${dir()}/copy.rs`);
+    // It rejects during the close below, before rejectsWithCode looks at it.
+    backup.catch(() => undefined);
     // Once the copy is under way: its temporary file is there.
     while (others('source.rs').length === 0) await new Promise((resolve) => setTimeout(resolve, 1));
     await source.close();
@@ -189,6 +199,46 @@ describe('BlockStore.backup', function () {
     } finally {
       await reader.close();
       await other.close();
+    }
+  });
+
+  it('a failure once the copy has its name (the directory flush) takes the name back', async () => {
+    const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
+    await fillLive(source, 1000);
+    const syncDirectory = addon.syncDirectory;
+    addon.syncDirectory = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO', errno: -5, syscall: 'fsync' }));
+    try {
+      await rejectsWith(() => source.backup(`${dir()}/copy.rs`), Error, 'EIO');
+      assert.deepEqual(others('source.rs'), []);
+    } finally {
+      addon.syncDirectory = syncDirectory;
+    }
+    // The name is free for the next try.
+    assert.equal((await source.backup(`${dir()}/copy.rs`)).entries, 1000);
+    await source.close();
+  });
+
+  it('without hard links, a rename that fails leaves nothing at the path', async () => {
+    const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
+    await fillLive(source, 1000);
+    const { link, rename } = fsPromises;
+    const fail = (code: string, errno: number, syscall: string) => (): Promise<never> => Promise.reject(Object.assign(new Error(`${code}: ${syscall} failed`), { code, errno, syscall }));
+    fsPromises.link = fail('EPERM', -1, 'link');
+    fsPromises.rename = fail('EIO', -5, 'rename');
+    syncBuiltinESMExports();
+    try {
+      await rejectsWith(() => source.backup(`${dir()}/copy.rs`), Error, 'EIO');
+      assert.deepEqual(others('source.rs'), []);
+      // Renamed into place once rename works (still no hard links).
+      fsPromises.rename = rename;
+      syncBuiltinESMExports();
+      assert.equal((await source.backup(`${dir()}/copy.rs`)).entries, 1000);
+      assert.deepEqual(others('source.rs', 'copy.rs'), []);
+    } finally {
+      fsPromises.link = link;
+      fsPromises.rename = rename;
+      syncBuiltinESMExports();
+      await source.close();
     }
   });
 

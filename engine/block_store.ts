@@ -51,7 +51,7 @@ import { PageTree, PageUnreadable } from './page_tree.js';
 import { probeSuperblocks, recoverStore, type SuperblockProbe } from './recovery.js';
 import { RingBlockDevice } from './ring_block_device.js';
 import { Space, VALUE_EXTENTS_PER_PUT_MAX } from './space.js';
-import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, describeArgument, guardedCheck, mapElements, optionFields, refuseStreamOptions, type CheckedRange, type KeyRange } from './store_arguments.js';
+import { checkBlockSize, checkBoolean, checkRangeOptions, checkSize, checkWalSize, describeArgument, guardedCheck, mapElements, optionFields, refuseStreamOptions, type CheckedRange, type KeyRange } from './store_arguments.js';
 import { invalidArgument, STORE_ADVICE, StoreError } from './store_error.js';
 import { openStoreFile, type OpenedStoreFile } from './store_file.js';
 import { checkBlockSizeServed, deviceGrows, eraseSuperblocks, formatStore, storeLayout } from './store_layout.js';
@@ -273,7 +273,7 @@ export class BlockStore<V = unknown> {
     if (options.sizeBytes !== undefined && maxSizeBytes !== undefined && maxSizeBytes < sizeBytes) {
       throw invalidArgument(`option 'maxSizeBytes' (${maxSizeBytes}) is less than 'sizeBytes' (${sizeBytes})`, 'range');
     }
-    if (options.walSizeBytes !== undefined) checkSize(options.walSizeBytes, 'walSizeBytes', 0, 0);
+    checkWalSize(options.walSizeBytes);
     if (options.ring !== undefined && !IoUringActor.isActor(options.ring)) throw invalidArgument('ring must be an IoUringActor (one IoUringActor.start() or attach() made)');
     if (options.device !== undefined) guardedCheck("option 'device'", () => checkBlockDevice(options.device));
     const walSizeBytes = options.walSizeBytes ?? (options.sizeBytes === undefined && options.device === undefined ? Math.min(DEFAULT_NEW_FILE_WAL_SIZE_BYTES, sizeBytes / 2) : undefined);
@@ -441,7 +441,7 @@ export class BlockStore<V = unknown> {
     const options = optionFields(given, ['sizeBytes', 'blockSize', 'walSizeBytes', 'ring', 'encoding'], 'options');
     const blockSize = checkBlockSize(options.blockSize);
     const sizeBytes = checkSize(options.sizeBytes, 'sizeBytes', 0, 0);
-    if (options.walSizeBytes !== undefined) checkSize(options.walSizeBytes, 'walSizeBytes', 0, 0);
+    checkWalSize(options.walSizeBytes);
     if (options.ring !== undefined && !IoUringActor.isActor(options.ring)) throw invalidArgument('ring must be an IoUringActor (one IoUringActor.start() or attach() made)');
     /** The WAL of a store whose size is chosen here (a new or empty file without sizeBytes): as open's. */
     const walOfDefaultSize = options.walSizeBytes ?? DEFAULT_NEW_FILE_WAL_SIZE_BYTES;

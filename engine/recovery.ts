@@ -6,7 +6,7 @@
 // the crash they tolerate.
 import { scanCommitPayload } from '../format/commit.js';
 import { isAllZero } from '../format/bytes.js';
-import { BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, RECORD_PUT_EXTENTS, SUPERBLOCK_SIZE, SUPERBLOCK_SLOT_COUNT } from '../format/constants.js';
+import { BLOCK_SIZE_MAX, BLOCK_SIZE_MIN, RECORD_PUT_EXTENTS, SUPERBLOCK_SIZE, SUPERBLOCK_SLOT_COUNT, WAL_SIZE_BYTES_MAX } from '../format/constants.js';
 import { crc32c } from '../format/crc32c.js';
 import { extentsBlockCount, type Extent } from '../format/extent.js';
 import { FormatError, FormatVersionError } from '../format/format_error.js';
@@ -135,8 +135,6 @@ interface SlotCandidate {
   magic: boolean;
 }
 
-/** The largest WAL a store has (storeLayout caps it): how far the backup superblocks can be. */
-const WAL_SIZE_BYTES_MAX = 1 << 30;
 /** Bytes read per IO while searching for the backup superblocks of a store whose head is gone. */
 const BACKUP_SEARCH_CHUNK_BYTES = 8 << 20;
 

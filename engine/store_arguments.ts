@@ -1,6 +1,7 @@
 // Argument checks at the store's boundary: options, range bounds, and how an
 // argument is described in the TypeError or RangeError that refuses it.
 // API misuse is refused here, before anything reaches the kernel.
+import { WAL_SIZE_BYTES_MAX } from '../format/constants.js';
 import { describeValue } from '../native/errors.js';
 import { isUint8Array, ownBytes, toKeyString, type Key } from './key_codec.js';
 import { DEFAULT_BLOCK_SIZE } from './store_layout.js';
@@ -120,6 +121,19 @@ export function checkBlockSize(value: unknown): number {
   const blockSize = checkSize(value, 'blockSize', DEFAULT_BLOCK_SIZE, 512);
   if ((blockSize & (blockSize - 1)) !== 0 || blockSize > 65536) throw invalidArgument(`blockSize must be a power of two from 512 to 65536, got ${blockSize}`, 'range');
   return blockSize;
+}
+
+/**
+ * walSizeBytes as given to open() or format(): an integer of at most
+ * WAL_SIZE_BYTES_MAX (a larger one was once cut to it without a word;
+ * found by a review).
+ */
+export function checkWalSize(walSizeBytes: unknown): number | undefined {
+  const checked = checkSize(walSizeBytes, 'walSizeBytes', 0, 0);
+  if (walSizeBytes !== undefined && checked > WAL_SIZE_BYTES_MAX) {
+    throw invalidArgument(`option 'walSizeBytes' (${checked}) is more than the largest WAL a store can have, ${WAL_SIZE_BYTES_MAX} bytes (1 GiB)`, 'range');
+  }
+  return walSizeBytes === undefined ? undefined : checked;
 }
 
 export function checkSize(value: unknown, name: string, fallback: number, min: number): number {

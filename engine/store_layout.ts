@@ -2,9 +2,10 @@
 // in blocks (docs/format.md § Device layout), formatting a new store and
 // erasing an old one's superblocks. The BlockStore façade and the CLI's
 // format go through these; nothing here knows about a running store.
+import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 
-import { BLOCK_SIZE_MAX, FORMAT_VERSION, SUPERBLOCK_HEAD_SLOT_COUNT, SUPERBLOCK_SIZE, SUPERBLOCK_SLOT_COUNT, VALUE_ENCODING_IDS } from '../format/constants.js';
+import { BLOCK_SIZE_MAX, FORMAT_VERSION, SUPERBLOCK_HEAD_SLOT_COUNT, SUPERBLOCK_SIZE, SUPERBLOCK_SLOT_COUNT, VALUE_ENCODING_IDS, WAL_SIZE_BYTES_MAX } from '../format/constants.js';
 import { pageSizeFor } from '../format/page.js';
 import { encodeSuperblock, superblockSlotBlock, type Superblock } from '../format/superblock.js';
 import { allocAligned } from '../native/aligned_buffer.js';
@@ -47,7 +48,9 @@ const FIXED_SIZE_DATA_PAGES_MIN = 64;
 export function storeLayout(sizeBytes: number, blockSize: number, walSizeBytes: number | undefined, grows: boolean): { blockCount: number; walBlockCount: number } | string {
   const blockCount = Math.floor(sizeBytes / blockSize);
   const dataBlocksMin = (grows ? DATA_PAGES_MIN : FIXED_SIZE_DATA_PAGES_MIN) * (pageSizeFor(blockSize) / blockSize);
-  const walBlockCount = Math.floor(Math.min(walSizeBytes ?? Math.min(DEFAULT_WAL_SIZE_BYTES, (blockCount * blockSize) / 8), 1 << 30) / blockSize);
+  // walSizeBytes was checked against WAL_SIZE_BYTES_MAX (store_arguments.ts, checkWalSize).
+  assert.ok(walSizeBytes === undefined || walSizeBytes <= WAL_SIZE_BYTES_MAX, 'a WAL larger than the format allows');
+  const walBlockCount = Math.floor((walSizeBytes ?? Math.min(DEFAULT_WAL_SIZE_BYTES, (blockCount * blockSize) / 8)) / blockSize);
   if (walBlockCount < WAL_BLOCKS_MIN) {
     return `${sizeBytes} bytes in ${blockSize}-byte blocks leave a WAL of ${walBlockCount} blocks; it needs at least ${WAL_BLOCKS_MIN} (${WAL_BLOCKS_MIN * blockSize} bytes${walSizeBytes === undefined ? `, so a store of at least ${8 * WAL_BLOCKS_MIN * blockSize} bytes` : ''})`;
   }

@@ -49,6 +49,13 @@ export const VALUE_EXTENTS_MAX = 65535;
 export const BLOCK_SIZE_MIN = 512;
 export const BLOCK_SIZE_MAX = 65536;
 
+/**
+ * The largest WAL region a store has (docs/format.md): a store whose head is
+ * gone has its backup superblocks searched for up to this far past the head,
+ * so no writer may make a larger one.
+ */
+export const WAL_SIZE_BYTES_MAX = 1 << 30;
+
 /** Free-set payload header: format u32, reserved u32, dataBlockCount u64. */
 export const FREE_SET_HEADER_SIZE = 16;
 

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 import { BlockStore } from '../../engine/block_store.js';
-import { SUPERBLOCK_MAGIC } from '../../format/constants.js';
+import { SUPERBLOCK_MAGIC, WAL_SIZE_BYTES_MAX } from '../../format/constants.js';
 import { makeStoreDir, openSmallStore, pattern, rejectsCorrupt, rejectsWith, rejectsWithCode, removeStoreDir } from './helpers.js';
 
 describe('BlockStore.open()', () => {
@@ -102,6 +102,14 @@ describe('BlockStore.open()', () => {
     await rejectsWith(() => BlockStore.open(`${dir}/tiny`, { create: true, sizeBytes: 4096 }), RangeError, 'ERR_INVALID_ARG');
     await rejectsWith(() => BlockStore.open(`${dir}/tiny`, { create: true, sizeBytes: 1 << 20, walSizeBytes: 1 << 20 }), RangeError, 'ERR_INVALID_ARG');
     assert.equal(existsSync(`${dir}/tiny`), false);
+  });
+
+  it('refuses a WAL larger than the format allows (1 GiB), where it was once cut to that size without a word', async () => {
+    const tooLarge = WAL_SIZE_BYTES_MAX + 4096;
+    const error = await rejectsWith(() => BlockStore.open(`${dir}/big-wal`, { create: true, sizeBytes: 4 * WAL_SIZE_BYTES_MAX, walSizeBytes: tooLarge }), RangeError, 'ERR_INVALID_ARG');
+    assert.match(error.message, /walSizeBytes/);
+    await rejectsWith(() => BlockStore.format(`${dir}/big-wal`, { sizeBytes: 4 * WAL_SIZE_BYTES_MAX, walSizeBytes: tooLarge }), RangeError, 'ERR_INVALID_ARG');
+    assert.equal(existsSync(`${dir}/big-wal`), false);
   });
 
   it('checks its arguments before any IO: ERR_INVALID_ARG as TypeError or RangeError', async () => {

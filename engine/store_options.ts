@@ -206,27 +206,38 @@ export interface BlockStoreStats {
 }
 
 /**
- * The actor a store starts for itself when not given one: no busy-polling,
- * and commit writes through the JS thread's own ring. A store's IO is
- * mostly flushes (commit writes with RWF_DSYNC or a linked fdatasync), for
- * which the actor and the JS thread do not spin anyway (Command::IsSlow);
- * with the IO layer's default spinning the store measured the same within
- * noise here (npm run bench, both orders), so its own actor does not spend
- * the CPU. Its RWF_DSYNC commit writes skip the actor's round trip
- * (directDsync): one durable put at a time, 3 170–3 429 puts/s against
- * 2 713–2 943 through the actor, in three alternating pairs on a host whose
- * thread wake-ups are dear (docs/io.md, *Durable writes*). A read alone in
- * flight (a cold get) goes through that ring too (directReads, the IO
- * layer's default): 1 M cold gets one at a time, 12.9–16.1 k gets/s
- * against 10.5–11.2 k through the actor (docs/io.md, *Lone reads*).
+ * The actor a store starts for itself when not given one: the actor thread
+ * does not busy-poll, the JS thread decides for itself (adaptive), and
+ * commit writes go through the JS thread's own ring.
+ *
+ * A store's IO is mostly flushes (commit writes with RWF_DSYNC or a linked
+ * fdatasync), for which neither thread spins anyway (Command::IsSlow); with
+ * the actor spinning the store measured the same within noise on one host
+ * (npm run bench, both orders), and on another the spinning actor cost 32
+ * concurrent cold readers up to 18 % (it takes the core the JS thread and
+ * the kernel need), so the actor does not spend the CPU. The JS thread's
+ * completion spin is left to its SpinPolicy ('auto'), which spins only while
+ * it measures that spinning pays and only for fast commands (4 KiB reads,
+ * page writes): on the host of docs/benchmarks.md session 56 a store with
+ * it made 1.17-1.66 x the cold gets one at a time (6 alternating pairs;
+ * waking a sleeping event loop cost ~25 us of a ~85 us get) and 1.00-1.11 x
+ * with 32 readers, while its writers' runs never engaged it (no probe:
+ * their commits are slow commands). Its RWF_DSYNC commit writes skip the
+ * actor's round trip (directDsync): one durable put at a time, 3 170-3 429
+ * puts/s against 2 713-2 943 through the actor, in three alternating pairs
+ * on a host whose thread wake-ups are dear (docs/io.md, *Durable writes*).
+ * A read alone in flight (a cold get) goes through that ring too
+ * (directReads, the IO layer's default): 1 M cold gets one at a time,
+ * 12.9-16.1 k gets/s against 10.5-11.2 k through the actor (docs/io.md,
+ * *Lone reads*).
  */
 export const STORE_RING_OPTIONS = {
   /** Fall back to a thread pool where io_uring is unavailable. */
   fallback: 'threads',
   /** No busy-polling by the actor thread. */
   spinUs: 0,
-  /** No busy-polling for completions on the JS thread. */
-  completionSpinUs: 0,
+  /** The JS thread busy-polls for fast completions while its SpinPolicy measures that it pays. */
+  completionSpinUs: 'auto',
   /** RWF_DSYNC writes (commits) through a ring of the JS thread, not the actor. */
   directDsync: true,
   /** A read with nothing else in flight through that ring too (the default, said here as the store relies on it). */

@@ -26,7 +26,7 @@ import { IoUringActor } from '../native/io_uring_actor.js';
 import type { Key } from './key_codec.js';
 import { allSettledOrThrow } from './grid.js';
 import { invalidArgument, pathError, StoreError } from './store_error.js';
-import { isCode, prefixOfBytes, publishNamedFile, renameInMessage } from './store_file.js';
+import { isCode, prefixOfBytes, publishNamedFile, removeOwnName, renameInMessage } from './store_file.js';
 import { STORE_RING_OPTIONS } from './store_options.js';
 import type { ValueEncoding } from './value_codec.js';
 import type { StoredEntry } from './value_streams.js';
@@ -158,22 +158,6 @@ async function refuseExistingPath(path: string): Promise<void> {
     },
   );
   if (found) throw new StoreError('ERR_STORE_PATH', `'${path}' exists: a backup is written to a new file only, never over one (remove it, or back up to another name)`);
-}
-
-/**
- * Takes back the name `path` given to the copy (`copy`: its identity)
- * after publishing failed past the link. Only the copy itself is removed:
- * no one else can have made `path` once the link took it. If even that
- * fails, `error`'s message says the copy is still there.
- */
-async function removeOwnName(path: string, copy: { dev: number; ino: number }, error: unknown): Promise<void> {
-  const there = await lstat(path).catch(() => undefined);
-  if (there === undefined || there.dev !== copy.dev || there.ino !== copy.ino) return;
-  try {
-    await unlink(path);
-  } catch (unlinkError) {
-    if (error instanceof Error) error.message += ` (the backup failed, and its copy at '${path}' could not be removed: ${(unlinkError as Error).message})`;
-  }
 }
 
 /** Makes the temporary file beside `path`, empty and ours alone (O_EXCL). */

@@ -284,12 +284,22 @@ function lostCreateRace(path: string, cause: unknown): StoreError {
 
 /**
  * publish() without hard links: claim the name with an empty file of our own
- * (O_EXCL) and lock it, so that another creator that opens that empty file
- * before the rename cannot lock it and format it; then rename over it.
+ * (O_EXCL) and lock it, then rename over it. Between the claim and its lock
+ * another creator may open the empty file, lock it and format a store in it
+ * (openStoreFile takes an empty file for a new store): so the claim is
+ * renamed over only if, locked, it is still the file we made and still
+ * empty, and it is removed only under our lock (a review found a version
+ * that renamed over, or removed, another creator's new store).
  */
 async function publishByRename(ring: IoUringActor, temporaryPath: string, path: string): Promise<void> {
+  let claimed: { dev: number; ino: number };
   try {
-    await (await openFile(path, 'wx')).close();
+    const handle = await openFile(path, 'wx');
+    try {
+      claimed = await handle.stat();
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     if (isCode(error, 'EEXIST')) throw lostCreateRace(path, error);
     throw pathError(path, error, 'cannot create the new store file');
@@ -300,20 +310,41 @@ async function publishByRename(ring: IoUringActor, temporaryPath: string, path: 
   } catch (error) {
     // Locked: another creator holds the empty file, and will format it.
     if (error instanceof StoreError && error.code === 'ERR_STORE_LOCKED') throw lostCreateRace(path, error);
-    // Our empty claim, which no one else can lock while it is empty and
-    // unlocked only for an instant: left, it would refuse every later
-    // create or backup at this name (found by a review).
-    await unlink(path).catch(() => undefined);
+    // Not removed: unlocked, it may be another creator's to format by now.
+    if (error instanceof Error) error.message += ` (an empty file made to claim '${path}' may be left there)`;
     throw error;
   }
   try {
-    await rename(temporaryPath, path);
-  } catch (error) {
-    // Still our locked, empty claim: given back before the lock is.
-    await unlink(path).catch(() => undefined);
-    throw pathError(path, error, 'cannot rename the new store file to its name');
+    const named = await lstat(path).catch(() => undefined);
+    if (named === undefined || named.dev !== claimed.dev || named.ino !== claimed.ino || named.size !== 0) throw lostCreateRace(path, undefined);
+    try {
+      await rename(temporaryPath, path);
+    } catch (error) {
+      // Our empty claim, locked: given back before the lock is (an opener
+      // waiting for that lock finds the name gone, and starts again).
+      await unlink(path).catch(() => undefined);
+      throw pathError(path, error, 'cannot rename the new store file to its name');
+    }
   } finally {
     await claim.close();
+  }
+}
+
+/**
+ * Takes back the name `path` that publishNamedFile gave a new store file
+ * (`file`: its dev and ino, taken before) when publishing failed past the
+ * link (the directory's flush): for a caller that promises to leave
+ * nothing at `path` when it fails (a backup, `load --create`). Only that
+ * file is removed: no one else can have made `path` once the link took it.
+ * If even that fails, `error`'s message says the file is still there.
+ */
+export async function removeOwnName(path: string, file: { dev: number; ino: number }, error: unknown): Promise<void> {
+  const there = await lstat(path).catch(() => undefined);
+  if (there === undefined || there.dev !== file.dev || there.ino !== file.ino) return;
+  try {
+    await unlink(path);
+  } catch (unlinkError) {
+    if (error instanceof Error) error.message += ` (and the new store file at '${path}' could not be removed: ${(unlinkError as Error).message})`;
   }
 }
 

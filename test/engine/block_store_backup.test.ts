@@ -6,12 +6,13 @@
 // fails must leave nothing at its path — no store that opens and lacks
 // entries, no temporary file.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, promises as fsPromises, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsPromises, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { finished } from 'node:stream/promises';
 
 import { BlockStore } from '../../engine/block_store.js';
 import { addon } from '../../native/addon.js';
+import { IoUringActor } from '../../native/io_uring_actor.js';
 import { BACKUP_BATCH_ENTRIES_MAX } from '../../engine/store_backup.js';
 import { collect, flipByteInFile, rejectsCorrupt, rejectsWith, rejectsWithCode, storeDirPerTest } from './helpers.js';
 
@@ -235,6 +236,50 @@ describe('BlockStore.backup', function () {
       assert.equal((await source.backup(`${dir()}/copy.rs`)).entries, 1000);
       assert.deepEqual(others('source.rs', 'copy.rs'), []);
     } finally {
+      fsPromises.link = link;
+      fsPromises.rename = rename;
+      syncBuiltinESMExports();
+      await source.close();
+    }
+  });
+
+  it('without hard links, never renames over (or removes) a store another creator made in its claim', async () => {
+    // The claim is an empty file, unlocked for a moment before its lock:
+    // another BlockStore.open(create) may take it for a new store and
+    // format it in place (found by a review: renamed over, or removed).
+    const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
+    await source.put('s', 'source');
+    const target = `${dir()}/copy.rs`;
+    const { link, rename } = fsPromises;
+    const open = IoUringActor.prototype.open;
+    try {
+      for (const renameFails of [false, true]) {
+        fsPromises.link = () => Promise.reject(Object.assign(new Error('EPERM: link'), { code: 'EPERM', errno: -1, syscall: 'link' }));
+        fsPromises.rename = renameFails ? () => Promise.reject(Object.assign(new Error('EIO: rename'), { code: 'EIO', errno: -5, syscall: 'rename' })) : rename;
+        syncBuiltinESMExports();
+        let creatorRan = false;
+        IoUringActor.prototype.open = async function (this: IoUringActor, path: string, options?: Parameters<IoUringActor['open']>[1]) {
+          if (path === target && !creatorRan) {
+            creatorRan = true;
+            const other = await BlockStore.open(target, { create: true });
+            await other.put('mine', 'the other creator\'s');
+            await other.close();
+          }
+          return open.call(this, path, options);
+        } as IoUringActor['open'];
+        await rejectsWithCode(() => source.backup(target), 'ERR_STORE_PATH');
+        assert.ok(creatorRan, 'the other creator took the claim');
+        IoUringActor.prototype.open = open;
+        fsPromises.rename = rename;
+        syncBuiltinESMExports();
+        const other = await BlockStore.open(target);
+        assert.equal(await other.get('mine'), 'the other creator\'s', `renameFails ${renameFails}`);
+        await other.close();
+        assert.deepEqual(others('source.rs', 'copy.rs'), []);
+        rmSync(target);
+      }
+    } finally {
+      IoUringActor.prototype.open = open;
       fsPromises.link = link;
       fsPromises.rename = rename;
       syncBuiltinESMExports();

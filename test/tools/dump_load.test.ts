@@ -21,6 +21,8 @@ import { fsckImage, memoryImage } from '../../tools/fsck.js';
 import { runCli } from './cli/run_cli.js';
 
 const CLI = new URL('../../tools/cli.js', import.meta.url).pathname;
+/** A module that fails the directory flush once a file exists (see its header). */
+const FAIL_DIRECTORY_FLUSH = new URL('./cli/fail_directory_flush.js', import.meta.url).href;
 /** Entries of the dump the interrupted loads take (~1 s to load here). */
 const INTERRUPTED_DUMP_ENTRIES = 20_000;
 const INTERRUPTED_VALUE_BYTES = 1000;
@@ -154,6 +156,20 @@ describe('ringstore dump and load', function () {
       const again = await runCli(['dump', target, `${dir}/round-again.dump`]);
       assert.equal(again.code, 0, again.stderr);
       assert.deepEqual(readFileSync(`${dir}/round-again.dump`), readFileSync(dump));
+    });
+
+    it('load --create whose directory flush fails after the link leaves no store at PATH (found by a review)', async () => {
+      const dump = `${dir}/flush-fails.dump`;
+      assert.equal((await runCli(['dump', source, dump])).code, 0);
+      const target = `${dir}/flush-fails-target`;
+      const failing = { nodeArgs: ['--import', FAIL_DIRECTORY_FLUSH], env: { RINGSTORE_TEST_FAIL_FLUSH_WHEN: target } };
+      const loaded = await runCli(['load', target, dump, '--create'], failing);
+      assert.equal(loaded.code, 2, loaded.stderr);
+      assert.match(loaded.stderr, /EIO/);
+      assert.equal(existsSync(target), false, 'PATH as it was: nothing there');
+      assert.deepEqual(readdirSync(dir).filter((name) => name.includes('flush-fails-target')), [], 'nor a build left beside it');
+      // The fault only bites once PATH exists: a retry without it goes through.
+      assert.equal((await runCli(['load', target, dump, '--create'])).code, 0);
     });
 
     it('goes through a pipe: dump to stdout, load from stdin', async () => {

@@ -12,9 +12,11 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function runCli(args: string[], options: { cwd?: string } = {}): Promise<CliResult> {
+/** `nodeArgs` go to node before the CLI's path (`--import` a fault of a test's); `env` is added to the environment. */
+export async function runCli(args: string[], options: { cwd?: string; nodeArgs?: string[]; env?: Record<string, string> } = {}): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, ...args], { cwd: options.cwd, encoding: 'utf8', maxBuffer: 16 << 20 });
+    const env = options.env === undefined ? undefined : { ...process.env, ...options.env };
+    const { stdout, stderr } = await execFileAsync(process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], { cwd: options.cwd, env, encoding: 'utf8', maxBuffer: 16 << 20 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as CliResult;

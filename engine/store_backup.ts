@@ -26,7 +26,7 @@ import { IoUringActor } from '../native/io_uring_actor.js';
 import type { Key } from './key_codec.js';
 import { allSettledOrThrow } from './grid.js';
 import { invalidArgument, pathError, StoreError } from './store_error.js';
-import { isCode, prefixOfBytes, publishNamedFile, removeOwnName, renameInMessage } from './store_file.js';
+import { fileIdentity, isCode, prefixOfBytes, publishNamedFile, removeOwnName, renameInMessage } from './store_file.js';
 import { STORE_RING_OPTIONS } from './store_options.js';
 import type { ValueEncoding } from './value_codec.js';
 import type { StoredEntry } from './value_streams.js';
@@ -114,15 +114,16 @@ export async function backupStore(source: BackupSource, path: unknown, maker: Ba
     target = undefined;
     // Every entry durable (sync: false: the close is the flush), the store clean.
     await closing.close();
-    const copy = await stat(temporaryPath);
+    const copy = await fileIdentity(temporaryPath);
     publishing = true;
-    await publishNamedFile(ring, temporaryPath, path).catch(async (error: unknown) => {
+    const publishRing = ring;
+    await publishNamedFile(publishRing, temporaryPath, path).catch(async (error: unknown) => {
       if ((error as { code?: unknown }).code === 'ERR_STORE_LOCKED') {
         throw new StoreError('ERR_STORE_PATH', `'${path}' was made by someone else while the backup ran: the backup is not put there`, { cause: error });
       }
       // Failed once the copy had its name (the directory's flush, say): the
       // name goes again, so that a failed backup leaves nothing at `path`.
-      await removeOwnName(path, copy, error);
+      await removeOwnName(publishRing, path, copy, error);
       throw error;
     });
     temporaryPath = undefined;

@@ -26,7 +26,7 @@
 // behind (docs/store.md).
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { link, lstat, open as openFile, rename, unlink } from 'node:fs/promises';
+import { link, lstat, open as openFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { SUPERBLOCK_MAGIC, SUPERBLOCK_SIZE } from '../format/constants.js';
@@ -292,11 +292,13 @@ function lostCreateRace(path: string, cause: unknown): StoreError {
  * that renamed over, or removed, another creator's new store).
  */
 async function publishByRename(ring: IoUringActor, temporaryPath: string, path: string): Promise<void> {
-  let claimed: { dev: number; ino: number };
+  // Its identity: the inode and its birth time (an inode number alone is
+  // reused at once by a file made after ours was removed; found by a review).
+  let claimed: FileIdentity;
   try {
     const handle = await openFile(path, 'wx');
     try {
-      claimed = await handle.stat();
+      claimed = await handle.stat({ bigint: true });
     } finally {
       await handle.close();
     }
@@ -309,14 +311,15 @@ async function publishByRename(ring: IoUringActor, temporaryPath: string, path: 
     claim = await RingBlockDevice.open(ring, path);
   } catch (error) {
     // Locked: another creator holds the empty file, and will format it.
-    if (error instanceof StoreError && error.code === 'ERR_STORE_LOCKED') throw lostCreateRace(path, error);
+    // Gone: someone removed it. Either way the name is not ours to take.
+    if (error instanceof StoreError && (error.code === 'ERR_STORE_LOCKED' || error.code === 'ERR_STORE_NOT_FOUND')) throw lostCreateRace(path, error);
     // Not removed: unlocked, it may be another creator's to format by now.
     if (error instanceof Error) error.message += ` (an empty file made to claim '${path}' may be left there)`;
     throw error;
   }
   try {
-    const named = await lstat(path).catch(() => undefined);
-    if (named === undefined || named.dev !== claimed.dev || named.ino !== claimed.ino || named.size !== 0) throw lostCreateRace(path, undefined);
+    const named = await lstat(path, { bigint: true }).catch(() => undefined);
+    if (named === undefined || !sameFile(named, claimed) || named.size !== 0n) throw lostCreateRace(path, undefined);
     try {
       await rename(temporaryPath, path);
     } catch (error) {
@@ -331,20 +334,57 @@ async function publishByRename(ring: IoUringActor, temporaryPath: string, path: 
 }
 
 /**
+ * What tells one file from another made later at the same name: the inode,
+ * and when it was made (statx's btime, which a link or a rename leaves
+ * alone; 0 where the file system keeps none: the inode alone then).
+ */
+export interface FileIdentity {
+  readonly dev: bigint;
+  readonly ino: bigint;
+  readonly birthtimeNs: bigint;
+}
+
+function sameFile(a: FileIdentity, b: FileIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.birthtimeNs === b.birthtimeNs;
+}
+
+/** The identity of the file at `path` (stat, following links), to hand to removeOwnName later. */
+export async function fileIdentity(path: string): Promise<FileIdentity> {
+  return stat(path, { bigint: true });
+}
+
+/**
  * Takes back the name `path` that publishNamedFile gave a new store file
- * (`file`: its dev and ino, taken before) when publishing failed past the
+ * (`file`: its identity, taken before) when publishing failed past the
  * link (the directory's flush): for a caller that promises to leave
  * nothing at `path` when it fails (a backup, `load --create`). Only that
- * file is removed: no one else can have made `path` once the link took it.
- * If even that fails, `error`'s message says the file is still there.
+ * file is removed, and only under its lock: once named, it may already be
+ * open as a store elsewhere, whose writes would go to a file without a name
+ * (found by a review). If it cannot be removed, `error`'s message says the
+ * file is still there.
  */
-export async function removeOwnName(path: string, file: { dev: number; ino: number }, error: unknown): Promise<void> {
-  const there = await lstat(path).catch(() => undefined);
-  if (there === undefined || there.dev !== file.dev || there.ino !== file.ino) return;
+export async function removeOwnName(ring: IoUringActor, path: string, file: FileIdentity, error: unknown): Promise<void> {
+  const isOurs = async (): Promise<boolean> => {
+    const there = await lstat(path, { bigint: true }).catch(() => undefined);
+    return there !== undefined && sameFile(there, file);
+  };
+  if (!(await isOurs())) return;
+  const leftThere = (why: string): void => {
+    if (error instanceof Error) error.message += ` (the new store file at '${path}' is left there: ${why})`;
+  };
+  let held: RingBlockDevice;
   try {
-    await unlink(path);
+    held = await RingBlockDevice.open(ring, path);
+  } catch (lockError) {
+    leftThere(lockError instanceof StoreError && lockError.code === 'ERR_STORE_LOCKED' ? 'it is open elsewhere' : (lockError as Error).message);
+    return;
+  }
+  try {
+    if (await isOurs()) await unlink(path);
   } catch (unlinkError) {
-    if (error instanceof Error) error.message += ` (and the new store file at '${path}' could not be removed: ${(unlinkError as Error).message})`;
+    leftThere((unlinkError as Error).message);
+  } finally {
+    await held.close();
   }
 }
 

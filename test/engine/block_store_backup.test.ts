@@ -287,6 +287,73 @@ describe('BlockStore.backup', function () {
     }
   });
 
+  it('without hard links, a claim removed, or replaced by another empty file, before its lock is a lost race', async () => {
+    const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
+    await source.put('s', 'source');
+    const target = `${dir()}/copy.rs`;
+    const { link } = fsPromises;
+    const open = IoUringActor.prototype.open;
+    fsPromises.link = () => Promise.reject(Object.assign(new Error('EPERM: link'), { code: 'EPERM', errno: -1, syscall: 'link' }));
+    syncBuiltinESMExports();
+    try {
+      for (const replaced of [false, true]) {
+        let meddled = false;
+        IoUringActor.prototype.open = async function (this: IoUringActor, path: string, options?: Parameters<IoUringActor['open']>[1]) {
+          if (path === target && !meddled) {
+            meddled = true;
+            rmSync(target);
+            // On ext4 the new file often gets the inode number just freed.
+            if (replaced) writeFileSync(target, '');
+          }
+          return open.call(this, path, options);
+        } as IoUringActor['open'];
+        const error = await rejectsWithCode(() => source.backup(target), 'ERR_STORE_PATH');
+        assert.match(error.message, /made by someone else/);
+        assert.doesNotMatch(error.message, /create: true|may be left/);
+        IoUringActor.prototype.open = open;
+        assert.equal(existsSync(target) ? statSync(target).size : -1, replaced ? 0 : -1, 'their empty file is left as it was');
+        assert.deepEqual(others('source.rs', 'copy.rs'), []);
+        rmSync(target, { force: true });
+      }
+    } finally {
+      IoUringActor.prototype.open = open;
+      fsPromises.link = link;
+      syncBuiltinESMExports();
+      await source.close();
+    }
+  });
+
+  it('a failed directory flush leaves the copy at the path when a store has it open already', async () => {
+    // Once named, the copy is a store anyone may open: removed then, that
+    // opener's writes would go to a file without a name (found by a review).
+    const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
+    await source.put('s', 'source');
+    const target = `${dir()}/copy.rs`;
+    const syncDirectory = addon.syncDirectory;
+    let opener: BlockStore | undefined;
+    addon.syncDirectory = async (path: string) => {
+      if (existsSync(target) && opener === undefined) {
+        opener = await BlockStore.open(target);
+        await opener.put('mine', 'acknowledged');
+        throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO', errno: -5, syscall: 'fsync' });
+      }
+      return syncDirectory.call(addon, path);
+    };
+    try {
+      const error = await rejectsWith(() => source.backup(target), Error, 'EIO');
+      assert.match(error.message, /left there: it is open elsewhere/);
+    } finally {
+      addon.syncDirectory = syncDirectory;
+    }
+    assert.ok(opener !== undefined, 'a store opened the copy before the flush');
+    await opener.close();
+    const reopened = await BlockStore.open(target);
+    assert.equal(await reopened.get('mine'), 'acknowledged');
+    assert.equal(await reopened.get('s'), 'source');
+    await reopened.close();
+    await source.close();
+  });
+
   it('never replaces a file made at the path while it runs', async () => {
     const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
     await fillLive(source, LIVE_KEY_COUNT);

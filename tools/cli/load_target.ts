@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, chmodSync, chownSync, constants, fstatSync, realpathSync, renameSync, rmSync, type Stats, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
-import { prefixOfBytes, publishNamedFile, removeOwnName } from '../../engine/store_file.js';
+import { fileIdentity, prefixOfBytes, publishNamedFile, removeOwnName } from '../../engine/store_file.js';
 import { IoUringActor } from '../../native/io_uring_actor.js';
 import { type RingFile, syncDirectory } from '../../native/ring_file.js';
 import { commandError, statStorePath } from './command_line.js';
@@ -140,14 +140,14 @@ export class NewStoreBuild {
       await syncDirectory(dirname(this.#path));
       return;
     }
-    const built = statSync(this.buildPath);
+    const built = await fileIdentity(this.buildPath);
     try {
       // Never over a file made at PATH meanwhile (another load, a store).
       await publishNamedFile(this.#ring, this.buildPath, this.#path);
     } catch (error) {
       if ((error as { code?: unknown }).code === 'ERR_STORE_LOCKED') throw madeMeanwhile();
       // Failed past the link (the directory's flush): PATH as it was (found by a review).
-      await removeOwnName(this.#path, built, error);
+      await removeOwnName(this.#ring, this.#path, built, error);
       throw error;
     } finally {
       await this.#release();

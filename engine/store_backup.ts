@@ -119,7 +119,7 @@ export async function backupStore(source: BackupSource, path: unknown, maker: Ba
     const publishRing = ring;
     await publishNamedFile(publishRing, temporaryPath, path).catch(async (error: unknown) => {
       if ((error as { code?: unknown }).code === 'ERR_STORE_LOCKED') {
-        throw new StoreError('ERR_STORE_PATH', `'${path}' was made by someone else while the backup ran: the backup is not put there`, { cause: error });
+        throw new StoreError('ERR_STORE_PATH', `'${path}' was made, or the backup's claim on it removed or replaced, by someone else while the backup ran: the backup is not put there`, { cause: error });
       }
       // Failed once the copy had its name (the directory's flush, say): the
       // name goes again, so that a failed backup leaves nothing at `path`.

@@ -219,16 +219,16 @@ export interface BlockStoreStats {
  * completion spin is left to its SpinPolicy ('auto'), which spins only while
  * it measures that spinning pays and only for fast commands (4 KiB reads,
  * page writes): on the host of docs/benchmarks.md session 56 a store with
- * it made 1.17-1.66 x the cold gets one at a time (6 alternating pairs;
- * waking a sleeping event loop cost ~25 us of a ~85 us get) and 1.00-1.11 x
+ * it made 1.17–1.66 × the cold gets one at a time (6 alternating pairs;
+ * waking a sleeping event loop cost ~30 µs of a ~85 µs get) and 1.00–1.11 ×
  * with 32 readers, while its writers' runs never engaged it (no probe:
  * their commits are slow commands). Its RWF_DSYNC commit writes skip the
- * actor's round trip (directDsync): one durable put at a time, 3 170-3 429
- * puts/s against 2 713-2 943 through the actor, in three alternating pairs
+ * actor's round trip (directDsync): one durable put at a time, 3 170–3 429
+ * puts/s against 2 713–2 943 through the actor, in three alternating pairs
  * on a host whose thread wake-ups are dear (docs/io.md, *Durable writes*).
  * A read alone in flight (a cold get) goes through that ring too
  * (directReads, the IO layer's default): 1 M cold gets one at a time,
- * 12.9-16.1 k gets/s against 10.5-11.2 k through the actor (docs/io.md,
+ * 12.9–16.1 k gets/s against 10.5–11.2 k through the actor (docs/io.md,
  * *Lone reads*).
  */
 export const STORE_RING_OPTIONS = {

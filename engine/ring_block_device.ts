@@ -1,5 +1,6 @@
 // RingBlockDevice: a BlockDevice over a file or raw block device, opened with
 // direct IO through an IoUringActor.
+import assert from 'node:assert/strict';
 import { existsSync, fstatSync, statSync } from 'node:fs';
 
 import { RingError, RingSystemError } from '../native/errors.js';
@@ -64,13 +65,18 @@ export class RingBlockDevice implements BlockDevice {
    * `punchHoles`: trims of a regular file punch holes, as trims of a block
    * device discard — for the crash lab, whose traces must hold the trims a
    * store on a block device makes (see trim()).
+   *
+   * `createExclusive`: the file is made by this open (O_CREAT | O_EXCL;
+   * the IO layer's EEXIST if anything is at `path`), then locked on that
+   * descriptor, so that it is the caller's own.
    */
-  static async open(ring: IoUringActor, path: string, options: { readOnly?: boolean; name?: string; punchHoles?: boolean; toWrite?: boolean } = {}): Promise<RingBlockDevice> {
+  static async open(ring: IoUringActor, path: string, options: { readOnly?: boolean; name?: string; punchHoles?: boolean; toWrite?: boolean; createExclusive?: boolean } = {}): Promise<RingBlockDevice> {
     const readOnly = options.readOnly === true;
+    assert.ok(!(readOnly && options.createExclusive === true), 'a file made by the open is opened to write');
     for (let attempt = 1; ; attempt++) {
       let file: RingFile;
       try {
-        file = await ring.open(path, { direct: true, readOnly });
+        file = await ring.open(path, options.createExclusive === true ? { direct: true, create: true, exclusive: true } : { direct: true, readOnly });
       } catch (error) {
         throw openError(path, error, options.toWrite === true);
       }

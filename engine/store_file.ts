@@ -283,43 +283,33 @@ function lostCreateRace(path: string, cause: unknown): StoreError {
 }
 
 /**
- * publish() without hard links: claim the name with an empty file of our own
- * (O_EXCL) and lock it, then rename over it. Between the claim and its lock
- * another creator may open the empty file, lock it and format a store in it
- * (openStoreFile takes an empty file for a new store): so the claim is
- * renamed over only if, locked, it is still the file we made and still
- * empty, and it is removed only under our lock (a review found a version
- * that renamed over, or removed, another creator's new store).
+ * publish() without hard links: claim the name with an empty file this
+ * process makes and locks on the same descriptor (RingBlockDevice.open's
+ * createExclusive: O_CREAT | O_EXCL, then flock), then rename over it.
+ * Another creator may open the claim between its making and its lock, and
+ * may lock it first (our lock is then refused: a lost race, the claim
+ * theirs to format) or even format a store in it and close it before our
+ * lock (the claim is then not empty: a lost race too). Under our lock no
+ * one else can write it, so renaming over it, or removing it, is safe.
+ * (Found by reviews: versions that claimed with one descriptor and locked
+ * another renamed over, or removed, another creator's new store.)
  */
 async function publishByRename(ring: IoUringActor, temporaryPath: string, path: string): Promise<void> {
-  // Its identity: the inode and its birth time (an inode number alone is
-  // reused at once by a file made after ours was removed; found by a review).
-  let claimed: FileIdentity;
-  try {
-    const handle = await openFile(path, 'wx');
-    try {
-      claimed = await handle.stat({ bigint: true });
-    } finally {
-      await handle.close();
-    }
-  } catch (error) {
-    if (isCode(error, 'EEXIST')) throw lostCreateRace(path, error);
-    throw pathError(path, error, 'cannot create the new store file');
-  }
   let claim: RingBlockDevice;
   try {
-    claim = await RingBlockDevice.open(ring, path);
+    claim = await RingBlockDevice.open(ring, path, { createExclusive: true });
   } catch (error) {
-    // Locked: another creator holds the empty file, and will format it.
-    // Gone: someone removed it. Either way the name is not ours to take.
-    if (error instanceof StoreError && (error.code === 'ERR_STORE_LOCKED' || error.code === 'ERR_STORE_NOT_FOUND')) throw lostCreateRace(path, error);
-    // Not removed: unlocked, it may be another creator's to format by now.
-    if (error instanceof Error) error.message += ` (an empty file made to claim '${path}' may be left there)`;
-    throw error;
+    // Something is at `path` (EEXIST), its lock is another's, or it went.
+    if (isCode(error, 'EEXIST') || (error instanceof StoreError && (error.code === 'ERR_STORE_LOCKED' || error.code === 'ERR_STORE_NOT_FOUND'))) {
+      throw lostCreateRace(path, error);
+    }
+    const failed = pathError(path, error, 'cannot create the new store file');
+    // Not removed: made but not locked, it may be another creator's to format by now.
+    failed.message += ` (an empty file made to claim '${path}' may be left there)`;
+    throw failed;
   }
   try {
-    const named = await lstat(path, { bigint: true }).catch(() => undefined);
-    if (named === undefined || !sameFile(named, claimed) || named.size !== 0n) throw lostCreateRace(path, undefined);
+    if (claim.fileLengthBytes !== 0) throw lostCreateRace(path, undefined);
     try {
       await rename(temporaryPath, path);
     } catch (error) {
@@ -337,12 +327,10 @@ async function publishByRename(ring: IoUringActor, temporaryPath: string, path: 
  * What tells one file from another made later at the same name: the inode,
  * and when it was made (statx's btime, which a link or a rename leaves
  * alone; 0 where the file system keeps none: the inode alone then). Not
- * proof: a file system that reuses a freed inode at once and keeps times
- * to a clock tick (ext2: same identity for 187 of 200 files made 0.2 ms
- * apart, a review measured) can show a file made just after ours was
- * removed as ours. publishByRename relies on it only where link(2) is
- * refused (vfat, exFAT, some FUSE), and there the worst is an empty file
- * renamed over.
+ * proof where a freed inode is reused at once and times are kept to a clock
+ * tick (ext2: a review found the same identity for 187 of 200 files made
+ * 0.2 ms apart); removeOwnName checks it again under the file's lock, where
+ * only a file removed and made again within that tick could pass.
  */
 export interface FileIdentity {
   readonly dev: bigint;

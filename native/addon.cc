@@ -48,6 +48,7 @@ Napi::Object Constants(Napi::Env env) {
   set("O_RDONLY", O_RDONLY);
   set("O_RDWR", O_RDWR);
   set("O_CREAT", O_CREAT);
+  set("O_EXCL", O_EXCL);
   set("O_DIRECT", O_DIRECT);
   set("O_DSYNC", O_DSYNC);
   return constants;

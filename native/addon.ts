@@ -100,6 +100,7 @@ export interface NativeConstants {
   O_RDONLY: number;
   O_RDWR: number;
   O_CREAT: number;
+  O_EXCL: number;
   O_DIRECT: number;
   O_DSYNC: number;
 }

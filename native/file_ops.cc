@@ -286,6 +286,10 @@ class OpenWorker final : public PromiseWork {
       // so that it can be linked.
       flags = (flags & ~(O_CREAT | O_EXCL)) | O_TMPFILE;
     } else if (stat(path_.c_str(), &st) == 0 && S_ISBLK(st.st_mode) && (flags & O_ACCMODE) != O_RDONLY) {
+      // A file to be made by this open (create + exclusive) exists: a block
+      // device is no exception, though O_EXCL without O_CREAT below means
+      // something else for one.
+      if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) return Fail(EEXIST, "open");
       // A block device opened for writing is opened exclusively (O_EXCL
       // without O_CREAT): the kernel refuses it with EBUSY while the device
       // is mounted or held by another exclusive opener, so two stores never

@@ -23,6 +23,11 @@ export interface RingFileOptions {
   /** Create the file if it does not exist (regular files only). */
   create?: boolean;
   /**
+   * With `create`: the file must not exist — made by this open or refused
+   * with EEXIST (O_EXCL), so that the caller knows the file is its own.
+   */
+  exclusive?: boolean;
+  /**
    * Make a new regular file without a name in the directory `path`
    * (O_TMPFILE): it is removed when closed, and by the file system after a
    * crash, unless {@link RingFile.linkTo} names it first. Not with `create`
@@ -142,8 +147,8 @@ export class RingFile implements OpOwner, ObservedFile {
   static async open(sink: OpSink, path: string, given: RingFileOptions): Promise<RingFile> {
     checkPath(path);
     // Each option read once: what is checked is what opens the file and what the file then checks by.
-    const options = readOptions<RingFileOptions>(given, ['direct', 'dsync', 'create', 'readOnly', 'unnamed', 'sizeBytes', 'blockSize'], 'options');
-    for (const name of ['direct', 'dsync', 'create', 'readOnly', 'unnamed'] as const) {
+    const options = readOptions<RingFileOptions>(given, ['direct', 'dsync', 'create', 'exclusive', 'readOnly', 'unnamed', 'sizeBytes', 'blockSize'], 'options');
+    for (const name of ['direct', 'dsync', 'create', 'exclusive', 'readOnly', 'unnamed'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'boolean') {
         throw invalidType(`option '${name}' must be a boolean`);
       }
@@ -165,8 +170,12 @@ export class RingFile implements OpOwner, ObservedFile {
     if (unnamed && (options.create === true || options.readOnly === true)) {
       throw invalidRange("option 'unnamed' makes a new file in a directory: not with 'create' or 'readOnly'");
     }
+    if (options.exclusive === true && options.create !== true) {
+      throw invalidRange("option 'exclusive' makes the file: only with 'create'");
+    }
     let flags = options.readOnly === true ? constants.O_RDONLY : constants.O_RDWR;
     if (options.create === true) flags |= constants.O_CREAT;
+    if (options.exclusive === true) flags |= constants.O_EXCL;
     if (options.direct === true) flags |= constants.O_DIRECT;
     if (options.dsync === true) flags |= constants.O_DSYNC;
 

@@ -244,39 +244,50 @@ describe('BlockStore.backup', function () {
   });
 
   it('without hard links, never renames over (or removes) a store another creator made in its claim', async () => {
-    // The claim is an empty file, unlocked for a moment before its lock:
-    // another BlockStore.open(create) may take it for a new store and
-    // format it in place (found by a review: renamed over, or removed).
+    // The claim is a new empty file, made and then locked: another
+    // BlockStore.open(create) may make the name first, take the empty
+    // claim's lock first, or format a store in it and close it before our
+    // lock (found by reviews: renamed over, or removed). Each is a lost race.
     const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
     await source.put('s', 'source');
     const target = `${dir()}/copy.rs`;
     const { link, rename } = fsPromises;
     const open = IoUringActor.prototype.open;
+    const otherCreates = async (keepOpen: boolean): Promise<BlockStore | undefined> => {
+      const other = await BlockStore.open(target, { create: true });
+      await other.put('mine', 'the other creator\'s');
+      if (keepOpen) return other;
+      await other.close();
+      return undefined;
+    };
     try {
-      for (const renameFails of [false, true]) {
-        fsPromises.link = () => Promise.reject(Object.assign(new Error('EPERM: link'), { code: 'EPERM', errno: -1, syscall: 'link' }));
-        fsPromises.rename = renameFails ? () => Promise.reject(Object.assign(new Error('EIO: rename'), { code: 'EIO', errno: -5, syscall: 'rename' })) : rename;
-        syncBuiltinESMExports();
-        let creatorRan = false;
-        IoUringActor.prototype.open = async function (this: IoUringActor, path: string, options?: Parameters<IoUringActor['open']>[1]) {
-          if (path === target && !creatorRan) {
-            creatorRan = true;
-            const other = await BlockStore.open(target, { create: true });
-            await other.put('mine', 'the other creator\'s');
-            await other.close();
-          }
-          return open.call(this, path, options);
-        } as IoUringActor['open'];
-        await rejectsWithCode(() => source.backup(target), 'ERR_STORE_PATH');
-        assert.ok(creatorRan, 'the other creator took the claim');
-        IoUringActor.prototype.open = open;
-        fsPromises.rename = rename;
-        syncBuiltinESMExports();
-        const other = await BlockStore.open(target);
-        assert.equal(await other.get('mine'), 'the other creator\'s', `renameFails ${renameFails}`);
-        await other.close();
-        assert.deepEqual(others('source.rs', 'copy.rs'), []);
-        rmSync(target);
+      for (const when of ['before the claim', 'holding the claim\'s lock', 'in the claim, closed before its lock'] as const) {
+        for (const renameFails of [false, true]) {
+          fsPromises.link = () => Promise.reject(Object.assign(new Error('EPERM: link'), { code: 'EPERM', errno: -1, syscall: 'link' }));
+          fsPromises.rename = renameFails ? () => Promise.reject(Object.assign(new Error('EIO: rename'), { code: 'EIO', errno: -5, syscall: 'rename' })) : rename;
+          syncBuiltinESMExports();
+          let meddled = false;
+          let held: BlockStore | undefined;
+          IoUringActor.prototype.open = async function (this: IoUringActor, path: string, options?: Parameters<IoUringActor['open']>[1]) {
+            if (path !== target || meddled) return open.call(this, path, options);
+            meddled = true;
+            if (when === 'before the claim') await otherCreates(false);
+            const file = await open.call(this, path, options);
+            if (when !== 'before the claim') held = await otherCreates(when === 'holding the claim\'s lock');
+            return file;
+          } as IoUringActor['open'];
+          await rejectsWithCode(() => source.backup(target), 'ERR_STORE_PATH');
+          assert.ok(meddled, 'the other creator ran');
+          IoUringActor.prototype.open = open;
+          fsPromises.rename = rename;
+          syncBuiltinESMExports();
+          await held?.close();
+          const other = await BlockStore.open(target);
+          assert.equal(await other.get('mine'), 'the other creator\'s', `${when}, renameFails ${renameFails}`);
+          await other.close();
+          assert.deepEqual(others('source.rs', 'copy.rs'), []);
+          rmSync(target);
+        }
       }
     } finally {
       IoUringActor.prototype.open = open;
@@ -287,7 +298,7 @@ describe('BlockStore.backup', function () {
     }
   });
 
-  it('without hard links, a claim removed, or replaced by another empty file, before its lock is a lost race', async () => {
+  it('without hard links, an empty file made at the path before the claim is left as it was', async () => {
     const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
     await source.put('s', 'source');
     const target = `${dir()}/copy.rs`;
@@ -295,26 +306,19 @@ describe('BlockStore.backup', function () {
     const open = IoUringActor.prototype.open;
     fsPromises.link = () => Promise.reject(Object.assign(new Error('EPERM: link'), { code: 'EPERM', errno: -1, syscall: 'link' }));
     syncBuiltinESMExports();
-    try {
-      for (const replaced of [false, true]) {
-        let meddled = false;
-        IoUringActor.prototype.open = async function (this: IoUringActor, path: string, options?: Parameters<IoUringActor['open']>[1]) {
-          if (path === target && !meddled) {
-            meddled = true;
-            rmSync(target);
-            // On ext4 the new file often gets the inode number just freed.
-            if (replaced) writeFileSync(target, '');
-          }
-          return open.call(this, path, options);
-        } as IoUringActor['open'];
-        const error = await rejectsWithCode(() => source.backup(target), 'ERR_STORE_PATH');
-        assert.match(error.message, /by someone else/);
-        assert.doesNotMatch(error.message, /create: true|may be left/);
-        IoUringActor.prototype.open = open;
-        assert.equal(existsSync(target) ? statSync(target).size : -1, replaced ? 0 : -1, 'their empty file is left as it was');
-        assert.deepEqual(others('source.rs', 'copy.rs'), []);
-        rmSync(target, { force: true });
+    let made = false;
+    IoUringActor.prototype.open = async function (this: IoUringActor, path: string, options?: Parameters<IoUringActor['open']>[1]) {
+      if (path === target && !made) {
+        made = true;
+        writeFileSync(target, '');
       }
+      return open.call(this, path, options);
+    } as IoUringActor['open'];
+    try {
+      const error = await rejectsWithCode(() => source.backup(target), 'ERR_STORE_PATH');
+      assert.match(error.message, /by someone else/);
+      assert.equal(statSync(target).size, 0, 'their empty file is left as it was');
+      assert.deepEqual(others('source.rs', 'copy.rs'), []);
     } finally {
       IoUringActor.prototype.open = open;
       fsPromises.link = link;

@@ -413,11 +413,25 @@ describe('RingFile bad input', () => {
     });
 
     it('rejects boolean options of another type with TypeError ERR_INVALID_ARG', async () => {
-      for (const name of ['direct', 'dsync', 'create', 'readOnly']) {
+      for (const name of ['direct', 'dsync', 'create', 'exclusive', 'readOnly']) {
         for (const value of [1, 'true', null]) {
           await rejectsWith(() => ring!.open(`${dir}/x`, { [name]: value }), TypeError, 'ERR_INVALID_ARG');
         }
       }
+    });
+
+    it('exclusive: only with create; makes the file, or refuses one that exists with EEXIST (O_EXCL)', async () => {
+      await rejectsWith(() => ring!.open(`${dir}/exclusive-alone`, { exclusive: true }), RangeError, 'ERR_INVALID_ARG');
+      const path = `${dir}/exclusive`;
+      const made = await ring!.open(path, { create: true, exclusive: true });
+      await made.close();
+      assert.equal(statSync(path).size, 0);
+      const refused = await ring!.open(path, { create: true, exclusive: true }).catch((error: unknown) => error);
+      assert.ok(refused instanceof Error, `a second exclusive create gave ${String(refused)}`);
+      assert.equal((refused as { code?: unknown }).code, 'EEXIST');
+      assert.equal((refused as { syscall?: unknown }).syscall, 'open');
+      // Without exclusive the file is opened as it is.
+      await (await ring!.open(path, { create: true })).close();
     });
 
     it('rejects a sizeBytes that is not a non-negative integer with RangeError ERR_INVALID_ARG', async () => {

@@ -84,6 +84,12 @@ describe('RingFile on a block device (loop device)', () => {
         await ring?.close();
       });
 
+      it('refuses an exclusive create of the device with EEXIST: it exists', async () => {
+        const refused = await ring!.open(device!, { direct: true, create: true, exclusive: true }).catch((error: unknown) => error);
+        assert.ok(refused instanceof Error, `gave ${String(refused)}`);
+        assert.equal((refused as { code?: unknown }).code, 'EEXIST');
+      });
+
       it('reports a block device of the right size and block sizes', async () => {
         const stat = await file.stat();
         assert.equal(stat.isBlockDevice, true);

@@ -299,13 +299,13 @@ async function publishByRename(ring: IoUringActor, temporaryPath: string, path: 
   try {
     claim = await RingBlockDevice.open(ring, path, { createExclusive: true });
   } catch (error) {
-    // Something is at `path` (EEXIST), its lock is another's, or it went.
-    if (isCode(error, 'EEXIST') || (error instanceof StoreError && (error.code === 'ERR_STORE_LOCKED' || error.code === 'ERR_STORE_NOT_FOUND'))) {
-      throw lostCreateRace(path, error);
-    }
-    const failed = pathError(path, error, 'cannot create the new store file');
+    // Something is at `path` (EEXIST), or the claim's lock is another's.
+    if (isCode(error, 'EEXIST') || (error instanceof StoreError && error.code === 'ERR_STORE_LOCKED')) throw lostCreateRace(path, error);
+    // ENOENT from an exclusive create: the directory, not the file, is missing
+    // (a claim removed after its making is made again by the open's retry).
+    const failed = error instanceof StoreError && error.code === 'ERR_STORE_NOT_FOUND' ? pathError(path, error.cause, 'cannot create the new store file') : pathError(path, error, 'cannot create the new store file');
     // Not removed: made but not locked, it may be another creator's to format by now.
-    failed.message += ` (an empty file made to claim '${path}' may be left there)`;
+    if (existsSync(path)) failed.message += ` (an empty file made to claim '${path}' may be left there)`;
     throw failed;
   }
   try {

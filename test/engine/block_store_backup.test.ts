@@ -6,7 +6,7 @@
 // fails must leave nothing at its path — no store that opens and lacks
 // entries, no temporary file.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, promises as fsPromises, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsPromises, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { finished } from 'node:stream/promises';
 
@@ -319,6 +319,30 @@ describe('BlockStore.backup', function () {
       assert.match(error.message, /by someone else/);
       assert.equal(statSync(target).size, 0, 'their empty file is left as it was');
       assert.deepEqual(others('source.rs', 'copy.rs'), []);
+    } finally {
+      IoUringActor.prototype.open = open;
+      fsPromises.link = link;
+      syncBuiltinESMExports();
+      await source.close();
+    }
+  });
+
+  it('without hard links, a directory gone when the claim is made is a path error, not a lost race', async () => {
+    const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
+    await source.put('s', 'source');
+    mkdirSync(`${dir()}/sub`);
+    const target = `${dir()}/sub/copy.rs`;
+    const { link } = fsPromises;
+    const open = IoUringActor.prototype.open;
+    fsPromises.link = () => Promise.reject(Object.assign(new Error('EPERM: link'), { code: 'EPERM', errno: -1, syscall: 'link' }));
+    syncBuiltinESMExports();
+    IoUringActor.prototype.open = async function (this: IoUringActor, path: string, options?: Parameters<IoUringActor['open']>[1]) {
+      if (path === target) renameSync(`${dir()}/sub`, `${dir()}/moved`);
+      return open.call(this, path, options);
+    } as IoUringActor['open'];
+    try {
+      const error = await rejectsWithCode(() => source.backup(target), 'ERR_STORE_PATH');
+      assert.match(error.message, /cannot create the new store file: its directory does not exist$/);
     } finally {
       IoUringActor.prototype.open = open;
       fsPromises.link = link;

@@ -13,6 +13,7 @@ import { finished } from 'node:stream/promises';
 import { BlockStore } from '../../engine/block_store.js';
 import { addon } from '../../native/addon.js';
 import { IoUringActor } from '../../native/io_uring_actor.js';
+import type { RingFile } from '../../native/ring_file.js';
 import { BACKUP_BATCH_ENTRIES_MAX } from '../../engine/store_backup.js';
 import { collect, flipByteInFile, rejectsCorrupt, rejectsWith, rejectsWithCode, storeDirPerTest } from './helpers.js';
 
@@ -25,6 +26,53 @@ const RAW_VALUE_BYTES = (5 << 20) / 2;
 const EXTENT_VALUE_CHARS = 200_000;
 /** A marker that starts a value, to find its bytes in the store file. */
 const MARKER = 'ringstore-backup-test-marker-7f3a';
+
+/** A rejection as fs.promises or the addon gives one: `syscall` failed with `code`. */
+function systemFailure(code: string, errno: number, syscall: string): () => Promise<never> {
+  return () => Promise.reject(Object.assign(new Error(`${code}: ${syscall} failed`), { code, errno, syscall }));
+}
+
+/**
+ * Until the returned function is called: fs.promises.link refused with
+ * EPERM (a file system without hard links, where a publish renames over a
+ * claim) and, with `renameFails`, rename failing with EIO. The store's
+ * ESM imports see it (syncBuiltinESMExports).
+ */
+function withoutHardLinks(renameFails = false): () => void {
+  const { link, rename } = fsPromises;
+  fsPromises.link = systemFailure('EPERM', -1, 'link');
+  if (renameFails) fsPromises.rename = systemFailure('EIO', -5, 'rename');
+  syncBuiltinESMExports();
+  return () => {
+    fsPromises.link = link;
+    fsPromises.rename = rename;
+    syncBuiltinESMExports();
+  };
+}
+
+/** Until the returned function is called: every directory flush fails with EIO, after `before` (if given) has run. */
+function failDirectoryFlushes(before?: () => Promise<void>): () => void {
+  const syncDirectory = addon.syncDirectory;
+  const fail = systemFailure('EIO', -5, 'fsync');
+  addon.syncDirectory = async () => {
+    await before?.();
+    return fail();
+  };
+  return () => {
+    addon.syncDirectory = syncDirectory;
+  };
+}
+
+/** Until the returned function is called: the IO layer's opens of `target` go through `meddle`, which calls `open` to open it. */
+function aroundOpenOf(target: string, meddle: (open: () => Promise<RingFile>) => Promise<RingFile>): () => void {
+  const open = IoUringActor.prototype.open;
+  IoUringActor.prototype.open = function (this: IoUringActor, path: string, options?: Parameters<IoUringActor['open']>[1]) {
+    return path === target ? meddle(() => open.call(this, path, options)) : open.call(this, path, options);
+  } as IoUringActor['open'];
+  return () => {
+    IoUringActor.prototype.open = open;
+  };
+}
 
 describe('BlockStore.backup', function () {
   this.timeout(120_000);
@@ -206,13 +254,12 @@ describe('BlockStore.backup', function () {
   it('a failure once the copy has its name (the directory flush) takes the name back', async () => {
     const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
     await fillLive(source, 1000);
-    const syncDirectory = addon.syncDirectory;
-    addon.syncDirectory = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO', errno: -5, syscall: 'fsync' }));
+    const restore = failDirectoryFlushes();
     try {
       await rejectsWith(() => source.backup(`${dir()}/copy.rs`), Error, 'EIO');
       assert.deepEqual(others('source.rs'), []);
     } finally {
-      addon.syncDirectory = syncDirectory;
+      restore();
     }
     // The name is free for the next try.
     assert.equal((await source.backup(`${dir()}/copy.rs`)).entries, 1000);
@@ -222,23 +269,17 @@ describe('BlockStore.backup', function () {
   it('without hard links, a rename that fails leaves nothing at the path', async () => {
     const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
     await fillLive(source, 1000);
-    const { link, rename } = fsPromises;
-    const fail = (code: string, errno: number, syscall: string) => (): Promise<never> => Promise.reject(Object.assign(new Error(`${code}: ${syscall} failed`), { code, errno, syscall }));
-    fsPromises.link = fail('EPERM', -1, 'link');
-    fsPromises.rename = fail('EIO', -5, 'rename');
-    syncBuiltinESMExports();
+    let restore = withoutHardLinks(true);
     try {
       await rejectsWith(() => source.backup(`${dir()}/copy.rs`), Error, 'EIO');
       assert.deepEqual(others('source.rs'), []);
       // Renamed into place once rename works (still no hard links).
-      fsPromises.rename = rename;
-      syncBuiltinESMExports();
+      restore();
+      restore = withoutHardLinks();
       assert.equal((await source.backup(`${dir()}/copy.rs`)).entries, 1000);
       assert.deepEqual(others('source.rs', 'copy.rs'), []);
     } finally {
-      fsPromises.link = link;
-      fsPromises.rename = rename;
-      syncBuiltinESMExports();
+      restore();
       await source.close();
     }
   });
@@ -251,8 +292,6 @@ describe('BlockStore.backup', function () {
     const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
     await source.put('s', 'source');
     const target = `${dir()}/copy.rs`;
-    const { link, rename } = fsPromises;
-    const open = IoUringActor.prototype.open;
     const otherCreates = async (keepOpen: boolean): Promise<BlockStore | undefined> => {
       const other = await BlockStore.open(target, { create: true });
       await other.put('mine', 'the other creator\'s');
@@ -263,24 +302,24 @@ describe('BlockStore.backup', function () {
     try {
       for (const when of ['before the claim', 'holding the claim\'s lock', 'in the claim, closed before its lock'] as const) {
         for (const renameFails of [false, true]) {
-          fsPromises.link = () => Promise.reject(Object.assign(new Error('EPERM: link'), { code: 'EPERM', errno: -1, syscall: 'link' }));
-          fsPromises.rename = renameFails ? () => Promise.reject(Object.assign(new Error('EIO: rename'), { code: 'EIO', errno: -5, syscall: 'rename' })) : rename;
-          syncBuiltinESMExports();
+          const restoreLinks = withoutHardLinks(renameFails);
           let meddled = false;
           let held: BlockStore | undefined;
-          IoUringActor.prototype.open = async function (this: IoUringActor, path: string, options?: Parameters<IoUringActor['open']>[1]) {
-            if (path !== target || meddled) return open.call(this, path, options);
+          const restoreOpen = aroundOpenOf(target, async (open) => {
+            if (meddled) return open();
             meddled = true;
             if (when === 'before the claim') await otherCreates(false);
-            const file = await open.call(this, path, options);
+            const file = await open();
             if (when !== 'before the claim') held = await otherCreates(when === 'holding the claim\'s lock');
             return file;
-          } as IoUringActor['open'];
-          await rejectsWithCode(() => source.backup(target), 'ERR_STORE_PATH');
-          assert.ok(meddled, 'the other creator ran');
-          IoUringActor.prototype.open = open;
-          fsPromises.rename = rename;
-          syncBuiltinESMExports();
+          });
+          try {
+            await rejectsWithCode(() => source.backup(target), 'ERR_STORE_PATH');
+            assert.ok(meddled, 'the other creator ran');
+          } finally {
+            restoreOpen();
+            restoreLinks();
+          }
           await held?.close();
           const other = await BlockStore.open(target);
           assert.equal(await other.get('mine'), 'the other creator\'s', `${when}, renameFails ${renameFails}`);
@@ -290,10 +329,6 @@ describe('BlockStore.backup', function () {
         }
       }
     } finally {
-      IoUringActor.prototype.open = open;
-      fsPromises.link = link;
-      fsPromises.rename = rename;
-      syncBuiltinESMExports();
       await source.close();
     }
   });
@@ -302,27 +337,19 @@ describe('BlockStore.backup', function () {
     const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
     await source.put('s', 'source');
     const target = `${dir()}/copy.rs`;
-    const { link } = fsPromises;
-    const open = IoUringActor.prototype.open;
-    fsPromises.link = () => Promise.reject(Object.assign(new Error('EPERM: link'), { code: 'EPERM', errno: -1, syscall: 'link' }));
-    syncBuiltinESMExports();
-    let made = false;
-    IoUringActor.prototype.open = async function (this: IoUringActor, path: string, options?: Parameters<IoUringActor['open']>[1]) {
-      if (path === target && !made) {
-        made = true;
-        writeFileSync(target, '');
-      }
-      return open.call(this, path, options);
-    } as IoUringActor['open'];
+    const restoreLinks = withoutHardLinks();
+    const restoreOpen = aroundOpenOf(target, (open) => {
+      if (!existsSync(target)) writeFileSync(target, '');
+      return open();
+    });
     try {
       const error = await rejectsWithCode(() => source.backup(target), 'ERR_STORE_PATH');
       assert.match(error.message, /by someone else/);
       assert.equal(statSync(target).size, 0, 'their empty file is left as it was');
       assert.deepEqual(others('source.rs', 'copy.rs'), []);
     } finally {
-      IoUringActor.prototype.open = open;
-      fsPromises.link = link;
-      syncBuiltinESMExports();
+      restoreOpen();
+      restoreLinks();
       await source.close();
     }
   });
@@ -332,21 +359,17 @@ describe('BlockStore.backup', function () {
     await source.put('s', 'source');
     mkdirSync(`${dir()}/sub`);
     const target = `${dir()}/sub/copy.rs`;
-    const { link } = fsPromises;
-    const open = IoUringActor.prototype.open;
-    fsPromises.link = () => Promise.reject(Object.assign(new Error('EPERM: link'), { code: 'EPERM', errno: -1, syscall: 'link' }));
-    syncBuiltinESMExports();
-    IoUringActor.prototype.open = async function (this: IoUringActor, path: string, options?: Parameters<IoUringActor['open']>[1]) {
-      if (path === target) renameSync(`${dir()}/sub`, `${dir()}/moved`);
-      return open.call(this, path, options);
-    } as IoUringActor['open'];
+    const restoreLinks = withoutHardLinks();
+    const restoreOpen = aroundOpenOf(target, (open) => {
+      renameSync(`${dir()}/sub`, `${dir()}/moved`);
+      return open();
+    });
     try {
       const error = await rejectsWithCode(() => source.backup(target), 'ERR_STORE_PATH');
       assert.match(error.message, /cannot create the new store file: its directory does not exist$/);
     } finally {
-      IoUringActor.prototype.open = open;
-      fsPromises.link = link;
-      syncBuiltinESMExports();
+      restoreOpen();
+      restoreLinks();
       await source.close();
     }
   });
@@ -357,21 +380,16 @@ describe('BlockStore.backup', function () {
     const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
     await source.put('s', 'source');
     const target = `${dir()}/copy.rs`;
-    const syncDirectory = addon.syncDirectory;
     let opener: BlockStore | undefined;
-    addon.syncDirectory = async (path: string) => {
-      if (existsSync(target) && opener === undefined) {
-        opener = await BlockStore.open(target);
-        await opener.put('mine', 'acknowledged');
-        throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO', errno: -5, syscall: 'fsync' });
-      }
-      return syncDirectory.call(addon, path);
-    };
+    const restore = failDirectoryFlushes(async () => {
+      opener ??= await BlockStore.open(target);
+      await opener.put('mine', 'acknowledged');
+    });
     try {
       const error = await rejectsWith(() => source.backup(target), Error, 'EIO');
       assert.match(error.message, /left there: it is open elsewhere/);
     } finally {
-      addon.syncDirectory = syncDirectory;
+      restore();
     }
     assert.ok(opener !== undefined, 'a store opened the copy before the flush');
     await opener.close();
@@ -386,21 +404,19 @@ describe('BlockStore.backup', function () {
     const source = await BlockStore.open(`${dir()}/source.rs`, { create: true });
     await source.put('s', 'source');
     const target = `${dir()}/copy.rs`;
-    const syncDirectory = addon.syncDirectory;
-    const open = IoUringActor.prototype.open;
-    addon.syncDirectory = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO', errno: -5, syscall: 'fsync' }));
+    const restoreFlushes = failDirectoryFlushes();
     // The only open of the copy's name: the lock taken to remove it; someone removes it first.
-    IoUringActor.prototype.open = async function (this: IoUringActor, path: string, options?: Parameters<IoUringActor['open']>[1]) {
-      if (path === target) rmSync(target, { force: true });
-      return open.call(this, path, options);
-    } as IoUringActor['open'];
+    const restoreOpen = aroundOpenOf(target, (open) => {
+      rmSync(target, { force: true });
+      return open();
+    });
     try {
       const error = await rejectsWith(() => source.backup(target), Error, 'EIO');
       assert.doesNotMatch(error.message, /left there/);
       assert.deepEqual(others('source.rs'), []);
     } finally {
-      addon.syncDirectory = syncDirectory;
-      IoUringActor.prototype.open = open;
+      restoreOpen();
+      restoreFlushes();
       await source.close();
     }
   });

@@ -124,16 +124,15 @@ export function checkBlockSize(value: unknown): number {
 }
 
 /**
- * walSizeBytes as given to open() or format(): an integer of at most
- * WAL_SIZE_BYTES_MAX (a larger one was once cut to it without a word;
- * found by a review).
+ * Refuses a walSizeBytes given to open() or format() that is not an
+ * integer of at most WAL_SIZE_BYTES_MAX (a larger one was once cut to it
+ * without a word; found by a review). Undefined passes.
  */
-export function checkWalSize(walSizeBytes: unknown): number | undefined {
+export function checkWalSize(walSizeBytes: unknown): void {
   const checked = checkSize(walSizeBytes, 'walSizeBytes', 0, 0);
-  if (walSizeBytes !== undefined && checked > WAL_SIZE_BYTES_MAX) {
+  if (checked > WAL_SIZE_BYTES_MAX) {
     throw invalidArgument(`option 'walSizeBytes' (${checked}) is more than the largest WAL a store can have, ${WAL_SIZE_BYTES_MAX} bytes (1 GiB)`, 'range');
   }
-  return walSizeBytes === undefined ? undefined : checked;
 }
 
 export function checkSize(value: unknown, name: string, fallback: number, min: number): number {
